@@ -1,0 +1,1 @@
+"""People, roles, passwords, sessions and API tokens."""

@@ -1,0 +1,146 @@
+"""Users, scoped role assignments, API tokens and the login-attempt log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lms_core.db import Base, UTCDateTime, str_enum, utcnow
+from lms_core.orgs.models import OrgUnit
+
+
+class RankBand(enum.StrEnum):
+    """职级档次; yearly study requirements differ by band."""
+
+    COUNTY_AND_ABOVE = "county_and_above"  # 县处级及以上
+    TOWNSHIP = "township"  # 乡科级
+    GENERAL = "general"  # 一般干部
+
+
+class UserStatus(enum.StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"  # left the service or suspended by an admin
+
+
+class Role(enum.StrEnum):
+    """Roles are granted on an org subtree (``RoleAssignment.org_unit``)."""
+
+    LEARNER = "learner"
+    INSTRUCTOR = "instructor"
+    AUDITOR = "auditor"  # read-only over the subtree's learning records
+    ORG_ADMIN = "org_admin"
+    SITE_ADMIN = "site_admin"
+
+
+class User(Base):
+    """A person: a cadre, instructor, auditor or administrator."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    #: One field for the whole name, as Chinese names are written (no first/last split).
+    full_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="RESTRICT"))
+    rank_band: Mapped[RankBand] = mapped_column(
+        str_enum(RankBand, 32), default=RankBand.GENERAL
+    )
+    party_member: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[UserStatus] = mapped_column(
+        str_enum(UserStatus, 16), default=UserStatus.ACTIVE
+    )
+    position: Mapped[str | None] = mapped_column(String(100))  # 职务
+    phone: Mapped[str | None] = mapped_column(String(32))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: Bumped on password change or reset; part of the session identity, so every
+    #: other session of the user ends at once.
+    session_version: Mapped[int] = mapped_column(default=1)
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    org_unit: Mapped[OrgUnit] = relationship(lazy="joined")
+    roles: Mapped[list[RoleAssignment]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __table_args__ = (Index("ix_users_org_unit_id", "org_unit_id"),)
+
+    # Flask-Login protocol ---------------------------------------------------------
+    @property
+    def is_active(self) -> bool:
+        return self.status == UserStatus.ACTIVE
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+
+class RoleAssignment(Base):
+    """``user`` holds ``role`` over the subtree rooted at ``org_unit``."""
+
+    __tablename__ = "role_assignments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[Role] = mapped_column(str_enum(Role, 16))
+    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="roles")
+    org_unit: Mapped[OrgUnit] = relationship(lazy="joined")
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "role", "org_unit_id"),
+        Index("ix_role_assignments_org_unit_id", "org_unit_id"),
+    )
+
+
+class ApiToken(Base):
+    """A bearer token for a machine client; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    #: First characters of the token, shown in the UI to tell tokens apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship()
+
+
+class LoginAttempt(Base):
+    """Every login attempt; the throttle counts recent failures per IP from here.
+
+    Kept in the database rather than in process memory so that several app nodes
+    behind one proxy share the count.
+    """
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String(64))
+    success: Mapped[bool]
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_login_attempts_ip_created_at", "ip", "created_at"),)

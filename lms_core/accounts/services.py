@@ -1,0 +1,252 @@
+"""Account services: sign-in with throttling, passwords, roles and API tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from lms_core.accounts.models import ApiToken, LoginAttempt, RankBand, Role, RoleAssignment, User, UserStatus
+from lms_core.accounts.passwords import hash_password, policy_errors, verify_password
+from lms_core.authz import AccessDenied, can
+from lms_core.db import utcnow
+from lms_core.events.services import emit
+from lms_core.extensions import db
+from lms_core.orgs.models import OrgUnit
+
+TOKEN_PREFIX = "lms_"
+
+
+class AccountError(ValueError):
+    """Invalid account change; the message is shown to the user."""
+
+
+class LoginOutcome(StrEnum):
+    OK = "ok"
+    BAD_CREDENTIALS = "bad_credentials"
+    LOCKED = "locked"
+    DISABLED = "disabled"
+    THROTTLED = "throttled"
+
+
+@dataclass
+class LoginResult:
+    outcome: LoginOutcome
+    user: User | None = None
+    locked_until: dt.datetime | None = None
+
+
+def by_username(username: str) -> User | None:
+    return db.session.execute(select(User).filter_by(username=username.strip())).scalar_one_or_none()
+
+
+def _ip_failures(ip: str) -> int:
+    window = dt.timedelta(minutes=current_app.config["LMS_LOGIN_IP_WINDOW_MINUTES"])
+    return db.session.execute(
+        select(func.count()).select_from(LoginAttempt).where(
+            LoginAttempt.ip == ip, LoginAttempt.success.is_(False), LoginAttempt.created_at >= utcnow() - window
+        )
+    ).scalar_one()
+
+
+def authenticate(username: str, password: str, ip: str) -> LoginResult:
+    """Check credentials with per-IP throttling and per-account lockout; commits.
+
+    Every attempt is logged. Locked or throttled attempts do not even check the
+    password, so a locked account cannot be brute-forced during the lock.
+    """
+    cfg = current_app.config
+    username = username.strip()[:64]
+    now = utcnow()
+    if _ip_failures(ip) >= cfg["LMS_LOGIN_IP_LIMIT"]:
+        db.session.add(LoginAttempt(username=username, ip=ip, success=False, created_at=now))
+        db.session.commit()
+        return LoginResult(LoginOutcome.THROTTLED)
+    user = by_username(username)
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        db.session.add(LoginAttempt(username=username, ip=ip, success=False, created_at=now))
+        db.session.commit()
+        return LoginResult(LoginOutcome.LOCKED, locked_until=user.locked_until)
+    ok = verify_password(user.password_hash if user else None, password)
+    db.session.add(LoginAttempt(username=username, ip=ip, success=ok, created_at=now))
+    if user is None:
+        db.session.commit()
+        return LoginResult(LoginOutcome.BAD_CREDENTIALS)
+    if not ok:
+        user.failed_logins += 1
+        if user.failed_logins >= cfg["LMS_LOGIN_MAX_FAILURES"]:
+            user.locked_until = now + dt.timedelta(minutes=cfg["LMS_LOGIN_LOCK_MINUTES"])
+            user.failed_logins = 0
+            emit("user.locked", actor=user, obj=user, payload={"until": user.locked_until.isoformat()})
+        db.session.commit()
+        if user.locked_until is not None and user.locked_until > now:
+            return LoginResult(LoginOutcome.LOCKED, locked_until=user.locked_until)
+        return LoginResult(LoginOutcome.BAD_CREDENTIALS)
+    if not user.is_active:
+        db.session.commit()
+        return LoginResult(LoginOutcome.DISABLED)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    emit("user.logged_in", actor=user, obj=user)
+    return LoginResult(LoginOutcome.OK, user=user)  # the caller commits after login_user()
+
+
+def load_session_user(session_id: str) -> User | None:
+    """Flask-Login user loader: ``<id>:<session_version>``; stale versions log out."""
+    try:
+        user_id, version = (int(part) for part in session_id.split(":", 1))
+    except ValueError:
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or user.session_version != version or not user.is_active:
+        return None
+    return user
+
+
+def set_password(user: User, new_password: str, *, actor: User | None, must_change: bool = False) -> None:
+    """Validate and set a password; ends the user's other sessions. Does not commit."""
+    errors = policy_errors(new_password, min_length=current_app.config["LMS_PASSWORD_MIN_LENGTH"],
+                           username=user.username)
+    if errors:
+        raise AccountError(" ".join(errors))
+    user.password_hash = hash_password(new_password)
+    user.session_version += 1
+    user.must_change_password = must_change
+    user.failed_logins = 0
+    user.locked_until = None
+    name = "user.password_changed" if actor is user else "user.password_reset"
+    emit(name, actor=actor, obj=user, org_unit_id=user.org_unit_id)
+
+
+def change_own_password(user: User, current: str, new_password: str) -> None:
+    if not verify_password(user.password_hash, current):
+        raise AccountError("current password is wrong")
+    set_password(user, new_password, actor=user)
+
+
+def reset_password(actor: User, user: User) -> str:
+    """Admin reset: a random temporary password the user must change at next login."""
+    if not can(actor, "user.manage", user):
+        raise AccessDenied("user.manage")
+    temporary = secrets.token_urlsafe(9) + "-1a"
+    set_password(user, temporary, actor=actor, must_change=True)
+    return temporary
+
+
+def create_user(*, username: str, full_name: str, org_unit: OrgUnit, password: str | None = None,
+                rank_band: RankBand = RankBand.GENERAL, party_member: bool = False,
+                position: str | None = None, phone: str | None = None, actor: User | None = None,
+                password_hash: str | None = None) -> User:
+    """Add a user (flushes, does not commit)."""
+    username = username.strip()
+    if not username or not full_name.strip():
+        raise AccountError("username and full name are required")
+    if by_username(username) is not None:
+        raise AccountError(f"username {username!r} is taken")
+    user = User(username=username, full_name=full_name.strip(), org_unit=org_unit, rank_band=rank_band,
+                party_member=party_member, position=position, phone=phone)
+    if password is not None:
+        errors = policy_errors(password, min_length=current_app.config["LMS_PASSWORD_MIN_LENGTH"],
+                               username=username)
+        if errors:
+            raise AccountError(" ".join(errors))
+        user.password_hash = hash_password(password)
+    elif password_hash is not None:
+        user.password_hash = password_hash
+    db.session.add(user)
+    db.session.flush()
+    emit("user.created", actor=actor, obj=user, org_unit_id=org_unit.id,
+         payload={"username": username})
+    return user
+
+
+def set_status(actor: User, user: User, status: UserStatus) -> None:
+    if not can(actor, "user.manage", user):
+        raise AccessDenied("user.manage")
+    if user.id == actor.id:
+        raise AccountError("you cannot change your own status")
+    user.status = status
+    user.session_version += 1
+    emit("user.status_changed", actor=actor, obj=user, org_unit_id=user.org_unit_id,
+         payload={"status": status.value})
+
+
+def grant_role(actor: User | None, user: User, role: Role, unit: OrgUnit) -> RoleAssignment:
+    """Grant ``role`` over ``unit``'s subtree.
+
+    An org admin may only grant within their own subtree and never ``site_admin``.
+    """
+    if actor is not None:
+        if not can(actor, "role.assign", unit):
+            raise AccessDenied("role.assign")
+        if role == Role.SITE_ADMIN and not can(actor, "site.manage"):
+            raise AccessDenied("site.manage")
+    existing = db.session.execute(
+        select(RoleAssignment).filter_by(user_id=user.id, role=role, org_unit_id=unit.id)
+    ).scalar_one_or_none()
+    if existing:
+        return existing
+    assignment = RoleAssignment(user=user, role=role, org_unit=unit)
+    db.session.add(assignment)
+    db.session.flush()
+    emit("role.granted", actor=actor, obj=user, org_unit_id=unit.id,
+         payload={"role": role.value, "unit": unit.code})
+    return assignment
+
+
+def revoke_role(actor: User, assignment: RoleAssignment) -> None:
+    if not can(actor, "role.assign", assignment.org_unit):
+        raise AccessDenied("role.assign")
+    emit("role.revoked", actor=actor, obj=assignment.user, org_unit_id=assignment.org_unit_id,
+         payload={"role": assignment.role.value, "unit": assignment.org_unit.code})
+    db.session.delete(assignment)
+
+
+# API tokens ----------------------------------------------------------------------
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(user: User, name: str, *, expires_at: dt.datetime | None = None) -> tuple[ApiToken, str]:
+    """Create a token; the plain value is returned once and never stored.
+
+    SHA-256 rather than a slow hash is right here: the token has 256 bits of
+    entropy, so there is nothing to brute-force, and it is checked on every request.
+    """
+    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user=user, name=name.strip() or "token", prefix=plain[:10], token_hash=_digest(plain),
+                     expires_at=expires_at)
+    db.session.add(token)
+    db.session.flush()
+    emit("api_token.created", actor=user, obj=token, payload={"name": token.name, "prefix": token.prefix})
+    return token, plain
+
+
+def user_for_token(plain: str) -> User | None:
+    if not plain.startswith(TOKEN_PREFIX):
+        return None
+    token = db.session.execute(select(ApiToken).filter_by(token_hash=_digest(plain))).scalar_one_or_none()
+    now = utcnow()
+    if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
+        return None
+    if not token.user.is_active:
+        return None
+    # Touch at most once a minute: a write per API call would serialise clients.
+    if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
+        token.last_used_at = now
+        db.session.commit()
+    return token.user
+
+
+def revoke_token(user: User, token: ApiToken) -> None:
+    if token.user_id != user.id and not can(user, "site.manage"):
+        raise AccessDenied("api_token")
+    token.revoked_at = utcnow()
+    emit("api_token.revoked", actor=user, obj=token, payload={"prefix": token.prefix})

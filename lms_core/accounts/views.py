@@ -1,0 +1,139 @@
+"""Sign-in, sign-out, password change, language choice and API tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
+
+from lms_core.accounts import services
+from lms_core.accounts.forms import ChangePasswordForm, LoginForm, TokenForm
+from lms_core.accounts.models import ApiToken, User
+from lms_core.app_setup import LOCALE_COOKIE, SUPPORTED_LOCALES
+from lms_core.extensions import db
+from lms_core.jobs.services import commit
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative redirects (no open redirect through ``next``)."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
+            return target
+    return url_for("dashboard.index")
+
+
+def load_token_user(req: Any) -> User | None:
+    """Flask-Login request loader for ``Authorization: Bearer lms_...``."""
+    header = req.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return services.user_for_token(header[7:].strip())
+    return None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if current_user.is_authenticated:
+        return redirect(url_for("dashboard.index"))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        result = services.authenticate(form.username.data or "", form.password.data or "",
+                                       request.remote_addr or "?")
+        outcome = result.outcome
+        if outcome == services.LoginOutcome.OK and result.user is not None:
+            login_user(result.user)
+            commit()
+            if result.user.must_change_password:
+                flash(_("Please choose a new password."), "warning")
+                return redirect(url_for("auth.password"))
+            return redirect(_safe_next(request.args.get("next")))
+        if outcome == services.LoginOutcome.THROTTLED:
+            flash(_("Too many failed sign-ins from your network. Please wait a few minutes."), "error")
+            status = 429
+        elif outcome == services.LoginOutcome.LOCKED:
+            flash(_("This account is locked after repeated failures. Try again later or ask an administrator."),
+                  "error")
+            status = 403
+        elif outcome == services.LoginOutcome.DISABLED:
+            flash(_("This account is disabled."), "error")
+            status = 403
+        else:
+            flash(_("Wrong username or password."), "error")
+            status = 401
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Any:
+    if current_user.is_authenticated:
+        from lms_core.events.services import emit
+
+        emit("user.logged_out", actor=current_user, obj=current_user)
+        commit()
+    logout_user()
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def password() -> Any:
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.change_own_password(current_user, form.current.data or "", form.new.data or "")
+        except services.AccountError as exc:
+            db.session.rollback()
+            form.new.errors = [_("Current password is wrong.") if "current" in str(exc) else str(exc)]
+        else:
+            commit()
+            login_user(current_user)  # the session id changed with session_version
+            flash(_("Your password has been changed."), "success")
+            return redirect(url_for("dashboard.index"))
+    return render_template("auth/password.html", form=form), 400 if form.errors else 200
+
+
+@bp.route("/lang/<code>")
+def set_language(code: str) -> Any:
+    if code not in SUPPORTED_LOCALES:
+        abort(404)
+    response = redirect(_safe_next(request.args.get("next")))
+    response.set_cookie(LOCALE_COOKIE, code, max_age=365 * 86400, samesite="Lax", httponly=True)
+    if current_user.is_authenticated:
+        current_user.locale = code
+        db.session.commit()
+    return response
+
+
+@bp.route("/account/tokens", methods=["GET", "POST"])
+@login_required
+def tokens() -> Any:
+    form = TokenForm()
+    new_token = None
+    if form.validate_on_submit():
+        _token, new_token = services.create_token(current_user, form.name.data or "")
+        commit()
+    rows = db.session.execute(
+        select(ApiToken).filter_by(user_id=current_user.id).order_by(ApiToken.id.desc())
+    ).scalars().all()
+    return render_template("auth/tokens.html", form=form, tokens=rows, new_token=new_token)
+
+
+@bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
+@login_required
+def revoke_token(token_id: int) -> Any:
+    token = db.session.get(ApiToken, token_id)
+    if token is None or token.user_id != current_user.id:
+        abort(404)
+    services.revoke_token(current_user, token)
+    commit()
+    flash(_("Token revoked."), "success")
+    return redirect(url_for("auth.tokens"))

@@ -1,0 +1,1 @@
+"""Administration pages: the org tree, people, roles and the HR import."""

@@ -1,0 +1,63 @@
+"""Admin forms."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, Optional
+
+from lms_core.accounts.models import RankBand, Role
+from lms_core.orgs.models import OrgKind
+
+
+def kind_choices() -> list[tuple[str, str]]:
+    labels = {OrgKind.PROVINCE: _l("Province"), OrgKind.CITY: _l("City"), OrgKind.COUNTY: _l("County / district"),
+              OrgKind.TOWNSHIP: _l("Township / street"), OrgKind.VILLAGE: _l("Village / community"),
+              OrgKind.DEPARTMENT: _l("Department")}
+    return [(k.value, str(labels[k])) for k in OrgKind]
+
+
+def rank_choices() -> list[tuple[str, str]]:
+    labels = {RankBand.COUNTY_AND_ABOVE: _l("County-level and above"), RankBand.TOWNSHIP: _l("Township-level"),
+              RankBand.GENERAL: _l("General cadre")}
+    return [(k.value, str(labels[k])) for k in RankBand]
+
+
+def role_choices() -> list[tuple[str, str]]:
+    labels = {Role.LEARNER: _l("Learner"), Role.INSTRUCTOR: _l("Instructor"), Role.AUDITOR: _l("Auditor"),
+              Role.ORG_ADMIN: _l("Org admin"), Role.SITE_ADMIN: _l("Site admin")}
+    return [(k.value, str(labels[k])) for k in Role]
+
+
+class OrgForm(FlaskForm):
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=64)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    kind = SelectField(_l("Kind"), choices=kind_choices)
+
+
+class MoveForm(FlaskForm):
+    parent_code = StringField(_l("New parent code"), validators=[DataRequired(), Length(max=64)])
+
+
+class UserForm(FlaskForm):
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
+    full_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=100)])
+    org_code = StringField(_l("Org unit code"), validators=[DataRequired(), Length(max=64)])
+    rank_band = SelectField(_l("Rank"), choices=rank_choices)
+    party_member = BooleanField(_l("Party member"))
+    position = StringField(_l("Position"), validators=[Optional(), Length(max=100)])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=32)])
+    password = PasswordField(_l("Initial password"), validators=[Optional(), Length(max=256)])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=role_choices)
+    org_code = StringField(_l("Over org unit (code)"), validators=[DataRequired(), Length(max=64)])
+
+
+class ImportForm(FlaskForm):
+    file = FileField(_l("CSV file (UTF-8 or GBK)"), validators=[FileRequired()])
+    initial_password = PasswordField(_l("Initial password for new accounts"),
+                                     validators=[Optional(), Length(max=256)])

@@ -1,0 +1,309 @@
+"""Admin views: thin wrappers that parse input, call services and render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import func, or_, select
+
+from lms_core.accounts import services as accounts
+from lms_core.accounts.importer import ImportFileError, import_users
+from lms_core.accounts.models import RankBand, Role, RoleAssignment, User, UserStatus
+from lms_core.admin.forms import ImportForm, MoveForm, OrgForm, RoleForm, UserForm
+from lms_core.authz import AccessDenied, can, require, scope_condition
+from lms_core.extensions import db
+from lms_core.jobs.services import commit
+from lms_core.orgs import services as orgs
+from lms_core.orgs.models import OrgKind, OrgUnit
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+@login_required
+def _require_admin() -> None:
+    require(current_user, "admin.access")
+
+
+def _unit_or_404(unit_id: int, capability: str) -> OrgUnit:
+    unit = db.session.get(OrgUnit, unit_id)
+    if unit is None:
+        abort(404)
+    require(current_user, capability, unit)
+    return unit
+
+
+def _scope_roots() -> list[OrgUnit]:
+    """The highest units the current user administers (their starting points)."""
+    cond = scope_condition(current_user, "org.view", OrgUnit.path)
+    return list(db.session.execute(
+        select(OrgUnit).where(cond).order_by(OrgUnit.depth, OrgUnit.code).limit(200)).scalars())
+
+
+@bp.route("/")
+def index() -> Any:
+    return redirect(url_for("admin.orgs"))
+
+
+@bp.route("/orgs", endpoint="orgs")
+def orgs_view() -> Any:
+    unit_id = request.args.get("unit", type=int)
+    if unit_id is None:
+        roots = _scope_roots()
+        if not roots:
+            abort(403)
+        top_depth = roots[0].depth
+        unit = None
+        children = [u for u in roots if u.depth == top_depth]
+    else:
+        unit = _unit_or_404(unit_id, "org.view")
+        children = list(unit.children)
+    breadcrumb = []
+    if unit is not None:
+        ids = unit.ancestor_ids()
+        by_id = {u.id: u for u in db.session.execute(select(OrgUnit).where(OrgUnit.id.in_(ids))).scalars()}
+        breadcrumb = [by_id[i] for i in ids if i in by_id and can(current_user, "org.view", by_id[i])]
+    counts = dict(db.session.execute(
+        select(User.org_unit_id, func.count()).where(User.org_unit_id.in_([c.id for c in children]))
+        .group_by(User.org_unit_id)).all()) if children else {}
+    return render_template("admin/orgs.html", unit=unit, children=children, breadcrumb=breadcrumb,
+                           counts=counts, form=OrgForm(), move_form=MoveForm(),
+                           edit_form=OrgForm(obj=unit) if unit else None)
+
+
+
+@bp.route("/orgs/<int:unit_id>/children", methods=["POST"])
+def org_create(unit_id: int) -> Any:
+    parent = _unit_or_404(unit_id, "org.manage")
+    form = OrgForm()
+    if form.validate_on_submit():
+        try:
+            child = orgs.create_unit(code=form.code.data or "", name=form.name.data or "",
+                                     kind=OrgKind(form.kind.data), parent=parent, actor=current_user)
+        except orgs.OrgError as exc:
+            db.session.rollback()
+            flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
+        else:
+            commit()
+            flash(_("Created %(name)s.", name=child.name), "success")
+    else:
+        flash(_("Not saved: please fill in code, name and kind."), "error")
+    return redirect(url_for("admin.orgs", unit=parent.id))
+
+
+@bp.route("/orgs/<int:unit_id>/edit", methods=["POST"])
+def org_edit(unit_id: int) -> Any:
+    unit = _unit_or_404(unit_id, "org.manage")
+    form = OrgForm()
+    if form.validate_on_submit():
+        try:
+            orgs.update_unit(unit, name=form.name.data or "", code=form.code.data or "", actor=current_user)
+        except orgs.OrgError as exc:
+            db.session.rollback()
+            flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
+        else:
+            commit()
+            flash(_("Saved."), "success")
+    return redirect(url_for("admin.orgs", unit=unit.id))
+
+
+@bp.route("/orgs/<int:unit_id>/move", methods=["POST"])
+def org_move(unit_id: int) -> Any:
+    unit = _unit_or_404(unit_id, "org.manage")
+    form = MoveForm()
+    new_parent = orgs.by_code(form.parent_code.data or "") if form.validate_on_submit() else None
+    if new_parent is None:
+        flash(_("Not moved: unknown parent code."), "error")
+    elif not can(current_user, "org.manage", new_parent):
+        abort(403)
+    else:
+        try:
+            orgs.move_unit(unit, new_parent, actor=current_user)
+        except orgs.OrgError as exc:
+            db.session.rollback()
+            flash(_("Not moved: %(reason)s", reason=str(exc)), "error")
+        else:
+            commit()
+            flash(_("Moved."), "success")
+    return redirect(url_for("admin.orgs", unit=unit_id))
+
+
+# users ------------------------------------------------------------------------
+
+def _user_or_404(user_id: int, capability: str) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    require(current_user, capability, user)
+    return user
+
+
+@bp.route("/users")
+def users() -> Any:
+    q = (request.args.get("q") or "").strip()
+    org_code = (request.args.get("org") or "").strip()
+    page = max(request.args.get("page", 1, type=int), 1)
+    size = current_app.config["LMS_PAGE_SIZE"]
+    stmt = select(User).join(User.org_unit).where(scope_condition(current_user, "user.view", OrgUnit.path))
+    if q:
+        like = f"%{q}%"
+        stmt = stmt.where(or_(User.username.ilike(like), User.full_name.ilike(like)))
+    if org_code:
+        unit = orgs.by_code(org_code)
+        if unit is None:
+            flash(_("Unknown org code %(code)s.", code=org_code), "error")
+            stmt = stmt.where(False)
+        else:
+            stmt = stmt.where(OrgUnit.path.startswith(unit.path, autoescape=True))
+    total = db.session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    rows = db.session.execute(stmt.order_by(User.username).limit(size).offset((page - 1) * size)).scalars().all()
+    return render_template("admin/users.html", users=rows, total=total, page=page, size=size, q=q,
+                           org_code=org_code)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+def user_new() -> Any:
+    form = UserForm()
+    if form.validate_on_submit():
+        unit = orgs.by_code(form.org_code.data or "")
+        if unit is None:
+            form.org_code.errors = [_("Unknown org code.")]
+        elif not can(current_user, "user.manage", unit):
+            form.org_code.errors = [_("You cannot add people to this org unit.")]
+        else:
+            try:
+                user = accounts.create_user(
+                    username=form.username.data or "", full_name=form.full_name.data or "", org_unit=unit,
+                    password=form.password.data or None, rank_band=RankBand(form.rank_band.data),
+                    party_member=bool(form.party_member.data), position=form.position.data or None,
+                    phone=form.phone.data or None, actor=current_user)
+            except accounts.AccountError as exc:
+                db.session.rollback()
+                form.username.errors = [str(exc)]
+            else:
+                commit()
+                flash(_("Created %(name)s.", name=user.full_name), "success")
+                return redirect(url_for("admin.user_detail", user_id=user.id))
+    return render_template("admin/user_form.html", form=form, user=None), 400 if form.errors else 200
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+def user_detail(user_id: int) -> Any:
+    user = _user_or_404(user_id, "user.view")
+    form = UserForm(obj=user, org_code=user.org_unit.code)
+    form.username.render_kw = {"readonly": True}
+    if request.method == "POST":
+        require(current_user, "user.manage", user)
+        form.username.data = user.username
+        if form.validate_on_submit():
+            unit = orgs.by_code(form.org_code.data or "")
+            if unit is None or not can(current_user, "user.manage", unit):
+                form.org_code.errors = [_("Unknown org code or outside your scope.")]
+            else:
+                before = {"full_name": user.full_name, "org": user.org_unit.code}
+                user.full_name = (form.full_name.data or "").strip()
+                user.org_unit = unit
+                user.rank_band = RankBand(form.rank_band.data)
+                user.party_member = bool(form.party_member.data)
+                user.position = form.position.data or None
+                user.phone = form.phone.data or None
+                from lms_core.events.services import emit
+
+                emit("user.updated", actor=current_user, obj=user, org_unit_id=unit.id,
+                     payload={"before": before, "after": {"full_name": user.full_name, "org": unit.code}})
+                commit()
+                flash(_("Saved."), "success")
+                return redirect(url_for("admin.user_detail", user_id=user.id))
+    return render_template("admin/user_form.html", form=form, user=user, role_form=RoleForm()), \
+        400 if form.errors else 200
+
+
+@bp.route("/users/<int:user_id>/roles", methods=["POST"])
+def user_grant(user_id: int) -> Any:
+    user = _user_or_404(user_id, "user.view")
+    form = RoleForm()
+    unit = orgs.by_code(form.org_code.data or "") if form.validate_on_submit() else None
+    if unit is None:
+        flash(_("Not granted: unknown org code."), "error")
+    else:
+        try:
+            accounts.grant_role(current_user, user, Role(form.role.data), unit)
+        except AccessDenied:
+            db.session.rollback()
+            abort(403)
+        commit()
+        flash(_("Role granted."), "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id))
+
+
+@bp.route("/users/<int:user_id>/roles/<int:assignment_id>/revoke", methods=["POST"])
+def user_revoke(user_id: int, assignment_id: int) -> Any:
+    assignment = db.session.get(RoleAssignment, assignment_id)
+    if assignment is None or assignment.user_id != user_id:
+        abort(404)
+    try:
+        accounts.revoke_role(current_user, assignment)
+    except AccessDenied:
+        db.session.rollback()
+        abort(403)
+    commit()
+    flash(_("Role revoked."), "success")
+    return redirect(url_for("admin.user_detail", user_id=user_id))
+
+
+@bp.route("/users/<int:user_id>/reset-password", methods=["POST"])
+def user_reset_password(user_id: int) -> Any:
+    user = _user_or_404(user_id, "user.manage")
+    temporary = accounts.reset_password(current_user, user)
+    commit()
+    flash(_("Temporary password for %(name)s: %(pw)s (they must change it at next sign-in).",
+            name=user.full_name, pw=temporary), "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id))
+
+
+@bp.route("/users/<int:user_id>/status", methods=["POST"])
+def user_status(user_id: int) -> Any:
+    user = _user_or_404(user_id, "user.manage")
+    try:
+        status = UserStatus(request.form.get("status", ""))
+        accounts.set_status(current_user, user, status)
+    except ValueError as exc:
+        db.session.rollback()
+        flash(_("Not changed: %(reason)s", reason=str(exc)), "error")
+    else:
+        commit()
+        flash(_("Saved."), "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id))
+
+
+@bp.route("/import", methods=["GET", "POST"])
+def import_view() -> Any:
+    require(current_user, "user.import")
+    form = ImportForm()
+    report = None
+    file_error = None
+    status = 200
+    if form.validate_on_submit():
+        upload = form.file.data
+        data = upload.stream.read(current_app.config["LMS_IMPORT_MAX_BYTES"] + 1)
+        if len(data) > current_app.config["LMS_IMPORT_MAX_BYTES"]:
+            file_error, status = _("The file is too large."), 413
+        else:
+            try:
+                report = import_users(current_user, data, initial_password=form.initial_password.data or None,
+                                      min_password_length=current_app.config["LMS_PASSWORD_MIN_LENGTH"])
+            except ImportFileError as exc:
+                db.session.rollback()
+                file_error, status = str(exc), 400
+            else:
+                if report.ok:
+                    commit()
+                else:
+                    db.session.rollback()
+                    status = 400
+    elif request.method == "POST":
+        file_error, status = _("Please choose a CSV file."), 400
+    return render_template("admin/import.html", form=form, report=report, file_error=file_error), status

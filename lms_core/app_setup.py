@@ -1,0 +1,130 @@
+"""The steps of ``create_app``, one function each, in the order they run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pluggy
+from flask import Flask, g, request
+from flask_babel import get_locale
+
+from lms_core.extensions import babel, csrf, db, login_manager, migrate
+from lms_core.pluginhost import load_plugins
+
+CORE_DIR = Path(__file__).resolve().parent
+REPO_DIR = CORE_DIR.parent
+SUPPORTED_LOCALES = ("zh_Hans_CN", "en")
+LOCALE_COOKIE = "lms_lang"
+
+
+def select_locale() -> str:
+    """Explicit choice (cookie), then the user's saved preference, then Chinese."""
+    from flask_login import current_user
+
+    chosen = request.cookies.get(LOCALE_COOKIE)
+    if chosen in SUPPORTED_LOCALES:
+        return chosen
+    if getattr(current_user, "is_authenticated", False) and current_user.locale in SUPPORTED_LOCALES:
+        return str(current_user.locale)
+    return "zh_Hans_CN"
+
+
+@migrate.configure
+def _alembic_version_locations(config: Any) -> Any:
+    """Point Alembic at the core's and each enabled plugin's version folders."""
+    from flask import current_app
+
+    config.set_main_option("version_locations", os.pathsep.join(current_app.extensions["lms_migration_dirs"]))
+    return config
+
+
+def init_extensions(app: Flask) -> None:
+    from lms_core import models  # noqa: F401 - registers every table on db.metadata
+    from lms_core.accounts.services import load_session_user
+    from lms_core.events import guard
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(REPO_DIR / "migrations"))
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(load_session_user)
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+    guard.install()
+
+
+def init_plugins(app: Flask) -> pluggy.PluginManager:
+    """Load plugins and merge what they declare (settings, capabilities, jobs)."""
+    from lms_core.authz import CORE_CAPABILITIES
+    from lms_core.events.services import DISPATCH_JOB, dispatch_job
+    from lms_core.pluginhost.manager import per_plugin
+
+    pm = load_plugins(app)
+
+    settings: dict[str, Any] = {}
+    for plugin_name, answer in per_plugin(pm, "lms_default_settings"):
+        for key, default in (answer or {}).items():
+            settings[f"{plugin_name}.{key}"] = default
+    app.extensions["lms_settings"] = settings
+
+    capabilities = {name: set(roles) for name, roles in CORE_CAPABILITIES.items()}
+    for plugin_name, answer in per_plugin(pm, "lms_capabilities"):
+        for name, roles in (answer or {}).items():
+            if name in capabilities:
+                raise RuntimeError(f"plugin {plugin_name!r} redeclares capability {name!r}")
+            capabilities[name] = set(roles)
+    app.extensions["lms_capabilities"] = capabilities
+
+    jobs: dict[str, Any] = {DISPATCH_JOB: dispatch_job}
+    for plugin_name, answer in per_plugin(pm, "lms_job_handlers"):
+        for kind, handler in (answer or {}).items():
+            if kind in jobs:
+                raise RuntimeError(f"plugin {plugin_name!r} redeclares job kind {kind!r}")
+            jobs[kind] = handler
+    app.extensions["lms_job_handlers"] = jobs
+    return pm
+
+
+def register_core(app: Flask) -> None:
+    from lms_core import cli, errors, templating, theming
+    from lms_core.accounts.views import bp as auth_bp
+    from lms_core.accounts.views import load_token_user
+    from lms_core.admin.views import bp as admin_bp
+    from lms_core.dashboard.views import bp as dashboard_bp
+
+    login_manager.request_loader(load_token_user)
+    theming.init_app(app)
+    templating.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(admin_bp)
+    app.cli.add_command(cli.build_group())
+
+    @app.before_request
+    def _remember_locale() -> None:
+        g.locale = str(get_locale())
+
+
+def apply_plugins(app: Flask, pm: pluggy.PluginManager) -> None:
+    lms_group = app.cli.commands["lms"]
+    for blueprints in pm.hook.lms_blueprints():
+        for bp in blueprints or []:
+            app.register_blueprint(bp)
+    for commands in pm.hook.lms_cli_commands():
+        for command in commands or []:
+            if command.name in lms_group.commands:  # type: ignore[attr-defined]
+                raise RuntimeError(f"CLI command {command.name!r} is defined twice")
+            lms_group.add_command(command)  # type: ignore[attr-defined]
+    dirs = [str(REPO_DIR / "migrations" / "versions")]
+    for answer in pm.hook.lms_migration_dirs():
+        dirs.extend(answer or [])
+    app.extensions["lms_migration_dirs"] = dirs
+    translation_dirs = [str(CORE_DIR / "translations")]
+    for answer in pm.hook.lms_translation_dirs():
+        translation_dirs.extend(answer or [])
+    # Flask-Babel resolves its folders in init_app, before plugins are known.
+    app.extensions["babel"].translation_directories = translation_dirs

@@ -1,0 +1,21 @@
+"""Authorisation: one function, :func:`can`, used by every view and service."""
+
+from lms_core.authz.core import (
+    CORE_CAPABILITIES,
+    AccessDenied,
+    can,
+    effective_assignments,
+    register_scope_resolver,
+    require,
+    scope_condition,
+)
+
+__all__ = [
+    "CORE_CAPABILITIES",
+    "AccessDenied",
+    "can",
+    "effective_assignments",
+    "register_scope_resolver",
+    "require",
+    "scope_condition",
+]

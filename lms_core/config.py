@@ -1,0 +1,91 @@
+"""Settings: defaults, then ``LMS_*`` environment variables, then ``test_config``.
+
+Every setting the core reads is declared in :data:`DEFAULTS`; unknown ``LMS_*``
+variables are ignored so that a typo does not crash a server, but the values that
+are read are converted and checked here, in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+#: Declared core settings and their defaults.
+DEFAULTS: dict[str, Any] = {
+    "LMS_DATABASE_URL": None,  # None: SQLite file in the instance folder
+    "LMS_PLUGINS": [],
+    "LMS_THEME": "default",
+    "LMS_INLINE_JOBS": True,  # run background jobs right after commit (development, tests)
+    "LMS_LOGIN_MAX_FAILURES": 5,  # consecutive failures before an account is locked
+    "LMS_LOGIN_LOCK_MINUTES": 15,
+    "LMS_LOGIN_IP_LIMIT": 30,  # failed logins per IP per window
+    "LMS_LOGIN_IP_WINDOW_MINUTES": 10,
+    "LMS_IMPORT_MAX_BYTES": 20 * 1024 * 1024,
+    "LMS_PASSWORD_MIN_LENGTH": 8,
+    "LMS_SESSION_COOKIE_SECURE": True,
+    "LMS_JOB_MAX_ATTEMPTS": 8,
+    "LMS_PAGE_SIZE": 50,
+}
+
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+_BOOL_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _convert(key: str, raw: str) -> Any:
+    default = DEFAULTS[key]
+    if isinstance(default, bool):
+        low = raw.strip().lower()
+        if low in _BOOL_TRUE:
+            return True
+        if low in _BOOL_FALSE:
+            return False
+        raise ValueError(f"{key} must be a boolean, got {raw!r}")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, list):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Declared settings found in ``environ``, converted to their types."""
+    return {key: _convert(key, environ[key]) for key in DEFAULTS if key in environ}
+
+
+def load_secret_key(instance_path: str) -> str:
+    """Read the secret key from the instance folder, creating it on first run.
+
+    The key is never committed: each installation generates its own, and several
+    app nodes share it by sharing the instance folder (or ``LMS_SECRET_KEY``).
+    """
+    env_key = os.environ.get("LMS_SECRET_KEY")
+    if env_key:
+        return env_key
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting at once must not overwrite each other's key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def database_url(config: Mapping[str, Any], instance_path: str) -> str:
+    """The SQLAlchemy URL; psycopg 3 is the PostgreSQL driver."""
+    url = config.get("LMS_DATABASE_URL")
+    if not url:
+        return "sqlite:///" + str(Path(instance_path) / "lms.sqlite3")
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return str(url)

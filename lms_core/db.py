@@ -1,0 +1,89 @@
+"""Declarative base, column types and transaction helpers shared by every package."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+#: Stable constraint names, so that Alembic autogenerate produces the same diff on
+#: SQLite and PostgreSQL and can drop constraints by name later.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Base of every model, core and plugins alike (one metadata, one Alembic env)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+    def __repr__(self) -> str:
+        mapper = self.__mapper__
+        keys = ", ".join(f"{c.key}={getattr(self, c.key)!r}" for c in mapper.primary_key)
+        return f"<{type(self).__name__} {keys}>"
+
+
+def utcnow() -> dt.datetime:
+    """Current time as an aware UTC datetime; the only clock the models use."""
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """An aware UTC timestamp on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so values are stored
+    as naive UTC and made aware again on load. Naive input is rejected rather than
+    guessed, because a naive local time would silently shift study hours by 8 hours.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def json_type() -> Any:
+    """JSON column: JSONB on PostgreSQL (indexable), JSON text elsewhere."""
+    from sqlalchemy import JSON
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    return JSON().with_variant(JSONB(), "postgresql")
+
+
+def bigint_pk() -> Any:
+    """A 64-bit primary key that is still SQLite's auto-incrementing ROWID."""
+    from sqlalchemy import BigInteger, Integer
+
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+def str_enum(enum_cls: type[Any], length: int = 32) -> Any:
+    """Store a ``StrEnum`` by its *value* as a checked VARCHAR (portable, readable in SQL)."""
+    from sqlalchemy import Enum
+
+    return Enum(enum_cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e],
+                validate_strings=True)

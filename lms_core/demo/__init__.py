@@ -1,0 +1,1 @@
+"""Demo data for ``make run`` (never loaded in production unless asked for)."""

@@ -1,0 +1,53 @@
+"""Error pages: a short message and the status, never a stack trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+
+def wants_json() -> bool:
+    if request.path.startswith(("/api/", "/xapi")):
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def _messages() -> dict[int, str]:
+    return {
+        400: _("The request was not understood."),
+        403: _("You do not have permission to do that."),
+        404: _("The page you asked for does not exist."),
+        405: _("That method is not allowed here."),
+        413: _("The upload is too large."),
+        429: _("Too many attempts. Please wait and try again."),
+        500: _("Something went wrong on our side. The error has been logged."),
+    }
+
+
+def render_error(status: int, message: str | None = None) -> Any:
+    message = message or _messages().get(status, "")
+    if wants_json():
+        return jsonify({"error": message, "status": status}), status
+    return render_template("errors/error.html", status=status, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> Any:
+        return render_error(400, _("The form has expired or was not sent from this site. Please try again."))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        description = exc.description if status in (400, 409, 413, 416, 422) else None
+        return render_error(status, description if description and "<" not in description else None)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        return render_error(500)

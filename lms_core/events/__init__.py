@@ -1,0 +1,1 @@
+"""The append-only domain event log: the auditors' record and the outbox."""

@@ -1,0 +1,135 @@
+"""Write domain events and dispatch them to plugins after commit."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from flask import has_request_context, request
+from sqlalchemy import select
+
+from lms_core.db import utcnow
+from lms_core.events.models import Event, EventHandlerFailure
+from lms_core.extensions import db
+from lms_core.jobs.services import enqueue
+from lms_core.pluginhost import get_plugin_manager
+
+log = logging.getLogger(__name__)
+
+DISPATCH_JOB = "events.dispatch"
+
+
+def emit(name: str, *, actor: Any = None, obj: Any = None, object_type: str | None = None,
+         object_id: Any = None, course_id: int | None = None, org_unit_id: int | None = None,
+         payload: dict[str, Any] | None = None) -> Event:
+    """Record ``name`` in the current transaction and queue its dispatch.
+
+    Call it from a service *before* committing: the event and the change it
+    describes commit together or not at all. ``obj`` may be any model; its table
+    name and primary key become ``object_type``/``object_id``.
+    """
+    if obj is not None:
+        object_type = object_type or obj.__tablename__
+        object_id = object_id if object_id is not None else obj.id
+    actor_id = getattr(actor, "id", None)
+    if org_unit_id is None and actor is not None:
+        org_unit_id = getattr(actor, "org_unit_id", None)
+    event = Event(
+        name=name,
+        actor_id=actor_id,
+        org_unit_id=org_unit_id,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        course_id=course_id,
+        ip=request.remote_addr if has_request_context() else None,
+        payload=payload or {},
+        created_at=utcnow(),
+    )
+    db.session.add(event)
+    db.session.flush()  # the id is the idempotency key handlers rely on
+    enqueue(DISPATCH_JOB, {"event_id": event.id})
+    return event
+
+
+def _run_handler(impl: Any, event_id: int) -> bool:
+    """Run one plugin's handler in its own transaction, recording a failure."""
+    event = db.session.get(Event, event_id)
+    try:
+        impl.function(event=event)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.warning("plugin %s failed on event %s", impl.plugin_name, event_id, exc_info=True)
+        _record_failure(event_id, impl.plugin_name, traceback.format_exc(limit=20))
+        return False
+    _resolve_failure(event_id, impl.plugin_name)
+    return True
+
+
+def _record_failure(event_id: int, plugin_name: str, error: str) -> None:
+    failure = db.session.execute(
+        select(EventHandlerFailure).filter_by(event_id=event_id, plugin_name=plugin_name)
+    ).scalar_one_or_none()
+    now = utcnow()
+    if failure is None:
+        db.session.add(EventHandlerFailure(event_id=event_id, plugin_name=plugin_name, error=error,
+                                           first_failed_at=now, last_failed_at=now))
+    else:
+        failure.attempts += 1
+        failure.error = error
+        failure.last_failed_at = now
+        failure.resolved_at = None
+    db.session.commit()
+
+
+def _resolve_failure(event_id: int, plugin_name: str) -> None:
+    failure = db.session.execute(
+        select(EventHandlerFailure).filter_by(event_id=event_id, plugin_name=plugin_name,
+                                              resolved_at=None)
+    ).scalar_one_or_none()
+    if failure is not None:
+        failure.resolved_at = utcnow()
+        db.session.commit()
+
+
+def dispatch(event_id: int, only_plugin: str | None = None) -> dict[str, bool]:
+    """Deliver a committed event to each ``lms_handle_event`` implementation."""
+    results = {}
+    for impl in get_plugin_manager().hook.lms_handle_event.get_hookimpls():
+        if only_plugin is None or impl.plugin_name == only_plugin:
+            results[impl.plugin_name] = _run_handler(impl, event_id)
+    return results
+
+
+def dispatch_job(payload: dict[str, Any]) -> None:
+    """Job handler for :data:`DISPATCH_JOB`."""
+    dispatch(int(payload["event_id"]))
+
+
+def open_failures() -> list[EventHandlerFailure]:
+    return list(
+        db.session.execute(
+            select(EventHandlerFailure)
+            .where(EventHandlerFailure.resolved_at.is_(None))
+            .order_by(EventHandlerFailure.id)
+        ).scalars()
+    )
+
+
+def replay_failures(plugin_name: str | None = None,
+                    progress: Callable[[int], object] | None = None) -> tuple[int, int]:
+    """Re-dispatch every unresolved failure; returns (fixed, still failing)."""
+    fixed = failing = 0
+    targets = [(f.event_id, f.plugin_name) for f in open_failures()
+               if plugin_name is None or f.plugin_name == plugin_name]
+    for event_id, name in targets:
+        outcome = dispatch(event_id, only_plugin=name)
+        if outcome.get(name):
+            fixed += 1
+        else:
+            failing += 1
+        if progress:
+            progress(1)
+    return fixed, failing

@@ -1,0 +1,1 @@
+"""Background jobs claimed from the database by worker processes."""

@@ -1,0 +1,152 @@
+"""The plugin contract.
+
+Every hook says *when* it runs, *what* it returns and *how* the answers of several
+plugins combine. pluggy checks implementations against these signatures when a
+plugin is registered, and ``check_pending()`` rejects hook names that match no
+spec, so a typo in a plugin fails at start-up instead of being silently ignored.
+
+Phases used below:
+
+* **app creation**: once, inside ``create_app``, before the first request.
+* **request**: inside a request (or CLI command) with an application context.
+* **transaction**: inside the business transaction; the hook may add rows to
+  ``db.session`` but must not commit.
+* **after commit**: after the business transaction committed, each
+  implementation in its own transaction; failures are recorded, not raised.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    from flask import Blueprint, Flask
+
+    from lms_core.accounts.models import User
+    from lms_core.events.models import Event
+    from lms_core.pluginhost.manager import DashboardPanel
+
+PROJECT = "lms"
+hookspec = pluggy.HookspecMarker(PROJECT)
+#: Plugins decorate their implementations with this marker.
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def lms_default_settings() -> dict[str, Any]:  # type: ignore[empty-body]
+    """Declare the plugin's settings and their defaults.
+
+    Phase: app creation. Returns ``{key: default}``. Keys are stored as
+    ``<plugin>.<key>``; reading or writing an undeclared key raises ``KeyError``
+    (strict settings, as in Indico). Each plugin's answer is kept under its own name.
+    """
+
+
+@hookspec
+def lms_capabilities() -> dict[str, set[str]]:  # type: ignore[empty-body]
+    """Declare capabilities and the roles that hold them by default.
+
+    Phase: app creation. Returns ``{capability: {role, ...}}``; roles are
+    ``learner``, ``instructor``, ``auditor``, ``org_admin``, ``site_admin``.
+    Answers are merged into the core registry; declaring a capability the core or
+    another plugin already declared is an error (two owners for one permission).
+    """
+
+
+@hookspec
+def lms_blueprints() -> list[Blueprint]:  # type: ignore[empty-body]
+    """Blueprints to register on the application.
+
+    Phase: app creation. Each blueprint brings its own ``templates/<name>/`` and
+    ``static/`` folders; the active theme can still override its templates.
+    Answers are concatenated.
+    """
+
+
+@hookspec
+def lms_cli_commands() -> list[click.Command]:  # type: ignore[empty-body]
+    """Click commands or groups to add under ``flask lms``.
+
+    Phase: app creation. Answers are concatenated; a name clash is an error.
+    """
+
+
+@hookspec
+def lms_migration_dirs() -> list[str]:  # type: ignore[empty-body]
+    """Alembic version directories holding the plugin's own migration branch.
+
+    Phase: app creation (read by ``flask db``). The first revision of a plugin's
+    branch has ``branch_labels = ("<plugin>",)`` and ``depends_on`` the core
+    revision whose tables it references. Answers are concatenated.
+    """
+
+
+@hookspec
+def lms_translation_dirs() -> list[str]:  # type: ignore[empty-body]
+    """Folders holding ``<locale>/LC_MESSAGES/messages.mo`` for the plugin's strings.
+
+    Phase: app creation. Answers are concatenated after the core's own folder.
+    """
+
+
+@hookspec
+def lms_template_hook(name: str, context: dict[str, Any]) -> str | None:  # type: ignore[empty-body]
+    """Markup for a named slot in a core template.
+
+    Phase: request (rendering). ``name`` is the slot, e.g. ``head``,
+    ``body_end``, ``dashboard_sidebar``. Returns safe HTML or ``None``. All
+    answers are joined in hook order (use ``tryfirst``/``trylast`` to order).
+    """
+
+
+@hookspec
+def lms_dashboard_panels(user: User) -> list[DashboardPanel]:  # type: ignore[empty-body]
+    """Panels for a user's dashboard.
+
+    Phase: request. Returns panels the user may see (the plugin checks
+    permissions); all answers are concatenated and sorted by ``panel.order``.
+    """
+
+
+@hookspec
+def lms_has_capability(user: User, capability: str, obj: Any) -> bool | None:  # type: ignore[empty-body]
+    """Override the core's role-based decision for ``can(user, capability, obj)``.
+
+    Phase: request. Return ``True`` to grant, ``False`` to deny, ``None`` to
+    abstain. The most restrictive answer wins: any ``False`` denies, otherwise
+    any ``True`` grants, otherwise the core's role check decides.
+    """
+
+
+@hookspec
+def lms_handle_event(event: Event) -> None:
+    """React to a committed domain event.
+
+    Phase: after commit, in a background job (inline in development). Each
+    implementation runs in its own transaction and commits its own work; an
+    exception rolls back that implementation only and is recorded for
+    ``flask lms events replay``. Implementations **must be idempotent on
+    ``event.id``**: a replay or a retried job delivers the same event again.
+    """
+
+
+@hookspec
+def lms_job_handlers() -> dict[str, Any]:  # type: ignore[empty-body]
+    """Background job kinds the plugin executes: ``{kind: callable(payload)}``.
+
+    Phase: app creation. The callable runs in a worker with an application
+    context and its own transaction; it must be idempotent (jobs are retried
+    with backoff after a failure). Answers are merged; a clash is an error.
+    """
+
+
+@hookspec
+def lms_app_created(app: Flask) -> None:
+    """Last step of ``create_app``: every other hook has been applied.
+
+    Phase: app creation. For anything the other hooks do not cover (Jinja
+    filters, ``before_request`` handlers). Return value ignored.
+    """

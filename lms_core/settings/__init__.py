@@ -1,0 +1,1 @@
+"""Declared plugin settings stored in the database as ``<plugin>.<key>``."""

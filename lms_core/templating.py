@@ -1,0 +1,48 @@
+"""Jinja globals and filters: local times, plugin template slots, permissions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Flask, g
+from flask_babel import format_date, format_datetime
+from markupsafe import Markup
+
+from lms_core.pluginhost import get_plugin_manager
+
+
+def localdt(value: dt.datetime | None, fmt: str = "medium") -> str:
+    """Show a stored UTC time in Asia/Shanghai (the Babel default time zone)."""
+    if value is None:
+        return ""
+    return str(format_datetime(value, fmt))
+
+
+def localdate(value: dt.datetime | dt.date | None, fmt: str = "long") -> str:
+    if value is None:
+        return ""
+    return str(format_date(value, fmt))
+
+
+def template_hook(name: str, **context: Any) -> Markup:
+    """Join the markup every plugin returns for the slot ``name``."""
+    parts = get_plugin_manager().hook.lms_template_hook(name=name, context=context)
+    return Markup("\n").join(Markup(p) for p in reversed(parts) if p)
+
+
+def init_app(app: Flask) -> None:
+    from flask_login import current_user
+
+    from lms_core.authz import can
+
+    app.jinja_env.filters["localdt"] = localdt
+    app.jinja_env.filters["localdate"] = localdate
+    app.jinja_env.globals["template_hook"] = template_hook
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        def user_can(capability: str, obj: Any = None) -> bool:
+            return can(current_user, capability, obj)
+
+        return {"can": user_can, "current_locale": getattr(g, "locale", "zh_Hans_CN")}
