@@ -95,7 +95,8 @@ def password() -> Any:
             form.new.errors = [_("Current password is wrong.") if "current" in str(exc) else str(exc)]
         else:
             commit()
-            login_user(current_user)  # the session id changed with session_version
+            # The session identity includes session_version, which just changed.
+            login_user(current_user._get_current_object())
             flash(_("Your password has been changed."), "success")
             return redirect(url_for("dashboard.index"))
     return render_template("auth/password.html", form=form), 400 if form.errors else 200

@@ -1,0 +1,57 @@
+# The two commands in README.md: `make run` (platform with demo data on SQLite) and
+# `make test` (the whole suite on SQLite, PostgreSQL and Chromium). Both do all set-up.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+export FLASK_APP := lms_core
+
+.PHONY: run test install translations lint mypy browser clean extract-messages worker
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,postgres,serve]'
+	@touch $(STAMP)
+
+install: $(STAMP) translations
+
+translations: $(STAMP)
+	@for d in lms_core/translations plugins/*/translations lrs/translations; do \
+	  [ -d $$d ] && $(BIN)/pybabel -q compile -d $$d || true; done
+
+extract-messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o lms_core/translations/messages.pot --no-location --sort-output lms_core themes plugins
+	$(BIN)/pybabel update -i lms_core/translations/messages.pot -d lms_core/translations --no-fuzzy-matching
+
+run: install
+	@mkdir -p instance
+	$(BIN)/flask db upgrade heads
+	$(BIN)/flask lms demo
+	@echo ""
+	@echo "  Platform: http://$(HOST):$(PORT)/   (Ctrl-C to stop)"
+	@echo ""
+	LMS_SESSION_COOKIE_SECURE=0 $(BIN)/flask run --host $(HOST) --port $(PORT)
+
+worker: install
+	$(BIN)/flask lms worker
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+
+lint: install
+	$(BIN)/ruff check .
+
+mypy: install
+	$(BIN)/mypy lms_core
+
+test: install browser lint
+	LMS_TEST_REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,173 @@
+"""Shared fixtures.
+
+Every test that uses ``app`` runs once on SQLite and once on a real PostgreSQL
+cluster that this suite starts from the machine's binaries. A missing PostgreSQL
+is a failure, never a skip (``LMS_TEST_BACKENDS=sqlite`` narrows a local run).
+
+Isolation: the schema is built once per session *by the migrations* (so they are
+tested on both databases); each test then gets a fresh copy of the SQLite file or
+a truncated PostgreSQL database. We do not wrap tests in a rolled-back savepoint,
+because event handlers and jobs run in their own transactions after commit, and
+concurrency tests need several real connections.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from tests import pgcluster
+
+BACKENDS = ("sqlite", "postgresql")
+TEST_SECRET = "test-secret-key-not-for-production"  # noqa: S105
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--backends", default=os.environ.get("LMS_TEST_BACKENDS", ",".join(BACKENDS)),
+                     help="comma-separated database backends to run the app tests on")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "app_config(**settings): extra settings for the app fixture")
+    config.addinivalue_line("markers", "backends(*names): run only on these backends")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_backend" in metafunc.fixturenames:
+        chosen = [b.strip() for b in metafunc.config.getoption("--backends").split(",") if b.strip()]
+        marker = metafunc.definition.get_closest_marker("backends")
+        if marker:
+            chosen = [b for b in chosen if b in marker.args]
+        metafunc.parametrize("db_backend", chosen, scope="function")
+
+
+def _migrate(url: str) -> None:
+    import flask_migrate
+
+    from lms_core import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": TEST_SECRET, "TESTING": True})
+    with app.app_context():
+        flask_migrate.upgrade(revision="heads")
+        from lms_core.extensions import db
+
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pgcluster.Cluster]:
+    # Not under pytest's tmp_path: that folder is private to root, and the server
+    # runs as the postgres user.
+    try:
+        cluster = pgcluster.start(extra_conf={"fsync": "off", "synchronous_commit": "off",
+                                                    "full_page_writes": "off"})
+    except pgcluster.PostgresUnavailable as exc:
+        pytest.fail(f"PostgreSQL is required for the test suite: {exc}", pytrace=False)
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_cluster: pgcluster.Cluster) -> str:
+    url = pg_cluster.create_database("lms_test")
+    _migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
+    _migrate(f"sqlite:///{path}")
+    return path
+
+
+def _truncate_all(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )).scalars().all()
+        if tables:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(db_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if db_backend == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        _truncate_all(url)
+        return url
+    template: Path = request.getfixturevalue("sqlite_template")
+    target = tmp_path / "lms.sqlite3"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
+def make_test_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SECRET_KEY": TEST_SECRET,
+        "WTF_CSRF_ENABLED": False,
+        "LMS_SESSION_COOKIE_SECURE": False,
+        "LMS_PLUGINS": [],
+        "LMS_INLINE_JOBS": True,
+    }
+    config.update(extra)
+    return config
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose requests run in their own app context.
+
+    The ``app`` fixture keeps an app context pushed so tests can use ``db.session``;
+    Flask would reuse it for requests, sharing ``g`` (Flask-Login's cached user) and
+    the database session between "different" browsers. Running each request in an
+    empty ``contextvars.Context`` gives it a fresh context, as in production.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Flask]:
+    from lms_core import create_app
+    from lms_core.extensions import db
+
+    marker = request.node.get_closest_marker("app_config")
+    extra = dict(marker.kwargs) if marker else {}
+    app = create_app(make_test_config(database_url, tmp_path, **extra))
+    app.test_client_class = IsolatedClient
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def tree(app: Flask) -> Any:
+    """A small org tree: a city, two counties, townships and a village."""
+    from tests import factories
+
+    return factories.build_tree()
+
+
+def login(client: FlaskClient, username: str, password: str = "Passw0rd!") -> Any:
+    return client.post("/login", data={"username": username, "password": password})
