@@ -3,8 +3,9 @@
 from lms_core.accounts.models import ApiToken, LoginAttempt, RoleAssignment, User
 from lms_core.events.models import Event, EventHandlerFailure
 from lms_core.jobs.models import Job
+from lms_core.media.models import MediaDelivery, MediaFile
 from lms_core.orgs.models import OrgUnit
 from lms_core.settings.models import Setting
 
-__all__ = ["ApiToken", "Event", "EventHandlerFailure", "Job", "LoginAttempt", "OrgUnit", "RoleAssignment",
+__all__ = ["ApiToken", "Event", "EventHandlerFailure", "Job", "LoginAttempt", "MediaDelivery", "MediaFile", "OrgUnit", "RoleAssignment",
            "Setting", "User"]

@@ -1,0 +1,1 @@
+"""Instructors' uploads: validated, content-addressed media and byte-range delivery."""
