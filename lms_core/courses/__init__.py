@@ -1,0 +1,1 @@
+"""Course catalogue and structure: courses, sections, lessons, topics (专题)."""

@@ -1,0 +1,1 @@
+"""Enrolment: self-enrolment and assigned training (调训)."""

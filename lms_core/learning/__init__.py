@@ -1,0 +1,1 @@
+"""Playback sessions, the credited-interval ledger and lesson progress."""

@@ -1,0 +1,131 @@
+"""Learning sessions, the interval ledger, per-lesson progress and feedback.
+
+``learning_intervals`` is the one canonical time ledger: every heartbeat that was
+accepted becomes a row with what the client claimed, what the server credited
+and why. Every figure shown to a learner, an auditor or the credit bank is
+derived from it, so learner and manager can never see different totals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lms_core.accounts.models import User
+from lms_core.courses.models import Lesson
+from lms_core.db import Base, UTCDateTime, bigint_pk, json_type, str_enum, utcnow
+
+
+class LearningSession(Base):
+    """One opening of a lesson in one browser tab, created by the server at launch."""
+
+    __tablename__ = "learning_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random hex; also the media URL's key
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    enrolment_id: Mapped[int] = mapped_column(ForeignKey("enrolments.id", ondelete="CASCADE"))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_beat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seq: Mapped[int] = mapped_column(default=0)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    claimed_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Credited time not yet reported in a ``study.interval_credited`` event.
+    unreported_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+    lesson: Mapped[Lesson] = relationship()
+    user: Mapped[User] = relationship()
+
+    __table_args__ = (Index("ix_learning_sessions_user_id_started_at", "user_id", "started_at"),)
+
+    @property
+    def org_unit(self) -> Any:
+        return self.user.org_unit
+
+
+class LearningInterval(Base):
+    """One accepted heartbeat: the media ranges claimed and the part credited."""
+
+    __tablename__ = "learning_intervals"
+
+    id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("learning_sessions.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    #: Server receive times bounding the interval (the authoritative clock).
+    wall_start: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    wall_end: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: Media ranges in milliseconds, ``[[start, end], ...]``, as claimed and as credited.
+    claimed_segments: Mapped[list[list[int]]] = mapped_column(json_type(), default=list)
+    credited_segments: Mapped[list[list[int]]] = mapped_column(json_type(), default=list)
+    claimed_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: ``credit`` | ``reduce`` | ``void``: the most restrictive verdict.
+    verdict: Mapped[str] = mapped_column(String(16), default="credit")
+    #: Every verdict with its source and reason: ``[{"by", "verdict", "credited_ms", "reason"}]``.
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(json_type(), default=list)
+    client: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)  # raw client signals
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("session_id", "seq"),
+        Index("ix_learning_intervals_user_id_wall_end", "user_id", "wall_end"),
+        Index("ix_learning_intervals_lesson_id", "lesson_id"),
+    )
+
+
+class ProgressStatus(enum.StrEnum):
+    NOT_STARTED = "not_started"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
+class LessonProgress(Base):
+    """Derived, per (user, lesson): resume position, credited coverage, status."""
+
+    __tablename__ = "lesson_progress"
+
+    id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    position_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Union of credited media ranges (ms), merged and sorted.
+    credited_segments: Mapped[list[list[int]]] = mapped_column(json_type(), default=list)
+    #: Coverage of the media by credited viewing, in basis points (10000 = 100 %).
+    coverage_bp: Mapped[int] = mapped_column(default=0)
+    read_ms: Mapped[int] = mapped_column(BigInteger, default=0)  # documents: credited visible time
+    status: Mapped[ProgressStatus] = mapped_column(str_enum(ProgressStatus, 16), default=ProgressStatus.NOT_STARTED)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "lesson_id"),
+        Index("ix_lesson_progress_user_id_course_id", "user_id", "course_id"),
+        Index("ix_lesson_progress_lesson_id", "lesson_id"),
+    )
+
+
+class LessonFeedback(Base):
+    """训中学情快速评估: a learner's 1–5 rating and comment on a lesson."""
+
+    __tablename__ = "lesson_feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"), index=True)
+    #: The lesson being evaluated (a survey lesson evaluates the lesson before it, or the course).
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    rating: Mapped[int]
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("user_id", "lesson_id"),)

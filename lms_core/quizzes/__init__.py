@@ -1,0 +1,1 @@
+"""Quiz question banks and graded attempts."""
