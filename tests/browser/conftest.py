@@ -1,0 +1,101 @@
+"""Browser test fixtures: the real app in a live HTTP server, driven by Chromium.
+
+Why PostgreSQL only (``@pytest.mark.backends("postgresql")`` on the tests): the
+live server answers requests from its own threads while the test thread seeds
+data, which is the production shape of the platform; SQLite's single-writer
+file would be tested here only for its locking, and every page the browser
+visits is already covered on SQLite by the client-level tests.
+
+Chromium is Debian's (``/usr/bin/chromium``); nothing is ever downloaded
+(``playwright install`` is not used). When it is missing the browser tests are
+skipped on a developer machine but *fail* when ``LMS_TEST_REQUIRE_BROWSER=1``
+(set by ``make test`` and ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+CHROMIUM = os.environ.get("LMS_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+#: The tests look for Chinese text; without a CJK font the screenshots show boxes.
+DEFAULT_TIMEOUT_MS = 15_000
+
+
+def _chromium_path() -> str | None:
+    if os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
+    return shutil.which("chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One Chromium for the whole session (start-up costs about a second)."""
+    path = _chromium_path()
+    if path is None:
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("LMS_TEST_REQUIRE_BROWSER") == "1":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Flask
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """Serve ``app`` (the test database, CSRF on) on 127.0.0.1 from a thread.
+
+    A threaded werkzeug server: every request gets its own thread and therefore
+    its own app context and database session, as under gunicorn.
+    """
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{server.server_port}", app=app)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _new_page(browser: Any, **options: Any) -> Iterator[Any]:
+    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", **options)
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    """A fresh browser context (no cookies) with a desktop viewport."""
+    yield from _new_page(browser, viewport={"width": 1280, "height": 800}, base_url=live_server.url)
+
+
+@pytest.fixture
+def mobile_page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    """An iPhone-sized context: 390x844 CSS pixels, touch, device scale 3."""
+    yield from _new_page(browser, viewport={"width": 390, "height": 844}, device_scale_factor=3,
+                         is_mobile=True, has_touch=True, base_url=live_server.url)
