@@ -28,6 +28,14 @@ DEFAULTS: dict[str, Any] = {
     "LMS_SESSION_COOKIE_SECURE": True,
     "LMS_JOB_MAX_ATTEMPTS": 8,
     "LMS_PAGE_SIZE": 50,
+    # xAPI emission (lms_core/xapi): statements go through the xapi_outbox table to this LRS.
+    "LMS_XAPI_ENABLED": True,  # False: no statement is queued at all
+    "LMS_XAPI_ENDPOINT": "http://127.0.0.1:5000/xapi/",  # the embedded LRS by default
+    "LMS_XAPI_KEY": "",  # LRS client credential (Basic auth); `flask lms lrs client create`
+    "LMS_XAPI_SECRET": "",
+    "LMS_XAPI_BATCH_SIZE": 100,  # statements per POST
+    "LMS_XAPI_TIMEOUT": 10,  # seconds per LRS request
+    "LMS_PLATFORM_URL": "http://127.0.0.1:5000",  # base of activity ids and of the actors' account homePage
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

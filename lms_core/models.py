@@ -10,6 +10,7 @@ from lms_core.learning.models import LearningInterval, LearningSession, LessonFe
 from lms_core.orgs.models import OrgUnit
 from lms_core.quizzes.models import Attempt, Question
 from lms_core.settings.models import Setting
+from lms_core.xapi.models import XapiOutbox
 
 __all__ = [
     "Assignment",
@@ -36,4 +37,5 @@ __all__ = [
     "RoleAssignment",
     "Setting",
     "User",
+    "XapiOutbox",
 ]
