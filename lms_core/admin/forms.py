@@ -13,15 +13,16 @@ from lms_core.orgs.models import OrgKind
 
 
 def kind_choices() -> list[tuple[str, str]]:
-    labels = {OrgKind.PROVINCE: _l("Province"), OrgKind.CITY: _l("City"), OrgKind.COUNTY: _l("County / district"),
+    labels = {OrgKind.PROVINCE: _l("Province"), OrgKind.CITY: _l("City"),
+              OrgKind.COUNTY: _l("County / district"),
               OrgKind.TOWNSHIP: _l("Township / street"), OrgKind.VILLAGE: _l("Village / community"),
               OrgKind.DEPARTMENT: _l("Department")}
     return [(k.value, str(labels[k])) for k in OrgKind]
 
 
 def rank_choices() -> list[tuple[str, str]]:
-    labels = {RankBand.COUNTY_AND_ABOVE: _l("County-level and above"), RankBand.TOWNSHIP: _l("Township-level"),
-              RankBand.GENERAL: _l("General cadre")}
+    labels = {RankBand.COUNTY_AND_ABOVE: _l("County-level and above"),
+              RankBand.TOWNSHIP: _l("Township-level"), RankBand.GENERAL: _l("General cadre")}
     return [(k.value, str(labels[k])) for k in RankBand]
 
 

@@ -51,15 +51,20 @@ def index() -> Any:
 @bp.route("/orgs", endpoint="orgs")
 def orgs_view() -> Any:
     unit_id = request.args.get("unit", type=int)
-    if unit_id is None:
+    unit = None if unit_id is None else _unit_or_404(unit_id, "org.view")
+    return _render_orgs(unit)
+
+
+def _render_orgs(unit: OrgUnit | None, *, status: int = 200, form: OrgForm | None = None,
+                 edit_form: OrgForm | None = None, move_form: MoveForm | None = None) -> Any:
+    """The org page of ``unit`` (or the user's top units); failed forms re-render here with 400."""
+    if unit is None:
         roots = _scope_roots()
         if not roots:
             abort(403)
         top_depth = roots[0].depth
-        unit = None
         children = [u for u in roots if u.depth == top_depth]
     else:
-        unit = _unit_or_404(unit_id, "org.view")
         children = list(unit.children)
     breadcrumb = []
     if unit is not None:
@@ -69,28 +74,29 @@ def orgs_view() -> Any:
     counts = dict(db.session.execute(
         select(User.org_unit_id, func.count()).where(User.org_unit_id.in_([c.id for c in children]))
         .group_by(User.org_unit_id)).all()) if children else {}
+    if edit_form is None and unit is not None:
+        edit_form = OrgForm(obj=unit, formdata=None)
     return render_template("admin/orgs.html", unit=unit, children=children, breadcrumb=breadcrumb,
-                           counts=counts, form=OrgForm(), move_form=MoveForm(),
-                           edit_form=OrgForm(obj=unit) if unit else None)
-
+                           counts=counts, form=form or OrgForm(formdata=None),
+                           move_form=move_form or MoveForm(formdata=None), edit_form=edit_form), status
 
 
 @bp.route("/orgs/<int:unit_id>/children", methods=["POST"])
 def org_create(unit_id: int) -> Any:
     parent = _unit_or_404(unit_id, "org.manage")
     form = OrgForm()
-    if form.validate_on_submit():
-        try:
-            child = orgs.create_unit(code=form.code.data or "", name=form.name.data or "",
-                                     kind=OrgKind(form.kind.data), parent=parent, actor=current_user)
-        except orgs.OrgError as exc:
-            db.session.rollback()
-            flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
-        else:
-            commit()
-            flash(_("Created %(name)s.", name=child.name), "success")
-    else:
+    if not form.validate_on_submit():
         flash(_("Not saved: please fill in code, name and kind."), "error")
+        return _render_orgs(parent, status=400, form=form)
+    try:
+        child = orgs.create_unit(code=form.code.data or "", name=form.name.data or "",
+                                 kind=OrgKind(form.kind.data), parent=parent, actor=current_user)
+    except orgs.OrgError as exc:
+        db.session.rollback()
+        flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
+        return _render_orgs(parent, status=400, form=form)
+    commit()
+    flash(_("Created %(name)s.", name=child.name), "success")
     return redirect(url_for("admin.orgs", unit=parent.id))
 
 
@@ -98,15 +104,17 @@ def org_create(unit_id: int) -> Any:
 def org_edit(unit_id: int) -> Any:
     unit = _unit_or_404(unit_id, "org.manage")
     form = OrgForm()
-    if form.validate_on_submit():
-        try:
-            orgs.update_unit(unit, name=form.name.data or "", code=form.code.data or "", actor=current_user)
-        except orgs.OrgError as exc:
-            db.session.rollback()
-            flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
-        else:
-            commit()
-            flash(_("Saved."), "success")
+    if not form.validate_on_submit():
+        flash(_("Not saved: please fill in code and name."), "error")
+        return _render_orgs(unit, status=400, edit_form=form)
+    try:
+        orgs.update_unit(unit, name=form.name.data or "", code=form.code.data or "", actor=current_user)
+    except orgs.OrgError as exc:
+        db.session.rollback()
+        flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
+        return _render_orgs(db.session.get(OrgUnit, unit_id), status=400, edit_form=form)
+    commit()
+    flash(_("Saved."), "success")
     return redirect(url_for("admin.orgs", unit=unit.id))
 
 
@@ -117,17 +125,17 @@ def org_move(unit_id: int) -> Any:
     new_parent = orgs.by_code(form.parent_code.data or "") if form.validate_on_submit() else None
     if new_parent is None:
         flash(_("Not moved: unknown parent code."), "error")
-    elif not can(current_user, "org.manage", new_parent):
+        return _render_orgs(unit, status=400, move_form=form)
+    if not can(current_user, "org.manage", new_parent):
         abort(403)
-    else:
-        try:
-            orgs.move_unit(unit, new_parent, actor=current_user)
-        except orgs.OrgError as exc:
-            db.session.rollback()
-            flash(_("Not moved: %(reason)s", reason=str(exc)), "error")
-        else:
-            commit()
-            flash(_("Moved."), "success")
+    try:
+        orgs.move_unit(unit, new_parent, actor=current_user)
+    except orgs.OrgError as exc:
+        db.session.rollback()
+        flash(_("Not moved: %(reason)s", reason=str(exc)), "error")
+        return _render_orgs(db.session.get(OrgUnit, unit_id), status=400, move_form=form)
+    commit()
+    flash(_("Moved."), "success")
     return redirect(url_for("admin.orgs", unit=unit_id))
 
 
@@ -159,13 +167,15 @@ def users() -> Any:
         else:
             stmt = stmt.where(OrgUnit.path.startswith(unit.path, autoescape=True))
     total = db.session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-    rows = db.session.execute(stmt.order_by(User.username).limit(size).offset((page - 1) * size)).scalars().all()
+    rows = db.session.execute(
+        stmt.order_by(User.username).limit(size).offset((page - 1) * size)).scalars().all()
     return render_template("admin/users.html", users=rows, total=total, page=page, size=size, q=q,
                            org_code=org_code)
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
 def user_new() -> Any:
+    require(current_user, "user.manage")  # auditors are read-only
     form = UserForm()
     if form.validate_on_submit():
         unit = orgs.by_code(form.org_code.data or "")
@@ -190,11 +200,17 @@ def user_new() -> Any:
     return render_template("admin/user_form.html", form=form, user=None), 400 if form.errors else 200
 
 
+def _user_form(user: User, *, from_request: bool = True) -> UserForm:
+    form = UserForm(obj=user, org_code=user.org_unit.code) if from_request else \
+        UserForm(formdata=None, obj=user, org_code=user.org_unit.code)
+    form.username.render_kw = {"readonly": True}
+    return form
+
+
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 def user_detail(user_id: int) -> Any:
     user = _user_or_404(user_id, "user.view")
-    form = UserForm(obj=user, org_code=user.org_unit.code)
-    form.username.render_kw = {"readonly": True}
+    form = _user_form(user)
     if request.method == "POST":
         require(current_user, "user.manage", user)
         form.username.data = user.username
@@ -227,15 +243,18 @@ def user_grant(user_id: int) -> Any:
     form = RoleForm()
     unit = orgs.by_code(form.org_code.data or "") if form.validate_on_submit() else None
     if unit is None:
-        flash(_("Not granted: unknown org code."), "error")
-    else:
-        try:
-            accounts.grant_role(current_user, user, Role(form.role.data), unit)
-        except AccessDenied:
-            db.session.rollback()
-            abort(403)
-        commit()
-        flash(_("Role granted."), "success")
+        if not form.errors:
+            form.org_code.errors = [_("Unknown org code.")]
+        flash(_("Not granted: choose a role and a known org code."), "error")
+        return render_template("admin/user_form.html", form=_user_form(user, from_request=False), user=user,
+                               role_form=form), 400
+    try:
+        accounts.grant_role(current_user, user, Role(form.role.data), unit)
+    except AccessDenied:
+        db.session.rollback()
+        abort(403)
+    commit()
+    flash(_("Role granted."), "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
 
@@ -269,13 +288,15 @@ def user_status(user_id: int) -> Any:
     user = _user_or_404(user_id, "user.manage")
     try:
         status = UserStatus(request.form.get("status", ""))
+    except ValueError:
+        abort(400, _("Unknown status."))
+    try:
         accounts.set_status(current_user, user, status)
-    except ValueError as exc:
+    except accounts.AccountError as exc:
         db.session.rollback()
-        flash(_("Not changed: %(reason)s", reason=str(exc)), "error")
-    else:
-        commit()
-        flash(_("Saved."), "success")
+        abort(400, str(exc))
+    commit()
+    flash(_("Saved."), "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
 

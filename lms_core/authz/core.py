@@ -21,7 +21,8 @@ from lms_core.orgs.models import OrgUnit
 A = Role
 #: The core's capabilities and the roles that hold them by default.
 CORE_CAPABILITIES: dict[str, set[str]] = {
-    "admin.access": {A.ORG_ADMIN, A.SITE_ADMIN},
+    #: Opening the admin area; auditors read there (every write checks its own capability).
+    "admin.access": {A.AUDITOR, A.ORG_ADMIN, A.SITE_ADMIN},
     "org.view": {A.AUDITOR, A.ORG_ADMIN, A.SITE_ADMIN},
     "org.manage": {A.ORG_ADMIN, A.SITE_ADMIN},
     "user.view": {A.AUDITOR, A.ORG_ADMIN, A.SITE_ADMIN},

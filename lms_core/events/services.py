@@ -10,15 +10,21 @@ from typing import Any
 from flask import has_request_context, request
 from sqlalchemy import select
 
+from lms_core.authz import register_scope_resolver
 from lms_core.db import utcnow
 from lms_core.events.models import Event, EventHandlerFailure
 from lms_core.extensions import db
 from lms_core.jobs.services import enqueue
+from lms_core.orgs.models import OrgUnit
 from lms_core.pluginhost import get_plugin_manager
 
 log = logging.getLogger(__name__)
 
 DISPATCH_JOB = "events.dispatch"
+
+# An event belongs to the org unit recorded on it (the actor's unit at the time, or
+# the unit the change was made in); events with none are site-wide.
+register_scope_resolver(Event, lambda e: db.session.get(OrgUnit, e.org_unit_id) if e.org_unit_id else None)
 
 
 def emit(name: str, *, actor: Any = None, obj: Any = None, object_type: str | None = None,

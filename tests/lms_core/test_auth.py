@@ -51,7 +51,8 @@ def test_lockout_after_repeated_failures_then_unlocks(client, user, app):
         assert r.status_code == 403
     db.session.expire_all()
     assert db.session.get(User, user.id).locked_until is not None
-    with time_machine.travel(start + dt.timedelta(minutes=app.config["LMS_LOGIN_LOCK_MINUTES"] + 1), tick=False):
+    unlocked = start + dt.timedelta(minutes=app.config["LMS_LOGIN_LOCK_MINUTES"] + 1)
+    with time_machine.travel(unlocked, tick=False):
         assert login(client, "liming").status_code == 302
 
 
@@ -72,7 +73,8 @@ def test_password_change_ends_other_sessions(client, app, user):
     other = app.test_client()
     login(client, "liming")
     login(other, "liming")
-    r = client.post("/account/password", data={"current": "Passw0rd!", "new": "N3w-password", "confirm": "N3w-password"})
+    r = client.post("/account/password",
+                    data={"current": "Passw0rd!", "new": "N3w-password", "confirm": "N3w-password"})
     assert r.status_code == 302
     assert client.get("/dashboard").status_code == 200  # this session continues
     assert other.get("/dashboard").status_code == 302  # the other one is signed out
