@@ -63,6 +63,11 @@ def init_plugins(app: Flask) -> pluggy.PluginManager:
     from lms_core.pluginhost.manager import per_plugin
 
     pm = load_plugins(app)
+    # Core event handlers that use the plugin hooks (always on; see lms_core/xapi/plugin.py).
+    from lms_core.xapi import plugin as xapi_plugin
+
+    pm.register(xapi_plugin, name=xapi_plugin.NAME)
+    pm.check_pending()
 
     settings: dict[str, Any] = {}
     for plugin_name, answer in per_plugin(pm, "lms_default_settings"):
@@ -78,7 +83,9 @@ def init_plugins(app: Flask) -> pluggy.PluginManager:
             capabilities[name] = set(roles)
     app.extensions["lms_capabilities"] = capabilities
 
-    jobs: dict[str, Any] = {DISPATCH_JOB: dispatch_job}
+    from lms_core.enrolments.services import MATERIALIZE_JOB, materialize_job
+
+    jobs: dict[str, Any] = {DISPATCH_JOB: dispatch_job, MATERIALIZE_JOB: materialize_job}
     for plugin_name, answer in per_plugin(pm, "lms_job_handlers"):
         for kind, handler in (answer or {}).items():
             if kind in jobs:
@@ -102,6 +109,13 @@ def register_core(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(admin_bp)
+    from lms_core.courses.teach_views import bp as teach_bp
+    from lms_core.courses.views import bp as courses_bp
+    from lms_core.learning.views import bp as learn_bp
+
+    app.register_blueprint(courses_bp)
+    app.register_blueprint(learn_bp)
+    app.register_blueprint(teach_bp)
     app.cli.add_command(cli.build_group())
 
     @app.before_request

@@ -36,6 +36,12 @@ DEFAULTS: dict[str, Any] = {
     "LMS_XAPI_BATCH_SIZE": 100,  # statements per POST
     "LMS_XAPI_TIMEOUT": 10,  # seconds per LRS request
     "LMS_PLATFORM_URL": "http://127.0.0.1:5000",  # base of activity ids and of the actors' account homePage
+    "LMS_MEDIA_DIR": "",  # empty: <instance>/media (content-addressed files ab/cd/<sha256>)
+    "LMS_UPLOAD_MAX_BYTES": 2 * 1024**3,  # largest accepted upload, enforced while streaming
+    "LMS_MEDIA_URL_TTL": 4 * 3600,  # lifetime in seconds of a signed media URL
+    "LMS_UPLOAD_ALLOWED": ["mp4", "webm", "pdf", "png", "jpeg"],  # content types accepted (by magic bytes)
+    "LMS_BEAT_MAX_GAP_SECONDS": 60,  # longest server-time gap one heartbeat can earn credit for
+    "LMS_YEARLY_REQUIRED_HOURS": 50,  # shown against the learner's year until the credit bank sets rules
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

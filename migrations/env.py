@@ -21,9 +21,7 @@ def include_object(obj, name, type_, reflected, compare_to):
     Without this, autogenerate run with a plugin disabled would propose dropping
     that plugin's tables.
     """
-    if type_ == "table" and reflected and compare_to is None:
-        return False
-    return True
+    return not (type_ == "table" and reflected and compare_to is None)
 
 
 def render_item(type_, obj, autogen_context):

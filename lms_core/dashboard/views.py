@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, jsonify, redirect, render_template, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from lms_core.authz import effective_assignments
 from lms_core.pluginhost import get_plugin_manager
 
 bp = Blueprint("dashboard", __name__)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @bp.route("/")
@@ -26,7 +28,25 @@ def index() -> Any:
     panels = [p for answer in get_plugin_manager().hook.lms_dashboard_panels(user=current_user)
               for p in (answer or [])]
     panels.sort(key=lambda p: p.order)
-    return render_template("dashboard/index.html", panels=panels, grants=effective_assignments(current_user))
+    return render_template("dashboard/index.html", panels=panels, grants=effective_assignments(current_user),
+                           **study_summary(current_user))
+
+
+def study_summary(user: Any) -> dict[str, Any]:
+    """The learner's courses with progress, and the year's credited hours."""
+    from lms_core.db import utcnow
+    from lms_core.enrolments.services import ensure_assigned, my_enrolments
+    from lms_core.extensions import db
+    from lms_core.learning.services import credited_ms_in_year, progress_by_course
+
+    if ensure_assigned(user):
+        db.session.commit()
+    enrolments = my_enrolments(user)
+    progress = progress_by_course(user.id, [e.course_id for e in enrolments])
+    year = utcnow().astimezone(SHANGHAI).year
+    return {"enrolments": enrolments, "course_progress": progress, "year": year,
+            "year_hours": credited_ms_in_year(user.id, year) / 3_600_000,
+            "year_required": current_app.config["LMS_YEARLY_REQUIRED_HOURS"]}
 
 
 @bp.route("/api/v1/me")

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lms_core.db import Base, UTCDateTime, str_enum, bigint_pk, json_type, utcnow
+from lms_core.db import Base, UTCDateTime, bigint_pk, json_type, str_enum, utcnow
 
 
 class JobStatus(enum.StrEnum):

@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from flask import Blueprint, Flask
 
     from lms_core.accounts.models import User
+    from lms_core.courses.models import Lesson
     from lms_core.events.models import Event
+    from lms_core.learning.assessment import IntervalClaim, Verdict
+    from lms_core.learning.models import LessonProgress
     from lms_core.pluginhost.manager import DashboardPanel
 
 PROJECT = "lms"
@@ -140,6 +143,30 @@ def lms_job_handlers() -> dict[str, Any]:  # type: ignore[empty-body]
     Phase: app creation. The callable runs in a worker with an application
     context and its own transaction; it must be idempotent (jobs are retried
     with backoff after a failure). Answers are merged; a clash is an error.
+    """
+
+
+@hookspec
+def lms_assess_interval(claim: IntervalClaim) -> Verdict | None:  # type: ignore[empty-body]
+    """Judge one heartbeat interval of viewing or reading before it is credited.
+
+    Phase: transaction (inside the heartbeat request, after the core's own
+    wall-clock check). ``claim`` carries the media ranges the client claims, the
+    server-side wall times, the bytes served for the session and the raw client
+    signals. Return a :class:`~lms_core.learning.assessment.Verdict` whose
+    ``credited`` ranges are a subset of the claim, or ``None`` to abstain. The most
+    restrictive answer wins: the core credits the *intersection* of all answers,
+    and stores every verdict with the plugin's name and reason as evidence.
+    """
+
+
+@hookspec
+def lms_completion_verdict(user: User, lesson: Lesson, progress: LessonProgress) -> bool | None:  # type: ignore[empty-body]
+    """May the lesson be marked complete now that the core's rule is met?
+
+    Phase: transaction. Return ``False`` to hold completion (e.g. pending an
+    anti-idle review), ``True``/``None`` to allow. Any ``False`` holds it; the
+    core asks again on the next heartbeat or when ``flask lms`` recomputes.
     """
 
 

@@ -1,0 +1,211 @@
+"""Authoring and catalogue queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, func, or_, select
+
+from lms_core.accounts.models import User
+from lms_core.authz import AccessDenied, can, register_scope_resolver
+from lms_core.courses.models import Course, CourseInstructor, Lesson, LessonKind, Section, Topic
+from lms_core.events.services import emit
+from lms_core.extensions import db
+from lms_core.media.models import MediaFile, MediaKind
+from lms_core.orgs.models import OrgUnit
+
+register_scope_resolver(Course, lambda c: c.owner_unit)
+register_scope_resolver(Section, lambda s: s.course.owner_unit)
+register_scope_resolver(Lesson, lambda lesson: lesson.course.owner_unit)
+
+
+class CourseError(ValueError):
+    """Invalid authoring change; the message is shown to the user."""
+
+
+def can_edit(user: Any, course: Course) -> bool:
+    """Course authors: the course's instructors, or authors over the owning unit."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if any(i.id == user.id for i in course.instructors) and can(user, "course.author"):
+        return True
+    return can(user, "course.author", course) and can(user, "org.manage", course.owner_unit) \
+        or can(user, "site.manage")
+
+
+def require_edit(user: Any, course: Course) -> None:
+    if not can_edit(user, course):
+        raise AccessDenied("course.author")
+
+
+def topic_named(name: str) -> Topic | None:
+    name = name.strip()
+    if not name:
+        return None
+    topic = db.session.execute(select(Topic).filter_by(name=name)).scalar_one_or_none()
+    if topic is None:
+        topic = Topic(name=name)
+        db.session.add(topic)
+        db.session.flush()
+    return topic
+
+
+def create_course(author: User, *, code: str, title: str, description: str = "", topic: str = "",
+                  nominal_hours_centi: int = 100, required: bool = False,
+                  owner_unit: OrgUnit | None = None) -> Course:
+    if not can(author, "course.author"):
+        raise AccessDenied("course.author")
+    code, title = code.strip(), title.strip()
+    if not code or not title:
+        raise CourseError("code and title are required")
+    if nominal_hours_centi < 0 or nominal_hours_centi > 100_000:
+        raise CourseError("nominal hours out of range")
+    if db.session.execute(select(Course.id).filter_by(code=code)).first():
+        raise CourseError(f"course code {code!r} already exists")
+    course = Course(code=code, title=title, description=description, topic=topic_named(topic),
+                    nominal_hours_centi=nominal_hours_centi, required=required,
+                    owner_unit=owner_unit or author.org_unit, created_by_id=author.id)
+    course.instructors.append(author)
+    db.session.add(course)
+    db.session.flush()
+    emit("course.created", actor=author, obj=course, course_id=course.id, payload={"code": code, "title": title})
+    return course
+
+
+def update_course(author: User, course: Course, **fields: Any) -> None:
+    require_edit(author, course)
+    if "topic" in fields:
+        course.topic = topic_named(fields.pop("topic") or "")
+    for name in ("title", "description", "nominal_hours_centi", "required"):
+        if name in fields:
+            setattr(course, name, fields[name])
+    if not course.title.strip():
+        raise CourseError("title is required")
+    emit("course.updated", actor=author, obj=course, course_id=course.id)
+
+
+def set_published(author: User, course: Course, published: bool) -> None:
+    require_edit(author, course)
+    if published:
+        problems = publish_problems(course)
+        if problems:
+            raise CourseError("; ".join(problems))
+    course.published = published
+    emit("course.published" if published else "course.unpublished", actor=author, obj=course, course_id=course.id)
+
+
+def publish_problems(course: Course) -> list[str]:
+    """Reasons the course cannot be published yet."""
+    problems = []
+    lessons = [lesson for s in course.sections for lesson in s.lessons]
+    if not lessons:
+        problems.append("the course has no lessons")
+    for lesson in lessons:
+        if lesson.kind in (LessonKind.VIDEO, LessonKind.DOCUMENT) and lesson.media_id is None:
+            problems.append(f"lesson {lesson.title!r} has no file")
+        if lesson.kind == LessonKind.QUIZ and not lesson_has_questions(lesson):
+            problems.append(f"quiz {lesson.title!r} has no questions")
+    return problems
+
+
+def lesson_has_questions(lesson: Lesson) -> bool:
+    from lms_core.quizzes.models import Question
+
+    return bool(db.session.execute(select(exists().where(Question.lesson_id == lesson.id))).scalar())
+
+
+def add_section(author: User, course: Course, title: str) -> Section:
+    require_edit(author, course)
+    if not title.strip():
+        raise CourseError("section title is required")
+    position = max((s.position for s in course.sections), default=0) + 1
+    section = Section(course=course, title=title.strip(), position=position)
+    db.session.add(section)
+    db.session.flush()
+    return section
+
+
+#: Column defaults apply only at flush; the rules are checked before that.
+LESSON_RULE_DEFAULTS: dict[str, Any] = {"completion_threshold_pct": 95, "min_read_seconds": 60,
+                                        "passing_score_pct": 60, "max_attempts": 3, "shuffle_questions": True}
+MEDIA_FOR_KIND = {LessonKind.VIDEO: MediaKind.VIDEO, LessonKind.DOCUMENT: MediaKind.DOCUMENT}
+
+
+def add_lesson(author: User, section: Section, *, title: str, kind: LessonKind, media: MediaFile | None = None,
+               required: bool = True, **rules: Any) -> Lesson:
+    course = section.course
+    require_edit(author, course)
+    if not title.strip():
+        raise CourseError("lesson title is required")
+    expected = MEDIA_FOR_KIND.get(kind)
+    if media is not None and media.kind != expected:
+        raise CourseError(f"a {kind.value} lesson needs a {expected.value if expected else 'no'} file")
+    position = max((lesson.position for lesson in section.lessons), default=0) + 1
+    lesson = Lesson(section=section, course_id=course.id, title=title.strip(), kind=kind, media=media,
+                    required=required, position=position)
+    for name, default in LESSON_RULE_DEFAULTS.items():
+        value = rules.get(name)
+        setattr(lesson, name, default if value is None else value)
+    _check_rules(lesson)
+    db.session.add(lesson)
+    db.session.flush()
+    emit("lesson.created", actor=author, obj=lesson, course_id=course.id, payload={"kind": kind.value})
+    return lesson
+
+
+def _check_rules(lesson: Lesson) -> None:
+    if not 1 <= lesson.completion_threshold_pct <= 100:
+        raise CourseError("completion threshold must be 1–100 %")
+    if not 0 <= lesson.passing_score_pct <= 100:
+        raise CourseError("passing score must be 0–100 %")
+    if lesson.max_attempts < 0 or lesson.min_read_seconds < 0:
+        raise CourseError("attempts and reading time cannot be negative")
+
+
+def add_instructor(author: User, course: Course, instructor: User) -> None:
+    require_edit(author, course)
+    if instructor not in course.instructors:
+        course.instructors.append(instructor)
+
+
+@dataclass
+class CatalogueQuery:
+    """One query object for the catalogue page (and any export of it)."""
+
+    text: str = ""
+    topic_id: int | None = None
+    required: bool | None = None
+    instructor: str = ""
+    page: int = 1
+    size: int = 20
+
+    def statement(self) -> Any:
+        stmt = select(Course).where(Course.published.is_(True))
+        if self.text:
+            like = f"%{self.text}%"
+            stmt = stmt.where(or_(Course.title.ilike(like), Course.code.ilike(like), Course.description.ilike(like)))
+        if self.topic_id:
+            stmt = stmt.where(Course.topic_id == self.topic_id)
+        if self.required is not None:
+            stmt = stmt.where(Course.required.is_(self.required))
+        if self.instructor:
+            stmt = stmt.where(exists().where(
+                CourseInstructor.course_id == Course.id, CourseInstructor.user_id == User.id,
+                User.full_name.ilike(f"%{self.instructor}%")))
+        return stmt
+
+    def run(self) -> tuple[list[Course], int]:
+        stmt = self.statement()
+        total = db.session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
+        rows = db.session.execute(stmt.order_by(Course.required.desc(), Course.title, Course.id)
+                                  .limit(self.size).offset((max(self.page, 1) - 1) * self.size)).scalars().all()
+        return list(rows), int(total)
+
+
+def topics() -> list[Topic]:
+    return list(db.session.execute(select(Topic).order_by(Topic.name)).scalars())
+
+
+def lessons_of(course: Course) -> list[Lesson]:
+    return [lesson for s in course.sections for lesson in s.lessons]

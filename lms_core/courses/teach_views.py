@@ -1,0 +1,196 @@
+"""Instructors' authoring pages: courses, sections, lessons with uploads, questions, feedback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from lms_core.authz import AccessDenied, can
+from lms_core.courses import services
+from lms_core.courses.forms import CourseForm, LessonForm, QuestionForm, SectionForm
+from lms_core.courses.models import Course, CourseInstructor, Lesson, LessonKind, Section
+from lms_core.extensions import db
+from lms_core.jobs.services import commit
+from lms_core.learning import feedback
+from lms_core.quizzes import services as quizzes
+from lms_core.quizzes.models import QuestionKind
+
+bp = Blueprint("teach", __name__, url_prefix="/teach")
+
+
+@bp.before_request
+@login_required
+def _authors_only() -> None:
+    if not can(current_user, "course.author"):
+        abort(403)
+
+
+def _course_or_404(course_id: int) -> Course:
+    course = db.session.get(Course, course_id)
+    if course is None:
+        abort(404)
+    if not services.can_edit(current_user, course):
+        abort(403)
+    return course
+
+
+@bp.route("/")
+def index() -> Any:
+    mine = db.session.execute(select(Course).join(CourseInstructor).where(
+        CourseInstructor.user_id == current_user.id).order_by(Course.id.desc())).scalars().all()
+    return render_template("teach/index.html", courses=mine, form=CourseForm())
+
+
+@bp.route("/courses", methods=["POST"])
+def create_course() -> Any:
+    form = CourseForm()
+    if form.validate_on_submit():
+        try:
+            course = services.create_course(
+                current_user, code=form.code.data or "", title=form.title.data or "",
+                description=form.description.data or "", topic=form.topic.data or "",
+                nominal_hours_centi=int((form.hours.data or 0) * 100), required=bool(form.required.data))
+        except (services.CourseError, AccessDenied) as exc:
+            db.session.rollback()
+            flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
+        else:
+            commit()
+            return redirect(url_for("teach.course", course_id=course.id))
+    else:
+        flash(_("Not saved: please check the form."), "error")
+    mine = db.session.execute(select(Course).join(CourseInstructor).where(
+        CourseInstructor.user_id == current_user.id)).scalars().all()
+    return render_template("teach/index.html", courses=mine, form=form), 400
+
+
+@bp.route("/courses/<int:course_id>", methods=["GET", "POST"])
+def course(course_id: int) -> Any:
+    course = _course_or_404(course_id)
+    form = CourseForm(obj=course, hours=course.nominal_hours, topic=course.topic.name if course.topic else "")
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                services.update_course(current_user, course, title=form.title.data, description=form.description.data,
+                                       topic=form.topic.data, required=bool(form.required.data),
+                                       nominal_hours_centi=int((form.hours.data or 0) * 100))
+            except services.CourseError as exc:
+                db.session.rollback()
+                flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
+                status = 400
+            else:
+                commit()
+                flash(_("Saved."), "success")
+                return redirect(url_for("teach.course", course_id=course.id))
+        else:
+            status = 400
+    return render_template("teach/course.html", course=course, form=form, section_form=SectionForm(),
+                           lesson_form=LessonForm(), problems=services.publish_problems(course)), status
+
+
+@bp.route("/courses/<int:course_id>/publish", methods=["POST"])
+def publish(course_id: int) -> Any:
+    course = _course_or_404(course_id)
+    try:
+        services.set_published(current_user, course, request.form.get("published") == "1")
+    except services.CourseError as exc:
+        db.session.rollback()
+        flash(_("Cannot publish: %(reason)s", reason=str(exc)), "error")
+    else:
+        commit()
+        flash(_("Saved."), "success")
+    return redirect(url_for("teach.course", course_id=course.id))
+
+
+@bp.route("/courses/<int:course_id>/sections", methods=["POST"])
+def add_section(course_id: int) -> Any:
+    course = _course_or_404(course_id)
+    form = SectionForm()
+    if form.validate_on_submit():
+        services.add_section(current_user, course, form.title.data or "")
+        commit()
+    else:
+        flash(_("Not saved: please check the form."), "error")
+    return redirect(url_for("teach.course", course_id=course.id))
+
+
+@bp.route("/sections/<int:section_id>/lessons", methods=["POST"])
+def add_lesson(section_id: int) -> Any:
+    section = db.session.get(Section, section_id)
+    if section is None:
+        abort(404)
+    course = _course_or_404(section.course_id)
+    form = LessonForm()
+    if not form.validate_on_submit():
+        flash(_("Not saved: please check the form."), "error")
+        return redirect(url_for("teach.course", course_id=course.id)), 303
+    kind = LessonKind(form.kind.data)
+    media = None
+    upload = form.file.data
+    if kind in services.MEDIA_FOR_KIND:
+        if not upload or not upload.filename:
+            flash(_("Not saved: a video or document lesson needs a file."), "error")
+            return redirect(url_for("teach.course", course_id=course.id)), 303
+        from lms_core.media.services import UploadError, store_upload
+
+        try:
+            media = store_upload(upload.stream, upload.filename, current_user)
+        except UploadError as exc:
+            db.session.rollback()
+            flash(_("Upload rejected: %(reason)s", reason=str(exc)), "error")
+            return redirect(url_for("teach.course", course_id=course.id)), 303
+    try:
+        services.add_lesson(current_user, section, title=form.title.data or "", kind=kind, media=media,
+                            required=bool(form.required.data),
+                            completion_threshold_pct=form.completion_threshold_pct.data,
+                            min_read_seconds=form.min_read_seconds.data,
+                            passing_score_pct=form.passing_score_pct.data, max_attempts=form.max_attempts.data)
+    except services.CourseError as exc:
+        db.session.rollback()
+        flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
+        return redirect(url_for("teach.course", course_id=course.id)), 303
+    commit()
+    flash(_("Lesson added."), "success")
+    return redirect(url_for("teach.course", course_id=course.id))
+
+
+@bp.route("/lessons/<int:lesson_id>/questions", methods=["GET", "POST"])
+def questions(lesson_id: int) -> Any:
+    lesson = db.session.get(Lesson, lesson_id)
+    if lesson is None or lesson.kind != LessonKind.QUIZ:
+        abort(404)
+    _course_or_404(lesson.course_id)
+    form = QuestionForm()
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                correct = [int(part) - 1 for part in (form.correct.data or "").replace("，", ",").split(",")
+                           if part.strip()]
+                quizzes.add_question(current_user, lesson, kind=QuestionKind(form.kind.data), text=form.text.data or "",
+                                     options=(form.options.data or "").splitlines(), correct=correct,
+                                     points=form.points.data or 1)
+            except (ValueError, services.CourseError) as exc:
+                db.session.rollback()
+                flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
+                status = 400
+            else:
+                commit()
+                flash(_("Question added."), "success")
+                return redirect(url_for("teach.questions", lesson_id=lesson.id))
+        else:
+            status = 400
+    return render_template("teach/questions.html", lesson=lesson, questions=quizzes.questions(lesson),
+                           form=form), status
+
+
+@bp.route("/courses/<int:course_id>/feedback")
+def course_feedback(course_id: int) -> Any:
+    course = _course_or_404(course_id)
+    return render_template("teach/feedback.html", course=course, by_lesson=feedback.ratings_by_lesson(course),
+                           by_instructor=feedback.ratings_by_instructor([course.id]),
+                           comments=feedback.comments(course))

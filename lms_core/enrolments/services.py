@@ -1,0 +1,160 @@
+"""Self-enrolment and assigned training (调训)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, literal, or_, select
+
+from lms_core.accounts.models import RankBand, User, UserStatus
+from lms_core.authz import AccessDenied, can, register_scope_resolver
+from lms_core.courses.models import Course
+from lms_core.db import utcnow
+from lms_core.enrolments.models import Assignment, Enrolment, EnrolmentSource
+from lms_core.events.services import emit
+from lms_core.extensions import db
+from lms_core.jobs.services import enqueue
+from lms_core.learning.services import new_registration
+from lms_core.orgs.models import OrgUnit
+
+MATERIALIZE_JOB = "enrolments.materialize"
+BATCH = 1000
+
+register_scope_resolver(Assignment, lambda a: a.org_unit)
+
+
+class EnrolmentError(ValueError):
+    """Invalid enrolment or assignment; the message is shown to the user."""
+
+
+def enrol(user: User, course: Course) -> Enrolment:
+    """Self-enrol in a published course (idempotent; does not commit)."""
+    existing = db.session.execute(
+        select(Enrolment).filter_by(user_id=user.id, course_id=course.id)).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    if not course.published:
+        raise EnrolmentError("this course is not open for enrolment")
+    if not can(user, "learning.participate"):
+        raise AccessDenied("learning.participate")
+    enrolment = Enrolment(user_id=user.id, course_id=course.id, registration=new_registration(),
+                          source=EnrolmentSource.SELF)
+    db.session.add(enrolment)
+    db.session.flush()
+    emit("course.enrolled", actor=user, obj=enrolment, course_id=course.id,
+         payload={"registration": enrolment.registration, "assigned": False, "deadline": None})
+    return enrolment
+
+
+def assign(actor: User, course: Course, unit: OrgUnit, *, deadline: dt.datetime, rank_band: RankBand | None = None,
+           note: str = "") -> Assignment:
+    """Assign a course to everyone in ``unit``'s subtree (optionally one rank band)."""
+    if not can(actor, "course.assign", unit):
+        raise AccessDenied("course.assign")
+    if not course.published:
+        raise EnrolmentError("only published courses can be assigned")
+    if deadline <= utcnow():
+        raise EnrolmentError("the deadline must be in the future")
+    assignment = Assignment(course_id=course.id, org_unit_id=unit.id, rank_band=rank_band, deadline=deadline,
+                            note=note.strip(), created_by_id=actor.id)
+    db.session.add(assignment)
+    db.session.flush()
+    emit("course.assigned", actor=actor, obj=assignment, course_id=course.id, org_unit_id=unit.id,
+         payload={"unit": unit.code, "rank_band": rank_band.value if rank_band else None,
+                  "deadline": deadline.isoformat()})
+    enqueue(MATERIALIZE_JOB, {"assignment_id": assignment.id})
+    return assignment
+
+
+def _targets(assignment: Assignment) -> Any:
+    unit = assignment.org_unit
+    stmt = (select(User).join(OrgUnit, OrgUnit.id == User.org_unit_id)
+            .where(OrgUnit.path.startswith(unit.path, autoescape=True), User.status == UserStatus.ACTIVE))
+    if assignment.rank_band is not None:
+        stmt = stmt.where(User.rank_band == assignment.rank_band)
+    return stmt
+
+
+def _apply(assignment: Assignment, user: User, enrolment: Enrolment | None) -> Enrolment:
+    """Make ``user``'s enrolment reflect the assignment (keeps the earliest deadline)."""
+    if enrolment is None:
+        enrolment = Enrolment(user_id=user.id, course_id=assignment.course_id, registration=new_registration(),
+                              source=EnrolmentSource.ASSIGNED, assignment_id=assignment.id,
+                              deadline=assignment.deadline)
+        db.session.add(enrolment)
+        db.session.flush()
+        emit("course.enrolled", actor=user, obj=enrolment, course_id=assignment.course_id,
+             payload={"registration": enrolment.registration, "assigned": True,
+                      "deadline": assignment.deadline.isoformat()})
+        return enrolment
+    if enrolment.source != EnrolmentSource.ASSIGNED or enrolment.deadline is None \
+            or assignment.deadline < enrolment.deadline:
+        enrolment.source = EnrolmentSource.ASSIGNED
+        enrolment.assignment_id = assignment.id
+        enrolment.deadline = assignment.deadline
+    return enrolment
+
+
+def materialize(assignment_id: int, progress: Any = None) -> int:
+    """Create or update the enrolments of an assignment, in batches; returns how many were touched.
+
+    Idempotent: run again, it changes nothing. Commits per batch so a county of
+    tens of thousands does not hold one huge transaction.
+    """
+    assignment = db.session.get(Assignment, assignment_id)
+    if assignment is None:
+        return 0
+    touched = 0
+    last_id = 0
+    while True:
+        users = db.session.execute(_targets(assignment).where(User.id > last_id).order_by(User.id).limit(BATCH)
+                                   ).scalars().all()
+        if not users:
+            break
+        ids = [u.id for u in users]
+        existing = {e.user_id: e for e in db.session.execute(select(Enrolment).where(
+            Enrolment.course_id == assignment.course_id, Enrolment.user_id.in_(ids))).scalars()}
+        for user in users:
+            before = existing.get(user.id)
+            state = (before.source, before.deadline) if before else None
+            after = _apply(assignment, user, before)
+            if state != (after.source, after.deadline):
+                touched += 1
+        last_id = ids[-1]
+        db.session.commit()
+        if progress:
+            progress(len(users))
+    return touched
+
+
+def materialize_job(payload: dict[str, Any]) -> None:
+    materialize(int(payload["assignment_id"]))
+
+
+def ensure_assigned(user: User) -> int:
+    """Apply assignments that cover ``user`` but have no enrolment yet (new hires, moves).
+
+    Runs on the learner's pages, so a cadre who joined a county after an assignment
+    still sees it as required at once, without waiting for a batch job.
+    """
+    path = user.org_unit.path
+    covering = (select(Assignment).join(OrgUnit, OrgUnit.id == Assignment.org_unit_id).where(
+        literal(path).startswith(OrgUnit.path),
+        or_(Assignment.rank_band.is_(None), Assignment.rank_band == user.rank_band),
+        ~select(Enrolment.id).where(and_(Enrolment.user_id == user.id, Enrolment.course_id == Assignment.course_id,
+                                         Enrolment.source == EnrolmentSource.ASSIGNED)).exists()))
+    found = db.session.execute(covering).scalars().all()
+    for assignment in found:
+        existing = db.session.execute(select(Enrolment).filter_by(
+            user_id=user.id, course_id=assignment.course_id)).scalar_one_or_none()
+        _apply(assignment, user, existing)
+    return len(found)
+
+
+def my_enrolments(user: User) -> list[Enrolment]:
+    """Required (assigned) first by deadline, then the rest by enrolment date."""
+    rows = db.session.execute(select(Enrolment).where(Enrolment.user_id == user.id)).scalars().all()
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    return sorted(rows, key=lambda e: (e.source != EnrolmentSource.ASSIGNED, e.completed_at is not None,
+                                       e.deadline or far, -e.id))

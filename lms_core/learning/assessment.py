@@ -1,0 +1,57 @@
+"""What a tracking plugin sees of a heartbeat, and what it answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from lms_core.learning.segments import Segment
+
+CREDIT, REDUCE, VOID = "credit", "reduce", "void"
+_SEVERITY = {CREDIT: 0, REDUCE: 1, VOID: 2}
+
+
+@dataclass(frozen=True)
+class IntervalClaim:
+    """One heartbeat's claim, with the server's own observations."""
+
+    user_id: int
+    lesson_id: int
+    session_id: str
+    seq: int
+    lesson_kind: str
+    event: str
+    #: Server receive time of the previous beat (or session start) and of this one.
+    wall_start: dt.datetime
+    wall_end: dt.datetime
+    #: Media ranges in ms as claimed (already clipped to the media's duration).
+    claimed: tuple[Segment, ...]
+    position_ms: int
+    media_duration_ms: int | None
+    #: Bytes served so far under this session's signed media URL (None: not a media lesson).
+    bytes_served: int | None
+    #: Raw client signals (visibility, input counts, playback rate ...): corroborating only.
+    client: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def wall_ms(self) -> int:
+        return max(0, int((self.wall_end - self.wall_start).total_seconds() * 1000))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A judgement: the ranges to credit (a subset of the claim) and why."""
+
+    verdict: str  # credit | reduce | void
+    credited: tuple[Segment, ...]
+    reason: str = ""
+    code: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in _SEVERITY:
+            raise ValueError(f"unknown verdict {self.verdict!r}")
+
+
+def worst(verdicts: list[str]) -> str:
+    return max(verdicts, key=lambda v: _SEVERITY[v]) if verdicts else CREDIT

@@ -1,0 +1,76 @@
+"""训中学情快速评估: post-lesson ratings, and the reports per lesson and per instructor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from lms_core.accounts.models import User
+from lms_core.courses.models import Course, CourseInstructor, Lesson, LessonKind
+from lms_core.enrolments.models import Enrolment
+from lms_core.events.services import emit
+from lms_core.extensions import db
+from lms_core.learning.models import LessonFeedback
+from lms_core.learning.services import evaluate_completion, progress_for
+
+MAX_COMMENT = 1000
+
+
+class FeedbackError(ValueError):
+    pass
+
+
+def submit_feedback(user: User, lesson: Lesson, enrolment: Enrolment, rating: int, comment: str) -> tuple[bool, bool]:
+    """Record (or update) a rating; a survey lesson completes on submission."""
+    if not 1 <= rating <= 5:
+        raise FeedbackError("rating must be 1 to 5")
+    comment = (comment or "").strip()
+    if len(comment) > MAX_COMMENT:
+        raise FeedbackError(f"comment is longer than {MAX_COMMENT} characters")
+    mine = select(LessonFeedback).filter_by(user_id=user.id, lesson_id=lesson.id)
+    row = db.session.execute(mine).scalar_one_or_none()
+    if row is None:
+        row = LessonFeedback(user_id=user.id, lesson_id=lesson.id, course_id=lesson.course_id, rating=rating,
+                             comment=comment)
+        db.session.add(row)
+    else:
+        row.rating, row.comment = rating, comment
+    emit("survey.submitted", actor=user, obj=lesson, course_id=lesson.course_id,
+         payload={"lesson_id": lesson.id, "registration": enrolment.registration, "rating": rating,
+                  "comment": comment})
+    if lesson.kind == LessonKind.SURVEY:
+        return evaluate_completion(user, lesson, progress_for(user.id, lesson, lock=True), enrolment, rule_met=True)
+    return False, False
+
+
+@dataclass
+class RatingRow:
+    key: int
+    label: str
+    count: int
+    average: float
+
+
+def ratings_by_lesson(course: Course) -> list[RatingRow]:
+    rows = db.session.execute(
+        select(Lesson.id, Lesson.title, func.count(LessonFeedback.id), func.avg(LessonFeedback.rating))
+        .join(LessonFeedback, LessonFeedback.lesson_id == Lesson.id)
+        .where(Lesson.course_id == course.id).group_by(Lesson.id, Lesson.title).order_by(Lesson.id)).all()
+    return [RatingRow(r[0], r[1], int(r[2]), round(float(r[3]), 2)) for r in rows]
+
+
+def ratings_by_instructor(course_ids: list[int] | None = None) -> list[RatingRow]:
+    stmt = (select(User.id, User.full_name, func.count(LessonFeedback.id), func.avg(LessonFeedback.rating))
+            .join(CourseInstructor, CourseInstructor.user_id == User.id)
+            .join(LessonFeedback, LessonFeedback.course_id == CourseInstructor.course_id)
+            .group_by(User.id, User.full_name).order_by(User.full_name))
+    if course_ids is not None:
+        stmt = stmt.where(CourseInstructor.course_id.in_(course_ids))
+    return [RatingRow(r[0], r[1], int(r[2]), round(float(r[3]), 2)) for r in db.session.execute(stmt).all()]
+
+
+def comments(course: Course, limit: int = 50) -> list[LessonFeedback]:
+    return list(db.session.execute(select(LessonFeedback).where(
+        LessonFeedback.course_id == course.id, LessonFeedback.comment != "").order_by(
+        LessonFeedback.id.desc()).limit(limit)).scalars())

@@ -1,0 +1,361 @@
+"""Sessions, heartbeats, crediting and completion.
+
+The flow of one heartbeat (``record_beat``):
+
+1. validate the envelope (session owner, not ended, ``seq`` strictly increasing;
+   an exact repeat of the last ``seq`` is acknowledged idempotently);
+2. clip the claimed media ranges to the media's real duration (read on the server);
+3. the core's wall-clock rule: no more media can be credited than server time
+   elapsed since the previous beat (so 2x playback or a forged burst earns at most
+   real time), capped at ``LMS_BEAT_MAX_GAP_SECONDS``;
+4. every ``lms_assess_interval`` plugin may reduce or void the claim; the credited
+   ranges are the intersection of all verdicts, and every verdict is stored;
+5. the interval is appended to the ledger and the lesson's progress is derived;
+6. completion rules run (with ``lms_completion_verdict``), events are emitted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from lms_core.accounts.models import User
+from lms_core.courses.models import Course, Lesson, LessonKind
+from lms_core.db import utcnow
+from lms_core.enrolments.models import Enrolment
+from lms_core.events.services import emit
+from lms_core.extensions import db
+from lms_core.learning import segments as segs
+from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict, worst
+from lms_core.learning.models import LearningInterval, LearningSession, LessonProgress, ProgressStatus
+from lms_core.media.models import MediaDelivery
+from lms_core.pluginhost.manager import get_plugin_manager
+
+#: Client events a heartbeat may carry (the player sends one on each media event).
+BEAT_EVENTS = {"heartbeat", "play", "pause", "seeked", "ended", "hidden", "visible", "terminate"}
+MAX_SEGMENTS = 50
+#: Video Profile events that become domain events (and xAPI statements).
+VIDEO_EVENTS = {"play": "video.played", "pause": "video.paused", "seeked": "video.seeked",
+                "ended": "video.completed"}
+
+
+class BeatError(ValueError):
+    """A heartbeat that cannot be accepted; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class BeatResult:
+    accepted: bool
+    duplicate: bool
+    credited_ms: int
+    coverage_bp: int
+    position_ms: int
+    lesson_completed: bool
+    course_completed: bool
+    verdict: str
+
+
+def _locked(stmt: Any) -> Any:
+    """``FOR UPDATE`` on PostgreSQL; SQLite serialises writers anyway."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update()
+    return stmt
+
+
+def enrolment_for(user: User, course_id: int) -> Enrolment | None:
+    return db.session.execute(
+        select(Enrolment).filter_by(user_id=user.id, course_id=course_id)).scalar_one_or_none()
+
+
+def progress_for(user_id: int, lesson: Lesson, *, lock: bool = False) -> LessonProgress:
+    """The (user, lesson) progress row, created on first use (race-safe)."""
+    stmt = select(LessonProgress).filter_by(user_id=user_id, lesson_id=lesson.id)
+    row = db.session.execute(_locked(stmt) if lock else stmt).scalar_one_or_none()
+    if row is not None:
+        return row
+    try:
+        with db.session.begin_nested():
+            row = LessonProgress(user_id=user_id, lesson_id=lesson.id, course_id=lesson.course_id,
+                                 credited_segments=[])
+            db.session.add(row)
+    except IntegrityError:  # created concurrently by another request
+        row = db.session.execute(_locked(stmt) if lock else stmt).scalar_one()
+    return row
+
+
+def start_session(user: User, lesson: Lesson, enrolment: Enrolment, *, ip: str | None = None,
+                  user_agent: str | None = None) -> LearningSession:
+    """Open a learning session for one tab; emits ``lesson.launched`` (does not commit)."""
+    session = LearningSession(id=secrets.token_hex(16), user_id=user.id, lesson_id=lesson.id,
+                              enrolment_id=enrolment.id, ip=ip, user_agent=(user_agent or "")[:300])
+    now = utcnow()
+    session.started_at = session.last_beat_at = now
+    db.session.add(session)
+    db.session.flush()
+    progress = progress_for(user.id, lesson)
+    if progress.status == ProgressStatus.NOT_STARTED:
+        progress.status = ProgressStatus.IN_PROGRESS
+    common = {"lesson_id": lesson.id, "registration": enrolment.registration, "session_id": session.id}
+    emit("lesson.launched", actor=user, obj=lesson, course_id=lesson.course_id,
+         payload={**common, "kind": lesson.kind.value})
+    if lesson.kind == LessonKind.VIDEO:
+        length = (lesson.media.duration_ms or 0) / 1000 if lesson.media else 0
+        emit("video.initialized", actor=user, obj=lesson, course_id=lesson.course_id,
+             payload={**common, "length": length, "time": progress.position_ms / 1000,
+                      "completion_threshold": lesson.completion_threshold_pct / 100})
+    return session
+
+
+def _parse_beat(beat: Any) -> dict[str, Any]:
+    if not isinstance(beat, dict):
+        raise BeatError("heartbeat must be a JSON object")
+    seq = beat.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise BeatError("seq must be a positive integer")
+    event = beat.get("event", "heartbeat")
+    if event not in BEAT_EVENTS:
+        raise BeatError(f"unknown event {event!r}")
+    position = beat.get("position", 0)
+    if not isinstance(position, int | float) or isinstance(position, bool) or position < 0:
+        raise BeatError("position must be a non-negative number of seconds")
+    raw_segments = beat.get("segments", [])
+    if not isinstance(raw_segments, list) or len(raw_segments) > MAX_SEGMENTS:
+        raise BeatError(f"segments must be a list of at most {MAX_SEGMENTS} [from, to] pairs")
+    claimed = []
+    for seg in raw_segments:
+        if (not isinstance(seg, list) or len(seg) != 2
+                or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in seg)):
+            raise BeatError("each segment must be [from, to] in seconds")
+        claimed.append((round(seg[0] * 1000), round(seg[1] * 1000)))
+    visible_ms = beat.get("visible_ms", 0)
+    if not isinstance(visible_ms, int | float) or isinstance(visible_ms, bool) or visible_ms < 0:
+        raise BeatError("visible_ms must be a non-negative number")
+    client = beat.get("client", {})
+    if not isinstance(client, dict) or len(str(client)) > 4000:
+        raise BeatError("client must be a small JSON object")
+    extra = {k: beat[k] for k in ("time_from", "time_to") if isinstance(beat.get(k), int | float)}
+    return {"seq": seq, "event": event, "position_ms": round(position * 1000), "claimed": claimed,
+            "visible_ms": int(visible_ms), "client": client, **extra}
+
+
+def _bytes_served(session_id: str) -> int:
+    return int(db.session.execute(
+        select(func.coalesce(func.sum(MediaDelivery.bytes_served), 0)).where(MediaDelivery.session_key == session_id)
+    ).scalar_one())
+
+
+def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], str, list[dict[str, Any]]]:
+    """Core wall-clock rule, then the plugins; returns (credited, verdict, reasons)."""
+    claimed = list(claim.claimed)
+    core_credit = segs.truncate(claimed, budget_ms)
+    reasons: list[dict[str, Any]] = []
+    labels = [CREDIT]
+    if segs.total(core_credit) < segs.total(claimed):
+        labels.append(REDUCE)
+        reasons.append({"by": "core", "verdict": REDUCE, "credited_ms": segs.total(core_credit),
+                        "reason": f"claimed {segs.total(claimed)} ms of media in {claim.wall_ms} ms of server time"})
+    credited = core_credit
+    for impl in get_plugin_manager().hook.lms_assess_interval.get_hookimpls():
+        verdict: Verdict | None = impl.function(claim=claim)
+        if verdict is None:
+            continue
+        plugin_credit = segs.normalise(verdict.credited)
+        credited = _intersect(credited, plugin_credit)
+        labels.append(verdict.verdict)
+        reasons.append({"by": impl.plugin_name, "verdict": verdict.verdict, "code": verdict.code,
+                        "credited_ms": segs.total(plugin_credit), "reason": verdict.reason})
+    label = worst(labels)
+    if label == VOID:
+        credited = []
+    return credited, label, reasons
+
+
+def _intersect(a: list[segs.Segment], b: list[segs.Segment]) -> list[segs.Segment]:
+    out = []
+    for s1, e1 in a:
+        for s2, e2 in b:
+            start, end = max(s1, s2), min(e1, e2)
+            if end > start:
+                out.append((start, end))
+    return segs.normalise(out)
+
+
+def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
+    """Validate, assess and credit one heartbeat; commits nothing (the view commits)."""
+    beat = _parse_beat(raw)
+    session = db.session.execute(_locked(select(LearningSession).filter_by(id=session_id))).scalar_one_or_none()
+    if session is None or session.user_id != user.id:
+        raise BeatError("unknown learning session", 404)
+    if session.ended_at is not None:
+        raise BeatError("this learning session has ended; reload the lesson", 409)
+    lesson = session.lesson
+    progress = progress_for(user.id, lesson, lock=True)
+    if beat["seq"] <= session.last_seq:
+        # A retry of a beat we already have (network retry, pagehide + unload): acknowledge.
+        return BeatResult(False, True, 0, progress.coverage_bp, progress.position_ms,
+                          progress.status == ProgressStatus.COMPLETED, False, CREDIT)
+
+    now = utcnow()
+    max_gap = dt.timedelta(seconds=current_app.config["LMS_BEAT_MAX_GAP_SECONDS"])
+    wall_start = max(session.last_beat_at, now - max_gap)
+    duration = lesson.media.duration_ms if lesson.media else None
+    claimed = segs.normalise(beat["claimed"], 0, duration) if lesson.kind == LessonKind.VIDEO else []
+    claim = IntervalClaim(
+        user_id=user.id, lesson_id=lesson.id, session_id=session.id, seq=beat["seq"], lesson_kind=lesson.kind.value,
+        event=beat["event"], wall_start=wall_start, wall_end=now, claimed=tuple(claimed),
+        position_ms=beat["position_ms"], media_duration_ms=duration,
+        bytes_served=_bytes_served(session.id) if lesson.media_id else None, client=beat["client"])
+    tolerance_ms = 1000  # clock jitter between the browser's timer and ours
+    budget_ms = claim.wall_ms + tolerance_ms
+
+    credited_ms = 0
+    if lesson.kind == LessonKind.VIDEO:
+        credited, label, reasons = _assess(claim, budget_ms)
+        credited_ms = segs.total(credited)
+        progress.credited_segments = [list(s) for s in segs.union(progress.credited_segments, credited)]
+        progress.coverage_bp = segs.coverage_bp(progress.credited_segments, duration or 0)
+    else:
+        read = min(beat["visible_ms"], budget_ms)
+        credited, label, reasons = [], CREDIT if read == beat["visible_ms"] else REDUCE, []
+        if lesson.kind == LessonKind.DOCUMENT:
+            credited_ms = read
+            progress.read_ms += read
+    if beat["position_ms"] and (duration is None or beat["position_ms"] <= duration):
+        progress.position_ms = beat["position_ms"]
+
+    db.session.add(LearningInterval(
+        session_id=session.id, user_id=user.id, lesson_id=lesson.id, seq=beat["seq"], wall_start=wall_start,
+        wall_end=now, claimed_segments=[list(s) for s in claimed], credited_segments=[list(s) for s in credited],
+        claimed_ms=segs.total(claimed) if lesson.kind == LessonKind.VIDEO else beat["visible_ms"],
+        credited_ms=credited_ms, verdict=label, reasons=reasons, client=beat["client"]))
+    session.last_seq = beat["seq"]
+    session.last_beat_at = now
+    session.claimed_ms += segs.total(claimed)
+    session.credited_ms += credited_ms
+    session.unreported_ms += credited_ms
+
+    enrolment = db.session.get(Enrolment, session.enrolment_id)
+    assert enrolment is not None
+    common = {"lesson_id": lesson.id, "registration": enrolment.registration, "session_id": session.id}
+    event = beat["event"]
+    if lesson.kind == LessonKind.VIDEO and event in VIDEO_EVENTS:
+        payload: dict[str, Any] = {**common, "time": beat["position_ms"] / 1000}
+        if event in ("pause", "ended"):
+            payload.update(played_segments=segs.to_xapi(progress.credited_segments),
+                           progress=round(progress.coverage_bp / 10000, 4),
+                           length=(duration or 0) / 1000)
+        if event == "seeked":
+            payload.update(time_from=beat.get("time_from", 0), time_to=beat.get("time_to", beat["position_ms"] / 1000))
+        emit(VIDEO_EVENTS[event], actor=user, obj=lesson, course_id=lesson.course_id, payload=payload)
+    if event == "terminate":
+        session.ended_at = now
+        emit("lesson.terminated", actor=user, obj=lesson, course_id=lesson.course_id,
+             payload={**common, "time": beat["position_ms"] / 1000,
+                      "duration_s": round((now - session.started_at).total_seconds(), 1)})
+    if session.unreported_ms and (event != "heartbeat" or session.unreported_ms >= 300_000):
+        emit("study.interval_credited", actor=user, obj=session, course_id=lesson.course_id,
+             payload={"lesson_id": lesson.id, "seconds": session.unreported_ms / 1000})
+        session.unreported_ms = 0
+
+    lesson_done, course_done = evaluate_completion(user, lesson, progress, enrolment)
+    return BeatResult(True, False, credited_ms, progress.coverage_bp, progress.position_ms, lesson_done,
+                      course_done, label)
+
+
+def lesson_rule_met(lesson: Lesson, progress: LessonProgress) -> bool:
+    """The core's completion rule for a lesson kind (quizzes and surveys complete elsewhere)."""
+    if lesson.kind == LessonKind.VIDEO:
+        return progress.coverage_bp >= lesson.completion_threshold_pct * 100
+    if lesson.kind == LessonKind.DOCUMENT:
+        return progress.read_ms >= lesson.min_read_seconds * 1000
+    return False
+
+
+def evaluate_completion(user: User, lesson: Lesson, progress: LessonProgress, enrolment: Enrolment,
+                        *, rule_met: bool | None = None) -> tuple[bool, bool]:
+    """Complete the lesson (and the course) if the rule is met and no plugin holds it."""
+    if progress.status == ProgressStatus.COMPLETED:
+        return True, False
+    met = lesson_rule_met(lesson, progress) if rule_met is None else rule_met
+    if not met:
+        return False, False
+    answers = get_plugin_manager().hook.lms_completion_verdict(user=user, lesson=lesson, progress=progress)
+    if any(a is False for a in answers):
+        return False, False
+    progress.status = ProgressStatus.COMPLETED
+    progress.completed_at = utcnow()
+    emit("lesson.completed", actor=user, obj=lesson, course_id=lesson.course_id,
+         payload={"lesson_id": lesson.id, "registration": enrolment.registration, "kind": lesson.kind.value})
+    db.session.flush()
+    return True, check_course_completion(user, enrolment)
+
+
+def check_course_completion(user: User, enrolment: Enrolment) -> bool:
+    """Mark the enrolment complete when every required lesson is complete."""
+    if enrolment.completed_at is not None:
+        return False
+    done, total = course_counts(user.id, enrolment.course_id)
+    if total == 0 or done < total:
+        return False
+    enrolment.completed_at = utcnow()
+    course = db.session.get(Course, enrolment.course_id)
+    emit("course.completed", actor=user, obj=course, course_id=enrolment.course_id,
+         payload={"registration": enrolment.registration,
+                  "nominal_hours_centi": course.nominal_hours_centi if course else 0})
+    return True
+
+
+def course_counts(user_id: int, course_id: int) -> tuple[int, int]:
+    """(completed required lessons, required lessons) for one learner and course."""
+    total = db.session.execute(select(func.count()).select_from(Lesson).where(
+        Lesson.course_id == course_id, Lesson.required.is_(True))).scalar_one()
+    done = db.session.execute(select(func.count()).select_from(LessonProgress).join(
+        Lesson, Lesson.id == LessonProgress.lesson_id).where(
+        LessonProgress.user_id == user_id, Lesson.course_id == course_id, Lesson.required.is_(True),
+        LessonProgress.status == ProgressStatus.COMPLETED)).scalar_one()
+    return int(done), int(total)
+
+
+def progress_by_course(user_id: int, course_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(done, total) required lessons per course, in two grouped queries."""
+    if not course_ids:
+        return {}
+    totals = dict(db.session.execute(select(Lesson.course_id, func.count()).where(
+        Lesson.course_id.in_(course_ids), Lesson.required.is_(True)).group_by(Lesson.course_id)).all())
+    done = dict(db.session.execute(select(Lesson.course_id, func.count()).join(
+        LessonProgress, LessonProgress.lesson_id == Lesson.id).where(
+        LessonProgress.user_id == user_id, Lesson.course_id.in_(course_ids), Lesson.required.is_(True),
+        LessonProgress.status == ProgressStatus.COMPLETED).group_by(Lesson.course_id)).all())
+    return {cid: (int(done.get(cid, 0)), int(totals.get(cid, 0))) for cid in course_ids}
+
+
+def year_bounds_utc(year: int) -> tuple[dt.datetime, dt.datetime]:
+    """The calendar year in Asia/Shanghai (the learners' year), as UTC instants."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo("Asia/Shanghai")
+    start = dt.datetime(year, 1, 1, tzinfo=tz).astimezone(dt.UTC)
+    end = dt.datetime(year + 1, 1, 1, tzinfo=tz).astimezone(dt.UTC)
+    return start, end
+
+
+def credited_ms_in_year(user_id: int, year: int) -> int:
+    start, end = year_bounds_utc(year)
+    return int(db.session.execute(select(func.coalesce(func.sum(LearningInterval.credited_ms), 0)).where(
+        LearningInterval.user_id == user_id, LearningInterval.wall_end >= start,
+        LearningInterval.wall_end < end)).scalar_one())
+
+
+def new_registration() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,152 @@
+"""Question banks, attempts and server-side grading."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from lms_core.accounts.models import User
+from lms_core.courses.models import Lesson, LessonKind
+from lms_core.courses.services import CourseError, require_edit
+from lms_core.db import utcnow
+from lms_core.enrolments.models import Enrolment
+from lms_core.events.services import emit
+from lms_core.extensions import db
+from lms_core.learning.services import evaluate_completion, progress_for
+from lms_core.quizzes.models import Attempt, Question, QuestionKind
+
+TRUE_FALSE_OPTIONS = ["正确", "错误"]
+
+
+class QuizError(ValueError):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def add_question(author: User, lesson: Lesson, *, kind: QuestionKind, text: str, options: list[str],
+                 correct: list[int], points: int = 1) -> Question:
+    require_edit(author, lesson.course)
+    if lesson.kind != LessonKind.QUIZ:
+        raise CourseError("questions belong to quiz lessons")
+    if kind == QuestionKind.TRUE_FALSE:
+        options = TRUE_FALSE_OPTIONS
+    options = [o.strip() for o in options if o and o.strip()]
+    if not text.strip() or len(options) < 2:
+        raise CourseError("a question needs text and at least two options")
+    if not correct or any(i < 0 or i >= len(options) for i in correct) or len(set(correct)) != len(correct):
+        raise CourseError("the correct answers must be among the options")
+    if kind != QuestionKind.MULTIPLE and len(correct) != 1:
+        raise CourseError("single-choice and true/false questions have exactly one correct answer")
+    if points < 1:
+        raise CourseError("points must be positive")
+    position = (db.session.execute(select(func.max(Question.position)).filter_by(lesson_id=lesson.id)).scalar() or 0)
+    question = Question(lesson_id=lesson.id, kind=kind, text=text.strip(), options=options,
+                        correct=sorted(correct), points=points, position=position + 1)
+    db.session.add(question)
+    db.session.flush()
+    return question
+
+
+def questions(lesson: Lesson) -> list[Question]:
+    return list(db.session.execute(select(Question).filter_by(lesson_id=lesson.id).order_by(Question.position))
+                .scalars())
+
+
+def attempts_of(user: User, lesson: Lesson) -> list[Attempt]:
+    return list(db.session.execute(select(Attempt).filter_by(user_id=user.id, lesson_id=lesson.id)
+                                   .order_by(Attempt.id)).scalars())
+
+
+def attempts_left(lesson: Lesson, attempts: list[Attempt]) -> int | None:
+    """None means unlimited."""
+    if lesson.max_attempts == 0:
+        return None
+    used = sum(1 for a in attempts if a.submitted_at is not None)
+    return max(lesson.max_attempts - used, 0)
+
+
+def open_attempt(user: User, lesson: Lesson, enrolment: Enrolment) -> Attempt:
+    """The unfinished attempt, or a new one with a freshly shuffled order."""
+    attempts = attempts_of(user, lesson)
+    for attempt in attempts:
+        if attempt.submitted_at is None:
+            return attempt
+    if any(a.passed for a in attempts):
+        raise QuizError("you have already passed this quiz", 409)
+    if attempts_left(lesson, attempts) == 0:
+        raise QuizError("no attempts left", 409)
+    ids = [q.id for q in questions(lesson)]
+    if not ids:
+        raise QuizError("this quiz has no questions yet", 409)
+    if lesson.shuffle_questions:
+        random.SystemRandom().shuffle(ids)
+    attempt = Attempt(user_id=user.id, lesson_id=lesson.id, enrolment_id=enrolment.id, question_order=ids,
+                      answers={})
+    db.session.add(attempt)
+    db.session.flush()
+    return attempt
+
+
+@dataclass
+class Graded:
+    attempt: Attempt
+    lesson_completed: bool
+    course_completed: bool
+
+
+def _parse_answer(question: Question, raw: Any) -> list[int]:
+    values = raw if isinstance(raw, list) else ([raw] if raw not in (None, "") else [])
+    chosen = []
+    for value in values:
+        try:
+            index = int(value)
+        except (TypeError, ValueError):
+            raise QuizError(f"invalid answer for question {question.id}") from None
+        if not 0 <= index < len(question.options):
+            raise QuizError(f"invalid answer for question {question.id}")
+        chosen.append(index)
+    if question.kind != QuestionKind.MULTIPLE and len(chosen) > 1:
+        raise QuizError(f"question {question.id} takes one answer")
+    return sorted(set(chosen))
+
+
+def submit(user: User, attempt: Attempt, answers: dict[str, Any]) -> Graded:
+    """Grade an attempt (all-or-nothing per question); emits answered/passed/failed."""
+    if attempt.user_id != user.id:
+        raise QuizError("not your attempt", 404)
+    if attempt.submitted_at is not None:
+        raise QuizError("this attempt was already submitted", 409)
+    lesson = db.session.get(Lesson, attempt.lesson_id)
+    assert lesson is not None
+    by_id = {q.id: q for q in questions(lesson)}
+    enrolment = db.session.get(Enrolment, attempt.enrolment_id)
+    assert enrolment is not None
+    parsed = {qid: _parse_answer(by_id[qid], answers.get(str(qid))) for qid in attempt.question_order if qid in by_id}
+    raw = maximum = 0
+    for qid in attempt.question_order:
+        question = by_id.get(qid)
+        if question is None:
+            continue
+        chosen = parsed[qid]
+        success = chosen == sorted(question.correct)
+        maximum += question.points
+        raw += question.points if success else 0
+        emit("quiz.answered", actor=user, obj=question, course_id=lesson.course_id,
+             payload={"lesson_id": lesson.id, "attempt_id": attempt.id, "registration": enrolment.registration,
+                      "response": chosen, "success": success})
+    attempt.answers = {str(k): v for k, v in parsed.items()}
+    attempt.score_raw, attempt.score_max = raw, maximum
+    attempt.passed = maximum > 0 and raw * 100 >= lesson.passing_score_pct * maximum
+    attempt.submitted_at = utcnow()
+    emit("quiz.passed" if attempt.passed else "quiz.failed", actor=user, obj=attempt, course_id=lesson.course_id,
+         payload={"lesson_id": lesson.id, "registration": enrolment.registration, "score_raw": raw,
+                  "score_max": maximum, "scaled": round(raw / maximum, 4) if maximum else 0})
+    progress = progress_for(user.id, lesson, lock=True)
+    lesson_done = course_done = False
+    if attempt.passed:
+        lesson_done, course_done = evaluate_completion(user, lesson, progress, enrolment, rule_met=True)
+    return Graded(attempt, lesson_done, course_done)

@@ -1,0 +1,107 @@
+/* Lesson tracker: sends heartbeats with the media ranges actually played.
+ *
+ * The server credits only what its own clock allows (and what tracking plugins
+ * accept), so nothing here is trusted; this script just reports honestly:
+ * played ranges since the last beat, the position (for resume), visibility.
+ * Beats go every 10 s and at once on play, pause, seeked, ended and pagehide.
+ */
+(function () {
+  "use strict";
+  var card = document.querySelector(".lesson-card");
+  if (!card) return;
+  var beatUrl = card.dataset.beatUrl;
+  var kind = card.dataset.kind;
+  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content;
+  var seq = 0;
+  var segments = [];       // [[from, to], ...] seconds, since the last beat
+  var segStart = null;     // start of the range being played now
+  var lastTime = null;
+  var visibleSince = document.visibilityState === "visible" ? Date.now() : null;
+  var visibleMs = 0;
+  var ended = false;
+  var video = document.getElementById("player");
+
+  function closeSegment(at) {
+    if (segStart !== null && at > segStart) segments.push([segStart, at]);
+    segStart = null;
+  }
+
+  function takeVisible() {
+    if (visibleSince !== null) { visibleMs += Date.now() - visibleSince; visibleSince = Date.now(); }
+    var v = visibleMs; visibleMs = 0; return v;
+  }
+
+  function send(event, extra) {
+    if (ended) return;
+    if (video && !video.paused && segStart !== null) {  // flush the open range, keep playing
+      closeSegment(video.currentTime);
+      segStart = video.currentTime;
+    }
+    seq += 1;
+    var body = {
+      seq: seq, event: event, segments: segments,
+      position: video ? video.currentTime : 0,
+      visible_ms: takeVisible(),
+      client: { visibility: document.visibilityState, rate: video ? video.playbackRate : 1,
+                muted: video ? video.muted : false }
+    };
+    for (var k in (extra || {})) body[k] = extra[k];
+    segments = [];
+    if (event === "terminate") ended = true;
+    return fetch(beatUrl, {
+      method: "POST", keepalive: true, credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: JSON.stringify(body)
+    }).then(function (r) { return r.ok ? r.json() : null; }).then(update).catch(function () {});
+  }
+
+  function update(result) {
+    if (!result) return;
+    var cov = document.getElementById("coverage");
+    var bar = document.getElementById("coverage-bar");
+    if (cov) cov.textContent = (Math.round(result.coverage * 10) / 10).toString();
+    if (bar) bar.style.width = result.coverage + "%";
+    var readBar = document.getElementById("read-bar");
+    if (readBar) {
+      var secs = document.getElementById("read-seconds");
+      var total = (parseInt(secs.textContent, 10) || 0) + Math.round(result.credited_ms / 1000);
+      secs.textContent = total;
+      readBar.style.width = Math.min(100, 100 * total / (parseInt(readBar.dataset.needed, 10) || 1)) + "%";
+    }
+    if (result.lesson_completed) {
+      var state = document.getElementById("lesson-state");
+      if (state) { state.classList.add("ok"); state.textContent = "✓ " + (document.documentElement.lang === "en" ? "Completed" : "已完成"); }
+    }
+  }
+
+  if (video) {
+    var resume = parseFloat(video.dataset.resume || "0");
+    video.addEventListener("loadedmetadata", function () {
+      if (resume > 0 && resume < video.duration - 1) video.currentTime = resume;
+    });
+    video.addEventListener("play", function () { segStart = video.currentTime; lastTime = video.currentTime; send("play"); });
+    video.addEventListener("pause", function () { closeSegment(video.currentTime); if (!video.ended) send("pause"); });
+    video.addEventListener("seeking", function () { closeSegment(lastTime !== null ? lastTime : video.currentTime); });
+    video.addEventListener("seeked", function () {
+      var from = lastTime; lastTime = video.currentTime;
+      if (!video.paused) segStart = video.currentTime;
+      send("seeked", { time_from: from || 0, time_to: video.currentTime });
+    });
+    video.addEventListener("timeupdate", function () {
+      // A jump larger than normal playback is a seek, not watching.
+      if (lastTime !== null && !video.paused && Math.abs(video.currentTime - lastTime) > 2 * Math.max(1, video.playbackRate)) {
+        closeSegment(lastTime); segStart = video.currentTime;
+      }
+      lastTime = video.currentTime;
+    });
+    video.addEventListener("ended", function () { closeSegment(video.currentTime); send("ended"); });
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") { visibleSince = Date.now(); send("visible"); }
+    else { if (visibleSince !== null) { visibleMs += Date.now() - visibleSince; visibleSince = null; } send("hidden"); }
+  });
+  window.addEventListener("pagehide", function () { if (video) closeSegment(video.currentTime); send("terminate"); });
+  setInterval(function () { send("heartbeat"); }, 10000);
+  window.lmsTracker = { send: send };  // for tracking plugins and tests
+})();
