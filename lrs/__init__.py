@@ -1,0 +1,33 @@
+"""xAPI 1.0.3 Learning Record Store.
+
+Embedded: enable the ``lrs`` plugin (``LMS_PLUGINS=lrs``) and it is mounted at
+``/xapi``. Standalone: ``lrs.create_app`` is the same code in an application
+that loads only this plugin (see docs/lrs.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lrs.plugin import LrsPlugin
+
+plugin = LrsPlugin()
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Any:
+    """A standalone LRS: the platform factory with only the ``lrs`` plugin enabled.
+
+    Using the platform factory (rather than a second, smaller one) keeps one
+    configuration system, one migration environment and one CLI: ``flask --app
+    lrs db upgrade heads`` and ``flask --app lrs lms lrs client create``. The LMS
+    pages exist but are unused; the LRS needs none of them.
+    """
+    from lms_core import create_app as core_create_app
+
+    config: dict[str, Any] = {"LMS_PLUGINS": ["lrs"]}
+    if test_config:
+        config.update(test_config)
+    if "lrs" not in config["LMS_PLUGINS"]:
+        config["LMS_PLUGINS"] = [*config["LMS_PLUGINS"], "lrs"]
+    return core_create_app(config)

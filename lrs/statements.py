@@ -1,0 +1,450 @@
+"""Storing and querying statements.
+
+Hot path design (see docs/benchmarks.md, "LRS"): a batch is validated in Python,
+then written in **one transaction** with three multi-row statements: the
+statements (``INSERT ... RETURNING pk``), their lookup keys and new attachment
+contents. No per-agent or per-activity rows are upserted, so concurrent batches
+sharing agents and activities take no conflicting locks. A batch either commits
+whole or not at all; the HTTP answer is sent only after the commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid as uuid_mod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, false, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from lms_core.db import utcnow
+from lms_core.extensions import db
+from lrs import keys as K
+from lrs import validation
+from lrs.errors import XapiError, bad_request
+from lrs.models import LrsAttachment, LrsStatement, LrsStatementKey
+
+S = LrsStatement.__table__
+KT = LrsStatementKey.__table__
+AT = LrsAttachment.__table__
+
+
+def iso(ts: dt.datetime) -> str:
+    """xAPI timestamp text: UTC, millisecond precision, ``Z``."""
+    return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is storing or reading: the client row id, its authority Agent, its scopes."""
+
+    client_id: int | None
+    authority: dict[str, Any]
+    scopes: frozenset[str]
+
+    @property
+    def authority_ifi(self) -> str:
+        return K.ifi(self.authority) or ""
+
+
+@dataclass
+class Attachment:
+    content_type: str
+    content: bytes
+
+
+# Comparison --------------------------------------------------------------------
+
+_LRS_SET = ("authority", "stored", "version", "id")
+
+
+def _normalise(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _normalise(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    if key in ("mbox",) and isinstance(value, str):
+        return value.lower()
+    if key in ("timestamp",) and isinstance(value, str):
+        try:
+            return validation.parse_timestamp(value)
+        except validation.ValidationError:
+            return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def same_statement(received: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """Statement comparison (xAPI-Data 2.3.1.s9): ignore what the LRS may set."""
+    a = {k: v for k, v in received.items() if k not in _LRS_SET}
+    b = {k: v for k, v in stored.items() if k not in _LRS_SET}
+    if "timestamp" not in a:
+        b.pop("timestamp", None)
+    return bool(_normalise(a) == _normalise(b))
+
+
+# Storing --------------------------------------------------------------------------
+
+@dataclass
+class _Prepared:
+    sid: str
+    data: dict[str, Any]
+    keys: set[tuple[str, str]]
+    voided: bool = False
+    inherited: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _ref_target(data: dict[str, Any]) -> str | None:
+    obj = data.get("object") or {}
+    if obj.get("objectType") == "StatementRef":
+        return str(obj["id"]).lower()
+    return None
+
+
+def _is_voiding(data: dict[str, Any]) -> bool:
+    return bool(data["verb"]["id"] == validation.VOIDED_VERB)
+
+
+def prepare(statements: Sequence[Any], caller: Caller, now: dt.datetime,
+            put_id: str | None = None) -> list[_Prepared]:
+    """Validate a batch and complete each statement (id, stored, authority, version, timestamp)."""
+    stored = iso(now)
+    out: list[_Prepared] = []
+    seen: set[str] = set()
+    for i, s in enumerate(statements):
+        path = "statement" if len(statements) == 1 else f"statements[{i}]"
+        try:
+            validation.statement(s, path)
+        except validation.ValidationError as exc:
+            raise bad_request(str(exc)) from None
+        sid = s.get("id")
+        if put_id is not None:
+            if sid is not None and sid.lower() != put_id.lower():
+                raise bad_request("the statement id does not match the statementId parameter")
+            sid = put_id
+        sid = (sid or str(uuid_mod.uuid4())).lower()
+        if sid in seen:
+            raise bad_request(f"statement id {sid} appears twice in the batch")
+        seen.add(sid)
+        data = dict(s)
+        data["id"] = s.get("id", sid)
+        data["stored"] = stored
+        data["authority"] = caller.authority
+        data.setdefault("version", "1.0.0")
+        data.setdefault("timestamp", stored)
+        out.append(_Prepared(sid, data, K.statement_keys(data)))
+    return out
+
+
+def _in_chunks(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _filter_keys(data: dict[str, Any]) -> set[tuple[str, str]]:
+    return {k for k in K.statement_keys(data) if k[0] in K.FILTER_KINDS}
+
+
+def _inherited_from_db(conn: Connection, target: str, depth: int = 0) -> set[tuple[str, str]]:
+    """Filter keys a reference to ``target`` inherits (recursively, StatementRef chains)."""
+    if depth > 10:
+        return set()
+    row = conn.execute(select(S.c.data).where(S.c.statement_id == target)).first()
+    if row is None:
+        return set()
+    data = row[0]
+    found = _filter_keys(data)
+    nxt = _ref_target(data)
+    if nxt:
+        found |= _inherited_from_db(conn, nxt, depth + 1)
+    return found
+
+
+def _propagate_to_referrers(conn: Connection, new: dict[str, set[tuple[str, str]]]) -> None:
+    """Statements stored earlier that reference a statement stored now inherit its keys."""
+    frontier = new
+    for _ in range(10):
+        if not frontier:
+            return
+        ref_keys = {K.key("ref", sid): sid for sid in frontier}
+        rows = conn.execute(
+            select(KT.c.key, S.c.pk, S.c.statement_id).join(S, S.c.pk == KT.c.stmt_pk)
+            .where(KT.c.key.in_(list(ref_keys)))).all()
+        if not rows:
+            return
+        key_rows = []
+        nxt: dict[str, set[tuple[str, str]]] = {}
+        for ref_key, pk, sid in rows:
+            inherited = frontier[ref_keys[ref_key]]
+            key_rows.extend({"key": K.key(*k), "stmt_pk": pk} for k in inherited)
+            nxt.setdefault(sid, set()).update(inherited)
+        _insert_ignore(conn, KT, key_rows, ["key", "stmt_pk"])
+        frontier = nxt
+
+
+def _insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]], index: list[str]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(table).on_conflict_do_nothing(index_elements=index), rows)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        conn.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=index), rows)
+
+
+def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.datetime,
+           attachments: dict[str, Attachment]) -> None:
+    ids = [p.sid for p in batch]
+    existing: dict[str, dict[str, Any]] = {}
+    for chunk in _in_chunks(ids):
+        for sid, data in conn.execute(select(S.c.statement_id, S.c.data).where(S.c.statement_id.in_(chunk))):
+            existing[sid] = data
+    for p in batch:
+        if p.sid in existing and not same_statement(p.data, existing[p.sid]):
+            raise XapiError(409, f"statement {p.sid} already exists with different content")
+    todo = [p for p in batch if p.sid not in existing]
+    if not todo:
+        return
+    by_id = {p.sid: p for p in todo}
+
+    # Voided before it arrived? (a voiding statement stored earlier targets it)
+    void_keys = {K.key("vt", p.sid): p.sid for p in todo}
+    for chunk in _in_chunks(list(void_keys)):
+        for (k,) in conn.execute(select(KT.c.key).where(KT.c.key.in_(chunk))):
+            by_id[void_keys[k]].voided = True
+
+    # Voiding targets: in this batch or already stored; a voiding statement cannot be voided.
+    targets = {_ref_target(p.data) for p in todo if _is_voiding(p.data)}
+    targets.discard(None)
+    stored_targets = []
+    for t in targets:
+        if t in by_id:
+            if not _is_voiding(by_id[t].data):
+                by_id[t].voided = True
+        elif t is not None:
+            stored_targets.append(t)
+
+    # StatementRef filter inheritance (targets in this batch first, then stored ones).
+    for p in todo:
+        t = _ref_target(p.data)
+        chain = 0
+        while t and chain < 10:
+            if t in by_id:
+                p.inherited |= _filter_keys(by_id[t].data)
+                t = _ref_target(by_id[t].data)
+                chain += 1
+            else:
+                p.inherited |= _inherited_from_db(conn, t)
+                break
+
+    rows = [{"statement_id": p.sid, "stored": now, "voided": p.voided, "client_id": caller.client_id,
+             "has_attachments": bool(p.data.get("attachments")), "data": p.data} for p in todo]
+    result = conn.execute(insert(S).returning(S.c.pk, S.c.statement_id, sort_by_parameter_order=True), rows)
+    pks = {sid: pk for pk, sid in result.all()}
+    key_rows = []
+    for p in todo:
+        pk = pks[p.sid]
+        key_rows.extend({"key": K.key(*k), "stmt_pk": pk} for k in p.keys | p.inherited)
+    conn.execute(insert(KT), key_rows)
+
+    if stored_targets:
+        voidable = [sid for sid, data in conn.execute(
+            select(S.c.statement_id, S.c.data).where(S.c.statement_id.in_(stored_targets)))
+            if not _is_voiding(data)]
+        if voidable:
+            conn.execute(update(S).where(S.c.statement_id.in_(voidable)).values(voided=True))
+
+    _propagate_to_referrers(conn, {p.sid: _filter_keys(p.data) | p.inherited for p in todo})
+
+    needed = {}
+    for p in todo:
+        for a in p.data.get("attachments") or []:
+            if a["sha2"].lower() in attachments:
+                needed[a["sha2"].lower()] = attachments[a["sha2"].lower()]
+    if needed:
+        have = set(conn.execute(select(AT.c.sha2).where(AT.c.sha2.in_(list(needed)))).scalars())
+        _insert_ignore(conn, AT, [{"sha2": h, "content_type": a.content_type, "length": len(a.content),
+                                   "content": a.content, "created_at": now}
+                                  for h, a in needed.items() if h not in have], ["sha2"])
+
+
+def store(statements: Sequence[Any], caller: Caller, attachments: dict[str, Attachment] | None = None,
+          put_id: str | None = None) -> list[str]:
+    """Validate and store a batch atomically; returns the ids in order.
+
+    Raises :class:`XapiError` (400 invalid, 409 conflicting duplicate id). A
+    statement identical to one already stored is accepted without change.
+    """
+    if "statements/write" not in caller.scopes and "all" not in caller.scopes:
+        raise XapiError(403, "this credential may not write statements")
+    if not statements:
+        return []
+    now = utcnow()
+    batch = prepare(statements, caller, now, put_id)
+    check_attachments(batch, attachments or {})
+    for attempt in range(3):
+        try:
+            conn = db.session.connection()
+            _write(conn, batch, caller, now, attachments or {})
+            db.session.commit()
+            break
+        except IntegrityError:
+            # A concurrent request stored one of these ids first: compare again.
+            db.session.rollback()
+            if attempt == 2:
+                raise
+        except BaseException:
+            db.session.rollback()
+            raise
+    return [p.sid for p in batch]
+
+
+def check_attachments(batch: list[_Prepared], parts: dict[str, Attachment]) -> None:
+    """Every attachment without fileUrl needs a part with its hash; every part needs a use."""
+    from lrs import signature
+
+    declared: set[str] = set()
+    for p in batch:
+        for a in p.data.get("attachments") or []:
+            sha2 = a["sha2"].lower()
+            declared.add(sha2)
+            if "fileUrl" not in a and sha2 not in parts:
+                raise bad_request(f"statement {p.sid}: no attachment part with sha2 {a['sha2']}")
+            if sha2 in parts and a["usageType"] == validation.SIGNATURE_USAGE:
+                if a["contentType"] != "application/octet-stream":
+                    raise bad_request("a signature attachment must have contentType application/octet-stream")
+                signature.verify(parts[sha2].content, p.data)
+    unused = set(parts) - declared
+    if unused:
+        raise bad_request(f"attachment parts match no attachment: {sorted(unused)}")
+
+
+# Reading ----------------------------------------------------------------------------
+
+@dataclass
+class Query:
+    agent: str | None = None  # IFI text
+    verb: str | None = None
+    activity: str | None = None
+    registration: str | None = None
+    related_activities: bool = False
+    related_agents: bool = False
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    limit: int = 0
+    ascending: bool = False
+    mine: str | None = None  # authority IFI for statements/read/mine
+    format: str = "exact"
+    attachments: bool = False
+
+    def to_token(self, cursor: int) -> str:
+        raw = {k: v for k, v in self.__dict__.items() if v not in (None, False, 0, "exact")}
+        for k in ("since", "until"):
+            if k in raw:
+                raw[k] = raw[k].isoformat()
+        raw["cursor"] = cursor
+        return base64.urlsafe_b64encode(json.dumps(raw, separators=(",", ":")).encode()).decode().rstrip("=")
+
+    @classmethod
+    def from_token(cls, token: str) -> tuple[Query, int]:
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            cursor = int(raw.pop("cursor"))
+            for k in ("since", "until"):
+                if k in raw:
+                    raw[k] = dt.datetime.fromisoformat(raw[k])
+            return cls(**raw), cursor
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise bad_request("invalid 'more' token") from exc
+
+
+def find(q: Query, max_limit: int, cursor: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """Statements matching ``q`` (newest first unless ascending) and the next cursor."""
+    wanted: list[int] = []
+    if q.agent:
+        wanted.append(K.key("ra" if q.related_agents else "a", q.agent))
+    if q.activity:
+        wanted.append(K.key("ro" if q.related_activities else "o", q.activity))
+    if q.verb:
+        wanted.append(K.key("v", q.verb))
+    if q.registration:
+        wanted.append(K.key("r", q.registration.lower()))
+    if q.mine:
+        wanted.append(K.key("au", q.mine))
+    limit = min(q.limit or max_limit, max_limit)
+    stmt = select(S.c.pk, S.c.data)
+    order_col = S.c.pk
+    source: Any = S
+    for i, k in enumerate(wanted):
+        alias = KT.alias(f"k{i}")
+        source = source.join(alias, and_(alias.c.stmt_pk == S.c.pk, alias.c.key == k))
+        if i == 0:
+            order_col = alias.c.stmt_pk
+    stmt = stmt.select_from(source).where(S.c.voided == false())
+    if q.since:
+        stmt = stmt.where(S.c.stored > q.since)
+    if q.until:
+        stmt = stmt.where(S.c.stored <= q.until)
+    if cursor is not None:
+        stmt = stmt.where(order_col > cursor if q.ascending else order_col < cursor)
+    stmt = stmt.order_by(order_col.asc() if q.ascending else order_col.desc()).limit(limit + 1)
+    rows = db.session.execute(stmt).all()
+    more = rows[limit - 1][0] if len(rows) > limit else None
+    return [r[1] for r in rows[:limit]], more
+
+
+def get_one(statement_id: str, voided: bool) -> dict[str, Any] | None:
+    """A single statement by id; ``voided`` selects voidedStatementId semantics."""
+    row = db.session.execute(select(S.c.data, S.c.voided).where(S.c.statement_id == statement_id.lower())).first()
+    if row is None or bool(row[1]) != voided:
+        return None
+    data: dict[str, Any] = row[0]
+    return data
+
+
+def attachments_for(statements: Iterable[dict[str, Any]]) -> list[tuple[str, str, bytes]]:
+    hashes: list[str] = []
+    for s in statements:
+        for a in s.get("attachments") or []:
+            if a["sha2"].lower() not in hashes:
+                hashes.append(a["sha2"].lower())
+    if not hashes:
+        return []
+    rows = db.session.execute(select(AT.c.sha2, AT.c.content_type, AT.c.content).where(AT.c.sha2.in_(hashes)))
+    found = {r[0]: (r[0], r[1], bytes(r[2])) for r in rows}
+    return [found[h] for h in hashes if h in found]
+
+
+def _definitions_in(s: dict[str, Any], activity_id: str) -> Iterable[dict[str, Any]]:
+    obj = s.get("object") or {}
+    if obj.get("objectType", "Activity") == "Activity" and obj.get("id") == activity_id and "definition" in obj:
+        yield obj["definition"]
+    if obj.get("objectType") == "SubStatement":
+        yield from _definitions_in(obj, activity_id)
+    for acts in ((s.get("context") or {}).get("contextActivities") or {}).values():
+        for a in acts if isinstance(acts, list) else [acts]:
+            if a.get("id") == activity_id and "definition" in a:
+                yield a["definition"]
+
+
+def activity_definition(activity_id: str) -> dict[str, Any]:
+    """The Activity with its canonical definition: the latest one received in a statement.
+
+    Derived from the stored statements on read, so that storing statements never
+    has to update a shared activity row (which is where concurrent batches
+    deadlock in the reference LRS).
+    """
+    found, _ = find(Query(activity=activity_id, related_activities=True), 50)
+    for s in found:
+        for definition in _definitions_in(s, activity_id):
+            return {"objectType": "Activity", "id": activity_id, "definition": definition}
+    return {"objectType": "Activity", "id": activity_id}
