@@ -16,8 +16,8 @@ class LoginForm(FlaskForm):
 class ChangePasswordForm(FlaskForm):
     current = PasswordField(_l("Current password"), validators=[DataRequired()])
     new = PasswordField(_l("New password"), validators=[DataRequired(), Length(max=256)])
-    confirm = PasswordField(_l("Repeat new password"),
-                            validators=[DataRequired(), EqualTo("new", message=_l("Passwords do not match."))])
+    confirm = PasswordField(_l("Repeat new password"), validators=[
+        DataRequired(), EqualTo("new", message=_l("Passwords do not match."))])
 
 
 class TokenForm(FlaskForm):

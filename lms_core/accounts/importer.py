@@ -111,6 +111,11 @@ class _Row:
     values: dict[str, Any]
 
 
+def _cell(cells: list[str], mapping: dict[str, int], key: str) -> str:
+    index = mapping.get(key)
+    return cells[index].strip() if index is not None and index < len(cells) else ""
+
+
 def _parse_rows(text: str) -> tuple[list[_Row], list[RowError]]:
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",\t;")
@@ -128,12 +133,12 @@ def _parse_rows(text: str) -> tuple[list[_Row], list[RowError]]:
         line = reader.line_num
         if not any(c.strip() for c in cells):
             continue
-        get = lambda key: cells[mapping[key]].strip() if key in mapping and mapping[key] < len(cells) else ""  # noqa: E731
-        values: dict[str, Any] = {k: get(k) for k in HEADERS}
+        values: dict[str, Any] = {k: _cell(cells, mapping, k) for k in HEADERS}
         problems = [_("%(col)s is empty", col=k) for k in REQUIRED if not values[k]]
         if len(values["username"]) > 64 or len(values["full_name"]) > 100:
             problems.append(_("username or name too long"))
-        rank = RANK_VALUES.get(values["rank_band"].lower() if values["rank_band"].isascii() else values["rank_band"])
+        raw_rank = values["rank_band"]
+        rank = RANK_VALUES.get(raw_rank.lower() if raw_rank.isascii() else raw_rank)
         if rank is None:
             problems.append(_("unknown rank %(v)s", v=values["rank_band"]))
         values["rank_band"] = rank
@@ -166,8 +171,8 @@ def import_users(actor: User, data: bytes, *, initial_password: str | None = Non
         if problems:
             raise ImportFileError(" ".join(problems))
     codes = {r.values["org_code"] for r in rows}
-    units = {u.code: u for u in db.session.execute(select(OrgUnit).where(OrgUnit.code.in_(codes))).scalars()} \
-        if codes else {}
+    units = {u.code: u for u in db.session.execute(
+        select(OrgUnit).where(OrgUnit.code.in_(codes))).scalars()} if codes else {}
     usernames = [r.values["username"] for r in rows]
     existing = {u.username: u for u in db.session.execute(
         select(User).where(User.username.in_(usernames))).scalars()} if usernames else {}
@@ -180,8 +185,8 @@ def import_users(actor: User, data: bytes, *, initial_password: str | None = Non
         else:
             user = existing.get(row.values["username"])
             if user is not None and not can(actor, "user.manage", user):
-                report.errors.append(RowError(row.line, _("user %(u)s belongs to another org outside your scope",
-                                                          u=user.username)))
+                report.errors.append(RowError(
+                    row.line, _("user %(u)s belongs to another org outside your scope", u=user.username)))
     report.errors.sort(key=lambda e: e.line)
     if report.errors:
         return report
@@ -195,8 +200,9 @@ def import_users(actor: User, data: bytes, *, initial_password: str | None = Non
         unit = units[v["org_code"]]
         user = existing.get(v["username"])
         if user is None:
-            user = User(username=v["username"], full_name=v["full_name"], org_unit=unit, rank_band=v["rank_band"],
-                        party_member=v["party_member"], position=v["position"] or None, phone=v["phone"] or None,
+            user = User(username=v["username"], full_name=v["full_name"], org_unit=unit,
+                        rank_band=v["rank_band"], party_member=v["party_member"],
+                        position=v["position"] or None, phone=v["phone"] or None,
                         password_hash=shared_hash, must_change_password=shared_hash is not None)
             db.session.add(user)
             report.created += 1

@@ -19,7 +19,7 @@ from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
 
-TOKEN_PREFIX = "lms_"
+TOKEN_PREFIX = "lms_"  # noqa: S105 - a public marker of token strings, not a secret
 
 
 class AccountError(ValueError):
@@ -49,7 +49,8 @@ def _ip_failures(ip: str) -> int:
     window = dt.timedelta(minutes=current_app.config["LMS_LOGIN_IP_WINDOW_MINUTES"])
     return db.session.execute(
         select(func.count()).select_from(LoginAttempt).where(
-            LoginAttempt.ip == ip, LoginAttempt.success.is_(False), LoginAttempt.created_at >= utcnow() - window
+            LoginAttempt.ip == ip, LoginAttempt.success.is_(False),
+            LoginAttempt.created_at >= utcnow() - window,
         )
     ).scalar_one()
 

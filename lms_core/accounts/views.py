@@ -19,6 +19,27 @@ from lms_core.jobs.services import commit
 
 bp = Blueprint("auth", __name__)
 
+#: Endpoints a user who must change their password may still reach.
+_PASSWORD_CHANGE_ALLOWED = {"auth.password", "auth.logout", "auth.login", "auth.set_language", "static"}
+
+
+@bp.before_app_request
+def _force_password_change() -> Any:
+    """After an admin reset (or an HR import) the temporary password must be replaced first."""
+    endpoint = request.endpoint or ""
+    if endpoint in _PASSWORD_CHANGE_ALLOWED or endpoint.endswith(".static"):
+        return None
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        return None  # machine clients authenticate with tokens, not the password
+    if current_user.is_authenticated and current_user.must_change_password:
+        from lms_core.errors import render_error, wants_json
+
+        if wants_json():
+            return render_error(403, _("Please choose a new password first."))
+        flash(_("Please choose a new password."), "warning")
+        return redirect(url_for("auth.password"))
+    return None
+
 
 def _safe_next(target: str | None) -> str:
     """Only same-site relative redirects (no open redirect through ``next``)."""
@@ -58,8 +79,8 @@ def login() -> Any:
             flash(_("Too many failed sign-ins from your network. Please wait a few minutes."), "error")
             status = 429
         elif outcome == services.LoginOutcome.LOCKED:
-            flash(_("This account is locked after repeated failures. Try again later or ask an administrator."),
-                  "error")
+            flash(_("This account is locked after repeated failures. "
+                    "Try again later or ask an administrator."), "error")
             status = 403
         elif outcome == services.LoginOutcome.DISABLED:
             flash(_("This account is disabled."), "error")
