@@ -102,9 +102,11 @@ def put(scope: Scope, doc_id: str, content: bytes, content_type: str, if_match: 
         if_none_match: str | None) -> None:
     doc = get(scope, doc_id)
     check_preconditions(doc, if_match, if_none_match)
-    if doc is not None and scope.kind != STATE and if_match is None and if_none_match is None:
-        raise XapiError(409, "the document exists: GET it and send If-Match with its ETag "
-                             "(or If-None-Match: * to create only)")
+    if scope.kind != STATE and if_match is None and if_none_match is None:
+        # Clients MUST send one of them on a profile PUT (Communication 3.1.s3.b1).
+        if doc is not None:
+            raise XapiError(409, "the document exists: GET it and send If-Match with its ETag")
+        raise bad_request("a profile PUT needs If-Match or If-None-Match (use If-None-Match: * to create)")
     _save(scope, doc_id, doc, content, content_type)
 
 

@@ -20,10 +20,7 @@ def _ids_actor(a: Any) -> Any:
 
 
 def _ids_activity(a: dict[str, Any]) -> dict[str, Any]:
-    out = {"id": a["id"]}
-    if "objectType" in a:
-        out["objectType"] = a["objectType"]
-    return out
+    return {"id": a["id"]}
 
 
 def _ids_body(s: dict[str, Any]) -> dict[str, Any]:

@@ -132,7 +132,7 @@ def prepare(statements: Sequence[Any], caller: Caller, now: dt.datetime,
         if sid in seen:
             raise bad_request(f"statement id {sid} appears twice in the batch")
         seen.add(sid)
-        data = dict(s)
+        data = _arrays_for_context_activities(dict(s))
         data["id"] = s.get("id", sid)
         data["stored"] = stored
         data["authority"] = caller.authority
@@ -140,6 +140,19 @@ def prepare(statements: Sequence[Any], caller: Caller, now: dt.datetime,
         data.setdefault("timestamp", stored)
         out.append(_Prepared(sid, data, K.statement_keys(data)))
     return out
+
+
+def _arrays_for_context_activities(s: dict[str, Any]) -> dict[str, Any]:
+    """Context activities are always stored (and returned) as arrays (Data 2.4.6.2.s4.b3)."""
+    ctx = s.get("context")
+    if isinstance(ctx, dict) and isinstance(ctx.get("contextActivities"), dict):
+        ca = ctx["contextActivities"]
+        if any(not isinstance(v, list) for v in ca.values()):
+            s["context"] = {**ctx, "contextActivities": {k: v if isinstance(v, list) else [v] for k, v in ca.items()}}
+    obj = s.get("object")
+    if isinstance(obj, dict) and obj.get("objectType") == "SubStatement":
+        s["object"] = _arrays_for_context_activities(dict(obj))
+    return s
 
 
 def _in_chunks(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
@@ -437,14 +450,25 @@ def _definitions_in(s: dict[str, Any], activity_id: str) -> Iterable[dict[str, A
 
 
 def activity_definition(activity_id: str) -> dict[str, Any]:
-    """The Activity with its canonical definition: the latest one received in a statement.
+    """The Activity with its canonical definition, merged from the latest statements.
+
+    Language maps are merged (so two statements describing the activity in two
+    languages give both); for every other property the most recent value wins.
 
     Derived from the stored statements on read, so that storing statements never
     has to update a shared activity row (which is where concurrent batches
     deadlock in the reference LRS).
     """
-    found, _ = find(Query(activity=activity_id, related_activities=True), 50)
-    for s in found:
+    found, _ = find(Query(activity=activity_id, related_activities=True), 100)
+    merged: dict[str, Any] = {}
+    for s in reversed(found):  # oldest first, so that newer definitions win
         for definition in _definitions_in(s, activity_id):
-            return {"objectType": "Activity", "id": activity_id, "definition": definition}
-    return {"objectType": "Activity", "id": activity_id}
+            for key, value in definition.items():
+                if key in ("name", "description", "extensions") and isinstance(merged.get(key), dict):
+                    merged[key] = {**merged[key], **value}
+                else:
+                    merged[key] = value
+    out: dict[str, Any] = {"objectType": "Activity", "id": activity_id}
+    if merged:
+        out["definition"] = merged
+    return out

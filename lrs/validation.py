@@ -241,7 +241,7 @@ def activity_definition(value: Any, path: str) -> None:
     if "extensions" in d:
         extensions(d["extensions"], f"{path}.extensions")
     itype = d.get("interactionType")
-    if itype is not None and itype not in INTERACTION_TYPES:
+    if itype is not None and (not isinstance(itype, str) or itype not in INTERACTION_TYPES):
         _fail(f"{path}.interactionType", "unknown interaction type")
     if "correctResponsesPattern" in d:
         if itype is None:
