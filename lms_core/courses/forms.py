@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, DecimalField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from lms_core.quizzes.models import QuestionKind
@@ -29,8 +30,10 @@ class SectionForm(FlaskForm):
 
 class LessonForm(FlaskForm):
     title = StringField(_l("Lesson title"), validators=[DataRequired(), Length(max=200)])
-    kind = SelectField(_l("Kind"), choices=[("video", _l("Video")), ("document", _l("Document (PDF)")),
-                                           ("quiz", _l("Quiz")), ("survey", _l("Feedback survey"))])
+    kind = SelectField(_l("Kind"), choices=[SelectChoice("video", _l("Video")),
+                                           SelectChoice("document", _l("Document (PDF)")),
+                                           SelectChoice("quiz", _l("Quiz")),
+                                           SelectChoice("survey", _l("Feedback survey"))])
     file = FileField(_l("File (MP4/WebM video or PDF)"))
     required = BooleanField(_l("Required for completion"), default=True)
     completion_threshold_pct = IntegerField(_l("Video: coverage needed (%)"), default=95,
@@ -44,9 +47,9 @@ class LessonForm(FlaskForm):
 
 
 class QuestionForm(FlaskForm):
-    kind = SelectField(_l("Question type"), choices=[(QuestionKind.SINGLE.value, _l("Single choice")),
-                                                     (QuestionKind.MULTIPLE.value, _l("Multiple choice")),
-                                                     (QuestionKind.TRUE_FALSE.value, _l("True / false"))])
+    kind = SelectField(_l("Question type"), choices=[SelectChoice(QuestionKind.SINGLE.value, _l("Single choice")),
+                                                     SelectChoice(QuestionKind.MULTIPLE.value, _l("Multiple choice")),
+                                                     SelectChoice(QuestionKind.TRUE_FALSE.value, _l("True / false"))])
     text = TextAreaField(_l("Question"), validators=[DataRequired(), Length(max=2000)])
     options = TextAreaField(_l("Options, one per line (not needed for true/false)"),
                             validators=[Optional(), Length(max=4000)])

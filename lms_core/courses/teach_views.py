@@ -135,13 +135,14 @@ def add_lesson(section_id: int) -> Any:
         if not upload or not upload.filename:
             flash(_("Not saved: a video or document lesson needs a file."), "error")
             return redirect(url_for("teach.course", course_id=course.id)), 303
-        from lms_core.media.services import UploadError, store_upload
+        from lms_core.media.services import store_upload
+        from lms_core.media.validation import UploadRejected
 
         try:
             media = store_upload(upload.stream, upload.filename, current_user)
-        except UploadError as exc:
+        except UploadRejected as exc:
             db.session.rollback()
-            flash(_("Upload rejected: %(reason)s", reason=str(exc)), "error")
+            flash(_("Upload rejected: %(reason)s", reason=exc.message), "error")
             return redirect(url_for("teach.course", course_id=course.id)), 303
     try:
         services.add_lesson(current_user, section, title=form.title.data or "", kind=kind, media=media,
