@@ -98,7 +98,11 @@ def load_demo(cadres: int = 300, echo: Callable[[str], object] = print) -> list[
             position=rng.choice(POSITIONS)))
         created += 1
     db.session.commit()
+    from lms_core.demo.courses import load_demo_courses
+
+    new_courses = load_demo_courses(echo=echo)
     total = db.session.execute(select(func.count()).select_from(User)).scalar_one()
-    echo(f"demo data ready: {total} users, {len(units_by_code)} org units ({created} cadres added now)")
+    echo(f"demo data ready: {total} users, {len(units_by_code)} org units ({created} cadres, "
+         f"{new_courses} courses added now)")
     lines = [f"  {u:<14} / {DEMO_PASSWORD}   {d}" for u, _n, _c, _r, d in ACCOUNTS]
     return ["Demo accounts (username / password):", *lines, f"  cadre0001..cadre{cadres:04d} / {DEMO_PASSWORD}"]
