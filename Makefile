@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP) translations
 
 translations: $(STAMP)
-	@for d in lms_core/translations plugins/*/translations lrs/translations; do \
+	@for d in lms_core/translations plugins/*/translations lrs/translations tests/plugins/*/translations; do \
 	  [ -d $$d ] && $(BIN)/pybabel -q compile -d $$d || true; done
 
 extract-messages: $(STAMP)

@@ -21,8 +21,11 @@ LOCALE_COOKIE = "lms_lang"
 
 def select_locale() -> str:
     """Explicit choice (cookie), then the user's saved preference, then Chinese."""
+    from flask import has_request_context
     from flask_login import current_user
 
+    if not has_request_context():  # CLI commands, workers, services called from tests
+        return "zh_Hans_CN"
     chosen = request.cookies.get(LOCALE_COOKIE)
     if chosen in SUPPORTED_LOCALES:
         return chosen
@@ -109,6 +112,9 @@ def register_core(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(admin_bp)
+    from lms_core.media.views import bp as media_bp
+
+    app.register_blueprint(media_bp)
     from lms_core.courses.teach_views import bp as teach_bp
     from lms_core.courses.views import bp as courses_bp
     from lms_core.learning.views import bp as learn_bp

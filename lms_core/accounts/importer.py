@@ -111,17 +111,29 @@ class _Row:
     values: dict[str, Any]
 
 
+def _delimiter(text: str) -> str:
+    """Comma, tab or semicolon: whichever splits the header into the most known columns.
+
+    Not ``csv.Sniffer``: it guesses quoting rules from the data too, and on a short
+    file it can decide that ``""`` is not an escaped quote, silently changing names.
+    """
+    header = text.split("\n", 1)[0]
+    known = set().union(*HEADERS.values())
+    best, best_hits = ",", 0
+    for delimiter in (",", "\t", ";"):
+        hits = sum(cell.strip().strip('"').lower() in known for cell in header.split(delimiter))
+        if hits > best_hits:
+            best, best_hits = delimiter, hits
+    return best
+
+
 def _cell(cells: list[str], mapping: dict[str, int], key: str) -> str:
     index = mapping.get(key)
     return cells[index].strip() if index is not None and index < len(cells) else ""
 
 
 def _parse_rows(text: str) -> tuple[list[_Row], list[RowError]]:
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",\t;")
-    except csv.Error:
-        dialect = csv.excel  # type: ignore[assignment]
-    reader = csv.reader(io.StringIO(text), dialect)
+    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(text))
     try:
         header = next(reader)
     except StopIteration:
