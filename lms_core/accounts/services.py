@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from lms_core.accounts.models import ApiToken, LoginAttempt, RankBand, Role, RoleAssignment, User, UserStatus
 from lms_core.accounts.passwords import hash_password, policy_errors, verify_password
@@ -104,7 +105,8 @@ def load_session_user(session_id: str) -> User | None:
         user_id, version = (int(part) for part in session_id.split(":", 1))
     except ValueError:
         return None
-    user = db.session.get(User, user_id)
+    # Roles in the same query: every page asks ``can()``, so they are always needed.
+    user = db.session.get(User, user_id, options=[joinedload(User.roles)])
     if user is None or user.session_version != version or not user.is_active:
         return None
     return user

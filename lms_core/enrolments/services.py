@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import and_, literal, or_, select
+from sqlalchemy.orm import joinedload
 
 from lms_core.accounts.models import RankBand, User, UserStatus
 from lms_core.authz import AccessDenied, can, register_scope_resolver
@@ -154,7 +155,10 @@ def ensure_assigned(user: User) -> int:
 
 def my_enrolments(user: User) -> list[Enrolment]:
     """Required (assigned) first by deadline, then the rest by enrolment date."""
-    rows = db.session.execute(select(Enrolment).where(Enrolment.user_id == user.id)).scalars().all()
+    # The dashboard shows every course's title: load them in the same query instead of
+    # one query per course (plus one for its instructors, which the list never shows).
+    rows = db.session.execute(select(Enrolment).where(Enrolment.user_id == user.id).options(
+        joinedload(Enrolment.course).lazyload(Course.instructors))).scalars().all()
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     return sorted(rows, key=lambda e: (e.source != EnrolmentSource.ASSIGNED, e.completed_at is not None,
                                        e.deadline or far, -e.id))

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Benchmark of issue 2: the logged-in dashboard with a city-sized database.
+
+Steps (each prints progress):
+
+1. start a throwaway PostgreSQL cluster from the machine's binaries
+   (``tests/pgcluster.py``, default durability settings: fsync on);
+2. ``flask db upgrade heads``;
+3. seed 100,000 users and 5,000 org units (``bench/seed_large.py``);
+4. start gunicorn on 127.0.0.1 with ``LMS_INLINE_JOBS=0`` (as in production);
+5. sign 16 clients in as 16 different learners (each its own session cookie,
+   CSRF token read from the login form);
+6. request ``/dashboard`` for a fixed duration and print pages/s and
+   p50/p95/p99 (``bench/load.py``).
+
+    .venv/bin/python bench/dashboard_bench.py                 # the recorded run
+    .venv/bin/python bench/dashboard_bench.py --duration 10 --json result.json
+
+Target (issue 2): at least 300 pages/s with p95 at most 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+sys.path[:0] = [str(BENCH_DIR), str(REPO)]
+
+import load  # noqa: E402 - bench/ is a folder of scripts, not a package
+import seed_large  # noqa: E402
+
+from tests import pgcluster  # noqa: E402
+
+TARGET_PAGES_PER_S = 300
+TARGET_P95_MS = 100
+SECRET = "bench-secret-key-not-for-production"  # noqa: S105
+
+
+def step(message: str) -> None:
+    print(f"== {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_http(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with code {proc.returncode}")
+        try:
+            status, _h, _b = load.Client(f"http://127.0.0.1:{port}").request("GET", "/login")
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"gunicorn did not answer within {timeout}s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--units", type=int, default=5_000)
+    parser.add_argument("--courses", type=int, default=20, help="published courses (0: none)")
+    parser.add_argument("--assigned", type=int, default=3, help="courses assigned to every learner")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=30.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--plugins", default=os.environ.get("LMS_PLUGINS", ""),
+                        help="LMS_PLUGINS for the server (default: the environment's)")
+    parser.add_argument("--json", metavar="FILE", help="write the result and settings as JSON")
+    parser.add_argument("--hold", action="store_true",
+                        help="after the run keep the server up until Ctrl-C (for profiling)")
+    args = parser.parse_args(argv)
+
+    step("starting a throwaway PostgreSQL cluster")
+    cluster = pgcluster.start()  # default settings: fsync and synchronous_commit on
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        url = cluster.create_database("lms_bench")
+        env = dict(os.environ, FLASK_APP="lms_core", LMS_DATABASE_URL=url, LMS_SECRET_KEY=SECRET,
+                   LMS_PLUGINS=args.plugins, LMS_INLINE_JOBS="0", LMS_SESSION_COOKIE_SECURE="0")
+        step("flask db upgrade heads")
+        bindir = Path(sys.executable).parent
+        subprocess.run([str(bindir / "flask"), "db", "upgrade", "heads"], env=env, cwd=REPO, check=True)
+
+        step(f"seeding {args.users:,} users and {args.units:,} org units")
+        started = time.monotonic()
+        counts = seed_large.seed(url, users=args.users, units=args.units)
+        if args.courses:
+            counts.update(seed_large.seed_study(url, courses=args.courses,
+                                                assigned=min(args.assigned, args.courses)))
+        print(f"   {counts} in {time.monotonic() - started:.1f}s", file=sys.stderr)
+
+        port = free_port()
+        cmd = [str(bindir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
+               "--worker-class", args.worker_class, "--log-level", "warning", "--keep-alive", "30"]
+        if args.worker_class == "gthread":
+            cmd += ["--threads", str(args.threads)]
+        cmd.append("lms_core:create_app()")
+        step(" ".join(cmd[1:]))
+        server = subprocess.Popen(cmd, env=env, cwd=REPO)  # noqa: S603 - our own venv's gunicorn
+        wait_for_http(port, server)
+
+        base = f"http://127.0.0.1:{port}"
+        step(f"signing in {args.clients} learners")
+        # Spread the learners over the tree: bench000000, bench006250, ...
+        stride = max(args.users // args.clients, 1)
+        clients = []
+        for i in range(args.clients):
+            client = load.Client(base)
+            client.login(f"bench{i * stride:06d}", seed_large.PASSWORD)
+            clients.append(client)
+        step(f"GET /dashboard with {args.clients} clients for {args.duration:g}s")
+        result = load.run(clients, "/dashboard", duration=args.duration, warmup=args.warmup,
+                          expect_text=b'id="nav-toggle"', url=base + "/dashboard")
+        print(load.report(result))
+        ok = result.errors == 0 and result.requests_per_s >= TARGET_PAGES_PER_S and \
+            result.p95_ms <= TARGET_P95_MS
+        verdict = "met" if ok else "MISSED"
+        print(f"target ({TARGET_PAGES_PER_S} pages/s, p95 <= {TARGET_P95_MS} ms): {verdict}")
+        if args.json:
+            settings = {k: v for k, v in vars(args).items() if k not in {"json", "hold"}}
+            with open(args.json, "w") as fh:
+                json.dump({"result": asdict(result), "settings": settings, "seeded": counts,
+                           "target_met": ok}, fh, indent=2)
+        if args.hold:
+            print(f"server on {base} (pids: master {server.pid}); Ctrl-C to stop", file=sys.stderr)
+            with contextlib.suppress(KeyboardInterrupt):
+                server.wait()
+        return 0 if ok else 1
+    finally:
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        step("stopping PostgreSQL")
+        cluster.stop()
+        shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
