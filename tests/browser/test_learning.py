@@ -1,0 +1,95 @@
+"""A learner in Chromium: enrol, watch a real video, reload and resume, pass the quiz, see progress."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lms_core.accounts.models import Role, User
+from lms_core.courses import services as courses
+from lms_core.courses.models import Course, LessonKind
+from lms_core.extensions import db
+from lms_core.quizzes import services as quizzes
+from lms_core.quizzes.models import QuestionKind
+from tests.browser.test_ui import expect, sign_in
+from tests.factories import UserFactory, grant
+
+pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
+              pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
+
+
+@pytest.fixture
+def course(app: Any, tree: Any, tmp_path: Path) -> Course:
+    from lms_core.demo.media import VIDEOS, make_video
+    from lms_core.media.services import store_upload
+
+    app.config["LMS_MEDIA_DIR"] = str(tmp_path / "media")
+    teacher = UserFactory(username="teacher", org_unit=tree.city, full_name="党校讲师")
+    grant(teacher, Role.INSTRUCTOR, tree.city)
+    webm = next(v for v in VIDEOS if v.filename.endswith(".webm"))  # VP8: every Chromium build plays it
+    path = make_video(tmp_path / webm.filename, webm)
+    with path.open("rb") as fh:
+        media = store_upload(fh, path.name, teacher)
+    course = courses.create_course(teacher, code="B-01", title="乡村振兴实践案例", topic="乡村振兴",
+                                   nominal_hours_centi=100, required=True)
+    section = courses.add_section(teacher, course, "第一单元")
+    courses.add_lesson(teacher, section, title="案例讲座", kind=LessonKind.VIDEO, media=media)
+    quiz = courses.add_lesson(teacher, section, title="案例测验", kind=LessonKind.QUIZ, passing_score_pct=100)
+    quizzes.add_question(teacher, quiz, kind=QuestionKind.SINGLE, text="乡村振兴的首要任务是？",
+                         options=["产业振兴", "拆村并居"], correct=[0])
+    courses.set_published(teacher, course, True)
+    db.session.commit()
+    return course
+
+
+@pytest.fixture
+def learner(tree: Any) -> User:
+    user = UserFactory(username="liming", full_name="李明", org_unit=tree.village_a)
+    db.session.commit()
+    return user
+
+
+def video_time(page: Any) -> float:
+    return float(page.evaluate("document.getElementById('player').currentTime"))
+
+
+def test_learner_watches_resumes_and_passes(page: Any, course: Course, learner: User, tmp_path: Path) -> None:
+    sign_in(page, "liming")
+    page.goto(f"/courses/{course.id}")
+    page.locator("#enrol").click()
+    expect(page.locator("#course-progress")).to_contain_text("0/2")
+
+    page.get_by_role("link", name="案例讲座").click()
+    expect(page.locator("video#player")).to_be_visible()
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    with page.expect_response(re.compile(r"/beat$")):
+        page.evaluate("(() => { const v = document.getElementById('player'); v.muted = true; return v.play(); })()")
+    page.wait_for_function("document.getElementById('player').currentTime > 6", timeout=20_000)
+    with page.expect_response(re.compile(r"/beat$")) as beat:
+        page.evaluate("document.getElementById('player').pause()")
+    result = beat.value.json()
+    assert result["accepted"] and result["credited_ms"] > 4000
+    expect(page.locator("#coverage")).not_to_have_text("0")
+    watched = video_time(page)
+    page.screenshot(path=str(tmp_path / "video.png"))
+
+    page.reload()
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    page.wait_for_function("document.getElementById('player').currentTime > 4")
+    assert abs(video_time(page) - watched) < 1.5, "the player resumes where the learner stopped"
+    assert float(page.locator("#coverage").inner_text()) > 10
+
+    page.goto(f"/courses/{course.id}")
+    page.get_by_role("link", name="案例测验").click()
+    page.get_by_label("产业振兴").check()
+    page.locator("#submit-quiz").click()
+    expect(page.locator(".flash-success")).to_be_visible()
+    page.goto(f"/courses/{course.id}")
+    expect(page.locator("#course-progress")).to_contain_text("1/2")
+    page.goto("/dashboard")
+    expect(page.locator("#my-courses")).to_contain_text("乡村振兴实践案例")
+    assert int(page.locator("#year-progress").get_attribute("data-credited-seconds")) >= 5
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
