@@ -123,6 +123,8 @@ def make_test_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[st
         "LMS_SESSION_COOKIE_SECURE": False,
         "LMS_PLUGINS": [],
         "LMS_INLINE_JOBS": True,
+        # No test talks to an LRS it did not start: tests/lms_core/xapi enables xAPI with its own.
+        "LMS_XAPI_ENABLED": False,
     }
     config.update(extra)
     return config
