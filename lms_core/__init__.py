@@ -55,4 +55,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app_setup.register_core(app)
     app_setup.apply_plugins(app, pm)
     pm.hook.lms_app_created(app=app)
+    if app.config["LMS_TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["LMS_TRUSTED_PROXIES"])
+        # Outermost, so remote_addr, scheme and host are the client's for every request.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,  # type: ignore[method-assign]
+                                x_port=hops, x_prefix=hops)
     return app

@@ -28,6 +28,10 @@ DEFAULTS: dict[str, Any] = {
     "LMS_SESSION_COOKIE_SECURE": True,
     "LMS_JOB_MAX_ATTEMPTS": 8,
     "LMS_PAGE_SIZE": 50,
+    #: Reverse proxies in front of the app that set X-Forwarded-For/-Proto/-Host/-Port/-Prefix
+    #: (nginx: 1). 0 trusts none of those headers. Behind a proxy it must be set, or every
+    #: client has the proxy's address and the per-IP login throttle locks out everyone.
+    "LMS_TRUSTED_PROXIES": 0,
     # xAPI emission (lms_core/xapi): statements go through the xapi_outbox table to this LRS.
     "LMS_XAPI_ENABLED": True,  # False: no statement is queued at all
     "LMS_XAPI_ENDPOINT": "http://127.0.0.1:5000/xapi/",  # the embedded LRS by default
