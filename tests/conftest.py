@@ -129,6 +129,7 @@ def make_test_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[st
     config.update(extra)
     return config
 
+        "LMS_MEDIA_DIR": str(tmp_path / "media"),  # uploads never land in the repo's instance/
 
 class IsolatedClient(FlaskClient):
     """A test client whose requests run in their own app context.

@@ -1,0 +1,353 @@
+"""Demo media made on this machine: short playable lecture videos, PDFs and a cover image.
+
+Nothing is downloaded. Videos are encoded with PyAV (``av`` on PyPI, whose wheels
+carry the FFmpeg libraries, so no system FFmpeg is needed): H.264/AAC in MP4 with
+the index at the front (``+faststart``) so phones can start playing before the
+whole file arrived, and one VP8/Opus WebM. Each frame shows the lesson number,
+the elapsed time as large digits and a progress bar, so seeking and resuming
+can be checked by eye; the audio is a quiet tone with a tick every second.
+
+PDFs are written by hand: a few pages of Chinese text in the standard CJK font
+``STSong-Light`` (``UniGB-UCS2-H`` encoding), which every PDF viewer maps to a
+local Song typeface, so no font file has to be embedded or shipped.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+
+@dataclass(frozen=True)
+class DemoVideo:
+    filename: str
+    title: str
+    seconds: int
+    number: int
+    rgb: tuple[int, int, int]
+    tone_hz: int
+
+
+@dataclass(frozen=True)
+class DemoDocument:
+    filename: str
+    title: str
+    paragraphs: tuple[str, ...]
+
+
+VIDEOS = (
+    DemoVideo("lecture-01-grassroots-governance.mp4", "基层治理能力提升专题讲座（一）", 45, 1, (30, 70, 140), 220),
+    DemoVideo("lecture-02-rule-of-law.mp4", "法治政府建设专题讲座", 60, 2, (120, 40, 40), 262),
+    DemoVideo("lecture-03-digital-government.mp4", "数字政府与政务服务", 30, 3, (30, 110, 80), 294),
+    DemoVideo("lecture-04-rural-revitalisation.webm", "乡村振兴实践案例", 30, 4, (110, 80, 20), 330),
+)
+
+DOCUMENTS = (
+    DemoDocument(
+        "handbook-grassroots-governance.pdf",
+        "基层治理工作手册（学习材料）",
+        (
+            "一、总体要求。基层治理是国家治理的基石。各级干部要坚持以人民为中心，"
+            "把服务群众、造福群众作为出发点和落脚点，推动治理重心向基层下移。",
+            "二、网格化管理。以村（社区）为单元划分网格，明确网格员职责，"
+            "做到情况清、底数明、服务到位，小事不出村、大事不出镇。",
+            "三、矛盾纠纷化解。坚持和发展新时代枫桥经验，健全调解、仲裁、行政裁决、"
+            "行政复议、诉讼有机衔接的多元化纠纷解决机制。",
+            "四、数字赋能。依托政务服务平台，推进高频事项网上办、掌上办、就近办，"
+            "让数据多跑路、群众少跑腿。",
+            "五、作风建设。力戒形式主义、官僚主义，切实为基层减负，"
+            "把更多时间和精力用在抓落实上。",
+            "思考题：结合本单位实际，谈谈如何提升网格化服务管理的精细化水平。",
+        ),
+    ),
+    DemoDocument(
+        "reader-integrity-in-office.pdf",
+        "廉洁从政学习读本",
+        (
+            "第一章 廉洁从政的基本要求。领导干部要严格遵守廉洁自律准则，"
+            "秉公用权、廉洁从政，自觉接受组织和群众监督。",
+            "第二章 典型案例剖析。通过案例学习，深刻认识违纪违法行为的危害，"
+            "做到知敬畏、存戒惧、守底线。",
+            "第三章 家风建设。领导干部要重视家庭、家教、家风，"
+            "管好家属和身边工作人员。",
+            "学习提示：本读本为学习参考材料，请结合在线课程一并学习，"
+            "并完成课后测验。",
+        ),
+    ),
+)
+
+COVER_IMAGE = "cover-default.png"
+
+
+# Video -------------------------------------------------------------------------------
+
+WIDTH, HEIGHT, FPS = 640, 360, 15
+SAMPLE_RATE = 24_000
+
+#: Segments of a seven-segment digit: (x, y, w, h) in units of the stroke width.
+_SEGMENTS = {
+    "a": (1, 0, 3, 1), "b": (4, 1, 1, 3), "c": (4, 5, 1, 3), "d": (1, 8, 3, 1),
+    "e": (0, 5, 1, 3), "f": (0, 1, 1, 3), "g": (1, 4, 3, 1),
+}
+_DIGITS = ("abcdef", "bc", "abdeg", "abcdg", "bcfg", "acdfg", "acdefg", "abc", "abcdefg", "abcdfg")
+
+
+def _yuv(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    r, g, b = rgb
+    y = 16 + (65.738 * r + 129.057 * g + 25.064 * b) / 256
+    u = 128 + (-37.945 * r - 74.494 * g + 112.439 * b) / 256
+    v = 128 + (112.439 * r - 94.154 * g - 18.285 * b) / 256
+    return round(y), round(u), round(v)
+
+
+def _rect(plane: bytearray, stride: int, x: int, y: int, w: int, h: int, value: int) -> None:
+    row = bytes([value]) * w
+    for yy in range(y, y + h):
+        start = yy * stride + x
+        plane[start : start + w] = row
+
+
+def _digit(plane: bytearray, x: int, y: int, digit: int, unit: int, value: int) -> None:
+    for seg in _DIGITS[digit]:
+        sx, sy, sw, sh = _SEGMENTS[seg]
+        _rect(plane, WIDTH, x + sx * unit, y + sy * unit, sw * unit, sh * unit, value)
+
+
+def _second_plane(video: DemoVideo, seconds: int, base_y: int) -> bytes:
+    """The parts of a frame that change once a second: title band and the MM:SS digits."""
+    plane = bytearray([base_y]) * (WIDTH * HEIGHT)
+    _rect(plane, WIDTH, 0, 0, WIDTH, 60, min(235, base_y + 60))
+    _digit(plane, 24, 8, video.number % 10, 5, 16)
+    unit = 12
+    minutes, secs = divmod(seconds, 60)
+    x = (WIDTH - (4 * 6 + 2) * unit) // 2
+    for d in (minutes // 10, minutes % 10, None, secs // 10, secs % 10):
+        if d is None:
+            _rect(plane, WIDTH, x + unit // 2, 120 + 2 * unit, unit, unit, 235)
+            _rect(plane, WIDTH, x + unit // 2, 120 + 6 * unit, unit, unit, 235)
+            x += 2 * unit
+            continue
+        _digit(plane, x, 120, d, unit, 235)
+        x += 6 * unit
+    return bytes(plane)
+
+
+def _luma_frame(video: DemoVideo, index: int, second_plane: bytes, base_y: int) -> bytearray:
+    plane = bytearray(second_plane)
+    # Progress bar and a moving marker (changes every frame, so motion is visible).
+    total = video.seconds * FPS
+    _rect(plane, WIDTH, 20, HEIGHT - 40, WIDTH - 40, 12, min(235, base_y + 30))
+    _rect(plane, WIDTH, 20, HEIGHT - 40, max(1, (WIDTH - 40) * (index + 1) // total), 12, 235)
+    marker_x = 20 + (index * 7) % (WIDTH - 60)
+    _rect(plane, WIDTH, marker_x, HEIGHT - 70, 20, 20, 200)
+    return plane
+
+
+def _tone(hz: int) -> bytes:
+    """Two seconds of mono float samples: a quiet tone with a 100 ms tick each second."""
+    samples = array("f")
+    for n in range(2 * SAMPLE_RATE):
+        t = n / SAMPLE_RATE
+        tick = 0.25 * math.sin(2 * math.pi * 880 * t) if (n % SAMPLE_RATE) < SAMPLE_RATE // 10 else 0.0
+        samples.append(0.08 * math.sin(2 * math.pi * hz * t) + tick)
+    return samples.tobytes()
+
+
+def make_video(path: Path, video: DemoVideo, *, faststart: bool = True) -> Path:
+    """Encode ``video`` to ``path`` (MP4 H.264/AAC or WebM VP8/Opus, from the suffix).
+
+    ``faststart`` puts the MP4 index before the media data (tests turn it off to
+    get the layout of a file still being written, index last).
+    """
+    tmp = path.with_name(path.name + ".part")
+    encode_video(str(tmp), video, webm=path.suffix == ".webm", faststart=faststart)
+    tmp.replace(path)
+    return path
+
+
+def encode_video(out: str | BinaryIO, video: DemoVideo, *, webm: bool, faststart: bool = True) -> None:
+    """Encode ``video`` into a file name or a writable binary object.
+
+    Into a non-seekable object the muxers write a "live" file, as a browser's
+    MediaRecorder does: WebM without a Duration and with unknown element sizes.
+    """
+    import av
+
+    options = {"movflags": "+faststart"} if faststart and not webm else {}
+    with av.open(out, mode="w", format="webm" if webm else "mp4", options=options) as container:
+        container.metadata["title"] = video.title
+        vstream: Any = container.add_stream("libvpx" if webm else "libx264", rate=FPS)
+        vstream.width, vstream.height, vstream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        vstream.codec_context.gop_size = 2 * FPS  # a keyframe every 2 s keeps seeking cheap
+        if webm:
+            vstream.codec_context.bit_rate = 400_000
+            vstream.options = {"deadline": "realtime", "cpu-used": "8"}
+        else:
+            vstream.options = {"preset": "ultrafast", "crf": "30", "profile": "baseline", "tune": "stillimage"}
+        astream: Any = container.add_stream("libopus" if webm else "aac", rate=SAMPLE_RATE)
+        astream.codec_context.layout = "mono"
+
+        y, u, v = _yuv(video.rgb)
+        chroma_u = bytes([u]) * (WIDTH * HEIGHT // 4)
+        chroma_v = bytes([v]) * (WIDTH * HEIGHT // 4)
+        second = b""
+        for index in range(video.seconds * FPS):
+            if index % FPS == 0:
+                second = _second_plane(video, index // FPS, y)
+            frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+            frame.planes[0].update(bytes(_luma_frame(video, index, second, y)))
+            frame.planes[1].update(chroma_u)
+            frame.planes[2].update(chroma_v)
+            frame.pts = index
+            for packet in vstream.encode(frame):
+                container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+
+        tone = _tone(video.tone_hz)
+        per_frame = astream.codec_context.frame_size or 1024
+        total = video.seconds * SAMPLE_RATE
+        sent = 0
+        while sent < total:
+            n = min(per_frame, total - sent)
+            start = (sent % SAMPLE_RATE) * 4
+            aframe = av.AudioFrame(format="flt", layout="mono", samples=n)
+            aframe.sample_rate = SAMPLE_RATE
+            aframe.planes[0].update(tone[start : start + 4 * n].ljust(aframe.planes[0].buffer_size, b"\0"))
+            aframe.pts = sent
+            for packet in astream.encode(aframe):
+                container.mux(packet)
+            sent += n
+        for packet in astream.encode():
+            container.mux(packet)
+
+
+# PDF ---------------------------------------------------------------------------------
+
+def _utf16_hex(text: str) -> str:
+    return text.encode("utf-16-be").hex().upper()
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line, used = [], "", 0.0
+    for ch in text:
+        w = 0.5 if ord(ch) < 0x80 else 1.0
+        if used + w > width:
+            lines.append(line)
+            line, used = "", 0.0
+        line += ch
+        used += w
+    if line:
+        lines.append(line)
+    return lines
+
+
+def make_pdf(path: Path, doc: DemoDocument) -> Path:
+    """A small multi-page PDF of ``doc`` in Chinese, with a page number footer."""
+    pages: list[list[tuple[float, float, int, str]]] = []
+    page: list[tuple[float, float, int, str]] = []
+    y = 780.0
+
+    def new_page() -> None:
+        nonlocal page, y
+        pages.append(page)
+        page, y = [], 780.0
+
+    # One paragraph per page keeps the demo documents several pages long.
+    for number, paragraph in enumerate(doc.paragraphs):
+        if number:
+            new_page()
+        if number == 0:
+            page.append((72, y, 20, doc.title))
+            y -= 48
+        for line in _wrap("　　" + paragraph, 32):
+            page.append((72, y, 14, line))
+            y -= 24
+    pages.append(page)
+
+    objects: list[bytes] = []
+    font = (b"<< /Type /Font /Subtype /Type0 /BaseFont /STSong-Light /Encoding /UniGB-UCS2-H "
+            b"/DescendantFonts [4 0 R] >>")
+    cid_font = (b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /STSong-Light "
+                b"/CIDSystemInfo << /Registry (Adobe) /Ordering (GB1) /Supplement 2 >> "
+                b"/FontDescriptor 5 0 R /DW 1000 /W [1 95 500] >>")
+    descriptor = (b"<< /Type /FontDescriptor /FontName /STSong-Light /Flags 6 /FontBBox [-25 -254 1000 880] "
+                  b"/ItalicAngle 0 /Ascent 880 /Descent -120 /CapHeight 880 /StemV 93 >>")
+    first_page = 7
+    kids = " ".join(f"{first_page + 2 * i} 0 R" for i in range(len(pages)))
+    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
+    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
+    objects.append(font)
+    objects.append(cid_font)
+    objects.append(descriptor)
+    objects.append(f"<< /Title <FEFF{_utf16_hex(doc.title)}> /Producer (cadre-lms demo) >>".encode())
+    for i, lines in enumerate(pages):
+        ops = ["BT"]
+        for x, yy, size, text in [*lines, (280, 40, 10, f"— {i + 1} / {len(pages)} —")]:
+            ops.append(f"/F1 {size} Tf 1 0 0 1 {x} {yy} Tm <{_utf16_hex(text)}> Tj")
+        ops.append("ET")
+        content = zlib.compress("\n".join(ops).encode())
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {first_page + 2 * i + 1} 0 R >>".encode()
+        )
+        objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content
+                       + b"\nendstream")
+
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+    return path
+
+
+# PNG ---------------------------------------------------------------------------------
+
+def make_png(path: Path, width: int = 480, height: int = 270) -> Path:
+    """A course cover: a red-to-gold gradient (RGB, written with zlib)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = bytearray()
+    for yy in range(height):
+        rows.append(0)
+        for xx in range(width):
+            t = (xx + yy) / (width + height)
+            rows += bytes((200 - int(20 * t), int(30 + 150 * t), int(30 + 20 * t)))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(rows), 6))
+    path.write_bytes(data + chunk(b"IEND", b""))
+    return path
+
+
+def generate_demo_media(target_dir: Path | str) -> list[Path]:
+    """Write the demo videos, PDFs and cover image into ``target_dir``; returns their paths.
+
+    Files already present are kept (generation is idempotent and, after the first
+    run, instant).
+    """
+    target = Path(target_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for video in VIDEOS:
+        path = target / video.filename
+        paths.append(path if path.exists() else make_video(path, video))
+    for doc in DOCUMENTS:
+        path = target / doc.filename
+        paths.append(path if path.exists() else make_pdf(path, doc))
+    cover = target / COVER_IMAGE
+    paths.append(cover if cover.exists() else make_png(cover))
+    return paths

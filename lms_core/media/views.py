@@ -1,0 +1,165 @@
+"""Instructors' media library and uploads; signed, ranged media delivery.
+
+Uploads never pass through Flask's global ``MAX_CONTENT_LENGTH`` (64 MiB) nor the
+global CSRF hook: both would read the body before the view can raise the limit
+for this request. These views are exempted from the hook and check CSRF
+themselves (the form's token, or the ``X-CSRFToken`` header on the raw API when
+the caller is authenticated by its session cookie; Bearer-token clients carry
+no cookie a third site could ride on).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import unquote
+
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms import ValidationError
+
+from lms_core.accounts.models import User
+from lms_core.authz import require
+from lms_core.errors import wants_json
+from lms_core.extensions import csrf, db
+from lms_core.jobs.services import commit
+from lms_core.media import services
+from lms_core.media.delivery import media_response
+from lms_core.media.forms import UploadForm
+from lms_core.media.models import MediaFile
+from lms_core.media.storage import get_storage
+from lms_core.media.validation import UploadRejected
+
+bp = Blueprint("media", __name__)
+
+#: Room for multipart boundaries and form fields around the file itself.
+_MULTIPART_SLACK = 1024 * 1024
+
+
+def _require_author() -> None:
+    if not current_user.is_authenticated:
+        abort(401)
+    require(current_user, "course.author")
+
+
+def _allow_large_body() -> None:
+    request.max_content_length = int(current_app.config["LMS_UPLOAD_MAX_BYTES"]) + _MULTIPART_SLACK
+
+
+def media_json(media: MediaFile) -> dict[str, Any]:
+    return {
+        "id": media.id, "sha256": media.sha256, "size": media.size_bytes, "mime_type": media.mime_type,
+        "kind": media.kind.value, "duration_ms": media.duration_ms, "width": media.width,
+        "height": media.height, "page_count": media.page_count, "original_name": media.original_name,
+        "preview_url": url_for("media.preview", media_id=media.id),
+    }
+
+
+@bp.route("/media/", methods=["GET"])
+def library() -> Any:
+    _require_author()
+    return render_template("media/library.html", form=UploadForm(), items=services.library(),
+                           max_bytes=current_app.config["LMS_UPLOAD_MAX_BYTES"])
+
+
+@bp.route("/media/upload", methods=["POST"])
+@csrf.exempt
+def upload() -> Any:
+    """Browser form upload (multipart; Werkzeug spools the file part to disk, not RAM)."""
+    _require_author()
+    _allow_large_body()
+    form = UploadForm()
+    status = 400
+    if form.validate_on_submit():
+        storage_file = form.file.data
+        try:
+            media = services.store_upload(storage_file.stream, storage_file.filename or "", current_user,
+                                          content_length=None)
+        except UploadRejected as exc:
+            db.session.rollback()
+            form.file.errors = [exc.message]
+            status = exc.status
+        else:
+            commit()
+            if wants_json():
+                return jsonify(media_json(media)), 201
+            flash(_("Uploaded %(name)s.", name=media.original_name), "success")
+            return redirect(url_for("media.library"))
+    if wants_json():
+        message = "; ".join(str(e) for errors in form.errors.values() for e in errors)
+        return jsonify({"error": message or _("The request was not understood."), "status": status}), status
+    return render_template("media/library.html", form=form, items=services.library(),
+                           max_bytes=current_app.config["LMS_UPLOAD_MAX_BYTES"]), status
+
+
+@bp.route("/api/media", methods=["POST", "PUT"])
+@csrf.exempt
+def api_upload() -> Any:
+    """Raw upload for large files: the body is the file, streamed from ``request.stream``.
+
+    The name comes from ``?name=`` or an ``X-File-Name`` header (URL-encoded).
+    Answers 201 with the media as JSON (200 when the content was already stored).
+    """
+    _require_author()
+    _allow_large_body()
+    bearer = request.headers.get("Authorization", "").startswith("Bearer ")
+    if not bearer and current_app.config.get("WTF_CSRF_ENABLED", True):
+        try:
+            validate_csrf(request.headers.get("X-CSRFToken"))
+        except ValidationError as exc:
+            raise CSRFError(str(exc)) from exc
+    name = request.args.get("name") or unquote(request.headers.get("X-File-Name", ""))
+    if not name:
+        abort(400, _("Give the file name in ?name= or the X-File-Name header."))
+    try:
+        stored = services.store(request.stream, name, current_user, content_length=request.content_length)
+    except UploadRejected as exc:
+        db.session.rollback()
+        return jsonify({"error": exc.message, "status": exc.status}), exc.status
+    commit()
+    return jsonify(media_json(stored.media)), 201 if stored.created else 200
+
+
+@bp.route("/media/<int:media_id>/preview")
+def preview(media_id: int) -> Any:
+    """Authors preview a file through a short-lived signed URL (a fresh playback session)."""
+    _require_author()
+    media = db.session.get(MediaFile, media_id)
+    if media is None:
+        abort(404)
+    return redirect(services.signed_url(media, current_user, f"preview-{secrets.token_hex(8)}", ttl=3600))
+
+
+@bp.route("/media/s/<token>")
+def serve(token: str) -> Any:
+    """Serve a file to the user its signed URL was issued to (HTTP Range, counted bytes)."""
+    try:
+        grant = services.verify_token(token)
+    except services.InvalidMediaUrl:
+        abort(403)
+    if current_user.is_authenticated and current_user.id != grant.user_id:
+        abort(403)
+    user = db.session.get(User, grant.user_id)
+    if user is None or not user.is_active:
+        abort(403)
+    media = db.session.get(MediaFile, grant.media_id)
+    if media is None:
+        abort(404)
+    storage = get_storage()
+    try:
+        size = storage.size(media.storage_key)
+    except FileNotFoundError:
+        current_app.logger.error("media %s is missing from storage (%s)", media.id, media.storage_key)
+        abort(404)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    key, media_id, user_id = media.storage_key, media.id, user.id
+
+    def record(sent: int) -> None:
+        with app.app_context():
+            services.record_delivery(grant.session_key, user_id, media_id, sent)
+
+    return media_response(request, opener=lambda: storage.open(key), size=size, mime_type=media.mime_type,
+                          etag=media.sha256, last_modified=media.created_at, name=media.original_name,
+                          on_close=record)
