@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import SelectMultipleField, StringField, widgets
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from lms_core.authz import require
@@ -23,7 +24,7 @@ bp = Blueprint("lrs_admin", __name__, url_prefix="/admin/lrs", template_folder="
 
 class ClientForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
-    scopes = SelectMultipleField(_l("Scopes"), choices=[(s, s) for s in clients.SCOPES],
+    scopes = SelectMultipleField(_l("Scopes"), choices=[SelectChoice(s) for s in clients.SCOPES],
                                  validators=[DataRequired()], option_widget=widgets.CheckboxInput(),
                                  widget=widgets.ListWidget(prefix_label=False))
 

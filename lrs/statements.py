@@ -96,6 +96,7 @@ class _Prepared:
     sid: str
     data: dict[str, Any]
     keys: set[tuple[str, str]]
+    received: dict[str, Any] = field(default_factory=dict)
     voided: bool = False
     inherited: set[tuple[str, str]] = field(default_factory=set)
 
@@ -138,7 +139,7 @@ def prepare(statements: Sequence[Any], caller: Caller, now: dt.datetime,
         data["authority"] = caller.authority
         data.setdefault("version", "1.0.0")
         data.setdefault("timestamp", stored)
-        out.append(_Prepared(sid, data, K.statement_keys(data)))
+        out.append(_Prepared(sid, data, K.statement_keys(data), received=s))
     return out
 
 
@@ -222,7 +223,7 @@ def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.dat
         for sid, data in conn.execute(select(S.c.statement_id, S.c.data).where(S.c.statement_id.in_(chunk))):
             existing[sid] = data
     for p in batch:
-        if p.sid in existing and not same_statement(p.data, existing[p.sid]):
+        if p.sid in existing and not same_statement(p.received, existing[p.sid]):
             raise XapiError(409, f"statement {p.sid} already exists with different content")
     todo = [p for p in batch if p.sid not in existing]
     if not todo:
@@ -302,6 +303,8 @@ def store(statements: Sequence[Any], caller: Caller, attachments: dict[str, Atta
     if not statements:
         return []
     now = utcnow()
+    # Milliseconds, as in the "stored" text: since/until compare against what clients saw.
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     batch = prepare(statements, caller, now, put_id)
     check_attachments(batch, attachments or {})
     for attempt in range(3):

@@ -55,7 +55,11 @@ def _migrate(url: str) -> None:
 
     from lms_core import create_app
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": TEST_SECRET, "TESTING": True})
+    from lms_core.pluginhost.manager import _entry_points
+
+    # Every installed plugin's branch too, so tests that enable a plugin find its tables.
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": TEST_SECRET, "TESTING": True,
+                      "LMS_PLUGINS": sorted(_entry_points())})
     with app.app_context():
         flask_migrate.upgrade(revision="heads")
         from lms_core.extensions import db
