@@ -28,7 +28,7 @@ class Base(DeclarativeBase):
 
     def __repr__(self) -> str:
         mapper = self.__mapper__
-        keys = ", ".join(f"{c.key}={getattr(self, c.key)!r}" for c in mapper.primary_key)
+        keys = ", ".join(f"{c.key}={getattr(self, str(c.key))!r}" for c in mapper.primary_key)
         return f"<{type(self).__name__} {keys}>"
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import func, or_, select
+from sqlalchemy import false, func, or_, select
 
 from lms_core.accounts import services as accounts
 from lms_core.accounts.importer import ImportFileError, import_users
@@ -163,7 +163,7 @@ def users() -> Any:
         unit = orgs.by_code(org_code)
         if unit is None:
             flash(_("Unknown org code %(code)s.", code=org_code), "error")
-            stmt = stmt.where(False)
+            stmt = stmt.where(false())
         else:
             stmt = stmt.where(OrgUnit.path.startswith(unit.path, autoescape=True))
     total = db.session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()

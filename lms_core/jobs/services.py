@@ -37,10 +37,10 @@ STALE_LOCK = dt.timedelta(minutes=10)
 def enqueue(kind: str, payload: dict[str, Any] | None = None, *, session: Session | None = None,
             run_after: dt.datetime | None = None) -> Job:
     """Add a job to the current transaction; it becomes visible when that commits."""
-    session = session or db.session
+    target: Any = session or db.session
     job = Job(kind=kind, payload=payload or {}, run_after=run_after or utcnow())
-    session.add(job)
-    session.info.setdefault("lms_new_jobs", []).append(job)
+    target.add(job)
+    target.info.setdefault("lms_new_jobs", []).append(job)
     return job
 
 

@@ -167,7 +167,7 @@ def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], s
                         "reason": f"claimed {segs.total(claimed)} ms of media in {claim.wall_ms} ms of server time"})
     credited = core_credit
     for impl in get_plugin_manager().hook.lms_assess_interval.get_hookimpls():
-        verdict: Verdict | None = impl.function(claim=claim)
+        verdict: Verdict | None = impl.function(claim=claim)  # type: ignore[assignment]
         if verdict is None:
             continue
         plugin_credit = segs.normalise(verdict.credited)
@@ -224,7 +224,7 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
         credited, label, reasons = _assess(claim, budget_ms)
         credited_ms = segs.total(credited)
         progress.credited_segments = [list(s) for s in segs.union(progress.credited_segments, credited)]
-        progress.coverage_bp = segs.coverage_bp(progress.credited_segments, duration or 0)
+        progress.coverage_bp = segs.coverage_bp(segs.normalise(progress.credited_segments), duration or 0)
     else:
         read = min(beat["visible_ms"], budget_ms)
         credited, label, reasons = [], CREDIT if read == beat["visible_ms"] else REDUCE, []
@@ -252,7 +252,7 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
     if lesson.kind == LessonKind.VIDEO and event in VIDEO_EVENTS:
         payload: dict[str, Any] = {**common, "time": beat["position_ms"] / 1000}
         if event in ("pause", "ended"):
-            payload.update(played_segments=segs.to_xapi(progress.credited_segments),
+            payload.update(played_segments=segs.to_xapi(segs.normalise(progress.credited_segments)),
                            progress=round(progress.coverage_bp / 10000, 4),
                            length=(duration or 0) / 1000)
         if event == "seeked":

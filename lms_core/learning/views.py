@@ -15,6 +15,7 @@ from lms_core.jobs.services import commit
 from lms_core.learning import feedback, services
 from lms_core.learning.models import LessonFeedback
 from lms_core.quizzes import services as quizzes
+from lms_core.quizzes.models import Attempt
 
 bp = Blueprint("learn", __name__, url_prefix="/learn")
 
@@ -90,7 +91,7 @@ def beat(session_id: str) -> Any:
 @login_required
 def submit_quiz(lesson_id: int, attempt_id: int) -> Any:
     lesson, enrolment = _lesson_and_enrolment(lesson_id)
-    attempt = db.session.get(quizzes.Attempt, attempt_id)
+    attempt = db.session.get(Attempt, attempt_id)
     if enrolment is None or attempt is None or attempt.lesson_id != lesson.id or attempt.user_id != current_user.id:
         abort(404)
     answers = {key[2:]: request.form.getlist(key) for key in request.form if key.startswith("q_")}

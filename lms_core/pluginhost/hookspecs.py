@@ -96,7 +96,7 @@ def lms_translation_dirs() -> list[str]:  # type: ignore[empty-body]
 
 
 @hookspec
-def lms_template_hook(name: str, context: dict[str, Any]) -> str | None:  # type: ignore[empty-body]
+def lms_template_hook(name: str, context: dict[str, Any]) -> str | None:
     """Markup for a named slot in a core template.
 
     Phase: request (rendering). ``name`` is the slot, e.g. ``head``,
@@ -115,7 +115,7 @@ def lms_dashboard_panels(user: User) -> list[DashboardPanel]:  # type: ignore[em
 
 
 @hookspec
-def lms_has_capability(user: User, capability: str, obj: Any) -> bool | None:  # type: ignore[empty-body]
+def lms_has_capability(user: User, capability: str, obj: Any) -> bool | None:
     """Override the core's role-based decision for ``can(user, capability, obj)``.
 
     Phase: request. Return ``True`` to grant, ``False`` to deny, ``None`` to
@@ -147,7 +147,7 @@ def lms_job_handlers() -> dict[str, Any]:  # type: ignore[empty-body]
 
 
 @hookspec
-def lms_assess_interval(claim: IntervalClaim) -> Verdict | None:  # type: ignore[empty-body]
+def lms_assess_interval(claim: IntervalClaim) -> Verdict | None:
     """Judge one heartbeat interval of viewing or reading before it is credited.
 
     Phase: transaction (inside the heartbeat request, after the core's own
@@ -161,7 +161,7 @@ def lms_assess_interval(claim: IntervalClaim) -> Verdict | None:  # type: ignore
 
 
 @hookspec
-def lms_completion_verdict(user: User, lesson: Lesson, progress: LessonProgress) -> bool | None:  # type: ignore[empty-body]
+def lms_completion_verdict(user: User, lesson: Lesson, progress: LessonProgress) -> bool | None:
     """May the lesson be marked complete now that the core's rule is met?
 
     Phase: transaction. Return ``False`` to hold completion (e.g. pending an
