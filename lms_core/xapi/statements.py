@@ -27,6 +27,7 @@ payload's own fields always win.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,8 @@ from lms_core.quizzes.models import Question, QuestionKind
 from lms_core.xapi import vocab
 from lms_core.xapi.tincan_adapter import XAPI_VERSION
 
+#: A UUID as xAPI (and tincan) accept it: RFC 4122 variant, versions 1 to 5, with dashes.
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 #: Namespace of the platform's deterministic statement ids.
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://w3id.org/xapi/lms-core/statement-ids")
 
@@ -67,12 +70,17 @@ def statement_id_for(event_id: int, platform_url: str) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, f"{platform_url.rstrip('/')}/events/{event_id}"))
 
 
+def _canonical_uuid(value: Any) -> str | None:
+    """``value`` if it is a canonical RFC 4122 UUID string (what xAPI requires), else None."""
+    text = str(value).strip().lower() if value else ""
+    return text if _UUID_RE.match(text) else None
+
+
 def session_uuid(session_id: str, platform_url: str) -> str:
     """The Video Profile session id: the session's own id if it is a UUID, else derived from it."""
-    try:
-        return str(uuid.UUID(str(session_id)))
-    except ValueError:
-        return str(uuid.uuid5(ID_NAMESPACE, f"{platform_url.rstrip('/')}/sessions/{session_id}"))
+    return _canonical_uuid(session_id) or str(
+        uuid.uuid5(ID_NAMESPACE, f"{platform_url.rstrip('/')}/sessions/{session_id}")
+    )
 
 
 def _lang(text: str | None) -> LanguageMap | None:
@@ -86,13 +94,6 @@ def _seconds(value: Any) -> float | None:
     try:
         return round(float(value), 3)
     except (TypeError, ValueError):
-        return None
-
-
-def _uuid_or_none(value: Any) -> str | None:
-    try:
-        return str(uuid.UUID(str(value))) if value else None
-    except ValueError:
         return None
 
 
@@ -137,13 +138,13 @@ class _Builder:
         return db.session.get(Course, self.event.course_id) if self.event.course_id else None
 
     def registration(self) -> str | None:
-        found = _uuid_or_none(self.payload.get("registration"))
+        found = _canonical_uuid(self.payload.get("registration"))
         if found or not self.event.course_id:
             return found
         value = db.session.execute(
             select(Enrolment.registration).filter_by(user_id=self.user.id, course_id=self.event.course_id)
         ).scalar_one_or_none()
-        return _uuid_or_none(value)
+        return _canonical_uuid(value)
 
     # pieces --------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from tests.lms_core.xapi.conftest import PLATFORM
 from tests.lms_core.xapi.xapi_rules import EXT, VIDEO, check_statement, check_video_statement
 
 ADL = "http://adlnet.gov/expapi/verbs/"
-SESSION = "0f3c6d2a9b8e4f17a2c5d8e1b4a7c0d3"  # the player's session id: 32 hex digits, not a UUID
+SESSION = "0f3c6d2a9b8e0f17a2c5d8e1b4a7c0d3"  # the player's session id: 32 hex digits, not an RFC 4122 UUID
 
 
 @pytest.fixture
@@ -236,3 +236,5 @@ def test_ids_are_deterministic_per_event_and_platform(kit):
     assert other["id"] != first["id"]
     assert str(uuid.UUID(first["id"])) == first["id"]
     assert session_uuid("6f1c2b9e-1111-4aaa-8bbb-123456789abc", PLATFORM) == "6f1c2b9e-1111-4aaa-8bbb-123456789abc"
+    derived = session_uuid(SESSION, PLATFORM)
+    assert derived != str(uuid.UUID(SESSION)) and uuid.UUID(derived).version == 5
