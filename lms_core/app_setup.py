@@ -8,7 +8,7 @@ from typing import Any
 
 import pluggy
 from flask import Flask, g, request
-from flask_babel import get_locale
+from flask_babel import Domain, get_locale
 
 from lms_core.extensions import babel, csrf, db, login_manager, migrate
 from lms_core.pluginhost import load_plugins
@@ -34,6 +34,20 @@ def select_locale() -> str:
     return "zh_Hans_CN"
 
 
+class AppDomain(Domain):
+    """The default message domain, with its catalogue cache kept per application.
+
+    Flask-Babel caches catalogues on one ``Domain`` shared by every app in the
+    process, keyed by locale only; each app merges its own plugins' folders, so a
+    second app (tests, or two apps in one worker) would get the first one's strings.
+    """
+
+    def get_translations_cache(self, ctx: Any) -> Any:
+        from flask import current_app
+
+        return current_app.extensions.setdefault("lms_translations_cache", {})
+
+
 @migrate.configure
 def _alembic_version_locations(config: Any) -> Any:
     """Point Alembic at the core's and each enabled plugin's version folders."""
@@ -55,6 +69,9 @@ def init_extensions(app: Flask) -> None:
     login_manager.session_protection = "basic"
     login_manager.user_loader(load_session_user)
     babel.init_app(app, locale_selector=select_locale)
+    # Read through __dict__: the cached_property itself needs an app context.
+    if not isinstance(vars(babel).get("domain_instance"), AppDomain):
+        babel.domain_instance = AppDomain(domain="messages")  # type: ignore[misc]
     csrf.init_app(app)
     guard.install()
 

@@ -20,6 +20,7 @@ def wants_json() -> bool:
 def _messages() -> dict[int, str]:
     return {
         400: _("The request was not understood."),
+        401: _("Please sign in first."),
         403: _("You do not have permission to do that."),
         404: _("The page you asked for does not exist."),
         405: _("That method is not allowed here."),

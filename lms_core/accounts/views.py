@@ -14,13 +14,28 @@ from lms_core.accounts import services
 from lms_core.accounts.forms import ChangePasswordForm, LoginForm, TokenForm
 from lms_core.accounts.models import ApiToken, User
 from lms_core.app_setup import LOCALE_COOKIE, SUPPORTED_LOCALES
-from lms_core.extensions import db
+from lms_core.extensions import db, login_manager
 from lms_core.jobs.services import commit
 
 bp = Blueprint("auth", __name__)
 
 #: Endpoints a user who must change their password may still reach.
 _PASSWORD_CHANGE_ALLOWED = {"auth.password", "auth.logout", "auth.login", "auth.set_language", "static"}
+
+
+@login_manager.unauthorized_handler
+def _unauthorized() -> Any:
+    """401 JSON for API clients; otherwise the sign-in page, coming back here afterwards.
+
+    ``next`` is a relative path: :func:`_safe_next` refuses absolute URLs, so
+    Flask-Login's default (the full URL) always lost the page the user wanted.
+    """
+    from lms_core.errors import render_error, wants_json
+
+    if wants_json():
+        return render_error(401)
+    target = request.full_path.rstrip("?") if request.method == "GET" else None
+    return redirect(url_for("auth.login", next=target))
 
 
 @bp.before_app_request
@@ -146,7 +161,8 @@ def tokens() -> Any:
     rows = db.session.execute(
         select(ApiToken).filter_by(user_id=current_user.id).order_by(ApiToken.id.desc())
     ).scalars().all()
-    return render_template("auth/tokens.html", form=form, tokens=rows, new_token=new_token)
+    status = 400 if form.errors else 200
+    return render_template("auth/tokens.html", form=form, tokens=rows, new_token=new_token), status
 
 
 @bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])

@@ -25,6 +25,15 @@ def get(plugin: str, key: str) -> Any:
     return defaults[full] if row is None else row.value
 
 
+def _same_type(value: Any, default: Any) -> bool:
+    # bool is a subclass of int: True must not pass for a count, nor 1 for a switch.
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
+
+
 def set_value(plugin: str, key: str, value: Any) -> None:
     """Store a value (does not commit). The type must match the default's."""
     full = f"{plugin}.{key}"
@@ -32,7 +41,7 @@ def set_value(plugin: str, key: str, value: Any) -> None:
     if full not in defaults:
         raise KeyError(f"undeclared setting {full!r}")
     default = defaults[full]
-    if default is not None and not isinstance(value, type(default)):
+    if default is not None and not _same_type(value, default):
         raise TypeError(f"{full} must be {type(default).__name__}")
     row = db.session.get(Setting, full)
     if row is None:
