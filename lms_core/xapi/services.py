@@ -10,7 +10,7 @@ deterministic and the content is stored.
 Outcomes:
 
 * 2xx: delivered.
-* LRS unreachable, 5xx, 401/403 (credentials), 429: the rows stay pending,
+* LRS unreachable, 5xx, 401/403 (credentials), 404/405 (wrong endpoint), 429: the rows stay pending,
   ``attempts`` + 1, next try after an exponential backoff (5 s doubling to 1 h).
   Credential errors are retried rather than failed because they are the
   platform's configuration, not the statements' fault: fixing the key must not
@@ -48,8 +48,10 @@ log = logging.getLogger(__name__)
 DELIVER_JOB = "xapi.deliver"
 #: How long a claimed row is reserved for the deliverer that claimed it.
 LEASE = dt.timedelta(minutes=5)
-#: Statuses that are the LRS's or the network's problem, not the statement's.
-RETRY_STATUSES = frozenset({401, 403, 408, 429})
+#: Statuses that are the LRS's, the network's or the configuration's problem, not the
+#: statement's: bad credentials, a wrong endpoint (404/405, e.g. the LRS plugin not
+#: enabled yet), time-outs and throttling. The rows wait; fixing the setting suffices.
+RETRY_STATUSES = frozenset({401, 403, 404, 405, 408, 429})
 MAX_ERROR = 2000
 
 
@@ -118,9 +120,7 @@ def schedule_delivery(at: dt.datetime, *, inline: bool = False) -> None:
     a worker picks up when due (the inline runner would otherwise run them at once).
     """
     waiting = db.session.execute(
-        select(Job.id)
-        .where(Job.kind == DELIVER_JOB, Job.status == JobStatus.QUEUED, Job.run_after <= at)
-        .limit(1)
+        select(Job.id).where(Job.kind == DELIVER_JOB, Job.status == JobStatus.QUEUED, Job.run_after <= at).limit(1)
     ).first()
     if waiting is not None:
         return
@@ -192,9 +192,7 @@ def _send_one(client: PlatformLRS, row_id: int, statement: dict[str, Any], repor
         report.retrying += 1
 
 
-def _send_batch(
-    client: PlatformLRS, batch: Sequence[tuple[int, dict[str, Any]]], report: DeliveryReport
-) -> None:
+def _send_batch(client: PlatformLRS, batch: Sequence[tuple[int, dict[str, Any]]], report: DeliveryReport) -> None:
     try:
         response = client.post_statements([statement for _, statement in batch])
     except LRSUnavailable as exc:

@@ -178,9 +178,7 @@ class _Builder:
         )
         definition = None
         if lesson is not None:
-            definition = ActivityDefinition(
-                name=_lang(lesson.title), type=vocab.LESSON_TYPES.get(lesson.kind.value)
-            )
+            definition = ActivityDefinition(name=_lang(lesson.title), type=vocab.LESSON_TYPES.get(lesson.kind.value))
         elif self.payload.get("kind") in vocab.LESSON_TYPES:
             definition = ActivityDefinition(type=vocab.LESSON_TYPES[self.payload["kind"]])
         elif self.event.name.startswith("video."):
@@ -313,9 +311,7 @@ def _lesson_launched(b: _Builder) -> Statement:
     extensions = {}
     if b.payload.get("session_id"):
         extensions[vocab.EXT_SESSION_ID] = session_uuid(b.payload["session_id"], b.base)
-    return b.statement(
-        "launched", b.lesson_activity(), context=b.context(parent=b.in_course(), extensions=extensions)
-    )
+    return b.statement("launched", b.lesson_activity(), context=b.context(parent=b.in_course(), extensions=extensions))
 
 
 def _video_initialized(b: _Builder) -> Statement | None:
@@ -331,18 +327,12 @@ def _video_initialized(b: _Builder) -> Statement | None:
 
 def _video_played(b: _Builder) -> Statement:
     result = Result(extensions=_result_ext({vocab.EXT_TIME: _seconds(b.payload.get("time"))}))
-    return b.statement(
-        "played", b.lesson_activity(), context=b.video_context(required_length=False), result=result
-    )
+    return b.statement("played", b.lesson_activity(), context=b.video_context(required_length=False), result=result)
 
 
 def _video_paused(b: _Builder) -> Statement:
-    result = Result(
-        extensions=_result_ext({vocab.EXT_TIME: _seconds(b.payload.get("time")), **b.video_progress()})
-    )
-    return b.statement(
-        "paused", b.lesson_activity(), context=b.video_context(required_length=True), result=result
-    )
+    result = Result(extensions=_result_ext({vocab.EXT_TIME: _seconds(b.payload.get("time")), **b.video_progress()}))
+    return b.statement("paused", b.lesson_activity(), context=b.video_context(required_length=True), result=result)
 
 
 def _video_seeked(b: _Builder) -> Statement:
@@ -354,9 +344,7 @@ def _video_seeked(b: _Builder) -> Statement:
             }
         )
     )
-    return b.statement(
-        "seeked", b.lesson_activity(), context=b.video_context(required_length=False), result=result
-    )
+    return b.statement("seeked", b.lesson_activity(), context=b.video_context(required_length=False), result=result)
 
 
 def _video_completed(b: _Builder) -> Statement:
@@ -371,9 +359,7 @@ def _video_completed(b: _Builder) -> Statement:
         duration=_duration(seconds or 0),
         extensions=_result_ext({vocab.EXT_TIME: _seconds(b.payload.get("time")), **progress}),
     )
-    return b.statement(
-        "completed", b.lesson_activity(), context=b.video_context(required_length=True), result=result
-    )
+    return b.statement("completed", b.lesson_activity(), context=b.video_context(required_length=True), result=result)
 
 
 def _lesson_terminated(b: _Builder) -> Statement:
@@ -484,9 +470,7 @@ def _survey_submitted(b: _Builder) -> Statement:
     if isinstance(rating, int) and not isinstance(rating, bool) and 1 <= rating <= 5:
         score = Score(raw=rating, min=1, max=5, scaled=round(rating / 5, 4))
     result = Result(score=score, response=str(b.payload.get("comment") or "") or None)
-    return b.statement(
-        "responded", b.lesson_activity(), result=result, context=b.context(parent=b.in_course())
-    )
+    return b.statement("responded", b.lesson_activity(), result=result, context=b.context(parent=b.in_course()))
 
 
 _MAPPERS = {

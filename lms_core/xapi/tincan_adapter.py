@@ -70,7 +70,7 @@ def format_param(value: Any) -> str:
     return str(value)
 
 
-class PlatformLRS(RemoteLRS):  # type: ignore[misc]  # tincan is untyped
+class PlatformLRS(RemoteLRS):
     """``tincan.RemoteLRS`` with the 1.0.0 defects fixed (see the module docstring)."""
 
     # tincan's Base refuses attributes that are not declared in _props.
@@ -198,9 +198,7 @@ class PlatformLRS(RemoteLRS):  # type: ignore[misc]  # tincan is untyped
         modified = response.response.getheader("Last-Modified")
         if modified:
             try:
-                doc.timestamp = dt.datetime.strptime(modified, "%a, %d %b %Y %H:%M:%S GMT").replace(
-                    tzinfo=dt.UTC
-                )
+                doc.timestamp = dt.datetime.strptime(modified, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=dt.UTC)
             except ValueError:
                 doc.timestamp = modified
 
@@ -227,9 +225,7 @@ class PlatformLRS(RemoteLRS):  # type: ignore[misc]  # tincan is untyped
             etag=state.etag,
         )
 
-    def retrieve_state(
-        self, activity: Any, agent: Any, state_id: str, registration: str | None = None
-    ) -> LRSResponse:
+    def retrieve_state(self, activity: Any, agent: Any, state_id: str, registration: str | None = None) -> LRSResponse:
         response = super().retrieve_state(activity, agent, state_id, registration)
         if response.success:
             self._read_headers(response)

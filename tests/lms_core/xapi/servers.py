@@ -98,6 +98,8 @@ class FakeLRS:
     fail_status: int | None = None
     reject_marker: str | None = None
     posts: int = 0
+    #: Statements accepted over all requests, duplicates included.
+    received: int = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         return self.handle(Request(environ))(environ, start_response)
@@ -133,6 +135,7 @@ class FakeLRS:
             if old is not None and old != statement:
                 return self._error(409, f"statement {statement['id']} exists with other content")
         ids = []
+        self.received += len(batch)
         for statement in batch:
             statement.setdefault("id", str(uuid.uuid4()))
             self.statements.setdefault(statement["id"], statement)

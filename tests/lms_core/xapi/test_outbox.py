@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 import time_machine
@@ -13,9 +14,10 @@ from lms_core.enrolments import services as enrolments
 from lms_core.events.services import dispatch, emit, open_failures
 from lms_core.extensions import db
 from lms_core.jobs.models import Job, JobStatus
-from lms_core.jobs.services import commit
+from lms_core.jobs.services import commit, work
 from lms_core.xapi import services
 from lms_core.xapi.models import OutboxStatus, XapiOutbox
+from lms_core.xapi.tincan_adapter import PlatformLRS
 from tests.factories import UserFactory
 from tests.lms_core.learning.fixtures import build_course
 
@@ -205,3 +207,56 @@ def test_bad_credentials_are_retried_not_failed(kit, fake_lrs):
     completed(kit, 2)
     assert all(r.status == OutboxStatus.PENDING and "HTTP 401" in r.last_error for r in rows())
     assert fake_lrs.statements == {}
+
+
+@pytest.mark.app_config(LMS_INLINE_JOBS=False)
+def test_worker_dispatches_then_delivers_in_one_batch(kit, fake_lrs):
+    completed(kit, 2)
+    assert rows() == []  # nothing happens before a worker runs
+    work(once=True)
+    delivered = rows()
+    # the two completions and the set-up's course.enrolled, posted together by one coalesced job
+    assert len(delivered) == 3 and {r.status for r in delivered} == {OutboxStatus.DELIVERED}
+    assert fake_lrs.posts == 1 and len(fake_lrs.statements) == 3
+    assert len(deliver_jobs(JobStatus.DONE)) == 1
+
+
+def test_wrong_endpoint_is_retried_not_failed(kit, fake_lrs, lrs_server):
+    fake_lrs.fail_status = 503
+    completed(kit, 2)
+    wrong = PlatformLRS(f"{lrs_server.url}/not-the-lrs/", key=fake_lrs.key, secret=fake_lrs.secret)
+    services.make_due()
+    report = services.deliver_due(client=wrong)
+    assert (report.delivered, report.failed, report.retrying) == (0, 0, 2)
+    assert all("HTTP 404" in r.last_error for r in rows())
+
+
+@pytest.mark.backends("postgresql")
+@pytest.mark.app_config(LMS_XAPI_BATCH_SIZE=3)
+def test_concurrent_deliverers_send_each_statement_once(kit, fake_lrs, app):
+    fake_lrs.fail_status = 503
+    completed(kit, 6)
+    k, learner, enrolment = kit
+    for n in range(30):
+        emit("survey.submitted", actor=learner, object_type="lessons", object_id=k.survey.id, course_id=k.course.id,
+             payload={"lesson_id": k.survey.id, "registration": enrolment.registration, "rating": 1 + n % 5,
+                      "comment": f"第{n}条"})
+    commit()
+    fake_lrs.fail_status = None
+    services.make_due()
+    fake_lrs.received = 0
+    reports: list[services.DeliveryReport] = []
+
+    def deliver() -> None:
+        with app.app_context():
+            reports.append(services.deliver_due())
+            db.session.remove()
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.delivered for r in reports) == 36
+    assert fake_lrs.received == 36 and len(fake_lrs.statements) == 36
+    assert {r.status for r in rows()} == {OutboxStatus.DELIVERED}
