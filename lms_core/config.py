@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "LMS_XAPI_SECRET": "",
     "LMS_XAPI_BATCH_SIZE": 100,  # statements per POST
     "LMS_XAPI_TIMEOUT": 10,  # seconds per LRS request
+    "LMS_XAPI_CREDENTIALS_FILE": "",  # empty: <instance>/xapi_credentials.json (flask lms xapi connect-embedded)
     "LMS_PLATFORM_URL": "http://127.0.0.1:5000",  # base of activity ids and of the actors' account homePage
     "LMS_MEDIA_DIR": "",  # empty: <instance>/media (content-addressed files ab/cd/<sha256>)
     "LMS_UPLOAD_MAX_BYTES": 2 * 1024**3,  # largest accepted upload, enforced while streaming

@@ -75,3 +75,20 @@ def show(ident: str) -> None:
     if row.last_error:
         click.echo(f"last error: {row.last_error}")
     click.echo(json.dumps(row.statement, ensure_ascii=False, indent=2, sort_keys=True))
+
+
+@xapi.command("connect-embedded")
+@click.option("--force", is_flag=True, help="Create a new credential even if the saved one still works.")
+@with_appcontext
+def connect_embedded(force: bool) -> None:
+    """Give the platform its own client in the embedded LRS (saved in the instance folder)."""
+    from lms_core.xapi.credentials import ConnectError, connect_embedded, credentials_path
+
+    try:
+        key, created = connect_embedded(force=force)
+    except ConnectError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if created:
+        click.echo(f"created LRS client {key}; credential saved in {credentials_path()}")
+    else:
+        click.echo(f"already connected as LRS client {key}")

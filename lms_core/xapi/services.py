@@ -39,9 +39,10 @@ from lms_core.events.models import Event
 from lms_core.extensions import db
 from lms_core.jobs.models import Job, JobStatus
 from lms_core.jobs.services import backoff, enqueue
+from lms_core.xapi.credentials import lrs_client
 from lms_core.xapi.models import OutboxStatus, XapiOutbox
 from lms_core.xapi.statements import MAPPED_EVENTS, build_statement, statement_json
-from lms_core.xapi.tincan_adapter import LRSUnavailable, PlatformLRS, client_from_config
+from lms_core.xapi.tincan_adapter import LRSUnavailable, PlatformLRS
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ def deliver_due(
     *, client: PlatformLRS | None = None, progress: Callable[[int], object] | None = None
 ) -> DeliveryReport:
     """Deliver every due pending row, batch by batch; then schedule the next retry."""
-    client = client or client_from_config(current_app.config)
+    client = client or lrs_client()
     size = max(int(current_app.config["LMS_XAPI_BATCH_SIZE"]), 1)
     report = DeliveryReport()
     while batch := _claim(size):

@@ -258,13 +258,3 @@ class PlatformLRS(RemoteLRS):
         if response.success:
             self._read_headers(response)
         return response
-
-
-def client_from_config(config: Mapping[str, Any]) -> PlatformLRS:
-    """The LRS client configured by ``LMS_XAPI_*``."""
-    return PlatformLRS(
-        config["LMS_XAPI_ENDPOINT"],
-        key=config.get("LMS_XAPI_KEY") or None,
-        secret=config.get("LMS_XAPI_SECRET") or None,
-        timeout=float(config.get("LMS_XAPI_TIMEOUT") or 10),
-    )

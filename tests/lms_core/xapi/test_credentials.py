@@ -1,0 +1,96 @@
+"""The embedded set-up: ``flask lms xapi connect-embedded``, then delivery to the platform's own /xapi."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from lms_core.events.services import emit
+from lms_core.extensions import db
+from lms_core.jobs.services import commit
+from lms_core.xapi.models import OutboxStatus, XapiOutbox
+from tests.conftest import IsolatedClient, make_test_config
+from tests.factories import UserFactory
+from tests.lms_core.xapi.conftest import xapi_config
+from tests.lms_core.xapi.servers import ServerThread, free_port
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    """The platform with the lrs plugin, served over HTTP, delivering to its own /xapi."""
+    from lms_core import create_app
+
+    port = free_port()
+    config = xapi_config(f"http://127.0.0.1:{port}/xapi/", "", "")
+    config.update(LMS_PLUGINS=["lrs"], LMS_XAPI_CREDENTIALS_FILE=str(tmp_path / "secret" / "xapi.json"))
+    app = create_app(make_test_config(database_url, tmp_path, **config))
+    app.test_client_class = IsolatedClient
+    server = ServerThread(app, port).start()
+    with app.app_context():
+        yield app
+        db.session.remove()
+    server.stop()
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_connect_embedded_then_statements_reach_the_platforms_own_lrs(app, tree):
+    from lrs.models import LrsClient
+
+    runner = app.test_cli_runner()
+    out = runner.invoke(args=["lms", "xapi", "connect-embedded"])
+    assert out.exit_code == 0, out.output
+    path = Path(app.config["LMS_XAPI_CREDENTIALS_FILE"])
+    saved = json.loads(path.read_text())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    client = db.session.execute(select(LrsClient).filter_by(key=saved["key"])).scalar_one()
+    assert client.active and set(client.scopes) == {"statements/write", "statements/read/mine"}
+    assert saved["secret"] not in out.output  # the secret goes to the file only
+
+    again = runner.invoke(args=["lms", "xapi", "connect-embedded"])
+    assert again.exit_code == 0 and "already connected" in again.output
+    assert json.loads(path.read_text()) == saved
+
+    learner = UserFactory(username="sunli", full_name="孙丽", org_unit=tree.village_a)
+    db.session.commit()
+    emit("course.completed", actor=learner, object_type="courses", object_id=1, course_id=1,
+         payload={"registration": "3f2b8c1e-5d4a-4e3b-9c2d-1a0b9c8d7e6f"})
+    commit()
+    db.session.expire_all()
+    (row,) = db.session.execute(select(XapiOutbox)).scalars()
+    assert row.status == OutboxStatus.DELIVERED, row.last_error
+
+    # A disabled client stops delivery (401: kept pending); --force makes a new one.
+    client.active = False
+    db.session.commit()
+    from lrs import clients
+
+    clients.clear_cache()
+    emit("course.completed", actor=learner, object_type="courses", object_id=2, course_id=2, payload={})
+    commit()
+    db.session.expire_all()
+    waiting = db.session.execute(select(XapiOutbox).filter_by(status=OutboxStatus.PENDING)).scalar_one()
+    assert "HTTP 401" in waiting.last_error
+
+    out = runner.invoke(args=["lms", "xapi", "connect-embedded"])
+    assert out.exit_code == 0 and "created LRS client" in out.output
+    assert json.loads(path.read_text())["key"] != saved["key"]
+    assert runner.invoke(args=["lms", "xapi", "replay"]).exit_code == 0
+    db.session.expire_all()
+    assert db.session.get(XapiOutbox, waiting.id).status == OutboxStatus.DELIVERED
+
+
+def test_connect_embedded_needs_the_lrs_plugin(database_url, tmp_path):
+    from lms_core import create_app
+
+    plain = create_app(make_test_config(database_url, tmp_path))
+    with plain.app_context():
+        out = plain.test_cli_runner().invoke(args=["lms", "xapi", "connect-embedded"])
+        db.engine.dispose()
+    assert out.exit_code != 0 and "add lrs to LMS_PLUGINS" in out.output
