@@ -71,7 +71,7 @@ def init_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     # Read through __dict__: the cached_property itself needs an app context.
     if not isinstance(vars(babel).get("domain_instance"), AppDomain):
-        babel.domain_instance = AppDomain(domain="messages")  # type: ignore[misc]
+        babel.domain_instance = AppDomain(domain="messages")
     csrf.init_app(app)
     guard.install()
 
