@@ -215,26 +215,81 @@ def _insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]], ind
         conn.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=index), rows)
 
 
-def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.datetime,
-           attachments: dict[str, Attachment]) -> None:
-    ids = [p.sid for p in batch]
+def _insert_pg(conn: Connection, todo: list[_Prepared], caller: Caller, now: dt.datetime) -> set[str]:
+    """Insert statements and their keys in one round trip; returns the ids actually inserted.
+
+    ``INSERT ... SELECT FROM unnest(arrays)`` carries the whole batch in a few
+    binary array parameters (no per-row statements). ``ON CONFLICT DO NOTHING``
+    skips ids stored meanwhile; the caller compares those with what it received.
+    """
+    key_sids: list[str] = []
+    keys_col: list[int] = []
+    for p in todo:
+        for k in p.keys | p.inherited:
+            key_sids.append(p.sid)
+            keys_col.append(K.key(*k))
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cur.execute(
+        "WITH ins AS (INSERT INTO lrs_statements (statement_id, stored, voided, client_id, has_attachments, data) "
+        " SELECT i, %(stored)s, v, %(client)s, a, d::jsonb FROM unnest(%(ids)b::text[], %(voided)b::bool[], "
+        " %(att)b::bool[], %(data)b::text[]) AS t(i, v, a, d) "
+        " ON CONFLICT (statement_id) DO NOTHING RETURNING pk, statement_id), "
+        "k AS (INSERT INTO lrs_statement_keys (key, stmt_pk) "
+        " SELECT u.kk, ins.pk FROM unnest(%(ksids)b::text[], %(keys)b::bigint[]) AS u(sid, kk) "
+        " JOIN ins ON ins.statement_id = u.sid) "
+        "SELECT statement_id FROM ins",
+        {"stored": now, "client": caller.client_id, "ids": [p.sid for p in todo],
+         "voided": [p.voided for p in todo], "att": [bool(p.data.get("attachments")) for p in todo],
+         "data": [json.dumps(p.data, ensure_ascii=False, separators=(",", ":")) for p in todo],
+         "ksids": key_sids, "keys": keys_col})
+    return {row[0] for row in cur.fetchall()}
+
+
+def _insert_generic(conn: Connection, todo: list[_Prepared], caller: Caller, now: dt.datetime) -> set[str]:
+    rows = [{"statement_id": p.sid, "stored": now, "voided": p.voided, "client_id": caller.client_id,
+             "has_attachments": bool(p.data.get("attachments")), "data": p.data} for p in todo]
+    result = conn.execute(insert(S).returning(S.c.pk, S.c.statement_id, sort_by_parameter_order=True), rows)
+    pks = {sid: pk for pk, sid in result.all()}
+    conn.execute(insert(KT), [{"key": K.key(*k), "stmt_pk": pks[p.sid]} for p in todo for k in p.keys | p.inherited])
+    return set(pks)
+
+
+def _check_existing(conn: Connection, batch: list[_Prepared]) -> set[str]:
+    """Ids of ``batch`` already stored; 409 if any of them differs from what was received."""
     existing: dict[str, dict[str, Any]] = {}
-    for chunk in _in_chunks(ids):
+    for chunk in _in_chunks([p.sid for p in batch]):
         for sid, data in conn.execute(select(S.c.statement_id, S.c.data).where(S.c.statement_id.in_(chunk))):
             existing[sid] = data
     for p in batch:
         if p.sid in existing and not same_statement(p.received, existing[p.sid]):
             raise XapiError(409, f"statement {p.sid} already exists with different content")
-    todo = [p for p in batch if p.sid not in existing]
+    return set(existing)
+
+
+def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.datetime,
+           attachments: dict[str, Attachment]) -> None:
+    pg = conn.dialect.name == "postgresql"
+    todo = batch
+    if not pg:
+        known = _check_existing(conn, batch)
+        todo = [p for p in batch if p.sid not in known]
     if not todo:
         return
     by_id = {p.sid: p for p in todo}
 
-    # Voided before it arrived? (a voiding statement stored earlier targets it)
+    # One lookup: voiding statements stored earlier that target ours (they are voided on
+    # arrival), and statements stored earlier that reference ours (they inherit our keys).
     void_keys = {K.key("vt", p.sid): p.sid for p in todo}
-    for chunk in _in_chunks(list(void_keys)):
-        for (k,) in conn.execute(select(KT.c.key).where(KT.c.key.in_(chunk))):
-            by_id[void_keys[k]].voided = True
+    ref_keys = {K.key("ref", p.sid): p.sid for p in todo}
+    referrers: dict[str, list[tuple[int, str]]] = {}
+    for chunk in _in_chunks([*void_keys, *ref_keys]):
+        rows = conn.execute(select(KT.c.key, S.c.pk, S.c.statement_id).join(S, S.c.pk == KT.c.stmt_pk)
+                            .where(KT.c.key.in_(chunk)))
+        for k, pk, sid in rows:
+            if k in void_keys:
+                by_id[void_keys[k]].voided = True
+            else:
+                referrers.setdefault(ref_keys[k], []).append((pk, sid))
 
     # Voiding targets: in this batch or already stored; a voiding statement cannot be voided.
     targets = {_ref_target(p.data) for p in todo if _is_voiding(p.data)}
@@ -260,15 +315,11 @@ def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.dat
                 p.inherited |= _inherited_from_db(conn, t)
                 break
 
-    rows = [{"statement_id": p.sid, "stored": now, "voided": p.voided, "client_id": caller.client_id,
-             "has_attachments": bool(p.data.get("attachments")), "data": p.data} for p in todo]
-    result = conn.execute(insert(S).returning(S.c.pk, S.c.statement_id, sort_by_parameter_order=True), rows)
-    pks = {sid: pk for pk, sid in result.all()}
-    key_rows = []
-    for p in todo:
-        pk = pks[p.sid]
-        key_rows.extend({"key": K.key(*k), "stmt_pk": pk} for k in p.keys | p.inherited)
-    conn.execute(insert(KT), key_rows)
+    inserted = (_insert_pg if pg else _insert_generic)(conn, todo, caller, now)
+    if len(inserted) < len(todo):
+        # Stored by someone else meanwhile (PostgreSQL path): identical is fine, different is 409.
+        _check_existing(conn, [p for p in todo if p.sid not in inserted])
+        todo = [p for p in todo if p.sid in inserted]
 
     if stored_targets:
         voidable = [sid for sid, data in conn.execute(
@@ -277,7 +328,17 @@ def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.dat
         if voidable:
             conn.execute(update(S).where(S.c.statement_id.in_(voidable)).values(voided=True))
 
-    _propagate_to_referrers(conn, {p.sid: _filter_keys(p.data) | p.inherited for p in todo})
+    # Statements stored earlier that reference the new ones inherit their filter keys.
+    key_rows = []
+    frontier: dict[str, set[tuple[str, str]]] = {}
+    for p in todo:
+        inherited = {k for k in p.keys if k[0] in K.FILTER_KINDS} | p.inherited
+        for pk, sid in referrers.get(p.sid, []):
+            key_rows.extend({"key": K.key(*k), "stmt_pk": pk} for k in inherited)
+            frontier.setdefault(sid, set()).update(inherited)
+    if key_rows:
+        _insert_ignore(conn, KT, key_rows, ["key", "stmt_pk"])
+        _propagate_to_referrers(conn, frontier)
 
     needed = {}
     for p in todo:

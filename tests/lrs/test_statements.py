@@ -283,10 +283,14 @@ def test_failure_mid_write_leaves_nothing(xapi, monkeypatch):
     """A batch is one transaction: an error after the statements insert stores nothing."""
     from lrs import statements as st
 
-    def boom(*args, **kwargs):
-        raise RuntimeError("simulated crash after the statements were inserted")
+    def crash_after(original):
+        def run(*args, **kwargs):
+            original(*args, **kwargs)
+            raise RuntimeError("simulated crash after the statements and keys were inserted")
+        return run
 
-    monkeypatch.setattr(st, "_propagate_to_referrers", boom)
+    monkeypatch.setattr(st, "_insert_pg", crash_after(st._insert_pg))
+    monkeypatch.setattr(st, "_insert_generic", crash_after(st._insert_generic))
     r = xapi.post("statements", json_body=[statement(), statement()])
     assert r.status_code == 500
     db.session.rollback()
