@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 
 from lms_core.accounts.models import User
@@ -328,16 +328,22 @@ def course_counts(user_id: int, course_id: int) -> tuple[int, int]:
 
 
 def progress_by_course(user_id: int, course_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """(done, total) required lessons per course, in two grouped queries."""
+    """(done, total) required lessons per course, in one grouped query.
+
+    One query, not two: the dashboard calls this on every view. A lesson has at
+    most one progress row per user (unique constraint), so counting the joined
+    completed rows counts completed lessons.
+    """
     if not course_ids:
         return {}
-    totals = dict(db.session.execute(select(Lesson.course_id, func.count()).where(
-        Lesson.course_id.in_(course_ids), Lesson.required.is_(True)).group_by(Lesson.course_id)).all())
-    done = dict(db.session.execute(select(Lesson.course_id, func.count()).join(
-        LessonProgress, LessonProgress.lesson_id == Lesson.id).where(
-        LessonProgress.user_id == user_id, Lesson.course_id.in_(course_ids), Lesson.required.is_(True),
-        LessonProgress.status == ProgressStatus.COMPLETED).group_by(Lesson.course_id)).all())
-    return {cid: (int(done.get(cid, 0)), int(totals.get(cid, 0))) for cid in course_ids}
+    rows = db.session.execute(
+        select(Lesson.course_id, func.count(Lesson.id), func.count(LessonProgress.id))
+        .outerjoin(LessonProgress, and_(LessonProgress.lesson_id == Lesson.id, LessonProgress.user_id == user_id,
+                                        LessonProgress.status == ProgressStatus.COMPLETED))
+        .where(Lesson.course_id.in_(course_ids), Lesson.required.is_(True))
+        .group_by(Lesson.course_id)).all()
+    counts = {cid: (int(done), int(total)) for cid, total, done in rows}
+    return {cid: counts.get(cid, (0, 0)) for cid in course_ids}
 
 
 def year_bounds_utc(year: int) -> tuple[dt.datetime, dt.datetime]:
