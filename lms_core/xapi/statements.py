@@ -307,11 +307,22 @@ def _course_enrolled(b: _Builder) -> Statement | None:
     return b.statement("registered", course, context=b.context(extensions=extensions))
 
 
+def _session_extension(b: _Builder) -> dict[str, Any]:
+    """The session id outside Video Profile statements.
+
+    A video lesson's launch opens the session its ``initialized`` statement names,
+    so it carries the profile's ``session-id``; other kinds have no such session
+    and use the platform's own extension.
+    """
+    if not b.payload.get("session_id"):
+        return {}
+    key = vocab.EXT_SESSION_ID if b.lesson_kind() == "video" else b.ext("session-id")
+    return {key: session_uuid(b.payload["session_id"], b.base)}
+
+
 def _lesson_launched(b: _Builder) -> Statement:
-    extensions = {}
-    if b.payload.get("session_id"):
-        extensions[vocab.EXT_SESSION_ID] = session_uuid(b.payload["session_id"], b.base)
-    return b.statement("launched", b.lesson_activity(), context=b.context(parent=b.in_course(), extensions=extensions))
+    context = b.context(parent=b.in_course(), extensions=_session_extension(b))
+    return b.statement("launched", b.lesson_activity(), context=context)
 
 
 def _video_initialized(b: _Builder) -> Statement | None:
@@ -370,14 +381,11 @@ def _lesson_terminated(b: _Builder) -> Statement:
         return b.statement(
             "terminated", b.lesson_activity(), context=b.video_context(required_length=True), result=result
         )
-    context_ext = {}
-    if b.payload.get("session_id"):
-        context_ext[vocab.EXT_SESSION_ID] = session_uuid(b.payload["session_id"], b.base)
     return b.statement(
         "terminated",
         b.lesson_activity(),
         result=Result(duration=duration) if duration else None,
-        context=b.context(parent=b.in_course(), extensions=context_ext),
+        context=b.context(parent=b.in_course(), extensions=_session_extension(b)),
     )
 
 

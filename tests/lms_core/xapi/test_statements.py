@@ -7,14 +7,18 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lms_core.enrolments import services as enrolments
 from lms_core.events.services import emit
 from lms_core.extensions import db
+from lms_core.learning.segments import to_xapi
 from lms_core.quizzes.services import questions
 from lms_core.xapi.statements import (
     MAPPED_EVENTS,
     build_statement,
+    segments_seconds,
     session_uuid,
     statement_id_for,
     statement_json,
@@ -96,6 +100,15 @@ def test_lesson_launched(kit):
     assert data["context"]["contextActivities"]["parent"][0]["id"] == f"{PLATFORM}/courses/{k.course.id}"
     assert data["context"]["registration"] == enrolment.registration
     assert data["context"]["language"] == "zh-CN"
+    assert data["context"]["extensions"] == {EXT + "session-id": session_uuid(SESSION, PLATFORM)}
+
+    doc = make("lesson.launched", learner, {"lesson_id": k.document.id, "registration": enrolment.registration,
+                                            "session_id": SESSION, "kind": "document"},
+               object_type="lessons", object_id=k.document.id, course_id=k.course.id)
+    assert check_statement(_strip(doc)) == []
+    assert doc["object"]["definition"]["type"] == "http://adlnet.gov/expapi/activities/lesson"
+    assert doc["context"]["extensions"] == {
+        f"{PLATFORM}/xapi-vocab/extensions/session-id": session_uuid(SESSION, PLATFORM)}
 
 
 def test_video_session_follows_the_video_profile(kit):
@@ -238,3 +251,11 @@ def test_ids_are_deterministic_per_event_and_platform(kit):
     assert session_uuid("6f1c2b9e-1111-4aaa-8bbb-123456789abc", PLATFORM) == "6f1c2b9e-1111-4aaa-8bbb-123456789abc"
     derived = session_uuid(SESSION, PLATFORM)
     assert derived != str(uuid.UUID(SESSION)) and uuid.UUID(derived).version == 5
+
+
+@given(st.lists(st.tuples(st.integers(0, 10_000_000), st.integers(1, 600_000)), max_size=30))
+def test_played_segments_length_matches_the_ranges(ranges):
+    """``segments_seconds`` reads back what ``to_xapi`` writes (ms ranges, seconds text)."""
+    segments = [(start, start + length) for start, length in ranges]
+    expected = sum(length for _, length in ranges) / 1000
+    assert segments_seconds(to_xapi(segments)) == pytest.approx(expected, abs=1e-6)
