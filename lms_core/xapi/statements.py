@@ -414,7 +414,8 @@ def _quiz_answered(b: _Builder) -> Statement:
     if question is not None:
         definition = ActivityDefinition(
             type="http://adlnet.gov/expapi/activities/cmi.interaction",
-            description=_lang(question.text[:500]),
+            name=_lang(question.text[:200]),
+            description=_lang(question.text),
             interaction_type="true-false" if question.kind == QuestionKind.TRUE_FALSE else "choice",
         )
         if question.kind != QuestionKind.TRUE_FALSE:
