@@ -99,7 +99,26 @@ def _role_check(user: User, capability: str, obj: Any) -> bool:
     unit = org_unit_of(obj)
     if unit is None:  # an object with no org (a site-wide thing): only site admins
         return False
-    return any(unit.path.startswith(g.path) for g in grants)
+    if not any(unit.path.startswith(g.path) for g in grants):
+        return False
+    if capability == "user.manage" and isinstance(obj, User):
+        return _covers_roles_of(grants, obj)
+    return True
+
+
+def _covers_roles_of(grants: list[Grant], target: User) -> bool:
+    """Managing an account (reset its password, disable it) is taking it over.
+
+    So an org admin may manage only people whose every role lies inside the
+    admin's own scope: a county admin must not reset the password of a city
+    auditor or a site admin who happens to belong to a unit in that county.
+    """
+    for assignment in target.roles:
+        if assignment.role == Role.SITE_ADMIN:
+            return False  # only site admins (who returned earlier) manage site admins
+        if not any(assignment.org_unit.path.startswith(g.path) for g in grants):
+            return False
+    return True
 
 
 def can(user: Any, capability: str, obj: Any = None) -> bool:

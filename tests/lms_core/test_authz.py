@@ -315,3 +315,46 @@ def test_plugin_override_false_wins_over_true(database_url, tmp_path):
         with pytest.raises(KeyError):
             probe.verdicts[("lucky", "made.up")] = True
             can(learner, "made.up")
+
+
+# taking over accounts with wider roles -------------------------------------------
+
+@pytest.fixture
+def wider(county_people):
+    """People living in county A whose roles reach beyond it."""
+    tree = county_people.tree
+    root = UserFactory(username="root_in_village", org_unit=tree.village_a)
+    grant(root, Role.SITE_ADMIN, tree.village_a)
+    city_auditor = UserFactory(username="city_auditor_in_town", org_unit=tree.town_a)
+    grant(city_auditor, Role.AUDITOR, tree.city)
+    local = UserFactory(username="local_auditor", org_unit=tree.town_a)
+    grant(local, Role.AUDITOR, tree.town_a)
+    db.session.commit()
+    return root, city_auditor, local
+
+
+def test_county_admin_cannot_manage_accounts_with_wider_roles(client, county_people, wider):
+    root, city_auditor, local = wider
+    admin = db.session.execute(select(User).filter_by(username="county_admin")).scalar_one()
+    assert not can(admin, "user.manage", root)
+    assert not can(admin, "user.manage", city_auditor)
+    assert can(admin, "user.manage", local)
+    assert can(admin, "user.view", root)  # reading is still fine
+    login(client, "county_admin")
+    for target in (root, city_auditor):
+        before = target.password_hash
+        assert client.post(f"/admin/users/{target.id}/reset-password").status_code == 403
+        assert client.post(f"/admin/users/{target.id}/status", data={"status": "disabled"}).status_code == 403
+        db.session.expire_all()
+        fresh = db.session.get(User, target.id)
+        assert fresh.password_hash == before and fresh.status == UserStatus.ACTIVE
+    assert client.post(f"/admin/users/{local.id}/reset-password").status_code == 302
+
+
+def test_site_admin_role_is_revoked_only_by_a_site_admin(client, county_people, wider):
+    root, _city_auditor, _local = wider
+    (assignment,) = root.roles
+    login(client, "county_admin")
+    r = client.post(f"/admin/users/{root.id}/roles/{assignment.id}/revoke")
+    assert r.status_code == 403
+    assert db.session.get(RoleAssignment, assignment.id) is not None
