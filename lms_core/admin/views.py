@@ -13,7 +13,7 @@ from lms_core.accounts import services as accounts
 from lms_core.accounts.importer import ImportFileError, import_users
 from lms_core.accounts.models import RankBand, Role, RoleAssignment, User, UserStatus
 from lms_core.admin.forms import ImportForm, MoveForm, OrgForm, RoleForm, UserForm
-from lms_core.authz import AccessDenied, can, require, scope_condition
+from lms_core.authz import AccessDenied, can, effective_assignments, require, scope_condition
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
 from lms_core.orgs import services as orgs
@@ -37,10 +37,24 @@ def _unit_or_404(unit_id: int, capability: str) -> OrgUnit:
 
 
 def _scope_roots() -> list[OrgUnit]:
-    """The highest units the current user administers (their starting points)."""
-    cond = scope_condition(current_user, "org.view", OrgUnit.path)
-    return list(db.session.execute(
-        select(OrgUnit).where(cond).order_by(OrgUnit.depth, OrgUnit.code).limit(200)).scalars())
+    """The units the user's ``org.view`` grants start from, nested grants dropped.
+
+    Taken from the grants, not from "the shallowest units in scope": someone who
+    audits a county and administers a township of another county starts from both.
+    """
+    holders = current_app.extensions["lms_capabilities"]["org.view"]
+    grants = [g for g in effective_assignments(current_user) if g.role in holders]
+    if any(g.role == Role.SITE_ADMIN for g in grants):
+        stmt = select(OrgUnit).where(OrgUnit.parent_id.is_(None))
+    else:
+        kept: list[str] = []
+        for path in sorted({g.path for g in grants}, key=len):
+            if not any(path.startswith(k) for k in kept):
+                kept.append(path)
+        if not kept:
+            return []
+        stmt = select(OrgUnit).where(OrgUnit.path.in_(kept))
+    return list(db.session.execute(stmt.order_by(OrgUnit.depth, OrgUnit.code)).scalars())
 
 
 @bp.route("/")
@@ -59,11 +73,9 @@ def _render_orgs(unit: OrgUnit | None, *, status: int = 200, form: OrgForm | Non
                  edit_form: OrgForm | None = None, move_form: MoveForm | None = None) -> Any:
     """The org page of ``unit`` (or the user's top units); failed forms re-render here with 400."""
     if unit is None:
-        roots = _scope_roots()
-        if not roots:
+        children = _scope_roots()
+        if not children:
             abort(403)
-        top_depth = roots[0].depth
-        children = [u for u in roots if u.depth == top_depth]
     else:
         children = list(unit.children)
     breadcrumb = []

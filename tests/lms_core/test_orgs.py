@@ -193,3 +193,24 @@ def test_county_admin_cannot_move_a_unit_out_of_scope(client, tree):
     db.session.expire_all()
     assert db.session.get(OrgUnit, tree.town_a.id).parent_id == tree.county_a.id
     assert db.session.get(OrgUnit, tree.town_b.id).name == "石岗镇"
+
+
+def test_top_of_the_tree_starts_from_each_grant(client, tree):
+    mixed = UserFactory(username="mixed", org_unit=tree.county_a)
+    grant(mixed, Role.AUDITOR, tree.county_a)
+    grant(mixed, Role.ORG_ADMIN, tree.town_b)  # deeper, in the other county
+    grant(mixed, Role.ORG_ADMIN, tree.village_a)  # nested in the county grant: not a start
+    db.session.commit()
+    login(client, "mixed")
+    html = client.get("/admin/orgs").get_data(as_text=True)
+    assert "南岭县" in html and "石岗镇" in html
+    assert "红星村" not in html and "江州市" not in html and "青山县" not in html
+
+
+def test_site_admin_starts_from_the_roots(client, tree):
+    root = UserFactory(username="root", org_unit=tree.village_a)
+    grant(root, Role.SITE_ADMIN, tree.village_a)
+    db.session.commit()
+    login(client, "root")
+    html = client.get("/admin/orgs").get_data(as_text=True)
+    assert "江州市" in html and "南岭县" not in html
