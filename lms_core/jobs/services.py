@@ -91,32 +91,44 @@ def run_job(job: Job) -> bool:
 
 
 def claim_next(worker_id: str, kinds: list[str] | None = None) -> Job | None:
-    """Claim the oldest runnable job, or None; commits the claim."""
-    now = utcnow()
-    stmt = (
-        select(Job)
-        .where(
-            or_(
-                (Job.status == JobStatus.QUEUED) & (Job.run_after <= now),
-                (Job.status == JobStatus.RUNNING) & (Job.locked_at < now - STALE_LOCK),
-            )
+    """Claim the oldest runnable job, or None; commits the claim.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` hands each worker a different
+    row. Elsewhere (SQLite in development, where ``flask lms worker`` may run next
+    to the inline runner) the claim is a compare-and-set ``UPDATE ... WHERE`` the
+    job is still runnable, so two workers never both take it; a worker that loses
+    the race looks for the next job.
+    """
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    for _attempt in range(100):
+        now = utcnow()
+        runnable = or_(
+            (Job.status == JobStatus.QUEUED) & (Job.run_after <= now),
+            (Job.status == JobStatus.RUNNING) & (Job.locked_at < now - STALE_LOCK),
         )
-        .order_by(Job.id)
-        .limit(1)
-    )
-    if kinds:
-        stmt = stmt.where(Job.kind.in_(kinds))
-    if db.session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    job = db.session.execute(stmt).scalar_one_or_none()
-    if job is None:
-        db.session.rollback()
-        return None
-    job.status = JobStatus.RUNNING
-    job.locked_by = worker_id
-    job.locked_at = now
-    db.session.commit()
-    return job
+        stmt = select(Job.id).where(runnable).order_by(Job.id).limit(1)
+        if kinds:
+            stmt = stmt.where(Job.kind.in_(kinds))
+        if postgres:
+            stmt = stmt.with_for_update(skip_locked=True)
+        job_id = db.session.execute(stmt).scalar_one_or_none()
+        if job_id is None:
+            db.session.rollback()
+            return None
+        if not postgres:
+            # End the read first: SQLite cannot upgrade a stale read to a write
+            # ("database is locked"); the UPDATE below re-checks the row anyway.
+            db.session.rollback()
+        claimed = db.session.execute(
+            update(Job)
+            .where(Job.id == job_id, runnable)
+            .values(status=JobStatus.RUNNING, locked_by=worker_id, locked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        if claimed.rowcount:  # type: ignore[attr-defined]
+            return db.session.get(Job, job_id)
+    return None
 
 
 def run_inline_jobs() -> int:

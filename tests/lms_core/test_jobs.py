@@ -110,9 +110,12 @@ def test_inline_jobs_run_after_commit_and_failures_do_not_raise(app, probe):
     assert states == [(JobStatus.DONE, 1), (JobStatus.QUEUED, 1)]
 
 
-@pytest.mark.backends("postgresql")
 def test_concurrent_workers_never_run_a_job_twice(app, probe):
-    """Four workers, each with its own connection, drain one queue with SKIP LOCKED."""
+    """Four workers, each with its own connection, drain one queue.
+
+    PostgreSQL claims with ``FOR UPDATE SKIP LOCKED``; SQLite with a
+    compare-and-set update. Without either, jobs run several times (checked).
+    """
     total, workers = 120, 4
     for n in range(total):
         jobs.enqueue("hookprobe.echo", {"n": n})
