@@ -206,3 +206,25 @@ def test_list_search_and_pagination(admin_client, tree):
     assert r.status_code == 200 and "nope" in r.get_data(as_text=True)
     assert admin_client.get("/admin/users?page=-3").status_code == 200
     assert admin_client.get("/admin/users?page=abc").status_code == 200
+
+
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+def test_admin_posts_need_the_csrf_token(client, admin, cadre):
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    r = client.post("/login", data={"username": "county_admin", "password": PASSWORD, "csrf_token": token})
+    assert r.status_code == 302
+    before = cadre.password_hash
+    for path, data in ((f"/admin/users/{cadre.id}/reset-password", {}),
+                       (f"/admin/users/{cadre.id}/status", {"status": "disabled"}),
+                       (f"/admin/users/{cadre.id}/roles", {"role": "auditor", "org_code": "360121"}),
+                       ("/admin/users/new", VALID)):
+        assert client.post(path, data=data).status_code == 400, path
+    db.session.expire_all()
+    fresh = db.session.get(User, cadre.id)
+    assert fresh.password_hash == before and fresh.status == UserStatus.ACTIVE and not fresh.roles
+    # with the token (as the page's forms send it) the same request works
+    page = client.get(f"/admin/users/{cadre.id}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
+    r = client.post(f"/admin/users/{cadre.id}/status", data={"status": "disabled", "csrf_token": token})
+    assert r.status_code == 302
