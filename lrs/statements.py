@@ -215,12 +215,16 @@ def _insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]], ind
         conn.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=index), rows)
 
 
-def _insert_pg(conn: Connection, todo: list[_Prepared], caller: Caller, now: dt.datetime) -> set[str]:
-    """Insert statements and their keys in one round trip; returns the ids actually inserted.
+def _insert_pg(conn: Connection, todo: list[_Prepared], caller: Caller,
+               now: dt.datetime) -> tuple[set[str], dict[str, list[tuple[int, str]]]]:
+    """Write a batch in one statement (one round trip); returns inserted ids and earlier referrers.
 
-    ``INSERT ... SELECT FROM unnest(arrays)`` carries the whole batch in a few
-    binary array parameters (no per-row statements). ``ON CONFLICT DO NOTHING``
-    skips ids stored meanwhile; the caller compares those with what it received.
+    ``INSERT ... SELECT FROM unnest(arrays)`` carries the batch in a few binary array
+    parameters. In the same statement: the lookup keys are inserted (CTE), a
+    statement is marked voided if a voiding statement stored earlier targets it, and
+    the statements stored earlier that reference the new ones are returned (the CTE's
+    own rows are not visible to that part, so only earlier ones come back).
+    ``ON CONFLICT DO NOTHING`` skips ids stored meanwhile; the caller compares them.
     """
     key_sids: list[str] = []
     keys_col: list[int] = []
@@ -228,21 +232,35 @@ def _insert_pg(conn: Connection, todo: list[_Prepared], caller: Caller, now: dt.
         for k in p.keys | p.inherited:
             key_sids.append(p.sid)
             keys_col.append(K.key(*k))
+    ref_keys = {K.key("ref", p.sid): p.sid for p in todo}
     cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     cur.execute(
-        "WITH ins AS (INSERT INTO lrs_statements (statement_id, stored, voided, client_id, has_attachments, data) "
-        " SELECT i, %(stored)s, v, %(client)s, a, d::jsonb FROM unnest(%(ids)b::text[], %(voided)b::bool[], "
-        " %(att)b::bool[], %(data)b::text[]) AS t(i, v, a, d) "
+        "WITH src AS (SELECT * FROM unnest(%(ids)b::text[], %(voided)b::bool[], %(att)b::bool[], %(data)b::text[], "
+        " %(vks)b::bigint[]) AS t(i, v, a, d, vk)), "
+        "ins AS (INSERT INTO lrs_statements (statement_id, stored, voided, client_id, has_attachments, data) "
+        " SELECT i, %(stored)s, v OR EXISTS (SELECT 1 FROM lrs_statement_keys x WHERE x.key = src.vk), "
+        " %(client)s, a, d::jsonb FROM src "
         " ON CONFLICT (statement_id) DO NOTHING RETURNING pk, statement_id), "
         "k AS (INSERT INTO lrs_statement_keys (key, stmt_pk) "
         " SELECT u.kk, ins.pk FROM unnest(%(ksids)b::text[], %(keys)b::bigint[]) AS u(sid, kk) "
         " JOIN ins ON ins.statement_id = u.sid) "
-        "SELECT statement_id FROM ins",
+        "SELECT 0, statement_id, NULL::bigint, NULL::bigint FROM ins "
+        "UNION ALL SELECT 1, s.statement_id, x.key, s.pk FROM lrs_statement_keys x "
+        " JOIN lrs_statements s ON s.pk = x.stmt_pk WHERE x.key = ANY(%(refkeys)b::bigint[])",
         {"stored": now, "client": caller.client_id, "ids": [p.sid for p in todo],
          "voided": [p.voided for p in todo], "att": [bool(p.data.get("attachments")) for p in todo],
          "data": [json.dumps(p.data, ensure_ascii=False, separators=(",", ":")) for p in todo],
-         "ksids": key_sids, "keys": keys_col})
-    return {row[0] for row in cur.fetchall()}
+         # A voiding statement cannot be voided: NULL matches no key.
+         "vks": [None if _is_voiding(p.data) else K.key("vt", p.sid) for p in todo],
+         "ksids": key_sids, "keys": keys_col, "refkeys": list(ref_keys)})
+    inserted: set[str] = set()
+    referrers: dict[str, list[tuple[int, str]]] = {}
+    for kind, sid, key, pk in cur.fetchall():
+        if kind == 0:
+            inserted.add(sid)
+        else:
+            referrers.setdefault(ref_keys[key], []).append((pk, sid))
+    return inserted, referrers
 
 
 def _insert_generic(conn: Connection, todo: list[_Prepared], caller: Caller, now: dt.datetime) -> set[str]:
@@ -252,6 +270,24 @@ def _insert_generic(conn: Connection, todo: list[_Prepared], caller: Caller, now
     pks = {sid: pk for pk, sid in result.all()}
     conn.execute(insert(KT), [{"key": K.key(*k), "stmt_pk": pks[p.sid]} for p in todo for k in p.keys | p.inherited])
     return set(pks)
+
+
+def _lookup_void_and_referrers(conn: Connection, by_id: dict[str, _Prepared]) -> dict[str, list[tuple[int, str]]]:
+    """Voiding statements stored earlier that target ours (so ours are voided on arrival),
+    and statements stored earlier that reference ours (they inherit our filter keys)."""
+    void_keys = {K.key("vt", sid): sid for sid in by_id}
+    ref_keys = {K.key("ref", sid): sid for sid in by_id}
+    referrers: dict[str, list[tuple[int, str]]] = {}
+    for chunk in _in_chunks([*void_keys, *ref_keys]):
+        rows = conn.execute(select(KT.c.key, S.c.pk, S.c.statement_id).join(S, S.c.pk == KT.c.stmt_pk)
+                            .where(KT.c.key.in_(chunk)))
+        for k, pk, sid in rows:
+            if k in void_keys:
+                if not _is_voiding(by_id[void_keys[k]].data):
+                    by_id[void_keys[k]].voided = True
+            else:
+                referrers.setdefault(ref_keys[k], []).append((pk, sid))
+    return referrers
 
 
 def _check_existing(conn: Connection, batch: list[_Prepared]) -> set[str]:
@@ -277,19 +313,9 @@ def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.dat
         return
     by_id = {p.sid: p for p in todo}
 
-    # One lookup: voiding statements stored earlier that target ours (they are voided on
-    # arrival), and statements stored earlier that reference ours (they inherit our keys).
-    void_keys = {K.key("vt", p.sid): p.sid for p in todo}
-    ref_keys = {K.key("ref", p.sid): p.sid for p in todo}
     referrers: dict[str, list[tuple[int, str]]] = {}
-    for chunk in _in_chunks([*void_keys, *ref_keys]):
-        rows = conn.execute(select(KT.c.key, S.c.pk, S.c.statement_id).join(S, S.c.pk == KT.c.stmt_pk)
-                            .where(KT.c.key.in_(chunk)))
-        for k, pk, sid in rows:
-            if k in void_keys:
-                by_id[void_keys[k]].voided = True
-            else:
-                referrers.setdefault(ref_keys[k], []).append((pk, sid))
+    if not pg:  # PostgreSQL does this lookup inside the insert statement (_insert_pg)
+        referrers = _lookup_void_and_referrers(conn, by_id)
 
     # Voiding targets: in this batch or already stored; a voiding statement cannot be voided.
     targets = {_ref_target(p.data) for p in todo if _is_voiding(p.data)}
@@ -315,7 +341,10 @@ def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.dat
                 p.inherited |= _inherited_from_db(conn, t)
                 break
 
-    inserted = (_insert_pg if pg else _insert_generic)(conn, todo, caller, now)
+    if pg:
+        inserted, referrers = _insert_pg(conn, todo, caller, now)
+    else:
+        inserted = _insert_generic(conn, todo, caller, now)
     if len(inserted) < len(todo):
         # Stored by someone else meanwhile (PostgreSQL path): identical is fine, different is 409.
         _check_existing(conn, [p for p in todo if p.sid not in inserted])
