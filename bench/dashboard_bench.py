@@ -73,6 +73,47 @@ def wait_for_http(port: int, proc: subprocess.Popen[bytes], timeout: float = 60)
     raise RuntimeError(f"gunicorn did not answer within {timeout}s")
 
 
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of processes (those that ended meanwhile count as 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+class CpuMeter:
+    """CPU time spent by the server, the database and this client during a run.
+
+    On a shared machine, throughput and latency depend on what else runs; the CPU
+    cost of one page does much less, and it bounds the capacity of dedicated cores.
+    """
+
+    def __init__(self, server_pid: int, postmaster_pid: int) -> None:
+        self.server_pid, self.postmaster_pid = server_pid, postmaster_pid
+
+    def sample(self) -> tuple[float, float, float]:
+        server = cpu_seconds([self.server_pid, *_children(self.server_pid)])
+        database = cpu_seconds([self.postmaster_pid, *_children(self.postmaster_pid)])
+        return server, database, time.process_time()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
@@ -131,11 +172,24 @@ def main(argv: list[str] | None = None) -> int:
             client.login(f"bench{i * stride:06d}", seed_large.PASSWORD)
             clients.append(client)
         step(f"GET /dashboard with {args.clients} clients for {args.duration:g}s")
+        postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
+        meter = CpuMeter(server.pid, postmaster)
         load_before = os.getloadavg()[0]
+        marks: dict[str, tuple[float, float, float]] = {}
         result = load.run(clients, "/dashboard", duration=args.duration, warmup=args.warmup,
-                          expect_text=b'id="nav-toggle"', url=base + "/dashboard")
+                          expect_text=b'id="nav-toggle"', url=base + "/dashboard",
+                          on_measure_start=lambda: marks.setdefault("start", meter.sample()),
+                          on_measure_end=lambda: marks.setdefault("end", meter.sample()))
         load_after = os.getloadavg()[0]
         print(load.report(result))
+        pages = max(result.requests, 1)
+        cpu = {name: round((end - start) * 1000 / pages, 2)
+               for name, start, end in zip(("server", "database", "client"), marks["start"], marks["end"],
+                                           strict=True)}
+        per_page = cpu["server"] + cpu["database"]
+        capacity = os.cpu_count() * 1000 / per_page if per_page else 0.0  # type: ignore[operator]
+        print(f"CPU per page (ms): server {cpu['server']}  database {cpu['database']}  client {cpu['client']}"
+              f"  -> {os.cpu_count()} dedicated cores serve at most ~{capacity:.0f} pages/s (client elsewhere)")
         # The machine may be shared: the 1-minute load average says how busy it was.
         print(f"load average: {load_before:.2f} before, {load_after:.2f} after (nproc {os.cpu_count()})")
         ok = result.errors == 0 and result.requests_per_s >= TARGET_PAGES_PER_S and \
@@ -147,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.json, "w") as fh:
                 json.dump({"result": asdict(result), "settings": settings, "seeded": counts,
                            "loadavg_before": load_before, "loadavg_after": load_after,
+                           "cpu_ms_per_page": cpu, "capacity_pages_per_s_dedicated": round(capacity),
                            "target_met": ok}, fh, indent=2)
         if args.hold:
             # Background jobs ignore SIGINT: let `kill <pid>` (SIGTERM) clean up too.

@@ -28,6 +28,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urlsplit
@@ -131,7 +132,8 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 def run(clients: list[Client], path: str, *, duration: float | None = 30.0, total: int | None = None,
         warmup: float = 5.0, expect_status: int = 200, expect_text: bytes | None = None,
-        progress: bool = True, url: str = "") -> Result:
+        progress: bool = True, url: str = "", on_measure_start: Callable[[], object] | None = None,
+        on_measure_end: Callable[[], object] | None = None) -> Result:
     """Hammer ``path`` with every client at once; returns the measured figures.
 
     Warm-up requests (the first ``warmup`` seconds) are sent but not counted.
@@ -177,6 +179,8 @@ def run(clients: list[Client], path: str, *, duration: float | None = 30.0, tota
         time.sleep(warmup)
     for lst in latencies:
         lst.clear()
+    if on_measure_start:
+        on_measure_start()
     measuring.set()
     started = time.perf_counter()
     last_report = started
@@ -195,6 +199,8 @@ def run(clients: list[Client], path: str, *, duration: float | None = 30.0, tota
         if finished:
             break
     stop.set()
+    if on_measure_end:
+        on_measure_end()
     for t in threads:
         t.join(timeout=60)
     wall = time.perf_counter() - started
