@@ -238,6 +238,11 @@ def run_queries(url: str, key: str, secret: str, n: int) -> list[dict]:
                                "verb": rng.choice(VERBS)},
     }
     out = []
+    # Warm-up (not measured): every gunicorn worker creates its app and connections on
+    # its first requests; the figures are for a running server.
+    for make in kinds.values():
+        for _ in range(10):
+            conn.request("GET", "/statements?" + urllib.parse.urlencode({**make(), "limit": "100"}))
     for kind, make in kinds.items():
         times, counts, errors = [], [], 0
         for i in range(n):

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, false, insert, select, update
+from sqlalchemy import Text, and_, cast, false, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -475,6 +475,18 @@ class Query:
 
 def find(q: Query, max_limit: int, cursor: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
     """Statements matching ``q`` (newest first unless ascending) and the next cursor."""
+    return _find(q, max_limit, cursor, S.c.data)
+
+
+def find_text(q: Query, max_limit: int, cursor: int | None = None) -> tuple[list[str], int | None]:
+    """Like :func:`find`, but each statement as its stored JSON text (``exact`` format).
+
+    The response is assembled from these texts without parsing them in Python.
+    """
+    return _find(q, max_limit, cursor, cast(S.c.data, Text))
+
+
+def _find(q: Query, max_limit: int, cursor: int | None, column: Any) -> tuple[list[Any], int | None]:
     wanted: list[int] = []
     if q.agent:
         wanted.append(K.key("ra" if q.related_agents else "a", q.agent))
@@ -487,7 +499,7 @@ def find(q: Query, max_limit: int, cursor: int | None = None) -> tuple[list[dict
     if q.mine:
         wanted.append(K.key("au", q.mine))
     limit = min(q.limit or max_limit, max_limit)
-    stmt = select(S.c.pk, S.c.data)
+    stmt = select(S.c.pk, column)
     order_col = S.c.pk
     source: Any = S
     for i, k in enumerate(wanted):
