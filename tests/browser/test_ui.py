@@ -7,11 +7,14 @@ person (or a reviewer) can look at them after a run.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import pytest
 
 from lms_core.accounts.models import Role, User
+from lms_core.courses.models import Course, Lesson, LessonKind, Section
+from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
 from tests.factories import PASSWORD, UserFactory, grant
 
@@ -40,6 +43,14 @@ def horizontal_overflow(page: Any) -> int:
 @pytest.fixture
 def learner(tree: Any) -> User:
     user = UserFactory(username="liming", full_name="李明", org_unit=tree.village_a, position="村党支部书记")
+    course = Course(code="DJ01", title="党的二十届三中全会精神专题", published=True, owner_unit_id=tree.city.id)
+    section = Section(course=course, title="第一章", position=0)
+    for i in range(4):
+        db.session.add(Lesson(section=section, course=course, title=f"第{i + 1}讲", kind=LessonKind.DOCUMENT,
+                              position=i))
+    db.session.add(course)
+    db.session.flush()
+    db.session.add(Enrolment(user_id=user.id, course_id=course.id, registration=str(uuid.uuid4())))
     db.session.commit()
     return user
 
@@ -67,6 +78,8 @@ def test_learner_signs_in_in_chinese_and_switches_language(page: Any, learner: U
     expect(page.locator("h1")).to_have_text("欢迎，李明")
     expect(page.locator("nav.nav")).to_contain_text("我的学习")
     expect(page.locator("nav.nav")).to_contain_text("退出")
+    expect(page.locator("#my-courses")).to_contain_text("党的二十届三中全会精神专题")
+    expect(page.locator("#my-courses .progress")).to_be_visible()
     page.screenshot(path=str(tmp_path / "dashboard-zh.png"), full_page=True)
 
     page.get_by_role("link", name="English").click()
