@@ -3,9 +3,25 @@
 We do not use ``send_file`` here although it handles ranges: behind gunicorn its
 range wrapper cannot seek the server's file wrapper and reads from byte 0 up to
 the requested offset (a seek to minute 50 reads the first 49 minutes), and it
-gives us no way to count the bytes that actually left. Our generator seeks once,
-reads 256 KiB chunks and counts each chunk after the server has written it; a
-client that disconnects stops the count at what it received.
+gives us no way to count the bytes that actually left.
+
+Two ways out, both counting what was really sent:
+
+* Under a server that offers ``wsgi.file_wrapper`` as a class (gunicorn), the body
+  is an instance of a subclass of it, positioned at the range start, so the server
+  uses ``sendfile(2)`` for exactly ``Content-Length`` bytes (zero copy). Python's
+  ``socket.sendfile`` sets the file position after the last byte sent, also when
+  the client disconnects, by calling ``file.seek()``; gunicorn then rewinds the
+  descriptor with ``os.lseek``, so ``tell()`` cannot be trusted, but the seek
+  goes through our :class:`_TrackedFile`, which remembers it. Servers
+  that cannot sendfile (TLS, a storage stream without a file descriptor) iterate
+  the same object, which yields only the range.
+* Elsewhere (Werkzeug's server, the test client) a generator reads 256 KiB chunks
+  and counts each chunk after the server has written it.
+
+"Sent" means handed to the kernel: a client that disconnects can have left up to
+its socket buffers unread (a few MB on Linux), which is why the anti-idle check
+compares deliveries with claimed coverage with a tolerance, not byte for byte.
 
 Multi-range requests (``bytes=0-1,5-9``) are answered with the first range only,
 as a single-part 206 whose ``Content-Range`` says what was sent; video players
@@ -17,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from flask import Request, Response
@@ -94,6 +110,97 @@ def counted_stream(opener: Callable[[], BinaryIO], start: int, length: int,
             log.exception("could not record %s delivered bytes", sent)
 
 
+_wrapper_classes: dict[type, type] = {}
+
+
+class _TrackedFile:
+    """A file proxy remembering the last position set through ``seek``."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.position = 0
+
+    def fileno(self) -> int:
+        return self._fh.fileno()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.position = self._fh.seek(offset, whence)
+        return self.position
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        return self._fh.read(size)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _counted_wrapper_class(base: type) -> type:
+    """A subclass of the server's file wrapper that serves one range and counts it."""
+    cls = _wrapper_classes.get(base)
+    if cls is not None:
+        return cls
+
+    class CountedFileWrapper(base):
+        def __init__(self, filelike: _TrackedFile, start: int, length: int,
+                     on_close: Callable[[int], None]) -> None:
+            super().__init__(filelike, STREAM_CHUNK)
+            # gunicorn's wrapper binds ``self.close = filelike.close``; ours must run.
+            self.__dict__.pop("close", None)
+            self.filelike = filelike
+            self._start, self._length, self._on_close = start, length, on_close
+            self._iterated: int | None = None
+            self._closed = False
+
+        def __iter__(self) -> Iterator[bytes]:
+            self._iterated = 0
+            remaining = self._length
+            while remaining > 0:
+                chunk = self.filelike.read(min(STREAM_CHUNK, remaining))
+                if not chunk:
+                    break
+                yield chunk
+                self._iterated += len(chunk)
+                remaining -= len(chunk)
+
+        def close(self) -> None:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self._iterated is not None:
+                    sent = self._iterated
+                else:  # socket.sendfile seeked past the last byte it sent
+                    sent = min(max(self.filelike.position - self._start, 0), self._length)
+            except (OSError, ValueError):
+                sent = 0
+            finally:
+                self.filelike.close()
+            try:
+                self._on_close(sent)
+            except Exception:
+                log.exception("could not record %s delivered bytes", sent)
+
+    _wrapper_classes[base] = CountedFileWrapper
+    return CountedFileWrapper
+
+
+def _body(request: Request, opener: Callable[[], BinaryIO], start: int, length: int,
+          on_close: Callable[[int], None]) -> Any:
+    wrapper = request.environ.get("wsgi.file_wrapper")
+    if isinstance(wrapper, type):
+        fh = _TrackedFile(opener())
+        try:
+            fh.seek(start)
+            return _counted_wrapper_class(wrapper)(fh, start, length, on_close)
+        except Exception:
+            fh.close()
+            raise
+    return counted_stream(opener, start, length, on_close)
+
+
 def media_response(request: Request, *, opener: Callable[[], BinaryIO], size: int, mime_type: str,
                    etag: str, last_modified: dt.datetime, name: str,
                    on_close: Callable[[int], None]) -> Response:
@@ -143,5 +250,5 @@ def media_response(request: Request, *, opener: Callable[[], BinaryIO], size: in
         length, status = end - start + 1, 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(length)
-    body = counted_stream(opener, start, length, on_close)
+    body = _body(request, opener, start, length, on_close)
     return Response(body, status=status, headers=headers, mimetype=mime_type, direct_passthrough=True)

@@ -157,6 +157,8 @@ def serve(token: str) -> Any:
     key, media_id, user_id = media.storage_key, media.id, user.id
 
     def record(sent: int) -> None:
+        if not sent:  # HEAD, or a client that left before the first byte
+            return
         with app.app_context():
             services.record_delivery(grant.session_key, user_id, media_id, sent)
 
