@@ -11,7 +11,8 @@ no cookie a third site could ride on).
 from __future__ import annotations
 
 import secrets
-from typing import Any
+import tempfile
+from typing import IO, Any
 from urllib.parse import unquote
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
@@ -44,8 +45,25 @@ def _require_author() -> None:
     require(current_user, "course.author")
 
 
-def _allow_large_body() -> None:
+def _spool_file(total_content_length: int | None, content_type: str | None, filename: str | None = None,
+                content_length: int | None = None) -> IO[bytes]:
+    """Where Werkzeug puts a multipart file part: the media spool folder, not ``/tmp``.
+
+    ``/tmp`` is often a RAM-backed tmpfs, where a 2 GB part would sit in memory.
+    The file is anonymous (unlinked at once), so nothing is left behind.
+    """
+    return tempfile.TemporaryFile(dir=get_storage().spool_dir())
+
+
+def allow_large_upload() -> None:
+    """Let this request's body reach ``LMS_UPLOAD_MAX_BYTES`` and spool file parts to disk.
+
+    Call it first thing in a view that accepts an upload; that view must also be
+    ``@csrf.exempt`` (the global CSRF hook would parse the body under the global
+    64 MiB limit before the view runs) and check CSRF itself, e.g. with a FlaskForm.
+    """
     request.max_content_length = int(current_app.config["LMS_UPLOAD_MAX_BYTES"]) + _MULTIPART_SLACK
+    request._get_file_stream = _spool_file  # type: ignore[method-assign]
 
 
 def media_json(media: MediaFile) -> dict[str, Any]:
@@ -69,7 +87,7 @@ def library() -> Any:
 def upload() -> Any:
     """Browser form upload (multipart; Werkzeug spools the file part to disk, not RAM)."""
     _require_author()
-    _allow_large_body()
+    allow_large_upload()
     form = UploadForm()
     status = 400
     if form.validate_on_submit():
@@ -103,7 +121,7 @@ def api_upload() -> Any:
     Answers 201 with the media as JSON (200 when the content was already stored).
     """
     _require_author()
-    _allow_large_body()
+    allow_large_upload()
     bearer = request.headers.get("Authorization", "").startswith("Bearer ")
     if not bearer and current_app.config.get("WTF_CSRF_ENABLED", True):
         try:

@@ -175,3 +175,24 @@ def test_csrf_is_enforced_for_session_uploads(client, app, author, samples):
     form = {"file": (io.BytesIO(samples.jpeg.read_bytes()), "y.jpg"), "csrf_token": token}
     r = client.post("/media/upload", data=form, content_type="multipart/form-data")
     assert r.status_code == 302
+
+
+def test_form_file_parts_are_spooled_next_to_the_store_not_in_tmp(client, app, author, samples, monkeypatch):
+    import tempfile
+
+    from lms_core.media import views
+
+    folders = []
+    real = tempfile.TemporaryFile
+
+    def recording(*args, **kwargs):
+        folders.append(kwargs.get("dir"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(views.tempfile, "TemporaryFile", recording)
+    login(client, "teacher")
+    r = client.post("/media/upload", data={"file": (io.BytesIO(samples.webm.read_bytes()), "clip.webm")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 302
+    assert folders == [get_storage(app).spool_dir()]
+    assert [p.name for p in get_storage(app).spool_dir().iterdir()] == []
