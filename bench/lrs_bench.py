@@ -34,6 +34,7 @@ import multiprocessing as mp
 import os
 import random
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -83,7 +84,13 @@ class Conn:
         self.host, self.port, self.base = parts.hostname or "127.0.0.1", parts.port or 80, parts.path.rstrip("/")
         token = base64.b64encode(f"{key}:{secret}".encode()).decode()
         self.headers = {"Authorization": f"Basic {token}", "X-Experience-API-Version": "1.0.3"}
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        self.conn = self._connect()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        conn.connect()
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         headers = dict(self.headers)
@@ -96,7 +103,7 @@ class Conn:
                 return resp.status, resp.read()
             except (http.client.HTTPException, ConnectionError):
                 self.conn.close()
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+                self.conn = self._connect()
                 if attempt:
                     raise
         raise AssertionError("unreachable")
@@ -126,10 +133,44 @@ def _post_worker(args: tuple[str, str, str, int, int, int, Any]) -> tuple[int, i
     return ok, errors, time.perf_counter() - start, latencies
 
 
+_SERVER_ROOTS: list[int] = []  # gunicorn master and postmaster pids, when this script started them
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def server_cpu_seconds() -> float | None:
+    """CPU time used so far by the server side (gunicorn workers, PostgreSQL processes)."""
+    if not _SERVER_ROOTS:
+        return None
+    total = 0
+    for root in _SERVER_ROOTS:
+        for pid in [root, *_children(root)]:
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run_posts(url: str, key: str, secret: str, clients: int, requests: int, per_request: int, label: str) -> dict:
     counter = mp.Value("l", 0)
     total = clients * requests * per_request
     print(f"[{label}] {clients} clients x {requests} requests x {per_request} statements", flush=True)
+    cpu0 = server_cpu_seconds()
     with mp.Pool(clients, initializer=_init_counter, initargs=(counter,)) as pool:
         t0 = time.perf_counter()
         job = pool.map_async(_post_worker_entry, [(url, key, secret, random.randrange(1 << 30), requests,
@@ -146,6 +187,11 @@ def run_posts(url: str, key: str, secret: str, clients: int, requests: int, per_
     out = {"scenario": label, "clients": clients, "statements": ok, "errors": errors, "seconds": round(wall, 2),
            "statements_per_s": round(ok / wall), "p50_ms": round(lat[len(lat) // 2] * 1000, 1),
            "p95_ms": round(lat[int(len(lat) * 0.95)] * 1000, 1)}
+    cpu1 = server_cpu_seconds()
+    if cpu0 is not None and cpu1 is not None and ok:
+        # Load-independent: server CPU per statement; 2 idle cores give 2 / this statements/s.
+        out["server_cpu_ms_per_statement"] = round((cpu1 - cpu0) * 1000 / ok, 3)
+        out["cpu_bound_statements_per_s_on_2_idle_cores"] = round(2 / ((cpu1 - cpu0) / ok))
     print(f"[{label}] {json.dumps(out)}", flush=True)
     return out
 
@@ -267,7 +313,8 @@ def run_queries(url: str, key: str, secret: str, n: int) -> list[dict]:
 
 # Orchestration -----------------------------------------------------------------------------
 
-def start_stack(workers: int, threads: int, port: int) -> tuple[Any, str, subprocess.Popen, str, str]:
+def start_stack(workers: int, threads: int, port: int,
+                worker_class: str) -> tuple[Any, str, subprocess.Popen, str, str]:
     from tests import pgcluster
 
     print("[setup] starting PostgreSQL (fsync on)", flush=True)
@@ -284,10 +331,13 @@ def start_stack(workers: int, threads: int, port: int) -> tuple[Any, str, subpro
                           "--scopes", "all"], env=env, check=True, cwd=REPO, capture_output=True, text=True).stdout
     key = out.split("key: ")[1].split()[0]
     secret = out.split("secret: ")[1].split()[0]
-    print(f"[setup] gunicorn: {workers} workers x {threads} threads on 127.0.0.1:{port}", flush=True)
+    print(f"[setup] gunicorn: {worker_class} {workers} workers x {threads} threads on 127.0.0.1:{port}", flush=True)
     gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{port}",
-         "--log-level", "warning", "lrs:create_app()"], env=env, cwd=REPO)
+        [sys.executable, "-m", "gunicorn", "-c", "python:lrs.gunicorn_conf", "-k", worker_class, "-w", str(workers),
+         "--threads",
+         str(threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning", "lrs:create_app()"], env=env, cwd=REPO)
+    _SERVER_ROOTS.append(gunicorn.pid)
+    _SERVER_ROOTS.append(int((cluster.datadir / "postmaster.pid").read_text().split()[0]))
     for _ in range(100):
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -315,6 +365,7 @@ def main() -> None:
     p.add_argument("--load-processes", type=int, default=2)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
     p.add_argument("--port", type=int, default=8799)
     p.add_argument("--keep", action="store_true", help="leave the started stack running")
     args = p.parse_args()
@@ -323,11 +374,11 @@ def main() -> None:
     if args.url:
         url, key, secret, db_url = args.url, args.key, args.secret, args.db_url
     else:
-        cluster, db_url, gunicorn, key, secret = start_stack(args.workers, args.threads, args.port)
+        cluster, db_url, gunicorn, key, secret = start_stack(args.workers, args.threads, args.port, args.worker_class)
         url = f"http://127.0.0.1:{args.port}/xapi"
         print(f"[setup] LRS {url} key {key} secret {secret} db {db_url}", flush=True)
-    results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "started": time.strftime("%Y-%m-%d %H:%M UTC",
-                                                                                             time.gmtime())}
+    results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "load_average_at_start": os.getloadavg(),
+                               "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     try:
         if "batch" in scenarios:
             results["batch"] = run_posts(url, key, secret, args.batch_clients, args.batches, 100, "batch")
