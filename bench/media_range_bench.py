@@ -100,6 +100,20 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (sendfile's copying counts as the sender's stime)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
 class RssSampler(threading.Thread):
     """Highest RSS seen per worker while running."""
 
@@ -353,9 +367,15 @@ def main(argv: list[str] | None = None) -> int:
         sampler = RssSampler(pids)
         sampler.start()
         stats = [ClientStats() for _ in paths]
+        load_before = load_average()
+        cpu_before = sum(cpu_seconds(p) for p in pids)
+        client_before = time.process_time()
         started = time.monotonic()
         run_clients(port, paths, size, int(args.range_mb * MB), args.duration, stats, seed=0)
         elapsed = max(s.finished for s in stats) - started
+        server_cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
+        client_cpu = time.process_time() - client_before
+        load_after = load_average()
         time.sleep(0.5)
         sampler.stop.set()
         sampler.join()
@@ -385,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
             "rss_growth_from_cold_mb": growth_cold_mb,
             "upload_mb_per_s": size / MB / up_s,
             "upload_rss_growth_mb": upload_growth_mb,
+            "server_cpu_s_per_gb": server_cpu / (measured / 1024**3) if measured else None,
+            "client_cpu_s_per_gb": client_cpu / (measured / 1024**3) if measured else None,
+            "load_average": [load_before, load_after],
             "recorded_bytes": recorded,
             "recorded_requests": recorded_requests,
         }
@@ -395,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server RSS: {result['rss_baseline_mb']:.0f} MB in {len(pids)} workers after warm-up; growth "
               f"{growth_peak_mb:+.1f} MB at peak, {growth_after_mb:+.1f} MB after (all workers summed); "
               f"{growth_cold_mb:+.1f} MB counted from before the warm-up")
+        print(f"CPU per GB served: server {result['server_cpu_s_per_gb']:.2f} s, client "
+              f"{result['client_cpu_s_per_gb']:.2f} s; load average {load_before:.2f} -> {load_after:.2f}")
         print(f"upload of {size / MB:,.0f} MB: {result['upload_mb_per_s']:,.0f} MB/s, "
               f"peak worker RSS growth {upload_growth_mb:+.1f} MB")
         print(f"bytes recorded in media_deliveries: {recorded:,} in {recorded_requests:,} requests; "

@@ -22,7 +22,7 @@ from flask import current_app, url_for
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from lms_core.db import utcnow
 from lms_core.events.services import emit
@@ -202,6 +202,9 @@ def verify_token(token: str, now: float | None = None) -> MediaGrant:
 
 # Delivery accounting -----------------------------------------------------------------
 
+_LOCKED_RETRIES = 5
+
+
 def record_delivery(session_key: str, user_id: int, media_id: int, nbytes: int) -> None:
     """Add ``nbytes`` (and one request) to the session's counter; one atomic upsert.
 
@@ -229,8 +232,19 @@ def record_delivery(session_key: str, user_id: int, media_id: int, nbytes: int) 
         set_={"bytes_served": table.c.bytes_served + stmt.excluded.bytes_served,
               "requests": table.c.requests + 1, "last_at": stmt.excluded.last_at},
     )
-    db.session.execute(stmt)
-    db.session.commit()
+    for attempt in range(1, _LOCKED_RETRIES + 1):
+        try:
+            db.session.execute(stmt)
+            db.session.commit()
+            return
+        except OperationalError as exc:
+            db.session.rollback()
+            # SQLite has one writer at a time; under a burst of range requests a
+            # writer can wait past the driver's 5 s timeout. The upsert is atomic,
+            # so trying again cannot double-count.
+            if dialect != "sqlite" or "locked" not in str(exc) or attempt == _LOCKED_RETRIES:
+                raise
+            time.sleep(0.1 * attempt)
 
 
 def bytes_served(session_key: str, media_id: int | None = None) -> int:
