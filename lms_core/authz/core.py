@@ -75,9 +75,18 @@ def org_unit_of(obj: Any) -> OrgUnit | None:
 
 
 def effective_assignments(user: User) -> list[Grant]:
-    """The user's grants, including the implicit learner role on their own unit."""
+    """The user's grants, including the implicit learner role on their own unit.
+
+    Memoised on the loaded user object: a page asks ``can`` dozens of times, and
+    the instance lives only as long as its request's session (role changes made
+    through the services replace or expire it).
+    """
+    cached: tuple[int, list[Grant]] | None = user.__dict__.get("_lms_grants")
+    if cached is not None and cached[0] == len(user.roles):
+        return cached[1]
     grants = [Grant(a.role, a.org_unit.path) for a in user.roles]
     grants.append(Grant(Role.LEARNER, user.org_unit.path))
+    user.__dict__["_lms_grants"] = (len(user.roles), grants)
     return grants
 
 
@@ -123,6 +132,8 @@ def _covers_roles_of(grants: list[Grant], target: User) -> bool:
 
 def can(user: Any, capability: str, obj: Any = None) -> bool:
     """May ``user`` exercise ``capability`` on ``obj`` (or at all, if ``obj`` is None)?"""
+    # Resolve Flask-Login's ``current_user`` proxy once, not on every attribute access.
+    user = user._get_current_object() if hasattr(user, "_get_current_object") else user
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     from lms_core.pluginhost import get_plugin_manager

@@ -110,7 +110,7 @@ class Lesson(Base):
 
     section: Mapped[Section] = relationship(back_populates="lessons")
     course: Mapped[Course] = relationship()
-    media: Mapped[MediaFile | None] = relationship(lazy="joined")
+    media: Mapped[MediaFile | None] = relationship()  # loaded by the player only
 
     __table_args__ = (
         Index("ix_lessons_course_id", "course_id"),

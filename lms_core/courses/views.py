@@ -9,16 +9,18 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from sqlalchemy import select
 
 from lms_core.accounts.models import RankBand
 from lms_core.authz import AccessDenied, can
 from lms_core.courses import services
 from lms_core.courses.models import Course
 from lms_core.enrolments import services as enrolments
+from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
-from lms_core.learning.models import LessonProgress
-from lms_core.learning.services import enrolment_for, progress_by_course
+from lms_core.learning.models import LessonProgress, ProgressStatus
+from lms_core.learning.services import enrolment_for
 from lms_core.orgs.services import by_code
 
 bp = Blueprint("courses", __name__, url_prefix="/courses")
@@ -43,7 +45,8 @@ def catalogue() -> Any:
         instructor=(request.args.get("instructor") or "").strip()[:50],
         page=max(request.args.get("page", 1, type=int), 1))
     courses, total = query.run()
-    enrolled = {e.course_id for e in enrolments.my_enrolments(current_user)}
+    mine = select(Enrolment.course_id).where(Enrolment.user_id == current_user.id)
+    enrolled = set(db.session.execute(mine).scalars())
     return render_template("courses/catalogue.html", courses=courses, total=total, query=query,
                            topics=services.topics(), enrolled=enrolled)
 
@@ -53,11 +56,16 @@ def catalogue() -> Any:
 def detail(course_id: int) -> Any:
     course = visible_course_or_404(course_id)
     enrolment = enrolment_for(current_user, course.id)
-    lessons = services.lessons_of(course)
-    progress = {p.lesson_id: p for p in db.session.query(LessonProgress).filter(
-        LessonProgress.user_id == current_user.id, LessonProgress.course_id == course.id)}
-    done, total = progress_by_course(current_user.id, [course.id])[course.id]
-    return render_template("courses/detail.html", course=course, enrolment=enrolment, lessons=lessons,
+    outline = services.outline(course.id)
+    lessons = [lesson for _section, section_lessons in outline for lesson in section_lessons]
+    progress = {p.lesson_id: p for p in db.session.execute(select(LessonProgress).where(
+        LessonProgress.user_id == current_user.id, LessonProgress.course_id == course.id)).scalars()}
+    # The same definition as learning.services.course_counts, from rows already loaded.
+    required = [lesson for lesson in lessons if lesson.required]
+    total = len(required)
+    done = sum(1 for lesson in required
+               if (p := progress.get(lesson.id)) is not None and p.status == ProgressStatus.COMPLETED)
+    return render_template("courses/detail.html", course=course, enrolment=enrolment, outline=outline,
                            progress=progress, done=done, total=total, can_edit=services.can_edit(current_user, course),
                            can_assign=can(current_user, "course.assign"))
 
