@@ -358,3 +358,26 @@ def test_site_admin_role_is_revoked_only_by_a_site_admin(client, county_people, 
     r = client.post(f"/admin/users/{root.id}/roles/{assignment.id}/revoke")
     assert r.status_code == 403
     assert db.session.get(RoleAssignment, assignment.id) is not None
+
+
+# changes take effect at once ---------------------------------------------------
+
+def test_role_and_unit_changes_take_effect_in_the_same_session(tree):
+    """Grants must never be served from a stale cache (a worker or CLI keeps its session)."""
+    from lms_core.accounts import services as accounts
+
+    root = _actor(tree, Role.SITE_ADMIN, "root")
+    actor = _actor(tree, Role.AUDITOR)
+    assert can(actor, "user.view", tree.town_a) and not can(actor, "user.view", tree.town_b)
+    (assignment,) = actor.roles
+    accounts.revoke_role(root, assignment)
+    accounts.grant_role(root, actor, Role.AUDITOR, tree.county_b)  # same number of roles
+    db.session.commit()
+    assert not can(actor, "user.view", tree.town_a)
+    assert can(actor, "user.view", tree.town_b)
+    # the implicit learner role follows the person's home unit
+    assert can(actor, "learning.participate", tree.town_a)
+    actor.org_unit = tree.county_b
+    db.session.commit()
+    assert not can(actor, "learning.participate", tree.town_a)
+    assert can(actor, "learning.participate", tree.town_b)
