@@ -214,3 +214,18 @@ def test_site_admin_starts_from_the_roots(client, tree):
     login(client, "root")
     html = client.get("/admin/orgs").get_data(as_text=True)
     assert "江州市" in html and "南岭县" not in html
+
+
+def test_scopes_follow_a_moved_subtree(tree):
+    from lms_core.authz import can
+
+    auditor = UserFactory(username="town_auditor", org_unit=tree.town_a)
+    grant(auditor, Role.AUDITOR, tree.town_a)
+    db.session.commit()
+    assert can(auditor, "user.view", tree.village_a)
+    services.move_unit(tree.town_a, tree.county_b)
+    db.session.commit()
+    village = db.session.get(OrgUnit, tree.village_a.id)
+    assert village.is_within(tree.county_b)
+    assert can(auditor, "user.view", village)  # the grant moved with its unit
+    assert not can(auditor, "user.view", tree.county_a)
