@@ -11,8 +11,10 @@ same code.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
+from flask import Flask
 
 from lms_core.events.models import Event
 from lms_core.pluginhost import hookimpl
@@ -39,3 +41,20 @@ def lms_cli_commands() -> list[click.Command]:
     from lms_core.xapi.cli import xapi
 
     return [xapi]
+
+
+def _absolute_url(value: Any) -> bool:
+    parts = urlsplit(str(value or ""))
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+@hookimpl
+def lms_app_created(app: Flask) -> None:
+    """Refuse to start with settings that would make every statement invalid or undeliverable."""
+    if not app.config["LMS_XAPI_ENABLED"]:
+        return
+    for key in ("LMS_PLATFORM_URL", "LMS_XAPI_ENDPOINT"):
+        if not _absolute_url(app.config[key]):
+            raise RuntimeError(f"{key} must be an absolute http(s) URL, got {app.config[key]!r}")
+    if int(app.config["LMS_XAPI_BATCH_SIZE"]) < 1:
+        raise RuntimeError("LMS_XAPI_BATCH_SIZE must be at least 1")

@@ -260,3 +260,17 @@ def test_concurrent_deliverers_send_each_statement_once(kit, fake_lrs, app):
     assert sum(r.delivered for r in reports) == 36
     assert fake_lrs.received == 36 and len(fake_lrs.statements) == 36
     assert {r.status for r in rows()} == {OutboxStatus.DELIVERED}
+
+
+@pytest.mark.parametrize("setting", [{"LMS_PLATFORM_URL": "study.example.gov.cn"},
+                                     {"LMS_PLATFORM_URL": ""},
+                                     {"LMS_XAPI_ENDPOINT": "ftp://lrs.example/xapi/"},
+                                     {"LMS_XAPI_BATCH_SIZE": 0}])
+def test_bad_settings_stop_start_up(database_url, tmp_path, setting):
+    from lms_core import create_app
+    from tests.conftest import make_test_config
+
+    with pytest.raises(RuntimeError, match=next(iter(setting))):
+        create_app(make_test_config(database_url, tmp_path, LMS_XAPI_ENABLED=True, **setting))
+    # Disabled emission does not care.
+    create_app(make_test_config(database_url, tmp_path, LMS_XAPI_ENABLED=False, **setting))
