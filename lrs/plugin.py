@@ -14,9 +14,10 @@ class LrsPlugin:
     @hookimpl
     def lms_blueprints(self) -> list[Any]:
         from lrs.admin import bp as admin_bp
+        from lrs.audit import bp as audit_bp
         from lrs.views import bp
 
-        return [bp, admin_bp]
+        return [bp, admin_bp, audit_bp]
 
     @hookimpl
     def lms_cli_commands(self) -> list[Any]:

@@ -65,3 +65,21 @@ def test_org_admin_cannot_manage_clients(app, client, tree):
     assert client.get("/admin/lrs/clients").status_code == 403
     assert client.post("/admin/lrs/clients", data={"name": "x", "scopes": ["all"]}).status_code == 403
     assert db.session.execute(select(LrsClient)).first() is None
+
+
+def test_auditor_reads_learner_record_within_org_scope(app, client, xapi, tree):
+    learner = UserFactory(username="cadre0001", full_name="张三", org_unit=tree.village_a)
+    outsider = UserFactory(username="cadre0002", full_name="李四", org_unit=tree.town_b)
+    auditor = UserFactory(username="audit_a", org_unit=tree.county_a)
+    grant(auditor, Role.AUDITOR, tree.county_a)
+    db.session.commit()
+    home = app.config["LMS_PLATFORM_URL"].rstrip("/")
+    s = statement(actor={"objectType": "Agent", "name": "张三", "account": {"homePage": home, "name": "cadre0001"}})
+    s["object"]["definition"] = {"name": {"zh-CN": "党史专题课"}}
+    xapi.post("statements", json_body=s)
+    login(client, "audit_a")
+    page = client.get(f"/lrs/learners/{learner.id}/statements")
+    assert page.status_code == 200
+    assert "党史专题课" in page.get_data(as_text=True)
+    assert client.get(f"/lrs/learners/{outsider.id}/statements").status_code == 403
+    assert client.get("/lrs/learners/999999/statements").status_code == 404
