@@ -31,7 +31,7 @@ from tests.factories import UserFactory
 from tests.lms_core.learning.fixtures import build_course
 from tests.lms_core.xapi.conftest import PLATFORM, xapi_config
 from tests.lms_core.xapi.servers import ServerThread
-from tests.lms_core.xapi.xapi_rules import check_statement
+from tests.lms_core.xapi.xapi_rules import VIDEO, check_statement, check_video_statement
 
 T0 = dt.datetime(2026, 5, 10, 1, 0, tzinfo=dt.UTC)
 RIGHT = {"single": ["1"], "multiple": ["0", "2"], "true_false": ["0"]}
@@ -150,6 +150,13 @@ def test_learning_statements_arrive_at_the_real_lrs(kit, real_lrs):
     assert [r.status for r in rows] == [OutboxStatus.DELIVERED] * len(rows), [r.last_error for r in rows]
     for row in rows:
         assert check_statement(row.statement) == [], row.statement
+    # The player's real payloads make complete Video Profile statements, all in the initialized session.
+    (initialized,) = [r.statement for r in rows if r.statement["verb"]["id"].endswith("/initialized")]
+    video = [r.statement for r in rows
+             if VIDEO in [a["id"] for a in r.statement["context"].get("contextActivities", {}).get("category", [])]]
+    assert len(video) == 5  # initialized, played, paused, seeked, terminated
+    for statement in video:
+        assert check_video_statement(statement, session_id=initialized["id"]) == [], statement
 
     lrs = real_lrs.client()
     stored = lrs_statements(lrs, kit[1])
