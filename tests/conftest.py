@@ -129,11 +129,11 @@ def make_test_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[st
         "LMS_INLINE_JOBS": True,
         # No test talks to an LRS it did not start: tests/lms_core/xapi enables xAPI with its own.
         "LMS_XAPI_ENABLED": False,
+        "LMS_MEDIA_DIR": str(tmp_path / "media"),  # uploads never land in the repo's instance/
     }
     config.update(extra)
     return config
 
-        "LMS_MEDIA_DIR": str(tmp_path / "media"),  # uploads never land in the repo's instance/
 
 class IsolatedClient(FlaskClient):
     """A test client whose requests run in their own app context.
