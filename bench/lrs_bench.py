@@ -150,12 +150,13 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def server_cpu_seconds() -> float | None:
-    """CPU time used so far by the server side (gunicorn workers, PostgreSQL processes)."""
+def server_cpu_seconds() -> list[float] | None:
+    """CPU time used so far by each server root and its children: [gunicorn, PostgreSQL]."""
     if not _SERVER_ROOTS:
         return None
-    total = 0
+    out = []
     for root in _SERVER_ROOTS:
+        total = 0
         for pid in [root, *_children(root)]:
             try:
                 with open(f"/proc/{pid}/stat") as fh:
@@ -163,7 +164,8 @@ def server_cpu_seconds() -> float | None:
             except OSError:
                 continue
             total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+        out.append(total / os.sysconf("SC_CLK_TCK"))
+    return out
 
 
 def run_posts(url: str, key: str, secret: str, clients: int, requests: int, per_request: int, label: str) -> dict:
@@ -189,9 +191,11 @@ def run_posts(url: str, key: str, secret: str, clients: int, requests: int, per_
            "p95_ms": round(lat[int(len(lat) * 0.95)] * 1000, 1)}
     cpu1 = server_cpu_seconds()
     if cpu0 is not None and cpu1 is not None and ok:
-        # Load-independent: server CPU per statement; 2 idle cores give 2 / this statements/s.
-        out["server_cpu_ms_per_statement"] = round((cpu1 - cpu0) * 1000 / ok, 3)
-        out["cpu_bound_statements_per_s_on_2_idle_cores"] = round(2 / ((cpu1 - cpu0) / ok))
+        # Less load-dependent: server CPU per statement; 2 idle cores give 2 / this statements/s.
+        gunicorn_cpu, pg_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+        out["gunicorn_cpu_ms_per_statement"] = round(gunicorn_cpu * 1000 / ok, 3)
+        out["postgres_cpu_ms_per_statement"] = round(pg_cpu * 1000 / ok, 3)
+        out["cpu_bound_statements_per_s_on_2_idle_cores"] = round(2 / ((gunicorn_cpu + pg_cpu) / ok))
     print(f"[{label}] {json.dumps(out)}", flush=True)
     return out
 
