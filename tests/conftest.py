@@ -54,7 +54,6 @@ def _migrate(url: str) -> None:
     import flask_migrate
 
     from lms_core import create_app
-
     from lms_core.pluginhost.manager import _entry_points
 
     # Every installed plugin's branch too, so tests that enable a plugin find its tables.
