@@ -205,7 +205,15 @@ def test_completions_and_survey(kit):
     survey = make("survey.submitted", learner, {"lesson_id": k.survey.id, "registration": enrolment.registration,
                                                 "rating": 4, "comment": "讲得很透彻，案例贴近基层"},
                   object_type="lessons", object_id=k.survey.id, course_id=k.course.id)
-    for data in (lesson_done, course_done, survey):
+    doc_end = make("lesson.terminated", learner, {"lesson_id": k.document.id, "registration": enrolment.registration,
+                                                  "session_id": SESSION, "time": 0, "duration_s": 95.5},
+                   object_type="lessons", object_id=k.document.id, course_id=k.course.id)
+    assert doc_end["verb"]["id"] == ADL + "terminated"
+    assert doc_end["result"] == {"duration": "PT01M35.5S"}
+    assert "category" not in doc_end["context"]["contextActivities"]  # not a Video Profile statement
+    assert doc_end["context"]["extensions"] == {
+        f"{PLATFORM}/xapi-vocab/extensions/session-id": session_uuid(SESSION, PLATFORM)}
+    for data in (lesson_done, course_done, survey, doc_end):
         assert check_statement(_strip(data)) == []
         assert data["context"]["registration"] == enrolment.registration
     assert lesson_done["verb"]["id"] == course_done["verb"]["id"] == ADL + "completed"
