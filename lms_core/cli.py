@@ -21,6 +21,9 @@ def build_group() -> click.Group:
 
     for command in (users, demo, events, worker, jobs):
         lms.add_command(command)
+    from lms_core.media.cli import media
+
+    lms.add_command(media)
     return lms
 
 
