@@ -27,14 +27,20 @@ extract-messages: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o lms_core/translations/messages.pot --no-location --sort-output lms_core themes plugins
 	$(BIN)/pybabel update -i lms_core/translations/messages.pot -d lms_core/translations --no-fuzzy-matching
 
+# The demo runs with the embedded LRS (plugin "lrs", mounted at /xapi) receiving the
+# platform's xAPI statements; plain HTTP on loopback, so no Secure cookie flag.
+RUN_ENV := LMS_PLUGINS=$${LMS_PLUGINS-lrs} LMS_SESSION_COOKIE_SECURE=0 LMS_PLATFORM_URL=http://$(HOST):$(PORT) \
+	LMS_XAPI_ENDPOINT=http://$(HOST):$(PORT)/xapi/
+
 run: install
 	@mkdir -p instance
-	$(BIN)/flask db upgrade heads
-	$(BIN)/flask lms demo
+	$(RUN_ENV) $(BIN)/flask db upgrade heads
+	$(RUN_ENV) $(BIN)/flask lms xapi connect-embedded
+	$(RUN_ENV) $(BIN)/flask lms demo
 	@echo ""
 	@echo "  Platform: http://$(HOST):$(PORT)/   (Ctrl-C to stop)"
 	@echo ""
-	LMS_SESSION_COOKIE_SECURE=0 $(BIN)/flask run --host $(HOST) --port $(PORT)
+	$(RUN_ENV) $(BIN)/flask run --host $(HOST) --port $(PORT)
 
 worker: install
 	$(BIN)/flask lms worker
