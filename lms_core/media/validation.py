@@ -72,10 +72,18 @@ def _ebml_doctype(head: bytes) -> bytes | None:
     return head[marker + 3 : marker + 3 + size]
 
 
+#: ISO-BMFF major brands that are still images or audio, not MP4 video.
+_NOT_VIDEO_BRANDS = {
+    b"heic": "HEIF image (iPhone photo)", b"heix": "HEIF image (iPhone photo)", b"mif1": "HEIF image",
+    b"msf1": "HEIF image sequence", b"avif": "AVIF image", b"avis": "AVIF image sequence",
+    b"M4A ": "M4A audio file", b"M4B ": "M4B audio book",
+}
+
+
 def sniff(head: bytes) -> MediaType | None:
     """The type these leading bytes belong to, or ``None``."""
     if len(head) >= 12 and head[4:8] == b"ftyp":
-        return TYPES["mp4"]
+        return None if head[8:12] in _NOT_VIDEO_BRANDS else TYPES["mp4"]
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return TYPES["webm"] if _ebml_doctype(head) == b"webm" else None
     if head.startswith(b"%PDF-"):
@@ -88,6 +96,8 @@ def sniff(head: bytes) -> MediaType | None:
 
 
 def describe_unknown(head: bytes) -> str:
+    if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in _NOT_VIDEO_BRANDS:
+        return _NOT_VIDEO_BRANDS[head[8:12]]
     for magic, label in _KNOWN_REFUSED:
         if head.startswith(magic):
             return label

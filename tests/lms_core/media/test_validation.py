@@ -49,3 +49,13 @@ def test_matroska_is_not_webm():
 def test_unknown_extension_is_decided_by_content(samples):
     assert check_type(samples.mp4.read_bytes()[:64], "lecture.video", ALL) is TYPES["mp4"]
     assert check_type(samples.jpeg.read_bytes()[:64], "photo.JPG", ALL) is TYPES["jpeg"]
+
+
+def test_heif_photo_and_m4a_audio_are_not_mp4_video():
+    heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 40
+    m4a = b"\0\0\0\x20ftypM4A \0\0\0\0M4A mp42isom" + b"\0" * 32
+    assert sniff(heic) is None and sniff(m4a) is None
+    with pytest.raises(UploadRejected, match="HEIF image"):
+        check_type(heic, "IMG_0001.mp4", ALL)
+    with pytest.raises(UploadRejected, match="M4A audio"):
+        check_type(m4a, "lecture.mp4", ALL)
