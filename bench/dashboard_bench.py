@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--courses", type=int, default=20, help="published courses (0: none)")
     parser.add_argument("--assigned", type=int, default=3, help="courses assigned to every learner")
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--path", default="/dashboard",
+                        help="page to load (signed in); other pages serve as a baseline for CPU per page")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
@@ -171,13 +173,14 @@ def main(argv: list[str] | None = None) -> int:
             client = load.Client(base)
             client.login(f"bench{i * stride:06d}", seed_large.PASSWORD)
             clients.append(client)
-        step(f"GET /dashboard with {args.clients} clients for {args.duration:g}s")
+        step(f"GET {args.path} with {args.clients} clients for {args.duration:g}s")
         postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
         meter = CpuMeter(server.pid, postmaster)
         load_before = os.getloadavg()[0]
         marks: dict[str, tuple[float, float, float]] = {}
-        result = load.run(clients, "/dashboard", duration=args.duration, warmup=args.warmup,
-                          expect_text=b'id="nav-toggle"', url=base + "/dashboard",
+        # Every signed-in page has the navigation; a redirect to /login has not.
+        result = load.run(clients, args.path, duration=args.duration, warmup=args.warmup,
+                          expect_text=b'id="nav-toggle"', url=base + args.path,
                           on_measure_start=lambda: marks.setdefault("start", meter.sample()),
                           on_measure_end=lambda: marks.setdefault("end", meter.sample()))
         load_after = os.getloadavg()[0]
