@@ -25,17 +25,32 @@ collision could only add a foreign statement to a filtered result.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
 FILTER_KINDS = ("a", "ra", "o", "ro", "v", "r")
 
 
+@functools.lru_cache(maxsize=65536)
 def key(kind: str, value: str) -> int:
+    """The 64-bit key; cached, since verbs, courses and active learners repeat constantly."""
     digest = hashlib.blake2b(f"{kind}\0{value}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+_JSON_PLAIN = re.compile(r'^[^"\\\x00-\x1f]*$')
+
+
+def _account_text(home: object, name: object) -> str:
+    # Same text as json.dumps([home, name], ensure_ascii=False), without its cost in
+    # the common case (no quote, backslash or control character to escape).
+    if isinstance(home, str) and isinstance(name, str) and _JSON_PLAIN.match(home) and _JSON_PLAIN.match(name):
+        return f'["{home}", "{name}"]'
+    return json.dumps([home, name], ensure_ascii=False)
 
 
 def ifi(agent: dict[str, Any]) -> str | None:
@@ -48,7 +63,7 @@ def ifi(agent: dict[str, Any]) -> str | None:
         return "openid:" + str(agent["openid"])
     if "account" in agent:
         acc = agent["account"]
-        return "account:" + json.dumps([acc.get("homePage"), acc.get("name")], ensure_ascii=False)
+        return "account:" + _account_text(acc.get("homePage"), acc.get("name"))
     return None
 
 
