@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import abort, current_app
 from sqlalchemy import ColumnElement, false, or_, true
+from sqlalchemy import event as sa_event
 
 from lms_core.accounts.models import Role, RoleAssignment, User
 from lms_core.orgs.models import OrgUnit
@@ -74,20 +75,39 @@ def org_unit_of(obj: Any) -> OrgUnit | None:
     raise TypeError(f"no org scope known for {type(obj).__name__}; register a scope resolver")
 
 
+_GRANTS_MEMO = "_lms_grants"
+
+
 def effective_assignments(user: User) -> list[Grant]:
     """The user's grants, including the implicit learner role on their own unit.
 
-    Memoised on the loaded user object: a page asks ``can`` dozens of times, and
-    the instance lives only as long as its request's session (role changes made
-    through the services replace or expire it).
+    Memoised on the loaded user object: a page asks ``can`` dozens of times. The
+    memo is dropped whenever its inputs may change (see :func:`_forget_grants`),
+    so a role swap, a move to another unit or an org move (which rewrites paths
+    and expires the session) takes effect at once, also in long-lived CLI and
+    worker sessions.
     """
-    cached: tuple[int, list[Grant]] | None = user.__dict__.get("_lms_grants")
-    if cached is not None and cached[0] == len(user.roles):
-        return cached[1]
+    cached: list[Grant] | None = user.__dict__.get(_GRANTS_MEMO)
+    if cached is not None:
+        return cached
     grants = [Grant(a.role, a.org_unit.path) for a in user.roles]
     grants.append(Grant(Role.LEARNER, user.org_unit.path))
-    user.__dict__["_lms_grants"] = (len(user.roles), grants)
+    user.__dict__[_GRANTS_MEMO] = grants
     return grants
+
+
+def _forget_grants(target: Any, *args: Any) -> None:
+    if target is not None:  # expiry may reach an instance already garbage-collected
+        target.__dict__.pop(_GRANTS_MEMO, None)
+
+
+# Expiry covers commits, expire_all() after an org move and refreshes; the
+# attribute events cover changes made in the current transaction.
+for _instance_event in ("expire", "refresh"):
+    sa_event.listen(User, _instance_event, _forget_grants)
+for _attribute in (User.roles, User.org_unit, User.org_unit_id):
+    for _attribute_event in (("append", "remove") if _attribute is User.roles else ("set",)):
+        sa_event.listen(_attribute, _attribute_event, _forget_grants)
 
 
 def _holders(capability: str) -> set[str]:
