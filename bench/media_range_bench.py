@@ -412,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
             "recorded_requests": recorded_requests,
         }
         print(f"file {size / MB:,.0f} MB, {args.clients} clients, {args.range_mb:g} MB ranges, "
-              f"{args.db}, gunicorn {args.worker_class} {args.workers}x{args.threads}")
+              f"{args.db}, gunicorn {args.worker_class} {args.workers}"
+              + (f"x{args.threads}" if args.worker_class == "gthread" else ""))
         print(f"throughput: {result['mb_per_s']:,.0f} MB/s ({result['requests_per_s']:,.1f} ranges/s, "
               f"p50 {result['p50_ms']:.0f} ms, p95 {result['p95_ms']:.0f} ms), errors: {len(errors)}")
         print(f"server RSS: {result['rss_baseline_mb']:.0f} MB in {len(pids)} workers after warm-up; growth "
