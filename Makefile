@@ -14,7 +14,7 @@ export FLASK_APP := lms_core
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,postgres,serve]'
+	$(BIN)/python -m pip install --quiet -e '.[test,postgres,serve,demo]'
 	@touch $(STAMP)
 
 install: $(STAMP) translations

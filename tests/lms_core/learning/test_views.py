@@ -170,3 +170,26 @@ def test_assign_form_validation(client, kit, tree):
                        data={"org_code": tree.county_b.code, "deadline": "2099-01-01"}).status_code == 403
     ok = client.post(url, data={"org_code": tree.county_a.code, "deadline": "2099-01-01"})
     assert ok.status_code == 302
+
+
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+def test_lesson_upload_form_still_checks_csrf(client, tree, app):
+    author = UserFactory(username="author3", org_unit=tree.city)
+    grant(author, Role.INSTRUCTOR, tree.city)
+    from lms_core.courses import services as courses
+
+    course = courses.create_course(author, code="T7", title="课")
+    section = courses.add_section(author, course, "一")
+    db.session.commit()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    client.post("/login", data={"username": "author3", "password": "Passw0rd!", "csrf_token": token})
+    r = client.post(f"/teach/sections/{section.id}/lessons", data={"title": "测验", "kind": "quiz"})
+    assert r.status_code == 303  # refused: the form's own CSRF check failed
+    assert db.session.query(Lesson).count() == 0
+    page = client.get(f"/teach/courses/{course.id}").get_data(as_text=True)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    ok = client.post(f"/teach/sections/{section.id}/lessons",
+                     data={"title": "测验", "kind": "quiz", "csrf_token": token})
+    assert ok.status_code == 302
+    assert db.session.query(Lesson).count() == 1
