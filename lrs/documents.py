@@ -46,8 +46,12 @@ def etag_of(content: bytes) -> str:
     return hashlib.sha1(content).hexdigest()  # noqa: S324 - the spec fixes SHA-1 for ETags
 
 
-def get(scope: Scope, doc_id: str) -> LrsDocument | None:
-    return db.session.execute(select(LrsDocument).where(LrsDocument.doc_hash == scope.doc_hash(doc_id))).scalar()
+def get(scope: Scope, doc_id: str, *, lock: bool = False) -> LrsDocument | None:
+    """The document, row-locked until commit when ``lock`` (writes: no lost merge)."""
+    q = select(LrsDocument).where(LrsDocument.doc_hash == scope.doc_hash(doc_id))
+    if lock:
+        q = q.with_for_update()
+    return db.session.execute(q).scalar()
 
 
 def list_ids(scope: Scope, since: dt.datetime | None, any_registration: bool) -> tuple[list[str], dt.datetime | None]:
@@ -95,12 +99,33 @@ def _save(scope: Scope, doc_id: str, doc: LrsDocument | None, content: bytes, co
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise XapiError(409, "the document was created concurrently; fetch it and retry with If-Match") from None
+        raise _CreatedMeanwhile from None
+
+
+class _CreatedMeanwhile(Exception):
+    """Another request created the same document between our read and our insert."""
+
+
+def _once_more_if_created_meanwhile(operation: Any, *args: Any) -> None:
+    # The second attempt sees the new document and applies the request's
+    # preconditions and merge rules to it, as if the requests had been sequential.
+    try:
+        operation(*args)
+    except _CreatedMeanwhile:
+        try:
+            operation(*args)
+        except _CreatedMeanwhile:
+            raise XapiError(409, "the document is being created concurrently; retry") from None
 
 
 def put(scope: Scope, doc_id: str, content: bytes, content_type: str, if_match: str | None,
         if_none_match: str | None) -> None:
-    doc = get(scope, doc_id)
+    _once_more_if_created_meanwhile(_put, scope, doc_id, content, content_type, if_match, if_none_match)
+
+
+def _put(scope: Scope, doc_id: str, content: bytes, content_type: str, if_match: str | None,
+         if_none_match: str | None) -> None:
+    doc = get(scope, doc_id, lock=True)
     check_preconditions(doc, if_match, if_none_match)
     if scope.kind != STATE and if_match is None and if_none_match is None:
         # Clients MUST send one of them on a profile PUT (Communication 3.1.s3.b1).
@@ -123,7 +148,12 @@ def _json_object(content: bytes, what: str) -> dict[str, Any]:
 def post(scope: Scope, doc_id: str, content: bytes, content_type: str, if_match: str | None,
          if_none_match: str | None) -> None:
     """Create, or merge top-level JSON properties into an existing JSON document."""
-    doc = get(scope, doc_id)
+    _once_more_if_created_meanwhile(_post, scope, doc_id, content, content_type, if_match, if_none_match)
+
+
+def _post(scope: Scope, doc_id: str, content: bytes, content_type: str, if_match: str | None,
+          if_none_match: str | None) -> None:
+    doc = get(scope, doc_id, lock=True)
     check_preconditions(doc, if_match, if_none_match)
     if doc is None:
         if _is_json(content_type):
@@ -138,7 +168,7 @@ def post(scope: Scope, doc_id: str, content: bytes, content_type: str, if_match:
 
 
 def delete_one(scope: Scope, doc_id: str, if_match: str | None, if_none_match: str | None) -> None:
-    doc = get(scope, doc_id)
+    doc = get(scope, doc_id, lock=True)
     check_preconditions(doc, if_match, if_none_match)
     if doc is not None:
         db.session.delete(doc)

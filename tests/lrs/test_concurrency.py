@@ -71,3 +71,44 @@ def test_racing_puts_of_one_id_store_exactly_one(app, xapi):
     stored = xapi.get("statements", statementId=sid).get_json()["object"]["id"]
     winners = {"http://example.com/race/0", "http://example.com/race/1"}
     assert stored in winners
+
+
+def test_concurrent_json_merges_lose_nothing(app, xapi):
+    import json
+
+    params = {"activityId": "http://example.com/course/1", "agent": {"mbox": "mailto:learner@example.com"},
+              "stateId": "progress"}
+    assert xapi.post("activities/state", data=b'{"start": 0}', headers={"Content-Type": "application/json"},
+                     **params).status_code == 204
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        r = xapi.post("activities/state", data=json.dumps({f"lesson{n}": n}).encode(),
+                      headers={"Content-Type": "application/json"}, **params)
+        with lock:
+            statuses.append(r.status_code)
+
+    _run([threading.Thread(target=worker, args=(n,)) for n in range(8)])
+    assert statuses == [204] * 8
+    doc = xapi.get("activities/state", **params).get_json()
+    assert doc == {"start": 0, **{f"lesson{n}": n for n in range(8)}}
+
+
+def test_concurrent_creation_of_one_state_document(app, xapi):
+    import json
+
+    params = {"activityId": "http://example.com/course/2", "agent": {"mbox": "mailto:learner@example.com"},
+              "stateId": "fresh"}
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        r = xapi.post("activities/state", data=json.dumps({f"k{n}": n}).encode(),
+                      headers={"Content-Type": "application/json"}, **params)
+        with lock:
+            statuses.append(r.status_code)
+
+    _run([threading.Thread(target=worker, args=(n,)) for n in range(6)])
+    assert statuses == [204] * 6
+    assert xapi.get("activities/state", **params).get_json() == {f"k{n}": n for n in range(6)}
