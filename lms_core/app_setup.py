@@ -10,6 +10,7 @@ import pluggy
 from flask import Flask, g, request
 from flask_babel import Domain, get_locale
 
+from lms_core.db import install_sqlite_pragmas
 from lms_core.extensions import babel, csrf, db, login_manager, migrate
 from lms_core.pluginhost import load_plugins
 
@@ -62,6 +63,7 @@ def init_extensions(app: Flask) -> None:
     from lms_core.accounts.services import load_session_user
     from lms_core.events import guard
 
+    install_sqlite_pragmas()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(REPO_DIR / "migrations"))
     login_manager.init_app(app)

@@ -87,3 +87,25 @@ def str_enum(enum_cls: type[Any], length: int = 32) -> Any:
 
     return Enum(enum_cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e],
                 validate_strings=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    """SQLite, the embedded default, made to behave: enforce foreign keys (off by
+    default in SQLite) and use WAL so readers never wait for the writer."""
+    import sqlite3
+
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: an acknowledged commit survives a power loss too (NORMAL would only survive a crash).
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+
+def install_sqlite_pragmas() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not event.contains(Engine, "connect", _sqlite_pragmas):
+        event.listen(Engine, "connect", _sqlite_pragmas)
