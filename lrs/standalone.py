@@ -28,6 +28,7 @@ def build_xapi_app(platform: Flask) -> Flask:
     app = Flask("lrs_standalone", static_folder=None)
     app.config.update(platform.config)
     db.init_app(app)
+    _share_engines(db, app, platform)
     app.register_blueprint(bp)
 
     @app.errorhandler(HTTPException)
@@ -46,6 +47,20 @@ def build_xapi_app(platform: Flask) -> Flask:
         return response
 
     return app
+
+
+def _share_engines(db: Any, app: Flask, platform: Flask) -> None:
+    """Use the platform app's engines (one pool per process; disposing one disposes both).
+
+    Flask-SQLAlchemy keeps engines per app in ``_app_engines``; ``init_app`` made new
+    ones for the lean app, which have not connected yet and are replaced here.
+    """
+    engines = getattr(db, "_app_engines", None)
+    if engines is None or platform not in engines:  # another Flask-SQLAlchemy: keep separate pools
+        return
+    for engine in engines[app].values():
+        engine.dispose()
+    engines[app] = engines[platform]
 
 
 class Dispatcher:

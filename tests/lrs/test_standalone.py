@@ -17,12 +17,13 @@ def standalone(database_url: str, tmp_path: Path):
     from lms_core.extensions import db
 
     app = lrs.create_app(make_test_config(database_url, tmp_path))
-    assert "lrs_xapi_app" in app.extensions
+    with app.extensions["lrs_xapi_app"].app_context():
+        lean_engine = db.engine
     with app.app_context():
+        # One pool for both apps: disposing the platform's engine closes the lean app's too.
+        assert db.engine is lean_engine
         yield app
         db.session.remove()
-        db.engine.dispose()
-    with app.extensions["lrs_xapi_app"].app_context():
         db.engine.dispose()
 
 
