@@ -24,6 +24,7 @@ import argparse
 import http.client
 import itertools
 import json
+import math
 import re
 import sys
 import threading
@@ -126,7 +127,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of an already sorted list (0 for an empty one)."""
     if not sorted_values:
         return 0.0
-    rank = max(1, min(len(sorted_values), int(round(q / 100 * len(sorted_values) + 0.5))))
+    rank = max(1, min(len(sorted_values), math.ceil(q / 100 * len(sorted_values))))
     return sorted_values[rank - 1]
 
 
@@ -167,7 +168,7 @@ def run(clients: list[Client], path: str, *, duration: float | None = 30.0, tota
                 mine.append(elapsed)
                 if problem:
                     errors[idx] += 1
-                    if len(samples) < 5:
+                    if len(samples) < 5 and problem not in samples:
                         samples.append(problem)
 
     threads = [threading.Thread(target=worker, args=(i, c), daemon=True) for i, c in enumerate(clients)]
