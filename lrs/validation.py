@@ -10,6 +10,7 @@ names the offending path; the view answers 400 and stores nothing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Any
 
@@ -77,8 +78,19 @@ def _number(value: Any, path: str) -> float:
     return float(value)
 
 
+@functools.lru_cache(maxsize=65536)
+def _is_iri(value: str) -> bool:
+    # Cached: verbs, activity ids, extension keys and home pages repeat in every batch.
+    return bool(_IRI.match(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_language_tag(value: str) -> bool:
+    return bool(_LANG.match(value))
+
+
 def iri(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not _IRI.match(value):
+    if not isinstance(value, str) or not _is_iri(value):
         _fail(path, "must be an absolute IRI")
     return value
 
@@ -94,7 +106,7 @@ def is_uuid(value: Any) -> bool:
 
 
 def language_tag(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not _LANG.match(value):
+    if not isinstance(value, str) or not _is_language_tag(value):
         _fail(path, "must be an RFC 5646 language tag")
     return value
 
