@@ -171,6 +171,15 @@ def _parse_rows(text: str) -> tuple[list[_Row], list[RowError]]:
     return rows, errors
 
 
+#: Values per IN (...) lookup: PostgreSQL takes at most 65,535 parameters per
+#: statement, and a city's HR export can hold more people than that.
+LOOKUP_CHUNK = 5000
+
+
+def _chunks(values: list[str]) -> list[list[str]]:
+    return [values[i:i + LOOKUP_CHUNK] for i in range(0, len(values), LOOKUP_CHUNK)]
+
+
 def import_users(actor: User, data: bytes, *, initial_password: str | None = None,
                  min_password_length: int = 8) -> ImportReport:
     """Validate and apply an HR export. Does not commit; the caller commits if ``report.ok``."""
@@ -183,11 +192,11 @@ def import_users(actor: User, data: bytes, *, initial_password: str | None = Non
         if problems:
             raise ImportFileError(" ".join(problems))
     codes = {r.values["org_code"] for r in rows}
-    units = {u.code: u for u in db.session.execute(
-        select(OrgUnit).where(OrgUnit.code.in_(codes))).scalars()} if codes else {}
+    units = {u.code: u for chunk in _chunks(sorted(codes))
+             for u in db.session.execute(select(OrgUnit).where(OrgUnit.code.in_(chunk))).scalars()}
     usernames = [r.values["username"] for r in rows]
-    existing = {u.username: u for u in db.session.execute(
-        select(User).where(User.username.in_(usernames))).scalars()} if usernames else {}
+    existing = {u.username: u for chunk in _chunks(usernames)
+                for u in db.session.execute(select(User).where(User.username.in_(chunk))).scalars()}
     for row in rows:
         unit = units.get(row.values["org_code"])
         if unit is None:

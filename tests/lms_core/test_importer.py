@@ -212,3 +212,16 @@ def test_page_file_errors(admin_client):
     r = admin_client.post("/admin/import", data={}, content_type="multipart/form-data")
     assert r.status_code == 400 and "choose a CSV file" in r.get_data(as_text=True)
     assert _count() == before
+
+
+def test_lookups_are_chunked_for_large_files(admin, monkeypatch):
+    """PostgreSQL refuses more than 65,535 parameters; large files are looked up in chunks."""
+    from lms_core.accounts import importer
+
+    monkeypatch.setattr(importer, "LOOKUP_CHUNK", 2)
+    rows = [f"u{i},名{i},{'360121001' if i % 2 else '360121001001'},一般干部,群众" for i in range(7)]
+    first = _run(admin, csv_text(*rows).encode())
+    assert (first.created, first.updated, first.unchanged) == (7, 0, 0)
+    rows[3] = rows[3].replace("名3", "名三")
+    again = _run(admin, csv_text(*rows).encode())
+    assert (again.created, again.updated, again.unchanged) == (0, 1, 6)
