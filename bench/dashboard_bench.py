@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--gunicorn-config", default="python:lrs.gunicorn_conf",
+                        help="gunicorn -c (default: TCP_NODELAY on the listening socket; '' for none)")
     parser.add_argument("--plugins", default=os.environ.get("LMS_PLUGINS", ""),
                         help="LMS_PLUGINS for the server (default: the environment's)")
     parser.add_argument("--json", metavar="FILE", help="write the result and settings as JSON")
@@ -157,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         cmd = [str(bindir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
                "--worker-class", args.worker_class, "--log-level", "warning", "--keep-alive", "30"]
+        if args.gunicorn_config:
+            # Without TCP_NODELAY a keep-alive client waits for Nagle + delayed ACK (~40 ms)
+            # between the response headers and body (see lrs/gunicorn_conf.py).
+            cmd += ["-c", args.gunicorn_config]
         if args.worker_class == "gthread":
             cmd += ["--threads", str(args.threads)]
         cmd.append("lms_core:create_app()")
