@@ -136,10 +136,12 @@ def register_core(app: Flask) -> None:
     app.register_blueprint(media_bp)
     from lms_core.courses.teach_views import bp as teach_bp
     from lms_core.courses.views import bp as courses_bp
+    from lms_core.events.views import bp as audit_bp
     from lms_core.learning.views import bp as learn_bp
 
     app.register_blueprint(courses_bp)
     app.register_blueprint(learn_bp)
+    app.register_blueprint(audit_bp)
     app.register_blueprint(teach_bp)
     app.cli.add_command(cli.build_group())
 

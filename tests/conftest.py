@@ -144,6 +144,9 @@ class IsolatedClient(FlaskClient):
     """
 
     def open(self, *args: Any, **kwargs: Any) -> Any:
+        # buffered: a streamed body is consumed inside that context too, where its
+        # request context (stream_with_context) lives.
+        kwargs.setdefault("buffered", True)
         return contextvars.Context().run(super().open, *args, **kwargs)
 
 

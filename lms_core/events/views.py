@@ -1,0 +1,69 @@
+"""Auditors' pages: the scoped event log and a person's learning record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, render_template, request, stream_with_context
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from lms_core.accounts.models import User
+from lms_core.authz import require
+from lms_core.events.queries import EventLogQuery, QueryError
+from lms_core.extensions import db
+from lms_core.learning.models import LearningInterval
+
+bp = Blueprint("audit", __name__, url_prefix="/audit")
+
+
+@bp.before_request
+@login_required
+def _auditors_only() -> None:
+    require(current_user, "events.view")
+
+
+def _query() -> EventLogQuery:
+    args = request.args
+    return EventLogQuery(viewer=current_user._get_current_object(), name=args.get("name", "")[:100],
+                         username=args.get("username", "")[:64], org_code=args.get("org", "")[:64],
+                         date_from=args.get("from", "")[:10], date_to=args.get("to", "")[:10],
+                         page=max(args.get("page", 1, type=int), 1))
+
+
+@bp.route("/events")
+def events() -> Any:
+    query = _query()
+    try:
+        rows, total = query.rows(), query.count()
+    except QueryError as exc:
+        flash(str(exc), "error")
+        return render_template("audit/events.html", query=query, rows=[], total=0), 400
+    return render_template("audit/events.html", query=query, rows=rows, total=total)
+
+
+@bp.route("/events.csv")
+def events_csv() -> Any:
+    query = _query()
+    try:
+        query.statement()
+    except QueryError as exc:
+        abort(400, str(exc))
+    response = Response(stream_with_context(query.export_csv()), mimetype="text/csv; charset=utf-8")
+    response.headers["Content-Disposition"] = "attachment; filename=event-log.csv"
+    return response
+
+
+@bp.route("/users/<int:user_id>/learning")
+def learning_record(user_id: int) -> Any:
+    """The ledger of one person's credited study, newest first, with every verdict."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    require(current_user, "learning.view", user)
+    from lms_core.courses.models import Lesson
+
+    rows = db.session.execute(
+        select(LearningInterval, Lesson.title).join(Lesson, Lesson.id == LearningInterval.lesson_id)
+        .where(LearningInterval.user_id == user.id).order_by(LearningInterval.id.desc()).limit(200)).all()
+    return render_template("audit/learning.html", person=user, rows=rows)
