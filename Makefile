@@ -24,7 +24,7 @@ translations: $(STAMP)
 	  [ -d $$d ] && $(BIN)/pybabel -q compile -d $$d || true; done
 
 extract-messages: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o lms_core/translations/messages.pot --no-location --sort-output lms_core themes plugins
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o lms_core/translations/messages.pot --no-location --sort-output lms_core themes plugins lrs
 	$(BIN)/pybabel update -i lms_core/translations/messages.pot -d lms_core/translations --no-fuzzy-matching
 
 # The demo runs with the embedded LRS (plugin "lrs", mounted at /xapi) receiving the
