@@ -5,7 +5,7 @@ from lms_core.courses.models import Course, CourseInstructor, Lesson, Section, T
 from lms_core.enrolments.models import Assignment, Enrolment
 from lms_core.events.models import Event, EventHandlerFailure
 from lms_core.jobs.models import Job
-from lms_core.learning.models import LearningInterval, LearningSession, LessonFeedback, LessonProgress
+from lms_core.learning.models import DailyTotal, LearningInterval, LearningSession, LessonFeedback, LessonProgress
 from lms_core.media.models import MediaDelivery, MediaFile
 from lms_core.orgs.models import OrgUnit
 from lms_core.quizzes.models import Attempt, Question
@@ -14,6 +14,7 @@ from lms_core.xapi.models import XapiOutbox
 
 __all__ = [
     "Assignment",
+    "DailyTotal",
     "Attempt",
     "Course",
     "CourseInstructor",

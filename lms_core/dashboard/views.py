@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, session, url_for
 from flask_login import current_user, login_required
 
 from lms_core.authz import effective_assignments
@@ -13,6 +14,8 @@ from lms_core.pluginhost import get_plugin_manager
 
 bp = Blueprint("dashboard", __name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+ASSIGN_CHECK_KEY = "lms_assign_check"
+ASSIGN_CHECK_SECONDS = 300
 
 
 @bp.route("/")
@@ -39,8 +42,14 @@ def study_summary(user: Any) -> dict[str, Any]:
     from lms_core.extensions import db
     from lms_core.learning.services import credited_ms_in_year, progress_by_course
 
-    if ensure_assigned(user):
-        db.session.commit()
+    # Assignments reach existing learners through the materialise job; this catches
+    # people who joined or moved since. Once per sign-in and then every few minutes,
+    # not on every page view: it is the dashboard's costliest query.
+    now = int(time.time())
+    if now - int(session.get(ASSIGN_CHECK_KEY, 0)) >= ASSIGN_CHECK_SECONDS:
+        session[ASSIGN_CHECK_KEY] = now
+        if ensure_assigned(user):
+            db.session.commit()
     enrolments = my_enrolments(user)
     progress = progress_by_course(user.id, [e.course_id for e in enrolments])
     year = utcnow().astimezone(SHANGHAI).year

@@ -21,6 +21,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import and_, func, select
@@ -34,10 +35,11 @@ from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict, worst
-from lms_core.learning.models import LearningInterval, LearningSession, LessonProgress, ProgressStatus
+from lms_core.learning.models import DailyTotal, LearningInterval, LearningSession, LessonProgress, ProgressStatus
 from lms_core.media.models import MediaDelivery
 from lms_core.pluginhost.manager import get_plugin_manager
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: Client events a heartbeat may carry (the player sends one on each media event).
 BEAT_EVENTS = {"heartbeat", "play", "pause", "seeked", "ended", "hidden", "visible", "terminate"}
 MAX_SEGMENTS = 50
@@ -239,6 +241,8 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
         wall_end=now, claimed_segments=[list(s) for s in claimed], credited_segments=[list(s) for s in credited],
         claimed_ms=segs.total(claimed) if lesson.kind == LessonKind.VIDEO else beat["visible_ms"],
         credited_ms=credited_ms, verdict=label, reasons=reasons, client=beat["client"]))
+    if credited_ms:
+        _add_to_daily_total(user.id, now, credited_ms)
     session.last_seq = beat["seq"]
     session.last_beat_at = now
     session.claimed_ms += segs.total(claimed)
@@ -346,21 +350,28 @@ def progress_by_course(user_id: int, course_ids: list[int]) -> dict[int, tuple[i
     return {cid: counts.get(cid, (0, 0)) for cid in course_ids}
 
 
-def year_bounds_utc(year: int) -> tuple[dt.datetime, dt.datetime]:
-    """The calendar year in Asia/Shanghai (the learners' year), as UTC instants."""
-    from zoneinfo import ZoneInfo
+def beijing_day(at: dt.datetime) -> dt.date:
+    return at.astimezone(SHANGHAI).date()
 
-    tz = ZoneInfo("Asia/Shanghai")
-    start = dt.datetime(year, 1, 1, tzinfo=tz).astimezone(dt.UTC)
-    end = dt.datetime(year + 1, 1, 1, tzinfo=tz).astimezone(dt.UTC)
-    return start, end
+
+def _add_to_daily_total(user_id: int, at: dt.datetime, credited_ms: int) -> None:
+    """Upsert into the per-day totals in the heartbeat's transaction (one row per person and day)."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    stmt = insert(DailyTotal).values(user_id=user_id, day=beijing_day(at), credited_ms=credited_ms)
+    stmt = stmt.on_conflict_do_update(index_elements=["user_id", "day"],
+                                      set_={"credited_ms": DailyTotal.credited_ms + stmt.excluded.credited_ms})
+    db.session.execute(stmt)
 
 
 def credited_ms_in_year(user_id: int, year: int) -> int:
-    start, end = year_bounds_utc(year)
-    return int(db.session.execute(select(func.coalesce(func.sum(LearningInterval.credited_ms), 0)).where(
-        LearningInterval.user_id == user_id, LearningInterval.wall_end >= start,
-        LearningInterval.wall_end < end)).scalar_one())
+    """The year's credited study (Beijing calendar), from the daily totals."""
+    return int(db.session.execute(select(func.coalesce(func.sum(DailyTotal.credited_ms), 0)).where(
+        DailyTotal.user_id == user_id, DailyTotal.day >= dt.date(year, 1, 1),
+        DailyTotal.day <= dt.date(year, 12, 31))).scalar_one())
 
 
 def new_registration() -> str:

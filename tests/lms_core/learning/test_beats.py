@@ -198,3 +198,18 @@ def test_year_hours_use_shanghai_calendar(kit, learner):
     beat(s, learner, late + dt.timedelta(seconds=10), seq=1, segments=[[0, 10]], position=10)
     assert services.credited_ms_in_year(learner.id, 2027) == 10_000
     assert services.credited_ms_in_year(learner.id, 2026) == 0
+
+
+def test_daily_totals_match_the_ledger(kit, learner):
+    from sqlalchemy import func
+
+    from lms_core.learning.models import DailyTotal
+
+    s = open_session(learner, kit.video)
+    at = T0
+    for i in range(1, 6):
+        at += dt.timedelta(seconds=10)
+        beat(s, learner, at, seq=i, segments=[[10 * (i - 1), 10 * i]], position=10 * i)
+    ledger = db.session.query(func.sum(LearningInterval.credited_ms)).scalar()
+    assert db.session.query(func.sum(DailyTotal.credited_ms)).scalar() == ledger == 50_000
+    assert services.credited_ms_in_year(learner.id, 2026) == ledger
