@@ -27,6 +27,10 @@ from sqlalchemy import create_engine, text
 
 from tests import pgcluster
 
+# Browser fixtures live in one place for every folder that has browser tests: one
+# session-wide Chromium (two sync Playwright instances cannot coexist in a thread).
+from tests.browser.fixtures import browser, live_server, mobile_page, page  # noqa: E402, F401
+
 BACKENDS = ("sqlite", "postgresql")
 TEST_SECRET = "test-secret-key-not-for-production"  # noqa: S105
 

@@ -10,8 +10,6 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
-from tests.browser.conftest import browser, live_server  # noqa: F401 - fixtures reused here
-
 pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql")]
 
 PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>course</title><script>

@@ -11,7 +11,6 @@ import pytest
 from lms_core.accounts.models import Role
 from lms_core.demo import media as demo
 from lms_core.extensions import db
-from tests.browser.conftest import browser, live_server, page  # noqa: F401 - fixtures for test_browser.py
 from tests.factories import UserFactory, grant
 
 
