@@ -48,7 +48,8 @@ def catalogue() -> Any:
     mine = select(Enrolment.course_id).where(Enrolment.user_id == current_user.id)
     enrolled = set(db.session.execute(mine).scalars())
     return render_template("courses/catalogue.html", courses=courses, total=total, query=query,
-                           topics=services.topics(), enrolled=enrolled)
+                           topics=services.topics(), enrolled=enrolled,
+                           instructors=services.instructor_names([c.id for c in courses]))
 
 
 @bp.route("/<int:course_id>")
@@ -66,6 +67,7 @@ def detail(course_id: int) -> Any:
     done = sum(1 for lesson in required
                if (p := progress.get(lesson.id)) is not None and p.status == ProgressStatus.COMPLETED)
     return render_template("courses/detail.html", course=course, enrolment=enrolment, outline=outline,
+                           instructors=services.instructor_names([course.id]).get(course.id, ""),
                            progress=progress, done=done, total=total, can_edit=services.can_edit(current_user, course),
                            can_assign=can(current_user, "course.assign"))
 
