@@ -52,6 +52,7 @@ browser:
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy lms_core
 
 mypy: install
 	$(BIN)/mypy lms_core
