@@ -38,9 +38,12 @@ run: install
 	$(RUN_ENV) $(BIN)/flask lms xapi connect-embedded
 	$(RUN_ENV) $(BIN)/flask lms demo
 	@echo ""
-	@echo "  Platform: http://$(HOST):$(PORT)/   (Ctrl-C to stop)"
+	@echo "  Platform: http://$(HOST):$(PORT)/   (Ctrl-C to stop; background jobs log to instance/worker.log)"
 	@echo ""
-	$(RUN_ENV) $(BIN)/flask run --host $(HOST) --port $(PORT)
+	@# A worker beside the server picks up retries (e.g. xAPI statements queued while the
+	@# LRS was not yet up); it stops with the server.
+	$(RUN_ENV) sh -c '$(BIN)/flask lms worker --sleep 2 >instance/worker.log 2>&1 & W=$$!; \
+	  trap "kill $$W 2>/dev/null" EXIT INT TERM; $(BIN)/flask run --host $(HOST) --port $(PORT)' 
 
 worker: install
 	$(BIN)/flask lms worker
