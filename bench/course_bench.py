@@ -26,8 +26,6 @@ import argparse
 import json
 import os
 import random
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -167,15 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 json.dump(out, fh, indent=2)
         return 0 if out["course_page"]["target_met"] and out["catalogue_search"]["target_met"] else 1  # type: ignore[index]
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        dashboard_bench.step("stopping PostgreSQL")
-        cluster.stop()
-        shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
+        dashboard_bench.teardown(server, cluster)
 
 
 if __name__ == "__main__":

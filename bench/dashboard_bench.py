@@ -114,6 +114,19 @@ class CpuMeter:
         return server, database, time.process_time()
 
 
+def teardown(server: subprocess.Popen[bytes] | None, cluster: pgcluster.Cluster) -> None:
+    """Stop gunicorn (gracefully, then by force) and the throwaway PostgreSQL."""
+    if server is not None and server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    step("stopping PostgreSQL")
+    cluster.stop()
+    shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
@@ -221,15 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                 server.wait()
         return 0 if ok else 1
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        step("stopping PostgreSQL")
-        cluster.stop()
-        shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
+        teardown(server, cluster)
 
 
 if __name__ == "__main__":
