@@ -38,9 +38,9 @@ def index() -> Any:
 def study_summary(user: Any) -> dict[str, Any]:
     """The learner's courses with progress, and the year's credited hours."""
     from lms_core.db import utcnow
-    from lms_core.enrolments.services import ensure_assigned, my_enrolments
+    from lms_core.enrolments.services import course_lines, ensure_assigned
     from lms_core.extensions import db
-    from lms_core.learning.services import credited_ms_in_year, progress_by_course
+    from lms_core.learning.services import credited_ms_in_year
 
     # Assignments reach existing learners through the materialise job; this catches
     # people who joined or moved since. Once per sign-in and then every few minutes,
@@ -50,11 +50,11 @@ def study_summary(user: Any) -> dict[str, Any]:
         session[ASSIGN_CHECK_KEY] = now
         if ensure_assigned(user):
             db.session.commit()
-    enrolments = my_enrolments(user)
-    progress = progress_by_course(user.id, [e.course_id for e in enrolments])
     year = utcnow().astimezone(SHANGHAI).year
-    return {"enrolments": enrolments, "course_progress": progress, "year": year,
-            "year_hours": credited_ms_in_year(user.id, year) / 3_600_000,
+    lines, year_ms = course_lines(user, year)
+    if year_ms is None:  # no courses: no row carried the year's total
+        year_ms = credited_ms_in_year(user.id, year)
+    return {"lines": lines, "year": year, "year_hours": year_ms / 3_600_000,
             "year_required": current_app.config["LMS_YEARLY_REQUIRED_HOURS"]}
 
 

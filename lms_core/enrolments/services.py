@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, literal, or_, select
+from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.orm import joinedload
 
 from lms_core.accounts.models import RankBand, User, UserStatus
@@ -162,3 +163,51 @@ def my_enrolments(user: User) -> list[Enrolment]:
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     return sorted(rows, key=lambda e: (e.source != EnrolmentSource.ASSIGNED, e.completed_at is not None,
                                        e.deadline or far, -e.id))
+
+
+@dataclass(frozen=True)
+class CourseLine:
+    """One row of the learner's course list: what the dashboard shows, nothing more."""
+
+    course_id: int
+    title: str
+    assigned: bool
+    deadline: dt.datetime | None
+    completed_at: dt.datetime | None
+    done: int  #: completed required lessons
+    total: int  #: required lessons
+
+
+def course_lines(user: User, year: int | None = None) -> tuple[list[CourseLine], int | None]:
+    """The learner's courses with progress, in one statement of plain columns.
+
+    The dashboard is the most visited page: correlated counts instead of a second
+    grouped query, and no ORM entities (the same definition of progress as
+    ``learning.services.progress_by_course``). With ``year``, the year's credited
+    milliseconds ride along as an uncorrelated subquery (evaluated once); they are
+    ``None`` when the learner has no courses (no row to carry them).
+    """
+    from lms_core.courses.models import Lesson
+    from lms_core.learning.models import LessonProgress, ProgressStatus
+
+    total = (select(func.count(Lesson.id)).where(Lesson.course_id == Enrolment.course_id, Lesson.required.is_(True))
+             .correlate(Enrolment).scalar_subquery())
+    done = (select(func.count(LessonProgress.id)).join(Lesson, Lesson.id == LessonProgress.lesson_id)
+            .where(Lesson.course_id == Enrolment.course_id, Lesson.required.is_(True),
+                   LessonProgress.user_id == user.id, LessonProgress.status == ProgressStatus.COMPLETED)
+            .correlate(Enrolment).scalar_subquery())
+    from lms_core.learning.services import year_total_subquery
+
+    year_ms = year_total_subquery(user.id, year) if year is not None else None
+    columns = [Enrolment.id, Enrolment.course_id, Course.title, Enrolment.source, Enrolment.deadline,
+               Enrolment.completed_at, done, total]
+    if year_ms is not None:
+        columns.append(year_ms)
+    rows = db.session.execute(
+        select(*columns).join(Course, Course.id == Enrolment.course_id).where(Enrolment.user_id == user.id)).all()
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    rows = sorted(rows, key=lambda r: (r.source != EnrolmentSource.ASSIGNED, r.completed_at is not None,
+                                       r.deadline or far, -r.id))
+    lines = [CourseLine(r.course_id, r.title, r.source == EnrolmentSource.ASSIGNED, r.deadline, r.completed_at,
+                        int(r[6] or 0), int(r[7] or 0)) for r in rows]
+    return lines, (int(rows[0][8] or 0) if rows and year_ms is not None else None)

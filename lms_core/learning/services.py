@@ -367,11 +367,16 @@ def _add_to_daily_total(user_id: int, at: dt.datetime, credited_ms: int) -> None
     db.session.execute(stmt)
 
 
+def year_total_subquery(user_id: int, year: int) -> Any:
+    """SQL for the year's credited milliseconds (Beijing calendar), from the daily totals."""
+    return (select(func.coalesce(func.sum(DailyTotal.credited_ms), 0))
+            .where(DailyTotal.user_id == user_id, DailyTotal.day >= dt.date(year, 1, 1),
+                   DailyTotal.day <= dt.date(year, 12, 31)).scalar_subquery())
+
+
 def credited_ms_in_year(user_id: int, year: int) -> int:
     """The year's credited study (Beijing calendar), from the daily totals."""
-    return int(db.session.execute(select(func.coalesce(func.sum(DailyTotal.credited_ms), 0)).where(
-        DailyTotal.user_id == user_id, DailyTotal.day >= dt.date(year, 1, 1),
-        DailyTotal.day <= dt.date(year, 12, 31))).scalar_one())
+    return int(db.session.execute(select(year_total_subquery(user_id, year))).scalar_one())
 
 
 def new_registration() -> str:

@@ -150,3 +150,18 @@ def test_assignment_upgrades_self_enrolment_and_keeps_earliest_deadline(kit, tre
     enrolment = db.session.query(Enrolment).filter_by(user_id=learner.id).one()
     assert enrolment.source == EnrolmentSource.ASSIGNED
     assert abs((enrolment.deadline - soon).total_seconds()) < 1
+
+
+def test_course_lines_carry_progress_and_the_year_total(kit, tree):
+    from lms_core.learning.models import DailyTotal
+
+    learner = UserFactory(org_unit=tree.village_a)
+    db.session.commit()
+    assert enrolments.course_lines(learner, 2026) == ([], None)  # no row to carry the year
+    enrolments.enrol(learner, kit.course)
+    db.session.add_all([DailyTotal(user_id=learner.id, day=dt.date(2026, 3, 1), credited_ms=60_000),
+                        DailyTotal(user_id=learner.id, day=dt.date(2025, 12, 31), credited_ms=5_000)])
+    db.session.commit()
+    lines, year_ms = enrolments.course_lines(learner, 2026)
+    assert year_ms == 60_000
+    assert [(line.title, line.assigned, line.done, line.total) for line in lines] == [(kit.course.title, False, 0, 3)]
