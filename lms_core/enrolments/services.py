@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy import Date, Integer, and_, bindparam, func, literal, or_, select
 from sqlalchemy.orm import joinedload
 
 from lms_core.accounts.models import RankBand, User, UserStatus
@@ -178,36 +179,43 @@ class CourseLine:
     total: int  #: required lessons
 
 
-def course_lines(user: User, year: int | None = None) -> tuple[list[CourseLine], int | None]:
-    """The learner's courses with progress, in one statement of plain columns.
-
-    The dashboard is the most visited page: correlated counts instead of a second
-    grouped query, and no ORM entities (the same definition of progress as
-    ``learning.services.progress_by_course``). With ``year``, the year's credited
-    milliseconds ride along as an uncorrelated subquery (evaluated once); they are
-    ``None`` when the learner has no courses (no row to carry them).
-    """
+@functools.cache
+def _course_lines_statement() -> Any:
+    """Built once per process with bind parameters: constructing this select and its
+    cache key on every dashboard view cost more than running it."""
     from lms_core.courses.models import Lesson
-    from lms_core.learning.models import LessonProgress, ProgressStatus
+    from lms_core.learning.models import DailyTotal, LessonProgress, ProgressStatus
 
+    user_id = bindparam("user_id", type_=Integer)
     total = (select(func.count(Lesson.id)).where(Lesson.course_id == Enrolment.course_id, Lesson.required.is_(True))
              .correlate(Enrolment).scalar_subquery())
     done = (select(func.count(LessonProgress.id)).join(Lesson, Lesson.id == LessonProgress.lesson_id)
             .where(Lesson.course_id == Enrolment.course_id, Lesson.required.is_(True),
-                   LessonProgress.user_id == user.id, LessonProgress.status == ProgressStatus.COMPLETED)
+                   LessonProgress.user_id == user_id, LessonProgress.status == ProgressStatus.COMPLETED)
             .correlate(Enrolment).scalar_subquery())
-    from lms_core.learning.services import year_total_subquery
+    year_ms = (select(func.coalesce(func.sum(DailyTotal.credited_ms), 0))
+               .where(DailyTotal.user_id == user_id, DailyTotal.day >= bindparam("first_day", type_=Date),
+                      DailyTotal.day <= bindparam("last_day", type_=Date)).scalar_subquery())
+    return (select(Enrolment.id, Enrolment.course_id, Course.title, Enrolment.source, Enrolment.deadline,
+                   Enrolment.completed_at, done, total, year_ms)
+            .join(Course, Course.id == Enrolment.course_id).where(Enrolment.user_id == user_id))
 
-    year_ms = year_total_subquery(user.id, year) if year is not None else None
-    columns = [Enrolment.id, Enrolment.course_id, Course.title, Enrolment.source, Enrolment.deadline,
-               Enrolment.completed_at, done, total]
-    if year_ms is not None:
-        columns.append(year_ms)
-    rows = db.session.execute(
-        select(*columns).join(Course, Course.id == Enrolment.course_id).where(Enrolment.user_id == user.id)).all()
+
+def course_lines(user: User, year: int) -> tuple[list[CourseLine], int | None]:
+    """The learner's courses with progress, in one statement of plain columns.
+
+    The dashboard is the most visited page: correlated counts instead of a second
+    grouped query, and no ORM entities (the same definition of progress as
+    ``learning.services.progress_by_course``). The year's credited milliseconds
+    (Beijing calendar, from the daily totals) ride along as an uncorrelated
+    subquery, evaluated once; they are ``None`` when the learner has no courses
+    (no row to carry them).
+    """
+    rows = db.session.execute(_course_lines_statement(), {
+        "user_id": user.id, "first_day": dt.date(year, 1, 1), "last_day": dt.date(year, 12, 31)}).all()
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     rows = sorted(rows, key=lambda r: (r.source != EnrolmentSource.ASSIGNED, r.completed_at is not None,
                                        r.deadline or far, -r.id))
     lines = [CourseLine(r.course_id, r.title, r.source == EnrolmentSource.ASSIGNED, r.deadline, r.completed_at,
                         int(r[6] or 0), int(r[7] or 0)) for r in rows]
-    return lines, (int(rows[0][8] or 0) if rows and year_ms is not None else None)
+    return lines, (int(rows[0][8] or 0) if rows else None)
