@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import Integer, bindparam, exists, func, or_, select
 
 from lms_core.accounts.models import User
 from lms_core.authz import AccessDenied, can, register_scope_resolver
@@ -28,9 +29,7 @@ def instructor_names(course_ids: list[int]) -> dict[int, str]:
     """``{course_id: "张三、李四"}`` in one column query (no User entities loaded)."""
     if not course_ids:
         return {}
-    rows = db.session.execute(select(CourseInstructor.course_id, User.full_name)
-                              .join(User, User.id == CourseInstructor.user_id)
-                              .where(CourseInstructor.course_id.in_(course_ids)).order_by(User.id)).all()
+    rows = db.session.execute(_instructor_names_statement(), {"course_ids": list(course_ids)}).all()
     names: dict[int, list[str]] = {}
     for course_id, full_name in rows:
         names.setdefault(course_id, []).append(full_name)
@@ -225,13 +224,27 @@ def topics() -> list[Topic]:
     return list(db.session.execute(select(Topic).order_by(Topic.name)).scalars())
 
 
+@functools.cache
+def _outline_statements() -> tuple[Any, Any]:
+    """Built once per process (bind parameters): the course page is a hot path and building
+    a select and its cache key costs more than running it."""
+    course_id = bindparam("course_id", type_=Integer)
+    return (select(Section).where(Section.course_id == course_id).order_by(Section.position, Section.id),
+            select(Lesson).where(Lesson.course_id == course_id).order_by(Lesson.position, Lesson.id))
+
+
+@functools.cache
+def _instructor_names_statement() -> Any:
+    return (select(CourseInstructor.course_id, User.full_name).join(User, User.id == CourseInstructor.user_id)
+            .where(CourseInstructor.course_id.in_(bindparam("course_ids", expanding=True))).order_by(User.id))
+
+
 def outline(course_id: int) -> list[tuple[Section, list[Lesson]]]:
     """Sections with their lessons in order, in two plain queries (the course page's hot path)."""
-    sections = db.session.execute(select(Section).where(Section.course_id == course_id)
-                                  .order_by(Section.position, Section.id)).scalars().all()
+    sections_stmt, lessons_stmt = _outline_statements()
+    sections = db.session.execute(sections_stmt, {"course_id": course_id}).scalars().all()
     by_section: dict[int, list[Lesson]] = {s.id: [] for s in sections}
-    lessons = db.session.execute(select(Lesson).where(Lesson.course_id == course_id)
-                                 .order_by(Lesson.position, Lesson.id)).scalars()
+    lessons = db.session.execute(lessons_stmt, {"course_id": course_id}).scalars()
     for lesson in lessons:
         by_section.setdefault(lesson.section_id, []).append(lesson)
     return [(section, by_section[section.id]) for section in sections]

@@ -19,8 +19,8 @@ from lms_core.enrolments import services as enrolments
 from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
-from lms_core.learning.models import LessonProgress, ProgressStatus
-from lms_core.learning.services import enrolment_for
+from lms_core.learning.models import ProgressStatus
+from lms_core.learning.services import course_progress_rows, enrolment_for
 from lms_core.orgs.services import by_code
 
 bp = Blueprint("courses", __name__, url_prefix="/courses")
@@ -59,8 +59,7 @@ def detail(course_id: int) -> Any:
     enrolment = enrolment_for(current_user, course.id)
     outline = services.outline(course.id)
     lessons = [lesson for _section, section_lessons in outline for lesson in section_lessons]
-    progress = {p.lesson_id: p for p in db.session.execute(select(LessonProgress).where(
-        LessonProgress.user_id == current_user.id, LessonProgress.course_id == course.id)).scalars()}
+    progress = course_progress_rows(current_user.id, course.id)
     # The same definition as learning.services.course_counts, from rows already loaded.
     required = [lesson for lesson in lessons if lesson.required]
     total = len(required)

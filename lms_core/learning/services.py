@@ -17,6 +17,7 @@ The flow of one heartbeat (``record_beat``):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import and_, func, select
+from sqlalchemy import Integer, and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from lms_core.accounts.models import User
@@ -75,9 +76,27 @@ def _locked(stmt: Any) -> Any:
     return stmt
 
 
+@functools.cache
+def _enrolment_statement() -> Any:
+    return select(Enrolment).where(Enrolment.user_id == bindparam("user_id", type_=Integer),
+                                   Enrolment.course_id == bindparam("course_id", type_=Integer))
+
+
+@functools.cache
+def _course_progress_statement() -> Any:
+    return select(LessonProgress).where(LessonProgress.user_id == bindparam("user_id", type_=Integer),
+                                        LessonProgress.course_id == bindparam("course_id", type_=Integer))
+
+
 def enrolment_for(user: User, course_id: int) -> Enrolment | None:
-    return db.session.execute(
-        select(Enrolment).filter_by(user_id=user.id, course_id=course_id)).scalar_one_or_none()
+    return db.session.execute(_enrolment_statement(), {"user_id": user.id, "course_id": course_id}
+                              ).scalar_one_or_none()
+
+
+def course_progress_rows(user_id: int, course_id: int) -> dict[int, LessonProgress]:
+    """The learner's progress rows in one course, by lesson id."""
+    rows = db.session.execute(_course_progress_statement(), {"user_id": user_id, "course_id": course_id}).scalars()
+    return {p.lesson_id: p for p in rows}
 
 
 def progress_for(user_id: int, lesson: Lesson, *, lock: bool = False) -> LessonProgress:
