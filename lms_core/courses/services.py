@@ -213,11 +213,17 @@ class CatalogueQuery:
         return stmt
 
     def run(self) -> tuple[list[Course], int]:
-        stmt = self.statement()
-        total = db.session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
+        """One page of courses and the total, in one scan (a window count rides along)."""
+        stmt = self.statement().add_columns(func.count().over().label("total"))
         rows = db.session.execute(stmt.order_by(Course.required.desc(), Course.title, Course.id)
-                                  .limit(self.size).offset((max(self.page, 1) - 1) * self.size)).scalars().all()
-        return list(rows), int(total)
+                                  .limit(self.size).offset((max(self.page, 1) - 1) * self.size)).all()
+        if rows:
+            return [row[0] for row in rows], int(rows[0].total)
+        if self.page <= 1:
+            return [], 0
+        # Past the last page: no row carried the total, so count separately.
+        total = db.session.execute(select(func.count()).select_from(self.statement().subquery())).scalar_one()
+        return [], int(total)
 
 
 def topics() -> list[Topic]:

@@ -71,6 +71,7 @@ def test_catalogue_filters(kit, tree):
     assert courses.CatalogueQuery(instructor="党校").run()[1] == 1
     topic_id = kit.course.topic_id
     assert courses.CatalogueQuery(topic_id=topic_id).run()[1] == 1
+    assert courses.CatalogueQuery(page=5).run() == ([], 1)  # past the last page: the total still comes back
 
 
 def test_unpublished_course_not_in_catalogue_and_not_enrollable(tree, app):
