@@ -184,7 +184,8 @@ def _course_lines_statement() -> Any:
     """Built once per process with bind parameters: constructing this select and its
     cache key on every dashboard view cost more than running it."""
     from lms_core.courses.models import Lesson
-    from lms_core.learning.models import DailyTotal, LessonProgress, ProgressStatus
+    from lms_core.learning.models import LessonProgress, ProgressStatus
+    from lms_core.learning.services import year_total_expr
 
     user_id = bindparam("user_id", type_=Integer)
     total = (select(func.count(Lesson.id)).where(Lesson.course_id == Enrolment.course_id, Lesson.required.is_(True))
@@ -193,9 +194,7 @@ def _course_lines_statement() -> Any:
             .where(Lesson.course_id == Enrolment.course_id, Lesson.required.is_(True),
                    LessonProgress.user_id == user_id, LessonProgress.status == ProgressStatus.COMPLETED)
             .correlate(Enrolment).scalar_subquery())
-    year_ms = (select(func.coalesce(func.sum(DailyTotal.credited_ms), 0))
-               .where(DailyTotal.user_id == user_id, DailyTotal.day >= bindparam("first_day", type_=Date),
-                      DailyTotal.day <= bindparam("last_day", type_=Date)).scalar_subquery())
+    year_ms = year_total_expr(user_id, bindparam("first_day", type_=Date), bindparam("last_day", type_=Date))
     return (select(Enrolment.id, Enrolment.course_id, Course.title, Enrolment.source, Enrolment.deadline,
                    Enrolment.completed_at, done, total, year_ms)
             .join(Course, Course.id == Enrolment.course_id).where(Enrolment.user_id == user_id))

@@ -386,16 +386,21 @@ def _add_to_daily_total(user_id: int, at: dt.datetime, credited_ms: int) -> None
     db.session.execute(stmt)
 
 
-def year_total_subquery(user_id: int, year: int) -> Any:
-    """SQL for the year's credited milliseconds (Beijing calendar), from the daily totals."""
+def year_total_expr(user_id: Any, first_day: Any, last_day: Any) -> Any:
+    """SQL for the credited milliseconds between two Beijing days (inclusive), from the daily totals.
+
+    The one definition of "study hours in a period": the dashboard binds it into its
+    cached statement, reports call it with values.
+    """
     return (select(func.coalesce(func.sum(DailyTotal.credited_ms), 0))
-            .where(DailyTotal.user_id == user_id, DailyTotal.day >= dt.date(year, 1, 1),
-                   DailyTotal.day <= dt.date(year, 12, 31)).scalar_subquery())
+            .where(DailyTotal.user_id == user_id, DailyTotal.day >= first_day, DailyTotal.day <= last_day)
+            .scalar_subquery())
 
 
 def credited_ms_in_year(user_id: int, year: int) -> int:
     """The year's credited study (Beijing calendar), from the daily totals."""
-    return int(db.session.execute(select(year_total_subquery(user_id, year))).scalar_one())
+    return int(db.session.execute(select(year_total_expr(user_id, dt.date(year, 1, 1), dt.date(year, 12, 31))))
+               .scalar_one())
 
 
 def new_registration() -> str:
