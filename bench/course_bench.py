@@ -131,10 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         dashboard_bench.step(f"seeding {args.progress_rows:,} lesson progress rows")
         counts["lesson_progress"] = seed_progress(url, args.progress_rows)
         print(f"   {counts} in {time.monotonic() - started:.1f}s", file=sys.stderr)
+        seed_large.settle(url)
 
         port = dashboard_bench.free_port()
         cmd = [str(bindir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
-               "--worker-class", args.worker_class, "--log-level", "warning", "--keep-alive", "30"]
+               "--worker-class", args.worker_class, "--log-level", "warning", "--keep-alive", "30",
+               "-c", "python:lrs.gunicorn_conf"]  # TCP_NODELAY, as in dashboard_bench
         if args.worker_class == "gthread":
             cmd += ["--threads", str(args.threads)]
         cmd.append("lms_core:create_app()")

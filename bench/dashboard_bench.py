@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             counts.update(seed_large.seed_study(url, courses=args.courses,
                                                 assigned=min(args.assigned, args.courses)))
         print(f"   {counts} in {time.monotonic() - started:.1f}s", file=sys.stderr)
+        seed_large.settle(url)
 
         port = free_port()
         cmd = [str(bindir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),

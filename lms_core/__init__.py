@@ -34,7 +34,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = lms_config.load_secret_key(app.instance_path)
     app.config.setdefault("SQLALCHEMY_DATABASE_URI", lms_config.database_url(app.config, app.instance_path))
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -10,7 +10,7 @@ import pluggy
 from flask import Flask, g, request
 from flask_babel import Domain, get_locale
 
-from lms_core.db import install_sqlite_pragmas
+from lms_core.db import install_idle_ping, install_sqlite_pragmas
 from lms_core.extensions import babel, csrf, db, login_manager, migrate
 from lms_core.pluginhost import load_plugins
 
@@ -48,6 +48,40 @@ class AppDomain(Domain):
 
         return current_app.extensions.setdefault("lms_translations_cache", {})
 
+    def get_translations(self) -> Any:
+        """The catalogue for this request, looked up once per request.
+
+        Flask-Babel resolves the context, the locale and its string form and the
+        cache on every ``_()``; a page makes dozens. The answer is kept where
+        Flask-Babel keeps its own per-request state (``babel_translations``), which
+        its ``refresh()`` and ``force_locale()`` reset, so switching the language in
+        the middle of a request still takes effect.
+        """
+        if not g:  # no app context: Flask-Babel answers with NullTranslations
+            return super().get_translations()
+        state = g.get("_flask_babel")
+        translations = getattr(state, "babel_translations", None)
+        if translations is None:
+            translations = super().get_translations()
+            g._flask_babel.babel_translations = translations
+        return translations
+
+
+def _install_template_gettext(app: Flask) -> None:
+    """Templates' ``_()`` straight to the request's catalogue (see AppDomain.get_translations).
+
+    Flask-Babel's own callables go through ``get_domain()`` first, which costs as
+    much again on every string of every page.
+    """
+    domain: AppDomain = babel.domain_instance
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: domain.get_translations().ugettext(s),
+        ngettext=lambda s, p, n: domain.get_translations().ungettext(s, p, n),
+        pgettext=lambda c, s: domain.get_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: domain.get_translations().unpgettext(c, s, p, n),
+        newstyle=True,
+    )
+
 
 @migrate.configure
 def _alembic_version_locations(config: Any) -> Any:
@@ -65,6 +99,9 @@ def init_extensions(app: Flask) -> None:
 
     install_sqlite_pragmas()
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            install_idle_ping(engine, app.config["LMS_DB_PING_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=str(REPO_DIR / "migrations"))
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -74,6 +111,7 @@ def init_extensions(app: Flask) -> None:
     # Read through __dict__: the cached_property itself needs an app context.
     if not isinstance(vars(babel).get("domain_instance"), AppDomain):
         babel.domain_instance = AppDomain(domain="messages")
+    _install_template_gettext(app)
     csrf.init_app(app)
     guard.install()
 

@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "LMS_SESSION_COOKIE_SECURE": True,
     "LMS_JOB_MAX_ATTEMPTS": 8,
     "LMS_PAGE_SIZE": 50,
+    #: A pooled database connection idle for longer than this is pinged before use
+    #: (0: ping on every checkout). See lms_core.db.install_idle_ping.
+    "LMS_DB_PING_IDLE_SECONDS": 10,
     #: Reverse proxies in front of the app that set X-Forwarded-For/-Proto/-Host/-Port/-Prefix
     #: (nginx: 1). 0 trusts none of those headers. Behind a proxy it must be set, or every
     #: client has the proxy's address and the per-IP login throttle locks out everyone.

@@ -109,3 +109,46 @@ def install_sqlite_pragmas() -> None:
 
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
+
+
+_CHECKED_IN_AT = "lms_checked_in_at"
+
+
+def install_idle_ping(engine: Any, idle_seconds: float) -> None:
+    """Check a pooled connection is alive, but only if it has sat idle for a while.
+
+    ``pool_pre_ping`` pings on *every* checkout: one extra round trip per request, for
+    connections that a busy worker used a few milliseconds earlier. A connection that
+    was returned recently has just proved itself; one that sat idle may have been cut
+    by a database restart, a failover or a firewall timeout, so those are pinged (with
+    the dialect's own ping). A failed ping raises ``DisconnectionError``, on which the
+    pool discards the connection and hands out a fresh one: the request never sees it.
+    See SQLAlchemy's "Disconnect Handling - Pessimistic" (custom checkout ping).
+    """
+    import time
+
+    from sqlalchemy import event, exc
+
+    dialect = engine.dialect
+
+    def _connected(dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get(_CHECKED_IN_AT)
+        if since is not None and time.monotonic() - since < idle_seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as err:
+            if dialect.is_disconnect(err, dbapi_connection, None):
+                raise exc.DisconnectionError(str(err)) from err
+            raise
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    event.listen(engine, "connect", _connected)
+    event.listen(engine, "checkin", _checked_in)
+    event.listen(engine, "checkout", _checked_out)
