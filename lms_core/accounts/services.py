@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import joinedload
 
 from lms_core.accounts.models import ApiToken, LoginAttempt, RankBand, Role, RoleAssignment, User, UserStatus
@@ -99,14 +100,23 @@ def authenticate(username: str, password: str, ip: str) -> LoginResult:
     return LoginResult(LoginOutcome.OK, user=user)  # the caller commits after login_user()
 
 
+@functools.cache
+def _session_user_statement() -> Select[User]:
+    """The user with their unit and roles, in one query (every page asks ``can()``).
+
+    Built once per process: on every request, building the select and its cache key
+    cost more than running it.
+    """
+    return select(User).options(joinedload(User.roles)).where(User.id == bindparam("user_id"))
+
+
 def load_session_user(session_id: str) -> User | None:
     """Flask-Login user loader: ``<id>:<session_version>``; stale versions log out."""
     try:
         user_id, version = (int(part) for part in session_id.split(":", 1))
     except ValueError:
         return None
-    # Roles in the same query: every page asks ``can()``, so they are always needed.
-    user = db.session.get(User, user_id, options=[joinedload(User.roles)])
+    user = db.session.execute(_session_user_statement(), {"user_id": user_id}).unique().scalar_one_or_none()
     if user is None or user.session_version != version or not user.is_active:
         return None
     return user

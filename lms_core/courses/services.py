@@ -6,11 +6,12 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, exists, func, or_, select
+from sqlalchemy import Boolean, Integer, Text, bindparam, exists, func, select
 
 from lms_core.accounts.models import User
 from lms_core.authz import AccessDenied, can, register_scope_resolver
-from lms_core.courses.models import Course, CourseInstructor, Lesson, LessonKind, Section, Topic
+from lms_core.courses.models import Course, CourseInstructor, Lesson, LessonKind, Section, Topic, search_fold
+from lms_core.enrolments.models import Enrolment
 from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.media.models import MediaFile, MediaKind
@@ -186,9 +187,49 @@ def add_instructor(author: User, course: Course, instructor: User) -> None:
         course.instructors.append(instructor)
 
 
+def _like_pattern(text: str) -> str:
+    """``%text%`` for LIKE with the wildcards in ``text`` taken literally (escape ``\\``)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@functools.cache
+def _catalogue_statement(text: bool, topic: bool, required: bool, instructor: bool) -> Any:
+    """The catalogue's select for one combination of filters, built once per process.
+
+    Values arrive as bind parameters; building the select and its cache key on every
+    search cost more than running it. Plain columns (no Course entities), with the
+    viewer's enrolment as an EXISTS and the total as a window count: one query and
+    one scan for the whole page.
+    """
+    enrolled = exists().where(Enrolment.course_id == Course.id,
+                              Enrolment.user_id == bindparam("user_id", type_=Integer))
+    stmt = (select(Course.id, Course.code, Course.title, Topic.name.label("topic_name"),
+                   Course.nominal_hours_centi, Course.required, enrolled.label("enrolled"),
+                   func.count().over().label("total"))
+            .outerjoin(Topic, Topic.id == Course.topic_id)
+            .where(Course.published.is_(True)))
+    if text:
+        stmt = stmt.where(Course.search_text.like(bindparam("text", type_=Text), escape="\\"))
+    if topic:
+        stmt = stmt.where(Course.topic_id == bindparam("topic_id", type_=Integer))
+    if required:
+        stmt = stmt.where(Course.required == bindparam("required", type_=Boolean))
+    if instructor:
+        stmt = stmt.where(exists().where(
+            CourseInstructor.course_id == Course.id, CourseInstructor.user_id == User.id,
+            User.full_name.ilike(bindparam("instructor", type_=Text), escape="\\")))
+    return (stmt.order_by(Course.required.desc(), Course.title, Course.id)
+            .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer)))
+
+
 @dataclass
 class CatalogueQuery:
-    """One query object for the catalogue page (and any export of it)."""
+    """One query object for the catalogue page (and any export of it).
+
+    ``run`` answers rows with ``id, code, title, topic_name, nominal_hours_centi,
+    required, enrolled`` (``enrolled``: whether ``viewer_id`` is enrolled).
+    """
 
     text: str = ""
     topic_id: int | None = None
@@ -196,34 +237,35 @@ class CatalogueQuery:
     instructor: str = ""
     page: int = 1
     size: int = 20
+    viewer_id: int | None = None
 
-    def statement(self) -> Any:
-        stmt = select(Course).where(Course.published.is_(True))
-        if self.text:
-            like = f"%{self.text}%"
-            stmt = stmt.where(or_(Course.title.ilike(like), Course.code.ilike(like), Course.description.ilike(like)))
+    def _params(self) -> tuple[tuple[bool, bool, bool, bool], dict[str, Any]]:
+        text = search_fold(self.text.strip())
+        shape = (bool(text), bool(self.topic_id), self.required is not None, bool(self.instructor))
+        params: dict[str, Any] = {"user_id": self.viewer_id, "limit": self.size,
+                                  "offset": (max(self.page, 1) - 1) * self.size}
+        if text:
+            params["text"] = _like_pattern(text)
         if self.topic_id:
-            stmt = stmt.where(Course.topic_id == self.topic_id)
+            params["topic_id"] = self.topic_id
         if self.required is not None:
-            stmt = stmt.where(Course.required.is_(self.required))
+            params["required"] = self.required
         if self.instructor:
-            stmt = stmt.where(exists().where(
-                CourseInstructor.course_id == Course.id, CourseInstructor.user_id == User.id,
-                User.full_name.ilike(f"%{self.instructor}%")))
-        return stmt
+            params["instructor"] = _like_pattern(self.instructor)
+        return shape, params
 
-    def run(self) -> tuple[list[Course], int]:
+    def run(self) -> tuple[list[Any], int]:
         """One page of courses and the total, in one scan (a window count rides along)."""
-        stmt = self.statement().add_columns(func.count().over().label("total"))
-        rows = db.session.execute(stmt.order_by(Course.required.desc(), Course.title, Course.id)
-                                  .limit(self.size).offset((max(self.page, 1) - 1) * self.size)).all()
+        shape, params = self._params()
+        stmt = _catalogue_statement(*shape)
+        rows = db.session.execute(stmt, params).all()
         if rows:
-            return [row[0] for row in rows], int(rows[0].total)
+            return list(rows), int(rows[0].total)
         if self.page <= 1:
             return [], 0
         # Past the last page: no row carried the total, so count separately.
-        total = db.session.execute(select(func.count()).select_from(self.statement().subquery())).scalar_one()
-        return [], int(total)
+        counted = select(func.count()).select_from(stmt.limit(None).offset(None).order_by(None).subquery())
+        return [], int(db.session.execute(counted, params).scalar_one())
 
 
 def topics() -> list[Topic]:
@@ -231,12 +273,12 @@ def topics() -> list[Topic]:
 
 
 @functools.cache
-def _outline_statements() -> tuple[Any, Any]:
+def _outline_statement() -> Any:
     """Built once per process (bind parameters): the course page is a hot path and building
     a select and its cache key costs more than running it."""
-    course_id = bindparam("course_id", type_=Integer)
-    return (select(Section).where(Section.course_id == course_id).order_by(Section.position, Section.id),
-            select(Lesson).where(Lesson.course_id == course_id).order_by(Lesson.position, Lesson.id))
+    return (select(Section, Lesson).outerjoin(Lesson, Lesson.section_id == Section.id)
+            .where(Section.course_id == bindparam("course_id", type_=Integer))
+            .order_by(Section.position, Section.id, Lesson.position, Lesson.id))
 
 
 @functools.cache
@@ -246,14 +288,18 @@ def _instructor_names_statement() -> Any:
 
 
 def outline(course_id: int) -> list[tuple[Section, list[Lesson]]]:
-    """Sections with their lessons in order, in two plain queries (the course page's hot path)."""
-    sections_stmt, lessons_stmt = _outline_statements()
-    sections = db.session.execute(sections_stmt, {"course_id": course_id}).scalars().all()
-    by_section: dict[int, list[Lesson]] = {s.id: [] for s in sections}
-    lessons = db.session.execute(lessons_stmt, {"course_id": course_id}).scalars()
-    for lesson in lessons:
-        by_section.setdefault(lesson.section_id, []).append(lesson)
-    return [(section, by_section[section.id]) for section in sections]
+    """Sections with their lessons in order, in one query (the course page's hot path).
+
+    Rows come sorted by section, so each section's lessons are consecutive; a
+    section without lessons comes as one row with no lesson.
+    """
+    result: list[tuple[Section, list[Lesson]]] = []
+    for section, lesson in db.session.execute(_outline_statement(), {"course_id": course_id}):
+        if not result or result[-1][0] is not section:
+            result.append((section, []))
+        if lesson is not None:
+            result[-1][1].append(lesson)
+    return result
 
 
 def lessons_of(course: Course) -> list[Lesson]:

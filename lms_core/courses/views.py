@@ -9,18 +9,16 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
 from lms_core.accounts.models import RankBand
 from lms_core.authz import AccessDenied, can
 from lms_core.courses import services
 from lms_core.courses.models import Course
 from lms_core.enrolments import services as enrolments
-from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
 from lms_core.learning.models import ProgressStatus
-from lms_core.learning.services import course_progress_rows, enrolment_for
+from lms_core.learning.services import course_progress_rows
 from lms_core.orgs.services import by_code
 
 bp = Blueprint("courses", __name__, url_prefix="/courses")
@@ -28,7 +26,11 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def visible_course_or_404(course_id: int) -> Course:
-    course = db.session.get(Course, course_id)
+    return visible_or_404(db.session.get(Course, course_id))
+
+
+def visible_or_404(course: Course | None) -> Course:
+    """Unpublished courses exist only for their authors (404, not 403: no probing)."""
     if course is None or (not course.published and not services.can_edit(current_user, course)):
         abort(404)
     return course
@@ -43,20 +45,19 @@ def catalogue() -> Any:
         topic_id=request.args.get("topic", type=int),
         required={"1": True, "0": False}.get(req or ""),
         instructor=(request.args.get("instructor") or "").strip()[:50],
-        page=max(request.args.get("page", 1, type=int), 1))
+        page=max(request.args.get("page", 1, type=int), 1),
+        viewer_id=current_user.id)
     courses, total = query.run()
-    mine = select(Enrolment.course_id).where(Enrolment.user_id == current_user.id)
-    enrolled = set(db.session.execute(mine).scalars())
     return render_template("courses/catalogue.html", courses=courses, total=total, query=query,
-                           topics=services.topics(), enrolled=enrolled,
+                           topics=services.topics(),
                            instructors=services.instructor_names([c.id for c in courses]))
 
 
 @bp.route("/<int:course_id>")
 @login_required
 def detail(course_id: int) -> Any:
-    course = visible_course_or_404(course_id)
-    enrolment = enrolment_for(current_user, course.id)
+    found, enrolment = enrolments.course_with_enrolment(course_id, current_user)
+    course = visible_or_404(found)
     outline = services.outline(course.id)
     lessons = [lesson for _section, section_lessons in outline for lesson in section_lessons]
     progress = course_progress_rows(current_user.id, course.id)

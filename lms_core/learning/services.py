@@ -84,8 +84,10 @@ def _enrolment_statement() -> Any:
 
 @functools.cache
 def _course_progress_statement() -> Any:
-    return select(LessonProgress).where(LessonProgress.user_id == bindparam("user_id", type_=Integer),
-                                        LessonProgress.course_id == bindparam("course_id", type_=Integer))
+    # Columns, not entities: the course page only shows status and coverage.
+    return (select(LessonProgress.lesson_id, LessonProgress.status, LessonProgress.coverage_bp)
+            .where(LessonProgress.user_id == bindparam("user_id", type_=Integer),
+                   LessonProgress.course_id == bindparam("course_id", type_=Integer)))
 
 
 def enrolment_for(user: User, course_id: int) -> Enrolment | None:
@@ -93,10 +95,11 @@ def enrolment_for(user: User, course_id: int) -> Enrolment | None:
                               ).scalar_one_or_none()
 
 
-def course_progress_rows(user_id: int, course_id: int) -> dict[int, LessonProgress]:
-    """The learner's progress rows in one course, by lesson id."""
-    rows = db.session.execute(_course_progress_statement(), {"user_id": user_id, "course_id": course_id}).scalars()
-    return {p.lesson_id: p for p in rows}
+def course_progress_rows(user_id: int, course_id: int) -> dict[int, Any]:
+    """The learner's progress in one course by lesson id: rows of ``lesson_id``,
+    ``status`` and ``coverage_bp`` (read-only; use :func:`progress_for` to change one)."""
+    rows = db.session.execute(_course_progress_statement(), {"user_id": user_id, "course_id": course_id})
+    return {row.lesson_id: row for row in rows}
 
 
 def progress_for(user_id: int, lesson: Lesson, *, lock: bool = False) -> LessonProgress:

@@ -74,6 +74,35 @@ def test_catalogue_filters(kit, tree):
     assert courses.CatalogueQuery(page=5).run() == ([], 1)  # past the last page: the total still comes back
 
 
+def test_catalogue_search_folds_width_and_case_and_keeps_wildcards_literal(kit, tree):
+    course = kit.course
+    course.code, course.description = "Dj-2026_01", "学习 100% 掌握"
+    db.session.commit()
+    found = [courses.CatalogueQuery(text=t).run()[1] for t in
+             ("ｄｊ－２０２６", "DJ-2026", "dj-2026_01", "100%", "新时代\n中国")]
+    assert found == [1, 1, 1, 1, 0]
+    # LIKE wildcards typed by a user match themselves only.
+    assert courses.CatalogueQuery(text="10_%").run()[1] == 0
+    assert courses.CatalogueQuery(text="掌%握").run()[1] == 0  # as a wildcard it would match 掌握
+    assert courses.CatalogueQuery(text="0%").run()[1] == 1  # the description has a literal percent sign
+    assert courses.CatalogueQuery(text="_").run()[1] == 1  # the code has a literal underscore
+    # Title edits reach the folded search text on the next flush.
+    course.title = "Ｐａｒｔｙ　History"
+    db.session.commit()
+    assert courses.CatalogueQuery(text="party history").run()[1] == 1
+    assert courses.CatalogueQuery(text="新时代").run()[1] == 0
+
+
+def test_catalogue_marks_the_viewers_enrolments(kit, tree):
+    learner = UserFactory(org_unit=tree.village_a)
+    other = UserFactory(org_unit=tree.village_a)
+    enrolments.enrol(learner, kit.course)
+    db.session.commit()
+    (mine,), _total = courses.CatalogueQuery(viewer_id=learner.id).run()
+    (theirs,), _total = courses.CatalogueQuery(viewer_id=other.id).run()
+    assert (mine.enrolled, theirs.enrolled) == (True, False)
+
+
 def test_unpublished_course_not_in_catalogue_and_not_enrollable(tree, app):
     kit = build_course(tree, code="C002", publish=False)
     assert courses.CatalogueQuery().run()[1] == 0
