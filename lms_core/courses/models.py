@@ -62,7 +62,7 @@ class Course(Base):
     owner_unit: Mapped[OrgUnit] = relationship()
     sections: Mapped[list[Section]] = relationship(
         back_populates="course", order_by="Section.position", cascade="all, delete-orphan")
-    #: Loaded on access; pages that only show names use ``services.instructor_names`` (one column query).
+    #: Loaded on access; pages that only show names use ``services.instructor_names_column`` (in their query).
     instructors: Mapped[list[User]] = relationship(secondary="course_instructors")
 
     __table_args__ = (Index("ix_courses_published_title", "published", "title"),)

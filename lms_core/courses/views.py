@@ -17,8 +17,8 @@ from lms_core.courses.models import Course
 from lms_core.enrolments import services as enrolments
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
+from lms_core.learning import course_page
 from lms_core.learning.models import ProgressStatus
-from lms_core.learning.services import course_progress_rows
 from lms_core.orgs.services import by_code
 
 bp = Blueprint("courses", __name__, url_prefix="/courses")
@@ -49,26 +49,22 @@ def catalogue() -> Any:
         viewer_id=current_user.id)
     courses, total = query.run()
     return render_template("courses/catalogue.html", courses=courses, total=total, query=query,
-                           topics=services.topics(),
-                           instructors=services.instructor_names([c.id for c in courses]))
+                           topics=services.topics())
 
 
 @bp.route("/<int:course_id>")
 @login_required
 def detail(course_id: int) -> Any:
-    found, enrolment = enrolments.course_with_enrolment(course_id, current_user)
-    course = visible_or_404(found)
-    outline = services.outline(course.id)
-    lessons = [lesson for _section, section_lessons in outline for lesson in section_lessons]
-    progress = course_progress_rows(current_user.id, course.id)
+    head = course_page.course_head(course_id, current_user)
+    course = visible_or_404(head.course if head else None)
+    outline, marks = course_page.outline_with_marks(course.id, current_user.id)
     # The same definition as learning.services.course_counts, from rows already loaded.
-    required = [lesson for lesson in lessons if lesson.required]
-    total = len(required)
+    required = [lesson for _section, lessons in outline for lesson in lessons if lesson.required]
     done = sum(1 for lesson in required
-               if (p := progress.get(lesson.id)) is not None and p.status == ProgressStatus.COMPLETED)
-    return render_template("courses/detail.html", course=course, enrolment=enrolment, outline=outline,
-                           instructors=services.instructor_names([course.id]).get(course.id, ""),
-                           progress=progress, done=done, total=total, can_edit=services.can_edit(current_user, course),
+               if (mark := marks.get(lesson.id)) is not None and mark.status == ProgressStatus.COMPLETED)
+    return render_template("courses/detail.html", course=course, enrolment=head.enrolment if head else None,
+                           outline=outline, instructors=head.instructors if head else "", progress=marks,
+                           done=done, total=len(required), can_edit=services.can_edit(current_user, course),
                            can_assign=can(current_user, "course.assign"))
 
 

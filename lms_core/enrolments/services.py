@@ -219,23 +219,3 @@ def course_lines(user: User, year: int) -> tuple[list[CourseLine], int | None]:
                         int(r[6] or 0), int(r[7] or 0)) for r in rows]
     return lines, (int(rows[0][8] or 0) if rows else None)
 
-
-@functools.cache
-def _course_with_enrolment_statement() -> Any:
-    # Built once per process (bind parameters), like the dashboard's statement.
-    return (select(Course, Enrolment)
-            .outerjoin(Enrolment, and_(Enrolment.course_id == Course.id,
-                                       Enrolment.user_id == bindparam("user_id", type_=Integer)))
-            .where(Course.id == bindparam("course_id", type_=Integer)))
-
-
-def course_with_enrolment(course_id: int, user: User) -> tuple[Course | None, Enrolment | None]:
-    """The course (with its topic) and the user's enrolment in it, in one query.
-
-    The course page needs both on every view; ``(None, None)`` if there is no such course.
-    """
-    row = db.session.execute(_course_with_enrolment_statement(),
-                             {"course_id": course_id, "user_id": user.id}).first()
-    if row is None:
-        return None, None
-    return row[0], row[1]

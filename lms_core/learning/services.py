@@ -82,24 +82,9 @@ def _enrolment_statement() -> Any:
                                    Enrolment.course_id == bindparam("course_id", type_=Integer))
 
 
-@functools.cache
-def _course_progress_statement() -> Any:
-    # Columns, not entities: the course page only shows status and coverage.
-    return (select(LessonProgress.lesson_id, LessonProgress.status, LessonProgress.coverage_bp)
-            .where(LessonProgress.user_id == bindparam("user_id", type_=Integer),
-                   LessonProgress.course_id == bindparam("course_id", type_=Integer)))
-
-
 def enrolment_for(user: User, course_id: int) -> Enrolment | None:
     return db.session.execute(_enrolment_statement(), {"user_id": user.id, "course_id": course_id}
                               ).scalar_one_or_none()
-
-
-def course_progress_rows(user_id: int, course_id: int) -> dict[int, Any]:
-    """The learner's progress in one course by lesson id: rows of ``lesson_id``,
-    ``status`` and ``coverage_bp`` (read-only; use :func:`progress_for` to change one)."""
-    rows = db.session.execute(_course_progress_statement(), {"user_id": user_id, "course_id": course_id})
-    return {row.lesson_id: row for row in rows}
 
 
 def progress_for(user_id: int, lesson: Lesson, *, lock: bool = False) -> LessonProgress:
