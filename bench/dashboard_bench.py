@@ -138,8 +138,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="page to load (signed in); other pages serve as a baseline for CPU per page")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
+    # As many processes as cores: PostgreSQL and the clients share these 2 cores, pages are
+    # CPU-bound, and more processes only take turns and evict each other's CPU caches
+    # (docs/benchmarks.md, "gunicorn workers": 2 workers 333 pages/s, 4 workers 262).
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--gunicorn-config", default="python:lrs.gunicorn_conf",
                         help="gunicorn -c (default: TCP_NODELAY on the listening socket; '' for none)")
