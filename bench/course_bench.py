@@ -83,20 +83,22 @@ def seed_progress(url: str, rows: int = 1_000_000) -> int:
 def measure(clients: list[load.Client], base: str, path: str, meter: dashboard_bench.CpuMeter, args: argparse.Namespace,
             expect: bytes) -> dict[str, object]:
     marks: dict[str, tuple[float, float, float]] = {}
-    load_before = os.getloadavg()[0]
+    load_before, probe_before = os.getloadavg()[0], load.speed_probe()
     result = load.run(clients, path, duration=args.duration, warmup=args.warmup, expect_text=expect, url=base + path,
                       on_measure_start=lambda: marks.setdefault("start", meter.sample()),
                       on_measure_end=lambda: marks.setdefault("end", meter.sample()))
-    load_after = os.getloadavg()[0]
+    load_after, probe_after = os.getloadavg()[0], load.speed_probe()
     print(load.report(result))
     pages = max(result.requests, 1)
     cpu = {name: round((end - start) * 1000 / pages, 2)
            for name, start, end in zip(("server", "database", "client"), marks["start"], marks["end"], strict=True)}
     print(f"CPU per page (ms): server {cpu['server']}  database {cpu['database']}  client {cpu['client']}")
     print(f"load average: {load_before:.2f} before, {load_after:.2f} after (nproc {os.cpu_count()})")
+    print(f"speed probe: {probe_before} ms before, {probe_after} ms after (lower is faster; see load.speed_probe)")
     ok = result.errors == 0 and result.requests_per_s >= TARGET_PAGES_PER_S and result.p95_ms <= TARGET_P95_MS
     print(f"target ({TARGET_PAGES_PER_S} pages/s, p95 <= {TARGET_P95_MS} ms): {'met' if ok else 'MISSED'}")
-    return {"result": asdict(result), "cpu_ms_per_page": cpu, "loadavg": [load_before, load_after], "target_met": ok}
+    return {"result": asdict(result), "cpu_ms_per_page": cpu, "loadavg": [load_before, load_after],
+            "speed_probe_ms": [probe_before, probe_after], "target_met": ok}
 
 
 def main(argv: list[str] | None = None) -> int:

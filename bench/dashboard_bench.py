@@ -199,14 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         step(f"GET {args.path} with {args.clients} clients for {args.duration:g}s")
         postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
         meter = CpuMeter(server.pid, postmaster)
-        load_before = os.getloadavg()[0]
+        load_before, probe_before = os.getloadavg()[0], load.speed_probe()
         marks: dict[str, tuple[float, float, float]] = {}
         # Every signed-in page has the navigation; a redirect to /login has not.
         result = load.run(clients, args.path, duration=args.duration, warmup=args.warmup,
                           expect_text=b'id="nav-toggle"', url=base + args.path,
                           on_measure_start=lambda: marks.setdefault("start", meter.sample()),
                           on_measure_end=lambda: marks.setdefault("end", meter.sample()))
-        load_after = os.getloadavg()[0]
+        load_after, probe_after = os.getloadavg()[0], load.speed_probe()
         print(load.report(result))
         pages = max(result.requests, 1)
         cpu = {name: round((end - start) * 1000 / pages, 2)
@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
               f"  -> {os.cpu_count()} dedicated cores serve at most ~{capacity:.0f} pages/s (client elsewhere)")
         # The machine may be shared: the 1-minute load average says how busy it was.
         print(f"load average: {load_before:.2f} before, {load_after:.2f} after (nproc {os.cpu_count()})")
+        print(f"speed probe: {probe_before} ms before, {probe_after} ms after (lower is faster; see load.speed_probe)")
         ok = result.errors == 0 and result.requests_per_s >= TARGET_PAGES_PER_S and \
             result.p95_ms <= TARGET_P95_MS
         verdict = "met" if ok else "MISSED"
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.json, "w") as fh:
                 json.dump({"result": asdict(result), "settings": settings, "seeded": counts,
                            "loadavg_before": load_before, "loadavg_after": load_after,
+                           "speed_probe_ms": [probe_before, probe_after],
                            "cpu_ms_per_page": cpu, "capacity_pages_per_s_dedicated": round(capacity),
                            "target_met": ok}, fh, indent=2)
         if args.hold:
