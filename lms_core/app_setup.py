@@ -57,13 +57,15 @@ class AppDomain(Domain):
         its ``refresh()`` and ``force_locale()`` reset, so switching the language in
         the middle of a request still takes effect.
         """
-        if not g:  # no app context: Flask-Babel answers with NullTranslations
+        try:
+            app_globals = g._get_current_object()  # one proxy lookup instead of one per access
+        except RuntimeError:  # no app context: Flask-Babel answers with NullTranslations
             return super().get_translations()
-        state = g.get("_flask_babel")
+        state = app_globals.__dict__.get("_flask_babel")
         translations = getattr(state, "babel_translations", None)
         if translations is None:
             translations = super().get_translations()
-            g._flask_babel.babel_translations = translations
+            app_globals._flask_babel.babel_translations = translations
         return translations
 
 
