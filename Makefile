@@ -55,10 +55,10 @@ browser:
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy lms_core
+	$(BIN)/mypy lms_core lrs
 
 mypy: install
-	$(BIN)/mypy lms_core
+	$(BIN)/mypy lms_core lrs
 
 test: install browser lint
 	LMS_TEST_REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -73,8 +73,8 @@ class Dispatcher:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == PREFIX or path.startswith(PREFIX + "/"):
-            return self.xapi(environ, start_response)  # type: ignore[no-any-return]
-        return self.platform(environ, start_response)  # type: ignore[no-any-return]
+            return self.xapi(environ, start_response)
+        return self.platform(environ, start_response)
 
 
 def wire(platform: Flask) -> Flask:

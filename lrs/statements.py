@@ -29,9 +29,10 @@ from lrs import validation
 from lrs.errors import XapiError, bad_request
 from lrs.models import LrsAttachment, LrsStatement, LrsStatementKey
 
-S = LrsStatement.__table__
-KT = LrsStatementKey.__table__
-AT = LrsAttachment.__table__
+# Core tables of the ORM models (looked up by name: ``__table__`` is typed as a plain FromClause).
+S = LrsStatement.metadata.tables[LrsStatement.__tablename__]
+KT = LrsStatementKey.metadata.tables[LrsStatementKey.__tablename__]
+AT = LrsAttachment.metadata.tables[LrsAttachment.__tablename__]
 
 
 def iso(ts: dt.datetime) -> str:
@@ -192,7 +193,7 @@ def _propagate_to_referrers(conn: Connection, new: dict[str, set[tuple[str, str]
             .where(KT.c.key.in_(list(ref_keys)))).all()
         if not rows:
             return
-        key_rows = []
+        key_rows: list[dict[str, Any]] = []
         nxt: dict[str, set[tuple[str, str]]] = {}
         for ref_key, pk, sid in rows:
             inherited = frontier[ref_keys[ref_key]]
@@ -368,7 +369,7 @@ def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.dat
             conn.execute(update(S).where(S.c.statement_id.in_(voidable)).values(voided=True))
 
     # Statements stored earlier that reference the new ones inherit their filter keys.
-    key_rows = []
+    key_rows: list[dict[str, Any]] = []
     frontier: dict[str, set[tuple[str, str]]] = {}
     for p in todo:
         inherited = {k for k in p.keys if k[0] in K.FILTER_KINDS} | p.inherited

@@ -265,7 +265,7 @@ def activity_definition(value: Any, path: str) -> None:
     if present:
         if itype is None:
             _fail(path, "interaction components need an interactionType")
-        allowed = COMPONENTS.get(itype, set())
+        allowed = COMPONENTS.get(str(itype), set())
         if present - allowed:
             _fail(path, f"{sorted(present - allowed)} not allowed for interactionType {itype!r}")
         for key in present:

@@ -269,7 +269,7 @@ def statements() -> Response:
 
 def _statement_body(xr: XRequest) -> tuple[Any, dict[str, st.Attachment]]:
     if xr.media_type == "application/json":
-        raw, parts = xr.body, {}
+        raw, parts = xr.body, dict[str, st.Attachment]()
     elif xr.media_type == "multipart/mixed":
         raw, parts = multipart.parse(xr.body, xr.content_type)
     else:
