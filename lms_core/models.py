@@ -1,6 +1,6 @@
 """Import every core model so that ``db.metadata`` is complete (Alembic, create_all)."""
 
-from lms_core.accounts.models import ApiToken, LoginAttempt, RoleAssignment, User
+from lms_core.accounts.models import ApiToken, ImportRun, LoginAttempt, RoleAssignment, User
 from lms_core.courses.models import Course, CourseInstructor, Lesson, Section, Topic
 from lms_core.enrolments.models import Assignment, Enrolment
 from lms_core.events.models import Event, EventHandlerFailure
@@ -13,6 +13,7 @@ from lms_core.settings.models import Setting
 from lms_core.xapi.models import XapiOutbox
 
 __all__ = [
+    "ImportRun",
     "Assignment",
     "DailyTotal",
     "Attempt",

@@ -16,11 +16,13 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from lms_core.accounts.models import RankBand, User
+from lms_core.accounts.models import ImportRun, ImportStatus, RankBand, User
 from lms_core.accounts.passwords import hash_password, policy_errors
 from lms_core.authz import can
+from lms_core.db import utcnow
 from lms_core.events.services import emit
 from lms_core.extensions import db
+from lms_core.jobs.services import enqueue
 from lms_core.orgs.models import OrgUnit
 
 #: Accepted header names (the HR export uses Chinese; English for hand-made files).
@@ -181,8 +183,12 @@ def _chunks(values: list[str]) -> list[list[str]]:
 
 
 def import_users(actor: User, data: bytes, *, initial_password: str | None = None,
-                 min_password_length: int = 8) -> ImportReport:
-    """Validate and apply an HR export. Does not commit; the caller commits if ``report.ok``."""
+                 min_password_length: int = 8, initial_password_hash: str | None = None) -> ImportReport:
+    """Validate and apply an HR export. Does not commit; the caller commits if ``report.ok``.
+
+    ``initial_password_hash`` (from :func:`queue_import`) stands for an initial password
+    whose policy was checked and which was hashed when the file was uploaded.
+    """
     report = ImportReport()
     text, report.encoding = decode(data)
     rows, report.errors = _parse_rows(text)
@@ -214,7 +220,7 @@ def import_users(actor: User, data: bytes, *, initial_password: str | None = Non
 
     # One hash for the whole batch: scrypt per row would take minutes for a county,
     # and every imported account must change this password at first sign-in.
-    shared_hash = hash_password(initial_password) if initial_password else None
+    shared_hash = hash_password(initial_password) if initial_password else initial_password_hash
     fields = ("full_name", "rank_band", "party_member", "position", "phone")
     for row in rows:
         v = row.values
@@ -248,3 +254,73 @@ def import_users(actor: User, data: bytes, *, initial_password: str | None = Non
         "encoding": report.encoding, "rows": report.rows, "created": report.created,
         "updated": report.updated, "unchanged": report.unchanged})
     return report
+
+
+#: Job kind of a queued import (see :func:`import_job`).
+IMPORT_JOB = "accounts.import"
+
+
+def count_lines(data: bytes) -> int:
+    """Data lines in a file (without the header): cheap, decides where the import runs."""
+    return max(len([line for line in data.splitlines() if line.strip()]) - 1, 0)
+
+
+def queue_import(actor: User, data: bytes, *, filename: str, initial_password: str | None,
+                 min_password_length: int) -> ImportRun:
+    """Store the file and queue its import for a worker. Does not commit.
+
+    What can be checked at once is checked here (encoding, header, the initial
+    password's policy), so the uploader sees those errors on the upload page.
+    """
+    _parse_rows(decode(data)[0])  # raises ImportFileError for the file as a whole
+    password_hash = None
+    if initial_password:
+        problems = policy_errors(initial_password, min_length=min_password_length)
+        if problems:
+            raise ImportFileError(" ".join(problems))
+        password_hash = hash_password(initial_password)
+    run = ImportRun(created_by=actor, data=data, filename=filename[:255], lines=count_lines(data),
+                    password_hash=password_hash)
+    db.session.add(run)
+    db.session.flush()
+    enqueue(IMPORT_JOB, {"run_id": run.id})
+    return run
+
+
+def report_dict(report: ImportReport) -> dict[str, Any]:
+    return {"encoding": report.encoding, "rows": report.rows, "created": report.created,
+            "updated": report.updated, "unchanged": report.unchanged,
+            "errors": [[e.line, e.message] for e in report.errors]}
+
+
+def import_job(payload: dict[str, Any]) -> None:
+    """Worker side of :func:`queue_import`: all lines or none, and the run's outcome.
+
+    The users and the run's ``done`` status are committed together. A run that already
+    ended is left alone, so a job retried after a crash does not import twice.
+    """
+    run_id = int(payload["run_id"])
+    run = db.session.get(ImportRun, run_id)
+    if run is None or run.status in (ImportStatus.DONE, ImportStatus.FAILED):
+        return
+    run.status = ImportStatus.RUNNING
+    db.session.commit()  # visible on the run's page while the lines are applied
+    run = db.session.get(ImportRun, run_id)
+    assert run is not None
+    outcome: dict[str, Any]
+    try:
+        report = import_users(run.created_by, run.data, initial_password_hash=run.password_hash)
+    except ImportFileError as exc:
+        db.session.rollback()
+        status, outcome = ImportStatus.FAILED, {"file_error": str(exc)}
+    else:
+        outcome = report_dict(report)
+        if report.ok:
+            status = ImportStatus.DONE
+        else:
+            db.session.rollback()
+            status = ImportStatus.FAILED
+    run = db.session.get(ImportRun, run_id)
+    assert run is not None
+    run.status, run.report, run.finished_at = status, outcome, utcnow()
+    run.data, run.password_hash = b"", None  # personal data and the hash are not kept

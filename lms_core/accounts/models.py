@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from lms_core.db import Base, UTCDateTime, str_enum, utcnow
+from lms_core.db import Base, UTCDateTime, json_type, str_enum, utcnow
 from lms_core.orgs.models import OrgUnit
 
 
@@ -144,3 +145,34 @@ class LoginAttempt(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_login_attempts_ip_created_at", "ip", "created_at"),)
+
+
+class ImportStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"  # every line applied
+    FAILED = "failed"  # nothing applied: see the report
+
+
+class ImportRun(Base):
+    """An HR import too large for the upload request, run by a worker (all or nothing).
+
+    The file is kept only until the run ends: it holds personal data, and the report
+    (counts and per-line errors) is what stays.
+    """
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[ImportStatus] = mapped_column(str_enum(ImportStatus), default=ImportStatus.QUEUED)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    lines: Mapped[int] = mapped_column(default=0)  # data lines in the file, for the progress page
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Hash of the initial password for new accounts (the plain text is never stored).
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    report: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+
+    created_by: Mapped[User] = relationship()

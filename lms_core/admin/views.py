@@ -10,8 +10,8 @@ from flask_login import current_user, login_required
 from sqlalchemy import false, func, or_, select
 
 from lms_core.accounts import services as accounts
-from lms_core.accounts.importer import ImportFileError, import_users
-from lms_core.accounts.models import RankBand, Role, RoleAssignment, User, UserStatus
+from lms_core.accounts.importer import ImportFileError, count_lines, import_users, queue_import
+from lms_core.accounts.models import ImportRun, RankBand, Role, RoleAssignment, User, UserStatus
 from lms_core.admin.forms import ImportForm, MoveForm, OrgForm, RoleForm, UserForm
 from lms_core.authz import AccessDenied, can, effective_assignments, require, scope_condition
 from lms_core.extensions import db
@@ -324,6 +324,17 @@ def import_view() -> Any:
         data = upload.stream.read(current_app.config["LMS_IMPORT_MAX_BYTES"] + 1)
         if len(data) > current_app.config["LMS_IMPORT_MAX_BYTES"]:
             file_error, status = _("The file is too large."), 413
+        elif count_lines(data) > current_app.config["LMS_IMPORT_BACKGROUND_LINES"]:
+            try:
+                run = queue_import(current_user, data, filename=upload.filename or "",
+                                   initial_password=form.initial_password.data or None,
+                                   min_password_length=current_app.config["LMS_PASSWORD_MIN_LENGTH"])
+            except ImportFileError as exc:
+                db.session.rollback()
+                file_error, status = str(exc), 400
+            else:
+                commit()
+                return redirect(url_for("admin.import_run", run_id=run.id), 303)
         else:
             try:
                 report = import_users(current_user, data, initial_password=form.initial_password.data or None,
@@ -339,4 +350,17 @@ def import_view() -> Any:
                     status = 400
     elif request.method == "POST":
         file_error, status = _("Please choose a CSV file."), 400
-    return render_template("admin/import.html", form=form, report=report, file_error=file_error), status
+    runs = db.session.execute(
+        select(ImportRun.id, ImportRun.created_at, ImportRun.filename, ImportRun.lines, ImportRun.status)
+        .where(ImportRun.created_by_id == current_user.id).order_by(ImportRun.id.desc()).limit(10)).all()
+    return render_template("admin/import.html", form=form, report=report, file_error=file_error, runs=runs), status
+
+
+@bp.route("/imports/<int:run_id>")
+def import_run(run_id: int) -> Any:
+    """A queued import's status and, once it ended, its report (the uploader's own, or any for site admins)."""
+    require(current_user, "user.import")
+    run = db.session.get(ImportRun, run_id)
+    if run is None or (run.created_by_id != current_user.id and not can(current_user, "site.manage")):
+        abort(404)
+    return render_template("admin/import_run.html", run=run)

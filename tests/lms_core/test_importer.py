@@ -225,3 +225,69 @@ def test_lookups_are_chunked_for_large_files(admin, monkeypatch):
     rows[3] = rows[3].replace("名3", "名三")
     again = _run(admin, csv_text(*rows).encode())
     assert (again.created, again.updated, again.unchanged) == (0, 1, 6)
+
+
+# Files above LMS_IMPORT_BACKGROUND_LINES go to a worker (inline jobs in tests run right after commit).
+
+@pytest.mark.app_config(LMS_IMPORT_BACKGROUND_LINES=2)
+def test_large_file_is_imported_by_a_worker(admin_client, admin):
+    from lms_core.accounts.models import ImportRun, ImportStatus
+
+    r = _upload(admin_client, csv_text(*ROWS).encode("gbk"), initial_password="Chu-shi-mi-ma-1")
+    assert r.status_code == 303 and "/admin/imports/" in r.headers["Location"]
+    page = admin_client.get(r.headers["Location"])
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'data-status="done"' in html and "3 new" in html and "GBK" in html
+    assert _count() == 4
+    zhang = db.session.execute(select(User).filter_by(username="zhangwei")).scalar_one()
+    assert zhang.must_change_password and verify_password(zhang.password_hash, "Chu-shi-mi-ma-1")
+    (run,) = db.session.execute(select(ImportRun)).scalars()
+    assert (run.status, run.lines, run.data, run.password_hash) == (ImportStatus.DONE, 3, b"", None)
+    assert "hr.csv" in admin_client.get("/admin/import").get_data(as_text=True)  # listed on the import page
+
+
+@pytest.mark.app_config(LMS_IMPORT_BACKGROUND_LINES=2)
+def test_large_file_with_bad_lines_imports_nothing_and_reports_them(admin_client):
+    from lms_core.accounts.models import ImportRun, ImportStatus
+
+    before = _count()
+    r = _upload(admin_client, csv_text(ROWS[0], "x,X,999", ROWS[1], "y,,360121").encode())
+    html = admin_client.get(r.headers["Location"]).get_data(as_text=True)
+    assert 'data-status="failed"' in html and "Nothing was imported: 2 of 4 lines have errors." in html
+    assert "<td>3</td><td>unknown org code 999</td>" in html
+    assert _count() == before
+    (run,) = db.session.execute(select(ImportRun)).scalars()
+    assert run.status == ImportStatus.FAILED and run.data == b""
+
+
+@pytest.mark.app_config(LMS_IMPORT_BACKGROUND_LINES=2)
+def test_large_file_errors_found_at_upload_queue_nothing(admin_client):
+    from lms_core.accounts.models import ImportRun
+
+    r = _upload(admin_client, csv_text(*ROWS, header="用户名,姓名,手机").encode())
+    assert r.status_code == 400 and 'id="import-error"' in r.get_data(as_text=True)
+    r = _upload(admin_client, csv_text(*ROWS).encode(), initial_password="weak")
+    assert r.status_code == 400 and 'id="import-error"' in r.get_data(as_text=True)
+    assert db.session.execute(select(func.count()).select_from(ImportRun)).scalar_one() == 0
+
+
+@pytest.mark.app_config(LMS_IMPORT_BACKGROUND_LINES=2, LMS_INLINE_JOBS=False)
+def test_queued_run_is_visible_to_its_uploader_only_and_runs_once(admin_client, admin, tree):
+    from lms_core.accounts.importer import import_job
+    from lms_core.accounts.models import ImportRun, ImportStatus
+
+    location = _upload(admin_client, csv_text(*ROWS).encode()).headers["Location"]
+    html = admin_client.get(location).get_data(as_text=True)
+    assert 'data-status="queued"' in html and 'http-equiv="refresh"' in html
+    other = UserFactory(username="other_admin", org_unit=tree.county_b)
+    grant(other, Role.ORG_ADMIN, tree.county_b)
+    db.session.commit()
+    admin_client.post("/logout")
+    login(admin_client, "other_admin")
+    assert admin_client.get(location).status_code == 404
+    (run,) = db.session.execute(select(ImportRun)).scalars()
+    import_job({"run_id": run.id})
+    db.session.commit()
+    import_job({"run_id": run.id})  # a retried job does nothing more
+    db.session.commit()
+    assert run.status == ImportStatus.DONE and _count() == 5  # 2 admins + 3 imported
