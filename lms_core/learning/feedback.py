@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from lms_core.accounts.models import User
 from lms_core.courses.models import Course, CourseInstructor, Lesson, LessonKind
@@ -50,24 +51,40 @@ class RatingRow:
     label: str
     count: int
     average: float
+    #: How many gave 1, 2, 3, 4 and 5 (the report draws it as a stacked bar).
+    distribution: tuple[int, ...] = (0, 0, 0, 0, 0)
+
+    @property
+    def shares(self) -> list[tuple[int, int, float]]:
+        """``(rating, responses, percent of responses)`` for each rating 1–5."""
+        return [(n + 1, c, 100 * c / self.count if self.count else 0.0) for n, c in enumerate(self.distribution)]
+
+
+def _rating_columns() -> list[Any]:
+    return [func.count(LessonFeedback.id), func.avg(LessonFeedback.rating),
+            *(func.sum(case((LessonFeedback.rating == k, 1), else_=0)) for k in range(1, 6))]
+
+
+def _row(r: Any) -> RatingRow:
+    return RatingRow(r[0], r[1], int(r[2]), round(float(r[3]), 2), tuple(int(c or 0) for c in r[4:9]))
 
 
 def ratings_by_lesson(course: Course) -> list[RatingRow]:
     rows = db.session.execute(
-        select(Lesson.id, Lesson.title, func.count(LessonFeedback.id), func.avg(LessonFeedback.rating))
+        select(Lesson.id, Lesson.title, *_rating_columns())
         .join(LessonFeedback, LessonFeedback.lesson_id == Lesson.id)
         .where(Lesson.course_id == course.id).group_by(Lesson.id, Lesson.title).order_by(Lesson.id)).all()
-    return [RatingRow(r[0], r[1], int(r[2]), round(float(r[3]), 2)) for r in rows]
+    return [_row(r) for r in rows]
 
 
 def ratings_by_instructor(course_ids: list[int] | None = None) -> list[RatingRow]:
-    stmt = (select(User.id, User.full_name, func.count(LessonFeedback.id), func.avg(LessonFeedback.rating))
+    stmt = (select(User.id, User.full_name, *_rating_columns())
             .join(CourseInstructor, CourseInstructor.user_id == User.id)
             .join(LessonFeedback, LessonFeedback.course_id == CourseInstructor.course_id)
             .group_by(User.id, User.full_name).order_by(User.full_name))
     if course_ids is not None:
         stmt = stmt.where(CourseInstructor.course_id.in_(course_ids))
-    return [RatingRow(r[0], r[1], int(r[2]), round(float(r[3]), 2)) for r in db.session.execute(stmt).all()]
+    return [_row(r) for r in db.session.execute(stmt).all()]
 
 
 def comments(course: Course, limit: int = 50) -> list[LessonFeedback]:

@@ -193,3 +193,22 @@ def test_lesson_upload_form_still_checks_csrf(client, tree, app):
                      data={"title": "测验", "kind": "quiz", "csrf_token": token})
     assert ok.status_code == 302
     assert db.session.query(Lesson).count() == 1
+
+
+def test_feedback_report_counts_each_rating(client, app, kit, tree):
+    from lms_core.enrolments import services as enrolments
+    from lms_core.learning import feedback
+
+    for n, rating in enumerate([1, 4, 4, 5]):
+        user = UserFactory(org_unit=tree.village_a, username=f"rater{n}")
+        enrolment = enrolments.enrol(user, kit.course)
+        feedback.submit_feedback(user, kit.survey, enrolment, rating, "")
+    db.session.commit()
+    (row,) = feedback.ratings_by_lesson(kit.course)
+    assert (row.count, row.average, row.distribution) == (4, 3.5, (1, 0, 0, 2, 1))
+    assert row.shares == [(1, 1, 25.0), (2, 0, 0.0), (3, 0, 0.0), (4, 2, 50.0), (5, 1, 25.0)]
+    kit.author.username = "teacher1"
+    db.session.commit()
+    login(client, "teacher1")
+    html = client.get(f"/teach/courses/{kit.course.id}/feedback").get_data(as_text=True)
+    assert 'class="rating-4" style="width: 50.0%"' in html and 'aria-label="1: 1, 2: 0, 3: 0, 4: 2, 5: 1"' in html
