@@ -28,12 +28,17 @@ def _count_pings(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return pings
 
 
-def test_busy_connections_are_not_pinged(app, client, tree, monkeypatch):
-    UserFactory(username="busy", org_unit=tree.county_a)
+def _sign_in_counting_pings(client, tree, monkeypatch) -> list[object]:
+    UserFactory(username="pinger", org_unit=tree.county_a)
     db.session.commit()
     db.session.remove()
     pings = _count_pings(monkeypatch)
-    login(client, "busy")
+    login(client, "pinger")
+    return pings
+
+
+def test_busy_connections_are_not_pinged(app, client, tree, monkeypatch):
+    pings = _sign_in_counting_pings(client, tree, monkeypatch)
     for _ in range(5):
         assert client.get("/api/v1/me").status_code == 200
     assert pings == []  # each checkout follows a check-in a moment ago
@@ -41,11 +46,7 @@ def test_busy_connections_are_not_pinged(app, client, tree, monkeypatch):
 
 @pytest.mark.app_config(LMS_DB_PING_IDLE_SECONDS=0)
 def test_idle_connections_are_pinged(app, client, tree, monkeypatch):
-    UserFactory(username="idle", org_unit=tree.county_a)
-    db.session.commit()
-    db.session.remove()
-    pings = _count_pings(monkeypatch)
-    login(client, "idle")
+    pings = _sign_in_counting_pings(client, tree, monkeypatch)
     assert client.get("/api/v1/me").status_code == 200
     assert len(pings) >= 2  # sign-in and the page: both checked a connection out
 
