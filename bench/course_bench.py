@@ -29,7 +29,6 @@ import random
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import quote
 
@@ -38,13 +37,10 @@ REPO = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
 import dashboard_bench  # noqa: E402 - bench/ is a folder of scripts, not a package
-import load  # noqa: E402
 import seed_large  # noqa: E402
 
 from tests import pgcluster  # noqa: E402
 
-TARGET_PAGES_PER_S = 300
-TARGET_P95_MS = 100
 SEARCH = "学习贯彻专题第1"  # matches 111 of the 1,000 bench course titles
 
 
@@ -78,27 +74,6 @@ def seed_progress(url: str, rows: int = 1_000_000) -> int:
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute("ANALYZE lesson_progress")
     return len(users) * len(lessons)
-
-
-def measure(clients: list[load.Client], base: str, path: str, meter: dashboard_bench.CpuMeter, args: argparse.Namespace,
-            expect: bytes) -> dict[str, object]:
-    marks: dict[str, tuple[float, float, float]] = {}
-    load_before, probe_before = os.getloadavg()[0], load.speed_probe()
-    result = load.run(clients, path, duration=args.duration, warmup=args.warmup, expect_text=expect, url=base + path,
-                      on_measure_start=lambda: marks.setdefault("start", meter.sample()),
-                      on_measure_end=lambda: marks.setdefault("end", meter.sample()))
-    load_after, probe_after = os.getloadavg()[0], load.speed_probe()
-    print(load.report(result))
-    pages = max(result.requests, 1)
-    cpu = {name: round((end - start) * 1000 / pages, 2)
-           for name, start, end in zip(("server", "database", "client"), marks["start"], marks["end"], strict=True)}
-    print(f"CPU per page (ms): server {cpu['server']}  database {cpu['database']}  client {cpu['client']}")
-    print(f"load average: {load_before:.2f} before, {load_after:.2f} after (nproc {os.cpu_count()})")
-    print(f"speed probe: {probe_before} ms before, {probe_after} ms after (lower is faster; see load.speed_probe)")
-    ok = result.errors == 0 and result.requests_per_s >= TARGET_PAGES_PER_S and result.p95_ms <= TARGET_P95_MS
-    print(f"target ({TARGET_PAGES_PER_S} pages/s, p95 <= {TARGET_P95_MS} ms): {'met' if ok else 'MISSED'}")
-    return {"result": asdict(result), "cpu_ms_per_page": cpu, "loadavg": [load_before, load_after],
-            "speed_probe_ms": [probe_before, probe_after], "target_met": ok}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,12 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         server = subprocess.Popen(cmd, env=env, cwd=REPO)  # noqa: S603 - our own venv's gunicorn
         dashboard_bench.wait_for_http(port, server)
         base = f"http://127.0.0.1:{port}"
-        stride = max(args.users // args.clients, 1)
-        clients = []
-        for i in range(args.clients):
-            client = load.Client(base)
-            client.login(f"bench{i * stride:06d}", seed_large.PASSWORD)
-            clients.append(client)
+        clients = dashboard_bench.sign_in(base, users=args.users, clients=args.clients)
         import psycopg
 
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
@@ -161,10 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         meter = dashboard_bench.CpuMeter(server.pid, postmaster)
         out: dict[str, object] = {"seeded": counts, "settings": {k: v for k, v in vars(args).items() if k != "json"}}
         dashboard_bench.step(f"GET /courses/{course_id} (course page) with {args.clients} clients")
-        out["course_page"] = measure(clients, base, f"/courses/{course_id}", meter, args, b'id="course-progress"')
+        out["course_page"] = dashboard_bench.measure_page(
+            clients, base, f"/courses/{course_id}", meter, duration=args.duration, warmup=args.warmup,
+            expect=b'id="course-progress"')
         dashboard_bench.step(f"GET /courses/?q={SEARCH} (catalogue search)")
-        out["catalogue_search"] = measure(clients, base, f"/courses/?q={quote(SEARCH)}", meter, args,
-                                          b"course-card")
+        out["catalogue_search"] = dashboard_bench.measure_page(
+            clients, base, f"/courses/?q={quote(SEARCH)}", meter, duration=args.duration, warmup=args.warmup,
+            expect=b"course-card")
         if args.json:
             with open(args.json, "w") as fh:
                 json.dump(out, fh, indent=2)

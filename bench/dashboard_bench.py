@@ -127,6 +127,47 @@ def teardown(server: subprocess.Popen[bytes] | None, cluster: pgcluster.Cluster)
     shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
 
 
+def sign_in(base: str, *, users: int, clients: int) -> list[load.Client]:
+    """One client per learner, spread over the tree: bench000000, bench006250, ..."""
+    stride = max(users // clients, 1)
+    signed_in = []
+    for i in range(clients):
+        client = load.Client(base)
+        client.login(f"bench{i * stride:06d}", seed_large.PASSWORD)
+        signed_in.append(client)
+    return signed_in
+
+
+def measure_page(clients: list[load.Client], base: str, path: str, meter: CpuMeter, *, duration: float,
+                 warmup: float, expect: bytes) -> dict[str, object]:
+    """Load ``path`` with every client and print (and return) throughput, latency and CPU per page.
+
+    ``expect``: text every good response contains (a redirect to the login page has not).
+    """
+    marks: dict[str, tuple[float, float, float]] = {}
+    load_before, probe_before = os.getloadavg()[0], load.speed_probe()
+    result = load.run(clients, path, duration=duration, warmup=warmup, expect_text=expect, url=base + path,
+                      on_measure_start=lambda: marks.setdefault("start", meter.sample()),
+                      on_measure_end=lambda: marks.setdefault("end", meter.sample()))
+    load_after, probe_after = os.getloadavg()[0], load.speed_probe()
+    print(load.report(result))
+    pages = max(result.requests, 1)
+    cpu = {name: round((end - start) * 1000 / pages, 2)
+           for name, start, end in zip(("server", "database", "client"), marks["start"], marks["end"], strict=True)}
+    per_page = cpu["server"] + cpu["database"]
+    cores = os.cpu_count() or 1
+    capacity = cores * 1000 / per_page if per_page else 0.0
+    print(f"CPU per page (ms): server {cpu['server']}  database {cpu['database']}  client {cpu['client']}"
+          f"  -> {cores} dedicated cores serve at most ~{capacity:.0f} pages/s (client elsewhere)")
+    # The machine may be shared: the 1-minute load average says how busy it was.
+    print(f"load average: {load_before:.2f} before, {load_after:.2f} after (nproc {cores})")
+    print(f"speed probe: {probe_before} ms before, {probe_after} ms after (lower is faster; see load.speed_probe)")
+    ok = result.errors == 0 and result.requests_per_s >= TARGET_PAGES_PER_S and result.p95_ms <= TARGET_P95_MS
+    print(f"target ({TARGET_PAGES_PER_S} pages/s, p95 <= {TARGET_P95_MS} ms): {'met' if ok else 'MISSED'}")
+    return {"result": asdict(result), "cpu_ms_per_page": cpu, "capacity_pages_per_s_dedicated": round(capacity),
+            "loadavg": [load_before, load_after], "speed_probe_ms": [probe_before, probe_after], "target_met": ok}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
@@ -189,48 +230,18 @@ def main(argv: list[str] | None = None) -> int:
 
         base = f"http://127.0.0.1:{port}"
         step(f"signing in {args.clients} learners")
-        # Spread the learners over the tree: bench000000, bench006250, ...
-        stride = max(args.users // args.clients, 1)
-        clients = []
-        for i in range(args.clients):
-            client = load.Client(base)
-            client.login(f"bench{i * stride:06d}", seed_large.PASSWORD)
-            clients.append(client)
+        clients = sign_in(base, users=args.users, clients=args.clients)
         step(f"GET {args.path} with {args.clients} clients for {args.duration:g}s")
         postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
         meter = CpuMeter(server.pid, postmaster)
-        load_before, probe_before = os.getloadavg()[0], load.speed_probe()
-        marks: dict[str, tuple[float, float, float]] = {}
         # Every signed-in page has the navigation; a redirect to /login has not.
-        result = load.run(clients, args.path, duration=args.duration, warmup=args.warmup,
-                          expect_text=b'id="nav-toggle"', url=base + args.path,
-                          on_measure_start=lambda: marks.setdefault("start", meter.sample()),
-                          on_measure_end=lambda: marks.setdefault("end", meter.sample()))
-        load_after, probe_after = os.getloadavg()[0], load.speed_probe()
-        print(load.report(result))
-        pages = max(result.requests, 1)
-        cpu = {name: round((end - start) * 1000 / pages, 2)
-               for name, start, end in zip(("server", "database", "client"), marks["start"], marks["end"],
-                                           strict=True)}
-        per_page = cpu["server"] + cpu["database"]
-        capacity = os.cpu_count() * 1000 / per_page if per_page else 0.0  # type: ignore[operator]
-        print(f"CPU per page (ms): server {cpu['server']}  database {cpu['database']}  client {cpu['client']}"
-              f"  -> {os.cpu_count()} dedicated cores serve at most ~{capacity:.0f} pages/s (client elsewhere)")
-        # The machine may be shared: the 1-minute load average says how busy it was.
-        print(f"load average: {load_before:.2f} before, {load_after:.2f} after (nproc {os.cpu_count()})")
-        print(f"speed probe: {probe_before} ms before, {probe_after} ms after (lower is faster; see load.speed_probe)")
-        ok = result.errors == 0 and result.requests_per_s >= TARGET_PAGES_PER_S and \
-            result.p95_ms <= TARGET_P95_MS
-        verdict = "met" if ok else "MISSED"
-        print(f"target ({TARGET_PAGES_PER_S} pages/s, p95 <= {TARGET_P95_MS} ms): {verdict}")
+        measured = measure_page(clients, base, args.path, meter, duration=args.duration, warmup=args.warmup,
+                                expect=b'id="nav-toggle"')
+        ok = bool(measured["target_met"])
         if args.json:
             settings = {k: v for k, v in vars(args).items() if k not in {"json", "hold"}}
             with open(args.json, "w") as fh:
-                json.dump({"result": asdict(result), "settings": settings, "seeded": counts,
-                           "loadavg_before": load_before, "loadavg_after": load_after,
-                           "speed_probe_ms": [probe_before, probe_after],
-                           "cpu_ms_per_page": cpu, "capacity_pages_per_s_dedicated": round(capacity),
-                           "target_met": ok}, fh, indent=2)
+                json.dump({**measured, "settings": settings, "seeded": counts}, fh, indent=2)
         if args.hold:
             # Background jobs ignore SIGINT: let `kill <pid>` (SIGTERM) clean up too.
             signal.signal(signal.SIGTERM, signal.default_int_handler)
