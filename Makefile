@@ -23,9 +23,15 @@ translations: $(STAMP)
 	@for d in lms_core/translations plugins/*/translations lrs/translations tests/plugins/*/translations; do \
 	  [ -d $$d ] && $(BIN)/pybabel -q compile -d $$d || true; done
 
+# The core catalogue holds lms_core, themes and lrs; each plugin with a translations/
+# folder keeps its own catalogue (served through the lms_translation_dirs hook).
 extract-messages: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o lms_core/translations/messages.pot --no-location --sort-output lms_core themes plugins lrs
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o lms_core/translations/messages.pot --no-location --sort-output lms_core themes lrs
 	$(BIN)/pybabel update -i lms_core/translations/messages.pot -d lms_core/translations --no-fuzzy-matching
+	@for d in plugins/*/translations; do [ -d $$d ] || continue; p=$$(dirname $$d); \
+	  $(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o $$d/messages.pot --no-location --sort-output $$p && \
+	  { [ -f $$d/zh_Hans_CN/LC_MESSAGES/messages.po ] || $(BIN)/pybabel init -i $$d/messages.pot -d $$d -l zh_Hans_CN; } && \
+	  $(BIN)/pybabel update -i $$d/messages.pot -d $$d --no-fuzzy-matching; done
 
 # The demo runs with the embedded LRS (plugin "lrs", mounted at /xapi) receiving the
 # platform's xAPI statements; plain HTTP on loopback, so no Secure cookie flag.
