@@ -65,6 +65,9 @@ class User(Base):
     must_change_password: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: The sign-in before ``last_login_at``: what "上次登录" shows, since the latest
+    #: sign-in is always the one the user is looking at the page with.
+    previous_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     org_unit: Mapped[OrgUnit] = relationship(lazy="joined")
     roles: Mapped[list[RoleAssignment]] = relationship(

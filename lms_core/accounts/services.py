@@ -95,7 +95,7 @@ def authenticate(username: str, password: str, ip: str) -> LoginResult:
         return LoginResult(LoginOutcome.DISABLED)
     user.failed_logins = 0
     user.locked_until = None
-    user.last_login_at = now
+    user.previous_login_at, user.last_login_at = user.last_login_at, now
     emit("user.logged_in", actor=user, obj=user)
     return LoginResult(LoginOutcome.OK, user=user)  # the caller commits after login_user()
 
