@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 export FLASK_APP := lms_core
 
-.PHONY: run test install translations lint mypy browser clean extract-messages worker
+.PHONY: run test install translations fonts lint mypy browser clean extract-messages worker
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,17 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,postgres,serve,demo]'
 	@touch $(STAMP)
 
-install: $(STAMP) translations
+install: $(STAMP) translations fonts
+
+# The CJK font embedded (as a subset) in every PDF the platform writes: demo documents,
+# transcripts, reports (lms_core/pdf/fonts.py). Debian's fonts-wqy-microhei: Simplified
+# Chinese and Latin in one TrueType face, Apache-2.0 or GPL-3+ with the font exception.
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+fonts:
+	@test -f $(CJK_FONT) || { \
+	  echo "installing Debian's fonts-wqy-microhei (the CJK font embedded in generated PDFs)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null; }
+	@test -f $(CJK_FONT) || { echo "$(CJK_FONT) missing: apt-get install fonts-wqy-microhei" >&2; exit 1; }
 
 translations: $(STAMP)
 	@for d in lms_core/translations plugins/*/translations lrs/translations tests/plugins/*/translations; do \

@@ -7,13 +7,14 @@ whole file arrived, and one VP8/Opus WebM. Each frame shows the lesson number,
 the elapsed time as large digits and a progress bar, so seeking and resuming
 can be checked by eye; the audio is a quiet tone with a tick every second.
 
-PDFs are written by hand: a few pages of Chinese text in the standard CJK font
-``STSong-Light`` (``UniGB-UCS2-H`` encoding), which every PDF viewer maps to a
-local Song typeface, so no font file has to be embedded or shipped.
+PDFs are a few pages of Chinese text written with fpdf2, embedding a subset of the
+platform's CJK font (``lms_core.pdf.fonts``): a font that is only referenced (the
+standard ``STSong-Light``) shows as blank pages in Chromium's PDF viewer.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import struct
 import zlib
@@ -229,10 +230,6 @@ def encode_video(out: str | BinaryIO, video: DemoVideo, *, webm: bool, faststart
 
 # PDF ---------------------------------------------------------------------------------
 
-def _utf16_hex(text: str) -> str:
-    return text.encode("utf-16-be").hex().upper()
-
-
 def _wrap(text: str, width: int) -> list[str]:
     lines, line, used = [], "", 0.0
     for ch in text:
@@ -248,68 +245,39 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def make_pdf(path: Path, doc: DemoDocument) -> Path:
-    """A small multi-page PDF of ``doc`` in Chinese, with a page number footer."""
-    pages: list[list[tuple[float, float, int, str]]] = []
-    page: list[tuple[float, float, int, str]] = []
-    y = 780.0
+    """A small multi-page PDF of ``doc`` in Chinese, with a page number footer.
 
-    def new_page() -> None:
-        nonlocal page, y
-        pages.append(page)
-        page, y = [], 780.0
+    One paragraph per page keeps the demo documents several pages long. The text is
+    set in the platform's CJK font (:func:`lms_core.pdf.fonts.cjk_font_path`), of
+    which fpdf2 embeds the subset of glyphs used: every viewer shows the same text.
+    The creation date is fixed so the same document always has the same bytes (media
+    are content-addressed).
+    """
+    from fpdf import FPDF
 
-    # One paragraph per page keeps the demo documents several pages long.
+    from lms_core.pdf.fonts import FAMILY, register_cjk_font
+
+    pdf = FPDF(format="A4", unit="pt")
+    pdf.set_creation_date(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    pdf.set_title(doc.title)
+    pdf.set_producer("cadre-lms demo")
+    pdf.set_auto_page_break(False)
+    register_cjk_font(pdf)
+    total = len(doc.paragraphs)
     for number, paragraph in enumerate(doc.paragraphs):
-        if number:
-            new_page()
+        pdf.add_page()
+        y = 62.0
         if number == 0:
-            page.append((72, y, 20, doc.title))
-            y -= 48
-        for line in _wrap("　　" + paragraph, 32):
-            page.append((72, y, 14, line))
-            y -= 24
-    pages.append(page)
-
-    objects: list[bytes] = []
-    font = (b"<< /Type /Font /Subtype /Type0 /BaseFont /STSong-Light /Encoding /UniGB-UCS2-H "
-            b"/DescendantFonts [4 0 R] >>")
-    cid_font = (b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /STSong-Light "
-                b"/CIDSystemInfo << /Registry (Adobe) /Ordering (GB1) /Supplement 2 >> "
-                b"/FontDescriptor 5 0 R /DW 1000 /W [1 95 500] >>")
-    descriptor = (b"<< /Type /FontDescriptor /FontName /STSong-Light /Flags 6 /FontBBox [-25 -254 1000 880] "
-                  b"/ItalicAngle 0 /Ascent 880 /Descent -120 /CapHeight 880 /StemV 93 >>")
-    first_page = 7
-    kids = " ".join(f"{first_page + 2 * i} 0 R" for i in range(len(pages)))
-    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
-    objects.append(font)
-    objects.append(cid_font)
-    objects.append(descriptor)
-    objects.append(f"<< /Title <FEFF{_utf16_hex(doc.title)}> /Producer (cadre-lms demo) >>".encode())
-    for i, lines in enumerate(pages):
-        ops = ["BT"]
-        for x, yy, size, text in [*lines, (280, 40, 10, f"— {i + 1} / {len(pages)} —")]:
-            ops.append(f"/F1 {size} Tf 1 0 0 1 {x} {yy} Tm <{_utf16_hex(text)}> Tj")
-        ops.append("ET")
-        content = zlib.compress("\n".join(ops).encode())
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {first_page + 2 * i + 1} 0 R >>".encode()
-        )
-        objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content
-                       + b"\nendstream")
-
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    path.write_bytes(bytes(out))
+            pdf.set_font(FAMILY, size=20)
+            pdf.text(72, y, doc.title)
+            y += 48
+        pdf.set_font(FAMILY, size=14)
+        for line in _wrap("\u3000\u3000" + paragraph, 32):
+            pdf.text(72, y, line)
+            y += 24
+        pdf.set_font(FAMILY, size=10)
+        pdf.text(280, 802, f"— {number + 1} / {total} —")
+    pdf.output(str(path))
     return path
 
 
@@ -333,6 +301,11 @@ def make_png(path: Path, width: int = 480, height: int = 270) -> Path:
     return path
 
 
+def _embeds_font(path: Path) -> bool:
+    """Whether a PDF embeds its font: those written before fonts were embedded are redone."""
+    return b"/FontFile2" in path.read_bytes()
+
+
 def generate_demo_media(target_dir: Path | str) -> list[Path]:
     """Write the demo videos, PDFs and cover image into ``target_dir``; returns their paths.
 
@@ -347,7 +320,7 @@ def generate_demo_media(target_dir: Path | str) -> list[Path]:
         paths.append(path if path.exists() else make_video(path, video))
     for doc in DOCUMENTS:
         path = target / doc.filename
-        paths.append(path if path.exists() else make_pdf(path, doc))
+        paths.append(path if path.exists() and _embeds_font(path) else make_pdf(path, doc))
     cover = target / COVER_IMAGE
     paths.append(cover if cover.exists() else make_png(cover))
     return paths

@@ -1,0 +1,1 @@
+"""PDF generation helpers shared by the demo documents, transcripts and reports."""
