@@ -93,3 +93,26 @@ def test_learner_watches_resumes_and_passes(page: Any, course: Course, learner: 
     expect(page.locator("#my-courses")).to_contain_text("乡村振兴实践案例")
     assert int(page.locator("#year-progress").get_attribute("data-credited-seconds")) >= 5
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+
+def test_tracker_api_lets_a_plugin_add_signals_and_read_beats(page: Any, course: Course, learner: User) -> None:
+    """What a tracking plugin's script relies on, without patching player.js."""
+    sign_in(page, "liming")
+    page.goto(f"/courses/{course.id}")
+    page.locator("#enrol").click()
+    page.get_by_role("link", name="案例讲座").click()
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    session = page.locator(".lesson-card").get_attribute("data-session")
+    assert page.evaluate("window.lmsTracker.session") == session
+    assert page.evaluate("window.lmsTracker.media === document.getElementById('player')")
+    assert page.evaluate("window.lmsTracker.playing()") is False
+    page.evaluate("""window.lmsTracker.addSignals(ev => ({probe: ev, visibility: 'forged'}));
+                     window.seen = []; window.lmsTracker.onBeat((r, ev) => window.seen.push([ev, r.accepted]));""")
+    with page.expect_request(re.compile(r"/beat$")) as beat:
+        page.evaluate("(() => { const v = document.getElementById('player'); v.muted = true; return v.play(); })()")
+    body = beat.value.post_data_json
+    assert body["client"]["probe"] == "play"
+    assert body["client"]["visibility"] == "visible", "a plugin cannot overwrite the core's own fields"
+    page.wait_for_function("window.lmsTracker.playing() && window.lmsTracker.position() > 1")
+    page.wait_for_function("window.seen.length > 0")
+    assert page.evaluate("window.seen[0]") == ["play", True]

@@ -108,6 +108,21 @@ def test_dashboard_panel_and_slot(app, client, person):
     assert "hookprobe-body-end" in html
 
 
+def test_player_overlay_slot_sits_inside_the_player(app, client, tree, person):
+    from lms_core.learning.models import LearningSession
+    from tests.lms_core.learning.fixtures import build_course
+
+    kit = build_course(tree)
+    login(client, "probe_user")
+    client.post(f"/courses/{kit.course.id}/enrol")
+    for lesson in (kit.video, kit.document):
+        html = client.get(f"/learn/lessons/{lesson.id}").get_data(as_text=True)
+        session = db.session.query(LearningSession).filter_by(lesson_id=lesson.id).one()
+        wrap = html.index('class="video-wrap"' if lesson is kit.video else 'class="doc-wrap"')
+        slot = html.index(f'<div id="hookprobe-overlay" data-session="{session.id}">')
+        assert wrap < slot < html.index("</div>", slot + 40)  # inside the player's positioned box
+
+
 def test_has_capability_override(app, probe, tree, person):
     assert not can(person, "user.view", tree.town_a)
     probe.verdicts[("probe_user", "user.view")] = True

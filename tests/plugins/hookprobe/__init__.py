@@ -116,6 +116,8 @@ class HookProbe:
     def lms_template_hook(self, name: str, context: dict[str, Any]) -> str | None:
         if name == "body_end":
             return '<div id="hookprobe-body-end">hookprobe slot</div>'
+        if name == "player_overlay":
+            return f'<div id="hookprobe-overlay" data-session="{context["session"].id}"></div>'
         return None
 
     @hookimpl

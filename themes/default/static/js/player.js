@@ -4,6 +4,15 @@
  * accept), so nothing here is trusted; this script just reports honestly:
  * played ranges since the last beat, the position (for resume), visibility.
  * Beats go every 10 s and at once on play, pause, seeked, ended and pagehide.
+ *
+ * Tracking plugins use ``window.lmsTracker`` (also passed as the detail of the
+ * ``lms:tracker-ready`` event on ``document``, for scripts that run first) and
+ * never patch this file:
+ *   session, kind, media     the learning session id, the lesson kind, the <video> (or null)
+ *   position(), playing()    current media time in seconds; true while media plays
+ *   addSignals(fn)           fn(event) returns an object merged into every beat's ``client``
+ *   onBeat(fn)               fn(result, event) after each answered beat
+ *   send(event, extra)       send a beat now
  */
 (function () {
   "use strict";
@@ -20,6 +29,18 @@
   var visibleMs = 0;
   var ended = false;
   var video = document.getElementById("player");
+  var contributors = [];   // plugins' signal sources, see addSignals
+  var listeners = [];      // plugins' beat listeners, see onBeat
+
+  function pluginSignals(event, client) {
+    for (var i = 0; i < contributors.length; i++) {
+      try {
+        var more = contributors[i](event) || {};
+        for (var k in more) if (!(k in client)) client[k] = more[k];  // never overwrite the core's own fields
+      } catch (e) { /* a faulty plugin must not stop the beats */ }
+    }
+    return client;
+  }
 
   function closeSegment(at) {
     if (segStart !== null && at > segStart) segments.push([segStart, at]);
@@ -42,8 +63,8 @@
       seq: seq, event: event, segments: segments,
       position: video ? video.currentTime : 0,
       visible_ms: takeVisible(),
-      client: { visibility: document.visibilityState, rate: video ? video.playbackRate : 1,
-                muted: video ? video.muted : false }
+      client: pluginSignals(event, { visibility: document.visibilityState, rate: video ? video.playbackRate : 1,
+                                     muted: video ? video.muted : false })
     };
     for (var k in (extra || {})) body[k] = extra[k];
     segments = [];
@@ -52,7 +73,12 @@
       method: "POST", keepalive: true, credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
       body: JSON.stringify(body)
-    }).then(function (r) { return r.ok ? r.json() : null; }).then(update).catch(function () {});
+    }).then(function (r) { return r.ok ? r.json() : null; }).then(function (result) {
+      update(result);
+      if (result) for (var i = 0; i < listeners.length; i++) {
+        try { listeners[i](result, event); } catch (e) { /* see pluginSignals */ }
+      }
+    }).catch(function () {});
   }
 
   function update(result) {
@@ -103,5 +129,15 @@
   });
   window.addEventListener("pagehide", function () { if (video) closeSegment(video.currentTime); send("terminate"); });
   setInterval(function () { send("heartbeat"); }, 10000);
-  window.lmsTracker = { send: send };  // for tracking plugins and tests
+  window.lmsTracker = {  // for tracking plugins and tests; see the header
+    send: send,
+    session: card.dataset.session,
+    kind: kind,
+    media: video || null,
+    position: function () { return video ? video.currentTime : 0; },
+    playing: function () { return !!video && !video.paused && !video.ended && video.readyState > 2; },
+    addSignals: function (fn) { contributors.push(fn); },
+    onBeat: function (fn) { listeners.push(fn); }
+  };
+  document.dispatchEvent(new CustomEvent("lms:tracker-ready", { detail: window.lmsTracker }));
 })();
