@@ -45,7 +45,7 @@ extract-messages: $(STAMP)
 
 # The demo runs with the embedded LRS (plugin "lrs", mounted at /xapi) receiving the
 # platform's xAPI statements; plain HTTP on loopback, so no Secure cookie flag.
-RUN_ENV := LMS_PLUGINS=$${LMS_PLUGINS-lrs} LMS_SESSION_COOKIE_SECURE=0 LMS_PLATFORM_URL=http://$(HOST):$(PORT) \
+RUN_ENV := LMS_PLUGINS=$${LMS_PLUGINS-lrs,anti_idle} LMS_SESSION_COOKIE_SECURE=0 LMS_PLATFORM_URL=http://$(HOST):$(PORT) \
 	LMS_XAPI_ENDPOINT=http://$(HOST):$(PORT)/xapi/
 
 run: install
@@ -71,10 +71,10 @@ browser:
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy lms_core lrs
+	$(BIN)/mypy lms_core lrs plugins/anti_idle
 
 mypy: install
-	$(BIN)/mypy lms_core lrs
+	$(BIN)/mypy lms_core lrs plugins/anti_idle
 
 test: install browser lint
 	LMS_TEST_REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -5,7 +5,14 @@ from lms_core.courses.models import Course, CourseInstructor, Lesson, Section, T
 from lms_core.enrolments.models import Assignment, Enrolment
 from lms_core.events.models import Event, EventHandlerFailure
 from lms_core.jobs.models import Job
-from lms_core.learning.models import DailyTotal, LearningInterval, LearningSession, LessonFeedback, LessonProgress
+from lms_core.learning.models import (
+                                     DailyTotal,
+                                     LearningInterval,
+                                     LearningSession,
+                                     LessonFeedback,
+                                     LessonProgress,
+                                     PersonClock,
+)
 from lms_core.media.models import MediaDelivery, MediaFile
 from lms_core.orgs.models import OrgUnit
 from lms_core.quizzes.models import Attempt, Question
@@ -36,6 +43,7 @@ __all__ = [
     "MediaDelivery",
     "MediaFile",
     "OrgUnit",
+    "PersonClock",
     "RoleAssignment",
     "Setting",
     "User",

@@ -129,6 +129,22 @@ class DailyTotal(Base):
     credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class PersonClock(Base):
+    """How far each person's credited study reaches on the server's clock.
+
+    The wall-clock budget belongs to the person, not to a tab: every beat may only
+    credit time after ``credited_until`` (and up to its own receive time), then
+    moves it forward. So across all of one person's sessions, tabs, devices and
+    lessons, credited time never exceeds the real time elapsed. The row is locked
+    (``FOR UPDATE``) by each beat, which serialises one person's beats only.
+    """
+
+    __tablename__ = "learning_person_clocks"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    credited_until: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 class LessonFeedback(Base):
     """训中学情快速评估: a learner's 1–5 rating and comment on a lesson."""
 

@@ -1,0 +1,29 @@
+"""The domain events this plugin publishes, with their human (catalogued) names.
+
+The credit bank consumes them (``lms_handle_event``); names and payload keys are a
+contract, so they are spelled once here.
+"""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+#: A person-day was assessed (or re-assessed). Payload: user_id, day (Beijing date,
+#: ISO), verdict (credited | deducted | held | void), credited_seconds, held_seconds,
+#: deducted_seconds, policy_version, review_score.
+DAY_ASSESSED = "anti_idle.day_assessed"
+#: An auditor posted or voided a held day. Payload: user_id, day, decision
+#: (post | void), seconds, reviewer_id, reason.
+DAY_REVIEWED = "anti_idle.day_reviewed"
+
+EVENT_NAMES = {
+    DAY_ASSESSED: _l("Study day assessed by anti-idle"),
+    DAY_REVIEWED: _l("Held study day reviewed"),
+}
+
+VERDICT_NAMES = {
+    "credited": _l("Credited"),
+    "deducted": _l("Credited with deductions"),
+    "held": _l("Held for audit"),
+    "void": _l("Void"),
+}

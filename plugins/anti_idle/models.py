@@ -1,0 +1,291 @@
+"""The anti-idle plugin's tables (all prefixed ``anti_idle_``).
+
+* ``anti_idle_beats``: raw telemetry, one row per heartbeat the core accepted,
+  append-only at the database (triggers refuse UPDATE and DELETE).
+* ``anti_idle_policies``: versioned policy parameters (site-wide or per course);
+  a new version is a new row, old versions stay so every verdict can be replayed.
+* ``anti_idle_checks``: attention checks issued by the server and their answers.
+* ``anti_idle_day_verdicts`` / ``anti_idle_day_lessons``: the derived verdict per
+  person and Beijing day, and its split per lesson.
+* ``anti_idle_evidence``: one line per deduction or flag, linked to the raw beats.
+* ``anti_idle_appeals`` and ``anti_idle_reviews``: learners' appeals and auditors'
+  decisions (reviews are append-only).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lms_core.db import Base, UTCDateTime, bigint_pk, json_type, utcnow
+
+#: Day verdicts, from the mildest to the most severe.
+CREDITED, DEDUCTED, HELD, VOID = "credited", "deducted", "held", "void"
+DAY_VERDICTS = (CREDITED, DEDUCTED, HELD, VOID)
+#: Attention check outcomes.
+CHECK_PENDING, CHECK_PASSED, CHECK_WRONG, CHECK_EXPIRED, CHECK_AUTOMATED = (
+    "pending", "passed", "wrong", "expired", "automated")
+
+
+class Beat(Base):
+    """One heartbeat as the server received it, and what the plugin decided online.
+
+    Raw evidence: written once in the heartbeat's transaction, never changed (the
+    database refuses UPDATE and DELETE). Everything a recompute needs is here, so a
+    recompute with the same policy version gives the same answer.
+    """
+
+    __tablename__ = "anti_idle_beats"
+
+    id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    #: The core's learning session (one tab); also the key of its signed media URL.
+    session_id: Mapped[str] = mapped_column(ForeignKey("learning_sessions.id", ondelete="CASCADE"))
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    #: The client's sequence number (gap-free per session; the core refuses repeats).
+    seq: Mapped[int]
+    #: ``video`` | ``document`` ...: the lesson kind at the time.
+    lesson_kind: Mapped[str] = mapped_column(String(16))
+    #: Client event that sent the beat: heartbeat, play, pause, hidden, visible, ...
+    event: Mapped[str] = mapped_column(String(16))
+    #: Server receive time of this beat (the authoritative clock) and of the previous
+    #: beat of the session (or the session launch), as the core bounded it.
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    wall_start: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: When the server created the session (the launch the claim may not precede).
+    launched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: Media ranges claimed, ms ``[[start, end], ...]`` clipped to the real duration.
+    claimed: Mapped[list[list[int]]] = mapped_column(json_type(), default=list)
+    position_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    media_duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    #: Bytes of the media served under this session's signed URL when the beat arrived.
+    bytes_served: Mapped[int | None] = mapped_column(BigInteger)
+    #: Size of the media file, so bytes can be turned into media seconds delivered.
+    media_size: Mapped[int | None] = mapped_column(BigInteger)
+    #: Time the page reported visible during the interval (client-reported, corroborating).
+    visible_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Raw client signals (visibility, rate, muted, rAF and input counts, probes).
+    client: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    #: Online decision: the wall span credited on the person's timeline (None: nothing),
+    #: the media ranges and milliseconds credited, and the rule codes that cut it.
+    credit_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    credit_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    credited: Mapped[list[list[int]]] = mapped_column(json_type(), default=list)
+    credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: ``{"R05": ms_deducted, ...}`` for this beat.
+    cuts: Mapped[dict[str, int]] = mapped_column(json_type(), default=dict)
+    #: Policy version the online decision used.
+    policy_version: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (
+        UniqueConstraint("session_id", "seq"),
+        Index("ix_anti_idle_beats_user_id_received_at", "user_id", "received_at"),
+    )
+
+
+class Policy(Base):
+    """One version of the anti-idle parameters: site-wide (``course_id`` NULL) or one course's.
+
+    ``id`` is the version number recorded on every verdict. A row holds the complete
+    parameter set (a course override is the site policy of the day with the course's
+    changes applied), so a version alone says exactly which thresholds were used.
+    Rows are never changed: editing makes a new version.
+    """
+
+    __tablename__ = "anti_idle_policies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: NULL: the site-wide policy; otherwise this course's override.
+    course_id: Mapped[int | None] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    #: The full parameter set, ``{name: value}`` (see ``plugins.anti_idle.policy.DEFAULTS``).
+    params: Mapped[dict[str, Any]] = mapped_column(json_type())
+    #: Why it changed (shown in the policy history).
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_anti_idle_policies_course_id", "course_id"),)
+
+
+class AttentionCheck(Base):
+    """One attention check: issued by the server to one session, answered at most once.
+
+    Times: ``issued_at`` is when the server revealed the challenge to the player;
+    the learner has ``window_seconds`` to answer, so the answer is due at ``due_at``
+    (= issued + window). While a check is past due and not validly answered, the
+    credit path credits nothing for that person (from ``due_at`` to ``answered_at``).
+    """
+
+    __tablename__ = "anti_idle_checks"
+
+    id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
+    #: Single-use token naming the check to the client; the answer is never sent with it.
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("learning_sessions.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    window_seconds: Mapped[int] = mapped_column(default=60)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: What the player renders (e.g. the digits to draw on a canvas); no answer in it.
+    challenge: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    #: The expected answer, server side only.
+    expected: Mapped[str] = mapped_column(String(64), default="")
+    #: Set once, when the single-use token is redeemed.
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    answer: Mapped[str | None] = mapped_column(String(64))
+    #: The answering event's ``isTrusted`` as reported (False: a script clicked).
+    trusted: Mapped[bool | None] = mapped_column(Boolean)
+    #: Milliseconds from render to answer as measured by the client, and on the server.
+    latency_ms: Mapped[int | None] = mapped_column(BigInteger)
+    server_latency_ms: Mapped[int | None] = mapped_column(BigInteger)
+    #: ``pointer`` | ``keyboard`` | ``touch`` | ``none``: how the control was reached.
+    input_mode: Mapped[str | None] = mapped_column(String(16))
+    #: pending | passed | wrong | expired | automated (untrusted or faster than a human).
+    outcome: Mapped[str] = mapped_column(String(16), default=CHECK_PENDING)
+    policy_version: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (Index("ix_anti_idle_checks_user_id_due_at", "user_id", "due_at"),
+                      Index("ix_anti_idle_checks_session_id", "session_id"))
+
+    @property
+    def valid_answer(self) -> bool:
+        return self.outcome == CHECK_PASSED
+
+
+class DayVerdict(Base):
+    """The verdict on one person's Beijing calendar day; derived, recomputable.
+
+    ``credited_ms`` will be posted, ``held_ms`` waits for an auditor, ``deducted_ms``
+    was cut by rules (no sanction), ``void_ms`` was withheld by a critical rule. The
+    sum of the four is the time claimed. ``input_digest`` hashes the inputs (beats,
+    checks, policy) so a recompute can show it judged the same evidence.
+    """
+
+    __tablename__ = "anti_idle_day_verdicts"
+
+    id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    day: Mapped[dt.date] = mapped_column(Date)
+    #: credited | deducted | held | void
+    verdict: Mapped[str] = mapped_column(String(16))
+    claimed_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    held_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    deducted_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    void_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Sum of the SCORE of the distinct rules that fired (≥ hold threshold: held).
+    review_score: Mapped[int] = mapped_column(default=0)
+    #: Rule codes that fired, sorted.
+    rules: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    policy_version: Mapped[int] = mapped_column(default=0)
+    beats: Mapped[int] = mapped_column(default=0)
+    input_digest: Mapped[str] = mapped_column(String(64), default="")
+    #: none | pending | posted | voided: where an auditor's review stands.
+    review_state: Mapped[str] = mapped_column(String(16), default="none")
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("user_id", "day"),
+                      Index("ix_anti_idle_day_verdicts_verdict_day", "verdict", "day"))
+
+
+class DayLesson(Base):
+    """One lesson's share of a day verdict (what a held day holds, per lesson)."""
+
+    __tablename__ = "anti_idle_day_lessons"
+
+    id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
+    day_verdict_id: Mapped[int] = mapped_column(ForeignKey("anti_idle_day_verdicts.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    claimed_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    deducted_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (UniqueConstraint("day_verdict_id", "lesson_id"),
+                      Index("ix_anti_idle_day_lessons_user_id_lesson_id", "user_id", "lesson_id"))
+
+
+class Evidence(Base):
+    """One deduction or flag, as a Chinese sentence a cadre understands, with its inputs.
+
+    ``message`` is an English msgid rendered through the plugin's catalogue with
+    ``params`` (so the line reads in Chinese by default and in English on request);
+    ``span_start``/``span_end`` name the time, ``rule`` and ``threshold`` the rule,
+    ``amount_ms`` the time cut, ``beat_ids`` the raw beats it relied on.
+    """
+
+    __tablename__ = "anti_idle_evidence"
+
+    id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
+    day_verdict_id: Mapped[int] = mapped_column(ForeignKey("anti_idle_day_verdicts.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    day: Mapped[dt.date] = mapped_column(Date)
+    lesson_id: Mapped[int | None] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    #: R01 … R17 (see docs/anti_idle.md).
+    rule: Mapped[str] = mapped_column(String(8))
+    #: deduct | void | hold | score | info
+    action: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16), default="info")
+    span_start: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    span_end: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    amount_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    score: Mapped[int] = mapped_column(default=0)
+    #: The threshold as data, e.g. ``{"grace_s": 60}``.
+    threshold: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    message: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    beat_ids: Mapped[list[int]] = mapped_column(json_type(), default=list)
+    policy_version: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (Index("ix_anti_idle_evidence_user_id_day", "user_id", "day"),
+                      Index("ix_anti_idle_evidence_day_verdict_id", "day_verdict_id"))
+
+
+class Appeal(Base):
+    """A learner's appeal against a day's verdict (or one evidence line), with a reason."""
+
+    __tablename__ = "anti_idle_appeals"
+
+    id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    day_verdict_id: Mapped[int] = mapped_column(ForeignKey("anti_idle_day_verdicts.id", ondelete="CASCADE"))
+    evidence_id: Mapped[int | None] = mapped_column(ForeignKey("anti_idle_evidence.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(Text)
+    #: open | upheld | rejected
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_anti_idle_appeals_status_created_at", "status", "created_at"),
+                      Index("ix_anti_idle_appeals_user_id", "user_id"))
+
+
+class Review(Base):
+    """An auditor's decision on a held day: post or void the held time, with a reason.
+
+    Append-only (the database refuses UPDATE and DELETE): a later decision is a new row.
+    """
+
+    __tablename__ = "anti_idle_reviews"
+
+    id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
+    day_verdict_id: Mapped[int] = mapped_column(ForeignKey("anti_idle_day_verdicts.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    day: Mapped[dt.date] = mapped_column(Date)
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    #: post | void
+    decision: Mapped[str] = mapped_column(String(8))
+    #: Seconds posted or voided by this decision.
+    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    reason: Mapped[str] = mapped_column(Text)
+    appeal_id: Mapped[int | None] = mapped_column(ForeignKey("anti_idle_appeals.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_anti_idle_reviews_day_verdict_id", "day_verdict_id"),)

@@ -1,0 +1,45 @@
+"""Hook implementations only; the logic lives in the plugin's service modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lms_core.pluginhost import hookimpl
+
+HERE = Path(__file__).resolve().parent
+
+
+class AntiIdlePlugin:
+    @hookimpl
+    def lms_default_settings(self) -> dict[str, Any]:
+        # Thresholds are policy (versioned data, see policy.py); settings are operational.
+        return {
+            #: Person-days recomputed per transaction by ``flask lms anti-idle recompute``.
+            "recompute_batch": 200,
+            #: Days a held day may wait before the review list marks it overdue.
+            "review_due_days": 7,
+        }
+
+    @hookimpl
+    def lms_capabilities(self) -> dict[str, set[str]]:
+        return {
+            # Post or void held days and decide appeals, within the auditor's org scope.
+            "anti_idle.review": {"auditor", "org_admin", "site_admin"},
+            # Edit the site-wide and per-course anti-idle policy.
+            "anti_idle.policy": {"site_admin"},
+        }
+
+    @hookimpl
+    def lms_blueprints(self) -> list[Any]:
+        from plugins.anti_idle.views import bp
+
+        return [bp]
+
+    @hookimpl
+    def lms_migration_dirs(self) -> list[str]:
+        return [str(HERE / "migrations" / "versions")]
+
+    @hookimpl
+    def lms_translation_dirs(self) -> list[str]:
+        return [str(HERE / "translations")]

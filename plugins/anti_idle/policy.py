@@ -1,0 +1,138 @@
+"""Policy as data: versioned anti-idle parameters, site-wide or per course.
+
+``current_policy(course_id)`` is what the credit path uses: the newest override of
+that course if there is one, else the newest site-wide version, else the built-in
+defaults (version 0). A version is immutable, so ``policy_by_version`` replays
+any verdict with exactly the thresholds it used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import select
+
+from lms_core.extensions import db
+from plugins.anti_idle.models import Policy
+
+#: Built-in defaults (version 0). Times in seconds unless the name says otherwise.
+DEFAULTS: dict[str, Any] = {
+    #: Cadence the player is asked to keep; a session silent for 3 periods is abandoned.
+    "heartbeat_seconds": 10,
+    #: Playback rates the player offers; a faster claim is cut to real time (R01).
+    "allowed_rates": [0.75, 1.0, 1.25, 1.5],
+    #: Hidden (background tab, minimised) time tolerated per hidden episode (R05).
+    "hidden_grace_seconds": 60,
+    #: Attention checks: first not before, then a random gap in [min, max] of playing time.
+    "check_first_after_seconds": 120,
+    "check_min_gap_seconds": 600,
+    "check_max_gap_seconds": 1200,
+    #: Time to answer a check; past it, credit stops until a valid answer (R07).
+    "check_window_seconds": 60,
+    #: An answer faster than this after render is not human (R07).
+    "human_latency_floor_ms": 400,
+    #: Time credit per lesson at most this multiple of the media duration (re-watching, bounded).
+    "lesson_cap_ratio": 1.5,
+    #: Study credited per person and Beijing day at most this; the excess is held (R10).
+    "day_cap_seconds": 8 * 3600,
+    #: Overlap between two streams tolerated as a device handoff (not flagged).
+    "handoff_seconds": 30,
+    #: Overlap of playing streams in a day beyond which R04 scores.
+    "parallel_flag_seconds": 30,
+    #: Media delivered may trail credited viewing by this much before R14 cuts.
+    "delivery_slack_seconds": 30,
+    #: Documents: time beyond this without trusted input is not credited (R08).
+    "idle_seconds": 600,
+    #: Review score at which a day is held for audit.
+    "hold_score": 50,
+}
+
+
+@dataclass(frozen=True)
+class PolicyVersion:
+    version: int
+    course_id: int | None
+    params: MappingProxyType[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.params[key]
+
+    @property
+    def max_rate(self) -> float:
+        return float(max(self.params["allowed_rates"]))
+
+
+def _wrap(row: Policy | None) -> PolicyVersion:
+    if row is None:
+        return PolicyVersion(0, None, MappingProxyType(dict(DEFAULTS)))
+    return PolicyVersion(row.id, row.course_id, MappingProxyType({**DEFAULTS, **row.params}))
+
+
+def current_policy(course_id: int | None = None) -> PolicyVersion:
+    """The policy in force for a course (or the site when ``course_id`` is None)."""
+    if course_id is not None:
+        row = db.session.execute(select(Policy).where(Policy.course_id == course_id)
+                                 .order_by(Policy.id.desc()).limit(1)).scalar_one_or_none()
+        if row is not None:
+            return _wrap(row)
+    return _wrap(db.session.execute(select(Policy).where(Policy.course_id.is_(None))
+                                    .order_by(Policy.id.desc()).limit(1)).scalar_one_or_none())
+
+
+def policy_by_version(version: int) -> PolicyVersion:
+    """Exactly the parameters of one version (0: the built-in defaults)."""
+    if version == 0:
+        return _wrap(None)
+    row = db.session.get(Policy, version)
+    if row is None:
+        raise KeyError(f"no anti-idle policy version {version}")
+    return _wrap(row)
+
+
+def validate(params: dict[str, Any]) -> dict[str, Any]:
+    """Check names and types against the defaults; returns the cleaned dict.
+
+    Raises:
+        ValueError: an unknown name, a wrong type, or a value out of range.
+    """
+    clean: dict[str, Any] = {}
+    for key, value in params.items():
+        if key not in DEFAULTS:
+            raise ValueError(f"unknown policy parameter {key!r}")
+        default = DEFAULTS[key]
+        if isinstance(default, list):
+            if (not isinstance(value, list) or not value or len(value) > 10
+                    or not all(isinstance(v, int | float) and not isinstance(v, bool) and 0.1 <= v <= 4
+                               for v in value)):
+                raise ValueError(f"{key} must be a list of 1-10 rates between 0.1 and 4")
+            clean[key] = sorted({float(v) for v in value})
+        elif isinstance(default, float):
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 10:
+                raise ValueError(f"{key} must be a number between 0 and 10")
+            clean[key] = float(value)
+        else:
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 86_400_000:
+                raise ValueError(f"{key} must be a whole number between 0 and 86400000")
+            clean[key] = value
+    if clean.get("check_min_gap_seconds", 0) > clean.get("check_max_gap_seconds", 10**9):
+        raise ValueError("check_min_gap_seconds must not exceed check_max_gap_seconds")
+    return clean
+
+
+def new_version(changes: dict[str, Any], *, course_id: int | None = None, actor: Any = None,
+                note: str = "") -> PolicyVersion:
+    """Store a new version (site-wide, or an override for one course); does not commit.
+
+    A course override starts from the policy currently in force for that course, so
+    it stays a complete set of parameters.
+    """
+    base = current_policy(course_id)
+    params = {**dict(base.params), **validate(changes)}
+    validate(params)
+    row = Policy(course_id=course_id, params=params, note=note[:500],
+                 created_by_id=getattr(actor, "id", None))
+    db.session.add(row)
+    db.session.flush()
+    return _wrap(row)
