@@ -70,7 +70,12 @@ def create_course() -> Any:
 @bp.route("/courses/<int:course_id>", methods=["GET", "POST"])
 def course(course_id: int) -> Any:
     course = _course_or_404(course_id)
-    form = CourseForm(obj=course, hours=course.nominal_hours, topic=course.topic.name if course.topic else "")
+    # Every field given by value: with obj=course WTForms would take course.topic (the
+    # Topic object, shown as its repr) over the topic= name, and 保存 would re-file the
+    # course under a topic literally named "<Topic id=N>".
+    form = CourseForm(code=course.code, title=course.title, description=course.description,
+                      topic=course.topic.name if course.topic else "", hours=course.nominal_hours,
+                      required=course.required)
     status = 200
     if request.method == "POST":
         if form.validate_on_submit():
