@@ -1,0 +1,1 @@
+"""Credit bank plugin (学分银行). Placeholder until the plugin skeleton lands on main."""

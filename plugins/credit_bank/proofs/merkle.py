@@ -1,0 +1,170 @@
+"""An RFC 6962 (Certificate Transparency) Merkle tree: tree heads, inclusion and consistency proofs.
+
+Hashing follows RFC 6962 section 2.1 exactly, so any CT-compatible verifier checks our proofs:
+
+* the hash of an empty tree is ``SHA-256("")``;
+* a leaf hashes as ``SHA-256(0x00 || data)``;
+* an interior node as ``SHA-256(0x01 || left || right)``, where the left subtree holds the
+  largest power of two strictly smaller than the number of leaves.
+
+The 0x00/0x01 prefixes keep a leaf from passing for an interior node (second pre-image).
+Proof generation is the recursive PATH/PROOF of RFC 6962 section 2.1.1-2.1.2; verification
+is the iterative algorithm of RFC 9162 section 2.1.3.2 and 2.1.4.2, which checks a proof
+without the tree. Leaves are passed around already hashed (``leaf_hash``), so a log can
+store 32 bytes per entry and rebuild any historical root from them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+HASH_SIZE = 32
+#: Root of the empty tree: SHA-256 of the empty string (RFC 6962 section 2.1).
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """MTH of a one-leaf tree: ``SHA-256(0x00 || data)``."""
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """Interior node: ``SHA-256(0x01 || left || right)``."""
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two strictly smaller than ``n`` (n >= 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def root(leaves: Sequence[bytes]) -> bytes:
+    """Merkle tree hash of a list of leaf hashes.
+
+    Iterative, bottom-up: pairing neighbours level by level and carrying a lone last node up
+    unchanged builds exactly RFC 6962's left-heavy tree, without recursion depth limits.
+    """
+    if not leaves:
+        return EMPTY_ROOT
+    level = list(leaves)
+    while len(level) > 1:
+        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PATH(index, D[n]) of RFC 6962 section 2.1.1: the audit path of leaf ``index``."""
+    n = len(leaves)
+    if not 0 <= index < n:
+        raise ValueError(f"leaf index {index} outside a tree of {n} leaves")
+    path: list[bytes] = []
+    lo, hi = 0, n
+    # Walk down from the root; siblings are collected top-down, the proof is bottom-up.
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            path.append(root(leaves[lo + k:hi]))
+            hi = lo + k
+        else:
+            path.append(root(leaves[lo:lo + k]))
+            lo = lo + k
+    path.reverse()
+    return path
+
+
+def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PROOF(m, D[n]) of RFC 6962 section 2.1.2: proves the first ``old_size`` leaves are a prefix."""
+    n = len(leaves)
+    if not 0 < old_size <= n:
+        raise ValueError(f"old size {old_size} outside 1..{n}")
+    return _subproof(old_size, leaves, True)
+
+
+def _subproof(m: int, leaves: Sequence[bytes], whole: bool) -> list[bytes]:
+    n = len(leaves)
+    if m == n:
+        return [] if whole else [root(leaves)]
+    k = _split(n)
+    if m <= k:
+        return _subproof(m, leaves[:k], whole) + [root(leaves[k:])]
+    return _subproof(m - k, leaves[k:], False) + [root(leaves[:k])]
+
+
+def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
+    """Fold an audit path into the root it implies (RFC 9162 section 2.1.3.2).
+
+    Raises:
+        ValueError: the index or size is impossible, or the path has the wrong length.
+    """
+    if not 0 <= index < size:
+        raise ValueError("leaf index outside the tree")
+    fn, sn = index, size - 1
+    r = leaf
+    for p in proof:
+        if len(p) != HASH_SIZE:
+            raise ValueError("proof hash of the wrong length")
+        if sn == 0:
+            raise ValueError("inclusion proof too long")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ValueError("inclusion proof too short")
+    return r
+
+
+def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], expected_root: bytes) -> bool:
+    """True when ``leaf`` is leaf ``index`` of the tree of ``size`` leaves whose root is given."""
+    try:
+        return root_from_inclusion(index, size, leaf, proof) == expected_root
+    except ValueError:
+        return False
+
+
+def verify_consistency(old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes, new_root: bytes) -> bool:
+    """True when the tree of ``old_size`` leaves (``old_root``) is a prefix of the newer tree.
+
+    RFC 9162 section 2.1.4.2; sizes equal need an empty proof and equal roots.
+    """
+    if not 0 < old_size <= new_size or any(len(p) != HASH_SIZE for p in proof):
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    path = list(proof)
+    # When old_size is a power of two its root is a node of the new tree, so the proof
+    # omits it; put it back so the one loop below handles both cases.
+    if old_size & (old_size - 1) == 0:
+        path.insert(0, old_root)
+    if not path:
+        return False
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == old_root and sr == new_root
