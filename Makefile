@@ -45,7 +45,7 @@ extract-messages: $(STAMP)
 
 # The demo runs with the embedded LRS (plugin "lrs", mounted at /xapi) receiving the
 # platform's xAPI statements; plain HTTP on loopback, so no Secure cookie flag.
-RUN_ENV := LMS_PLUGINS=$${LMS_PLUGINS-lrs,anti_idle} LMS_SESSION_COOKIE_SECURE=0 LMS_PLATFORM_URL=http://$(HOST):$(PORT) \
+RUN_ENV := LMS_PLUGINS=$${LMS_PLUGINS-lrs,anti_idle,credit_bank} LMS_SESSION_COOKIE_SECURE=0 LMS_PLATFORM_URL=http://$(HOST):$(PORT) \
 	LMS_XAPI_ENDPOINT=http://$(HOST):$(PORT)/xapi/
 
 run: install

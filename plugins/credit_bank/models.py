@@ -1,0 +1,244 @@
+"""The credit bank's tables: ledgers, accounts, the append-only journal, policies, claims.
+
+Amounts are integers in hundredths of a 学时 ("centi"): 2.00 学时 is ``200``. Never floats.
+
+The ledger follows TigerBeetle's model:
+
+* one **ledger** per credit type; a transfer never crosses ledgers;
+* an **account** belongs to one ledger and has a kind (a cadre's counted or overflow account
+  for one year, an issuer's source account, the expiry sink) and four cached sums
+  (``debits_posted``, ``credits_posted``, ``debits_pending``, ``credits_pending``);
+* the **journal** (``credit_transfers``) is append-only: the migration installs triggers that
+  refuse UPDATE and DELETE on SQLite and PostgreSQL. The account sums are a cache of the
+  journal; ``flask lms credit replay`` recomputes them from it.
+
+A cadre's balance on a credit-normal account is ``credits_posted - debits_posted``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lms_core.db import Base, UTCDateTime, bigint_pk, json_type, str_enum, utcnow
+
+
+class AccountKind(enum.StrEnum):
+    """What an account stands for (its owner and period depend on the kind)."""
+
+    COUNTED = "counted"  #: cadre × ledger × year; counts toward requirements; never negative
+    OVERFLOW = "overflow"  #: cadre × ledger × year; earned but not counted because of a cap
+    ISSUER = "issuer"  #: issuer × ledger; the source every credit comes from (goes negative)
+    EXPIRED = "expired"  #: ledger-wide sink for credit lapsed at year-end close
+
+
+#: Account flag: debits (posted + pending) may never exceed posted credits (TigerBeetle's
+#: ``debits_must_not_exceed_credits``). Set on counted accounts.
+FLAG_NON_NEGATIVE = 1
+#: Account flag: the period was closed at year-end; no new transfer may touch it.
+FLAG_CLOSED = 2
+
+#: Transfer flags (TigerBeetle's names).
+T_PENDING = 1  #: a two-phase hold: moves the amount into the *_pending sums
+T_POST_PENDING = 2  #: posts a pending transfer (``pending_id``), amount ≤ the pending amount
+T_VOID_PENDING = 4  #: voids a pending transfer (``pending_id``)
+T_LINKED = 8  #: member of a linked group (``group_id``): all commit or none
+
+
+class TransferCode(enum.StrEnum):
+    """Why a transfer was made (shown to the cadre through the catalogue)."""
+
+    COURSE_COMPLETE = "course_complete"
+    STUDY_TIME = "study_time"
+    OFFLINE_CLASS = "offline_class"
+    IMPORT = "import"
+    FIXED = "fixed"
+    CAP_OVERFLOW = "cap_overflow"
+    CARRY_FORWARD = "carry_forward"
+    EXPIRY = "expiry"
+    REVERSAL = "reversal"
+    ADJUSTMENT = "adjustment"
+
+
+#: The ledgers (credit types): id, code, English msgid. Ids are stable (they are in the journal).
+LEDGERS: tuple[tuple[int, str, str], ...] = (
+    (1, "WL_XS", "Online training hours"),  # 网络培训学时
+    (2, "JZ_XS", "Classroom training hours"),  # 集中培训学时
+    (3, "DY_XS", "Party member study hours"),  # 党员学习学时
+    (4, "ZJ_XS", "Professional continuing education hours"),  # 专技继续教育学时
+)
+
+
+class Ledger(Base):
+    """One credit type (网络培训学时, 集中培训学时, ...). Reference data seeded by the migration."""
+
+    __tablename__ = "credit_ledgers"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    #: English msgid; the page shows its catalogue translation.
+    name: Mapped[str] = mapped_column(String(100))
+    scale: Mapped[int] = mapped_column(SmallInteger, default=2)
+
+
+class Account(Base):
+    """An account with its cached sums (a cache of the journal, checked by replay)."""
+
+    __tablename__ = "credit_accounts"
+
+    id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
+    ledger_id: Mapped[int] = mapped_column(ForeignKey("credit_ledgers.id", ondelete="RESTRICT"))
+    kind: Mapped[AccountKind] = mapped_column(str_enum(AccountKind, 16))
+    #: users.id for cadre accounts, an issuer number for issuer accounts, 0 for the sink.
+    owner_id: Mapped[int] = mapped_column(BigInteger)
+    #: Calendar year (Asia/Shanghai) for cadre accounts; 0 for system accounts.
+    period: Mapped[int] = mapped_column(Integer)
+    flags: Mapped[int] = mapped_column(Integer, default=0)
+    debits_posted: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits_posted: Mapped[int] = mapped_column(BigInteger, default=0)
+    debits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_credit_accounts_key", "ledger_id", "kind", "owner_id", "period", unique=True),
+        Index("ix_credit_accounts_owner", "owner_id", "period"),
+        CheckConstraint("debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 "
+                        "AND credits_pending >= 0", name="sums_non_negative"),
+        # The database's last line of defence for counted accounts (the service checks first,
+        # under a row lock, so that a refusal is a clean result rather than an error).
+        CheckConstraint("(flags & 1) = 0 OR debits_posted + debits_pending <= credits_posted",
+                        name="non_negative_balance"),
+    )
+
+    @property
+    def balance(self) -> int:
+        """Posted balance of a credit-normal account (centi-学时)."""
+        return self.credits_posted - self.debits_posted
+
+
+class Transfer(Base):
+    """One journal line. Append-only: the database refuses UPDATE and DELETE.
+
+    Fields (the canonical form is :func:`plugins.credit_bank.ledger.transfer_as_dict`):
+
+    * ``seq``: the journal position, assigned by the database in commit order of inserts;
+      replay folds the journal in ``seq`` order.
+    * ``id``: the caller's idempotency key, a UUID (uuid5 of the business key: the event id,
+      the claim id, the roster row). Unique.
+    * ``ledger_id``, ``debit_account_id``, ``credit_account_id``, ``amount`` (> 0, centi-学时).
+    * ``flags``: ``T_PENDING``/``T_POST_PENDING``/``T_VOID_PENDING``/``T_LINKED``.
+    * ``pending_id``: for post/void, the id of the pending transfer it resolves.
+    * ``timeout_at``: for a pending transfer, when it lapses (NULL = never).
+    * ``group_id``: linked group; every member of a group committed together.
+    * ``reverses_id``: for a reversal, the id of the transfer it corrects.
+    * ``code``: :class:`TransferCode`; ``effective_date`` (Asia/Shanghai date deciding the year);
+      ``policy_version`` used to compute the amount; ``user_id`` the cadre concerned (for
+      statements), ``actor_id`` who caused it, ``evidence_ref`` (``event:123``, ``claim:7``, ...),
+      ``memo`` (the reason, shown to the cadre); ``recorded_at`` (server clock, UTC).
+    * ``body_hash``: SHA-256 of the caller-supplied body, to tell a retry from a different
+      request with the same id.
+    """
+
+    __tablename__ = "credit_transfers"
+
+    seq: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    ledger_id: Mapped[int] = mapped_column(ForeignKey("credit_ledgers.id", ondelete="RESTRICT"))
+    debit_account_id: Mapped[int] = mapped_column(ForeignKey("credit_accounts.id", ondelete="RESTRICT"))
+    credit_account_id: Mapped[int] = mapped_column(ForeignKey("credit_accounts.id", ondelete="RESTRICT"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    flags: Mapped[int] = mapped_column(Integer, default=0)
+    #: Unique: a pending transfer is resolved (posted or voided) at most once, enforced here.
+    pending_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    timeout_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    group_id: Mapped[str | None] = mapped_column(String(36))
+    reverses_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    code: Mapped[str] = mapped_column(String(32))
+    effective_date: Mapped[dt.date] = mapped_column(Date)
+    policy_version: Mapped[int | None] = mapped_column(Integer)
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    evidence_ref: Mapped[str | None] = mapped_column(String(200))
+    memo: Mapped[str | None] = mapped_column(Text)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("debit_account_id <> credit_account_id", name="distinct_accounts"),
+        Index("ix_credit_transfers_user_date", "user_id", "effective_date"),
+        Index("ix_credit_transfers_debit", "debit_account_id", "seq"),
+        Index("ix_credit_transfers_credit", "credit_account_id", "seq"),
+    )
+
+
+class FailedTransfer(Base):
+    """An id whose transfer was refused for a balance reason (TigerBeetle's ``id_already_failed``).
+
+    Only refusals that could succeed later (exceeds credits, pending expired...) are kept: a
+    retry of the same id must keep failing, or a once-refused correction could slip through
+    later. Refusals for a malformed request keep no record.
+    """
+
+    __tablename__ = "credit_failed_transfers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    error: Mapped[str] = mapped_column(String(64))
+    body_hash: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Policy(Base):
+    """One version of the credit policy (conversion, caps, requirements, year-end).
+
+    Append-only like the journal: a change is a new version with its own effective date;
+    every transfer records the version it was computed with.
+    """
+
+    __tablename__ = "credit_policies"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    effective_from: Mapped[dt.date] = mapped_column(Date)
+    rules: Mapped[dict[str, Any]] = mapped_column(json_type())
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ClaimStatus(enum.StrEnum):
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Claim(Base):
+    """An offline training claim (线下培训学时申报): a cadre's request with evidence files.
+
+    Submitting it places a pending transfer (审核中); approval posts it, rejection voids it.
+    """
+
+    __tablename__ = "credit_claims"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    ledger_code: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200))
+    organiser: Mapped[str] = mapped_column(String(200))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date] = mapped_column(Date)
+    days: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    policy_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[ClaimStatus] = mapped_column(str_enum(ClaimStatus, 16), default=ClaimStatus.SUBMITTED)
+    #: media_files ids of the validated evidence (PDF or images).
+    evidence: Mapped[list[int]] = mapped_column(json_type(), default=list)
+    transfer_id: Mapped[str] = mapped_column(String(36))
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
