@@ -156,20 +156,21 @@ def recompute_balances(accounts: Iterable[Mapping[str, Any]],
                        rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
     """Balances per ledger code (``posted``, ``pending``, ``overflow``) folded from journal rows.
 
-    Counted accounts give ``posted`` (posted credits minus posted debits) and ``pending``
+    Accounts are named by their natural key (``LEDGER/kind/owner/period``), as journal rows
+    name them. Counted accounts give ``posted`` (posted credits minus posted debits) and ``pending``
     (open holds: pending amounts not yet resolved); overflow accounts give ``overflow``.
     A pending row moves nothing posted; its post row carries the posted amount; a void row
     only closes the hold.
     """
-    acc = {_int(a["id"]): a for a in accounts}
+    acc = {str(a["key"]): a for a in accounts}
     out: dict[str, dict[str, int]] = {}
     rows = list(rows)
     resolved = {r.get("pending_id") for r in rows if r.get("flags", 0) & (T_POST_PENDING | T_VOID_PENDING)}
     for r in rows:
         flags = _int(r.get("flags", 0))
         amount = _int(r["amount"])
-        for acc_id, sign in ((r["credit_account_id"], 1), (r["debit_account_id"], -1)):
-            a = acc.get(acc_id)
+        for key, sign in ((r["credit_account"], 1), (r["debit_account"], -1)):
+            a = acc.get(key)
             if a is None:
                 continue
             bal = out.setdefault(str(a["ledger"]), {"posted": 0, "pending": 0, "overflow": 0})

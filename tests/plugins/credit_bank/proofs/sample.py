@@ -16,11 +16,15 @@ ISSUED = dt.datetime(2025, 12, 30, 8, 0, tzinfo=dt.UTC)
 
 def journal_rows() -> list[dict[str, Any]]:
     """Rows of a small journal: other cadres' lines around ours (accounts 11 and 12 are ours)."""
+    names = {1: "WL_XS/issuer/1/0", 11: "WL_XS/counted/7/2025", 12: "WL_XS/overflow/7/2025",
+             21: "WL_XS/counted/8/2025"}
+
     def row(seq: int, debit: int, credit: int, amount: int, flags: int = 0, pending_id: str | None = None,
             day: str = "2025-03-01", user: int = 7) -> dict[str, Any]:
-        return {"seq": seq, "id": f"00000000-0000-0000-0000-{seq:012d}", "ledger_id": 1, "debit_account_id": debit,
-                "credit_account_id": credit, "amount": amount, "flags": flags, "pending_id": pending_id,
-                "code": "course_complete", "effective_date": day, "user_id": user, "memo": f"课程 {seq}"}
+        return {"seq": seq, "id": f"00000000-0000-0000-0000-{seq:012d}", "ledger": "WL_XS",
+                "debit_account": names[debit], "credit_account": names[credit], "amount": amount, "flags": flags,
+                "pending_id": pending_id, "code": "course_complete", "effective_date": day, "user_id": user,
+                "memo": f"课程 {seq}"}
 
     return [
         row(1, 1, 11, 200),  # 2.00 学时 posted to our counted account
@@ -39,8 +43,8 @@ def build(key: Ed25519PrivateKey, *, extra_leaves: int = 0) -> dict[str, Any]:
     rows = journal_rows()
     leaves = [cr.journal_leaf(r) for r in rows]
     jcp = cr.sign_checkpoint(key, cr.JOURNAL_LOG, len(leaves), merkle.root(leaves), ISSUED)
-    ours = [i for i, r in enumerate(rows) if 11 in (r["debit_account_id"], r["credit_account_id"])
-            or 12 in (r["debit_account_id"], r["credit_account_id"])]
+    mine = {"WL_XS/counted/7/2025", "WL_XS/overflow/7/2025"}
+    ours = [i for i, r in enumerate(rows) if mine & {r["debit_account"], r["credit_account"]}]
     payload = {
         "type": cr.PAYLOAD_TYPE,
         "id": "0190f0a0-1234-7abc-8def-0123456789ab",
@@ -50,8 +54,8 @@ def build(key: Ed25519PrivateKey, *, extra_leaves: int = 0) -> dict[str, Any]:
         "issued_at": "2025-12-30T08:00:00Z",
         "supersedes": None,
         "ledgers": [{"code": "WL_XS", "name": "网络培训学时"}],
-        "accounts": [{"id": 11, "ledger": "WL_XS", "kind": "counted", "period": 2025},
-                     {"id": 12, "ledger": "WL_XS", "kind": "overflow", "period": 2025}],
+        "accounts": [{"key": "WL_XS/counted/7/2025", "ledger": "WL_XS", "kind": "counted"},
+                     {"key": "WL_XS/overflow/7/2025", "ledger": "WL_XS", "kind": "overflow"}],
         "balances": [{"ledger": "WL_XS", "posted": 550, "pending": 300, "overflow": 100}],
         "lines": [{"seq": rows[i]["seq"], "date": rows[i]["effective_date"], "ledger": "WL_XS",
                    "amount": rows[i]["amount"], "title": rows[i]["memo"]} for i in ours],

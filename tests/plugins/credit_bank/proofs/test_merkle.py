@@ -149,3 +149,24 @@ def test_consistency_between_any_two_sizes(leaves: list[bytes], data: st.DataObj
         bad = list(proof)
         bad[-1] = merkle.leaf_hash(bad[-1])
         assert not merkle.verify_consistency(m, n, bad, old_root, new_root)
+
+
+@given(leaf_lists, st.data())
+def test_level_tree_gives_the_rfc_path(leaves: list[bytes], data: st.DataObject) -> None:
+    tree = merkle.Tree(leaves)
+    assert tree.root() == merkle.root(leaves) and tree.size == len(leaves)
+    i = data.draw(st.integers(0, len(leaves) - 1))
+    assert tree.inclusion_proof(i) == merkle.inclusion_proof(i, leaves)
+
+
+def test_level_tree_of_the_vectors() -> None:
+    for index, size, path in INCLUSION:
+        assert [p.hex() for p in merkle.Tree(LEAVES[:size]).inclusion_proof(index)] == path
+    assert merkle.Tree([]).root() == merkle.EMPTY_ROOT
+
+
+@given(leaf_lists)
+def test_roots_of_every_prefix_in_one_pass(leaves: list[bytes]) -> None:
+    sizes = range(len(leaves) + 1)
+    assert merkle.roots_at(leaves, sizes) == {n: merkle.root(leaves[:n]) for n in sizes}
+    assert merkle.roots_at(LEAVES, [3, 8]) == {3: h(ROOTS[3]), 8: h(ROOTS[8])}
