@@ -25,7 +25,9 @@ class IntervalClaim:
     #: Server receive time of the previous beat (or session start) and of this one.
     wall_start: dt.datetime
     wall_end: dt.datetime
-    #: Media ranges in ms as claimed (already clipped to the media's duration).
+    #: Media ranges in ms as claimed (already clipped to the media's duration). For a
+    #: reading lesson (document) it is one range ``(0, visible_ms)``: the reading time
+    #: claimed, so a verdict reduces reading exactly as it reduces viewing.
     claimed: tuple[Segment, ...]
     position_ms: int
     media_duration_ms: int | None
@@ -33,6 +35,16 @@ class IntervalClaim:
     bytes_served: int | None
     #: Raw client signals (visibility, input counts, playback rate ...): corroborating only.
     client: dict[str, Any] = field(default_factory=dict)
+    #: Time the page reported visible during the interval (client-reported).
+    visible_ms: int = 0
+    #: Where the person's credited time reached before this beat (the core's person
+    #: clock): the core credits only time after it, so plugins can place this
+    #: interval's credit on the person's timeline at ``[credit_from, wall_end]``.
+    credit_from: dt.datetime | None = None
+    #: Server launch time of the session, and the media file's size in bytes.
+    session_started_at: dt.datetime | None = None
+    media_size: int | None = None
+    course_id: int | None = None
 
     @property
     def wall_ms(self) -> int:

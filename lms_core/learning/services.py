@@ -5,9 +5,11 @@ The flow of one heartbeat (``record_beat``):
 1. validate the envelope (session owner, not ended, ``seq`` strictly increasing;
    an exact repeat of the last ``seq`` is acknowledged idempotently);
 2. clip the claimed media ranges to the media's real duration (read on the server);
-3. the core's wall-clock rule: no more media can be credited than server time
-   elapsed since the previous beat (so 2x playback or a forged burst earns at most
-   real time), capped at ``LMS_BEAT_MAX_GAP_SECONDS``;
+3. the core's wall-clock rule, per *person*: a beat may credit only server time
+   after the person's clock (how far their credited study already reaches, across
+   every session, tab, device and lesson) and up to its own receive time, capped at
+   ``LMS_BEAT_MAX_GAP_SECONDS``; so 2x playback, a forged burst, four tabs or two
+   devices earn at most real time. Reading time obeys the same rule;
 4. every ``lms_assess_interval`` plugin may reduce or void the claim; the credited
    ranges are the intersection of all verdicts, and every verdict is stored;
 5. the interval is appended to the ledger and the lesson's progress is derived;
@@ -36,7 +38,14 @@ from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict, worst
-from lms_core.learning.models import DailyTotal, LearningInterval, LearningSession, LessonProgress, ProgressStatus
+from lms_core.learning.models import (
+    DailyTotal,
+    LearningInterval,
+    LearningSession,
+    LessonProgress,
+    PersonClock,
+    ProgressStatus,
+)
 from lms_core.media.models import MediaDelivery
 from lms_core.pluginhost.manager import get_plugin_manager
 
@@ -158,6 +167,24 @@ def _parse_beat(beat: Any) -> dict[str, Any]:
             "visible_ms": int(visible_ms), "client": client, **extra}
 
 
+def person_clock(user_id: int) -> PersonClock:
+    """The person's clock row, locked for this transaction (created on first use, race-safe).
+
+    Locking it serialises the beats of one person (never of two people), which is
+    what makes the per-person budget hold under concurrent tabs on PostgreSQL.
+    """
+    stmt = _locked(select(PersonClock).where(PersonClock.user_id == user_id))
+    clock = db.session.execute(stmt).scalar_one_or_none()
+    if clock is not None:
+        return clock
+    try:
+        with db.session.begin_nested():
+            db.session.add(PersonClock(user_id=user_id, credited_until=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
+    except IntegrityError:  # created concurrently: take the other transaction's row
+        pass
+    return db.session.execute(stmt).scalar_one()
+
+
 def _bytes_served(session_id: str) -> int:
     return int(db.session.execute(
         select(func.coalesce(func.sum(MediaDelivery.bytes_served), 0)).where(MediaDelivery.session_key == session_id)
@@ -218,34 +245,51 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
     now = utcnow()
     max_gap = dt.timedelta(seconds=current_app.config["LMS_BEAT_MAX_GAP_SECONDS"])
     wall_start = max(session.last_beat_at, now - max_gap)
+    clock = person_clock(user.id)
+    # The person's budget: only time after their clock, whichever tab or device spent it.
+    credit_from = max(wall_start, clock.credited_until)
     duration = lesson.media.duration_ms if lesson.media else None
-    claimed = segs.normalise(beat["claimed"], 0, duration) if lesson.kind == LessonKind.VIDEO else []
+    if lesson.kind == LessonKind.VIDEO:
+        claimed = segs.normalise(beat["claimed"], 0, duration)
+    elif lesson.kind == LessonKind.DOCUMENT and beat["visible_ms"] > 0:
+        claimed = [(0, beat["visible_ms"])]  # reading time, judged like viewing
+    else:
+        claimed = []
     claim = IntervalClaim(
         user_id=user.id, lesson_id=lesson.id, session_id=session.id, seq=beat["seq"], lesson_kind=lesson.kind.value,
         event=beat["event"], wall_start=wall_start, wall_end=now, claimed=tuple(claimed),
         position_ms=beat["position_ms"], media_duration_ms=duration,
-        bytes_served=_bytes_served(session.id) if lesson.media_id else None, client=beat["client"])
-    tolerance_ms = 1000  # clock jitter between the browser's timer and ours
-    budget_ms = claim.wall_ms + tolerance_ms
+        bytes_served=_bytes_served(session.id) if lesson.media_id else None, client=beat["client"],
+        visible_ms=beat["visible_ms"], credit_from=credit_from, session_started_at=session.started_at,
+        media_size=lesson.media.size_bytes if lesson.media else None, course_id=lesson.course_id)
+    # Clock jitter between the browser's timer and ours: one second, lent once per
+    # person (the clock moves past ``now`` and the next beat pays it back), never
+    # once per beat, so a burst of beats cannot add it up.
+    tolerance_ms = 1000
+    budget_ms = max(0, int((now - credit_from).total_seconds() * 1000) + tolerance_ms)
 
     credited_ms = 0
-    if lesson.kind == LessonKind.VIDEO:
+    credited: list[segs.Segment] = []
+    label = CREDIT
+    reasons: list[dict[str, Any]] = []
+    if claimed:
         credited, label, reasons = _assess(claim, budget_ms)
         credited_ms = segs.total(credited)
+    if lesson.kind == LessonKind.VIDEO:
         progress.credited_segments = [list(s) for s in segs.union(progress.credited_segments, credited)]
         progress.coverage_bp = segs.coverage_bp(segs.normalise(progress.credited_segments), duration or 0)
-    else:
-        read = min(beat["visible_ms"], budget_ms)
-        credited, label, reasons = [], CREDIT if read == beat["visible_ms"] else REDUCE, []
-        if lesson.kind == LessonKind.DOCUMENT:
-            credited_ms = read
-            progress.read_ms += read
+    elif lesson.kind == LessonKind.DOCUMENT:
+        progress.read_ms += credited_ms
+        credited = []  # reading time is no media range
+    if credited_ms:
+        clock.credited_until = credit_from + dt.timedelta(milliseconds=credited_ms)
     if beat["position_ms"] and (duration is None or beat["position_ms"] <= duration):
         progress.position_ms = beat["position_ms"]
 
     db.session.add(LearningInterval(
         session_id=session.id, user_id=user.id, lesson_id=lesson.id, seq=beat["seq"], wall_start=wall_start,
-        wall_end=now, claimed_segments=[list(s) for s in claimed], credited_segments=[list(s) for s in credited],
+        wall_end=now, claimed_segments=[list(s) for s in claimed] if lesson.kind == LessonKind.VIDEO else [],
+        credited_segments=[list(s) for s in credited],
         claimed_ms=segs.total(claimed) if lesson.kind == LessonKind.VIDEO else beat["visible_ms"],
         credited_ms=credited_ms, verdict=label, reasons=reasons, client=beat["client"]))
     if credited_ms:
