@@ -45,7 +45,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
         status = exc.code or 500
-        description = exc.description if status in (400, 409, 413, 416, 422) else None
+        description = exc.description if status in (400, 409, 410, 413, 416, 422) else None
         return render_error(status, description if description and "<" not in description else None)
 
     @app.errorhandler(Exception)

@@ -178,4 +178,32 @@ class ImportRun(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     report: Mapped[dict[str, Any] | None] = mapped_column(json_type())
 
+    #: Also give generated passwords to listed accounts that never signed in (see importer).
+    reissue_passwords: Mapped[bool] = mapped_column(default=False)
+
+    created_by: Mapped[User] = relationship()
+
+
+class CredentialSheet(Base):
+    """One-time initial passwords waiting for the admin who created the accounts.
+
+    Generated passwords must reach someone, once: the sheet holds them encrypted
+    (Fernet, key derived from the app's secret key) until its creator downloads it,
+    then the ciphertext is wiped. An undownloaded sheet expires; the admin then
+    re-imports with "issue new passwords" ticked.
+    """
+
+    __tablename__ = "credential_sheets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id", ondelete="SET NULL"),
+                                                      index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    downloaded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: How many accounts the sheet lists (kept after the passwords are wiped).
+    accounts: Mapped[int] = mapped_column(default=0)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
     created_by: Mapped[User] = relationship()

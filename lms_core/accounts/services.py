@@ -155,7 +155,7 @@ def reset_password(actor: User, user: User) -> str:
 def create_user(*, username: str, full_name: str, org_unit: OrgUnit, password: str | None = None,
                 rank_band: RankBand = RankBand.GENERAL, party_member: bool = False,
                 position: str | None = None, phone: str | None = None, actor: User | None = None,
-                password_hash: str | None = None) -> User:
+                password_hash: str | None = None, must_change_password: bool = False) -> User:
     """Add a user (flushes, does not commit)."""
     username = username.strip()
     if not username or not full_name.strip():
@@ -163,7 +163,8 @@ def create_user(*, username: str, full_name: str, org_unit: OrgUnit, password: s
     if by_username(username) is not None:
         raise AccountError(f"username {username!r} is taken")
     user = User(username=username, full_name=full_name.strip(), org_unit=org_unit, rank_band=rank_band,
-                party_member=party_member, position=position, phone=phone)
+                party_member=party_member, position=position, phone=phone,
+                must_change_password=must_change_password)
     if password is not None:
         errors = policy_errors(password, min_length=current_app.config["LMS_PASSWORD_MIN_LENGTH"],
                                username=username)

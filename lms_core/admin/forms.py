@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from lms_core.accounts.models import RankBand, Role
 from lms_core.orgs.models import OrgKind
@@ -50,7 +50,9 @@ class UserForm(FlaskForm):
     party_member = BooleanField(_l("Party member"))
     position = StringField(_l("Position"), validators=[Optional(), Length(max=100)])
     phone = StringField(_l("Phone"), validators=[Optional(), Length(max=32)])
-    password = PasswordField(_l("Initial password"), validators=[Optional(), Length(max=256)])
+    password = PasswordField(_l("Initial password"), validators=[Optional(), Length(max=256)],
+                             description=_l("Leave empty to generate a one-time password, shown once after "
+                                            "saving. The person must change it at first sign-in."))
 
 
 class RoleForm(FlaskForm):
@@ -59,6 +61,15 @@ class RoleForm(FlaskForm):
 
 
 class ImportForm(FlaskForm):
-    file = FileField(_l("CSV file (UTF-8 or GBK)"), validators=[FileRequired()])
-    initial_password = PasswordField(_l("Initial password for new accounts"),
-                                     validators=[Optional(), Length(max=256)])
+    file = FileField(_l("CSV (UTF-8 or GBK) or XLSX file"), validators=[FileRequired()])
+    initial_password = PasswordField(
+        _l("Initial password for new accounts"), validators=[Optional(), Length(max=256)],
+        description=_l("Leave empty to generate a different one-time password for each new account: you "
+                       "download them once, as CSV or XLSX, after the import."))
+    reissue = BooleanField(_l("Also give new initial passwords to listed accounts that have never signed in"))
+
+
+class SheetForm(FlaskForm):
+    """Download of a one-time password sheet (POST: reading it wipes it)."""
+
+    format = StringField(validators=[AnyOf(["xlsx", "csv"])])

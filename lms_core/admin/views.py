@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import false, func, or_, select
 
+from lms_core.accounts import initial_passwords
 from lms_core.accounts import services as accounts
-from lms_core.accounts.importer import ImportFileError, count_lines, import_users, queue_import
-from lms_core.accounts.models import ImportRun, RankBand, Role, RoleAssignment, User, UserStatus
-from lms_core.admin.forms import ImportForm, MoveForm, OrgForm, RoleForm, UserForm
+from lms_core.accounts.importer import RANK_NAMES, ImportFileError, count_lines, import_users, queue_import
+from lms_core.accounts.models import CredentialSheet, ImportRun, RankBand, Role, RoleAssignment, User, UserStatus
+from lms_core.admin.forms import ImportForm, MoveForm, OrgForm, RoleForm, SheetForm, UserForm
 from lms_core.authz import AccessDenied, can, effective_assignments, require, scope_condition
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
@@ -196,18 +197,27 @@ def user_new() -> Any:
         elif not can(current_user, "user.manage", unit):
             form.org_code.errors = [_("You cannot add people to this org unit.")]
         else:
+            # No password typed: a generated one, shown once below, so that no account is
+            # created that nobody can sign in to.
+            generated = None if form.password.data else initial_passwords.generate()
             try:
                 user = accounts.create_user(
                     username=form.username.data or "", full_name=form.full_name.data or "", org_unit=unit,
                     password=form.password.data or None, rank_band=RankBand(form.rank_band.data),
                     party_member=bool(form.party_member.data), position=form.position.data or None,
-                    phone=form.phone.data or None, actor=current_user)
+                    phone=form.phone.data or None, actor=current_user,
+                    password_hash=initial_passwords.hash_generated(generated) if generated else None,
+                    must_change_password=True)
             except accounts.AccountError as exc:
                 db.session.rollback()
                 form.username.errors = [str(exc)]
             else:
                 commit()
                 flash(_("Created %(name)s.", name=user.full_name), "success")
+                if generated:
+                    flash(_("Initial password for %(name)s (%(username)s): %(pw)s. It is shown only now: "
+                            "hand it over; they must change it at first sign-in.",
+                            name=user.full_name, username=user.username, pw=generated), "warning")
                 return redirect(url_for("admin.user_detail", user_id=user.id))
     return render_template("admin/user_form.html", form=form, user=None), 400 if form.errors else 200
 
@@ -318,42 +328,47 @@ def import_view() -> Any:
     form = ImportForm()
     report = None
     file_error = None
+    sheet = None
     status = 200
     if form.validate_on_submit():
         upload = form.file.data
         data = upload.stream.read(current_app.config["LMS_IMPORT_MAX_BYTES"] + 1)
-        if len(data) > current_app.config["LMS_IMPORT_MAX_BYTES"]:
-            file_error, status = _("The file is too large."), 413
-        elif count_lines(data) > current_app.config["LMS_IMPORT_BACKGROUND_LINES"]:
-            try:
-                run = queue_import(current_user, data, filename=upload.filename or "",
-                                   initial_password=form.initial_password.data or None,
-                                   min_password_length=current_app.config["LMS_PASSWORD_MIN_LENGTH"])
-            except ImportFileError as exc:
-                db.session.rollback()
-                file_error, status = str(exc), 400
-            else:
+        password = form.initial_password.data or None
+        min_length = current_app.config["LMS_PASSWORD_MIN_LENGTH"]
+        try:
+            if len(data) > current_app.config["LMS_IMPORT_MAX_BYTES"]:
+                file_error, status = _("The file is too large."), 413
+            elif count_lines(data) > current_app.config["LMS_IMPORT_BACKGROUND_LINES"]:
+                run = queue_import(current_user, data, filename=upload.filename or "", initial_password=password,
+                                   min_password_length=min_length, reissue=bool(form.reissue.data))
                 commit()
                 return redirect(url_for("admin.import_run", run_id=run.id), 303)
-        else:
-            try:
-                report = import_users(current_user, data, initial_password=form.initial_password.data or None,
-                                      min_password_length=current_app.config["LMS_PASSWORD_MIN_LENGTH"])
-            except ImportFileError as exc:
-                db.session.rollback()
-                file_error, status = str(exc), 400
             else:
+                report = import_users(current_user, data, initial_password=password, min_password_length=min_length,
+                                      reissue=bool(form.reissue.data))
                 if report.ok:
+                    if report.issued:
+                        sheet = initial_passwords.store(current_user, report.issued)
                     commit()
                 else:
                     db.session.rollback()
                     status = 400
+        except ImportFileError as exc:
+            db.session.rollback()
+            file_error, status = str(exc), 400
     elif request.method == "POST":
-        file_error, status = _("Please choose a CSV file."), 400
+        file_error, status = _("Please choose a CSV or XLSX file."), 400
     runs = db.session.execute(
         select(ImportRun.id, ImportRun.created_at, ImportRun.filename, ImportRun.lines, ImportRun.status)
         .where(ImportRun.created_by_id == current_user.id).order_by(ImportRun.id.desc()).limit(10)).all()
-    return render_template("admin/import.html", form=form, report=report, file_error=file_error, runs=runs), status
+    pending = [s for s in db.session.execute(
+        select(CredentialSheet).where(CredentialSheet.created_by_id == current_user.id,
+                                      CredentialSheet.downloaded_at.is_(None))
+        .order_by(CredentialSheet.id.desc()).limit(10)).scalars()
+        if initial_passwords.available(s, current_user) and (sheet is None or s.id != sheet.id)]
+    return render_template("admin/import.html", form=form, report=report, file_error=file_error, runs=runs,
+                           sheet=sheet, pending=pending, sheet_form=SheetForm(formdata=None),
+                           rank_names=RANK_NAMES), status
 
 
 @bp.route("/imports/<int:run_id>")
@@ -363,4 +378,32 @@ def import_run(run_id: int) -> Any:
     run = db.session.get(ImportRun, run_id)
     if run is None or (run.created_by_id != current_user.id and not can(current_user, "site.manage")):
         abort(404)
-    return render_template("admin/import_run.html", run=run)
+    sheet = db.session.execute(select(CredentialSheet).filter_by(import_run_id=run.id)).scalar_one_or_none()
+    return render_template("admin/import_run.html", run=run, sheet=sheet, sheet_form=SheetForm(formdata=None),
+                           sheet_available=initial_passwords.available(sheet, current_user))
+
+
+@bp.route("/initial-passwords/<int:sheet_id>", methods=["POST"])
+def initial_password_sheet(sheet_id: int) -> Any:
+    """Hand over a sheet of generated passwords, once, to the admin who created the accounts."""
+    form = SheetForm()
+    sheet = db.session.get(CredentialSheet, sheet_id)
+    if not form.validate_on_submit():
+        abort(400, _("Choose CSV or XLSX."))
+    try:
+        lines = initial_passwords.take(sheet, current_user)
+    except initial_passwords.SheetGone:
+        db.session.commit()  # an unreadable sheet's ciphertext is wiped all the same
+        abort(410, _("These initial passwords were already downloaded or have expired. Import the file again "
+                     "with “Also give new initial passwords” ticked to issue new ones."))
+    commit()
+    stamp = f"{sheet_id}"
+    if form.format.data == "csv":
+        body, mimetype, ext = initial_passwords.as_csv(lines), "text/csv; charset=utf-8", "csv"
+    else:
+        body = initial_passwords.as_xlsx(lines)
+        mimetype, ext = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="initial-passwords-{stamp}.{ext}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -27,3 +27,88 @@ def test_dashboard_shows_the_sign_in_before_this_one(page: Any, tree: Any, tmp_p
     expect(line).to_contain_text("2026年3月1日")
     expect(line).to_contain_text("09:05")
     page.screenshot(path=str(tmp_path / "dashboard-1280.png"), full_page=True)
+
+
+@pytest.fixture
+def county_admin(tree: Any) -> Any:
+    from lms_core.accounts.models import Role
+    from tests.factories import grant
+
+    admin = UserFactory(username="xian_admin", full_name="县组织部", org_unit=tree.county_a)
+    grant(admin, Role.ORG_ADMIN, tree.county_a)
+    db.session.commit()
+    return admin
+
+
+def _xlsx(rows: list[list[Any]]) -> bytes:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for row in rows:
+        book.active.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}])
+def test_import_xlsx_without_password_hands_over_passwords_once(page: Any, county_admin: Any, tmp_path: Any,
+                                                                viewport: dict[str, int]) -> None:
+    import io
+
+    import openpyxl
+
+    from lms_core.accounts.passwords import verify_password
+    from tests.browser.test_ui import horizontal_overflow
+
+    page.set_viewport_size(viewport)
+    sign_in(page, "xian_admin")
+    page.goto("/admin/import")
+    page.locator("#rank-values summary").click()
+    expect(page.locator("#rank-values")).to_contain_text("正科级")
+    page.locator("input[type=file]").set_input_files(files=[{
+        "name": "人员名单.xlsx", "mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "buffer": _xlsx([["用户名", "姓名", "单位代码", "职级"], ["zhangwei", "张伟", 360121001, "副科级"],
+                         ["lina", "李娜", 360121001001, "科员"]])}])
+    page.get_by_role("button", name="导入").click()
+    expect(page.locator("#import-result")).to_contain_text("新增 2")
+    sheet = page.locator(".initial-passwords")
+    expect(sheet).to_contain_text("2 个账号已生成一次性密码")
+    assert horizontal_overflow(page) == 0
+    page.screenshot(path=str(tmp_path / f"import-{viewport['width']}.png"), full_page=True)
+    with page.expect_download() as info:
+        sheet.get_by_role("button", name="下载 XLSX").click()
+    with open(info.value.path(), "rb") as downloaded:
+        book = openpyxl.load_workbook(io.BytesIO(downloaded.read()), read_only=True)
+    rows = list(book.worksheets[0].iter_rows(values_only=True))
+    book.close()
+    assert rows[0] == ("用户名", "姓名", "单位", "初始密码")
+    from sqlalchemy import select
+
+    from lms_core.accounts.models import User
+
+    db.session.expire_all()
+    for username, _name, _unit, password in rows[1:]:
+        user = db.session.execute(select(User).filter_by(username=username)).scalar_one()
+        assert verify_password(user.password_hash, password) and user.must_change_password
+
+    # offered once: a second download is refused in Chinese
+    page.goto("/admin/import")
+    expect(page.locator(".initial-passwords")).to_have_count(0)
+
+
+def test_add_person_without_password_shows_it_once(page: Any, county_admin: Any, tmp_path: Any) -> None:
+    sign_in(page, "xian_admin")
+    page.goto("/admin/users/new")
+    page.locator("input[name=username]").fill("zhaolei")
+    page.locator("input[name=full_name]").fill("赵磊")
+    page.locator("input[name=org_code]").fill("360121001")
+    expect(page.locator("main form")).to_contain_text("留空则生成一次性密码")
+    page.get_by_role("button", name="保存").click()
+    flash = page.locator(".flash-warning")
+    expect(flash).to_contain_text("赵磊（zhaolei）的初始密码：")
+    page.screenshot(path=str(tmp_path / "user-new-1280.png"), full_page=True)
+    page.reload()
+    expect(page.locator(".flash-warning")).to_have_count(0)

@@ -98,16 +98,16 @@ def test_english_headers_tabs_and_blank_lines(admin):
 
 
 @pytest.mark.parametrize(("line", "fragment"), [
-    ("zhaoliu,赵六,999999,一般干部,群众,,", "unknown org code 999999"),
-    (",赵六,360121001,一般干部,群众,,", "username is empty"),
-    ("zhaoliu,,360121001,一般干部,群众,,", "full_name is empty"),
-    ("zhaoliu,赵六,,一般干部,群众,,", "org_code is empty"),
-    ("zhaoliu,赵六,360121001,部长级,群众,,", "unknown rank 部长级"),
-    ("zhaoliu,赵六,360121001,一般干部,外星人,,", "unknown party status"),
-    ("zhangwei,张伟二,360121001,一般干部,群众,,", "username repeats line 2"),
-    ("zhaoliu,赵六,360122001,一般干部,群众,,", "no permission for org 360122001"),  # other county
-    ("zhaoliu,赵六,3601,一般干部,群众,,", "no permission for org 3601"),  # the city above
-    ("zhaoliu," + "赵" * 101 + ",360121001,一般干部,群众,,", "too long"),
+    ("zhaoliu,赵六,999999,一般干部,群众,,", "no org unit has the code 999999"),
+    (",赵六,360121001,一般干部,群众,,", "Username (用户名) is empty"),
+    ("zhaoliu,,360121001,一般干部,群众,,", "Full name (姓名) is empty"),
+    ("zhaoliu,赵六,,一般干部,群众,,", "Org code (单位代码) is empty"),
+    ("zhaoliu,赵六,360121001,部长级,群众,,", "Rank (职级): unknown value 部长级"),
+    ("zhaoliu,赵六,360121001,一般干部,外星人,,", "Political status (政治面貌): unknown value 外星人"),
+    ("zhangwei,张伟二,360121001,一般干部,群众,,", "zhangwei repeats line 2"),
+    ("zhaoliu,赵六,360122001,一般干部,群众,,", "360122001 (石岗镇) is outside your area"),  # other county
+    ("zhaoliu,赵六,3601,一般干部,群众,,", "3601 (江州市) is outside your area"),  # the city above
+    ("zhaoliu," + "赵" * 101 + ",360121001,一般干部,群众,,", "longer than 100 characters"),
 ])
 def test_one_bad_line_writes_nothing(admin, line, fragment):
     before = _count()
@@ -123,7 +123,7 @@ def test_existing_user_outside_scope_is_refused(admin, tree):
     UserFactory(username="zhangwei", org_unit=tree.town_b)
     db.session.commit()
     report = _run(admin, csv_text(ROWS[0]).encode())
-    assert [e.line for e in report.errors] == [2] and "outside your scope" in report.errors[0].message
+    assert [e.line for e in report.errors] == [2] and "outside your area" in report.errors[0].message
     db.session.expire_all()
     assert db.session.execute(select(User).filter_by(username="zhangwei")).scalar_one().org_unit_id == tree.town_b.id
 
@@ -137,10 +137,10 @@ def test_every_bad_line_is_reported(admin):
 @pytest.mark.parametrize(("data", "fragment"), [
     (b"", "empty"),
     (b"   \r\n  ", "empty"),
-    (csv_text(*ROWS).encode("utf-16"), "not a CSV"),
-    (bytes(range(256)) * 4, "not a CSV"),
+    (csv_text(*ROWS).encode("utf-16"), "neither CSV"),
+    (bytes(range(256)) * 4, "neither CSV"),
     (b"\x89PNG\r\n\x1a\n" + bytes(range(1, 200)), None),  # binary without NUL early on
-    ("姓名,单位代码\r\n张伟,360121001\r\n".encode(), "username"),  # missing the username column
+    ("姓名,单位代码\r\n张伟,360121001\r\n".encode(), "用户名"),  # missing the username column
     ("用户名,姓名,姓名,单位代码\r\n".encode(), "appears twice"),
     (b"username,full_name,org_code\r\n", None),  # header only: nothing to import
 ])
@@ -194,8 +194,8 @@ def test_page_reports_each_bad_line_and_writes_nothing(admin_client):
     assert r.status_code == 400
     html = r.get_data(as_text=True)
     assert "Nothing was imported: 2 of 4 lines have errors." in html
-    assert "<td>3</td><td>unknown org code 999</td>" in html
-    assert "<td>5</td><td>full_name is empty</td>" in html
+    assert "<td>3</td><td>Org code (单位代码): no org unit has the code 999</td>" in html
+    assert "<td>5</td><td>Full name (姓名) is empty</td>" in html
     assert _count() == before
 
 
@@ -210,7 +210,7 @@ def test_page_file_errors(admin_client):
     r = _upload(admin_client, b"")
     assert r.status_code == 400
     r = admin_client.post("/admin/import", data={}, content_type="multipart/form-data")
-    assert r.status_code == 400 and "choose a CSV file" in r.get_data(as_text=True)
+    assert r.status_code == 400 and "choose a CSV or XLSX file" in r.get_data(as_text=True)
     assert _count() == before
 
 
@@ -254,7 +254,7 @@ def test_large_file_with_bad_lines_imports_nothing_and_reports_them(admin_client
     r = _upload(admin_client, csv_text(ROWS[0], "x,X,999", ROWS[1], "y,,360121").encode())
     html = admin_client.get(r.headers["Location"]).get_data(as_text=True)
     assert 'data-status="failed"' in html and "Nothing was imported: 2 of 4 lines have errors." in html
-    assert "<td>3</td><td>unknown org code 999</td>" in html
+    assert "<td>3</td><td>Org code (单位代码): no org unit has the code 999</td>" in html
     assert _count() == before
     (run,) = db.session.execute(select(ImportRun)).scalars()
     assert run.status == ImportStatus.FAILED and run.data == b""
