@@ -13,7 +13,7 @@ from lms_core.accounts import initial_passwords
 from lms_core.accounts import services as accounts
 from lms_core.accounts.importer import RANK_NAMES, ImportFileError, count_lines, import_users, queue_import
 from lms_core.accounts.models import CredentialSheet, ImportRun, RankBand, Role, RoleAssignment, User, UserStatus
-from lms_core.admin.forms import ImportForm, MoveForm, OrgForm, RoleForm, SheetForm, UserForm
+from lms_core.admin.forms import ImportForm, MoveForm, OrgForm, RoleForm, SheetForm, UserForm, role_choices
 from lms_core.authz import AccessDenied, can, effective_assignments, require, scope_condition
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
@@ -280,11 +280,31 @@ def user_grant(user_id: int) -> Any:
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
 
+def _unconfirmed(question: str, button: str, **fields: str) -> Any:
+    """The confirmation page, unless the form says the user already confirmed.
+
+    The buttons' ``data-confirm`` (static/js/confirm.js) asks in the page and sets
+    ``confirmed``; without JavaScript, or when the script did not run, this page asks
+    instead, so no click changes an account unasked.
+    """
+    if request.form.get("confirmed") == "1":
+        return None
+    return render_template("admin/confirm.html", question=question, button=button, action=request.path,
+                           fields=fields, back=request.referrer or url_for("admin.users"))
+
+
 @bp.route("/users/<int:user_id>/roles/<int:assignment_id>/revoke", methods=["POST"])
 def user_revoke(user_id: int, assignment_id: int) -> Any:
     assignment = db.session.get(RoleAssignment, assignment_id)
     if assignment is None or assignment.user_id != user_id:
         abort(404)
+    if not can(current_user, "role.assign", assignment.org_unit):
+        abort(403)
+    role = dict(role_choices())[assignment.role.value]
+    page = _unconfirmed(_("Revoke the role %(role)s over %(unit)s from %(name)s?", role=role,
+                          unit=assignment.org_unit.name, name=assignment.user.full_name), _("Revoke"))
+    if page is not None:
+        return page
     try:
         accounts.revoke_role(current_user, assignment)
     except AccessDenied:
@@ -298,6 +318,10 @@ def user_revoke(user_id: int, assignment_id: int) -> Any:
 @bp.route("/users/<int:user_id>/reset-password", methods=["POST"])
 def user_reset_password(user_id: int) -> Any:
     user = _user_or_404(user_id, "user.manage")
+    page = _unconfirmed(_("Reset the password of %(name)s (%(username)s)? Their current password stops working "
+                          "at once.", name=user.full_name, username=user.username), _("Reset password"))
+    if page is not None:
+        return page
     temporary = accounts.reset_password(current_user, user)
     commit()
     flash(_("Temporary password for %(name)s: %(pw)s (they must change it at next sign-in).",
@@ -312,6 +336,12 @@ def user_status(user_id: int) -> Any:
         status = UserStatus(request.form.get("status", ""))
     except ValueError:
         abort(400, _("Unknown status."))
+    if status == UserStatus.DISABLED:
+        page = _unconfirmed(_("Disable the account of %(name)s (%(username)s)? They are signed out and cannot sign "
+                              "in until the account is enabled again.", name=user.full_name,
+                              username=user.username), _("Disable"), status=status.value)
+        if page is not None:
+            return page
     try:
         accounts.set_status(current_user, user, status)
     except accounts.AccountError as exc:

@@ -112,3 +112,57 @@ def test_add_person_without_password_shows_it_once(page: Any, county_admin: Any,
     page.screenshot(path=str(tmp_path / "user-new-1280.png"), full_page=True)
     page.reload()
     expect(page.locator(".flash-warning")).to_have_count(0)
+
+
+def test_disable_and_reset_ask_in_a_dialog(page: Any, county_admin: Any, tree: Any, tmp_path: Any) -> None:
+    from lms_core.accounts.models import User, UserStatus
+
+    cadre = UserFactory(username="wangfang", full_name="王芳", org_unit=tree.village_a)
+    db.session.commit()
+    before = cadre.password_hash
+    sign_in(page, "xian_admin")
+    page.goto(f"/admin/users/{cadre.id}")
+    questions: list[str] = []
+
+    def dismiss(dialog: Any) -> None:
+        questions.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    page.get_by_role("button", name="停用").click()
+    page.wait_for_timeout(300)  # a dismissed dialog submits nothing: give a wrong submit time to land
+    assert questions and "确定停用 王芳 的账号吗" in questions[0]
+    db.session.expire_all()
+    assert db.session.get(User, cadre.id).status == UserStatus.ACTIVE
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="重置密码").click()
+    expect(page.locator(".flash-success")).to_contain_text("王芳")
+    db.session.expire_all()
+    assert db.session.get(User, cadre.id).password_hash != before
+    page.screenshot(path=str(tmp_path / "user-1280.png"), full_page=True)
+
+
+def test_confirmation_page_when_the_script_does_not_run(browser: Any, live_server: Any, county_admin: Any,
+                                                        tree: Any, tmp_path: Any) -> None:
+    from lms_core.accounts.models import User, UserStatus
+
+    cadre = UserFactory(username="wangfang", full_name="王芳", org_unit=tree.village_a)
+    db.session.commit()
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844},
+                                  locale="zh-CN", base_url=live_server.url)
+    page = context.new_page()
+    try:
+        sign_in(page, "xian_admin")
+        page.goto(f"/admin/users/{cadre.id}")
+        page.get_by_role("button", name="停用").click()
+        expect(page.locator("#confirm")).to_contain_text("确定停用 王芳（wangfang）的账号吗")
+        page.screenshot(path=str(tmp_path / "confirm-390.png"), full_page=True)
+        db.session.expire_all()
+        assert db.session.get(User, cadre.id).status == UserStatus.ACTIVE
+        page.locator("#confirm").get_by_role("button", name="停用").click()
+        expect(page.locator(".flash-success")).to_be_visible()
+        db.session.expire_all()
+        assert db.session.get(User, cadre.id).status == UserStatus.DISABLED
+    finally:
+        context.close()

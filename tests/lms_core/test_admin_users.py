@@ -110,7 +110,8 @@ def test_disable_ends_sessions_and_enable_restores(admin_client, app, cadre):
     browser = app.test_client()
     login(browser, "wangfang")
     assert browser.get("/dashboard").status_code == 200
-    assert admin_client.post(f"/admin/users/{cadre.id}/status", data={"status": "disabled"}).status_code == 302
+    disable = {"status": "disabled", "confirmed": "1"}
+    assert admin_client.post(f"/admin/users/{cadre.id}/status", data=disable).status_code == 302
     assert browser.get("/dashboard").status_code == 302  # signed out at once
     assert login(browser, "wangfang").status_code == 403
     db.session.expire_all()
@@ -122,7 +123,7 @@ def test_disable_ends_sessions_and_enable_restores(admin_client, app, cadre):
 def test_status_bad_input(admin_client, admin, cadre):
     assert admin_client.post(f"/admin/users/{cadre.id}/status", data={"status": "retired"}).status_code == 400
     assert admin_client.post(f"/admin/users/{cadre.id}/status", data={}).status_code == 400
-    r = admin_client.post(f"/admin/users/{admin.id}/status", data={"status": "disabled"})
+    r = admin_client.post(f"/admin/users/{admin.id}/status", data={"status": "disabled", "confirmed": "1"})
     assert r.status_code == 400  # not oneself
     db.session.expire_all()
     assert db.session.get(User, admin.id).status == UserStatus.ACTIVE
@@ -132,7 +133,8 @@ def test_status_bad_input(admin_client, admin, cadre):
 def test_reset_password_forces_a_change_at_next_sign_in(admin_client, app, cadre):
     browser = app.test_client()
     login(browser, "wangfang")
-    r = admin_client.post(f"/admin/users/{cadre.id}/reset-password", follow_redirects=True)
+    r = admin_client.post(f"/admin/users/{cadre.id}/reset-password", data={"confirmed": "1"},
+                          follow_redirects=True)
     html = r.get_data(as_text=True)
     match = re.search(r"([A-Za-z0-9_\-]{12}-1a)", html)
     assert match, "the temporary password is shown once to the admin"
@@ -164,7 +166,7 @@ def test_grant_and_revoke_roles(admin_client, cadre, tree):
     assert len(db.session.execute(select(RoleAssignment).filter_by(user_id=cadre.id)).all()) == 1
     page = admin_client.get(f"/admin/users/{cadre.id}").get_data(as_text=True)
     assert "auditor" in page
-    r = admin_client.post(f"/admin/users/{cadre.id}/roles/{assignment.id}/revoke")
+    r = admin_client.post(f"/admin/users/{cadre.id}/roles/{assignment.id}/revoke", data={"confirmed": "1"})
     assert r.status_code == 302
     db.session.expire_all()
     assert db.session.execute(select(RoleAssignment).filter_by(user_id=cadre.id)).first() is None
@@ -226,5 +228,6 @@ def test_admin_posts_need_the_csrf_token(client, admin, cadre):
     # with the token (as the page's forms send it) the same request works
     page = client.get(f"/admin/users/{cadre.id}").get_data(as_text=True)
     token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
-    r = client.post(f"/admin/users/{cadre.id}/status", data={"status": "disabled", "csrf_token": token})
+    r = client.post(f"/admin/users/{cadre.id}/status", data={"status": "disabled", "csrf_token": token,
+                                                                 "confirmed": "1"})
     assert r.status_code == 302
