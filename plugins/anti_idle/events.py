@@ -16,7 +16,19 @@ DAY_ASSESSED = "anti_idle.day_assessed"
 #: (post | void), seconds, reviewer_id, reason.
 DAY_REVIEWED = "anti_idle.day_reviewed"
 
+#: The server revealed an attention check to a player. Payload: check_id, session_id,
+#: due_at (ISO, UTC), policy_version.
+CHECK_ISSUED = "anti_idle.check_issued"
+#: A check's single-use token was redeemed. Payload: check_id, outcome (passed | wrong |
+#: automated), late, trusted, latency_ms, server_latency_ms, input_mode.
+CHECK_ANSWERED = "anti_idle.check_answered"
+#: A site admin stored a new policy version. Payload: version, course_id, changes.
+POLICY_CHANGED = "anti_idle.policy_changed"
+
 EVENT_NAMES = {
+    CHECK_ISSUED: _l("Attention check shown"),
+    CHECK_ANSWERED: _l("Attention check answered"),
+    POLICY_CHANGED: _l("Anti-idle policy changed"),
     DAY_ASSESSED: _l("Study day assessed by anti-idle"),
     DAY_REVIEWED: _l("Held study day reviewed"),
 }

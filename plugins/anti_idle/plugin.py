@@ -32,9 +32,22 @@ class AntiIdlePlugin:
 
     @hookimpl
     def lms_blueprints(self) -> list[Any]:
+        # The view modules add their routes to the one blueprint when imported.
+        from plugins.anti_idle import check_views  # noqa: F401
         from plugins.anti_idle.views import bp
 
         return [bp]
+
+    @hookimpl
+    def lms_template_hook(self, name: str, context: dict[str, Any]) -> str | None:
+        if name == "player_overlay":
+            from flask import render_template
+
+            from plugins.anti_idle.checks import poll_interval_ms
+
+            return render_template("anti_idle/_overlay.html", poll_ms=poll_interval_ms(context["lesson"]),
+                                   **context)
+        return None
 
     @hookimpl
     def lms_migration_dirs(self) -> list[str]:

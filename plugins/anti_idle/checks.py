@@ -1,0 +1,266 @@
+"""Attention checks: issued by the server on a random schedule, answered once, judged on the server.
+
+Schedule. A person owes a check after a random amount of *playing* time since
+their last valid answer (or, before the first one, since the first check may
+come): the first after ``check_first_after_seconds`` plus a random part of
+``[0, check_max_gap_seconds - check_min_gap_seconds]``, later ones after a random
+gap in ``[check_min_gap_seconds, check_max_gap_seconds]``. Playing time is the
+media time the person's beats claimed (server ledger, every session and tab),
+so reloading the page or opening another tab does not restart the clock. The
+random draw is an HMAC of the person and the reference time under the app's
+secret key: the client cannot predict it, and the schedule needs no stored state.
+
+Reveal. A check row is created only when it is due and the player asks for it
+while the person is playing (server evidence: a beat with claimed media in the
+last few cadences). ``issued_at`` is then the server's time of reveal and
+``due_at = issued_at + window``; the challenge goes to the client only now, so
+the answer is in no page before the check is due. One open check per person: any
+of their tabs shows it.
+
+Answer. ``answer_check`` redeems the single-use token once (a second answer is a
+409), timestamps it with the server's receive time and judges it:
+* ``automated`` when the click was not trusted (``isTrusted`` false: a script's
+  ``element.click()``), or the latency since render, as the client measured it
+  or as the server measured it, is below ``human_latency_floor_ms``;
+* ``wrong`` for a wrong choice; a fresh check follows at once (one retry);
+* ``passed`` otherwise, also when late: the credit path then stops credit from
+  ``due_at`` to ``answered_at``.
+A person whose last check is not ``passed`` owes a new check at once, so credit
+stays stopped until a human answers one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from lms_core.accounts.models import User
+from lms_core.courses.models import Lesson, LessonKind
+from lms_core.db import utcnow
+from lms_core.events.services import emit
+from lms_core.extensions import db
+from lms_core.learning.models import LearningInterval, LearningSession
+from plugins.anti_idle.events import CHECK_ANSWERED, CHECK_ISSUED
+from plugins.anti_idle.models import (
+    CHECK_AUTOMATED,
+    CHECK_PASSED,
+    CHECK_PENDING,
+    CHECK_WRONG,
+    AttentionCheck,
+)
+from plugins.anti_idle.policy import PolicyVersion, current_policy
+
+#: How the learner reached the answer control, as the script reports it.
+INPUT_MODES = {"pointer", "touch", "keyboard", "none"}
+#: Options shown per check.
+OPTION_COUNT = 4
+#: The person counts as playing if a beat claimed media within this many cadences.
+PLAYING_CADENCES = 3
+
+
+class CheckError(ValueError):
+    """A request about a check that cannot be honoured; ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Judged:
+    check: AttentionCheck
+    outcome: str
+    message: str
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """SQLite hands datetimes back naive; they are UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _draw(user_id: int, reference: dt.datetime, low: int, high: int) -> int:
+    """A number in [low, high] the client cannot predict: an HMAC under the app's secret."""
+    if high <= low:
+        return low
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    digest = hmac.new(key, f"anti-idle-check:{user_id}:{reference.isoformat()}".encode(), hashlib.sha256).digest()
+    return low + int.from_bytes(digest[:8], "big") % (high - low + 1)
+
+
+def last_check(user_id: int) -> AttentionCheck | None:
+    return db.session.execute(select(AttentionCheck).where(AttentionCheck.user_id == user_id)
+                              .order_by(AttentionCheck.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def open_check(user_id: int) -> AttentionCheck | None:
+    """The person's revealed check still waiting for an answer, if any."""
+    check = last_check(user_id)
+    return check if check is not None and check.outcome == CHECK_PENDING else None
+
+
+def _playing_ms_since(user_id: int, since: dt.datetime | None) -> int:
+    stmt = select(func.coalesce(func.sum(LearningInterval.claimed_ms), 0)).where(
+        LearningInterval.user_id == user_id)
+    if since is not None:
+        stmt = stmt.where(LearningInterval.wall_end > since)
+    return int(db.session.execute(stmt).scalar_one())
+
+
+def _is_playing(session: LearningSession, policy: PolicyVersion, now: dt.datetime) -> bool:
+    recent = now - dt.timedelta(seconds=PLAYING_CADENCES * int(policy["heartbeat_seconds"]))
+    return db.session.execute(select(LearningInterval.id).where(
+        LearningInterval.session_id == session.id, LearningInterval.wall_end >= recent,
+        LearningInterval.claimed_ms > 0).limit(1)).first() is not None
+
+
+def owed_after_ms(user_id: int, policy: PolicyVersion) -> tuple[dt.datetime | None, int]:
+    """(reference time, playing ms after it at which the next check is owed)."""
+    last = last_check(user_id)
+    if last is not None and last.outcome != CHECK_PASSED:
+        return _aware(last.answered_at or last.issued_at), 0  # wrong or automated: a new check at once
+    first_after = int(policy["check_first_after_seconds"])
+    low, high = int(policy["check_min_gap_seconds"]), int(policy["check_max_gap_seconds"])
+    if last is None:
+        # Before the first check, everything the person ever played counts toward it.
+        return None, 1000 * (first_after + _draw(user_id, dt.datetime(2000, 1, 1, tzinfo=dt.UTC), 0, high - low))
+    reference = _aware(last.answered_at or last.issued_at)
+    return reference, 1000 * _draw(user_id, reference, low, high)
+
+
+def poll_interval_ms(lesson: Lesson) -> int:
+    """How often the player asks for a due check between beats (0: only after each beat).
+
+    The server reveals a check at the first ask after it is owed, so asking at least
+    four times per shortest gap keeps a frequent schedule (a test course's 30 s) close
+    to its draw; the usual 10-20 min gaps need no more than the beats give.
+    """
+    policy = current_policy(lesson.course_id)
+    gap = min(int(policy["check_min_gap_seconds"]), int(policy["check_first_after_seconds"]) or 10**9)
+    every = max(2, gap // 4)
+    return 0 if every >= int(policy["heartbeat_seconds"]) else every * 1000
+
+
+def _challenge() -> tuple[dict[str, Any], str]:
+    """Pick the highlighted number: four distinct two-digit numbers, one of them asked for."""
+    rng = secrets.SystemRandom()
+    options = [str(n) for n in rng.sample(range(10, 100), OPTION_COUNT)]
+    expected = rng.choice(options)
+    return {"kind": "pick_number", "target": expected, "options": options}, expected
+
+
+def issue_if_due(session: LearningSession, user: User, *, now: dt.datetime | None = None) -> AttentionCheck | None:
+    """The person's open check, or a new one if one is owed now; does not commit.
+
+    Called by the player while it plays (``poll_check``). Returns None when no
+    check is due, for a lesson without media, or when the session is not playing.
+    """
+    now = now or utcnow()
+    pending = open_check(user.id)
+    if pending is not None:
+        return pending
+    lesson = db.session.get(Lesson, session.lesson_id)
+    if lesson is None or lesson.kind != LessonKind.VIDEO or session.ended_at is not None:
+        return None
+    policy = current_policy(lesson.course_id)
+    if not _is_playing(session, policy, now):
+        return None
+    reference, owed_ms = owed_after_ms(user.id, policy)
+    if _playing_ms_since(user.id, reference) < owed_ms:
+        return None
+    challenge, expected = _challenge()
+    window = int(policy["check_window_seconds"])
+    check = AttentionCheck(token=secrets.token_urlsafe(24), session_id=session.id, user_id=user.id,
+                           lesson_id=lesson.id, issued_at=now, window_seconds=window,
+                           due_at=now + dt.timedelta(seconds=window), challenge=challenge, expected=expected,
+                           outcome=CHECK_PENDING, policy_version=policy.version)
+    db.session.add(check)
+    db.session.flush()
+    emit(CHECK_ISSUED, actor=user, obj=lesson, course_id=lesson.course_id,
+         payload={"check_id": check.id, "session_id": session.id, "due_at": check.due_at.isoformat(),
+                  "policy_version": policy.version})
+    return check
+
+
+def client_view(check: AttentionCheck, now: dt.datetime | None = None) -> dict[str, Any]:
+    """What the player may see of a revealed check: never ``expected``."""
+    now = now or utcnow()
+    challenge = check.challenge or {}
+    return {"token": check.token, "prompt": _("Please choose the number %(n)s", n=challenge.get("target", "")),
+            "options": list(challenge.get("options", [])), "window_seconds": check.window_seconds,
+            "due_in_ms": max(0, int((_aware(check.due_at) - now).total_seconds() * 1000))}
+
+
+def _parse_answer(raw: Any) -> tuple[str, bool, int | None, str]:
+    if not isinstance(raw, dict):
+        raise CheckError(_("The answer must be a JSON object."))
+    answer = raw.get("answer")
+    if not isinstance(answer, str) or not 0 < len(answer) <= 64 or "\x00" in answer:
+        raise CheckError(_("The answer is missing or too long."))
+    trusted = raw.get("trusted")
+    if not isinstance(trusted, bool):
+        raise CheckError(_("The answer must say whether the click was trusted."))
+    latency = raw.get("latency_ms")
+    if latency is not None and (not isinstance(latency, int) or isinstance(latency, bool)
+                                or not 0 <= latency <= 86_400_000):
+        raise CheckError(_("The answer latency must be a whole number of milliseconds."))
+    mode = raw.get("input_mode", "none")
+    if mode not in INPUT_MODES:
+        raise CheckError(_("Unknown input mode."))
+    return answer, trusted, latency, str(mode)
+
+
+def answer_check(token: str, user: User, raw: Any, *, now: dt.datetime | None = None) -> Judged:
+    """Redeem a check's single-use token with an answer; does not commit.
+
+    Raises:
+        CheckError: 400 for a malformed answer, 404 for a token that is not this
+            person's, 409 for a check already answered.
+    """
+    answer, trusted, latency, mode = _parse_answer(raw)
+    now = now or utcnow()
+    stmt = select(AttentionCheck).where(AttentionCheck.token == token[:64])
+    if db.session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()  # two answers racing: one wins, the other sees it answered
+    check = db.session.execute(stmt).scalar_one_or_none()
+    if check is None or check.user_id != user.id:
+        raise CheckError(_("Unknown attention check."), 404)
+    if check.outcome != CHECK_PENDING or check.answered_at is not None:
+        raise CheckError(_("This attention check has already been answered."), 409)
+    policy_floor = int(current_policy(_course_of(check)).params["human_latency_floor_ms"])
+    server_latency = int((now - _aware(check.issued_at)).total_seconds() * 1000)
+    if not trusted or server_latency < policy_floor or (latency is not None and latency < policy_floor):
+        outcome, message = CHECK_AUTOMATED, _("This answer did not come from a person's click or key press. "
+                                              "Please answer the new check yourself.")
+    elif answer != check.expected:
+        outcome, message = CHECK_WRONG, _("That is not the number asked for. Please answer the new check.")
+    else:
+        outcome, message = CHECK_PASSED, _("Answer recorded. Study time is being counted.")
+    check.answered_at = now
+    check.answer = answer
+    check.trusted = trusted
+    check.latency_ms = latency
+    check.server_latency_ms = server_latency
+    check.input_mode = mode
+    check.outcome = outcome
+    lesson = db.session.get(Lesson, check.lesson_id)
+    emit(CHECK_ANSWERED, actor=user, obj=lesson, course_id=lesson.course_id if lesson else None,
+         payload={"check_id": check.id, "outcome": outcome, "late": now > _aware(check.due_at),
+                  "trusted": trusted, "latency_ms": latency, "server_latency_ms": server_latency,
+                  "input_mode": mode})
+    return Judged(check, outcome, message)
+
+
+def _course_of(check: AttentionCheck) -> int | None:
+    lesson = db.session.get(Lesson, check.lesson_id)
+    return lesson.course_id if lesson else None
+
+
+__all__ = ["CHECK_WRONG", "CheckError", "Judged", "answer_check", "client_view", "issue_if_due", "open_check"]

@@ -1,0 +1,283 @@
+/* Anti-idle: presence signals on every heartbeat, and attention checks in the player.
+ *
+ * Nothing here is trusted by the server. The signals below only corroborate what
+ * the server observes itself (receive times, bytes served, the union of a
+ * person's streams); the checks are generated, timed and judged on the server.
+ *
+ * 1. Signals. Through window.lmsTracker.addSignals every beat's ``client`` object
+ *    gains ``presence`` (counts since the previous beat; see docs/anti_idle.md):
+ *      v                 contract version (1)
+ *      dt_ms, mono_ms    client time since the previous beat; performance.now() at send
+ *      hidden_ms         time the page was hidden (document.visibilityState)
+ *      hidden_max_ms     longest single hidden episode that touched the interval
+ *      blur_ms           time the window had no focus while visible (two monitors: allowed)
+ *      focused           document.hasFocus() at send
+ *      raf               requestAnimationFrame callbacks (0 while "visible" is a contradiction)
+ *      ticks             media timeupdate events
+ *      playing_ms        time the media element was playing
+ *      muted_ms          time it played muted or at volume 0
+ *      rate_min, rate_max  playback rates seen while playing
+ *      input             {pointer, key, touch, wheel, scroll, untrusted}: event counts;
+ *                        ``untrusted`` counts events with isTrusted === false
+ *      path_px           pointer path length in CSS pixels
+ *      probes            bitmask of integrity probes (see PROBE_* below)
+ * 2. Checks. After every answered beat the script asks the server (POST, CSRF)
+ *    whether a check is due. The server answers with nothing, or with a check it
+ *    has just revealed: a token, a prompt and the options. The answer is nowhere
+ *    in the page before that moment. The check is shown over the player with an
+ *    aria-live announcement; focus moves to it so keyboard and screen-reader users
+ *    can answer; buttons are at least 48 px high. The answer goes back with the
+ *    click's isTrusted, how the control was reached (pointer, touch, keyboard) and
+ *    the latency since render; the server applies its own clock and judges.
+ *    When the window lapses unanswered the video is paused: credit has stopped.
+ */
+(function () {
+  "use strict";
+  var root = document.getElementById("anti-idle");
+  if (!root) return;
+  var checkUrl = root.dataset.checkUrl;
+  var answerUrl = root.dataset.answerUrl;  // ends in "/0/answer": the token replaces the 0
+  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content;
+  var text = JSON.parse(root.dataset.text || "{}");
+
+  var PROBE_WEBDRIVER = 1, PROBE_VISIBILITY_OWN = 2, PROBE_VISIBILITY_NONNATIVE = 4,
+      PROBE_HASFOCUS_NONNATIVE = 8, PROBE_MEDIA_OWN = 16, PROBE_TIMERS_NONNATIVE = 32;
+
+  function isNative(fn) {
+    return typeof fn === "function" && /\{\s*\[native code\]\s*\}\s*$/.test(Function.prototype.toString.call(fn));
+  }
+
+  function probes(media) {
+    var bits = 0;
+    try {
+      if (navigator.webdriver) bits |= PROBE_WEBDRIVER;
+      if (Object.prototype.hasOwnProperty.call(document, "visibilityState") ||
+          Object.prototype.hasOwnProperty.call(document, "hidden")) bits |= PROBE_VISIBILITY_OWN;
+      var desc = Object.getOwnPropertyDescriptor(Document.prototype, "visibilityState");
+      if (desc && !isNative(desc.get)) bits |= PROBE_VISIBILITY_NONNATIVE;
+      if (!isNative(document.hasFocus)) bits |= PROBE_HASFOCUS_NONNATIVE;
+      if (media && (Object.prototype.hasOwnProperty.call(media, "playbackRate") ||
+                    Object.prototype.hasOwnProperty.call(media, "pause"))) bits |= PROBE_MEDIA_OWN;
+      if (!isNative(window.setTimeout) || !isNative(window.setInterval) || !isNative(Date.now) ||
+          !isNative(window.requestAnimationFrame)) bits |= PROBE_TIMERS_NONNATIVE;
+    } catch (e) { /* a probe that throws says nothing */ }
+    return bits;
+  }
+
+  function fresh() {
+    return { hidden_ms: 0, hidden_max_ms: 0, blur_ms: 0, raf: 0, ticks: 0, playing_ms: 0, muted_ms: 0,
+             rate_min: null, rate_max: null, path_px: 0,
+             input: { pointer: 0, key: 0, touch: 0, wheel: 0, scroll: 0, untrusted: 0 } };
+  }
+
+  function start(tracker) {
+    var media = tracker.media;
+    var acc = fresh();
+    var last = performance.now();   // the last time the running clocks were folded in
+    var lastSend = last;
+    var hiddenSince = document.visibilityState === "hidden" ? last : null;
+    var lastPointer = null;
+
+    // The state as of the last fold: events reach the core's listeners (which send a
+    // beat) before ours, so the span just ended is judged by the state it had.
+    function snapshot() {
+      return { playing: !!media && !media.paused && !media.ended,
+               muted: !!media && (media.muted || media.volume === 0),
+               hidden: document.visibilityState === "hidden", focused: document.hasFocus() };
+    }
+    var state = snapshot();
+
+    // Fold the time since ``last`` into the counters that run while a state holds.
+    function fold() {
+      var now = performance.now(), span = now - last;
+      if (state.playing) {
+        acc.playing_ms += span;
+        if (state.muted) acc.muted_ms += span;
+      }
+      if (state.hidden) acc.hidden_ms += span;
+      else if (!state.focused) acc.blur_ms += span;
+      last = now;
+      state = snapshot();
+      return now;
+    }
+
+    function noteRate() {
+      if (!media || media.paused) return;
+      var r = media.playbackRate;
+      if (acc.rate_min === null || r < acc.rate_min) acc.rate_min = r;
+      if (acc.rate_max === null || r > acc.rate_max) acc.rate_max = r;
+    }
+
+    function frame() { acc.raf += 1; window.requestAnimationFrame(frame); }
+    window.requestAnimationFrame(frame);
+
+    function count(kind) {
+      return function (e) {
+        if (!e.isTrusted) { acc.input.untrusted += 1; return; }
+        acc.input[kind] += 1;
+        if (kind === "pointer" && e.type === "pointermove") {
+          if (lastPointer) acc.path_px += Math.round(Math.hypot(e.clientX - lastPointer[0], e.clientY - lastPointer[1]));
+          lastPointer = [e.clientX, e.clientY];
+        }
+      };
+    }
+    var opts = { capture: true, passive: true };
+    ["pointerdown", "pointermove", "click"].forEach(function (t) { document.addEventListener(t, count("pointer"), opts); });
+    document.addEventListener("keydown", count("key"), opts);
+    document.addEventListener("touchstart", count("touch"), opts);
+    document.addEventListener("wheel", count("wheel"), opts);
+    document.addEventListener("scroll", count("scroll"), opts);
+
+    document.addEventListener("visibilitychange", function () {
+      fold();
+      if (document.visibilityState === "hidden") hiddenSince = last;
+      else if (hiddenSince !== null) {
+        acc.hidden_max_ms = Math.max(acc.hidden_max_ms, last - hiddenSince);
+        hiddenSince = null;
+      }
+    }, true);
+    window.addEventListener("blur", fold, true);
+    window.addEventListener("focus", fold, true);
+    if (media) {
+      ["play", "pause", "volumechange", "ratechange", "ended"].forEach(function (t) {
+        media.addEventListener(t, function () { fold(); noteRate(); });
+      });
+      media.addEventListener("timeupdate", function () { acc.ticks += 1; noteRate(); });
+    }
+
+    tracker.addSignals(function () {
+      var now = fold();
+      noteRate();
+      if (hiddenSince !== null) acc.hidden_max_ms = Math.max(acc.hidden_max_ms, now - hiddenSince);
+      var out = {
+        v: 1, dt_ms: Math.round(now - lastSend), mono_ms: Math.round(now),
+        hidden_ms: Math.round(acc.hidden_ms), hidden_max_ms: Math.round(acc.hidden_max_ms),
+        blur_ms: Math.round(acc.blur_ms), focused: document.hasFocus(), raf: acc.raf, ticks: acc.ticks,
+        playing_ms: Math.round(acc.playing_ms), muted_ms: Math.round(acc.muted_ms),
+        rate_min: acc.rate_min, rate_max: acc.rate_max, input: acc.input, path_px: acc.path_px,
+        probes: probes(media)
+      };
+      acc = fresh();
+      lastSend = now;
+      return { presence: out };
+    });
+
+    tracker.onBeat(function () { poll(); });
+    // Between beats too, while playing, when the policy's checks come often (a test course).
+    var every = parseInt(root.dataset.pollMs, 10) || 0;
+    if (every > 0) setInterval(function () { if (tracker.playing() && !current) poll(); }, every);
+    checks(tracker);
+  }
+
+  // ---- attention checks -------------------------------------------------------
+  var box, promptEl, optionsEl, statusEl, timerEl, current = null, busy = false, lastKey = 0, lastInput = "none";
+  var expiryTimer = null, tickTimer = null, returnFocus = null, tracker = null;
+
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: JSON.stringify(body || {})
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (data) { data._status = r.status; return data; });
+    });
+  }
+
+  function poll() {
+    if (busy || !checkUrl) return;
+    busy = true;
+    post(checkUrl, { position: tracker ? tracker.position() : 0 }).then(function (data) {
+      busy = false;
+      if (data.check && (!current || current.token !== data.check.token)) show(data.check);
+    }).catch(function () { busy = false; });
+  }
+
+  function checks(t) {
+    tracker = t;
+    box = root.querySelector(".ai-check");
+    promptEl = root.querySelector(".ai-prompt");
+    optionsEl = root.querySelector(".ai-options");
+    statusEl = root.querySelector(".ai-status");
+    timerEl = root.querySelector(".ai-timer");
+    // How the learner reached the control: the last trusted input before the click.
+    document.addEventListener("keydown", function (e) { if (e.isTrusted) { lastInput = "keyboard"; lastKey = performance.now(); } }, true);
+    document.addEventListener("pointerdown", function (e) {
+      if (e.isTrusted) lastInput = e.pointerType === "touch" ? "touch" : "pointer";
+    }, true);
+    poll();  // a check left open in another tab is shown here at once
+  }
+
+  function show(check) {
+    current = { token: check.token, shownAt: performance.now(), dueAt: Date.now() + check.due_in_ms, answered: false };
+    returnFocus = document.activeElement;
+    promptEl.textContent = check.prompt;
+    optionsEl.textContent = "";
+    check.options.forEach(function (value) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "ai-option";
+      b.textContent = value;
+      b.addEventListener("click", function (e) { answer(value, e); });
+      optionsEl.appendChild(b);
+    });
+    statusEl.textContent = "";
+    box.hidden = false;
+    root.classList.add("open");
+    box.focus();
+    clearTimeout(expiryTimer);
+    clearInterval(tickTimer);
+    tick();
+    tickTimer = setInterval(tick, 1000);
+    expiryTimer = setTimeout(lapse, Math.max(0, check.due_in_ms));
+  }
+
+  function tick() {
+    if (!current) return;
+    var left = Math.max(0, Math.ceil((current.dueAt - Date.now()) / 1000));
+    timerEl.textContent = left > 0 ? text.seconds_left.replace("{n}", left) : text.overdue;
+  }
+
+  function lapse() {
+    if (!current || current.answered) return;
+    // Credit has stopped on the server; pausing makes that visible and saves the learner's place.
+    if (tracker && tracker.media && !tracker.media.paused) tracker.media.pause();
+    statusEl.textContent = text.lapsed;
+  }
+
+  function answer(value, e) {
+    if (!current || current.answered) return;
+    var latency = Math.round(performance.now() - current.shownAt);
+    var mode = !e.isTrusted ? "none" : (e.detail === 0 && performance.now() - lastKey < 2000) ? "keyboard" : lastInput;
+    current.answered = true;
+    var token = current.token;
+    post(answerUrl.replace(/\/0\/answer$/, "/" + encodeURIComponent(token) + "/answer"),
+         { answer: value, trusted: e.isTrusted === true, latency_ms: latency, input_mode: mode })
+      .then(function (data) {
+        if (!current || current.token !== token) return;
+        if (data.outcome === "passed") {
+          close(text.thanks);
+        } else {
+          current.answered = false;
+          statusEl.textContent = data.message || text.retry;
+          if (data._status >= 400 && data._status !== 409) return;
+          current = null;
+          poll();  // a wrong or automated answer is followed by a new check
+        }
+      }).catch(function () { current.answered = false; statusEl.textContent = text.offline; });
+  }
+
+  function close(message) {
+    clearTimeout(expiryTimer);
+    clearInterval(tickTimer);
+    current = null;
+    box.hidden = true;
+    root.classList.remove("open");
+    statusEl.textContent = "";
+    var live = root.querySelector(".ai-live");
+    if (live) live.textContent = message;
+    if (returnFocus && typeof returnFocus.focus === "function") returnFocus.focus();
+  }
+
+  if (window.lmsTracker) start(window.lmsTracker);
+  else document.addEventListener("lms:tracker-ready", function (e) { start(e.detail); }, { once: true });
+})();

@@ -1,0 +1,177 @@
+"""Anti-idle on the real player in Chromium: attention checks, presence signals, automation flags.
+
+The course runs a test policy (first check after 4 s of playing, 6 s to answer) so
+each test takes seconds; the server still draws, reveals and judges every check.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lms_core.accounts.models import Role, User
+from lms_core.courses import services as courses
+from lms_core.courses.models import Course, LessonKind
+from lms_core.enrolments import services as enrolments
+from lms_core.extensions import db
+from plugins.anti_idle import policy
+from plugins.anti_idle.models import AttentionCheck
+from tests.browser.test_ui import expect, sign_in
+from tests.factories import UserFactory, grant
+
+pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
+              pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["anti_idle"])]
+FAST = {"check_first_after_seconds": 4, "check_min_gap_seconds": 60, "check_max_gap_seconds": 60,
+        "check_window_seconds": 6}
+
+
+@pytest.fixture
+def course(app: Any, tree: Any, tmp_path: Path) -> Course:
+    from lms_core.demo.media import VIDEOS, make_video
+    from lms_core.media.services import store_upload
+
+    app.config["LMS_MEDIA_DIR"] = str(tmp_path / "media")
+    teacher = UserFactory(username="teacher", org_unit=tree.city, full_name="党校讲师")
+    grant(teacher, Role.INSTRUCTOR, tree.city)
+    webm = next(v for v in VIDEOS if v.filename.endswith(".webm"))  # VP8: every Chromium build plays it
+    path = make_video(tmp_path / webm.filename, webm)
+    with path.open("rb") as fh:
+        media = store_upload(fh, path.name, teacher)
+    course = courses.create_course(teacher, code="AI-01", title="防挂机测试课程", topic="测试",
+                                   nominal_hours_centi=100, required=True)
+    section = courses.add_section(teacher, course, "第一单元")
+    courses.add_lesson(teacher, section, title="专题讲座", kind=LessonKind.VIDEO, media=media)
+    courses.set_published(teacher, course, True)
+    policy.new_version(FAST, course_id=course.id, note="browser test course")
+    db.session.commit()
+    return course
+
+
+@pytest.fixture
+def learner(tree: Any, course: Course) -> User:
+    user = UserFactory(username="liming", full_name="李明", org_unit=tree.village_a)
+    enrolments.enrol(user, course)
+    db.session.commit()
+    return user
+
+
+def open_and_play(page: Any, course: Course) -> None:
+    sign_in(page, "liming")
+    page.goto(f"/courses/{course.id}")
+    page.get_by_role("link", name="专题讲座").click()
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    page.evaluate("(() => { const v = document.getElementById('player'); v.muted = true; return v.play(); })()")
+
+
+def wait_for_check(page: Any) -> str:
+    """Wait until the server reveals a check; the number it asks for."""
+    expect(page.locator(".ai-check")).to_be_visible(timeout=30_000)
+    match = re.search(r"(\d+)\s*$", page.locator(".ai-prompt").inner_text())
+    assert match, page.locator(".ai-prompt").inner_text()
+    return match.group(1)
+
+
+def checks_of(user: User) -> list[AttentionCheck]:
+    db.session.expire_all()
+    return list(db.session.query(AttentionCheck).filter_by(user_id=user.id).order_by(AttentionCheck.id))
+
+
+def test_no_answer_in_the_page_before_the_check_is_due(page: Any, course: Course, learner: User) -> None:
+    sign_in(page, "liming")
+    page.goto(f"/courses/{course.id}")
+    page.get_by_role("link", name="专题讲座").click()
+    expect(page.locator("#anti-idle")).to_be_attached()
+    assert page.locator(".ai-option").count() == 0
+    expect(page.locator(".ai-check")).to_be_hidden()
+    assert checks_of(learner) == []
+
+
+def test_a_human_click_answers_the_check(page: Any, course: Course, learner: User, tmp_path: Path) -> None:
+    open_and_play(page, course)
+    target = wait_for_check(page)
+    assert page.evaluate("document.activeElement.classList.contains('ai-check')"), "focus moves to the check"
+    page.screenshot(path=str(tmp_path / "check-1280.png"))
+    with page.expect_response(re.compile(r"/answer$")) as answered:
+        page.get_by_role("button", name=target, exact=True).click()
+    assert answered.value.json()["outcome"] == "passed"
+    expect(page.locator(".ai-check")).to_be_hidden()
+    expect(page.locator(".ai-live")).to_have_text("已作答，学时继续计算。")
+    (row,) = checks_of(learner)
+    assert row.outcome == "passed" and row.trusted is True and row.input_mode == "pointer"
+    assert row.server_latency_ms >= 400
+
+
+def test_script_click_is_flagged_and_a_keyboard_user_answers_the_next(page: Any, course: Course,
+                                                                      learner: User) -> None:
+    open_and_play(page, course)
+    target = wait_for_check(page)
+    with page.expect_response(re.compile(r"/answer$")) as answered:
+        page.evaluate("t => [...document.querySelectorAll('.ai-option')].find(b => b.textContent === t).click()",
+                      target)
+    assert answered.value.json()["outcome"] == "automated"
+    expect(page.locator(".ai-status")).to_contain_text("不是由本人")
+    first = checks_of(learner)[0]
+    assert first.outcome == "automated" and first.trusted is False and first.input_mode == "none"
+
+    # A fresh check follows at once; Tab to its option and press Enter, as a keyboard-only user does.
+    page.wait_for_function("document.querySelector('.ai-status').textContent === ''", timeout=30_000)
+    target = wait_for_check(page)
+    page.wait_for_timeout(800)  # a person reads the prompt first; faster than 400 ms is flagged as automated
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == target:
+            break
+    with page.expect_response(re.compile(r"/answer$")) as answered:
+        page.keyboard.press("Enter")
+    assert answered.value.json()["outcome"] == "passed"
+    rows = checks_of(learner)
+    assert [r.outcome for r in rows] == ["automated", "passed"] and rows[1].input_mode == "keyboard"
+
+
+def test_an_unanswered_check_pauses_the_video(page: Any, course: Course, learner: User) -> None:
+    open_and_play(page, course)
+    wait_for_check(page)
+    page.wait_for_function("document.getElementById('player').paused", timeout=15_000)
+    expect(page.locator(".ai-status")).to_contain_text("视频已暂停")
+    expect(page.locator(".ai-timer")).to_contain_text("作答前不计学时")
+    (row,) = checks_of(learner)
+    assert row.outcome == "pending" and row.answered_at is None
+
+
+def test_check_on_a_phone(mobile_page: Any, course: Course, learner: User, tmp_path: Path) -> None:
+    page = mobile_page
+    open_and_play(page, course)
+    target = wait_for_check(page)
+    assert int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth")) <= 0
+    box = page.get_by_role("button", name=target, exact=True).bounding_box()
+    assert box["height"] >= 44 and box["width"] >= 44, "touch targets are large enough"
+    page.screenshot(path=str(tmp_path / "check-390.png"), full_page=True)
+    page.get_by_role("button", name=target, exact=True).tap()
+    expect(page.locator(".ai-check")).to_be_hidden()
+    (row,) = checks_of(learner)
+    assert row.outcome == "passed" and row.input_mode in ("touch", "pointer")
+
+
+def test_beats_carry_presence_signals(page: Any, course: Course, learner: User) -> None:
+    sign_in(page, "liming")
+    page.goto(f"/courses/{course.id}")
+    page.get_by_role("link", name="专题讲座").click()
+    page.wait_for_function("document.getElementById('player').readyState >= 1 && window.lmsTracker")
+    page.mouse.move(10, 10)
+    page.mouse.move(200, 150)
+    page.keyboard.press("Shift")
+    with page.expect_request(re.compile(r"/beat$")) as first:
+        page.evaluate("(() => { const v = document.getElementById('player'); v.muted = true; return v.play(); })()")
+    assert first.value.post_data_json["client"]["presence"]["input"]["key"] >= 1
+    assert first.value.post_data_json["client"]["presence"]["path_px"] > 100
+    page.wait_for_function("document.getElementById('player').currentTime > 1.5")
+    with page.expect_request(re.compile(r"/beat$")) as beat:
+        page.evaluate("document.getElementById('player').pause()")
+    presence = beat.value.post_data_json["client"]["presence"]
+    assert presence["v"] == 1 and presence["raf"] > 0 and presence["ticks"] > 0
+    assert presence["playing_ms"] > 500 and presence["muted_ms"] > 500
+    assert presence["rate_max"] == 1 and presence["hidden_ms"] == 0
+    assert presence["probes"] & 1, "Playwright's Chromium reports navigator.webdriver"

@@ -1,0 +1,274 @@
+"""Attention checks: server schedule, reveal while playing, single-use answers, automation flags."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+
+from lms_core.enrolments import services as enrolments
+from lms_core.events.models import Event
+from lms_core.extensions import db
+from lms_core.learning import services as learning
+from plugins.anti_idle import checks, policy
+from plugins.anti_idle.models import AttentionCheck
+from tests.conftest import login
+from tests.factories import UserFactory
+from tests.lms_core.learning.fixtures import build_course
+
+pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
+T0 = dt.datetime(2026, 5, 10, 1, 0, tzinfo=dt.UTC)
+#: A test course's policy: a check after every 30 s of playing, 20 s to answer.
+FAST = {"check_first_after_seconds": 30, "check_min_gap_seconds": 30, "check_max_gap_seconds": 30,
+        "check_window_seconds": 20}
+
+
+@pytest.fixture
+def kit(app, tree):
+    kit = build_course(tree)
+    policy.new_version(FAST, course_id=kit.course.id, note="test course")
+    db.session.commit()
+    return kit
+
+
+@pytest.fixture
+def learner(kit, tree):
+    user = UserFactory(username="liming", org_unit=tree.village_a, full_name="李明")
+    enrolments.enrol(user, kit.course)
+    db.session.commit()
+    return user
+
+
+def open_session(user, lesson, at=T0):
+    with time_machine.travel(at, tick=False):
+        session = learning.start_session(user, lesson, learning.enrolment_for(user, lesson.course_id))
+        db.session.commit()
+    return session
+
+
+def play(session, user, start_s: int, end_s: int, *, first_seq: int = 1) -> int:
+    """Beats every 10 s of honest 1x viewing from media second ``start_s`` to ``end_s``."""
+    seq = first_seq
+    for t in range(start_s + 10, end_s + 1, 10):
+        with time_machine.travel(T0 + dt.timedelta(seconds=t), tick=False):
+            learning.record_beat(session.id, user, {"seq": seq, "segments": [[t - 10, t]], "position": t})
+            db.session.commit()
+        seq += 1
+    return seq
+
+
+def poll(session, user, at_s: float):
+    with time_machine.travel(T0 + dt.timedelta(seconds=at_s), tick=False):
+        check = checks.issue_if_due(session, user)
+        db.session.commit()
+    return check
+
+
+def answer(token, user, at_s: float, **body):
+    body = {"answer": "0", "trusted": True, "latency_ms": 2500, "input_mode": "pointer", **body}
+    with time_machine.travel(T0 + dt.timedelta(seconds=at_s), tick=False):
+        judged = checks.answer_check(token, user, body)
+        db.session.commit()
+    return judged
+
+
+def test_no_check_before_the_scheduled_playing_time(kit, learner):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 20)
+    assert poll(s, learner, 20.5) is None
+    assert db.session.query(AttentionCheck).count() == 0
+
+
+def test_check_is_revealed_when_due_while_playing_and_the_answer_stays_on_the_server(kit, learner):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 30)
+    check = poll(s, learner, 30.5)
+    assert check is not None
+    assert check.issued_at == T0 + dt.timedelta(seconds=30.5)
+    assert check.due_at == check.issued_at + dt.timedelta(seconds=20)
+    assert check.policy_version == policy.current_policy(kit.course.id).version > 0
+    with time_machine.travel(T0 + dt.timedelta(seconds=31), tick=False):
+        view = checks.client_view(check)
+    assert view["token"] == check.token and view["due_in_ms"] == 19_500
+    assert check.expected in view["options"] and len(view["options"]) == 4
+    assert "expected" not in view and view["prompt"] == f"请选择数字 {check.expected}"
+    assert poll(s, learner, 35).id == check.id, "one open check at a time"
+    assert db.session.query(Event).filter_by(name="anti_idle.check_issued").count() == 1
+
+
+def test_no_check_while_paused(kit, learner):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 30)
+    assert poll(s, learner, 30 + 31) is None  # no claimed media in the last three cadences
+    assert poll(s, learner, 30 + 31) is None
+
+
+def test_trusted_correct_answer_passes_once(kit, learner):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 30)
+    check = poll(s, learner, 30.5)
+    judged = answer(check.token, learner, 33, answer=check.expected)
+    assert judged.outcome == "passed"
+    row = db.session.get(AttentionCheck, check.id)
+    assert row.answered_at == T0 + dt.timedelta(seconds=33) and row.server_latency_ms == 2500
+    assert row.trusted is True and row.input_mode == "pointer" and row.latency_ms == 2500
+    with pytest.raises(checks.CheckError) as again:
+        answer(check.token, learner, 34, answer=check.expected)
+    assert again.value.status == 409
+    assert db.session.get(AttentionCheck, check.id).answered_at == T0 + dt.timedelta(seconds=33)
+
+
+def test_next_check_counts_playing_time_from_the_answer(kit, learner):
+    s = open_session(learner, kit.video)
+    seq = play(s, learner, 0, 30)
+    check = poll(s, learner, 30.5)
+    answer(check.token, learner, 33, answer=check.expected)
+    seq = play(s, learner, 30, 50, first_seq=seq)
+    assert poll(s, learner, 50.5) is None  # 20 s played since the answer
+    play(s, learner, 50, 70, first_seq=seq)
+    assert poll(s, learner, 70.5) is not None
+
+
+def test_script_click_is_flagged_automated_and_a_new_check_follows(kit, learner):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 30)
+    check = poll(s, learner, 30.5)
+    judged = answer(check.token, learner, 33, answer=check.expected, trusted=False)
+    assert judged.outcome == "automated"
+    assert db.session.get(AttentionCheck, check.id).outcome == "automated"
+    follow = poll(s, learner, 34)
+    assert follow is not None and follow.id != check.id and follow.outcome == "pending"
+
+
+@pytest.mark.parametrize(("client_latency", "answered_at_s"), [(150, 33), (2500, 30.6)])
+def test_answers_faster_than_a_human_are_automated(kit, learner, client_latency, answered_at_s):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 30)
+    check = poll(s, learner, 30.5)
+    judged = answer(check.token, learner, answered_at_s, answer=check.expected, latency_ms=client_latency)
+    assert judged.outcome == "automated"
+
+
+def test_wrong_answer_is_followed_by_a_new_check(kit, learner):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 30)
+    check = poll(s, learner, 30.5)
+    wrong = next(o for o in check.challenge["options"] if o != check.expected)
+    assert answer(check.token, learner, 33, answer=wrong).outcome == "wrong"
+    assert poll(s, learner, 34) is not None
+
+
+def test_late_answer_passes_and_keeps_its_times_for_the_credit_path(kit, learner):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 30)
+    check = poll(s, learner, 30.5)
+    answer(check.token, learner, 95, answer=check.expected)
+    row = db.session.get(AttentionCheck, check.id)
+    assert row.outcome == "passed" and row.answered_at > row.due_at  # credit stops due_at → answered_at
+    event = db.session.query(Event).filter_by(name="anti_idle.check_answered").one()
+    assert event.payload["late"] is True
+
+
+def test_open_check_follows_the_person_to_another_tab(kit, learner):
+    s1 = open_session(learner, kit.video)
+    play(s1, learner, 0, 30)
+    check = poll(s1, learner, 30.5)
+    s2 = open_session(learner, kit.video, at=T0 + dt.timedelta(seconds=40))
+    assert poll(s2, learner, 41).id == check.id
+
+
+def test_reloading_does_not_restart_the_schedule(kit, learner):
+    s1 = open_session(learner, kit.video)
+    play(s1, learner, 0, 20)
+    s2 = open_session(learner, kit.video, at=T0 + dt.timedelta(seconds=20))
+    with time_machine.travel(T0 + dt.timedelta(seconds=30), tick=False):
+        learning.record_beat(s2.id, learner, {"seq": 1, "segments": [[20, 30]], "position": 30})
+        db.session.commit()
+    assert poll(s2, learner, 30.5) is not None  # 20 s in the first tab + 10 s in the second
+
+
+def test_someone_elses_token_is_unknown(kit, learner, tree):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 30)
+    check = poll(s, learner, 30.5)
+    other = UserFactory(org_unit=tree.village_a)
+    db.session.commit()
+    with pytest.raises(checks.CheckError) as err:
+        answer(check.token, other, 33, answer=check.expected)
+    assert err.value.status == 404
+    assert db.session.get(AttentionCheck, check.id).outcome == "pending"
+
+
+@pytest.mark.parametrize("body", [
+    None, [], {"answer": 5, "trusted": True}, {"answer": "x\x00", "trusted": True},
+    {"answer": "1" * 65, "trusted": True},
+    {"answer": "12"}, {"answer": "12", "trusted": "yes"}, {"answer": "12", "trusted": True, "latency_ms": 1e308},
+    {"answer": "12", "trusted": True, "latency_ms": 10**30}, {"answer": "12", "trusted": True, "latency_ms": -1},
+    {"answer": "12", "trusted": True, "input_mode": "telepathy"},
+])
+def test_malformed_answers_are_refused_and_change_nothing(kit, learner, body):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 30)
+    check = poll(s, learner, 30.5)
+    with pytest.raises(checks.CheckError) as err, time_machine.travel(T0 + dt.timedelta(seconds=33), tick=False):
+        checks.answer_check(check.token, learner, body)
+    assert err.value.status == 400
+    db.session.rollback()
+    assert db.session.get(AttentionCheck, check.id).outcome == "pending"
+
+
+# ---- over HTTP ---------------------------------------------------------------------------
+
+
+def test_http_poll_and_answer(client, kit, learner, tree):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 30)
+    with time_machine.travel(T0 + dt.timedelta(seconds=30.5), tick=False):
+        login(client, "liming")
+        polled = client.post(f"/anti-idle/sessions/{s.id}/check", json={})
+    assert polled.status_code == 200
+    view = polled.get_json()["check"]
+    row = db.session.query(AttentionCheck).one()
+    assert view["token"] == row.token and set(view) == {"token", "prompt", "options", "window_seconds", "due_in_ms"}
+    with time_machine.travel(T0 + dt.timedelta(seconds=33), tick=False):
+        ok = client.post(f"/anti-idle/checks/{row.token}/answer",
+                         json={"answer": row.expected, "trusted": True, "latency_ms": 2000, "input_mode": "keyboard"})
+        again = client.post(f"/anti-idle/checks/{row.token}/answer",
+                            json={"answer": row.expected, "trusted": True, "latency_ms": 2000})
+        bad = client.post(f"/anti-idle/checks/{row.token}/answer", data=b"\x00" * 10,
+                          content_type="application/json")
+    assert ok.status_code == 200 and ok.get_json()["outcome"] == "passed"
+    assert again.status_code == 409 and "已" in again.get_json()["message"]
+    assert bad.status_code == 400 and "JSON" in bad.get_json()["message"]
+
+
+def test_http_session_of_someone_else_is_404(client, kit, learner, tree):
+    s = open_session(learner, kit.video)
+    UserFactory(username="other", org_unit=tree.village_a)
+    db.session.commit()
+    login(client, "other")
+    assert client.post(f"/anti-idle/sessions/{s.id}/check", json={}).status_code == 404
+    assert client.post("/anti-idle/checks/nope/answer", json={"answer": "1", "trusted": True}).status_code == 404
+    assert client.post("/anti-idle/checks/" + "x" * 500 + "/answer",
+                       json={"answer": "1", "trusted": True}).status_code == 404
+
+
+def test_lesson_page_carries_the_overlay_but_no_check(client, kit, learner):
+    login(client, "liming")
+    html = client.get(f"/learn/lessons/{kit.video.id}").get_data(as_text=True)
+    assert 'id="anti-idle"' in html and "anti_idle.js" in html
+    assert "防挂机" in html or "注意力" in html  # the overlay's title is in Chinese
+    assert db.session.query(AttentionCheck).count() == 0
+
+
+@pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True)
+def test_answers_need_the_csrf_token(client, kit, learner):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 30)
+    check = poll(s, learner, 30.5)
+    with time_machine.travel(T0 + dt.timedelta(seconds=31), tick=False):
+        login(client, "liming")
+        r = client.post(f"/anti-idle/checks/{check.token}/answer", json={"answer": check.expected, "trusted": True})
+    assert r.status_code == 400
+    assert db.session.get(AttentionCheck, check.id).outcome == "pending"
