@@ -32,8 +32,15 @@ class CreditBankPlugin:
         return [str(HERE / "translations")]
 
     @hookimpl
+    def lms_blueprints(self) -> list[Any]:
+        from plugins.credit_bank.transcripts.views import bp as transcripts_bp
+
+        return [transcripts_bp]
+
+    @hookimpl
     def lms_cli_commands(self) -> list[Any]:
         from plugins.credit_bank.cli import credit_group
+        from plugins.credit_bank.transcripts import cli  # noqa: F401 - adds the transcript commands to the group
 
         return [credit_group]
 
@@ -41,3 +48,4 @@ class CreditBankPlugin:
     def lms_app_created(self, app: Any) -> None:
         # Importing the models registers the tables on the shared metadata (for Alembic).
         import plugins.credit_bank.models  # noqa: F401
+        import plugins.credit_bank.transcripts.models  # noqa: F401

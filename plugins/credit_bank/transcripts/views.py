@@ -1,0 +1,162 @@
+"""Transcript pages: the public verification page (no sign-in) and a cadre's own transcripts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+
+from lms_core.errors import render_error
+from plugins.credit_bank.proofs import keys, pdf
+from plugins.credit_bank.proofs.canonical import CanonicalError, parse
+from plugins.credit_bank.proofs.credential import Report
+from plugins.credit_bank.transcripts import services
+from plugins.credit_bank.transcripts.forms import IssueForm, VerifyForm
+from plugins.credit_bank.transcripts.issuer_key import issuer_key
+from plugins.credit_bank.transcripts.models import Credential
+
+bp = Blueprint("credit_transcripts", __name__, url_prefix="/credit", template_folder="templates")
+
+#: Largest upload the verification page reads; a transcript is some tens of kilobytes.
+MAX_UPLOAD = 5 * 1024 * 1024
+
+CHECK_LABELS = {
+    "file_seal": _l("The file carries the issuer's seal over every byte"),
+    "format": _l("The file is a credit transcript"),
+    "issuer_key": _l("Issued under this platform's key"),
+    "credential_signature": _l("The credential's signature is valid"),
+    "credential_checkpoint": _l("The credential log checkpoint is signed"),
+    "credential_inclusion": _l("The credential is recorded in the credential log"),
+    "journal_checkpoint": _l("The journal log checkpoint is signed"),
+    "journal_inclusion": _l("Every entry is recorded in the credit journal"),
+    "balances": _l("The balances equal the sum of the entries"),
+}
+STATE_LABELS = {
+    "valid": _l("Valid"),
+    "superseded": _l("Replaced by a newer transcript"),
+    "revoked": _l("Revoked"),
+}
+
+
+def _issued_at(payload: dict[str, Any]) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(str(payload["issued_at"]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except (KeyError, ValueError):
+        return None
+
+
+def _context(report: Report, cred: Credential | None, source: str) -> dict[str, Any]:
+    payload = report.payload if report.ok else None
+    status = services.status_of(cred) if cred is not None else None
+    replacement = None
+    if status is not None and status.record is not None and status.record.replaced_by:
+        replacement = status.record.replaced_by
+    return {"report": report, "payload": payload, "cred": cred, "status": status, "replacement": replacement,
+            "labels": CHECK_LABELS, "states": STATE_LABELS, "hours": pdf.hours, "source": source,
+            "issued_at": _issued_at(payload) if payload else None,
+            "ledger_names": {x["code"]: x["name"] for x in payload.get("ledgers", [])} if payload else {},
+            "kid": keys.key_id(issuer_key().public_key())}
+
+
+@bp.route("/verify", methods=["GET", "POST"])
+def verify() -> Any:
+    """Upload a transcript to check it (no sign-in)."""
+    if request.method == "POST":
+        too_big = render_error(413, _("The file is larger than 5 MB: it is not a transcript issued here."))
+        # Before the form reads the body: a larger request is refused without being spooled,
+        # and a chunked one without a length is cut off at the same size by Werkzeug.
+        if request.content_length is not None and request.content_length > MAX_UPLOAD + 64 * 1024:
+            return too_big
+        request.max_content_length = MAX_UPLOAD + 64 * 1024
+    form = VerifyForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            if form.csrf_token.errors:
+                return render_error(400, _("The form has expired or was not sent from this site. Please try again."))
+            return render_template("credit_transcripts/verify.html", form=form, kid=_kid()), 400
+        with form.file.data.stream as stream:
+            data = stream.read(MAX_UPLOAD + 1)
+        if len(data) > MAX_UPLOAD:
+            return too_big
+        if not data.startswith(b"%PDF-") and data.lstrip()[:1] != b"{":
+            return render_error(400, _("This is neither a PDF nor a credential file. Upload the transcript PDF."))
+        report = pdf.verify_file(data, issuer_key().public_key())
+        cred = services.find(str(report.payload.get("id", ""))) if report.ok and report.payload else None
+        ctx = _context(report, cred, "upload")
+        return render_template("credit_transcripts/result.html", **ctx), 200 if report.ok else 422
+    return render_template("credit_transcripts/verify.html", form=form, kid=_kid())
+
+
+def _kid() -> str:
+    return keys.key_id(issuer_key().public_key())
+
+
+@bp.route("/verify/key")
+def public_key() -> Response:
+    """The issuer's public key, for offline verification (``flask lms credit verify --key``)."""
+    return Response(keys.public_text(issuer_key().public_key()) + "\n", mimetype="text/plain")
+
+
+@bp.route("/verify/<credential_id>")
+def verify_link(credential_id: str) -> Any:
+    """Where the QR code leads: the transcript as this server recorded it, and its status now."""
+    if len(credential_id) > 64:
+        return render_error(400, _("This verification link is malformed."))
+    cred = services.find(credential_id)
+    if cred is None:
+        try:
+            import uuid
+
+            uuid.UUID(credential_id)
+        except ValueError:
+            return render_error(400, _("This verification link is malformed."))
+        return render_error(404, _("No transcript with this number was issued here."))
+    try:
+        bundle = parse(cred.bundle.encode("utf-8"))
+    except CanonicalError:
+        abort(500)
+    from plugins.credit_bank.proofs.credential import verify_bundle
+
+    report = verify_bundle(bundle, issuer_key().public_key())
+    return render_template("credit_transcripts/result.html", **_context(report, cred, "link"))
+
+
+@bp.route("/transcripts", methods=["GET", "POST"])
+@login_required
+def mine() -> Any:
+    """A cadre's own transcripts: issue one for a year, download the issued files."""
+    form = IssueForm()
+    if request.method == "GET" and form.year.data is None:
+        form.year.data = dt.datetime.now(dt.UTC).year
+    if form.validate_on_submit():
+        try:
+            cred = services.issue_transcript(current_user, int(form.year.data), actor=current_user)
+        except services.TranscriptError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("Transcript issued. Download it below."), "success")
+            return redirect(url_for(".mine", _anchor=f"t-{cred.id}"))
+    elif request.method == "POST":
+        return render_template("credit_transcripts/mine.html", form=form, items=services.for_user(current_user.id),
+                               states=STATE_LABELS), 400
+    return render_template("credit_transcripts/mine.html", form=form, items=services.for_user(current_user.id),
+                           states=STATE_LABELS)
+
+
+@bp.route("/transcripts/<credential_id>.pdf")
+@login_required
+def download(credential_id: str) -> Any:
+    cred = services.find(credential_id)
+    # Someone else's transcript is "not found", not "forbidden": ids are not to be probed.
+    if cred is None or cred.user_id != current_user.id:
+        return render_error(404, _("No transcript with this number was issued here."))
+    name = f"transcript-{cred.year}-{cred.id[:8]}.pdf"
+    resp = Response(cred.pdf, mimetype="application/pdf")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    resp.headers["Cache-Control"] = "private, no-store"
+    current_app.logger.info("transcript %s downloaded by its owner", cred.id)
+    return resp
