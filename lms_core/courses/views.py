@@ -11,14 +11,16 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from lms_core.accounts.models import RankBand
-from lms_core.authz import AccessDenied, can
+from lms_core.authz import AccessDenied, can, scope_condition
 from lms_core.courses import services
 from lms_core.courses.models import Course
+from lms_core.enrolments import reach
 from lms_core.enrolments import services as enrolments
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
 from lms_core.learning import course_page
 from lms_core.learning.models import ProgressStatus
+from lms_core.orgs.models import OrgUnit
 from lms_core.orgs.services import by_code
 
 bp = Blueprint("courses", __name__, url_prefix="/courses")
@@ -86,39 +88,65 @@ def enrol(course_id: int) -> Any:
 @bp.route("/<int:course_id>/assign", methods=["GET", "POST"])
 @login_required
 def assign(course_id: int) -> Any:
+    """调训: pick units from the tree, preview the head count, send; the course's assignments below."""
     course = visible_course_or_404(course_id)
     if not can(current_user, "course.assign"):
         abort(403)
     errors: list[str] = []
+    form = request.form
+    unit = _picked_unit(form) if request.method == "POST" else None
+    preview = None
     if request.method == "POST":
-        unit = by_code((request.form.get("org_code") or "").strip())
-        band_raw = request.form.get("rank_band") or ""
-        try:
-            day = dt.date.fromisoformat(request.form.get("deadline") or "")
-            deadline = dt.datetime.combine(day, dt.time(23, 59), tzinfo=SHANGHAI).astimezone(dt.UTC)
-        except ValueError:
-            deadline = None
-            errors.append(_("Please give the deadline as a date (YYYY-MM-DD)."))
+        # Every field is checked and every problem listed at once; a preview needs only unit and band.
         if unit is None:
-            errors.append(_("Unknown org unit code."))
+            errors.append(_("Please choose an org unit from the tree."))
+        elif not can(current_user, "course.assign", unit):
+            errors.append(_("%(unit)s is outside the area you administer: you can assign training only to units "
+                            "in your area.", unit=unit.name))
+            unit = None
         band = None
-        if band_raw:
+        if form.get("rank_band"):
             try:
-                band = RankBand(band_raw)
+                band = RankBand(form.get("rank_band", ""))
             except ValueError:
                 errors.append(_("Unknown rank band."))
-        if not errors and unit is not None and deadline is not None:
-            if not can(current_user, "course.assign", unit):
-                abort(403)
+        if unit is not None and not errors:
+            preview = reach.reach(unit, band)
+        deadline = None
+        try:
+            day = dt.date.fromisoformat(form.get("deadline") or "")
+            deadline = dt.datetime.combine(day, dt.time(23, 59), tzinfo=SHANGHAI).astimezone(dt.UTC)
+        except ValueError:
+            if not form.get("preview"):
+                errors.append(_("Please give the deadline as a date (YYYY-MM-DD)."))
+        if not form.get("preview") and not errors and unit is not None and deadline is not None:
             try:
                 enrolments.assign(current_user, course, unit, deadline=deadline, rank_band=band,
-                                  note=request.form.get("note") or "")
+                                  note=form.get("note") or "")
             except enrolments.EnrolmentError as exc:
                 db.session.rollback()
                 errors.append(str(exc))
             else:
                 commit()
-                flash(_("Assigned %(title)s to %(unit)s.", title=course.title, unit=unit.name), "success")
-                return redirect(url_for("courses.detail", course_id=course.id))
-    return render_template("courses/assign.html", course=course, errors=errors,
-                           rank_bands=list(RankBand)), 400 if errors else 200
+                flash(_("Assigned %(title)s to %(unit)s: it reaches %(n)d people.", title=course.title,
+                        unit=unit.name, n=preview or 0), "success")
+                return redirect(url_for("courses.assign", course_id=course.id), 303)
+    roots = reach.scope_roots(current_user, "course.assign")
+    under_id = request.args.get("under", type=int)
+    under = db.session.get(OrgUnit, under_id) if under_id else None
+    if under is not None and can(current_user, "course.assign", under):
+        roots = [under]
+    return render_template(
+        "courses/assign.html", course=course, errors=errors, rank_bands=list(RankBand), preview=preview,
+        tree=reach.unit_tree(roots), picked=unit, form=form, under=under,
+        lines=reach.assignment_lines(course, scope_condition(current_user, "course.assign", OrgUnit.path)),
+    ), 400 if errors else 200
+
+
+def _picked_unit(form: Any) -> OrgUnit | None:
+    """The unit chosen in the tree (``org_unit_id``), or typed as a code by older clients."""
+    raw = form.get("org_unit_id") or ""
+    if raw.isdigit() and len(raw) < 12:
+        return db.session.get(OrgUnit, int(raw))
+    code = (form.get("org_code") or "").strip()
+    return by_code(code) if code else None
