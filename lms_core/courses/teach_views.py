@@ -100,14 +100,20 @@ def course(course_id: int) -> Any:
 @bp.route("/courses/<int:course_id>/publish", methods=["POST"])
 def publish(course_id: int) -> Any:
     course = _course_or_404(course_id)
+    publish = request.form.get("published") == "1"
     try:
-        services.set_published(current_user, course, request.form.get("published") == "1")
+        services.set_published(current_user, course, publish)
     except services.CourseError as exc:
         db.session.rollback()
         flash(_("Cannot publish: %(reason)s", reason=str(exc)), "error")
     else:
         commit()
-        flash(_("Saved."), "success")
+        # Say what happened: "saved" after 发布 left authors unsure whether learners see the course.
+        if publish:
+            flash(_("Published: learners now find %(title)s in the catalogue.", title=course.title), "success")
+        else:
+            flash(_("Unpublished: %(title)s is hidden from the catalogue again; enrolled learners keep their "
+                    "records.", title=course.title), "success")
     return redirect(url_for("teach.course", course_id=course.id))
 
 
