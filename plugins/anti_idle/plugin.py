@@ -33,7 +33,7 @@ class AntiIdlePlugin:
     @hookimpl
     def lms_blueprints(self) -> list[Any]:
         # The view modules add their routes to the one blueprint when imported.
-        from plugins.anti_idle import check_views  # noqa: F401
+        from plugins.anti_idle import check_views, policy_views  # noqa: F401
         from plugins.anti_idle.views import bp
 
         return [bp]
@@ -47,6 +47,10 @@ class AntiIdlePlugin:
 
             return render_template("anti_idle/_overlay.html", poll_ms=poll_interval_ms(context["lesson"]),
                                    **context)
+        if name == "admin_nav":
+            from flask import render_template
+
+            return render_template("anti_idle/_admin_nav.html")
         return None
 
     @hookimpl

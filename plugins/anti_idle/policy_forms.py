@@ -14,7 +14,11 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from lms_core.courses.models import Course
+from lms_core.events.services import emit
+from lms_core.extensions import db
 from plugins.anti_idle import policy
+from plugins.anti_idle.events import POLICY_CHANGED
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,11 @@ def save(changes: dict[str, Any], *, course_id: int | None, actor: Any, note: st
     if merged["check_min_gap_seconds"] > merged["check_max_gap_seconds"]:
         raise PolicyInputError(_("The shortest gap between checks must not exceed the longest."))
     try:
-        return policy.new_version(changes, course_id=course_id, actor=actor, note=note)
+        version = policy.new_version(changes, course_id=course_id, actor=actor, note=note)
     except ValueError as exc:  # a type rule of policy.validate the bounds above did not cover
         raise PolicyInputError(_("The policy was refused: %(reason)s", reason=str(exc))) from None
+    course = db.session.get(Course, course_id) if course_id is not None else None
+    emit(POLICY_CHANGED, actor=actor, obj=course, course_id=course_id,
+         object_type=None if course else "anti_idle_policies", object_id=None if course else version.version,
+         payload={"version": version.version, "course_id": course_id, "changes": changes, "note": note})
+    return version

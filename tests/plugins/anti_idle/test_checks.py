@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 import time_machine
@@ -262,13 +263,24 @@ def test_lesson_page_carries_the_overlay_but_no_check(client, kit, learner):
     assert db.session.query(AttentionCheck).count() == 0
 
 
+def csrf_login(client, username: str) -> str:
+    """Sign in through the real form; the page's CSRF token for later requests."""
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    client.post("/login", data={"username": username, "password": "Passw0rd!", "csrf_token": token})
+    return re.search(r'name="csrf-token" content="([^"]+)"', client.get("/dashboard").get_data(as_text=True)).group(1)
+
+
 @pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True)
 def test_answers_need_the_csrf_token(client, kit, learner):
     s = open_session(learner, kit.video)
     play(s, learner, 0, 30)
     check = poll(s, learner, 30.5)
-    with time_machine.travel(T0 + dt.timedelta(seconds=31), tick=False):
-        login(client, "liming")
-        r = client.post(f"/anti-idle/checks/{check.token}/answer", json={"answer": check.expected, "trusted": True})
-    assert r.status_code == 400
-    assert db.session.get(AttentionCheck, check.id).outcome == "pending"
+    with time_machine.travel(T0 + dt.timedelta(seconds=33), tick=False):
+        token = csrf_login(client, "liming")
+        body = {"answer": check.expected, "trusted": True, "latency_ms": 2000}
+        refused = client.post(f"/anti-idle/checks/{check.token}/answer", json=body)
+        assert refused.status_code == 400
+        assert db.session.get(AttentionCheck, check.id).outcome == "pending"
+        ok = client.post(f"/anti-idle/checks/{check.token}/answer", json=body, headers={"X-CSRFToken": token})
+    assert ok.status_code == 200 and ok.get_json()["outcome"] == "passed"
