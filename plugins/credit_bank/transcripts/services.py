@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
 from lms_core.accounts.models import User
@@ -33,6 +34,18 @@ from plugins.credit_bank.transcripts.issuer_key import issuer_key
 from plugins.credit_bank.transcripts.models import Credential, CredentialState, CredentialStatus, LogLeaf
 
 _UUID_LEN = 36
+
+#: The ledger names of ``models.LEDGERS`` are plain strings there; listing them here marks
+#: them for the catalogue extraction, since transcripts show them translated.
+LEDGER_NAMES = (_l("Online training hours"), _l("Classroom training hours"), _l("Party member study hours"),
+                _l("Professional continuing education hours"))
+#: A line without a memo is titled by its transfer code.
+CODE_LABELS = {
+    "course_complete": _l("Course completed"), "study_time": _l("Study time"), "offline_class": _l("Offline training"),
+    "import": _l("Imported record"), "fixed": _l("Fixed credit"), "cap_overflow": _l("Over a cap"),
+    "carry_forward": _l("Carried forward"), "expiry": _l("Expired"), "reversal": _l("Reversal"),
+    "adjustment": _l("Adjustment"),
+}
 
 
 class TranscriptError(ValueError):
@@ -48,12 +61,14 @@ def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _line(row: dict[str, Any], mine: dict[str, dict[str, Any]], resolved: dict[str, int]) -> dict[str, Any]:
+def _line(row: dict[str, Any], mine: dict[str, dict[str, Any]], resolved: dict[str, int],
+          memos: dict[str, str]) -> dict[str, Any]:
     """How one journal row reads on the cadre's transcript (signed amount, plain title)."""
     credit_side = row["credit_account"] in mine
     acct = mine[row["credit_account"] if credit_side else row["debit_account"]]
     amount = row["amount"] if credit_side else -row["amount"]
-    title = row["memo"] or row["code"]
+    # A post or void of a claim reads with the claim's title.
+    title = row["memo"] or memos.get(row["pending_id"] or "") or str(CODE_LABELS.get(row["code"], row["code"]))
     flags = row["flags"]
     if flags & cr.T_PENDING:
         state = resolved.get(row["id"])
@@ -103,6 +118,7 @@ def issue_transcript(user: User, year: int, *, actor: User | None = None, now: d
     entries = [cr.proof_entry(r, index[t.seq], journal.inclusion_proof(index[t.seq]))
                for t, r in zip(transfers, rows, strict=True)]
     resolved = {r["pending_id"]: r["flags"] for r in rows if r["flags"] & (cr.T_POST_PENDING | cr.T_VOID_PENDING)}
+    memos = {r["id"]: r["memo"] for r in rows if r["memo"]}
     balances = cr.recompute_balances(mine.values(), rows)
     used = {m["ledger"] for m in mine.values()}
 
@@ -122,7 +138,7 @@ def issue_transcript(user: User, year: int, *, actor: User | None = None, now: d
         "accounts": sorted(mine.values(), key=lambda a: a["key"]),
         "balances": [{"ledger": code, **balances[code]} for code in sorted(balances)],
         "policy_versions": sorted({r["policy_version"] for r in rows if r["policy_version"] is not None}),
-        "lines": [_line(r, mine, resolved) for r in rows],
+        "lines": [_line(r, mine, resolved, memos) for r in rows],
         "verify_url": verify_url(cid),
         "journal": {"checkpoint": jcp.as_dict(), "entries": entries},
     }

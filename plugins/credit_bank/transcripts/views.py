@@ -57,6 +57,7 @@ def _context(report: Report, cred: Credential | None, source: str) -> dict[str, 
         replacement = status.record.replaced_by
     return {"report": report, "payload": payload, "cred": cred, "status": status, "replacement": replacement,
             "labels": CHECK_LABELS, "states": STATE_LABELS, "hours": pdf.hours, "source": source,
+            "local_time": pdf.local_time,
             "issued_at": _issued_at(payload) if payload else None,
             "ledger_names": {x["code"]: x["name"] for x in payload.get("ledgers", [])} if payload else {},
             "kid": keys.key_id(issuer_key().public_key())}

@@ -170,3 +170,53 @@ def test_unlogged_rows_are_reported_then_logged_by_checkpoint(app: Flask) -> Non
     assert any("1 newer rows not yet logged" in line for line in out)
     jcp, ccp = log.checkpoint_now()
     assert (jcp.size, ccp.size) == (1, 0)
+
+
+@pytest.mark.backends("postgresql")
+def test_concurrent_issuers_and_posters_keep_both_logs_dense(app: Flask) -> None:
+    """Four workers post credit and issue transcripts at once, each on its own connection."""
+    import threading
+
+    from sqlalchemy import func
+
+    workers, rounds = 4, 3
+    cadres = [factories.UserFactory() for _ in range(workers)]
+    db.session.commit()
+    ids = [c.id for c in cadres]
+    start = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            with app.app_context():
+                from lms_core.accounts.models import User
+
+                user = db.session.get(User, ids[i])
+                assert user is not None
+                start.wait()
+                for r in range(rounds):
+                    post(user, f"w{i}-{r}", 100 + r)
+                    services.issue_transcript(user, 2025)
+                db.session.remove()
+        except BaseException as exc:  # reported below; a thread cannot fail the test itself
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    db.session.expire_all()
+    for name, expected in ((cr.JOURNAL_LOG, workers * rounds), (cr.CREDENTIAL_LOG, workers * rounds)):
+        idx = sorted(db.session.scalars(select(LogLeaf.idx).where(LogLeaf.log == name)))
+        assert idx == list(range(expected)), name
+    assert db.session.scalar(select(func.count()).select_from(LogLeaf).where(LogLeaf.log == cr.JOURNAL_LOG)) == 12
+    for user_id in ids:
+        current = services.current(user_id, 2025)
+        assert current is not None
+        rep = pdf.verify_file(current.pdf, ISSUER.public_key())
+        assert rep.ok and rep.payload is not None
+        assert rep.payload["balances"][0]["posted"] == 100 + 101 + 102
+    out: list[str] = []
+    assert log.check_logs(out.append) == 0, out
