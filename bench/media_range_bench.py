@@ -219,7 +219,7 @@ def seed(env: dict[str, str], clients: int) -> tuple[str, list[int]]:
     os.environ.update(env)
     from lms_core import create_app
     from lms_core.accounts import services as accounts
-    from lms_core.accounts.models import Role
+    from lms_core.accounts.models import Role, TokenScope
     from lms_core.extensions import db
     from lms_core.orgs.models import OrgKind
     from lms_core.orgs.services import create_unit
@@ -232,7 +232,7 @@ def seed(env: dict[str, str], clients: int) -> tuple[str, list[int]]:
         accounts.grant_role(None, teacher, Role.INSTRUCTOR, city)
         learners = [accounts.create_user(username=f"bench_l{i:02d}", full_name=f"学员{i}", org_unit=city,
                                          password="Bench-2026") for i in range(clients)]
-        _token, plain = accounts.create_token(teacher, "bench")
+        _token, plain = accounts.create_token(teacher, "bench", scope=TokenScope.READ_WRITE)
         db.session.commit()
         ids = [u.id for u in learners]
         db.engine.dispose()

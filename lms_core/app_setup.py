@@ -115,6 +115,10 @@ def init_extensions(app: Flask) -> None:
     if not isinstance(vars(babel).get("domain_instance"), AppDomain):
         babel.domain_instance = AppDomain(domain="messages")
     _install_template_gettext(app)
+    from lms_core.accounts.request_auth import refuse_read_only_writes
+
+    # Before the CSRF hook, so a read-only token's write gets its own clear 403.
+    app.before_request(refuse_read_only_writes)
     csrf.init_app(app)
     guard.install()
 
@@ -161,8 +165,8 @@ def init_plugins(app: Flask) -> pluggy.PluginManager:
 
 def register_core(app: Flask) -> None:
     from lms_core import cli, errors, templating, theming
+    from lms_core.accounts.request_auth import load_token_user
     from lms_core.accounts.views import bp as auth_bp
-    from lms_core.accounts.views import load_token_user
     from lms_core.admin.views import bp as admin_bp
     from lms_core.dashboard.views import bp as dashboard_bp
 

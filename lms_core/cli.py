@@ -107,16 +107,19 @@ def users_grant(username: str, role: str, org_code: str) -> None:
 @users.command("token")
 @click.argument("username")
 @click.option("--name", default="cli")
+@click.option("--scope", type=click.Choice(["read", "read_write"]), required=True,
+              help="read: GET only; read_write: writes too (e.g. uploads).")
 @with_appcontext
-def users_token(username: str, name: str) -> None:
+def users_token(username: str, name: str, scope: str) -> None:
     """Create an API token for USERNAME and print it (shown only once)."""
     from lms_core.accounts import services
+    from lms_core.accounts.models import TokenScope
     from lms_core.jobs.services import commit
 
     user = services.by_username(username)
     if user is None:
         raise click.ClickException(f"no user {username!r}")
-    _, plain = services.create_token(user, name)
+    _, plain = services.create_token(user, name, scope=TokenScope(scope))
     commit()
     click.echo(plain)
 

@@ -19,8 +19,12 @@ DEFAULTS: dict[str, Any] = {
     "LMS_PLUGINS": [],
     "LMS_THEME": "default",
     "LMS_INLINE_JOBS": True,  # run background jobs right after commit (development, tests)
-    "LMS_LOGIN_MAX_FAILURES": 5,  # consecutive failures before an account is locked
-    "LMS_LOGIN_LOCK_MINUTES": 15,
+    #: Progressive sign-in delays (lms_core.accounts.throttle): wrong passwords allowed
+    #: before the wait starts doubling from 1 s, per (username, IP) and per username.
+    "LMS_LOGIN_FREE_FAILURES": 3,
+    "LMS_LOGIN_DELAY_MAX_SECONDS": 900,
+    "LMS_LOGIN_ACCOUNT_FREE_FAILURES": 20,
+    "LMS_LOGIN_ACCOUNT_DELAY_MAX_SECONDS": 60,
     "LMS_LOGIN_IP_LIMIT": 30,  # failed logins per IP per window
     "LMS_LOGIN_IP_WINDOW_MINUTES": 10,
     "LMS_IMPORT_MAX_BYTES": 20 * 1024 * 1024,

@@ -182,5 +182,6 @@ def tree(app: Flask) -> Any:
     return factories.build_tree()
 
 
-def login(client: FlaskClient, username: str, password: str = "Passw0rd!") -> Any:
-    return client.post("/login", data={"username": username, "password": password})
+def login(client: FlaskClient, username: str, password: str = "Passw0rd!", **kwargs: Any) -> Any:
+    """Sign in through the form; ``kwargs`` go to the request (e.g. ``environ_base`` for the IP)."""
+    return client.post("/login", data={"username": username, "password": password}, **kwargs)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import PasswordField, RadioField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length
 
 
@@ -22,3 +23,8 @@ class ChangePasswordForm(FlaskForm):
 
 class TokenForm(FlaskForm):
     name = StringField(_l("Token name"), validators=[DataRequired(), Length(max=100)])
+    #: Read-only first and by default: most clients only fetch reports.
+    scope = RadioField(_l("Access"), default="read", choices=[
+        SelectChoice("read", _l("Read only (GET)")),
+        SelectChoice("read_write", _l("Read and write (uploads, changes)")),
+    ])

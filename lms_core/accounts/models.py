@@ -113,8 +113,19 @@ class RoleAssignment(Base):
     )
 
 
+class TokenScope(enum.StrEnum):
+    """What a token may do; chosen when it is created."""
+
+    READ = "read"  # GET and HEAD only: a report or sync client that must never change data
+    READ_WRITE = "read_write"  # every right of its user, writes included
+
+
 class ApiToken(Base):
-    """A bearer token for a machine client; only its SHA-256 is stored."""
+    """A bearer token for a machine client; only its SHA-256 is stored.
+
+    Revoked with every password change or reset of its user: a token minted by
+    whoever held the old password must not outlive it.
+    """
 
     __tablename__ = "api_tokens"
 
@@ -128,15 +139,18 @@ class ApiToken(Base):
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    scope: Mapped[TokenScope] = mapped_column(str_enum(TokenScope, 16), default=TokenScope.READ)
 
     user: Mapped[User] = relationship()
 
 
 class LoginAttempt(Base):
-    """Every login attempt; the throttle counts recent failures per IP from here.
+    """Every login attempt; the throttles count recent failures from here.
 
     Kept in the database rather than in process memory so that several app nodes
-    behind one proxy share the count.
+    behind one proxy share the count. ``username`` is what was typed, whether or
+    not such an account exists, so the delays treat unknown names exactly like
+    real ones (see lms_core.accounts.throttle).
     """
 
     __tablename__ = "login_attempts"
@@ -145,9 +159,15 @@ class LoginAttempt(Base):
     username: Mapped[str] = mapped_column(String(64))
     ip: Mapped[str] = mapped_column(String(64))
     success: Mapped[bool]
+    #: The answer given (``LoginOutcome``); only checked wrong passwords
+    #: (``bad_credentials``) lengthen the delays, so refused attempts cannot.
+    outcome: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    __table_args__ = (Index("ix_login_attempts_ip_created_at", "ip", "created_at"),)
+    __table_args__ = (
+        Index("ix_login_attempts_ip_created_at", "ip", "created_at"),
+        Index("ix_login_attempts_username_created_at", "username", "created_at"),
+    )
 
 
 class ImportStatus(enum.StrEnum):

@@ -10,10 +10,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from flask import current_app
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import joinedload
 
-from lms_core.accounts.models import ApiToken, LoginAttempt, RankBand, Role, RoleAssignment, User, UserStatus
+from lms_core.accounts import throttle
+from lms_core.accounts.models import (
+    ApiToken,
+    LoginAttempt,
+    RankBand,
+    Role,
+    RoleAssignment,
+    TokenScope,
+    User,
+    UserStatus,
+)
 from lms_core.accounts.passwords import hash_password, policy_errors, verify_password
 from lms_core.authz import AccessDenied, can
 from lms_core.db import utcnow
@@ -31,70 +41,59 @@ class AccountError(ValueError):
 class LoginOutcome(StrEnum):
     OK = "ok"
     BAD_CREDENTIALS = "bad_credentials"
-    LOCKED = "locked"
+    WAIT = "wait"  # too many wrong passwords for this username lately (existing or not)
     DISABLED = "disabled"
-    THROTTLED = "throttled"
+    THROTTLED = "throttled"  # too many failures from this IP
 
 
 @dataclass
 class LoginResult:
     outcome: LoginOutcome
     user: User | None = None
-    locked_until: dt.datetime | None = None
+    #: For ``WAIT`` and ``THROTTLED``: seconds before trying again is worth it.
+    retry_after: int = 0
 
 
 def by_username(username: str) -> User | None:
     return db.session.execute(select(User).filter_by(username=username.strip())).scalar_one_or_none()
 
 
-def _ip_failures(ip: str) -> int:
-    window = dt.timedelta(minutes=current_app.config["LMS_LOGIN_IP_WINDOW_MINUTES"])
-    return db.session.execute(
-        select(func.count()).select_from(LoginAttempt).where(
-            LoginAttempt.ip == ip, LoginAttempt.success.is_(False),
-            LoginAttempt.created_at >= utcnow() - window,
-        )
-    ).scalar_one()
-
-
 def authenticate(username: str, password: str, ip: str) -> LoginResult:
-    """Check credentials with per-IP throttling and per-account lockout; commits.
+    """Check credentials behind the per-IP cap and the progressive delays; commits.
 
-    Every attempt is logged. Locked or throttled attempts do not even check the
-    password, so a locked account cannot be brute-forced during the lock.
+    Every attempt is logged with its outcome. While a delay runs the password is
+    not even checked, so guessing gains nothing; unknown usernames go through
+    exactly the same steps and answers as real ones (see accounts.throttle).
     """
     cfg = current_app.config
     username = username.strip()[:64]
+    ip = ip[:64]
     now = utcnow()
-    if _ip_failures(ip) >= cfg["LMS_LOGIN_IP_LIMIT"]:
-        db.session.add(LoginAttempt(username=username, ip=ip, success=False, created_at=now))
+
+    def log(outcome: LoginOutcome) -> None:
+        db.session.add(LoginAttempt(username=username, ip=ip, success=outcome == LoginOutcome.OK,
+                                    outcome=outcome.value, created_at=now))
+
+    if throttle.ip_failures(ip, now) >= cfg["LMS_LOGIN_IP_LIMIT"]:
+        log(LoginOutcome.THROTTLED)
         db.session.commit()
-        return LoginResult(LoginOutcome.THROTTLED)
+        return LoginResult(LoginOutcome.THROTTLED, retry_after=60 * int(cfg["LMS_LOGIN_IP_WINDOW_MINUTES"]))
+    wait = throttle.wait_seconds(username, ip, now)
+    if wait:
+        log(LoginOutcome.WAIT)
+        db.session.commit()
+        return LoginResult(LoginOutcome.WAIT, retry_after=wait)
     user = by_username(username)
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        db.session.add(LoginAttempt(username=username, ip=ip, success=False, created_at=now))
-        db.session.commit()
-        return LoginResult(LoginOutcome.LOCKED, locked_until=user.locked_until)
     ok = verify_password(user.password_hash if user else None, password)
-    db.session.add(LoginAttempt(username=username, ip=ip, success=ok, created_at=now))
-    if user is None:
+    if user is None or not ok:
+        log(LoginOutcome.BAD_CREDENTIALS)
         db.session.commit()
-        return LoginResult(LoginOutcome.BAD_CREDENTIALS)
-    if not ok:
-        user.failed_logins += 1
-        if user.failed_logins >= cfg["LMS_LOGIN_MAX_FAILURES"]:
-            user.locked_until = now + dt.timedelta(minutes=cfg["LMS_LOGIN_LOCK_MINUTES"])
-            user.failed_logins = 0
-            emit("user.locked", actor=user, obj=user, payload={"until": user.locked_until.isoformat()})
-        db.session.commit()
-        if user.locked_until is not None and user.locked_until > now:
-            return LoginResult(LoginOutcome.LOCKED, locked_until=user.locked_until)
         return LoginResult(LoginOutcome.BAD_CREDENTIALS)
     if not user.is_active:
+        log(LoginOutcome.DISABLED)
         db.session.commit()
         return LoginResult(LoginOutcome.DISABLED)
-    user.failed_logins = 0
-    user.locked_until = None
+    log(LoginOutcome.OK)
     user.previous_login_at, user.last_login_at = user.last_login_at, now
     emit("user.logged_in", actor=user, obj=user)
     return LoginResult(LoginOutcome.OK, user=user)  # the caller commits after login_user()
@@ -123,7 +122,11 @@ def load_session_user(session_id: str) -> User | None:
 
 
 def set_password(user: User, new_password: str, *, actor: User | None, must_change: bool = False) -> None:
-    """Validate and set a password; ends the user's other sessions. Does not commit."""
+    """Validate and set a password; ends the user's other sessions and revokes their tokens.
+
+    Tokens go too: whoever held the old password (the reason for a reset, often)
+    could have minted one, and it would outlive the new password. Does not commit.
+    """
     errors = policy_errors(new_password, min_length=current_app.config["LMS_PASSWORD_MIN_LENGTH"],
                            username=user.username)
     if errors:
@@ -135,6 +138,7 @@ def set_password(user: User, new_password: str, *, actor: User | None, must_chan
     user.locked_until = None
     name = "user.password_changed" if actor is user else "user.password_reset"
     emit(name, actor=actor, obj=user, org_unit_id=user.org_unit_id)
+    revoke_all_tokens(user, actor=actor, reason=name)
 
 
 def change_own_password(user: User, current: str, new_password: str) -> None:
@@ -231,23 +235,28 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(user: User, name: str, *, expires_at: dt.datetime | None = None) -> tuple[ApiToken, str]:
+def create_token(user: User, name: str, *, scope: TokenScope,
+                 expires_at: dt.datetime | None = None) -> tuple[ApiToken, str]:
     """Create a token; the plain value is returned once and never stored.
+
+    ``scope`` has no default: whoever mints a token says whether it may write.
 
     SHA-256 rather than a slow hash is right here: the token has 256 bits of
     entropy, so there is nothing to brute-force, and it is checked on every request.
     """
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(user=user, name=name.strip() or "token", prefix=plain[:10], token_hash=_digest(plain),
-                     expires_at=expires_at)
+                     expires_at=expires_at, scope=TokenScope(scope))
     db.session.add(token)
     db.session.flush()
-    emit("api_token.created", actor=user, obj=token, payload={"name": token.name, "prefix": token.prefix})
+    emit("api_token.created", actor=user, obj=token,
+         payload={"name": token.name, "prefix": token.prefix, "scope": token.scope.value})
     return token, plain
 
 
-def user_for_token(plain: str) -> User | None:
-    if not plain.startswith(TOKEN_PREFIX):
+def token_for(plain: str) -> ApiToken | None:
+    """The live token whose value is ``plain`` (not revoked, not expired, user active)."""
+    if not plain.startswith(TOKEN_PREFIX) or len(plain) > 200:
         return None
     token = db.session.execute(select(ApiToken).filter_by(token_hash=_digest(plain))).scalar_one_or_none()
     now = utcnow()
@@ -259,7 +268,12 @@ def user_for_token(plain: str) -> User | None:
     if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
         token.last_used_at = now
         db.session.commit()
-    return token.user
+    return token
+
+
+def user_for_token(plain: str) -> User | None:
+    token = token_for(plain)
+    return token.user if token is not None else None
 
 
 def revoke_token(user: User, token: ApiToken) -> None:
@@ -267,3 +281,16 @@ def revoke_token(user: User, token: ApiToken) -> None:
         raise AccessDenied("api_token")
     token.revoked_at = utcnow()
     emit("api_token.revoked", actor=user, obj=token, payload={"prefix": token.prefix})
+
+
+def revoke_all_tokens(user: User, *, actor: User | None, reason: str) -> int:
+    """Revoke every live token of ``user`` (one event each); returns how many. Does not commit."""
+    now = utcnow()
+    live = db.session.execute(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).scalars().all()
+    for token in live:
+        token.revoked_at = now
+        emit("api_token.revoked", actor=actor, obj=token, org_unit_id=user.org_unit_id,
+             payload={"prefix": token.prefix, "reason": reason})
+    return len(live)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
 from lms_core.accounts import services
 from lms_core.accounts.forms import ChangePasswordForm, LoginForm, TokenForm
-from lms_core.accounts.models import ApiToken, User
+from lms_core.accounts.models import ApiToken, TokenScope
+from lms_core.accounts.request_auth import authenticated_token
 from lms_core.app_setup import LOCALE_COOKIE, SUPPORTED_LOCALES
 from lms_core.extensions import db, login_manager
 from lms_core.jobs.services import commit
@@ -44,8 +45,8 @@ def _force_password_change() -> Any:
     endpoint = request.endpoint or ""
     if endpoint in _PASSWORD_CHANGE_ALLOWED or endpoint.endswith(".static"):
         return None
-    if request.headers.get("Authorization", "").startswith("Bearer "):
-        return None  # machine clients authenticate with tokens, not the password
+    if authenticated_token() is not None:
+        return None  # a live token: machine clients authenticate with it, not the password
     if current_user.is_authenticated and current_user.must_change_password:
         from lms_core.errors import render_error, wants_json
 
@@ -65,24 +66,16 @@ def _safe_next(target: str | None) -> str:
     return url_for("dashboard.index")
 
 
-def load_token_user(req: Any) -> User | None:
-    """Flask-Login request loader for ``Authorization: Bearer lms_...``."""
-    header = req.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return services.user_for_token(header[7:].strip())
-    return None
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.index"))
     form = LoginForm()
-    status = 200
+    status, retry_after = 200, 0
     if form.validate_on_submit():
         result = services.authenticate(form.username.data or "", form.password.data or "",
                                        request.remote_addr or "?")
-        outcome = result.outcome
+        outcome, retry_after = result.outcome, result.retry_after
         if outcome == services.LoginOutcome.OK and result.user is not None:
             login_user(result.user)
             commit()
@@ -93,10 +86,10 @@ def login() -> Any:
         if outcome == services.LoginOutcome.THROTTLED:
             flash(_("Too many failed sign-ins from your network. Please wait a few minutes."), "error")
             status = 429
-        elif outcome == services.LoginOutcome.LOCKED:
-            flash(_("This account is locked after repeated failures. "
-                    "Try again later or ask an administrator."), "error")
-            status = 403
+        elif outcome == services.LoginOutcome.WAIT:
+            flash(_("Too many wrong passwords for this username. Please wait %(seconds)s seconds "
+                    "and try again.", seconds=result.retry_after), "error")
+            status = 429
         elif outcome == services.LoginOutcome.DISABLED:
             flash(_("This account is disabled."), "error")
             status = 403
@@ -105,14 +98,26 @@ def login() -> Any:
             status = 401
     elif request.method == "POST":
         status = 400
-    return render_template("auth/login.html", form=form), status
+    response = make_response(render_template("auth/login.html", form=form), status)
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
+    """Sign out, and end every copy of this session.
+
+    The cookie is signed, not stored: clearing it here does nothing to a copy
+    saved elsewhere. Bumping ``session_version`` (part of the session identity)
+    makes every cookie issued so far stale, on every device; a token-authenticated
+    call has no session to end and leaves the browser sessions alone.
+    """
     if current_user.is_authenticated:
         from lms_core.events.services import emit
 
+        if authenticated_token() is None:
+            current_user.session_version += 1
         emit("user.logged_out", actor=current_user, obj=current_user)
         commit()
     logout_user()
@@ -156,7 +161,8 @@ def tokens() -> Any:
     form = TokenForm()
     new_token = None
     if form.validate_on_submit():
-        _token, new_token = services.create_token(current_user, form.name.data or "")
+        _token, new_token = services.create_token(current_user, form.name.data or "",
+                                                  scope=TokenScope(form.scope.data))
         commit()
     rows = db.session.execute(
         select(ApiToken).filter_by(user_id=current_user.id).order_by(ApiToken.id.desc())

@@ -6,7 +6,6 @@ subtree are never fetched, and the export is exactly the filtered table.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select
 
+from lms_core import csv_export
 from lms_core.accounts.models import User
 from lms_core.authz import scope_condition
 from lms_core.events.models import Event
@@ -85,9 +85,9 @@ class EventLogQuery:
 
     def export_csv(self) -> Iterator[str]:
         """CSV with a UTF-8 BOM (Excel on Windows shows Chinese correctly), newest first."""
-        yield "\ufeff"
+        yield csv_export.BOM
         buf = io.StringIO()
-        writer = csv.writer(buf)
+        writer = csv_export.writer(buf)
         writer.writerow(["id", "time (Asia/Shanghai)", "event", "username", "full name", "org unit", "object", "ip",
                          "details"])
         stmt = self.statement().order_by(Event.id.desc()).limit(MAX_EXPORT_ROWS)

@@ -4,8 +4,8 @@ Uploads never pass through Flask's global ``MAX_CONTENT_LENGTH`` (64 MiB) nor th
 global CSRF hook: both would read the body before the view can raise the limit
 for this request. These views are exempted from the hook and check CSRF
 themselves (the form's token, or the ``X-CSRFToken`` header on the raw API when
-the caller is authenticated by its session cookie; Bearer-token clients carry
-no cookie a third site could ride on).
+the caller is authenticated by its session cookie; clients authenticated by an
+API token carry no cookie a third site could ride on).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlalchemy import select
 from wtforms import ValidationError
 
 from lms_core.accounts.models import User, UserStatus
+from lms_core.accounts.request_auth import authenticated_token
 from lms_core.authz import require
 from lms_core.errors import wants_json
 from lms_core.extensions import csrf, db
@@ -123,8 +124,9 @@ def api_upload() -> Any:
     """
     _require_author()
     allow_large_upload()
-    bearer = request.headers.get("Authorization", "").startswith("Bearer ")
-    if not bearer and current_app.config.get("WTF_CSRF_ENABLED", True):
+    # Only a token that authenticated this request is exempt: with a cookie, a
+    # third site's form could add any Authorization header it likes.
+    if authenticated_token() is None and current_app.config.get("WTF_CSRF_ENABLED", True):
         try:
             validate_csrf(request.headers.get("X-CSRFToken"))
         except ValidationError as exc:

@@ -8,7 +8,7 @@ import pytest
 import time_machine
 
 from lms_core.accounts import services
-from lms_core.accounts.models import LoginAttempt, User, UserStatus
+from lms_core.accounts.models import LoginAttempt, TokenScope, User, UserStatus
 from lms_core.extensions import db
 from tests.conftest import login
 from tests.factories import UserFactory
@@ -42,18 +42,92 @@ def test_password_hash_is_strong(user):
     assert "Passw0rd!" not in user.password_hash
 
 
-def test_lockout_after_repeated_failures_then_unlocks(client, user, app):
-    start = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
-    with time_machine.travel(start, tick=False):
-        for _ in range(app.config["LMS_LOGIN_MAX_FAILURES"]):
-            login(client, "liming", "bad-password-x")
-        r = login(client, "liming")  # right password, but locked
-        assert r.status_code == 403
+START = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
+
+
+def _fail(client, username: str, times: int, **kwargs) -> list[int]:
+    return [login(client, username, "bad-password-x", **kwargs).status_code for _ in range(times)]
+
+
+def test_wrong_passwords_bring_growing_delays_not_a_lock(client, user, app):
+    free = app.config["LMS_LOGIN_FREE_FAILURES"]
+    with time_machine.travel(START, tick=False) as clock:
+        assert _fail(client, "liming", free) == [401] * free
+        r = login(client, "liming")  # the right password, but the wait is not over: not even checked
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        assert "请等待 1 秒" in r.get_data(as_text=True)
+        clock.shift(1)
+        assert _fail(client, "liming", 1) == [401]  # one more wrong password: 2 s now
+        clock.shift(1)
+        r = login(client, "liming")
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        clock.shift(1)
+        assert login(client, "liming").status_code == 302  # the owner gets in after 2 s, no admin needed
     db.session.expire_all()
-    assert db.session.get(User, user.id).locked_until is not None
-    unlocked = start + dt.timedelta(minutes=app.config["LMS_LOGIN_LOCK_MINUTES"] + 1)
-    with time_machine.travel(unlocked, tick=False):
+    assert db.session.get(User, user.id).locked_until is None
+
+
+def test_waiting_attempts_do_not_lengthen_the_wait(client, user, app):
+    free = app.config["LMS_LOGIN_FREE_FAILURES"]
+    with time_machine.travel(START, tick=False) as clock:
+        _fail(client, "liming", free + 3)  # the 3 past the free ones are refused unchecked
+        clock.shift(0.5)
+        assert _fail(client, "liming", 5) == [429] * 5
+        clock.shift(0.5)
         assert login(client, "liming").status_code == 302
+    outcomes = [a.outcome for a in db.session.query(LoginAttempt).order_by(LoginAttempt.id)]
+    assert outcomes == ["bad_credentials"] * free + ["wait"] * 8 + ["ok"]
+
+
+def test_unknown_and_existing_usernames_get_the_same_answers(client, user, app):
+    free = app.config["LMS_LOGIN_FREE_FAILURES"]
+    answers = {}
+    for name in ("liming", "nobody-here"):
+        with time_machine.travel(START, tick=False) as clock:
+            seen = []
+            for _ in range(free + 3):
+                r = login(client, name, "bad-password-x")
+                text = r.get_data(as_text=True).replace(name, "NAME")
+                flash = text[text.index('class="flash'):][:200] if 'class="flash' in text else ""
+                seen.append((r.status_code, r.headers.get("Retry-After"), flash))
+                clock.shift(0.2)
+            answers[name] = seen
+        db.session.query(LoginAttempt).delete()
+        db.session.commit()
+    assert answers["liming"] == answers["nobody-here"]
+    assert {status for status, _, _ in answers["liming"]} == {401, 429}
+
+
+def test_an_attacker_elsewhere_cannot_keep_the_owner_out(client, app, user):
+    owner = app.test_client()
+    with time_machine.travel(START, tick=False):
+        statuses = _fail(client, "liming", 10, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+        assert statuses.count(429) >= 6  # the attacker's own address waits
+        r = login(owner, "liming", environ_base={"REMOTE_ADDR": "198.51.100.7"})
+        assert r.status_code == 302
+
+
+@pytest.mark.app_config(LMS_LOGIN_IP_LIMIT=1000)
+def test_many_addresses_slow_one_account_for_at_most_a_minute(client, app, user):
+    cap = app.config["LMS_LOGIN_ACCOUNT_DELAY_MAX_SECONDS"]
+    with time_machine.travel(START, tick=False) as clock:
+        for i in range(40):  # a botnet: two guesses from each of many addresses, a while apart
+            _fail(client, "liming", 2, environ_base={"REMOTE_ADDR": f"10.0.{i}.1"})
+            clock.shift(cap + 1)
+        r = login(client, "liming", environ_base={"REMOTE_ADDR": "10.9.9.9"})
+        assert r.status_code == 302
+        _fail(client, "liming", 1, environ_base={"REMOTE_ADDR": "10.0.0.1"})
+        r = login(client, "liming", environ_base={"REMOTE_ADDR": "10.9.9.8"})
+        assert r.status_code == 302  # the success reset the account's streak
+    counted = db.session.query(LoginAttempt).filter_by(outcome="bad_credentials").count()
+    assert 20 < counted < 80  # past the free ones, guesses had to wait their turn
+
+
+def test_the_delay_doubles_up_to_its_cap():
+    from lms_core.accounts.throttle import delay
+
+    assert [delay(n, 3, 900) for n in range(0, 8)] == [0, 0, 0, 1, 2, 4, 8, 16]
+    assert delay(13, 3, 900) == 900 and delay(10_000, 3, 900) == 900
 
 
 @pytest.mark.app_config(LMS_LOGIN_IP_LIMIT=3)
@@ -101,7 +175,7 @@ def test_open_redirect_blocked(client, user):
 
 
 def test_api_token_authenticates_and_is_stored_hashed(client, user):
-    token, plain = services.create_token(user, "hr-sync")
+    token, plain = services.create_token(user, "hr-sync", scope=TokenScope.READ)
     db.session.commit()
     assert plain not in token.token_hash
     r = client.get("/api/v1/me", headers={"Authorization": f"Bearer {plain}"})

@@ -57,7 +57,7 @@ def test_password_grant_and_token(app, client, tree):
     result = _invoke(app, "grant", "hr", "auditor", "360121")
     assert result.exit_code == 0 and "granted auditor over 360121 to hr" in result.output
     assert _invoke(app, "grant", "hr", "auditor", "nope").exit_code != 0
-    result = _invoke(app, "token", "hr", "--name", "hr-sync")
+    result = _invoke(app, "token", "hr", "--name", "hr-sync", "--scope", "read")
     assert result.exit_code == 0
     token = result.output.strip()
     assert token.startswith("lms_")

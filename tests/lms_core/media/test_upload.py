@@ -9,6 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from lms_core.accounts.models import TokenScope
 from lms_core.events.models import Event
 from lms_core.extensions import db
 from lms_core.media.models import MediaFile, MediaKind
@@ -90,7 +91,7 @@ def test_same_content_is_stored_once(client, app, author, samples):
 def test_bearer_token_client_can_upload_without_csrf(client, app, author, samples):
     from lms_core.accounts import services as accounts
 
-    _token, secret = accounts.create_token(author, "uploader")
+    _token, secret = accounts.create_token(author, "uploader", scope=TokenScope.READ_WRITE)
     db.session.commit()
     r = put(client, samples.png.read_bytes(), "cover.png", Authorization=f"Bearer {secret}")
     assert r.status_code == 201
