@@ -138,7 +138,7 @@ class ClientStats:
     latencies_ms: list[float] = field(default_factory=list)
 
 
-def stream_client(port: int, path: str, size: int, range_bytes: int, deadline: float, seed: int,
+def stream_client(port: int, path: str, cookie: str, size: int, range_bytes: int, deadline: float, seed: int,
                   stats: ClientStats) -> None:
     rng = random.Random(seed)
     buf = bytearray(1024 * 1024)
@@ -151,7 +151,7 @@ def stream_client(port: int, path: str, size: int, range_bytes: int, deadline: f
         end = min(pos + range_bytes, size) - 1
         started = time.perf_counter()
         try:
-            conn.request("GET", path, headers={"Range": f"bytes={pos}-{end}"})
+            conn.request("GET", path, headers={"Range": f"bytes={pos}-{end}", "Cookie": cookie})
             resp = conn.getresponse()
             expected = end - pos + 1
             got = 0
@@ -179,10 +179,11 @@ def stream_client(port: int, path: str, size: int, range_bytes: int, deadline: f
     stats.finished = time.monotonic()
 
 
-def run_clients(port: int, paths: list[str], size: int, range_bytes: int, duration: float,
+def run_clients(port: int, paths: list[str], cookies: list[str], size: int, range_bytes: int, duration: float,
                 stats: list[ClientStats], seed: int) -> None:
     end_at = time.monotonic() + duration
-    threads = [threading.Thread(target=stream_client, args=(port, p, size, range_bytes, end_at, seed + i, stats[i]))
+    threads = [threading.Thread(target=stream_client,
+                                args=(port, p, cookies[i], size, range_bytes, end_at, seed + i, stats[i]))
                for i, p in enumerate(paths)]
     started = time.monotonic()
     for t in threads:
@@ -212,6 +213,42 @@ def upload(port: int, token: str, path: Path) -> tuple[int, dict[str, object], f
     elapsed = time.perf_counter() - started
     conn.close()
     return resp.status, body, elapsed
+
+
+def sign_in(port: int, username: str, password: str) -> str:
+    """Sign in through the real form (CSRF included); the session cookie as a ``Cookie`` value.
+
+    Signed media URLs serve only the signed-in user they were issued to, so each
+    client streams with its learner's session, as a browser does.
+    """
+    import re
+    from http.cookies import SimpleCookie
+    from urllib.parse import urlencode
+
+    def cookies_of(resp: http.client.HTTPResponse, jar: dict[str, str]) -> None:
+        for header in resp.headers.get_all("Set-Cookie") or []:
+            for name, morsel in SimpleCookie(header).items():
+                jar[name] = morsel.value
+
+    jar: dict[str, str] = {}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/login")
+    resp = conn.getresponse()
+    page = resp.read().decode()
+    cookies_of(resp, jar)
+    found = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', page)
+    form = {"username": username, "password": password, "csrf_token": found.group(1) if found else ""}
+    conn.request("POST", "/login", body=urlencode(form),
+                 headers={"Content-Type": "application/x-www-form-urlencoded",
+                          "Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())})
+    resp = conn.getresponse()
+    resp.read()
+    cookies_of(resp, jar)
+    conn.close()
+    if resp.status != 302 or "session" not in jar:
+        raise RuntimeError(f"sign-in as {username} failed: {resp.status}")
+    return f"session={jar['session']}"
 
 
 def seed(env: dict[str, str], clients: int) -> tuple[str, list[int]]:
@@ -358,10 +395,12 @@ def main(argv: list[str] | None = None) -> int:
               f"(peak of any worker), duration read: {body['duration_ms']} ms", file=sys.stderr)
 
         paths = signed_paths(int(body["id"]), learner_ids)
+        step(f"signing in {len(learner_ids)} learners (the URLs serve only their own session)")
+        cookies = [sign_in(port, f"bench_l{i:02d}", "Bench-2026") for i in range(len(learner_ids))]
         cold = {pid: rss_kb(pid) for pid in pids}
         step(f"warm-up: {args.warmup:g}s of the same load (code paths, DB connections, thread stacks)")
         warm_stats = [ClientStats() for _ in paths]
-        run_clients(port, paths, size, int(args.range_mb * MB), args.warmup, warm_stats, seed=1000)
+        run_clients(port, paths, cookies, size, int(args.range_mb * MB), args.warmup, warm_stats, seed=1000)
         step(f"{args.clients} clients streaming {args.range_mb:g} MB ranges for {args.duration:g}s")
         baseline = {pid: rss_kb(pid) for pid in pids}
         sampler = RssSampler(pids)
@@ -371,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_before = sum(cpu_seconds(p) for p in pids)
         client_before = time.process_time()
         started = time.monotonic()
-        run_clients(port, paths, size, int(args.range_mb * MB), args.duration, stats, seed=0)
+        run_clients(port, paths, cookies, size, int(args.range_mb * MB), args.duration, stats, seed=0)
         elapsed = max(s.finished for s in stats) - started
         server_cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
         client_cpu = time.process_time() - client_before

@@ -10,7 +10,6 @@ first sign-in (``User.must_change_password``).
 from __future__ import annotations
 
 import base64
-import csv
 import datetime as dt
 import io
 import json
@@ -25,6 +24,7 @@ from flask_babel import gettext as _
 from sqlalchemy import update
 from werkzeug.security import generate_password_hash
 
+from lms_core import csv_export
 from lms_core.accounts.models import CredentialSheet, User
 from lms_core.db import utcnow
 from lms_core.extensions import db
@@ -128,7 +128,7 @@ def headers() -> list[str]:
 def as_csv(lines: list[Issued]) -> bytes:
     """UTF-8 with BOM, so Excel shows the names correctly."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_export.writer(buffer)  # names come from HR files: no formulas
     writer.writerow(headers())
     writer.writerows([line.username, line.full_name, line.org_unit, line.password] for line in lines)
     return ("\ufeff" + buffer.getvalue()).encode()
@@ -136,13 +136,21 @@ def as_csv(lines: list[Issued]) -> bytes:
 
 def as_xlsx(lines: list[Issued]) -> bytes:
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet(_("Initial passwords"))
     sheet.append(headers())
     for line in lines:
-        # Text cells: a password of digits must not become a number in Excel.
-        sheet.append([line.username, line.full_name, line.org_unit, line.password])
+        # Text cells: a password of digits must not become a number in Excel, and a
+        # name from an HR file such as "=HYPERLINK(...)" must not become a formula
+        # (openpyxl writes any string starting with "=" as one).
+        cells = []
+        for value in (line.username, line.full_name, line.org_unit, line.password):
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"
+            cells.append(cell)
+        sheet.append(cells)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

@@ -413,19 +413,53 @@ def probe_webm(fh: BinaryIO) -> Probe:
 
 #: Page counting decompresses object streams only in files up to this size.
 PDF_COUNT_MAX_BYTES = 64 * 1024 * 1024
+#: At most this many compressed object streams are opened to find the page tree...
+PDF_MAX_OBJECT_STREAMS = 256
+#: ...and at most this many bytes inflated from all of them together. Without a total,
+#: 100 small streams of zeros cost 5.8 s of CPU per upload; a real PDF's object
+#: streams inflate to a few MB.
+PDF_MAX_INFLATED_BYTES = 32 * 1024 * 1024
 _PAGES_COUNT = re.compile(rb"/Type\s*/Pages\b(?:(?!endobj).){0,400}?/Count\s+(\d+)", re.S)
 _COUNT_PAGES = re.compile(rb"/Count\s+(\d+)(?:(?!endobj).){0,400}?/Type\s*/Pages\b", re.S)
 _STREAM = re.compile(rb"stream\r?\n(.*?)endstream", re.S)
+#: How far before ``stream`` its dictionary is looked for (``/Type /ObjStm``).
+_DICT_LOOKBACK = 512
+
+
+def _too_costly() -> ProbeError:
+    return ProbeError(_("The PDF has too many or too large compressed object streams to be checked "
+                        "(at most %(n)s streams, %(mb)s MB unpacked). Save it again as a standard PDF "
+                        "and upload it again.",
+                        n=PDF_MAX_OBJECT_STREAMS, mb=PDF_MAX_INFLATED_BYTES // (1024 * 1024)))
 
 
 def _pdf_page_count(data: bytes) -> int | None:
+    """The page count from the page tree, in plain objects or in compressed object streams.
+
+    Only streams whose dictionary says ``/Type /ObjStm`` can hold the page tree, so
+    content and image streams are never inflated; object streams are inflated within
+    :data:`PDF_MAX_OBJECT_STREAMS` and :data:`PDF_MAX_INFLATED_BYTES`.
+
+    Raises:
+        ProbeError: the object streams exceed those limits.
+    """
     counts = [int(m.group(1)) for rx in (_PAGES_COUNT, _COUNT_PAGES) for m in rx.finditer(data)]
     if not counts:  # the page tree may sit in compressed object streams
+        opened, inflated = 0, 0
         for m in _STREAM.finditer(data):
+            if b"/ObjStm" not in data[max(0, m.start() - _DICT_LOOKBACK):m.start()].rsplit(b"endobj", 1)[-1]:
+                continue
+            opened += 1
+            if opened > PDF_MAX_OBJECT_STREAMS:
+                raise _too_costly()
+            budget = PDF_MAX_INFLATED_BYTES - inflated
             try:
-                inner = zlib.decompressobj().decompress(m.group(1), 8 * 1024 * 1024)
+                inner = zlib.decompressobj().decompress(m.group(1), budget + 1)
             except zlib.error:
                 continue
+            inflated += len(inner)
+            if inflated > PDF_MAX_INFLATED_BYTES:
+                raise _too_costly()
             counts += [int(c.group(1)) for rx in (_PAGES_COUNT, _COUNT_PAGES) for c in rx.finditer(inner)]
     return max(counts) if counts else None
 

@@ -256,6 +256,48 @@ def bytes_served(session_key: str, media_id: int | None = None) -> int:
     return int(db.session.execute(query).scalar_one())
 
 
-def library(limit: int = 200) -> list[MediaFile]:
-    """The most recent uploads (the authors' shared media library)."""
-    return list(db.session.execute(select(MediaFile).order_by(MediaFile.id.desc()).limit(limit)).scalars())
+def visible_condition(user: Any) -> Any:
+    """SQL condition on ``MediaFile``: the uploads ``user`` may list and preview.
+
+    Their own uploads (by the ``media.uploaded`` events they caused, so a file
+    someone else had already stored counts too: storage is deduplicated), and the
+    files used by lessons of courses they may edit (the rule of
+    ``courses.services.can_edit``: instructor of the course, or author *and*
+    administrator over its owning unit, or site admin). Holding ``instructor``
+    alone, self-granted by an org admin or not, reaches nothing else.
+    """
+    from sqlalchemy import String, and_, cast, or_, true
+
+    from lms_core.authz import can, scope_condition
+    from lms_core.courses.models import Course, CourseInstructor, Lesson
+    from lms_core.events.models import Event
+    from lms_core.orgs.models import OrgUnit
+
+    if can(user, "site.manage"):
+        return true()
+    mine = select(Event.object_id).where(Event.actor_id == user.id, Event.name == "media.uploaded",
+                                         Event.object_type == MediaFile.__tablename__)
+    taught = select(CourseInstructor.course_id).where(CourseInstructor.user_id == user.id)
+    editable = (
+        select(Lesson.media_id)
+        .join(Course, Course.id == Lesson.course_id)
+        .join(OrgUnit, OrgUnit.id == Course.owner_unit_id)
+        .where(Lesson.media_id.is_not(None), or_(
+            Course.id.in_(taught),
+            and_(scope_condition(user, "course.author", OrgUnit.path),
+                 scope_condition(user, "org.manage", OrgUnit.path)),
+        ))
+    )
+    return or_(cast(MediaFile.id, String).in_(mine), MediaFile.id.in_(editable))
+
+
+def library(user: Any, limit: int = 200) -> list[MediaFile]:
+    """The most recent uploads ``user`` may see (see :func:`visible_condition`)."""
+    stmt = select(MediaFile).where(visible_condition(user)).order_by(MediaFile.id.desc()).limit(limit)
+    return list(db.session.execute(stmt).scalars())
+
+
+def visible_to(user: Any, media_id: int) -> MediaFile | None:
+    """The upload if ``user`` may preview it, else ``None`` (absent and forbidden look alike)."""
+    stmt = select(MediaFile).where(MediaFile.id == media_id, visible_condition(user))
+    return db.session.execute(stmt).scalar_one_or_none()

@@ -19,10 +19,8 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
-from sqlalchemy import select
 from wtforms import ValidationError
 
-from lms_core.accounts.models import User, UserStatus
 from lms_core.accounts.request_auth import authenticated_token
 from lms_core.authz import require
 from lms_core.errors import wants_json
@@ -80,7 +78,7 @@ def media_json(media: MediaFile) -> dict[str, Any]:
 @bp.route("/media/", methods=["GET"])
 def library() -> Any:
     _require_author()
-    return render_template("media/library.html", form=UploadForm(), items=services.library(),
+    return render_template("media/library.html", form=UploadForm(), items=services.library(current_user),
                            max_bytes=current_app.config["LMS_UPLOAD_MAX_BYTES"])
 
 
@@ -110,7 +108,7 @@ def upload() -> Any:
     if wants_json():
         message = "; ".join(str(e) for errors in form.errors.values() for e in errors)
         return jsonify({"error": message or _("The request was not understood."), "status": status}), status
-    return render_template("media/library.html", form=form, items=services.library(),
+    return render_template("media/library.html", form=form, items=services.library(current_user),
                            max_bytes=current_app.config["LMS_UPLOAD_MAX_BYTES"]), status
 
 
@@ -147,8 +145,8 @@ def api_upload() -> Any:
 def preview(media_id: int) -> Any:
     """Authors preview a file through a short-lived signed URL (a fresh playback session)."""
     _require_author()
-    media = db.session.get(MediaFile, media_id)
-    if media is None:
+    media = services.visible_to(current_user, media_id)
+    if media is None:  # absent, or someone else's upload not used in a course one may edit
         abort(404)
     return redirect(services.signed_url(media, current_user, f"preview-{secrets.token_hex(8)}", ttl=3600))
 
@@ -160,11 +158,10 @@ def serve(token: str) -> Any:
         grant = services.verify_token(token)
     except services.InvalidMediaUrl:
         abort(403)
-    if current_user.is_authenticated and current_user.id != grant.user_id:
-        abort(403)
-    # Only the status: this runs for every range request, no need for roles and org.
-    status = db.session.execute(select(User.status).where(User.id == grant.user_id)).scalar_one_or_none()
-    if status != UserStatus.ACTIVE:
+    # The URL is not a bearer credential: it serves only the signed-in user it was
+    # issued to (an active one: the session loader refuses the others). A URL
+    # copied out of the page, or kept after logout, gets nothing.
+    if not current_user.is_authenticated or current_user.id != grant.user_id:
         abort(403)
     media = db.session.get(MediaFile, grant.media_id)
     if media is None:

@@ -72,3 +72,19 @@ def test_every_csv_writer_in_the_code_goes_through_the_helper():
         and ("csv.writer(" in path.read_text(encoding="utf-8") or "csv.DictWriter(" in path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_the_initial_password_sheet_neutralises_hostile_names(app):
+    from openpyxl import load_workbook
+
+    from lms_core.accounts.initial_passwords import Issued, as_csv, as_xlsx
+
+    lines = [Issued(username="@evil", full_name=HOSTILE[0], org_unit="+unit", password="abcDEF234567")]
+    with app.test_request_context():
+        raw = as_csv(lines).decode("utf-8-sig")
+        book = load_workbook(io.BytesIO(as_xlsx(lines)))
+    rows = list(csv.reader(io.StringIO(raw)))
+    assert rows[1] == ["'@evil", "'" + HOSTILE[0], "'+unit", "abcDEF234567"]
+    cells = list(book.worksheets[0].iter_rows(min_row=2, values_only=False))[0]
+    assert [c.data_type for c in cells] == ["s"] * 4  # text, never a formula
+    assert [c.value for c in cells] == ["@evil", HOSTILE[0], "+unit", "abcDEF234567"]

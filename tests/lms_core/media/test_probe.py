@@ -130,3 +130,45 @@ def test_parsers_only_ever_raise_probe_error(samples, data):
     except ProbeError:
         return
     assert result.duration_ms is None or result.duration_ms >= 0
+
+
+def _pdf_with_streams(count: int, inflated: int, *, objstm: bool = True, tree: bool = False) -> bytes:
+    """A PDF whose ``count`` compressed streams each inflate to ``inflated`` bytes of zeros."""
+    import zlib
+
+    parts = [b"%PDF-1.5\n"]
+    kind = b"/Type /ObjStm " if objstm else b""
+    body = zlib.compress(b"\0" * inflated, 9)
+    for n in range(count):
+        parts.append(b"%d 0 obj << %s/Length %d /Filter /FlateDecode >>\nstream\n" % (n + 1, kind, len(body))
+                     + body + b"\nendstream\nendobj\n")
+    if tree:
+        inner = zlib.compress(b"9999 0 obj << /Type /Pages /Kids [] /Count 7 >> endobj")
+        parts.append(b"9998 0 obj << /Type /ObjStm /Length %d /Filter /FlateDecode >>\nstream\n" % len(inner)
+                     + inner + b"\nendstream\nendobj\n")
+    parts.append(b"%%EOF\n")
+    return b"".join(parts)
+
+
+def test_pdf_object_streams_are_inflated_within_a_total_budget():
+    bomb = _pdf_with_streams(100, 1024 * 1024)  # 100 MiB of zeros in about 100 KB
+    assert len(bomb) < 200_000
+    with pytest.raises(ProbeError, match="too many or too large"):
+        probe.probe_pdf(io.BytesIO(bomb))
+    one_big = _pdf_with_streams(1, probe.PDF_MAX_INFLATED_BYTES + 1)
+    with pytest.raises(ProbeError, match="too many or too large"):
+        probe.probe_pdf(io.BytesIO(one_big))
+
+
+def test_pdf_object_stream_count_is_capped():
+    many = _pdf_with_streams(probe.PDF_MAX_OBJECT_STREAMS + 1, 10)
+    with pytest.raises(ProbeError, match="too many or too large"):
+        probe.probe_pdf(io.BytesIO(many))
+    assert probe.probe_pdf(io.BytesIO(_pdf_with_streams(probe.PDF_MAX_OBJECT_STREAMS - 1, 10, tree=True))
+                           ).page_count == 7
+
+
+def test_content_streams_are_never_inflated_so_big_real_pdfs_still_count():
+    # 1,000 page-content / image streams (no /ObjStm), page tree in one object stream.
+    pdf = _pdf_with_streams(1000, 1024 * 1024, objstm=False, tree=True)
+    assert probe.probe_pdf(io.BytesIO(pdf)).page_count == 7

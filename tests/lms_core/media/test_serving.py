@@ -69,6 +69,7 @@ def test_ranges(client, video, learner, data, header, first, last):
         return size + int(v[4:]) if isinstance(v, str) else v
 
     first, last = resolve(first), resolve(last)
+    login(client, "cadre")
     r = client.get(url_for_learner(video, learner), headers={"Range": header})
     assert r.status_code == 206
     assert r.headers["Content-Range"] == f"bytes {first}-{last}/{size}"
@@ -78,6 +79,7 @@ def test_ranges(client, video, learner, data, header, first, last):
 
 @pytest.mark.parametrize("header", ["bytes=999999999-", "bytes=50-10", "bytes=abc", "bytes=-0"])
 def test_invalid_range_is_416(client, video, learner, data, header):
+    login(client, "cadre")
     r = client.get(url_for_learner(video, learner), headers={"Range": header})
     assert r.status_code == 416
     assert r.headers["Content-Range"] == f"bytes */{len(data)}"
@@ -87,6 +89,7 @@ def test_invalid_range_is_416(client, video, learner, data, header):
 def test_conditional_requests(client, video, learner, data):
     url = url_for_learner(video, learner)
     etag = f'"{video.sha256}"'
+    login(client, "cadre")
     assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
     assert client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).strftime("%a, %d %b %Y %H:%M:%S GMT")
@@ -102,6 +105,7 @@ def test_conditional_requests(client, video, learner, data):
 def test_pdf_is_served_inline(client, app, author, learner, samples):
     media = services.store_upload(io.BytesIO(samples.pdf.read_bytes()), "读本.pdf", author)
     db.session.commit()
+    login(client, "cadre")
     r = client.get(url_for_learner(media, learner))
     assert r.status_code == 200
     assert r.headers["Content-Type"] == "application/pdf"
@@ -112,6 +116,7 @@ def test_tampered_expired_and_foreign_urls_are_403(app, client, video, learner, 
     url = url_for_learner(video, learner)
     token = url.rsplit("/", 1)[1]
     tampered = url[: -len(token)] + token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    login(client, "cadre")
     assert client.get(tampered).status_code == 403
     # A token for another media id, forged without the key, fails too.
     other = services.URLSafeSerializer("not-the-secret", salt="lms.media.url").dumps(
@@ -125,6 +130,7 @@ def test_tampered_expired_and_foreign_urls_are_403(app, client, video, learner, 
     assert ok.status_code == 200 and ok.data  # read: only bytes taken are counted
 
     # Someone else signed in (a colleague the link was forwarded to) is refused.
+    client.post("/logout")
     login(client, "teacher")
     assert client.get(url).status_code == 403
     assert [row[1] for row in deliveries()] == [learner.id]  # only the learner's own request counted
@@ -132,14 +138,19 @@ def test_tampered_expired_and_foreign_urls_are_403(app, client, video, learner, 
 
 def test_disabled_user_url_stops_working(client, video, learner):
     url = url_for_learner(video, learner)
+    login(client, "cadre")
+    assert client.get(url, headers={"Range": "bytes=0-0"}).status_code == 206
     learner.status = UserStatus.DISABLED
     db.session.commit()
     assert client.get(url).status_code == 403
 
 
-def test_bytes_are_recorded_per_session(client, video, learner, data):
+def test_bytes_are_recorded_per_session(app, client, video, learner, data):
     other = UserFactory(username="cadre2", org_unit=learner.org_unit)
     db.session.commit()
+    login(client, "cadre")
+    other_client = app.test_client()
+    login(other_client, "cadre2")
     url = url_for_learner(video, learner, "play-A")
     # Bodies are read (``.data``): only bytes the client actually took are counted.
     assert len(client.get(url, headers={"Range": "bytes=0-0"}).data) == 1
@@ -148,7 +159,7 @@ def test_bytes_are_recorded_per_session(client, video, learner, data):
     assert client.get(url, headers={"Range": "bytes=99999999-"}).status_code == 416  # nothing sent
     assert client.head(url).data == b""  # HEAD sends no body
     client.get(url_for_learner(video, learner, "play-B")).data  # noqa: B018 - read the body
-    client.get(url_for_learner(video, other, "play-C"), headers={"Range": "bytes=100-"}).data  # noqa: B018
+    other_client.get(url_for_learner(video, other, "play-C"), headers={"Range": "bytes=100-"}).data  # noqa: B018
     assert deliveries() == [
         ("play-A", learner.id, 1 + 1000 + 500, 3),
         ("play-B", learner.id, len(data), 1),
@@ -166,3 +177,23 @@ def test_author_preview_redirects_to_a_signed_url(client, video, author, learner
     r = client.get(f"/media/{video.id}/preview")
     assert r.status_code == 302 and "/media/s/" in r.headers["Location"]
     assert client.get(r.headers["Location"]).status_code == 200
+
+
+def test_a_signed_url_needs_the_session_of_its_user(app, client, video, learner, author, data):
+    """No session, another user, or the user after logout: refused; nothing counted."""
+    url = url_for_learner(video, learner)
+    assert client.get(url).status_code == 403  # no session at all
+    assert client.get(url, headers={"Range": "bytes=0-99"}).status_code == 403
+    assert client.get(url, headers={"Authorization": "Bearer junk"}).status_code == 403
+    login(client, "teacher")
+    assert client.get(url).status_code == 403  # someone else
+    client.post("/logout")
+    login(client, "cadre")
+    saved = app.test_client()
+    saved.set_cookie("session", client.get_cookie("session").value)
+    r = client.get(url, headers={"Range": "bytes=0-99"})
+    assert r.status_code == 206 and r.data == data[:100]  # the player's Range requests still work
+    client.post("/logout")
+    assert client.get(url).status_code == 403  # after logout
+    assert saved.get(url).status_code == 403  # and with a copy of the old cookie
+    assert [row[2] for row in deliveries()] == [100]

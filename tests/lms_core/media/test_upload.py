@@ -197,3 +197,18 @@ def test_form_file_parts_are_spooled_next_to_the_store_not_in_tmp(client, app, a
     assert r.status_code == 302
     assert folders == [get_storage(app).spool_dir()]
     assert [p.name for p in get_storage(app).spool_dir().iterdir()] == []
+
+
+def test_a_pdf_of_many_compressed_streams_is_refused_in_chinese(app, author):
+    import zlib
+
+    body = zlib.compress(b"\0" * (1024 * 1024), 9)
+    stream = (b"1 0 obj << /Type /ObjStm /Length %d /Filter /FlateDecode >>\nstream\n" % len(body)
+              + body + b"\nendstream\nendobj\n")
+    bomb = b"%PDF-1.5\n" + stream * 100 + b"%%EOF\n"
+    client = app.test_client()  # Chinese, the default
+    login(client, "teacher")
+    r = put(client, bomb, "读本.pdf")
+    assert r.status_code == 400
+    assert "压缩对象流过多或过大" in r.get_json()["error"]
+    assert_nothing_stored(app)
