@@ -26,12 +26,44 @@ class CanonicalError(ValueError):
     """The value cannot be canonicalised (a float, a huge integer, a non-string key...)."""
 
 
+_MAX_INT = 2**53 - 1
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """True when Python's own JSON encoder already writes JCS for ``value``.
+
+    That holds for objects with ASCII keys (UTF-16 and code-point order agree), strings
+    (both escape only ``"``, ``\\`` and control characters, the same way), integers in
+    I-JSON's range, booleans and null: no floats, whose formatting differs.
+    """
+    if value is None or isinstance(value, str | bool):
+        return True
+    if isinstance(value, int):
+        return -_MAX_INT <= value <= _MAX_INT
+    if depth > MAX_DEPTH:
+        return False
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k.isascii() and _plain(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v, depth + 1) for v in value)
+    return False
+
+
 def canonical(value: Any) -> bytes:
     """JCS bytes of ``value``.
+
+    Journal rows (flat, strings and integers) take a fast path through the C JSON encoder,
+    about ten times quicker than the general implementation; a test checks with hypothesis
+    that both give the same bytes.
 
     Raises:
         CanonicalError: ``value`` has no canonical form.
     """
+    if _plain(value):
+        try:
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: let the general implementation refuse it
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:

@@ -6,6 +6,9 @@ import json
 import struct
 
 import pytest
+import rfc8785
+from hypothesis import given
+from hypothesis import strategies as st
 
 from plugins.credit_bank.proofs.canonical import CanonicalError, canonical, parse
 
@@ -57,3 +60,28 @@ def test_strict_parser_refuses_ambiguous_or_hostile_json(bad: bytes) -> None:
 
 def test_parser_ignores_brackets_inside_strings() -> None:
     assert parse(b'{"memo":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"["}') == {"memo": "[" * 40 + '"['}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_fast_path_writes_exactly_what_rfc8785_writes(value: object) -> None:
+    try:
+        expected = rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError):
+        with pytest.raises(CanonicalError):
+            canonical(value)
+        return
+    assert canonical(value) == expected
+
+
+def test_fast_path_cases_by_hand() -> None:
+    row = {"b": "课程\u2028\"\\\n\x01\x7f", "a": [None, True, -5, 2**53 - 1], "é": 1}
+    assert canonical(row) == rfc8785.dumps(row)
+    with pytest.raises(CanonicalError):
+        canonical({"k": "\ud800"})
