@@ -52,9 +52,15 @@ def study_summary(user: Any) -> dict[str, Any]:
             db.session.commit()
     year = utcnow().astimezone(SHANGHAI).year
     lines, year_ms = course_lines(user, year)
+    # With a credit bank, "年度学时" is its posted balance (the same figure as the course
+    # labels and the statement); without one, the year's credited viewing and reading.
+    credit = get_plugin_manager().hook.lms_credit_summary(user=user, year=year)
+    if credit is not None:
+        return {"lines": lines, "year": year, "year_hours": credit.posted_centi / 100, "credit": credit,
+                "year_required": credit.required_centi / 100}
     if year_ms is None:  # no courses: no row carried the year's total
         year_ms = credited_ms_in_year(user.id, year)
-    return {"lines": lines, "year": year, "year_hours": year_ms / 3_600_000,
+    return {"lines": lines, "year": year, "year_hours": year_ms / 3_600_000, "credit": None,
             "year_required": current_app.config["LMS_YEARLY_REQUIRED_HOURS"]}
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from lms_core.events.models import Event
     from lms_core.learning.assessment import IntervalClaim, Verdict
     from lms_core.learning.models import LessonProgress
-    from lms_core.pluginhost.manager import DashboardPanel
+    from lms_core.pluginhost.manager import CreditSummary, DashboardPanel
 
 PROJECT = "lms"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -115,6 +115,18 @@ def lms_dashboard_panels(user: User) -> list[DashboardPanel]:  # type: ignore[em
 
     Phase: request. Returns panels the user may see (the plugin checks
     permissions); all answers are concatenated and sorted by ``panel.order``.
+    """
+
+
+@hookspec(firstresult=True)
+def lms_credit_summary(user: User, year: int) -> CreditSummary | None:
+    """The person's credit for a (Beijing) calendar year, for the dashboard's "年度学时".
+
+    Phase: request. A credit plugin returns the posted balance of the person's counted
+    accounts, the amount 审核中 (held, pending review) and 记录但不计入 (over a cap),
+    with the yearly target, so the core shows the bank's figures without importing the
+    plugin. The first non-``None`` answer wins; with none, the dashboard shows the
+    year's credited viewing and reading time as before.
     """
 
 

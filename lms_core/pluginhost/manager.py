@@ -31,6 +31,17 @@ class DashboardPanel:
     order: int = 100
 
 
+@dataclass(frozen=True)
+class CreditSummary:
+    """A year's credit from a credit plugin (``lms_credit_summary``), in 0.01 学时."""
+
+    posted_centi: int
+    pending_centi: int  #: 审核中
+    overflow_centi: int  #: 记录但不计入
+    required_centi: int
+    detail_url: str | None = None
+
+
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 

@@ -35,7 +35,9 @@ class CreditBankPlugin:
     def lms_blueprints(self) -> list[Any]:
         from plugins.credit_bank.transcripts.views import bp as transcripts_bp
 
-        return [transcripts_bp]
+        from plugins.credit_bank.views import api_bp, bp
+
+        return [bp, api_bp, transcripts_bp]
 
     @hookimpl
     def lms_cli_commands(self) -> list[Any]:
@@ -43,6 +45,66 @@ class CreditBankPlugin:
         from plugins.credit_bank.transcripts import cli  # noqa: F401 - adds the transcript commands to the group
 
         return [credit_group]
+
+    @hookimpl
+    def lms_capabilities(self) -> dict[str, set[str]]:
+        return {
+            #: Approve or reject offline training claims of people in scope.
+            "credit.review": {"org_admin", "site_admin"},
+            #: See the credit of people in scope (statements, who is behind, exports).
+            "credit.view": {"auditor", "org_admin", "site_admin"},
+            #: Reverse credit found to be 代学代考 (with a reason).
+            "credit.reverse": {"auditor", "site_admin"},
+            #: Import rosters of offline classes for people in scope.
+            "credit.import": {"org_admin", "site_admin"},
+            #: Add policy versions, close a year.
+            "credit.policy": {"site_admin"},
+        }
+
+    @hookimpl
+    def lms_handle_event(self, event: Any) -> None:
+        from plugins.credit_bank.inputs import handle
+
+        handle(event)
+
+    @hookimpl
+    def lms_credit_summary(self, user: Any, year: int) -> Any:
+        from flask import url_for
+
+        from lms_core.pluginhost import CreditSummary
+        from plugins.credit_bank.queries import annual_target, year_summary
+
+        fig = year_summary(user.id, year)
+        return CreditSummary(posted_centi=fig["posted"], pending_centi=fig["pending"],
+                             overflow_centi=fig["overflow"], required_centi=annual_target(user, year),
+                             detail_url=url_for("credit_bank.mine"))
+
+    @hookimpl
+    def lms_template_hook(self, name: str, context: dict[str, Any]) -> str | None:
+        if name not in ("nav", "admin_nav"):
+            return None
+        from flask import url_for
+        from flask_babel import gettext as _
+        from flask_login import current_user
+        from markupsafe import Markup, escape
+
+        from lms_core.authz import can
+
+        if name == "nav":
+            if not current_user.is_authenticated:
+                return None
+            return Markup('<a href="{}">{}</a>').format(url_for("credit_bank.mine"), escape(_("My credit")))
+
+        links = []
+        if can(current_user, "credit.view"):
+            links.append((url_for("credit_bank.behind"), _("Credit: who is behind")))
+        if can(current_user, "credit.review"):
+            links.append((url_for("credit_bank.review_queue"), _("Credit claims to review")))
+        if can(current_user, "credit.import"):
+            links.append((url_for("credit_bank.roster_import"), _("Import class roster")))
+        if can(current_user, "credit.policy"):
+            links.append((url_for("credit_bank.policy_page"), _("Credit policy")))
+        return Markup("").join(Markup('<a href="{}">{}</a>').format(u, escape(t)) for u, t in links) or None
 
     @hookimpl
     def lms_app_created(self, app: Any) -> None:

@@ -108,6 +108,18 @@ def test_dashboard_panel_and_slot(app, client, person):
     assert "hookprobe-body-end" in html
 
 
+def test_credit_summary_replaces_the_dashboard_year_figure(app, client, person, probe):
+    from lms_core.pluginhost import CreditSummary
+
+    login(client, "probe_user")
+    html = client.get("/dashboard").get_data(as_text=True)
+    assert "hours (credited viewing and reading)" in html or "按有效观看和阅读计入" in html
+    probe.credit_summary = CreditSummary(posted_centi=250, pending_centi=125, overflow_centi=5, required_centi=9000)
+    html = client.get("/dashboard").get_data(as_text=True)
+    assert '<span id="year-hours">2.50</span> / 90' in html
+    assert 'id="year-pending">1.25<' in html and 'id="year-overflow">0.05<' in html
+
+
 def test_player_overlay_slot_sits_inside_the_player(app, client, tree, person):
     from lms_core.learning.models import LearningSession
     from tests.lms_core.learning.fixtures import build_course

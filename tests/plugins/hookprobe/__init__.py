@@ -47,6 +47,8 @@ class HookProbe:
         self.interval_verdict: Any = None
         self.completion_verdict: bool | None = None
         self.learning_calls: list[tuple[str, Any]] = []
+        #: ``lms_credit_summary`` answer (``None``: abstain).
+        self.credit_summary: Any = None
 
     # app creation -----------------------------------------------------------
     @hookimpl
@@ -124,6 +126,11 @@ class HookProbe:
     def lms_dashboard_panels(self, user: Any) -> list[DashboardPanel]:
         html = str(Markup("<p>probe for {}</p>").format(user.username))
         return [DashboardPanel(key="hookprobe", title="Probe panel", html=html, order=1)]
+
+    @hookimpl
+    def lms_credit_summary(self, user: Any, year: int) -> Any:
+        # Abstains unless a test sets one: the dashboard then shows the core's figure.
+        return self.credit_summary
 
     @hookimpl
     def lms_has_capability(self, user: Any, capability: str, obj: Any) -> bool | None:

@@ -1,0 +1,88 @@
+"""Human names (through the catalogue) for the bank's codes: nothing internal on a page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+
+LEDGER_NAMES: dict[str, Any] = {
+    "WL_XS": _l("Online training hours"),
+    "JZ_XS": _l("Classroom training hours"),
+    "DY_XS": _l("Party member study hours"),
+    "ZJ_XS": _l("Professional continuing education hours"),
+}
+
+CODE_NAMES: dict[str, Any] = {
+    "course_complete": _l("Online course completed"),
+    "study_time": _l("Online study time"),
+    "offline_class": _l("Offline class"),
+    "import": _l("Class roster"),
+    "fixed": _l("Fixed credit"),
+    "cap_overflow": _l("Over the cap (recorded, not counted)"),
+    "carry_forward": _l("Carried forward at year end"),
+    "expiry": _l("Expired at year end"),
+    "reversal": _l("Reversal"),
+    "adjustment": _l("Adjustment"),
+}
+
+STATUS_NAMES: dict[str, Any] = {
+    "posted": _l("Posted"),
+    "pending": _l("Under review"),
+    "voided": _l("Voided"),
+    "expired": _l("Lapsed"),
+}
+
+REQUIREMENT_NAMES: dict[str, Any] = {
+    "annual_township": _l("Yearly training (township level and below): 90 hours"),
+    "cycle_county": _l("Five-year training (county level and above): 550 hours"),
+    "online_annual": _l("Online training each year: 50 hours"),
+    "party_member": _l("Party member study each year: 32 hours"),
+    "party_secretary": _l("Grassroots Party secretary study each year: 56 hours"),
+    "promotion": _l("Training within a year of promotion"),
+}
+
+CLAIM_STATUS: dict[str, Any] = {
+    "submitted": _l("Under review"),
+    "approved": _l("Approved"),
+    "rejected": _l("Rejected"),
+}
+
+#: Refusals a person can meet, in words they understand.
+ERRORS: dict[str, Any] = {
+    "exceeds_credits": _l("The balance is not enough for this."),
+    "reason_required": _l("A reason is required."),
+    "reversal_exceeds_original": _l("This credit has already been reversed."),
+    "reversed_transfer_not_found": _l("That credit entry does not exist or cannot be reversed."),
+    "account_closed": _l("That year is closed; corrections go to the current year."),
+    "pending_expired": _l("The review period has lapsed."),
+    "pending_transfer_already_posted": _l("This item was already approved."),
+    "pending_transfer_already_voided": _l("This item was already rejected."),
+}
+
+
+def ledger_name(code: str) -> str:
+    return str(LEDGER_NAMES.get(code, code))
+
+
+def code_name(code: str) -> str:
+    return str(CODE_NAMES.get(code, code))
+
+
+def requirement_name(key: str) -> str:
+    return str(REQUIREMENT_NAMES.get(key, key))
+
+
+def error_text(code: str) -> str:
+    from flask_babel import gettext as _
+
+    return str(ERRORS.get(code) or _("The operation was refused (%(code)s).", code=code))
+
+
+def hours(centi: int | None) -> str:
+    """0.01 学时 as a figure with two decimals: 200 -> "2.00"."""
+    if centi is None:
+        return ""
+    sign = "-" if centi < 0 else ""
+    centi = abs(centi)
+    return f"{sign}{centi // 100}.{centi % 100:02d}"

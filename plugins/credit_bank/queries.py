@@ -1,0 +1,267 @@
+"""Credit queries: balances, statements and requirement progress, now or as of a past date.
+
+Every figure is folded from the journal (one source): a cadre's transfers are few (an index
+on ``(user_id, effective_date)`` finds them), so the same code answers "now" and "as of
+2025-06-30", and the page, the API, the dashboard and the statement cannot disagree.
+
+"As of D" means: effective on or before D *and* recorded before the end of D (Beijing time),
+i.e. what the bank showed at the end of that day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from lms_core.db import utcnow
+from lms_core.extensions import db
+from plugins.credit_bank import ledger as L
+from plugins.credit_bank import policy as P
+from plugins.credit_bank.models import (
+    T_PENDING,
+    T_POST_PENDING,
+    T_VOID_PENDING,
+    Account,
+    AccountKind,
+    Transfer,
+)
+from plugins.credit_bank.services import CLOSE_CODES, SHANGHAI
+
+
+@dataclass
+class Figures:
+    """One ledger × year for one cadre (centi-学时)."""
+
+    posted: int = 0  #: counted balance, posted
+    pending: int = 0  #: 审核中: holds on the counted and overflow accounts
+    overflow: int = 0  #: 记录但不计入: over a cap
+    closed_out: int = 0  #: moved out at year-end close (carried forward or expired)
+
+    @property
+    def earned_for_year(self) -> int:
+        """What counts toward the year's requirements: the posted balance before the close."""
+        return self.posted + self.closed_out
+
+
+@dataclass
+class Line:
+    seq: int
+    id: str
+    date: dt.date
+    recorded_at: dt.datetime
+    ledger: str
+    year: int
+    kind: str  #: account kind on the cadre's side (counted / overflow)
+    code: str
+    amount: int  #: signed, as seen by the cadre's account
+    status: str  #: posted | pending | voided | expired
+    memo: str | None
+    evidence_ref: str | None
+    policy_version: int | None
+    reverses_id: str | None
+    reversed_by: list[str] = field(default_factory=list)
+    balance: int | None = None  #: running posted balance of the counted account (posted lines)
+    pending_id: str | None = None
+
+
+def _cutoff(as_of: dt.date) -> dt.datetime:
+    return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), SHANGHAI).astimezone(dt.UTC)
+
+
+def _accounts(user_id: int) -> dict[int, tuple[str, AccountKind, int]]:
+    rows = db.session.execute(select(Account.id, Account.ledger_id, Account.kind, Account.period).where(
+        Account.owner_id == user_id, Account.kind.in_([AccountKind.COUNTED.value, AccountKind.OVERFLOW.value])))
+    return {r.id: (L.ledger_code(r.ledger_id), AccountKind(r.kind), r.period) for r in rows}
+
+
+def _transfers(user_id: int, as_of: dt.date | None) -> list[Any]:
+    t = L.TRANSFERS
+    stmt = select(t.c.seq, t.c.id, t.c.debit_account_id, t.c.credit_account_id, t.c.amount, t.c.flags,
+                  t.c.pending_id, t.c.code, t.c.effective_date, t.c.recorded_at, t.c.memo, t.c.evidence_ref,
+                  t.c.policy_version, t.c.reverses_id, t.c.timeout_at).where(t.c.user_id == user_id)
+    if as_of is not None:
+        stmt = stmt.where(t.c.effective_date <= as_of, t.c.recorded_at < _cutoff(as_of))
+    return list(db.session.execute(stmt.order_by(t.c.seq)))
+
+
+def figures(user_id: int, as_of: dt.date | None = None) -> dict[tuple[str, int], Figures]:
+    """Per (ledger, year): posted, pending, overflow and closed-out amounts."""
+    accts = _accounts(user_id)
+    out: dict[tuple[str, int], Figures] = defaultdict(Figures)
+    holds: dict[str, Any] = {}
+    for r in _transfers(user_id, as_of):
+        for aid, sign in ((r.credit_account_id, 1), (r.debit_account_id, -1)):
+            info = accts.get(aid)
+            if info is None:
+                continue
+            ledger, kind, year = info
+            f = out[(ledger, year)]
+            if r.flags & T_PENDING:
+                holds[r.id] = (aid, sign, r.amount)
+                f.pending += sign * r.amount if sign > 0 else 0
+                continue
+            if r.flags & (T_POST_PENDING | T_VOID_PENDING):
+                held = holds.pop(r.pending_id, None)
+                if held is not None and held[1] > 0 and held[0] == aid:
+                    f.pending -= held[2]
+                if r.flags & T_VOID_PENDING:
+                    continue
+            if kind == AccountKind.COUNTED:
+                f.posted += sign * r.amount
+                if sign < 0 and r.code in CLOSE_CODES:
+                    f.closed_out += r.amount
+            else:
+                f.overflow += sign * r.amount
+    return dict(out)
+
+
+def year_summary(user_id: int, year: int, as_of: dt.date | None = None) -> dict[str, int]:
+    """The dashboard's figures for a year: posted, 审核中 and 记录但不计入, over all credit types."""
+    f = figures(user_id, as_of)
+    parts = [v for (_, y), v in f.items() if y == year]
+    return {"posted": sum(p.earned_for_year for p in parts), "pending": sum(p.pending for p in parts),
+            "overflow": sum(p.overflow for p in parts)}
+
+
+def statement(user_id: int, year: int, as_of: dt.date | None = None, ledger: str | None = None) -> list[Line]:
+    """The year's lines with a running posted balance per ledger; reversals know their originals."""
+    accts = _accounts(user_id)
+    now = utcnow() if as_of is None else _cutoff(as_of)
+    rows = _transfers(user_id, as_of)
+    resolved: dict[str, int] = {}
+    for r in rows:
+        if r.flags & (T_POST_PENDING | T_VOID_PENDING):
+            resolved[r.pending_id] = r.flags
+    lines: list[Line] = []
+    running: dict[str, int] = defaultdict(int)
+    by_id: dict[str, Line] = {}
+    for r in rows:
+        side = None
+        for aid, sign in ((r.credit_account_id, 1), (r.debit_account_id, -1)):
+            info = accts.get(aid)
+            if info is not None and info[2] == year and (ledger is None or info[0] == ledger):
+                side = (info, sign)
+        if side is None:
+            continue
+        (lcode, kind, yr), sign = side
+        if r.flags & T_PENDING:
+            res = resolved.get(r.id)
+            if res is not None and res & T_POST_PENDING:
+                continue  # shown as the posting line
+            expired = r.timeout_at is not None and r.timeout_at <= now
+            status = "voided" if res is not None else ("expired" if expired else "pending")
+        elif r.flags & T_VOID_PENDING:
+            continue  # the hold line shows "voided"
+        else:
+            status = "posted"
+        line = Line(seq=r.seq, id=r.id, date=r.effective_date, recorded_at=r.recorded_at, ledger=lcode, year=yr,
+                    kind=kind.value, code=r.code, amount=sign * r.amount, status=status, memo=r.memo,
+                    evidence_ref=r.evidence_ref, policy_version=r.policy_version, reverses_id=r.reverses_id,
+                    pending_id=r.pending_id)
+        if status == "posted" and kind == AccountKind.COUNTED:
+            running[lcode] += line.amount
+            line.balance = running[lcode]
+        lines.append(line)
+        by_id[r.id] = line
+    # Pair reversals with their originals (an original of a post is its pending hold's posting).
+    for line in lines:
+        if line.reverses_id and line.reverses_id in by_id:
+            by_id[line.reverses_id].reversed_by.append(line.id)
+    return lines
+
+
+@dataclass
+class Progress:
+    key: str
+    ledgers: list[str]
+    required: int
+    earned: int
+    window_start: dt.date
+    deadline: dt.date
+
+    @property
+    def ratio(self) -> float:
+        return 1.0 if self.required == 0 else min(1.0, self.earned / self.required)
+
+    @property
+    def met(self) -> bool:
+        return self.earned >= self.required
+
+
+def _applies(rule: dict[str, Any], user: Any) -> bool:
+    band = getattr(user.rank_band, "value", user.rank_band)
+    if band not in rule.get("rank_bands", P.RANK_BANDS):
+        return False
+    if rule.get("party_member") and not user.party_member:
+        return False
+    words = rule.get("position_keywords")
+    return not (words and not any(w in (user.position or "") for w in words))
+
+
+def progress(user: Any, year: int, as_of: dt.date | None = None,
+             promotions: list[dt.date] | None = None) -> list[Progress]:
+    """Progress toward each requirement that applies to the cadre in ``year``.
+
+    ``progress = min(1, earned / required)``; pending holds never count. Promotion rules
+    need the promotion dates (``promotions``); without one they do not apply.
+    """
+    rules = P.rules_of(P.in_force(as_of or dt.date(year, 12, 31)))
+    fig = figures(user.id, as_of)
+    applicable = [r for r in rules["requirements"] if _applies(r, user)]
+    superseded = {k for r in applicable for k in r.get("supersedes", [])}
+    out = []
+    for r in applicable:
+        if r["key"] in superseded:
+            continue
+        window = r["window"]
+        if window == "calendar_year":
+            years = [year]
+            start, deadline = dt.date(year, 1, 1), dt.date(year, 12, 31)
+        elif window == "plan_cycle":
+            n, first = int(r.get("years", 5)), int(r.get("cycle_start", 2023))
+            cycle0 = first + ((year - first) // n) * n
+            years = list(range(cycle0, cycle0 + n))
+            start, deadline = dt.date(cycle0, 1, 1), dt.date(cycle0 + n - 1, 12, 31)
+        else:
+            recent = [d for d in (promotions or []) if d.year <= year]
+            if not recent:
+                continue
+            start = max(recent)
+            deadline = start.replace(year=start.year + int(r.get("years", 1))) - dt.timedelta(days=1)
+            years = list(range(start.year, deadline.year + 1))
+        earned = 0
+        for (ledger, y), f in fig.items():
+            if ledger in r["ledgers"] and y in years:
+                earned += f.earned_for_year
+        out.append(Progress(r["key"], list(r["ledgers"]), int(r["amount_centi"]), earned, start, deadline))
+    return out
+
+
+def annual_target(user: Any, year: int) -> int:
+    """The yearly figure the dashboard measures against (centi): the largest yearly requirement
+    over all credit types that applies, or a plan cycle's yearly share."""
+    rules = P.rules_of(P.in_force(dt.date(year, 12, 31)))
+    best = 0
+    for r in rules["requirements"]:
+        if not _applies(r, user) or len(r["ledgers"]) < 2 and r["window"] != "calendar_year":
+            continue
+        if r["window"] == "calendar_year" and len(r["ledgers"]) > 1:
+            best = max(best, int(r["amount_centi"]))
+        elif r["window"] == "plan_cycle":
+            best = max(best, int(r.get("annual_share_centi") or r["amount_centi"] // int(r.get("years", 5))))
+    if best == 0:
+        best = max((int(r["amount_centi"]) for r in rules["requirements"]
+                    if _applies(r, user) and r["window"] == "calendar_year"), default=0)
+    return best
+
+
+def held_pending_ids(user_id: int) -> list[str]:
+    """Ids of the cadre's open holds (for reviewers)."""
+    t = Transfer
+    resolved = select(t.pending_id).where(t.pending_id.is_not(None))
+    return list(db.session.execute(select(t.id).where(t.user_id == user_id, t.flags.op("&")(T_PENDING) != 0,
+                                                      t.id.not_in(resolved))).scalars())

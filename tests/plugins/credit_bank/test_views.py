@@ -1,0 +1,216 @@
+"""Pages and API: the learner's figures, reviewers and auditors in scope, exports, policy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+import time_machine
+from flask import Flask
+
+from lms_core.accounts.models import RankBand, Role
+from lms_core.extensions import db
+from plugins.credit_bank import queries
+from tests.conftest import login as _login
+from tests.factories import UserFactory, grant
+from tests.plugins.credit_bank.helpers import completed, grant_credit
+
+
+def login(client, username: str):  # type: ignore[no-untyped-def]
+    """Sign out whoever is signed in, then sign in as ``username``."""
+    client.post("/logout")
+    r = _login(client, username)
+    assert r.status_code == 302, username
+    return r
+
+
+NOON = dt.datetime(2026, 5, 10, 4, tzinfo=dt.UTC)
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n" \
+      b"trailer<</Root 1 0 R>>\n%%EOF\n"
+
+
+@pytest.fixture
+def people(app: Flask, tree):  # type: ignore[no-untyped-def]
+    cadre = UserFactory(org_unit=tree.town_a, username="cadre", full_name="李明", rank_band=RankBand.TOWNSHIP)
+    other = UserFactory(org_unit=tree.town_b, username="other", full_name="王芳", rank_band=RankBand.TOWNSHIP)
+    admin_a = UserFactory(org_unit=tree.county_a, username="admin_a")
+    grant(admin_a, Role.ORG_ADMIN, tree.county_a)
+    auditor_a = UserFactory(org_unit=tree.county_a, username="auditor_a")
+    grant(auditor_a, Role.AUDITOR, tree.county_a)
+    site = UserFactory(org_unit=tree.city, username="site")
+    grant(site, Role.SITE_ADMIN, tree.city)
+    db.session.commit()
+    return {"cadre": cadre, "other": other, "admin_a": admin_a, "auditor_a": auditor_a, "site": site}
+
+
+def test_dashboard_statement_and_course_label_agree(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
+    with time_machine.travel(NOON, tick=True):
+        completed(people["cadre"], nominal=200)
+        login(client, "cadre")
+        html = client.get("/dashboard").get_data(as_text=True)
+        assert '<span id="year-hours">2.00</span> / 90' in html
+        assert 'id="year-pending">0.00<' in html and 'id="year-overflow">0.00<' in html
+        page = client.get("/credit/").get_data(as_text=True)
+        assert 'class="posted">2.00<' in page and 'class="balance">2.00<' in page
+
+
+def test_api_me_and_as_of(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
+    cadre = people["cadre"]
+    grant_credit(cadre.id, 300, "a", day=dt.date(2026, 3, 1))
+    with time_machine.travel(NOON, tick=True):
+        login(client, "cadre")
+        body = client.get("/api/v1/me/credits?year=2026").get_json()
+        wl = next(b for b in body["balances"] if b["ledger"] == "WL_XS")
+        assert wl["posted"] == 300 and body["statement"][0]["balance"] == 300
+        keys = {p["key"] for p in body["progress"]}
+        assert {"annual_township", "online_annual"} <= keys
+        past = client.get("/api/v1/me/credits?year=2026&as_of=2026-02-01").get_json()
+        assert next(b for b in past["balances"] if b["ledger"] == "WL_XS")["posted"] == 0
+        for bad in ("year=abc", "year=99999999999999999999", "as_of=2026-13-01", "as_of=%00", "year=1999"):
+            r = client.get(f"/api/v1/me/credits?{bad}")
+            assert r.status_code == 400, bad
+
+
+def test_api_for_other_users_is_scoped(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
+    login(client, "auditor_a")
+    assert client.get(f"/api/v1/users/{people['cadre'].id}/credits").status_code == 200
+    assert client.get(f"/api/v1/users/{people['other'].id}/credits").status_code == 403
+    login(client, "cadre")
+    assert client.get(f"/api/v1/users/{people['other'].id}/credits").status_code == 403
+
+
+def test_offline_claim_flow(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
+    login(client, "cadre")
+    form = {"title": "县委党校中青班", "organiser": "南岭县委党校", "ledger": "JZ_XS", "start_date": "2026-04-01",
+            "end_date": "2026-04-03"}
+    r = client.post("/credit/claims", data={**form, "evidence": (io.BytesIO(b"MZ\x90\x00" * 50), "cert.pdf")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 400
+    r = client.post("/credit/claims", data={**form, "evidence": (io.BytesIO(PDF), "cert.pdf")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 302
+    assert queries.year_summary(people["cadre"].id, 2026) == {"posted": 0, "pending": 1800, "overflow": 0}
+    from plugins.credit_bank.models import Claim
+
+    claim = db.session.query(Claim).one()
+    login(client, "auditor_a")  # auditors do not approve
+    assert client.post(f"/credit/review/{claim.id}", data={"decision": "approve"}).status_code == 403
+    login(client, "admin_a")
+    assert "县委党校中青班" in client.get("/credit/review").get_data(as_text=True)
+    r = client.post(f"/credit/review/{claim.id}", data={"decision": "reject", "reason": ""})
+    assert queries.year_summary(people["cadre"].id, 2026)["pending"] == 1800  # a rejection needs a reason
+    client.post(f"/credit/review/{claim.id}", data={"decision": "approve"})
+    assert queries.year_summary(people["cadre"].id, 2026) == {"posted": 1800, "pending": 0, "overflow": 0}
+    client.post(f"/credit/review/{claim.id}", data={"decision": "reject", "reason": "late"})
+    assert queries.year_summary(people["cadre"].id, 2026)["posted"] == 1800
+
+
+def test_claim_out_of_scope_cannot_be_reviewed(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
+    login(client, "other")
+    client.post("/credit/claims", data={"title": "石岗镇专题班", "organiser": "校", "ledger": "JZ_XS",
+                                        "start_date": "2026-04-01", "end_date": "2026-04-01",
+                                        "evidence": (io.BytesIO(PDF), "c.pdf")}, content_type="multipart/form-data")
+    from plugins.credit_bank.models import Claim
+
+    claim = db.session.query(Claim).one()
+    login(client, "admin_a")
+    assert "石岗镇专题班" not in client.get("/credit/review").get_data(as_text=True)
+    assert client.post(f"/credit/review/{claim.id}", data={"decision": "approve"}).status_code == 403
+    assert client.get(f"/credit/evidence/{claim.id}/{claim.evidence[0]}").status_code == 403
+
+
+def test_auditor_reverses_with_reason_and_statement_pairs_them(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
+    cadre = people["cadre"]
+    tid = grant_credit(cadre.id, 200, "c1", day=dt.date(2026, 3, 1))
+    login(client, "auditor_a")
+    client.post(f"/credit/users/{cadre.id}/reverse", data={"transfer_id": tid, "reason": ""})
+    assert queries.year_summary(cadre.id, 2026)["posted"] == 200
+    client.post(f"/credit/users/{cadre.id}/reverse", data={"transfer_id": tid, "reason": "代学代考"})
+    assert queries.year_summary(cadre.id, 2026)["posted"] == 0
+    lines = queries.statement(cadre.id, 2026)
+    assert lines[0].reversed_by == [lines[1].id] and lines[1].reverses_id == lines[0].id
+    assert lines[1].memo == "代学代考" and lines[1].balance == 0
+    page = client.get(f"/credit/users/{cadre.id}?year=2026").get_data(as_text=True)
+    assert "代学代考" in page
+    login(client, "admin_a")  # org admins do not reverse
+    assert client.post(f"/credit/users/{cadre.id}/reverse",
+                       data={"transfer_id": tid, "reason": "x"}).status_code == 403
+
+
+def test_behind_report_and_exports_equal_the_rows(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
+    grant_credit(people["cadre"].id, 9000, "full", day=dt.date(2026, 3, 1))
+    with time_machine.travel(NOON, tick=True):
+        login(client, "admin_a")
+        page = client.get("/credit/behind?year=2026").get_data(as_text=True)
+        csv_body = client.get("/credit/behind?year=2026&format=csv").data
+        xlsx = client.get("/credit/behind?year=2026&format=xlsx").data
+    # cadre met 90; other is out of scope; admin_a and auditor_a (general staff) are behind.
+    assert "李明" not in page and "王芳" not in page and "admin_a" in page
+    assert csv_body.startswith("\ufeff".encode())
+    text = csv_body.decode("utf-8-sig")
+    rows = text.strip().splitlines()
+    assert rows[0].startswith("单位") or rows[0].startswith("Org unit")
+    assert len(rows) - 1 == page.count('<td><a href="/credit/users/')
+    import openpyxl
+
+    ws = openpyxl.load_workbook(io.BytesIO(xlsx)).active
+    assert ws is not None and ws.max_row == len(rows)
+
+
+def test_roster_import_is_idempotent_per_row(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
+    csv_text = ("用户名,培训班名称,主办单位,开始日期,结束日期,学时类别,学时\n"
+                "cadre,乡镇干部轮训班,县委组织部,2026-03-02,2026-03-04,集中培训学时,\n"
+                "other,乡镇干部轮训班,县委组织部,2026-03-02,2026-03-04,集中培训学时,\n"
+                "cadre,专题讲座,县委组织部,2026-03-10,2026-03-10,集中培训学时,3.5\n")
+    login(client, "admin_a")
+    for _ in range(2):
+        r = client.post("/credit/roster", data={"file": (io.BytesIO(("\ufeff" + csv_text).encode()), "r.csv")},
+                        content_type="multipart/form-data")
+        assert r.status_code == 200
+    # 3 days × 6.00 + 3.50; "other" is outside the county.
+    assert queries.year_summary(people["cadre"].id, 2026)["posted"] == 1800 + 350
+    assert queries.year_summary(people["other"].id, 2026)["posted"] == 0
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["用户名", "培训班名称", "主办单位", "开始日期", "结束日期", "学时类别", "学时"])
+    day = dt.datetime(2026, 3, 10)  # noqa: DTZ001 - a spreadsheet cell holds a naive date
+    ws.append(["cadre", "专题讲座", "县委组织部", day, day, "集中培训学时", 3.5])
+    ws.append(["cadre", "党课", "县委组织部", "2026-03-11", "2026-03-11", "党员学习学时", 2])
+    buf = io.BytesIO()
+    wb.save(buf)
+    client.post("/credit/roster", data={"file": (io.BytesIO(buf.getvalue()), "r.xlsx")},
+                content_type="multipart/form-data")
+    assert queries.year_summary(people["cadre"].id, 2026)["posted"] == 1800 + 350 + 200
+    r = client.post("/credit/roster", data={"file": (io.BytesIO(b"PK\x03\x04garbage"), "r.xlsx")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 400
+
+
+def test_site_admin_adds_a_policy_version(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
+    login(client, "admin_a")
+    assert client.get("/credit/policy").status_code == 403
+    login(client, "site")
+    assert client.post("/credit/policy", data={"rules": "{not json", "effective_from": "2026-01-01"}).status_code == 400
+    assert client.post("/credit/policy", data={"rules": '{"caps": {"XX": {}}}',
+                                               "effective_from": "2026-01-01"}).status_code == 400
+    deep = "[" * 100_000 + "]" * 100_000
+    assert client.post("/credit/policy", data={"rules": deep, "effective_from": "2026-01-01"}).status_code == 400
+    r = client.post("/credit/policy", data={"rules": '{"offline_day_centi": 750}', "effective_from": "2026-01-01"})
+    assert r.status_code == 302
+    from plugins.credit_bank import policy as P
+
+    assert P.rules_of(P.in_force(dt.date(2026, 6, 1)))["offline_day_centi"] == 750
+    assert P.rules_of(P.in_force(dt.date(2025, 6, 1)))["offline_day_centi"] == 600
+
+
+def test_pages_render_in_chinese(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
+    login(client, "site")
+    for url in ("/credit/", "/credit/claims", "/credit/review", "/credit/behind", "/credit/roster", "/credit/policy",
+                f"/credit/users/{people['cadre'].id}"):
+        r = client.get(url)
+        assert r.status_code == 200, url
+        assert "学时" in r.get_data(as_text=True), url
