@@ -34,7 +34,6 @@ class CreditBankPlugin:
     @hookimpl
     def lms_blueprints(self) -> list[Any]:
         from plugins.credit_bank.transcripts.views import bp as transcripts_bp
-
         from plugins.credit_bank.views import api_bp, bp
 
         return [bp, api_bp, transcripts_bp]
