@@ -20,12 +20,12 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
 from lms_core.accounts.models import User
 from lms_core.events.services import emit
 from lms_core.extensions import db
+from plugins.credit_bank import labels
 from plugins.credit_bank.models import LEDGERS, Account, AccountKind, Transfer
 from plugins.credit_bank.proofs import credential as cr
 from plugins.credit_bank.proofs import keys, merkle, pdf
@@ -35,17 +35,6 @@ from plugins.credit_bank.transcripts.models import Credential, CredentialState, 
 
 _UUID_LEN = 36
 
-#: The ledger names of ``models.LEDGERS`` are plain strings there; listing them here marks
-#: them for the catalogue extraction, since transcripts show them translated.
-LEDGER_NAMES = (_l("Online training hours"), _l("Classroom training hours"), _l("Party member study hours"),
-                _l("Professional continuing education hours"))
-#: A line without a memo is titled by its transfer code.
-CODE_LABELS = {
-    "course_complete": _l("Course completed"), "study_time": _l("Study time"), "offline_class": _l("Offline training"),
-    "import": _l("Imported record"), "fixed": _l("Fixed credit"), "cap_overflow": _l("Over a cap"),
-    "carry_forward": _l("Carried forward"), "expiry": _l("Expired"), "reversal": _l("Reversal"),
-    "adjustment": _l("Adjustment"),
-}
 
 
 class TranscriptError(ValueError):
@@ -68,7 +57,7 @@ def _line(row: dict[str, Any], mine: dict[str, dict[str, Any]], resolved: dict[s
     acct = mine[row["credit_account"] if credit_side else row["debit_account"]]
     amount = row["amount"] if credit_side else -row["amount"]
     # A post or void of a claim reads with the claim's title.
-    title = row["memo"] or memos.get(row["pending_id"] or "") or str(CODE_LABELS.get(row["code"], row["code"]))
+    title = row["memo"] or memos.get(row["pending_id"] or "") or labels.code_name(row["code"])
     flags = row["flags"]
     if flags & cr.T_PENDING:
         state = resolved.get(row["id"])
@@ -134,7 +123,7 @@ def issue_transcript(user: User, year: int, *, actor: User | None = None, now: d
         "year": year,
         "issued_at": _iso(now),
         "supersedes": previous.id if previous else None,
-        "ledgers": [{"code": code, "name": gettext(name)} for _, code, name in LEDGERS if code in used],
+        "ledgers": [{"code": code, "name": labels.ledger_name(code)} for _, code, _name in LEDGERS if code in used],
         "accounts": sorted(mine.values(), key=lambda a: a["key"]),
         "balances": [{"ledger": code, **balances[code]} for code in sorted(balances)],
         "policy_versions": sorted({r["policy_version"] for r in rows if r["policy_version"] is not None}),
