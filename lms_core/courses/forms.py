@@ -44,6 +44,11 @@ class LessonForm(FlaskForm):
                                      validators=[Optional(), NumberRange(min=0, max=100)])
     max_attempts = IntegerField(_l("Quiz: attempts (0 = unlimited)"), default=3,
                                 validators=[Optional(), NumberRange(min=0, max=100)])
+    show_correct_answers = BooleanField(_l("Quiz: after an attempt, also show the correct answers"))
+
+
+class QuizSettingsForm(FlaskForm):
+    show_correct_answers = BooleanField(_l("After an attempt, also show the correct answers"))
 
 
 class QuestionForm(FlaskForm):

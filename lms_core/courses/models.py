@@ -132,6 +132,8 @@ class Lesson(Base):
     passing_score_pct: Mapped[int] = mapped_column(default=60)
     max_attempts: Mapped[int] = mapped_column(default=3)
     shuffle_questions: Mapped[bool] = mapped_column(default=True)
+    #: Quiz: after an attempt, show the right answers too (the wrong ones are always marked).
+    show_correct_answers: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     section: Mapped[Section] = relationship(back_populates="lessons")

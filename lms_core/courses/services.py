@@ -120,6 +120,15 @@ def set_published(author: User, course: Course, published: bool) -> None:
     emit("course.published" if published else "course.unpublished", actor=author, obj=course, course_id=course.id)
 
 
+def set_quiz_settings(author: User, lesson: Lesson, *, show_correct_answers: bool) -> None:
+    """Change a quiz's review setting (does not commit)."""
+    require_edit(author, lesson.course)
+    if lesson.show_correct_answers != show_correct_answers:
+        lesson.show_correct_answers = show_correct_answers
+        emit("lesson.updated", actor=author, obj=lesson, course_id=lesson.course_id,
+             payload={"show_correct_answers": show_correct_answers})
+
+
 def publish_problems(course: Course) -> list[str]:
     """Reasons the course cannot be published yet."""
     problems = []
@@ -153,7 +162,8 @@ def add_section(author: User, course: Course, title: str) -> Section:
 
 #: Column defaults apply only at flush; the rules are checked before that.
 LESSON_RULE_DEFAULTS: dict[str, Any] = {"completion_threshold_pct": 95, "min_read_seconds": 60,
-                                        "passing_score_pct": 60, "max_attempts": 3, "shuffle_questions": True}
+                                        "passing_score_pct": 60, "max_attempts": 3, "shuffle_questions": True,
+                                        "show_correct_answers": False}
 MEDIA_FOR_KIND = {LessonKind.VIDEO: MediaKind.VIDEO, LessonKind.DOCUMENT: MediaKind.DOCUMENT}
 
 

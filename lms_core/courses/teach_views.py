@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from lms_core.authz import AccessDenied, can
 from lms_core.courses import services
-from lms_core.courses.forms import CourseForm, LessonForm, QuestionForm, SectionForm
+from lms_core.courses.forms import CourseForm, LessonForm, QuestionForm, QuizSettingsForm, SectionForm
 from lms_core.courses.models import Course, CourseInstructor, Lesson, LessonKind, Section
 from lms_core.extensions import csrf, db
 from lms_core.jobs.services import commit
@@ -164,7 +164,8 @@ def add_lesson(section_id: int) -> Any:
                             required=bool(form.required.data),
                             completion_threshold_pct=form.completion_threshold_pct.data,
                             min_read_seconds=form.min_read_seconds.data,
-                            passing_score_pct=form.passing_score_pct.data, max_attempts=form.max_attempts.data)
+                            passing_score_pct=form.passing_score_pct.data, max_attempts=form.max_attempts.data,
+                            show_correct_answers=bool(form.show_correct_answers.data))
     except services.CourseError as exc:
         db.session.rollback()
         flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
@@ -201,7 +202,23 @@ def questions(lesson_id: int) -> Any:
         else:
             status = 400
     return render_template("teach/questions.html", lesson=lesson, questions=quizzes.questions(lesson),
-                           form=form), status
+                           form=form, settings_form=QuizSettingsForm(formdata=None, obj=lesson)), status
+
+
+@bp.route("/lessons/<int:lesson_id>/quiz-settings", methods=["POST"])
+def quiz_settings(lesson_id: int) -> Any:
+    """Whether learners see the right answers after an attempt (which of theirs were wrong, they always see)."""
+    lesson = db.session.get(Lesson, lesson_id)
+    if lesson is None or lesson.kind != LessonKind.QUIZ:
+        abort(404)
+    _course_or_404(lesson.course_id)
+    form = QuizSettingsForm()
+    if not form.validate_on_submit():
+        abort(400)
+    services.set_quiz_settings(current_user, lesson, show_correct_answers=bool(form.show_correct_answers.data))
+    commit()
+    flash(_("Saved."), "success")
+    return redirect(url_for("teach.questions", lesson_id=lesson.id))
 
 
 @bp.route("/courses/<int:course_id>/feedback")

@@ -9,6 +9,7 @@ from sqlalchemy import case, func, select
 
 from lms_core.accounts.models import User
 from lms_core.courses.models import Course, CourseInstructor, Lesson, LessonKind
+from lms_core.db import utcnow
 from lms_core.enrolments.models import Enrolment
 from lms_core.events.services import emit
 from lms_core.extensions import db
@@ -35,11 +36,16 @@ def submit_feedback(user: User, lesson: Lesson, enrolment: Enrolment, rating: in
         row = LessonFeedback(user_id=user.id, lesson_id=lesson.id, course_id=lesson.course_id, rating=rating,
                              comment=comment)
         db.session.add(row)
+        updated = False
     else:
+        # The same row, edited: one answer per person and lesson, and the page says so.
+        updated = (row.rating, row.comment) != (rating, comment)
         row.rating, row.comment = rating, comment
+        if updated:
+            row.updated_at = utcnow()
     emit("survey.submitted", actor=user, obj=lesson, course_id=lesson.course_id,
          payload={"lesson_id": lesson.id, "registration": enrolment.registration, "rating": rating,
-                  "comment": comment})
+                  "comment": comment, "updated": updated})
     if lesson.kind == LessonKind.SURVEY:
         return evaluate_completion(user, lesson, progress_for(user.id, lesson, lock=True), enrolment, rule_met=True)
     return False, False

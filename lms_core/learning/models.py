@@ -158,5 +158,7 @@ class LessonFeedback(Base):
     rating: Mapped[int]
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Last time the learner changed their answer (one answer per person and lesson).
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("user_id", "lesson_id"),)

@@ -53,6 +53,8 @@ def lesson(lesson_id: int) -> Any:
     elif lesson.kind == LessonKind.QUIZ:
         attempts = quizzes.attempts_of(current_user, lesson)
         context.update(attempts=attempts, attempts_left=quizzes.attempts_left(lesson, attempts))
+        submitted = [a for a in attempts if a.submitted_at is not None]
+        context["review"] = quizzes.review(lesson, submitted[-1]) if submitted else []
         passed = any(a.passed for a in attempts)
         if not passed and context["attempts_left"] != 0:
             attempt = quizzes.open_attempt(current_user, lesson, enrolment) if quizzes.questions(lesson) else None
@@ -118,6 +120,8 @@ def submit_feedback(lesson_id: int) -> Any:
     if enrolment is None:
         abort(403)
     rating = request.form.get("rating", type=int)
+    before = db.session.query(LessonFeedback).filter_by(user_id=current_user.id, lesson_id=lesson.id).one_or_none()
+    previous = (before.rating, before.comment) if before else None
     try:
         feedback.submit_feedback(current_user, lesson, enrolment, rating or 0, request.form.get("comment") or "")
     except feedback.FeedbackError as exc:
@@ -125,5 +129,12 @@ def submit_feedback(lesson_id: int) -> Any:
         flash(str(exc), "error")
         return redirect(url_for("learn.lesson", lesson_id=lesson.id)), 303
     commit()
-    flash(_("Thank you for your feedback."), "success")
+    if previous is None:
+        flash(_("Thank you for your feedback."), "success")
+    elif previous == (rating, (request.form.get("comment") or "").strip()):
+        flash(_("Your answer is unchanged."), "info")
+    else:
+        flash(_("Your earlier answer was changed: rating %(old)d → %(new)d.", old=previous[0], new=rating or 0)
+              if previous[0] != rating else _("Your earlier answer was changed: the comment was updated."),
+              "success")
     return redirect(url_for("learn.lesson", lesson_id=lesson.id))

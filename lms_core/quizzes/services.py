@@ -150,3 +150,34 @@ def submit(user: User, attempt: Attempt, answers: dict[str, Any]) -> Graded:
     if attempt.passed:
         lesson_done, course_done = evaluate_completion(user, lesson, progress, enrolment, rule_met=True)
     return Graded(attempt, lesson_done, course_done)
+
+
+@dataclass
+class ReviewLine:
+    """One question of a submitted attempt, as the learner sees it afterwards."""
+
+    question: Question
+    chosen: list[int]
+    success: bool
+    #: The right options, or None when the quiz does not reveal them.
+    correct: list[int] | None
+
+
+def review(lesson: Lesson, attempt: Attempt) -> list[ReviewLine]:
+    """Which answers of ``attempt`` were right and wrong, in the order it was shown.
+
+    The right answers are included only if the quiz says so
+    (``Lesson.show_correct_answers``): with attempts left, they would hand out the key.
+    """
+    if attempt.submitted_at is None:
+        return []
+    by_id = {q.id: q for q in questions(lesson)}
+    lines = []
+    for qid in attempt.question_order:
+        question = by_id.get(qid)
+        if question is None:
+            continue
+        chosen = [int(i) for i in attempt.answers.get(str(qid), [])]
+        lines.append(ReviewLine(question, chosen, chosen == sorted(question.correct),
+                                sorted(question.correct) if lesson.show_correct_answers else None))
+    return lines

@@ -1,0 +1,59 @@
+"""Learner pages in Chromium: the quiz review after an attempt, editing one's survey answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lms_core.extensions import db
+from tests.browser.test_ui import expect, horizontal_overflow, sign_in
+from tests.factories import UserFactory
+from tests.lms_core.learning.fixtures import build_course
+
+pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
+              pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
+
+
+@pytest.fixture
+def kit(tree: Any) -> Any:
+    from lms_core.enrolments import services as enrolments
+
+    kit = build_course(tree)
+    learner = UserFactory(username="liming", full_name="李明", org_unit=tree.village_a)
+    enrolments.enrol(learner, kit.course)
+    db.session.commit()
+    return kit
+
+
+def test_quiz_review_marks_the_wrong_answer(mobile_page: Any, kit: Any, tmp_path: Any) -> None:
+    page = mobile_page
+    sign_in(page, "liming")
+    page.goto(f"/learn/lessons/{kit.quiz.id}")
+    page.locator("fieldset", has_text="1+1=?").get_by_label("2").check()
+    page.locator("fieldset", has_text="选出偶数").get_by_label("2").check()  # 4 missing: wrong
+    page.locator("fieldset", has_text="地球是圆的").locator("input").first.check()
+    page.locator("#submit-quiz").click()
+    review = page.locator("#attempt-review")
+    expect(review).to_be_visible()
+    expect(review.locator(".review-line.wrong")).to_have_count(1)
+    expect(review.locator(".review-line.wrong")).to_contain_text("选出偶数")
+    expect(review.locator(".review-line.right")).to_have_count(2)
+    expect(review).not_to_contain_text("正确答案:")
+    assert horizontal_overflow(page) == 0
+    page.screenshot(path=str(tmp_path / "quiz-review-390.png"), full_page=True)
+
+
+def test_survey_second_answer_edits_the_first(page: Any, kit: Any, tmp_path: Any) -> None:
+    sign_in(page, "liming")
+    page.goto(f"/learn/lessons/{kit.survey.id}")
+    page.locator("input[name=rating][value='4']").check()
+    page.locator("#comment").fill("很有收获")
+    page.get_by_role("button", name="提交").click()
+    expect(page.locator("#survey-mine")).to_contain_text("再次提交将修改这份回答")
+    expect(page.locator("#comment")).to_have_value("很有收获")
+    page.locator("input[name=rating][value='5']").check()
+    page.get_by_role("button", name="保存修改").click()
+    expect(page.locator(".flash-success")).to_contain_text("评分 4 → 5")
+    expect(page.locator("#survey-mine")).to_contain_text("最后修改于")
+    page.screenshot(path=str(tmp_path / "survey-1280.png"), full_page=True)
