@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 import unicodedata
 from typing import Any
 
@@ -78,9 +79,35 @@ def search_fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
+#: Runs of Chinese characters (CJK unified ideographs, extension A, compatibility).
+_HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+def pinyin_lines(text: str) -> str:
+    """The pinyin of ``text``'s Chinese runs, in full and as initials, one line each.
+
+    Chinese users search by pinyin (``fazhi``) and by initials (``fzzf``) as often as by
+    characters: both are folded into the search column so the catalogue's LIKE finds
+    them without a second query. pypinyin's phrase dictionary picks the reading of
+    polyphones from context (重庆 → chongqing). Imported on first use: its
+    dictionaries take a second to load, and only writes need them.
+    """
+    runs = _HAN_RUN.findall(text)
+    if not runs:
+        return ""
+    from pypinyin import Style, lazy_pinyin
+
+    full = " ".join("".join(lazy_pinyin(run)) for run in runs)
+    initials = " ".join("".join(lazy_pinyin(run, style=Style.FIRST_LETTER)) for run in runs)
+    return f"{full}\n{initials}"
+
+
 def course_search_text(code: str | None, title: str | None, description: str | None) -> str:
-    # One field per line, so that a query cannot match across the end of one field and the start of the next.
-    return search_fold("\n".join((code or "", title or "", description or "")))
+    # One field per line, so that a query cannot match across the end of one field and the start of the
+    # next. The title's pinyin follows (not the description's: its initials would match almost any short query).
+    fields = "\n".join((code or "", title or "", description or ""))
+    pinyin = pinyin_lines(unicodedata.normalize("NFKC", title or ""))
+    return search_fold(f"{fields}\n{pinyin}" if pinyin else fields)
 
 
 @event.listens_for(Course, "before_insert")

@@ -57,3 +57,16 @@ def test_survey_second_answer_edits_the_first(page: Any, kit: Any, tmp_path: Any
     expect(page.locator(".flash-success")).to_contain_text("评分 4 → 5")
     expect(page.locator("#survey-mine")).to_contain_text("最后修改于")
     page.screenshot(path=str(tmp_path / "survey-1280.png"), full_page=True)
+
+
+def test_catalogue_search_by_initials_on_a_phone(mobile_page: Any, kit: Any, tmp_path: Any) -> None:
+    page = mobile_page
+    sign_in(page, "liming")
+    page.goto("/courses/")
+    page.locator("input[name=q]").fill("xjpxsd")  # 习近平新时代…
+    page.locator("input[name=q]").press("Enter")
+    expect(page.locator("main")).to_contain_text("习近平新时代中国特色社会主义思想专题")
+    page.locator("input[name=q]").fill("fazhi")
+    page.locator("input[name=q]").press("Enter")
+    expect(page.locator("main")).not_to_contain_text("习近平新时代中国特色社会主义思想专题")
+    page.screenshot(path=str(tmp_path / "catalogue-390.png"), full_page=True)
