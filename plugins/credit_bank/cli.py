@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
 import click
 from flask.cli import with_appcontext
@@ -36,3 +37,56 @@ def expire_pending_command() -> None:
             break
         click.echo(f"... {total}")
     click.echo(f"voided {total}")
+
+
+@credit_group.group("policy")
+def policy_group() -> None:
+    """Credit policy versions (conversion, caps, requirements, year-end)."""
+
+
+@policy_group.command("show")
+@click.option("--on", "on", default=None, help="Date (YYYY-MM-DD); default today.")
+@with_appcontext
+def policy_show(on: str | None) -> None:
+    """Print the version in force on a date, as JSON."""
+    import datetime as dt
+    import json
+
+    from lms_core.db import utcnow
+    from plugins.credit_bank import policy as P
+    from plugins.credit_bank.services import local_date
+
+    day = dt.date.fromisoformat(on) if on else local_date(utcnow())
+    row = P.in_force(day)
+    click.echo(f"# version {row.version}, effective from {row.effective_from.isoformat()}")
+    click.echo(json.dumps(P.rules_of(row), ensure_ascii=False, indent=2))
+
+
+@policy_group.command("set")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--effective", required=True, help="Effective date (YYYY-MM-DD).")
+@click.option("--note", default=None)
+@with_appcontext
+def policy_set(file: TextIO, effective: str, note: str | None) -> None:
+    """Add a policy version from a JSON FILE (only the keys that differ from the defaults)."""
+    import datetime as dt
+
+    from plugins.credit_bank import policy as P
+
+    try:
+        row = P.add_version(file.read(), dt.date.fromisoformat(effective), None, note)
+    except (P.PolicyError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"policy version {row.version} from {row.effective_from.isoformat()}")
+
+
+@credit_group.command("close-year")
+@click.argument("year", type=click.IntRange(2000, 2100))
+@with_appcontext
+def close_year_command(year: int) -> None:
+    """Year-end close: carry forward or expire each counted balance of YEAR, then close it."""
+    from plugins.credit_bank.services import close_year
+
+    stats = close_year(year, progress=lambda n: click.echo(f"... {n} accounts"))
+    click.echo(f"closed {stats['accounts']} accounts: carried {stats['carried'] / 100:.2f}, "
+               f"expired {stats['expired'] / 100:.2f} 学时")

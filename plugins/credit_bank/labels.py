@@ -24,6 +24,8 @@ CODE_NAMES: dict[str, Any] = {
     "expiry": _l("Expired at year end"),
     "reversal": _l("Reversal"),
     "adjustment": _l("Adjustment"),
+    "conversion_out": _l("Converted to another credit type"),
+    "conversion_in": _l("Converted from another credit type"),
 }
 
 STATUS_NAMES: dict[str, Any] = {

@@ -62,6 +62,8 @@ class TransferCode(enum.StrEnum):
     EXPIRY = "expiry"
     REVERSAL = "reversal"
     ADJUSTMENT = "adjustment"
+    CONVERSION_OUT = "conversion_out"
+    CONVERSION_IN = "conversion_in"
 
 
 #: The ledgers (credit types): id, code, English msgid. Ids are stable (they are in the journal).

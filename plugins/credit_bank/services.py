@@ -230,3 +230,36 @@ def close_year(year: int, *, actor_id: int | None = None, progress: Any = None) 
         execution_options={"synchronize_session": False})
     db.session.commit()
     return stats
+
+
+#: Issuer number of the conversion pools (one ISSUER account per ledger acts as the pool).
+CONVERSION_POOL = 9
+
+
+def convert(*, key: str, user_id: int, year: int, from_ledger: str, to_ledger: str, amount: int, num: int,
+            den: int, actor_id: int | None = None, policy_version: int | None = None,
+            commit: bool = True) -> list[str]:
+    """Convert counted credit of one type into another at ``num/den`` (e.g. 学时 → 学分).
+
+    Two linked legs through the conversion pools: counted[from] → pool[from] (``amount``) and
+    pool[to] → counted[to] (``floor(amount × num / den)``, rounding in the bank's favour).
+    Both commit or neither does.
+    """
+    if from_ledger == to_ledger or num <= 0 or den <= 0 or amount <= 0:
+        return ["invalid_conversion"]
+    out = amount * num // den
+    if out <= 0:
+        return ["conversion_rounds_to_zero"]
+    day = dt.date(year, 12, 31) if year != local_date(utcnow()).year else local_date(utcnow())
+    common: dict[str, Any] = {"effective_date": day, "user_id": user_id, "actor_id": actor_id,
+                              "policy_version": policy_version, "memo": f"{num}/{den}"}
+    group = [
+        L.TransferSpec(id=L.transfer_id(f"{key}:out"), code=TransferCode.CONVERSION_OUT.value, amount=amount,
+                       debit=L.counted(from_ledger, user_id, year), credit=L.issuer(from_ledger, CONVERSION_POOL),
+                       **common),
+        L.TransferSpec(id=L.transfer_id(f"{key}:in"), code=TransferCode.CONVERSION_IN.value, amount=out,
+                       debit=L.issuer(to_ledger, CONVERSION_POOL), credit=L.counted(to_ledger, user_id, year),
+                       **common),
+    ]
+    results = L.submit([group]) if commit else L.apply([group])
+    return results[0]
