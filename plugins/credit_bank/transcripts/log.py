@@ -197,3 +197,34 @@ def check_logs(echo: Echo) -> int:
             problems += 1
     echo(f"checked {len(checkpoints)} checkpoints against key {keys.key_id(pub)}")
     return problems
+
+
+def consistency_with_latest(cp: dict[str, Any]) -> tuple[bool, int] | None:
+    """Whether the log named in a (signed, already checked) checkpoint still extends it.
+
+    Proves with an RFC 6962 consistency proof that the tree the checkpoint signed is a prefix
+    of the latest signed checkpoint's tree: nothing logged by then was changed or removed
+    since. Returns (ok, latest size), or None when there is nothing newer to compare with.
+    """
+    latest = latest_checkpoint(str(cp.get("log")))
+    size_ = cp.get("size")
+    if latest is None or not isinstance(size_, int) or isinstance(size_, bool) or size_ < 1:
+        return None
+    if latest.size < size_:
+        return False, latest.size
+    leaves = leaf_hashes(latest.log, upto=latest.size)
+    proof = merkle.consistency_proof(size_, leaves)
+    old_root, new_root = bytes.fromhex(str(cp["root"])), bytes.fromhex(latest.root)
+    ok = merkle.verify_consistency(size_, latest.size, proof, old_root, new_root)
+    return ok, latest.size
+
+
+def consistency_proof_between(log_name: str, first: int, second: int) -> dict[str, Any] | None:
+    """An RFC 6962 consistency proof between two stored checkpoints' sizes, for auditors."""
+    cps = {c.size: c for c in db.session.scalars(select(Checkpoint).where(
+        Checkpoint.log == log_name, Checkpoint.size.in_([first, second])))}
+    if first not in cps or second not in cps or not 0 < first <= second:
+        return None
+    leaves = leaf_hashes(log_name, upto=second)
+    return {"log": log_name, "first": cps[first].as_dict(), "second": cps[second].as_dict(),
+            "proof": [p.hex() for p in merkle.consistency_proof(first, leaves)]}

@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from lms_core.errors import render_error
+from plugins.credit_bank.proofs import credential as cr
 from plugins.credit_bank.proofs import keys, pdf
 from plugins.credit_bank.proofs.canonical import CanonicalError, parse
 from plugins.credit_bank.proofs.credential import Report
-from plugins.credit_bank.transcripts import services
+from plugins.credit_bank.transcripts import log, services
 from plugins.credit_bank.transcripts.forms import IssueForm, VerifyForm
 from plugins.credit_bank.transcripts.issuer_key import issuer_key
 from plugins.credit_bank.transcripts.models import Credential
@@ -34,6 +35,8 @@ CHECK_LABELS = {
     "journal_checkpoint": _l("The journal log checkpoint is signed"),
     "journal_inclusion": _l("Every entry is recorded in the credit journal"),
     "balances": _l("The balances equal the sum of the entries"),
+    "credential_log_consistent": _l("The credential log has only grown since (consistency proof)"),
+    "journal_log_consistent": _l("The credit journal has only grown since (consistency proof)"),
 }
 STATE_LABELS = {
     "valid": _l("Valid"),
@@ -86,10 +89,38 @@ def verify() -> Any:
         if not data.startswith(b"%PDF-") and data.lstrip()[:1] != b"{":
             return render_error(400, _("This is neither a PDF nor a credential file. Upload the transcript PDF."))
         report = pdf.verify_file(data, issuer_key().public_key())
+        if report.ok:
+            _add_consistency(report)
         cred = services.find(str(report.payload.get("id", ""))) if report.ok and report.payload else None
         ctx = _context(report, cred, "upload")
         return render_template("credit_transcripts/result.html", **ctx), 200 if report.ok else 422
     return render_template("credit_transcripts/verify.html", form=form, kid=_kid())
+
+
+def _add_consistency(report: Report) -> None:
+    """Online only: the logs the transcript was proven against still extend its checkpoints."""
+    assert report.bundle is not None and report.payload is not None
+    for code, cp in (("credential_log_consistent", report.bundle["credential_log"]["checkpoint"]),
+                     ("journal_log_consistent", report.payload["journal"]["checkpoint"])):
+        result = log.consistency_with_latest(cp)
+        if result is not None:
+            report.add(code, result[0], f"{cp['size']} -> {result[1]}")
+
+
+@bp.route("/verify/consistency")
+def consistency() -> Any:
+    """JSON: an RFC 6962 consistency proof between two signed checkpoints of one log."""
+    name = request.args.get("log", "")
+    try:
+        first, second = int(request.args.get("first", "")), int(request.args.get("second", ""))
+    except ValueError:
+        return jsonify({"error": _("first and second must be checkpoint sizes")}), 400
+    if name not in (cr.JOURNAL_LOG, cr.CREDENTIAL_LOG) or not (0 < first <= second < 2**62):
+        return jsonify({"error": _("Unknown log or sizes.")}), 400
+    proof = log.consistency_proof_between(name, first, second)
+    if proof is None:
+        return jsonify({"error": _("No signed checkpoints of these sizes.")}), 404
+    return jsonify(proof)
 
 
 def _kid() -> str:
@@ -123,6 +154,8 @@ def verify_link(credential_id: str) -> Any:
     from plugins.credit_bank.proofs.credential import verify_bundle
 
     report = verify_bundle(bundle, issuer_key().public_key())
+    if report.ok:
+        _add_consistency(report)
     return render_template("credit_transcripts/result.html", **_context(report, cred, "link"))
 
 

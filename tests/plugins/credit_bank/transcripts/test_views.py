@@ -117,3 +117,61 @@ def test_cadre_issues_and_downloads_only_their_own(app: Flask, client: FlaskClie
     assert client.get(f"/credit/transcripts/{cred.id}.pdf").status_code == 404
     client.post("/logout")
     assert client.get(f"/credit/transcripts/{cred.id}.pdf").status_code in (302, 401)
+
+
+def test_an_old_transcript_is_proven_consistent_with_the_grown_logs(app: Flask, client: FlaskClient) -> None:
+    from plugins.credit_bank.proofs import merkle
+
+    cadre = factories.UserFactory()
+    post(cadre, "a", 100)
+    old = services.issue_transcript(cadre, 2025)
+    other = factories.UserFactory()
+    post(other, "b", 200)
+    post(other, "c", 300)
+    services.issue_transcript(other, 2025)
+    page = upload(client, old.pdf).get_data(as_text=True)
+    assert 'data-check="credential_log_consistent"' in page and 'data-check="journal_log_consistent"' in page
+    assert "✗" not in page and "只增未改" in page
+
+    proof = client.get("/credit/verify/consistency?log=journal&first=1&second=3").get_json()
+    first, second = proof["first"], proof["second"]
+    assert merkle.verify_consistency(1, 3, [bytes.fromhex(p) for p in proof["proof"]], bytes.fromhex(first["root"]),
+                                     bytes.fromhex(second["root"]))
+    assert client.get("/credit/verify/consistency?log=journal&first=2&second=3").status_code == 404
+    assert client.get("/credit/verify/consistency?log=x&first=1&second=3").status_code == 400
+    assert client.get("/credit/verify/consistency?log=journal&first=a&second=3").status_code == 400
+    assert client.get("/credit/verify/consistency?log=journal&first=3&second=1").status_code == 400
+
+
+def test_a_rewritten_log_fails_the_consistency_check(app: Flask, client: FlaskClient) -> None:
+    from sqlalchemy import text
+
+    from lms_core.extensions import db
+
+    cadre = factories.UserFactory()
+    post(cadre, "a", 100)
+    old = services.issue_transcript(cadre, 2025)
+    post(cadre, "b", 100)
+    services.issue_transcript(cadre, 2025)
+    # Someone with database access rewrites the first journal leaf after the fact (replay
+    # reports that too; here the old transcript's own checkpoint catches it).
+    forged = "00" * 32
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("ALTER TABLE credit_log_leaves DISABLE TRIGGER USER"))
+        db.session.execute(text("UPDATE credit_log_leaves SET leaf_hash = :h WHERE log = 'journal' AND idx = 0"),
+                           {"h": forged})
+        db.session.execute(text("ALTER TABLE credit_log_leaves ENABLE TRIGGER USER"))
+    else:
+        db.session.execute(text("DROP TRIGGER credit_log_leaves_no_update"))
+        db.session.execute(text("UPDATE credit_log_leaves SET leaf_hash = :h WHERE log = 'journal' AND idx = 0"),
+                           {"h": forged})
+    db.session.commit()
+    # The forged history is then signed into new checkpoints, as a silent rewrite would be.
+    from plugins.credit_bank.transcripts import log
+
+    post(cadre, "c", 100)
+    log.checkpoint_now()
+    res = upload(client, old.pdf)
+    page = res.get_data(as_text=True)
+    assert res.status_code == 422
+    assert '<li class="error" data-check="journal_log_consistent">' in page
