@@ -437,3 +437,19 @@ def initial_password_sheet(sheet_id: int) -> Any:
     response.headers["Content-Disposition"] = f'attachment; filename="initial-passwords-{stamp}.{ext}"'
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.route("/status")
+def system_status() -> Any:
+    """System status for site admins: plugins, jobs, the xAPI backlog, migrations, the database."""
+    require(current_user, "site.manage")
+    from lms_core.admin import status
+
+    return render_template("admin/status.html", plugins=status.plugins(), jobs=status.jobs(),
+                           backlog=status.xapi_backlog(), migrations=status.migrations(), database=status.database(),
+                           job_names=_job_status_names(), stale_minutes=int(status.STALE_QUEUE.total_seconds() // 60))
+
+
+def _job_status_names() -> dict[str, str]:
+    return {"queued": _("Queued"), "running": _("Running"), "done": _("Done"), "failed": _("Failed"),
+            "pending": _("Waiting"), "delivered": _("Delivered")}
