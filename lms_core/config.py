@@ -56,6 +56,9 @@ DEFAULTS: dict[str, Any] = {
     "LMS_MEDIA_URL_TTL": 4 * 3600,  # lifetime in seconds of a signed media URL
     "LMS_UPLOAD_ALLOWED": ["mp4", "webm", "pdf", "png", "jpeg"],  # content types accepted (by magic bytes)
     "LMS_BEAT_MAX_GAP_SECONDS": 60,  # longest server-time gap one heartbeat can earn credit for
+    #: Learners (people with no other role) may create API tokens only if this is on:
+    #: a token page is a needless door for most cadres.
+    "LMS_LEARNER_API_TOKENS": False,
     "LMS_YEARLY_REQUIRED_HOURS": 50,  # shown against the learner's year until the credit bank sets rules
 }
 

@@ -133,6 +133,8 @@ def make_test_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[st
         # No test talks to an LRS it did not start: tests/lms_core/xapi enables xAPI with its own.
         "LMS_XAPI_ENABLED": False,
         "LMS_MEDIA_DIR": str(tmp_path / "media"),  # uploads never land in the repo's instance/
+        # Most tests drive the token page as a plain learner; tests of the default set it to False.
+        "LMS_LEARNER_API_TOKENS": True,
     }
     config.update(extra)
     return config

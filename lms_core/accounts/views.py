@@ -140,7 +140,8 @@ def password() -> Any:
             login_user(current_user._get_current_object())
             flash(_("Your password has been changed."), "success")
             return redirect(url_for("dashboard.index"))
-    return render_template("auth/password.html", form=form), 400 if form.errors else 200
+    return render_template("auth/password.html", form=form, show_tokens=tokens_allowed(current_user)), \
+        400 if form.errors else 200
 
 
 @bp.route("/lang/<code>")
@@ -155,9 +156,20 @@ def set_language(code: str) -> Any:
     return response
 
 
+def tokens_allowed(user: Any) -> bool:
+    """API tokens are for people with a role beyond learner, or for all if the site says so."""
+    from flask import current_app
+
+    from lms_core.accounts.models import Role
+
+    return bool(current_app.config["LMS_LEARNER_API_TOKENS"]) or any(a.role != Role.LEARNER for a in user.roles)
+
+
 @bp.route("/account/tokens", methods=["GET", "POST"])
 @login_required
 def tokens() -> Any:
+    if not tokens_allowed(current_user):
+        abort(404)
     form = TokenForm()
     new_token = None
     if form.validate_on_submit():

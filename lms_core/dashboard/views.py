@@ -6,7 +6,7 @@ import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, session, url_for
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
 from lms_core.authz import effective_assignments
@@ -77,3 +77,30 @@ def me() -> Any:
         "rank_band": user.rank_band.value,
         "roles": [{"role": g.role, "scope": g.path} for g in effective_assignments(user)],
     })
+
+
+@bp.route("/dashboard/notices/<int:course_id>/read", methods=["POST"])
+@login_required
+def notice_read(course_id: int) -> Any:
+    """Dismiss the notice of a new 调训 task."""
+    from lms_core.enrolments.services import mark_notice_read
+    from lms_core.jobs.services import commit
+
+    if not mark_notice_read(current_user, course_id):
+        abort(404)
+    commit()
+    return redirect(url_for("dashboard.index"))
+
+
+@bp.route("/record")
+@login_required
+def record() -> Any:
+    """学习档案: the learner's lessons, sessions and credited time of one year (earlier years one click away)."""
+    from lms_core.db import utcnow
+    from lms_core.learning.record import year_record
+
+    current = utcnow().astimezone(SHANGHAI).year
+    year = request.args.get("year", default=current, type=int)
+    if year is None or not 2000 <= year <= current:
+        abort(404)
+    return render_template("dashboard/record.html", record=year_record(current_user.id, year, current))

@@ -50,6 +50,9 @@ class Enrolment(Base):
     deadline: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     enrolled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: When the learner dismissed the dashboard notice of this 调训 task; cleared when an
+    #: assignment (re)applies to the enrolment, so a new task shows until read.
+    notice_read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship()
     course: Mapped[Course] = relationship()

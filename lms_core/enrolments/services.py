@@ -96,6 +96,7 @@ def _apply(assignment: Assignment, user: User, enrolment: Enrolment | None) -> E
         enrolment.source = EnrolmentSource.ASSIGNED
         enrolment.assignment_id = assignment.id
         enrolment.deadline = assignment.deadline
+        enrolment.notice_read_at = None  # a new task or an earlier deadline: tell the learner
     return enrolment
 
 
@@ -177,6 +178,8 @@ class CourseLine:
     completed_at: dt.datetime | None
     done: int  #: completed required lessons
     total: int  #: required lessons
+    #: An assigned task the learner has not acknowledged yet (the dashboard's notices).
+    unread: bool = False
 
 
 @functools.cache
@@ -196,7 +199,7 @@ def _course_lines_statement() -> Any:
             .correlate(Enrolment).scalar_subquery())
     year_ms = year_total_expr(user_id, bindparam("first_day", type_=Date), bindparam("last_day", type_=Date))
     return (select(Enrolment.id, Enrolment.course_id, Course.title, Enrolment.source, Enrolment.deadline,
-                   Enrolment.completed_at, done, total, year_ms)
+                   Enrolment.completed_at, done, total, year_ms, Enrolment.notice_read_at)
             .join(Course, Course.id == Enrolment.course_id).where(Enrolment.user_id == user_id))
 
 
@@ -216,6 +219,19 @@ def course_lines(user: User, year: int) -> tuple[list[CourseLine], int | None]:
     rows = sorted(rows, key=lambda r: (r.source != EnrolmentSource.ASSIGNED, r.completed_at is not None,
                                        r.deadline or far, -r.id))
     lines = [CourseLine(r.course_id, r.title, r.source == EnrolmentSource.ASSIGNED, r.deadline, r.completed_at,
-                        int(r[6] or 0), int(r[7] or 0)) for r in rows]
+                        int(r[6] or 0), int(r[7] or 0),
+                        r.source == EnrolmentSource.ASSIGNED and r.notice_read_at is None and r.completed_at is None)
+             for r in rows]
     return lines, (int(rows[0][8] or 0) if rows else None)
 
+
+
+def mark_notice_read(user: User, course_id: int) -> bool:
+    """Dismiss the dashboard notice of an assigned course (does not commit); False if there is none."""
+    enrolment = db.session.execute(select(Enrolment).filter_by(user_id=user.id, course_id=course_id)
+                                   ).scalar_one_or_none()
+    if enrolment is None or enrolment.source != EnrolmentSource.ASSIGNED:
+        return False
+    if enrolment.notice_read_at is None:
+        enrolment.notice_read_at = utcnow()
+    return True

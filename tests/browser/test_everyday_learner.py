@@ -70,3 +70,36 @@ def test_catalogue_search_by_initials_on_a_phone(mobile_page: Any, kit: Any, tmp
     page.locator("input[name=q]").press("Enter")
     expect(page.locator("main")).not_to_contain_text("习近平新时代中国特色社会主义思想专题")
     page.screenshot(path=str(tmp_path / "catalogue-390.png"), full_page=True)
+
+
+@pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}])
+def test_new_task_notice_and_learning_record(page: Any, tree: Any, tmp_path: Any, viewport: dict[str, int]) -> None:
+    import datetime as dt
+
+    from lms_core.accounts.models import Role
+    from lms_core.enrolments import services as enrolments
+    from tests.factories import grant
+
+    kit = build_course(tree)
+    admin = UserFactory(username="cadmin", org_unit=tree.county_a)
+    grant(admin, Role.ORG_ADMIN, tree.county_a)
+    UserFactory(username="wangfang", full_name="王芳", org_unit=tree.village_a)
+    db.session.commit()
+    assignment = enrolments.assign(admin, kit.course, tree.county_a,
+                                   deadline=dt.datetime.now(dt.UTC) + dt.timedelta(days=30))
+    db.session.commit()
+    enrolments.materialize(assignment.id)
+
+    page.set_viewport_size(viewport)
+    sign_in(page, "wangfang")
+    notices = page.locator("#notices")
+    expect(notices).to_contain_text("调训任务：《习近平新时代中国特色社会主义思想专题》")
+    assert horizontal_overflow(page) == 0
+    page.screenshot(path=str(tmp_path / f"dashboard-notice-{viewport['width']}.png"), full_page=True)
+    notices.get_by_role("button", name="知道了").click()
+    expect(page.locator("#notices")).to_have_count(0)
+    page.locator("#record-link").click()
+    expect(page.locator("h1")).to_have_text("学习档案")
+    expect(page.locator("#record-total")).to_contain_text("认定学时 0.00 小时")
+    assert horizontal_overflow(page) == 0
+    page.screenshot(path=str(tmp_path / f"record-{viewport['width']}.png"), full_page=True)
