@@ -53,6 +53,8 @@ run: install
 	$(RUN_ENV) $(BIN)/flask db upgrade heads
 	$(RUN_ENV) $(BIN)/flask lms xapi connect-embedded
 	$(RUN_ENV) $(BIN)/flask lms demo
+	@# Credit through the bank's real services (completions, a pending claim, a reversal, a transcript).
+	$(RUN_ENV) sh -c 'case ",$$LMS_PLUGINS," in *,credit_bank,*) $(BIN)/flask lms credit demo;; esac'
 	@echo ""
 	@echo "  Platform: http://$(HOST):$(PORT)/   (Ctrl-C to stop; background jobs log to instance/worker.log)"
 	@echo ""

@@ -90,3 +90,12 @@ def close_year_command(year: int) -> None:
     stats = close_year(year, progress=lambda n: click.echo(f"... {n} accounts"))
     click.echo(f"closed {stats['accounts']} accounts: carried {stats['carried'] / 100:.2f}, "
                f"expired {stats['expired'] / 100:.2f} 学时")
+
+
+@credit_group.command("demo")
+@with_appcontext
+def demo_command() -> None:
+    """Demo credit through the real services (after `flask lms demo`); idempotent."""
+    from plugins.credit_bank.demo import load
+
+    load(echo=click.echo)

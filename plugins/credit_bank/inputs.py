@@ -48,9 +48,12 @@ def on_course_completed(event: Any) -> None:
     nominal = int(event.payload.get("nominal_hours_centi") or 0)
     minutes = _course_minutes(event.course_id) if rules["online_course"]["kind"] == "tiered_minutes" else None
     amount = P.online_course_amount(rules, nominal, minutes)
+    from lms_core.courses.models import Course
+
+    course = db.session.get(Course, event.course_id)
     S.earn(key=f"event:{event.id}", user_id=event.actor_id, ledger="WL_XS", amount=amount, day=day,
            code=TransferCode.COURSE_COMPLETE.value, policy_version=pol.version, actor_id=event.actor_id,
-           evidence_ref=f"course:{event.course_id}", memo=None)
+           evidence_ref=f"course:{event.course_id}", memo=course.title[:200] if course else None)
 
 
 def _seconds_to_centi(rules: dict[str, Any], seconds: int) -> int:

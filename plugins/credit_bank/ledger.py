@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from lms_core.db import utcnow
@@ -314,6 +314,7 @@ def apply(groups: Sequence[Sequence[TransferSpec]]) -> list[list[str]]:
     specs = [s for g in groups for s in g]
     if not specs:
         return []
+    _lock_ids([s.id for s in specs])
     known = _load_existing([s.id for s in specs])
     # Look up what post/void and reversals refer to, to know every account involved.
     refer_ids = {s.pending_id for s in specs if s.pending_id} | {s.reverses_id for s in specs if s.reverses_id}
@@ -352,6 +353,23 @@ def apply(groups: Sequence[Sequence[TransferSpec]]) -> list[list[str]]:
         db.session.execute(insert(FAILED), batch.failed)
     db.session.flush()
     return results
+
+
+def _lock_ids(ids: list[str]) -> None:
+    """Serialise writers of the same ids before their idempotency state is read.
+
+    Without it, two transactions could both find an id unused: one refuses it (and records
+    ``id_already_failed``) while the other creates it. PostgreSQL: a transaction-scoped
+    advisory lock per id, taken in sorted order (no deadlock: row locks come after). SQLite
+    has one writer at a time; taking the write lock now makes the reads below current.
+    """
+    bind = db.session.get_bind()
+    if bind.dialect.name == "postgresql":
+        keys = sorted({int.from_bytes(hashlib.sha256(i.encode()).digest()[:8], "big", signed=True) for i in ids})
+        db.session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k "
+                                "ORDER BY k"), {"keys": keys})
+    else:
+        db.session.execute(text("UPDATE credit_ledgers SET scale = scale WHERE id = -1"))
 
 
 def _parse_ref(key: str) -> AccountRef:

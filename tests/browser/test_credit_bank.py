@@ -1,0 +1,62 @@
+"""A cadre completes a course in Chromium and sees exactly the course's 学时 appear, everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lms_core.accounts.models import RankBand, Role
+from lms_core.courses import services as courses
+from lms_core.courses.models import LessonKind
+from lms_core.extensions import db
+from lms_core.quizzes import services as quizzes
+from lms_core.quizzes.models import QuestionKind
+from tests.browser.test_ui import expect, horizontal_overflow, sign_in
+from tests.factories import UserFactory, grant
+
+pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
+              pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["credit_bank"])]
+
+
+def test_completing_a_course_posts_exactly_its_hours(mobile_page: Any, tree: Any, tmp_path: Path) -> None:
+    page = mobile_page
+    teacher = UserFactory(username="teacher", org_unit=tree.city, full_name="党校讲师")
+    grant(teacher, Role.INSTRUCTOR, tree.city)
+    course = courses.create_course(teacher, code="XS-225", title="基层治理专题", topic="基层治理",
+                                   nominal_hours_centi=225, required=True)
+    section = courses.add_section(teacher, course, "第一单元")
+    quiz = courses.add_lesson(teacher, section, title="结业测验", kind=LessonKind.QUIZ, passing_score_pct=100)
+    quizzes.add_question(teacher, quiz, kind=QuestionKind.SINGLE, text="基层治理的根基在于？",
+                         options=["人民群众", "文件数量"], correct=[0])
+    courses.set_published(teacher, course, True)
+    UserFactory(username="liming", full_name="李明", org_unit=tree.village_a, rank_band=RankBand.TOWNSHIP)
+    db.session.commit()
+
+    sign_in(page, "liming")
+    page.goto(f"/courses/{course.id}")
+    expect(page.locator("main")).to_contain_text("2.25 学时")
+    page.goto("/dashboard")
+    expect(page.locator("#year-hours")).to_have_text("0.00")
+    page.goto(f"/courses/{course.id}")
+    page.locator("#enrol").click()
+    page.get_by_role("link", name="结业测验").click()
+    page.get_by_label("人民群众").check()
+    page.locator("#submit-quiz").click()
+    expect(page.locator(".flash-success")).to_be_visible()
+
+    page.goto("/dashboard")
+    expect(page.locator("#year-hours")).to_have_text("2.25")
+    expect(page.locator("#year-progress")).to_contain_text("/ 90")
+    expect(page.locator("#year-pending")).to_have_text("0.00")
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    assert horizontal_overflow(page) == 0
+
+    page.get_by_role("link", name="我的学时明细").click()
+    expect(page.locator("#balances tr[data-ledger=WL_XS] .posted")).to_have_text("2.25")
+    expect(page.locator("#credit-statement tbody tr")).to_have_count(1)
+    expect(page.locator("#credit-statement tbody tr .amount")).to_have_text("2.25")
+    expect(page.locator("#credit-statement")).to_contain_text("完成网络课程 · 基层治理专题")
+    page.screenshot(path=str(tmp_path / "credit.png"), full_page=True)
+    assert horizontal_overflow(page) == 0
