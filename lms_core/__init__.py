@@ -25,6 +25,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from lms_core.theming import ThemedFlask
 
     app = ThemedFlask(__name__, instance_relative_config=True, static_folder=None)
+    from lms_core.bounded import BoundedIntConverter
+
+    # Before any route is added: ``<int:id>`` past a 32-bit key is a 404, not a database error.
+    app.url_map.converters["int"] = BoundedIntConverter
     os.makedirs(app.instance_path, exist_ok=True)
 
     app.config.update(lms_config.DEFAULTS)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template
 from flask_login import current_user, login_required
 
 from lms_core.accounts.models import User
 from lms_core.authz import require
+from lms_core.bounded import MAX_INT64, int_arg
 from lms_core.extensions import db
 from lrs import keys as K
 from lrs import statements as st
@@ -36,7 +37,7 @@ def learner_statements(user_id: int) -> Any:
     if user is None:
         abort(404)
     require(current_user, "learning.view", user)
-    cursor = request.args.get("before", type=int)
+    cursor = int_arg("before", maximum=MAX_INT64)
     agent = learner_agent(user)
     found, nxt = st.find(st.Query(agent=K.ifi(agent), related_agents=True), PAGE, cursor)
     return render_template("lrs/learner_statements.html", learner=user, statements=found, next_cursor=nxt)

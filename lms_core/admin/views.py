@@ -15,6 +15,7 @@ from lms_core.accounts.importer import RANK_NAMES, ImportFileError, count_lines,
 from lms_core.accounts.models import CredentialSheet, ImportRun, RankBand, Role, RoleAssignment, User, UserStatus
 from lms_core.admin.forms import ImportForm, MoveForm, OrgForm, RoleForm, SheetForm, UserForm, role_choices
 from lms_core.authz import AccessDenied, can, effective_assignments, require, scope_condition
+from lms_core.bounded import int_arg, page_arg
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
 from lms_core.orgs import services as orgs
@@ -65,7 +66,7 @@ def index() -> Any:
 
 @bp.route("/orgs", endpoint="orgs")
 def orgs_view() -> Any:
-    unit_id = request.args.get("unit", type=int)
+    unit_id = int_arg("unit")
     unit = None if unit_id is None else _unit_or_404(unit_id, "org.view")
     return _render_orgs(unit)
 
@@ -166,7 +167,7 @@ def _user_or_404(user_id: int, capability: str) -> User:
 def users() -> Any:
     q = (request.args.get("q") or "").strip()
     org_code = (request.args.get("org") or "").strip()
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_arg()
     size = current_app.config["LMS_PAGE_SIZE"]
     stmt = select(User).join(User.org_unit).where(scope_condition(current_user, "user.view", OrgUnit.path))
     if q:

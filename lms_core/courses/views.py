@@ -12,6 +12,7 @@ from flask_login import current_user, login_required
 
 from lms_core.accounts.models import RankBand
 from lms_core.authz import AccessDenied, can, scope_condition
+from lms_core.bounded import int_arg, page_arg
 from lms_core.courses import services
 from lms_core.courses.models import Course
 from lms_core.enrolments import reach
@@ -44,10 +45,10 @@ def catalogue() -> Any:
     req = request.args.get("required")
     query = services.CatalogueQuery(
         text=(request.args.get("q") or "").strip()[:100],
-        topic_id=request.args.get("topic", type=int),
+        topic_id=int_arg("topic"),
         required={"1": True, "0": False}.get(req or ""),
         instructor=(request.args.get("instructor") or "").strip()[:50],
-        page=max(request.args.get("page", 1, type=int), 1),
+        page=page_arg(),
         viewer_id=current_user.id)
     courses, total = query.run()
     return render_template("courses/catalogue.html", courses=courses, total=total, query=query,
@@ -132,7 +133,7 @@ def assign(course_id: int) -> Any:
                         unit=unit.name, n=preview or 0), "success")
                 return redirect(url_for("courses.assign", course_id=course.id), 303)
     roots = reach.scope_roots(current_user, "course.assign")
-    under_id = request.args.get("under", type=int)
+    under_id = int_arg("under")
     under = db.session.get(OrgUnit, under_id) if under_id else None
     if under is not None and can(current_user, "course.assign", under):
         roots = [under]

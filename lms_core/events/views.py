@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from lms_core.accounts.models import User
 from lms_core.authz import require
+from lms_core.bounded import page_arg
 from lms_core.events.queries import EventLogQuery, QueryError
 from lms_core.extensions import db
 from lms_core.learning.models import LearningInterval
@@ -28,7 +29,7 @@ def _query() -> EventLogQuery:
     return EventLogQuery(viewer=current_user._get_current_object(), name=args.get("name", "")[:100],
                          username=args.get("username", "")[:64], org_code=args.get("org", "")[:64],
                          date_from=args.get("from", "")[:10], date_to=args.get("to", "")[:10],
-                         page=max(args.get("page", 1, type=int), 1))
+                         page=page_arg())
 
 
 @bp.route("/events")

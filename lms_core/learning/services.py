@@ -30,6 +30,7 @@ from flask import current_app
 from sqlalchemy import Integer, and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
+from lms_core import jsonsafe
 from lms_core.accounts.models import User
 from lms_core.courses.models import Course, Lesson, LessonKind
 from lms_core.db import utcnow
@@ -135,34 +136,54 @@ def start_session(user: User, lesson: Lesson, enrolment: Enrolment, *, ip: str |
     return session
 
 
+#: Bounds of heartbeat numbers: a week of media in seconds, and what fits the ledger's
+#: 32-bit columns (milliseconds, sequence numbers). ``Infinity``, ``NaN``, ``1e308`` and
+#: ``2**70`` are refused with a 400 before anything is stored.
+MAX_BEAT_SECONDS = 7 * 24 * 3600
+MAX_VISIBLE_MS = MAX_BEAT_SECONDS * 1000
+MAX_SEQ = 2**31 - 1
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _seconds(value: Any, what: str) -> float:
+    """A media time in seconds: finite, within [0, MAX_BEAT_SECONDS]."""
+    if not _is_number(value) or not 0 <= value <= MAX_BEAT_SECONDS:  # NaN fails both comparisons
+        raise BeatError(f"{what} must be a number of seconds between 0 and {MAX_BEAT_SECONDS}")
+    return float(value)
+
+
 def _parse_beat(beat: Any) -> dict[str, Any]:
     if not isinstance(beat, dict):
         raise BeatError("heartbeat must be a JSON object")
     seq = beat.get("seq")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-        raise BeatError("seq must be a positive integer")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= MAX_SEQ:
+        raise BeatError(f"seq must be an integer between 1 and {MAX_SEQ}")
     event = beat.get("event", "heartbeat")
-    if event not in BEAT_EVENTS:
-        raise BeatError(f"unknown event {event!r}")
-    position = beat.get("position", 0)
-    if not isinstance(position, int | float) or isinstance(position, bool) or position < 0:
-        raise BeatError("position must be a non-negative number of seconds")
+    if not isinstance(event, str) or event not in BEAT_EVENTS:
+        raise BeatError(f"unknown event {str(event)[:40]!r}")
+    position = _seconds(beat.get("position", 0), "position")
     raw_segments = beat.get("segments", [])
     if not isinstance(raw_segments, list) or len(raw_segments) > MAX_SEGMENTS:
         raise BeatError(f"segments must be a list of at most {MAX_SEGMENTS} [from, to] pairs")
     claimed = []
     for seg in raw_segments:
-        if (not isinstance(seg, list) or len(seg) != 2
-                or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in seg)):
+        if not isinstance(seg, list) or len(seg) != 2:
             raise BeatError("each segment must be [from, to] in seconds")
-        claimed.append((round(seg[0] * 1000), round(seg[1] * 1000)))
+        start, end = (_seconds(x, "each segment bound") for x in seg)
+        claimed.append((round(start * 1000), round(end * 1000)))
     visible_ms = beat.get("visible_ms", 0)
-    if not isinstance(visible_ms, int | float) or isinstance(visible_ms, bool) or visible_ms < 0:
-        raise BeatError("visible_ms must be a non-negative number")
+    if not _is_number(visible_ms) or not 0 <= visible_ms <= MAX_VISIBLE_MS:
+        raise BeatError(f"visible_ms must be a number between 0 and {MAX_VISIBLE_MS}")
     client = beat.get("client", {})
     if not isinstance(client, dict) or len(str(client)) > 4000:
         raise BeatError("client must be a small JSON object")
-    extra = {k: beat[k] for k in ("time_from", "time_to") if isinstance(beat.get(k), int | float)}
+    problem = jsonsafe.find_problem(client, max_depth=10)
+    if problem:
+        raise BeatError(f"client: {problem}")
+    extra = {k: _seconds(beat[k], k) for k in ("time_from", "time_to") if _is_number(beat.get(k))}
     return {"seq": seq, "event": event, "position_ms": round(position * 1000), "claimed": claimed,
             "visible_ms": int(visible_ms), "client": client, **extra}
 

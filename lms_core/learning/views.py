@@ -8,6 +8,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from lms_core import jsonsafe
 from lms_core.courses.models import Lesson, LessonKind
 from lms_core.courses.services import can_edit, lessons_of
 from lms_core.extensions import db
@@ -76,7 +77,12 @@ def lesson(lesson_id: int) -> Any:
 @login_required
 def beat(session_id: str) -> Any:
     """Heartbeat from the player (JSON; CSRF token in the ``X-CSRFToken`` header)."""
-    payload = request.get_json(silent=True)
+    payload = None
+    if request.is_json:
+        try:
+            payload = jsonsafe.loads(request.get_data())
+        except jsonsafe.JSONRefused as exc:  # NaN, 1e400, deep nesting: 400, nothing stored
+            return jsonify({"error": f"heartbeat: {exc}"}), 400
     try:
         result = services.record_beat(session_id, current_user, payload)
     except services.BeatError as exc:

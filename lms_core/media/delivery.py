@@ -63,19 +63,36 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     first = spec.split(",")[0].strip() if sep else ""
     first_s, dash, last_s = first.partition("-")
     first_s, last_s = first_s.strip(), last_s.strip()
-    if not dash or not (first_s or last_s) or not (first_s.isdigit() or not first_s) \
-            or not (last_s.isdigit() or not last_s):
+    if not dash or not (first_s or last_s) or not (_is_digits(first_s) or not first_s) \
+            or not (_is_digits(last_s) or not last_s):
         raise RangeNotSatisfiable(header)
     if not first_s:  # suffix: the last N bytes
-        length = int(last_s)
+        length = _byte_pos(last_s)
         if length == 0 or size == 0:
             raise RangeNotSatisfiable(header)
         return max(0, size - length), size - 1
-    start = int(first_s)
-    end = int(last_s) if last_s else size - 1
+    start = _byte_pos(first_s)
+    end = _byte_pos(last_s) if last_s else size - 1
     if start >= size or end < start:
         raise RangeNotSatisfiable(header)
     return start, min(end, size - 1)
+
+
+#: Digits beyond this are past the end of any file; ``int()`` of thousands of digits
+#: raises (Python's 4300-digit limit) and costs quadratic time before that.
+_MAX_POS_DIGITS = 18
+
+
+def _is_digits(text: str) -> bool:
+    # ASCII only: str.isdigit() also accepts "²", which int() then refuses.
+    return text.isascii() and text.isdigit()
+
+
+def _byte_pos(digits: str) -> int:
+    """A byte position from a Range header; an absurdly long one counts as "past any end"."""
+    if len(digits.lstrip("0")) > _MAX_POS_DIGITS:
+        return 10**_MAX_POS_DIGITS
+    return int(digits)
 
 
 def _http_date_seconds(value: dt.datetime) -> dt.datetime:
