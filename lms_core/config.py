@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "LMS_TRUSTED_PROXIES": 0,
     # xAPI emission (lms_core/xapi): statements go through the xapi_outbox table to this LRS.
     "LMS_XAPI_ENABLED": True,  # False: no statement is queued at all
-    "LMS_XAPI_ENDPOINT": "http://127.0.0.1:5000/xapi/",  # the embedded LRS by default
+    "LMS_XAPI_ENDPOINT": "http://127.0.0.1:5000/xapi",  # the embedded LRS by default
     "LMS_XAPI_KEY": "",  # LRS client credential (Basic auth); `flask lms lrs client create`
     "LMS_XAPI_SECRET": "",
     "LMS_XAPI_BATCH_SIZE": 100,  # statements per POST

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
+
+from lms_core.extensions import db
+
+#: What a 503 (database unavailable) tells browsers and clients to wait before retrying.
+RETRY_AFTER_SECONDS = 5
 
 
 def wants_json() -> bool:
@@ -27,6 +34,7 @@ def _messages() -> dict[int, str]:
         413: _("The upload is too large."),
         429: _("Too many attempts. Please wait and try again."),
         500: _("Something went wrong on our side. The error has been logged."),
+        503: _("The service is briefly unavailable. Please try again in a moment."),
     }
 
 
@@ -47,6 +55,19 @@ def init_app(app: Flask) -> None:
         status = exc.code or 500
         description = exc.description if status in (400, 409, 410, 413, 416, 422) else None
         return render_error(status, description if description and "<" not in description else None)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _database_unavailable(exc: Exception) -> Any:
+        # The database is down or restarting: "try again", not "we broke" (and no traceback).
+        app.logger.warning("database unavailable on %s %s: %s", request.method, request.path,
+                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        with contextlib.suppress(Exception):  # the connection is gone; the pool replaces it
+            db.session.rollback()
+        body, status = render_error(503)
+        response = app.make_response((body, status))
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

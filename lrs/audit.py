@@ -40,4 +40,33 @@ def learner_statements(user_id: int) -> Any:
     cursor = int_arg("before", maximum=MAX_INT64)
     agent = learner_agent(user)
     found, nxt = st.find(st.Query(agent=K.ifi(agent), related_agents=True), PAGE, cursor)
-    return render_template("lrs/learner_statements.html", learner=user, statements=found, next_cursor=nxt)
+    platform_key = _platform_key()
+    rows = [(s, *_recorded_by(s, platform_key)) for s in found]
+    return render_template("lrs/learner_statements.html", learner=user, rows=rows, next_cursor=nxt)
+
+
+def _platform_key() -> str | None:
+    """The key of the credential the platform's own emitter writes with (None: not connected)."""
+    from lms_core.xapi.credentials import ConnectError, saved_credentials
+
+    if current_app.config.get("LMS_XAPI_KEY"):
+        return str(current_app.config["LMS_XAPI_KEY"])
+    try:
+        saved = saved_credentials()
+    except ConnectError:
+        return None
+    return saved["key"] if saved else None
+
+
+def _recorded_by(statement: dict[str, Any], platform_key: str | None) -> tuple[str, bool]:
+    """Who stored ``statement`` (the authority's name, else its key) and whether it is the platform.
+
+    The authority is set by the LRS from the credential that stored the statement,
+    so it cannot be forged by the statement's content; anything stored by another
+    credential is about the learner but not the platform's own record.
+    """
+    authority = statement.get("authority") or {}
+    account = authority.get("account") or {}
+    key = account.get("name")
+    name = authority.get("name") or key or "?"
+    return str(name), platform_key is not None and key == platform_key

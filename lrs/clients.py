@@ -6,9 +6,10 @@ Each client is its own authority: statements it stores carry
 ``{"objectType": "Agent", "name": <client name>, "account": {"homePage":
 <LRS_AUTHORITY_HOMEPAGE>, "name": <key>}}``.
 
-Verified credentials are cached per process for ``LRS_AUTH_CACHE_SECONDS`` so a
-batch does not pay a database round trip for authentication; a deactivated client
-is refused by every worker at most that many seconds later.
+Every request reads its client's row (one indexed lookup), so a rotated secret
+or a disabled client takes effect at once in every worker and on every node;
+there is no per-process cache to go stale (it used to accept the old secret and
+refuse the new one for up to 30 s after a rotation in another worker).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-import time
 from typing import Any
 
 from flask import current_app
@@ -30,8 +29,6 @@ from lrs.statements import Caller
 SCOPES = ("all", "all/read", "statements/write", "statements/read", "statements/read/mine", "state", "define",
           "profile")
 
-_cache: dict[str, tuple[str, Caller, float]] = {}
-_cache_lock = threading.Lock()
 
 
 class ClientError(ValueError):
@@ -71,43 +68,32 @@ def create_client(name: str, scopes: list[str] | tuple[str, ...], created_by: st
 def set_active(client: LrsClient, active: bool) -> None:
     client.active = active
     db.session.commit()
-    with _cache_lock:
-        _cache.pop(client.key, None)
 
 
 def rotate_secret(client: LrsClient) -> str:
     secret = secrets.token_urlsafe(32)
     client.secret_sha256 = _digest(secret)
     db.session.commit()
-    with _cache_lock:
-        _cache.pop(client.key, None)
     return secret
 
 
 def authority_for(client: LrsClient) -> dict[str, Any]:
     return {"objectType": "Agent", "name": client.name,
-            "account": {"homePage": current_app.config.get("LRS_AUTHORITY_HOMEPAGE", "https://lrs.invalid/clients"),
-                        "name": client.key}}
+            "account": {"homePage": _authority_homepage(), "name": client.key}}
 
 
 def authenticate(key: str, secret: str) -> Caller | None:
-    """The caller for a key/secret pair, or None when refused."""
+    """The caller for a key/secret pair, or None when refused (read from the database every time)."""
     digest = _digest(secret)
-    ttl = float(current_app.config.get("LRS_AUTH_CACHE_SECONDS", 30))
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(key)
-    if hit and hit[2] > now:
-        return hit[1] if hmac.compare_digest(hit[0], digest) else None
-    client = db.session.execute(select(LrsClient).where(LrsClient.key == key)).scalar()
-    if client is None or not client.active or not hmac.compare_digest(client.secret_sha256, digest):
+    row = db.session.execute(
+        select(LrsClient.id, LrsClient.name, LrsClient.secret_sha256, LrsClient.active, LrsClient.scopes)
+        .where(LrsClient.key == key)).first()
+    if row is None or not row.active or not hmac.compare_digest(row.secret_sha256, digest):
         return None
-    caller = Caller(client.id, authority_for(client), frozenset(client.scopes))
-    with _cache_lock:
-        _cache[key] = (client.secret_sha256, caller, now + ttl)
-    return caller
+    authority = {"objectType": "Agent", "name": row.name,
+                 "account": {"homePage": _authority_homepage(), "name": key}}
+    return Caller(row.id, authority, frozenset(row.scopes))
 
 
-def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+def _authority_homepage() -> str:
+    return str(current_app.config.get("LRS_AUTHORITY_HOMEPAGE", "https://lrs.invalid/clients"))

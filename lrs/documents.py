@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from lms_core import jsonsafe
 from lms_core.db import utcnow
 from lms_core.extensions import db
 from lrs.errors import XapiError, bad_request
@@ -137,9 +138,9 @@ def _put(scope: Scope, doc_id: str, content: bytes, content_type: str, if_match:
 
 def _json_object(content: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise bad_request(f"the {what} is not valid JSON") from None
+        value = jsonsafe.loads(content)
+    except jsonsafe.JSONRefused as exc:
+        raise bad_request(f"the {what} is not acceptable JSON: {exc}") from None
     if not isinstance(value, dict):
         raise bad_request(f"the {what} is not a JSON object")
     return value

@@ -20,6 +20,10 @@ def boundary_of(content_type: str) -> str:
             if len(value) >= 2 and value[0] == value[-1] == '"':
                 value = value[1:-1]
             if value:
+                # RFC 2046 5.1.1: 1 to 70 ASCII characters. A non-ASCII one (possible in
+                # the alternate syntax's form field) cannot delimit a byte stream.
+                if len(value) > 70 or not value.isascii() or not value.isprintable():
+                    raise bad_request("the multipart boundary must be 1 to 70 printable ASCII characters")
                 return value
     raise bad_request("multipart/mixed without a boundary")
 

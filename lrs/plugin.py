@@ -52,7 +52,10 @@ class LrsPlugin:
         # The xAPI resources authenticate every request with HTTP Basic client
         # credentials, not the session cookie, so CSRF tokens do not apply.
         csrf.exempt(bp)
+        from lrs.standalone import MergeSlashes
+
+        # Base URL with or without a trailing slash (the standalone app adds its own outermost).
+        app.wsgi_app = MergeSlashes(app.wsgi_app)
         app.config.setdefault("LRS_MAX_LIMIT", 100)
         app.config.setdefault("LRS_MAX_BATCH", 5000)
-        app.config.setdefault("LRS_AUTH_CACHE_SECONDS", 30)
         app.config.setdefault("LRS_AUTHORITY_HOMEPAGE", "https://lrs.invalid/clients")

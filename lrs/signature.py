@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
+from lms_core import jsonsafe
 from lrs.errors import bad_request
 
 _HASHES = {"RS256": "SHA256", "RS384": "SHA384", "RS512": "SHA512"}
@@ -31,15 +31,20 @@ def verify(jws: bytes, statement: dict[str, Any]) -> None:
     try:
         text = jws.decode("ascii").strip()
         header_b64, payload_b64, sig_b64 = text.split(".")
-        header = json.loads(_b64(header_b64))
-        payload = json.loads(_b64(payload_b64))
+        header = jsonsafe.loads(_b64(header_b64), max_depth=10)
+        payload = jsonsafe.loads(_b64(payload_b64))
         sig = _b64(sig_b64)
-    except (UnicodeDecodeError, ValueError, binascii.Error) as exc:
+    except (UnicodeDecodeError, ValueError, binascii.Error) as exc:  # JSONRefused is a ValueError
         raise bad_request("the signature is not a JWS compact serialization") from exc
     if not isinstance(header, dict) or header.get("alg") not in _HASHES:
         raise bad_request("the signature algorithm must be RS256, RS384 or RS512")
     if not isinstance(payload, dict):
         raise bad_request("the signature payload is not a statement")
+    # The payload is the client's JSON, unvalidated: ``attachments: {}`` or ``[1]``
+    # must be a 400, not an AttributeError while comparing.
+    if "attachments" in payload and (not isinstance(payload["attachments"], list)
+                                     or not all(isinstance(a, dict) for a in payload["attachments"])):
+        raise bad_request("the signed statement's attachments must be an array of objects")
     unsigned = dict(statement)
     rest = [a for a in statement.get("attachments") or [] if a.get("usageType") != SIGNATURE_USAGE]
     if rest:

@@ -22,6 +22,8 @@ from sqlalchemy import Text, and_, cast, false, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from lms_core import jsonsafe
+from lms_core.bounded import MAX_INT32, MAX_INT64
 from lms_core.db import utcnow
 from lms_core.extensions import db
 from lrs import keys as K
@@ -313,6 +315,21 @@ def _check_existing(conn: Connection, batch: list[_Prepared]) -> set[str]:
     return set(existing)
 
 
+def _check_voiding_rights(conn: Connection, targets: list[str], caller: Caller) -> None:
+    """Without scope ``all``, a credential voids only statements it stored itself (403).
+
+    Otherwise any ``statements/write`` credential could void the platform's own
+    learner records. A target not stored yet cannot be shown to be the caller's, so
+    voiding ahead of the target is also reserved to ``all``.
+    """
+    owners = dict(conn.execute(select(S.c.statement_id, S.c.client_id).where(S.c.statement_id.in_(targets))).all())
+    refused = sorted(t for t in targets if t not in owners or owners[t] != caller.client_id
+                     or caller.client_id is None)
+    if refused:
+        raise XapiError(403, f"without scope 'all' a credential may void only statements it stored itself: "
+                             f"{', '.join(refused[:5])}")
+
+
 def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.datetime,
            attachments: dict[str, Attachment]) -> None:
     pg = conn.dialect.name == "postgresql"
@@ -338,6 +355,9 @@ def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.dat
                 by_id[t].voided = True
         elif t is not None:
             stored_targets.append(t)
+
+    if stored_targets and "all" not in caller.scopes:
+        _check_voiding_rights(conn, stored_targets, caller)
 
     # StatementRef filter inheritance (targets in this batch first, then stored ones).
     for p in todo:
@@ -473,15 +493,52 @@ class Query:
 
     @classmethod
     def from_token(cls, token: str) -> tuple[Query, int]:
+        """The query and cursor of a ``more`` token; 400 for anything we did not issue.
+
+        Tokens come back from clients, so every field is checked for the type and
+        range :meth:`to_token` writes: a cursor of 10**30 or a ``limit`` of "x" used
+        to reach the database (a 500).
+        """
         try:
+            if len(token) > _MAX_TOKEN:
+                raise ValueError("too long")
             raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-            cursor = int(raw.pop("cursor"))
+            if not isinstance(raw, dict):
+                raise ValueError("not an object")
+            cursor = raw.pop("cursor")
+            if not _is_int(cursor) or not 0 <= cursor <= MAX_INT64:
+                raise ValueError("cursor out of range")
+            for name, value in raw.items():
+                kind = _TOKEN_FIELDS[name]  # KeyError: not a field we write
+                if kind is int and not (_is_int(value) and 0 <= value <= MAX_INT32):
+                    raise ValueError(name)
+                if kind is bool and not isinstance(value, bool):
+                    raise ValueError(name)
+                if kind is str and (not isinstance(value, str) or jsonsafe.find_problem(value)):
+                    raise ValueError(name)
+            if raw.get("format", "exact") not in ("exact", "ids", "canonical"):
+                raise ValueError("format")
             for k in ("since", "until"):
                 if k in raw:
                     raw[k] = dt.datetime.fromisoformat(raw[k])
+                    if raw[k].tzinfo is None:
+                        raise ValueError(k)
             return cls(**raw), cursor
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise bad_request("invalid 'more' token") from exc
+
+
+#: A token carries a few IRIs; anything longer was not issued by this LRS.
+_MAX_TOKEN = 16384
+#: The fields :meth:`Query.to_token` writes and their JSON types.
+_TOKEN_FIELDS: dict[str, type] = {
+    "agent": str, "verb": str, "activity": str, "registration": str, "related_activities": bool,
+    "related_agents": bool, "since": str, "until": str, "limit": int, "ascending": bool, "mine": str,
+    "format": str, "attachments": bool}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def find(q: Query, max_limit: int, cursor: int | None = None) -> tuple[list[dict[str, Any]], int | None]:

@@ -142,6 +142,8 @@ def parse_timestamp(value: Any, path: str = "timestamp") -> dt.datetime:
         return dt.datetime(year, month, day, hour, minute, second, int(frac), tzinfo=tz).astimezone(dt.UTC)
     except ValueError:
         raise ValidationError(f"{path}: not a valid date and time") from None
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is in the year 10000 in UTC
+        raise ValidationError(f"{path}: outside the years 0001 to 9999 once converted to UTC") from None
 
 
 def extensions(value: Any, path: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -17,10 +18,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, g, request, url_for
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import http_date
 
+from lms_core import jsonsafe
+from lms_core.bounded import MAX_INT32, parse_int
 from lms_core.db import utcnow
+from lms_core.extensions import db
 from lrs import clients, documents, formats, multipart, validation
 from lrs import keys as K
 from lrs import statements as st
@@ -32,6 +37,8 @@ VERSION = "1.0.3"
 ABOUT_VERSIONS = ["1.0.3", "1.0.2", "1.0.1", "1.0.0"]
 _VERSION_OK = re.compile(r"^1\.0(\.\d+)?$")
 METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE"]
+#: What a 503 (database unavailable) tells clients to wait before retrying.
+RETRY_AFTER_SECONDS = 5
 #: Headers the alternate syntax may carry as form fields (1.3.s3.b6).
 _FORM_HEADERS = {"authorization", "x-experience-api-version", "content-type", "content-length", "if-match",
                  "if-none-match"}
@@ -76,6 +83,22 @@ def _single_params(pairs: list[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+def _request_body() -> bytes:
+    """The body; 413 when a streamed (chunked) body is over ``MAX_CONTENT_LENGTH``.
+
+    With a Content-Length Werkzeug answers 413 itself. Without one, its limited
+    stream just stops at the limit, so the truncated body used to fail as bad JSON
+    (400), or worse, be stored truncated as a document. One byte more from the
+    server's stream tells whether there was more.
+    """
+    data = request.get_data()
+    limit = request.max_content_length
+    if (limit is not None and request.content_length is None and len(data) >= limit
+            and request.environ["wsgi.input"].read(1)):
+        raise RequestEntityTooLarge()
+    return data
+
+
 def _build_request() -> XRequest:
     headers = {k.lower(): v for k, v in request.headers.items()}
     params = _single_params(list(request.args.items(multi=True)))
@@ -89,7 +112,7 @@ def _build_request() -> XRequest:
         if method not in ("GET", "HEAD", "PUT", "POST", "DELETE"):
             raise bad_request("unsupported method in the alternate request syntax")
         try:
-            form = parse_qsl(request.get_data().decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+            form = parse_qsl(_request_body().decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         except UnicodeDecodeError:
             raise bad_request("the form is not UTF-8") from None
         fields = _single_params(form)
@@ -106,8 +129,22 @@ def _build_request() -> XRequest:
                 new_params[name] = value
         if body and "content-type" not in headers:
             headers["content-type"] = "application/json"
-        return XRequest(method, new_params, headers, body, alternate=True)
-    return XRequest(method, params, headers, request.get_data() if method in ("PUT", "POST") else b"")
+        return _storable(XRequest(method, new_params, headers, body, alternate=True))
+    return _storable(XRequest(method, params, headers, _request_body() if method in ("PUT", "POST") else b""))
+
+
+def _storable(xr: XRequest) -> XRequest:
+    """Refuse parameters and headers that no database column can hold.
+
+    ``%00`` in a ``stateId`` or ``activityId`` (or a form field of the alternate
+    syntax) reached PostgreSQL, which refuses NUL in text: a 500 instead of a 400.
+    """
+    for kind, values in (("parameter", xr.params), ("header", xr.headers)):
+        for name, value in values.items():
+            problem = jsonsafe.find_problem([name, value])
+            if problem:
+                raise bad_request(f"the {kind} {name[:40]!r} " + problem.split(" ", 1)[1])
+    return xr
 
 
 @bp.before_request
@@ -134,6 +171,8 @@ def _authenticate(header: str | None) -> st.Caller:
         key, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise XapiError(401, "malformed Basic credentials") from None
+    if jsonsafe.find_problem([key, secret]) or len(key) > 64:
+        raise XapiError(401, "malformed Basic credentials")  # never a query with NUL in it
     caller = clients.authenticate(key, secret)
     if caller is None:
         raise XapiError(401, "the credentials were refused")
@@ -173,6 +212,19 @@ def _xapi_error(exc: XapiError) -> Response:
     return error_response(exc.status, exc.message)
 
 
+@bp.errorhandler(OperationalError)
+@bp.errorhandler(InterfaceError)
+def _database_unavailable(exc: Exception) -> Response:
+    # The database is down or restarting (or SQLite is locked): a client should retry,
+    # not read a traceback. Nothing was acknowledged, so nothing is lost.
+    current_app.logger.warning("LRS database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+    with contextlib.suppress(Exception):  # the connection is already gone; the pool replaces it
+        db.session.rollback()
+    response = error_response(503, "the LRS database is unavailable; retry shortly")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 @bp.errorhandler(RequestEntityTooLarge)
 def _too_large(exc: RequestEntityTooLarge) -> Response:
     return error_response(413, "the request is larger than this LRS accepts")
@@ -203,16 +255,18 @@ def _bool_param(params: dict[str, str], name: str) -> bool:
     value = params.get(name)
     if value is None:
         return False
-    if value not in ("true", "false"):
+    # Case-insensitive: the tincan client (and Python's str(True)) sends "True"; ADL's LRS accepts it.
+    lowered = value.lower()
+    if lowered not in ("true", "false"):
         raise bad_request(f"{name} must be true or false")
-    return value == "true"
+    return lowered == "true"
 
 
 def _agent_param(raw: str, name: str = "agent", *, allow_group: bool = True) -> tuple[dict[str, Any], str]:
     try:
-        value = json.loads(raw)
-    except ValueError:
-        raise bad_request(f"{name} is not valid JSON") from None
+        value = jsonsafe.loads(raw, max_depth=10)
+    except jsonsafe.JSONRefused as exc:
+        raise bad_request(f"{name} is not valid JSON: {exc}") from None
     try:
         if allow_group:
             validation.actor(value, name)
@@ -275,9 +329,9 @@ def _statement_body(xr: XRequest) -> tuple[Any, dict[str, st.Attachment]]:
     else:
         raise bad_request("statements must be sent as application/json or multipart/mixed")
     try:
-        return json.loads(raw.decode("utf-8")), parts
-    except (UnicodeDecodeError, ValueError):
-        raise bad_request("the body is not valid UTF-8 JSON") from None
+        return jsonsafe.loads(raw), parts
+    except jsonsafe.JSONRefused as exc:  # NaN, 1e400, \u0000, lone surrogates, deep nesting
+        raise bad_request(f"the body is not acceptable JSON: {exc}") from None
 
 
 def _put_statement(xr: XRequest) -> Response:
@@ -365,9 +419,10 @@ def _get_statements(xr: XRequest) -> Response:
     q.related_agents = _bool_param(params, "related_agents")
     q.ascending = _bool_param(params, "ascending")
     if "limit" in params:
-        if not params["limit"].isdigit():
+        raw = params["limit"]
+        if not (raw.isascii() and raw.isdigit()):  # isdigit alone accepts "²", which int() refuses
             raise bad_request("limit must be a non-negative integer")
-        q.limit = int(params["limit"])
+        q.limit = parse_int(raw, maximum=MAX_INT32) or 0  # 10**30 is "as many as allowed"
     if mine_only:
         q.mine = caller.authority_ifi
     q.format, q.attachments = fmt, want_attachments

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,15 +18,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/tests/lrs/" in str(item.fspath) and not item.get_closest_marker("app_config"):
             item.add_marker(pytest.mark.app_config(LMS_PLUGINS=["lrs"]))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_auth_cache() -> Iterator[None]:
-    from lrs import clients
-
-    clients.clear_cache()
-    yield
-    clients.clear_cache()
 
 
 class Xapi:

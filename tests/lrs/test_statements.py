@@ -245,7 +245,8 @@ def test_more_token_cannot_be_combined_or_forged(xapi):
     {"unknown": "1"},
     {"Verb": "http://x/v"},
     {"limit": "-1"},
-    {"ascending": "True"},
+    {"ascending": "yes"},
+    {"related_activities": "1"},
     {"format": "full"},
     {"agent": "{not json"},
     {"agent": json.dumps({"name": "no ifi"})},
@@ -254,6 +255,16 @@ def test_more_token_cannot_be_combined_or_forged(xapi):
 ])
 def test_bad_query_parameters_are_400(xapi, params):
     assert xapi.get("statements", **params).status_code == 400
+
+
+@pytest.mark.parametrize("yes, no", [("true", "false"), ("True", "False"), ("TRUE", "FALSE"), ("tRuE", "fAlSe")])
+def test_booleans_are_case_insensitive(xapi, yes, no):
+    older = xapi.post("statements", json_body=statement()).get_json()[0]
+    xapi.post("statements", json_body=statement())
+    assert xapi.get("statements", ascending=yes).get_json()["statements"][0]["id"] == older
+    assert xapi.get("statements", ascending=no).get_json()["statements"][0]["id"] != older
+    assert xapi.get("statements", statementId=older, attachments=yes).mimetype == "multipart/mixed"
+    assert xapi.get("statements", statementId=older, attachments=no).mimetype == "application/json"
 
 
 def test_unknown_statement_is_404(xapi):

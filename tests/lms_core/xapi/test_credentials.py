@@ -66,12 +66,9 @@ def test_connect_embedded_then_statements_reach_the_platforms_own_lrs(app, tree)
     (row,) = db.session.execute(select(XapiOutbox)).scalars()
     assert row.status == OutboxStatus.DELIVERED, row.last_error
 
-    # A disabled client stops delivery (401: kept pending); --force makes a new one.
+    # A disabled client stops delivery at once (401: kept pending); --force makes a new one.
     client.active = False
     db.session.commit()
-    from lrs import clients
-
-    clients.clear_cache()
     emit("course.completed", actor=learner, object_type="courses", object_id=2, course_id=2, payload={})
     commit()
     db.session.expire_all()
