@@ -6,6 +6,7 @@ import contextlib
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -64,8 +65,15 @@ def init_app(app: Flask) -> None:
                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         with contextlib.suppress(Exception):  # the connection is gone; the pool replaces it
             db.session.rollback()
-        body, status = render_error(503)
-        response = app.make_response((body, status))
+        try:
+            body, status = render_error(503)
+            response = app.make_response((body, status))
+        except (OperationalError, InterfaceError):
+            # The page itself needed the database (a signed-in user's locale and menu):
+            # the same message, plainly, in the default language.
+            with force_locale("zh_Hans_CN"):
+                message = _messages()[503]
+            response = app.make_response((message, 503, {"Content-Type": "text/plain; charset=utf-8"}))
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 

@@ -284,3 +284,23 @@ def test_postgresql_down_is_503_with_retry_after(db_backend, tmp_path, standalon
     assert page.status_code == 503 and page.headers["Retry-After"].isdigit()
     assert "服务暂时不可用" in page.get_data(as_text=True) and "Traceback" not in page.get_data(as_text=True)
 
+
+
+@pytest.mark.backends("postgresql")
+def test_database_down_for_a_signed_in_user_is_still_503(app, client, tree, tmp_path):
+    from lms_core import create_app
+    from tests.conftest import login, make_test_config
+    from tests.factories import UserFactory
+
+    UserFactory(username="zhouqi", org_unit=tree.town_a)
+    db.session.commit()
+    assert login(client, "zhouqi").status_code == 302
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    dead = create_app(make_test_config(f"postgresql+psycopg://lms@127.0.0.1:{_dead_port()}/lms?connect_timeout=2",
+                                       tmp_path / "dead", LMS_PLUGINS=["lrs"]))
+    other = dead.test_client()
+    other.set_cookie("session", cookie.value)
+    r = other.get("/dashboard")  # loading the signed-in user needs the database, and so does the page
+    assert r.status_code == 503 and r.headers["Retry-After"].isdigit()
+    assert "服务暂时不可用" in r.get_data(as_text=True)
