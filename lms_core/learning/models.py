@@ -32,6 +32,11 @@ class LearningSession(Base):
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_beat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seq: Mapped[int] = mapped_column(default=0)
+    #: How far this session's time is used up: the next beat may credit time only
+    #: after it. It moves to the receive time of a beat that claimed nothing, or to
+    #: where a beat's credit ended, so beats queued offline and delivered together
+    #: still find the time they were played in (NULL: ``last_beat_at``).
+    budget_from: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     claimed_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -265,7 +265,7 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
 
     now = utcnow()
     max_gap = dt.timedelta(seconds=current_app.config["LMS_BEAT_MAX_GAP_SECONDS"])
-    wall_start = max(session.last_beat_at, now - max_gap)
+    wall_start = max(session.budget_from or session.last_beat_at, now - max_gap)
     clock = person_clock(user.id)
     # The person's budget: only time after their clock, whichever tab or device spent it.
     credit_from = max(wall_start, clock.credited_until)
@@ -304,6 +304,10 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
         credited = []  # reading time is no media range
     if credited_ms:
         clock.credited_until = credit_from + dt.timedelta(milliseconds=credited_ms)
+        # What this beat did not use stays available to the session's next (late) beat.
+        session.budget_from = min(now, clock.credited_until)
+    else:
+        session.budget_from = now
     if beat["position_ms"] and (duration is None or beat["position_ms"] <= duration):
         progress.position_ms = beat["position_ms"]
 

@@ -78,12 +78,25 @@ class Beat(Base):
     credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     #: ``{"R05": ms_deducted, ...}`` for this beat.
     cuts: Mapped[dict[str, int]] = mapped_column(json_type(), default=dict)
+    #: Rules that fired without removing time (scored per day), e.g. ``["R11"]``.
+    flags: Mapped[list[str]] = mapped_column(json_type(), default=list)
     #: Policy version the online decision used.
     policy_version: Mapped[int] = mapped_column(default=0)
+    #: Running state after this beat, so the next beat (and a recompute starting on
+    #: any day) needs only the previous rows: since when the session's page is hidden,
+    #: the end of the last media range it claimed, what the session claimed and has
+    #: credited (union of ranges), and the person's credit on the lesson and the day.
+    hidden_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_claim_end: Mapped[int | None] = mapped_column(BigInteger)
+    session_claimed_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    session_covered: Mapped[list[list[int]]] = mapped_column(json_type(), default=list)
+    lesson_credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    day_credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (
         UniqueConstraint("session_id", "seq"),
         Index("ix_anti_idle_beats_user_id_received_at", "user_id", "received_at"),
+        Index("ix_anti_idle_beats_user_id_lesson_id_id", "user_id", "lesson_id", "id"),
     )
 
 
@@ -182,6 +195,9 @@ class DayVerdict(Base):
     review_score: Mapped[int] = mapped_column(default=0)
     #: Rule codes that fired, sorted.
     rules: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    #: Running tallies the verdict is derived from: ``{"cuts": {rule: ms}, "flags": [...],
+    #: "hidden_sessions": [...], "muted_ms": n, "streams": n}`` (see verdicts.tally_beat).
+    tally: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
     policy_version: Mapped[int] = mapped_column(default=0)
     beats: Mapped[int] = mapped_column(default=0)
     input_digest: Mapped[str] = mapped_column(String(64), default="")

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lms_core.pluginhost import hookimpl
+
+if TYPE_CHECKING:
+    from lms_core.accounts.models import User
+    from lms_core.courses.models import Lesson
+    from lms_core.learning.assessment import IntervalClaim, Verdict
+    from lms_core.learning.models import LessonProgress
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,9 +40,9 @@ class AntiIdlePlugin:
     def lms_blueprints(self) -> list[Any]:
         # The view modules add their routes to the one blueprint when imported.
         from plugins.anti_idle import check_views, policy_views  # noqa: F401
-        from plugins.anti_idle.views import bp
+        from plugins.anti_idle.views import api, bp
 
-        return [bp]
+        return [bp, api]
 
     @hookimpl
     def lms_template_hook(self, name: str, context: dict[str, Any]) -> str | None:
@@ -60,3 +66,22 @@ class AntiIdlePlugin:
     @hookimpl
     def lms_translation_dirs(self) -> list[str]:
         return [str(HERE / "translations")]
+
+    @hookimpl
+    def lms_cli_commands(self) -> list[Any]:
+        from plugins.anti_idle.cli import anti_idle_group
+
+        return [anti_idle_group]
+
+    @hookimpl
+    def lms_completion_verdict(self, user: User, lesson: Lesson, progress: LessonProgress) -> bool | None:
+        from plugins.anti_idle.verdicts import holds_completion
+
+        # A held day that touched the lesson holds its completion until an auditor posts it.
+        return False if holds_completion(user.id, lesson.id) else None
+
+    @hookimpl
+    def lms_assess_interval(self, claim: IntervalClaim) -> Verdict | None:
+        from plugins.anti_idle.services import assess_interval
+
+        return assess_interval(claim)

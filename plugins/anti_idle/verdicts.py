@@ -1,0 +1,446 @@
+"""Person-day verdicts: credited, deducted, held for audit, or void, with a review score.
+
+Two paths reach the same numbers:
+
+* online, each judged beat adds to its day's tallies (``record_online``), so a day
+  that crosses the hold threshold holds completion at once;
+* ``assess_day`` replays the day's raw beats through the same ELS function,
+  rebuilds the tallies, writes the evidence lines and publishes
+  ``anti_idle.day_assessed`` when the figures changed.
+
+The verdict is derived from the tallies by one function (``derive``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from lms_core.events.services import emit
+from lms_core.extensions import db
+from lms_core.learning import segments as segs
+from plugins.anti_idle import els
+from plugins.anti_idle.events import DAY_ASSESSED, DAY_REVIEWED
+from plugins.anti_idle.models import (
+    CREDITED,
+    DEDUCTED,
+    HELD,
+    VOID,
+    AttentionCheck,
+    Beat,
+    DayLesson,
+    DayVerdict,
+    Evidence,
+    Review,
+)
+from plugins.anti_idle.policy import PolicyVersion, current_policy, policy_by_version
+
+#: Rules whose time is withheld as void (critical), held, or only tolerated.
+VOID_RULES = frozenset({"R03", "R14", "R07b"})
+HOLD_RULES = frozenset({"R10a"})
+#: Credit re-published online at most every this much new credit (plus every change of verdict).
+EMIT_EVERY_MS = 300_000
+
+
+@dataclass
+class Tally:
+    """What a day's verdict is derived from (stored as ``DayVerdict.tally``)."""
+
+    claimed_ms: int = 0
+    credited_ms: int = 0
+    cuts: dict[str, int] = field(default_factory=dict)
+    flags: set[str] = field(default_factory=set)
+    hidden_sessions: set[str] = field(default_factory=set)
+    sessions: set[str] = field(default_factory=set)
+    muted_ms: int = 0
+    beats: int = 0
+
+    def add(self, beat: Beat | Mapping[str, Any]) -> None:
+        get = beat.get if isinstance(beat, Mapping) else (lambda k, d=None: getattr(beat, k, d))
+        claimed = [tuple(s) for s in get("claimed", [])]
+        claimed_ms = segs.total(segs.normalise(claimed)) if get("lesson_kind") == "video" else \
+            sum(b - a for a, b in claimed)
+        credited_ms = int(get("credited_ms", 0))
+        self.claimed_ms += claimed_ms
+        self.credited_ms += credited_ms
+        self.beats += 1
+        for rule, amount in (get("cuts") or {}).items():
+            self.cuts[rule] = self.cuts.get(rule, 0) + int(amount)
+        self.flags.update(get("flags") or [])
+        session = str(get("session_id"))
+        if claimed_ms:
+            self.sessions.add(session)
+        if (get("cuts") or {}).get("R05"):
+            self.hidden_sessions.add(session)
+        client = get("client") or {}
+        if client.get("muted") is True:
+            self.muted_ms += credited_ms
+
+    def to_json(self) -> dict[str, Any]:
+        return {"claimed_ms": self.claimed_ms, "credited_ms": self.credited_ms, "cuts": dict(sorted(self.cuts.items())),
+                "flags": sorted(self.flags), "hidden_sessions": sorted(self.hidden_sessions),
+                "sessions": sorted(self.sessions), "muted_ms": self.muted_ms, "beats": self.beats}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Tally:
+        return cls(claimed_ms=int(data.get("claimed_ms", 0)), credited_ms=int(data.get("credited_ms", 0)),
+                   cuts={k: int(v) for k, v in (data.get("cuts") or {}).items()}, flags=set(data.get("flags") or []),
+                   hidden_sessions=set(data.get("hidden_sessions") or []), sessions=set(data.get("sessions") or []),
+                   muted_ms=int(data.get("muted_ms", 0)), beats=int(data.get("beats", 0)))
+
+
+@dataclass(frozen=True)
+class Derived:
+    verdict: str
+    score: int
+    rules: list[str]
+    credited_ms: int
+    held_ms: int
+    deducted_ms: int
+    void_ms: int
+    #: Score per rule, for the evidence lines.
+    scores: dict[str, int]
+
+
+def scores_of(t: Tally, policy: Mapping[str, Any]) -> dict[str, int]:
+    """The SCORE of each distinct rule that fired on the day (design §3.4)."""
+    s: dict[str, int] = {}
+    cuts = t.cuts
+    if cuts.get("R01", 0) >= 60_000:
+        s["R01"] = 30
+    if cuts.get("R03"):
+        s["R03"] = 50
+    if cuts.get("R14"):
+        s["R14"] = 50
+    if cuts.get("R04", 0) > 600_000:
+        s["R04"] = 40
+    if len(t.hidden_sessions) >= 3 and cuts.get("R05", 0) * 2 > t.claimed_ms:
+        s["R05"] = 10
+    if "R07b" in t.flags:
+        s["R07b"] = 40
+    if t.claimed_ms > 12 * 3600 * 1000:
+        s["R10"] = 30
+    if "R11" in t.flags:
+        s["R11"] = 40
+    if "R13" in t.flags:
+        s["R13"] = 25
+    if cuts.get("R16", 0) >= 30_000:
+        s["R16"] = 15
+    # Muting alone is never held against anyone; it only adds to another score.
+    if s and t.credited_ms > 300_000 and t.muted_ms * 5 > t.credited_ms * 4:
+        s["R06"] = 10
+    return s
+
+
+def derive(t: Tally, policy: Mapping[str, Any]) -> Derived:
+    scores = scores_of(t, policy)
+    score = sum(scores.values())
+    void_ms = min(t.claimed_ms - t.credited_ms, sum(t.cuts.get(r, 0) for r in VOID_RULES))
+    held_ms = min(t.claimed_ms - t.credited_ms - void_ms, sum(t.cuts.get(r, 0) for r in HOLD_RULES))
+    credited = t.credited_ms
+    deducted = max(0, t.claimed_ms - credited - void_ms - held_ms)
+    counted = {r: v for r, v in t.cuts.items() if r not in VOID_RULES | HOLD_RULES}
+    if counted.get("R04", 0) <= int(policy["parallel_flag_seconds"]) * 1000:
+        counted.pop("R04", None)  # a device handoff: counted once, not a deduction
+    if score >= int(policy["hold_score"]):
+        held_ms, credited = held_ms + credited, 0
+    if credited == 0 and held_ms == 0 and void_ms > 0:
+        verdict = VOID
+    elif held_ms > 0:
+        verdict = HELD
+    elif void_ms > 0 or any(counted.values()):
+        verdict = DEDUCTED
+    else:
+        verdict = CREDITED
+    rules = sorted(set(t.cuts) | set(scores) | t.flags)
+    return Derived(verdict, score, rules, credited, held_ms, deducted, void_ms, scores)
+
+
+def _payload(v: DayVerdict) -> dict[str, Any]:
+    return {"user_id": v.user_id, "day": v.day.isoformat(), "verdict": v.verdict,
+            "credited_seconds": v.credited_ms // 1000, "held_seconds": v.held_ms // 1000,
+            "deducted_seconds": v.deducted_ms // 1000, "policy_version": v.policy_version,
+            "review_score": v.review_score}
+
+
+def _publish(v: DayVerdict) -> None:
+    emit(DAY_ASSESSED, actor=None, object_type=DayVerdict.__tablename__, object_id=v.id,
+         org_unit_id=_org_of(v.user_id), payload=_payload(v))
+    v.tally = {**v.tally, "published": _payload(v)}
+
+
+def _org_of(user_id: int) -> int | None:
+    from lms_core.accounts.models import User
+
+    return db.session.execute(select(User.org_unit_id).where(User.id == user_id)).scalar_one_or_none()
+
+
+def _apply(v: DayVerdict, t: Tally, policy: PolicyVersion) -> None:
+    d = derive(t, policy.params)
+    v.verdict, v.review_score, v.rules = d.verdict, d.score, d.rules
+    v.claimed_ms, v.credited_ms, v.held_ms = t.claimed_ms, d.credited_ms, d.held_ms
+    v.deducted_ms, v.void_ms, v.beats = d.deducted_ms, d.void_ms, t.beats
+    v.policy_version = max(v.policy_version or 0, policy.version)
+    v.tally = {**t.to_json(), "published": (v.tally or {}).get("published")}
+    v.computed_at = dt.datetime.now(dt.UTC)
+
+
+def _verdict_row(user_id: int, day: dt.date) -> DayVerdict:
+    stmt = select(DayVerdict).where(DayVerdict.user_id == user_id, DayVerdict.day == day)
+    row = db.session.execute(stmt).scalar_one_or_none()
+    if row is not None:
+        return row
+    try:
+        with db.session.begin_nested():
+            db.session.add(DayVerdict(user_id=user_id, day=day, verdict=CREDITED, tally={}))
+    except IntegrityError:
+        pass
+    return db.session.execute(stmt).scalar_one()
+
+
+def record_online(beat: Beat, policy: PolicyVersion) -> DayVerdict:
+    """Add one judged beat to its day (the person's beats are serialised by the core's clock lock)."""
+    day = els.beijing_day(beat.received_at)
+    v = _verdict_row(beat.user_id, day)
+    t = Tally.from_json(v.tally or {})
+    t.add(beat)
+    _apply(v, t, policy)
+    db.session.flush()
+    lesson = db.session.execute(select(DayLesson).where(DayLesson.day_verdict_id == v.id,
+                                                        DayLesson.lesson_id == beat.lesson_id)).scalar_one_or_none()
+    if lesson is None:
+        lesson = DayLesson(day_verdict_id=v.id, user_id=beat.user_id, lesson_id=beat.lesson_id, claimed_ms=0,
+                           credited_ms=0, deducted_ms=0)
+        db.session.add(lesson)
+    claimed = segs.total(segs.normalise([tuple(s) for s in beat.claimed]))
+    lesson.claimed_ms += claimed
+    lesson.credited_ms += beat.credited_ms
+    lesson.deducted_ms += max(0, claimed - beat.credited_ms)
+    published = (v.tally or {}).get("published") or {}
+    if (published.get("verdict") != v.verdict
+            or v.credited_ms - int(published.get("credited_seconds", 0)) * 1000 >= EMIT_EVERY_MS
+            or v.held_ms // 1000 != int(published.get("held_seconds", 0)) and v.verdict == HELD):
+        # A change worth telling: replay the day (same numbers, by construction), so its
+        # evidence lines are current for the learner, then publish.
+        assess_day(beat.user_id, day)
+    return v
+
+
+# --- the replay ------------------------------------------------------------------------
+
+
+@dataclass
+class Replay:
+    """A day recomputed from its raw beats."""
+
+    tally: Tally
+    outcomes: list[tuple[Beat, els.Outcome]]
+    policy: PolicyVersion
+    digest: str
+
+    @property
+    def mismatches(self) -> list[int]:
+        """Ids of beats whose recomputed credit differs from the online decision."""
+        return [b.id for b, o in self.outcomes
+                if o.credited_ms != b.credited_ms or [list(s) for s in o.credited] != b.credited]
+
+
+def _prior_rows(user_id: int, first_id: int, beats: list[Beat]) -> tuple[dict[str, Beat], dict[int, Beat], Any]:
+    sessions = {b.session_id for b in beats}
+    lessons = {b.lesson_id for b in beats}
+    by_session: dict[str, Beat] = {}
+    for sid in sessions:
+        row = db.session.execute(select(Beat).where(Beat.session_id == sid, Beat.id < first_id)
+                                 .order_by(Beat.seq.desc()).limit(1)).scalar_one_or_none()
+        if row is not None:
+            by_session[sid] = row
+    by_lesson: dict[int, Beat] = {}
+    for lid in lessons:
+        row = db.session.execute(select(Beat).where(Beat.user_id == user_id, Beat.lesson_id == lid,
+                                                    Beat.id < first_id).order_by(Beat.id.desc()).limit(1)
+                                 ).scalar_one_or_none()
+        if row is not None:
+            by_lesson[lid] = row
+    clock = db.session.execute(select(func.max(Beat.credit_end)).where(Beat.user_id == user_id,
+                                                                       Beat.id < first_id)).scalar_one()
+    return by_session, by_lesson, clock
+
+
+def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) -> Replay:
+    """Recompute one person-day from the raw beats (deterministic for the same inputs and policy)."""
+    from plugins.anti_idle.services import check_inputs, day_bounds
+
+    start, end = day_bounds(day)
+    beats = list(db.session.execute(select(Beat).where(Beat.user_id == user_id, Beat.received_at >= start,
+                                                       Beat.received_at < end).order_by(Beat.id)).scalars())
+    policies: dict[int, PolicyVersion] = {}
+
+    def policy_for(version: int) -> PolicyVersion:
+        if version not in policies:
+            policies[version] = policy_by_version(version)
+        return policies[version]
+
+    tally = Tally()
+    outcomes: list[tuple[Beat, els.Outcome]] = []
+    if not beats:
+        p = policy_for(policy_version or 0)
+        return Replay(tally, outcomes, p, _digest([], [], p.version))
+    by_session, by_lesson, clock = _prior_rows(user_id, beats[0].id, beats)
+    sessions: dict[str, els.Prior] = {}
+    lessons: dict[int, int] = {lid: row.lesson_credited_ms for lid, row in by_lesson.items()}
+    day_credit = 0
+    check_rows = db.session.execute(select(AttentionCheck).where(
+        AttentionCheck.session_id.in_({b.session_id for b in beats})).order_by(AttentionCheck.id)).scalars().all()
+    checks = check_inputs(check_rows)
+    used = policy_for(policy_version if policy_version is not None else beats[0].policy_version)
+    for b in beats:
+        p = policy_for(policy_version if policy_version is not None else b.policy_version)
+        used = p if p.version >= used.version else used
+        if b.session_id not in sessions:
+            from plugins.anti_idle.services import prior_from
+
+            sessions[b.session_id] = prior_from(by_session.get(b.session_id), None, None, day)
+        prior = sessions[b.session_id]
+        prior = els.Prior(hidden_since=prior.hidden_since, last_event=prior.last_event,
+                          last_claim_end=prior.last_claim_end, session_claimed_ms=prior.session_claimed_ms,
+                          session_covered=prior.session_covered, lesson_credited_ms=lessons.get(b.lesson_id, 0),
+                          day_credited_ms=day_credit)
+        credit_from = max(b.wall_start, clock) if clock is not None else b.wall_start
+        beat = els.BeatInput(
+            session_id=b.session_id, lesson_id=b.lesson_id, lesson_kind=b.lesson_kind, event=b.event, seq=b.seq,
+            wall_start=b.wall_start, received_at=b.received_at, launched_at=b.launched_at, credit_from=credit_from,
+            claimed=tuple((int(x), int(y)) for x, y in b.claimed), duration_ms=b.media_duration_ms,
+            bytes_served=b.bytes_served, media_size=b.media_size, client=b.client)
+        o = els.assess(beat, prior, p.params, checks)
+        outcomes.append((b, o))
+        sessions[b.session_id] = o.after
+        lessons[b.lesson_id] = o.after.lesson_credited_ms
+        day_credit = o.after.day_credited_ms
+        if o.credited_ms:
+            clock = o.credit_end
+        tally.add({"claimed": [list(s) for s in beat.claimed], "lesson_kind": b.lesson_kind,
+                   "credited_ms": o.credited_ms, "cuts": o.cuts, "flags": list(o.flags),
+                   "session_id": b.session_id, "client": b.client})
+    return Replay(tally, outcomes, used, _digest(beats, check_rows, used.version))
+
+
+def _digest(beats: Iterable[Beat], checks: Iterable[AttentionCheck], version: int) -> str:
+    h = hashlib.sha256(f"policy:{version}".encode())
+    for b in beats:
+        h.update(json.dumps([b.id, b.session_id, b.seq, b.received_at.isoformat(), b.wall_start.isoformat(),
+                             b.claimed, b.bytes_served, b.client], sort_keys=True, default=str).encode())
+    for c in checks:
+        h.update(json.dumps([c.id, c.issued_at.isoformat(), c.due_at.isoformat(),
+                             c.answered_at.isoformat() if c.answered_at else None, c.outcome, c.trusted,
+                             c.latency_ms], default=str).encode())
+    return h.hexdigest()
+
+
+def assess_day(user_id: int, day: dt.date, policy_version: int | None = None) -> DayVerdict | None:
+    """Recompute a person-day, rewrite its evidence, publish it if its figures changed (no commit)."""
+    from plugins.anti_idle.evidence import build_lines
+
+    r = replay_day(user_id, day, policy_version)
+    if not r.outcomes:
+        return None
+    v = _verdict_row(user_id, day)
+    published = (v.tally or {}).get("published")
+    v.policy_version = 0
+    _apply(v, r.tally, r.policy)
+    v.input_digest = r.digest
+    db.session.execute(delete(Evidence).where(Evidence.day_verdict_id == v.id))
+    db.session.execute(delete(DayLesson).where(DayLesson.day_verdict_id == v.id))
+    per_lesson: dict[int, list[int]] = {}
+    for b, o in r.outcomes:
+        claimed = segs.total(segs.normalise([tuple(s) for s in b.claimed]))
+        row = per_lesson.setdefault(b.lesson_id, [0, 0])
+        row[0] += claimed
+        row[1] += o.credited_ms
+    for lesson_id, (claimed, credited) in sorted(per_lesson.items()):
+        db.session.add(DayLesson(day_verdict_id=v.id, user_id=user_id, lesson_id=lesson_id, claimed_ms=claimed,
+                                 credited_ms=credited, deducted_ms=max(0, claimed - credited)))
+    d = derive(r.tally, r.policy.params)
+    for line in build_lines(v, r.outcomes, r.policy, d):
+        db.session.add(line)
+    db.session.flush()
+    if published != _payload(v):  # what the credit bank knows is out of date
+        _publish(v)
+    return v
+
+
+# --- review ----------------------------------------------------------------------------
+
+
+class ReviewError(ValueError):
+    pass
+
+
+def review_day(day_verdict: DayVerdict, decision: str, reviewer: Any, reason: str, *,
+               appeal: Any = None) -> Review:
+    """An auditor posts or voids a held day (does not commit).
+
+    Emits ``anti_idle.day_reviewed`` in the transaction; posting releases the hold on
+    the completion of the day's lessons, which are re-evaluated at once.
+    """
+    from lms_core.authz import can
+
+    if decision not in ("post", "void"):
+        raise ReviewError("decision must be post or void")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReviewError("a reason is required")
+    if not can(reviewer, "anti_idle.review", _user(day_verdict.user_id)):
+        raise ReviewError("not allowed to review this person")
+    if day_verdict.verdict != HELD or day_verdict.review_state in ("posted", "voided"):
+        raise ReviewError("only a held day not yet decided can be reviewed")
+    seconds = day_verdict.held_ms // 1000
+    review = Review(day_verdict_id=day_verdict.id, user_id=day_verdict.user_id, day=day_verdict.day,
+                    reviewer_id=reviewer.id, decision=decision, seconds=seconds, reason=reason[:2000],
+                    appeal_id=getattr(appeal, "id", None))
+    db.session.add(review)
+    day_verdict.review_state = "posted" if decision == "post" else "voided"
+    emit(DAY_REVIEWED, actor=reviewer, object_type=DayVerdict.__tablename__, object_id=day_verdict.id,
+         org_unit_id=_org_of(day_verdict.user_id),
+         payload={"user_id": day_verdict.user_id, "day": day_verdict.day.isoformat(), "decision": decision,
+                  "seconds": seconds, "reviewer_id": reviewer.id, "reason": reason[:2000]})
+    db.session.flush()
+    if decision == "post":
+        _release_completions(day_verdict)
+    return review
+
+
+def _user(user_id: int) -> Any:
+    from lms_core.accounts.models import User
+
+    return db.session.get(User, user_id)
+
+
+def _release_completions(v: DayVerdict) -> None:
+    from lms_core.courses.models import Lesson
+    from lms_core.learning import services as learning
+
+    user = _user(v.user_id)
+    for lesson_id in db.session.execute(select(DayLesson.lesson_id).where(DayLesson.day_verdict_id == v.id)).scalars():
+        lesson = db.session.get(Lesson, lesson_id)
+        enrolment = learning.enrolment_for(user, lesson.course_id) if lesson else None
+        if lesson is not None and enrolment is not None:
+            learning.evaluate_completion(user, lesson, learning.progress_for(user.id, lesson), enrolment)
+
+
+def holds_completion(user_id: int, lesson_id: int) -> bool:
+    """Is the completion of this lesson held by a held, undecided day that touched it?"""
+    return db.session.execute(
+        select(DayVerdict.id).join(DayLesson, DayLesson.day_verdict_id == DayVerdict.id)
+        .where(DayLesson.user_id == user_id, DayLesson.lesson_id == lesson_id, DayVerdict.verdict == HELD,
+               DayVerdict.review_state.notin_(("posted",))).limit(1)).first() is not None
+
+
+def current_policy_for(course_id: int | None) -> PolicyVersion:
+    return current_policy(course_id)

@@ -1,0 +1,469 @@
+"""Honest and attacking learners, scripted beat by beat under frozen time.
+
+Each scenario states the credit it expects and the day's verdict, and every one
+also checks that recomputing the day from the raw beats gives the same figures
+(``Learner.recompute``). C1–C10 refer to the taxonomy in docs/anti_idle.md.
+
+Honest time is the wall time the learner really played; the lecture is one hour of
+video at 1 kB per second, and every honest tab fetched its bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from lms_core.learning.models import LessonProgress
+from lms_core.learning.services import BeatError
+from tests.lms_core.learning.fixtures import build_course
+from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, Learner, S, make_learner, other_learner
+
+pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
+M = 60 * S
+
+
+@pytest.fixture
+def kit(app, tree):
+    return build_course(tree)
+
+
+@pytest.fixture
+def me(kit, tree) -> Learner:
+    return make_learner(tree, kit)
+
+
+def full(me: Learner, played_s: float) -> None:
+    """Honest: at least 97 % of the played time credited, and never held."""
+    credited = me.credited_s()
+    assert played_s * 0.97 <= credited <= played_s + 1, (credited, played_s)
+    v = me.recompute()
+    assert v.verdict == "credited", (v.verdict, v.tally)
+
+
+# --- honest learners (all credited in full) -------------------------------------------
+
+def test_h01_plain_viewing_at_1x(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.play(tab, T0, 600)
+    full(me, 600)
+
+
+def test_h02_rewatching_a_passage(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 60)
+    me.beat(tab, at + S, [[60, 61]], event="seeked", position=0, time_from=61, time_to=0)
+    tab.position = 0
+    me.play(tab, at + S, 60)
+    full(me, 121)
+
+
+def test_h03_pausing_to_take_notes(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 60)
+    me.beat(tab, at, None, event="pause", seq=None)
+    for i in range(1, 13):  # two minutes of heartbeats while paused
+        me.beat(tab, at + 10 * i * S)
+    at += 120 * S
+    me.play(tab, at, 60, event_first="play")
+    full(me, 120)
+
+
+def test_h04_a_20_second_tab_switch(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 60)
+    me.beat(tab, at + 1 * S, [[60, 61]], event="hidden", client={"visibility": "hidden"})
+    me.beat(tab, at + 11 * S, [[61, 71]], client={"visibility": "hidden"})
+    me.beat(tab, at + 21 * S, [[71, 81]], event="visible")
+    tab.position = 81
+    me.play(tab, at + 21 * S, 60)
+    full(me, 141)
+
+
+def test_h05_beats_queued_on_a_flaky_network_arrive_late(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 60)
+    # 30 s without connectivity: three beats queued, delivered together
+    burst = at + 30 * S
+    for i in range(3):
+        me.beat(tab, burst + i * dt.timedelta(milliseconds=40), [[60 + 10 * i, 70 + 10 * i]],
+                offline_queued=True)
+    tab.position = 90
+    me.play(tab, burst + S, 60)
+    full(me, 150)  # 60 + 30 played offline + 60
+
+
+def test_h06_two_monitors_visible_but_unfocused(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.play(tab, T0, 600, client={"focused": False})
+    full(me, 600)
+
+
+def test_h07_an_allowed_speed_of_1_5x(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.play(tab, T0, 300, rate=1.5)
+    full(me, 300)  # real time is credited, not media time
+
+
+def test_h08_muted_playback(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.play(tab, T0, 900, client={"muted": True})
+    full(me, 900)
+
+
+def test_h09_keyboard_only_answers_a_check(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 180)
+    check = me.issue_check(tab, at)
+    at = me.play(tab, at, 10)
+    me.answer(check, at + 2 * S, latency_ms=9000)  # reached by Tab, answered with Enter
+    check.input_mode = "keyboard"
+    me.play(tab, at, 120)
+    full(me, 310)
+
+
+def test_h10_moving_from_phone_to_pc(me):
+    phone = me.open(deliver=LECTURE_BYTES)
+    at = me.play(phone, T0, 300)
+    pc = me.open(at=at - 7 * S, deliver=LECTURE_BYTES)  # the PC starts 7 s before the phone's last beat
+    me.play(pc, at, 300, from_pos=300)
+    full(me, 600)
+
+
+def test_h11_browser_crash_then_resume(me):
+    first = me.open(deliver=LECTURE_BYTES)
+    at = me.play(first, T0, 240)  # the browser dies: no terminate beat
+    second = me.open(at=at + 60 * S, deliver=LECTURE_BYTES)
+    me.play(second, at + 60 * S, 240, from_pos=240)
+    full(me, 480)
+
+
+def test_h12_a_long_lecture_without_touching_the_mouse_checks_answered(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = T0
+    for _block in range(4):  # 48 minutes, a check every 12 minutes, each answered after 8 s
+        at = me.play(tab, at, 12 * 60, every=30)
+        check = me.issue_check(tab, at)
+        me.answer(check, at + 8 * S)
+    me.play(tab, at, 60)
+    full(me, 49 * 60)
+
+
+def test_h13_slow_speed(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.play(tab, T0, 300, rate=0.75)
+    # Credit is the media watched, at most the real time: 300 s at 0.75x show 225 s of it.
+    full(me, 225)
+
+
+def test_h14_reading_a_document(me):
+    tab = me.open(me.document, deliver=500)
+    for i in range(1, 31):
+        me.beat(tab, T0 + 10 * i * S, None, visible_ms=10_000)
+    full(me, 300)
+    from lms_core.extensions import db
+
+    progress = db.session.query(LessonProgress).filter_by(user_id=me.user.id, lesson_id=me.document.id).one()
+    assert progress.read_ms >= 291_000
+
+
+def test_h15_check_answered_near_the_end_of_its_window(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 180)
+    check = me.issue_check(tab, at)
+    at2 = me.play(tab, at, 60)
+    me.answer(check, at + 55 * S)
+    me.play(tab, at2, 60)
+    full(me, 300)
+
+
+def test_h16_network_jitter(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    pos = 0.0
+    for i in range(1, 61):
+        jitter = dt.timedelta(milliseconds=(-300, 250, 0, 180, -120)[i % 5])
+        me.beat(tab, T0 + 10 * i * S + jitter, [[pos, pos + 10]])
+        pos += 10
+    full(me, 600)
+
+
+def test_h17_studying_at_night(me):
+    night = dt.datetime(2026, 5, 9, 18, 0, tzinfo=dt.UTC)  # 02:00 in Beijing
+    tab = me.open(at=night, deliver=LECTURE_BYTES)
+    me.play(tab, night, 600)
+    full(me, 600)
+
+
+def test_h18_paused_while_in_another_tab_for_five_minutes(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 120)
+    me.beat(tab, at, None, event="pause")
+    me.beat(tab, at + S, None, event="hidden", client={"visibility": "hidden"})
+    for i in range(1, 6):
+        me.beat(tab, at + 60 * i * S, None, client={"visibility": "hidden"})
+    at += 301 * S
+    me.beat(tab, at, None, event="visible")
+    me.play(tab, at, 120, event_first="play")
+    full(me, 240)
+
+
+def test_h19_a_second_tab_open_but_paused(me):
+    playing = me.open(deliver=LECTURE_BYTES)
+    idle = me.open(me.short, deliver=1000)
+    for i in range(1, 31):
+        me.beat(idle, T0 + (10 * i - 5) * S, None)
+    me.play(playing, T0, 300)
+    full(me, 300)
+
+
+def test_h20_scrubbing_forward_then_watching(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.beat(tab, T0 + 3 * S, [[0, 3]], event="seeked", time_from=3, time_to=1200)
+    tab.position = 1200
+    me.play(tab, T0 + 3 * S, 300, from_pos=1200)
+    full(me, 303)
+
+
+def test_h21_watching_across_beijing_midnight(me):
+    late = dt.datetime(2026, 5, 10, 15, 55, tzinfo=dt.UTC)  # 23:55 in Beijing
+    tab = me.open(at=late, deliver=LECTURE_BYTES)
+    me.play(tab, late, 600)
+    assert me.credited_s() >= 582
+    for day in (dt.date(2026, 5, 10), dt.date(2026, 5, 11)):
+        assert me.verdict(day).verdict == "credited"
+        me.recompute(day)
+
+
+# --- attacks ----------------------------------------------------------------------------
+
+def test_a01_c2_sixteen_times_speed(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.play(tab, T0, 200, rate=16)  # claims 3200 s
+    assert me.credited_s() == 0
+    assert me.recompute().verdict == "deducted"
+
+
+def test_a02_c2_double_speed_with_a_lying_rate(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.play(tab, T0, 300, rate=2, client={"rate": 1})
+    assert me.credited_s() == 0
+    v = me.recompute()
+    assert v.verdict == "deducted" and "R01" in v.rules
+
+
+def test_a03_c4_beats_forged_with_plain_http_and_no_media(me):
+    tab = me.open()  # no byte of the video is ever fetched
+    me.play(tab, T0, 600)
+    assert me.credited_s() == 0
+    v = me.recompute()
+    assert v.verdict == "void" and "R14" in v.rules
+
+
+def test_a04_c5_four_tabs_of_one_lesson(me):
+    tabs = [me.open(deliver=LECTURE_BYTES) for _ in range(4)]
+    for i in range(1, 61):
+        for n, tab in enumerate(tabs):
+            me.beat(tab, T0 + 10 * i * S + n * dt.timedelta(milliseconds=50), [[10 * (i - 1), 10 * i]])
+    assert me.credited_s() <= 600.15 + 1  # 2400 s claimed: one stream of real time (+ the 1 s tolerance)
+    v = me.recompute()
+    assert v.verdict == "deducted" and "R04" in v.rules
+
+
+def test_a05_c6_minimised_playback_beyond_the_grace(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.beat(tab, T0 + S, [[0, 1]], event="hidden", client={"visibility": "hidden"})
+    tab.position = 1
+    me.play(tab, T0 + S, 1800, client={"visibility": "hidden"}, every=30)
+    assert me.credited_s() <= 62  # the grace only
+    v = me.recompute()
+    assert v.verdict == "deducted" and "R05" in v.rules
+
+
+def test_a06_c6_c8_spoofed_visibility_draws_no_frames(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.play(tab, T0, 1800, client={"raf_frames": 0}, every=30)
+    assert me.credited_s() <= 62
+    v = me.recompute()
+    assert "R13" in v.rules and "R05" in v.rules
+
+
+def test_a07_c1_unattended_playback_ignores_every_check(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.issue_check(tab, T0 + 120 * S)
+    me.play(tab, T0, 4 * 3600, every=60)  # four hours; nobody answers
+    assert me.credited_s() <= 180
+    assert me.credited_s() / (4 * 3600) <= 0.0125
+    v = me.recompute()
+    assert v.verdict == "deducted" and "R07" in v.rules
+
+
+def test_a08_c7_script_clicks_the_check(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    check = me.issue_check(tab, T0 + 120 * S)
+    me.answer(check, T0 + 121 * S, trusted=False)
+    me.play(tab, T0, 3600, every=60)
+    assert me.credited_s() <= 121
+    v = me.recompute()
+    assert "R07b" in v.rules and v.review_score >= 40
+
+
+def test_a09_c7_inhumanly_fast_answers(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    check = me.issue_check(tab, T0 + 120 * S)
+    me.answer(check, T0 + 120 * S + dt.timedelta(milliseconds=150), latency_ms=150)
+    me.play(tab, T0, 3600, every=60)
+    assert me.credited_s() <= 121
+    assert "R07b" in me.recompute().rules
+
+
+def test_a10_c4_a_burst_of_beats(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    for i in range(12):
+        me.beat(tab, T0 + dt.timedelta(milliseconds=80 * (i + 1)), [[i, i + 1]])
+    assert me.credited_s() <= 1.0 + 1.0
+    me.recompute()
+
+
+def test_a11_c4_a_dead_session_replays_the_same_range(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 30)
+    for i in range(1, 61):  # ten minutes of beats re-claiming 20..30
+        me.beat(tab, at + 10 * i * S, [[20, 30]])
+    assert me.credited_s() <= 31
+    v = me.recompute()
+    assert "R16" in v.rules and v.verdict == "deducted"
+
+
+def test_a12_c4_claims_beyond_the_bytes_served(me):
+    tab = me.open(deliver=60_000)  # one minute of video fetched
+    me.play(tab, T0, 1800, every=30)
+    assert me.credited_s() <= 60 + 30 + 1
+    assert "R14" in me.recompute().rules
+
+
+def test_a13_c5_two_devices_playing_for_twenty_minutes(me):
+    phone, pc = me.open(deliver=LECTURE_BYTES), me.open(me.short, deliver=1000)
+    for i in range(1, 121):
+        me.beat(phone, T0 + 10 * i * S, [[10 * (i - 1), 10 * i]])
+        me.beat(pc, T0 + 10 * i * S + dt.timedelta(milliseconds=500), [[0, 10]], event="seeked")
+    assert me.credited_s() <= 1200.5 + 1
+    v = me.recompute()
+    assert "R04" in v.rules and v.review_score >= 40
+
+
+def test_a14_c3_seek_to_the_end_and_claim_ended(me):
+    tab = me.open(me.short, deliver=1000)
+    r = me.beat(tab, T0 + 2 * S, [[0, 2]], event="seeked", time_from=2, time_to=99)
+    r = me.beat(tab, T0 + 3 * S, [[99, 100]], event="ended", position=100)
+    assert not r.lesson_completed and r.coverage_bp <= 300
+    assert me.credited_s() <= 3
+    me.recompute()
+
+
+def test_a15_c4_ten_minutes_claimed_ten_seconds_after_launch(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.beat(tab, T0 + 10 * S, [[0, 600]])
+    assert me.credited_s() == 0
+    assert "R01" in me.recompute().rules
+
+
+def test_a16_c9_headless_bot_unattended_all_night(me):
+    night = dt.datetime(2026, 5, 9, 17, 0, tzinfo=dt.UTC)  # 01:00 Beijing
+    tab = me.open(at=night, deliver=LECTURE_BYTES)
+    me.issue_check(tab, night + 150 * S)
+    me.play(tab, night, 5 * 3600, every=120, client={"webdriver": True})
+    assert me.credited_s() / (5 * 3600) <= 0.02
+    v = me.recompute()
+    assert "R11" in v.rules and "R07" in v.rules
+
+
+def test_a17_c4_looping_a_short_video(me):
+    tab = me.open(me.short, deliver=1000)
+    for i in range(1, 61):  # ten minutes of "re-watching" a 100 s video
+        start = (10 * (i - 1)) % 100
+        me.beat(tab, T0 + 10 * i * S, [[start, start + 10]], event="seeked" if start == 0 else "heartbeat")
+    assert me.credited_s() <= 150  # 1.5 x its length
+    assert "R10" in me.recompute().rules
+
+
+def test_a18_c9_more_than_the_daily_cap(me, kit):
+    from plugins.anti_idle import policy
+
+    policy.new_version({"day_cap_seconds": 1800})
+    from lms_core.extensions import db
+
+    db.session.commit()
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.play(tab, T0, 3000, every=30)
+    assert me.credited_s() <= 1800
+    v = me.recompute()
+    assert v.verdict == "held" and v.held_ms >= 1_100_000
+
+
+def test_a19_c7_c9_script_answers_and_automation_flag_hold_the_day(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    check = me.issue_check(tab, T0 + 120 * S)
+    me.answer(check, T0 + 121 * S, trusted=False)
+    me.play(tab, T0, 1800, every=30, client={"webdriver": True})
+    v = me.recompute()
+    assert v.verdict == "held" and v.review_score >= 50 and v.credited_ms == 0
+
+
+def test_a20_c4_replayed_beats_count_once(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.beat(tab, T0 + 10 * S, [[0, 10]])
+    for i in range(10):
+        r = me.beat(tab, T0 + (11 + i) * S, [[0, 10]], seq=1)
+        assert r.duplicate and r.credited_ms == 0
+    assert me.credited_s() <= 10
+    me.recompute()
+
+
+def test_a21_c4_beats_after_terminate_are_refused(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.beat(tab, T0 + 10 * S, [[0, 10]], event="terminate")
+    with pytest.raises(BeatError):
+        me.beat(tab, T0 + 20 * S, [[10, 20]])
+    assert me.credited_s() <= 10
+
+
+def test_a22_c3_ended_flag_alone_completes_nothing(me):
+    tab = me.open(me.short, deliver=1000)
+    r = me.beat(tab, T0 + 5 * S, [], event="ended", position=100)
+    assert not r.lesson_completed and me.credited_s() == 0
+
+
+def test_a23_c5_a_document_in_six_tabs(me):
+    tabs = [me.open(me.document, deliver=500) for _ in range(6)]
+    for i in range(1, 4):
+        for tab in tabs:
+            me.beat(tab, T0 + 10 * i * S, None, visible_ms=10_000)
+    assert me.credited_s() <= 31
+    me.recompute()
+
+
+def test_a24_c4_a_document_never_fetched(me):
+    tab = me.open(me.document)
+    for i in range(1, 31):
+        me.beat(tab, T0 + 10 * i * S, None, visible_ms=10_000)
+    assert me.credited_s() == 0
+    assert me.recompute().verdict == "void"
+
+
+def test_a25_c6_c8_background_muted_spoofed_bot_is_held(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    check = me.issue_check(tab, T0 + 120 * S)
+    me.answer(check, T0 + 120 * S + dt.timedelta(milliseconds=100), latency_ms=100)
+    me.play(tab, T0, 1800, every=30, client={"raf_frames": 0, "muted": True, "webdriver": True})
+    assert me.credited_s() <= 62
+    v = me.recompute()
+    assert v.verdict in ("held", "void") and v.review_score >= 50
+
+
+def test_a26_c10_another_account_cannot_beat_my_session(me, tree):
+    tab = me.open(deliver=LECTURE_BYTES)
+    helper = other_learner(tree, me)
+    with pytest.raises(BeatError) as err:
+        helper.beat(tab, T0 + 10 * S, [[0, 10]])
+    assert err.value.status == 404
+    assert me.credited_s() == 0 and helper.credited_s() == 0
