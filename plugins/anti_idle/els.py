@@ -140,16 +140,16 @@ def _spans_overlap(window: tuple[dt.datetime, dt.datetime], spans: Iterable[tupl
     return total
 
 
-def check_spans(checks: Sequence[CheckInput], session_id: str, now: dt.datetime,
+def check_spans(checks: Sequence[CheckInput], now: dt.datetime,
                 floor_ms: int) -> tuple[list[tuple[dt.datetime, dt.datetime]], list[tuple[dt.datetime, dt.datetime]]]:
-    """(overdue spans, automated spans) of one session, as known at ``now``.
+    """(overdue spans, automated spans) of one person, as known at ``now``.
 
-    Overdue: from a check's due time until it, or a later check of the session, is
-    validly answered. Automated: from an automated answer's check issue until the
-    next valid answer. An answer given after ``now`` is not known yet at ``now``.
+    Checks are the person's, whichever tab showed them (one open check per person).
+    Overdue: from a check's due time until it, or a later check, is validly answered.
+    Automated: from an automated answer's check issue until the next valid answer.
+    An answer given after ``now`` is not known yet at ``now``.
     """
-    mine = sorted((c for c in checks if c.session_id == session_id and c.issued_at <= now),
-                  key=lambda c: (c.issued_at, c.due_at))
+    mine = sorted((c for c in checks if c.issued_at <= now), key=lambda c: (c.issued_at, c.due_at))
     known = [replace(c, answered_at=None, outcome="pending") if c.answered_at and c.answered_at > now else c
              for c in mine]
     valid_times = sorted(c.answered_at for c in known if c.passed(floor_ms) and c.answered_at is not None)
@@ -188,6 +188,12 @@ def _trim(cuts: dict[str, int], uncredited: int) -> None:
                 del cuts[rule]
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:  # not NaN
+        return float(value)
+    return None
+
+
 def _truthy(client: Mapping[str, Any], key: str) -> bool:
     return client.get(key) is True
 
@@ -216,10 +222,12 @@ def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Seq
         cut("R04", min(claimed_ms, overlap))
 
     # --- presence: hidden beyond the grace period (R05) ------------------------------
+    raw_presence = client.get("presence")
+    presence: Mapping[str, Any] = raw_presence if isinstance(raw_presence, Mapping) else {}
     visibility = client.get("visibility")
     grace = dt.timedelta(seconds=int(policy["hidden_grace_seconds"]))
     hidden_since = prior.hidden_since
-    raf = client.get("raf_frames")
+    raf = presence.get("raf", client.get("raf_frames"))
     spoofed = (video and visibility == "visible" and isinstance(raf, int) and not isinstance(raf, bool)
                and raf == 0 and claimed_ms > 0 and ms(now - beat.wall_start) >= 20_000)
     hidden_excess = 0
@@ -241,7 +249,7 @@ def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Seq
 
     # --- attention checks: overdue stops credit, automated answers void (R07) --------
     floor_ms = int(policy["human_latency_floor_ms"])
-    overdue, automated = check_spans(checks, beat.session_id, now, floor_ms)
+    overdue, automated = check_spans(checks, now, floor_ms)
     void_ms = _spans_overlap((start, now), automated)
     overdue_ms = _spans_overlap((start, now), overdue)
     if void_ms:
@@ -258,10 +266,11 @@ def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Seq
     # --- speed (R01): content faster than the fastest allowed rate ------------------
     wall_ms = max(0, ms(now - beat.wall_start))
     max_rate = float(max(policy["allowed_rates"]))
-    rate = client.get("rate")
+    rate = _number(presence.get("rate_max"))
+    rate = rate if rate is not None else _number(client.get("rate"))
     if video and claimed_ms:
         too_fast = claimed_ms > max_rate * wall_ms + SPEED_SLACK_MS
-        bad_rate = isinstance(rate, int | float) and not isinstance(rate, bool) and rate > max_rate + 0.01
+        bad_rate = rate is not None and rate > max_rate + 0.01
         if too_fast or bad_rate:
             zero_reason = "R01"
 
@@ -321,7 +330,8 @@ def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Seq
     credited = tuple(segs.truncate(segs.normalise(claimed), credit)) if credit else ()
     credit = segs.total(credited)
     _trim(cuts, claimed_ms - credit)
-    if video and _truthy(client, "webdriver"):
+    probes = presence.get("probes")
+    if video and (_truthy(client, "webdriver") or (isinstance(probes, int) and probes & 1)):
         flags.append("R11")
     after = Prior(
         hidden_since=hidden_since,

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from lms_core.extensions import db
 from lms_core.learning import segments as segs
@@ -30,6 +30,23 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """UTC bounds of a Beijing calendar day."""
     start = dt.datetime.combine(day, dt.time(), tzinfo=els.SHANGHAI).astimezone(dt.UTC)
     return start, start + dt.timedelta(days=1)
+
+
+#: Checks older than this no longer matter, unless still unanswered.
+CHECK_LOOKBACK = dt.timedelta(days=2)
+
+
+def person_checks(user_id: int, since: dt.datetime, until: dt.datetime) -> Sequence[AttentionCheck]:
+    """The person's checks issued up to ``until``: due or answered since ``since``, or still pending.
+
+    Any check whose overdue span can reach a beat of the window is among them, online
+    and in a recompute alike (the recompute's ``since`` is earlier, never later).
+    """
+    return db.session.execute(select(AttentionCheck).where(
+        AttentionCheck.user_id == user_id, AttentionCheck.issued_at <= until,
+        or_(AttentionCheck.due_at >= since, AttentionCheck.answered_at.is_(None), AttentionCheck.answered_at >= since))
+        .order_by(AttentionCheck.id)
+    ).scalars().all()
 
 
 def check_inputs(rows: Sequence[AttentionCheck]) -> list[els.CheckInput]:
@@ -95,8 +112,7 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
                          .order_by(Beat.id.desc()))
     day_row = _latest(select(Beat).where(Beat.user_id == claim.user_id).order_by(Beat.received_at.desc(),
                                                                                  Beat.id.desc()))
-    checks = db.session.execute(select(AttentionCheck).where(
-        AttentionCheck.session_id == claim.session_id, AttentionCheck.issued_at <= claim.wall_end)).scalars().all()
+    checks = person_checks(claim.user_id, claim.wall_end - CHECK_LOOKBACK, claim.wall_end)
     beat = beat_input(claim)
     outcome = els.assess(beat, prior_from(session_row, lesson_row, day_row, day), policy.params,
                          check_inputs(checks))

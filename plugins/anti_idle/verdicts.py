@@ -224,12 +224,13 @@ def record_online(beat: Beat, policy: PolicyVersion) -> DayVerdict:
     lesson.credited_ms += beat.credited_ms
     lesson.deducted_ms += max(0, claimed - beat.credited_ms)
     published = (v.tally or {}).get("published") or {}
-    if (published.get("verdict") != v.verdict
-            or v.credited_ms - int(published.get("credited_seconds", 0)) * 1000 >= EMIT_EVERY_MS
-            or v.held_ms // 1000 != int(published.get("held_seconds", 0)) and v.verdict == HELD):
-        # A change worth telling: replay the day (same numbers, by construction), so its
+    if published.get("verdict") != v.verdict:
+        # The verdict changed: replay the day (same numbers, by construction) so its
         # evidence lines are current for the learner, then publish.
         assess_day(beat.user_id, day)
+    elif (v.credited_ms - int(published.get("credited_seconds", 0)) * 1000 >= EMIT_EVERY_MS
+            or v.held_ms // 1000 != int(published.get("held_seconds", 0))):
+        _publish(v)  # figures only; the evidence lines catch up at the next replay
     return v
 
 
@@ -275,7 +276,7 @@ def _prior_rows(user_id: int, first_id: int, beats: list[Beat]) -> tuple[dict[st
 
 def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) -> Replay:
     """Recompute one person-day from the raw beats (deterministic for the same inputs and policy)."""
-    from plugins.anti_idle.services import check_inputs, day_bounds
+    from plugins.anti_idle.services import CHECK_LOOKBACK, check_inputs, day_bounds, person_checks
 
     start, end = day_bounds(day)
     beats = list(db.session.execute(select(Beat).where(Beat.user_id == user_id, Beat.received_at >= start,
@@ -296,8 +297,7 @@ def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
     sessions: dict[str, els.Prior] = {}
     lessons: dict[int, int] = {lid: row.lesson_credited_ms for lid, row in by_lesson.items()}
     day_credit = 0
-    check_rows = db.session.execute(select(AttentionCheck).where(
-        AttentionCheck.session_id.in_({b.session_id for b in beats})).order_by(AttentionCheck.id)).scalars().all()
+    check_rows = person_checks(user_id, start - CHECK_LOOKBACK, end)
     checks = check_inputs(check_rows)
     used = policy_for(policy_version if policy_version is not None else beats[0].policy_version)
     for b in beats:

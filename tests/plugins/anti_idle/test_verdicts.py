@@ -160,6 +160,7 @@ def test_study_api_reports_held_seconds_with_a_bearer_token(me, client):
     from lms_core.accounts import services as accounts
 
     held_day(me)
+    me.recompute()  # the nightly recompute brings every evidence line up to date
     _token, plain = accounts.create_token(me.user, "mobile")
     db.session.commit()
     r = client.get(f"/api/v1/me/study?lesson={me.short.id}", headers={"Authorization": f"Bearer {plain}"})
