@@ -4,9 +4,9 @@ Beats queued offline and delivered together used to find only the few
 milliseconds since the previous beat; the session now remembers where its last
 credit ended, so they are credited for the time in which they were played.
 
-Revision ID: 0012budget
-Revises: 0011sheets
-Create Date: 2026-12-04 22:50:00
+Revision ID: 0016budget
+Revises: 0015pinyin
+Create Date: 2026-12-04 23:45:00
 
 """
 from alembic import op
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0012budget'
-down_revision = '0011sheets'
+revision = '0016budget'
+down_revision = '0015pinyin'
 branch_labels = None
 depends_on = None
 

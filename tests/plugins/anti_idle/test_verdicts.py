@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from flask_babel import force_locale
 
-from lms_core.accounts.models import Role
+from lms_core.accounts.models import Role, TokenScope
 from lms_core.events.models import Event
 from lms_core.extensions import db
 from lms_core.learning.models import LessonProgress, ProgressStatus
@@ -161,7 +161,7 @@ def test_study_api_reports_held_seconds_with_a_bearer_token(me, client):
 
     held_day(me)
     me.recompute()  # the nightly recompute brings every evidence line up to date
-    _token, plain = accounts.create_token(me.user, "mobile")
+    _token, plain = accounts.create_token(me.user, "mobile", scope=TokenScope.READ)  # a read-only app
     db.session.commit()
     r = client.get(f"/api/v1/me/study?lesson={me.short.id}", headers={"Authorization": f"Bearer {plain}"})
     body = r.get_json()
