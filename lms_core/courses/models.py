@@ -162,6 +162,9 @@ class Lesson(Base):
     #: Quiz: after an attempt, show the right answers too (the wrong ones are always marked).
     show_correct_answers: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Deleted by the author while learners had records on it: out of the outline and of
+    #: completion, kept for those records (see ``courses.structure``).
+    archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     section: Mapped[Section] = relationship(back_populates="lessons")
     course: Mapped[Course] = relationship()

@@ -132,7 +132,7 @@ def set_quiz_settings(author: User, lesson: Lesson, *, show_correct_answers: boo
 def publish_problems(course: Course) -> list[str]:
     """Reasons the course cannot be published yet."""
     problems = []
-    lessons = [lesson for s in course.sections for lesson in s.lessons]
+    lessons = [lesson for s in course.sections for lesson in s.lessons if lesson.archived_at is None]
     if not lessons:
         problems.append("the course has no lessons")
     for lesson in lessons:
@@ -308,4 +308,5 @@ def _read(statement: Any, params: dict[str, Any] | None = None) -> Any:
 
 
 def lessons_of(course: Course) -> list[Lesson]:
-    return [lesson for s in course.sections for lesson in s.lessons]
+    """The course's lessons in order, archived ones left out."""
+    return [lesson for s in course.sections for lesson in s.lessons if lesson.archived_at is None]

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from lms_core.authz import AccessDenied, can
-from lms_core.courses import services
+from lms_core.courses import services, structure
 from lms_core.courses.forms import CourseForm, LessonForm, QuestionForm, QuizSettingsForm, SectionForm
 from lms_core.courses.models import Course, CourseInstructor, Lesson, LessonKind, Section
 from lms_core.extensions import csrf, db
@@ -227,3 +227,93 @@ def course_feedback(course_id: int) -> Any:
     return render_template("teach/feedback.html", course=course, by_lesson=feedback.ratings_by_lesson(course),
                            by_instructor=feedback.ratings_by_instructor([course.id]),
                            comments=feedback.comments(course))
+
+
+# Editing the outline: plain POST forms (no script), each redirecting back to the course page.
+
+def _section_or_404(section_id: int) -> Section:
+    section = db.session.get(Section, section_id)
+    if section is None:
+        abort(404)
+    _course_or_404(section.course_id)
+    return section
+
+
+def _lesson_or_404(lesson_id: int) -> Lesson:
+    lesson = db.session.get(Lesson, lesson_id)
+    if lesson is None:
+        abort(404)
+    _course_or_404(lesson.course_id)
+    return lesson
+
+
+def _step() -> int:
+    direction = request.form.get("direction")
+    if direction not in ("up", "down"):
+        abort(400, _("Choose up or down."))
+    return -1 if direction == "up" else 1
+
+
+def _outline_change(course_id: int, change: Any, done: str) -> Any:
+    """Run ``change``; flash its refusal in Chinese or ``done``; back to the course page."""
+    try:
+        change()
+    except services.CourseError as exc:
+        db.session.rollback()
+        flash(_("Not changed: %(reason)s", reason=str(exc)), "error")
+        return redirect(url_for("teach.course", course_id=course_id)), 303
+    commit()
+    if done:
+        flash(done, "success")
+    return redirect(url_for("teach.course", course_id=course_id), 303)
+
+
+@bp.route("/sections/<int:section_id>/edit", methods=["POST"])
+def edit_section(section_id: int) -> Any:
+    section = _section_or_404(section_id)
+    return _outline_change(section.course_id, lambda: structure.rename_section(
+        current_user, section, request.form.get("title") or ""), _("Saved."))
+
+
+@bp.route("/sections/<int:section_id>/move", methods=["POST"])
+def move_section(section_id: int) -> Any:
+    section = _section_or_404(section_id)
+    step = _step()
+    return _outline_change(section.course_id, lambda: structure.move_section(current_user, section, step), "")
+
+
+@bp.route("/sections/<int:section_id>/delete", methods=["POST"])
+def delete_section(section_id: int) -> Any:
+    section = _section_or_404(section_id)
+    return _outline_change(section.course_id, lambda: structure.delete_section(current_user, section),
+                           _("Section deleted."))
+
+
+@bp.route("/lessons/<int:lesson_id>/edit", methods=["POST"])
+def edit_lesson(lesson_id: int) -> Any:
+    lesson = _lesson_or_404(lesson_id)
+    return _outline_change(lesson.course_id, lambda: structure.update_lesson(
+        current_user, lesson, title=request.form.get("title") or "",
+        required=request.form.get("required") == "y"), _("Saved."))
+
+
+@bp.route("/lessons/<int:lesson_id>/move", methods=["POST"])
+def move_lesson(lesson_id: int) -> Any:
+    lesson = _lesson_or_404(lesson_id)
+    step = _step()
+    return _outline_change(lesson.course_id, lambda: structure.move_lesson(current_user, lesson, step), "")
+
+
+@bp.route("/lessons/<int:lesson_id>/delete", methods=["POST"])
+def delete_lesson(lesson_id: int) -> Any:
+    lesson = _lesson_or_404(lesson_id)
+    course_id, title = lesson.course_id, lesson.title
+    if request.form.get("confirmed") != "1":
+        return render_template("teach/confirm_delete.html", lesson=lesson,
+                               archive=structure.has_learner_records(lesson))
+    archived = []
+    response = _outline_change(course_id, lambda: archived.append(structure.delete_lesson(current_user, lesson)), "")
+    if archived:
+        flash(_("%(title)s was archived, not deleted: learners have records on it, which stay.", title=title)
+              if archived[0] else _("%(title)s was deleted.", title=title), "success")
+    return response

@@ -61,7 +61,7 @@ def course_head(course_id: int, user: User) -> CourseHead | None:
 @functools.cache
 def _outline_statement() -> Any:
     return (select(Section, Lesson, LessonProgress.status, LessonProgress.coverage_bp)
-            .outerjoin(Lesson, Lesson.section_id == Section.id)
+            .outerjoin(Lesson, and_(Lesson.section_id == Section.id, Lesson.archived_at.is_(None)))
             .outerjoin(LessonProgress, and_(LessonProgress.lesson_id == Lesson.id,
                                             LessonProgress.user_id == bindparam("user_id", type_=Integer)))
             .where(Section.course_id == bindparam("course_id", type_=Integer))

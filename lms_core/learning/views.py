@@ -23,7 +23,8 @@ bp = Blueprint("learn", __name__, url_prefix="/learn")
 
 def _lesson_and_enrolment(lesson_id: int) -> tuple[Lesson, Any]:
     lesson = db.session.get(Lesson, lesson_id)
-    if lesson is None or (not lesson.course.published and not can_edit(current_user, lesson.course)):
+    if lesson is None or (not lesson.course.published and not can_edit(current_user, lesson.course)) \
+            or lesson.archived_at is not None:  # archived: its records stay, the lesson is no longer taught
         abort(404)
     enrolment = services.enrolment_for(current_user, lesson.course_id)
     return lesson, enrolment

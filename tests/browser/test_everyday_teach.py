@@ -33,3 +33,41 @@ def test_hours_field_is_styled_like_the_title_and_publish_says_published(page: A
     page.locator("#publish").click()
     expect(page.locator(".flash-success")).to_contain_text("已发布")
     expect(page.locator(".flash-success")).not_to_contain_text("已保存")
+
+
+@pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}])
+def test_author_reorders_edits_and_archives_a_studied_lesson(page: Any, tree: Any, tmp_path: Any,
+                                                             viewport: dict[str, int]) -> None:
+    from lms_core.enrolments import services as enrolments
+    from lms_core.learning.models import LessonProgress
+    from tests.factories import UserFactory
+
+    kit = build_course(tree)
+    kit.author.username = "author"
+    learner = UserFactory(username="liming", org_unit=tree.village_a)
+    enrolment = enrolments.enrol(learner, kit.course)
+    db.session.add(LessonProgress(user_id=learner.id, lesson_id=kit.document.id, course_id=kit.course.id))
+    db.session.commit()
+    assert enrolment is not None
+
+    page.set_viewport_size(viewport)
+    sign_in(page, "author")
+    page.goto(f"/teach/courses/{kit.course.id}")
+    lessons = page.locator(".outline-lessons > li")
+    expect(lessons.first).to_contain_text("视频课")
+    page.locator(f"#lesson-{kit.document.id}").get_by_role("button", name="上移").click()
+    expect(page.locator(".outline-lessons > li").first).to_contain_text("阅读材料")
+    video = page.locator(f"#lesson-{kit.video.id}")
+    video.locator("summary", has_text="编辑").click()
+    video.get_by_label("课时名称").fill("视频课（第二版）")
+    video.get_by_role("button", name="保存").click()
+    expect(page.locator(f"#lesson-{kit.video.id}")).to_contain_text("视频课（第二版）")
+    assert horizontal_overflow(page) == 0
+    page.screenshot(path=str(tmp_path / f"outline-{viewport['width']}.png"), full_page=True)
+
+    page.locator(f"#lesson-{kit.document.id}").get_by_role("button", name="删除").click()
+    expect(page.locator("#confirm")).to_contain_text("将被归档")
+    page.locator("#confirm").get_by_role("button", name="归档").click()
+    expect(page.locator(".flash-success")).to_contain_text("已归档")
+    expect(page.locator(f"#lesson-{kit.document.id}")).to_have_count(0)
+    expect(page.locator(".archived-lessons")).to_contain_text("阅读材料")
