@@ -4,8 +4,8 @@ Beats queued offline and delivered together used to find only the few
 milliseconds since the previous beat; the session now remembers where its last
 credit ended, so they are credited for the time in which they were played.
 
-Revision ID: 0017budget
-Revises: 0016notices
+Revision ID: 0018budget
+Revises: 0017archive
 Create Date: 2026-12-04 23:45:00
 
 """
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0017budget'
-down_revision = '0016notices'
+revision = '0018budget'
+down_revision = '0017archive'
 branch_labels = None
 depends_on = None
 
