@@ -94,10 +94,14 @@ BEAT_URL_RE = re.compile(rb'data-beat-url="([^"]+)"')
 CSRF_META_RE = re.compile(rb'name="csrf-token" content="([^"]+)"')
 
 
+def plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
 def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace) -> dict[str, object]:
     import psycopg
 
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(plain(url)) as conn:
         lesson_id = conn.execute("SELECT id FROM lessons ORDER BY id LIMIT 1").fetchone()[0]
     bindir = Path(sys.executable).parent
     port = free_port()
@@ -173,7 +177,7 @@ def seed_beats(url: str, days: int, per_day: int) -> dt.date:
     """``days`` person-days (one learner each) of ``per_day`` honest document beats, via COPY."""
     import psycopg
 
-    with psycopg.connect(url) as conn, conn.cursor() as cur:
+    with psycopg.connect(plain(url)) as conn, conn.cursor() as cur:
         lesson_id, course_id = cur.execute("SELECT id, course_id FROM lessons ORDER BY id LIMIT 1").fetchone()
         users = [r[0] for r in cur.execute("SELECT id FROM users ORDER BY id LIMIT %s", (days,)).fetchall()]
         enrol = {r[0]: r[1] for r in cur.execute("SELECT user_id, id FROM enrolments WHERE course_id = %s",
@@ -246,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             bindir = Path(sys.executable).parent
             subprocess.run([str(bindir / "flask"), "db", "upgrade", "heads"], env=env, cwd=REPO, check=True)
             users = max(args.days, args.clients * 7 + 1, 200)
-            seed_large.seed(url, users=users, units=100)
+            seed_large.seed(url, users=users, units=200)
             seed_large.seed_study(url, courses=1, assigned=1)
             seed_large.settle(url)
             if args.only in (None, "ingest"):
