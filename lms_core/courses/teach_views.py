@@ -93,8 +93,14 @@ def course(course_id: int) -> Any:
                 return redirect(url_for("teach.course", course_id=course.id))
         else:
             status = 400
+    from lms_core.media.models import MediaKind
+    from lms_core.media.services import library
+
+    # The 资源库 files this author may use (own uploads, files of courses they may edit).
+    usable = [m for m in library(current_user) if m.kind in (MediaKind.VIDEO, MediaKind.DOCUMENT)]
     return render_template("teach/course.html", course=course, form=form, section_form=SectionForm(),
-                           lesson_form=LessonForm(), problems=services.publish_problems(course)), status
+                           lesson_form=LessonForm(), problems=services.publish_problems(course),
+                           library=usable), status
 
 
 @bp.route("/courses/<int:course_id>/publish", methods=["POST"])
@@ -146,7 +152,19 @@ def add_lesson(section_id: int) -> Any:
     kind = LessonKind(form.kind.data)
     media = None
     upload = form.file.data
-    if kind in services.MEDIA_FOR_KIND:
+    chosen = request.form.get("library_media", "")
+    if kind in services.MEDIA_FOR_KIND and (not upload or not upload.filename) and chosen:
+        # A file from the 资源库 instead of a fresh upload: only one this author may use.
+        from lms_core.media.services import visible_to
+
+        media = visible_to(current_user, int(chosen)) if chosen.isdigit() and len(chosen) < 12 else None
+        if media is None:
+            flash(_("Not saved: that file is not in your library."), "error")
+            return redirect(url_for("teach.course", course_id=course.id)), 303
+        if media.kind != services.MEDIA_FOR_KIND[kind]:
+            flash(_("Not saved: a video lesson needs a video and a document lesson a PDF."), "error")
+            return redirect(url_for("teach.course", course_id=course.id)), 303
+    elif kind in services.MEDIA_FOR_KIND:
         if not upload or not upload.filename:
             flash(_("Not saved: a video or document lesson needs a file."), "error")
             return redirect(url_for("teach.course", course_id=course.id)), 303

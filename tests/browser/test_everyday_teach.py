@@ -71,3 +71,21 @@ def test_author_reorders_edits_and_archives_a_studied_lesson(page: Any, tree: An
     expect(page.locator(".flash-success")).to_contain_text("已归档")
     expect(page.locator(f"#lesson-{kit.document.id}")).to_have_count(0)
     expect(page.locator(".archived-lessons")).to_contain_text("阅读材料")
+
+
+def test_author_adds_a_lesson_from_the_library(mobile_page: Any, tree: Any, tmp_path: Any) -> None:
+    kit = build_course(tree)
+    kit.author.username = "author"
+    db.session.commit()
+    page = mobile_page
+    sign_in(page, "author")
+    page.goto(f"/teach/courses/{kit.course.id}")
+    section = page.locator(f"#section-{kit.video.section_id}")
+    section.locator("summary", has_text="添加课时").click()
+    form = section.locator("form[enctype]")
+    form.locator("input[name=title]").fill("复用的视频课")
+    form.locator("select[name=kind]").select_option("video")
+    form.locator("select[name=library_media]").select_option(str(kit.media.id))
+    page.screenshot(path=str(tmp_path / "add-from-library-390.png"), full_page=True)
+    form.get_by_role("button", name="添加课时").click()
+    expect(page.locator(".outline-lessons")).to_contain_text("复用的视频课")
