@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask
 
 from lms_core import config as lms_config
+from lms_core.i18n import TIMEZONE
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -46,7 +47,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         REMEMBER_COOKIE_SECURE=app.config["LMS_SESSION_COOKIE_SECURE"],
         REMEMBER_COOKIE_SAMESITE="Lax",
         BABEL_DEFAULT_LOCALE="zh_Hans_CN",
-        BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
+        BABEL_DEFAULT_TIMEZONE=TIMEZONE,
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead: long lessons must not expire forms
         MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH") or 64 * 1024 * 1024,
     )

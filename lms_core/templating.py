@@ -9,13 +9,26 @@ from flask import Flask, g
 from flask_babel import format_date, format_datetime
 from markupsafe import Markup
 
+from lms_core.i18n import label
 from lms_core.pluginhost import get_plugin_manager
 
 
-def localdt(value: dt.datetime | None, fmt: str = "medium") -> str:
-    """Show a stored UTC time in Asia/Shanghai (the Babel default time zone)."""
-    if value is None:
+def localdt(value: dt.datetime | str | None, fmt: str = "medium") -> str:
+    """Show a stored UTC time in Beijing time (Babel's default time zone, ``lms_core.i18n.TIMEZONE``).
+
+    Also takes an ISO 8601 string with an offset (xAPI ``stored``/``timestamp``);
+    one that cannot be read is shown as it is rather than failing the page.
+    """
+    if value is None or value == "":
         return ""
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        if parsed.tzinfo is None:
+            return value
+        value = parsed
     return str(format_datetime(value, fmt))
 
 
@@ -39,6 +52,7 @@ def init_app(app: Flask) -> None:
 
     app.jinja_env.filters["localdt"] = localdt
     app.jinja_env.filters["localdate"] = localdate
+    app.jinja_env.filters["label"] = label
     app.jinja_env.globals["template_hook"] = template_hook
 
     @app.context_processor

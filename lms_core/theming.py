@@ -46,5 +46,11 @@ def static(filename: str) -> Any:
     abort(404)
 
 
+def favicon() -> Any:
+    """``/favicon.ico``: browsers ask for it on every page (and on PDFs and JSON) whatever the HTML links."""
+    return static("favicon.ico")
+
+
 def init_app(app: Flask) -> None:
     app.add_url_rule("/static/<path:filename>", endpoint="static", view_func=static)
+    app.add_url_rule("/favicon.ico", endpoint="favicon", view_func=favicon)

@@ -12,7 +12,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import SelectMultipleField, StringField, widgets
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from lms_core.authz import require
 from lms_core.extensions import db
@@ -22,11 +22,21 @@ from lrs.models import LrsClient
 bp = Blueprint("lrs_admin", __name__, url_prefix="/admin/lrs", template_folder="templates")
 
 
+def _at_least_one(form: FlaskForm, field: Any) -> None:
+    # Not DataRequired: its "required" flag would put the HTML attribute on every
+    # checkbox, and the browser would then refuse the form unless all were ticked.
+    if not field.data:
+        raise ValidationError(_("Choose at least one scope."))
+
+
+def _scope_choices() -> list[SelectChoice]:
+    return [SelectChoice(s, clients.scope_label(s)) for s in clients.SCOPES]
+
+
 class ClientForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
-    scopes = SelectMultipleField(_l("Scopes"), choices=[SelectChoice(s) for s in clients.SCOPES],
-                                 validators=[DataRequired()], option_widget=widgets.CheckboxInput(),
-                                 widget=widgets.ListWidget(prefix_label=False))
+    scopes = SelectMultipleField(_l("Scopes"), choices=_scope_choices, validators=[_at_least_one],
+                                 option_widget=widgets.CheckboxInput(), widget=widgets.ListWidget(prefix_label=False))
 
 
 class ActionForm(FlaskForm):
@@ -61,7 +71,7 @@ def clients_view() -> Any:
             form = ClientForm(formdata=None)
     rows = db.session.execute(select(LrsClient).order_by(LrsClient.id)).scalars().all()
     return render_template("lrs/clients.html", form=form, rows=rows, created=created, secret=secret,
-                           action_form=ActionForm())
+                           action_form=ActionForm(), scope_label=clients.scope_label)
 
 
 bp.add_url_rule("/clients", endpoint="clients", view_func=clients_view, methods=["GET", "POST"])

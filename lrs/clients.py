@@ -20,6 +20,8 @@ import secrets
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from lms_core.extensions import db
@@ -28,6 +30,23 @@ from lrs.statements import Caller
 
 SCOPES = ("all", "all/read", "statements/write", "statements/read", "statements/read/mine", "state", "define",
           "profile")
+
+#: What each scope lets a client do, as the site admin reads it (the codes are the spec's).
+SCOPE_LABELS = {
+    "all": _l("Everything: read and write all data"),
+    "all/read": _l("Read all data"),
+    "statements/write": _l("Write learning records (statements) only"),
+    "statements/read": _l("Read all learning records"),
+    "statements/read/mine": _l("Read only the learning records it wrote"),
+    "state": _l("Read and write activity state (resume data)"),
+    "define": _l("Define activities (update their names and descriptions)"),
+    "profile": _l("Read and write agent and activity profiles"),
+}
+
+
+def scope_label(scope: str) -> str:
+    label = SCOPE_LABELS.get(scope)
+    return str(label) if label is not None else scope
 
 
 
@@ -44,11 +63,11 @@ def normalise_scopes(scopes: list[str] | tuple[str, ...]) -> list[str]:
     for raw in scopes:
         for part in raw.replace(",", " ").split():
             if part not in SCOPES:
-                raise ClientError(f"unknown scope {part!r} (known: {', '.join(SCOPES)})")
+                raise ClientError(_("unknown scope %(part)s (known: %(join)s)", part=part, join=', '.join(SCOPES)))
             if part not in chosen:
                 chosen.append(part)
     if not chosen:
-        raise ClientError("at least one scope is required")
+        raise ClientError(_("at least one scope is required"))
     return chosen
 
 
@@ -56,7 +75,7 @@ def create_client(name: str, scopes: list[str] | tuple[str, ...], created_by: st
     """Create a client; returns it and its secret (shown once, only the digest is kept)."""
     name = name.strip()
     if not name or len(name) > 200:
-        raise ClientError("a name of 1 to 200 characters is required")
+        raise ClientError(_("a name of 1 to 200 characters is required"))
     secret = secrets.token_urlsafe(32)
     client = LrsClient(name=name, key=secrets.token_hex(16), secret_sha256=_digest(secret),
                        scopes=normalise_scopes(scopes), active=True, created_by=created_by)

@@ -6,10 +6,12 @@ import datetime as dt
 import enum
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms_core.db import Base, UTCDateTime, json_type, str_enum, utcnow
+from lms_core.i18n import enum_labels
 from lms_core.orgs.models import OrgUnit
 
 
@@ -34,6 +36,13 @@ class Role(enum.StrEnum):
     AUDITOR = "auditor"  # read-only over the subtree's learning records
     ORG_ADMIN = "org_admin"
     SITE_ADMIN = "site_admin"
+
+
+enum_labels(RankBand, {RankBand.COUNTY_AND_ABOVE: _l("County-level and above"), RankBand.TOWNSHIP: _l("Township-level"),
+                       RankBand.GENERAL: _l("General cadre")})
+enum_labels(UserStatus, {UserStatus.ACTIVE: _l("Active"), UserStatus.DISABLED: _l("Disabled")})
+enum_labels(Role, {Role.LEARNER: _l("Learner"), Role.INSTRUCTOR: _l("Instructor"), Role.AUDITOR: _l("Auditor"),
+                   Role.ORG_ADMIN: _l("Org admin"), Role.SITE_ADMIN: _l("Site admin")})
 
 
 class User(Base):
@@ -120,6 +129,9 @@ class TokenScope(enum.StrEnum):
     READ_WRITE = "read_write"  # every right of its user, writes included
 
 
+enum_labels(TokenScope, {TokenScope.READ: _l("Read only"), TokenScope.READ_WRITE: _l("Read and write")})
+
+
 class ApiToken(Base):
     """A bearer token for a machine client; only its SHA-256 is stored.
 
@@ -175,6 +187,10 @@ class ImportStatus(enum.StrEnum):
     RUNNING = "running"
     DONE = "done"  # every line applied
     FAILED = "failed"  # nothing applied: see the report
+
+
+enum_labels(ImportStatus, {ImportStatus.QUEUED: _l("Queued"), ImportStatus.RUNNING: _l("Running"),
+                           ImportStatus.DONE: _l("Done"), ImportStatus.FAILED: _l("Failed")})
 
 
 class ImportRun(Base):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import joinedload
 
@@ -143,7 +144,7 @@ def set_password(user: User, new_password: str, *, actor: User | None, must_chan
 
 def change_own_password(user: User, current: str, new_password: str) -> None:
     if not verify_password(user.password_hash, current):
-        raise AccountError("current password is wrong")
+        raise AccountError(_("current password is wrong"))
     set_password(user, new_password, actor=user)
 
 
@@ -163,9 +164,9 @@ def create_user(*, username: str, full_name: str, org_unit: OrgUnit, password: s
     """Add a user (flushes, does not commit)."""
     username = username.strip()
     if not username or not full_name.strip():
-        raise AccountError("username and full name are required")
+        raise AccountError(_("username and full name are required"))
     if by_username(username) is not None:
-        raise AccountError(f"username {username!r} is taken")
+        raise AccountError(_("username %(username)s is taken", username=username))
     user = User(username=username, full_name=full_name.strip(), org_unit=org_unit, rank_band=rank_band,
                 party_member=party_member, position=position, phone=phone,
                 must_change_password=must_change_password)
@@ -188,7 +189,7 @@ def set_status(actor: User, user: User, status: UserStatus) -> None:
     if not can(actor, "user.manage", user):
         raise AccessDenied("user.manage")
     if user.id == actor.id:
-        raise AccountError("you cannot change your own status")
+        raise AccountError(_("you cannot change your own status"))
     user.status = status
     user.session_version += 1
     emit("user.status_changed", actor=actor, obj=user, org_unit_id=user.org_unit_id,

@@ -9,27 +9,20 @@ from wtforms import BooleanField, PasswordField, SelectField, StringField
 from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from lms_core.accounts.models import RankBand, Role
+from lms_core.i18n import labels_of
 from lms_core.orgs.models import OrgKind
 
 
 def kind_choices() -> list[tuple[str, str]]:
-    labels = {OrgKind.PROVINCE: _l("Province"), OrgKind.CITY: _l("City"),
-              OrgKind.COUNTY: _l("County / district"),
-              OrgKind.TOWNSHIP: _l("Township / street"), OrgKind.VILLAGE: _l("Village / community"),
-              OrgKind.DEPARTMENT: _l("Department")}
-    return [(k.value, str(labels[k])) for k in OrgKind]
+    return labels_of(OrgKind)
 
 
 def rank_choices() -> list[tuple[str, str]]:
-    labels = {RankBand.COUNTY_AND_ABOVE: _l("County-level and above"),
-              RankBand.TOWNSHIP: _l("Township-level"), RankBand.GENERAL: _l("General cadre")}
-    return [(k.value, str(labels[k])) for k in RankBand]
+    return labels_of(RankBand)
 
 
 def role_choices() -> list[tuple[str, str]]:
-    labels = {Role.LEARNER: _l("Learner"), Role.INSTRUCTOR: _l("Instructor"), Role.AUDITOR: _l("Auditor"),
-              Role.ORG_ADMIN: _l("Org admin"), Role.SITE_ADMIN: _l("Site admin")}
-    return [(k.value, str(labels[k])) for k in Role]
+    return labels_of(Role)
 
 
 class OrgForm(FlaskForm):

@@ -8,11 +8,13 @@ import re
 import unicodedata
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms_core.accounts.models import User
 from lms_core.db import Base, UTCDateTime, str_enum, utcnow
+from lms_core.i18n import enum_labels
 from lms_core.media.models import MediaFile
 from lms_core.orgs.models import OrgUnit
 
@@ -22,6 +24,11 @@ class LessonKind(enum.StrEnum):
     DOCUMENT = "document"  # PDF shown inline
     QUIZ = "quiz"
     SURVEY = "survey"  # 训中学情快速评估: a 1–5 rating and a comment
+
+
+enum_labels(LessonKind, {LessonKind.VIDEO: _l("Video"), LessonKind.DOCUMENT: _l("Document"),
+                         LessonKind.QUIZ: _l("Quiz"),
+                         LessonKind.SURVEY: _l("Survey")})
 
 
 class Topic(Base):

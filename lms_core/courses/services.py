@@ -6,6 +6,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import Boolean, Integer, Text, bindparam, exists, func, literal, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
@@ -15,6 +16,7 @@ from lms_core.courses.models import Course, CourseInstructor, Lesson, LessonKind
 from lms_core.enrolments.models import Enrolment
 from lms_core.events.services import emit
 from lms_core.extensions import db
+from lms_core.i18n import label
 from lms_core.media.models import MediaFile, MediaKind
 from lms_core.orgs.models import OrgUnit
 
@@ -83,11 +85,11 @@ def create_course(author: User, *, code: str, title: str, description: str = "",
         raise AccessDenied("course.author")
     code, title = code.strip(), title.strip()
     if not code or not title:
-        raise CourseError("code and title are required")
+        raise CourseError(_("code and title are required"))
     if nominal_hours_centi < 0 or nominal_hours_centi > 100_000:
-        raise CourseError("nominal hours out of range")
+        raise CourseError(_("nominal hours out of range"))
     if db.session.execute(select(Course.id).filter_by(code=code)).first():
-        raise CourseError(f"course code {code!r} already exists")
+        raise CourseError(_("course code %(code)s already exists", code=code))
     course = Course(code=code, title=title, description=description, topic=topic_named(topic),
                     nominal_hours_centi=nominal_hours_centi, required=required,
                     owner_unit=owner_unit or author.org_unit, created_by_id=author.id)
@@ -106,7 +108,7 @@ def update_course(author: User, course: Course, **fields: Any) -> None:
         if name in fields:
             setattr(course, name, fields[name])
     if not course.title.strip():
-        raise CourseError("title is required")
+        raise CourseError(_("title is required"))
     emit("course.updated", actor=author, obj=course, course_id=course.id)
 
 
@@ -134,12 +136,12 @@ def publish_problems(course: Course) -> list[str]:
     problems = []
     lessons = [lesson for s in course.sections for lesson in s.lessons if lesson.archived_at is None]
     if not lessons:
-        problems.append("the course has no lessons")
+        problems.append(_("the course has no lessons"))
     for lesson in lessons:
         if lesson.kind in (LessonKind.VIDEO, LessonKind.DOCUMENT) and lesson.media_id is None:
-            problems.append(f"lesson {lesson.title!r} has no file")
+            problems.append(_("lesson %(title)s has no file", title=lesson.title))
         if lesson.kind == LessonKind.QUIZ and not lesson_has_questions(lesson):
-            problems.append(f"quiz {lesson.title!r} has no questions")
+            problems.append(_("quiz %(title)s has no questions", title=lesson.title))
     return problems
 
 
@@ -152,7 +154,7 @@ def lesson_has_questions(lesson: Lesson) -> bool:
 def add_section(author: User, course: Course, title: str) -> Section:
     require_edit(author, course)
     if not title.strip():
-        raise CourseError("section title is required")
+        raise CourseError(_("section title is required"))
     position = max((s.position for s in course.sections), default=0) + 1
     section = Section(course=course, title=title.strip(), position=position)
     db.session.add(section)
@@ -172,10 +174,12 @@ def add_lesson(author: User, section: Section, *, title: str, kind: LessonKind, 
     course = section.course
     require_edit(author, course)
     if not title.strip():
-        raise CourseError("lesson title is required")
+        raise CourseError(_("lesson title is required"))
     expected = MEDIA_FOR_KIND.get(kind)
     if media is not None and media.kind != expected:
-        raise CourseError(f"a {kind.value} lesson needs a {expected.value if expected else 'no'} file")
+        if expected is None:
+            raise CourseError(_("a %(kind)s lesson takes no file", kind=label(kind)))
+        raise CourseError(_("a %(kind)s lesson needs a %(file)s file", kind=label(kind), file=label(expected)))
     position = max((lesson.position for lesson in section.lessons), default=0) + 1
     lesson = Lesson(section=section, course_id=course.id, title=title.strip(), kind=kind, media=media,
                     required=required, position=position)
@@ -191,11 +195,11 @@ def add_lesson(author: User, section: Section, *, title: str, kind: LessonKind, 
 
 def _check_rules(lesson: Lesson) -> None:
     if not 1 <= lesson.completion_threshold_pct <= 100:
-        raise CourseError("completion threshold must be 1–100 %")
+        raise CourseError(_("completion threshold must be 1–100 %"))
     if not 0 <= lesson.passing_score_pct <= 100:
-        raise CourseError("passing score must be 0–100 %")
+        raise CourseError(_("passing score must be 0–100 %"))
     if lesson.max_attempts < 0 or lesson.min_read_seconds < 0:
-        raise CourseError("attempts and reading time cannot be negative")
+        raise CourseError(_("attempts and reading time cannot be negative"))
 
 
 def add_instructor(author: User, course: Course, instructor: User) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -18,6 +17,7 @@ from lms_core.courses.models import Course
 from lms_core.enrolments import reach
 from lms_core.enrolments import services as enrolments
 from lms_core.extensions import db
+from lms_core.i18n import SHANGHAI
 from lms_core.jobs.services import commit
 from lms_core.learning import course_page
 from lms_core.learning.models import ProgressStatus
@@ -25,7 +25,6 @@ from lms_core.orgs.models import OrgUnit
 from lms_core.orgs.services import by_code
 
 bp = Blueprint("courses", __name__, url_prefix="/courses")
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def visible_course_or_404(course_id: int) -> Course:

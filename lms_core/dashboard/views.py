@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
 from lms_core.authz import effective_assignments
+from lms_core.i18n import SHANGHAI
 from lms_core.pluginhost import get_plugin_manager
 
 bp = Blueprint("dashboard", __name__)
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 ASSIGN_CHECK_KEY = "lms_assign_check"
 ASSIGN_CHECK_SECONDS = 300
 

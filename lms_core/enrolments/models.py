@@ -5,18 +5,24 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms_core.accounts.models import RankBand, User
 from lms_core.courses.models import Course
 from lms_core.db import Base, UTCDateTime, str_enum, utcnow
+from lms_core.i18n import enum_labels
 from lms_core.orgs.models import OrgUnit
 
 
 class EnrolmentSource(enum.StrEnum):
     SELF = "self"
     ASSIGNED = "assigned"
+
+
+enum_labels(EnrolmentSource, {EnrolmentSource.SELF: _l("Self-enrolled"),
+                              EnrolmentSource.ASSIGNED: _l("Assigned (调训)")})
 
 
 class Assignment(Base):

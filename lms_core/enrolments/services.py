@@ -7,6 +7,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import Date, Integer, and_, bindparam, func, literal, or_, select
 from sqlalchemy.orm import joinedload
 
@@ -38,7 +39,7 @@ def enrol(user: User, course: Course) -> Enrolment:
     if existing is not None:
         return existing
     if not course.published:
-        raise EnrolmentError("this course is not open for enrolment")
+        raise EnrolmentError(_("this course is not open for enrolment"))
     if not can(user, "learning.participate"):
         raise AccessDenied("learning.participate")
     enrolment = Enrolment(user_id=user.id, course_id=course.id, registration=new_registration(),
@@ -56,9 +57,9 @@ def assign(actor: User, course: Course, unit: OrgUnit, *, deadline: dt.datetime,
     if not can(actor, "course.assign", unit):
         raise AccessDenied("course.assign")
     if not course.published:
-        raise EnrolmentError("only published courses can be assigned")
+        raise EnrolmentError(_("only published courses can be assigned"))
     if deadline <= utcnow():
-        raise EnrolmentError("the deadline must be in the future")
+        raise EnrolmentError(_("the deadline must be in the future"))
     assignment = Assignment(course_id=course.id, org_unit_id=unit.id, rank_band=rank_band, deadline=deadline,
                             note=note.strip(), created_by_id=actor.id)
     db.session.add(assignment)

@@ -11,18 +11,19 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, func, select
 
 from lms_core import csv_export
 from lms_core.accounts.models import User
 from lms_core.authz import scope_condition
 from lms_core.events.models import Event
+from lms_core.events.names import event_label, object_label, readable_payload
 from lms_core.extensions import db
+from lms_core.i18n import SHANGHAI
 from lms_core.orgs.models import OrgUnit
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_EXPORT_ROWS = 100_000
 
 
@@ -37,7 +38,7 @@ def _day(value: str, *, end: bool) -> dt.datetime | None:
     try:
         day = dt.date.fromisoformat(value)
     except ValueError:
-        raise QueryError(f"invalid date {value!r} (YYYY-MM-DD)") from None
+        raise QueryError(_("Invalid date %(value)s: use YYYY-MM-DD.", value=value)) from None
     if end:
         day += dt.timedelta(days=1)
     return dt.datetime.combine(day, dt.time(), tzinfo=SHANGHAI).astimezone(dt.UTC)
@@ -67,7 +68,7 @@ class EventLogQuery:
         if self.org_code:
             unit = db.session.execute(select(OrgUnit).filter_by(code=self.org_code.strip())).scalar_one_or_none()
             if unit is None:
-                raise QueryError(f"unknown org code {self.org_code!r}")
+                raise QueryError(_("Unknown org unit code %(code)s.", code=self.org_code))
             stmt = stmt.where(OrgUnit.path.startswith(unit.path, autoescape=True))
         start, end = _day(self.date_from, end=False), _day(self.date_to, end=True)
         if start:
@@ -88,20 +89,15 @@ class EventLogQuery:
         yield csv_export.BOM
         buf = io.StringIO()
         writer = csv_export.writer(buf)
-        writer.writerow(["id", "time (Asia/Shanghai)", "event", "username", "full name", "org unit", "object", "ip",
-                         "details"])
+        writer.writerow([_("No."), _("Time (Beijing)"), _("Event"), _("Event code"), _("Username"), _("Full name"),
+                         _("Org unit"), _("Object"), _("IP address"), _("Details")])
         stmt = self.statement().order_by(Event.id.desc()).limit(MAX_EXPORT_ROWS)
         for event, username, full_name, unit_name in db.session.execute(stmt).yield_per(1000):
             local = event.created_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
-            writer.writerow([event.id, local, event.name, username or "", full_name or "", unit_name,
-                             f"{event.object_type or ''}:{event.object_id or ''}", event.ip or "",
-                             _details(event.payload)])
+            writer.writerow([event.id, local, event_label(event.name), event.name, username or "", full_name or "",
+                             unit_name or "", object_label(event.object_type, event.object_id), event.ip or "",
+                             readable_payload(event.payload or {})])
             yield buf.getvalue()
             buf.seek(0)
             buf.truncate()
 
-
-def _details(payload: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(payload, ensure_ascii=False, sort_keys=True)

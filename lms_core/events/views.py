@@ -11,8 +11,10 @@ from sqlalchemy import select
 from lms_core.accounts.models import User
 from lms_core.authz import require
 from lms_core.bounded import page_arg
+from lms_core.events.names import event_label, known_events, object_label
 from lms_core.events.queries import EventLogQuery, QueryError
 from lms_core.extensions import db
+from lms_core.learning.explain import is_sentence, reason_text, verdict_label
 from lms_core.learning.models import LearningInterval
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -39,8 +41,14 @@ def events() -> Any:
         rows, total = query.rows(), query.count()
     except QueryError as exc:
         flash(str(exc), "error")
-        return render_template("audit/events.html", query=query, rows=[], total=0), 400
-    return render_template("audit/events.html", query=query, rows=rows, total=total)
+        return _render_events(query, [], 0), 400
+    return _render_events(query, rows, total)
+
+
+def _render_events(query: EventLogQuery, rows: list[Any], total: int) -> str:
+    choices = sorted(((code, str(name)) for code, name in known_events().items()), key=lambda c: c[1])
+    return render_template("audit/events.html", query=query, rows=rows, total=total, event_choices=choices,
+                           event_label=event_label, object_label=object_label)
 
 
 @bp.route("/events.csv")
@@ -51,7 +59,7 @@ def events_csv() -> Any:
     except QueryError as exc:
         abort(400, str(exc))
     response = Response(stream_with_context(query.export_csv()), mimetype="text/csv; charset=utf-8")
-    response.headers["Content-Disposition"] = "attachment; filename=event-log.csv"
+    response.headers["Content-Disposition"] = "attachment; filename=event-log.csv"  # ASCII: every browser
     return response
 
 
@@ -67,4 +75,5 @@ def learning_record(user_id: int) -> Any:
     rows = db.session.execute(
         select(LearningInterval, Lesson.title).join(Lesson, Lesson.id == LearningInterval.lesson_id)
         .where(LearningInterval.user_id == user.id).order_by(LearningInterval.id.desc()).limit(200)).all()
-    return render_template("audit/learning.html", person=user, rows=rows)
+    return render_template("audit/learning.html", person=user, rows=rows, verdict_label=verdict_label,
+                           reason_text=reason_text, is_sentence=is_sentence)

@@ -6,10 +6,12 @@ import datetime as dt
 import enum
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lms_core.db import Base, UTCDateTime, bigint_pk, json_type, str_enum, utcnow
+from lms_core.i18n import enum_labels
 
 
 class JobStatus(enum.StrEnum):
@@ -17,6 +19,10 @@ class JobStatus(enum.StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"  # gave up after the maximum attempts; ``flask lms jobs retry`` requeues
+
+
+enum_labels(JobStatus, {JobStatus.QUEUED: _l("Queued"), JobStatus.RUNNING: _l("Running"), JobStatus.DONE: _l("Done"),
+                        JobStatus.FAILED: _l("Failed")})
 
 
 class Job(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import case, func, select
 
 from lms_core.accounts.models import User
@@ -26,10 +27,10 @@ class FeedbackError(ValueError):
 def submit_feedback(user: User, lesson: Lesson, enrolment: Enrolment, rating: int, comment: str) -> tuple[bool, bool]:
     """Record (or update) a rating; a survey lesson completes on submission."""
     if not 1 <= rating <= 5:
-        raise FeedbackError("rating must be 1 to 5")
+        raise FeedbackError(_("rating must be 1 to 5"))
     comment = (comment or "").strip()
     if len(comment) > MAX_COMMENT:
-        raise FeedbackError(f"comment is longer than {MAX_COMMENT} characters")
+        raise FeedbackError(_("comment is longer than %(max)s characters", max=MAX_COMMENT))
     mine = select(LessonFeedback).filter_by(user_id=user.id, lesson_id=lesson.id)
     row = db.session.execute(mine).scalar_one_or_none()
     if row is None:

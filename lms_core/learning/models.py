@@ -12,12 +12,14 @@ import datetime as dt
 import enum
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import BigInteger, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms_core.accounts.models import User
 from lms_core.courses.models import Lesson
 from lms_core.db import Base, UTCDateTime, bigint_pk, json_type, str_enum, utcnow
+from lms_core.i18n import enum_labels
 
 
 class LearningSession(Base):
@@ -91,6 +93,11 @@ class ProgressStatus(enum.StrEnum):
     NOT_STARTED = "not_started"
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
+
+
+enum_labels(ProgressStatus, {ProgressStatus.NOT_STARTED: _l("Not started"),
+                             ProgressStatus.IN_PROGRESS: _l("In progress"),
+                             ProgressStatus.COMPLETED: _l("Completed")})
 
 
 class LessonProgress(Base):

@@ -24,9 +24,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import Integer, and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -37,6 +37,7 @@ from lms_core.db import utcnow
 from lms_core.enrolments.models import Enrolment
 from lms_core.events.services import emit
 from lms_core.extensions import db
+from lms_core.i18n import SHANGHAI
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict, worst
 from lms_core.learning.models import (
@@ -50,7 +51,6 @@ from lms_core.learning.models import (
 from lms_core.media.models import MediaDelivery
 from lms_core.pluginhost.manager import get_plugin_manager
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: Client events a heartbeat may carry (the player sends one on each media event).
 BEAT_EVENTS = {"heartbeat", "play", "pause", "seeked", "ended", "hidden", "visible", "terminate"}
 MAX_SEGMENTS = 50
@@ -151,38 +151,39 @@ def _is_number(value: Any) -> bool:
 def _seconds(value: Any, what: str) -> float:
     """A media time in seconds: finite, within [0, MAX_BEAT_SECONDS]."""
     if not _is_number(value) or not 0 <= value <= MAX_BEAT_SECONDS:  # NaN fails both comparisons
-        raise BeatError(f"{what} must be a number of seconds between 0 and {MAX_BEAT_SECONDS}")
+        raise BeatError(_("%(what)s must be a number of seconds between 0 and %(max)s", what=what,
+                          max=MAX_BEAT_SECONDS))
     return float(value)
 
 
 def _parse_beat(beat: Any) -> dict[str, Any]:
     if not isinstance(beat, dict):
-        raise BeatError("heartbeat must be a JSON object")
+        raise BeatError(_("heartbeat must be a JSON object"))
     seq = beat.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= MAX_SEQ:
-        raise BeatError(f"seq must be an integer between 1 and {MAX_SEQ}")
+        raise BeatError(_("seq must be an integer between 1 and %(max)s", max=MAX_SEQ))
     event = beat.get("event", "heartbeat")
     if not isinstance(event, str) or event not in BEAT_EVENTS:
-        raise BeatError(f"unknown event {str(event)[:40]!r}")
+        raise BeatError(_("unknown event %(event)s", event=repr(str(event)[:40])))
     position = _seconds(beat.get("position", 0), "position")
     raw_segments = beat.get("segments", [])
     if not isinstance(raw_segments, list) or len(raw_segments) > MAX_SEGMENTS:
-        raise BeatError(f"segments must be a list of at most {MAX_SEGMENTS} [from, to] pairs")
+        raise BeatError(_("segments must be a list of at most %(max)s [from, to] pairs", max=MAX_SEGMENTS))
     claimed = []
     for seg in raw_segments:
         if not isinstance(seg, list) or len(seg) != 2:
-            raise BeatError("each segment must be [from, to] in seconds")
+            raise BeatError(_("each segment must be [from, to] in seconds"))
         start, end = (_seconds(x, "each segment bound") for x in seg)
         claimed.append((round(start * 1000), round(end * 1000)))
     visible_ms = beat.get("visible_ms", 0)
     if not _is_number(visible_ms) or not 0 <= visible_ms <= MAX_VISIBLE_MS:
-        raise BeatError(f"visible_ms must be a number between 0 and {MAX_VISIBLE_MS}")
+        raise BeatError(_("visible_ms must be a number between 0 and %(max)s", max=MAX_VISIBLE_MS))
     client = beat.get("client", {})
     if not isinstance(client, dict) or len(str(client)) > 4000:
-        raise BeatError("client must be a small JSON object")
+        raise BeatError(_("client must be a small JSON object"))
     problem = jsonsafe.find_problem(client, max_depth=10)
     if problem:
-        raise BeatError(f"client: {problem}")
+        raise BeatError(_("client: %(problem)s", problem=problem))
     extra = {k: _seconds(beat[k], k) for k in ("time_from", "time_to") if _is_number(beat.get(k))}
     return {"seq": seq, "event": event, "position_ms": round(position * 1000), "claimed": claimed,
             "visible_ms": int(visible_ms), "client": client, **extra}
@@ -220,7 +221,9 @@ def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], s
     labels = [CREDIT]
     if segs.total(core_credit) < segs.total(claimed):
         labels.append(REDUCE)
-        reasons.append({"by": "core", "verdict": REDUCE, "credited_ms": segs.total(core_credit),
+        # Figures kept apart so pages can explain them in the reader's language (learning/explain.py).
+        reasons.append({"by": "core", "verdict": REDUCE, "code": "wall_clock", "credited_ms": segs.total(core_credit),
+                        "claimed_ms": segs.total(claimed), "wall_ms": claim.wall_ms,
                         "reason": f"claimed {segs.total(claimed)} ms of media in {claim.wall_ms} ms of server time"})
     credited = core_credit
     for impl in get_plugin_manager().hook.lms_assess_interval.get_hookimpls():
@@ -253,9 +256,9 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
     beat = _parse_beat(raw)
     session = db.session.execute(_locked(select(LearningSession).filter_by(id=session_id))).scalar_one_or_none()
     if session is None or session.user_id != user.id:
-        raise BeatError("unknown learning session", 404)
+        raise BeatError(_("unknown learning session"), 404)
     if session.ended_at is not None:
-        raise BeatError("this learning session has ended; reload the lesson", 409)
+        raise BeatError(_("this learning session has ended; reload the lesson"), 409)
     lesson = session.lesson
     progress = progress_for(user.id, lesson, lock=True)
     if beat["seq"] <= session.last_seq:

@@ -5,16 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lms_core.db import Base, UTCDateTime, bigint_pk, str_enum, utcnow
+from lms_core.i18n import enum_labels
 
 
 class MediaKind(enum.StrEnum):
     VIDEO = "video"
     DOCUMENT = "document"
     IMAGE = "image"
+
+
+enum_labels(MediaKind, {MediaKind.VIDEO: _l("Video"), MediaKind.DOCUMENT: _l("Document"), MediaKind.IMAGE: _l("Image")})
 
 
 class MediaFile(Base):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Any
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from lms_core.media.models import MediaKind
 
@@ -23,31 +25,31 @@ class MediaType:
     code: str  #: the name used in ``LMS_UPLOAD_ALLOWED``
     mime: str
     kind: MediaKind
-    label: str  #: how it is called in messages
+    label: Any  #: how it is called in messages (a lazy string: translated when shown)
     extensions: tuple[str, ...]
 
 
 TYPES: dict[str, MediaType] = {
     t.code: t
     for t in (
-        MediaType("mp4", "video/mp4", MediaKind.VIDEO, "MP4 video", (".mp4", ".m4v")),
-        MediaType("webm", "video/webm", MediaKind.VIDEO, "WebM video", (".webm",)),
-        MediaType("pdf", "application/pdf", MediaKind.DOCUMENT, "PDF document", (".pdf",)),
-        MediaType("png", "image/png", MediaKind.IMAGE, "PNG image", (".png",)),
-        MediaType("jpeg", "image/jpeg", MediaKind.IMAGE, "JPEG image", (".jpg", ".jpeg")),
+        MediaType("mp4", "video/mp4", MediaKind.VIDEO, _l("MP4 video"), (".mp4", ".m4v")),
+        MediaType("webm", "video/webm", MediaKind.VIDEO, _l("WebM video"), (".webm",)),
+        MediaType("pdf", "application/pdf", MediaKind.DOCUMENT, _l("PDF document"), (".pdf",)),
+        MediaType("png", "image/png", MediaKind.IMAGE, _l("PNG image"), (".png",)),
+        MediaType("jpeg", "image/jpeg", MediaKind.IMAGE, _l("JPEG image"), (".jpg", ".jpeg")),
     )
 }
 
 #: Recognised only to name them in the refusal ("a Windows program"), never accepted.
 _KNOWN_REFUSED = (
-    (b"MZ", "Windows program"),
-    (b"\x7fELF", "Linux program"),
-    (b"PK\x03\x04", "ZIP archive (or Office document)"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "old Office document"),
-    (b"Rar!", "RAR archive"),
-    (b"GIF8", "GIF image"),
-    (b"RIFF", "RIFF file (AVI/WAV/WebP)"),
-    (b"#!", "script"),
+    (b"MZ", _l("Windows program")),
+    (b"\x7fELF", _l("Linux program")),
+    (b"PK\x03\x04", _l("ZIP archive (or Office document)")),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", _l("old Office document")),
+    (b"Rar!", _l("RAR archive")),
+    (b"GIF8", _l("GIF image")),
+    (b"RIFF", _l("RIFF file (AVI/WAV/WebP)")),
+    (b"#!", _l("script")),
 )
 
 
@@ -74,9 +76,9 @@ def _ebml_doctype(head: bytes) -> bytes | None:
 
 #: ISO-BMFF major brands that are still images or audio, not MP4 video.
 _NOT_VIDEO_BRANDS = {
-    b"heic": "HEIF image (iPhone photo)", b"heix": "HEIF image (iPhone photo)", b"mif1": "HEIF image",
-    b"msf1": "HEIF image sequence", b"avif": "AVIF image", b"avis": "AVIF image sequence",
-    b"M4A ": "M4A audio file", b"M4B ": "M4B audio book",
+    b"heic": _l("HEIF image (iPhone photo)"), b"heix": _l("HEIF image (iPhone photo)"), b"mif1": _l("HEIF image"),
+    b"msf1": _l("HEIF image sequence"), b"avif": _l("AVIF image"), b"avis": _l("AVIF image sequence"),
+    b"M4A ": _l("M4A audio file"), b"M4B ": _l("M4B audio book"),
 }
 
 
@@ -97,12 +99,12 @@ def sniff(head: bytes) -> MediaType | None:
 
 def describe_unknown(head: bytes) -> str:
     if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in _NOT_VIDEO_BRANDS:
-        return _NOT_VIDEO_BRANDS[head[8:12]]
+        return str(_NOT_VIDEO_BRANDS[head[8:12]])
     for magic, label in _KNOWN_REFUSED:
         if head.startswith(magic):
-            return label
+            return str(label)
     if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "Matroska video (not WebM)"
+        return str(_l("Matroska video (not WebM)"))
     return ""
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms_core.db import Base, UTCDateTime, str_enum, utcnow
+from lms_core.i18n import enum_labels
 
 
 class OrgKind(enum.StrEnum):
@@ -20,6 +22,12 @@ class OrgKind(enum.StrEnum):
     TOWNSHIP = "township"  # 乡(镇、街道)
     VILLAGE = "village"  # 村(社区)
     DEPARTMENT = "department"  # 部门 / 单位
+
+
+enum_labels(OrgKind, {OrgKind.PROVINCE: _l("Province"), OrgKind.CITY: _l("City"),
+                      OrgKind.COUNTY: _l("County / district"),
+                      OrgKind.TOWNSHIP: _l("Township / street"), OrgKind.VILLAGE: _l("Village / community"),
+                      OrgKind.DEPARTMENT: _l("Department")})
 
 
 #: Which kinds may sit directly under which: a village under a county is a data error.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 
 from lms_core.events.services import emit
 from lms_core.extensions import db
+from lms_core.i18n import label
 from lms_core.orgs.models import ALLOWED_CHILDREN, OrgKind, OrgUnit
 
 
@@ -20,8 +22,9 @@ def by_code(code: str) -> OrgUnit | None:
 def check_child_kind(parent: OrgUnit | None, kind: OrgKind) -> None:
     allowed = ALLOWED_CHILDREN[parent.kind if parent else None]
     if kind not in allowed:
-        where = parent.kind.value if parent else "root"
-        raise OrgError(f"a {kind.value} cannot be placed under {where}")
+        if parent is None:
+            raise OrgError(_("a %(kind)s cannot be a top-level unit", kind=label(kind)))
+        raise OrgError(_("a %(kind)s cannot be placed under a %(where)s", kind=label(kind), where=label(parent.kind)))
 
 
 def create_unit(*, code: str, name: str, kind: OrgKind, parent: OrgUnit | None, actor: object = None,
@@ -30,9 +33,9 @@ def create_unit(*, code: str, name: str, kind: OrgKind, parent: OrgUnit | None, 
     code = code.strip()
     name = name.strip()
     if not code or not name:
-        raise OrgError("code and name are required")
+        raise OrgError(_("code and name are required"))
     if by_code(code) is not None:
-        raise OrgError(f"org code {code!r} already exists")
+        raise OrgError(_("org code %(code)s already exists", code=code))
     check_child_kind(parent, kind)
     unit = OrgUnit(code=code, name=name, kind=kind, parent=parent,
                    depth=(parent.depth + 1) if parent else 0)
@@ -48,10 +51,10 @@ def create_unit(*, code: str, name: str, kind: OrgKind, parent: OrgUnit | None, 
 def update_unit(unit: OrgUnit, *, name: str, code: str, actor: object = None) -> None:
     name, code = name.strip(), code.strip()
     if not name or not code:
-        raise OrgError("code and name are required")
+        raise OrgError(_("code and name are required"))
     other = by_code(code)
     if other is not None and other.id != unit.id:
-        raise OrgError(f"org code {code!r} already exists")
+        raise OrgError(_("org code %(code)s already exists", code=code))
     before = {"name": unit.name, "code": unit.code}
     unit.name, unit.code = name, code
     emit("org.updated", actor=actor, obj=unit, org_unit_id=unit.id,
@@ -61,7 +64,7 @@ def update_unit(unit: OrgUnit, *, name: str, code: str, actor: object = None) ->
 def move_unit(unit: OrgUnit, new_parent: OrgUnit, actor: object = None) -> None:
     """Re-parent a unit and rewrite the paths of its whole subtree in one statement."""
     if new_parent.path.startswith(unit.path):
-        raise OrgError("a unit cannot be moved below itself")
+        raise OrgError(_("a unit cannot be moved below itself"))
     check_child_kind(new_parent, unit.kind)
     old_path = unit.path
     new_path = f"{new_parent.path}{unit.id}/"

@@ -153,6 +153,17 @@ def lms_handle_event(event: Event) -> None:
 
 
 @hookspec
+def lms_event_labels() -> dict[str, Any]:  # type: ignore[empty-body]
+    """Human names for the plugin's event codes and object types.
+
+    Phase: request (read when the event log or its export is shown). Returns
+    ``{code: lazy_gettext(...)}``: event names (``"anti_idle.day_assessed"``) and
+    object types (the plugin's table names, ``"anti_idle_day_verdicts"``). Answers
+    are merged; an event without a name shows as "other event", never as its code.
+    """
+
+
+@hookspec
 def lms_job_handlers() -> dict[str, Any]:  # type: ignore[empty-body]
     """Background job kinds the plugin executes: ``{kind: callable(payload)}``.
 

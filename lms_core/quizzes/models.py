@@ -6,16 +6,22 @@ import datetime as dt
 import enum
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lms_core.db import Base, UTCDateTime, json_type, str_enum, utcnow
+from lms_core.i18n import enum_labels
 
 
 class QuestionKind(enum.StrEnum):
     SINGLE = "single"
     MULTIPLE = "multiple"
     TRUE_FALSE = "true_false"
+
+
+enum_labels(QuestionKind, {QuestionKind.SINGLE: _l("Single choice"), QuestionKind.MULTIPLE: _l("Multiple choice"),
+                           QuestionKind.TRUE_FALSE: _l("True / false")})
 
 
 class Question(Base):

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from lms_core.accounts.models import User
@@ -31,18 +32,18 @@ def add_question(author: User, lesson: Lesson, *, kind: QuestionKind, text: str,
                  correct: list[int], points: int = 1) -> Question:
     require_edit(author, lesson.course)
     if lesson.kind != LessonKind.QUIZ:
-        raise CourseError("questions belong to quiz lessons")
+        raise CourseError(_("questions belong to quiz lessons"))
     if kind == QuestionKind.TRUE_FALSE:
         options = TRUE_FALSE_OPTIONS
     options = [o.strip() for o in options if o and o.strip()]
     if not text.strip() or len(options) < 2:
-        raise CourseError("a question needs text and at least two options")
+        raise CourseError(_("a question needs text and at least two options"))
     if not correct or any(i < 0 or i >= len(options) for i in correct) or len(set(correct)) != len(correct):
-        raise CourseError("the correct answers must be among the options")
+        raise CourseError(_("the correct answers must be among the options"))
     if kind != QuestionKind.MULTIPLE and len(correct) != 1:
-        raise CourseError("single-choice and true/false questions have exactly one correct answer")
+        raise CourseError(_("single-choice and true/false questions have exactly one correct answer"))
     if points < 1:
-        raise CourseError("points must be positive")
+        raise CourseError(_("points must be positive"))
     position = (db.session.execute(select(func.max(Question.position)).filter_by(lesson_id=lesson.id)).scalar() or 0)
     question = Question(lesson_id=lesson.id, kind=kind, text=text.strip(), options=options,
                         correct=sorted(correct), points=points, position=position + 1)
@@ -76,12 +77,12 @@ def open_attempt(user: User, lesson: Lesson, enrolment: Enrolment) -> Attempt:
         if attempt.submitted_at is None:
             return attempt
     if any(a.passed for a in attempts):
-        raise QuizError("you have already passed this quiz", 409)
+        raise QuizError(_("you have already passed this quiz"), 409)
     if attempts_left(lesson, attempts) == 0:
-        raise QuizError("no attempts left", 409)
+        raise QuizError(_("no attempts left"), 409)
     ids = [q.id for q in questions(lesson)]
     if not ids:
-        raise QuizError("this quiz has no questions yet", 409)
+        raise QuizError(_("this quiz has no questions yet"), 409)
     if lesson.shuffle_questions:
         random.SystemRandom().shuffle(ids)
     attempt = Attempt(user_id=user.id, lesson_id=lesson.id, enrolment_id=enrolment.id, question_order=ids,
@@ -105,21 +106,21 @@ def _parse_answer(question: Question, raw: Any) -> list[int]:
         try:
             index = int(value)
         except (TypeError, ValueError):
-            raise QuizError(f"invalid answer for question {question.id}") from None
+            raise QuizError(_("invalid answer for question %(id)s", id=question.id)) from None
         if not 0 <= index < len(question.options):
-            raise QuizError(f"invalid answer for question {question.id}")
+            raise QuizError(_("invalid answer for question %(id)s", id=question.id))
         chosen.append(index)
     if question.kind != QuestionKind.MULTIPLE and len(chosen) > 1:
-        raise QuizError(f"question {question.id} takes one answer")
+        raise QuizError(_("question %(id)s takes one answer", id=question.id))
     return sorted(set(chosen))
 
 
 def submit(user: User, attempt: Attempt, answers: dict[str, Any]) -> Graded:
     """Grade an attempt (all-or-nothing per question); emits answered/passed/failed."""
     if attempt.user_id != user.id:
-        raise QuizError("not your attempt", 404)
+        raise QuizError(_("not your attempt"), 404)
     if attempt.submitted_at is not None:
-        raise QuizError("this attempt was already submitted", 409)
+        raise QuizError(_("this attempt was already submitted"), 409)
     lesson = db.session.get(Lesson, attempt.lesson_id)
     assert lesson is not None
     by_id = {q.id: q for q in questions(lesson)}

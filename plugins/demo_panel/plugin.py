@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flask import render_template_string
@@ -9,8 +10,14 @@ from flask_babel import gettext as _
 
 from lms_core.pluginhost import DashboardPanel, hookimpl
 
+HERE = Path(__file__).resolve().parent
+
 
 class DemoPanelPlugin:
+    @hookimpl
+    def lms_translation_dirs(self) -> list[str]:
+        return [str(HERE / "translations")]
+
     @hookimpl
     def lms_dashboard_panels(self, user: Any) -> list[DashboardPanel]:
         html = render_template_string(

@@ -64,7 +64,7 @@ def test_departments_may_sit_anywhere_but_under_villages(tree):
 
 
 def test_create_rejects_duplicate_code_and_blanks(tree):
-    with pytest.raises(services.OrgError, match="already exists"):
+    with pytest.raises(services.OrgError, match="已存在"):
         services.create_unit(code="360121", name="x", kind=OrgKind.COUNTY, parent=tree.city)
     with pytest.raises(services.OrgError):
         services.create_unit(code="  ", name="x", kind=OrgKind.COUNTY, parent=tree.city)
@@ -104,9 +104,9 @@ def test_move_does_not_touch_siblings_with_a_common_path_prefix(tree):
 
 
 def test_cannot_move_under_itself_or_break_kind_rules(tree):
-    with pytest.raises(services.OrgError, match="below itself"):
+    with pytest.raises(services.OrgError, match="自身之下"):
         services.move_unit(tree.county_a, tree.village_a)
-    with pytest.raises(services.OrgError, match="below itself"):
+    with pytest.raises(services.OrgError, match="自身之下"):
         services.move_unit(tree.county_a, tree.county_a)
     with pytest.raises(services.OrgError):
         services.move_unit(tree.village_a, tree.county_b)  # a village under a county

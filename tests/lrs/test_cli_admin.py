@@ -34,7 +34,7 @@ def test_cli_creates_client_that_works(app):
 
 def test_cli_rejects_unknown_scope(app):
     result = app.test_cli_runner().invoke(args=["lms", "lrs", "client", "create", "--name", "x", "--scopes", "root"])
-    assert result.exit_code != 0 and "unknown scope" in result.output
+    assert result.exit_code != 0 and "未知权限 root" in result.output
 
 
 def test_site_admin_manages_clients_in_the_web_ui(app, client, tree):

@@ -70,6 +70,17 @@ def test_blueprint_template_static_and_translation(app, client, person):
     assert "Probe greeting" in client.get("/hookprobe/").get_data(as_text=True)
 
 
+def test_event_labels_come_from_the_plugin(app):
+    from lms_core.events.names import event_label, known_events, object_label
+
+    with app.test_request_context():
+        assert event_label("hookprobe.pinged") == "探针事件"
+        assert "hookprobe.pinged" in known_events()
+        assert object_label("hookprobe_things", "7") == "探针对象 #7"
+        assert event_label("course.enrolled") == "选课"
+        assert event_label("nobody.emits_this") == "其他事件"
+
+
 def test_blueprint_view_requires_login(client):
     r = client.get("/hookprobe/")
     assert r.status_code == 302 and "/login" in r.headers["Location"]

@@ -37,11 +37,11 @@ def test_publish_requires_lessons_with_files(tree, app):
     author = UserFactory(org_unit=tree.city)
     grant(author, Role.INSTRUCTOR, tree.city)
     course = courses.create_course(author, code="X2", title="空课程")
-    with pytest.raises(courses.CourseError, match="no lessons"):
+    with pytest.raises(courses.CourseError, match="课程还没有课时"):
         courses.set_published(author, course, True)
     section = courses.add_section(author, course, "一")
     courses.add_lesson(author, section, title="测验", kind=LessonKind.QUIZ)
-    with pytest.raises(courses.CourseError, match="no questions"):
+    with pytest.raises(courses.CourseError, match="还没有题目"):
         courses.set_published(author, course, True)
 
 

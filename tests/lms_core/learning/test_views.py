@@ -60,7 +60,7 @@ def test_beat_endpoint_json_and_errors(client, kit, learner):
     r = client.post(f"/learn/sessions/{sid}/beat", json={"seq": 1, "event": "play", "segments": [], "position": 0})
     assert r.status_code == 200 and r.get_json()["accepted"] is True
     bad = client.post(f"/learn/sessions/{sid}/beat", json={"seq": "x"})
-    assert bad.status_code == 400 and "seq" in bad.get_json()["error"]
+    assert bad.status_code == 400 and "序号" in bad.get_json()["error"]
     assert client.post(f"/learn/sessions/{sid}/beat", data="not json").status_code == 400
     assert client.post("/learn/sessions/nope/beat", json={"seq": 2}).status_code == 404
 

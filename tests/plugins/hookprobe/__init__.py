@@ -99,6 +99,10 @@ class HookProbe:
         return [str(HERE / "translations")]
 
     @hookimpl
+    def lms_event_labels(self) -> dict[str, Any]:
+        return {"hookprobe.pinged": "探针事件", "hookprobe_things": "探针对象"}
+
+    @hookimpl
     def lms_job_handlers(self) -> dict[str, Any]:
         def echo(payload: dict[str, Any]) -> None:
             if payload.get("fail"):

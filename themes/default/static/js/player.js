@@ -96,7 +96,7 @@
     }
     if (result.lesson_completed) {
       var state = document.getElementById("lesson-state");
-      if (state) { state.classList.add("ok"); state.textContent = "✓ " + (document.documentElement.lang === "en" ? "Completed" : "已完成"); }
+      if (state) { state.classList.add("ok"); state.textContent = "✓ " + card.dataset.textCompleted; }
     }
   }
 

@@ -1,0 +1,55 @@
+"""Language and time: the one time zone, and the human names of enum values.
+
+Times are stored in UTC and shown in Beijing time; ``SHANGHAI`` is the only place
+that zone is named (Babel's default time zone is set from ``TIMEZONE``).
+
+Every enum a user can see (org unit kinds, ranks, roles, lesson kinds ...) gets its
+human name here, through the catalogue, with :func:`enum_labels` next to the enum's
+definition; templates show ``value|label``. A label registry that misses a member
+fails at import, so a new member cannot reach a page as a raw code.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+#: The platform's time zone (China has one): every time a user sees is in it.
+TIMEZONE = "Asia/Shanghai"
+SHANGHAI = ZoneInfo(TIMEZONE)
+
+_LABELS: dict[type[enum.Enum], Mapping[Any, Any]] = {}
+
+
+def enum_labels(cls: type[enum.Enum], labels: Mapping[Any, Any]) -> None:
+    """Register the human names (lazy strings) of every member of ``cls``."""
+    missing = [m for m in cls if m not in labels]
+    if missing:
+        raise ValueError(f"{cls.__name__}: no label for {missing}")
+    _LABELS[cls] = labels
+
+
+def label(value: Any, cls: type[enum.Enum] | None = None) -> str:
+    """The human name of an enum member (or of its raw value, given ``cls``), in the current language.
+
+    Anything else is returned as text unchanged, so a template can apply ``|label``
+    to a value that may be empty.
+    """
+    if value is None:
+        return ""
+    if cls is not None and not isinstance(value, cls):
+        try:
+            value = cls(value)
+        except ValueError:
+            return str(value)
+    labels = _LABELS.get(type(value)) if isinstance(value, enum.Enum) else None
+    if labels is None:
+        return str(value)
+    return str(labels[value])
+
+
+def labels_of(cls: type[enum.Enum]) -> list[tuple[str, str]]:
+    """``(value, human name)`` for every member: choices for a form's select."""
+    return [(str(m.value), label(m)) for m in cls]
