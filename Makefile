@@ -53,6 +53,8 @@ run: install
 	$(RUN_ENV) $(BIN)/flask db upgrade heads
 	$(RUN_ENV) $(BIN)/flask lms xapi connect-embedded
 	$(RUN_ENV) $(BIN)/flask lms demo
+	@# Anti-idle first: the bank turns its day verdicts (a held day) into pending credit.
+	$(RUN_ENV) sh -c 'case ",$$LMS_PLUGINS," in *,anti_idle,*) $(BIN)/flask lms anti-idle demo;; esac'
 	@# Credit through the bank's real services (completions, a pending claim, a reversal, a transcript).
 	$(RUN_ENV) sh -c 'case ",$$LMS_PLUGINS," in *,credit_bank,*) $(BIN)/flask lms credit demo;; esac'
 	@echo ""

@@ -25,7 +25,14 @@ CHECK_ANSWERED = "anti_idle.check_answered"
 #: A site admin stored a new policy version. Payload: version, course_id, changes.
 POLICY_CHANGED = "anti_idle.policy_changed"
 
+#: A learner appealed a study day. Payload: appeal_id, day, verdict, evidence_id.
+APPEAL_FILED = "anti_idle.appeal_filed"
+#: An auditor decided an appeal. Payload: appeal_id, user_id, status (upheld | rejected), reason.
+APPEAL_DECIDED = "anti_idle.appeal_decided"
+
 EVENT_NAMES = {
+    APPEAL_FILED: _l("Study day appealed"),
+    APPEAL_DECIDED: _l("Appeal decided"),
     CHECK_ISSUED: _l("Attention check shown"),
     CHECK_ANSWERED: _l("Attention check answered"),
     POLICY_CHANGED: _l("Anti-idle policy changed"),

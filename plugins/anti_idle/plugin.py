@@ -39,7 +39,7 @@ class AntiIdlePlugin:
     @hookimpl
     def lms_blueprints(self) -> list[Any]:
         # The view modules add their routes to the one blueprint when imported.
-        from plugins.anti_idle import check_views, policy_views  # noqa: F401
+        from plugins.anti_idle import check_views, learner_views, policy_views  # noqa: F401
         from plugins.anti_idle.views import api, bp
 
         return [bp, api]
@@ -57,7 +57,31 @@ class AntiIdlePlugin:
             from flask import render_template
 
             return render_template("anti_idle/_admin_nav.html")
+        if name == "lesson_player":
+            from flask import render_template
+            from flask_login import current_user
+
+            from plugins.anti_idle import appeals
+
+            lines = appeals.lines_for(current_user.id, lesson_id=context["lesson"].id, limit=20)
+            return render_template("anti_idle/_lesson.html", lines=lines, **appeals.template_context())
         return None
+
+    @hookimpl
+    def lms_dashboard_panels(self, user: Any) -> list[Any]:
+        from flask import render_template
+        from flask_babel import gettext as _
+
+        from lms_core.pluginhost import DashboardPanel
+        from plugins.anti_idle import appeals
+
+        days = appeals.recent_days(user.id, limit=7)
+        lines = appeals.lines_for(user.id, day_ids=[d.id for d in days], limit=50)
+        by_day: dict[int, list[Any]] = {}
+        for line in lines:
+            by_day.setdefault(line.day_verdict_id, []).append(line)
+        html = render_template("anti_idle/_panel.html", days=days, by_day=by_day, **appeals.template_context())
+        return [DashboardPanel(key="anti-idle", title=_("Study time checks"), html=html, order=40)]
 
     @hookimpl
     def lms_migration_dirs(self) -> list[str]:
@@ -70,7 +94,11 @@ class AntiIdlePlugin:
     @hookimpl
     def lms_cli_commands(self) -> list[Any]:
         from plugins.anti_idle.cli import anti_idle_group
+        from plugins.anti_idle.demo import demo_command
+        from plugins.anti_idle.policy_cli import policy_group
 
+        anti_idle_group.add_command(policy_group)
+        anti_idle_group.add_command(demo_command)
         return [anti_idle_group]
 
     @hookimpl

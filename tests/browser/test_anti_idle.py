@@ -175,3 +175,4 @@ def test_beats_carry_presence_signals(page: Any, course: Course, learner: User) 
     assert presence["playing_ms"] > 500 and presence["muted_ms"] > 500
     assert presence["rate_max"] == 1 and presence["hidden_ms"] == 0
     assert presence["probes"] & 1, "Playwright's Chromium reports navigator.webdriver"
+    assert beat.value.post_data_json["client"]["webdriver"] is True

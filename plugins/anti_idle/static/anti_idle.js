@@ -21,6 +21,7 @@
  *                        ``untrusted`` counts events with isTrusted === false
  *      path_px           pointer path length in CSS pixels
  *      probes            bitmask of integrity probes (see PROBE_* below)
+ *    and ``webdriver`` (navigator.webdriver) next to ``presence``.
  * 2. Checks. After every answered beat the script asks the server (POST, CSRF)
  *    whether a check is due. The server answers with nothing, or with a check it
  *    has just revealed: a token, a prompt and the options. The answer is nowhere
@@ -159,7 +160,8 @@
       };
       acc = fresh();
       lastSend = now;
-      return { presence: out };
+      // ``webdriver`` also at the top level, where the credit path reads it (R11).
+      return { presence: out, webdriver: (out.probes & PROBE_WEBDRIVER) !== 0 };
     });
 
     tracker.onBeat(function () { poll(); });

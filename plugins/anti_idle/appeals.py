@@ -1,0 +1,210 @@
+"""Learners see their evidence lines and appeal; org-scoped auditors review holds and appeals.
+
+The auditor's post or void of a held day goes through ``verdicts.review_day`` (the
+credit path owns what a decision does to credit and completion); this module adds
+the checks and messages a person sees, the appeal rows, and the scoped lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from lms_core.accounts.models import User
+from lms_core.authz import can, scope_condition
+from lms_core.db import utcnow
+from lms_core.events.services import emit
+from lms_core.extensions import db
+from lms_core.orgs.models import OrgUnit
+from plugins.anti_idle.events import APPEAL_DECIDED, APPEAL_FILED
+from plugins.anti_idle.models import DEDUCTED, HELD, VOID, Appeal, DayVerdict, Evidence
+
+#: Verdicts a learner may appeal: time was taken away or is waiting for an auditor.
+APPEALABLE = (DEDUCTED, HELD, VOID)
+REASON_MIN, REASON_MAX = 5, 2000
+#: Rows per list page.
+PAGE = 50
+APPEAL_NAMES = {"open": _l("Waiting for review"), "upheld": _l("Upheld"), "rejected": _l("Rejected")}
+
+
+class AppealError(ValueError):
+    """A request that cannot be honoured; ``status`` is the HTTP status, the message is translated."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def clean_reason(raw: Any) -> str:
+    text = (raw if isinstance(raw, str) else "").replace("\x00", "").strip()
+    if len(text) < REASON_MIN:
+        raise AppealError(_("Please give a reason of at least %(n)d characters.", n=REASON_MIN))
+    if len(text) > REASON_MAX:
+        raise AppealError(_("The reason may be at most %(n)d characters.", n=REASON_MAX))
+    return text
+
+
+def recent_days(user_id: int, *, limit: int = 30) -> list[DayVerdict]:
+    return list(db.session.execute(select(DayVerdict).where(DayVerdict.user_id == user_id)
+                                   .order_by(DayVerdict.day.desc()).limit(limit)).scalars())
+
+
+def lines_for(user_id: int, *, lesson_id: int | None = None, day_ids: list[int] | None = None,
+              limit: int = 200) -> list[Evidence]:
+    stmt = select(Evidence).where(Evidence.user_id == user_id)
+    if lesson_id is not None:
+        stmt = stmt.where(Evidence.lesson_id == lesson_id)
+    if day_ids is not None:
+        stmt = stmt.where(Evidence.day_verdict_id.in_(day_ids))
+    return list(db.session.execute(stmt.order_by(Evidence.span_start.desc(), Evidence.id.desc()).limit(limit))
+                .scalars())
+
+
+def appeals_of(user_id: int) -> dict[int, Appeal]:
+    """The latest appeal per day verdict of a person."""
+    rows = db.session.execute(select(Appeal).where(Appeal.user_id == user_id).order_by(Appeal.id)).scalars()
+    return {a.day_verdict_id: a for a in rows}
+
+
+def file_appeal(user: User, day_verdict_id: int, reason: Any, evidence_id: Any = None) -> Appeal:
+    """A learner appeals one of their own days (optionally one line of it); does not commit.
+
+    Raises:
+        AppealError: 404 for a day that is not theirs, 409 if it cannot be appealed
+            (nothing taken, or an appeal is already open), 400 for a bad reason.
+    """
+    day = db.session.get(DayVerdict, day_verdict_id)
+    if day is None or day.user_id != user.id:
+        raise AppealError(_("No such study day."), 404)
+    if day.verdict not in APPEALABLE:
+        raise AppealError(_("Nothing was deducted or held on this day, so there is nothing to appeal."), 409)
+    if db.session.execute(select(Appeal.id).where(Appeal.day_verdict_id == day.id, Appeal.status == "open")
+                          ).first() is not None:
+        raise AppealError(_("An appeal for this day is already waiting for review."), 409)
+    text = clean_reason(reason)
+    line_id: int | None = None
+    if evidence_id not in (None, ""):
+        line = db.session.get(Evidence, int(evidence_id)) if str(evidence_id).isdigit() and \
+            len(str(evidence_id)) < 12 else None
+        if line is None or line.day_verdict_id != day.id:
+            raise AppealError(_("That line does not belong to this day."), 400)
+        line_id = line.id
+    appeal = Appeal(user_id=user.id, day_verdict_id=day.id, evidence_id=line_id, reason=text, status="open")
+    db.session.add(appeal)
+    db.session.flush()
+    emit(APPEAL_FILED, actor=user, object_type=Appeal.__tablename__, object_id=appeal.id,
+         payload={"appeal_id": appeal.id, "day": day.day.isoformat(), "verdict": day.verdict,
+                  "evidence_id": line_id})
+    return appeal
+
+
+# ---- auditors ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    day: DayVerdict
+    person: User
+    appeal: Appeal | None
+
+
+def _scoped_people(auditor: User) -> Any:
+    """Ids of the people in the auditor's ``anti_idle.review`` scope (SQL)."""
+    return (select(User.id).join(OrgUnit, OrgUnit.id == User.org_unit_id)
+            .where(scope_condition(auditor, "anti_idle.review", OrgUnit.path)))
+
+
+def review_list(auditor: User, *, page: int = 1) -> list[ReviewItem]:
+    """Held days not yet decided, and days with an open appeal, of people in scope; oldest first."""
+    open_appeal_days = select(Appeal.day_verdict_id).where(Appeal.status == "open")
+    rows = db.session.execute(
+        select(DayVerdict, User).join(User, User.id == DayVerdict.user_id)
+        .where(DayVerdict.user_id.in_(_scoped_people(auditor)),
+               ((DayVerdict.verdict == HELD) & DayVerdict.review_state.not_in(("posted", "voided")))
+               | DayVerdict.id.in_(open_appeal_days))
+        .order_by(DayVerdict.day, DayVerdict.id).offset((max(1, page) - 1) * PAGE).limit(PAGE)).all()
+    appeals: dict[int, Appeal] = {}
+    if rows:
+        for a in db.session.execute(select(Appeal).where(Appeal.day_verdict_id.in_([d.id for d, _u in rows]))
+                                    .order_by(Appeal.id)).scalars():
+            appeals[a.day_verdict_id] = a
+    return [ReviewItem(d, u, appeals.get(d.id)) for d, u in rows]
+
+
+def day_for_review(auditor: User, day_verdict_id: int) -> DayVerdict:
+    """A day the auditor may review; 404 outside their scope (existence is not revealed)."""
+    day = db.session.get(DayVerdict, day_verdict_id)
+    person = db.session.get(User, day.user_id) if day else None
+    if day is None or person is None or not can(auditor, "anti_idle.review", person):
+        raise AppealError(_("No such study day."), 404)
+    return day
+
+
+def decide(auditor: User, day_verdict_id: int, decision: Any, reason: Any) -> str:
+    """Post or void a held day, or uphold or reject an appeal, with a reason; does not commit.
+
+    For a held day ``decision`` is ``post`` or ``void`` and goes through
+    ``verdicts.review_day``; an open appeal on it is closed with the same reason
+    (upheld if posted, rejected if voided). For an appealed day that is not held
+    (a deduction) ``decision`` is ``uphold`` or ``reject``: the decision and reason
+    are recorded on the appeal; restoring deducted time is a policy change and a
+    recompute, not a per-person override.
+
+    Returns the outcome recorded. Raises ``AppealError`` with a translated message.
+    """
+    from plugins.anti_idle.verdicts import ReviewError, review_day
+
+    day = day_for_review(auditor, day_verdict_id)
+    text = clean_reason(reason)
+    appeal = db.session.execute(select(Appeal).where(Appeal.day_verdict_id == day.id, Appeal.status == "open")
+                                .order_by(Appeal.id.desc()).limit(1)).scalar_one_or_none()
+    held_open = day.verdict == HELD and day.review_state not in ("posted", "voided")
+    if held_open:
+        if decision not in ("post", "void"):
+            raise AppealError(_("Choose whether to post or void the held time."))
+        try:
+            review_day(day, str(decision), auditor, text, appeal=appeal)
+        except ReviewError:
+            raise AppealError(_("This day can no longer be reviewed."), 409) from None
+        outcome = "posted" if decision == "post" else "voided"
+        if appeal is not None:
+            _close(appeal, auditor, "upheld" if decision == "post" else "rejected", text)
+        return outcome
+    if appeal is None:
+        raise AppealError(_("This day has nothing waiting for review."), 409)
+    if decision not in ("uphold", "reject"):
+        raise AppealError(_("Choose whether to uphold or reject the appeal."))
+    status = "upheld" if decision == "uphold" else "rejected"
+    _close(appeal, auditor, status, text)
+    return status
+
+
+def _close(appeal: Appeal, auditor: User, status: str, reason: str) -> None:
+    appeal.status = status
+    appeal.decided_at = utcnow()
+    appeal.decided_by_id = auditor.id
+    appeal.decision_reason = reason
+    emit(APPEAL_DECIDED, actor=auditor, object_type=Appeal.__tablename__, object_id=appeal.id,
+         org_unit_id=_org_of(appeal.user_id),
+         payload={"appeal_id": appeal.id, "user_id": appeal.user_id, "status": status, "reason": reason})
+
+
+def _org_of(user_id: int) -> int | None:
+    person = db.session.get(User, user_id)
+    return person.org_unit_id if person else None
+
+
+
+def template_context() -> dict[str, Any]:
+    """What the plugin's evidence templates need, wherever they are rendered."""
+    from plugins.anti_idle.events import VERDICT_NAMES
+    from plugins.anti_idle.evidence import render
+
+    def lines_of(day: DayVerdict) -> list[Evidence]:
+        return lines_for(day.user_id, day_ids=[day.id])
+
+    return {"render": render, "verdict_names": VERDICT_NAMES, "appeal_names": APPEAL_NAMES, "lines_of": lines_of}
