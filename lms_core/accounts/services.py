@@ -219,12 +219,17 @@ def grant_role(actor: User | None, user: User, role: Role, unit: OrgUnit) -> Rol
     return assignment
 
 
+def may_revoke_role(actor: User, assignment: RoleAssignment) -> bool:
+    """Whether ``actor`` may take ``assignment`` back (see :func:`revoke_role`)."""
+    if not can(actor, "role.assign", assignment.org_unit):
+        return False
+    return assignment.role != Role.SITE_ADMIN or can(actor, "site.manage")
+
+
 def revoke_role(actor: User, assignment: RoleAssignment) -> None:
     """Take a role back; as with granting, ``site_admin`` needs a site admin."""
-    if not can(actor, "role.assign", assignment.org_unit):
+    if not may_revoke_role(actor, assignment):
         raise AccessDenied("role.assign")
-    if assignment.role == Role.SITE_ADMIN and not can(actor, "site.manage"):
-        raise AccessDenied("site.manage")
     emit("role.revoked", actor=actor, obj=assignment.user, org_unit_id=assignment.org_unit_id,
          payload={"role": assignment.role.value, "unit": assignment.org_unit.code})
     db.session.delete(assignment)

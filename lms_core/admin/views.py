@@ -299,8 +299,8 @@ def user_revoke(user_id: int, assignment_id: int) -> Any:
     assignment = db.session.get(RoleAssignment, assignment_id)
     if assignment is None or assignment.user_id != user_id:
         abort(404)
-    if not can(current_user, "role.assign", assignment.org_unit):
-        abort(403)
+    if not accounts.may_revoke_role(current_user, assignment):
+        abort(403)  # before the confirmation: nobody is asked to confirm what they may not do
     role = dict(role_choices())[assignment.role.value]
     page = _unconfirmed(_("Revoke the role %(role)s over %(unit)s from %(name)s?", role=role,
                           unit=assignment.org_unit.name, name=assignment.user.full_name), _("Revoke"))

@@ -67,7 +67,8 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
     A threaded werkzeug server: every request gets its own thread and therefore
     its own app context and database session, as under gunicorn.
     """
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+    in_flight = _InFlight(app)
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, in_flight, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     try:
@@ -76,6 +77,58 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+        # A closing page still sends its last requests (the player's pagehide beat, a
+        # plugin's poll). Their handler threads are daemons the server does not join:
+        # left running, they hold a database connection while the next test truncates
+        # the tables (a deadlock) or while the app disposes its engine (a leaked
+        # connection). Wait for them before the app fixture tears down.
+        in_flight.wait_idle(timeout=10)
+
+
+class _InFlight:
+    """WSGI middleware counting requests whose response has not been closed yet."""
+
+    def __init__(self, wsgi_app: Any) -> None:
+        self.wsgi_app = wsgi_app
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        with self._idle:
+            self._count += 1
+        try:
+            response = self.wsgi_app(environ, start_response)
+        except BaseException:
+            self._done()
+            raise
+        return _ClosingIterable(response, self._done)
+
+    def wait_idle(self, timeout: float) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._count == 0, timeout=timeout)
+
+
+class _ClosingIterable:
+    """Passes a WSGI response through and reports when the server closed it."""
+
+    def __init__(self, response: Any, on_close: Any) -> None:
+        self._response = response
+        self._on_close = on_close
+
+    def __iter__(self) -> Any:
+        return iter(self._response)
+
+    def close(self) -> None:
+        try:
+            if hasattr(self._response, "close"):
+                self._response.close()
+        finally:
+            self._on_close()
 
 
 def _new_page(browser: Any, **options: Any) -> Iterator[Any]:

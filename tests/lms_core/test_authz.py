@@ -348,7 +348,9 @@ def test_county_admin_cannot_manage_accounts_with_wider_roles(client, county_peo
         db.session.expire_all()
         fresh = db.session.get(User, target.id)
         assert fresh.password_hash == before and fresh.status == UserStatus.ACTIVE
-    assert client.post(f"/admin/users/{local.id}/reset-password").status_code == 302
+    # In scope: the first post asks for confirmation, the confirmed one resets.
+    assert client.post(f"/admin/users/{local.id}/reset-password").status_code == 200
+    assert client.post(f"/admin/users/{local.id}/reset-password", data={"confirmed": "1"}).status_code == 302
 
 
 def test_site_admin_role_is_revoked_only_by_a_site_admin(client, county_people, wider):
