@@ -40,6 +40,14 @@ EVENT_NAMES = {
     DAY_REVIEWED: _l("Held study day reviewed"),
 }
 
+#: The plugin's tables that events name as their object.
+OBJECT_NAMES = {
+    "anti_idle_policies": _l("Anti-idle policy version"),
+    "anti_idle_appeals": _l("Study time appeal"),
+    "anti_idle_day_verdicts": _l("Study day verdict"),
+    "anti_idle_checks": _l("Attention check"),
+}
+
 VERDICT_NAMES = {
     "credited": _l("Credited"),
     "deducted": _l("Credited with deductions"),

@@ -68,6 +68,12 @@ class AntiIdlePlugin:
         return None
 
     @hookimpl
+    def lms_event_labels(self) -> dict[str, Any]:
+        from plugins.anti_idle.events import EVENT_NAMES, OBJECT_NAMES
+
+        return {**EVENT_NAMES, **OBJECT_NAMES}
+
+    @hookimpl
     def lms_dashboard_panels(self, user: Any) -> list[Any]:
         from flask import render_template
         from flask_babel import gettext as _
