@@ -55,7 +55,7 @@ def test_the_audit_export_neutralises_imported_names(client, tree):
     raw = client.get("/audit/events.csv?name=video.").get_data(as_text=True)
     rows = list(csv.reader(io.StringIO(raw.lstrip("\ufeff"))))
     assert len(rows) == 2
-    assert rows[1][3] == "'-2+3+cmd" and rows[1][4] == "'" + HOSTILE[0]
+    assert rows[1][4] == "'-2+3+cmd" and rows[1][5] == "'" + HOSTILE[0]  # after the event name and its code
     assert not any(cell.startswith(csv_export.FORMULA_STARTS) for row in rows for cell in row)
 
 
