@@ -164,7 +164,7 @@ def init_plugins(app: Flask) -> pluggy.PluginManager:
 
 
 def register_core(app: Flask) -> None:
-    from lms_core import cli, errors, templating, theming
+    from lms_core import cli, errors, security_headers, templating, theming
     from lms_core.accounts.request_auth import load_token_user
     from lms_core.accounts.views import bp as auth_bp
     from lms_core.admin.views import bp as admin_bp
@@ -174,6 +174,7 @@ def register_core(app: Flask) -> None:
     theming.init_app(app)
     templating.init_app(app)
     errors.init_app(app)
+    security_headers.init_app(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(admin_bp)

@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "LMS_LOGIN_DELAY_MAX_SECONDS": 900,
     "LMS_LOGIN_ACCOUNT_FREE_FAILURES": 20,
     "LMS_LOGIN_ACCOUNT_DELAY_MAX_SECONDS": 60,
+    #: None: lms_core.security_headers.DEFAULT_POLICY (see docs/security.md).
+    "LMS_CONTENT_SECURITY_POLICY": None,
     "LMS_LOGIN_IP_LIMIT": 30,  # failed logins per IP per window
     "LMS_LOGIN_IP_WINDOW_MINUTES": 10,
     "LMS_IMPORT_MAX_BYTES": 20 * 1024 * 1024,

@@ -25,6 +25,8 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from lms_core.security_headers import DEFAULT_POLICY
+
 CHROMIUM = os.environ.get("LMS_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 #: The tests look for Chinese text; without a CJK font the screenshots show boxes.
@@ -54,6 +56,12 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+#: The production policy plus ``'unsafe-eval'``, which Playwright itself needs: its
+#: ``wait_for_function`` evaluates the predicate with ``eval`` inside the page. Inline
+#: scripts, handlers and other hosts stay refused, so the pages are still checked.
+TEST_CSP = DEFAULT_POLICY.replace("script-src 'self'", "script-src 'self' 'unsafe-eval'")
+
+
 @dataclass
 class LiveServer:
     url: str
@@ -67,6 +75,7 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
     A threaded werkzeug server: every request gets its own thread and therefore
     its own app context and database session, as under gunicorn.
     """
+    app.config["LMS_CONTENT_SECURITY_POLICY"] = TEST_CSP
     in_flight = _InFlight(app)
     server: BaseWSGIServer = make_server("127.0.0.1", 0, in_flight, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
@@ -131,12 +140,44 @@ class _ClosingIterable:
             self._on_close()
 
 
+#: Runs before any page script: records every Content-Security-Policy violation
+#: (an inline script or handler, an external host) where the test can read it.
+_CSP_RECORDER = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.__cspViolations.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline') + ' at ' +
+                              (e.sourceFile || document.location.pathname) + ':' + e.lineNumber);
+});
+"""
+
+
+def csp_violations(page: Any) -> list[str]:
+    """Violations seen so far: console reports plus the current document's events."""
+    try:
+        in_page = page.evaluate("window.__cspViolations || []")
+    except Exception:  # a page that is closing or navigating: the console still has them
+        in_page = []
+    return [*page.csp_console, *(v for v in in_page if v not in page.csp_console)]
+
+
 def _new_page(browser: Any, **options: Any) -> Iterator[Any]:
+    """A page that fails its test if any page it showed broke the Content-Security-Policy.
+
+    Every browser test therefore checks the pages it visits: a template with an
+    inline script or an ``onclick`` (core or plugin) fails there, not in production.
+    """
     context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", **options)
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    context.add_init_script(_CSP_RECORDER)
     page = context.new_page()
+    page.csp_console = []
+    page.on("console", lambda msg: page.csp_console.append(f"{page.url}: {msg.text}")
+            if "Content Security Policy" in msg.text else None)
     try:
         yield page
+        seen = csp_violations(page)
+        if seen:
+            pytest.fail("Content-Security-Policy violations:\n" + "\n".join(seen), pytrace=False)
     finally:
         context.close()
 
