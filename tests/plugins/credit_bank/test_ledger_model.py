@@ -342,5 +342,5 @@ class LedgerMachine(RuleBasedStateMachine):
 def test_ledger_state_machine(app: Flask) -> None:
     P.add_version({"caps": {"WL_XS": {"per_year": CAP}}}, dt.date(2000, 1, 1), None)
     run_state_machine_as_test(LedgerMachine, settings=settings(
-        max_examples=int(__import__("os").environ.get("LMS_TEST_SM_EXAMPLES", "25")), stateful_step_count=25,
+        max_examples=int(__import__("os").environ.get("LMS_TEST_SM_EXAMPLES", "15")), stateful_step_count=25,
         deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
