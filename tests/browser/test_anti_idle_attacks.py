@@ -105,3 +105,24 @@ def test_two_tabs_playing_earn_once(page: Any, course: Course, learner: User) ->
     pause_and_flush(second)
     wall_ms = (time.monotonic() - started) * 1000
     assert credited_ms(learner) <= wall_ms + 1000
+
+
+def test_tab_hidden_beyond_the_grace_is_deducted(page: Any, course: Course, learner: User) -> None:
+    policy.new_version({"check_first_after_seconds": 86_400, "hidden_grace_seconds": 2}, course_id=course.id)
+    db.session.commit()
+    sign_in(page, "liming")
+    open_lesson(page, course)
+    page.evaluate(PLAY)
+    page.wait_for_function("document.getElementById('player').currentTime > 2")
+    # Hide the page as a minimised window reports it (the player keeps playing).
+    page.evaluate("""Object.defineProperty(document, 'visibilityState', {get: () => 'hidden', configurable: true});
+                     Object.defineProperty(document, 'hidden', {get: () => true, configurable: true});
+                     document.dispatchEvent(new Event('visibilitychange'));""")
+    hidden_from = dt.datetime.now(dt.UTC)
+    page.wait_for_timeout(12_000)
+    page.evaluate("""delete document.visibilityState; delete document.hidden;
+                     document.dispatchEvent(new Event('visibilitychange'));""")
+    hidden_until = dt.datetime.now(dt.UTC)
+    pause_and_flush(page)
+    # Of the ~12 s hidden, at most the 2 s grace (and a beat's rounding) may count.
+    assert credited_ms(learner, since=hidden_from, until=hidden_until + dt.timedelta(seconds=1)) <= 4000
