@@ -30,6 +30,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     # Before any route is added: ``<int:id>`` past a 32-bit key is a 404, not a database error.
     app.url_map.converters["int"] = BoundedIntConverter
+    from lms_core.jsonsafe import StrictJSONProvider
+
+    # Every request.get_json() refuses NaN, 1e400, NUL, lone surrogates and deep nesting (400).
+    app.json = StrictJSONProvider(app)
     os.makedirs(app.instance_path, exist_ok=True)
 
     app.config.update(lms_config.DEFAULTS)

@@ -16,6 +16,8 @@ import math
 import re
 from typing import Any
 
+from flask.json.provider import DefaultJSONProvider
+
 #: Deeper than any document the platform or xAPI clients send; deep enough not to matter.
 MAX_DEPTH = 100
 
@@ -144,3 +146,15 @@ def find_problem(value: Any, *, max_depth: int = MAX_DEPTH) -> str | None:
                 if isinstance(child, str | float | dict | list):
                     stack.append((child, (chain, i), depth + 1))
     return None
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """The app's JSON provider: ``request.get_json()`` anywhere (core or plugin) parses with :func:`loads`.
+
+    A refused body raises a ``ValueError`` as Flask expects, so ``get_json()`` answers
+    400 and ``get_json(silent=True)`` gives None, instead of a ``RecursionError``
+    (500) for deep nesting or NaN reaching a ``jsonb`` column.
+    """
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return loads(s)
