@@ -190,6 +190,9 @@ def register_core(app: Flask) -> None:
     app.register_blueprint(learn_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(teach_bp)
+    from lms_core.reports.views import bp as reports_bp
+
+    app.register_blueprint(reports_bp)
     app.cli.add_command(cli.build_group())
 
     @app.before_request

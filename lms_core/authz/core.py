@@ -32,6 +32,8 @@ CORE_CAPABILITIES: dict[str, set[str]] = {
     "role.assign": {A.ORG_ADMIN, A.SITE_ADMIN},
     "events.view": {A.AUDITOR, A.ORG_ADMIN, A.SITE_ADMIN},
     "learning.view": {A.AUDITOR, A.ORG_ADMIN, A.SITE_ADMIN},
+    #: 调训 and hours reports over the subtree (read-only).
+    "reports.view": {A.AUDITOR, A.ORG_ADMIN, A.SITE_ADMIN},
     "learning.participate": {A.LEARNER},
     "course.author": {A.INSTRUCTOR, A.SITE_ADMIN},
     "course.assign": {A.ORG_ADMIN, A.SITE_ADMIN},

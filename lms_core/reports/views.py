@@ -1,0 +1,108 @@
+"""Report pages and their CSV/XLSX exports (thin: parse, query, render)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, Response, abort, render_template, request
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from lms_core.authz import require
+from lms_core.bounded import int_arg
+from lms_core.reports import queries
+from lms_core.reports.tables import Table, to_csv, to_xlsx
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+#: What the ``fmt`` URL part may be: the page itself, or an export of the same table.
+FORMATS = ("html", "csv", "xlsx")
+
+
+@bp.before_request
+@login_required
+def _report_viewers_only() -> None:
+    require(current_user, queries.CAPABILITY)
+
+
+def _viewer() -> Any:
+    return current_user._get_current_object()
+
+
+def _export(table: Table, fmt: str, name: str, title: str) -> Response:
+    if fmt == "csv":
+        response = Response(to_csv(table), mimetype="text/csv; charset=utf-8")
+    else:
+        response = Response(to_xlsx(table, title),
+                            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response.headers["Content-Disposition"] = f"attachment; filename={name}.{fmt}"
+    return response
+
+
+def _fmt(fmt: str) -> str:
+    if fmt not in FORMATS:
+        abort(404)
+    return fmt
+
+
+@bp.route("/")
+def index() -> Any:
+    return render_template("reports/index.html", assignments=queries.assignment_list(_viewer()),
+                           year=dt.datetime.now(dt.UTC).year)
+
+
+def _assignment(assignment_id: int) -> Any:
+    assignment = queries.find_assignment(_viewer(), assignment_id)
+    if assignment is None:
+        abort(404)
+    return assignment
+
+
+@bp.route("/assignments/<int:assignment_id>", defaults={"fmt": "html"})
+@bp.route("/assignments/<int:assignment_id>.<fmt>")
+def assignment(assignment_id: int, fmt: str) -> Any:
+    fmt = _fmt(fmt)
+    report = queries.AssignmentReport(_viewer(), _assignment(assignment_id), dt.datetime.now(dt.UTC))
+    table = report.summary()
+    if fmt != "html":
+        return _export(table, fmt, f"assignment-{assignment_id}", _("Training progress"))
+    return render_template("reports/assignment.html", report=report, table=table)
+
+
+@bp.route("/assignments/<int:assignment_id>/people", defaults={"fmt": "html"})
+@bp.route("/assignments/<int:assignment_id>/people.<fmt>")
+def people(assignment_id: int, fmt: str) -> Any:
+    fmt = _fmt(fmt)
+    assignment = _assignment(assignment_id)
+    try:
+        report = queries.AssignmentReport(_viewer(), assignment, dt.datetime.now(dt.UTC),
+                                          unit_id=int_arg("unit"), band=request.args.get("band") or None,
+                                          status=request.args.get("status") or None)
+    except queries.ReportError as exc:
+        abort(400, str(exc))
+    table = report.people()
+    if fmt != "html":
+        return _export(table, fmt, f"assignment-{assignment_id}-people", _("People"))
+    return render_template("reports/people.html", report=report, table=table, statuses=queries.STATUS_LABELS,
+                           bands=queries.BAND_LABELS)
+
+
+@bp.route("/hours", defaults={"fmt": "html"})
+@bp.route("/hours.<fmt>")
+def hours(fmt: str) -> Any:
+    fmt = _fmt(fmt)
+    viewer = _viewer()
+    year = int_arg("year", dt.datetime.now(dt.UTC).year, minimum=0, maximum=9999)
+    code = request.args.get("org", "").strip()[:64]
+    try:
+        root = queries.scope_unit(viewer, code) if code else None
+        report = queries.HoursReport(viewer, year or 0, root)
+    except queries.ReportError as exc:
+        abort(400, str(exc))
+    except LookupError:
+        abort(403)
+    table = report.table()
+    if fmt != "html":
+        return _export(table, fmt, f"hours-{report.year}", _("Study hours"))
+    return render_template("reports/hours.html", report=report, table=table, code=code)
