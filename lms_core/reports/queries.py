@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -25,6 +26,8 @@ from lms_core.orgs.models import OrgUnit
 from lms_core.reports.tables import Table, hours
 
 CAPABILITY = "reports.view"
+#: Times in reports are Beijing time, like every page.
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 #: A learner's state in one 调训, as the drill-down filters and shows it.
 STATUSES = ("not_started", "in_progress", "completed", "overdue")
@@ -154,8 +157,6 @@ class AssignmentReport:
 
 
 def _beijing(value: dt.datetime | None) -> str:
-    from lms_core.events.queries import SHANGHAI
-
     return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
