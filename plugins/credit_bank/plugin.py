@@ -33,10 +33,11 @@ class CreditBankPlugin:
 
     @hookimpl
     def lms_blueprints(self) -> list[Any]:
+        from plugins.credit_bank.integrity_views import bp as integrity_bp
         from plugins.credit_bank.transcripts.views import bp as transcripts_bp
         from plugins.credit_bank.views import api_bp, bp
 
-        return [bp, api_bp, transcripts_bp]
+        return [bp, api_bp, transcripts_bp, integrity_bp]
 
     @hookimpl
     def lms_cli_commands(self) -> list[Any]:
@@ -103,6 +104,10 @@ class CreditBankPlugin:
             links.append((url_for("credit_bank.roster_import"), _("Import class roster")))
         if can(current_user, "credit.policy"):
             links.append((url_for("credit_bank.policy_page"), _("Credit policy")))
+        from plugins.credit_bank.integrity_views import may_view
+
+        if may_view(current_user):
+            links.append((url_for("credit_integrity.page"), _("Ledger integrity")))
         return Markup("").join(Markup('<a href="{}">{}</a>').format(u, escape(t)) for u, t in links) or None
 
     @hookimpl

@@ -1,0 +1,76 @@
+"""The ledger integrity page for auditors and site admins (issue 12, item 7).
+
+A thin page over the credit bank's own services: the signed Merkle checkpoints of
+``transcripts.log`` with ``consistency_with_latest`` for each earlier one, and the
+journal replay of ``ledger.replay_check`` / ``replay.run_checks``. Nothing is
+recomputed here. The journal is one site-wide log, so the page is for people whose
+scope covers every top-level unit (site admins, city or province auditors at the root).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, render_template, request
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from lms_core.authz import can
+from lms_core.extensions import db
+from lms_core.orgs.models import OrgUnit
+
+bp = Blueprint("credit_integrity", __name__, url_prefix="/credit/integrity",
+               template_folder="templates")
+
+#: Earlier checkpoints checked against the latest on one page view (newest first).
+RECENT = 20
+
+
+def may_view(user: Any) -> bool:
+    """Auditors and site admins whose scope covers the whole org tree (the journal is site-wide)."""
+    if not can(user, "credit.view"):
+        return False
+    roots = db.session.execute(select(OrgUnit).where(OrgUnit.parent_id.is_(None))).scalars().all()
+    return (can(user, "site.manage") or can(user, "credit.reverse")) and all(
+        can(user, "credit.view", root) for root in roots)
+
+
+@bp.before_request
+@login_required
+def _whole_tree_only() -> None:
+    if not may_view(current_user):
+        abort(403)
+
+
+@bp.route("/")
+def page() -> Any:
+    from plugins.credit_bank.proofs import credential as cr
+    from plugins.credit_bank.transcripts.log import consistency_with_latest, latest_checkpoint
+    from plugins.credit_bank.transcripts.models import Checkpoint
+
+    logs = []
+    for name in (cr.JOURNAL_LOG, cr.CREDENTIAL_LOG):
+        latest = latest_checkpoint(name)
+        earlier = list(db.session.scalars(select(Checkpoint).where(Checkpoint.log == name)
+                                          .order_by(Checkpoint.size.desc(), Checkpoint.id.desc())
+                                          .limit(RECENT + 1)))
+        checks = []
+        for cp in earlier:
+            if latest is not None and cp.id == latest.id:
+                continue
+            result = consistency_with_latest(cp.as_dict())
+            checks.append((cp, None if result is None else result[0]))
+        logs.append({"name": name, "latest": latest, "checks": checks[:RECENT]})
+    replay = _replay() if request.args.get("replay") == "1" else None
+    return render_template("credit_bank/integrity.html", logs=logs, replay=replay)
+
+
+def _replay() -> dict[str, Any]:
+    """The credit bank's own replay: balances from the journal, then every registered check."""
+    from plugins.credit_bank import replay
+    from plugins.credit_bank.ledger import replay_check
+
+    checked, mismatches = replay_check()
+    lines: list[str] = []
+    problems = replay.run_checks(lines.append)
+    return {"checked": checked, "mismatches": mismatches, "ok": problems == 0, "lines": lines}
