@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,8 @@ from lms_core.extensions import db
 from lms_core.learning.models import LearningInterval, LessonProgress
 from plugins.anti_idle import policy
 from tests.browser import test_anti_idle as base
-from tests.browser.test_ui import sign_in
+from tests.browser.test_anti_idle import checks_of, wait_for_check
+from tests.browser.test_ui import expect, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
               pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["anti_idle"])]
@@ -107,6 +109,27 @@ def test_two_tabs_playing_earn_once(page: Any, course: Course, learner: User) ->
     assert credited_ms(learner) <= wall_ms + 1000
 
 
+def test_beats_forged_with_plain_http_earn_nothing(page: Any, course: Course, learner: User) -> None:
+    quiet_policy(course)
+    sign_in(page, "liming")
+    html = page.request.get(f"/learn/lessons/{course_lesson_id(course)}").text()  # no <video>: no media fetched
+    session = re.search(r'data-session="([0-9a-f]+)"', html).group(1)
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+    for seq in range(1, 9):
+        page.wait_for_timeout(1000)
+        r = page.request.post(f"/learn/sessions/{session}/beat", headers={"X-CSRFToken": csrf},
+                              data={"seq": seq, "event": "heartbeat", "segments": [[seq - 1, seq]], "position": seq,
+                                    "client": {"visibility": "visible", "rate": 1}})
+        assert r.status in (200, 400, 403, 409)
+    assert credited_ms(learner) == 0
+
+
+def course_lesson_id(course: Course) -> int:
+    from lms_core.courses.services import lessons_of
+
+    return lessons_of(course)[0].id
+
+
 def test_tab_hidden_beyond_the_grace_is_deducted(page: Any, course: Course, learner: User) -> None:
     policy.new_version({"check_first_after_seconds": 86_400, "hidden_grace_seconds": 2}, course_id=course.id)
     db.session.commit()
@@ -126,3 +149,31 @@ def test_tab_hidden_beyond_the_grace_is_deducted(page: Any, course: Course, lear
     pause_and_flush(page)
     # Of the ~12 s hidden, at most the 2 s grace (and a beat's rounding) may count.
     assert credited_ms(learner, since=hidden_from, until=hidden_until + dt.timedelta(seconds=1)) <= 4000
+
+
+def test_unanswered_check_stops_credit_until_a_human_answers(page: Any, course: Course, learner: User,
+                                                             tmp_path: Path) -> None:
+    policy.new_version({"check_first_after_seconds": 4, "check_min_gap_seconds": 600, "check_max_gap_seconds": 600,
+                        "check_window_seconds": 3}, course_id=course.id)
+    db.session.commit()
+    sign_in(page, "liming")
+    open_lesson(page, course)
+    page.evaluate(PLAY)
+    target = wait_for_check(page)
+    page.wait_for_function("document.getElementById('player').paused", timeout=15_000)
+    # A script resumes playback and lets the beats claim media without answering.
+    page.evaluate("document.getElementById('player').currentTime = 0")
+    page.evaluate(PLAY)
+    page.wait_for_timeout(11_000)
+    page.screenshot(path=str(tmp_path / "overdue.png"))
+    with page.expect_response(re.compile(r"/answer$")) as answered:
+        page.get_by_role("button", name=target, exact=True).click()
+    assert answered.value.json()["outcome"] == "passed"
+    expect(page.locator(".ai-check")).to_be_hidden()
+    page.evaluate(PLAY)
+    page.wait_for_timeout(6_000)
+    pause_and_flush(page)
+    (check,) = checks_of(learner)
+    assert check.answered_at > check.due_at
+    assert credited_ms(learner, since=check.due_at + dt.timedelta(seconds=1), until=check.answered_at) == 0
+    assert credited_ms(learner, since=check.answered_at) > 0, "credit resumes after the answer"
