@@ -50,6 +50,8 @@ class EventLogQuery:
     name: str = ""  # prefix, e.g. "video." or "user.logged_in"
     username: str = ""
     org_code: str = ""
+    #: A course's code: its events (enrolment, lessons, quizzes ...) carry its id.
+    course_code: str = ""
     date_from: str = ""
     date_to: str = ""
     page: int = 1
@@ -70,6 +72,15 @@ class EventLogQuery:
             if unit is None:
                 raise QueryError(_("Unknown org unit code %(code)s.", code=self.org_code))
             stmt = stmt.where(OrgUnit.path.startswith(unit.path, autoescape=True))
+        if self.course_code:
+            from lms_core.courses.models import Course
+
+            code = self.course_code.strip()
+            course_id = db.session.execute(select(Course.id).where(Course.code == code)).scalar_one_or_none() \
+                if code.isprintable() else None
+            if course_id is None:
+                raise QueryError(_("Unknown course code %(code)s.", code=code))
+            stmt = stmt.where(Event.course_id == course_id)
         start, end = _day(self.date_from, end=False), _day(self.date_to, end=True)
         if start:
             stmt = stmt.where(Event.created_at >= start)

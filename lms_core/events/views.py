@@ -30,6 +30,7 @@ def _query() -> EventLogQuery:
     args = request.args
     return EventLogQuery(viewer=current_user._get_current_object(), name=args.get("name", "")[:100],
                          username=args.get("username", "")[:64], org_code=args.get("org", "")[:64],
+                         course_code=args.get("course", "")[:64],
                          date_from=args.get("from", "")[:10], date_to=args.get("to", "")[:10],
                          page=page_arg())
 
