@@ -315,6 +315,8 @@ ARGUMENTS: dict[str, Any] = {
     "claim_id": lambda w: [1],  # credit_bank evidence of a claim (none seeded: its 404 page is checked)
     # credit_bank's public verification page and PDF: an unknown credential (its 404 page is checked).
     "credential_id": lambda w: ["CB-unknown"],
+    # reports: the page itself (its CSV and XLSX are the same table, checked in tests/lms_core/reports).
+    "fmt": lambda w: ["html"],
 }
 
 
