@@ -63,7 +63,8 @@ def test_learner_sees_own_lines_in_chinese_on_dashboard_lesson_and_own_page(clie
     line = db.session.query(Evidence).filter_by(day_verdict_id=day.id).one()
     with app_locale(client):
         text = render(line)
-    assert "14:02–14:31" in text and "R05" in text and text != R05  # translated, Beijing time
+    # Translated, in Beijing time, with the rule in words rather than its internal code.
+    assert "14:02–14:31" in text and "扣减 28 分钟" in text and "R05" not in text
     dashboard = client.get("/dashboard").get_data(as_text=True)
     assert 'id="panel-anti-idle"' in dashboard and text in dashboard
     client.post(f"/courses/{kit.course.id}/enrol")
