@@ -7,10 +7,11 @@ plugin, by putting a file at the same name.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, abort, current_app, send_from_directory
+from flask import Flask, abort, current_app, send_file, send_from_directory
 from flask.templating import DispatchingJinjaLoader
 from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader
 
@@ -47,8 +48,19 @@ def static(filename: str) -> Any:
 
 
 def favicon() -> Any:
-    """``/favicon.ico``: browsers ask for it on every page (and on PDFs and JSON) whatever the HTML links."""
-    return static("favicon.ico")
+    """``/favicon.ico``: browsers ask for it on every page (and on PDFs and JSON) whatever the HTML links.
+
+    Served from memory (a few KB) rather than as an open file: browsers fetch it beside
+    every page and often drop the request as the page goes away, and a dropped response
+    should leave no file handle behind.
+    """
+    for d in theme_dirs(current_app):
+        path = d / "static" / "favicon.ico"
+        if path.is_file():
+            stat = path.stat()
+            return send_file(io.BytesIO(path.read_bytes()), mimetype="image/vnd.microsoft.icon", max_age=3600,
+                             etag=f"{stat.st_mtime_ns:x}-{stat.st_size:x}", last_modified=stat.st_mtime)
+    abort(404)
 
 
 def init_app(app: Flask) -> None:
