@@ -75,10 +75,11 @@ browser:
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy lms_core lrs plugins/anti_idle
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy lms_core lrs plugins/anti_idle plugins/credit_bank
 
 mypy: install
-	$(BIN)/mypy lms_core lrs plugins/anti_idle
+	$(BIN)/mypy lms_core lrs plugins/anti_idle plugins/credit_bank
 
 test: install browser lint
 	LMS_TEST_REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)

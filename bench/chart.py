@@ -32,16 +32,20 @@ def render(rows: list[dict[str, str]], target: float, title: str) -> str:
     def y(v: float) -> float:
         return TOP + plot_h * (1 - v / top)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-           f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">',
-           f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-           f'<text x="{WIDTH / 2}" y="20" text-anchor="middle" font-size="14">{escape(title)}</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+        f'<text x="{WIDTH / 2}" y="20" text-anchor="middle" font-size="14">{escape(title)}</text>',
+    ]
     step = 100
     for tick in range(0, int(top) + 1, step):
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>')
         out.append(f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick}</text>')
-    out.append(f'<text x="14" y="{TOP + plot_h / 2}" transform="rotate(-90 14 {TOP + plot_h / 2})" '
-               'text-anchor="middle">pages/s</text>')
+    out.append(
+        f'<text x="14" y="{TOP + plot_h / 2}" transform="rotate(-90 14 {TOP + plot_h / 2})" '
+        'text-anchor="middle">pages/s</text>'
+    )
     for g, milestone in enumerate(milestones):
         x0 = LEFT + g * group_w + group_w * 0.1
         for i, page in enumerate(pages):
@@ -49,19 +53,28 @@ def render(rows: list[dict[str, str]], target: float, title: str) -> str:
                 continue
             v, p95 = value[(milestone, page)]
             x = x0 + i * bar_w
-            out.append(f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar_w - 2:.1f}" height="{TOP + plot_h - y(v):.1f}" '
-                       f'fill="{COLOURS[i % len(COLOURS)]}"><title>{escape(page)}: {v:g} pages/s, p95 {p95} ms'
-                       '</title></rect>')
-            out.append(f'<text x="{x + bar_w / 2 - 1:.1f}" y="{y(v) - 3:.1f}" text-anchor="middle" font-size="9">'
-                       f'{v:.0f}</text>')
+            out.append(
+                f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar_w - 2:.1f}" height="{TOP + plot_h - y(v):.1f}" '
+                f'fill="{COLOURS[i % len(COLOURS)]}"><title>{escape(page)}: {v:g} pages/s, p95 {p95} ms'
+                "</title></rect>"
+            )
+            out.append(
+                f'<text x="{x + bar_w / 2 - 1:.1f}" y="{y(v) - 3:.1f}" text-anchor="middle" font-size="9">'
+                f"{v:.0f}</text>"
+            )
         label_y = TOP + plot_h + 16
         for n, part in enumerate(_wrap(milestone, 26)):
-            out.append(f'<text x="{LEFT + g * group_w + group_w / 2:.1f}" y="{label_y + n * 13}" '
-                       f'text-anchor="middle">{escape(part)}</text>')
-    out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(target):.1f}" y2="{y(target):.1f}" '
-               'stroke="#c00" stroke-dasharray="6 4" stroke-width="1.5"/>')
-    out.append(f'<text x="{WIDTH - RIGHT}" y="{y(target) - 4:.1f}" text-anchor="end" fill="#c00">'
-               f'target {target:g}</text>')
+            out.append(
+                f'<text x="{LEFT + g * group_w + group_w / 2:.1f}" y="{label_y + n * 13}" '
+                f'text-anchor="middle">{escape(part)}</text>'
+            )
+    out.append(
+        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(target):.1f}" y2="{y(target):.1f}" '
+        'stroke="#c00" stroke-dasharray="6 4" stroke-width="1.5"/>'
+    )
+    out.append(
+        f'<text x="{WIDTH - RIGHT}" y="{y(target) - 4:.1f}" text-anchor="end" fill="#c00">target {target:g}</text>'
+    )
     for i, page in enumerate(pages):
         lx = LEFT + i * 150
         out.append(f'<rect x="{lx}" y="{HEIGHT - 22}" width="12" height="12" fill="{COLOURS[i % len(COLOURS)]}"/>')

@@ -54,21 +54,37 @@ def seed_progress(url: str, rows: int = 1_000_000) -> int:
     with psycopg.connect(plain) as conn, conn.cursor() as cur:
         cur.execute("SELECT id FROM users WHERE username LIKE 'bench0%' ORDER BY id")
         users = [r[0] for r in cur.fetchall()]
-        cur.execute("SELECT l.id, l.course_id FROM lessons l JOIN courses c ON c.id = l.course_id "
-                    "ORDER BY c.required DESC, c.id, l.position LIMIT 10")
+        cur.execute(
+            "SELECT l.id, l.course_id FROM lessons l JOIN courses c ON c.id = l.course_id "
+            "ORDER BY c.required DESC, c.id, l.position LIMIT 10"
+        )
         lessons = cur.fetchall()
         per_user = max(1, rows // max(len(users), 1))
         lessons = lessons[:per_user]
         bar = seed_large.Progress("lesson progress", len(users) * len(lessons))
         now = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime())
-        with cur.copy("COPY lesson_progress (user_id, lesson_id, course_id, position_ms, credited_segments, "
-                      "coverage_bp, read_ms, status, completed_at, updated_at) FROM STDIN") as copy:
+        with cur.copy(
+            "COPY lesson_progress (user_id, lesson_id, course_id, position_ms, credited_segments, "
+            "coverage_bp, read_ms, status, completed_at, updated_at) FROM STDIN"
+        ) as copy:
             for uid in users:
                 for lesson_id, course_id in lessons:
                     done = rng.random() < 0.4
                     read_ms = 60_000 if done else rng.randrange(0, 60_000)
-                    copy.write_row((uid, lesson_id, course_id, read_ms, "[]", 0, read_ms,
-                                    "completed" if done else "in_progress", now if done else None, now))
+                    copy.write_row(
+                        (
+                            uid,
+                            lesson_id,
+                            course_id,
+                            read_ms,
+                            "[]",
+                            0,
+                            read_ms,
+                            "completed" if done else "in_progress",
+                            now if done else None,
+                            now,
+                        )
+                    )
                     bar.step()
         conn.commit()
     with psycopg.connect(plain, autocommit=True) as conn:
@@ -86,8 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
-                        help="gunicorn worker processes (as many as cores: see dashboard_bench.py)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="gunicorn worker processes (as many as cores: see dashboard_bench.py)",
+    )
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
@@ -97,8 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     server: subprocess.Popen[bytes] | None = None
     try:
         url = cluster.create_database("lms_bench")
-        env = dict(os.environ, FLASK_APP="lms_core", LMS_DATABASE_URL=url, LMS_SECRET_KEY=dashboard_bench.SECRET,
-                   LMS_PLUGINS="", LMS_INLINE_JOBS="0", LMS_SESSION_COOKIE_SECURE="0")
+        env = dict(
+            os.environ,
+            FLASK_APP="lms_core",
+            LMS_DATABASE_URL=url,
+            LMS_SECRET_KEY=dashboard_bench.SECRET,
+            LMS_PLUGINS="",
+            LMS_INLINE_JOBS="0",
+            LMS_SESSION_COOKIE_SECURE="0",
+        )
         bindir = Path(sys.executable).parent
         dashboard_bench.step("flask db upgrade heads")
         subprocess.run([str(bindir / "flask"), "db", "upgrade", "heads"], env=env, cwd=REPO, check=True)
@@ -112,9 +139,21 @@ def main(argv: list[str] | None = None) -> int:
         seed_large.settle(url)
 
         port = dashboard_bench.free_port()
-        cmd = [str(bindir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
-               "--worker-class", args.worker_class, "--log-level", "warning", "--keep-alive", "30",
-               "-c", "python:lrs.gunicorn_conf"]  # TCP_NODELAY, as in dashboard_bench
+        cmd = [
+            str(bindir / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--worker-class",
+            args.worker_class,
+            "--log-level",
+            "warning",
+            "--keep-alive",
+            "30",
+            "-c",
+            "python:lrs.gunicorn_conf",
+        ]  # TCP_NODELAY, as in dashboard_bench
         if args.worker_class == "gthread":
             cmd += ["--threads", str(args.threads)]
         cmd.append("lms_core:create_app()")
@@ -132,12 +171,24 @@ def main(argv: list[str] | None = None) -> int:
         out: dict[str, object] = {"seeded": counts, "settings": {k: v for k, v in vars(args).items() if k != "json"}}
         dashboard_bench.step(f"GET /courses/{course_id} (course page) with {args.clients} clients")
         out["course_page"] = dashboard_bench.measure_page(
-            clients, base, f"/courses/{course_id}", meter, duration=args.duration, warmup=args.warmup,
-            expect=b'id="course-progress"')
+            clients,
+            base,
+            f"/courses/{course_id}",
+            meter,
+            duration=args.duration,
+            warmup=args.warmup,
+            expect=b'id="course-progress"',
+        )
         dashboard_bench.step(f"GET /courses/?q={SEARCH} (catalogue search)")
         out["catalogue_search"] = dashboard_bench.measure_page(
-            clients, base, f"/courses/?q={quote(SEARCH)}", meter, duration=args.duration, warmup=args.warmup,
-            expect=b"course-card")
+            clients,
+            base,
+            f"/courses/?q={quote(SEARCH)}",
+            meter,
+            duration=args.duration,
+            warmup=args.warmup,
+            expect=b"course-card",
+        )
         if args.json:
             with open(args.json, "w") as fh:
                 json.dump(out, fh, indent=2)

@@ -49,8 +49,15 @@ def step(msg: str) -> None:
 def make_app(url: str) -> Any:
     from lms_core import create_app
 
-    return create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": SECRET, "LMS_PLUGINS": ["credit_bank"],
-                       "LMS_XAPI_ENABLED": False, "LMS_INLINE_JOBS": False})
+    return create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": SECRET,
+            "LMS_PLUGINS": ["credit_bank"],
+            "LMS_XAPI_ENABLED": False,
+            "LMS_INLINE_JOBS": False,
+        }
+    )
 
 
 def pct(values: list[float], p: float) -> float:
@@ -61,9 +68,15 @@ def pct(values: list[float], p: float) -> float:
 def spec(key: str, user: int, amount: int) -> Any:
     from plugins.credit_bank import ledger as L
 
-    return L.TransferSpec(id=L.transfer_id(key), code="course_complete", effective_date=dt.date(YEAR, 5, 1),
-                          amount=amount, debit=L.issuer("WL_XS"), credit=L.counted("WL_XS", user, YEAR),
-                          user_id=user)
+    return L.TransferSpec(
+        id=L.transfer_id(key),
+        code="course_complete",
+        effective_date=dt.date(YEAR, 5, 1),
+        amount=amount,
+        debit=L.issuer("WL_XS"),
+        credit=L.counted("WL_XS", user, YEAR),
+        user_id=user,
+    )
 
 
 def batch_posting(url: str, total: int, batch: int, users: int) -> dict[str, float]:
@@ -121,10 +134,16 @@ def single_transfers(url: str, clients: int, duration: float, users: int, hot_sh
         wall = time.perf_counter() - started
     lat = [x for r in results for x in r]
     # Throughput over the measured window (each client ran ``duration``; start-up excluded).
-    return {"clients": clients, "transfers": len(lat), "per_second": round(len(lat) / duration),
-            "p50_ms": round(pct(lat, 50) * 1000, 2), "p95_ms": round(pct(lat, 95) * 1000, 2),
-            "p99_ms": round(pct(lat, 99) * 1000, 2), "max_ms": round(max(lat) * 1000, 2),
-            "wall_with_startup_s": round(wall, 1)}
+    return {
+        "clients": clients,
+        "transfers": len(lat),
+        "per_second": round(len(lat) / duration),
+        "p50_ms": round(pct(lat, 50) * 1000, 2),
+        "p95_ms": round(pct(lat, 95) * 1000, 2),
+        "p99_ms": round(pct(lat, 99) * 1000, 2),
+        "max_ms": round(max(lat) * 1000, 2),
+        "wall_with_startup_s": round(wall, 1),
+    }
 
 
 def seed_journal(url: str, stored: int, users: int) -> dict[str, float]:
@@ -135,12 +154,16 @@ def seed_journal(url: str, stored: int, users: int) -> dict[str, float]:
     started = time.perf_counter()
     with psycopg.connect(plain, autocommit=True) as conn:
         have = conn.execute("SELECT count(*) FROM credit_transfers").fetchone()[0]  # type: ignore[index]
-        conn.execute("INSERT INTO credit_accounts (ledger_id, kind, owner_id, period, flags, debits_posted, "
-                     "credits_posted, debits_pending, credits_pending, created_at) "
-                     "SELECT 1, 'counted', g, %s, 1, 0, 0, 0, 0, now() FROM generate_series(1, %s::bigint) g "
-                     "ON CONFLICT DO NOTHING", (YEAR, users))
-        issuer = conn.execute("SELECT id FROM credit_accounts WHERE kind = 'issuer' AND ledger_id = 1 "
-                              "AND owner_id = 1").fetchone()[0]  # type: ignore[index]
+        conn.execute(
+            "INSERT INTO credit_accounts (ledger_id, kind, owner_id, period, flags, debits_posted, "
+            "credits_posted, debits_pending, credits_pending, created_at) "
+            "SELECT 1, 'counted', g, %s, 1, 0, 0, 0, 0, now() FROM generate_series(1, %s::bigint) g "
+            "ON CONFLICT DO NOTHING",
+            (YEAR, users),
+        )
+        issuer = conn.execute(
+            "SELECT id FROM credit_accounts WHERE kind = 'issuer' AND ledger_id = 1 AND owner_id = 1"
+        ).fetchone()[0]  # type: ignore[index]
         chunk = 250_000
         start = have
         while start < stored:
@@ -152,14 +175,17 @@ def seed_journal(url: str, stored: int, users: int) -> dict[str, float]:
                 "date '2026-01-01' + (g %% 300)::int, a.owner_id, md5(g::text) || md5(g::text), now() "
                 "FROM generate_series(%s::bigint, %s::bigint) g JOIN credit_accounts a "
                 "ON a.kind = 'counted' AND a.ledger_id = 1 AND a.period = %s AND a.owner_id = (g %% %s) + 1",
-                (issuer, start + 1, start + n, YEAR, users))
+                (issuer, start + 1, start + n, YEAR, users),
+            )
             start += n
             print(f"   seeding journal: {start:,}/{stored:,}", file=sys.stderr, end="\r")
         print(file=sys.stderr)
         # One aggregate pass over the journal (a correlated sum per account is planned badly).
-        conn.execute("UPDATE credit_accounts a SET credits_posted = s.c FROM ("
-                     "SELECT credit_account_id AS id, sum(amount) AS c FROM credit_transfers WHERE flags & 5 = 0 "
-                     "GROUP BY credit_account_id) s WHERE a.id = s.id AND a.kind = 'counted'")
+        conn.execute(
+            "UPDATE credit_accounts a SET credits_posted = s.c FROM ("
+            "SELECT credit_account_id AS id, sum(amount) AS c FROM credit_transfers WHERE flags & 5 = 0 "
+            "GROUP BY credit_account_id) s WHERE a.id = s.id AND a.kind = 'counted'"
+        )
         conn.execute("VACUUM (ANALYZE) credit_transfers")
         conn.execute("VACUUM (ANALYZE) credit_accounts")
         conn.execute("CHECKPOINT")
@@ -186,8 +212,13 @@ def queries_bench(url: str, users: int, n: int) -> dict[str, float]:
             if i >= 50:  # warm-up
                 lat.append(elapsed)
         db.engine.dispose()
-    return {"queries": n, "p50_ms": round(pct(lat, 50) * 1000, 2), "p95_ms": round(pct(lat, 95) * 1000, 2),
-            "p99_ms": round(pct(lat, 99) * 1000, 2), "mean_ms": round(statistics.mean(lat) * 1000, 2)}
+    return {
+        "queries": n,
+        "p50_ms": round(pct(lat, 50) * 1000, 2),
+        "p95_ms": round(pct(lat, 95) * 1000, 2),
+        "p99_ms": round(pct(lat, 99) * 1000, 2),
+        "mean_ms": round(statistics.mean(lat) * 1000, 2),
+    }
 
 
 def replay_bench(url: str) -> dict[str, float]:
@@ -214,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hot-share", type=float, default=0.2)
     parser.add_argument("--stored", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("--only-stored", action="store_true",
-                        help="skip the posting parts: seed, then queries and replay")
+    parser.add_argument(
+        "--only-stored", action="store_true", help="skip the posting parts: seed, then queries and replay"
+    )
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
 
@@ -225,19 +257,26 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {"settings": vars(args), "machine": {"cpus": os.cpu_count()}}
     try:
         url = cluster.create_database("credit_bench")
-        env = dict(os.environ, FLASK_APP="lms_core", LMS_DATABASE_URL=url, LMS_SECRET_KEY=SECRET,
-                   LMS_PLUGINS="credit_bank")
+        env = dict(
+            os.environ, FLASK_APP="lms_core", LMS_DATABASE_URL=url, LMS_SECRET_KEY=SECRET, LMS_PLUGINS="credit_bank"
+        )
         step("flask db upgrade heads")
-        subprocess.run([str(Path(sys.executable).parent / "flask"), "db", "upgrade", "heads"], env=env, cwd=REPO,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "flask"), "db", "upgrade", "heads"],
+            env=env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
         if not args.only_stored:
             step(f"batch posting: {args.batch_total:,} transfers in batches of {args.batch:,}")
             out["batch_posting"] = batch_posting(url, args.batch_total, args.batch, args.users)
             print(f"   {out['batch_posting']}", file=sys.stderr)
-            step(f"single transfers: {args.clients} client processes for {args.duration:.0f} s, "
-                 f"{args.hot_share:.0%} on 3 hot accounts")
-            out["single_transfers"] = single_transfers(url, args.clients, args.duration, args.users,
-                                                       args.hot_share)
+            step(
+                f"single transfers: {args.clients} client processes for {args.duration:.0f} s, "
+                f"{args.hot_share:.0%} on 3 hot accounts"
+            )
+            out["single_transfers"] = single_transfers(url, args.clients, args.duration, args.users, args.hot_share)
             print(f"   {out['single_transfers']}", file=sys.stderr)
         else:  # the issuer account the seed debits
             from plugins.credit_bank import ledger as L

@@ -138,34 +138,52 @@ def sign_in(base: str, *, users: int, clients: int) -> list[load.Client]:
     return signed_in
 
 
-def measure_page(clients: list[load.Client], base: str, path: str, meter: CpuMeter, *, duration: float,
-                 warmup: float, expect: bytes) -> dict[str, object]:
+def measure_page(
+    clients: list[load.Client], base: str, path: str, meter: CpuMeter, *, duration: float, warmup: float, expect: bytes
+) -> dict[str, object]:
     """Load ``path`` with every client and print (and return) throughput, latency and CPU per page.
 
     ``expect``: text every good response contains (a redirect to the login page has not).
     """
     marks: dict[str, tuple[float, float, float]] = {}
     load_before, probe_before = os.getloadavg()[0], load.speed_probe()
-    result = load.run(clients, path, duration=duration, warmup=warmup, expect_text=expect, url=base + path,
-                      on_measure_start=lambda: marks.setdefault("start", meter.sample()),
-                      on_measure_end=lambda: marks.setdefault("end", meter.sample()))
+    result = load.run(
+        clients,
+        path,
+        duration=duration,
+        warmup=warmup,
+        expect_text=expect,
+        url=base + path,
+        on_measure_start=lambda: marks.setdefault("start", meter.sample()),
+        on_measure_end=lambda: marks.setdefault("end", meter.sample()),
+    )
     load_after, probe_after = os.getloadavg()[0], load.speed_probe()
     print(load.report(result))
     pages = max(result.requests, 1)
-    cpu = {name: round((end - start) * 1000 / pages, 2)
-           for name, start, end in zip(("server", "database", "client"), marks["start"], marks["end"], strict=True)}
+    cpu = {
+        name: round((end - start) * 1000 / pages, 2)
+        for name, start, end in zip(("server", "database", "client"), marks["start"], marks["end"], strict=True)
+    }
     per_page = cpu["server"] + cpu["database"]
     cores = os.cpu_count() or 1
     capacity = cores * 1000 / per_page if per_page else 0.0
-    print(f"CPU per page (ms): server {cpu['server']}  database {cpu['database']}  client {cpu['client']}"
-          f"  -> {cores} dedicated cores serve at most ~{capacity:.0f} pages/s (client elsewhere)")
+    print(
+        f"CPU per page (ms): server {cpu['server']}  database {cpu['database']}  client {cpu['client']}"
+        f"  -> {cores} dedicated cores serve at most ~{capacity:.0f} pages/s (client elsewhere)"
+    )
     # The machine may be shared: the 1-minute load average says how busy it was.
     print(f"load average: {load_before:.2f} before, {load_after:.2f} after (nproc {cores})")
     print(f"speed probe: {probe_before} ms before, {probe_after} ms after (lower is faster; see load.speed_probe)")
     ok = result.errors == 0 and result.requests_per_s >= TARGET_PAGES_PER_S and result.p95_ms <= TARGET_P95_MS
     print(f"target ({TARGET_PAGES_PER_S} pages/s, p95 <= {TARGET_P95_MS} ms): {'met' if ok else 'MISSED'}")
-    return {"result": asdict(result), "cpu_ms_per_page": cpu, "capacity_pages_per_s_dedicated": round(capacity),
-            "loadavg": [load_before, load_after], "speed_probe_ms": [probe_before, probe_after], "target_met": ok}
+    return {
+        "result": asdict(result),
+        "cpu_ms_per_page": cpu,
+        "capacity_pages_per_s_dedicated": round(capacity),
+        "loadavg": [load_before, load_after],
+        "speed_probe_ms": [probe_before, probe_after],
+        "target_met": ok,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,8 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--courses", type=int, default=20, help="published courses (0: none)")
     parser.add_argument("--assigned", type=int, default=3, help="courses assigned to every learner")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--path", default="/dashboard",
-                        help="page to load (signed in); other pages serve as a baseline for CPU per page")
+    parser.add_argument(
+        "--path",
+        default="/dashboard",
+        help="page to load (signed in); other pages serve as a baseline for CPU per page",
+    )
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
@@ -185,13 +206,20 @@ def main(argv: list[str] | None = None) -> int:
     # (docs/benchmarks.md, "gunicorn workers": 2 workers 333 pages/s, 4 workers 262).
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
-    parser.add_argument("--gunicorn-config", default="python:lrs.gunicorn_conf",
-                        help="gunicorn -c (default: TCP_NODELAY on the listening socket; '' for none)")
-    parser.add_argument("--plugins", default=os.environ.get("LMS_PLUGINS", ""),
-                        help="LMS_PLUGINS for the server (default: the environment's)")
+    parser.add_argument(
+        "--gunicorn-config",
+        default="python:lrs.gunicorn_conf",
+        help="gunicorn -c (default: TCP_NODELAY on the listening socket; '' for none)",
+    )
+    parser.add_argument(
+        "--plugins",
+        default=os.environ.get("LMS_PLUGINS", ""),
+        help="LMS_PLUGINS for the server (default: the environment's)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write the result and settings as JSON")
-    parser.add_argument("--hold", action="store_true",
-                        help="after the run keep the server up until Ctrl-C (for profiling)")
+    parser.add_argument(
+        "--hold", action="store_true", help="after the run keep the server up until Ctrl-C (for profiling)"
+    )
     args = parser.parse_args(argv)
 
     step("starting a throwaway PostgreSQL cluster")
@@ -199,8 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     server: subprocess.Popen[bytes] | None = None
     try:
         url = cluster.create_database("lms_bench")
-        env = dict(os.environ, FLASK_APP="lms_core", LMS_DATABASE_URL=url, LMS_SECRET_KEY=SECRET,
-                   LMS_PLUGINS=args.plugins, LMS_INLINE_JOBS="0", LMS_SESSION_COOKIE_SECURE="0")
+        env = dict(
+            os.environ,
+            FLASK_APP="lms_core",
+            LMS_DATABASE_URL=url,
+            LMS_SECRET_KEY=SECRET,
+            LMS_PLUGINS=args.plugins,
+            LMS_INLINE_JOBS="0",
+            LMS_SESSION_COOKIE_SECURE="0",
+        )
         step("flask db upgrade heads")
         bindir = Path(sys.executable).parent
         subprocess.run([str(bindir / "flask"), "db", "upgrade", "heads"], env=env, cwd=REPO, check=True)
@@ -209,14 +244,24 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         counts = seed_large.seed(url, users=args.users, units=args.units)
         if args.courses:
-            counts.update(seed_large.seed_study(url, courses=args.courses,
-                                                assigned=min(args.assigned, args.courses)))
+            counts.update(seed_large.seed_study(url, courses=args.courses, assigned=min(args.assigned, args.courses)))
         print(f"   {counts} in {time.monotonic() - started:.1f}s", file=sys.stderr)
         seed_large.settle(url)
 
         port = free_port()
-        cmd = [str(bindir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
-               "--worker-class", args.worker_class, "--log-level", "warning", "--keep-alive", "30"]
+        cmd = [
+            str(bindir / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--worker-class",
+            args.worker_class,
+            "--log-level",
+            "warning",
+            "--keep-alive",
+            "30",
+        ]
         if args.gunicorn_config:
             # Without TCP_NODELAY a keep-alive client waits for Nagle + delayed ACK (~40 ms)
             # between the response headers and body (see lrs/gunicorn_conf.py).
@@ -235,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
         meter = CpuMeter(server.pid, postmaster)
         # Every signed-in page has the navigation; a redirect to /login has not.
-        measured = measure_page(clients, base, args.path, meter, duration=args.duration, warmup=args.warmup,
-                                expect=b'id="nav-toggle"')
+        measured = measure_page(
+            clients, base, args.path, meter, duration=args.duration, warmup=args.warmup, expect=b'id="nav-toggle"'
+        )
         ok = bool(measured["target_met"])
         if args.json:
             settings = {k: v for k, v in vars(args).items() if k not in {"json", "hold"}}
@@ -245,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.hold:
             # Background jobs ignore SIGINT: let `kill <pid>` (SIGTERM) clean up too.
             signal.signal(signal.SIGTERM, signal.default_int_handler)
-            print(f"server on {base}, database {url} (pid {os.getpid()}); Ctrl-C or kill to stop",
-                  file=sys.stderr)
+            print(f"server on {base}, database {url} (pid {os.getpid()}); Ctrl-C or kill to stop", file=sys.stderr)
             with contextlib.suppress(KeyboardInterrupt):
                 server.wait()
         return 0 if ok else 1

@@ -25,17 +25,29 @@ from lms_core import jsonsafe  # noqa: E402
 def statement(i: int) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
-        "actor": {"objectType": "Agent", "name": f"学员{i}",
-                  "account": {"homePage": "https://gbwl.example.gov.cn", "name": f"cadre{i:05d}"}},
+        "actor": {
+            "objectType": "Agent",
+            "name": f"学员{i}",
+            "account": {"homePage": "https://gbwl.example.gov.cn", "name": f"cadre{i:05d}"},
+        },
         "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"zh-CN": "完成", "en-US": "completed"}},
-        "object": {"objectType": "Activity", "id": f"http://gbwl.example.gov.cn/course/{i % 50}",
-                   "definition": {"name": {"zh-CN": "党史专题"}, "type": "http://adlnet.gov/expapi/activities/course"}},
-        "result": {"score": {"scaled": 0.85, "raw": 85, "min": 0, "max": 100}, "completion": True,
-                   "duration": "PT1H2M"},
-        "context": {"registration": str(uuid.uuid4()),
-                    "contextActivities": {"parent": [{"id": "http://gbwl.example.gov.cn/program/1"}]},
-                    "extensions": {"http://gbwl.example.gov.cn/ext/session": "abc"}},
-        "timestamp": "2026-11-28T06:00:00.000Z"}
+        "object": {
+            "objectType": "Activity",
+            "id": f"http://gbwl.example.gov.cn/course/{i % 50}",
+            "definition": {"name": {"zh-CN": "党史专题"}, "type": "http://adlnet.gov/expapi/activities/course"},
+        },
+        "result": {
+            "score": {"scaled": 0.85, "raw": 85, "min": 0, "max": 100},
+            "completion": True,
+            "duration": "PT1H2M",
+        },
+        "context": {
+            "registration": str(uuid.uuid4()),
+            "contextActivities": {"parent": [{"id": "http://gbwl.example.gov.cn/program/1"}]},
+            "extensions": {"http://gbwl.example.gov.cn/ext/session": "abc"},
+        },
+        "timestamp": "2026-11-28T06:00:00.000Z",
+    }
 
 
 def main() -> None:

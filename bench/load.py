@@ -58,8 +58,9 @@ class Client:
         self.cookies: dict[str, str] = {}
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
         hdrs = {"Host": f"{self.host}:{self.port}", "Accept-Encoding": "identity"}
         if self.cookies:
             hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -70,8 +71,13 @@ class Client:
                 resp = self.conn.getresponse()
                 data = resp.read()
                 break
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
-                    http.client.CannotSendRequest, http.client.ResponseNotReady):
+            except (
+                http.client.RemoteDisconnected,
+                BrokenPipeError,
+                ConnectionResetError,
+                http.client.CannotSendRequest,
+                http.client.ResponseNotReady,
+            ):
                 self.conn.close()
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
                 if attempt == 2:
@@ -96,8 +102,11 @@ class Client:
         if match:
             form["csrf_token"] = match.group(1).decode()
         status, headers, _body = self.request(
-            "POST", login_path, body=urlencode(form).encode(),
-            headers={"Content-Type": "application/x-www-form-urlencoded"})
+            "POST",
+            login_path,
+            body=urlencode(form).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         location = headers.get("Location", "")
         if status not in (302, 303) or "/login" in location:
             raise LoadError(f"login as {username!r} failed: HTTP {status} {location}")
@@ -131,10 +140,20 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
-def run(clients: list[Client], path: str, *, duration: float | None = 30.0, total: int | None = None,
-        warmup: float = 5.0, expect_status: int = 200, expect_text: bytes | None = None,
-        progress: bool = True, url: str = "", on_measure_start: Callable[[], object] | None = None,
-        on_measure_end: Callable[[], object] | None = None) -> Result:
+def run(
+    clients: list[Client],
+    path: str,
+    *,
+    duration: float | None = 30.0,
+    total: int | None = None,
+    warmup: float = 5.0,
+    expect_status: int = 200,
+    expect_text: bytes | None = None,
+    progress: bool = True,
+    url: str = "",
+    on_measure_start: Callable[[], object] | None = None,
+    on_measure_end: Callable[[], object] | None = None,
+) -> Result:
     """Hammer ``path`` with every client at once; returns the measured figures.
 
     Warm-up requests (the first ``warmup`` seconds) are sent but not counted.
@@ -190,13 +209,20 @@ def run(clients: list[Client], path: str, *, duration: float | None = 30.0, tota
         now = time.perf_counter()
         done = sum(len(lst) for lst in latencies)
         elapsed = now - started
-        finished = (duration is not None and total is None and elapsed >= duration) or \
-                   (total is not None and done >= total) or not any(t.is_alive() for t in threads)
+        finished = (
+            (duration is not None and total is None and elapsed >= duration)
+            or (total is not None and done >= total)
+            or not any(t.is_alive() for t in threads)
+        )
         if progress and (now - last_report >= 1.0 or finished):
             last_report = now
             goal = f"{done:,}/{total:,} req" if total is not None else f"{elapsed:5.1f}/{duration:g}s"
-            print(f"\r  {goal}  {done / max(elapsed, 1e-9):8.1f} req/s  errors {sum(errors)}   ",
-                  end="", file=sys.stderr, flush=True)
+            print(
+                f"\r  {goal}  {done / max(elapsed, 1e-9):8.1f} req/s  errors {sum(errors)}   ",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
         if finished:
             break
     stop.set()
@@ -210,16 +236,25 @@ def run(clients: list[Client], path: str, *, duration: float | None = 30.0, tota
     values = sorted(v * 1000 for lst in latencies for v in lst)
     count = len(values)
     return Result(
-        url=url, clients=len(clients), duration_s=round(wall, 2), requests=count, errors=sum(errors),
+        url=url,
+        clients=len(clients),
+        duration_s=round(wall, 2),
+        requests=count,
+        errors=sum(errors),
         requests_per_s=round(count / wall, 1) if wall else 0.0,
-        p50_ms=round(percentile(values, 50), 2), p95_ms=round(percentile(values, 95), 2),
-        p99_ms=round(percentile(values, 99), 2), max_ms=round(values[-1], 2) if values else 0.0,
-        mean_ms=round(sum(values) / count, 2) if count else 0.0, warmup_s=warmup, error_samples=samples,
+        p50_ms=round(percentile(values, 50), 2),
+        p95_ms=round(percentile(values, 95), 2),
+        p99_ms=round(percentile(values, 99), 2),
+        max_ms=round(values[-1], 2) if values else 0.0,
+        mean_ms=round(sum(values) / count, 2) if count else 0.0,
+        warmup_s=warmup,
+        error_samples=samples,
     )
 
 
-def make_clients(base_url: str, count: int, *, login: str | None = None, password: str = "",
-                 offset: int = 0, progress: bool = True) -> list[Client]:
+def make_clients(
+    base_url: str, count: int, *, login: str | None = None, password: str = "", offset: int = 0, progress: bool = True
+) -> list[Client]:
     """``count`` clients; with ``login`` (a ``str.format`` pattern over ``i``) each signs in."""
     clients = []
     for i in range(count):
@@ -285,15 +320,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.clients < 1:
         parser.error("--clients must be at least 1")
     try:
-        clients = make_clients(args.base_url, args.clients, login=args.login, password=args.password,
-                               offset=args.login_offset)
+        clients = make_clients(
+            args.base_url, args.clients, login=args.login, password=args.password, offset=args.login_offset
+        )
     except (LoadError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     url = args.base_url.rstrip("/") + args.path
-    result = run(clients, args.path, duration=args.duration, total=args.requests, warmup=args.warmup,
-                 expect_status=args.expect_status,
-                 expect_text=args.expect_text.encode() if args.expect_text else None, url=url)
+    result = run(
+        clients,
+        args.path,
+        duration=args.duration,
+        total=args.requests,
+        warmup=args.warmup,
+        expect_status=args.expect_status,
+        expect_text=args.expect_text.encode() if args.expect_text else None,
+        url=url,
+    )
     for c in clients:
         c.close()
     if args.json == "-":

@@ -47,9 +47,21 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-VERBS = [f"http://adlnet.gov/expapi/verbs/{v}" for v in
-         ("experienced", "attempted", "completed", "passed", "failed", "answered", "attended", "launched",
-          "initialized", "terminated")]
+VERBS = [
+    f"http://adlnet.gov/expapi/verbs/{v}"
+    for v in (
+        "experienced",
+        "attempted",
+        "completed",
+        "passed",
+        "failed",
+        "answered",
+        "attended",
+        "launched",
+        "initialized",
+        "terminated",
+    )
+]
 N_AGENTS, N_COURSES, N_LESSONS = 20000, 200, 4000
 HOME = "https://gbwl.example.gov.cn"
 
@@ -61,22 +73,34 @@ def make_statement(rng: random.Random) -> dict[str, Any]:
     course = lesson % N_COURSES
     return {
         "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "actor": {"objectType": "Agent", "name": f"学员{a:05d}",
-                  "account": {"homePage": HOME, "name": f"cadre{a:05d}"}},
+        "actor": {
+            "objectType": "Agent",
+            "name": f"学员{a:05d}",
+            "account": {"homePage": HOME, "name": f"cadre{a:05d}"},
+        },
         "verb": {"id": rng.choice(VERBS), "display": {"zh-CN": "学习", "en-US": "studied"}},
-        "object": {"objectType": "Activity", "id": f"http://gbwl.example.gov.cn/lesson/{lesson}",
-                   "definition": {"name": {"zh-CN": f"第{lesson}课"}, "type": "http://adlnet.gov/expapi/activities/lesson"}},
-        "result": {"completion": rng.random() < 0.5, "duration": f"PT{rng.randrange(60, 3600)}S",
-                   "score": {"scaled": round(rng.random(), 2)}},
-        "context": {"registration": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                    "platform": "干部网络学院",
-                    "contextActivities": {"parent": [{"id": f"http://gbwl.example.gov.cn/course/{course}"}]},
-                    "instructor": {"account": {"homePage": HOME, "name": f"teacher{course:03d}"}}},
+        "object": {
+            "objectType": "Activity",
+            "id": f"http://gbwl.example.gov.cn/lesson/{lesson}",
+            "definition": {"name": {"zh-CN": f"第{lesson}课"}, "type": "http://adlnet.gov/expapi/activities/lesson"},
+        },
+        "result": {
+            "completion": rng.random() < 0.5,
+            "duration": f"PT{rng.randrange(60, 3600)}S",
+            "score": {"scaled": round(rng.random(), 2)},
+        },
+        "context": {
+            "registration": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "platform": "干部网络学院",
+            "contextActivities": {"parent": [{"id": f"http://gbwl.example.gov.cn/course/{course}"}]},
+            "instructor": {"account": {"homePage": HOME, "name": f"teacher{course:03d}"}},
+        },
         "timestamp": "2026-11-28T08:00:00.000+08:00",
     }
 
 
 # HTTP client ---------------------------------------------------------------------------
+
 
 class Conn:
     def __init__(self, url: str, key: str, secret: str) -> None:
@@ -175,8 +199,10 @@ def run_posts(url: str, key: str, secret: str, clients: int, requests: int, per_
     cpu0 = server_cpu_seconds()
     with mp.Pool(clients, initializer=_init_counter, initargs=(counter,)) as pool:
         t0 = time.perf_counter()
-        job = pool.map_async(_post_worker_entry, [(url, key, secret, random.randrange(1 << 30), requests,
-                                                   per_request) for _ in range(clients)])
+        job = pool.map_async(
+            _post_worker_entry,
+            [(url, key, secret, random.randrange(1 << 30), requests, per_request) for _ in range(clients)],
+        )
         while not job.ready():
             job.wait(2)
             done = counter.value
@@ -186,9 +212,16 @@ def run_posts(url: str, key: str, secret: str, clients: int, requests: int, per_
     ok = sum(r[0] for r in results)
     errors = sum(r[1] for r in results)
     lat = sorted(x for r in results for x in r[3])
-    out = {"scenario": label, "clients": clients, "statements": ok, "errors": errors, "seconds": round(wall, 2),
-           "statements_per_s": round(ok / wall), "p50_ms": round(lat[len(lat) // 2] * 1000, 1),
-           "p95_ms": round(lat[int(len(lat) * 0.95)] * 1000, 1)}
+    out = {
+        "scenario": label,
+        "clients": clients,
+        "statements": ok,
+        "errors": errors,
+        "seconds": round(wall, 2),
+        "statements_per_s": round(ok / wall),
+        "p50_ms": round(lat[len(lat) // 2] * 1000, 1),
+        "p95_ms": round(lat[int(len(lat) * 0.95)] * 1000, 1),
+    }
     cpu1 = server_cpu_seconds()
     if cpu0 is not None and cpu1 is not None and ok:
         # Less load-dependent: server CPU per statement; 2 idle cores give 2 / this statements/s.
@@ -214,6 +247,7 @@ def _post_worker_entry(args: Any) -> Any:
 
 # Bulk loader ----------------------------------------------------------------------------
 
+
 def _load_worker(args: tuple[str, int, int, int]) -> int:
     """Store ``count`` statements through the service layer, in batches of 1,000."""
     db_url, seed, count, client_id = args
@@ -223,8 +257,11 @@ def _load_worker(args: tuple[str, int, int, int]) -> int:
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "LMS_PLUGINS": ["lrs"], "SECRET_KEY": "bench"})
     rng = random.Random(seed)
-    caller = st.Caller(client_id, {"objectType": "Agent", "name": "bulk loader",
-                                   "account": {"homePage": HOME, "name": "bulk"}}, frozenset({"all"}))
+    caller = st.Caller(
+        client_id,
+        {"objectType": "Agent", "name": "bulk loader", "account": {"homePage": HOME, "name": "bulk"}},
+        frozenset({"all"}),
+    )
     done = 0
     with app.app_context():
         while done < count:
@@ -270,22 +307,28 @@ def bulk_load(db_url: str, target: int, processes: int) -> None:
 
 # Queries ----------------------------------------------------------------------------------
 
+
 def run_queries(url: str, key: str, secret: str, n: int) -> list[dict]:
     conn = Conn(url, key, secret)
     rng = random.Random(7)
     kinds = {
-        "agent": lambda: {"agent": json.dumps({"account": {"homePage": HOME,
-                                                           "name": f"cadre{rng.randrange(N_AGENTS):05d}"}})},
+        "agent": lambda: {
+            "agent": json.dumps({"account": {"homePage": HOME, "name": f"cadre{rng.randrange(N_AGENTS):05d}"}})
+        },
         "verb": lambda: {"verb": rng.choice(VERBS)},
         "activity": lambda: {"activity": f"http://gbwl.example.gov.cn/lesson/{rng.randrange(N_LESSONS)}"},
-        "related_activities": lambda: {"activity": f"http://gbwl.example.gov.cn/course/{rng.randrange(N_COURSES)}",
-                                       "related_activities": "true"},
-        "related_agents": lambda: {"agent": json.dumps({"account": {"homePage": HOME,
-                                                                    "name": f"teacher{rng.randrange(N_COURSES):03d}"}}),
-                                   "related_agents": "true"},
-        "agent+verb": lambda: {"agent": json.dumps({"account": {"homePage": HOME,
-                                                                "name": f"cadre{rng.randrange(N_AGENTS):05d}"}}),
-                               "verb": rng.choice(VERBS)},
+        "related_activities": lambda: {
+            "activity": f"http://gbwl.example.gov.cn/course/{rng.randrange(N_COURSES)}",
+            "related_activities": "true",
+        },
+        "related_agents": lambda: {
+            "agent": json.dumps({"account": {"homePage": HOME, "name": f"teacher{rng.randrange(N_COURSES):03d}"}}),
+            "related_agents": "true",
+        },
+        "agent+verb": lambda: {
+            "agent": json.dumps({"account": {"homePage": HOME, "name": f"cadre{rng.randrange(N_AGENTS):05d}"}}),
+            "verb": rng.choice(VERBS),
+        },
     }
     out = []
     # Warm-up (not measured): every gunicorn worker creates its app and connections on
@@ -307,9 +350,15 @@ def run_queries(url: str, key: str, secret: str, n: int) -> list[dict]:
             if (i + 1) % 100 == 0:
                 print(f"  [query {kind}] {i + 1}/{n}", flush=True)
         times.sort()
-        res = {"query": kind, "n": n, "errors": errors, "p50_ms": round(times[n // 2] * 1000, 1),
-               "p95_ms": round(times[int(n * 0.95)] * 1000, 1), "max_ms": round(times[-1] * 1000, 1),
-               "mean_results": round(statistics.mean(counts), 1) if counts else 0}
+        res = {
+            "query": kind,
+            "n": n,
+            "errors": errors,
+            "p50_ms": round(times[n // 2] * 1000, 1),
+            "p95_ms": round(times[int(n * 0.95)] * 1000, 1),
+            "max_ms": round(times[-1] * 1000, 1),
+            "mean_results": round(statistics.mean(counts), 1) if counts else 0,
+        }
         print(f"[query] {json.dumps(res)}", flush=True)
         out.append(res)
     return out
@@ -317,29 +366,67 @@ def run_queries(url: str, key: str, secret: str, n: int) -> list[dict]:
 
 # Orchestration -----------------------------------------------------------------------------
 
-def start_stack(workers: int, threads: int, port: int,
-                worker_class: str) -> tuple[Any, str, subprocess.Popen, str, str]:
+
+def start_stack(
+    workers: int, threads: int, port: int, worker_class: str
+) -> tuple[Any, str, subprocess.Popen, str, str]:
     from tests import pgcluster
 
     print("[setup] starting PostgreSQL (fsync on)", flush=True)
-    cluster = pgcluster.start(extra_conf={"max_connections": "200", "shared_buffers": "1GB",
-                                          "work_mem": "16MB", "checkpoint_timeout": "15min",
-                                          "max_wal_size": "4GB"})
+    cluster = pgcluster.start(
+        extra_conf={
+            "max_connections": "200",
+            "shared_buffers": "1GB",
+            "work_mem": "16MB",
+            "checkpoint_timeout": "15min",
+            "max_wal_size": "4GB",
+        }
+    )
     db_url = cluster.create_database("lrs_bench")
-    env = {**os.environ, "FLASK_APP": "lrs", "LMS_DATABASE_URL": db_url, "LMS_PLUGINS": "lrs",
-           "LMS_SECRET_KEY": "bench-secret"}
+    env = {
+        **os.environ,
+        "FLASK_APP": "lrs",
+        "LMS_DATABASE_URL": db_url,
+        "LMS_PLUGINS": "lrs",
+        "LMS_SECRET_KEY": "bench-secret",
+    }
     print("[setup] migrating", flush=True)
-    subprocess.run([sys.executable, "-m", "flask", "db", "upgrade", "heads"], env=env, check=True, cwd=REPO,
-                   capture_output=True)
-    out = subprocess.run([sys.executable, "-m", "flask", "lms", "lrs", "client", "create", "--name", "bench",
-                          "--scopes", "all"], env=env, check=True, cwd=REPO, capture_output=True, text=True).stdout
+    subprocess.run(
+        [sys.executable, "-m", "flask", "db", "upgrade", "heads"], env=env, check=True, cwd=REPO, capture_output=True
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "flask", "lms", "lrs", "client", "create", "--name", "bench", "--scopes", "all"],
+        env=env,
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    ).stdout
     key = out.split("key: ")[1].split()[0]
     secret = out.split("secret: ")[1].split()[0]
     print(f"[setup] gunicorn: {worker_class} {workers} workers x {threads} threads on 127.0.0.1:{port}", flush=True)
     gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:lrs.gunicorn_conf", "-k", worker_class, "-w", str(workers),
-         "--threads",
-         str(threads), "-b", f"127.0.0.1:{port}", "--log-level", "warning", "lrs:create_app()"], env=env, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:lrs.gunicorn_conf",
+            "-k",
+            worker_class,
+            "-w",
+            str(workers),
+            "--threads",
+            str(threads),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "lrs:create_app()",
+        ],
+        env=env,
+        cwd=REPO,
+    )
     _SERVER_ROOTS.append(gunicorn.pid)
     _SERVER_ROOTS.append(int((cluster.datadir / "postmaster.pid").read_text().split()[0]))
     for _ in range(100):
@@ -381,8 +468,11 @@ def main() -> None:
         cluster, db_url, gunicorn, key, secret = start_stack(args.workers, args.threads, args.port, args.worker_class)
         url = f"http://127.0.0.1:{args.port}/xapi"
         print(f"[setup] LRS {url} key {key} secret {secret} db {db_url}", flush=True)
-    results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "load_average_at_start": os.getloadavg(),
-                               "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    results: dict[str, Any] = {
+        "machine": f"{os.cpu_count()} cores",
+        "load_average_at_start": os.getloadavg(),
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     try:
         if "batch" in scenarios:
             results["batch"] = run_posts(url, key, secret, args.batch_clients, args.batches, 100, "batch")

@@ -64,8 +64,10 @@ def main() -> None:
     url = f"http://127.0.0.1:{args.port}/xapi"
     journal_dir = Path(tempfile.mkdtemp(prefix="lrs-crash-"))
     journals = [str(journal_dir / f"client{i}.log") for i in range(args.clients)]
-    procs = [mp.Process(target=_client, args=((url, key, secret, random.randrange(1 << 30), j),), daemon=True)
-             for j in journals]
+    procs = [
+        mp.Process(target=_client, args=((url, key, secret, random.randrange(1 << 30), j),), daemon=True)
+        for j in journals
+    ]
     for proc in procs:
         proc.start()
     print(f"[crash] {args.clients} clients posting batches of 100; killing in {args.after} s", flush=True)
@@ -90,26 +92,44 @@ def main() -> None:
             (acked if kind == "acked" else sent).append(ids)
     from tests import pgcluster
 
-    cluster._run(pgcluster._bin("pg_ctl"), "-D", str(cluster.datadir), "-l",
-                 str(cluster.datadir.parent / "server.log"), "-w", "-t", "60", "start")
+    cluster._run(
+        pgcluster._bin("pg_ctl"),
+        "-D",
+        str(cluster.datadir),
+        "-l",
+        str(cluster.datadir.parent / "server.log"),
+        "-w",
+        "-t",
+        "60",
+        "start",
+    )
     print("[crash] PostgreSQL restarted (crash recovery done); auditing", flush=True)
     from sqlalchemy import create_engine, text
 
     engine = create_engine(db_url)
     with engine.connect() as conn:
         stored = set(conn.execute(text("SELECT statement_id FROM lrs_statements")).scalars())
-        orphan_keys = conn.execute(text(
-            "SELECT count(*) FROM lrs_statement_keys k LEFT JOIN lrs_statements s ON s.pk = k.stmt_pk "
-            "WHERE s.pk IS NULL")).scalar_one()
+        orphan_keys = conn.execute(
+            text(
+                "SELECT count(*) FROM lrs_statement_keys k LEFT JOIN lrs_statements s ON s.pk = k.stmt_pk "
+                "WHERE s.pk IS NULL"
+            )
+        ).scalar_one()
     engine.dispose()
     lost = sum(1 for ids in acked for i in ids if i not in stored)
     partial = sum(1 for ids in sent if 0 < sum(i in stored for i in ids) < len(ids))
     acked_first = {ids[0] for ids in acked}
     unacked_stored = sum(1 for ids in sent if ids[0] not in acked_first and all(i in stored for i in ids))
-    verdict = {"batches_sent": len(sent), "batches_acknowledged": len(acked), "statements_stored": len(stored),
-               "acknowledged_statements_lost": lost, "partial_batches": partial,
-               "unacknowledged_batches_stored_whole": unacked_stored, "orphan_lookup_keys": orphan_keys,
-               "ok": lost == 0 and partial == 0 and orphan_keys == 0}
+    verdict = {
+        "batches_sent": len(sent),
+        "batches_acknowledged": len(acked),
+        "statements_stored": len(stored),
+        "acknowledged_statements_lost": lost,
+        "partial_batches": partial,
+        "unacknowledged_batches_stored_whole": unacked_stored,
+        "orphan_lookup_keys": orphan_keys,
+        "ok": lost == 0 and partial == 0 and orphan_keys == 0,
+    }
     print(json.dumps(verdict, indent=2), flush=True)
     cluster.stop()
     import shutil

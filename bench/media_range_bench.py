@@ -84,8 +84,9 @@ def make_large_mp4(path: Path, size_mb: int) -> int:
 
 
 def worker_pids(master: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True,
-                         check=False).stdout
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True, check=False
+    ).stdout
     return [int(p) for p in out.split()]
 
 
@@ -138,8 +139,9 @@ class ClientStats:
     latencies_ms: list[float] = field(default_factory=list)
 
 
-def stream_client(port: int, path: str, cookie: str, size: int, range_bytes: int, deadline: float, seed: int,
-                  stats: ClientStats) -> None:
+def stream_client(
+    port: int, path: str, cookie: str, size: int, range_bytes: int, deadline: float, seed: int, stats: ClientStats
+) -> None:
     rng = random.Random(seed)
     buf = bytearray(1024 * 1024)
     view = memoryview(buf)
@@ -160,8 +162,7 @@ def stream_client(port: int, path: str, cookie: str, size: int, range_bytes: int
                 if not n:
                     break
                 got += n
-            if resp.status != 206 or got != expected or \
-                    resp.getheader("Content-Range") != f"bytes {pos}-{end}/{size}":
+            if resp.status != 206 or got != expected or resp.getheader("Content-Range") != f"bytes {pos}-{end}/{size}":
                 stats.errors.append(f"{resp.status} got {got} of {expected}")
             if resp.will_close:
                 conn.close()
@@ -179,12 +180,23 @@ def stream_client(port: int, path: str, cookie: str, size: int, range_bytes: int
     stats.finished = time.monotonic()
 
 
-def run_clients(port: int, paths: list[str], cookies: list[str], size: int, range_bytes: int, duration: float,
-                stats: list[ClientStats], seed: int) -> None:
+def run_clients(
+    port: int,
+    paths: list[str],
+    cookies: list[str],
+    size: int,
+    range_bytes: int,
+    duration: float,
+    stats: list[ClientStats],
+    seed: int,
+) -> None:
     end_at = time.monotonic() + duration
-    threads = [threading.Thread(target=stream_client,
-                                args=(port, p, cookies[i], size, range_bytes, end_at, seed + i, stats[i]))
-               for i, p in enumerate(paths)]
+    threads = [
+        threading.Thread(
+            target=stream_client, args=(port, p, cookies[i], size, range_bytes, end_at, seed + i, stats[i])
+        )
+        for i, p in enumerate(paths)
+    ]
     started = time.monotonic()
     for t in threads:
         t.start()
@@ -195,8 +207,9 @@ def run_clients(port: int, paths: list[str], cookies: list[str], size: int, rang
             next_report += 5
             done = sum(s.bytes for s in stats)
             elapsed = time.monotonic() - started
-            print(f"   {elapsed:5.1f}s  {done / MB:,.0f} MB  {done / MB / elapsed:,.0f} MB/s", file=sys.stderr,
-                  flush=True)
+            print(
+                f"   {elapsed:5.1f}s  {done / MB:,.0f} MB  {done / MB / elapsed:,.0f} MB/s", file=sys.stderr, flush=True
+            )
     for t in threads:
         t.join()
 
@@ -205,9 +218,16 @@ def upload(port: int, token: str, path: Path) -> tuple[int, dict[str, object], f
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600, blocksize=MB)
     started = time.perf_counter()
     with path.open("rb") as fh:
-        conn.request("PUT", f"/api/media?name={path.name}", body=fh,
-                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/octet-stream",
-                              "Content-Length": str(path.stat().st_size)})
+        conn.request(
+            "PUT",
+            f"/api/media?name={path.name}",
+            body=fh,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(path.stat().st_size),
+            },
+        )
         resp = conn.getresponse()
         body = json.loads(resp.read() or b"{}")
     elapsed = time.perf_counter() - started
@@ -237,11 +257,18 @@ def sign_in(port: int, username: str, password: str) -> str:
     page = resp.read().decode()
     cookies_of(resp, jar)
     found = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', page)
+        r'value="([^"]+)"[^>]*name="csrf_token"', page
+    )
     form = {"username": username, "password": password, "csrf_token": found.group(1) if found else ""}
-    conn.request("POST", "/login", body=urlencode(form),
-                 headers={"Content-Type": "application/x-www-form-urlencoded",
-                          "Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())})
+    conn.request(
+        "POST",
+        "/login",
+        body=urlencode(form),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": "; ".join(f"{k}={v}" for k, v in jar.items()),
+        },
+    )
     resp = conn.getresponse()
     resp.read()
     cookies_of(resp, jar)
@@ -264,11 +291,12 @@ def seed(env: dict[str, str], clients: int) -> tuple[str, list[int]]:
     app = create_app()
     with app.app_context():
         city = create_unit(code="B01", name="基准市", kind=OrgKind.CITY, parent=None, emit_event=False)
-        teacher = accounts.create_user(username="bench_teacher", full_name="讲师", org_unit=city,
-                                       password="Bench-2026")
+        teacher = accounts.create_user(username="bench_teacher", full_name="讲师", org_unit=city, password="Bench-2026")
         accounts.grant_role(None, teacher, Role.INSTRUCTOR, city)
-        learners = [accounts.create_user(username=f"bench_l{i:02d}", full_name=f"学员{i}", org_unit=city,
-                                         password="Bench-2026") for i in range(clients)]
+        learners = [
+            accounts.create_user(username=f"bench_l{i:02d}", full_name=f"学员{i}", org_unit=city, password="Bench-2026")
+            for i in range(clients)
+        ]
         _token, plain = accounts.create_token(teacher, "bench", scope=TokenScope.READ_WRITE)
         db.session.commit()
         ids = [u.id for u in learners]
@@ -308,9 +336,11 @@ def recorded_bytes() -> tuple[int, int]:
     app = create_app()
     with app.app_context():
         total, reqs = db.session.execute(
-            select(func.coalesce(func.sum(MediaDelivery.bytes_served), 0),
-                   func.coalesce(func.sum(MediaDelivery.requests), 0))
-            .where(MediaDelivery.session_key.like("bench-%"))).one()
+            select(
+                func.coalesce(func.sum(MediaDelivery.bytes_served), 0),
+                func.coalesce(func.sum(MediaDelivery.requests), 0),
+            ).where(MediaDelivery.session_key.like("bench-%"))
+        ).one()
         db.engine.dispose()
     return int(total), int(reqs)
 
@@ -339,8 +369,15 @@ def main(argv: list[str] | None = None) -> int:
             url = cluster.create_database("lms_media_bench")
         else:
             url = f"sqlite:///{workdir / 'lms.sqlite3'}"
-        env = {"FLASK_APP": "lms_core", "LMS_DATABASE_URL": url, "LMS_SECRET_KEY": SECRET, "LMS_PLUGINS": "",
-               "LMS_INLINE_JOBS": "0", "LMS_SESSION_COOKIE_SECURE": "0", "LMS_MEDIA_DIR": str(workdir / "media")}
+        env = {
+            "FLASK_APP": "lms_core",
+            "LMS_DATABASE_URL": url,
+            "LMS_SECRET_KEY": SECRET,
+            "LMS_PLUGINS": "",
+            "LMS_INLINE_JOBS": "0",
+            "LMS_SESSION_COOKIE_SECURE": "0",
+            "LMS_MEDIA_DIR": str(workdir / "media"),
+        }
         full_env = dict(os.environ, **env)
         step("flask db upgrade heads")
         bindir = Path(sys.executable).parent
@@ -353,9 +390,21 @@ def main(argv: list[str] | None = None) -> int:
         size = make_large_mp4(big, args.size_mb)
 
         port = free_port()
-        cmd = [str(bindir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
-               "--worker-class", args.worker_class, "--log-level", "warning", "--keep-alive", "30",
-               "--timeout", "120"]
+        cmd = [
+            str(bindir / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--worker-class",
+            args.worker_class,
+            "--log-level",
+            "warning",
+            "--keep-alive",
+            "30",
+            "--timeout",
+            "120",
+        ]
         if args.worker_class == "gthread":
             cmd += ["--threads", str(args.threads)]
         cmd.append("lms_core:create_app()")
@@ -391,8 +440,11 @@ def main(argv: list[str] | None = None) -> int:
         if status != 201:
             raise RuntimeError(f"upload failed: {status} {body}")
         upload_growth_mb = max(sampler.peak[p] - base_upload[p] for p in pids) / 1024
-        print(f"   upload: {size / MB / up_s:,.0f} MB/s, worker RSS growth {upload_growth_mb:.1f} MB "
-              f"(peak of any worker), duration read: {body['duration_ms']} ms", file=sys.stderr)
+        print(
+            f"   upload: {size / MB / up_s:,.0f} MB/s, worker RSS growth {upload_growth_mb:.1f} MB "
+            f"(peak of any worker), duration read: {body['duration_ms']} ms",
+            file=sys.stderr,
+        )
 
         paths = signed_paths(int(body["id"]), learner_ids)
         step(f"signing in {len(learner_ids)} learners (the URLs serve only their own session)")
@@ -450,30 +502,55 @@ def main(argv: list[str] | None = None) -> int:
             "recorded_bytes": recorded,
             "recorded_requests": recorded_requests,
         }
-        print(f"file {size / MB:,.0f} MB, {args.clients} clients, {args.range_mb:g} MB ranges, "
-              f"{args.db}, gunicorn {args.worker_class} {args.workers}"
-              + (f"x{args.threads}" if args.worker_class == "gthread" else ""))
-        print(f"throughput: {result['mb_per_s']:,.0f} MB/s ({result['requests_per_s']:,.1f} ranges/s, "
-              f"p50 {result['p50_ms']:.0f} ms, p95 {result['p95_ms']:.0f} ms), errors: {len(errors)}")
-        print(f"server RSS: {result['rss_baseline_mb']:.0f} MB in {len(pids)} workers after warm-up; growth "
-              f"{growth_peak_mb:+.1f} MB at peak, {growth_after_mb:+.1f} MB after (all workers summed); "
-              f"{growth_cold_mb:+.1f} MB counted from before the warm-up")
-        print(f"CPU per GB served: server {result['server_cpu_s_per_gb']:.2f} s, client "
-              f"{result['client_cpu_s_per_gb']:.2f} s; load average {load_before:.2f} -> {load_after:.2f}")
-        print(f"upload of {size / MB:,.0f} MB: {result['upload_mb_per_s']:,.0f} MB/s, "
-              f"peak worker RSS growth {upload_growth_mb:+.1f} MB")
-        print(f"bytes recorded in media_deliveries: {recorded:,} in {recorded_requests:,} requests; "
-              f"received by the clients: {total:,} in {requests:,} requests")
+        print(
+            f"file {size / MB:,.0f} MB, {args.clients} clients, {args.range_mb:g} MB ranges, "
+            f"{args.db}, gunicorn {args.worker_class} {args.workers}"
+            + (f"x{args.threads}" if args.worker_class == "gthread" else "")
+        )
+        print(
+            f"throughput: {result['mb_per_s']:,.0f} MB/s ({result['requests_per_s']:,.1f} ranges/s, "
+            f"p50 {result['p50_ms']:.0f} ms, p95 {result['p95_ms']:.0f} ms), errors: {len(errors)}"
+        )
+        print(
+            f"server RSS: {result['rss_baseline_mb']:.0f} MB in {len(pids)} workers after warm-up; growth "
+            f"{growth_peak_mb:+.1f} MB at peak, {growth_after_mb:+.1f} MB after (all workers summed); "
+            f"{growth_cold_mb:+.1f} MB counted from before the warm-up"
+        )
+        print(
+            f"CPU per GB served: server {result['server_cpu_s_per_gb']:.2f} s, client "
+            f"{result['client_cpu_s_per_gb']:.2f} s; load average {load_before:.2f} -> {load_after:.2f}"
+        )
+        print(
+            f"upload of {size / MB:,.0f} MB: {result['upload_mb_per_s']:,.0f} MB/s, "
+            f"peak worker RSS growth {upload_growth_mb:+.1f} MB"
+        )
+        print(
+            f"bytes recorded in media_deliveries: {recorded:,} in {recorded_requests:,} requests; "
+            f"received by the clients: {total:,} in {requests:,} requests"
+        )
         for e in errors[:5]:
             print(f"   error: {e}")
-        ok = (not errors and result["mb_per_s"] >= TARGET_MB_S and growth_peak_mb <= TARGET_RSS_GROWTH_MB
-              and recorded == total)
-        print(f"target ({TARGET_MB_S} MB/s, <= {TARGET_RSS_GROWTH_MB} MB growth, bytes recorded = bytes "
-              f"received): {'met' if ok else 'MISSED'}")
+        ok = (
+            not errors
+            and result["mb_per_s"] >= TARGET_MB_S
+            and growth_peak_mb <= TARGET_RSS_GROWTH_MB
+            and recorded == total
+        )
+        print(
+            f"target ({TARGET_MB_S} MB/s, <= {TARGET_RSS_GROWTH_MB} MB growth, bytes recorded = bytes "
+            f"received): {'met' if ok else 'MISSED'}"
+        )
         if args.json:
             with open(args.json, "w") as fh:
-                json.dump({"result": result, "settings": {k: v for k, v in vars(args).items() if k != "json"},
-                           "target_met": ok}, fh, indent=2)
+                json.dump(
+                    {
+                        "result": result,
+                        "settings": {k: v for k, v in vars(args).items() if k != "json"},
+                        "target_met": ok,
+                    },
+                    fh,
+                    indent=2,
+                )
         return 0 if ok else 1
     finally:
         if server is not None and server.poll() is None:

@@ -66,8 +66,13 @@ class Progress:
             width = 30
             filled = int(width * self.done / max(self.total, 1))
             rate = self.done / max(now - self.started, 1e-9)
-            print(f"\r  {self.label:<12} [{'#' * filled}{'.' * (width - filled)}] "
-                  f"{self.done:,}/{self.total:,}  {rate:,.0f}/s", end="", file=sys.stderr, flush=True)
+            print(
+                f"\r  {self.label:<12} [{'#' * filled}{'.' * (width - filled)}] "
+                f"{self.done:,}/{self.total:,}  {rate:,.0f}/s",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
             if self.done >= self.total:
                 print(file=sys.stderr)
 
@@ -104,16 +109,26 @@ def plan_units(total: int, first_id: int) -> list[Unit]:
     return units
 
 
-def user_rows(count: int, units: list[Unit], password_hash: str,
-              now: dt.datetime) -> Iterator[tuple[object, ...]]:
+def user_rows(count: int, units: list[Unit], password_hash: str, now: dt.datetime) -> Iterator[tuple[object, ...]]:
     """Users spread round-robin over the units, with varied rank bands and names."""
     for i in range(count):
         unit = units[i % len(units)]
-        name = SURNAMES[i % len(SURNAMES)] + GIVEN[(i // len(SURNAMES)) % len(GIVEN)] + \
-            GIVEN[(i // 7) % len(GIVEN)]
+        name = SURNAMES[i % len(SURNAMES)] + GIVEN[(i // len(SURNAMES)) % len(GIVEN)] + GIVEN[(i // 7) % len(GIVEN)]
         rank = "county_and_above" if i % 50 == 0 else "township" if i % 7 == 0 else "general"
-        yield (f"bench{i:06d}", name, password_hash, unit.id, rank, i % 3 != 0, "active",
-               "科员" if rank == "general" else "科长", 0, 1, False, now)
+        yield (
+            f"bench{i:06d}",
+            name,
+            password_hash,
+            unit.id,
+            rank,
+            i % 3 != 0,
+            "active",
+            "科员" if rank == "general" else "科长",
+            0,
+            1,
+            False,
+            now,
+        )
 
 
 def seed(url: str, *, users: int = 100_000, units: int = 5_000, progress: bool = True) -> dict[str, int]:
@@ -133,34 +148,40 @@ def seed(url: str, *, users: int = 100_000, units: int = 5_000, progress: bool =
         plan = plan_units(units, first_id)
 
         bar = Progress("org units", len(plan))
-        with cur.copy("COPY org_units (id, code, name, kind, parent_id, path, depth, active, created_at) "
-                      "FROM STDIN") as copy:
+        with cur.copy(
+            "COPY org_units (id, code, name, kind, parent_id, path, depth, active, created_at) FROM STDIN"
+        ) as copy:
             for u in plan:
                 copy.write_row((u.id, u.code, u.name, u.kind, u.parent_id, u.path, u.depth, True, now))
                 bar.step()
-        cur.execute("SELECT setval(pg_get_serial_sequence('org_units', 'id'), "
-                    "(SELECT max(id) FROM org_units))")
+        cur.execute("SELECT setval(pg_get_serial_sequence('org_units', 'id'), (SELECT max(id) FROM org_units))")
 
         bar = Progress("users", users)
-        with cur.copy("COPY users (username, full_name, password_hash, org_unit_id, rank_band, party_member, "
-                      "status, position, failed_logins, session_version, must_change_password, created_at) "
-                      "FROM STDIN") as copy:
+        with cur.copy(
+            "COPY users (username, full_name, password_hash, org_unit_id, rank_band, party_member, "
+            "status, position, failed_logins, session_version, must_change_password, created_at) "
+            "FROM STDIN"
+        ) as copy:
             for row in user_rows(users, plan, password_hash, now):
                 copy.write_row(row)
                 bar.step()
 
         city, counties = plan[0], [u for u in plan if u.kind == "county"]
         admins = [("bench_admin", "基准管理员", city, "site_admin")] + [
-            (f"bench_county{i:02d}", f"{c.name}管理员", c, "org_admin") for i, c in enumerate(counties)]
+            (f"bench_county{i:02d}", f"{c.name}管理员", c, "org_admin") for i, c in enumerate(counties)
+        ]
         for username, full_name, unit, role in admins:
             cur.execute(
                 "INSERT INTO users (username, full_name, password_hash, org_unit_id, rank_band, "
                 "party_member, status, failed_logins, session_version, must_change_password, created_at) "
                 "VALUES (%s, %s, %s, %s, 'general', true, 'active', 0, 1, false, %s) RETURNING id",
-                (username, full_name, password_hash, unit.id, now))
+                (username, full_name, password_hash, unit.id, now),
+            )
             user_id = cur.fetchone()[0]  # type: ignore[index]
-            cur.execute("INSERT INTO role_assignments (user_id, role, org_unit_id, created_at) "
-                        "VALUES (%s, %s, %s, %s)", (user_id, role, unit.id, now))
+            cur.execute(
+                "INSERT INTO role_assignments (user_id, role, org_unit_id, created_at) VALUES (%s, %s, %s, %s)",
+                (user_id, role, unit.id, now),
+            )
         conn.commit()
     with psycopg.connect(url, autocommit=True) as conn:
         if progress:
@@ -185,38 +206,52 @@ def seed_study(url: str, *, courses: int = 20, assigned: int = 3, progress: bool
     from lms_core.extensions import db
 
     sa_url = url if "+psycopg" in url else url.replace("postgresql://", "postgresql+psycopg://")
-    app = create_app({"SQLALCHEMY_DATABASE_URI": sa_url, "SECRET_KEY": "seed", "LMS_PLUGINS": [],
-                      "LMS_INLINE_JOBS": False})
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": sa_url, "SECRET_KEY": "seed", "LMS_PLUGINS": [], "LMS_INLINE_JOBS": False}
+    )
     now = dt.datetime.now(dt.UTC)
     deadline = now + dt.timedelta(days=90)
     with app.app_context():
-        city_id = db.session.execute(db.text("SELECT id FROM org_units WHERE code = :c"),
-                                     {"c": CODE_PREFIX}).scalar_one()
+        city_id = db.session.execute(
+            db.text("SELECT id FROM org_units WHERE code = :c"), {"c": CODE_PREFIX}
+        ).scalar_one()
         made = []
         for i in range(courses):
-            course = Course(code=f"BC{i:03d}", title=f"基准课程{i + 1}：学习贯彻专题第{i + 1}讲", published=True,
-                            owner_unit_id=city_id, required=i < assigned, nominal_hours_centi=200)
+            course = Course(
+                code=f"BC{i:03d}",
+                title=f"基准课程{i + 1}：学习贯彻专题第{i + 1}讲",
+                published=True,
+                owner_unit_id=city_id,
+                required=i < assigned,
+                nominal_hours_centi=200,
+            )
             section = Section(course=course, title="第一章", position=0)
             for n in range(5):
-                db.session.add(Lesson(section=section, course=course, title=f"第{n + 1}节",
-                                      kind=LessonKind.DOCUMENT, position=n))
+                db.session.add(
+                    Lesson(section=section, course=course, title=f"第{n + 1}节", kind=LessonKind.DOCUMENT, position=n)
+                )
             db.session.add(course)
             made.append(course)
         db.session.flush()
-        assignments = [Assignment(course_id=c.id, org_unit_id=city_id, deadline=deadline, note="基准调训")
-                       for c in made[:assigned]]
+        assignments = [
+            Assignment(course_id=c.id, org_unit_id=city_id, deadline=deadline, note="基准调训") for c in made[:assigned]
+        ]
         db.session.add_all(assignments)
         db.session.commit()
         pairs = [(a.id, a.course_id) for a in assignments]
         db.engine.dispose()
     plain = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain) as conn, conn.cursor() as cur:
-        cur.execute("SELECT u.id FROM users u JOIN org_units o ON o.id = u.org_unit_id "
-                    "WHERE o.path LIKE %s ORDER BY u.id", (f"/{city_id}/%",))
+        cur.execute(
+            "SELECT u.id FROM users u JOIN org_units o ON o.id = u.org_unit_id WHERE o.path LIKE %s ORDER BY u.id",
+            (f"/{city_id}/%",),
+        )
         user_ids = [r[0] for r in cur.fetchall()]
         bar = Progress("enrolments", len(user_ids) * len(pairs))
-        with cur.copy("COPY enrolments (user_id, course_id, registration, source, assignment_id, deadline, "
-                      "enrolled_at) FROM STDIN") as copy:
+        with cur.copy(
+            "COPY enrolments (user_id, course_id, registration, source, assignment_id, deadline, "
+            "enrolled_at) FROM STDIN"
+        ) as copy:
             for assignment_id, course_id in pairs:
                 for uid in user_ids:
                     copy.write_row((uid, course_id, str(uuid.uuid4()), "assigned", assignment_id, deadline, now))

@@ -68,6 +68,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
         hops = int(app.config["LMS_TRUSTED_PROXIES"])
         # Outermost, so remote_addr, scheme and host are the client's for every request.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,  # type: ignore[method-assign]
-                                x_port=hops, x_prefix=hops)
+        proxied = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
+        app.wsgi_app = proxied  # type: ignore[method-assign]
     return app

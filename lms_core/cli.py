@@ -29,6 +29,7 @@ def build_group() -> click.Group:
 
 # users -----------------------------------------------------------------------
 
+
 @click.group()
 def users() -> None:
     """Create users and manage their passwords and roles."""
@@ -107,8 +108,12 @@ def users_grant(username: str, role: str, org_code: str) -> None:
 @users.command("token")
 @click.argument("username")
 @click.option("--name", default="cli")
-@click.option("--scope", type=click.Choice(["read", "read_write"]), required=True,
-              help="read: GET only; read_write: writes too (e.g. uploads).")
+@click.option(
+    "--scope",
+    type=click.Choice(["read", "read_write"]),
+    required=True,
+    help="read: GET only; read_write: writes too (e.g. uploads).",
+)
 @with_appcontext
 def users_token(username: str, name: str, scope: str) -> None:
     """Create an API token for USERNAME and print it (shown only once)."""
@@ -126,6 +131,7 @@ def users_token(username: str, name: str, scope: str) -> None:
 
 # demo ------------------------------------------------------------------------
 
+
 @click.command()
 @click.option("--cadres", default=300, show_default=True, help="Number of demo cadres.")
 @with_appcontext
@@ -139,6 +145,7 @@ def demo(cadres: int) -> None:
 
 
 # events ----------------------------------------------------------------------
+
 
 @click.group()
 def events() -> None:
@@ -154,8 +161,10 @@ def events_tail(count: int) -> None:
 
     rows = db.session.execute(select(Event).order_by(Event.id.desc()).limit(count)).scalars().all()
     for ev in reversed(rows):
-        click.echo(f"{ev.id}\t{ev.created_at:%Y-%m-%d %H:%M:%S}Z\t{ev.name}\tactor={ev.actor_id}\t"
-                   f"{ev.object_type}:{ev.object_id}")
+        click.echo(
+            f"{ev.id}\t{ev.created_at:%Y-%m-%d %H:%M:%S}Z\t{ev.name}\tactor={ev.actor_id}\t"
+            f"{ev.object_type}:{ev.object_id}"
+        )
 
 
 @events.command("failures")
@@ -187,6 +196,7 @@ def events_replay(plugin: str | None) -> None:
 
 
 # worker and jobs --------------------------------------------------------------
+
 
 @click.command()
 @click.option("--once", is_flag=True, help="Run the queued jobs, then exit.")

@@ -85,8 +85,13 @@ def str_enum(enum_cls: type[Any], length: int = 32) -> Any:
     """Store a ``StrEnum`` by its *value* as a checked VARCHAR (portable, readable in SQL)."""
     from sqlalchemy import Enum
 
-    return Enum(enum_cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e],
-                validate_strings=True)
+    return Enum(
+        enum_cls,
+        native_enum=False,
+        length=length,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:

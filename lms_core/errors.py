@@ -61,8 +61,12 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(InterfaceError)
     def _database_unavailable(exc: Exception) -> Any:
         # The database is down or restarting: "try again", not "we broke" (and no traceback).
-        app.logger.warning("database unavailable on %s %s: %s", request.method, request.path,
-                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        app.logger.warning(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.path,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
         with contextlib.suppress(Exception):  # the connection is gone; the pool replaces it
             db.session.rollback()
         try:

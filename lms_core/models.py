@@ -6,12 +6,12 @@ from lms_core.enrolments.models import Assignment, Enrolment
 from lms_core.events.models import Event, EventHandlerFailure
 from lms_core.jobs.models import Job
 from lms_core.learning.models import (
-                                     DailyTotal,
-                                     LearningInterval,
-                                     LearningSession,
-                                     LessonFeedback,
-                                     LessonProgress,
-                                     PersonClock,
+    DailyTotal,
+    LearningInterval,
+    LearningSession,
+    LessonFeedback,
+    LessonProgress,
+    PersonClock,
 )
 from lms_core.media.models import MediaDelivery, MediaFile
 from lms_core.orgs.models import OrgUnit

@@ -58,8 +58,13 @@ def favicon() -> Any:
         path = d / "static" / "favicon.ico"
         if path.is_file():
             stat = path.stat()
-            return send_file(io.BytesIO(path.read_bytes()), mimetype="image/vnd.microsoft.icon", max_age=3600,
-                             etag=f"{stat.st_mtime_ns:x}-{stat.st_size:x}", last_modified=stat.st_mtime)
+            return send_file(
+                io.BytesIO(path.read_bytes()),
+                mimetype="image/vnd.microsoft.icon",
+                max_age=3600,
+                etag=f"{stat.st_mtime_ns:x}-{stat.st_size:x}",
+                last_modified=stat.st_mtime,
+            )
     abort(404)
 
 

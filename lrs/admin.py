@@ -35,8 +35,13 @@ def _scope_choices() -> list[SelectChoice]:
 
 class ClientForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
-    scopes = SelectMultipleField(_l("Scopes"), choices=_scope_choices, validators=[_at_least_one],
-                                 option_widget=widgets.CheckboxInput(), widget=widgets.ListWidget(prefix_label=False))
+    scopes = SelectMultipleField(
+        _l("Scopes"),
+        choices=_scope_choices,
+        validators=[_at_least_one],
+        option_widget=widgets.CheckboxInput(),
+        widget=widgets.ListWidget(prefix_label=False),
+    )
 
 
 class ActionForm(FlaskForm):
@@ -62,16 +67,24 @@ def clients_view() -> Any:
     created = None
     if form.validate_on_submit():
         try:
-            created, secret = clients.create_client(form.name.data or "", form.scopes.data or [],
-                                                    created_by=current_user.username)
+            created, secret = clients.create_client(
+                form.name.data or "", form.scopes.data or [], created_by=current_user.username
+            )
         except clients.ClientError as exc:
             flash(str(exc), "error")
         else:
             flash(_("Client created. Copy the secret now: it is not shown again."), "success")
             form = ClientForm(formdata=None)
     rows = db.session.execute(select(LrsClient).order_by(LrsClient.id)).scalars().all()
-    return render_template("lrs/clients.html", form=form, rows=rows, created=created, secret=secret,
-                           action_form=ActionForm(), scope_label=clients.scope_label)
+    return render_template(
+        "lrs/clients.html",
+        form=form,
+        rows=rows,
+        created=created,
+        secret=secret,
+        action_form=ActionForm(),
+        scope_label=clients.scope_label,
+    )
 
 
 bp.add_url_rule("/clients", endpoint="clients", view_func=clients_view, methods=["GET", "POST"])
@@ -95,5 +108,11 @@ def client_rotate(client_id: int) -> Any:
     secret = clients.rotate_secret(client)
     rows = db.session.execute(select(LrsClient).order_by(LrsClient.id)).scalars().all()
     flash(_("New secret issued. Copy it now: it is not shown again."), "success")
-    return render_template("lrs/clients.html", form=ClientForm(formdata=None), rows=rows, created=client,
-                           secret=secret, action_form=ActionForm())
+    return render_template(
+        "lrs/clients.html",
+        form=ClientForm(formdata=None),
+        rows=rows,
+        created=client,
+        secret=secret,
+        action_form=ActionForm(),
+    )

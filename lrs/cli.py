@@ -21,8 +21,14 @@ def client_group() -> None:
 
 @client_group.command("create")
 @click.option("--name", required=True, help="Who uses the credential (shown as the statements' authority).")
-@click.option("--scopes", "scopes", multiple=True, default=("statements/write", "statements/read/mine"),
-              show_default=True, help="xAPI scopes, comma- or space-separated, repeatable (e.g. 'all').")
+@click.option(
+    "--scopes",
+    "scopes",
+    multiple=True,
+    default=("statements/write", "statements/read/mine"),
+    show_default=True,
+    help="xAPI scopes, comma- or space-separated, repeatable (e.g. 'all').",
+)
 @with_appcontext
 def client_create(name: str, scopes: tuple[str, ...]) -> None:
     """Create a client and print its key and secret (the secret is shown only once)."""

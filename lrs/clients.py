@@ -28,8 +28,16 @@ from lms_core.extensions import db
 from lrs.models import LrsClient
 from lrs.statements import Caller
 
-SCOPES = ("all", "all/read", "statements/write", "statements/read", "statements/read/mine", "state", "define",
-          "profile")
+SCOPES = (
+    "all",
+    "all/read",
+    "statements/write",
+    "statements/read",
+    "statements/read/mine",
+    "state",
+    "define",
+    "profile",
+)
 
 #: What each scope lets a client do, as the site admin reads it (the codes are the spec's).
 SCOPE_LABELS = {
@@ -49,7 +57,6 @@ def scope_label(scope: str) -> str:
     return str(label) if label is not None else scope
 
 
-
 class ClientError(ValueError):
     """Invalid input when managing clients."""
 
@@ -63,7 +70,7 @@ def normalise_scopes(scopes: list[str] | tuple[str, ...]) -> list[str]:
     for raw in scopes:
         for part in raw.replace(",", " ").split():
             if part not in SCOPES:
-                raise ClientError(_("unknown scope %(part)s (known: %(join)s)", part=part, join=', '.join(SCOPES)))
+                raise ClientError(_("unknown scope %(part)s (known: %(join)s)", part=part, join=", ".join(SCOPES)))
             if part not in chosen:
                 chosen.append(part)
     if not chosen:
@@ -77,8 +84,14 @@ def create_client(name: str, scopes: list[str] | tuple[str, ...], created_by: st
     if not name or len(name) > 200:
         raise ClientError(_("a name of 1 to 200 characters is required"))
     secret = secrets.token_urlsafe(32)
-    client = LrsClient(name=name, key=secrets.token_hex(16), secret_sha256=_digest(secret),
-                       scopes=normalise_scopes(scopes), active=True, created_by=created_by)
+    client = LrsClient(
+        name=name,
+        key=secrets.token_hex(16),
+        secret_sha256=_digest(secret),
+        scopes=normalise_scopes(scopes),
+        active=True,
+        created_by=created_by,
+    )
     db.session.add(client)
     db.session.commit()
     return client, secret
@@ -97,20 +110,24 @@ def rotate_secret(client: LrsClient) -> str:
 
 
 def authority_for(client: LrsClient) -> dict[str, Any]:
-    return {"objectType": "Agent", "name": client.name,
-            "account": {"homePage": _authority_homepage(), "name": client.key}}
+    return {
+        "objectType": "Agent",
+        "name": client.name,
+        "account": {"homePage": _authority_homepage(), "name": client.key},
+    }
 
 
 def authenticate(key: str, secret: str) -> Caller | None:
     """The caller for a key/secret pair, or None when refused (read from the database every time)."""
     digest = _digest(secret)
     row = db.session.execute(
-        select(LrsClient.id, LrsClient.name, LrsClient.secret_sha256, LrsClient.active, LrsClient.scopes)
-        .where(LrsClient.key == key)).first()
+        select(LrsClient.id, LrsClient.name, LrsClient.secret_sha256, LrsClient.active, LrsClient.scopes).where(
+            LrsClient.key == key
+        )
+    ).first()
     if row is None or not row.active or not hmac.compare_digest(row.secret_sha256, digest):
         return None
-    authority = {"objectType": "Agent", "name": row.name,
-                 "account": {"homePage": _authority_homepage(), "name": key}}
+    authority = {"objectType": "Agent", "name": row.name, "account": {"homePage": _authority_homepage(), "name": key}}
     return Caller(row.id, authority, frozenset(row.scopes))
 
 

@@ -59,8 +59,11 @@ def list_ids(scope: Scope, since: dt.datetime | None, any_registration: bool) ->
     """Document ids in ``scope`` (all registrations for State when none was given)."""
     q = select(LrsDocument.doc_id, LrsDocument.updated).where(LrsDocument.scope_hash == scope.scope_hash)
     if not any_registration:
-        q = q.where(LrsDocument.registration.is_(None) if scope.registration is None
-                    else LrsDocument.registration == scope.registration)
+        q = q.where(
+            LrsDocument.registration.is_(None)
+            if scope.registration is None
+            else LrsDocument.registration == scope.registration
+        )
     if since is not None:
         q = q.where(LrsDocument.updated > since)
     rows = db.session.execute(q.order_by(LrsDocument.doc_id)).all()
@@ -91,9 +94,15 @@ def _is_json(content_type: str) -> bool:
 def _save(scope: Scope, doc_id: str, doc: LrsDocument | None, content: bytes, content_type: str) -> None:
     now = utcnow()
     if doc is None:
-        doc = LrsDocument(kind=scope.kind, scope_hash=scope.scope_hash, doc_hash=scope.doc_hash(doc_id),
-                          activity_id=scope.activity_id, agent=scope.agent, registration=scope.registration,
-                          doc_id=doc_id)
+        doc = LrsDocument(
+            kind=scope.kind,
+            scope_hash=scope.scope_hash,
+            doc_hash=scope.doc_hash(doc_id),
+            activity_id=scope.activity_id,
+            agent=scope.agent,
+            registration=scope.registration,
+            doc_id=doc_id,
+        )
         db.session.add(doc)
     doc.content, doc.content_type, doc.etag, doc.updated = content, content_type, etag_of(content), now
     try:
@@ -119,13 +128,15 @@ def _once_more_if_created_meanwhile(operation: Any, *args: Any) -> None:
             raise XapiError(409, "the document is being created concurrently; retry") from None
 
 
-def put(scope: Scope, doc_id: str, content: bytes, content_type: str, if_match: str | None,
-        if_none_match: str | None) -> None:
+def put(
+    scope: Scope, doc_id: str, content: bytes, content_type: str, if_match: str | None, if_none_match: str | None
+) -> None:
     _once_more_if_created_meanwhile(_put, scope, doc_id, content, content_type, if_match, if_none_match)
 
 
-def _put(scope: Scope, doc_id: str, content: bytes, content_type: str, if_match: str | None,
-         if_none_match: str | None) -> None:
+def _put(
+    scope: Scope, doc_id: str, content: bytes, content_type: str, if_match: str | None, if_none_match: str | None
+) -> None:
     doc = get(scope, doc_id, lock=True)
     check_preconditions(doc, if_match, if_none_match)
     if scope.kind != STATE and if_match is None and if_none_match is None:
@@ -146,14 +157,16 @@ def _json_object(content: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-def post(scope: Scope, doc_id: str, content: bytes, content_type: str, if_match: str | None,
-         if_none_match: str | None) -> None:
+def post(
+    scope: Scope, doc_id: str, content: bytes, content_type: str, if_match: str | None, if_none_match: str | None
+) -> None:
     """Create, or merge top-level JSON properties into an existing JSON document."""
     _once_more_if_created_meanwhile(_post, scope, doc_id, content, content_type, if_match, if_none_match)
 
 
-def _post(scope: Scope, doc_id: str, content: bytes, content_type: str, if_match: str | None,
-          if_none_match: str | None) -> None:
+def _post(
+    scope: Scope, doc_id: str, content: bytes, content_type: str, if_match: str | None, if_none_match: str | None
+) -> None:
     doc = get(scope, doc_id, lock=True)
     check_preconditions(doc, if_match, if_none_match)
     if doc is None:
@@ -179,7 +192,10 @@ def delete_one(scope: Scope, doc_id: str, if_match: str | None, if_none_match: s
 def delete_all(scope: Scope, any_registration: bool) -> None:
     q = delete(LrsDocument).where(LrsDocument.scope_hash == scope.scope_hash)
     if not any_registration:
-        q = q.where(LrsDocument.registration.is_(None) if scope.registration is None
-                    else LrsDocument.registration == scope.registration)
+        q = q.where(
+            LrsDocument.registration.is_(None)
+            if scope.registration is None
+            else LrsDocument.registration == scope.registration
+        )
     db.session.execute(q)
     db.session.commit()

@@ -45,7 +45,8 @@ def _ids_body(s: dict[str, Any]) -> dict[str, Any]:
         if "contextActivities" in ctx:
             ctx["contextActivities"] = {
                 k: [_ids_activity(a) for a in v] if isinstance(v, list) else _ids_activity(v)
-                for k, v in ctx["contextActivities"].items()}
+                for k, v in ctx["contextActivities"].items()
+            }
         s["context"] = ctx
     return s
 
@@ -124,7 +125,8 @@ def _canonical_body(s: dict[str, Any], prefs: list[str]) -> dict[str, Any]:
         ctx = dict(s["context"])
         ctx["contextActivities"] = {
             k: [_canonical_activity(a, prefs) for a in v] if isinstance(v, list) else _canonical_activity(v, prefs)
-            for k, v in ctx["contextActivities"].items()}
+            for k, v in ctx["contextActivities"].items()
+        }
         s["context"] = ctx
     return s
 

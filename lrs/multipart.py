@@ -97,8 +97,10 @@ def build(first: bytes, attachments: list[tuple[str, str, bytes]]) -> tuple[byte
     boundary = secrets.token_hex(16)
     out: list[Any] = [f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(), first, b"\r\n"]
     for sha2, ctype, content in attachments:
-        out.append(f"--{boundary}\r\nContent-Type: {ctype}\r\nContent-Transfer-Encoding: binary\r\n"
-                   f"X-Experience-API-Hash: {sha2}\r\n\r\n".encode("latin-1", "replace"))
+        out.append(
+            f"--{boundary}\r\nContent-Type: {ctype}\r\nContent-Transfer-Encoding: binary\r\n"
+            f"X-Experience-API-Hash: {sha2}\r\n\r\n".encode("latin-1", "replace")
+        )
         out.append(content)
         out.append(b"\r\n")
     out.append(f"--{boundary}--\r\n".encode())

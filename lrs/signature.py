@@ -42,8 +42,9 @@ def verify(jws: bytes, statement: dict[str, Any]) -> None:
         raise bad_request("the signature payload is not a statement")
     # The payload is the client's JSON, unvalidated: ``attachments: {}`` or ``[1]``
     # must be a 400, not an AttributeError while comparing.
-    if "attachments" in payload and (not isinstance(payload["attachments"], list)
-                                     or not all(isinstance(a, dict) for a in payload["attachments"])):
+    if "attachments" in payload and (
+        not isinstance(payload["attachments"], list) or not all(isinstance(a, dict) for a in payload["attachments"])
+    ):
         raise bad_request("the signed statement's attachments must be an array of objects")
     unsigned = dict(statement)
     rest = [a for a in statement.get("attachments") or [] if a.get("usageType") != SIGNATURE_USAGE]

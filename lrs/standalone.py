@@ -78,7 +78,7 @@ class MergeSlashes:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith(PREFIX + "//"):
-            environ["PATH_INFO"] = PREFIX + "/" + path[len(PREFIX):].lstrip("/")
+            environ["PATH_INFO"] = PREFIX + "/" + path[len(PREFIX) :].lstrip("/")
         return self.app(environ, start_response)
 
 
@@ -100,8 +100,6 @@ def wire(platform: Flask) -> Flask:
     xapi_app = build_xapi_app(platform)
     platform.extensions["lrs_xapi_app"] = xapi_app
     platform.wsgi_app = MergeSlashes(  # type: ignore[method-assign]
-        Dispatcher(xapi_app.wsgi_app, platform.wsgi_app))
+        Dispatcher(xapi_app.wsgi_app, platform.wsgi_app)
+    )
     return platform
-
-
-

@@ -94,6 +94,7 @@ def same_statement(received: dict[str, Any], stored: dict[str, Any]) -> bool:
 
 # Storing --------------------------------------------------------------------------
 
+
 @dataclass
 class _Prepared:
     sid: str
@@ -115,8 +116,7 @@ def _is_voiding(data: dict[str, Any]) -> bool:
     return bool(data["verb"]["id"] == validation.VOIDED_VERB)
 
 
-def prepare(statements: Sequence[Any], caller: Caller, now: dt.datetime,
-            put_id: str | None = None) -> list[_Prepared]:
+def prepare(statements: Sequence[Any], caller: Caller, now: dt.datetime, put_id: str | None = None) -> list[_Prepared]:
     """Validate a batch and complete each statement (id, stored, authority, version, timestamp)."""
     stored = iso(now)
     out: list[_Prepared] = []
@@ -161,7 +161,7 @@ def _arrays_for_context_activities(s: dict[str, Any]) -> dict[str, Any]:
 
 def _in_chunks(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]
 
 
 def _filter_keys(data: dict[str, Any]) -> set[tuple[str, str]]:
@@ -191,8 +191,10 @@ def _propagate_to_referrers(conn: Connection, new: dict[str, set[tuple[str, str]
             return
         ref_keys = {K.key("ref", sid): sid for sid in frontier}
         rows = conn.execute(
-            select(KT.c.key, S.c.pk, S.c.statement_id).join(S, S.c.pk == KT.c.stmt_pk)
-            .where(KT.c.key.in_(list(ref_keys)))).all()
+            select(KT.c.key, S.c.pk, S.c.statement_id)
+            .join(S, S.c.pk == KT.c.stmt_pk)
+            .where(KT.c.key.in_(list(ref_keys)))
+        ).all()
         if not rows:
             return
         key_rows: list[dict[str, Any]] = []
@@ -218,8 +220,9 @@ def _insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]], ind
         conn.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=index), rows)
 
 
-def _insert_pg(conn: Connection, todo: list[_Prepared], caller: Caller,
-               now: dt.datetime) -> tuple[set[str], dict[str, list[tuple[int, str]]]]:
+def _insert_pg(
+    conn: Connection, todo: list[_Prepared], caller: Caller, now: dt.datetime
+) -> tuple[set[str], dict[str, list[tuple[int, str]]]]:
     """Write a batch in one statement (one round trip); returns inserted ids and earlier referrers.
 
     ``INSERT ... SELECT FROM unnest(arrays)`` carries the batch in a few binary array
@@ -258,13 +261,20 @@ def _insert_pg(conn: Connection, todo: list[_Prepared], caller: Caller,
             "SELECT 0, statement_id, NULL::bigint, NULL::bigint FROM ins "
             "UNION ALL SELECT 1, s.statement_id, x.key, s.pk FROM lrs_statement_keys x "
             " JOIN lrs_statements s ON s.pk = x.stmt_pk WHERE x.key = ANY(%(refkeys)b::bigint[])",
-            {"stored": now, "client": caller.client_id, "ids": [p.sid for p in todo],
-             "voided": [p.voided for p in todo], "att": [bool(p.data.get("attachments")) for p in todo],
-             "data": [json.dumps(p.data, ensure_ascii=False, separators=(",", ":")) for p in todo],
-             # A voiding statement cannot be voided: NULL matches no key.
-             "vks": [None if _is_voiding(p.data) else K.key("vt", p.sid) for p in todo],
-             "kidx": "{" + ",".join(key_idx) + "}", "keys": "{" + ",".join(keys_col) + "}",
-             "refkeys": list(ref_keys)})
+            {
+                "stored": now,
+                "client": caller.client_id,
+                "ids": [p.sid for p in todo],
+                "voided": [p.voided for p in todo],
+                "att": [bool(p.data.get("attachments")) for p in todo],
+                "data": [json.dumps(p.data, ensure_ascii=False, separators=(",", ":")) for p in todo],
+                # A voiding statement cannot be voided: NULL matches no key.
+                "vks": [None if _is_voiding(p.data) else K.key("vt", p.sid) for p in todo],
+                "kidx": "{" + ",".join(key_idx) + "}",
+                "keys": "{" + ",".join(keys_col) + "}",
+                "refkeys": list(ref_keys),
+            },
+        )
         rows = cur.fetchall()
     inserted: set[str] = set()
     referrers: dict[str, list[tuple[int, str]]] = {}
@@ -277,8 +287,17 @@ def _insert_pg(conn: Connection, todo: list[_Prepared], caller: Caller,
 
 
 def _insert_generic(conn: Connection, todo: list[_Prepared], caller: Caller, now: dt.datetime) -> set[str]:
-    rows = [{"statement_id": p.sid, "stored": now, "voided": p.voided, "client_id": caller.client_id,
-             "has_attachments": bool(p.data.get("attachments")), "data": p.data} for p in todo]
+    rows = [
+        {
+            "statement_id": p.sid,
+            "stored": now,
+            "voided": p.voided,
+            "client_id": caller.client_id,
+            "has_attachments": bool(p.data.get("attachments")),
+            "data": p.data,
+        }
+        for p in todo
+    ]
     result = conn.execute(insert(S).returning(S.c.pk, S.c.statement_id, sort_by_parameter_order=True), rows)
     pks = {sid: pk for pk, sid in result.all()}
     conn.execute(insert(KT), [{"key": K.key(*k), "stmt_pk": pks[p.sid]} for p in todo for k in p.keys | p.inherited])
@@ -292,8 +311,9 @@ def _lookup_void_and_referrers(conn: Connection, by_id: dict[str, _Prepared]) ->
     ref_keys = {K.key("ref", sid): sid for sid in by_id}
     referrers: dict[str, list[tuple[int, str]]] = {}
     for chunk in _in_chunks([*void_keys, *ref_keys]):
-        rows = conn.execute(select(KT.c.key, S.c.pk, S.c.statement_id).join(S, S.c.pk == KT.c.stmt_pk)
-                            .where(KT.c.key.in_(chunk)))
+        rows = conn.execute(
+            select(KT.c.key, S.c.pk, S.c.statement_id).join(S, S.c.pk == KT.c.stmt_pk).where(KT.c.key.in_(chunk))
+        )
         for k, pk, sid in rows:
             if k in void_keys:
                 if not _is_voiding(by_id[void_keys[k]].data):
@@ -323,15 +343,16 @@ def _check_voiding_rights(conn: Connection, targets: list[str], caller: Caller) 
     voiding ahead of the target is also reserved to ``all``.
     """
     owners = dict(conn.execute(select(S.c.statement_id, S.c.client_id).where(S.c.statement_id.in_(targets))).all())
-    refused = sorted(t for t in targets if t not in owners or owners[t] != caller.client_id
-                     or caller.client_id is None)
+    refused = sorted(t for t in targets if t not in owners or owners[t] != caller.client_id or caller.client_id is None)
     if refused:
-        raise XapiError(403, f"without scope 'all' a credential may void only statements it stored itself: "
-                             f"{', '.join(refused[:5])}")
+        raise XapiError(
+            403, f"without scope 'all' a credential may void only statements it stored itself: {', '.join(refused[:5])}"
+        )
 
 
-def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.datetime,
-           attachments: dict[str, Attachment]) -> None:
+def _write(
+    conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.datetime, attachments: dict[str, Attachment]
+) -> None:
     pg = conn.dialect.name == "postgresql"
     todo = batch
     if not pg:
@@ -382,9 +403,13 @@ def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.dat
         todo = [p for p in todo if p.sid in inserted]
 
     if stored_targets:
-        voidable = [sid for sid, data in conn.execute(
-            select(S.c.statement_id, S.c.data).where(S.c.statement_id.in_(stored_targets)))
-            if not _is_voiding(data)]
+        voidable = [
+            sid
+            for sid, data in conn.execute(
+                select(S.c.statement_id, S.c.data).where(S.c.statement_id.in_(stored_targets))
+            )
+            if not _is_voiding(data)
+        ]
         if voidable:
             conn.execute(update(S).where(S.c.statement_id.in_(voidable)).values(voided=True))
 
@@ -407,13 +432,30 @@ def _write(conn: Connection, batch: list[_Prepared], caller: Caller, now: dt.dat
                 needed[a["sha2"].lower()] = attachments[a["sha2"].lower()]
     if needed:
         have = set(conn.execute(select(AT.c.sha2).where(AT.c.sha2.in_(list(needed)))).scalars())
-        _insert_ignore(conn, AT, [{"sha2": h, "content_type": a.content_type, "length": len(a.content),
-                                   "content": a.content, "created_at": now}
-                                  for h, a in needed.items() if h not in have], ["sha2"])
+        _insert_ignore(
+            conn,
+            AT,
+            [
+                {
+                    "sha2": h,
+                    "content_type": a.content_type,
+                    "length": len(a.content),
+                    "content": a.content,
+                    "created_at": now,
+                }
+                for h, a in needed.items()
+                if h not in have
+            ],
+            ["sha2"],
+        )
 
 
-def store(statements: Sequence[Any], caller: Caller, attachments: dict[str, Attachment] | None = None,
-          put_id: str | None = None) -> list[str]:
+def store(
+    statements: Sequence[Any],
+    caller: Caller,
+    attachments: dict[str, Attachment] | None = None,
+    put_id: str | None = None,
+) -> list[str]:
     """Validate and store a batch atomically; returns the ids in order.
 
     Raises :class:`XapiError` (400 invalid, 409 conflicting duplicate id). A
@@ -466,6 +508,7 @@ def check_attachments(batch: list[_Prepared], parts: dict[str, Attachment]) -> N
 
 
 # Reading ----------------------------------------------------------------------------
+
 
 @dataclass
 class Query:
@@ -532,9 +575,20 @@ class Query:
 _MAX_TOKEN = 16384
 #: The fields :meth:`Query.to_token` writes and their JSON types.
 _TOKEN_FIELDS: dict[str, type] = {
-    "agent": str, "verb": str, "activity": str, "registration": str, "related_activities": bool,
-    "related_agents": bool, "since": str, "until": str, "limit": int, "ascending": bool, "mine": str,
-    "format": str, "attachments": bool}
+    "agent": str,
+    "verb": str,
+    "activity": str,
+    "registration": str,
+    "related_activities": bool,
+    "related_agents": bool,
+    "since": str,
+    "until": str,
+    "limit": int,
+    "ascending": bool,
+    "mine": str,
+    "format": str,
+    "attachments": bool,
+}
 
 
 def _is_int(value: Any) -> bool:

@@ -27,21 +27,37 @@ _SHA2 = re.compile(r"^[0-9a-fA-F]{56}$|^[0-9a-fA-F]{64}$|^[0-9a-fA-F]{96}$|^[0-9
 _LANG = re.compile(
     r"^(?:(?:[a-zA-Z]{2,3}(?:-[a-zA-Z]{3}){0,3}|[a-zA-Z]{4,8})(?:-[a-zA-Z]{4})?(?:-(?:[a-zA-Z]{2}|\d{3}))?"
     r"(?:-(?:[a-zA-Z\d]{5,8}|\d[a-zA-Z\d]{3}))*(?:-[0-9a-wyzA-WYZ](?:-[a-zA-Z\d]{2,8})+)*"
-    r"(?:-x(?:-[a-zA-Z\d]{1,8})+)?|x(?:-[a-zA-Z\d]{1,8})+|i-[a-zA-Z]{2,8})$")
-_TIMESTAMP = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}(?::?\d{2})?)?$")
+    r"(?:-x(?:-[a-zA-Z\d]{1,8})+)?|x(?:-[a-zA-Z\d]{1,8})+|i-[a-zA-Z]{2,8})$"
+)
+_TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}(?::?\d{2})?)?$")
 _NUM = r"\d+(?:[.,]\d+)?"
 _DURATION = re.compile(
-    rf"^P(?:(?:{_NUM}Y)?(?:{_NUM}M)?(?:{_NUM}D)?(?:T(?=\d)(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?|{_NUM}W)$")
+    rf"^P(?:(?:{_NUM}Y)?(?:{_NUM}M)?(?:{_NUM}D)?(?:T(?=\d)(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?|{_NUM}W)$"
+)
 _VERSION = re.compile(r"^1\.0(?:\.\d+)?$")
 
 VOIDED_VERB = "http://adlnet.gov/expapi/verbs/voided"
 SIGNATURE_USAGE = "http://adlnet.gov/expapi/attachments/signature"
-INTERACTION_TYPES = {"true-false", "choice", "fill-in", "long-fill-in", "matching", "performance", "sequencing",
-                     "likert", "numeric", "other"}
+INTERACTION_TYPES = {
+    "true-false",
+    "choice",
+    "fill-in",
+    "long-fill-in",
+    "matching",
+    "performance",
+    "sequencing",
+    "likert",
+    "numeric",
+    "other",
+}
 #: Which interaction-component lists each interaction type may carry.
-COMPONENTS = {"choice": {"choices"}, "sequencing": {"choices"}, "likert": {"scale"},
-              "matching": {"source", "target"}, "performance": {"steps"}}
+COMPONENTS = {
+    "choice": {"choices"},
+    "sequencing": {"choices"},
+    "likert": {"scale"},
+    "matching": {"source", "target"},
+    "performance": {"steps"},
+}
 ALL_COMPONENTS = {"choices", "scale", "source", "target", "steps"}
 
 
@@ -219,6 +235,7 @@ def actor(value: Any, path: str) -> None:
 
 # Statement parts ------------------------------------------------------------------
 
+
 def verb(value: Any, path: str) -> None:
     v = _obj(value, path, {"id", "display"}, ("id",))
     iri(v["id"], f"{path}.id")
@@ -243,8 +260,20 @@ def _components(value: Any, path: str) -> None:
 
 
 def activity_definition(value: Any, path: str) -> None:
-    d = _obj(value, path, {"name", "description", "type", "moreInfo", "extensions", "interactionType",
-                           "correctResponsesPattern", *ALL_COMPONENTS})
+    d = _obj(
+        value,
+        path,
+        {
+            "name",
+            "description",
+            "type",
+            "moreInfo",
+            "extensions",
+            "interactionType",
+            "correctResponsesPattern",
+            *ALL_COMPONENTS,
+        },
+    )
     for key in ("name", "description"):
         if key in d:
             language_map(d[key], f"{path}.{key}")
@@ -309,16 +338,30 @@ def result(value: Any, path: str) -> None:
             _bool(r[key], f"{path}.{key}")
     if "response" in r:
         _str(r["response"], f"{path}.response")
-    if "duration" in r and (not isinstance(r["duration"], str) or not _DURATION.match(r["duration"])
-                            or r["duration"] in ("P", "PT")):
+    if "duration" in r and (
+        not isinstance(r["duration"], str) or not _DURATION.match(r["duration"]) or r["duration"] in ("P", "PT")
+    ):
         _fail(f"{path}.duration", "must be an ISO 8601 duration")
     if "extensions" in r:
         extensions(r["extensions"], f"{path}.extensions")
 
 
 def context(value: Any, path: str, object_value: Any) -> None:
-    c = _obj(value, path, {"registration", "instructor", "team", "contextActivities", "revision", "platform",
-                           "language", "statement", "extensions"})
+    c = _obj(
+        value,
+        path,
+        {
+            "registration",
+            "instructor",
+            "team",
+            "contextActivities",
+            "revision",
+            "platform",
+            "language",
+            "statement",
+            "extensions",
+        },
+    )
     if "registration" in c:
         uuid(c["registration"], f"{path}.registration")
     if "instructor" in c:
@@ -345,8 +388,12 @@ def context(value: Any, path: str, object_value: Any) -> None:
 
 
 def attachment(value: Any, path: str) -> None:
-    a = _obj(value, path, {"usageType", "display", "description", "contentType", "length", "sha2", "fileUrl"},
-             ("usageType", "display", "contentType", "length", "sha2"))
+    a = _obj(
+        value,
+        path,
+        {"usageType", "display", "description", "contentType", "length", "sha2", "fileUrl"},
+        ("usageType", "display", "contentType", "length", "sha2"),
+    )
     iri(a["usageType"], f"{path}.usageType")
     language_map(a["display"], f"{path}.display")
     if "description" in a:
@@ -380,8 +427,20 @@ def _object(value: Any, path: str, *, sub: bool) -> None:
         _fail(f"{path}.objectType", "unknown objectType")
 
 
-_STATEMENT_KEYS = {"id", "actor", "verb", "object", "result", "context", "timestamp", "stored", "authority",
-                   "version", "attachments", "objectType"}
+_STATEMENT_KEYS = {
+    "id",
+    "actor",
+    "verb",
+    "object",
+    "result",
+    "context",
+    "timestamp",
+    "stored",
+    "authority",
+    "version",
+    "attachments",
+    "objectType",
+}
 _SUB_KEYS = {"objectType", "actor", "verb", "object", "result", "context", "timestamp", "attachments"}
 
 

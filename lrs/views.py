@@ -40,12 +40,21 @@ METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE"]
 #: What a 503 (database unavailable) tells clients to wait before retrying.
 RETRY_AFTER_SECONDS = 5
 #: Headers the alternate syntax may carry as form fields (1.3.s3.b6).
-_FORM_HEADERS = {"authorization", "x-experience-api-version", "content-type", "content-length", "if-match",
-                 "if-none-match"}
-CORS_ALLOW_HEADERS = ("Authorization, Content-Type, X-Experience-API-Version, If-Match, If-None-Match, "
-                      "X-Requested-With, Accept, Accept-Language")
-CORS_EXPOSE_HEADERS = ("ETag, Last-Modified, Content-Type, Content-Length, X-Experience-API-Version, "
-                       "X-Experience-API-Consistent-Through")
+_FORM_HEADERS = {
+    "authorization",
+    "x-experience-api-version",
+    "content-type",
+    "content-length",
+    "if-match",
+    "if-none-match",
+}
+CORS_ALLOW_HEADERS = (
+    "Authorization, Content-Type, X-Experience-API-Version, If-Match, If-None-Match, "
+    "X-Requested-With, Accept, Accept-Language"
+)
+CORS_EXPOSE_HEADERS = (
+    "ETag, Last-Modified, Content-Type, Content-Length, X-Experience-API-Version, X-Experience-API-Consistent-Through"
+)
 
 
 @dataclass
@@ -93,8 +102,12 @@ def _request_body() -> bytes:
     """
     data = request.get_data()
     limit = request.max_content_length
-    if (limit is not None and request.content_length is None and len(data) >= limit
-            and request.environ["wsgi.input"].read(1)):
+    if (
+        limit is not None
+        and request.content_length is None
+        and len(data) >= limit
+        and request.environ["wsgi.input"].read(1)
+    ):
         raise RequestEntityTooLarge()
     return data
 
@@ -200,8 +213,9 @@ def _finish(response: Response) -> Response:
 
 
 def error_response(status: int, message: str) -> Response:
-    response = Response(json.dumps({"error": message, "status": status}, ensure_ascii=False), status=status,
-                        mimetype="application/json")
+    response = Response(
+        json.dumps({"error": message, "status": status}, ensure_ascii=False), status=status, mimetype="application/json"
+    )
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="xAPI"'
     return response
@@ -231,6 +245,7 @@ def _too_large(exc: RequestEntityTooLarge) -> Response:
 
 
 # Helpers ------------------------------------------------------------------------------
+
 
 def _check_params(allowed: set[str], required: set[str] = frozenset()) -> dict[str, str]:  # type: ignore[assignment]
     params = _x().params
@@ -281,8 +296,9 @@ def _agent_param(raw: str, name: str = "agent", *, allow_group: bool = True) -> 
 
 
 def _json_response(value: Any, status: int = 200) -> Response:
-    return Response(json.dumps(value, ensure_ascii=False, separators=(",", ":")), status=status,
-                    mimetype="application/json")
+    return Response(
+        json.dumps(value, ensure_ascii=False, separators=(",", ":")), status=status, mimetype="application/json"
+    )
 
 
 def _no_content() -> Response:
@@ -295,6 +311,7 @@ def _method_not_allowed() -> XapiError:
 
 # About ----------------------------------------------------------------------------------
 
+
 @bp.route("/about", methods=METHODS)
 def about() -> Response:
     if _x().method not in ("GET", "HEAD"):
@@ -305,8 +322,22 @@ def about() -> Response:
 
 # Statements -----------------------------------------------------------------------------
 
-GET_PARAMS = {"statementId", "voidedStatementId", "agent", "verb", "activity", "registration", "related_activities",
-              "related_agents", "since", "until", "limit", "format", "attachments", "ascending"}
+GET_PARAMS = {
+    "statementId",
+    "voidedStatementId",
+    "agent",
+    "verb",
+    "activity",
+    "registration",
+    "related_activities",
+    "related_agents",
+    "since",
+    "until",
+    "limit",
+    "format",
+    "attachments",
+    "ascending",
+}
 
 
 @bp.route("/statements", methods=METHODS)
@@ -394,8 +425,9 @@ def _get_statements(xr: XRequest) -> Response:
         data = st.get_one(sid, voided)
         if data is None or (mine_only and K.ifi(data.get("authority") or {}) != caller.authority_ifi):
             raise XapiError(404, "no such statement")
-        response = _statements_response(formats.render(data, fmt, xr.header("accept-language")), [data],
-                                        want_attachments)
+        response = _statements_response(
+            formats.render(data, fmt, xr.header("accept-language")), [data], want_attachments
+        )
         stored = validation.parse_timestamp(data["stored"])
         response.headers["Last-Modified"] = http_date(stored)
         return response
@@ -456,6 +488,7 @@ def _statements_response(body: Any, raw: list[dict[str, Any]], want_attachments:
 
 # Documents ------------------------------------------------------------------------------
 
+
 def _doc_response(doc: Any) -> Response:
     response = Response(doc.content, status=200, content_type=doc.content_type)
     response.headers["ETag"] = f'"{doc.etag}"'
@@ -496,8 +529,9 @@ def _document_write(xr: XRequest, scope: documents.Scope, doc_id: str) -> Respon
     return _no_content()
 
 
-def _document_resource(xr: XRequest, scope: documents.Scope, id_name: str, params: dict[str, str],
-                       any_registration: bool) -> Response:
+def _document_resource(
+    xr: XRequest, scope: documents.Scope, id_name: str, params: dict[str, str], any_registration: bool
+) -> Response:
     doc_id = params.get(id_name)
     if xr.method in ("GET", "HEAD"):
         if doc_id is None:
@@ -567,6 +601,7 @@ def agent_profile() -> Response:
 
 
 # Activities and agents -------------------------------------------------------------------
+
 
 @bp.route("/activities", methods=METHODS)
 def activities() -> Response:

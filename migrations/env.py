@@ -40,8 +40,13 @@ def render_item(type_, obj, autogen_context):
 
 
 def run_migrations_offline():
-    context.configure(url=str(target_db.engine.url), target_metadata=target_db.metadata, literal_binds=True,
-                      include_object=include_object, render_as_batch=True)
+    context.configure(
+        url=str(target_db.engine.url),
+        target_metadata=target_db.metadata,
+        literal_binds=True,
+        include_object=include_object,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

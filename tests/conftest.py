@@ -36,8 +36,11 @@ TEST_SECRET = "test-secret-key-not-for-production"  # noqa: S105
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--backends", default=os.environ.get("LMS_TEST_BACKENDS", ",".join(BACKENDS)),
-                     help="comma-separated database backends to run the app tests on")
+    parser.addoption(
+        "--backends",
+        default=os.environ.get("LMS_TEST_BACKENDS", ",".join(BACKENDS)),
+        help="comma-separated database backends to run the app tests on",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,8 +64,14 @@ def _migrate(url: str) -> None:
     from lms_core.pluginhost.manager import _entry_points
 
     # Every installed plugin's branch too, so tests that enable a plugin find its tables.
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": TEST_SECRET, "TESTING": True,
-                      "LMS_PLUGINS": sorted(_entry_points())})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": TEST_SECRET,
+            "TESTING": True,
+            "LMS_PLUGINS": sorted(_entry_points()),
+        }
+    )
     with app.app_context():
         flask_migrate.upgrade(revision="heads")
         from lms_core.extensions import db
@@ -75,8 +84,7 @@ def pg_cluster() -> Iterator[pgcluster.Cluster]:
     # Not under pytest's tmp_path: that folder is private to root, and the server
     # runs as the postgres user.
     try:
-        cluster = pgcluster.start(extra_conf={"fsync": "off", "synchronous_commit": "off",
-                                                    "full_page_writes": "off"})
+        cluster = pgcluster.start(extra_conf={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
     except pgcluster.PostgresUnavailable as exc:
         pytest.fail(f"PostgreSQL is required for the test suite: {exc}", pytrace=False)
     yield cluster
@@ -101,9 +109,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _truncate_all(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        tables = conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-        )).scalars().all()
+        tables = (
+            conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+            )
+            .scalars()
+            .all()
+        )
         if tables:
             conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
     engine.dispose()

@@ -56,8 +56,21 @@ class Cluster:
         return subprocess.run(cmd, check=check, capture_output=True, text=True)
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
-        out = self._run(_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", dbname,
-                        "-v", "ON_ERROR_STOP=1", "-Atc", sql)
+        out = self._run(
+            _bin("psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            dbname,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-Atc",
+            sql,
+        )
         return out.stdout
 
     def create_database(self, name: str) -> str:
@@ -80,8 +93,9 @@ def start(base: Path | None = None, *, extra_conf: dict[str, str] | None = None)
         shutil.chown(sockdir, "postgres")
     cluster = Cluster(datadir, sockdir, _free_port(), as_postgres)
     try:
-        cluster._run(initdb, "-D", str(datadir), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                     "--locale=C.UTF-8", "--no-sync")
+        cluster._run(
+            initdb, "-D", str(datadir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"
+        )
     except subprocess.CalledProcessError as exc:
         raise PostgresUnavailable(f"initdb failed: {exc.stderr.strip()}") from exc
     conf = {

@@ -21,11 +21,41 @@ def fuzz_examples(default: int) -> int:
 
 #: Strings that look almost right, or carry what databases refuse.
 HOSTILE_TEXT = st.one_of(
-    st.sampled_from(["", " ", "\u0000", "a\u0000b", "\ud800", "\udfff", "x" * 5000, "9" * 5000, "-1", "1e400",
-                     "NaN", "true", "True", "null", "[]", "{}", "mailto:", "http://", "http://x.cn/\u0000",
-                     "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00", "../../etc/passwd",
-                     "<script>alert(1)</script>", "' OR 1=1 --", "00000000-0000-0000-0000-000000000000",
-                     "²", "١٢٣", "\u202e", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "%00", "\\u0000"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\u0000",
+            "a\u0000b",
+            "\ud800",
+            "\udfff",
+            "x" * 5000,
+            "9" * 5000,
+            "-1",
+            "1e400",
+            "NaN",
+            "true",
+            "True",
+            "null",
+            "[]",
+            "{}",
+            "mailto:",
+            "http://",
+            "http://x.cn/\u0000",
+            "9999-12-31T23:59:59-05:00",
+            "0001-01-01T00:00:00+05:00",
+            "../../etc/passwd",
+            "<script>alert(1)</script>",
+            "' OR 1=1 --",
+            "00000000-0000-0000-0000-000000000000",
+            "²",
+            "١٢٣",
+            "\u202e",
+            "𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+            "%00",
+            "\\u0000",
+        ]
+    ),
     st.text(max_size=20),
 )
 
@@ -51,15 +81,22 @@ class Deep:
 HOSTILE_VALUES = st.one_of(
     HOSTILE_SCALARS,
     st.sampled_from([Deep(150), Deep(3000), {"": None}, {"\u0000": 1}, {"\ud800": 1}]),
-    st.recursive(HOSTILE_SCALARS, lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(HOSTILE_TEXT, children, max_size=4)), max_leaves=8),
+    st.recursive(
+        HOSTILE_SCALARS,
+        lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(HOSTILE_TEXT, children, max_size=4)),
+        max_leaves=8,
+    ),
 )
 
 
 def to_json(value: Any) -> bytes:
     """JSON text as a hostile client writes it: NaN and Infinity literals, surrogates escaped."""
-    text = json.dumps(value, allow_nan=True, ensure_ascii=True,
-                      default=lambda o: f"@@deep{o.levels}@@" if isinstance(o, Deep) else repr(o))
+    text = json.dumps(
+        value,
+        allow_nan=True,
+        ensure_ascii=True,
+        default=lambda o: f"@@deep{o.levels}@@" if isinstance(o, Deep) else repr(o),
+    )
     for levels in (150, 3000):
         text = text.replace(f'"@@deep{levels}@@"', "[" * levels + "]" * levels)
     return text.encode()

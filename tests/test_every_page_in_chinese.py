@@ -40,12 +40,20 @@ from tests.lms_core.test_translations import _VisibleText
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = sorted(ep.name for ep in importlib.metadata.entry_points(group="lms.plugins"))
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None,
-            "lazy_ngettext": (1, 2), "pgettext": ((1, "c"), 2)}
+KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "_l": None,
+    "lazy_gettext": None,
+    "lazy_ngettext": (1, 2),
+    "pgettext": ((1, "c"), 2),
+}
 BABEL_METHODS = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
 
 
 # 1. Catalogues -------------------------------------------------------------------------
+
 
 def _catalogue(folder: Path) -> dict[str, bool]:
     po = folder / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
@@ -53,15 +61,20 @@ def _catalogue(folder: Path) -> dict[str, bool]:
         return {}
     with po.open("rb") as fh:
         catalog = read_po(fh)
-    return {(m.id[0] if isinstance(m.id, tuple) else m.id): bool(m.string if isinstance(m.string, str)
-                                                                  else all(m.string))
-            for m in catalog if m.id and not m.fuzzy}
+    return {
+        (m.id[0] if isinstance(m.id, tuple) else m.id): bool(m.string if isinstance(m.string, str) else all(m.string))
+        for m in catalog
+        if m.id and not m.fuzzy
+    }
 
 
 def _used_msgids(folder: Path) -> Iterator[tuple[str, str]]:
     for filename, _lineno, message, _comments, _context in extract_from_dir(
-            str(folder), method_map=BABEL_METHODS, keywords=KEYWORDS,
-            options_map={"**/templates/**.html": {"extensions": "jinja2.ext.do"}}):
+        str(folder),
+        method_map=BABEL_METHODS,
+        keywords=KEYWORDS,
+        options_map={"**/templates/**.html": {"extensions": "jinja2.ext.do"}},
+    ):
         msgid = message[0] if isinstance(message, (tuple, list)) else message
         if msgid:
             yield f"{folder.name}/{filename}", msgid
@@ -87,26 +100,75 @@ def test_the_scan_finds_the_core_and_the_plugins() -> None:
 def test_every_msgid_used_has_a_chinese_translation(source: Path, catalogue: Path) -> None:
     core = _catalogue(REPO / "lms_core" / "translations")
     own = _catalogue(catalogue) if catalogue != REPO / "lms_core" / "translations" else {}
-    missing = sorted({f"{where}: {msgid!r}" for where, msgid in _used_msgids(source)
-                      if not (own.get(msgid) or core.get(msgid))})
-    assert missing == [], f"{len(missing)} strings without a zh_Hans_CN translation (make extract-messages):\n" \
-        + "\n".join(missing[:80])
+    missing = sorted(
+        {f"{where}: {msgid!r}" for where, msgid in _used_msgids(source) if not (own.get(msgid) or core.get(msgid))}
+    )
+    assert missing == [], (
+        f"{len(missing)} strings without a zh_Hans_CN translation (make extract-messages):\n" + "\n".join(missing[:80])
+    )
 
 
 # 2. Pages ------------------------------------------------------------------------------
 
 #: Latin text that is not English: product and format names, units, a user's own data.
 ALLOWED_LATIN = {
-    "xAPI", "LRS", "CSV", "PDF", "MP4", "WebM", "PNG", "JPEG", "API", "ID", "IP", "Token", "English", "URL",
-    "s", "ms", "KB", "MB", "GB", "KiB", "MiB", "GiB", "h", "min", "Bearer", "JSON", "HTTP", "HTTPS", "Basic",
-    "cmi5", "SHA", "UTC", "GBK", "UTF", "XLSX", "Excel", "WPS", "WEBM", "GET", "HEAD", "POST", "SQLite",
-    "PostgreSQL", "RFC", "Ed25519", "QR",
+    "xAPI",
+    "LRS",
+    "CSV",
+    "PDF",
+    "MP4",
+    "WebM",
+    "PNG",
+    "JPEG",
+    "API",
+    "ID",
+    "IP",
+    "Token",
+    "English",
+    "URL",
+    "s",
+    "ms",
+    "KB",
+    "MB",
+    "GB",
+    "KiB",
+    "MiB",
+    "GiB",
+    "h",
+    "min",
+    "Bearer",
+    "JSON",
+    "HTTP",
+    "HTTPS",
+    "Basic",
+    "cmi5",
+    "SHA",
+    "UTC",
+    "GBK",
+    "UTF",
+    "XLSX",
+    "Excel",
+    "WPS",
+    "WEBM",
+    "GET",
+    "HEAD",
+    "POST",
+    "SQLite",
+    "PostgreSQL",
+    "RFC",
+    "Ed25519",
+    "QR",
 }
 #: Data this test seeds in Latin letters: usernames, codes, file names, keys.
 DATA_LATIN = re.compile(
-    r"^(liming|wangjs|audit_nl|zzb|root|lizhong|lms_\w+…|B-\d+|[\w.-]+\.(pdf|webm|mp4|png|csv)|[0-9a-f]{16,}|[\w-]{40,})$")
+    r"^(liming|wangjs|audit_nl|zzb|root|lizhong|lms_\w+…|B-\d+|[\w.-]+\.(pdf|webm|mp4|png|csv)|[0-9a-f]{16,}|[\w-]{40,})$"
+)
 ENUM_CODES = {str(v) for e in (OrgKind, RankBand, UserStatus, Role, LessonKind, QuestionKind) for v in e} | {
-    "read_write", "not_started", "in_progress", "true_false"}
+    "read_write",
+    "not_started",
+    "in_progress",
+    "true_false",
+}
 EVENT_CODE = re.compile(r"\b[a-z_]+\.[a-z_]+(\.[a-z_]+)*\b")
 OBJECT_CODE = re.compile(r"\b[a-z_]+:\d+\b")
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:['’][A-Za-z]+)*")
@@ -176,8 +238,12 @@ def untranslated(texts: list[str]) -> list[str]:
         shown, text = text, URL_PATH.sub("", FILENAME.sub("", text))
         words = [w for w in WORD.findall(text) if w not in ALLOWED_LATIN and not DATA_LATIN.match(w)]
         codes = [w for w in re.findall(r"[a-z_]+", text) if w in ENUM_CODES]
-        if (len(words) >= 1 and any(len(w) > 1 for w in words)) or codes or EVENT_CODE.search(text) \
-                or OBJECT_CODE.search(text):
+        if (
+            (len(words) >= 1 and any(len(w) > 1 for w in words))
+            or codes
+            or EVENT_CODE.search(text)
+            or OBJECT_CODE.search(text)
+        ):
             bad.append(shown)
     return bad
 
@@ -191,8 +257,13 @@ NOT_PAGES = ("/static/", "/xapi/", "/api/", "/media/s/", "/lang/", "/static")
 
 
 def _is_page(rule: Any) -> bool:
-    return "GET" in rule.methods and not any(rule.rule.startswith(p) for p in NOT_PAGES) \
-        and not rule.endpoint.endswith(".static") and "beat" not in rule.rule and not rule.rule.endswith(".csv")
+    return (
+        "GET" in rule.methods
+        and not any(rule.rule.startswith(p) for p in NOT_PAGES)
+        and not rule.endpoint.endswith(".static")
+        and "beat" not in rule.rule
+        and not rule.rule.endswith(".csv")
+    )
 
 
 @pytest.fixture
@@ -223,22 +294,44 @@ def world(app: Flask, tree: Any, tmp_path: Path) -> dict[str, Any]:
         video_media = store_upload(fh, "clip.webm", teacher)
     with pdf.open("rb") as fh:
         pdf_media = store_upload(fh, "doc.pdf", teacher)
-    course = courses.create_course(teacher, code="B-01", title="乡村振兴实践案例", topic="乡村振兴",
-                                   nominal_hours_centi=150, required=True, description="案例学习。")
+    course = courses.create_course(
+        teacher,
+        code="B-01",
+        title="乡村振兴实践案例",
+        topic="乡村振兴",
+        nominal_hours_centi=150,
+        required=True,
+        description="案例学习。",
+    )
     section = courses.add_section(teacher, course, "第一单元")
     lessons = {
-        LessonKind.VIDEO: courses.add_lesson(teacher, section, title="案例讲座", kind=LessonKind.VIDEO,
-                                             media=video_media),
-        LessonKind.DOCUMENT: courses.add_lesson(teacher, section, title="学习材料", kind=LessonKind.DOCUMENT,
-                                                media=pdf_media, min_read_seconds=30),
+        LessonKind.VIDEO: courses.add_lesson(
+            teacher, section, title="案例讲座", kind=LessonKind.VIDEO, media=video_media
+        ),
+        LessonKind.DOCUMENT: courses.add_lesson(
+            teacher, section, title="学习材料", kind=LessonKind.DOCUMENT, media=pdf_media, min_read_seconds=30
+        ),
         LessonKind.QUIZ: courses.add_lesson(teacher, section, title="案例测验", kind=LessonKind.QUIZ),
-        LessonKind.SURVEY: courses.add_lesson(teacher, section, title="学情评估", kind=LessonKind.SURVEY,
-                                              required=False),
+        LessonKind.SURVEY: courses.add_lesson(
+            teacher, section, title="学情评估", kind=LessonKind.SURVEY, required=False
+        ),
     }
-    quizzes.add_question(teacher, lessons[LessonKind.QUIZ], kind=QuestionKind.SINGLE, text="首要任务是？",
-                         options=["产业振兴", "拆村并居"], correct=[0])
-    quizzes.add_question(teacher, lessons[LessonKind.QUIZ], kind=QuestionKind.TRUE_FALSE, text="乡村振兴很重要。",
-                         options=[], correct=[0])
+    quizzes.add_question(
+        teacher,
+        lessons[LessonKind.QUIZ],
+        kind=QuestionKind.SINGLE,
+        text="首要任务是？",
+        options=["产业振兴", "拆村并居"],
+        correct=[0],
+    )
+    quizzes.add_question(
+        teacher,
+        lessons[LessonKind.QUIZ],
+        kind=QuestionKind.TRUE_FALSE,
+        text="乡村振兴很重要。",
+        options=[],
+        correct=[0],
+    )
     courses.set_published(teacher, course, True)
     draft = courses.create_course(teacher, code="B-02", title="草稿课程", topic="乡村振兴", nominal_hours_centi=100)
     db.session.commit()
@@ -252,27 +345,41 @@ def world(app: Flask, tree: Any, tmp_path: Path) -> dict[str, Any]:
     import datetime as dt
 
     from lms_core.db import utcnow
+
     enrolments.assign(org_admin, course, tree.county_a, deadline=utcnow() + dt.timedelta(days=30), note="调训")
     from lms_core.accounts.models import TokenScope
 
     token, _plain = accounts.create_token(learner, "我的脚本", scope=TokenScope.READ)
-    accounts.set_status(site, UserFactory(username="lizhong", full_name="李忠", org_unit=tree.town_a),
-                        UserStatus.DISABLED)
+    accounts.set_status(
+        site, UserFactory(username="lizhong", full_name="李忠", org_unit=tree.town_a), UserStatus.DISABLED
+    )
     db.session.commit()
     # Study the platform credits only in part: the audit page explains why, in Chinese.
     from lms_core.learning import services as learning
 
     session = learning.start_session(learner, lessons[LessonKind.VIDEO], enrolment)
     db.session.commit()
-    learning.record_beat(session.id, learner, {"seq": 1, "event": "heartbeat", "position": 2, "segments": [[0, 2]],
-                                               "visible_ms": 2000})
+    learning.record_beat(
+        session.id, learner, {"seq": 1, "event": "heartbeat", "position": 2, "segments": [[0, 2]], "visible_ms": 2000}
+    )
     db.session.commit()
     world: dict[str, Any] = {
-        "users": {"learner": learner, "instructor": teacher, "auditor": auditor, "org_admin": org_admin,
-                  "site_admin": site},
-        "course_id": course.id, "draft_id": draft.id, "section_id": section.id,
-        "lesson_ids": [lesson.id for lesson in lessons.values()], "quiz_id": lessons[LessonKind.QUIZ].id,
-        "user_id": learner.id, "unit_id": tree.county_a.id, "media_id": pdf_media.id, "token_id": token.id,
+        "users": {
+            "learner": learner,
+            "instructor": teacher,
+            "auditor": auditor,
+            "org_admin": org_admin,
+            "site_admin": site,
+        },
+        "course_id": course.id,
+        "draft_id": draft.id,
+        "section_id": section.id,
+        "lesson_ids": [lesson.id for lesson in lessons.values()],
+        "quiz_id": lessons[LessonKind.QUIZ].id,
+        "user_id": learner.id,
+        "unit_id": tree.county_a.id,
+        "media_id": pdf_media.id,
+        "token_id": token.id,
         "attempt_id": attempt.id,
     }
     if "lrs" in PLUGINS:
@@ -286,12 +393,23 @@ def world(app: Flask, tree: Any, tmp_path: Path) -> dict[str, Any]:
 
         with app.test_request_context():
             actor = learner_agent(learner)
-        store([{"actor": actor, "verb": {"id": "http://adlnet.gov/expapi/verbs/completed",
-                                         "display": {"en-US": "completed", "zh-CN": "完成"}},
-                "object": {"id": "https://lms.example/courses/1",
-                           "definition": {"name": {"zh-CN": "乡村振兴实践案例"}}},
-                "result": {"completion": True, "score": {"scaled": 0.9}}}],
-              Caller(client_id=client.id, authority=authority_for(client), scopes=frozenset({"all"})))
+        store(
+            [
+                {
+                    "actor": actor,
+                    "verb": {
+                        "id": "http://adlnet.gov/expapi/verbs/completed",
+                        "display": {"en-US": "completed", "zh-CN": "完成"},
+                    },
+                    "object": {
+                        "id": "https://lms.example/courses/1",
+                        "definition": {"name": {"zh-CN": "乡村振兴实践案例"}},
+                    },
+                    "result": {"completion": True, "score": {"scaled": 0.9}},
+                }
+            ],
+            Caller(client_id=client.id, authority=authority_for(client), scopes=frozenset({"all"})),
+        )
         db.session.commit()
 
         world["client_id"] = client.id
@@ -391,8 +509,20 @@ def test_every_page_of_every_role_is_chinese(app: Flask, world: dict[str, Any]) 
 # 3. Service errors ---------------------------------------------------------------------
 
 #: Errors whose message a user reads (flashed on a page, or sent to the player).
-USER_FACING_ERRORS = {"CourseError", "QuizError", "OrgError", "EnrolmentError", "AccountError", "FeedbackError",
-                      "BeatError", "ClientError", "ImportFileError", "QueryError", "UploadRejected", "ProbeError"}
+USER_FACING_ERRORS = {
+    "CourseError",
+    "QuizError",
+    "OrgError",
+    "EnrolmentError",
+    "AccountError",
+    "FeedbackError",
+    "BeatError",
+    "ClientError",
+    "ImportFileError",
+    "QueryError",
+    "UploadRejected",
+    "ProbeError",
+}
 GETTEXT = {"_", "_l", "gettext", "lazy_gettext", "ngettext", "str"}
 
 
@@ -415,8 +545,12 @@ def _untranslated_raises(path: Path) -> list[str]:
 
 def test_user_facing_errors_are_raised_with_translatable_messages() -> None:
     """A service error a user reads is a catalogued message, never an English literal or f-string."""
-    sources = [p for top in ("lms_core", "lrs", "plugins") for p in sorted((REPO / top).rglob("*.py"))
-               if "migrations" not in p.parts]
+    sources = [
+        p
+        for top in ("lms_core", "lrs", "plugins")
+        for p in sorted((REPO / top).rglob("*.py"))
+        if "migrations" not in p.parts
+    ]
     assert len(sources) > 50
     problems = [problem for p in sources for problem in _untranslated_raises(p)]
     assert problems == [], "\n".join(problems)
@@ -444,8 +578,13 @@ def test_scripts_take_their_words_from_the_page() -> None:
     scripts = sorted(REPO.glob("themes/*/static/**/*.js")) + sorted(REPO.glob("plugins/*/static/**/*.js"))
     assert any(p.name == "player.js" for p in scripts)
     vendored = ("vendor", ".min.js")
-    offenders = [f"{p.relative_to(REPO)}:{n}: {line.strip()}" for p in scripts if not any(v in str(p) for v in vendored)
-                 for n, line in enumerate(p.read_text().splitlines(), 1) if CJK.search(line)]
+    offenders = [
+        f"{p.relative_to(REPO)}:{n}: {line.strip()}"
+        for p in scripts
+        if not any(v in str(p) for v in vendored)
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if CJK.search(line)
+    ]
     assert offenders == []
     assert "data-text-completed=" in (REPO / "themes/default/templates/learn/_frame.html").read_text()
 

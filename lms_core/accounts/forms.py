@@ -17,14 +17,19 @@ class LoginForm(FlaskForm):
 class ChangePasswordForm(FlaskForm):
     current = PasswordField(_l("Current password"), validators=[DataRequired()])
     new = PasswordField(_l("New password"), validators=[DataRequired(), Length(max=256)])
-    confirm = PasswordField(_l("Repeat new password"), validators=[
-        DataRequired(), EqualTo("new", message=_l("Passwords do not match."))])
+    confirm = PasswordField(
+        _l("Repeat new password"), validators=[DataRequired(), EqualTo("new", message=_l("Passwords do not match."))]
+    )
 
 
 class TokenForm(FlaskForm):
     name = StringField(_l("Token name"), validators=[DataRequired(), Length(max=100)])
     #: Read-only first and by default: most clients only fetch reports.
-    scope = RadioField(_l("Access"), default="read", choices=[
-        SelectChoice("read", _l("Read only (GET)")),
-        SelectChoice("read_write", _l("Read and write (uploads, changes)")),
-    ])
+    scope = RadioField(
+        _l("Access"),
+        default="read",
+        choices=[
+            SelectChoice("read", _l("Read only (GET)")),
+            SelectChoice("read_write", _l("Read and write (uploads, changes)")),
+        ],
+    )

@@ -49,9 +49,12 @@ REQUIRED = ("username", "full_name", "org_code")
 #: How messages name each column: the HR export's Chinese header (and in English
 #: the field too), never the internal key.
 COLUMN_LABELS = {
-    "username": _l("Username (用户名)"), "full_name": _l("Full name (姓名)"),
-    "org_code": _l("Org code (单位代码)"), "rank_band": _l("Rank (职级)"),
-    "party_member": _l("Political status (政治面貌)"), "position": _l("Position (职务)"),
+    "username": _l("Username (用户名)"),
+    "full_name": _l("Full name (姓名)"),
+    "org_code": _l("Org code (单位代码)"),
+    "rank_band": _l("Rank (职级)"),
+    "party_member": _l("Political status (政治面貌)"),
+    "position": _l("Position (职务)"),
     "phone": _l("Phone (手机)"),
 }
 
@@ -59,12 +62,42 @@ COLUMN_LABELS = {
 #: (公务员职务与职级并行规定: 调研员 ranks are 县处级, 主任科员 ranks 乡科级).
 RANK_NAMES: dict[RankBand, tuple[str, ...]] = {
     RankBand.COUNTY_AND_ABOVE: (
-        "县处级及以上", "县处级", "厅局级", "省部级", "正部级", "副部级", "正厅级", "副厅级", "正局级",
-        "副局级", "正处级", "副处级", "正县级", "副县级", "县处级正职", "县处级副职", "一级巡视员",
-        "二级巡视员", "一级调研员", "二级调研员", "三级调研员", "四级调研员"),
+        "县处级及以上",
+        "县处级",
+        "厅局级",
+        "省部级",
+        "正部级",
+        "副部级",
+        "正厅级",
+        "副厅级",
+        "正局级",
+        "副局级",
+        "正处级",
+        "副处级",
+        "正县级",
+        "副县级",
+        "县处级正职",
+        "县处级副职",
+        "一级巡视员",
+        "二级巡视员",
+        "一级调研员",
+        "二级调研员",
+        "三级调研员",
+        "四级调研员",
+    ),
     RankBand.TOWNSHIP: (
-        "乡科级", "正科级", "副科级", "乡科级正职", "乡科级副职", "正乡级", "副乡级", "一级主任科员",
-        "二级主任科员", "三级主任科员", "四级主任科员"),
+        "乡科级",
+        "正科级",
+        "副科级",
+        "乡科级正职",
+        "乡科级副职",
+        "正乡级",
+        "副乡级",
+        "一级主任科员",
+        "二级主任科员",
+        "三级主任科员",
+        "四级主任科员",
+    ),
     RankBand.GENERAL: ("一般干部", "科员", "办事员", "一级科员", "二级科员", "科员级", "办事员级", "试用期"),
 }
 RANK_VALUES = {name: band for band, names in RANK_NAMES.items() for name in names}
@@ -135,9 +168,13 @@ def _map_header(header: list[str]) -> dict[str, int]:
                 mapping[key] = index
     missing = [k for k in REQUIRED if k not in mapping]
     if missing:
-        raise ImportFileError(_("Missing required columns: %(cols)s. The first line must name the columns, "
-                                "e.g. 用户名, 姓名, 单位代码.",
-                                cols=", ".join(str(COLUMN_LABELS[k]) for k in missing)))
+        raise ImportFileError(
+            _(
+                "Missing required columns: %(cols)s. The first line must name the columns, "
+                "e.g. 用户名, 姓名, 单位代码.",
+                cols=", ".join(str(COLUMN_LABELS[k]) for k in missing),
+            )
+        )
     return mapping
 
 
@@ -208,8 +245,10 @@ def read_xlsx(data: bytes) -> list[tuple[int, list[str]]]:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             sheet = book.worksheets[0]
-            return [(number, [_xlsx_text(v).replace("\x00", "") for v in row])
-                    for number, row in enumerate(sheet.iter_rows(values_only=True), start=1)]
+            return [
+                (number, [_xlsx_text(v).replace("\x00", "") for v in row])
+                for number, row in enumerate(sheet.iter_rows(values_only=True), start=1)
+            ]
         finally:
             book.close()
     except ImportFileError:
@@ -257,8 +296,13 @@ def _parse_table(table: Iterable[tuple[int, list[str]]]) -> tuple[list[_Row], li
         raw_rank = values["rank_band"]
         rank = RANK_VALUES.get(raw_rank.lower() if raw_rank.isascii() else raw_rank)
         if rank is None:
-            problems.append(_("%(col)s: unknown value %(v)s (the accepted values are listed on the import page)",
-                              col=COLUMN_LABELS["rank_band"], v=values["rank_band"]))
+            problems.append(
+                _(
+                    "%(col)s: unknown value %(v)s (the accepted values are listed on the import page)",
+                    col=COLUMN_LABELS["rank_band"],
+                    v=values["rank_band"],
+                )
+            )
         values["rank_band"] = rank
         party = values["party_member"].lower()
         if party in PARTY_TRUE:
@@ -266,11 +310,18 @@ def _parse_table(table: Iterable[tuple[int, list[str]]]) -> tuple[list[_Row], li
         elif party in PARTY_FALSE:
             values["party_member"] = False
         else:
-            problems.append(_("%(col)s: unknown value %(v)s", col=COLUMN_LABELS["party_member"],
-                              v=values["party_member"]))
+            problems.append(
+                _("%(col)s: unknown value %(v)s", col=COLUMN_LABELS["party_member"], v=values["party_member"])
+            )
         if values["username"] in seen:
-            problems.append(_("%(col)s %(v)s repeats line %(n)d", col=COLUMN_LABELS["username"],
-                              v=values["username"], n=seen[values["username"]]))
+            problems.append(
+                _(
+                    "%(col)s %(v)s repeats line %(n)d",
+                    col=COLUMN_LABELS["username"],
+                    v=values["username"],
+                    n=seen[values["username"]],
+                )
+            )
         seen.setdefault(values["username"], line)
         if problems:
             errors.append(RowError(line, "; ".join(problems)))
@@ -285,12 +336,18 @@ LOOKUP_CHUNK = 5000
 
 
 def _chunks(values: list[str]) -> list[list[str]]:
-    return [values[i:i + LOOKUP_CHUNK] for i in range(0, len(values), LOOKUP_CHUNK)]
+    return [values[i : i + LOOKUP_CHUNK] for i in range(0, len(values), LOOKUP_CHUNK)]
 
 
-def import_users(actor: User, data: bytes, *, initial_password: str | None = None,
-                 min_password_length: int = 8, initial_password_hash: str | None = None,
-                 reissue: bool = False) -> ImportReport:
+def import_users(
+    actor: User,
+    data: bytes,
+    *,
+    initial_password: str | None = None,
+    min_password_length: int = 8,
+    initial_password_hash: str | None = None,
+    reissue: bool = False,
+) -> ImportReport:
     """Validate and apply an HR export. Does not commit; the caller commits if ``report.ok``.
 
     ``initial_password_hash`` (from :func:`queue_import`) stands for an initial password
@@ -308,26 +365,55 @@ def import_users(actor: User, data: bytes, *, initial_password: str | None = Non
         if problems:
             raise ImportFileError(" ".join(problems))
     codes = {r.values["org_code"] for r in rows}
-    units = {u.code: u for chunk in _chunks(sorted(codes))
-             for u in db.session.execute(select(OrgUnit).where(OrgUnit.code.in_(chunk))).scalars()}
+    units = {
+        u.code: u
+        for chunk in _chunks(sorted(codes))
+        for u in db.session.execute(select(OrgUnit).where(OrgUnit.code.in_(chunk))).scalars()
+    }
     usernames = [r.values["username"] for r in rows]
-    existing = {u.username: u for chunk in _chunks(usernames)
-                for u in db.session.execute(select(User).where(User.username.in_(chunk))).scalars()}
+    existing = {
+        u.username: u
+        for chunk in _chunks(usernames)
+        for u in db.session.execute(select(User).where(User.username.in_(chunk))).scalars()
+    }
     for row in rows:
         unit = units.get(row.values["org_code"])
         if unit is None:
-            report.errors.append(RowError(row.line, _("%(col)s: no org unit has the code %(c)s",
-                                                      col=COLUMN_LABELS["org_code"], c=row.values["org_code"])))
+            report.errors.append(
+                RowError(
+                    row.line,
+                    _(
+                        "%(col)s: no org unit has the code %(c)s",
+                        col=COLUMN_LABELS["org_code"],
+                        c=row.values["org_code"],
+                    ),
+                )
+            )
         elif not can(actor, "user.import", unit):
-            report.errors.append(RowError(row.line, _("%(col)s: %(c)s (%(name)s) is outside your area",
-                                                      col=COLUMN_LABELS["org_code"], c=unit.code,
-                                                      name=unit.name)))
+            report.errors.append(
+                RowError(
+                    row.line,
+                    _(
+                        "%(col)s: %(c)s (%(name)s) is outside your area",
+                        col=COLUMN_LABELS["org_code"],
+                        c=unit.code,
+                        name=unit.name,
+                    ),
+                )
+            )
         else:
             user = existing.get(row.values["username"])
             if user is not None and not can(actor, "user.manage", user):
-                report.errors.append(RowError(
-                    row.line, _("%(col)s: %(u)s already belongs to an org unit outside your area",
-                                col=COLUMN_LABELS["username"], u=user.username)))
+                report.errors.append(
+                    RowError(
+                        row.line,
+                        _(
+                            "%(col)s: %(u)s already belongs to an org unit outside your area",
+                            col=COLUMN_LABELS["username"],
+                            u=user.username,
+                        ),
+                    )
+                )
     report.errors.sort(key=lambda e: e.line)
     if report.errors:
         return report
@@ -341,10 +427,17 @@ def import_users(actor: User, data: bytes, *, initial_password: str | None = Non
         unit = units[v["org_code"]]
         user = existing.get(v["username"])
         if user is None:
-            user = User(username=v["username"], full_name=v["full_name"], org_unit=unit,
-                        rank_band=v["rank_band"], party_member=v["party_member"],
-                        position=v["position"] or None, phone=v["phone"] or None,
-                        password_hash=shared_hash, must_change_password=True)
+            user = User(
+                username=v["username"],
+                full_name=v["full_name"],
+                org_unit=unit,
+                rank_band=v["rank_band"],
+                party_member=v["party_member"],
+                position=v["position"] or None,
+                phone=v["phone"] or None,
+                password_hash=shared_hash,
+                must_change_password=True,
+            )
             if shared_hash is None:
                 initial_passwords.issue(user, report.issued, org_name=unit.name)
             db.session.add(user)
@@ -376,10 +469,19 @@ def import_users(actor: User, data: bytes, *, initial_password: str | None = Non
                 initial_passwords.issue(user, report.issued, org_name=unit.name)
                 report.passwords_set += 1
     db.session.flush()
-    emit("users.imported", actor=actor, payload={
-        "encoding": report.encoding, "rows": report.rows, "created": report.created,
-        "updated": report.updated, "unchanged": report.unchanged, "passwords_set": report.passwords_set,
-        "passwords_generated": len(report.issued)})
+    emit(
+        "users.imported",
+        actor=actor,
+        payload={
+            "encoding": report.encoding,
+            "rows": report.rows,
+            "created": report.created,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "passwords_set": report.passwords_set,
+            "passwords_generated": len(report.issued),
+        },
+    )
     return report
 
 
@@ -394,8 +496,15 @@ def count_lines(data: bytes) -> int:
     return max(len([line for line in data.splitlines() if line.strip()]) - 1, 0)
 
 
-def queue_import(actor: User, data: bytes, *, filename: str, initial_password: str | None,
-                 min_password_length: int, reissue: bool = False) -> ImportRun:
+def queue_import(
+    actor: User,
+    data: bytes,
+    *,
+    filename: str,
+    initial_password: str | None,
+    min_password_length: int,
+    reissue: bool = False,
+) -> ImportRun:
     """Store the file and queue its import for a worker. Does not commit.
 
     What can be checked at once is checked here (encoding, header, the initial
@@ -408,8 +517,14 @@ def queue_import(actor: User, data: bytes, *, filename: str, initial_password: s
         if problems:
             raise ImportFileError(" ".join(problems))
         password_hash = hash_password(initial_password)
-    run = ImportRun(created_by=actor, data=data, filename=filename[:255], lines=count_lines(data),
-                    password_hash=password_hash, reissue_passwords=reissue)
+    run = ImportRun(
+        created_by=actor,
+        data=data,
+        filename=filename[:255],
+        lines=count_lines(data),
+        password_hash=password_hash,
+        reissue_passwords=reissue,
+    )
     db.session.add(run)
     db.session.flush()
     enqueue(IMPORT_JOB, {"run_id": run.id})
@@ -417,10 +532,16 @@ def queue_import(actor: User, data: bytes, *, filename: str, initial_password: s
 
 
 def report_dict(report: ImportReport) -> dict[str, Any]:
-    return {"encoding": report.encoding, "rows": report.rows, "created": report.created,
-            "updated": report.updated, "unchanged": report.unchanged, "passwords_set": report.passwords_set,
-            "passwords_generated": len(report.issued),
-            "errors": [[e.line, e.message] for e in report.errors]}
+    return {
+        "encoding": report.encoding,
+        "rows": report.rows,
+        "created": report.created,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "passwords_set": report.passwords_set,
+        "passwords_generated": len(report.issued),
+        "errors": [[e.line, e.message] for e in report.errors],
+    }
 
 
 def import_job(payload: dict[str, Any]) -> None:
@@ -439,8 +560,9 @@ def import_job(payload: dict[str, Any]) -> None:
     assert run is not None
     outcome: dict[str, Any]
     try:
-        report = import_users(run.created_by, run.data, initial_password_hash=run.password_hash,
-                              reissue=run.reissue_passwords)
+        report = import_users(
+            run.created_by, run.data, initial_password_hash=run.password_hash, reissue=run.reissue_passwords
+        )
     except ImportFileError as exc:
         db.session.rollback()
         status, outcome = ImportStatus.FAILED, {"file_error": str(exc)}

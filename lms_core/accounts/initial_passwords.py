@@ -78,8 +78,9 @@ def issue(user: User, issued: list[Issued], *, org_name: str) -> None:
 
 def _fernet() -> Fernet:
     secret = current_app.config["SECRET_KEY"]
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-               info=b"lms credential sheets").derive(secret.encode() if isinstance(secret, str) else secret)
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"lms credential sheets").derive(
+        secret.encode() if isinstance(secret, str) else secret
+    )
     return Fernet(base64.urlsafe_b64encode(key))
 
 
@@ -87,12 +88,18 @@ def store(actor: User, issued: list[Issued], *, import_run_id: int | None = None
     """Keep ``issued`` encrypted for ``actor`` to download once. Flushes, does not commit."""
     now = utcnow()
     # Sheets nobody fetched in time are wiped here, so no ciphertext lingers.
-    db.session.execute(update(CredentialSheet).where(CredentialSheet.expires_at <= now,
-                                                     CredentialSheet.data != b"").values(data=b""))
+    db.session.execute(
+        update(CredentialSheet).where(CredentialSheet.expires_at <= now, CredentialSheet.data != b"").values(data=b"")
+    )
     payload = json.dumps([asdict(i) for i in issued], ensure_ascii=False).encode()
-    sheet = CredentialSheet(created_by_id=actor.id, import_run_id=import_run_id, created_at=now,
-                            expires_at=now + SHEET_LIFETIME, accounts=len(issued),
-                            data=_fernet().encrypt(payload))
+    sheet = CredentialSheet(
+        created_by_id=actor.id,
+        import_run_id=import_run_id,
+        created_at=now,
+        expires_at=now + SHEET_LIFETIME,
+        accounts=len(issued),
+        data=_fernet().encrypt(payload),
+    )
     db.session.add(sheet)
     db.session.flush()
     return sheet
@@ -103,8 +110,13 @@ class SheetGone(LookupError):
 
 
 def available(sheet: CredentialSheet | None, reader: User) -> bool:
-    return (sheet is not None and sheet.created_by_id == reader.id and bool(sheet.data)
-            and sheet.downloaded_at is None and sheet.expires_at > utcnow())
+    return (
+        sheet is not None
+        and sheet.created_by_id == reader.id
+        and bool(sheet.data)
+        and sheet.downloaded_at is None
+        and sheet.expires_at > utcnow()
+    )
 
 
 def take(sheet: CredentialSheet | None, reader: User) -> list[Issued]:

@@ -38,11 +38,25 @@ class Role(enum.StrEnum):
     SITE_ADMIN = "site_admin"
 
 
-enum_labels(RankBand, {RankBand.COUNTY_AND_ABOVE: _l("County-level and above"), RankBand.TOWNSHIP: _l("Township-level"),
-                       RankBand.GENERAL: _l("General cadre")})
+enum_labels(
+    RankBand,
+    {
+        RankBand.COUNTY_AND_ABOVE: _l("County-level and above"),
+        RankBand.TOWNSHIP: _l("Township-level"),
+        RankBand.GENERAL: _l("General cadre"),
+    },
+)
 enum_labels(UserStatus, {UserStatus.ACTIVE: _l("Active"), UserStatus.DISABLED: _l("Disabled")})
-enum_labels(Role, {Role.LEARNER: _l("Learner"), Role.INSTRUCTOR: _l("Instructor"), Role.AUDITOR: _l("Auditor"),
-                   Role.ORG_ADMIN: _l("Org admin"), Role.SITE_ADMIN: _l("Site admin")})
+enum_labels(
+    Role,
+    {
+        Role.LEARNER: _l("Learner"),
+        Role.INSTRUCTOR: _l("Instructor"),
+        Role.AUDITOR: _l("Auditor"),
+        Role.ORG_ADMIN: _l("Org admin"),
+        Role.SITE_ADMIN: _l("Site admin"),
+    },
+)
 
 
 class User(Base):
@@ -56,13 +70,9 @@ class User(Base):
     full_name: Mapped[str] = mapped_column(String(100))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="RESTRICT"))
-    rank_band: Mapped[RankBand] = mapped_column(
-        str_enum(RankBand, 32), default=RankBand.GENERAL
-    )
+    rank_band: Mapped[RankBand] = mapped_column(str_enum(RankBand, 32), default=RankBand.GENERAL)
     party_member: Mapped[bool] = mapped_column(default=False)
-    status: Mapped[UserStatus] = mapped_column(
-        str_enum(UserStatus, 16), default=UserStatus.ACTIVE
-    )
+    status: Mapped[UserStatus] = mapped_column(str_enum(UserStatus, 16), default=UserStatus.ACTIVE)
     position: Mapped[str | None] = mapped_column(String(100))  # 职务
     phone: Mapped[str | None] = mapped_column(String(32))
     locale: Mapped[str | None] = mapped_column(String(16))
@@ -189,8 +199,15 @@ class ImportStatus(enum.StrEnum):
     FAILED = "failed"  # nothing applied: see the report
 
 
-enum_labels(ImportStatus, {ImportStatus.QUEUED: _l("Queued"), ImportStatus.RUNNING: _l("Running"),
-                           ImportStatus.DONE: _l("Done"), ImportStatus.FAILED: _l("Failed")})
+enum_labels(
+    ImportStatus,
+    {
+        ImportStatus.QUEUED: _l("Queued"),
+        ImportStatus.RUNNING: _l("Running"),
+        ImportStatus.DONE: _l("Done"),
+        ImportStatus.FAILED: _l("Failed"),
+    },
+)
 
 
 class ImportRun(Base):
@@ -233,8 +250,7 @@ class CredentialSheet(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id", ondelete="SET NULL"),
-                                                      index=True)
+    import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     downloaded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -30,8 +30,9 @@ def policy_errors(password: str, *, min_length: int, username: str = "") -> list
     errors = []
     if len(password) < min_length:
         errors.append(_("Password must be at least %(n)d characters.", n=min_length))
-    kinds = sum([any(c.isdigit() for c in password), any(c.isalpha() for c in password),
-                 any(not c.isalnum() for c in password)])
+    kinds = sum(
+        [any(c.isdigit() for c in password), any(c.isalpha() for c in password), any(not c.isalnum() for c in password)]
+    )
     if kinds < 2:
         errors.append(_("Password must mix letters with digits or symbols."))
     if username and username.lower() in password.lower():

@@ -72,8 +72,11 @@ def authenticate(username: str, password: str, ip: str) -> LoginResult:
     now = utcnow()
 
     def log(outcome: LoginOutcome) -> None:
-        db.session.add(LoginAttempt(username=username, ip=ip, success=outcome == LoginOutcome.OK,
-                                    outcome=outcome.value, created_at=now))
+        db.session.add(
+            LoginAttempt(
+                username=username, ip=ip, success=outcome == LoginOutcome.OK, outcome=outcome.value, created_at=now
+            )
+        )
 
     if throttle.ip_failures(ip, now) >= cfg["LMS_LOGIN_IP_LIMIT"]:
         log(LoginOutcome.THROTTLED)
@@ -128,8 +131,9 @@ def set_password(user: User, new_password: str, *, actor: User | None, must_chan
     Tokens go too: whoever held the old password (the reason for a reset, often)
     could have minted one, and it would outlive the new password. Does not commit.
     """
-    errors = policy_errors(new_password, min_length=current_app.config["LMS_PASSWORD_MIN_LENGTH"],
-                           username=user.username)
+    errors = policy_errors(
+        new_password, min_length=current_app.config["LMS_PASSWORD_MIN_LENGTH"], username=user.username
+    )
     if errors:
         raise AccountError(" ".join(errors))
     user.password_hash = hash_password(new_password)
@@ -157,22 +161,38 @@ def reset_password(actor: User, user: User) -> str:
     return temporary
 
 
-def create_user(*, username: str, full_name: str, org_unit: OrgUnit, password: str | None = None,
-                rank_band: RankBand = RankBand.GENERAL, party_member: bool = False,
-                position: str | None = None, phone: str | None = None, actor: User | None = None,
-                password_hash: str | None = None, must_change_password: bool = False) -> User:
+def create_user(
+    *,
+    username: str,
+    full_name: str,
+    org_unit: OrgUnit,
+    password: str | None = None,
+    rank_band: RankBand = RankBand.GENERAL,
+    party_member: bool = False,
+    position: str | None = None,
+    phone: str | None = None,
+    actor: User | None = None,
+    password_hash: str | None = None,
+    must_change_password: bool = False,
+) -> User:
     """Add a user (flushes, does not commit)."""
     username = username.strip()
     if not username or not full_name.strip():
         raise AccountError(_("username and full name are required"))
     if by_username(username) is not None:
         raise AccountError(_("username %(username)s is taken", username=username))
-    user = User(username=username, full_name=full_name.strip(), org_unit=org_unit, rank_band=rank_band,
-                party_member=party_member, position=position, phone=phone,
-                must_change_password=must_change_password)
+    user = User(
+        username=username,
+        full_name=full_name.strip(),
+        org_unit=org_unit,
+        rank_band=rank_band,
+        party_member=party_member,
+        position=position,
+        phone=phone,
+        must_change_password=must_change_password,
+    )
     if password is not None:
-        errors = policy_errors(password, min_length=current_app.config["LMS_PASSWORD_MIN_LENGTH"],
-                               username=username)
+        errors = policy_errors(password, min_length=current_app.config["LMS_PASSWORD_MIN_LENGTH"], username=username)
         if errors:
             raise AccountError(" ".join(errors))
         user.password_hash = hash_password(password)
@@ -180,8 +200,7 @@ def create_user(*, username: str, full_name: str, org_unit: OrgUnit, password: s
         user.password_hash = password_hash
     db.session.add(user)
     db.session.flush()
-    emit("user.created", actor=actor, obj=user, org_unit_id=org_unit.id,
-         payload={"username": username})
+    emit("user.created", actor=actor, obj=user, org_unit_id=org_unit.id, payload={"username": username})
     return user
 
 
@@ -192,8 +211,7 @@ def set_status(actor: User, user: User, status: UserStatus) -> None:
         raise AccountError(_("you cannot change your own status"))
     user.status = status
     user.session_version += 1
-    emit("user.status_changed", actor=actor, obj=user, org_unit_id=user.org_unit_id,
-         payload={"status": status.value})
+    emit("user.status_changed", actor=actor, obj=user, org_unit_id=user.org_unit_id, payload={"status": status.value})
 
 
 def grant_role(actor: User | None, user: User, role: Role, unit: OrgUnit) -> RoleAssignment:
@@ -214,8 +232,7 @@ def grant_role(actor: User | None, user: User, role: Role, unit: OrgUnit) -> Rol
     assignment = RoleAssignment(user=user, role=role, org_unit=unit)
     db.session.add(assignment)
     db.session.flush()
-    emit("role.granted", actor=actor, obj=user, org_unit_id=unit.id,
-         payload={"role": role.value, "unit": unit.code})
+    emit("role.granted", actor=actor, obj=user, org_unit_id=unit.id, payload={"role": role.value, "unit": unit.code})
     return assignment
 
 
@@ -230,19 +247,26 @@ def revoke_role(actor: User, assignment: RoleAssignment) -> None:
     """Take a role back; as with granting, ``site_admin`` needs a site admin."""
     if not may_revoke_role(actor, assignment):
         raise AccessDenied("role.assign")
-    emit("role.revoked", actor=actor, obj=assignment.user, org_unit_id=assignment.org_unit_id,
-         payload={"role": assignment.role.value, "unit": assignment.org_unit.code})
+    emit(
+        "role.revoked",
+        actor=actor,
+        obj=assignment.user,
+        org_unit_id=assignment.org_unit_id,
+        payload={"role": assignment.role.value, "unit": assignment.org_unit.code},
+    )
     db.session.delete(assignment)
 
 
 # API tokens ----------------------------------------------------------------------
 
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(user: User, name: str, *, scope: TokenScope,
-                 expires_at: dt.datetime | None = None) -> tuple[ApiToken, str]:
+def create_token(
+    user: User, name: str, *, scope: TokenScope, expires_at: dt.datetime | None = None
+) -> tuple[ApiToken, str]:
     """Create a token; the plain value is returned once and never stored.
 
     ``scope`` has no default: whoever mints a token says whether it may write.
@@ -251,12 +275,22 @@ def create_token(user: User, name: str, *, scope: TokenScope,
     entropy, so there is nothing to brute-force, and it is checked on every request.
     """
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user=user, name=name.strip() or "token", prefix=plain[:10], token_hash=_digest(plain),
-                     expires_at=expires_at, scope=TokenScope(scope))
+    token = ApiToken(
+        user=user,
+        name=name.strip() or "token",
+        prefix=plain[:10],
+        token_hash=_digest(plain),
+        expires_at=expires_at,
+        scope=TokenScope(scope),
+    )
     db.session.add(token)
     db.session.flush()
-    emit("api_token.created", actor=user, obj=token,
-         payload={"name": token.name, "prefix": token.prefix, "scope": token.scope.value})
+    emit(
+        "api_token.created",
+        actor=user,
+        obj=token,
+        payload={"name": token.name, "prefix": token.prefix, "scope": token.scope.value},
+    )
     return token, plain
 
 
@@ -292,11 +326,18 @@ def revoke_token(user: User, token: ApiToken) -> None:
 def revoke_all_tokens(user: User, *, actor: User | None, reason: str) -> int:
     """Revoke every live token of ``user`` (one event each); returns how many. Does not commit."""
     now = utcnow()
-    live = db.session.execute(
-        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-    ).scalars().all()
+    live = (
+        db.session.execute(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)))
+        .scalars()
+        .all()
+    )
     for token in live:
         token.revoked_at = now
-        emit("api_token.revoked", actor=actor, obj=token, org_unit_id=user.org_unit_id,
-             payload={"prefix": token.prefix, "reason": reason})
+        emit(
+            "api_token.revoked",
+            actor=actor,
+            obj=token,
+            org_unit_id=user.org_unit_id,
+            payload={"prefix": token.prefix, "reason": reason},
+        )
     return len(live)

@@ -39,11 +39,17 @@ FAILURE_MEMORY = dt.timedelta(hours=24)
 def ip_failures(ip: str, now: dt.datetime) -> int:
     """Failed attempts of any kind from ``ip`` in the per-IP window."""
     window = dt.timedelta(minutes=current_app.config["LMS_LOGIN_IP_WINDOW_MINUTES"])
-    return int(db.session.execute(
-        select(func.count()).select_from(LoginAttempt).where(
-            LoginAttempt.ip == ip, LoginAttempt.success.is_(False), LoginAttempt.created_at >= now - window,
-        )
-    ).scalar_one())
+    return int(
+        db.session.execute(
+            select(func.count())
+            .select_from(LoginAttempt)
+            .where(
+                LoginAttempt.ip == ip,
+                LoginAttempt.success.is_(False),
+                LoginAttempt.created_at >= now - window,
+            )
+        ).scalar_one()
+    )
 
 
 def delay(failures: int, free: int, cap: float) -> float:
@@ -63,7 +69,8 @@ def _streak(now: dt.datetime, *conditions: Any) -> tuple[int, dt.datetime | None
         since = last_success
     count, latest = db.session.execute(
         select(func.count(), func.max(LoginAttempt.created_at)).where(
-            *conditions, LoginAttempt.outcome == BAD_CREDENTIALS, LoginAttempt.created_at > since)
+            *conditions, LoginAttempt.outcome == BAD_CREDENTIALS, LoginAttempt.created_at > since
+        )
     ).one()
     return int(count), latest
 
@@ -73,10 +80,16 @@ def wait_seconds(username: str, ip: str, now: dt.datetime) -> int:
     cfg = current_app.config
     waits = []
     for conditions, free, cap in (
-        ((LoginAttempt.username == username, LoginAttempt.ip == ip),
-         cfg["LMS_LOGIN_FREE_FAILURES"], cfg["LMS_LOGIN_DELAY_MAX_SECONDS"]),
-        ((LoginAttempt.username == username,),
-         cfg["LMS_LOGIN_ACCOUNT_FREE_FAILURES"], cfg["LMS_LOGIN_ACCOUNT_DELAY_MAX_SECONDS"]),
+        (
+            (LoginAttempt.username == username, LoginAttempt.ip == ip),
+            cfg["LMS_LOGIN_FREE_FAILURES"],
+            cfg["LMS_LOGIN_DELAY_MAX_SECONDS"],
+        ),
+        (
+            (LoginAttempt.username == username,),
+            cfg["LMS_LOGIN_ACCOUNT_FREE_FAILURES"],
+            cfg["LMS_LOGIN_ACCOUNT_DELAY_MAX_SECONDS"],
+        ),
     ):
         count, latest = _streak(now, *conditions)
         seconds = delay(count, int(free), float(cap))

@@ -73,8 +73,7 @@ def login() -> Any:
     form = LoginForm()
     status, retry_after = 200, 0
     if form.validate_on_submit():
-        result = services.authenticate(form.username.data or "", form.password.data or "",
-                                       request.remote_addr or "?")
+        result = services.authenticate(form.username.data or "", form.password.data or "", request.remote_addr or "?")
         outcome, retry_after = result.outcome, result.retry_after
         if outcome == services.LoginOutcome.OK and result.user is not None:
             login_user(result.user)
@@ -87,8 +86,13 @@ def login() -> Any:
             flash(_("Too many failed sign-ins from your network. Please wait a few minutes."), "error")
             status = 429
         elif outcome == services.LoginOutcome.WAIT:
-            flash(_("Too many wrong passwords for this username. Please wait %(seconds)s seconds "
-                    "and try again.", seconds=result.retry_after), "error")
+            flash(
+                _(
+                    "Too many wrong passwords for this username. Please wait %(seconds)s seconds and try again.",
+                    seconds=result.retry_after,
+                ),
+                "error",
+            )
             status = 429
         elif outcome == services.LoginOutcome.DISABLED:
             flash(_("This account is disabled."), "error")
@@ -140,8 +144,9 @@ def password() -> Any:
             login_user(current_user._get_current_object())
             flash(_("Your password has been changed."), "success")
             return redirect(url_for("dashboard.index"))
-    return render_template("auth/password.html", form=form, show_tokens=tokens_allowed(current_user)), \
-        400 if form.errors else 200
+    return render_template(
+        "auth/password.html", form=form, show_tokens=tokens_allowed(current_user)
+    ), 400 if form.errors else 200
 
 
 @bp.route("/lang/<code>")
@@ -173,12 +178,13 @@ def tokens() -> Any:
     form = TokenForm()
     new_token = None
     if form.validate_on_submit():
-        _token, new_token = services.create_token(current_user, form.name.data or "",
-                                                  scope=TokenScope(form.scope.data))
+        _token, new_token = services.create_token(current_user, form.name.data or "", scope=TokenScope(form.scope.data))
         commit()
-    rows = db.session.execute(
-        select(ApiToken).filter_by(user_id=current_user.id).order_by(ApiToken.id.desc())
-    ).scalars().all()
+    rows = (
+        db.session.execute(select(ApiToken).filter_by(user_id=current_user.id).order_by(ApiToken.id.desc()))
+        .scalars()
+        .all()
+    )
     status = 400 if form.errors else 200
     return render_template("auth/tokens.html", form=form, tokens=rows, new_token=new_token), status
 

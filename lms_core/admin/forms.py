@@ -43,9 +43,14 @@ class UserForm(FlaskForm):
     party_member = BooleanField(_l("Party member"))
     position = StringField(_l("Position"), validators=[Optional(), Length(max=100)])
     phone = StringField(_l("Phone"), validators=[Optional(), Length(max=32)])
-    password = PasswordField(_l("Initial password"), validators=[Optional(), Length(max=256)],
-                             description=_l("Leave empty to generate a one-time password, shown once after "
-                                            "saving. The person must change it at first sign-in."))
+    password = PasswordField(
+        _l("Initial password"),
+        validators=[Optional(), Length(max=256)],
+        description=_l(
+            "Leave empty to generate a one-time password, shown once after "
+            "saving. The person must change it at first sign-in."
+        ),
+    )
 
 
 class RoleForm(FlaskForm):
@@ -56,9 +61,13 @@ class RoleForm(FlaskForm):
 class ImportForm(FlaskForm):
     file = FileField(_l("CSV (UTF-8 or GBK) or XLSX file"), validators=[FileRequired()])
     initial_password = PasswordField(
-        _l("Initial password for new accounts"), validators=[Optional(), Length(max=256)],
-        description=_l("Leave empty to generate a different one-time password for each new account: you "
-                       "download them once, as CSV or XLSX, after the import."))
+        _l("Initial password for new accounts"),
+        validators=[Optional(), Length(max=256)],
+        description=_l(
+            "Leave empty to generate a different one-time password for each new account: you "
+            "download them once, as CSV or XLSX, after the import."
+        ),
+    )
     reissue = BooleanField(_l("Also give new initial passwords to listed accounts that have never signed in"))
 
 

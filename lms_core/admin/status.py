@@ -55,10 +55,16 @@ def jobs() -> JobSummary:
     counts = {status.value: 0 for status in JobStatus}
     for status, count in db.session.execute(select(Job.status, func.count()).group_by(Job.status)).all():
         counts[JobStatus(status).value] = count
-    stale = db.session.execute(select(func.count()).select_from(Job).where(
-        Job.status == JobStatus.QUEUED, Job.run_after < utcnow() - STALE_QUEUE)).scalar_one()
-    failures = list(db.session.execute(select(Job).where(Job.status == JobStatus.FAILED)
-                                       .order_by(Job.id.desc()).limit(10)).scalars())
+    stale = db.session.execute(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.status == JobStatus.QUEUED, Job.run_after < utcnow() - STALE_QUEUE)
+    ).scalar_one()
+    failures = list(
+        db.session.execute(
+            select(Job).where(Job.status == JobStatus.FAILED).order_by(Job.id.desc()).limit(10)
+        ).scalars()
+    )
     return JobSummary(counts, stale, failures)
 
 
@@ -73,11 +79,11 @@ def xapi_backlog() -> Backlog:
     from lms_core.xapi.models import OutboxStatus, XapiOutbox
 
     counts = {status.value: 0 for status in OutboxStatus}
-    for status, count in db.session.execute(
-            select(XapiOutbox.status, func.count()).group_by(XapiOutbox.status)).all():
+    for status, count in db.session.execute(select(XapiOutbox.status, func.count()).group_by(XapiOutbox.status)).all():
         counts[OutboxStatus(status).value] = count
-    oldest = db.session.execute(select(func.min(XapiOutbox.created_at)).where(
-        XapiOutbox.status == OutboxStatus.PENDING)).scalar_one()
+    oldest = db.session.execute(
+        select(func.min(XapiOutbox.created_at)).where(XapiOutbox.status == OutboxStatus.PENDING)
+    ).scalar_one()
     if oldest is not None and oldest.tzinfo is None:  # SQLite returns naive UTC from an aggregate
         oldest = oldest.replace(tzinfo=dt.UTC)
     return Backlog(counts, oldest)
@@ -131,5 +137,8 @@ def migrations() -> list[BranchLine]:
 def database() -> dict[str, Any]:
     engine = db.engine
     version = engine.dialect.server_version_info
-    return {"name": engine.dialect.name, "driver": engine.dialect.driver,
-            "version": ".".join(str(part) for part in version) if version else ""}
+    return {
+        "name": engine.dialect.name,
+        "driver": engine.dialect.driver,
+        "version": ".".join(str(part) for part in version) if version else "",
+    }

@@ -71,8 +71,14 @@ def orgs_view() -> Any:
     return _render_orgs(unit)
 
 
-def _render_orgs(unit: OrgUnit | None, *, status: int = 200, form: OrgForm | None = None,
-                 edit_form: OrgForm | None = None, move_form: MoveForm | None = None) -> Any:
+def _render_orgs(
+    unit: OrgUnit | None,
+    *,
+    status: int = 200,
+    form: OrgForm | None = None,
+    edit_form: OrgForm | None = None,
+    move_form: MoveForm | None = None,
+) -> Any:
     """The org page of ``unit`` (or the user's top units); failed forms re-render here with 400."""
     if unit is None:
         children = _scope_roots()
@@ -85,14 +91,29 @@ def _render_orgs(unit: OrgUnit | None, *, status: int = 200, form: OrgForm | Non
         ids = unit.ancestor_ids()
         by_id = {u.id: u for u in db.session.execute(select(OrgUnit).where(OrgUnit.id.in_(ids))).scalars()}
         breadcrumb = [by_id[i] for i in ids if i in by_id and can(current_user, "org.view", by_id[i])]
-    counts = dict(db.session.execute(
-        select(User.org_unit_id, func.count()).where(User.org_unit_id.in_([c.id for c in children]))
-        .group_by(User.org_unit_id)).all()) if children else {}
+    counts = (
+        dict(
+            db.session.execute(
+                select(User.org_unit_id, func.count())
+                .where(User.org_unit_id.in_([c.id for c in children]))
+                .group_by(User.org_unit_id)
+            ).all()
+        )
+        if children
+        else {}
+    )
     if edit_form is None and unit is not None:
         edit_form = OrgForm(obj=unit, formdata=None)
-    return render_template("admin/orgs.html", unit=unit, children=children, breadcrumb=breadcrumb,
-                           counts=counts, form=form or OrgForm(formdata=None),
-                           move_form=move_form or MoveForm(formdata=None), edit_form=edit_form), status
+    return render_template(
+        "admin/orgs.html",
+        unit=unit,
+        children=children,
+        breadcrumb=breadcrumb,
+        counts=counts,
+        form=form or OrgForm(formdata=None),
+        move_form=move_form or MoveForm(formdata=None),
+        edit_form=edit_form,
+    ), status
 
 
 @bp.route("/orgs/<int:unit_id>/children", methods=["POST"])
@@ -103,8 +124,13 @@ def org_create(unit_id: int) -> Any:
         flash(_("Not saved: please fill in code, name and kind."), "error")
         return _render_orgs(parent, status=400, form=form)
     try:
-        child = orgs.create_unit(code=form.code.data or "", name=form.name.data or "",
-                                 kind=OrgKind(form.kind.data), parent=parent, actor=current_user)
+        child = orgs.create_unit(
+            code=form.code.data or "",
+            name=form.name.data or "",
+            kind=OrgKind(form.kind.data),
+            parent=parent,
+            actor=current_user,
+        )
     except orgs.OrgError as exc:
         db.session.rollback()
         flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
@@ -155,6 +181,7 @@ def org_move(unit_id: int) -> Any:
 
 # users ------------------------------------------------------------------------
 
+
 def _user_or_404(user_id: int, capability: str) -> User:
     user = db.session.get(User, user_id)
     if user is None:
@@ -181,10 +208,8 @@ def users() -> Any:
         else:
             stmt = stmt.where(OrgUnit.path.startswith(unit.path, autoescape=True))
     total = db.session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-    rows = db.session.execute(
-        stmt.order_by(User.username).limit(size).offset((page - 1) * size)).scalars().all()
-    return render_template("admin/users.html", users=rows, total=total, page=page, size=size, q=q,
-                           org_code=org_code)
+    rows = db.session.execute(stmt.order_by(User.username).limit(size).offset((page - 1) * size)).scalars().all()
+    return render_template("admin/users.html", users=rows, total=total, page=page, size=size, q=q, org_code=org_code)
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -203,12 +228,18 @@ def user_new() -> Any:
             generated = None if form.password.data else initial_passwords.generate()
             try:
                 user = accounts.create_user(
-                    username=form.username.data or "", full_name=form.full_name.data or "", org_unit=unit,
-                    password=form.password.data or None, rank_band=RankBand(form.rank_band.data),
-                    party_member=bool(form.party_member.data), position=form.position.data or None,
-                    phone=form.phone.data or None, actor=current_user,
+                    username=form.username.data or "",
+                    full_name=form.full_name.data or "",
+                    org_unit=unit,
+                    password=form.password.data or None,
+                    rank_band=RankBand(form.rank_band.data),
+                    party_member=bool(form.party_member.data),
+                    position=form.position.data or None,
+                    phone=form.phone.data or None,
+                    actor=current_user,
                     password_hash=initial_passwords.hash_generated(generated) if generated else None,
-                    must_change_password=True)
+                    must_change_password=True,
+                )
             except accounts.AccountError as exc:
                 db.session.rollback()
                 form.username.errors = [str(exc)]
@@ -216,16 +247,26 @@ def user_new() -> Any:
                 commit()
                 flash(_("Created %(name)s.", name=user.full_name), "success")
                 if generated:
-                    flash(_("Initial password for %(name)s (%(username)s): %(pw)s. It is shown only now: "
+                    flash(
+                        _(
+                            "Initial password for %(name)s (%(username)s): %(pw)s. It is shown only now: "
                             "hand it over; they must change it at first sign-in.",
-                            name=user.full_name, username=user.username, pw=generated), "warning")
+                            name=user.full_name,
+                            username=user.username,
+                            pw=generated,
+                        ),
+                        "warning",
+                    )
                 return redirect(url_for("admin.user_detail", user_id=user.id))
     return render_template("admin/user_form.html", form=form, user=None), 400 if form.errors else 200
 
 
 def _user_form(user: User, *, from_request: bool = True) -> UserForm:
-    form = UserForm(obj=user, org_code=user.org_unit.code) if from_request else \
-        UserForm(formdata=None, obj=user, org_code=user.org_unit.code)
+    form = (
+        UserForm(obj=user, org_code=user.org_unit.code)
+        if from_request
+        else UserForm(formdata=None, obj=user, org_code=user.org_unit.code)
+    )
     form.username.render_kw = {"readonly": True}
     return form
 
@@ -251,13 +292,19 @@ def user_detail(user_id: int) -> Any:
                 user.phone = form.phone.data or None
                 from lms_core.events.services import emit
 
-                emit("user.updated", actor=current_user, obj=user, org_unit_id=unit.id,
-                     payload={"before": before, "after": {"full_name": user.full_name, "org": unit.code}})
+                emit(
+                    "user.updated",
+                    actor=current_user,
+                    obj=user,
+                    org_unit_id=unit.id,
+                    payload={"before": before, "after": {"full_name": user.full_name, "org": unit.code}},
+                )
                 commit()
                 flash(_("Saved."), "success")
                 return redirect(url_for("admin.user_detail", user_id=user.id))
-    return render_template("admin/user_form.html", form=form, user=user, role_form=RoleForm()), \
-        400 if form.errors else 200
+    return render_template(
+        "admin/user_form.html", form=form, user=user, role_form=RoleForm()
+    ), 400 if form.errors else 200
 
 
 @bp.route("/users/<int:user_id>/roles", methods=["POST"])
@@ -269,8 +316,9 @@ def user_grant(user_id: int) -> Any:
         if not form.errors:
             form.org_code.errors = [_("Unknown org code.")]
         flash(_("Not granted: choose a role and a known org code."), "error")
-        return render_template("admin/user_form.html", form=_user_form(user, from_request=False), user=user,
-                               role_form=form), 400
+        return render_template(
+            "admin/user_form.html", form=_user_form(user, from_request=False), user=user, role_form=form
+        ), 400
     try:
         accounts.grant_role(current_user, user, Role(form.role.data), unit)
     except AccessDenied:
@@ -290,8 +338,14 @@ def _unconfirmed(question: str, button: str, **fields: str) -> Any:
     """
     if request.form.get("confirmed") == "1":
         return None
-    return render_template("admin/confirm.html", question=question, button=button, action=request.path,
-                           fields=fields, back=request.referrer or url_for("admin.users"))
+    return render_template(
+        "admin/confirm.html",
+        question=question,
+        button=button,
+        action=request.path,
+        fields=fields,
+        back=request.referrer or url_for("admin.users"),
+    )
 
 
 @bp.route("/users/<int:user_id>/roles/<int:assignment_id>/revoke", methods=["POST"])
@@ -302,8 +356,15 @@ def user_revoke(user_id: int, assignment_id: int) -> Any:
     if not accounts.may_revoke_role(current_user, assignment):
         abort(403)  # before the confirmation: nobody is asked to confirm what they may not do
     role = dict(role_choices())[assignment.role.value]
-    page = _unconfirmed(_("Revoke the role %(role)s over %(unit)s from %(name)s?", role=role,
-                          unit=assignment.org_unit.name, name=assignment.user.full_name), _("Revoke"))
+    page = _unconfirmed(
+        _(
+            "Revoke the role %(role)s over %(unit)s from %(name)s?",
+            role=role,
+            unit=assignment.org_unit.name,
+            name=assignment.user.full_name,
+        ),
+        _("Revoke"),
+    )
     if page is not None:
         return page
     try:
@@ -319,14 +380,26 @@ def user_revoke(user_id: int, assignment_id: int) -> Any:
 @bp.route("/users/<int:user_id>/reset-password", methods=["POST"])
 def user_reset_password(user_id: int) -> Any:
     user = _user_or_404(user_id, "user.manage")
-    page = _unconfirmed(_("Reset the password of %(name)s (%(username)s)? Their current password stops working "
-                          "at once.", name=user.full_name, username=user.username), _("Reset password"))
+    page = _unconfirmed(
+        _(
+            "Reset the password of %(name)s (%(username)s)? Their current password stops working at once.",
+            name=user.full_name,
+            username=user.username,
+        ),
+        _("Reset password"),
+    )
     if page is not None:
         return page
     temporary = accounts.reset_password(current_user, user)
     commit()
-    flash(_("Temporary password for %(name)s: %(pw)s (they must change it at next sign-in).",
-            name=user.full_name, pw=temporary), "success")
+    flash(
+        _(
+            "Temporary password for %(name)s: %(pw)s (they must change it at next sign-in).",
+            name=user.full_name,
+            pw=temporary,
+        ),
+        "success",
+    )
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
 
@@ -338,9 +411,16 @@ def user_status(user_id: int) -> Any:
     except ValueError:
         abort(400, _("Unknown status."))
     if status == UserStatus.DISABLED:
-        page = _unconfirmed(_("Disable the account of %(name)s (%(username)s)? They are signed out and cannot sign "
-                              "in until the account is enabled again.", name=user.full_name,
-                              username=user.username), _("Disable"), status=status.value)
+        page = _unconfirmed(
+            _(
+                "Disable the account of %(name)s (%(username)s)? They are signed out and cannot sign "
+                "in until the account is enabled again.",
+                name=user.full_name,
+                username=user.username,
+            ),
+            _("Disable"),
+            status=status.value,
+        )
         if page is not None:
             return page
     try:
@@ -370,13 +450,24 @@ def import_view() -> Any:
             if len(data) > current_app.config["LMS_IMPORT_MAX_BYTES"]:
                 file_error, status = _("The file is too large."), 413
             elif count_lines(data) > current_app.config["LMS_IMPORT_BACKGROUND_LINES"]:
-                run = queue_import(current_user, data, filename=upload.filename or "", initial_password=password,
-                                   min_password_length=min_length, reissue=bool(form.reissue.data))
+                run = queue_import(
+                    current_user,
+                    data,
+                    filename=upload.filename or "",
+                    initial_password=password,
+                    min_password_length=min_length,
+                    reissue=bool(form.reissue.data),
+                )
                 commit()
                 return redirect(url_for("admin.import_run", run_id=run.id), 303)
             else:
-                report = import_users(current_user, data, initial_password=password, min_password_length=min_length,
-                                      reissue=bool(form.reissue.data))
+                report = import_users(
+                    current_user,
+                    data,
+                    initial_password=password,
+                    min_password_length=min_length,
+                    reissue=bool(form.reissue.data),
+                )
                 if report.ok:
                     if report.issued:
                         sheet = initial_passwords.store(current_user, report.issued)
@@ -391,15 +482,31 @@ def import_view() -> Any:
         file_error, status = _("Please choose a CSV or XLSX file."), 400
     runs = db.session.execute(
         select(ImportRun.id, ImportRun.created_at, ImportRun.filename, ImportRun.lines, ImportRun.status)
-        .where(ImportRun.created_by_id == current_user.id).order_by(ImportRun.id.desc()).limit(10)).all()
-    pending = [s for s in db.session.execute(
-        select(CredentialSheet).where(CredentialSheet.created_by_id == current_user.id,
-                                      CredentialSheet.downloaded_at.is_(None))
-        .order_by(CredentialSheet.id.desc()).limit(10)).scalars()
-        if initial_passwords.available(s, current_user) and (sheet is None or s.id != sheet.id)]
-    return render_template("admin/import.html", form=form, report=report, file_error=file_error, runs=runs,
-                           sheet=sheet, pending=pending, sheet_form=SheetForm(formdata=None),
-                           rank_names=RANK_NAMES), status
+        .where(ImportRun.created_by_id == current_user.id)
+        .order_by(ImportRun.id.desc())
+        .limit(10)
+    ).all()
+    pending = [
+        s
+        for s in db.session.execute(
+            select(CredentialSheet)
+            .where(CredentialSheet.created_by_id == current_user.id, CredentialSheet.downloaded_at.is_(None))
+            .order_by(CredentialSheet.id.desc())
+            .limit(10)
+        ).scalars()
+        if initial_passwords.available(s, current_user) and (sheet is None or s.id != sheet.id)
+    ]
+    return render_template(
+        "admin/import.html",
+        form=form,
+        report=report,
+        file_error=file_error,
+        runs=runs,
+        sheet=sheet,
+        pending=pending,
+        sheet_form=SheetForm(formdata=None),
+        rank_names=RANK_NAMES,
+    ), status
 
 
 @bp.route("/imports/<int:run_id>")
@@ -410,8 +517,13 @@ def import_run(run_id: int) -> Any:
     if run is None or (run.created_by_id != current_user.id and not can(current_user, "site.manage")):
         abort(404)
     sheet = db.session.execute(select(CredentialSheet).filter_by(import_run_id=run.id)).scalar_one_or_none()
-    return render_template("admin/import_run.html", run=run, sheet=sheet, sheet_form=SheetForm(formdata=None),
-                           sheet_available=initial_passwords.available(sheet, current_user))
+    return render_template(
+        "admin/import_run.html",
+        run=run,
+        sheet=sheet,
+        sheet_form=SheetForm(formdata=None),
+        sheet_available=initial_passwords.available(sheet, current_user),
+    )
 
 
 @bp.route("/initial-passwords/<int:sheet_id>", methods=["POST"])
@@ -425,8 +537,13 @@ def initial_password_sheet(sheet_id: int) -> Any:
         lines = initial_passwords.take(sheet, current_user)
     except initial_passwords.SheetGone:
         db.session.commit()  # an unreadable sheet's ciphertext is wiped all the same
-        abort(410, _("These initial passwords were already downloaded or have expired. Import the file again "
-                     "with “Also give new initial passwords” ticked to issue new ones."))
+        abort(
+            410,
+            _(
+                "These initial passwords were already downloaded or have expired. Import the file again "
+                "with “Also give new initial passwords” ticked to issue new ones."
+            ),
+        )
     commit()
     stamp = f"{sheet_id}"
     if form.format.data == "csv":
@@ -446,11 +563,24 @@ def system_status() -> Any:
     require(current_user, "site.manage")
     from lms_core.admin import status
 
-    return render_template("admin/status.html", plugins=status.plugins(), jobs=status.jobs(),
-                           backlog=status.xapi_backlog(), migrations=status.migrations(), database=status.database(),
-                           job_names=_job_status_names(), stale_minutes=int(status.STALE_QUEUE.total_seconds() // 60))
+    return render_template(
+        "admin/status.html",
+        plugins=status.plugins(),
+        jobs=status.jobs(),
+        backlog=status.xapi_backlog(),
+        migrations=status.migrations(),
+        database=status.database(),
+        job_names=_job_status_names(),
+        stale_minutes=int(status.STALE_QUEUE.total_seconds() // 60),
+    )
 
 
 def _job_status_names() -> dict[str, str]:
-    return {"queued": _("Queued"), "running": _("Running"), "done": _("Done"), "failed": _("Failed"),
-            "pending": _("Waiting"), "delivered": _("Delivered")}
+    return {
+        "queued": _("Queued"),
+        "running": _("Running"),
+        "done": _("Done"),
+        "failed": _("Failed"),
+        "pending": _("Waiting"),
+        "delivered": _("Delivered"),
+    }

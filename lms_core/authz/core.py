@@ -108,7 +108,7 @@ def _forget_grants(target: Any, *args: Any) -> None:
 for _instance_event in ("expire", "refresh"):
     sa_event.listen(User, _instance_event, _forget_grants)
 for _attribute in (User.roles, User.org_unit, User.org_unit_id):
-    for _attribute_event in (("append", "remove") if _attribute is User.roles else ("set",)):
+    for _attribute_event in ("append", "remove") if _attribute is User.roles else ("set",):
         sa_event.listen(_attribute, _attribute_event, _forget_grants)
 
 

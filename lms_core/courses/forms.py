@@ -19,8 +19,12 @@ class CourseForm(FlaskForm):
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)])
     description = TextAreaField(_l("Description"), validators=[Optional(), Length(max=5000)])
     topic = StringField(_l("Topic (专题)"), validators=[Optional(), Length(max=100)])
-    hours = DecimalField(_l("Nominal study hours (学时)"), places=2, default=Decimal("1.00"),
-                         validators=[DataRequired(), NumberRange(min=0, max=1000)])
+    hours = DecimalField(
+        _l("Nominal study hours (学时)"),
+        places=2,
+        default=Decimal("1.00"),
+        validators=[DataRequired(), NumberRange(min=0, max=1000)],
+    )
     required = BooleanField(_l("Required course (必修)"))
 
 
@@ -30,20 +34,29 @@ class SectionForm(FlaskForm):
 
 class LessonForm(FlaskForm):
     title = StringField(_l("Lesson title"), validators=[DataRequired(), Length(max=200)])
-    kind = SelectField(_l("Kind"), choices=[SelectChoice("video", _l("Video")),
-                                           SelectChoice("document", _l("Document (PDF)")),
-                                           SelectChoice("quiz", _l("Quiz")),
-                                           SelectChoice("survey", _l("Feedback survey"))])
+    kind = SelectField(
+        _l("Kind"),
+        choices=[
+            SelectChoice("video", _l("Video")),
+            SelectChoice("document", _l("Document (PDF)")),
+            SelectChoice("quiz", _l("Quiz")),
+            SelectChoice("survey", _l("Feedback survey")),
+        ],
+    )
     file = FileField(_l("File (MP4/WebM video or PDF)"))
     required = BooleanField(_l("Required for completion"), default=True)
-    completion_threshold_pct = IntegerField(_l("Video: coverage needed (%)"), default=95,
-                                            validators=[Optional(), NumberRange(min=1, max=100)])
-    min_read_seconds = IntegerField(_l("Document: minimum reading time (s)"), default=60,
-                                    validators=[Optional(), NumberRange(min=0, max=36000)])
-    passing_score_pct = IntegerField(_l("Quiz: passing score (%)"), default=60,
-                                     validators=[Optional(), NumberRange(min=0, max=100)])
-    max_attempts = IntegerField(_l("Quiz: attempts (0 = unlimited)"), default=3,
-                                validators=[Optional(), NumberRange(min=0, max=100)])
+    completion_threshold_pct = IntegerField(
+        _l("Video: coverage needed (%)"), default=95, validators=[Optional(), NumberRange(min=1, max=100)]
+    )
+    min_read_seconds = IntegerField(
+        _l("Document: minimum reading time (s)"), default=60, validators=[Optional(), NumberRange(min=0, max=36000)]
+    )
+    passing_score_pct = IntegerField(
+        _l("Quiz: passing score (%)"), default=60, validators=[Optional(), NumberRange(min=0, max=100)]
+    )
+    max_attempts = IntegerField(
+        _l("Quiz: attempts (0 = unlimited)"), default=3, validators=[Optional(), NumberRange(min=0, max=100)]
+    )
     show_correct_answers = BooleanField(_l("Quiz: after an attempt, also show the correct answers"))
 
 
@@ -52,12 +65,20 @@ class QuizSettingsForm(FlaskForm):
 
 
 class QuestionForm(FlaskForm):
-    kind = SelectField(_l("Question type"), choices=[SelectChoice(QuestionKind.SINGLE.value, _l("Single choice")),
-                                                     SelectChoice(QuestionKind.MULTIPLE.value, _l("Multiple choice")),
-                                                     SelectChoice(QuestionKind.TRUE_FALSE.value, _l("True / false"))])
+    kind = SelectField(
+        _l("Question type"),
+        choices=[
+            SelectChoice(QuestionKind.SINGLE.value, _l("Single choice")),
+            SelectChoice(QuestionKind.MULTIPLE.value, _l("Multiple choice")),
+            SelectChoice(QuestionKind.TRUE_FALSE.value, _l("True / false")),
+        ],
+    )
     text = TextAreaField(_l("Question"), validators=[DataRequired(), Length(max=2000)])
-    options = TextAreaField(_l("Options, one per line (not needed for true/false)"),
-                            validators=[Optional(), Length(max=4000)])
-    correct = StringField(_l("Correct option numbers, e.g. 1 or 1,3 (true/false: 1 = true, 2 = false)"),
-                          validators=[DataRequired(), Length(max=50)])
+    options = TextAreaField(
+        _l("Options, one per line (not needed for true/false)"), validators=[Optional(), Length(max=4000)]
+    )
+    correct = StringField(
+        _l("Correct option numbers, e.g. 1 or 1,3 (true/false: 1 = true, 2 = false)"),
+        validators=[DataRequired(), Length(max=50)],
+    )
     points = IntegerField(_l("Points"), default=1, validators=[NumberRange(min=1, max=100)])

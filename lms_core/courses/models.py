@@ -26,9 +26,15 @@ class LessonKind(enum.StrEnum):
     SURVEY = "survey"  # 训中学情快速评估: a 1–5 rating and a comment
 
 
-enum_labels(LessonKind, {LessonKind.VIDEO: _l("Video"), LessonKind.DOCUMENT: _l("Document"),
-                         LessonKind.QUIZ: _l("Quiz"),
-                         LessonKind.SURVEY: _l("Survey")})
+enum_labels(
+    LessonKind,
+    {
+        LessonKind.VIDEO: _l("Video"),
+        LessonKind.DOCUMENT: _l("Document"),
+        LessonKind.QUIZ: _l("Quiz"),
+        LessonKind.SURVEY: _l("Survey"),
+    },
+)
 
 
 class Topic(Base):
@@ -69,7 +75,8 @@ class Course(Base):
     topic: Mapped[Topic | None] = relationship(lazy="joined")
     owner_unit: Mapped[OrgUnit] = relationship()
     sections: Mapped[list[Section]] = relationship(
-        back_populates="course", order_by="Section.position", cascade="all, delete-orphan")
+        back_populates="course", order_by="Section.position", cascade="all, delete-orphan"
+    )
     #: Loaded on access; pages that only show names use ``services.instructor_names_column`` (in their query).
     instructors: Mapped[list[User]] = relationship(secondary="course_instructors")
 
@@ -142,7 +149,8 @@ class Section(Base):
 
     course: Mapped[Course] = relationship(back_populates="sections")
     lessons: Mapped[list[Lesson]] = relationship(
-        back_populates="section", order_by="Lesson.position", cascade="all, delete-orphan")
+        back_populates="section", order_by="Lesson.position", cascade="all, delete-orphan"
+    )
 
 
 class Lesson(Base):

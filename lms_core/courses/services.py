@@ -36,8 +36,11 @@ def instructor_names_column(dialect: str) -> Any:
     has no ORDER BY in aggregates; it concatenates in the order rows arrive, so they
     come from a subquery ordered by user id.
     """
-    people = (select(User.id, User.full_name).join(CourseInstructor, CourseInstructor.user_id == User.id)
-              .where(CourseInstructor.course_id == Course.id))
+    people = (
+        select(User.id, User.full_name)
+        .join(CourseInstructor, CourseInstructor.user_id == User.id)
+        .where(CourseInstructor.course_id == Course.id)
+    )
     if dialect == "postgresql":
         names = func.string_agg(User.full_name, aggregate_order_by(literal("、"), User.id))
         return people.with_only_columns(names).scalar_subquery()
@@ -47,8 +50,10 @@ def instructor_names_column(dialect: str) -> Any:
 
 
 def is_instructor(user: Any, course: Course) -> bool:
-    return db.session.execute(select(CourseInstructor.user_id).filter_by(
-        course_id=course.id, user_id=user.id)).first() is not None
+    return (
+        db.session.execute(select(CourseInstructor.user_id).filter_by(course_id=course.id, user_id=user.id)).first()
+        is not None
+    )
 
 
 def can_edit(user: Any, course: Course) -> bool:
@@ -57,8 +62,7 @@ def can_edit(user: Any, course: Course) -> bool:
         return False
     if can(user, "course.author") and is_instructor(user, course):
         return True
-    return can(user, "course.author", course) and can(user, "org.manage", course.owner_unit) \
-        or can(user, "site.manage")
+    return can(user, "course.author", course) and can(user, "org.manage", course.owner_unit) or can(user, "site.manage")
 
 
 def require_edit(user: Any, course: Course) -> None:
@@ -78,9 +82,17 @@ def topic_named(name: str) -> Topic | None:
     return topic
 
 
-def create_course(author: User, *, code: str, title: str, description: str = "", topic: str = "",
-                  nominal_hours_centi: int = 100, required: bool = False,
-                  owner_unit: OrgUnit | None = None) -> Course:
+def create_course(
+    author: User,
+    *,
+    code: str,
+    title: str,
+    description: str = "",
+    topic: str = "",
+    nominal_hours_centi: int = 100,
+    required: bool = False,
+    owner_unit: OrgUnit | None = None,
+) -> Course:
     if not can(author, "course.author"):
         raise AccessDenied("course.author")
     code, title = code.strip(), title.strip()
@@ -90,9 +102,16 @@ def create_course(author: User, *, code: str, title: str, description: str = "",
         raise CourseError(_("nominal hours out of range"))
     if db.session.execute(select(Course.id).filter_by(code=code)).first():
         raise CourseError(_("course code %(code)s already exists", code=code))
-    course = Course(code=code, title=title, description=description, topic=topic_named(topic),
-                    nominal_hours_centi=nominal_hours_centi, required=required,
-                    owner_unit=owner_unit or author.org_unit, created_by_id=author.id)
+    course = Course(
+        code=code,
+        title=title,
+        description=description,
+        topic=topic_named(topic),
+        nominal_hours_centi=nominal_hours_centi,
+        required=required,
+        owner_unit=owner_unit or author.org_unit,
+        created_by_id=author.id,
+    )
     course.instructors.append(author)
     db.session.add(course)
     db.session.flush()
@@ -127,8 +146,13 @@ def set_quiz_settings(author: User, lesson: Lesson, *, show_correct_answers: boo
     require_edit(author, lesson.course)
     if lesson.show_correct_answers != show_correct_answers:
         lesson.show_correct_answers = show_correct_answers
-        emit("lesson.updated", actor=author, obj=lesson, course_id=lesson.course_id,
-             payload={"show_correct_answers": show_correct_answers})
+        emit(
+            "lesson.updated",
+            actor=author,
+            obj=lesson,
+            course_id=lesson.course_id,
+            payload={"show_correct_answers": show_correct_answers},
+        )
 
 
 def publish_problems(course: Course) -> list[str]:
@@ -163,14 +187,27 @@ def add_section(author: User, course: Course, title: str) -> Section:
 
 
 #: Column defaults apply only at flush; the rules are checked before that.
-LESSON_RULE_DEFAULTS: dict[str, Any] = {"completion_threshold_pct": 95, "min_read_seconds": 60,
-                                        "passing_score_pct": 60, "max_attempts": 3, "shuffle_questions": True,
-                                        "show_correct_answers": False}
+LESSON_RULE_DEFAULTS: dict[str, Any] = {
+    "completion_threshold_pct": 95,
+    "min_read_seconds": 60,
+    "passing_score_pct": 60,
+    "max_attempts": 3,
+    "shuffle_questions": True,
+    "show_correct_answers": False,
+}
 MEDIA_FOR_KIND = {LessonKind.VIDEO: MediaKind.VIDEO, LessonKind.DOCUMENT: MediaKind.DOCUMENT}
 
 
-def add_lesson(author: User, section: Section, *, title: str, kind: LessonKind, media: MediaFile | None = None,
-               required: bool = True, **rules: Any) -> Lesson:
+def add_lesson(
+    author: User,
+    section: Section,
+    *,
+    title: str,
+    kind: LessonKind,
+    media: MediaFile | None = None,
+    required: bool = True,
+    **rules: Any,
+) -> Lesson:
     course = section.course
     require_edit(author, course)
     if not title.strip():
@@ -181,8 +218,15 @@ def add_lesson(author: User, section: Section, *, title: str, kind: LessonKind, 
             raise CourseError(_("a %(kind)s lesson takes no file", kind=label(kind)))
         raise CourseError(_("a %(kind)s lesson needs a %(file)s file", kind=label(kind), file=label(expected)))
     position = max((lesson.position for lesson in section.lessons), default=0) + 1
-    lesson = Lesson(section=section, course_id=course.id, title=title.strip(), kind=kind, media=media,
-                    required=required, position=position)
+    lesson = Lesson(
+        section=section,
+        course_id=course.id,
+        title=title.strip(),
+        kind=kind,
+        media=media,
+        required=required,
+        position=position,
+    )
     for name, default in LESSON_RULE_DEFAULTS.items():
         value = rules.get(name)
         setattr(lesson, name, default if value is None else value)
@@ -223,13 +267,24 @@ def _catalogue_statement(dialect: str, text: bool, topic: bool, required: bool, 
     viewer's enrolment as an EXISTS and the total as a window count: one query and
     one scan for the whole page.
     """
-    enrolled = exists().where(Enrolment.course_id == Course.id,
-                              Enrolment.user_id == bindparam("user_id", type_=Integer))
-    stmt = (select(Course.id, Course.code, Course.title, Topic.name.label("topic_name"),
-                   Course.nominal_hours_centi, Course.required, enrolled.label("enrolled"),
-                   instructor_names_column(dialect).label("instructors"), func.count().over().label("total"))
-            .outerjoin(Topic, Topic.id == Course.topic_id)
-            .where(Course.published.is_(True)))
+    enrolled = exists().where(
+        Enrolment.course_id == Course.id, Enrolment.user_id == bindparam("user_id", type_=Integer)
+    )
+    stmt = (
+        select(
+            Course.id,
+            Course.code,
+            Course.title,
+            Topic.name.label("topic_name"),
+            Course.nominal_hours_centi,
+            Course.required,
+            enrolled.label("enrolled"),
+            instructor_names_column(dialect).label("instructors"),
+            func.count().over().label("total"),
+        )
+        .outerjoin(Topic, Topic.id == Course.topic_id)
+        .where(Course.published.is_(True))
+    )
     if text:
         stmt = stmt.where(Course.search_text.like(bindparam("text", type_=Text), escape="\\"))
     if topic:
@@ -237,11 +292,18 @@ def _catalogue_statement(dialect: str, text: bool, topic: bool, required: bool, 
     if required:
         stmt = stmt.where(Course.required == bindparam("required", type_=Boolean))
     if instructor:
-        stmt = stmt.where(exists().where(
-            CourseInstructor.course_id == Course.id, CourseInstructor.user_id == User.id,
-            User.full_name.ilike(bindparam("instructor", type_=Text), escape="\\")))
-    return (stmt.order_by(Course.required.desc(), Course.title, Course.id)
-            .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer)))
+        stmt = stmt.where(
+            exists().where(
+                CourseInstructor.course_id == Course.id,
+                CourseInstructor.user_id == User.id,
+                User.full_name.ilike(bindparam("instructor", type_=Text), escape="\\"),
+            )
+        )
+    return (
+        stmt.order_by(Course.required.desc(), Course.title, Course.id)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
 
 
 @dataclass
@@ -264,8 +326,11 @@ class CatalogueQuery:
     def _params(self) -> tuple[tuple[bool, bool, bool, bool], dict[str, Any]]:
         text = search_fold(self.text.strip())
         shape = (bool(text), bool(self.topic_id), self.required is not None, bool(self.instructor))
-        params: dict[str, Any] = {"user_id": self.viewer_id, "limit": self.size,
-                                  "offset": (max(self.page, 1) - 1) * self.size}
+        params: dict[str, Any] = {
+            "user_id": self.viewer_id,
+            "limit": self.size,
+            "offset": (max(self.page, 1) - 1) * self.size,
+        }
         if text:
             params["text"] = _like_pattern(text)
         if self.topic_id:

@@ -68,14 +68,20 @@ def update_lesson(author: User, lesson: Lesson, *, title: str, required: bool) -
     if lesson.archived_at is not None:
         raise CourseError(_("an archived lesson cannot be edited"))
     lesson.title, lesson.required = title, required
-    emit("lesson.updated", actor=author, obj=lesson, course_id=lesson.course_id,
-         payload={"title": title, "required": required})
+    emit(
+        "lesson.updated",
+        actor=author,
+        obj=lesson,
+        course_id=lesson.course_id,
+        payload={"title": title, "required": required},
+    )
 
 
 def move_lesson(author: User, lesson: Lesson, step: int) -> bool:
     require_edit(author, lesson.course)
-    siblings = sorted((item for item in lesson.section.lessons if item.archived_at is None),
-                      key=lambda item: (item.position, item.id))
+    siblings = sorted(
+        (item for item in lesson.section.lessons if item.archived_at is None), key=lambda item: (item.position, item.id)
+    )
     index = siblings.index(lesson) + step
     if not 0 <= index < len(siblings):
         return False
@@ -89,9 +95,18 @@ def has_learner_records(lesson: Lesson) -> bool:
     from lms_core.learning.models import LearningSession, LessonFeedback, LessonProgress
     from lms_core.quizzes.models import Attempt
 
-    return bool(db.session.execute(select(or_(*(
-        exists().where(model.lesson_id == lesson.id)
-        for model in (LessonProgress, LearningSession, Attempt, LessonFeedback))))).scalar())
+    return bool(
+        db.session.execute(
+            select(
+                or_(
+                    *(
+                        exists().where(model.lesson_id == lesson.id)
+                        for model in (LessonProgress, LearningSession, Attempt, LessonFeedback)
+                    )
+                )
+            )
+        ).scalar()
+    )
 
 
 def delete_lesson(author: User, lesson: Lesson) -> bool:

@@ -40,8 +40,16 @@ def _course_or_404(course_id: int) -> Course:
 
 @bp.route("/")
 def index() -> Any:
-    mine = db.session.execute(select(Course).join(CourseInstructor).where(
-        CourseInstructor.user_id == current_user.id).order_by(Course.id.desc())).scalars().all()
+    mine = (
+        db.session.execute(
+            select(Course)
+            .join(CourseInstructor)
+            .where(CourseInstructor.user_id == current_user.id)
+            .order_by(Course.id.desc())
+        )
+        .scalars()
+        .all()
+    )
     return render_template("teach/index.html", courses=mine, form=CourseForm())
 
 
@@ -51,9 +59,14 @@ def create_course() -> Any:
     if form.validate_on_submit():
         try:
             course = services.create_course(
-                current_user, code=form.code.data or "", title=form.title.data or "",
-                description=form.description.data or "", topic=form.topic.data or "",
-                nominal_hours_centi=int((form.hours.data or 0) * 100), required=bool(form.required.data))
+                current_user,
+                code=form.code.data or "",
+                title=form.title.data or "",
+                description=form.description.data or "",
+                topic=form.topic.data or "",
+                nominal_hours_centi=int((form.hours.data or 0) * 100),
+                required=bool(form.required.data),
+            )
         except (services.CourseError, AccessDenied) as exc:
             db.session.rollback()
             flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
@@ -62,8 +75,11 @@ def create_course() -> Any:
             return redirect(url_for("teach.course", course_id=course.id))
     else:
         flash(_("Not saved: please check the form."), "error")
-    mine = db.session.execute(select(Course).join(CourseInstructor).where(
-        CourseInstructor.user_id == current_user.id)).scalars().all()
+    mine = (
+        db.session.execute(select(Course).join(CourseInstructor).where(CourseInstructor.user_id == current_user.id))
+        .scalars()
+        .all()
+    )
     return render_template("teach/index.html", courses=mine, form=form), 400
 
 
@@ -73,16 +89,27 @@ def course(course_id: int) -> Any:
     # Every field given by value: with obj=course WTForms would take course.topic (the
     # Topic object, shown as its repr) over the topic= name, and 保存 would re-file the
     # course under a topic literally named "<Topic id=N>".
-    form = CourseForm(code=course.code, title=course.title, description=course.description,
-                      topic=course.topic.name if course.topic else "", hours=course.nominal_hours,
-                      required=course.required)
+    form = CourseForm(
+        code=course.code,
+        title=course.title,
+        description=course.description,
+        topic=course.topic.name if course.topic else "",
+        hours=course.nominal_hours,
+        required=course.required,
+    )
     status = 200
     if request.method == "POST":
         if form.validate_on_submit():
             try:
-                services.update_course(current_user, course, title=form.title.data, description=form.description.data,
-                                       topic=form.topic.data, required=bool(form.required.data),
-                                       nominal_hours_centi=int((form.hours.data or 0) * 100))
+                services.update_course(
+                    current_user,
+                    course,
+                    title=form.title.data,
+                    description=form.description.data,
+                    topic=form.topic.data,
+                    required=bool(form.required.data),
+                    nominal_hours_centi=int((form.hours.data or 0) * 100),
+                )
             except services.CourseError as exc:
                 db.session.rollback()
                 flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
@@ -98,9 +125,15 @@ def course(course_id: int) -> Any:
 
     # The 资源库 files this author may use (own uploads, files of courses they may edit).
     usable = [m for m in library(current_user) if m.kind in (MediaKind.VIDEO, MediaKind.DOCUMENT)]
-    return render_template("teach/course.html", course=course, form=form, section_form=SectionForm(),
-                           lesson_form=LessonForm(), problems=services.publish_problems(course),
-                           library=usable), status
+    return render_template(
+        "teach/course.html",
+        course=course,
+        form=form,
+        section_form=SectionForm(),
+        lesson_form=LessonForm(),
+        problems=services.publish_problems(course),
+        library=usable,
+    ), status
 
 
 @bp.route("/courses/<int:course_id>/publish", methods=["POST"])
@@ -118,8 +151,13 @@ def publish(course_id: int) -> Any:
         if publish:
             flash(_("Published: learners now find %(title)s in the catalogue.", title=course.title), "success")
         else:
-            flash(_("Unpublished: %(title)s is hidden from the catalogue again; enrolled learners keep their "
-                    "records.", title=course.title), "success")
+            flash(
+                _(
+                    "Unpublished: %(title)s is hidden from the catalogue again; enrolled learners keep their records.",
+                    title=course.title,
+                ),
+                "success",
+            )
     return redirect(url_for("teach.course", course_id=course.id))
 
 
@@ -178,12 +216,19 @@ def add_lesson(section_id: int) -> Any:
             flash(_("Upload rejected: %(reason)s", reason=exc.message), "error")
             return redirect(url_for("teach.course", course_id=course.id)), 303
     try:
-        services.add_lesson(current_user, section, title=form.title.data or "", kind=kind, media=media,
-                            required=bool(form.required.data),
-                            completion_threshold_pct=form.completion_threshold_pct.data,
-                            min_read_seconds=form.min_read_seconds.data,
-                            passing_score_pct=form.passing_score_pct.data, max_attempts=form.max_attempts.data,
-                            show_correct_answers=bool(form.show_correct_answers.data))
+        services.add_lesson(
+            current_user,
+            section,
+            title=form.title.data or "",
+            kind=kind,
+            media=media,
+            required=bool(form.required.data),
+            completion_threshold_pct=form.completion_threshold_pct.data,
+            min_read_seconds=form.min_read_seconds.data,
+            passing_score_pct=form.passing_score_pct.data,
+            max_attempts=form.max_attempts.data,
+            show_correct_answers=bool(form.show_correct_answers.data),
+        )
     except services.CourseError as exc:
         db.session.rollback()
         flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
@@ -204,11 +249,18 @@ def questions(lesson_id: int) -> Any:
     if request.method == "POST":
         if form.validate_on_submit():
             try:
-                correct = [int(part) - 1 for part in (form.correct.data or "").replace("，", ",").split(",")
-                           if part.strip()]
-                quizzes.add_question(current_user, lesson, kind=QuestionKind(form.kind.data), text=form.text.data or "",
-                                     options=(form.options.data or "").splitlines(), correct=correct,
-                                     points=form.points.data or 1)
+                correct = [
+                    int(part) - 1 for part in (form.correct.data or "").replace("，", ",").split(",") if part.strip()
+                ]
+                quizzes.add_question(
+                    current_user,
+                    lesson,
+                    kind=QuestionKind(form.kind.data),
+                    text=form.text.data or "",
+                    options=(form.options.data or "").splitlines(),
+                    correct=correct,
+                    points=form.points.data or 1,
+                )
             except (ValueError, services.CourseError) as exc:
                 db.session.rollback()
                 flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
@@ -219,8 +271,13 @@ def questions(lesson_id: int) -> Any:
                 return redirect(url_for("teach.questions", lesson_id=lesson.id))
         else:
             status = 400
-    return render_template("teach/questions.html", lesson=lesson, questions=quizzes.questions(lesson),
-                           form=form, settings_form=QuizSettingsForm(formdata=None, obj=lesson)), status
+    return render_template(
+        "teach/questions.html",
+        lesson=lesson,
+        questions=quizzes.questions(lesson),
+        form=form,
+        settings_form=QuizSettingsForm(formdata=None, obj=lesson),
+    ), status
 
 
 @bp.route("/lessons/<int:lesson_id>/quiz-settings", methods=["POST"])
@@ -242,12 +299,17 @@ def quiz_settings(lesson_id: int) -> Any:
 @bp.route("/courses/<int:course_id>/feedback")
 def course_feedback(course_id: int) -> Any:
     course = _course_or_404(course_id)
-    return render_template("teach/feedback.html", course=course, by_lesson=feedback.ratings_by_lesson(course),
-                           by_instructor=feedback.ratings_by_instructor([course.id]),
-                           comments=feedback.comments(course))
+    return render_template(
+        "teach/feedback.html",
+        course=course,
+        by_lesson=feedback.ratings_by_lesson(course),
+        by_instructor=feedback.ratings_by_instructor([course.id]),
+        comments=feedback.comments(course),
+    )
 
 
 # Editing the outline: plain POST forms (no script), each redirecting back to the course page.
+
 
 def _section_or_404(section_id: int) -> Section:
     section = db.session.get(Section, section_id)
@@ -289,8 +351,11 @@ def _outline_change(course_id: int, change: Any, done: str) -> Any:
 @bp.route("/sections/<int:section_id>/edit", methods=["POST"])
 def edit_section(section_id: int) -> Any:
     section = _section_or_404(section_id)
-    return _outline_change(section.course_id, lambda: structure.rename_section(
-        current_user, section, request.form.get("title") or ""), _("Saved."))
+    return _outline_change(
+        section.course_id,
+        lambda: structure.rename_section(current_user, section, request.form.get("title") or ""),
+        _("Saved."),
+    )
 
 
 @bp.route("/sections/<int:section_id>/move", methods=["POST"])
@@ -303,16 +368,21 @@ def move_section(section_id: int) -> Any:
 @bp.route("/sections/<int:section_id>/delete", methods=["POST"])
 def delete_section(section_id: int) -> Any:
     section = _section_or_404(section_id)
-    return _outline_change(section.course_id, lambda: structure.delete_section(current_user, section),
-                           _("Section deleted."))
+    return _outline_change(
+        section.course_id, lambda: structure.delete_section(current_user, section), _("Section deleted.")
+    )
 
 
 @bp.route("/lessons/<int:lesson_id>/edit", methods=["POST"])
 def edit_lesson(lesson_id: int) -> Any:
     lesson = _lesson_or_404(lesson_id)
-    return _outline_change(lesson.course_id, lambda: structure.update_lesson(
-        current_user, lesson, title=request.form.get("title") or "",
-        required=request.form.get("required") == "y"), _("Saved."))
+    return _outline_change(
+        lesson.course_id,
+        lambda: structure.update_lesson(
+            current_user, lesson, title=request.form.get("title") or "", required=request.form.get("required") == "y"
+        ),
+        _("Saved."),
+    )
 
 
 @bp.route("/lessons/<int:lesson_id>/move", methods=["POST"])
@@ -327,11 +397,16 @@ def delete_lesson(lesson_id: int) -> Any:
     lesson = _lesson_or_404(lesson_id)
     course_id, title = lesson.course_id, lesson.title
     if request.form.get("confirmed") != "1":
-        return render_template("teach/confirm_delete.html", lesson=lesson,
-                               archive=structure.has_learner_records(lesson))
+        return render_template(
+            "teach/confirm_delete.html", lesson=lesson, archive=structure.has_learner_records(lesson)
+        )
     archived = []
     response = _outline_change(course_id, lambda: archived.append(structure.delete_lesson(current_user, lesson)), "")
     if archived:
-        flash(_("%(title)s was archived, not deleted: learners have records on it, which stay.", title=title)
-              if archived[0] else _("%(title)s was deleted.", title=title), "success")
+        flash(
+            _("%(title)s was archived, not deleted: learners have records on it, which stay.", title=title)
+            if archived[0]
+            else _("%(title)s was deleted.", title=title),
+            "success",
+        )
     return response

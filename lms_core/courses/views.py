@@ -48,10 +48,12 @@ def catalogue() -> Any:
         required={"1": True, "0": False}.get(req or ""),
         instructor=(request.args.get("instructor") or "").strip()[:50],
         page=page_arg(),
-        viewer_id=current_user.id)
+        viewer_id=current_user.id,
+    )
     courses, total = query.run()
-    return render_template("courses/catalogue.html", courses=courses, total=total, query=query,
-                           topics=services.topics())
+    return render_template(
+        "courses/catalogue.html", courses=courses, total=total, query=query, topics=services.topics()
+    )
 
 
 @bp.route("/<int:course_id>")
@@ -62,12 +64,23 @@ def detail(course_id: int) -> Any:
     outline, marks = course_page.outline_with_marks(course.id, current_user.id)
     # The same definition as learning.services.course_counts, from rows already loaded.
     required = [lesson for _section, lessons in outline for lesson in lessons if lesson.required]
-    done = sum(1 for lesson in required
-               if (mark := marks.get(lesson.id)) is not None and mark.status == ProgressStatus.COMPLETED)
-    return render_template("courses/detail.html", course=course, enrolment=head.enrolment if head else None,
-                           outline=outline, instructors=head.instructors if head else "", progress=marks,
-                           done=done, total=len(required), can_edit=services.can_edit(current_user, course),
-                           can_assign=can(current_user, "course.assign"))
+    done = sum(
+        1
+        for lesson in required
+        if (mark := marks.get(lesson.id)) is not None and mark.status == ProgressStatus.COMPLETED
+    )
+    return render_template(
+        "courses/detail.html",
+        course=course,
+        enrolment=head.enrolment if head else None,
+        outline=outline,
+        instructors=head.instructors if head else "",
+        progress=marks,
+        done=done,
+        total=len(required),
+        can_edit=services.can_edit(current_user, course),
+        can_assign=can(current_user, "course.assign"),
+    )
 
 
 @bp.route("/<int:course_id>/enrol", methods=["POST"])
@@ -101,8 +114,12 @@ def assign(course_id: int) -> Any:
         if unit is None:
             errors.append(_("Please choose an org unit from the tree."))
         elif not can(current_user, "course.assign", unit):
-            errors.append(_("%(unit)s is outside the area you administer: you can assign training only to units "
-                            "in your area.", unit=unit.name))
+            errors.append(
+                _(
+                    "%(unit)s is outside the area you administer: you can assign training only to units in your area.",
+                    unit=unit.name,
+                )
+            )
             unit = None
         band = None
         if form.get("rank_band"):
@@ -121,15 +138,23 @@ def assign(course_id: int) -> Any:
                 errors.append(_("Please give the deadline as a date (YYYY-MM-DD)."))
         if not form.get("preview") and not errors and unit is not None and deadline is not None:
             try:
-                enrolments.assign(current_user, course, unit, deadline=deadline, rank_band=band,
-                                  note=form.get("note") or "")
+                enrolments.assign(
+                    current_user, course, unit, deadline=deadline, rank_band=band, note=form.get("note") or ""
+                )
             except enrolments.EnrolmentError as exc:
                 db.session.rollback()
                 errors.append(str(exc))
             else:
                 commit()
-                flash(_("Assigned %(title)s to %(unit)s: it reaches %(n)d people.", title=course.title,
-                        unit=unit.name, n=preview or 0), "success")
+                flash(
+                    _(
+                        "Assigned %(title)s to %(unit)s: it reaches %(n)d people.",
+                        title=course.title,
+                        unit=unit.name,
+                        n=preview or 0,
+                    ),
+                    "success",
+                )
                 return redirect(url_for("courses.assign", course_id=course.id), 303)
     roots = reach.scope_roots(current_user, "course.assign")
     under_id = int_arg("under")
@@ -137,8 +162,15 @@ def assign(course_id: int) -> Any:
     if under is not None and can(current_user, "course.assign", under):
         roots = [under]
     return render_template(
-        "courses/assign.html", course=course, errors=errors, rank_bands=list(RankBand), preview=preview,
-        tree=reach.unit_tree(roots), picked=unit, form=form, under=under,
+        "courses/assign.html",
+        course=course,
+        errors=errors,
+        rank_bands=list(RankBand),
+        preview=preview,
+        tree=reach.unit_tree(roots),
+        picked=unit,
+        form=form,
+        under=under,
         lines=reach.assignment_lines(course, scope_condition(current_user, "course.assign", OrgUnit.path)),
     ), 400 if errors else 200
 

@@ -27,11 +27,11 @@ def home() -> Any:
 @bp.route("/dashboard")
 @login_required
 def index() -> Any:
-    panels = [p for answer in get_plugin_manager().hook.lms_dashboard_panels(user=current_user)
-              for p in (answer or [])]
+    panels = [p for answer in get_plugin_manager().hook.lms_dashboard_panels(user=current_user) for p in (answer or [])]
     panels.sort(key=lambda p: p.order)
-    return render_template("dashboard/index.html", panels=panels, grants=effective_assignments(current_user),
-                           **study_summary(current_user))
+    return render_template(
+        "dashboard/index.html", panels=panels, grants=effective_assignments(current_user), **study_summary(current_user)
+    )
 
 
 def study_summary(user: Any) -> dict[str, Any]:
@@ -55,12 +55,22 @@ def study_summary(user: Any) -> dict[str, Any]:
     # labels and the statement); without one, the year's credited viewing and reading.
     credit = get_plugin_manager().hook.lms_credit_summary(user=user, year=year)
     if credit is not None:
-        return {"lines": lines, "year": year, "year_hours": credit.posted_centi / 100, "credit": credit,
-                "year_required": credit.required_centi / 100}
+        return {
+            "lines": lines,
+            "year": year,
+            "year_hours": credit.posted_centi / 100,
+            "credit": credit,
+            "year_required": credit.required_centi / 100,
+        }
     if year_ms is None:  # no courses: no row carried the year's total
         year_ms = credited_ms_in_year(user.id, year)
-    return {"lines": lines, "year": year, "year_hours": year_ms / 3_600_000, "credit": None,
-            "year_required": current_app.config["LMS_YEARLY_REQUIRED_HOURS"]}
+    return {
+        "lines": lines,
+        "year": year,
+        "year_hours": year_ms / 3_600_000,
+        "credit": None,
+        "year_required": current_app.config["LMS_YEARLY_REQUIRED_HOURS"],
+    }
 
 
 @bp.route("/api/v1/me")
@@ -68,14 +78,16 @@ def study_summary(user: Any) -> dict[str, Any]:
 def me() -> Any:
     """Who the bearer of this session or token is (for machine clients)."""
     user = current_user
-    return jsonify({
-        "id": user.id,
-        "username": user.username,
-        "full_name": user.full_name,
-        "org_unit": {"code": user.org_unit.code, "name": user.org_unit.name},
-        "rank_band": user.rank_band.value,
-        "roles": [{"role": g.role, "scope": g.path} for g in effective_assignments(user)],
-    })
+    return jsonify(
+        {
+            "id": user.id,
+            "username": user.username,
+            "full_name": user.full_name,
+            "org_unit": {"code": user.org_unit.code, "name": user.org_unit.name},
+            "rank_band": user.rank_band.value,
+            "roles": [{"role": g.role, "scope": g.path} for g in effective_assignments(user)],
+        }
+    )
 
 
 @bp.route("/dashboard/notices/<int:course_id>/read", methods=["POST"])

@@ -80,9 +80,15 @@ def load_demo(cadres: int = 300, echo: Callable[[str], object] = print) -> list[
         if username in existing:
             continue
         unit = units_by_code[code]
-        user = User(username=username, full_name=full_name, org_unit=unit, password_hash=shared_hash,
-                    rank_band=RankBand.TOWNSHIP if roles else RankBand.GENERAL, party_member=True,
-                    position="科员")
+        user = User(
+            username=username,
+            full_name=full_name,
+            org_unit=unit,
+            password_hash=shared_hash,
+            rank_band=RankBand.TOWNSHIP if roles else RankBand.GENERAL,
+            party_member=True,
+            position="科员",
+        )
         db.session.add(user)
         for role in roles:
             db.session.add(RoleAssignment(user=user, role=role, org_unit=unit))
@@ -92,17 +98,26 @@ def load_demo(cadres: int = 300, echo: Callable[[str], object] = print) -> list[
         if username in existing:
             continue
         name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
-        db.session.add(User(
-            username=username, full_name=name, org_unit=rng.choice(leaves), password_hash=shared_hash,
-            rank_band=rng.choices(list(RankBand), weights=(1, 4, 10))[0], party_member=rng.random() < 0.8,
-            position=rng.choice(POSITIONS)))
+        db.session.add(
+            User(
+                username=username,
+                full_name=name,
+                org_unit=rng.choice(leaves),
+                password_hash=shared_hash,
+                rank_band=rng.choices(list(RankBand), weights=(1, 4, 10))[0],
+                party_member=rng.random() < 0.8,
+                position=rng.choice(POSITIONS),
+            )
+        )
         created += 1
     db.session.commit()
     from lms_core.demo.courses import load_demo_courses
 
     new_courses = load_demo_courses(echo=echo)
     total = db.session.execute(select(func.count()).select_from(User)).scalar_one()
-    echo(f"demo data ready: {total} users, {len(units_by_code)} org units ({created} cadres, "
-         f"{new_courses} courses added now)")
+    echo(
+        f"demo data ready: {total} users, {len(units_by_code)} org units ({created} cadres, "
+        f"{new_courses} courses added now)"
+    )
     lines = [f"  {u:<14} / {DEMO_PASSWORD}   {d}" for u, _n, _c, _r, d in ACCOUNTS]
     return ["Demo accounts (username / password):", *lines, f"  cadre0001..cadre{cadres:04d} / {DEMO_PASSWORD}"]

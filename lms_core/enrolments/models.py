@@ -21,8 +21,9 @@ class EnrolmentSource(enum.StrEnum):
     ASSIGNED = "assigned"
 
 
-enum_labels(EnrolmentSource, {EnrolmentSource.SELF: _l("Self-enrolled"),
-                              EnrolmentSource.ASSIGNED: _l("Assigned (调训)")})
+enum_labels(
+    EnrolmentSource, {EnrolmentSource.SELF: _l("Self-enrolled"), EnrolmentSource.ASSIGNED: _l("Assigned (调训)")}
+)
 
 
 class Assignment(Base):

@@ -61,13 +61,17 @@ def unit_tree(roots: list[OrgUnit]) -> list[Node]:
     """
     if not roots:
         return []
-    within = or_(*(and_(OrgUnit.path.startswith(r.path, autoescape=True), OrgUnit.depth <= r.depth + TREE_DEPTH)
-                   for r in roots))
+    within = or_(
+        *(and_(OrgUnit.path.startswith(r.path, autoescape=True), OrgUnit.depth <= r.depth + TREE_DEPTH) for r in roots)
+    )
     units = list(db.session.execute(select(OrgUnit).where(within).order_by(OrgUnit.depth, OrgUnit.code)).scalars())
     subtree = or_(*(OrgUnit.path.startswith(r.path, autoescape=True) for r in roots))
     per_path = db.session.execute(
-        select(OrgUnit.path, OrgUnit.depth, func.count(User.id)).join(User, User.org_unit_id == OrgUnit.id)
-        .where(subtree, User.status == UserStatus.ACTIVE).group_by(OrgUnit.path, OrgUnit.depth)).all()
+        select(OrgUnit.path, OrgUnit.depth, func.count(User.id))
+        .join(User, User.org_unit_id == OrgUnit.id)
+        .where(subtree, User.status == UserStatus.ACTIVE)
+        .group_by(OrgUnit.path, OrgUnit.depth)
+    ).all()
     nodes = {u.id: Node(u) for u in units}
     by_path = {u.path: nodes[u.id] for u in units}
     for path, _depth, count in per_path:
@@ -90,8 +94,9 @@ def unit_tree(roots: list[OrgUnit]) -> list[Node]:
     limit_depths = {u.id: min(deepest[r.id] for r in roots if u.path.startswith(r.path)) for u in units}
     edge = [u.id for u in units if u.depth == limit_depths[u.id]]
     if edge:
-        with_children = set(db.session.execute(
-            select(OrgUnit.parent_id).where(OrgUnit.parent_id.in_(edge)).distinct()).scalars())
+        with_children = set(
+            db.session.execute(select(OrgUnit.parent_id).where(OrgUnit.parent_id.in_(edge)).distinct()).scalars()
+        )
         for unit_id in with_children:
             if unit_id is not None:
                 nodes[unit_id].deeper = True
@@ -99,8 +104,11 @@ def unit_tree(roots: list[OrgUnit]) -> list[Node]:
 
 
 def _targets(unit: OrgUnit, rank_band: RankBand | None) -> Select[Any]:
-    stmt = (select(User.id).join(OrgUnit, OrgUnit.id == User.org_unit_id)
-            .where(OrgUnit.path.startswith(unit.path, autoescape=True), User.status == UserStatus.ACTIVE))
+    stmt = (
+        select(User.id)
+        .join(OrgUnit, OrgUnit.id == User.org_unit_id)
+        .where(OrgUnit.path.startswith(unit.path, autoescape=True), User.status == UserStatus.ACTIVE)
+    )
     if rank_band is not None:
         stmt = stmt.where(User.rank_band == rank_band)
     return stmt
@@ -121,16 +129,22 @@ class AssignmentLine:
 
 def assignment_lines(course: Course, scope: ColumnElement[bool]) -> list[AssignmentLine]:
     """The course's assignments over units in ``scope`` (an SQL condition on ``OrgUnit.path``), newest first."""
-    assignments = list(db.session.execute(
-        select(Assignment).join(OrgUnit, OrgUnit.id == Assignment.org_unit_id)
-        .where(Assignment.course_id == course.id, scope)
-        .order_by(Assignment.id.desc()).limit(50)).scalars())
+    assignments = list(
+        db.session.execute(
+            select(Assignment)
+            .join(OrgUnit, OrgUnit.id == Assignment.org_unit_id)
+            .where(Assignment.course_id == course.id, scope)
+            .order_by(Assignment.id.desc())
+            .limit(50)
+        ).scalars()
+    )
     lines = []
     for a in assignments:
         targets = _targets(a.org_unit, a.rank_band).subquery()
         reached, enrolled, completed = db.session.execute(
             select(func.count(targets.c.id), func.count(Enrolment.id), func.count(Enrolment.completed_at))
             .select_from(targets)
-            .outerjoin(Enrolment, and_(Enrolment.user_id == targets.c.id, Enrolment.course_id == course.id))).one()
+            .outerjoin(Enrolment, and_(Enrolment.user_id == targets.c.id, Enrolment.course_id == course.id))
+        ).one()
         lines.append(AssignmentLine(a, reached, enrolled, completed))
     return lines

@@ -35,24 +35,38 @@ class EnrolmentError(ValueError):
 def enrol(user: User, course: Course) -> Enrolment:
     """Self-enrol in a published course (idempotent; does not commit)."""
     existing = db.session.execute(
-        select(Enrolment).filter_by(user_id=user.id, course_id=course.id)).scalar_one_or_none()
+        select(Enrolment).filter_by(user_id=user.id, course_id=course.id)
+    ).scalar_one_or_none()
     if existing is not None:
         return existing
     if not course.published:
         raise EnrolmentError(_("this course is not open for enrolment"))
     if not can(user, "learning.participate"):
         raise AccessDenied("learning.participate")
-    enrolment = Enrolment(user_id=user.id, course_id=course.id, registration=new_registration(),
-                          source=EnrolmentSource.SELF)
+    enrolment = Enrolment(
+        user_id=user.id, course_id=course.id, registration=new_registration(), source=EnrolmentSource.SELF
+    )
     db.session.add(enrolment)
     db.session.flush()
-    emit("course.enrolled", actor=user, obj=enrolment, course_id=course.id,
-         payload={"registration": enrolment.registration, "assigned": False, "deadline": None})
+    emit(
+        "course.enrolled",
+        actor=user,
+        obj=enrolment,
+        course_id=course.id,
+        payload={"registration": enrolment.registration, "assigned": False, "deadline": None},
+    )
     return enrolment
 
 
-def assign(actor: User, course: Course, unit: OrgUnit, *, deadline: dt.datetime, rank_band: RankBand | None = None,
-           note: str = "") -> Assignment:
+def assign(
+    actor: User,
+    course: Course,
+    unit: OrgUnit,
+    *,
+    deadline: dt.datetime,
+    rank_band: RankBand | None = None,
+    note: str = "",
+) -> Assignment:
     """Assign a course to everyone in ``unit``'s subtree (optionally one rank band)."""
     if not can(actor, "course.assign", unit):
         raise AccessDenied("course.assign")
@@ -60,21 +74,39 @@ def assign(actor: User, course: Course, unit: OrgUnit, *, deadline: dt.datetime,
         raise EnrolmentError(_("only published courses can be assigned"))
     if deadline <= utcnow():
         raise EnrolmentError(_("the deadline must be in the future"))
-    assignment = Assignment(course_id=course.id, org_unit_id=unit.id, rank_band=rank_band, deadline=deadline,
-                            note=note.strip(), created_by_id=actor.id)
+    assignment = Assignment(
+        course_id=course.id,
+        org_unit_id=unit.id,
+        rank_band=rank_band,
+        deadline=deadline,
+        note=note.strip(),
+        created_by_id=actor.id,
+    )
     db.session.add(assignment)
     db.session.flush()
-    emit("course.assigned", actor=actor, obj=assignment, course_id=course.id, org_unit_id=unit.id,
-         payload={"unit": unit.code, "rank_band": rank_band.value if rank_band else None,
-                  "deadline": deadline.isoformat()})
+    emit(
+        "course.assigned",
+        actor=actor,
+        obj=assignment,
+        course_id=course.id,
+        org_unit_id=unit.id,
+        payload={
+            "unit": unit.code,
+            "rank_band": rank_band.value if rank_band else None,
+            "deadline": deadline.isoformat(),
+        },
+    )
     enqueue(MATERIALIZE_JOB, {"assignment_id": assignment.id})
     return assignment
 
 
 def _targets(assignment: Assignment) -> Any:
     unit = assignment.org_unit
-    stmt = (select(User).join(OrgUnit, OrgUnit.id == User.org_unit_id)
-            .where(OrgUnit.path.startswith(unit.path, autoescape=True), User.status == UserStatus.ACTIVE))
+    stmt = (
+        select(User)
+        .join(OrgUnit, OrgUnit.id == User.org_unit_id)
+        .where(OrgUnit.path.startswith(unit.path, autoescape=True), User.status == UserStatus.ACTIVE)
+    )
     if assignment.rank_band is not None:
         stmt = stmt.where(User.rank_band == assignment.rank_band)
     return stmt
@@ -83,17 +115,33 @@ def _targets(assignment: Assignment) -> Any:
 def _apply(assignment: Assignment, user: User, enrolment: Enrolment | None) -> Enrolment:
     """Make ``user``'s enrolment reflect the assignment (keeps the earliest deadline)."""
     if enrolment is None:
-        enrolment = Enrolment(user_id=user.id, course_id=assignment.course_id, registration=new_registration(),
-                              source=EnrolmentSource.ASSIGNED, assignment_id=assignment.id,
-                              deadline=assignment.deadline)
+        enrolment = Enrolment(
+            user_id=user.id,
+            course_id=assignment.course_id,
+            registration=new_registration(),
+            source=EnrolmentSource.ASSIGNED,
+            assignment_id=assignment.id,
+            deadline=assignment.deadline,
+        )
         db.session.add(enrolment)
         db.session.flush()
-        emit("course.enrolled", actor=user, obj=enrolment, course_id=assignment.course_id,
-             payload={"registration": enrolment.registration, "assigned": True,
-                      "deadline": assignment.deadline.isoformat()})
+        emit(
+            "course.enrolled",
+            actor=user,
+            obj=enrolment,
+            course_id=assignment.course_id,
+            payload={
+                "registration": enrolment.registration,
+                "assigned": True,
+                "deadline": assignment.deadline.isoformat(),
+            },
+        )
         return enrolment
-    if enrolment.source != EnrolmentSource.ASSIGNED or enrolment.deadline is None \
-            or assignment.deadline < enrolment.deadline:
+    if (
+        enrolment.source != EnrolmentSource.ASSIGNED
+        or enrolment.deadline is None
+        or assignment.deadline < enrolment.deadline
+    ):
         enrolment.source = EnrolmentSource.ASSIGNED
         enrolment.assignment_id = assignment.id
         enrolment.deadline = assignment.deadline
@@ -113,13 +161,20 @@ def materialize(assignment_id: int, progress: Any = None) -> int:
     touched = 0
     last_id = 0
     while True:
-        users = db.session.execute(_targets(assignment).where(User.id > last_id).order_by(User.id).limit(BATCH)
-                                   ).scalars().all()
+        users = (
+            db.session.execute(_targets(assignment).where(User.id > last_id).order_by(User.id).limit(BATCH))
+            .scalars()
+            .all()
+        )
         if not users:
             break
         ids = [u.id for u in users]
-        existing = {e.user_id: e for e in db.session.execute(select(Enrolment).where(
-            Enrolment.course_id == assignment.course_id, Enrolment.user_id.in_(ids))).scalars()}
+        existing = {
+            e.user_id: e
+            for e in db.session.execute(
+                select(Enrolment).where(Enrolment.course_id == assignment.course_id, Enrolment.user_id.in_(ids))
+            ).scalars()
+        }
         for user in users:
             before = existing.get(user.id)
             state = (before.source, before.deadline) if before else None
@@ -144,15 +199,28 @@ def ensure_assigned(user: User) -> int:
     still sees it as required at once, without waiting for a batch job.
     """
     path = user.org_unit.path
-    covering = (select(Assignment).join(OrgUnit, OrgUnit.id == Assignment.org_unit_id).where(
-        literal(path).startswith(OrgUnit.path),
-        or_(Assignment.rank_band.is_(None), Assignment.rank_band == user.rank_band),
-        ~select(Enrolment.id).where(and_(Enrolment.user_id == user.id, Enrolment.course_id == Assignment.course_id,
-                                         Enrolment.source == EnrolmentSource.ASSIGNED)).exists()))
+    covering = (
+        select(Assignment)
+        .join(OrgUnit, OrgUnit.id == Assignment.org_unit_id)
+        .where(
+            literal(path).startswith(OrgUnit.path),
+            or_(Assignment.rank_band.is_(None), Assignment.rank_band == user.rank_band),
+            ~select(Enrolment.id)
+            .where(
+                and_(
+                    Enrolment.user_id == user.id,
+                    Enrolment.course_id == Assignment.course_id,
+                    Enrolment.source == EnrolmentSource.ASSIGNED,
+                )
+            )
+            .exists(),
+        )
+    )
     found = db.session.execute(covering).scalars().all()
     for assignment in found:
-        existing = db.session.execute(select(Enrolment).filter_by(
-            user_id=user.id, course_id=assignment.course_id)).scalar_one_or_none()
+        existing = db.session.execute(
+            select(Enrolment).filter_by(user_id=user.id, course_id=assignment.course_id)
+        ).scalar_one_or_none()
         _apply(assignment, user, existing)
     return len(found)
 
@@ -161,11 +229,19 @@ def my_enrolments(user: User) -> list[Enrolment]:
     """Required (assigned) first by deadline, then the rest by enrolment date."""
     # The dashboard shows every course's title: load them in the same query instead of
     # one query per course (plus one for its instructors, which the list never shows).
-    rows = db.session.execute(select(Enrolment).where(Enrolment.user_id == user.id).options(
-        joinedload(Enrolment.course).lazyload(Course.instructors))).scalars().all()
+    rows = (
+        db.session.execute(
+            select(Enrolment)
+            .where(Enrolment.user_id == user.id)
+            .options(joinedload(Enrolment.course).lazyload(Course.instructors))
+        )
+        .scalars()
+        .all()
+    )
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    return sorted(rows, key=lambda e: (e.source != EnrolmentSource.ASSIGNED, e.completed_at is not None,
-                                       e.deadline or far, -e.id))
+    return sorted(
+        rows, key=lambda e: (e.source != EnrolmentSource.ASSIGNED, e.completed_at is not None, e.deadline or far, -e.id)
+    )
 
 
 @dataclass(frozen=True)
@@ -192,16 +268,41 @@ def _course_lines_statement() -> Any:
     from lms_core.learning.services import year_total_expr
 
     user_id = bindparam("user_id", type_=Integer)
-    total = (select(func.count(Lesson.id)).where(Lesson.course_id == Enrolment.course_id, Lesson.required.is_(True))
-             .correlate(Enrolment).scalar_subquery())
-    done = (select(func.count(LessonProgress.id)).join(Lesson, Lesson.id == LessonProgress.lesson_id)
-            .where(Lesson.course_id == Enrolment.course_id, Lesson.required.is_(True),
-                   LessonProgress.user_id == user_id, LessonProgress.status == ProgressStatus.COMPLETED)
-            .correlate(Enrolment).scalar_subquery())
+    total = (
+        select(func.count(Lesson.id))
+        .where(Lesson.course_id == Enrolment.course_id, Lesson.required.is_(True))
+        .correlate(Enrolment)
+        .scalar_subquery()
+    )
+    done = (
+        select(func.count(LessonProgress.id))
+        .join(Lesson, Lesson.id == LessonProgress.lesson_id)
+        .where(
+            Lesson.course_id == Enrolment.course_id,
+            Lesson.required.is_(True),
+            LessonProgress.user_id == user_id,
+            LessonProgress.status == ProgressStatus.COMPLETED,
+        )
+        .correlate(Enrolment)
+        .scalar_subquery()
+    )
     year_ms = year_total_expr(user_id, bindparam("first_day", type_=Date), bindparam("last_day", type_=Date))
-    return (select(Enrolment.id, Enrolment.course_id, Course.title, Enrolment.source, Enrolment.deadline,
-                   Enrolment.completed_at, done, total, year_ms, Enrolment.notice_read_at)
-            .join(Course, Course.id == Enrolment.course_id).where(Enrolment.user_id == user_id))
+    return (
+        select(
+            Enrolment.id,
+            Enrolment.course_id,
+            Course.title,
+            Enrolment.source,
+            Enrolment.deadline,
+            Enrolment.completed_at,
+            done,
+            total,
+            year_ms,
+            Enrolment.notice_read_at,
+        )
+        .join(Course, Course.id == Enrolment.course_id)
+        .where(Enrolment.user_id == user_id)
+    )
 
 
 def course_lines(user: User, year: int) -> tuple[list[CourseLine], int | None]:
@@ -214,23 +315,35 @@ def course_lines(user: User, year: int) -> tuple[list[CourseLine], int | None]:
     subquery, evaluated once; they are ``None`` when the learner has no courses
     (no row to carry them).
     """
-    rows = db.session.execute(_course_lines_statement(), {
-        "user_id": user.id, "first_day": dt.date(year, 1, 1), "last_day": dt.date(year, 12, 31)}).all()
+    rows = db.session.execute(
+        _course_lines_statement(),
+        {"user_id": user.id, "first_day": dt.date(year, 1, 1), "last_day": dt.date(year, 12, 31)},
+    ).all()
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    rows = sorted(rows, key=lambda r: (r.source != EnrolmentSource.ASSIGNED, r.completed_at is not None,
-                                       r.deadline or far, -r.id))
-    lines = [CourseLine(r.course_id, r.title, r.source == EnrolmentSource.ASSIGNED, r.deadline, r.completed_at,
-                        int(r[6] or 0), int(r[7] or 0),
-                        r.source == EnrolmentSource.ASSIGNED and r.notice_read_at is None and r.completed_at is None)
-             for r in rows]
+    rows = sorted(
+        rows, key=lambda r: (r.source != EnrolmentSource.ASSIGNED, r.completed_at is not None, r.deadline or far, -r.id)
+    )
+    lines = [
+        CourseLine(
+            r.course_id,
+            r.title,
+            r.source == EnrolmentSource.ASSIGNED,
+            r.deadline,
+            r.completed_at,
+            int(r[6] or 0),
+            int(r[7] or 0),
+            r.source == EnrolmentSource.ASSIGNED and r.notice_read_at is None and r.completed_at is None,
+        )
+        for r in rows
+    ]
     return lines, (int(rows[0][8] or 0) if rows else None)
-
 
 
 def mark_notice_read(user: User, course_id: int) -> bool:
     """Dismiss the dashboard notice of an assigned course (does not commit); False if there is none."""
-    enrolment = db.session.execute(select(Enrolment).filter_by(user_id=user.id, course_id=course_id)
-                                   ).scalar_one_or_none()
+    enrolment = db.session.execute(
+        select(Enrolment).filter_by(user_id=user.id, course_id=course_id)
+    ).scalar_one_or_none()
     if enrolment is None or enrolment.source != EnrolmentSource.ASSIGNED:
         return False
     if enrolment.notice_read_at is None:

@@ -57,6 +57,4 @@ class EventHandlerFailure(Base):
     last_failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (
-        Index("ix_event_handler_failures_event_plugin", "event_id", "plugin_name", unique=True),
-    )
+    __table_args__ = (Index("ix_event_handler_failures_event_plugin", "event_id", "plugin_name", unique=True),)

@@ -73,11 +73,27 @@ OBJECT_NAMES: dict[str, Any] = {
 
 #: Payload keys, for the readable details column of the CSV export.
 PAYLOAD_KEYS: dict[str, Any] = {
-    "after": _l("after"), "assigned": _l("assigned"), "before": _l("before"), "code": _l("code"),
-    "deadline": _l("deadline"), "from": _l("from"), "full_name": _l("full name"), "kind": _l("kind"),
-    "lesson_id": _l("lesson"), "name": _l("name"), "org": _l("org unit"), "prefix": _l("prefix"),
-    "registration": _l("registration"), "role": _l("role"), "seconds": _l("seconds"), "status": _l("status"),
-    "title": _l("title"), "to": _l("to"), "unit": _l("org unit"), "until": _l("until"), "username": _l("username"),
+    "after": _l("after"),
+    "assigned": _l("assigned"),
+    "before": _l("before"),
+    "code": _l("code"),
+    "deadline": _l("deadline"),
+    "from": _l("from"),
+    "full_name": _l("full name"),
+    "kind": _l("kind"),
+    "lesson_id": _l("lesson"),
+    "name": _l("name"),
+    "org": _l("org unit"),
+    "prefix": _l("prefix"),
+    "registration": _l("registration"),
+    "role": _l("role"),
+    "seconds": _l("seconds"),
+    "status": _l("status"),
+    "title": _l("title"),
+    "to": _l("to"),
+    "unit": _l("org unit"),
+    "until": _l("until"),
+    "username": _l("username"),
 }
 
 

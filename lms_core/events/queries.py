@@ -59,10 +59,12 @@ class EventLogQuery:
 
     def statement(self) -> Select[Any]:
         actor = select(User).subquery()
-        stmt = (select(Event, actor.c.username, actor.c.full_name, OrgUnit.name.label("unit_name"))
-                .outerjoin(OrgUnit, OrgUnit.id == Event.org_unit_id)
-                .outerjoin(actor, actor.c.id == Event.actor_id)
-                .where(scope_condition(self.viewer, "events.view", OrgUnit.path)))
+        stmt = (
+            select(Event, actor.c.username, actor.c.full_name, OrgUnit.name.label("unit_name"))
+            .outerjoin(OrgUnit, OrgUnit.id == Event.org_unit_id)
+            .outerjoin(actor, actor.c.id == Event.actor_id)
+            .where(scope_condition(self.viewer, "events.view", OrgUnit.path))
+        )
         if self.name:
             stmt = stmt.where(Event.name.startswith(self.name.strip(), autoescape=True))
         if self.username:
@@ -76,8 +78,11 @@ class EventLogQuery:
             from lms_core.courses.models import Course
 
             code = self.course_code.strip()
-            course_id = db.session.execute(select(Course.id).where(Course.code == code)).scalar_one_or_none() \
-                if code.isprintable() else None
+            course_id = (
+                db.session.execute(select(Course.id).where(Course.code == code)).scalar_one_or_none()
+                if code.isprintable()
+                else None
+            )
             if course_id is None:
                 raise QueryError(_("Unknown course code %(code)s.", code=code))
             stmt = stmt.where(Event.course_id == course_id)
@@ -100,15 +105,37 @@ class EventLogQuery:
         yield csv_export.BOM
         buf = io.StringIO()
         writer = csv_export.writer(buf)
-        writer.writerow([_("No."), _("Time (Beijing)"), _("Event"), _("Event code"), _("Username"), _("Full name"),
-                         _("Org unit"), _("Object"), _("IP address"), _("Details")])
+        writer.writerow(
+            [
+                _("No."),
+                _("Time (Beijing)"),
+                _("Event"),
+                _("Event code"),
+                _("Username"),
+                _("Full name"),
+                _("Org unit"),
+                _("Object"),
+                _("IP address"),
+                _("Details"),
+            ]
+        )
         stmt = self.statement().order_by(Event.id.desc()).limit(MAX_EXPORT_ROWS)
         for event, username, full_name, unit_name in db.session.execute(stmt).yield_per(1000):
             local = event.created_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
-            writer.writerow([event.id, local, event_label(event.name), event.name, username or "", full_name or "",
-                             unit_name or "", object_label(event.object_type, event.object_id), event.ip or "",
-                             readable_payload(event.payload or {})])
+            writer.writerow(
+                [
+                    event.id,
+                    local,
+                    event_label(event.name),
+                    event.name,
+                    username or "",
+                    full_name or "",
+                    unit_name or "",
+                    object_label(event.object_type, event.object_id),
+                    event.ip or "",
+                    readable_payload(event.payload or {}),
+                ]
+            )
             yield buf.getvalue()
             buf.seek(0)
             buf.truncate()
-

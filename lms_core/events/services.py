@@ -27,9 +27,17 @@ DISPATCH_JOB = "events.dispatch"
 register_scope_resolver(Event, lambda e: db.session.get(OrgUnit, e.org_unit_id) if e.org_unit_id else None)
 
 
-def emit(name: str, *, actor: Any = None, obj: Any = None, object_type: str | None = None,
-         object_id: Any = None, course_id: int | None = None, org_unit_id: int | None = None,
-         payload: dict[str, Any] | None = None) -> Event:
+def emit(
+    name: str,
+    *,
+    actor: Any = None,
+    obj: Any = None,
+    object_type: str | None = None,
+    object_id: Any = None,
+    course_id: int | None = None,
+    org_unit_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> Event:
     """Record ``name`` in the current transaction and queue its dispatch.
 
     Call it from a service *before* committing: the event and the change it
@@ -80,8 +88,11 @@ def _record_failure(event_id: int, plugin_name: str, error: str) -> None:
     ).scalar_one_or_none()
     now = utcnow()
     if failure is None:
-        db.session.add(EventHandlerFailure(event_id=event_id, plugin_name=plugin_name, error=error,
-                                           first_failed_at=now, last_failed_at=now))
+        db.session.add(
+            EventHandlerFailure(
+                event_id=event_id, plugin_name=plugin_name, error=error, first_failed_at=now, last_failed_at=now
+            )
+        )
     else:
         failure.attempts += 1
         failure.error = error
@@ -92,8 +103,7 @@ def _record_failure(event_id: int, plugin_name: str, error: str) -> None:
 
 def _resolve_failure(event_id: int, plugin_name: str) -> None:
     failure = db.session.execute(
-        select(EventHandlerFailure).filter_by(event_id=event_id, plugin_name=plugin_name,
-                                              resolved_at=None)
+        select(EventHandlerFailure).filter_by(event_id=event_id, plugin_name=plugin_name, resolved_at=None)
     ).scalar_one_or_none()
     if failure is not None:
         failure.resolved_at = utcnow()
@@ -124,12 +134,12 @@ def open_failures() -> list[EventHandlerFailure]:
     )
 
 
-def replay_failures(plugin_name: str | None = None,
-                    progress: Callable[[int], object] | None = None) -> tuple[int, int]:
+def replay_failures(plugin_name: str | None = None, progress: Callable[[int], object] | None = None) -> tuple[int, int]:
     """Re-dispatch every unresolved failure; returns (fixed, still failing)."""
     fixed = failing = 0
-    targets = [(f.event_id, f.plugin_name) for f in open_failures()
-               if plugin_name is None or f.plugin_name == plugin_name]
+    targets = [
+        (f.event_id, f.plugin_name) for f in open_failures() if plugin_name is None or f.plugin_name == plugin_name
+    ]
     for event_id, name in targets:
         outcome = dispatch(event_id, only_plugin=name)
         if outcome.get(name):

@@ -28,11 +28,16 @@ def _auditors_only() -> None:
 
 def _query() -> EventLogQuery:
     args = request.args
-    return EventLogQuery(viewer=current_user._get_current_object(), name=args.get("name", "")[:100],
-                         username=args.get("username", "")[:64], org_code=args.get("org", "")[:64],
-                         course_code=args.get("course", "")[:64],
-                         date_from=args.get("from", "")[:10], date_to=args.get("to", "")[:10],
-                         page=page_arg())
+    return EventLogQuery(
+        viewer=current_user._get_current_object(),
+        name=args.get("name", "")[:100],
+        username=args.get("username", "")[:64],
+        org_code=args.get("org", "")[:64],
+        course_code=args.get("course", "")[:64],
+        date_from=args.get("from", "")[:10],
+        date_to=args.get("to", "")[:10],
+        page=page_arg(),
+    )
 
 
 @bp.route("/events")
@@ -48,8 +53,15 @@ def events() -> Any:
 
 def _render_events(query: EventLogQuery, rows: list[Any], total: int) -> str:
     choices = sorted(((code, str(name)) for code, name in known_events().items()), key=lambda c: c[1])
-    return render_template("audit/events.html", query=query, rows=rows, total=total, event_choices=choices,
-                           event_label=event_label, object_label=object_label)
+    return render_template(
+        "audit/events.html",
+        query=query,
+        rows=rows,
+        total=total,
+        event_choices=choices,
+        event_label=event_label,
+        object_label=object_label,
+    )
 
 
 @bp.route("/events.csv")
@@ -74,7 +86,17 @@ def learning_record(user_id: int) -> Any:
     from lms_core.courses.models import Lesson
 
     rows = db.session.execute(
-        select(LearningInterval, Lesson.title).join(Lesson, Lesson.id == LearningInterval.lesson_id)
-        .where(LearningInterval.user_id == user.id).order_by(LearningInterval.id.desc()).limit(200)).all()
-    return render_template("audit/learning.html", person=user, rows=rows, verdict_label=verdict_label,
-                           reason_text=reason_text, is_sentence=is_sentence)
+        select(LearningInterval, Lesson.title)
+        .join(Lesson, Lesson.id == LearningInterval.lesson_id)
+        .where(LearningInterval.user_id == user.id)
+        .order_by(LearningInterval.id.desc())
+        .limit(200)
+    ).all()
+    return render_template(
+        "audit/learning.html",
+        person=user,
+        rows=rows,
+        verdict_label=verdict_label,
+        reason_text=reason_text,
+        is_sentence=is_sentence,
+    )

@@ -21,8 +21,15 @@ class JobStatus(enum.StrEnum):
     FAILED = "failed"  # gave up after the maximum attempts; ``flask lms jobs retry`` requeues
 
 
-enum_labels(JobStatus, {JobStatus.QUEUED: _l("Queued"), JobStatus.RUNNING: _l("Running"), JobStatus.DONE: _l("Done"),
-                        JobStatus.FAILED: _l("Failed")})
+enum_labels(
+    JobStatus,
+    {
+        JobStatus.QUEUED: _l("Queued"),
+        JobStatus.RUNNING: _l("Running"),
+        JobStatus.DONE: _l("Done"),
+        JobStatus.FAILED: _l("Failed"),
+    },
+)
 
 
 class Job(Base):
@@ -38,9 +45,7 @@ class Job(Base):
     id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
     kind: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
-    status: Mapped[JobStatus] = mapped_column(
-        str_enum(JobStatus, 16), default=JobStatus.QUEUED
-    )
+    status: Mapped[JobStatus] = mapped_column(str_enum(JobStatus, 16), default=JobStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     run_after: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     locked_by: Mapped[str | None] = mapped_column(String(100))

@@ -34,8 +34,13 @@ JobHandler = Callable[[dict[str, Any]], None]
 STALE_LOCK = dt.timedelta(minutes=10)
 
 
-def enqueue(kind: str, payload: dict[str, Any] | None = None, *, session: Session | None = None,
-            run_after: dt.datetime | None = None) -> Job:
+def enqueue(
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    session: Session | None = None,
+    run_after: dt.datetime | None = None,
+) -> Job:
     """Add a job to the current transaction; it becomes visible when that commits."""
     target: Any = session or db.session
     job = Job(kind=kind, payload=payload or {}, run_after=run_after or utcnow())
@@ -165,8 +170,13 @@ def commit() -> None:
     run_inline_jobs()
 
 
-def work(*, once: bool = False, idle_sleep: float = 1.0, max_jobs: int | None = None,
-         on_job: Callable[[Job, bool], None] | None = None) -> int:
+def work(
+    *,
+    once: bool = False,
+    idle_sleep: float = 1.0,
+    max_jobs: int | None = None,
+    on_job: Callable[[Job, bool], None] | None = None,
+) -> int:
     """The worker loop behind ``flask lms worker``; returns the number of jobs run."""
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     done = 0

@@ -43,10 +43,13 @@ Outline = list[tuple[Section, list[Lesson]]]
 
 @functools.cache
 def _head_statement(dialect: str) -> Any:
-    return (select(Course, Enrolment, instructor_names_column(dialect).label("instructors"))
-            .outerjoin(Enrolment, and_(Enrolment.course_id == Course.id,
-                                       Enrolment.user_id == bindparam("user_id", type_=Integer)))
-            .where(Course.id == bindparam("course_id", type_=Integer)))
+    return (
+        select(Course, Enrolment, instructor_names_column(dialect).label("instructors"))
+        .outerjoin(
+            Enrolment, and_(Enrolment.course_id == Course.id, Enrolment.user_id == bindparam("user_id", type_=Integer))
+        )
+        .where(Course.id == bindparam("course_id", type_=Integer))
+    )
 
 
 def course_head(course_id: int, user: User) -> CourseHead | None:
@@ -60,12 +63,16 @@ def course_head(course_id: int, user: User) -> CourseHead | None:
 
 @functools.cache
 def _outline_statement() -> Any:
-    return (select(Section, Lesson, LessonProgress.status, LessonProgress.coverage_bp)
-            .outerjoin(Lesson, and_(Lesson.section_id == Section.id, Lesson.archived_at.is_(None)))
-            .outerjoin(LessonProgress, and_(LessonProgress.lesson_id == Lesson.id,
-                                            LessonProgress.user_id == bindparam("user_id", type_=Integer)))
-            .where(Section.course_id == bindparam("course_id", type_=Integer))
-            .order_by(Section.position, Section.id, Lesson.position, Lesson.id))
+    return (
+        select(Section, Lesson, LessonProgress.status, LessonProgress.coverage_bp)
+        .outerjoin(Lesson, and_(Lesson.section_id == Section.id, Lesson.archived_at.is_(None)))
+        .outerjoin(
+            LessonProgress,
+            and_(LessonProgress.lesson_id == Lesson.id, LessonProgress.user_id == bindparam("user_id", type_=Integer)),
+        )
+        .where(Section.course_id == bindparam("course_id", type_=Integer))
+        .order_by(Section.position, Section.id, Lesson.position, Lesson.id)
+    )
 
 
 def outline_with_marks(course_id: int, user_id: int) -> tuple[Outline, dict[int, LessonMark]]:
@@ -78,7 +85,8 @@ def outline_with_marks(course_id: int, user_id: int) -> tuple[Outline, dict[int,
     outline: Outline = []
     marks: dict[int, LessonMark] = {}
     for section, lesson, status, coverage_bp in db.session.execute(
-            _outline_statement(), {"course_id": course_id, "user_id": user_id}):
+        _outline_statement(), {"course_id": course_id, "user_id": user_id}
+    ):
         if not outline or outline[-1][0] is not section:
             outline.append((section, []))
         if lesson is None:

@@ -39,8 +39,11 @@ def reason_text(reason: Mapping[str, Any]) -> str:
             if match:
                 claimed, wall = match.groups()
         if claimed is not None and wall is not None:
-            return _("The player reported %(claimed)s s of video in %(wall)s s of real time: only the real time "
-                     "counts.", claimed=_seconds(claimed), wall=_seconds(wall))
+            return _(
+                "The player reported %(claimed)s s of video in %(wall)s s of real time: only the real time counts.",
+                claimed=_seconds(claimed),
+                wall=_seconds(wall),
+            )
         return _("Reduced by the platform's time rule.")
     # Plugins write their own reason (in the language of the time it was written).
     return str(reason.get("reason") or verdict_label(str(reason.get("verdict", ""))))

@@ -34,8 +34,9 @@ def submit_feedback(user: User, lesson: Lesson, enrolment: Enrolment, rating: in
     mine = select(LessonFeedback).filter_by(user_id=user.id, lesson_id=lesson.id)
     row = db.session.execute(mine).scalar_one_or_none()
     if row is None:
-        row = LessonFeedback(user_id=user.id, lesson_id=lesson.id, course_id=lesson.course_id, rating=rating,
-                             comment=comment)
+        row = LessonFeedback(
+            user_id=user.id, lesson_id=lesson.id, course_id=lesson.course_id, rating=rating, comment=comment
+        )
         db.session.add(row)
         updated = False
     else:
@@ -44,9 +45,19 @@ def submit_feedback(user: User, lesson: Lesson, enrolment: Enrolment, rating: in
         row.rating, row.comment = rating, comment
         if updated:
             row.updated_at = utcnow()
-    emit("survey.submitted", actor=user, obj=lesson, course_id=lesson.course_id,
-         payload={"lesson_id": lesson.id, "registration": enrolment.registration, "rating": rating,
-                  "comment": comment, "updated": updated})
+    emit(
+        "survey.submitted",
+        actor=user,
+        obj=lesson,
+        course_id=lesson.course_id,
+        payload={
+            "lesson_id": lesson.id,
+            "registration": enrolment.registration,
+            "rating": rating,
+            "comment": comment,
+            "updated": updated,
+        },
+    )
     if lesson.kind == LessonKind.SURVEY:
         return evaluate_completion(user, lesson, progress_for(user.id, lesson, lock=True), enrolment, rule_met=True)
     return False, False
@@ -68,8 +79,11 @@ class RatingRow:
 
 
 def _rating_columns() -> list[Any]:
-    return [func.count(LessonFeedback.id), func.avg(LessonFeedback.rating),
-            *(func.sum(case((LessonFeedback.rating == k, 1), else_=0)) for k in range(1, 6))]
+    return [
+        func.count(LessonFeedback.id),
+        func.avg(LessonFeedback.rating),
+        *(func.sum(case((LessonFeedback.rating == k, 1), else_=0)) for k in range(1, 6)),
+    ]
 
 
 def _row(r: Any) -> RatingRow:
@@ -80,21 +94,32 @@ def ratings_by_lesson(course: Course) -> list[RatingRow]:
     rows = db.session.execute(
         select(Lesson.id, Lesson.title, *_rating_columns())
         .join(LessonFeedback, LessonFeedback.lesson_id == Lesson.id)
-        .where(Lesson.course_id == course.id).group_by(Lesson.id, Lesson.title).order_by(Lesson.id)).all()
+        .where(Lesson.course_id == course.id)
+        .group_by(Lesson.id, Lesson.title)
+        .order_by(Lesson.id)
+    ).all()
     return [_row(r) for r in rows]
 
 
 def ratings_by_instructor(course_ids: list[int] | None = None) -> list[RatingRow]:
-    stmt = (select(User.id, User.full_name, *_rating_columns())
-            .join(CourseInstructor, CourseInstructor.user_id == User.id)
-            .join(LessonFeedback, LessonFeedback.course_id == CourseInstructor.course_id)
-            .group_by(User.id, User.full_name).order_by(User.full_name))
+    stmt = (
+        select(User.id, User.full_name, *_rating_columns())
+        .join(CourseInstructor, CourseInstructor.user_id == User.id)
+        .join(LessonFeedback, LessonFeedback.course_id == CourseInstructor.course_id)
+        .group_by(User.id, User.full_name)
+        .order_by(User.full_name)
+    )
     if course_ids is not None:
         stmt = stmt.where(CourseInstructor.course_id.in_(course_ids))
     return [_row(r) for r in db.session.execute(stmt).all()]
 
 
 def comments(course: Course, limit: int = 50) -> list[LessonFeedback]:
-    return list(db.session.execute(select(LessonFeedback).where(
-        LessonFeedback.course_id == course.id, LessonFeedback.comment != "").order_by(
-        LessonFeedback.id.desc()).limit(limit)).scalars())
+    return list(
+        db.session.execute(
+            select(LessonFeedback)
+            .where(LessonFeedback.course_id == course.id, LessonFeedback.comment != "")
+            .order_by(LessonFeedback.id.desc())
+            .limit(limit)
+        ).scalars()
+    )

@@ -95,9 +95,14 @@ class ProgressStatus(enum.StrEnum):
     COMPLETED = "completed"
 
 
-enum_labels(ProgressStatus, {ProgressStatus.NOT_STARTED: _l("Not started"),
-                             ProgressStatus.IN_PROGRESS: _l("In progress"),
-                             ProgressStatus.COMPLETED: _l("Completed")})
+enum_labels(
+    ProgressStatus,
+    {
+        ProgressStatus.NOT_STARTED: _l("Not started"),
+        ProgressStatus.IN_PROGRESS: _l("In progress"),
+        ProgressStatus.COMPLETED: _l("Completed"),
+    },
+)
 
 
 class LessonProgress(Base):

@@ -50,8 +50,9 @@ class YearRecord:
 
 
 def years_with_study(user_id: int, current: int) -> list[int]:
-    first = db.session.execute(select(func.min(LearningSession.started_at))
-                               .where(LearningSession.user_id == user_id)).scalar_one()
+    first = db.session.execute(
+        select(func.min(LearningSession.started_at)).where(LearningSession.user_id == user_id)
+    ).scalar_one()
     if first is None:
         return [current]
     if first.tzinfo is None:  # SQLite returns aggregates naive (UTC)
@@ -62,32 +63,84 @@ def years_with_study(user_id: int, current: int) -> list[int]:
 
 def year_record(user_id: int, year: int, current: int) -> YearRecord:
     start, end = year_bounds(year)
-    credited = dict(db.session.execute(
-        select(LearningInterval.lesson_id, func.sum(LearningInterval.credited_ms))
-        .where(LearningInterval.user_id == user_id, LearningInterval.wall_end >= start,
-               LearningInterval.wall_end < end).group_by(LearningInterval.lesson_id)).all())
-    session_counts = dict(db.session.execute(
-        select(LearningSession.lesson_id, func.count())
-        .where(LearningSession.user_id == user_id, LearningSession.started_at >= start,
-               LearningSession.started_at < end).group_by(LearningSession.lesson_id)).all())
-    completions = dict(db.session.execute(
-        select(LessonProgress.lesson_id, LessonProgress.completed_at)
-        .where(LessonProgress.user_id == user_id, LessonProgress.status == ProgressStatus.COMPLETED,
-               LessonProgress.completed_at >= start, LessonProgress.completed_at < end)).all())
+    credited = dict(
+        db.session.execute(
+            select(LearningInterval.lesson_id, func.sum(LearningInterval.credited_ms))
+            .where(
+                LearningInterval.user_id == user_id, LearningInterval.wall_end >= start, LearningInterval.wall_end < end
+            )
+            .group_by(LearningInterval.lesson_id)
+        ).all()
+    )
+    session_counts = dict(
+        db.session.execute(
+            select(LearningSession.lesson_id, func.count())
+            .where(
+                LearningSession.user_id == user_id,
+                LearningSession.started_at >= start,
+                LearningSession.started_at < end,
+            )
+            .group_by(LearningSession.lesson_id)
+        ).all()
+    )
+    completions = dict(
+        db.session.execute(
+            select(LessonProgress.lesson_id, LessonProgress.completed_at).where(
+                LessonProgress.user_id == user_id,
+                LessonProgress.status == ProgressStatus.COMPLETED,
+                LessonProgress.completed_at >= start,
+                LessonProgress.completed_at < end,
+            )
+        ).all()
+    )
     lesson_ids = set(credited) | set(session_counts) | set(completions)
-    titles = {row.id: row for row in db.session.execute(
-        select(Lesson.id, Lesson.title, Course.title.label("course_title"))
-        .join(Course, Course.id == Lesson.course_id).where(Lesson.id.in_(lesson_ids))).all()} if lesson_ids else {}
-    lessons = sorted((LessonLine(titles[i].course_title, titles[i].title, int(credited.get(i) or 0),
-                                 int(session_counts.get(i) or 0), completions.get(i))
-                      for i in lesson_ids if i in titles),
-                     key=lambda line: (line.course_title, line.lesson_title))
-    sessions = [(s, lesson_title, course_title) for s, lesson_title, course_title in db.session.execute(
-        select(LearningSession, Lesson.title, Course.title).join(Lesson, Lesson.id == LearningSession.lesson_id)
-        .join(Course, Course.id == Lesson.course_id)
-        .where(LearningSession.user_id == user_id, LearningSession.started_at >= start,
-               LearningSession.started_at < end)
-        .order_by(LearningSession.started_at.desc()).limit(SESSION_LIMIT)).all()]
-    return YearRecord(year=year, years=years_with_study(user_id, current),
-                      credited_ms=credited_ms_in_year(user_id, year), lessons=lessons, sessions=sessions,
-                      session_count=sum(session_counts.values()), completed=len(completions))
+    titles = (
+        {
+            row.id: row
+            for row in db.session.execute(
+                select(Lesson.id, Lesson.title, Course.title.label("course_title"))
+                .join(Course, Course.id == Lesson.course_id)
+                .where(Lesson.id.in_(lesson_ids))
+            ).all()
+        }
+        if lesson_ids
+        else {}
+    )
+    lessons = sorted(
+        (
+            LessonLine(
+                titles[i].course_title,
+                titles[i].title,
+                int(credited.get(i) or 0),
+                int(session_counts.get(i) or 0),
+                completions.get(i),
+            )
+            for i in lesson_ids
+            if i in titles
+        ),
+        key=lambda line: (line.course_title, line.lesson_title),
+    )
+    sessions = [
+        (s, lesson_title, course_title)
+        for s, lesson_title, course_title in db.session.execute(
+            select(LearningSession, Lesson.title, Course.title)
+            .join(Lesson, Lesson.id == LearningSession.lesson_id)
+            .join(Course, Course.id == Lesson.course_id)
+            .where(
+                LearningSession.user_id == user_id,
+                LearningSession.started_at >= start,
+                LearningSession.started_at < end,
+            )
+            .order_by(LearningSession.started_at.desc())
+            .limit(SESSION_LIMIT)
+        ).all()
+    ]
+    return YearRecord(
+        year=year,
+        years=years_with_study(user_id, current),
+        credited_ms=credited_ms_in_year(user_id, year),
+        lessons=lessons,
+        sessions=sessions,
+        session_count=sum(session_counts.values()),
+        completed=len(completions),
+    )

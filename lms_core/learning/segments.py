@@ -65,6 +65,7 @@ def coverage_bp(segments: Iterable[Segment], duration_ms: int) -> int:
 
 def to_xapi(segments: Iterable[Segment]) -> str:
     """The Video Profile's ``played-segments`` syntax, in seconds: ``0[.]5.2[,]10[.]20``."""
+
     def fmt(ms: int) -> str:
         return f"{ms / 1000:.3f}".rstrip("0").rstrip(".")
 

@@ -55,8 +55,7 @@ from lms_core.pluginhost.manager import get_plugin_manager
 BEAT_EVENTS = {"heartbeat", "play", "pause", "seeked", "ended", "hidden", "visible", "terminate"}
 MAX_SEGMENTS = 50
 #: Video Profile events that become domain events (and xAPI statements).
-VIDEO_EVENTS = {"play": "video.played", "pause": "video.paused", "seeked": "video.seeked",
-                "ended": "video.completed"}
+VIDEO_EVENTS = {"play": "video.played", "pause": "video.paused", "seeked": "video.seeked", "ended": "video.completed"}
 
 
 class BeatError(ValueError):
@@ -88,13 +87,14 @@ def _locked(stmt: Any) -> Any:
 
 @functools.cache
 def _enrolment_statement() -> Any:
-    return select(Enrolment).where(Enrolment.user_id == bindparam("user_id", type_=Integer),
-                                   Enrolment.course_id == bindparam("course_id", type_=Integer))
+    return select(Enrolment).where(
+        Enrolment.user_id == bindparam("user_id", type_=Integer),
+        Enrolment.course_id == bindparam("course_id", type_=Integer),
+    )
 
 
 def enrolment_for(user: User, course_id: int) -> Enrolment | None:
-    return db.session.execute(_enrolment_statement(), {"user_id": user.id, "course_id": course_id}
-                              ).scalar_one_or_none()
+    return db.session.execute(_enrolment_statement(), {"user_id": user.id, "course_id": course_id}).scalar_one_or_none()
 
 
 def progress_for(user_id: int, lesson: Lesson, *, lock: bool = False) -> LessonProgress:
@@ -105,19 +105,25 @@ def progress_for(user_id: int, lesson: Lesson, *, lock: bool = False) -> LessonP
         return row
     try:
         with db.session.begin_nested():
-            row = LessonProgress(user_id=user_id, lesson_id=lesson.id, course_id=lesson.course_id,
-                                 credited_segments=[])
+            row = LessonProgress(user_id=user_id, lesson_id=lesson.id, course_id=lesson.course_id, credited_segments=[])
             db.session.add(row)
     except IntegrityError:  # created concurrently by another request
         row = db.session.execute(_locked(stmt) if lock else stmt).scalar_one()
     return row
 
 
-def start_session(user: User, lesson: Lesson, enrolment: Enrolment, *, ip: str | None = None,
-                  user_agent: str | None = None) -> LearningSession:
+def start_session(
+    user: User, lesson: Lesson, enrolment: Enrolment, *, ip: str | None = None, user_agent: str | None = None
+) -> LearningSession:
     """Open a learning session for one tab; emits ``lesson.launched`` (does not commit)."""
-    session = LearningSession(id=secrets.token_hex(16), user_id=user.id, lesson_id=lesson.id,
-                              enrolment_id=enrolment.id, ip=ip, user_agent=(user_agent or "")[:300])
+    session = LearningSession(
+        id=secrets.token_hex(16),
+        user_id=user.id,
+        lesson_id=lesson.id,
+        enrolment_id=enrolment.id,
+        ip=ip,
+        user_agent=(user_agent or "")[:300],
+    )
     now = utcnow()
     session.started_at = session.last_beat_at = now
     db.session.add(session)
@@ -126,13 +132,27 @@ def start_session(user: User, lesson: Lesson, enrolment: Enrolment, *, ip: str |
     if progress.status == ProgressStatus.NOT_STARTED:
         progress.status = ProgressStatus.IN_PROGRESS
     common = {"lesson_id": lesson.id, "registration": enrolment.registration, "session_id": session.id}
-    emit("lesson.launched", actor=user, obj=lesson, course_id=lesson.course_id,
-         payload={**common, "kind": lesson.kind.value})
+    emit(
+        "lesson.launched",
+        actor=user,
+        obj=lesson,
+        course_id=lesson.course_id,
+        payload={**common, "kind": lesson.kind.value},
+    )
     if lesson.kind == LessonKind.VIDEO:
         length = (lesson.media.duration_ms or 0) / 1000 if lesson.media else 0
-        emit("video.initialized", actor=user, obj=lesson, course_id=lesson.course_id,
-             payload={**common, "length": length, "time": progress.position_ms / 1000,
-                      "completion_threshold": lesson.completion_threshold_pct / 100})
+        emit(
+            "video.initialized",
+            actor=user,
+            obj=lesson,
+            course_id=lesson.course_id,
+            payload={
+                **common,
+                "length": length,
+                "time": progress.position_ms / 1000,
+                "completion_threshold": lesson.completion_threshold_pct / 100,
+            },
+        )
     return session
 
 
@@ -151,8 +171,9 @@ def _is_number(value: Any) -> bool:
 def _seconds(value: Any, what: str) -> float:
     """A media time in seconds: finite, within [0, MAX_BEAT_SECONDS]."""
     if not _is_number(value) or not 0 <= value <= MAX_BEAT_SECONDS:  # NaN fails both comparisons
-        raise BeatError(_("%(what)s must be a number of seconds between 0 and %(max)s", what=what,
-                          max=MAX_BEAT_SECONDS))
+        raise BeatError(
+            _("%(what)s must be a number of seconds between 0 and %(max)s", what=what, max=MAX_BEAT_SECONDS)
+        )
     return float(value)
 
 
@@ -185,8 +206,15 @@ def _parse_beat(beat: Any) -> dict[str, Any]:
     if problem:
         raise BeatError(_("client: %(problem)s", problem=problem))
     extra = {k: _seconds(beat[k], k) for k in ("time_from", "time_to") if _is_number(beat.get(k))}
-    return {"seq": seq, "event": event, "position_ms": round(position * 1000), "claimed": claimed,
-            "visible_ms": int(visible_ms), "client": client, **extra}
+    return {
+        "seq": seq,
+        "event": event,
+        "position_ms": round(position * 1000),
+        "claimed": claimed,
+        "visible_ms": int(visible_ms),
+        "client": client,
+        **extra,
+    }
 
 
 def person_clock(user_id: int) -> PersonClock:
@@ -208,9 +236,13 @@ def person_clock(user_id: int) -> PersonClock:
 
 
 def _bytes_served(session_id: str) -> int:
-    return int(db.session.execute(
-        select(func.coalesce(func.sum(MediaDelivery.bytes_served), 0)).where(MediaDelivery.session_key == session_id)
-    ).scalar_one())
+    return int(
+        db.session.execute(
+            select(func.coalesce(func.sum(MediaDelivery.bytes_served), 0)).where(
+                MediaDelivery.session_key == session_id
+            )
+        ).scalar_one()
+    )
 
 
 def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], str, list[dict[str, Any]]]:
@@ -222,9 +254,17 @@ def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], s
     if segs.total(core_credit) < segs.total(claimed):
         labels.append(REDUCE)
         # Figures kept apart so pages can explain them in the reader's language (learning/explain.py).
-        reasons.append({"by": "core", "verdict": REDUCE, "code": "wall_clock", "credited_ms": segs.total(core_credit),
-                        "claimed_ms": segs.total(claimed), "wall_ms": claim.wall_ms,
-                        "reason": f"claimed {segs.total(claimed)} ms of media in {claim.wall_ms} ms of server time"})
+        reasons.append(
+            {
+                "by": "core",
+                "verdict": REDUCE,
+                "code": "wall_clock",
+                "credited_ms": segs.total(core_credit),
+                "claimed_ms": segs.total(claimed),
+                "wall_ms": claim.wall_ms,
+                "reason": f"claimed {segs.total(claimed)} ms of media in {claim.wall_ms} ms of server time",
+            }
+        )
     credited = core_credit
     for impl in get_plugin_manager().hook.lms_assess_interval.get_hookimpls():
         verdict: Verdict | None = impl.function(claim=claim)  # type: ignore[assignment]
@@ -233,8 +273,15 @@ def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], s
         plugin_credit = segs.normalise(verdict.credited)
         credited = _intersect(credited, plugin_credit)
         labels.append(verdict.verdict)
-        reasons.append({"by": impl.plugin_name, "verdict": verdict.verdict, "code": verdict.code,
-                        "credited_ms": segs.total(plugin_credit), "reason": verdict.reason})
+        reasons.append(
+            {
+                "by": impl.plugin_name,
+                "verdict": verdict.verdict,
+                "code": verdict.code,
+                "credited_ms": segs.total(plugin_credit),
+                "reason": verdict.reason,
+            }
+        )
     label = worst(labels)
     if label == VOID:
         credited = []
@@ -263,8 +310,16 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
     progress = progress_for(user.id, lesson, lock=True)
     if beat["seq"] <= session.last_seq:
         # A retry of a beat we already have (network retry, pagehide + unload): acknowledge.
-        return BeatResult(False, True, 0, progress.coverage_bp, progress.position_ms,
-                          progress.status == ProgressStatus.COMPLETED, False, CREDIT)
+        return BeatResult(
+            False,
+            True,
+            0,
+            progress.coverage_bp,
+            progress.position_ms,
+            progress.status == ProgressStatus.COMPLETED,
+            False,
+            CREDIT,
+        )
 
     now = utcnow()
     max_gap = dt.timedelta(seconds=current_app.config["LMS_BEAT_MAX_GAP_SECONDS"])
@@ -280,12 +335,25 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
     else:
         claimed = []
     claim = IntervalClaim(
-        user_id=user.id, lesson_id=lesson.id, session_id=session.id, seq=beat["seq"], lesson_kind=lesson.kind.value,
-        event=beat["event"], wall_start=wall_start, wall_end=now, claimed=tuple(claimed),
-        position_ms=beat["position_ms"], media_duration_ms=duration,
-        bytes_served=_bytes_served(session.id) if lesson.media_id else None, client=beat["client"],
-        visible_ms=beat["visible_ms"], credit_from=credit_from, session_started_at=session.started_at,
-        media_size=lesson.media.size_bytes if lesson.media else None, course_id=lesson.course_id)
+        user_id=user.id,
+        lesson_id=lesson.id,
+        session_id=session.id,
+        seq=beat["seq"],
+        lesson_kind=lesson.kind.value,
+        event=beat["event"],
+        wall_start=wall_start,
+        wall_end=now,
+        claimed=tuple(claimed),
+        position_ms=beat["position_ms"],
+        media_duration_ms=duration,
+        bytes_served=_bytes_served(session.id) if lesson.media_id else None,
+        client=beat["client"],
+        visible_ms=beat["visible_ms"],
+        credit_from=credit_from,
+        session_started_at=session.started_at,
+        media_size=lesson.media.size_bytes if lesson.media else None,
+        course_id=lesson.course_id,
+    )
     # Clock jitter between the browser's timer and ours: one second, lent once per
     # person (the clock moves past ``now`` and the next beat pays it back), never
     # once per beat, so a burst of beats cannot add it up.
@@ -314,12 +382,23 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
     if beat["position_ms"] and (duration is None or beat["position_ms"] <= duration):
         progress.position_ms = beat["position_ms"]
 
-    db.session.add(LearningInterval(
-        session_id=session.id, user_id=user.id, lesson_id=lesson.id, seq=beat["seq"], wall_start=wall_start,
-        wall_end=now, claimed_segments=[list(s) for s in claimed] if lesson.kind == LessonKind.VIDEO else [],
-        credited_segments=[list(s) for s in credited],
-        claimed_ms=segs.total(claimed) if lesson.kind == LessonKind.VIDEO else beat["visible_ms"],
-        credited_ms=credited_ms, verdict=label, reasons=reasons, client=beat["client"]))
+    db.session.add(
+        LearningInterval(
+            session_id=session.id,
+            user_id=user.id,
+            lesson_id=lesson.id,
+            seq=beat["seq"],
+            wall_start=wall_start,
+            wall_end=now,
+            claimed_segments=[list(s) for s in claimed] if lesson.kind == LessonKind.VIDEO else [],
+            credited_segments=[list(s) for s in credited],
+            claimed_ms=segs.total(claimed) if lesson.kind == LessonKind.VIDEO else beat["visible_ms"],
+            credited_ms=credited_ms,
+            verdict=label,
+            reasons=reasons,
+            client=beat["client"],
+        )
+    )
     if credited_ms:
         _add_to_daily_total(user.id, now, credited_ms)
     session.last_seq = beat["seq"]
@@ -335,25 +414,41 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
     if lesson.kind == LessonKind.VIDEO and event in VIDEO_EVENTS:
         payload: dict[str, Any] = {**common, "time": beat["position_ms"] / 1000}
         if event in ("pause", "ended"):
-            payload.update(played_segments=segs.to_xapi(segs.normalise(progress.credited_segments)),
-                           progress=round(progress.coverage_bp / 10000, 4),
-                           length=(duration or 0) / 1000)
+            payload.update(
+                played_segments=segs.to_xapi(segs.normalise(progress.credited_segments)),
+                progress=round(progress.coverage_bp / 10000, 4),
+                length=(duration or 0) / 1000,
+            )
         if event == "seeked":
             payload.update(time_from=beat.get("time_from", 0), time_to=beat.get("time_to", beat["position_ms"] / 1000))
         emit(VIDEO_EVENTS[event], actor=user, obj=lesson, course_id=lesson.course_id, payload=payload)
     if event == "terminate":
         session.ended_at = now
-        emit("lesson.terminated", actor=user, obj=lesson, course_id=lesson.course_id,
-             payload={**common, "time": beat["position_ms"] / 1000,
-                      "duration_s": round((now - session.started_at).total_seconds(), 1)})
+        emit(
+            "lesson.terminated",
+            actor=user,
+            obj=lesson,
+            course_id=lesson.course_id,
+            payload={
+                **common,
+                "time": beat["position_ms"] / 1000,
+                "duration_s": round((now - session.started_at).total_seconds(), 1),
+            },
+        )
     if session.unreported_ms and (event != "heartbeat" or session.unreported_ms >= 300_000):
-        emit("study.interval_credited", actor=user, obj=session, course_id=lesson.course_id,
-             payload={"lesson_id": lesson.id, "seconds": session.unreported_ms / 1000})
+        emit(
+            "study.interval_credited",
+            actor=user,
+            obj=session,
+            course_id=lesson.course_id,
+            payload={"lesson_id": lesson.id, "seconds": session.unreported_ms / 1000},
+        )
         session.unreported_ms = 0
 
     lesson_done, course_done = evaluate_completion(user, lesson, progress, enrolment)
-    return BeatResult(True, False, credited_ms, progress.coverage_bp, progress.position_ms, lesson_done,
-                      course_done, label)
+    return BeatResult(
+        True, False, credited_ms, progress.coverage_bp, progress.position_ms, lesson_done, course_done, label
+    )
 
 
 def lesson_rule_met(lesson: Lesson, progress: LessonProgress) -> bool:
@@ -365,8 +460,9 @@ def lesson_rule_met(lesson: Lesson, progress: LessonProgress) -> bool:
     return False
 
 
-def evaluate_completion(user: User, lesson: Lesson, progress: LessonProgress, enrolment: Enrolment,
-                        *, rule_met: bool | None = None) -> tuple[bool, bool]:
+def evaluate_completion(
+    user: User, lesson: Lesson, progress: LessonProgress, enrolment: Enrolment, *, rule_met: bool | None = None
+) -> tuple[bool, bool]:
     """Complete the lesson (and the course) if the rule is met and no plugin holds it."""
     if progress.status == ProgressStatus.COMPLETED:
         return True, False
@@ -378,8 +474,13 @@ def evaluate_completion(user: User, lesson: Lesson, progress: LessonProgress, en
         return False, False
     progress.status = ProgressStatus.COMPLETED
     progress.completed_at = utcnow()
-    emit("lesson.completed", actor=user, obj=lesson, course_id=lesson.course_id,
-         payload={"lesson_id": lesson.id, "registration": enrolment.registration, "kind": lesson.kind.value})
+    emit(
+        "lesson.completed",
+        actor=user,
+        obj=lesson,
+        course_id=lesson.course_id,
+        payload={"lesson_id": lesson.id, "registration": enrolment.registration, "kind": lesson.kind.value},
+    )
     db.session.flush()
     return True, check_course_completion(user, enrolment)
 
@@ -393,20 +494,35 @@ def check_course_completion(user: User, enrolment: Enrolment) -> bool:
         return False
     enrolment.completed_at = utcnow()
     course = db.session.get(Course, enrolment.course_id)
-    emit("course.completed", actor=user, obj=course, course_id=enrolment.course_id,
-         payload={"registration": enrolment.registration,
-                  "nominal_hours_centi": course.nominal_hours_centi if course else 0})
+    emit(
+        "course.completed",
+        actor=user,
+        obj=course,
+        course_id=enrolment.course_id,
+        payload={
+            "registration": enrolment.registration,
+            "nominal_hours_centi": course.nominal_hours_centi if course else 0,
+        },
+    )
     return True
 
 
 def course_counts(user_id: int, course_id: int) -> tuple[int, int]:
     """(completed required lessons, required lessons) for one learner and course."""
-    total = db.session.execute(select(func.count()).select_from(Lesson).where(
-        Lesson.course_id == course_id, Lesson.required.is_(True))).scalar_one()
-    done = db.session.execute(select(func.count()).select_from(LessonProgress).join(
-        Lesson, Lesson.id == LessonProgress.lesson_id).where(
-        LessonProgress.user_id == user_id, Lesson.course_id == course_id, Lesson.required.is_(True),
-        LessonProgress.status == ProgressStatus.COMPLETED)).scalar_one()
+    total = db.session.execute(
+        select(func.count()).select_from(Lesson).where(Lesson.course_id == course_id, Lesson.required.is_(True))
+    ).scalar_one()
+    done = db.session.execute(
+        select(func.count())
+        .select_from(LessonProgress)
+        .join(Lesson, Lesson.id == LessonProgress.lesson_id)
+        .where(
+            LessonProgress.user_id == user_id,
+            Lesson.course_id == course_id,
+            Lesson.required.is_(True),
+            LessonProgress.status == ProgressStatus.COMPLETED,
+        )
+    ).scalar_one()
     return int(done), int(total)
 
 
@@ -421,10 +537,17 @@ def progress_by_course(user_id: int, course_ids: list[int]) -> dict[int, tuple[i
         return {}
     rows = db.session.execute(
         select(Lesson.course_id, func.count(Lesson.id), func.count(LessonProgress.id))
-        .outerjoin(LessonProgress, and_(LessonProgress.lesson_id == Lesson.id, LessonProgress.user_id == user_id,
-                                        LessonProgress.status == ProgressStatus.COMPLETED))
+        .outerjoin(
+            LessonProgress,
+            and_(
+                LessonProgress.lesson_id == Lesson.id,
+                LessonProgress.user_id == user_id,
+                LessonProgress.status == ProgressStatus.COMPLETED,
+            ),
+        )
         .where(Lesson.course_id.in_(course_ids), Lesson.required.is_(True))
-        .group_by(Lesson.course_id)).all()
+        .group_by(Lesson.course_id)
+    ).all()
     counts = {cid: (int(done), int(total)) for cid, total, done in rows}
     return {cid: counts.get(cid, (0, 0)) for cid in course_ids}
 
@@ -441,8 +564,9 @@ def _add_to_daily_total(user_id: int, at: dt.datetime, credited_ms: int) -> None
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     stmt = insert(DailyTotal).values(user_id=user_id, day=beijing_day(at), credited_ms=credited_ms)
-    stmt = stmt.on_conflict_do_update(index_elements=["user_id", "day"],
-                                      set_={"credited_ms": DailyTotal.credited_ms + stmt.excluded.credited_ms})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["user_id", "day"], set_={"credited_ms": DailyTotal.credited_ms + stmt.excluded.credited_ms}
+    )
     db.session.execute(stmt)
 
 
@@ -452,15 +576,18 @@ def year_total_expr(user_id: Any, first_day: Any, last_day: Any) -> Any:
     The one definition of "study hours in a period": the dashboard binds it into its
     cached statement, reports call it with values.
     """
-    return (select(func.coalesce(func.sum(DailyTotal.credited_ms), 0))
-            .where(DailyTotal.user_id == user_id, DailyTotal.day >= first_day, DailyTotal.day <= last_day)
-            .scalar_subquery())
+    return (
+        select(func.coalesce(func.sum(DailyTotal.credited_ms), 0))
+        .where(DailyTotal.user_id == user_id, DailyTotal.day >= first_day, DailyTotal.day <= last_day)
+        .scalar_subquery()
+    )
 
 
 def credited_ms_in_year(user_id: int, year: int) -> int:
     """The year's credited study (Beijing calendar), from the daily totals."""
-    return int(db.session.execute(select(year_total_expr(user_id, dt.date(year, 1, 1), dt.date(year, 12, 31))))
-               .scalar_one())
+    return int(
+        db.session.execute(select(year_total_expr(user_id, dt.date(year, 1, 1), dt.date(year, 12, 31)))).scalar_one()
+    )
 
 
 def new_registration() -> str:

@@ -23,8 +23,11 @@ bp = Blueprint("learn", __name__, url_prefix="/learn")
 
 def _lesson_and_enrolment(lesson_id: int) -> tuple[Lesson, Any]:
     lesson = db.session.get(Lesson, lesson_id)
-    if lesson is None or (not lesson.course.published and not can_edit(current_user, lesson.course)) \
-            or lesson.archived_at is not None:  # archived: its records stay, the lesson is no longer taught
+    if (
+        lesson is None
+        or (not lesson.course.published and not can_edit(current_user, lesson.course))
+        or lesson.archived_at is not None
+    ):  # archived: its records stay, the lesson is no longer taught
         abort(404)
     enrolment = services.enrolment_for(current_user, lesson.course_id)
     return lesson, enrolment
@@ -46,10 +49,16 @@ def lesson(lesson_id: int) -> Any:
         flash(_("Please enrol in the course first."), "warning")
         return redirect(url_for("courses.detail", course_id=lesson.course_id))
     progress = services.progress_for(current_user.id, lesson)
-    session = services.start_session(current_user, lesson, enrolment, ip=request.remote_addr,
-                                     user_agent=request.headers.get("User-Agent"))
-    context: dict[str, Any] = {"lesson": lesson, "course": lesson.course, "enrolment": enrolment,
-                               "progress": progress, "session": session}
+    session = services.start_session(
+        current_user, lesson, enrolment, ip=request.remote_addr, user_agent=request.headers.get("User-Agent")
+    )
+    context: dict[str, Any] = {
+        "lesson": lesson,
+        "course": lesson.course,
+        "enrolment": enrolment,
+        "progress": progress,
+        "session": session,
+    }
     if lesson.kind in (LessonKind.VIDEO, LessonKind.DOCUMENT):
         context["media_url"] = _media_url(lesson, session.id)
     elif lesson.kind == LessonKind.QUIZ:
@@ -61,15 +70,19 @@ def lesson(lesson_id: int) -> Any:
         if not passed and context["attempts_left"] != 0:
             attempt = quizzes.open_attempt(current_user, lesson, enrolment) if quizzes.questions(lesson) else None
             by_id = {q.id: q for q in quizzes.questions(lesson)}
-            context.update(attempt=attempt,
-                           questions=[by_id[i] for i in (attempt.question_order if attempt else []) if i in by_id])
+            context.update(
+                attempt=attempt, questions=[by_id[i] for i in (attempt.question_order if attempt else []) if i in by_id]
+            )
     elif lesson.kind == LessonKind.SURVEY:
-        context["mine"] = db.session.query(LessonFeedback).filter_by(
-            user_id=current_user.id, lesson_id=lesson.id).one_or_none()
+        context["mine"] = (
+            db.session.query(LessonFeedback).filter_by(user_id=current_user.id, lesson_id=lesson.id).one_or_none()
+        )
     lessons = lessons_of(lesson.course)
     index = next(i for i, item in enumerate(lessons) if item.id == lesson.id)
-    context.update(previous=lessons[index - 1] if index > 0 else None,
-                   next=lessons[index + 1] if index + 1 < len(lessons) else None)
+    context.update(
+        previous=lessons[index - 1] if index > 0 else None,
+        next=lessons[index + 1] if index + 1 < len(lessons) else None,
+    )
     commit()
     return render_template(f"learn/{lesson.kind.value}.html", **context)
 
@@ -90,10 +103,18 @@ def beat(session_id: str) -> Any:
         db.session.rollback()
         return jsonify({"error": str(exc)}), exc.status
     commit()
-    return jsonify({"accepted": result.accepted, "duplicate": result.duplicate,
-                    "credited_ms": result.credited_ms, "coverage": result.coverage_bp / 100,
-                    "position": result.position_ms / 1000, "lesson_completed": result.lesson_completed,
-                    "course_completed": result.course_completed, "verdict": result.verdict})
+    return jsonify(
+        {
+            "accepted": result.accepted,
+            "duplicate": result.duplicate,
+            "credited_ms": result.credited_ms,
+            "coverage": result.coverage_bp / 100,
+            "position": result.position_ms / 1000,
+            "lesson_completed": result.lesson_completed,
+            "course_completed": result.course_completed,
+            "verdict": result.verdict,
+        }
+    )
 
 
 @bp.route("/lessons/<int:lesson_id>/quiz/<int:attempt_id>", methods=["POST"])
@@ -115,8 +136,15 @@ def submit_quiz(lesson_id: int, attempt_id: int) -> Any:
     if a.passed:
         flash(_("Passed: %(raw)d of %(max)d points.", raw=a.score_raw, max=a.score_max), "success")
     else:
-        flash(_("Not passed: %(raw)d of %(max)d points (%(pct)d%% needed).", raw=a.score_raw, max=a.score_max,
-                pct=lesson.passing_score_pct), "error")
+        flash(
+            _(
+                "Not passed: %(raw)d of %(max)d points (%(pct)d%% needed).",
+                raw=a.score_raw,
+                max=a.score_max,
+                pct=lesson.passing_score_pct,
+            ),
+            "error",
+        )
     return redirect(url_for("learn.lesson", lesson_id=lesson.id))
 
 
@@ -141,7 +169,10 @@ def submit_feedback(lesson_id: int) -> Any:
     elif previous == (rating, (request.form.get("comment") or "").strip()):
         flash(_("Your answer is unchanged."), "info")
     else:
-        flash(_("Your earlier answer was changed: rating %(old)d → %(new)d.", old=previous[0], new=rating or 0)
-              if previous[0] != rating else _("Your earlier answer was changed: the comment was updated."),
-              "success")
+        flash(
+            _("Your earlier answer was changed: rating %(old)d → %(new)d.", old=previous[0], new=rating or 0)
+            if previous[0] != rating
+            else _("Your earlier answer was changed: the comment was updated."),
+            "success",
+        )
     return redirect(url_for("learn.lesson", lesson_id=lesson.id))

@@ -51,8 +51,11 @@ def media_import(paths: tuple[Path, ...], uploader: str) -> None:
             click.echo(f"[{number}/{len(paths)}] {path.name}: refused ({exc.status}): {exc.message}", err=True)
             continue
         m = stored.media
-        facts = f"{m.duration_ms / 1000:.1f} s" if m.duration_ms is not None else (
-            f"{m.page_count} pages" if m.page_count else m.mime_type)
+        facts = (
+            f"{m.duration_ms / 1000:.1f} s"
+            if m.duration_ms is not None
+            else (f"{m.page_count} pages" if m.page_count else m.mime_type)
+        )
         state = "new" if stored.created else "already stored"
         click.echo(f"[{number}/{len(paths)}] {path.name}: media {m.id}, {m.mime_type}, {facts} ({state})")
     if refused:

@@ -63,8 +63,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     first = spec.split(",")[0].strip() if sep else ""
     first_s, dash, last_s = first.partition("-")
     first_s, last_s = first_s.strip(), last_s.strip()
-    if not dash or not (first_s or last_s) or not (_is_digits(first_s) or not first_s) \
-            or not (_is_digits(last_s) or not last_s):
+    if (
+        not dash
+        or not (first_s or last_s)
+        or not (_is_digits(first_s) or not first_s)
+        or not (_is_digits(last_s) or not last_s)
+    ):
         raise RangeNotSatisfiable(header)
     if not first_s:  # suffix: the last N bytes
         length = _byte_pos(last_s)
@@ -104,8 +108,9 @@ def _disposition(name: str) -> str:
     return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def counted_stream(opener: Callable[[], BinaryIO], start: int, length: int,
-                   on_close: Callable[[int], None]) -> Iterator[bytes]:
+def counted_stream(
+    opener: Callable[[], BinaryIO], start: int, length: int, on_close: Callable[[int], None]
+) -> Iterator[bytes]:
     """Yield ``length`` bytes from ``start``; ``on_close(sent)`` runs however the stream ends."""
     sent = 0
     try:
@@ -161,8 +166,7 @@ def _counted_wrapper_class(base: type) -> type:
         return cls
 
     class CountedFileWrapper(base):
-        def __init__(self, filelike: _TrackedFile, start: int, length: int,
-                     on_close: Callable[[int], None]) -> None:
+        def __init__(self, filelike: _TrackedFile, start: int, length: int, on_close: Callable[[int], None]) -> None:
             super().__init__(filelike, STREAM_CHUNK)
             # gunicorn's wrapper binds ``self.close = filelike.close``; ours must run.
             self.__dict__.pop("close", None)
@@ -204,8 +208,9 @@ def _counted_wrapper_class(base: type) -> type:
     return CountedFileWrapper
 
 
-def _body(request: Request, opener: Callable[[], BinaryIO], start: int, length: int,
-          on_close: Callable[[int], None]) -> Any:
+def _body(
+    request: Request, opener: Callable[[], BinaryIO], start: int, length: int, on_close: Callable[[int], None]
+) -> Any:
     wrapper = request.environ.get("wsgi.file_wrapper")
     if isinstance(wrapper, type):
         fh = _TrackedFile(opener())
@@ -218,9 +223,17 @@ def _body(request: Request, opener: Callable[[], BinaryIO], start: int, length: 
     return counted_stream(opener, start, length, on_close)
 
 
-def media_response(request: Request, *, opener: Callable[[], BinaryIO], size: int, mime_type: str,
-                   etag: str, last_modified: dt.datetime, name: str,
-                   on_close: Callable[[int], None]) -> Response:
+def media_response(
+    request: Request,
+    *,
+    opener: Callable[[], BinaryIO],
+    size: int,
+    mime_type: str,
+    etag: str,
+    last_modified: dt.datetime,
+    name: str,
+    on_close: Callable[[int], None],
+) -> Response:
     """A 200/206/304/412/416 response for ``request`` on a file of ``size`` bytes."""
     last_modified = _http_date_seconds(last_modified)
     headers = {

@@ -9,5 +9,7 @@ from flask_wtf.file import FileField, FileRequired
 
 class UploadForm(FlaskForm):
     # No FileAllowed: names are not trusted; the content decides (media/validation.py).
-    file = FileField(_l("File (MP4 or WebM video, PDF, PNG or JPEG image)"),
-                     validators=[FileRequired(_l("Choose a file to upload."))])
+    file = FileField(
+        _l("File (MP4 or WebM video, PDF, PNG or JPEG image)"),
+        validators=[FileRequired(_l("Choose a file to upload."))],
+    )

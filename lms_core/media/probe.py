@@ -160,8 +160,9 @@ def probe_mp4(fh: BinaryIO) -> Probe:
             has_data = True
         pos += size
     if moov is None:
-        raise ProbeError(_("The MP4 file has no index (moov box): it is truncated or was not finished. "
-                           "Export it again."))
+        raise ProbeError(
+            _("The MP4 file has no index (moov box): it is truncated or was not finished. Export it again.")
+        )
     if not has_data:
         raise ProbeError(_("The MP4 file contains no media data."))
 
@@ -427,10 +428,15 @@ _DICT_LOOKBACK = 512
 
 
 def _too_costly() -> ProbeError:
-    return ProbeError(_("The PDF has too many or too large compressed object streams to be checked "
-                        "(at most %(n)s streams, %(mb)s MB unpacked). Save it again as a standard PDF "
-                        "and upload it again.",
-                        n=PDF_MAX_OBJECT_STREAMS, mb=PDF_MAX_INFLATED_BYTES // (1024 * 1024)))
+    return ProbeError(
+        _(
+            "The PDF has too many or too large compressed object streams to be checked "
+            "(at most %(n)s streams, %(mb)s MB unpacked). Save it again as a standard PDF "
+            "and upload it again.",
+            n=PDF_MAX_OBJECT_STREAMS,
+            mb=PDF_MAX_INFLATED_BYTES // (1024 * 1024),
+        )
+    )
 
 
 def _pdf_page_count(data: bytes) -> int | None:
@@ -447,7 +453,7 @@ def _pdf_page_count(data: bytes) -> int | None:
     if not counts:  # the page tree may sit in compressed object streams
         opened, inflated = 0, 0
         for m in _STREAM.finditer(data):
-            if b"/ObjStm" not in data[max(0, m.start() - _DICT_LOOKBACK):m.start()].rsplit(b"endobj", 1)[-1]:
+            if b"/ObjStm" not in data[max(0, m.start() - _DICT_LOOKBACK) : m.start()].rsplit(b"endobj", 1)[-1]:
                 continue
             opened += 1
             if opened > PDF_MAX_OBJECT_STREAMS:
@@ -480,6 +486,7 @@ def probe_pdf(fh: BinaryIO) -> Probe:
 
 
 # Images -------------------------------------------------------------------------------
+
 
 def probe_png(fh: BinaryIO) -> Probe:
     size = _size(fh)

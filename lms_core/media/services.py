@@ -38,9 +38,7 @@ _SALT = "lms.media.url"
 
 
 def _too_large(limit: int) -> UploadRejected:
-    return UploadRejected(
-        413, _("The file is larger than the limit of %(mb)s MB.", mb=f"{limit / (1024 * 1024):,.0f}")
-    )
+    return UploadRejected(413, _("The file is larger than the limit of %(mb)s MB.", mb=f"{limit / (1024 * 1024):,.0f}"))
 
 
 @dataclass(frozen=True)
@@ -49,8 +47,9 @@ class StoredUpload:
     created: bool  #: False when the same content was already stored (deduplicated)
 
 
-def store_upload(stream: IO[bytes], original_name: str, uploader: Any, *,
-                 content_length: int | None = None) -> MediaFile:
+def store_upload(
+    stream: IO[bytes], original_name: str, uploader: Any, *, content_length: int | None = None
+) -> MediaFile:
     """Validate and store an uploaded file; returns its (possibly existing) row.
 
     See :func:`store`, which also tells whether the content was new.
@@ -58,8 +57,7 @@ def store_upload(stream: IO[bytes], original_name: str, uploader: Any, *,
     return store(stream, original_name, uploader, content_length=content_length).media
 
 
-def store(stream: IO[bytes], original_name: str, uploader: Any, *,
-          content_length: int | None = None) -> StoredUpload:
+def store(stream: IO[bytes], original_name: str, uploader: Any, *, content_length: int | None = None) -> StoredUpload:
     """Validate and store an uploaded file.
 
     Args:
@@ -115,10 +113,18 @@ def store(stream: IO[bytes], original_name: str, uploader: Any, *,
             if not storage.exists(key):
                 storage.save_file(key, spool)
             media = MediaFile(
-                sha256=sha256, size_bytes=size, mime_type=media_type.mime, kind=media_type.kind,
-                duration_ms=facts.duration_ms, width=facts.width, height=facts.height,
-                page_count=facts.page_count, original_name=name, storage_key=key,
-                uploaded_by_id=getattr(uploader, "id", None), created_at=utcnow(),
+                sha256=sha256,
+                size_bytes=size,
+                mime_type=media_type.mime,
+                kind=media_type.kind,
+                duration_ms=facts.duration_ms,
+                width=facts.width,
+                height=facts.height,
+                page_count=facts.page_count,
+                original_name=name,
+                storage_key=key,
+                uploaded_by_id=getattr(uploader, "id", None),
+                created_at=utcnow(),
             )
             try:
                 with db.session.begin_nested():
@@ -133,11 +139,21 @@ def store(stream: IO[bytes], original_name: str, uploader: Any, *,
             # Repair a store that lost the file (e.g. restored database, fresh disk).
             if not storage.exists(media.storage_key):
                 storage.save_file(media.storage_key, spool)
-        emit("media.uploaded", actor=uploader, obj=media, payload={
-            "sha256": sha256, "kind": media.kind.value, "mime_type": media.mime_type, "size": size,
-            "duration_ms": media.duration_ms, "page_count": media.page_count, "original_name": name,
-            "deduplicated": existing is not None,
-        })
+        emit(
+            "media.uploaded",
+            actor=uploader,
+            obj=media,
+            payload={
+                "sha256": sha256,
+                "kind": media.kind.value,
+                "mime_type": media.mime_type,
+                "size": size,
+                "duration_ms": media.duration_ms,
+                "page_count": media.page_count,
+                "original_name": name,
+                "deduplicated": existing is not None,
+            },
+        )
         return StoredUpload(media, created=existing is None)
     finally:
         spool.unlink(missing_ok=True)
@@ -148,6 +164,7 @@ def _by_sha256(sha256: str) -> MediaFile | None:
 
 
 # Signed URLs -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class MediaGrant:
@@ -174,8 +191,7 @@ def sign_token(media_id: int, user_id: int, session_key: str, ttl: int | None = 
     return str(_serializer().dumps([media_id, user_id, session_key, int(time.time()) + ttl]))
 
 
-def signed_url(media: MediaFile, user: Any, session_key: str, ttl: int | None = None, *,
-               external: bool = False) -> str:
+def signed_url(media: MediaFile, user: Any, session_key: str, ttl: int | None = None, *, external: bool = False) -> str:
     """A URL serving ``media`` to ``user`` only, for one playback session, for ``ttl`` seconds.
 
     The token is HMAC-signed with the app secret (itsdangerous) and binds the user
@@ -192,8 +208,12 @@ def verify_token(token: str, now: float | None = None) -> MediaGrant:
         media_id, user_id, session_key, expires = _serializer().loads(token)
     except (BadSignature, ValueError, TypeError) as exc:
         raise InvalidMediaUrl("bad signature") from exc
-    if not (isinstance(media_id, int) and isinstance(user_id, int) and isinstance(session_key, str)
-            and isinstance(expires, int)):
+    if not (
+        isinstance(media_id, int)
+        and isinstance(user_id, int)
+        and isinstance(session_key, str)
+        and isinstance(expires, int)
+    ):
         raise InvalidMediaUrl("malformed token")
     if (time.time() if now is None else now) > expires:
         raise InvalidMediaUrl("expired")
@@ -225,12 +245,22 @@ def record_delivery(session_key: str, user_id: int, media_id: int, nbytes: int) 
     else:  # pragma: no cover - only the two supported databases
         raise RuntimeError(f"unsupported database {dialect}")
     table: Any = MediaDelivery.__table__
-    stmt = insert(table).values(session_key=session_key, user_id=user_id, media_id=media_id,
-                                bytes_served=nbytes, requests=1, first_at=now, last_at=now)
+    stmt = insert(table).values(
+        session_key=session_key,
+        user_id=user_id,
+        media_id=media_id,
+        bytes_served=nbytes,
+        requests=1,
+        first_at=now,
+        last_at=now,
+    )
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.session_key, table.c.media_id],
-        set_={"bytes_served": table.c.bytes_served + stmt.excluded.bytes_served,
-              "requests": table.c.requests + 1, "last_at": stmt.excluded.last_at},
+        set_={
+            "bytes_served": table.c.bytes_served + stmt.excluded.bytes_served,
+            "requests": table.c.requests + 1,
+            "last_at": stmt.excluded.last_at,
+        },
     )
     for attempt in range(1, _LOCKED_RETRIES + 1):
         try:
@@ -250,7 +280,8 @@ def record_delivery(session_key: str, user_id: int, media_id: int, nbytes: int) 
 def bytes_served(session_key: str, media_id: int | None = None) -> int:
     """Total bytes delivered under ``session_key`` (for one file or all)."""
     query = select(func.coalesce(func.sum(MediaDelivery.bytes_served), 0)).where(
-        MediaDelivery.session_key == session_key)
+        MediaDelivery.session_key == session_key
+    )
     if media_id is not None:
         query = query.where(MediaDelivery.media_id == media_id)
     return int(db.session.execute(query).scalar_one())
@@ -275,18 +306,24 @@ def visible_condition(user: Any) -> Any:
 
     if can(user, "site.manage"):
         return true()
-    mine = select(Event.object_id).where(Event.actor_id == user.id, Event.name == "media.uploaded",
-                                         Event.object_type == MediaFile.__tablename__)
+    mine = select(Event.object_id).where(
+        Event.actor_id == user.id, Event.name == "media.uploaded", Event.object_type == MediaFile.__tablename__
+    )
     taught = select(CourseInstructor.course_id).where(CourseInstructor.user_id == user.id)
     editable = (
         select(Lesson.media_id)
         .join(Course, Course.id == Lesson.course_id)
         .join(OrgUnit, OrgUnit.id == Course.owner_unit_id)
-        .where(Lesson.media_id.is_not(None), or_(
-            Course.id.in_(taught),
-            and_(scope_condition(user, "course.author", OrgUnit.path),
-                 scope_condition(user, "org.manage", OrgUnit.path)),
-        ))
+        .where(
+            Lesson.media_id.is_not(None),
+            or_(
+                Course.id.in_(taught),
+                and_(
+                    scope_condition(user, "course.author", OrgUnit.path),
+                    scope_condition(user, "org.manage", OrgUnit.path),
+                ),
+            ),
+        )
     )
     return or_(cast(MediaFile.id, String).in_(mine), MediaFile.id.in_(editable))
 

@@ -76,9 +76,14 @@ def _ebml_doctype(head: bytes) -> bytes | None:
 
 #: ISO-BMFF major brands that are still images or audio, not MP4 video.
 _NOT_VIDEO_BRANDS = {
-    b"heic": _l("HEIF image (iPhone photo)"), b"heix": _l("HEIF image (iPhone photo)"), b"mif1": _l("HEIF image"),
-    b"msf1": _l("HEIF image sequence"), b"avif": _l("AVIF image"), b"avis": _l("AVIF image sequence"),
-    b"M4A ": _l("M4A audio file"), b"M4B ": _l("M4B audio book"),
+    b"heic": _l("HEIF image (iPhone photo)"),
+    b"heix": _l("HEIF image (iPhone photo)"),
+    b"mif1": _l("HEIF image"),
+    b"msf1": _l("HEIF image sequence"),
+    b"avif": _l("AVIF image"),
+    b"avis": _l("AVIF image sequence"),
+    b"M4A ": _l("M4A audio file"),
+    b"M4B ": _l("M4B audio book"),
 }
 
 
@@ -123,7 +128,10 @@ def check_type(head: bytes, original_name: str, allowed: list[str]) -> MediaType
     if claimed is not None and claimed is not found:
         raise UploadRejected(
             415,
-            _("The file is named %(suffix)s but its content is a %(label)s. Check that you chose the right file.",
-              suffix=suffix, label=found.label),
+            _(
+                "The file is named %(suffix)s but its content is a %(label)s. Check that you chose the right file.",
+                suffix=suffix,
+                label=found.label,
+            ),
         )
     return found

@@ -45,8 +45,12 @@ def _require_author() -> None:
     require(current_user, "course.author")
 
 
-def _spool_file(total_content_length: int | None, content_type: str | None, filename: str | None = None,
-                content_length: int | None = None) -> IO[bytes]:
+def _spool_file(
+    total_content_length: int | None,
+    content_type: str | None,
+    filename: str | None = None,
+    content_length: int | None = None,
+) -> IO[bytes]:
     """Where Werkzeug puts a multipart file part: the media spool folder, not ``/tmp``.
 
     ``/tmp`` is often a RAM-backed tmpfs, where a 2 GB part would sit in memory.
@@ -68,9 +72,16 @@ def allow_large_upload() -> None:
 
 def media_json(media: MediaFile) -> dict[str, Any]:
     return {
-        "id": media.id, "sha256": media.sha256, "size": media.size_bytes, "mime_type": media.mime_type,
-        "kind": media.kind.value, "duration_ms": media.duration_ms, "width": media.width,
-        "height": media.height, "page_count": media.page_count, "original_name": media.original_name,
+        "id": media.id,
+        "sha256": media.sha256,
+        "size": media.size_bytes,
+        "mime_type": media.mime_type,
+        "kind": media.kind.value,
+        "duration_ms": media.duration_ms,
+        "width": media.width,
+        "height": media.height,
+        "page_count": media.page_count,
+        "original_name": media.original_name,
         "preview_url": url_for("media.preview", media_id=media.id),
     }
 
@@ -78,8 +89,12 @@ def media_json(media: MediaFile) -> dict[str, Any]:
 @bp.route("/media/", methods=["GET"])
 def library() -> Any:
     _require_author()
-    return render_template("media/library.html", form=UploadForm(), items=services.library(current_user),
-                           max_bytes=current_app.config["LMS_UPLOAD_MAX_BYTES"])
+    return render_template(
+        "media/library.html",
+        form=UploadForm(),
+        items=services.library(current_user),
+        max_bytes=current_app.config["LMS_UPLOAD_MAX_BYTES"],
+    )
 
 
 @bp.route("/media/upload", methods=["POST"])
@@ -93,8 +108,9 @@ def upload() -> Any:
     if form.validate_on_submit():
         storage_file = form.file.data
         try:
-            media = services.store_upload(storage_file.stream, storage_file.filename or "", current_user,
-                                          content_length=None)
+            media = services.store_upload(
+                storage_file.stream, storage_file.filename or "", current_user, content_length=None
+            )
         except UploadRejected as exc:
             db.session.rollback()
             form.file.errors = [exc.message]
@@ -108,8 +124,12 @@ def upload() -> Any:
     if wants_json():
         message = "; ".join(str(e) for errors in form.errors.values() for e in errors)
         return jsonify({"error": message or _("The request was not understood."), "status": status}), status
-    return render_template("media/library.html", form=form, items=services.library(current_user),
-                           max_bytes=current_app.config["LMS_UPLOAD_MAX_BYTES"]), status
+    return render_template(
+        "media/library.html",
+        form=form,
+        items=services.library(current_user),
+        max_bytes=current_app.config["LMS_UPLOAD_MAX_BYTES"],
+    ), status
 
 
 @bp.route("/api/media", methods=["POST", "PUT"])
@@ -181,6 +201,13 @@ def serve(token: str) -> Any:
         with app.app_context():
             services.record_delivery(grant.session_key, user_id, media_id, sent)
 
-    return media_response(request, opener=lambda: storage.open(key), size=size, mime_type=media.mime_type,
-                          etag=media.sha256, last_modified=media.created_at, name=media.original_name,
-                          on_close=record)
+    return media_response(
+        request,
+        opener=lambda: storage.open(key),
+        size=size,
+        mime_type=media.mime_type,
+        etag=media.sha256,
+        last_modified=media.created_at,
+        name=media.original_name,
+        on_close=record,
+    )

@@ -24,10 +24,17 @@ class OrgKind(enum.StrEnum):
     DEPARTMENT = "department"  # 部门 / 单位
 
 
-enum_labels(OrgKind, {OrgKind.PROVINCE: _l("Province"), OrgKind.CITY: _l("City"),
-                      OrgKind.COUNTY: _l("County / district"),
-                      OrgKind.TOWNSHIP: _l("Township / street"), OrgKind.VILLAGE: _l("Village / community"),
-                      OrgKind.DEPARTMENT: _l("Department")})
+enum_labels(
+    OrgKind,
+    {
+        OrgKind.PROVINCE: _l("Province"),
+        OrgKind.CITY: _l("City"),
+        OrgKind.COUNTY: _l("County / district"),
+        OrgKind.TOWNSHIP: _l("Township / street"),
+        OrgKind.VILLAGE: _l("Village / community"),
+        OrgKind.DEPARTMENT: _l("Department"),
+    },
+)
 
 
 #: Which kinds may sit directly under which: a village under a county is a data error.

@@ -27,8 +27,9 @@ def check_child_kind(parent: OrgUnit | None, kind: OrgKind) -> None:
         raise OrgError(_("a %(kind)s cannot be placed under a %(where)s", kind=label(kind), where=label(parent.kind)))
 
 
-def create_unit(*, code: str, name: str, kind: OrgKind, parent: OrgUnit | None, actor: object = None,
-                emit_event: bool = True) -> OrgUnit:
+def create_unit(
+    *, code: str, name: str, kind: OrgKind, parent: OrgUnit | None, actor: object = None, emit_event: bool = True
+) -> OrgUnit:
     """Add a unit (flushes, does not commit)."""
     code = code.strip()
     name = name.strip()
@@ -37,14 +38,18 @@ def create_unit(*, code: str, name: str, kind: OrgKind, parent: OrgUnit | None, 
     if by_code(code) is not None:
         raise OrgError(_("org code %(code)s already exists", code=code))
     check_child_kind(parent, kind)
-    unit = OrgUnit(code=code, name=name, kind=kind, parent=parent,
-                   depth=(parent.depth + 1) if parent else 0)
+    unit = OrgUnit(code=code, name=name, kind=kind, parent=parent, depth=(parent.depth + 1) if parent else 0)
     db.session.add(unit)
     db.session.flush()
     unit.path = f"{parent.path if parent else '/'}{unit.id}/"
     if emit_event:
-        emit("org.created", actor=actor, obj=unit, org_unit_id=unit.id,
-             payload={"code": code, "name": name, "kind": kind.value})
+        emit(
+            "org.created",
+            actor=actor,
+            obj=unit,
+            org_unit_id=unit.id,
+            payload={"code": code, "name": name, "kind": kind.value},
+        )
     return unit
 
 
@@ -57,8 +62,13 @@ def update_unit(unit: OrgUnit, *, name: str, code: str, actor: object = None) ->
         raise OrgError(_("org code %(code)s already exists", code=code))
     before = {"name": unit.name, "code": unit.code}
     unit.name, unit.code = name, code
-    emit("org.updated", actor=actor, obj=unit, org_unit_id=unit.id,
-         payload={"before": before, "after": {"name": name, "code": code}})
+    emit(
+        "org.updated",
+        actor=actor,
+        obj=unit,
+        org_unit_id=unit.id,
+        payload={"before": before, "after": {"name": name, "code": code}},
+    )
 
 
 def move_unit(unit: OrgUnit, new_parent: OrgUnit, actor: object = None) -> None:
@@ -72,15 +82,13 @@ def move_unit(unit: OrgUnit, new_parent: OrgUnit, actor: object = None) -> None:
     db.session.execute(
         update(OrgUnit)
         .where(OrgUnit.path.startswith(old_path, autoescape=True))
-        .values(path=new_path + func.substr(OrgUnit.path, len(old_path) + 1),
-                depth=OrgUnit.depth + depth_delta)
+        .values(path=new_path + func.substr(OrgUnit.path, len(old_path) + 1), depth=OrgUnit.depth + depth_delta)
         .execution_options(synchronize_session=False)
     )
     unit.parent_id = new_parent.id
     db.session.flush()
     db.session.expire_all()
-    emit("org.moved", actor=actor, obj=unit, org_unit_id=unit.id,
-         payload={"from": old_path, "to": new_path})
+    emit("org.moved", actor=actor, obj=unit, org_unit_id=unit.id, payload={"from": old_path, "to": new_path})
 
 
 def subtree_count(unit: OrgUnit) -> int:

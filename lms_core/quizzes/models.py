@@ -20,8 +20,14 @@ class QuestionKind(enum.StrEnum):
     TRUE_FALSE = "true_false"
 
 
-enum_labels(QuestionKind, {QuestionKind.SINGLE: _l("Single choice"), QuestionKind.MULTIPLE: _l("Multiple choice"),
-                           QuestionKind.TRUE_FALSE: _l("True / false")})
+enum_labels(
+    QuestionKind,
+    {
+        QuestionKind.SINGLE: _l("Single choice"),
+        QuestionKind.MULTIPLE: _l("Multiple choice"),
+        QuestionKind.TRUE_FALSE: _l("True / false"),
+    },
+)
 
 
 class Question(Base):

@@ -28,8 +28,16 @@ class QuizError(ValueError):
         self.status = status
 
 
-def add_question(author: User, lesson: Lesson, *, kind: QuestionKind, text: str, options: list[str],
-                 correct: list[int], points: int = 1) -> Question:
+def add_question(
+    author: User,
+    lesson: Lesson,
+    *,
+    kind: QuestionKind,
+    text: str,
+    options: list[str],
+    correct: list[int],
+    points: int = 1,
+) -> Question:
     require_edit(author, lesson.course)
     if lesson.kind != LessonKind.QUIZ:
         raise CourseError(_("questions belong to quiz lessons"))
@@ -44,22 +52,33 @@ def add_question(author: User, lesson: Lesson, *, kind: QuestionKind, text: str,
         raise CourseError(_("single-choice and true/false questions have exactly one correct answer"))
     if points < 1:
         raise CourseError(_("points must be positive"))
-    position = (db.session.execute(select(func.max(Question.position)).filter_by(lesson_id=lesson.id)).scalar() or 0)
-    question = Question(lesson_id=lesson.id, kind=kind, text=text.strip(), options=options,
-                        correct=sorted(correct), points=points, position=position + 1)
+    position = db.session.execute(select(func.max(Question.position)).filter_by(lesson_id=lesson.id)).scalar() or 0
+    question = Question(
+        lesson_id=lesson.id,
+        kind=kind,
+        text=text.strip(),
+        options=options,
+        correct=sorted(correct),
+        points=points,
+        position=position + 1,
+    )
     db.session.add(question)
     db.session.flush()
     return question
 
 
 def questions(lesson: Lesson) -> list[Question]:
-    return list(db.session.execute(select(Question).filter_by(lesson_id=lesson.id).order_by(Question.position))
-                .scalars())
+    return list(
+        db.session.execute(select(Question).filter_by(lesson_id=lesson.id).order_by(Question.position)).scalars()
+    )
 
 
 def attempts_of(user: User, lesson: Lesson) -> list[Attempt]:
-    return list(db.session.execute(select(Attempt).filter_by(user_id=user.id, lesson_id=lesson.id)
-                                   .order_by(Attempt.id)).scalars())
+    return list(
+        db.session.execute(
+            select(Attempt).filter_by(user_id=user.id, lesson_id=lesson.id).order_by(Attempt.id)
+        ).scalars()
+    )
 
 
 def attempts_left(lesson: Lesson, attempts: list[Attempt]) -> int | None:
@@ -85,8 +104,7 @@ def open_attempt(user: User, lesson: Lesson, enrolment: Enrolment) -> Attempt:
         raise QuizError(_("this quiz has no questions yet"), 409)
     if lesson.shuffle_questions:
         random.SystemRandom().shuffle(ids)
-    attempt = Attempt(user_id=user.id, lesson_id=lesson.id, enrolment_id=enrolment.id, question_order=ids,
-                      answers={})
+    attempt = Attempt(user_id=user.id, lesson_id=lesson.id, enrolment_id=enrolment.id, question_order=ids, answers={})
     db.session.add(attempt)
     db.session.flush()
     return attempt
@@ -136,16 +154,36 @@ def submit(user: User, attempt: Attempt, answers: dict[str, Any]) -> Graded:
         success = chosen == sorted(question.correct)
         maximum += question.points
         raw += question.points if success else 0
-        emit("quiz.answered", actor=user, obj=question, course_id=lesson.course_id,
-             payload={"lesson_id": lesson.id, "attempt_id": attempt.id, "registration": enrolment.registration,
-                      "response": chosen, "success": success})
+        emit(
+            "quiz.answered",
+            actor=user,
+            obj=question,
+            course_id=lesson.course_id,
+            payload={
+                "lesson_id": lesson.id,
+                "attempt_id": attempt.id,
+                "registration": enrolment.registration,
+                "response": chosen,
+                "success": success,
+            },
+        )
     attempt.answers = {str(k): v for k, v in parsed.items()}
     attempt.score_raw, attempt.score_max = raw, maximum
     attempt.passed = maximum > 0 and raw * 100 >= lesson.passing_score_pct * maximum
     attempt.submitted_at = utcnow()
-    emit("quiz.passed" if attempt.passed else "quiz.failed", actor=user, obj=attempt, course_id=lesson.course_id,
-         payload={"lesson_id": lesson.id, "registration": enrolment.registration, "score_raw": raw,
-                  "score_max": maximum, "scaled": round(raw / maximum, 4) if maximum else 0})
+    emit(
+        "quiz.passed" if attempt.passed else "quiz.failed",
+        actor=user,
+        obj=attempt,
+        course_id=lesson.course_id,
+        payload={
+            "lesson_id": lesson.id,
+            "registration": enrolment.registration,
+            "score_raw": raw,
+            "score_max": maximum,
+            "scaled": round(raw / maximum, 4) if maximum else 0,
+        },
+    )
     progress = progress_for(user.id, lesson, lock=True)
     lesson_done = course_done = False
     if attempt.passed:
@@ -179,6 +217,12 @@ def review(lesson: Lesson, attempt: Attempt) -> list[ReviewLine]:
         if question is None:
             continue
         chosen = [int(i) for i in attempt.answers.get(str(qid), [])]
-        lines.append(ReviewLine(question, chosen, chosen == sorted(question.correct),
-                                sorted(question.correct) if lesson.show_correct_answers else None))
+        lines.append(
+            ReviewLine(
+                question,
+                chosen,
+                chosen == sorted(question.correct),
+                sorted(question.correct) if lesson.show_correct_answers else None,
+            )
+        )
     return lines

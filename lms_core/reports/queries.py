@@ -31,10 +31,17 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 #: A learner's state in one 调训, as the drill-down filters and shows it.
 STATUSES = ("not_started", "in_progress", "completed", "overdue")
-STATUS_LABELS = {"not_started": _l("Not started"), "in_progress": _l("In progress"),
-                 "completed": _l("Completed"), "overdue": _l("Overdue")}
-BAND_LABELS = {RankBand.COUNTY_AND_ABOVE: _l("County-level and above"),
-               RankBand.TOWNSHIP: _l("Township-level"), RankBand.GENERAL: _l("General cadre")}
+STATUS_LABELS = {
+    "not_started": _l("Not started"),
+    "in_progress": _l("In progress"),
+    "completed": _l("Completed"),
+    "overdue": _l("Overdue"),
+}
+BAND_LABELS = {
+    RankBand.COUNTY_AND_ABOVE: _l("County-level and above"),
+    RankBand.TOWNSHIP: _l("Township-level"),
+    RankBand.GENERAL: _l("General cadre"),
+}
 
 
 class ReportError(ValueError):
@@ -65,16 +72,24 @@ def _holders() -> set[str]:
 
 
 def assignment_list(viewer: User, limit: int = 100) -> list[tuple[Assignment, Course, OrgUnit]]:
-    stmt = (select(Assignment, Course, OrgUnit).join(Course, Course.id == Assignment.course_id)
-            .join(OrgUnit, OrgUnit.id == Assignment.org_unit_id).where(visible_assignments(viewer))
-            .order_by(Assignment.deadline.desc(), Assignment.id.desc()).limit(limit))
+    stmt = (
+        select(Assignment, Course, OrgUnit)
+        .join(Course, Course.id == Assignment.course_id)
+        .join(OrgUnit, OrgUnit.id == Assignment.org_unit_id)
+        .where(visible_assignments(viewer))
+        .order_by(Assignment.deadline.desc(), Assignment.id.desc())
+        .limit(limit)
+    )
     return [(a, c, u) for a, c, u in db.session.execute(stmt).all()]
 
 
 def find_assignment(viewer: User, assignment_id: int) -> Assignment | None:
     """The assignment if the viewer may report on it; None otherwise (the page answers 404)."""
-    stmt = (select(Assignment).join(OrgUnit, OrgUnit.id == Assignment.org_unit_id)
-            .where(Assignment.id == assignment_id, visible_assignments(viewer)))
+    stmt = (
+        select(Assignment)
+        .join(OrgUnit, OrgUnit.id == Assignment.org_unit_id)
+        .where(Assignment.id == assignment_id, visible_assignments(viewer))
+    )
     return db.session.execute(stmt).scalar_one_or_none()
 
 
@@ -99,20 +114,38 @@ class AssignmentReport:
     def people_statement(self) -> Select[Any]:
         """One row per person the 调训 reaches, with their state (the drill-down's query)."""
         a = self.assignment
-        started_lesson = exists().where(LessonProgress.user_id == User.id, LessonProgress.course_id == a.course_id,
-                                        LessonProgress.status != ProgressStatus.NOT_STARTED)
+        started_lesson = exists().where(
+            LessonProgress.user_id == User.id,
+            LessonProgress.course_id == a.course_id,
+            LessonProgress.status != ProgressStatus.NOT_STARTED,
+        )
         completed = Enrolment.completed_at.is_not(None)
         started = or_(completed, started_lesson)
         past_deadline = a.deadline <= self.now
-        state = case((completed, "completed"), (literal(past_deadline), "overdue"), (started, "in_progress"),
-                     else_="not_started")
-        stmt = (select(User.id.label("user_id"), User.full_name, User.username, OrgUnit.id.label("unit_id"),
-                       OrgUnit.name.label("unit_name"), OrgUnit.code.label("unit_code"), User.rank_band,
-                       Enrolment.completed_at, case((started, 1), else_=0).label("started"), state.label("state"))
-                .join(OrgUnit, OrgUnit.id == User.org_unit_id)
-                .outerjoin(Enrolment, and_(Enrolment.user_id == User.id, Enrolment.course_id == a.course_id))
-                .where(OrgUnit.path.startswith(a.org_unit.path, autoescape=True), User.status == UserStatus.ACTIVE,
-                       scope_condition(self.viewer, CAPABILITY, OrgUnit.path)))
+        state = case(
+            (completed, "completed"), (literal(past_deadline), "overdue"), (started, "in_progress"), else_="not_started"
+        )
+        stmt = (
+            select(
+                User.id.label("user_id"),
+                User.full_name,
+                User.username,
+                OrgUnit.id.label("unit_id"),
+                OrgUnit.name.label("unit_name"),
+                OrgUnit.code.label("unit_code"),
+                User.rank_band,
+                Enrolment.completed_at,
+                case((started, 1), else_=0).label("started"),
+                state.label("state"),
+            )
+            .join(OrgUnit, OrgUnit.id == User.org_unit_id)
+            .outerjoin(Enrolment, and_(Enrolment.user_id == User.id, Enrolment.course_id == a.course_id))
+            .where(
+                OrgUnit.path.startswith(a.org_unit.path, autoescape=True),
+                User.status == UserStatus.ACTIVE,
+                scope_condition(self.viewer, CAPABILITY, OrgUnit.path),
+            )
+        )
         if a.rank_band is not None:
             stmt = stmt.where(User.rank_band == a.rank_band)
         if self.unit_id is not None:
@@ -124,18 +157,46 @@ class AssignmentReport:
     def summary(self) -> Table:
         """Reached, started, completed and overdue per (learner's unit, rank band)."""
         people = self.people_statement().subquery()
-        stmt = (select(people.c.unit_id, people.c.unit_code, people.c.unit_name, people.c.rank_band,
-                       func.count(), func.sum(people.c.started),
-                       func.sum(case((people.c.state == "completed", 1), else_=0)),
-                       func.sum(case((people.c.state == "overdue", 1), else_=0)))
-                .group_by(people.c.unit_id, people.c.unit_code, people.c.unit_name, people.c.rank_band)
-                .order_by(people.c.unit_code, people.c.rank_band))
-        table = Table([_("Org unit"), _("Unit code"), _("Rank band"), _("People reached"), _("People started"),
-                       _("People completed"), _("People overdue"), _("Completion rate")])
+        stmt = (
+            select(
+                people.c.unit_id,
+                people.c.unit_code,
+                people.c.unit_name,
+                people.c.rank_band,
+                func.count(),
+                func.sum(people.c.started),
+                func.sum(case((people.c.state == "completed", 1), else_=0)),
+                func.sum(case((people.c.state == "overdue", 1), else_=0)),
+            )
+            .group_by(people.c.unit_id, people.c.unit_code, people.c.unit_name, people.c.rank_band)
+            .order_by(people.c.unit_code, people.c.rank_band)
+        )
+        table = Table(
+            [
+                _("Org unit"),
+                _("Unit code"),
+                _("Rank band"),
+                _("People reached"),
+                _("People started"),
+                _("People completed"),
+                _("People overdue"),
+                _("Completion rate"),
+            ]
+        )
         for unit_id, code, name, band, reached, started, completed, overdue in db.session.execute(stmt).all():
             rate = f"{100 * int(completed or 0) / reached:.1f}%" if reached else ""
-            table.rows.append([name, code, band_label(band), int(reached), int(started or 0), int(completed or 0),
-                               int(overdue or 0), rate])
+            table.rows.append(
+                [
+                    name,
+                    code,
+                    band_label(band),
+                    int(reached),
+                    int(started or 0),
+                    int(completed or 0),
+                    int(overdue or 0),
+                    rate,
+                ]
+            )
             table.keys.append({"unit": unit_id, "band": str(band)})
         return table
 
@@ -146,12 +207,28 @@ class AssignmentReport:
         if self.status is not None:
             stmt = stmt.where(people.c.state == self.status)
         stmt = stmt.order_by(people.c.unit_code, people.c.full_name, people.c.user_id).limit(limit)
-        table = Table([_("Full name"), _("Username"), _("Org unit"), _("Rank band"), _("Status"),
-                       _("Completed at (Beijing time)")])
+        table = Table(
+            [
+                _("Full name"),
+                _("Username"),
+                _("Org unit"),
+                _("Rank band"),
+                _("Status"),
+                _("Completed at (Beijing time)"),
+            ]
+        )
         for row in db.session.execute(stmt).mappings():
             done = row["completed_at"]
-            table.rows.append([row["full_name"], row["username"], row["unit_name"], band_label(row["rank_band"]),
-                               str(STATUS_LABELS[row["state"]]), _beijing(done)])
+            table.rows.append(
+                [
+                    row["full_name"],
+                    row["username"],
+                    row["unit_name"],
+                    band_label(row["rank_band"]),
+                    str(STATUS_LABELS[row["state"]]),
+                    _beijing(done),
+                ]
+            )
             table.keys.append({"user": row["user_id"]})
         return table
 
@@ -178,14 +255,26 @@ class HoursReport:
 
     def statement(self) -> Select[Any]:
         month = func.extract("month", DailyTotal.day)
-        columns: list[Any] = [OrgUnit.id, OrgUnit.code, OrgUnit.name, month.label("month"),
-                              func.sum(DailyTotal.credited_ms), func.count(func.distinct(DailyTotal.user_id))]
-        stmt = (select(*columns)
-                .join(User, User.id == DailyTotal.user_id).join(OrgUnit, OrgUnit.id == User.org_unit_id)
-                .where(DailyTotal.day >= dt.date(self.year, 1, 1), DailyTotal.day < dt.date(self.year + 1, 1, 1),
-                       scope_condition(self.viewer, CAPABILITY, OrgUnit.path),
-                       OrgUnit.path.startswith(self.root.path, autoescape=True) if self.root else true())
-                .group_by(OrgUnit.id, OrgUnit.code, OrgUnit.name, month))
+        columns: list[Any] = [
+            OrgUnit.id,
+            OrgUnit.code,
+            OrgUnit.name,
+            month.label("month"),
+            func.sum(DailyTotal.credited_ms),
+            func.count(func.distinct(DailyTotal.user_id)),
+        ]
+        stmt = (
+            select(*columns)
+            .join(User, User.id == DailyTotal.user_id)
+            .join(OrgUnit, OrgUnit.id == User.org_unit_id)
+            .where(
+                DailyTotal.day >= dt.date(self.year, 1, 1),
+                DailyTotal.day < dt.date(self.year + 1, 1, 1),
+                scope_condition(self.viewer, CAPABILITY, OrgUnit.path),
+                OrgUnit.path.startswith(self.root.path, autoescape=True) if self.root else true(),
+            )
+            .group_by(OrgUnit.id, OrgUnit.code, OrgUnit.name, month)
+        )
         return stmt
 
     def table(self) -> Table:
@@ -204,13 +293,16 @@ class HoursReport:
 def scope_unit(viewer: User, code: str) -> OrgUnit:
     """The unit of ``code`` if it lies in the viewer's scope (ReportError / LookupError otherwise)."""
     # PostgreSQL refuses a NUL in a text parameter: such a code can match no unit anyway.
-    unit = None if not code.isprintable() else db.session.execute(
-        select(OrgUnit).where(OrgUnit.code == code)).scalar_one_or_none()
+    unit = (
+        None
+        if not code.isprintable()
+        else db.session.execute(select(OrgUnit).where(OrgUnit.code == code)).scalar_one_or_none()
+    )
     if unit is None:
         raise ReportError(_("No org unit has the code %(code)s.", code=code))
-    allowed = db.session.execute(select(OrgUnit.id).where(
-        OrgUnit.id == unit.id, scope_condition(viewer, CAPABILITY, OrgUnit.path))).scalar_one_or_none()
+    allowed = db.session.execute(
+        select(OrgUnit.id).where(OrgUnit.id == unit.id, scope_condition(viewer, CAPABILITY, OrgUnit.path))
+    ).scalar_one_or_none()
     if allowed is None:
         raise LookupError(code)
     return unit
-

@@ -62,8 +62,7 @@ def to_xlsx(table: Table, sheet_title: str) -> bytes:
 
 
 def _plain(row: Sequence[Any]) -> list[Any]:
-    return [str(cell) if not isinstance(cell, int | Decimal | str) or isinstance(cell, bool) else cell
-            for cell in row]
+    return [str(cell) if not isinstance(cell, int | Decimal | str) or isinstance(cell, bool) else cell for cell in row]
 
 
 def _sheet_name(title: str) -> str:

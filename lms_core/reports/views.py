@@ -34,8 +34,9 @@ def _export(table: Table, fmt: str, name: str, title: str) -> Response:
     if fmt == "csv":
         response = Response(to_csv(table), mimetype="text/csv; charset=utf-8")
     else:
-        response = Response(to_xlsx(table, title),
-                            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        response = Response(
+            to_xlsx(table, title), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        )
     response.headers["Content-Disposition"] = f"attachment; filename={name}.{fmt}"
     return response
 
@@ -48,8 +49,9 @@ def _fmt(fmt: str) -> str:
 
 @bp.route("/")
 def index() -> Any:
-    return render_template("reports/index.html", assignments=queries.assignment_list(_viewer()),
-                           year=dt.datetime.now(dt.UTC).year)
+    return render_template(
+        "reports/index.html", assignments=queries.assignment_list(_viewer()), year=dt.datetime.now(dt.UTC).year
+    )
 
 
 def _assignment(assignment_id: int) -> Any:
@@ -76,16 +78,22 @@ def people(assignment_id: int, fmt: str) -> Any:
     fmt = _fmt(fmt)
     assignment = _assignment(assignment_id)
     try:
-        report = queries.AssignmentReport(_viewer(), assignment, dt.datetime.now(dt.UTC),
-                                          unit_id=int_arg("unit"), band=request.args.get("band") or None,
-                                          status=request.args.get("status") or None)
+        report = queries.AssignmentReport(
+            _viewer(),
+            assignment,
+            dt.datetime.now(dt.UTC),
+            unit_id=int_arg("unit"),
+            band=request.args.get("band") or None,
+            status=request.args.get("status") or None,
+        )
     except queries.ReportError as exc:
         abort(400, str(exc))
     table = report.people()
     if fmt != "html":
         return _export(table, fmt, f"assignment-{assignment_id}-people", _("People"))
-    return render_template("reports/people.html", report=report, table=table, statuses=queries.STATUS_LABELS,
-                           bands=queries.BAND_LABELS)
+    return render_template(
+        "reports/people.html", report=report, table=table, statuses=queries.STATUS_LABELS, bands=queries.BAND_LABELS
+    )
 
 
 @bp.route("/hours", defaults={"fmt": "html"})

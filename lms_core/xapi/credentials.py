@@ -55,8 +55,9 @@ def lrs_client(app: Flask | None = None) -> PlatformLRS:
         saved = saved_credentials(app)
         if saved is not None:
             key, secret = saved["key"], saved["secret"]
-    return PlatformLRS(config["LMS_XAPI_ENDPOINT"], key=key, secret=secret,
-                       timeout=float(config.get("LMS_XAPI_TIMEOUT") or 10))
+    return PlatformLRS(
+        config["LMS_XAPI_ENDPOINT"], key=key, secret=secret, timeout=float(config.get("LMS_XAPI_TIMEOUT") or 10)
+    )
 
 
 def connect_embedded(app: Flask | None = None, *, force: bool = False) -> tuple[str, bool]:
@@ -66,8 +67,10 @@ def connect_embedded(app: Flask | None = None, *, force: bool = False) -> tuple[
     """
     app = app or current_app
     if "lrs" not in app.config["LMS_PLUGINS"]:
-        raise ConnectError("the embedded LRS is not enabled: add lrs to LMS_PLUGINS, or set LMS_XAPI_KEY and "
-                           "LMS_XAPI_SECRET for an external LRS")
+        raise ConnectError(
+            "the embedded LRS is not enabled: add lrs to LMS_PLUGINS, or set LMS_XAPI_KEY and "
+            "LMS_XAPI_SECRET for an external LRS"
+        )
     if app.config.get("LMS_XAPI_KEY"):
         raise ConnectError("LMS_XAPI_KEY is set: the platform uses that credential, not a saved one")
     from sqlalchemy import select

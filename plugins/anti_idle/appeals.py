@@ -49,19 +49,24 @@ def clean_reason(raw: Any) -> str:
 
 
 def recent_days(user_id: int, *, limit: int = 30) -> list[DayVerdict]:
-    return list(db.session.execute(select(DayVerdict).where(DayVerdict.user_id == user_id)
-                                   .order_by(DayVerdict.day.desc()).limit(limit)).scalars())
+    return list(
+        db.session.execute(
+            select(DayVerdict).where(DayVerdict.user_id == user_id).order_by(DayVerdict.day.desc()).limit(limit)
+        ).scalars()
+    )
 
 
-def lines_for(user_id: int, *, lesson_id: int | None = None, day_ids: list[int] | None = None,
-              limit: int = 200) -> list[Evidence]:
+def lines_for(
+    user_id: int, *, lesson_id: int | None = None, day_ids: list[int] | None = None, limit: int = 200
+) -> list[Evidence]:
     stmt = select(Evidence).where(Evidence.user_id == user_id)
     if lesson_id is not None:
         stmt = stmt.where(Evidence.lesson_id == lesson_id)
     if day_ids is not None:
         stmt = stmt.where(Evidence.day_verdict_id.in_(day_ids))
-    return list(db.session.execute(stmt.order_by(Evidence.span_start.desc(), Evidence.id.desc()).limit(limit))
-                .scalars())
+    return list(
+        db.session.execute(stmt.order_by(Evidence.span_start.desc(), Evidence.id.desc()).limit(limit)).scalars()
+    )
 
 
 def appeals_of(user_id: int) -> dict[int, Appeal]:
@@ -82,23 +87,32 @@ def file_appeal(user: User, day_verdict_id: int, reason: Any, evidence_id: Any =
         raise AppealError(_("No such study day."), 404)
     if day.verdict not in APPEALABLE:
         raise AppealError(_("Nothing was deducted or held on this day, so there is nothing to appeal."), 409)
-    if db.session.execute(select(Appeal.id).where(Appeal.day_verdict_id == day.id, Appeal.status == "open")
-                          ).first() is not None:
+    if (
+        db.session.execute(select(Appeal.id).where(Appeal.day_verdict_id == day.id, Appeal.status == "open")).first()
+        is not None
+    ):
         raise AppealError(_("An appeal for this day is already waiting for review."), 409)
     text = clean_reason(reason)
     line_id: int | None = None
     if evidence_id not in (None, ""):
-        line = db.session.get(Evidence, int(evidence_id)) if str(evidence_id).isdigit() and \
-            len(str(evidence_id)) < 12 else None
+        line = (
+            db.session.get(Evidence, int(evidence_id))
+            if str(evidence_id).isdigit() and len(str(evidence_id)) < 12
+            else None
+        )
         if line is None or line.day_verdict_id != day.id:
             raise AppealError(_("That line does not belong to this day."), 400)
         line_id = line.id
     appeal = Appeal(user_id=user.id, day_verdict_id=day.id, evidence_id=line_id, reason=text, status="open")
     db.session.add(appeal)
     db.session.flush()
-    emit(APPEAL_FILED, actor=user, object_type=Appeal.__tablename__, object_id=appeal.id,
-         payload={"appeal_id": appeal.id, "day": day.day.isoformat(), "verdict": day.verdict,
-                  "evidence_id": line_id})
+    emit(
+        APPEAL_FILED,
+        actor=user,
+        object_type=Appeal.__tablename__,
+        object_id=appeal.id,
+        payload={"appeal_id": appeal.id, "day": day.day.isoformat(), "verdict": day.verdict, "evidence_id": line_id},
+    )
     return appeal
 
 
@@ -114,23 +128,33 @@ class ReviewItem:
 
 def _scoped_people(auditor: User) -> Any:
     """Ids of the people in the auditor's ``anti_idle.review`` scope (SQL)."""
-    return (select(User.id).join(OrgUnit, OrgUnit.id == User.org_unit_id)
-            .where(scope_condition(auditor, "anti_idle.review", OrgUnit.path)))
+    return (
+        select(User.id)
+        .join(OrgUnit, OrgUnit.id == User.org_unit_id)
+        .where(scope_condition(auditor, "anti_idle.review", OrgUnit.path))
+    )
 
 
 def review_list(auditor: User, *, page: int = 1) -> list[ReviewItem]:
     """Held days not yet decided, and days with an open appeal, of people in scope; oldest first."""
     open_appeal_days = select(Appeal.day_verdict_id).where(Appeal.status == "open")
     rows = db.session.execute(
-        select(DayVerdict, User).join(User, User.id == DayVerdict.user_id)
-        .where(DayVerdict.user_id.in_(_scoped_people(auditor)),
-               ((DayVerdict.verdict == HELD) & DayVerdict.review_state.not_in(("posted", "voided")))
-               | DayVerdict.id.in_(open_appeal_days))
-        .order_by(DayVerdict.day, DayVerdict.id).offset((max(1, page) - 1) * PAGE).limit(PAGE)).all()
+        select(DayVerdict, User)
+        .join(User, User.id == DayVerdict.user_id)
+        .where(
+            DayVerdict.user_id.in_(_scoped_people(auditor)),
+            ((DayVerdict.verdict == HELD) & DayVerdict.review_state.not_in(("posted", "voided")))
+            | DayVerdict.id.in_(open_appeal_days),
+        )
+        .order_by(DayVerdict.day, DayVerdict.id)
+        .offset((max(1, page) - 1) * PAGE)
+        .limit(PAGE)
+    ).all()
     appeals: dict[int, Appeal] = {}
     if rows:
-        for a in db.session.execute(select(Appeal).where(Appeal.day_verdict_id.in_([d.id for d, _u in rows]))
-                                    .order_by(Appeal.id)).scalars():
+        for a in db.session.execute(
+            select(Appeal).where(Appeal.day_verdict_id.in_([d.id for d, _u in rows])).order_by(Appeal.id)
+        ).scalars():
             appeals[a.day_verdict_id] = a
     return [ReviewItem(d, u, appeals.get(d.id)) for d, u in rows]
 
@@ -160,8 +184,12 @@ def decide(auditor: User, day_verdict_id: int, decision: Any, reason: Any) -> st
 
     day = day_for_review(auditor, day_verdict_id)
     text = clean_reason(reason)
-    appeal = db.session.execute(select(Appeal).where(Appeal.day_verdict_id == day.id, Appeal.status == "open")
-                                .order_by(Appeal.id.desc()).limit(1)).scalar_one_or_none()
+    appeal = db.session.execute(
+        select(Appeal)
+        .where(Appeal.day_verdict_id == day.id, Appeal.status == "open")
+        .order_by(Appeal.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
     held_open = day.verdict == HELD and day.review_state not in ("posted", "voided")
     if held_open:
         if decision not in ("post", "void"):
@@ -188,15 +216,19 @@ def _close(appeal: Appeal, auditor: User, status: str, reason: str) -> None:
     appeal.decided_at = utcnow()
     appeal.decided_by_id = auditor.id
     appeal.decision_reason = reason
-    emit(APPEAL_DECIDED, actor=auditor, object_type=Appeal.__tablename__, object_id=appeal.id,
-         org_unit_id=_org_of(appeal.user_id),
-         payload={"appeal_id": appeal.id, "user_id": appeal.user_id, "status": status, "reason": reason})
+    emit(
+        APPEAL_DECIDED,
+        actor=auditor,
+        object_type=Appeal.__tablename__,
+        object_id=appeal.id,
+        org_unit_id=_org_of(appeal.user_id),
+        payload={"appeal_id": appeal.id, "user_id": appeal.user_id, "status": status, "reason": reason},
+    )
 
 
 def _org_of(user_id: int) -> int | None:
     person = db.session.get(User, user_id)
     return person.org_unit_id if person else None
-
 
 
 def template_context() -> dict[str, Any]:

@@ -96,8 +96,9 @@ def _draw(user_id: int, reference: dt.datetime, low: int, high: int) -> int:
 
 
 def last_check(user_id: int) -> AttentionCheck | None:
-    return db.session.execute(select(AttentionCheck).where(AttentionCheck.user_id == user_id)
-                              .order_by(AttentionCheck.id.desc()).limit(1)).scalar_one_or_none()
+    return db.session.execute(
+        select(AttentionCheck).where(AttentionCheck.user_id == user_id).order_by(AttentionCheck.id.desc()).limit(1)
+    ).scalar_one_or_none()
 
 
 def open_check(user_id: int) -> AttentionCheck | None:
@@ -107,8 +108,7 @@ def open_check(user_id: int) -> AttentionCheck | None:
 
 
 def _playing_ms_since(user_id: int, since: dt.datetime | None) -> int:
-    stmt = select(func.coalesce(func.sum(LearningInterval.claimed_ms), 0)).where(
-        LearningInterval.user_id == user_id)
+    stmt = select(func.coalesce(func.sum(LearningInterval.claimed_ms), 0)).where(LearningInterval.user_id == user_id)
     if since is not None:
         stmt = stmt.where(LearningInterval.wall_end > since)
     return int(db.session.execute(stmt).scalar_one())
@@ -116,9 +116,18 @@ def _playing_ms_since(user_id: int, since: dt.datetime | None) -> int:
 
 def _is_playing(session: LearningSession, policy: PolicyVersion, now: dt.datetime) -> bool:
     recent = now - dt.timedelta(seconds=PLAYING_CADENCES * int(policy["heartbeat_seconds"]))
-    return db.session.execute(select(LearningInterval.id).where(
-        LearningInterval.session_id == session.id, LearningInterval.wall_end >= recent,
-        LearningInterval.claimed_ms > 0).limit(1)).first() is not None
+    return (
+        db.session.execute(
+            select(LearningInterval.id)
+            .where(
+                LearningInterval.session_id == session.id,
+                LearningInterval.wall_end >= recent,
+                LearningInterval.claimed_ms > 0,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def owed_after_ms(user_id: int, policy: PolicyVersion) -> tuple[dt.datetime | None, int]:
@@ -177,15 +186,33 @@ def issue_if_due(session: LearningSession, user: User, *, now: dt.datetime | Non
         return None
     challenge, expected = _challenge()
     window = int(policy["check_window_seconds"])
-    check = AttentionCheck(token=secrets.token_urlsafe(24), session_id=session.id, user_id=user.id,
-                           lesson_id=lesson.id, issued_at=now, window_seconds=window,
-                           due_at=now + dt.timedelta(seconds=window), challenge=challenge, expected=expected,
-                           outcome=CHECK_PENDING, policy_version=policy.version)
+    check = AttentionCheck(
+        token=secrets.token_urlsafe(24),
+        session_id=session.id,
+        user_id=user.id,
+        lesson_id=lesson.id,
+        issued_at=now,
+        window_seconds=window,
+        due_at=now + dt.timedelta(seconds=window),
+        challenge=challenge,
+        expected=expected,
+        outcome=CHECK_PENDING,
+        policy_version=policy.version,
+    )
     db.session.add(check)
     db.session.flush()
-    emit(CHECK_ISSUED, actor=user, obj=lesson, course_id=lesson.course_id,
-         payload={"check_id": check.id, "session_id": session.id, "due_at": check.due_at.isoformat(),
-                  "policy_version": policy.version})
+    emit(
+        CHECK_ISSUED,
+        actor=user,
+        obj=lesson,
+        course_id=lesson.course_id,
+        payload={
+            "check_id": check.id,
+            "session_id": session.id,
+            "due_at": check.due_at.isoformat(),
+            "policy_version": policy.version,
+        },
+    )
     return check
 
 
@@ -193,9 +220,13 @@ def client_view(check: AttentionCheck, now: dt.datetime | None = None) -> dict[s
     """What the player may see of a revealed check: never ``expected``."""
     now = now or utcnow()
     challenge = check.challenge or {}
-    return {"token": check.token, "prompt": _("Please choose the number %(n)s", n=challenge.get("target", "")),
-            "options": list(challenge.get("options", [])), "window_seconds": check.window_seconds,
-            "due_in_ms": max(0, int((_aware(check.due_at) - now).total_seconds() * 1000))}
+    return {
+        "token": check.token,
+        "prompt": _("Please choose the number %(n)s", n=challenge.get("target", "")),
+        "options": list(challenge.get("options", [])),
+        "window_seconds": check.window_seconds,
+        "due_in_ms": max(0, int((_aware(check.due_at) - now).total_seconds() * 1000)),
+    }
 
 
 def _parse_answer(raw: Any) -> tuple[str, bool, int | None, str]:
@@ -208,8 +239,9 @@ def _parse_answer(raw: Any) -> tuple[str, bool, int | None, str]:
     if not isinstance(trusted, bool):
         raise CheckError(_("The answer must say whether the click was trusted."))
     latency = raw.get("latency_ms")
-    if latency is not None and (not isinstance(latency, int) or isinstance(latency, bool)
-                                or not 0 <= latency <= 86_400_000):
+    if latency is not None and (
+        not isinstance(latency, int) or isinstance(latency, bool) or not 0 <= latency <= 86_400_000
+    ):
         raise CheckError(_("The answer latency must be a whole number of milliseconds."))
     mode = raw.get("input_mode", "none")
     if mode not in INPUT_MODES:
@@ -237,8 +269,10 @@ def answer_check(token: str, user: User, raw: Any, *, now: dt.datetime | None = 
     policy_floor = int(current_policy(_course_of(check)).params["human_latency_floor_ms"])
     server_latency = int((now - _aware(check.issued_at)).total_seconds() * 1000)
     if not trusted or server_latency < policy_floor or (latency is not None and latency < policy_floor):
-        outcome, message = CHECK_AUTOMATED, _("This answer did not come from a person's click or key press. "
-                                              "Please answer the new check yourself.")
+        outcome, message = (
+            CHECK_AUTOMATED,
+            _("This answer did not come from a person's click or key press. Please answer the new check yourself."),
+        )
     elif answer != check.expected:
         outcome, message = CHECK_WRONG, _("That is not the number asked for. Please answer the new check.")
     else:
@@ -251,10 +285,21 @@ def answer_check(token: str, user: User, raw: Any, *, now: dt.datetime | None = 
     check.input_mode = mode
     check.outcome = outcome
     lesson = db.session.get(Lesson, check.lesson_id)
-    emit(CHECK_ANSWERED, actor=user, obj=lesson, course_id=lesson.course_id if lesson else None,
-         payload={"check_id": check.id, "outcome": outcome, "late": now > _aware(check.due_at),
-                  "trusted": trusted, "latency_ms": latency, "server_latency_ms": server_latency,
-                  "input_mode": mode})
+    emit(
+        CHECK_ANSWERED,
+        actor=user,
+        obj=lesson,
+        course_id=lesson.course_id if lesson else None,
+        payload={
+            "check_id": check.id,
+            "outcome": outcome,
+            "late": now > _aware(check.due_at),
+            "trusted": trusted,
+            "latency_ms": latency,
+            "server_latency_ms": server_latency,
+            "input_mode": mode,
+        },
+    )
     return Judged(check, outcome, message)
 
 

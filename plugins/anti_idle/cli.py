@@ -32,11 +32,16 @@ def _day(value: str | None) -> dt.date | None:
 @click.option("--day", "day_s", help="Beijing calendar day (YYYY-MM-DD), with --user.")
 @click.option("--all", "all_users", is_flag=True, help="Every person-day with beats since --since.")
 @click.option("--since", "since_s", help="First Beijing day to recompute, with --all.")
-@click.option("--policy-version", type=int, default=None,
-              help="Judge with this policy version instead of the one each beat recorded.")
+@click.option(
+    "--policy-version",
+    type=int,
+    default=None,
+    help="Judge with this policy version instead of the one each beat recorded.",
+)
 @with_appcontext
-def recompute(user_ref: str | None, day_s: str | None, all_users: bool, since_s: str | None,
-              policy_version: int | None) -> None:
+def recompute(
+    user_ref: str | None, day_s: str | None, all_users: bool, since_s: str | None, policy_version: int | None
+) -> None:
     """Recompute verdicts from the raw beats (same inputs and policy version: same result).
 
     Either ``--user U --day D`` or ``--all --since D``. Changed days publish

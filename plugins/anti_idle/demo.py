@@ -40,15 +40,33 @@ from plugins.anti_idle.models import DayVerdict
 LEARNER = "learner"
 CHECK_COURSE = "XC-2026-04"
 LECTURE_COURSE = "FZ-2026-02"
-CHECK_POLICY = {"check_first_after_seconds": 10, "check_min_gap_seconds": 20, "check_max_gap_seconds": 20,
-                "check_window_seconds": 15, "hidden_grace_seconds": 10}
+CHECK_POLICY = {
+    "check_first_after_seconds": 10,
+    "check_min_gap_seconds": 20,
+    "check_max_gap_seconds": 20,
+    "check_window_seconds": 15,
+    "hidden_grace_seconds": 10,
+}
 
 
 def _presence(*, hidden_ms: int = 0, playing_ms: int = 10_000, probes: int = 0) -> dict[str, Any]:
-    return {"v": 1, "dt_ms": 10_000, "hidden_ms": hidden_ms, "hidden_max_ms": hidden_ms, "blur_ms": 0,
-            "focused": hidden_ms == 0, "raf": 0 if hidden_ms else 600, "ticks": 40, "playing_ms": playing_ms,
-            "muted_ms": 0, "rate_min": 1, "rate_max": 1, "path_px": 0, "probes": probes,
-            "input": {"pointer": 0, "key": 0, "touch": 0, "wheel": 0, "scroll": 0, "untrusted": 0}}
+    return {
+        "v": 1,
+        "dt_ms": 10_000,
+        "hidden_ms": hidden_ms,
+        "hidden_max_ms": hidden_ms,
+        "blur_ms": 0,
+        "focused": hidden_ms == 0,
+        "raf": 0 if hidden_ms else 600,
+        "ticks": 40,
+        "playing_ms": playing_ms,
+        "muted_ms": 0,
+        "rate_min": 1,
+        "rate_max": 1,
+        "path_px": 0,
+        "probes": probes,
+        "input": {"pointer": 0, "key": 0, "touch": 0, "wheel": 0, "scroll": 0, "untrusted": 0},
+    }
 
 
 class _Clock:
@@ -67,8 +85,15 @@ def _lesson(code: str) -> tuple[Course, Lesson] | None:
     course = db.session.execute(select(Course).where(Course.code == code)).scalar_one_or_none()
     if course is None:
         return None
-    lesson = db.session.execute(select(Lesson).where(Lesson.course_id == course.id, Lesson.kind == LessonKind.VIDEO)
-                                .order_by(Lesson.position)).scalars().first()
+    lesson = (
+        db.session.execute(
+            select(Lesson)
+            .where(Lesson.course_id == course.id, Lesson.kind == LessonKind.VIDEO)
+            .order_by(Lesson.position)
+        )
+        .scalars()
+        .first()
+    )
     return (course, lesson) if lesson is not None and lesson.media is not None else None
 
 
@@ -86,11 +111,20 @@ class _Viewer:
     def beat(self, at_s: float, media_from: float, media_to: float, **presence: Any) -> None:
         self.seq += 1
         hidden = presence.get("hidden_ms", 0) > 0
-        body = {"seq": self.seq, "event": "heartbeat", "position": media_to,
-                "segments": [[media_from, media_to]] if media_to > media_from else [],
-                "visible_ms": 0 if hidden else 10_000,
-                "client": {"visibility": "hidden" if hidden else "visible", "rate": 1, "muted": False,
-                           "webdriver": presence.get("probes", 0) & 1 == 1, "presence": _presence(**presence)}}
+        body = {
+            "seq": self.seq,
+            "event": "heartbeat",
+            "position": media_to,
+            "segments": [[media_from, media_to]] if media_to > media_from else [],
+            "visible_ms": 0 if hidden else 10_000,
+            "client": {
+                "visibility": "hidden" if hidden else "visible",
+                "rate": 1,
+                "muted": False,
+                "webdriver": presence.get("probes", 0) & 1 == 1,
+                "presence": _presence(**presence),
+            },
+        }
         with self.clock.at(self.start + dt.timedelta(seconds=at_s)):
             learning.record_beat(self.session.id, self.user, body)
             db.session.commit()
@@ -104,9 +138,16 @@ class _Viewer:
     def answer(self, check: Any, at_s: float, *, trusted: bool) -> None:
         with self.clock.at(self.start + dt.timedelta(seconds=at_s)):
             latency = int((at_s * 1000) - (check.issued_at - self.start).total_seconds() * 1000)
-            checks.answer_check(check.token, self.user, {"answer": check.expected, "trusted": trusted,
-                                                         "latency_ms": latency,
-                                                         "input_mode": "pointer" if trusted else "none"})
+            checks.answer_check(
+                check.token,
+                self.user,
+                {
+                    "answer": check.expected,
+                    "trusted": trusted,
+                    "latency_ms": latency,
+                    "input_mode": "pointer" if trusted else "none",
+                },
+            )
             db.session.commit()
 
 
@@ -119,16 +160,21 @@ def load_demo(echo: Callable[[str], object] = print) -> None:
         echo("anti-idle demo skipped: run `flask lms demo` first")
         return
     if policy.current_policy(check_course[0].id).course_id is None:
-        policy_forms.save(CHECK_POLICY, course_id=check_course[0].id, actor=None,
-                          note="演示：频繁的防挂机提示（每播放 20 秒一次）")
+        policy_forms.save(
+            CHECK_POLICY, course_id=check_course[0].id, actor=None, note="演示：频繁的防挂机提示（每播放 20 秒一次）"
+        )
         db.session.commit()
         echo(f"anti-idle: course {CHECK_COURSE} has its own policy (a check every 20 s of playing)")
     clock = _Clock()
     today = learning.beijing_day(dt.datetime.now(dt.UTC))
     for days_ago, script in ((2, _automated_morning), (1, _hidden_tab_morning)):
         day = today - dt.timedelta(days=days_ago)
-        if db.session.execute(select(DayVerdict.id).where(DayVerdict.user_id == user.id, DayVerdict.day == day)
-                              ).first() is not None:
+        if (
+            db.session.execute(
+                select(DayVerdict.id).where(DayVerdict.user_id == user.id, DayVerdict.day == day)
+            ).first()
+            is not None
+        ):
             continue
         # 09:00 in Beijing is 01:00 UTC.
         start = dt.datetime.combine(day, dt.time(1, 0), tzinfo=dt.UTC)
@@ -138,8 +184,9 @@ def load_demo(echo: Callable[[str], object] = print) -> None:
         echo(f"anti-idle: {user.full_name} {day.isoformat()} -> {verdict.verdict if verdict else 'nothing'}")
 
 
-def _hidden_tab_morning(clock: _Clock, user: User, start: dt.datetime, lecture: tuple[Course, Lesson],
-                        check_course: tuple[Course, Lesson]) -> None:
+def _hidden_tab_morning(
+    clock: _Clock, user: User, start: dt.datetime, lecture: tuple[Course, Lesson], check_course: tuple[Course, Lesson]
+) -> None:
     honest = _Viewer(clock, user, *lecture, start)
     for t in range(10, 61, 10):
         honest.beat(t, t - 10, t)
@@ -153,14 +200,16 @@ def _hidden_tab_morning(clock: _Clock, user: User, start: dt.datetime, lecture: 
     if check is not None:
         viewer.answer(check, 41, trusted=True)
     db.session.commit()
-    day = db.session.execute(select(DayVerdict).where(DayVerdict.user_id == user.id,
-                                                      DayVerdict.day == learning.beijing_day(start))).scalar_one()
+    day = db.session.execute(
+        select(DayVerdict).where(DayVerdict.user_id == user.id, DayVerdict.day == learning.beijing_day(start))
+    ).scalar_one()
     appeals.file_appeal(user, day.id, "那段时间我开着两个显示器，视频一直在另一个屏幕上播放。")
     db.session.commit()
 
 
-def _automated_morning(clock: _Clock, user: User, start: dt.datetime, lecture: tuple[Course, Lesson],
-                       check_course: tuple[Course, Lesson]) -> None:
+def _automated_morning(
+    clock: _Clock, user: User, start: dt.datetime, lecture: tuple[Course, Lesson], check_course: tuple[Course, Lesson]
+) -> None:
     viewer = _Viewer(clock, user, *check_course, start)
     viewer.beat(10, 0, 10, probes=1)
     check = viewer.check(10.5)

@@ -80,8 +80,11 @@ class CheckInput:
         """An untrusted answer, or one faster than a human can read and click."""
         if self.answered_at is None:
             return False
-        return (self.outcome == "automated" or self.trusted is False
-                or (self.latency_ms is not None and self.latency_ms < floor_ms))
+        return (
+            self.outcome == "automated"
+            or self.trusted is False
+            or (self.latency_ms is not None and self.latency_ms < floor_ms)
+        )
 
     def passed(self, floor_ms: int) -> bool:
         return self.answered_at is not None and self.outcome == "passed" and not self.automated(floor_ms)
@@ -140,8 +143,9 @@ def _spans_overlap(window: tuple[dt.datetime, dt.datetime], spans: Iterable[tupl
     return total
 
 
-def check_spans(checks: Sequence[CheckInput], now: dt.datetime,
-                floor_ms: int) -> tuple[list[tuple[dt.datetime, dt.datetime]], list[tuple[dt.datetime, dt.datetime]]]:
+def check_spans(
+    checks: Sequence[CheckInput], now: dt.datetime, floor_ms: int
+) -> tuple[list[tuple[dt.datetime, dt.datetime]], list[tuple[dt.datetime, dt.datetime]]]:
     """(overdue spans, automated spans) of one person, as known at ``now``.
 
     Checks are the person's, whichever tab showed them (one open check per person).
@@ -150,8 +154,9 @@ def check_spans(checks: Sequence[CheckInput], now: dt.datetime,
     An answer given after ``now`` is not known yet at ``now``.
     """
     mine = sorted((c for c in checks if c.issued_at <= now), key=lambda c: (c.issued_at, c.due_at))
-    known = [replace(c, answered_at=None, outcome="pending") if c.answered_at and c.answered_at > now else c
-             for c in mine]
+    known = [
+        replace(c, answered_at=None, outcome="pending") if c.answered_at and c.answered_at > now else c for c in mine
+    ]
     valid_times = sorted(c.answered_at for c in known if c.passed(floor_ms) and c.answered_at is not None)
 
     def next_valid(after: dt.datetime) -> dt.datetime:
@@ -228,8 +233,15 @@ def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Seq
     grace = dt.timedelta(seconds=int(policy["hidden_grace_seconds"]))
     hidden_since = prior.hidden_since
     raf = presence.get("raf", client.get("raf_frames"))
-    spoofed = (video and visibility == "visible" and isinstance(raf, int) and not isinstance(raf, bool)
-               and raf == 0 and claimed_ms > 0 and ms(now - beat.wall_start) >= 20_000)
+    spoofed = (
+        video
+        and visibility == "visible"
+        and isinstance(raf, int)
+        and not isinstance(raf, bool)
+        and raf == 0
+        and claimed_ms > 0
+        and ms(now - beat.wall_start) >= 20_000
+    )
     hidden_excess = 0
     if visibility == "hidden" or spoofed:
         if hidden_since is None:
@@ -280,9 +292,14 @@ def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Seq
     if video and session_claimed > max_rate * life_ms + SESSION_SLACK_MS:
         zero_reason = zero_reason or "R03"
     first = claimed[0][0] if claimed else None
-    if (video and first is not None and prior.last_claim_end is not None
-            and first < prior.last_claim_end - CONTINUITY_SLACK_MS
-            and beat.event not in RESTART_EVENTS and prior.last_event not in RESTART_EVENTS):
+    if (
+        video
+        and first is not None
+        and prior.last_claim_end is not None
+        and first < prior.last_claim_end - CONTINUITY_SLACK_MS
+        and beat.event not in RESTART_EVENTS
+        and prior.last_event not in RESTART_EVENTS
+    ):
         zero_reason = zero_reason or "R16"
 
     # --- media delivery (R14): bytes actually served to this session's URL ----------
@@ -342,5 +359,11 @@ def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Seq
         lesson_credited_ms=prior.lesson_credited_ms + credit,
         day_credited_ms=prior.day_credited_ms + credit,
     )
-    return Outcome(credited=credited, credited_ms=credit, credit_start=start, cuts=cuts,
-                   flags=tuple(sorted(set(flags))), after=after)
+    return Outcome(
+        credited=credited,
+        credited_ms=credit,
+        credit_start=start,
+        cuts=cuts,
+        flags=tuple(sorted(set(flags))),
+        after=after,
+    )

@@ -36,26 +36,71 @@ MAX_BEAT_IDS = 500
 #: rule -> (action, severity, message). Messages take %(start)s, %(end)s, %(amount)s and
 #: the rule's threshold parameters.
 RULES: dict[str, tuple[str, str, str]] = {
-    "R01": ("deduct", "medium", N_("%(start)s–%(end)s played faster than the allowed %(rate)s×, "
-                                   "%(amount)s not counted (R01)")),
-    "R03": ("void", "critical", N_("%(start)s–%(end)s progress reported beyond the time that really passed "
-                                   "(forged or replayed), %(amount)s void (R03)")),
-    "R04": ("deduct", "medium", N_("%(start)s–%(end)s %(streams)s lessons playing at once, counted as one, "
-                                   "%(amount)s deducted (R04)")),
-    "R05": ("deduct", "low", N_("%(start)s–%(end)s the lesson played in a hidden or minimised window beyond "
-                                "the %(grace)s-second grace, %(amount)s deducted (R05)")),
-    "R07": ("deduct", "info", N_("%(start)s–%(end)s an attention check was not answered within %(window)s "
-                                 "seconds; not counted until answered, %(amount)s deducted (R07)")),
-    "R07b": ("void", "high", N_("%(start)s–%(end)s an attention check was answered by a script (not a real "
-                                "click, or faster than %(floor)s ms), %(amount)s void (R07)")),
-    "R10": ("deduct", "low", N_("%(start)s–%(end)s beyond %(ratio)s times the lesson's length, "
-                                "%(amount)s not counted (R10)")),
-    "R10a": ("hold", "medium", N_("%(start)s–%(end)s beyond the daily limit of %(hours)s hours, "
-                                  "%(amount)s held for audit (R10)")),
-    "R14": ("void", "critical", N_("%(start)s–%(end)s the server did not send the video for this viewing, "
-                                   "%(amount)s void (R14)")),
-    "R16": ("deduct", "medium", N_("%(start)s–%(end)s the same part of the video was reported again without "
-                                   "going back to it, %(amount)s not counted (R16)")),
+    "R01": (
+        "deduct",
+        "medium",
+        N_("%(start)s–%(end)s played faster than the allowed %(rate)s×, %(amount)s not counted (R01)"),
+    ),
+    "R03": (
+        "void",
+        "critical",
+        N_(
+            "%(start)s–%(end)s progress reported beyond the time that really passed "
+            "(forged or replayed), %(amount)s void (R03)"
+        ),
+    ),
+    "R04": (
+        "deduct",
+        "medium",
+        N_("%(start)s–%(end)s %(streams)s lessons playing at once, counted as one, %(amount)s deducted (R04)"),
+    ),
+    "R05": (
+        "deduct",
+        "low",
+        N_(
+            "%(start)s–%(end)s the lesson played in a hidden or minimised window beyond "
+            "the %(grace)s-second grace, %(amount)s deducted (R05)"
+        ),
+    ),
+    "R07": (
+        "deduct",
+        "info",
+        N_(
+            "%(start)s–%(end)s an attention check was not answered within %(window)s "
+            "seconds; not counted until answered, %(amount)s deducted (R07)"
+        ),
+    ),
+    "R07b": (
+        "void",
+        "high",
+        N_(
+            "%(start)s–%(end)s an attention check was answered by a script (not a real "
+            "click, or faster than %(floor)s ms), %(amount)s void (R07)"
+        ),
+    ),
+    "R10": (
+        "deduct",
+        "low",
+        N_("%(start)s–%(end)s beyond %(ratio)s times the lesson's length, %(amount)s not counted (R10)"),
+    ),
+    "R10a": (
+        "hold",
+        "medium",
+        N_("%(start)s–%(end)s beyond the daily limit of %(hours)s hours, %(amount)s held for audit (R10)"),
+    ),
+    "R14": (
+        "void",
+        "critical",
+        N_("%(start)s–%(end)s the server did not send the video for this viewing, %(amount)s void (R14)"),
+    ),
+    "R16": (
+        "deduct",
+        "medium",
+        N_(
+            "%(start)s–%(end)s the same part of the video was reported again without "
+            "going back to it, %(amount)s not counted (R16)"
+        ),
+    ),
 }
 FLAGS: dict[str, str] = {
     "R11": N_("%(start)s–%(end)s the browser reported that it is driven by automation (R11)"),
@@ -110,13 +155,15 @@ class _Group:
     sessions: set[str] = field(default_factory=set)
 
 
-def build_lines(v: DayVerdict, outcomes: Sequence[tuple[Beat, els.Outcome]], policy: PolicyVersion,
-                derived: Derived) -> list[Evidence]:
+def build_lines(
+    v: DayVerdict, outcomes: Sequence[tuple[Beat, els.Outcome]], policy: PolicyVersion, derived: Derived
+) -> list[Evidence]:
     """The evidence lines of one day, in time order."""
     open_groups: dict[tuple[str, str], _Group] = {}
     done: list[_Group] = []
     playing: list[tuple[dt.datetime, dt.datetime, str]] = [
-        (b.wall_start, b.received_at, b.session_id) for b, _o in outcomes if b.claimed]
+        (b.wall_start, b.received_at, b.session_id) for b, _o in outcomes if b.claimed
+    ]
     for b, o in outcomes:
         items = [(rule, amount) for rule, amount in o.cuts.items() if amount > 0]
         items += [(flag, 0) for flag in o.flags if flag in FLAGS]
@@ -147,17 +194,46 @@ def build_lines(v: DayVerdict, outcomes: Sequence[tuple[Beat, els.Outcome]], pol
             score = derived.scores.get(g.rule, 0)
         if g.rule == "R04":
             params["streams"] = max(2, len({s for s0, s1, s in playing if s0 < g.end and s1 > g.start}))
-        lines.append(Evidence(
-            day_verdict_id=v.id, user_id=v.user_id, day=v.day, lesson_id=g.lesson_id, rule=g.rule, action=action,
-            severity=severity, span_start=g.start, span_end=g.end, amount_ms=g.amount, score=score,
-            threshold=threshold, message=message, params=params,
-            beat_ids=g.beat_ids, policy_version=policy.version))
+        lines.append(
+            Evidence(
+                day_verdict_id=v.id,
+                user_id=v.user_id,
+                day=v.day,
+                lesson_id=g.lesson_id,
+                rule=g.rule,
+                action=action,
+                severity=severity,
+                span_start=g.start,
+                span_end=g.end,
+                amount_ms=g.amount,
+                score=score,
+                threshold=threshold,
+                message=message,
+                params=params,
+                beat_ids=g.beat_ids,
+                policy_version=policy.version,
+            )
+        )
     if derived.verdict == "held" and derived.score >= int(policy["hold_score"]):
         first = outcomes[0][0].wall_start
         last = outcomes[-1][0].received_at
-        lines.append(Evidence(
-            day_verdict_id=v.id, user_id=v.user_id, day=v.day, lesson_id=None, rule="HOLD", action="hold",
-            severity="high", span_start=first, span_end=last, amount_ms=derived.held_ms, score=derived.score,
-            threshold={"hold_score": policy["hold_score"]}, message=HELD,
-            params={"score": derived.score, "threshold": policy["hold_score"]}, beat_ids=[]))
+        lines.append(
+            Evidence(
+                day_verdict_id=v.id,
+                user_id=v.user_id,
+                day=v.day,
+                lesson_id=None,
+                rule="HOLD",
+                action="hold",
+                severity="high",
+                span_start=first,
+                span_end=last,
+                amount_ms=derived.held_ms,
+                score=derived.score,
+                threshold={"hold_score": policy["hold_score"]},
+                message=HELD,
+                params={"score": derived.score, "threshold": policy["hold_score"]},
+                beat_ids=[],
+            )
+        )
     return lines

@@ -26,8 +26,16 @@ def _my_page(*, error: str | None = None, day_id: int | None = None, reason: str
     by_day: dict[int, list[Any]] = {}
     for line in lines:
         by_day.setdefault(line.day_verdict_id, []).append(line)
-    return render_template("anti_idle/my.html", days=days, by_day=by_day, appeals=appeals.appeals_of(current_user.id),
-                           appealable=appeals.APPEALABLE, error=error, error_day=day_id, reason=reason), status
+    return render_template(
+        "anti_idle/my.html",
+        days=days,
+        by_day=by_day,
+        appeals=appeals.appeals_of(current_user.id),
+        appealable=appeals.APPEALABLE,
+        error=error,
+        error_day=day_id,
+        reason=reason,
+    ), status
 
 
 @bp.route("/my")
@@ -72,12 +80,20 @@ def review() -> Any:
 def review_decide(day_verdict_id: int) -> Any:
     require(current_user, "anti_idle.review")
     try:
-        outcome = appeals.decide(current_user, day_verdict_id, request.form.get("decision"),
-                                 (request.form.get("reason") or "")[:4000])
+        outcome = appeals.decide(
+            current_user, day_verdict_id, request.form.get("decision"), (request.form.get("reason") or "")[:4000]
+        )
     except appeals.AppealError as exc:
         db.session.rollback()
         return _review_page(error=str(exc), status=exc.status)
     commit()
-    flash({"posted": _("The held time was posted."), "voided": _("The held time was voided."),
-           "upheld": _("The appeal was upheld."), "rejected": _("The appeal was rejected.")}[outcome], "success")
+    flash(
+        {
+            "posted": _("The held time was posted."),
+            "voided": _("The held time was voided."),
+            "upheld": _("The appeal was upheld."),
+            "rejected": _("The appeal was rejected."),
+        }[outcome],
+        "success",
+    )
     return redirect(url_for("anti_idle.review"), 303)

@@ -27,7 +27,12 @@ CREDITED, DEDUCTED, HELD, VOID = "credited", "deducted", "held", "void"
 DAY_VERDICTS = (CREDITED, DEDUCTED, HELD, VOID)
 #: Attention check outcomes.
 CHECK_PENDING, CHECK_PASSED, CHECK_WRONG, CHECK_EXPIRED, CHECK_AUTOMATED = (
-    "pending", "passed", "wrong", "expired", "automated")
+    "pending",
+    "passed",
+    "wrong",
+    "expired",
+    "automated",
+)
 
 
 class Beat(Base):
@@ -162,8 +167,10 @@ class AttentionCheck(Base):
     outcome: Mapped[str] = mapped_column(String(16), default=CHECK_PENDING)
     policy_version: Mapped[int] = mapped_column(default=0)
 
-    __table_args__ = (Index("ix_anti_idle_checks_user_id_due_at", "user_id", "due_at"),
-                      Index("ix_anti_idle_checks_session_id", "session_id"))
+    __table_args__ = (
+        Index("ix_anti_idle_checks_user_id_due_at", "user_id", "due_at"),
+        Index("ix_anti_idle_checks_session_id", "session_id"),
+    )
 
     @property
     def valid_answer(self) -> bool:
@@ -205,8 +212,10 @@ class DayVerdict(Base):
     review_state: Mapped[str] = mapped_column(String(16), default="none")
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    __table_args__ = (UniqueConstraint("user_id", "day"),
-                      Index("ix_anti_idle_day_verdicts_verdict_day", "verdict", "day"))
+    __table_args__ = (
+        UniqueConstraint("user_id", "day"),
+        Index("ix_anti_idle_day_verdicts_verdict_day", "verdict", "day"),
+    )
 
 
 class DayLesson(Base):
@@ -222,8 +231,10 @@ class DayLesson(Base):
     credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     deducted_ms: Mapped[int] = mapped_column(BigInteger, default=0)
 
-    __table_args__ = (UniqueConstraint("day_verdict_id", "lesson_id"),
-                      Index("ix_anti_idle_day_lessons_user_id_lesson_id", "user_id", "lesson_id"))
+    __table_args__ = (
+        UniqueConstraint("day_verdict_id", "lesson_id"),
+        Index("ix_anti_idle_day_lessons_user_id_lesson_id", "user_id", "lesson_id"),
+    )
 
 
 class Evidence(Base):
@@ -258,8 +269,10 @@ class Evidence(Base):
     beat_ids: Mapped[list[int]] = mapped_column(json_type(), default=list)
     policy_version: Mapped[int] = mapped_column(default=0)
 
-    __table_args__ = (Index("ix_anti_idle_evidence_user_id_day", "user_id", "day"),
-                      Index("ix_anti_idle_evidence_day_verdict_id", "day_verdict_id"))
+    __table_args__ = (
+        Index("ix_anti_idle_evidence_user_id_day", "user_id", "day"),
+        Index("ix_anti_idle_evidence_day_verdict_id", "day_verdict_id"),
+    )
 
 
 class Appeal(Base):
@@ -279,8 +292,10 @@ class Appeal(Base):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decision_reason: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_anti_idle_appeals_status_created_at", "status", "created_at"),
-                      Index("ix_anti_idle_appeals_user_id", "user_id"))
+    __table_args__ = (
+        Index("ix_anti_idle_appeals_status_created_at", "status", "created_at"),
+        Index("ix_anti_idle_appeals_user_id", "user_id"),
+    )
 
 
 class Review(Base):

@@ -51,8 +51,7 @@ class AntiIdlePlugin:
 
             from plugins.anti_idle.checks import poll_interval_ms
 
-            return render_template("anti_idle/_overlay.html", poll_ms=poll_interval_ms(context["lesson"]),
-                                   **context)
+            return render_template("anti_idle/_overlay.html", poll_ms=poll_interval_ms(context["lesson"]), **context)
         if name == "admin_nav":
             from flask import render_template
 

@@ -73,12 +73,16 @@ def _wrap(row: Policy | None) -> PolicyVersion:
 def current_policy(course_id: int | None = None) -> PolicyVersion:
     """The policy in force for a course (or the site when ``course_id`` is None)."""
     if course_id is not None:
-        row = db.session.execute(select(Policy).where(Policy.course_id == course_id)
-                                 .order_by(Policy.id.desc()).limit(1)).scalar_one_or_none()
+        row = db.session.execute(
+            select(Policy).where(Policy.course_id == course_id).order_by(Policy.id.desc()).limit(1)
+        ).scalar_one_or_none()
         if row is not None:
             return _wrap(row)
-    return _wrap(db.session.execute(select(Policy).where(Policy.course_id.is_(None))
-                                    .order_by(Policy.id.desc()).limit(1)).scalar_one_or_none())
+    return _wrap(
+        db.session.execute(
+            select(Policy).where(Policy.course_id.is_(None)).order_by(Policy.id.desc()).limit(1)
+        ).scalar_one_or_none()
+    )
 
 
 def policy_by_version(version: int) -> PolicyVersion:
@@ -103,9 +107,12 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"unknown policy parameter {key!r}")
         default = DEFAULTS[key]
         if isinstance(default, list):
-            if (not isinstance(value, list) or not value or len(value) > 10
-                    or not all(isinstance(v, int | float) and not isinstance(v, bool) and 0.1 <= v <= 4
-                               for v in value)):
+            if (
+                not isinstance(value, list)
+                or not value
+                or len(value) > 10
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) and 0.1 <= v <= 4 for v in value)
+            ):
                 raise ValueError(f"{key} must be a list of 1-10 rates between 0.1 and 4")
             clean[key] = sorted({float(v) for v in value})
         elif isinstance(default, float):
@@ -121,8 +128,9 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def new_version(changes: dict[str, Any], *, course_id: int | None = None, actor: Any = None,
-                note: str = "") -> PolicyVersion:
+def new_version(
+    changes: dict[str, Any], *, course_id: int | None = None, actor: Any = None, note: str = ""
+) -> PolicyVersion:
     """Store a new version (site-wide, or an override for one course); does not commit.
 
     A course override starts from the policy currently in force for that course, so
@@ -131,8 +139,7 @@ def new_version(changes: dict[str, Any], *, course_id: int | None = None, actor:
     base = current_policy(course_id)
     params = {**dict(base.params), **validate(changes)}
     validate(params)
-    row = Policy(course_id=course_id, params=params, note=note[:500],
-                 created_by_id=getattr(actor, "id", None))
+    row = Policy(course_id=course_id, params=params, note=note[:500], created_by_id=getattr(actor, "id", None))
     db.session.add(row)
     db.session.flush()
     return _wrap(row)

@@ -42,8 +42,13 @@ def show(course_ref: str | None, as_json: bool) -> None:
 
     current = policy.current_policy(_course_id(course_ref))
     if as_json:
-        click.echo(json.dumps({"version": current.version, "course_id": current.course_id,
-                               "params": dict(current.params)}, ensure_ascii=False, sort_keys=True))
+        click.echo(
+            json.dumps(
+                {"version": current.version, "course_id": current.course_id, "params": dict(current.params)},
+                ensure_ascii=False,
+                sort_keys=True,
+            )
+        )
         return
     click.echo(f"version {current.version}" + (f" (course {current.course_id})" if current.course_id else ""))
     for name in policy_forms.editable():

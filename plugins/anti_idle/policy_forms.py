@@ -33,42 +33,97 @@ class Param:
 #: Every parameter an admin may edit, in display order. Bounds are what is sensible,
 #: tighter than what ``policy.validate`` accepts as types.
 PARAMS: dict[str, Param] = {
-    "heartbeat_seconds": Param(_l("Heartbeat cadence"), _l("How often the player reports while a lesson is open."),
-                               _l("seconds"), 5, 60),
-    "allowed_rates": Param(_l("Allowed playback rates"),
-                           _l("Speeds the learner may choose, separated by commas, e.g. 1, 1.25, 1.5."), _l("×"),
-                           0.25, 4),
-    "hidden_grace_seconds": Param(_l("Hidden-tab grace"), _l("Time a hidden or minimised player may keep playing "
-                                                              "before that time is deducted."), _l("seconds"), 0, 3600),
-    "check_first_after_seconds": Param(_l("First attention check after"),
-                                       _l("Playing time before the first check may come."), _l("seconds"), 0, 86400),
-    "check_min_gap_seconds": Param(_l("Shortest gap between checks"), _l("Playing time; the gap is drawn at random "
-                                                                          "between the shortest and the longest."),
-                                   _l("seconds"), 10, 86400),
+    "heartbeat_seconds": Param(
+        _l("Heartbeat cadence"), _l("How often the player reports while a lesson is open."), _l("seconds"), 5, 60
+    ),
+    "allowed_rates": Param(
+        _l("Allowed playback rates"),
+        _l("Speeds the learner may choose, separated by commas, e.g. 1, 1.25, 1.5."),
+        _l("×"),
+        0.25,
+        4,
+    ),
+    "hidden_grace_seconds": Param(
+        _l("Hidden-tab grace"),
+        _l("Time a hidden or minimised player may keep playing before that time is deducted."),
+        _l("seconds"),
+        0,
+        3600,
+    ),
+    "check_first_after_seconds": Param(
+        _l("First attention check after"), _l("Playing time before the first check may come."), _l("seconds"), 0, 86400
+    ),
+    "check_min_gap_seconds": Param(
+        _l("Shortest gap between checks"),
+        _l("Playing time; the gap is drawn at random between the shortest and the longest."),
+        _l("seconds"),
+        10,
+        86400,
+    ),
     "check_max_gap_seconds": Param(_l("Longest gap between checks"), _l("Playing time."), _l("seconds"), 10, 86400),
-    "check_window_seconds": Param(_l("Time to answer a check"),
-                                  _l("After it, study time stops counting until the learner answers."),
-                                  _l("seconds"), 10, 600),
-    "human_latency_floor_ms": Param(_l("Fastest human answer"),
-                                    _l("Answers faster than this are recorded as automated."),
-                                    _l("milliseconds"), 0, 5000),
-    "lesson_cap_ratio": Param(_l("Per-lesson cap"), _l("Study time credited per lesson at most this multiple of "
-                                                        "its duration."), _l("× duration"), 1, 10),
-    "day_cap_seconds": Param(_l("Per-day cap"), _l("Study time credited per person and day; the excess is held "
-                                                    "for audit."), _l("seconds"), 600, 86400),
-    "handoff_seconds": Param(_l("Device handoff tolerance"),
-                             _l("Overlap of two streams tolerated when moving from one device to another."),
-                             _l("seconds"), 0, 600),
-    "parallel_flag_seconds": Param(_l("Parallel streams flagged after"),
-                                   _l("Overlapping playback per day beyond which the day is flagged."),
-                                   _l("seconds"), 0, 3600),
-    "delivery_slack_seconds": Param(_l("Media delivery slack"),
-                                    _l("How far credited viewing may run ahead of the media actually delivered."),
-                                    _l("seconds"), 0, 3600),
-    "idle_seconds": Param(_l("Document idle limit"),
-                          _l("Reading time without any input beyond this is not credited."), _l("seconds"), 60, 7200),
-    "hold_score": Param(_l("Review score that holds a day"),
-                        _l("A day whose flags add up to this score is held for audit."), _l("points"), 1, 1000),
+    "check_window_seconds": Param(
+        _l("Time to answer a check"),
+        _l("After it, study time stops counting until the learner answers."),
+        _l("seconds"),
+        10,
+        600,
+    ),
+    "human_latency_floor_ms": Param(
+        _l("Fastest human answer"),
+        _l("Answers faster than this are recorded as automated."),
+        _l("milliseconds"),
+        0,
+        5000,
+    ),
+    "lesson_cap_ratio": Param(
+        _l("Per-lesson cap"),
+        _l("Study time credited per lesson at most this multiple of its duration."),
+        _l("× duration"),
+        1,
+        10,
+    ),
+    "day_cap_seconds": Param(
+        _l("Per-day cap"),
+        _l("Study time credited per person and day; the excess is held for audit."),
+        _l("seconds"),
+        600,
+        86400,
+    ),
+    "handoff_seconds": Param(
+        _l("Device handoff tolerance"),
+        _l("Overlap of two streams tolerated when moving from one device to another."),
+        _l("seconds"),
+        0,
+        600,
+    ),
+    "parallel_flag_seconds": Param(
+        _l("Parallel streams flagged after"),
+        _l("Overlapping playback per day beyond which the day is flagged."),
+        _l("seconds"),
+        0,
+        3600,
+    ),
+    "delivery_slack_seconds": Param(
+        _l("Media delivery slack"),
+        _l("How far credited viewing may run ahead of the media actually delivered."),
+        _l("seconds"),
+        0,
+        3600,
+    ),
+    "idle_seconds": Param(
+        _l("Document idle limit"),
+        _l("Reading time without any input beyond this is not credited."),
+        _l("seconds"),
+        60,
+        7200,
+    ),
+    "hold_score": Param(
+        _l("Review score that holds a day"),
+        _l("A day whose flags add up to this score is held for audit."),
+        _l("points"),
+        1,
+        1000,
+    ),
 }
 
 
@@ -100,8 +155,9 @@ def _number(name: str, text: str, *, whole: bool) -> float:
     if whole and value != int(value):
         raise PolicyInputError(_("%(label)s: please enter a whole number.", label=p.label))
     if not p.low <= value <= p.high:
-        raise PolicyInputError(_("%(label)s must be between %(low)s and %(high)s.", label=p.label,
-                                 low=_fmt(p.low), high=_fmt(p.high)))
+        raise PolicyInputError(
+            _("%(label)s must be between %(low)s and %(high)s.", label=p.label, low=_fmt(p.low), high=_fmt(p.high))
+        )
     return value
 
 
@@ -167,7 +223,13 @@ def save(changes: dict[str, Any], *, course_id: int | None, actor: Any, note: st
     except ValueError as exc:  # a type rule of policy.validate the bounds above did not cover
         raise PolicyInputError(_("The policy was refused: %(reason)s", reason=str(exc))) from None
     course = db.session.get(Course, course_id) if course_id is not None else None
-    emit(POLICY_CHANGED, actor=actor, obj=course, course_id=course_id,
-         object_type=None if course else "anti_idle_policies", object_id=None if course else version.version,
-         payload={"version": version.version, "course_id": course_id, "changes": changes, "note": note})
+    emit(
+        POLICY_CHANGED,
+        actor=actor,
+        obj=course,
+        course_id=course_id,
+        object_type=None if course else "anti_idle_policies",
+        object_id=None if course else version.version,
+        payload={"version": version.version, "course_id": course_id, "changes": changes, "note": note},
+    )
     return version

@@ -32,20 +32,49 @@ def _course(raw: str | None) -> Course | None:
     return course
 
 
-def _render(course: Course | None, *, values: dict[str, str] | None = None, error: str | None = None,
-            note: str = "", status: int = 200) -> Any:
+def _render(
+    course: Course | None,
+    *,
+    values: dict[str, str] | None = None,
+    error: str | None = None,
+    note: str = "",
+    status: int = 200,
+) -> Any:
     course_id = course.id if course else None
     current = policy.current_policy(course_id)
-    history = db.session.execute(select(Policy).where(
-        Policy.course_id.is_(None) if course is None else Policy.course_id == course.id)
-        .order_by(Policy.id.desc()).limit(HISTORY)).scalars().all()
-    overrides = db.session.execute(
-        select(Course).where(Course.id.in_(select(Policy.course_id).where(Policy.course_id.is_not(None))))
-        .order_by(Course.code)).scalars().all()
+    history = (
+        db.session.execute(
+            select(Policy)
+            .where(Policy.course_id.is_(None) if course is None else Policy.course_id == course.id)
+            .order_by(Policy.id.desc())
+            .limit(HISTORY)
+        )
+        .scalars()
+        .all()
+    )
+    overrides = (
+        db.session.execute(
+            select(Course)
+            .where(Course.id.in_(select(Policy.course_id).where(Policy.course_id.is_not(None))))
+            .order_by(Course.code)
+        )
+        .scalars()
+        .all()
+    )
     shown = values or {n: policy_forms.display(n, current[n]) for n in policy_forms.editable()}
-    return render_template("anti_idle/policy.html", course=course, current=current, history=history,
-                           overrides=overrides, names=policy_forms.editable(), param=policy_forms.param,
-                           values=shown, error=error, note=note, display=policy_forms.display), status
+    return render_template(
+        "anti_idle/policy.html",
+        course=course,
+        current=current,
+        history=history,
+        overrides=overrides,
+        names=policy_forms.editable(),
+        param=policy_forms.param,
+        values=shown,
+        error=error,
+        note=note,
+        display=policy_forms.display,
+    ), status
 
 
 @bp.route("/policy", methods=["GET"])

@@ -42,21 +42,41 @@ def person_checks(user_id: int, since: dt.datetime, until: dt.datetime) -> Seque
     Any check whose overdue span can reach a beat of the window is among them, online
     and in a recompute alike (the recompute's ``since`` is earlier, never later).
     """
-    return db.session.execute(select(AttentionCheck).where(
-        AttentionCheck.user_id == user_id, AttentionCheck.issued_at <= until,
-        or_(AttentionCheck.due_at >= since, AttentionCheck.answered_at.is_(None), AttentionCheck.answered_at >= since))
-        .order_by(AttentionCheck.id)
-    ).scalars().all()
+    return (
+        db.session.execute(
+            select(AttentionCheck)
+            .where(
+                AttentionCheck.user_id == user_id,
+                AttentionCheck.issued_at <= until,
+                or_(
+                    AttentionCheck.due_at >= since,
+                    AttentionCheck.answered_at.is_(None),
+                    AttentionCheck.answered_at >= since,
+                ),
+            )
+            .order_by(AttentionCheck.id)
+        )
+        .scalars()
+        .all()
+    )
 
 
 def check_inputs(rows: Sequence[AttentionCheck]) -> list[els.CheckInput]:
-    return [els.CheckInput(session_id=c.session_id, issued_at=c.issued_at, due_at=c.due_at,
-                           answered_at=c.answered_at, outcome=c.outcome, trusted=c.trusted,
-                           latency_ms=c.latency_ms) for c in rows]
+    return [
+        els.CheckInput(
+            session_id=c.session_id,
+            issued_at=c.issued_at,
+            due_at=c.due_at,
+            answered_at=c.answered_at,
+            outcome=c.outcome,
+            trusted=c.trusted,
+            latency_ms=c.latency_ms,
+        )
+        for c in rows
+    ]
 
 
-def prior_from(session_row: Beat | None, lesson_row: Beat | None, day_row: Beat | None,
-               day: dt.date) -> els.Prior:
+def prior_from(session_row: Beat | None, lesson_row: Beat | None, day_row: Beat | None, day: dt.date) -> els.Prior:
     """The running state before a beat, from the previous rows of its session, lesson and person."""
     same_day = day_row is not None and els.beijing_day(day_row.received_at) == day
     return els.Prior(
@@ -78,27 +98,65 @@ def _latest(stmt: Any) -> Beat | None:
 def beat_input(claim: IntervalClaim) -> els.BeatInput:
     assert claim.credit_from is not None and claim.session_started_at is not None
     return els.BeatInput(
-        session_id=claim.session_id, lesson_id=claim.lesson_id, lesson_kind=claim.lesson_kind,
-        event=claim.event, seq=claim.seq, wall_start=claim.wall_start, received_at=claim.wall_end,
-        launched_at=claim.session_started_at, credit_from=claim.credit_from, claimed=tuple(claim.claimed),
-        duration_ms=claim.media_duration_ms, bytes_served=claim.bytes_served, media_size=claim.media_size,
-        client=dict(claim.client))
+        session_id=claim.session_id,
+        lesson_id=claim.lesson_id,
+        lesson_kind=claim.lesson_kind,
+        event=claim.event,
+        seq=claim.seq,
+        wall_start=claim.wall_start,
+        received_at=claim.wall_end,
+        launched_at=claim.session_started_at,
+        credit_from=claim.credit_from,
+        claimed=tuple(claim.claimed),
+        duration_ms=claim.media_duration_ms,
+        bytes_served=claim.bytes_served,
+        media_size=claim.media_size,
+        client=dict(claim.client),
+    )
 
 
-def beat_row(user_id: int, course_id: int, beat: els.BeatInput, outcome: els.Outcome, policy_version: int,
-             visible_ms: int, position_ms: int) -> Beat:
+def beat_row(
+    user_id: int,
+    course_id: int,
+    beat: els.BeatInput,
+    outcome: els.Outcome,
+    policy_version: int,
+    visible_ms: int,
+    position_ms: int,
+) -> Beat:
     after = outcome.after
     return Beat(
-        user_id=user_id, session_id=beat.session_id, lesson_id=beat.lesson_id, course_id=course_id, seq=beat.seq,
-        lesson_kind=beat.lesson_kind, event=beat.event, received_at=beat.received_at, wall_start=beat.wall_start,
-        launched_at=beat.launched_at, claimed=[list(s) for s in beat.claimed], position_ms=position_ms,
-        media_duration_ms=beat.duration_ms, bytes_served=beat.bytes_served, media_size=beat.media_size,
-        visible_ms=visible_ms, client=dict(beat.client), credit_start=outcome.credit_start,
-        credit_end=outcome.credit_end, credited=[list(s) for s in outcome.credited],
-        credited_ms=outcome.credited_ms, cuts=outcome.cuts, flags=list(outcome.flags),
-        policy_version=policy_version, hidden_since=after.hidden_since, last_claim_end=after.last_claim_end,
-        session_claimed_ms=after.session_claimed_ms, session_covered=[list(s) for s in after.session_covered],
-        lesson_credited_ms=after.lesson_credited_ms, day_credited_ms=after.day_credited_ms)
+        user_id=user_id,
+        session_id=beat.session_id,
+        lesson_id=beat.lesson_id,
+        course_id=course_id,
+        seq=beat.seq,
+        lesson_kind=beat.lesson_kind,
+        event=beat.event,
+        received_at=beat.received_at,
+        wall_start=beat.wall_start,
+        launched_at=beat.launched_at,
+        claimed=[list(s) for s in beat.claimed],
+        position_ms=position_ms,
+        media_duration_ms=beat.duration_ms,
+        bytes_served=beat.bytes_served,
+        media_size=beat.media_size,
+        visible_ms=visible_ms,
+        client=dict(beat.client),
+        credit_start=outcome.credit_start,
+        credit_end=outcome.credit_end,
+        credited=[list(s) for s in outcome.credited],
+        credited_ms=outcome.credited_ms,
+        cuts=outcome.cuts,
+        flags=list(outcome.flags),
+        policy_version=policy_version,
+        hidden_since=after.hidden_since,
+        last_claim_end=after.last_claim_end,
+        session_claimed_ms=after.session_claimed_ms,
+        session_covered=[list(s) for s in after.session_covered],
+        lesson_credited_ms=after.lesson_credited_ms,
+        day_credited_ms=after.day_credited_ms,
+    )
 
 
 def assess_interval(claim: IntervalClaim) -> Verdict | None:
@@ -108,16 +166,16 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
     policy = current_policy(claim.course_id)
     day = els.beijing_day(claim.wall_end)
     session_row = _latest(select(Beat).where(Beat.session_id == claim.session_id).order_by(Beat.seq.desc()))
-    lesson_row = _latest(select(Beat).where(Beat.user_id == claim.user_id, Beat.lesson_id == claim.lesson_id)
-                         .order_by(Beat.id.desc()))
-    day_row = _latest(select(Beat).where(Beat.user_id == claim.user_id).order_by(Beat.received_at.desc(),
-                                                                                 Beat.id.desc()))
+    lesson_row = _latest(
+        select(Beat).where(Beat.user_id == claim.user_id, Beat.lesson_id == claim.lesson_id).order_by(Beat.id.desc())
+    )
+    day_row = _latest(
+        select(Beat).where(Beat.user_id == claim.user_id).order_by(Beat.received_at.desc(), Beat.id.desc())
+    )
     checks = person_checks(claim.user_id, claim.wall_end - CHECK_LOOKBACK, claim.wall_end)
     beat = beat_input(claim)
-    outcome = els.assess(beat, prior_from(session_row, lesson_row, day_row, day), policy.params,
-                         check_inputs(checks))
-    row = beat_row(claim.user_id, claim.course_id, beat, outcome, policy.version, claim.visible_ms,
-                   claim.position_ms)
+    outcome = els.assess(beat, prior_from(session_row, lesson_row, day_row, day), policy.params, check_inputs(checks))
+    row = beat_row(claim.user_id, claim.course_id, beat, outcome, policy.version, claim.visible_ms, claim.position_ms)
     db.session.add(row)
     db.session.flush()
     from plugins.anti_idle.verdicts import record_online
@@ -126,7 +184,6 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
     claimed_ms = segs.total(claim.claimed)
     if not outcome.cuts and outcome.credited_ms >= claimed_ms:
         return Verdict(CREDIT, outcome.credited, reason="", code="")
-    label = VOID if (CRITICAL & set(outcome.cuts) or "R07b" in outcome.flags) and not outcome.credited_ms \
-        else REDUCE
+    label = VOID if (CRITICAL & set(outcome.cuts) or "R07b" in outcome.flags) and not outcome.credited_ms else REDUCE
     reason = "; ".join(f"{rule} {amount} ms" for rule, amount in sorted(outcome.cuts.items()))
     return Verdict(label, outcome.credited, reason=reason, code=",".join(sorted(outcome.cuts)))

@@ -20,21 +20,41 @@ def lesson_study(user_id: int, lesson_id: int) -> dict[str, Any]:
     Credited seconds come from the ledger (``learning_intervals``); the part earned on
     days held for audit and not yet posted is reported as held instead.
     """
-    ledger_ms = int(db.session.execute(select(func.coalesce(func.sum(LearningInterval.credited_ms), 0)).where(
-        LearningInterval.user_id == user_id, LearningInterval.lesson_id == lesson_id)).scalar_one())
+    ledger_ms = int(
+        db.session.execute(
+            select(func.coalesce(func.sum(LearningInterval.credited_ms), 0)).where(
+                LearningInterval.user_id == user_id, LearningInterval.lesson_id == lesson_id
+            )
+        ).scalar_one()
+    )
     days = db.session.execute(
-        select(DayVerdict, DayLesson).join(DayLesson, DayLesson.day_verdict_id == DayVerdict.id)
-        .where(DayLesson.user_id == user_id, DayLesson.lesson_id == lesson_id).order_by(DayVerdict.day)).all()
+        select(DayVerdict, DayLesson)
+        .join(DayLesson, DayLesson.day_verdict_id == DayVerdict.id)
+        .where(DayLesson.user_id == user_id, DayLesson.lesson_id == lesson_id)
+        .order_by(DayVerdict.day)
+    ).all()
     held_ms = sum(dl.credited_ms for v, dl in days if v.verdict == HELD and v.review_state != "posted")
     voided_ms = sum(dl.credited_ms for v, dl in days if v.verdict == HELD and v.review_state == "voided")
     verdict = max((v.verdict for v, _dl in days), key=lambda x: _SEVERITY.get(x, 0), default="credited")
-    progress = db.session.execute(select(LessonProgress).where(
-        LessonProgress.user_id == user_id, LessonProgress.lesson_id == lesson_id)).scalar_one_or_none()
+    progress = db.session.execute(
+        select(LessonProgress).where(LessonProgress.user_id == user_id, LessonProgress.lesson_id == lesson_id)
+    ).scalar_one_or_none()
     day_ids = [v.id for v, _dl in days]
-    lines = db.session.execute(select(Evidence).where(
-        Evidence.user_id == user_id,
-        or_(Evidence.lesson_id == lesson_id, and_(Evidence.lesson_id.is_(None), Evidence.day_verdict_id.in_(day_ids))))
-        .order_by(Evidence.span_start, Evidence.id)).scalars().all()
+    lines = (
+        db.session.execute(
+            select(Evidence)
+            .where(
+                Evidence.user_id == user_id,
+                or_(
+                    Evidence.lesson_id == lesson_id,
+                    and_(Evidence.lesson_id.is_(None), Evidence.day_verdict_id.in_(day_ids)),
+                ),
+            )
+            .order_by(Evidence.span_start, Evidence.id)
+        )
+        .scalars()
+        .all()
+    )
     return {
         "lesson_id": lesson_id,
         "credited_seconds": round(max(0, ledger_ms - held_ms) / 1000, 3),
@@ -46,11 +66,28 @@ def lesson_study(user_id: int, lesson_id: int) -> dict[str, Any]:
             "completed_at": progress.completed_at.isoformat() if progress and progress.completed_at else None,
             "held": any(v.verdict == HELD and v.review_state != "posted" for v, _dl in days),
         },
-        "days": [{"day": v.day.isoformat(), "verdict": v.verdict, "review_state": v.review_state,
-                  "credited_seconds": dl.credited_ms / 1000, "claimed_seconds": dl.claimed_ms / 1000}
-                 for v, dl in days],
-        "evidence": [{"id": e.id, "rule": e.rule, "action": e.action, "day": e.day.isoformat(),
-                      "start": e.span_start.isoformat(), "end": e.span_end.isoformat(),
-                      "seconds": e.amount_ms / 1000, "text": render(e), "beats": len(e.beat_ids)}
-                     for e in lines],
+        "days": [
+            {
+                "day": v.day.isoformat(),
+                "verdict": v.verdict,
+                "review_state": v.review_state,
+                "credited_seconds": dl.credited_ms / 1000,
+                "claimed_seconds": dl.claimed_ms / 1000,
+            }
+            for v, dl in days
+        ],
+        "evidence": [
+            {
+                "id": e.id,
+                "rule": e.rule,
+                "action": e.action,
+                "day": e.day.isoformat(),
+                "start": e.span_start.isoformat(),
+                "end": e.span_end.isoformat(),
+                "seconds": e.amount_ms / 1000,
+                "text": render(e),
+                "beats": len(e.beat_ids),
+            }
+            for e in lines
+        ],
     }

@@ -65,8 +65,9 @@ class Tally:
     def add(self, beat: Beat | Mapping[str, Any]) -> None:
         get = beat.get if isinstance(beat, Mapping) else (lambda k, d=None: getattr(beat, k, d))
         claimed = [tuple(s) for s in get("claimed", [])]
-        claimed_ms = segs.total(segs.normalise(claimed)) if get("lesson_kind") == "video" else \
-            sum(b - a for a, b in claimed)
+        claimed_ms = (
+            segs.total(segs.normalise(claimed)) if get("lesson_kind") == "video" else sum(b - a for a, b in claimed)
+        )
         credited_ms = int(get("credited_ms", 0))
         self.claimed_ms += claimed_ms
         self.credited_ms += credited_ms
@@ -84,16 +85,29 @@ class Tally:
             self.muted_ms += credited_ms
 
     def to_json(self) -> dict[str, Any]:
-        return {"claimed_ms": self.claimed_ms, "credited_ms": self.credited_ms, "cuts": dict(sorted(self.cuts.items())),
-                "flags": sorted(self.flags), "hidden_sessions": sorted(self.hidden_sessions),
-                "sessions": sorted(self.sessions), "muted_ms": self.muted_ms, "beats": self.beats}
+        return {
+            "claimed_ms": self.claimed_ms,
+            "credited_ms": self.credited_ms,
+            "cuts": dict(sorted(self.cuts.items())),
+            "flags": sorted(self.flags),
+            "hidden_sessions": sorted(self.hidden_sessions),
+            "sessions": sorted(self.sessions),
+            "muted_ms": self.muted_ms,
+            "beats": self.beats,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Tally:
-        return cls(claimed_ms=int(data.get("claimed_ms", 0)), credited_ms=int(data.get("credited_ms", 0)),
-                   cuts={k: int(v) for k, v in (data.get("cuts") or {}).items()}, flags=set(data.get("flags") or []),
-                   hidden_sessions=set(data.get("hidden_sessions") or []), sessions=set(data.get("sessions") or []),
-                   muted_ms=int(data.get("muted_ms", 0)), beats=int(data.get("beats", 0)))
+        return cls(
+            claimed_ms=int(data.get("claimed_ms", 0)),
+            credited_ms=int(data.get("credited_ms", 0)),
+            cuts={k: int(v) for k, v in (data.get("cuts") or {}).items()},
+            flags=set(data.get("flags") or []),
+            hidden_sessions=set(data.get("hidden_sessions") or []),
+            sessions=set(data.get("sessions") or []),
+            muted_ms=int(data.get("muted_ms", 0)),
+            beats=int(data.get("beats", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -164,15 +178,27 @@ def derive(t: Tally, policy: Mapping[str, Any]) -> Derived:
 
 
 def _payload(v: DayVerdict) -> dict[str, Any]:
-    return {"user_id": v.user_id, "day": v.day.isoformat(), "verdict": v.verdict,
-            "credited_seconds": v.credited_ms // 1000, "held_seconds": v.held_ms // 1000,
-            "deducted_seconds": v.deducted_ms // 1000, "policy_version": v.policy_version,
-            "review_score": v.review_score}
+    return {
+        "user_id": v.user_id,
+        "day": v.day.isoformat(),
+        "verdict": v.verdict,
+        "credited_seconds": v.credited_ms // 1000,
+        "held_seconds": v.held_ms // 1000,
+        "deducted_seconds": v.deducted_ms // 1000,
+        "policy_version": v.policy_version,
+        "review_score": v.review_score,
+    }
 
 
 def _publish(v: DayVerdict) -> None:
-    emit(DAY_ASSESSED, actor=None, object_type=DayVerdict.__tablename__, object_id=v.id,
-         org_unit_id=_org_of(v.user_id), payload=_payload(v))
+    emit(
+        DAY_ASSESSED,
+        actor=None,
+        object_type=DayVerdict.__tablename__,
+        object_id=v.id,
+        org_unit_id=_org_of(v.user_id),
+        payload=_payload(v),
+    )
     v.tally = {**v.tally, "published": _payload(v)}
 
 
@@ -213,11 +239,18 @@ def record_online(beat: Beat, policy: PolicyVersion) -> DayVerdict:
     t.add(beat)
     _apply(v, t, policy)
     db.session.flush()
-    lesson = db.session.execute(select(DayLesson).where(DayLesson.day_verdict_id == v.id,
-                                                        DayLesson.lesson_id == beat.lesson_id)).scalar_one_or_none()
+    lesson = db.session.execute(
+        select(DayLesson).where(DayLesson.day_verdict_id == v.id, DayLesson.lesson_id == beat.lesson_id)
+    ).scalar_one_or_none()
     if lesson is None:
-        lesson = DayLesson(day_verdict_id=v.id, user_id=beat.user_id, lesson_id=beat.lesson_id, claimed_ms=0,
-                           credited_ms=0, deducted_ms=0)
+        lesson = DayLesson(
+            day_verdict_id=v.id,
+            user_id=beat.user_id,
+            lesson_id=beat.lesson_id,
+            claimed_ms=0,
+            credited_ms=0,
+            deducted_ms=0,
+        )
         db.session.add(lesson)
     claimed = segs.total(segs.normalise([tuple(s) for s in beat.claimed]))
     lesson.claimed_ms += claimed
@@ -228,8 +261,9 @@ def record_online(beat: Beat, policy: PolicyVersion) -> DayVerdict:
         # The verdict changed: replay the day (same numbers, by construction) so its
         # evidence lines are current for the learner, then publish.
         assess_day(beat.user_id, day)
-    elif (v.credited_ms - int(published.get("credited_seconds", 0)) * 1000 >= EMIT_EVERY_MS
-            or v.held_ms // 1000 != int(published.get("held_seconds", 0))):
+    elif v.credited_ms - int(published.get("credited_seconds", 0)) * 1000 >= EMIT_EVERY_MS or v.held_ms // 1000 != int(
+        published.get("held_seconds", 0)
+    ):
         _publish(v)  # figures only; the evidence lines catch up at the next replay
     return v
 
@@ -249,8 +283,11 @@ class Replay:
     @property
     def mismatches(self) -> list[int]:
         """Ids of beats whose recomputed credit differs from the online decision."""
-        return [b.id for b, o in self.outcomes
-                if o.credited_ms != b.credited_ms or [list(s) for s in o.credited] != b.credited]
+        return [
+            b.id
+            for b, o in self.outcomes
+            if o.credited_ms != b.credited_ms or [list(s) for s in o.credited] != b.credited
+        ]
 
 
 def _prior_rows(user_id: int, first_id: int, beats: list[Beat]) -> tuple[dict[str, Beat], dict[int, Beat], Any]:
@@ -258,19 +295,24 @@ def _prior_rows(user_id: int, first_id: int, beats: list[Beat]) -> tuple[dict[st
     lessons = {b.lesson_id for b in beats}
     by_session: dict[str, Beat] = {}
     for sid in sessions:
-        row = db.session.execute(select(Beat).where(Beat.session_id == sid, Beat.id < first_id)
-                                 .order_by(Beat.seq.desc()).limit(1)).scalar_one_or_none()
+        row = db.session.execute(
+            select(Beat).where(Beat.session_id == sid, Beat.id < first_id).order_by(Beat.seq.desc()).limit(1)
+        ).scalar_one_or_none()
         if row is not None:
             by_session[sid] = row
     by_lesson: dict[int, Beat] = {}
     for lid in lessons:
-        row = db.session.execute(select(Beat).where(Beat.user_id == user_id, Beat.lesson_id == lid,
-                                                    Beat.id < first_id).order_by(Beat.id.desc()).limit(1)
-                                 ).scalar_one_or_none()
+        row = db.session.execute(
+            select(Beat)
+            .where(Beat.user_id == user_id, Beat.lesson_id == lid, Beat.id < first_id)
+            .order_by(Beat.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
         if row is not None:
             by_lesson[lid] = row
-    clock = db.session.execute(select(func.max(Beat.credit_end)).where(Beat.user_id == user_id,
-                                                                       Beat.id < first_id)).scalar_one()
+    clock = db.session.execute(
+        select(func.max(Beat.credit_end)).where(Beat.user_id == user_id, Beat.id < first_id)
+    ).scalar_one()
     return by_session, by_lesson, clock
 
 
@@ -279,8 +321,13 @@ def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
     from plugins.anti_idle.services import CHECK_LOOKBACK, check_inputs, day_bounds, person_checks
 
     start, end = day_bounds(day)
-    beats = list(db.session.execute(select(Beat).where(Beat.user_id == user_id, Beat.received_at >= start,
-                                                       Beat.received_at < end).order_by(Beat.id)).scalars())
+    beats = list(
+        db.session.execute(
+            select(Beat)
+            .where(Beat.user_id == user_id, Beat.received_at >= start, Beat.received_at < end)
+            .order_by(Beat.id)
+        ).scalars()
+    )
     policies: dict[int, PolicyVersion] = {}
 
     def policy_for(version: int) -> PolicyVersion:
@@ -308,16 +355,32 @@ def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
 
             sessions[b.session_id] = prior_from(by_session.get(b.session_id), None, None, day)
         prior = sessions[b.session_id]
-        prior = els.Prior(hidden_since=prior.hidden_since, last_event=prior.last_event,
-                          last_claim_end=prior.last_claim_end, session_claimed_ms=prior.session_claimed_ms,
-                          session_covered=prior.session_covered, lesson_credited_ms=lessons.get(b.lesson_id, 0),
-                          day_credited_ms=day_credit)
+        prior = els.Prior(
+            hidden_since=prior.hidden_since,
+            last_event=prior.last_event,
+            last_claim_end=prior.last_claim_end,
+            session_claimed_ms=prior.session_claimed_ms,
+            session_covered=prior.session_covered,
+            lesson_credited_ms=lessons.get(b.lesson_id, 0),
+            day_credited_ms=day_credit,
+        )
         credit_from = max(b.wall_start, clock) if clock is not None else b.wall_start
         beat = els.BeatInput(
-            session_id=b.session_id, lesson_id=b.lesson_id, lesson_kind=b.lesson_kind, event=b.event, seq=b.seq,
-            wall_start=b.wall_start, received_at=b.received_at, launched_at=b.launched_at, credit_from=credit_from,
-            claimed=tuple((int(x), int(y)) for x, y in b.claimed), duration_ms=b.media_duration_ms,
-            bytes_served=b.bytes_served, media_size=b.media_size, client=b.client)
+            session_id=b.session_id,
+            lesson_id=b.lesson_id,
+            lesson_kind=b.lesson_kind,
+            event=b.event,
+            seq=b.seq,
+            wall_start=b.wall_start,
+            received_at=b.received_at,
+            launched_at=b.launched_at,
+            credit_from=credit_from,
+            claimed=tuple((int(x), int(y)) for x, y in b.claimed),
+            duration_ms=b.media_duration_ms,
+            bytes_served=b.bytes_served,
+            media_size=b.media_size,
+            client=b.client,
+        )
         o = els.assess(beat, prior, p.params, checks)
         outcomes.append((b, o))
         sessions[b.session_id] = o.after
@@ -325,21 +388,54 @@ def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
         day_credit = o.after.day_credited_ms
         if o.credited_ms:
             clock = o.credit_end
-        tally.add({"claimed": [list(s) for s in beat.claimed], "lesson_kind": b.lesson_kind,
-                   "credited_ms": o.credited_ms, "cuts": o.cuts, "flags": list(o.flags),
-                   "session_id": b.session_id, "client": b.client})
+        tally.add(
+            {
+                "claimed": [list(s) for s in beat.claimed],
+                "lesson_kind": b.lesson_kind,
+                "credited_ms": o.credited_ms,
+                "cuts": o.cuts,
+                "flags": list(o.flags),
+                "session_id": b.session_id,
+                "client": b.client,
+            }
+        )
     return Replay(tally, outcomes, used, _digest(beats, check_rows, used.version))
 
 
 def _digest(beats: Iterable[Beat], checks: Iterable[AttentionCheck], version: int) -> str:
     h = hashlib.sha256(f"policy:{version}".encode())
     for b in beats:
-        h.update(json.dumps([b.id, b.session_id, b.seq, b.received_at.isoformat(), b.wall_start.isoformat(),
-                             b.claimed, b.bytes_served, b.client], sort_keys=True, default=str).encode())
+        h.update(
+            json.dumps(
+                [
+                    b.id,
+                    b.session_id,
+                    b.seq,
+                    b.received_at.isoformat(),
+                    b.wall_start.isoformat(),
+                    b.claimed,
+                    b.bytes_served,
+                    b.client,
+                ],
+                sort_keys=True,
+                default=str,
+            ).encode()
+        )
     for c in checks:
-        h.update(json.dumps([c.id, c.issued_at.isoformat(), c.due_at.isoformat(),
-                             c.answered_at.isoformat() if c.answered_at else None, c.outcome, c.trusted,
-                             c.latency_ms], default=str).encode())
+        h.update(
+            json.dumps(
+                [
+                    c.id,
+                    c.issued_at.isoformat(),
+                    c.due_at.isoformat(),
+                    c.answered_at.isoformat() if c.answered_at else None,
+                    c.outcome,
+                    c.trusted,
+                    c.latency_ms,
+                ],
+                default=str,
+            ).encode()
+        )
     return h.hexdigest()
 
 
@@ -364,8 +460,16 @@ def assess_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
         row[0] += claimed
         row[1] += o.credited_ms
     for lesson_id, (claimed, credited) in sorted(per_lesson.items()):
-        db.session.add(DayLesson(day_verdict_id=v.id, user_id=user_id, lesson_id=lesson_id, claimed_ms=claimed,
-                                 credited_ms=credited, deducted_ms=max(0, claimed - credited)))
+        db.session.add(
+            DayLesson(
+                day_verdict_id=v.id,
+                user_id=user_id,
+                lesson_id=lesson_id,
+                claimed_ms=claimed,
+                credited_ms=credited,
+                deducted_ms=max(0, claimed - credited),
+            )
+        )
     d = derive(r.tally, r.policy.params)
     for line in build_lines(v, r.outcomes, r.policy, d):
         db.session.add(line)
@@ -382,8 +486,7 @@ class ReviewError(ValueError):
     pass
 
 
-def review_day(day_verdict: DayVerdict, decision: str, reviewer: Any, reason: str, *,
-               appeal: Any = None) -> Review:
+def review_day(day_verdict: DayVerdict, decision: str, reviewer: Any, reason: str, *, appeal: Any = None) -> Review:
     """An auditor posts or voids a held day (does not commit).
 
     Emits ``anti_idle.day_reviewed`` in the transaction; posting releases the hold on
@@ -401,15 +504,33 @@ def review_day(day_verdict: DayVerdict, decision: str, reviewer: Any, reason: st
     if day_verdict.verdict != HELD or day_verdict.review_state in ("posted", "voided"):
         raise ReviewError("only a held day not yet decided can be reviewed")
     seconds = day_verdict.held_ms // 1000
-    review = Review(day_verdict_id=day_verdict.id, user_id=day_verdict.user_id, day=day_verdict.day,
-                    reviewer_id=reviewer.id, decision=decision, seconds=seconds, reason=reason[:2000],
-                    appeal_id=getattr(appeal, "id", None))
+    review = Review(
+        day_verdict_id=day_verdict.id,
+        user_id=day_verdict.user_id,
+        day=day_verdict.day,
+        reviewer_id=reviewer.id,
+        decision=decision,
+        seconds=seconds,
+        reason=reason[:2000],
+        appeal_id=getattr(appeal, "id", None),
+    )
     db.session.add(review)
     day_verdict.review_state = "posted" if decision == "post" else "voided"
-    emit(DAY_REVIEWED, actor=reviewer, object_type=DayVerdict.__tablename__, object_id=day_verdict.id,
-         org_unit_id=_org_of(day_verdict.user_id),
-         payload={"user_id": day_verdict.user_id, "day": day_verdict.day.isoformat(), "decision": decision,
-                  "seconds": seconds, "reviewer_id": reviewer.id, "reason": reason[:2000]})
+    emit(
+        DAY_REVIEWED,
+        actor=reviewer,
+        object_type=DayVerdict.__tablename__,
+        object_id=day_verdict.id,
+        org_unit_id=_org_of(day_verdict.user_id),
+        payload={
+            "user_id": day_verdict.user_id,
+            "day": day_verdict.day.isoformat(),
+            "decision": decision,
+            "seconds": seconds,
+            "reviewer_id": reviewer.id,
+            "reason": reason[:2000],
+        },
+    )
     db.session.flush()
     if decision == "post":
         _release_completions(day_verdict)
@@ -436,10 +557,20 @@ def _release_completions(v: DayVerdict) -> None:
 
 def holds_completion(user_id: int, lesson_id: int) -> bool:
     """Is the completion of this lesson held by a held, undecided day that touched it?"""
-    return db.session.execute(
-        select(DayVerdict.id).join(DayLesson, DayLesson.day_verdict_id == DayVerdict.id)
-        .where(DayLesson.user_id == user_id, DayLesson.lesson_id == lesson_id, DayVerdict.verdict == HELD,
-               DayVerdict.review_state.notin_(("posted",))).limit(1)).first() is not None
+    return (
+        db.session.execute(
+            select(DayVerdict.id)
+            .join(DayLesson, DayLesson.day_verdict_id == DayVerdict.id)
+            .where(
+                DayLesson.user_id == user_id,
+                DayLesson.lesson_id == lesson_id,
+                DayVerdict.verdict == HELD,
+                DayVerdict.review_state.notin_(("posted",)),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def current_policy_for(course_id: int | None) -> PolicyVersion:

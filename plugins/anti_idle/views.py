@@ -11,8 +11,14 @@ from flask_login import current_user, login_required
 from lms_core.courses.models import Lesson
 from lms_core.extensions import db
 
-bp = Blueprint("anti_idle", __name__, url_prefix="/anti-idle", template_folder="templates",
-               static_folder="static", static_url_path="/anti-idle/static")
+bp = Blueprint(
+    "anti_idle",
+    __name__,
+    url_prefix="/anti-idle",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/anti-idle/static",
+)
 #: Machine-readable endpoints under the platform's /api/v1 (session cookie or Bearer token).
 api = Blueprint("anti_idle_api", __name__, url_prefix="/api/v1")
 

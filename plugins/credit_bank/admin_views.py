@@ -29,8 +29,11 @@ RANK_NAMES = {"county_and_above": "县处级及以上", "township": "乡科级",
 
 
 def rank_name(band: str) -> str:
-    names = {"county_and_above": _("County level and above"), "township": _("Township level"),
-             "general": _("General staff")}
+    names = {
+        "county_and_above": _("County level and above"),
+        "township": _("Township level"),
+        "general": _("General staff"),
+    }
     return str(names.get(band, band))
 
 
@@ -50,8 +53,15 @@ def claims() -> Any:
             return render_template("credit_bank/claims.html", claims=C.claims_of(current_user.id), form=form), 400
         files = [(f.stream, f.filename or "upload") for f in request.files.getlist("evidence") if f and f.filename]
         try:
-            C.submit(current_user, ledger=form.get("ledger", ""), title=form.get("title", ""),
-                     organiser=form.get("organiser", ""), start=start, end=end, files=files)
+            C.submit(
+                current_user,
+                ledger=form.get("ledger", ""),
+                title=form.get("title", ""),
+                organiser=form.get("organiser", ""),
+                start=start,
+                end=end,
+                files=files,
+            )
         except C.ClaimError as exc:
             flash(str(exc), "error")
             return render_template("credit_bank/claims.html", claims=C.claims_of(current_user.id), form=form), 400
@@ -64,21 +74,29 @@ def claims() -> Any:
 
 
 def _claims_in_scope() -> Any:
-    return (select(Claim, User).join(User, User.id == Claim.user_id).join(OrgUnit, OrgUnit.id == User.org_unit_id)
-            .where(scope_condition(current_user, "credit.review", OrgUnit.path)))
+    return (
+        select(Claim, User)
+        .join(User, User.id == Claim.user_id)
+        .join(OrgUnit, OrgUnit.id == User.org_unit_id)
+        .where(scope_condition(current_user, "credit.review", OrgUnit.path))
+    )
 
 
 @bp.route("/review")
 @login_required
 def review_queue() -> Any:
     require(current_user, "credit.review")
-    rows = db.session.execute(_claims_in_scope().where(Claim.status == ClaimStatus.SUBMITTED)
-                              .order_by(Claim.id).limit(500)).all()
+    rows = db.session.execute(
+        _claims_in_scope().where(Claim.status == ClaimStatus.SUBMITTED).order_by(Claim.id).limit(500)
+    ).all()
     from lms_core.media.models import MediaFile
 
     media_ids = {m for c, _u in rows for m in (c.evidence or [])}
-    media = {m.id: m for m in db.session.execute(select(MediaFile).where(MediaFile.id.in_(media_ids))).scalars()} \
-        if media_ids else {}
+    media = (
+        {m.id: m for m in db.session.execute(select(MediaFile).where(MediaFile.id.in_(media_ids))).scalars()}
+        if media_ids
+        else {}
+    )
     return render_template("credit_bank/review.html", rows=rows, media=media)
 
 
@@ -107,8 +125,9 @@ def evidence(claim_id: int, media_id: int) -> Any:
     if claim is None or media_id not in (claim.evidence or []):
         abort(404)
     owner = db.session.get(User, claim.user_id)
-    if claim.user_id != current_user.id and not (can(current_user, "credit.review", owner)
-                                                  or can(current_user, "credit.view", owner)):
+    if claim.user_id != current_user.id and not (
+        can(current_user, "credit.review", owner) or can(current_user, "credit.view", owner)
+    ):
         abort(403)
     from lms_core.media.models import MediaFile
     from lms_core.media.storage import get_storage
@@ -118,9 +137,15 @@ def evidence(claim_id: int, media_id: int) -> Any:
         abort(404)
     with get_storage().open(media.storage_key) as fh:
         data = fh.read()
-    return Response(data, mimetype=media.mime_type, headers={
-        "Content-Disposition": "inline", "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"})
+    return Response(
+        data,
+        mimetype=media.mime_type,
+        headers={
+            "Content-Disposition": "inline",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'",
+        },
+    )
 
 
 # --------------------------------------------------------------------------- who is behind
@@ -129,16 +154,26 @@ def evidence(claim_id: int, media_id: int) -> Any:
 def behind_rows(year: int, unit_prefix: str, band: str) -> list[dict[str, Any]]:
     """People in scope whose year's counted 学时 are below their yearly target."""
     a = Account
-    earned = (select(a.owner_id.label("uid"), func.sum(a.credits_posted - a.debits_posted).label("bal"))
-              .where(a.period == year, a.kind == AccountKind.COUNTED.value).group_by(a.owner_id).subquery())
+    earned = (
+        select(a.owner_id.label("uid"), func.sum(a.credits_posted - a.debits_posted).label("bal"))
+        .where(a.period == year, a.kind == AccountKind.COUNTED.value)
+        .group_by(a.owner_id)
+        .subquery()
+    )
     t = Transfer
-    closed = (select(t.user_id.label("uid"), func.sum(t.amount).label("out"))
-              .where(t.code.in_(CLOSE_CODES), t.effective_date == dt.date(year, 12, 31)).group_by(t.user_id)
-              .subquery())
-    stmt = (select(User, OrgUnit, func.coalesce(earned.c.bal, 0), func.coalesce(closed.c.out, 0))
-            .join(OrgUnit, OrgUnit.id == User.org_unit_id)
-            .outerjoin(earned, earned.c.uid == User.id).outerjoin(closed, closed.c.uid == User.id)
-            .where(scope_condition(current_user, "credit.view", OrgUnit.path), User.status == UserStatus.ACTIVE))
+    closed = (
+        select(t.user_id.label("uid"), func.sum(t.amount).label("out"))
+        .where(t.code.in_(CLOSE_CODES), t.effective_date == dt.date(year, 12, 31))
+        .group_by(t.user_id)
+        .subquery()
+    )
+    stmt = (
+        select(User, OrgUnit, func.coalesce(earned.c.bal, 0), func.coalesce(closed.c.out, 0))
+        .join(OrgUnit, OrgUnit.id == User.org_unit_id)
+        .outerjoin(earned, earned.c.uid == User.id)
+        .outerjoin(closed, closed.c.uid == User.id)
+        .where(scope_condition(current_user, "credit.view", OrgUnit.path), User.status == UserStatus.ACTIVE)
+    )
     if unit_prefix:
         stmt = stmt.where(OrgUnit.code.startswith(unit_prefix, autoescape=True))
     if band:
@@ -148,16 +183,41 @@ def behind_rows(year: int, unit_prefix: str, band: str) -> list[dict[str, Any]]:
         target = queries.annual_target(user, year)
         got = int(bal) + int(out)
         if got < target:
-            rows.append({"user": user, "unit": unit, "band": user.rank_band.value, "earned": got, "target": target,
-                         "gap": target - got})
+            rows.append(
+                {
+                    "user": user,
+                    "unit": unit,
+                    "band": user.rank_band.value,
+                    "earned": got,
+                    "target": target,
+                    "gap": target - got,
+                }
+            )
     return rows
 
 
 def _export_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    header = [_("Org unit"), _("Username"), _("Full name"), _("Rank"), _("Posted hours"), _("Yearly target"),
-              _("Hours short")]
-    body = [[r["unit"].name, r["user"].username, r["user"].full_name, rank_name(r["band"]), labels.hours(r["earned"]),
-             labels.hours(r["target"]), labels.hours(r["gap"])] for r in rows]
+    header = [
+        _("Org unit"),
+        _("Username"),
+        _("Full name"),
+        _("Rank"),
+        _("Posted hours"),
+        _("Yearly target"),
+        _("Hours short"),
+    ]
+    body = [
+        [
+            r["unit"].name,
+            r["user"].username,
+            r["user"].full_name,
+            rank_name(r["band"]),
+            labels.hours(r["earned"]),
+            labels.hours(r["target"]),
+            labels.hours(r["gap"]),
+        ]
+        for r in rows
+    ]
     return header, body
 
 
@@ -185,8 +245,11 @@ def behind() -> Any:
             w = csv_export.writer(buf)  # neutralises formula cells (CSV injection)
             w.writerow(header)
             w.writerows(body)
-            return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
-                            headers={"Content-Disposition": f"attachment; filename={name}"})
+            return Response(
+                "\ufeff" + buf.getvalue(),
+                mimetype="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f"attachment; filename={name}"},
+            )
         import openpyxl
 
         wb = openpyxl.Workbook()
@@ -196,15 +259,25 @@ def behind() -> Any:
             sheet.append([_safe_cell(c) for c in line])
         out = io.BytesIO()
         wb.save(out)
-        return Response(out.getvalue(),
-                        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": f"attachment; filename={name}"})
+        return Response(
+            out.getvalue(),
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f"attachment; filename={name}"},
+        )
     summary: dict[tuple[str, str], int] = {}
     for row in rows:
         key = (row["unit"].name, row["band"])
         summary[key] = summary.get(key, 0) + 1
-    return render_template("credit_bank/behind.html", rows=rows, year=year, unit=unit_prefix, band=band,
-                           summary=sorted(summary.items()), rank_name=rank_name, bands=P.RANK_BANDS)
+    return render_template(
+        "credit_bank/behind.html",
+        rows=rows,
+        year=year,
+        unit=unit_prefix,
+        band=band,
+        summary=sorted(summary.items()),
+        rank_name=rank_name,
+        bands=P.RANK_BANDS,
+    )
 
 
 # --------------------------------------------------------------------------- rosters
@@ -225,8 +298,7 @@ def roster_import() -> Any:
             flash(_("The file is larger than 10 MB."), "error")
             return render_template("credit_bank/roster.html", results=None), 413
         try:
-            results = C.import_roster(data, f.filename, current_user,
-                                      lambda u: can(current_user, "credit.import", u))
+            results = C.import_roster(data, f.filename, current_user, lambda u: can(current_user, "credit.import", u))
         except C.ClaimError as exc:
             flash(str(exc), "error")
             return render_template("credit_bank/roster.html", results=None), 400
@@ -257,13 +329,19 @@ def policy_page() -> Any:
             else:
                 from lms_core.events.services import emit
 
-                emit("credit.policy_added", actor=current_user, object_type="credit_policies",
-                     object_id=row.version, payload={"effective_from": effective.isoformat()})
+                emit(
+                    "credit.policy_added",
+                    actor=current_user,
+                    object_type="credit_policies",
+                    object_id=row.version,
+                    payload={"effective_from": effective.isoformat()},
+                )
                 db.session.commit()
                 flash(_("Policy version %(v)d saved.", v=row.version), "success")
                 return redirect(url_for("credit_bank.policy_page"))
     versions = P.versions()
     current = P.in_force(local_date(utcnow()))
     text = draft if draft is not None else json.dumps(P.rules_of(current), ensure_ascii=False, indent=2)
-    return render_template("credit_bank/policy.html", versions=versions, current=current, text=text,
-                           year=this_year()), status
+    return render_template(
+        "credit_bank/policy.html", versions=versions, current=current, text=text, year=this_year()
+    ), status

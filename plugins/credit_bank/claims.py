@@ -60,8 +60,16 @@ def store_evidence(files: list[tuple[IO[bytes], str]], uploader: Any) -> list[in
     return ids
 
 
-def submit(user: Any, *, ledger: str, title: str, organiser: str, start: dt.date, end: dt.date,
-           files: list[tuple[IO[bytes], str]]) -> Claim:
+def submit(
+    user: Any,
+    *,
+    ledger: str,
+    title: str,
+    organiser: str,
+    start: dt.date,
+    end: dt.date,
+    files: list[tuple[IO[bytes], str]],
+) -> Claim:
     """Record a claim and its hold (commits). Raises :class:`ClaimError`."""
     title, organiser = title.replace("\x00", "").strip()[:200], organiser.replace("\x00", "").strip()[:200]
     if ledger not in P.LEDGER_CODES:
@@ -83,22 +91,51 @@ def submit(user: Any, *, ledger: str, title: str, organiser: str, start: dt.date
         raise ClaimError(_("Too many files."))
     media_ids = store_evidence(files, user)
     amount, version = claim_amount(days, end)
-    claim = Claim(user_id=user.id, ledger_code=ledger, title=title, organiser=organiser, start_date=start,
-                  end_date=end, days=days, amount=amount, policy_version=version, evidence=media_ids,
-                  status=ClaimStatus.SUBMITTED, transfer_id="", created_at=utcnow())
+    claim = Claim(
+        user_id=user.id,
+        ledger_code=ledger,
+        title=title,
+        organiser=organiser,
+        start_date=start,
+        end_date=end,
+        days=days,
+        amount=amount,
+        policy_version=version,
+        evidence=media_ids,
+        status=ClaimStatus.SUBMITTED,
+        transfer_id="",
+        created_at=utcnow(),
+    )
     db.session.add(claim)
     db.session.flush()
     claim.transfer_id = L.transfer_id(f"claim:{claim.id}")
     timeout = int(settings.get("credit_bank", "claim_timeout_days")) * 86400
-    res = S.earn(key=f"claim:{claim.id}", user_id=user.id, ledger=ledger, amount=amount, day=end,
-                 code=TransferCode.OFFLINE_CLASS.value, issuer=L.ISSUER_OFFLINE, policy_version=version,
-                 actor_id=user.id, evidence_ref=f"claim:{claim.id}", memo=title, pending=True,
-                 timeout_seconds=timeout, commit=False)
+    res = S.earn(
+        key=f"claim:{claim.id}",
+        user_id=user.id,
+        ledger=ledger,
+        amount=amount,
+        day=end,
+        code=TransferCode.OFFLINE_CLASS.value,
+        issuer=L.ISSUER_OFFLINE,
+        policy_version=version,
+        actor_id=user.id,
+        evidence_ref=f"claim:{claim.id}",
+        memo=title,
+        pending=True,
+        timeout_seconds=timeout,
+        commit=False,
+    )
     if res.status not in (L.CREATED, L.EXISTS):
         db.session.rollback()
         raise ClaimError(_("The claim could not be recorded: %(why)s", why=res.status))
-    emit("credit.claim_submitted", actor=user, object_type="credit_claims", object_id=claim.id,
-         payload={"amount": amount, "ledger": ledger, "days": days})
+    emit(
+        "credit.claim_submitted",
+        actor=user,
+        object_type="credit_claims",
+        object_id=claim.id,
+        payload={"amount": amount, "ledger": ledger, "days": days},
+    )
     db.session.commit()
     return claim
 
@@ -107,12 +144,14 @@ def review(claim: Claim, reviewer: Any, *, approve: bool, reason: str) -> str:
     """Approve (post) or reject (void) a submitted claim (commits). Returns the ledger result."""
     reason = reason.replace("\x00", "").strip()[:1000]
     if claim.status != ClaimStatus.SUBMITTED:
-        return "pending_transfer_already_posted" if claim.status == ClaimStatus.APPROVED \
+        return (
+            "pending_transfer_already_posted"
+            if claim.status == ClaimStatus.APPROVED
             else "pending_transfer_already_voided"
+        )
     if not approve and not reason:
         return "reason_required"
-    result = S.resolve(key=f"claim:{claim.id}", post=approve, actor_id=reviewer.id, memo=reason or None,
-                       commit=False)
+    result = S.resolve(key=f"claim:{claim.id}", post=approve, actor_id=reviewer.id, memo=reason or None, commit=False)
     if result not in (L.CREATED, L.EXISTS):
         db.session.rollback()
         return result
@@ -120,15 +159,21 @@ def review(claim: Claim, reviewer: Any, *, approve: bool, reason: str) -> str:
     claim.reviewer_id = reviewer.id
     claim.reviewed_at = utcnow()
     claim.review_reason = reason or None
-    emit("credit.claim_approved" if approve else "credit.claim_rejected", actor=reviewer,
-         object_type="credit_claims", object_id=claim.id, payload={"user_id": claim.user_id, "reason": reason})
+    emit(
+        "credit.claim_approved" if approve else "credit.claim_rejected",
+        actor=reviewer,
+        object_type="credit_claims",
+        object_id=claim.id,
+        payload={"user_id": claim.user_id, "reason": reason},
+    )
     db.session.commit()
     return result
 
 
 def claims_of(user_id: int) -> list[Claim]:
-    return list(db.session.execute(select(Claim).where(Claim.user_id == user_id)
-                                   .order_by(Claim.id.desc()).limit(200)).scalars())
+    return list(
+        db.session.execute(select(Claim).where(Claim.user_id == user_id).order_by(Claim.id.desc()).limit(200)).scalars()
+    )
 
 
 # --------------------------------------------------------------------------- rosters
@@ -143,8 +188,12 @@ ROSTER_COLUMNS = {
     "ledger": ("学时类别", "ledger"),
     "hours": ("学时", "hours"),
 }
-LEDGER_BY_NAME = {"网络培训学时": "WL_XS", "集中培训学时": "JZ_XS", "党员学习学时": "DY_XS",
-                  "专技继续教育学时": "ZJ_XS"}
+LEDGER_BY_NAME = {
+    "网络培训学时": "WL_XS",
+    "集中培训学时": "JZ_XS",
+    "党员学习学时": "DY_XS",
+    "专技继续教育学时": "ZJ_XS",
+}
 MAX_ROWS = 20_000
 
 
@@ -235,8 +284,14 @@ def import_roster(data: bytes, filename: str, actor: Any, may_credit: Any) -> li
         if user is None or not may_credit(user):
             results.append(RowResult(n, "error", _("No such person in your scope: %(u)s", u=username[:64])))
             continue
-        if not ledger or not title or end < start or (end - start).days >= MAX_DAYS or start.year < 2000 \
-                or end.year > 2100:
+        if (
+            not ledger
+            or not title
+            or end < start
+            or (end - start).days >= MAX_DAYS
+            or start.year < 2000
+            or end.year > 2100
+        ):
             results.append(RowResult(n, "error", _("Check the class name, the dates and the credit type.")))
             continue
         hours_raw = _get(row, "hours")
@@ -254,15 +309,34 @@ def import_roster(data: bytes, filename: str, actor: Any, may_credit: Any) -> li
             centi = P.offline_amount(P.rules_of(pol), (end - start).days + 1)
         # The row's identity: the person, the class and its dates (not the file or line),
         # so the same row imported again, in any file, is recognised.
-        digest = hashlib.sha256("|".join([str(user.id), ledger, title, start.isoformat(), end.isoformat()])
-                                .encode()).hexdigest()[:32]
-        res = S.earn(key=f"roster:{digest}", user_id=user.id, ledger=ledger, amount=centi, day=end,
-                     code=TransferCode.IMPORT.value, issuer=L.ISSUER_ROSTER, policy_version=pol.version,
-                     actor_id=actor.id, evidence_ref=f"roster:{filename[:100]}", memo=title)
-        results.append(RowResult(n, res.status if res.status in (L.CREATED, L.EXISTS) else "error",
-                                 "" if res.status in (L.CREATED, L.EXISTS) else res.status))
+        digest = hashlib.sha256(
+            "|".join([str(user.id), ledger, title, start.isoformat(), end.isoformat()]).encode()
+        ).hexdigest()[:32]
+        res = S.earn(
+            key=f"roster:{digest}",
+            user_id=user.id,
+            ledger=ledger,
+            amount=centi,
+            day=end,
+            code=TransferCode.IMPORT.value,
+            issuer=L.ISSUER_ROSTER,
+            policy_version=pol.version,
+            actor_id=actor.id,
+            evidence_ref=f"roster:{filename[:100]}",
+            memo=title,
+        )
+        results.append(
+            RowResult(
+                n,
+                res.status if res.status in (L.CREATED, L.EXISTS) else "error",
+                "" if res.status in (L.CREATED, L.EXISTS) else res.status,
+            )
+        )
     created = sum(1 for r in results if r.status == L.CREATED)
-    emit("credit.roster_imported", actor=actor, payload={"file": filename[:100], "rows": len(results),
-                                                         "created": created})
+    emit(
+        "credit.roster_imported",
+        actor=actor,
+        payload={"file": filename[:100], "rows": len(results), "created": created},
+    )
     db.session.commit()
     return results

@@ -88,8 +88,10 @@ def close_year_command(year: int) -> None:
     from plugins.credit_bank.services import close_year
 
     stats = close_year(year, progress=lambda n: click.echo(f"... {n} accounts"))
-    click.echo(f"closed {stats['accounts']} accounts: carried {stats['carried'] / 100:.2f}, "
-               f"expired {stats['expired'] / 100:.2f} 学时")
+    click.echo(
+        f"closed {stats['accounts']} accounts: carried {stats['carried'] / 100:.2f}, "
+        f"expired {stats['expired'] / 100:.2f} 学时"
+    )
 
 
 @credit_group.command("demo")

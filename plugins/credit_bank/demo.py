@@ -29,10 +29,12 @@ from plugins.credit_bank.models import Claim, ClaimStatus, Transfer
 COMPLETERS = ("learner", "cadre0001", "cadre0002", "cadre0003")
 
 #: A one-page PDF certificate (as a scanner would produce: the content is checked, not the name).
-CERT_PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
-            b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
-            b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\n"
-            b"trailer<</Root 1 0 R>>\n%%EOF\n")
+CERT_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)
 
 
 def _user(username: str) -> User | None:
@@ -50,8 +52,15 @@ def _complete_course(user: User, course_id: int) -> bool:
     enrolment = learning.enrolment_for(user, course_id) or enrolments.enrol(user, course)
     if enrolment.completed_at is not None:
         return False
-    lessons = db.session.execute(select(Lesson).where(Lesson.course_id == course_id, Lesson.required.is_(True))
-                                 .order_by(Lesson.position, Lesson.id)).scalars().all()
+    lessons = (
+        db.session.execute(
+            select(Lesson)
+            .where(Lesson.course_id == course_id, Lesson.required.is_(True))
+            .order_by(Lesson.position, Lesson.id)
+        )
+        .scalars()
+        .all()
+    )
     for lesson in lessons:
         progress = learning.progress_for(user.id, lesson)
         learning.evaluate_completion(user, lesson, progress, enrolment, rule_met=True)
@@ -65,8 +74,11 @@ def load(echo: Callable[[str], object] = print) -> None:
     from lms_core.events.services import dispatch
     from plugins.credit_bank import claims, services
 
-    courses = db.session.execute(select(Course.id).where(Course.published.is_(True)).order_by(Course.id)
-                                 .limit(2)).scalars().all()
+    courses = (
+        db.session.execute(select(Course.id).where(Course.published.is_(True)).order_by(Course.id).limit(2))
+        .scalars()
+        .all()
+    )
     if not courses:
         echo("credit demo: no published course (run `flask lms demo` first)")
         return
@@ -86,26 +98,45 @@ def load(echo: Callable[[str], object] = print) -> None:
     learner, approved_by = _user("learner"), _user("nanling_admin")
     today = services.local_date(utcnow())
     if learner is not None and not db.session.execute(select(Claim.id).where(Claim.user_id == learner.id)).first():
-        claims.submit(learner, ledger="JZ_XS", title="南岭县委党校科级干部进修班", organiser="中共南岭县委党校",
-                      start=today - dt.timedelta(days=12), end=today - dt.timedelta(days=10),
-                      files=[(io.BytesIO(CERT_PDF), "结业证书.pdf")])
+        claims.submit(
+            learner,
+            ledger="JZ_XS",
+            title="南岭县委党校科级干部进修班",
+            organiser="中共南岭县委党校",
+            start=today - dt.timedelta(days=12),
+            end=today - dt.timedelta(days=10),
+            files=[(io.BytesIO(CERT_PDF), "结业证书.pdf")],
+        )
         echo("credit demo: 李明's offline claim waits for 南岭县管理员 (审核中)")
     other = _user("cadre0002")
-    if other is not None and approved_by is not None and not db.session.execute(
-            select(Claim.id).where(Claim.user_id == other.id)).first():
-        claim = claims.submit(other, ledger="DY_XS", title="党史学习教育专题党课", organiser="南岭县委组织部",
-                              start=today - dt.timedelta(days=5), end=today - dt.timedelta(days=5),
-                              files=[(io.BytesIO(CERT_PDF), "签到表.pdf")])
+    if (
+        other is not None
+        and approved_by is not None
+        and not db.session.execute(select(Claim.id).where(Claim.user_id == other.id)).first()
+    ):
+        claim = claims.submit(
+            other,
+            ledger="DY_XS",
+            title="党史学习教育专题党课",
+            organiser="南岭县委组织部",
+            start=today - dt.timedelta(days=5),
+            end=today - dt.timedelta(days=5),
+            files=[(io.BytesIO(CERT_PDF), "签到表.pdf")],
+        )
         if claim.status == ClaimStatus.SUBMITTED:
             claims.review(claim, approved_by, approve=True, reason="")
     auditor, cheat = _user("nanling_audit"), _user("cadre0003")
     if auditor is not None and cheat is not None:
-        posted = db.session.execute(select(Transfer.id).where(
-            Transfer.user_id == cheat.id, Transfer.code == "course_complete").order_by(Transfer.seq).limit(1)
+        posted = db.session.execute(
+            select(Transfer.id)
+            .where(Transfer.user_id == cheat.id, Transfer.code == "course_complete")
+            .order_by(Transfer.seq)
+            .limit(1)
         ).scalar_one_or_none()
         if posted is not None:
-            res = services.reverse(transfer_id=posted, reason="经核查为他人代学（代学代考），予以冲销",
-                                   actor_id=auditor.id)
+            res = services.reverse(
+                transfer_id=posted, reason="经核查为他人代学（代学代考），予以冲销", actor_id=auditor.id
+            )
             if res[0] == L.CREATED:
                 echo("credit demo: one course credit of cadre0003 reversed for 代学代考")
     if learner is not None:

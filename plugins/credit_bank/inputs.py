@@ -32,8 +32,11 @@ def _course_minutes(course_id: int) -> int | None:
     from lms_core.courses.models import Lesson
     from lms_core.media.models import MediaFile
 
-    total = db.session.execute(select(func.sum(MediaFile.duration_ms)).join(Lesson, Lesson.media_id == MediaFile.id)
-                               .where(Lesson.course_id == course_id, Lesson.required.is_(True))).scalar_one()
+    total = db.session.execute(
+        select(func.sum(MediaFile.duration_ms))
+        .join(Lesson, Lesson.media_id == MediaFile.id)
+        .where(Lesson.course_id == course_id, Lesson.required.is_(True))
+    ).scalar_one()
     return None if not total else int(total) // 60_000
 
 
@@ -51,9 +54,18 @@ def on_course_completed(event: Any) -> None:
     from lms_core.courses.models import Course
 
     course = db.session.get(Course, event.course_id)
-    S.earn(key=f"event:{event.id}", user_id=event.actor_id, ledger="WL_XS", amount=amount, day=day,
-           code=TransferCode.COURSE_COMPLETE.value, policy_version=pol.version, actor_id=event.actor_id,
-           evidence_ref=f"course:{event.course_id}", memo=course.title[:200] if course else None)
+    S.earn(
+        key=f"event:{event.id}",
+        user_id=event.actor_id,
+        ledger="WL_XS",
+        amount=amount,
+        day=day,
+        code=TransferCode.COURSE_COMPLETE.value,
+        policy_version=pol.version,
+        actor_id=event.actor_id,
+        evidence_ref=f"course:{event.course_id}",
+        memo=course.title[:200] if course else None,
+    )
 
 
 def _seconds_to_centi(rules: dict[str, Any], seconds: int) -> int:
@@ -77,9 +89,17 @@ def on_day_assessed(event: Any) -> None:
     base = f"day:{user_id}:{day.isoformat()}"
     _post_study_day(user_id, day, credited, pol.version)
     if held:
-        S.earn(key=f"{base}:held", user_id=user_id, ledger="WL_XS", amount=held, day=day,
-               code=TransferCode.STUDY_TIME.value, policy_version=pol.version, evidence_ref=f"event:{event.id}",
-               pending=True)
+        S.earn(
+            key=f"{base}:held",
+            user_id=user_id,
+            ledger="WL_XS",
+            amount=held,
+            day=day,
+            code=TransferCode.STUDY_TIME.value,
+            policy_version=pol.version,
+            evidence_ref=f"event:{event.id}",
+            pending=True,
+        )
 
 
 STUDY_DAY = "study-day"
@@ -89,13 +109,27 @@ def _post_study_day(user_id: int, day: dt.date, target: int, version: int) -> No
     """Bring the day's posted study-time credit up to ``target`` (a re-assessment or a new
     interval raises it; the key carries the target, so a replay posts nothing twice)."""
     t = L.TRANSFERS
-    posted = int(db.session.execute(select(func.coalesce(func.sum(t.c.amount), 0)).where(
-        t.c.user_id == user_id, t.c.effective_date == day, t.c.evidence_ref == STUDY_DAY,
-        t.c.flags.op("&")(7) == 0)).scalar_one())  # posted lines only (linked legs included)
+    posted = int(
+        db.session.execute(
+            select(func.coalesce(func.sum(t.c.amount), 0)).where(
+                t.c.user_id == user_id,
+                t.c.effective_date == day,
+                t.c.evidence_ref == STUDY_DAY,
+                t.c.flags.op("&")(7) == 0,
+            )
+        ).scalar_one()
+    )  # posted lines only (linked legs included)
     if target > posted:
-        S.earn(key=f"day:{user_id}:{day.isoformat()}:credited:{target}", user_id=user_id, ledger="WL_XS",
-               amount=target - posted, day=day, code=TransferCode.STUDY_TIME.value, policy_version=version,
-               evidence_ref=STUDY_DAY)
+        S.earn(
+            key=f"day:{user_id}:{day.isoformat()}:credited:{target}",
+            user_id=user_id,
+            ledger="WL_XS",
+            amount=target - posted,
+            day=day,
+            code=TransferCode.STUDY_TIME.value,
+            policy_version=version,
+            evidence_ref=STUDY_DAY,
+        )
 
 
 def on_interval_credited(event: Any) -> None:
@@ -125,8 +159,13 @@ def on_day_reviewed(event: Any) -> None:
     rules = P.rules_of(P.in_force(day))
     post = p.get("decision") == "post"
     amount = _seconds_to_centi(rules, int(p.get("seconds") or 0)) if post else None
-    S.resolve(key=f"day:{user_id}:{day.isoformat()}:held", post=post, amount=amount,
-              actor_id=p.get("reviewer_id"), memo=str(p.get("reason") or "")[:500] or None)
+    S.resolve(
+        key=f"day:{user_id}:{day.isoformat()}:held",
+        post=post,
+        amount=amount,
+        actor_id=p.get("reviewer_id"),
+        memo=str(p.get("reason") or "")[:500] or None,
+    )
 
 
 HANDLERS = {
@@ -138,5 +177,6 @@ HANDLERS = {
 
 
 def replay_key_exists(key: str) -> bool:
-    return db.session.execute(select(L.TRANSFERS.c.id).where(L.TRANSFERS.c.id == L.transfer_id(key))).first() \
-        is not None
+    return (
+        db.session.execute(select(L.TRANSFERS.c.id).where(L.TRANSFERS.c.id == L.transfer_id(key))).first() is not None
+    )

@@ -19,8 +19,7 @@ from lms_core.authz import can
 from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
 
-bp = Blueprint("credit_integrity", __name__, url_prefix="/credit/integrity",
-               template_folder="templates")
+bp = Blueprint("credit_integrity", __name__, url_prefix="/credit/integrity", template_folder="templates")
 
 #: Earlier checkpoints checked against the latest on one page view (newest first).
 RECENT = 20
@@ -32,7 +31,8 @@ def may_view(user: Any) -> bool:
         return False
     roots = db.session.execute(select(OrgUnit).where(OrgUnit.parent_id.is_(None))).scalars().all()
     return (can(user, "site.manage") or can(user, "credit.reverse")) and all(
-        can(user, "credit.view", root) for root in roots)
+        can(user, "credit.view", root) for root in roots
+    )
 
 
 @bp.before_request
@@ -51,9 +51,14 @@ def page() -> Any:
     logs = []
     for name in (cr.JOURNAL_LOG, cr.CREDENTIAL_LOG):
         latest = latest_checkpoint(name)
-        earlier = list(db.session.scalars(select(Checkpoint).where(Checkpoint.log == name)
-                                          .order_by(Checkpoint.size.desc(), Checkpoint.id.desc())
-                                          .limit(RECENT + 1)))
+        earlier = list(
+            db.session.scalars(
+                select(Checkpoint)
+                .where(Checkpoint.log == name)
+                .order_by(Checkpoint.size.desc(), Checkpoint.id.desc())
+                .limit(RECENT + 1)
+            )
+        )
         checks = []
         for cp in earlier:
             if latest is not None and cp.id == latest.id:

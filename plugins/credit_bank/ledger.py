@@ -133,12 +133,20 @@ class TransferSpec:
     def body(self) -> dict[str, Any]:
         """The fields that define the request (everything but the id)."""
         return {
-            "code": self.code, "effective_date": self.effective_date.isoformat(), "amount": self.amount,
+            "code": self.code,
+            "effective_date": self.effective_date.isoformat(),
+            "amount": self.amount,
             "debit": self.debit.key() if self.debit else None,
             "credit": self.credit.key() if self.credit else None,
-            "flags": self.flags, "pending_id": self.pending_id, "timeout_seconds": self.timeout_seconds,
-            "reverses_id": self.reverses_id, "policy_version": self.policy_version, "user_id": self.user_id,
-            "actor_id": self.actor_id, "evidence_ref": self.evidence_ref, "memo": self.memo,
+            "flags": self.flags,
+            "pending_id": self.pending_id,
+            "timeout_seconds": self.timeout_seconds,
+            "reverses_id": self.reverses_id,
+            "policy_version": self.policy_version,
+            "user_id": self.user_id,
+            "actor_id": self.actor_id,
+            "evidence_ref": self.evidence_ref,
+            "memo": self.memo,
         }
 
     def body_hash(self) -> str:
@@ -242,10 +250,22 @@ def _ensure_accounts(refs: Iterable[AccountRef]) -> None:
     # Only insert what is missing: an ON CONFLICT insert still takes a lock on PostgreSQL.
     existing = _find_accounts(wanted, lock=False)
     now = utcnow()
-    missing = [{"ledger_id": ledger_id(ref.ledger), "kind": ref.kind.value, "owner_id": ref.owner_id,
-                "period": ref.period, "flags": FLAG_NON_NEGATIVE if ref.is_cadre else 0,
-                "debits_posted": 0, "credits_posted": 0, "debits_pending": 0, "credits_pending": 0,
-                "created_at": now} for ref in wanted if ref.key() not in existing]
+    missing = [
+        {
+            "ledger_id": ledger_id(ref.ledger),
+            "kind": ref.kind.value,
+            "owner_id": ref.owner_id,
+            "period": ref.period,
+            "flags": FLAG_NON_NEGATIVE if ref.is_cadre else 0,
+            "debits_posted": 0,
+            "credits_posted": 0,
+            "debits_pending": 0,
+            "credits_pending": 0,
+            "created_at": now,
+        }
+        for ref in wanted
+        if ref.key() not in existing
+    ]
     if missing:
         db.session.execute(_insert_ignore(ACCOUNTS), missing)
 
@@ -257,15 +277,19 @@ def _find_accounts(refs: Sequence[AccountRef], *, lock: bool) -> dict[str, _Acct
 
     table = ACCOUNTS
     keys = list({(ledger_id(r.ledger), r.kind.value, r.owner_id, r.period) for r in refs})
-    stmt = select(table).where(tuple_(table.c.ledger_id, table.c.kind, table.c.owner_id, table.c.period)
-                               .in_(keys)).order_by(table.c.id)
+    stmt = (
+        select(table)
+        .where(tuple_(table.c.ledger_id, table.c.kind, table.c.owner_id, table.c.period).in_(keys))
+        .order_by(table.c.id)
+    )
     if lock and db.session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     found: dict[str, _Acct] = {}
     for row in db.session.execute(stmt):
         ref = AccountRef(ledger_code(row.ledger_id), AccountKind(row.kind), row.owner_id, row.period)
-        found[ref.key()] = _Acct(row.id, ref, row.flags, row.debits_posted, row.credits_posted,
-                                 row.debits_pending, row.credits_pending)
+        found[ref.key()] = _Acct(
+            row.id, ref, row.flags, row.debits_posted, row.credits_posted, row.debits_pending, row.credits_pending
+        )
     return found
 
 
@@ -292,7 +316,7 @@ def submit(groups: Sequence[Sequence[TransferSpec]], *, retries: int = 8) -> lis
             db.session.rollback()
             if attempt == retries - 1 or not _retryable(exc):
                 raise
-            time.sleep(0.002 * (2 ** attempt))
+            time.sleep(0.002 * (2**attempt))
     raise AssertionError("unreachable")
 
 
@@ -352,19 +376,33 @@ def _write_sums(touched: list[_Acct]) -> None:
     table = ACCOUNTS
     if db.session.get_bind().dialect.name == "postgresql":
         # One UPDATE ... FROM (VALUES ...): a batch touching 1,000 accounts is one round trip.
-        v = values(column("vid", BigInteger), column("vdp", BigInteger), column("vcp", BigInteger),
-                   column("vdpe", BigInteger), column("vcpe", BigInteger), name="v").data(
-            [(a.id, a.dp, a.cp, a.dpe, a.cpe) for a in touched])
-        db.session.execute(update(table).where(table.c.id == v.c.vid).values(
-            debits_posted=v.c.vdp, credits_posted=v.c.vcp, debits_pending=v.c.vdpe, credits_pending=v.c.vcpe),
-            execution_options={"synchronize_session": False})
+        v = values(
+            column("vid", BigInteger),
+            column("vdp", BigInteger),
+            column("vcp", BigInteger),
+            column("vdpe", BigInteger),
+            column("vcpe", BigInteger),
+            name="v",
+        ).data([(a.id, a.dp, a.cp, a.dpe, a.cpe) for a in touched])
+        db.session.execute(
+            update(table)
+            .where(table.c.id == v.c.vid)
+            .values(debits_posted=v.c.vdp, credits_posted=v.c.vcp, debits_pending=v.c.vdpe, credits_pending=v.c.vcpe),
+            execution_options={"synchronize_session": False},
+        )
         return
     db.session.execute(
-        update(table).where(table.c.id == bindparam("b_id")).values(
-            debits_posted=bindparam("b_dp"), credits_posted=bindparam("b_cp"),
-            debits_pending=bindparam("b_dpe"), credits_pending=bindparam("b_cpe")),
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            debits_posted=bindparam("b_dp"),
+            credits_posted=bindparam("b_cp"),
+            debits_pending=bindparam("b_dpe"),
+            credits_pending=bindparam("b_cpe"),
+        ),
         [{"b_id": a.id, "b_dp": a.dp, "b_cp": a.cp, "b_dpe": a.dpe, "b_cpe": a.cpe} for a in touched],
-        execution_options={"synchronize_session": False})
+        execution_options={"synchronize_session": False},
+    )
 
 
 def _lock_ids(ids: list[str]) -> None:
@@ -378,8 +416,9 @@ def _lock_ids(ids: list[str]) -> None:
     bind = db.session.get_bind()
     if bind.dialect.name == "postgresql":
         keys = sorted({int.from_bytes(hashlib.sha256(i.encode()).digest()[:8], "big", signed=True) for i in ids})
-        db.session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k "
-                                "ORDER BY k"), {"keys": keys})
+        db.session.execute(
+            text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"), {"keys": keys}
+        )
     else:
         db.session.execute(text("UPDATE credit_ledgers SET scale = scale WHERE id = -1"))
 
@@ -403,17 +442,30 @@ def _load_existing(ids: list[str]) -> dict[str, dict[str, Any]]:
 def _account_keys(ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
-    rows = db.session.execute(select(Account.id, Account.ledger_id, Account.kind, Account.owner_id, Account.period)
-                              .where(Account.id.in_(ids)))
+    rows = db.session.execute(
+        select(Account.id, Account.ledger_id, Account.kind, Account.owner_id, Account.period).where(Account.id.in_(ids))
+    )
     return {r.id: f"{ledger_code(r.ledger_id)}/{AccountKind(r.kind).value}/{r.owner_id}/{r.period}" for r in rows}
 
 
 def _row_view(r: Transfer, refs: dict[int, str]) -> dict[str, Any]:
-    return {"id": r.id, "debit": refs[r.debit_account_id], "credit": refs[r.credit_account_id],
-            "amount": r.amount, "flags": r.flags, "pending_id": r.pending_id, "timeout_at": r.timeout_at,
-            "reverses_id": r.reverses_id, "code": r.code, "body_hash": r.body_hash,
-            "effective_date": r.effective_date, "user_id": r.user_id, "ledger_id": r.ledger_id,
-            "debit_account_id": r.debit_account_id, "credit_account_id": r.credit_account_id}
+    return {
+        "id": r.id,
+        "debit": refs[r.debit_account_id],
+        "credit": refs[r.credit_account_id],
+        "amount": r.amount,
+        "flags": r.flags,
+        "pending_id": r.pending_id,
+        "timeout_at": r.timeout_at,
+        "reverses_id": r.reverses_id,
+        "code": r.code,
+        "body_hash": r.body_hash,
+        "effective_date": r.effective_date,
+        "user_id": r.user_id,
+        "ledger_id": r.ledger_id,
+        "debit_account_id": r.debit_account_id,
+        "credit_account_id": r.credit_account_id,
+    }
 
 
 def _load_failed(ids: list[str]) -> dict[str, str]:
@@ -421,8 +473,14 @@ def _load_failed(ids: list[str]) -> dict[str, str]:
     return {r.id: r.body_hash for r in rows}
 
 
-def _apply_group(group: Sequence[TransferSpec], batch: _Batch, known: dict[str, dict[str, Any]],
-                 referred: dict[str, dict[str, Any]], failed_ids: dict[str, str], now: dt.datetime) -> list[str]:
+def _apply_group(
+    group: Sequence[TransferSpec],
+    batch: _Batch,
+    known: dict[str, dict[str, Any]],
+    referred: dict[str, dict[str, Any]],
+    failed_ids: dict[str, str],
+    now: dt.datetime,
+) -> list[str]:
     # Snapshot only the accounts this group can touch (a batch may hold thousands).
     involved: set[str] = set()
     for spec in group:
@@ -480,9 +538,15 @@ def _differing_field(spec: TransferSpec, row: dict[str, Any]) -> str:
     return "body"
 
 
-def _apply_one(spec: TransferSpec, batch: _Batch, known: dict[str, dict[str, Any]],
-               referred: dict[str, dict[str, Any]], failed_ids: dict[str, str], now: dt.datetime,
-               group_id: str | None) -> str:
+def _apply_one(
+    spec: TransferSpec,
+    batch: _Batch,
+    known: dict[str, dict[str, Any]],
+    referred: dict[str, dict[str, Any]],
+    failed_ids: dict[str, str],
+    now: dt.datetime,
+    group_id: str | None,
+) -> str:
     existing = known.get(spec.id) or batch.written.get(spec.id)
     h = spec.body_hash()
     if existing is not None:
@@ -537,21 +601,52 @@ def _move(debit: _Acct, credit: _Acct, amount: int, *, pending: bool) -> str | N
     return None
 
 
-def _record(spec: TransferSpec, batch: _Batch, debit: _Acct, credit: _Acct, amount: int, now: dt.datetime,
-            group_id: str | None, h: str, *, timeout_at: dt.datetime | None = None) -> None:
+def _record(
+    spec: TransferSpec,
+    batch: _Batch,
+    debit: _Acct,
+    credit: _Acct,
+    amount: int,
+    now: dt.datetime,
+    group_id: str | None,
+    h: str,
+    *,
+    timeout_at: dt.datetime | None = None,
+) -> None:
     flags = spec.flags | (T_LINKED if group_id else 0)
-    row = {"id": spec.id, "ledger_id": ledger_id(debit.ref.ledger), "debit_account_id": debit.id,
-           "credit_account_id": credit.id, "amount": amount, "flags": flags, "pending_id": spec.pending_id,
-           "timeout_at": timeout_at, "group_id": group_id, "reverses_id": spec.reverses_id, "code": spec.code,
-           "effective_date": spec.effective_date, "policy_version": spec.policy_version, "user_id": spec.user_id,
-           "actor_id": spec.actor_id, "evidence_ref": spec.evidence_ref, "memo": spec.memo, "body_hash": h,
-           "recorded_at": now}
+    row = {
+        "id": spec.id,
+        "ledger_id": ledger_id(debit.ref.ledger),
+        "debit_account_id": debit.id,
+        "credit_account_id": credit.id,
+        "amount": amount,
+        "flags": flags,
+        "pending_id": spec.pending_id,
+        "timeout_at": timeout_at,
+        "group_id": group_id,
+        "reverses_id": spec.reverses_id,
+        "code": spec.code,
+        "effective_date": spec.effective_date,
+        "policy_version": spec.policy_version,
+        "user_id": spec.user_id,
+        "actor_id": spec.actor_id,
+        "evidence_ref": spec.evidence_ref,
+        "memo": spec.memo,
+        "body_hash": h,
+        "recorded_at": now,
+    }
     batch.rows.append(row)
     batch.written[spec.id] = {**row, "debit": debit.ref.key(), "credit": credit.ref.key()}
 
 
-def _resolve_pending(spec: TransferSpec, batch: _Batch, referred: dict[str, dict[str, Any]], now: dt.datetime,
-                     group_id: str | None, h: str) -> str:
+def _resolve_pending(
+    spec: TransferSpec,
+    batch: _Batch,
+    referred: dict[str, dict[str, Any]],
+    now: dt.datetime,
+    group_id: str | None,
+    h: str,
+) -> str:
     if spec.pending_id is None:
         return "pending_id_required"
     pending = referred.get(spec.pending_id) or batch.written.get(spec.pending_id)
@@ -562,8 +657,9 @@ def _resolve_pending(spec: TransferSpec, batch: _Batch, referred: dict[str, dict
         if prior is not None and prior & T_VOID_PENDING:
             return "pending_transfer_already_voided"
         return "pending_transfer_already_posted" if prior is not None else "pending_transfer_already_resolved"
-    if ((spec.debit and spec.debit.key() != pending["debit"])
-            or (spec.credit and spec.credit.key() != pending["credit"])):
+    if (spec.debit and spec.debit.key() != pending["debit"]) or (
+        spec.credit and spec.credit.key() != pending["credit"]
+    ):
         return "pending_transfer_has_different_accounts"
     debit, credit = batch.accounts[pending["debit"]], batch.accounts[pending["credit"]]
     full = pending["amount"]
@@ -598,8 +694,14 @@ def _resolution(pending_id: str) -> int | None:
     return None if row is None else int(row.flags)
 
 
-def _reverse(spec: TransferSpec, batch: _Batch, referred: dict[str, dict[str, Any]], now: dt.datetime,
-             group_id: str | None, h: str) -> str:
+def _reverse(
+    spec: TransferSpec,
+    batch: _Batch,
+    referred: dict[str, dict[str, Any]],
+    now: dt.datetime,
+    group_id: str | None,
+    h: str,
+) -> str:
     assert spec.reverses_id is not None
     original = referred.get(spec.reverses_id) or batch.written.get(spec.reverses_id)
     if original is None or original["flags"] & (T_PENDING | T_VOID_PENDING):
@@ -608,8 +710,11 @@ def _reverse(spec: TransferSpec, batch: _Batch, referred: dict[str, dict[str, An
         return "reason_required"
     already = batch.reversed_sum.get(spec.reverses_id)
     if already is None:
-        already = int(db.session.execute(select(func.coalesce(func.sum(Transfer.amount), 0)).where(
-            Transfer.reverses_id == spec.reverses_id)).scalar_one())
+        already = int(
+            db.session.execute(
+                select(func.coalesce(func.sum(Transfer.amount), 0)).where(Transfer.reverses_id == spec.reverses_id)
+            ).scalar_one()
+        )
     amount = original["amount"] - already if spec.amount is None else spec.amount
     if amount <= 0 or already + amount > original["amount"]:
         return "reversal_exceeds_original"
@@ -629,12 +734,31 @@ def expire_pending(now: dt.datetime | None = None, *, limit: int = 1000) -> int:
     """Void every pending transfer whose timeout passed (one journal line each). Commits."""
     now = now or utcnow()
     resolved = select(Transfer.pending_id).where(Transfer.pending_id.is_not(None))
-    rows = db.session.execute(select(Transfer.id, Transfer.user_id, Transfer.effective_date).where(
-        Transfer.flags.op("&")(T_PENDING) != 0, Transfer.timeout_at.is_not(None), Transfer.timeout_at <= now,
-        Transfer.id.not_in(resolved)).order_by(Transfer.seq).limit(limit)).all()
-    specs = [[TransferSpec(id=transfer_id(f"timeout:{r.id}"), code="expiry", effective_date=r.effective_date,
-                           flags=T_VOID_PENDING, pending_id=r.id, user_id=r.user_id,
-                           memo="pending_timed_out")] for r in rows]
+    rows = db.session.execute(
+        select(Transfer.id, Transfer.user_id, Transfer.effective_date)
+        .where(
+            Transfer.flags.op("&")(T_PENDING) != 0,
+            Transfer.timeout_at.is_not(None),
+            Transfer.timeout_at <= now,
+            Transfer.id.not_in(resolved),
+        )
+        .order_by(Transfer.seq)
+        .limit(limit)
+    ).all()
+    specs = [
+        [
+            TransferSpec(
+                id=transfer_id(f"timeout:{r.id}"),
+                code="expiry",
+                effective_date=r.effective_date,
+                flags=T_VOID_PENDING,
+                pending_id=r.id,
+                user_id=r.user_id,
+                memo="pending_timed_out",
+            )
+        ]
+        for r in rows
+    ]
     if specs:
         submit(specs)
     return len(specs)
@@ -654,15 +778,30 @@ def transfer_as_dict(t: Transfer, accounts: dict[int, str] | None = None) -> dic
         accounts = _account_keys({t.debit_account_id, t.credit_account_id})
     recorded = t.recorded_at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     return {
-        "seq": t.seq, "id": t.id, "ledger": ledger_code(t.ledger_id),
-        "debit_account": accounts[t.debit_account_id], "credit_account": accounts[t.credit_account_id],
-        "amount": t.amount, "flags": t.flags, "pending_id": t.pending_id,
-        "timeout_at": (t.timeout_at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-                       if t.timeout_at else None),
-        "group_id": t.group_id, "reverses_id": t.reverses_id, "code": t.code,
-        "effective_date": t.effective_date.isoformat(), "policy_version": t.policy_version,
-        "user_id": t.user_id, "actor_id": t.actor_id, "evidence_ref": t.evidence_ref, "memo": t.memo,
-        "body_hash": t.body_hash, "recorded_at": recorded,
+        "seq": t.seq,
+        "id": t.id,
+        "ledger": ledger_code(t.ledger_id),
+        "debit_account": accounts[t.debit_account_id],
+        "credit_account": accounts[t.credit_account_id],
+        "amount": t.amount,
+        "flags": t.flags,
+        "pending_id": t.pending_id,
+        "timeout_at": (
+            t.timeout_at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+            if t.timeout_at
+            else None
+        ),
+        "group_id": t.group_id,
+        "reverses_id": t.reverses_id,
+        "code": t.code,
+        "effective_date": t.effective_date.isoformat(),
+        "policy_version": t.policy_version,
+        "user_id": t.user_id,
+        "actor_id": t.actor_id,
+        "evidence_ref": t.evidence_ref,
+        "memo": t.memo,
+        "body_hash": t.body_hash,
+        "recorded_at": recorded,
     }
 
 
@@ -684,9 +823,12 @@ def replay_sums(*, chunk: int = 50_000, progress: Any = None) -> dict[int, Sums]
     last = 0
     t = TRANSFERS
     while True:
-        rows = db.session.execute(select(t.c.seq, t.c.id, t.c.debit_account_id, t.c.credit_account_id, t.c.amount,
-                                         t.c.flags, t.c.pending_id).where(t.c.seq > last)
-                                  .order_by(t.c.seq).limit(chunk)).all()
+        rows = db.session.execute(
+            select(t.c.seq, t.c.id, t.c.debit_account_id, t.c.credit_account_id, t.c.amount, t.c.flags, t.c.pending_id)
+            .where(t.c.seq > last)
+            .order_by(t.c.seq)
+            .limit(chunk)
+        ).all()
         if not rows:
             break
         for seq, tid, d, c, amount, flags, pid in rows:
@@ -754,16 +896,18 @@ def _sums_by_account(kinds: Iterable[AccountKind], ledger: str | None) -> dict[s
     cond: list[Any] = [a.c.kind.in_([k.value for k in kinds])]
     if ledger:
         cond.append(a.c.ledger_id == ledger_id(ledger))
-    accts = {r.id: f"{ledger_code(r.ledger_id)}/{AccountKind(r.kind).value}/{r.owner_id}/{r.period}"
-             for r in db.session.execute(select(a.c.id, a.c.ledger_id, a.c.kind, a.c.owner_id, a.c.period)
-                                         .where(*cond))}
+    accts = {
+        r.id: f"{ledger_code(r.ledger_id)}/{AccountKind(r.kind).value}/{r.owner_id}/{r.period}"
+        for r in db.session.execute(select(a.c.id, a.c.ledger_id, a.c.kind, a.c.owner_id, a.c.period).where(*cond))
+    }
     out = {k: Sums() for k in accts.values()}
     if not accts:
         return out
     posted = t.c.flags.op("&")(T_PENDING | T_VOID_PENDING) == 0
     for col, attr in ((t.c.debit_account_id, "dp"), (t.c.credit_account_id, "cp")):
-        for aid, total in db.session.execute(select(col, func.sum(t.c.amount)).where(col.in_(accts), posted)
-                                             .group_by(col)):
+        for aid, total in db.session.execute(
+            select(col, func.sum(t.c.amount)).where(col.in_(accts), posted).group_by(col)
+        ):
             setattr(out[accts[aid]], attr, int(total))
     return out
 
@@ -776,10 +920,15 @@ def ledger_totals() -> dict[str, tuple[int, int]]:
     """
     out: dict[str, list[int]] = {}
     a = ACCOUNTS
-    for row in db.session.execute(select(a.c.ledger_id, func.sum(a.c.credits_posted - a.c.debits_posted),
-                                         func.sum(a.c.credits_pending - a.c.debits_pending))
-                                  .where(a.c.kind.in_([AccountKind.COUNTED.value, AccountKind.OVERFLOW.value]))
-                                  .group_by(a.c.ledger_id)):
+    for row in db.session.execute(
+        select(
+            a.c.ledger_id,
+            func.sum(a.c.credits_posted - a.c.debits_posted),
+            func.sum(a.c.credits_pending - a.c.debits_pending),
+        )
+        .where(a.c.kind.in_([AccountKind.COUNTED.value, AccountKind.OVERFLOW.value]))
+        .group_by(a.c.ledger_id)
+    ):
         out.setdefault(ledger_code(row[0]), [0, 0])
         out[ledger_code(row[0])][0] += int(row[1] or 0)
         out[ledger_code(row[0])][1] += int(row[2] or 0)
@@ -787,8 +936,11 @@ def ledger_totals() -> dict[str, tuple[int, int]]:
     # Pending sums of system accounts, from the unresolved holds.
     resolved = select(Transfer.pending_id).where(Transfer.pending_id.is_not(None))
     t = TRANSFERS
-    open_holds = db.session.execute(select(t.c.debit_account_id, t.c.credit_account_id, t.c.amount).where(
-        t.c.flags.op("&")(T_PENDING) != 0, t.c.id.not_in(resolved))).all()
+    open_holds = db.session.execute(
+        select(t.c.debit_account_id, t.c.credit_account_id, t.c.amount).where(
+            t.c.flags.op("&")(T_PENDING) != 0, t.c.id.not_in(resolved)
+        )
+    ).all()
     sys_ids = _account_keys({d for d, _, _ in open_holds} | {c for _, c, _ in open_holds})
     for key, s in sys_sums.items():
         out.setdefault(key.split("/")[0], [0, 0])
@@ -808,5 +960,18 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-__all__ = ["AccountRef", "TransferSpec", "apply", "counted", "expire_pending", "expired", "issuer", "overflow",
-           "replace", "replay_check", "submit", "transfer_as_dict", "transfer_id"]
+__all__ = [
+    "AccountRef",
+    "TransferSpec",
+    "apply",
+    "counted",
+    "expire_pending",
+    "expired",
+    "issuer",
+    "overflow",
+    "replace",
+    "replay_check",
+    "submit",
+    "transfer_as_dict",
+    "transfer_id",
+]

@@ -109,12 +109,15 @@ class Account(Base):
     __table_args__ = (
         Index("ix_credit_accounts_key", "ledger_id", "kind", "owner_id", "period", unique=True),
         Index("ix_credit_accounts_owner", "owner_id", "period"),
-        CheckConstraint("debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 "
-                        "AND credits_pending >= 0", name="sums_non_negative"),
+        CheckConstraint(
+            "debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 AND credits_pending >= 0",
+            name="sums_non_negative",
+        ),
         # The database's last line of defence for counted accounts (the service checks first,
         # under a row lock, so that a refusal is a clean result rather than an error).
-        CheckConstraint("(flags & 1) = 0 OR debits_posted + debits_pending <= credits_posted",
-                        name="non_negative_balance"),
+        CheckConstraint(
+            "(flags & 1) = 0 OR debits_posted + debits_pending <= credits_posted", name="non_negative_balance"
+        ),
     )
 
     @property

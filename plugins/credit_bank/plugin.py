@@ -75,9 +75,13 @@ class CreditBankPlugin:
         from plugins.credit_bank.queries import annual_target, year_summary
 
         fig = year_summary(user.id, year)
-        return CreditSummary(posted_centi=fig["posted"], pending_centi=fig["pending"],
-                             overflow_centi=fig["overflow"], required_centi=annual_target(user, year),
-                             detail_url=url_for("credit_bank.mine"))
+        return CreditSummary(
+            posted_centi=fig["posted"],
+            pending_centi=fig["pending"],
+            overflow_centi=fig["overflow"],
+            required_centi=annual_target(user, year),
+            detail_url=url_for("credit_bank.mine"),
+        )
 
     @hookimpl
     def lms_template_hook(self, name: str, context: dict[str, Any]) -> str | None:

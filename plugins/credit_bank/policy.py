@@ -48,15 +48,40 @@ DEFAULT_RULES: dict[str, Any] = {
     "offline_day_centi": 600,
     "caps": {},
     "requirements": [
-        {"key": "annual_township", "ledgers": ["WL_XS", "JZ_XS"], "amount_centi": 9000, "window": "calendar_year",
-         "rank_bands": ["township", "general"]},
-        {"key": "cycle_county", "ledgers": ["WL_XS", "JZ_XS"], "amount_centi": 55000, "window": "plan_cycle",
-         "years": 5, "cycle_start": 2023, "rank_bands": ["county_and_above"], "annual_share_centi": 11000},
+        {
+            "key": "annual_township",
+            "ledgers": ["WL_XS", "JZ_XS"],
+            "amount_centi": 9000,
+            "window": "calendar_year",
+            "rank_bands": ["township", "general"],
+        },
+        {
+            "key": "cycle_county",
+            "ledgers": ["WL_XS", "JZ_XS"],
+            "amount_centi": 55000,
+            "window": "plan_cycle",
+            "years": 5,
+            "cycle_start": 2023,
+            "rank_bands": ["county_and_above"],
+            "annual_share_centi": 11000,
+        },
         {"key": "online_annual", "ledgers": ["WL_XS"], "amount_centi": 5000, "window": "calendar_year"},
-        {"key": "party_member", "ledgers": ["DY_XS"], "amount_centi": 3200, "window": "calendar_year",
-         "party_member": True},
-        {"key": "party_secretary", "ledgers": ["DY_XS"], "amount_centi": 5600, "window": "calendar_year",
-         "party_member": True, "position_keywords": ["书记"], "supersedes": ["party_member"]},
+        {
+            "key": "party_member",
+            "ledgers": ["DY_XS"],
+            "amount_centi": 3200,
+            "window": "calendar_year",
+            "party_member": True,
+        },
+        {
+            "key": "party_secretary",
+            "ledgers": ["DY_XS"],
+            "amount_centi": 5600,
+            "window": "calendar_year",
+            "party_member": True,
+            "position_keywords": ["书记"],
+            "supersedes": ["party_member"],
+        },
         {"key": "promotion", "ledgers": ["JZ_XS"], "amount_centi": 3000, "window": "after_promotion", "years": 1},
     ],
     "year_end": {"mode": "expire", "carry_cap_centi": 0},
@@ -148,16 +173,30 @@ def ensure_default() -> None:
     if db.session.execute(select(Policy.version).limit(1)).first() is None:
         from plugins.credit_bank.ledger import _insert_ignore
 
-        db.session.execute(_insert_ignore(Policy.__table__), [{
-            "version": 1, "effective_from": dt.date(2000, 1, 1), "rules": DEFAULT_RULES,
-            "note": "default", "created_by": None, "created_at": utcnow()}])
+        db.session.execute(
+            _insert_ignore(Policy.__table__),
+            [
+                {
+                    "version": 1,
+                    "effective_from": dt.date(2000, 1, 1),
+                    "rules": DEFAULT_RULES,
+                    "note": "default",
+                    "created_by": None,
+                    "created_at": utcnow(),
+                }
+            ],
+        )
 
 
 def in_force(on: dt.date) -> Policy:
     """The version in force on a date: the newest version whose effective date has come."""
     ensure_default()
-    row = db.session.execute(select(Policy).where(Policy.effective_from <= on).order_by(
-        Policy.effective_from.desc(), Policy.version.desc()).limit(1)).scalar_one_or_none()
+    row = db.session.execute(
+        select(Policy)
+        .where(Policy.effective_from <= on)
+        .order_by(Policy.effective_from.desc(), Policy.version.desc())
+        .limit(1)
+    ).scalar_one_or_none()
     if row is None:  # every version starts later than ``on``: the oldest one applies
         row = db.session.execute(select(Policy).order_by(Policy.version).limit(1)).scalar_one()
     return row
@@ -187,8 +226,14 @@ def add_version(rules: Any, effective_from: dt.date, actor_id: int | None, note:
 
     for _attempt in range(5):
         version = int(db.session.execute(select(func.max(Policy.version))).scalar_one() or 0) + 1
-        row = Policy(version=version, effective_from=effective_from, rules=clean, note=(note or "")[:500] or None,
-                     created_by=actor_id, created_at=utcnow())
+        row = Policy(
+            version=version,
+            effective_from=effective_from,
+            rules=clean,
+            note=(note or "")[:500] or None,
+            created_by=actor_id,
+            created_at=utcnow(),
+        )
         db.session.add(row)
         try:
             db.session.commit()

@@ -73,16 +73,33 @@ def _cutoff(as_of: dt.date) -> dt.datetime:
 
 
 def _accounts(user_id: int) -> dict[int, tuple[str, AccountKind, int]]:
-    rows = db.session.execute(select(Account.id, Account.ledger_id, Account.kind, Account.period).where(
-        Account.owner_id == user_id, Account.kind.in_([AccountKind.COUNTED.value, AccountKind.OVERFLOW.value])))
+    rows = db.session.execute(
+        select(Account.id, Account.ledger_id, Account.kind, Account.period).where(
+            Account.owner_id == user_id, Account.kind.in_([AccountKind.COUNTED.value, AccountKind.OVERFLOW.value])
+        )
+    )
     return {r.id: (L.ledger_code(r.ledger_id), AccountKind(r.kind), r.period) for r in rows}
 
 
 def _transfers(user_id: int, as_of: dt.date | None) -> list[Any]:
     t = L.TRANSFERS
-    stmt = select(t.c.seq, t.c.id, t.c.debit_account_id, t.c.credit_account_id, t.c.amount, t.c.flags,
-                  t.c.pending_id, t.c.code, t.c.effective_date, t.c.recorded_at, t.c.memo, t.c.evidence_ref,
-                  t.c.policy_version, t.c.reverses_id, t.c.timeout_at).where(t.c.user_id == user_id)
+    stmt = select(
+        t.c.seq,
+        t.c.id,
+        t.c.debit_account_id,
+        t.c.credit_account_id,
+        t.c.amount,
+        t.c.flags,
+        t.c.pending_id,
+        t.c.code,
+        t.c.effective_date,
+        t.c.recorded_at,
+        t.c.memo,
+        t.c.evidence_ref,
+        t.c.policy_version,
+        t.c.reverses_id,
+        t.c.timeout_at,
+    ).where(t.c.user_id == user_id)
     if as_of is not None:
         stmt = stmt.where(t.c.effective_date <= as_of, t.c.recorded_at < _cutoff(as_of))
     return list(db.session.execute(stmt.order_by(t.c.seq)))
@@ -123,8 +140,11 @@ def year_summary(user_id: int, year: int, as_of: dt.date | None = None) -> dict[
     """The dashboard's figures for a year: posted, 审核中 and 记录但不计入, over all credit types."""
     f = figures(user_id, as_of)
     parts = [v for (_, y), v in f.items() if y == year]
-    return {"posted": sum(p.earned_for_year for p in parts), "pending": sum(p.pending for p in parts),
-            "overflow": sum(p.overflow for p in parts)}
+    return {
+        "posted": sum(p.earned_for_year for p in parts),
+        "pending": sum(p.pending for p in parts),
+        "overflow": sum(p.overflow for p in parts),
+    }
 
 
 def statement(user_id: int, year: int, as_of: dt.date | None = None, ledger: str | None = None) -> list[Line]:
@@ -158,10 +178,23 @@ def statement(user_id: int, year: int, as_of: dt.date | None = None, ledger: str
             continue  # the hold line shows "voided"
         else:
             status = "posted"
-        line = Line(seq=r.seq, id=r.id, date=r.effective_date, recorded_at=r.recorded_at, ledger=lcode, year=yr,
-                    kind=kind.value, code=r.code, amount=sign * r.amount, status=status, memo=r.memo,
-                    evidence_ref=r.evidence_ref, policy_version=r.policy_version, reverses_id=r.reverses_id,
-                    pending_id=r.pending_id)
+        line = Line(
+            seq=r.seq,
+            id=r.id,
+            date=r.effective_date,
+            recorded_at=r.recorded_at,
+            ledger=lcode,
+            year=yr,
+            kind=kind.value,
+            code=r.code,
+            amount=sign * r.amount,
+            status=status,
+            memo=r.memo,
+            evidence_ref=r.evidence_ref,
+            policy_version=r.policy_version,
+            reverses_id=r.reverses_id,
+            pending_id=r.pending_id,
+        )
         if status == "posted" and kind == AccountKind.COUNTED:
             running[lcode] += line.amount
             line.balance = running[lcode]
@@ -202,8 +235,9 @@ def _applies(rule: dict[str, Any], user: Any) -> bool:
     return not (words and not any(w in (user.position or "") for w in words))
 
 
-def progress(user: Any, year: int, as_of: dt.date | None = None,
-             promotions: list[dt.date] | None = None) -> list[Progress]:
+def progress(
+    user: Any, year: int, as_of: dt.date | None = None, promotions: list[dt.date] | None = None
+) -> list[Progress]:
     """Progress toward each requirement that applies to the cadre in ``year``.
 
     ``progress = min(1, earned / required)``; pending holds never count. Promotion rules
@@ -254,8 +288,14 @@ def annual_target(user: Any, year: int) -> int:
         elif r["window"] == "plan_cycle":
             best = max(best, int(r.get("annual_share_centi") or r["amount_centi"] // int(r.get("years", 5))))
     if best == 0:
-        best = max((int(r["amount_centi"]) for r in rules["requirements"]
-                    if _applies(r, user) and r["window"] == "calendar_year"), default=0)
+        best = max(
+            (
+                int(r["amount_centi"])
+                for r in rules["requirements"]
+                if _applies(r, user) and r["window"] == "calendar_year"
+            ),
+            default=0,
+        )
     return best
 
 
@@ -263,5 +303,8 @@ def held_pending_ids(user_id: int) -> list[str]:
     """Ids of the cadre's open holds (for reviewers)."""
     t = Transfer
     resolved = select(t.pending_id).where(t.pending_id.is_not(None))
-    return list(db.session.execute(select(t.id).where(t.user_id == user_id, t.flags.op("&")(T_PENDING) != 0,
-                                                      t.id.not_in(resolved))).scalars())
+    return list(
+        db.session.execute(
+            select(t.id).where(t.user_id == user_id, t.flags.op("&")(T_PENDING) != 0, t.id.not_in(resolved))
+        ).scalars()
+    )

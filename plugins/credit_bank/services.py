@@ -70,18 +70,37 @@ def _counted_room(rules: dict[str, Any], ledger: str, user_id: int, day: dt.date
         room = min(room, max(0, cap["per_year"] - so_far))
     if cap["per_day"] is not None and a is not None:
         t = L.TRANSFERS
-        day_sum = int(db.session.execute(select(func.coalesce(func.sum(t.c.amount), 0)).where(
-            t.c.credit_account_id == a.id, t.c.effective_date == day,
-            t.c.flags.op("&")(T_VOID_PENDING | T_POST_PENDING) == 0,
-            t.c.code.not_in(CLOSE_CODES))).scalar_one())
+        day_sum = int(
+            db.session.execute(
+                select(func.coalesce(func.sum(t.c.amount), 0)).where(
+                    t.c.credit_account_id == a.id,
+                    t.c.effective_date == day,
+                    t.c.flags.op("&")(T_VOID_PENDING | T_POST_PENDING) == 0,
+                    t.c.code.not_in(CLOSE_CODES),
+                )
+            ).scalar_one()
+        )
         room = min(room, max(0, cap["per_day"] - day_sum))
     return max(0, room)
 
 
-def earn(*, key: str, user_id: int, ledger: str, amount: int, day: dt.date, code: str,
-         issuer: int = L.ISSUER_PLATFORM, policy_version: int | None = None, actor_id: int | None = None,
-         evidence_ref: str | None = None, memo: str | None = None, pending: bool = False,
-         timeout_seconds: int | None = None, commit: bool = True) -> EarnResult:
+def earn(
+    *,
+    key: str,
+    user_id: int,
+    ledger: str,
+    amount: int,
+    day: dt.date,
+    code: str,
+    issuer: int = L.ISSUER_PLATFORM,
+    policy_version: int | None = None,
+    actor_id: int | None = None,
+    evidence_ref: str | None = None,
+    memo: str | None = None,
+    pending: bool = False,
+    timeout_seconds: int | None = None,
+    commit: bool = True,
+) -> EarnResult:
     """Credit a cadre: the counted part up to the caps, the excess to overflow (linked).
 
     Idempotent on ``key``: a retry answers ``exists`` without recomputing the caps, which
@@ -95,29 +114,57 @@ def earn(*, key: str, user_id: int, ledger: str, amount: int, day: dt.date, code
     pol = P.in_force(day)
     rules = P.rules_of(pol)
     version = policy_version or pol.version
-    L._ensure_accounts([L.counted(ledger, user_id, day.year), L.overflow(ledger, user_id, day.year),
-                        L.issuer(ledger, issuer)])
+    L._ensure_accounts(
+        [L.counted(ledger, user_id, day.year), L.overflow(ledger, user_id, day.year), L.issuer(ledger, issuer)]
+    )
     room = _counted_room(rules, ledger, user_id, day, amount)
     flags = T_PENDING if pending else 0
-    common: dict[str, Any] = {"code": code, "effective_date": day, "flags": flags, "policy_version": version,
-                              "user_id": user_id, "actor_id": actor_id, "evidence_ref": evidence_ref, "memo": memo,
-                              "timeout_seconds": timeout_seconds if pending else None}
+    common: dict[str, Any] = {
+        "code": code,
+        "effective_date": day,
+        "flags": flags,
+        "policy_version": version,
+        "user_id": user_id,
+        "actor_id": actor_id,
+        "evidence_ref": evidence_ref,
+        "memo": memo,
+        "timeout_seconds": timeout_seconds if pending else None,
+    }
     group = []
     if room > 0:
-        group.append(L.TransferSpec(id=ids[0], amount=room, debit=L.issuer(ledger, issuer),
-                                    credit=L.counted(ledger, user_id, day.year), **common))
+        group.append(
+            L.TransferSpec(
+                id=ids[0],
+                amount=room,
+                debit=L.issuer(ledger, issuer),
+                credit=L.counted(ledger, user_id, day.year),
+                **common,
+            )
+        )
     if amount - room > 0:
-        group.append(L.TransferSpec(id=ids[1], amount=amount - room, debit=L.issuer(ledger, issuer),
-                                    credit=L.overflow(ledger, user_id, day.year),
-                                    **{**common, "code": TransferCode.CAP_OVERFLOW.value,
-                                       "memo": memo or "cap_reached"}))
+        group.append(
+            L.TransferSpec(
+                id=ids[1],
+                amount=amount - room,
+                debit=L.issuer(ledger, issuer),
+                credit=L.overflow(ledger, user_id, day.year),
+                **{**common, "code": TransferCode.CAP_OVERFLOW.value, "memo": memo or "cap_reached"},
+            )
+        )
     results = L.apply([group]) if not commit else L.submit([group])
     status = next((r for r in results[0] if r not in (L.CREATED, L.EXISTS)), results[0][0])
     return EarnResult(status, room, amount - room, version)
 
 
-def resolve(*, key: str, post: bool, amount: int | None = None, actor_id: int | None = None,
-            memo: str | None = None, commit: bool = True) -> str:
+def resolve(
+    *,
+    key: str,
+    post: bool,
+    amount: int | None = None,
+    actor_id: int | None = None,
+    memo: str | None = None,
+    commit: bool = True,
+) -> str:
     """Post (``amount`` ≤ held, default all) or void the hold placed by ``earn(key=..., pending=True)``.
 
     A partial post takes from the counted leg first; the overflow leg posts the rest.
@@ -139,24 +186,45 @@ def resolve(*, key: str, post: bool, amount: int | None = None, actor_id: int | 
             left -= part
             if part == 0:
                 # Nothing of this leg is posted: void it instead.
-                group.append(L.TransferSpec(id=L.transfer_id(f"{leg}:void"), code=h.code,
-                                            effective_date=h.effective_date, flags=T_VOID_PENDING, pending_id=h.id,
-                                            user_id=h.user_id, actor_id=actor_id, memo=memo))
+                group.append(
+                    L.TransferSpec(
+                        id=L.transfer_id(f"{leg}:void"),
+                        code=h.code,
+                        effective_date=h.effective_date,
+                        flags=T_VOID_PENDING,
+                        pending_id=h.id,
+                        user_id=h.user_id,
+                        actor_id=actor_id,
+                        memo=memo,
+                    )
+                )
                 continue
-        group.append(L.TransferSpec(id=L.transfer_id(f"{leg}:{verb}"), code=h.code, effective_date=h.effective_date,
-                                    amount=part, flags=T_POST_PENDING if post else T_VOID_PENDING, pending_id=h.id,
-                                    policy_version=h.policy_version, user_id=h.user_id, actor_id=actor_id,
-                                    memo=memo))
+        group.append(
+            L.TransferSpec(
+                id=L.transfer_id(f"{leg}:{verb}"),
+                code=h.code,
+                effective_date=h.effective_date,
+                amount=part,
+                flags=T_POST_PENDING if post else T_VOID_PENDING,
+                pending_id=h.id,
+                policy_version=h.policy_version,
+                user_id=h.user_id,
+                actor_id=actor_id,
+                memo=memo,
+            )
+        )
     results = L.submit([group]) if commit else L.apply([group])
     bad = [r for r in results[0] if r not in (L.CREATED, L.EXISTS)]
     if bad:
-        return bad[0] if bad[0] != "linked_event_failed" else next(
-            (r for r in bad if r != "linked_event_failed"), bad[0])
+        return (
+            bad[0] if bad[0] != "linked_event_failed" else next((r for r in bad if r != "linked_event_failed"), bad[0])
+        )
     return results[0][0]
 
 
-def reverse(*, transfer_id: str, reason: str, actor_id: int | None, key: str | None = None,
-            commit: bool = True) -> list[str]:
+def reverse(
+    *, transfer_id: str, reason: str, actor_id: int | None, key: str | None = None, commit: bool = True
+) -> list[str]:
     """Reverse a credit in full (e.g. 代学代考 found), with its linked legs, keeping the reason.
 
     Idempotent on ``key`` (default: one full reversal per original).
@@ -169,14 +237,27 @@ def reverse(*, transfer_id: str, reason: str, actor_id: int | None, key: str | N
         return ["reversed_transfer_not_found"]
     legs = [original]
     if original.group_id:
-        legs = list(db.session.execute(select(Transfer).where(Transfer.group_id == original.group_id)
-                                       .order_by(Transfer.seq)).scalars())
+        legs = list(
+            db.session.execute(
+                select(Transfer).where(Transfer.group_id == original.group_id).order_by(Transfer.seq)
+            ).scalars()
+        )
     if original.flags & T_POST_PENDING and original.pending_id:
         legs = [original]
-    group = [L.TransferSpec(id=L.transfer_id(f"reverse:{leg.id}:{key or 'full'}"), code=TransferCode.REVERSAL.value,
-                            effective_date=local_date(utcnow()), reverses_id=leg.id, user_id=leg.user_id,
-                            actor_id=actor_id, memo=reason[:1000], policy_version=leg.policy_version)
-             for leg in legs if not leg.flags & (T_PENDING | T_VOID_PENDING)]
+    group = [
+        L.TransferSpec(
+            id=L.transfer_id(f"reverse:{leg.id}:{key or 'full'}"),
+            code=TransferCode.REVERSAL.value,
+            effective_date=local_date(utcnow()),
+            reverses_id=leg.id,
+            user_id=leg.user_id,
+            actor_id=actor_id,
+            memo=reason[:1000],
+            policy_version=leg.policy_version,
+        )
+        for leg in legs
+        if not leg.flags & (T_PENDING | T_VOID_PENDING)
+    ]
     if not group:
         return ["reversed_transfer_not_found"]
     results = L.submit([group]) if commit else L.apply([group])
@@ -196,9 +277,17 @@ def close_year(year: int, *, actor_id: int | None = None, progress: Any = None) 
     mode, cap = rules["year_end"]["mode"], int(rules["year_end"].get("carry_cap_centi", 0))
     day = dt.date(year, 12, 31)
     stats = {"accounts": 0, "carried": 0, "expired": 0}
-    ids = list(db.session.execute(select(Account.id).where(
-        Account.period == year, Account.kind == AccountKind.COUNTED.value,
-        Account.flags.op("&")(FLAG_CLOSED) == 0).order_by(Account.id)).scalars())
+    ids = list(
+        db.session.execute(
+            select(Account.id)
+            .where(
+                Account.period == year,
+                Account.kind == AccountKind.COUNTED.value,
+                Account.flags.op("&")(FLAG_CLOSED) == 0,
+            )
+            .order_by(Account.id)
+        ).scalars()
+    )
     for n, aid in enumerate(ids):
         acct = db.session.get(Account, aid)
         assert acct is not None
@@ -207,15 +296,33 @@ def close_year(year: int, *, actor_id: int | None = None, progress: Any = None) 
         group = []
         carry = min(left, cap) if mode == "carry_forward" else 0
         if carry > 0:
-            group.append(L.TransferSpec(id=L.transfer_id(f"close:{aid}:carry"), code=TransferCode.CARRY_FORWARD.value,
-                                        effective_date=day, amount=carry, debit=L.counted(code, acct.owner_id, year),
-                                        credit=L.counted(code, acct.owner_id, year + 1), policy_version=version,
-                                        user_id=acct.owner_id, actor_id=actor_id))
+            group.append(
+                L.TransferSpec(
+                    id=L.transfer_id(f"close:{aid}:carry"),
+                    code=TransferCode.CARRY_FORWARD.value,
+                    effective_date=day,
+                    amount=carry,
+                    debit=L.counted(code, acct.owner_id, year),
+                    credit=L.counted(code, acct.owner_id, year + 1),
+                    policy_version=version,
+                    user_id=acct.owner_id,
+                    actor_id=actor_id,
+                )
+            )
         if left - carry > 0:
-            group.append(L.TransferSpec(id=L.transfer_id(f"close:{aid}:expire"), code=TransferCode.EXPIRY.value,
-                                        effective_date=day, amount=left - carry,
-                                        debit=L.counted(code, acct.owner_id, year), credit=L.expired(code),
-                                        policy_version=version, user_id=acct.owner_id, actor_id=actor_id))
+            group.append(
+                L.TransferSpec(
+                    id=L.transfer_id(f"close:{aid}:expire"),
+                    code=TransferCode.EXPIRY.value,
+                    effective_date=day,
+                    amount=left - carry,
+                    debit=L.counted(code, acct.owner_id, year),
+                    credit=L.expired(code),
+                    policy_version=version,
+                    user_id=acct.owner_id,
+                    actor_id=actor_id,
+                )
+            )
         if group:
             L.apply([group])
         stats["accounts"] += 1
@@ -225,9 +332,12 @@ def close_year(year: int, *, actor_id: int | None = None, progress: Any = None) 
             progress(n)
     from sqlalchemy import update
 
-    db.session.execute(update(Account).where(Account.period == year, Account.kind.in_(
-        [AccountKind.COUNTED.value, AccountKind.OVERFLOW.value])).values(flags=Account.flags.op("|")(FLAG_CLOSED)),
-        execution_options={"synchronize_session": False})
+    db.session.execute(
+        update(Account)
+        .where(Account.period == year, Account.kind.in_([AccountKind.COUNTED.value, AccountKind.OVERFLOW.value]))
+        .values(flags=Account.flags.op("|")(FLAG_CLOSED)),
+        execution_options={"synchronize_session": False},
+    )
     db.session.commit()
     return stats
 
@@ -236,9 +346,20 @@ def close_year(year: int, *, actor_id: int | None = None, progress: Any = None) 
 CONVERSION_POOL = 9
 
 
-def convert(*, key: str, user_id: int, year: int, from_ledger: str, to_ledger: str, amount: int, num: int,
-            den: int, actor_id: int | None = None, policy_version: int | None = None,
-            commit: bool = True) -> list[str]:
+def convert(
+    *,
+    key: str,
+    user_id: int,
+    year: int,
+    from_ledger: str,
+    to_ledger: str,
+    amount: int,
+    num: int,
+    den: int,
+    actor_id: int | None = None,
+    policy_version: int | None = None,
+    commit: bool = True,
+) -> list[str]:
     """Convert counted credit of one type into another at ``num/den`` (e.g. 学时 → 学分).
 
     Two linked legs through the conversion pools: counted[from] → pool[from] (``amount``) and
@@ -251,15 +372,30 @@ def convert(*, key: str, user_id: int, year: int, from_ledger: str, to_ledger: s
     if out <= 0:
         return ["conversion_rounds_to_zero"]
     day = dt.date(year, 12, 31) if year != local_date(utcnow()).year else local_date(utcnow())
-    common: dict[str, Any] = {"effective_date": day, "user_id": user_id, "actor_id": actor_id,
-                              "policy_version": policy_version, "memo": f"{num}/{den}"}
+    common: dict[str, Any] = {
+        "effective_date": day,
+        "user_id": user_id,
+        "actor_id": actor_id,
+        "policy_version": policy_version,
+        "memo": f"{num}/{den}",
+    }
     group = [
-        L.TransferSpec(id=L.transfer_id(f"{key}:out"), code=TransferCode.CONVERSION_OUT.value, amount=amount,
-                       debit=L.counted(from_ledger, user_id, year), credit=L.issuer(from_ledger, CONVERSION_POOL),
-                       **common),
-        L.TransferSpec(id=L.transfer_id(f"{key}:in"), code=TransferCode.CONVERSION_IN.value, amount=out,
-                       debit=L.issuer(to_ledger, CONVERSION_POOL), credit=L.counted(to_ledger, user_id, year),
-                       **common),
+        L.TransferSpec(
+            id=L.transfer_id(f"{key}:out"),
+            code=TransferCode.CONVERSION_OUT.value,
+            amount=amount,
+            debit=L.counted(from_ledger, user_id, year),
+            credit=L.issuer(from_ledger, CONVERSION_POOL),
+            **common,
+        ),
+        L.TransferSpec(
+            id=L.transfer_id(f"{key}:in"),
+            code=TransferCode.CONVERSION_IN.value,
+            amount=out,
+            debit=L.issuer(to_ledger, CONVERSION_POOL),
+            credit=L.counted(to_ledger, user_id, year),
+            **common,
+        ),
     ]
     results = L.submit([group]) if commit else L.apply([group])
     return results[0]

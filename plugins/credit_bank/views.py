@@ -55,9 +55,16 @@ def credit_view(user: User, year: int, as_of: dt.date | None) -> dict[str, Any]:
     balances = []
     for code in labels.LEDGER_NAMES:
         f = fig.get((code, year))
-        balances.append({"ledger": code, "name": labels.ledger_name(code),
-                         "posted": f.earned_for_year if f else 0, "balance": f.posted if f else 0,
-                         "pending": f.pending if f else 0, "overflow": f.overflow if f else 0})
+        balances.append(
+            {
+                "ledger": code,
+                "name": labels.ledger_name(code),
+                "posted": f.earned_for_year if f else 0,
+                "balance": f.posted if f else 0,
+                "pending": f.pending if f else 0,
+                "overflow": f.overflow if f else 0,
+            }
+        )
     lines = queries.statement(user.id, year, as_of)
     return {"balances": balances, "progress": queries.progress(user, year, as_of), "lines": lines}
 
@@ -75,8 +82,14 @@ def _user_in_scope(user_id: int, capability: str) -> User:
 def mine() -> Any:
     year = parse_year(request.args.get("year"))
     as_of = parse_date(request.args.get("as_of"))
-    return render_template("credit_bank/mine.html", person=current_user, year=year, as_of=as_of,
-                           admin_view=False, **credit_view(current_user, year, as_of))
+    return render_template(
+        "credit_bank/mine.html",
+        person=current_user,
+        year=year,
+        as_of=as_of,
+        admin_view=False,
+        **credit_view(current_user, year, as_of),
+    )
 
 
 @bp.route("/users/<int:user_id>")
@@ -85,9 +98,15 @@ def person(user_id: int) -> Any:
     user = _user_in_scope(user_id, "credit.view")
     year = parse_year(request.args.get("year"))
     as_of = parse_date(request.args.get("as_of"))
-    return render_template("credit_bank/mine.html", person=user, year=year, as_of=as_of, admin_view=True,
-                           can_reverse=can(current_user, "credit.reverse", user),
-                           **credit_view(user, year, as_of))
+    return render_template(
+        "credit_bank/mine.html",
+        person=user,
+        year=year,
+        as_of=as_of,
+        admin_view=True,
+        can_reverse=can(current_user, "credit.reverse", user),
+        **credit_view(user, year, as_of),
+    )
 
 
 @bp.route("/users/<int:user_id>/reverse", methods=["POST"])
@@ -100,8 +119,9 @@ def reverse(user_id: int) -> Any:
     user = _user_in_scope(user_id, "credit.reverse")
     tid = (request.form.get("transfer_id") or "")[:36]
     reason = (request.form.get("reason") or "").replace("\x00", "").strip()[:1000]
-    t = db.session.execute(db.select(Transfer).where(Transfer.id == tid, Transfer.user_id == user.id)
-                           ).scalar_one_or_none()
+    t = db.session.execute(
+        db.select(Transfer).where(Transfer.id == tid, Transfer.user_id == user.id)
+    ).scalar_one_or_none()
     if t is None:
         abort(404)
     if not reason:
@@ -114,8 +134,14 @@ def reverse(user_id: int) -> Any:
     else:
         from lms_core.events.services import emit
 
-        emit("credit.reversed", actor=current_user, object_type="credit_transfers", object_id=tid,
-             org_unit_id=user.org_unit_id, payload={"user_id": user.id, "reason": reason})
+        emit(
+            "credit.reversed",
+            actor=current_user,
+            object_type="credit_transfers",
+            object_id=tid,
+            org_unit_id=user.org_unit_id,
+            payload={"user_id": user.id, "reason": reason},
+        )
         db.session.commit()
         flash(_("The credit was reversed. The reason is kept with the entry."), "success")
     return redirect(url_for("credit_bank.person", user_id=user.id, year=t.effective_date.year))
@@ -130,18 +156,44 @@ def _api_payload(user: User) -> dict[str, Any]:
     view = credit_view(user, year, as_of)
     return {
         "user": {"id": user.id, "username": user.username, "full_name": user.full_name},
-        "year": year, "as_of": as_of.isoformat() if as_of else None, "unit": "0.01 学时",
+        "year": year,
+        "as_of": as_of.isoformat() if as_of else None,
+        "unit": "0.01 学时",
         "balances": view["balances"],
-        "progress": [{"key": p.key, "name": labels.requirement_name(p.key), "ledgers": p.ledgers,
-                      "required": p.required, "earned": p.earned, "met": p.met,
-                      "window_start": p.window_start.isoformat(), "deadline": p.deadline.isoformat()}
-                     for p in view["progress"]],
-        "statement": [{"seq": ln.seq, "id": ln.id, "date": ln.date.isoformat(), "ledger": ln.ledger,
-                       "account": ln.kind, "code": ln.code, "description": labels.code_name(ln.code),
-                       "amount": ln.amount, "status": ln.status, "balance": ln.balance, "memo": ln.memo,
-                       "policy_version": ln.policy_version, "reverses": ln.reverses_id,
-                       "reversed_by": ln.reversed_by, "evidence": ln.evidence_ref,
-                       "recorded_at": ln.recorded_at.isoformat()} for ln in view["lines"]],
+        "progress": [
+            {
+                "key": p.key,
+                "name": labels.requirement_name(p.key),
+                "ledgers": p.ledgers,
+                "required": p.required,
+                "earned": p.earned,
+                "met": p.met,
+                "window_start": p.window_start.isoformat(),
+                "deadline": p.deadline.isoformat(),
+            }
+            for p in view["progress"]
+        ],
+        "statement": [
+            {
+                "seq": ln.seq,
+                "id": ln.id,
+                "date": ln.date.isoformat(),
+                "ledger": ln.ledger,
+                "account": ln.kind,
+                "code": ln.code,
+                "description": labels.code_name(ln.code),
+                "amount": ln.amount,
+                "status": ln.status,
+                "balance": ln.balance,
+                "memo": ln.memo,
+                "policy_version": ln.policy_version,
+                "reverses": ln.reverses_id,
+                "reversed_by": ln.reversed_by,
+                "evidence": ln.evidence_ref,
+                "recorded_at": ln.recorded_at.isoformat(),
+            }
+            for ln in view["lines"]
+        ],
     }
 
 

@@ -21,5 +21,6 @@ class DemoPanelPlugin:
     @hookimpl
     def lms_dashboard_panels(self, user: Any) -> list[DashboardPanel]:
         html = render_template_string(
-            "<p>{{ unit.name }} <span class='muted'>({{ unit.code }})</span></p>", unit=user.org_unit)
+            "<p>{{ unit.name }} <span class='muted'>({{ unit.code }})</span></p>", unit=user.org_unit
+        )
         return [DashboardPanel(key="demo_panel", title=_("My org unit"), html=html, order=900)]

@@ -171,8 +171,12 @@ def _new_page(browser: Any, **options: Any) -> Iterator[Any]:
     context.add_init_script(_CSP_RECORDER)
     page = context.new_page()
     page.csp_console = []
-    page.on("console", lambda msg: page.csp_console.append(f"{page.url}: {msg.text}")
-            if "Content Security Policy" in msg.text else None)
+    page.on(
+        "console",
+        lambda msg: (
+            page.csp_console.append(f"{page.url}: {msg.text}") if "Content Security Policy" in msg.text else None
+        ),
+    )
     try:
         yield page
         seen = csp_violations(page)
@@ -191,5 +195,11 @@ def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
 @pytest.fixture
 def mobile_page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     """An iPhone-sized context: 390x844 CSS pixels, touch, device scale 3."""
-    yield from _new_page(browser, viewport={"width": 390, "height": 844}, device_scale_factor=3,
-                         is_mobile=True, has_touch=True, base_url=live_server.url)
+    yield from _new_page(
+        browser,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=3,
+        is_mobile=True,
+        has_touch=True,
+        base_url=live_server.url,
+    )

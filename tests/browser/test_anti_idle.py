@@ -22,10 +22,17 @@ from plugins.anti_idle.models import AttentionCheck
 from tests.browser.test_ui import expect, sign_in
 from tests.factories import UserFactory, grant
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["anti_idle"])]
-FAST = {"check_first_after_seconds": 4, "check_min_gap_seconds": 60, "check_max_gap_seconds": 60,
-        "check_window_seconds": 6}
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.backends("postgresql"),
+    pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["anti_idle"]),
+]
+FAST = {
+    "check_first_after_seconds": 4,
+    "check_min_gap_seconds": 60,
+    "check_max_gap_seconds": 60,
+    "check_window_seconds": 6,
+}
 
 
 @pytest.fixture
@@ -40,8 +47,9 @@ def course(app: Any, tree: Any, tmp_path: Path) -> Course:
     path = make_video(tmp_path / webm.filename, webm)
     with path.open("rb") as fh:
         media = store_upload(fh, path.name, teacher)
-    course = courses.create_course(teacher, code="AI-01", title="防挂机测试课程", topic="测试",
-                                   nominal_hours_centi=100, required=True)
+    course = courses.create_course(
+        teacher, code="AI-01", title="防挂机测试课程", topic="测试", nominal_hours_centi=100, required=True
+    )
     section = courses.add_section(teacher, course, "第一单元")
     courses.add_lesson(teacher, section, title="专题讲座", kind=LessonKind.VIDEO, media=media)
     courses.set_published(teacher, course, True)
@@ -104,13 +112,13 @@ def test_a_human_click_answers_the_check(page: Any, course: Course, learner: Use
     assert row.server_latency_ms >= 400
 
 
-def test_script_click_is_flagged_and_a_keyboard_user_answers_the_next(page: Any, course: Course,
-                                                                      learner: User) -> None:
+def test_script_click_is_flagged_and_a_keyboard_user_answers_the_next(page: Any, course: Course, learner: User) -> None:
     open_and_play(page, course)
     target = wait_for_check(page)
     with page.expect_response(re.compile(r"/answer$")) as answered:
-        page.evaluate("t => [...document.querySelectorAll('.ai-option')].find(b => b.textContent === t).click()",
-                      target)
+        page.evaluate(
+            "t => [...document.querySelectorAll('.ai-option')].find(b => b.textContent === t).click()", target
+        )
     assert answered.value.json()["outcome"] == "automated"
     expect(page.locator(".ai-status")).to_contain_text("不是由本人")
     first = checks_of(learner)[0]

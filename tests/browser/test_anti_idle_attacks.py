@@ -26,8 +26,11 @@ from tests.browser import test_anti_idle as base
 from tests.browser.test_anti_idle import checks_of, wait_for_check
 from tests.browser.test_ui import expect, sign_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["anti_idle"])]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.backends("postgresql"),
+    pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["anti_idle"]),
+]
 #: The same course (test policy, real WebM video) and learner as the attention-check tests.
 course = base.course
 learner = base.learner
@@ -81,8 +84,10 @@ def test_16x_forced_by_page_script_earns_at_most_real_time(page: Any, course: Co
     sign_in(page, "liming")
     open_lesson(page, course)
     started = time.monotonic()
-    page.evaluate("(() => { const v = document.getElementById('player'); v.muted = true; v.playbackRate = 16;"
-                  " return v.play(); })()")
+    page.evaluate(
+        "(() => { const v = document.getElementById('player'); v.muted = true; v.playbackRate = 16;"
+        " return v.play(); })()"
+    )
     page.wait_for_function("document.getElementById('player').ended", timeout=30_000)
     page.wait_for_timeout(500)
     with page.expect_response(re.compile(r"/beat$")):
@@ -117,9 +122,17 @@ def test_beats_forged_with_plain_http_earn_nothing(page: Any, course: Course, le
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
     for seq in range(1, 9):
         page.wait_for_timeout(1000)
-        r = page.request.post(f"/learn/sessions/{session}/beat", headers={"X-CSRFToken": csrf},
-                              data={"seq": seq, "event": "heartbeat", "segments": [[seq - 1, seq]], "position": seq,
-                                    "client": {"visibility": "visible", "rate": 1}})
+        r = page.request.post(
+            f"/learn/sessions/{session}/beat",
+            headers={"X-CSRFToken": csrf},
+            data={
+                "seq": seq,
+                "event": "heartbeat",
+                "segments": [[seq - 1, seq]],
+                "position": seq,
+                "client": {"visibility": "visible", "rate": 1},
+            },
+        )
         assert r.status in (200, 400, 403, 409)
     assert credited_ms(learner) == 0
 
@@ -151,10 +164,18 @@ def test_tab_hidden_beyond_the_grace_is_deducted(page: Any, course: Course, lear
     assert credited_ms(learner, since=hidden_from, until=hidden_until + dt.timedelta(seconds=1)) <= 4000
 
 
-def test_unanswered_check_stops_credit_until_a_human_answers(page: Any, course: Course, learner: User,
-                                                             tmp_path: Path) -> None:
-    policy.new_version({"check_first_after_seconds": 4, "check_min_gap_seconds": 600, "check_max_gap_seconds": 600,
-                        "check_window_seconds": 3}, course_id=course.id)
+def test_unanswered_check_stops_credit_until_a_human_answers(
+    page: Any, course: Course, learner: User, tmp_path: Path
+) -> None:
+    policy.new_version(
+        {
+            "check_first_after_seconds": 4,
+            "check_min_gap_seconds": 600,
+            "check_max_gap_seconds": 600,
+            "check_window_seconds": 3,
+        },
+        course_id=course.id,
+    )
     db.session.commit()
     sign_in(page, "liming")
     open_lesson(page, course)

@@ -16,20 +16,30 @@ from lms_core.quizzes.models import QuestionKind
 from tests.browser.test_ui import expect, horizontal_overflow, sign_in
 from tests.factories import UserFactory, grant
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["credit_bank"])]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.backends("postgresql"),
+    pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["credit_bank"]),
+]
 
 
 def test_completing_a_course_posts_exactly_its_hours(mobile_page: Any, tree: Any, tmp_path: Path) -> None:
     page = mobile_page
     teacher = UserFactory(username="teacher", org_unit=tree.city, full_name="党校讲师")
     grant(teacher, Role.INSTRUCTOR, tree.city)
-    course = courses.create_course(teacher, code="XS-225", title="基层治理专题", topic="基层治理",
-                                   nominal_hours_centi=225, required=True)
+    course = courses.create_course(
+        teacher, code="XS-225", title="基层治理专题", topic="基层治理", nominal_hours_centi=225, required=True
+    )
     section = courses.add_section(teacher, course, "第一单元")
     quiz = courses.add_lesson(teacher, section, title="结业测验", kind=LessonKind.QUIZ, passing_score_pct=100)
-    quizzes.add_question(teacher, quiz, kind=QuestionKind.SINGLE, text="基层治理的根基在于？",
-                         options=["人民群众", "文件数量"], correct=[0])
+    quizzes.add_question(
+        teacher,
+        quiz,
+        kind=QuestionKind.SINGLE,
+        text="基层治理的根基在于？",
+        options=["人民群众", "文件数量"],
+        correct=[0],
+    )
     courses.set_published(teacher, course, True)
     UserFactory(username="liming", full_name="李明", org_unit=tree.village_a, rank_band=RankBand.TOWNSHIP)
     db.session.commit()

@@ -17,8 +17,11 @@ from tests.browser.test_ui import expect, horizontal_overflow, sign_in
 from tests.factories import UserFactory
 from tests.plugins.credit_bank.transcripts.helpers import history
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["credit_bank"])]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.backends("postgresql"),
+    pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["credit_bank"]),
+]
 
 ISSUER = Ed25519PrivateKey.from_private_bytes(bytes(range(7, 39)))
 

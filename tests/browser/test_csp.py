@@ -26,8 +26,7 @@ from tests.browser.test_ui import sign_in
 from tests.factories import UserFactory, grant
 from tests.lms_core.media.conftest import samples  # noqa: F401 - the encoded sample media fixture
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
 
 
 @pytest.fixture
@@ -55,8 +54,15 @@ def people(tree: Any, samples: Any) -> dict[str, Any]:  # noqa: F811 - the impor
 def _pages(people: dict[str, Any]) -> dict[str, list[str]]:
     course, learner = people["course"], people["learner"]
     return {
-        "liming": ["/dashboard", "/courses/", f"/courses/{course.id}", f"/learn/lessons/{people['video'].id}",
-                   f"/learn/lessons/{people['doc'].id}", "/account/password", "/account/tokens"],
+        "liming": [
+            "/dashboard",
+            "/courses/",
+            f"/courses/{course.id}",
+            f"/learn/lessons/{people['video'].id}",
+            f"/learn/lessons/{people['doc'].id}",
+            "/account/password",
+            "/account/tokens",
+        ],
         "teacher": ["/teach/", f"/teach/courses/{course.id}", "/media/"],
         "zzb": ["/admin/", "/admin/orgs", "/admin/users", f"/admin/users/{learner.id}", "/admin/import"],
         "shenji": ["/audit/events", f"/audit/users/{learner.id}/learning"],
@@ -65,8 +71,12 @@ def _pages(people: dict[str, Any]) -> dict[str, list[str]]:
 
 def test_the_detector_catches_inline_scripts_and_handlers(page: Any, live_server: Any) -> None:
     body = "<!doctype html><script>window.x = 1</script><img src=x onerror='window.y = 1'>"
-    page.route("**/csp-probe", lambda route: route.fulfill(
-        status=200, body=body, headers={"Content-Type": "text/html", "Content-Security-Policy": DEFAULT_POLICY}))
+    page.route(
+        "**/csp-probe",
+        lambda route: route.fulfill(
+            status=200, body=body, headers={"Content-Type": "text/html", "Content-Security-Policy": DEFAULT_POLICY}
+        ),
+    )
     page.goto("/csp-probe")
     page.wait_for_timeout(200)
     seen = csp_violations(page)
@@ -77,8 +87,9 @@ def test_the_detector_catches_inline_scripts_and_handlers(page: Any, live_server
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
-def test_main_pages_of_each_role_have_no_csp_violation(page: Any, mobile_page: Any, live_server: Any,
-                                                       people: dict[str, Any], size: str, tmp_path: Any) -> None:
+def test_main_pages_of_each_role_have_no_csp_violation(
+    page: Any, mobile_page: Any, live_server: Any, people: dict[str, Any], size: str, tmp_path: Any
+) -> None:
     browser_page = page if size == "desktop" else mobile_page
     for username, paths in _pages(people).items():
         browser_page.context.clear_cookies()

@@ -12,8 +12,7 @@ from lms_core.extensions import db
 from tests.browser.test_ui import expect, sign_in
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
 
 
 def test_dashboard_shows_the_sign_in_before_this_one(page: Any, tree: Any, tmp_path: Any) -> None:
@@ -54,8 +53,9 @@ def _xlsx(rows: list[list[Any]]) -> bytes:
 
 
 @pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}])
-def test_import_xlsx_without_password_hands_over_passwords_once(page: Any, county_admin: Any, tmp_path: Any,
-                                                                viewport: dict[str, int]) -> None:
+def test_import_xlsx_without_password_hands_over_passwords_once(
+    page: Any, county_admin: Any, tmp_path: Any, viewport: dict[str, int]
+) -> None:
     import io
 
     import openpyxl
@@ -68,10 +68,21 @@ def test_import_xlsx_without_password_hands_over_passwords_once(page: Any, count
     page.goto("/admin/import")
     page.locator("#rank-values summary").click()
     expect(page.locator("#rank-values")).to_contain_text("正科级")
-    page.locator("input[type=file]").set_input_files(files=[{
-        "name": "人员名单.xlsx", "mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "buffer": _xlsx([["用户名", "姓名", "单位代码", "职级"], ["zhangwei", "张伟", 360121001, "副科级"],
-                         ["lina", "李娜", 360121001001, "科员"]])}])
+    page.locator("input[type=file]").set_input_files(
+        files=[
+            {
+                "name": "人员名单.xlsx",
+                "mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "buffer": _xlsx(
+                    [
+                        ["用户名", "姓名", "单位代码", "职级"],
+                        ["zhangwei", "张伟", 360121001, "副科级"],
+                        ["lina", "李娜", 360121001001, "科员"],
+                    ]
+                ),
+            }
+        ]
+    )
     page.get_by_role("button", name="导入").click()
     expect(page.locator("#import-result")).to_contain_text("新增 2")
     sheet = page.locator(".initial-passwords")
@@ -143,14 +154,16 @@ def test_disable_and_reset_ask_in_a_dialog(page: Any, county_admin: Any, tree: A
     page.screenshot(path=str(tmp_path / "user-1280.png"), full_page=True)
 
 
-def test_confirmation_page_when_the_script_does_not_run(browser: Any, live_server: Any, county_admin: Any,
-                                                        tree: Any, tmp_path: Any) -> None:
+def test_confirmation_page_when_the_script_does_not_run(
+    browser: Any, live_server: Any, county_admin: Any, tree: Any, tmp_path: Any
+) -> None:
     from lms_core.accounts.models import User, UserStatus
 
     cadre = UserFactory(username="wangfang", full_name="王芳", org_unit=tree.village_a)
     db.session.commit()
-    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844},
-                                  locale="zh-CN", base_url=live_server.url)
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 390, "height": 844}, locale="zh-CN", base_url=live_server.url
+    )
     page = context.new_page()
     try:
         sign_in(page, "xian_admin")

@@ -12,8 +12,7 @@ from tests.browser.test_ui import expect, horizontal_overflow, sign_in
 from tests.factories import UserFactory, grant
 from tests.lms_core.learning.fixtures import build_course
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
 
 
 @pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}])

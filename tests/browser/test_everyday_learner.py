@@ -11,8 +11,7 @@ from tests.browser.test_ui import expect, horizontal_overflow, sign_in
 from tests.factories import UserFactory
 from tests.lms_core.learning.fixtures import build_course
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
 
 
 @pytest.fixture
@@ -85,8 +84,9 @@ def test_new_task_notice_and_learning_record(page: Any, tree: Any, tmp_path: Any
     grant(admin, Role.ORG_ADMIN, tree.county_a)
     UserFactory(username="wangfang", full_name="王芳", org_unit=tree.village_a)
     db.session.commit()
-    assignment = enrolments.assign(admin, kit.course, tree.county_a,
-                                   deadline=dt.datetime.now(dt.UTC) + dt.timedelta(days=30))
+    assignment = enrolments.assign(
+        admin, kit.course, tree.county_a, deadline=dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    )
     db.session.commit()
     enrolments.materialize(assignment.id)
 

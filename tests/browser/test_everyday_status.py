@@ -11,8 +11,11 @@ from lms_core.extensions import db
 from tests.browser.test_ui import expect, horizontal_overflow, sign_in
 from tests.factories import UserFactory, grant
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["lrs"])]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.backends("postgresql"),
+    pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["lrs"]),
+]
 
 
 @pytest.fixture
@@ -50,6 +53,12 @@ def test_lrs_client_buttons_fit_at_1280(page: Any, root: Any, tmp_path: Any) -> 
         box = button.bounding_box()
         assert box is not None and card is not None
         assert box["x"] + box["width"] <= card["x"] + card["width"], button.inner_text()
-    assert int(page.evaluate("document.querySelector('.table-wrap').scrollWidth - "
-                             "document.querySelector('.table-wrap').clientWidth")) == 0
+    assert (
+        int(
+            page.evaluate(
+                "document.querySelector('.table-wrap').scrollWidth - document.querySelector('.table-wrap').clientWidth"
+            )
+        )
+        == 0
+    )
     page.screenshot(path=str(tmp_path / "lrs-clients-1280.png"), full_page=True)

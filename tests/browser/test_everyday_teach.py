@@ -10,15 +10,15 @@ from lms_core.extensions import db
 from tests.browser.test_ui import expect, horizontal_overflow, sign_in
 from tests.lms_core.learning.fixtures import build_course
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
 
 STYLE = "el => { const s = getComputedStyle(el); return [s.borderTopWidth, s.borderRadius, s.paddingLeft, s.width]; }"
 
 
 @pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}])
-def test_hours_field_is_styled_like_the_title_and_publish_says_published(page: Any, tree: Any, tmp_path: Any,
-                                                                         viewport: dict[str, int]) -> None:
+def test_hours_field_is_styled_like_the_title_and_publish_says_published(
+    page: Any, tree: Any, tmp_path: Any, viewport: dict[str, int]
+) -> None:
     kit = build_course(tree, publish=False)
     kit.author.username = "author"
     db.session.commit()
@@ -36,8 +36,9 @@ def test_hours_field_is_styled_like_the_title_and_publish_says_published(page: A
 
 
 @pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}])
-def test_author_reorders_edits_and_archives_a_studied_lesson(page: Any, tree: Any, tmp_path: Any,
-                                                             viewport: dict[str, int]) -> None:
+def test_author_reorders_edits_and_archives_a_studied_lesson(
+    page: Any, tree: Any, tmp_path: Any, viewport: dict[str, int]
+) -> None:
     from lms_core.enrolments import services as enrolments
     from lms_core.learning.models import LessonProgress
     from tests.factories import UserFactory

@@ -17,8 +17,7 @@ from lms_core.quizzes.models import QuestionKind
 from tests.browser.test_ui import expect, sign_in
 from tests.factories import UserFactory, grant
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
 
 
 @pytest.fixture
@@ -33,13 +32,20 @@ def course(app: Any, tree: Any, tmp_path: Path) -> Course:
     path = make_video(tmp_path / webm.filename, webm)
     with path.open("rb") as fh:
         media = store_upload(fh, path.name, teacher)
-    course = courses.create_course(teacher, code="B-01", title="乡村振兴实践案例", topic="乡村振兴",
-                                   nominal_hours_centi=100, required=True)
+    course = courses.create_course(
+        teacher, code="B-01", title="乡村振兴实践案例", topic="乡村振兴", nominal_hours_centi=100, required=True
+    )
     section = courses.add_section(teacher, course, "第一单元")
     courses.add_lesson(teacher, section, title="案例讲座", kind=LessonKind.VIDEO, media=media)
     quiz = courses.add_lesson(teacher, section, title="案例测验", kind=LessonKind.QUIZ, passing_score_pct=100)
-    quizzes.add_question(teacher, quiz, kind=QuestionKind.SINGLE, text="乡村振兴的首要任务是？",
-                         options=["产业振兴", "拆村并居"], correct=[0])
+    quizzes.add_question(
+        teacher,
+        quiz,
+        kind=QuestionKind.SINGLE,
+        text="乡村振兴的首要任务是？",
+        options=["产业振兴", "拆村并居"],
+        correct=[0],
+    )
     courses.set_published(teacher, course, True)
     db.session.commit()
     return course

@@ -13,8 +13,11 @@ from lms_core.extensions import db
 from tests.browser.test_ui import expect, horizontal_overflow, sign_in
 from tests.factories import UserFactory, grant
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["lrs"])]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.backends("postgresql"),
+    pytest.mark.app_config(WTF_CSRF_ENABLED=True, LMS_PLUGINS=["lrs"]),
+]
 
 
 @pytest.fixture

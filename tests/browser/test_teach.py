@@ -14,8 +14,7 @@ from lms_core.extensions import db
 from tests.browser.test_ui import expect, sign_in
 from tests.factories import UserFactory, grant
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
 
 
 @pytest.fixture
@@ -27,8 +26,9 @@ def teacher(tree: Any) -> User:
 
 
 def test_saving_a_course_unchanged_keeps_its_topic(page: Any, teacher: User, tmp_path: Path) -> None:
-    course = courses.create_course(teacher, code="T-01", title="法治政府建设", topic="法治建设",
-                                   nominal_hours_centi=150, required=True)
+    course = courses.create_course(
+        teacher, code="T-01", title="法治政府建设", topic="法治建设", nominal_hours_centi=150, required=True
+    )
     db.session.commit()
     topic_id = course.topic_id
     sign_in(page, "teacher")

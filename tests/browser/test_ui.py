@@ -18,8 +18,7 @@ from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
 from tests.factories import PASSWORD, UserFactory, grant
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
 
 
 def expect(locator: Any) -> Any:
@@ -46,8 +45,9 @@ def learner(tree: Any) -> User:
     course = Course(code="DJ01", title="党的二十届三中全会精神专题", published=True, owner_unit_id=tree.city.id)
     section = Section(course=course, title="第一章", position=0)
     for i in range(4):
-        db.session.add(Lesson(section=section, course=course, title=f"第{i + 1}讲", kind=LessonKind.DOCUMENT,
-                              position=i))
+        db.session.add(
+            Lesson(section=section, course=course, title=f"第{i + 1}讲", kind=LessonKind.DOCUMENT, position=i)
+        )
     db.session.add(course)
     db.session.flush()
     db.session.add(Enrolment(user_id=user.id, course_id=course.id, registration=str(uuid.uuid4())))
@@ -115,8 +115,9 @@ def test_wrong_password_shows_chinese_error_and_stays_signed_out(page: Any, lear
     expect(page).to_have_url(re.compile(r"/login"))
 
 
-def test_mobile_layout_has_nav_toggle_and_no_horizontal_overflow(mobile_page: Any, city_admin: User,
-                                                                   tmp_path: Any) -> None:
+def test_mobile_layout_has_nav_toggle_and_no_horizontal_overflow(
+    mobile_page: Any, city_admin: User, tmp_path: Any
+) -> None:
     page = mobile_page
     page.goto("/login")
     assert horizontal_overflow(page) == 0

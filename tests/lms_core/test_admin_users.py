@@ -45,31 +45,47 @@ def _events(name: str) -> list[Event]:
     return list(db.session.execute(select(Event).filter_by(name=name)).scalars())
 
 
-VALID = {"username": "zhaolei", "full_name": "赵磊", "org_code": "360121001", "rank_band": "township",
-         "party_member": "y", "position": "副镇长", "phone": "13800000000", "password": "Chu-shi-2026"}
+VALID = {
+    "username": "zhaolei",
+    "full_name": "赵磊",
+    "org_code": "360121001",
+    "rank_band": "township",
+    "party_member": "y",
+    "position": "副镇长",
+    "phone": "13800000000",
+    "password": "Chu-shi-2026",
+}
 
 
 def test_create_user(admin_client):
     r = admin_client.post("/admin/users/new", data=VALID)
     assert r.status_code == 302
     user = db.session.execute(select(User).filter_by(username="zhaolei")).scalar_one()
-    assert (user.full_name, user.org_unit.code, user.rank_band, user.party_member, user.position) == \
-        ("赵磊", "360121001", RankBand.TOWNSHIP, True, "副镇长")
+    assert (user.full_name, user.org_unit.code, user.rank_band, user.party_member, user.position) == (
+        "赵磊",
+        "360121001",
+        RankBand.TOWNSHIP,
+        True,
+        "副镇长",
+    )
     assert verify_password(user.password_hash, "Chu-shi-2026")
     assert [e.object_id for e in _events("user.created")] == [str(user.id)]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"username": ""}, None),
-    ({"full_name": ""}, None),
-    ({"full_name": "名" * 101}, None),
-    ({"username": "u" * 65}, None),
-    ({"rank_band": "minister"}, None),
-    ({"org_code": "nope"}, "Unknown org code"),
-    ({"org_code": "360122001"}, "cannot add people"),  # the other county
-    ({"password": "short"}, None),
-    ({"username": "wangfang"}, "taken"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"username": ""}, None),
+        ({"full_name": ""}, None),
+        ({"full_name": "名" * 101}, None),
+        ({"username": "u" * 65}, None),
+        ({"rank_band": "minister"}, None),
+        ({"org_code": "nope"}, "Unknown org code"),
+        ({"org_code": "360122001"}, "cannot add people"),  # the other county
+        ({"password": "short"}, None),
+        ({"username": "wangfang"}, "taken"),
+    ],
+)
 def test_create_user_bad_input_is_400_and_writes_nothing(admin_client, cadre, change, message):
     before = _users()
     r = admin_client.post("/admin/users/new", data={**VALID, **change})
@@ -83,23 +99,37 @@ def test_create_user_bad_input_is_400_and_writes_nothing(admin_client, cadre, ch
 
 
 def test_edit_user(admin_client, cadre):
-    r = admin_client.post(f"/admin/users/{cadre.id}", data={
-        "username": "ignored", "full_name": "王芳芳", "org_code": "360121001", "rank_band": "county_and_above",
-        "position": "书记"})
+    r = admin_client.post(
+        f"/admin/users/{cadre.id}",
+        data={
+            "username": "ignored",
+            "full_name": "王芳芳",
+            "org_code": "360121001",
+            "rank_band": "county_and_above",
+            "position": "书记",
+        },
+    )
     assert r.status_code == 302
     db.session.expire_all()
     user = db.session.get(User, cadre.id)
     assert user.username == "wangfang"  # usernames are not editable
-    assert (user.full_name, user.org_unit.code, user.rank_band, user.position, user.party_member) == \
-        ("王芳芳", "360121001", RankBand.COUNTY_AND_ABOVE, "书记", False)
+    assert (user.full_name, user.org_unit.code, user.rank_band, user.position, user.party_member) == (
+        "王芳芳",
+        "360121001",
+        RankBand.COUNTY_AND_ABOVE,
+        "书记",
+        False,
+    )
     (event,) = _events("user.updated")
     assert event.payload["before"]["full_name"] == "王芳" and event.payload["after"]["org"] == "360121001"
 
 
 def test_edit_user_bad_input_changes_nothing(admin_client, cadre):
-    for data in ({"full_name": "", "org_code": "360121001", "rank_band": "general"},
-                 {"full_name": "x", "org_code": "360121001", "rank_band": "boss"},
-                 {"full_name": "x", "org_code": "nope", "rank_band": "general"}):
+    for data in (
+        {"full_name": "", "org_code": "360121001", "rank_band": "general"},
+        {"full_name": "x", "org_code": "360121001", "rank_band": "boss"},
+        {"full_name": "x", "org_code": "nope", "rank_band": "general"},
+    ):
         assert admin_client.post(f"/admin/users/{cadre.id}", data=data).status_code == 400
     db.session.expire_all()
     assert db.session.get(User, cadre.id).full_name == "王芳"
@@ -133,8 +163,7 @@ def test_status_bad_input(admin_client, admin, cadre):
 def test_reset_password_forces_a_change_at_next_sign_in(admin_client, app, cadre):
     browser = app.test_client()
     login(browser, "wangfang")
-    r = admin_client.post(f"/admin/users/{cadre.id}/reset-password", data={"confirmed": "1"},
-                          follow_redirects=True)
+    r = admin_client.post(f"/admin/users/{cadre.id}/reset-password", data={"confirmed": "1"}, follow_redirects=True)
     html = r.get_data(as_text=True)
     match = re.search(r"([A-Za-z0-9_\-]{12}-1a)", html)
     assert match, "the temporary password is shown once to the admin"
@@ -147,8 +176,9 @@ def test_reset_password_forces_a_change_at_next_sign_in(admin_client, app, cadre
     r = browser.get("/dashboard")
     assert r.status_code == 302 and r.headers["Location"].endswith("/account/password")
     assert browser.get("/api/v1/me").status_code == 403
-    r = browser.post("/account/password", data={"current": temporary, "new": "Wo-de-mi-ma-9",
-                                                 "confirm": "Wo-de-mi-ma-9"})
+    r = browser.post(
+        "/account/password", data={"current": temporary, "new": "Wo-de-mi-ma-9", "confirm": "Wo-de-mi-ma-9"}
+    )
     assert r.status_code == 302
     assert browser.get("/dashboard").status_code == 200
     db.session.expire_all()
@@ -175,11 +205,14 @@ def test_grant_and_revoke_roles(admin_client, cadre, tree):
     assert admin_client.post(f"/admin/users/{cadre.id}/roles/987/revoke").status_code == 404
 
 
-@pytest.mark.parametrize("data", [
-    {"role": "emperor", "org_code": "360121"},
-    {"role": "auditor", "org_code": "nope"},
-    {"role": "auditor", "org_code": ""},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"role": "emperor", "org_code": "360121"},
+        {"role": "auditor", "org_code": "nope"},
+        {"role": "auditor", "org_code": ""},
+    ],
+)
 def test_grant_bad_input_is_400(admin_client, cadre, data):
     r = admin_client.post(f"/admin/users/{cadre.id}/roles", data=data)
     assert r.status_code == 400
@@ -217,10 +250,12 @@ def test_admin_posts_need_the_csrf_token(client, admin, cadre):
     r = client.post("/login", data={"username": "county_admin", "password": PASSWORD, "csrf_token": token})
     assert r.status_code == 302
     before = cadre.password_hash
-    for path, data in ((f"/admin/users/{cadre.id}/reset-password", {}),
-                       (f"/admin/users/{cadre.id}/status", {"status": "disabled"}),
-                       (f"/admin/users/{cadre.id}/roles", {"role": "auditor", "org_code": "360121"}),
-                       ("/admin/users/new", VALID)):
+    for path, data in (
+        (f"/admin/users/{cadre.id}/reset-password", {}),
+        (f"/admin/users/{cadre.id}/status", {"status": "disabled"}),
+        (f"/admin/users/{cadre.id}/roles", {"role": "auditor", "org_code": "360121"}),
+        ("/admin/users/new", VALID),
+    ):
         assert client.post(path, data=data).status_code == 400, path
     db.session.expire_all()
     fresh = db.session.get(User, cadre.id)
@@ -228,6 +263,7 @@ def test_admin_posts_need_the_csrf_token(client, admin, cadre):
     # with the token (as the page's forms send it) the same request works
     page = client.get(f"/admin/users/{cadre.id}").get_data(as_text=True)
     token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
-    r = client.post(f"/admin/users/{cadre.id}/status", data={"status": "disabled", "csrf_token": token,
-                                                                 "confirmed": "1"})
+    r = client.post(
+        f"/admin/users/{cadre.id}/status", data={"status": "disabled", "csrf_token": token, "confirmed": "1"}
+    )
     assert r.status_code == 302

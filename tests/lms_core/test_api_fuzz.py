@@ -13,11 +13,15 @@ from tests.conftest import login
 from tests.factories import UserFactory
 from tests.strategies import fuzz_examples
 
-FUZZ = settings(max_examples=fuzz_examples(40), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=fuzz_examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 #: What a WSGI header value can carry (latin-1, no line breaks).
-HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255, blacklist_characters="\r\n"),
-                      max_size=80)
+HEADER_TEXT = st.text(
+    alphabet=st.characters(min_codepoint=0, max_codepoint=255, blacklist_characters="\r\n"), max_size=80
+)
 QUERY_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)  # sendable text
 
 
@@ -27,11 +31,17 @@ def _written() -> tuple[int, ...]:
 
 
 @FUZZ
-@given(auth=st.one_of(st.none(), HEADER_TEXT, HEADER_TEXT.map(lambda t: "Bearer " + t),
-                      st.sampled_from(["Bearer lms_", "Bearer lms_\u0000", "Bearer " + "9" * 5000, "Basic Og=="])),
-       params=st.dictionaries(st.sampled_from(["page", "id", "q", "fields", "format"]), QUERY_TEXT, max_size=3),
-       method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD"]),
-       signed_in=st.booleans())
+@given(
+    auth=st.one_of(
+        st.none(),
+        HEADER_TEXT,
+        HEADER_TEXT.map(lambda t: "Bearer " + t),
+        st.sampled_from(["Bearer lms_", "Bearer lms_\u0000", "Bearer " + "9" * 5000, "Basic Og=="]),
+    ),
+    params=st.dictionaries(st.sampled_from(["page", "id", "q", "fields", "format"]), QUERY_TEXT, max_size=3),
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD"]),
+    signed_in=st.booleans(),
+)
 def test_fuzzed_api_calls_are_never_5xx(app, client, tree, auth, params, method, signed_in):
     if not hasattr(app, "_fuzz_user"):
         app._fuzz_user = UserFactory(username="zhouqi", org_unit=tree.town_a)

@@ -53,8 +53,18 @@ def test_filters_and_export_match_the_page(client, people):
     rows = list(csv.reader(io.StringIO(raw.lstrip("\ufeff"))))
     assert len(rows) == 2 and rows[1][3] == "video.played" and rows[1][4] == "inside"
     # Chinese headers; the event's human name (or "other event") next to its code
-    assert rows[0] == ["序号", "时间（北京时间）", "事件", "事件代码", "用户名", "姓名", "单位", "对象", "IP 地址",
-                       "详情"]
+    assert rows[0] == [
+        "序号",
+        "时间（北京时间）",
+        "事件",
+        "事件代码",
+        "用户名",
+        "姓名",
+        "单位",
+        "对象",
+        "IP 地址",
+        "详情",
+    ]
     assert rows[1][2] == "其他事件"
 
 
@@ -62,12 +72,19 @@ def test_export_details_are_readable_in_beijing_time(client, people):
     from lms_core.events.services import emit
 
     inside = people[1]
-    emit("user.locked", actor=inside, obj=inside,
-         payload={"until": "2026-12-04T02:30:00+00:00", "after": {"full_name": "李四", "org": "360121"}})
+    emit(
+        "user.locked",
+        actor=inside,
+        obj=inside,
+        payload={"until": "2026-12-04T02:30:00+00:00", "after": {"full_name": "李四", "org": "360121"}},
+    )
     db.session.commit()
     login(client, "nl_audit")
-    rows = list(csv.reader(io.StringIO(client.get("/audit/events.csv?name=user.locked").get_data(as_text=True)
-                                       .lstrip("\ufeff"))))
+    rows = list(
+        csv.reader(
+            io.StringIO(client.get("/audit/events.csv?name=user.locked").get_data(as_text=True).lstrip("\ufeff"))
+        )
+    )
     assert rows[1][2] == "账号锁定" and rows[1][7].startswith("人员 #")
     assert rows[1][9] == "变更后（姓名：李四；单位：360121）；截至：2026-12-04 10:30:00"
     page = client.get("/audit/events?name=user.locked").get_data(as_text=True)

@@ -88,7 +88,7 @@ def test_unknown_and_existing_usernames_get_the_same_answers(client, user, app):
             for _ in range(free + 3):
                 r = login(client, name, "bad-password-x")
                 text = r.get_data(as_text=True).replace(name, "NAME")
-                flash = text[text.index('class="flash'):][:200] if 'class="flash' in text else ""
+                flash = text[text.index('class="flash') :][:200] if 'class="flash' in text else ""
                 seen.append((r.status_code, r.headers.get("Retry-After"), flash))
                 clock.shift(0.2)
             answers[name] = seen
@@ -147,8 +147,9 @@ def test_password_change_ends_other_sessions(client, app, user):
     other = app.test_client()
     login(client, "liming")
     login(other, "liming")
-    r = client.post("/account/password",
-                    data={"current": "Passw0rd!", "new": "N3w-password", "confirm": "N3w-password"})
+    r = client.post(
+        "/account/password", data={"current": "Passw0rd!", "new": "N3w-password", "confirm": "N3w-password"}
+    )
     assert r.status_code == 302
     assert client.get("/dashboard").status_code == 200  # this session continues
     assert other.get("/dashboard").status_code == 302  # the other one is signed out

@@ -26,19 +26,39 @@ from tests.plugins.hookprobe import HookProbe
 
 #: The platform's own capabilities (packages and plugins add more; not tested here).
 CAPABILITIES = (
-    "admin.access", "org.view", "org.manage", "user.view", "user.manage", "user.import", "role.assign",
-    "events.view", "learning.view", "learning.participate", "course.author", "course.assign", "site.manage",
+    "admin.access",
+    "org.view",
+    "org.manage",
+    "user.view",
+    "user.manage",
+    "user.import",
+    "role.assign",
+    "events.view",
+    "learning.view",
+    "learning.participate",
+    "course.author",
+    "course.assign",
+    "site.manage",
 )
 #: What a role granted on a county allows *within that county's subtree*. Every role
 #: keeps the implicit learner role on the holder's own unit (here: the county).
 WITHIN: dict[Role, set[str]] = {
     Role.LEARNER: {"learning.participate"},
     Role.INSTRUCTOR: {"learning.participate", "course.author"},
-    Role.AUDITOR: {"learning.participate", "admin.access", "org.view", "user.view", "events.view",
-                   "learning.view"},
-    Role.ORG_ADMIN: {"learning.participate", "admin.access", "org.view", "org.manage", "user.view",
-                     "user.manage", "user.import", "role.assign", "events.view", "learning.view",
-                     "course.assign"},
+    Role.AUDITOR: {"learning.participate", "admin.access", "org.view", "user.view", "events.view", "learning.view"},
+    Role.ORG_ADMIN: {
+        "learning.participate",
+        "admin.access",
+        "org.view",
+        "org.manage",
+        "user.view",
+        "user.manage",
+        "user.import",
+        "role.assign",
+        "events.view",
+        "learning.view",
+        "course.assign",
+    },
     Role.SITE_ADMIN: set(CAPABILITIES),
 }
 #: Outside the subtree only a site admin acts; learning happens in one's own unit only.
@@ -152,14 +172,18 @@ def test_site_wide_event_is_for_site_admins_only(tree):
 
 # lists ------------------------------------------------------------------------
 
+
 def _visible_users(actor: User) -> set[str]:
     stmt = select(User.username).join(User.org_unit).where(scope_condition(actor, "user.view", OrgUnit.path))
     return set(db.session.execute(stmt).scalars())
 
 
 def _visible_events(actor: User) -> set[str]:
-    stmt = (select(Event.object_id).join(OrgUnit, OrgUnit.id == Event.org_unit_id)
-            .where(scope_condition(actor, "events.view", OrgUnit.path)))
+    stmt = (
+        select(Event.object_id)
+        .join(OrgUnit, OrgUnit.id == Event.org_unit_id)
+        .where(scope_condition(actor, "events.view", OrgUnit.path))
+    )
     return set(db.session.execute(stmt).scalars())
 
 
@@ -192,6 +216,7 @@ def test_overlapping_grants_do_not_duplicate_rows(world):
 
 # HTTP -------------------------------------------------------------------------
 
+
 @pytest.fixture
 def county_people(world):
     for role, name in ((Role.AUDITOR, "county_auditor"), (Role.ORG_ADMIN, "county_admin")):
@@ -220,17 +245,25 @@ def test_county_staff_cannot_open_another_county(client, county_people, username
 def test_auditor_is_read_only(client, county_people):
     person = county_people.objects[("User", "same_county")]
     login(client, "county_auditor")
-    r = client.post(f"/admin/users/{person.id}", data={
-        "username": person.username, "full_name": "改名", "org_code": "360121001001", "rank_band": "general"})
+    r = client.post(
+        f"/admin/users/{person.id}",
+        data={"username": person.username, "full_name": "改名", "org_code": "360121001001", "rank_band": "general"},
+    )
     assert r.status_code == 403
     assert client.post(f"/admin/users/{person.id}/reset-password").status_code == 403
     assert client.post(f"/admin/users/{person.id}/status", data={"status": "disabled"}).status_code == 403
-    assert client.post(f"/admin/users/{person.id}/roles",
-                       data={"role": "auditor", "org_code": "360121001"}).status_code == 403
+    assert (
+        client.post(f"/admin/users/{person.id}/roles", data={"role": "auditor", "org_code": "360121001"}).status_code
+        == 403
+    )
     assert client.get("/admin/users/new").status_code == 403
     assert client.get("/admin/import").status_code == 403
-    assert client.post(f"/admin/orgs/{county_people.tree.town_a.id}/children",
-                       data={"code": "X1", "name": "新", "kind": "village"}).status_code == 403
+    assert (
+        client.post(
+            f"/admin/orgs/{county_people.tree.town_a.id}/children", data={"code": "X1", "name": "新", "kind": "village"}
+        ).status_code
+        == 403
+    )
     db.session.expire_all()
     fresh = db.session.get(User, person.id)
     assert fresh.full_name != "改名" and fresh.status == UserStatus.ACTIVE
@@ -256,8 +289,9 @@ def test_county_admin_grants_only_inside_scope_and_never_site_admin(client, coun
     assert r.status_code == 302
     assert _assignments() == before + 1
     other = county_people.objects[("User", "other_county")]
-    assert client.post(f"/admin/users/{other.id}/roles",
-                       data={"role": "learner", "org_code": "360121"}).status_code == 403
+    assert (
+        client.post(f"/admin/users/{other.id}/roles", data={"role": "learner", "org_code": "360121"}).status_code == 403
+    )
     outside = county_people.objects[("RoleAssignment", "other_county")]
     r = client.post(f"/admin/users/{outside.user_id}/roles/{outside.id}/revoke")
     assert r.status_code == 403
@@ -267,9 +301,15 @@ def test_county_admin_grants_only_inside_scope_and_never_site_admin(client, coun
 def test_county_admin_cannot_move_a_person_out_of_scope(client, county_people):
     person = county_people.objects[("User", "same_county")]
     login(client, "county_admin")
-    r = client.post(f"/admin/users/{person.id}", data={
-        "username": person.username, "full_name": person.full_name, "org_code": "360122001",
-        "rank_band": "general"})
+    r = client.post(
+        f"/admin/users/{person.id}",
+        data={
+            "username": person.username,
+            "full_name": person.full_name,
+            "org_code": "360122001",
+            "rank_band": "general",
+        },
+    )
     assert r.status_code == 400
     db.session.expire_all()
     assert db.session.get(User, person.id).org_unit.code == "360121001001"
@@ -285,6 +325,7 @@ def test_learner_has_no_admin_area(client, county_people):
 
 # plugin override -------------------------------------------------------------
 
+
 class Veto:
     """Denies one capability to everyone."""
 
@@ -298,8 +339,7 @@ class Veto:
 
 def test_plugin_override_false_wins_over_true(database_url, tmp_path):
     probe = HookProbe()
-    with running_app(database_url, tmp_path,
-                     LMS_PLUGIN_OBJECTS={"hookprobe": probe, "veto": Veto("user.manage")}):
+    with running_app(database_url, tmp_path, LMS_PLUGIN_OBJECTS={"hookprobe": probe, "veto": Veto("user.manage")}):
         from tests.factories import build_tree
 
         tree = build_tree()
@@ -318,6 +358,7 @@ def test_plugin_override_false_wins_over_true(database_url, tmp_path):
 
 
 # taking over accounts with wider roles -------------------------------------------
+
 
 @pytest.fixture
 def wider(county_people):
@@ -363,6 +404,7 @@ def test_site_admin_role_is_revoked_only_by_a_site_admin(client, county_people, 
 
 
 # changes take effect at once ---------------------------------------------------
+
 
 def test_role_and_unit_changes_take_effect_in_the_same_session(tree):
     """Grants must never be served from a stale cache (a worker or CLI keeps its session)."""

@@ -16,10 +16,25 @@ from tests.factories import UserFactory, grant
 HUGE = "99999999999999999999"
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("7", 7), (" 12 ", 12), ("0", 1), ("-3", 1), (HUGE, 1000), ("9" * 5000, 1000), ("-" + HUGE, 1),
-    ("x", None), ("", None), ("1.5", None), ("²", None), ("١٢", None), (None, None), ("0000000000000000000000042", 42),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("7", 7),
+        (" 12 ", 12),
+        ("0", 1),
+        ("-3", 1),
+        (HUGE, 1000),
+        ("9" * 5000, 1000),
+        ("-" + HUGE, 1),
+        ("x", None),
+        ("", None),
+        ("1.5", None),
+        ("²", None),
+        ("١٢", None),
+        (None, None),
+        ("0000000000000000000000042", 42),
+    ],
+)
 def test_parse_int_clamps_and_refuses_junk(raw, expected):
     assert parse_int(raw, minimum=1, maximum=1000) == expected
 
@@ -39,11 +54,18 @@ def admin_client(client, tree):
     return client
 
 
-@pytest.mark.parametrize("path", [
-    f"/admin/users?page={HUGE}", f"/admin/users?page=-{HUGE}", f"/admin/users?page={'9' * 5000}",
-    f"/audit/events?page={HUGE}", f"/courses/?page={HUGE}", f"/courses/?topic={HUGE}&page=2",
-    f"/admin/orgs?unit={HUGE}",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/admin/users?page={HUGE}",
+        f"/admin/users?page=-{HUGE}",
+        f"/admin/users?page={'9' * 5000}",
+        f"/audit/events?page={HUGE}",
+        f"/courses/?page={HUGE}",
+        f"/courses/?topic={HUGE}&page=2",
+        f"/admin/orgs?unit={HUGE}",
+    ],
+)
 def test_huge_page_and_id_parameters_are_not_500(admin_client, path):
     r = admin_client.get(path)
     assert r.status_code in (200, 404), r.status_code
@@ -56,8 +78,16 @@ def test_a_page_past_the_end_is_empty_but_keeps_the_total(admin_client, tree):
     assert "site_admin" in admin_client.get("/admin/users?page=1").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("path", [f"/admin/users/{HUGE}", f"/courses/{HUGE}", f"/courses/{MAX_INT32 + 1}",
-                                  f"/admin/users/{'9' * 5000}", f"/learn/lessons/{HUGE}"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/admin/users/{HUGE}",
+        f"/courses/{HUGE}",
+        f"/courses/{MAX_INT32 + 1}",
+        f"/admin/users/{'9' * 5000}",
+        f"/learn/lessons/{HUGE}",
+    ],
+)
 def test_huge_ids_in_urls_are_404(admin_client, path):
     assert admin_client.get(path).status_code == 404
 

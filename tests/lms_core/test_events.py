@@ -69,8 +69,7 @@ def flaky():
 def app(database_url, tmp_path, recorder, flaky, request):
     marker = request.node.get_closest_marker("app_config")
     extra = dict(marker.kwargs) if marker else {}
-    with running_app(database_url, tmp_path, LMS_PLUGIN_OBJECTS={"recorder": recorder, "flaky": flaky},
-                     **extra) as app:
+    with running_app(database_url, tmp_path, LMS_PLUGIN_OBJECTS={"recorder": recorder, "flaky": flaky}, **extra) as app:
         yield app
 
 
@@ -113,8 +112,12 @@ def test_failing_handler_is_recorded_and_isolated(app, recorder, flaky):
     assert db.session.get(OrgUnit, unit.id) is not None  # the business change stands
     (event,) = db.session.execute(select(Event)).scalars()
     failure = db.session.execute(select(EventHandlerFailure)).scalar_one()
-    assert (failure.event_id, failure.plugin_name, failure.attempts, failure.resolved_at) == \
-        (event.id, "flaky", 1, None)
+    assert (failure.event_id, failure.plugin_name, failure.attempts, failure.resolved_at) == (
+        event.id,
+        "flaky",
+        1,
+        None,
+    )
     assert "flaky handler is down" in failure.error
     keys = _setting_keys()
     assert f"recorder.seen.{event.id}" in keys  # the other handler ran and committed
@@ -175,13 +178,18 @@ def test_event_records_request_ip_and_actor_unit(app, tree):
         db.session.commit()
     db.session.expire_all()
     event = db.session.get(Event, event.id)
-    assert (event.ip, event.actor_id, event.org_unit_id, event.payload) == \
-        ("10.1.2.3", actor.id, tree.town_a.id, {"k": "值"})
+    assert (event.ip, event.actor_id, event.org_unit_id, event.payload) == (
+        "10.1.2.3",
+        actor.id,
+        tree.town_a.id,
+        {"k": "值"},
+    )
     tail = app.test_cli_runner().invoke(args=["lms", "events", "tail", "-n", "1"])
     assert "test.thing" in tail.output and f"org_units:{tree.village_a.id}" in tail.output
 
 
 # append-only -------------------------------------------------------------------
+
 
 @pytest.fixture
 def one_event(app):
@@ -202,11 +210,14 @@ def test_orm_refuses_update_and_delete(one_event):
     assert db.session.get(Event, one_event.id).name == "test.fixed"
 
 
-@pytest.mark.parametrize("sql", [
-    "UPDATE event_log SET name = 'test.changed'",
-    "UPDATE event_log SET payload = NULL WHERE id = :id",
-    "DELETE FROM event_log WHERE id = :id",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE event_log SET name = 'test.changed'",
+        "UPDATE event_log SET payload = NULL WHERE id = :id",
+        "DELETE FROM event_log WHERE id = :id",
+    ],
+)
 def test_database_trigger_refuses_raw_sql(one_event, sql):
     with pytest.raises(DBAPIError, match="append-only"):
         db.session.execute(text(sql), {"id": one_event.id})

@@ -61,8 +61,14 @@ def test_import_each_encoding(admin, encoding, label):
     assert report.ok, report.errors
     assert (report.encoding, report.rows, report.created, report.updated, report.unchanged) == (label, 3, 3, 0, 0)
     user = db.session.execute(select(User).filter_by(username="zhangwei")).scalar_one()
-    assert (user.full_name, user.org_unit.code, user.rank_band, user.party_member, user.position, user.phone) == \
-        ("张伟", "360121001", RankBand.TOWNSHIP, True, "副镇长", "13900000001")
+    assert (user.full_name, user.org_unit.code, user.rank_band, user.party_member, user.position, user.phone) == (
+        "张伟",
+        "360121001",
+        RankBand.TOWNSHIP,
+        True,
+        "副镇长",
+        "13900000001",
+    )
     lina = db.session.execute(select(User).filter_by(username="lina")).scalar_one()
     assert (lina.rank_band, lina.party_member, lina.phone) == (RankBand.GENERAL, False, None)
     (event,) = db.session.execute(select(Event).filter_by(name="users.imported")).scalars()
@@ -97,18 +103,21 @@ def test_english_headers_tabs_and_blank_lines(admin):
     assert report.ok and report.created == 1
 
 
-@pytest.mark.parametrize(("line", "fragment"), [
-    ("zhaoliu,赵六,999999,一般干部,群众,,", "no org unit has the code 999999"),
-    (",赵六,360121001,一般干部,群众,,", "Username (用户名) is empty"),
-    ("zhaoliu,,360121001,一般干部,群众,,", "Full name (姓名) is empty"),
-    ("zhaoliu,赵六,,一般干部,群众,,", "Org code (单位代码) is empty"),
-    ("zhaoliu,赵六,360121001,部长级,群众,,", "Rank (职级): unknown value 部长级"),
-    ("zhaoliu,赵六,360121001,一般干部,外星人,,", "Political status (政治面貌): unknown value 外星人"),
-    ("zhangwei,张伟二,360121001,一般干部,群众,,", "zhangwei repeats line 2"),
-    ("zhaoliu,赵六,360122001,一般干部,群众,,", "360122001 (石岗镇) is outside your area"),  # other county
-    ("zhaoliu,赵六,3601,一般干部,群众,,", "3601 (江州市) is outside your area"),  # the city above
-    ("zhaoliu," + "赵" * 101 + ",360121001,一般干部,群众,,", "longer than 100 characters"),
-])
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("zhaoliu,赵六,999999,一般干部,群众,,", "no org unit has the code 999999"),
+        (",赵六,360121001,一般干部,群众,,", "Username (用户名) is empty"),
+        ("zhaoliu,,360121001,一般干部,群众,,", "Full name (姓名) is empty"),
+        ("zhaoliu,赵六,,一般干部,群众,,", "Org code (单位代码) is empty"),
+        ("zhaoliu,赵六,360121001,部长级,群众,,", "Rank (职级): unknown value 部长级"),
+        ("zhaoliu,赵六,360121001,一般干部,外星人,,", "Political status (政治面貌): unknown value 外星人"),
+        ("zhangwei,张伟二,360121001,一般干部,群众,,", "zhangwei repeats line 2"),
+        ("zhaoliu,赵六,360122001,一般干部,群众,,", "360122001 (石岗镇) is outside your area"),  # other county
+        ("zhaoliu,赵六,3601,一般干部,群众,,", "3601 (江州市) is outside your area"),  # the city above
+        ("zhaoliu," + "赵" * 101 + ",360121001,一般干部,群众,,", "longer than 100 characters"),
+    ],
+)
 def test_one_bad_line_writes_nothing(admin, line, fragment):
     before = _count()
     report = _run(admin, csv_text(ROWS[0], line, ROWS[1]).encode("gbk"))
@@ -134,16 +143,19 @@ def test_every_bad_line_is_reported(admin):
     assert report.rows == 4
 
 
-@pytest.mark.parametrize(("data", "fragment"), [
-    (b"", "empty"),
-    (b"   \r\n  ", "empty"),
-    (csv_text(*ROWS).encode("utf-16"), "neither CSV"),
-    (bytes(range(256)) * 4, "neither CSV"),
-    (b"\x89PNG\r\n\x1a\n" + bytes(range(1, 200)), None),  # binary without NUL early on
-    ("姓名,单位代码\r\n张伟,360121001\r\n".encode(), "用户名"),  # missing the username column
-    ("用户名,姓名,姓名,单位代码\r\n".encode(), "appears twice"),
-    (b"username,full_name,org_code\r\n", None),  # header only: nothing to import
-])
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"", "empty"),
+        (b"   \r\n  ", "empty"),
+        (csv_text(*ROWS).encode("utf-16"), "neither CSV"),
+        (bytes(range(256)) * 4, "neither CSV"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(1, 200)), None),  # binary without NUL early on
+        ("姓名,单位代码\r\n张伟,360121001\r\n".encode(), "用户名"),  # missing the username column
+        ("用户名,姓名,姓名,单位代码\r\n".encode(), "appears twice"),
+        (b"username,full_name,org_code\r\n", None),  # header only: nothing to import
+    ],
+)
 def test_unreadable_files(admin, data, fragment):
     before = _count()
     try:
@@ -166,6 +178,7 @@ def test_decode_prefers_utf8_and_falls_back_to_gbk():
 
 # the admin page ---------------------------------------------------------------
 
+
 @pytest.fixture
 def admin_client(client, admin):
     client.set_cookie("lms_lang", "en")
@@ -174,8 +187,9 @@ def admin_client(client, admin):
 
 
 def _upload(client, data: bytes, **form):
-    return client.post("/admin/import", data={"file": (io.BytesIO(data), "hr.csv"), **form},
-                       content_type="multipart/form-data")
+    return client.post(
+        "/admin/import", data={"file": (io.BytesIO(data), "hr.csv"), **form}, content_type="multipart/form-data"
+    )
 
 
 def test_page_imports_and_reports(admin_client):
@@ -228,6 +242,7 @@ def test_lookups_are_chunked_for_large_files(admin, monkeypatch):
 
 
 # Files above LMS_IMPORT_BACKGROUND_LINES go to a worker (inline jobs in tests run right after commit).
+
 
 @pytest.mark.app_config(LMS_IMPORT_BACKGROUND_LINES=2)
 def test_large_file_is_imported_by_a_worker(admin_client, admin):

@@ -142,6 +142,9 @@ def test_concurrent_workers_never_run_a_job_twice(app, probe):
     ran = [p["n"] for p in probe.jobs]
     assert sorted(ran) == list(range(total))  # every job ran, none twice
     db.session.expire_all()
-    assert db.session.execute(
-        select(func.count()).select_from(Job).where(Job.status == JobStatus.DONE, Job.attempts == 1)
-    ).scalar_one() == total
+    assert (
+        db.session.execute(
+            select(func.count()).select_from(Job).where(Job.status == JobStatus.DONE, Job.attempts == 1)
+        ).scalar_one()
+        == total
+    )

@@ -17,19 +17,41 @@ from tests.factories import UserFactory
 DEEP = "[" * 3000 + "]" * 3000
 
 
-@pytest.mark.parametrize("text, why", [
-    ("NaN", "NaN"), ('{"a": Infinity}', "Infinity"), ("[-Infinity]", "-Infinity"), ("[1e400]", "out of range"),
-    ('{"a": ["x\\u0000"]}', "NUL"), ('{"a\\ud800": 1}', "surrogate"), ('"\\udfff"', "surrogate"),
-    (DEEP, "deeper"), ("[" * 101 + "]" * 101, "deeper"), ('{"a":' * 101 + "1" + "}" * 101, "deeper"),
-    ("1" + "0" * 5000, "not valid JSON"), ("{", "not valid JSON"), (b"\xff", "UTF-8"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("NaN", "NaN"),
+        ('{"a": Infinity}', "Infinity"),
+        ("[-Infinity]", "-Infinity"),
+        ("[1e400]", "out of range"),
+        ('{"a": ["x\\u0000"]}', "NUL"),
+        ('{"a\\ud800": 1}', "surrogate"),
+        ('"\\udfff"', "surrogate"),
+        (DEEP, "deeper"),
+        ("[" * 101 + "]" * 101, "deeper"),
+        ('{"a":' * 101 + "1" + "}" * 101, "deeper"),
+        ("1" + "0" * 5000, "not valid JSON"),
+        ("{", "not valid JSON"),
+        (b"\xff", "UTF-8"),
+    ],
+)
 def test_refused(text, why):
     with pytest.raises(jsonsafe.JSONRefused, match=why):
         jsonsafe.loads(text)
 
 
-@pytest.mark.parametrize("text", ["[1]", "[" * 100 + "]" * 100, '"\\ud83d\\ude00"', '{"a": "\\\\u0000"}',
-                                  '["[[[[[[", "{{{{"]', "1e308", '{"学": "习"}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[1]",
+        "[" * 100 + "]" * 100,
+        '"\\ud83d\\ude00"',
+        '{"a": "\\\\u0000"}',
+        '["[[[[[[", "{{{{"]',
+        "1e308",
+        '{"学": "习"}',
+    ],
+)
 def test_accepted(text):
     assert jsonsafe.loads(text) == json.loads(text)
 
@@ -38,10 +60,17 @@ STORABLE_TEXT = hst.text(alphabet=hst.characters(blacklist_categories=("Cs",), b
 
 
 @settings(max_examples=200)
-@given(hst.recursive(hst.none() | hst.booleans() | hst.integers() | hst.floats(allow_nan=False, allow_infinity=False)
-                     | STORABLE_TEXT,
-                     lambda c: hst.lists(c, max_size=3) | hst.dictionaries(STORABLE_TEXT, c, max_size=3),
-                     max_leaves=20))
+@given(
+    hst.recursive(
+        hst.none()
+        | hst.booleans()
+        | hst.integers()
+        | hst.floats(allow_nan=False, allow_infinity=False)
+        | STORABLE_TEXT,
+        lambda c: hst.lists(c, max_size=3) | hst.dictionaries(STORABLE_TEXT, c, max_size=3),
+        max_leaves=20,
+    )
+)
 def test_storable_json_round_trips(value):
     text = json.dumps(value, ensure_ascii=False)
     assert jsonsafe.loads(text.encode()) == json.loads(text)

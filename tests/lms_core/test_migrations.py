@@ -74,8 +74,9 @@ def _tables(url: str) -> set[str]:
 
 def _drift(app: Flask) -> list[Any]:
     with app.app_context(), db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={
-            "include_object": env_include_object(), "compare_type": True, "compare_server_default": False})
+        context = MigrationContext.configure(
+            conn, opts={"include_object": env_include_object(), "compare_type": True, "compare_server_default": False}
+        )
         return list(compare_metadata(context, db.metadata))
 
 
@@ -106,8 +107,9 @@ def test_downgrade_to_base_and_upgrade_again(full_app, empty_db):
     engine = create_engine(empty_db)
     try:
         with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
-            conn.execute(text("INSERT INTO event_log (name, payload, created_at) "
-                              "VALUES ('x', '{}', CURRENT_TIMESTAMP)"))
+            conn.execute(
+                text("INSERT INTO event_log (name, payload, created_at) VALUES ('x', '{}', CURRENT_TIMESTAMP)")
+            )
             conn.execute(text("DELETE FROM event_log"))
     finally:
         engine.dispose()
@@ -139,35 +141,86 @@ def test_0010_puts_courses_back_under_the_topic_their_repr_named(full_app, empty
 
     _flask_db(full_app, "upgrade", "0009ledger")
     now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
-    org_units = sa.table("org_units", *(sa.column(c) for c in (
-        "id", "code", "name", "kind", "path", "depth", "active", "created_at")))
+    org_units = sa.table(
+        "org_units", *(sa.column(c) for c in ("id", "code", "name", "kind", "path", "depth", "active", "created_at"))
+    )
     topics = sa.table("course_topics", sa.column("id"), sa.column("name"))
-    courses = sa.table("courses", *(sa.column(c) for c in (
-        "id", "code", "title", "description", "topic_id", "nominal_hours_centi", "required", "published",
-        "owner_unit_id", "created_at", "updated_at", "search_text")))
+    courses = sa.table(
+        "courses",
+        *(
+            sa.column(c)
+            for c in (
+                "id",
+                "code",
+                "title",
+                "description",
+                "topic_id",
+                "nominal_hours_centi",
+                "required",
+                "published",
+                "owner_unit_id",
+                "created_at",
+                "updated_at",
+                "search_text",
+            )
+        ),
+    )
     engine = create_engine(empty_db)
     try:
         with engine.begin() as conn:
-            conn.execute(org_units.insert().values(id=1, code="3601", name="市", kind="city", path="/1/", depth=0,
-                                                   active=True, created_at=now))
-            conn.execute(topics.insert(), [
-                {"id": 5, "name": "基层治理"}, {"id": 6, "name": "法治建设"},
-                {"id": 7, "name": "<Topic id=5>"},   # saved once
-                {"id": 8, "name": "<Topic id=7>"},   # saved twice: a chain
-                {"id": 9, "name": "<Topic id=6>"},
-                {"id": 10, "name": "<Topic id=99>"},  # its topic is gone
-                {"id": 11, "name": "Topic id=5"},     # a real (odd) name, not the repr
-            ])
+            conn.execute(
+                org_units.insert().values(
+                    id=1, code="3601", name="市", kind="city", path="/1/", depth=0, active=True, created_at=now
+                )
+            )
+            conn.execute(
+                topics.insert(),
+                [
+                    {"id": 5, "name": "基层治理"},
+                    {"id": 6, "name": "法治建设"},
+                    {"id": 7, "name": "<Topic id=5>"},  # saved once
+                    {"id": 8, "name": "<Topic id=7>"},  # saved twice: a chain
+                    {"id": 9, "name": "<Topic id=6>"},
+                    {"id": 10, "name": "<Topic id=99>"},  # its topic is gone
+                    {"id": 11, "name": "Topic id=5"},  # a real (odd) name, not the repr
+                ],
+            )
             rows = [(1, 5), (2, 7), (3, 8), (4, 9), (5, 10), (6, 11), (7, None)]
-            conn.execute(courses.insert(), [
-                {"id": cid, "code": f"C{cid}", "title": f"课程{cid}", "description": "", "topic_id": tid,
-                 "nominal_hours_centi": 100, "required": False, "published": True, "owner_unit_id": 1,
-                 "created_at": now, "updated_at": now, "search_text": ""} for cid, tid in rows])
+            conn.execute(
+                courses.insert(),
+                [
+                    {
+                        "id": cid,
+                        "code": f"C{cid}",
+                        "title": f"课程{cid}",
+                        "description": "",
+                        "topic_id": tid,
+                        "nominal_hours_centi": 100,
+                        "required": False,
+                        "published": True,
+                        "owner_unit_id": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                        "search_text": "",
+                    }
+                    for cid, tid in rows
+                ],
+            )
         _flask_db(full_app, "upgrade", "heads")
         with engine.connect() as conn:
             assert dict(conn.execute(sa.select(courses.c.id, courses.c.topic_id)).all()) == {
-                1: 5, 2: 5, 3: 5, 4: 6, 5: None, 6: 11, 7: None}
+                1: 5,
+                2: 5,
+                3: 5,
+                4: 6,
+                5: None,
+                6: 11,
+                7: None,
+            }
             assert dict(conn.execute(sa.select(topics.c.id, topics.c.name)).all()) == {
-                5: "基层治理", 6: "法治建设", 11: "Topic id=5"}
+                5: "基层治理",
+                6: "法治建设",
+                11: "Topic id=5",
+            }
     finally:
         engine.dispose()

@@ -42,13 +42,16 @@ def test_create_sets_path_depth_and_event(tree):
     assert event.object_id == str(unit.id) and event.payload["code"] == "360121001002"
 
 
-@pytest.mark.parametrize(("parent_attr", "kind"), [
-    ("village_a", OrgKind.VILLAGE),  # nothing under a village
-    ("county_a", OrgKind.VILLAGE),  # a village directly under a county
-    ("city", OrgKind.TOWNSHIP),
-    ("town_a", OrgKind.PROVINCE),
-    (None, OrgKind.TOWNSHIP),  # roots are province, city or county only
-])
+@pytest.mark.parametrize(
+    ("parent_attr", "kind"),
+    [
+        ("village_a", OrgKind.VILLAGE),  # nothing under a village
+        ("county_a", OrgKind.VILLAGE),  # a village directly under a county
+        ("city", OrgKind.TOWNSHIP),
+        ("town_a", OrgKind.PROVINCE),
+        (None, OrgKind.TOWNSHIP),  # roots are province, city or county only
+    ],
+)
 def test_kind_rules(tree, parent_attr, kind):
     parent = getattr(tree, parent_attr) if parent_attr else None
     with pytest.raises(services.OrgError):
@@ -116,6 +119,7 @@ def test_cannot_move_under_itself_or_break_kind_rules(tree):
 
 # admin pages ------------------------------------------------------------------
 
+
 @pytest.fixture
 def city_admin(tree):
     admin = UserFactory(username="city_admin", org_unit=tree.city)
@@ -139,8 +143,9 @@ def test_admin_browses_tree_with_breadcrumb(client, tree, city_admin):
 
 def test_admin_creates_edits_and_moves(client, tree, city_admin):
     login(client, "city_admin")
-    r = client.post(f"/admin/orgs/{tree.county_a.id}/children",
-                    data={"code": "360121002", "name": "东乡", "kind": "township"})
+    r = client.post(
+        f"/admin/orgs/{tree.county_a.id}/children", data={"code": "360121002", "name": "东乡", "kind": "township"}
+    )
     assert r.status_code == 302
     new = services.by_code("360121002")
     assert new is not None and new.parent_id == tree.county_a.id
@@ -154,14 +159,17 @@ def test_admin_creates_edits_and_moves(client, tree, city_admin):
     assert moved.path == f"{tree.county_b.path}{moved.id}/"
 
 
-@pytest.mark.parametrize("data", [
-    {"code": "", "name": "x", "kind": "township"},  # missing code
-    {"code": "N1", "name": "", "kind": "township"},  # missing name
-    {"code": "N1", "name": "x", "kind": "castle"},  # not a kind
-    {"code": "N1" * 40, "name": "x", "kind": "township"},  # too long
-    {"code": "N1", "name": "x", "kind": "village"},  # kind rule: no village under a county
-    {"code": "360122", "name": "x", "kind": "township"},  # code taken
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"code": "", "name": "x", "kind": "township"},  # missing code
+        {"code": "N1", "name": "", "kind": "township"},  # missing name
+        {"code": "N1", "name": "x", "kind": "castle"},  # not a kind
+        {"code": "N1" * 40, "name": "x", "kind": "township"},  # too long
+        {"code": "N1", "name": "x", "kind": "village"},  # kind rule: no village under a county
+        {"code": "360122", "name": "x", "kind": "township"},  # code taken
+    ],
+)
 def test_admin_create_bad_input_is_400_and_changes_nothing(client, tree, city_admin, data):
     login(client, "city_admin")
     before = _count_units()

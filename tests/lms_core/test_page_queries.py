@@ -40,8 +40,12 @@ def _course(tree: Any, n: int, *, sections: int, topic: Topic, instructor: Any) 
     lessons = []
     for s in range(sections):
         section = Section(course=course, title=f"第{s + 1}章", position=s)
-        lessons += [Lesson(section=section, course=course, title=f"第{s + 1}章第{i + 1}节", kind=LessonKind.DOCUMENT,
-                           position=i) for i in range(2)]
+        lessons += [
+            Lesson(
+                section=section, course=course, title=f"第{s + 1}章第{i + 1}节", kind=LessonKind.DOCUMENT, position=i
+            )
+            for i in range(2)
+        ]
     Section(course=course, title="空章", position=sections)  # a section without lessons still shows
     db.session.add(course)
     db.session.flush()
@@ -55,8 +59,11 @@ def test_course_page_query_count_does_not_grow_with_its_outline(client: Any, tre
     teacher = UserFactory(full_name="王讲师", org_unit=tree.city)
     course, lessons = _course(tree, 0, sections=sections, topic=Topic(name="党史"), instructor=teacher)
     db.session.add(Enrolment(user_id=learner.id, course_id=course.id, registration=str(uuid.uuid4())))
-    db.session.add(LessonProgress(user_id=learner.id, lesson_id=lessons[0].id, course_id=course.id,
-                                  status=ProgressStatus.COMPLETED))
+    db.session.add(
+        LessonProgress(
+            user_id=learner.id, lesson_id=lessons[0].id, course_id=course.id, status=ProgressStatus.COMPLETED
+        )
+    )
     db.session.commit()
     assert login(client, "liming").status_code == 302
     count, html = _queries(client, f"/courses/{course.id}")
@@ -80,7 +87,7 @@ def test_catalogue_query_count_does_not_grow_with_courses(client: Any, tree: Any
     # session user; the page of courses (+ enrolled flags, instructor names, total); topics
     assert count <= 3, count
     assert html.count("王讲师") == min(courses, 20) and html.count("党史") >= min(courses, 20)
-    assert html.count('<strong>') == 1  # "enrolled" on the one course this learner is enrolled in
+    assert html.count("<strong>") == 1  # "enrolled" on the one course this learner is enrolled in
 
 
 def test_instructor_names_come_in_user_order(client: Any, tree: Any) -> None:

@@ -32,6 +32,9 @@ def test_trusted_proxy_supplies_client_address(client, app):
 @pytest.mark.app_config(LMS_TRUSTED_PROXIES=1)
 def test_only_the_trusted_number_of_hops_is_believed(client):
     # A client-supplied X-Forwarded-For is prepended to by nginx; only the last hop counts.
-    client.post("/login", data={"username": "nobody", "password": "wrong-pass-1"},
-                headers={"X-Forwarded-For": "10.9.9.9, 198.51.100.7"})
+    client.post(
+        "/login",
+        data={"username": "nobody", "password": "wrong-pass-1"},
+        headers={"X-Forwarded-For": "10.9.9.9, 198.51.100.7"},
+    )
     assert db.session.query(LoginAttempt).one().ip == "198.51.100.7"

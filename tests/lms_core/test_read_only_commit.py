@@ -48,8 +48,10 @@ def test_orm_write_is_still_rolled_back(app, tree):
 def test_raw_driver_write_is_still_rolled_back(app, tree):
     before = _unit_count()
     raw = db.session.connection().connection.driver_connection
-    raw.execute("INSERT INTO org_units (code, name, kind, path, depth, active, created_at) "
-                "VALUES ('999998', '临时', 'city', '/x/', 0, true, now())")
+    raw.execute(
+        "INSERT INTO org_units (code, name, kind, path, depth, active, created_at) "
+        "VALUES ('999998', '临时', 'city', '/x/', 0, true, now())"
+    )
     db.session.rollback()
     assert _unit_count() == before
 

@@ -12,8 +12,10 @@ from lms_core.extensions import db
 from tests.conftest import login
 from tests.factories import UserFactory, grant
 
-PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4"
-       b"\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4"
+    b"\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
+)
 
 
 @pytest.fixture
@@ -36,6 +38,7 @@ def _copy_session(src, dst) -> None:
 
 
 # 1. logout ------------------------------------------------------------------------
+
 
 def test_a_cookie_saved_before_logout_no_longer_works(client, app, user):
     login(client, "liming")
@@ -73,6 +76,7 @@ def test_logout_with_a_token_leaves_browser_sessions_alone(client, app, user):
 
 # 2. the forced password change ----------------------------------------------------
 
+
 @pytest.fixture
 def must_change(user):
     user.must_change_password = True
@@ -103,6 +107,7 @@ def test_a_live_token_still_serves_a_machine_client(client, must_change):
 
 # 3. revocation and scopes ---------------------------------------------------------
 
+
 def _works(client, plain: str) -> bool:
     return client.get("/api/v1/me", headers={"Authorization": f"Bearer {plain}"}).status_code == 200
 
@@ -113,8 +118,9 @@ def test_tokens_are_revoked_when_the_user_changes_their_password(client, user):
     db.session.commit()
     assert _works(client, first) and _works(client, second)
     login(client, "liming")
-    r = client.post("/account/password",
-                    data={"current": "Passw0rd!", "new": "N3w-password", "confirm": "N3w-password"})
+    r = client.post(
+        "/account/password", data={"current": "Passw0rd!", "new": "N3w-password", "confirm": "N3w-password"}
+    )
     assert r.status_code == 302
     anonymous = client.application.test_client()
     assert not _works(anonymous, first) and not _works(anonymous, second)
@@ -143,8 +149,9 @@ def test_a_read_only_token_reads_but_cannot_write(client, teacher):
     auth = {"Authorization": f"Bearer {plain}"}
     assert client.get("/api/v1/me", headers=auth).status_code == 200
     for method in ("put", "post"):
-        r = getattr(client, method)("/api/media?name=a.png", data=PNG,
-                                    headers={**auth, "Content-Type": "application/octet-stream"})
+        r = getattr(client, method)(
+            "/api/media?name=a.png", data=PNG, headers={**auth, "Content-Type": "application/octet-stream"}
+        )
         assert r.status_code == 403
         assert r.get_json()["error"] == "此 API 令牌为只读：不能修改数据。"
     assert db.session.execute(select(Event).filter_by(name="media.uploaded")).scalars().all() == []
@@ -153,8 +160,11 @@ def test_a_read_only_token_reads_but_cannot_write(client, teacher):
 def test_a_read_write_token_may_write(client, teacher):
     _t, plain = services.create_token(teacher, "uploader", scope=TokenScope.READ_WRITE)
     db.session.commit()
-    r = client.put("/api/media?name=a.png", data=PNG,
-                   headers={"Authorization": f"Bearer {plain}", "Content-Type": "application/octet-stream"})
+    r = client.put(
+        "/api/media?name=a.png",
+        data=PNG,
+        headers={"Authorization": f"Bearer {plain}", "Content-Type": "application/octet-stream"},
+    )
     assert r.status_code == 201
 
 
@@ -182,18 +192,23 @@ def test_the_scope_is_chosen_in_the_cli(app, user):
 
 # 4. CSRF on the raw upload --------------------------------------------------------
 
+
 @pytest.mark.app_config(WTF_CSRF_ENABLED=True)
 def test_a_bearer_header_does_not_lift_csrf_for_a_cookie_session(client, teacher):
     login_page = client.get("/login").get_data(as_text=True)
     import re
 
     csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', login_page)
+        r'value="([^"]+)"[^>]*name="csrf_token"', login_page
+    )
     assert csrf
     r = client.post("/login", data={"username": "teacher", "password": "Passw0rd!", "csrf_token": csrf.group(1)})
     assert r.status_code == 302
     for header in ("Bearer junk", "Bearer lms_forged"):
-        r = client.put("/api/media?name=a.png", data=PNG,
-                       headers={"Authorization": header, "Content-Type": "application/octet-stream"})
+        r = client.put(
+            "/api/media?name=a.png",
+            data=PNG,
+            headers={"Authorization": header, "Content-Type": "application/octet-stream"},
+        )
         assert r.status_code == 400, r.get_json()
     assert db.session.execute(select(Event).filter_by(name="media.uploaded")).scalars().all() == []

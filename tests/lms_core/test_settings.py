@@ -26,15 +26,17 @@ class Other:
 
 @pytest.fixture
 def app(database_url, tmp_path):
-    with running_app(database_url, tmp_path,
-                     LMS_PLUGIN_OBJECTS={"hookprobe": HookProbe(), "other": Other()}) as app:
+    with running_app(database_url, tmp_path, LMS_PLUGIN_OBJECTS={"hookprobe": HookProbe(), "other": Other()}) as app:
         yield app
 
 
 def test_defaults_are_namespaced_per_plugin(app):
     assert settings.declared() == {
-        "hookprobe.greeting": "hello", "hookprobe.limit": 3,
-        "other.greeting": None, "other.ratio": 0.5, "other.enabled": False,
+        "hookprobe.greeting": "hello",
+        "hookprobe.limit": 3,
+        "other.greeting": None,
+        "other.ratio": 0.5,
+        "other.enabled": False,
     }
     assert settings.get("hookprobe", "greeting") == "hello"
     assert settings.get("other", "greeting") is None
@@ -56,9 +58,15 @@ def test_values_are_stored_and_read_back(app):
     assert db.session.get(Setting, "hookprobe.limit") is None  # defaults are not stored
 
 
-@pytest.mark.parametrize(("plugin", "key"), [
-    ("hookprobe", "greting"), ("hookprobe", "ratio"), ("nobody", "greeting"), ("", "hookprobe.greeting"),
-])
+@pytest.mark.parametrize(
+    ("plugin", "key"),
+    [
+        ("hookprobe", "greting"),
+        ("hookprobe", "ratio"),
+        ("nobody", "greeting"),
+        ("", "hookprobe.greeting"),
+    ],
+)
 def test_undeclared_keys_are_refused(app, plugin, key):
     with pytest.raises(KeyError, match="undeclared"):
         settings.get(plugin, key)
@@ -67,14 +75,17 @@ def test_undeclared_keys_are_refused(app, plugin, key):
     assert db.session.get(Setting, f"{plugin}.{key}") is None
 
 
-@pytest.mark.parametrize(("plugin", "key", "value"), [
-    ("hookprobe", "limit", "5"),
-    ("hookprobe", "limit", 2.5),
-    ("hookprobe", "limit", True),  # bool is an int subclass; still not a count
-    ("hookprobe", "greeting", 3),
-    ("other", "enabled", 1),
-    ("other", "ratio", "0.7"),
-])
+@pytest.mark.parametrize(
+    ("plugin", "key", "value"),
+    [
+        ("hookprobe", "limit", "5"),
+        ("hookprobe", "limit", 2.5),
+        ("hookprobe", "limit", True),  # bool is an int subclass; still not a count
+        ("hookprobe", "greeting", 3),
+        ("other", "enabled", 1),
+        ("other", "ratio", "0.7"),
+    ],
+)
 def test_wrong_types_are_refused(app, plugin, key, value):
     with pytest.raises(TypeError):
         settings.set_value(plugin, key, value)
@@ -84,12 +95,26 @@ def test_wrong_types_are_refused(app, plugin, key, value):
 
 # core configuration ---------------------------------------------------------
 
+
 def test_environment_values_are_converted():
-    got = config.from_environ({
-        "LMS_INLINE_JOBS": "0", "LMS_SESSION_COOKIE_SECURE": "yes", "LMS_PAGE_SIZE": "20",
-        "LMS_PLUGINS": " demo_panel, lrs ,,", "LMS_THEME": "dark", "LMS_NOT_A_SETTING": "x", "HOME": "/root"})
-    assert got == {"LMS_INLINE_JOBS": False, "LMS_SESSION_COOKIE_SECURE": True, "LMS_PAGE_SIZE": 20,
-                   "LMS_PLUGINS": ["demo_panel", "lrs"], "LMS_THEME": "dark"}
+    got = config.from_environ(
+        {
+            "LMS_INLINE_JOBS": "0",
+            "LMS_SESSION_COOKIE_SECURE": "yes",
+            "LMS_PAGE_SIZE": "20",
+            "LMS_PLUGINS": " demo_panel, lrs ,,",
+            "LMS_THEME": "dark",
+            "LMS_NOT_A_SETTING": "x",
+            "HOME": "/root",
+        }
+    )
+    assert got == {
+        "LMS_INLINE_JOBS": False,
+        "LMS_SESSION_COOKIE_SECURE": True,
+        "LMS_PAGE_SIZE": 20,
+        "LMS_PLUGINS": ["demo_panel", "lrs"],
+        "LMS_THEME": "dark",
+    }
 
 
 @pytest.mark.parametrize("env", [{"LMS_INLINE_JOBS": "maybe"}, {"LMS_PAGE_SIZE": "fifty"}])

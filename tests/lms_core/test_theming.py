@@ -24,18 +24,26 @@ def themes(tmp_path: Path) -> Path:
     (base / "civic" / "static" / "css").mkdir(parents=True)
     (templates / "auth" / "login.html").write_text(
         '{% extends "base.html" %}{% block content %}<p id="civic-login">{{ _("Sign in") }} · civic</p>'
-        '<form method="post">{{ form.hidden_tag() }}</form>{% endblock %}', encoding="utf-8")
+        '<form method="post">{{ form.hidden_tag() }}</form>{% endblock %}',
+        encoding="utf-8",
+    )
     (templates / "hookprobe" / "page.html").write_text(
         '{% extends "base.html" %}{% block content %}<p id="civic-probe">{{ greeting }}</p>{% endblock %}',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     (base / "civic" / "static" / "css" / "app.css").write_text("/* civic theme */ body { color: #123; }")
     return base
 
 
 @pytest.fixture
 def app(database_url, tmp_path, themes):
-    with running_app(database_url, tmp_path, LMS_THEMES_DIR=str(themes), LMS_THEME="civic",
-                     LMS_PLUGIN_OBJECTS={"hookprobe": HookProbe()}) as app:
+    with running_app(
+        database_url,
+        tmp_path,
+        LMS_THEMES_DIR=str(themes),
+        LMS_THEME="civic",
+        LMS_PLUGIN_OBJECTS={"hookprobe": HookProbe()},
+    ) as app:
         yield app
 
 
@@ -56,8 +64,11 @@ def test_theme_overrides_a_plugin_template(client, tree):
 def test_theme_static_file_wins_and_default_fills_the_rest(client):
     with client.get("/static/css/app.css") as r:
         assert r.status_code == 200 and r.data.startswith(b"/* civic theme */")
-    default_files = sorted(p.relative_to(THEMES_DEFAULT_STATIC).as_posix()
-                           for p in THEMES_DEFAULT_STATIC.rglob("*") if p.is_file() and p.name != "app.css")
+    default_files = sorted(
+        p.relative_to(THEMES_DEFAULT_STATIC).as_posix()
+        for p in THEMES_DEFAULT_STATIC.rglob("*")
+        if p.is_file() and p.name != "app.css"
+    )
     assert default_files, "the default theme ships static files besides app.css"
     with client.get(f"/static/{default_files[0]}") as r:
         assert r.status_code == 200

@@ -74,8 +74,9 @@ def test_placeholders_are_kept_exactly(po: Path):
         ids = _strings(m.id)
         for text in _strings(m.string):
             # Stricter than babel, which accepts a translation dropping a named placeholder.
-            if _placeholders(text) != _placeholders(ids[0]) and (len(ids) < 2 or
-                                                                 _placeholders(text) != _placeholders(ids[1])):
+            if _placeholders(text) != _placeholders(ids[0]) and (
+                len(ids) < 2 or _placeholders(text) != _placeholders(ids[1])
+            ):
                 problems.append(f"{m.id!r}: {sorted(_placeholders(ids[0]))} vs {sorted(_placeholders(text))}")
     assert problems == []
 
@@ -103,8 +104,10 @@ TEMPLATED = [(po, po.parents[2] / "messages.pot") for po in PO_FILES if (po.pare
 
 
 def test_the_core_template_is_found():
-    assert (CORE_TRANSLATIONS / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po", CORE_TRANSLATIONS / "messages.pot") \
-        in TEMPLATED
+    assert (
+        CORE_TRANSLATIONS / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po",
+        CORE_TRANSLATIONS / "messages.pot",
+    ) in TEMPLATED
 
 
 @pytest.mark.parametrize(("po", "pot"), TEMPLATED, ids=[_po_id(po) for po, _pot in TEMPLATED])
@@ -121,8 +124,9 @@ class _VisibleText(HTMLParser):
     the other language on purpose) are left out with everything inside them.
     """
 
-    VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-                      "track", "wbr"})
+    VOID = frozenset(
+        {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+    )
     SPOKEN_ATTRS = ("aria-label", "placeholder", "title", "alt")
 
     def __init__(self, skip_lang: str) -> None:
@@ -187,8 +191,14 @@ def test_sign_in_page_is_english_with_the_language_cookie(client):
     html = r.get_data(as_text=True)
     assert '<html lang="en">' in html
     texts = _visible(html, skip_lang="zh-CN")
-    for expected in ("Sign in · Cadre Online Academy", "Cadre Online Academy", "Username", "Password", "Sign in",
-                     "Menu"):
+    for expected in (
+        "Sign in · Cadre Online Academy",
+        "Cadre Online Academy",
+        "Username",
+        "Password",
+        "Sign in",
+        "Menu",
+    ):
         assert expected in texts, expected
     assert [t for t in texts if CJK.search(t)] == []
     assert 'lang="zh-CN">中文</a>' in html

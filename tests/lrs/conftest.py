@@ -34,8 +34,16 @@ class Xapi:
         h.update(extra or {})
         return h
 
-    def open(self, method: str, path: str, *, json_body: Any = None, data: Any = None,
-             headers: dict[str, str] | None = None, **params: Any) -> Any:
+    def open(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        **params: Any,
+    ) -> Any:
         h = self.headers(headers)
         if json_body is not None:
             data = json.dumps(json_body, ensure_ascii=False).encode()
@@ -68,8 +76,12 @@ def xapi(app: Flask) -> Xapi:
     return make_client(app)
 
 
-def statement(actor: dict[str, Any] | None = None, verb: str = "http://adlnet.gov/expapi/verbs/experienced",
-              activity: str = "http://example.com/activities/1", **extra: Any) -> dict[str, Any]:
+def statement(
+    actor: dict[str, Any] | None = None,
+    verb: str = "http://adlnet.gov/expapi/verbs/experienced",
+    activity: str = "http://example.com/activities/1",
+    **extra: Any,
+) -> dict[str, Any]:
     s: dict[str, Any] = {
         "actor": actor or {"objectType": "Agent", "mbox": "mailto:learner@example.com", "name": "Learner"},
         "verb": {"id": verb, "display": {"en-US": "experienced"}},

@@ -14,10 +14,15 @@ from tests.lrs.conftest import statement
 BOUNDARY = "abcABC0123'()+_,-./:=?"
 
 
-def _attachment(content: bytes, usage: str = "http://example.com/usage/test", ctype: str = "text/plain",
-                **extra):
-    return {"usageType": usage, "display": {"zh-CN": "附件"}, "contentType": ctype, "length": len(content),
-            "sha2": hashlib.sha256(content).hexdigest(), **extra}
+def _attachment(content: bytes, usage: str = "http://example.com/usage/test", ctype: str = "text/plain", **extra):
+    return {
+        "usageType": usage,
+        "display": {"zh-CN": "附件"},
+        "contentType": ctype,
+        "length": len(content),
+        "sha2": hashlib.sha256(content).hexdigest(),
+        **extra,
+    }
 
 
 def _multipart(first: object, parts: list[tuple[bytes, str | None]], ctype: str = "text/plain") -> bytes:
@@ -32,8 +37,7 @@ def _multipart(first: object, parts: list[tuple[bytes, str | None]], ctype: str 
 
 
 def _post_multipart(xapi, body: bytes):
-    return xapi.post("statements", data=body,
-                     headers={"Content-Type": f'multipart/mixed; boundary="{BOUNDARY}"'})
+    return xapi.post("statements", data=body, headers={"Content-Type": f'multipart/mixed; boundary="{BOUNDARY}"'})
 
 
 def test_attachment_round_trip(xapi):
@@ -84,9 +88,16 @@ def _signing_material():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LRS test signer")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     return key, base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
 
 
@@ -110,8 +121,9 @@ SIG_USAGE = "http://adlnet.gov/expapi/attachments/signature"
 def _signed(xapi, payload: dict, jws: bytes):
     s = dict(payload)
     s["attachments"] = [_attachment(jws, usage=SIG_USAGE, ctype="application/octet-stream")]
-    return _post_multipart(xapi, _multipart(s, [(jws, hashlib.sha256(jws).hexdigest())],
-                                            ctype="application/octet-stream"))
+    return _post_multipart(
+        xapi, _multipart(s, [(jws, hashlib.sha256(jws).hexdigest())], ctype="application/octet-stream")
+    )
 
 
 def test_valid_signed_statement_is_stored(xapi):

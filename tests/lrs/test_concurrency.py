@@ -38,9 +38,14 @@ def test_concurrent_batches_sharing_agents_and_activities(app, xapi):
 
     def worker(w: int) -> None:
         for b in range(6):
-            batch = [statement(actor=AGENTS[(w + i) % 5], activity=ACTIVITIES[(b + i) % 5],
-                               context={"contextActivities": {"grouping": [{"id": ACTIVITIES[i % 5]}]}},
-                               ) for i in range(40)]
+            batch = [
+                statement(
+                    actor=AGENTS[(w + i) % 5],
+                    activity=ACTIVITIES[(b + i) % 5],
+                    context={"contextActivities": {"grouping": [{"id": ACTIVITIES[i % 5]}]}},
+                )
+                for i in range(40)
+            ]
             # Every thread also sends the same 20 statements: identical duplicates race.
             r = xapi.post("statements", json_body=batch + shared)
             with lock:
@@ -76,16 +81,27 @@ def test_racing_puts_of_one_id_store_exactly_one(app, xapi):
 def test_concurrent_json_merges_lose_nothing(app, xapi):
     import json
 
-    params = {"activityId": "http://example.com/course/1", "agent": {"mbox": "mailto:learner@example.com"},
-              "stateId": "progress"}
-    assert xapi.post("activities/state", data=b'{"start": 0}', headers={"Content-Type": "application/json"},
-                     **params).status_code == 204
+    params = {
+        "activityId": "http://example.com/course/1",
+        "agent": {"mbox": "mailto:learner@example.com"},
+        "stateId": "progress",
+    }
+    assert (
+        xapi.post(
+            "activities/state", data=b'{"start": 0}', headers={"Content-Type": "application/json"}, **params
+        ).status_code
+        == 204
+    )
     statuses: list[int] = []
     lock = threading.Lock()
 
     def worker(n: int) -> None:
-        r = xapi.post("activities/state", data=json.dumps({f"lesson{n}": n}).encode(),
-                      headers={"Content-Type": "application/json"}, **params)
+        r = xapi.post(
+            "activities/state",
+            data=json.dumps({f"lesson{n}": n}).encode(),
+            headers={"Content-Type": "application/json"},
+            **params,
+        )
         with lock:
             statuses.append(r.status_code)
 
@@ -98,14 +114,21 @@ def test_concurrent_json_merges_lose_nothing(app, xapi):
 def test_concurrent_creation_of_one_state_document(app, xapi):
     import json
 
-    params = {"activityId": "http://example.com/course/2", "agent": {"mbox": "mailto:learner@example.com"},
-              "stateId": "fresh"}
+    params = {
+        "activityId": "http://example.com/course/2",
+        "agent": {"mbox": "mailto:learner@example.com"},
+        "stateId": "fresh",
+    }
     statuses: list[int] = []
     lock = threading.Lock()
 
     def worker(n: int) -> None:
-        r = xapi.post("activities/state", data=json.dumps({f"k{n}": n}).encode(),
-                      headers={"Content-Type": "application/json"}, **params)
+        r = xapi.post(
+            "activities/state",
+            data=json.dumps({f"k{n}": n}).encode(),
+            headers={"Content-Type": "application/json"},
+            **params,
+        )
         with lock:
             statuses.append(r.status_code)
 

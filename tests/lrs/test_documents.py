@@ -96,8 +96,12 @@ def test_profile_put_requires_a_precondition_and_leaves_nothing_when_rejected(xa
 def test_agent_profile_with_chinese_text(xapi):
     text = "学员档案：张三，南岭县".encode()
     params = {"agent": AGENT, "profileId": "档案"}
-    r = xapi.put("agents/profile", data=text, headers={"Content-Type": "text/plain; charset=utf-8",
-                                                       "If-None-Match": "*"}, **params)
+    r = xapi.put(
+        "agents/profile",
+        data=text,
+        headers={"Content-Type": "text/plain; charset=utf-8", "If-None-Match": "*"},
+        **params,
+    )
     assert r.status_code == 204
     got = xapi.get("agents/profile", **params)
     assert got.get_data() == text and got.headers["Content-Type"].startswith("text/plain")
@@ -115,20 +119,26 @@ def test_since_lists_recent_documents_only(xapi):
     assert "new" in ids
 
 
-@pytest.mark.parametrize("params", [
-    {"activityId": "not an iri", "agent": json.dumps(AGENT), "stateId": "s"},
-    {"activityId": ACT, "stateId": "s"},
-    {"activityId": ACT, "agent": "{broken", "stateId": "s"},
-    {"activityId": ACT, "agent": json.dumps(AGENT), "registration": "nope", "stateId": "s"},
-    {"activityId": ACT, "agent": json.dumps(AGENT), "stateId": "s", "extra": "1"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"activityId": "not an iri", "agent": json.dumps(AGENT), "stateId": "s"},
+        {"activityId": ACT, "stateId": "s"},
+        {"activityId": ACT, "agent": "{broken", "stateId": "s"},
+        {"activityId": ACT, "agent": json.dumps(AGENT), "registration": "nope", "stateId": "s"},
+        {"activityId": ACT, "agent": json.dumps(AGENT), "stateId": "s", "extra": "1"},
+    ],
+)
 def test_bad_state_parameters_are_400(xapi, params):
     assert xapi.get("activities/state", **params).status_code == 400
 
 
 def test_activities_and_agents_resources(xapi):
-    s = {"actor": AGENT, "verb": {"id": "http://adlnet.gov/expapi/verbs/attended"},
-         "object": {"id": ACT, "definition": {"name": {"zh-CN": "专题培训"}}}}
+    s = {
+        "actor": AGENT,
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/attended"},
+        "object": {"id": ACT, "definition": {"name": {"zh-CN": "专题培训"}}},
+    }
     xapi.post("statements", json_body=s)
     s2 = {**s, "object": {"id": ACT, "definition": {"name": {"en-US": "Training"}}}}
     xapi.post("statements", json_body=s2)

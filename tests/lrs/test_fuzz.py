@@ -17,19 +17,44 @@ from lrs.models import LrsAttachment, LrsDocument, LrsStatement, LrsStatementKey
 from tests.lrs.conftest import make_client, statement
 from tests.strategies import HOSTILE_TEXT, HOSTILE_VALUES, fuzz_examples, to_json, with_value_at
 
-FUZZ = settings(max_examples=fuzz_examples(30), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=fuzz_examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 AGENT = {"objectType": "Agent", "mbox": "mailto:learner@example.com"}
 ACTIVITY = "http://example.com/activities/1"
 #: Where a hostile value goes in an otherwise valid statement.
-STATEMENT_PATHS = [("id",), ("actor",), ("actor", "name"), ("actor", "mbox"), ("actor", "account"), ("verb",),
-                   ("verb", "id"), ("verb", "display"), ("verb", "display", "zh-CN"), ("object",), ("object", "id"),
-                   ("object", "definition", "name"), ("object", "definition", "extensions"),
-                   ("result", "score", "raw"), ("result", "score", "scaled"), ("result", "success"),
-                   ("result", "response"), ("result", "duration"), ("result", "extensions", "http://x.cn/e"),
-                   ("context", "registration"), ("context", "extensions", "http://x.cn/c"), ("context", "language"),
-                   ("context", "contextActivities", "parent"), ("timestamp",), ("stored",), ("version",),
-                   ("authority",), ("attachments",)]
+STATEMENT_PATHS = [
+    ("id",),
+    ("actor",),
+    ("actor", "name"),
+    ("actor", "mbox"),
+    ("actor", "account"),
+    ("verb",),
+    ("verb", "id"),
+    ("verb", "display"),
+    ("verb", "display", "zh-CN"),
+    ("object",),
+    ("object", "id"),
+    ("object", "definition", "name"),
+    ("object", "definition", "extensions"),
+    ("result", "score", "raw"),
+    ("result", "score", "scaled"),
+    ("result", "success"),
+    ("result", "response"),
+    ("result", "duration"),
+    ("result", "extensions", "http://x.cn/e"),
+    ("context", "registration"),
+    ("context", "extensions", "http://x.cn/c"),
+    ("context", "language"),
+    ("context", "contextActivities", "parent"),
+    ("timestamp",),
+    ("stored",),
+    ("version",),
+    ("authority",),
+    ("attachments",),
+]
 
 
 #: A query-parameter value: hostile text, or hostile JSON as text (agent=..., more=...).
@@ -38,8 +63,10 @@ PARAM_VALUES = st.one_of(HOSTILE_TEXT, HOSTILE_VALUES.map(lambda v: to_json(v).d
 
 def _rows() -> tuple[int, ...]:
     db.session.expire_all()
-    return tuple(db.session.execute(select(func.count()).select_from(t)).scalar_one()
-                 for t in (LrsStatement, LrsStatementKey, LrsDocument, LrsAttachment))
+    return tuple(
+        db.session.execute(select(func.count()).select_from(t)).scalar_one()
+        for t in (LrsStatement, LrsStatementKey, LrsDocument, LrsAttachment)
+    )
 
 
 def _xapi(app):
@@ -48,8 +75,14 @@ def _xapi(app):
     return app._fuzz_xapi
 
 
-def _call(xapi, method: str, resource: str, params: dict[str, str], data: bytes | None = None,
-          headers: dict[str, str] | None = None):
+def _call(
+    xapi,
+    method: str,
+    resource: str,
+    params: dict[str, str],
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+):
     # Not Xapi.open: a fuzzed parameter may be called "method" or "path". Percent-encoded
     # by hand: a lone surrogate goes out as its (invalid) UTF-8 bytes, as a hostile client sends it.
     query = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in params.items())
@@ -89,9 +122,25 @@ def test_fuzzed_statements_are_never_5xx(app, data, method):
     _strict_json(listed.get_data(as_text=True))
 
 
-GET_PARAMS = ["statementId", "voidedStatementId", "agent", "verb", "activity", "registration", "related_activities",
-              "related_agents", "since", "until", "limit", "format", "attachments", "ascending", "more", "Agent",
-              "method"]
+GET_PARAMS = [
+    "statementId",
+    "voidedStatementId",
+    "agent",
+    "verb",
+    "activity",
+    "registration",
+    "related_activities",
+    "related_agents",
+    "since",
+    "until",
+    "limit",
+    "format",
+    "attachments",
+    "ascending",
+    "more",
+    "Agent",
+    "method",
+]
 
 
 @FUZZ
@@ -117,16 +166,25 @@ DOC_PARAMS = ["activityId", "agent", "stateId", "profileId", "registration", "si
 
 
 @FUZZ
-@given(resource=st.sampled_from(sorted(DOC_RESOURCES)), method=st.sampled_from(["GET", "PUT", "POST", "DELETE"]),
-       field=st.sampled_from(DOC_PARAMS), value=PARAM_VALUES,
-       body=HOSTILE_VALUES, ctype=st.sampled_from(["application/json", "text/plain", "application/octet-stream"]),
-       precondition=st.sampled_from([{}, {"If-None-Match": "*"}, {"If-Match": "*"}, {"If-Match": '"\u0000"'}]))
+@given(
+    resource=st.sampled_from(sorted(DOC_RESOURCES)),
+    method=st.sampled_from(["GET", "PUT", "POST", "DELETE"]),
+    field=st.sampled_from(DOC_PARAMS),
+    value=PARAM_VALUES,
+    body=HOSTILE_VALUES,
+    ctype=st.sampled_from(["application/json", "text/plain", "application/octet-stream"]),
+    precondition=st.sampled_from([{}, {"If-None-Match": "*"}, {"If-Match": "*"}, {"If-Match": '"\u0000"'}]),
+)
 def test_fuzzed_documents_are_never_5xx(app, resource, method, field, value, body, ctype, precondition):
     xapi = _xapi(app)
     params = {**DOC_RESOURCES[resource], field: value}
     if not _rows()[2]:  # one JSON document to merge into
-        xapi.post("activities/state", data=b'{"ok": 1}', headers={"Content-Type": "application/json"},
-                  **DOC_RESOURCES["activities/state"])
+        xapi.post(
+            "activities/state",
+            data=b'{"ok": 1}',
+            headers={"Content-Type": "application/json"},
+            **DOC_RESOURCES["activities/state"],
+        )
     before = _rows()
     r = _call(xapi, method, resource, params, to_json(body), {"Content-Type": ctype, **precondition})
     assert r.status_code < 500, r.get_data(as_text=True)[:300]
@@ -135,9 +193,11 @@ def test_fuzzed_documents_are_never_5xx(app, resource, method, field, value, bod
 
 
 @FUZZ
-@given(resource=st.sampled_from(["activities", "agents", "about"]),
-       params=st.dictionaries(st.sampled_from(["activityId", "agent", "since", "x"]), PARAM_VALUES, max_size=2),
-       method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE"]))
+@given(
+    resource=st.sampled_from(["activities", "agents", "about"]),
+    params=st.dictionaries(st.sampled_from(["activityId", "agent", "since", "x"]), PARAM_VALUES, max_size=2),
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE"]),
+)
 def test_fuzzed_activities_agents_and_about_are_never_5xx(app, resource, params, method):
     xapi = _xapi(app)
     before = _rows()

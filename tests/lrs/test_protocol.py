@@ -11,8 +11,10 @@ import pytest
 from tests.lrs.conftest import make_client, statement
 
 
-@pytest.mark.parametrize("version,status", [("1.0.3", 200), ("1.0", 200), ("1.0.9", 200), ("0.95", 400),
-                                            ("1.1.0", 400), ("2.0.0", 400), ("", 400)])
+@pytest.mark.parametrize(
+    "version,status",
+    [("1.0.3", 200), ("1.0", 200), ("1.0.9", 200), ("0.95", 400), ("1.1.0", 400), ("2.0.0", 400), ("", 400)],
+)
 def test_version_header(xapi, version, status):
     r = xapi.get("statements", headers={"X-Experience-API-Version": version})
     assert r.status_code == status
@@ -35,8 +37,9 @@ def test_about_lists_only_1_0_versions_without_auth(client):
 def test_authentication(app, xapi):
     assert xapi.client.get("/xapi/statements", headers={"X-Experience-API-Version": "1.0.3"}).status_code == 401
     bad = base64.b64encode(f"{xapi.key}:wrong".encode()).decode()
-    r = xapi.client.get("/xapi/statements", headers={"X-Experience-API-Version": "1.0.3",
-                                                     "Authorization": f"Basic {bad}"})
+    r = xapi.client.get(
+        "/xapi/statements", headers={"X-Experience-API-Version": "1.0.3", "Authorization": f"Basic {bad}"}
+    )
     assert r.status_code == 401 and "WWW-Authenticate" in r.headers
 
 
@@ -71,26 +74,43 @@ def test_scopes(app):
 
 
 def test_alternate_request_syntax(xapi):
-    form = {"Authorization": xapi.headers()["Authorization"], "X-Experience-API-Version": "1.0.3",
-            "Content-Type": "application/json", "content": json.dumps(statement(actor={
-                "mbox": "mailto:alt@example.com", "name": "王五"}), ensure_ascii=False)}
-    r = xapi.client.post("/xapi/statements?method=POST", data=urllib.parse.urlencode(form),
-                         content_type="application/x-www-form-urlencoded")
+    form = {
+        "Authorization": xapi.headers()["Authorization"],
+        "X-Experience-API-Version": "1.0.3",
+        "Content-Type": "application/json",
+        "content": json.dumps(statement(actor={"mbox": "mailto:alt@example.com", "name": "王五"}), ensure_ascii=False),
+    }
+    r = xapi.client.post(
+        "/xapi/statements?method=POST",
+        data=urllib.parse.urlencode(form),
+        content_type="application/x-www-form-urlencoded",
+    )
     assert r.status_code == 200, r.get_data(as_text=True)
     sid = r.get_json()[0]
     get_form = {"Authorization": form["Authorization"], "X-Experience-API-Version": "1.0.3", "statementId": sid}
-    got = xapi.client.post("/xapi/statements?method=GET", data=urllib.parse.urlencode(get_form),
-                           content_type="application/x-www-form-urlencoded")
+    got = xapi.client.post(
+        "/xapi/statements?method=GET",
+        data=urllib.parse.urlencode(get_form),
+        content_type="application/x-www-form-urlencoded",
+    )
     assert got.status_code == 200 and got.get_json()["actor"]["name"] == "王五"
-    extra = xapi.client.post(f"/xapi/statements?method=GET&statementId={sid}", data=urllib.parse.urlencode(get_form),
-                             content_type="application/x-www-form-urlencoded")
+    extra = xapi.client.post(
+        f"/xapi/statements?method=GET&statementId={sid}",
+        data=urllib.parse.urlencode(get_form),
+        content_type="application/x-www-form-urlencoded",
+    )
     assert extra.status_code == 400
 
 
 def test_cors_preflight_and_exposed_headers(client, xapi):
-    r = client.options("/xapi/statements", headers={
-        "Origin": "https://course.example.org", "Access-Control-Request-Method": "PUT",
-        "Access-Control-Request-Headers": "Authorization, X-Experience-API-Version, If-Match, If-None-Match"})
+    r = client.options(
+        "/xapi/statements",
+        headers={
+            "Origin": "https://course.example.org",
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "Authorization, X-Experience-API-Version, If-Match, If-None-Match",
+        },
+    )
     assert r.status_code == 200
     assert r.headers["Access-Control-Allow-Origin"] == "https://course.example.org"
     allowed = r.headers["Access-Control-Allow-Headers"].lower()

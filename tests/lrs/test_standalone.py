@@ -28,8 +28,9 @@ def standalone(database_url: str, tmp_path: Path):
 
 
 def test_standalone_serves_xapi_and_cli(standalone):
-    out = standalone.test_cli_runner().invoke(args=["lms", "lrs", "client", "create", "--name", "province",
-                                                    "--scopes", "all"])
+    out = standalone.test_cli_runner().invoke(
+        args=["lms", "lrs", "client", "create", "--name", "province", "--scopes", "all"]
+    )
     assert out.exit_code == 0, out.output
     key = re.search(r"key: (\S+)", out.output).group(1)
     secret = re.search(r"secret: (\S+)", out.output).group(1)

@@ -13,8 +13,11 @@ from lms_core.extensions import db
 from lrs.models import LrsStatement
 from tests.lrs.conftest import new_id, statement
 
-ZH_ACTOR = {"objectType": "Agent", "name": "张三",
-            "account": {"homePage": "https://gbwl.example.gov.cn", "name": "cadre0001"}}
+ZH_ACTOR = {
+    "objectType": "Agent",
+    "name": "张三",
+    "account": {"homePage": "https://gbwl.example.gov.cn", "name": "cadre0001"},
+}
 
 
 def _count() -> int:
@@ -96,23 +99,32 @@ def test_duplicate_ids_inside_a_batch_are_400(xapi):
     assert _count() == 0
 
 
-@pytest.mark.parametrize("bad", [
-    {"verb": {"id": "http://x/v"}, "object": {"id": "http://x/o"}},  # no actor
-    statement(actor={"mbox": "learner@example.com"}),  # mbox without mailto:
-    statement(actor={"mbox": "mailto:a@b.c", "openid": "http://a.b/c"}),  # two IFIs
-    statement(verb="not an iri"),
-    statement(result={"score": {"scaled": 1.5}}),
-    statement(result={"duration": "1 hour"}),
-    statement(result={"success": "true"}),
-    statement(timestamp="2026-13-01T00:00:00Z"),
-    statement(timestamp="2026-01-01T00:00:00-00:00"),
-    statement(context={"registration": "nope"}),
-    statement(unknown="property"),
-    statement(verb="http://adlnet.gov/expapi/verbs/voided"),  # voiding needs a StatementRef
-    statement(object={"objectType": "SubStatement", "actor": {"mbox": "mailto:a@b.c"},
-                      "verb": {"id": "http://x/v"}, "object": {"objectType": "SubStatement"}}),
-    statement(version="2.0.0"),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"verb": {"id": "http://x/v"}, "object": {"id": "http://x/o"}},  # no actor
+        statement(actor={"mbox": "learner@example.com"}),  # mbox without mailto:
+        statement(actor={"mbox": "mailto:a@b.c", "openid": "http://a.b/c"}),  # two IFIs
+        statement(verb="not an iri"),
+        statement(result={"score": {"scaled": 1.5}}),
+        statement(result={"duration": "1 hour"}),
+        statement(result={"success": "true"}),
+        statement(timestamp="2026-13-01T00:00:00Z"),
+        statement(timestamp="2026-01-01T00:00:00-00:00"),
+        statement(context={"registration": "nope"}),
+        statement(unknown="property"),
+        statement(verb="http://adlnet.gov/expapi/verbs/voided"),  # voiding needs a StatementRef
+        statement(
+            object={
+                "objectType": "SubStatement",
+                "actor": {"mbox": "mailto:a@b.c"},
+                "verb": {"id": "http://x/v"},
+                "object": {"objectType": "SubStatement"},
+            }
+        ),
+        statement(version="2.0.0"),
+    ],
+)
 def test_invalid_statement_is_400_and_batch_is_not_stored(xapi, bad):
     r = xapi.post("statements", json_body=[statement(), bad])
     assert r.status_code == 400, r.get_data(as_text=True)
@@ -122,8 +134,9 @@ def test_invalid_statement_is_400_and_batch_is_not_stored(xapi, bad):
 
 def test_malformed_json_and_wrong_content_type_are_400(xapi):
     assert xapi.post("statements", data=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
-    assert xapi.post("statements", data=json.dumps(statement()),
-                     headers={"Content-Type": "text/plain"}).status_code == 400
+    assert (
+        xapi.post("statements", data=json.dumps(statement()), headers={"Content-Type": "text/plain"}).status_code == 400
+    )
     assert xapi.post("statements", json_body="a string").status_code == 400
     assert _count() == 0
 
@@ -139,18 +152,22 @@ def test_oversized_body_is_413(xapi):
 def test_chinese_language_maps_round_trip_and_canonical_picks_language(xapi):
     s = statement(actor=ZH_ACTOR)
     s["verb"]["display"] = {"zh-CN": "学习了", "en-US": "studied"}
-    s["object"]["definition"] = {"name": {"zh-CN": "习近平新时代中国特色社会主义思想", "en-US": "Course"},
-                                 "description": {"zh-CN": "专题课程", "en-US": "A course"}}
+    s["object"]["definition"] = {
+        "name": {"zh-CN": "习近平新时代中国特色社会主义思想", "en-US": "Course"},
+        "description": {"zh-CN": "专题课程", "en-US": "A course"},
+    }
     sid = xapi.post("statements", json_body=s).get_json()[0]
     exact = xapi.get("statements", statementId=sid).get_json()
     assert exact["object"]["definition"]["name"]["zh-CN"] == "习近平新时代中国特色社会主义思想"
     assert exact["actor"]["name"] == "张三"
-    canon = xapi.get("statements", statementId=sid, format="canonical",
-                     headers={"Accept-Language": "zh-CN, en;q=0.5"}).get_json()
+    canon = xapi.get(
+        "statements", statementId=sid, format="canonical", headers={"Accept-Language": "zh-CN, en;q=0.5"}
+    ).get_json()
     assert canon["verb"]["display"] == {"zh-CN": "学习了"}
     assert canon["object"]["definition"]["name"] == {"zh-CN": "习近平新时代中国特色社会主义思想"}
-    canon_en = xapi.get("statements", statementId=sid, format="canonical",
-                        headers={"Accept-Language": "en-US"}).get_json()
+    canon_en = xapi.get(
+        "statements", statementId=sid, format="canonical", headers={"Accept-Language": "en-US"}
+    ).get_json()
     assert canon_en["object"]["definition"]["description"] == {"en-US": "A course"}
 
 
@@ -166,23 +183,33 @@ def test_format_ids_reduces_objects(xapi):
 
 def test_filter_by_account_agent(xapi):
     other = {"objectType": "Agent", "account": {"homePage": "https://gbwl.example.gov.cn", "name": "cadre0002"}}
-    xapi.post("statements", json_body=[statement(actor=ZH_ACTOR), statement(actor=other),
-                                       statement(actor=ZH_ACTOR, verb="http://adlnet.gov/expapi/verbs/completed")])
+    xapi.post(
+        "statements",
+        json_body=[
+            statement(actor=ZH_ACTOR),
+            statement(actor=other),
+            statement(actor=ZH_ACTOR, verb="http://adlnet.gov/expapi/verbs/completed"),
+        ],
+    )
     found = xapi.get("statements", agent={"account": ZH_ACTOR["account"]}).get_json()["statements"]
     assert len(found) == 2 and all(s["actor"]["account"]["name"] == "cadre0001" for s in found)
-    both = xapi.get("statements", agent={"account": ZH_ACTOR["account"]},
-                    verb="http://adlnet.gov/expapi/verbs/completed").get_json()["statements"]
+    both = xapi.get(
+        "statements", agent={"account": ZH_ACTOR["account"]}, verb="http://adlnet.gov/expapi/verbs/completed"
+    ).get_json()["statements"]
     assert len(both) == 1
 
 
 def test_agent_filter_matches_object_and_group_members_and_related_agents(xapi):
     teacher = {"mbox": "mailto:teacher@example.com"}
     group = {"objectType": "Group", "name": "班级", "member": [{"mbox": "mailto:learner@example.com"}]}
-    xapi.post("statements", json_body=[
-        statement(actor={"mbox": "mailto:x@example.com"}, object={"objectType": "Agent", **teacher}),
-        statement(actor=group),
-        statement(actor={"mbox": "mailto:y@example.com"}, context={"instructor": teacher}),
-    ])
+    xapi.post(
+        "statements",
+        json_body=[
+            statement(actor={"mbox": "mailto:x@example.com"}, object={"objectType": "Agent", **teacher}),
+            statement(actor=group),
+            statement(actor={"mbox": "mailto:y@example.com"}, context={"instructor": teacher}),
+        ],
+    )
     direct = xapi.get("statements", agent=teacher).get_json()["statements"]
     assert len(direct) == 1
     related = xapi.get("statements", agent=teacher, related_agents="true").get_json()["statements"]
@@ -193,11 +220,16 @@ def test_agent_filter_matches_object_and_group_members_and_related_agents(xapi):
 
 def test_activity_filter_and_related_activities(xapi):
     course = "http://example.com/course/1"
-    xapi.post("statements", json_body=[
-        statement(activity=course),
-        statement(activity="http://example.com/lesson/1", context={"contextActivities": {"parent": {"id": course}}}),
-        statement(activity="http://example.com/other"),
-    ])
+    xapi.post(
+        "statements",
+        json_body=[
+            statement(activity=course),
+            statement(
+                activity="http://example.com/lesson/1", context={"contextActivities": {"parent": {"id": course}}}
+            ),
+            statement(activity="http://example.com/other"),
+        ],
+    )
     assert len(xapi.get("statements", activity=course).get_json()["statements"]) == 1
     related = xapi.get("statements", activity=course, related_activities="true").get_json()["statements"]
     assert len(related) == 2
@@ -238,21 +270,26 @@ def test_more_token_cannot_be_combined_or_forged(xapi):
     assert xapi.get("statements", more="x", limit="1").status_code == 400
 
 
-@pytest.mark.parametrize("params", [
-    {"statementId": "00000000-0000-4000-8000-000000000000",
-     "voidedStatementId": "00000000-0000-4000-8000-000000000001"},
-    {"statementId": "00000000-0000-4000-8000-000000000000", "verb": "http://x/v"},
-    {"unknown": "1"},
-    {"Verb": "http://x/v"},
-    {"limit": "-1"},
-    {"ascending": "yes"},
-    {"related_activities": "1"},
-    {"format": "full"},
-    {"agent": "{not json"},
-    {"agent": json.dumps({"name": "no ifi"})},
-    {"since": "yesterday"},
-    {"registration": "nope"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {
+            "statementId": "00000000-0000-4000-8000-000000000000",
+            "voidedStatementId": "00000000-0000-4000-8000-000000000001",
+        },
+        {"statementId": "00000000-0000-4000-8000-000000000000", "verb": "http://x/v"},
+        {"unknown": "1"},
+        {"Verb": "http://x/v"},
+        {"limit": "-1"},
+        {"ascending": "yes"},
+        {"related_activities": "1"},
+        {"format": "full"},
+        {"agent": "{not json"},
+        {"agent": json.dumps({"name": "no ifi"})},
+        {"since": "yesterday"},
+        {"registration": "nope"},
+    ],
+)
 def test_bad_query_parameters_are_400(xapi, params):
     assert xapi.get("statements", **params).status_code == 400
 
@@ -298,6 +335,7 @@ def test_failure_mid_write_leaves_nothing(xapi, monkeypatch):
         def run(*args, **kwargs):
             original(*args, **kwargs)
             raise RuntimeError("simulated crash after the statements and keys were inserted")
+
         return run
 
     monkeypatch.setattr(st, "_insert_pg", crash_after(st._insert_pg))

@@ -25,8 +25,12 @@ def live_lrs(app, xapi) -> Iterator[tincan.RemoteLRS]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield tincan.RemoteLRS(endpoint=f"http://127.0.0.1:{server.server_port}/xapi/", username=xapi.key,
-                               password=xapi.secret, version="1.0.3")
+        yield tincan.RemoteLRS(
+            endpoint=f"http://127.0.0.1:{server.server_port}/xapi/",
+            username=xapi.key,
+            password=xapi.secret,
+            version="1.0.3",
+        )
     finally:
         server.shutdown()
         thread.join(10)
@@ -34,11 +38,14 @@ def live_lrs(app, xapi) -> Iterator[tincan.RemoteLRS]:
 
 def _statement(name: str = "张三", verb: str = "http://adlnet.gov/expapi/verbs/completed") -> tincan.Statement:
     return tincan.Statement(
-        actor=tincan.Agent(name=name, account=tincan.AgentAccount(homePage="https://gbwl.example.gov.cn",
-                                                                  name="cadre0001")),
+        actor=tincan.Agent(
+            name=name, account=tincan.AgentAccount(homePage="https://gbwl.example.gov.cn", name="cadre0001")
+        ),
         verb=tincan.Verb(id=verb, display=tincan.LanguageMap({"zh-CN": "完成", "en-US": "completed"})),
-        object=tincan.Activity(id="http://gbwl.example.gov.cn/course/1", definition=tincan.ActivityDefinition(
-            name=tincan.LanguageMap({"zh-CN": "党史专题"}))),
+        object=tincan.Activity(
+            id="http://gbwl.example.gov.cn/course/1",
+            definition=tincan.ActivityDefinition(name=tincan.LanguageMap({"zh-CN": "党史专题"})),
+        ),
         context=tincan.Context(registration=uuid.uuid4()),
     )
 
@@ -54,8 +61,9 @@ def test_about_and_statements(live_lrs):
     got = live_lrs.retrieve_statement(sid)
     assert got.success and got.content.actor.name == "张三"
     assert got.content.object.definition.name["zh-CN"] == "党史专题"
-    query = live_lrs.query_statements({"verb": tincan.Verb(id="http://adlnet.gov/expapi/verbs/completed"),
-                                       "agent": _statement().actor, "limit": 1})
+    query = live_lrs.query_statements(
+        {"verb": tincan.Verb(id="http://adlnet.gov/expapi/verbs/completed"), "agent": _statement().actor, "limit": 1}
+    )
     assert query.success and len(query.content.statements) == 1 and query.content.more
     more = live_lrs.more_statements(query.content)
     assert more.success and len(more.content.statements) == 1
@@ -63,9 +71,11 @@ def test_about_and_statements(live_lrs):
 
 def test_voiding_with_tincan(live_lrs):
     sid = str(live_lrs.save_statement(_statement()).content.id)
-    voiding = tincan.Statement(actor=tincan.Agent(mbox="mailto:admin@example.com"),
-                               verb=tincan.Verb(id="http://adlnet.gov/expapi/verbs/voided"),
-                               object=tincan.StatementRef(id=sid))
+    voiding = tincan.Statement(
+        actor=tincan.Agent(mbox="mailto:admin@example.com"),
+        verb=tincan.Verb(id="http://adlnet.gov/expapi/verbs/voided"),
+        object=tincan.StatementRef(id=sid),
+    )
     assert live_lrs.save_statement(voiding).success
     assert not live_lrs.retrieve_statement(sid).success
     assert live_lrs.retrieve_voided_statement(sid).success
@@ -74,8 +84,9 @@ def test_voiding_with_tincan(live_lrs):
 def test_documents_with_tincan(live_lrs):
     activity = tincan.Activity(id="http://gbwl.example.gov.cn/course/1")
     agent = tincan.Agent(mbox="mailto:learner@example.com")
-    state = tincan.StateDocument(activity=activity, agent=agent, id="bookmark", content='{"page": 3}',
-                                 content_type="application/json")
+    state = tincan.StateDocument(
+        activity=activity, agent=agent, id="bookmark", content='{"page": 3}', content_type="application/json"
+    )
     assert live_lrs.save_state(state).success
     got = live_lrs.retrieve_state(activity, agent, "bookmark")
     assert got.success and bytes(got.content.content) == b'{"page": 3}'
@@ -86,15 +97,23 @@ def test_documents_with_tincan(live_lrs):
 
 def test_profiles_with_tincan(live_lrs, xapi):
     activity = tincan.Activity(id="http://gbwl.example.gov.cn/course/1")
-    doc = tincan.ActivityProfileDocument(activity=activity, id="syllabus", content='{"v": 1}',
-                                         content_type="application/json")
+    doc = tincan.ActivityProfileDocument(
+        activity=activity, id="syllabus", content='{"v": 1}', content_type="application/json"
+    )
     # tincan sends no If-None-Match, so a strict LRS refuses to create a profile through it ...
     first = live_lrs.save_activity_profile(doc)
     assert not first.success and first.response.status == 400
     # ... the document is created with If-None-Match: * (as the platform's adapter does) ...
-    assert xapi.put("activities/profile", data=b'{"v": 1}', headers={
-        "Content-Type": "application/json", "If-None-Match": "*"}, activityId=activity.id,
-        profileId="syllabus").status_code == 204
+    assert (
+        xapi.put(
+            "activities/profile",
+            data=b'{"v": 1}',
+            headers={"Content-Type": "application/json", "If-None-Match": "*"},
+            activityId=activity.id,
+            profileId="syllabus",
+        ).status_code
+        == 204
+    )
     # ... tincan reads it, but never picks up the ETag (it looks for "etag" in a list of
     # header tuples), so the adapter supplies it; with If-Match tincan's update works.
     got = live_lrs.retrieve_activity_profile(activity, "syllabus")
@@ -107,8 +126,16 @@ def test_profiles_with_tincan(live_lrs, xapi):
     ids = live_lrs.retrieve_activity_profile_ids(activity)
     assert ids.success and ids.content == ["syllabus"]
     agent = tincan.Agent(mbox="mailto:learner@example.com")
-    assert xapi.put("agents/profile", data=b"prefs", headers={"Content-Type": "text/plain", "If-None-Match": "*"},
-                    agent={"mbox": "mailto:learner@example.com"}, profileId="prefs").status_code == 204
+    assert (
+        xapi.put(
+            "agents/profile",
+            data=b"prefs",
+            headers={"Content-Type": "text/plain", "If-None-Match": "*"},
+            agent={"mbox": "mailto:learner@example.com"},
+            profileId="prefs",
+        ).status_code
+        == 204
+    )
     agent_doc = live_lrs.retrieve_agent_profile(agent, "prefs")
     assert agent_doc.success and bytes(agent_doc.content.content) == b"prefs"
     assert live_lrs.delete_agent_profile(agent_doc.content).success
@@ -122,18 +149,24 @@ def test_tincan_boolean_queries(live_lrs):
         actor=tincan.Agent(mbox="mailto:other@example.com"),
         verb=tincan.Verb(id="http://adlnet.gov/expapi/verbs/experienced"),
         object=tincan.Activity(id="http://gbwl.example.gov.cn/lesson/9"),
-        context=tincan.Context(context_activities=tincan.ContextActivities(
-            parent=[tincan.Activity(id="http://gbwl.example.gov.cn/course/1")])))
+        context=tincan.Context(
+            context_activities=tincan.ContextActivities(
+                parent=[tincan.Activity(id="http://gbwl.example.gov.cn/course/1")]
+            )
+        ),
+    )
     assert first.success and live_lrs.save_statement(second).success
     asc = live_lrs.query_statements({"ascending": True})
     assert asc.success, asc.data
     assert [str(s.id) for s in asc.content.statements][0] == str(first.content.id)
-    related = live_lrs.query_statements({"activity": tincan.Activity(id="http://gbwl.example.gov.cn/course/1"),
-                                         "related_activities": True})
+    related = live_lrs.query_statements(
+        {"activity": tincan.Activity(id="http://gbwl.example.gov.cn/course/1"), "related_activities": True}
+    )
     assert related.success, related.data
     assert len(related.content.statements) == 2
-    plain = live_lrs.query_statements({"activity": tincan.Activity(id="http://gbwl.example.gov.cn/course/1"),
-                                       "related_activities": False})
+    plain = live_lrs.query_statements(
+        {"activity": tincan.Activity(id="http://gbwl.example.gov.cn/course/1"), "related_activities": False}
+    )
     assert plain.success and len(plain.content.statements) == 1
 
 

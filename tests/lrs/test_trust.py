@@ -16,11 +16,13 @@ VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 
 
 def _voiding(target: str) -> dict:
-    return statement(actor={"mbox": "mailto:admin@example.com"}, verb=VOIDED,
-                     object={"objectType": "StatementRef", "id": target})
+    return statement(
+        actor={"mbox": "mailto:admin@example.com"}, verb=VOIDED, object={"objectType": "StatementRef", "id": target}
+    )
 
 
 # Voiding (item 13) --------------------------------------------------------------------
+
 
 def test_a_writer_cannot_void_another_credentials_statement(app):
     platform = make_client(app, ("statements/write", "statements/read/mine"), "platform")
@@ -59,6 +61,7 @@ def test_scope_all_voids_anything(app):
 
 
 # Rotation and disabling in every worker (item 14) ---------------------------------------
+
 
 @pytest.fixture
 def second_worker(database_url, tmp_path):
@@ -109,10 +112,20 @@ def test_disabling_and_enabling_take_effect_at_once_in_every_worker(app, second_
 
 # Who may read /activities and /agents (item 16; docs/lrs.md, "Permissions") --------------
 
-@pytest.mark.parametrize("scope, allowed", [
-    ("all", True), ("all/read", True), ("statements/read", True), ("define", True), ("profile", True),
-    ("state", True), ("statements/read/mine", False), ("statements/write", False),
-])
+
+@pytest.mark.parametrize(
+    "scope, allowed",
+    [
+        ("all", True),
+        ("all/read", True),
+        ("statements/read", True),
+        ("define", True),
+        ("profile", True),
+        ("state", True),
+        ("statements/read/mine", False),
+        ("statements/write", False),
+    ],
+)
 def test_activities_and_agents_read_scopes(app, scope, allowed):
     client = make_client(app, (scope,), scope)
     expected = 200 if allowed else 403
@@ -121,6 +134,7 @@ def test_activities_and_agents_read_scopes(app, scope, allowed):
 
 
 # The auditors' view marks statements from other credentials (item 13) -------------------
+
 
 def test_auditor_sees_who_recorded_each_statement(app, client, tree, tmp_path):
     import json
@@ -142,9 +156,15 @@ def test_auditor_sees_who_recorded_each_statement(app, client, tree, tmp_path):
     actor = {"objectType": "Agent", "name": "张三", "account": {"homePage": home, "name": "cadre0001"}}
     mine = statement(actor=actor, activity="http://example.com/activities/platform")
     mine["object"]["definition"] = {"name": {"zh-CN": "平台课程"}}
-    forged = statement(actor=actor, activity="http://example.com/activities/forged",
-                       authority={"objectType": "Agent", "name": "LMS core (xAPI emitter)",
-                                  "account": {"homePage": "https://lrs.invalid/clients", "name": platform.key}})
+    forged = statement(
+        actor=actor,
+        activity="http://example.com/activities/forged",
+        authority={
+            "objectType": "Agent",
+            "name": "LMS core (xAPI emitter)",
+            "account": {"homePage": "https://lrs.invalid/clients", "name": platform.key},
+        },
+    )
     forged["object"]["definition"] = {"name": {"zh-CN": "伪造课程"}}
     assert platform.post("statements", json_body=mine).status_code == 200
     assert intruder.post("statements", json_body=forged).status_code == 200  # the LRS replaces the authority
@@ -156,6 +176,7 @@ def test_auditor_sees_who_recorded_each_statement(app, client, tree, tmp_path):
 
 
 # The base URL with or without a trailing slash (item 16) ---------------------------------
+
 
 @pytest.mark.parametrize("standalone", [False, True])
 def test_a_double_slash_after_the_base_is_served_not_redirected(app, database_url, tmp_path, standalone):

@@ -9,8 +9,9 @@ ADMIN = {"mbox": "mailto:admin@example.com"}
 
 
 def _void(xapi, target):
-    return xapi.post("statements", json_body=statement(actor=ADMIN, verb=VOIDED,
-                                                       object={"objectType": "StatementRef", "id": target}))
+    return xapi.post(
+        "statements", json_body=statement(actor=ADMIN, verb=VOIDED, object={"objectType": "StatementRef", "id": target})
+    )
 
 
 def test_voided_statement_is_hidden_but_retrievable_by_voided_id(xapi):
@@ -21,8 +22,9 @@ def test_voided_statement_is_hidden_but_retrievable_by_voided_id(xapi):
     listed = [s["id"] for s in xapi.get("statements").get_json()["statements"]]
     assert sid not in listed and voiding in listed
     # The voiding statement is found through the voided one's filters (StatementRef rule).
-    by_activity = [s["id"] for s in xapi.get("statements", activity="http://example.com/activities/1")
-                   .get_json()["statements"]]
+    by_activity = [
+        s["id"] for s in xapi.get("statements", activity="http://example.com/activities/1").get_json()["statements"]
+    ]
     assert by_activity == [voiding]
 
 
@@ -41,33 +43,46 @@ def test_voiding_in_the_same_batch_and_before_the_target(xapi):
     xapi.post("statements", json_body=statement(id=target))
     assert xapi.get("statements", statementId=target).status_code == 404
     other = new_id()
-    xapi.post("statements", json_body=[statement(id=other), statement(
-        actor=ADMIN, verb=VOIDED, object={"objectType": "StatementRef", "id": other})])
+    xapi.post(
+        "statements",
+        json_body=[
+            statement(id=other),
+            statement(actor=ADMIN, verb=VOIDED, object={"objectType": "StatementRef", "id": other}),
+        ],
+    )
     assert xapi.get("statements", voidedStatementId=other).status_code == 200
 
 
 def test_statement_ref_chains_match_filters_of_the_target(xapi):
     a = xapi.post("statements", json_body=statement(verb="http://example.com/verbs/passed")).get_json()[0]
-    b = xapi.post("statements", json_body=statement(
-        actor=ADMIN, verb="http://example.com/verbs/confirmed",
-        object={"objectType": "StatementRef", "id": a})).get_json()[0]
-    c = xapi.post("statements", json_body=statement(
-        actor=ADMIN, verb="http://example.com/verbs/audited",
-        object={"objectType": "StatementRef", "id": b})).get_json()[0]
-    found = {s["id"] for s in xapi.get("statements", verb="http://example.com/verbs/passed")
-             .get_json()["statements"]}
+    b = xapi.post(
+        "statements",
+        json_body=statement(
+            actor=ADMIN, verb="http://example.com/verbs/confirmed", object={"objectType": "StatementRef", "id": a}
+        ),
+    ).get_json()[0]
+    c = xapi.post(
+        "statements",
+        json_body=statement(
+            actor=ADMIN, verb="http://example.com/verbs/audited", object={"objectType": "StatementRef", "id": b}
+        ),
+    ).get_json()[0]
+    found = {s["id"] for s in xapi.get("statements", verb="http://example.com/verbs/passed").get_json()["statements"]}
     assert found == {a, b, c}
-    learner = {s["id"] for s in xapi.get("statements", agent={"mbox": "mailto:learner@example.com"})
-               .get_json()["statements"]}
+    learner = {
+        s["id"] for s in xapi.get("statements", agent={"mbox": "mailto:learner@example.com"}).get_json()["statements"]
+    }
     assert learner == {a, b, c}
 
 
 def test_reference_stored_before_its_target_still_matches(xapi):
     target = new_id()
-    ref = xapi.post("statements", json_body=statement(
-        actor=ADMIN, verb="http://example.com/verbs/confirmed",
-        object={"objectType": "StatementRef", "id": target})).get_json()[0]
+    ref = xapi.post(
+        "statements",
+        json_body=statement(
+            actor=ADMIN, verb="http://example.com/verbs/confirmed", object={"objectType": "StatementRef", "id": target}
+        ),
+    ).get_json()[0]
     xapi.post("statements", json_body=statement(id=target, verb="http://example.com/verbs/passed"))
-    found = {s["id"] for s in xapi.get("statements", verb="http://example.com/verbs/passed")
-             .get_json()["statements"]}
+    found = {s["id"] for s in xapi.get("statements", verb="http://example.com/verbs/passed").get_json()["statements"]}
     assert found == {target, ref}

@@ -25,8 +25,7 @@ from tests.factories import UserFactory, grant
 from tests.lms_core.apps import build_app, running_app
 from tests.plugins.hookprobe import CAPABILITY, HERE, HookProbe
 
-SPEC_NAMES = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
-                    if name.startswith("lms_"))
+SPEC_NAMES = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("lms_"))
 
 
 @pytest.fixture
@@ -206,10 +205,12 @@ def test_migration_branch_upgrades_and_downgrades(db_backend, request, tmp_path)
 
 # discovery and start-up failures ------------------------------------------------
 
+
 def test_entry_point_discovery_loads_demo_panel(database_url, tmp_path):
     assert "demo_panel" in {ep.name for ep in importlib.metadata.entry_points(group="lms.plugins")}
-    with running_app(database_url, tmp_path, LMS_PLUGINS=["demo_panel"],
-                     LMS_PLUGIN_OBJECTS={"hookprobe": HookProbe()}) as app:
+    with running_app(
+        database_url, tmp_path, LMS_PLUGINS=["demo_panel"], LMS_PLUGIN_OBJECTS={"hookprobe": HookProbe()}
+    ) as app:
         pm = app.extensions["lms_plugins"]
         assert pm.get_plugin("demo_panel") is not None
         from tests.factories import build_tree
@@ -241,8 +242,7 @@ def test_missing_plugin_fails_start_up(tmp_path):
 def test_plugin_that_fails_to_import_fails_start_up(tmp_path, monkeypatch):
     from lms_core.pluginhost import manager
 
-    broken = importlib.metadata.EntryPoint(name="broken", value="no_such_module_xyz:plugin",
-                                           group="lms.plugins")
+    broken = importlib.metadata.EntryPoint(name="broken", value="no_such_module_xyz:plugin", group="lms.plugins")
     monkeypatch.setattr(manager, "_entry_points", lambda: {"broken": broken})
     with pytest.raises(PluginLoadError, match="failed to load"):
         build_app(_config(tmp_path)["SQLALCHEMY_DATABASE_URI"], tmp_path, LMS_PLUGINS=["broken"])
@@ -266,11 +266,14 @@ class _CliClash:
         return [click.Command("users")]
 
 
-@pytest.mark.parametrize(("plugin", "error"), [
-    (_Typo(), pluggy.PluginValidationError),
-    (_CoreCapability(), RuntimeError),
-    (_CliClash(), RuntimeError),
-])
+@pytest.mark.parametrize(
+    ("plugin", "error"),
+    [
+        (_Typo(), pluggy.PluginValidationError),
+        (_CoreCapability(), RuntimeError),
+        (_CliClash(), RuntimeError),
+    ],
+)
 def test_invalid_plugins_fail_start_up(tmp_path, plugin, error):
     with pytest.raises(error):
         build_app(_config(tmp_path)["SQLALCHEMY_DATABASE_URI"], tmp_path, LMS_PLUGIN_OBJECTS={"bad": plugin})

@@ -152,8 +152,9 @@ def _int(v: Any) -> int:
     return v
 
 
-def recompute_balances(accounts: Iterable[Mapping[str, Any]],
-                       rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+def recompute_balances(
+    accounts: Iterable[Mapping[str, Any]], rows: Iterable[Mapping[str, Any]]
+) -> dict[str, dict[str, int]]:
     """Balances per ledger code (``posted``, ``pending``, ``overflow``) folded from journal rows.
 
     Accounts are named by their natural key (``LEDGER/kind/owner/period``), as journal rows
@@ -208,8 +209,9 @@ def _verify(bundle: Any, pub: Ed25519PublicKey, rep: Report) -> None:
         rep.add("format", False, "unknown payload type")
         return
     kid = keys.key_id(pub)
-    if not rep.add("issuer_key", cred.get("kid") == kid and cred.get("alg") == "Ed25519",
-                   f"kid {cred.get('kid')} vs key {kid}"):
+    if not rep.add(
+        "issuer_key", cred.get("kid") == kid and cred.get("alg") == "Ed25519", f"kid {cred.get('kid')} vs key {kid}"
+    ):
         return
     body = canonical(payload)
     if not rep.add("credential_signature", keys.verify(pub, "credential", body, keys.unb64u(cred["sig"]))):
@@ -223,7 +225,8 @@ def _verify(bundle: Any, pub: Ed25519PublicKey, rep: Report) -> None:
     if ok_cp:
         index, size = _int(clog["index"]), _int(clog["size"])
         included = size == cp["size"] and merkle.verify_inclusion(
-            index, size, merkle.leaf_hash(body), _paths(clog["path"]), checkpoint_root(cp))
+            index, size, merkle.leaf_hash(body), _paths(clog["path"]), checkpoint_root(cp)
+        )
         rep.add("credential_inclusion", included, f"leaf {index} of {size}")
 
     # Every journal entry the transcript lists is in the journal log.
@@ -236,8 +239,11 @@ def _verify(bundle: Any, pub: Ed25519PublicKey, rep: Report) -> None:
         raise ValueError("entries is not a list")
     if ok_jcp:
         jroot, jsize = checkpoint_root(jcp), _int(jcp["size"])
-        bad = [e["index"] for e in entries if not merkle.verify_inclusion(
-            _int(e["index"]), jsize, journal_leaf(e["row"]), _paths(e["path"]), jroot)]
+        bad = [
+            e["index"]
+            for e in entries
+            if not merkle.verify_inclusion(_int(e["index"]), jsize, journal_leaf(e["row"]), _paths(e["path"]), jroot)
+        ]
         rep.add("journal_inclusion", not bad, f"{len(entries) - len(bad)}/{len(entries)}")
 
     # The balances printed are what the entries add up to.

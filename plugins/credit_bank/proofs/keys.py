@@ -60,8 +60,9 @@ def generate() -> Ed25519PrivateKey:
 
 
 def private_to_pem(key: Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def private_from_pem(data: bytes) -> Ed25519PrivateKey:

@@ -67,10 +67,10 @@ def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
     while hi - lo > 1:
         k = _split(hi - lo)
         if index < lo + k:
-            path.append(root(leaves[lo + k:hi]))
+            path.append(root(leaves[lo + k : hi]))
             hi = lo + k
         else:
-            path.append(root(leaves[lo:lo + k]))
+            path.append(root(leaves[lo : lo + k]))
             lo = lo + k
     path.reverse()
     return path

@@ -136,8 +136,13 @@ def render(payload: Mapping[str, Any], bundle: bytes, _: Translate = _identity, 
     pdf.set_font("cjk", size=12)
     pdf.cell(0, 8, _("Balances by credit type (study hours)"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("cjk", size=10)
-    with pdf.table(col_widths=(40, 20, 20, 20), headings_style=heading, text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT"),
-                   wrapmode=WrapMode.CHAR, line_height=6) as table:
+    with pdf.table(
+        col_widths=(40, 20, 20, 20),
+        headings_style=heading,
+        text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT"),
+        wrapmode=WrapMode.CHAR,
+        line_height=6,
+    ) as table:
         row = table.row()
         for h in (_("Credit type"), _("Posted"), _("Under review"), _("Recorded, not counted")):
             row.cell(h)
@@ -151,8 +156,13 @@ def render(payload: Mapping[str, Any], bundle: bytes, _: Translate = _identity, 
     pdf.set_font("cjk", size=12)
     pdf.cell(0, 8, _("Entries"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("cjk", size=9)
-    with pdf.table(col_widths=(16, 18, 44, 12, 12), headings_style=heading, wrapmode=WrapMode.CHAR, line_height=5,
-                   text_align=("LEFT", "LEFT", "LEFT", "RIGHT", "RIGHT")) as table:
+    with pdf.table(
+        col_widths=(16, 18, 44, 12, 12),
+        headings_style=heading,
+        wrapmode=WrapMode.CHAR,
+        line_height=5,
+        text_align=("LEFT", "LEFT", "LEFT", "RIGHT", "RIGHT"),
+    ) as table:
         row = table.row()
         for h in (_("Date"), _("Credit type"), _("Item"), _("Hours"), _("Journal no.")):
             row.cell(h)
@@ -176,17 +186,24 @@ def render(payload: Mapping[str, Any], bundle: bytes, _: Translate = _identity, 
     pdf.set_xy(pdf.l_margin + 42, top)
     pdf.set_font("cjk", size=9)
     cp = payload["journal"]["checkpoint"]
-    text = "\n".join([
-        _("Scan the code, or upload this file on the verification page:"),
-        str(payload["verify_url"]),
-        _("Any change to this file makes verification fail."),
-        _("Journal checkpoint: %(size)s entries, %(time)s") % {"size": cp["size"], "time": local_time(cp["time"])},
-        _("Issuer key: %(kid)s") % {"kid": cp["kid"]},
-    ])
+    text = "\n".join(
+        [
+            _("Scan the code, or upload this file on the verification page:"),
+            str(payload["verify_url"]),
+            _("Any change to this file makes verification fail."),
+            _("Journal checkpoint: %(size)s entries, %(time)s") % {"size": cp["size"], "time": local_time(cp["time"])},
+            _("Issuer key: %(kid)s") % {"kid": cp["kid"]},
+        ]
+    )
     pdf.multi_cell(0, 5, text, wrapmode=WrapMode.CHAR)
-    pdf.embed_file(bytes=bundle, basename=ATTACHMENT_NAME, mime_type="application/json",
-                   desc=_("Signed credential (RFC 8785 JSON, Ed25519)"), associated_file_relationship="Data",
-                   modification_date=issued)
+    pdf.embed_file(
+        bytes=bundle,
+        basename=ATTACHMENT_NAME,
+        mime_type="application/json",
+        desc=_("Signed credential (RFC 8785 JSON, Ed25519)"),
+        associated_file_relationship="Data",
+        modification_date=issued,
+    )
     return bytes(pdf.output())
 
 
@@ -215,7 +232,8 @@ def check_seal(data: bytes, pub: Ed25519PublicKey) -> tuple[bool, str, bytes]:
 
 
 _EMBEDDED_RE = re.compile(
-    rb"<<\n/Length (\d+)\n/Params <<[^>]*>>\n/Subtype /application#2Fjson\n/Type /EmbeddedFile\n>>\nstream\n")
+    rb"<<\n/Length (\d+)\n/Params <<[^>]*>>\n/Subtype /application#2Fjson\n/Type /EmbeddedFile\n>>\nstream\n"
+)
 
 
 def extract_bundle(body: bytes) -> bytes | None:
@@ -226,7 +244,7 @@ def extract_bundle(body: bytes) -> bytes | None:
     length = int(m.group(1))
     if length > MAX_BUNDLE:
         return None
-    data = body[m.end():m.end() + length]
+    data = body[m.end() : m.end() + length]
     return data if len(data) == length else None
 
 

@@ -31,8 +31,9 @@ CHECK_TEXT = {
 @credit_group.command("transcript")
 @click.option("--user", "username", required=True, help="The cadre's username.")
 @click.option("--year", type=click.IntRange(2000, 2100), required=True, help="Calendar year (Asia/Shanghai).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the PDF.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the PDF."
+)
 @with_appcontext
 def transcript_command(username: str, year: int, output: Path) -> None:
     """Issue a signed transcript of USER's credit for YEAR and write the PDF."""
@@ -65,8 +66,12 @@ def public_key_command() -> None:
 
 @credit_group.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--key", "key_text", required=True,
-              help="The issuer's public key (ed25519:..., as printed by `credit public-key`), or a file holding it.")
+@click.option(
+    "--key",
+    "key_text",
+    required=True,
+    help="The issuer's public key (ed25519:..., as printed by `credit public-key`), or a file holding it.",
+)
 def verify_command(file: Path, key_text: str) -> None:
     """Check a transcript (PDF or credential.json) offline: no server, no database.
 
@@ -90,8 +95,10 @@ def verify_command(file: Path, key_text: str) -> None:
         subject = p["subject"]
         click.echo(f"VALID: transcript {p['id']} of {subject['full_name']} ({subject['username']}), year {p['year']}")
         for b in p["balances"]:
-            click.echo(f"  {b['ledger']}: posted {pdf.hours(b['posted'])}, under review {pdf.hours(b['pending'])}, "
-                       f"not counted {pdf.hours(b['overflow'])}")
+            click.echo(
+                f"  {b['ledger']}: posted {pdf.hours(b['posted'])}, under review {pdf.hours(b['pending'])}, "
+                f"not counted {pdf.hours(b['overflow'])}"
+            )
         cp = report.bundle["credential_log"]["checkpoint"] if report.bundle else {}
         click.echo(f"logged as of {cp.get('time')}; whether it was revoked since is shown online: {p['verify_url']}")
         sys.exit(0)

@@ -10,10 +10,17 @@ from wtforms.validators import InputRequired, NumberRange
 
 
 class VerifyForm(FlaskForm):
-    file = FileField(_l("Transcript file (PDF, or the credential.json inside it)"),
-                     validators=[FileRequired(_l("Choose a file to check."))])
+    file = FileField(
+        _l("Transcript file (PDF, or the credential.json inside it)"),
+        validators=[FileRequired(_l("Choose a file to check."))],
+    )
 
 
 class IssueForm(FlaskForm):
-    year = IntegerField(_l("Year"), validators=[InputRequired(_l("Enter a year.")),
-                                                NumberRange(2000, 2100, _l("The year must be between 2000 and 2100."))])
+    year = IntegerField(
+        _l("Year"),
+        validators=[
+            InputRequired(_l("Enter a year.")),
+            NumberRange(2000, 2100, _l("The year must be between 2000 and 2100.")),
+        ],
+    )

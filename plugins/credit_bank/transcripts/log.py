@@ -77,8 +77,10 @@ def sync_journal(*, batch: int = 2000, progress: Echo | None = None) -> int:
         if not rows:
             db.session.commit()
             return total
-        append(cr.JOURNAL_LOG, [(cr.journal_leaf(r), {"seq": t.seq}) for t, r in zip(rows, _rows_with_keys(rows),
-                                                                                         strict=True)])
+        append(
+            cr.JOURNAL_LOG,
+            [(cr.journal_leaf(r), {"seq": t.seq}) for t, r in zip(rows, _rows_with_keys(rows), strict=True)],
+        )
         db.session.commit()
         total += len(rows)
         if progress:
@@ -102,8 +104,9 @@ def sign_checkpoint(log: str, leaves: list[bytes], now: dt.datetime | None = Non
 
 
 def latest_checkpoint(log: str) -> Checkpoint | None:
-    return db.session.scalars(select(Checkpoint).where(Checkpoint.log == log)
-                              .order_by(Checkpoint.size.desc(), Checkpoint.id.desc()).limit(1)).first()
+    return db.session.scalars(
+        select(Checkpoint).where(Checkpoint.log == log).order_by(Checkpoint.size.desc(), Checkpoint.id.desc()).limit(1)
+    ).first()
 
 
 def checkpoint_now(progress: Echo | None = None) -> tuple[Checkpoint, Checkpoint]:
@@ -134,9 +137,14 @@ def check_logs(echo: Echo) -> int:
     chunk = 20_000
     last = -1
     while True:
-        leaves = list(db.session.execute(
-            select(LogLeaf.idx, LogLeaf.leaf_hash, LogLeaf.seq).where(LogLeaf.log == cr.JOURNAL_LOG, LogLeaf.idx > last)
-            .order_by(LogLeaf.idx).limit(chunk)))
+        leaves = list(
+            db.session.execute(
+                select(LogLeaf.idx, LogLeaf.leaf_hash, LogLeaf.seq)
+                .where(LogLeaf.log == cr.JOURNAL_LOG, LogLeaf.idx > last)
+                .order_by(LogLeaf.idx)
+                .limit(chunk)
+            )
+        )
         if not leaves:
             break
         seqs = [x.seq for x in leaves]
@@ -164,8 +172,11 @@ def check_logs(echo: Echo) -> int:
     echo(f"journal log: {len(journal)} leaves, root {merkle.root(journal).hex()}; {unlogged} newer rows not yet logged")
 
     creds: list[bytes] = []
-    for c in db.session.execute(select(LogLeaf.idx, LogLeaf.leaf_hash, LogLeaf.credential_id)
-                                .where(LogLeaf.log == cr.CREDENTIAL_LOG).order_by(LogLeaf.idx)):
+    for c in db.session.execute(
+        select(LogLeaf.idx, LogLeaf.leaf_hash, LogLeaf.credential_id)
+        .where(LogLeaf.log == cr.CREDENTIAL_LOG)
+        .order_by(LogLeaf.idx)
+    ):
         stored = db.session.get(Credential, c.credential_id)
         leaf = bytes.fromhex(c.leaf_hash)
         try:
@@ -186,8 +197,9 @@ def check_logs(echo: Echo) -> int:
         return problems
     pub = issuer_key().public_key()
     logs = {cr.JOURNAL_LOG: journal, cr.CREDENTIAL_LOG: creds}
-    roots = {name: merkle.roots_at(leaves, [c.size for c in checkpoints if c.log == name])
-             for name, leaves in logs.items()}
+    roots = {
+        name: merkle.roots_at(leaves, [c.size for c in checkpoints if c.log == name]) for name, leaves in logs.items()
+    }
     for cp in checkpoints:
         if not cr.verify_checkpoint(pub, cp.as_dict(), cp.log):
             echo(f"MISMATCH checkpoint {cp.id} ({cp.log}, size {cp.size}): signature does not verify")
@@ -221,10 +233,18 @@ def consistency_with_latest(cp: dict[str, Any]) -> tuple[bool, int] | None:
 
 def consistency_proof_between(log_name: str, first: int, second: int) -> dict[str, Any] | None:
     """An RFC 6962 consistency proof between two stored checkpoints' sizes, for auditors."""
-    cps = {c.size: c for c in db.session.scalars(select(Checkpoint).where(
-        Checkpoint.log == log_name, Checkpoint.size.in_([first, second])))}
+    cps = {
+        c.size: c
+        for c in db.session.scalars(
+            select(Checkpoint).where(Checkpoint.log == log_name, Checkpoint.size.in_([first, second]))
+        )
+    }
     if first not in cps or second not in cps or not 0 < first <= second:
         return None
     leaves = leaf_hashes(log_name, upto=second)
-    return {"log": log_name, "first": cps[first].as_dict(), "second": cps[second].as_dict(),
-            "proof": [p.hex() for p in merkle.consistency_proof(first, leaves)]}
+    return {
+        "log": log_name,
+        "first": cps[first].as_dict(),
+        "second": cps[second].as_dict(),
+        "proof": [p.hex() for p in merkle.consistency_proof(first, leaves)],
+    }

@@ -61,8 +61,14 @@ class Checkpoint(Base):
 
     def as_dict(self) -> dict[str, object]:
         """The signed checkpoint exactly as carried in bundles."""
-        return {"log": self.log, "size": self.size, "root": self.root, "time": self.time, "kid": self.kid,
-                "sig": self.sig}
+        return {
+            "log": self.log,
+            "size": self.size,
+            "root": self.root,
+            "time": self.time,
+            "kid": self.kid,
+            "sig": self.sig,
+        }
 
 
 class Credential(Base):

@@ -36,7 +36,6 @@ from plugins.credit_bank.transcripts.models import Credential, CredentialState, 
 _UUID_LEN = 36
 
 
-
 class TranscriptError(ValueError):
     """The request cannot be honoured; the message is for the user (translated)."""
 
@@ -50,8 +49,9 @@ def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _line(row: dict[str, Any], mine: dict[str, dict[str, Any]], resolved: dict[str, int],
-          memos: dict[str, str]) -> dict[str, Any]:
+def _line(
+    row: dict[str, Any], mine: dict[str, dict[str, Any]], resolved: dict[str, int], memos: dict[str, str]
+) -> dict[str, Any]:
     """How one journal row reads on the cadre's transcript (signed amount, plain title)."""
     credit_side = row["credit_account"] in mine
     acct = mine[row["credit_account"] if credit_side else row["debit_account"]]
@@ -61,8 +61,13 @@ def _line(row: dict[str, Any], mine: dict[str, dict[str, Any]], resolved: dict[s
     flags = row["flags"]
     if flags & cr.T_PENDING:
         state = resolved.get(row["id"])
-        note = (gettext("under review") if state is None else gettext("review finished, see the next line")
-                if state & cr.T_POST_PENDING else gettext("not approved"))
+        note = (
+            gettext("under review")
+            if state is None
+            else gettext("review finished, see the next line")
+            if state & cr.T_POST_PENDING
+            else gettext("not approved")
+        )
     elif flags & cr.T_POST_PENDING:
         note = gettext("approved")
     elif flags & cr.T_VOID_PENDING:
@@ -73,8 +78,13 @@ def _line(row: dict[str, Any], mine: dict[str, dict[str, Any]], resolved: dict[s
         note = gettext("recorded, not counted (over a cap)")
     else:
         note = ""
-    return {"seq": row["seq"], "date": row["effective_date"], "ledger": acct["ledger"], "amount": amount,
-            "title": f"{title}（{note}）" if note else title}
+    return {
+        "seq": row["seq"],
+        "date": row["effective_date"],
+        "ledger": acct["ledger"],
+        "amount": amount,
+        "title": f"{title}（{note}）" if note else title,
+    }
 
 
 def issue_transcript(user: User, year: int, *, actor: User | None = None, now: dt.datetime | None = None) -> Credential:
@@ -89,23 +99,48 @@ def issue_transcript(user: User, year: int, *, actor: User | None = None, now: d
     journal = merkle.Tree(log.leaf_hashes(cr.JOURNAL_LOG))
     jcp = log.sign_checkpoint(cr.JOURNAL_LOG, journal.levels[0], now)
 
-    accounts = list(db.session.scalars(select(Account).where(
-        Account.owner_id == user.id, Account.period == year,
-        Account.kind.in_([AccountKind.COUNTED, AccountKind.OVERFLOW])).order_by(Account.id)))
+    accounts = list(
+        db.session.scalars(
+            select(Account)
+            .where(
+                Account.owner_id == user.id,
+                Account.period == year,
+                Account.kind.in_([AccountKind.COUNTED, AccountKind.OVERFLOW]),
+            )
+            .order_by(Account.id)
+        )
+    )
     acct_keys = log.account_keys({a.id for a in accounts})
-    mine = {acct_keys[a.id]: {"key": acct_keys[a.id], "ledger": acct_keys[a.id].split("/")[0], "kind": str(a.kind)}
-            for a in accounts}
+    mine = {
+        acct_keys[a.id]: {"key": acct_keys[a.id], "ledger": acct_keys[a.id].split("/")[0], "kind": str(a.kind)}
+        for a in accounts
+    }
     ids = [a.id for a in accounts]
-    transfers = list(db.session.scalars(
-        select(Transfer).where(or_(Transfer.debit_account_id.in_(ids), Transfer.credit_account_id.in_(ids)))
-        .order_by(Transfer.seq))) if ids else []
-    index = dict(db.session.execute(select(LogLeaf.seq, LogLeaf.idx).where(
-        LogLeaf.log == cr.JOURNAL_LOG, LogLeaf.seq.in_([t.seq for t in transfers]))).all())
+    transfers = (
+        list(
+            db.session.scalars(
+                select(Transfer)
+                .where(or_(Transfer.debit_account_id.in_(ids), Transfer.credit_account_id.in_(ids)))
+                .order_by(Transfer.seq)
+            )
+        )
+        if ids
+        else []
+    )
+    index = dict(
+        db.session.execute(
+            select(LogLeaf.seq, LogLeaf.idx).where(
+                LogLeaf.log == cr.JOURNAL_LOG, LogLeaf.seq.in_([t.seq for t in transfers])
+            )
+        ).all()
+    )
     # Rows committed after the checkpoint are left for the next transcript.
     transfers = [t for t in transfers if index.get(t.seq, journal.size) < journal.size]
     rows = log._rows_with_keys(transfers)
-    entries = [cr.proof_entry(r, index[t.seq], journal.inclusion_proof(index[t.seq]))
-               for t, r in zip(transfers, rows, strict=True)]
+    entries = [
+        cr.proof_entry(r, index[t.seq], journal.inclusion_proof(index[t.seq]))
+        for t, r in zip(transfers, rows, strict=True)
+    ]
     resolved = {r["pending_id"]: r["flags"] for r in rows if r["flags"] & (cr.T_POST_PENDING | cr.T_VOID_PENDING)}
     memos = {r["id"]: r["memo"] for r in rows if r["memo"]}
     balances = cr.recompute_balances(mine.values(), rows)
@@ -118,8 +153,12 @@ def issue_transcript(user: User, year: int, *, actor: User | None = None, now: d
         "type": cr.PAYLOAD_TYPE,
         "id": cid,
         "issuer": {"name": gettext("Cadre Online Academy"), "key": keys.public_text(key.public_key())},
-        "subject": {"user_id": user.id, "username": user.username, "full_name": user.full_name,
-                    "org_unit": org.name if org is not None else None},
+        "subject": {
+            "user_id": user.id,
+            "username": user.username,
+            "full_name": user.full_name,
+            "org_unit": org.name if org is not None else None,
+        },
         "year": year,
         "issued_at": _iso(now),
         "supersedes": previous.id if previous else None,
@@ -135,23 +174,50 @@ def issue_transcript(user: User, year: int, *, actor: User | None = None, now: d
     (idx,) = log.append(cr.CREDENTIAL_LOG, [(cr.credential_leaf(payload), {"credential_id": cid})])
     cleaves = log.leaf_hashes(cr.CREDENTIAL_LOG)
     ccp = log.sign_checkpoint(cr.CREDENTIAL_LOG, cleaves, now)
-    bundle = {"format": cr.BUNDLE_FORMAT, "credential": signed,
-              "credential_log": {"index": idx, "size": len(cleaves),
-                                 "path": [p.hex() for p in merkle.Tree(cleaves).inclusion_proof(idx)],
-                                 "checkpoint": ccp.as_dict()}}
+    bundle = {
+        "format": cr.BUNDLE_FORMAT,
+        "credential": signed,
+        "credential_log": {
+            "index": idx,
+            "size": len(cleaves),
+            "path": [p.hex() for p in merkle.Tree(cleaves).inclusion_proof(idx)],
+            "checkpoint": ccp.as_dict(),
+        },
+    }
     raw = pdf.bundle_bytes(bundle)
     sealed = pdf.seal(pdf.render(payload, raw, gettext), key)
-    cred = Credential(id=cid, user_id=user.id, year=year, digest=cr.digest(payload), bundle=raw.decode("utf-8"),
-                      pdf=sealed, kid=keys.key_id(key.public_key()), log_idx=idx,
-                      supersedes_id=previous.id if previous else None, issued_by=actor.id if actor else None,
-                      issued_at=now)
+    cred = Credential(
+        id=cid,
+        user_id=user.id,
+        year=year,
+        digest=cr.digest(payload),
+        bundle=raw.decode("utf-8"),
+        pdf=sealed,
+        kid=keys.key_id(key.public_key()),
+        log_idx=idx,
+        supersedes_id=previous.id if previous else None,
+        issued_by=actor.id if actor else None,
+        issued_at=now,
+    )
     db.session.add(cred)
     db.session.flush()
     if previous is not None:
-        db.session.add(CredentialStatus(credential_id=previous.id, state=CredentialState.SUPERSEDED, replaced_by=cid,
-                                        actor_id=actor.id if actor else None, created_at=now))
-    emit("credit.transcript_issued", actor=actor, obj=cred, org_unit_id=user.org_unit_id,
-         payload={"user_id": user.id, "year": year, "digest": cred.digest, "supersedes": cred.supersedes_id})
+        db.session.add(
+            CredentialStatus(
+                credential_id=previous.id,
+                state=CredentialState.SUPERSEDED,
+                replaced_by=cid,
+                actor_id=actor.id if actor else None,
+                created_at=now,
+            )
+        )
+    emit(
+        "credit.transcript_issued",
+        actor=actor,
+        obj=cred,
+        org_unit_id=user.org_unit_id,
+        payload={"user_id": user.id, "year": year, "digest": cred.digest, "supersedes": cred.supersedes_id},
+    )
     db.session.commit()
     return cred
 
@@ -165,8 +231,11 @@ class Status:
 
 
 def status_of(cred: Credential) -> Status:
-    rows = list(db.session.scalars(select(CredentialStatus).where(CredentialStatus.credential_id == cred.id)
-                                   .order_by(CredentialStatus.id)))
+    rows = list(
+        db.session.scalars(
+            select(CredentialStatus).where(CredentialStatus.credential_id == cred.id).order_by(CredentialStatus.id)
+        )
+    )
     revoked = [r for r in rows if r.state == CredentialState.REVOKED]
     if revoked:
         return Status("revoked", revoked[-1])
@@ -177,16 +246,22 @@ def status_of(cred: Credential) -> Status:
 
 def current(user_id: int, year: int) -> Credential | None:
     """The cadre's latest transcript for ``year`` that is neither superseded nor revoked."""
-    for cred in db.session.scalars(select(Credential).where(Credential.user_id == user_id, Credential.year == year)
-                                   .order_by(Credential.issued_at.desc())):
+    for cred in db.session.scalars(
+        select(Credential)
+        .where(Credential.user_id == user_id, Credential.year == year)
+        .order_by(Credential.issued_at.desc())
+    ):
         if status_of(cred).state == "valid":
             return cred
     return None
 
 
 def for_user(user_id: int) -> list[tuple[Credential, Status]]:
-    creds = db.session.scalars(select(Credential).where(Credential.user_id == user_id)
-                               .order_by(Credential.year.desc(), Credential.issued_at.desc()))
+    creds = db.session.scalars(
+        select(Credential)
+        .where(Credential.user_id == user_id)
+        .order_by(Credential.year.desc(), Credential.issued_at.desc())
+    )
     return [(c, status_of(c)) for c in creds]
 
 
@@ -207,8 +282,9 @@ def revoke(cred: Credential, reason: str, *, actor: User | None = None) -> Crede
         raise TranscriptError(gettext("A reason is required to revoke a transcript."))
     if status_of(cred).state == "revoked":
         raise TranscriptError(gettext("This transcript is already revoked."))
-    row = CredentialStatus(credential_id=cred.id, state=CredentialState.REVOKED, reason=reason,
-                           actor_id=actor.id if actor else None)
+    row = CredentialStatus(
+        credential_id=cred.id, state=CredentialState.REVOKED, reason=reason, actor_id=actor.id if actor else None
+    )
     db.session.add(row)
     emit("credit.transcript_revoked", actor=actor, obj=cred, payload={"reason": reason})
     db.session.commit()

@@ -58,12 +58,21 @@ def _context(report: Report, cred: Credential | None, source: str) -> dict[str, 
     replacement = None
     if status is not None and status.record is not None and status.record.replaced_by:
         replacement = status.record.replaced_by
-    return {"report": report, "payload": payload, "cred": cred, "status": status, "replacement": replacement,
-            "labels": CHECK_LABELS, "states": STATE_LABELS, "hours": pdf.hours, "source": source,
-            "local_time": pdf.local_time,
-            "issued_at": _issued_at(payload) if payload else None,
-            "ledger_names": {x["code"]: x["name"] for x in payload.get("ledgers", [])} if payload else {},
-            "kid": keys.key_id(issuer_key().public_key())}
+    return {
+        "report": report,
+        "payload": payload,
+        "cred": cred,
+        "status": status,
+        "replacement": replacement,
+        "labels": CHECK_LABELS,
+        "states": STATE_LABELS,
+        "hours": pdf.hours,
+        "source": source,
+        "local_time": pdf.local_time,
+        "issued_at": _issued_at(payload) if payload else None,
+        "ledger_names": {x["code"]: x["name"] for x in payload.get("ledgers", [])} if payload else {},
+        "kid": keys.key_id(issuer_key().public_key()),
+    }
 
 
 @bp.route("/verify", methods=["GET", "POST"])
@@ -100,8 +109,10 @@ def verify() -> Any:
 def _add_consistency(report: Report) -> None:
     """Online only: the logs the transcript was proven against still extend its checkpoints."""
     assert report.bundle is not None and report.payload is not None
-    for code, cp in (("credential_log_consistent", report.bundle["credential_log"]["checkpoint"]),
-                     ("journal_log_consistent", report.payload["journal"]["checkpoint"])):
+    for code, cp in (
+        ("credential_log_consistent", report.bundle["credential_log"]["checkpoint"]),
+        ("journal_log_consistent", report.payload["journal"]["checkpoint"]),
+    ):
         result = log.consistency_with_latest(cp)
         if result is not None:
             report.add(code, result[0], f"{cp['size']} -> {result[1]}")
@@ -175,10 +186,12 @@ def mine() -> Any:
             flash(_("Transcript issued. Download it below."), "success")
             return redirect(url_for(".mine", _anchor=f"t-{cred.id}"))
     elif request.method == "POST":
-        return render_template("credit_transcripts/mine.html", form=form, items=services.for_user(current_user.id),
-                               states=STATE_LABELS), 400
-    return render_template("credit_transcripts/mine.html", form=form, items=services.for_user(current_user.id),
-                           states=STATE_LABELS)
+        return render_template(
+            "credit_transcripts/mine.html", form=form, items=services.for_user(current_user.id), states=STATE_LABELS
+        ), 400
+    return render_template(
+        "credit_transcripts/mine.html", form=form, items=services.for_user(current_user.id), states=STATE_LABELS
+    )
 
 
 @bp.route("/transcripts/<credential_id>.pdf")

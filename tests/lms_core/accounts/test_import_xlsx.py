@@ -38,18 +38,25 @@ HEADER = ["用户名", "姓名", "单位代码", "职级", "政治面貌", "职�
 
 
 def test_xlsx_with_numeric_cells_and_common_rank_names(admin):
-    data = xlsx([HEADER,
-                 ["zhangwei", "张伟", 360121001, "正科级", "中共党员", "副镇长", 13900000001],
-                 ["lina", "李娜", "360121001001", "办事员", None, None, None],
-                 [None, None, None, None, None, None, None],  # a blank line in the middle
-                 ["chenjie", "陈杰", 360121.0, "副处级", "群众", "副县长", None]])
+    data = xlsx(
+        [
+            HEADER,
+            ["zhangwei", "张伟", 360121001, "正科级", "中共党员", "副镇长", 13900000001],
+            ["lina", "李娜", "360121001001", "办事员", None, None, None],
+            [None, None, None, None, None, None, None],  # a blank line in the middle
+            ["chenjie", "陈杰", 360121.0, "副处级", "群众", "副县长", None],
+        ]
+    )
     report = import_users(admin, data)
     assert report.ok, report.errors
     db.session.commit()
     assert (report.encoding, report.rows, report.created) == ("XLSX", 3, 3)
     users = {u.username: u for u in db.session.execute(select(User)).scalars()}
-    assert (users["zhangwei"].org_unit.code, users["zhangwei"].rank_band, users["zhangwei"].phone) == \
-        ("360121001", RankBand.TOWNSHIP, "13900000001")
+    assert (users["zhangwei"].org_unit.code, users["zhangwei"].rank_band, users["zhangwei"].phone) == (
+        "360121001",
+        RankBand.TOWNSHIP,
+        "13900000001",
+    )
     assert users["lina"].rank_band == RankBand.GENERAL and users["lina"].party_member is False
     assert users["chenjie"].rank_band == RankBand.COUNTY_AND_ABOVE and users["chenjie"].org_unit.code == "360121"
 
@@ -61,13 +68,22 @@ def test_xlsx_line_numbers_match_the_sheet(admin):
     db.session.rollback()
 
 
-@pytest.mark.parametrize(("name", "band"), [
-    ("正处级", RankBand.COUNTY_AND_ABOVE), ("副处级", RankBand.COUNTY_AND_ABOVE),
-    ("二级调研员", RankBand.COUNTY_AND_ABOVE),
-    ("正科级", RankBand.TOWNSHIP), ("副科级", RankBand.TOWNSHIP), ("四级主任科员", RankBand.TOWNSHIP),
-    ("科员", RankBand.GENERAL), ("办事员", RankBand.GENERAL), ("一级科员", RankBand.GENERAL),
-    ("township", RankBand.TOWNSHIP), ("", RankBand.GENERAL),
-])
+@pytest.mark.parametrize(
+    ("name", "band"),
+    [
+        ("正处级", RankBand.COUNTY_AND_ABOVE),
+        ("副处级", RankBand.COUNTY_AND_ABOVE),
+        ("二级调研员", RankBand.COUNTY_AND_ABOVE),
+        ("正科级", RankBand.TOWNSHIP),
+        ("副科级", RankBand.TOWNSHIP),
+        ("四级主任科员", RankBand.TOWNSHIP),
+        ("科员", RankBand.GENERAL),
+        ("办事员", RankBand.GENERAL),
+        ("一级科员", RankBand.GENERAL),
+        ("township", RankBand.TOWNSHIP),
+        ("", RankBand.GENERAL),
+    ],
+)
 def test_common_rank_names_map_to_bands(name, band):
     assert RANK_VALUES[name] == band
 
@@ -77,10 +93,13 @@ def test_every_listed_rank_name_maps_to_its_band():
         assert all(RANK_VALUES[n] == band for n in names)
 
 
-@pytest.mark.parametrize(("data", "fragment"), [
-    (b"PK\x03\x04" + b"\x00" * 200, "已损坏"),
-    (bytes.fromhex("d0cf11e0a1b11ae1") + b"\x00" * 500, ".xls"),
-])
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"PK\x03\x04" + b"\x00" * 200, "已损坏"),
+        (bytes.fromhex("d0cf11e0a1b11ae1") + b"\x00" * 500, ".xls"),
+    ],
+)
 def test_unreadable_workbooks_say_why_in_chinese(admin, data, fragment):
     with pytest.raises(ImportFileError) as info:
         import_users(admin, data)
@@ -117,8 +136,7 @@ def test_page_accepts_xlsx_lists_ranks_and_names_columns_in_chinese(client, admi
     for name in ("正处级", "副处级", "正科级", "副科级", "科员", "办事员"):
         assert name in page
     data = xlsx([HEADER, ["zhangwei", "张伟", 360121001, "正科级"], ["lina", "", 360121001, "部长"]])
-    r = client.post("/admin/import", data={"file": (io.BytesIO(data), "人员.xlsx")},
-                    content_type="multipart/form-data")
+    r = client.post("/admin/import", data={"file": (io.BytesIO(data), "人员.xlsx")}, content_type="multipart/form-data")
     html = r.get_data(as_text=True)
     assert r.status_code == 400
     assert "<td>3</td><td>姓名 为空; 职级：无法识别的值 部长（可用的值见导入页面）</td>" in html

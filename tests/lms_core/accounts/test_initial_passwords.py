@@ -42,8 +42,9 @@ def admin_client(app, admin):
 
 
 def _upload(client, data: bytes, name: str = "hr.csv", **form):
-    return client.post("/admin/import", data={"file": (io.BytesIO(data), name), **form},
-                       content_type="multipart/form-data")
+    return client.post(
+        "/admin/import", data={"file": (io.BytesIO(data), name), **form}, content_type="multipart/form-data"
+    )
 
 
 def _user(username: str) -> User:
@@ -167,8 +168,10 @@ def test_worker_import_offers_its_sheet_on_the_run_page(admin_client):
 
 
 def test_add_person_without_password_shows_a_one_time_password(admin_client):
-    r = admin_client.post("/admin/users/new", data={
-        "username": "zhaolei", "full_name": "赵磊", "org_code": "360121001", "rank_band": "township"})
+    r = admin_client.post(
+        "/admin/users/new",
+        data={"username": "zhaolei", "full_name": "赵磊", "org_code": "360121001", "rank_band": "township"},
+    )
     assert r.status_code == 302
     html = admin_client.get(r.headers["Location"]).get_data(as_text=True)
     match = re.search(r"赵磊（zhaolei）的初始密码：([A-Za-z0-9]+)", html)
@@ -180,9 +183,16 @@ def test_add_person_without_password_shows_a_one_time_password(admin_client):
 
 
 def test_add_person_with_typed_password_must_change_it(admin_client):
-    r = admin_client.post("/admin/users/new", data={
-        "username": "zhaolei", "full_name": "赵磊", "org_code": "360121001", "rank_band": "township",
-        "password": "Chu-shi-2026"})
+    r = admin_client.post(
+        "/admin/users/new",
+        data={
+            "username": "zhaolei",
+            "full_name": "赵磊",
+            "org_code": "360121001",
+            "rank_band": "township",
+            "password": "Chu-shi-2026",
+        },
+    )
     assert r.status_code == 302
     user = _user("zhaolei")
     assert verify_password(user.password_hash, "Chu-shi-2026") and user.must_change_password

@@ -30,12 +30,20 @@ def _section(html: str, name: str) -> str:
 @pytest.mark.app_config(LMS_PLUGINS=["demo_panel"])
 def test_status_shows_plugins_jobs_backlog_migrations_and_database(app, client, site_admin, db_backend):
     now = dt.datetime.now(dt.UTC)
-    db.session.add_all([
-        Job(kind="accounts.import", payload={}, status=JobStatus.FAILED, attempts=5, finished_at=now,
-            last_error="Traceback (most recent call last):\nValueError: 第 3 行无法解析"),
-        Job(kind="events.dispatch", payload={}, status=JobStatus.QUEUED, run_after=now - dt.timedelta(hours=1)),
-        Job(kind="events.dispatch", payload={}, status=JobStatus.DONE),
-    ])
+    db.session.add_all(
+        [
+            Job(
+                kind="accounts.import",
+                payload={},
+                status=JobStatus.FAILED,
+                attempts=5,
+                finished_at=now,
+                last_error="Traceback (most recent call last):\nValueError: 第 3 行无法解析",
+            ),
+            Job(kind="events.dispatch", payload={}, status=JobStatus.QUEUED, run_after=now - dt.timedelta(hours=1)),
+            Job(kind="events.dispatch", payload={}, status=JobStatus.DONE),
+        ]
+    )
     db.session.commit()
     login(client, "root")
     r = client.get("/admin/status")

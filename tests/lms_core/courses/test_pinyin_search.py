@@ -47,16 +47,19 @@ def _found(client, q: str) -> set[str]:
     return {t for t in ("法治政府建设专题", "党的建设", "基层治理") if re.search(re.escape(t), html)}
 
 
-@pytest.mark.parametrize(("q", "expected"), [
-    ("fazhi", {"法治政府建设专题"}),
-    ("fzzf", {"法治政府建设专题"}),
-    ("FZZF", {"法治政府建设专题"}),
-    ("ｆｚｚｆ", {"法治政府建设专题"}),  # full-width letters from a Chinese keyboard
-    ("jianshe", {"法治政府建设专题", "党的建设"}),
-    ("jczl", {"基层治理"}),
-    ("法治", {"法治政府建设专题"}),
-    ("zzzz", set()),
-])
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("fazhi", {"法治政府建设专题"}),
+        ("fzzf", {"法治政府建设专题"}),
+        ("FZZF", {"法治政府建设专题"}),
+        ("ｆｚｚｆ", {"法治政府建设专题"}),  # full-width letters from a Chinese keyboard
+        ("jianshe", {"法治政府建设专题", "党的建设"}),
+        ("jczl", {"基层治理"}),
+        ("法治", {"法治政府建设专题"}),
+        ("zzzz", set()),
+    ],
+)
 def test_catalogue_finds_pinyin_and_initials(catalogue, q, expected):
     assert _found(catalogue, q) == expected
 

@@ -26,8 +26,12 @@ def teacher(app, tree, client):
 
 def _titles(course_id: int) -> list[str]:
     db.session.expire_all()
-    rows = db.session.execute(select(Lesson.title).where(Lesson.course_id == course_id, Lesson.archived_at.is_(None))
-                              .join(Section).order_by(Section.position, Lesson.position)).scalars()
+    rows = db.session.execute(
+        select(Lesson.title)
+        .where(Lesson.course_id == course_id, Lesson.archived_at.is_(None))
+        .join(Section)
+        .order_by(Section.position, Lesson.position)
+    ).scalars()
     return list(rows)
 
 
@@ -57,8 +61,9 @@ def test_sections_rename_reorder_and_delete_only_when_empty(teacher):
     db.session.commit()
     client.post(f"/teach/sections/{second.id}/move", data={"direction": "up"})
     db.session.expire_all()
-    assert [s.title for s in sorted(db.session.get(type(kit.course), kit.course.id).sections,
-                                    key=lambda s: s.position)] == ["第二讲", "第一讲"]
+    assert [
+        s.title for s in sorted(db.session.get(type(kit.course), kit.course.id).sections, key=lambda s: s.position)
+    ] == ["第二讲", "第一讲"]
     client.post(f"/teach/sections/{second.id}/edit", data={"title": "第二讲 实践"})
     db.session.expire_all()
     assert db.session.get(Section, second.id).title == "第二讲 实践"
@@ -94,8 +99,9 @@ def test_delete_with_progress_archives_and_keeps_records(teacher, tree, app):
     login(other, "liming")
     other.get(f"/learn/lessons/{kit.document.id}")  # opens the lesson: a session and progress row
     db.session.expire_all()
-    records = db.session.execute(select(func.count()).select_from(LessonProgress)
-                                 .where(LessonProgress.lesson_id == kit.document.id)).scalar_one()
+    records = db.session.execute(
+        select(func.count()).select_from(LessonProgress).where(LessonProgress.lesson_id == kit.document.id)
+    ).scalar_one()
     assert records == 1
 
     html = client.post(f"/teach/lessons/{kit.document.id}/delete").get_data(as_text=True)
@@ -105,8 +111,12 @@ def test_delete_with_progress_archives_and_keeps_records(teacher, tree, app):
     db.session.expire_all()
     lesson = db.session.get(Lesson, kit.document.id)
     assert lesson is not None and lesson.archived_at is not None and lesson.required is False
-    assert db.session.execute(select(func.count()).select_from(LessonProgress)
-                              .where(LessonProgress.lesson_id == kit.document.id)).scalar_one() == 1
+    assert (
+        db.session.execute(
+            select(func.count()).select_from(LessonProgress).where(LessonProgress.lesson_id == kit.document.id)
+        ).scalar_one()
+        == 1
+    )
     # gone from the outline, the player and the author's list; named among the archived
     assert "阅读材料" not in other.get(f"/courses/{kit.course.id}").get_data(as_text=True)
     assert other.get(f"/learn/lessons/{kit.document.id}").status_code == 404
@@ -120,10 +130,12 @@ def test_learner_cannot_change_the_outline(app, tree, teacher):
     db.session.commit()
     learner = app.test_client()
     login(learner, "liming")
-    for path, data in ((f"/teach/lessons/{kit.video.id}/move", {"direction": "down"}),
-                       (f"/teach/lessons/{kit.video.id}/edit", {"title": "x"}),
-                       (f"/teach/lessons/{kit.video.id}/delete", {"confirmed": "1"}),
-                       (f"/teach/sections/{kit.video.section_id}/delete", {})):
+    for path, data in (
+        (f"/teach/lessons/{kit.video.id}/move", {"direction": "down"}),
+        (f"/teach/lessons/{kit.video.id}/edit", {"title": "x"}),
+        (f"/teach/lessons/{kit.video.id}/delete", {"confirmed": "1"}),
+        (f"/teach/sections/{kit.video.section_id}/delete", {}),
+    ):
         assert learner.post(path, data=data).status_code == 403, path
     assert _titles(kit.course.id)[0] == "视频课"
     assert db.session.get(Lesson, kit.video.id).kind == LessonKind.VIDEO

@@ -24,12 +24,30 @@ def kit(app, tree):
 
 
 def _study(user, lesson, enrolment, at: dt.datetime, credited_ms: int, sid: str) -> None:
-    db.session.add(LearningSession(id=sid, user_id=user.id, lesson_id=lesson.id, enrolment_id=enrolment.id,
-                                   started_at=at, last_beat_at=at, credited_ms=credited_ms))
+    db.session.add(
+        LearningSession(
+            id=sid,
+            user_id=user.id,
+            lesson_id=lesson.id,
+            enrolment_id=enrolment.id,
+            started_at=at,
+            last_beat_at=at,
+            credited_ms=credited_ms,
+        )
+    )
     db.session.flush()  # the interval's foreign key needs the session row first
-    db.session.add(LearningInterval(session_id=sid, user_id=user.id, lesson_id=lesson.id, seq=1, wall_start=at,
-                                    wall_end=at + dt.timedelta(milliseconds=credited_ms), claimed_ms=credited_ms,
-                                    credited_ms=credited_ms))
+    db.session.add(
+        LearningInterval(
+            session_id=sid,
+            user_id=user.id,
+            lesson_id=lesson.id,
+            seq=1,
+            wall_start=at,
+            wall_end=at + dt.timedelta(milliseconds=credited_ms),
+            claimed_ms=credited_ms,
+            credited_ms=credited_ms,
+        )
+    )
     day = (at + dt.timedelta(milliseconds=credited_ms)).astimezone(dt.timezone(dt.timedelta(hours=8))).date()
     db.session.add(DailyTotal(user_id=user.id, day=day, credited_ms=credited_ms))
 
@@ -64,8 +82,9 @@ def test_new_assignment_shows_on_the_dashboard_until_read(app, client, kit, tree
     grant(admin, Role.ORG_ADMIN, tree.county_a)
     UserFactory(username="liming", org_unit=tree.village_a)
     db.session.commit()
-    first = enrolments.assign(admin, kit.course, tree.county_a,
-                              deadline=dt.datetime.now(dt.UTC) + dt.timedelta(days=30))
+    first = enrolments.assign(
+        admin, kit.course, tree.county_a, deadline=dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    )
     db.session.commit()
     enrolments.materialize(first.id)
     login(client, "liming")
@@ -74,8 +93,9 @@ def test_new_assignment_shows_on_the_dashboard_until_read(app, client, kit, tree
     assert client.post(f"/dashboard/notices/{kit.course.id}/read").status_code == 302
     assert 'id="notices"' not in client.get("/dashboard").get_data(as_text=True)
     # an earlier deadline from a new assignment is news again
-    second = enrolments.assign(admin, kit.course, tree.village_a,
-                               deadline=dt.datetime.now(dt.UTC) + dt.timedelta(days=7))
+    second = enrolments.assign(
+        admin, kit.course, tree.village_a, deadline=dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
+    )
     db.session.commit()
     enrolments.materialize(second.id)
     assert 'id="notices"' in client.get("/dashboard").get_data(as_text=True)

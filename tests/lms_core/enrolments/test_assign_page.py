@@ -50,14 +50,20 @@ def test_tree_offers_only_units_in_the_area_with_head_counts(setup, tree):
 
 def test_preview_counts_keeps_input_and_writes_nothing(setup, tree):
     kit, client = setup
-    data = {"org_unit_id": str(tree.town_a.id), "rank_band": "township", "deadline": "2099-06-30",
-            "note": "请按时完成", "preview": "1"}
+    data = {
+        "org_unit_id": str(tree.town_a.id),
+        "rank_band": "township",
+        "deadline": "2099-06-30",
+        "note": "请按时完成",
+        "preview": "1",
+    }
     r = client.post(f"/courses/{kit.course.id}/assign", data=data)
     html = r.get_data(as_text=True)
     assert r.status_code == 200
     assert "本次调训目前覆盖 2 人" in html and "乡科级" in html  # t1 and v1
     assert f'value="{tree.town_a.id}"\n          checked' in html or re.search(
-        rf'value="{tree.town_a.id}"\s+checked', html)
+        rf'value="{tree.town_a.id}"\s+checked', html
+    )
     assert 'value="2099-06-30"' in html and 'value="请按时完成"' in html
     assert re.search(r'<option value="township"\s+selected', html)
     assert db.session.execute(select(func.count()).select_from(Assignment)).scalar_one() == 0
@@ -65,8 +71,9 @@ def test_preview_counts_keeps_input_and_writes_nothing(setup, tree):
 
 def test_assign_reports_reach_and_lists_completion(setup, tree):
     kit, client = setup
-    r = client.post(f"/courses/{kit.course.id}/assign",
-                    data={"org_unit_id": str(tree.town_a.id), "deadline": "2099-06-30"})
+    r = client.post(
+        f"/courses/{kit.course.id}/assign", data={"org_unit_id": str(tree.town_a.id), "deadline": "2099-06-30"}
+    )
     assert r.status_code == 303
     html = client.get(r.headers["Location"]).get_data(as_text=True)
     assert "覆盖 3 人" in html  # t1, t2, v1
@@ -80,14 +87,17 @@ def test_assign_reports_reach_and_lists_completion(setup, tree):
     assert "<td>3</td>" in row and "1 / 3 (33%)" in row
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"deadline": "2099-06-30"}, "请在单位树中选择一个单位"),
-    ({"org_unit_id": "999999", "deadline": "2099-06-30"}, "请在单位树中选择一个单位"),
-    ({"org_unit_id": "9" * 40, "deadline": "2099-06-30"}, "请在单位树中选择一个单位"),
-    ({"org_unit_id": "town_a", "deadline": "x\x00"}, "YYYY-MM-DD"),
-    ({"org_unit_id": "town_a", "deadline": "2099-06-30", "rank_band": "minister"}, "职级"),
-    ({"org_unit_id": "county_b", "deadline": "2099-06-30", "note": "保留"}, "青山县 不在您的管理范围内"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"deadline": "2099-06-30"}, "请在单位树中选择一个单位"),
+        ({"org_unit_id": "999999", "deadline": "2099-06-30"}, "请在单位树中选择一个单位"),
+        ({"org_unit_id": "9" * 40, "deadline": "2099-06-30"}, "请在单位树中选择一个单位"),
+        ({"org_unit_id": "town_a", "deadline": "x\x00"}, "YYYY-MM-DD"),
+        ({"org_unit_id": "town_a", "deadline": "2099-06-30", "rank_band": "minister"}, "职级"),
+        ({"org_unit_id": "county_b", "deadline": "2099-06-30", "note": "保留"}, "青山县 不在您的管理范围内"),
+    ],
+)
 def test_errors_are_chinese_on_the_form_and_keep_input(setup, tree, data, message):
     kit, client = setup
     data = dict(data)

@@ -17,14 +17,19 @@ from tests.lms_core.learning.fixtures import build_course
 from tests.strategies import HOSTILE_VALUES, fuzz_examples, to_json, with_value_at
 
 FIELDS = ("seq", "event", "position", "segments", "visible_ms", "client", "time_from", "time_to")
-FUZZ = settings(max_examples=fuzz_examples(40), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=fuzz_examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def _written() -> tuple[int, ...]:
     db.session.expire_all()
-    return tuple(db.session.execute(select(func.count()).select_from(t)).scalar_one()
-                 for t in (LearningInterval, Event, LessonProgress))
+    return tuple(
+        db.session.execute(select(func.count()).select_from(t)).scalar_one()
+        for t in (LearningInterval, Event, LessonProgress)
+    )
 
 
 @FUZZ

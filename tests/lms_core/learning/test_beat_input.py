@@ -27,36 +27,41 @@ def beat_url(app, client, tree):
 
 
 def _counts() -> tuple[int, int]:
-    return (db.session.execute(select(func.count()).select_from(LearningInterval)).scalar_one(),
-            db.session.execute(select(func.count()).select_from(Event)).scalar_one())
+    return (
+        db.session.execute(select(func.count()).select_from(LearningInterval)).scalar_one(),
+        db.session.execute(select(func.count()).select_from(Event)).scalar_one(),
+    )
 
 
 def _post_raw(client, url, text: str):
     return client.post(url, data=text, content_type="application/json")
 
 
-@pytest.mark.parametrize("body", [
-    '{"seq": 1, "position": Infinity}',
-    '{"seq": 1, "position": NaN}',
-    '{"seq": 1, "position": -Infinity}',
-    '{"seq": 1, "position": 1e308}',
-    '{"seq": 1, "position": 1e400}',
-    '{"seq": 1, "visible_ms": 1e308}',
-    '{"seq": 1, "visible_ms": NaN}',
-    '{"seq": 1180591620717411303424}',  # 2**70
-    '{"seq": 1, "position": 1180591620717411303424}',
-    '{"seq": 1, "segments": [[0, 1e308]]}',
-    '{"seq": 1, "segments": [[NaN, 5]]}',
-    '{"seq": 1, "segments": [[0, 1180591620717411303424]]}',
-    '{"seq": 1, "event": "seeked", "time_from": 1e308}',
-    '{"seq": 1, "event": "seeked", "time_to": Infinity}',
-    '{"seq": 1, "client": {"rate": NaN}}',
-    '{"seq": 1, "client": {"ua": "x\\u0000y"}}',
-    '{"seq": 1, "client": {"ua": "\\ud800"}}',
-    '{"seq": 1, "event": ["play"]}',
-    '{"seq": 1, "client": ' + "[" * 3000 + "]" * 3000 + "}",
-    "[" * 3000 + "]" * 3000,
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"seq": 1, "position": Infinity}',
+        '{"seq": 1, "position": NaN}',
+        '{"seq": 1, "position": -Infinity}',
+        '{"seq": 1, "position": 1e308}',
+        '{"seq": 1, "position": 1e400}',
+        '{"seq": 1, "visible_ms": 1e308}',
+        '{"seq": 1, "visible_ms": NaN}',
+        '{"seq": 1180591620717411303424}',  # 2**70
+        '{"seq": 1, "position": 1180591620717411303424}',
+        '{"seq": 1, "segments": [[0, 1e308]]}',
+        '{"seq": 1, "segments": [[NaN, 5]]}',
+        '{"seq": 1, "segments": [[0, 1180591620717411303424]]}',
+        '{"seq": 1, "event": "seeked", "time_from": 1e308}',
+        '{"seq": 1, "event": "seeked", "time_to": Infinity}',
+        '{"seq": 1, "client": {"rate": NaN}}',
+        '{"seq": 1, "client": {"ua": "x\\u0000y"}}',
+        '{"seq": 1, "client": {"ua": "\\ud800"}}',
+        '{"seq": 1, "event": ["play"]}',
+        '{"seq": 1, "client": ' + "[" * 3000 + "]" * 3000 + "}",
+        "[" * 3000 + "]" * 3000,
+    ],
+)
 def test_hostile_numbers_are_400_and_nothing_is_stored(client, beat_url, body):
     before = _counts()
     r = _post_raw(client, beat_url, body)
@@ -71,8 +76,12 @@ def test_hostile_numbers_are_400_and_nothing_is_stored(client, beat_url, body):
 def test_the_largest_accepted_values_are_stored(client, beat_url):
     from lms_core.learning.services import MAX_BEAT_SECONDS, MAX_SEQ
 
-    r = client.post(beat_url, data=json.dumps({"seq": MAX_SEQ, "event": "play", "position": MAX_BEAT_SECONDS,
-                                               "segments": [[0, 1.5]], "visible_ms": 10}),
-                    content_type="application/json")
+    r = client.post(
+        beat_url,
+        data=json.dumps(
+            {"seq": MAX_SEQ, "event": "play", "position": MAX_BEAT_SECONDS, "segments": [[0, 1.5]], "visible_ms": 10}
+        ),
+        content_type="application/json",
+    )
     assert r.status_code == 200 and r.get_json()["accepted"] is True
     assert db.session.execute(select(LearningInterval.seq)).scalar_one() == MAX_SEQ

@@ -94,8 +94,17 @@ def test_completion_needs_threshold_coverage_then_course_progresses(kit, learner
 
 def test_skipping_ahead_does_not_complete(kit, learner):
     s = open_session(learner, kit.video)
-    beat(s, learner, T0 + dt.timedelta(seconds=5), seq=1, event="seeked", segments=[[0, 5]], position=99,
-         time_from=5, time_to=99)
+    beat(
+        s,
+        learner,
+        T0 + dt.timedelta(seconds=5),
+        seq=1,
+        event="seeked",
+        segments=[[0, 5]],
+        position=99,
+        time_from=5,
+        time_to=99,
+    )
     r = beat(s, learner, T0 + dt.timedelta(seconds=6), seq=2, event="ended", segments=[[99, 100]], position=100)
     assert not r.lesson_completed
     assert r.coverage_bp == 600
@@ -109,11 +118,19 @@ def test_duplicate_seq_is_idempotent(kit, learner):
     assert db.session.query(LearningInterval).count() == 1
 
 
-@pytest.mark.parametrize("body", [
-    {"seq": 0}, {"seq": "1"}, {"seq": 1, "event": "teleport"}, {"seq": 1, "segments": "0-10"},
-    {"seq": 1, "segments": [[0, "x"]]}, {"seq": 1, "position": -3}, {"seq": 1, "segments": [[0, 1]] * 51},
-    {"seq": True},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"seq": 0},
+        {"seq": "1"},
+        {"seq": 1, "event": "teleport"},
+        {"seq": 1, "segments": "0-10"},
+        {"seq": 1, "segments": [[0, "x"]]},
+        {"seq": 1, "position": -3},
+        {"seq": 1, "segments": [[0, 1]] * 51},
+        {"seq": True},
+    ],
+)
 def test_malformed_beats_rejected_and_nothing_stored(kit, learner, body):
     s = open_session(learner, kit.video)
     with pytest.raises(services.BeatError):
@@ -173,12 +190,20 @@ class Hold:
 @pytest.mark.app_config(LMS_PLUGIN_OBJECTS={"strict": Strict()})
 def test_plugin_verdict_is_most_restrictive_and_recorded(kit, learner):
     s = open_session(learner, kit.video)
-    r = beat(s, learner, T0 + dt.timedelta(seconds=10), seq=1, segments=[[0, 10]], position=10,
-             client={"visibility": "hidden"})
+    r = beat(
+        s,
+        learner,
+        T0 + dt.timedelta(seconds=10),
+        seq=1,
+        segments=[[0, 10]],
+        position=10,
+        client={"visibility": "hidden"},
+    )
     assert r.credited_ms == 0 and r.verdict == "void"
     interval = db.session.query(LearningInterval).one()
-    assert interval.reasons == [{"by": "strict", "verdict": "void", "code": "R06", "credited_ms": 0,
-                                 "reason": "tab hidden"}]
+    assert interval.reasons == [
+        {"by": "strict", "verdict": "void", "code": "R06", "credited_ms": 0, "reason": "tab hidden"}
+    ]
 
 
 @pytest.mark.app_config(LMS_PLUGIN_OBJECTS={"hold": Hold()})

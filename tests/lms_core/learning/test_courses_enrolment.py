@@ -78,8 +78,10 @@ def test_catalogue_search_folds_width_and_case_and_keeps_wildcards_literal(kit, 
     course = kit.course
     course.code, course.description = "Dj-2026_01", "学习 100% 掌握"
     db.session.commit()
-    found = [courses.CatalogueQuery(text=t).run()[1] for t in
-             ("ｄｊ－２０２６", "DJ-2026", "dj-2026_01", "100%", "新时代\n中国")]
+    found = [
+        courses.CatalogueQuery(text=t).run()[1]
+        for t in ("ｄｊ－２０２６", "DJ-2026", "dj-2026_01", "100%", "新时代\n中国")
+    ]
     assert found == [1, 1, 1, 1, 0]
     # LIKE wildcards typed by a user match themselves only.
     assert courses.CatalogueQuery(text="10_%").run()[1] == 0
@@ -128,8 +130,9 @@ def test_assignment_reaches_subtree_and_rank_only(kit, tree):
     outside = UserFactory(org_unit=tree.county_b, rank_band=RankBand.TOWNSHIP)
     db.session.commit()
     with time_machine.travel(NOW, tick=False):
-        enrolments.assign(admin, kit.course, tree.county_a, deadline=NOW + dt.timedelta(days=30),
-                          rank_band=RankBand.TOWNSHIP)
+        enrolments.assign(
+            admin, kit.course, tree.county_a, deadline=NOW + dt.timedelta(days=30), rank_band=RankBand.TOWNSHIP
+        )
         commit()  # the materialise job runs inline after commit
     rows = {e.user_id: e for e in db.session.query(Enrolment)}
     assert set(rows) == {inside.id}
@@ -189,8 +192,12 @@ def test_course_lines_carry_progress_and_the_year_total(kit, tree):
     db.session.commit()
     assert enrolments.course_lines(learner, 2026) == ([], None)  # no row to carry the year
     enrolments.enrol(learner, kit.course)
-    db.session.add_all([DailyTotal(user_id=learner.id, day=dt.date(2026, 3, 1), credited_ms=60_000),
-                        DailyTotal(user_id=learner.id, day=dt.date(2025, 12, 31), credited_ms=5_000)])
+    db.session.add_all(
+        [
+            DailyTotal(user_id=learner.id, day=dt.date(2026, 3, 1), credited_ms=60_000),
+            DailyTotal(user_id=learner.id, day=dt.date(2025, 12, 31), credited_ms=5_000),
+        ]
+    )
     db.session.commit()
     lines, year_ms = enrolments.course_lines(learner, 2026)
     assert year_ms == 60_000

@@ -40,8 +40,11 @@ def learner(kit, tree):
 
 
 def credited(user) -> int:
-    return int(db.session.query(func.coalesce(func.sum(LearningInterval.credited_ms), 0))
-               .filter(LearningInterval.user_id == user.id).scalar())
+    return int(
+        db.session.query(func.coalesce(func.sum(LearningInterval.credited_ms), 0))
+        .filter(LearningInterval.user_id == user.id)
+        .scalar()
+    )
 
 
 def test_six_tabs_of_one_lesson_earn_real_time_once(kit, learner):
@@ -50,8 +53,7 @@ def test_six_tabs_of_one_lesson_earn_real_time_once(kit, learner):
     for step in range(1, 7):
         for n, tab in enumerate(tabs):
             at = T0 + step * 5 * S + n * dt.timedelta(milliseconds=10)
-            beat(tab, learner, at, seq=step, segments=[[5 * (step - 1) + n * 5, 5 * step + n * 5]],
-                 position=5 * step)
+            beat(tab, learner, at, seq=step, segments=[[5 * (step - 1) + n * 5, 5 * step + n * 5]], position=5 * step)
     elapsed_ms = 30_000 + 50
     assert credited(learner) <= elapsed_ms + 1000
 
@@ -108,7 +110,7 @@ class HalveReading:
     def lms_assess_interval(self, claim):
         if claim.lesson_kind != "document":
             return None
-        (start, end), = claim.claimed
+        ((start, end),) = claim.claimed
         return Verdict("reduce", ((start, start + (end - start) // 2),), reason="half", code="T01")
 
 

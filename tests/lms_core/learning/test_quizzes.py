@@ -49,8 +49,9 @@ def test_partial_multiple_choice_scores_zero(setup):
     kit, learner, enrolment = setup
     attempt = quizzes.open_attempt(learner, kit.quiz, enrolment)
     answers = answers_for(attempt)
-    multiple = next(qid for qid in attempt.question_order
-                    if db.session.get(quizzes.Question, qid).kind.value == "multiple")
+    multiple = next(
+        qid for qid in attempt.question_order if db.session.get(quizzes.Question, qid).kind.value == "multiple"
+    )
     answers[str(multiple)] = ["0"]
     graded = quizzes.submit(learner, attempt, answers)
     assert graded.attempt.score_raw == 2 and graded.attempt.passed  # 2/3 >= 60 %
@@ -82,8 +83,7 @@ def test_double_submit_and_foreign_attempt_rejected(setup, tree):
 def test_invalid_answers_rejected(setup, bad):
     kit, learner, enrolment = setup
     attempt = quizzes.open_attempt(learner, kit.quiz, enrolment)
-    single = next(qid for qid in attempt.question_order
-                  if db.session.get(quizzes.Question, qid).kind.value == "single")
+    single = next(qid for qid in attempt.question_order if db.session.get(quizzes.Question, qid).kind.value == "single")
     answers = answers_for(attempt)
     answers[str(single)] = bad
     with pytest.raises(quizzes.QuizError):

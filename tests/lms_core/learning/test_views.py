@@ -34,7 +34,7 @@ def test_catalogue_and_enrol_flow(client, kit, learner):
     page = client.get("/courses/?q=新时代").get_data(as_text=True)
     assert kit.course.title in page
     detail = client.get(f"/courses/{kit.course.id}")
-    assert detail.status_code == 200 and "id=\"enrol\"" in detail.get_data(as_text=True)
+    assert detail.status_code == 200 and 'id="enrol"' in detail.get_data(as_text=True)
     assert client.get(f"/learn/lessons/{kit.video.id}").status_code == 302  # not enrolled yet
     assert client.post(f"/courses/{kit.course.id}/enrol").status_code == 302
     assert db.session.query(Enrolment).filter_by(user_id=learner.id).count() == 1
@@ -49,7 +49,7 @@ def test_video_lesson_page_creates_session_and_signed_url(client, kit, learner):
     session = db.session.query(LearningSession).filter_by(user_id=learner.id).one()
     assert f'data-session="{session.id}"' in page
     assert re.search(r'<video id="player"[^>]+src="/media/', page)
-    assert 'playsinline' in page and "player.js" in page
+    assert "playsinline" in page and "player.js" in page
 
 
 def test_beat_endpoint_json_and_errors(client, kit, learner):
@@ -124,14 +124,20 @@ def test_authoring_flow_over_http(client, tree, app):
     client.post(f"/teach/courses/{course.id}/sections", data={"title": "第一节"})
     db.session.expire_all()
     section_id = db.session.get(Course, course.id).sections[0].id
-    r = client.post(f"/teach/sections/{section_id}/lessons", data={"title": "测验", "kind": "quiz", "required": "y",
-                                                                   "passing_score_pct": "60", "max_attempts": "0"})
+    r = client.post(
+        f"/teach/sections/{section_id}/lessons",
+        data={"title": "测验", "kind": "quiz", "required": "y", "passing_score_pct": "60", "max_attempts": "0"},
+    )
     lesson = db.session.query(Lesson).filter_by(course_id=course.id).one()
-    r = client.post(f"/teach/lessons/{lesson.id}/questions",
-                    data={"kind": "single", "text": "问题", "options": "甲\n乙", "correct": "2", "points": "1"})
+    r = client.post(
+        f"/teach/lessons/{lesson.id}/questions",
+        data={"kind": "single", "text": "问题", "options": "甲\n乙", "correct": "2", "points": "1"},
+    )
     assert r.status_code == 302
-    bad = client.post(f"/teach/lessons/{lesson.id}/questions",
-                      data={"kind": "single", "text": "问题", "options": "甲\n乙", "correct": "5", "points": "1"})
+    bad = client.post(
+        f"/teach/lessons/{lesson.id}/questions",
+        data={"kind": "single", "text": "问题", "options": "甲\n乙", "correct": "5", "points": "1"},
+    )
     assert bad.status_code == 400
     assert client.post(f"/teach/courses/{course.id}/publish", data={"published": "1"}).status_code == 302
     db.session.expire_all()
@@ -166,8 +172,9 @@ def test_assign_form_validation(client, kit, tree):
     login(client, "cadmin")
     url = f"/courses/{kit.course.id}/assign"
     assert client.post(url, data={"org_code": "nope", "deadline": "x"}).status_code == 400
-    outside = client.post(f"/courses/{kit.course.id}/assign",
-                          data={"org_code": tree.county_b.code, "deadline": "2099-01-01"})
+    outside = client.post(
+        f"/courses/{kit.course.id}/assign", data={"org_code": tree.county_b.code, "deadline": "2099-01-01"}
+    )
     assert outside.status_code == 400 and "青山县" in outside.get_data(as_text=True)
     ok = client.post(url, data={"org_code": tree.county_a.code, "deadline": "2099-01-01"})
     assert ok.status_code == 303
@@ -190,8 +197,9 @@ def test_lesson_upload_form_still_checks_csrf(client, tree, app):
     assert db.session.query(Lesson).count() == 0
     page = client.get(f"/teach/courses/{course.id}").get_data(as_text=True)
     token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
-    ok = client.post(f"/teach/sections/{section.id}/lessons",
-                     data={"title": "测验", "kind": "quiz", "csrf_token": token})
+    ok = client.post(
+        f"/teach/sections/{section.id}/lessons", data={"title": "测验", "kind": "quiz", "csrf_token": token}
+    )
     assert ok.status_code == 302
     assert db.session.query(Lesson).count() == 1
 

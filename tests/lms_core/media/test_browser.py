@@ -14,12 +14,12 @@ from lms_core.media import services
 from lms_core.media.models import MediaDelivery, MediaFile
 from tests.browser.test_ui import expect, sign_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"),
-              pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
 
 
-def test_instructor_uploads_and_learner_streams(page: Any, live_server: Any, author: Any, learner: Any,
-                                                samples: Any, tmp_path: Any) -> None:
+def test_instructor_uploads_and_learner_streams(
+    page: Any, live_server: Any, author: Any, learner: Any, samples: Any, tmp_path: Any
+) -> None:
     sign_in(page, "teacher")
     page.goto("/media/")
     page.locator("input[type=file]").set_input_files(str(samples.webm))
@@ -39,11 +39,14 @@ def test_instructor_uploads_and_learner_streams(page: Any, live_server: Any, aut
     page.context.clear_cookies()
     sign_in(page, "cadre")
     page.goto("/dashboard")  # same origin: the media requests carry the learner's session cookie
-    page.evaluate("""url => {
+    page.evaluate(
+        """url => {
         const v = document.createElement('video');
         v.id = 'v'; v.muted = true; v.preload = 'auto'; v.src = url;
         document.body.appendChild(v);
-    }""", url)
+    }""",
+        url,
+    )
     page.wait_for_function("document.getElementById('v').readyState >= 1")
     duration = page.evaluate("document.getElementById('v').duration")
     assert duration == pytest.approx(2.0, abs=0.1)

@@ -13,8 +13,9 @@ def test_import_then_verify(app, author, learner, samples, tmp_path):
     runner = app.test_cli_runner()
     bad = tmp_path / "notes.pdf"
     bad.write_bytes(b"MZ" + b"\0" * 100)
-    result = runner.invoke(args=["lms", "media", "import", "--uploader", "teacher", str(samples.mp4),
-                                 str(samples.pdf), str(bad)])
+    result = runner.invoke(
+        args=["lms", "media", "import", "--uploader", "teacher", str(samples.mp4), str(samples.pdf), str(bad)]
+    )
     assert result.exit_code == 1  # one file refused
     assert "clip.mp4: media" in result.output and "3.0 s (new)" in result.output
     assert "4 pages" in result.output

@@ -9,23 +9,27 @@ import pytest
 from lms_core.media.delivery import STREAM_CHUNK, RangeNotSatisfiable, counted_stream, parse_range
 
 
-@pytest.mark.parametrize("header, expected", [
-    (None, None),
-    ("bytes=0-0", (0, 0)),
-    ("bytes=100-199", (100, 199)),
-    ("bytes=-500", (500, 999)),
-    ("bytes=-5000", (0, 999)),
-    ("bytes=100-", (100, 999)),
-    ("bytes=900-5000", (900, 999)),
-    ("bytes=0-1,5-9", (0, 1)),  # multi-range: the first range only
-    ("items=0-5", None),  # other units are ignored
-])
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (None, None),
+        ("bytes=0-0", (0, 0)),
+        ("bytes=100-199", (100, 199)),
+        ("bytes=-500", (500, 999)),
+        ("bytes=-5000", (0, 999)),
+        ("bytes=100-", (100, 999)),
+        ("bytes=900-5000", (900, 999)),
+        ("bytes=0-1,5-9", (0, 1)),  # multi-range: the first range only
+        ("items=0-5", None),  # other units are ignored
+    ],
+)
 def test_parse_range(header, expected):
     assert parse_range(header, 1000) == expected
 
 
-@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5-2", "bytes=-0", "bytes=abc", "bytes=", "bytes=1-x",
-                                    "bytes=--5", "bytes=-"])
+@pytest.mark.parametrize(
+    "header", ["bytes=1000-", "bytes=5-2", "bytes=-0", "bytes=abc", "bytes=", "bytes=1-x", "bytes=--5", "bytes=-"]
+)
 def test_unsatisfiable_ranges(header):
     with pytest.raises(RangeNotSatisfiable):
         parse_range(header, 1000)
@@ -70,9 +74,16 @@ def _response_for(tmp_path, header, wrapper=None):
     with app.test_request_context(headers={"Range": header} if header else {}, environ_overrides=environ):
         import datetime as dt
 
-        response = media_response(request, opener=lambda: path.open("rb"), size=path.stat().st_size,
-                                  mime_type="video/mp4", etag="x", last_modified=dt.datetime.now(dt.UTC),
-                                  name="blob.mp4", on_close=counted.append)
+        response = media_response(
+            request,
+            opener=lambda: path.open("rb"),
+            size=path.stat().st_size,
+            mime_type="video/mp4",
+            etag="x",
+            last_modified=dt.datetime.now(dt.UTC),
+            name="blob.mp4",
+            on_close=counted.append,
+        )
     return response, path.read_bytes(), counted
 
 

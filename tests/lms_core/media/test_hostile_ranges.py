@@ -17,17 +17,19 @@ from tests.conftest import login
 THOUSANDS = "9" * 5000
 
 
-@pytest.mark.parametrize("header, expected", [
-    (f"bytes=0-{THOUSANDS}", (0, 999)),  # an end past the file is the end of the file
-    (f"bytes=-{THOUSANDS}", (0, 999)),  # a suffix longer than the file is the whole file
-    ("bytes=0000000000000000000000000000010-20", (10, 20)),  # leading zeros are not "huge"
-])
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (f"bytes=0-{THOUSANDS}", (0, 999)),  # an end past the file is the end of the file
+        (f"bytes=-{THOUSANDS}", (0, 999)),  # a suffix longer than the file is the whole file
+        ("bytes=0000000000000000000000000000010-20", (10, 20)),  # leading zeros are not "huge"
+    ],
+)
 def test_parse_range_with_thousands_of_digits(header, expected):
     assert parse_range(header, 1000) == expected
 
 
-@pytest.mark.parametrize("header", [f"bytes={THOUSANDS}-", f"bytes={THOUSANDS}-{THOUSANDS}", "bytes=²-5",
-                                    "bytes=0-²"])
+@pytest.mark.parametrize("header", [f"bytes={THOUSANDS}-", f"bytes={THOUSANDS}-{THOUSANDS}", "bytes=²-5", "bytes=0-²"])
 def test_unsatisfiable_huge_or_non_ascii_ranges(header):
     with pytest.raises(RangeNotSatisfiable):
         parse_range(header, 1000)
@@ -54,8 +56,15 @@ def _url(video, learner):
         return services.signed_url(video, learner, "sess-1", None)
 
 
-@pytest.mark.parametrize("header, status", [(f"bytes={THOUSANDS}-", 416), (f"bytes=0-{THOUSANDS}", 206),
-                                            (f"bytes=-{THOUSANDS}", 206), (f"bytes={THOUSANDS}", 416)])
+@pytest.mark.parametrize(
+    "header, status",
+    [
+        (f"bytes={THOUSANDS}-", 416),
+        (f"bytes=0-{THOUSANDS}", 206),
+        (f"bytes=-{THOUSANDS}", 206),
+        (f"bytes={THOUSANDS}", 416),
+    ],
+)
 def test_serving_with_a_range_of_thousands_of_digits(client, video, learner, samples, header, status):
     login(client, "cadre")
     data = samples.mp4.read_bytes()

@@ -88,8 +88,11 @@ def test_an_org_admin_of_another_county_with_instructor_sees_nothing(client, wor
 
 def test_a_deduplicated_upload_counts_as_ones_own(client, world, samples):
     login(client, "teacher_a")
-    r = client.put("/api/media?name=same-bytes.jpg", data=samples.jpeg.read_bytes(),
-                   headers={"Content-Type": "application/octet-stream"})
+    r = client.put(
+        "/api/media?name=same-bytes.jpg",
+        data=samples.jpeg.read_bytes(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert r.status_code == 200  # already stored by B
     assert client.get(r.get_json()["preview_url"]).status_code == 302
     assert _listed(client) == {"a-own.png", "b-draft.jpg"}

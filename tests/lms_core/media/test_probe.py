@@ -23,9 +23,14 @@ def _ffmpeg_duration_ms(path) -> float:
         return float(stream.duration * stream.time_base * 1000)
 
 
-@pytest.mark.parametrize("name, code, nominal_ms", [
-    ("mp4", "mp4", 3000), ("mp4_index_last", "mp4", 2000), ("webm", "webm", 2000),
-])
+@pytest.mark.parametrize(
+    "name, code, nominal_ms",
+    [
+        ("mp4", "mp4", 3000),
+        ("mp4_index_last", "mp4", 2000),
+        ("webm", "webm", 2000),
+    ],
+)
 def test_video_duration_matches_ffmpeg(samples, name, code, nominal_ms):
     path = getattr(samples, name)
     with path.open("rb") as fh:
@@ -58,8 +63,11 @@ def test_pdf_page_count_inside_compressed_object_stream():
 
     inner = b"2 0 obj << /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >> endobj"
     body = zlib.compress(inner)
-    pdf = (b"%%PDF-1.5\n1 0 obj << /Type /ObjStm /Length %d /Filter /FlateDecode >>\nstream\n" % len(body)
-           + body + b"\nendstream\nendobj\n%%EOF\n")
+    pdf = (
+        b"%%PDF-1.5\n1 0 obj << /Type /ObjStm /Length %d /Filter /FlateDecode >>\nstream\n" % len(body)
+        + body
+        + b"\nendstream\nendobj\n%%EOF\n"
+    )
     assert probe.probe_pdf(io.BytesIO(pdf)).page_count == 2
 
 
@@ -102,8 +110,9 @@ def test_mp4_without_video_track_is_refused():
     def box(kind: bytes, payload: bytes) -> bytes:
         return (8 + len(payload)).to_bytes(4, "big") + kind + payload
 
-    mvhd = box(b"mvhd", b"\0" * 4 + (0).to_bytes(8, "big") + (1000).to_bytes(4, "big") + (5000).to_bytes(4, "big")
-               + b"\0" * 80)
+    mvhd = box(
+        b"mvhd", b"\0" * 4 + (0).to_bytes(8, "big") + (1000).to_bytes(4, "big") + (5000).to_bytes(4, "big") + b"\0" * 80
+    )
     hdlr = box(b"hdlr", b"\0" * 8 + b"soun" + b"\0" * 12)
     trak = box(b"trak", box(b"mdia", hdlr))
     data = box(b"ftyp", b"isom\0\0\0\0") + box(b"moov", mvhd + trak) + box(b"mdat", b"\0" * 16)
@@ -115,9 +124,19 @@ def test_mp4_without_video_track_is_refused():
 @given(data=st.data())
 def test_parsers_only_ever_raise_probe_error(samples, data):
     """Cut or corrupt a real file anywhere: the parser answers or refuses, never crashes."""
-    code, path = data.draw(st.sampled_from([("mp4", samples.mp4), ("mp4", samples.mp4_index_last),
-                                            ("webm", samples.webm), ("webm", samples.webm_live),
-                                            ("pdf", samples.pdf), ("png", samples.png), ("jpeg", samples.jpeg)]))
+    code, path = data.draw(
+        st.sampled_from(
+            [
+                ("mp4", samples.mp4),
+                ("mp4", samples.mp4_index_last),
+                ("webm", samples.webm),
+                ("webm", samples.webm_live),
+                ("pdf", samples.pdf),
+                ("png", samples.png),
+                ("jpeg", samples.jpeg),
+            ]
+        )
+    )
     blob = bytearray(path.read_bytes())
     cut = data.draw(st.integers(min_value=0, max_value=len(blob)))
     del blob[cut:]
@@ -140,12 +159,18 @@ def _pdf_with_streams(count: int, inflated: int, *, objstm: bool = True, tree: b
     kind = b"/Type /ObjStm " if objstm else b""
     body = zlib.compress(b"\0" * inflated, 9)
     for n in range(count):
-        parts.append(b"%d 0 obj << %s/Length %d /Filter /FlateDecode >>\nstream\n" % (n + 1, kind, len(body))
-                     + body + b"\nendstream\nendobj\n")
+        parts.append(
+            b"%d 0 obj << %s/Length %d /Filter /FlateDecode >>\nstream\n" % (n + 1, kind, len(body))
+            + body
+            + b"\nendstream\nendobj\n"
+        )
     if tree:
         inner = zlib.compress(b"9999 0 obj << /Type /Pages /Kids [] /Count 7 >> endobj")
-        parts.append(b"9998 0 obj << /Type /ObjStm /Length %d /Filter /FlateDecode >>\nstream\n" % len(inner)
-                     + inner + b"\nendstream\nendobj\n")
+        parts.append(
+            b"9998 0 obj << /Type /ObjStm /Length %d /Filter /FlateDecode >>\nstream\n" % len(inner)
+            + inner
+            + b"\nendstream\nendobj\n"
+        )
     parts.append(b"%%EOF\n")
     return b"".join(parts)
 
@@ -164,8 +189,9 @@ def test_pdf_object_stream_count_is_capped():
     many = _pdf_with_streams(probe.PDF_MAX_OBJECT_STREAMS + 1, 10)
     with pytest.raises(ProbeError, match="too many or too large"):
         probe.probe_pdf(io.BytesIO(many))
-    assert probe.probe_pdf(io.BytesIO(_pdf_with_streams(probe.PDF_MAX_OBJECT_STREAMS - 1, 10, tree=True))
-                           ).page_count == 7
+    assert (
+        probe.probe_pdf(io.BytesIO(_pdf_with_streams(probe.PDF_MAX_OBJECT_STREAMS - 1, 10, tree=True))).page_count == 7
+    )
 
 
 def test_content_streams_are_never_inflated_so_big_real_pdfs_still_count():

@@ -55,13 +55,16 @@ def test_full_get_headers(app, client, video, learner, data):
     assert "filename*=UTF-8''%E8%AE%B2%E5%BA%A7%201.mp4" in r.headers["Content-Disposition"]
 
 
-@pytest.mark.parametrize("header, first, last", [
-    ("bytes=0-0", 0, 0),
-    ("bytes=1000-1999", 1000, 1999),
-    ("bytes=-500", "size-500", "size-1"),
-    ("bytes=100-", 100, "size-1"),
-    ("bytes=0-1,10-20", 0, 1),
-])
+@pytest.mark.parametrize(
+    "header, first, last",
+    [
+        ("bytes=0-0", 0, 0),
+        ("bytes=1000-1999", 1000, 1999),
+        ("bytes=-500", "size-500", "size-1"),
+        ("bytes=100-", 100, "size-1"),
+        ("bytes=0-1,10-20", 0, 1),
+    ],
+)
 def test_ranges(client, video, learner, data, header, first, last):
     size = len(data)
 
@@ -120,7 +123,8 @@ def test_tampered_expired_and_foreign_urls_are_403(app, client, video, learner, 
     assert client.get(tampered).status_code == 403
     # A token for another media id, forged without the key, fails too.
     other = services.URLSafeSerializer("not-the-secret", salt="lms.media.url").dumps(
-        [video.id, learner.id, "sess-1", 2_000_000_000])
+        [video.id, learner.id, "sess-1", 2_000_000_000]
+    )
     assert client.get(f"/media/s/{other}").status_code == 403
 
     short = url_for_learner(video, learner, ttl=60)

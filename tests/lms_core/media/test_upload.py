@@ -33,15 +33,22 @@ def assert_nothing_stored(app):
 
 
 def put(client, data: bytes, name: str, **headers):
-    return client.put("/api/media", query_string={"name": name}, data=data,
-                      headers={"Content-Type": "application/octet-stream", **headers})
+    return client.put(
+        "/api/media",
+        query_string={"name": name},
+        data=data,
+        headers={"Content-Type": "application/octet-stream", **headers},
+    )
 
 
 def test_form_upload_stores_video_with_server_side_duration(client, app, author, samples):
     login(client, "teacher")
     data = samples.mp4.read_bytes()
-    r = client.post("/media/upload", data={"file": (io.BytesIO(samples.mp4.read_bytes()), "讲座.mp4", "text/plain")},
-                    content_type="multipart/form-data")
+    r = client.post(
+        "/media/upload",
+        data={"file": (io.BytesIO(samples.mp4.read_bytes()), "讲座.mp4", "text/plain")},
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 302
     media = db.session.execute(select(MediaFile)).scalar_one()
     assert media.sha256 == hashlib.sha256(data).hexdigest()
@@ -58,12 +65,15 @@ def test_form_upload_stores_video_with_server_side_duration(client, app, author,
     assert page.status_code == 200 and "讲座.mp4" in page.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("attr, kind, extra", [
-    ("webm", MediaKind.VIDEO, {"duration_ms": (1900, 2100)}),
-    ("pdf", MediaKind.DOCUMENT, {"page_count": (4, 4)}),
-    ("png", MediaKind.IMAGE, {"width": (40, 40)}),
-    ("jpeg", MediaKind.IMAGE, {"height": (48, 48)}),
-])
+@pytest.mark.parametrize(
+    "attr, kind, extra",
+    [
+        ("webm", MediaKind.VIDEO, {"duration_ms": (1900, 2100)}),
+        ("pdf", MediaKind.DOCUMENT, {"page_count": (4, 4)}),
+        ("png", MediaKind.IMAGE, {"width": (40, 40)}),
+        ("jpeg", MediaKind.IMAGE, {"height": (48, 48)}),
+    ],
+)
 def test_api_upload_each_type(client, author, samples, attr, kind, extra):
     login(client, "teacher")
     path = getattr(samples, attr)
@@ -106,24 +116,33 @@ def test_oversized_upload_is_413_and_nothing_is_stored(client, app, author, samp
     assert r.status_code == 413 and "larger than the limit" in r.get_json()["error"]
     # Without a declared length (chunked upload, de-chunked by the server) the limit
     # is enforced while streaming.
-    r = client.put("/api/media?name=big.mp4", input_stream=io.BytesIO(data),
-                   headers={"Content-Type": "application/octet-stream", "Transfer-Encoding": "chunked"},
-                   environ_overrides={"wsgi.input_terminated": True})
+    r = client.put(
+        "/api/media?name=big.mp4",
+        input_stream=io.BytesIO(data),
+        headers={"Content-Type": "application/octet-stream", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
     assert r.status_code == 413, r.get_json()
-    r = client.post("/media/upload", data={"file": (io.BytesIO(samples.mp4.read_bytes()), "big.mp4")},
-                    content_type="multipart/form-data")
+    r = client.post(
+        "/media/upload",
+        data={"file": (io.BytesIO(samples.mp4.read_bytes()), "big.mp4")},
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 413
     assert_nothing_stored(app)
 
 
-@pytest.mark.parametrize("case, status, message", [
-    ("pdf_named_mp4", 415, "content is a PDF"),
-    ("exe_named_pdf", 415, "Windows program"),
-    ("truncated_mp4", 400, "moov"),
-    ("truncated_pdf", 400, "truncated"),
-    ("empty", 400, "empty"),
-    ("text", 415, "not a supported type"),
-])
+@pytest.mark.parametrize(
+    "case, status, message",
+    [
+        ("pdf_named_mp4", 415, "content is a PDF"),
+        ("exe_named_pdf", 415, "Windows program"),
+        ("truncated_mp4", 400, "moov"),
+        ("truncated_pdf", 400, "truncated"),
+        ("empty", 400, "empty"),
+        ("text", 415, "not a supported type"),
+    ],
+)
 def test_bad_uploads_are_refused_and_leave_nothing(client, app, author, samples, case, status, message):
     index_last = samples.mp4_index_last.read_bytes()
     pdf = samples.pdf.read_bytes()
@@ -139,8 +158,7 @@ def test_bad_uploads_are_refused_and_leave_nothing(client, app, author, samples,
     r = put(client, data, name)
     assert r.status_code == status
     assert message in r.get_json()["error"]
-    form = client.post("/media/upload", data={"file": (io.BytesIO(data), name)},
-                       content_type="multipart/form-data")
+    form = client.post("/media/upload", data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
     assert form.status_code == (400 if case == "empty" else status)  # an empty file part is "no file"
     assert_nothing_stored(app)
 
@@ -148,8 +166,14 @@ def test_bad_uploads_are_refused_and_leave_nothing(client, app, author, samples,
 def test_learner_cannot_upload(client, app, learner, samples):
     login(client, "cadre")
     assert put(client, samples.png.read_bytes(), "x.png").status_code == 403
-    assert client.post("/media/upload", data={"file": (io.BytesIO(samples.png.read_bytes()), "x.png")},
-                       content_type="multipart/form-data").status_code == 403
+    assert (
+        client.post(
+            "/media/upload",
+            data={"file": (io.BytesIO(samples.png.read_bytes()), "x.png")},
+            content_type="multipart/form-data",
+        ).status_code
+        == 403
+    )
     assert client.get("/media/").status_code == 403
     assert_nothing_stored(app)
 
@@ -169,8 +193,14 @@ def test_csrf_is_enforced_for_session_uploads(client, app, author, samples):
     token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
     data = samples.png.read_bytes()
     assert put(client, data, "x.png").status_code == 400
-    assert client.post("/media/upload", data={"file": (io.BytesIO(samples.png.read_bytes()), "x.png")},
-                       content_type="multipart/form-data").status_code == 400
+    assert (
+        client.post(
+            "/media/upload",
+            data={"file": (io.BytesIO(samples.png.read_bytes()), "x.png")},
+            content_type="multipart/form-data",
+        ).status_code
+        == 400
+    )
     assert_nothing_stored(app)
     assert put(client, data, "x.png", **{"X-CSRFToken": token}).status_code == 201
     form = {"file": (io.BytesIO(samples.jpeg.read_bytes()), "y.jpg"), "csrf_token": token}
@@ -192,8 +222,11 @@ def test_form_file_parts_are_spooled_next_to_the_store_not_in_tmp(client, app, a
 
     monkeypatch.setattr(views.tempfile, "TemporaryFile", recording)
     login(client, "teacher")
-    r = client.post("/media/upload", data={"file": (io.BytesIO(samples.webm.read_bytes()), "clip.webm")},
-                    content_type="multipart/form-data")
+    r = client.post(
+        "/media/upload",
+        data={"file": (io.BytesIO(samples.webm.read_bytes()), "clip.webm")},
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 302
     assert folders == [get_storage(app).spool_dir()]
     assert [p.name for p in get_storage(app).spool_dir().iterdir()] == []
@@ -203,8 +236,11 @@ def test_a_pdf_of_many_compressed_streams_is_refused_in_chinese(app, author):
     import zlib
 
     body = zlib.compress(b"\0" * (1024 * 1024), 9)
-    stream = (b"1 0 obj << /Type /ObjStm /Length %d /Filter /FlateDecode >>\nstream\n" % len(body)
-              + body + b"\nendstream\nendobj\n")
+    stream = (
+        b"1 0 obj << /Type /ObjStm /Length %d /Filter /FlateDecode >>\nstream\n" % len(body)
+        + body
+        + b"\nendstream\nendobj\n"
+    )
     bomb = b"%PDF-1.5\n" + stream * 100 + b"%%EOF\n"
     client = app.test_client()  # Chinese, the default
     login(client, "teacher")

@@ -55,8 +55,10 @@ def test_quiz_setting_reveals_the_right_answers(client, kit):
     login(teacher, "teacher")
     page = teacher.get(f"/teach/lessons/{kit.quiz.id}/questions").get_data(as_text=True)
     assert 'id="quiz-settings"' in page
-    assert teacher.post(f"/teach/lessons/{kit.quiz.id}/quiz-settings",
-                        data={"show_correct_answers": "y"}).status_code == 302
+    assert (
+        teacher.post(f"/teach/lessons/{kit.quiz.id}/quiz-settings", data={"show_correct_answers": "y"}).status_code
+        == 302
+    )
     db.session.expire_all()
     assert db.session.get(type(kit.quiz), kit.quiz.id).show_correct_answers
 
@@ -71,8 +73,10 @@ def test_quiz_setting_reveals_the_right_answers(client, kit):
 
 def test_a_learner_cannot_change_the_setting(client, kit):
     login(client, "liming")
-    assert client.post(f"/teach/lessons/{kit.quiz.id}/quiz-settings",
-                       data={"show_correct_answers": "y"}).status_code == 403
+    assert (
+        client.post(f"/teach/lessons/{kit.quiz.id}/quiz-settings", data={"show_correct_answers": "y"}).status_code
+        == 403
+    )
     db.session.expire_all()
     assert not db.session.get(type(kit.quiz), kit.quiz.id).show_correct_answers
 

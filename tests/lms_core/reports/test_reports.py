@@ -26,8 +26,14 @@ FUTURE = dt.datetime(2099, 6, 30, 16, tzinfo=dt.UTC)
 
 
 def _enrol(user, course, *, completed=False):
-    db.session.add(Enrolment(user_id=user.id, course_id=course.id, registration=new_registration(),
-                             completed_at=dt.datetime(2020, 5, 4, 2, tzinfo=dt.UTC) if completed else None))
+    db.session.add(
+        Enrolment(
+            user_id=user.id,
+            course_id=course.id,
+            registration=new_registration(),
+            completed_at=dt.datetime(2020, 5, 4, 2, tzinfo=dt.UTC) if completed else None,
+        )
+    )
 
 
 @pytest.fixture
@@ -40,7 +46,7 @@ def world(app, tree):
     grant(county_admin, Role.ORG_ADMIN, tree.county_a)
     done = UserFactory(username="done", full_name="城关完成", org_unit=tree.town_a)
     busy = UserFactory(username="busy", full_name="红星在学", org_unit=tree.village_a, rank_band=RankBand.TOWNSHIP)
-    UserFactory(username="idle", full_name="=HYPERLINK(\"http://x\")", org_unit=tree.village_a)
+    UserFactory(username="idle", full_name='=HYPERLINK("http://x")', org_unit=tree.village_a)
     UserFactory(username="gone", org_unit=tree.village_a, status=UserStatus.DISABLED)
     far = UserFactory(username="far", full_name="石岗完成", org_unit=tree.town_b)
     UserFactory(username="plain", org_unit=tree.town_a)
@@ -48,14 +54,19 @@ def world(app, tree):
     _enrol(done, course, completed=True)
     _enrol(busy, course)
     _enrol(far, course, completed=True)
-    db.session.add(LessonProgress(user_id=busy.id, lesson_id=kit.video.id, course_id=course.id,
-                                  status=ProgressStatus.IN_PROGRESS))
+    db.session.add(
+        LessonProgress(user_id=busy.id, lesson_id=kit.video.id, course_id=course.id, status=ProgressStatus.IN_PROGRESS)
+    )
     past = Assignment(course_id=course.id, org_unit_id=tree.city.id, deadline=PAST, created_by_id=city_admin.id)
     other = Assignment(course_id=course.id, org_unit_id=tree.county_b.id, deadline=FUTURE)
     db.session.add_all([past, other])
-    for user, day, ms in [(done, dt.date(2026, 1, 5), 5_400_000), (done, dt.date(2026, 3, 1), 1_800_000),
-                          (busy, dt.date(2026, 1, 9), 3_600_000), (far, dt.date(2026, 1, 9), 7_200_000),
-                          (far, dt.date(2025, 12, 31), 9_000_000)]:
+    for user, day, ms in [
+        (done, dt.date(2026, 1, 5), 5_400_000),
+        (done, dt.date(2026, 3, 1), 1_800_000),
+        (busy, dt.date(2026, 1, 9), 3_600_000),
+        (far, dt.date(2026, 1, 9), 7_200_000),
+        (far, dt.date(2025, 12, 31), 9_000_000),
+    ]:
         db.session.add(DailyTotal(user_id=user.id, day=day, credited_ms=ms))
     db.session.commit()
     return past, other
@@ -140,8 +151,13 @@ def test_county_admin_sees_only_the_county(client, world, tree):
     people = check_exports_equal_screen(client, f"/reports/assignments/{past.id}/people", "people-table", "姓名")
     assert "石岗完成" not in {r[0] for r in people}
     # asking for the other county's unit by id yields nobody, in every format
-    assert screen_rows(client.get(f"/reports/assignments/{past.id}/people?unit={tree.town_b.id}")
-                       .get_data(as_text=True), "people-table") == []
+    assert (
+        screen_rows(
+            client.get(f"/reports/assignments/{past.id}/people?unit={tree.town_b.id}").get_data(as_text=True),
+            "people-table",
+        )
+        == []
+    )
     assert csv_rows(client.get(f"/reports/assignments/{past.id}/people.csv?unit={tree.town_b.id}"))[1:] == []
     outside = client.get(f"/reports/assignments/{other.id}")
     assert outside.status_code == 404 and "页面不存在" in outside.get_data(as_text=True)
@@ -157,16 +173,19 @@ def test_drill_down_filters_by_unit_band_and_status(client, world, tree):
     page = client.get(f"/reports/assignments/{past.id}").get_data(as_text=True)
     link = html.unescape(re.search(rf'href="([^"]*/people\?[^"]*unit={tree.village_a.id}[^"]*)"', page).group(1))
     assert "band=" in link
-    rows = check_exports_equal_screen(client, f"/reports/assignments/{past.id}/people?unit={tree.village_a.id}"
-                                      "&band=township", "people-table", "状态")
+    rows = check_exports_equal_screen(
+        client, f"/reports/assignments/{past.id}/people?unit={tree.village_a.id}&band=township", "people-table", "状态"
+    )
     assert rows == [["红星在学", "busy", "红星村", "乡科级", "已逾期", ""]]
-    overdue = check_exports_equal_screen(client, f"/reports/assignments/{past.id}/people?status=overdue",
-                                         "people-table", "状态")
+    overdue = check_exports_equal_screen(
+        client, f"/reports/assignments/{past.id}/people?status=overdue", "people-table", "状态"
+    )
     # everyone reached and not done (the course's author in the city unit too); not the two who completed
     assert {"busy", "idle", "plain", "nl_admin", "city_admin"} <= {r[1] for r in overdue}
     assert {"done", "far"}.isdisjoint({r[1] for r in overdue}) and len(overdue) == 6
-    completed = check_exports_equal_screen(client, f"/reports/assignments/{past.id}/people?status=completed",
-                                           "people-table", "完成时间(北京时间)")
+    completed = check_exports_equal_screen(
+        client, f"/reports/assignments/{past.id}/people?status=completed", "people-table", "完成时间(北京时间)"
+    )
     assert {(r[1], r[5]) for r in completed} == {("done", "2020-05-04 10:00"), ("far", "2020-05-04 10:00")}
 
 
@@ -175,10 +194,10 @@ def test_formula_names_are_inert_in_csv_and_xlsx(client, world, tree):
     login(client, "city_admin")
     url = f"/reports/assignments/{past.id}/people"
     exported = csv_rows(client.get(url + f".csv?status=overdue&band=general&unit={tree.village_a.id}"))
-    assert exported[1][:2] == ["'=HYPERLINK(\"http://x\")", "idle"]
+    assert exported[1][:2] == ['\'=HYPERLINK("http://x")', "idle"]
     sheet = load_workbook(io.BytesIO(client.get(url + f".xlsx?unit={tree.village_a.id}&band=general").get_data()))
     cell = sheet.worksheets[0]["A2"]
-    assert cell.value == "'=HYPERLINK(\"http://x\")" and cell.data_type == "s"
+    assert cell.value == '\'=HYPERLINK("http://x")' and cell.data_type == "s"
 
 
 def test_hours_per_unit_and_month(app, client, world, tree):
@@ -196,8 +215,15 @@ def test_hours_per_unit_and_month(app, client, world, tree):
     assert [r[0] for r in sub] == ["红星村"]
 
 
-@pytest.mark.parametrize("url", ["/reports/hours?year=99999999999999999999999", "/reports/hours?year=1999",
-                                 "/reports/hours.xlsx?org=NOPE", "/reports/hours?org=%00"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/reports/hours?year=99999999999999999999999",
+        "/reports/hours?year=1999",
+        "/reports/hours.xlsx?org=NOPE",
+        "/reports/hours?org=%00",
+    ],
+)
 def test_bad_hours_input_is_a_chinese_400(client, world, url):
     login(client, "city_admin")
     response = client.get(url)
@@ -218,6 +244,11 @@ def test_bad_drill_down_input(client, world):
 def test_learners_have_no_reports(client, world):
     past, _ = world
     login(client, "plain")
-    for url in ("/reports/", f"/reports/assignments/{past.id}", "/reports/hours", "/reports/hours.csv",
-                f"/reports/assignments/{past.id}/people.xlsx"):
+    for url in (
+        "/reports/",
+        f"/reports/assignments/{past.id}",
+        "/reports/hours",
+        "/reports/hours.csv",
+        f"/reports/assignments/{past.id}/people.xlsx",
+    ):
         assert client.get(url).status_code == 403

@@ -42,8 +42,7 @@ def xapi_config(endpoint: str, key: str, secret: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(database_url: str, tmp_path: Path, request: pytest.FixtureRequest,
-        lrs_server: ServerThread) -> Iterator[Flask]:
+def app(database_url: str, tmp_path: Path, request: pytest.FixtureRequest, lrs_server: ServerThread) -> Iterator[Flask]:
     from lms_core import create_app
     from lms_core.extensions import db
 

@@ -77,8 +77,15 @@ class Recorder:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
-        self.seen.append(Seen(request.method, request.path, request.args.to_dict(flat=False),
-                              {k.lower(): v for k, v in request.headers.items()}, request.get_data()))
+        self.seen.append(
+            Seen(
+                request.method,
+                request.path,
+                request.args.to_dict(flat=False),
+                {k.lower(): v for k, v in request.headers.items()},
+                request.get_data(),
+            )
+        )
         status, headers, body = self.responses.get((request.method, request.path), (204, {}, b""))
         return Response(body, status=status, headers=headers)(environ, start_response)
 

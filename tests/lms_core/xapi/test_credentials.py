@@ -59,8 +59,14 @@ def test_connect_embedded_then_statements_reach_the_platforms_own_lrs(app, tree)
 
     learner = UserFactory(username="sunli", full_name="孙丽", org_unit=tree.village_a)
     db.session.commit()
-    emit("course.completed", actor=learner, object_type="courses", object_id=1, course_id=1,
-         payload={"registration": "3f2b8c1e-5d4a-4e3b-9c2d-1a0b9c8d7e6f"})
+    emit(
+        "course.completed",
+        actor=learner,
+        object_type="courses",
+        object_id=1,
+        course_id=1,
+        payload={"registration": "3f2b8c1e-5d4a-4e3b-9c2d-1a0b9c8d7e6f"},
+    )
     commit()
     db.session.expire_all()
     (row,) = db.session.execute(select(XapiOutbox)).scalars()

@@ -60,8 +60,9 @@ def real_lrs(database_url: str, tmp_path: Path) -> Iterator[RealLRS]:
 
     lrs_app = create_lrs_app(make_test_config(database_url, tmp_path, LMS_PLUGINS=["lrs"]))
     with lrs_app.app_context():
-        row, secret = clients.create_client("干部网络学院 LMS", ["statements/write", "statements/read", "state",
-                                                                "profile"])
+        row, secret = clients.create_client(
+            "干部网络学院 LMS", ["statements/write", "statements/read", "state", "profile"]
+        )
         key = row.key
         db.session.remove()
     lrs = RealLRS(lrs_app, key, secret)
@@ -75,8 +76,9 @@ def real_lrs(database_url: str, tmp_path: Path) -> Iterator[RealLRS]:
 def app(database_url: str, tmp_path: Path, real_lrs: RealLRS) -> Iterator[Flask]:
     from lms_core import create_app
 
-    app = create_app(make_test_config(database_url, tmp_path,
-                                      **xapi_config(real_lrs.endpoint, real_lrs.key, real_lrs.secret)))
+    app = create_app(
+        make_test_config(database_url, tmp_path, **xapi_config(real_lrs.endpoint, real_lrs.key, real_lrs.secret))
+    )
     app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
@@ -145,15 +147,29 @@ def test_learning_statements_arrive_at_the_real_lrs(kit, real_lrs):
 
     rows = outbox()
     names = sorted({r.statement["verb"]["id"].rsplit("/", 1)[1] for r in rows})
-    assert names == ["answered", "completed", "initialized", "launched", "passed", "paused", "played",
-                     "registered", "responded", "seeked", "terminated"]
+    assert names == [
+        "answered",
+        "completed",
+        "initialized",
+        "launched",
+        "passed",
+        "paused",
+        "played",
+        "registered",
+        "responded",
+        "seeked",
+        "terminated",
+    ]
     assert [r.status for r in rows] == [OutboxStatus.DELIVERED] * len(rows), [r.last_error for r in rows]
     for row in rows:
         assert check_statement(row.statement) == [], row.statement
     # The player's real payloads make complete Video Profile statements, all in the initialized session.
     (initialized,) = [r.statement for r in rows if r.statement["verb"]["id"].endswith("/initialized")]
-    video = [r.statement for r in rows
-             if VIDEO in [a["id"] for a in r.statement["context"].get("contextActivities", {}).get("category", [])]]
+    video = [
+        r.statement
+        for r in rows
+        if VIDEO in [a["id"] for a in r.statement["context"].get("contextActivities", {}).get("category", [])]
+    ]
     assert len(video) == 5  # initialized, played, paused, seeked, terminated
     for statement in video:
         assert check_video_statement(statement, session_id=initialized["id"]) == [], statement
@@ -221,19 +237,27 @@ def test_adapter_documents_against_the_real_lrs(real_lrs, app):
     agent = Agent(name="李明", account=AgentAccount(home_page=PLATFORM, name="liming"))
     registration = "5b0e9f1e-63a4-4c1e-9d1d-1c2a3b4c5d6e"
     text = '{"位置": 61.5, "备注": "第三节"}'
-    state = StateDocument(id="resume", activity=activity, agent=agent, registration=registration, content=text,
-                          content_type="application/json")
+    state = StateDocument(
+        id="resume",
+        activity=activity,
+        agent=agent,
+        registration=registration,
+        content=text,
+        content_type="application/json",
+    )
     assert lrs.save_state(state).response.status == 204
     got = lrs.retrieve_state(activity, agent, "resume", registration=registration)
     assert got.success and bytes(got.content.content).decode("utf-8") == text and got.content.etag
     # Stored under its registration: without it there is no such document.
     assert lrs.retrieve_state(activity, agent, "resume").content is None
 
-    profile = ActivityProfileDocument(id="meta", activity=activity, content='{"讲师": "王教授"}',
-                                      content_type="application/json")
+    profile = ActivityProfileDocument(
+        id="meta", activity=activity, content='{"讲师": "王教授"}', content_type="application/json"
+    )
     assert lrs.save_activity_profile(profile, if_none_match=True).response.status == 204
-    again = ActivityProfileDocument(id="meta", activity=activity, content='{"讲师": "别人"}',
-                                    content_type="application/json")
+    again = ActivityProfileDocument(
+        id="meta", activity=activity, content='{"讲师": "别人"}', content_type="application/json"
+    )
     assert lrs.save_activity_profile(again, if_none_match=True).response.status == 412  # already exists
     current = lrs.retrieve_activity_profile(activity, "meta").content
     assert bytes(current.content).decode("utf-8") == '{"讲师": "王教授"}'

@@ -38,9 +38,14 @@ def completed(kit, n: int = 1) -> list[int]:
     k, learner, enrolment = kit
     ids = []
     for lesson in [k.video, k.document, k.quiz, k.survey, k.video, k.document][:n]:
-        event = emit("lesson.completed", actor=learner, object_type="lessons", object_id=lesson.id,
-                     course_id=k.course.id, payload={"lesson_id": lesson.id, "registration": enrolment.registration,
-                                                     "kind": lesson.kind.value})
+        event = emit(
+            "lesson.completed",
+            actor=learner,
+            object_type="lessons",
+            object_id=lesson.id,
+            course_id=k.course.id,
+            payload={"lesson_id": lesson.id, "registration": enrolment.registration, "kind": lesson.kind.value},
+        )
         ids.append(event.id)
     commit()
     return ids
@@ -74,8 +79,14 @@ def test_redelivered_event_writes_nothing_new(kit, fake_lrs):
 
 def test_pre_commit_rollback_leaves_nothing(kit, fake_lrs):
     k, learner, enrolment = kit
-    emit("lesson.completed", actor=learner, object_type="lessons", object_id=k.video.id, course_id=k.course.id,
-         payload={"lesson_id": k.video.id, "registration": enrolment.registration})
+    emit(
+        "lesson.completed",
+        actor=learner,
+        object_type="lessons",
+        object_id=k.video.id,
+        course_id=k.course.id,
+        payload={"lesson_id": k.video.id, "registration": enrolment.registration},
+    )
     db.session.rollback()
     commit()
     assert rows() == [] and fake_lrs.statements == {}
@@ -91,8 +102,14 @@ def test_disabled_emission_queues_nothing(kit, fake_lrs):
 def test_unmapped_events_are_ignored(kit, fake_lrs):
     k, learner, _ = kit
     emit("user.logged_in", actor=learner, obj=learner)
-    emit("study.interval_credited", actor=learner, object_type="learning_sessions", object_id="x",
-         course_id=k.course.id, payload={"lesson_id": k.video.id, "seconds": 60})
+    emit(
+        "study.interval_credited",
+        actor=learner,
+        object_type="learning_sessions",
+        object_id="x",
+        course_id=k.course.id,
+        payload={"lesson_id": k.video.id, "seconds": 60},
+    )
     commit()
     assert rows() == []
 
@@ -160,8 +177,14 @@ def test_one_rejected_statement_does_not_block_the_batch(kit, fake_lrs, app):
     k, learner, enrolment = kit
     fake_lrs.fail_status = 503  # let the rows pile up, then send them as one batch
     completed(kit, 2)
-    emit("survey.submitted", actor=learner, object_type="lessons", object_id=k.survey.id, course_id=k.course.id,
-         payload={"lesson_id": k.survey.id, "registration": enrolment.registration, "rating": 5, "comment": "好"})
+    emit(
+        "survey.submitted",
+        actor=learner,
+        object_type="lessons",
+        object_id=k.survey.id,
+        course_id=k.course.id,
+        payload={"lesson_id": k.survey.id, "registration": enrolment.registration, "rating": 5, "comment": "好"},
+    )
     commit()
     fake_lrs.fail_status = None
     fake_lrs.reject_marker = "/responded"
@@ -238,9 +261,19 @@ def test_concurrent_deliverers_send_each_statement_once(kit, fake_lrs, app):
     completed(kit, 6)
     k, learner, enrolment = kit
     for n in range(30):
-        emit("survey.submitted", actor=learner, object_type="lessons", object_id=k.survey.id, course_id=k.course.id,
-             payload={"lesson_id": k.survey.id, "registration": enrolment.registration, "rating": 1 + n % 5,
-                      "comment": f"第{n}条"})
+        emit(
+            "survey.submitted",
+            actor=learner,
+            object_type="lessons",
+            object_id=k.survey.id,
+            course_id=k.course.id,
+            payload={
+                "lesson_id": k.survey.id,
+                "registration": enrolment.registration,
+                "rating": 1 + n % 5,
+                "comment": f"第{n}条",
+            },
+        )
     commit()
     fake_lrs.fail_status = None
     services.make_due()
@@ -262,10 +295,15 @@ def test_concurrent_deliverers_send_each_statement_once(kit, fake_lrs, app):
     assert {r.status for r in rows()} == {OutboxStatus.DELIVERED}
 
 
-@pytest.mark.parametrize("setting", [{"LMS_PLATFORM_URL": "study.example.gov.cn"},
-                                     {"LMS_PLATFORM_URL": ""},
-                                     {"LMS_XAPI_ENDPOINT": "ftp://lrs.example/xapi/"},
-                                     {"LMS_XAPI_BATCH_SIZE": 0}])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"LMS_PLATFORM_URL": "study.example.gov.cn"},
+        {"LMS_PLATFORM_URL": ""},
+        {"LMS_XAPI_ENDPOINT": "ftp://lrs.example/xapi/"},
+        {"LMS_XAPI_BATCH_SIZE": 0},
+    ],
+)
 def test_bad_settings_stop_start_up(database_url, tmp_path, setting):
     from lms_core import create_app
     from tests.conftest import make_test_config

@@ -41,10 +41,10 @@ def kit(app, tree):
     return kit, learner, enrolment
 
 
-def make(name: str, user: Any, payload: dict[str, Any], *, object_type: str, object_id: Any,
-         course_id: int | None) -> dict[str, Any]:
-    event = emit(name, actor=user, object_type=object_type, object_id=object_id, course_id=course_id,
-                 payload=payload)
+def make(
+    name: str, user: Any, payload: dict[str, Any], *, object_type: str, object_id: Any, course_id: int | None
+) -> dict[str, Any]:
+    event = emit(name, actor=user, object_type=object_type, object_id=object_id, course_id=course_id, payload=payload)
     statement = build_statement(event, PLATFORM)
     assert statement is not None, name
     data = statement_json(statement)
@@ -63,20 +63,29 @@ def video_payload(kit, enrolment, **extra: Any) -> dict[str, Any]:
 
 def test_actor_is_account_based_cadre(kit):
     k, learner, enrolment = kit
-    data = make("lesson.completed", learner, {"lesson_id": k.video.id, "registration": enrolment.registration,
-                                              "kind": "video"},
-                object_type="lessons", object_id=k.video.id, course_id=k.course.id)
-    assert data["actor"] == {"objectType": "Agent", "name": "李明",
-                             "account": {"homePage": PLATFORM, "name": "liming"}}
+    data = make(
+        "lesson.completed",
+        learner,
+        {"lesson_id": k.video.id, "registration": enrolment.registration, "kind": "video"},
+        object_type="lessons",
+        object_id=k.video.id,
+        course_id=k.course.id,
+    )
+    assert data["actor"] == {"objectType": "Agent", "name": "李明", "account": {"homePage": PLATFORM, "name": "liming"}}
     assert data["id"] == statement_id_for(data["_event_id"], PLATFORM)
     assert check_statement(_strip(data)) == []
 
 
 def test_course_enrolled_is_registered(kit):
     k, learner, enrolment = kit
-    data = make("course.enrolled", learner,
-                {"registration": enrolment.registration, "assigned": True, "deadline": "2026-12-31T15:59:59+00:00"},
-                object_type="enrolments", object_id=enrolment.id, course_id=k.course.id)
+    data = make(
+        "course.enrolled",
+        learner,
+        {"registration": enrolment.registration, "assigned": True, "deadline": "2026-12-31T15:59:59+00:00"},
+        object_type="enrolments",
+        object_id=enrolment.id,
+        course_id=k.course.id,
+    )
     assert check_statement(_strip(data)) == []
     assert data["verb"]["id"] == ADL + "registered"
     assert data["verb"]["display"] == {"en-US": "registered", "zh-CN": "报名"}
@@ -91,8 +100,14 @@ def test_course_enrolled_is_registered(kit):
 
 def test_lesson_launched(kit):
     k, learner, enrolment = kit
-    data = make("lesson.launched", learner, {**video_payload(k, enrolment), "kind": "video"},
-                object_type="lessons", object_id=k.video.id, course_id=k.course.id)
+    data = make(
+        "lesson.launched",
+        learner,
+        {**video_payload(k, enrolment), "kind": "video"},
+        object_type="lessons",
+        object_id=k.video.id,
+        course_id=k.course.id,
+    )
     assert check_statement(_strip(data)) == []
     assert data["verb"]["id"] == ADL + "launched"
     assert data["object"]["id"] == f"{PLATFORM}/lessons/{k.video.id}"
@@ -102,33 +117,53 @@ def test_lesson_launched(kit):
     assert data["context"]["language"] == "zh-CN"
     assert data["context"]["extensions"] == {EXT + "session-id": session_uuid(SESSION, PLATFORM)}
 
-    doc = make("lesson.launched", learner, {"lesson_id": k.document.id, "registration": enrolment.registration,
-                                            "session_id": SESSION, "kind": "document"},
-               object_type="lessons", object_id=k.document.id, course_id=k.course.id)
+    doc = make(
+        "lesson.launched",
+        learner,
+        {"lesson_id": k.document.id, "registration": enrolment.registration, "session_id": SESSION, "kind": "document"},
+        object_type="lessons",
+        object_id=k.document.id,
+        course_id=k.course.id,
+    )
     assert check_statement(_strip(doc)) == []
     assert doc["object"]["definition"]["type"] == "http://adlnet.gov/expapi/activities/lesson"
     assert doc["context"]["extensions"] == {
-        f"{PLATFORM}/xapi-vocab/extensions/session-id": session_uuid(SESSION, PLATFORM)}
+        f"{PLATFORM}/xapi-vocab/extensions/session-id": session_uuid(SESSION, PLATFORM)
+    }
 
 
 def test_video_session_follows_the_video_profile(kit):
     k, learner, enrolment = kit
     lesson = dict(object_type="lessons", object_id=k.video.id, course_id=k.course.id)
-    init = make("video.initialized", learner,
-                video_payload(k, enrolment, length=100.0, time=0.0, completion_threshold=0.95), **lesson)
+    init = make(
+        "video.initialized",
+        learner,
+        video_payload(k, enrolment, length=100.0, time=0.0, completion_threshold=0.95),
+        **lesson,
+    )
     session_id = session_uuid(SESSION, PLATFORM)
     # The profile: session-id MUST be the initialized statement's id.
     assert init["id"] == session_id
     statements = [
         init,
         make("video.played", learner, video_payload(k, enrolment, time=12.5), **lesson),
-        make("video.paused", learner,
-             video_payload(k, enrolment, time=30.25, played_segments="0[.]12.5[,]12.5[.]30.25", progress=0.3026,
-                           length=100.0), **lesson),
+        make(
+            "video.paused",
+            learner,
+            video_payload(
+                k, enrolment, time=30.25, played_segments="0[.]12.5[,]12.5[.]30.25", progress=0.3026, length=100.0
+            ),
+            **lesson,
+        ),
         make("video.seeked", learner, video_payload(k, enrolment, time=50, time_from=30.25, time_to=50), **lesson),
-        make("video.completed", learner,
-             video_payload(k, enrolment, time=100, played_segments="0[.]30.25[,]50[.]100", progress=0.8025,
-                           length=100.0), **lesson),
+        make(
+            "video.completed",
+            learner,
+            video_payload(
+                k, enrolment, time=100, played_segments="0[.]30.25[,]50[.]100", progress=0.8025, length=100.0
+            ),
+            **lesson,
+        ),
         make("lesson.terminated", learner, video_payload(k, enrolment, time=100, duration_s=130.4), **lesson),
     ]
     for data in statements:
@@ -136,13 +171,18 @@ def test_video_session_follows_the_video_profile(kit):
         assert data["context"]["registration"] == enrolment.registration
         assert data["object"]["id"] == f"{PLATFORM}/lessons/{k.video.id}"
     verbs = [s["verb"]["id"] for s in statements]
-    assert verbs == [ADL + "initialized", f"{VIDEO}/verbs/played", f"{VIDEO}/verbs/paused", f"{VIDEO}/verbs/seeked",
-                     ADL + "completed", ADL + "terminated"]
+    assert verbs == [
+        ADL + "initialized",
+        f"{VIDEO}/verbs/played",
+        f"{VIDEO}/verbs/paused",
+        f"{VIDEO}/verbs/seeked",
+        ADL + "completed",
+        ADL + "terminated",
+    ]
     assert init["context"]["extensions"][EXT + "length"] == 100.0
     assert init["context"]["extensions"][EXT + "completion-threshold"] == 0.95
     paused = statements[2]["result"]["extensions"]
-    assert paused == {EXT + "time": 30.25, EXT + "progress": 0.303,
-                      EXT + "played-segments": "0[.]12.5[,]12.5[.]30.25"}
+    assert paused == {EXT + "time": 30.25, EXT + "progress": 0.303, EXT + "played-segments": "0[.]12.5[,]12.5[.]30.25"}
     seeked = statements[3]["result"]["extensions"]
     assert seeked == {EXT + "time-from": 30.25, EXT + "time-to": 50.0}
     completed = statements[4]["result"]
@@ -159,10 +199,20 @@ def test_video_session_follows_the_video_profile(kit):
 def test_quiz_answered_and_graded(kit):
     k, learner, enrolment = kit
     single = next(q for q in questions(k.quiz) if q.kind.value == "single")
-    answered = make("quiz.answered", learner,
-                    {"lesson_id": k.quiz.id, "attempt_id": 7, "registration": enrolment.registration,
-                     "response": [1], "success": True},
-                    object_type="quiz_questions", object_id=single.id, course_id=k.course.id)
+    answered = make(
+        "quiz.answered",
+        learner,
+        {
+            "lesson_id": k.quiz.id,
+            "attempt_id": 7,
+            "registration": enrolment.registration,
+            "response": [1],
+            "success": True,
+        },
+        object_type="quiz_questions",
+        object_id=single.id,
+        course_id=k.course.id,
+    )
     assert check_statement(_strip(answered)) == []
     assert answered["verb"]["id"] == ADL + "answered"
     assert answered["object"]["id"] == f"{PLATFORM}/quiz-questions/{single.id}"
@@ -177,16 +227,33 @@ def test_quiz_answered_and_graded(kit):
     assert ctx["grouping"][0]["id"] == f"{PLATFORM}/courses/{k.course.id}"
 
     true_false = next(q for q in questions(k.quiz) if q.kind.value == "true_false")
-    tf = make("quiz.answered", learner, {"lesson_id": k.quiz.id, "attempt_id": 7, "response": [1], "success": False},
-              object_type="quiz_questions", object_id=true_false.id, course_id=k.course.id)
+    tf = make(
+        "quiz.answered",
+        learner,
+        {"lesson_id": k.quiz.id, "attempt_id": 7, "response": [1], "success": False},
+        object_type="quiz_questions",
+        object_id=true_false.id,
+        course_id=k.course.id,
+    )
     assert tf["result"] == {"response": "false", "success": False}
     assert tf["context"]["registration"] == enrolment.registration  # looked up from the enrolment
 
     for name, verb, success in (("quiz.passed", "passed", True), ("quiz.failed", "failed", False)):
         raw = 3 if success else 1
-        data = make(name, learner, {"lesson_id": k.quiz.id, "registration": enrolment.registration,
-                                    "score_raw": raw, "score_max": 3, "scaled": round(raw / 3, 4)},
-                    object_type="quiz_attempts", object_id=7, course_id=k.course.id)
+        data = make(
+            name,
+            learner,
+            {
+                "lesson_id": k.quiz.id,
+                "registration": enrolment.registration,
+                "score_raw": raw,
+                "score_max": 3,
+                "scaled": round(raw / 3, 4),
+            },
+            object_type="quiz_attempts",
+            object_id=7,
+            course_id=k.course.id,
+        )
         assert check_statement(_strip(data)) == []
         assert data["verb"]["id"] == ADL + verb
         assert data["object"]["id"] == f"{PLATFORM}/lessons/{k.quiz.id}"
@@ -196,23 +263,55 @@ def test_quiz_answered_and_graded(kit):
 
 def test_completions_and_survey(kit):
     k, learner, enrolment = kit
-    lesson_done = make("lesson.completed", learner,
-                       {"lesson_id": k.document.id, "registration": enrolment.registration, "kind": "document"},
-                       object_type="lessons", object_id=k.document.id, course_id=k.course.id)
-    course_done = make("course.completed", learner, {"registration": enrolment.registration,
-                                                     "nominal_hours_centi": 200},
-                       object_type="courses", object_id=k.course.id, course_id=k.course.id)
-    survey = make("survey.submitted", learner, {"lesson_id": k.survey.id, "registration": enrolment.registration,
-                                                "rating": 4, "comment": "讲得很透彻，案例贴近基层"},
-                  object_type="lessons", object_id=k.survey.id, course_id=k.course.id)
-    doc_end = make("lesson.terminated", learner, {"lesson_id": k.document.id, "registration": enrolment.registration,
-                                                  "session_id": SESSION, "time": 0, "duration_s": 95.5},
-                   object_type="lessons", object_id=k.document.id, course_id=k.course.id)
+    lesson_done = make(
+        "lesson.completed",
+        learner,
+        {"lesson_id": k.document.id, "registration": enrolment.registration, "kind": "document"},
+        object_type="lessons",
+        object_id=k.document.id,
+        course_id=k.course.id,
+    )
+    course_done = make(
+        "course.completed",
+        learner,
+        {"registration": enrolment.registration, "nominal_hours_centi": 200},
+        object_type="courses",
+        object_id=k.course.id,
+        course_id=k.course.id,
+    )
+    survey = make(
+        "survey.submitted",
+        learner,
+        {
+            "lesson_id": k.survey.id,
+            "registration": enrolment.registration,
+            "rating": 4,
+            "comment": "讲得很透彻，案例贴近基层",
+        },
+        object_type="lessons",
+        object_id=k.survey.id,
+        course_id=k.course.id,
+    )
+    doc_end = make(
+        "lesson.terminated",
+        learner,
+        {
+            "lesson_id": k.document.id,
+            "registration": enrolment.registration,
+            "session_id": SESSION,
+            "time": 0,
+            "duration_s": 95.5,
+        },
+        object_type="lessons",
+        object_id=k.document.id,
+        course_id=k.course.id,
+    )
     assert doc_end["verb"]["id"] == ADL + "terminated"
     assert doc_end["result"] == {"duration": "PT01M35.5S"}
     assert "category" not in doc_end["context"]["contextActivities"]  # not a Video Profile statement
     assert doc_end["context"]["extensions"] == {
-        f"{PLATFORM}/xapi-vocab/extensions/session-id": session_uuid(SESSION, PLATFORM)}
+        f"{PLATFORM}/xapi-vocab/extensions/session-id": session_uuid(SESSION, PLATFORM)
+    }
     for data in (lesson_done, course_done, survey, doc_end):
         assert check_statement(_strip(data)) == []
         assert data["context"]["registration"] == enrolment.registration
@@ -222,19 +321,32 @@ def test_completions_and_survey(kit):
     assert course_done["object"]["id"] == f"{PLATFORM}/courses/{k.course.id}"
     assert survey["verb"]["id"] == ADL + "responded"
     assert survey["object"]["definition"]["type"] == "http://id.tincanapi.com/activitytype/survey"
-    assert survey["result"] == {"score": {"raw": 4, "min": 1, "max": 5, "scaled": 0.8},
-                                "response": "讲得很透彻，案例贴近基层"}
+    assert survey["result"] == {
+        "score": {"raw": 4, "min": 1, "max": 5, "scaled": 0.8},
+        "response": "讲得很透彻，案例贴近基层",
+    }
 
 
 def test_mapping_degrades_without_rows(kit):
     """A lesson that no longer exists: the payload alone still gives a valid statement."""
     k, learner, enrolment = kit
-    payload = {"lesson_id": 987654, "registration": enrolment.registration, "session_id": SESSION, "time": 5,
-               "played_segments": "0[.]5", "progress": 0.05, "length": 100, "completion_threshold": 0.95}
+    payload = {
+        "lesson_id": 987654,
+        "registration": enrolment.registration,
+        "session_id": SESSION,
+        "time": 5,
+        "played_segments": "0[.]5",
+        "progress": 0.05,
+        "length": 100,
+        "completion_threshold": 0.95,
+    }
     data = make("video.paused", learner, payload, object_type="lessons", object_id=987654, course_id=None)
     assert check_video_statement(_strip(data), session_id=session_uuid(SESSION, PLATFORM)) == []
-    assert data["object"] == {"id": f"{PLATFORM}/lessons/987654", "objectType": "Activity",
-                              "definition": {"type": f"{VIDEO}/activity-type/video"}}
+    assert data["object"] == {
+        "id": f"{PLATFORM}/lessons/987654",
+        "objectType": "Activity",
+        "definition": {"type": f"{VIDEO}/activity-type/video"},
+    }
     assert "parent" not in data["context"]["contextActivities"]
 
 
@@ -248,8 +360,14 @@ def test_unmapped_and_actorless_events_are_ignored(kit):
 
 def test_ids_are_deterministic_per_event_and_platform(kit):
     k, learner, enrolment = kit
-    event = emit("lesson.completed", actor=learner, object_type="lessons", object_id=k.video.id,
-                 course_id=k.course.id, payload={"lesson_id": k.video.id, "registration": enrolment.registration})
+    event = emit(
+        "lesson.completed",
+        actor=learner,
+        object_type="lessons",
+        object_id=k.video.id,
+        course_id=k.course.id,
+        payload={"lesson_id": k.video.id, "registration": enrolment.registration},
+    )
     first = statement_json(build_statement(event, PLATFORM))
     again = statement_json(build_statement(event, PLATFORM + "/"))
     assert first == again

@@ -50,8 +50,11 @@ def _fixed(endpoint: str) -> PlatformLRS:
 
 def test_about_listing_a_2_0_version(recorder):
     rec, endpoint = recorder
-    rec.responses[("GET", "/xapi/about")] = (200, {"Content-Type": "application/json"},
-                                            b'{"version": ["1.0.3", "2.0.0"]}')
+    rec.responses[("GET", "/xapi/about")] = (
+        200,
+        {"Content-Type": "application/json"},
+        b'{"version": ["1.0.3", "2.0.0"]}',
+    )
     with pytest.raises(ValueError, match="2.0.0"):
         _raw(endpoint).about()
 
@@ -68,11 +71,13 @@ def test_document_text_outside_latin1_is_sent_as_utf8(recorder, kind):
 
     def doc():
         if kind == "state":
-            return StateDocument(id="progress", activity=ACTIVITY, agent=AGENT, content=CHINESE,
-                                 content_type="application/json")
+            return StateDocument(
+                id="progress", activity=ACTIVITY, agent=AGENT, content=CHINESE, content_type="application/json"
+            )
         if kind == "activity_profile":
-            return ActivityProfileDocument(id="meta", activity=ACTIVITY, content=CHINESE,
-                                           content_type="application/json")
+            return ActivityProfileDocument(
+                id="meta", activity=ACTIVITY, content=CHINESE, content_type="application/json"
+            )
         return AgentProfileDocument(id="prefs", agent=AGENT, content=CHINESE, content_type="application/json")
 
     def save(lrs):
@@ -88,8 +93,14 @@ def test_document_text_outside_latin1_is_sent_as_utf8(recorder, kind):
 
 def test_save_state_sends_registration_once(recorder):
     rec, endpoint = recorder
-    state = StateDocument(id="resume", activity=ACTIVITY, agent=AGENT, registration=REGISTRATION,
-                          content="61.5", content_type="text/plain")
+    state = StateDocument(
+        id="resume",
+        activity=ACTIVITY,
+        agent=AGENT,
+        registration=REGISTRATION,
+        content="61.5",
+        content_type="text/plain",
+    )
     _raw(endpoint).save_state(state)
     assert len(rec.seen) == 2  # tincan sends the PUT twice...
     assert all("registration" not in s.args for s in rec.seen)  # ...and never the registration
@@ -156,8 +167,10 @@ def test_booleans_are_sent_lowercase(recorder):
 def test_retrieved_documents_carry_their_etag(recorder):
     rec, endpoint = recorder
     rec.responses[("GET", "/xapi/activities/state")] = (
-        200, {"ETag": '"e1"', "Content-Type": "application/json", "Last-Modified": "Sun, 01 Mar 2026 08:00:00 GMT"},
-        CHINESE.encode("utf-8"))
+        200,
+        {"ETag": '"e1"', "Content-Type": "application/json", "Last-Modified": "Sun, 01 Mar 2026 08:00:00 GMT"},
+        CHINESE.encode("utf-8"),
+    )
     raw_doc = _raw(endpoint).retrieve_state(ACTIVITY, AGENT, "progress").content
     assert raw_doc.etag is None
 

@@ -70,11 +70,23 @@ class Learner:
         with time_machine.travel(at, tick=False):
             record_delivery(tab.session.id, self.user.id, tab.session.lesson.media_id, nbytes)
 
-    def beat(self, tab: Tab, at: dt.datetime, segments: list[list[float]] | None = None, *,
-             event: str = "heartbeat", seq: int | None = None, **extra: Any) -> learning.BeatResult:
+    def beat(
+        self,
+        tab: Tab,
+        at: dt.datetime,
+        segments: list[list[float]] | None = None,
+        *,
+        event: str = "heartbeat",
+        seq: int | None = None,
+        **extra: Any,
+    ) -> learning.BeatResult:
         tab.seq = seq if seq is not None else tab.seq + 1
-        body: dict[str, Any] = {"seq": tab.seq, "event": event, "segments": segments or [],
-                                "client": {"visibility": "visible", "rate": 1, "muted": False}}
+        body: dict[str, Any] = {
+            "seq": tab.seq,
+            "event": event,
+            "segments": segments or [],
+            "client": {"visibility": "visible", "rate": 1, "muted": False},
+        }
         if segments:
             tab.position = segments[-1][1]
         body["position"] = extra.pop("position", tab.position)
@@ -87,8 +99,18 @@ class Learner:
             db.session.commit()
         return result
 
-    def play(self, tab: Tab, start: dt.datetime, seconds: int, *, from_pos: float | None = None, every: int = 10,
-             rate: float = 1.0, client: dict[str, Any] | None = None, event_first: str = "heartbeat") -> dt.datetime:
+    def play(
+        self,
+        tab: Tab,
+        start: dt.datetime,
+        seconds: int,
+        *,
+        from_pos: float | None = None,
+        every: int = 10,
+        rate: float = 1.0,
+        client: dict[str, Any] | None = None,
+        event_first: str = "heartbeat",
+    ) -> dt.datetime:
         """Play ``seconds`` of wall time at ``rate`` from ``from_pos``, a beat every ``every`` s."""
         pos = tab.position if from_pos is None else from_pos
         at = start
@@ -98,21 +120,40 @@ class Learner:
             step = min(every, seconds - done)
             at = at + step * S
             end = min(pos + step * rate, LECTURE_MS / 1000)
-            self.beat(tab, at, [[pos, end]], event=event_first if first else "heartbeat",
-                      client={"rate": rate, **(client or {})})
+            self.beat(
+                tab,
+                at,
+                [[pos, end]],
+                event=event_first if first else "heartbeat",
+                client={"rate": rate, **(client or {})},
+            )
             pos, done, first = end, done + step, False
         return at
 
     def issue_check(self, tab: Tab, at: dt.datetime, window: int = 60) -> AttentionCheck:
-        check = AttentionCheck(token=secrets.token_urlsafe(24), session_id=tab.session.id, user_id=self.user.id,
-                               lesson_id=tab.session.lesson_id, issued_at=at, window_seconds=window,
-                               due_at=at + window * S, expected="7")
+        check = AttentionCheck(
+            token=secrets.token_urlsafe(24),
+            session_id=tab.session.id,
+            user_id=self.user.id,
+            lesson_id=tab.session.lesson_id,
+            issued_at=at,
+            window_seconds=window,
+            due_at=at + window * S,
+            expected="7",
+        )
         db.session.add(check)
         db.session.commit()
         return check
 
-    def answer(self, check: AttentionCheck, at: dt.datetime, *, trusted: bool = True, latency_ms: int = 2500,
-               correct: bool = True) -> None:
+    def answer(
+        self,
+        check: AttentionCheck,
+        at: dt.datetime,
+        *,
+        trusted: bool = True,
+        latency_ms: int = 2500,
+        correct: bool = True,
+    ) -> None:
         check.answered_at = at
         check.answer = "7" if correct else "3"
         check.trusted = trusted
@@ -124,8 +165,11 @@ class Learner:
 
     # --- what counted ----------------------------------------------------------------
     def credited_s(self) -> float:
-        total = db.session.query(func.coalesce(func.sum(LearningInterval.credited_ms), 0)).filter(
-            LearningInterval.user_id == self.user.id).scalar()
+        total = (
+            db.session.query(func.coalesce(func.sum(LearningInterval.credited_ms), 0))
+            .filter(LearningInterval.user_id == self.user.id)
+            .scalar()
+        )
         return int(total) / 1000
 
     def verdict(self, day: dt.date | None = None) -> DayVerdict:

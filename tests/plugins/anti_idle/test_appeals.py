@@ -17,8 +17,10 @@ from tests.lms_core.learning.fixtures import build_course
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
 DAY = dt.date(2026, 5, 10)
-R05 = ("%(start)s–%(end)s the lesson played in a hidden or minimised window beyond the %(grace)s-second grace, "
-       "%(amount)s deducted (R05)")
+R05 = (
+    "%(start)s–%(end)s the lesson played in a hidden or minimised window beyond the %(grace)s-second grace, "
+    "%(amount)s deducted (R05)"
+)
 
 
 @pytest.fixture
@@ -39,17 +41,40 @@ def switch(client, username: str) -> None:
 
 
 def make_day(user, verdict: str, *, day=DAY, lesson=None, held_ms=0, deducted_ms=0) -> DayVerdict:
-    row = DayVerdict(user_id=user.id, day=day, verdict=verdict, claimed_ms=3_600_000,
-                     credited_ms=3_600_000 - held_ms - deducted_ms, held_ms=held_ms, deducted_ms=deducted_ms,
-                     review_score=60 if verdict == "held" else 0, rules=["R05"], policy_version=0,
-                     review_state="pending" if verdict == "held" else "none")
+    row = DayVerdict(
+        user_id=user.id,
+        day=day,
+        verdict=verdict,
+        claimed_ms=3_600_000,
+        credited_ms=3_600_000 - held_ms - deducted_ms,
+        held_ms=held_ms,
+        deducted_ms=deducted_ms,
+        review_score=60 if verdict == "held" else 0,
+        rules=["R05"],
+        policy_version=0,
+        review_state="pending" if verdict == "held" else "none",
+    )
     db.session.add(row)
     db.session.flush()
     start = dt.datetime.combine(day, dt.time(6, 2), tzinfo=dt.UTC)  # 14:02 in Beijing
-    db.session.add(Evidence(day_verdict_id=row.id, user_id=user.id, day=day, lesson_id=lesson.id if lesson else None,
-                            rule="R05", action="deduct", severity="low", span_start=start,
-                            span_end=start + dt.timedelta(minutes=29), amount_ms=28 * 60_000, threshold={"grace": 60},
-                            message=R05, params={"grace": 60}, beat_ids=[1, 2, 3]))
+    db.session.add(
+        Evidence(
+            day_verdict_id=row.id,
+            user_id=user.id,
+            day=day,
+            lesson_id=lesson.id if lesson else None,
+            rule="R05",
+            action="deduct",
+            severity="low",
+            span_start=start,
+            span_end=start + dt.timedelta(minutes=29),
+            amount_ms=28 * 60_000,
+            threshold={"grace": 60},
+            message=R05,
+            params={"grace": 60},
+            beat_ids=[1, 2, 3],
+        )
+    )
     db.session.commit()
     return row
 
@@ -101,8 +126,9 @@ def test_learner_appeals_a_deduction_with_a_reason(client, kit, learner):
     assert db.session.query(Appeal).count() == 1
 
 
-@pytest.mark.parametrize(("reason", "message"), [("", "至少"), ("短", "至少"), ("\x00\x00\x00", "至少"),
-                                                  ("长" * 2001, "最多")])
+@pytest.mark.parametrize(
+    ("reason", "message"), [("", "至少"), ("短", "至少"), ("\x00\x00\x00", "至少"), ("长" * 2001, "最多")]
+)
 def test_bad_reasons_get_a_chinese_400(client, kit, learner, reason, message):
     day = make_day(learner, "held", held_ms=60_000)
     login(client, "liming")

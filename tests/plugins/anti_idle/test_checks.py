@@ -21,8 +21,12 @@ from tests.lms_core.learning.fixtures import build_course
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
 T0 = dt.datetime(2026, 5, 10, 1, 0, tzinfo=dt.UTC)
 #: A test course's policy: a check after every 30 s of playing, 20 s to answer.
-FAST = {"check_first_after_seconds": 30, "check_min_gap_seconds": 30, "check_max_gap_seconds": 30,
-        "check_window_seconds": 20}
+FAST = {
+    "check_first_after_seconds": 30,
+    "check_min_gap_seconds": 30,
+    "check_max_gap_seconds": 30,
+    "check_window_seconds": 20,
+}
 
 
 @pytest.fixture
@@ -201,13 +205,22 @@ def test_someone_elses_token_is_unknown(kit, learner, tree):
     assert db.session.get(AttentionCheck, check.id).outcome == "pending"
 
 
-@pytest.mark.parametrize("body", [
-    None, [], {"answer": 5, "trusted": True}, {"answer": "x\x00", "trusted": True},
-    {"answer": "1" * 65, "trusted": True},
-    {"answer": "12"}, {"answer": "12", "trusted": "yes"}, {"answer": "12", "trusted": True, "latency_ms": 1e308},
-    {"answer": "12", "trusted": True, "latency_ms": 10**30}, {"answer": "12", "trusted": True, "latency_ms": -1},
-    {"answer": "12", "trusted": True, "input_mode": "telepathy"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        [],
+        {"answer": 5, "trusted": True},
+        {"answer": "x\x00", "trusted": True},
+        {"answer": "1" * 65, "trusted": True},
+        {"answer": "12"},
+        {"answer": "12", "trusted": "yes"},
+        {"answer": "12", "trusted": True, "latency_ms": 1e308},
+        {"answer": "12", "trusted": True, "latency_ms": 10**30},
+        {"answer": "12", "trusted": True, "latency_ms": -1},
+        {"answer": "12", "trusted": True, "input_mode": "telepathy"},
+    ],
+)
 def test_malformed_answers_are_refused_and_change_nothing(kit, learner, body):
     s = open_session(learner, kit.video)
     play(s, learner, 0, 30)
@@ -233,12 +246,14 @@ def test_http_poll_and_answer(client, kit, learner, tree):
     row = db.session.query(AttentionCheck).one()
     assert view["token"] == row.token and set(view) == {"token", "prompt", "options", "window_seconds", "due_in_ms"}
     with time_machine.travel(T0 + dt.timedelta(seconds=33), tick=False):
-        ok = client.post(f"/anti-idle/checks/{row.token}/answer",
-                         json={"answer": row.expected, "trusted": True, "latency_ms": 2000, "input_mode": "keyboard"})
-        again = client.post(f"/anti-idle/checks/{row.token}/answer",
-                            json={"answer": row.expected, "trusted": True, "latency_ms": 2000})
-        bad = client.post(f"/anti-idle/checks/{row.token}/answer", data=b"\x00" * 10,
-                          content_type="application/json")
+        ok = client.post(
+            f"/anti-idle/checks/{row.token}/answer",
+            json={"answer": row.expected, "trusted": True, "latency_ms": 2000, "input_mode": "keyboard"},
+        )
+        again = client.post(
+            f"/anti-idle/checks/{row.token}/answer", json={"answer": row.expected, "trusted": True, "latency_ms": 2000}
+        )
+        bad = client.post(f"/anti-idle/checks/{row.token}/answer", data=b"\x00" * 10, content_type="application/json")
     assert ok.status_code == 200 and ok.get_json()["outcome"] == "passed"
     assert again.status_code == 409 and "已" in again.get_json()["message"]
     assert bad.status_code == 400 and "JSON" in bad.get_json()["message"]
@@ -251,8 +266,10 @@ def test_http_session_of_someone_else_is_404(client, kit, learner, tree):
     login(client, "other")
     assert client.post(f"/anti-idle/sessions/{s.id}/check", json={}).status_code == 404
     assert client.post("/anti-idle/checks/nope/answer", json={"answer": "1", "trusted": True}).status_code == 404
-    assert client.post("/anti-idle/checks/" + "x" * 500 + "/answer",
-                       json={"answer": "1", "trusted": True}).status_code == 404
+    assert (
+        client.post("/anti-idle/checks/" + "x" * 500 + "/answer", json={"answer": "1", "trusted": True}).status_code
+        == 404
+    )
 
 
 def test_lesson_page_carries_the_overlay_but_no_check(client, kit, learner):

@@ -66,8 +66,10 @@ def test_saving_makes_a_new_version_each_time(client, admin):
 
 def test_a_course_gets_its_own_policy(client, admin, kit):
     login(client, "admin")
-    r = client.post("/anti-idle/policy", data=form_of(kit.course.id, check_first_after_seconds=30,
-                                                      check_min_gap_seconds=30, check_max_gap_seconds=30))
+    r = client.post(
+        "/anti-idle/policy",
+        data=form_of(kit.course.id, check_first_after_seconds=30, check_min_gap_seconds=30, check_max_gap_seconds=30),
+    )
     assert r.status_code == 303
     course_policy = policy.current_policy(kit.course.id)
     assert course_policy.course_id == kit.course.id and course_policy["check_min_gap_seconds"] == 30
@@ -78,20 +80,23 @@ def test_a_course_gets_its_own_policy(client, admin, kit):
     assert client.get("/anti-idle/policy?course=" + "9" * 40).status_code == 404
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("check_window_seconds", "abc", "不是数字"),
-    ("check_window_seconds", "", "请输入数字"),
-    ("check_window_seconds", "nan", "请输入数字"),
-    ("check_window_seconds", "inf", "请输入数字"),
-    ("check_window_seconds", "1e308", "必须在"),
-    ("check_window_seconds", "-5", "必须在"),
-    ("check_window_seconds", "12.5", "整数"),
-    ("check_window_seconds", "3\x00", "请输入数字"),
-    ("allowed_rates", "1, 16", "必须在"),
-    ("allowed_rates", ",,", "逗号"),
-    ("lesson_cap_ratio", "99999999999999999999", "必须在"),
-    ("check_min_gap_seconds", "5000", "最短间隔不能大于最长间隔"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("check_window_seconds", "abc", "不是数字"),
+        ("check_window_seconds", "", "请输入数字"),
+        ("check_window_seconds", "nan", "请输入数字"),
+        ("check_window_seconds", "inf", "请输入数字"),
+        ("check_window_seconds", "1e308", "必须在"),
+        ("check_window_seconds", "-5", "必须在"),
+        ("check_window_seconds", "12.5", "整数"),
+        ("check_window_seconds", "3\x00", "请输入数字"),
+        ("allowed_rates", "1, 16", "必须在"),
+        ("allowed_rates", ",,", "逗号"),
+        ("lesson_cap_ratio", "99999999999999999999", "必须在"),
+        ("check_min_gap_seconds", "5000", "最短间隔不能大于最长间隔"),
+    ],
+)
 def test_bad_values_get_a_chinese_400_and_store_nothing(client, admin, field, value, message):
     login(client, "admin")
     r = client.post("/anti-idle/policy", data=form_of(**{field: value}))

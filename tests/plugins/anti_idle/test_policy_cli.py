@@ -31,8 +31,15 @@ def test_set_makes_a_new_version_site_wide_and_per_course(app, tree):
     assert result.exit_code == 0, result.output
     site = policy.current_policy()
     assert site.version > 0 and site["check_window_seconds"] == 45 and site["allowed_rates"] == [1.0, 1.25]
-    result = run(app, "set", "--course", kit.course.code, "check_first_after_seconds=30",
-                 "check_min_gap_seconds=30", "check_max_gap_seconds=30")
+    result = run(
+        app,
+        "set",
+        "--course",
+        kit.course.code,
+        "check_first_after_seconds=30",
+        "check_min_gap_seconds=30",
+        "check_max_gap_seconds=30",
+    )
     assert result.exit_code == 0, result.output
     course = policy.current_policy(kit.course.id)
     assert course.course_id == kit.course.id and course["check_min_gap_seconds"] == 30
@@ -41,12 +48,15 @@ def test_set_makes_a_new_version_site_wide_and_per_course(app, tree):
     assert db.session.query(Policy).count() == 2
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["check_window_seconds=abc"], "不是数字"),
-    (["check_window_seconds=1e308"], "必须在"),
-    (["nonsense=1"], "未知的策略参数"),
-    (["check_min_gap_seconds=5000"], "最短间隔不能大于最长间隔"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check_window_seconds=abc"], "不是数字"),
+        (["check_window_seconds=1e308"], "必须在"),
+        (["nonsense=1"], "未知的策略参数"),
+        (["check_min_gap_seconds=5000"], "最短间隔不能大于最长间隔"),
+    ],
+)
 def test_bad_values_are_refused_in_chinese_and_store_nothing(app, args, message):
     result = run(app, "set", *args)
     assert result.exit_code != 0 and message in result.output

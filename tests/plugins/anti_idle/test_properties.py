@@ -36,11 +36,20 @@ class Raw:
 
 
 beats_st = st.lists(
-    st.builds(Raw, session=st.integers(0, 3), seq=st.just(0), at_ms=st.integers(0, 900_000),
-              start_ms=st.integers(0, DURATION), length_ms=st.integers(0, 40_000),
-              event=st.sampled_from(["heartbeat", "heartbeat", "seeked", "play", "pause", "hidden", "visible"]),
-              hidden=st.booleans(), delivered=st.integers(0, SIZE)),
-    min_size=1, max_size=60)
+    st.builds(
+        Raw,
+        session=st.integers(0, 3),
+        seq=st.just(0),
+        at_ms=st.integers(0, 900_000),
+        start_ms=st.integers(0, DURATION),
+        length_ms=st.integers(0, 40_000),
+        event=st.sampled_from(["heartbeat", "heartbeat", "seeked", "play", "pause", "hidden", "visible"]),
+        hidden=st.booleans(),
+        delivered=st.integers(0, SIZE),
+    ),
+    min_size=1,
+    max_size=60,
+)
 
 
 def numbered(raws: list[Raw]) -> list[Raw]:
@@ -48,8 +57,9 @@ def numbered(raws: list[Raw]) -> list[Raw]:
     out, counters = [], {}
     for r in sorted(raws, key=lambda r: (r.at_ms, r.session)):
         counters[r.session] = counters.get(r.session, 0) + 1
-        out.append(Raw(r.session, counters[r.session], r.at_ms, r.start_ms, r.length_ms, r.event, r.hidden,
-                       r.delivered))
+        out.append(
+            Raw(r.session, counters[r.session], r.at_ms, r.start_ms, r.length_ms, r.event, r.hidden, r.delivered)
+        )
     return out
 
 
@@ -70,11 +80,22 @@ def drive(raws: list[Raw], policy=DEFAULTS) -> tuple[list[tuple[dt.datetime, dt.
         wall_start = max(budget_from.get(r.session, T0), now - dt.timedelta(seconds=120))
         end = min(DURATION, r.start_ms + r.length_ms)
         claimed = tuple(segs.normalise([(r.start_ms, end)], 0, DURATION))
-        beat = els.BeatInput(session_id=str(r.session), lesson_id=1, lesson_kind="video", event=r.event, seq=r.seq,
-                             wall_start=wall_start, received_at=now, launched_at=T0,
-                             credit_from=max(wall_start, clock), claimed=claimed, duration_ms=DURATION,
-                             bytes_served=r.delivered, media_size=SIZE,
-                             client={"visibility": "hidden" if r.hidden else "visible"})
+        beat = els.BeatInput(
+            session_id=str(r.session),
+            lesson_id=1,
+            lesson_kind="video",
+            event=r.event,
+            seq=r.seq,
+            wall_start=wall_start,
+            received_at=now,
+            launched_at=T0,
+            credit_from=max(wall_start, clock),
+            claimed=claimed,
+            duration_ms=DURATION,
+            bytes_served=r.delivered,
+            media_size=SIZE,
+            client={"visibility": "hidden" if r.hidden else "visible"},
+        )
         prior = priors.get(r.session, els.Prior())
         prior = els.Prior(**{**prior.__dict__, "lesson_credited_ms": lesson_credit, "day_credited_ms": lesson_credit})
         o = els.assess(beat, prior, policy, ())
@@ -143,8 +164,10 @@ def test_reordered_beats_keep_every_bound(raws, rnd):
     times = [r.at_ms for r in honest]
     payloads = honest[:]
     rnd.shuffle(payloads)
-    arrived = [Raw(p.session, p.seq, t, p.start_ms, p.length_ms, p.event, p.hidden, p.delivered)
-               for p, t in zip(payloads, sorted(times), strict=True)]
+    arrived = [
+        Raw(p.session, p.seq, t, p.start_ms, p.length_ms, p.event, p.hidden, p.delivered)
+        for p, t in zip(payloads, sorted(times), strict=True)
+    ]
     walls, total, _priors, spans = drive(arrived)
     assert total <= union_ms(walls) + els.TOLERANCE_MS
     assert all(b0 >= a1 for (_a0, a1), (b0, _b1) in zip(spans, spans[1:], strict=False))
@@ -154,9 +177,17 @@ def test_reordered_beats_keep_every_bound(raws, rnd):
 
 pytestmark_db = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
 
-ops_st = st.lists(st.tuples(st.integers(0, 2), st.integers(1, 40), st.integers(0, 3), st.booleans(),
-                            st.sampled_from(["heartbeat", "seeked", "hidden", "visible", "pause"])),
-                  min_size=1, max_size=25)
+ops_st = st.lists(
+    st.tuples(
+        st.integers(0, 2),
+        st.integers(1, 40),
+        st.integers(0, 3),
+        st.booleans(),
+        st.sampled_from(["heartbeat", "seeked", "hidden", "visible", "pause"]),
+    ),
+    min_size=1,
+    max_size=25,
+)
 
 
 @pytestmark_db
@@ -173,8 +204,11 @@ def test_recompute_equals_online_assessment(app, tree, ops):
         cache["first"] = make_learner(tree, build_course(tree))
     first = cache["first"]
     me = other_learner(tree, first, name="属性")
-    tabs = [me.open(at=T0, deliver=LECTURE_BYTES), me.open(at=T0, deliver=LECTURE_BYTES // 10),
-            me.open(me.short, at=T0, deliver=1000)]
+    tabs = [
+        me.open(at=T0, deliver=LECTURE_BYTES),
+        me.open(at=T0, deliver=LECTURE_BYTES // 10),
+        me.open(me.short, at=T0, deliver=1000),
+    ]
     at = T0
     pos = [0.0, 0.0, 0.0]
     for tab_no, gap, step, hidden, event in ops:

@@ -43,6 +43,7 @@ def full(me: Learner, played_s: float) -> None:
 
 # --- honest learners (all credited in full) -------------------------------------------
 
+
 def test_h01_plain_viewing_at_1x(me):
     tab = me.open(deliver=LECTURE_BYTES)
     me.play(tab, T0, 600)
@@ -86,8 +87,7 @@ def test_h05_beats_queued_on_a_flaky_network_arrive_late(me):
     # 30 s without connectivity: three beats queued, delivered together
     burst = at + 30 * S
     for i in range(3):
-        me.beat(tab, burst + i * dt.timedelta(milliseconds=40), [[60 + 10 * i, 70 + 10 * i]],
-                offline_queued=True)
+        me.beat(tab, burst + i * dt.timedelta(milliseconds=40), [[60 + 10 * i, 70 + 10 * i]], offline_queued=True)
     tab.position = 90
     me.play(tab, burst + S, 60)
     full(me, 150)  # 60 + 30 played offline + 60
@@ -235,6 +235,7 @@ def test_h21_watching_across_beijing_midnight(me):
 
 
 # --- attacks ----------------------------------------------------------------------------
+
 
 def test_a01_c2_sixteen_times_speed(me):
     tab = me.open(deliver=LECTURE_BYTES)

@@ -57,8 +57,16 @@ def test_day_assessed_event_has_the_contracted_payload(me):
     tab = me.open(deliver=LECTURE_BYTES)
     me.play(tab, T0, 600)
     (payload,) = events("anti_idle.day_assessed")[-1:]
-    assert set(payload) == {"user_id", "day", "verdict", "credited_seconds", "held_seconds", "deducted_seconds",
-                            "policy_version", "review_score"}
+    assert set(payload) == {
+        "user_id",
+        "day",
+        "verdict",
+        "credited_seconds",
+        "held_seconds",
+        "deducted_seconds",
+        "policy_version",
+        "review_score",
+    }
     assert payload["user_id"] == me.user.id and payload["day"] == "2026-05-10"
     assert payload["verdict"] == "credited" and payload["held_seconds"] == 0
     me.recompute()
@@ -90,8 +98,14 @@ def test_a_held_day_holds_completion_until_an_auditor_posts_it(me, tree):
         review_day(v, "post", auditor, "本人到场核实，确为本人学习")
         db.session.commit()
     reviewed = events("anti_idle.day_reviewed")[-1]
-    assert reviewed == {"user_id": me.user.id, "day": "2026-05-10", "decision": "post",
-                        "seconds": v.held_ms // 1000, "reviewer_id": auditor.id, "reason": "本人到场核实，确为本人学习"}
+    assert reviewed == {
+        "user_id": me.user.id,
+        "day": "2026-05-10",
+        "decision": "post",
+        "seconds": v.held_ms // 1000,
+        "reviewer_id": auditor.id,
+        "reason": "本人到场核实，确为本人学习",
+    }
     db.session.refresh(progress)
     assert progress.status == ProgressStatus.COMPLETED
     with pytest.raises(ReviewError):
@@ -112,9 +126,12 @@ def test_evidence_lines_read_in_chinese_and_link_the_beats(me, app):
     tabs = [me.open(deliver=LECTURE_BYTES), me.open(me.short, deliver=1000)]
     for i in range(1, 61):  # 10 minutes of two lessons at once, from 09:00 Beijing
         me.beat(tabs[0], T0 + 10 * i * S, [[10 * (i - 1), 10 * i]])
-        me.beat(tabs[1], T0 + 10 * i * S + dt.timedelta(milliseconds=300), [[(10 * (i - 1)) % 100,
-                                                                              (10 * (i - 1)) % 100 + 10]],
-                event="seeked")
+        me.beat(
+            tabs[1],
+            T0 + 10 * i * S + dt.timedelta(milliseconds=300),
+            [[(10 * (i - 1)) % 100, (10 * (i - 1)) % 100 + 10]],
+            event="seeked",
+        )
     me.recompute()
     line = db.session.query(Evidence).filter_by(rule="R04").one()
     with app.test_request_context(), force_locale("zh_Hans_CN"):

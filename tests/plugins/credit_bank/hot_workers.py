@@ -13,11 +13,25 @@ YEAR = 2026
 def ops_for(seed: int, worker: int, n_own: int, n_shared: int) -> list[dict[str, Any]]:
     """The worker's operations: its own, plus the shared ones every worker also submits."""
     shared_rng = random.Random(seed)
-    shared = [{"key": f"hot:{seed}:shared:{i}", "op": shared_rng.choice(["post", "take"]),
-               "user": shared_rng.choice(USERS), "amount": shared_rng.randint(1, 300)} for i in range(n_shared)]
+    shared = [
+        {
+            "key": f"hot:{seed}:shared:{i}",
+            "op": shared_rng.choice(["post", "take"]),
+            "user": shared_rng.choice(USERS),
+            "amount": shared_rng.randint(1, 300),
+        }
+        for i in range(n_shared)
+    ]
     rng = random.Random(seed * 1000 + worker)
-    own = [{"key": f"hot:{seed}:{worker}:{i}", "op": rng.choice(["post", "take", "take"]),
-            "user": rng.choice(USERS), "amount": rng.randint(1, 300)} for i in range(n_own)]
+    own = [
+        {
+            "key": f"hot:{seed}:{worker}:{i}",
+            "op": rng.choice(["post", "take", "take"]),
+            "user": rng.choice(USERS),
+            "amount": rng.randint(1, 300),
+        }
+        for i in range(n_own)
+    ]
     ops = shared + own
     rng.shuffle(ops)
     return ops
@@ -28,15 +42,31 @@ def run(url: str, secret: str, media: str, seed: int, worker: int, n_own: int, n
     from lms_core.extensions import db
     from plugins.credit_bank import ledger as L
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": secret, "TESTING": True,
-                      "LMS_PLUGINS": ["credit_bank"], "LMS_MEDIA_DIR": media, "LMS_XAPI_ENABLED": False})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": secret,
+            "TESTING": True,
+            "LMS_PLUGINS": ["credit_bank"],
+            "LMS_MEDIA_DIR": media,
+            "LMS_XAPI_ENABLED": False,
+        }
+    )
     out = []
     with app.app_context():
         for op in ops_for(seed, worker, n_own, n_shared):
             acct = L.counted("WL_XS", op["user"], YEAR)
             debit, credit = (L.issuer("WL_XS"), acct) if op["op"] == "post" else (acct, L.issuer("WL_XS"))
-            spec = L.TransferSpec(id=L.transfer_id(op["key"]), code="adjustment", effective_date=dt.date(YEAR, 3, 1),
-                                  amount=op["amount"], debit=debit, credit=credit, user_id=op["user"], memo="hot")
+            spec = L.TransferSpec(
+                id=L.transfer_id(op["key"]),
+                code="adjustment",
+                effective_date=dt.date(YEAR, 3, 1),
+                amount=op["amount"],
+                debit=debit,
+                credit=credit,
+                user_id=op["user"],
+                memo="hot",
+            )
             out.append((op["key"], L.submit([[spec]])[0][0]))
         db.engine.dispose()
     return out

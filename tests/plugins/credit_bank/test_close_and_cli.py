@@ -24,8 +24,14 @@ def test_close_carries_forward_up_to_the_cap_and_expires_the_rest(app: Flask) ->
     assert fig[("WL_XS", 2025)].posted == 0 and fig[("WL_XS", 2025)].earned_for_year == 3000
     assert fig[("WL_XS", 2026)].posted == 1000
     # Posting into the closed year is refused; the id stays failed.
-    spec = L.TransferSpec(id=L.transfer_id("late"), code="adjustment", effective_date=dt.date(2025, 6, 1),
-                          amount=5, debit=L.issuer("WL_XS"), credit=L.counted("WL_XS", 7, 2025))
+    spec = L.TransferSpec(
+        id=L.transfer_id("late"),
+        code="adjustment",
+        effective_date=dt.date(2025, 6, 1),
+        amount=5,
+        debit=L.issuer("WL_XS"),
+        credit=L.counted("WL_XS", 7, 2025),
+    )
     assert L.submit([[spec]]) == [["account_closed"]]
     assert S.close_year(2025)["accounts"] == 0  # idempotent
     assert L.replay_check()[1] == []

@@ -23,13 +23,27 @@ WORKERS, OWN, SHARED, SEED = 4, 60, 30, 20261204
 @pytest.mark.backends("postgresql")
 def test_processes_on_hot_accounts_lose_nothing(app: Flask, database_url: str, tmp_path: Path) -> None:
     for u in W.USERS:  # a starting balance, so that some debits succeed and some are refused
-        L.submit([[L.TransferSpec(id=L.transfer_id(f"hot:seed:{u}"), code="adjustment",
-                                  effective_date=dt.date(W.YEAR, 1, 1), amount=500, debit=L.issuer("WL_XS"),
-                                  credit=L.counted("WL_XS", u, W.YEAR), user_id=u)]])
+        L.submit(
+            [
+                [
+                    L.TransferSpec(
+                        id=L.transfer_id(f"hot:seed:{u}"),
+                        code="adjustment",
+                        effective_date=dt.date(W.YEAR, 1, 1),
+                        amount=500,
+                        debit=L.issuer("WL_XS"),
+                        credit=L.counted("WL_XS", u, W.YEAR),
+                        user_id=u,
+                    )
+                ]
+            ]
+        )
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(WORKERS, mp_context=ctx) as pool:
-        futures = [pool.submit(W.run, database_url, TEST_SECRET, str(tmp_path / "media"), SEED, w, OWN, SHARED)
-                   for w in range(WORKERS)]
+        futures = [
+            pool.submit(W.run, database_url, TEST_SECRET, str(tmp_path / "media"), SEED, w, OWN, SHARED)
+            for w in range(WORKERS)
+        ]
         results = [f.result(timeout=600) for f in futures]
     db.session.remove()
 
@@ -52,8 +66,9 @@ def test_processes_on_hot_accounts_lose_nothing(app: Flask, database_url: str, t
         op = ops[key]
         expected[op["user"]] += op["amount"] if op["op"] == "post" else -op["amount"]
     for u in W.USERS:
-        a = db.session.execute(select(Account).where(Account.owner_id == u, Account.kind == AccountKind.COUNTED,
-                                                     Account.period == W.YEAR)).scalar_one()
+        a = db.session.execute(
+            select(Account).where(Account.owner_id == u, Account.kind == AccountKind.COUNTED, Account.period == W.YEAR)
+        ).scalar_one()
         assert a.credits_posted - a.debits_posted == expected[u]
         assert a.debits_posted <= a.credits_posted
     rows = db.session.execute(select(func.count()).select_from(Transfer).where(Transfer.memo == "hot")).scalar_one()

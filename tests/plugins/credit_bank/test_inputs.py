@@ -41,8 +41,11 @@ def test_effective_date_in_beijing_decides_the_year(app: Flask, tree) -> None:  
 
 def test_alternative_conversions_and_caps_record_their_policy_version(app: Flask, tree) -> None:  # type: ignore[no-untyped-def]
     user = UserFactory(org_unit=tree.town_a)
-    P.add_version({"online_course": {"kind": "fixed", "centi": 100},
-                   "caps": {"WL_XS": {"per_day": 150}}}, dt.date(2026, 1, 1), None)
+    P.add_version(
+        {"online_course": {"kind": "fixed", "centi": 100}, "caps": {"WL_XS": {"per_day": 150}}},
+        dt.date(2026, 1, 1),
+        None,
+    )
     with time_machine.travel(NOON, tick=False):
         completed(user, course_id=1, nominal=500)
         completed(user, course_id=2, nominal=500)
@@ -58,8 +61,11 @@ def test_tiered_minutes_use_the_course_length(app: Flask, tree) -> None:  # type
 
     kit = build_course(tree)  # one required 100 s video: under 15 minutes
     user = UserFactory(org_unit=tree.town_a)
-    P.add_version({"online_course": {"kind": "tiered_minutes", "tiers": [[30, 100], [15, 50], [0, 25]]}},
-                  dt.date(2026, 1, 1), None)
+    P.add_version(
+        {"online_course": {"kind": "tiered_minutes", "tiers": [[30, 100], [15, 50], [0, 25]]}},
+        dt.date(2026, 1, 1),
+        None,
+    )
     with time_machine.travel(NOON, tick=False):
         completed(user, course_id=kit.course.id, nominal=200)
     assert queries.year_summary(user.id, 2026)["posted"] == 25
@@ -74,13 +80,32 @@ def test_anti_idle_held_day_is_pending_until_reviewed(app: Flask, tree) -> None:
     reviewer = UserFactory(org_unit=tree.city)
     _study_time_policy()
     with time_machine.travel(NOON, tick=False):
-        emit("anti_idle.day_assessed", payload={"user_id": user.id, "day": "2026-05-10", "verdict": "held",
-                                                "credited_seconds": 2700, "held_seconds": 5400,
-                                                "deducted_seconds": 0, "policy_version": 1, "review_score": 0.4})
+        emit(
+            "anti_idle.day_assessed",
+            payload={
+                "user_id": user.id,
+                "day": "2026-05-10",
+                "verdict": "held",
+                "credited_seconds": 2700,
+                "held_seconds": 5400,
+                "deducted_seconds": 0,
+                "policy_version": 1,
+                "review_score": 0.4,
+            },
+        )
         commit()
         assert queries.year_summary(user.id, 2026) == {"posted": 100, "pending": 200, "overflow": 0}
-        emit("anti_idle.day_reviewed", payload={"user_id": user.id, "day": "2026-05-10", "decision": "post",
-                                                "seconds": 2700, "reviewer_id": reviewer.id, "reason": "核实"})
+        emit(
+            "anti_idle.day_reviewed",
+            payload={
+                "user_id": user.id,
+                "day": "2026-05-10",
+                "decision": "post",
+                "seconds": 2700,
+                "reviewer_id": reviewer.id,
+                "reason": "核实",
+            },
+        )
         commit()
     # 45 of the 90 held minutes posted; the rest released.
     assert queries.year_summary(user.id, 2026) == {"posted": 200, "pending": 0, "overflow": 0}
@@ -90,10 +115,27 @@ def test_anti_idle_void_releases_the_hold(app: Flask, tree) -> None:  # type: ig
     user = UserFactory(org_unit=tree.town_a)
     _study_time_policy()
     with time_machine.travel(NOON, tick=False):
-        emit("anti_idle.day_assessed", payload={"user_id": user.id, "day": "2026-05-10", "verdict": "held",
-                                                "credited_seconds": 0, "held_seconds": 5400})
-        emit("anti_idle.day_reviewed", payload={"user_id": user.id, "day": "2026-05-10", "decision": "void",
-                                                "seconds": 0, "reviewer_id": None, "reason": "挂机"})
+        emit(
+            "anti_idle.day_assessed",
+            payload={
+                "user_id": user.id,
+                "day": "2026-05-10",
+                "verdict": "held",
+                "credited_seconds": 0,
+                "held_seconds": 5400,
+            },
+        )
+        emit(
+            "anti_idle.day_reviewed",
+            payload={
+                "user_id": user.id,
+                "day": "2026-05-10",
+                "decision": "void",
+                "seconds": 0,
+                "reviewer_id": None,
+                "reason": "挂机",
+            },
+        )
         commit()
     assert queries.year_summary(user.id, 2026) == {"posted": 0, "pending": 0, "overflow": 0}
     (line,) = queries.statement(user.id, 2026)

@@ -22,8 +22,14 @@ def cnt(user: int = 7, year: int = 2026) -> L.AccountRef:
 
 
 def spec(key: str, amount: int | None = 100, **kw: object) -> L.TransferSpec:
-    base: dict[str, object] = {"id": L.transfer_id(key), "code": "course_complete", "effective_date": DAY,
-                               "amount": amount, "debit": SRC, "credit": cnt()}
+    base: dict[str, object] = {
+        "id": L.transfer_id(key),
+        "code": "course_complete",
+        "effective_date": DAY,
+        "amount": amount,
+        "debit": SRC,
+        "credit": cnt(),
+    }
     base.update(kw)
     return L.TransferSpec(**base)  # type: ignore[arg-type]
 
@@ -33,8 +39,9 @@ def one(s: L.TransferSpec) -> str:
 
 
 def balance(ref: L.AccountRef) -> tuple[int, int, int, int]:
-    a = db.session.execute(select(Account).where(Account.owner_id == ref.owner_id, Account.period == ref.period,
-                                                 Account.kind == ref.kind)).scalar_one()
+    a = db.session.execute(
+        select(Account).where(Account.owner_id == ref.owner_id, Account.period == ref.period, Account.kind == ref.kind)
+    ).scalar_one()
     db.session.refresh(a)
     return a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending
 
@@ -69,21 +76,29 @@ def test_two_phase_post_partial_releases_the_rest(app: Flask) -> None:
     post = spec("post", 200, flags=T_POST_PENDING, pending_id=hold.id, debit=None, credit=None)
     assert one(post) == "created"
     assert balance(cnt()) == (0, 200, 0, 0)
-    assert one(spec("void", None, flags=T_VOID_PENDING, pending_id=hold.id, debit=None, credit=None)) \
+    assert (
+        one(spec("void", None, flags=T_VOID_PENDING, pending_id=hold.id, debit=None, credit=None))
         == "pending_transfer_already_posted"
-    assert one(spec("post2", 50, flags=T_POST_PENDING, pending_id=hold.id, debit=None, credit=None)) \
+    )
+    assert (
+        one(spec("post2", 50, flags=T_POST_PENDING, pending_id=hold.id, debit=None, credit=None))
         == "pending_transfer_already_posted"
+    )
 
 
 def test_void_restores_exactly_and_post_above_pending_is_refused(app: Flask) -> None:
     hold = spec("hold", 300, flags=T_PENDING)
     one(hold)
-    assert one(spec("big", 301, flags=T_POST_PENDING, pending_id=hold.id, debit=None, credit=None)) \
+    assert (
+        one(spec("big", 301, flags=T_POST_PENDING, pending_id=hold.id, debit=None, credit=None))
         == "exceeds_pending_transfer_amount"
+    )
     assert one(spec("void", None, flags=T_VOID_PENDING, pending_id=hold.id, debit=None, credit=None)) == "created"
     assert balance(cnt()) == (0, 0, 0, 0)
-    assert one(spec("post", None, flags=T_POST_PENDING, pending_id=hold.id, debit=None, credit=None)) \
+    assert (
+        one(spec("post", None, flags=T_POST_PENDING, pending_id=hold.id, debit=None, credit=None))
         == "pending_transfer_already_voided"
+    )
 
 
 def test_expired_pending_cannot_be_posted_and_is_voided_by_the_sweep(app: Flask) -> None:
@@ -91,8 +106,10 @@ def test_expired_pending_cannot_be_posted_and_is_voided_by_the_sweep(app: Flask)
         hold = spec("hold", 300, flags=T_PENDING, timeout_seconds=3600)
         one(hold)
     with time_machine.travel(dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC), tick=False):
-        assert one(spec("post", None, flags=T_POST_PENDING, pending_id=hold.id, debit=None, credit=None)) \
+        assert (
+            one(spec("post", None, flags=T_POST_PENDING, pending_id=hold.id, debit=None, credit=None))
             == "pending_expired"
+        )
         assert L.expire_pending() == 1
         assert L.expire_pending() == 0
     assert balance(cnt()) == (0, 0, 0, 0)
@@ -116,14 +133,17 @@ def test_reversal_algebra(app: Flask) -> None:
     one(orig)
     assert one(spec("r0", 50, reverses_id=orig.id, debit=None, credit=None, code="reversal")) == "reason_required"
     assert one(spec("r1", 50, reverses_id=orig.id, debit=None, credit=None, code="reversal", memo="代学")) == "created"
-    assert one(spec("r2", 151, reverses_id=orig.id, debit=None, credit=None, code="reversal", memo="x")) \
+    assert (
+        one(spec("r2", 151, reverses_id=orig.id, debit=None, credit=None, code="reversal", memo="x"))
         == "reversal_exceeds_original"
+    )
     r3 = spec("r3", None, reverses_id=orig.id, debit=None, credit=None, code="reversal", memo="the rest")
     assert one(r3) == "created"
     assert balance(cnt()) == (200, 200, 0, 0)
     # A reversal of a reversal nets back; the original is unchanged.
-    assert one(spec("rr", None, reverses_id=r3.id, debit=None, credit=None, code="reversal", memo="appeal")) \
-        == "created"
+    assert (
+        one(spec("rr", None, reverses_id=r3.id, debit=None, credit=None, code="reversal", memo="appeal")) == "created"
+    )
     assert balance(cnt()) == (200, 350, 0, 0)
 
 
@@ -133,8 +153,10 @@ def test_replay_finds_a_tampered_cache(app: Flask) -> None:
     checked, bad = L.replay_check()
     assert checked == 1 and bad == []
     assert all(v == (0, 0) for v in L.ledger_totals().values())
-    db.session.execute(text("UPDATE credit_accounts SET credits_posted = credits_posted + 1 "
-                            "WHERE kind = :k"), {"k": AccountKind.COUNTED.value})
+    db.session.execute(
+        text("UPDATE credit_accounts SET credits_posted = credits_posted + 1 WHERE kind = :k"),
+        {"k": AccountKind.COUNTED.value},
+    )
     db.session.commit()
     checked, bad = L.replay_check()
     assert len(bad) == 1 and bad[0].account == "WL_XS/counted/7/2026"
@@ -161,8 +183,10 @@ def test_transfer_as_dict_is_stable_and_has_no_database_ids(app: Flask) -> None:
     assert d == L.transfer_as_dict(t)
 
 
-@pytest.mark.parametrize("bad", [{"id": "not-a-uuid"}, {"amount": 0}, {"amount": -5},
-                                 {"credit": L.counted("JZ_XS", 7, 2026)}, {"credit": SRC}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"id": "not-a-uuid"}, {"amount": 0}, {"amount": -5}, {"credit": L.counted("JZ_XS", 7, 2026)}, {"credit": SRC}],
+)
 def test_malformed_requests_change_nothing(app: Flask, bad: dict[str, object]) -> None:
     s = spec("m", **{k: v for k, v in bad.items() if k != "id"})
     if "id" in bad:

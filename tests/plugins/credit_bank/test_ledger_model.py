@@ -120,8 +120,15 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(target=posted, u=st.integers(0, 2), y=st.integers(0, 1), amount=amounts())
     def post(self, u: int, y: int, amount: int) -> Any:
         acct = L.counted("WL_XS", self.users[u], self.year + y)
-        spec = L.TransferSpec(id=L.transfer_id(self.key()), code="course_complete", effective_date=dt.date(2026, 1, 1),
-                              amount=amount, debit=self.src, credit=acct, user_id=self.users[u])
+        spec = L.TransferSpec(
+            id=L.transfer_id(self.key()),
+            code="course_complete",
+            effective_date=dt.date(2026, 1, 1),
+            amount=amount,
+            debit=self.src,
+            credit=acct,
+            user_id=self.users[u],
+        )
         self.m.touch(self.src, acct)
         err = self.m.move(self.src.key(), acct.key(), amount)
         self.expect(spec, self.run(spec), err)
@@ -133,8 +140,16 @@ class LedgerMachine(RuleBasedStateMachine):
     def take(self, u: int, y: int, amount: int) -> None:
         """A debit of a counted account (e.g. an adjustment): refused if it would go negative."""
         acct = L.counted("WL_XS", self.users[u], self.year + y)
-        spec = L.TransferSpec(id=L.transfer_id(self.key()), code="adjustment", effective_date=dt.date(2026, 1, 1),
-                              amount=amount, debit=acct, credit=self.src, user_id=self.users[u], memo="test")
+        spec = L.TransferSpec(
+            id=L.transfer_id(self.key()),
+            code="adjustment",
+            effective_date=dt.date(2026, 1, 1),
+            amount=amount,
+            debit=acct,
+            credit=self.src,
+            user_id=self.users[u],
+            memo="test",
+        )
         self.m.touch(self.src, acct)
         err = self.m.move(acct.key(), self.src.key(), amount)
         self.expect(spec, self.run(spec), err)
@@ -142,8 +157,16 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(target=holds, u=st.integers(0, 2), y=st.integers(0, 1), amount=amounts())
     def pending(self, u: int, y: int, amount: int) -> Any:
         acct = L.counted("WL_XS", self.users[u], self.year + y)
-        spec = L.TransferSpec(id=L.transfer_id(self.key()), code="offline_class", effective_date=dt.date(2026, 1, 1),
-                              amount=amount, debit=self.src, credit=acct, flags=T_PENDING, user_id=self.users[u])
+        spec = L.TransferSpec(
+            id=L.transfer_id(self.key()),
+            code="offline_class",
+            effective_date=dt.date(2026, 1, 1),
+            amount=amount,
+            debit=self.src,
+            credit=acct,
+            flags=T_PENDING,
+            user_id=self.users[u],
+        )
         self.m.touch(self.src, acct)
         err = self.m.move(self.src.key(), acct.key(), amount, pending=True)
         self.expect(spec, self.run(spec), err)
@@ -159,11 +182,21 @@ class LedgerMachine(RuleBasedStateMachine):
         h = self._hold(hold)
         assert h.amount is not None and h.debit is not None and h.credit is not None
         amount = max(1, h.amount * part // 100)
-        spec = L.TransferSpec(id=L.transfer_id(self.key()), code="offline_class", effective_date=h.effective_date,
-                              amount=amount, flags=T_POST_PENDING, pending_id=hold, user_id=h.user_id)
+        spec = L.TransferSpec(
+            id=L.transfer_id(self.key()),
+            code="offline_class",
+            effective_date=h.effective_date,
+            amount=amount,
+            flags=T_POST_PENDING,
+            pending_id=hold,
+            user_id=h.user_id,
+        )
         if hold in self.m.resolved:
-            err: str | None = "pending_transfer_already_posted" if self.m.resolved_how[hold] == "post" \
+            err: str | None = (
+                "pending_transfer_already_posted"
+                if self.m.resolved_how[hold] == "post"
                 else "pending_transfer_already_voided"
+            )
         elif h.debit.key() in self.m.closed or h.credit.key() in self.m.closed:
             err = "account_closed"
         else:
@@ -185,11 +218,20 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         h = self._hold(hold)
         assert h.amount is not None and h.debit is not None and h.credit is not None
-        spec = L.TransferSpec(id=L.transfer_id(self.key()), code="offline_class", effective_date=h.effective_date,
-                              flags=T_VOID_PENDING, pending_id=hold, user_id=h.user_id)
+        spec = L.TransferSpec(
+            id=L.transfer_id(self.key()),
+            code="offline_class",
+            effective_date=h.effective_date,
+            flags=T_VOID_PENDING,
+            pending_id=hold,
+            user_id=h.user_id,
+        )
         if hold in self.m.resolved:
-            err: str | None = "pending_transfer_already_posted" if self.m.resolved_how[hold] == "post" \
+            err: str | None = (
+                "pending_transfer_already_posted"
+                if self.m.resolved_how[hold] == "post"
                 else "pending_transfer_already_voided"
+            )
         else:
             err = None
             self.m.resolved.add(hold)
@@ -206,8 +248,15 @@ class LedgerMachine(RuleBasedStateMachine):
         o_debit, o_credit, o_amount = self.m.transfers[original]["eff"]
         done = self.m.reversed.get(original, 0)
         amount = None if full else max(1, o_amount * part // 100)
-        spec = L.TransferSpec(id=L.transfer_id(self.key()), code="reversal", effective_date=o.effective_date,
-                              amount=amount, reverses_id=original, user_id=o.user_id, memo="代学代考")
+        spec = L.TransferSpec(
+            id=L.transfer_id(self.key()),
+            code="reversal",
+            effective_date=o.effective_date,
+            amount=amount,
+            reverses_id=original,
+            user_id=o.user_id,
+            memo="代学代考",
+        )
         want = o_amount - done if amount is None else amount
         if want <= 0 or done + want > o_amount:
             err: str | None = "reversal_exceeds_original"
@@ -223,8 +272,16 @@ class LedgerMachine(RuleBasedStateMachine):
         uid, year = self.users[u], self.year + y
         c, o = L.counted("WL_XS", uid, year), L.overflow("WL_XS", uid, year)
         self.m.touch(c, o, self.src)
-        res = S.earn(key=self.key(), user_id=uid, ledger="WL_XS", amount=amount, day=dt.date(year, 6, 1),
-                     code="course_complete", issuer=1000 + self.n, evidence_ref="sm-earn")
+        res = S.earn(
+            key=self.key(),
+            user_id=uid,
+            ledger="WL_XS",
+            amount=amount,
+            day=dt.date(year, 6, 1),
+            code="course_complete",
+            issuer=1000 + self.n,
+            evidence_ref="sm-earn",
+        )
         dp, cp, dpe, cpe = self.m.a(c.key())
         room = min(amount, max(0, CAP - (cp + cpe - dp)))
         if (room > 0 and c.key() in self.m.closed) or (amount - room > 0 and o.key() in self.m.closed):
@@ -240,8 +297,16 @@ class LedgerMachine(RuleBasedStateMachine):
     def convert(self, u: int, y: int, amount: int) -> None:
         uid, year = self.users[u], self.year + y
         wl, zj = L.counted("WL_XS", uid, year), L.counted("ZJ_XS", uid, year)
-        got = S.convert(key=self.key(), user_id=uid, year=year, from_ledger="WL_XS", to_ledger="ZJ_XS",
-                        amount=amount, num=RATE[0], den=RATE[1])
+        got = S.convert(
+            key=self.key(),
+            user_id=uid,
+            year=year,
+            from_ledger="WL_XS",
+            to_ledger="ZJ_XS",
+            amount=amount,
+            num=RATE[0],
+            den=RATE[1],
+        )
         out = amount * RATE[0] // RATE[1]
         pool_wl, pool_zj = L.issuer("WL_XS", S.CONVERSION_POOL).key(), L.issuer("ZJ_XS", S.CONVERSION_POOL).key()
         if out <= 0:
@@ -333,14 +398,25 @@ class LedgerMachine(RuleBasedStateMachine):
         t = L.TRANSFERS
         for key, earned in self.m.earned.items():
             uid, year = (int(x) for x in key.split("/"))
-            total = db.session.execute(db.select(db.func.sum(t.c.amount)).where(
-                t.c.user_id == uid, t.c.evidence_ref == "sm-earn", t.c.reverses_id.is_(None),
-                t.c.effective_date == dt.date(year, 6, 1))).scalar_one()
+            total = db.session.execute(
+                db.select(db.func.sum(t.c.amount)).where(
+                    t.c.user_id == uid,
+                    t.c.evidence_ref == "sm-earn",
+                    t.c.reverses_id.is_(None),
+                    t.c.effective_date == dt.date(year, 6, 1),
+                )
+            ).scalar_one()
             assert int(total or 0) == earned, (key, total, earned)
 
 
 def test_ledger_state_machine(app: Flask) -> None:
     P.add_version({"caps": {"WL_XS": {"per_year": CAP}}}, dt.date(2000, 1, 1), None)
-    run_state_machine_as_test(LedgerMachine, settings=settings(
-        max_examples=int(__import__("os").environ.get("LMS_TEST_SM_EXAMPLES", "15")), stateful_step_count=25,
-        deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    run_state_machine_as_test(
+        LedgerMachine,
+        settings=settings(
+            max_examples=int(__import__("os").environ.get("LMS_TEST_SM_EXAMPLES", "15")),
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )

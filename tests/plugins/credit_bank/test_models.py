@@ -15,17 +15,32 @@ from plugins.credit_bank import ledger as L
 
 def _one_transfer() -> str:
     tid = L.transfer_id("test:1")
-    res = L.submit([[L.TransferSpec(id=tid, code="course_complete", effective_date=dt.date(2026, 5, 1), amount=200,
-                                    debit=L.issuer("WL_XS"), credit=L.counted("WL_XS", 7, 2026))]])
+    res = L.submit(
+        [
+            [
+                L.TransferSpec(
+                    id=tid,
+                    code="course_complete",
+                    effective_date=dt.date(2026, 5, 1),
+                    amount=200,
+                    debit=L.issuer("WL_XS"),
+                    credit=L.counted("WL_XS", 7, 2026),
+                )
+            ]
+        ]
+    )
     assert res == [["created"]]
     return tid
 
 
-@pytest.mark.parametrize("sql", [
-    "UPDATE credit_transfers SET amount = amount + 100",
-    "UPDATE credit_transfers SET memo = 'edited'",
-    "DELETE FROM credit_transfers",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE credit_transfers SET amount = amount + 100",
+        "UPDATE credit_transfers SET memo = 'edited'",
+        "DELETE FROM credit_transfers",
+    ],
+)
 def test_journal_refuses_update_and_delete(app: Flask, sql: str) -> None:
     _one_transfer()
     with pytest.raises(DBAPIError, match="append-only"):
@@ -36,8 +51,12 @@ def test_journal_refuses_update_and_delete(app: Flask, sql: str) -> None:
 
 
 def test_policies_are_append_only(app: Flask) -> None:
-    db.session.execute(text("INSERT INTO credit_policies (version, effective_from, rules, created_at) "
-                            "VALUES (1, '2026-01-01', '{}', '2026-01-01 00:00:00')"))
+    db.session.execute(
+        text(
+            "INSERT INTO credit_policies (version, effective_from, rules, created_at) "
+            "VALUES (1, '2026-01-01', '{}', '2026-01-01 00:00:00')"
+        )
+    )
     db.session.commit()
     with pytest.raises(DBAPIError, match="append-only"):
         db.session.execute(text("UPDATE credit_policies SET rules = '{\"x\": 1}'"))
@@ -49,10 +68,14 @@ def test_transfer_across_ledgers_is_refused_by_the_database(app: Flask) -> None:
     wl = db.session.execute(text("SELECT debit_account_id, credit_account_id FROM credit_transfers")).one()
     # ledger 2 (JZ_XS) with accounts of ledger 1: the trigger refuses it.
     with pytest.raises((DBAPIError, IntegrityError), match="ledger"):
-        db.session.execute(text(
-            "INSERT INTO credit_transfers (id, ledger_id, debit_account_id, credit_account_id, amount, flags, code, "
-            "effective_date, body_hash, recorded_at) VALUES ('x', 2, :d, :c, 1, 0, 'adjustment', '2026-01-01', 'h', "
-            "'2026-01-01 00:00:00')"), {"d": wl[0], "c": wl[1]})
+        db.session.execute(
+            text(
+                "INSERT INTO credit_transfers (id, ledger_id, debit_account_id, credit_account_id, amount, flags, "
+                "code, effective_date, body_hash, recorded_at) VALUES ('x', 2, :d, :c, 1, 0, 'adjustment', "
+                "'2026-01-01', 'h', '2026-01-01 00:00:00')"
+            ),
+            {"d": wl[0], "c": wl[1]},
+        )
     db.session.rollback()
 
 

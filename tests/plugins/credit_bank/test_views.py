@@ -26,8 +26,10 @@ def login(client, username: str):  # type: ignore[no-untyped-def]
 
 
 NOON = dt.datetime(2026, 5, 10, 4, tzinfo=dt.UTC)
-PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n" \
-      b"trailer<</Root 1 0 R>>\n%%EOF\n"
+PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)
 
 
 @pytest.fixture
@@ -82,13 +84,22 @@ def test_api_for_other_users_is_scoped(app: Flask, client, people) -> None:  # t
 
 def test_offline_claim_flow(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
     login(client, "cadre")
-    form = {"title": "县委党校中青班", "organiser": "南岭县委党校", "ledger": "JZ_XS", "start_date": "2026-04-01",
-            "end_date": "2026-04-03"}
-    r = client.post("/credit/claims", data={**form, "evidence": (io.BytesIO(b"MZ\x90\x00" * 50), "cert.pdf")},
-                    content_type="multipart/form-data")
+    form = {
+        "title": "县委党校中青班",
+        "organiser": "南岭县委党校",
+        "ledger": "JZ_XS",
+        "start_date": "2026-04-01",
+        "end_date": "2026-04-03",
+    }
+    r = client.post(
+        "/credit/claims",
+        data={**form, "evidence": (io.BytesIO(b"MZ\x90\x00" * 50), "cert.pdf")},
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 400
-    r = client.post("/credit/claims", data={**form, "evidence": (io.BytesIO(PDF), "cert.pdf")},
-                    content_type="multipart/form-data")
+    r = client.post(
+        "/credit/claims", data={**form, "evidence": (io.BytesIO(PDF), "cert.pdf")}, content_type="multipart/form-data"
+    )
     assert r.status_code == 302
     assert queries.year_summary(people["cadre"].id, 2026) == {"posted": 0, "pending": 1800, "overflow": 0}
     from plugins.credit_bank.models import Claim
@@ -108,9 +119,18 @@ def test_offline_claim_flow(app: Flask, client, people) -> None:  # type: ignore
 
 def test_claim_out_of_scope_cannot_be_reviewed(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
     login(client, "other")
-    client.post("/credit/claims", data={"title": "石岗镇专题班", "organiser": "校", "ledger": "JZ_XS",
-                                        "start_date": "2026-04-01", "end_date": "2026-04-01",
-                                        "evidence": (io.BytesIO(PDF), "c.pdf")}, content_type="multipart/form-data")
+    client.post(
+        "/credit/claims",
+        data={
+            "title": "石岗镇专题班",
+            "organiser": "校",
+            "ledger": "JZ_XS",
+            "start_date": "2026-04-01",
+            "end_date": "2026-04-01",
+            "evidence": (io.BytesIO(PDF), "c.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
     from plugins.credit_bank.models import Claim
 
     claim = db.session.query(Claim).one()
@@ -134,8 +154,7 @@ def test_auditor_reverses_with_reason_and_statement_pairs_them(app: Flask, clien
     page = client.get(f"/credit/users/{cadre.id}?year=2026").get_data(as_text=True)
     assert "代学代考" in page
     login(client, "admin_a")  # org admins do not reverse
-    assert client.post(f"/credit/users/{cadre.id}/reverse",
-                       data={"transfer_id": tid, "reason": "x"}).status_code == 403
+    assert client.post(f"/credit/users/{cadre.id}/reverse", data={"transfer_id": tid, "reason": "x"}).status_code == 403
 
 
 def test_behind_report_and_exports_equal_the_rows(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
@@ -159,14 +178,19 @@ def test_behind_report_and_exports_equal_the_rows(app: Flask, client, people) ->
 
 
 def test_roster_import_is_idempotent_per_row(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
-    csv_text = ("用户名,培训班名称,主办单位,开始日期,结束日期,学时类别,学时\n"
-                "cadre,乡镇干部轮训班,县委组织部,2026-03-02,2026-03-04,集中培训学时,\n"
-                "other,乡镇干部轮训班,县委组织部,2026-03-02,2026-03-04,集中培训学时,\n"
-                "cadre,专题讲座,县委组织部,2026-03-10,2026-03-10,集中培训学时,3.5\n")
+    csv_text = (
+        "用户名,培训班名称,主办单位,开始日期,结束日期,学时类别,学时\n"
+        "cadre,乡镇干部轮训班,县委组织部,2026-03-02,2026-03-04,集中培训学时,\n"
+        "other,乡镇干部轮训班,县委组织部,2026-03-02,2026-03-04,集中培训学时,\n"
+        "cadre,专题讲座,县委组织部,2026-03-10,2026-03-10,集中培训学时,3.5\n"
+    )
     login(client, "admin_a")
     for _ in range(2):
-        r = client.post("/credit/roster", data={"file": (io.BytesIO(("\ufeff" + csv_text).encode()), "r.csv")},
-                        content_type="multipart/form-data")
+        r = client.post(
+            "/credit/roster",
+            data={"file": (io.BytesIO(("\ufeff" + csv_text).encode()), "r.csv")},
+            content_type="multipart/form-data",
+        )
         assert r.status_code == 200
     # 3 days × 6.00 + 3.50; "other" is outside the county.
     assert queries.year_summary(people["cadre"].id, 2026)["posted"] == 1800 + 350
@@ -182,11 +206,15 @@ def test_roster_import_is_idempotent_per_row(app: Flask, client, people) -> None
     ws.append(["cadre", "党课", "县委组织部", "2026-03-11", "2026-03-11", "党员学习学时", 2])
     buf = io.BytesIO()
     wb.save(buf)
-    client.post("/credit/roster", data={"file": (io.BytesIO(buf.getvalue()), "r.xlsx")},
-                content_type="multipart/form-data")
+    client.post(
+        "/credit/roster", data={"file": (io.BytesIO(buf.getvalue()), "r.xlsx")}, content_type="multipart/form-data"
+    )
     assert queries.year_summary(people["cadre"].id, 2026)["posted"] == 1800 + 350 + 200
-    r = client.post("/credit/roster", data={"file": (io.BytesIO(b"PK\x03\x04garbage"), "r.xlsx")},
-                    content_type="multipart/form-data")
+    r = client.post(
+        "/credit/roster",
+        data={"file": (io.BytesIO(b"PK\x03\x04garbage"), "r.xlsx")},
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 400
 
 
@@ -195,8 +223,12 @@ def test_site_admin_adds_a_policy_version(app: Flask, client, people) -> None:  
     assert client.get("/credit/policy").status_code == 403
     login(client, "site")
     assert client.post("/credit/policy", data={"rules": "{not json", "effective_from": "2026-01-01"}).status_code == 400
-    assert client.post("/credit/policy", data={"rules": '{"caps": {"XX": {}}}',
-                                               "effective_from": "2026-01-01"}).status_code == 400
+    assert (
+        client.post(
+            "/credit/policy", data={"rules": '{"caps": {"XX": {}}}', "effective_from": "2026-01-01"}
+        ).status_code
+        == 400
+    )
     deep = "[" * 100_000 + "]" * 100_000
     assert client.post("/credit/policy", data={"rules": deep, "effective_from": "2026-01-01"}).status_code == 400
     r = client.post("/credit/policy", data={"rules": '{"offline_day_centi": 750}', "effective_from": "2026-01-01"})
@@ -209,8 +241,15 @@ def test_site_admin_adds_a_policy_version(app: Flask, client, people) -> None:  
 
 def test_pages_render_in_chinese(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
     login(client, "site")
-    for url in ("/credit/", "/credit/claims", "/credit/review", "/credit/behind", "/credit/roster", "/credit/policy",
-                f"/credit/users/{people['cadre'].id}"):
+    for url in (
+        "/credit/",
+        "/credit/claims",
+        "/credit/review",
+        "/credit/behind",
+        "/credit/roster",
+        "/credit/policy",
+        f"/credit/users/{people['cadre'].id}",
+    ):
         r = client.get(url)
         assert r.status_code == 200, url
         assert "学时" in r.get_data(as_text=True), url

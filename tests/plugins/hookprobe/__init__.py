@@ -61,8 +61,9 @@ class HookProbe:
 
     @hookimpl
     def lms_blueprints(self) -> list[Blueprint]:
-        bp = Blueprint("hookprobe", __name__, url_prefix="/hookprobe",
-                       template_folder="templates", static_folder="static")
+        bp = Blueprint(
+            "hookprobe", __name__, url_prefix="/hookprobe", template_folder="templates", static_folder="static"
+        )
 
         @bp.route("/")
         @login_required

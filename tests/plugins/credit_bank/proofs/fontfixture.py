@@ -28,8 +28,16 @@ def build_font(path: Path) -> Path:
     order = [".notdef", "box", "space"]
     fb.setupGlyphOrder(order)
     cmap = {0x20: "space"}
-    for lo, hi in ((0x21, 0x7E), (0x3000, 0x303F), (0x4E00, 0x9FFF), (0xFF00, 0xFFEF), (0x2014, 0x2027),
-                   (0x00B7, 0x00B7), (0x2190, 0x21FF), (0x2713, 0x2717)):
+    for lo, hi in (
+        (0x21, 0x7E),
+        (0x3000, 0x303F),
+        (0x4E00, 0x9FFF),
+        (0xFF00, 0xFFEF),
+        (0x2014, 0x2027),
+        (0x00B7, 0x00B7),
+        (0x2190, 0x21FF),
+        (0x2713, 0x2717),
+    ):
         for cp in range(lo, hi + 1):
             cmap[cp] = "box"
     fb.setupCharacterMap(cmap)

@@ -58,8 +58,14 @@ def test_checkpoint_fields_are_all_signed() -> None:
     assert cr.verify_checkpoint(KEY.public_key(), cp, cr.JOURNAL_LOG)
     assert not cr.verify_checkpoint(KEY.public_key(), cp, cr.CREDENTIAL_LOG)
     assert not cr.verify_checkpoint(OTHER.public_key(), cp)
-    changes: dict[str, Any] = {"log": "credentials", "size": 9, "root": "00" * 32, "time": "2025-01-01T00:00:01Z",
-                               "kid": "0" * 16, "sig": keys.b64u(b"\0" * 64)}
+    changes: dict[str, Any] = {
+        "log": "credentials",
+        "size": 9,
+        "root": "00" * 32,
+        "time": "2025-01-01T00:00:01Z",
+        "kid": "0" * 16,
+        "sig": keys.b64u(b"\0" * 64),
+    }
     for field, value in changes.items():
         assert not cr.verify_checkpoint(KEY.public_key(), {**cp, field: value}), field
     assert not cr.verify_checkpoint(KEY.public_key(), {**cp, "extra": 1})
@@ -69,14 +75,26 @@ def test_checkpoint_fields_are_all_signed() -> None:
 def test_a_bundle_verifies_offline() -> None:
     rep = cr.verify_bundle(sample.build(KEY, extra_leaves=5), KEY.public_key())
     assert rep.ok, rep.checks
-    assert codes(rep) == dict.fromkeys(["issuer_key", "credential_signature", "credential_checkpoint",
-                                        "credential_inclusion", "journal_checkpoint", "journal_inclusion", "balances"],
-                                       True)
+    assert codes(rep) == dict.fromkeys(
+        [
+            "issuer_key",
+            "credential_signature",
+            "credential_checkpoint",
+            "credential_inclusion",
+            "journal_checkpoint",
+            "journal_inclusion",
+            "balances",
+        ],
+        True,
+    )
 
 
 def test_balances_are_recomputed_from_the_entries() -> None:
-    got = cr.recompute_balances(*(lambda p: (p["accounts"], [e["row"] for e in p["journal"]["entries"]]))(
-        sample.build(KEY)["credential"]["payload"]))
+    got = cr.recompute_balances(
+        *(lambda p: (p["accounts"], [e["row"] for e in p["journal"]["entries"]]))(
+            sample.build(KEY)["credential"]["payload"]
+        )
+    )
     # 2.00 + 0.50 + 3.50 (posted hold) - 0.50 (reversal); the open 3.00 hold; 1.00 over the cap.
     assert got == {"WL_XS": {"posted": 550, "pending": 300, "overflow": 100}}
 

@@ -37,7 +37,7 @@ def transcript(font: Path) -> bytes:
 def _streams(data: bytes) -> list[bytes]:
     out = []
     for m in re.finditer(rb"/Filter /FlateDecode\n/Length (\d+)[^>]*>>\nstream\n", data):
-        out.append(zlib.decompress(data[m.end():m.end() + int(m.group(1))]))
+        out.append(zlib.decompress(data[m.end() : m.end() + int(m.group(1))]))
     return out
 
 
@@ -71,8 +71,10 @@ def test_the_credential_is_attached_and_the_qr_is_drawn(transcript: bytes) -> No
     assert raw is not None and b'"lms-credit-bundle/1"' in raw
     # The QR code is drawn as one filled rectangle per horizontal run of dark modules.
     url = sample.build(KEY)["credential"]["payload"]["verify_url"]
-    runs = sum(len(re.findall(r"1+", "".join(str(int(m)) for m in row)))
-               for row in segno.make(url, error="m").matrix_iter(border=2))
+    runs = sum(
+        len(re.findall(r"1+", "".join(str(int(m)) for m in row)))
+        for row in segno.make(url, error="m").matrix_iter(border=2)
+    )
     page = max(_streams(transcript), key=lambda s: s.count(b" re "))
     assert runs > 100 and page.count(b" re f") >= runs
 
@@ -134,6 +136,12 @@ def test_junk_is_a_failed_report(junk: bytes) -> None:
 
 
 def test_amounts_are_exact_decimals() -> None:
-    assert [pdf.hours(x) for x in (0, 5, 1250, 200, -50, 12345678)] == ["0.00", "0.05", "12.50", "2.00", "-0.50",
-                                                                        "123456.78"]
+    assert [pdf.hours(x) for x in (0, 5, 1250, 200, -50, 12345678)] == [
+        "0.00",
+        "0.05",
+        "12.50",
+        "2.00",
+        "-0.50",
+        "123456.78",
+    ]
     assert cr.T_PENDING == 1  # the verifier's copy of the ledger's flag bits

@@ -60,13 +60,27 @@ def test_verify_needs_no_database(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_")}
     env.update(LMS_PLUGINS="credit_bank", LMS_DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", FLASK_APP="lms_core")
     flask = [sys.executable, "-m", "flask", "lms", "credit", "verify"]
-    ok = subprocess.run([*flask, str(f), "--key", str(keyfile)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                        timeout=120, check=False)
+    ok = subprocess.run(
+        [*flask, str(f), "--key", str(keyfile)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "VALID" in ok.stdout
     data = bytearray(f.read_bytes())
     data[100] ^= 1
     f.write_bytes(bytes(data))
-    bad = subprocess.run([*flask, str(f), "--key", str(keyfile)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=120, check=False)
+    bad = subprocess.run(
+        [*flask, str(f), "--key", str(keyfile)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert bad.returncode == 1 and "INVALID" in bad.stdout

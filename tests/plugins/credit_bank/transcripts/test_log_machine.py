@@ -48,9 +48,17 @@ def test_logs_replay_and_transcripts_hold_under_random_operations(app: Flask) ->
         def earn(self, who: int, amount: int, pending: bool) -> None:
             user = users[who]
             key = f"m{next(_counter)}"
-            spec = L.TransferSpec(id=L.transfer_id(key), code="course_complete", effective_date=DAY, amount=amount,
-                                  debit=L.issuer("WL_XS"), credit=L.counted("WL_XS", user.id, 2025), user_id=user.id,
-                                  memo=f"课程 {key}", flags=T_PENDING if pending else 0)
+            spec = L.TransferSpec(
+                id=L.transfer_id(key),
+                code="course_complete",
+                effective_date=DAY,
+                amount=amount,
+                debit=L.issuer("WL_XS"),
+                credit=L.counted("WL_XS", user.id, 2025),
+                user_id=user.id,
+                memo=f"课程 {key}",
+                flags=T_PENDING if pending else 0,
+            )
             assert self._submit(spec) == "created"
             (self.holds if pending else self.posted).append(spec.id)
 
@@ -59,8 +67,13 @@ def test_logs_replay_and_transcripts_hold_under_random_operations(app: Flask) ->
             if not self.holds:
                 return
             held = self.holds.pop(data.draw(st.integers(0, len(self.holds) - 1)))
-            spec = L.TransferSpec(id=L.transfer_id(f"r{next(_counter)}"), code="offline_class", effective_date=DAY,
-                                  flags=T_POST_PENDING if post else T_VOID_PENDING, pending_id=held)
+            spec = L.TransferSpec(
+                id=L.transfer_id(f"r{next(_counter)}"),
+                code="offline_class",
+                effective_date=DAY,
+                flags=T_POST_PENDING if post else T_VOID_PENDING,
+                pending_id=held,
+            )
             assert self._submit(spec) == "created"
 
         @rule(data=st.data())
@@ -68,8 +81,13 @@ def test_logs_replay_and_transcripts_hold_under_random_operations(app: Flask) ->
             if not self.posted:
                 return
             original = self.posted.pop(data.draw(st.integers(0, len(self.posted) - 1)))
-            spec = L.TransferSpec(id=L.transfer_id(f"v{next(_counter)}"), code="reversal", effective_date=DAY,
-                                  reverses_id=original, memo="撤销")
+            spec = L.TransferSpec(
+                id=L.transfer_id(f"v{next(_counter)}"),
+                code="reversal",
+                effective_date=DAY,
+                reverses_id=original,
+                memo="撤销",
+            )
             assert self._submit(spec) in ("created", "exceeds_credits")
 
         @rule()
@@ -81,8 +99,11 @@ def test_logs_replay_and_transcripts_hold_under_random_operations(app: Flask) ->
             cred = services.issue_transcript(users[who], 2025)
             self.issued.append(cred)
             # The transcript's figures are the ledger's own balances (nothing posts meanwhile).
-            acct = db.session.scalars(select(Account).where(
-                Account.owner_id == users[who].id, Account.period == 2025, Account.kind == AccountKind.COUNTED)).first()
+            acct = db.session.scalars(
+                select(Account).where(
+                    Account.owner_id == users[who].id, Account.period == 2025, Account.kind == AccountKind.COUNTED
+                )
+            ).first()
             payload = cr.verify_bundle(json.loads(cred.bundle), ISSUER.public_key()).payload
             assert payload is not None
             got = {b["ledger"]: (b["posted"], b["pending"]) for b in payload["balances"]}
@@ -107,5 +128,9 @@ def test_logs_replay_and_transcripts_hold_under_random_operations(app: Flask) ->
                     result = log.consistency_with_latest(cp)
                     assert result is None or result[0]
 
-    run_state_machine_as_test(Machine, settings=settings(max_examples=6, stateful_step_count=8, deadline=None,
-                                                         suppress_health_check=list(HealthCheck)))
+    run_state_machine_as_test(
+        Machine,
+        settings=settings(
+            max_examples=6, stateful_step_count=8, deadline=None, suppress_health_check=list(HealthCheck)
+        ),
+    )

@@ -21,8 +21,9 @@ from tests.plugins.credit_bank.transcripts.helpers import history, post
 
 
 def counted_balance(user_id: int) -> int:
-    a = db.session.scalars(select(Account).where(Account.owner_id == user_id, Account.period == 2025,
-                                                 Account.kind == AccountKind.COUNTED)).one()
+    a = db.session.scalars(
+        select(Account).where(Account.owner_id == user_id, Account.period == 2025, Account.kind == AccountKind.COUNTED)
+    ).one()
     db.session.refresh(a)
     return a.balance
 
@@ -95,8 +96,9 @@ def test_a_cadre_with_no_credit_gets_an_empty_but_valid_transcript(app: Flask) -
         services.issue_transcript(cadre, 1900)
 
 
-@pytest.mark.parametrize("table", ["credit_log_leaves", "credit_checkpoints", "credit_credentials",
-                                   "credit_credential_status"])
+@pytest.mark.parametrize(
+    "table", ["credit_log_leaves", "credit_checkpoints", "credit_credentials", "credit_credential_status"]
+)
 def test_transparency_tables_are_append_only(app: Flask, table: str) -> None:
     cadre = factories.UserFactory()
     post(cadre, "a", 100)

@@ -59,13 +59,16 @@ def test_superseded_and_revoked_show_as_such(app: Flask, client: FlaskClient) ->
     assert 'data-verdict="superseded"' in page
 
 
-@pytest.mark.parametrize(("data", "status", "text"), [
-    (b"GIF89a" + b"\0" * 100, 400, "既不是 PDF"),
-    (b"", 400, ""),
-    (b"%PDF-1.7\n%%EOF\n", 422, "验证失败"),
-    (b"{" * 50_000, 422, "验证失败"),
-    (b"\x00" * 10, 400, "既不是 PDF"),
-])
+@pytest.mark.parametrize(
+    ("data", "status", "text"),
+    [
+        (b"GIF89a" + b"\0" * 100, 400, "既不是 PDF"),
+        (b"", 400, ""),
+        (b"%PDF-1.7\n%%EOF\n", 422, "验证失败"),
+        (b"{" * 50_000, 422, "验证失败"),
+        (b"\x00" * 10, 400, "既不是 PDF"),
+    ],
+)
 def test_junk_gets_a_clear_chinese_answer(client: FlaskClient, data: bytes, status: int, text: str) -> None:
     res = upload(client, data)
     assert res.status_code == status
@@ -106,7 +109,7 @@ def test_cadre_issues_and_downloads_only_their_own(app: Flask, client: FlaskClie
     assert page.status_code == 200 and "我的学时证明" in page.get_data(as_text=True)
     res = client.post("/credit/transcripts", data={"year": "2025"})
     assert res.status_code == 302
-    (cred, st), = services.for_user(cadre.id)
+    ((cred, st),) = services.for_user(cadre.id)
     assert st.state == "valid"
     pdf_res = client.get(f"/credit/transcripts/{cred.id}.pdf")
     assert pdf_res.status_code == 200 and pdf_res.mimetype == "application/pdf" and pdf_res.data == cred.pdf
@@ -135,8 +138,9 @@ def test_an_old_transcript_is_proven_consistent_with_the_grown_logs(app: Flask, 
 
     proof = client.get("/credit/verify/consistency?log=journal&first=1&second=3").get_json()
     first, second = proof["first"], proof["second"]
-    assert merkle.verify_consistency(1, 3, [bytes.fromhex(p) for p in proof["proof"]], bytes.fromhex(first["root"]),
-                                     bytes.fromhex(second["root"]))
+    assert merkle.verify_consistency(
+        1, 3, [bytes.fromhex(p) for p in proof["proof"]], bytes.fromhex(first["root"]), bytes.fromhex(second["root"])
+    )
     assert client.get("/credit/verify/consistency?log=journal&first=2&second=3").status_code == 404
     assert client.get("/credit/verify/consistency?log=x&first=1&second=3").status_code == 400
     assert client.get("/credit/verify/consistency?log=journal&first=a&second=3").status_code == 400
@@ -158,13 +162,15 @@ def test_a_rewritten_log_fails_the_consistency_check(app: Flask, client: FlaskCl
     forged = "00" * 32
     if db.engine.dialect.name == "postgresql":
         db.session.execute(text("ALTER TABLE credit_log_leaves DISABLE TRIGGER USER"))
-        db.session.execute(text("UPDATE credit_log_leaves SET leaf_hash = :h WHERE log = 'journal' AND idx = 0"),
-                           {"h": forged})
+        db.session.execute(
+            text("UPDATE credit_log_leaves SET leaf_hash = :h WHERE log = 'journal' AND idx = 0"), {"h": forged}
+        )
         db.session.execute(text("ALTER TABLE credit_log_leaves ENABLE TRIGGER USER"))
     else:
         db.session.execute(text("DROP TRIGGER credit_log_leaves_no_update"))
-        db.session.execute(text("UPDATE credit_log_leaves SET leaf_hash = :h WHERE log = 'journal' AND idx = 0"),
-                           {"h": forged})
+        db.session.execute(
+            text("UPDATE credit_log_leaves SET leaf_hash = :h WHERE log = 'journal' AND idx = 0"), {"h": forged}
+        )
     db.session.commit()
     # The forged history is then signed into new checkpoints, as a silent rewrite would be.
     from plugins.credit_bank.transcripts import log
