@@ -181,9 +181,9 @@ def register_core(app: Flask) -> None:
     from lms_core.media.views import bp as media_bp
 
     app.register_blueprint(media_bp)
+    from lms_core.audit.views import bp as audit_bp
     from lms_core.courses.teach_views import bp as teach_bp
     from lms_core.courses.views import bp as courses_bp
-    from lms_core.events.views import bp as audit_bp
     from lms_core.learning.views import bp as learn_bp
 
     app.register_blueprint(courses_bp)

@@ -9,10 +9,10 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from lms_core.accounts.models import User
+from lms_core.audit.queries import EventLogQuery, QueryError
 from lms_core.authz import require
 from lms_core.bounded import page_arg
 from lms_core.events.names import event_label, known_events, object_label
-from lms_core.events.queries import EventLogQuery, QueryError
 from lms_core.extensions import db
 from lms_core.learning.explain import is_sentence, reason_text, verdict_label
 from lms_core.learning.models import LearningInterval
