@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from sqlalchemy import case, func, select
 
 from lms_core.accounts.models import User
+from lms_core.authz import scope_condition
 from lms_core.courses.models import Course, CourseInstructor, Lesson, LessonKind
 from lms_core.db import utcnow
 from lms_core.enrolments.models import Enrolment
 from lms_core.events.services import emit
 from lms_core.extensions import db
+from lms_core.i18n import TIMEZONE
 from lms_core.learning.models import LessonFeedback
 from lms_core.learning.services import evaluate_completion, progress_for
+from lms_core.orgs.models import OrgUnit
 
 MAX_COMMENT = 1000
 
@@ -123,3 +128,83 @@ def comments(course: Course, limit: int = 50) -> list[LessonFeedback]:
             .limit(limit)
         ).scalars()
     )
+
+
+@dataclass(frozen=True)
+class CourseFeedbackScore:
+    """One course's feedback score over a period (a row of :func:`course_feedback_scores`)."""
+
+    course_id: int
+    code: str
+    title: str
+    #: The unit that owns the course (its name).
+    unit: str
+    #: People who answered at least one rated question of the course in the period.
+    responses: int
+    #: Rated answers counted (a survey with three rated items gives three per person).
+    ratings: int
+    #: Mean of all rated answers put on a 1–5 scale (a 1–10 item's 10 counts as 5), two decimals.
+    mean: float
+
+
+def course_feedback_scores(
+    viewer: User,
+    start: dt.date,
+    end: dt.date,
+    *,
+    root: OrgUnit | None = None,
+    min_responses: int = 1,
+    limit: int | None = None,
+) -> list[CourseFeedbackScore]:
+    """Courses by their learners' feedback, worst first: for "the courses with the worst scores".
+
+    - **Scope**: courses whose owning unit lies in ``viewer``'s ``reports.view`` scope
+      (org admins and auditors their subtree, site admins everything), filtered in
+      SQL; ``root`` narrows further to one unit's subtree.
+    - **Period**: answers whose last change (the first submission, or the latest
+      edit: one answer per person and lesson) falls on a Beijing day in
+      ``[start, end)``; ``end`` is exclusive, so a year is ``date(y,1,1)`` to ``date(y+1,1,1)``.
+    - **Score**: every rated answer of the course's surveys, put on a 1–5 scale
+      (``1 + 4 * (score - 1) / (points - 1)``, so scales of 3, 5 or 10 points mix
+      fairly), averaged over answers. Choice and open questions do not count.
+    - **Rows**: courses with at least ``min_responses`` people answering, ordered by
+      mean ascending, then fewer responses first, then course id; at most ``limit``.
+    """
+    begin_utc, end_utc = (_beijing_midnight_utc(day) for day in (start, end))
+    when = func.coalesce(LessonFeedback.updated_at, LessonFeedback.created_at)
+    mean = func.avg(LessonFeedback.rating * 1.0)  # today's surveys rate 1–5 already
+    responses = func.count(func.distinct(LessonFeedback.user_id))
+    stmt = (
+        select(
+            Course.id,
+            Course.code,
+            Course.title,
+            OrgUnit.name,
+            responses.label("responses"),
+            func.count(LessonFeedback.id),
+            mean.label("mean"),
+        )
+        .join(LessonFeedback, LessonFeedback.course_id == Course.id)
+        .join(OrgUnit, OrgUnit.id == Course.owner_unit_id)
+        .where(
+            when >= begin_utc,
+            when < end_utc,
+            LessonFeedback.rating.is_not(None),
+            scope_condition(viewer, "reports.view", OrgUnit.path),
+        )
+        .group_by(Course.id, Course.code, Course.title, OrgUnit.name)
+        .having(responses >= max(min_responses, 1))
+        .order_by(mean, responses, Course.id)
+    )
+    if root is not None:
+        stmt = stmt.where(OrgUnit.path.startswith(root.path, autoescape=True))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [
+        CourseFeedbackScore(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), round(float(r[6]), 2))
+        for r in db.session.execute(stmt).all()
+    ]
+
+
+def _beijing_midnight_utc(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(TIMEZONE)).astimezone(dt.UTC)
