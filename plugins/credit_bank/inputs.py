@@ -10,15 +10,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 
+from lms_core.db import utcnow
 from lms_core.extensions import db
 from plugins.credit_bank import ledger as L
 from plugins.credit_bank import policy as P
 from plugins.credit_bank import services as S
-from plugins.credit_bank.models import TransferCode
+from plugins.credit_bank.models import Transfer, TransferCode
 
 
 def handle(event: Any) -> None:
@@ -74,7 +76,13 @@ def _seconds_to_centi(rules: dict[str, Any], seconds: int) -> int:
 
 
 def on_day_assessed(event: Any) -> None:
-    """A held day becomes a hold of the day's held time; credited time is posted."""
+    """A held day becomes a hold of the day's held time; credited time is posted.
+
+    A re-assessment (``flask lms anti-idle recompute``, an appeal) publishes the day again. When
+    its held time differs from the open hold, the hold is resized: the open hold is voided and
+    a new one placed for the new amount, both in one transaction and both explained on the
+    statement (``resize:<old>:<new>``). Nothing is updated: the journal only grows.
+    """
     p = event.payload
     try:
         user_id, day = int(p["user_id"]), dt.date.fromisoformat(str(p["day"]))
@@ -86,20 +94,93 @@ def on_day_assessed(event: Any) -> None:
         return  # credit follows course completion; the anti-idle plugin holds completion itself
     credited = _seconds_to_centi(rules, int(p.get("credited_seconds") or 0))
     held = _seconds_to_centi(rules, int(p.get("held_seconds") or 0))
-    base = f"day:{user_id}:{day.isoformat()}"
     _post_study_day(user_id, day, credited, pol.version)
+    _hold_study_day(user_id, day, held, pol.version, event.id)
+
+
+def held_key(user_id: int, day: dt.date, revision: int = 0) -> str:
+    """The business key of a day's hold; each resize places the next revision."""
+    base = f"day:{user_id}:{day.isoformat()}:held"
+    return base if revision == 0 else f"{base}:{revision}"
+
+
+@dataclass(frozen=True)
+class DayHold:
+    revision: int
+    amount: int  #: counted + overflow legs (centi)
+    open: bool  #: neither posted, voided nor lapsed
+    event_id: int | None  #: the assessment that placed it
+
+
+def current_hold(user_id: int, day: dt.date) -> DayHold | None:
+    """The day's latest hold revision (``None`` if the day was never held)."""
+    found: DayHold | None = None
+    revision = 0
+    while revision < 1000:  # a day is re-assessed a handful of times; the bound guards a loop
+        key = held_key(user_id, day, revision)
+        ids = (L.transfer_id(key), L.transfer_id(key + ":overflow"))
+        legs = list(db.session.execute(select(Transfer).where(Transfer.id.in_(ids))).scalars())
+        if not legs:
+            break
+        resolved = db.session.execute(
+            select(Transfer.id).where(Transfer.pending_id.in_([t.id for t in legs])).limit(1)
+        ).first()
+        lapsed = any(t.timeout_at is not None and t.timeout_at <= utcnow() for t in legs)
+        ref = legs[0].evidence_ref or ""
+        found = DayHold(
+            revision=revision,
+            amount=sum(t.amount for t in legs),
+            open=resolved is None and not lapsed,
+            event_id=int(ref[6:]) if ref.startswith("event:") and ref[6:].isdigit() else None,
+        )
+        revision += 1
+    return found
+
+
+def _hold_study_day(user_id: int, day: dt.date, held: int, version: int, event_id: int) -> None:
+    cur = current_hold(user_id, day)
+    if cur is None:
+        if held:
+            S.earn(
+                key=held_key(user_id, day),
+                user_id=user_id,
+                ledger="WL_XS",
+                amount=held,
+                day=day,
+                code=TransferCode.STUDY_TIME.value,
+                policy_version=version,
+                evidence_ref=f"event:{event_id}",
+                pending=True,
+            )
+        return
+    if not cur.open or cur.amount == held:
+        # Reviewed days keep the reviewer's decision; an unchanged figure changes nothing.
+        return
+    if cur.event_id is not None and event_id <= cur.event_id:
+        return  # an older assessment replayed after a newer one: the newer one stands
+    memo = f"resize:{cur.amount}:{held}"
+    status = S.resolve(key=held_key(user_id, day, cur.revision), post=False, memo=memo, commit=False)
+    if status not in (L.CREATED, L.EXISTS):
+        db.session.rollback()
+        return
     if held:
-        S.earn(
-            key=f"{base}:held",
+        result = S.earn(
+            key=held_key(user_id, day, cur.revision + 1),
             user_id=user_id,
             ledger="WL_XS",
             amount=held,
             day=day,
             code=TransferCode.STUDY_TIME.value,
-            policy_version=pol.version,
-            evidence_ref=f"event:{event.id}",
+            policy_version=version,
+            evidence_ref=f"event:{event_id}",
+            memo=memo,
             pending=True,
+            commit=False,
         )
+        if result.status not in (L.CREATED, L.EXISTS):
+            db.session.rollback()  # void and new hold go together or not at all
+            return
+    db.session.commit()
 
 
 STUDY_DAY = "study-day"
@@ -159,8 +240,9 @@ def on_day_reviewed(event: Any) -> None:
     rules = P.rules_of(P.in_force(day))
     post = p.get("decision") == "post"
     amount = _seconds_to_centi(rules, int(p.get("seconds") or 0)) if post else None
+    cur = current_hold(user_id, day)
     S.resolve(
-        key=f"day:{user_id}:{day.isoformat()}:held",
+        key=held_key(user_id, day, cur.revision if cur is not None else 0),
         post=post,
         amount=amount,
         actor_id=p.get("reviewer_id"),

@@ -81,6 +81,38 @@ def error_text(code: str) -> str:
     return str(ERRORS.get(code) or _("The operation was refused (%(code)s).", code=code))
 
 
+def memo_text(memo: str | None) -> str:
+    """A journal memo as a sentence: the bank's own markers are translated, people's words kept."""
+    from flask_babel import gettext as _
+
+    if not memo:
+        return ""
+    if memo == "cap_reached":
+        return str(_("Above a cap of the policy: recorded, not counted."))
+    if memo == "pending_timed_out":
+        return str(_("Not reviewed in time: the hold lapsed."))
+    parts = memo.split(":")
+    if len(parts) == 3 and parts[0] == "resize" and parts[1].isdigit() and parts[2].isdigit():
+        old, new = int(parts[1]), int(parts[2])
+        if new == 0:
+            return str(
+                _(
+                    "Re-assessed: none of this day's study time is held any more, "
+                    "so the %(old)s hours under review were withdrawn.",
+                    old=hours(old),
+                )
+            )
+        return str(
+            _(
+                "Re-assessed: the day's study time under review changed from %(old)s to %(new)s hours; "
+                "the earlier hold was withdrawn and replaced.",
+                old=hours(old),
+                new=hours(new),
+            )
+        )
+    return memo
+
+
 def hours(centi: int | None) -> str:
     """0.01 学时 as a figure with two decimals: 200 -> "2.00"."""
     if centi is None:

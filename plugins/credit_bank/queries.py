@@ -66,6 +66,7 @@ class Line:
     reversed_by: list[str] = field(default_factory=list)
     balance: int | None = None  #: running posted balance of the counted account (posted lines)
     pending_id: str | None = None
+    resolution_memo: str | None = None  #: why a hold was voided or lapsed (its resolution's memo)
 
 
 def _cutoff(as_of: dt.date) -> dt.datetime:
@@ -153,9 +154,11 @@ def statement(user_id: int, year: int, as_of: dt.date | None = None, ledger: str
     now = utcnow() if as_of is None else _cutoff(as_of)
     rows = _transfers(user_id, as_of)
     resolved: dict[str, int] = {}
+    resolution_memo: dict[str, str | None] = {}
     for r in rows:
         if r.flags & (T_POST_PENDING | T_VOID_PENDING):
             resolved[r.pending_id] = r.flags
+            resolution_memo[r.pending_id] = r.memo
     lines: list[Line] = []
     running: dict[str, int] = defaultdict(int)
     by_id: dict[str, Line] = {}
@@ -194,6 +197,7 @@ def statement(user_id: int, year: int, as_of: dt.date | None = None, ledger: str
             policy_version=r.policy_version,
             reverses_id=r.reverses_id,
             pending_id=r.pending_id,
+            resolution_memo=resolution_memo.get(r.id) if r.flags & T_PENDING else None,
         )
         if status == "posted" and kind == AccountKind.COUNTED:
             running[lcode] += line.amount

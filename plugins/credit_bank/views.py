@@ -186,6 +186,8 @@ def _api_payload(user: User) -> dict[str, Any]:
                 "status": ln.status,
                 "balance": ln.balance,
                 "memo": ln.memo,
+                "explanation": labels.memo_text(ln.memo),
+                "resolution": labels.memo_text(ln.resolution_memo),
                 "policy_version": ln.policy_version,
                 "reverses": ln.reverses_id,
                 "reversed_by": ln.reversed_by,
