@@ -44,6 +44,26 @@ REQUIREMENT_NAMES: dict[str, Any] = {
     "promotion": _l("Training within a year of promotion"),
 }
 
+#: The audited events the bank records (the event log shows these names).
+EVENT_NAMES: dict[str, Any] = {
+    "credit.claim_submitted": _l("Offline training claim submitted"),
+    "credit.claim_approved": _l("Offline training claim approved"),
+    "credit.claim_rejected": _l("Offline training claim rejected"),
+    "credit.roster_imported": _l("Class roster imported"),
+    "credit.policy_added": _l("Credit policy version added"),
+    "credit.reversed": _l("Credit reversed"),
+    "credit.transcript_issued": _l("Transcript issued"),
+    "credit.transcript_revoked": _l("Transcript revoked"),
+}
+
+#: The bank's tables that events name as their object.
+OBJECT_NAMES: dict[str, Any] = {
+    "credit_transfers": _l("Credit entry"),
+    "credit_policies": _l("Credit policy version"),
+    "credit_claims": _l("Offline training claim"),
+    "credit_credentials": _l("Transcript"),
+}
+
 CLAIM_STATUS: dict[str, Any] = {
     "submitted": _l("Under review"),
     "approved": _l("Approved"),

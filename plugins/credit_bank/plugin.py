@@ -59,7 +59,15 @@ class CreditBankPlugin:
             "credit.import": {"org_admin", "site_admin"},
             #: Add policy versions, close a year.
             "credit.policy": {"site_admin"},
+            #: Revoke and re-issue the transcripts of people in scope.
+            "credit.transcripts": {"org_admin", "site_admin"},
         }
+
+    @hookimpl
+    def lms_event_labels(self) -> dict[str, Any]:
+        from plugins.credit_bank.labels import EVENT_NAMES, OBJECT_NAMES
+
+        return {**EVENT_NAMES, **OBJECT_NAMES}
 
     @hookimpl
     def lms_handle_event(self, event: Any) -> None:

@@ -105,6 +105,7 @@ def person(user_id: int) -> Any:
         as_of=as_of,
         admin_view=True,
         can_reverse=can(current_user, "credit.reverse", user),
+        can_transcripts=can(current_user, "credit.transcripts", user),
         **credit_view(user, year, as_of),
     )
 

@@ -87,8 +87,13 @@ def _line(
     }
 
 
-def issue_transcript(user: User, year: int, *, actor: User | None = None, now: dt.datetime | None = None) -> Credential:
-    """Issue (and commit) a transcript of ``user``'s credit for ``year``."""
+def issue_transcript(
+    user: User, year: int, *, actor: User | None = None, now: dt.datetime | None = None, reason: str | None = None
+) -> Credential:
+    """Issue (and commit) a transcript of ``user``'s credit for ``year``.
+
+    ``reason``: why an administrator re-issued it (kept in the audited event).
+    """
     if not 2000 <= year <= 2100:
         raise TranscriptError(gettext("The year must be between 2000 and 2100."))
     now = now or dt.datetime.now(dt.UTC)
@@ -216,7 +221,13 @@ def issue_transcript(user: User, year: int, *, actor: User | None = None, now: d
         actor=actor,
         obj=cred,
         org_unit_id=user.org_unit_id,
-        payload={"user_id": user.id, "year": year, "digest": cred.digest, "supersedes": cred.supersedes_id},
+        payload={
+            "user_id": user.id,
+            "year": year,
+            "digest": cred.digest,
+            "supersedes": cred.supersedes_id,
+            **({"reason": reason} if reason else {}),
+        },
     )
     db.session.commit()
     return cred
@@ -228,6 +239,8 @@ class Status:
 
     state: str  #: "valid", "superseded" or "revoked"
     record: CredentialStatus | None
+    #: The transcript that replaced this one (a re-issue), also when it was then revoked.
+    replaced_by: str | None = None
 
 
 def status_of(cred: Credential) -> Status:
@@ -237,10 +250,11 @@ def status_of(cred: Credential) -> Status:
         )
     )
     revoked = [r for r in rows if r.state == CredentialState.REVOKED]
+    replaced = next((r.replaced_by for r in reversed(rows) if r.replaced_by), None)
     if revoked:
-        return Status("revoked", revoked[-1])
+        return Status("revoked", revoked[-1], replaced)
     if rows:
-        return Status("superseded", rows[-1])
+        return Status("superseded", rows[-1], replaced)
     return Status("valid", None)
 
 
@@ -277,7 +291,7 @@ def find(credential_id: str) -> Credential | None:
 
 def revoke(cred: Credential, reason: str, *, actor: User | None = None) -> CredentialStatus:
     """Withdraw a transcript (the verification page then says so, with the reason)."""
-    reason = reason.strip()
+    reason = reason.replace("\x00", "").strip()[:1000]
     if not reason:
         raise TranscriptError(gettext("A reason is required to revoke a transcript."))
     if status_of(cred).state == "revoked":
@@ -286,6 +300,13 @@ def revoke(cred: Credential, reason: str, *, actor: User | None = None) -> Crede
         credential_id=cred.id, state=CredentialState.REVOKED, reason=reason, actor_id=actor.id if actor else None
     )
     db.session.add(row)
-    emit("credit.transcript_revoked", actor=actor, obj=cred, payload={"reason": reason})
+    owner = db.session.get(User, cred.user_id)
+    emit(
+        "credit.transcript_revoked",
+        actor=actor,
+        obj=cred,
+        org_unit_id=owner.org_unit_id if owner else None,
+        payload={"user_id": cred.user_id, "year": cred.year, "reason": reason},
+    )
     db.session.commit()
     return row

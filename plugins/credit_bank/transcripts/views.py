@@ -16,7 +16,7 @@ from plugins.credit_bank.proofs import keys, pdf
 from plugins.credit_bank.proofs.canonical import CanonicalError, parse
 from plugins.credit_bank.proofs.credential import Report
 from plugins.credit_bank.transcripts import log, services
-from plugins.credit_bank.transcripts.forms import IssueForm, VerifyForm
+from plugins.credit_bank.transcripts.forms import IssueForm, ReissueForm, RevokeForm, VerifyForm
 from plugins.credit_bank.transcripts.issuer_key import issuer_key
 from plugins.credit_bank.transcripts.models import Credential
 
@@ -55,9 +55,7 @@ def _issued_at(payload: dict[str, Any]) -> dt.datetime | None:
 def _context(report: Report, cred: Credential | None, source: str) -> dict[str, Any]:
     payload = report.payload if report.ok else None
     status = services.status_of(cred) if cred is not None else None
-    replacement = None
-    if status is not None and status.record is not None and status.record.replaced_by:
-        replacement = status.record.replaced_by
+    replacement = status.replaced_by if status is not None else None
     return {
         "report": report,
         "payload": payload,
@@ -199,7 +197,7 @@ def mine() -> Any:
 def download(credential_id: str) -> Any:
     cred = services.find(credential_id)
     # Someone else's transcript is "not found", not "forbidden": ids are not to be probed.
-    if cred is None or cred.user_id != current_user.id:
+    if cred is None or (cred.user_id != current_user.id and not _may_manage(cred.user_id)):
         return render_error(404, _("No transcript with this number was issued here."))
     name = f"transcript-{cred.year}-{cred.id[:8]}.pdf"
     resp = Response(cred.pdf, mimetype="application/pdf")
@@ -207,3 +205,98 @@ def download(credential_id: str) -> Any:
     resp.headers["Cache-Control"] = "private, no-store"
     current_app.logger.info("transcript %s downloaded by its owner", cred.id)
     return resp
+
+
+# --------------------------------------------------------------------------- administrators
+
+
+def _may_manage(user_id: int) -> bool:
+    from lms_core.accounts.models import User
+    from lms_core.authz import can
+    from lms_core.extensions import db
+
+    owner = db.session.get(User, user_id)
+    return owner is not None and can(current_user, "credit.transcripts", owner)
+
+
+def _managed_user(user_id: int) -> Any:
+    """The cadre, if the signed-in administrator may revoke and re-issue their transcripts."""
+    from lms_core.accounts.models import User
+    from lms_core.authz import require
+    from lms_core.extensions import db
+
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    require(current_user, "credit.transcripts", user)
+    return user
+
+
+def _managed_credential(user: Any, credential_id: str) -> Credential:
+    cred = services.find(credential_id)
+    if cred is None or cred.user_id != user.id:
+        abort(404)
+    return cred
+
+
+def _person_page(user: Any, reissue: ReissueForm, status: int = 200) -> Any:
+    return render_template(
+        "credit_transcripts/person.html",
+        person=user,
+        items=services.for_user(user.id),
+        states=STATE_LABELS,
+        reissue=reissue,
+    ), status
+
+
+@bp.route("/users/<int:user_id>/transcripts")
+@login_required
+def person_transcripts(user_id: int) -> Any:
+    """An administrator in scope: a cadre's transcripts, to revoke or re-issue."""
+    user = _managed_user(user_id)
+    form = ReissueForm()
+    if form.year.data is None:
+        form.year.data = dt.datetime.now(dt.UTC).year
+    return _person_page(user, form)
+
+
+@bp.route("/users/<int:user_id>/transcripts/reissue", methods=["POST"])
+@login_required
+def reissue(user_id: int) -> Any:
+    """Issue a new transcript for a year (the previous one for that year shows as replaced)."""
+    user = _managed_user(user_id)
+    form = ReissueForm()
+    if not form.validate_on_submit():
+        return _person_page(user, form, 400)
+    try:
+        cred = services.issue_transcript(user, int(form.year.data), actor=current_user, reason=form.reason.data.strip())
+    except services.TranscriptError as exc:
+        flash(str(exc), "error")
+        return _person_page(user, form, 400)
+    flash(_("A new transcript was issued; the previous one for that year now shows as replaced."), "success")
+    return redirect(url_for(".person_transcripts", user_id=user.id, _anchor=f"t-{cred.id}"))
+
+
+@bp.route("/users/<int:user_id>/transcripts/<credential_id>/revoke", methods=["GET", "POST"])
+@login_required
+def revoke(user_id: int, credential_id: str) -> Any:
+    """Revoke one transcript: a confirmation page with the reason, then the revocation."""
+    user = _managed_user(user_id)
+    cred = _managed_credential(user, credential_id)
+    status = services.status_of(cred)
+    form = RevokeForm()
+    if status.state == "revoked":
+        flash(_("This transcript is already revoked."), "error")
+        return redirect(url_for(".person_transcripts", user_id=user.id))
+    if form.validate_on_submit():
+        try:
+            services.revoke(cred, form.reason.data, actor=current_user)
+        except services.TranscriptError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("The transcript was revoked. The verification page now says so, with the reason."), "success")
+            return redirect(url_for(".person_transcripts", user_id=user.id, _anchor=f"t-{cred.id}"))
+    code = 400 if request.method == "POST" else 200
+    return render_template(
+        "credit_transcripts/revoke.html", person=user, cred=cred, status=status, states=STATE_LABELS, form=form
+    ), code
