@@ -78,3 +78,56 @@ def test_download_then_verify_and_reject_an_edited_copy(mobile_page: Any, tree: 
     expect(page.locator("#verdict")).to_contain_text("验证失败")
     expect(page.locator("[data-check=file_seal]")).to_contain_text("✗")
     page.screenshot(path=str(tmp_path / "rejected.png"), full_page=True)
+
+
+@pytest.mark.parametrize("size", ["mobile", "desktop"])
+def test_admin_revokes_after_confirming_and_the_public_page_says_so(
+    request: pytest.FixtureRequest, tree: Any, tmp_path: Path, size: str
+) -> None:
+    """An org admin in scope opens the cadre's transcripts, confirms a revocation with a reason;
+    a signed-out verifier following the QR link then sees 已撤销 and the reason."""
+    import os
+
+    from lms_core.accounts.models import Role
+    from plugins.credit_bank.transcripts import services
+    from tests.factories import grant
+
+    page = request.getfixturevalue("mobile_page" if size == "mobile" else "page")
+    shots = Path(os.environ.get("LMS_SCREENSHOT_DIR") or tmp_path)
+    cadre = UserFactory(username="zhaomin", full_name="赵敏", org_unit=tree.village_a)
+    admin = UserFactory(username="nanling_admin", full_name="南岭管理员", org_unit=tree.county_a)
+    grant(admin, Role.ORG_ADMIN, tree.county_a)
+    history(cadre)
+    db.session.commit()
+    cred = services.issue_transcript(cadre, 2025)
+
+    sign_in(page, "nanling_admin")
+    page.goto(f"/credit/users/{cadre.id}?year=2025")
+    page.locator("#person-transcripts-link").click()
+    expect(page.locator("h1")).to_have_text("赵敏的学时证明")
+    assert horizontal_overflow(page) == 0
+    page.locator(f"#t-{cred.id} a.revoke").click()
+    expect(page.locator("h1")).to_have_text("撤销学时证明")
+    page.screenshot(path=str(shots / f"revoke-confirm-{size}.png"), full_page=True)
+    assert horizontal_overflow(page) == 0
+
+    # Declining the browser's confirmation changes nothing.
+    page.locator("textarea[name=reason]").fill("发现代学代考")
+    page.once("dialog", lambda d: d.dismiss())
+    page.locator("#confirm-revoke").click()
+    expect(page.locator("h1")).to_have_text("撤销学时证明")
+    assert services.status_of(cred).state == "valid"
+
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#confirm-revoke").click()
+    expect(page.locator(".flash")).to_contain_text("学时证明已撤销")
+    expect(page.locator(f"#t-{cred.id}")).to_have_attribute("data-state", "revoked")
+    page.screenshot(path=str(shots / f"revoke-done-{size}.png"), full_page=True)
+
+    page.context.clear_cookies()
+    page.goto(f"/credit/verify/{cred.id}")
+    verdict = page.locator("#verdict")
+    expect(verdict).to_have_attribute("data-verdict", "revoked")
+    expect(verdict).to_contain_text("发现代学代考")
+    page.screenshot(path=str(shots / f"revoke-public-{size}.png"), full_page=True)
+    assert horizontal_overflow(page) == 0
