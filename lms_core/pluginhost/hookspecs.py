@@ -100,7 +100,8 @@ def lms_template_hook(name: str, context: dict[str, Any]) -> str | None:
     """Markup for a named slot in a core template.
 
     Phase: request (rendering). ``name`` is the slot, e.g. ``head``,
-    ``body_end``, ``dashboard_sidebar``, ``lesson_player`` (below a lesson) or
+    ``body_end``, ``dashboard_sidebar``, ``reports_index`` (links to a plugin's
+    reports on the report index), ``lesson_player`` (below a lesson) or
     ``player_overlay`` (inside the positioned box of a video or document player,
     with ``lesson``, ``session`` and ``progress`` in ``context``: the place for
     an overlay and the script that drives it through ``window.lmsTracker``).

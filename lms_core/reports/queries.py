@@ -23,6 +23,7 @@ from lms_core.enrolments.models import Assignment, Enrolment
 from lms_core.extensions import db
 from lms_core.learning.models import DailyTotal, LessonProgress, ProgressStatus
 from lms_core.orgs.models import OrgUnit
+from lms_core.reports.rollup import Leaf, fill, roll_up, visible_ancestors
 from lms_core.reports.tables import Table, hours
 
 CAPABILITY = "reports.view"
@@ -104,6 +105,8 @@ class AssignmentReport:
     unit_id: int | None = None
     band: str | None = None
     status: str | None = None
+    #: A subtotal row's drill-down: everyone at or under this unit.
+    subtree_id: int | None = None
 
     def __post_init__(self) -> None:
         if self.band is not None and self.band not in {b.value for b in RankBand}:
@@ -150,25 +153,34 @@ class AssignmentReport:
             stmt = stmt.where(User.rank_band == a.rank_band)
         if self.unit_id is not None:
             stmt = stmt.where(OrgUnit.id == self.unit_id)
+        if self.subtree_id is not None:
+            # Paths hold only digits and slashes: no LIKE wildcard to escape.
+            under = select(OrgUnit.path).where(OrgUnit.id == self.subtree_id).scalar_subquery()
+            stmt = stmt.where(OrgUnit.path.startswith(under))
         if self.band is not None:
             stmt = stmt.where(User.rank_band == RankBand(self.band))
         return stmt
 
     def summary(self) -> Table:
-        """Reached, started, completed and overdue per (learner's unit, rank band)."""
-        people = self.people_statement().subquery()
+        """Reached, started, completed and overdue per (learner's unit, rank band), rolled up.
+
+        Units above the rows (in the viewer's scope, at or under the assigned unit) get a
+        subtotal over all ranks; the table ends with the total.
+        """
+        people = self.people_statement().add_columns(OrgUnit.path.label("unit_path")).subquery()
         stmt = (
             select(
                 people.c.unit_id,
                 people.c.unit_code,
                 people.c.unit_name,
+                people.c.unit_path,
                 people.c.rank_band,
                 func.count(),
                 func.sum(people.c.started),
                 func.sum(case((people.c.state == "completed", 1), else_=0)),
                 func.sum(case((people.c.state == "overdue", 1), else_=0)),
             )
-            .group_by(people.c.unit_id, people.c.unit_code, people.c.unit_name, people.c.rank_band)
+            .group_by(people.c.unit_id, people.c.unit_code, people.c.unit_name, people.c.unit_path, people.c.rank_band)
             .order_by(people.c.unit_code, people.c.rank_band)
         )
         table = Table(
@@ -183,21 +195,20 @@ class AssignmentReport:
                 _("Completion rate"),
             ]
         )
-        for unit_id, code, name, band, reached, started, completed, overdue in db.session.execute(stmt).all():
-            rate = f"{100 * int(completed or 0) / reached:.1f}%" if reached else ""
-            table.rows.append(
-                [
-                    name,
-                    code,
-                    band_label(band),
-                    int(reached),
-                    int(started or 0),
-                    int(completed or 0),
-                    int(overdue or 0),
-                    rate,
-                ]
+        leaves = [
+            Leaf(
+                unit_id,
+                code,
+                name,
+                path,
+                [band_label(band)],
+                [int(reached), int(started or 0), int(completed or 0), int(overdue or 0)],
+                {"unit": unit_id, "band": str(band)},
             )
-            table.keys.append({"unit": unit_id, "band": str(band)})
+            for unit_id, code, name, path, band, reached, started, completed, overdue in db.session.execute(stmt).all()
+        ]
+        ancestors = visible_ancestors(self.viewer, CAPABILITY, leaves, self.assignment.org_unit.path)
+        fill(table, roll_up(leaves, ancestors, [_("All ranks")]), _with_rate)
         return table
 
     def people(self, limit: int = 5000) -> Table:
@@ -233,6 +244,11 @@ class AssignmentReport:
         return table
 
 
+def _with_rate(numbers: list[int]) -> list[Any]:
+    reached, _started, completed, _overdue = numbers
+    return [*numbers, f"{100 * completed / reached:.1f}%" if reached else ""]
+
+
 def _beijing(value: dt.datetime | None) -> str:
     return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if value else ""
 
@@ -259,6 +275,7 @@ class HoursReport:
             OrgUnit.id,
             OrgUnit.code,
             OrgUnit.name,
+            OrgUnit.path,
             month.label("month"),
             func.sum(DailyTotal.credited_ms),
             func.count(func.distinct(DailyTotal.user_id)),
@@ -273,20 +290,21 @@ class HoursReport:
                 scope_condition(self.viewer, CAPABILITY, OrgUnit.path),
                 OrgUnit.path.startswith(self.root.path, autoescape=True) if self.root else true(),
             )
-            .group_by(OrgUnit.id, OrgUnit.code, OrgUnit.name, month)
+            .group_by(OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path, month)
         )
         return stmt
 
     def table(self) -> Table:
+        """One row per unit with hours in the year, parent units' subtotals and the total."""
         months = [_("Month %(n)d", n=m) for m in range(1, 13)]
         table = Table([_("Org unit"), _("Unit code"), *months, _("Total hours")])
-        by_unit: dict[int, tuple[str, str, list[int]]] = {}
-        for unit_id, code, name, month, ms, _learners in db.session.execute(self.statement()).all():
-            entry = by_unit.setdefault(unit_id, (code, name, [0] * 12))
-            entry[2][int(month) - 1] += int(ms or 0)
-        for unit_id, (code, name, per_month) in sorted(by_unit.items(), key=lambda item: item[1][0]):
-            table.rows.append([name, code, *(hours(ms) for ms in per_month), hours(sum(per_month))])
-            table.keys.append({"unit": unit_id})
+        by_unit: dict[int, Leaf] = {}
+        for unit_id, code, name, path, month, ms, _learners in db.session.execute(self.statement()).all():
+            leaf = by_unit.setdefault(unit_id, Leaf(unit_id, code, name, path, [], [0] * 12, {"unit": unit_id}))
+            leaf.numbers[int(month) - 1] += int(ms or 0)
+        leaves = sorted(by_unit.values(), key=lambda leaf: leaf.code)
+        ancestors = visible_ancestors(self.viewer, CAPABILITY, leaves, self.root.path if self.root else None)
+        fill(table, roll_up(leaves, ancestors, []), lambda ms: [*(hours(m) for m in ms), hours(sum(ms))])
         return table
 
 

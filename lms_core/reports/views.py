@@ -83,6 +83,7 @@ def people(assignment_id: int, fmt: str) -> Any:
             assignment,
             dt.datetime.now(dt.UTC),
             unit_id=int_arg("unit"),
+            subtree_id=int_arg("subtree"),
             band=request.args.get("band") or None,
             status=request.args.get("status") or None,
         )

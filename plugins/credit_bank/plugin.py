@@ -34,10 +34,11 @@ class CreditBankPlugin:
     @hookimpl
     def lms_blueprints(self) -> list[Any]:
         from plugins.credit_bank.integrity_views import bp as integrity_bp
+        from plugins.credit_bank.requirement_report import bp as requirements_bp
         from plugins.credit_bank.transcripts.views import bp as transcripts_bp
         from plugins.credit_bank.views import api_bp, bp
 
-        return [bp, api_bp, transcripts_bp, integrity_bp]
+        return [bp, api_bp, transcripts_bp, integrity_bp, requirements_bp]
 
     @hookimpl
     def lms_cli_commands(self) -> list[Any]:
@@ -93,7 +94,7 @@ class CreditBankPlugin:
 
     @hookimpl
     def lms_template_hook(self, name: str, context: dict[str, Any]) -> str | None:
-        if name not in ("nav", "admin_nav"):
+        if name not in ("nav", "admin_nav", "reports_index"):
             return None
         from flask import url_for
         from flask_babel import gettext as _
@@ -106,6 +107,13 @@ class CreditBankPlugin:
             if not current_user.is_authenticated:
                 return None
             return Markup('<a href="{}">{}</a>').format(url_for("credit_bank.mine"), escape(_("My credit")))
+
+        if name == "reports_index":
+            if not can(current_user, "credit.view"):
+                return None
+            return Markup('<a class="button" href="{}">{}</a>').format(
+                url_for("credit_requirements.index"), escape(_("Requirement report"))
+            )
 
         links = []
         if can(current_user, "credit.view"):

@@ -75,7 +75,7 @@ def world(app, tree):
 def screen_rows(page: str, table_id: str) -> list[list[str]]:
     body = page.split(f'id="{table_id}"', 1)[1].split("</tbody>", 1)[0].split("<tbody>", 1)[1]
     rows = []
-    for tr in re.findall(r"<tr>(.*?)</tr>", body, re.S):
+    for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S):
         cells = [html.unescape(c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
         if 'class="muted"' not in tr:
             rows.append([re.sub(r"<[^>]+>", "", c) for c in cells])
@@ -147,7 +147,8 @@ def test_county_admin_sees_only_the_county(client, world, tree):
     index = client.get("/reports/").get_data(as_text=True)
     assert f"/reports/assignments/{past.id}" in index and f"/reports/assignments/{other.id}" not in index
     shown = check_exports_equal_screen(client, f"/reports/assignments/{past.id}", "summary-table", "单位")
-    assert {r[0] for r in shown} == {"城关镇", "红星村", "南岭县"}  # the admin is reached too (county unit)
+    # the admin is reached too (county unit); subtotals for the county and the township, no city line
+    assert {r[0] for r in shown} == {"城关镇", "红星村", "南岭县", "南岭县（含下级）", "城关镇（含下级）", "合计"}
     people = check_exports_equal_screen(client, f"/reports/assignments/{past.id}/people", "people-table", "姓名")
     assert "石岗完成" not in {r[0] for r in people}
     # asking for the other county's unit by id yields nobody, in every format
@@ -210,9 +211,10 @@ def test_hours_per_unit_and_month(app, client, world, tree):
     client = app.test_client()
     login(client, "nl_admin")
     county = check_exports_equal_screen(client, "/reports/hours?year=2026", "hours-table", "合计学时")
-    assert {r[0] for r in county} == {"城关镇", "红星村"}
+    assert {r[0] for r in county} == {"城关镇", "红星村", "南岭县（含下级）", "城关镇（含下级）", "合计"}
+    assert not any(r[0].startswith("江州市") for r in county)  # the city is outside the county admin's scope
     sub = check_exports_equal_screen(client, "/reports/hours?year=2026&org=360121001001", "hours-table", "单位")
-    assert [r[0] for r in sub] == ["红星村"]
+    assert [r[0] for r in sub] == ["红星村", "合计"]
 
 
 @pytest.mark.parametrize(
@@ -252,3 +254,44 @@ def test_learners_have_no_reports(client, world):
         f"/reports/assignments/{past.id}/people.xlsx",
     ):
         assert client.get(url).status_code == 403
+
+
+def test_parent_units_roll_up_and_totals_add_up(client, world, tree):
+    """Every subtotal is the sum of the rows under it; the total is the sum of the unit rows."""
+    past, _ = world
+    login(client, "city_admin")
+    shown = check_exports_equal_screen(client, f"/reports/assignments/{past.id}", "summary-table", "完成率")
+    names = [r[0] for r in shown]
+    # tree order: the city's subtotal first, each county's before its townships, the total last
+    assert names[0] == "江州市（含下级）" and names[-1] == "合计"
+    assert names.index("南岭县（含下级）") < names.index("城关镇（含下级）") < names.index("红星村")
+    assert names.index("青山县（含下级）") < names.index("石岗镇")
+    codes = {"江州市（含下级）": "3601", "南岭县（含下级）": "360121", "城关镇（含下级）": "360121001"}
+    units = [r for r in shown if "（含下级）" not in r[0] and r[0] != "合计"]
+    for name, code in codes.items():
+        row = next(r for r in shown if r[0] == name)
+        assert row[2] == "全部职级"
+        under = [r for r in units if r[1].startswith(code)]
+        for col in range(3, 7):
+            assert int(row[col]) == sum(int(r[col]) for r in under), (name, col)
+    total = shown[-1]
+    assert [int(c) for c in total[3:7]] == [sum(int(r[c]) for r in units) for c in range(3, 7)]
+    assert total[7] == f"{100 * int(total[5]) / int(total[3]):.1f}%"
+    # a subtotal opens everyone under its unit
+    page = client.get(f"/reports/assignments/{past.id}").get_data(as_text=True)
+    assert f"people?subtree={tree.county_a.id}" in page
+    people = screen_rows(
+        client.get(f"/reports/assignments/{past.id}/people?subtree={tree.county_a.id}").get_data(as_text=True),
+        "people-table",
+    )
+    county = next(r for r in shown if r[0] == "南岭县（含下级）")
+    assert len(people) == int(county[3]) and "石岗完成" not in {r[0] for r in people}
+
+
+def test_hours_roll_up_to_the_city(client, world):
+    login(client, "city_admin")
+    rows = check_exports_equal_screen(client, "/reports/hours?year=2026", "hours-table", "合计学时")
+    by_name = {r[0]: r for r in rows}
+    assert by_name["江州市（含下级）"][2] == "4.50" and by_name["江州市（含下级）"][-1] == "5.00"
+    assert by_name["南岭县（含下级）"][-1] == "3.00" and by_name["城关镇（含下级）"][-1] == "3.00"
+    assert rows[-1][0] == "合计" and rows[-1][-1] == "5.00"

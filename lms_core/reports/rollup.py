@@ -1,0 +1,139 @@
+"""Subtotals for parent units and a grand total, added to a per-unit report table.
+
+A report groups people by their *own* unit (a village, a township office). A county
+leader also wants the county's figure, and a city leader each county's: so every
+unit above the rows that lies in the viewer's scope (and under the report's root)
+gets a "含下级" row summing its own rows and all rows below it, placed before them
+in tree order, and the table ends with a total. Ancestors outside the viewer's
+scope get no row: a county admin must not see a "city" line that is really only
+their county's share.
+
+The roll-up is computed from the same integers the leaf rows show, so subtotals
+always add up on screen and in the exports (which write the very same rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from lms_core.accounts.models import User
+from lms_core.authz import scope_condition
+from lms_core.extensions import db
+from lms_core.orgs.models import OrgUnit
+
+
+@dataclass
+class Leaf:
+    """One grouped row of a report: a unit (and maybe a rank band) with its counts."""
+
+    unit_id: int
+    code: str
+    name: str
+    path: str
+    #: Label cells between the unit code and the figures (e.g. the rank band).
+    labels: list[Any]
+    #: Additive figures (counts, milliseconds); derived cells come from ``finish``.
+    numbers: list[int]
+    key: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Rolled:
+    """An output row: ``kind`` is ``unit`` (a leaf), ``subtotal`` or ``total``; ``level`` indents."""
+
+    kind: str
+    level: int
+    unit_id: int | None
+    code: str
+    name: str
+    labels: list[Any]
+    numbers: list[int]
+    key: dict[str, Any]
+
+
+def _path_ids(path: str) -> list[int]:
+    return [int(p) for p in path.strip("/").split("/") if p]
+
+
+def visible_ancestors(viewer: User, capability: str, leaves: Sequence[Leaf], root_path: str | None) -> dict[int, Any]:
+    """Units above the leaves (or the leaves' own units) inside the scope and under ``root_path``."""
+    ids = {i for leaf in leaves for i in _path_ids(leaf.path)}
+    if not ids:
+        return {}
+    stmt = select(OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path).where(
+        OrgUnit.id.in_(sorted(ids)), scope_condition(viewer, capability, OrgUnit.path)
+    )
+    if root_path:
+        stmt = stmt.where(OrgUnit.path.startswith(root_path, autoescape=True))
+    return {row.id: row for row in db.session.execute(stmt)}
+
+
+def roll_up(
+    leaves: Sequence[Leaf], ancestors: dict[int, Any], blank_labels: list[Any], *, with_total: bool = True
+) -> list[Rolled]:
+    """Leaves in tree order, a subtotal before every unit that has rows below it, and a total."""
+    width = len(leaves[0].numbers) if leaves else 0
+    below: dict[int, list[int]] = {}  # unit id -> sum of every leaf at or under it
+    has_descendant_rows: set[int] = set()
+    for leaf in leaves:
+        chain = _path_ids(leaf.path)
+        for depth, uid in enumerate(chain):
+            if uid not in ancestors:
+                continue
+            sums = below.setdefault(uid, [0] * width)
+            for i, n in enumerate(leaf.numbers):
+                sums[i] += n
+            if depth < len(chain) - 1:
+                has_descendant_rows.add(uid)
+
+    def above(path: str) -> list[int]:
+        """Ids of the units strictly above a unit that carry a subtotal row."""
+        return [i for i in _path_ids(path)[:-1] if i in has_descendant_rows]
+
+    # Sort keys: one element per subtotalled ancestor, (code, 2); then the row itself:
+    # (code, 0) for a subtotal, before (code, 1, n) for the unit's own rows, before children.
+    out: list[tuple[list[tuple[Any, ...]], Rolled]] = []
+    for uid in has_descendant_rows:
+        a = ancestors[uid]
+        chain = above(a.path)
+        out.append(
+            (
+                [(ancestors[i].code, 2) for i in chain] + [(a.code, 0)],
+                Rolled(
+                    "subtotal",
+                    len(chain),
+                    uid,
+                    a.code,
+                    _("%(unit)s (incl. subunits)", unit=a.name),
+                    list(blank_labels),
+                    below[uid],
+                    {"unit": uid, "subtree": uid},
+                ),
+            )
+        )
+    for index, leaf in enumerate(leaves):
+        chain = above(leaf.path)
+        level = len(chain) + (1 if leaf.unit_id in has_descendant_rows else 0)
+        out.append(
+            (
+                [(ancestors[i].code, 2) for i in chain] + [(leaf.code, 1, index)],
+                Rolled("unit", level, leaf.unit_id, leaf.code, leaf.name, leaf.labels, leaf.numbers, dict(leaf.key)),
+            )
+        )
+    rows = [r for _key, r in sorted(out, key=lambda item: item[0])]
+    if with_total and leaves:
+        totals = [sum(leaf.numbers[i] for leaf in leaves) for i in range(width)]
+        rows.append(Rolled("total", 0, None, "", _("Total"), list(blank_labels), totals, {}))
+    return rows
+
+
+def fill(table: Any, rows: Sequence[Rolled], finish: Callable[[list[int]], list[Any]]) -> None:
+    """Append ``rows`` to a :class:`~lms_core.reports.tables.Table`: name, code, labels, figures."""
+    for r in rows:
+        table.rows.append([r.name, r.code, *r.labels, *finish(r.numbers)])
+        table.keys.append({**r.key, "kind": r.kind, "level": r.level})
