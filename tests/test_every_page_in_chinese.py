@@ -435,7 +435,16 @@ ARGUMENTS: dict[str, Any] = {
     "credential_id": lambda w: ["CB-unknown"],
     # reports: the page itself (its CSV and XLSX are the same table, checked in tests/lms_core/reports).
     "fmt": lambda w: ["html"],
+    # the day picture (audit and the learner's own): today, when the world's learner studied.
+    "day": lambda w: [_today()],
 }
+
+
+def _today() -> str:
+    from lms_core.db import utcnow
+    from lms_core.i18n import SHANGHAI
+
+    return utcnow().astimezone(SHANGHAI).date().isoformat()
 
 
 def _urls(app: Flask, world: dict[str, Any]) -> Iterator[str]:

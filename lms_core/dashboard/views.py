@@ -114,4 +114,19 @@ def record() -> Any:
     year = request.args.get("year", default=current, type=int)
     if year is None or not 2000 <= year <= current:
         abort(404)
-    return render_template("dashboard/record.html", record=year_record(current_user.id, year, current))
+    from lms_core.audit.viewlog import views_of
+
+    return render_template(
+        "dashboard/record.html",
+        record=year_record(current_user.id, year, current),
+        views=views_of(current_user.id),
+    )
+
+
+@bp.route("/record/days/<day>")
+@login_required
+def record_day(day: str) -> Any:
+    """My own day as a picture (the same page the auditors see, without the admin menu)."""
+    from lms_core.audit.views import parse_day, render_day
+
+    return render_day(current_user._get_current_object(), parse_day(day), own=True)

@@ -39,6 +39,7 @@ EVENT_NAMES: dict[str, Any] = {
     "quiz.answered": _l("Quiz answered"),
     "quiz.failed": _l("Quiz not passed"),
     "quiz.passed": _l("Quiz passed"),
+    "record.viewed": _l("Learning record viewed"),
     "role.granted": _l("Role granted"),
     "role.revoked": _l("Role revoked"),
     "study.interval_credited": _l("Study time credited"),

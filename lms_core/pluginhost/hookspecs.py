@@ -22,10 +22,13 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import click
     from flask import Blueprint, Flask
 
     from lms_core.accounts.models import User
+    from lms_core.audit.day import DayLayer
     from lms_core.courses.models import Lesson
     from lms_core.events.models import Event
     from lms_core.learning.assessment import IntervalClaim, Verdict
@@ -195,6 +198,18 @@ def lms_completion_verdict(user: User, lesson: Lesson, progress: LessonProgress)
     Phase: transaction. Return ``False`` to hold completion (e.g. pending an
     anti-idle review), ``True``/``None`` to allow. Any ``False`` holds it; the
     core asks again on the next heartbeat or when ``flask lms`` recomputes.
+    """
+
+
+@hookspec
+def lms_day_picture(person: User, day: dt.date, session_lanes: dict[str, str]) -> DayLayer | None:
+    """The plugin's layer of "a learner's day, as a picture" (the auditors' day timeline).
+
+    Phase: request (the viewer's right to see the person was checked by the core).
+    ``day`` is a Beijing calendar day; ``session_lanes`` maps the day's learning
+    session ids to the lane the core drew them on, so a plugin draws on the same
+    lane. Returns a :class:`~lms_core.audit.day.DayLayer` (spans, marks, tables
+    beside the picture, short facts) or ``None``. Answers are combined in hook order.
     """
 
 

@@ -89,6 +89,12 @@ class AntiIdlePlugin:
         return [DashboardPanel(key="anti-idle", title=_("Study time checks"), html=html, order=40)]
 
     @hookimpl
+    def lms_day_picture(self, person: User, day: Any, session_lanes: dict[str, str]) -> Any:
+        from plugins.anti_idle.day import layer
+
+        return layer(person, day, session_lanes)
+
+    @hookimpl
     def lms_migration_dirs(self) -> list[str]:
         return [str(HERE / "migrations" / "versions")]
 

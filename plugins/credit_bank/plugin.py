@@ -131,6 +131,12 @@ class CreditBankPlugin:
         return Markup("").join(Markup('<a href="{}">{}</a>').format(u, escape(t)) for u, t in links) or None
 
     @hookimpl
+    def lms_day_picture(self, person: Any, day: Any, session_lanes: dict[str, str]) -> Any:
+        from plugins.credit_bank.day import layer
+
+        return layer(person, day)
+
+    @hookimpl
     def lms_app_created(self, app: Any) -> None:
         # Importing the models registers the tables on the shared metadata (for Alembic).
         import plugins.credit_bank.models  # noqa: F401

@@ -138,6 +138,11 @@ class HookProbe:
         return self.credit_summary
 
     @hookimpl
+    def lms_day_picture(self, person: Any, day: Any, session_lanes: dict[str, str]) -> Any:
+        # Abstains: the day picture draws the core's and the real plugins' layers.
+        return None
+
+    @hookimpl
     def lms_has_capability(self, user: Any, capability: str, obj: Any) -> bool | None:
         return self.verdicts.get((user.username, capability))
 

@@ -1,0 +1,103 @@
+"""A learner's day as a picture: the core's lanes, the anti-idle and credit layers, scope and view logging."""
+
+from __future__ import annotations
+
+import pytest
+
+from lms_core.accounts.models import Role
+from lms_core.events.models import Event
+from lms_core.extensions import db
+from tests.conftest import login
+from tests.factories import UserFactory, grant
+from tests.lms_core.learning.fixtures import build_course
+from tests.plugins.anti_idle.harness import T0, S, make_learner
+
+pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle", "credit_bank"])
+M = 60 * S
+URL = "/audit/users/{id}/days/2026-05-10"
+
+
+@pytest.fixture
+def kit(app, tree):
+    return build_course(tree)
+
+
+@pytest.fixture
+def me(kit, tree):
+    learner = make_learner(tree, kit, name="李明")
+    learner.user.username = "liming"
+    a = UserFactory(username="audit_a", org_unit=tree.county_a, full_name="南岭审核员")
+    grant(a, Role.AUDITOR, tree.county_a)
+    b = UserFactory(username="audit_b", org_unit=tree.county_b, full_name="青山审核员")
+    grant(b, Role.AUDITOR, tree.county_b)
+    db.session.commit()
+    tab = learner.open(deliver=3_600_000)
+    at = learner.play(tab, T0, 300)  # 09:00-09:05 watched
+    learner.beat(tab, at + 5 * S, [[300, 305]], event="pause")
+    at = learner.play(tab, at + 2 * M, 120, from_pos=305, event_first="play")  # paused 2 min
+    at = learner.play(tab, at, 240, client={"visibility": "hidden"})  # hidden 4 min
+    at = learner.play(tab, at, 60)
+    check = learner.issue_check(tab, at - 30 * S)
+    learner.answer(check, at - 20 * S)
+    return learner
+
+
+def _lanes(page: str) -> str:
+    return page.split('id="day-lanes"', 1)[1].split("</figure>", 1)[0]
+
+
+def test_auditor_sees_the_day_with_every_layer(client, me):
+    login(client, "audit_a")
+    r = client.get(URL.format(id=me.user.id))
+    assert r.status_code == 200
+    page = r.get_data(as_text=True)
+    lanes = _lanes(page)
+    assert "会话 1 · 专题讲座" in lanes
+    for kind in ("k-session", "k-credited", "k-paused", "k-hidden", "k-check-passed"):
+        assert kind in lanes, kind
+    assert "<script" not in lanes
+    table = page.split('id="day-table"', 1)[1].split("</table>", 1)[0]
+    assert "09:00:00" in table and "页面隐藏" in table and "已暂停" in table
+    assert 'id="day-evidence"' in page and 'id="day-ledger"' in page
+    assert "防挂机判定" in page
+
+
+def test_day_picture_is_scoped_and_logged(client, me):
+    login(client, "audit_b")
+    assert client.get(URL.format(id=me.user.id)).status_code == 403
+    assert db.session.query(Event).filter_by(name="record.viewed").count() == 0
+    client.post("/logout")
+    login(client, "audit_a")
+    assert client.get(URL.format(id=me.user.id)).status_code == 200
+    logged = db.session.query(Event).filter_by(name="record.viewed").one()
+    assert logged.object_id == str(me.user.id) and logged.payload["what"] == "day"
+    assert logged.payload["detail"] == "2026-05-10" and logged.payload["roles"] == ["auditor"]
+    client.post("/logout")
+    login(client, "liming")
+    record = client.get("/record").get_data(as_text=True)
+    views = record.split('id="record-views"', 1)[1]
+    assert "南岭审核员" in views and "审核员" in views and "某一天的学习（时间线）" in views
+    assert "青山审核员" not in views
+
+
+def test_learner_sees_their_own_day_unlogged(client, me):
+    login(client, "liming")
+    r = client.get("/record/days/2026-05-10")
+    assert r.status_code == 200 and "k-credited" in r.get_data(as_text=True)
+    assert "/record/days/2026-05-10" in client.get("/record?year=2026").get_data(as_text=True)
+    assert db.session.query(Event).filter_by(name="record.viewed").count() == 0
+    assert client.get(URL.format(id=me.user.id)).status_code == 403
+
+
+@pytest.mark.parametrize("day", ["2026-13-01", "x" * 4000, "2026-05-10%00", "1999-12-31", "2999-01-01", "١٠٢٦-05-10"])
+def test_bad_days_are_404(client, me, day):
+    login(client, "audit_a")
+    assert client.get(f"/audit/users/{me.user.id}/days/{day}").status_code == 404
+    login(client, "liming")
+    assert client.get(f"/record/days/{day}").status_code == 404
+
+
+def test_an_empty_day_says_so(client, me):
+    login(client, "audit_a")
+    page = client.get(f"/audit/users/{me.user.id}/days/2026-05-11").get_data(as_text=True)
+    assert "这一天没有学习记录" in page
