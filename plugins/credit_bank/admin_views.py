@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from lms_core import csv_export
-from lms_core.accounts.models import RankBand, User, UserStatus
+from lms_core.accounts.models import User, UserStatus
 from lms_core.authz import can, require, scope_condition
 from lms_core.db import utcnow
 from lms_core.extensions import db
@@ -176,21 +176,35 @@ def behind_rows(year: int, unit_prefix: str, band: str) -> list[dict[str, Any]]:
     )
     if unit_prefix:
         stmt = stmt.where(OrgUnit.code.startswith(unit_prefix, autoescape=True))
-    if band:
-        stmt = stmt.where(User.rank_band == RankBand(band))
+    from plugins.credit_bank import ranks
+
+    found = list(db.session.execute(stmt.order_by(OrgUnit.path, User.username).limit(5000)))
+    hists = ranks.histories([u for u, *_rest in found])
+    ref = queries.reference_date(year, None)
     rows = []
-    for user, unit, bal, out in db.session.execute(stmt.order_by(OrgUnit.path, User.username).limit(5000)):
-        target = queries.annual_target(user, year)
+    for user, unit, bal, out in found:
+        hist = hists[user.id]
+        user_band = hist.band_on(ref)
+        if band and user_band != band:
+            continue
+        target = queries.annual_target(user, year, hist)
         got = int(bal) + int(out)
-        if got < target:
+        promo = None
+        if hist.promotions():
+            promo = next(
+                (p for p in queries.progress(user, year, hist=hist) if p.window == "after_promotion" and not p.met),
+                None,
+            )
+        if got < target or promo is not None:
             rows.append(
                 {
                     "user": user,
                     "unit": unit,
-                    "band": user.rank_band.value,
+                    "band": user_band,
                     "earned": got,
                     "target": target,
-                    "gap": target - got,
+                    "gap": max(0, target - got),
+                    "promotion": promo,
                 }
             )
     return rows
@@ -205,6 +219,8 @@ def _export_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
         _("Posted hours"),
         _("Yearly target"),
         _("Hours short"),
+        _("Promotion deadline"),
+        _("Hours short since promotion"),
     ]
     body = [
         [
@@ -215,6 +231,8 @@ def _export_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
             labels.hours(r["earned"]),
             labels.hours(r["target"]),
             labels.hours(r["gap"]),
+            r["promotion"].deadline.isoformat() if r["promotion"] else "",
+            labels.hours(r["promotion"].required - r["promotion"].earned) if r["promotion"] else "",
         ]
         for r in rows
     ]
@@ -345,3 +363,90 @@ def policy_page() -> Any:
     return render_template(
         "credit_bank/policy.html", versions=versions, current=current, text=text, year=this_year()
     ), status
+
+
+# --------------------------------------------------------------------------- promotion history
+
+
+@bp.route("/users/<int:user_id>/ranks", methods=["GET", "POST"])
+@login_required
+def ranks_page(user_id: int) -> Any:
+    """A cadre's rank history: record a change (promotion) or correct an entry."""
+    from plugins.credit_bank import ranks
+
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    require(current_user, "credit.ranks", user)
+    status = 200
+    form = request.form if request.method == "POST" else {}
+    if request.method == "POST":
+        corrects_raw = (form.get("corrects") or "").strip()
+        corrects = int(corrects_raw) if corrects_raw.isdigit() and len(corrects_raw) < 10 else None
+        if corrects_raw and corrects is None:
+            abort(400, description=_("Unknown entry."))
+        try:
+            effective = dt.date.fromisoformat(form["effective_date"]) if form.get("effective_date") else None
+        except ValueError:
+            effective = None
+            flash(_("The dates must look like 2025-06-30."), "error")
+            status = 400
+        if status == 200:
+            try:
+                ranks.record(
+                    user,
+                    band=form.get("band") or None,
+                    effective=effective,
+                    actor=current_user,
+                    reason=form.get("reason", ""),
+                    corrects=corrects,
+                    withdraw=form.get("withdraw") == "1",
+                )
+            except ranks.RankError as exc:
+                db.session.rollback()
+                flash(str(exc), "error")
+                status = 400
+            else:
+                flash(_("The rank change was recorded."), "success")
+                return redirect(url_for("credit_bank.ranks_page", user_id=user.id))
+    rows = ranks.entries(user.id)
+    corrected = {r.corrects_id: r.id for r in rows if r.corrects_id}
+    hist = ranks.history(user)
+    promotions = {d for d, _b in hist.promotions()}
+    return render_template(
+        "credit_bank/ranks.html",
+        person=user,
+        rows=list(reversed(rows)),
+        corrected=corrected,
+        promotions=promotions,
+        band_now=hist.band_on(ranks.today()),
+        band_name=ranks.band_name,
+        bands=list(ranks.ORDER)[::-1],
+        form=form,
+        today=ranks.today(),
+    ), status
+
+
+@bp.route("/ranks/import", methods=["GET", "POST"])
+@login_required
+def ranks_import() -> Any:
+    """Rank changes from a CSV/XLSX file (用户名, 职级, 职级生效日期, 说明)."""
+    from plugins.credit_bank import ranks
+
+    require(current_user, "credit.ranks")
+    results = None
+    if request.method == "POST":
+        f = request.files.get("file")
+        if f is None or not f.filename:
+            flash(_("Choose a CSV or XLSX file."), "error")
+            return render_template("credit_bank/ranks_import.html", results=None), 400
+        data = f.stream.read(10 * 1024 * 1024 + 1)
+        if len(data) > 10 * 1024 * 1024:
+            flash(_("The file is larger than 10 MB."), "error")
+            return render_template("credit_bank/ranks_import.html", results=None), 413
+        try:
+            results = ranks.import_rows(data, f.filename, current_user, lambda u: can(current_user, "credit.ranks", u))
+        except C.ClaimError as exc:
+            flash(str(exc), "error")
+            return render_template("credit_bank/ranks_import.html", results=None), 400
+    return render_template("credit_bank/ranks_import.html", results=results)

@@ -101,3 +101,66 @@ def demo_command() -> None:
     from plugins.credit_bank.demo import load
 
     load(echo=click.echo)
+
+
+@credit_group.group("rank")
+def rank_group() -> None:
+    """Promotion history (职级变动): record, correct and list a cadre's rank changes."""
+
+
+@rank_group.command("set")
+@click.option("--user", "username", required=True, help="The cadre's username.")
+@click.option("--band", type=click.Choice(["county_and_above", "township", "general"]), help="The new rank band.")
+@click.option("--date", "effective", help="Effective date, YYYY-MM-DD (not in the future).")
+@click.option("--reason", default="", help="Why (e.g. the appointment document); required for a correction.")
+@click.option("--corrects", type=int, help="The entry number this one replaces (or withdraws).")
+@click.option("--withdraw", is_flag=True, help="Withdraw the entry given by --corrects (recorded in error).")
+@with_appcontext
+def rank_set_command(
+    username: str, band: str | None, effective: str | None, reason: str, corrects: int | None, withdraw: bool
+) -> None:
+    """Record a rank change (an audited event); entries are never edited, only corrected."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from lms_core.accounts.models import User
+    from lms_core.extensions import db
+    from plugins.credit_bank import ranks
+
+    user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    try:
+        day = dt.date.fromisoformat(effective) if effective else None
+    except ValueError as exc:
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--date") from exc
+    try:
+        row = ranks.record(
+            user, band=band, effective=day, actor=None, reason=reason, corrects=corrects, withdraw=withdraw
+        )
+    except ranks.RankError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"entry {row.id}: {username} {row.from_band} -> {row.to_band or 'withdrawn'} from {row.effective_date}")
+
+
+@rank_group.command("list")
+@click.option("--user", "username", required=True)
+@with_appcontext
+def rank_list_command(username: str) -> None:
+    """Print a cadre's rank entries and promotions."""
+    from sqlalchemy import select
+
+    from lms_core.accounts.models import User
+    from lms_core.extensions import db
+    from plugins.credit_bank import ranks
+
+    user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    for r in ranks.entries(user.id):
+        what = f"withdraws {r.corrects_id}" if r.withdrawn else f"{r.from_band} -> {r.to_band}"
+        fix = f" (replaces {r.corrects_id})" if r.corrects_id and not r.withdrawn else ""
+        click.echo(f"{r.id}\t{r.effective_date or ''}\t{what}{fix}\t{r.reason or ''}")
+    for day, band in ranks.history(user).promotions():
+        click.echo(f"promotion\t{day}\t{band}")

@@ -8,6 +8,8 @@
   for 南岭县管理员 to review; another cadre's claim is approved.
 * 南岭县审计员 reverses one cadre's course credit for 代学代考, with the reason.
 * 李明's transcript of the year is issued (signed, logged, verifiable at /credit/verify).
+* cadre0001 was promoted to 县处级 three months ago (rank history), so the "within a year
+  of promotion" requirement shows with its deadline, and the cadre is on "who is behind".
 
 Idempotent: a second run finds everything in place and adds nothing.
 """
@@ -139,6 +141,19 @@ def load(echo: Callable[[str], object] = print) -> None:
             )
             if res[0] == L.CREATED:
                 echo("credit demo: one course credit of cadre0003 reversed for 代学代考")
+    promoted = _user("cadre0001")
+    if promoted is not None:
+        from plugins.credit_bank import ranks
+
+        if not ranks.entries(promoted.id) and promoted.rank_band.value != "county_and_above":
+            ranks.record(
+                promoted,
+                band="county_and_above",
+                effective=today - dt.timedelta(days=90),
+                actor=approved_by,
+                reason="县委组织部任职通知",
+            )
+            echo("credit demo: cadre0001 promoted to 县处级 90 days ago (training due within a year)")
     if learner is not None:
         from plugins.credit_bank.transcripts import services as transcripts
 

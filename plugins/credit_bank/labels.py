@@ -54,6 +54,7 @@ EVENT_NAMES: dict[str, Any] = {
     "credit.reversed": _l("Credit reversed"),
     "credit.transcript_issued": _l("Transcript issued"),
     "credit.transcript_revoked": _l("Transcript revoked"),
+    "credit.rank_changed": _l("Rank change recorded"),
 }
 
 #: The bank's tables that events name as their object.
@@ -62,6 +63,7 @@ OBJECT_NAMES: dict[str, Any] = {
     "credit_policies": _l("Credit policy version"),
     "credit_claims": _l("Offline training claim"),
     "credit_credentials": _l("Transcript"),
+    "credit_rank_changes": _l("Rank change"),
 }
 
 CLAIM_STATUS: dict[str, Any] = {
@@ -89,6 +91,12 @@ def ledger_name(code: str) -> str:
 
 def code_name(code: str) -> str:
     return str(CODE_NAMES.get(code, code))
+
+
+def band_name(band: str | None) -> str:
+    from plugins.credit_bank.ranks import band_name as name
+
+    return name(band)
 
 
 def requirement_name(key: str) -> str:

@@ -60,6 +60,8 @@ class CreditBankPlugin:
             "credit.import": {"org_admin", "site_admin"},
             #: Add policy versions, close a year.
             "credit.policy": {"site_admin"},
+            #: Record rank changes (promotions) of people in scope, and import them.
+            "credit.ranks": {"org_admin", "site_admin"},
             #: Revoke and re-issue the transcripts of people in scope.
             "credit.transcripts": {"org_admin", "site_admin"},
         }
@@ -122,6 +124,8 @@ class CreditBankPlugin:
             links.append((url_for("credit_bank.review_queue"), _("Credit claims to review")))
         if can(current_user, "credit.import"):
             links.append((url_for("credit_bank.roster_import"), _("Import class roster")))
+        if can(current_user, "credit.ranks"):
+            links.append((url_for("credit_bank.ranks_import"), _("Import rank changes")))
         if can(current_user, "credit.policy"):
             links.append((url_for("credit_bank.policy_page"), _("Credit policy")))
         from plugins.credit_bank.integrity_views import may_view
@@ -140,4 +144,5 @@ class CreditBankPlugin:
     def lms_app_created(self, app: Any) -> None:
         # Importing the models registers the tables on the shared metadata (for Alembic).
         import plugins.credit_bank.models  # noqa: F401
+        import plugins.credit_bank.ranks  # noqa: F401
         import plugins.credit_bank.transcripts.models  # noqa: F401

@@ -219,6 +219,9 @@ class Progress:
     earned: int
     window_start: dt.date
     deadline: dt.date
+    window: str = "calendar_year"
+    overdue: bool = False  #: not met and the deadline has passed (on the "as of" date)
+    promoted_to: str | None = None  #: the band of the promotion that opened the window
 
     @property
     def ratio(self) -> float:
@@ -239,23 +242,81 @@ def _applies(rule: dict[str, Any], user: Any) -> bool:
     return not (words and not any(w in (user.position or "") for w in words))
 
 
+def reference_date(year: int, as_of: dt.date | None) -> dt.date:
+    """The date whose rank band decides a year's requirements: the end of the year, or the
+    "as of" date (today, for the current year) when that is earlier."""
+    from plugins.credit_bank.services import local_date
+
+    end = dt.date(year, 12, 31)
+    day = as_of or local_date(utcnow())
+    return min(end, day)
+
+
+def earned_between(user_id: int, ledgers: list[str], start: dt.date, end: dt.date, as_of: dt.date | None = None) -> int:
+    """Net posted counted credit effective in [start, end] (reversals subtract; holds and
+    year-end moves do not count)."""
+    accts = _accounts(user_id)
+    total = 0
+    for r in _transfers(user_id, as_of):
+        if not start <= r.effective_date <= end or r.flags & (T_PENDING | T_VOID_PENDING) or r.code in CLOSE_CODES:
+            continue
+        for aid, sign in ((r.credit_account_id, 1), (r.debit_account_id, -1)):
+            info = accts.get(aid)
+            if info is not None and info[1] == AccountKind.COUNTED and info[0] in ledgers:
+                total += sign * r.amount
+    return total
+
+
+def _promotion_window(rule: dict[str, Any], promotions: list[tuple[dt.date, str]], year: int, ref: dt.date) -> Any:
+    """The promotion whose window touches ``year`` (the latest by ``ref``), or ``None``."""
+    years = int(rule.get("years", 1))
+    bands = rule.get("rank_bands", P.RANK_BANDS)
+    for when, band in sorted(promotions, reverse=True):
+        if when > ref or band not in bands:
+            continue
+        deadline = (
+            when.replace(year=when.year + years) - dt.timedelta(days=1)
+            if (when.month, when.day) != (2, 29)
+            else (dt.date(when.year + years, 2, 28))
+        )
+        if deadline >= dt.date(year, 1, 1):
+            return when, deadline, band
+        return None
+    return None
+
+
 def progress(
-    user: Any, year: int, as_of: dt.date | None = None, promotions: list[dt.date] | None = None
+    user: Any,
+    year: int,
+    as_of: dt.date | None = None,
+    promotions: list[tuple[dt.date, str]] | None = None,
+    hist: Any = None,
 ) -> list[Progress]:
     """Progress toward each requirement that applies to the cadre in ``year``.
 
-    ``progress = min(1, earned / required)``; pending holds never count. Promotion rules
-    need the promotion dates (``promotions``); without one they do not apply.
+    ``progress = min(1, earned / required)``; pending holds never count. The rank band is
+    the one in force on :func:`reference_date` (from the promotion history); the promotion
+    rule counts what was earned from the promotion day to its deadline.
     """
+    from plugins.credit_bank import ranks
+
+    ref = reference_date(year, as_of)
+    if hist is None:
+        hist = ranks.history(user)
+    if promotions is None:
+        promotions = hist.promotions()
+    who = ranks.as_of(user, hist, ref)
+    today = as_of or ranks.today()
     rules = P.rules_of(P.in_force(as_of or dt.date(year, 12, 31)))
     fig = figures(user.id, as_of)
-    applicable = [r for r in rules["requirements"] if _applies(r, user)]
+    applicable = [r for r in rules["requirements"] if r["window"] == "after_promotion" or _applies(r, who)]
     superseded = {k for r in applicable for k in r.get("supersedes", [])}
     out = []
     for r in applicable:
         if r["key"] in superseded:
             continue
         window = r["window"]
+        promoted_to = None
         if window == "calendar_year":
             years = [year]
             start, deadline = dt.date(year, 1, 1), dt.date(year, 12, 31)
@@ -265,23 +326,57 @@ def progress(
             years = list(range(cycle0, cycle0 + n))
             start, deadline = dt.date(cycle0, 1, 1), dt.date(cycle0 + n - 1, 12, 31)
         else:
-            recent = [d for d in (promotions or []) if d.year <= year]
-            if not recent:
+            if r.get("party_member") and not user.party_member:
                 continue
-            start = max(recent)
-            deadline = start.replace(year=start.year + int(r.get("years", 1))) - dt.timedelta(days=1)
-            years = list(range(start.year, deadline.year + 1))
+            found = _promotion_window(r, promotions, year, ref)
+            if found is None:
+                continue
+            start, deadline, promoted_to = found
+            earned = earned_between(user.id, list(r["ledgers"]), start, deadline, as_of)
+            required = int(r["amount_centi"])
+            out.append(
+                Progress(
+                    r["key"],
+                    list(r["ledgers"]),
+                    required,
+                    earned,
+                    start,
+                    deadline,
+                    window,
+                    earned < required and today > deadline,
+                    promoted_to,
+                )
+            )
+            continue
         earned = 0
         for (ledger, y), f in fig.items():
             if ledger in r["ledgers"] and y in years:
                 earned += f.earned_for_year
-        out.append(Progress(r["key"], list(r["ledgers"]), int(r["amount_centi"]), earned, start, deadline))
+        required = int(r["amount_centi"])
+        out.append(
+            Progress(
+                r["key"],
+                list(r["ledgers"]),
+                required,
+                earned,
+                start,
+                deadline,
+                window,
+                earned < required and today > deadline,
+            )
+        )
     return out
 
 
-def annual_target(user: Any, year: int) -> int:
+def annual_target(user: Any, year: int, hist: Any = None) -> int:
     """The yearly figure the dashboard measures against (centi): the largest yearly requirement
-    over all credit types that applies, or a plan cycle's yearly share."""
+    over all credit types that applies, or a plan cycle's yearly share, for the rank band held
+    on the year's :func:`reference_date`."""
+    from plugins.credit_bank import ranks
+
+    if hist is None:
+        hist = ranks.history(user)
+    user = ranks.as_of(user, hist, reference_date(year, None))
     rules = P.rules_of(P.in_force(dt.date(year, 12, 31)))
     best = 0
     for r in rules["requirements"]:

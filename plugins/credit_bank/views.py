@@ -106,6 +106,7 @@ def person(user_id: int) -> Any:
         admin_view=True,
         can_reverse=can(current_user, "credit.reverse", user),
         can_transcripts=can(current_user, "credit.transcripts", user),
+        can_ranks=can(current_user, "credit.ranks", user),
         **credit_view(user, year, as_of),
     )
 
@@ -171,6 +172,9 @@ def _api_payload(user: User) -> dict[str, Any]:
                 "met": p.met,
                 "window_start": p.window_start.isoformat(),
                 "deadline": p.deadline.isoformat(),
+                "window": p.window,
+                "overdue": p.overdue,
+                "promoted_to": p.promoted_to,
             }
             for p in view["progress"]
         ],
