@@ -135,18 +135,30 @@ def _scoped_people(auditor: User) -> Any:
     )
 
 
-def review_list(auditor: User, *, page: int = 1) -> list[ReviewItem]:
-    """Held days not yet decided, and days with an open appeal, of people in scope; oldest first."""
+#: What the review queue shows: everything waiting, held days only, or open appeals only.
+QUEUE_KINDS = ("all", "held", "appeals")
+
+
+def review_list(auditor: User, *, page: int = 1, kind: str = "all", org_path: str | None = None) -> list[ReviewItem]:
+    """Held days not yet decided, and days with an open appeal, of people in scope.
+
+    Highest review score first (the most suspicious day is looked at first), then
+    the oldest. ``org_path`` narrows to one unit's subtree (inside the scope, which
+    is applied in SQL whatever the filter says); ``kind`` to held days or appeals.
+    """
     open_appeal_days = select(Appeal.day_verdict_id).where(Appeal.status == "open")
+    held = (DayVerdict.verdict == HELD) & DayVerdict.review_state.not_in(("posted", "voided"))
+    waiting = {"held": held, "appeals": DayVerdict.id.in_(open_appeal_days)}.get(
+        kind, held | DayVerdict.id.in_(open_appeal_days)
+    )
+    people = _scoped_people(auditor)
+    if org_path:
+        people = people.where(OrgUnit.path.startswith(org_path, autoescape=True))
     rows = db.session.execute(
         select(DayVerdict, User)
         .join(User, User.id == DayVerdict.user_id)
-        .where(
-            DayVerdict.user_id.in_(_scoped_people(auditor)),
-            ((DayVerdict.verdict == HELD) & DayVerdict.review_state.not_in(("posted", "voided")))
-            | DayVerdict.id.in_(open_appeal_days),
-        )
-        .order_by(DayVerdict.day, DayVerdict.id)
+        .where(DayVerdict.user_id.in_(people), waiting)
+        .order_by(DayVerdict.review_score.desc(), DayVerdict.day, DayVerdict.id)
         .offset((max(1, page) - 1) * PAGE)
         .limit(PAGE)
     ).all()

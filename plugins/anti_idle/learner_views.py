@@ -62,9 +62,40 @@ def appeal(day_verdict_id: int) -> Any:
 
 
 def _review_page(*, error: str | None = None, status: int = 200) -> Any:
-    page = request.args.get("page", 1, type=int) or 1
-    items = appeals.review_list(current_user, page=max(1, min(page, 10_000)))
-    return render_template("anti_idle/review.html", items=items, page=page, size=appeals.PAGE, error=error), status
+    """The review queue: what waits in the auditor's scope, most suspicious first."""
+    from sqlalchemy import select
+
+    from lms_core.bounded import page_arg
+    from lms_core.orgs.models import OrgUnit
+
+    page = page_arg()
+    kind = request.args.get("kind", "all")
+    kind = kind if kind in appeals.QUEUE_KINDS else "all"
+    org = (request.args.get("org") or "")[:64].strip()
+    unit = None
+    if org:
+        unit = (
+            db.session.execute(select(OrgUnit).where(OrgUnit.code == org)).scalar_one_or_none()
+            if org.isprintable()
+            else None
+        )
+        if unit is None:
+            error, status = _("Unknown org unit code %(code)s.", code=org), 400
+    items = (
+        appeals.review_list(current_user, page=page, kind=kind, org_path=unit.path if unit else None)
+        if not (org and unit is None)
+        else []
+    )
+    return render_template(
+        "anti_idle/review.html",
+        items=items,
+        page=page,
+        size=appeals.PAGE,
+        error=error,
+        kind=kind,
+        org=org,
+        args={"kind": kind, "org": org},
+    ), status
 
 
 @bp.route("/review")
@@ -96,4 +127,5 @@ def review_decide(day_verdict_id: int) -> Any:
         }[outcome],
         "success",
     )
-    return redirect(url_for("anti_idle.review"), 303)
+    back: dict[str, Any] = {k: v for k in ("kind", "org") if (v := (request.args.get(k) or "")[:64])}
+    return redirect(url_for("anti_idle.review", **back), 303)

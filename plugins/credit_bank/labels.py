@@ -52,6 +52,9 @@ EVENT_NAMES: dict[str, Any] = {
     "credit.roster_imported": _l("Class roster imported"),
     "credit.policy_added": _l("Credit policy version added"),
     "credit.reversed": _l("Credit reversed"),
+    "credit.year_reversal_requested": _l("Reversal of a year's credit requested (代学代考)"),
+    "credit.year_reversal_confirmed": _l("Reversal of a year's credit confirmed by a second auditor"),
+    "credit.year_reversal_declined": _l("Reversal of a year's credit declined by a second auditor"),
     "credit.transcript_issued": _l("Transcript issued"),
     "credit.transcript_revoked": _l("Transcript revoked"),
     "credit.rank_changed": _l("Rank change recorded"),
@@ -59,6 +62,7 @@ EVENT_NAMES: dict[str, Any] = {
 
 #: The bank's tables that events name as their object.
 OBJECT_NAMES: dict[str, Any] = {
+    "credit_year_reversal": _l("Request to reverse a year's credit"),
     "credit_transfers": _l("Credit entry"),
     "credit_policies": _l("Credit policy version"),
     "credit_claims": _l("Offline training claim"),

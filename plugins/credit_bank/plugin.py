@@ -37,8 +37,9 @@ class CreditBankPlugin:
         from plugins.credit_bank.requirement_report import bp as requirements_bp
         from plugins.credit_bank.transcripts.views import bp as transcripts_bp
         from plugins.credit_bank.views import api_bp, bp
+        from plugins.credit_bank.year_reversal_views import bp as reversals_bp
 
-        return [bp, api_bp, transcripts_bp, integrity_bp, requirements_bp]
+        return [bp, api_bp, transcripts_bp, integrity_bp, requirements_bp, reversals_bp]
 
     @hookimpl
     def lms_cli_commands(self) -> list[Any]:
@@ -96,6 +97,10 @@ class CreditBankPlugin:
 
     @hookimpl
     def lms_template_hook(self, name: str, context: dict[str, Any]) -> str | None:
+        if name == "anti_idle_review_item":
+            from plugins.credit_bank.year_reversal_views import review_item_link
+
+            return review_item_link(context)
         if name not in ("nav", "admin_nav", "reports_index"):
             return None
         from flask import url_for
@@ -122,6 +127,8 @@ class CreditBankPlugin:
             links.append((url_for("credit_bank.behind"), _("Credit: who is behind")))
         if can(current_user, "credit.review"):
             links.append((url_for("credit_bank.review_queue"), _("Credit claims to review")))
+        if can(current_user, "credit.reverse"):
+            links.append((url_for("credit_reversals.index"), _("Reverse a year (代学代考)")))
         if can(current_user, "credit.import"):
             links.append((url_for("credit_bank.roster_import"), _("Import class roster")))
         if can(current_user, "credit.ranks"):

@@ -1,0 +1,60 @@
+"""The review queue: most suspicious first, filtered to a unit's subtree, linked to the day picture."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from lms_core.accounts.models import Role
+from lms_core.extensions import db
+from tests.conftest import login
+from tests.factories import UserFactory, grant
+from tests.lms_core.learning.fixtures import build_course
+from tests.plugins.anti_idle.test_appeals import make_day
+
+pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle", "credit_bank"])
+
+
+@pytest.fixture
+def queue(app, tree):
+    build_course(tree)
+    a = UserFactory(username="audit_city", org_unit=tree.city, full_name="市审核员")
+    grant(a, Role.AUDITOR, tree.city)
+    village = UserFactory(username="v1", org_unit=tree.village_a, full_name="村干部")
+    town = UserFactory(username="t1", org_unit=tree.town_b, full_name="镇干部")
+    db.session.commit()
+    low = make_day(village, "held", held_ms=60_000)
+    high = make_day(town, "held", held_ms=120_000, day=dt.date(2026, 5, 11))
+    high.review_score = 90
+    db.session.commit()
+    return low, high
+
+
+def _order(page: str) -> list[str]:
+    return [c.split('"', 1)[0] for c in page.split('id="review-')[1:] if c[0].isdigit()]
+
+
+def test_highest_score_first_with_day_links(client, queue, tree):
+    low, high = queue
+    login(client, "audit_city")
+    page = client.get("/anti-idle/review").get_data(as_text=True)
+    assert _order(page)[:2] == [str(high.id), str(low.id)]
+    assert f"/audit/users/{high.user_id}/days/2026-05-11" in page
+    assert "/credit/reversals/?username=t1&amp;year=2026" in page
+
+
+def test_filter_by_unit_subtree_and_kind(client, queue, tree):
+    low, high = queue
+    login(client, "audit_city")
+    page = client.get(f"/anti-idle/review?org={tree.county_a.code}").get_data(as_text=True)
+    assert _order(page) == [str(low.id)]
+    assert _order(client.get("/anti-idle/review?kind=appeals").get_data(as_text=True)) == []
+    bad = client.get("/anti-idle/review?org=NOPE%00")
+    assert bad.status_code == 400 and "未知的单位代码" in bad.get_data(as_text=True)
+    assert client.get("/anti-idle/review?kind=%00&page=99999999999999").status_code == 200
+    r = client.post(
+        f"/anti-idle/review/days/{low.id}?org={tree.county_a.code}",
+        data={"decision": "void", "reason": "证据充分，作废"},
+    )
+    assert r.status_code == 303 and f"org={tree.county_a.code}" in r.location
