@@ -78,7 +78,7 @@ def decide(request_id: int) -> Any:
     return redirect(url_for("credit_reversals.index"), 303)
 
 
-def review_item_link(context: dict[str, Any]) -> Any:
+def review_item_link(context: dict[str, Any]) -> str | None:
     """In the anti-idle review queue: start the reversal of this person's year (auditors who may)."""
     from markupsafe import Markup, escape
 
