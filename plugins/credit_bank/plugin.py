@@ -134,6 +134,7 @@ class CreditBankPlugin:
         if can(current_user, "credit.ranks"):
             links.append((url_for("credit_bank.ranks_import"), _("Import rank changes")))
         if can(current_user, "credit.policy"):
+            links.append((url_for("credit_bank.conversion_page"), _("Credit conversion")))
             links.append((url_for("credit_bank.policy_page"), _("Credit policy")))
         from plugins.credit_bank.integrity_views import may_view
 

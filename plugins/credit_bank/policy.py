@@ -30,6 +30,7 @@ import json
 from copy import deepcopy
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from lms_core.db import utcnow
@@ -96,75 +97,79 @@ def _centi(value: Any, where: str, *, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CENTI:
-        raise PolicyError(f"{where}: an integer between 0 and {MAX_CENTI} (0.01 学时) is required")
+        raise PolicyError(
+            _("%(where)s: a whole number from 0 to %(max)d (in 0.01 学时) is required.", where=where, max=MAX_CENTI)
+        )
     return value
 
 
 def validate(rules: Any) -> dict[str, Any]:
     """Check a policy document; returns it normalised. Raises :class:`PolicyError`."""
     if not isinstance(rules, dict):
-        raise PolicyError("the policy must be a JSON object")
+        raise PolicyError(_("The policy must be a JSON object."))
     unknown = set(rules) - set(DEFAULT_RULES)
     if unknown:
-        raise PolicyError(f"unknown keys: {', '.join(sorted(unknown))}")
+        raise PolicyError(_("Unknown keys: %(keys)s", keys=", ".join(sorted(map(str, unknown)))))
     out = deepcopy(DEFAULT_RULES)
     out.update(rules)
     oc = out["online_course"]
     if not isinstance(oc, dict) or oc.get("kind") not in ("nominal", "tiered_minutes", "fixed", "study_time"):
-        raise PolicyError("online_course.kind must be nominal, tiered_minutes, fixed or study_time")
+        raise PolicyError(_("online_course.kind must be nominal, tiered_minutes, fixed or study_time."))
     if oc["kind"] == "study_time":
         mph = oc.get("minutes_per_hour", 45)
         if isinstance(mph, bool) or not isinstance(mph, int) or not 1 <= mph <= 600:
-            raise PolicyError("online_course.minutes_per_hour: between 1 and 600")
+            raise PolicyError(_("Minutes of study per hour must be between 1 and 600."))
     if oc["kind"] == "fixed":
-        _centi(oc.get("centi"), "online_course.centi")
+        _centi(oc.get("centi"), _("The fixed amount"))
     if oc["kind"] == "tiered_minutes":
         tiers = oc.get("tiers")
         if not isinstance(tiers, list) or not tiers or len(tiers) > 20:
-            raise PolicyError("online_course.tiers: a list of [minimum minutes, centi]")
+            raise PolicyError(_("The tiers must be a list of [minimum minutes, amount], at most 20."))
         last = None
         for t in tiers:
             if not (isinstance(t, list) and len(t) == 2):
-                raise PolicyError("online_course.tiers: a list of [minimum minutes, centi]")
-            _centi(t[0], "tier minutes")
-            _centi(t[1], "tier amount")
+                raise PolicyError(_("The tiers must be a list of [minimum minutes, amount], at most 20."))
+            _centi(t[0], _("A tier's minimum minutes"))
+            _centi(t[1], _("A tier's amount"))
             if last is not None and t[0] >= last:
-                raise PolicyError("online_course.tiers: minimum minutes must decrease")
+                raise PolicyError(_("Tier minimum minutes must go down from one tier to the next."))
             last = t[0]
-    _centi(out["offline_day_centi"], "offline_day_centi")
+    _centi(out["offline_day_centi"], _("Hours per day of an offline class"))
     caps = out["caps"]
     if not isinstance(caps, dict) or set(caps) - set(LEDGER_CODES):
-        raise PolicyError("caps: an object keyed by ledger code")
+        raise PolicyError(_("Caps must be given per credit type."))
     for code, cap in caps.items():
         if not isinstance(cap, dict) or set(cap) - {"per_year", "per_day", "per_item"}:
-            raise PolicyError(f"caps.{code}: per_year, per_day and per_item only")
+            raise PolicyError(_("Caps of %(code)s: per year, per day and per item only.", code=code))
         for k, v in cap.items():
-            _centi(v, f"caps.{code}.{k}", allow_none=True)
+            _centi(v, _("The cap %(kind)s of %(code)s", kind=k, code=code), allow_none=True)
     reqs = out["requirements"]
     if not isinstance(reqs, list) or len(reqs) > 50:
-        raise PolicyError("requirements: a list")
+        raise PolicyError(_("Requirements must be a list of at most 50."))
     keys = set()
     for r in reqs:
         if not isinstance(r, dict) or not isinstance(r.get("key"), str) or not r["key"] or r["key"] in keys:
-            raise PolicyError("each requirement needs a unique key")
+            raise PolicyError(_("Each requirement needs its own key."))
         keys.add(r["key"])
         if r.get("window") not in WINDOWS:
-            raise PolicyError(f"requirement {r['key']}: window must be one of {', '.join(WINDOWS)}")
+            raise PolicyError(
+                _("Requirement %(key)s: the window must be one of %(w)s.", key=r["key"], w=", ".join(WINDOWS))
+            )
         if not isinstance(r.get("ledgers"), list) or not r["ledgers"] or set(r["ledgers"]) - set(LEDGER_CODES):
-            raise PolicyError(f"requirement {r['key']}: ledgers must be ledger codes")
-        _centi(r.get("amount_centi"), f"requirement {r['key']}: amount_centi")
+            raise PolicyError(_("Requirement %(key)s: unknown credit type.", key=r["key"]))
+        _centi(r.get("amount_centi"), _("The amount of requirement %(key)s", key=r["key"]))
         if set(r.get("rank_bands", RANK_BANDS)) - set(RANK_BANDS):
-            raise PolicyError(f"requirement {r['key']}: unknown rank band")
+            raise PolicyError(_("Requirement %(key)s: unknown rank band.", key=r["key"]))
         years = r.get("years", 1)
         if isinstance(years, bool) or not isinstance(years, int) or not 1 <= years <= 10:
-            raise PolicyError(f"requirement {r['key']}: years between 1 and 10")
+            raise PolicyError(_("Requirement %(key)s: the years must be between 1 and 10.", key=r["key"]))
         start = r.get("cycle_start", 2023)
         if isinstance(start, bool) or not isinstance(start, int) or not 2000 <= start <= 2100:
-            raise PolicyError(f"requirement {r['key']}: cycle_start is a year")
+            raise PolicyError(_("Requirement %(key)s: the cycle start must be a year.", key=r["key"]))
     ye = out["year_end"]
     if not isinstance(ye, dict) or ye.get("mode") not in ("expire", "carry_forward"):
-        raise PolicyError("year_end.mode must be expire or carry_forward")
-    _centi(ye.get("carry_cap_centi", 0), "year_end.carry_cap_centi")
+        raise PolicyError(_("year_end.mode must be expire or carry_forward."))
+    _centi(ye.get("carry_cap_centi", 0), _("The carry-forward cap"))
     return out
 
 
@@ -217,10 +222,10 @@ def add_version(rules: Any, effective_from: dt.date, actor_id: int | None, note:
         try:
             rules = json.loads(rules)
         except (ValueError, RecursionError) as exc:
-            raise PolicyError("the policy is not valid JSON") from exc
+            raise PolicyError(_("The policy is not valid JSON.")) from exc
     clean = validate(rules)
     if not dt.date(2000, 1, 1) <= effective_from <= dt.date(2100, 12, 31):
-        raise PolicyError("the effective date must be between 2000 and 2100")
+        raise PolicyError(_("The effective date must be between 2000 and 2100."))
     ensure_default()
     from sqlalchemy import func
 
@@ -240,7 +245,7 @@ def add_version(rules: Any, effective_from: dt.date, actor_id: int | None, note:
             return row
         except Exception:  # a concurrent admin took the number: take the next one
             db.session.rollback()
-    raise PolicyError("could not record the policy, try again")
+    raise PolicyError(_("The policy could not be recorded; please try again."))
 
 
 # --------------------------------------------------------------------------- conversion

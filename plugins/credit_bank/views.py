@@ -217,3 +217,4 @@ def api_user(user_id: int) -> Any:
 
 
 from plugins.credit_bank import admin_views as _admin_views  # noqa: E402, F401  (routes on bp)
+from plugins.credit_bank import conversion as _conversion  # noqa: E402, F401  (routes on bp)
