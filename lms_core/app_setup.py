@@ -184,12 +184,14 @@ def register_core(app: Flask) -> None:
     from lms_core.audit.views import bp as audit_bp
     from lms_core.courses.teach_views import bp as teach_bp
     from lms_core.courses.views import bp as courses_bp
+    from lms_core.learning.feedback_views import bp as feedback_bp
     from lms_core.learning.views import bp as learn_bp
 
     app.register_blueprint(courses_bp)
     app.register_blueprint(learn_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(teach_bp)
+    app.register_blueprint(feedback_bp)
     from lms_core.reports.views import bp as reports_bp
 
     app.register_blueprint(reports_bp)

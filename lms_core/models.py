@@ -12,6 +12,8 @@ from lms_core.learning.models import (
     LessonFeedback,
     LessonProgress,
     PersonClock,
+    SurveyAnswer,
+    SurveyQuestion,
 )
 from lms_core.media.models import MediaDelivery, MediaFile
 from lms_core.orgs.models import OrgUnit
@@ -46,6 +48,8 @@ __all__ = [
     "PersonClock",
     "RoleAssignment",
     "Setting",
+    "SurveyAnswer",
+    "SurveyQuestion",
     "User",
     "XapiOutbox",
 ]

@@ -19,6 +19,7 @@ test, naming the argument: add it to ``ARGUMENTS`` so the new page is checked.
 
 from __future__ import annotations
 
+import collections
 import importlib.metadata
 import re
 from collections.abc import Iterator
@@ -467,6 +468,21 @@ def _urls(app: Flask, world: dict[str, Any]) -> Iterator[str]:
     assert not unknown, f"add these URL arguments to ARGUMENTS so their pages are checked: {sorted(unknown)}"
 
 
+ELEMENT_ID = re.compile(r"""<[a-zA-Z][^>]*?\sid=["']([^"']+)["']""")
+
+
+def duplicate_ids(html: str) -> list[str]:
+    """The ids used by more than one element of the page."""
+    seen = collections.Counter(ELEMENT_ID.findall(html))
+    return sorted(i for i, n in seen.items() if n > 1)
+
+
+def test_duplicate_ids_are_found() -> None:
+    page = '<form><input id="title" name="title"></form><input type="text" id="title"><p id="x" data-id="title">'
+    assert duplicate_ids(page) == ["title"]
+    assert duplicate_ids('<input id="a"><input id="b"><a data-id="a">') == []
+
+
 @pytest.mark.app_config(LMS_PLUGINS=PLUGINS)
 def test_every_page_of_every_role_is_chinese(app: Flask, world: dict[str, Any]) -> None:
     from lms_core.events.names import known_events
@@ -509,6 +525,9 @@ def test_every_page_of_every_role_is_chinese(app: Flask, world: dict[str, Any]) 
     lesson_page = pages[("learner", f"/learn/lessons/{world['lesson_ids'][0]}")]
     assert 'data-text-completed="已完成"' in lesson_page
     assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+    # An id is unique on every page (a label's ``for`` and a script's lookup find one element).
+    repeated = {f"{role} {url}": dupes for (role, url), html in pages.items() if (dupes := duplicate_ids(html))}
+    assert repeated == {}, "\n".join(f"{k}: {v}" for k, v in repeated.items())
     # Every stylesheet, script and icon the pages link to is there (no 404 on any page).
     assert {"/static/favicon.ico", "/static/css/app.css", "/static/js/player.js"} <= assets
     missing = [a for a in sorted(assets) if app.test_client().get(a).status_code != 200]

@@ -82,3 +82,48 @@ class QuestionForm(FlaskForm):
         validators=[DataRequired(), Length(max=50)],
     )
     points = IntegerField(_l("Points"), default=1, validators=[NumberRange(min=1, max=100)])
+
+
+class SurveyQuestionForm(FlaskForm):
+    """One survey question; ``options`` are a choice question's options or a rating's point labels."""
+
+    kind = SelectField(
+        _l("Question type"),
+        choices=[
+            SelectChoice("rating", _l("Rating")),
+            SelectChoice("single", _l("Single choice")),
+            SelectChoice("multiple", _l("Multiple choice")),
+            SelectChoice("text", _l("Open answer")),
+        ],
+    )
+    text = TextAreaField(_l("Question"), validators=[DataRequired(), Length(max=1000)])
+    scale = IntegerField(
+        _l("Rating: points on the scale (2–10)"), default=5, validators=[Optional(), NumberRange(min=2, max=10)]
+    )
+    options = TextAreaField(
+        _l("Options, one per line; for a rating, optionally one label per point, lowest first"),
+        validators=[Optional(), Length(max=5000)],
+    )
+    required = BooleanField(_l("An answer is required"), default=True)
+
+
+class LessonEditForm(FlaskForm):
+    """Everything about a lesson an author may change; fields of other kinds are ignored."""
+
+    title = StringField(_l("Lesson title"), validators=[DataRequired(), Length(max=200)])
+    required = BooleanField(_l("Required for completion"))
+    section = SelectField(_l("Section"), coerce=int, validate_choice=False, validators=[Optional()])
+    file = FileField(_l("Replace the file (MP4/WebM video or PDF)"))
+    completion_threshold_pct = IntegerField(
+        _l("Video: coverage needed (%)"), validators=[Optional(), NumberRange(min=1, max=100)]
+    )
+    min_read_seconds = IntegerField(
+        _l("Document: minimum reading time (s)"), validators=[Optional(), NumberRange(min=0, max=36000)]
+    )
+    passing_score_pct = IntegerField(
+        _l("Quiz: passing score (%)"), validators=[Optional(), NumberRange(min=0, max=100)]
+    )
+    max_attempts = IntegerField(
+        _l("Quiz: attempts (0 = unlimited)"), validators=[Optional(), NumberRange(min=0, max=100)]
+    )
+    show_correct_answers = BooleanField(_l("Quiz: after an attempt, also show the correct answers"))

@@ -166,6 +166,8 @@ def publish_problems(course: Course) -> list[str]:
             problems.append(_("lesson %(title)s has no file", title=lesson.title))
         if lesson.kind == LessonKind.QUIZ and not lesson_has_questions(lesson):
             problems.append(_("quiz %(title)s has no questions", title=lesson.title))
+        if lesson.kind == LessonKind.SURVEY and not survey_has_questions(lesson):
+            problems.append(_("survey %(title)s has no questions", title=lesson.title))
     return problems
 
 
@@ -173,6 +175,13 @@ def lesson_has_questions(lesson: Lesson) -> bool:
     from lms_core.quizzes.models import Question
 
     return bool(db.session.execute(select(exists().where(Question.lesson_id == lesson.id))).scalar())
+
+
+def survey_has_questions(lesson: Lesson) -> bool:
+    from lms_core.learning.models import SurveyQuestion
+
+    active = exists().where(SurveyQuestion.lesson_id == lesson.id, SurveyQuestion.archived_at.is_(None))
+    return bool(db.session.execute(select(active)).scalar())
 
 
 def add_section(author: User, course: Course, title: str) -> Section:
@@ -230,14 +239,19 @@ def add_lesson(
     for name, default in LESSON_RULE_DEFAULTS.items():
         value = rules.get(name)
         setattr(lesson, name, default if value is None else value)
-    _check_rules(lesson)
+    check_rules(lesson)
     db.session.add(lesson)
     db.session.flush()
+    if kind == LessonKind.SURVEY:
+        # A new survey starts with the fixed form's two questions; the author edits from there.
+        from lms_core.learning.survey import add_default_questions
+
+        add_default_questions(lesson)
     emit("lesson.created", actor=author, obj=lesson, course_id=course.id, payload={"kind": kind.value})
     return lesson
 
 
-def _check_rules(lesson: Lesson) -> None:
+def check_rules(lesson: Lesson) -> None:
     if not 1 <= lesson.completion_threshold_pct <= 100:
         raise CourseError(_("completion threshold must be 1–100 %"))
     if not 0 <= lesson.passing_score_pct <= 100:

@@ -11,11 +11,20 @@ from sqlalchemy import select
 
 from lms_core.authz import AccessDenied, can
 from lms_core.courses import services, structure
-from lms_core.courses.forms import CourseForm, LessonForm, QuestionForm, QuizSettingsForm, SectionForm
+from lms_core.courses.forms import (
+    CourseForm,
+    LessonEditForm,
+    LessonForm,
+    QuestionForm,
+    QuizSettingsForm,
+    SectionForm,
+    SurveyQuestionForm,
+)
 from lms_core.courses.models import Course, CourseInstructor, Lesson, LessonKind, Section
 from lms_core.extensions import csrf, db
 from lms_core.jobs.services import commit
-from lms_core.learning import feedback
+from lms_core.learning import survey
+from lms_core.learning.models import SurveyQuestion, SurveyQuestionKind
 from lms_core.quizzes import services as quizzes
 from lms_core.quizzes.models import QuestionKind
 
@@ -133,6 +142,7 @@ def course(course_id: int) -> Any:
         lesson_form=LessonForm(),
         problems=services.publish_problems(course),
         library=usable,
+        records=structure.records_by_lesson(course.id),
     ), status
 
 
@@ -173,6 +183,44 @@ def add_section(course_id: int) -> Any:
     return redirect(url_for("teach.course", course_id=course.id))
 
 
+def _media_from_request(kind: LessonKind, upload: Any, *, required: bool) -> tuple[Any, bool]:
+    """The file for a video or document lesson: a fresh upload, or one from the 资源库.
+
+    Returns ``(media, refused)``; a refusal has been flashed (and the session rolled
+    back) already. With ``required`` False (an edit), no file means keep the old one.
+    """
+    if kind not in services.MEDIA_FOR_KIND:
+        return None, False
+    chosen = request.form.get("library_media", "")
+    if (not upload or not upload.filename) and chosen:
+        # A file from the 资源库 instead of a fresh upload: only one this author may use.
+        from lms_core.media.services import visible_to
+
+        media = visible_to(current_user, int(chosen)) if chosen.isdigit() and len(chosen) < 12 else None
+        if media is None:
+            flash(_("Not saved: that file is not in your library."), "error")
+            return None, True
+        if media.kind != services.MEDIA_FOR_KIND[kind]:
+            flash(_("Not saved: a video lesson needs a video and a document lesson a PDF."), "error")
+            return None, True
+        return media, False
+    if not upload or not upload.filename:
+        if required:
+            flash(_("Not saved: a video or document lesson needs a file."), "error")
+            return None, True
+        return None, False
+    from lms_core.media.services import store_upload
+    from lms_core.media.validation import UploadRejected
+
+    try:
+        media = store_upload(upload.stream, upload.filename, current_user)
+    except UploadRejected as exc:
+        db.session.rollback()
+        flash(_("Upload rejected: %(reason)s", reason=exc.message), "error")
+        return None, True
+    return media, False  # a file of the wrong kind is refused by the service, in the lesson's words
+
+
 @bp.route("/sections/<int:section_id>/lessons", methods=["POST"])
 @csrf.exempt  # the global hook would parse a 2 GB body under the 64 MiB limit; LessonForm checks CSRF itself
 def add_lesson(section_id: int) -> Any:
@@ -188,33 +236,9 @@ def add_lesson(section_id: int) -> Any:
         flash(_("Not saved: please check the form."), "error")
         return redirect(url_for("teach.course", course_id=course.id)), 303
     kind = LessonKind(form.kind.data)
-    media = None
-    upload = form.file.data
-    chosen = request.form.get("library_media", "")
-    if kind in services.MEDIA_FOR_KIND and (not upload or not upload.filename) and chosen:
-        # A file from the 资源库 instead of a fresh upload: only one this author may use.
-        from lms_core.media.services import visible_to
-
-        media = visible_to(current_user, int(chosen)) if chosen.isdigit() and len(chosen) < 12 else None
-        if media is None:
-            flash(_("Not saved: that file is not in your library."), "error")
-            return redirect(url_for("teach.course", course_id=course.id)), 303
-        if media.kind != services.MEDIA_FOR_KIND[kind]:
-            flash(_("Not saved: a video lesson needs a video and a document lesson a PDF."), "error")
-            return redirect(url_for("teach.course", course_id=course.id)), 303
-    elif kind in services.MEDIA_FOR_KIND:
-        if not upload or not upload.filename:
-            flash(_("Not saved: a video or document lesson needs a file."), "error")
-            return redirect(url_for("teach.course", course_id=course.id)), 303
-        from lms_core.media.services import store_upload
-        from lms_core.media.validation import UploadRejected
-
-        try:
-            media = store_upload(upload.stream, upload.filename, current_user)
-        except UploadRejected as exc:
-            db.session.rollback()
-            flash(_("Upload rejected: %(reason)s", reason=exc.message), "error")
-            return redirect(url_for("teach.course", course_id=course.id)), 303
+    media, refused = _media_from_request(kind, form.file.data, required=True)
+    if refused:
+        return redirect(url_for("teach.course", course_id=course.id)), 303
     try:
         services.add_lesson(
             current_user,
@@ -298,14 +322,131 @@ def quiz_settings(lesson_id: int) -> Any:
 
 @bp.route("/courses/<int:course_id>/feedback")
 def course_feedback(course_id: int) -> Any:
-    course = _course_or_404(course_id)
-    return render_template(
-        "teach/feedback.html",
-        course=course,
-        by_lesson=feedback.ratings_by_lesson(course),
-        by_instructor=feedback.ratings_by_instructor([course.id]),
-        comments=feedback.comments(course),
+    """The report moved to ``/feedback/``, where org admins read it too."""
+    _course_or_404(course_id)
+    return redirect(url_for("feedback.course", course_id=course_id, fmt="html"))
+
+
+# Survey questions ----------------------------------------------------------------------
+
+
+def _survey_or_404(lesson_id: int) -> Lesson:
+    lesson = db.session.get(Lesson, lesson_id)
+    if lesson is None or lesson.kind != LessonKind.SURVEY:
+        abort(404)
+    _course_or_404(lesson.course_id)
+    return lesson
+
+
+def _question_or_404(question_id: int) -> tuple[SurveyQuestion, Lesson]:
+    question = db.session.get(SurveyQuestion, question_id)
+    if question is None:
+        abort(404)
+    return question, _survey_or_404(question.lesson_id)
+
+
+def _question_fields(form: SurveyQuestionForm) -> dict[str, Any]:
+    return {
+        "kind": SurveyQuestionKind(form.kind.data),
+        "text": form.text.data or "",
+        "options": survey.lines(form.options.data or ""),
+        "scale": form.scale.data or 5,
+        "required": bool(form.required.data),
+    }
+
+
+def _edit_form(question: SurveyQuestion) -> SurveyQuestionForm:
+    return SurveyQuestionForm(
+        formdata=None,
+        prefix=f"q{question.id}",
+        meta={"csrf": False},
+        kind=question.kind.value,
+        text=question.text,
+        scale=question.scale,
+        options="\n".join(question.options),
+        required=question.required,
     )
+
+
+@bp.route("/lessons/<int:lesson_id>/survey", methods=["GET", "POST"])
+def survey_questions(lesson_id: int) -> Any:
+    """The survey's questions: add, edit, reorder, delete (archive once answered)."""
+    lesson = _survey_or_404(lesson_id)
+    # The app-wide CSRFProtect checks these posts' ``csrf_token``; a prefixed form would look for ``new-csrf_token``.
+    form = SurveyQuestionForm(prefix="new", meta={"csrf": False})
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                survey.save_question(current_user, lesson, None, **_question_fields(form))
+            except services.CourseError as exc:
+                db.session.rollback()
+                flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
+                status = 400
+            else:
+                commit()
+                flash(_("Question added."), "success")
+                return redirect(url_for("teach.survey_questions", lesson_id=lesson.id))
+        else:
+            flash(_("Not saved: please check the form."), "error")
+            status = 400
+    items = survey.questions(lesson, archived=True)
+    return render_template(
+        "teach/survey.html",
+        lesson=lesson,
+        questions=items,
+        answered={q.id for q in items if survey.has_answers(q)},
+        edit_forms={q.id: _edit_form(q) for q in items if q.archived_at is None},
+        form=form,
+    ), status
+
+
+@bp.route("/survey-questions/<int:question_id>/edit", methods=["POST"])
+def edit_survey_question(question_id: int) -> Any:
+    question, lesson = _question_or_404(question_id)
+    form = SurveyQuestionForm(prefix=f"q{question.id}", meta={"csrf": False})
+    back = redirect(url_for("teach.survey_questions", lesson_id=lesson.id, _anchor=f"question-{question.id}"), 303)
+    if not form.validate_on_submit():
+        flash(_("Not saved: please check the form."), "error")
+        return back
+    try:
+        survey.save_question(current_user, lesson, question, **_question_fields(form))
+    except services.CourseError as exc:
+        db.session.rollback()
+        flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
+        return back
+    commit()
+    flash(_("Saved."), "success")
+    return back
+
+
+@bp.route("/survey-questions/<int:question_id>/move", methods=["POST"])
+def move_survey_question(question_id: int) -> Any:
+    question, lesson = _question_or_404(question_id)
+    step = _step()
+    try:
+        survey.move_question(current_user, question, step)
+    except services.CourseError as exc:
+        db.session.rollback()
+        flash(_("Not changed: %(reason)s", reason=str(exc)), "error")
+    else:
+        commit()
+    return redirect(url_for("teach.survey_questions", lesson_id=lesson.id), 303)
+
+
+@bp.route("/survey-questions/<int:question_id>/delete", methods=["POST"])
+def delete_survey_question(question_id: int) -> Any:
+    question, lesson = _question_or_404(question_id)
+    text = question.text
+    archived = survey.delete_question(current_user, question)
+    commit()
+    flash(
+        _("Archived, not deleted: %(text)s has answers, which stay in the report.", text=text)
+        if archived
+        else _("Question deleted."),
+        "success",
+    )
+    return redirect(url_for("teach.survey_questions", lesson_id=lesson.id), 303)
 
 
 # Editing the outline: plain POST forms (no script), each redirecting back to the course page.
@@ -373,16 +514,93 @@ def delete_section(section_id: int) -> Any:
     )
 
 
-@bp.route("/lessons/<int:lesson_id>/edit", methods=["POST"])
+def _usable_library(kind: LessonKind) -> list[Any]:
+    """The 资源库 files this author may use for a lesson of ``kind`` (own uploads, files of editable courses)."""
+    from lms_core.media.services import library
+
+    wanted = services.MEDIA_FOR_KIND.get(kind)
+    return [m for m in library(current_user) if m.kind == wanted] if wanted else []
+
+
+@bp.route("/lessons/<int:lesson_id>/edit", methods=["GET", "POST"])
+@csrf.exempt  # a replacement video may be large: LessonEditForm checks CSRF itself, as LessonForm does
 def edit_lesson(lesson_id: int) -> Any:
+    """Everything about a lesson: title, optional flag, section, its file and its kind's rules.
+
+    The course page's short form posts only the title and the optional flag; the
+    full page (``full=1``) posts the rest. Fields not posted keep their values.
+    """
+    from lms_core.media.views import allow_large_upload
+
+    allow_large_upload()
     lesson = _lesson_or_404(lesson_id)
-    return _outline_change(
-        lesson.course_id,
-        lambda: structure.update_lesson(
-            current_user, lesson, title=request.form.get("title") or "", required=request.form.get("required") == "y"
-        ),
-        _("Saved."),
+    course = lesson.course
+    form = LessonEditForm(
+        title=lesson.title,
+        required=lesson.required,
+        section=lesson.section_id,
+        completion_threshold_pct=lesson.completion_threshold_pct,
+        min_read_seconds=lesson.min_read_seconds,
+        passing_score_pct=lesson.passing_score_pct,
+        max_attempts=lesson.max_attempts,
+        show_correct_answers=lesson.show_correct_answers,
     )
+    form.section.choices = [(s.id, s.title) for s in course.sections]
+    status = 200
+    if request.method == "POST":
+        full = request.form.get("full") == "1"
+        if not form.validate_on_submit():
+            if not full:  # the course page's short form: only the title can be wrong
+                flash(_("Not changed: %(reason)s", reason=_("lesson title is required")), "error")
+                return redirect(url_for("teach.course", course_id=course.id), 303)
+            flash(_("Not saved: please check the form."), "error")
+            status = 400
+        else:
+            media, refused = _media_from_request(lesson.kind, form.file.data, required=False)
+            if refused:
+                return redirect(url_for("teach.edit_lesson", lesson_id=lesson.id), 303)
+            rules: dict[str, Any] = {}
+            if full:
+                rules = {name: getattr(form, name).data for name in structure.KIND_RULES[lesson.kind]}
+            section = next((s for s in course.sections if s.id == form.section.data), None) if full else None
+            try:
+                edit = structure.update_lesson(
+                    current_user,
+                    lesson,
+                    title=form.title.data or "",
+                    required=bool(form.required.data),
+                    section=section,
+                    media=media,
+                    **rules,
+                )
+            except services.CourseError as exc:
+                db.session.rollback()
+                flash(_("Not changed: %(reason)s", reason=str(exc)), "error")
+                if full:
+                    return redirect(url_for("teach.edit_lesson", lesson_id=lesson.id), 303)
+                return redirect(url_for("teach.course", course_id=course.id), 303)
+            commit()
+            if edit.content_changed and edit.learners:
+                flash(
+                    _(
+                        "Saved. The records of the %(n)d learners on this lesson are kept: "
+                        "who completed it stays completed; the others are judged by the new requirements from their "
+                        "next step, and the viewing and reading already credited still count.",
+                        n=edit.learners,
+                    ),
+                    "success",
+                )
+            else:
+                flash(_("Saved."), "success")
+            return redirect(url_for("teach.course", course_id=course.id, _anchor=f"lesson-{lesson.id}"), 303)
+    return render_template(
+        "teach/lesson_edit.html",
+        lesson=lesson,
+        form=form,
+        library=_usable_library(lesson.kind),
+        learners=structure.learners_with_records(lesson),
+        rules=structure.KIND_RULES[lesson.kind],
+    ), status
 
 
 @bp.route("/lessons/<int:lesson_id>/move", methods=["POST"])

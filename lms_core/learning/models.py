@@ -163,7 +163,14 @@ class PersonClock(Base):
 
 
 class LessonFeedback(Base):
-    """训中学情快速评估: a learner's 1–5 rating and comment on a lesson."""
+    """训中学情快速评估: one learner's answer sheet for one survey lesson.
+
+    One row per person and lesson (a second submission edits the first); the
+    answers to each question are :class:`SurveyAnswer` rows. ``rating`` and
+    ``comment`` are the fixed 1–5 rating and comment of the surveys before
+    questions could be edited: migration 0019 copied them into answers, and
+    they are no longer written.
+    """
 
     __tablename__ = "lesson_feedback"
 
@@ -172,10 +179,69 @@ class LessonFeedback(Base):
     lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"), index=True)
     #: The lesson being evaluated (a survey lesson evaluates the lesson before it, or the course).
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
-    rating: Mapped[int]
+    rating: Mapped[int | None]
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     #: Last time the learner changed their answer (one answer per person and lesson).
     updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
+    answers: Mapped[list[SurveyAnswer]] = relationship(cascade="all, delete-orphan", back_populates="response")
+
     __table_args__ = (UniqueConstraint("user_id", "lesson_id"),)
+
+
+class SurveyQuestionKind(enum.StrEnum):
+    RATING = "rating"  # a score on a scale of 2–10 points, optionally with a label per point
+    SINGLE = "single"
+    MULTIPLE = "multiple"
+    TEXT = "text"  # an open answer
+
+
+enum_labels(
+    SurveyQuestionKind,
+    {
+        SurveyQuestionKind.RATING: _l("Rating"),
+        SurveyQuestionKind.SINGLE: _l("Single choice"),
+        SurveyQuestionKind.MULTIPLE: _l("Multiple choice"),
+        SurveyQuestionKind.TEXT: _l("Open answer"),
+    },
+)
+
+
+class SurveyQuestion(Base):
+    """A question of a survey lesson, edited by the course's authors.
+
+    A question somebody answered is archived, not deleted: it leaves the form,
+    and its answers stay in the report.
+    """
+
+    __tablename__ = "survey_questions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[SurveyQuestionKind] = mapped_column(str_enum(SurveyQuestionKind, 16))
+    text: Mapped[str] = mapped_column(Text)
+    #: Choice questions: the options. Rating questions: one label per point, lowest first (may be empty).
+    options: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    #: Rating questions: the scale's points, 1 to ``scale``.
+    scale: Mapped[int] = mapped_column(default=5)
+    required: Mapped[bool] = mapped_column(default=True)
+    position: Mapped[int] = mapped_column(default=0)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class SurveyAnswer(Base):
+    """One person's answer to one question: a score, chosen option indexes or a text."""
+
+    __tablename__ = "survey_answers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("lesson_feedback.id", ondelete="CASCADE"))
+    question_id: Mapped[int] = mapped_column(ForeignKey("survey_questions.id", ondelete="CASCADE"), index=True)
+    score: Mapped[int | None]
+    choices: Mapped[list[int]] = mapped_column(json_type(), default=list)
+    text: Mapped[str] = mapped_column(Text, default="")
+
+    response: Mapped[LessonFeedback] = relationship(back_populates="answers")
+
+    __table_args__ = (UniqueConstraint("response_id", "question_id"),)

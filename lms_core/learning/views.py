@@ -74,8 +74,13 @@ def lesson(lesson_id: int) -> Any:
                 attempt=attempt, questions=[by_id[i] for i in (attempt.question_order if attempt else []) if i in by_id]
             )
     elif lesson.kind == LessonKind.SURVEY:
-        context["mine"] = (
-            db.session.query(LessonFeedback).filter_by(user_id=current_user.id, lesson_id=lesson.id).one_or_none()
+        from lms_core.learning.survey import questions as survey_questions
+
+        mine = db.session.query(LessonFeedback).filter_by(user_id=current_user.id, lesson_id=lesson.id).one_or_none()
+        context.update(
+            mine=mine,
+            survey_questions=survey_questions(lesson),
+            answers={a.question_id: a for a in mine.answers} if mine else {},
         )
     lessons = lessons_of(lesson.course)
     index = next(i for i, item in enumerate(lessons) if item.id == lesson.id)
@@ -154,25 +159,24 @@ def submit_feedback(lesson_id: int) -> Any:
     lesson, enrolment = _lesson_and_enrolment(lesson_id)
     if enrolment is None:
         abort(403)
-    rating = request.form.get("rating", type=int)
-    before = db.session.query(LessonFeedback).filter_by(user_id=current_user.id, lesson_id=lesson.id).one_or_none()
-    previous = (before.rating, before.comment) if before else None
+    if lesson.kind != LessonKind.SURVEY:
+        abort(404)
+    form = {key: request.form.getlist(key) for key in request.form if key.startswith("q")}
     try:
-        feedback.submit_feedback(current_user, lesson, enrolment, rating or 0, request.form.get("comment") or "")
+        done = feedback.submit_answers(current_user, lesson, enrolment, form)
     except feedback.FeedbackError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("learn.lesson", lesson_id=lesson.id)), 303
     commit()
-    if previous is None:
+    if done.created:
         flash(_("Thank you for your feedback."), "success")
-    elif previous == (rating, (request.form.get("comment") or "").strip()):
+    elif not done.changes:
         flash(_("Your answer is unchanged."), "info")
     else:
-        flash(
-            _("Your earlier answer was changed: rating %(old)d → %(new)d.", old=previous[0], new=rating or 0)
-            if previous[0] != rating
-            else _("Your earlier answer was changed: the comment was updated."),
-            "success",
+        changed = "；".join(
+            _("%(question)s: %(old)s → %(new)s", question=q, old=old or _("(no answer)"), new=new or _("(no answer)"))
+            for q, old, new in done.changes
         )
+        flash(_("Your earlier answer was changed: %(changes)s", changes=changed), "success")
     return redirect(url_for("learn.lesson", lesson_id=lesson.id))

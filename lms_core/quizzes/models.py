@@ -43,6 +43,8 @@ class Question(Base):
     correct: Mapped[list[int]] = mapped_column(json_type(), default=list)
     points: Mapped[int] = mapped_column(default=1)
     position: Mapped[int] = mapped_column(default=0)
+    #: Removed by the author after learners answered it: out of new attempts, kept for the old ones.
+    archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class Attempt(Base):

@@ -474,10 +474,10 @@ def _course_completed(b: _Builder) -> Statement | None:
 
 
 def _survey_submitted(b: _Builder) -> Statement:
-    rating = b.payload.get("rating")
+    rating, top = b.payload.get("rating"), b.payload.get("rating_max", 5)
     score = None
-    if isinstance(rating, int) and not isinstance(rating, bool) and 1 <= rating <= 5:
-        score = Score(raw=rating, min=1, max=5, scaled=round(rating / 5, 4))
+    if isinstance(top, int) and isinstance(rating, int) and not isinstance(rating, bool) and 1 <= rating <= top:
+        score = Score(raw=rating, min=1, max=top, scaled=round(rating / top, 4))
     result = Result(score=score, response=str(b.payload.get("comment") or "") or None)
     return b.statement("responded", b.lesson_activity(), result=result, context=b.context(parent=b.in_course()))
 

@@ -224,3 +224,130 @@ def test_0010_puts_courses_back_under_the_topic_their_repr_named(full_app, empty
             }
     finally:
         engine.dispose()
+
+
+def _insert(conn: Any, name: str, rows: list[dict[str, Any]]) -> None:
+    import sqlalchemy as sa
+
+    conn.execute(sa.table(name, *(sa.column(c) for c in rows[0])).insert(), rows)
+
+
+def test_0019_carries_every_survey_answer_into_the_editable_questions(full_app, empty_db):
+    """Ratings and comments given on the fixed form become answers to its two questions; none is lost."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    _flask_db(full_app, "upgrade", "0018budget")
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    engine = create_engine(empty_db)
+    try:
+        with engine.begin() as conn:
+            _insert(
+                conn,
+                "org_units",
+                [
+                    {
+                        "id": 1,
+                        "code": "3601",
+                        "name": "市",
+                        "kind": "city",
+                        "path": "/1/",
+                        "depth": 0,
+                        "active": True,
+                        "created_at": now,
+                    }
+                ],
+            )
+            user = {
+                "org_unit_id": 1,
+                "rank_band": "general",
+                "party_member": True,
+                "status": "active",
+                "failed_logins": 0,
+            }
+            user |= {"session_version": 1, "must_change_password": False, "created_at": now}
+            _insert(conn, "users", [{"id": i, "username": f"u{i}", "full_name": f"学员{i}", **user} for i in (1, 2, 3)])
+            course = {"description": "", "nominal_hours_centi": 100, "required": False, "published": True}
+            course |= {"owner_unit_id": 1, "created_at": now, "updated_at": now, "search_text": ""}
+            _insert(conn, "courses", [{"id": 1, "code": "C1", "title": "课程", **course}])
+            _insert(conn, "course_sections", [{"id": 1, "course_id": 1, "title": "第一讲", "position": 1}])
+            lesson = {"section_id": 1, "course_id": 1, "required": True, "completion_threshold_pct": 95}
+            lesson |= {"min_read_seconds": 60, "passing_score_pct": 60, "max_attempts": 3, "shuffle_questions": True}
+            lesson |= {"created_at": now}
+            _insert(
+                conn,
+                "lessons",
+                [
+                    {"id": 1, "title": "问卷甲", "kind": "survey", "position": 1, **lesson},
+                    {"id": 2, "title": "问卷乙（无人作答）", "kind": "survey", "position": 2, **lesson},
+                    {"id": 3, "title": "视频", "kind": "video", "position": 3, **lesson},
+                ],
+            )
+            _insert(
+                conn,
+                "lesson_feedback",
+                [
+                    {
+                        "id": 1,
+                        "user_id": 1,
+                        "lesson_id": 1,
+                        "course_id": 1,
+                        "rating": 5,
+                        "comment": "很好",
+                        "created_at": now,
+                    },
+                    {
+                        "id": 2,
+                        "user_id": 2,
+                        "lesson_id": 1,
+                        "course_id": 1,
+                        "rating": 2,
+                        "comment": "",
+                        "created_at": now,
+                    },
+                    # An answer on a non-survey lesson (the old form allowed it): carried over too.
+                    {
+                        "id": 3,
+                        "user_id": 3,
+                        "lesson_id": 3,
+                        "course_id": 1,
+                        "rating": 4,
+                        "comment": "清楚",
+                        "created_at": now,
+                    },
+                ],
+            )
+        _flask_db(full_app, "upgrade", "heads")
+        with engine.connect() as conn:
+            questions = conn.execute(
+                sa.text(
+                    "SELECT lesson_id, kind, position, scale, required FROM survey_questions "
+                    "ORDER BY lesson_id, position"
+                )
+            ).all()
+            assert [tuple(q) for q in questions] == [
+                (lesson_id, kind, position, 5, required)
+                for lesson_id in (1, 2, 3)
+                for kind, position, required in (("rating", 1, True), ("text", 2, False))
+            ]
+            answers = conn.execute(
+                sa.text(
+                    "SELECT a.response_id, q.kind, a.score, a.text FROM survey_answers a "
+                    "JOIN survey_questions q ON q.id = a.question_id ORDER BY a.response_id, q.position"
+                )
+            ).all()
+            assert [tuple(a) for a in answers] == [
+                (1, "rating", 5, ""),
+                (1, "text", None, "很好"),
+                (2, "rating", 2, ""),
+                (3, "rating", 4, ""),
+                (3, "text", None, "清楚"),
+            ]
+        # And back: the downgrade keeps every sheet's rating.
+        _flask_db(full_app, "downgrade", "0018budget")
+        with engine.connect() as conn:
+            kept = conn.execute(sa.text("SELECT id, rating, comment FROM lesson_feedback ORDER BY id")).all()
+            assert [tuple(r) for r in kept] == [(1, 5, "很好"), (2, 2, ""), (3, 4, "清楚")]
+    finally:
+        engine.dispose()

@@ -10,7 +10,7 @@ from lms_core.accounts.models import Role
 from lms_core.courses.models import Course, Lesson
 from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
-from lms_core.learning.models import LearningSession, LessonFeedback
+from lms_core.learning.models import LearningSession
 from lms_core.quizzes.models import Attempt
 from tests.conftest import login
 from tests.factories import UserFactory, grant
@@ -96,21 +96,6 @@ def test_quiz_page_and_submission(client, kit, learner):
     assert r.status_code == 200
     db.session.expire_all()
     assert db.session.get(Attempt, attempt.id).passed
-
-
-def test_survey_feedback_and_instructor_report(client, app, kit, learner):
-    login(client, "liming")
-    client.post(f"/courses/{kit.course.id}/enrol")
-    assert client.post(f"/learn/lessons/{kit.survey.id}/feedback", data={"rating": "9"}).status_code == 303
-    assert db.session.query(LessonFeedback).count() == 0
-    client.post(f"/learn/lessons/{kit.survey.id}/feedback", data={"rating": "4", "comment": "讲得很好"})
-    assert db.session.query(LessonFeedback).one().rating == 4
-    teacher = app.test_client()
-    kit.author.username = "teacher1"
-    db.session.commit()
-    login(teacher, "teacher1")
-    report = teacher.get(f"/teach/courses/{kit.course.id}/feedback").get_data(as_text=True)
-    assert "讲得很好" in report and "4.0" in report
 
 
 def test_authoring_flow_over_http(client, tree, app):
@@ -202,22 +187,3 @@ def test_lesson_upload_form_still_checks_csrf(client, tree, app):
     )
     assert ok.status_code == 302
     assert db.session.query(Lesson).count() == 1
-
-
-def test_feedback_report_counts_each_rating(client, app, kit, tree):
-    from lms_core.enrolments import services as enrolments
-    from lms_core.learning import feedback
-
-    for n, rating in enumerate([1, 4, 4, 5]):
-        user = UserFactory(org_unit=tree.village_a, username=f"rater{n}")
-        enrolment = enrolments.enrol(user, kit.course)
-        feedback.submit_feedback(user, kit.survey, enrolment, rating, "")
-    db.session.commit()
-    (row,) = feedback.ratings_by_lesson(kit.course)
-    assert (row.count, row.average, row.distribution) == (4, 3.5, (1, 0, 0, 2, 1))
-    assert row.shares == [(1, 1, 25.0), (2, 0, 0.0), (3, 0, 0.0), (4, 2, 50.0), (5, 1, 25.0)]
-    kit.author.username = "teacher1"
-    db.session.commit()
-    login(client, "teacher1")
-    html = client.get(f"/teach/courses/{kit.course.id}/feedback").get_data(as_text=True)
-    assert 'class="rating-4" style="width: 50.0%"' in html and 'aria-label="1: 1, 2: 0, 3: 0, 4: 2, 5: 1"' in html
