@@ -13,6 +13,7 @@ import without passwords can be mended by importing again.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -44,6 +45,8 @@ HEADERS = {
     "party_member": {"party_member", "政治面貌", "党员"},
     "position": {"position", "职务"},
     "phone": {"phone", "手机", "手机号", "联系电话"},
+    #: When a changed 职级 took effect (a promotion's date); the import day if empty.
+    "rank_since": {"rank_since", "职级生效日期", "任职时间"},
 }
 REQUIRED = ("username", "full_name", "org_code")
 #: How messages name each column: the HR export's Chinese header (and in English
@@ -56,6 +59,7 @@ COLUMN_LABELS = {
     "party_member": _l("Political status (政治面貌)"),
     "position": _l("Position (职务)"),
     "phone": _l("Phone (手机)"),
+    "rank_since": _l("Rank since (职级生效日期)"),
 }
 
 #: 职级 as HR systems write them, by the band whose yearly requirement applies
@@ -304,6 +308,25 @@ def _parse_table(table: Iterable[tuple[int, list[str]]]) -> tuple[list[_Row], li
                 )
             )
         values["rank_band"] = rank
+        since = values["rank_since"].replace("/", "-")[:10]
+        values["rank_since"] = None
+        if since:
+            from lms_core.i18n import SHANGHAI
+
+            with contextlib.suppress(ValueError):  # a bad date is reported just below
+                values["rank_since"] = dt.date.fromisoformat(since)
+            if (
+                values["rank_since"] is None
+                or not dt.date(2000, 1, 1) <= values["rank_since"] <= utcnow().astimezone(SHANGHAI).date()
+            ):
+                values["rank_since"] = None
+                problems.append(
+                    _(
+                        "%(col)s: %(v)s is not a date like 2025-06-30, up to today",
+                        col=COLUMN_LABELS["rank_since"],
+                        v=since,
+                    )
+                )
         party = values["party_member"].lower()
         if party in PARTY_TRUE:
             values["party_member"] = True
@@ -422,6 +445,7 @@ def import_users(
     # and every imported account must change this password at first sign-in.
     shared_hash = hash_password(initial_password) if initial_password else initial_password_hash
     fields = ("full_name", "rank_band", "party_member", "position", "phone")
+    rank_changes: list[dict[str, Any]] = []
     for row in rows:
         v = row.values
         unit = units[v["org_code"]]
@@ -444,6 +468,7 @@ def import_users(
             report.created += 1
             continue
         changes = {}
+        before_rank = user.rank_band
         for name in fields:
             new = v[name] if name in ("rank_band", "party_member") else (v[name] or None)
             if name == "full_name":
@@ -456,6 +481,19 @@ def import_users(
             for name, new in changes.items():
                 setattr(user, name, new)
             report.updated += 1
+            if "rank_band" in changes:
+                # Listeners keep a rank history (the credit bank's promotion rule needs the date).
+                from lms_core.i18n import SHANGHAI
+
+                since = v["rank_since"] or utcnow().astimezone(SHANGHAI).date()
+                rank_changes.append(
+                    {
+                        "user_id": user.id,
+                        "from": before_rank.value,
+                        "to": v["rank_band"].value,
+                        "since": since.isoformat(),
+                    }
+                )
         else:
             report.unchanged += 1
         if user.last_login_at is None:
@@ -480,6 +518,7 @@ def import_users(
             "unchanged": report.unchanged,
             "passwords_set": report.passwords_set,
             "passwords_generated": len(report.issued),
+            **({"rank_changes": rank_changes} if rank_changes else {}),
         },
     )
     return report

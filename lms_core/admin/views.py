@@ -283,7 +283,7 @@ def user_detail(user_id: int) -> Any:
             if unit is None or not can(current_user, "user.manage", unit):
                 form.org_code.errors = [_("Unknown org code or outside your scope.")]
             else:
-                before = {"full_name": user.full_name, "org": user.org_unit.code}
+                before = {"full_name": user.full_name, "org": user.org_unit.code, "rank_band": user.rank_band.value}
                 user.full_name = (form.full_name.data or "").strip()
                 user.org_unit = unit
                 user.rank_band = RankBand(form.rank_band.data)
@@ -297,7 +297,10 @@ def user_detail(user_id: int) -> Any:
                     actor=current_user,
                     obj=user,
                     org_unit_id=unit.id,
-                    payload={"before": before, "after": {"full_name": user.full_name, "org": unit.code}},
+                    payload={
+                        "before": before,
+                        "after": {"full_name": user.full_name, "org": unit.code, "rank_band": user.rank_band.value},
+                    },
                 )
                 commit()
                 flash(_("Saved."), "success")

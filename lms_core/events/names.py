@@ -86,6 +86,8 @@ PAYLOAD_KEYS: dict[str, Any] = {
     "name": _l("name"),
     "org": _l("org unit"),
     "prefix": _l("prefix"),
+    "rank_band": _l("rank"),
+    "rank_changes": _l("rank changes"),
     "registration": _l("registration"),
     "role": _l("role"),
     "seconds": _l("seconds"),

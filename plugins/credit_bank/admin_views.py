@@ -421,6 +421,7 @@ def ranks_page(user_id: int) -> Any:
         promotions=promotions,
         band_now=hist.band_on(ranks.today()),
         band_name=ranks.band_name,
+        reason_text=ranks.reason_text,
         bands=list(ranks.ORDER)[::-1],
         form=form,
         today=ranks.today(),

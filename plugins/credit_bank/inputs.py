@@ -250,7 +250,21 @@ def on_day_reviewed(event: Any) -> None:
     )
 
 
+def on_user_updated(event: Any) -> None:
+    from plugins.credit_bank import ranks
+
+    ranks.on_user_updated(event)
+
+
+def on_users_imported(event: Any) -> None:
+    from plugins.credit_bank import ranks
+
+    ranks.on_users_imported(event)
+
+
 HANDLERS = {
+    "user.updated": on_user_updated,
+    "users.imported": on_users_imported,
     "course.completed": on_course_completed,
     "study.interval_credited": on_interval_credited,
     "anti_idle.day_assessed": on_day_assessed,

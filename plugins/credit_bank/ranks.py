@@ -108,9 +108,9 @@ class History:
         return out
 
 
-def _history_of(user: Any, rows: list[RankChange]) -> History:
+def _history_of(user: Any, rows: list[RankChange], before: str | None = None) -> History:
     live = _effective(rows)
-    current = getattr(user.rank_band, "value", user.rank_band)
+    current = before or getattr(user.rank_band, "value", user.rank_band)
     # The band before any history is what the first entry ever recorded found (users.rank_band
     # has followed the history since, so it cannot say).
     first = next((r.from_band for r in sorted(rows, key=lambda r: r.id) if r.from_band), None)
@@ -157,10 +157,13 @@ def record(
     reason: str = "",
     corrects: int | None = None,
     withdraw: bool = False,
+    before: str | None = None,
 ) -> RankChange:
     """Append an entry (commits) and keep ``users.rank_band`` on today's band.
 
-    Raises :class:`RankError` with a message for the user.
+    ``before``: the band before any history, when the caller knows it better than
+    ``users.rank_band`` (the core already changed it). Raises :class:`RankError` with a
+    message for the user.
     """
     from lms_core.events.services import emit
 
@@ -188,7 +191,7 @@ def record(
             raise RankError(_("The effective date must be between 2000-01-01 and today."))
     # What the history says without the corrected entry: the band the day before this one.
     remaining = [r for r in rows if r.id != (target.id if target else None)]
-    hist = _history_of(user, remaining)
+    hist = _history_of(user, remaining, before)
     from_band = hist.band_on(effective - dt.timedelta(days=1)) if effective else None
     if not withdraw and target is None and band == hist.band_on(effective or today()):
         raise RankError(_("The cadre already holds this rank band on that date."))
@@ -205,7 +208,7 @@ def record(
     )
     db.session.add(row)
     db.session.flush()
-    now_band = _history_of(user, [*rows, row]).band_on(today())
+    now_band = _history_of(user, [*rows, row], before).band_on(today())
     if getattr(user.rank_band, "value", user.rank_band) != now_band:
         user.rank_band = RankBand(now_band)
     emit(
@@ -225,6 +228,71 @@ def record(
     )
     db.session.commit()
     return row
+
+
+#: Entries the platform recorded itself, from a change made elsewhere (shown in words).
+SOURCE_ACCOUNT = "source:account"
+SOURCE_IMPORT = "source:import"
+SOURCE_NAMES = {
+    SOURCE_ACCOUNT: _l("Changed on the person's account page"),
+    SOURCE_IMPORT: _l("Changed by a personnel import"),
+}
+
+
+def reason_text(reason: str | None) -> str:
+    return str(SOURCE_NAMES[reason]) if reason in SOURCE_NAMES else (reason or "")
+
+
+def follow_core_change(user_id: int, before: Any, after: Any, effective: dt.date, actor_id: Any, source: str) -> None:
+    """Keep the history in step with a 职级 changed in the core (account page, personnel
+    import): idempotent, so a replayed event records nothing twice."""
+    if before not in ORDER or after not in ORDER or before == after:
+        return
+    user = db.session.get(User, user_id)
+    if user is None:
+        return
+    rows = entries(user_id)
+    if _history_of(user, rows, before).band_on(effective) == after:
+        return  # already recorded (a replay, or recorded on the history page first)
+    actor = db.session.get(User, actor_id) if isinstance(actor_id, int) else None
+    effective = min(max(effective, dt.date(2000, 1, 1)), today())
+    try:
+        record(user, band=after, effective=effective, actor=actor, reason=source, before=before)
+    except RankError:
+        db.session.rollback()
+
+
+def on_user_updated(event: Any) -> None:
+    p = event.payload or {}
+    before, after = p.get("before") or {}, p.get("after") or {}
+    if not isinstance(before, dict) or not isinstance(after, dict) or event.object_id is None:
+        return
+    from plugins.credit_bank.services import local_date
+
+    try:
+        user_id = int(event.object_id)
+    except (TypeError, ValueError):
+        return
+    follow_core_change(
+        user_id,
+        before.get("rank_band"),
+        after.get("rank_band"),
+        local_date(event.created_at),
+        event.actor_id,
+        SOURCE_ACCOUNT,
+    )
+
+
+def on_users_imported(event: Any) -> None:
+    changes = (event.payload or {}).get("rank_changes") or []
+    if not isinstance(changes, list):
+        return
+    for c in changes[:50_000]:
+        try:
+            user_id, since = int(c["user_id"]), dt.date.fromisoformat(str(c["since"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        follow_core_change(user_id, c.get("from"), c.get("to"), since, event.actor_id, SOURCE_IMPORT)
 
 
 #: Import columns (Chinese headers, English accepted).

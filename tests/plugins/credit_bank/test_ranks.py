@@ -241,3 +241,59 @@ def test_cli_sets_and_lists(app: Flask, cast) -> None:  # type: ignore[no-untype
         assert bad.exit_code != 0
         listed = runner.invoke(args=["lms", "credit", "rank", "list", "--user", "cadre"])
     assert "township -> county_and_above" in listed.output and "promotion\t2026-03-01" in listed.output
+
+
+def test_a_rank_changed_on_the_account_page_enters_the_history(app: Flask, client, cast, tree) -> None:  # type: ignore[no-untyped-def]
+    from lms_core.events.services import dispatch
+
+    cadre = cast["cadre"]
+    site = UserFactory(org_unit=tree.city, username="site")
+    grant(site, Role.SITE_ADMIN, tree.city)
+    db.session.commit()
+    with time_machine.travel(NOW, tick=True):
+        login(client, "site")
+        r = client.post(
+            f"/admin/users/{cadre.id}",
+            data={
+                "username": "cadre",
+                "full_name": "李明",
+                "org_code": tree.town_a.code,
+                "rank_band": "county_and_above",
+            },
+        )
+        assert r.status_code == 302, r.get_data(as_text=True)
+    (entry,) = ranks.entries(cadre.id)
+    assert (entry.from_band, entry.to_band, entry.effective_date) == (
+        "township",
+        "county_and_above",
+        dt.date(2026, 9, 1),
+    )
+    assert ranks.reason_text(entry.reason) == "在人员信息页修改"
+    event = db.session.execute(db.select(Event).where(Event.name == "user.updated")).scalar_one()
+    dispatch(event.id)  # a replayed event records nothing twice
+    assert len(ranks.entries(cadre.id)) == 1
+    assert ranks.history(cadre).promotions() == [(dt.date(2026, 9, 1), "county_and_above")]
+
+
+def test_a_personnel_import_with_the_rank_date_enters_the_history(app: Flask, cast, tree) -> None:  # type: ignore[no-untyped-def]
+    from lms_core.accounts.importer import import_users
+    from lms_core.jobs.services import commit
+
+    cadre = cast["cadre"]
+    header = "用户名,姓名,单位代码,职级,职级生效日期\n"
+    with time_machine.travel(NOW, tick=True):
+        bad = import_users(cast["admin_a"], (header + f"cadre,李明,{tree.town_a.code},县处级,2030-01-01\n").encode())
+        assert not bad.ok and "职级生效日期" in bad.errors[0].message
+        db.session.rollback()
+        report = import_users(cast["admin_a"], (header + f"cadre,李明,{tree.town_a.code},县处级,2026/03/01\n").encode())
+        assert report.ok and report.updated == 1
+        commit()
+    (entry,) = ranks.entries(cadre.id)
+    assert (entry.to_band, entry.effective_date, entry.reason) == (
+        "county_and_above",
+        dt.date(2026, 3, 1),
+        "source:import",
+    )
+    with time_machine.travel(NOW, tick=False):
+        (p,) = [p for p in queries.progress(cadre, 2026) if p.key == "promotion"]
+    assert p.deadline == dt.date(2027, 2, 28)
