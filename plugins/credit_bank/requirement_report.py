@@ -30,7 +30,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from lms_core.accounts.models import RankBand, User, UserStatus
+from lms_core.accounts.models import User, UserStatus
 from lms_core.authz import require, scope_condition
 from lms_core.bounded import int_arg
 from lms_core.extensions import db
@@ -139,12 +139,20 @@ class RequirementReport:
             # Paths hold only digits and slashes: no LIKE wildcard to escape.
             under = select(OrgUnit.path).where(OrgUnit.id == self.subtree_id).scalar_subquery()
             stmt = stmt.where(OrgUnit.path.startswith(under))
-        if self.band is not None:
-            stmt = stmt.where(User.rank_band == RankBand(self.band))
+        # Rules apply by the rank band held on the year's reference date (promotion history).
+        from plugins.credit_bank import ranks
+        from plugins.credit_bank.queries import reference_date
+
+        found = list(db.session.execute(stmt.order_by(OrgUnit.code, User.full_name, User.id)))
+        hists = ranks.histories([r[0] for r in found])
+        ref = reference_date(self.year, self.today)
+        who = {r[0].id: ranks.as_of(r[0], hists[r[0].id], ref) for r in found}
         rows = [
             r
-            for r in db.session.execute(stmt.order_by(OrgUnit.code, User.full_name, User.id))
-            if _applies(self.rule, r[0]) and not any(_applies(s, r[0]) for s in self.superseding)
+            for r in found
+            if (self.band is None or who[r[0].id].rank_band == self.band)
+            and _applies(self.rule, who[r[0].id])
+            and not any(_applies(s, who[r[0].id]) for s in self.superseding)
         ]
         earned = self._earned(stmt)
         people = []
@@ -158,7 +166,7 @@ class RequirementReport:
                     "code": code,
                     "unit": name,
                     "path": path,
-                    "band": user.rank_band.value,
+                    "band": who[user.id].rank_band,
                     "earned": got,
                     "required": required,
                     "status": status_of(got, required, self.share),

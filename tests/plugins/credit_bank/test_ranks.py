@@ -297,3 +297,20 @@ def test_a_personnel_import_with_the_rank_date_enters_the_history(app: Flask, ca
     with time_machine.travel(NOW, tick=False):
         (p,) = [p for p in queries.progress(cadre, 2026) if p.key == "promotion"]
     assert p.deadline == dt.date(2027, 2, 28)
+
+
+def test_the_requirement_report_uses_the_band_at_the_right_date(app: Flask, cast) -> None:  # type: ignore[no-untyped-def]
+    """Promoted in March 2026: counted under the yearly 90 for 2025, under the 550 cycle for 2026."""
+    from plugins.credit_bank.requirement_report import RequirementReport
+
+    cadre = cast["cadre"]
+    promote(cadre, dt.date(2026, 3, 1))
+
+    def names(year: int, key: str, band: str | None = None) -> set[str]:
+        report = RequirementReport(viewer=cast["admin_a"], year=year, key=key, today=dt.date(2026, 9, 1), band=band)
+        return {p["user"].username for p in report._people()}
+
+    assert "cadre" in names(2025, "annual_township") and "cadre" in names(2025, "annual_township", "township")
+    assert "cadre" not in names(2025, "cycle_county")
+    assert "cadre" in names(2026, "cycle_county", "county_and_above")
+    assert "cadre" not in names(2026, "annual_township")
