@@ -24,6 +24,9 @@ def build_group() -> click.Group:
     from lms_core.media.cli import media
 
     lms.add_command(media)
+    from lms_core.reports.cli import report
+
+    lms.add_command(report)
     return lms
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from lms_core.learning.assessment import IntervalClaim, Verdict
     from lms_core.learning.models import LessonProgress
     from lms_core.pluginhost.manager import CreditSummary, DashboardPanel
+    from lms_core.reports.charts import Chart, ChartScope
 
 PROJECT = "lms"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -119,6 +120,19 @@ def lms_dashboard_panels(user: User) -> list[DashboardPanel]:  # type: ignore[em
 
     Phase: request. Returns panels the user may see (the plugin checks
     permissions); all answers are concatenated and sorted by ``panel.order``.
+    """
+
+
+@hookspec
+def lms_report_charts(scope: ChartScope) -> list[Chart]:  # type: ignore[empty-body]
+    """Charts for the leaders' dashboard and the annual quality report.
+
+    Phase: request (or the ``flask lms report annual`` command, with an app context).
+    ``scope`` carries the viewer, the year and the root unit; the plugin aggregates
+    in SQL restricted to ``scope.units_condition(OrgUnit.path)`` (the viewer's
+    ``reports.view`` scope and the root's subtree). Returns
+    :class:`~lms_core.reports.charts.Chart` objects; answers are concatenated and
+    sorted by ``chart.order``.
     """
 
 

@@ -115,3 +115,49 @@ def hours(fmt: str) -> Any:
     if fmt != "html":
         return _export(table, fmt, f"hours-{report.year}", _("Study hours"))
     return render_template("reports/hours.html", report=report, table=table, code=code)
+
+
+def _chart_scope() -> Any:
+    """Year and root unit from the query string; 400/403 in Chinese on bad input."""
+    from lms_core.reports.charts import ChartScope, default_root
+
+    viewer = _viewer()
+    year = int_arg("year", dt.datetime.now(queries.SHANGHAI).year, minimum=0, maximum=9999) or 0
+    if not 2000 <= year <= 2100:
+        abort(400, _("Choose a year between 2000 and 2100."))
+    code = request.args.get("org", "").strip()[:64]
+    try:
+        root = queries.scope_unit(viewer, code) if code else default_root(viewer)
+    except queries.ReportError as exc:
+        abort(400, str(exc))
+    except LookupError:
+        abort(403)
+    return ChartScope(viewer, year, root)
+
+
+@bp.route("/dashboard")
+def dashboard() -> Any:
+    """Leaders' charts (ECharts, data in JSON script tags), each with its table as the text alternative."""
+    from lms_core.reports.charts import all_charts
+
+    scope = _chart_scope()
+    return render_template("reports/dashboard.html", scope=scope, charts=all_charts(scope))
+
+
+@bp.route("/annual", defaults={"fmt": "html"})
+@bp.route("/annual.<fmt>")
+def annual(fmt: str) -> Any:
+    """The annual quality report of a year and subtree: the page, or the same report as a PDF."""
+    from lms_core.reports import annual as annual_report
+
+    if fmt not in ("html", "pdf"):
+        abort(404)
+    report = annual_report.build(_chart_scope())
+    if fmt == "pdf":
+        from lms_core.reports.annual_pdf import render
+
+        root = report.scope.root.code if report.scope.root is not None else "all"
+        response = Response(render(report), mimetype="application/pdf")
+        response.headers["Content-Disposition"] = f"attachment; filename=annual-report-{root}-{report.scope.year}.pdf"
+        return response
+    return render_template("reports/annual.html", report=report)

@@ -95,6 +95,12 @@ class AntiIdlePlugin:
         return layer(person, day, session_lanes)
 
     @hookimpl
+    def lms_report_charts(self, scope: Any) -> list[Any]:
+        from plugins.anti_idle.report_charts import charts
+
+        return charts(scope)
+
+    @hookimpl
     def lms_migration_dirs(self) -> list[str]:
         return [str(HERE / "migrations" / "versions")]
 

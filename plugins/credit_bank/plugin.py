@@ -24,6 +24,12 @@ class CreditBankPlugin:
         return dict(DEFAULT_SETTINGS)
 
     @hookimpl
+    def lms_report_charts(self, scope: Any) -> list[Any]:
+        from plugins.credit_bank.report_charts import charts
+
+        return charts(scope)
+
+    @hookimpl
     def lms_migration_dirs(self) -> list[str]:
         return [str(HERE / "migrations" / "versions")]
 

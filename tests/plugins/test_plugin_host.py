@@ -130,6 +130,25 @@ def test_credit_summary_replaces_the_dashboard_year_figure(app, client, person, 
     assert 'id="year-pending">1.25<' in html and 'id="year-overflow">0.05<' in html
 
 
+def test_report_charts_reach_the_dashboard_in_order(app, client, person, probe):
+    from lms_core.accounts.models import Role
+    from lms_core.extensions import db
+    from lms_core.reports.charts import Chart, Series
+    from tests.factories import grant
+
+    grant(person, Role.ORG_ADMIN, person.org_unit)
+    db.session.commit()
+    probe.charts = [
+        Chart("probe", "探针图表", "bar", "单位", ["甲"], [Series("数值", [7.5])], "学时", "探针说明", order=1)
+    ]
+    login(client, "probe_user")
+    html = client.get("/reports/dashboard?year=2026").get_data(as_text=True)
+    assert 'id="chart-probe-data"' in html and "探针说明" in html
+    assert html.index('id="chart-probe"') < html.index('id="chart-completion"')  # order=1 comes first
+    scope = probe.chart_scopes[-1]
+    assert scope.year == 2026 and scope.viewer.username == "probe_user"
+
+
 def test_player_overlay_slot_sits_inside_the_player(app, client, tree, person):
     from lms_core.learning.models import LearningSession
     from tests.lms_core.learning.fixtures import build_course

@@ -49,6 +49,9 @@ class HookProbe:
         self.learning_calls: list[tuple[str, Any]] = []
         #: ``lms_credit_summary`` answer (``None``: abstain).
         self.credit_summary: Any = None
+        #: ``lms_report_charts`` answer, and the scopes it was asked for.
+        self.charts: list[Any] = []
+        self.chart_scopes: list[Any] = []
 
     # app creation -----------------------------------------------------------
     @hookimpl
@@ -141,6 +144,11 @@ class HookProbe:
     def lms_day_picture(self, person: Any, day: Any, session_lanes: dict[str, str]) -> Any:
         # Abstains: the day picture draws the core's and the real plugins' layers.
         return None
+
+    @hookimpl
+    def lms_report_charts(self, scope: Any) -> list[Any]:
+        self.chart_scopes.append(scope)
+        return list(self.charts)
 
     @hookimpl
     def lms_has_capability(self, user: Any, capability: str, obj: Any) -> bool | None:

@@ -1,0 +1,114 @@
+"""Anti-idle's dashboard chart: the share of claimed study time deducted, voided or held, by rule.
+
+Aggregated in SQL over the people in the viewer's scope and the chosen year: the time
+claimed comes from the day verdicts, the time each rule took from the evidence lines
+(``amount_ms`` by rule and action). Rules are named in words (no rule codes on a
+Chinese page); a rule this table does not know yet is counted under "other rules".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from lms_core.accounts.models import User
+from lms_core.extensions import db
+from lms_core.orgs.models import OrgUnit
+from lms_core.reports.charts import Chart, ChartScope, Series, hours_of, percent
+from plugins.anti_idle.models import DayVerdict, Evidence
+
+#: Short names of the rules (docs/anti_idle.md), for chart axes and tables.
+RULE_NAMES: dict[str, Any] = {
+    "R01": _l("Playback too fast"),
+    "R02": _l("Skipped content"),
+    "R03": _l("Forged or replayed progress"),
+    "R04": _l("Several lessons at once"),
+    "R05": _l("Player hidden"),
+    "R06": _l("Silent playback"),
+    "R07": _l("Attention check missed"),
+    "R07b": _l("Automated check answer"),
+    "R08": _l("No real input"),
+    "R09": _l("Machine-like timing"),
+    "R10": _l("Lesson cap"),
+    "R10a": _l("Daily cap"),
+    "R11": _l("Automation tool"),
+    "R12": _l("Shared device"),
+    "R13": _l("Tampered client"),
+    "R14": _l("Media not delivered"),
+    "R15": _l("In-video quiz abuse"),
+    "R16": _l("Irregular playback"),
+    "R17": _l("Cherry-picked content"),
+    #: A day held as a whole (its review score reached the threshold), not one rule.
+    "HOLD": _l("Day held for review"),
+}
+#: Evidence actions that take time away, in the order of the chart's series.
+ACTIONS = ("deduct", "void", "hold")
+
+
+def rule_name(rule: str) -> str:
+    name = RULE_NAMES.get(rule)
+    if name is None and rule[:3] in RULE_NAMES:  # e.g. R10c: a variant of R10
+        name = RULE_NAMES[rule[:3]]
+    return str(name) if name is not None else _("Other rules")
+
+
+def time_taken_by_rule(scope: ChartScope) -> Chart:
+    people = (
+        select(User.id).join(OrgUnit, OrgUnit.id == User.org_unit_id).where(scope.units_condition(OrgUnit.path))
+    ).scalar_subquery()
+    in_year = (DayVerdict.day >= scope.year_start, DayVerdict.day < scope.year_end)
+    claimed = db.session.execute(
+        select(func.sum(DayVerdict.claimed_ms), func.sum(DayVerdict.held_ms)).where(
+            DayVerdict.user_id.in_(people), *in_year
+        )
+    ).one()
+    claimed_ms, held_ms = int(claimed[0] or 0), int(claimed[1] or 0)
+    stmt = (
+        select(Evidence.rule, Evidence.action, func.sum(Evidence.amount_ms))
+        .where(
+            Evidence.user_id.in_(people),
+            Evidence.day >= scope.year_start,
+            Evidence.day < scope.year_end,
+            Evidence.action.in_(ACTIONS),
+        )
+        .group_by(Evidence.rule, Evidence.action)
+    )
+    by_name: dict[str, dict[str, int]] = {}
+    for rule, action, ms in db.session.execute(stmt):
+        per = by_name.setdefault(rule_name(rule), dict.fromkeys(ACTIONS, 0))
+        per[action] += int(ms or 0)
+    names = sorted(by_name, key=lambda n: -sum(by_name[n].values()))
+    labels = {"deduct": _("Deducted"), "void": _("Void"), "hold": _("Held for review")}
+    series = [Series(labels[a], [percent(by_name[n][a], claimed_ms) for n in names]) for a in ACTIONS]
+    taken = sum(sum(v.values()) for v in by_name.values())
+    summary = (
+        _(
+            "Of %(claimed)s hours of study claimed this year, %(share)s%% was deducted, voided or held by "
+            "the anti-idle rules; %(held)s hours are held for an auditor's review.",
+            claimed=f"{hours_of(claimed_ms):.2f}",
+            share=percent(taken, claimed_ms),
+            held=f"{hours_of(held_ms):.2f}",
+        )
+        if claimed_ms
+        else _("No study time was assessed this year.")
+    )
+    return Chart(
+        "anti_idle",
+        _("Share of study time deducted or held, by rule"),
+        "hbar",
+        _("Rule"),
+        names,
+        series,
+        "%",
+        summary,
+        order=30,
+        extra_headers=[_("Hours taken")],
+        extra=[[f"{hours_of(sum(by_name[n].values())):.2f}"] for n in names],
+    )
+
+
+def charts(scope: ChartScope) -> list[Chart]:
+    return [time_taken_by_rule(scope)]
