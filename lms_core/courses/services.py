@@ -174,7 +174,8 @@ def publish_problems(course: Course) -> list[str]:
 def lesson_has_questions(lesson: Lesson) -> bool:
     from lms_core.quizzes.models import Question
 
-    return bool(db.session.execute(select(exists().where(Question.lesson_id == lesson.id))).scalar())
+    active = exists().where(Question.lesson_id == lesson.id, Question.archived_at.is_(None))
+    return bool(db.session.execute(select(active)).scalar())
 
 
 def survey_has_questions(lesson: Lesson) -> bool:

@@ -299,9 +299,81 @@ def questions(lesson_id: int) -> Any:
         "teach/questions.html",
         lesson=lesson,
         questions=quizzes.questions(lesson),
+        archived=[q for q in quizzes.questions(lesson, archived=True) if q.archived_at is not None],
+        edit_forms={q.id: _quiz_edit_form(q) for q in quizzes.questions(lesson)},
         form=form,
         settings_form=QuizSettingsForm(formdata=None, obj=lesson),
     ), status
+
+
+def _quiz_question_or_404(question_id: int) -> tuple[Any, Lesson]:
+    from lms_core.quizzes.models import Question
+
+    question = db.session.get(Question, question_id)
+    if question is None:
+        abort(404)
+    lesson = db.session.get(Lesson, question.lesson_id)
+    if lesson is None:
+        abort(404)
+    _course_or_404(lesson.course_id)
+    return question, lesson
+
+
+@bp.route("/quiz-questions/<int:question_id>/edit", methods=["POST"])
+def edit_quiz_question(question_id: int) -> Any:
+    question, lesson = _quiz_question_or_404(question_id)
+    # The app-wide CSRFProtect checks ``csrf_token``; the prefixed form would look for ``qN-csrf_token``.
+    form = QuestionForm(prefix=f"q{question.id}", meta={"csrf": False})
+    back = redirect(url_for("teach.questions", lesson_id=lesson.id, _anchor=f"question-{question.id}"), 303)
+    if not form.validate_on_submit():
+        flash(_("Not saved: please check the form."), "error")
+        return back
+    try:
+        correct = [int(part) - 1 for part in (form.correct.data or "").replace("，", ",").split(",") if part.strip()]
+        quizzes.update_question(
+            current_user,
+            question,
+            kind=QuestionKind(form.kind.data),
+            text=form.text.data or "",
+            options=(form.options.data or "").splitlines(),
+            correct=correct,
+            points=form.points.data or 1,
+        )
+    except (ValueError, services.CourseError) as exc:
+        db.session.rollback()
+        flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
+        return back
+    commit()
+    flash(_("Saved."), "success")
+    return back
+
+
+@bp.route("/quiz-questions/<int:question_id>/delete", methods=["POST"])
+def delete_quiz_question(question_id: int) -> Any:
+    question, lesson = _quiz_question_or_404(question_id)
+    text = question.text
+    archived = quizzes.delete_question(current_user, question)
+    commit()
+    flash(
+        _("Archived, not deleted: %(text)s was in learners' attempts, which keep it.", text=text)
+        if archived
+        else _("Question deleted."),
+        "success",
+    )
+    return redirect(url_for("teach.questions", lesson_id=lesson.id), 303)
+
+
+def _quiz_edit_form(question: Any) -> QuestionForm:
+    return QuestionForm(
+        formdata=None,
+        prefix=f"q{question.id}",
+        meta={"csrf": False},
+        kind=question.kind.value,
+        text=question.text,
+        options="\n".join(question.options) if question.kind != QuestionKind.TRUE_FALSE else "",
+        correct=",".join(str(i + 1) for i in question.correct),
+        points=question.points,
+    )
 
 
 @bp.route("/lessons/<int:lesson_id>/quiz-settings", methods=["POST"])
@@ -385,7 +457,7 @@ def survey_questions(lesson_id: int) -> Any:
                 status = 400
             else:
                 commit()
-                flash(_("Question added."), "success")
+                flash(_("Survey question added."), "success")
                 return redirect(url_for("teach.survey_questions", lesson_id=lesson.id))
         else:
             flash(_("Not saved: please check the form."), "error")

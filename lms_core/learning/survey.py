@@ -46,7 +46,7 @@ def add_default_questions(lesson: Lesson) -> None:
     for position, (kind, text, required) in enumerate(
         (
             (SurveyQuestionKind.RATING, _("How useful was this lesson? (1 = not at all, 5 = very)"), True),
-            (SurveyQuestionKind.TEXT, _("Comment (optional)"), False),
+            (SurveyQuestionKind.TEXT, _("Comments and suggestions"), False),
         ),
         start=1,
     ):

@@ -69,7 +69,7 @@ def lesson(lesson_id: int) -> Any:
         passed = any(a.passed for a in attempts)
         if not passed and context["attempts_left"] != 0:
             attempt = quizzes.open_attempt(current_user, lesson, enrolment) if quizzes.questions(lesson) else None
-            by_id = {q.id: q for q in quizzes.questions(lesson)}
+            by_id = {q.id: q for q in quizzes.questions(lesson, archived=True)}  # the attempt's own questions
             context.update(
                 attempt=attempt, questions=[by_id[i] for i in (attempt.question_order if attempt else []) if i in by_id]
             )

@@ -28,6 +28,22 @@ class QuizError(ValueError):
         self.status = status
 
 
+def _checked(kind: QuestionKind, text: str, options: list[str], correct: list[int], points: int) -> list[str]:
+    """The options as stored; CourseError (in the author's language) for an invalid question."""
+    if kind == QuestionKind.TRUE_FALSE:
+        options = TRUE_FALSE_OPTIONS
+    options = [o.strip() for o in options if o and o.strip()]
+    if not text.strip() or len(options) < 2:
+        raise CourseError(_("a question needs text and at least two options"))
+    if not correct or any(i < 0 or i >= len(options) for i in correct) or len(set(correct)) != len(correct):
+        raise CourseError(_("the correct answers must be among the options"))
+    if kind != QuestionKind.MULTIPLE and len(correct) != 1:
+        raise CourseError(_("single-choice and true/false questions have exactly one correct answer"))
+    if points < 1:
+        raise CourseError(_("points must be positive"))
+    return options
+
+
 def add_question(
     author: User,
     lesson: Lesson,
@@ -41,17 +57,7 @@ def add_question(
     require_edit(author, lesson.course)
     if lesson.kind != LessonKind.QUIZ:
         raise CourseError(_("questions belong to quiz lessons"))
-    if kind == QuestionKind.TRUE_FALSE:
-        options = TRUE_FALSE_OPTIONS
-    options = [o.strip() for o in options if o and o.strip()]
-    if not text.strip() or len(options) < 2:
-        raise CourseError(_("a question needs text and at least two options"))
-    if not correct or any(i < 0 or i >= len(options) for i in correct) or len(set(correct)) != len(correct):
-        raise CourseError(_("the correct answers must be among the options"))
-    if kind != QuestionKind.MULTIPLE and len(correct) != 1:
-        raise CourseError(_("single-choice and true/false questions have exactly one correct answer"))
-    if points < 1:
-        raise CourseError(_("points must be positive"))
+    options = _checked(kind, text, options, correct, points)
     position = db.session.execute(select(func.max(Question.position)).filter_by(lesson_id=lesson.id)).scalar() or 0
     question = Question(
         lesson_id=lesson.id,
@@ -67,10 +73,81 @@ def add_question(
     return question
 
 
-def questions(lesson: Lesson) -> list[Question]:
-    return list(
-        db.session.execute(select(Question).filter_by(lesson_id=lesson.id).order_by(Question.position)).scalars()
+def in_attempts(question: Question) -> bool:
+    """Whether any attempt (submitted or open) was given this question."""
+    orders = db.session.execute(select(Attempt.question_order).where(Attempt.lesson_id == question.lesson_id)).scalars()
+    return any(question.id in (order or []) for order in orders)
+
+
+def update_question(
+    author: User,
+    question: Question,
+    *,
+    kind: QuestionKind,
+    text: str,
+    options: list[str],
+    correct: list[int],
+    points: int,
+) -> None:
+    """Change a question (does not commit).
+
+    Once learners were given it, only the wording of the question and its options
+    may change: a different key, score or kind would no longer match the attempts
+    already graded, whose recorded results stay as they were.
+    """
+    lesson = db.session.get(Lesson, question.lesson_id)
+    assert lesson is not None
+    require_edit(author, lesson.course)
+    if question.archived_at is not None:
+        raise CourseError(_("an archived question cannot be edited"))
+    options = _checked(kind, text, options, correct, points)
+    if in_attempts(question) and (
+        kind != question.kind
+        or len(options) != len(question.options)
+        or sorted(correct) != sorted(question.correct)
+        or points != question.points
+    ):
+        raise CourseError(
+            _("learners have answered this question: only its wording can change; add a new question instead")
+        )
+    question.kind, question.text, question.options = kind, text.strip(), options
+    question.correct, question.points = sorted(correct), points
+    emit(
+        "lesson.updated",
+        actor=author,
+        obj=lesson,
+        course_id=lesson.course_id,
+        payload={"quiz_question": question.id, "action": "edited"},
     )
+
+
+def delete_question(author: User, question: Question) -> bool:
+    """Delete the question, or archive it if learners were given it (their attempts keep it); True if archived."""
+    lesson = db.session.get(Lesson, question.lesson_id)
+    assert lesson is not None
+    require_edit(author, lesson.course)
+    archived = in_attempts(question)
+    if archived:
+        question.archived_at = question.archived_at or utcnow()
+    else:
+        db.session.delete(question)
+    emit(
+        "lesson.updated",
+        actor=author,
+        obj=lesson,
+        course_id=lesson.course_id,
+        payload={"quiz_question": question.id, "action": "archived" if archived else "deleted"},
+    )
+    return archived
+
+
+def questions(lesson: Lesson, *, archived: bool = False) -> list[Question]:
+    """The quiz's questions in order; new attempts draw from these. With ``archived``, the
+    archived ones too: attempts that were given them are shown and graded with them."""
+    stmt = select(Question).filter_by(lesson_id=lesson.id)
+    if not archived:
+        stmt = stmt.where(Question.archived_at.is_(None))
+    return list(db.session.execute(stmt.order_by(Question.position, Question.id)).scalars())
 
 
 def attempts_of(user: User, lesson: Lesson) -> list[Attempt]:
@@ -141,7 +218,7 @@ def submit(user: User, attempt: Attempt, answers: dict[str, Any]) -> Graded:
         raise QuizError(_("this attempt was already submitted"), 409)
     lesson = db.session.get(Lesson, attempt.lesson_id)
     assert lesson is not None
-    by_id = {q.id: q for q in questions(lesson)}
+    by_id = {q.id: q for q in questions(lesson, archived=True)}
     enrolment = db.session.get(Enrolment, attempt.enrolment_id)
     assert enrolment is not None
     parsed = {qid: _parse_answer(by_id[qid], answers.get(str(qid))) for qid in attempt.question_order if qid in by_id}
@@ -210,7 +287,7 @@ def review(lesson: Lesson, attempt: Attempt) -> list[ReviewLine]:
     """
     if attempt.submitted_at is None:
         return []
-    by_id = {q.id: q for q in questions(lesson)}
+    by_id = {q.id: q for q in questions(lesson, archived=True)}
     lines = []
     for qid in attempt.question_order:
         question = by_id.get(qid)

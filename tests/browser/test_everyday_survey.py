@@ -49,7 +49,7 @@ def test_author_edits_the_survey_learner_answers_and_edits_the_report_shows_it(
     add.get_by_label("题干", exact=True).fill("课程安排是否合理？")
     add.get_by_label("选项，每行一个", exact=False).fill("很不满意\n不满意\n一般\n满意\n很满意")
     add.get_by_role("button", name="添加").click()
-    expect(page.locator(".flash-success")).to_contain_text("已添加试题")
+    expect(page.locator(".flash-success")).to_contain_text("题目已添加")
     add = page.locator("#add-survey-question")
     add.get_by_label("题型").select_option("multiple")
     add.get_by_label("题干", exact=True).fill("希望增加哪些内容？")
