@@ -164,3 +164,30 @@ def rank_list_command(username: str) -> None:
         click.echo(f"{r.id}\t{r.effective_date or ''}\t{what}{fix}\t{r.reason or ''}")
     for day, band in ranks.history(user).promotions():
         click.echo(f"promotion\t{day}\t{band}")
+
+
+@credit_group.command("grant-token")
+@click.argument("prefix")
+@with_appcontext
+def grant_token_command(prefix: str) -> None:
+    """Let the live API token starting with PREFIX post transfers (scope credit:transfers).
+
+    The token must belong to a site admin and be a read-write token.
+    """
+    from sqlalchemy import select
+
+    from lms_core.accounts.models import ApiToken, TokenScope
+    from lms_core.authz import can
+    from lms_core.extensions import db
+    from plugins.credit_bank.models import SCOPE_TRANSFERS, TokenScopeGrant
+
+    tokens = list(db.session.scalars(select(ApiToken).where(ApiToken.prefix == prefix, ApiToken.revoked_at.is_(None))))
+    if len(tokens) != 1:
+        raise click.ClickException(f"{len(tokens)} live tokens have the prefix {prefix!r}; give exactly one")
+    token = tokens[0]
+    if token.scope != TokenScope.READ_WRITE or not can(token.user, "credit.transfer"):
+        raise click.ClickException("the token must be a read-write token of a site admin")
+    if db.session.get(TokenScopeGrant, (token.id, SCOPE_TRANSFERS)) is None:
+        db.session.add(TokenScopeGrant(token_id=token.id, scope=SCOPE_TRANSFERS))
+        db.session.commit()
+    click.echo(f"token {token.prefix}… ({token.name}) may post credit transfers")

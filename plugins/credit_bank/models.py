@@ -247,3 +247,23 @@ class Claim(Base):
     reviewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     review_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+#: Scope a site admin grants to an API token so that it may post transfers
+#: (``POST /api/v1/credit/transfers``). A read-write token alone may not.
+SCOPE_TRANSFERS = "credit:transfers"
+
+
+class TokenScopeGrant(Base):
+    """A credit-bank scope granted to one core API token (``flask lms credit grant-token``).
+
+    Kept by the plugin rather than in the core's token scopes: only the credit bank knows what
+    its scopes mean. Revoking or expiring the token ends the grant with it.
+    """
+
+    __tablename__ = "credit_token_scopes"
+
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    granted_by: Mapped[int | None] = mapped_column(Integer)
+    granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

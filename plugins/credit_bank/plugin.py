@@ -42,10 +42,11 @@ class CreditBankPlugin:
         from plugins.credit_bank.integrity_views import bp as integrity_bp
         from plugins.credit_bank.requirement_report import bp as requirements_bp
         from plugins.credit_bank.transcripts.views import bp as transcripts_bp
+        from plugins.credit_bank.transfer_api import bp as transfers_bp
         from plugins.credit_bank.views import api_bp, bp
         from plugins.credit_bank.year_reversal_views import bp as reversals_bp
 
-        return [bp, api_bp, transcripts_bp, integrity_bp, requirements_bp, reversals_bp]
+        return [bp, api_bp, transcripts_bp, integrity_bp, requirements_bp, reversals_bp, transfers_bp]
 
     @hookimpl
     def lms_cli_commands(self) -> list[Any]:
@@ -71,6 +72,8 @@ class CreditBankPlugin:
             "credit.ranks": {"org_admin", "site_admin"},
             #: Revoke and re-issue the transcripts of people in scope.
             "credit.transcripts": {"org_admin", "site_admin"},
+            #: Post transfers through the API (issuers' systems act through a site admin's token).
+            "credit.transfer": {"site_admin"},
         }
 
     @hookimpl

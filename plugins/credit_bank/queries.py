@@ -15,13 +15,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from lms_core.db import utcnow
 from lms_core.extensions import db
 from plugins.credit_bank import ledger as L
 from plugins.credit_bank import policy as P
 from plugins.credit_bank.models import (
+    FLAG_CLOSED,
     T_PENDING,
     T_POST_PENDING,
     T_VOID_PENDING,
@@ -107,7 +108,59 @@ def _transfers(user_id: int, as_of: dt.date | None) -> list[Any]:
 
 
 def figures(user_id: int, as_of: dt.date | None = None) -> dict[tuple[str, int], Figures]:
-    """Per (ledger, year): posted, pending, overflow and closed-out amounts."""
+    """Per (ledger, year): posted, pending, overflow and closed-out amounts.
+
+    Today's figures are read from the cadre's account rows, whose sums the ledger keeps under
+    row lock in the posting transaction (and ``credit replay`` checks against the journal):
+    one index look-up however long the journal. Only the year-end close needs journal lines,
+    and only for closed accounts (a few debits found by the debit-account index). A past date
+    folds the cadre's journal lines (:func:`figures_from_journal`).
+    """
+    if as_of is not None:
+        return figures_from_journal(user_id, as_of)
+    a = L.ACCOUNTS
+    out: dict[tuple[str, int], Figures] = {}
+    closed: dict[int, Figures] = {}
+    for r in db.session.execute(
+        select(
+            a.c.id,
+            a.c.ledger_id,
+            a.c.kind,
+            a.c.period,
+            a.c.flags,
+            a.c.debits_posted,
+            a.c.credits_posted,
+            a.c.debits_pending,
+            a.c.credits_pending,
+        ).where(a.c.owner_id == user_id, a.c.kind.in_([AccountKind.COUNTED.value, AccountKind.OVERFLOW.value]))
+    ):
+        if not (r.debits_posted or r.credits_posted or r.debits_pending or r.credits_pending):
+            continue  # created by a refused transfer: nothing happened on it
+        f = out.setdefault((L.ledger_code(r.ledger_id), r.period), Figures())
+        f.pending += r.credits_pending
+        if r.kind == AccountKind.COUNTED.value:
+            f.posted += r.credits_posted - r.debits_posted
+            if r.flags & FLAG_CLOSED:
+                closed[r.id] = f
+        else:
+            f.overflow += r.credits_posted - r.debits_posted
+    if closed:
+        t = L.TRANSFERS
+        for aid, total in db.session.execute(
+            select(t.c.debit_account_id, func.sum(t.c.amount))
+            .where(
+                t.c.debit_account_id.in_(list(closed)),
+                t.c.code.in_(CLOSE_CODES),
+                t.c.flags.op("&")(T_PENDING | T_VOID_PENDING) == 0,
+            )
+            .group_by(t.c.debit_account_id)
+        ):
+            closed[aid].closed_out += int(total)
+    return out
+
+
+def figures_from_journal(user_id: int, as_of: dt.date | None = None) -> dict[tuple[str, int], Figures]:
+    """:func:`figures` folded from the cadre's journal lines (any date; the reference replay)."""
     accts = _accounts(user_id)
     out: dict[tuple[str, int], Figures] = defaultdict(Figures)
     holds: dict[str, Any] = {}
