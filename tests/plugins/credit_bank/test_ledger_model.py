@@ -393,14 +393,15 @@ class LedgerMachine(RuleBasedStateMachine):
         want: list[tuple[str, str | None]] = []
         chain: list[L.TransferSpec] = []
         for i, spec in enumerate(specs):
-            assert spec.debit is not None and spec.credit is not None
-            self.m.touch(spec.debit, spec.credit)
             chain.append(spec)
             if spec.flags & L.T_LINKED and i < len(specs) - 1:
                 continue
-            if spec.flags & L.T_LINKED:  # open at the end of the batch
+            if spec.flags & L.T_LINKED:  # open at the end of the batch: never submitted
                 want += [("refused", "linked_event_chain_open")] * len(chain)
                 break
+            for c in chain:  # the service creates every account a submitted item names
+                assert c.debit is not None and c.credit is not None
+                self.m.touch(c.debit, c.credit)
             saved = {k: list(v) for k, v in self.m.acct.items()}
             errors = []
             for c in chain:
