@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import exists, func, select, text
+from sqlalchemy import exists, func, insert, select, text
 
 from lms_core.extensions import db
 from plugins.credit_bank.models import Transfer
@@ -20,7 +20,7 @@ from plugins.credit_bank.proofs import credential as cr
 from plugins.credit_bank.proofs import keys, merkle
 from plugins.credit_bank.proofs.canonical import CanonicalError, parse
 from plugins.credit_bank.transcripts.issuer_key import issuer_key
-from plugins.credit_bank.transcripts.models import Checkpoint, Credential, LogLeaf
+from plugins.credit_bank.transcripts.models import Checkpoint, Credential, LogLeaf, LogNode
 
 Echo = Callable[[str], None]
 _LOCK_IDS = {cr.JOURNAL_LOG: 0x43524A4C, cr.CREDENTIAL_LOG: 0x43524352}
@@ -32,20 +32,63 @@ def _lock(log: str) -> None:
 
 
 def size(log: str) -> int:
-    return int(db.session.scalar(select(func.count()).select_from(LogLeaf).where(LogLeaf.log == log)) or 0)
+    """Leaves in ``log`` (dense indexes from 0: the last index + 1, read from the index)."""
+    last = db.session.scalar(select(func.max(LogLeaf.idx)).where(LogLeaf.log == log))
+    return 0 if last is None else int(last) + 1
+
+
+def fetch_nodes(log: str) -> merkle.Fetch:
+    """A reader of ``log``'s stored nodes for :class:`merkle.StoredTree` (level 0: the leaves)."""
+
+    def fetch(need: set[merkle.Node]) -> dict[merkle.Node, bytes]:
+        by_level: dict[int, list[int]] = {}
+        for level, idx in need:
+            by_level.setdefault(level, []).append(idx)
+        out: dict[merkle.Node, bytes] = {}
+        for level, idxs in by_level.items():
+            for k in range(0, len(idxs), 1000):
+                part = idxs[k : k + 1000]
+                if level == 0:
+                    q = select(LogLeaf.idx, LogLeaf.leaf_hash).where(LogLeaf.log == log, LogLeaf.idx.in_(part))
+                else:
+                    q = select(LogNode.idx, LogNode.hash).where(
+                        LogNode.log == log, LogNode.level == level, LogNode.idx.in_(part)
+                    )
+                for idx, h in db.session.execute(q):
+                    out[(level, idx)] = bytes.fromhex(h)
+        missing = need - out.keys()
+        if missing:
+            raise LookupError(f"{log} log: stored nodes missing: {sorted(missing)[:5]}")
+        return out
+
+    return fetch
+
+
+def stored_tree(log: str, size_: int | None = None) -> merkle.StoredTree:
+    """``log``'s tree (at ``size_`` leaves, by default all) for roots and proofs from stored nodes."""
+    return merkle.StoredTree(size(log) if size_ is None else size_, fetch_nodes(log))
 
 
 def append(log: str, leaves: Iterable[tuple[bytes, dict[str, Any]]]) -> list[int]:
-    """Append leaves (hash, extra columns) to ``log`` in this transaction; returns their indexes."""
+    """Append leaves (hash, extra columns) to ``log`` in this transaction; returns their indexes.
+
+    Also stores the interior nodes the new leaves complete (O(log n) nodes read, amortised one
+    hash per leaf), so tree heads and proofs never need the leaves again.
+    """
     _lock(log)
     n = size(log)
-    out = []
-    for leaf, extra in leaves:
-        db.session.add(LogLeaf(log=log, idx=n, leaf_hash=leaf.hex(), **extra))
-        out.append(n)
-        n += 1
+    items = list(leaves)
+    nodes = merkle.completed_nodes(n, [leaf for leaf, _ in items], fetch_nodes(log))
+    rows = [{"log": log, "idx": n + i, "leaf_hash": leaf.hex(), **extra} for i, (leaf, extra) in enumerate(items)]
+    if rows:
+        now = dt.datetime.now(dt.UTC)
+        db.session.execute(insert(LogLeaf), [{**r, "created_at": now} for r in rows])
+    if nodes:
+        db.session.execute(
+            insert(LogNode), [{"log": log, "level": lv, "idx": i, "hash": h.hex()} for (lv, i), h in nodes.items()]
+        )
     db.session.flush()
-    return out
+    return [n + i for i in range(len(items))]
 
 
 def journal_row(t: Transfer, accounts: dict[int, str]) -> dict[str, Any]:
@@ -73,14 +116,16 @@ def sync_journal(*, batch: int = 2000, progress: Echo | None = None) -> int:
     while True:
         _lock(cr.JOURNAL_LOG)
         logged = exists().where(LogLeaf.log == cr.JOURNAL_LOG, LogLeaf.seq == Transfer.seq)
-        rows = list(db.session.scalars(select(Transfer).where(~logged).order_by(Transfer.seq).limit(batch)))
+        t = Transfer.__table__
+        # Core rows (no ORM objects): logging is per journal row.
+        rows = db.session.execute(
+            select(*[t.c[name] for name in _ROW_COLUMNS]).where(~logged).order_by(t.c.seq).limit(batch)
+        ).all()
         if not rows:
             db.session.commit()
             return total
-        append(
-            cr.JOURNAL_LOG,
-            [(cr.journal_leaf(r), {"seq": t.seq}) for t, r in zip(rows, _rows_with_keys(rows), strict=True)],
-        )
+        keys_ = account_keys({r.debit_account_id for r in rows} | {r.credit_account_id for r in rows})
+        append(cr.JOURNAL_LOG, [(cr.journal_leaf(journal_row(r, keys_)), {"seq": r.seq}) for r in rows])  # type: ignore[arg-type]
         db.session.commit()
         total += len(rows)
         if progress:
@@ -94,9 +139,10 @@ def leaf_hashes(log: str, upto: int | None = None) -> list[bytes]:
     return [bytes.fromhex(h) for h in db.session.scalars(q)]
 
 
-def sign_checkpoint(log: str, leaves: list[bytes], now: dt.datetime | None = None) -> Checkpoint:
-    """Sign and store the tree head of ``leaves`` (the whole log as read in this transaction)."""
-    signed = cr.sign_checkpoint(issuer_key(), log, len(leaves), merkle.root(leaves), now or dt.datetime.now(dt.UTC))
+def sign_checkpoint(log: str, size_: int, now: dt.datetime | None = None) -> Checkpoint:
+    """Sign and store the tree head of ``log``'s first ``size_`` leaves (root from stored nodes)."""
+    root = stored_tree(log, size_).root()
+    signed = cr.sign_checkpoint(issuer_key(), log, size_, root, now or dt.datetime.now(dt.UTC))
     cp = Checkpoint(**signed)
     db.session.add(cp)
     db.session.flush()
@@ -113,14 +159,78 @@ def checkpoint_now(progress: Echo | None = None) -> tuple[Checkpoint, Checkpoint
     """Log the journal's new rows, then sign both logs' current heads (``flask lms credit checkpoint``)."""
     sync_journal(progress=progress)
     _lock(cr.JOURNAL_LOG)
-    jcp = sign_checkpoint(cr.JOURNAL_LOG, leaf_hashes(cr.JOURNAL_LOG))
+    jcp = sign_checkpoint(cr.JOURNAL_LOG, size(cr.JOURNAL_LOG))
     _lock(cr.CREDENTIAL_LOG)
-    ccp = sign_checkpoint(cr.CREDENTIAL_LOG, leaf_hashes(cr.CREDENTIAL_LOG))
+    ccp = sign_checkpoint(cr.CREDENTIAL_LOG, size(cr.CREDENTIAL_LOG))
     db.session.commit()
     return jcp, ccp
 
 
 # -- replay ------------------------------------------------------------------------------------
+
+
+_ROW_COLUMNS = (
+    "seq",
+    "id",
+    "ledger_id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "flags",
+    "pending_id",
+    "timeout_at",
+    "group_id",
+    "reverses_id",
+    "code",
+    "effective_date",
+    "policy_version",
+    "user_id",
+    "actor_id",
+    "evidence_ref",
+    "memo",
+    "body_hash",
+    "recorded_at",
+)
+
+
+def _all_account_keys() -> dict[int, str]:
+    from plugins.credit_bank.ledger import ledger_code
+    from plugins.credit_bank.models import Account
+
+    return {
+        r.id: f"{ledger_code(r.ledger_id)}/{r.kind.value}/{r.owner_id}/{r.period}"
+        for r in db.session.execute(
+            select(Account.id, Account.ledger_id, Account.kind, Account.owner_id, Account.period)
+        )
+    }
+
+
+def _logged_hashes(log: str) -> list[str]:
+    return list(db.session.scalars(select(LogLeaf.leaf_hash).where(LogLeaf.log == log).order_by(LogLeaf.idx)))
+
+
+def _check_nodes(log: str, leaves: list[bytes], echo: Echo) -> int:
+    """Every stored interior node equals the one recomputed from the logged leaves, and every
+    complete subtree has its node (level by level: memory stays at two levels)."""
+    problems = 0
+    level, depth = leaves, 0
+    while len(level) > 1:
+        level = [merkle.node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        depth += 1
+        stored = dict(
+            db.session.execute(
+                select(LogNode.idx, LogNode.hash).where(LogNode.log == log, LogNode.level == depth)
+            ).all()
+        )
+        bad = [i for i, h in enumerate(level) if stored.get(i) != h.hex()]
+        extra = len(stored.keys() - set(range(len(level))))
+        if bad or extra:
+            echo(
+                f"MISMATCH {log} log: {len(bad)} stored node(s) of level {depth} differ from the leaves"
+                f" (first at index {bad[0] if bad else '-'}), {extra} beyond the tree"
+            )
+            problems += 1
+    return problems
 
 
 def check_logs(echo: Echo) -> int:
@@ -134,39 +244,41 @@ def check_logs(echo: Echo) -> int:
     """
     problems = 0
     journal: list[bytes] = []
-    chunk = 20_000
+    chunk = 50_000
     last = -1
+    accounts = _all_account_keys()
+    t = Transfer.__table__
+    leaf_t = LogLeaf.__table__
+    # One query per chunk: the leaves joined to their journal rows (Core rows, no ORM objects),
+    # accounts named from one dictionary read up front.
+    cols = [t.c[name] for name in _ROW_COLUMNS]
     while True:
-        leaves = list(
-            db.session.execute(
-                select(LogLeaf.idx, LogLeaf.leaf_hash, LogLeaf.seq)
-                .where(LogLeaf.log == cr.JOURNAL_LOG, LogLeaf.idx > last)
-                .order_by(LogLeaf.idx)
-                .limit(chunk)
-            )
-        )
-        if not leaves:
+        batch = db.session.execute(
+            select(leaf_t.c.idx, leaf_t.c.leaf_hash, leaf_t.c.seq.label("leaf_seq"), *cols)
+            .select_from(leaf_t.outerjoin(t, t.c.seq == leaf_t.c.seq))
+            .where(leaf_t.c.log == cr.JOURNAL_LOG, leaf_t.c.idx > last)
+            .order_by(leaf_t.c.idx)
+            .limit(chunk)
+        ).all()
+        if not batch:
             break
-        seqs = [x.seq for x in leaves]
-        transfers = {t.seq: t for t in db.session.scalars(select(Transfer).where(Transfer.seq.in_(seqs)))}
-        rows = dict(zip(transfers, _rows_with_keys(list(transfers.values())), strict=True))
-        for x in leaves:
+        for x in batch:
             if x.idx != len(journal):
                 echo(f"MISMATCH journal log: leaf {len(journal)} is missing")
                 problems += 1
-            row = rows.get(x.seq)
-            if row is None:
-                echo(f"MISMATCH journal log: leaf {x.idx} names journal row {x.seq}, which is gone")
+            if x.seq is None:
+                echo(f"MISMATCH journal log: leaf {x.idx} names journal row {x.leaf_seq}, which is gone")
                 problems += 1
                 journal.append(bytes.fromhex(x.leaf_hash))
                 continue
-            leaf = cr.journal_leaf(row)
+            leaf = cr.journal_leaf(journal_row(x, accounts))  # type: ignore[arg-type]
             if leaf.hex() != x.leaf_hash:
                 echo(f"MISMATCH journal row {x.seq} (leaf {x.idx}) no longer matches its logged hash")
                 problems += 1
             journal.append(leaf)
-        last = leaves[-1].idx
+        last = batch[-1].idx
         echo(f"hashed {len(journal):,} journal rows")
+    problems += _check_nodes(cr.JOURNAL_LOG, [bytes.fromhex(h) for h in _logged_hashes(cr.JOURNAL_LOG)], echo)
     logged = exists().where(LogLeaf.log == cr.JOURNAL_LOG, LogLeaf.seq == Transfer.seq)
     unlogged = db.session.scalar(select(func.count()).select_from(Transfer).where(~logged)) or 0
     echo(f"journal log: {len(journal)} leaves, root {merkle.root(journal).hex()}; {unlogged} newer rows not yet logged")
@@ -190,6 +302,7 @@ def check_logs(echo: Echo) -> int:
             leaf = bytes.fromhex(c.leaf_hash)
         creds.append(leaf)
     echo(f"credential log: {len(creds)} leaves, root {merkle.root(creds).hex()}")
+    problems += _check_nodes(cr.CREDENTIAL_LOG, [bytes.fromhex(h) for h in _logged_hashes(cr.CREDENTIAL_LOG)], echo)
 
     checkpoints = list(db.session.scalars(select(Checkpoint).order_by(Checkpoint.id)))
     if not checkpoints:
@@ -224,8 +337,7 @@ def consistency_with_latest(cp: dict[str, Any]) -> tuple[bool, int] | None:
         return None
     if latest.size < size_:
         return False, latest.size
-    leaves = leaf_hashes(latest.log, upto=latest.size)
-    proof = merkle.consistency_proof(size_, leaves)
+    proof = stored_tree(latest.log, latest.size).consistency_proof(size_)
     old_root, new_root = bytes.fromhex(str(cp["root"])), bytes.fromhex(latest.root)
     ok = merkle.verify_consistency(size_, latest.size, proof, old_root, new_root)
     return ok, latest.size
@@ -241,10 +353,9 @@ def consistency_proof_between(log_name: str, first: int, second: int) -> dict[st
     }
     if first not in cps or second not in cps or not 0 < first <= second:
         return None
-    leaves = leaf_hashes(log_name, upto=second)
     return {
         "log": log_name,
         "first": cps[first].as_dict(),
         "second": cps[second].as_dict(),
-        "proof": [p.hex() for p in merkle.consistency_proof(first, leaves)],
+        "proof": [p.hex() for p in stored_tree(log_name, second).consistency_proof(first)],
     }

@@ -44,6 +44,25 @@ class LogLeaf(Base):
     __table_args__ = (Index("ix_credit_log_leaves_log_idx", "log", "idx", unique=True),)
 
 
+class LogNode(Base):
+    """A stored interior node of a log's Merkle tree (``proofs.merkle.StoredTree``).
+
+    Node (``level``, ``idx``) is the root of the complete subtree over leaves
+    ``[idx << level, (idx + 1) << level)``; it is written once, in the transaction that appends
+    its last leaf, and never changes (append-only like the leaves). Level 0 is the leaves
+    themselves (``credit_log_leaves``), not repeated here. Tree heads and proofs read O(log n)
+    of these instead of rebuilding the tree from every leaf.
+    """
+
+    __tablename__ = "credit_log_nodes"
+
+    log: Mapped[str] = mapped_column(String(16), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    #: SHA-256 node hash, hex (as the leaves).
+    hash: Mapped[str] = mapped_column(String(64))
+
+
 class Checkpoint(Base):
     __tablename__ = "credit_checkpoints"
 

@@ -28,7 +28,7 @@ from lms_core.extensions import db
 from plugins.credit_bank import labels
 from plugins.credit_bank.models import LEDGERS, Account, AccountKind, Transfer
 from plugins.credit_bank.proofs import credential as cr
-from plugins.credit_bank.proofs import keys, merkle, pdf
+from plugins.credit_bank.proofs import keys, pdf
 from plugins.credit_bank.transcripts import log
 from plugins.credit_bank.transcripts.issuer_key import issuer_key
 from plugins.credit_bank.transcripts.models import Credential, CredentialState, CredentialStatus, LogLeaf
@@ -101,8 +101,8 @@ def issue_transcript(
     key = issuer_key()
 
     log._lock(cr.JOURNAL_LOG)
-    journal = merkle.Tree(log.leaf_hashes(cr.JOURNAL_LOG))
-    jcp = log.sign_checkpoint(cr.JOURNAL_LOG, journal.levels[0], now)
+    journal = log.stored_tree(cr.JOURNAL_LOG)  # proofs from stored nodes: no rebuild
+    jcp = log.sign_checkpoint(cr.JOURNAL_LOG, journal.size, now)
 
     accounts = list(
         db.session.scalars(
@@ -142,10 +142,8 @@ def issue_transcript(
     # Rows committed after the checkpoint are left for the next transcript.
     transfers = [t for t in transfers if index.get(t.seq, journal.size) < journal.size]
     rows = log._rows_with_keys(transfers)
-    entries = [
-        cr.proof_entry(r, index[t.seq], journal.inclusion_proof(index[t.seq]))
-        for t, r in zip(transfers, rows, strict=True)
-    ]
+    paths = journal.inclusion_proofs([index[t.seq] for t in transfers])
+    entries = [cr.proof_entry(r, index[t.seq], path) for t, r, path in zip(transfers, rows, paths, strict=True)]
     resolved = {r["pending_id"]: r["flags"] for r in rows if r["flags"] & (cr.T_POST_PENDING | cr.T_VOID_PENDING)}
     memos = {r["id"]: r["memo"] for r in rows if r["memo"]}
     balances = cr.recompute_balances(mine.values(), rows)
@@ -177,15 +175,15 @@ def issue_transcript(
     }
     signed = cr.sign_credential(key, payload)
     (idx,) = log.append(cr.CREDENTIAL_LOG, [(cr.credential_leaf(payload), {"credential_id": cid})])
-    cleaves = log.leaf_hashes(cr.CREDENTIAL_LOG)
-    ccp = log.sign_checkpoint(cr.CREDENTIAL_LOG, cleaves, now)
+    ctree = log.stored_tree(cr.CREDENTIAL_LOG)
+    ccp = log.sign_checkpoint(cr.CREDENTIAL_LOG, ctree.size, now)
     bundle = {
         "format": cr.BUNDLE_FORMAT,
         "credential": signed,
         "credential_log": {
             "index": idx,
-            "size": len(cleaves),
-            "path": [p.hex() for p in merkle.Tree(cleaves).inclusion_proof(idx)],
+            "size": ctree.size,
+            "path": [p.hex() for p in ctree.inclusion_proof(idx)],
             "checkpoint": ccp.as_dict(),
         },
     }

@@ -111,3 +111,15 @@ def test_fast_path_cases_by_hand() -> None:
     assert canonical(row) == rfc8785.dumps(row)
     with pytest.raises(CanonicalError):
         canonical({"k": "\ud800"})
+
+
+@given(st.dictionaries(st.text(max_size=6), st.none() | st.integers() | st.text() | st.booleans(), max_size=25))
+def test_flat_rows_take_the_fast_path_only_when_it_is_exact(row: dict[str, object]) -> None:
+    """Journal rows are flat: integers outside I-JSON's range and non-ASCII keys leave it."""
+    try:
+        expected = rfc8785.dumps(row)
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError):
+        with pytest.raises(CanonicalError):
+            canonical(row)
+        return
+    assert canonical(row) == expected

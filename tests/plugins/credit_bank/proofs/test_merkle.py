@@ -208,3 +208,64 @@ def test_roots_of_every_prefix_in_one_pass(leaves: list[bytes]) -> None:
     sizes = range(len(leaves) + 1)
     assert merkle.roots_at(leaves, sizes) == {n: merkle.root(leaves[:n]) for n in sizes}
     assert merkle.roots_at(LEAVES, [3, 8]) == {3: h(ROOTS[3]), 8: h(ROOTS[8])}
+
+
+# -- stored interior nodes ------------------------------------------------------------------
+
+
+def _store(leaves: list[bytes], chunks: list[int]) -> dict[merkle.Node, bytes]:
+    """Append ``leaves`` in chunks of the given sizes, keeping only what a log stores."""
+    nodes: dict[merkle.Node, bytes] = {}
+    n = 0
+    sizes = iter(chunks)
+    while n < len(leaves):
+        k = max(1, next(sizes, len(leaves)))
+        part = leaves[n : n + k]
+
+        def fetch(need: set[merkle.Node]) -> dict[merkle.Node, bytes]:
+            return {c: nodes[c] for c in need}
+
+        nodes.update(merkle.completed_nodes(n, part, fetch))
+        nodes.update({(0, n + i): leaf for i, leaf in enumerate(part)})
+        n += len(part)
+    return nodes
+
+
+@given(
+    st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=140),
+    st.lists(st.integers(1, 40), max_size=20),
+    st.data(),
+)
+def test_stored_node_proofs_equal_proofs_from_a_full_rebuild(
+    leaves: list[bytes], chunks: list[int], data: st.DataObject
+) -> None:
+    nodes = _store(leaves, chunks)
+    reads: list[int] = []
+
+    def fetch(need: set[merkle.Node]) -> dict[merkle.Node, bytes]:
+        reads.append(len(need))
+        return {c: nodes[c] for c in need}
+
+    n = len(leaves)
+    # Only complete subtrees are stored: a node never needs a later leaf.
+    assert all((i + 1) << lvl <= n for lvl, i in nodes)
+    tree = merkle.StoredTree(n, fetch)
+    size = data.draw(st.integers(1, n))
+    assert tree.root(size) == merkle.root(leaves[:size])
+    index = data.draw(st.integers(0, n - 1))
+    assert tree.inclusion_proof(index) == merkle.inclusion_proof(index, leaves)
+    assert tree.consistency_proof(size) == merkle.consistency_proof(size, leaves)
+    # O(log n) reads: never more than two blocks per proof range.
+    assert max(reads) <= 2 * max(1, n.bit_length()) ** 2
+
+
+def test_stored_tree_of_the_vectors() -> None:
+    nodes = _store(LEAVES, [3, 1, 4])
+    tree = merkle.StoredTree(len(LEAVES), lambda need: {c: nodes[c] for c in need})
+    for size, expected in enumerate(ROOTS):
+        assert tree.root(size).hex() == expected
+    for index, size, path in INCLUSION:
+        small = merkle.StoredTree(size, tree.fetch)
+        assert [p.hex() for p in small.inclusion_proof(index)] == path
+    for old, new, proof in CONSISTENCY:
+        assert [p.hex() for p in merkle.StoredTree(new, tree.fetch).consistency_proof(old)] == proof

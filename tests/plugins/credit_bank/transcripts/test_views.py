@@ -171,6 +171,28 @@ def test_a_rewritten_log_fails_the_consistency_check(app: Flask, client: FlaskCl
         db.session.execute(
             text("UPDATE credit_log_leaves SET leaf_hash = :h WHERE log = 'journal' AND idx = 0"), {"h": forged}
         )
+    # ... and the stored interior nodes above it, recomputed from the forged leaves (tree heads
+    # are read from the nodes, so a rewrite must redo them to change the signed roots).
+    from plugins.credit_bank.proofs import merkle
+
+    leaves = [
+        bytes.fromhex(h)
+        for (h,) in db.session.execute(
+            text("SELECT leaf_hash FROM credit_log_leaves WHERE log = 'journal' ORDER BY idx")
+        )
+    ]
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("ALTER TABLE credit_log_nodes DISABLE TRIGGER USER"))
+    else:
+        db.session.execute(text("DROP TRIGGER credit_log_nodes_no_delete"))
+    db.session.execute(text("DELETE FROM credit_log_nodes WHERE log = 'journal'"))
+    for (level, idx), node in merkle.completed_nodes(0, leaves, lambda need: {}).items():
+        db.session.execute(
+            text("INSERT INTO credit_log_nodes (log, level, idx, hash) VALUES ('journal', :l, :i, :h)"),
+            {"l": level, "i": idx, "h": node.hex()},
+        )
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("ALTER TABLE credit_log_nodes ENABLE TRIGGER USER"))
     db.session.commit()
     # The forged history is then signed into new checkpoints, as a silent rewrite would be.
     from plugins.credit_bank.transcripts import log
