@@ -34,7 +34,7 @@ from lms_core.enrolments import services as enrolments
 from lms_core.extensions import db
 from lms_core.learning import services as learning
 from lms_core.media.services import record_delivery
-from plugins.anti_idle import appeals, checks, policy, policy_forms
+from plugins.anti_idle import appeals, checks, envelope, policy, policy_forms
 from plugins.anti_idle.models import DayVerdict
 
 LEARNER = "learner"
@@ -125,7 +125,7 @@ class _Viewer:
                 "presence": _presence(**presence),
             },
         }
-        with self.clock.at(self.start + dt.timedelta(seconds=at_s)):
+        with self.clock.at(self.start + dt.timedelta(seconds=at_s)), envelope.signed(self.session.id, body):
             learning.record_beat(self.session.id, self.user, body)
             db.session.commit()
 

@@ -133,6 +133,8 @@ class Prior:
 
     hidden_since: dt.datetime | None = None
     last_event: str | None = None
+    #: The session's previous ``seq`` (None before its first judged beat).
+    last_seq: int | None = None
     last_claim_end: int | None = None
     session_claimed_ms: int = 0
     session_covered: tuple[segs.Segment, ...] = ()
@@ -188,6 +190,16 @@ class Row(NamedTuple):
     bg_audio: bool
     #: ``navigator.webdriver`` or an automation probe bit.
     robot: bool
+    #: The server's verdict on the beat's signature (envelope.py): valid, unsigned, bad, or None.
+    envelope: str | None = None
+    #: Documents: ms since the reader's last trusted input (``presence.idle_ms``), else None.
+    idle_ms: float | None = None
+    #: Input events with ``isTrusted`` false the page counted.
+    untrusted: int = 0
+    #: ``performance.now()`` at send (``presence.mono_ms``), else None.
+    mono_ms: float | None = None
+    #: The beat's ``seq`` (0: unknown).
+    seq: int = 0
 
 
 class Params(NamedTuple):
@@ -199,6 +211,9 @@ class Params(NamedTuple):
     slack_ms: int
     cap_ratio: float
     day_cap_ms: int
+    signed: bool = False
+    idle_us: int = 600_000_000
+    drift_ms: int = 10_000
 
 
 def params_of(policy: Mapping[str, Any]) -> Params:
@@ -209,6 +224,9 @@ def params_of(policy: Mapping[str, Any]) -> Params:
         slack_ms=int(policy["delivery_slack_seconds"]) * 1000,
         cap_ratio=float(policy["lesson_cap_ratio"]),
         day_cap_ms=int(policy["day_cap_seconds"]) * 1000,
+        signed=bool(int(policy.get("signed_beats", 0))),
+        idle_us=int(policy.get("idle_seconds", 600)) * 1_000_000,
+        drift_ms=int(policy.get("drift_seconds", 10)) * 1000,
     )
 
 
@@ -240,6 +258,7 @@ def row_of(
     bytes_served: int | None,
     media_size: int | None,
     client: Mapping[str, Any] | None,
+    seq: int = 0,
 ) -> Row:
     """The core's tuple for one beat (the only place client JSON is read)."""
     claimed_t = tuple((int(a), int(b)) for a, b in claimed)
@@ -250,6 +269,9 @@ def row_of(
     rate = _number(presence.get("rate_max"))
     rate = rate if rate is not None else _number(client.get("rate"))
     probes = presence.get("probes")
+    raw_input = presence.get("input")
+    untrusted = raw_input.get("untrusted") if isinstance(raw_input, Mapping) else None
+    envelope = client.get("envelope")
     return Row(
         session_id=session_id,
         lesson_id=lesson_id,
@@ -270,6 +292,11 @@ def row_of(
         rate=rate,
         bg_audio=client.get("bg_audio_mode") is True,
         robot=client.get("webdriver") is True or (isinstance(probes, int) and bool(probes & 1)),
+        envelope=envelope if isinstance(envelope, str) else None,
+        idle_ms=_number(presence.get("idle_ms")),
+        untrusted=untrusted if isinstance(untrusted, int) and not isinstance(untrusted, bool) else 0,
+        mono_ms=_number(presence.get("mono_ms")),
+        seq=seq,
     )
 
 
@@ -287,6 +314,7 @@ def row_from_input(beat: BeatInput) -> Row:
         beat.bytes_served,
         beat.media_size,
         beat.client,
+        beat.seq,
     )
 
 
@@ -391,7 +419,7 @@ def _spans_overlap(w0: int, w1: int, spans: Iterable[Span]) -> int:
 
 #: When rules overlap (a hidden span that another stream also covered), the cuts are
 #: trimmed to what was really not credited, the least specific rule first.
-TRIM_ORDER = ("R04", "R05", "R07", "R16", "R01", "R10", "R14", "R03", "R07b", "R10a")
+TRIM_ORDER = ("R04", "R05", "R08", "R03e", "R07", "R16", "R01", "R10", "R14", "R03", "R07b", "R10a")
 
 
 class Judgement:
@@ -429,7 +457,7 @@ class Judgement:
 class SessionState:
     """The running state of one session (mutated beat by beat by ``judge``)."""
 
-    __slots__ = ("hidden_since", "last_event", "last_claim_end", "claimed_ms", "covered", "covered_ms")
+    __slots__ = ("hidden_since", "last_event", "last_claim_end", "claimed_ms", "covered", "covered_ms", "last_seq")
 
     def __init__(
         self,
@@ -438,11 +466,13 @@ class SessionState:
         last_claim_end: int | None = None,
         claimed_ms: int = 0,
         covered: Iterable[segs.Segment] = (),
+        last_seq: int | None = None,
     ) -> None:
         self.hidden_since = hidden_since
         self.last_event = last_event
         self.last_claim_end = last_claim_end
         self.claimed_ms = claimed_ms
+        self.last_seq = last_seq
         #: Media ranges credited to the session so far, sorted and merged, and their measure.
         self.covered: list[segs.Segment] = segs.normalise(covered)
         self.covered_ms = segs.total(self.covered)
@@ -559,6 +589,22 @@ def judge(
         j.cut("R07", min(max(0, overdue_ms - void_ms), claimed_ms))
         blocked += max(void_ms, overdue_ms)
 
+    # --- documents: no trusted input for too long (R08) --------------------------------
+    # The reader reports how long ago the last trusted input was (``presence.idle_ms``).
+    # Like visibility, the figure can only remove credit: a script that lies about it
+    # gains nothing over one that moves the mouse, and checks still test presence.
+    if kind == "document" and claimed_ms:
+        idle = r.idle_ms
+        if idle is not None and idle > 0:
+            idle_from = now - int(min(idle, 86_400_000) * 1000) + p.idle_us
+            over = now - max(start, idle_from)
+            idle_excess = int(over / 1e6 * 1000) if over > 0 else 0
+            if idle_excess:
+                j.cut("R08", min(idle_excess, claimed_ms))
+                blocked += idle_excess
+        if r.untrusted > 0:
+            j.flag("R08b")  # input dispatched by a script (isTrusted false)
+
     # The jitter tolerance is for honest clocks only: an interval that lost time to a
     # presence rule gets none, or a beat per second would earn a second each.
     eligible = budget if not blocked else max(0, span_ms - blocked)
@@ -587,6 +633,24 @@ def judge(
             and s.last_event not in RESTART_EVENTS
         ):
             zero_reason = zero_reason or "R16"
+
+    # --- the envelope (R03e): signed by the lesson page's per-session key ------------
+    # A beat that no page of this session signed earns nothing: forged with plain HTTP,
+    # or altered on the way. (A script in the page can still sign: envelope.py.)
+    envelope = r.envelope
+    if claimed_ms and p.signed and envelope in ("unsigned", "bad"):
+        zero_reason = "R03e"
+    if envelope == "bad":
+        j.flag("R03b")
+    # --- gaps in seq (R03q): beats that never arrived; the server clock covers the time
+    if r.seq and r.seq > (s.last_seq or 0) + 1:
+        j.flag("R03q")
+    # --- clock drift (R13d): the page's clock ran ahead of the server's ---------------
+    # ``presence.mono_ms`` is performance.now() at send, counted from the navigation that
+    # created the session, so it can exceed the server's time since launch only by the
+    # page's own load time. More means accelerated timers (a speed hack).
+    if r.mono_ms is not None and r.mono_ms - int((now - launched) / 1e6 * 1000) > p.drift_ms:
+        j.flag("R13d")
 
     # --- media delivery (R14): bytes actually served to this session's URL ----------
     allowed_content = claimed_ms
@@ -657,6 +721,8 @@ def judge(
 
     s.hidden_since = hidden_since
     s.last_event = event
+    if r.seq:
+        s.last_seq = r.seq
     if claimed:
         s.last_claim_end = claimed[-1][1]
     s.claimed_ms = session_claimed
@@ -676,6 +742,7 @@ def state_of(prior: Prior) -> SessionState:
         prior.last_claim_end,
         prior.session_claimed_ms,
         prior.session_covered,
+        prior.last_seq,
     )
 
 
@@ -700,6 +767,7 @@ def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Seq
         after=Prior(
             hidden_since=at_us(s.hidden_since) if s.hidden_since is not None else None,
             last_event=s.last_event,
+            last_seq=s.last_seq,
             last_claim_end=s.last_claim_end,
             session_claimed_ms=s.claimed_ms,
             session_covered=tuple(s.covered),

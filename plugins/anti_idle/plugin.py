@@ -50,8 +50,14 @@ class AntiIdlePlugin:
             from flask import render_template
 
             from plugins.anti_idle.checks import poll_interval_ms
+            from plugins.anti_idle.envelope import session_key
 
-            return render_template("anti_idle/_overlay.html", poll_ms=poll_interval_ms(context["lesson"]), **context)
+            return render_template(
+                "anti_idle/_overlay.html",
+                poll_ms=poll_interval_ms(context["lesson"]),
+                beat_key=session_key(context["session"].id),
+                **context,
+            )
         if name == "admin_nav":
             from flask import render_template
 

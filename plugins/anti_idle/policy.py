@@ -47,6 +47,38 @@ DEFAULTS: dict[str, Any] = {
     "idle_seconds": 600,
     #: Review score at which a day is held for audit.
     "hold_score": 50,
+    #: 1: beats must carry the session's signature (envelope.py); unsigned beats earn
+    #: nothing. 0 only while old player pages may still be open after an upgrade.
+    "signed_beats": 1,
+    #: R13: the page's clock may run ahead of the server's by this much (page load time).
+    "drift_seconds": 10,
+    # --- rules judged once per person-day (plugins/anti_idle/day_rules.py) --------------
+    #: R02: a lesson whose forward skips exceed this share of its length counts as skipped;
+    #: the day scores when this many lessons were skipped.
+    "skip_share": 0.1,
+    "skip_lessons": 3,
+    #: R09: this many events of one kind (session starts, check answers) whose gaps or
+    #: latencies vary less than this coefficient of variation look machine-timed.
+    "regular_min_events": 8,
+    "regular_cv": 0.1,
+    #: R10c: study longer than this without a break of at least ``break_seconds``.
+    "continuous_seconds": 4 * 3600,
+    "break_seconds": 300,
+    #: R10d: more than ``night_seconds`` credited between 00:00 and 05:00 (Beijing) on
+    #: ``night_days`` of the last 14 days.
+    "night_seconds": 3600,
+    "night_days": 3,
+    #: R12: one device (IP, browser and screen) credited this many accounts at once for
+    #: longer than ``shared_overlap_seconds`` in a day.
+    "shared_accounts": 2,
+    "shared_overlap_seconds": 60,
+    #: R15: this many check answers within ``cycling_seconds`` is option cycling.
+    "cycling_answers": 3,
+    "cycling_seconds": 5,
+    #: R17: this share of the items studied in 14 days (at least ``cherry_min_items``)
+    #: among the shortest tenth of their courses (informational only).
+    "cherry_share": 0.8,
+    "cherry_min_items": 5,
 }
 
 

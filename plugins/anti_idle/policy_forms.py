@@ -124,6 +124,110 @@ PARAMS: dict[str, Param] = {
         1,
         1000,
     ),
+    "signed_beats": Param(
+        _l("Signed heartbeats required"),
+        _l("1: heartbeats without the lesson page's signature earn nothing; 0: accepted (only during an upgrade)."),
+        "",
+        0,
+        1,
+    ),
+    "drift_seconds": Param(
+        _l("Clock drift tolerated"),
+        _l("How far the page's clock may run ahead of the server's before it is flagged."),
+        _l("seconds"),
+        1,
+        600,
+    ),
+    "skip_share": Param(
+        _l("Skipped share of a lesson"),
+        _l("A lesson whose forward skips exceed this share of its length counts as skipped."),
+        _l("× duration"),
+        0.01,
+        1,
+    ),
+    "skip_lessons": Param(
+        _l("Skipped lessons flagged per day"),
+        _l("A day with this many skipped lessons adds to the review score."),
+        _l("lessons"),
+        1,
+        100,
+    ),
+    "regular_min_events": Param(
+        _l("Events needed to judge regularity"),
+        _l("Lesson starts or check answers per day before their timing is judged."),
+        _l("events"),
+        3,
+        1000,
+    ),
+    "regular_cv": Param(
+        _l("Machine-like regularity"),
+        _l("Timings that vary less than this (coefficient of variation) look machine-driven."),
+        _l("ratio"),
+        0.01,
+        1,
+    ),
+    "continuous_seconds": Param(
+        _l("Longest study without a break"),
+        _l("Study longer than this without a break adds to the review score."),
+        _l("seconds"),
+        600,
+        86400,
+    ),
+    "break_seconds": Param(
+        _l("Shortest break"), _l("A pause at least this long counts as a break."), _l("seconds"), 60, 7200
+    ),
+    "night_seconds": Param(
+        _l("Night study per night"),
+        _l("Study between 00:00 and 05:00 beyond this counts as a night of study."),
+        _l("seconds"),
+        0,
+        18000,
+    ),
+    "night_days": Param(
+        _l("Nights flagged in 14 days"),
+        _l("This many such nights in 14 days add to the review score."),
+        _l("days"),
+        1,
+        14,
+    ),
+    "shared_accounts": Param(
+        _l("Accounts on one device at once"),
+        _l("One device studying for this many accounts at the same time adds to their review scores."),
+        _l("accounts"),
+        2,
+        100,
+    ),
+    "shared_overlap_seconds": Param(
+        _l("Shared-device overlap tolerated"),
+        _l("Simultaneous study of several accounts on one device tolerated per day."),
+        _l("seconds"),
+        0,
+        86400,
+    ),
+    "cycling_answers": Param(
+        _l("Answers that count as cycling"),
+        _l("This many attention-check answers in quick succession look like trying every option."),
+        _l("answers"),
+        2,
+        100,
+    ),
+    "cycling_seconds": Param(
+        _l("Cycling window"), _l("The quick succession above, in seconds."), _l("seconds"), 1, 600
+    ),
+    "cherry_share": Param(
+        _l("Shortest-items share"),
+        _l("Auditors are told when this share of a learner's items are the shortest of their courses."),
+        _l("ratio"),
+        0.1,
+        1,
+    ),
+    "cherry_min_items": Param(
+        _l("Items before cherry-picking is judged"),
+        _l("Items studied in 14 days before the share above is judged."),
+        _l("items"),
+        1,
+        1000,
+    ),
 }
 
 

@@ -16,12 +16,12 @@ from sqlalchemy import or_, select
 from lms_core.extensions import db
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict
-from plugins.anti_idle import els
+from plugins.anti_idle import els, envelope
 from plugins.anti_idle.models import AttentionCheck, Beat
 from plugins.anti_idle.policy import current_policy
 
 #: Rules whose firing voids the interval rather than reducing it.
-CRITICAL = frozenset({"R03", "R14"})
+CRITICAL = frozenset({"R03", "R03e", "R14"})
 #: Lesson kinds the credit path judges (quizzes and surveys earn no time).
 JUDGED_KINDS = frozenset({"video", "document"})
 
@@ -82,6 +82,7 @@ def prior_from(session_row: Beat | None, lesson_row: Beat | None, day_row: Beat 
     return els.Prior(
         hidden_since=session_row.hidden_since if session_row else None,
         last_event=session_row.event if session_row else None,
+        last_seq=session_row.seq if session_row else None,
         last_claim_end=session_row.last_claim_end if session_row else None,
         session_claimed_ms=session_row.session_claimed_ms if session_row else 0,
         session_covered=tuple((int(a), int(b)) for a, b in session_row.session_covered) if session_row else (),
@@ -111,7 +112,7 @@ def beat_input(claim: IntervalClaim) -> els.BeatInput:
         duration_ms=claim.media_duration_ms,
         bytes_served=claim.bytes_served,
         media_size=claim.media_size,
-        client=dict(claim.client),
+        client=envelope.stamp(dict(claim.client)),
     )
 
 

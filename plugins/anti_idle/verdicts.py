@@ -43,7 +43,7 @@ from plugins.anti_idle.models import (
 from plugins.anti_idle.policy import PolicyVersion, current_policy, policy_by_version
 
 #: Rules whose time is withheld as void (critical), held, or only tolerated.
-VOID_RULES = frozenset({"R03", "R14", "R07b"})
+VOID_RULES = frozenset({"R03", "R03e", "R14", "R07b"})
 HOLD_RULES = frozenset({"R10a"})
 #: Credit re-published online at most every this much new credit (plus every change of verdict).
 EMIT_EVERY_MS = 300_000
@@ -61,6 +61,9 @@ class Tally:
     sessions: set[str] = field(default_factory=set)
     muted_ms: int = 0
     beats: int = 0
+    #: Findings of the day rules (``day_rules.judge``) at the last day assessment; the
+    #: online path keeps them until the next one.
+    day_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, beat: Beat | Mapping[str, Any]) -> None:
         get = beat.get if isinstance(beat, Mapping) else (lambda k, d=None: getattr(beat, k, d))
@@ -94,6 +97,7 @@ class Tally:
             "sessions": sorted(self.sessions),
             "muted_ms": self.muted_ms,
             "beats": self.beats,
+            "day_rules": self.day_rules,
         }
 
     @classmethod
@@ -107,6 +111,7 @@ class Tally:
             sessions=set(data.get("sessions") or []),
             muted_ms=int(data.get("muted_ms", 0)),
             beats=int(data.get("beats", 0)),
+            day_rules={str(k): dict(v) for k, v in (data.get("day_rules") or {}).items()},
         )
 
 
@@ -147,8 +152,18 @@ def scores_of(t: Tally, policy: Mapping[str, Any]) -> dict[str, int]:
         s["R13"] = 25
     if cuts.get("R16", 0) >= 30_000:
         s["R16"] = 15
-    # Muting alone is never held against anyone; it only adds to another score.
-    if s and t.credited_ms > 300_000 and t.muted_ms * 5 > t.credited_ms * 4:
+    if "R08b" in t.flags:
+        s["R08b"] = 20
+    if "R03b" in t.flags:  # a signature that does not match: someone altered or forged beats
+        s["R03b"] = 50
+    if "R13d" in t.flags:
+        s["R13d"] = 25
+    for rule, finding in t.day_rules.items():
+        if int(finding.get("score", 0)) > 0:
+            s[rule] = int(finding["score"])
+    # Muting alone is never held against anyone; it only adds to a score of behaviour
+    # (not to a shared device, which a training room also shows).
+    if set(s) - {"R12"} and t.credited_ms > 300_000 and t.muted_ms * 5 > t.credited_ms * 4:
         s["R06"] = 10
     return s
 
@@ -173,7 +188,7 @@ def derive(t: Tally, policy: Mapping[str, Any]) -> Derived:
         verdict = DEDUCTED
     else:
         verdict = CREDITED
-    rules = sorted(set(t.cuts) | set(scores) | t.flags)
+    rules = sorted(set(t.cuts) | set(scores) | t.flags | set(t.day_rules))
     return Derived(verdict, score, rules, credited, held_ms, deducted, void_ms, scores)
 
 
@@ -358,6 +373,7 @@ def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
         prior = els.Prior(
             hidden_since=prior.hidden_since,
             last_event=prior.last_event,
+            last_seq=prior.last_seq,
             last_claim_end=prior.last_claim_end,
             session_claimed_ms=prior.session_claimed_ms,
             session_covered=prior.session_covered,
@@ -441,11 +457,17 @@ def _digest(beats: Iterable[Beat], checks: Iterable[AttentionCheck], version: in
 
 def assess_day(user_id: int, day: dt.date, policy_version: int | None = None) -> DayVerdict | None:
     """Recompute a person-day, rewrite its evidence, publish it if its figures changed (no commit)."""
+    from plugins.anti_idle import day_rules
     from plugins.anti_idle.evidence import build_lines
+    from plugins.anti_idle.services import CHECK_LOOKBACK, day_bounds, person_checks
 
     r = replay_day(user_id, day, policy_version)
     if not r.outcomes:
         return None
+    start, end = day_bounds(day)
+    r.tally.day_rules = day_rules.judge(
+        user_id, day, r.outcomes, person_checks(user_id, start - CHECK_LOOKBACK, end), r.policy.params
+    )
     v = _verdict_row(user_id, day)
     published = (v.tally or {}).get("published")
     v.policy_version = 0

@@ -21,6 +21,9 @@
  *                        ``untrusted`` counts events with isTrusted === false
  *      path_px           pointer path length in CSS pixels
  *      probes            bitmask of integrity probes (see PROBE_* below)
+ *      idle_ms           time since the last trusted input (documents: R08 idle)
+ *      device            a short digest of the screen, time zone, language and CPU count
+ *                        (with the address and browser it names a device, R12 代刷)
  *    and ``webdriver`` (navigator.webdriver) next to ``presence``.
  * 2. Checks. After every answered beat the script asks the server (POST, CSRF)
  *    whether a check is due. The server answers with nothing, or with a check it
@@ -31,6 +34,11 @@
  *    click's isTrusted, how the control was reached (pointer, touch, keyboard) and
  *    the latency since render; the server applies its own clock and judges.
  *    When the window lapses unanswered the video is paused: credit has stopped.
+ * 3. Envelope. Every beat is signed: HMAC-SHA256 under the session's key (issued with
+ *    the page, ``data-beat-key``) over the exact JSON text, appended as the last member
+ *    ``"sig"`` (envelope.py). SHA-256 is computed here in plain script, synchronously
+ *    (WebCrypto is async and absent on plain-HTTP intranets). The key is in the page: a
+ *    signature proves the beat came from a page of this session, not from a person.
  */
 (function () {
   "use strict";
@@ -65,6 +73,74 @@
     return bits;
   }
 
+  // Not an identifier of a person: the same PC model in a training room gives the same
+  // value, which is why R12 never holds a day on its own.
+  function device() {
+    var parts = [screen.width, screen.height, window.devicePixelRatio, navigator.language,
+                 navigator.hardwareConcurrency || 0, navigator.platform || ""];
+    try { parts.push(Intl.DateTimeFormat().resolvedOptions().timeZone); } catch (e) { parts.push(""); }
+    var text = parts.join("|"), h = 5381;
+    for (var i = 0; i < text.length; i++) h = ((h * 33) ^ text.charCodeAt(i)) >>> 0;
+    return h.toString(16);
+  }
+  var deviceId = device();
+
+  // ---- HMAC-SHA256 (FIPS 180-4), bytes in, hex out ----------------------------
+  var K = [0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2];
+
+  function sha256(bytes) {  // bytes: array of 0..255; returns an array of 32 bytes
+    var h = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    var n = bytes.length, padded = bytes.slice();
+    padded.push(0x80);
+    while (padded.length % 64 !== 56) padded.push(0);
+    var bits = n * 8;
+    for (var i = 7; i >= 0; i--) padded.push(i >= 4 ? 0 : (bits >>> (8 * i)) & 0xff);
+    var w = new Array(64);
+    for (var off = 0; off < padded.length; off += 64) {
+      for (var t = 0; t < 16; t++) {
+        w[t] = (padded[off + 4 * t] << 24) | (padded[off + 4 * t + 1] << 16) | (padded[off + 4 * t + 2] << 8) | padded[off + 4 * t + 3];
+      }
+      for (t = 16; t < 64; t++) {
+        var x = w[t - 15], y = w[t - 2];
+        var s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+        var s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+        w[t] = (w[t - 16] + s0 + w[t - 7] + s1) | 0;
+      }
+      var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+      for (t = 0; t < 64; t++) {
+        var S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+        var t1 = (k + S1 + ((e & f) ^ (~e & g)) + K[t] + w[t]) | 0;
+        var S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+        var t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+        k = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
+      }
+      h[0] = (h[0] + a) | 0; h[1] = (h[1] + b) | 0; h[2] = (h[2] + c) | 0; h[3] = (h[3] + d) | 0;
+      h[4] = (h[4] + e) | 0; h[5] = (h[5] + f) | 0; h[6] = (h[6] + g) | 0; h[7] = (h[7] + k) | 0;
+    }
+    var out = [];
+    for (i = 0; i < 8; i++) out.push((h[i] >>> 24) & 0xff, (h[i] >>> 16) & 0xff, (h[i] >>> 8) & 0xff, h[i] & 0xff);
+    return out;
+  }
+
+  function utf8(text) { return Array.prototype.slice.call(new TextEncoder().encode(text)); }
+
+  function hmacHex(keyText, text) {
+    var key = utf8(keyText);
+    if (key.length > 64) key = sha256(key);
+    while (key.length < 64) key.push(0);
+    var inner = [], outer = [];
+    for (var i = 0; i < 64; i++) { inner.push(key[i] ^ 0x36); outer.push(key[i] ^ 0x5c); }
+    var mac = sha256(outer.concat(sha256(inner.concat(utf8(text)))));
+    return mac.map(function (v) { return (v < 16 ? "0" : "") + v.toString(16); }).join("");
+  }
+
   function fresh() {
     return { hidden_ms: 0, hidden_max_ms: 0, blur_ms: 0, raf: 0, ticks: 0, playing_ms: 0, muted_ms: 0,
              rate_min: null, rate_max: null, path_px: 0,
@@ -73,11 +149,18 @@
 
   function start(tracker) {
     var media = tracker.media;
+    var beatKey = root.dataset.beatKey;
+    if (beatKey && tracker.setSigner) {
+      tracker.setSigner(function (json) {
+        return json.slice(0, json.lastIndexOf("}")) + ',"sig":"' + hmacHex(beatKey, json) + '"}';
+      });
+    }
     var acc = fresh();
     var last = performance.now();   // the last time the running clocks were folded in
     var lastSend = last;
     var hiddenSince = document.visibilityState === "hidden" ? last : null;
     var lastPointer = null;
+    var lastInputAt = last;  // opening the page counts as input
 
     // The state as of the last fold: events reach the core's listeners (which send a
     // beat) before ours, so the span just ended is judged by the state it had.
@@ -116,6 +199,7 @@
       return function (e) {
         if (!e.isTrusted) { acc.input.untrusted += 1; return; }
         acc.input[kind] += 1;
+        lastInputAt = performance.now();
         if (kind === "pointer" && e.type === "pointermove") {
           if (lastPointer) acc.path_px += Math.round(Math.hypot(e.clientX - lastPointer[0], e.clientY - lastPointer[1]));
           lastPointer = [e.clientX, e.clientY];
@@ -156,7 +240,7 @@
         blur_ms: Math.round(acc.blur_ms), focused: document.hasFocus(), raf: acc.raf, ticks: acc.ticks,
         playing_ms: Math.round(acc.playing_ms), muted_ms: Math.round(acc.muted_ms),
         rate_min: acc.rate_min, rate_max: acc.rate_max, input: acc.input, path_px: acc.path_px,
-        probes: probes(media)
+        probes: probes(media), idle_ms: Math.round(now - lastInputAt), device: deviceId
       };
       acc = fresh();
       lastSend = now;

@@ -9,11 +9,13 @@ online day verdict, and checks that a recompute from the raw beats agrees.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 import time_machine
+from flask import g
 from sqlalchemy import func
 
 from lms_core.accounts.models import User
@@ -25,6 +27,7 @@ from lms_core.learning import services as learning
 from lms_core.learning.models import LearningInterval, LearningSession
 from lms_core.media.models import MediaKind
 from lms_core.media.services import record_delivery
+from plugins.anti_idle import envelope as beat_envelope
 from plugins.anti_idle.models import CHECK_PASSED, AttentionCheck, DayVerdict
 from plugins.anti_idle.verdicts import assess_day, replay_day
 from tests.factories import UserFactory
@@ -54,11 +57,19 @@ class Learner:
     tabs: list[Tab] = field(default_factory=list)
 
     # --- actions -------------------------------------------------------------------
-    def open(self, lesson: Lesson | None = None, at: dt.datetime = T0, *, deliver: int | None = None) -> Tab:
+    def open(
+        self,
+        lesson: Lesson | None = None,
+        at: dt.datetime = T0,
+        *,
+        deliver: int | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> Tab:
         lesson = lesson or self.lecture
         with time_machine.travel(at, tick=False):
             enrolment = learning.enrolment_for(self.user, lesson.course_id)
-            session = learning.start_session(self.user, lesson, enrolment)
+            session = learning.start_session(self.user, lesson, enrolment, ip=ip, user_agent=user_agent)
             db.session.commit()
             if deliver and lesson.media_id:
                 record_delivery(session.id, self.user.id, lesson.media_id, deliver)
@@ -78,8 +89,11 @@ class Learner:
         *,
         event: str = "heartbeat",
         seq: int | None = None,
+        envelope: str = "signed",
         **extra: Any,
     ) -> learning.BeatResult:
+        """One beat as the player sends it: ``envelope`` "signed" (by the page's key, as
+        the player does), "unsigned" (plain HTTP) or "forged" (a wrong signature)."""
         tab.seq = seq if seq is not None else tab.seq + 1
         body: dict[str, Any] = {
             "seq": tab.seq,
@@ -95,7 +109,16 @@ class Learner:
             body["client"] = {**body["client"], **client}
         body.update(extra)
         with time_machine.travel(at, tick=False):
-            result = learning.record_beat(tab.session.id, self.user, body)
+            if envelope == "signed":
+                with beat_envelope.signed(tab.session.id, body) as verdict:
+                    assert verdict == "valid"
+                    result = learning.record_beat(tab.session.id, self.user, body)
+            else:
+                raw = json.dumps(body).encode()
+                if envelope == "forged":  # signed, then altered on the way
+                    raw = beat_envelope.sign(tab.session.id, raw).replace(b'"seq": ', b'"seq":  ', 1)
+                g.anti_idle_envelope = beat_envelope.verify(tab.session.id, raw)
+                result = learning.record_beat(tab.session.id, self.user, body)
             db.session.commit()
         return result
 

@@ -148,13 +148,18 @@ def chain(module, beats, policy, checks, clock=None):
     return out
 
 
+#: Flags of rules added after the reference was frozen (seq gaps, a forged signature,
+#: clock drift, scripted input on documents): never raised by it, ignored in the comparison.
+NEW_FLAGS = frozenset({"R03q", "R03b", "R13d", "R08b"})
+
+
 def plain(o):
     return (
         tuple(o.credited),
         o.credited_ms,
         o.credit_start,
         dict(o.cuts),
-        tuple(o.flags),
+        tuple(f for f in o.flags if f not in NEW_FLAGS),
         o.after.hidden_since,
         o.after.last_event,
         o.after.last_claim_end,
@@ -194,6 +199,7 @@ def test_day_replay_equals_beat_by_beat(raw, raw_checks, policy):
             b["bytes_served"],
             b["media_size"],
             b["client"],
+            b["seq"],
         )
         for b in beats
     ]

@@ -13,6 +13,8 @@
  *   addSignals(fn)           fn(event) returns an object merged into every beat's ``client``
  *   onBeat(fn)               fn(result, event) after each answered beat
  *   send(event, extra)       send a beat now
+ *   setSigner(fn)            fn(json) returns the text actually sent (e.g. the JSON with a
+ *                            signature appended); one signer, the last set wins
  */
 (function () {
   "use strict";
@@ -31,6 +33,7 @@
   var video = document.getElementById("player");
   var contributors = [];   // plugins' signal sources, see addSignals
   var listeners = [];      // plugins' beat listeners, see onBeat
+  var signer = null;       // see setSigner
 
   function pluginSignals(event, client) {
     for (var i = 0; i < contributors.length; i++) {
@@ -69,10 +72,12 @@
     for (var k in (extra || {})) body[k] = extra[k];
     segments = [];
     if (event === "terminate") ended = true;
+    var json = JSON.stringify(body);
+    if (signer) { try { json = signer(json) || json; } catch (e) { /* see pluginSignals */ } }
     return fetch(beatUrl, {
       method: "POST", keepalive: true, credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-      body: JSON.stringify(body)
+      body: json
     }).then(function (r) { return r.ok ? r.json() : null; }).then(function (result) {
       update(result);
       if (result) for (var i = 0; i < listeners.length; i++) {
@@ -137,7 +142,8 @@
     position: function () { return video ? video.currentTime : 0; },
     playing: function () { return !!video && !video.paused && !video.ended && video.readyState > 2; },
     addSignals: function (fn) { contributors.push(fn); },
-    onBeat: function (fn) { listeners.push(fn); }
+    onBeat: function (fn) { listeners.push(fn); },
+    setSigner: function (fn) { signer = fn; }
   };
   document.dispatchEvent(new CustomEvent("lms:tracker-ready", { detail: window.lmsTracker }));
 })();

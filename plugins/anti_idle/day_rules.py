@@ -1,0 +1,453 @@
+"""Rules judged once per person-day, over the whole day (and, for R10d and R17, the 14 before it).
+
+The per-beat rules (``els.assess``) decide what each heartbeat earns, inside its
+transaction and without extra SQL. The rules here need more than one beat's view:
+patterns over a day (forward skips per lesson, the timing of session starts and
+check answers, continuous hours), nights across a fortnight, and other people's
+sessions (one device driving several accounts, 代刷). They remove no time: they add
+to the day's review score, which holds the day at ``hold_score``, and each writes an
+evidence line. They run in the day assessment (``assess_day``: when a day's verdict
+changes, and in ``flask lms anti-idle recompute``), never per beat.
+
+:func:`judge` is deterministic for the same stored inputs and policy version, like
+the replay it follows. Its result is kept in the day's tally (``day_rules``), so the
+online path keeps scoring the day with it until the next assessment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from lms_core.extensions import db
+from lms_core.learning.models import LearningSession
+from plugins.anti_idle import els
+from plugins.anti_idle.models import AttentionCheck, Beat, DayLesson, DayVerdict
+
+#: Severity and score per rule (design §3.4); the thresholds are policy parameters.
+SCORES = {"R02": 15, "R09": 20, "R10c": 10, "R10d": 15, "R12": 40, "R15": 20, "R17": 0}
+#: A claim that starts this far past the previous one's end is a forward skip.
+SKIP_SLACK_MS = 2000
+#: Beijing night: 00:00 to 05:00.
+NIGHT_END_HOUR = 5
+#: Window of the fortnight rules (R10d, R17), today included.
+WINDOW_DAYS = 14
+#: Lessons below this count in a course have no meaningful "shortest tenth" (R17).
+CHERRY_POOL_MIN = 10
+
+Outcomes = Sequence[tuple[Beat, els.Outcome]]
+
+
+def _entry(
+    rule: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    amount_ms: int = 0,
+    fired: bool = True,
+    params: Mapping[str, Any] | None = None,
+    beat_ids: Sequence[int] = (),
+    lesson_id: int | None = None,
+    variant: str = "",
+) -> dict[str, Any]:
+    """One day rule's finding, JSON-ready (kept in the tally)."""
+    return {
+        "score": SCORES[rule] if fired else 0,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "amount_ms": int(amount_ms),
+        "params": dict(params or {}),
+        "beat_ids": list(beat_ids)[:500],
+        "lesson_id": lesson_id,
+        "variant": variant,
+    }
+
+
+def _cv(values: Sequence[float]) -> float | None:
+    """Coefficient of variation (population), or None when it says nothing."""
+    if len(values) < 2:
+        return None
+    mean = statistics.fmean(values)
+    if mean <= 0:
+        return None
+    return statistics.pstdev(values) / mean
+
+
+# --- R02: forward skips ------------------------------------------------------------------
+
+
+def skips(outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Media jumped over within a session, per lesson.
+
+    A session's first claim may start anywhere (resuming where one left off is
+    honest); after that, a claim that starts beyond the previous claim's end skipped
+    the media in between. Skipped media is never credited (it was not claimed), and
+    completion needs coverage anyway: this rule tells the learner why the lesson is
+    not complete and scores a day that skips through many lessons.
+    """
+    last_end: dict[str, int] = {}
+    per_lesson: dict[int, int] = defaultdict(int)
+    durations: dict[int, int] = {}
+    beat_ids: list[int] = []
+    first: dt.datetime | None = None
+    last: dt.datetime | None = None
+    for b, _o in outcomes:
+        if b.lesson_kind != "video" or not b.claimed:
+            continue
+        start = int(b.claimed[0][0])
+        prev = last_end.get(b.session_id)
+        if prev is not None and start > prev + SKIP_SLACK_MS:
+            per_lesson[b.lesson_id] += start - prev
+            durations[b.lesson_id] = int(b.media_duration_ms or 0)
+            beat_ids.append(b.id)
+            first = first or b.wall_start
+            last = b.received_at
+        last_end[b.session_id] = max(int(b.claimed[-1][1]), prev or 0)
+    share = float(policy["skip_share"])
+    skipped = [lid for lid, ms in per_lesson.items() if durations[lid] and ms > share * durations[lid]]
+    if not skipped or first is None or last is None:
+        return None
+    return _entry(
+        "R02",
+        first,
+        last,
+        amount_ms=sum(per_lesson[lid] for lid in skipped),
+        fired=len(skipped) >= int(policy["skip_lessons"]),
+        params={"lessons": len(skipped), "share": round(share * 100)},
+        beat_ids=beat_ids,
+        lesson_id=skipped[0] if len(skipped) == 1 else None,
+    )
+
+
+# --- R09: machine-regular timing --------------------------------------------------------
+
+
+def regularity(
+    outcomes: Outcomes, checks: Sequence[AttentionCheck], day: dt.date, policy: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Session starts at near-constant gaps, or check answers at near-constant latency.
+
+    Human timings are heavy-tailed: gaps between lessons and the time to read and
+    click vary by far more than 10 %. The heartbeat itself is timer-driven by design
+    and is never judged here. (The design's bounded-uniform vs heavy-tailed ΔBIC fit
+    needs more events than a day has; the coefficient of variation over at least
+    ``regular_min_events`` is the part that is robust on a handful.)
+    """
+    need = int(policy["regular_min_events"])
+    limit = float(policy["regular_cv"])
+    starts = sorted({b.launched_at for b, _o in outcomes if b.claimed})
+    found: list[tuple[str, float, dt.datetime, dt.datetime]] = []
+    if len(starts) >= need:
+        gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
+        cv = _cv(gaps)
+        if cv is not None and cv < limit:
+            found.append(("starts", cv, starts[0], starts[-1]))
+    answered = sorted(
+        (c for c in checks if c.answered_at is not None and c.latency_ms and els.beijing_day(c.answered_at) == day),
+        key=lambda c: c.issued_at,
+    )
+    if len(answered) >= need:
+        cv = _cv([float(c.latency_ms or 0) for c in answered])
+        if cv is not None and cv < limit:
+            end = answered[-1].answered_at
+            assert end is not None
+            found.append(("answers", cv, answered[0].issued_at, end))
+    if not found:
+        return None
+    kind, cv, start, end = min(found, key=lambda f: f[1])
+    return _entry(
+        "R09",
+        start,
+        end,
+        variant=kind,
+        params={"count": len(starts) if kind == "starts" else len(answered), "cv": round(cv * 100, 1)},
+    )
+
+
+# --- R10c: no break for hours -----------------------------------------------------------
+
+
+def runs(outcomes: Outcomes) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The day's credited spans of real time, in order."""
+    return sorted((o.credit_start, o.credit_end) for _b, o in outcomes if o.credited_ms and o.credit_end is not None)
+
+
+def continuous(outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The longest run of credited study whose gaps are all shorter than a break."""
+    brk = dt.timedelta(seconds=int(policy["break_seconds"]))
+    best: tuple[dt.datetime, dt.datetime] | None = None
+    cur: tuple[dt.datetime, dt.datetime] | None = None
+    for s, e in runs(outcomes):
+        cur = (s, e) if cur is None or s - cur[1] >= brk else (cur[0], max(cur[1], e))
+        if best is None or cur[1] - cur[0] > best[1] - best[0]:
+            best = cur
+    limit = dt.timedelta(seconds=int(policy["continuous_seconds"]))
+    if best is None or best[1] - best[0] <= limit:
+        return None
+    return _entry(
+        "R10c",
+        best[0],
+        best[1],
+        amount_ms=els.ms(best[1] - best[0]),
+        params={"hours": round(limit.total_seconds() / 3600, 1), "break_min": round(brk.total_seconds() / 60)},
+    )
+
+
+# --- R10d: nights across a fortnight ----------------------------------------------------
+
+
+def _night_ms(spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> dict[dt.date, int]:
+    """Credited milliseconds between 00:00 and 05:00 Beijing, per Beijing day."""
+    out: dict[dt.date, int] = defaultdict(int)
+    for s, e in spans:
+        day = els.beijing_day(s)
+        for d in {day, els.beijing_day(e)}:
+            night0 = dt.datetime.combine(d, dt.time(), tzinfo=els.SHANGHAI)
+            night1 = night0 + dt.timedelta(hours=NIGHT_END_HOUR)
+            got = max(0, els.ms(min(e, night1) - max(s, night0)))
+            if got:
+                out[d] += got
+    return out
+
+
+def nights(user_id: int, day: dt.date, outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Study at night beyond ``night_seconds`` on ``night_days`` of the last 14 days.
+
+    Night study on its own is honest (shift workers); several nights a fortnight is
+    the 24/7 pattern of a bot, and only then does the day score.
+    """
+    from plugins.anti_idle.services import day_bounds
+
+    today = _night_ms(runs(outcomes)).get(day, 0)
+    limit = int(policy["night_seconds"]) * 1000
+    if today <= limit:
+        return None
+    since, _e = day_bounds(day - dt.timedelta(days=WINDOW_DAYS - 1))
+    until, _e2 = day_bounds(day)
+    earlier = db.session.execute(
+        select(Beat.credit_start, Beat.credit_end).where(
+            Beat.user_id == user_id,
+            Beat.received_at >= since,
+            Beat.received_at < until,
+            Beat.credited_ms > 0,
+            Beat.credit_end.is_not(None),
+        )
+    ).all()
+    per_day = _night_ms([(s, e) for s, e in earlier if s is not None and e is not None])
+    per_day[day] = today
+    nights_over = sorted(d for d, v in per_day.items() if v > limit and day - d < dt.timedelta(days=WINDOW_DAYS))
+    if len(nights_over) < int(policy["night_days"]):
+        return None  # a night of study now and then is nobody's business
+    start, _end = day_bounds(day)
+    return _entry(
+        "R10d",
+        start,
+        start + dt.timedelta(hours=NIGHT_END_HOUR),
+        amount_ms=today,
+        params={"nights": len(nights_over), "minutes": round(limit / 60_000)},
+    )
+
+
+# --- R12: one device, several accounts (代刷) -------------------------------------------
+
+
+def _device(session: LearningSession, client: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """What identifies a device: the network address, the browser, and the screen the
+    player reports (``presence.device``). A session without an address has none."""
+    if not session.ip:
+        return None
+    presence = client.get("presence") if isinstance(client.get("presence"), Mapping) else {}
+    device = presence.get("device") if isinstance(presence, Mapping) else None
+    return (session.ip, session.user_agent or "", str(device or "")[:64])
+
+
+def _merge(spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[tuple[dt.datetime, dt.datetime]]:
+    out: list[tuple[dt.datetime, dt.datetime]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def _overlap_ms(a: Sequence[tuple[dt.datetime, dt.datetime]], b: Sequence[tuple[dt.datetime, dt.datetime]]) -> int:
+    total = 0
+    for s0, e0 in a:
+        for s1, e1 in b:
+            total += max(0, els.ms(min(e0, e1) - max(s0, s1)))
+    return total
+
+
+def shared_device(user_id: int, day: dt.date, outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Other accounts credited from the same device while this one was.
+
+    The same office computer used by colleagues one after the other is honest and
+    only noted (score 0); accounts studying on one device *at the same time* is what
+    a 代刷 operator does. The score (40) is below the hold score on purpose: a
+    training room where every PC has the same address, browser and screen looks like
+    one device, so the rule holds a day only together with another signal
+    (automation, script answers, regular timing).
+    """
+    from plugins.anti_idle.services import day_bounds
+
+    mine: dict[tuple[str, str, str], list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
+    sessions: dict[str, LearningSession | None] = {}
+    for b, o in outcomes:
+        if not o.credited_ms or o.credit_end is None:
+            continue
+        if b.session_id not in sessions:
+            sessions[b.session_id] = db.session.get(LearningSession, b.session_id)
+        s = sessions[b.session_id]
+        key = _device(s, b.client) if s is not None else None
+        if key is not None:
+            mine[key].append((o.credit_start, o.credit_end))
+    if not mine:
+        return None
+    start, end = day_bounds(day)
+    rows = db.session.execute(
+        select(
+            Beat.user_id,
+            Beat.credit_start,
+            Beat.credit_end,
+            Beat.client,
+            LearningSession.ip,
+            LearningSession.user_agent,
+        )
+        .join(LearningSession, LearningSession.id == Beat.session_id)
+        .where(
+            Beat.received_at >= start,
+            Beat.received_at < end,
+            Beat.user_id != user_id,
+            Beat.credited_ms > 0,
+            LearningSession.ip.in_(sorted({k[0] for k in mine})),
+        )
+    ).all()
+    theirs: dict[int, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
+    for uid, s0, e0, client, ip, ua in rows:
+        presence = client.get("presence") if isinstance(client, Mapping) else None
+        device = presence.get("device") if isinstance(presence, Mapping) else None
+        key = (ip, ua or "", str(device or "")[:64])
+        if key in mine and s0 is not None and e0 is not None:
+            theirs[uid].append((s0, e0))
+    if not theirs:
+        return None
+    my_spans = _merge([span for spans in mine.values() for span in spans])
+    overlaps = {uid: _overlap_ms(my_spans, _merge(spans)) for uid, spans in theirs.items()}
+    tolerated = int(policy["shared_overlap_seconds"]) * 1000
+    concurrent = sorted(uid for uid, v in overlaps.items() if v > tolerated)
+    fired = len(concurrent) + 1 >= int(policy["shared_accounts"]) and bool(concurrent)
+    return _entry(
+        "R12",
+        my_spans[0][0],
+        my_spans[-1][1],
+        amount_ms=sum(overlaps[u] for u in concurrent),
+        fired=fired,
+        variant="concurrent" if fired else "sequential",
+        params={"accounts": len(concurrent) if fired else len(theirs)},
+    )
+
+
+# --- R15: cycling through a check's options ---------------------------------------------
+
+
+def cycling(checks: Sequence[AttentionCheck], day: dt.date, policy: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Several check answers within seconds: trying every option in turn.
+
+    A wrong answer is followed at once by a fresh check (one retry, by design), so a
+    script that clicks through the options answers several checks in a few seconds;
+    a human reads each new question first.
+    """
+    times = sorted(c.answered_at for c in checks if c.answered_at is not None and els.beijing_day(c.answered_at) == day)
+    need = int(policy["cycling_answers"])
+    window = dt.timedelta(seconds=int(policy["cycling_seconds"]))
+    for i in range(len(times) - need + 1):
+        if times[i + need - 1] - times[i] <= window:
+            j = i + need - 1
+            while j + 1 < len(times) and times[j + 1] - times[i] <= window:
+                j += 1
+            return _entry(
+                "R15", times[i], times[j], params={"answers": j - i + 1, "seconds": int(window.total_seconds())}
+            )
+    return None
+
+
+# --- R17: only the shortest items (informational) ---------------------------------------
+
+
+def cherry_picking(user_id: int, day: dt.date, outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Most items studied in 14 days are among the shortest tenth of their courses.
+
+    A legitimate choice, so it never scores: the line gives an auditor context when a
+    learner's hours come only from the quickest items.
+    """
+    from lms_core.courses.models import Lesson, LessonKind
+    from lms_core.media.models import MediaFile as Media
+
+    since = day - dt.timedelta(days=WINDOW_DAYS - 1)
+    lessons = {b.lesson_id for b, o in outcomes if o.credited_ms and b.lesson_kind == "video"}
+    lessons |= set(
+        db.session.execute(
+            select(DayLesson.lesson_id)
+            .join(DayVerdict, DayVerdict.id == DayLesson.day_verdict_id)
+            .where(
+                DayLesson.user_id == user_id,
+                DayVerdict.day >= since,
+                DayVerdict.day < day,
+                DayLesson.credited_ms > 0,
+            )
+        ).scalars()
+    )
+    if len(lessons) < int(policy["cherry_min_items"]):
+        return None
+    rows = db.session.execute(
+        select(Lesson.id, Lesson.course_id, Media.duration_ms)
+        .join(Media, Media.id == Lesson.media_id)
+        .where(
+            Lesson.course_id.in_(select(Lesson.course_id).where(Lesson.id.in_(sorted(lessons)))),
+            Lesson.kind == LessonKind.VIDEO,
+        )
+    ).all()
+    by_course: dict[int, list[int]] = defaultdict(list)
+    duration: dict[int, int] = {}
+    for lid, cid, ms in rows:
+        by_course[cid].append(int(ms or 0))
+        duration[lid] = int(ms or 0)
+    course_of = {lid: cid for lid, cid, _ms in rows}
+    judged = [lid for lid in lessons if lid in course_of and len(by_course[course_of[lid]]) >= CHERRY_POOL_MIN]
+    if len(judged) < int(policy["cherry_min_items"]):
+        return None
+
+    def shortest_tenth(lid: int) -> bool:
+        pool = sorted(by_course[course_of[lid]])
+        return duration[lid] <= pool[max(0, len(pool) // 10 - 1)]
+
+    short = sum(1 for lid in judged if shortest_tenth(lid))
+    share = short / len(judged)
+    if share < float(policy["cherry_share"]):
+        return None
+    start, end = outcomes[0][0].wall_start, outcomes[-1][0].received_at
+    return _entry("R17", start, end, params={"items": len(judged), "short": short, "share": round(share * 100)})
+
+
+def judge(
+    user_id: int, day: dt.date, outcomes: Outcomes, checks: Sequence[AttentionCheck], policy: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Every day rule that found something: ``{rule: finding}`` (see :func:`_entry`)."""
+    if not outcomes:
+        return {}
+    found = {
+        "R02": skips(outcomes, policy),
+        "R09": regularity(outcomes, checks, day, policy),
+        "R10c": continuous(outcomes, policy),
+        "R10d": nights(user_id, day, outcomes, policy),
+        "R12": shared_device(user_id, day, outcomes, policy),
+        "R15": cycling(checks, day, policy),
+        "R17": cherry_picking(user_id, day, outcomes, policy),
+    }
+    return {rule: f for rule, f in found.items() if f is not None}

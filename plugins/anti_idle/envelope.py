@@ -1,0 +1,99 @@
+"""Signed heartbeat envelopes: a per-session key, an HMAC over the exact bytes sent.
+
+Launch. When the lesson page opens a learning session, the player overlay receives
+that session's key, ``HMAC-SHA256(SECRET_KEY, "anti-idle-beat:" + session_id)``:
+derived, so it needs no storage and no extra SQL on the beat path, and a key is
+useless for any other session.
+
+Beat. The player serialises the beat, signs the exact JSON text with the key and
+sends it with the signature appended as the last member: ``…,"sig":"<64 hex>"}``.
+The server cuts that member off the raw request body and recomputes the HMAC over
+the bytes before it, so no canonical form has to agree between JavaScript and
+Python.
+
+Verdict. ``check_request`` runs before the core's beat view and leaves
+``valid``, ``unsigned`` or ``bad`` in ``g``; the credit path copies it into the beat's
+stored ``client`` (overwriting whatever the client put there), so the replay sees the
+same, and ``els.assess`` credits nothing for an unsigned or badly signed beat (R03).
+
+What an envelope proves, and what it does not. It proves the beat was produced by
+something that held this session's key, i.e. that loaded this session's lesson page,
+and that the body was not altered on the way. It stops beats forged with plain HTTP
+from a script that never opened the page, and beats of one session replayed into
+another. It does **not** prove a person or a real player: the key is in the page, so a
+script driving a browser (or scraping the page) can read it and sign anything. Against
+those, the server's own evidence decides: receive times, bytes served, the one-stream
+union, attention checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import current_app, g, has_app_context, request
+
+#: The core's heartbeat view (``<blueprint>.beat`` with a ``session_id`` in the URL).
+BEAT_VIEW = "beat"
+#: The signature, appended by the player as the body's last member.
+SIG_TAIL = re.compile(rb',"sig":"([0-9a-f]{64})"\}\s*\Z')
+VALID, UNSIGNED, BAD = "valid", "unsigned", "bad"
+
+
+def session_key(session_id: str) -> str:
+    """The session's beat key (hex), derived from the app's secret."""
+    secret = current_app.config["SECRET_KEY"]
+    secret_bytes = secret.encode() if isinstance(secret, str) else bytes(secret)
+    return hmac.new(secret_bytes, b"anti-idle-beat:" + session_id.encode(), hashlib.sha256).hexdigest()
+
+
+def sign(session_id: str, body: bytes) -> bytes:
+    """What the player sends for ``body`` (a JSON object's text): used by tests and tools."""
+    body = body.rstrip()
+    mac = hmac.new(session_key(session_id).encode(), body, hashlib.sha256).hexdigest()
+    return body[:-1] + b',"sig":"' + mac.encode() + b'"}'
+
+
+def verify(session_id: str, raw: bytes) -> str:
+    """``valid``, ``unsigned`` (no signature) or ``bad`` (a signature that does not match)."""
+    m = SIG_TAIL.search(raw)
+    if m is None:
+        return BAD if b'"sig"' in raw else UNSIGNED
+    signed = raw[: m.start()] + b"}"
+    expected = hmac.new(session_key(session_id).encode(), signed, hashlib.sha256).hexdigest()
+    return VALID if hmac.compare_digest(expected.encode(), m.group(1)) else BAD
+
+
+def check_request() -> None:
+    """Before the core's beat view: judge the envelope of this request (no SQL)."""
+    args = request.view_args or {}
+    if request.method != "POST" or (request.endpoint or "").rsplit(".", 1)[-1] != BEAT_VIEW or "session_id" not in args:
+        return
+    session_id = args["session_id"]
+    g.anti_idle_envelope = verify(str(session_id), request.get_data(cache=True))
+
+
+def stamp(client: dict[str, Any]) -> dict[str, Any]:
+    """The client signals with the server's envelope verdict (never the client's own).
+
+    The verdict is used once: a beat handled without one (a script calling the
+    service directly, outside the beat view) is unsigned.
+    """
+    verdict = g.pop("anti_idle_envelope", UNSIGNED) if has_app_context() else UNSIGNED
+    return {**client, "envelope": str(verdict)}
+
+
+@contextmanager
+def signed(session_id: str, body: dict[str, Any]) -> Iterator[str]:
+    """Judge ``body`` as if the player had signed and sent it, for a direct service call
+    (the demo data and the scripted scenarios use the real verification this way)."""
+    g.anti_idle_envelope = verify(session_id, sign(session_id, json.dumps(body).encode()))
+    try:
+        yield g.anti_idle_envelope
+    finally:
+        g.pop("anti_idle_envelope", None)

@@ -1,0 +1,380 @@
+"""The rules judged once per person-day (R02, R08, R09, R10c, R10d, R12, R15, R17), scripted.
+
+Each attack states the rule it must trip and the score it adds; each honest scenario
+next to it shows the same rule leaves an honest learner's day credited. Day rules run
+in the day assessment (``settle``), not per beat; the per-beat rule R08 (idle
+documents) also runs online.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from flask import current_app
+from flask_babel import force_locale
+
+from lms_core.courses import services as courses
+from lms_core.courses.models import Lesson, LessonKind
+from lms_core.extensions import db
+from lms_core.media.models import MediaFile, MediaKind
+from plugins.anti_idle.evidence import render
+from plugins.anti_idle.models import DayVerdict, Evidence
+from plugins.anti_idle.verdicts import assess_day
+from tests.lms_core.learning.fixtures import build_course
+from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, Learner, S, make_learner, other_learner
+
+pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
+M = 60 * S
+DAY = dt.date(2026, 5, 10)
+OFFICE_IP = "10.3.0.1"
+CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0"
+PC_A = {"presence": {"device": "a1b2c3"}}
+
+
+@pytest.fixture
+def kit(app, tree):
+    return build_course(tree)
+
+
+@pytest.fixture
+def me(kit, tree) -> Learner:
+    return make_learner(tree, kit)
+
+
+def settle(learner: Learner, day: dt.date = DAY) -> DayVerdict:
+    """The day assessment (what the nightly recompute runs), twice: it must be stable."""
+    with _at(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(20), tzinfo=dt.UTC)):
+        first = assess_day(learner.user.id, day)
+        db.session.commit()
+        assert first is not None
+        figures = (first.verdict, first.review_score, list(first.rules), first.credited_ms, first.held_ms)
+        again = assess_day(learner.user.id, day)
+        db.session.commit()
+    assert again is not None
+    assert (again.verdict, again.review_score, list(again.rules), again.credited_ms, again.held_ms) == figures
+    return again
+
+
+def _at(when: dt.datetime):
+    import time_machine
+
+    return time_machine.travel(when, tick=False)
+
+
+def zh(line: Evidence) -> str:
+    """The line as a cadre reads it; the Chinese never names the rule's code."""
+    with current_app.test_request_context(), force_locale("zh_Hans_CN"):
+        text = render(line)
+    assert not re.search(r"R\d", text), text
+    return text
+
+
+def lines(learner: Learner, rule: str, day: dt.date = DAY) -> list[Evidence]:
+    return list(db.session.query(Evidence).filter_by(user_id=learner.user.id, day=day, rule=rule))
+
+
+def video(kit, title: str, seconds: int, n: int) -> Lesson:
+    media = MediaFile(
+        sha256=f"{n:064x}",
+        size_bytes=seconds * 1000,
+        mime_type="video/mp4",
+        kind=MediaKind.VIDEO,
+        duration_ms=seconds * 1000,
+        original_name="x",
+        storage_key=f"{n:064x}",
+    )
+    db.session.add(media)
+    db.session.flush()
+    lesson = courses.add_lesson(kit.author, kit.video.section, title=title, kind=LessonKind.VIDEO, media=media)
+    db.session.commit()
+    return lesson
+
+
+def honest(v: DayVerdict, rule: str) -> None:
+    assert v.verdict == "credited", (v.verdict, v.rules, v.tally)
+    assert v.review_score == 0, v.tally
+    assert rule not in (v.tally.get("day_rules") or {}) or v.tally["day_rules"][rule]["score"] == 0
+
+
+# --- R02: skipping forward through lessons ---------------------------------------------
+
+
+def test_r02_attack_skips_through_three_lessons(me, kit):
+    lessons = [me.lecture, video(kit, "第二讲", 1800, 1), video(kit, "第三讲", 1800, 2)]
+    at = T0
+    for lesson in lessons:
+        tab = me.open(lesson, at=at, deliver=LECTURE_BYTES)
+        at = me.play(tab, at, 20)
+        me.beat(tab, at + S, [[1500, 1501]], event="seeked", time_from=20, time_to=1500)
+        tab.position = 1501
+        at = me.play(tab, at + S, 20)
+    v = settle(me)
+    assert v.tally["day_rules"]["R02"]["score"] == 15
+    assert v.tally["day_rules"]["R02"]["params"]["lessons"] == 3
+    assert v.review_score == 15 and v.verdict == "credited"  # no time is removed, nothing held
+    (line,) = lines(me, "R02")
+    assert "向前跳过" in zh(line) and "R02" not in zh(line)
+
+
+def test_r02_honest_skipping_an_introduction_once(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 30)
+    me.beat(tab, at + S, [[600, 601]], event="seeked", time_from=30, time_to=600)
+    tab.position = 601
+    me.play(tab, at + S, 300)
+    v = settle(me)
+    honest(v, "R02")
+    (line,) = lines(me, "R02")  # the learner is told why the lesson is not complete
+    assert line.score == 0 and line.action == "info"
+
+
+# --- R08: a document open with nobody reading -------------------------------------------
+
+
+def test_r08_attack_document_left_open_for_twenty_minutes(me):
+    tab = me.open(me.document, deliver=500)
+    for i in range(1, 121):  # 20 minutes, no input after the page opened
+        me.beat(tab, T0 + 10 * i * S, None, visible_ms=10_000, client={"presence": {"idle_ms": 10_000 * i}})
+    assert me.credited_s() <= 601
+    v = me.recompute()
+    assert v.verdict == "deducted" and "R08" in v.rules
+    assert v.deducted_ms >= 590_000
+    (line,) = lines(me, "R08")
+    assert "没有任何阅读操作" in zh(line) and "10 分钟" in zh(line)
+
+
+def test_r08_attack_scripted_page_input(me):
+    tab = me.open(me.document, deliver=500)
+    for i in range(1, 31):
+        me.beat(
+            tab,
+            T0 + 10 * i * S,
+            None,
+            visible_ms=10_000,
+            client={"presence": {"idle_ms": 500, "input": {"scroll": 0, "untrusted": 3}}},
+        )
+    v = me.recompute()
+    assert "R08b" in v.rules and v.review_score == 20
+
+
+def test_r08_honest_reader_scrolls_now_and_then(me):
+    tab = me.open(me.document, deliver=500)
+    for i in range(1, 121):  # 20 minutes; a scroll every 3 minutes
+        idle = (10_000 * i) % 180_000
+        me.beat(
+            tab,
+            T0 + 10 * i * S,
+            None,
+            visible_ms=10_000,
+            client={"presence": {"idle_ms": idle, "input": {"scroll": 1, "untrusted": 0}}},
+        )
+    assert me.credited_s() >= 1200 * 0.97
+    honest(settle(me), "R08")
+
+
+# --- R09: machine-regular timing ---------------------------------------------------------
+
+
+def test_r09_attack_a_bot_starts_a_lesson_every_five_minutes(me):
+    at = T0
+    for _ in range(9):
+        tab = me.open(at=at, deliver=LECTURE_BYTES)
+        me.play(tab, at, 120, from_pos=0)
+        at += 300 * S
+    v = settle(me)
+    assert v.tally["day_rules"]["R09"]["score"] == 20
+    (line,) = lines(me, "R09")
+    assert "间隔几乎完全相同" in zh(line)
+
+
+def test_r09_attack_checks_answered_with_a_constant_delay(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = T0
+    for i in range(8):
+        at = me.play(tab, at, 120, every=30)
+        check = me.issue_check(tab, at)
+        me.answer(check, at + 2 * S, latency_ms=2000 + 10 * (i % 3))
+    v = settle(me)
+    assert v.tally["day_rules"]["R09"]["variant"] == "answers"
+    assert "作答用时几乎完全相同" in zh(lines(me, "R09")[0])
+
+
+def test_r09_honest_learner_with_human_timing(me):
+    at = T0
+    latencies = [3100, 8400, 2200, 15000, 4700, 2600, 9900, 5200]
+    for i, gap in enumerate([300, 420, 290, 660, 310, 900, 350, 480, 305]):
+        tab = me.open(at=at, deliver=LECTURE_BYTES)
+        end = me.play(tab, at, 120, from_pos=0)
+        if i < len(latencies):
+            check = me.issue_check(tab, end - 30 * S)
+            me.answer(check, end - 20 * S, latency_ms=latencies[i])
+        at += gap * S
+    honest(settle(me), "R09")
+
+
+# --- R10c: hours without a break ----------------------------------------------------------
+
+
+def _five_lectures(me: Learner, kit, first: int) -> list[Lesson]:
+    return [me.lecture, *(video(kit, f"讲座{n}", 3600, first + n) for n in range(4))]
+
+
+def test_r10c_attack_four_and_a_half_hours_non_stop(me, kit):
+    at = T0
+    for lesson in _five_lectures(me, kit, 10):  # 5 x 55 minutes, back to back
+        tab = me.open(lesson, at=at, deliver=LECTURE_BYTES)
+        at = me.play(tab, at, 55 * 60, every=60, from_pos=0)
+    v = settle(me)
+    assert v.tally["day_rules"]["R10c"]["score"] == 10
+    assert v.review_score == 10 and v.verdict == "credited"  # scored, never held on its own
+    assert "没有 5 分钟以上的休息" in zh(lines(me, "R10c")[0])
+
+
+def test_r10c_honest_long_day_with_a_break(me, kit):
+    at = T0
+    for n, lesson in enumerate(_five_lectures(me, kit, 20)):
+        tab = me.open(lesson, at=at, deliver=LECTURE_BYTES)
+        at = me.play(tab, at, 55 * 60, every=60, from_pos=0)
+        if n == 2:
+            at += 10 * M  # a ten-minute break after 2 h 45 min
+    honest(settle(me), "R10c")
+
+
+# --- R10d: nights across a fortnight ------------------------------------------------------
+
+
+def test_r10d_attack_a_bot_runs_three_nights(me, kit):
+    lessons = [video(kit, f"夜{n}", 3600, 5 + n) for n in range(6)]
+    for n in range(3):
+        at = dt.datetime(2026, 5, 7 + n, 17, 30, tzinfo=dt.UTC)  # 01:30 Beijing on the 8th, 9th, 10th
+        for lesson in lessons[2 * n : 2 * n + 2]:  # 80 minutes a night
+            tab = me.open(lesson, at=at, deliver=LECTURE_BYTES)
+            at = me.play(tab, at, 40 * 60, every=60, from_pos=0)
+    early = settle(me, dt.date(2026, 5, 9))
+    assert "R10d" not in early.tally.get("day_rules", {})  # two nights: nobody's business
+    v = settle(me)
+    assert v.tally["day_rules"]["R10d"]["score"] == 15
+    assert v.tally["day_rules"]["R10d"]["params"]["nights"] == 3
+    assert "凌晨 0 点至 5 点" in zh(lines(me, "R10d")[0])
+
+
+def test_r10d_honest_night_shift_once(me):
+    night = dt.datetime(2026, 5, 9, 17, 30, tzinfo=dt.UTC)
+    tab = me.open(at=night, deliver=LECTURE_BYTES)
+    me.play(tab, night, 90 * 60, every=60)
+    honest(settle(me), "R10d")
+
+
+# --- R12: one device, several accounts (代刷) ---------------------------------------------
+
+
+def test_r12_attack_one_pc_studies_for_two_accounts_at_once(me, tree):
+    helper = other_learner(tree, me)
+    mine = me.open(deliver=LECTURE_BYTES, ip=OFFICE_IP, user_agent=CHROME)
+    theirs = helper.open(deliver=LECTURE_BYTES, ip=OFFICE_IP, user_agent=CHROME)
+    for i in range(1, 61):
+        me.beat(mine, T0 + 10 * i * S, [[10 * (i - 1), 10 * i]], client=PC_A)
+        helper.beat(theirs, T0 + 10 * i * S + S // 2, [[10 * (i - 1), 10 * i]], client=PC_A)
+    v, w = settle(me), settle(helper)
+    for day in (v, w):
+        assert day.tally["day_rules"]["R12"]["score"] == 40
+        assert day.tally["day_rules"]["R12"]["variant"] == "concurrent"
+        assert day.verdict == "credited" and day.review_score == 40  # alone, below the hold score
+    assert "同时在为另外 1 个账号计时" in zh(lines(me, "R12")[0])
+
+
+def test_r12_attack_shared_device_and_automation_hold_both_days(me, tree):
+    helper = other_learner(tree, me)
+    mine = me.open(deliver=LECTURE_BYTES, ip=OFFICE_IP, user_agent=CHROME)
+    theirs = helper.open(deliver=LECTURE_BYTES, ip=OFFICE_IP, user_agent=CHROME)
+    bot = {"presence": {"device": "a1b2c3"}, "webdriver": True}
+    for i in range(1, 61):
+        me.beat(mine, T0 + 10 * i * S, [[10 * (i - 1), 10 * i]], client=bot)
+        helper.beat(theirs, T0 + 10 * i * S + S // 2, [[10 * (i - 1), 10 * i]], client=bot)
+    for learner in (me, helper):
+        v = settle(learner)
+        assert v.verdict == "held" and v.review_score >= 80 and v.credited_ms == 0
+
+
+def test_r12_honest_colleagues_share_a_pc_one_after_the_other(me, tree):
+    colleague = other_learner(tree, me)
+    mine = me.open(deliver=LECTURE_BYTES, ip=OFFICE_IP, user_agent=CHROME)
+    at = me.play(mine, T0, 600, client=PC_A)
+    theirs = colleague.open(at=at + 2 * M, deliver=LECTURE_BYTES, ip=OFFICE_IP, user_agent=CHROME)
+    colleague.play(theirs, at + 2 * M, 600, client=PC_A)
+    for learner in (me, colleague):
+        v = settle(learner)
+        honest(v, "R12")
+        (line,) = lines(learner, "R12")
+        assert line.action == "info" and "先后使用同一台设备" in zh(line)
+
+
+def test_r12_honest_office_colleagues_on_their_own_pcs(me, tree):
+    colleague = other_learner(tree, me)
+    mine = me.open(deliver=LECTURE_BYTES, ip=OFFICE_IP, user_agent=CHROME)
+    theirs = colleague.open(deliver=LECTURE_BYTES, ip=OFFICE_IP, user_agent=CHROME)
+    me.play(mine, T0, 600, client=PC_A)
+    colleague.play(theirs, T0, 600, client={"presence": {"device": "ffee01"}})
+    for learner in (me, colleague):
+        honest(settle(learner), "R12")
+        assert lines(learner, "R12") == []
+
+
+# --- R15: cycling through a check's options ----------------------------------------------
+
+
+def test_r15_attack_clicks_every_option_in_turn(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 180)
+    for n in range(3):  # wrong, wrong, right: each new check answered within a second
+        check = me.issue_check(tab, at + n * S)
+        me.answer(check, at + n * S + S * 0.9, latency_ms=900, correct=n == 2)
+    me.play(tab, at + 3 * S, 120)
+    v = settle(me)
+    assert v.tally["day_rules"]["R15"]["score"] == 20
+    assert "逐个尝试选项" in zh(lines(me, "R15")[0])
+
+
+def test_r15_honest_one_wrong_answer_then_a_considered_retry(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 180)
+    first = me.issue_check(tab, at)
+    me.answer(first, at + 4 * S, latency_ms=4000, correct=False)
+    second = me.issue_check(tab, at + 4 * S)
+    me.answer(second, at + 11 * S, latency_ms=7000)
+    me.play(tab, at, 180)
+    honest(settle(me), "R15")
+
+
+# --- R17: only the shortest items (informational) ------------------------------------------
+
+
+def _catalogue(kit) -> list[Lesson]:
+    """Forty videos: five of 30 s, the rest of half an hour."""
+    return [video(kit, f"课{i}", 30 if i < 5 else 1800, 100 + i) for i in range(40)]
+
+
+def test_r17_attack_only_the_shortest_items(me, kit):
+    lessons = _catalogue(kit)
+    at = T0
+    for lesson in lessons[:5]:
+        tab = me.open(lesson, at=at, deliver=30_000)
+        at = me.play(tab, at, 30, from_pos=0) + M
+    v = settle(me)
+    finding = v.tally["day_rules"]["R17"]
+    assert finding["score"] == 0 and finding["params"]["short"] == 5
+    assert v.verdict == "credited"  # a legitimate choice: context for the auditor only
+    (line,) = lines(me, "R17")
+    assert line.action == "info" and "仅供参考" in zh(line)
+
+
+def test_r17_honest_mixed_lengths(me, kit):
+    lessons = _catalogue(kit)
+    at = T0
+    for lesson in [lessons[0], *lessons[10:14]]:
+        tab = me.open(lesson, at=at, deliver=LECTURE_BYTES)
+        at = me.play(tab, at, 30, from_pos=0) + M
+    honest(settle(me), "R17")
+    assert lines(me, "R17") == []
