@@ -30,7 +30,7 @@ from plugins.anti_idle import els
 from plugins.anti_idle.models import AttentionCheck, Beat, DayLesson, DayVerdict
 
 #: Severity and score per rule (design §3.4); the thresholds are policy parameters.
-SCORES = {"R02": 15, "R09": 20, "R10c": 10, "R10d": 15, "R12": 40, "R15": 20, "R17": 0}
+SCORES = {"R02": 15, "R07h": 0, "R09": 20, "R10c": 10, "R10d": 15, "R12": 40, "R15": 20, "R17": 0}
 #: A claim that starts this far past the previous one's end is a forward skip.
 SKIP_SLACK_MS = 2000
 #: Beijing night: 00:00 to 05:00.
@@ -122,6 +122,85 @@ def skips(outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | Non
         beat_ids=beat_ids,
         lesson_id=skipped[0] if len(skipped) == 1 else None,
     )
+
+
+# --- R07h: presence never proven before a check lapsed ------------------------------------
+
+
+def unverified(
+    outcomes: Outcomes, checks: Sequence[AttentionCheck], policy: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Credit earned before a check that was not validly answered, by someone who had not
+    answered any check before it in that run of study.
+
+    Checks stop credit from their due time (R07); what came *before* the first check was
+    credited on trust. When that first check then lapses or is answered by a script, the
+    trust was misplaced as far as anyone can tell: nobody has shown they were there. That
+    credit is held for an auditor (not deducted: a learner who stepped away can appeal). A
+    learner who has answered a check earlier in the run proved presence, and a later lapse
+    only stops credit, as before. This is what keeps an unattended tab, a bot or a farm of
+    tabs from keeping the minutes before its first check.
+    """
+    floor = int(policy["human_latency_floor_ms"])
+    brk = dt.timedelta(seconds=int(policy["break_seconds"]))
+    # Only what was known when the day's last beat arrived (as the per-beat rules do):
+    # the online assessment and the recompute then agree.
+    horizon = max(b.received_at for b, _o in outcomes)
+    judged = []
+    for c in checks:
+        if c.issued_at > horizon:
+            continue
+        answered = c.answered_at if c.answered_at is not None and c.answered_at <= horizon else None
+        valid = (
+            answered is not None
+            and c.outcome == "passed"
+            and c.trusted is not False
+            and not (c.latency_ms is not None and c.latency_ms < floor)
+        )
+        judged.append((c.issued_at, c.due_at, answered, valid))
+    judged.sort(key=lambda c: c[0])
+    spans = runs(outcomes)
+    if not judged or not spans:
+        return None
+    # Runs of study: credited spans whose gaps are shorter than a break.
+    run_starts: list[dt.datetime] = []
+    last_end: dt.datetime | None = None
+    for s, e in spans:
+        if last_end is None or s - last_end >= brk:
+            run_starts.append(s)
+        last_end = e if last_end is None else max(last_end, e)
+    windows: list[tuple[dt.datetime, dt.datetime]] = []
+    for issued, due, answered, valid in judged:
+        if valid or (answered is None and due > horizon):
+            continue  # answered by a person, or still open when the day's data ends
+        run_start = max((r for r in run_starts if r <= issued), default=None)
+        if run_start is None:
+            continue
+        # Presence is proven by a valid answer anywhere in the run: earlier, or later (a
+        # late answer once the network is back, the retry after a wrong one). A script
+        # never gives one; a learner who answers one later only releases this prefix,
+        # since the lapse itself stopped credit until that answer (R07).
+        run_end = min((r for r in run_starts if r > run_start), default=horizon + brk)
+        proven = any(v and a is not None and run_start <= a < run_end for _i, _d, a, v in judged)
+        if not proven:  # nobody there: up to the time the check fell due
+            windows.append((run_start, due))
+    if not windows:
+        return None
+    held = 0
+    beat_ids: list[int] = []
+    for b, o in outcomes:
+        if not o.credited_ms or o.credit_end is None:
+            continue
+        got = sum(max(0, els.ms(min(o.credit_end, w1) - max(o.credit_start, w0))) for w0, w1 in _merge(windows))
+        if got:
+            held += got
+            beat_ids.append(b.id)
+    if not held:
+        return None
+    merged = _merge(windows)
+    finding = _entry("R07h", merged[0][0], merged[-1][1], amount_ms=held, beat_ids=beat_ids, fired=False)
+    finding["hold_ms"] = held
+    return finding
 
 
 # --- R09: machine-regular timing --------------------------------------------------------
@@ -443,6 +522,7 @@ def judge(
         return {}
     found = {
         "R02": skips(outcomes, policy),
+        "R07h": unverified(outcomes, checks, policy),
         "R09": regularity(outcomes, checks, day, policy),
         "R10c": continuous(outcomes, policy),
         "R10d": nights(user_id, day, outcomes, policy),

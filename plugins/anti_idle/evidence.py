@@ -146,6 +146,14 @@ RULES: dict[str, Rule] = {
             "(more than %(share)s%% of a lesson); skipped parts do not count towards completion (R02)"
         ),
     ),
+    "R07h": Rule(
+        "hold",
+        "medium",
+        N_(
+            "%(start)s–%(end)s nobody answered the first attention check of this study; the %(amount)s "
+            "before it is held until an auditor confirms it (R07)"
+        ),
+    ),
     "R09": Rule(
         "score",
         "medium",
@@ -344,8 +352,8 @@ def build_lines(
                 day=v.day,
                 lesson_id=finding.get("lesson_id"),
                 rule=rule,
-                action=entry.action if score else "info",
-                severity=entry.severity if score else "info",
+                action=entry.action if score or finding.get("hold_ms") else "info",
+                severity=entry.severity if score or finding.get("hold_ms") else "info",
                 span_start=dt.datetime.fromisoformat(finding["start"]),
                 span_end=dt.datetime.fromisoformat(finding["end"]),
                 amount_ms=int(finding.get("amount_ms", 0)),

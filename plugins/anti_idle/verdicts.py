@@ -178,6 +178,9 @@ def derive(t: Tally, policy: Mapping[str, Any]) -> Derived:
     counted = {r: v for r, v in t.cuts.items() if r not in VOID_RULES | HOLD_RULES}
     if counted.get("R04", 0) <= int(policy["parallel_flag_seconds"]) * 1000:
         counted.pop("R04", None)  # a device handoff: counted once, not a deduction
+    # Credit whose presence was never proven (R07h, day_rules.unverified) waits for an auditor.
+    unverified = min(credited, sum(int(f.get("hold_ms", 0)) for f in t.day_rules.values()))
+    held_ms, credited = held_ms + unverified, credited - unverified
     if score >= int(policy["hold_score"]):
         held_ms, credited = held_ms + credited, 0
     if credited == 0 and held_ms == 0 and void_ms > 0:
@@ -272,9 +275,10 @@ def record_online(beat: Beat, policy: PolicyVersion) -> DayVerdict:
     lesson.credited_ms += beat.credited_ms
     lesson.deducted_ms += max(0, claimed - beat.credited_ms)
     published = (v.tally or {}).get("published") or {}
-    if published.get("verdict") != v.verdict:
-        # The verdict changed: replay the day (same numbers, by construction) so its
-        # evidence lines are current for the learner, then publish.
+    if published.get("verdict") != v.verdict or (beat.credited_ms and "R07h" in t.day_rules):
+        # The verdict changed (or a day holding unverified time, R07h, earned more): replay
+        # the day (same numbers, by construction) so its figures and evidence lines are
+        # current for the learner, then publish.
         assess_day(beat.user_id, day)
     elif v.credited_ms - int(published.get("credited_seconds", 0)) * 1000 >= EMIT_EVERY_MS or v.held_ms // 1000 != int(
         published.get("held_seconds", 0)

@@ -130,6 +130,38 @@ def test_r02_honest_skipping_an_introduction_once(me):
     assert line.score == 0 and line.action == "info"
 
 
+# --- R07h: presence never proven before the first check lapsed ----------------------------
+
+
+def test_r07h_attack_unattended_tab_keeps_nothing_before_its_first_check(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.issue_check(tab, T0 + 150 * S)
+    me.play(tab, T0, 20 * 60, every=30)  # twenty minutes, nobody there
+    assert me.credited_s() <= 211  # the heartbeat path stopped when the check fell due
+    v = settle(me)
+    assert v.verdict == "held" and v.credited_ms == 0 and v.held_ms >= 140_000
+    (line,) = lines(me, "R07h")
+    assert line.action == "hold" and "暂缓计入" in zh(line)
+
+
+def test_r07h_honest_learner_who_answered_then_missed_one_check(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    first = me.issue_check(tab, T0 + 150 * S)
+    me.answer(first, T0 + 156 * S)
+    me.issue_check(tab, T0 + 900 * S)  # away for a phone call: this one lapses
+    me.play(tab, T0, 20 * 60, every=30)
+    v = settle(me)
+    assert "R07h" not in v.rules and v.held_ms == 0
+    assert v.verdict == "deducted" and v.credited_ms >= 955_000  # only the time after the lapse
+
+
+def test_r07h_honest_check_still_open_when_the_day_is_assessed(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 170, every=10)
+    me.issue_check(tab, at - 5 * S)  # shown 5 s ago; the learner has 55 s left
+    honest(settle(me), "R07h")
+
+
 # --- R08: a document open with nobody reading -------------------------------------------
 
 

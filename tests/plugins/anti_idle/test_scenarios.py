@@ -295,7 +295,9 @@ def test_a07_c1_unattended_playback_ignores_every_check(me):
     assert me.credited_s() <= 180
     assert me.credited_s() / (4 * 3600) <= 0.0125
     v = me.recompute()
-    assert v.verdict == "deducted" and "R07" in v.rules
+    # Nobody ever answered: even the minutes before the first check wait for an auditor.
+    assert v.verdict == "held" and "R07" in v.rules and "R07h" in v.rules
+    assert v.credited_ms == 0 and 170_000 <= v.held_ms <= 181_000
 
 
 def test_a08_c7_script_clicks_the_check(me):
