@@ -193,3 +193,23 @@ def test_cookie_writes_need_the_csrf_token(app: Flask, client, site_token: str) 
     ok = client.post(URL, json=item("c"), headers={"X-CSRFToken": csrf.group(1)})
     assert ok.status_code == 201, ok.get_data(as_text=True)
     assert balance(7) == 100
+
+
+def test_grant_token_command(app: Flask, client, tree: Any) -> None:  # type: ignore[no-untyped-def]
+    """``flask lms credit grant-token PREFIX`` grants the scope to a site admin's read-write token only."""
+    site = UserFactory(org_unit=tree.city, username="site2")
+    grant(site, Role.SITE_ADMIN, tree.city)
+    cadre = UserFactory(org_unit=tree.town_a, username="cadre2")
+    token, plain = accounts.create_token(site, "sync", scope=TokenScope.READ_WRITE)
+    ro, _ = accounts.create_token(site, "ro", scope=TokenScope.READ)
+    mine, _ = accounts.create_token(cadre, "mine", scope=TokenScope.READ_WRITE)
+    db.session.commit()
+    runner = app.test_cli_runner()
+    assert client.post(URL, json=item("g"), headers=auth(plain)).status_code == 403
+    for refused in (ro.prefix, mine.prefix, "lms_nothing"):
+        res = runner.invoke(args=["lms", "credit", "grant-token", refused])
+        assert res.exit_code != 0, res.output
+    res = runner.invoke(args=["lms", "credit", "grant-token", token.prefix])
+    assert res.exit_code == 0, res.output
+    assert client.post(URL, json=item("g"), headers=auth(plain)).status_code == 201
+    group_commit.stop(app)
