@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,57 @@ def test_completing_a_course_posts_exactly_its_hours(mobile_page: Any, tree: Any
     expect(page.locator("#credit-statement")).to_contain_text("完成网络课程 · 基层治理专题")
     page.screenshot(path=str(tmp_path / "credit.png"), full_page=True)
     assert horizontal_overflow(page) == 0
+
+
+@pytest.mark.parametrize("size", ["mobile", "desktop"])
+def test_site_admin_previews_and_saves_conversion_rules(
+    request: pytest.FixtureRequest, tree: Any, tmp_path: Path, size: str
+) -> None:
+    """The conversion page: a wrong amount is named in Chinese beside its field, the preview
+    shows what a course and a 3-day class earn under the draft, and saving adds a version."""
+    import os
+
+    from plugins.credit_bank import policy as P
+    from tests.lms_core.learning.fixtures import build_course
+
+    page = request.getfixturevalue("mobile_page" if size == "mobile" else "page")
+    shots = Path(os.environ.get("LMS_SCREENSHOT_DIR") or tmp_path)
+    site = UserFactory(username="site", org_unit=tree.city)
+    grant(site, Role.SITE_ADMIN, tree.city)
+    kit = build_course(tree)  # labelled 2.00 学时, one required video of 100 s
+    db.session.commit()
+
+    sign_in(page, "site")
+    page.goto("/credit/policy/conversion")
+    expect(page.locator("h1")).to_have_text("学时折算规则")
+    assert horizontal_overflow(page) == 0
+    page.locator("input[name=kind][value=tiered_minutes]").check()
+    page.locator("input[name=tier_min_1]").fill("1")
+    page.locator("#offline_day").fill("7.5x")
+    page.locator("#course_id").select_option(str(kit.course.id))
+    page.locator("#days").fill("3")
+    page.locator("#preview-button").click()
+    expect(page.locator("#error-offline_day")).to_contain_text("最多两位小数")
+    expect(page.locator("#preview")).to_have_count(0)
+
+    page.locator("#offline_day").fill("7.5")
+    page.locator("#preview-button").click()
+    rows = page.locator("#preview tbody tr")
+    expect(rows).to_have_count(2)
+    # 2.00 now (its label); under the draft the 1-minute course reaches the second tier,
+    # which now starts at 1 minute: 0.50. Three days at 7.50 a day: 22.50.
+    expect(rows.nth(0).locator("td.now")).to_have_text("2.00")
+    expect(rows.nth(0).locator("td.draft")).to_have_text("0.50")
+    expect(rows.nth(1).locator("td.draft")).to_have_text("22.50")
+    page.screenshot(path=str(shots / f"conversion-preview-{size}.png"), full_page=True)
+    assert horizontal_overflow(page) == 0
+
+    before = len(P.versions())
+    db.session.commit()  # versions() may record the default version: release it for the server
+    page.locator("#effective_from").fill("2026-01-01")
+    page.locator("#save-button").click()
+    expect(page.locator(".flash")).to_contain_text("已保存")
+    db.session.expire_all()
+    assert len(P.versions()) == before + 1
+    rules = P.rules_of(P.in_force(dt.date(2026, 6, 1)))
+    assert rules["offline_day_centi"] == 750 and rules["online_course"]["kind"] == "tiered_minutes"
