@@ -107,7 +107,7 @@ def init_extensions(app: Flask) -> None:
             install_read_only_commit(engine)
     migrate.init_app(app, db, directory=str(REPO_DIR / "migrations"))
     login_manager.init_app(app)
-    login_manager.login_view = "auth.login"
+    login_manager.login_view = "accounts.login"
     login_manager.session_protection = "basic"
     login_manager.user_loader(load_session_user)
     babel.init_app(app, locale_selector=select_locale)

@@ -18,10 +18,10 @@ from lms_core.app_setup import LOCALE_COOKIE, SUPPORTED_LOCALES
 from lms_core.extensions import db, login_manager
 from lms_core.jobs.services import commit
 
-bp = Blueprint("auth", __name__)
+bp = Blueprint("accounts", __name__)
 
 #: Endpoints a user who must change their password may still reach.
-_PASSWORD_CHANGE_ALLOWED = {"auth.password", "auth.logout", "auth.login", "auth.set_language", "static"}
+_PASSWORD_CHANGE_ALLOWED = {"accounts.password", "accounts.logout", "accounts.login", "accounts.set_language", "static"}
 
 
 @login_manager.unauthorized_handler
@@ -36,7 +36,7 @@ def _unauthorized() -> Any:
     if wants_json():
         return render_error(401)
     target = request.full_path.rstrip("?") if request.method == "GET" else None
-    return redirect(url_for("auth.login", next=target))
+    return redirect(url_for("accounts.login", next=target))
 
 
 @bp.before_app_request
@@ -53,7 +53,7 @@ def _force_password_change() -> Any:
         if wants_json():
             return render_error(403, _("Please choose a new password first."))
         flash(_("Please choose a new password."), "warning")
-        return redirect(url_for("auth.password"))
+        return redirect(url_for("accounts.password"))
     return None
 
 
@@ -80,7 +80,7 @@ def login() -> Any:
             commit()
             if result.user.must_change_password:
                 flash(_("Please choose a new password."), "warning")
-                return redirect(url_for("auth.password"))
+                return redirect(url_for("accounts.password"))
             return redirect(_safe_next(request.args.get("next")))
         if outcome == services.LoginOutcome.THROTTLED:
             flash(_("Too many failed sign-ins from your network. Please wait a few minutes."), "error")
@@ -125,7 +125,7 @@ def logout() -> Any:
         emit("user.logged_out", actor=current_user, obj=current_user)
         commit()
     logout_user()
-    return redirect(url_for("auth.login"))
+    return redirect(url_for("accounts.login"))
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
@@ -198,4 +198,4 @@ def revoke_token(token_id: int) -> Any:
     services.revoke_token(current_user, token)
     commit()
     flash(_("Token revoked."), "success")
-    return redirect(url_for("auth.tokens"))
+    return redirect(url_for("accounts.tokens"))

@@ -28,7 +28,7 @@ from lms_core.learning.models import SurveyQuestion, SurveyQuestionKind
 from lms_core.quizzes import services as quizzes
 from lms_core.quizzes.models import QuestionKind
 
-bp = Blueprint("teach", __name__, url_prefix="/teach")
+bp = Blueprint("courses_teach", __name__, url_prefix="/teach")
 
 
 @bp.before_request
@@ -81,7 +81,7 @@ def create_course() -> Any:
             flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
         else:
             commit()
-            return redirect(url_for("teach.course", course_id=course.id))
+            return redirect(url_for("courses_teach.course", course_id=course.id))
     else:
         flash(_("Not saved: please check the form."), "error")
     mine = (
@@ -126,7 +126,7 @@ def course(course_id: int) -> Any:
             else:
                 commit()
                 flash(_("Saved."), "success")
-                return redirect(url_for("teach.course", course_id=course.id))
+                return redirect(url_for("courses_teach.course", course_id=course.id))
         else:
             status = 400
     from lms_core.media.models import MediaKind
@@ -168,7 +168,7 @@ def publish(course_id: int) -> Any:
                 ),
                 "success",
             )
-    return redirect(url_for("teach.course", course_id=course.id))
+    return redirect(url_for("courses_teach.course", course_id=course.id))
 
 
 @bp.route("/courses/<int:course_id>/sections", methods=["POST"])
@@ -180,7 +180,7 @@ def add_section(course_id: int) -> Any:
         commit()
     else:
         flash(_("Not saved: please check the form."), "error")
-    return redirect(url_for("teach.course", course_id=course.id))
+    return redirect(url_for("courses_teach.course", course_id=course.id))
 
 
 def _media_from_request(kind: LessonKind, upload: Any, *, required: bool) -> tuple[Any, bool]:
@@ -234,11 +234,11 @@ def add_lesson(section_id: int) -> Any:
     form = LessonForm()
     if not form.validate_on_submit():
         flash(_("Not saved: please check the form."), "error")
-        return redirect(url_for("teach.course", course_id=course.id)), 303
+        return redirect(url_for("courses_teach.course", course_id=course.id)), 303
     kind = LessonKind(form.kind.data)
     media, refused = _media_from_request(kind, form.file.data, required=True)
     if refused:
-        return redirect(url_for("teach.course", course_id=course.id)), 303
+        return redirect(url_for("courses_teach.course", course_id=course.id)), 303
     try:
         services.add_lesson(
             current_user,
@@ -256,10 +256,10 @@ def add_lesson(section_id: int) -> Any:
     except services.CourseError as exc:
         db.session.rollback()
         flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
-        return redirect(url_for("teach.course", course_id=course.id)), 303
+        return redirect(url_for("courses_teach.course", course_id=course.id)), 303
     commit()
     flash(_("Lesson added."), "success")
-    return redirect(url_for("teach.course", course_id=course.id))
+    return redirect(url_for("courses_teach.course", course_id=course.id))
 
 
 @bp.route("/lessons/<int:lesson_id>/questions", methods=["GET", "POST"])
@@ -292,7 +292,7 @@ def questions(lesson_id: int) -> Any:
             else:
                 commit()
                 flash(_("Question added."), "success")
-                return redirect(url_for("teach.questions", lesson_id=lesson.id))
+                return redirect(url_for("courses_teach.questions", lesson_id=lesson.id))
         else:
             status = 400
     return render_template(
@@ -324,7 +324,7 @@ def edit_quiz_question(question_id: int) -> Any:
     question, lesson = _quiz_question_or_404(question_id)
     # The app-wide CSRFProtect checks ``csrf_token``; the prefixed form would look for ``qN-csrf_token``.
     form = QuestionForm(prefix=f"q{question.id}", meta={"csrf": False})
-    back = redirect(url_for("teach.questions", lesson_id=lesson.id, _anchor=f"question-{question.id}"), 303)
+    back = redirect(url_for("courses_teach.questions", lesson_id=lesson.id, _anchor=f"question-{question.id}"), 303)
     if not form.validate_on_submit():
         flash(_("Not saved: please check the form."), "error")
         return back
@@ -360,7 +360,7 @@ def delete_quiz_question(question_id: int) -> Any:
         else _("Question deleted."),
         "success",
     )
-    return redirect(url_for("teach.questions", lesson_id=lesson.id), 303)
+    return redirect(url_for("courses_teach.questions", lesson_id=lesson.id), 303)
 
 
 def _quiz_edit_form(question: Any) -> QuestionForm:
@@ -389,7 +389,7 @@ def quiz_settings(lesson_id: int) -> Any:
     services.set_quiz_settings(current_user, lesson, show_correct_answers=bool(form.show_correct_answers.data))
     commit()
     flash(_("Saved."), "success")
-    return redirect(url_for("teach.questions", lesson_id=lesson.id))
+    return redirect(url_for("courses_teach.questions", lesson_id=lesson.id))
 
 
 @bp.route("/courses/<int:course_id>/feedback")
@@ -458,7 +458,7 @@ def survey_questions(lesson_id: int) -> Any:
             else:
                 commit()
                 flash(_("Survey question added."), "success")
-                return redirect(url_for("teach.survey_questions", lesson_id=lesson.id))
+                return redirect(url_for("courses_teach.survey_questions", lesson_id=lesson.id))
         else:
             flash(_("Not saved: please check the form."), "error")
             status = 400
@@ -477,7 +477,7 @@ def survey_questions(lesson_id: int) -> Any:
 def edit_survey_question(question_id: int) -> Any:
     question, lesson = _question_or_404(question_id)
     form = SurveyQuestionForm(prefix=f"q{question.id}", meta={"csrf": False})
-    back = redirect(url_for("teach.survey_questions", lesson_id=lesson.id, _anchor=f"question-{question.id}"), 303)
+    back = redirect(url_for("courses_teach.survey_questions", lesson_id=lesson.id, _anchor=f"question-{question.id}"), 303)
     if not form.validate_on_submit():
         flash(_("Not saved: please check the form."), "error")
         return back
@@ -503,7 +503,7 @@ def move_survey_question(question_id: int) -> Any:
         flash(_("Not changed: %(reason)s", reason=str(exc)), "error")
     else:
         commit()
-    return redirect(url_for("teach.survey_questions", lesson_id=lesson.id), 303)
+    return redirect(url_for("courses_teach.survey_questions", lesson_id=lesson.id), 303)
 
 
 @bp.route("/survey-questions/<int:question_id>/delete", methods=["POST"])
@@ -518,7 +518,7 @@ def delete_survey_question(question_id: int) -> Any:
         else _("Question deleted."),
         "success",
     )
-    return redirect(url_for("teach.survey_questions", lesson_id=lesson.id), 303)
+    return redirect(url_for("courses_teach.survey_questions", lesson_id=lesson.id), 303)
 
 
 # Editing the outline: plain POST forms (no script), each redirecting back to the course page.
@@ -554,11 +554,11 @@ def _outline_change(course_id: int, change: Any, done: str) -> Any:
     except services.CourseError as exc:
         db.session.rollback()
         flash(_("Not changed: %(reason)s", reason=str(exc)), "error")
-        return redirect(url_for("teach.course", course_id=course_id)), 303
+        return redirect(url_for("courses_teach.course", course_id=course_id)), 303
     commit()
     if done:
         flash(done, "success")
-    return redirect(url_for("teach.course", course_id=course_id), 303)
+    return redirect(url_for("courses_teach.course", course_id=course_id), 303)
 
 
 @bp.route("/sections/<int:section_id>/edit", methods=["POST"])
@@ -624,13 +624,13 @@ def edit_lesson(lesson_id: int) -> Any:
         if not form.validate_on_submit():
             if not full:  # the course page's short form: only the title can be wrong
                 flash(_("Not changed: %(reason)s", reason=_("lesson title is required")), "error")
-                return redirect(url_for("teach.course", course_id=course.id), 303)
+                return redirect(url_for("courses_teach.course", course_id=course.id), 303)
             flash(_("Not saved: please check the form."), "error")
             status = 400
         else:
             media, refused = _media_from_request(lesson.kind, form.file.data, required=False)
             if refused:
-                return redirect(url_for("teach.edit_lesson", lesson_id=lesson.id), 303)
+                return redirect(url_for("courses_teach.edit_lesson", lesson_id=lesson.id), 303)
             rules: dict[str, Any] = {}
             if full:
                 rules = {name: getattr(form, name).data for name in structure.KIND_RULES[lesson.kind]}
@@ -649,8 +649,8 @@ def edit_lesson(lesson_id: int) -> Any:
                 db.session.rollback()
                 flash(_("Not changed: %(reason)s", reason=str(exc)), "error")
                 if full:
-                    return redirect(url_for("teach.edit_lesson", lesson_id=lesson.id), 303)
-                return redirect(url_for("teach.course", course_id=course.id), 303)
+                    return redirect(url_for("courses_teach.edit_lesson", lesson_id=lesson.id), 303)
+                return redirect(url_for("courses_teach.course", course_id=course.id), 303)
             commit()
             if edit.content_changed and edit.learners:
                 flash(
@@ -664,7 +664,7 @@ def edit_lesson(lesson_id: int) -> Any:
                 )
             else:
                 flash(_("Saved."), "success")
-            return redirect(url_for("teach.course", course_id=course.id, _anchor=f"lesson-{lesson.id}"), 303)
+            return redirect(url_for("courses_teach.course", course_id=course.id, _anchor=f"lesson-{lesson.id}"), 303)
     return render_template(
         "teach/lesson_edit.html",
         lesson=lesson,

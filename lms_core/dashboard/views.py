@@ -21,7 +21,7 @@ ASSIGN_CHECK_SECONDS = 300
 def home() -> Any:
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.index"))
-    return redirect(url_for("auth.login"))
+    return redirect(url_for("accounts.login"))
 
 
 @bp.route("/dashboard")

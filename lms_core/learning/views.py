@@ -18,7 +18,7 @@ from lms_core.learning.models import LessonFeedback
 from lms_core.quizzes import services as quizzes
 from lms_core.quizzes.models import Attempt
 
-bp = Blueprint("learn", __name__, url_prefix="/learn")
+bp = Blueprint("learning", __name__, url_prefix="/learn")
 
 
 def _lesson_and_enrolment(lesson_id: int) -> tuple[Lesson, Any]:
@@ -135,7 +135,7 @@ def submit_quiz(lesson_id: int, attempt_id: int) -> Any:
     except quizzes.QuizError as exc:
         db.session.rollback()
         flash(str(exc), "error")
-        return redirect(url_for("learn.lesson", lesson_id=lesson.id)), 303
+        return redirect(url_for("learning.lesson", lesson_id=lesson.id)), 303
     commit()
     a = graded.attempt
     if a.passed:
@@ -150,7 +150,7 @@ def submit_quiz(lesson_id: int, attempt_id: int) -> Any:
             ),
             "error",
         )
-    return redirect(url_for("learn.lesson", lesson_id=lesson.id))
+    return redirect(url_for("learning.lesson", lesson_id=lesson.id))
 
 
 @bp.route("/lessons/<int:lesson_id>/feedback", methods=["POST"])
@@ -167,7 +167,7 @@ def submit_feedback(lesson_id: int) -> Any:
     except feedback.FeedbackError as exc:
         db.session.rollback()
         flash(str(exc), "error")
-        return redirect(url_for("learn.lesson", lesson_id=lesson.id)), 303
+        return redirect(url_for("learning.lesson", lesson_id=lesson.id)), 303
     commit()
     if done.created:
         flash(_("Thank you for your feedback."), "success")
@@ -179,4 +179,4 @@ def submit_feedback(lesson_id: int) -> Any:
             for q, old, new in done.changes
         )
         flash(_("Your earlier answer was changed: %(changes)s", changes=changed), "success")
-    return redirect(url_for("learn.lesson", lesson_id=lesson.id))
+    return redirect(url_for("learning.lesson", lesson_id=lesson.id))

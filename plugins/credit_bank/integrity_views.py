@@ -19,7 +19,7 @@ from lms_core.authz import can
 from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
 
-bp = Blueprint("credit_integrity", __name__, url_prefix="/credit/integrity", template_folder="templates")
+bp = Blueprint("credit_bank_integrity", __name__, url_prefix="/credit/integrity", template_folder="templates")
 
 #: Earlier checkpoints checked against the latest on one page view (newest first).
 RECENT = 20

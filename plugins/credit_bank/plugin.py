@@ -148,7 +148,7 @@ class CreditBankPlugin:
         from plugins.credit_bank.integrity_views import may_view
 
         if may_view(current_user):
-            links.append((url_for("credit_integrity.page"), _("Ledger integrity")))
+            links.append((url_for("credit_bank_integrity.page"), _("Ledger integrity")))
         return Markup("").join(Markup('<a href="{}">{}</a>').format(u, escape(t)) for u, t in links) or None
 
     @hookimpl

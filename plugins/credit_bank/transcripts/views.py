@@ -20,7 +20,7 @@ from plugins.credit_bank.transcripts.forms import IssueForm, ReissueForm, Revoke
 from plugins.credit_bank.transcripts.issuer_key import issuer_key
 from plugins.credit_bank.transcripts.models import Credential
 
-bp = Blueprint("credit_transcripts", __name__, url_prefix="/credit", template_folder="templates")
+bp = Blueprint("credit_bank_transcripts", __name__, url_prefix="/credit", template_folder="templates")
 
 #: Largest upload the verification page reads; a transcript is some tens of kilobytes.
 MAX_UPLOAD = 5 * 1024 * 1024
