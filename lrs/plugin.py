@@ -45,6 +45,23 @@ class LrsPlugin:
         return Markup('<a href="{}">{}</a>').format(url_for("lrs_admin.clients"), escape(_("LRS clients")))
 
     @hookimpl
+    def lms_xapi_embedded_client(
+        self, name: str, scopes: tuple[str, ...], keep_key: str | None
+    ) -> tuple[str, str | None] | None:
+        from sqlalchemy import select
+
+        from lms_core.extensions import db
+        from lrs import clients
+        from lrs.models import LrsClient
+
+        if keep_key is not None:
+            row = db.session.execute(select(LrsClient).filter_by(key=keep_key)).scalar_one_or_none()
+            if row is not None and row.active:
+                return keep_key, None
+        client, secret = clients.create_client(name, scopes, created_by="xapi connect-embedded")
+        return str(client.key), secret
+
+    @hookimpl
     def lms_app_created(self, app: Any) -> None:
         from lms_core.extensions import csrf
         from lrs.views import bp

@@ -215,6 +215,20 @@ def lms_completion_verdict(user: User, lesson: Lesson, progress: LessonProgress)
     """
 
 
+@hookspec(firstresult=True)
+def lms_xapi_embedded_client(name: str, scopes: tuple[str, ...], keep_key: str | None) -> tuple[str, str | None] | None:
+    """A client of the LRS that runs inside this platform, for the platform's own statements.
+
+    Phase: request (``flask lms xapi connect-embedded``, with an application
+    context). ``keep_key`` is the key the platform saved earlier, or ``None`` when a
+    new client is wanted (none saved, or ``--force``). An LRS plugin returns
+    ``(keep_key, None)`` when that client still exists and is active; otherwise it
+    creates a client named ``name`` with ``scopes``, commits it and returns
+    ``(key, secret)``. The core saves the secret; it never imports the LRS. The first
+    non-``None`` answer wins; with no implementation there is no embedded LRS.
+    """
+
+
 @hookspec
 def lms_day_picture(person: User, day: dt.date, session_lanes: dict[str, str]) -> DayLayer | None:
     """The plugin's layer of "a learner's day, as a picture" (the auditors' day timeline).

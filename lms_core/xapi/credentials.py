@@ -64,32 +64,33 @@ def connect_embedded(app: Flask | None = None, *, force: bool = False) -> tuple[
     """Create the platform's client in the embedded LRS and save it; returns (key, created).
 
     Idempotent: an existing saved credential whose client is still active is kept.
+    The embedded LRS is reached through the ``lms_xapi_embedded_client`` hook: the
+    core never imports the LRS, which is a plugin like any other.
     """
+    from lms_core.pluginhost import get_plugin_manager
+
     app = app or current_app
-    if "lrs" not in app.config["LMS_PLUGINS"]:
+    hook = get_plugin_manager(app).hook.lms_xapi_embedded_client
+    if not hook.get_hookimpls():
         raise ConnectError(
             "the embedded LRS is not enabled: add lrs to LMS_PLUGINS, or set LMS_XAPI_KEY and "
             "LMS_XAPI_SECRET for an external LRS"
         )
     if app.config.get("LMS_XAPI_KEY"):
         raise ConnectError("LMS_XAPI_KEY is set: the platform uses that credential, not a saved one")
-    from sqlalchemy import select
-
-    from lms_core.extensions import db
-    from lrs import clients
-    from lrs.models import LrsClient
-
     saved = saved_credentials(app)
-    if saved is not None and not force:
-        row = db.session.execute(select(LrsClient).filter_by(key=saved["key"])).scalar_one_or_none()
-        if row is not None and row.active:
-            return saved["key"], False
-    client, secret = clients.create_client(CLIENT_NAME, SCOPES, created_by="xapi connect-embedded")
+    keep_key = saved["key"] if saved is not None and not force else None
+    answer = hook(name=CLIENT_NAME, scopes=SCOPES, keep_key=keep_key)
+    if answer is None:
+        raise ConnectError("no plugin created a client in the embedded LRS")
+    key, secret = answer
+    if secret is None:
+        return key, False
     path = credentials_path(app)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump({"key": client.key, "secret": secret}, fh)
+        json.dump({"key": key, "secret": secret}, fh)
     os.replace(tmp, path)  # atomic: a reader sees the old file or the new one
-    return str(client.key), True
+    return key, True

@@ -97,3 +97,39 @@ def test_connect_embedded_needs_the_lrs_plugin(database_url, tmp_path):
         out = plain.test_cli_runner().invoke(args=["lms", "xapi", "connect-embedded"])
         db.engine.dispose()
     assert out.exit_code != 0 and "add lrs to LMS_PLUGINS" in out.output
+
+
+def test_connect_embedded_goes_through_the_hook(database_url, tmp_path):
+    """The core creates its client through ``lms_xapi_embedded_client``, never by importing an LRS."""
+    from lms_core import create_app
+    from tests.plugins.hookprobe import HookProbe
+
+    probe = HookProbe()
+    probe.embedded_client = ("key-1", "secret-1")
+    saved_file = tmp_path / "secret" / "xapi.json"
+    app = create_app(
+        make_test_config(
+            database_url, tmp_path, LMS_PLUGIN_OBJECTS={"hookprobe": probe}, LMS_XAPI_CREDENTIALS_FILE=str(saved_file)
+        )
+    )
+    with app.app_context():
+        runner = app.test_cli_runner()
+        first = runner.invoke(args=["lms", "xapi", "connect-embedded"])
+        assert first.exit_code == 0, first.output
+        assert json.loads(saved_file.read_text()) == {"key": "key-1", "secret": "secret-1"}
+        assert stat.S_IMODE(saved_file.stat().st_mode) == 0o600
+
+        # The plugin keeps the saved client: nothing is rewritten.
+        probe.embedded_client = ("key-1", None)
+        again = runner.invoke(args=["lms", "xapi", "connect-embedded"])
+        assert again.exit_code == 0 and "already connected" in again.output
+        assert json.loads(saved_file.read_text())["secret"] == "secret-1"
+
+        # --force asks for a new client (no key to keep).
+        probe.embedded_client = ("key-2", "secret-2")
+        forced = runner.invoke(args=["lms", "xapi", "connect-embedded", "--force"])
+        assert forced.exit_code == 0, forced.output
+        assert json.loads(saved_file.read_text()) == {"key": "key-2", "secret": "secret-2"}
+        db.engine.dispose()
+    assert [call[2] for call in probe.embedded_calls] == [None, "key-1", None]
+    assert all(call[1] == ("statements/write", "statements/read/mine") for call in probe.embedded_calls)

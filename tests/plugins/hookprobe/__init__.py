@@ -52,6 +52,9 @@ class HookProbe:
         #: ``lms_report_charts`` answer, and the scopes it was asked for.
         self.charts: list[Any] = []
         self.chart_scopes: list[Any] = []
+        #: ``lms_xapi_embedded_client``: the answer (``None``: abstain) and the calls.
+        self.embedded_client: tuple[str, str | None] | None = None
+        self.embedded_calls: list[tuple[str, tuple[str, ...], str | None]] = []
 
     # app creation -----------------------------------------------------------
     @hookimpl
@@ -153,6 +156,13 @@ class HookProbe:
     @hookimpl
     def lms_has_capability(self, user: Any, capability: str, obj: Any) -> bool | None:
         return self.verdicts.get((user.username, capability))
+
+    @hookimpl
+    def lms_xapi_embedded_client(
+        self, name: str, scopes: tuple[str, ...], keep_key: str | None
+    ) -> tuple[str, str | None] | None:
+        self.embedded_calls.append((name, tuple(scopes), keep_key))
+        return self.embedded_client
 
     # transaction (learning) ---------------------------------------------------
     # Their effect on credited hours is tested with the learning package; here they
