@@ -12,12 +12,11 @@ from flask_babel import Domain, get_locale
 
 from lms_core.db import install_idle_ping, install_read_only_commit, install_sqlite_pragmas
 from lms_core.extensions import babel, csrf, db, login_manager, migrate
+from lms_core.i18n import LOCALE_COOKIE, SUPPORTED_LOCALES
 from lms_core.pluginhost import load_plugins
 
 CORE_DIR = Path(__file__).resolve().parent
 REPO_DIR = CORE_DIR.parent
-SUPPORTED_LOCALES = ("zh_Hans_CN", "en")
-LOCALE_COOKIE = "lms_lang"
 
 
 def select_locale() -> str:

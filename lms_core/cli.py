@@ -6,7 +6,7 @@ import sys
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 from lms_core.extensions import db
@@ -246,10 +246,3 @@ def jobs_retry() -> None:
         job.status, job.attempts, job.run_after = JobStatus.QUEUED, 0, utcnow()
     db.session.commit()
     click.echo(f"requeued {len(failed)} job(s); max attempts {current_app.config['LMS_JOB_MAX_ATTEMPTS']}")
-
-
-def main() -> None:
-    """Console script: the Flask CLI bound to this platform's app factory."""
-    from lms_core import create_app
-
-    FlaskGroup(create_app=create_app)()

@@ -19,6 +19,10 @@ from zoneinfo import ZoneInfo
 #: The platform's time zone (China has one): every time a user sees is in it.
 TIMEZONE = "Asia/Shanghai"
 SHANGHAI = ZoneInfo(TIMEZONE)
+#: The interface languages, Chinese first (the default).
+SUPPORTED_LOCALES = ("zh_Hans_CN", "en")
+#: The cookie that holds an explicit choice of language.
+LOCALE_COOKIE = "lms_lang"
 
 _LABELS: dict[type[enum.Enum], Mapping[Any, Any]] = {}
 

@@ -14,6 +14,7 @@ import binascii
 from typing import Any
 
 from lms_core import jsonsafe
+from lrs.comparison import same_statement
 from lrs.errors import bad_request
 
 _HASHES = {"RS256": "SHA256", "RS384": "SHA384", "RS512": "SHA512"}
@@ -26,8 +27,6 @@ def _b64(part: str) -> bytes:
 
 def verify(jws: bytes, statement: dict[str, Any]) -> None:
     """Raise a 400 :class:`~lrs.errors.XapiError` unless ``jws`` is a valid signature of ``statement``."""
-    from lrs.statements import same_statement
-
     try:
         text = jws.decode("ascii").strip()
         header_b64, payload_b64, sig_b64 = text.split(".")

@@ -28,6 +28,7 @@ from lms_core.db import utcnow
 from lms_core.extensions import db
 from lrs import keys as K
 from lrs import validation
+from lrs.comparison import same_statement
 from lrs.errors import XapiError, bad_request
 from lrs.models import LrsAttachment, LrsStatement, LrsStatementKey
 
@@ -59,37 +60,6 @@ class Caller:
 class Attachment:
     content_type: str
     content: bytes
-
-
-# Comparison --------------------------------------------------------------------
-
-_LRS_SET = ("authority", "stored", "version", "id")
-
-
-def _normalise(value: Any, key: str = "") -> Any:
-    if isinstance(value, dict):
-        return {k: _normalise(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_normalise(v) for v in value]
-    if key in ("mbox",) and isinstance(value, str):
-        return value.lower()
-    if key in ("timestamp",) and isinstance(value, str):
-        try:
-            return validation.parse_timestamp(value)
-        except validation.ValidationError:
-            return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def same_statement(received: dict[str, Any], stored: dict[str, Any]) -> bool:
-    """Statement comparison (xAPI-Data 2.3.1.s9): ignore what the LRS may set."""
-    a = {k: v for k, v in received.items() if k not in _LRS_SET}
-    b = {k: v for k, v in stored.items() if k not in _LRS_SET}
-    if "timestamp" not in a:
-        b.pop("timestamp", None)
-    return bool(_normalise(a) == _normalise(b))
 
 
 # Storing --------------------------------------------------------------------------

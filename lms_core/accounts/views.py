@@ -14,8 +14,8 @@ from lms_core.accounts import services
 from lms_core.accounts.forms import ChangePasswordForm, LoginForm, TokenForm
 from lms_core.accounts.models import ApiToken, TokenScope
 from lms_core.accounts.request_auth import authenticated_token
-from lms_core.app_setup import LOCALE_COOKIE, SUPPORTED_LOCALES
 from lms_core.extensions import db, login_manager
+from lms_core.i18n import LOCALE_COOKIE, SUPPORTED_LOCALES
 from lms_core.jobs.services import commit
 
 bp = Blueprint("accounts", __name__)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from lms_core.events.models import Event
     from lms_core.learning.assessment import IntervalClaim, Verdict
     from lms_core.learning.models import LessonProgress
-    from lms_core.pluginhost.manager import CreditSummary, DashboardPanel
+    from lms_core.pluginhost.answers import CreditSummary, DashboardPanel
     from lms_core.reports.charts import Chart, ChartScope
 
 PROJECT = "lms"

@@ -6,7 +6,6 @@ Never a module global: two apps in one process (tests!) must not share hooks.
 from __future__ import annotations
 
 import importlib.metadata
-from dataclasses import dataclass
 from typing import Any
 
 import pluggy
@@ -19,27 +18,6 @@ ENTRY_POINT_GROUP = "lms.plugins"
 
 class PluginLoadError(RuntimeError):
     """A plugin named in ``LMS_PLUGINS`` could not be found or loaded."""
-
-
-@dataclass(frozen=True)
-class DashboardPanel:
-    """One panel on the dashboard, contributed by ``lms_dashboard_panels``."""
-
-    key: str
-    title: str
-    html: str  # already escaped / rendered by the plugin
-    order: int = 100
-
-
-@dataclass(frozen=True)
-class CreditSummary:
-    """A year's credit from a credit plugin (``lms_credit_summary``), in 0.01 学时."""
-
-    posted_centi: int
-    pending_centi: int  #: 审核中
-    overflow_centi: int  #: 记录但不计入
-    required_centi: int
-    detail_url: str | None = None
 
 
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:

@@ -214,7 +214,3 @@ def api_me() -> Any:
 @login_required
 def api_user(user_id: int) -> Any:
     return jsonify(_api_payload(_user_in_scope(user_id, "credit.view")))
-
-
-from plugins.credit_bank import admin_views as _admin_views  # noqa: E402, F401  (routes on bp)
-from plugins.credit_bank import conversion as _conversion  # noqa: E402, F401  (routes on bp)
