@@ -93,16 +93,12 @@ def test_password_change_allow_list_names_real_endpoints(full_app: Flask) -> Non
 
 
 def test_blueprints_are_named_after_their_package(full_app: Flask) -> None:
-    # lms_core/events keeps "audit" while its pages move to lms_core/audit/.
-    exceptions = {"audit"}
     wrong: list[str] = []
     for name, bp in full_app.blueprints.items():
         assert isinstance(bp, Blueprint)
         module = bp.import_name
         parts = module.split(".")
         package = parts[1] if parts[0] in {"lms_core", "plugins"} and len(parts) > 1 else parts[0]
-        if name in exceptions:
-            continue
         if not (name == package or name.startswith(package + "_")):
             wrong.append(f"{name} (defined in {module}, expected {package} or {package}_*)")
     assert not wrong, "blueprints not named after their package:\n" + "\n".join(wrong)
