@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from lms_core.authz.core import AccessDenied
 from lms_core.extensions import db
 
 #: What a 503 (database unavailable) tells browsers and clients to wait before retrying.
@@ -50,6 +51,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:
         return render_error(400, _("The form has expired or was not sent from this site. Please try again."))
+
+    @app.errorhandler(AccessDenied)
+    def _denied(exc: AccessDenied) -> Any:
+        # A service refused the actor (the view's service_call rolled back): the 403 page.
+        return render_error(403)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:

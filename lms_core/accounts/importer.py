@@ -35,6 +35,7 @@ from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.jobs.services import enqueue
 from lms_core.orgs.models import OrgUnit
+from lms_core.unit_of_work import ServiceError
 
 #: Accepted header names (the HR export uses Chinese; English for hand-made files).
 HEADERS = {
@@ -111,7 +112,7 @@ PARTY_TRUE = {"中共党员", "中共预备党员", "党员", "是", "yes", "tru
 PARTY_FALSE = {"群众", "否", "no", "false", "0", "n", "", "民主党派", "无党派人士", "共青团员"}
 
 
-class ImportFileError(ValueError):
+class ImportFileError(ServiceError):
     """The file as a whole cannot be read (encoding, header, size)."""
 
 

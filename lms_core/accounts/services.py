@@ -31,11 +31,12 @@ from lms_core.db import utcnow
 from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
+from lms_core.unit_of_work import ServiceError
 
 TOKEN_PREFIX = "lms_"  # noqa: S105 - a public marker of token strings, not a secret
 
 
-class AccountError(ValueError):
+class AccountError(ServiceError):
     """Invalid account change; the message is shown to the user."""
 
 

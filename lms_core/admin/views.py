@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import false, func, or_, select
 
@@ -14,12 +15,13 @@ from lms_core.accounts import services as accounts
 from lms_core.accounts.importer import RANK_NAMES, ImportFileError, count_lines, import_users, queue_import
 from lms_core.accounts.models import CredentialSheet, ImportRun, RankBand, Role, RoleAssignment, User, UserStatus
 from lms_core.admin.forms import ImportForm, MoveForm, OrgForm, RoleForm, SheetForm, UserForm, role_choices
-from lms_core.authz import AccessDenied, can, effective_assignments, require, scope_condition
+from lms_core.authz import can, effective_assignments, require, scope_condition
 from lms_core.bounded import int_arg, page_arg
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
 from lms_core.orgs import services as orgs
 from lms_core.orgs.models import OrgKind, OrgUnit
+from lms_core.unit_of_work import service_call
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -123,7 +125,7 @@ def org_create(unit_id: int) -> Any:
     if not form.validate_on_submit():
         flash(_("Not saved: please fill in code, name and kind."), "error")
         return _render_orgs(parent, status=400, form=form)
-    try:
+    with service_call(lambda: _render_orgs(parent, form=form)):
         child = orgs.create_unit(
             code=form.code.data or "",
             name=form.name.data or "",
@@ -131,11 +133,6 @@ def org_create(unit_id: int) -> Any:
             parent=parent,
             actor=current_user,
         )
-    except orgs.OrgError as exc:
-        db.session.rollback()
-        flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
-        return _render_orgs(parent, status=400, form=form)
-    commit()
     flash(_("Created %(name)s.", name=child.name), "success")
     return redirect(url_for("admin.orgs", unit=parent.id))
 
@@ -147,13 +144,8 @@ def org_edit(unit_id: int) -> Any:
     if not form.validate_on_submit():
         flash(_("Not saved: please fill in code and name."), "error")
         return _render_orgs(unit, status=400, edit_form=form)
-    try:
+    with service_call(lambda: _render_orgs(db.session.get(OrgUnit, unit_id), edit_form=form)):
         orgs.update_unit(unit, name=form.name.data or "", code=form.code.data or "", actor=current_user)
-    except orgs.OrgError as exc:
-        db.session.rollback()
-        flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
-        return _render_orgs(db.session.get(OrgUnit, unit_id), status=400, edit_form=form)
-    commit()
     flash(_("Saved."), "success")
     return redirect(url_for("admin.orgs", unit=unit.id))
 
@@ -168,13 +160,10 @@ def org_move(unit_id: int) -> Any:
         return _render_orgs(unit, status=400, move_form=form)
     if not can(current_user, "org.manage", new_parent):
         abort(403)
-    try:
+    with service_call(
+        lambda: _render_orgs(db.session.get(OrgUnit, unit_id), move_form=form), message=_l("Not moved: %(reason)s")
+    ):
         orgs.move_unit(unit, new_parent, actor=current_user)
-    except orgs.OrgError as exc:
-        db.session.rollback()
-        flash(_("Not moved: %(reason)s", reason=str(exc)), "error")
-        return _render_orgs(db.session.get(OrgUnit, unit_id), status=400, move_form=form)
-    commit()
     flash(_("Moved."), "success")
     return redirect(url_for("admin.orgs", unit=unit_id))
 
@@ -226,7 +215,9 @@ def user_new() -> Any:
             # No password typed: a generated one, shown once below, so that no account is
             # created that nobody can sign in to.
             generated = None if form.password.data else initial_passwords.generate()
-            try:
+            with service_call(
+                lambda: render_template("admin/user_form.html", form=form, user=None), field=form.username
+            ):
                 user = accounts.create_user(
                     username=form.username.data or "",
                     full_name=form.full_name.data or "",
@@ -240,24 +231,19 @@ def user_new() -> Any:
                     password_hash=initial_passwords.hash_generated(generated) if generated else None,
                     must_change_password=True,
                 )
-            except accounts.AccountError as exc:
-                db.session.rollback()
-                form.username.errors = [str(exc)]
-            else:
-                commit()
-                flash(_("Created %(name)s.", name=user.full_name), "success")
-                if generated:
-                    flash(
-                        _(
-                            "Initial password for %(name)s (%(username)s): %(pw)s. It is shown only now: "
-                            "hand it over; they must change it at first sign-in.",
-                            name=user.full_name,
-                            username=user.username,
-                            pw=generated,
-                        ),
-                        "warning",
-                    )
-                return redirect(url_for("admin.user_detail", user_id=user.id))
+            flash(_("Created %(name)s.", name=user.full_name), "success")
+            if generated:
+                flash(
+                    _(
+                        "Initial password for %(name)s (%(username)s): %(pw)s. It is shown only now: "
+                        "hand it over; they must change it at first sign-in.",
+                        name=user.full_name,
+                        username=user.username,
+                        pw=generated,
+                    ),
+                    "warning",
+                )
+            return redirect(url_for("admin.user_detail", user_id=user.id))
     return render_template("admin/user_form.html", form=form, user=None), 400 if form.errors else 200
 
 
@@ -322,12 +308,8 @@ def user_grant(user_id: int) -> Any:
         return render_template(
             "admin/user_form.html", form=_user_form(user, from_request=False), user=user, role_form=form
         ), 400
-    try:
-        accounts.grant_role(current_user, user, Role(form.role.data), unit)
-    except AccessDenied:
-        db.session.rollback()
-        abort(403)
-    commit()
+    with service_call(lambda: redirect(url_for("admin.user_detail", user_id=user_id))):
+        accounts.grant_role(current_user, user, Role(form.role.data), unit)  # AccessDenied: rolled back, the 403 page
     flash(_("Role granted."), "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
@@ -370,12 +352,8 @@ def user_revoke(user_id: int, assignment_id: int) -> Any:
     )
     if page is not None:
         return page
-    try:
-        accounts.revoke_role(current_user, assignment)
-    except AccessDenied:
-        db.session.rollback()
-        abort(403)
-    commit()
+    with service_call(lambda: redirect(url_for("admin.user_detail", user_id=user_id))):
+        accounts.revoke_role(current_user, assignment)  # AccessDenied: rolled back, the 403 page
     flash(_("Role revoked."), "success")
     return redirect(url_for("admin.user_detail", user_id=user_id))
 
@@ -426,12 +404,12 @@ def user_status(user_id: int) -> Any:
         )
         if page is not None:
             return page
-    try:
+    with service_call(
+        lambda: render_template(
+            "admin/user_form.html", form=_user_form(user, from_request=False), user=user, role_form=RoleForm()
+        )
+    ):
         accounts.set_status(current_user, user, status)
-    except accounts.AccountError as exc:
-        db.session.rollback()
-        abort(400, str(exc))
-    commit()
     flash(_("Saved."), "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
 

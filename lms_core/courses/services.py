@@ -19,13 +19,14 @@ from lms_core.extensions import db
 from lms_core.i18n import label
 from lms_core.media.models import MediaFile, MediaKind
 from lms_core.orgs.models import OrgUnit
+from lms_core.unit_of_work import ServiceError
 
 register_scope_resolver(Course, lambda c: c.owner_unit)
 register_scope_resolver(Section, lambda s: s.course.owner_unit)
 register_scope_resolver(Lesson, lambda lesson: lesson.course.owner_unit)
 
 
-class CourseError(ValueError):
+class CourseError(ServiceError):
     """Invalid authoring change; the message is shown to the user."""
 
 

@@ -21,6 +21,7 @@ from lms_core.extensions import db
 from lms_core.jobs.services import enqueue
 from lms_core.learning.services import new_registration
 from lms_core.orgs.models import OrgUnit
+from lms_core.unit_of_work import ServiceError
 
 MATERIALIZE_JOB = "enrolments.materialize"
 BATCH = 1000
@@ -28,7 +29,7 @@ BATCH = 1000
 register_scope_resolver(Assignment, lambda a: a.org_unit)
 
 
-class EnrolmentError(ValueError):
+class EnrolmentError(ServiceError):
     """Invalid enrolment or assignment; the message is shown to the user."""
 
 

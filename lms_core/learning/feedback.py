@@ -23,11 +23,12 @@ from lms_core.learning.models import LessonFeedback, SurveyAnswer, SurveyQuestio
 from lms_core.learning.services import evaluate_completion, progress_for
 from lms_core.orgs.models import OrgUnit
 from lms_core.reports.tables import Table
+from lms_core.unit_of_work import ServiceError
 
 MAX_COMMENT = 1000
 
 
-class FeedbackError(ValueError):
+class FeedbackError(ServiceError):
     pass
 
 

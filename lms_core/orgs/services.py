@@ -9,9 +9,10 @@ from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.i18n import label
 from lms_core.orgs.models import ALLOWED_CHILDREN, OrgKind, OrgUnit
+from lms_core.unit_of_work import ServiceError
 
 
-class OrgError(ValueError):
+class OrgError(ServiceError):
     """Invalid org-tree change; the message is shown to the user."""
 
 

@@ -18,11 +18,12 @@ from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.learning.services import evaluate_completion, progress_for
 from lms_core.quizzes.models import Attempt, Question, QuestionKind
+from lms_core.unit_of_work import ServiceError
 
 TRUE_FALSE_OPTIONS = ["正确", "错误"]
 
 
-class QuizError(ValueError):
+class QuizError(ServiceError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status

@@ -154,7 +154,8 @@ def test_status_bad_input(admin_client, admin, cadre):
     assert admin_client.post(f"/admin/users/{cadre.id}/status", data={"status": "retired"}).status_code == 400
     assert admin_client.post(f"/admin/users/{cadre.id}/status", data={}).status_code == 400
     r = admin_client.post(f"/admin/users/{admin.id}/status", data={"status": "disabled", "confirmed": "1"})
-    assert r.status_code == 400  # not oneself
+    assert r.status_code == 400  # not oneself: the page again, with the reason
+    assert "Not saved: " in r.get_data(as_text=True)  # this admin reads English
     db.session.expire_all()
     assert db.session.get(User, admin.id).status == UserStatus.ACTIVE
     assert db.session.get(User, cadre.id).status == UserStatus.ACTIVE

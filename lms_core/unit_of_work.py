@@ -1,0 +1,76 @@
+"""Who commits: the request, through one helper; services do not.
+
+One request is one business transaction. A service changes rows and emits its
+events (``events.emit``) in the caller's transaction and returns, or raises a
+:class:`ServiceError` that a user can read; it does not commit. The view runs it
+inside :func:`service_call`, which commits (``jobs.commit``: COMMIT, then the
+inline jobs) when the block ends, or on a service error rolls everything back,
+tells the user why in their language and answers 400 with the form re-rendered, so
+nothing half-done is ever committed and the typed input is not lost.
+
+The few services that commit themselves do so on purpose and are listed, with the
+reason, in ``tests/lms_core/test_unit_of_work.py`` (records that must outlive a
+refused request, such as failed sign-ins; batches committed in chunks; the job,
+event and xAPI machinery that runs outside any request). CLI commands and jobs
+commit at their own end in the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import abort, flash, make_response
+from flask_babel import lazy_gettext as _l
+
+from lms_core.extensions import db
+
+#: The usual flash for a refused change; ``%(reason)s`` is the service's sentence.
+NOT_SAVED = _l("Not saved: %(reason)s")
+
+
+class ServiceError(ValueError):
+    """A refusal the user can act on; ``str(exc)`` is already in the user's language."""
+
+
+@contextmanager
+def service_call(
+    render: Callable[[], Any],
+    *,
+    message: Any = NOT_SAVED,
+    errors: tuple[type[Exception], ...] = (),
+    field: Any = None,
+    status: int = 400,
+) -> Iterator[None]:
+    """Run the block as the request's business transaction.
+
+    On normal exit: commit. On a :class:`ServiceError` (or one of ``errors``): roll
+    back, show the reason (as a flash built from ``message``, or on the form
+    ``field`` when one is given), and answer with ``render()`` at ``status``
+    (400, or the error's own ``status`` such as 413), unless ``render()`` is a
+    redirect, which keeps its own status. Any other
+    exception rolls back and propagates (a 500 or the database's 503).
+    """
+    from lms_core.jobs.services import commit
+
+    refusals: tuple[type[Exception], ...] = (ServiceError, *errors)
+    try:
+        yield
+    except refusals as exc:
+        db.session.rollback()
+        reason = str(exc)
+        if field is not None:
+            field.errors = [*field.errors, reason]
+        elif message:
+            flash(str(message) % {"reason": reason}, "error")
+        response = make_response(render())
+        if not 300 <= response.status_code < 400:
+            # An error that knows its status (an upload too large: 413) keeps it.
+            own = getattr(exc, "status", None)
+            response.status_code = own if isinstance(own, int) and 400 <= own < 500 else status
+        abort(response)
+    except BaseException:
+        db.session.rollback()
+        raise
+    commit()

@@ -1,0 +1,180 @@
+"""Who commits (lms_core/unit_of_work.py): the request through ``service_call``; services do not.
+
+The source checks keep that sentence true: a new ``commit()`` in a core service,
+or a view that rolls back by hand, fails here until it is listed with a reason
+(or, better, moved into ``service_call``). A listed exception that disappears
+fails too, so the lists only shrink.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from flask import redirect, render_template_string
+from sqlalchemy import select
+
+from lms_core.extensions import db
+from lms_core.orgs import services as orgs
+from lms_core.orgs.models import OrgKind, OrgUnit
+from lms_core.unit_of_work import ServiceError, service_call
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ROOT / "lms_core"
+
+#: Core functions outside views and CLI commands that commit, and why.
+COMMITTING_SERVICES: dict[tuple[str, str], str] = {
+    ("accounts/importer.py", "import_job"): "a background job: its own transaction, progress visible meanwhile",
+    ("accounts/services.py", "authenticate"): "a refused sign-in is recorded even though the request fails",
+    ("accounts/services.py", "token_for"): "touches last_used_at at most once a minute, outside any business change",
+    ("db.py", "install_read_only_commit.do_rollback"): "the read-only guard's own raw connection",
+    ("demo/courses.py", "load_demo_courses"): "the demo loader (CLI), in steps",
+    ("demo/loader.py", "load_demo"): "the demo loader (CLI)",
+    ("enrolments/services.py", "materialize"): "an assignment's fan-out, committed in chunks",
+    ("events/services.py", "_run_handler"): "after commit: each event handler in its own transaction",
+    ("events/services.py", "_record_failure"): "after commit: a handler failure is recorded",
+    ("events/services.py", "_resolve_failure"): "after commit: a replayed failure is marked resolved",
+    ("jobs/services.py", "run_job"): "the job runner: each job in its own transaction",
+    ("jobs/services.py", "claim_next"): "the job runner: a claim is committed before the job runs",
+    ("jobs/services.py", "run_inline_jobs"): "the job runner (inline mode)",
+    ("jobs/services.py", "commit"): "the business commit itself (COMMIT, then inline jobs)",
+    ("media/services.py", "record_delivery"): "byte counters of a download: an upsert with retries, no business change",
+    ("unit_of_work.py", "service_call"): "the helper every view uses",
+    ("xapi/services.py", "_claim"): "the xAPI outbox worker claims rows before sending",
+    ("xapi/services.py", "deliver_due"): "the xAPI outbox worker records each delivery",
+    ("xapi/services.py", "make_due"): "CLI: makes waiting statements due again",
+}
+
+#: View modules that still roll back by hand (owned by engineers at work in them this
+#: session); each should move to ``service_call``.
+VIEWS_WITH_OWN_ROLLBACK = {
+    "accounts/views.py",  # the password form maps one refusal to the "current password" field
+    "admin/views.py",  # the import view rolls back a file with bad lines and lists them
+    "courses/teach_views.py",
+    "courses/views.py",
+    "learning/views.py",  # the heartbeat answers JSON
+    "media/views.py",  # HTML and JSON from one upload view
+}
+
+
+def _is_view_or_cli(path: Path) -> bool:
+    return path.name in {"views.py", "cli.py", "console.py"} or path.name.endswith("_views.py")
+
+
+def _calls(path: Path, method: str) -> set[str]:
+    """Dotted names of the functions in ``path`` that call ``method()`` / ``x.method()``."""
+    found: set[str] = set()
+    stack: list[str] = []
+
+    class Visitor(ast.NodeVisitor):
+        def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+            stack.append(node.name)
+            self.generic_visit(node)
+            stack.pop()
+
+        visit_AsyncFunctionDef = visit_FunctionDef  # noqa: N815
+
+        def visit_Call(self, node: ast.Call) -> None:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name == method:
+                found.add(".".join(stack) or "<module>")
+            self.generic_visit(node)
+
+    Visitor().visit(ast.parse(path.read_text(encoding="utf-8")))
+    return found
+
+
+def _core_modules() -> list[Path]:
+    return [p for p in sorted(CORE.rglob("*.py")) if "migrations" not in p.parts]
+
+
+def test_core_services_do_not_commit_unless_listed() -> None:
+    seen: set[tuple[str, str]] = set()
+    for path in _core_modules():
+        if _is_view_or_cli(path):
+            continue
+        rel = path.relative_to(CORE).as_posix()
+        seen.update((rel, function) for function in _calls(path, "commit"))
+    unlisted = sorted(seen - set(COMMITTING_SERVICES))
+    assert not unlisted, "services commit; the view's service_call should: " + repr(unlisted)
+    stale = sorted(set(COMMITTING_SERVICES) - seen)
+    assert not stale, "no longer commit, remove from COMMITTING_SERVICES: " + repr(stale)
+
+
+def test_views_roll_back_only_through_service_call() -> None:
+    rolling = {
+        path.relative_to(CORE).as_posix()
+        for path in _core_modules()
+        if _is_view_or_cli(path) and not path.name.endswith("cli.py") and _calls(path, "rollback")
+    }
+    assert not rolling - VIEWS_WITH_OWN_ROLLBACK, "use lms_core.unit_of_work.service_call"
+    assert not VIEWS_WITH_OWN_ROLLBACK - rolling, "converted: remove from VIEWS_WITH_OWN_ROLLBACK"
+
+
+class _TooBig(ServiceError):
+    status = 413
+
+
+@pytest.fixture
+def routes(app, tree):
+    """Views built on service_call around a real service (orgs.create_unit)."""
+    page = "<p>form</p>{% for m in get_flashed_messages() %}<p class=flash>{{ m }}</p>{% endfor %}"
+
+    def create(refuse: str) -> object:
+        with service_call(lambda: render_template_string(page)):
+            orgs.create_unit(code="3601990", name="新单位", kind=OrgKind.COUNTY, parent=orgs.by_code("3601"))
+            if refuse == "service":
+                raise orgs.OrgError("单位已停用")
+            if refuse == "too-big":
+                raise _TooBig("文件太大")
+            if refuse == "bug":
+                raise RuntimeError("a bug")
+        return "created"
+
+    def create_then_back(refuse: str) -> object:
+        with service_call(lambda: redirect("/back", 303)):
+            orgs.create_unit(code="3601990", name="新单位", kind=OrgKind.COUNTY, parent=orgs.by_code("3601"))
+            if refuse:
+                raise orgs.OrgError("单位已停用")
+        return "created"
+
+    app.add_url_rule("/t/create/<refuse>", "t_create", create, methods=["POST"])
+    app.add_url_rule("/t/back/<refuse>", "t_back", create_then_back, methods=["POST"])
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    return app
+
+
+def _units() -> list[str]:
+    db.session.expire_all()
+    return list(db.session.execute(select(OrgUnit.code).where(OrgUnit.code == "3601990")).scalars())
+
+
+def test_success_commits(routes, client):
+    assert client.post("/t/create/none").get_data(as_text=True) == "created"
+    assert _units() == ["3601990"]
+
+
+def test_service_error_rolls_back_flashes_and_answers_400(routes, client):
+    response = client.post("/t/create/service")
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "<p>form</p>" in html and "未保存：单位已停用" in html
+    assert _units() == []
+
+
+def test_an_error_with_its_own_status_keeps_it(routes, client):
+    assert client.post("/t/create/too-big").status_code == 413
+    assert _units() == []
+
+
+def test_a_redirect_keeps_its_status(routes, client):
+    response = client.post("/t/back/1")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/back")
+    assert _units() == []
+
+
+def test_other_errors_roll_back_and_propagate(routes, client):
+    assert client.post("/t/create/bug").status_code == 500
+    assert _units() == []
