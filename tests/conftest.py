@@ -169,12 +169,26 @@ class IsolatedClient(FlaskClient):
 
 
 @pytest.fixture
-def app(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Flask]:
+def app_settings() -> dict[str, Any]:
+    """Extra settings for ``app``, for a whole module or folder: override this fixture.
+
+    Unlike the ``app_config`` marker it can use other fixtures, e.g. plugin objects a
+    test inspects (``{"LMS_PLUGIN_OBJECTS": {"hookprobe": probe}}``) or the URL of a
+    server the test started. The marker is applied on top, per test.
+    """
+    return {}
+
+
+@pytest.fixture
+def app(
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest, app_settings: dict[str, Any]
+) -> Iterator[Flask]:
+    """The application, built here and only here (tests that need a second app use tests/lms_core/apps.py)."""
     from lms_core import create_app
     from lms_core.extensions import db
 
     marker = request.node.get_closest_marker("app_config")
-    extra = dict(marker.kwargs) if marker else {}
+    extra = {**app_settings, **(dict(marker.kwargs) if marker else {})}
     app = create_app(make_test_config(database_url, tmp_path, **extra))
     app.test_client_class = IsolatedClient
     with app.app_context():

@@ -36,15 +36,8 @@ def themes(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def app(database_url, tmp_path, themes):
-    with running_app(
-        database_url,
-        tmp_path,
-        LMS_THEMES_DIR=str(themes),
-        LMS_THEME="civic",
-        LMS_PLUGIN_OBJECTS={"hookprobe": HookProbe()},
-    ) as app:
-        yield app
+def app_settings(themes):
+    return {"LMS_THEMES_DIR": str(themes), "LMS_THEME": "civic", "LMS_PLUGIN_OBJECTS": {"hookprobe": HookProbe()}}
 
 
 def test_theme_template_wins_over_default(client):

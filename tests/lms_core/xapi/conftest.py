@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 
-from tests.conftest import IsolatedClient, make_test_config
 from tests.lms_core.xapi.servers import FakeLRS, ServerThread
 
 PLATFORM = "https://study.example.gov.cn"
@@ -42,17 +39,7 @@ def xapi_config(endpoint: str, key: str, secret: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(database_url: str, tmp_path: Path, request: pytest.FixtureRequest, lrs_server: ServerThread) -> Iterator[Flask]:
-    from lms_core import create_app
-    from lms_core.extensions import db
-
+def app_settings(lrs_server: ServerThread) -> dict[str, Any]:
+    """The platform delivering to the fake LRS this folder starts."""
     fake: FakeLRS = lrs_server.app  # type: ignore[assignment]
-    extra = xapi_config(f"{lrs_server.url}/xapi/", fake.key, fake.secret)
-    marker = request.node.get_closest_marker("app_config")
-    extra.update(marker.kwargs if marker else {})
-    app = create_app(make_test_config(database_url, tmp_path, **extra))
-    app.test_client_class = IsolatedClient
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
+    return xapi_config(f"{lrs_server.url}/xapi/", fake.key, fake.secret)

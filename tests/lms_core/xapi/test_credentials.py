@@ -6,6 +6,7 @@ import json
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -15,29 +16,31 @@ from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
 from lms_core.xapi.models import OutboxStatus, XapiOutbox
-from tests.conftest import IsolatedClient, make_test_config
+from tests.conftest import make_test_config
 from tests.factories import UserFactory
 from tests.lms_core.xapi.conftest import xapi_config
 from tests.lms_core.xapi.servers import ServerThread, free_port
 
 
 @pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    """The platform with the lrs plugin, served over HTTP, delivering to its own /xapi."""
-    from lms_core import create_app
+def port() -> int:
+    return free_port()
 
-    port = free_port()
+
+@pytest.fixture
+def app_settings(port: int, tmp_path: Path) -> dict[str, Any]:
+    """The platform with the lrs plugin delivering to its own /xapi."""
     config = xapi_config(f"http://127.0.0.1:{port}/xapi/", "", "")
     config.update(LMS_PLUGINS=["lrs"], LMS_XAPI_CREDENTIALS_FILE=str(tmp_path / "secret" / "xapi.json"))
-    app = create_app(make_test_config(database_url, tmp_path, **config))
-    app.test_client_class = IsolatedClient
+    return config
+
+
+@pytest.fixture
+def app(app: Flask, port: int) -> Iterator[Flask]:
+    """The conftest's app, served over HTTP while the test runs."""
     server = ServerThread(app, port).start()
-    with app.app_context():
-        yield app
-        db.session.remove()
+    yield app
     server.stop()
-    with app.app_context():
-        db.engine.dispose()
 
 
 def test_connect_embedded_then_statements_reach_the_platforms_own_lrs(app, tree):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import time_machine
@@ -26,7 +27,7 @@ from lms_core.quizzes import services as quizzes
 from lms_core.xapi import services
 from lms_core.xapi.models import OutboxStatus, XapiOutbox
 from lms_core.xapi.tincan_adapter import PlatformLRS
-from tests.conftest import IsolatedClient, make_test_config
+from tests.conftest import make_test_config
 from tests.factories import UserFactory
 from tests.lms_core.learning.fixtures import build_course
 from tests.lms_core.xapi.conftest import PLATFORM, xapi_config
@@ -73,17 +74,8 @@ def real_lrs(database_url: str, tmp_path: Path) -> Iterator[RealLRS]:
 
 
 @pytest.fixture
-def app(database_url: str, tmp_path: Path, real_lrs: RealLRS) -> Iterator[Flask]:
-    from lms_core import create_app
-
-    app = create_app(
-        make_test_config(database_url, tmp_path, **xapi_config(real_lrs.endpoint, real_lrs.key, real_lrs.secret))
-    )
-    app.test_client_class = IsolatedClient
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
+def app_settings(real_lrs: RealLRS) -> dict[str, Any]:
+    return xapi_config(real_lrs.endpoint, real_lrs.key, real_lrs.secret)
 
 
 @pytest.fixture

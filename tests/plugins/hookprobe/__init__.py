@@ -1,7 +1,7 @@
 """A test plugin implementing every hook of :mod:`lms_core.pluginhost.hookspecs`.
 
 Loaded through ``LMS_PLUGIN_OBJECTS={"hookprobe": HookProbe()}``. Each hook does
-something observable, so ``tests/plugins/test_plugin_host.py`` can prove the host
+something observable, so ``tests/lms_core/pluginhost/test_plugin_host.py`` can prove the host
 really applies it: a blueprint with its own template and static file, a CLI group,
 declared settings, a capability, a dashboard panel, a template slot, a permission
 override, an event handler, a job kind, an Alembic branch, a translation folder and

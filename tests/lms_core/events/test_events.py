@@ -16,7 +16,6 @@ from lms_core.orgs import services as orgs
 from lms_core.orgs.models import OrgKind, OrgUnit
 from lms_core.pluginhost import hookimpl
 from lms_core.settings.models import Setting
-from tests.lms_core.apps import running_app
 
 
 class Recorder:
@@ -66,11 +65,8 @@ def flaky():
 
 
 @pytest.fixture
-def app(database_url, tmp_path, recorder, flaky, request):
-    marker = request.node.get_closest_marker("app_config")
-    extra = dict(marker.kwargs) if marker else {}
-    with running_app(database_url, tmp_path, LMS_PLUGIN_OBJECTS={"recorder": recorder, "flaky": flaky}, **extra) as app:
-        yield app
+def app_settings(recorder, flaky):
+    return {"LMS_PLUGIN_OBJECTS": {"recorder": recorder, "flaky": flaky}}
 
 
 def _count(model) -> int:

@@ -12,7 +12,6 @@ from lms_core.extensions import db
 from lms_core.pluginhost import hookimpl
 from lms_core.settings import services as settings
 from lms_core.settings.models import Setting
-from tests.lms_core.apps import running_app
 from tests.plugins.hookprobe import HookProbe
 
 
@@ -25,9 +24,8 @@ class Other:
 
 
 @pytest.fixture
-def app(database_url, tmp_path):
-    with running_app(database_url, tmp_path, LMS_PLUGIN_OBJECTS={"hookprobe": HookProbe(), "other": Other()}) as app:
-        yield app
+def app_settings():
+    return {"LMS_PLUGIN_OBJECTS": {"hookprobe": HookProbe(), "other": Other()}}
 
 
 def test_defaults_are_namespaced_per_plugin(app):

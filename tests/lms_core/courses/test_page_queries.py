@@ -1,6 +1,6 @@
 """The course page and the catalogue cost a fixed number of queries (no N+1).
 
-With the dashboard (test_dashboard_queries.py) these are the pages benchmarked for
+With the dashboard (tests/lms_core/dashboard/test_queries.py) these are the pages benchmarked for
 issue 3 (docs/benchmarks.md); the shapes pinned here are the ones measured there.
 """
 

@@ -34,9 +34,8 @@ def probe() -> HookProbe:
 
 
 @pytest.fixture
-def app(database_url, tmp_path, probe):
-    with running_app(database_url, tmp_path, LMS_PLUGIN_OBJECTS={"hookprobe": probe}) as app:
-        yield app
+def app_settings(probe):
+    return {"LMS_PLUGIN_OBJECTS": {"hookprobe": probe}}
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from lms_core.extensions import db
 from lms_core.jobs import services as jobs
 from lms_core.jobs.models import Job, JobStatus
-from tests.lms_core.apps import running_app
 from tests.plugins.hookprobe import HookProbe
 
 START = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
@@ -24,11 +23,8 @@ def probe():
 
 
 @pytest.fixture
-def app(database_url, tmp_path, probe, request):
-    marker = request.node.get_closest_marker("app_config")
-    extra = {"LMS_INLINE_JOBS": False, "LMS_JOB_MAX_ATTEMPTS": 3, **(dict(marker.kwargs) if marker else {})}
-    with running_app(database_url, tmp_path, LMS_PLUGIN_OBJECTS={"hookprobe": probe}, **extra) as app:
-        yield app
+def app_settings(probe):
+    return {"LMS_PLUGIN_OBJECTS": {"hookprobe": probe}, "LMS_INLINE_JOBS": False, "LMS_JOB_MAX_ATTEMPTS": 3}
 
 
 def _job(job_id: int) -> Job:
