@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData
@@ -200,3 +201,58 @@ def install_read_only_commit(engine: Any) -> None:
         rollback(connection)
 
     dialect.do_rollback = do_rollback
+
+
+# Append-only tables --------------------------------------------------------------
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def _checked(table: str) -> str:
+    if not _IDENTIFIER.fullmatch(table):
+        raise ValueError(f"not a plain table name: {table!r}")
+    return table
+
+
+def append_only_ddl(table: str, dialect: str) -> list[str]:
+    """SQL that makes ``table`` refuse UPDATE and DELETE, for a migration's ``op.execute``.
+
+    PostgreSQL: a function ``<table>_append_only()`` raising "<table> is append-only"
+    and one row trigger ``<table>_no_update_delete``. SQLite: two triggers
+    ``<table>_no_update`` / ``<table>_no_delete`` that abort with the same message.
+    These are the names the existing migrations use, so :func:`drop_append_only_ddl`
+    undoes either. Use it in a new migration as::
+
+        for statement in append_only_ddl("my_plugin_rows", op.get_bind().dialect.name):
+            op.execute(statement)
+
+    The text must never change: migrations that ran keep what they created.
+    """
+    table = _checked(table)
+    if dialect == "postgresql":
+        return [
+            f"""CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION '{table} is append-only';
+            END $$;""",
+            f"""CREATE TRIGGER {table}_no_update_delete BEFORE UPDATE OR DELETE ON {table}
+            FOR EACH ROW EXECUTE FUNCTION {table}_append_only();""",
+        ]
+    if dialect == "sqlite":
+        return [
+            f"""CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table}
+            BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END;"""
+            for action in ("UPDATE", "DELETE")
+        ]
+    raise ValueError(f"no append-only triggers for the {dialect} dialect")
+
+
+def drop_append_only_ddl(table: str, dialect: str) -> list[str]:
+    """SQL that removes what :func:`append_only_ddl` created (for ``downgrade``)."""
+    table = _checked(table)
+    if dialect == "postgresql":
+        return [
+            f"DROP TRIGGER IF EXISTS {table}_no_update_delete ON {table}",
+            f"DROP FUNCTION IF EXISTS {table}_append_only()",
+        ]
+    return [f"DROP TRIGGER IF EXISTS {table}_no_update", f"DROP TRIGGER IF EXISTS {table}_no_delete"]

@@ -15,7 +15,7 @@ from lms_core.accounts import services as accounts
 from lms_core.accounts.importer import RANK_NAMES, ImportFileError, count_lines, import_users, queue_import
 from lms_core.accounts.models import CredentialSheet, ImportRun, RankBand, Role, RoleAssignment, User, UserStatus
 from lms_core.admin.forms import ImportForm, MoveForm, OrgForm, RoleForm, SheetForm, UserForm, role_choices
-from lms_core.authz import can, effective_assignments, require, scope_condition
+from lms_core.authz import can, require, scope_condition, scope_roots
 from lms_core.bounded import int_arg, page_arg
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
@@ -40,27 +40,6 @@ def _unit_or_404(unit_id: int, capability: str) -> OrgUnit:
     return unit
 
 
-def _scope_roots() -> list[OrgUnit]:
-    """The units the user's ``org.view`` grants start from, nested grants dropped.
-
-    Taken from the grants, not from "the shallowest units in scope": someone who
-    audits a county and administers a township of another county starts from both.
-    """
-    holders = current_app.extensions["lms_capabilities"]["org.view"]
-    grants = [g for g in effective_assignments(current_user) if g.role in holders]
-    if any(g.role == Role.SITE_ADMIN for g in grants):
-        stmt = select(OrgUnit).where(OrgUnit.parent_id.is_(None))
-    else:
-        kept: list[str] = []
-        for path in sorted({g.path for g in grants}, key=len):
-            if not any(path.startswith(k) for k in kept):
-                kept.append(path)
-        if not kept:
-            return []
-        stmt = select(OrgUnit).where(OrgUnit.path.in_(kept))
-    return list(db.session.execute(stmt.order_by(OrgUnit.depth, OrgUnit.code)).scalars())
-
-
 @bp.route("/")
 def index() -> Any:
     return redirect(url_for("admin.orgs"))
@@ -83,7 +62,7 @@ def _render_orgs(
 ) -> Any:
     """The org page of ``unit`` (or the user's top units); failed forms re-render here with 400."""
     if unit is None:
-        children = _scope_roots()
+        children = scope_roots(current_user, "org.view")
         if not children:
             abort(403)
     else:

@@ -8,6 +8,7 @@ from lms_core.authz.core import (
     register_scope_resolver,
     require,
     scope_condition,
+    scope_roots,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "register_scope_resolver",
     "require",
     "scope_condition",
+    "scope_roots",
 ]

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import abort, current_app
-from sqlalchemy import ColumnElement, false, or_, true
+from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy import event as sa_event
 
 from lms_core.accounts.models import Role, RoleAssignment, User
+from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
 
 A = Role
@@ -200,3 +201,25 @@ def scope_condition(user: User, capability: str, path_column: Any) -> ColumnElem
 
 def assignment_scope(assignment: RoleAssignment) -> OrgUnit:
     return assignment.org_unit
+
+
+def scope_roots(user: User, capability: str) -> list[OrgUnit]:
+    """The top units of ``user``'s grants for ``capability``, nested grants dropped.
+
+    Taken from the grants, not from "the shallowest units in scope": someone who
+    audits a county and administers a township of another county starts from both.
+    Pickers and trees (the org admin page, the 调训 unit tree) start from these.
+    """
+    holders = current_app.extensions["lms_capabilities"][capability]
+    grants = [g for g in effective_assignments(user) if g.role in holders]
+    if any(g.role == Role.SITE_ADMIN for g in grants):
+        stmt = select(OrgUnit).where(OrgUnit.parent_id.is_(None))
+    else:
+        kept: list[str] = []
+        for path in sorted({g.path for g in grants}, key=len):
+            if not any(path.startswith(k) for k in kept):
+                kept.append(path)
+        if not kept:
+            return []
+        stmt = select(OrgUnit).where(OrgUnit.path.in_(kept))
+    return list(db.session.execute(stmt.order_by(OrgUnit.depth, OrgUnit.code)).scalars())

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from lms_core.accounts.models import RankBand
-from lms_core.authz import AccessDenied, can, scope_condition
+from lms_core.authz import AccessDenied, can, scope_condition, scope_roots
 from lms_core.bounded import int_arg, page_arg
 from lms_core.courses import services
 from lms_core.courses.models import Course
@@ -156,7 +156,7 @@ def assign(course_id: int) -> Any:
                     "success",
                 )
                 return redirect(url_for("courses.assign", course_id=course.id), 303)
-    roots = reach.scope_roots(current_user, "course.assign")
+    roots = scope_roots(current_user, "course.assign")
     under_id = int_arg("under")
     under = db.session.get(OrgUnit, under_id) if under_id else None
     if under is not None and can(current_user, "course.assign", under):

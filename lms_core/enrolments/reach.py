@@ -9,11 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
-from lms_core.accounts.models import RankBand, Role, User, UserStatus
-from lms_core.authz import effective_assignments
+from lms_core.accounts.models import RankBand, User, UserStatus
 from lms_core.courses.models import Course
 from lms_core.enrolments.models import Assignment, Enrolment
 from lms_core.extensions import db
@@ -34,23 +32,6 @@ class Node:
 
     def contains(self, unit_id: int | None) -> bool:
         return unit_id is not None and (self.unit.id == unit_id or any(c.contains(unit_id) for c in self.children))
-
-
-def scope_roots(user: User, capability: str) -> list[OrgUnit]:
-    """The top units of ``user``'s grants for ``capability``, nested grants dropped."""
-    holders = current_app.extensions["lms_capabilities"][capability]
-    grants = [g for g in effective_assignments(user) if g.role in holders]
-    if any(g.role == Role.SITE_ADMIN for g in grants):
-        stmt = select(OrgUnit).where(OrgUnit.parent_id.is_(None))
-    else:
-        kept: list[str] = []
-        for path in sorted({g.path for g in grants}, key=len):
-            if not any(path.startswith(k) for k in kept):
-                kept.append(path)
-        if not kept:
-            return []
-        stmt = select(OrgUnit).where(OrgUnit.path.in_(kept))
-    return list(db.session.execute(stmt.order_by(OrgUnit.depth, OrgUnit.code)).scalars())
 
 
 def unit_tree(roots: list[OrgUnit]) -> list[Node]:

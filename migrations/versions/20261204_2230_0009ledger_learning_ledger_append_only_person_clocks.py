@@ -13,6 +13,8 @@ Create Date: 2026-12-04 22:30:00
 from alembic import op
 import sqlalchemy as sa
 
+from lms_core.db import append_only_ddl, drop_append_only_ddl
+
 
 # revision identifiers, used by Alembic.
 revision = '0009ledger'
@@ -33,30 +35,11 @@ def upgrade():
         INSERT INTO learning_person_clocks (user_id, credited_until)
         SELECT user_id, max(wall_end) FROM learning_intervals WHERE credited_ms > 0 GROUP BY user_id
     """)
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("""
-            CREATE FUNCTION learning_intervals_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                RAISE EXCEPTION 'learning_intervals is append-only';
-            END $$;
-        """)
-        op.execute("""
-            CREATE TRIGGER learning_intervals_no_update_delete BEFORE UPDATE OR DELETE ON learning_intervals
-            FOR EACH ROW EXECUTE FUNCTION learning_intervals_append_only();
-        """)
-    else:
-        for action in ("UPDATE", "DELETE"):
-            op.execute(f"""
-                CREATE TRIGGER learning_intervals_no_{action.lower()} BEFORE {action} ON learning_intervals
-                BEGIN SELECT RAISE(ABORT, 'learning_intervals is append-only'); END;
-            """)
+    for statement in append_only_ddl("learning_intervals", op.get_bind().dialect.name):
+        op.execute(statement)
 
 
 def downgrade():
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS learning_intervals_no_update_delete ON learning_intervals")
-        op.execute("DROP FUNCTION IF EXISTS learning_intervals_append_only()")
-    else:
-        op.execute("DROP TRIGGER IF EXISTS learning_intervals_no_update")
-        op.execute("DROP TRIGGER IF EXISTS learning_intervals_no_delete")
+    for statement in drop_append_only_ddl("learning_intervals", op.get_bind().dialect.name):
+        op.execute(statement)
     op.drop_table('learning_person_clocks')

@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from lms_core.accounts.models import Role, User
+from lms_core.accounts.models import User
 from lms_core.courses import services as courses
-from lms_core.courses.models import Course, LessonKind
+from lms_core.courses.models import Course
 from lms_core.enrolments import services as enrolments
 from lms_core.extensions import db
 from plugins.anti_idle import policy
 from plugins.anti_idle.models import AttentionCheck
-from tests.browser.test_ui import expect, sign_in
-from tests.factories import UserFactory, grant
+from tests.browser.helpers import expect, play_muted, sign_in, video_course, wait_for_player
+from tests.factories import UserFactory
 
 pytestmark = [
     pytest.mark.browser,
@@ -37,21 +37,9 @@ FAST = {
 
 @pytest.fixture
 def course(app: Any, tree: Any, tmp_path: Path) -> Course:
-    from lms_core.demo.media import VIDEOS, make_video
-    from lms_core.media.services import store_upload
-
-    app.config["LMS_MEDIA_DIR"] = str(tmp_path / "media")
-    teacher = UserFactory(username="teacher", org_unit=tree.city, full_name="党校讲师")
-    grant(teacher, Role.INSTRUCTOR, tree.city)
-    webm = next(v for v in VIDEOS if v.filename.endswith(".webm"))  # VP8: every Chromium build plays it
-    path = make_video(tmp_path / webm.filename, webm)
-    with path.open("rb") as fh:
-        media = store_upload(fh, path.name, teacher)
-    course = courses.create_course(
-        teacher, code="AI-01", title="防挂机测试课程", topic="测试", nominal_hours_centi=100, required=True
+    teacher, course, _section = video_course(
+        app, tree, tmp_path, code="AI-01", title="防挂机测试课程", topic="测试", lesson="专题讲座"
     )
-    section = courses.add_section(teacher, course, "第一单元")
-    courses.add_lesson(teacher, section, title="专题讲座", kind=LessonKind.VIDEO, media=media)
     courses.set_published(teacher, course, True)
     policy.new_version(FAST, course_id=course.id, note="browser test course")
     db.session.commit()
@@ -70,8 +58,8 @@ def open_and_play(page: Any, course: Course) -> None:
     sign_in(page, "liming")
     page.goto(f"/courses/{course.id}")
     page.get_by_role("link", name="专题讲座").click()
-    page.wait_for_function("document.getElementById('player').readyState >= 1")
-    page.evaluate("(() => { const v = document.getElementById('player'); v.muted = true; return v.play(); })()")
+    wait_for_player(page)
+    play_muted(page)
 
 
 def wait_for_check(page: Any) -> str:
@@ -172,7 +160,7 @@ def test_beats_carry_presence_signals(page: Any, course: Course, learner: User) 
     page.mouse.move(200, 150)
     page.keyboard.press("Shift")
     with page.expect_request(re.compile(r"/beat$")) as first:
-        page.evaluate("(() => { const v = document.getElementById('player'); v.muted = true; return v.play(); })()")
+        play_muted(page)
     assert first.value.post_data_json["client"]["presence"]["input"]["key"] >= 1
     assert first.value.post_data_json["client"]["presence"]["path_px"] > 100
     page.wait_for_function("document.getElementById('player').currentTime > 1.5")

@@ -23,8 +23,8 @@ from lms_core.extensions import db
 from lms_core.learning.models import LearningInterval, LessonProgress
 from plugins.anti_idle import policy
 from tests.browser import test_anti_idle as base
+from tests.browser.helpers import PLAY_MUTED, expect, sign_in
 from tests.browser.test_anti_idle import checks_of, wait_for_check
-from tests.browser.test_ui import expect, sign_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,7 +34,7 @@ pytestmark = [
 #: The same course (test policy, real WebM video) and learner as the attention-check tests.
 course = base.course
 learner = base.learner
-PLAY = "(() => { const v = document.getElementById('player'); v.muted = true; return v.play(); })()"
+PLAY = PLAY_MUTED
 
 
 def credited_ms(user: User, since: dt.datetime | None = None, until: dt.datetime | None = None) -> int:

@@ -14,7 +14,7 @@ from lms_core.courses.models import LessonKind
 from lms_core.extensions import db
 from lms_core.quizzes import services as quizzes
 from lms_core.quizzes.models import QuestionKind
-from tests.browser.test_ui import expect, horizontal_overflow, sign_in
+from tests.browser.helpers import expect, horizontal_overflow, sign_in
 from tests.factories import UserFactory, grant
 
 pytestmark = [

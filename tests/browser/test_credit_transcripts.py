@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lms_core.extensions import db
 from plugins.credit_bank.proofs import keys, pdf
-from tests.browser.test_ui import expect, horizontal_overflow, sign_in
+from tests.browser.helpers import expect, horizontal_overflow, sign_in
 from tests.factories import UserFactory
 from tests.plugins.credit_bank.transcripts.helpers import history
 

@@ -22,7 +22,7 @@ from lms_core.extensions import db
 from lms_core.media import services as media
 from lms_core.security_headers import DEFAULT_POLICY
 from tests.browser.fixtures import TEST_CSP, csp_violations
-from tests.browser.test_ui import sign_in
+from tests.browser.helpers import sign_in
 from tests.factories import UserFactory, grant
 from tests.lms_core.media.conftest import samples  # noqa: F401 - the encoded sample media fixture
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lms_core.extensions import db
-from tests.browser.test_ui import expect, sign_in
+from tests.browser.helpers import expect, sign_in
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
@@ -61,7 +61,7 @@ def test_import_xlsx_without_password_hands_over_passwords_once(
     import openpyxl
 
     from lms_core.accounts.passwords import verify_password
-    from tests.browser.test_ui import horizontal_overflow
+    from tests.browser.helpers import horizontal_overflow
 
     page.set_viewport_size(viewport)
     sign_in(page, "xian_admin")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from lms_core.extensions import db
-from tests.browser.test_ui import expect, horizontal_overflow, sign_in
+from tests.browser.helpers import expect, horizontal_overflow, sign_in
 from tests.factories import UserFactory
 from tests.lms_core.learning.fixtures import build_course
 

@@ -8,7 +8,7 @@ import pytest
 
 from lms_core.accounts.models import Role
 from lms_core.extensions import db
-from tests.browser.test_ui import expect, horizontal_overflow, sign_in
+from tests.browser.helpers import expect, horizontal_overflow, sign_in
 from tests.factories import UserFactory, grant
 
 pytestmark = [

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from lms_core.extensions import db
-from tests.browser.test_ui import expect, horizontal_overflow, sign_in
+from tests.browser.helpers import expect, horizontal_overflow, sign_in
 from tests.lms_core.learning.fixtures import build_course
 
 pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]

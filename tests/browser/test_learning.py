@@ -8,35 +8,23 @@ from typing import Any
 
 import pytest
 
-from lms_core.accounts.models import Role, User
+from lms_core.accounts.models import User
 from lms_core.courses import services as courses
 from lms_core.courses.models import Course, LessonKind
 from lms_core.extensions import db
 from lms_core.quizzes import services as quizzes
 from lms_core.quizzes.models import QuestionKind
-from tests.browser.test_ui import expect, sign_in
-from tests.factories import UserFactory, grant
+from tests.browser.helpers import expect, play_muted, sign_in, video_course, video_time, wait_for_player
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
 
 
 @pytest.fixture
 def course(app: Any, tree: Any, tmp_path: Path) -> Course:
-    from lms_core.demo.media import VIDEOS, make_video
-    from lms_core.media.services import store_upload
-
-    app.config["LMS_MEDIA_DIR"] = str(tmp_path / "media")
-    teacher = UserFactory(username="teacher", org_unit=tree.city, full_name="党校讲师")
-    grant(teacher, Role.INSTRUCTOR, tree.city)
-    webm = next(v for v in VIDEOS if v.filename.endswith(".webm"))  # VP8: every Chromium build plays it
-    path = make_video(tmp_path / webm.filename, webm)
-    with path.open("rb") as fh:
-        media = store_upload(fh, path.name, teacher)
-    course = courses.create_course(
-        teacher, code="B-01", title="乡村振兴实践案例", topic="乡村振兴", nominal_hours_centi=100, required=True
+    teacher, course, section = video_course(
+        app, tree, tmp_path, code="B-01", title="乡村振兴实践案例", topic="乡村振兴", lesson="案例讲座"
     )
-    section = courses.add_section(teacher, course, "第一单元")
-    courses.add_lesson(teacher, section, title="案例讲座", kind=LessonKind.VIDEO, media=media)
     quiz = courses.add_lesson(teacher, section, title="案例测验", kind=LessonKind.QUIZ, passing_score_pct=100)
     quizzes.add_question(
         teacher,
@@ -58,10 +46,6 @@ def learner(tree: Any) -> User:
     return user
 
 
-def video_time(page: Any) -> float:
-    return float(page.evaluate("document.getElementById('player').currentTime"))
-
-
 def test_learner_watches_resumes_and_passes(page: Any, course: Course, learner: User, tmp_path: Path) -> None:
     sign_in(page, "liming")
     page.goto(f"/courses/{course.id}")
@@ -70,9 +54,9 @@ def test_learner_watches_resumes_and_passes(page: Any, course: Course, learner: 
 
     page.get_by_role("link", name="案例讲座").click()
     expect(page.locator("video#player")).to_be_visible()
-    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    wait_for_player(page)
     with page.expect_response(re.compile(r"/beat$")):
-        page.evaluate("(() => { const v = document.getElementById('player'); v.muted = true; return v.play(); })()")
+        play_muted(page)
     page.wait_for_function("document.getElementById('player').currentTime > 6", timeout=20_000)
     with page.expect_response(re.compile(r"/beat$")) as beat:
         page.evaluate("document.getElementById('player').pause()")
@@ -83,7 +67,7 @@ def test_learner_watches_resumes_and_passes(page: Any, course: Course, learner: 
     page.screenshot(path=str(tmp_path / "video.png"))
 
     page.reload()
-    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    wait_for_player(page)
     page.wait_for_function("document.getElementById('player').currentTime > 4")
     assert abs(video_time(page) - watched) < 1.5, "the player resumes where the learner stopped"
     assert float(page.locator("#coverage").inner_text()) > 10
@@ -107,7 +91,7 @@ def test_tracker_api_lets_a_plugin_add_signals_and_read_beats(page: Any, course:
     page.goto(f"/courses/{course.id}")
     page.locator("#enrol").click()
     page.get_by_role("link", name="案例讲座").click()
-    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    wait_for_player(page)
     session = page.locator(".lesson-card").get_attribute("data-session")
     assert page.evaluate("window.lmsTracker.session") == session
     assert page.evaluate("window.lmsTracker.media === document.getElementById('player')")
@@ -115,7 +99,7 @@ def test_tracker_api_lets_a_plugin_add_signals_and_read_beats(page: Any, course:
     page.evaluate("""window.lmsTracker.addSignals(ev => ({probe: ev, visibility: 'forged'}));
                      window.seen = []; window.lmsTracker.onBeat((r, ev) => window.seen.push([ev, r.accepted]));""")
     with page.expect_request(re.compile(r"/beat$")) as beat:
-        page.evaluate("(() => { const v = document.getElementById('player'); v.muted = true; return v.play(); })()")
+        play_muted(page)
     body = beat.value.post_data_json
     assert body["client"]["probe"] == "play"
     assert body["client"]["visibility"] == "visible", "a plugin cannot overwrite the core's own fields"

@@ -11,7 +11,7 @@ from lms_core.accounts.models import Role, User
 from lms_core.courses import services as courses
 from lms_core.courses.models import Course, Topic
 from lms_core.extensions import db
-from tests.browser.test_ui import expect, sign_in
+from tests.browser.helpers import expect, sign_in
 from tests.factories import UserFactory, grant
 
 pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]

@@ -16,27 +16,10 @@ from lms_core.accounts.models import Role, User
 from lms_core.courses.models import Course, Lesson, LessonKind, Section
 from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
-from tests.factories import PASSWORD, UserFactory, grant
+from tests.browser.helpers import expect, horizontal_overflow, sign_in
+from tests.factories import UserFactory, grant
 
 pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
-
-
-def expect(locator: Any) -> Any:
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect(locator)
-
-
-def sign_in(page: Any, username: str, password: str = PASSWORD) -> None:
-    page.goto("/login")
-    page.locator("input[name=username]").fill(username)
-    page.locator("input[name=password]").fill(password)
-    page.locator("form button[type=submit].primary").click()
-
-
-def horizontal_overflow(page: Any) -> int:
-    """How many CSS pixels the page is wider than the viewport (0 is right)."""
-    return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
 
 
 @pytest.fixture

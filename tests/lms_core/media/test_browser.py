@@ -12,7 +12,7 @@ from sqlalchemy import select
 from lms_core.extensions import db
 from lms_core.media import services
 from lms_core.media.models import MediaDelivery, MediaFile
-from tests.browser.test_ui import expect, sign_in
+from tests.browser.helpers import expect, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.backends("postgresql"), pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
 
