@@ -12,7 +12,7 @@ and every span and mark is listed again in a table for those who cannot see it.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
@@ -23,6 +23,8 @@ from lms_core.courses.models import Lesson
 from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
 from lms_core.learning.models import LearningInterval, LearningSession
+from lms_core.pluginhost import get_plugin_manager
+from lms_core.pluginhost.answers import DayLayer, Section, Span  # with the hook answer types
 
 #: The kinds a span or a mark may have; each is a CSS class and has a legend entry.
 KIND_NAMES: dict[str, Any] = {
@@ -40,49 +42,6 @@ KINDS = tuple(KIND_NAMES)
 MAX_LANES = 40
 #: Heartbeat rows read for one day (a long day at 15 s beats is ~6,000).
 MAX_INTERVALS = 20_000
-
-
-@dataclass
-class Span:
-    """Something that lasted: drawn as a bar on ``lane``."""
-
-    lane: str
-    start: dt.datetime
-    end: dt.datetime
-    kind: str
-    text: str
-
-
-@dataclass
-class Mark:
-    """Something that happened at one moment: drawn as a tick on ``lane``."""
-
-    lane: str
-    at: dt.datetime
-    kind: str
-    text: str
-
-
-@dataclass
-class Section:
-    """A table beside the picture (evidence lines, ledger entries): headers and text rows."""
-
-    key: str
-    title: str
-    headers: list[str]
-    rows: list[list[str]]
-    note: str = ""
-
-
-@dataclass
-class DayLayer:
-    """What one plugin adds to the picture."""
-
-    spans: list[Span] = field(default_factory=list)
-    marks: list[Mark] = field(default_factory=list)
-    sections: list[Section] = field(default_factory=list)
-    #: Short facts shown above the picture, e.g. "审核中 12 分钟".
-    facts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -261,8 +220,6 @@ def build(user_id: int, day: dt.date, layers: list[DayLayer]) -> Picture:
 
 def picture(person: Any, day: dt.date) -> Picture:
     """The whole picture of ``person``'s ``day``: the core's layer and every plugin's."""
-    from lms_core.pluginhost import get_plugin_manager
-
     core, lanes = core_layer(person.id, day)
     extra = get_plugin_manager().hook.lms_day_picture(person=person, day=day, session_lanes=lanes)
     return build(person.id, day, [core, *[layer for layer in extra if layer is not None]])

@@ -6,7 +6,8 @@ loads the specs) do not import each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -28,3 +29,49 @@ class CreditSummary:
     overflow_centi: int  #: 记录但不计入
     required_centi: int
     detail_url: str | None = None
+
+
+# lms_day_picture: one plugin's layer of a learner's day (drawn by lms_core/audit/day.py).
+
+
+@dataclass
+class Span:
+    """Something that lasted: drawn as a bar on ``lane``."""
+
+    lane: str
+    start: dt.datetime
+    end: dt.datetime
+    kind: str
+    text: str
+
+
+@dataclass
+class Mark:
+    """Something that happened at one moment: drawn as a tick on ``lane``."""
+
+    lane: str
+    at: dt.datetime
+    kind: str
+    text: str
+
+
+@dataclass
+class Section:
+    """A table beside the picture (evidence lines, ledger entries): headers and text rows."""
+
+    key: str
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+@dataclass
+class DayLayer:
+    """What one plugin adds to the picture."""
+
+    spans: list[Span] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+    #: Short facts shown above the picture, e.g. "审核中 12 分钟".
+    facts: list[str] = field(default_factory=list)

@@ -28,12 +28,11 @@ if TYPE_CHECKING:
     from flask import Blueprint, Flask
 
     from lms_core.accounts.models import User
-    from lms_core.audit.day import DayLayer
     from lms_core.courses.models import Lesson
     from lms_core.events.models import Event
     from lms_core.learning.assessment import IntervalClaim, Verdict
     from lms_core.learning.models import LessonProgress
-    from lms_core.pluginhost.answers import CreditSummary, DashboardPanel
+    from lms_core.pluginhost.answers import CreditSummary, DashboardPanel, DayLayer
     from lms_core.reports.charts import Chart, ChartScope
 
 PROJECT = "lms"
@@ -236,7 +235,7 @@ def lms_day_picture(person: User, day: dt.date, session_lanes: dict[str, str]) -
     Phase: request (the viewer's right to see the person was checked by the core).
     ``day`` is a Beijing calendar day; ``session_lanes`` maps the day's learning
     session ids to the lane the core drew them on, so a plugin draws on the same
-    lane. Returns a :class:`~lms_core.audit.day.DayLayer` (spans, marks, tables
+    lane. Returns a :class:`~lms_core.pluginhost.answers.DayLayer` (spans, marks, tables
     beside the picture, short facts) or ``None``. Answers are combined in hook order.
     """
 

@@ -131,7 +131,7 @@ class CreditBankPlugin:
             if not can(current_user, "credit.view"):
                 return None
             return Markup('<a class="button" href="{}">{}</a>').format(
-                url_for("credit_requirements.index"), escape(_("Requirement report"))
+                url_for("credit_bank_requirements.index"), escape(_("Requirement report"))
             )
 
         links = []

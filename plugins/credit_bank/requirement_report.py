@@ -50,7 +50,7 @@ STATUS_LABELS = {"done": _l("Done"), "on_track": _l("On track"), "behind": _l("B
 #: Requirement windows a unit report can summarise (promotion windows are personal).
 WINDOWS = ("calendar_year", "plan_cycle")
 
-bp = Blueprint("credit_requirements", __name__, url_prefix="/credit/requirements", template_folder="templates")
+bp = Blueprint("credit_bank_requirements", __name__, url_prefix="/credit/requirements", template_folder="templates")
 
 
 class RequirementError(ValueError):
