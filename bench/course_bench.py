@@ -36,10 +36,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
-import dashboard_bench  # noqa: E402 - bench/ is a folder of scripts, not a package
+import common  # noqa: E402 - bench/ is a folder of scripts, not a package
+import dashboard_bench  # noqa: E402
 import seed_large  # noqa: E402
-
-from tests import pgcluster  # noqa: E402
+from common import step  # noqa: E402
 
 SEARCH = "学习贯彻专题第1"  # matches 111 of the 1,000 bench course titles
 
@@ -112,64 +112,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
 
-    dashboard_bench.step("starting a throwaway PostgreSQL cluster")
-    cluster = pgcluster.start()
+    cluster = common.start_postgres()
     server: subprocess.Popen[bytes] | None = None
     try:
         url = cluster.create_database("lms_bench")
-        env = dict(
-            os.environ,
-            FLASK_APP="lms_core",
-            LMS_DATABASE_URL=url,
-            LMS_SECRET_KEY=dashboard_bench.SECRET,
-            LMS_PLUGINS="",
-            LMS_INLINE_JOBS="0",
-            LMS_SESSION_COOKIE_SECURE="0",
-        )
-        bindir = Path(sys.executable).parent
-        dashboard_bench.step("flask db upgrade heads")
-        subprocess.run([str(bindir / "flask"), "db", "upgrade", "heads"], env=env, cwd=REPO, check=True)
+        env = common.app_env(url)
+        common.upgrade(env)
         started = time.monotonic()
-        dashboard_bench.step(f"seeding {args.users:,} users, {args.units:,} units, {args.courses:,} courses")
+        step(f"seeding {args.users:,} users, {args.units:,} units, {args.courses:,} courses")
         counts = seed_large.seed(url, users=args.users, units=args.units)
         counts.update(seed_large.seed_study(url, courses=args.courses, assigned=3))
-        dashboard_bench.step(f"seeding {args.progress_rows:,} lesson progress rows")
+        step(f"seeding {args.progress_rows:,} lesson progress rows")
         counts["lesson_progress"] = seed_progress(url, args.progress_rows)
         print(f"   {counts} in {time.monotonic() - started:.1f}s", file=sys.stderr)
         seed_large.settle(url)
 
-        port = dashboard_bench.free_port()
-        cmd = [
-            str(bindir / "gunicorn"),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--worker-class",
-            args.worker_class,
-            "--log-level",
-            "warning",
-            "--keep-alive",
-            "30",
-            "-c",
-            "python:lrs.gunicorn_conf",
-        ]  # TCP_NODELAY, as in dashboard_bench
-        if args.worker_class == "gthread":
-            cmd += ["--threads", str(args.threads)]
-        cmd.append("lms_core:create_app()")
-        dashboard_bench.step(" ".join(cmd[1:]))
-        server = subprocess.Popen(cmd, env=env, cwd=REPO)  # noqa: S603 - our own venv's gunicorn
-        dashboard_bench.wait_for_http(port, server)
+        server, port = common.start_gunicorn(
+            env, workers=args.workers, worker_class=args.worker_class, threads=args.threads
+        )  # TCP_NODELAY, as in dashboard_bench
         base = f"http://127.0.0.1:{port}"
         clients = dashboard_bench.sign_in(base, users=args.users, clients=args.clients)
         import psycopg
 
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
             course_id = conn.execute("SELECT id FROM courses WHERE code = 'BC000'").fetchone()[0]  # type: ignore[index]
-        postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
-        meter = dashboard_bench.CpuMeter(server.pid, postmaster)
+        meter = dashboard_bench.CpuMeter(server.pid, common.postmaster_pid(cluster))
         out: dict[str, object] = {"seeded": counts, "settings": {k: v for k, v in vars(args).items() if k != "json"}}
-        dashboard_bench.step(f"GET /courses/{course_id} (course page) with {args.clients} clients")
+        step(f"GET /courses/{course_id} (course page) with {args.clients} clients")
         out["course_page"] = dashboard_bench.measure_page(
             clients,
             base,
@@ -179,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             expect=b'id="course-progress"',
         )
-        dashboard_bench.step(f"GET /courses/?q={SEARCH} (catalogue search)")
+        step(f"GET /courses/?q={SEARCH} (catalogue search)")
         out["catalogue_search"] = dashboard_bench.measure_page(
             clients,
             base,

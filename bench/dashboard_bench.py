@@ -25,9 +25,7 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,64 +36,15 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
-import load  # noqa: E402 - bench/ is a folder of scripts, not a package
+import common  # noqa: E402 - bench/ is a folder of scripts, not a package
+import load  # noqa: E402
 import seed_large  # noqa: E402
+from common import SECRET, step  # noqa: E402, F401 - course_bench uses them from here too
 
 from tests import pgcluster  # noqa: E402
 
 TARGET_PAGES_PER_S = 300
 TARGET_P95_MS = 100
-SECRET = "bench-secret-key-not-for-production"  # noqa: S105
-
-
-def step(message: str) -> None:
-    print(f"== {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_http(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with code {proc.returncode}")
-        try:
-            status, _h, _b = load.Client(f"http://127.0.0.1:{port}").request("GET", "/login")
-            if status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"gunicorn did not answer within {timeout}s")
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return kids
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of processes (those that ended meanwhile count as 0)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
 
 
 class CpuMeter:
@@ -109,22 +58,15 @@ class CpuMeter:
         self.server_pid, self.postmaster_pid = server_pid, postmaster_pid
 
     def sample(self) -> tuple[float, float, float]:
-        server = cpu_seconds([self.server_pid, *_children(self.server_pid)])
-        database = cpu_seconds([self.postmaster_pid, *_children(self.postmaster_pid)])
+        server = common.tree_cpu_seconds(self.server_pid)
+        database = common.tree_cpu_seconds(self.postmaster_pid)
         return server, database, time.process_time()
 
 
 def teardown(server: subprocess.Popen[bytes] | None, cluster: pgcluster.Cluster) -> None:
     """Stop gunicorn (gracefully, then by force) and the throwaway PostgreSQL."""
-    if server is not None and server.poll() is None:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    step("stopping PostgreSQL")
-    cluster.stop()
-    shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
+    common.stop_server(server)
+    common.stop_postgres(cluster)
 
 
 def sign_in(base: str, *, users: int, clients: int) -> list[load.Client]:
@@ -222,23 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    step("starting a throwaway PostgreSQL cluster")
-    cluster = pgcluster.start()  # default settings: fsync and synchronous_commit on
+    cluster = common.start_postgres()  # default settings: fsync and synchronous_commit on
     server: subprocess.Popen[bytes] | None = None
     try:
         url = cluster.create_database("lms_bench")
-        env = dict(
-            os.environ,
-            FLASK_APP="lms_core",
-            LMS_DATABASE_URL=url,
-            LMS_SECRET_KEY=SECRET,
-            LMS_PLUGINS=args.plugins,
-            LMS_INLINE_JOBS="0",
-            LMS_SESSION_COOKIE_SECURE="0",
-        )
-        step("flask db upgrade heads")
-        bindir = Path(sys.executable).parent
-        subprocess.run([str(bindir / "flask"), "db", "upgrade", "heads"], env=env, cwd=REPO, check=True)
+        env = common.app_env(url, args.plugins)
+        common.upgrade(env)
 
         step(f"seeding {args.users:,} users and {args.units:,} org units")
         started = time.monotonic()
@@ -248,37 +179,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {counts} in {time.monotonic() - started:.1f}s", file=sys.stderr)
         seed_large.settle(url)
 
-        port = free_port()
-        cmd = [
-            str(bindir / "gunicorn"),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--worker-class",
-            args.worker_class,
-            "--log-level",
-            "warning",
-            "--keep-alive",
-            "30",
-        ]
-        if args.gunicorn_config:
-            # Without TCP_NODELAY a keep-alive client waits for Nagle + delayed ACK (~40 ms)
-            # between the response headers and body (see lrs/gunicorn_conf.py).
-            cmd += ["-c", args.gunicorn_config]
-        if args.worker_class == "gthread":
-            cmd += ["--threads", str(args.threads)]
-        cmd.append("lms_core:create_app()")
-        step(" ".join(cmd[1:]))
-        server = subprocess.Popen(cmd, env=env, cwd=REPO)  # noqa: S603 - our own venv's gunicorn
-        wait_for_http(port, server)
+        server, port = common.start_gunicorn(
+            env,
+            workers=args.workers,
+            worker_class=args.worker_class,
+            threads=args.threads,
+            config=args.gunicorn_config,
+        )
 
         base = f"http://127.0.0.1:{port}"
         step(f"signing in {args.clients} learners")
         clients = sign_in(base, users=args.users, clients=args.clients)
         step(f"GET {args.path} with {args.clients} clients for {args.duration:g}s")
-        postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
-        meter = CpuMeter(server.pid, postmaster)
+        meter = CpuMeter(server.pid, common.postmaster_pid(cluster))
         # Every signed-in page has the navigation; a redirect to /login has not.
         measured = measure_page(
             clients, base, args.path, meter, duration=args.duration, warmup=args.warmup, expect=b'id="nav-toggle"'

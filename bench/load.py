@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urlsplit
 
+from common import percentile  # noqa: F401 - bench/ scripts import each other; load.percentile stays
+
 CSRF_RE = re.compile(rb'name="csrf_token"[^>]*value="([^"]+)"')
 
 
@@ -130,14 +132,6 @@ class Result:
     mean_ms: float
     warmup_s: float
     error_samples: list[str] = field(default_factory=list)
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted list (0 for an empty one)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, min(len(sorted_values), math.ceil(q / 100 * len(sorted_values))))
-    return sorted_values[rank - 1]
 
 
 def run(

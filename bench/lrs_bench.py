@@ -47,6 +47,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import common  # noqa: E402 - bench/ is a folder of scripts, not a package
+
 VERBS = [
     f"http://adlnet.gov/expapi/verbs/{v}"
     for v in (
@@ -160,36 +162,11 @@ def _post_worker(args: tuple[str, str, str, int, int, int, Any]) -> tuple[int, i
 _SERVER_ROOTS: list[int] = []  # gunicorn master and postmaster pids, when this script started them
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(entry))
-    return out
-
-
 def server_cpu_seconds() -> list[float] | None:
     """CPU time used so far by each server root and its children: [gunicorn, PostgreSQL]."""
     if not _SERVER_ROOTS:
         return None
-    out = []
-    for root in _SERVER_ROOTS:
-        total = 0
-        for pid in [root, *_children(root)]:
-            try:
-                with open(f"/proc/{pid}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        out.append(total / os.sysconf("SC_CLK_TCK"))
-    return out
+    return [common.tree_cpu_seconds(root) for root in _SERVER_ROOTS]
 
 
 def run_posts(url: str, key: str, secret: str, clients: int, requests: int, per_request: int, label: str) -> dict:

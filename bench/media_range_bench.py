@@ -32,8 +32,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,24 +43,14 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-sys.path[:0] = [str(REPO)]
+sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
-from tests import pgcluster  # noqa: E402
+import common  # noqa: E402 - bench/ is a folder of scripts, not a package
+from common import SECRET, step  # noqa: E402
 
 TARGET_MB_S = 200
 TARGET_RSS_GROWTH_MB = 50
-SECRET = "bench-secret-key-not-for-production"  # noqa: S105
 MB = 1024 * 1024
-
-
-def step(message: str) -> None:
-    print(f"== {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_large_mp4(path: Path, size_mb: int) -> int:
@@ -99,16 +87,6 @@ def rss_kb(pid: int) -> int:
     except FileNotFoundError:
         pass
     return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (sendfile's copying counts as the sender's stime)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load_average() -> float:
@@ -364,8 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     server: subprocess.Popen[bytes] | None = None
     try:
         if args.db == "postgresql":
-            step("starting a throwaway PostgreSQL cluster")
-            cluster = pgcluster.start()
+            cluster = common.start_postgres()
             url = cluster.create_database("lms_media_bench")
         else:
             url = f"sqlite:///{workdir / 'lms.sqlite3'}"
@@ -379,9 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             "LMS_MEDIA_DIR": str(workdir / "media"),
         }
         full_env = dict(os.environ, **env)
-        step("flask db upgrade heads")
-        bindir = Path(sys.executable).parent
-        subprocess.run([str(bindir / "flask"), "db", "upgrade", "heads"], env=full_env, cwd=REPO, check=True)
+        common.upgrade(full_env)
         step(f"seeding an instructor and {args.clients} learners")
         token, learner_ids = seed(env, args.clients)
 
@@ -389,39 +364,15 @@ def main(argv: list[str] | None = None) -> int:
         big = workdir / "lecture-large.mp4"
         size = make_large_mp4(big, args.size_mb)
 
-        port = free_port()
-        cmd = [
-            str(bindir / "gunicorn"),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--worker-class",
-            args.worker_class,
-            "--log-level",
-            "warning",
-            "--keep-alive",
-            "30",
-            "--timeout",
-            "120",
-        ]
-        if args.worker_class == "gthread":
-            cmd += ["--threads", str(args.threads)]
-        cmd.append("lms_core:create_app()")
-        step(" ".join(cmd[1:]))
-        server = subprocess.Popen(cmd, env=full_env, cwd=REPO)  # noqa: S603 - our own venv's gunicorn
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                c.request("GET", "/login")
-                c.getresponse().read()
-                c.close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.3)
+        # No TCP_NODELAY config here: the byte streams are large, not latency-bound.
+        server, port = common.start_gunicorn(
+            full_env,
+            workers=args.workers,
+            worker_class=args.worker_class,
+            threads=args.threads,
+            config="",
+            extra_args=["--timeout", "120"],
+        )
         pids = worker_pids(server.pid)
         # Touch every worker once so the baseline includes imported modules and a DB connection.
         for _ in range(len(pids) * 3):
@@ -459,12 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         sampler.start()
         stats = [ClientStats() for _ in paths]
         load_before = load_average()
-        cpu_before = sum(cpu_seconds(p) for p in pids)
+        cpu_before = common.cpu_seconds(pids)
         client_before = time.process_time()
         started = time.monotonic()
         run_clients(port, paths, cookies, size, int(args.range_mb * MB), args.duration, stats, seed=0)
         elapsed = max(s.finished for s in stats) - started
-        server_cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
+        server_cpu = common.cpu_seconds(pids) - cpu_before
         client_cpu = time.process_time() - client_before
         load_after = load_average()
         time.sleep(0.5)
@@ -553,16 +504,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
         return 0 if ok else 1
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        common.stop_server(server)
         if cluster is not None:
-            step("stopping PostgreSQL")
-            cluster.stop()
-            shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
+            common.stop_postgres(cluster)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -15,7 +15,7 @@ from lms_core.accounts import services as accounts
 from lms_core.accounts.importer import RANK_NAMES, ImportFileError, count_lines, import_users, queue_import
 from lms_core.accounts.models import CredentialSheet, ImportRun, RankBand, Role, RoleAssignment, User, UserStatus
 from lms_core.admin.forms import ImportForm, MoveForm, OrgForm, RoleForm, SheetForm, UserForm, role_choices
-from lms_core.authz import can, require, scope_condition, scope_roots
+from lms_core.authz import allowed_or_404, can, require, scope_condition, scope_roots
 from lms_core.bounded import int_arg, page_arg
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
@@ -33,10 +33,7 @@ def _require_admin() -> None:
 
 
 def _unit_or_404(unit_id: int, capability: str) -> OrgUnit:
-    unit = db.session.get(OrgUnit, unit_id)
-    if unit is None:
-        abort(404)
-    require(current_user, capability, unit)
+    unit: OrgUnit = allowed_or_404(OrgUnit, unit_id, current_user, capability)
     return unit
 
 
@@ -151,10 +148,7 @@ def org_move(unit_id: int) -> Any:
 
 
 def _user_or_404(user_id: int, capability: str) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        abort(404)
-    require(current_user, capability, user)
+    user: User = allowed_or_404(User, user_id, current_user, capability)
     return user
 
 

@@ -3,6 +3,7 @@
 from lms_core.authz.core import (
     CORE_CAPABILITIES,
     AccessDenied,
+    allowed_or_404,
     can,
     effective_assignments,
     register_scope_resolver,
@@ -14,6 +15,7 @@ from lms_core.authz.core import (
 __all__ = [
     "CORE_CAPABILITIES",
     "AccessDenied",
+    "allowed_or_404",
     "can",
     "effective_assignments",
     "register_scope_resolver",

@@ -176,6 +176,15 @@ def require(user: Any, capability: str, obj: Any = None) -> None:
         abort(403)
 
 
+def allowed_or_404(model: type[Any], object_id: int, user: Any, capability: str) -> Any:
+    """The row ``model[object_id]`` if ``user`` may ``capability`` on it: 404 when absent, 403 when not allowed."""
+    obj = db.session.get(model, object_id)
+    if obj is None:
+        abort(404)
+    require(user, capability, obj)
+    return obj
+
+
 def scope_condition(user: User, capability: str, path_column: Any) -> ColumnElement[bool]:
     """SQL condition restricting ``path_column`` (an ``OrgUnit.path``) to the user's scope.
 

@@ -1,0 +1,204 @@
+"""What the benchmarks share: progress lines, a throwaway PostgreSQL, gunicorn, CPU time,
+percentiles and the verdict against a target.
+
+bench/ is a folder of scripts, not a package: a script puts its folder and the
+repository on ``sys.path`` and then ``import common``.
+
+Used by dashboard_bench.py, course_bench.py, media_range_bench.py, lrs_bench.py and
+load.py. anti_idle_bench.py and credit_bench.py still carry their own copies of
+``step``/percentiles/PostgreSQL start-up: they were being reworked by other engineers
+when this module was written (issue 11); move them here when next touched.
+"""
+
+from __future__ import annotations
+
+import http.client
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests import pgcluster  # noqa: E402 - after the path set-up above
+
+#: The benchmark servers' secret key (throwaway databases only).
+SECRET = "bench-secret-key-not-for-production"  # noqa: S105
+#: The virtualenv's scripts (flask, gunicorn) next to the running interpreter.
+BIN = Path(sys.executable).parent
+
+
+def step(message: str) -> None:
+    """One progress line on stderr (stdout stays for the figures)."""
+    print(f"== {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# Timing ---------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list (0 for an empty one)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, min(len(sorted_values), math.ceil(q / 100 * len(sorted_values))))
+    return sorted_values[rank - 1]
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of a process (gunicorn's workers, the postmaster's backends)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """utime + stime of processes (one that ended meanwhile counts as 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its direct children (a server and its workers)."""
+    return cpu_seconds([pid, *children(pid)])
+
+
+def meets(label: str, value: float, target: float, *, at_least: bool, unit: str = "") -> bool:
+    """Print ``value`` against ``target`` and say whether it is met."""
+    ok = value >= target if at_least else value <= target
+    sign = "≥" if at_least else "≤"
+    print(f"{label}: {value:,.1f}{unit} (target {sign} {target:,g}{unit}) {'met' if ok else 'MISSED'}", flush=True)
+    return ok
+
+
+# PostgreSQL -----------------------------------------------------------------------
+
+
+def start_postgres(**extra_conf: str) -> pgcluster.Cluster:
+    """A throwaway cluster from the machine's binaries (default settings: fsync on)."""
+    step("starting a throwaway PostgreSQL cluster")
+    return pgcluster.start(extra_conf=extra_conf) if extra_conf else pgcluster.start()
+
+
+def stop_postgres(cluster: pgcluster.Cluster) -> None:
+    step("stopping PostgreSQL")
+    cluster.stop()
+    shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
+
+
+def postmaster_pid(cluster: pgcluster.Cluster) -> int:
+    return int((cluster.datadir / "postmaster.pid").read_text().split()[0])
+
+
+# The platform ---------------------------------------------------------------------
+
+
+def app_env(url: str, plugins: str = "", **extra: str) -> dict[str, str]:
+    """The environment of a production-like server on ``url`` (jobs in a worker, not inline)."""
+    return dict(
+        os.environ,
+        FLASK_APP="lms_core",
+        LMS_DATABASE_URL=url,
+        LMS_SECRET_KEY=SECRET,
+        LMS_PLUGINS=plugins,
+        LMS_INLINE_JOBS="0",
+        LMS_SESSION_COOKIE_SECURE="0",
+        **extra,
+    )
+
+
+def upgrade(env: Mapping[str, str]) -> None:
+    step("flask db upgrade heads")
+    subprocess.run([str(BIN / "flask"), "db", "upgrade", "heads"], env=dict(env), cwd=REPO, check=True)  # noqa: S603
+
+
+def start_gunicorn(
+    env: Mapping[str, str],
+    *,
+    workers: int,
+    worker_class: str = "sync",
+    threads: int = 4,
+    config: str = "python:lrs.gunicorn_conf",
+    app: str = "lms_core:create_app()",
+    extra_args: Iterable[str] = (),
+    ready_path: str = "/login",
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start gunicorn on a free local port and wait until it answers; returns (process, port).
+
+    ``config`` defaults to lrs/gunicorn_conf.py: TCP_NODELAY on the listening socket, or a
+    keep-alive client waits for Nagle + delayed ACK (~40 ms) between headers and body.
+    """
+    port = free_port()
+    cmd = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+    cmd += ["--worker-class", worker_class, "--log-level", "warning", "--keep-alive", "30"]
+    if config:
+        cmd += ["-c", config]
+    if worker_class == "gthread":
+        cmd += ["--threads", str(threads)]
+    cmd += [*extra_args, app]
+    step(" ".join(cmd[1:]))
+    proc = subprocess.Popen(cmd, env=dict(env), cwd=REPO)  # noqa: S603 - our own venv's gunicorn
+    try:
+        wait_for_http(port, proc, path=ready_path)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc, port
+
+
+def wait_for_http(port: int, proc: subprocess.Popen[Any], *, path: str = "/login", timeout: float = 60) -> None:
+    """Until ``GET path`` answers 200 (or the server exits, or ``timeout`` passes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with code {proc.returncode}")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.3)
+    raise RuntimeError(f"the server did not answer within {timeout}s")
+
+
+def stop_server(proc: subprocess.Popen[Any] | None) -> None:
+    """SIGTERM (graceful), then SIGKILL after 30 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
