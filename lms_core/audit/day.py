@@ -24,7 +24,10 @@ from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
 from lms_core.learning.models import LearningInterval, LearningSession
 from lms_core.pluginhost import get_plugin_manager
-from lms_core.pluginhost.answers import DayLayer, Section, Span  # with the hook answer types
+from lms_core.pluginhost.answers import DayLayer as DayLayer  # re-exported: the hook answer types
+from lms_core.pluginhost.answers import Mark as Mark
+from lms_core.pluginhost.answers import Section as Section
+from lms_core.pluginhost.answers import Span as Span
 
 #: The kinds a span or a mark may have; each is a CSS class and has a legend entry.
 KIND_NAMES: dict[str, Any] = {
