@@ -22,6 +22,11 @@ KNOWN_CYCLES: dict[tuple[str, ...], str] = {
         "plugins.anti_idle.services",
         "plugins.anti_idle.verdicts",
     ): "anti-idle (issue 8): move the shared types and check inputs below services and verdicts",
+    # courses.services.add_lesson fills a new survey with default questions (learning.survey),
+    # which checks edit rights with courses.services.require_edit: landed while this test did.
+    ("lms_core.courses.services", "lms_core.learning.survey"): (
+        "everyday (issue 11): move require_edit/CourseError below both, or add the questions in the caller"
+    ),
 }
 
 

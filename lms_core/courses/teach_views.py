@@ -396,7 +396,7 @@ def quiz_settings(lesson_id: int) -> Any:
 def course_feedback(course_id: int) -> Any:
     """The report moved to ``/feedback/``, where org admins read it too."""
     _course_or_404(course_id)
-    return redirect(url_for("feedback.course", course_id=course_id, fmt="html"))
+    return redirect(url_for("learning_feedback.course", course_id=course_id, fmt="html"))
 
 
 # Survey questions ----------------------------------------------------------------------
@@ -477,7 +477,9 @@ def survey_questions(lesson_id: int) -> Any:
 def edit_survey_question(question_id: int) -> Any:
     question, lesson = _question_or_404(question_id)
     form = SurveyQuestionForm(prefix=f"q{question.id}", meta={"csrf": False})
-    back = redirect(url_for("courses_teach.survey_questions", lesson_id=lesson.id, _anchor=f"question-{question.id}"), 303)
+    back = redirect(
+        url_for("courses_teach.survey_questions", lesson_id=lesson.id, _anchor=f"question-{question.id}"), 303
+    )
     if not form.validate_on_submit():
         flash(_("Not saved: please check the form."), "error")
         return back

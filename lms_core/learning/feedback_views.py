@@ -16,7 +16,7 @@ from lms_core.extensions import db
 from lms_core.learning import feedback
 from lms_core.reports.tables import to_csv, to_xlsx
 
-bp = Blueprint("feedback", __name__, url_prefix="/feedback")
+bp = Blueprint("learning_feedback", __name__, url_prefix="/feedback")
 FORMATS = ("html", "csv", "xlsx")
 
 

@@ -140,7 +140,7 @@ class CreditBankPlugin:
         if can(current_user, "credit.review"):
             links.append((url_for("credit_bank.review_queue"), _("Credit claims to review")))
         if can(current_user, "credit.reverse"):
-            links.append((url_for("credit_reversals.index"), _("Reverse a year (代学代考)")))
+            links.append((url_for("credit_bank_reversals.index"), _("Reverse a year (代学代考)")))
         if can(current_user, "credit.import"):
             links.append((url_for("credit_bank.roster_import"), _("Import class roster")))
         if can(current_user, "credit.ranks"):

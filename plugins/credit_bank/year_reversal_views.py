@@ -14,7 +14,7 @@ from lms_core.jobs.services import commit
 from plugins.credit_bank import year_reversals as yr
 from plugins.credit_bank.labels import hours
 
-bp = Blueprint("credit_reversals", __name__, url_prefix="/credit/reversals", template_folder="templates")
+bp = Blueprint("credit_bank_reversals", __name__, url_prefix="/credit/reversals", template_folder="templates")
 
 
 @bp.before_request
@@ -58,7 +58,7 @@ def start() -> Any:
         return _page(error=str(exc), status=exc.status, form=form)
     commit()
     flash(_("The reversal is waiting for a second auditor's confirmation."), "success")
-    return redirect(url_for("credit_reversals.index"), 303)
+    return redirect(url_for("credit_bank_reversals.index"), 303)
 
 
 @bp.route("/<int:request_id>", methods=["POST"])
@@ -75,7 +75,7 @@ def decide(request_id: int) -> Any:
         flash(_("Confirmed: %(h)s hours of the year were reversed.", h=hours(centi)), "success")
     else:
         flash(_("The reversal was declined."), "success")
-    return redirect(url_for("credit_reversals.index"), 303)
+    return redirect(url_for("credit_bank_reversals.index"), 303)
 
 
 def review_item_link(context: dict[str, Any]) -> str | None:
@@ -87,5 +87,5 @@ def review_item_link(context: dict[str, Any]) -> str | None:
     person, day = context.get("person"), context.get("day")
     if person is None or day is None or not can(current_user, "credit.reverse", person):
         return None
-    url = url_for("credit_reversals.index", username=person.username, year=day.day.year)
+    url = url_for("credit_bank_reversals.index", username=person.username, year=day.day.year)
     return Markup(' · <a href="{}#reversal-new">{}</a>').format(url, escape(_("Reverse this person's year (代学代考)")))
