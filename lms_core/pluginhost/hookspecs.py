@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from lms_core.learning.assessment import IntervalClaim, Verdict
     from lms_core.learning.models import LessonProgress
     from lms_core.pluginhost.answers import CreditSummary, DashboardPanel, DayLayer
-    from lms_core.reports.charts import Chart, ChartScope
 
 PROJECT = "lms"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -123,12 +122,15 @@ def lms_dashboard_panels(user: User) -> list[DashboardPanel]:  # type: ignore[em
 
 
 @hookspec
-def lms_report_charts(scope: ChartScope) -> list[Chart]:  # type: ignore[empty-body]
+# Typed Any: Chart and ChartScope live with the chart queries in lms_core/reports/charts.py,
+# which calls this hook, so naming them here would make hookspecs and that module (and
+# what it imports) one import cycle (tests/test_imports.py).
+def lms_report_charts(scope: Any) -> list[Any]:  # type: ignore[empty-body]
     """Charts for the leaders' dashboard and the annual quality report.
 
     Phase: request (or the ``flask lms report annual`` command, with an app context).
-    ``scope`` carries the viewer, the year and the root unit; the plugin aggregates
-    in SQL restricted to ``scope.units_condition(OrgUnit.path)`` (the viewer's
+    ``scope`` is a :class:`~lms_core.reports.charts.ChartScope`: the viewer, the year
+    and the root unit; the plugin aggregates in SQL restricted to ``scope.units_condition(OrgUnit.path)`` (the viewer's
     ``reports.view`` scope and the root's subtree). Returns
     :class:`~lms_core.reports.charts.Chart` objects; answers are concatenated and
     sorted by ``chart.order``.
