@@ -43,6 +43,8 @@ KIND_NAMES: dict[str, Any] = {
 KINDS = tuple(KIND_NAMES)
 #: Beyond this many sessions on one day the picture shows the first ones only.
 MAX_LANES = 40
+#: Heartbeats closer than this with the same outcome are drawn as one stretch.
+MERGE_GAP = dt.timedelta(seconds=5)
 #: Heartbeat rows read for one day (a long day at 15 s beats is ~6,000).
 MAX_INTERVALS = 20_000
 
@@ -143,16 +145,26 @@ def core_layer(user_id: int, day: dt.date) -> tuple[DayLayer, dict[str, str]]:
         .order_by(LearningInterval.wall_end)
         .limit(MAX_INTERVALS)
     ).all()
+    # Consecutive heartbeats of one session with the same outcome are one stretch of
+    # watching: one bar and one table row, not one per beat.
+    runs: list[list[Any]] = []  # [session_id, start, end, kind, claimed, credited]
     for session_id, w_start, w_end, claimed, credited in intervals:
         if not claimed:
             continue
         kind = "credited" if credited >= claimed else "uncredited"
+        start_at, end_at = _aware(w_start), _aware(w_end)
+        last = next((r for r in reversed(runs) if r[0] == session_id), None)
+        if last is not None and last[3] == kind and start_at - last[2] <= MERGE_GAP:
+            last[2], last[4], last[5] = max(last[2], end_at), last[4] + claimed, last[5] + credited
+        else:
+            runs.append([session_id, start_at, end_at, kind, claimed, credited])
+    for session_id, start_at, end_at, kind, claimed, credited in runs:
         text = _(
             "Watched: %(claimed)s s claimed, %(credited)s s credited",
             claimed=claimed // 1000,
             credited=credited // 1000,
         )
-        layer.spans.append(Span(lanes[session_id], _aware(w_start), _aware(w_end), kind, text))
+        layer.spans.append(Span(lanes[session_id], start_at, end_at, kind, text))
     return layer, lanes
 
 

@@ -1,19 +1,24 @@
-"""The auditors' event-log query: one object for the page and the CSV export.
+"""The learning-log browser's queries: one object per view for the page and its exports.
 
 Scope is applied in SQL (``scope_condition``), so rows outside the auditor's
-subtree are never fetched, and the export is exactly the filtered table.
+subtree are never fetched, and an export is exactly the filtered table (the same
+statement, the same ``cells``). Pages are keyset-paginated (``before``: the last
+row's key, newest first), never ``OFFSET`` over millions of rows; a cursor that
+is not one the page produced is a 400.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from flask_babel import gettext as _
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 
 from lms_core import csv_export
 from lms_core.accounts.models import User
@@ -25,10 +30,34 @@ from lms_core.i18n import SHANGHAI
 from lms_core.orgs.models import OrgUnit
 
 MAX_EXPORT_ROWS = 100_000
+#: Rows fetched per round trip while exporting (memory stays flat).
+EXPORT_BATCH = 1000
+MAX_BIGINT = 2**63 - 1
+
+
+#: Units offered in the tree picker (a bigger tree falls back to typing the code).
+UNIT_CHOICES = 500
 
 
 class QueryError(ValueError):
     pass
+
+
+def units_in_scope(viewer: Any, capability: str) -> list[tuple[str, str]]:
+    """The org tree picker: units in the viewer's scope, indented by depth (code, label).
+
+    Empty when there are more than ``UNIT_CHOICES`` (the page then asks for a code).
+    """
+    units = db.session.execute(
+        select(OrgUnit.code, OrgUnit.name, OrgUnit.path)
+        .where(scope_condition(viewer, capability, OrgUnit.path))
+        .order_by(OrgUnit.path)
+        .limit(UNIT_CHOICES + 1)
+    ).all()
+    if not units or len(units) > UNIT_CHOICES:
+        return []
+    top = min(p.count("/") for _c, _n, p in units)
+    return [(code, "\u3000" * (path.count("/") - top) + name) for code, name, path in units]
 
 
 def _day(value: str, *, end: bool) -> dt.datetime | None:
@@ -36,26 +65,182 @@ def _day(value: str, *, end: bool) -> dt.datetime | None:
     if not value:
         return None
     try:
-        day = dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value) if value.isascii() else None
     except ValueError:
-        raise QueryError(_("Invalid date %(value)s: use YYYY-MM-DD.", value=value)) from None
+        day = None
+    if day is None or not dt.date(1970, 1, 2) <= day <= dt.date(9998, 12, 30):
+        raise QueryError(_("Invalid date %(value)s: use YYYY-MM-DD.", value=value))
     if end:
         day += dt.timedelta(days=1)
     return dt.datetime.combine(day, dt.time(), tzinfo=SHANGHAI).astimezone(dt.UTC)
 
 
+def local(moment: dt.datetime | None) -> str:
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _clean(value: str, limit: int) -> str:
+    text = (value or "")[:limit].strip()
+    if not text.isprintable():
+        raise QueryError(_("The filter contains characters that are not allowed."))
+    return text
+
+
 @dataclass
-class EventLogQuery:
+class LogQuery:
+    """Filters shared by every view of the browser."""
+
     viewer: Any
-    name: str = ""  # prefix, e.g. "video." or "user.logged_in"
     username: str = ""
     org_code: str = ""
-    #: A course's code: its events (enrolment, lessons, quizzes ...) carry its id.
+    #: A course's code; a lesson is given by its id (the lesson picker lists the course's lessons).
     course_code: str = ""
+    lesson: str = ""
     date_from: str = ""
     date_to: str = ""
-    page: int = 1
+    #: Keyset cursor: the key of the last row of the previous page ('' = first page).
+    before: str = ""
     size: int = 50
+
+    #: The capability whose scope limits the rows.
+    capability: ClassVar[str] = "events.view"
+    #: Stem of the export's file name (ASCII: every browser).
+    filename: ClassVar[str] = "log"
+
+    @classmethod
+    def from_args(cls, viewer: Any, args: Any, **extra: Any) -> Any:
+        return cls(
+            viewer=viewer,
+            username=args.get("username", "")[:64],
+            org_code=args.get("org", "")[:64],
+            course_code=args.get("course", "")[:64],
+            lesson=args.get("lesson", "")[:20],
+            date_from=args.get("from", "")[:10],
+            date_to=args.get("to", "")[:10],
+            before=args.get("before", "")[:80],
+            **extra,
+        )
+
+    # --- shared filter resolution -------------------------------------------------------
+    def unit(self) -> OrgUnit | None:
+        code = _clean(self.org_code, 64)
+        if not code:
+            return None
+        unit = db.session.execute(select(OrgUnit).filter_by(code=code)).scalar_one_or_none()
+        if unit is None:
+            raise QueryError(_("Unknown org unit code %(code)s.", code=code))
+        return unit
+
+    def course_id(self) -> int | None:
+        from lms_core.courses.models import Course
+
+        code = _clean(self.course_code, 64)
+        if not code:
+            return None
+        course_id = db.session.execute(select(Course.id).where(Course.code == code)).scalar_one_or_none()
+        if course_id is None:
+            raise QueryError(_("Unknown course code %(code)s.", code=code))
+        return int(course_id)
+
+    def lesson_id(self) -> int | None:
+        raw = self.lesson.strip()
+        if not raw:
+            return None
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 10):
+            raise QueryError(_("Give the lesson by its number."))
+        return int(raw)
+
+    def person_named(self) -> str:
+        return _clean(self.username, 64)
+
+    def bounds(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        return _day(self.date_from, end=False), _day(self.date_to, end=True)
+
+    # --- what each view provides ----------------------------------------------------------
+    def statement(self) -> Select[Any]:
+        raise NotImplementedError
+
+    def _keyset(self, stmt: Select[Any]) -> Select[Any]:
+        raise NotImplementedError
+
+    def key_of(self, row: Any) -> str:
+        raise NotImplementedError
+
+    def headers(self) -> list[str]:
+        raise NotImplementedError
+
+    def cells(self, row: Any) -> list[Any]:
+        raise NotImplementedError
+
+    # --- shared machinery -------------------------------------------------------------------
+    def count(self) -> int:
+        return int(db.session.execute(select(func.count()).select_from(self.statement().subquery())).scalar_one())
+
+    def page(self) -> tuple[list[Any], str | None]:
+        """One page, newest first, and the cursor of the next page (None: this is the last)."""
+        rows = list(db.session.execute(self._keyset(self.statement()).limit(self.size + 1)).all())
+        more = len(rows) > self.size
+        rows = rows[: self.size]
+        return rows, (self.key_of(rows[-1]) if more and rows else None)
+
+    def prepare_export(self) -> Select[Any]:
+        """Build the export's statement now, inside the request (the scope reads the viewer),
+        so the streamed body only runs it."""
+        self._export_stmt = self._keyset(self.statement()).limit(MAX_EXPORT_ROWS)
+        return self._export_stmt
+
+    def _export_rows(self) -> Iterator[Any]:
+        stmt = getattr(self, "_export_stmt", None)
+        if stmt is None:
+            stmt = self.prepare_export()
+        yield from db.session.execute(stmt.execution_options(yield_per=EXPORT_BATCH))
+
+    def export_csv(self) -> Iterator[str]:
+        """CSV with a UTF-8 BOM (Excel on Windows shows Chinese correctly), newest first, streamed."""
+        yield csv_export.BOM
+        buf = io.StringIO()
+        writer = csv_export.writer(buf)
+        writer.writerow(self.headers())
+        for n, row in enumerate(self._export_rows(), 1):
+            writer.writerow(self.cells(row))
+            if n % 200 == 0:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
+
+    def export_xlsx(self) -> Iterator[bytes]:
+        """The same rows as an .xlsx: openpyxl's write-only mode streams rows to a temporary
+        file (memory stays flat), which is then sent in chunks."""
+        from openpyxl import Workbook
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet(title=self.filename[:31])
+        sheet.append([csv_export.safe_cell(h) for h in self.headers()])
+        for row in self._export_rows():
+            sheet.append([csv_export.safe_cell(c) for c in self.cells(row)])
+        with tempfile.TemporaryFile() as out:
+            book.save(out)
+            out.seek(0)
+            while chunk := out.read(64 * 1024):
+                yield chunk
+
+
+# --- the domain event log ------------------------------------------------------------------
+
+
+@dataclass
+class EventLogQuery(LogQuery):
+    name: str = ""  # prefix, e.g. "video." or "user.logged_in"
+    filename: ClassVar[str] = "event-log"
+
+    @classmethod
+    def from_args(cls, viewer: Any, args: Any, **extra: Any) -> Any:
+        return super().from_args(viewer, args, name=args.get("name", "")[:100], **extra)
 
     def statement(self) -> Select[Any]:
         actor = select(User).subquery()
@@ -63,79 +248,163 @@ class EventLogQuery:
             select(Event, actor.c.username, actor.c.full_name, OrgUnit.name.label("unit_name"))
             .outerjoin(OrgUnit, OrgUnit.id == Event.org_unit_id)
             .outerjoin(actor, actor.c.id == Event.actor_id)
-            .where(scope_condition(self.viewer, "events.view", OrgUnit.path))
+            .where(scope_condition(self.viewer, self.capability, OrgUnit.path))
         )
-        if self.name:
-            stmt = stmt.where(Event.name.startswith(self.name.strip(), autoescape=True))
-        if self.username:
-            stmt = stmt.where(actor.c.username == self.username.strip())
-        if self.org_code:
-            unit = db.session.execute(select(OrgUnit).filter_by(code=self.org_code.strip())).scalar_one_or_none()
-            if unit is None:
-                raise QueryError(_("Unknown org unit code %(code)s.", code=self.org_code))
+        name = _clean(self.name, 100)
+        if name:
+            stmt = stmt.where(Event.name.startswith(name, autoescape=True))
+        if username := self.person_named():
+            stmt = stmt.where(actor.c.username == username)
+        if unit := self.unit():
             stmt = stmt.where(OrgUnit.path.startswith(unit.path, autoescape=True))
-        if self.course_code:
-            from lms_core.courses.models import Course
-
-            code = self.course_code.strip()
-            course_id = (
-                db.session.execute(select(Course.id).where(Course.code == code)).scalar_one_or_none()
-                if code.isprintable()
-                else None
-            )
-            if course_id is None:
-                raise QueryError(_("Unknown course code %(code)s.", code=code))
+        if (course_id := self.course_id()) is not None:
             stmt = stmt.where(Event.course_id == course_id)
-        start, end = _day(self.date_from, end=False), _day(self.date_to, end=True)
+        if (lesson_id := self.lesson_id()) is not None:
+            stmt = stmt.where(Event.object_type == "lessons", Event.object_id == str(lesson_id))
+        start, end = self.bounds()
         if start:
             stmt = stmt.where(Event.created_at >= start)
         if end:
             stmt = stmt.where(Event.created_at < end)
         return stmt
 
-    def count(self) -> int:
-        return int(db.session.execute(select(func.count()).select_from(self.statement().subquery())).scalar_one())
+    def _keyset(self, stmt: Select[Any]) -> Select[Any]:
+        if self.before:
+            raw = self.before
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 0 < int(raw) <= MAX_BIGINT):
+                raise QueryError(_("This page link is not valid; start again from the first page."))
+            stmt = stmt.where(Event.id < int(raw))
+        return stmt.order_by(Event.id.desc())
+
+    def key_of(self, row: Any) -> str:
+        return str(row[0].id)
 
     def rows(self) -> list[Any]:
-        stmt = self.statement().order_by(Event.id.desc()).limit(self.size).offset((max(self.page, 1) - 1) * self.size)
-        return list(db.session.execute(stmt).all())
+        return self.page()[0]
 
-    def export_csv(self) -> Iterator[str]:
-        """CSV with a UTF-8 BOM (Excel on Windows shows Chinese correctly), newest first."""
-        yield csv_export.BOM
-        buf = io.StringIO()
-        writer = csv_export.writer(buf)
-        writer.writerow(
-            [
-                _("No."),
-                _("Time (Beijing)"),
-                _("Event"),
-                _("Event code"),
-                _("Username"),
-                _("Full name"),
-                _("Org unit"),
-                _("Object"),
-                _("IP address"),
-                _("Details"),
-            ]
+    def headers(self) -> list[str]:
+        return [
+            _("No."),
+            _("Time (Beijing)"),
+            _("Event"),
+            _("Event code"),
+            _("Username"),
+            _("Full name"),
+            _("Org unit"),
+            _("Object"),
+            _("IP address"),
+            _("Details"),
+        ]
+
+    def cells(self, row: Any) -> list[Any]:
+        event, username, full_name, unit_name = row
+        return [
+            event.id,
+            local(event.created_at),
+            event_label(event.name),
+            event.name,
+            username or "",
+            full_name or "",
+            unit_name or "",
+            object_label(event.object_type, event.object_id),
+            event.ip or "",
+            readable_payload(event.payload or {}),
+        ]
+
+
+# --- study sessions --------------------------------------------------------------------------
+
+_SESSION_CURSOR = re.compile(r"^(\d{1,17})-([0-9a-f]{1,32})$")
+
+
+@dataclass
+class SessionQuery(LogQuery):
+    """Study sessions (one tab opening one lesson) with the time claimed, credited and deducted."""
+
+    capability: ClassVar[str] = "learning.view"
+    filename: ClassVar[str] = "study-sessions"
+
+    def statement(self) -> Select[Any]:
+        from lms_core.courses.models import Course, Lesson
+        from lms_core.learning.models import LearningSession
+
+        s = LearningSession
+        columns: list[Any] = [s, User.id, User.username, User.full_name, OrgUnit.name, Course.title, Lesson.title]
+        stmt = (
+            select(*columns)
+            .join(User, User.id == s.user_id)
+            .join(OrgUnit, OrgUnit.id == User.org_unit_id)
+            .join(Lesson, Lesson.id == s.lesson_id)
+            .join(Course, Course.id == Lesson.course_id)
+            .where(scope_condition(self.viewer, self.capability, OrgUnit.path))
         )
-        stmt = self.statement().order_by(Event.id.desc()).limit(MAX_EXPORT_ROWS)
-        for event, username, full_name, unit_name in db.session.execute(stmt).yield_per(1000):
-            local = event.created_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
-            writer.writerow(
-                [
-                    event.id,
-                    local,
-                    event_label(event.name),
-                    event.name,
-                    username or "",
-                    full_name or "",
-                    unit_name or "",
-                    object_label(event.object_type, event.object_id),
-                    event.ip or "",
-                    readable_payload(event.payload or {}),
-                ]
-            )
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
+        if username := self.person_named():
+            stmt = stmt.where(User.username == username)
+        if unit := self.unit():
+            stmt = stmt.where(OrgUnit.path.startswith(unit.path, autoescape=True))
+        if (course_id := self.course_id()) is not None:
+            stmt = stmt.where(Lesson.course_id == course_id)
+        if (lesson_id := self.lesson_id()) is not None:
+            stmt = stmt.where(s.lesson_id == lesson_id)
+        start, end = self.bounds()
+        if start:
+            stmt = stmt.where(s.started_at >= start)
+        if end:
+            stmt = stmt.where(s.started_at < end)
+        return stmt
+
+    def _keyset(self, stmt: Select[Any]) -> Select[Any]:
+        from lms_core.learning.models import LearningSession as S
+
+        if self.before:
+            m = _SESSION_CURSOR.match(self.before)
+            moment = None
+            if m:
+                try:
+                    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(m.group(1)))
+                except OverflowError:
+                    moment = None
+            if m is None or moment is None or moment.year > 9998:
+                raise QueryError(_("This page link is not valid; start again from the first page."))
+            sid = m.group(2)
+            stmt = stmt.where(or_(S.started_at < moment, and_(S.started_at == moment, S.id < sid)))
+        return stmt.order_by(S.started_at.desc(), S.id.desc())
+
+    def key_of(self, row: Any) -> str:
+        started = row[0].started_at
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=dt.UTC)
+        micros = (started - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+        return f"{micros}-{row[0].id}"
+
+    def headers(self) -> list[str]:
+        return [
+            _("Started (Beijing)"),
+            _("Last activity (Beijing)"),
+            _("Full name"),
+            _("Username"),
+            _("Org unit"),
+            _("Course"),
+            _("Lesson"),
+            _("Reported (s)"),
+            _("Credited (s)"),
+            _("Deducted (s)"),
+            _("IP address"),
+        ]
+
+    def cells(self, row: Any) -> list[Any]:
+        session, _uid, username, full_name, unit, course, lesson = row
+        claimed, credited = session.claimed_ms // 1000, session.credited_ms // 1000
+        return [
+            local(session.started_at),
+            local(session.ended_at or session.last_beat_at),
+            full_name or "",
+            username or "",
+            unit or "",
+            course,
+            lesson,
+            claimed,
+            credited,
+            max(claimed - credited, 0),
+            session.ip or "",
+        ]

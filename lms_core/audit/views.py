@@ -11,10 +11,16 @@ from sqlalchemy import select
 
 from lms_core.accounts.models import User
 from lms_core.audit import day as day_picture
-from lms_core.audit.queries import EventLogQuery, QueryError
+from lms_core.audit.queries import (
+    MAX_EXPORT_ROWS,
+    EventLogQuery,
+    LogQuery,
+    QueryError,
+    SessionQuery,
+    units_in_scope,
+)
 from lms_core.audit.viewlog import log_view
 from lms_core.authz import require
-from lms_core.bounded import page_arg
 from lms_core.db import utcnow
 from lms_core.events.names import event_label, known_events, object_label
 from lms_core.extensions import db
@@ -32,54 +38,104 @@ def _auditors_only() -> None:
     require(current_user, "events.view")
 
 
-def _query() -> EventLogQuery:
-    args = request.args
-    return EventLogQuery(
-        viewer=current_user._get_current_object(),
-        name=args.get("name", "")[:100],
-        username=args.get("username", "")[:64],
-        org_code=args.get("org", "")[:64],
-        course_code=args.get("course", "")[:64],
-        date_from=args.get("from", "")[:10],
-        date_to=args.get("to", "")[:10],
-        page=page_arg(),
+def _units(capability: str) -> list[tuple[str, str]]:
+    return units_in_scope(current_user, capability)
+
+
+VIEWS: dict[str, type[LogQuery]] = {"events": EventLogQuery, "sessions": SessionQuery}
+
+
+def _log_person_view(query: LogQuery, what: str) -> None:
+    """A browser page or export filtered to one person is a look at their record."""
+    name = query.username.strip()
+    if not name or not name.isprintable():
+        return
+    person = db.session.execute(select(User).where(User.username == name)).scalar_one_or_none()
+    if person is not None:
+        detail = type(query).filename
+        log_view(current_user, person, what, detail)
+        commit()
+
+
+def _browse(view: str) -> Any:
+    cls = VIEWS[view]
+    query = cls.from_args(current_user._get_current_object(), request.args)
+    try:
+        rows, next_key = query.page()
+        total = query.count()
+    except QueryError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return _render(view, query, [], 0, None), 400
+    _log_person_view(query, "log")
+    return _render(view, query, rows, total, next_key)
+
+
+def _render(view: str, query: LogQuery, rows: list[Any], total: int, next_key: str | None) -> str:
+    choices = sorted(((code, str(name)) for code, name in known_events().items()), key=lambda c: c[1])
+    args = {k: v for k, v in request.args.items() if k != "before" and v}
+    return render_template(
+        f"audit/{view}.html",
+        view=view,
+        query=query,
+        rows=rows,
+        total=total,
+        next_key=next_key,
+        args=args,
+        units=_units(query.capability),
+        event_choices=choices,
+        event_label=event_label,
+        object_label=object_label,
+        max_export=MAX_EXPORT_ROWS,
     )
 
 
 @bp.route("/events")
 def events() -> Any:
-    query = _query()
+    """The domain event log: who did what, where and when."""
+    return _browse("events")
+
+
+@bp.route("/sessions")
+def sessions() -> Any:
+    """Study sessions with the time reported, credited and deducted."""
+    require(current_user, "learning.view")
+    return _browse("sessions")
+
+
+def _export(view: str, fmt: str) -> Any:
+    cls = VIEWS[view]
+    query = cls.from_args(current_user._get_current_object(), request.args)
+    query.before = ""  # an export is the whole filtered table, not one page
     try:
-        rows, total = query.rows(), query.count()
-    except QueryError as exc:
-        flash(str(exc), "error")
-        return _render_events(query, [], 0), 400
-    return _render_events(query, rows, total)
-
-
-def _render_events(query: EventLogQuery, rows: list[Any], total: int) -> str:
-    choices = sorted(((code, str(name)) for code, name in known_events().items()), key=lambda c: c[1])
-    return render_template(
-        "audit/events.html",
-        query=query,
-        rows=rows,
-        total=total,
-        event_choices=choices,
-        event_label=event_label,
-        object_label=object_label,
-    )
-
-
-@bp.route("/events.csv")
-def events_csv() -> Any:
-    query = _query()
-    try:
-        query.statement()
+        total = min(query.count(), MAX_EXPORT_ROWS)
     except QueryError as exc:
         abort(400, str(exc))
-    response = Response(stream_with_context(query.export_csv()), mimetype="text/csv; charset=utf-8")
-    response.headers["Content-Disposition"] = "attachment; filename=event-log.csv"  # ASCII: every browser
+    _log_person_view(query, "export")
+    query.prepare_export()
+    if fmt == "csv":
+        body, mimetype = query.export_csv(), "text/csv; charset=utf-8"
+    else:
+        body = query.export_xlsx()
+        mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    response = Response(stream_with_context(body), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f"attachment; filename={cls.filename}.{fmt}"  # ASCII: every browser
+    # The page's progress bar counts rows against this (the export's own count).
+    response.headers["X-Total-Rows"] = str(total)
     return response
+
+
+@bp.route("/events.csv", defaults={"fmt": "csv"})
+@bp.route("/events.xlsx", defaults={"fmt": "xlsx"})
+def events_export(fmt: str) -> Any:
+    return _export("events", fmt)
+
+
+@bp.route("/sessions.csv", defaults={"fmt": "csv"})
+@bp.route("/sessions.xlsx", defaults={"fmt": "xlsx"})
+def sessions_export(fmt: str) -> Any:
+    require(current_user, "learning.view")
+    return _export("sessions", fmt)
 
 
 @bp.route("/users/<int:user_id>/learning")

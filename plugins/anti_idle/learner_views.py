@@ -65,6 +65,7 @@ def _review_page(*, error: str | None = None, status: int = 200) -> Any:
     """The review queue: what waits in the auditor's scope, most suspicious first."""
     from sqlalchemy import select
 
+    from lms_core.audit.queries import units_in_scope
     from lms_core.bounded import page_arg
     from lms_core.orgs.models import OrgUnit
 
@@ -95,6 +96,7 @@ def _review_page(*, error: str | None = None, status: int = 200) -> Any:
         kind=kind,
         org=org,
         args={"kind": kind, "org": org},
+        units=units_in_scope(current_user, "anti_idle.review"),
     ), status
 
 
