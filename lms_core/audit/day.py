@@ -41,6 +41,8 @@ KIND_NAMES: dict[str, Any] = {
     "check-pending": _l("Attention check"),
 }
 KINDS = tuple(KIND_NAMES)
+#: Where the known tables beside the picture go (others follow, in hook order).
+SECTION_ORDER = ("evidence", "reviews", "ledger")
 #: Beyond this many sessions on one day the picture shows the first ones only.
 MAX_LANES = 40
 #: Heartbeats closer than this with the same outcome are drawn as one stretch.
@@ -227,7 +229,11 @@ def build(user_id: int, day: dt.date, layers: list[DayLayer]) -> Picture:
         lanes=[Lane(label, bars[label]) for label in order],
         ticks=ticks,
         rows=rows,
-        sections=[sec for layer in layers for sec in layer.sections],
+        # The evidence first, then the decisions, then the ledger lines they produced.
+        sections=sorted(
+            (sec for layer in layers for sec in layer.sections),
+            key=lambda sec: SECTION_ORDER.index(sec.key) if sec.key in SECTION_ORDER else len(SECTION_ORDER),
+        ),
         facts=[f for layer in layers for f in layer.facts],
         kinds=used,
     )
