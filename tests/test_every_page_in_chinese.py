@@ -264,6 +264,7 @@ def _is_page(rule: Any) -> bool:
         and not rule.endpoint.endswith(".static")
         and "beat" not in rule.rule
         and not rule.rule.endswith(".csv")
+        and not rule.rule.endswith(".xlsx")  # exports: their Chinese is checked in the tests of each view
     )
 
 

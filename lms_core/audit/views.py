@@ -125,17 +125,26 @@ def _export(view: str, fmt: str) -> Any:
     return response
 
 
-@bp.route("/events.csv", defaults={"fmt": "csv"})
-@bp.route("/events.xlsx", defaults={"fmt": "xlsx"})
-def events_export(fmt: str) -> Any:
-    return _export("events", fmt)
+@bp.route("/events.csv")
+def events_csv() -> Any:
+    return _export("events", "csv")
 
 
-@bp.route("/sessions.csv", defaults={"fmt": "csv"})
-@bp.route("/sessions.xlsx", defaults={"fmt": "xlsx"})
-def sessions_export(fmt: str) -> Any:
+@bp.route("/events.xlsx")
+def events_xlsx() -> Any:
+    return _export("events", "xlsx")
+
+
+@bp.route("/sessions.csv")
+def sessions_csv() -> Any:
     require(current_user, "learning.view")
-    return _export("sessions", fmt)
+    return _export("sessions", "csv")
+
+
+@bp.route("/sessions.xlsx")
+def sessions_xlsx() -> Any:
+    require(current_user, "learning.view")
+    return _export("sessions", "xlsx")
 
 
 @bp.route("/users/<int:user_id>/learning")
