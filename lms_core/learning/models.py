@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from lms_core.accounts.models import User
 from lms_core.courses.models import Lesson
 from lms_core.db import Base, UTCDateTime, bigint_pk, json_type, str_enum, utcnow
+from lms_core.enrolments.models import Enrolment
 from lms_core.i18n import enum_labels
 
 
@@ -49,6 +50,8 @@ class LearningSession(Base):
 
     lesson: Mapped[Lesson] = relationship()
     user: Mapped[User] = relationship()
+    #: Loaded with the session by the heartbeat (one statement for session, lesson, media, enrolment).
+    enrolment: Mapped[Enrolment] = relationship()
 
     __table_args__ = (Index("ix_learning_sessions_user_id_started_at", "user_id", "started_at"),)
 

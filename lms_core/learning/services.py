@@ -27,8 +27,9 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Integer, and_, bindparam, func, select
+from sqlalchemy import Integer, String, and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from lms_core import jsonsafe
 from lms_core.accounts.models import User
@@ -78,11 +79,24 @@ class BeatResult:
     verdict: str
 
 
-def _locked(stmt: Any) -> Any:
-    """``FOR UPDATE`` on PostgreSQL; SQLite serialises writers anyway."""
+def _locked(stmt: Any, of: Any = None) -> Any:
+    """``FOR UPDATE`` (of one table when ``of`` is given) on PostgreSQL; SQLite serialises writers anyway."""
     if db.session.get_bind().dialect.name == "postgresql":
-        return stmt.with_for_update()
+        return stmt.with_for_update(of=of) if of is not None else stmt.with_for_update()
     return stmt
+
+
+@functools.cache
+def _beat_session_statement() -> Any:
+    """The session with its lesson, media and enrolment: one statement per heartbeat, not four."""
+    return (
+        select(LearningSession)
+        .where(LearningSession.id == bindparam("session_id", type_=String))
+        .options(
+            joinedload(LearningSession.lesson, innerjoin=True).joinedload(Lesson.media),
+            joinedload(LearningSession.enrolment, innerjoin=True),
+        )
+    )
 
 
 @functools.cache
@@ -301,7 +315,11 @@ def _intersect(a: list[segs.Segment], b: list[segs.Segment]) -> list[segs.Segmen
 def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
     """Validate, assess and credit one heartbeat; commits nothing (the view commits)."""
     beat = _parse_beat(raw)
-    session = db.session.execute(_locked(select(LearningSession).filter_by(id=session_id))).scalar_one_or_none()
+    session = (
+        db.session.execute(_locked(_beat_session_statement(), of=LearningSession), {"session_id": session_id})
+        .unique()
+        .scalar_one_or_none()
+    )
     if session is None or session.user_id != user.id:
         raise BeatError(_("unknown learning session"), 404)
     if session.ended_at is not None:
@@ -399,16 +417,16 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
             client=beat["client"],
         )
     )
-    if credited_ms:
-        _add_to_daily_total(user.id, now, credited_ms)
     session.last_seq = beat["seq"]
     session.last_beat_at = now
     session.claimed_ms += segs.total(claimed)
     session.credited_ms += credited_ms
     session.unreported_ms += credited_ms
+    if credited_ms:
+        # After the session's changes, so its row is flushed once with them.
+        _add_to_daily_total(user.id, now, credited_ms)
 
-    enrolment = db.session.get(Enrolment, session.enrolment_id)
-    assert enrolment is not None
+    enrolment = session.enrolment
     common = {"lesson_id": lesson.id, "registration": enrolment.registration, "session_id": session.id}
     event = beat["event"]
     if lesson.kind == LessonKind.VIDEO and event in VIDEO_EVENTS:

@@ -427,9 +427,10 @@ class Judgement:
 
     __slots__ = ("cuts", "flags")
 
-    def __init__(self) -> None:
-        self.cuts: dict[str, int] = {}
-        self.flags: list[str] = []
+    # No __init__: judge() builds one per beat with ``object.__new__`` (slots set directly),
+    # which costs a third of a Python __init__ call on the hot path.
+    cuts: dict[str, int]
+    flags: list[str]
 
     def cut(self, rule: str, amount: int) -> None:
         """Remove ``amount`` ms of the claim under ``rule`` (nothing when not positive)."""
@@ -452,6 +453,9 @@ class Judgement:
                 excess -= take
                 if not cuts[rule]:
                     del cuts[rule]
+
+
+_new = object.__new__
 
 
 class SessionState:
@@ -537,7 +541,11 @@ def judge(
     conditional expressions rather than helper calls; ``int(us / 1e6 * 1000)`` is the
     exact millisecond rounding the rules have always used (``ms``).
     """
-    (_sid, _lid, video, kind, event, wall_start, now, launched, claimed, claimed_ms, merged) = r[:11]
+    (_s, _l, video, kind, event, wall_start, now, launched, claimed, claimed_ms, merged, duration, served, size) = r[
+        :14
+    ]
+    visibility, raf, rate, bg_audio, robot = r[14:]
+    max_rate, grace_us, floor_ms, slack_ms, cap_ratio, day_cap_ms = p
     start = credit_from if credit_from > wall_start else wall_start
     # The person's budget (as the core computes it): time after their clock, plus the
     # one-second jitter tolerance that the clock lends and the next beat repays.
@@ -545,7 +553,9 @@ def judge(
     budget = span_ms + TOLERANCE_MS
     if budget < 0:
         budget = 0
-    j = Judgement()
+    j = _new(Judgement)
+    j.cuts = {}
+    j.flags = []
     wall_ms = int((now - wall_start) / 1e6 * 1000)
 
     # --- one person, one stream: time another stream already credited (R04) --------
@@ -554,8 +564,7 @@ def judge(
         j.cut("R04", claimed_ms if claimed_ms < overlap else overlap)
 
     # --- presence: hidden beyond the grace period (R05) ------------------------------
-    visibility = r.visibility
-    spoofed = video and visibility == "visible" and r.raf == 0 and claimed_ms > 0 and wall_ms >= 20_000
+    spoofed = video and visibility == "visible" and raf == 0 and claimed_ms > 0 and wall_ms >= 20_000
     hidden_since = s.hidden_since
     hidden_excess = 0
     if visibility == "hidden" or spoofed:
@@ -563,16 +572,16 @@ def judge(
             # The "hidden" event beat is sent as the page hides; a heartbeat already
             # hidden (hidden at load, or a spoof) was hidden over its whole interval.
             hidden_since = now if event == "hidden" else wall_start
-        over = now - max(start, hidden_since + p.grace_us)
+        over = now - max(start, hidden_since + grace_us)
         hidden_excess = int(over / 1e6 * 1000) if over > 0 else 0
         if spoofed:
             j.flag("R13")
     elif hidden_since is not None:  # back to visible: the interval up to now was hidden
-        over = now - max(start, hidden_since + p.grace_us)
+        over = now - max(start, hidden_since + grace_us)
         hidden_excess = int(over / 1e6 * 1000) if over > 0 else 0
         hidden_since = None
     if hidden_excess:
-        if video and not r.bg_audio:
+        if video and not bg_audio:
             j.cut("R05", min(hidden_excess, claimed_ms))
         else:
             hidden_excess = 0
@@ -580,7 +589,7 @@ def judge(
     # --- attention checks: overdue stops credit, automated answers void (R07) --------
     blocked = hidden_excess
     if checks:
-        overdue, automated = checks.spans(now, p.floor_ms)
+        overdue, automated = checks.spans(now, floor_ms)
         void_ms = _spans_overlap(start, now, automated) if automated else 0
         overdue_ms = _spans_overlap(start, now, overdue) if overdue else 0
         if void_ms:
@@ -611,13 +620,9 @@ def judge(
     zero_reason: str | None = None
 
     # --- speed (R01): content faster than the fastest allowed rate ------------------
-    max_rate = p.max_rate
-    if video and claimed_ms:
-        rate = r.rate
-        if claimed_ms > max_rate * (wall_ms if wall_ms > 0 else 0) + SPEED_SLACK_MS or (
-            rate is not None and rate > max_rate + 0.01
-        ):
-            zero_reason = "R01"
+    too_fast = claimed_ms > max_rate * (wall_ms if wall_ms > 0 else 0) + SPEED_SLACK_MS
+    if video and claimed_ms and (too_fast or (rate is not None and rate > max_rate + 0.01)):
+        zero_reason = "R01"
 
     # --- forged or replayed progress (R03 / R16) --------------------------------------
     session_claimed = s.claimed_ms + claimed_ms
@@ -655,23 +660,23 @@ def judge(
     # --- media delivery (R14): bytes actually served to this session's URL ----------
     allowed_content = claimed_ms
     if video and claimed_ms:
-        duration, served, size = r.duration_ms, r.bytes_served, r.media_size
         if not served or not size or not duration:
             zero_reason = zero_reason or "R14"
         else:
             delivered = duration * min(1.0, served / size)
             covered = s.covered
             new = 0
+            reach = covered[-1][1] if covered else -1
             for a, b in merged:  # disjoint ranges: their new parts add up
-                new += _new_ms(covered, a, b)
-            room = int(delivered + p.slack_ms) - s.covered_ms
+                new += b - a if a >= reach else _new_ms(covered, a, b)
+            room = int(delivered + slack_ms) - s.covered_ms
             if new > room:
                 allowed_content = max(0, claimed_ms - (new - max(0, room)))
                 if allowed_content == 0:
                     zero_reason = zero_reason or "R14"
                 else:
                     j.cut("R14", claimed_ms - allowed_content)
-    elif kind == "document" and claimed_ms and r.media_size and not r.bytes_served:
+    elif kind == "document" and claimed_ms and size and not served:
         zero_reason = zero_reason or "R14"  # "read" a document whose file was never fetched
 
     if zero_reason is not None:
@@ -683,13 +688,13 @@ def judge(
             credit = allowed_content
 
     # --- caps: per lesson (R10) and per day (held, R10a) ------------------------------
-    if credit and video and r.duration_ms:
-        room = max(0, int(p.cap_ratio * r.duration_ms) - lesson_credited)
+    if credit and video and duration:
+        room = max(0, int(cap_ratio * duration) - lesson_credited)
         if credit > room:
             j.cut("R10", credit - room)
             credit = room
-    if credit and day_credited + credit > p.day_cap_ms:
-        held = credit - max(0, p.day_cap_ms - day_credited)
+    if credit and day_credited + credit > day_cap_ms:
+        held = credit - max(0, day_cap_ms - day_credited)
         j.cut("R10a", held)
         credit -= held
 
@@ -716,7 +721,7 @@ def judge(
         credit = 0
     if j.cuts:
         j.trim(claimed_ms - credit)
-    if video and r.robot:
+    if video and robot:
         j.flag("R11")
 
     s.hidden_since = hidden_since
@@ -726,9 +731,14 @@ def judge(
     if claimed:
         s.last_claim_end = claimed[-1][1]
     s.claimed_ms = session_claimed
+    covered = s.covered
     for a, b in credited:
-        s.covered_ms += _new_ms(s.covered, a, b)
-        _add_range(s.covered, a, b)
+        if not covered or a > covered[-1][1]:  # playing on: append
+            covered.append((a, b))
+            s.covered_ms += b - a
+        else:
+            s.covered_ms += _new_ms(covered, a, b)
+            _add_range(covered, a, b)
     return credited, credit, start, j
 
 
@@ -778,6 +788,9 @@ def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Seq
 
 
 # --- a whole day (recompute, benchmark) -----------------------------------------------------
+
+
+_judged = tuple.__new__  # builds a Judged without the Python-level NamedTuple constructor
 
 
 class Judged(NamedTuple):
@@ -836,5 +849,5 @@ def assess_day(
             lessons[r.lesson_id] = lessons.get(r.lesson_id, 0) + credit
             day_credit += credit
             clock = cstart + credit * 1000
-        out.append(Judged(credited, credit, cstart, j.cuts, tuple(sorted(set(j.flags))) if j.flags else ()))
+        out.append(_judged(Judged, (credited, credit, cstart, j.cuts, tuple(sorted(set(j.flags))) if j.flags else ())))
     return out

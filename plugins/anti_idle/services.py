@@ -76,8 +76,11 @@ def check_inputs(rows: Sequence[AttentionCheck]) -> list[els.CheckInput]:
     ]
 
 
-def prior_from(session_row: Beat | None, lesson_row: Beat | None, day_row: Beat | None, day: dt.date) -> els.Prior:
-    """The running state before a beat, from the previous rows of its session, lesson and person."""
+def prior_from(session_row: Any, lesson_row: Any, day_row: Any, day: dt.date) -> els.Prior:
+    """The running state before a beat, from the previous rows of its session, lesson and person.
+
+    The rows are ``Beat`` objects or rows of ``STATE_COLUMNS`` (same attribute names).
+    """
     same_day = day_row is not None and els.beijing_day(day_row.received_at) == day
     return els.Prior(
         hidden_since=session_row.hidden_since if session_row else None,
@@ -91,9 +94,47 @@ def prior_from(session_row: Beat | None, lesson_row: Beat | None, day_row: Beat 
     )
 
 
-def _latest(stmt: Any) -> Beat | None:
-    row: Beat | None = db.session.execute(stmt.limit(1)).scalar_one_or_none()
-    return row
+#: The running state a beat row carries (what the next beat's prior is read from).
+STATE_COLUMNS = (
+    Beat.id,
+    Beat.received_at,
+    Beat.event,
+    Beat.hidden_since,
+    Beat.last_claim_end,
+    Beat.session_claimed_ms,
+    Beat.session_covered,
+    Beat.lesson_credited_ms,
+    Beat.day_credited_ms,
+)
+
+
+def _latest_ids(user_id: int, session_id: str, lesson_id: int) -> Any:
+    """The ids of the latest beat of the session, of the person on the lesson, and of the person."""
+    session_q = select(Beat.id).where(Beat.session_id == session_id).order_by(Beat.seq.desc()).limit(1)
+    lesson_q = (
+        select(Beat.id).where(Beat.user_id == user_id, Beat.lesson_id == lesson_id).order_by(Beat.id.desc()).limit(1)
+    )
+    day_q = select(Beat.id).where(Beat.user_id == user_id).order_by(Beat.received_at.desc(), Beat.id.desc()).limit(1)
+    return select(
+        session_q.scalar_subquery().label("s"),
+        lesson_q.scalar_subquery().label("l"),
+        day_q.scalar_subquery().label("d"),
+    )
+
+
+def previous_rows(user_id: int, session_id: str, lesson_id: int) -> tuple[Any, Any, Any]:
+    """(session row, lesson row, person's latest row) before a new beat, in one statement."""
+    ids = _latest_ids(user_id, session_id, lesson_id).subquery()
+    rows = db.session.execute(
+        select(*STATE_COLUMNS, ids.c.s, ids.c.l, ids.c.d).join(
+            ids, or_(Beat.id == ids.c.s, Beat.id == ids.c.l, Beat.id == ids.c.d)
+        )
+    ).all()
+    by_id = {r.id: r for r in rows}
+    if not rows:
+        return None, None, None
+    first = rows[0]
+    return by_id.get(first.s), by_id.get(first.l), by_id.get(first.d)
 
 
 def beat_input(claim: IntervalClaim) -> els.BeatInput:
@@ -166,13 +207,7 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
         return None
     policy = current_policy(claim.course_id)
     day = els.beijing_day(claim.wall_end)
-    session_row = _latest(select(Beat).where(Beat.session_id == claim.session_id).order_by(Beat.seq.desc()))
-    lesson_row = _latest(
-        select(Beat).where(Beat.user_id == claim.user_id, Beat.lesson_id == claim.lesson_id).order_by(Beat.id.desc())
-    )
-    day_row = _latest(
-        select(Beat).where(Beat.user_id == claim.user_id).order_by(Beat.received_at.desc(), Beat.id.desc())
-    )
+    session_row, lesson_row, day_row = previous_rows(claim.user_id, claim.session_id, claim.lesson_id)
     checks = person_checks(claim.user_id, claim.wall_end - CHECK_LOOKBACK, claim.wall_end)
     beat = beat_input(claim)
     outcome = els.assess(beat, prior_from(session_row, lesson_row, day_row, day), policy.params, check_inputs(checks))

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from lms_core.events.services import emit
@@ -208,13 +208,17 @@ def _payload(v: DayVerdict) -> dict[str, Any]:
     }
 
 
-def _publish(v: DayVerdict) -> None:
+_UNKNOWN: Any = object()
+
+
+def _publish(v: DayVerdict, org_unit_id: int | None = _UNKNOWN) -> None:
+    """Publish the day's figures (``org_unit_id``: the person's unit when the caller has it)."""
     emit(
         DAY_ASSESSED,
         actor=None,
         object_type=DayVerdict.__tablename__,
         object_id=v.id,
-        org_unit_id=_org_of(v.user_id),
+        org_unit_id=_org_of(v.user_id) if org_unit_id is _UNKNOWN else org_unit_id,
         payload=_payload(v),
     )
     v.tally = {**v.tally, "published": _payload(v)}
@@ -252,14 +256,16 @@ def _verdict_row(user_id: int, day: dt.date) -> DayVerdict:
 def record_online(beat: Beat, policy: PolicyVersion) -> DayVerdict:
     """Add one judged beat to its day (the person's beats are serialised by the core's clock lock)."""
     day = els.beijing_day(beat.received_at)
-    v = _verdict_row(beat.user_id, day)
+    # The day and its row for the lesson in one statement (the common case: both exist).
+    found = db.session.execute(
+        select(DayVerdict, DayLesson)
+        .outerjoin(DayLesson, and_(DayLesson.day_verdict_id == DayVerdict.id, DayLesson.lesson_id == beat.lesson_id))
+        .where(DayVerdict.user_id == beat.user_id, DayVerdict.day == day)
+    ).first()
+    v, lesson = (found[0], found[1]) if found is not None else (_verdict_row(beat.user_id, day), None)
     t = Tally.from_json(v.tally or {})
     t.add(beat)
     _apply(v, t, policy)
-    db.session.flush()
-    lesson = db.session.execute(
-        select(DayLesson).where(DayLesson.day_verdict_id == v.id, DayLesson.lesson_id == beat.lesson_id)
-    ).scalar_one_or_none()
     if lesson is None:
         lesson = DayLesson(
             day_verdict_id=v.id,
