@@ -67,6 +67,35 @@ def emit(
     return event
 
 
+def emit_many(name: str, items: list[dict[str, Any]]) -> list[Event]:
+    """``emit`` for many events of one name at once (bulk jobs such as a recompute).
+
+    ``items`` hold ``object_type``, ``object_id``, ``org_unit_id``, ``payload`` (no
+    actor). The events are inserted with one statement and their dispatch jobs with
+    another, instead of two flushes per event; same rows, same dispatch.
+    """
+    now = utcnow()
+    events = [
+        Event(
+            name=name,
+            actor_id=None,
+            org_unit_id=item.get("org_unit_id"),
+            object_type=item.get("object_type"),
+            object_id=None if item.get("object_id") is None else str(item["object_id"]),
+            course_id=item.get("course_id"),
+            ip=None,
+            payload=item.get("payload") or {},
+            created_at=now,
+        )
+        for item in items
+    ]
+    db.session.add_all(events)
+    db.session.flush()
+    for event in events:
+        enqueue(DISPATCH_JOB, {"event_id": event.id})
+    return events
+
+
 def _run_handler(impl: Any, event_id: int) -> bool:
     """Run one plugin's handler in its own transaction, recording a failure."""
     event = db.session.get(Event, event_id)

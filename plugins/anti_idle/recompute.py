@@ -26,12 +26,14 @@ from typing import Any, cast
 from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from lms_core.events.services import emit_many
 from lms_core.extensions import db
 from plugins.anti_idle import els
+from plugins.anti_idle.events import DAY_ASSESSED
 from plugins.anti_idle.models import CREDITED, AttentionCheck, Beat, DayLesson, DayVerdict, Evidence
 from plugins.anti_idle.policy import PolicyVersion, policy_by_version
 from plugins.anti_idle.services import CHECK_LOOKBACK, STATE_COLUMNS, day_bounds
-from plugins.anti_idle.verdicts import Tally, _apply, _digest, _payload, _publish, _verdict_row, derive
+from plugins.anti_idle.verdicts import Tally, _apply, _digest, _payload, _verdict_row, derive
 
 BEAT_COLUMNS = (
     Beat.id,
@@ -328,7 +330,7 @@ def _write(results: list[DayResult], orgs: Mapping[int, int | None]) -> list[Day
     db.session.execute(delete(Evidence).where(Evidence.day_verdict_id.in_(ids)))
     db.session.execute(delete(DayLesson).where(DayLesson.day_verdict_id.in_(ids)))
     lessons: list[dict[str, Any]] = []
-    changed: list[tuple[DayVerdict, Any]] = []
+    changed: list[dict[str, Any]] = []
     for v, r in zip(verdicts, results, strict=True):
         published = (v.tally or {}).get("published")
         v.policy_version = 0
@@ -347,13 +349,23 @@ def _write(results: list[DayResult], orgs: Mapping[int, int | None]) -> list[Day
             )
         d = derive(r.tally, r.policy.params)
         db.session.add_all(build_lines(v, cast(Any, r.outcomes), r.policy, d))
-        if published != _payload(v):
-            changed.append((v, r))
+        payload = _payload(v)
+        if published != payload:  # what the credit bank knows is out of date
+            changed.append(
+                {
+                    "object_type": DayVerdict.__tablename__,
+                    "object_id": v.id,
+                    "org_unit_id": orgs.get(r.user_id),
+                    "payload": payload,
+                }
+            )
+            v.tally = {**v.tally, "published": payload}
     if lessons:
         db.session.execute(insert(DayLesson), lessons)
     db.session.flush()
-    for v, r in changed:  # what the credit bank knows is out of date
-        _publish(v, org_unit_id=orgs.get(r.user_id))
+    if changed:
+        # One statement for the events and one for their jobs (as _publish would, day by day).
+        emit_many(DAY_ASSESSED, changed)
     return verdicts
 
 

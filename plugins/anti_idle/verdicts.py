@@ -208,17 +208,13 @@ def _payload(v: DayVerdict) -> dict[str, Any]:
     }
 
 
-_UNKNOWN: Any = object()
-
-
-def _publish(v: DayVerdict, org_unit_id: int | None = _UNKNOWN) -> None:
-    """Publish the day's figures (``org_unit_id``: the person's unit when the caller has it)."""
+def _publish(v: DayVerdict) -> None:
     emit(
         DAY_ASSESSED,
         actor=None,
         object_type=DayVerdict.__tablename__,
         object_id=v.id,
-        org_unit_id=_org_of(v.user_id) if org_unit_id is _UNKNOWN else org_unit_id,
+        org_unit_id=_org_of(v.user_id),
         payload=_payload(v),
     )
     v.tally = {**v.tally, "published": _payload(v)}
