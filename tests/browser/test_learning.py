@@ -106,3 +106,26 @@ def test_tracker_api_lets_a_plugin_add_signals_and_read_beats(page: Any, course:
     page.wait_for_function("window.lmsTracker.playing() && window.lmsTracker.position() > 1")
     page.wait_for_function("window.seen.length > 0")
     assert page.evaluate("window.seen[0]") == ["play", True]
+
+
+def test_resume_does_not_lag_when_the_last_beat_is_lost(page: Any, course: Course, learner: User) -> None:
+    """Issue 8: the beat sent as the page goes away can lose the race with the reload (or
+    die with the browser); the player then resumed one beat behind. It now resumes where
+    the learner was, from the position this device kept."""
+    sign_in(page, "liming")
+    page.goto(f"/courses/{course.id}")
+    page.locator("#enrol").click()
+    page.get_by_role("link", name="案例讲座").click()
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    with page.expect_response(re.compile(r"/beat$")):
+        page.evaluate("(() => { const v = document.getElementById('player'); v.muted = true; return v.play(); })()")
+    # From here on every beat is lost: the server keeps the position of the play beat (0 s).
+    page.route(re.compile(r"/beat$"), lambda route: route.abort())
+    page.wait_for_function("document.getElementById('player').currentTime > 6", timeout=20_000)
+    page.evaluate("document.getElementById('player').pause()")  # its beat is lost too
+    watched = video_time(page)
+    page.reload()
+    page.unroute(re.compile(r"/beat$"))
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    page.wait_for_function("document.getElementById('player').currentTime > 4")
+    assert abs(video_time(page) - watched) < 1.5, "the player resumes where the learner was, not one beat behind"

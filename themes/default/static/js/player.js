@@ -71,6 +71,7 @@
     };
     for (var k in (extra || {})) body[k] = extra[k];
     segments = [];
+    remember(body.position);
     if (event === "terminate") ended = true;
     var json = JSON.stringify(body);
     if (signer) { try { json = signer(json) || json; } catch (e) { /* see pluginSignals */ } }
@@ -84,6 +85,24 @@
         try { listeners[i](result, event); } catch (e) { /* see pluginSignals */ }
       }
     }).catch(function () {});
+  }
+
+  // The resume position, also kept on this device: the beat sent as the page goes
+  // away (reload, closing the tab) can lose the race with the next page load, or be
+  // lost with a crashed browser, and the server would then resume one beat behind.
+  // A position written here in the last two minutes is newer than any the server has.
+  var resumeKey = card.dataset.resumeKey;
+  var RECENT_MS = 120000;
+  function remember(position) {
+    if (!video || !resumeKey) return;
+    try { localStorage.setItem(resumeKey, JSON.stringify({ p: position, t: Date.now() })); } catch (e) { /* private mode */ }
+  }
+  function recentPosition() {
+    try {
+      var saved = JSON.parse(localStorage.getItem(resumeKey) || "null");
+      if (saved && typeof saved.p === "number" && isFinite(saved.p) && Math.abs(Date.now() - saved.t) < RECENT_MS) return saved.p;
+    } catch (e) { /* unreadable: use the server's */ }
+    return null;
   }
 
   function update(result) {
@@ -107,6 +126,8 @@
 
   if (video) {
     var resume = parseFloat(video.dataset.resume || "0");
+    var local = resumeKey ? recentPosition() : null;
+    if (local !== null) resume = local;
     video.addEventListener("loadedmetadata", function () {
       if (resume > 0 && resume < video.duration - 1) video.currentTime = resume;
     });
@@ -119,6 +140,7 @@
       send("seeked", { time_from: from || 0, time_to: video.currentTime });
     });
     video.addEventListener("timeupdate", function () {
+      if (!video.paused) remember(video.currentTime);
       // A jump larger than normal playback is a seek, not watching.
       if (lastTime !== null && !video.paused && Math.abs(video.currentTime - lastTime) > 2 * Math.max(1, video.playbackRate)) {
         closeSegment(lastTime); segStart = video.currentTime;
