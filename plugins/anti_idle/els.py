@@ -544,8 +544,9 @@ def judge(
     (_s, _l, video, kind, event, wall_start, now, launched, claimed, claimed_ms, merged, duration, served, size) = r[
         :14
     ]
-    visibility, raf, rate, bg_audio, robot = r[14:]
-    max_rate, grace_us, floor_ms, slack_ms, cap_ratio, day_cap_ms = p
+    # The first fields by position (one unpack), later ones (envelope, idle ...) by name.
+    visibility, raf, rate, bg_audio, robot = r[14:19]
+    max_rate, grace_us, floor_ms, slack_ms, cap_ratio, day_cap_ms = p[:6]
     start = credit_from if credit_from > wall_start else wall_start
     # The person's budget (as the core computes it): time after their clock, plus the
     # one-second jitter tolerance that the clock lends and the next beat repays.

@@ -83,6 +83,7 @@ def session_state(row: Any) -> els.SessionState:
         row.last_claim_end,
         row.session_claimed_ms,
         [(int(a), int(b)) for a, b in row.session_covered],
+        row.seq,
     )
 
 
@@ -239,6 +240,7 @@ def judge_day(
             b.bytes_served,
             b.media_size,
             b.client,
+            b.seq,
         )
         for b in beats
     ]

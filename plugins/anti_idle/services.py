@@ -97,6 +97,7 @@ def prior_from(session_row: Any, lesson_row: Any, day_row: Any, day: dt.date) ->
 #: The running state a beat row carries (what the next beat's prior is read from).
 STATE_COLUMNS = (
     Beat.id,
+    Beat.seq,
     Beat.received_at,
     Beat.event,
     Beat.hidden_since,
