@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lms_core.events.services import emit_many
 from lms_core.extensions import db
-from plugins.anti_idle import els
+from plugins.anti_idle import day_rules, els
 from plugins.anti_idle.events import DAY_ASSESSED
 from plugins.anti_idle.models import CREDITED, AttentionCheck, Beat, DayLesson, DayVerdict, Evidence
 from plugins.anti_idle.policy import PolicyVersion, policy_by_version
@@ -200,7 +200,7 @@ class DayResult:
     tally: Tally
     policy: PolicyVersion
     digest: str
-    outcomes: list[tuple[Any, els.Judged]]
+    outcomes: list[tuple[Any, Any]]
     per_lesson: dict[int, list[int]]
 
 
@@ -268,7 +268,27 @@ def judge_day(
         acc[0] += claimed
         acc[1] += j.credited_ms
     digest = _digest(cast(Any, beats), cast(Any, checks), used.version)
-    return DayResult(user_id, day, tally, used, digest, list(zip(beats, judged, strict=True)), per_lesson)
+    outcomes = [(b, _Outcome(j)) for b, j in zip(beats, judged, strict=True)]
+    # The day rules (day_rules.py) see what assess_day shows them: the beats, their outcomes, the checks.
+    tally.day_rules = day_rules.judge(user_id, day, cast(Any, outcomes), cast(Any, checks), used.params)
+    return DayResult(user_id, day, tally, used, digest, outcomes, per_lesson)
+
+
+class _Outcome:
+    """A judged beat with the attributes of ``els.Outcome`` the day rules and evidence read."""
+
+    __slots__ = ("credited", "credited_ms", "credit_start", "cuts", "flags")
+
+    def __init__(self, j: els.Judged) -> None:
+        self.credited = j.credited
+        self.credited_ms = j.credited_ms
+        self.credit_start = els.at_us(j.credit_start)
+        self.cuts = j.cuts
+        self.flags = j.flags
+
+    @property
+    def credit_end(self) -> dt.datetime | None:
+        return self.credit_start + dt.timedelta(milliseconds=self.credited_ms) if self.credited_ms else None
 
 
 def _split_days(
