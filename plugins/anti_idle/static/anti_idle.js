@@ -23,7 +23,7 @@
  *      probes            bitmask of integrity probes (see PROBE_* below)
  *      idle_ms           time since the last trusted input (documents: R08 idle)
  *      device            a short digest of the screen, time zone, language and CPU count
- *                        (with the address and browser it names a device, R12 代刷)
+ *                        (with the address and browser it names a device, R12: one device studying for several accounts)
  *    and ``webdriver`` (navigator.webdriver) next to ``presence``.
  * 2. Checks. After every answered beat the script asks the server (POST, CSRF)
  *    whether a check is due. The server answers with nothing, or with a check it
