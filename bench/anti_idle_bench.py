@@ -43,7 +43,8 @@ sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
 import load  # noqa: E402 - bench/ is a folder of scripts, not a package
 import seed_large  # noqa: E402
-from dashboard_bench import free_port, step, teardown, wait_for_http  # noqa: E402
+from common import free_port, percentile, step, wait_for_http  # noqa: E402
+from dashboard_bench import teardown  # noqa: E402
 
 from tests import pgcluster  # noqa: E402
 
@@ -330,7 +331,7 @@ def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace) -> dic
         wall = asyncio.run(_drive(port, clients, latencies, errors, args.warmup, args.duration))
         values = sorted(v * 1000 for v in latencies)
         rate = len(values) / wall
-        p50, p95, p99 = (load.percentile(values, q) for q in (50, 95, 99))
+        p50, p95, p99 = (percentile(values, q) for q in (50, 95, 99))
         ok = rate >= 2000 and p99 <= 100 and not sum(errors)
         print(
             f"ingestion: {len(values):,} beats in {wall:.1f}s = {rate:.0f} beats/s, p50 {p50:.1f} ms, "
