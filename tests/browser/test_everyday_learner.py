@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -46,15 +47,18 @@ def test_quiz_review_marks_the_wrong_answer(mobile_page: Any, kit: Any, tmp_path
 def test_survey_second_answer_edits_the_first(page: Any, kit: Any, tmp_path: Any) -> None:
     sign_in(page, "liming")
     page.goto(f"/learn/lessons/{kit.survey.id}")
-    page.locator("input[name=rating][value='4']").check()
-    page.locator("#comment").fill("很有收获")
+    # A new survey starts with a 1-5 rating and an open question (tests/browser/test_everyday_survey.py edits them).
+    questions = page.locator(".survey-question")
+    expect(questions).to_have_count(2)
+    questions.nth(0).locator(".scale-point").nth(3).click()
+    questions.nth(1).locator("textarea").fill("很有收获")
     page.get_by_role("button", name="提交").click()
     expect(page.locator("#survey-mine")).to_contain_text("再次提交将修改这份回答")
-    expect(page.locator("#comment")).to_have_value("很有收获")
-    page.locator("input[name=rating][value='5']").check()
+    expect(page.locator(".survey-question").nth(1).locator("textarea")).to_have_value("很有收获")
+    page.locator(".survey-question").nth(0).locator(".scale-point").nth(4).click()
     page.get_by_role("button", name="保存修改").click()
-    expect(page.locator(".flash-success")).to_contain_text("评分 4 → 5")
-    expect(page.locator("#survey-mine")).to_contain_text("最后修改于")
+    expect(page.locator(".flash-success")).to_contain_text(re.compile(r"：4.*→ 5"))
+    expect(page.locator(".survey-question").nth(1).locator("textarea")).to_have_value("很有收获")
     page.screenshot(path=str(tmp_path / "survey-1280.png"), full_page=True)
 
 

@@ -12,7 +12,7 @@
  *   position(), playing()    current media time in seconds; true while media plays
  *   addSignals(fn)           fn(event) returns an object merged into every beat's ``client``
  *   onBeat(fn)               fn(result, event) after each answered beat
- *   send(event, extra)       send a beat now
+ *   send(event, extra)       send a beat now (after the one in flight, if any)
  *   setSigner(fn)            fn(json) returns the text actually sent (e.g. the JSON with a
  *                            signature appended); one signer, the last set wins
  */
@@ -55,6 +55,9 @@
     var v = visibleMs; visibleMs = 0; return v;
   }
 
+  var BEAT_TIMEOUT_MS = 20000;
+  var inFlight = Promise.resolve();
+
   function send(event, extra) {
     if (ended) return;
     if (video && !video.paused && segStart !== null) {  // flush the open range, keep playing
@@ -75,16 +78,28 @@
     if (event === "terminate") ended = true;
     var json = JSON.stringify(body);
     if (signer) { try { json = signer(json) || json; } catch (e) { /* see pluginSignals */ } }
-    return fetch(beatUrl, {
-      method: "POST", keepalive: true, credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-      body: json
-    }).then(function (r) { return r.ok ? r.json() : null; }).then(function (result) {
-      update(result);
-      if (result) for (var i = 0; i < listeners.length; i++) {
-        try { listeners[i](result, event); } catch (e) { /* see pluginSignals */ }
-      }
-    }).catch(function () {});
+    function post() {
+      // A beat that hangs must not hold back the ones queued behind it.
+      var ctl = window.AbortController ? new AbortController() : null;
+      var timer = ctl ? setTimeout(function () { ctl.abort(); }, BEAT_TIMEOUT_MS) : null;
+      return fetch(beatUrl, {
+        method: "POST", keepalive: true, credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+        body: json, signal: ctl ? ctl.signal : undefined
+      }).then(function (r) { return r.ok ? r.json() : null; }).then(function (result) {
+        update(result);
+        if (result) for (var i = 0; i < listeners.length; i++) {
+          try { listeners[i](result, event); } catch (e) { /* see pluginSignals */ }
+        }
+      }).catch(function () {}).then(function () { if (timer) clearTimeout(timer); });
+    }
+    // The page is going away: no later turn of the queue would run, so send at once.
+    if (event === "terminate") return post();
+    // One beat in flight at a time. The server keeps only a seq higher than the last it
+    // took (a lower one is a retry it already has), so two beats racing each other on the
+    // network would lose the earlier one's viewing: pause + seeked, or a slow connection.
+    inFlight = inFlight.then(post);
+    return inFlight;
   }
 
   // The resume position, also kept on this device: the beat sent as the page goes
