@@ -90,6 +90,7 @@ def test_a_human_click_answers_the_check(page: Any, course: Course, learner: Use
     target = wait_for_check(page)
     assert page.evaluate("document.activeElement.classList.contains('ai-check')"), "focus moves to the check"
     page.screenshot(path=str(tmp_path / "check-1280.png"))
+    page.wait_for_timeout(800)  # a person reads the prompt first; faster than 400 ms is flagged as automated
     with page.expect_response(re.compile(r"/answer$")) as answered:
         page.get_by_role("button", name=target, exact=True).click()
     assert answered.value.json()["outcome"] == "passed"
@@ -145,6 +146,7 @@ def test_check_on_a_phone(mobile_page: Any, course: Course, learner: User, tmp_p
     box = page.get_by_role("button", name=target, exact=True).bounding_box()
     assert box["height"] >= 44 and box["width"] >= 44, "touch targets are large enough"
     page.screenshot(path=str(tmp_path / "check-390.png"), full_page=True)
+    page.wait_for_timeout(800)  # as above: a human answer takes longer than the 400 ms floor
     page.get_by_role("button", name=target, exact=True).tap()
     expect(page.locator(".ai-check")).to_be_hidden()
     (row,) = checks_of(learner)
