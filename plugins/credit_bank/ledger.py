@@ -41,6 +41,7 @@ from lms_core.extensions import db
 from plugins.credit_bank.models import (
     FLAG_CLOSED,
     FLAG_NON_NEGATIVE,
+    JOURNAL_COLUMNS,
     LEDGERS,
     T_LINKED,
     T_PENDING,
@@ -511,29 +512,6 @@ def apply(groups: Sequence[Sequence[TransferSpec]]) -> list[list[str]]:
     return results
 
 
-_COLUMNS = (
-    "id",
-    "ledger_id",
-    "debit_account_id",
-    "credit_account_id",
-    "amount",
-    "flags",
-    "pending_id",
-    "timeout_at",
-    "group_id",
-    "reverses_id",
-    "code",
-    "effective_date",
-    "policy_version",
-    "user_id",
-    "actor_id",
-    "evidence_ref",
-    "memo",
-    "body_hash",
-    "recorded_at",
-)
-
-
 def _insert_rows(rows: list[dict[str, Any]]) -> None:
     """Append journal rows: ``COPY ... FROM STDIN`` on PostgreSQL (one stream for the batch,
     in the session's transaction), a multi-row INSERT elsewhere."""
@@ -542,9 +520,9 @@ def _insert_rows(rows: list[dict[str, Any]]) -> None:
         return
     raw = db.session.connection().connection.driver_connection
     assert raw is not None
-    with raw.cursor() as cur, cur.copy(f"COPY credit_transfers ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+    with raw.cursor() as cur, cur.copy(f"COPY credit_transfers ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row([row[c] for c in _COLUMNS])
+            copy.write_row([row[c] for c in JOURNAL_COLUMNS])
 
 
 def _write_sums(touched: list[_Acct]) -> None:

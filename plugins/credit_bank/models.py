@@ -267,3 +267,28 @@ class TokenScopeGrant(Base):
     scope: Mapped[str] = mapped_column(String(32), primary_key=True)
     granted_by: Mapped[int | None] = mapped_column(Integer)
     granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+#: The journal's columns apart from ``seq`` (assigned by the database), in one order for
+#: the batch COPY (ledger) and the replay (transcripts.log); a new column is added here once.
+JOURNAL_COLUMNS = (
+    "id",
+    "ledger_id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "flags",
+    "pending_id",
+    "timeout_at",
+    "group_id",
+    "reverses_id",
+    "code",
+    "effective_date",
+    "policy_version",
+    "user_id",
+    "actor_id",
+    "evidence_ref",
+    "memo",
+    "body_hash",
+    "recorded_at",
+)

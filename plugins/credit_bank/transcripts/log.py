@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import exists, func, insert, select, text
 
 from lms_core.extensions import db
-from plugins.credit_bank.models import Transfer
+from plugins.credit_bank.models import JOURNAL_COLUMNS, Transfer
 from plugins.credit_bank.proofs import credential as cr
 from plugins.credit_bank.proofs import keys, merkle
 from plugins.credit_bank.proofs.canonical import CanonicalError, parse
@@ -169,28 +169,7 @@ def checkpoint_now(progress: Echo | None = None) -> tuple[Checkpoint, Checkpoint
 # -- replay ------------------------------------------------------------------------------------
 
 
-_ROW_COLUMNS = (
-    "seq",
-    "id",
-    "ledger_id",
-    "debit_account_id",
-    "credit_account_id",
-    "amount",
-    "flags",
-    "pending_id",
-    "timeout_at",
-    "group_id",
-    "reverses_id",
-    "code",
-    "effective_date",
-    "policy_version",
-    "user_id",
-    "actor_id",
-    "evidence_ref",
-    "memo",
-    "body_hash",
-    "recorded_at",
-)
+_ROW_COLUMNS = ("seq", *JOURNAL_COLUMNS)
 
 
 def _all_account_keys() -> dict[int, str]:
