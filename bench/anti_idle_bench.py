@@ -13,12 +13,20 @@
    back over keep-alive HTTP/1.1 for ``--duration`` s. The load generator is one
    asyncio process writing raw requests, so it takes little of the CPU it measures.
    Target >= 2,000 beats/s, p99 <= 100 ms. Each beat is committed before its answer.
+   CPU seconds of gunicorn (all workers) and of PostgreSQL (all backends) over the
+   measured window are divided by the beats answered: CPU per beat, server + database.
+
+Every beat is signed as the real player signs it (``envelope.sign_with_key`` with the
+session key the lesson page hands the player): an unsigned beat earns nothing (R03),
+so timing unsigned beats would time a path no honest learner takes. Each section
+checks afterwards that its beats were judged ``valid`` and credited.
 4. ``recompute``: ``flask lms anti-idle recompute --all --since D`` over ``--days``
    person-days of ``--beats-per-day`` beats written with COPY. Target 10,000 <= 60 s.
 
     .venv/bin/python bench/anti_idle_bench.py                       # everything (< 10 min)
     .venv/bin/python bench/anti_idle_bench.py --only els
     .venv/bin/python bench/anti_idle_bench.py --only ingest --duration 20 --clients 32
+    .venv/bin/python bench/anti_idle_bench.py --only beat --profile   # where the time goes
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -43,9 +52,10 @@ sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
 import load  # noqa: E402 - bench/ is a folder of scripts, not a package
 import seed_large  # noqa: E402
-from common import free_port, percentile, step, wait_for_http  # noqa: E402
+from common import free_port, percentile, postmaster_pid, step, tree_cpu_seconds, wait_for_http  # noqa: E402
 from dashboard_bench import teardown  # noqa: E402
 
+from plugins.anti_idle.envelope import sign_with_key  # noqa: E402
 from tests import pgcluster  # noqa: E402
 
 SECRET = "bench-secret-key-not-for-production"  # noqa: S105
@@ -136,13 +146,17 @@ def bench_els(rounds: int) -> dict[str, object]:
 # --- 2. one beat in process: CPU time and statements -------------------------------------
 
 
-def bench_beat(url: str, beats: int) -> dict[str, object]:
+def bench_beat(url: str, beats: int, profile: bool = False) -> dict[str, object]:
     """CPU time and SQL statements per heartbeat, through the app's real view, in process."""
+    import cProfile
+    import pstats
+
     import time_machine
     from sqlalchemy import event
 
     from lms_core import create_app
     from lms_core.extensions import db
+    from plugins.anti_idle import envelope
 
     app = create_app(
         {
@@ -172,16 +186,16 @@ def bench_beat(url: str, beats: int) -> dict[str, object]:
         beat_url, csrf = BEAT_URL_RE.search(page), CSRF_META_RE.search(page)
         assert beat_url and csrf, "lesson page without a beat URL"
         path, headers = beat_url.group(1).decode(), {"X-CSRFToken": csrf.group(1).decode()}
+        session_id = path.split("/")[-2]
         statements: collections.Counter[str] = collections.Counter()
 
         def count(_conn, _cursor, statement, _params, _context, _many):  # noqa: ANN001
             statements[" ".join(statement.split())[:90]] += 1
 
         def post(seq: int) -> None:
+            body = b'{"seq":%d,"event":"heartbeat","visible_ms":10000,"client":{"visibility":"visible"}}' % seq
             r = client.post(
-                path,
-                json={"seq": seq, "event": "heartbeat", "visible_ms": 10_000, "client": {"visibility": "visible"}},
-                headers=headers,
+                path, data=envelope.sign(session_id, body), content_type="application/json", headers=headers
             )
             assert r.status_code == 200, r.data
 
@@ -190,24 +204,43 @@ def bench_beat(url: str, beats: int) -> dict[str, object]:
             with time_machine.travel(at, tick=False):
                 post(seq)
         event.listen(db.engine, "before_cursor_execute", count)
+        profiler = cProfile.Profile(time.process_time) if profile else None  # CPU, not waits
         cpu = 0.0
         for seq in range(6, 6 + beats):
             at += dt.timedelta(seconds=10)
             with time_machine.travel(at, tick=False):
                 started = time.process_time()
+                if profiler:
+                    profiler.enable()
                 post(seq)
+                if profiler:
+                    profiler.disable()
                 cpu += time.process_time() - started
         event.remove(db.engine, "before_cursor_execute", count)
         credited = client.get(f"/api/v1/me/study?lesson={lesson_id}").get_json() or {}
+        with psycopg.connect(plain(url)) as conn:
+            envelopes = dict(
+                conn.execute(
+                    "SELECT client->>'envelope', count(*) FROM anti_idle_beats WHERE session_id = %s GROUP BY 1",
+                    (session_id,),
+                ).fetchall()
+            )
         db.engine.dispose()
     per_beat = sum(statements.values()) / beats
     print(
         f"one beat in process (document lesson, plugin on, PostgreSQL): CPU {cpu * 1000 / beats:.2f} ms per beat "
         f"(Flask + SQLAlchemy + psycopg in this process; PostgreSQL's own CPU not included), "
-        f"{per_beat:.1f} SQL statements per beat; {credited.get('credited_seconds')} s credited over {beats} beats"
+        f"{per_beat:.1f} SQL statements per beat; {credited.get('credited_seconds')} s credited over "
+        f"{beats + 5} signed beats; envelopes {envelopes}; load average {os.getloadavg()[0]:.2f}"
     )
+    assert envelopes.get(envelope.VALID) == beats + 5 and credited.get("credited_seconds"), "beats not credited"
     for text, n in statements.most_common():
         print(f"    {n / beats:4.1f}  {text}")
+    if profiler:
+        dump = Path(tempfile.gettempdir()) / "anti_idle_beat.prof"
+        profiler.dump_stats(dump)
+        print(f"    CPU profile (process_time) written to {dump}")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
     return {"cpu_ms_per_beat": round(cpu * 1000 / beats, 2), "statements_per_beat": round(per_beat, 1)}
 
 
@@ -226,6 +259,7 @@ async def _client(
     cookie: str,
     path: str,
     token: str,
+    key: str,
     latencies: list[float],
     errors: list[int],
     measuring: asyncio.Event,
@@ -242,6 +276,7 @@ async def _client(
         while not stop.is_set():
             seq += 1
             body = b'{"seq":%d,"event":"heartbeat","visible_ms":10000,"client":{"visibility":"visible"}}' % seq
+            body = sign_with_key(key, body)  # as the player signs it; HMAC in the load generator
             started = time.perf_counter()
             writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
             status_line = await reader.readline()
@@ -262,29 +297,37 @@ async def _client(
 
 async def _drive(
     port: int,
-    clients: list[tuple[str, str, str]],
+    clients: list[tuple[str, str, str, str]],
     latencies: list[float],
     errors: list[int],
     warmup: float,
     duration: float,
-) -> float:
+    cpu_pids: tuple[int, int],
+) -> tuple[float, float, float]:
+    """Drive the clients; returns (wall seconds, server CPU s, PostgreSQL CPU s) of the measured window."""
     measuring, stop = asyncio.Event(), asyncio.Event()
     tasks = [
-        asyncio.create_task(_client(port, cookie, path, token, latencies, errors, measuring, stop))
-        for cookie, path, token in clients
+        asyncio.create_task(_client(port, cookie, path, token, key, latencies, errors, measuring, stop))
+        for cookie, path, token, key in clients
     ]
     await asyncio.sleep(warmup)
+    server_cpu, pg_cpu = (tree_cpu_seconds(pid) for pid in cpu_pids)
     measuring.set()
     started = time.perf_counter()
     await asyncio.sleep(duration)
     measuring.clear()
     wall = time.perf_counter() - started
+    server_cpu = tree_cpu_seconds(cpu_pids[0]) - server_cpu
+    pg_cpu = tree_cpu_seconds(cpu_pids[1]) - pg_cpu
     stop.set()
     await asyncio.wait(tasks, timeout=30)
-    return wall
+    return wall, server_cpu, pg_cpu
 
 
-def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace) -> dict[str, object]:
+BEAT_KEY_RE = re.compile(rb'data-beat-key="([0-9a-f]{64})"')
+
+
+def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace, pg_pid: int) -> dict[str, object]:
     import psycopg
 
     with psycopg.connect(plain(url)) as conn:
@@ -320,25 +363,39 @@ def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace) -> dic
             c = load.Client(base)
             c.login(f"bench{i * 7:06d}", seed_large.PASSWORD)
             status, _h, page = c.request("GET", f"/learn/lessons/{lesson_id}")
-            beat_url, token = BEAT_URL_RE.search(page), CSRF_META_RE.search(page)
-            if status != 200 or not beat_url or not token:
-                raise load.LoadError(f"lesson page for client {i}: HTTP {status}")
+            beat_url, token, key = BEAT_URL_RE.search(page), CSRF_META_RE.search(page), BEAT_KEY_RE.search(page)
+            if status != 200 or not beat_url or not token or not key:
+                raise load.LoadError(f"lesson page for client {i}: HTTP {status} (beat URL, CSRF token, beat key)")
             cookie = "; ".join(f"{k}={v}" for k, v in c.cookies.items())
-            clients.append((cookie, beat_url.group(1).decode(), token.group(1).decode()))
+            clients.append((cookie, beat_url.group(1).decode(), token.group(1).decode(), key.group(1).decode()))
             c.close()
         latencies: list[float] = []
         errors = [0]
-        wall = asyncio.run(_drive(port, clients, latencies, errors, args.warmup, args.duration))
+        load_before = os.getloadavg()[0]
+        wall, server_cpu, pg_cpu = asyncio.run(
+            _drive(port, clients, latencies, errors, args.warmup, args.duration, (server.pid, pg_pid))
+        )
         values = sorted(v * 1000 for v in latencies)
         rate = len(values) / wall
         p50, p95, p99 = (percentile(values, q) for q in (50, 95, 99))
         ok = rate >= 2000 and p99 <= 100 and not sum(errors)
+        n = max(1, len(values))
+        cpu_ms = (server_cpu + pg_cpu) * 1000 / n
+        with psycopg.connect(plain(url)) as conn:
+            envelopes = dict(
+                conn.execute("SELECT client->>'envelope', count(*) FROM anti_idle_beats GROUP BY 1").fetchall()
+            )
+            credited = conn.execute("SELECT count(*) FROM anti_idle_beats WHERE credited_ms > 0").fetchone()[0]
         print(
             f"ingestion: {len(values):,} beats in {wall:.1f}s = {rate:.0f} beats/s, p50 {p50:.1f} ms, "
-            f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {sum(errors)}, load average "
-            f"{os.getloadavg()[0]:.2f} after; {args.workers} gthread workers x {args.threads} threads;"
-            f" target >= 2000 beats/s, p99 <= 100 ms: {'met' if ok else 'MISSED'}"
+            f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {sum(errors)}; {args.workers} gthread workers x "
+            f"{args.threads} threads, {len(clients)} clients; load average {load_before:.2f} before, "
+            f"{os.getloadavg()[0]:.2f} after; target >= 2000 beats/s, p99 <= 100 ms: {'met' if ok else 'MISSED'}\n"
+            f"    CPU per beat {cpu_ms:.2f} ms = gunicorn {server_cpu * 1000 / n:.2f} + PostgreSQL "
+            f"{pg_cpu * 1000 / n:.2f} (=> at most {2000 / cpu_ms:.0f} beats/s on an idle 2-core machine); "
+            f"stored beats by envelope {envelopes}, {credited} credited"
         )
+        assert not envelopes.get("unsigned") and not envelopes.get("bad"), "the load generator's beats were not valid"
         return {
             "beats_per_s": round(rate),
             "p50_ms": round(p50, 1),
@@ -346,6 +403,10 @@ def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace) -> dic
             "p99_ms": round(p99, 1),
             "errors": sum(errors),
             "clients": len(clients),
+            "cpu_ms_per_beat": round(cpu_ms, 2),
+            "server_cpu_ms_per_beat": round(server_cpu * 1000 / n, 2),
+            "pg_cpu_ms_per_beat": round(pg_cpu * 1000 / n, 2),
+            "load_before": round(load_before, 2),
         }
     finally:
         server.terminate()
@@ -455,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--days", type=int, default=10_000, help="person-days to recompute")
     parser.add_argument("--beats-per-day", type=int, default=20)
+    parser.add_argument("--profile", action="store_true", help="cProfile the in-process beats (section beat)")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     results: dict[str, object] = {}
@@ -481,9 +543,9 @@ def main(argv: list[str] | None = None) -> int:
             seed_large.seed_study(url, courses=1, assigned=1)
             seed_large.settle(url)
             if args.only in (None, "beat"):
-                results["beat"] = bench_beat(url, args.beats)
+                results["beat"] = bench_beat(url, args.beats, args.profile)
             if args.only in (None, "ingest"):
-                results["ingest"] = bench_ingest(url, env, args)
+                results["ingest"] = bench_ingest(url, env, args, postmaster_pid(cluster))
             if args.only in (None, "recompute"):
                 results["recompute"] = bench_recompute(url, env, args)
         finally:
