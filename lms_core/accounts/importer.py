@@ -447,6 +447,8 @@ def import_users(
     shared_hash = hash_password(initial_password) if initial_password else initial_password_hash
     fields = ("full_name", "rank_band", "party_member", "position", "phone")
     rank_changes: list[dict[str, Any]] = []
+    #: New accounts with a 职级生效日期: their first rank entry (ids are known after the flush).
+    created_ranks: list[tuple[User, str, dt.date]] = []
     for row in rows:
         v = row.values
         unit = units[v["org_code"]]
@@ -467,6 +469,8 @@ def import_users(
                 initial_passwords.issue(user, report.issued, org_name=unit.name)
             db.session.add(user)
             report.created += 1
+            if v["rank_since"] is not None:
+                created_ranks.append((user, v["rank_band"].value, v["rank_since"]))
             continue
         changes = {}
         before_rank = user.rank_band
@@ -508,6 +512,10 @@ def import_users(
                 initial_passwords.issue(user, report.issued, org_name=unit.name)
                 report.passwords_set += 1
     db.session.flush()
+    # "from": None: the rank before the date is not known (a new account, not a promotion).
+    rank_changes += [
+        {"user_id": u.id, "from": None, "to": band, "since": since.isoformat()} for u, band, since in created_ranks
+    ]
     emit(
         "users.imported",
         actor=actor,

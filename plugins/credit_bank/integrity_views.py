@@ -9,15 +9,19 @@ scope covers every top-level unit (site admins, city or province auditors at the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, abort, render_template, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from lms_core.accounts.models import User
 from lms_core.authz import can
 from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
+from plugins.credit_bank import labels
 
 bp = Blueprint("credit_bank_integrity", __name__, url_prefix="/credit/integrity", template_folder="templates")
 
@@ -70,6 +74,58 @@ def page() -> Any:
     return render_template("credit_bank/integrity.html", logs=logs, replay=replay)
 
 
+KIND_NAMES = {
+    "counted": _l("Counted"),
+    "overflow": _l("Recorded, not counted"),
+    "issuer": _l("Issuer"),
+    "expired": _l("Expired"),
+}
+
+
+@dataclass(frozen=True)
+class MismatchRow:
+    """A replay mismatch as an auditor reads it: whose account, which credit type, year and kind."""
+
+    person: User | None
+    owner_id: str
+    ledger: str
+    year: str
+    kind: str
+    negative: bool
+    cached: tuple[int, int, int, int]
+    replayed: tuple[int, int, int, int]
+
+
+def describe(mismatches: list[Any]) -> list[MismatchRow]:
+    """Name the person, ledger, year and account kind of each mismatch (one query for the people).
+
+    ``ledger.replay_check`` names an account ``LEDGER/kind/owner/period``, with `` (negative)``
+    when replayed debits exceed credits.
+    """
+    parsed = []
+    for m in mismatches:
+        ref, negative = m.account, m.account.endswith(" (negative)")
+        if negative:
+            ref = ref[: -len(" (negative)")]
+        code, kind, owner, period = (ref.split("/") + ["", "", "", ""])[:4]
+        parsed.append((m, code, kind, owner, period, negative))
+    ids = {int(owner) for _m, _c, _k, owner, _p, _n in parsed if owner.isdigit()}
+    people = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+    return [
+        MismatchRow(
+            person=people.get(int(owner)) if owner.isdigit() else None,
+            owner_id=owner,
+            ledger=labels.ledger_name(code),
+            year=period if period.isdigit() and period != "0" else "",
+            kind=str(KIND_NAMES.get(kind, kind)),
+            negative=negative,
+            cached=m.cached,
+            replayed=m.replayed,
+        )
+        for m, code, kind, owner, period, negative in parsed
+    ]
+
+
 def _replay() -> dict[str, Any]:
     """The credit bank's own replay: balances from the journal, then every registered check."""
     from plugins.credit_bank import replay
@@ -78,4 +134,4 @@ def _replay() -> dict[str, Any]:
     checked, mismatches = replay_check()
     lines: list[str] = []
     problems = replay.run_checks(lines.append)
-    return {"checked": checked, "mismatches": mismatches, "ok": problems == 0, "lines": lines}
+    return {"checked": checked, "mismatches": describe(mismatches), "ok": problems == 0, "lines": lines}

@@ -158,12 +158,14 @@ def record(
     corrects: int | None = None,
     withdraw: bool = False,
     before: str | None = None,
+    initial: bool = False,
 ) -> RankChange:
     """Append an entry (commits) and keep ``users.rank_band`` on today's band.
 
     ``before``: the band before any history, when the caller knows it better than
-    ``users.rank_band`` (the core already changed it). Raises :class:`RankError` with a
-    message for the user.
+    ``users.rank_band`` (the core already changed it). ``initial``: the first entry of
+    an account created with its rank date (the band before it is unknown, so it is no
+    promotion). Raises :class:`RankError` with a message for the user.
     """
     from lms_core.events.services import emit
 
@@ -192,8 +194,8 @@ def record(
     # What the history says without the corrected entry: the band the day before this one.
     remaining = [r for r in rows if r.id != (target.id if target else None)]
     hist = _history_of(user, remaining, before)
-    from_band = hist.band_on(effective - dt.timedelta(days=1)) if effective else None
-    if not withdraw and target is None and band == hist.band_on(effective or today()):
+    from_band = hist.band_on(effective - dt.timedelta(days=1)) if effective and not initial else None
+    if not initial and not withdraw and target is None and band == hist.band_on(effective or today()):
         raise RankError(_("The cadre already holds this rank band on that date."))
     row = RankChange(
         user_id=user.id,
@@ -283,6 +285,26 @@ def on_user_updated(event: Any) -> None:
     )
 
 
+def follow_new_account(user_id: int, band: Any, since: dt.date, actor_id: Any) -> None:
+    """The first entry of an account a personnel import created with a 职级生效日期.
+
+    Idempotent: an account that already has entries (a replayed event, or a change
+    recorded since) gets nothing. No ``from_band``: the rank held before that date is
+    not known, so the entry dates the band without opening a promotion deadline.
+    """
+    if band not in ORDER:
+        return
+    user = db.session.get(User, user_id)
+    if user is None or entries(user_id):
+        return
+    actor = db.session.get(User, actor_id) if isinstance(actor_id, int) else None
+    since = min(max(since, dt.date(2000, 1, 1)), today())
+    try:
+        record(user, band=band, effective=since, actor=actor, reason=SOURCE_IMPORT, initial=True)
+    except RankError:
+        db.session.rollback()
+
+
 def on_users_imported(event: Any) -> None:
     changes = (event.payload or {}).get("rank_changes") or []
     if not isinstance(changes, list):
@@ -292,7 +314,10 @@ def on_users_imported(event: Any) -> None:
             user_id, since = int(c["user_id"]), dt.date.fromisoformat(str(c["since"]))
         except (KeyError, TypeError, ValueError):
             continue
-        follow_core_change(user_id, c.get("from"), c.get("to"), since, event.actor_id, SOURCE_IMPORT)
+        if c.get("from") is None:
+            follow_new_account(user_id, c.get("to"), since, event.actor_id)
+        else:
+            follow_core_change(user_id, c.get("from"), c.get("to"), since, event.actor_id, SOURCE_IMPORT)
 
 
 #: Import columns (Chinese headers, English accepted).

@@ -69,6 +69,21 @@ def credit_view(user: User, year: int, as_of: dt.date | None) -> dict[str, Any]:
     return {"balances": balances, "progress": queries.progress(user, year, as_of), "lines": lines}
 
 
+def _log_statement_view(user: User, year: int, as_of: dt.date | None) -> None:
+    """An admin looking at someone's credit statement is a view of their record (谁查看了我的学习记录).
+
+    Committed before the answer is built, like the core's record views, so the log row
+    stays even if rendering fails; looking at one's own statement is not logged.
+    """
+    from lms_core.audit.viewlog import log_view
+    from lms_core.jobs.services import commit
+
+    # The detail is data shown as is (year, and the "as of" date when one was asked).
+    detail = str(year) + (f" · {as_of.isoformat()}" if as_of else "")
+    log_view(current_user, user, "credit", detail)
+    commit()
+
+
 def _user_in_scope(user_id: int, capability: str) -> User:
     user = db.session.get(User, user_id)
     if user is None:
@@ -98,6 +113,7 @@ def person(user_id: int) -> Any:
     user = _user_in_scope(user_id, "credit.view")
     year = parse_year(request.args.get("year"))
     as_of = parse_date(request.args.get("as_of"))
+    _log_statement_view(user, year, as_of)
     return render_template(
         "credit_bank/mine.html",
         person=user,
@@ -213,4 +229,6 @@ def api_me() -> Any:
 @api_bp.route("/users/<int:user_id>/credits")
 @login_required
 def api_user(user_id: int) -> Any:
-    return jsonify(_api_payload(_user_in_scope(user_id, "credit.view")))
+    user = _user_in_scope(user_id, "credit.view")
+    _log_statement_view(user, parse_year(request.args.get("year")), parse_date(request.args.get("as_of")))
+    return jsonify(_api_payload(user))

@@ -299,6 +299,49 @@ def test_a_personnel_import_with_the_rank_date_enters_the_history(app: Flask, ca
     assert p.deadline == dt.date(2027, 2, 28)
 
 
+def test_an_account_created_by_the_import_keeps_its_rank_date(app: Flask, cast, tree) -> None:  # type: ignore[no-untyped-def]
+    """A new account's 职级生效日期 is its first entry: dated, no promotion (the band before is unknown)."""
+    from lms_core.accounts.importer import import_users
+    from lms_core.accounts.models import User
+    from lms_core.events.models import Event
+    from lms_core.events.services import dispatch
+    from lms_core.jobs.services import commit
+
+    header = "用户名,姓名,单位代码,职级,职级生效日期\n"
+    body = f"newcomer,赵新,{tree.town_a.code},县处级,2026/03/01\nundated,钱未,{tree.town_a.code},乡科级,\n"
+    with time_machine.travel(NOW, tick=True):
+        report = import_users(cast["admin_a"], (header + body).encode())
+        assert report.ok and report.created == 2
+        commit()
+    newcomer = db.session.execute(db.select(User).where(User.username == "newcomer")).scalar_one()
+    undated = db.session.execute(db.select(User).where(User.username == "undated")).scalar_one()
+    (entry,) = ranks.entries(newcomer.id)
+    assert (entry.from_band, entry.to_band, entry.effective_date, entry.reason) == (
+        None,
+        "county_and_above",
+        dt.date(2026, 3, 1),
+        "source:import",
+    )
+    assert ranks.entries(undated.id) == []  # no date given: nothing to record
+    hist = ranks.history(newcomer)
+    assert hist.band_on(dt.date(2026, 3, 1)) == "county_and_above" and hist.promotions() == []
+    event = (
+        db.session.execute(db.select(Event).where(Event.name == "users.imported").order_by(Event.id.desc()))
+        .scalars()
+        .first()
+    )
+    assert event is not None
+    dispatch(event.id)  # a replayed event records nothing twice
+    assert len(ranks.entries(newcomer.id)) == 1
+    # A later promotion by the same import path is dated and counted as one.
+    with time_machine.travel(NOW, tick=True):
+        line = f"undated,钱未,{tree.town_a.code},县处级,2026-09-01\n"
+        again = import_users(cast["admin_a"], (header + line).encode())
+        assert again.ok and again.updated == 1
+        commit()
+    assert ranks.history(undated).promotions() == [(dt.date(2026, 9, 1), "county_and_above")]
+
+
 def test_the_requirement_report_uses_the_band_at_the_right_date(app: Flask, cast) -> None:  # type: ignore[no-untyped-def]
     """Promoted in March 2026: counted under the yearly 90 for 2025, under the 550 cycle for 2026."""
     from plugins.credit_bank.requirement_report import RequirementReport

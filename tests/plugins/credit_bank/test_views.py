@@ -82,6 +82,39 @@ def test_api_for_other_users_is_scoped(app: Flask, client, people) -> None:  # t
     assert client.get(f"/api/v1/users/{people['other'].id}/credits").status_code == 403
 
 
+def test_an_admin_viewing_a_statement_is_logged_for_the_person(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
+    """Page and API views of someone else's statement are record views (谁查看了我的学习记录)."""
+    from lms_core.audit.viewlog import VIEWED, views_of
+    from lms_core.events.models import Event
+
+    cadre = people["cadre"]
+
+    def logged() -> list[Event]:
+        return list(db.session.execute(db.select(Event).where(Event.name == VIEWED).order_by(Event.id)).scalars())
+
+    with time_machine.travel(NOON, tick=True):
+        login(client, "cadre")
+        assert client.get("/credit/").status_code == 200
+        assert client.get("/api/v1/me/credits").status_code == 200
+        assert logged() == []  # one's own statement is not a view by someone else
+        login(client, "auditor_a")
+        assert client.get(f"/credit/users/{cadre.id}?year=2026").status_code == 200
+        assert client.get(f"/api/v1/users/{cadre.id}/credits?year=2025&as_of=2025-06-30").status_code == 200
+        assert client.get(f"/api/v1/users/{people['other'].id}/credits").status_code == 403
+        assert client.get(f"/credit/users/{cadre.id}?year=abc").status_code == 400
+    rows = logged()
+    assert [(e.actor_id, e.object_id, e.payload["what"], e.payload["detail"]) for e in rows] == [
+        (people["auditor_a"].id, str(cadre.id), "credit", "2026"),
+        (people["auditor_a"].id, str(cadre.id), "credit", "2025 · 2025-06-30"),
+    ]
+    lines = views_of(cadre.id)
+    assert [ln.what for ln in lines] == ["学时账单", "学时账单"] and lines[0].viewer == people["auditor_a"].full_name
+    with time_machine.travel(NOON, tick=True):
+        login(client, "cadre")
+        page = client.get("/record").get_data(as_text=True)
+    assert "学时账单" in page and people["auditor_a"].full_name in page
+
+
 def test_offline_claim_flow(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
     login(client, "cadre")
     form = {

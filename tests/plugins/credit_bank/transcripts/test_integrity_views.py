@@ -44,7 +44,7 @@ def test_checkpoints_consistency_and_a_clean_replay(app: Flask, tree) -> None:
 
 def test_replay_shows_a_tampered_journal(app: Flask, tree) -> None:
     _people(tree)
-    cadre = factories.UserFactory(org_unit=tree.village_a)
+    cadre = factories.UserFactory(org_unit=tree.village_a, full_name="张三丰")
     post(cadre, "a", 100)
     log.checkpoint_now()
     _tamper(app, "UPDATE credit_transfers SET amount = 900 WHERE seq = (SELECT min(seq) FROM credit_transfers)")
@@ -54,6 +54,12 @@ def test_replay_shows_a_tampered_journal(app: Flask, tree) -> None:
     assert "发现不一致" in replay
     table = replay.split('id="mismatch-table"', 1)[1].split("</table>", 1)[0]
     assert "0, 100, 0, 0" in table and "0, 900, 0, 0" in table  # stored vs recomputed credits
+    # Whose account, in words: the person (linked to their statement), credit type, year, kind.
+    row = table.split("<tbody>", 1)[1]
+    assert f'href="/credit/users/{cadre.id}?year=2025">张三丰</a>' in row
+    for words in ("网络培训学时", "<td>2025</td>", "计入", "存储的余额与流水不一致"):
+        assert words in row, words
+    assert "WL_XS" not in row and "counted" not in row
 
 
 def test_only_whole_tree_auditors_and_site_admins(app: Flask, tree) -> None:
