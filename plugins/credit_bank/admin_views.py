@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
@@ -301,26 +304,86 @@ def behind() -> Any:
 # --------------------------------------------------------------------------- rosters
 
 
+@dataclass(frozen=True)
+class FileImport:
+    """What differs between the bank's file imports; the page, limits and errors are shared."""
+
+    capability: str
+    title: Any
+    columns: Any  #: the help line naming the columns
+    summary_id: str
+    summary: Any  #: "%(c)d …, %(e)d already there, %(x)d refused."
+    run: Callable[[bytes, str, Any, Callable[[Any], bool]], list[Any]]
+
+
+#: Largest file accepted (the request is read up to one byte more to tell).
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
+
+ROSTER_IMPORT = FileImport(
+    capability="credit.import",
+    title=_l("Import class roster"),
+    columns=_l(
+        "CSV (UTF-8) or XLSX with the columns 用户名, 培训班名称, 主办单位, 开始日期, 结束日期, 学时类别, 学时. "
+        "Without 学时, the policy's rate per day applies. Importing the same row again changes nothing."
+    ),
+    summary_id="roster-summary",
+    summary=_l("%(c)d posted, %(e)d already there, %(x)d refused."),
+    run=C.import_roster,
+)
+
+
+def _rank_rows(data: bytes, filename: str, actor: Any, allowed: Callable[[Any], bool]) -> list[Any]:
+    from plugins.credit_bank import ranks
+
+    return ranks.import_rows(data, filename, actor, allowed)
+
+
+RANKS_IMPORT = FileImport(
+    capability="credit.ranks",
+    title=_l("Import rank changes"),
+    columns=_l(
+        "CSV (UTF-8) or XLSX with the columns 用户名, 职级 (县处级及以上, 乡科级 or 一般干部), 职级生效日期 "
+        "and optionally 说明. Importing the same row again changes nothing."
+    ),
+    summary_id="ranks-summary",
+    summary=_l("%(c)d recorded, %(e)d already there, %(x)d refused."),
+    run=_rank_rows,
+)
+
+
+def _file_import(kind: FileImport) -> Any:
+    """One page for both imports: upload, size and format checks, per-line results."""
+    require(current_user, kind.capability)
+
+    def page(results: list[Any] | None, status: int = 200) -> Any:
+        return render_template("credit_bank/file_import.html", kind=kind, results=results), status
+
+    if request.method != "POST":
+        return page(None)
+    f = request.files.get("file")
+    if f is None or not f.filename:
+        flash(_("Choose a CSV or XLSX file."), "error")
+        return page(None, 400)
+    try:
+        data = f.stream.read(MAX_IMPORT_BYTES + 1)
+    finally:
+        f.close()  # a large upload is spooled to a temporary file: release it now
+    if len(data) > MAX_IMPORT_BYTES:
+        flash(_("The file is larger than 10 MB."), "error")
+        return page(None, 413)
+    try:
+        results = kind.run(data, f.filename, current_user, lambda u: can(current_user, kind.capability, u))
+    except C.ClaimError as exc:
+        flash(str(exc), "error")
+        return page(None, 400)
+    return page(results)
+
+
 @bp.route("/roster", methods=["GET", "POST"])
 @login_required
 def roster_import() -> Any:
-    require(current_user, "credit.import")
-    results = None
-    if request.method == "POST":
-        f = request.files.get("file")
-        if f is None or not f.filename:
-            flash(_("Choose a CSV or XLSX file."), "error")
-            return render_template("credit_bank/roster.html", results=None), 400
-        data = f.stream.read(10 * 1024 * 1024 + 1)
-        if len(data) > 10 * 1024 * 1024:
-            flash(_("The file is larger than 10 MB."), "error")
-            return render_template("credit_bank/roster.html", results=None), 413
-        try:
-            results = C.import_roster(data, f.filename, current_user, lambda u: can(current_user, "credit.import", u))
-        except C.ClaimError as exc:
-            flash(str(exc), "error")
-            return render_template("credit_bank/roster.html", results=None), 400
-    return render_template("credit_bank/roster.html", results=results)
+    """Class rosters (offline training) from a CSV/XLSX file, idempotent per row."""
+    return _file_import(ROSTER_IMPORT)
 
 
 # --------------------------------------------------------------------------- policy
@@ -432,22 +495,4 @@ def ranks_page(user_id: int) -> Any:
 @login_required
 def ranks_import() -> Any:
     """Rank changes from a CSV/XLSX file (用户名, 职级, 职级生效日期, 说明)."""
-    from plugins.credit_bank import ranks
-
-    require(current_user, "credit.ranks")
-    results = None
-    if request.method == "POST":
-        f = request.files.get("file")
-        if f is None or not f.filename:
-            flash(_("Choose a CSV or XLSX file."), "error")
-            return render_template("credit_bank/ranks_import.html", results=None), 400
-        data = f.stream.read(10 * 1024 * 1024 + 1)
-        if len(data) > 10 * 1024 * 1024:
-            flash(_("The file is larger than 10 MB."), "error")
-            return render_template("credit_bank/ranks_import.html", results=None), 413
-        try:
-            results = ranks.import_rows(data, f.filename, current_user, lambda u: can(current_user, "credit.ranks", u))
-        except C.ClaimError as exc:
-            flash(str(exc), "error")
-            return render_template("credit_bank/ranks_import.html", results=None), 400
-    return render_template("credit_bank/ranks_import.html", results=results)
+    return _file_import(RANKS_IMPORT)

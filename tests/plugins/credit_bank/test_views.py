@@ -286,3 +286,39 @@ def test_pages_render_in_chinese(app: Flask, client, people) -> None:  # type: i
         r = client.get(url)
         assert r.status_code == 200, url
         assert "学时" in r.get_data(as_text=True), url
+
+
+@pytest.mark.parametrize(
+    ("url", "title", "csv"),
+    [
+        (
+            "/credit/roster",
+            "导入培训班名单",
+            "用户名,培训班名称,主办单位,开始日期,结束日期,学时类别,学时\nnobody,党校班,市委党校,2026-03-02,2026-03-03,集中培训学时,12\n",
+        ),
+        ("/credit/ranks/import", "导入职级变动", "用户名,职级,职级生效日期\nnobody,乡科级,2026-03-01\n"),
+    ],
+)
+def test_both_file_imports_share_one_page_and_its_refusals(
+    app: Flask, client, people, url, title, csv, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from plugins.credit_bank import admin_views
+
+    monkeypatch.setattr(admin_views, "MAX_IMPORT_BYTES", 2000)  # a small file stands for a large one
+    with time_machine.travel(NOON, tick=True):
+        login(client, "admin_a")
+        page = client.get(url).get_data(as_text=True)
+        assert f"<h1>{title}</h1>" in page and 'name="file"' in page
+        missing = client.post(url, data={}, content_type="multipart/form-data")
+        assert missing.status_code == 400 and "请选择 CSV 或 XLSX 文件" in missing.get_data(as_text=True)
+        big = io.BytesIO(b"x" * 2001)
+        too_big = client.post(url, data={"file": (big, "big.csv")}, content_type="multipart/form-data")
+        assert too_big.status_code == 413 and "10 MB" in too_big.get_data(as_text=True)
+        refused = client.post(url, data={"file": (io.BytesIO(csv.encode()), "r.csv")})
+        html = refused.get_data(as_text=True)
+        assert refused.status_code == 200 and "拒绝 1 " in html and "nobody" not in html.split("<tbody>")[0], html[
+            -1500:
+        ]
+        assert html.count("<tr><td>2</td>") == 1  # the refused line, with its reason
+        login(client, "cadre")
+        assert client.get(url).status_code == 403
