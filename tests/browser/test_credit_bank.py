@@ -125,3 +125,53 @@ def test_site_admin_previews_and_saves_conversion_rules(
     assert len(P.versions()) == before + 1
     rules = P.rules_of(P.in_force(dt.date(2026, 6, 1)))
     assert rules["offline_day_centi"] == 750 and rules["online_course"]["kind"] == "tiered_minutes"
+
+
+@pytest.mark.parametrize("size", ["mobile", "desktop"])
+def test_integrity_mismatches_and_imports_read_in_chinese(
+    request: pytest.FixtureRequest, app: Any, tree: Any, tmp_path: Path, size: str
+) -> None:
+    """A tampered journal line shows on /credit/integrity as the person, 学时类别, year and
+    account kind in words; the folded import page takes a roster file and lists its lines."""
+    import os
+
+    from plugins.credit_bank.transcripts import log
+    from tests.plugins.credit_bank.transcripts.helpers import post
+    from tests.plugins.credit_bank.transcripts.test_services import _tamper
+
+    page = request.getfixturevalue("mobile_page" if size == "mobile" else "page")
+    shots = Path(os.environ.get("LMS_SCREENSHOT_DIR") or tmp_path)
+    site = UserFactory(username="site", org_unit=tree.city, full_name="系统管理员")
+    grant(site, Role.SITE_ADMIN, tree.city)
+    cadre = UserFactory(username="cadre", org_unit=tree.village_a, full_name="张三丰")
+    db.session.commit()
+    post(cadre, "a", 100)
+    log.checkpoint_now()
+    _tamper(app, "UPDATE credit_transfers SET amount = 900 WHERE seq = (SELECT min(seq) FROM credit_transfers)")
+
+    sign_in(page, "site")
+    page.goto("/credit/integrity/")
+    page.locator("#run-replay").click()
+    expect(page.locator("#replay-result")).to_contain_text("发现不一致")
+    row = page.locator("#mismatch-table tbody tr").first
+    expect(row.get_by_role("link", name="张三丰")).to_be_visible()
+    for words in ("网络培训学时", "2025", "计入", "存储的余额与流水不一致"):
+        expect(row).to_contain_text(words)
+    assert "WL_XS" not in row.inner_text()
+    page.screenshot(path=str(shots / f"integrity-mismatch-{size}.png"), full_page=True)
+    assert horizontal_overflow(page) == 0
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text(
+        "用户名,培训班名称,主办单位,开始日期,结束日期,学时类别,学时\n"
+        "cadre,乡村振兴专题班,市委党校,2025-05-06,2025-05-07,集中培训学时,12\n"
+        "nobody,乡村振兴专题班,市委党校,2025-05-06,2025-05-07,集中培训学时,12\n",
+        encoding="utf-8-sig",
+    )
+    page.goto("/credit/roster")
+    expect(page.locator("h1")).to_have_text("导入培训班名单")
+    page.locator("input[name=file]").set_input_files(str(roster))
+    page.get_by_role("button", name="导入").click()
+    expect(page.locator("#roster-summary")).to_contain_text("拒绝 1 行")
+    page.screenshot(path=str(shots / f"roster-import-{size}.png"), full_page=True)
+    assert horizontal_overflow(page) == 0
