@@ -31,6 +31,10 @@ class LrsPlugin:
 
     @hookimpl
     def lms_template_hook(self, name: str, context: dict[str, Any]) -> str | None:
+        if name == "audit_log_tabs":
+            from lrs.audit import log_tab
+
+            return log_tab(context)
         if name != "admin_nav":
             return None
         from flask import url_for

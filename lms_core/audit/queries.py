@@ -28,6 +28,8 @@ from lms_core.events.names import event_label, object_label, readable_payload
 from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
 from lms_core.orgs.models import OrgUnit
+from lms_core.pluginhost import get_plugin_manager
+from lms_core.pluginhost.answers import RuleFilter
 
 MAX_EXPORT_ROWS = 100_000
 #: Rows fetched per round trip while exporting (memory stays flat).
@@ -41,6 +43,16 @@ UNIT_CHOICES = 500
 
 class QueryError(ValueError):
     pass
+
+
+def rule_filters() -> list[RuleFilter]:
+    """The plugins' rule filters (``lms_log_rule_filter``), in hook order."""
+    return [f for f in get_plugin_manager().hook.lms_log_rule_filter() if f is not None]
+
+
+def rule_choices() -> list[tuple[str, str]]:
+    """``(code, name)`` of every rule the study sessions can be filtered by."""
+    return [(code, str(name)) for f in rule_filters() for code, name in f.choices]
 
 
 def units_in_scope(viewer: Any, capability: str) -> list[tuple[str, str]]:
@@ -321,8 +333,24 @@ _SESSION_CURSOR = re.compile(r"^(\d{1,17})-([0-9a-f]{1,32})$")
 class SessionQuery(LogQuery):
     """Study sessions (one tab opening one lesson) with the time claimed, credited and deducted."""
 
+    #: A rule code offered by a plugin (``lms_log_rule_filter``): sessions it left evidence on.
+    rule: str = ""
     capability: ClassVar[str] = "learning.view"
     filename: ClassVar[str] = "study-sessions"
+
+    @classmethod
+    def from_args(cls, viewer: Any, args: Any, **extra: Any) -> Any:
+        return super().from_args(viewer, args, rule=args.get("rule", "")[:16], **extra)
+
+    def rule_condition(self, session: Any) -> Any:
+        """The plugin's condition for the chosen rule (None: no rule chosen); 400 if unknown."""
+        code = _clean(self.rule, 16)
+        if not code:
+            return None
+        for f in rule_filters():
+            if any(code == c for c, _name in f.choices):
+                return f.sessions(code, session)
+        raise QueryError(_("Unknown rule; choose one from the list."))
 
     def statement(self) -> Select[Any]:
         from lms_core.courses.models import Course, Lesson
@@ -346,6 +374,8 @@ class SessionQuery(LogQuery):
             stmt = stmt.where(Lesson.course_id == course_id)
         if (lesson_id := self.lesson_id()) is not None:
             stmt = stmt.where(s.lesson_id == lesson_id)
+        if (condition := self.rule_condition(s)) is not None:
+            stmt = stmt.where(condition)
         start, end = self.bounds()
         if start:
             stmt = stmt.where(s.started_at >= start)

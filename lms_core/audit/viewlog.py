@@ -33,6 +33,7 @@ WHAT = {
     "export": _l("An export naming you"),
     "credit": _l("Credit statement"),
     "review": _l("A held day under review"),
+    "lrs": _l("Learning record store statements"),
 }
 #: Rows shown on 学习档案.
 SHOWN = 50

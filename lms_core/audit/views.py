@@ -17,6 +17,7 @@ from lms_core.audit.queries import (
     LogQuery,
     QueryError,
     SessionQuery,
+    rule_choices,
     units_in_scope,
 )
 from lms_core.audit.viewlog import log_view
@@ -57,8 +58,8 @@ def _log_person_view(query: LogQuery, what: str) -> None:
         commit()
 
 
-def _browse(view: str) -> Any:
-    cls = VIEWS[view]
+def browse(cls: type[LogQuery], view: str, endpoint: str, template: str, **context: Any) -> Any:
+    """A page of one view of the browser (plugins' views too: the LRS statements)."""
     query = cls.from_args(current_user._get_current_object(), request.args)
     try:
         rows, next_key = query.page()
@@ -66,17 +67,31 @@ def _browse(view: str) -> Any:
     except QueryError as exc:
         db.session.rollback()
         flash(str(exc), "error")
-        return _render(view, query, [], 0, None), 400
+        return _render(view, endpoint, template, query, [], 0, None, context), 400
     _log_person_view(query, "log")
-    return _render(view, query, rows, total, next_key)
+    return _render(view, endpoint, template, query, rows, total, next_key, context)
 
 
-def _render(view: str, query: LogQuery, rows: list[Any], total: int, next_key: str | None) -> str:
+def _browse(view: str) -> Any:
+    return browse(VIEWS[view], view, f"audit.{view}", f"audit/{view}.html")
+
+
+def _render(
+    view: str,
+    endpoint: str,
+    template: str,
+    query: LogQuery,
+    rows: list[Any],
+    total: int,
+    next_key: str | None,
+    context: dict[str, Any],
+) -> str:
     choices = sorted(((code, str(name)) for code, name in known_events().items()), key=lambda c: c[1])
     args = {k: v for k, v in request.args.items() if k != "before" and v}
     return render_template(
-        f"audit/{view}.html",
+        template,
         view=view,
+        endpoint=endpoint,
         query=query,
         rows=rows,
         total=total,
@@ -84,9 +99,11 @@ def _render(view: str, query: LogQuery, rows: list[Any], total: int, next_key: s
         args=args,
         units=_units(query.capability),
         event_choices=choices,
+        rule_choices=rule_choices(),
         event_label=event_label,
         object_label=object_label,
         max_export=MAX_EXPORT_ROWS,
+        **context,
     )
 
 
@@ -103,8 +120,8 @@ def sessions() -> Any:
     return _browse("sessions")
 
 
-def _export(view: str, fmt: str) -> Any:
-    cls = VIEWS[view]
+def export(cls: type[LogQuery], fmt: str) -> Any:
+    """The whole filtered table of one view as CSV or XLSX, streamed (plugins' views too)."""
     query = cls.from_args(current_user._get_current_object(), request.args)
     query.before = ""  # an export is the whole filtered table, not one page
     try:
@@ -123,6 +140,10 @@ def _export(view: str, fmt: str) -> Any:
     # The page's progress bar counts rows against this (the export's own count).
     response.headers["X-Total-Rows"] = str(total)
     return response
+
+
+def _export(view: str, fmt: str) -> Any:
+    return export(VIEWS[view], fmt)
 
 
 @bp.route("/events.csv")

@@ -7,7 +7,9 @@ loads the specs) do not import each other.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -75,3 +77,21 @@ class DayLayer:
     sections: list[Section] = field(default_factory=list)
     #: Short facts shown above the picture, e.g. "审核中 12 分钟".
     facts: list[str] = field(default_factory=list)
+
+
+# lms_log_rule_filter: rules the learning-log browser can filter study sessions by.
+
+
+@dataclass(frozen=True)
+class RuleFilter:
+    """A plugin's rules offered as a filter of the log browser's study sessions.
+
+    ``choices`` are ``(code, name)`` pairs: the code goes in the URL, the name (in the
+    reader's language, no internal code) in the picker. ``sessions(code, session)`` is a
+    SQL condition on the ``LearningSession`` entity ``session``, true for the sessions
+    during which rule ``code`` left an evidence line; the core adds it to its query, so
+    scope, keyset paging and exports stay the core's.
+    """
+
+    choices: tuple[tuple[str, str], ...]
+    sessions: Callable[[str, Any], Any]

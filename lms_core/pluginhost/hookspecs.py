@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from lms_core.events.models import Event
     from lms_core.learning.assessment import IntervalClaim, Verdict
     from lms_core.learning.models import LessonProgress
-    from lms_core.pluginhost.answers import CreditSummary, DashboardPanel, DayLayer
+    from lms_core.pluginhost.answers import CreditSummary, DashboardPanel, DayLayer, RuleFilter
 
 PROJECT = "lms"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -239,6 +239,18 @@ def lms_day_picture(person: User, day: dt.date, session_lanes: dict[str, str]) -
     session ids to the lane the core drew them on, so a plugin draws on the same
     lane. Returns a :class:`~lms_core.pluginhost.answers.DayLayer` (spans, marks, tables
     beside the picture, short facts) or ``None``. Answers are combined in hook order.
+    """
+
+
+@hookspec
+def lms_log_rule_filter() -> RuleFilter | None:
+    """Rules the learning-log browser can filter study sessions by (e.g. anti-idle rules).
+
+    Phase: request (the browser page and its exports). Returns a
+    :class:`~lms_core.pluginhost.answers.RuleFilter` (choices and a SQL condition on
+    study sessions) or ``None``. Answers are combined: the choices are listed in hook
+    order, and a code is filtered by the plugin that offered it. The core never imports
+    the plugin's tables; with no answer the browser has no rule filter.
     """
 
 

@@ -101,6 +101,12 @@ class AntiIdlePlugin:
         return layer(person, day, session_lanes)
 
     @hookimpl
+    def lms_log_rule_filter(self) -> Any:
+        from plugins.anti_idle.log_filter import rule_filter
+
+        return rule_filter()
+
+    @hookimpl
     def lms_report_charts(self, scope: Any) -> list[Any]:
         from plugins.anti_idle.report_charts import charts
 

@@ -149,6 +149,11 @@ class HookProbe:
         return None
 
     @hookimpl
+    def lms_log_rule_filter(self) -> Any:
+        # Abstains: the log browser's rule filter is tested with the anti-idle plugin.
+        return None
+
+    @hookimpl
     def lms_report_charts(self, scope: Any) -> list[Any]:
         self.chart_scopes.append(scope)
         return list(self.charts)
