@@ -7,12 +7,14 @@ the checks and messages a person sees, the appeal rows, and the scoped lists.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from lms_core.accounts.models import User
 from lms_core.authz import can, scope_condition
@@ -139,12 +141,42 @@ def _scoped_people(auditor: User) -> Any:
 QUEUE_KINDS = ("all", "held", "appeals")
 
 
-def review_list(auditor: User, *, page: int = 1, kind: str = "all", org_path: str | None = None) -> list[ReviewItem]:
+#: A review queue cursor: the last item's review score, day and id (``90~2026-05-11~345``).
+_CURSOR = re.compile(r"^(-?\d{1,9})~(\d{4}-\d{2}-\d{2})~(\d{1,18})$")
+
+
+def parse_cursor(raw: str) -> tuple[int, dt.date, int] | None:
+    """A cursor the queue produced (None for ''); ``AppealError`` 400 for anything else."""
+    if not raw:
+        return None
+    m = _CURSOR.match(raw)
+    try:
+        day = dt.date.fromisoformat(m.group(2)) if m else None
+    except ValueError:
+        day = None
+    if m is None or day is None:
+        raise AppealError(_("This page link is not valid; start again from the first page."), 400)
+    return int(m.group(1)), day, int(m.group(3))
+
+
+def cursor_of(day: DayVerdict) -> str:
+    return f"{day.review_score}~{day.day.isoformat()}~{day.id}"
+
+
+def review_list(
+    auditor: User,
+    *,
+    after: tuple[int, dt.date, int] | None = None,
+    kind: str = "all",
+    org_path: str | None = None,
+) -> tuple[list[ReviewItem], str | None]:
     """Held days not yet decided, and days with an open appeal, of people in scope.
 
     Highest review score first (the most suspicious day is looked at first), then
     the oldest. ``org_path`` narrows to one unit's subtree (inside the scope, which
     is applied in SQL whatever the filter says); ``kind`` to held days or appeals.
+    Keyset pages: ``after`` is the previous page's last (score, day, id); returns the
+    page and the cursor of the next one (None: this is the last).
     """
     open_appeal_days = select(Appeal.day_verdict_id).where(Appeal.status == "open")
     held = (DayVerdict.verdict == HELD) & DayVerdict.review_state.not_in(("posted", "voided"))
@@ -154,21 +186,35 @@ def review_list(auditor: User, *, page: int = 1, kind: str = "all", org_path: st
     people = _scoped_people(auditor)
     if org_path:
         people = people.where(OrgUnit.path.startswith(org_path, autoescape=True))
-    rows = db.session.execute(
+    stmt = (
         select(DayVerdict, User)
         .join(User, User.id == DayVerdict.user_id)
         .where(DayVerdict.user_id.in_(people), waiting)
-        .order_by(DayVerdict.review_score.desc(), DayVerdict.day, DayVerdict.id)
-        .offset((max(1, page) - 1) * PAGE)
-        .limit(PAGE)
+    )
+    if after is not None:
+        score, day, last_id = after
+        stmt = stmt.where(
+            or_(
+                DayVerdict.review_score < score,
+                and_(
+                    DayVerdict.review_score == score,
+                    or_(DayVerdict.day > day, and_(DayVerdict.day == day, DayVerdict.id > last_id)),
+                ),
+            )
+        )
+    rows = db.session.execute(
+        stmt.order_by(DayVerdict.review_score.desc(), DayVerdict.day, DayVerdict.id).limit(PAGE + 1)
     ).all()
+    more = len(rows) > PAGE
+    rows = rows[:PAGE]
     appeals: dict[int, Appeal] = {}
     if rows:
         for a in db.session.execute(
             select(Appeal).where(Appeal.day_verdict_id.in_([d.id for d, _u in rows])).order_by(Appeal.id)
         ).scalars():
             appeals[a.day_verdict_id] = a
-    return [ReviewItem(d, u, appeals.get(d.id)) for d, u in rows]
+    items = [ReviewItem(d, u, appeals.get(d.id)) for d, u in rows]
+    return items, (cursor_of(rows[-1][0]) if more and rows else None)
 
 
 def day_for_review(auditor: User, day_verdict_id: int) -> DayVerdict:

@@ -66,10 +66,13 @@ def _review_page(*, error: str | None = None, status: int = 200) -> Any:
     from sqlalchemy import select
 
     from lms_core.audit.queries import units_in_scope
-    from lms_core.bounded import page_arg
     from lms_core.orgs.models import OrgUnit
 
-    page = page_arg()
+    after = None
+    try:
+        after = appeals.parse_cursor((request.args.get("after") or "")[:64])
+    except appeals.AppealError as exc:
+        error, status = str(exc), exc.status
     kind = request.args.get("kind", "all")
     kind = kind if kind in appeals.QUEUE_KINDS else "all"
     org = (request.args.get("org") or "")[:64].strip()
@@ -82,16 +85,16 @@ def _review_page(*, error: str | None = None, status: int = 200) -> Any:
         )
         if unit is None:
             error, status = _("Unknown org unit code %(code)s.", code=org), 400
-    items = (
-        appeals.review_list(current_user, page=page, kind=kind, org_path=unit.path if unit else None)
-        if not (org and unit is None)
-        else []
+    items, next_cursor = (
+        appeals.review_list(current_user, after=after, kind=kind, org_path=unit.path if unit else None)
+        if not (org and unit is None) and status < 400
+        else ([], None)
     )
     return render_template(
         "anti_idle/review.html",
         items=items,
-        page=page,
-        size=appeals.PAGE,
+        after=after,
+        next_cursor=next_cursor,
         error=error,
         kind=kind,
         org=org,

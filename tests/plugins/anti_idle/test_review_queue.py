@@ -52,9 +52,35 @@ def test_filter_by_unit_subtree_and_kind(client, queue, tree):
     assert _order(client.get("/anti-idle/review?kind=appeals").get_data(as_text=True)) == []
     bad = client.get("/anti-idle/review?org=NOPE%00")
     assert bad.status_code == 400 and "未知的单位代码" in bad.get_data(as_text=True)
-    assert client.get("/anti-idle/review?kind=%00&page=99999999999999").status_code == 200
+    assert client.get("/anti-idle/review?kind=%00").status_code == 200
+    for cursor in ("99999999999999", "1~2026-13-40~1", "%00", "1~2026-05-01~x"):
+        bad = client.get(f"/anti-idle/review?after={cursor}")
+        assert bad.status_code == 400 and "页面链接无效" in bad.get_data(as_text=True)
     r = client.post(
         f"/anti-idle/review/days/{low.id}?org={tree.county_a.code}",
         data={"decision": "void", "reason": "证据充分，作废"},
     )
     assert r.status_code == 303 and f"org={tree.county_a.code}" in r.location
+
+
+def test_keyset_pages_in_score_order_cover_every_item_once(client, queue, tree, monkeypatch):
+    from plugins.anti_idle import appeals
+
+    low, high = queue
+    people = [UserFactory(org_unit=tree.village_a) for _ in range(4)]
+    db.session.commit()
+    more = []
+    for n, (person, score) in enumerate(zip(people, (90, 70, 60, 10), strict=True)):
+        day = make_day(person, "held", held_ms=60_000, day=dt.date(2026, 5, 1 + n))
+        day.review_score = score
+        more.append(day)
+    db.session.commit()
+    # high (90, 05-11) and low (60, 05-10) tie with new days on score: the older day comes first
+    expected = [more[0].id, high.id, more[1].id, more[2].id, low.id, more[3].id]
+    monkeypatch.setattr(appeals, "PAGE", 4)
+    login(client, "audit_city")
+    first = client.get("/anti-idle/review").get_data(as_text=True)
+    link = first.split('id="next-page" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    second = client.get(link).get_data(as_text=True)
+    assert [int(i) for i in _order(first) + _order(second)] == expected
+    assert 'id="next-page"' not in second and "第一页" in second
