@@ -38,6 +38,14 @@ def localdate(value: dt.datetime | dt.date | None, fmt: str = "long") -> str:
     return str(format_date(value, fmt))
 
 
+def beijing_today() -> dt.date:
+    """Today's Beijing calendar day (templates: day links go no further than today)."""
+    from lms_core.db import utcnow
+    from lms_core.i18n import SHANGHAI
+
+    return utcnow().astimezone(SHANGHAI).date()
+
+
 def template_hook(name: str, **context: Any) -> Markup:
     """Join the markup every plugin returns for the slot ``name``."""
     parts = get_plugin_manager().hook.lms_template_hook(name=name, context=context)
@@ -54,6 +62,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["localdate"] = localdate
     app.jinja_env.filters["label"] = label
     app.jinja_env.globals["template_hook"] = template_hook
+    app.jinja_env.globals["beijing_today"] = beijing_today
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -34,6 +34,8 @@ WHAT = {
     "credit": _l("Credit statement"),
     "review": _l("A held day under review"),
     "lrs": _l("Learning record store statements"),
+    "transcripts": _l("Transcripts"),
+    "ranks": _l("Rank history"),
 }
 #: Rows shown on 学习档案.
 SHOWN = 50

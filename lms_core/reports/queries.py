@@ -240,7 +240,9 @@ class AssignmentReport:
                     _beijing(done),
                 ]
             )
-            table.keys.append({"user": row["user_id"]})
+            # The day it was completed links to that day as a picture (the page checks scope again).
+            day = done.astimezone(SHANGHAI).date().isoformat() if done else None
+            table.keys.append({"user": row["user_id"], "day": day})
         return table
 
 

@@ -90,6 +90,14 @@ def _review_page(*, error: str | None = None, status: int = 200) -> Any:
         if not (org and unit is None) and status < 400
         else ([], None)
     )
+    if items:
+        from lms_core.audit.viewlog import log_view
+        from lms_core.jobs.services import commit
+
+        # Each item shows a person's evidence: a look at their record (issue 12, part 8).
+        for item in items:
+            log_view(current_user, item.person, "review", item.day.day.isoformat())
+        commit()
     return render_template(
         "anti_idle/review.html",
         items=items,

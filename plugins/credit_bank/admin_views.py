@@ -441,6 +441,12 @@ def ranks_page(user_id: int) -> Any:
     if user is None:
         abort(404)
     require(current_user, "credit.ranks", user)
+    if request.method == "GET":
+        from lms_core.audit.viewlog import log_view
+        from lms_core.jobs.services import commit
+
+        log_view(current_user, user, "ranks")  # a look at the cadre's record (issue 12, part 8)
+        commit()
     status = 200
     form = request.form if request.method == "POST" else {}
     if request.method == "POST":

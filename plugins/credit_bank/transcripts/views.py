@@ -253,7 +253,12 @@ def _person_page(user: Any, reissue: ReissueForm, status: int = 200) -> Any:
 @login_required
 def person_transcripts(user_id: int) -> Any:
     """An administrator in scope: a cadre's transcripts, to revoke or re-issue."""
+    from lms_core.audit.viewlog import log_view
+    from lms_core.jobs.services import commit
+
     user = _managed_user(user_id)
+    log_view(current_user, user, "transcripts")  # a look at the cadre's record (issue 12, part 8)
+    commit()
     form = ReissueForm()
     if form.year.data is None:
         form.year.data = dt.datetime.now(dt.UTC).year

@@ -11,8 +11,9 @@ from decimal import Decimal
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import select
 
-from lms_core.accounts.models import RankBand, Role, UserStatus
+from lms_core.accounts.models import RankBand, Role, User, UserStatus
 from lms_core.enrolments.models import Assignment, Enrolment
 from lms_core.extensions import db
 from lms_core.learning.models import DailyTotal, LessonProgress, ProgressStatus
@@ -295,3 +296,13 @@ def test_hours_roll_up_to_the_city(client, world):
     assert by_name["江州市（含下级）"][2] == "4.50" and by_name["江州市（含下级）"][-1] == "5.00"
     assert by_name["南岭县（含下级）"][-1] == "3.00" and by_name["城关镇（含下级）"][-1] == "3.00"
     assert rows[-1][0] == "合计" and rows[-1][-1] == "5.00"
+
+
+def test_a_completion_day_links_to_that_day_as_a_picture(client, world):
+    past, _ = world
+    login(client, "nl_admin")
+    page = client.get(f"/reports/assignments/{past.id}/people?status=completed").get_data(as_text=True)
+    done = db.session.execute(select(User.id).where(User.username == "done")).scalar_one()
+    link = f'href="/audit/users/{done}/days/2020-05-04"'  # the Beijing day of 2020-05-04 10:00
+    assert link in page and page.count("/audit/users/") == 1  # only rows naming a person and a day
+    assert client.get(f"/audit/users/{done}/days/2020-05-04").status_code == 200

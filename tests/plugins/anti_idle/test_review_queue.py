@@ -84,3 +84,22 @@ def test_keyset_pages_in_score_order_cover_every_item_once(client, queue, tree, 
     second = client.get(link).get_data(as_text=True)
     assert [int(i) for i in _order(first) + _order(second)] == expected
     assert 'id="next-page"' not in second and "第一页" in second
+
+
+def test_each_person_in_the_queue_is_a_logged_look_and_their_days_link_to_the_picture(client, queue, tree):
+    from sqlalchemy import select
+
+    from lms_core.events.models import Event
+
+    low, high = queue
+    login(client, "audit_city")
+    client.get(f"/anti-idle/review?org={tree.county_a.code}")
+    seen = db.session.execute(select(Event).where(Event.name == "record.viewed")).scalars().all()
+    assert [(e.object_id, e.payload["what"], e.payload["detail"]) for e in seen] == [
+        (str(low.user_id), "review", "2026-05-10")
+    ]
+    client.post("/logout")
+    login(client, "v1")
+    mine = client.get("/anti-idle/my").get_data(as_text=True)
+    assert 'href="/record/days/2026-05-10"' in mine
+    assert "市审核员" in client.get("/record").get_data(as_text=True)  # who looked
