@@ -80,3 +80,17 @@ def test_shares_by_rule_in_scope(client, days):
 def test_rule_names_have_no_codes():
     assert rule_name("R10c") == rule_name("R10")
     assert not re.search(r"R\d", rule_name("R42"))
+
+
+def test_the_share_taken_never_passes_the_time_claimed(client, app, tree):
+    # Two rules voiding the same hour: the lines add up to 200 %, the day lost 100 %.
+    admin = UserFactory(username="nl_admin", org_unit=tree.county_a, rank_band=RankBand.COUNTY_AND_ABOVE)
+    grant(admin, Role.ORG_ADMIN, tree.county_a)
+    near = UserFactory(org_unit=tree.village_a)
+    db.session.flush()
+    _day(near, dt.date(2026, 3, 2), HOUR, 0, [("R07b", "void", HOUR), ("R03", "void", HOUR)])
+    db.session.query(DayVerdict).filter_by(user_id=near.id).update({"void_ms": HOUR, "verdict": "void"})
+    db.session.commit()
+    login(client, "nl_admin")
+    page = client.get("/reports/dashboard?year=2026").get_data(as_text=True)
+    assert "其中 100.0% 被防挂机规则扣减、作废或暂挂" in page
