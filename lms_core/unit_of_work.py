@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import abort, flash, make_response
+from flask import abort, flash, jsonify, make_response
 from flask_babel import lazy_gettext as _l
 
 from lms_core.extensions import db
@@ -42,6 +42,8 @@ def service_call(
     errors: tuple[type[Exception], ...] = (),
     field: Any = None,
     status: int = 400,
+    reason: Callable[[Exception], str] = str,
+    field_for: Callable[[Exception], Any] | None = None,
 ) -> Iterator[None]:
     """Run the block as the request's business transaction.
 
@@ -49,27 +51,58 @@ def service_call(
     back, show the reason (as a flash built from ``message``, or on the form
     ``field`` when one is given), and answer with ``render()`` at ``status``
     (400, or the error's own ``status`` such as 413), unless ``render()`` is a
-    redirect, which keeps its own status. Any other
-    exception rolls back and propagates (a 500 or the database's 503).
+    redirect, which keeps its own status. ``reason`` turns the error into the
+    sentence shown (``str`` by default); ``field_for`` picks the form field by
+    the error, where different refusals belong to different fields. Any other exception rolls back and
+    propagates (a 500 or the database's 503).
     """
-    from lms_core.jobs.services import commit
-
     refusals: tuple[type[Exception], ...] = (ServiceError, *errors)
-    try:
+    with _transaction(refusals) as refused:
         yield
-    except refusals as exc:
-        db.session.rollback()
-        reason = str(exc)
+    if refused:
+        exc = refused[0]
+        text = reason(exc)
+        if field_for is not None:
+            field = field_for(exc)
         if field is not None:
-            field.errors = [*field.errors, reason]
+            field.errors = [*field.errors, text]
         elif message:
-            flash(str(message) % {"reason": reason}, "error")
+            flash(str(message) % {"reason": text}, "error")
         response = make_response(render())
         if not 300 <= response.status_code < 400:
-            # An error that knows its status (an upload too large: 413) keeps it.
-            own = getattr(exc, "status", None)
-            response.status_code = own if isinstance(own, int) and 400 <= own < 500 else status
+            response.status_code = _status(exc, status)
         abort(response)
+
+
+@contextmanager
+def json_call(*, errors: tuple[type[Exception], ...] = (), status: int = 400) -> Iterator[None]:
+    """:func:`service_call` for JSON endpoints: a refusal answers ``{"error": reason, "status": n}``."""
+    refusals: tuple[type[Exception], ...] = (ServiceError, *errors)
+    with _transaction(refusals) as refused:
+        yield
+    if refused:
+        code = _status(refused[0], status)
+        abort(make_response(jsonify({"error": str(refused[0]), "status": code}), code))
+
+
+def _status(exc: Exception, default: int) -> int:
+    """An error that knows its status (an upload too large: 413, a beat for another's session: 404) keeps it."""
+    own = getattr(exc, "status", None)
+    return own if isinstance(own, int) and 400 <= own < 500 else default
+
+
+@contextmanager
+def _transaction(refusals: tuple[type[Exception], ...]) -> Iterator[list[Exception]]:
+    """Commit on success; roll back on anything; a refusal is handed back (in the list), others propagate."""
+    from lms_core.jobs.services import commit
+
+    refused: list[Exception] = []
+    try:
+        yield refused
+    except refusals as exc:
+        db.session.rollback()
+        refused.append(exc)
+        return
     except BaseException:
         db.session.rollback()
         raise

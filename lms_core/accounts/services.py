@@ -147,9 +147,13 @@ def set_password(user: User, new_password: str, *, actor: User | None, must_chan
     revoke_all_tokens(user, actor=actor, reason=name)
 
 
+class WrongPassword(AccountError):
+    """The current password given to change it does not match."""
+
+
 def change_own_password(user: User, current: str, new_password: str) -> None:
     if not verify_password(user.password_hash, current):
-        raise AccountError(_("current password is wrong"))
+        raise WrongPassword(_("Current password is wrong."))
     set_password(user, new_password, actor=user)
 
 

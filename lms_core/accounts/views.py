@@ -17,6 +17,7 @@ from lms_core.accounts.request_auth import authenticated_token
 from lms_core.extensions import db, login_manager
 from lms_core.i18n import LOCALE_COOKIE, SUPPORTED_LOCALES
 from lms_core.jobs.services import commit
+from lms_core.unit_of_work import service_call
 
 bp = Blueprint("accounts", __name__)
 
@@ -132,21 +133,20 @@ def logout() -> Any:
 @login_required
 def password() -> Any:
     form = ChangePasswordForm()
+
+    def page() -> str:
+        return render_template("auth/password.html", form=form, show_tokens=tokens_allowed(current_user))
+
     if form.validate_on_submit():
-        try:
+        with service_call(
+            page, field_for=lambda exc: form.current if isinstance(exc, services.WrongPassword) else form.new
+        ):
             services.change_own_password(current_user, form.current.data or "", form.new.data or "")
-        except services.AccountError as exc:
-            db.session.rollback()
-            form.new.errors = [_("Current password is wrong.") if "current" in str(exc) else str(exc)]
-        else:
-            commit()
-            # The session identity includes session_version, which just changed.
-            login_user(current_user._get_current_object())
-            flash(_("Your password has been changed."), "success")
-            return redirect(url_for("dashboard.index"))
-    return render_template(
-        "auth/password.html", form=form, show_tokens=tokens_allowed(current_user)
-    ), 400 if form.errors else 200
+        # The session identity includes session_version, which just changed.
+        login_user(current_user._get_current_object())
+        flash(_("Your password has been changed."), "success")
+        return redirect(url_for("dashboard.index"))
+    return page(), 400 if form.errors else 200
 
 
 @bp.route("/lang/<code>")

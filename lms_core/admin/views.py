@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
@@ -12,7 +13,7 @@ from sqlalchemy import false, func, or_, select
 
 from lms_core.accounts import initial_passwords
 from lms_core.accounts import services as accounts
-from lms_core.accounts.importer import RANK_NAMES, ImportFileError, count_lines, import_users, queue_import
+from lms_core.accounts.importer import RANK_NAMES, count_lines, import_users, queue_import
 from lms_core.accounts.models import CredentialSheet, ImportRun, RankBand, Role, RoleAssignment, User, UserStatus
 from lms_core.admin.forms import ImportForm, MoveForm, OrgForm, RoleForm, SheetForm, UserForm, role_choices
 from lms_core.authz import allowed_or_404, can, require, scope_condition, scope_roots
@@ -21,7 +22,7 @@ from lms_core.extensions import db
 from lms_core.jobs.services import commit
 from lms_core.orgs import services as orgs
 from lms_core.orgs.models import OrgKind, OrgUnit
-from lms_core.unit_of_work import service_call
+from lms_core.unit_of_work import ServiceError, service_call
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -387,53 +388,68 @@ def user_status(user_id: int) -> Any:
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
 
+class _BadLines(ServiceError):
+    """Some lines of an import were refused: nothing of the file is kept, the lines are listed."""
+
+
 @bp.route("/import", methods=["GET", "POST"])
 def import_view() -> Any:
     require(current_user, "user.import")
     form = ImportForm()
-    report = None
-    file_error = None
-    sheet = None
-    status = 200
-    if form.validate_on_submit():
-        upload = form.file.data
-        data = upload.stream.read(current_app.config["LMS_IMPORT_MAX_BYTES"] + 1)
-        password = form.initial_password.data or None
-        min_length = current_app.config["LMS_PASSWORD_MIN_LENGTH"]
-        try:
-            if len(data) > current_app.config["LMS_IMPORT_MAX_BYTES"]:
-                file_error, status = _("The file is too large."), 413
-            elif count_lines(data) > current_app.config["LMS_IMPORT_BACKGROUND_LINES"]:
-                run = queue_import(
-                    current_user,
-                    data,
-                    filename=upload.filename or "",
-                    initial_password=password,
-                    min_password_length=min_length,
-                    reissue=bool(form.reissue.data),
-                )
-                commit()
-                return redirect(url_for("admin.import_run", run_id=run.id), 303)
-            else:
-                report = import_users(
-                    current_user,
-                    data,
-                    initial_password=password,
-                    min_password_length=min_length,
-                    reissue=bool(form.reissue.data),
-                )
-                if report.ok:
-                    if report.issued:
-                        sheet = initial_passwords.store(current_user, report.issued)
-                    commit()
-                else:
-                    db.session.rollback()
-                    status = 400
-        except ImportFileError as exc:
-            db.session.rollback()
-            file_error, status = str(exc), 400
-    elif request.method == "POST":
-        file_error, status = _("Please choose a CSV or XLSX file."), 400
+    done: dict[str, Any] = {"report": None, "sheet": None, "file_error": None}
+
+    def page() -> str:
+        return _import_page(form, **done)
+
+    if not form.validate_on_submit():
+        if request.method == "POST":
+            done["file_error"] = _("Please choose a CSV or XLSX file.")
+            return page(), 400
+        return page()
+    upload = form.file.data
+    data = upload.stream.read(current_app.config["LMS_IMPORT_MAX_BYTES"] + 1)
+    if len(data) > current_app.config["LMS_IMPORT_MAX_BYTES"]:
+        done["file_error"] = _("The file is too large.")
+        return page(), 413
+    password = form.initial_password.data or None
+    min_length = current_app.config["LMS_PASSWORD_MIN_LENGTH"]
+    # A bad file is told above the form; bad lines are listed in the report (neither keeps anything).
+    file_error = SimpleNamespace(errors=[])
+    with service_call(
+        lambda: _import_page(form, done["report"], None, (file_error.errors or [None])[0]),
+        message=None,
+        field_for=lambda exc: None if isinstance(exc, _BadLines) else file_error,
+    ):
+        if count_lines(data) > current_app.config["LMS_IMPORT_BACKGROUND_LINES"]:
+            run = queue_import(
+                current_user,
+                data,
+                filename=upload.filename or "",
+                initial_password=password,
+                min_password_length=min_length,
+                reissue=bool(form.reissue.data),
+            )
+            queued = run.id
+        else:
+            queued = None
+            done["report"] = report = import_users(
+                current_user,
+                data,
+                initial_password=password,
+                min_password_length=min_length,
+                reissue=bool(form.reissue.data),
+            )
+            if not report.ok:
+                raise _BadLines("")
+            if report.issued:
+                done["sheet"] = initial_passwords.store(current_user, report.issued)
+    if queued is not None:
+        return redirect(url_for("admin.import_run", run_id=queued), 303)
+    return page()
+
+
+def _import_page(form: ImportForm, report: Any, sheet: Any, file_error: Any) -> str:
+    """The import form, a report of the file just sent, the last runs and the password sheets not yet fetched."""
     runs = db.session.execute(
         select(ImportRun.id, ImportRun.created_at, ImportRun.filename, ImportRun.lines, ImportRun.status)
         .where(ImportRun.created_by_id == current_user.id)
@@ -460,7 +476,7 @@ def import_view() -> Any:
         pending=pending,
         sheet_form=SheetForm(formdata=None),
         rank_names=RANK_NAMES,
-    ), status
+    )
 
 
 @bp.route("/imports/<int:run_id>")

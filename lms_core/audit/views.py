@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, render_template, request, stream_with_context, url_for
+from flask import Blueprint, Response, abort, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -29,6 +29,7 @@ from lms_core.i18n import SHANGHAI
 from lms_core.jobs.services import commit
 from lms_core.learning.explain import is_sentence, reason_text, verdict_label
 from lms_core.learning.models import LearningInterval
+from lms_core.unit_of_work import service_call
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -54,21 +55,21 @@ def _log_person_view(query: LogQuery, what: str) -> None:
     person = db.session.execute(select(User).where(User.username == name)).scalar_one_or_none()
     if person is not None:
         detail = type(query).filename
-        log_view(current_user, person, what, detail)
-        commit()
+        log_view(current_user, person, what, detail)  # committed by the caller's service_call
 
 
 def browse(cls: type[LogQuery], view: str, endpoint: str, template: str, **context: Any) -> Any:
     """A page of one view of the browser (plugins' views too: the LRS statements)."""
     query = cls.from_args(current_user._get_current_object(), request.args)
-    try:
+    # A refused filter (a bad cursor or date) is told in Chinese over the empty form: 400.
+    with service_call(
+        lambda: _render(view, endpoint, template, query, [], 0, None, context),
+        message="%(reason)s",
+        errors=(QueryError,),
+    ):
         rows, next_key = query.page()
         total = query.count()
-    except QueryError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return _render(view, endpoint, template, query, [], 0, None, context), 400
-    _log_person_view(query, "log")
+        _log_person_view(query, "log")
     return _render(view, endpoint, template, query, rows, total, next_key, context)
 
 
@@ -129,6 +130,7 @@ def export(cls: type[LogQuery], fmt: str) -> Any:
     except QueryError as exc:
         abort(400, str(exc))
     _log_person_view(query, "export")
+    commit()
     query.prepare_export()
     if fmt == "csv":
         body, mimetype = query.export_csv(), "text/csv; charset=utf-8"

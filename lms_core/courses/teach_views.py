@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -22,11 +23,14 @@ from lms_core.courses.forms import (
 )
 from lms_core.courses.models import Course, CourseInstructor, Lesson, LessonKind, Section
 from lms_core.extensions import csrf, db
-from lms_core.jobs.services import commit
 from lms_core.learning import survey
 from lms_core.learning.models import SurveyQuestion, SurveyQuestionKind
 from lms_core.quizzes import services as quizzes
 from lms_core.quizzes.models import QuestionKind
+from lms_core.unit_of_work import service_call
+
+#: The flash for a refused change of the outline or of a question's place.
+NOT_CHANGED = _l("Not changed: %(reason)s")
 
 bp = Blueprint("courses_teach", __name__, url_prefix="/teach")
 
@@ -65,31 +69,29 @@ def index() -> Any:
 @bp.route("/courses", methods=["POST"])
 def create_course() -> Any:
     form = CourseForm()
-    if form.validate_on_submit():
-        try:
-            course = services.create_course(
-                current_user,
-                code=form.code.data or "",
-                title=form.title.data or "",
-                description=form.description.data or "",
-                topic=form.topic.data or "",
-                nominal_hours_centi=int((form.hours.data or 0) * 100),
-                required=bool(form.required.data),
-            )
-        except (services.CourseError, AccessDenied) as exc:
-            db.session.rollback()
-            flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
-        else:
-            commit()
-            return redirect(url_for("courses_teach.course", course_id=course.id))
-    else:
+
+    def page() -> Any:
+        mine = (
+            db.session.execute(select(Course).join(CourseInstructor).where(CourseInstructor.user_id == current_user.id))
+            .scalars()
+            .all()
+        )
+        return render_template("teach/index.html", courses=mine, form=form)
+
+    if not form.validate_on_submit():
         flash(_("Not saved: please check the form."), "error")
-    mine = (
-        db.session.execute(select(Course).join(CourseInstructor).where(CourseInstructor.user_id == current_user.id))
-        .scalars()
-        .all()
-    )
-    return render_template("teach/index.html", courses=mine, form=form), 400
+        return page(), 400
+    with service_call(page, errors=(AccessDenied,)):
+        course = services.create_course(
+            current_user,
+            code=form.code.data or "",
+            title=form.title.data or "",
+            description=form.description.data or "",
+            topic=form.topic.data or "",
+            nominal_hours_centi=int((form.hours.data or 0) * 100),
+            required=bool(form.required.data),
+        )
+    return redirect(url_for("courses_teach.course", course_id=course.id))
 
 
 @bp.route("/courses/<int:course_id>", methods=["GET", "POST"])
@@ -106,29 +108,25 @@ def course(course_id: int) -> Any:
         hours=course.nominal_hours,
         required=course.required,
     )
-    status = 200
     if request.method == "POST":
-        if form.validate_on_submit():
-            try:
-                services.update_course(
-                    current_user,
-                    course,
-                    title=form.title.data,
-                    description=form.description.data,
-                    topic=form.topic.data,
-                    required=bool(form.required.data),
-                    nominal_hours_centi=int((form.hours.data or 0) * 100),
-                )
-            except services.CourseError as exc:
-                db.session.rollback()
-                flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
-                status = 400
-            else:
-                commit()
-                flash(_("Saved."), "success")
-                return redirect(url_for("courses_teach.course", course_id=course.id))
-        else:
-            status = 400
+        if not form.validate_on_submit():
+            return _course_page(course, form), 400
+        with service_call(lambda: _course_page(db.session.get(Course, course_id) or abort(404), form)):
+            services.update_course(
+                current_user,
+                course,
+                title=form.title.data,
+                description=form.description.data,
+                topic=form.topic.data,
+                required=bool(form.required.data),
+                nominal_hours_centi=int((form.hours.data or 0) * 100),
+            )
+        flash(_("Saved."), "success")
+        return redirect(url_for("courses_teach.course", course_id=course.id))
+    return _course_page(course, form)
+
+
+def _course_page(course: Course, form: CourseForm) -> str:
     from lms_core.media.models import MediaKind
     from lms_core.media.services import library
 
@@ -143,51 +141,73 @@ def course(course_id: int) -> Any:
         problems=services.publish_problems(course),
         library=usable,
         records=structure.records_by_lesson(course.id),
-    ), status
+    )
 
 
 @bp.route("/courses/<int:course_id>/publish", methods=["POST"])
 def publish(course_id: int) -> Any:
     course = _course_or_404(course_id)
     publish = request.form.get("published") == "1"
-    try:
+    back = url_for("courses_teach.course", course_id=course.id)
+    with service_call(lambda: redirect(back), message=_l("Cannot publish: %(reason)s")):
         services.set_published(current_user, course, publish)
-    except services.CourseError as exc:
-        db.session.rollback()
-        flash(_("Cannot publish: %(reason)s", reason=str(exc)), "error")
+    # Say what happened: "saved" after 发布 left authors unsure whether learners see the course.
+    if publish:
+        flash(_("Published: learners now find %(title)s in the catalogue.", title=course.title), "success")
     else:
-        commit()
-        # Say what happened: "saved" after 发布 left authors unsure whether learners see the course.
-        if publish:
-            flash(_("Published: learners now find %(title)s in the catalogue.", title=course.title), "success")
-        else:
-            flash(
-                _(
-                    "Unpublished: %(title)s is hidden from the catalogue again; enrolled learners keep their records.",
-                    title=course.title,
-                ),
-                "success",
-            )
-    return redirect(url_for("courses_teach.course", course_id=course.id))
+        flash(
+            _(
+                "Unpublished: %(title)s is hidden from the catalogue again; enrolled learners keep their records.",
+                title=course.title,
+            ),
+            "success",
+        )
+    return redirect(back)
 
 
 @bp.route("/courses/<int:course_id>/sections", methods=["POST"])
 def add_section(course_id: int) -> Any:
     course = _course_or_404(course_id)
     form = SectionForm()
+    back = url_for("courses_teach.course", course_id=course.id)
     if form.validate_on_submit():
-        services.add_section(current_user, course, form.title.data or "")
-        commit()
+        with service_call(lambda: redirect(back, 303)):
+            services.add_section(current_user, course, form.title.data or "")
     else:
         flash(_("Not saved: please check the form."), "error")
-    return redirect(url_for("courses_teach.course", course_id=course.id))
+    return redirect(back)
+
+
+def _upload_refusals() -> dict[str, Any]:
+    """``service_call`` arguments for a change that may carry an upload: a rejected file is told as such."""
+    from lms_core.media.validation import UploadRejected
+
+    return {"errors": (UploadRejected,), "reason": _refusal_reason}
+
+
+def _refusal_reason(exc: Exception) -> str:
+    from lms_core.media.validation import UploadRejected
+
+    if isinstance(exc, UploadRejected):
+        return _("Upload rejected: %(reason)s", reason=exc.message)
+    return _("Not saved: %(reason)s", reason=str(exc))
+
+
+def _change_refusal(exc: Exception) -> str:
+    """An edit's refusal: a rejected upload, or "Not changed: …"."""
+    from lms_core.media.validation import UploadRejected
+
+    if isinstance(exc, UploadRejected):
+        return _refusal_reason(exc)
+    return str(NOT_CHANGED) % {"reason": str(exc)}
 
 
 def _media_from_request(kind: LessonKind, upload: Any, *, required: bool) -> tuple[Any, bool]:
     """The file for a video or document lesson: a fresh upload, or one from the 资源库.
 
-    Returns ``(media, refused)``; a refusal has been flashed (and the session rolled
-    back) already. With ``required`` False (an edit), no file means keep the old one.
+    Returns ``(media, refused)``; a refusal has been flashed already. The caller runs
+    this inside its ``service_call``, which rolls a rejected upload back. With
+    ``required`` False (an edit), no file means keep the old one.
     """
     if kind not in services.MEDIA_FOR_KIND:
         return None, False
@@ -210,15 +230,9 @@ def _media_from_request(kind: LessonKind, upload: Any, *, required: bool) -> tup
             return None, True
         return None, False
     from lms_core.media.services import store_upload
-    from lms_core.media.validation import UploadRejected
 
-    try:
-        media = store_upload(upload.stream, upload.filename, current_user)
-    except UploadRejected as exc:
-        db.session.rollback()
-        flash(_("Upload rejected: %(reason)s", reason=exc.message), "error")
-        return None, True
-    return media, False  # a file of the wrong kind is refused by the service, in the lesson's words
+    # UploadRejected propagates to the caller's service_call (UPLOAD_REJECTED).
+    return store_upload(upload.stream, upload.filename, current_user), False
 
 
 @bp.route("/sections/<int:section_id>/lessons", methods=["POST"])
@@ -236,10 +250,11 @@ def add_lesson(section_id: int) -> Any:
         flash(_("Not saved: please check the form."), "error")
         return redirect(url_for("courses_teach.course", course_id=course.id)), 303
     kind = LessonKind(form.kind.data)
-    media, refused = _media_from_request(kind, form.file.data, required=True)
-    if refused:
-        return redirect(url_for("courses_teach.course", course_id=course.id)), 303
-    try:
+    back = url_for("courses_teach.course", course_id=course.id)
+    with service_call(lambda: redirect(back, 303), message="%(reason)s", **_upload_refusals()):
+        media, refused = _media_from_request(kind, form.file.data, required=True)
+        if refused:
+            return redirect(back, 303)
         services.add_lesson(
             current_user,
             section,
@@ -253,13 +268,8 @@ def add_lesson(section_id: int) -> Any:
             max_attempts=form.max_attempts.data,
             show_correct_answers=bool(form.show_correct_answers.data),
         )
-    except services.CourseError as exc:
-        db.session.rollback()
-        flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
-        return redirect(url_for("courses_teach.course", course_id=course.id)), 303
-    commit()
     flash(_("Lesson added."), "success")
-    return redirect(url_for("courses_teach.course", course_id=course.id))
+    return redirect(back)
 
 
 @bp.route("/lessons/<int:lesson_id>/questions", methods=["GET", "POST"])
@@ -269,32 +279,39 @@ def questions(lesson_id: int) -> Any:
         abort(404)
     _course_or_404(lesson.course_id)
     form = QuestionForm()
-    status = 200
     if request.method == "POST":
-        if form.validate_on_submit():
-            try:
-                correct = [
-                    int(part) - 1 for part in (form.correct.data or "").replace("，", ",").split(",") if part.strip()
-                ]
-                quizzes.add_question(
-                    current_user,
-                    lesson,
-                    kind=QuestionKind(form.kind.data),
-                    text=form.text.data or "",
-                    options=(form.options.data or "").splitlines(),
-                    correct=correct,
-                    points=form.points.data or 1,
-                )
-            except (ValueError, services.CourseError) as exc:
-                db.session.rollback()
-                flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
-                status = 400
-            else:
-                commit()
-                flash(_("Question added."), "success")
-                return redirect(url_for("courses_teach.questions", lesson_id=lesson.id))
-        else:
-            status = 400
+        if not form.validate_on_submit():
+            return _questions_page(lesson, form), 400
+        with service_call(lambda: _questions_page(_reloaded(lesson), form)):
+            quizzes.add_question(current_user, lesson, **_quiz_fields(form))
+        flash(_("Question added."), "success")
+        return redirect(url_for("courses_teach.questions", lesson_id=lesson.id))
+    return _questions_page(lesson, form)
+
+
+def _reloaded(lesson: Lesson) -> Lesson:
+    """The lesson again after a rollback expired it (a deleted one: 404)."""
+    return db.session.get(Lesson, lesson.id) or abort(404)
+
+
+def _quiz_fields(form: QuestionForm) -> dict[str, Any]:
+    """The question as typed; an answer number that is not a number is refused in Chinese."""
+    correct: list[int] = []
+    for part in (form.correct.data or "").replace("，", ",").split(","):
+        if part.strip():
+            if not part.strip().isdigit() or len(part.strip()) > 3:
+                raise services.CourseError(_("the correct answers must be option numbers, e.g. 1,3"))
+            correct.append(int(part) - 1)
+    return {
+        "kind": QuestionKind(form.kind.data),
+        "text": form.text.data or "",
+        "options": (form.options.data or "").splitlines(),
+        "correct": correct,
+        "points": form.points.data or 1,
+    }
+
+
+def _questions_page(lesson: Lesson, form: QuestionForm) -> str:
     return render_template(
         "teach/questions.html",
         lesson=lesson,
@@ -303,7 +320,7 @@ def questions(lesson_id: int) -> Any:
         edit_forms={q.id: _quiz_edit_form(q) for q in quizzes.questions(lesson)},
         form=form,
         settings_form=QuizSettingsForm(formdata=None, obj=lesson),
-    ), status
+    )
 
 
 def _quiz_question_or_404(question_id: int) -> tuple[Any, Lesson]:
@@ -328,39 +345,46 @@ def edit_quiz_question(question_id: int) -> Any:
     if not form.validate_on_submit():
         flash(_("Not saved: please check the form."), "error")
         return back
-    try:
-        correct = [int(part) - 1 for part in (form.correct.data or "").replace("，", ",").split(",") if part.strip()]
-        quizzes.update_question(
-            current_user,
-            question,
-            kind=QuestionKind(form.kind.data),
-            text=form.text.data or "",
-            options=(form.options.data or "").splitlines(),
-            correct=correct,
-            points=form.points.data or 1,
-        )
-    except (ValueError, services.CourseError) as exc:
-        db.session.rollback()
-        flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
-        return back
-    commit()
+    with service_call(lambda: back):
+        quizzes.update_question(current_user, question, **_quiz_fields(form))
     flash(_("Saved."), "success")
     return back
+
+
+@bp.route("/quiz-questions/<int:question_id>/move", methods=["POST"])
+def move_quiz_question(question_id: int) -> Any:
+    question, lesson = _quiz_question_or_404(question_id)
+    return _move_question(quizzes.move_question, question, url_for("courses_teach.questions", lesson_id=lesson.id))
 
 
 @bp.route("/quiz-questions/<int:question_id>/delete", methods=["POST"])
 def delete_quiz_question(question_id: int) -> Any:
     question, lesson = _quiz_question_or_404(question_id)
-    text = question.text
-    archived = quizzes.delete_question(current_user, question)
-    commit()
-    flash(
-        _("Archived, not deleted: %(text)s was in learners' attempts, which keep it.", text=text)
-        if archived
-        else _("Question deleted."),
-        "success",
+    return _delete_question(
+        quizzes.delete_question,
+        question,
+        url_for("courses_teach.questions", lesson_id=lesson.id),
+        _l("Archived, not deleted: %(text)s was in learners' attempts, which keep it."),
     )
-    return redirect(url_for("courses_teach.questions", lesson_id=lesson.id), 303)
+
+
+# One place for what quiz and survey questions share: moving one place and deleting.
+
+
+def _move_question(move: Any, question: Any, back: str) -> Any:
+    step = _step()
+    with service_call(lambda: redirect(back, 303), message=NOT_CHANGED):
+        move(current_user, question, step)
+    return redirect(back, 303)
+
+
+def _delete_question(delete: Any, question: Any, back: str, archived_note: Any) -> Any:
+    """Delete, or archive when learners' records name the question; say which happened."""
+    text = question.text
+    with service_call(lambda: redirect(back, 303), message=NOT_CHANGED):
+        archived = delete(current_user, question)
+    flash(str(archived_note) % {"text": text} if archived else _("Question deleted."), "success")
+    return redirect(back, 303)
 
 
 def _quiz_edit_form(question: Any) -> QuestionForm:
@@ -386,10 +410,11 @@ def quiz_settings(lesson_id: int) -> Any:
     form = QuizSettingsForm()
     if not form.validate_on_submit():
         abort(400)
-    services.set_quiz_settings(current_user, lesson, show_correct_answers=bool(form.show_correct_answers.data))
-    commit()
+    back = url_for("courses_teach.questions", lesson_id=lesson.id)
+    with service_call(lambda: redirect(back, 303)):
+        services.set_quiz_settings(current_user, lesson, show_correct_answers=bool(form.show_correct_answers.data))
     flash(_("Saved."), "success")
-    return redirect(url_for("courses_teach.questions", lesson_id=lesson.id))
+    return redirect(back)
 
 
 @bp.route("/courses/<int:course_id>/feedback")
@@ -446,22 +471,18 @@ def survey_questions(lesson_id: int) -> Any:
     lesson = _survey_or_404(lesson_id)
     # The app-wide CSRFProtect checks these posts' ``csrf_token``; a prefixed form would look for ``new-csrf_token``.
     form = SurveyQuestionForm(prefix="new", meta={"csrf": False})
-    status = 200
     if request.method == "POST":
-        if form.validate_on_submit():
-            try:
-                survey.save_question(current_user, lesson, None, **_question_fields(form))
-            except services.CourseError as exc:
-                db.session.rollback()
-                flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
-                status = 400
-            else:
-                commit()
-                flash(_("Survey question added."), "success")
-                return redirect(url_for("courses_teach.survey_questions", lesson_id=lesson.id))
-        else:
+        if not form.validate_on_submit():
             flash(_("Not saved: please check the form."), "error")
-            status = 400
+            return _survey_page(lesson, form), 400
+        with service_call(lambda: _survey_page(_reloaded(lesson), form)):
+            survey.save_question(current_user, lesson, None, **_question_fields(form))
+        flash(_("Survey question added."), "success")
+        return redirect(url_for("courses_teach.survey_questions", lesson_id=lesson.id))
+    return _survey_page(lesson, form)
+
+
+def _survey_page(lesson: Lesson, form: SurveyQuestionForm) -> str:
     items = survey.questions(lesson, archived=True)
     return render_template(
         "teach/survey.html",
@@ -470,7 +491,7 @@ def survey_questions(lesson_id: int) -> Any:
         answered={q.id for q in items if survey.has_answers(q)},
         edit_forms={q.id: _edit_form(q) for q in items if q.archived_at is None},
         form=form,
-    ), status
+    )
 
 
 @bp.route("/survey-questions/<int:question_id>/edit", methods=["POST"])
@@ -483,13 +504,8 @@ def edit_survey_question(question_id: int) -> Any:
     if not form.validate_on_submit():
         flash(_("Not saved: please check the form."), "error")
         return back
-    try:
+    with service_call(lambda: back):
         survey.save_question(current_user, lesson, question, **_question_fields(form))
-    except services.CourseError as exc:
-        db.session.rollback()
-        flash(_("Not saved: %(reason)s", reason=str(exc)), "error")
-        return back
-    commit()
     flash(_("Saved."), "success")
     return back
 
@@ -497,30 +513,20 @@ def edit_survey_question(question_id: int) -> Any:
 @bp.route("/survey-questions/<int:question_id>/move", methods=["POST"])
 def move_survey_question(question_id: int) -> Any:
     question, lesson = _question_or_404(question_id)
-    step = _step()
-    try:
-        survey.move_question(current_user, question, step)
-    except services.CourseError as exc:
-        db.session.rollback()
-        flash(_("Not changed: %(reason)s", reason=str(exc)), "error")
-    else:
-        commit()
-    return redirect(url_for("courses_teach.survey_questions", lesson_id=lesson.id), 303)
+    return _move_question(
+        survey.move_question, question, url_for("courses_teach.survey_questions", lesson_id=lesson.id)
+    )
 
 
 @bp.route("/survey-questions/<int:question_id>/delete", methods=["POST"])
 def delete_survey_question(question_id: int) -> Any:
     question, lesson = _question_or_404(question_id)
-    text = question.text
-    archived = survey.delete_question(current_user, question)
-    commit()
-    flash(
-        _("Archived, not deleted: %(text)s has answers, which stay in the report.", text=text)
-        if archived
-        else _("Question deleted."),
-        "success",
+    return _delete_question(
+        survey.delete_question,
+        question,
+        url_for("courses_teach.survey_questions", lesson_id=lesson.id),
+        _l("Archived, not deleted: %(text)s has answers, which stay in the report."),
     )
-    return redirect(url_for("courses_teach.survey_questions", lesson_id=lesson.id), 303)
 
 
 # Editing the outline: plain POST forms (no script), each redirecting back to the course page.
@@ -551,13 +557,8 @@ def _step() -> int:
 
 def _outline_change(course_id: int, change: Any, done: str) -> Any:
     """Run ``change``; flash its refusal in Chinese or ``done``; back to the course page."""
-    try:
+    with service_call(lambda: redirect(url_for("courses_teach.course", course_id=course_id), 303), message=NOT_CHANGED):
         change()
-    except services.CourseError as exc:
-        db.session.rollback()
-        flash(_("Not changed: %(reason)s", reason=str(exc)), "error")
-        return redirect(url_for("courses_teach.course", course_id=course_id)), 303
-    commit()
     if done:
         flash(done, "success")
     return redirect(url_for("courses_teach.course", course_id=course_id), 303)
@@ -630,14 +631,21 @@ def edit_lesson(lesson_id: int) -> Any:
             flash(_("Not saved: please check the form."), "error")
             status = 400
         else:
-            media, refused = _media_from_request(lesson.kind, form.file.data, required=False)
-            if refused:
-                return redirect(url_for("courses_teach.edit_lesson", lesson_id=lesson.id), 303)
+            back = (
+                url_for("courses_teach.edit_lesson", lesson_id=lesson.id)
+                if full
+                else url_for("courses_teach.course", course_id=course.id)
+            )
             rules: dict[str, Any] = {}
             if full:
                 rules = {name: getattr(form, name).data for name in structure.KIND_RULES[lesson.kind]}
             section = next((s for s in course.sections if s.id == form.section.data), None) if full else None
-            try:
+            refusals = _upload_refusals()
+            refusals["reason"] = _change_refusal
+            with service_call(lambda: redirect(back, 303), message="%(reason)s", **refusals):
+                media, refused = _media_from_request(lesson.kind, form.file.data, required=False)
+                if refused:
+                    return redirect(url_for("courses_teach.edit_lesson", lesson_id=lesson.id), 303)
                 edit = structure.update_lesson(
                     current_user,
                     lesson,
@@ -647,13 +655,6 @@ def edit_lesson(lesson_id: int) -> Any:
                     media=media,
                     **rules,
                 )
-            except services.CourseError as exc:
-                db.session.rollback()
-                flash(_("Not changed: %(reason)s", reason=str(exc)), "error")
-                if full:
-                    return redirect(url_for("courses_teach.edit_lesson", lesson_id=lesson.id), 303)
-                return redirect(url_for("courses_teach.course", course_id=course.id), 303)
-            commit()
             if edit.content_changed and edit.learners:
                 flash(
                     _(

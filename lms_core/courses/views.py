@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from lms_core.accounts.models import RankBand
@@ -18,11 +20,11 @@ from lms_core.enrolments import reach
 from lms_core.enrolments import services as enrolments
 from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
-from lms_core.jobs.services import commit
 from lms_core.learning import course_page
 from lms_core.learning.models import ProgressStatus
 from lms_core.orgs.models import OrgUnit
 from lms_core.orgs.services import by_code
+from lms_core.unit_of_work import service_call
 
 bp = Blueprint("courses", __name__, url_prefix="/courses")
 
@@ -87,13 +89,9 @@ def detail(course_id: int) -> Any:
 @login_required
 def enrol(course_id: int) -> Any:
     course = visible_course_or_404(course_id)
-    try:
+    back = url_for("courses.detail", course_id=course.id)
+    with service_call(lambda: redirect(back, 303), message=_l("Could not enrol: %(reason)s"), errors=(AccessDenied,)):
         enrolments.enrol(current_user, course)
-    except (enrolments.EnrolmentError, AccessDenied) as exc:
-        db.session.rollback()
-        flash(_("Could not enrol: %(reason)s", reason=str(exc)), "error")
-        return redirect(url_for("courses.detail", course_id=course.id)), 303
-    commit()
     flash(_("You are enrolled in %(title)s.", title=course.title), "success")
     return redirect(url_for("courses.detail", course_id=course.id))
 
@@ -105,7 +103,8 @@ def assign(course_id: int) -> Any:
     course = visible_course_or_404(course_id)
     if not can(current_user, "course.assign"):
         abort(403)
-    errors: list[str] = []
+    problems = SimpleNamespace(errors=[])  # every problem, listed at once above the form
+    errors: list[str] = problems.errors
     form = request.form
     unit = _picked_unit(form) if request.method == "POST" else None
     preview = None
@@ -137,25 +136,26 @@ def assign(course_id: int) -> Any:
             if not form.get("preview"):
                 errors.append(_("Please give the deadline as a date (YYYY-MM-DD)."))
         if not form.get("preview") and not errors and unit is not None and deadline is not None:
-            try:
+            picked = unit
+            with service_call(lambda: _assign_page(course, problems.errors, preview, picked), field=problems):
                 enrolments.assign(
                     current_user, course, unit, deadline=deadline, rank_band=band, note=form.get("note") or ""
                 )
-            except enrolments.EnrolmentError as exc:
-                db.session.rollback()
-                errors.append(str(exc))
-            else:
-                commit()
-                flash(
-                    _(
-                        "Assigned %(title)s to %(unit)s: it reaches %(n)d people.",
-                        title=course.title,
-                        unit=unit.name,
-                        n=preview or 0,
-                    ),
-                    "success",
-                )
-                return redirect(url_for("courses.assign", course_id=course.id), 303)
+            flash(
+                _(
+                    "Assigned %(title)s to %(unit)s: it reaches %(n)d people.",
+                    title=course.title,
+                    unit=unit.name,
+                    n=preview or 0,
+                ),
+                "success",
+            )
+            return redirect(url_for("courses.assign", course_id=course.id), 303)
+    return _assign_page(course, errors, preview, unit), 400 if errors else 200
+
+
+def _assign_page(course: Course, errors: list[str], preview: int | None, unit: OrgUnit | None) -> str:
+    """The form as typed (``request.form``), the problems, the unit tree and the course's assignments."""
     roots = scope_roots(current_user, "course.assign")
     under_id = int_arg("under")
     under = db.session.get(OrgUnit, under_id) if under_id else None
@@ -169,10 +169,10 @@ def assign(course_id: int) -> Any:
         preview=preview,
         tree=reach.unit_tree(roots),
         picked=unit,
-        form=form,
+        form=request.form,
         under=under,
         lines=reach.assignment_lines(course, scope_condition(current_user, "course.assign", OrgUnit.path)),
-    ), 400 if errors else 200
+    )
 
 
 def _picked_unit(form: Any) -> OrgUnit | None:

@@ -17,6 +17,7 @@ from lms_core.learning import feedback, services
 from lms_core.learning.models import LessonFeedback
 from lms_core.quizzes import services as quizzes
 from lms_core.quizzes.models import Attempt
+from lms_core.unit_of_work import json_call, service_call
 
 bp = Blueprint("learning", __name__, url_prefix="/learn")
 
@@ -102,12 +103,8 @@ def beat(session_id: str) -> Any:
             payload = jsonsafe.loads(request.get_data())
         except jsonsafe.JSONRefused as exc:  # NaN, 1e400, deep nesting: 400, nothing stored
             return jsonify({"error": f"heartbeat: {exc}"}), 400
-    try:
+    with json_call(errors=(services.BeatError,)):
         result = services.record_beat(session_id, current_user, payload)
-    except services.BeatError as exc:
-        db.session.rollback()
-        return jsonify({"error": str(exc)}), exc.status
-    commit()
     return jsonify(
         {
             "accepted": result.accepted,
@@ -130,13 +127,9 @@ def submit_quiz(lesson_id: int, attempt_id: int) -> Any:
     if enrolment is None or attempt is None or attempt.lesson_id != lesson.id or attempt.user_id != current_user.id:
         abort(404)
     answers = {key[2:]: request.form.getlist(key) for key in request.form if key.startswith("q_")}
-    try:
+    back = url_for("learning.lesson", lesson_id=lesson.id)
+    with service_call(lambda: redirect(back, 303), message="%(reason)s"):
         graded = quizzes.submit(current_user, attempt, answers)
-    except quizzes.QuizError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("learning.lesson", lesson_id=lesson.id)), 303
-    commit()
     a = graded.attempt
     if a.passed:
         flash(_("Passed: %(raw)d of %(max)d points.", raw=a.score_raw, max=a.score_max), "success")
@@ -162,13 +155,9 @@ def submit_feedback(lesson_id: int) -> Any:
     if lesson.kind != LessonKind.SURVEY:
         abort(404)
     form = {key: request.form.getlist(key) for key in request.form if key.startswith("q")}
-    try:
+    back = url_for("learning.lesson", lesson_id=lesson.id)
+    with service_call(lambda: redirect(back, 303), message="%(reason)s"):
         done = feedback.submit_answers(current_user, lesson, enrolment, form)
-    except feedback.FeedbackError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("learning.lesson", lesson_id=lesson.id)), 303
-    commit()
     if done.created:
         flash(_("Thank you for your feedback."), "success")
     elif not done.changes:

@@ -25,13 +25,13 @@ from lms_core.accounts.request_auth import authenticated_token
 from lms_core.authz import require
 from lms_core.errors import wants_json
 from lms_core.extensions import csrf, db
-from lms_core.jobs.services import commit
 from lms_core.media import services
 from lms_core.media.delivery import media_response
 from lms_core.media.forms import UploadForm
 from lms_core.media.models import MediaFile
 from lms_core.media.storage import get_storage
 from lms_core.media.validation import UploadRejected
+from lms_core.unit_of_work import json_call, service_call
 
 bp = Blueprint("media", __name__)
 
@@ -104,23 +104,27 @@ def upload() -> Any:
     _require_author()
     allow_large_upload()
     form = UploadForm()
-    status = 400
     if form.validate_on_submit():
         storage_file = form.file.data
-        try:
+        # A refused file keeps its status (413, 415): told on the file field, or as JSON to a script.
+        refused = (
+            json_call(errors=(UploadRejected,))
+            if wants_json()
+            else service_call(lambda: _refused_upload(form, 400), field=form.file, errors=(UploadRejected,))
+        )
+        with refused:
             media = services.store_upload(
                 storage_file.stream, storage_file.filename or "", current_user, content_length=None
             )
-        except UploadRejected as exc:
-            db.session.rollback()
-            form.file.errors = [exc.message]
-            status = exc.status
-        else:
-            commit()
-            if wants_json():
-                return jsonify(media_json(media)), 201
-            flash(_("Uploaded %(name)s.", name=media.original_name), "success")
-            return redirect(url_for("media.library"))
+        if wants_json():
+            return jsonify(media_json(media)), 201
+        flash(_("Uploaded %(name)s.", name=media.original_name), "success")
+        return redirect(url_for("media.library"))
+    return _refused_upload(form, 400)
+
+
+def _refused_upload(form: UploadForm, status: int) -> Any:
+    """The upload form again with its errors (or them as JSON for a script)."""
     if wants_json():
         message = "; ".join(str(e) for errors in form.errors.values() for e in errors)
         return jsonify({"error": message or _("The request was not understood."), "status": status}), status
@@ -152,12 +156,8 @@ def api_upload() -> Any:
     name = request.args.get("name") or unquote(request.headers.get("X-File-Name", ""))
     if not name:
         abort(400, _("Give the file name in ?name= or the X-File-Name header."))
-    try:
+    with json_call(errors=(UploadRejected,)):
         stored = services.store(request.stream, name, current_user, content_length=request.content_length)
-    except UploadRejected as exc:
-        db.session.rollback()
-        return jsonify({"error": exc.message, "status": exc.status}), exc.status
-    commit()
     return jsonify(media_json(stored.media)), 201 if stored.created else 200
 
 

@@ -142,6 +142,35 @@ def delete_question(author: User, question: Question) -> bool:
     return archived
 
 
+def move_question(author: User, question: Question, step: int) -> bool:
+    """One place up (-1) or down (+1) among the active questions; False at either end.
+
+    The order is the one new attempts are drawn in (unless the quiz shuffles); attempts
+    already started keep their own ``question_order``.
+    """
+    lesson = db.session.get(Lesson, question.lesson_id)
+    assert lesson is not None
+    require_edit(author, lesson.course)
+    active = questions(lesson)
+    if question not in active:
+        raise CourseError(_("an archived question cannot be moved"))
+    index = active.index(question) + step
+    if not 0 <= index < len(active):
+        return False
+    # Renumber the whole list: positions may tie after imports or concurrent adds.
+    active[index], active[index - step] = active[index - step], active[index]
+    for position, item in enumerate(active, start=1):
+        item.position = position
+    emit(
+        "lesson.updated",
+        actor=author,
+        obj=lesson,
+        course_id=lesson.course_id,
+        payload={"quiz_question": question.id, "action": "moved"},
+    )
+    return True
+
+
 def questions(lesson: Lesson, *, archived: bool = False) -> list[Question]:
     """The quiz's questions in order; new attempts draw from these. With ``archived``, the
     archived ones too: attempts that were given them are shown and graded with them."""

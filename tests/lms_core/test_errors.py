@@ -136,3 +136,17 @@ def test_missing_csrf_token_is_a_clear_400(client, person):
     r = client.post("/login", data={"username": "zhouqi", "password": "Passw0rd!"})
     html = _html_error(r, 400)
     assert "The form has expired or was not sent from this site." in html
+
+
+def test_a_wrong_current_password_is_told_under_that_field(client, person):
+    """The refusal goes on the field to correct (the old view matched "current" in the English text)."""
+    import re
+
+    login(client, "zhouqi")
+    r = client.post(
+        "/account/password", data={"current": "wrong-pass-1", "new": "N3w-password", "confirm": "N3w-password"}
+    )
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400
+    current = re.search(r'id="current".*?(?=<label|</form>)', html, re.S)
+    assert current is not None and "当前密码不正确" in current.group(0)

@@ -87,3 +87,38 @@ def test_a_question_in_attempts_is_archived_and_old_attempts_keep_it(client, kit
     for question in quizzes.questions(kit.quiz):
         quizzes.delete_question(kit.author, question)
     assert any("还没有题目" in p for p in publish_problems(kit.course))
+
+
+def test_questions_are_reordered_and_new_attempts_follow(client, kit, tree):
+    """↑/↓ on the questions page: one place per click, the ends refuse quietly, bad input is a Chinese 400."""
+    kit.quiz.shuffle_questions = False
+    db.session.commit()
+    before = [q.id for q in quizzes.questions(kit.quiz)]
+    assert len(before) >= 2
+    last = before[-1]
+    r = client.post(f"/teach/quiz-questions/{last}/move", data={"direction": "up"})
+    assert r.status_code == 303 and r.headers["Location"].endswith(f"/teach/lessons/{kit.quiz.id}/questions")
+    db.session.expire_all()
+    after = [q.id for q in quizzes.questions(kit.quiz)]
+    assert after == [*before[:-2], last, before[-2]]
+    # At the top already: nothing moves.
+    client.post(f"/teach/quiz-questions/{after[0]}/move", data={"direction": "up"})
+    db.session.expire_all()
+    assert [q.id for q in quizzes.questions(kit.quiz)] == after
+    bad = client.post(f"/teach/quiz-questions/{last}/move", data={"direction": "sideways"})
+    assert bad.status_code == 400 and "请选择" in bad.get_data(as_text=True)
+    # A learner's new attempt is drawn in the new order.
+    learner = UserFactory(org_unit=tree.village_a, username="wangfang")
+    attempt = quizzes.open_attempt(learner, kit.quiz, enrolments.enrol(learner, kit.course))
+    assert attempt.question_order == after
+
+
+def test_an_archived_question_cannot_be_moved(client, kit, tree):
+    learner = UserFactory(org_unit=tree.village_a, username="liming")
+    attempt = quizzes.open_attempt(learner, kit.quiz, enrolments.enrol(learner, kit.course))
+    quizzes.submit(learner, attempt, {})
+    q = _single(kit)
+    quizzes.delete_question(kit.author, q)
+    db.session.commit()
+    r = client.post(f"/teach/quiz-questions/{q.id}/move", data={"direction": "up"}, follow_redirects=True)
+    assert "未修改" in r.get_data(as_text=True)
