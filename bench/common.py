@@ -4,14 +4,14 @@ percentiles and the verdict against a target.
 bench/ is a folder of scripts, not a package: a script puts its folder and the
 repository on ``sys.path`` and then ``import common``.
 
-Used by dashboard_bench.py, course_bench.py, media_range_bench.py, lrs_bench.py and
-load.py. anti_idle_bench.py and credit_bench.py still carry their own copies of
-``step``/percentiles/PostgreSQL start-up: they were being reworked by other engineers
-when this module was written (issue 11); move them here when next touched.
+Used by dashboard_bench.py, course_bench.py, media_range_bench.py, lrs_bench.py,
+lrs_sigkill.py and load.py, and for their shared helpers by anti_idle_bench.py and
+credit_bench.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import math
 import os
@@ -118,6 +118,16 @@ def postmaster_pid(cluster: pgcluster.Cluster) -> int:
     return int((cluster.datadir / "postmaster.pid").read_text().split()[0])
 
 
+def crash_postgres(cluster: pgcluster.Cluster) -> None:
+    """Stop with ``-m immediate``: no shutdown checkpoint, so a restart replays the WAL (a power cut)."""
+    cluster.stop()
+
+
+def restart_postgres(cluster: pgcluster.Cluster) -> None:
+    """Start a stopped (or crashed) cluster again; returns once crash recovery is done."""
+    cluster.restart()
+
+
 # The platform ---------------------------------------------------------------------
 
 
@@ -191,6 +201,16 @@ def wait_for_http(port: int, proc: subprocess.Popen[Any], *, path: str = "/login
             conn.close()
         time.sleep(0.3)
     raise RuntimeError(f"the server did not answer within {timeout}s")
+
+
+def kill_server(proc: subprocess.Popen[Any]) -> int:
+    """SIGKILL a server and its workers at once (a crash, not a shutdown); the number of processes killed."""
+    pids = [proc.pid, *children(proc.pid)]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # a worker that died meanwhile
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
+    return len(pids)
 
 
 def stop_server(proc: subprocess.Popen[Any] | None) -> None:

@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
 import random
-import signal
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -31,7 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.lrs_bench import Conn, make_statement, start_stack  # noqa: E402
+from common import crash_postgres, kill_server, restart_postgres, step, stop_postgres  # noqa: E402 - bench/ is scripts
+from lrs_bench import Conn, make_statement, start_stack  # noqa: E402
 
 
 def _client(args: tuple[str, str, str, int, str]) -> None:
@@ -70,13 +69,11 @@ def main() -> None:
     ]
     for proc in procs:
         proc.start()
-    print(f"[crash] {args.clients} clients posting batches of 100; killing in {args.after} s", flush=True)
+    step(f"{args.clients} clients posting batches of 100; killing in {args.after} s")
     time.sleep(args.after)
-    workers = subprocess.run(["pgrep", "-P", str(gunicorn.pid)], capture_output=True, text=True).stdout.split()
-    for pid in [gunicorn.pid, *map(int, workers)]:
-        os.kill(pid, signal.SIGKILL)
-    cluster.stop()  # pg_ctl -m immediate: no checkpoint, WAL replay on restart
-    print(f"[crash] SIGKILLed gunicorn ({1 + len(workers)} processes) and crashed PostgreSQL", flush=True)
+    killed = kill_server(gunicorn)
+    crash_postgres(cluster)
+    step(f"SIGKILLed gunicorn ({killed} processes) and crashed PostgreSQL")
     time.sleep(1)
     for proc in procs:
         proc.kill()
@@ -90,20 +87,8 @@ def main() -> None:
             except ValueError:
                 continue  # a line cut by the kill
             (acked if kind == "acked" else sent).append(ids)
-    from tests import pgcluster
-
-    cluster._run(
-        pgcluster._bin("pg_ctl"),
-        "-D",
-        str(cluster.datadir),
-        "-l",
-        str(cluster.datadir.parent / "server.log"),
-        "-w",
-        "-t",
-        "60",
-        "start",
-    )
-    print("[crash] PostgreSQL restarted (crash recovery done); auditing", flush=True)
+    restart_postgres(cluster)
+    step("PostgreSQL restarted (crash recovery done); auditing")
     from sqlalchemy import create_engine, text
 
     engine = create_engine(db_url)
@@ -131,10 +116,7 @@ def main() -> None:
         "ok": lost == 0 and partial == 0 and orphan_keys == 0,
     }
     print(json.dumps(verdict, indent=2), flush=True)
-    cluster.stop()
-    import shutil
-
-    shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
+    stop_postgres(cluster)
     shutil.rmtree(journal_dir, ignore_errors=True)
     sys.exit(0 if verdict["ok"] else 1)
 

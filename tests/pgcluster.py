@@ -77,6 +77,11 @@ class Cluster:
         self.psql(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def restart(self, timeout: int = 60) -> None:
+        """Start the stopped (or crashed) cluster again; returns once crash recovery is done."""
+        log = str(self.datadir.parent / "server.log")
+        self._run(_bin("pg_ctl"), "-D", str(self.datadir), "-l", log, "-w", "-t", str(timeout), "start")
+
     def stop(self) -> None:
         self._run(_bin("pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop", check=False)
 

@@ -245,12 +245,33 @@ def add_lesson(
     db.session.add(lesson)
     db.session.flush()
     if kind == LessonKind.SURVEY:
-        # A new survey starts with the fixed form's two questions; the author edits from there.
-        from lms_core.learning.survey import add_default_questions
-
-        add_default_questions(lesson)
+        _add_default_survey_questions(lesson)
     emit("lesson.created", actor=author, obj=lesson, course_id=course.id, payload={"kind": kind.value})
     return lesson
+
+
+def _add_default_survey_questions(lesson: Lesson) -> None:
+    """A new survey starts with the fixed form's questions: a 1–5 rating and an optional comment.
+
+    The author edits from there (``learning.survey``). Here, not there: ``learning.survey``
+    checks edit rights with this module's ``require_edit``, and a survey made here would
+    otherwise close an import cycle.
+    """
+    from lms_core.learning.models import SurveyQuestion, SurveyQuestionKind
+
+    for position, (kind, text, required) in enumerate(
+        (
+            (SurveyQuestionKind.RATING, _("How useful was this lesson? (1 = not at all, 5 = very)"), True),
+            (SurveyQuestionKind.TEXT, _("Comments and suggestions"), False),
+        ),
+        start=1,
+    ):
+        db.session.add(
+            SurveyQuestion(
+                lesson_id=lesson.id, kind=kind, text=text, options=[], scale=5, required=required, position=position
+            )
+        )
+    db.session.flush()
 
 
 def check_rules(lesson: Lesson) -> None:

@@ -41,23 +41,6 @@ def questions(lesson: Lesson, *, archived: bool = False) -> list[SurveyQuestion]
     return sorted(rows, key=lambda q: (q.archived_at is not None, q.position, q.id))
 
 
-def add_default_questions(lesson: Lesson) -> None:
-    """The questions of the fixed form every survey had: a 1–5 rating and an optional comment."""
-    for position, (kind, text, required) in enumerate(
-        (
-            (SurveyQuestionKind.RATING, _("How useful was this lesson? (1 = not at all, 5 = very)"), True),
-            (SurveyQuestionKind.TEXT, _("Comments and suggestions"), False),
-        ),
-        start=1,
-    ):
-        db.session.add(
-            SurveyQuestion(
-                lesson_id=lesson.id, kind=kind, text=text, options=[], scale=5, required=required, position=position
-            )
-        )
-    db.session.flush()
-
-
 def lines(text: str) -> list[str]:
     """Options typed one per line: blank lines dropped, each stripped."""
     return [line.strip() for line in (text or "").splitlines() if line.strip()]

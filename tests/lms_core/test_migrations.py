@@ -8,6 +8,7 @@ Alembic branch is applied, and runs ``flask db`` through the CLI as a deployment
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import importlib.metadata
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
@@ -133,46 +135,55 @@ def test_upgrade_reaches_every_head_of_every_enabled_branch(full_app, empty_db):
     assert applied == heads
 
 
+#: The columns of org_units and courses as the older revisions these tests start from had them.
+ORG_UNIT_COLUMNS = ("id", "code", "name", "kind", "path", "depth", "active", "created_at")
+COURSE_COLUMNS = (
+    "id",
+    "code",
+    "title",
+    "description",
+    "topic_id",
+    "nominal_hours_centi",
+    "required",
+    "published",
+    "owner_unit_id",
+    "created_at",
+    "updated_at",
+    "search_text",
+)
+NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+
+
+def _table(name: str, columns: tuple[str, ...]) -> sa.TableClause:
+    return sa.table(name, *(sa.column(c) for c in columns))
+
+
+def _city(conn: Any) -> None:
+    """The one org unit the courses below belong to."""
+    conn.execute(
+        _table("org_units", ORG_UNIT_COLUMNS)
+        .insert()
+        .values(id=1, code="3601", name="市", kind="city", path="/1/", depth=0, active=True, created_at=NOW)
+    )
+
+
+def _course(cid: int, **values: Any) -> dict[str, Any]:
+    """A course row of unit 1 (code ``C<id>``), with ``values`` over the defaults."""
+    row = {"id": cid, "code": f"C{cid}", "title": f"课程{cid}", "description": "", "topic_id": None}
+    row |= {"nominal_hours_centi": 100, "required": False, "published": True, "owner_unit_id": 1}
+    row |= {"created_at": NOW, "updated_at": NOW, "search_text": ""}
+    return row | values
+
+
 def test_0010_puts_courses_back_under_the_topic_their_repr_named(full_app, empty_db):
     """Courses filed under "<Topic id=N>" (the edit form's bug) go back to topic N; the junk topics go."""
-    import datetime as dt
-
-    import sqlalchemy as sa
-
     _flask_db(full_app, "upgrade", "0009ledger")
-    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
-    org_units = sa.table(
-        "org_units", *(sa.column(c) for c in ("id", "code", "name", "kind", "path", "depth", "active", "created_at"))
-    )
     topics = sa.table("course_topics", sa.column("id"), sa.column("name"))
-    courses = sa.table(
-        "courses",
-        *(
-            sa.column(c)
-            for c in (
-                "id",
-                "code",
-                "title",
-                "description",
-                "topic_id",
-                "nominal_hours_centi",
-                "required",
-                "published",
-                "owner_unit_id",
-                "created_at",
-                "updated_at",
-                "search_text",
-            )
-        ),
-    )
+    courses = _table("courses", COURSE_COLUMNS)
     engine = create_engine(empty_db)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                org_units.insert().values(
-                    id=1, code="3601", name="市", kind="city", path="/1/", depth=0, active=True, created_at=now
-                )
-            )
+            _city(conn)
             conn.execute(
                 topics.insert(),
                 [
@@ -186,26 +197,7 @@ def test_0010_puts_courses_back_under_the_topic_their_repr_named(full_app, empty
                 ],
             )
             rows = [(1, 5), (2, 7), (3, 8), (4, 9), (5, 10), (6, 11), (7, None)]
-            conn.execute(
-                courses.insert(),
-                [
-                    {
-                        "id": cid,
-                        "code": f"C{cid}",
-                        "title": f"课程{cid}",
-                        "description": "",
-                        "topic_id": tid,
-                        "nominal_hours_centi": 100,
-                        "required": False,
-                        "published": True,
-                        "owner_unit_id": 1,
-                        "created_at": now,
-                        "updated_at": now,
-                        "search_text": "",
-                    }
-                    for cid, tid in rows
-                ],
-            )
+            conn.execute(courses.insert(), [_course(cid, topic_id=tid) for cid, tid in rows])
         _flask_db(full_app, "upgrade", "heads")
         with engine.connect() as conn:
             assert dict(conn.execute(sa.select(courses.c.id, courses.c.topic_id)).all()) == {
@@ -227,38 +219,47 @@ def test_0010_puts_courses_back_under_the_topic_their_repr_named(full_app, empty
 
 
 def _insert(conn: Any, name: str, rows: list[dict[str, Any]]) -> None:
-    import sqlalchemy as sa
-
     conn.execute(sa.table(name, *(sa.column(c) for c in rows[0])).insert(), rows)
+
+
+def test_0015_backfills_pinyin_and_downgrade_removes_it(full_app, empty_db):
+    """Existing courses get their title's pinyin and initials in the search column; downgrade takes them out."""
+    _flask_db(full_app, "upgrade", "0014review")
+    courses = _table("courses", COURSE_COLUMNS)
+    engine = create_engine(empty_db)
+    try:
+        with engine.begin() as conn:
+            _city(conn)
+            conn.execute(
+                courses.insert(),
+                [
+                    _course(
+                        1, code="FZ01", title="法治政府", description="依法行政", search_text="fz01\n法治政府\n依法行政"
+                    ),
+                    _course(2, code="EN01", title="English only", search_text="en01\nenglish only\n"),
+                ],
+            )
+        _flask_db(full_app, "upgrade", "heads")
+        with engine.connect() as conn:
+            texts = dict(conn.execute(sa.select(courses.c.id, courses.c.search_text)).all())
+        assert texts[1] == "fz01\n法治政府\n依法行政\nfazhizhengfu\nfzzf"
+        assert texts[2] == "en01\nenglish only\n"
+        _flask_db(full_app, "downgrade", "0014review")
+        with engine.connect() as conn:
+            texts = dict(conn.execute(sa.select(courses.c.id, courses.c.search_text)).all())
+        assert texts[1] == "fz01\n法治政府\n依法行政"
+    finally:
+        engine.dispose()
 
 
 def test_0019_carries_every_survey_answer_into_the_editable_questions(full_app, empty_db):
     """Ratings and comments given on the fixed form become answers to its two questions; none is lost."""
-    import datetime as dt
-
-    import sqlalchemy as sa
-
     _flask_db(full_app, "upgrade", "0018budget")
-    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    now = NOW
     engine = create_engine(empty_db)
     try:
         with engine.begin() as conn:
-            _insert(
-                conn,
-                "org_units",
-                [
-                    {
-                        "id": 1,
-                        "code": "3601",
-                        "name": "市",
-                        "kind": "city",
-                        "path": "/1/",
-                        "depth": 0,
-                        "active": True,
-                        "created_at": now,
-                    }
-                ],
-            )
+            _city(conn)
             user = {
                 "org_unit_id": 1,
                 "rank_band": "general",
@@ -268,9 +269,7 @@ def test_0019_carries_every_survey_answer_into_the_editable_questions(full_app, 
             }
             user |= {"session_version": 1, "must_change_password": False, "created_at": now}
             _insert(conn, "users", [{"id": i, "username": f"u{i}", "full_name": f"学员{i}", **user} for i in (1, 2, 3)])
-            course = {"description": "", "nominal_hours_centi": 100, "required": False, "published": True}
-            course |= {"owner_unit_id": 1, "created_at": now, "updated_at": now, "search_text": ""}
-            _insert(conn, "courses", [{"id": 1, "code": "C1", "title": "课程", **course}])
+            _insert(conn, "courses", [_course(1, title="课程")])
             _insert(conn, "course_sections", [{"id": 1, "course_id": 1, "title": "第一讲", "position": 1}])
             lesson = {"section_id": 1, "course_id": 1, "required": True, "completion_threshold_pct": 95}
             lesson |= {"min_read_seconds": 60, "passing_score_pct": 60, "max_attempts": 3, "shuffle_questions": True}
@@ -322,14 +321,18 @@ def test_0019_carries_every_survey_answer_into_the_editable_questions(full_app, 
         with engine.connect() as conn:
             questions = conn.execute(
                 sa.text(
-                    "SELECT lesson_id, kind, position, scale, required FROM survey_questions "
+                    "SELECT lesson_id, kind, position, scale, required, text FROM survey_questions "
                     "ORDER BY lesson_id, position"
                 )
             ).all()
+            # 0020 drops the "（选填）" 0019 wrote into the comment's wording: the page marks it.
             assert [tuple(q) for q in questions] == [
-                (lesson_id, kind, position, 5, required)
+                (lesson_id, kind, position, 5, required, text)
                 for lesson_id in (1, 2, 3)
-                for kind, position, required in (("rating", 1, True), ("text", 2, False))
+                for kind, position, required, text in (
+                    ("rating", 1, True, "本课时对您有多大帮助？（1 = 没有帮助，5 = 很有帮助）"),
+                    ("text", 2, False, "意见建议"),
+                )
             ]
             answers = conn.execute(
                 sa.text(
