@@ -1,12 +1,14 @@
-"""``flask lms credit transcript|public-key|verify|checkpoint|revoke``, and the log check of ``replay``.
+"""``flask lms credit transcript|public-key|verify|status-list|checkpoint|revoke``, and the log check of ``replay``.
 
-``verify`` needs no database and no server: only the file and the issuer's public key.
+``verify`` needs no database and no server: only the file and the issuer's public key, and
+for revocation the issuer's signed status list (``--status``).
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from flask.cli import with_appcontext
@@ -72,11 +74,18 @@ def public_key_command() -> None:
     required=True,
     help="The issuer's public key (ed25519:..., as printed by `credit public-key`), or a file holding it.",
 )
-def verify_command(file: Path, key_text: str) -> None:
+@click.option(
+    "--status",
+    "status_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The issuer's signed status list (credit-status.json from /credit/verify/status.json or "
+    "`credit status-list`): reports a revoked or re-issued transcript.",
+)
+def verify_command(file: Path, key_text: str, status_file: Path | None) -> None:
     """Check a transcript (PDF or credential.json) offline: no server, no database.
 
-    Exit status 0 when every check passes, 1 otherwise. Revocation is known only online, on
-    the verification page.
+    Exit status 0 when every check passes (and, with --status, the signed status list
+    covers the transcript and names it neither revoked nor re-issued), 1 otherwise.
     """
     from plugins.credit_bank.proofs import keys, pdf
 
@@ -100,10 +109,66 @@ def verify_command(file: Path, key_text: str) -> None:
                 f"not counted {pdf.hours(b['overflow'])}"
             )
         cp = report.bundle["credential_log"]["checkpoint"] if report.bundle else {}
-        click.echo(f"logged as of {cp.get('time')}; whether it was revoked since is shown online: {p['verify_url']}")
-        sys.exit(0)
+        click.echo(f"logged as of {cp.get('time')}; its status online: {p['verify_url']}")
+        if status_file is None:
+            base = str(p["verify_url"]).rsplit("/credit/verify/", 1)[0]
+            click.echo(
+                "revocation NOT checked: pass the issuer's signed status list with --status FILE "
+                f"(published at {base}/credit/verify/status.json)"
+            )
+            sys.exit(0)
+        index = report.bundle["credential_log"]["index"] if report.bundle else -1
+        sys.exit(_report_status(status_file, pub, str(p["id"]), int(index)))
     click.echo("INVALID: this file is not an unaltered transcript from this issuer")
     sys.exit(1)
+
+
+def _report_status(status_file: Path, pub: Any, credential_id: str, index: int) -> int:
+    """Print what the signed status list says about the transcript; the exit status."""
+    from plugins.credit_bank.proofs import status_list
+
+    if status_file.stat().st_size > 50 * 1024 * 1024:
+        click.echo("FAIL status list: file larger than 50 MB")
+        return 1
+    try:
+        payload = status_list.load(status_file.read_bytes(), pub)
+    except status_list.StatusListError as exc:
+        click.echo(f"FAIL status list: {exc}")
+        click.echo("INVALID: the revocation status could not be checked")
+        return 1
+    click.echo(f"OK   status list signed by the issuer at {payload['time']}")
+    got = status_list.standing(payload, credential_id, index)
+    entry = got.entry or {}
+    if got.state == "revoked":
+        click.echo(f"REVOKED since {entry.get('since')}: {entry.get('reason') or ''}".rstrip())
+        if entry.get("replaced_by"):
+            click.echo(f"  it had been replaced by {entry['replaced_by']}")
+        return 1
+    if got.state == "superseded":
+        click.echo(f"RE-ISSUED since {entry.get('since')}: replaced by transcript {entry.get('replaced_by')}")
+        return 1
+    if got.state == "unknown":
+        click.echo(f"UNKNOWN: the status list of {got.time} is older than this transcript; fetch a newer one")
+        return 1
+    click.echo(f"CURRENT: neither revoked nor re-issued as of {got.time} (a later revocation needs a newer list)")
+    return 0
+
+
+@credit_group.command("status-list")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the JSON."
+)
+@with_appcontext
+def status_list_command(output: Path) -> None:
+    """Write the signed status list (revoked and re-issued transcripts) for offline verifiers."""
+    import json
+
+    from plugins.credit_bank.transcripts.services import status_list
+
+    doc = status_list()
+    output.write_text(json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    p = doc["payload"]
+    click.echo(f"{len(p['entries'])} revoked or re-issued of {p['credential_log_size']} logged, at {p['time']}")
 
 
 @credit_group.command("checkpoint")

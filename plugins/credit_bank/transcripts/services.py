@@ -308,3 +308,36 @@ def revoke(cred: Credential, reason: str, *, actor: User | None = None) -> Crede
     )
     db.session.commit()
     return row
+
+
+def status_list(now: dt.datetime | None = None) -> dict[str, Any]:
+    """The signed status list (``proofs.status_list``): every revoked or superseded transcript.
+
+    Read in one transaction: the credentials logged so far (``credential_log_size``) and
+    every status row, so a transcript the list covers and does not name was neither revoked
+    nor re-issued when the list was signed.
+    """
+    from sqlalchemy import func
+
+    from lms_core.db import utcnow
+    from plugins.credit_bank.proofs import status_list as sl
+
+    top = db.session.execute(select(func.max(Credential.log_idx))).scalar_one_or_none()
+    by_credential: dict[str, list[CredentialStatus]] = {}
+    for row in db.session.scalars(select(CredentialStatus).order_by(CredentialStatus.id)):
+        by_credential.setdefault(row.credential_id, []).append(row)
+    entries = []
+    for cid, rows in by_credential.items():
+        revoked = [r for r in rows if r.state == CredentialState.REVOKED]
+        replaced = next((r.replaced_by for r in reversed(rows) if r.replaced_by), None)
+        last = revoked[-1] if revoked else rows[-1]
+        entries.append(
+            {
+                "id": cid,
+                "state": "revoked" if revoked else "superseded",
+                "since": _iso(last.created_at),
+                "reason": last.reason if revoked else None,
+                "replaced_by": replaced,
+            }
+        )
+    return sl.build(issuer_key(), entries, 0 if top is None else int(top) + 1, now or utcnow())

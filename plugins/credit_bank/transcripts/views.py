@@ -142,6 +142,19 @@ def public_key() -> Response:
     return Response(keys.public_text(issuer_key().public_key()) + "\n", mimetype="text/plain")
 
 
+@bp.route("/verify/status.json")
+def status_list() -> Response:
+    """The signed status list: revoked and re-issued transcripts, for ``credit verify --status``."""
+    import json
+
+    body = json.dumps(services.status_list(), ensure_ascii=False, indent=1, sort_keys=True)
+    return Response(
+        body + "\n",
+        mimetype="application/json",
+        headers={"Content-Disposition": "attachment; filename=credit-status.json", "Cache-Control": "no-store"},
+    )
+
+
 @bp.route("/verify/<credential_id>")
 def verify_link(credential_id: str) -> Any:
     """Where the QR code leads: the transcript as this server recorded it, and its status now."""

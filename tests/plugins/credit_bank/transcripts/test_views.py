@@ -25,6 +25,13 @@ def test_verification_page_is_public_and_chinese(client: FlaskClient) -> None:
     assert "验证学时证明" in html and 'lang="zh-CN"' in html
     key = client.get("/credit/verify/key")
     assert key.status_code == 200 and key.get_data(as_text=True).startswith("ed25519:")
+    assert 'id="status-list" href="/credit/verify/status.json"' in html and "下载状态列表" in html
+    from plugins.credit_bank.proofs import status_list as sl
+    from tests.plugins.credit_bank.transcripts.conftest import ISSUER
+
+    listed = client.get("/credit/verify/status.json")  # public, signed, empty before any revocation
+    payload = sl.load(listed.data, ISSUER.public_key())
+    assert listed.status_code == 200 and payload["entries"] == [] and payload["credential_log_size"] == 0
 
 
 def test_upload_accepts_a_transcript_and_rejects_an_edited_copy(app: Flask, client: FlaskClient) -> None:
