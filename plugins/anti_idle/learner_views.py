@@ -95,8 +95,14 @@ def _review_page(*, error: str | None = None, status: int = 200) -> Any:
         from lms_core.jobs.services import commit
 
         # Each item shows a person's evidence: a look at their record (issue 12, part 8).
+        # One line per person and page, naming the days shown, so their list stays readable.
+        days: dict[int, list[str]] = {}
+        people = {}
         for item in items:
-            log_view(current_user, item.person, "review", item.day.day.isoformat())
+            days.setdefault(item.person.id, []).append(item.day.day.isoformat())
+            people[item.person.id] = item.person
+        for person_id, shown in days.items():
+            log_view(current_user, people[person_id], "review", "、".join(sorted(shown)))
         commit()
     return render_template(
         "anti_idle/review.html",

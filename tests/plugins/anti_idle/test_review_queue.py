@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from lms_core.accounts.models import Role
+from lms_core.accounts.models import Role, User
 from lms_core.extensions import db
 from tests.conftest import login
 from tests.factories import UserFactory, grant
@@ -92,11 +92,13 @@ def test_each_person_in_the_queue_is_a_logged_look_and_their_days_link_to_the_pi
     from lms_core.events.models import Event
 
     low, high = queue
+    make_day(db.session.get(User, low.user_id), "held", held_ms=60_000, day=dt.date(2026, 5, 9))
+    db.session.commit()
     login(client, "audit_city")
     client.get(f"/anti-idle/review?org={tree.county_a.code}")
     seen = db.session.execute(select(Event).where(Event.name == "record.viewed")).scalars().all()
     assert [(e.object_id, e.payload["what"], e.payload["detail"]) for e in seen] == [
-        (str(low.user_id), "review", "2026-05-10")
+        (str(low.user_id), "review", "2026-05-09、2026-05-10")  # one line per person, naming the days shown
     ]
     client.post("/logout")
     login(client, "v1")
