@@ -114,6 +114,11 @@ def load_demo(cadres: int = 300, echo: Callable[[str], object] = print) -> list[
     from lms_core.demo.courses import load_demo_courses
 
     new_courses = load_demo_courses(echo=echo)
+    from lms_core.demo.feedback import load_demo_feedback
+    from lms_core.jobs.services import commit
+
+    load_demo_feedback(echo=echo)
+    commit()
     total = db.session.execute(select(func.count()).select_from(User)).scalar_one()
     echo(
         f"demo data ready: {total} users, {len(units_by_code)} org units ({created} cadres, "
