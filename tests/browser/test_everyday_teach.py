@@ -90,3 +90,28 @@ def test_author_adds_a_lesson_from_the_library(mobile_page: Any, tree: Any, tmp_
     page.screenshot(path=str(tmp_path / "add-from-library-390.png"), full_page=True)
     form.get_by_role("button", name="添加课时").click()
     expect(page.locator(".outline-lessons")).to_contain_text("复用的视频课")
+
+
+@pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}])
+def test_author_reorders_quiz_questions(page: Any, tree: Any, tmp_path: Any, viewport: dict[str, int]) -> None:
+    """↑/↓ on the quiz's questions, as on the survey's; the first ↑ and the last ↓ are disabled."""
+    from lms_core.quizzes import services as quizzes
+
+    kit = build_course(tree)
+    kit.author.username = "author"
+    db.session.commit()
+    page.set_viewport_size(viewport)
+    sign_in(page, "author")
+    page.goto(f"/teach/lessons/{kit.quiz.id}/questions")
+    items = page.locator(".quiz-editor > li")
+    expect(items).to_have_count(3)
+    expect(items.first.get_by_role("button", name="上移")).to_be_disabled()
+    expect(items.last.get_by_role("button", name="下移")).to_be_disabled()
+    items.filter(has_text="地球是圆的").get_by_role("button", name="上移").click()
+    expect(page.locator(".quiz-editor > li").nth(1)).to_contain_text("地球是圆的")
+    page.locator(".quiz-editor > li").filter(has_text="地球是圆的").get_by_role("button", name="上移").click()
+    expect(page.locator(".quiz-editor > li").first).to_contain_text("地球是圆的")
+    assert horizontal_overflow(page) == 0
+    page.screenshot(path=str(tmp_path / f"quiz-order-{viewport['width']}.png"), full_page=True)
+    db.session.expire_all()
+    assert [q.text for q in quizzes.questions(kit.quiz)] == ["地球是圆的", "1+1=?", "选出偶数"]
