@@ -85,3 +85,24 @@ def test_counted_account_cannot_go_negative_even_by_hand(app: Flask) -> None:
         db.session.execute(text("UPDATE credit_accounts SET debits_posted = 300 WHERE kind = 'counted'"))
         db.session.flush()
     db.session.rollback()
+
+
+def test_one_cross_ledger_row_refuses_the_whole_multi_row_insert(app: Flask) -> None:
+    """On PostgreSQL the check runs once per statement: a bad row among good ones still fails
+    the statement, and none of its rows is kept."""
+    _one_transfer()
+    d, c = db.session.execute(text("SELECT debit_account_id, credit_account_id FROM credit_transfers")).one()
+    with pytest.raises((DBAPIError, IntegrityError), match="ledger"):
+        db.session.execute(
+            text(
+                "INSERT INTO credit_transfers (id, ledger_id, debit_account_id, credit_account_id, amount, flags, "
+                "code, effective_date, body_hash, recorded_at) VALUES "
+                "('a', 1, :d, :c, 1, 0, 'adjustment', '2026-01-01', 'h', '2026-01-01 00:00:00'), "
+                "('b', 2, :d, :c, 1, 0, 'adjustment', '2026-01-01', 'h', '2026-01-01 00:00:00'), "
+                "('c', 1, :d, :c, 1, 0, 'adjustment', '2026-01-01', 'h', '2026-01-01 00:00:00')"
+            ),
+            {"d": d, "c": c},
+        )
+        db.session.flush()
+    db.session.rollback()
+    assert db.session.execute(text("SELECT count(*) FROM credit_transfers")).scalar_one() == 1
