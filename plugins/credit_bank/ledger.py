@@ -376,7 +376,7 @@ def _find_accounts(refs: Sequence[AccountRef], *, lock: bool) -> dict[str, _Acct
             },
         )
         found: dict[str, _Acct] = {}
-        for lid, kind, owner, period, aid, flags, dp, cp, dpe, cpe in rows.tuples():
+        for lid, kind, owner, period, aid, flags, dp, cp, dpe, cpe in rows:
             ref = by_key[(lid, kind, owner, period)]
             found[ref.key()] = _Acct(aid, ref, flags, dp, cp, dpe, cpe)
         return found

@@ -29,9 +29,11 @@ the outcome is unknown: retry with the same ids (idempotent).
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 import uuid
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, abort, current_app, jsonify, request
 from flask_babel import gettext as _
@@ -169,6 +171,50 @@ def _bad(message: str, **extra: Any) -> Any:
     return jsonify({"error": message, **extra}), 400
 
 
+class ClientCache:
+    """Per process: the API tokens already found allowed to post (token id -> when checked).
+
+    What is cached is only the *grant*: the token holds the ``credit:transfers`` scope and
+    its user the ``credit.transfer`` capability (the scope query and the capability check are
+    saved per request; the user's roles are loaded with the user by the core). Whether the token is live is not cached: the core re-reads the token
+    on every request (``accounts.services.token_for``: revoked, expired, user inactive), so a
+    revoked token is refused at once by every process, before this cache is asked. A grant
+    is trusted for ``LMS_CREDIT_CLIENT_CACHE_SECONDS`` (a role taken away elsewhere takes
+    effect within that time; 0 disables the cache); :meth:`forget` drops a token at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._allowed: dict[int, float] = {}
+
+    def allowed(self, token_id: int, ttl: float) -> bool:
+        with self._lock:
+            at = self._allowed.get(token_id)
+        return at is not None and time.monotonic() - at < ttl
+
+    def remember(self, token_id: int) -> None:
+        with self._lock:
+            if len(self._allowed) > 10_000:  # a bound, not a policy: there are a few issuers
+                self._allowed.clear()
+            self._allowed[token_id] = time.monotonic()
+
+    def forget(self, token_id: int | None = None) -> None:
+        with self._lock:
+            if token_id is None:
+                self._allowed.clear()
+            else:
+                self._allowed.pop(token_id, None)
+
+
+def clients() -> ClientCache:
+    """The application's cache (per app: two apps in one process share no token ids)."""
+    ext = current_app.extensions
+    cache = ext.get("credit_bank.clients")
+    if cache is None:
+        cache = ext.setdefault("credit_bank.clients", ClientCache())
+    return cast(ClientCache, cache)
+
+
 def _authorise() -> None:
     if not current_user.is_authenticated:
         abort(401)
@@ -180,14 +226,20 @@ def _authorise() -> None:
                 validate_csrf(request.headers.get("X-CSRFToken"))
             except ValidationError as exc:
                 raise CSRFError(str(exc)) from exc
-    elif not db.session.scalar(
-        select(TokenScopeGrant.token_id).where(
-            TokenScopeGrant.token_id == token.id, TokenScopeGrant.scope == SCOPE_TRANSFERS
-        )
-    ):
-        abort(403, _("This API token has not been granted the scope to post credit transfers."))
+    else:
+        ttl = float(current_app.config.get("LMS_CREDIT_CLIENT_CACHE_SECONDS", 30))
+        if ttl > 0 and clients().allowed(token.id, ttl):
+            return
+        if not db.session.scalar(
+            select(TokenScopeGrant.token_id).where(
+                TokenScopeGrant.token_id == token.id, TokenScopeGrant.scope == SCOPE_TRANSFERS
+            )
+        ):
+            abort(403, _("This API token has not been granted the scope to post credit transfers."))
     if not can(current_user, "credit.transfer"):
         abort(403)
+    if token is not None:
+        clients().remember(token.id)
 
 
 @bp.route("/transfers", methods=["POST"])

@@ -213,3 +213,56 @@ def test_grant_token_command(app: Flask, client, tree: Any) -> None:  # type: ig
     assert res.exit_code == 0, res.output
     assert client.post(URL, json=item("g"), headers=auth(plain)).status_code == 201
     group_commit.stop(app)
+
+
+def test_the_client_cache_saves_the_grant_queries_and_never_a_revocation(app: Flask, client, site_token: str) -> None:  # type: ignore[no-untyped-def]
+    """A token found allowed is not asked again for its scope and roles, but a revoked one is
+    refused on the next request (the core re-reads the token every time)."""
+    from sqlalchemy import event
+
+    from plugins.credit_bank import transfer_api
+
+    transfer_api.clients().forget()
+    assert client.post(URL, json=item("c1"), headers=auth(site_token)).status_code == 201
+    seen: list[str] = []
+
+    def log(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", log)
+    try:
+        assert client.post(URL, json=item("c2"), headers=auth(site_token)).status_code == 201
+    finally:
+        event.remove(db.engine, "before_cursor_execute", log)
+    assert not [s for s in seen if "credit_token_scopes" in s], seen
+    assert any("api_tokens" in s for s in seen)  # liveness is still read
+
+    site = db.session.execute(db.select(accounts.User).filter_by(username="site")).scalar_one()
+    token = accounts.token_for(site_token)
+    assert token is not None
+    accounts.revoke_token(site, token)
+    db.session.commit()
+    assert client.post(URL, json=item("c3"), headers=auth(site_token)).status_code == 401
+    assert balance(7) == 200
+
+
+def test_the_grant_is_asked_again_after_its_time(app: Flask, client, site_token: str) -> None:  # type: ignore[no-untyped-def]
+    """A scope withdrawn (here: the grant row removed with its token's consent) is seen once
+    the cached grant is older than LMS_CREDIT_CLIENT_CACHE_SECONDS, or at once after forget()."""
+    from plugins.credit_bank import transfer_api
+
+    transfer_api.clients().forget()
+    assert client.post(URL, json=item("g1"), headers=auth(site_token)).status_code == 201
+    tid = _token_id(site_token)
+    db.session.execute(db.delete(TokenScopeGrant).where(TokenScopeGrant.token_id == tid))
+    db.session.commit()
+    assert client.post(URL, json=item("g2"), headers=auth(site_token)).status_code == 201  # cached
+    app.config["LMS_CREDIT_CLIENT_CACHE_SECONDS"] = 0.05
+    import time
+
+    time.sleep(0.1)
+    assert client.post(URL, json=item("g3"), headers=auth(site_token)).status_code == 403
+    app.config["LMS_CREDIT_CLIENT_CACHE_SECONDS"] = 30
+    transfer_api.clients().remember(tid)
+    transfer_api.clients().forget(tid)
+    assert client.post(URL, json=item("g4"), headers=auth(site_token)).status_code == 403
