@@ -35,7 +35,6 @@ import multiprocessing
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,14 +45,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
-from tests import pgcluster  # noqa: E402
+import common  # noqa: E402
+from common import SECRET, step  # noqa: E402
 
-SECRET = "bench-secret-not-for-production"  # noqa: S105
 YEAR = 2026
-
-
-def step(msg: str) -> None:
-    print(f"== {msg}", file=sys.stderr, flush=True)
 
 
 def make_app(url: str) -> Any:
@@ -71,8 +66,7 @@ def make_app(url: str) -> Any:
 
 
 def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return common.percentile(sorted(values), p)
 
 
 def spec(key: str, user: int, amount: int) -> Any:
@@ -90,9 +84,10 @@ def spec(key: str, user: int, amount: int) -> Any:
 
 
 def pg_cpu_seconds(cluster: Any) -> float:
-    """CPU seconds used so far by the cluster's processes (live ones and reaped backends)."""
+    """CPU seconds used so far by the cluster's processes, live ones and reaped backends (the
+    postmaster's cutime/cstime: ``common.tree_cpu_seconds`` counts live children only)."""
     tick = os.sysconf("SC_CLK_TCK")
-    pid = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
+    pid = common.postmaster_pid(cluster)
     total = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -154,20 +149,23 @@ def batch_posting(url: str, cluster: Any, total: int, batch: int, users: int) ->
     }
 
 
-def _http_client(args: tuple[int, str, int, float, int, float, float]) -> list[float]:
-    """One lean client: one keep-alive connection, one transfer per request."""
+def _http_client(args: tuple[int, str, int, float, int, float, float, Any]) -> list[float]:
+    """One lean client: one keep-alive connection, one transfer per request. Once every
+    client and the parent have reached ``barrier`` (spawning and imports take seconds on a
+    loaded machine), it posts for ``warmup`` seconds unmeasured (each server thread's first
+    requests fill SQLAlchemy's and Babel's caches), then measures for ``duration`` seconds."""
     import http.client
 
     from plugins.credit_bank import ledger as L
 
-    port, token, client, duration, users, hot_share, start_at = args
+    port, token, client, duration, users, hot_share, warmup, barrier = args
     rng = random.Random(100 + client)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     lat: list[float] = []
-    while time.time() < start_at:  # all clients start together
-        time.sleep(0.005)
-    end = time.perf_counter() + duration
+    barrier.wait()  # all clients start together
+    start_at = time.time() + warmup
+    end = time.perf_counter() + warmup + duration
     i = 0
     while time.perf_counter() < end:
         user = rng.randrange(1, 4) if rng.random() < hot_share else rng.randrange(4, users + 1)
@@ -186,7 +184,8 @@ def _http_client(args: tuple[int, str, int, float, int, float, float]) -> list[f
         conn.request("POST", "/api/v1/credit/transfers", body, headers)
         resp = conn.getresponse()
         payload = resp.read()
-        lat.append(time.perf_counter() - t0)
+        if time.time() >= start_at:
+            lat.append(time.perf_counter() - t0)
         assert resp.status == 201, (resp.status, payload[:300])
         i += 1
     conn.close()
@@ -215,59 +214,39 @@ def _site_token(url: str) -> str:
 
 
 def http_transfers(
-    url: str, cluster: Any, clients: int, duration: float, users: int, hot_share: float, workers: int, threads: int
+    url: str,
+    cluster: Any,
+    clients: int,
+    duration: float,
+    users: int,
+    hot_share: float,
+    workers: int,
+    threads: int,
+    warmup: float = 3.0,
 ) -> dict[str, Any]:
-    import socket
-    import urllib.request
 
     token = _site_token(url)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(
-        os.environ,
-        LMS_DATABASE_URL=url,
-        LMS_SECRET_KEY=SECRET,
-        LMS_PLUGINS="credit_bank",
-        LMS_XAPI_ENABLED="0",
-        LMS_SESSION_COOKIE_SECURE="0",
-    )
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "-w",
-            str(workers),
-            "-k",
-            "gthread",
-            "--threads",
-            str(threads),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "lms_core:create_app()",
-        ],
-        env=env,
-        cwd=REPO,
-    )
+    env = common.app_env(url, "credit_bank", LMS_XAPI_ENABLED="0")
+    # lrs/gunicorn_conf.py (common's default) sets TCP_NODELAY: without it a keep-alive
+    # client waits for Nagle + delayed ACK (~40 ms) on every answer.
+    server, port = common.start_gunicorn(env, workers=workers, worker_class="gthread", threads=threads)
     try:
-        for _ in range(300):  # wait for the workers
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=1)  # noqa: S310
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.1)
         ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(clients) as pool:
-            start_at = time.time() + 3  # spawn and imports out of the measured window
-            cpu0, pg0 = _cpu_of(server.pid), pg_cpu_seconds(cluster)
-            results = pool.map(
-                _http_client, [(port, token, c, duration, users, hot_share, start_at) for c in range(clients)]
+        with ctx.Manager() as manager, ctx.Pool(clients) as pool:
+            barrier = manager.Barrier(clients + 1)
+            job = pool.map_async(
+                _http_client,
+                [(port, token, c, duration, users, hot_share, warmup, barrier) for c in range(clients)],
+                chunksize=1,
             )
-            cpu, pg = _cpu_of(server.pid) - cpu0, pg_cpu_seconds(cluster) - pg0
+            barrier.wait(timeout=300)
+            time.sleep(warmup)
+            cpu0, pg0 = common.tree_cpu_seconds(server.pid), pg_cpu_seconds(cluster)
+            time.sleep(duration)
+            cpu, pg = common.tree_cpu_seconds(server.pid) - cpu0, pg_cpu_seconds(cluster) - pg0
+            results = job.get()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        common.stop_server(server)
     lat = [x for r in results for x in r]
     return {
         "clients": clients,
@@ -281,22 +260,6 @@ def http_transfers(
         "app_cpu_us_per_transfer": round(cpu / len(lat) * 1e6, 1),
         "server_cpu_us_per_transfer": round(pg / len(lat) * 1e6, 1),
     }
-
-
-def _cpu_of(pid: int) -> float:
-    """CPU seconds of a process and its live children (gunicorn master and workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry.name) == pid or int(fields[1]) == pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
 
 
 def seed_journal(url: str, stored: int, users: int) -> dict[str, float]:
@@ -474,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--hot-share", type=float, default=0.2)
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured requests first")
     parser.add_argument("--replay-rows", type=int, default=1_000_000)
     parser.add_argument("--merkle-rows", type=int, default=100_000, help="journal rows logged for the Merkle check")
     parser.add_argument("--stored", type=int, default=10_000_000)
@@ -484,8 +448,7 @@ def main(argv: list[str] | None = None) -> int:
 
     began = time.perf_counter()
     print(f"load average before: {os.getloadavg()}", file=sys.stderr)
-    step("starting a throwaway PostgreSQL cluster (fsync on)")
-    cluster = pgcluster.start()
+    cluster = common.start_postgres()  # fsync and synchronous_commit on
     out: dict[str, Any] = {
         "settings": vars(args),
         "machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()},
@@ -493,17 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         url = cluster.create_database("credit_bench")
-        env = dict(
-            os.environ, FLASK_APP="lms_core", LMS_DATABASE_URL=url, LMS_SECRET_KEY=SECRET, LMS_PLUGINS="credit_bank"
-        )
-        step("flask db upgrade heads")
-        subprocess.run(
-            [str(Path(sys.executable).parent / "flask"), "db", "upgrade", "heads"],
-            env=env,
-            cwd=REPO,
-            check=True,
-            capture_output=True,
-        )
+        common.upgrade(common.app_env(url, "credit_bank"))
         if not args.only_stored:
             step(f"batch posting: {args.batch_total:,} transfers in batches of {args.batch:,}")
             out["batch_posting"] = batch_posting(url, cluster, args.batch_total, args.batch, args.users)
@@ -513,7 +466,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.hot_share:.0%} on 3 hot accounts"
             )
             out["http_transfers"] = http_transfers(
-                url, cluster, args.clients, args.duration, args.users, args.hot_share, args.workers, args.threads
+                url,
+                cluster,
+                args.clients,
+                args.duration,
+                args.users,
+                args.hot_share,
+                args.workers,
+                args.threads,
+                args.warmup,
             )
             print(f"   {out['http_transfers']}", file=sys.stderr)
         else:  # the issuer account the seed debits
@@ -542,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         out["queries"]["stored"] = out["seed"]["rows"]
         print(f"   {out['queries']}", file=sys.stderr)
     finally:
-        cluster.stop()
+        common.stop_postgres(cluster)  # the data directory goes too
     out["machine"]["load_after"] = os.getloadavg()
     out["wall_seconds"] = round(time.perf_counter() - began, 1)
     print(json.dumps(out, indent=2))

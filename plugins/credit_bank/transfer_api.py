@@ -172,38 +172,40 @@ def _bad(message: str, **extra: Any) -> Any:
 
 
 class ClientCache:
-    """Per process: the API tokens already found allowed to post (token id -> when checked).
+    """Per process: the API tokens already found allowed to post (token hash -> when checked;
+    keyed by the secret's digest, never by a row id that a deleted token could hand on).
 
     What is cached is only the *grant*: the token holds the ``credit:transfers`` scope and
     its user the ``credit.transfer`` capability (the scope query and the capability check are
-    saved per request; the user's roles are loaded with the user by the core). Whether the token is live is not cached: the core re-reads the token
-    on every request (``accounts.services.token_for``: revoked, expired, user inactive), so a
-    revoked token is refused at once by every process, before this cache is asked. A grant
+    saved per request; the user's roles are loaded with the user by the core). Whether the
+    token is live is not cached: the core re-reads the token on every request
+    (``accounts.services.token_for``: revoked, expired, user inactive), so a revoked token is
+    refused at once by every process, before this cache is asked. A grant
     is trusted for ``LMS_CREDIT_CLIENT_CACHE_SECONDS`` (a role taken away elsewhere takes
     effect within that time; 0 disables the cache); :meth:`forget` drops a token at once.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._allowed: dict[int, float] = {}
+        self._allowed: dict[str, float] = {}
 
-    def allowed(self, token_id: int, ttl: float) -> bool:
+    def allowed(self, token_hash: str, ttl: float) -> bool:
         with self._lock:
-            at = self._allowed.get(token_id)
+            at = self._allowed.get(token_hash)
         return at is not None and time.monotonic() - at < ttl
 
-    def remember(self, token_id: int) -> None:
+    def remember(self, token_hash: str) -> None:
         with self._lock:
             if len(self._allowed) > 10_000:  # a bound, not a policy: there are a few issuers
                 self._allowed.clear()
-            self._allowed[token_id] = time.monotonic()
+            self._allowed[token_hash] = time.monotonic()
 
-    def forget(self, token_id: int | None = None) -> None:
+    def forget(self, token_hash: str | None = None) -> None:
         with self._lock:
-            if token_id is None:
+            if token_hash is None:
                 self._allowed.clear()
             else:
-                self._allowed.pop(token_id, None)
+                self._allowed.pop(token_hash, None)
 
 
 def clients() -> ClientCache:
@@ -228,7 +230,7 @@ def _authorise() -> None:
                 raise CSRFError(str(exc)) from exc
     else:
         ttl = float(current_app.config.get("LMS_CREDIT_CLIENT_CACHE_SECONDS", 30))
-        if ttl > 0 and clients().allowed(token.id, ttl):
+        if ttl > 0 and clients().allowed(token.token_hash, ttl):
             return
         if not db.session.scalar(
             select(TokenScopeGrant.token_id).where(
@@ -239,7 +241,7 @@ def _authorise() -> None:
     if not can(current_user, "credit.transfer"):
         abort(403)
     if token is not None:
-        clients().remember(token.id)
+        clients().remember(token.token_hash)
 
 
 @bp.route("/transfers", methods=["POST"])
