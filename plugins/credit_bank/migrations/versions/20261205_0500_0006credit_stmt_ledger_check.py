@@ -1,9 +1,10 @@
 """credit ledger: the same-ledger check runs once per statement, not once per journal row
 
 On PostgreSQL the check that both accounts of a transfer are on its ledger was a row-level
-BEFORE INSERT trigger: two primary-key look-ups through PL/pgSQL for every journal row. In a
-1,000-row COPY it cost about a third of the server's time (measured 04:43 UTC: 10,000 rows
-inserted in 3.8 s with it, 2.5 s without it, load average 11). It becomes an AFTER INSERT
+BEFORE INSERT trigger: two primary-key look-ups through PL/pgSQL for every journal row,
+about 15 us of backend CPU per row out of 57 (10,000-row INSERT ... SELECT, backend CPU from
+/proc, three runs at load 14: 56-59 us/row with it, 40-44 without it or with the statement
+trigger, 22-23 with no trigger or foreign key at all). It becomes an AFTER INSERT
 statement-level trigger over the transition table: one join for the whole batch, the same
 rule and the same error, raised in the same transaction before it can commit. Account rows
 cannot disappear in between (the journal's foreign keys restrict their deletion).
