@@ -1,16 +1,19 @@
 """Credit bank benchmark (issue 9): batch posting, the transfer API from 8 clients, queries, replay.
 
-Runs against a throwaway PostgreSQL cluster (``tests/pgcluster.py``, fsync and synchronous
-commit on), migrated with the ``credit_bank`` branch. Each figure is printed with its target:
+Runs against a throwaway PostgreSQL cluster (``common.start_postgres``, fsync and synchronous
+commit on; its data directory is deleted at the end), migrated with the ``credit_bank``
+branch. Each figure is printed with its target:
 
 1. **batch posting**: ``ledger.create_transfers`` with batches of ``--batch`` independent
    transfers (one transaction each) into ``--users`` counted accounts; transfers/s, SQL
    statements per transfer, client and server CPU per transfer;
 2. **single transfers over HTTP**: gunicorn (``--workers`` x ``--threads``, gthread) serving
    ``POST /api/v1/credit/transfers`` with a Bearer token; ``--clients`` lean client processes
-   (``http.client``, keep-alive, one transfer per request) for ``--duration`` seconds, a share
-   (``--hot-share``) on 3 hot accounts; transfers/s and latency percentiles as the client sees
-   them. The server posts through its group commit;
+   (``http.client``, keep-alive, one transfer per request), started together on a barrier,
+   ``--warmup`` seconds unmeasured then ``--duration`` seconds measured, a share
+   (``--hot-share``) on 3 hot accounts; transfers/s, latency percentiles as the client sees
+   them, and the CPU of gunicorn and PostgreSQL per transfer over the measured window. The
+   server (``common.start_gunicorn``: TCP_NODELAY) posts through its group commit;
 3. **Merkle log** of the journal seeded to ``--merkle-rows`` rows: logging (``sync_journal``,
    for information), then the log check of ``credit replay`` (rows re-hashed, stored nodes
    recomputed, checkpoint roots checked) in rows/s, and 200 inclusion proofs from stored nodes;
