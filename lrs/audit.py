@@ -81,6 +81,14 @@ def log_tab(context: dict[str, Any]) -> str | None:
     return Markup('<a href="{}">{}</a>').format(href, label)
 
 
+def person_link(context: dict[str, Any]) -> str | None:
+    """A link from a person's record pages to their LRS statements (slot ``audit_person_links``)."""
+    if not can(current_user, "learning.view"):
+        return None
+    href = url_for("lrs_audit.statements", **dict(context.get("args") or {}))
+    return Markup('<a href="{}">{}</a>').format(href, escape(_("LRS statements")))
+
+
 def _statements_view() -> None:
     require(current_user, "events.view")
     require(current_user, "learning.view")

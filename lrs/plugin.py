@@ -35,6 +35,10 @@ class LrsPlugin:
             from lrs.audit import log_tab
 
             return log_tab(context)
+        if name == "audit_person_links":
+            from lrs.audit import person_link
+
+            return person_link(context)
         if name != "admin_nav":
             return None
         from flask import url_for

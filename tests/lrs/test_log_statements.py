@@ -142,3 +142,15 @@ def _uid(username):
     from lms_core.accounts.models import User
 
     return db.session.execute(select(User.id).where(User.username == username)).scalar_one()
+
+
+def test_a_persons_record_pages_link_to_their_statements_and_sessions(client, world):
+    login(client, "nl_audit")
+    uid = _uid("inside")
+    day = client.get(f"/audit/users/{uid}/days/2026-05-10").get_data(as_text=True)
+    assert 'href="/lrs/statements?username=inside&amp;from=2026-05-10&amp;to=2026-05-10"' in day
+    assert 'href="/audit/sessions?username=inside&amp;from=2026-05-10&amp;to=2026-05-10"' in day
+    rows, _total = _csv(client, "/lrs/statements.csv?username=inside&from=2026-05-10&to=2026-05-10")
+    assert [r[5] for r in rows[1:]] == ["启动"]  # that day's statement only
+    record = client.get(f"/audit/users/{uid}/learning").get_data(as_text=True)
+    assert 'href="/lrs/statements?username=inside"' in record
