@@ -50,15 +50,14 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
-import load  # noqa: E402 - bench/ is a folder of scripts, not a package
+import common  # noqa: E402 - bench/ is a folder of scripts, not a package
+import load  # noqa: E402
 import seed_large  # noqa: E402
-from common import free_port, percentile, postmaster_pid, step, tree_cpu_seconds, wait_for_http  # noqa: E402
-from dashboard_bench import teardown  # noqa: E402
+from common import percentile, postmaster_pid, step, tree_cpu_seconds  # noqa: E402
 
 from plugins.anti_idle.envelope import sign_with_key  # noqa: E402
-from tests import pgcluster  # noqa: E402
 
-SECRET = "bench-secret-key-not-for-production"  # noqa: S105
+SECRET = common.SECRET
 T0 = dt.datetime(2026, 5, 10, 0, 30, tzinfo=dt.UTC)
 
 
@@ -332,30 +331,8 @@ def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace, pg_pid
 
     with psycopg.connect(plain(url)) as conn:
         lesson_id = conn.execute("SELECT id FROM lessons ORDER BY id LIMIT 1").fetchone()[0]
-    bindir = Path(sys.executable).parent
-    port = free_port()
-    cmd = [
-        str(bindir / "gunicorn"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(args.workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
-        str(args.threads),
-        "--log-level",
-        "warning",
-        "--keep-alive",
-        "30",
-        "-c",
-        "python:lrs.gunicorn_conf",
-        "lms_core:create_app()",
-    ]
-    step(" ".join(cmd[1:]))
-    server = subprocess.Popen(cmd, env=env, cwd=REPO)  # noqa: S603 - our own venv's gunicorn
+    server, port = common.start_gunicorn(env, workers=args.workers, worker_class="gthread", threads=args.threads)
     try:
-        wait_for_http(port, server)
         base = f"http://127.0.0.1:{port}"
         step(f"signing in {args.clients} learners and opening lesson {lesson_id}")
         clients = []
@@ -409,8 +386,7 @@ def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace, pg_pid
             "load_before": round(load_before, 2),
         }
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        common.stop_server(server)
 
 
 # --- 3. recompute -----------------------------------------------------------------------
@@ -523,21 +499,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "els"):
         results["els"] = bench_els(args.els_rounds)
     if args.only in (None, "beat", "ingest", "recompute"):
-        step("starting a throwaway PostgreSQL cluster")
-        cluster = pgcluster.start()
+        cluster = common.start_postgres()
         try:
             url = cluster.create_database("lms_bench")
-            env = dict(
-                os.environ,
-                FLASK_APP="lms_core",
-                LMS_DATABASE_URL=url,
-                LMS_SECRET_KEY=SECRET,
-                LMS_PLUGINS="anti_idle",
-                LMS_INLINE_JOBS="0",
-                LMS_SESSION_COOKIE_SECURE="0",
-            )
-            bindir = Path(sys.executable).parent
-            subprocess.run([str(bindir / "flask"), "db", "upgrade", "heads"], env=env, cwd=REPO, check=True)
+            env = common.app_env(url, "anti_idle")
+            common.upgrade(env)
             users = max(args.days, args.clients * 7 + 1, 200)
             seed_large.seed(url, users=users, units=200)
             seed_large.seed_study(url, courses=1, assigned=1)
@@ -549,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.only in (None, "recompute"):
                 results["recompute"] = bench_recompute(url, env, args)
         finally:
-            teardown(None, cluster)
+            common.stop_postgres(cluster)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -86,24 +86,8 @@ def spec(key: str, user: int, amount: int) -> Any:
     )
 
 
-def pg_cpu_seconds(cluster: Any) -> float:
-    """CPU seconds used so far by the cluster's processes, live ones and reaped backends (the
-    postmaster's cutime/cstime: ``common.tree_cpu_seconds`` counts live children only)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    pid = common.postmaster_pid(cluster)
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry.name) == pid:
-            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-        elif int(fields[1]) == pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+#: CPU seconds of the cluster, reaped backends included (bench/common).
+pg_cpu_seconds = common.postgres_cpu_seconds
 
 
 def batch_posting(url: str, cluster: Any, total: int, batch: int, users: int) -> dict[str, float]:
