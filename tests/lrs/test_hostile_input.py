@@ -357,17 +357,16 @@ def _dead_port() -> int:
 @pytest.mark.backends("postgresql")
 @pytest.mark.parametrize("standalone", [False, True])
 def test_postgresql_down_is_503_with_retry_after(db_backend, tmp_path, standalone):
-    from lms_core import create_app
     from tests.conftest import make_test_config
+    from tests.lms_core.apps import build_app
 
     url = f"postgresql+psycopg://lms@127.0.0.1:{_dead_port()}/lms?connect_timeout=2"
-    config = make_test_config(url, tmp_path, LMS_PLUGINS=["lrs"])
     if standalone:
-        from lrs import create_app as create_lrs
+        from lrs import create_app as create_lrs  # the LRS's own factory is what is tested
 
-        app = create_lrs(config)
+        app = create_lrs(make_test_config(url, tmp_path, LMS_PLUGINS=["lrs"]))
     else:
-        app = create_app(config)
+        app = build_app(url, tmp_path, LMS_PLUGINS=["lrs"])
     client = app.test_client()
     token = base64.b64encode(b"key:secret").decode()
     r = client.post(
@@ -385,21 +384,19 @@ def test_postgresql_down_is_503_with_retry_after(db_backend, tmp_path, standalon
 
 @pytest.mark.backends("postgresql")
 def test_database_down_for_a_signed_in_user_is_still_503(app, client, tree, tmp_path):
-    from lms_core import create_app
-    from tests.conftest import login, make_test_config
+    from tests.conftest import login
     from tests.factories import UserFactory
+    from tests.lms_core.apps import build_app
 
     UserFactory(username="zhouqi", org_unit=tree.town_a)
     db.session.commit()
     assert login(client, "zhouqi").status_code == 302
     cookie = client.get_cookie("session")
     assert cookie is not None
-    dead = create_app(
-        make_test_config(
-            f"postgresql+psycopg://lms@127.0.0.1:{_dead_port()}/lms?connect_timeout=2",
-            tmp_path / "dead",
-            LMS_PLUGINS=["lrs"],
-        )
+    dead = build_app(
+        f"postgresql+psycopg://lms@127.0.0.1:{_dead_port()}/lms?connect_timeout=2",
+        tmp_path / "dead",
+        LMS_PLUGINS=["lrs"],
     )
     other = dead.test_client()
     other.set_cookie("session", cookie.value)

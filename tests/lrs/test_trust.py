@@ -66,10 +66,9 @@ def test_scope_all_voids_anything(app):
 @pytest.fixture
 def second_worker(database_url, tmp_path):
     """Another app instance on the same database: what a second gunicorn worker is."""
-    from lms_core import create_app
+    from tests.lms_core.apps import build_app
 
-    other = create_app(make_test_config(database_url, tmp_path / "w2", LMS_PLUGINS=["lrs"]))
-    other.test_client_class = IsolatedClient
+    other = build_app(database_url, tmp_path / "w2", LMS_PLUGINS=["lrs"])
     yield other
     with other.app_context():
         db.engine.dispose()

@@ -16,7 +16,6 @@ from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.jobs.services import commit
 from lms_core.xapi.models import OutboxStatus, XapiOutbox
-from tests.conftest import make_test_config
 from tests.factories import UserFactory
 from tests.lms_core.xapi.conftest import xapi_config
 from tests.lms_core.xapi.servers import ServerThread, free_port
@@ -93,9 +92,9 @@ def test_connect_embedded_then_statements_reach_the_platforms_own_lrs(app, tree)
 
 
 def test_connect_embedded_needs_the_lrs_plugin(database_url, tmp_path):
-    from lms_core import create_app
+    from tests.lms_core.apps import build_app
 
-    plain = create_app(make_test_config(database_url, tmp_path))
+    plain = build_app(database_url, tmp_path)
     with plain.app_context():
         out = plain.test_cli_runner().invoke(args=["lms", "xapi", "connect-embedded"])
         db.engine.dispose()
@@ -104,16 +103,14 @@ def test_connect_embedded_needs_the_lrs_plugin(database_url, tmp_path):
 
 def test_connect_embedded_goes_through_the_hook(database_url, tmp_path):
     """The core creates its client through ``lms_xapi_embedded_client``, never by importing an LRS."""
-    from lms_core import create_app
+    from tests.lms_core.apps import build_app
     from tests.plugins.hookprobe import HookProbe
 
     probe = HookProbe()
     probe.embedded_client = ("key-1", "secret-1")
     saved_file = tmp_path / "secret" / "xapi.json"
-    app = create_app(
-        make_test_config(
-            database_url, tmp_path, LMS_PLUGIN_OBJECTS={"hookprobe": probe}, LMS_XAPI_CREDENTIALS_FILE=str(saved_file)
-        )
+    app = build_app(
+        database_url, tmp_path, LMS_PLUGIN_OBJECTS={"hookprobe": probe}, LMS_XAPI_CREDENTIALS_FILE=str(saved_file)
     )
     with app.app_context():
         runner = app.test_cli_runner()

@@ -305,10 +305,9 @@ def test_concurrent_deliverers_send_each_statement_once(kit, fake_lrs, app):
     ],
 )
 def test_bad_settings_stop_start_up(database_url, tmp_path, setting):
-    from lms_core import create_app
-    from tests.conftest import make_test_config
+    from tests.lms_core.apps import build_app
 
     with pytest.raises(RuntimeError, match=next(iter(setting))):
-        create_app(make_test_config(database_url, tmp_path, LMS_XAPI_ENABLED=True, **setting))
+        build_app(database_url, tmp_path, LMS_XAPI_ENABLED=True, **setting)
     # Disabled emission does not care.
-    create_app(make_test_config(database_url, tmp_path, LMS_XAPI_ENABLED=False, **setting))
+    build_app(database_url, tmp_path, LMS_XAPI_ENABLED=False, **setting)
