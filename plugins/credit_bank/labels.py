@@ -58,6 +58,7 @@ EVENT_NAMES: dict[str, Any] = {
     "credit.transcript_issued": _l("Transcript issued"),
     "credit.transcript_revoked": _l("Transcript revoked"),
     "credit.rank_changed": _l("Rank change recorded"),
+    "credit.converted": _l("Credit converted between credit types"),
 }
 
 #: The bank's tables that events name as their object.

@@ -41,7 +41,7 @@ class CreditBankPlugin:
     def lms_blueprints(self) -> list[Any]:
         # admin_views and conversion add their routes to views.bp when imported (imported
         # here, not from views, so the modules do not import each other).
-        from plugins.credit_bank import admin_views, conversion  # noqa: F401
+        from plugins.credit_bank import admin_views, conversion, type_conversion  # noqa: F401
         from plugins.credit_bank.integrity_views import bp as integrity_bp
         from plugins.credit_bank.requirement_report import bp as requirements_bp
         from plugins.credit_bank.transcripts.views import bp as transcripts_bp

@@ -16,7 +16,8 @@ Document shape (every amount in 0.01 学时)::
       "caps": {"WL_XS": {"per_year": 12000, "per_day": 800, "per_item": 1000}, ...},
       "requirements": [ {key, ledgers, amount_centi, window, rank_bands?, party_member?,
                          position_keywords?, supersedes?, years?, cycle_start?, annual_share_centi?} ],
-      "year_end": {"mode": "expire" | "carry_forward", "carry_cap_centi": 0}
+      "year_end": {"mode": "expire" | "carry_forward", "carry_cap_centi": 0},
+      "conversions": [{"from": "WL_XS", "to": "JZ_XS", "num": 1, "den": 2}, ...]
     }
 
 ``tiered_minutes`` tiers are ``[minimum minutes, centi]``, highest first: a course of 40
@@ -86,6 +87,9 @@ DEFAULT_RULES: dict[str, Any] = {
         {"key": "promotion", "ledgers": ["JZ_XS"], "amount_centi": 3000, "window": "after_promotion", "years": 1},
     ],
     "year_end": {"mode": "expire", "carry_cap_centi": 0},
+    #: Conversions between credit types (``type_conversion.py``): counted hours of ``from``
+    #: become ``to`` at ``num/den``, rounded down (in the bank's favour). None by default.
+    "conversions": [],
 }
 
 
@@ -166,6 +170,18 @@ def validate(rules: Any) -> dict[str, Any]:
         start = r.get("cycle_start", 2023)
         if isinstance(start, bool) or not isinstance(start, int) or not 2000 <= start <= 2100:
             raise PolicyError(_("Requirement %(key)s: the cycle start must be a year.", key=r["key"]))
+    conversions = out["conversions"]
+    if not isinstance(conversions, list) or len(conversions) > 20:
+        raise PolicyError(_("Conversions between credit types must be a list of at most 20."))
+    for c in conversions:
+        if not isinstance(c, dict) or set(c) != {"from", "to", "num", "den"}:
+            raise PolicyError(_("Each conversion between credit types needs from, to, num and den."))
+        if c["from"] not in LEDGER_CODES or c["to"] not in LEDGER_CODES or c["from"] == c["to"]:
+            raise PolicyError(_("A conversion goes from one known credit type to another."))
+        for k in ("num", "den"):
+            v = c[k]
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1000:
+                raise PolicyError(_("A conversion rate is a fraction of whole numbers from 1 to 1000."))
     ye = out["year_end"]
     if not isinstance(ye, dict) or ye.get("mode") not in ("expire", "carry_forward"):
         raise PolicyError(_("year_end.mode must be expire or carry_forward."))

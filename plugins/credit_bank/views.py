@@ -123,6 +123,7 @@ def person(user_id: int) -> Any:
         can_reverse=can(current_user, "credit.reverse", user),
         can_transcripts=can(current_user, "credit.transcripts", user),
         can_ranks=can(current_user, "credit.ranks", user),
+        can_convert=can(current_user, "credit.import", user),
         **credit_view(user, year, as_of),
     )
 

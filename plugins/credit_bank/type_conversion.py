@@ -1,0 +1,186 @@
+"""Converting a cadre's counted hours from one credit type to another, by the policy's rules.
+
+The policy in force lists the allowed conversions (``"conversions"``: from, to and a rate
+``num/den``, see ``policy.py``); site admins change them by adding a policy version. An
+admin in scope (``credit.import``, as for class rosters) opens ``/credit/users/<id>/convert``,
+chooses a rule, a year and an amount, sees a preview (what leaves, what arrives, the rate and
+the policy version), and confirms. The conversion is two linked transfers through the
+conversion pools (``services.convert``): both or neither, rounded down in the bank's favour,
+each recording the policy version and the rate. A counted account never goes below zero
+(the ledger refuses).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from lms_core.accounts.models import User
+from lms_core.authz import require
+from lms_core.db import utcnow
+from lms_core.extensions import db
+from plugins.credit_bank import labels, queries
+from plugins.credit_bank import policy as P
+from plugins.credit_bank.conversion import _hours
+from plugins.credit_bank.services import local_date
+from plugins.credit_bank.views import bp
+
+
+class ConversionError(ValueError):
+    """A refused conversion; the message is for the user (translated)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a conversion would do (the preview), or did."""
+
+    rule: dict[str, Any]
+    year: int
+    amount: int  #: centi, leaving the ``from`` type
+    out: int  #: centi, arriving in the ``to`` type
+    policy_version: int
+    available: int  #: counted balance of ``from`` in that year
+
+
+def rules_in_force() -> tuple[int, list[dict[str, Any]]]:
+    row = P.in_force(local_date(utcnow()))
+    return row.version, list(P.rules_of(row)["conversions"])
+
+
+def counted(user: User, year: int) -> dict[str, int]:
+    """Counted posted balance per credit type in ``year`` (what can be converted)."""
+    fig = queries.figures(user.id)
+    return {code: (fig[(code, year)].posted if (code, year) in fig else 0) for code in labels.LEDGER_NAMES}
+
+
+def plan(user: User, form: Any) -> tuple[Plan | None, dict[str, str]]:
+    """Parse the form into a :class:`Plan`; errors per field, in Chinese."""
+    errors: dict[str, str] = {}
+    version, rules = rules_in_force()
+    raw_rule = str(form.get("rule", "")).strip()
+    rule = rules[int(raw_rule)] if raw_rule.isdigit() and int(raw_rule) < len(rules) else None
+    if rule is None:
+        errors["rule"] = _("Choose one of the conversions the policy allows.")
+    this_year = local_date(utcnow()).year
+    raw_year = str(form.get("year", "")).strip()
+    year = int(raw_year) if raw_year.isdigit() and len(raw_year) == 4 else None
+    if year is None or not 2000 <= year <= this_year:
+        errors["year"] = _("Give a year between 2000 and %(y)d.", y=this_year)
+    amount = _hours(str(form.get("amount", ""))[:32], "amount", errors)
+    if amount == 0:
+        errors["amount"] = _("Enter an amount above zero.")
+    if errors or rule is None or year is None or amount is None:
+        return None, errors
+    available = counted(user, year)[rule["from"]]
+    if amount > available:
+        errors["amount"] = _(
+            "Only %(h)s hours of %(type)s are counted in %(y)d.",
+            h=labels.hours(available),
+            type=labels.ledger_name(rule["from"]),
+            y=year,
+        )
+    out = amount * int(rule["num"]) // int(rule["den"])
+    if out <= 0 and "amount" not in errors:
+        errors["amount"] = _("At this rate the amount converts to nothing; enter more.")
+    return Plan(rule, year, amount, out, version, available), errors
+
+
+def carry_out(user: User, p: Plan, actor: Any) -> list[str]:
+    """Post the two linked legs (does not commit); the ledger's answers."""
+    from lms_core.events.services import emit
+    from plugins.credit_bank import services
+
+    results = services.convert(
+        key=f"convert:{uuid.uuid4()}",
+        user_id=user.id,
+        year=p.year,
+        from_ledger=p.rule["from"],
+        to_ledger=p.rule["to"],
+        amount=p.amount,
+        num=int(p.rule["num"]),
+        den=int(p.rule["den"]),
+        actor_id=actor.id,
+        policy_version=p.policy_version,
+        commit=False,
+    )
+    if all(r == "created" for r in results):
+        emit(
+            "credit.converted",
+            actor=actor,
+            object_type=User.__tablename__,
+            object_id=user.id,
+            org_unit_id=user.org_unit_id,
+            payload={
+                "user_id": user.id,
+                "year": p.year,
+                "from": p.rule["from"],
+                "to": p.rule["to"],
+                "amount": p.amount,
+                "out": p.out,
+                "rate": f"{p.rule['num']}/{p.rule['den']}",
+                "policy_version": p.policy_version,
+            },
+        )
+    return results
+
+
+@bp.route("/users/<int:user_id>/convert", methods=["GET", "POST"])
+@login_required
+def convert_page(user_id: int) -> Any:
+    """An admin in scope converts a cadre's counted hours between credit types (preview, then save)."""
+    from lms_core.jobs.services import commit
+
+    user = db.session.get(User, user_id)
+    if user is None:
+        from flask import abort
+
+        abort(404)
+    require(current_user, "credit.import", user)
+    version, rules = rules_in_force()
+    form: dict[str, str] = {"year": str(local_date(utcnow()).year), "rule": "0", "amount": ""}
+    preview: Plan | None = None
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        form = {k: str(request.form.get(k, ""))[:32] for k in ("rule", "year", "amount")}
+        preview, errors = plan(user, request.form)
+        if errors:
+            preview, status = None, 400
+        elif request.form.get("action") == "save" and preview is not None:
+            results = carry_out(user, preview, current_user)
+            bad = [r for r in results if r != "created"]
+            if bad:
+                db.session.rollback()
+                errors["form"] = labels.error_text(bad[0])
+                preview, status = None, 400
+            else:
+                commit()
+                flash(
+                    _(
+                        "Converted %(a)s hours of %(f)s into %(b)s hours of %(t)s (policy version %(v)d).",
+                        a=labels.hours(preview.amount),
+                        f=labels.ledger_name(preview.rule["from"]),
+                        b=labels.hours(preview.out),
+                        t=labels.ledger_name(preview.rule["to"]),
+                        v=preview.policy_version,
+                    ),
+                    "success",
+                )
+                return redirect(url_for("credit_bank.person", user_id=user.id, year=preview.year), 303)
+    year = int(form["year"]) if form["year"].isdigit() and len(form["year"]) == 4 else local_date(utcnow()).year
+    return render_template(
+        "credit_bank/convert.html",
+        person=user,
+        rules=rules,
+        version=version,
+        balances=counted(user, year),
+        year=year,
+        form=form,
+        errors=errors,
+        preview=preview,
+    ), status
