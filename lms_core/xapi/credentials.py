@@ -20,7 +20,9 @@ from lms_core.xapi.tincan_adapter import PlatformLRS
 
 #: Scopes of the platform's own LRS client: it writes statements and may read its own back.
 SCOPES = ("statements/write", "statements/read/mine")
-CLIENT_NAME = "LMS core (xAPI emitter)"
+#: The client's name as the LRS clients page lists it: a stored name, so in the
+#: site's language (an English name sat on the Chinese page); older clients keep theirs.
+CLIENT_NAME = "本平台（xAPI 发送端）"
 
 
 class ConnectError(RuntimeError):

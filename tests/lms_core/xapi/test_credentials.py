@@ -53,6 +53,7 @@ def test_connect_embedded_then_statements_reach_the_platforms_own_lrs(app, tree)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     client = db.session.execute(select(LrsClient).filter_by(key=saved["key"])).scalar_one()
     assert client.active and set(client.scopes) == {"statements/write", "statements/read/mine"}
+    assert client.name == "本平台（xAPI 发送端）"  # listed on the Chinese LRS clients page
     assert saved["secret"] not in out.output  # the secret goes to the file only
 
     again = runner.invoke(args=["lms", "xapi", "connect-embedded"])
