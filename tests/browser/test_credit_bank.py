@@ -175,3 +175,48 @@ def test_integrity_mismatches_and_imports_read_in_chinese(
     expect(page.locator("#roster-summary")).to_contain_text("拒绝 1 行")
     page.screenshot(path=str(shots / f"roster-import-{size}.png"), full_page=True)
     assert horizontal_overflow(page) == 0
+
+
+@pytest.mark.parametrize("size", ["mobile", "desktop"])
+def test_admin_previews_and_converts_between_credit_types(
+    request: pytest.FixtureRequest, tree: Any, tmp_path: Path, size: str
+) -> None:
+    """From the cadre's statement to the conversion page: a wrong amount is named in Chinese,
+    the preview shows what leaves and arrives, and confirming posts both lines."""
+    import os
+
+    from plugins.credit_bank import policy as P
+    from plugins.credit_bank import queries
+    from tests.plugins.credit_bank.helpers import grant_credit
+
+    page = request.getfixturevalue("mobile_page" if size == "mobile" else "page")
+    shots = Path(os.environ.get("LMS_SCREENSHOT_DIR") or tmp_path)
+    admin = UserFactory(username="county_admin", org_unit=tree.county_a)
+    grant(admin, Role.ORG_ADMIN, tree.county_a)
+    cadre = UserFactory(username="liming", full_name="李明", org_unit=tree.village_a, rank_band=RankBand.TOWNSHIP)
+    db.session.commit()
+    from lms_core.db import utcnow
+    from plugins.credit_bank.services import local_date
+
+    year = local_date(utcnow()).year
+    grant_credit(cadre.id, 500, "wl-browser", day=dt.date(year, 1, 2))
+    P.add_version({"conversions": [{"from": "WL_XS", "to": "JZ_XS", "num": 1, "den": 2}]}, dt.date(2000, 1, 1), None)
+
+    sign_in(page, "county_admin")
+    page.goto(f"/credit/users/{cadre.id}?year={year}")
+    page.locator("#person-convert-link").click()
+    expect(page.locator("h1")).to_have_text("学时类别折算")
+    page.locator("#amount").fill("9")
+    page.locator("#preview-button").click()
+    expect(page.locator("#error-amount")).to_contain_text("仅计入 5.00 学时")
+    page.locator("#amount").fill("3")
+    page.locator("#preview-button").click()
+    expect(page.locator("#convert-preview td.out")).to_have_text("3.00 网络培训学时")
+    expect(page.locator("#convert-preview td.in")).to_have_text("1.50 集中培训学时")
+    page.screenshot(path=str(shots / f"convert-preview-{size}.png"), full_page=True)
+    assert horizontal_overflow(page) == 0
+    page.locator("#save-button").click()
+    expect(page.locator(".flash")).to_contain_text("已将 3.00 学时")
+    db.session.expire_all()
+    fig = queries.figures(cadre.id)
+    assert fig[("WL_XS", year)].posted == 200 and fig[("JZ_XS", year)].posted == 150
