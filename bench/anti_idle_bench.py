@@ -111,7 +111,7 @@ def bench_els(rounds: int) -> dict[str, object]:
         judged = els.assess_day(rows, params)
         timings.append((time.perf_counter() - started) * 1000)
         cpu.append((time.process_time() - cpu_started) * 1000)
-        credited = sum(j.credited_ms for j in judged)
+        credited = sum(j[1] for j in judged)  # (credited, credited_ms, ...)
     old_inputs = [els_reference.BeatInput(**b.__dict__) for b in day]
     old_timings = []
     for _ in range(max(3, rounds // 5)):

@@ -43,6 +43,52 @@ CHERRY_POOL_MIN = 10
 Outcomes = Sequence[tuple[Beat, els.Outcome]]
 
 
+class Prefetched:
+    """What the day rules read from the database, read once for many person-days.
+
+    The bulk recompute judges a chunk of people before writing any of their days, so
+    every day of the chunk would read the same stored rows: reading them here, in one
+    statement per kind for the whole chunk, gives each day exactly what its own
+    queries would have returned, without a round trip per day (they dominated the
+    recompute). The one-day path passes no context and queries as it goes.
+    """
+
+    def __init__(self, users: Sequence[int], days: Sequence[dt.date], session_ids: Sequence[str]) -> None:
+        from plugins.anti_idle.services import day_bounds
+
+        #: Session id -> row with ``ip`` and ``user_agent`` (R12).
+        self.sessions: dict[str, Any] = {
+            r.id: r
+            for r in db.session.execute(
+                select(LearningSession.id, LearningSession.ip, LearningSession.user_agent).where(
+                    LearningSession.id.in_(sorted(set(session_ids)))
+                )
+            )
+        }
+        first, last = min(days), max(days)
+        #: Person -> [(day, lesson)] credited on the fortnight's earlier days (R17).
+        self.studied: dict[int, list[tuple[dt.date, int]]] = defaultdict(list)
+        for uid, day, lid in db.session.execute(
+            select(DayLesson.user_id, DayVerdict.day, DayLesson.lesson_id)
+            .join(DayVerdict, DayVerdict.id == DayLesson.day_verdict_id)
+            .where(
+                DayLesson.user_id.in_(sorted(set(users))),
+                DayVerdict.day >= first - dt.timedelta(days=WINDOW_DAYS - 1),
+                DayVerdict.day < last,
+                DayLesson.credited_ms > 0,
+            )
+        ):
+            self.studied[uid].append((day, lid))
+        #: (Beijing day, address) -> credited beats of sessions from that address (R12).
+        self.neighbours: dict[tuple[dt.date, str], list[Any]] = defaultdict(list)
+        ips = sorted({r.ip for r in self.sessions.values() if r.ip})
+        if ips:
+            start, _e = day_bounds(first)
+            _s, end = day_bounds(last)
+            for row in db.session.execute(_neighbour_query(start, end, ips)):
+                self.neighbours[(els.beijing_day(row.received_at), row.ip)].append(row)
+
+
 def _entry(
     rule: str,
     start: dt.datetime,
@@ -363,7 +409,31 @@ def _overlap_ms(a: Sequence[tuple[dt.datetime, dt.datetime]], b: Sequence[tuple[
     return total
 
 
-def shared_device(user_id: int, day: dt.date, outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | None:
+def _neighbour_query(start: dt.datetime, end: dt.datetime, ips: Sequence[str]) -> Any:
+    """Credited beats received in ``[start, end)`` by sessions from these addresses."""
+    return (
+        select(
+            Beat.user_id,
+            Beat.credit_start,
+            Beat.credit_end,
+            Beat.client,
+            LearningSession.ip,
+            LearningSession.user_agent,
+            Beat.received_at,
+        )
+        .join(LearningSession, LearningSession.id == Beat.session_id)
+        .where(
+            Beat.received_at >= start,
+            Beat.received_at < end,
+            Beat.credited_ms > 0,
+            LearningSession.ip.in_(ips),
+        )
+    )
+
+
+def shared_device(
+    user_id: int, day: dt.date, outcomes: Outcomes, policy: Mapping[str, Any], ctx: Prefetched | None = None
+) -> dict[str, Any] | None:
     """Other accounts credited from the same device while this one was.
 
     The same office computer used by colleagues one after the other is honest and
@@ -381,34 +451,23 @@ def shared_device(user_id: int, day: dt.date, outcomes: Outcomes, policy: Mappin
         if not o.credited_ms or o.credit_end is None:
             continue
         if b.session_id not in sessions:
-            sessions[b.session_id] = db.session.get(LearningSession, b.session_id)
+            sessions[b.session_id] = (
+                ctx.sessions.get(b.session_id) if ctx is not None else db.session.get(LearningSession, b.session_id)
+            )
         s = sessions[b.session_id]
         key = _device(s, b.client) if s is not None else None
         if key is not None:
             mine[key].append((o.credit_start, o.credit_end))
     if not mine:
         return None
-    start, end = day_bounds(day)
-    rows = db.session.execute(
-        select(
-            Beat.user_id,
-            Beat.credit_start,
-            Beat.credit_end,
-            Beat.client,
-            LearningSession.ip,
-            LearningSession.user_agent,
-        )
-        .join(LearningSession, LearningSession.id == Beat.session_id)
-        .where(
-            Beat.received_at >= start,
-            Beat.received_at < end,
-            Beat.user_id != user_id,
-            Beat.credited_ms > 0,
-            LearningSession.ip.in_(sorted({k[0] for k in mine})),
-        )
-    ).all()
+    ips = sorted({k[0] for k in mine})
+    if ctx is not None:
+        rows: Sequence[Any] = [r for ip in ips for r in ctx.neighbours.get((day, ip), ()) if r.user_id != user_id]
+    else:
+        start, end = day_bounds(day)
+        rows = db.session.execute(_neighbour_query(start, end, ips).where(Beat.user_id != user_id)).all()
     theirs: dict[int, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
-    for uid, s0, e0, client, ip, ua in rows:
+    for uid, s0, e0, client, ip, ua, _received in rows:
         presence = client.get("presence") if isinstance(client, Mapping) else None
         device = presence.get("device") if isinstance(presence, Mapping) else None
         key = (ip, ua or "", str(device or "")[:64])
@@ -459,7 +518,9 @@ def cycling(checks: Sequence[AttentionCheck], day: dt.date, policy: Mapping[str,
 # --- R17: only the shortest items (informational) ---------------------------------------
 
 
-def cherry_picking(user_id: int, day: dt.date, outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | None:
+def cherry_picking(
+    user_id: int, day: dt.date, outcomes: Outcomes, policy: Mapping[str, Any], ctx: Prefetched | None = None
+) -> dict[str, Any] | None:
     """Most items studied in 14 days are among the shortest tenth of their courses.
 
     A legitimate choice, so it never scores: the line gives an auditor context when a
@@ -470,18 +531,21 @@ def cherry_picking(user_id: int, day: dt.date, outcomes: Outcomes, policy: Mappi
 
     since = day - dt.timedelta(days=WINDOW_DAYS - 1)
     lessons = {b.lesson_id for b, o in outcomes if o.credited_ms and b.lesson_kind == "video"}
-    lessons |= set(
-        db.session.execute(
-            select(DayLesson.lesson_id)
-            .join(DayVerdict, DayVerdict.id == DayLesson.day_verdict_id)
-            .where(
-                DayLesson.user_id == user_id,
-                DayVerdict.day >= since,
-                DayVerdict.day < day,
-                DayLesson.credited_ms > 0,
-            )
-        ).scalars()
-    )
+    if ctx is not None:
+        lessons |= {lid for d, lid in ctx.studied.get(user_id, ()) if since <= d < day}
+    else:
+        lessons |= set(
+            db.session.execute(
+                select(DayLesson.lesson_id)
+                .join(DayVerdict, DayVerdict.id == DayLesson.day_verdict_id)
+                .where(
+                    DayLesson.user_id == user_id,
+                    DayVerdict.day >= since,
+                    DayVerdict.day < day,
+                    DayLesson.credited_ms > 0,
+                )
+            ).scalars()
+        )
     if len(lessons) < int(policy["cherry_min_items"]):
         return None
     rows = db.session.execute(
@@ -515,9 +579,17 @@ def cherry_picking(user_id: int, day: dt.date, outcomes: Outcomes, policy: Mappi
 
 
 def judge(
-    user_id: int, day: dt.date, outcomes: Outcomes, checks: Sequence[AttentionCheck], policy: Mapping[str, Any]
+    user_id: int,
+    day: dt.date,
+    outcomes: Outcomes,
+    checks: Sequence[AttentionCheck],
+    policy: Mapping[str, Any],
+    ctx: Prefetched | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Every day rule that found something: ``{rule: finding}`` (see :func:`_entry`)."""
+    """Every day rule that found something: ``{rule: finding}`` (see :func:`_entry`).
+
+    ``ctx``: the stored rows the rules read, prefetched for many days (bulk recompute).
+    """
     if not outcomes:
         return {}
     found = {
@@ -526,8 +598,8 @@ def judge(
         "R09": regularity(outcomes, checks, day, policy),
         "R10c": continuous(outcomes, policy),
         "R10d": nights(user_id, day, outcomes, policy),
-        "R12": shared_device(user_id, day, outcomes, policy),
+        "R12": shared_device(user_id, day, outcomes, policy, ctx),
         "R15": cycling(checks, day, policy),
-        "R17": cherry_picking(user_id, day, outcomes, policy),
+        "R17": cherry_picking(user_id, day, outcomes, policy, ctx),
     }
     return {rule: f for rule, f in found.items() if f is not None}

@@ -212,6 +212,7 @@ def judge_day(
     checks: list[Any],
     policies: Policies,
     policy_version: int | None,
+    ctx: day_rules.Prefetched | None = None,
 ) -> DayResult:
     """Judge one person-day from plain rows (the bulk twin of ``verdicts.replay_day``)."""
     versions = [policy_version if policy_version is not None else b.policy_version for b in beats]
@@ -251,26 +252,25 @@ def judge_day(
     judged = els.assess_day(rows, [policies.params[v] for v in versions], els.Checks(check_inputs), start)
     tally = Tally()
     per_lesson: dict[int, list[int]] = {}
-    for b, r, j in zip(beats, rows, judged, strict=True):
+    for b, r, (_credited, credited_ms, _start, cuts, flags) in zip(beats, rows, judged, strict=True):
         tally.add(
             {
                 "claimed": b.claimed,
                 "lesson_kind": b.lesson_kind,
-                "credited_ms": j.credited_ms,
-                "cuts": j.cuts,
-                "flags": j.flags,
+                "credited_ms": credited_ms,
+                "cuts": cuts,
+                "flags": flags,
                 "session_id": b.session_id,
                 "client": b.client,
             }
         )
-        claimed = sum(e - s for s, e in r.merged)
         acc = per_lesson.setdefault(b.lesson_id, [0, 0])
-        acc[0] += claimed
-        acc[1] += j.credited_ms
+        acc[0] += r.merged_ms
+        acc[1] += credited_ms
     digest = _digest(cast(Any, beats), cast(Any, checks), used.version)
     outcomes = [(b, _Outcome(j)) for b, j in zip(beats, judged, strict=True)]
     # The day rules (day_rules.py) see what assess_day shows them: the beats, their outcomes, the checks.
-    tally.day_rules = day_rules.judge(user_id, day, cast(Any, outcomes), cast(Any, checks), used.params)
+    tally.day_rules = day_rules.judge(user_id, day, cast(Any, outcomes), cast(Any, checks), used.params, ctx)
     return DayResult(user_id, day, tally, used, digest, outcomes, per_lesson)
 
 
@@ -280,11 +280,8 @@ class _Outcome:
     __slots__ = ("credited", "credited_ms", "credit_start", "cuts", "flags")
 
     def __init__(self, j: els.Judged) -> None:
-        self.credited = j.credited
-        self.credited_ms = j.credited_ms
-        self.credit_start = els.at_us(j.credit_start)
-        self.cuts = j.cuts
-        self.flags = j.flags
+        self.credited, self.credited_ms, start, self.cuts, self.flags = j
+        self.credit_start = els.at_us(start)
 
     @property
     def credit_end(self) -> dt.datetime | None:
@@ -423,14 +420,18 @@ def recompute_since(
         by_user: dict[int, list[Any]] = {}
         for b in beats:
             by_user.setdefault(b.user_id, []).append(b)
-        results = []
-        for uid, rows in by_user.items():
-            for day, day_rows, before in _split_days(rows, pre_sessions, pre_lessons, clocks.get(uid)):
-                results.append(
-                    judge_day(
-                        uid, day, day_rows, before, _day_checks(checks.get(uid, ()), day), policies, policy_version
-                    )
-                )
+        days = [
+            (uid, split)
+            for uid, rows in by_user.items()
+            for split in _split_days(rows, pre_sessions, pre_lessons, clocks.get(uid))
+        ]
+        if not days:
+            continue
+        ctx = day_rules.Prefetched(part, [d for _u, (d, _r, _b) in days], list({b.session_id for b in beats}))
+        results = [
+            judge_day(uid, day, rows, before, _day_checks(checks.get(uid, ()), day), policies, policy_version, ctx)
+            for uid, (day, rows, before) in days
+        ]
         for v in _write(results, orgs):
             counts[v.verdict] += 1
         done_days += len(results)

@@ -205,7 +205,7 @@ def test_day_replay_equals_beat_by_beat(raw, raw_checks, policy):
     ]
     day = els.assess_day(rows, els.params_of(policy), els.Checks(checks))
     assert [(o.credited, o.credited_ms, els.us_of(o.credit_start), o.cuts, o.flags) for o in online] == [
-        (j.credited, j.credited_ms, j.credit_start, j.cuts, j.flags) for j in day
+        (credited, credited_ms, credit_start, cuts, flags) for credited, credited_ms, credit_start, cuts, flags in day
     ]
 
 
