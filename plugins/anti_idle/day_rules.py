@@ -340,6 +340,21 @@ def _night_ms(spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> dict[dt.date,
     return out
 
 
+def _night_ms_of(day: dt.date, spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> int:
+    """``_night_ms(spans).get(day, 0)`` for one day, with comparisons instead of a time zone per span."""
+    from plugins.anti_idle.services import day_bounds
+
+    start, end = day_bounds(day)
+    night1 = start + dt.timedelta(hours=NIGHT_END_HOUR)
+    total = 0
+    for s, e in spans:
+        if (start <= s < end or start <= e < end) and s < night1 and e > start:
+            got = els.ms(min(e, night1) - max(s, start))
+            if got > 0:
+                total += got
+    return total
+
+
 def nights(user_id: int, day: dt.date, outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | None:
     """Study at night beyond ``night_seconds`` on ``night_days`` of the last 14 days.
 
@@ -348,7 +363,7 @@ def nights(user_id: int, day: dt.date, outcomes: Outcomes, policy: Mapping[str, 
     """
     from plugins.anti_idle.services import day_bounds
 
-    today = _night_ms(runs(outcomes)).get(day, 0)
+    today = _night_ms_of(day, runs(outcomes))
     limit = int(policy["night_seconds"]) * 1000
     if today <= limit:
         return None

@@ -19,11 +19,13 @@ same window as ``services.person_checks``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
+from typing import cast as typed
 
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import String, and_, cast, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from lms_core.events.services import emit_many
@@ -56,7 +58,8 @@ BEAT_COLUMNS = (
     Beat.hidden_since,
     Beat.last_claim_end,
     Beat.session_claimed_ms,
-    Beat.session_covered,
+    # Read as text and parsed only for the beats that start a day (session_state).
+    cast(Beat.session_covered, String).label("session_covered"),
     Beat.lesson_credited_ms,
     Beat.day_credited_ms,
 )
@@ -73,6 +76,11 @@ CHECK_COLUMNS = (
 )
 
 
+def _covered(value: Any) -> Any:
+    """``session_covered`` as stored: parsed already, or JSON text (BEAT_COLUMNS)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def session_state(row: Any) -> els.SessionState:
     """The running state a stored beat row left for its session's next beat."""
     if row is None:
@@ -82,7 +90,7 @@ def session_state(row: Any) -> els.SessionState:
         row.event,
         row.last_claim_end,
         row.session_claimed_ms,
-        [(int(a), int(b)) for a, b in row.session_covered],
+        [(int(a), int(b)) for a, b in _covered(row.session_covered)],
         row.seq,
     )
 
@@ -267,25 +275,23 @@ def judge_day(
         acc = per_lesson.setdefault(b.lesson_id, [0, 0])
         acc[0] += r.merged_ms
         acc[1] += credited_ms
-    digest = _digest(cast(Any, beats), cast(Any, checks), used.version)
+    digest = _digest(typed(Any, beats), typed(Any, checks), used.version)
     outcomes = [(b, _Outcome(j)) for b, j in zip(beats, judged, strict=True)]
     # The day rules (day_rules.py) see what assess_day shows them: the beats, their outcomes, the checks.
-    tally.day_rules = day_rules.judge(user_id, day, cast(Any, outcomes), cast(Any, checks), used.params, ctx)
+    tally.day_rules = day_rules.judge(user_id, day, typed(Any, outcomes), typed(Any, checks), used.params, ctx)
     return DayResult(user_id, day, tally, used, digest, outcomes, per_lesson)
 
 
 class _Outcome:
     """A judged beat with the attributes of ``els.Outcome`` the day rules and evidence read."""
 
-    __slots__ = ("credited", "credited_ms", "credit_start", "cuts", "flags")
+    __slots__ = ("credited", "credited_ms", "credit_start", "credit_end", "cuts", "flags")
 
     def __init__(self, j: els.Judged) -> None:
         self.credited, self.credited_ms, start, self.cuts, self.flags = j
         self.credit_start = els.at_us(start)
-
-    @property
-    def credit_end(self) -> dt.datetime | None:
-        return self.credit_start + dt.timedelta(milliseconds=self.credited_ms) if self.credited_ms else None
+        # An attribute, not a property: the day rules read it several times per beat.
+        self.credit_end = els.at_us(start + self.credited_ms * 1000) if self.credited_ms else None
 
 
 def _split_days(
@@ -303,8 +309,12 @@ def _split_days(
     lessons: dict[int, Any] = {}
     clock = pre_clock
     days: dict[dt.date, tuple[list[Any], _Before]] = {}
+    day, day_start, day_end = None, None, None
     for b in beats:
-        day = els.beijing_day(b.received_at)
+        # Beats come in order: the Beijing day changes rarely, so compare with its bounds.
+        if day is None or not (day_start <= b.received_at < day_end):
+            day = els.beijing_day(b.received_at)
+            day_start, day_end = day_bounds(day)
         if day not in days:
             days[day] = ([], _Before(dict(sessions), dict(lessons), clock))
         days[day][0].append(b)
@@ -367,7 +377,7 @@ def _write(results: list[DayResult], orgs: Mapping[int, int | None]) -> list[Day
                 }
             )
         d = derive(r.tally, r.policy.params)
-        db.session.add_all(build_lines(v, cast(Any, r.outcomes), r.policy, d))
+        db.session.add_all(build_lines(v, typed(Any, r.outcomes), r.policy, d))
         payload = _payload(v)
         if published != payload:  # what the credit bank knows is out of date
             changed.append(
