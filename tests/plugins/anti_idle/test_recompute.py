@@ -137,3 +137,25 @@ def test_bulk_recompute_publishes_only_changed_days(people):
     before = db.session.query(Event).filter_by(name="anti_idle.day_assessed").count()
     in_bulk(chunk=1)
     assert db.session.query(Event).filter_by(name="anti_idle.day_assessed").count() == before
+
+
+def test_bulk_recompute_equals_the_one_day_recompute_for_a_shared_device(app, tree):
+    # R12 reads other people's beats from the same address: the bulk path reads them once
+    # per chunk (day_rules.Prefetched), the one-day path per day; same findings.
+    first = make_learner(tree, build_course(tree))
+    helper = other_learner(tree, first, "赵磊")
+    office, chrome = "10.20.30.40", "Mozilla/5.0 (Windows NT 10.0) Chrome/126.0"
+    pc = {"presence": {"device": "1920x1080@1"}}
+    mine = first.open(deliver=LECTURE_BYTES, ip=office, user_agent=chrome)
+    theirs = helper.open(deliver=LECTURE_BYTES, ip=office, user_agent=chrome)
+    for i in range(1, 61):
+        first.beat(mine, T0 + 10 * i * S, [[10 * (i - 1), 10 * i]], client=pc)
+        helper.beat(theirs, T0 + 10 * i * S + S // 2, [[10 * (i - 1), 10 * i]], client=pc)
+    one_by_one()
+    expected = snapshot()
+    assert len(expected) == 2
+    assert all(d[7]["day_rules"]["R12"]["variant"] == "concurrent" for d in expected)
+    in_bulk(chunk=1)
+    assert snapshot() == expected
+    in_bulk(chunk=2)
+    assert snapshot() == expected
