@@ -165,7 +165,7 @@ def layer(person: User, day: dt.date, session_lanes: dict[str, str]) -> DayLayer
         Section(
             key="evidence",
             title=_("Anti-idle evidence"),
-            headers=[_("From"), _("To"), _("What happened"), _("Time affected")],
+            headers=[_("Span start"), _("Span end"), _("What happened"), _("Time affected")],
             rows=[
                 [hhmm(_aware(e.span_start)), hhmm(_aware(e.span_end)), render(e), _minutes(e.amount_ms)]  # type: ignore[arg-type]
                 for e in lines
@@ -184,7 +184,7 @@ def layer(person: User, day: dt.date, session_lanes: dict[str, str]) -> DayLayer
             Section(
                 key="reviews",
                 title=_("Auditors' decisions"),
-                headers=[_("When"), _("Auditor"), _("Decision"), _("Time"), _("Reason")],
+                headers=[_("When"), _("Reviewer"), _("Decision"), _("Duration"), _("Reason")],
                 rows=[
                     [
                         hhmm(_aware(r.created_at)),  # type: ignore[arg-type]

@@ -45,11 +45,11 @@ OBJECT_NAMES = {
     "anti_idle_policies": _l("Anti-idle policy version"),
     "anti_idle_appeals": _l("Study time appeal"),
     "anti_idle_day_verdicts": _l("Study day verdict"),
-    "anti_idle_checks": _l("Attention check"),
+    "anti_idle_checks": _l("Anti-idle prompt"),
 }
 
 VERDICT_NAMES = {
-    "credited": _l("Credited"),
+    "credited": _l("Credited in full"),
     "deducted": _l("Credited with deductions"),
     "held": _l("Held for audit"),
     "void": _l("Void"),

@@ -31,7 +31,7 @@ CODE_NAMES: dict[str, Any] = {
 STATUS_NAMES: dict[str, Any] = {
     "posted": _l("Posted"),
     "pending": _l("Under review"),
-    "voided": _l("Voided"),
+    "voided": _l("Cancelled"),
     "expired": _l("Lapsed"),
 }
 

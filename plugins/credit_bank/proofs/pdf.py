@@ -121,7 +121,7 @@ def render(payload: Mapping[str, Any], bundle: bytes, _: Translate = _identity, 
         pdf.cell(36, 7, label)
         pdf.multi_cell(0, 7, value, wrapmode=WrapMode.CHAR, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
-    field(_("Name"), str(subject["full_name"]))
+    field(_("Full name"), str(subject["full_name"]))
     field(_("Username"), str(subject["username"]))
     if subject.get("org_unit"):
         field(_("Organisation"), str(subject["org_unit"]))

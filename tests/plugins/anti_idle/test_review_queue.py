@@ -51,7 +51,7 @@ def test_filter_by_unit_subtree_and_kind(client, queue, tree):
     assert _order(page) == [str(low.id)]
     assert _order(client.get("/anti-idle/review?kind=appeals").get_data(as_text=True)) == []
     bad = client.get("/anti-idle/review?org=NOPE%00")
-    assert bad.status_code == 400 and "未知的单位代码" in bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "单位代码 NOPE" in bad.get_data(as_text=True)
     assert client.get("/anti-idle/review?kind=%00").status_code == 200
     for cursor in ("99999999999999", "1~2026-13-40~1", "%00", "1~2026-05-01~x"):
         bad = client.get(f"/anti-idle/review?after={cursor}")
