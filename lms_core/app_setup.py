@@ -151,8 +151,14 @@ def init_plugins(app: Flask) -> pluggy.PluginManager:
 
     from lms_core.accounts.importer import IMPORT_JOB, import_job
     from lms_core.enrolments.services import MATERIALIZE_JOB, materialize_job
+    from lms_core.reports.monthly import REFRESH_JOB, refresh_job
 
-    jobs: dict[str, Any] = {DISPATCH_JOB: dispatch_job, MATERIALIZE_JOB: materialize_job, IMPORT_JOB: import_job}
+    jobs: dict[str, Any] = {
+        DISPATCH_JOB: dispatch_job,
+        MATERIALIZE_JOB: materialize_job,
+        IMPORT_JOB: import_job,
+        REFRESH_JOB: refresh_job,
+    }
     for plugin_name, answer in per_plugin(pm, "lms_job_handlers"):
         for kind, handler in (answer or {}).items():
             if kind in jobs:

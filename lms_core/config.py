@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "LMS_SESSION_COOKIE_SECURE": True,
     "LMS_JOB_MAX_ATTEMPTS": 8,
     "LMS_PAGE_SIZE": 50,
+    #: Seconds after which a page reading the hours rollup (lms_core/reports/monthly.py) queues
+    #: its rebuild; the page always shows the time its figures were read.
+    "LMS_REPORT_ROLLUP_MAX_AGE": 600,
     #: A pooled database connection idle for longer than this is pinged before use
     #: (0: ping on every checkout). See lms_core.db.install_idle_ping.
     "LMS_DB_PING_IDLE_SECONDS": 10,

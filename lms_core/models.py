@@ -18,6 +18,7 @@ from lms_core.learning.models import (
 from lms_core.media.models import MediaDelivery, MediaFile
 from lms_core.orgs.models import OrgUnit
 from lms_core.quizzes.models import Attempt, Question
+from lms_core.reports.models import Rollup, UnitMonth
 from lms_core.settings.models import Setting
 from lms_core.xapi.models import XapiOutbox
 
@@ -35,6 +36,8 @@ __all__ = [
     "LessonFeedback",
     "LessonProgress",
     "Question",
+    "Rollup",
+    "UnitMonth",
     "Section",
     "Topic",
     "ApiToken",

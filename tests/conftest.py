@@ -147,6 +147,9 @@ def make_test_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[st
         "LMS_MEDIA_DIR": str(tmp_path / "media"),  # uploads never land in the repo's instance/
         # Most tests drive the token page as a plain learner; tests of the default set it to False.
         "LMS_LEARNER_API_TOKENS": True,
+        # Report pages rebuild the hours rollup on every load (inline job), so they show the
+        # rows a test just wrote; tests/lms_core/reports/test_monthly.py covers an old rollup.
+        "LMS_REPORT_ROLLUP_MAX_AGE": 0,
     }
     config.update(extra)
     return config

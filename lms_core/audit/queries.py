@@ -32,6 +32,9 @@ from lms_core.pluginhost import get_plugin_manager
 from lms_core.pluginhost.answers import RuleFilter
 
 MAX_EXPORT_ROWS = 100_000
+#: A page counts matching rows only up to this many ("more than 1,000 rows match"): an
+#: exact count of a year of a county's events would read every one of them on each page.
+COUNT_SHOWN = 1000
 #: Rows fetched per round trip while exporting (memory stays flat).
 EXPORT_BATCH = 1000
 MAX_BIGINT = 2**63 - 1
@@ -53,6 +56,27 @@ def rule_filters() -> list[RuleFilter]:
 def rule_choices() -> list[tuple[str, str]]:
     """``(code, name)`` of every rule the study sessions can be filtered by."""
     return [(code, str(name)) for f in rule_filters() for code, name in f.choices]
+
+
+def learning_record_rows(user_id: int, limit: int = 200) -> list[Any]:
+    """A person's newest credited intervals with their lesson's title, newest first.
+
+    Ordered by ``wall_end`` (then id), the order of ``ix_learning_intervals_user_id_wall_end``:
+    PostgreSQL reads the person's newest index entries and stops. Ordered by id, it
+    walked the whole ledger's primary key backwards looking for the person's rows.
+    """
+    from lms_core.courses.models import Lesson
+    from lms_core.learning.models import LearningInterval as I
+
+    return list(
+        db.session.execute(
+            select(I, Lesson.title)
+            .join(Lesson, Lesson.id == I.lesson_id)
+            .where(I.user_id == user_id)
+            .order_by(I.wall_end.desc(), I.id.desc())
+            .limit(limit)
+        ).all()
+    )
 
 
 def units_in_scope(viewer: Any, capability: str) -> list[tuple[str, str]]:
@@ -189,8 +213,12 @@ class LogQuery:
         raise NotImplementedError
 
     # --- shared machinery -------------------------------------------------------------------
-    def count(self) -> int:
-        return int(db.session.execute(select(func.count()).select_from(self.statement().subquery())).scalar_one())
+    def count(self, limit: int | None = None) -> int:
+        """Rows matching the filters; with ``limit``, counting stops after ``limit + 1`` rows."""
+        stmt = self.statement()
+        if limit is not None:
+            stmt = stmt.limit(limit + 1)
+        return int(db.session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
 
     def page(self) -> tuple[list[Any], str | None]:
         """One page, newest first, and the cursor of the next page (None: this is the last)."""

@@ -12,11 +12,13 @@ from sqlalchemy import select
 from lms_core.accounts.models import User
 from lms_core.audit import day as day_picture
 from lms_core.audit.queries import (
+    COUNT_SHOWN,
     MAX_EXPORT_ROWS,
     EventLogQuery,
     LogQuery,
     QueryError,
     SessionQuery,
+    learning_record_rows,
     rule_choices,
     units_in_scope,
 )
@@ -28,7 +30,6 @@ from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
 from lms_core.jobs.services import commit
 from lms_core.learning.explain import is_sentence, reason_text, verdict_label
-from lms_core.learning.models import LearningInterval
 from lms_core.unit_of_work import service_call
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -68,7 +69,7 @@ def browse(cls: type[LogQuery], view: str, endpoint: str, template: str, **conte
         errors=(QueryError,),
     ):
         rows, next_key = query.page()
-        total = query.count()
+        total = query.count(limit=COUNT_SHOWN)
         _log_person_view(query, "log")
     return _render(view, endpoint, template, query, rows, total, next_key, context)
 
@@ -105,6 +106,7 @@ def _render(
         object_label=object_label,
         max_export=MAX_EXPORT_ROWS,
         **context,
+        count_shown=COUNT_SHOWN,
     )
 
 
@@ -126,7 +128,7 @@ def export(cls: type[LogQuery], fmt: str) -> Any:
     query = cls.from_args(current_user._get_current_object(), request.args)
     query.before = ""  # an export is the whole filtered table, not one page
     try:
-        total = min(query.count(), MAX_EXPORT_ROWS)
+        total = query.count(limit=MAX_EXPORT_ROWS - 1)
     except QueryError as exc:
         abort(400, str(exc))
     _log_person_view(query, "export")
@@ -179,15 +181,7 @@ def learning_record(user_id: int) -> Any:
     require(current_user, "learning.view", user)
     log_view(current_user, user, "learning")
     commit()
-    from lms_core.courses.models import Lesson
-
-    rows = db.session.execute(
-        select(LearningInterval, Lesson.title)
-        .join(Lesson, Lesson.id == LearningInterval.lesson_id)
-        .where(LearningInterval.user_id == user.id)
-        .order_by(LearningInterval.id.desc())
-        .limit(200)
-    ).all()
+    rows = learning_record_rows(user.id)
     return render_template(
         "audit/learning.html",
         person=user,

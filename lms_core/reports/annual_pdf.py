@@ -47,6 +47,11 @@ def render(report: AnnualReport) -> bytes:
             "Generated %(time)s (Beijing time) from the platform's records; figures cover %(year)d.",
             time=report.generated_label,
             year=report.scope.year,
+        )
+        + (
+            " " + _("Study hours as of %(time)s (Beijing time).", time=report.scope.as_of_label)
+            if report.scope.as_of
+            else ""
         ),
         align="C",
         new_x="LMARGIN",

@@ -26,8 +26,8 @@ from lms_core.accounts.models import User, UserStatus
 from lms_core.authz import effective_assignments, scope_condition
 from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
-from lms_core.learning.models import DailyTotal
 from lms_core.orgs.models import OrgUnit
+from lms_core.reports.models import UnitMonth
 from lms_core.reports.tables import MS_PER_HOUR, Table
 
 CAPABILITY = "reports.view"
@@ -90,6 +90,12 @@ class Chart:
         }
 
 
+def rollup_label(moment: dt.datetime | None) -> str:
+    from lms_core.i18n import SHANGHAI
+
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
 def _fmt(value: float) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
@@ -109,6 +115,13 @@ class ChartScope:
     viewer: User
     year: int
     root: OrgUnit | None
+    #: When the hours rollup the charts read was built (shown with them; None: never).
+    as_of: dt.datetime | None = None
+
+    @property
+    def as_of_label(self) -> str:
+        """The rollup's stamp in Beijing time, as pages and the PDF show it."""
+        return rollup_label(self.as_of)
 
     def units_condition(self, path_column: Any) -> Any:
         """The viewer's scope and the root's subtree, on an ``OrgUnit.path`` column."""
@@ -162,12 +175,16 @@ def _in_group(group: Any) -> Any:
 
 
 def monthly_trend(scope: ChartScope) -> Chart:
-    month = func.extract("month", DailyTotal.day)
+    """Hours and learners per month, from the hours rollup (learners add up over units and bands)."""
+    month = func.extract("month", UnitMonth.month)
     stmt = (
-        select(month, func.sum(DailyTotal.credited_ms), func.count(func.distinct(DailyTotal.user_id)))
-        .join(User, User.id == DailyTotal.user_id)
-        .join(OrgUnit, OrgUnit.id == User.org_unit_id)
-        .where(DailyTotal.day >= scope.year_start, DailyTotal.day < scope.year_end, scope.units_condition(OrgUnit.path))
+        select(month, func.sum(UnitMonth.credited_ms), func.sum(UnitMonth.learners))
+        .join(OrgUnit, OrgUnit.id == UnitMonth.org_unit_id)
+        .where(
+            UnitMonth.month >= scope.year_start,
+            UnitMonth.month < scope.year_end,
+            scope.units_condition(OrgUnit.path),
+        )
         .group_by(month)
     )
     by_month = {int(m): (int(ms or 0), int(n)) for m, ms, n in db.session.execute(stmt)}
@@ -210,16 +227,15 @@ def unit_comparison(scope: ChartScope) -> Chart:
         .group_by(group.id, group.name, group.code)
     )
     studied = (
-        select(group.id, func.sum(DailyTotal.credited_ms))
+        select(group.id, func.sum(UnitMonth.credited_ms))
         .select_from(group)
         .join(OrgUnit, _in_group(group))
-        .join(User, User.org_unit_id == OrgUnit.id)
-        .join(DailyTotal, DailyTotal.user_id == User.id)
+        .join(UnitMonth, UnitMonth.org_unit_id == OrgUnit.id)
         .where(
             keep,
             scope.units_condition(OrgUnit.path),
-            DailyTotal.day >= scope.year_start,
-            DailyTotal.day < scope.year_end,
+            UnitMonth.month >= scope.year_start,
+            UnitMonth.month < scope.year_end,
         )
         .group_by(group.id)
     )

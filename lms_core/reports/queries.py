@@ -21,8 +21,9 @@ from lms_core.authz import effective_assignments, scope_condition
 from lms_core.courses.models import Course
 from lms_core.enrolments.models import Assignment, Enrolment
 from lms_core.extensions import db
-from lms_core.learning.models import DailyTotal, LessonProgress, ProgressStatus
+from lms_core.learning.models import LessonProgress, ProgressStatus
 from lms_core.orgs.models import OrgUnit
+from lms_core.reports.models import UnitMonth
 from lms_core.reports.rollup import Leaf, fill, roll_up, visible_ancestors
 from lms_core.reports.tables import Table, hours
 
@@ -259,8 +260,9 @@ def _beijing(value: dt.datetime | None) -> str:
 class HoursReport:
     """Credited study hours per learner's unit and Beijing month of one year.
 
-    Read from ``learning_daily_totals``, the per-day sums kept in step with the
-    one interval ledger, so these figures equal every learner's own page.
+    Read from the hours rollup (``report_unit_months``, rebuilt from the daily
+    totals, which are kept in step with the one interval ledger), so these figures
+    equal every learner's own page as of the rollup's stamp, shown with the table.
     """
 
     viewer: User
@@ -272,23 +274,22 @@ class HoursReport:
             raise ReportError(_("Choose a year between 2000 and 2100."))
 
     def statement(self) -> Select[Any]:
-        month = func.extract("month", DailyTotal.day)
+        month = func.extract("month", UnitMonth.month)
         columns: list[Any] = [
             OrgUnit.id,
             OrgUnit.code,
             OrgUnit.name,
             OrgUnit.path,
             month.label("month"),
-            func.sum(DailyTotal.credited_ms),
-            func.count(func.distinct(DailyTotal.user_id)),
+            func.sum(UnitMonth.credited_ms),
+            func.sum(UnitMonth.learners),
         ]
         stmt = (
             select(*columns)
-            .join(User, User.id == DailyTotal.user_id)
-            .join(OrgUnit, OrgUnit.id == User.org_unit_id)
+            .join(OrgUnit, OrgUnit.id == UnitMonth.org_unit_id)
             .where(
-                DailyTotal.day >= dt.date(self.year, 1, 1),
-                DailyTotal.day < dt.date(self.year + 1, 1, 1),
+                UnitMonth.month >= dt.date(self.year, 1, 1),
+                UnitMonth.month < dt.date(self.year + 1, 1, 1),
                 scope_condition(self.viewer, CAPABILITY, OrgUnit.path),
                 OrgUnit.path.startswith(self.root.path, autoescape=True) if self.root else true(),
             )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from lms_core.authz import require
 from lms_core.bounded import int_arg
 from lms_core.reports import queries
+from lms_core.reports.charts import rollup_label
 from lms_core.reports.tables import Table, to_csv, to_xlsx
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -39,6 +40,21 @@ def _export(table: Table, fmt: str, name: str, title: str) -> Response:
         )
     response.headers["Content-Disposition"] = f"attachment; filename={name}.{fmt}"
     return response
+
+
+def _rollup_stamp() -> dt.datetime | None:
+    """The hours rollup's stamp, after queueing its rebuild if it is too old.
+
+    Committed before the figures are read: with inline jobs (development, tests) the
+    rebuild has then already run; with a worker, the page shows the older snapshot
+    and says how old it is.
+    """
+    from lms_core.jobs.services import commit
+    from lms_core.reports import monthly
+
+    monthly.keep_fresh(current_app.config["LMS_REPORT_ROLLUP_MAX_AGE"])
+    commit()
+    return monthly.refreshed_at()
 
 
 def _fmt(fmt: str) -> str:
@@ -111,10 +127,11 @@ def hours(fmt: str) -> Any:
         abort(400, str(exc))
     except LookupError:
         abort(403)
+    as_of = _rollup_stamp()
     table = report.table()
     if fmt != "html":
         return _export(table, fmt, f"hours-{report.year}", _("Study hours"))
-    return render_template("reports/hours.html", report=report, table=table, code=code)
+    return render_template("reports/hours.html", report=report, table=table, code=code, as_of_label=rollup_label(as_of))
 
 
 def _chart_scope() -> Any:
@@ -132,7 +149,7 @@ def _chart_scope() -> Any:
         abort(400, str(exc))
     except LookupError:
         abort(403)
-    return ChartScope(viewer, year, root)
+    return ChartScope(viewer, year, root, as_of=_rollup_stamp())
 
 
 @bp.route("/dashboard")

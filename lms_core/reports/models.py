@@ -1,0 +1,58 @@
+"""Report rollups: study hours per unit, rank band and Beijing month, refreshed from the daily totals.
+
+Dashboards and the hours report read these few thousand rows instead of folding
+hundreds of thousands of ``learning_daily_totals`` rows on every page load. They
+are *derived*, never evidence: :func:`lms_core.reports.monthly.refresh` rebuilds
+them from the daily totals in one transaction and stamps the time it read them,
+which every page using them shows ("数据截至 ...").
+
+Why a refreshed snapshot rather than an upsert in each heartbeat's transaction: a
+per-unit row would be locked by every beat of everyone in that unit, serialising
+the ingestion path (issue 8 wants 2,000 beats/s), and a person moving to another
+unit would have to move their past months too. A snapshot taken in one transaction
+is equal to the recomputation from its source at its stamped time, which the
+tests check on both databases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Date, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lms_core.accounts.models import RankBand
+from lms_core.db import Base, UTCDateTime, str_enum
+
+
+class UnitMonth(Base):
+    """Credited study of the people of one unit and rank band in one Beijing calendar month."""
+
+    __tablename__ = "report_unit_months"
+
+    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
+    #: The first day of the month (Beijing calendar, like ``learning_daily_totals.day``).
+    month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    rank_band: Mapped[RankBand] = mapped_column(str_enum(RankBand, 32), primary_key=True)
+    credited_ms: Mapped[int] = mapped_column(BigInteger)
+    #: People with credited study that month. Additive over units and bands (a person has
+    #: one unit and one band), not over months.
+    learners: Mapped[int]
+
+    def __repr__(self) -> str:
+        return f"<UnitMonth unit={self.org_unit_id} month={self.month} band={self.rank_band}>"
+
+
+class Rollup(Base):
+    """When a rollup was last rebuilt: the time its source was read (shown on every page using it)."""
+
+    __tablename__ = "report_rollups"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    refreshed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: Rows written by that refresh, and how long it took (for the operator).
+    rows: Mapped[int]
+    duration_ms: Mapped[int]
+
+    def __repr__(self) -> str:
+        return f"<Rollup {self.name} at {self.refreshed_at}>"

@@ -1,0 +1,151 @@
+"""The hours rollup (lms_core/reports/monthly.py): equal to its source, stamped, rebuilt when old."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections import defaultdict
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, select
+
+from lms_core.accounts.models import RankBand, Role, User
+from lms_core.db import utcnow
+from lms_core.extensions import db
+from lms_core.jobs.models import Job, JobStatus
+from lms_core.learning.models import DailyTotal
+from lms_core.reports import monthly
+from lms_core.reports.models import Rollup, UnitMonth
+from tests.conftest import login
+from tests.factories import UserFactory, grant
+
+BANDS = list(RankBand)
+
+
+def from_source() -> dict[tuple[int, dt.date, str], tuple[int, int]]:
+    """The rollup recomputed in Python from the daily totals and each person's current unit and band."""
+    people = {u.id: (u.org_unit_id, RankBand(u.rank_band).value) for u in db.session.scalars(select(User))}
+    ms: dict[tuple[int, dt.date, str], int] = defaultdict(int)
+    who: dict[tuple[int, dt.date, str], set[int]] = defaultdict(set)
+    for total in db.session.scalars(select(DailyTotal)):
+        unit, band = people[total.user_id]
+        key = (unit, total.day.replace(day=1), band)
+        ms[key] += total.credited_ms
+        who[key].add(total.user_id)
+    return {k: (ms[k], len(who[k])) for k in ms}
+
+
+def in_rollup() -> dict[tuple[int, dt.date, str], tuple[int, int]]:
+    return {
+        (r.org_unit_id, r.month, RankBand(r.rank_band).value): (r.credited_ms, r.learners)
+        for r in db.session.scalars(select(UnitMonth))
+    }
+
+
+@pytest.fixture
+def people(app, tree):
+    units = [tree.city, tree.county_a, tree.town_a, tree.village_a, tree.town_b]
+    rng = random.Random(12)
+    users = [
+        UserFactory(username=f"p{i}", org_unit=units[i % len(units)], rank_band=BANDS[i % len(BANDS)])
+        for i in range(12)
+    ]
+    db.session.flush()
+    for user in users:
+        for day in rng.sample(range(0, 400), 9):  # some in 2025, most in 2026, across month ends
+            db.session.add(
+                DailyTotal(
+                    user_id=user.id,
+                    day=dt.date(2025, 12, 1) + dt.timedelta(days=day),
+                    credited_ms=rng.randrange(0, 4 * 3_600_000),
+                )
+            )
+    db.session.commit()
+    return users
+
+
+def test_rollup_equals_the_recomputation_from_the_daily_totals(app, people, tree):
+    state = monthly.refresh()
+    db.session.commit()
+    expected = from_source()
+    assert len(expected) > 20  # several units, bands and months, not a trivial case
+    assert in_rollup() == expected
+    assert state.rows == len(expected) and monthly.refreshed_at() == state.refreshed_at
+
+
+def test_a_person_moving_unit_takes_their_months_along_at_the_next_refresh(app, people, tree):
+    monthly.refresh()
+    db.session.commit()
+    mover = people[0]
+    before = in_rollup()
+    mover.org_unit_id, mover.rank_band = tree.county_b.id, RankBand.TOWNSHIP
+    db.session.add(DailyTotal(user_id=mover.id, day=dt.date(2026, 12, 31), credited_ms=1234))
+    db.session.commit()
+    assert in_rollup() == before  # a snapshot: unchanged until rebuilt
+    monthly.refresh()
+    db.session.commit()
+    after = in_rollup()
+    assert after == from_source() and after != before
+    assert any(unit == tree.county_b.id for unit, _m, _b in after)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 5),  # person
+            st.dates(dt.date(2025, 11, 1), dt.date(2027, 2, 28)),
+            st.integers(0, 10**10),  # ms: beyond 32 bits once summed
+        ),
+        max_size=40,
+        unique_by=lambda r: (r[0], r[1]),
+    )
+)
+def test_property_rollup_equals_source(app, tree, rows):
+    units = [tree.city, tree.county_a, tree.village_a]
+    existing = {u.username: u for u in db.session.scalars(select(User).where(User.username.like("h%")))}
+    users = [
+        existing.get(f"h{i}") or UserFactory(username=f"h{i}", org_unit=units[i % 3], rank_band=BANDS[i % 3])
+        for i in range(6)
+    ]
+    db.session.flush()
+    db.session.execute(delete(DailyTotal))
+    for person, day, ms in rows:
+        db.session.add(DailyTotal(user_id=users[person].id, day=day, credited_ms=ms))
+    db.session.flush()
+    monthly.refresh()
+    assert in_rollup() == from_source()
+    db.session.rollback()
+
+
+@pytest.mark.app_config(LMS_REPORT_ROLLUP_MAX_AGE=600, LMS_INLINE_JOBS=False)
+def test_an_old_rollup_is_shown_with_its_time_and_one_rebuild_is_queued(client, app, people, tree):
+    admin = UserFactory(username="city_admin", org_unit=tree.city)
+    grant(admin, Role.ORG_ADMIN, tree.city)
+    monthly.refresh()
+    db.session.get(Rollup, monthly.NAME).refreshed_at = dt.datetime(2026, 3, 1, 2, 5, tzinfo=dt.UTC)
+    db.session.execute(delete(Job))
+    db.session.commit()
+    login(client, "city_admin")
+    for path in ("/reports/dashboard?year=2026", "/reports/hours?year=2026", "/reports/dashboard?year=2026"):
+        page = client.get(path).get_data(as_text=True)
+        assert "学时数据截至 2026-03-01 10:05（北京时间）" in page, path
+    queued = db.session.scalars(select(Job).where(Job.kind == monthly.REFRESH_JOB)).all()
+    assert len(queued) == 1 and queued[0].status == JobStatus.QUEUED  # one rebuild waits, not one per page
+    # A fresh rollup queues nothing.
+    db.session.delete(queued[0])
+    db.session.get(Rollup, monthly.NAME).refreshed_at = utcnow()
+    db.session.commit()
+    client.get("/reports/dashboard?year=2026")
+    assert db.session.scalars(select(Job).where(Job.kind == monthly.REFRESH_JOB)).all() == []
+
+
+def test_cli_refresh_rebuilds(app, people):
+    db.session.execute(delete(UnitMonth))
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["lms", "report", "refresh"])
+    assert result.exit_code == 0, result.output
+    assert "rebuilt unit_months" in result.output
+    assert in_rollup() == from_source()
