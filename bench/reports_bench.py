@@ -81,7 +81,7 @@ class PeakRss:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for pid in db_bench._children(self.master):
+            for pid in common.children(self.master):
                 self.peak = max(self.peak, rss_kib(pid))
             time.sleep(0.02)
 
@@ -102,7 +102,7 @@ def export(base: str, client: load.Client, path: str, master: int) -> dict[str, 
     parts = urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
     headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in client.cookies.items())}
-    baseline = max((rss_kib(pid) for pid in db_bench._children(master)), default=0)
+    baseline = max((rss_kib(pid) for pid in common.children(master)), default=0)
     started = time.monotonic()
     with PeakRss(master) as peak:
         conn.request("GET", path, headers=headers)
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ,
             FLASK_APP="lms_core",
             LMS_DATABASE_URL=url,
-            LMS_SECRET_KEY=db_bench.SECRET,
+            LMS_SECRET_KEY=common.SECRET,
             LMS_PLUGINS="lrs,anti_idle,credit_bank",
             LMS_INLINE_JOBS="0",
             LMS_SESSION_COOKIE_SECURE="0",
@@ -256,7 +256,7 @@ def reopen(base: Path) -> pgcluster.Cluster:
     """Start a cluster kept by an earlier ``--keep`` run (on a fresh free port)."""
     datadir = base / "data"
     with open(datadir / "postgresql.auto.conf", "a") as fh:
-        port = db_bench.free_port()
+        port = common.free_port()
         fh.write(f"port = {port}\n")
     cluster = pgcluster.Cluster(datadir, base / "sock", port, os.geteuid() == 0)
     cluster._run(pgcluster._bin("pg_ctl"), "-D", str(datadir), "-l", str(base / "server.log"), "-w", "start")
@@ -308,7 +308,7 @@ def measure(
         )
         learner = psql_one(url, "SELECT id, username FROM users WHERE username = 'bench000123'")
 
-        port = db_bench.free_port()
+        port = common.free_port()
         cmd = [
             str(bindir / "gunicorn"),
             "--bind",
@@ -327,7 +327,7 @@ def measure(
         ]
         step(" ".join(cmd[1:]))
         server = subprocess.Popen(cmd, env=env, cwd=REPO)  # noqa: S603 - our own venv's gunicorn
-        db_bench.wait_for_http(port, server)
+        common.wait_for_http(port, server)
         base = f"http://127.0.0.1:{port}"
 
         admin_clients = []
