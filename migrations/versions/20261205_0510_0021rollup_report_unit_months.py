@@ -6,9 +6,9 @@ person's daily totals on each page load (issue 12: the city dashboard read
 lms_core.reports.monthly.refresh; report_rollups stamps when. Built here once so
 the pages have figures right after the upgrade.
 
-Revision ID: 0020rollup
-Revises: 0019survey
-Create Date: 2026-12-05 04:50:00
+Revision ID: 0021rollup
+Revises: 0020optional
+Create Date: 2026-12-05 05:10:00
 
 """
 from alembic import op
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0020rollup'
-down_revision = '0019survey'
+revision = '0021rollup'
+down_revision = '0020optional'
 branch_labels = None
 depends_on = None
 
