@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from flask_babel import gettext as _
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, false, func, or_, select
 
 from lms_core import csv_export
 from lms_core.accounts.models import User
@@ -294,7 +294,10 @@ class EventLogQuery(LogQuery):
         if name:
             stmt = stmt.where(Event.name.startswith(name, autoescape=True))
         if username := self.person_named():
-            stmt = stmt.where(actor.c.username == username)
+            # The person's id, looked up first: a condition on Event.actor_id can use
+            # ix_event_log_actor_id_created_at, one on the joined username cannot.
+            person = db.session.execute(select(User.id).where(User.username == username)).scalar_one_or_none()
+            stmt = stmt.where(Event.actor_id == person) if person is not None else stmt.where(false())
         if unit := self.unit():
             stmt = stmt.where(OrgUnit.path.startswith(unit.path, autoescape=True))
         if (course_id := self.course_id()) is not None:

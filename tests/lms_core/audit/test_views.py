@@ -43,6 +43,15 @@ def test_county_auditor_sees_only_the_county(client, people):
     assert table_rows(client.get("/audit/events?username=outside").get_data(as_text=True)) == 0
 
 
+def test_person_filter_on_the_event_log(client, people):
+    login(client, "nl_audit")
+    page = client.get("/audit/events?username=inside").get_data(as_text=True)
+    assert table_rows(page) == 2 and "城关干部" in page  # only inside's own events
+    assert table_rows(client.get("/audit/events?username=nobody").get_data(as_text=True)) == 0
+    raw = client.get("/audit/events.csv?username=inside").get_data(as_text=True)
+    assert len(raw.strip().splitlines()) == 3  # header + the same two rows
+
+
 def test_filters_and_export_match_the_page(client, people):
     login(client, "nl_audit")
     page = client.get("/audit/events?name=video.").get_data(as_text=True)
