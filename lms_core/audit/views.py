@@ -29,7 +29,7 @@ from lms_core.events.names import event_label, known_events, object_label
 from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
 from lms_core.jobs.services import commit
-from lms_core.learning.explain import is_sentence, reason_text, verdict_label
+from lms_core.learning.explain import reason_text, verdict_label
 from lms_core.unit_of_work import service_call
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -188,7 +188,6 @@ def learning_record(user_id: int) -> Any:
         rows=rows,
         verdict_label=verdict_label,
         reason_text=reason_text,
-        is_sentence=is_sentence,
     )
 
 

@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from lms_core.learning.assessment import CREDIT, REDUCE, VOID
+from lms_core.pluginhost.manager import get_plugin_manager
 
 VERDICT_NAMES = {CREDIT: _l("Credited"), REDUCE: _l("Partly credited"), VOID: _l("Not credited")}
 
@@ -45,8 +46,13 @@ def reason_text(reason: Mapping[str, Any]) -> str:
                 wall=_seconds(wall),
             )
         return _("Reduced by the platform's time rule.")
-    # Plugins write their own reason (in the language of the time it was written).
-    return str(reason.get("reason") or verdict_label(str(reason.get("verdict", ""))))
+    # A plugin stores its reason as it likes (codes, figures); it explains it through the hook.
+    explained = get_plugin_manager().hook.lms_interval_reason(reason=reason)
+    if explained:
+        return str(explained)
+    text = str(reason.get("reason") or "")
+    # A reason nobody explains is shown only if it already reads as Chinese, never as a code.
+    return text if is_sentence(text) else verdict_label(str(reason.get("verdict", "")))
 
 
 def is_sentence(text: str) -> bool:

@@ -23,6 +23,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import datetime as dt
+    from collections.abc import Mapping
 
     import click
     from flask import Blueprint, Flask
@@ -203,6 +204,18 @@ def lms_assess_interval(claim: IntervalClaim) -> Verdict | None:
     ``credited`` ranges are a subset of the claim, or ``None`` to abstain. The most
     restrictive answer wins: the core credits the *intersection* of all answers,
     and stores every verdict with the plugin's name and reason as evidence.
+    """
+
+
+@hookspec(firstresult=True)
+def lms_interval_reason(reason: Mapping[str, Any]) -> str | None:
+    """One plugin reason stored on a learning interval, as a sentence in the current language.
+
+    Phase: request (the auditors' learning record). ``reason`` is one entry of
+    ``LearningInterval.reasons`` as the core stored it: ``by`` (the plugin's name),
+    ``verdict``, ``code``, ``credited_ms`` and the plugin's own ``reason`` text. A
+    plugin answers only for its own reasons (``by``) and never shows rule codes or raw
+    milliseconds; the first non-``None`` answer wins. With none, the page shows the verdict alone.
     """
 
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from lms_core.pluginhost import hookimpl
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from lms_core.accounts.models import User
     from lms_core.courses.models import Lesson
     from lms_core.learning.assessment import IntervalClaim, Verdict
@@ -142,3 +144,9 @@ class AntiIdlePlugin:
         from plugins.anti_idle.services import assess_interval
 
         return assess_interval(claim)
+
+    @hookimpl
+    def lms_interval_reason(self, reason: Mapping[str, Any]) -> str | None:
+        from plugins.anti_idle.interval_reasons import reason_text
+
+        return reason_text(reason)

@@ -154,6 +154,11 @@ class HookProbe:
         return None
 
     @hookimpl
+    def lms_interval_reason(self, reason: Any) -> str | None:
+        # Abstains: interval reasons are explained by the plugin that wrote them (anti-idle).
+        return None
+
+    @hookimpl
     def lms_report_charts(self, scope: Any) -> list[Any]:
         self.chart_scopes.append(scope)
         return list(self.charts)
