@@ -16,6 +16,7 @@ from lms_core.accounts import services as accounts
 from lms_core.accounts.importer import RANK_NAMES, count_lines, import_users, queue_import
 from lms_core.accounts.models import CredentialSheet, ImportRun, RankBand, Role, RoleAssignment, User, UserStatus
 from lms_core.admin.forms import ImportForm, MoveForm, OrgForm, RoleForm, SheetForm, UserForm, role_choices
+from lms_core.audit.viewlog import log_view
 from lms_core.authz import allowed_or_404, can, require, scope_condition, scope_roots
 from lms_core.bounded import int_arg, page_arg
 from lms_core.extensions import db
@@ -265,6 +266,9 @@ def user_detail(user_id: int) -> Any:
                 commit()
                 flash(_("Saved."), "success")
                 return redirect(url_for("admin.user_detail", user_id=user.id))
+    if request.method == "GET":
+        log_view(current_user, user, "profile")  # a look at the person's record (issue 12, part 8)
+        commit()
     return render_template(
         "admin/user_form.html", form=form, user=user, role_form=RoleForm()
     ), 400 if form.errors else 200

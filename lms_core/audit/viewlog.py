@@ -36,6 +36,7 @@ WHAT = {
     "lrs": _l("Learning record store statements"),
     "transcripts": _l("Transcripts"),
     "ranks": _l("Rank history"),
+    "profile": _l("Personal details (user administration)"),
 }
 #: Rows shown on 学习档案.
 SHOWN = 50

@@ -268,3 +268,17 @@ def test_admin_posts_need_the_csrf_token(client, admin, cadre):
         f"/admin/users/{cadre.id}/status", data={"status": "disabled", "csrf_token": token, "confirmed": "1"}
     )
     assert r.status_code == 302
+
+
+def test_each_view_of_a_person_is_logged_for_them(admin_client, admin, cadre):
+    """Issue 12, part 8: the user detail page is a look at the person's record."""
+    assert admin_client.get(f"/admin/users/{cadre.id}").status_code == 200
+    assert admin_client.get(f"/admin/users/{admin.id}").status_code == 200  # one's own page: not logged
+    admin_client.post(f"/admin/users/{cadre.id}", data={"full_name": "", "org_code": "NOPE"})  # a refused edit
+    seen = _events("record.viewed")
+    assert [(e.actor_id, e.object_id, e.payload["what"]) for e in seen] == [(admin.id, str(cadre.id), "profile")]
+    admin_client.delete_cookie("lms_lang")
+    admin_client.post("/logout")
+    assert login(admin_client, "wangfang").status_code == 302
+    record = admin_client.get("/record").get_data(as_text=True)
+    assert "人员信息（用户管理页）" in record and "管理员" in record  # the cadre sees who looked, in Chinese
