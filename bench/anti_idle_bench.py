@@ -167,65 +167,69 @@ def bench_beat(url: str, beats: int, profile: bool = False) -> dict[str, object]
             "WTF_CSRF_ENABLED": True,
         }
     )
+    import psycopg
+
+    # Each request gets its own app context (and so its own SQLAlchemy session and ``g``),
+    # as under gunicorn: an app context held open around the requests would share one
+    # session between them and reload the expired user on every beat.
     with app.app_context():
-        import psycopg
+        engine = db.engine
+    with psycopg.connect(plain(url)) as conn:
+        lesson_id = conn.execute("SELECT id FROM lessons ORDER BY id LIMIT 1").fetchone()[0]
+    client = app.test_client()
+    login_page = client.get("/login").data
+    token = load.CSRF_RE.search(login_page)
+    form = {"username": "bench000003", "password": seed_large.PASSWORD}
+    if token:
+        form["csrf_token"] = token.group(1).decode()
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with time_machine.travel(at, tick=False):
+        r = client.post("/login", data=form)
+        assert r.status_code in (302, 303), r.status_code
+        page = client.get(f"/learn/lessons/{lesson_id}").data
+    beat_url, csrf = BEAT_URL_RE.search(page), CSRF_META_RE.search(page)
+    assert beat_url and csrf, "lesson page without a beat URL"
+    path, headers = beat_url.group(1).decode(), {"X-CSRFToken": csrf.group(1).decode()}
+    session_id = path.split("/")[-2]
+    with app.app_context():
+        key = envelope.session_key(session_id)
+    statements: collections.Counter[str] = collections.Counter()
 
-        with psycopg.connect(plain(url)) as conn:
-            lesson_id = conn.execute("SELECT id FROM lessons ORDER BY id LIMIT 1").fetchone()[0]
-        client = app.test_client()
-        login_page = client.get("/login").data
-        token = load.CSRF_RE.search(login_page)
-        form = {"username": "bench000003", "password": seed_large.PASSWORD}
-        if token:
-            form["csrf_token"] = token.group(1).decode()
-        at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    def count(_conn, _cursor, statement, _params, _context, _many):  # noqa: ANN001
+        statements[" ".join(statement.split())[: int(os.environ.get("BENCH_SQL_WIDTH", "90"))]] += 1
+
+    def post(seq: int) -> None:
+        body = b'{"seq":%d,"event":"heartbeat","visible_ms":10000,"client":{"visibility":"visible"}}' % seq
+        r = client.post(path, data=sign_with_key(key, body), content_type="application/json", headers=headers)
+        assert r.status_code == 200, r.data
+
+    for seq in range(1, 6):  # warm-up: caches, prepared statements
+        at += dt.timedelta(seconds=10)
         with time_machine.travel(at, tick=False):
-            r = client.post("/login", data=form)
-            assert r.status_code in (302, 303), r.status_code
-            page = client.get(f"/learn/lessons/{lesson_id}").data
-        beat_url, csrf = BEAT_URL_RE.search(page), CSRF_META_RE.search(page)
-        assert beat_url and csrf, "lesson page without a beat URL"
-        path, headers = beat_url.group(1).decode(), {"X-CSRFToken": csrf.group(1).decode()}
-        session_id = path.split("/")[-2]
-        statements: collections.Counter[str] = collections.Counter()
-
-        def count(_conn, _cursor, statement, _params, _context, _many):  # noqa: ANN001
-            statements[" ".join(statement.split())[:90]] += 1
-
-        def post(seq: int) -> None:
-            body = b'{"seq":%d,"event":"heartbeat","visible_ms":10000,"client":{"visibility":"visible"}}' % seq
-            r = client.post(
-                path, data=envelope.sign(session_id, body), content_type="application/json", headers=headers
-            )
-            assert r.status_code == 200, r.data
-
-        for seq in range(1, 6):  # warm-up: caches, prepared statements
-            at += dt.timedelta(seconds=10)
-            with time_machine.travel(at, tick=False):
-                post(seq)
-        event.listen(db.engine, "before_cursor_execute", count)
-        profiler = cProfile.Profile(time.process_time) if profile else None  # CPU, not waits
-        cpu = 0.0
-        for seq in range(6, 6 + beats):
-            at += dt.timedelta(seconds=10)
-            with time_machine.travel(at, tick=False):
-                started = time.process_time()
-                if profiler:
-                    profiler.enable()
-                post(seq)
-                if profiler:
-                    profiler.disable()
-                cpu += time.process_time() - started
-        event.remove(db.engine, "before_cursor_execute", count)
-        credited = client.get(f"/api/v1/me/study?lesson={lesson_id}").get_json() or {}
-        with psycopg.connect(plain(url)) as conn:
-            envelopes = dict(
-                conn.execute(
-                    "SELECT client->>'envelope', count(*) FROM anti_idle_beats WHERE session_id = %s GROUP BY 1",
-                    (session_id,),
-                ).fetchall()
-            )
-        db.engine.dispose()
+            post(seq)
+    event.listen(engine, "before_cursor_execute", count)
+    profiler = cProfile.Profile(time.process_time) if profile else None  # CPU, not waits
+    cpu = 0.0
+    for seq in range(6, 6 + beats):
+        at += dt.timedelta(seconds=10)
+        with time_machine.travel(at, tick=False):
+            started = time.process_time()
+            if profiler:
+                profiler.enable()
+            post(seq)
+            if profiler:
+                profiler.disable()
+            cpu += time.process_time() - started
+    event.remove(engine, "before_cursor_execute", count)
+    credited = client.get(f"/api/v1/me/study?lesson={lesson_id}").get_json() or {}
+    with psycopg.connect(plain(url)) as conn:
+        envelopes = dict(
+            conn.execute(
+                "SELECT client->>'envelope', count(*) FROM anti_idle_beats WHERE session_id = %s GROUP BY 1",
+                (session_id,),
+            ).fetchall()
+        )
+    engine.dispose()
     per_beat = sum(statements.values()) / beats
     print(
         f"one beat in process (document lesson, plugin on, PostgreSQL): CPU {cpu * 1000 / beats:.2f} ms per beat "

@@ -23,11 +23,11 @@ import functools
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Integer, String, and_, bindparam, func, select
+from sqlalchemy import BigInteger, Date, Integer, String, Table, and_, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -81,9 +81,65 @@ class BeatResult:
 
 def _locked(stmt: Any, of: Any = None) -> Any:
     """``FOR UPDATE`` (of one table when ``of`` is given) on PostgreSQL; SQLite serialises writers anyway."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    if _dialect() == "postgresql":
         return stmt.with_for_update(of=of) if of is not None else stmt.with_for_update()
     return stmt
+
+
+def _dialect() -> str:
+    return str(db.session.get_bind().dialect.name)
+
+
+# The heartbeat's statements are built once per process (and dialect) with bound
+# parameters: building a select and walking it for its cache key on every beat cost
+# more CPU than PostgreSQL spends running it (bench/anti_idle_bench.py --profile).
+
+
+@functools.cache
+def _progress_statement(dialect: str, lock: bool) -> Any:
+    stmt = select(LessonProgress).where(
+        LessonProgress.user_id == bindparam("user_id", type_=Integer),
+        LessonProgress.lesson_id == bindparam("lesson_id", type_=Integer),
+    )
+    return stmt.with_for_update() if lock and dialect == "postgresql" else stmt
+
+
+@functools.cache
+def _clock_statement(dialect: str) -> Any:
+    stmt = select(PersonClock).where(PersonClock.user_id == bindparam("user_id", type_=Integer))
+    return stmt.with_for_update() if dialect == "postgresql" else stmt
+
+
+@functools.cache
+def _bytes_served_statement() -> Any:
+    return select(func.coalesce(func.sum(MediaDelivery.bytes_served), 0)).where(
+        MediaDelivery.session_key == bindparam("session_id", type_=String)
+    )
+
+
+@functools.cache
+def _interval_insert() -> Any:
+    """The ledger row by a Core INSERT: nothing reads it back as an object, so no ORM object
+    and no unit-of-work pass for it (``created_at`` still gets its column default)."""
+    return insert(cast(Table, LearningInterval.__table__))
+
+
+@functools.cache
+def _daily_total_statement(dialect: str) -> Any:
+    """The per-day upsert on the table itself: a Core statement, so no ORM bulk path or autoflush."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    table = cast(Table, DailyTotal.__table__)
+    stmt = insert(table).values(
+        user_id=bindparam("user_id", type_=Integer),
+        day=bindparam("day", type_=Date),
+        credited_ms=bindparam("credited_ms", type_=BigInteger),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["user_id", "day"], set_={"credited_ms": table.c.credited_ms + stmt.excluded.credited_ms}
+    )
 
 
 @functools.cache
@@ -100,6 +156,12 @@ def _beat_session_statement() -> Any:
 
 
 @functools.cache
+def _locked_beat_session_statement(dialect: str) -> Any:
+    stmt = _beat_session_statement()
+    return stmt.with_for_update(of=LearningSession) if dialect == "postgresql" else stmt
+
+
+@functools.cache
 def _enrolment_statement() -> Any:
     return select(Enrolment).where(
         Enrolment.user_id == bindparam("user_id", type_=Integer),
@@ -113,8 +175,9 @@ def enrolment_for(user: User, course_id: int) -> Enrolment | None:
 
 def progress_for(user_id: int, lesson: Lesson, *, lock: bool = False) -> LessonProgress:
     """The (user, lesson) progress row, created on first use (race-safe)."""
-    stmt = select(LessonProgress).filter_by(user_id=user_id, lesson_id=lesson.id)
-    row = db.session.execute(_locked(stmt) if lock else stmt).scalar_one_or_none()
+    stmt = _progress_statement(_dialect(), lock)
+    params = {"user_id": user_id, "lesson_id": lesson.id}
+    row = db.session.execute(stmt, params).scalar_one_or_none()
     if row is not None:
         return row
     try:
@@ -122,7 +185,7 @@ def progress_for(user_id: int, lesson: Lesson, *, lock: bool = False) -> LessonP
             row = LessonProgress(user_id=user_id, lesson_id=lesson.id, course_id=lesson.course_id, credited_segments=[])
             db.session.add(row)
     except IntegrityError:  # created concurrently by another request
-        row = db.session.execute(_locked(stmt) if lock else stmt).scalar_one()
+        row = db.session.execute(stmt, params).scalar_one()
     return row
 
 
@@ -237,8 +300,8 @@ def person_clock(user_id: int) -> PersonClock:
     Locking it serialises the beats of one person (never of two people), which is
     what makes the per-person budget hold under concurrent tabs on PostgreSQL.
     """
-    stmt = _locked(select(PersonClock).where(PersonClock.user_id == user_id))
-    clock = db.session.execute(stmt).scalar_one_or_none()
+    stmt = _clock_statement(_dialect())
+    clock = db.session.execute(stmt, {"user_id": user_id}).scalar_one_or_none()
     if clock is not None:
         return clock
     try:
@@ -246,17 +309,11 @@ def person_clock(user_id: int) -> PersonClock:
             db.session.add(PersonClock(user_id=user_id, credited_until=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
     except IntegrityError:  # created concurrently: take the other transaction's row
         pass
-    return db.session.execute(stmt).scalar_one()
+    return db.session.execute(stmt, {"user_id": user_id}).scalar_one()
 
 
 def _bytes_served(session_id: str) -> int:
-    return int(
-        db.session.execute(
-            select(func.coalesce(func.sum(MediaDelivery.bytes_served), 0)).where(
-                MediaDelivery.session_key == session_id
-            )
-        ).scalar_one()
-    )
+    return int(db.session.execute(_bytes_served_statement(), {"session_id": session_id}).scalar_one())
 
 
 def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], str, list[dict[str, Any]]]:
@@ -316,7 +373,7 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
     """Validate, assess and credit one heartbeat; commits nothing (the view commits)."""
     beat = _parse_beat(raw)
     session = (
-        db.session.execute(_locked(_beat_session_statement(), of=LearningSession), {"session_id": session_id})
+        db.session.execute(_locked_beat_session_statement(_dialect()), {"session_id": session_id})
         .unique()
         .scalar_one_or_none()
     )
@@ -400,22 +457,25 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
     if beat["position_ms"] and (duration is None or beat["position_ms"] <= duration):
         progress.position_ms = beat["position_ms"]
 
-    db.session.add(
-        LearningInterval(
-            session_id=session.id,
-            user_id=user.id,
-            lesson_id=lesson.id,
-            seq=beat["seq"],
-            wall_start=wall_start,
-            wall_end=now,
-            claimed_segments=[list(s) for s in claimed] if lesson.kind == LessonKind.VIDEO else [],
-            credited_segments=[list(s) for s in credited],
-            claimed_ms=segs.total(claimed) if lesson.kind == LessonKind.VIDEO else beat["visible_ms"],
-            credited_ms=credited_ms,
-            verdict=label,
-            reasons=reasons,
-            client=beat["client"],
-        )
+    # On the connection, not the session: a session-level execute would autoflush the
+    # session row's pending changes now and again at commit (one UPDATE more per beat).
+    db.session.connection().execute(
+        _interval_insert(),
+        {
+            "session_id": session.id,
+            "user_id": user.id,
+            "lesson_id": lesson.id,
+            "seq": beat["seq"],
+            "wall_start": wall_start,
+            "wall_end": now,
+            "claimed_segments": [list(s) for s in claimed] if lesson.kind == LessonKind.VIDEO else [],
+            "credited_segments": [list(s) for s in credited],
+            "claimed_ms": segs.total(claimed) if lesson.kind == LessonKind.VIDEO else beat["visible_ms"],
+            "credited_ms": credited_ms,
+            "verdict": label,
+            "reasons": reasons,
+            "client": beat["client"],
+        },
     )
     session.last_seq = beat["seq"]
     session.last_beat_at = now
@@ -576,16 +636,9 @@ def beijing_day(at: dt.datetime) -> dt.date:
 
 def _add_to_daily_total(user_id: int, at: dt.datetime, credited_ms: int) -> None:
     """Upsert into the per-day totals in the heartbeat's transaction (one row per person and day)."""
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    stmt = insert(DailyTotal).values(user_id=user_id, day=beijing_day(at), credited_ms=credited_ms)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["user_id", "day"], set_={"credited_ms": DailyTotal.credited_ms + stmt.excluded.credited_ms}
+    db.session.connection().execute(
+        _daily_total_statement(_dialect()), {"user_id": user_id, "day": beijing_day(at), "credited_ms": credited_ms}
     )
-    db.session.execute(stmt)
 
 
 def year_total_expr(user_id: Any, first_day: Any, last_day: Any) -> Any:

@@ -8,11 +8,12 @@ any verdict with exactly the thresholds it used.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import case, or_, select
+from sqlalchemy import Integer, bindparam, case, or_, select
 
 from lms_core.extensions import db
 from plugins.anti_idle.models import Policy
@@ -109,15 +110,24 @@ def current_policy(course_id: int | None = None) -> PolicyVersion:
     sorts before the newest site-wide version.
     """
     if course_id is None:
-        stmt = select(Policy).where(Policy.course_id.is_(None)).order_by(Policy.id.desc()).limit(1)
-    else:
-        stmt = (
-            select(Policy)
-            .where(or_(Policy.course_id == course_id, Policy.course_id.is_(None)))
-            .order_by(case((Policy.course_id.is_(None), 1), else_=0), Policy.id.desc())
-            .limit(1)
-        )
-    return _wrap(db.session.execute(stmt).scalar_one_or_none())
+        return _wrap(db.session.execute(_site_policy_statement()).scalar_one_or_none())
+    return _wrap(db.session.execute(_course_policy_statement(), {"course_id": course_id}).scalar_one_or_none())
+
+
+@functools.cache
+def _site_policy_statement() -> Any:
+    return select(Policy).where(Policy.course_id.is_(None)).order_by(Policy.id.desc()).limit(1)
+
+
+@functools.cache
+def _course_policy_statement() -> Any:
+    """Built once per process, with the course bound at execution (asked on every beat)."""
+    return (
+        select(Policy)
+        .where(or_(Policy.course_id == bindparam("course_id", type_=Integer), Policy.course_id.is_(None)))
+        .order_by(case((Policy.course_id.is_(None), 1), else_=0), Policy.id.desc())
+        .limit(1)
+    )
 
 
 def policy_by_version(version: int) -> PolicyVersion:

@@ -8,11 +8,13 @@ the decision to ``anti_idle_beats`` and answers the core with the credited range
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import Integer, String, Table, bindparam, insert, or_, select
 
+from lms_core.db import UTCDateTime
 from lms_core.extensions import db
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict
@@ -42,22 +44,26 @@ def person_checks(user_id: int, since: dt.datetime, until: dt.datetime) -> Seque
     Any check whose overdue span can reach a beat of the window is among them, online
     and in a recompute alike (the recompute's ``since`` is earlier, never later).
     """
+    params = {"user_id": user_id, "since": since, "until": until}
+    return db.session.execute(_checks_statement(), params).scalars().all()
+
+
+@functools.cache
+def _checks_statement() -> Any:
+    """Built once per process (see ``lms_core.learning.services``: building costs more than running)."""
+    since, until = bindparam("since", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime())
     return (
-        db.session.execute(
-            select(AttentionCheck)
-            .where(
-                AttentionCheck.user_id == user_id,
-                AttentionCheck.issued_at <= until,
-                or_(
-                    AttentionCheck.due_at >= since,
-                    AttentionCheck.answered_at.is_(None),
-                    AttentionCheck.answered_at >= since,
-                ),
-            )
-            .order_by(AttentionCheck.id)
+        select(AttentionCheck)
+        .where(
+            AttentionCheck.user_id == bindparam("user_id", type_=Integer),
+            AttentionCheck.issued_at <= until,
+            or_(
+                AttentionCheck.due_at >= since,
+                AttentionCheck.answered_at.is_(None),
+                AttentionCheck.answered_at >= since,
+            ),
         )
-        .scalars()
-        .all()
+        .order_by(AttentionCheck.id)
     )
 
 
@@ -109,7 +115,7 @@ STATE_COLUMNS = (
 )
 
 
-def _latest_ids(user_id: int, session_id: str, lesson_id: int) -> Any:
+def _latest_ids(user_id: Any, session_id: Any, lesson_id: Any) -> Any:
     """The ids of the latest beat of the session, of the person on the lesson, and of the person."""
     session_q = select(Beat.id).where(Beat.session_id == session_id).order_by(Beat.seq.desc()).limit(1)
     lesson_q = (
@@ -125,17 +131,25 @@ def _latest_ids(user_id: int, session_id: str, lesson_id: int) -> Any:
 
 def previous_rows(user_id: int, session_id: str, lesson_id: int) -> tuple[Any, Any, Any]:
     """(session row, lesson row, person's latest row) before a new beat, in one statement."""
-    ids = _latest_ids(user_id, session_id, lesson_id).subquery()
-    rows = db.session.execute(
-        select(*STATE_COLUMNS, ids.c.s, ids.c.l, ids.c.d).join(
-            ids, or_(Beat.id == ids.c.s, Beat.id == ids.c.l, Beat.id == ids.c.d)
-        )
-    ).all()
+    params = {"user_id": user_id, "session_id": session_id, "lesson_id": lesson_id}
+    rows = db.session.execute(_previous_rows_statement(), params).all()
     by_id = {r.id: r for r in rows}
     if not rows:
         return None, None, None
     first = rows[0]
     return by_id.get(first.s), by_id.get(first.l), by_id.get(first.d)
+
+
+@functools.cache
+def _previous_rows_statement() -> Any:
+    ids = _latest_ids(
+        bindparam("user_id", type_=Integer),
+        bindparam("session_id", type_=String),
+        bindparam("lesson_id", type_=Integer),
+    ).subquery()
+    return select(*STATE_COLUMNS, ids.c.s, ids.c.l, ids.c.d).join(
+        ids, or_(Beat.id == ids.c.s, Beat.id == ids.c.l, Beat.id == ids.c.d)
+    )
 
 
 def beat_input(claim: IntervalClaim) -> els.BeatInput:
@@ -202,6 +216,15 @@ def beat_row(
     )
 
 
+#: The columns a beat is inserted with (all but the generated id).
+_BEAT_COLUMNS = tuple(c for c in Beat.__table__.columns if c.key != "id")
+
+
+@functools.cache
+def _beat_insert() -> Any:
+    return insert(cast(Table, Beat.__table__)).returning(Beat.__table__.c.id)
+
+
 def assess_interval(claim: IntervalClaim) -> Verdict | None:
     """Judge one heartbeat (inside the heartbeat's transaction) and append its raw beat."""
     if claim.lesson_kind not in JUDGED_KINDS or claim.credit_from is None or claim.course_id is None:
@@ -213,8 +236,10 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
     beat = beat_input(claim)
     outcome = els.assess(beat, prior_from(session_row, lesson_row, day_row, day), policy.params, check_inputs(checks))
     row = beat_row(claim.user_id, claim.course_id, beat, outcome, policy.version, claim.visible_ms, claim.position_ms)
-    db.session.add(row)
-    db.session.flush()
+    # The raw beat by a Core INSERT … RETURNING id: the row object stays transient (the day
+    # tallies read its attributes), so no unit-of-work pass over its 30 columns.
+    values = {c.key: getattr(row, c.key) for c in _BEAT_COLUMNS}
+    row.id = db.session.execute(_beat_insert(), values).scalar_one()
     from plugins.anti_idle.verdicts import record_online
 
     record_online(row, policy)

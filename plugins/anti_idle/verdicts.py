@@ -14,13 +14,14 @@ The verdict is derived from the tallies by one function (``derive``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import Date, Integer, and_, bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from lms_core.events.services import emit
@@ -249,14 +250,30 @@ def _verdict_row(user_id: int, day: dt.date) -> DayVerdict:
     return db.session.execute(stmt).scalar_one()
 
 
+@functools.cache
+def _day_and_lesson_statement() -> Any:
+    """Built once per process, with its values bound at execution (asked on every beat)."""
+    return (
+        select(DayVerdict, DayLesson)
+        .outerjoin(
+            DayLesson,
+            and_(
+                DayLesson.day_verdict_id == DayVerdict.id,
+                DayLesson.lesson_id == bindparam("lesson_id", type_=Integer),
+            ),
+        )
+        .where(
+            DayVerdict.user_id == bindparam("user_id", type_=Integer), DayVerdict.day == bindparam("day", type_=Date)
+        )
+    )
+
+
 def record_online(beat: Beat, policy: PolicyVersion) -> DayVerdict:
     """Add one judged beat to its day (the person's beats are serialised by the core's clock lock)."""
     day = els.beijing_day(beat.received_at)
     # The day and its row for the lesson in one statement (the common case: both exist).
     found = db.session.execute(
-        select(DayVerdict, DayLesson)
-        .outerjoin(DayLesson, and_(DayLesson.day_verdict_id == DayVerdict.id, DayLesson.lesson_id == beat.lesson_id))
-        .where(DayVerdict.user_id == beat.user_id, DayVerdict.day == day)
+        _day_and_lesson_statement(), {"user_id": beat.user_id, "day": day, "lesson_id": beat.lesson_id}
     ).first()
     v, lesson = (found[0], found[1]) if found is not None else (_verdict_row(beat.user_id, day), None)
     t = Tally.from_json(v.tally or {})
