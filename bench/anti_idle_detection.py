@@ -4,7 +4,11 @@
 A throwaway PostgreSQL cluster, the app (plugin on) served from a thread, and one
 Chromium (Playwright, /usr/bin/chromium) driving learners at once, each in their own
 browser context. The course runs a short test policy (an attention check every 30 s
-of playing, a 15 s window) so that a run takes a few minutes.
+of playing, a 10 s window) so that a run takes a few minutes. The lecture is long
+(20 minutes by default, ``--lecture``) and never loops: a looping short clip made honest
+1.5x viewing, pauses and re-watching look like replays and speed-ups (its restart at 0
+is a backwards jump the rules must judge), which is the harness's artefact, not a
+learner's behaviour.
 
 Attackers are unattended scripts of the kinds the public auto-study tools use; honest
 learners watch, pause, switch tabs, re-watch, lose the network, change device, crash
@@ -17,8 +21,8 @@ from the server's ledger (``learning_intervals``) and the day verdicts:
   ≥ 97 %.
 * honest learners whose day is held for audit. Target 0.
 
-    .venv/bin/python bench/anti_idle_detection.py               # ~5 minutes
-    .venv/bin/python bench/anti_idle_detection.py --seconds 240  # longer runs per learner
+    .venv/bin/python bench/anti_idle_detection.py --seconds 60 --batch 6   # ~8 minutes
+    .venv/bin/python bench/anti_idle_detection.py --seconds 240            # longer runs per learner
 """
 
 from __future__ import annotations
@@ -56,17 +60,18 @@ ARGS = [
 SECRET = "detection-bench-secret-not-for-production"  # noqa: S105
 PASSWORD = "Passw0rd!"  # noqa: S105 - the factories' password
 #: The test policy: a check after 10 s of playing, then every 30 s, answered within
-#: 10 s; the 30 s lecture loops, so re-watching is allowed up to 10x its length.
+#: 10 s. Everything else (allowed rates, the lesson cap) is the default policy.
 POLICY = {
     "check_first_after_seconds": 10,
     "check_min_gap_seconds": 30,
     "check_max_gap_seconds": 30,
     "check_window_seconds": 10,
     "hidden_grace_seconds": 25,
-    "lesson_cap_ratio": 10.0,
 }
-#: The encoded lecture is kept here between runs (encoding is slow on a busy machine).
-VIDEO_CACHE = REPO / "instance" / "detection-lecture.webm"
+#: Long enough that no scenario reaches its end (--seconds 240 at 1.5x is 6 minutes).
+LECTURE_SECONDS = 1200
+#: The encoded lecture is kept here between runs (one file per length).
+VIDEO_CACHE = REPO / "instance" / "detection-lecture-{seconds}.webm"
 PLAYER = "document.getElementById('player')"
 
 
@@ -118,17 +123,68 @@ def build_site(db_url: str, tmp: Path, names: list[str], video: Path) -> Site:
     return site
 
 
-def lecture(path: Path | None) -> Path:
-    """A 30 s VP8 lecture (every Chromium build plays it), encoded once and cached."""
-    from lms_core.demo.media import DemoVideo, make_video
-
+def lecture(path: Path | None, seconds: int) -> Path:
+    """A long VP8/Opus lecture (every Chromium build plays it), encoded once and cached."""
     if path is not None:
         return path
-    if not VIDEO_CACHE.exists():
-        step("encoding a 30 s WebM lecture (once; cached in instance/)")
-        VIDEO_CACHE.parent.mkdir(exist_ok=True)
-        make_video(VIDEO_CACHE, DemoVideo(VIDEO_CACHE.name, "检测讲座", 30, 5, (40, 60, 120), 300))
-    return VIDEO_CACHE
+    cached = Path(str(VIDEO_CACHE).format(seconds=seconds))
+    if not cached.exists():
+        step(f"encoding a {seconds} s WebM lecture (once; cached in instance/)")
+        cached.parent.mkdir(exist_ok=True)
+        part = cached.with_name(cached.name + ".part")
+        encode_lecture(part, seconds)
+        part.replace(cached)
+    return cached
+
+
+def encode_lecture(path: Path, seconds: int) -> None:
+    """A small, cheap lecture: 160x96 at 4 fps (a changing grey) with a quiet tone.
+
+    The demo encoder (640x360, 15 fps) takes minutes of CPU for 20 minutes of video on
+    a shared machine; the detection rules only need real playback, real bytes served and
+    a real audio track (Chromium may pause hidden video that has no audio).
+    """
+    import array
+    import math
+
+    import av
+
+    width, height, fps, rate = 160, 96, 4, 24_000
+    with av.open(str(path), mode="w", format="webm") as container:
+        video: Any = container.add_stream("libvpx", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.codec_context.gop_size = 2 * fps
+        video.codec_context.bit_rate = 60_000
+        video.options = {"deadline": "realtime", "cpu-used": "8"}
+        audio: Any = container.add_stream("libopus", rate=rate)
+        audio.codec_context.layout = "mono"
+        chroma = bytes([128]) * (width * height // 4)
+        for index in range(seconds * fps):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            frame.planes[0].update(bytes([16 + (index * 3) % 200]) * (width * height))
+            frame.planes[1].update(chroma)
+            frame.planes[2].update(chroma)
+            frame.pts = index
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        # Two seconds of tone, so any frame's samples are one slice of it.
+        tone = array.array("f", (0.05 * math.sin(2 * math.pi * 300 * n / rate) for n in range(2 * rate))).tobytes()
+        per_frame = audio.codec_context.frame_size or 960
+        sent, total = 0, seconds * rate
+        while sent < total:
+            n = min(per_frame, total - sent)
+            start = (sent % rate) * 4
+            samples = av.AudioFrame(format="flt", layout="mono", samples=n)
+            samples.sample_rate = rate
+            samples.planes[0].update(tone[start : start + 4 * n].ljust(samples.planes[0].buffer_size, b"\0"))
+            samples.pts = sent
+            for packet in audio.encode(samples):
+                container.mux(packet)
+            sent += n
+        for packet in audio.encode():
+            container.mux(packet)
 
 
 def _seed(app: Any, path: Path, names: list[str]) -> Site:
@@ -246,9 +302,9 @@ class Learner:
 
 
 async def play(page: Any, rate: float = 1.0) -> None:
-    """Play muted (autoplay policy) and looping (the lecture is short)."""
+    """Play muted (the autoplay policy of a page nobody clicked)."""
     await page.evaluate(
-        f"(() => {{ const v = {PLAYER}; v.muted = true; v.loop = true; v.playbackRate = {rate}; return v.play(); }})()"
+        f"(() => {{ const v = {PLAYER}; v.muted = true; v.playbackRate = {rate}; return v.play(); }})()"
     )
 
 
@@ -335,7 +391,7 @@ window.__setHidden = (h) => { window.__hidden = h; document.dispatchEvent(new Ev
 """
 FORCE_16X = """
 document.addEventListener('DOMContentLoaded', () => { const v = document.getElementById('player'); if (!v) return;
-  v.loop = true; setInterval(() => { v.playbackRate = 16; }, 200); });
+  setInterval(() => { v.playbackRate = 16; }, 200); });
 """
 
 
@@ -470,135 +526,128 @@ async def a_unattended(me: Learner, secs: float) -> float:
     return 0
 
 
-async def _watch(me: Learner, page: Any, secs: float, *, keyboard: bool = False, rate: float = 1.0) -> float:
+class Attended:
+    """A person in front of ``page``: answers every check and measures the real playing time.
+
+    ``async with Attended(page) as person: ...`` then ``person.played`` (ms) once the
+    block ends; the media is paused on the way out, so its last range is reported.
+    """
+
+    def __init__(self, page: Any, *, keyboard: bool = False) -> None:
+        self.page, self.keyboard, self.played = page, keyboard, 0.0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Attended:
+        await Playing.start(self.page)
+        self._task = asyncio.create_task(human_answers(self.page, self._stop, keyboard=self.keyboard))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):  # a page killed on purpose (the crash scenario)
+            await pause(self.page)
+        with contextlib.suppress(Exception):
+            self.played = await Playing.ms(self.page)
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+
+async def _watch(page: Any, secs: float, *, keyboard: bool = False, rate: float = 1.0) -> float:
     """Play ``secs`` in front of the learner, answering checks; returns the played ms."""
-    await Playing.start(page)
-    stop = asyncio.Event()
-    task = asyncio.create_task(human_answers(page, stop, keyboard=keyboard))
-    await play(page, rate)
-    await asyncio.sleep(secs)
-    played = await Playing.ms(page)
-    stop.set()
-    await task
-    await pause(page)
+    async with Attended(page, keyboard=keyboard) as person:
+        await play(page, rate)
+        await asyncio.sleep(secs)
     await asyncio.sleep(0.5)
-    return played
+    return person.played
+
+
+async def _one_page(me: Learner, **options: Any) -> Any:
+    return await me.open(await me.context(**options))
 
 
 async def h_1x(me: Learner, secs: float) -> float:
-    ctx = await me.context()
-    return await _watch(me, await me.open(ctx), secs)
+    return await _watch(await _one_page(me), secs)
 
 
 async def h_allowed_speed(me: Learner, secs: float) -> float:
-    ctx = await me.context()
-    return await _watch(me, await me.open(ctx), secs, rate=1.5)
+    return await _watch(await _one_page(me), secs, rate=1.5)
+
+
+async def h_slow_speed(me: Learner, secs: float) -> float:
+    return await _watch(await _one_page(me), secs, rate=0.75)
 
 
 async def h_keyboard(me: Learner, secs: float) -> float:
-    ctx = await me.context()
-    return await _watch(me, await me.open(ctx), secs, keyboard=True)
+    return await _watch(await _one_page(me), secs, keyboard=True)
 
 
 async def h_tab_switch(me: Learner, secs: float) -> float:
-    ctx = await me.context()
-    page = await me.open(ctx, init=TAB_SWITCH)
-    await Playing.start(page)
-    stop = asyncio.Event()
-    task = asyncio.create_task(human_answers(page, stop))
-    await play(page)
-    await asyncio.sleep(secs / 3)
-    await page.evaluate("window.__setHidden(true)")
-    await asyncio.sleep(20)
-    await page.evaluate("window.__setHidden(false)")
-    await asyncio.sleep(max(5, secs * 2 / 3 - 20))
-    played = await Playing.ms(page)
-    stop.set()
-    await task
-    await pause(page)
-    return played
+    page = await me.open(await me.context(), init=TAB_SWITCH)
+    async with Attended(page) as person:
+        await play(page)
+        await asyncio.sleep(secs / 3)
+        await page.evaluate("window.__setHidden(true)")
+        await asyncio.sleep(20)
+        await page.evaluate("window.__setHidden(false)")
+        await asyncio.sleep(max(5, secs * 2 / 3 - 20))
+    return person.played
 
 
 async def h_pauses(me: Learner, secs: float) -> float:
-    ctx = await me.context()
-    page = await me.open(ctx)
-    await Playing.start(page)
-    stop = asyncio.Event()
-    task = asyncio.create_task(human_answers(page, stop))
-    end = time.monotonic() + secs
-    while time.monotonic() < end:
-        await play(page)
-        await asyncio.sleep(15)
-        await pause(page)
-        await asyncio.sleep(8)  # taking notes
-    played = await Playing.ms(page)
-    stop.set()
-    await task
-    return played
+    page = await _one_page(me)
+    async with Attended(page) as person:
+        end = time.monotonic() + secs
+        while time.monotonic() < end:
+            await play(page)
+            await asyncio.sleep(15)
+            await pause(page)
+            await asyncio.sleep(8)  # taking notes
+    return person.played
 
 
 async def h_rewatch(me: Learner, secs: float) -> float:
-    ctx = await me.context()
-    page = await me.open(ctx)
-    await Playing.start(page)
-    stop = asyncio.Event()
-    task = asyncio.create_task(human_answers(page, stop))
-    await play(page)
-    await asyncio.sleep(secs / 2)
-    await page.evaluate(f"{PLAYER}.currentTime = 2")
-    await asyncio.sleep(secs / 2)
-    played = await Playing.ms(page)
-    stop.set()
-    await task
-    await pause(page)
-    return played
+    page = await _one_page(me)
+    async with Attended(page) as person:
+        await play(page)
+        await asyncio.sleep(secs / 2)
+        await page.evaluate(f"{PLAYER}.currentTime = 2")
+        await asyncio.sleep(secs / 2)
+    return person.played
 
 
 async def h_offline_then_late(me: Learner, secs: float) -> float:
     ctx = await me.context()
     page = await me.open(ctx)
-    await Playing.start(page)
-    stop = asyncio.Event()
-    task = asyncio.create_task(human_answers(page, stop))
-    await play(page)
-    await asyncio.sleep(secs / 3)
-    await ctx.set_offline(True)
-    await asyncio.sleep(25)
-    await ctx.set_offline(False)
-    await asyncio.sleep(max(5, secs * 2 / 3 - 25))
-    played = await Playing.ms(page)
-    stop.set()
-    await task
-    await pause(page)
+    async with Attended(page) as person:
+        await play(page)
+        await asyncio.sleep(secs / 3)
+        await ctx.set_offline(True)
+        await asyncio.sleep(25)
+        await ctx.set_offline(False)
+        await asyncio.sleep(max(5, secs * 2 / 3 - 25))
     await asyncio.sleep(1)
-    return played
+    return person.played
 
 
 async def h_phone_then_pc(me: Learner, secs: float) -> float:
     phone = await me.context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    p1 = await me.open(phone)
-    played = await _watch(me, p1, secs / 2)
+    played = await _watch(await me.open(phone), secs / 2)
     await phone.close()
-    pc = await me.context()
-    return played + await _watch(me, await me.open(pc), secs / 2)
+    return played + await _watch(await _one_page(me), secs / 2)
 
 
 async def h_crash_resume(me: Learner, secs: float) -> float:
     first = await me.context()
-    p1 = await me.open(first)
-    await Playing.start(p1)
-    stop = asyncio.Event()
-    task = asyncio.create_task(human_answers(p1, stop))
-    await play(p1)
-    await asyncio.sleep(secs / 2)
-    played = await Playing.ms(p1)
-    stop.set()
-    await task
-    for page in first.pages:  # the browser dies: no pagehide, no last beat
-        await page.evaluate("window.onpagehide = null")
-    await first.close()
-    second = await me.context()
-    return played + await _watch(me, await me.open(second), secs / 2)
+    page = await me.open(first)
+    async with Attended(page):
+        await play(page)
+        await asyncio.sleep(secs / 2)
+        played = await Playing.ms(page)
+        for p in first.pages:  # the browser dies: no pagehide, no last beat
+            await p.evaluate("window.onpagehide = null")
+        await first.close()
+    return played + await _watch(await _one_page(me), secs / 2)
 
 
 ATTACKS: dict[str, Scenario] = {
@@ -615,6 +664,7 @@ ATTACKS: dict[str, Scenario] = {
 HONEST: dict[str, Scenario] = {
     "1x, checks clicked": h_1x,
     "1.5x (allowed)": h_allowed_speed,
+    "0.75x (allowed)": h_slow_speed,
     "20 s tab switch": h_tab_switch,
     "pauses for notes": h_pauses,
     "re-watching": h_rewatch,
@@ -703,6 +753,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=6, help="learners driven at once (default 6)")
     parser.add_argument("--only", choices=["attack", "honest"], help="run one side only")
     parser.add_argument("--video", type=Path, help="a WebM lecture to use instead of encoding one")
+    parser.add_argument(
+        "--lecture", type=int, default=LECTURE_SECONDS, help=f"lecture length in s (default {LECTURE_SECONDS})"
+    )
     parser.add_argument("--pick", help="run only scenarios whose name contains this text")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
@@ -718,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
     with pgcluster.running() as cluster, tempfile.TemporaryDirectory(prefix="lms-detect-") as tmp:
         url = cluster.create_database("lms_detect")
         step("migrating and seeding (the lecture, the test policy, one account per learner)")
-        site = build_site(url, Path(tmp), list(plan), lecture(args.video))
+        site = build_site(url, Path(tmp), list(plan), lecture(args.video, args.lecture))
         results = asyncio.run(run_all(site, plan, args.seconds, args.batch))
         out = report(results)
     out.update(

@@ -129,3 +129,43 @@ def test_resume_does_not_lag_when_the_last_beat_is_lost(page: Any, course: Cours
     page.wait_for_function("document.getElementById('player').readyState >= 1")
     page.wait_for_function("document.getElementById('player').currentTime > 4")
     assert abs(video_time(page) - watched) < 1.5, "the player resumes where the learner was, not one beat behind"
+
+
+def test_beats_made_offline_are_queued_and_sent_late_in_order(page: Any, course: Course, learner: User) -> None:
+    """Issue 8 (honest learners): on a flaky network the beats wait on the device and are
+    sent late, in order, when the network is back; the server credits the viewing."""
+    from sqlalchemy import select
+
+    from lms_core.learning.models import LearningInterval
+
+    sign_in(page, "liming")
+    page.goto(f"/courses/{course.id}")
+    page.locator("#enrol").click()
+    page.get_by_role("link", name="案例讲座").click()
+    wait_for_player(page)
+    session = page.locator(".lesson-card").get_attribute("data-session")
+    with page.expect_response(re.compile(r"/beat$")):
+        play_muted(page)
+    # The network drops for the beats (the media is already buffered and keeps playing).
+    page.route(re.compile(r"/beat$"), lambda route: route.abort())
+    page.wait_for_function("document.getElementById('player').currentTime > 14", timeout=30_000)
+    page.evaluate("document.getElementById('player').pause()")
+    page.wait_for_function("window.lmsTracker.pending() >= 2")  # the 10 s heartbeat and the pause
+    stored = page.evaluate(
+        "Object.keys(localStorage).filter(k => k.startsWith('lms-beats:')).map(k => localStorage.getItem(k))"
+    )
+    assert len(stored) == 1 and '"e":"pause"' in stored[0], "the queue is kept on the device"
+    watched = video_time(page)
+    page.unroute(re.compile(r"/beat$"))
+    page.wait_for_function("window.lmsTracker.pending() === 0", timeout=45_000)
+    assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('lms-beats:')).length") == 0
+    db.session.expire_all()
+    rows = db.session.execute(
+        select(LearningInterval.seq, LearningInterval.credited_ms)
+        .where(LearningInterval.session_id == session)
+        .order_by(LearningInterval.id)
+    ).all()
+    seqs = [r.seq for r in rows]
+    assert seqs == list(range(1, len(seqs) + 1)), "every beat arrived, in order"
+    credited = sum(r.credited_ms for r in rows) / 1000
+    assert credited >= 0.9 * watched, (credited, watched)

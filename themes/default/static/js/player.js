@@ -15,6 +15,16 @@
  *   send(event, extra)       send a beat now (after the one in flight, if any)
  *   setSigner(fn)            fn(json) returns the text actually sent (e.g. the JSON with a
  *                            signature appended); one signer, the last set wins
+ *   pending()                beats made but not yet answered by the server (offline queue)
+ *
+ * Slow or flaky networks. Every beat joins a queue kept on the device (localStorage,
+ * one key per user and session) and leaves it only when the server has answered it.
+ * Beats go one at a time, in order; while the network is down they wait and are sent
+ * late, in order, when it is back (retried with a growing pause, and at once on the
+ * browser's ``online`` event). A page left with beats still queued (closed while
+ * offline) has them sent by the next lesson page of the same user, before its own:
+ * the server takes a session's late beats within its late window. Beats are queued as
+ * sent text (signed), so a later page sends them unchanged.
  */
 (function () {
   "use strict";
@@ -56,7 +66,97 @@
   }
 
   var BEAT_TIMEOUT_MS = 20000;
-  var inFlight = Promise.resolve();
+  // The device keeps queued beats this long (the server's late window is 24 h).
+  var QUEUE_MAX_AGE_MS = 24 * 3600 * 1000;
+  // Another page's queue untouched for this long belongs to a page that is gone.
+  var ORPHAN_AFTER_MS = 60000;
+  var queueKey = card.dataset.queueKey ? card.dataset.queueKey + ":" + card.dataset.session : null;
+  var queue = [];          // [{u: url, b: body text, t: made at}], oldest first
+  var sending = false;
+  var retryMs = 0, retryTimer = null;
+
+  function save() {
+    if (!queueKey) return;
+    try {
+      var mine = queue.filter(function (item) { return item.u === beatUrl; });
+      if (mine.length) localStorage.setItem(queueKey, JSON.stringify({ t: Date.now(), items: mine }));
+      else localStorage.removeItem(queueKey);
+    } catch (e) { /* private mode or full: the queue lives in memory only */ }
+  }
+
+  // Beats left by pages that are gone (closed or crashed while offline): first in line.
+  function adoptOrphans() {
+    if (!queueKey) return;
+    var prefix = card.dataset.queueKey + ":", found = [];
+    try {
+      for (var i = localStorage.length - 1; i >= 0; i--) {
+        var key = localStorage.key(i);
+        if (!key || key.indexOf(prefix) !== 0 || key === queueKey) continue;
+        var saved = JSON.parse(localStorage.getItem(key) || "null");
+        if (!saved || !saved.items || Date.now() - saved.t < ORPHAN_AFTER_MS) continue;
+        localStorage.removeItem(key);
+        saved.items.forEach(function (item) {
+          if (Date.now() - item.t < QUEUE_MAX_AGE_MS) found.push(item);
+        });
+      }
+    } catch (e) { return; }
+    found.sort(function (a, b) { return a.t - b.t; });
+    queue = found.concat(queue);
+  }
+
+  function post(item, onAnswer) {
+    // A beat that hangs must not hold back the ones queued behind it.
+    var ctl = window.AbortController ? new AbortController() : null;
+    var timer = ctl ? setTimeout(function () { ctl.abort(); }, BEAT_TIMEOUT_MS) : null;
+    return fetch(item.u, {
+      method: "POST", keepalive: true, credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: item.b, signal: ctl ? ctl.signal : undefined
+    }).then(function (r) {
+      if (timer) clearTimeout(timer);
+      // No answer worth keeping the beat for: the server refused it for good (4xx).
+      // Busy or failing (5xx, 408, 429): try again later, like a network error.
+      if (r.status >= 500 || r.status === 408 || r.status === 429) throw new Error("retry");
+      return r.ok ? r.json().catch(function () { return null; }) : null;
+    }).then(function (result) {
+      if (onAnswer) onAnswer(result);
+      return true;
+    }, function () {
+      if (timer) clearTimeout(timer);
+      return false;
+    });
+  }
+
+  function answered(item, result) {
+    if (item.u !== beatUrl || !result) return;  // another page's beat: nothing to show here
+    update(result);
+    for (var i = 0; i < listeners.length; i++) {
+      try { listeners[i](result, item.e); } catch (e) { /* see pluginSignals */ }
+    }
+  }
+
+  // One beat in flight at a time. The server keeps only a seq higher than the last it
+  // took (a lower one is a retry it already has), so two beats racing each other on the
+  // network would lose the earlier one's viewing: pause + seeked, or a slow connection.
+  function pump() {
+    if (sending || !queue.length) return;
+    sending = true;
+    var item = queue[0];
+    post(item, function (result) { answered(item, result); }).then(function (done) {
+      sending = false;
+      if (done) {
+        queue.shift();
+        save();
+        retryMs = 0;
+        pump();
+      } else {
+        retryMs = Math.min(30000, retryMs ? retryMs * 2 : 2000);
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(pump, retryMs);
+      }
+    });
+  }
+  window.addEventListener("online", function () { clearTimeout(retryTimer); retryMs = 0; pump(); });
 
   function send(event, extra) {
     if (ended) return;
@@ -78,28 +178,15 @@
     if (event === "terminate") ended = true;
     var json = JSON.stringify(body);
     if (signer) { try { json = signer(json) || json; } catch (e) { /* see pluginSignals */ } }
-    function post() {
-      // A beat that hangs must not hold back the ones queued behind it.
-      var ctl = window.AbortController ? new AbortController() : null;
-      var timer = ctl ? setTimeout(function () { ctl.abort(); }, BEAT_TIMEOUT_MS) : null;
-      return fetch(beatUrl, {
-        method: "POST", keepalive: true, credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-        body: json, signal: ctl ? ctl.signal : undefined
-      }).then(function (r) { return r.ok ? r.json() : null; }).then(function (result) {
-        update(result);
-        if (result) for (var i = 0; i < listeners.length; i++) {
-          try { listeners[i](result, event); } catch (e) { /* see pluginSignals */ }
-        }
-      }).catch(function () {}).then(function () { if (timer) clearTimeout(timer); });
+    var item = { u: beatUrl, b: json, t: Date.now(), e: event };
+    queue.push(item);
+    save();
+    // The page is going away: no later turn of the queue would run, so send the last
+    // beat at once if nothing waits before it; otherwise the next page sends them all.
+    if (event === "terminate" && queue.length === 1 && !sending) {
+      return post(item, null).then(function (done) { if (done) { queue.shift(); save(); } });
     }
-    // The page is going away: no later turn of the queue would run, so send at once.
-    if (event === "terminate") return post();
-    // One beat in flight at a time. The server keeps only a seq higher than the last it
-    // took (a lower one is a retry it already has), so two beats racing each other on the
-    // network would lose the earlier one's viewing: pause + seeked, or a slow connection.
-    inFlight = inFlight.then(post);
-    return inFlight;
+    pump();
   }
 
   // The resume position, also kept on this device: the beat sent as the page goes
@@ -180,7 +267,10 @@
     playing: function () { return !!video && !video.paused && !video.ended && video.readyState > 2; },
     addSignals: function (fn) { contributors.push(fn); },
     onBeat: function (fn) { listeners.push(fn); },
-    setSigner: function (fn) { signer = fn; }
+    setSigner: function (fn) { signer = fn; },
+    pending: function () { return queue.length; }
   };
   document.dispatchEvent(new CustomEvent("lms:tracker-ready", { detail: window.lmsTracker }));
+  adoptOrphans();
+  pump();
 })();
