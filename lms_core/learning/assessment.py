@@ -59,6 +59,10 @@ class Verdict:
     credited: tuple[Segment, ...]
     reason: str = ""
     code: str = ""
+    #: Study time to credit when it is more than the ranges measure (playback slower
+    #: than 1x takes longer than the media it covers); None: the ranges' measure. The
+    #: core never credits more than its own wall-clock budget for the beat.
+    credited_ms: int | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in _SEVERITY:

@@ -316,8 +316,12 @@ def _bytes_served(session_id: str) -> int:
     return int(db.session.execute(_bytes_served_statement(), {"session_id": session_id}).scalar_one())
 
 
-def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], str, list[dict[str, Any]]]:
-    """Core wall-clock rule, then the plugins; returns (credited, verdict, reasons)."""
+def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], int, str, list[dict[str, Any]]]:
+    """Core wall-clock rule, then the plugins; returns (credited ranges, credited ms, verdict, reasons).
+
+    The credited time is the ranges' measure, or more when every plugin that says so
+    (``Verdict.credited_ms``, slow playback) allows it, within the beat's wall budget.
+    """
     claimed = list(claim.claimed)
     core_credit = segs.truncate(claimed, budget_ms)
     reasons: list[dict[str, Any]] = []
@@ -337,10 +341,13 @@ def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], s
             }
         )
     credited = core_credit
+    time_ms: int | None = None
     for impl in get_plugin_manager().hook.lms_assess_interval.get_hookimpls():
         verdict: Verdict | None = impl.function(claim=claim)  # type: ignore[assignment]
         if verdict is None:
             continue
+        if verdict.credited_ms is not None:
+            time_ms = verdict.credited_ms if time_ms is None else min(time_ms, verdict.credited_ms)
         plugin_credit = segs.normalise(verdict.credited)
         credited = _intersect(credited, plugin_credit)
         labels.append(verdict.verdict)
@@ -356,7 +363,10 @@ def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], s
     label = worst(labels)
     if label == VOID:
         credited = []
-    return credited, label, reasons
+    credited_ms = segs.total(credited)
+    if time_ms is not None and credited_ms:
+        credited_ms = max(credited_ms, min(time_ms, budget_ms))
+    return credited, credited_ms, label, reasons
 
 
 def _intersect(a: list[segs.Segment], b: list[segs.Segment]) -> list[segs.Segment]:
@@ -440,8 +450,7 @@ def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
     label = CREDIT
     reasons: list[dict[str, Any]] = []
     if claimed:
-        credited, label, reasons = _assess(claim, budget_ms)
-        credited_ms = segs.total(credited)
+        credited, credited_ms, label, reasons = _assess(claim, budget_ms)
     if lesson.kind == LessonKind.VIDEO:
         progress.credited_segments = [list(s) for s in segs.union(progress.credited_segments, credited)]
         progress.coverage_bp = segs.coverage_bp(segs.normalise(progress.credited_segments), duration or 0)

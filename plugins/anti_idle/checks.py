@@ -10,12 +10,16 @@ so reloading the page or opening another tab does not restart the clock. The
 random draw is an HMAC of the person and the reference time under the app's
 secret key: the client cannot predict it, and the schedule needs no stored state.
 
-Reveal. A check row is created only when it is due and the player asks for it
-while the person is playing (server evidence: a beat with claimed media in the
-last few cadences). ``issued_at`` is then the server's time of reveal and
-``due_at = issued_at + window``; the challenge goes to the client only now, so
-the answer is in no page before the check is due. One open check per person: any
-of their tabs shows it.
+Reveal. A check row is created when it is owed, at the first of: the player asks
+for it while the person is playing (server evidence: a beat with claimed media in
+the last few cadences), or a heartbeat claiming media takes the person's claimed
+time past the owed amount (``issue_owed``, in the beat's transaction). The second
+is what makes checks follow the media *claimed*, not the media a page says it
+plays: a script that sends beats and never asks for a check still owes one, and
+its credit stops when the window lapses. ``issued_at`` is the server's time of
+creation and ``due_at = issued_at + window``; the challenge goes to the client only
+when it asks (after every beat), so the answer is in no page before the check is
+due. One open check per person: any of their tabs shows it.
 
 Answer. ``answer_check`` redeems the single-use token once (a second answer is a
 409), timestamps it with the server's receive time and judges it:
@@ -130,9 +134,18 @@ def _is_playing(session: LearningSession, policy: PolicyVersion, now: dt.datetim
     )
 
 
-def owed_after_ms(user_id: int, policy: PolicyVersion) -> tuple[dt.datetime | None, int]:
-    """(reference time, playing ms after it at which the next check is owed)."""
-    last = last_check(user_id)
+_UNREAD: Any = object()
+
+
+def owed_after_ms(
+    user_id: int, policy: PolicyVersion, last: AttentionCheck | None = _UNREAD
+) -> tuple[dt.datetime | None, int]:
+    """(reference time, playing ms after it at which the next check is owed).
+
+    ``last`` is the person's latest check when the caller has read it already.
+    """
+    if last is _UNREAD:
+        last = last_check(user_id)
     if last is not None and last.outcome != CHECK_PASSED:
         return _aware(last.answered_at or last.issued_at), 0  # wrong or automated: a new check at once
     first_after = int(policy["check_first_after_seconds"])
@@ -184,11 +197,39 @@ def issue_if_due(session: LearningSession, user: User, *, now: dt.datetime | Non
     reference, owed_ms = owed_after_ms(user.id, policy)
     if _playing_ms_since(user.id, reference) < owed_ms:
         return None
+    return _create(session.id, user, lesson, policy, now)
+
+
+def issue_owed(
+    session_id: str, user_id: int, lesson_id: int, claimed_ms: int, policy: PolicyVersion, now: dt.datetime
+) -> AttentionCheck | None:
+    """Create the check a video heartbeat's claim makes owed, whether or not a player asked.
+
+    Called in the heartbeat's transaction, before the beat's interval is stored, so
+    ``claimed_ms`` (the beat's own claim) is added to what the ledger already holds.
+    Nothing when a check is open already.
+    """
+    if claimed_ms <= 0 or not int(policy["checks_follow_claims"]):
+        return None
+    last = last_check(user_id)
+    if last is not None and last.outcome == CHECK_PENDING:
+        return None
+    reference, owed_ms = owed_after_ms(user_id, policy, last)
+    if _playing_ms_since(user_id, reference) + claimed_ms < owed_ms:
+        return None
+    user = db.session.get(User, user_id)
+    lesson = db.session.get(Lesson, lesson_id)
+    if user is None or lesson is None:
+        return None
+    return _create(session_id, user, lesson, policy, now)
+
+
+def _create(session_id: str, user: User, lesson: Lesson, policy: PolicyVersion, now: dt.datetime) -> AttentionCheck:
     challenge, expected = _challenge()
     window = int(policy["check_window_seconds"])
     check = AttentionCheck(
         token=secrets.token_urlsafe(24),
-        session_id=session.id,
+        session_id=session_id,
         user_id=user.id,
         lesson_id=lesson.id,
         issued_at=now,
@@ -208,7 +249,7 @@ def issue_if_due(session: LearningSession, user: User, *, now: dt.datetime | Non
         course_id=lesson.course_id,
         payload={
             "check_id": check.id,
-            "session_id": session.id,
+            "session_id": session_id,
             "due_at": check.due_at.isoformat(),
             "policy_version": policy.version,
         },
@@ -308,4 +349,13 @@ def _course_of(check: AttentionCheck) -> int | None:
     return lesson.course_id if lesson else None
 
 
-__all__ = ["CHECK_WRONG", "CheckError", "Judged", "answer_check", "client_view", "issue_if_due", "open_check"]
+__all__ = [
+    "CHECK_WRONG",
+    "CheckError",
+    "Judged",
+    "answer_check",
+    "client_view",
+    "issue_if_due",
+    "issue_owed",
+    "open_check",
+]

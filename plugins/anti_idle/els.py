@@ -220,6 +220,8 @@ class Row(NamedTuple):
     delivered: float | None
     #: ``mono_ms - life_ms`` (R13d), else None.
     drift: float | None
+    #: The slowest playback rate the page reported while playing (``presence.rate_min``).
+    slow: float | None = None
 
 
 class Params(NamedTuple):
@@ -234,6 +236,8 @@ class Params(NamedTuple):
     signed: bool = False
     idle_us: int = 600_000_000
     drift_ms: int = 10_000
+    #: The slowest rate the UI offers: slower playback earns real time (see ``judge_rows``).
+    min_rate: float = 1.0
 
 
 def params_of(policy: Mapping[str, Any]) -> Params:
@@ -247,6 +251,7 @@ def params_of(policy: Mapping[str, Any]) -> Params:
         signed=bool(int(policy.get("signed_beats", 0))),
         idle_us=int(policy.get("idle_seconds", 600)) * 1_000_000,
         drift_ms=int(policy.get("drift_seconds", 10)) * 1000,
+        min_rate=float(min(policy["allowed_rates"])),
     )
 
 
@@ -340,6 +345,7 @@ def row_of(
         restart=event in RESTART_EVENTS,
         delivered=delivered,
         drift=None if mono_ms is None else mono_ms - life_ms,
+        slow=_number(presence.get("rate_min")),
     )
 
 
@@ -615,7 +621,7 @@ def replay(
     s_covered: list[segs.Segment] = []
     for r, p in zip(rows, params, strict=False):  # params may be itertools.repeat
         if p is not last_p:
-            max_rate, grace_us, floor_ms, slack_ms, cap_ratio, day_cap_ms, signed, idle_us, drift_ms = p
+            max_rate, grace_us, floor_ms, slack_ms, cap_ratio, day_cap_ms, signed, idle_us, drift_ms, min_rate = p
             last_p = p
         (
             sid,
@@ -650,6 +656,7 @@ def replay(
             restart,
             delivered,
             drift,
+            slow,
         ) = r
         if sid != last_sid:
             # The session's running state lives in locals while its beats follow each other.
@@ -717,8 +724,13 @@ def replay(
 
         # --- attention checks: overdue stops credit, automated answers void (R07) --------
         blocked = hidden_excess
+        halted = False
         if has_checks:
             overdue, automated = checks.spans(now, floor_ms)  # type: ignore[union-attr]
+            # A check overdue (or answered by a script) right now lends no jitter tolerance:
+            # a beat arriving just after the due time, whose credit the person clock would
+            # place after ``now``, must not earn that second either.
+            halted = any(a <= now < b for a, b in overdue) or any(a <= now < b for a, b in automated)
             void_ms = _spans_overlap(start, now, automated) if automated else 0
             overdue_ms = _spans_overlap(start, now, overdue) if overdue else 0
             if void_ms:
@@ -750,7 +762,7 @@ def replay(
 
         # The jitter tolerance is for honest clocks only: an interval that lost time to a
         # presence rule gets none, or a beat per second would earn a second each.
-        eligible = budget if not blocked else max(0, span_ms - blocked)
+        eligible = budget if not blocked and not halted else max(0, span_ms - blocked)
         zero_reason: str | None = None
         session_claimed = s_claimed + claimed_ms
         new = -1  # media ms of the claim not yet credited to the session (R14), when computed
@@ -824,6 +836,7 @@ def replay(
             elif kind == "document" and _size and not _served:
                 zero_reason = zero_reason or "R14"  # "read" a document whose file was never fetched
 
+        stretch = 0  # the media credited, when slow playback earns more time than media
         if zero_reason is not None:
             amount = claimed_ms - (sum(v for k, v in cuts.items() if k != zero_reason) if cuts else 0)
             if amount > 0:
@@ -833,6 +846,16 @@ def replay(
             credit = claimed_ms if claimed_ms < eligible else eligible
             if allowed_content < credit:
                 credit = allowed_content
+            # --- allowed slow speeds earn the real time they took --------------------------
+            # At 0.75x a learner spends 10 s on 7.5 s of media: the ranges credited stay the
+            # media (coverage), the time credited is the real time, at most the interval's
+            # eligible real time and never beyond media / the slowest rate the UI offers.
+            # The rate is the page's word; it can only turn media already credited into at
+            # most the real time that passed, which the person's clock bounds anyway.
+            if credit and video and not blocked and slow is not None and min_rate <= slow < 1.0:
+                stretched = min(int(credit / slow), eligible)
+                if stretched > credit:
+                    stretch, credit = credit, stretched  # ``stretch`` keeps the media part
 
             # --- caps: per lesson (R10) and per day (held, R10a) --------------------------
             if credit > 0 and video and duration:
@@ -850,7 +873,20 @@ def replay(
 
         # Whatever the rules left of the claim and was not cut above is the pause/budget gap.
         credited: tuple[segs.Segment, ...] = ()
-        if credit > 0:
+        if stretch and credit > 0:
+            # Slow playback: the ranges carry the media part, the credit the time.
+            kept = []
+            left = min(credit, stretch)
+            for a, b in merged:
+                if left <= 0:
+                    break
+                take = b - a if b - a < left else left
+                kept.append((a, a + take))
+                left -= take
+            credited = tuple(kept)
+            if cuts:
+                _trim(cuts, claimed_ms - sum(b - a for a, b in credited))
+        elif credit > 0:
             if credit >= merged_ms:
                 credit = merged_ms
                 credited = merged
@@ -869,7 +905,7 @@ def replay(
                 credited = tuple(kept)
         else:
             credit = 0
-        if cuts:
+        if cuts and not stretch:
             _trim(cuts, claimed_ms - credit)
         if video and robot:
             flags = _flag(flags, "R11")

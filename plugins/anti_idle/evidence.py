@@ -165,7 +165,17 @@ RULES: dict[str, Rule] = {
             "answers": N_(
                 "%(start)s–%(end)s %(count)s attention checks were answered with almost exactly the same delay "
                 "(varying by %(cv)s%%), as a program would (R09)"
-            )
+            ),
+            "starts_fit": N_(
+                "%(start)s–%(end)s the gaps between %(count)s lesson starts are spread evenly between a "
+                "shortest and a longest value, as a program waiting a random time would, not as people "
+                "do (fit difference %(dbic)s) (R09)"
+            ),
+            "answers_fit": N_(
+                "%(start)s–%(end)s the delays of %(count)s attention-check answers are spread evenly between "
+                "a shortest and a longest value, as a program waiting a random time would, not as people "
+                "do (fit difference %(dbic)s) (R09)"
+            ),
         },
     ),
     "R10c": Rule(
@@ -195,6 +205,20 @@ RULES: dict[str, Rule] = {
             "sequential": N_(
                 "%(start)s–%(end)s the same device was also used by %(accounts)s other account(s) today, "
                 "one after the other (R12)"
+            )
+        },
+    ),
+    "R12d": Rule(
+        "score",
+        "high",
+        N_(
+            "%(start)s–%(end)s studied from a data-centre (cloud server) address range %(range)s "
+            "that %(accounts)s accounts used today (%(need)s or more is how auto-study services work) (R12)"
+        ),
+        variants={
+            "alone": N_(
+                "%(start)s–%(end)s studied from a data-centre (cloud server) address range %(range)s; "
+                "for information only (R12)"
             )
         },
     ),

@@ -27,6 +27,9 @@ class AntiIdlePlugin:
             "recompute_batch": 200,
             #: Days a held day may wait before the review list marks it overdue.
             "review_due_days": 7,
+            #: R12d: data-centre address ranges (CIDRs separated by commas or spaces);
+            #: empty means the list shipped in plugins/anti_idle/datacentre_ranges.txt.
+            "datacentre_ranges": "",
         }
 
     @hookimpl

@@ -32,6 +32,10 @@ DEFAULTS: dict[str, Any] = {
     "check_max_gap_seconds": 1200,
     #: Time to answer a check; past it, credit stops until a valid answer (R07).
     "check_window_seconds": 60,
+    #: 1: a heartbeat whose claim makes a check owed issues it, whether or not a player
+    #: asks (checks follow the media claimed, so a script that never asks still owes
+    #: them). 0: checks are issued only when the player asks while playing.
+    "checks_follow_claims": 1,
     #: An answer faster than this after render is not human (R07).
     "human_latency_floor_ms": 400,
     #: Time credit per lesson at most this multiple of the media duration (re-watching, bounded).
@@ -62,6 +66,10 @@ DEFAULTS: dict[str, Any] = {
     #: latencies vary less than this coefficient of variation look machine-timed.
     "regular_min_events": 8,
     "regular_cv": 0.1,
+    #: R09, the design's fit: over at least this many events, a bounded uniform beating a
+    #: log-normal by more than this ΔBIC looks like a timer with random jitter.
+    "regular_bic_min_events": 20,
+    "regular_delta_bic": 10.0,
     #: R10c: study longer than this without a break of at least ``break_seconds``.
     "continuous_seconds": 4 * 3600,
     "break_seconds": 300,
@@ -73,6 +81,8 @@ DEFAULTS: dict[str, Any] = {
     #: longer than ``shared_overlap_seconds`` in a day.
     "shared_accounts": 2,
     "shared_overlap_seconds": 60,
+    #: R12d: this many accounts studied from one data-centre address range in a day.
+    "datacentre_accounts": 3,
     #: R15: this many check answers within ``cycling_seconds`` is option cycling.
     "cycling_answers": 3,
     "cycling_seconds": 5,

@@ -68,6 +68,16 @@ PARAMS: dict[str, Param] = {
         10,
         600,
     ),
+    "checks_follow_claims": Param(
+        _l("Checks follow the time claimed"),
+        _l(
+            "1: a check becomes due after the playing time the learner's browser reports, even if the page "
+            "never asks for it (a script); 0: only when the player asks."
+        ),
+        "",
+        0,
+        1,
+    ),
     "human_latency_floor_ms": Param(
         _l("Fastest human answer"),
         _l("Answers faster than this are recorded as automated."),
@@ -166,6 +176,20 @@ PARAMS: dict[str, Param] = {
         0.01,
         1,
     ),
+    "regular_bic_min_events": Param(
+        _l("Events for the timing fit"),
+        _l("The fit of evenly spread (machine) against heavy-tailed (human) timing needs at least this many events."),
+        _l("events"),
+        8,
+        1000,
+    ),
+    "regular_delta_bic": Param(
+        _l("Timing fit difference"),
+        _l("Evenly spread timing that fits better than human timing by more than this counts as machine-timed."),
+        "",
+        2,
+        10,
+    ),
     "continuous_seconds": Param(
         _l("Longest study without a break"),
         _l("Study longer than this without a break adds to the review score."),
@@ -203,6 +227,16 @@ PARAMS: dict[str, Param] = {
         _l("seconds"),
         0,
         86400,
+    ),
+    "datacentre_accounts": Param(
+        _l("Accounts from one data-centre range"),
+        _l(
+            "This many accounts studying from one cloud-server address range on the same day "
+            "adds to their review scores."
+        ),
+        _l("accounts"),
+        2,
+        1000,
     ),
     "cycling_answers": Param(
         _l("Answers that count as cycling"),

@@ -19,6 +19,7 @@ from lms_core.extensions import db
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict
 from plugins.anti_idle import els, envelope
+from plugins.anti_idle.checks import issue_owed
 from plugins.anti_idle.models import AttentionCheck, Beat
 from plugins.anti_idle.policy import current_policy
 
@@ -244,8 +245,13 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
 
     record_online(row, policy)
     claimed_ms = segs.total(claim.claimed)
+    if claim.lesson_kind == "video":
+        # Checks follow the media claimed, also when no player asks for them (a script).
+        issue_owed(claim.session_id, claim.user_id, claim.lesson_id, claimed_ms, policy, claim.wall_end)
     if not outcome.cuts and outcome.credited_ms >= claimed_ms:
-        return Verdict(CREDIT, outcome.credited, reason="", code="")
+        return Verdict(CREDIT, outcome.credited, reason="", code="", credited_ms=outcome.credited_ms)
     label = VOID if (CRITICAL & set(outcome.cuts) or "R07b" in outcome.flags) and not outcome.credited_ms else REDUCE
     reason = "; ".join(f"{rule} {amount} ms" for rule, amount in sorted(outcome.cuts.items()))
-    return Verdict(label, outcome.credited, reason=reason, code=",".join(sorted(outcome.cuts)))
+    return Verdict(
+        label, outcome.credited, reason=reason, code=",".join(sorted(outcome.cuts)), credited_ms=outcome.credited_ms
+    )

@@ -164,7 +164,7 @@ def scores_of(t: Tally, policy: Mapping[str, Any]) -> dict[str, int]:
             s[rule] = int(finding["score"])
     # Muting alone is never held against anyone; it only adds to a score of behaviour
     # (not to a shared device, which a training room also shows).
-    if set(s) - {"R12"} and t.credited_ms > 300_000 and t.muted_ms * 5 > t.credited_ms * 4:
+    if set(s) - {"R12", "R12d"} and t.credited_ms > 300_000 and t.muted_ms * 5 > t.credited_ms * 4:
         s["R06"] = 10
     return s
 

@@ -275,8 +275,10 @@ def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Seq
 
     blocked = hidden_excess + max(void_ms, overdue_ms)
     # The jitter tolerance is for honest clocks only: an interval that lost time to a
-    # presence rule gets none, or a beat per second would earn a second each.
-    eligible = budget if not blocked else max(0, ms(now - start) - blocked)
+    # presence rule gets none, or a beat per second would earn a second each; nor does a
+    # beat arriving while a check is overdue (added with the server-owed checks, issue 8).
+    halted = any(a <= now < b for a, b in overdue + automated)
+    eligible = budget if not blocked and not halted else max(0, ms(now - start) - blocked)
     zero_reason: str | None = None
 
     # --- speed (R01): content faster than the fastest allowed rate ------------------

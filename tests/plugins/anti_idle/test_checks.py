@@ -13,19 +13,21 @@ from lms_core.events.models import Event
 from lms_core.extensions import db
 from lms_core.learning import services as learning
 from plugins.anti_idle import checks, policy
-from plugins.anti_idle.models import AttentionCheck
+from plugins.anti_idle.models import AttentionCheck, Beat
 from tests.conftest import login
 from tests.factories import UserFactory
 from tests.lms_core.learning.fixtures import build_course
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
 T0 = dt.datetime(2026, 5, 10, 1, 0, tzinfo=dt.UTC)
-#: A test course's policy: a check after every 30 s of playing, 20 s to answer.
+#: A test course's policy: a check after every 30 s of playing, 20 s to answer, issued
+#: by the beat that claims the 30th second (the default, which conftest.py turns off).
 FAST = {
     "check_first_after_seconds": 30,
     "check_min_gap_seconds": 30,
     "check_max_gap_seconds": 30,
     "check_window_seconds": 20,
+    "checks_follow_claims": 1,
 }
 
 
@@ -85,28 +87,42 @@ def test_no_check_before_the_scheduled_playing_time(kit, learner):
     assert db.session.query(AttentionCheck).count() == 0
 
 
-def test_check_is_revealed_when_due_while_playing_and_the_answer_stays_on_the_server(kit, learner):
+def test_check_is_issued_by_the_beat_that_makes_it_due_and_the_answer_stays_on_the_server(kit, learner):
     s = open_session(learner, kit.video)
     play(s, learner, 0, 30)
     check = poll(s, learner, 30.5)
     assert check is not None
-    assert check.issued_at == T0 + dt.timedelta(seconds=30.5)
+    assert check.issued_at == T0 + dt.timedelta(seconds=30)  # the beat that claimed the 30th second
     assert check.due_at == check.issued_at + dt.timedelta(seconds=20)
     assert check.policy_version == policy.current_policy(kit.course.id).version > 0
     with time_machine.travel(T0 + dt.timedelta(seconds=31), tick=False):
         view = checks.client_view(check)
-    assert view["token"] == check.token and view["due_in_ms"] == 19_500
+    assert view["token"] == check.token and view["due_in_ms"] == 19_000
     assert check.expected in view["options"] and len(view["options"]) == 4
     assert "expected" not in view and view["prompt"] == f"请选择数字 {check.expected}"
     assert poll(s, learner, 35).id == check.id, "one open check at a time"
     assert db.session.query(Event).filter_by(name="anti_idle.check_issued").count() == 1
 
 
-def test_no_check_while_paused(kit, learner):
+def test_claimed_media_makes_a_check_owed_even_if_no_player_asks(kit, learner):
+    """A script that sends beats and never polls still owes the check; its window lapses."""
     s = open_session(learner, kit.video)
-    play(s, learner, 0, 30)
-    assert poll(s, learner, 30 + 31) is None  # no claimed media in the last three cadences
-    assert poll(s, learner, 30 + 31) is None
+    seq = play(s, learner, 0, 30)
+    row = db.session.query(AttentionCheck).one()
+    assert row.issued_at == T0 + dt.timedelta(seconds=30) and row.outcome == "pending"
+    play(s, learner, 30, 90, first_seq=seq)
+    assert db.session.query(AttentionCheck).count() == 1, "one open check at a time"
+    cut = {b.received_at.replace(tzinfo=dt.UTC): b.cuts.get("R07", 0) for b in db.session.query(Beat)}
+    assert cut[T0 + dt.timedelta(seconds=50)] == 0  # the window (20 s) still runs
+    assert cut[T0 + dt.timedelta(seconds=60)] == 10_000
+    assert cut[T0 + dt.timedelta(seconds=90)] == 10_000
+
+
+def test_paused_learner_is_not_asked(kit, learner):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 20)
+    assert poll(s, learner, 20 + 31) is None  # owed after 30 s of claims; none claimed since
+    assert db.session.query(AttentionCheck).count() == 0
 
 
 def test_trusted_correct_answer_passes_once(kit, learner):
@@ -116,7 +132,7 @@ def test_trusted_correct_answer_passes_once(kit, learner):
     judged = answer(check.token, learner, 33, answer=check.expected)
     assert judged.outcome == "passed"
     row = db.session.get(AttentionCheck, check.id)
-    assert row.answered_at == T0 + dt.timedelta(seconds=33) and row.server_latency_ms == 2500
+    assert row.answered_at == T0 + dt.timedelta(seconds=33) and row.server_latency_ms == 3000
     assert row.trusted is True and row.input_mode == "pointer" and row.latency_ms == 2500
     with pytest.raises(checks.CheckError) as again:
         answer(check.token, learner, 34, answer=check.expected)
@@ -146,7 +162,7 @@ def test_script_click_is_flagged_automated_and_a_new_check_follows(kit, learner)
     assert follow is not None and follow.id != check.id and follow.outcome == "pending"
 
 
-@pytest.mark.parametrize(("client_latency", "answered_at_s"), [(150, 33), (2500, 30.6)])
+@pytest.mark.parametrize(("client_latency", "answered_at_s"), [(150, 33), (2500, 30.2)])
 def test_answers_faster_than_a_human_are_automated(kit, learner, client_latency, answered_at_s):
     s = open_session(learner, kit.video)
     play(s, learner, 0, 30)

@@ -1,4 +1,4 @@
-"""The rules judged once per person-day (R02, R08, R09, R10c, R10d, R12, R15, R17), scripted.
+"""The rules judged once per person-day (R02, R08, R09, R10c, R10d, R12, R12d, R15, R17), scripted.
 
 Each attack states the rule it must trip and the score it adds; each honest scenario
 next to it shows the same rule leaves an honest learner's day credited. Day rules run
@@ -9,6 +9,7 @@ documents) also runs online.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 import pytest
@@ -246,6 +247,34 @@ def test_r09_honest_learner_with_human_timing(me):
     honest(settle(me), "R09")
 
 
+def _answer_checks(me: Learner, latencies: list[int]) -> None:
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = T0
+    for latency in latencies:
+        at = me.play(tab, at, 120, every=60)
+        check = me.issue_check(tab, at)
+        me.answer(check, at + dt.timedelta(milliseconds=latency), latency_ms=latency)
+
+
+def test_r09_attack_answers_after_a_random_wait_of_two_to_six_seconds(me):
+    """A timer with wide jitter: the CV (30 %) looks human, the shape of the delays does not."""
+    _answer_checks(me, [2000 + round(4000 * ((k * 7) % 30) / 29) for k in range(30)])
+    v = settle(me)
+    found = v.tally["day_rules"]["R09"]
+    assert found["variant"] == "answers_fit" and found["score"] == 20 and found["params"]["dbic"] > 10
+    assert "均匀分布" in zh(lines(me, "R09")[0])
+
+
+def test_r09_honest_thirty_answers_with_human_delays(me):
+    """Delays as people have them (log-normal: mostly 2-4 s, a few long ones)."""
+    from statistics import NormalDist
+
+    _answer_checks(
+        me, [round(math.exp(math.log(3000) + 0.6 * NormalDist().inv_cdf((k + 0.5) / 30))) for k in range(30)]
+    )
+    honest(settle(me), "R09")
+
+
 # --- R10c: hours without a break ----------------------------------------------------------
 
 
@@ -352,6 +381,56 @@ def test_r12_honest_office_colleagues_on_their_own_pcs(me, tree):
     for learner in (me, colleague):
         honest(settle(learner), "R12")
         assert lines(learner, "R12") == []
+
+
+# --- R12d: several accounts from one data-centre range --------------------------------------
+
+#: In the shipped list (Alibaba Cloud, 47.96.0.0/11).
+CLOUD = ("47.98.10.1", "47.98.200.7", "47.99.3.3")
+
+
+def test_r12d_attack_three_accounts_study_from_one_cloud_range(me, tree):
+    learners = [me, other_learner(tree, me, "李娜"), other_learner(tree, me, "王强")]
+    for n, (learner, ip) in enumerate(zip(learners, CLOUD, strict=True)):
+        tab = learner.open(at=T0 + n * S, deliver=LECTURE_BYTES, ip=ip, user_agent=CHROME)
+        learner.play(tab, T0 + n * S, 300)
+    for learner in learners:
+        v = settle(learner)
+        found = v.tally["day_rules"]["R12d"]
+        assert found["score"] == 40 and found["params"]["accounts"] == 3 and found["params"]["range"] == "47.96.0.0/11"
+        assert v.review_score == 40 and v.verdict == "credited"  # alone below the hold score, like R12
+        (line,) = lines(learner, "R12d")
+        assert line.action == "score"
+        assert "云服务器" in zh(line) and "3 个账号" in zh(line)
+
+
+def test_r12d_honest_one_learner_on_a_cloud_vpn(me):
+    tab = me.open(deliver=LECTURE_BYTES, ip=CLOUD[0], user_agent=CHROME)
+    me.play(tab, T0, 300)
+    v = settle(me)
+    honest(v, "R12d")
+    (line,) = lines(me, "R12d")
+    assert line.action == "info" and "仅供参考" in zh(line)
+
+
+def test_r12d_honest_office_address_is_no_data_centre(me, tree):
+    colleagues = [me, other_learner(tree, me, "李娜"), other_learner(tree, me, "王强")]
+    for learner in colleagues:
+        learner.play(learner.open(deliver=LECTURE_BYTES, ip=OFFICE_IP, user_agent=CHROME), T0, 300)
+    for learner in colleagues:
+        honest(settle(learner), "R12d")
+        assert lines(learner, "R12d") == []
+
+
+def test_r12d_ranges_are_a_setting(me, tree):
+    from lms_core.settings import services as settings
+
+    settings.set_value("anti_idle", "datacentre_ranges", "10.3.0.0/16, not-a-range")
+    db.session.commit()
+    learners = [me, other_learner(tree, me, "李娜"), other_learner(tree, me, "王强")]
+    for learner in learners:
+        learner.play(learner.open(deliver=LECTURE_BYTES, ip=OFFICE_IP, user_agent=CHROME), T0, 300)
+    assert settle(me).tally["day_rules"]["R12d"]["params"] == {"range": "10.3.0.0/16", "accounts": 3, "need": 3}
 
 
 # --- R15: cycling through a check's options ----------------------------------------------

@@ -14,8 +14,11 @@ import datetime as dt
 
 import pytest
 
+from lms_core.extensions import db
 from lms_core.learning.models import LessonProgress
 from lms_core.learning.services import BeatError
+from plugins.anti_idle import checks, policy
+from plugins.anti_idle.models import AttentionCheck
 from tests.lms_core.learning.fixtures import build_course
 from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, Learner, S, make_learner, other_learner
 
@@ -151,9 +154,19 @@ def test_h12_a_long_lecture_without_touching_the_mouse_checks_answered(me):
 
 def test_h13_slow_speed(me):
     tab = me.open(deliver=LECTURE_BYTES)
-    me.play(tab, T0, 300, rate=0.75)
-    # Credit is the media watched, at most the real time: 300 s at 0.75x show 225 s of it.
-    full(me, 225)
+    me.play(tab, T0, 300, rate=0.75, client={"presence": {"rate_min": 0.75, "rate_max": 0.75}})
+    # 0.75x is an allowed speed: the 300 s the learner spent are credited, while the
+    # ranges (coverage) are the 225 s of media actually shown.
+    full(me, 300)
+    progress = db.session.query(LessonProgress).filter_by(user_id=me.user.id, lesson_id=me.lecture.id).one()
+    assert progress.credited_segments == [[0, 225_000]]
+
+
+def test_a28_c2_a_rate_below_the_allowed_ones_earns_only_its_media(me):
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.play(tab, T0, 300, rate=0.5, client={"presence": {"rate_min": 0.5, "rate_max": 0.5}})
+    assert me.credited_s() == 150  # 0.5x is not offered: no real time beyond the media shown
+    me.recompute()
 
 
 def test_h14_reading_a_document(me):
@@ -317,6 +330,70 @@ def test_a09_c7_inhumanly_fast_answers(me):
     me.play(tab, T0, 3600, every=60)
     assert me.credited_s() <= 121
     assert "R07b" in me.recompute().rules
+
+
+def follow_claims(me: Learner) -> None:
+    """The production schedule: checks are owed by the time claimed (conftest.py turns it off)."""
+    policy.new_version({"checks_follow_claims": 1}, course_id=me.lecture.course_id)
+    db.session.commit()
+
+
+def test_a27_c1_c4_a_script_that_never_asks_for_a_check_still_owes_it(me):
+    follow_claims(me)
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = T0
+    for i in range(180):  # 30 minutes of well-formed, signed beats; no player asks for checks
+        at += 10 * S
+        me.beat(tab, at, [[10 * i, 10 * i + 10]])
+    first = db.session.query(AttentionCheck).order_by(AttentionCheck.id).first()
+    assert first is not None and first.answered_at is None
+    owed_at = (first.issued_at.replace(tzinfo=dt.UTC) - T0).total_seconds()
+    assert 120 <= owed_at <= 730  # after the first check's playing time (120 s + a random part)
+    assert db.session.query(AttentionCheck).count() == 1  # one open check at a time
+    assert me.credited_s() <= owed_at + 60 + 10  # nothing after its window lapsed
+    v = me.recompute()
+    assert v.verdict == "held" and "R07" in v.rules and "R07h" in v.rules and v.credited_ms == 0
+
+
+def test_a29_c4_bursts_of_beats_from_a_page_with_nothing_playing(me):
+    """Twelve one-second claims within a second, every ten seconds (the Chromium harness's
+    "beat bursts"); the test course asks a check after 10 s of playing, 10 s to answer."""
+    policy.new_version(
+        {
+            "checks_follow_claims": 1,
+            "check_first_after_seconds": 10,
+            "check_min_gap_seconds": 30,
+            "check_max_gap_seconds": 30,
+            "check_window_seconds": 10,
+        },
+        course_id=me.lecture.course_id,
+    )
+    db.session.commit()
+    tab = me.open(deliver=LECTURE_BYTES)
+    pos = 0
+    for burst in range(6):
+        for i in range(12):
+            me.beat(tab, T0 + (10 * burst + 3) * S + dt.timedelta(milliseconds=80 * i), [[pos + i, pos + i + 1]])
+        pos += 12
+    check = db.session.query(AttentionCheck).one()
+    assert check.issued_at.replace(tzinfo=dt.UTC) < T0 + 4 * S  # owed by the tenth claimed second
+    v = me.recompute()
+    assert v.credited_ms == 0 and v.verdict == "held", (v.credited_ms, v.held_ms, v.rules)
+    assert me.credited_s() <= 15  # online: nothing after the check's window lapsed
+
+
+def test_h22_checks_follow_the_time_claimed_and_the_learner_answers_them(me):
+    follow_claims(me)
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = T0
+    for i in range(180):  # 30 minutes; the player shows each check and the learner answers
+        at += 10 * S
+        me.beat(tab, at, [[10 * i, 10 * i + 10]])
+        pending = checks.open_check(me.user.id)
+        if pending is not None:
+            me.answer(pending, at + 3 * S)
+    assert db.session.query(AttentionCheck).filter_by(outcome="passed").count() >= 2
+    full(me, 1800)
 
 
 def test_a10_c4_a_burst_of_beats(me):
