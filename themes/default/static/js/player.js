@@ -37,6 +37,7 @@
   var segments = [];       // [[from, to], ...] seconds, since the last beat
   var segStart = null;     // start of the range being played now
   var lastTime = null;
+  var lastTick = null;     // performance.now() at the last timeupdate
   var visibleSince = document.visibilityState === "visible" ? Date.now() : null;
   var visibleMs = 0;
   var ended = false;
@@ -233,21 +234,30 @@
     video.addEventListener("loadedmetadata", function () {
       if (resume > 0 && resume < video.duration - 1) video.currentTime = resume;
     });
-    video.addEventListener("play", function () { segStart = video.currentTime; lastTime = video.currentTime; send("play"); });
+    video.addEventListener("play", function () {
+      segStart = video.currentTime; lastTime = video.currentTime; lastTick = performance.now(); send("play");
+    });
     video.addEventListener("pause", function () { closeSegment(video.currentTime); if (!video.ended) send("pause"); });
     video.addEventListener("seeking", function () { closeSegment(lastTime !== null ? lastTime : video.currentTime); });
     video.addEventListener("seeked", function () {
-      var from = lastTime; lastTime = video.currentTime;
+      var from = lastTime; lastTime = video.currentTime; lastTick = performance.now();
       if (!video.paused) segStart = video.currentTime;
       send("seeked", { time_from: from || 0, time_to: video.currentTime });
     });
     video.addEventListener("timeupdate", function () {
       if (!video.paused) remember(video.currentTime);
-      // A jump larger than normal playback is a seek, not watching.
-      if (lastTime !== null && !video.paused && Math.abs(video.currentTime - lastTime) > 2 * Math.max(1, video.playbackRate)) {
-        closeSegment(lastTime); segStart = video.currentTime;
+      // A jump larger than the playback since the last update is a seek, not watching.
+      // Measured against the time that passed: a busy page gets its updates late (seconds
+      // apart under load), and normal playback over such a gap is still watching.
+      var now = performance.now();
+      if (lastTime !== null && lastTick !== null && !video.paused) {
+        var expected = video.playbackRate * (now - lastTick) / 1000;
+        if (Math.abs(video.currentTime - lastTime - expected) > 2 * Math.max(1, video.playbackRate)) {
+          closeSegment(lastTime); segStart = video.currentTime;
+        }
       }
       lastTime = video.currentTime;
+      lastTick = now;
     });
     video.addEventListener("ended", function () { closeSegment(video.currentTime); send("ended"); });
   }
