@@ -245,13 +245,13 @@ def unverified(
     for b, o in outcomes:
         if not o.credited_ms or o.credit_end is None:
             continue
-        # A beat received by the due time was judged before the lapse: all its credit is in
-        # the window, also the part the person clock placed after the due time (the second
-        # of jitter the core lends, or a burst's credit queued behind earlier beats).
+        # The credit placed in the window; and a beat received by the due time was judged
+        # before the lapse, so all its credit is in it, also the part the person clock
+        # placed after the due time (the second of jitter the core lends, or a burst's
+        # credit queued behind earlier beats).
         got = sum(
-            max(0, els.ms(o.credit_end - max(o.credit_start, w0)))
+            max(0, els.ms((o.credit_end if b.received_at <= w1 else min(o.credit_end, w1)) - max(o.credit_start, w0)))
             for w0, w1 in merged_windows
-            if b.received_at <= w1 and o.credit_end > w0
         )
         got = min(got, o.credited_ms)
         if got:

@@ -415,8 +415,9 @@ def test_r12d_honest_one_learner_on_a_cloud_vpn(me):
 
 def test_r12d_honest_office_address_is_no_data_centre(me, tree):
     colleagues = [me, other_learner(tree, me, "李娜"), other_learner(tree, me, "王强")]
-    for learner in colleagues:
-        learner.play(learner.open(deliver=LECTURE_BYTES, ip=OFFICE_IP, user_agent=CHROME), T0, 300)
+    for n, learner in enumerate(colleagues):  # each on their own PC behind the office's address
+        tab = learner.open(deliver=LECTURE_BYTES, ip=OFFICE_IP, user_agent=CHROME)
+        learner.play(tab, T0, 300, client={"presence": {"device": f"pc{n}"}})
     for learner in colleagues:
         honest(settle(learner), "R12d")
         assert lines(learner, "R12d") == []
