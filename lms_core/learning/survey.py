@@ -15,6 +15,7 @@ from sqlalchemy import exists, select
 
 from lms_core.accounts.models import User
 from lms_core.courses.models import Lesson, LessonKind
+from lms_core.courses.ordering import move_one_place
 from lms_core.courses.services import CourseError, require_edit
 from lms_core.db import utcnow
 from lms_core.events.services import emit
@@ -129,13 +130,8 @@ def move_question(author: User, question: SurveyQuestion, step: int) -> bool:
     active = questions(lesson)
     if question not in active:
         raise SurveyError(_("an archived question cannot be moved"))
-    index = active.index(question) + step
-    if not 0 <= index < len(active):
+    if not move_one_place(active, question, step):
         return False
-    # Renumber the whole list: positions may tie after migrations or concurrent adds.
-    active[index], active[index - step] = active[index - step], active[index]
-    for position, item in enumerate(active, start=1):
-        item.position = position
     emit(
         "lesson.updated",
         actor=author,
