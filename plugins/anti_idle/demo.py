@@ -100,6 +100,7 @@ def _lesson(code: str) -> tuple[Course, Lesson] | None:
 class _Viewer:
     def __init__(self, clock: _Clock, user: User, course: Course, lesson: Lesson, start: dt.datetime) -> None:
         self.clock, self.user, self.lesson, self.start, self.seq = clock, user, lesson, start, 0
+        self.shown_at = 0.0
         enrolment = learning.enrolment_for(user, course.id) or enrolments.enrol(user, course)
         with clock.at(start):
             self.session = learning.start_session(user, lesson, enrolment)
@@ -133,11 +134,15 @@ class _Viewer:
         with self.clock.at(self.start + dt.timedelta(seconds=at_s)):
             check = checks.issue_if_due(self.session, self.user)
             db.session.commit()
+        if check is not None:
+            self.shown_at = at_s
         return check
 
     def answer(self, check: Any, at_s: float, *, trusted: bool) -> None:
         with self.clock.at(self.start + dt.timedelta(seconds=at_s)):
-            latency = int((at_s * 1000) - (check.issued_at - self.start).total_seconds() * 1000)
+            # The player measures the latency from when it showed the check, as here: the
+            # check may be older than this session (one left unanswered on an earlier day).
+            latency = int((at_s - self.shown_at) * 1000)
             checks.answer_check(
                 check.token,
                 self.user,
@@ -222,5 +227,5 @@ def _automated_morning(
 @click.command("demo")
 @with_appcontext
 def demo_command() -> None:
-    """Load the anti-idle demo: a course policy with frequent checks, a deducted and a held day (idempotent)."""
+    """Load the anti-idle demo: a course policy with frequent checks, a held day and a void one (idempotent)."""
     load_demo(echo=click.echo)
