@@ -52,6 +52,7 @@ from lms_core.db import utcnow
 from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.learning.models import LearningInterval, LearningSession
+from lms_core.learning.services import person_clock
 from plugins.anti_idle.events import CHECK_ANSWERED, CHECK_ISSUED
 from plugins.anti_idle.models import (
     CHECK_AUTOMATED,
@@ -185,6 +186,10 @@ def issue_if_due(session: LearningSession, user: User, *, now: dt.datetime | Non
     check is due, for a lesson without media, or when the session is not playing.
     """
     now = now or utcnow()
+    # The person's clock row is what every beat of theirs locks (learning.person_clock):
+    # taking it here serialises this poll with a beat whose claim issues the owed check
+    # (issue_owed), so the two cannot both find no open check and issue one each.
+    person_clock(user.id)
     pending = open_check(user.id)
     if pending is not None:
         return pending

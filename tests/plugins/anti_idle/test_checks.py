@@ -317,3 +317,26 @@ def test_answers_need_the_csrf_token(client, kit, learner):
         assert db.session.get(AttentionCheck, check.id).outcome == "pending"
         ok = client.post(f"/anti-idle/checks/{check.token}/answer", json=body, headers={"X-CSRFToken": token})
     assert ok.status_code == 200 and ok.get_json()["outcome"] == "passed"
+
+
+@pytest.mark.backends("postgresql")
+def test_a_poll_waits_for_the_persons_beat_so_only_one_check_is_issued(app, kit, learner):
+    """The poll takes the person's clock row, which each of their beats holds until it commits.
+
+    Without it a poll and the beat whose claim makes a check owed could both find no open
+    check and issue one each. Here another transaction holds the row, as a beat would:
+    the poll must wait for it (and gives up at the lock timeout), not go ahead.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    session = open_session(learner, kit.video)
+    play(session, learner, 0, 20)  # the clock row exists
+    with db.engine.connect() as beat:
+        beat.execute(text("SELECT 1 FROM learning_person_clocks WHERE user_id = :u FOR UPDATE"), {"u": learner.id})
+        db.session.execute(text("SET LOCAL lock_timeout = '300ms'"))
+        with pytest.raises(OperationalError, match="lock timeout"):
+            checks.issue_if_due(session, learner)
+        db.session.rollback()
+        beat.rollback()
+    assert db.session.query(AttentionCheck).count() == 0
