@@ -533,7 +533,7 @@ def test_every_page_of_every_role_is_chinese(app: Flask, world: dict[str, Any]) 
     repeated = {f"{role} {url}": dupes for (role, url), html in pages.items() if (dupes := duplicate_ids(html))}
     assert repeated == {}, "\n".join(f"{k}: {v}" for k, v in repeated.items())
     # Every stylesheet, script and icon the pages link to is there (no 404 on any page).
-    assert {"/static/favicon.ico", "/static/css/app.css", "/static/js/player.js"} <= assets
+    assert {"/favicon.ico", "/static/css/app.css", "/static/js/player.js"} <= assets
     missing = [a for a in sorted(assets) if app.test_client().get(a).status_code != 200]
     assert missing == []
 
