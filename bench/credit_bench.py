@@ -136,11 +136,12 @@ def batch_posting(url: str, cluster: Any, total: int, batch: int, users: int) ->
     }
 
 
-def _http_client(args: tuple[int, str, int, float, int, float, float, Any]) -> list[float]:
+def _http_client(args: tuple[int, str, int, float, int, float, float, Any]) -> tuple[list[float], float]:
     """One lean client: one keep-alive connection, one transfer per request. Once every
     client and the parent have reached ``barrier`` (spawning and imports take seconds on a
     loaded machine), it posts for ``warmup`` seconds unmeasured (each server thread's first
-    requests fill SQLAlchemy's and Babel's caches), then measures for ``duration`` seconds."""
+    requests fill SQLAlchemy's and Babel's caches), then measures for ``duration`` seconds.
+    Returns the measured latencies and the client's own CPU seconds over the measured part."""
     import http.client
 
     from plugins.credit_bank import ledger as L
@@ -154,6 +155,7 @@ def _http_client(args: tuple[int, str, int, float, int, float, float, Any]) -> l
     start_at = time.time() + warmup
     end = time.perf_counter() + warmup + duration
     i = 0
+    cpu0: float | None = None
     while time.perf_counter() < end:
         user = rng.randrange(1, 4) if rng.random() < hot_share else rng.randrange(4, users + 1)
         body = json.dumps(
@@ -173,10 +175,13 @@ def _http_client(args: tuple[int, str, int, float, int, float, float, Any]) -> l
         payload = resp.read()
         if time.time() >= start_at:
             lat.append(time.perf_counter() - t0)
+            if cpu0 is None:
+                cpu0 = time.process_time()
         assert resp.status == 201, (resp.status, payload[:300])
         i += 1
+    cpu = time.process_time() - (cpu0 or 0.0) if cpu0 is not None else 0.0
     conn.close()
-    return lat
+    return lat, cpu
 
 
 def _site_token(url: str) -> str:
@@ -210,13 +215,19 @@ def http_transfers(
     workers: int,
     threads: int,
     warmup: float = 3.0,
+    profile: str | None = None,
 ) -> dict[str, Any]:
 
     token = _site_token(url)
     env = common.app_env(url, "credit_bank", LMS_XAPI_ENABLED="0")
     # lrs/gunicorn_conf.py (common's default) sets TCP_NODELAY: without it a keep-alive
     # client waits for Nagle + delayed ACK (~40 ms) on every answer.
-    server, port = common.start_gunicorn(env, workers=workers, worker_class="gthread", threads=threads)
+    config = "python:lrs.gunicorn_conf"
+    if profile:  # cProfile in every worker thread, SQL statements counted (credit_profile_conf.py)
+        Path(profile).mkdir(parents=True, exist_ok=True)
+        env["CREDIT_BENCH_PROFILE"] = str(Path(profile).resolve())
+        config = str(BENCH_DIR / "credit_profile_conf.py")
+    server, port = common.start_gunicorn(env, workers=workers, worker_class="gthread", threads=threads, config=config)
     try:
         ctx = multiprocessing.get_context("spawn")
         with ctx.Manager() as manager, ctx.Pool(clients) as pool:
@@ -234,8 +245,9 @@ def http_transfers(
             results = job.get()
     finally:
         common.stop_server(server)
-    lat = [x for r in results for x in r]
-    return {
+    lat = [x for r, _cpu in results for x in r]
+    client_cpu = sum(c for _r, c in results)
+    out = {
         "clients": clients,
         "server": f"gunicorn {workers} workers x {threads} threads (gthread)",
         "transfers": len(lat),
@@ -246,7 +258,15 @@ def http_transfers(
         "max_ms": round(max(lat) * 1000, 2),
         "app_cpu_us_per_transfer": round(cpu / len(lat) * 1e6, 1),
         "server_cpu_us_per_transfer": round(pg / len(lat) * 1e6, 1),
+        "load_generator_cpu_us_per_transfer": round(client_cpu / len(lat) * 1e6, 1),
+        "load_average": os.getloadavg(),
     }
+    if profile:  # the workers wrote their counts on exit (stop_server waited for them)
+        counts = [json.loads(p.read_text()) for p in Path(profile).glob("worker-*.json")]
+        served = sum(c["requests"] for c in counts)
+        out["profile"] = profile
+        out["sql_statements_per_request"] = round(sum(c["statements"] for c in counts) / max(served, 1), 2)
+    return out
 
 
 def seed_journal(url: str, stored: int, users: int) -> dict[str, float]:
@@ -430,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stored", type=int, default=10_000_000)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--only-stored", action="store_true", help="skip the posting parts: seed, replay, queries")
+    parser.add_argument("--only-http", action="store_true", help="only the single transfers over HTTP")
+    parser.add_argument("--profile", metavar="DIR", help="cProfile the gunicorn workers of the HTTP part into DIR")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
 
@@ -444,10 +466,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = cluster.create_database("credit_bench")
         common.upgrade(common.app_env(url, "credit_bank"))
-        if not args.only_stored:
+        if not args.only_stored and not args.only_http:
             step(f"batch posting: {args.batch_total:,} transfers in batches of {args.batch:,}")
             out["batch_posting"] = batch_posting(url, cluster, args.batch_total, args.batch, args.users)
             print(f"   {out['batch_posting']}", file=sys.stderr)
+        if not args.only_stored:
             step(
                 f"single transfers over HTTP: {args.clients} clients for {args.duration:.0f} s, "
                 f"{args.hot_share:.0%} on 3 hot accounts"
@@ -462,33 +485,35 @@ def main(argv: list[str] | None = None) -> int:
                 args.workers,
                 args.threads,
                 args.warmup,
+                args.profile,
             )
             print(f"   {out['http_transfers']}", file=sys.stderr)
-        else:  # the issuer account the seed debits
+        if args.only_stored:  # the issuer account the seed debits
             from plugins.credit_bank import ledger as L
 
             app = make_app(url)
             with app.app_context():
                 L.submit([[spec("warm", 1, 1)]])
-        if args.merkle_rows:
+        if args.merkle_rows and not args.only_http:
             step(f"seeding the journal to {args.merkle_rows:,} rows (setup)")
             seed_journal(url, args.merkle_rows, args.users)
             step(f"Merkle log of {args.merkle_rows:,} journal rows: logging, then the replay check")
             out["merkle"] = merkle_bench(url)
             print(f"   {out['merkle']}", file=sys.stderr)
-        step(f"seeding the journal to {args.replay_rows:,} rows (setup)")
-        out["seed_replay"] = seed_journal(url, args.replay_rows, args.users)
-        print(f"   {out['seed_replay']}", file=sys.stderr)
-        step("replay of the whole journal")
-        out["replay"] = replay_bench(url)
-        print(f"   {out['replay']}", file=sys.stderr)
-        step(f"seeding the journal to {args.stored:,} rows (setup)")
-        out["seed"] = seed_journal(url, args.stored, args.users)
-        print(f"   {out['seed']}", file=sys.stderr)
-        step(f"balance + progress for {args.queries} random cadres, {out['seed']['rows']:,} transfers stored")
-        out["queries"] = queries_bench(url, args.users, args.queries)
-        out["queries"]["stored"] = out["seed"]["rows"]
-        print(f"   {out['queries']}", file=sys.stderr)
+        if not args.only_http:
+            step(f"seeding the journal to {args.replay_rows:,} rows (setup)")
+            out["seed_replay"] = seed_journal(url, args.replay_rows, args.users)
+            print(f"   {out['seed_replay']}", file=sys.stderr)
+            step("replay of the whole journal")
+            out["replay"] = replay_bench(url)
+            print(f"   {out['replay']}", file=sys.stderr)
+            step(f"seeding the journal to {args.stored:,} rows (setup)")
+            out["seed"] = seed_journal(url, args.stored, args.users)
+            print(f"   {out['seed']}", file=sys.stderr)
+            step(f"balance + progress for {args.queries} random cadres, {out['seed']['rows']:,} transfers stored")
+            out["queries"] = queries_bench(url, args.users, args.queries)
+            out["queries"]["stored"] = out["seed"]["rows"]
+            print(f"   {out['queries']}", file=sys.stderr)
     finally:
         common.stop_postgres(cluster)  # the data directory goes too
     out["machine"]["load_after"] = os.getloadavg()

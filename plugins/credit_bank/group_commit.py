@@ -16,6 +16,12 @@ is retried alone, so one bad batch cannot fail its neighbours.
 
 With ``LMS_CREDIT_GROUP_COMMIT_MS = 0`` (or when threads are not wanted) the request posts in
 its own transaction.
+
+A request authenticated by the lean token path (``transfer_fast``) names its token's digest:
+the writer checks, in the group's transaction and with one statement for the whole group
+(``lms_core.accounts.lean_tokens.live_digests``), that each such token is still live, and
+answers :class:`TokenNotLive` to the requests whose token was revoked or expired meanwhile
+(nothing of theirs is written).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
@@ -33,6 +40,21 @@ from flask import Flask, current_app
 from plugins.credit_bank import ledger as L
 
 _STOP = object()
+
+
+class TokenNotLive(Exception):
+    """The token that authenticated the request was revoked or expired, or its user is no
+    longer active (found in the group's transaction): nothing of the request was written."""
+
+
+@dataclass
+class _Request:
+    items: list[L.TransferSpec]
+    future: Future[list[L.ItemResult]]
+    #: The lean path's token digest (checked live in the group's transaction), else None.
+    token_digest: str | None = None
+    #: Write the token's ``last_used_at`` (due once a minute per process).
+    touch: bool = False
 
 
 class GroupCommitter:
@@ -66,7 +88,7 @@ class GroupCommitter:
                     self.closed = True
                     return
                 group = [first]
-                n = len(first[0])
+                n = len(first.items)
                 deadline = time.monotonic() + self.window_s
                 while n < self.max_items:
                     left = deadline - time.monotonic()
@@ -78,27 +100,66 @@ class GroupCommitter:
                         self.queue.put(_STOP)
                         break
                     group.append(nxt)
-                    n += len(nxt[0])
+                    n += len(nxt.items)
                 self._commit(group)
 
-    def _commit(self, group: list[tuple[list[L.TransferSpec], Future[list[L.ItemResult]]]]) -> None:
+    def _commit(self, group: list[_Request]) -> None:
         from lms_core.extensions import db
 
         try:
-            answers = _post_many([items for items, _ in group])
-        except Exception:  # noqa: BLE001 - the group failed as a whole: retry each batch alone
-            db.session.rollback()
-            for items, fut in group:
-                try:
-                    fut.set_result(L.create_transfers(items))
-                except Exception as exc:  # noqa: BLE001 - handed to the waiting request
-                    db.session.rollback()
-                    fut.set_exception(exc)
-            return
+            try:
+                group = _live_only(group)  # opens the group's transaction
+            except Exception as exc:  # noqa: BLE001 - the database failed: every request learns it
+                db.session.rollback()
+                for req in group:
+                    req.future.set_exception(exc)
+                return
+            if not group:
+                db.session.rollback()
+                return
+            try:
+                answers = _post_many([req.items for req in group])
+            except Exception:  # noqa: BLE001 - the group failed as a whole: retry each batch alone
+                db.session.rollback()
+                for req in group:
+                    try:
+                        # The token again, in this batch's own transaction.
+                        result = L.create_transfers(req.items) if _live_only([req]) else None
+                    except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+                        db.session.rollback()
+                        req.future.set_exception(exc)
+                    else:
+                        if result is None:
+                            db.session.rollback()  # answered TokenNotLive by _live_only
+                        else:
+                            req.future.set_result(result)
+                return
         finally:
             db.session.remove()
-        for (_, fut), res in zip(group, answers, strict=True):
-            fut.set_result(res)
+        for req, res in zip(group, answers, strict=True):
+            req.future.set_result(res)
+
+
+def _live_only(group: list[_Request]) -> list[_Request]:
+    """The requests whose token (if the lean path authenticated them) is live, checked in the
+    current transaction; the others are answered :class:`TokenNotLive` here."""
+    digests = {req.token_digest for req in group if req.token_digest}
+    if not digests:
+        return group
+    from lms_core.accounts import lean_tokens
+    from lms_core.db import utcnow
+    from lms_core.extensions import db
+
+    now = utcnow()
+    live = lean_tokens.live_digests(db.session, digests, now)
+    lean_tokens.touch(db.session, {r.token_digest for r in group if r.touch and r.token_digest in live}, now)
+    kept = []
+    for req in group:
+        if req.token_digest is None or req.token_digest in live:
+            kept.append(req)
+        else:
+            req.future.set_exception(TokenNotLive())
+    return kept
 
 
 def _post_many(batches: list[list[L.TransferSpec]]) -> list[list[L.ItemResult]]:
@@ -118,24 +179,38 @@ def _post_many(batches: list[list[L.TransferSpec]]) -> list[list[L.ItemResult]]:
 _lock = threading.Lock()
 
 
-def post(items: Sequence[L.TransferSpec], *, timeout: float = 30.0) -> list[L.ItemResult]:
+def post(
+    items: Sequence[L.TransferSpec],
+    *,
+    timeout: float = 30.0,
+    token_digest: str | None = None,
+    touch: bool = False,
+) -> list[L.ItemResult]:
     """Post a batch through this process's group commit (or alone when it is off).
 
+    ``token_digest``: the lean path's token, checked live in the posting transaction
+    (:class:`TokenNotLive` if it is not); ``touch`` writes its ``last_used_at`` too.
     Raises ``concurrent.futures.TimeoutError`` when no answer came within ``timeout``: the
     outcome is then unknown (the caller retries with the same ids).
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     window_ms = float(app.config.get("LMS_CREDIT_GROUP_COMMIT_MS", 2))
+    req = _Request(list(items), Future(), token_digest, touch)
     if window_ms <= 0:
+        from lms_core.extensions import db
+
+        if not _live_only([req]):
+            db.session.rollback()
+            raise TokenNotLive()
         return L.create_transfers(items)
-    fut: Future[list[L.ItemResult]] = Future()
+    fut = req.future
     with _lock:
         gc: GroupCommitter | None = app.extensions.get("credit_bank.group_commit")
         # A writer of the parent process does not exist in a forked worker: start one here.
         if gc is None or gc.closed or gc.pid != os.getpid() or not gc.thread.is_alive():
             gc = GroupCommitter(app, window_ms / 1000, int(app.config.get("LMS_CREDIT_GROUP_COMMIT_MAX", 1000)))
             app.extensions["credit_bank.group_commit"] = gc
-        gc.queue.put((list(items), fut))
+        gc.queue.put(req)
     return fut.result(timeout=timeout)
 
 

@@ -166,3 +166,7 @@ class CreditBankPlugin:
         import plugins.credit_bank.models  # noqa: F401
         import plugins.credit_bank.ranks  # noqa: F401
         import plugins.credit_bank.transcripts.models  # noqa: F401
+        from plugins.credit_bank import transfer_fast
+
+        # The transfer API's lean path, in front of Flask (transfer_fast explains when it applies).
+        transfer_fast.install(app)

@@ -29,19 +29,18 @@ the outcome is unknown: retry with the same ids (idempotent).
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 import uuid
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, cast
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, Flask, abort, current_app, jsonify, request
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import select
 from wtforms import ValidationError
 
+from lms_core.accounts.lean_tokens import TokenCache
 from lms_core.accounts.request_auth import authenticated_token
 from lms_core.authz import can
 from lms_core.extensions import csrf, db
@@ -128,8 +127,9 @@ def _account(obj: dict[str, Any], name: str) -> L.AccountRef | None:
     return L.AccountRef(parts[0], AccountKind(parts[1]), int(parts[2]), int(parts[3]))
 
 
-def parse_item(obj: Any) -> L.TransferSpec:
-    """One transfer object to a spec, or :class:`BadItem` naming the first bad field."""
+def parse_item(obj: Any, *, actor_id: int) -> L.TransferSpec:
+    """One transfer object to a spec (posted by ``actor_id``), or :class:`BadItem` naming the
+    first bad field."""
     if not isinstance(obj, dict):
         raise BadItem("", _("Each transfer must be a JSON object."))
     unknown = sorted(k for k in obj if k not in _FIELDS)
@@ -161,7 +161,7 @@ def parse_item(obj: Any) -> L.TransferSpec:
         reverses_id=_uuid(obj, "reverses_id"),
         policy_version=_int(obj, "policy_version", low=1, high=2**31 - 1),
         user_id=_int(obj, "user_id", low=1, high=2**31 - 1),
-        actor_id=current_user.id,
+        actor_id=actor_id,
         evidence_ref=_str(obj, "evidence_ref", max_len=200),
         memo=_str(obj, "memo", max_len=2000),
     )
@@ -171,50 +171,27 @@ def _bad(message: str, **extra: Any) -> Any:
     return jsonify({"error": message, **extra}), 400
 
 
-class ClientCache:
-    """Per process: the API tokens already found allowed to post (token hash -> when checked;
-    keyed by the secret's digest, never by a row id that a deleted token could hand on).
+def client_cache(app: Flask) -> TokenCache:
+    """The application's cache of the tokens found allowed to post (per app: two apps in one
+    process share no grants), keyed by the token's digest.
 
-    What is cached is only the *grant*: the token holds the ``credit:transfers`` scope and
-    its user the ``credit.transfer`` capability (the scope query and the capability check are
-    saved per request; the user's roles are loaded with the user by the core). Whether the
-    token is live is not cached: the core re-reads the token on every request
-    (``accounts.services.token_for``: revoked, expired, user inactive), so a revoked token is
-    refused at once by every process, before this cache is asked. A grant
-    is trusted for ``LMS_CREDIT_CLIENT_CACHE_SECONDS`` (a role taken away elsewhere takes
-    effect within that time; 0 disables the cache); :meth:`forget` drops a token at once.
+    What is cached is the *grant*: the token holds the ``credit:transfers`` scope and its user
+    the ``credit.transfer`` capability, trusted for ``LMS_CREDIT_CLIENT_CACHE_SECONDS`` (a
+    role or scope taken away elsewhere takes effect within that time; 0 disables the cache
+    and the lean path); ``forget`` drops a token at once. Whether the token is *live* is never
+    cached: the view's core path re-reads the token on every request, and the lean path
+    (``transfer_fast``) checks it in the posting transaction, so a revoked or expired token
+    is refused at once by every process.
     """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._allowed: dict[str, float] = {}
-
-    def allowed(self, token_hash: str, ttl: float) -> bool:
-        with self._lock:
-            at = self._allowed.get(token_hash)
-        return at is not None and time.monotonic() - at < ttl
-
-    def remember(self, token_hash: str) -> None:
-        with self._lock:
-            if len(self._allowed) > 10_000:  # a bound, not a policy: there are a few issuers
-                self._allowed.clear()
-            self._allowed[token_hash] = time.monotonic()
-
-    def forget(self, token_hash: str | None = None) -> None:
-        with self._lock:
-            if token_hash is None:
-                self._allowed.clear()
-            else:
-                self._allowed.pop(token_hash, None)
-
-
-def clients() -> ClientCache:
-    """The application's cache (per app: two apps in one process share no token ids)."""
-    ext = current_app.extensions
-    cache = ext.get("credit_bank.clients")
+    cache = app.extensions.get("credit_bank.clients")
     if cache is None:
-        cache = ext.setdefault("credit_bank.clients", ClientCache())
-    return cast(ClientCache, cache)
+        cache = app.extensions.setdefault("credit_bank.clients", TokenCache())
+    return cast(TokenCache, cache)
+
+
+def clients() -> TokenCache:
+    """The current application's :func:`client_cache`."""
+    return client_cache(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 def _authorise() -> None:
@@ -230,7 +207,7 @@ def _authorise() -> None:
                 raise CSRFError(str(exc)) from exc
     else:
         ttl = float(current_app.config.get("LMS_CREDIT_CLIENT_CACHE_SECONDS", 30))
-        if ttl > 0 and clients().allowed(token.token_hash, ttl):
+        if ttl > 0 and clients().get(token.token_hash, ttl) is not None:
             return
         if not db.session.scalar(
             select(TokenScopeGrant.token_id).where(
@@ -241,7 +218,30 @@ def _authorise() -> None:
     if not can(current_user, "credit.transfer"):
         abort(403)
     if token is not None:
-        clients().remember(token.token_hash)
+        clients().remember(token.token_hash, current_user.id, current_user.locale)
+
+
+def split_body(body: Any) -> tuple[bool, list[Any]] | None:
+    """(single object?, the raw items) of a parsed body, or ``None`` when it is neither one
+    transfer object nor ``{"transfers": [...]}`` with at least one."""
+    single = isinstance(body, dict) and "transfers" not in body
+    raw = [body] if single else (body.get("transfers") if isinstance(body, dict) else None)
+    if not isinstance(raw, list) or not raw:
+        return None
+    return single, raw
+
+
+def answer(results: list[L.ItemResult], single: bool) -> tuple[Any, int]:
+    """The JSON and status of posted results: one object (201 created, 200 exists, 409
+    refused) or ``{"results": [...]}`` (200)."""
+    if single:
+        r = results[0]
+        return r.as_dict(), {L.OK: 201, L.EXISTS: 200}.get(r.result, 409)
+    return {"results": [r.as_dict() for r in results]}, 200
+
+
+def busy_answer() -> tuple[Any, int]:
+    return {"error": _("The ledger is busy; retry with the same ids.")}, 503
 
 
 @bp.route("/transfers", methods=["POST"])
@@ -251,17 +251,17 @@ def create_transfers() -> Any:
     body = request.get_json(silent=True)
     if body is None:
         return _bad(_("Send a JSON body (Content-Type: application/json)."))
-    single = isinstance(body, dict) and "transfers" not in body
-    raw = [body] if single else (body.get("transfers") if isinstance(body, dict) else None)
-    if not isinstance(raw, list) or not raw:
+    split = split_body(body)
+    if split is None:
         return _bad(_('Send one transfer object or {"transfers": [...]} with at least one.'))
+    single, raw = split
     limit = int(current_app.config.get("LMS_CREDIT_API_MAX_BATCH", 1000))
     if len(raw) > limit:
         return jsonify({"error": _("At most %(n)s transfers per request.", n=limit)}), 413
     items = []
     for i, obj in enumerate(raw):
         try:
-            items.append(parse_item(obj))
+            items.append(parse_item(obj, actor_id=current_user.id))
         except BadItem as exc:
             return _bad(exc.message, index=i, field=exc.field)
     # The request's own transaction is done with (auth read): the writer commits the posting.
@@ -269,9 +269,7 @@ def create_transfers() -> Any:
     try:
         results = group_commit.post(items)
     except FutureTimeout:
-        return jsonify({"error": _("The ledger is busy; retry with the same ids.")}), 503
-    if single:
-        r = results[0]
-        status = {L.OK: 201, L.EXISTS: 200}.get(r.result, 409)
-        return jsonify(r.as_dict()), status
-    return jsonify({"results": [r.as_dict() for r in results]}), 200
+        payload, status = busy_answer()
+        return jsonify(payload), status
+    payload, status = answer(results, single)
+    return jsonify(payload), status

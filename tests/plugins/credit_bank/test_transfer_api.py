@@ -264,6 +264,10 @@ def test_the_grant_is_asked_again_after_its_time(app: Flask, client, site_token:
     assert client.post(URL, json=item("g3"), headers=auth(site_token)).status_code == 403
     app.config["LMS_CREDIT_CLIENT_CACHE_SECONDS"] = 30
     digest = db.session.get(accounts.ApiToken, tid).token_hash
-    transfer_api.clients().remember(digest)
+    transfer_api.clients().remember(digest, _user_id("site"), None)
     transfer_api.clients().forget(digest)
     assert client.post(URL, json=item("g4"), headers=auth(site_token)).status_code == 403
+
+
+def _user_id(username: str) -> int:
+    return int(db.session.execute(db.select(accounts.User.id).filter_by(username=username)).scalar_one())

@@ -1,0 +1,140 @@
+"""A lean Bearer-token check for hot machine endpoints: no session, no Flask-Login, no ORM.
+
+The ordinary path (``request_auth.load_token_user``) loads the token, its user and the
+user's roles as ORM objects on every request: about half of a request's CPU on an endpoint
+that itself costs little (the credit bank's single-transfer API). A hot endpoint may
+instead keep, per process, what it decided about a token the first time it saw it through
+the ordinary path (a :class:`TokenGrant`, keyed by the token's SHA-256, never by a row id
+that a deleted token could hand on), and check only that the token is still **live** (not
+revoked, not expired, its user active) with :func:`live_digests`: one Core statement for a
+whole group of requests, which the endpoint runs inside the transaction that does the work,
+so a revocation committed before that transaction is honoured at once.
+
+What the grant caches (the endpoint's own permission verdict, e.g. a scope and a role) is
+trusted for the endpoint's stated time; :meth:`TokenCache.forget` drops it at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, or_, select, update
+
+from lms_core.accounts.models import ApiToken, User, UserStatus
+
+#: Token strings start with this (``services.TOKEN_PREFIX``; repeated to keep this module light).
+TOKEN_PREFIX = "lms_"  # noqa: S105 - a public marker of token strings, not a secret
+#: How often a process writes ``last_used_at`` of a token it serves (as ``services.token_for``).
+TOUCH_EVERY_S = 60.0
+_MAX_ENTRIES = 10_000  #: a bound, not a policy: a deployment has a few machine clients
+
+_TOKENS = cast(Table, ApiToken.__table__)
+_USERS = cast(Table, User.__table__)
+
+
+def bearer_digest(header: str | None) -> str | None:
+    """The SHA-256 (hex) of the token in ``Authorization: Bearer lms_...``, or ``None``."""
+    if not header or not header.startswith("Bearer "):
+        return None
+    plain = header[7:].strip()
+    if not plain.startswith(TOKEN_PREFIX) or len(plain) > 200:
+        return None
+    return hashlib.sha256(plain.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What an endpoint decided about one token (through the ordinary, full check)."""
+
+    digest: str
+    user_id: int
+    #: The user's saved language (the lean path answers in it, as ``select_locale`` would).
+    locale: str | None
+    #: ``time.monotonic()`` when the full check allowed it.
+    checked_at: float
+
+
+class TokenCache:
+    """Per process and per application: token digest -> :class:`TokenGrant`, thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._grants: dict[str, TokenGrant] = {}
+        self._touched: dict[str, float] = {}
+
+    def get(self, digest: str, ttl: float) -> TokenGrant | None:
+        """The grant if it was checked less than ``ttl`` seconds ago."""
+        grant = self._grants.get(digest)  # a dict read is atomic; writers hold the lock
+        if grant is None or time.monotonic() - grant.checked_at >= ttl:
+            return None
+        return grant
+
+    def remember(self, digest: str, user_id: int, locale: str | None) -> None:
+        with self._lock:
+            if len(self._grants) >= _MAX_ENTRIES:
+                self._grants.clear()
+            self._grants[digest] = TokenGrant(digest, user_id, locale, time.monotonic())
+
+    def forget(self, digest: str | None = None) -> None:
+        """Drop one token's grant (or all): its next request takes the full check again."""
+        with self._lock:
+            if digest is None:
+                self._grants.clear()
+                self._touched.clear()
+            else:
+                self._grants.pop(digest, None)
+                self._touched.pop(digest, None)
+
+    def due_touch(self, digests: Collection[str]) -> list[str]:
+        """The tokens whose ``last_used_at`` this process has not written for a minute (and
+        marks them written: the caller writes them now)."""
+        now = time.monotonic()
+        due = []
+        with self._lock:
+            for d in digests:
+                if now - self._touched.get(d, -TOUCH_EVERY_S) >= TOUCH_EVERY_S:
+                    self._touched[d] = now
+                    due.append(d)
+        return due
+
+
+def live_digests(conn: Any, digests: Collection[str], now: dt.datetime) -> set[str]:
+    """Which of these tokens are live now: not revoked, not expired, their user active.
+
+    One statement for any number of tokens (``conn`` is a SQLAlchemy connection or session;
+    run it in the transaction whose work the tokens authorise).
+    """
+    if not digests:
+        return set()
+    t, u = _TOKENS, _USERS
+    rows = conn.execute(
+        select(t.c.token_hash)
+        .join(u, u.c.id == t.c.user_id)
+        .where(
+            t.c.token_hash.in_(list(digests)),
+            t.c.revoked_at.is_(None),
+            or_(t.c.expires_at.is_(None), t.c.expires_at > now),
+            u.c.status == UserStatus.ACTIVE.value,
+        )
+    )
+    return {r[0] for r in rows}
+
+
+def touch(conn: Any, digests: Collection[str], now: dt.datetime) -> None:
+    """Write ``last_used_at`` of these tokens where it is older than a minute (as ``token_for``)."""
+    if digests:
+        t = _TOKENS
+        conn.execute(
+            update(t)
+            .where(
+                t.c.token_hash.in_(list(digests)),
+                or_(t.c.last_used_at.is_(None), t.c.last_used_at < now - dt.timedelta(seconds=TOUCH_EVERY_S)),
+            )
+            .values(last_used_at=now)
+        )
