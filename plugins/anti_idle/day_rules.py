@@ -32,6 +32,7 @@ from sqlalchemy import select
 from lms_core.extensions import db
 from lms_core.learning.models import LearningSession
 from plugins.anti_idle import els
+from plugins.anti_idle.inputs import day_bounds
 from plugins.anti_idle.models import AttentionCheck, Beat, DayLesson, DayVerdict
 
 #: Severity and score per rule (design §3.4); the thresholds are policy parameters.
@@ -61,8 +62,6 @@ class Prefetched:
     """
 
     def __init__(self, users: Sequence[int], days: Sequence[dt.date], session_ids: Sequence[str]) -> None:
-        from plugins.anti_idle.services import day_bounds
-
         #: Session id -> row with ``ip`` and ``user_agent`` (R12).
         self.sessions: dict[str, Any] = {
             r.id: r
@@ -398,8 +397,6 @@ def _night_ms(spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> dict[dt.date,
 
 def _night_ms_of(day: dt.date, spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> int:
     """``_night_ms(spans).get(day, 0)`` for one day, with comparisons instead of a time zone per span."""
-    from plugins.anti_idle.services import day_bounds
-
     start, end = day_bounds(day)
     night1 = start + dt.timedelta(hours=NIGHT_END_HOUR)
     total = 0
@@ -417,8 +414,6 @@ def nights(user_id: int, day: dt.date, outcomes: Outcomes, policy: Mapping[str, 
     Night study on its own is honest (shift workers); several nights a fortnight is
     the 24/7 pattern of a bot, and only then does the day score.
     """
-    from plugins.anti_idle.services import day_bounds
-
     today = _night_ms_of(day, runs(outcomes))
     limit = int(policy["night_seconds"]) * 1000
     if today <= limit:
@@ -514,8 +509,6 @@ def shared_device(
     one device, so the rule holds a day only together with another signal
     (automation, script answers, regular timing).
     """
-    from plugins.anti_idle.services import day_bounds
-
     mine: dict[tuple[str, str, str], list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
     sessions: dict[str, LearningSession | None] = {}
     for b, o in outcomes:
@@ -603,8 +596,6 @@ def datacentre(
     learner on a company VPN, so a lone account only gets an information line; the
     rule scores when several accounts studied from the same range on the same day.
     """
-    from plugins.anti_idle.services import day_bounds
-
     nets = datacentre_networks()
     if not nets:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask_babel import gettext as _
 
@@ -20,12 +20,25 @@ from plugins.anti_idle.models import Beat, DayVerdict, Evidence
 
 if TYPE_CHECKING:
     from plugins.anti_idle.policy import PolicyVersion
-    from plugins.anti_idle.verdicts import Derived
 
 
 def N_(message: str) -> str:  # noqa: N802 - the conventional no-op marker Babel extracts
     """Mark a msgid for extraction; it is stored as is and translated when shown."""
     return message
+
+
+class DayFigures(Protocol):
+    """What the lines read of a day's derived verdict (``verdicts.Derived``): typed by shape,
+    because ``verdicts`` builds the lines and this module must not import it back."""
+
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def score(self) -> int: ...
+    @property
+    def held_ms(self) -> int: ...
+    @property
+    def scores(self) -> dict[str, int]: ...
 
 
 #: Beats further apart than this start a new line for the same rule.
@@ -309,7 +322,7 @@ class _Group:
 
 
 def build_lines(
-    v: DayVerdict, outcomes: Sequence[tuple[Beat, els.Outcome]], policy: PolicyVersion, derived: Derived
+    v: DayVerdict, outcomes: Sequence[tuple[Beat, els.Outcome]], policy: PolicyVersion, derived: DayFigures
 ) -> list[Evidence]:
     """The evidence lines of one day, in time order."""
     open_groups: dict[tuple[str, str], _Group] = {}

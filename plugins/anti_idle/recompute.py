@@ -32,9 +32,9 @@ from lms_core.events.services import emit_many
 from lms_core.extensions import db
 from plugins.anti_idle import day_rules, els
 from plugins.anti_idle.events import DAY_ASSESSED
+from plugins.anti_idle.inputs import CHECK_LOOKBACK, STATE_COLUMNS, day_bounds
 from plugins.anti_idle.models import CREDITED, AttentionCheck, Beat, DayLesson, DayVerdict, Evidence
 from plugins.anti_idle.policy import PolicyVersion, policy_by_version
-from plugins.anti_idle.services import CHECK_LOOKBACK, STATE_COLUMNS, day_bounds
 from plugins.anti_idle.verdicts import Tally, _apply, _digest, _payload, _verdict_row, derive
 
 BEAT_COLUMNS = (

@@ -7,113 +7,25 @@ the decision to ``anti_idle_beats`` and answers the core with the credited range
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
-from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Integer, String, Table, bindparam, insert, or_, select
 
-from lms_core.db import UTCDateTime
 from lms_core.extensions import db
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict
 from plugins.anti_idle import els, envelope
 from plugins.anti_idle.checks import issue_owed
-from plugins.anti_idle.models import AttentionCheck, Beat
+from plugins.anti_idle.inputs import CHECK_LOOKBACK, STATE_COLUMNS, check_inputs, person_checks, prior_from
+from plugins.anti_idle.models import Beat
 from plugins.anti_idle.policy import current_policy
+from plugins.anti_idle.verdicts import record_online
 
 #: Rules whose firing voids the interval rather than reducing it.
 CRITICAL = frozenset({"R03", "R03e", "R14"})
 #: Lesson kinds the credit path judges (quizzes and surveys earn no time).
 JUDGED_KINDS = frozenset({"video", "document"})
-
-
-def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """UTC bounds of a Beijing calendar day."""
-    start = dt.datetime.combine(day, dt.time(), tzinfo=els.SHANGHAI).astimezone(dt.UTC)
-    return start, start + dt.timedelta(days=1)
-
-
-#: Checks older than this no longer matter, unless still unanswered.
-CHECK_LOOKBACK = dt.timedelta(days=2)
-
-
-def person_checks(user_id: int, since: dt.datetime, until: dt.datetime) -> Sequence[AttentionCheck]:
-    """The person's checks issued up to ``until``: due or answered since ``since``, or still pending.
-
-    Any check whose overdue span can reach a beat of the window is among them, online
-    and in a recompute alike (the recompute's ``since`` is earlier, never later).
-    """
-    params = {"user_id": user_id, "since": since, "until": until}
-    return db.session.execute(_checks_statement(), params).scalars().all()
-
-
-@functools.cache
-def _checks_statement() -> Any:
-    """Built once per process (see ``lms_core.learning.services``: building costs more than running)."""
-    since, until = bindparam("since", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime())
-    return (
-        select(AttentionCheck)
-        .where(
-            AttentionCheck.user_id == bindparam("user_id", type_=Integer),
-            AttentionCheck.issued_at <= until,
-            or_(
-                AttentionCheck.due_at >= since,
-                AttentionCheck.answered_at.is_(None),
-                AttentionCheck.answered_at >= since,
-            ),
-        )
-        .order_by(AttentionCheck.id)
-    )
-
-
-def check_inputs(rows: Sequence[AttentionCheck]) -> list[els.CheckInput]:
-    return [
-        els.CheckInput(
-            session_id=c.session_id,
-            issued_at=c.issued_at,
-            due_at=c.due_at,
-            answered_at=c.answered_at,
-            outcome=c.outcome,
-            trusted=c.trusted,
-            latency_ms=c.latency_ms,
-        )
-        for c in rows
-    ]
-
-
-def prior_from(session_row: Any, lesson_row: Any, day_row: Any, day: dt.date) -> els.Prior:
-    """The running state before a beat, from the previous rows of its session, lesson and person.
-
-    The rows are ``Beat`` objects or rows of ``STATE_COLUMNS`` (same attribute names).
-    """
-    same_day = day_row is not None and els.beijing_day(day_row.received_at) == day
-    return els.Prior(
-        hidden_since=session_row.hidden_since if session_row else None,
-        last_event=session_row.event if session_row else None,
-        last_seq=session_row.seq if session_row else None,
-        last_claim_end=session_row.last_claim_end if session_row else None,
-        session_claimed_ms=session_row.session_claimed_ms if session_row else 0,
-        session_covered=tuple((int(a), int(b)) for a, b in session_row.session_covered) if session_row else (),
-        lesson_credited_ms=lesson_row.lesson_credited_ms if lesson_row else 0,
-        day_credited_ms=day_row.day_credited_ms if same_day and day_row else 0,
-    )
-
-
-#: The running state a beat row carries (what the next beat's prior is read from).
-STATE_COLUMNS = (
-    Beat.id,
-    Beat.seq,
-    Beat.received_at,
-    Beat.event,
-    Beat.hidden_since,
-    Beat.last_claim_end,
-    Beat.session_claimed_ms,
-    Beat.session_covered,
-    Beat.lesson_credited_ms,
-    Beat.day_credited_ms,
-)
 
 
 def _latest_ids(user_id: Any, session_id: Any, lesson_id: Any) -> Any:
@@ -241,8 +153,6 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
     # tallies read its attributes), so no unit-of-work pass over its 30 columns.
     values = {c.key: getattr(row, c.key) for c in _BEAT_COLUMNS}
     row.id = db.session.execute(_beat_insert(), values).scalar_one()
-    from plugins.anti_idle.verdicts import record_online
-
     record_online(row, policy)
     claimed_ms = segs.total(claim.claimed)
     if claim.lesson_kind == "video":

@@ -27,8 +27,10 @@ from sqlalchemy.exc import IntegrityError
 from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.learning import segments as segs
-from plugins.anti_idle import els
+from plugins.anti_idle import day_rules, els
 from plugins.anti_idle.events import DAY_ASSESSED, DAY_REVIEWED
+from plugins.anti_idle.evidence import build_lines
+from plugins.anti_idle.inputs import CHECK_LOOKBACK, check_inputs, day_bounds, person_checks, prior_from
 from plugins.anti_idle.models import (
     CREDITED,
     DEDUCTED,
@@ -356,8 +358,6 @@ def _prior_rows(user_id: int, first_id: int, beats: list[Beat]) -> tuple[dict[st
 
 def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) -> Replay:
     """Recompute one person-day from the raw beats (deterministic for the same inputs and policy)."""
-    from plugins.anti_idle.services import CHECK_LOOKBACK, check_inputs, day_bounds, person_checks
-
     start, end = day_bounds(day)
     beats = list(
         db.session.execute(
@@ -389,8 +389,6 @@ def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
         p = policy_for(policy_version if policy_version is not None else b.policy_version)
         used = p if p.version >= used.version else used
         if b.session_id not in sessions:
-            from plugins.anti_idle.services import prior_from
-
             sessions[b.session_id] = prior_from(by_session.get(b.session_id), None, None, day)
         prior = sessions[b.session_id]
         prior = els.Prior(
@@ -484,10 +482,6 @@ def _digest(beats: Iterable[Beat], checks: Iterable[AttentionCheck], version: in
 
 def assess_day(user_id: int, day: dt.date, policy_version: int | None = None) -> DayVerdict | None:
     """Recompute a person-day, rewrite its evidence, publish it if its figures changed (no commit)."""
-    from plugins.anti_idle import day_rules
-    from plugins.anti_idle.evidence import build_lines
-    from plugins.anti_idle.services import CHECK_LOOKBACK, day_bounds, person_checks
-
     r = replay_day(user_id, day, policy_version)
     if not r.outcomes:
         return None

@@ -1,0 +1,106 @@
+"""What the rules read besides the beat itself: Beijing day bounds, the person's checks, the running prior.
+
+A leaf below ``services`` (the online path), ``verdicts`` (the day), ``day_rules`` and
+``recompute``, which all need them: kept here so none of those imports another in a circle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Integer, bindparam, or_, select
+
+from lms_core.db import UTCDateTime
+from lms_core.extensions import db
+from plugins.anti_idle import els
+from plugins.anti_idle.models import AttentionCheck, Beat
+
+
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """UTC bounds of a Beijing calendar day."""
+    start = dt.datetime.combine(day, dt.time(), tzinfo=els.SHANGHAI).astimezone(dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+#: Checks older than this no longer matter, unless still unanswered.
+CHECK_LOOKBACK = dt.timedelta(days=2)
+
+
+def person_checks(user_id: int, since: dt.datetime, until: dt.datetime) -> Sequence[AttentionCheck]:
+    """The person's checks issued up to ``until``: due or answered since ``since``, or still pending.
+
+    Any check whose overdue span can reach a beat of the window is among them, online
+    and in a recompute alike (the recompute's ``since`` is earlier, never later).
+    """
+    params = {"user_id": user_id, "since": since, "until": until}
+    return db.session.execute(_checks_statement(), params).scalars().all()
+
+
+@functools.cache
+def _checks_statement() -> Any:
+    """Built once per process (see ``lms_core.learning.services``: building costs more than running)."""
+    since, until = bindparam("since", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime())
+    return (
+        select(AttentionCheck)
+        .where(
+            AttentionCheck.user_id == bindparam("user_id", type_=Integer),
+            AttentionCheck.issued_at <= until,
+            or_(
+                AttentionCheck.due_at >= since,
+                AttentionCheck.answered_at.is_(None),
+                AttentionCheck.answered_at >= since,
+            ),
+        )
+        .order_by(AttentionCheck.id)
+    )
+
+
+def check_inputs(rows: Sequence[AttentionCheck]) -> list[els.CheckInput]:
+    return [
+        els.CheckInput(
+            session_id=c.session_id,
+            issued_at=c.issued_at,
+            due_at=c.due_at,
+            answered_at=c.answered_at,
+            outcome=c.outcome,
+            trusted=c.trusted,
+            latency_ms=c.latency_ms,
+        )
+        for c in rows
+    ]
+
+
+def prior_from(session_row: Any, lesson_row: Any, day_row: Any, day: dt.date) -> els.Prior:
+    """The running state before a beat, from the previous rows of its session, lesson and person.
+
+    The rows are ``Beat`` objects or rows of ``STATE_COLUMNS`` (same attribute names).
+    """
+    same_day = day_row is not None and els.beijing_day(day_row.received_at) == day
+    return els.Prior(
+        hidden_since=session_row.hidden_since if session_row else None,
+        last_event=session_row.event if session_row else None,
+        last_seq=session_row.seq if session_row else None,
+        last_claim_end=session_row.last_claim_end if session_row else None,
+        session_claimed_ms=session_row.session_claimed_ms if session_row else 0,
+        session_covered=tuple((int(a), int(b)) for a, b in session_row.session_covered) if session_row else (),
+        lesson_credited_ms=lesson_row.lesson_credited_ms if lesson_row else 0,
+        day_credited_ms=day_row.day_credited_ms if same_day and day_row else 0,
+    )
+
+
+#: The running state a beat row carries (what the next beat's prior is read from).
+STATE_COLUMNS = (
+    Beat.id,
+    Beat.seq,
+    Beat.received_at,
+    Beat.event,
+    Beat.hidden_since,
+    Beat.last_claim_end,
+    Beat.session_claimed_ms,
+    Beat.session_covered,
+    Beat.lesson_credited_ms,
+    Beat.day_credited_ms,
+)
