@@ -165,6 +165,27 @@ class Outcome:
 # --- the core's inputs: plain tuples ----------------------------------------------------
 
 
+#: ``(session_id, lesson_id, event, wall_start, claimed, claimed_ms, claim start, claim end,
+#: duration_ms, rate, seq, wall_ms, life_ms, delivered, drift)``: see ``Row.hot``.
+Hot = tuple[
+    str,
+    int,
+    str,
+    int,
+    tuple[segs.Segment, ...],
+    int,
+    int,
+    int,
+    int | None,
+    float | None,
+    int,
+    int,
+    int,
+    float,
+    float | None,
+]
+
+
 class Row(NamedTuple):
     """One beat as the core reads it: times in µs since the epoch, client signals extracted once."""
 
@@ -222,6 +243,11 @@ class Row(NamedTuple):
     drift: float | None
     #: The slowest playback rate the page reported while playing (``presence.rate_min``).
     slow: float | None = None
+    #: The fields ``replay``'s fast path reads, as one plain tuple (``Hot``), when the beat
+    #: can take that path: a visible, unflagged video beat with one well-formed claimed
+    #: range and its delivery known; else None. (A plain tuple unpacks faster than this
+    #: NamedTuple, and in fewer names.)
+    hot: Hot | None = None
 
 
 class Params(NamedTuple):
@@ -312,6 +338,11 @@ def row_of(
         if video and bytes_served and media_size and duration_ms
         else None
     )
+    envelope = envelope if isinstance(envelope, str) else None
+    robot = client.get("webdriver") is True or (isinstance(probes, int) and bool(probes & 1))
+    hidden = visibility == "hidden" or spoofed
+    drift = None if mono_ms is None else mono_ms - life_ms
+    slow = _number(presence.get("rate_min"))
     return Row(
         session_id=session_id,
         lesson_id=lesson_id,
@@ -331,8 +362,8 @@ def row_of(
         raf=raf_n,
         rate=rate,
         bg_audio=client.get("bg_audio_mode") is True,
-        robot=client.get("webdriver") is True or (isinstance(probes, int) and bool(probes & 1)),
-        envelope=envelope if isinstance(envelope, str) else None,
+        robot=robot,
+        envelope=envelope,
         idle_ms=_number(presence.get("idle_ms")),
         untrusted=untrusted if isinstance(untrusted, int) and not isinstance(untrusted, bool) else 0,
         mono_ms=mono_ms,
@@ -341,11 +372,39 @@ def row_of(
         life_ms=life_ms,
         merged_ms=sum(b - a for a, b in merged),
         spoofed=spoofed,
-        hidden=visibility == "hidden" or spoofed,
+        hidden=hidden,
         restart=event in RESTART_EVENTS,
         delivered=delivered,
-        drift=None if mono_ms is None else mono_ms - life_ms,
-        slow=_number(presence.get("rate_min")),
+        drift=drift,
+        slow=slow,
+        hot=(
+            (
+                session_id,
+                lesson_id,
+                event,
+                wall,
+                claimed_t,
+                claimed_ms,
+                claimed_t[0][0],
+                claimed_t[0][1],
+                duration_ms,
+                rate,
+                seq,
+                wall_ms,
+                life_ms,
+                delivered,
+                drift,
+            )
+            if video
+            and not hidden
+            and not robot
+            and (envelope is None or envelope == "valid")
+            and len(claimed_t) == 1
+            and merged is claimed_t
+            and delivered is not None
+            and (slow is None or slow >= 1.0)
+            else None
+        ),
     )
 
 
@@ -450,6 +509,12 @@ def check_spans(
         return [(at_us(a), forever if b == FOREVER_US else at_us(b)) for a, b in spans]
 
     return back(overdue), back(automated)
+
+
+def _inside(at: int, spans: Iterable[Span]) -> bool:
+    """Whether ``at`` falls in one of the spans (a helper, not a generator inside ``replay``:
+    a generator there would turn ``replay``'s locals it reads into cells, slower on every beat)."""
+    return any(a <= at < b for a, b in spans)
 
 
 def _spans_overlap(w0: int, w1: int, spans: Iterable[Span]) -> int:
@@ -619,10 +684,121 @@ def replay(
     s_seq: int | None = None
     s_claimed = s_covered_ms = 0
     s_covered: list[segs.Segment] = []
+    rate_cap = 0.0
+    cap_of: int | None = None
+    cap_ms = 0
+    last_lesson: int | None = None
+    lesson_ms = 0
+    # Module constants as locals: the fast path reads them on every beat.
+    speed_slack, session_slack, continuity_slack, tolerance = (
+        SPEED_SLACK_MS,
+        SESSION_SLACK_MS,
+        CONTINUITY_SLACK_MS,
+        TOLERANCE_MS,
+    )
     for r, p in zip(rows, params, strict=False):  # params may be itertools.repeat
         if p is not last_p:
             max_rate, grace_us, floor_ms, slack_ms, cap_ratio, day_cap_ms, signed, idle_us, drift_ms, min_rate = p
             last_p = p
+            rate_cap = max_rate + 0.01
+            cap_of = None
+        # --- the fast path: honest video playing on (nearly every beat of a day) ----------
+        # The conditions below are exactly "no rule can fire" for the rule blocks further
+        # down (no R04 overlap, nothing hidden, no check span, no R01/R03/R16/R03q/R13d, R14
+        # within delivery, under both caps, no cut, no flag); the judgement is then the
+        # claim itself, bounded by the budget. Anything else falls through to the full path,
+        # which judges from the same untouched state. Same verdicts, about half the work.
+        hot = r[-1]
+        if hot is not None:
+            (
+                sid,
+                lesson_id,
+                event,
+                wall_start,
+                claimed,
+                claimed_ms,
+                a,
+                b,
+                duration,
+                rate,
+                seq,
+                wall_ms,
+                life_ms,
+                delivered_ms,
+                drift,
+            ) = hot
+            if (
+                sid == last_sid
+                and (clock is None or clock <= wall_start)
+                and s_hidden is None
+                # (``wall_ms`` unclamped: a negative span only makes the test stricter.)
+                and claimed_ms <= max_rate * wall_ms + speed_slack
+                and (rate is None or rate <= rate_cap)
+                and s_claimed + claimed_ms <= max_rate * life_ms + session_slack
+                and (
+                    s_claim_end is None or a >= s_claim_end - continuity_slack or r.restart or s_event in RESTART_EVENTS
+                )
+                and (not seq or seq <= (s_seq or 0) + 1)
+                and (drift is None or drift <= drift_ms)
+                and (not has_checks or not any(checks.spans(r.received, floor_ms)))  # type: ignore[union-attr]
+            ):
+                covered = s_covered
+                if not covered:
+                    new = claimed_ms
+                    last0 = last1 = -1
+                else:
+                    last0, last1 = covered[-1]
+                    if a >= last1:
+                        new = claimed_ms  # playing on past everything seen
+                    elif a >= last0 and b <= last1:
+                        new = 0  # re-watching inside the last seen range
+                    else:
+                        k = bisect_right(covered, (a, FOREVER_US)) - 1
+                        new = 0 if k >= 0 and covered[k][1] >= b else _new_ms(covered, a, b)
+                credit = wall_ms + tolerance  # the budget: ``span_ms`` is ``wall_ms`` from ``wall_start``
+                if credit > claimed_ms:
+                    credit = claimed_ms
+                if lesson_id != last_lesson:  # ``lesson_ms`` is lessons[last_lesson], kept in step
+                    last_lesson, lesson_ms = lesson_id, lessons.get(lesson_id, 0)
+                if duration != cap_of:  # the lesson cap (R10), once per policy and duration
+                    cap_of, cap_ms = duration, int(cap_ratio * duration) if duration else 0
+                if (
+                    credit > 0
+                    and (not new or new <= int(delivered_ms + slack_ms) - s_covered_ms)
+                    and (not duration or credit <= cap_ms - lesson_ms)
+                    and day_credit + credit <= day_cap_ms
+                ):
+                    s_claim_end = b
+                    if credit == claimed_ms:
+                        credited: tuple[segs.Segment, ...] = claimed
+                        if new:
+                            s_covered_ms += new
+                            if a > last1:  # also when nothing was covered (last1 = -1)
+                                covered.append(claimed[0])
+                            elif a >= last0:  # touching or overlapping the last range only
+                                covered[-1] = (last0, b)
+                            else:
+                                _add_range(covered, a, b)
+                    else:
+                        b = a + credit
+                        credited = ((a, b),)
+                        if a > last1:
+                            covered.append(credited[0])
+                            s_covered_ms += credit
+                        else:
+                            s_covered_ms += _new_ms(covered, a, b)
+                            _add_range(covered, a, b)
+                    s_event = event
+                    if seq:
+                        s_seq = seq
+                    s_claimed += claimed_ms
+                    lesson_ms += credit
+                    lessons[lesson_id] = lesson_ms
+                    day_credit += credit
+                    clock = wall_start + credit * 1000
+                    append((credited, credit, wall_start, {}, ()))
+                    continue
+
         (
             sid,
             lesson_id,
@@ -657,6 +833,7 @@ def replay(
             delivered,
             drift,
             slow,
+            _hot,
         ) = r
         if sid != last_sid:
             # The session's running state lives in locals while its beats follow each other.
@@ -730,7 +907,7 @@ def replay(
             # A check overdue (or answered by a script) right now lends no jitter tolerance:
             # a beat arriving just after the due time, whose credit the person clock would
             # place after ``now``, must not earn that second either.
-            halted = any(a <= now < b for a, b in overdue) or any(a <= now < b for a, b in automated)
+            halted = _inside(now, overdue) or _inside(now, automated)
             void_ms = _spans_overlap(start, now, automated) if automated else 0
             overdue_ms = _spans_overlap(start, now, overdue) if overdue else 0
             if void_ms:
@@ -838,7 +1015,7 @@ def replay(
 
         stretch = 0  # the media credited, when slow playback earns more time than media
         if zero_reason is not None:
-            amount = claimed_ms - (sum(v for k, v in cuts.items() if k != zero_reason) if cuts else 0)
+            amount = claimed_ms - (sum(cuts.values()) - cuts.get(zero_reason, 0) if cuts else 0)
             if amount > 0:
                 cuts = _cut(cuts, zero_reason, amount)
             credit = 0
@@ -872,7 +1049,7 @@ def replay(
                 credit -= held
 
         # Whatever the rules left of the claim and was not cut above is the pause/budget gap.
-        credited: tuple[segs.Segment, ...] = ()
+        credited = ()
         if stretch and credit > 0:
             # Slow playback: the ranges carry the media part, the credit the time.
             kept = []
@@ -936,6 +1113,7 @@ def replay(
                         s_covered_ms += _new_ms(covered, a, b)
                         _add_range(covered, a, b)
             lessons[lesson_id] = lessons.get(lesson_id, 0) + credit
+            last_lesson = None  # the fast path's copy is stale
             day_credit += credit
             clock = start + credit * 1000
         append(

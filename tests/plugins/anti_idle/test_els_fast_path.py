@@ -1,0 +1,148 @@
+"""``els.replay``'s fast path judges exactly as the full path and as the frozen reference.
+
+The random days of test_els_equivalence are mostly attacks, so few of their beats can
+take the fast path (honest video playing on). These days are mostly honest: claims that
+follow each other at about the cadence, with now and then a second tab, a seek back,
+a hidden beat, a lost beat, a late beat, partial delivery, a fast rate or a low cap, so
+every condition of the fast path is met and missed. The same rows with ``hot`` cleared
+take the full path only; both must agree on every field, and with the reference.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plugins.anti_idle import els
+from tests.plugins.anti_idle import els_reference as ref
+from tests.plugins.anti_idle.test_els_equivalence import (
+    NEW_FLAGS,
+    T0,
+    US,
+    chain,
+    check_st,
+    checks_of,
+    plain,
+    policy_st,
+)
+
+#: One beat: (session, cadence jitter µs, claim jump ms, twist), the twist picked rarely.
+honest_beat_st = st.tuples(
+    st.sampled_from([0, 0, 0, 0, 0, 0, 0, 1]),
+    st.integers(-1_500_000, 1_500_000),
+    st.sampled_from([0, 0, 0, 0, 0, 0, -30_000, -3_000, 5_000, 400_000]),
+    st.sampled_from([None] * 12 + ["hidden", "rate", "seq_gap", "drift", "late", "paused", "slow", "robot"]),
+)
+
+
+def honest_day(raw, duration, served):
+    at = T0
+    pos = [0, 0]
+    seq = [0, 0]
+    out = []
+    for session, jitter, jump, twist in raw:
+        span = 10_000_000 + jitter
+        at += span * US
+        claim = 10_000 if twist != "paused" else 0
+        pos[session] = max(0, pos[session] + jump)
+        seq[session] += 2 if twist == "seq_gap" else 1
+        client: dict[str, object] = {"visibility": "hidden" if twist == "hidden" else "visible", "rate": 1}
+        if twist == "rate":
+            client["rate"] = 2.0
+        if twist == "robot":
+            client["webdriver"] = True
+        presence: dict[str, object] = {}
+        if twist == "drift":
+            presence["mono_ms"] = 10**9
+        if twist == "slow":
+            presence["rate_min"] = 0.75
+        if presence:
+            client["presence"] = presence
+        out.append(
+            dict(
+                session_id=f"s{session}",
+                lesson_id=1,
+                lesson_kind="video",
+                event="seeked" if jump else "heartbeat",
+                seq=seq[session],
+                wall_start=at - (span + (30_000_000 if twist == "late" else 0)) * US,
+                received_at=at,
+                launched_at=T0 - dt.timedelta(seconds=session * 7),
+                claimed=((pos[session], pos[session] + claim),) if claim else (),
+                duration_ms=duration,
+                bytes_served=served,
+                media_size=600_000,
+                client=client,
+            )
+        )
+        pos[session] += claim
+    return out
+
+
+def rows_of(beats):
+    return [
+        els.row_of(
+            b["session_id"],
+            b["lesson_id"],
+            b["lesson_kind"],
+            b["event"],
+            b["wall_start"],
+            b["received_at"],
+            b["launched_at"],
+            b["claimed"],
+            b["duration_ms"],
+            b["bytes_served"],
+            b["media_size"],
+            b["client"],
+            b["seq"],
+        )
+        for b in beats
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(honest_beat_st, min_size=1, max_size=60),
+    st.lists(check_st, max_size=3),
+    policy_st,
+    st.sampled_from([600_000, 3_600_000]),
+    st.sampled_from([600_000, 300_000, 60_000]),
+)
+def test_fast_path_equals_full_path_and_reference(raw, raw_checks, policy, duration, served):
+    beats = honest_day(raw, duration, served)
+    rows = rows_of(beats)
+    assert any(r.hot is not None for r in rows) or all(t[3] is not None for t in raw)
+    params = els.params_of(policy)
+    checks = els.Checks(checks_of(raw_checks, els))
+    fast = els.assess_day(rows, params, checks)
+    full = els.assess_day([r._replace(hot=None) for r in rows], params, checks)
+    assert fast == full
+    if any(t[3] == "slow" for t in raw):
+        return  # 0.75x earning real time came after the reference was frozen
+    # and the reference, beat by beat as the core runs it online
+    online = chain(ref, beats, policy, checks_of(raw_checks, ref))
+    assert [plain(o)[:5] for o in online] == [
+        (tuple(c), n, els.at_us(start), cuts, tuple(f for f in flags if f not in NEW_FLAGS))
+        for c, n, start, cuts, flags in fast
+    ]
+
+
+def test_an_honest_day_takes_the_fast_path_and_keeps_its_verdicts():
+    # 300 beats of 1x viewing: every beat but the first is eligible, and the day is
+    # judged as the full path judges it.
+    beats = honest_day([(0, 0, 0, None)] * 300, 3_600_000, 600_000)
+    rows = rows_of(beats)
+    assert all(r.hot is not None for r in rows)
+    policy = {**els_policy(), "delivery_slack_seconds": 30}
+    params = els.params_of(policy)
+    fast = els.assess_day(rows, params)
+    assert fast == els.assess_day([r._replace(hot=None) for r in rows], params)
+    assert sum(j[1] for j in fast) == 300 * 10_000
+
+
+def els_policy():
+    from plugins.anti_idle.policy import DEFAULTS
+
+    return {**DEFAULTS, "lesson_cap_ratio": 100.0, "day_cap_seconds": 86_400}
