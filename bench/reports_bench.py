@@ -327,6 +327,7 @@ def measure(
         ]
         step(" ".join(cmd[1:]))
         server = subprocess.Popen(cmd, env=env, cwd=REPO)  # noqa: S603 - our own venv's gunicorn
+        master = server.pid
         common.wait_for_http(port, server)
         base = f"http://127.0.0.1:{port}"
 
@@ -359,6 +360,12 @@ def measure(
             if args.only and args.only not in label:
                 continue
             step(f"{label}: GET {path} with {len(clients)} clients for {args.duration:g}s")
+            cpu: dict[str, float] = {}
+
+            def cpu_mark(key: str, cpu: dict[str, float] = cpu) -> None:
+                cpu[f"app_{key}"] = common.tree_cpu_seconds(master)
+                cpu[f"pg_{key}"] = common.postgres_cpu_seconds(cluster)
+
             result = load.run(
                 clients,
                 path,
@@ -366,8 +373,16 @@ def measure(
                 warmup=args.warmup,
                 expect_text=b'id="nav-toggle"',
                 url=base + path,
+                on_measure_start=lambda: cpu_mark("0"),
+                on_measure_end=lambda: cpu_mark("1"),
             )
             print(load.report(result))
+            # CPU per request (app workers; PostgreSQL, every backend of the cluster): steadier
+            # than latency on a shared, loaded machine.
+            n = max(result.requests, 1)
+            app_cpu_ms = round(1000 * (cpu["app_1"] - cpu["app_0"]) / n, 1)
+            pg_cpu_ms = round(1000 * (cpu["pg_1"] - cpu["pg_0"]) / n, 1)
+            print(f"CPU per request: app {app_cpu_ms} ms, PostgreSQL {pg_cpu_ms} ms; load {os.getloadavg()}")
             good = result.errors == 0 and result.p95_ms <= TARGET_P95_MS
             ok &= good
             measured[label] = {
@@ -377,6 +392,9 @@ def measure(
                 "p50_ms": result.p50_ms,
                 "p95_ms": result.p95_ms,
                 "p99_ms": result.p99_ms,
+                "app_cpu_ms_per_request": app_cpu_ms,
+                "pg_cpu_ms_per_request": pg_cpu_ms,
+                "loadavg": os.getloadavg(),
                 "target_met": good,
             }
         results["pages"] = measured

@@ -138,6 +138,19 @@ def lms_report_charts(scope: Any) -> list[Any]:  # type: ignore[empty-body]
     """
 
 
+@hookspec
+def lms_report_rollups() -> list[tuple[str, Any]]:  # type: ignore[empty-body]
+    """A plugin's report rollups: derived per-unit rows its dashboard charts read.
+
+    Phase: transaction (the reports' rollup rebuild: the job ``reports.refresh_rollup``,
+    ``flask lms report refresh`` and the annual report command). Returns
+    ``(name, rebuild)`` pairs; ``rebuild()`` replaces the plugin's rollup rows from
+    their sources in the caller's transaction (no commit) and returns the number of
+    rows written. Every answer is rebuilt in hook order, after the core's rollups and
+    under the same stamp; a page shows the oldest stamp of all of them.
+    """
+
+
 @hookspec(firstresult=True)
 def lms_credit_summary(user: User, year: int) -> CreditSummary | None:
     """The person's credit for a (Beijing) calendar year, for the dashboard's "年度学时".

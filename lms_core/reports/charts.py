@@ -14,20 +14,19 @@ chosen root unit.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import and_, func, select
 
-from lms_core.accounts.models import User, UserStatus
+from lms_core.accounts.models import User
 from lms_core.authz import effective_assignments, scope_condition
-from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
-from lms_core.reports.models import UnitMonth
+from lms_core.reports.models import UnitEnrolments, UnitHeads, UnitMonth
 from lms_core.reports.tables import MS_PER_HOUR, Table
 
 CAPABILITY = "reports.view"
@@ -115,8 +114,9 @@ class ChartScope:
     viewer: User
     year: int
     root: OrgUnit | None
-    #: When the hours rollup the charts read was built (shown with them; None: never).
+    #: When the rollups the charts read were built (the oldest stamp, shown with them; None: never).
     as_of: dt.datetime | None = None
+    _groups: list[Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def as_of_label(self) -> str:
@@ -138,21 +138,49 @@ class ChartScope:
     def year_end(self) -> dt.date:
         return dt.date(self.year + 1, 1, 1)
 
-    def groups(self) -> Any:
-        """The units compared: the root's children (or the root alone), as an aliased ``OrgUnit``.
+    def group_units(self) -> list[Any]:
+        """The units compared, as rows (id, code, name, path): the root's children, or the root alone.
 
-        Returns ``(alias, condition)`` where the condition keeps the group units and a
-        person's unit (``OrgUnit``) joins the group whose path it starts with.
+        With no root (a site admin's whole tree), the top units.
         """
-        group = aliased(OrgUnit, name="grp")
+        columns = (OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path)
         if self.root is None:
-            return group, group.parent_id.is_(None)
-        has_children = db.session.execute(
-            select(func.count()).select_from(OrgUnit).where(OrgUnit.parent_id == self.root.id)
-        ).scalar_one()
-        if has_children:
-            return group, group.parent_id == self.root.id
-        return group, group.id == self.root.id
+            return list(db.session.execute(select(*columns).where(OrgUnit.parent_id.is_(None))))
+        children = list(db.session.execute(select(*columns).where(OrgUnit.parent_id == self.root.id)))
+        return children or [(self.root.id, self.root.code, self.root.name, self.root.path)]
+
+    def group_finder(self) -> tuple[list[Any], Callable[[str], int | None]]:
+        """The compared units and a function from a unit's path to the id of its group (None: none)."""
+        if self._groups is None:  # asked by several charts of one page
+            self._groups = self.group_units()
+        groups = self._groups
+        by_path = {g[3]: g[0] for g in groups}
+        depth = len(_path_parts(groups[0][3])) if groups else 0
+
+        def group_of(path: str) -> int | None:
+            return by_path.get("/" + "/".join(_path_parts(path)[:depth]) + "/")
+
+        return groups, group_of
+
+    def per_group(self, rows: Any) -> tuple[list[Any], dict[int, list[int]]]:
+        """Fold per-unit sums into the compared units: (groups, group id -> summed figures).
+
+        ``rows`` are ``(unit path, figure, ...)`` from SQL (already summed per unit and
+        restricted to ``units_condition``). A unit belongs to the group whose path is a
+        prefix of its own; the groups are siblings, so that prefix is the unit's path cut
+        to the groups' depth: a dict lookup, not the ``path LIKE group.path || '%'`` join
+        that cost the database a pattern match per (unit, group) pair.
+        """
+        groups, group_of = self.group_finder()
+        sums: dict[int, list[int]] = {}
+        for path, *figures in rows:
+            gid = group_of(path)
+            if gid is None:
+                continue
+            acc = sums.setdefault(gid, [0] * len(figures))
+            for i, value in enumerate(figures):
+                acc[i] += int(value or 0)
+        return groups, sums
 
 
 def default_root(viewer: User) -> OrgUnit | None:
@@ -169,9 +197,8 @@ def default_root(viewer: User) -> OrgUnit | None:
     return db.session.execute(select(OrgUnit).where(OrgUnit.path == path)).scalar_one_or_none()
 
 
-def _in_group(group: Any) -> Any:
-    # A person's unit belongs to the group whose path is a prefix of its own (paths: digits and slashes).
-    return OrgUnit.path.startswith(group.path)
+def _path_parts(path: str) -> list[str]:
+    return [p for p in path.split("/") if p]
 
 
 def monthly_trend(scope: ChartScope) -> Chart:
@@ -216,33 +243,34 @@ def monthly_trend(scope: ChartScope) -> Chart:
 
 
 def unit_comparison(scope: ChartScope) -> Chart:
-    """Credited hours per active person, per compared unit: the resource gap between districts."""
-    group, keep = scope.groups()
-    people = (
-        select(group.id, group.name, group.code, func.count(User.id))
-        .select_from(group)
-        .join(OrgUnit, _in_group(group))
-        .join(User, User.org_unit_id == OrgUnit.id)
-        .where(keep, User.status == UserStatus.ACTIVE, scope.units_condition(OrgUnit.path))
-        .group_by(group.id, group.name, group.code)
+    """Credited hours per active person, per compared unit: the resource gap between districts.
+
+    Head counts from ``report_unit_heads``, hours from ``report_unit_months``: both summed
+    per unit in SQL, then folded into the compared units.
+    """
+    in_scope = scope.units_condition(OrgUnit.path)
+    heads = (
+        select(OrgUnit.path, func.sum(UnitHeads.active))
+        .join(OrgUnit, OrgUnit.id == UnitHeads.org_unit_id)
+        .where(in_scope)
+        .group_by(OrgUnit.path)
     )
     studied = (
-        select(group.id, func.sum(UnitMonth.credited_ms))
-        .select_from(group)
-        .join(OrgUnit, _in_group(group))
-        .join(UnitMonth, UnitMonth.org_unit_id == OrgUnit.id)
-        .where(
-            keep,
-            scope.units_condition(OrgUnit.path),
-            UnitMonth.month >= scope.year_start,
-            UnitMonth.month < scope.year_end,
-        )
-        .group_by(group.id)
+        select(OrgUnit.path, func.sum(UnitMonth.credited_ms))
+        .join(OrgUnit, OrgUnit.id == UnitMonth.org_unit_id)
+        .where(in_scope, UnitMonth.month >= scope.year_start, UnitMonth.month < scope.year_end)
+        .group_by(OrgUnit.path)
     )
-    ms_by = {gid: int(ms or 0) for gid, ms in db.session.execute(studied)}
-    rows = sorted(db.session.execute(people), key=lambda r: r[2])
+    groups, people_by = scope.per_group(db.session.execute(heads))
+    _groups, ms_sums = scope.per_group(db.session.execute(studied))
+    ms_by = {gid: sums[0] for gid, sums in ms_sums.items()}
+    # Units with active people only (as the head count's inner join had it), by code.
+    rows = sorted(
+        ((gid, name, code, people_by[gid][0]) for gid, code, name, _path in groups if people_by.get(gid, [0])[0]),
+        key=lambda r: r[2],
+    )
     categories = [name for _gid, name, _code, _n in rows]
-    per_head = [hours_of(ms_by.get(gid, 0) / n) if n else 0.0 for gid, _name, _code, n in rows]
+    per_head = [hours_of(int(ms_by.get(gid, 0) / n)) if n else 0.0 for gid, _name, _code, n in rows]
     totals = [[n, _fmt(hours_of(ms_by.get(gid, 0)))] for gid, _name, _code, n in rows]
     summary = _("Average credited hours per cadre in each unit this year.")
     if len(per_head) > 1 and max(per_head) > 0:
@@ -270,24 +298,23 @@ def unit_comparison(scope: ChartScope) -> Chart:
 
 
 def completion_rates(scope: ChartScope) -> Chart:
-    """Of the enrolments made this year, the share completed, per compared unit."""
-    group, keep = scope.groups()
-    done = func.sum(case((Enrolment.completed_at.is_not(None), 1), else_=0))
+    """Of the enrolments made this (Beijing) year, the share completed, per compared unit.
+
+    Read from ``report_unit_enrolments``, summed per unit in SQL and folded into the
+    compared units.
+    """
     stmt = (
-        select(group.name, group.code, func.count(Enrolment.id), done)
-        .select_from(group)
-        .join(OrgUnit, _in_group(group))
-        .join(User, User.org_unit_id == OrgUnit.id)
-        .join(Enrolment, Enrolment.user_id == User.id)
-        .where(
-            keep,
-            scope.units_condition(OrgUnit.path),
-            Enrolment.enrolled_at >= dt.datetime.combine(scope.year_start, dt.time(), dt.UTC) - dt.timedelta(hours=8),
-            Enrolment.enrolled_at < dt.datetime.combine(scope.year_end, dt.time(), dt.UTC) - dt.timedelta(hours=8),
-        )
-        .group_by(group.name, group.code)
+        select(OrgUnit.path, func.sum(UnitEnrolments.enrolments), func.sum(UnitEnrolments.completed))
+        .join(OrgUnit, OrgUnit.id == UnitEnrolments.org_unit_id)
+        .where(UnitEnrolments.year == scope.year, scope.units_condition(OrgUnit.path))
+        .group_by(OrgUnit.path)
     )
-    rows = sorted(db.session.execute(stmt), key=lambda r: r[1])
+    groups, sums = scope.per_group(db.session.execute(stmt))
+    # Units with enrolments only (as the inner join over enrolments had it), by code.
+    rows = sorted(
+        ((name, code, sums[gid][0], sums[gid][1]) for gid, code, name, _path in groups if sums.get(gid, [0])[0]),
+        key=lambda r: r[1],
+    )
     categories = [r[0] for r in rows]
     rates = [percent(int(r[3] or 0), int(r[2])) for r in rows]
     total, completed = sum(int(r[2]) for r in rows), sum(int(r[3] or 0) for r in rows)

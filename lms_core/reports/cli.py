@@ -70,12 +70,16 @@ def annual(org_code: str, year: int, output: Path, username: str | None) -> None
 @report.command("refresh")
 @with_appcontext
 def refresh() -> None:
-    """Rebuild the hours rollup the dashboards read (e.g. from cron; pages queue it when it is old)."""
+    """Rebuild the rollups the dashboards read (e.g. from cron; pages queue it when they are old)."""
     from lms_core.reports import monthly
+    from lms_core.reports.models import Rollup
 
     state = monthly.refresh()
     db.session.commit()
-    click.echo(f"rebuilt {monthly.NAME}: {state.rows} rows in {state.duration_ms / 1000:.1f}s")
+    for name in monthly.names():
+        row = db.session.get(Rollup, name)
+        click.echo(f"rebuilt {name}: {row.rows if row else 0} rows")
+    click.echo(f"in {state.duration_ms / 1000:.1f}s")
 
 
 def _first_site_admin() -> Any:

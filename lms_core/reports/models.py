@@ -56,3 +56,33 @@ class Rollup(Base):
 
     def __repr__(self) -> str:
         return f"<Rollup {self.name} at {self.refreshed_at}>"
+
+
+class UnitHeads(Base):
+    """Active people of one unit and rank band (the dashboards' head counts), as of the rollup's stamp."""
+
+    __tablename__ = "report_unit_heads"
+
+    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
+    rank_band: Mapped[RankBand] = mapped_column(str_enum(RankBand, 32), primary_key=True)
+    active: Mapped[int]
+
+    def __repr__(self) -> str:
+        return f"<UnitHeads unit={self.org_unit_id} band={self.rank_band}>"
+
+
+class UnitEnrolments(Base):
+    """Course enrolments made in one Beijing calendar year by the people of a unit and rank band."""
+
+    __tablename__ = "report_unit_enrolments"
+
+    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
+    #: The Beijing calendar year of ``enrolments.enrolled_at``.
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    rank_band: Mapped[RankBand] = mapped_column(str_enum(RankBand, 32), primary_key=True)
+    enrolments: Mapped[int]
+    #: Of those, the ones completed (at any time up to the stamp).
+    completed: Mapped[int]
+
+    def __repr__(self) -> str:
+        return f"<UnitEnrolments unit={self.org_unit_id} year={self.year} band={self.rank_band}>"

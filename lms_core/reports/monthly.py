@@ -1,12 +1,17 @@
-"""The hours rollup (:class:`~lms_core.reports.models.UnitMonth`): rebuild, read its age, keep it fresh.
+"""The report rollups: rebuild them, read their age, keep them fresh.
 
-``refresh`` replaces every row with the recomputation from ``learning_daily_totals``
-joined to each person's *current* unit and rank band, in the caller's transaction
+The hours rollup (:class:`~lms_core.reports.models.UnitMonth`) is built here; the
+head counts and enrolments in :mod:`lms_core.reports.figures`; plugins add theirs
+through ``lms_report_rollups`` (e.g. anti-idle's verdicts per unit and year).
+
+``refresh`` replaces every row of all of them with the recomputation from their
+sources (the hours from ``learning_daily_totals``), each person under their
+*current* unit and rank band, in the caller's transaction
 (``service_call`` or the job runner commits), so readers see either the old
 snapshot or the new one, never a mixture. The stamp is taken before the source is
 read: everything committed by then is counted.
 
-Pages that read the rollup show its stamp and, when it is older than
+Pages that read the rollups show their (oldest) stamp and, when it is older than
 ``LMS_REPORT_ROLLUP_MAX_AGE`` seconds, queue one refresh job (``flask lms worker``
 runs it; ``flask lms report refresh`` runs it at once, e.g. from cron).
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Date, cast, delete, func, insert, select
@@ -53,34 +59,74 @@ def recomputed() -> Any:
     )
 
 
+def rollups() -> list[tuple[str, Callable[[], int]]]:
+    """Every other rollup the pages read: the core's head counts and enrolments, then the plugins'."""
+    from lms_core.pluginhost import get_plugin_manager
+
+    found: list[tuple[str, Callable[[], int]]] = []
+    for answer in get_plugin_manager().hook.lms_report_rollups():
+        found.extend(answer or [])
+    return found
+
+
+def names() -> list[str]:
+    """The stamp names of every rollup a report page may read."""
+    from lms_core.reports import figures
+
+    return [NAME, *figures.NAMES, *(name for name, _rebuild in rollups())]
+
+
 def refresh() -> Rollup:
-    """Rebuild the rollup from the daily totals (in the current transaction; the caller commits)."""
+    """Rebuild every report rollup (in the current transaction; the caller commits).
+
+    Returns the hours rollup's stamp row; the others get the same ``refreshed_at``.
+    """
+    from lms_core.reports import figures
+
     began = time.monotonic()
     stamp = utcnow()
     if db.session.get_bind().dialect.name == "postgresql":
         # One refresh at a time; a second one waits and then rebuilds from a later snapshot.
         db.session.execute(select(func.pg_advisory_xact_lock(0x52_45_50_4F_52_54)))
-        # The stamp must not be later than the snapshot the INSERT reads: take both now.
+        # The stamp must not be later than the snapshot the INSERTs read: take both now.
         stamp = db.session.execute(select(func.now())).scalar_one()
     db.session.execute(delete(UnitMonth))
     columns = ["org_unit_id", "month", "rank_band", "credited_ms", "learners"]
     db.session.execute(insert(UnitMonth).from_select(columns, recomputed()))
     # Counted, not rowcount: psycopg reports -1 for INSERT ... SELECT through SQLAlchemy.
     rows = db.session.execute(select(func.count()).select_from(UnitMonth)).scalar_one()
-    state = db.session.get(Rollup, NAME)
-    if state is None:
-        state = Rollup(name=NAME, refreshed_at=stamp, rows=0, duration_ms=0)
-        db.session.add(state)
-    state.refreshed_at = stamp
-    state.rows = int(rows or 0)
+    state = _stamp(NAME, stamp, int(rows or 0), began)
+    for name, count in figures.rebuild().items():
+        _stamp(name, stamp, count, began)
+    for name, rebuild in rollups():
+        _stamp(name, stamp, int(rebuild() or 0), began)
     state.duration_ms = round(1000 * (time.monotonic() - began))
     db.session.flush()
     return state
 
 
+def _stamp(name: str, stamp: dt.datetime, rows: int, began: float) -> Rollup:
+    state = db.session.get(Rollup, name)
+    if state is None:
+        state = Rollup(name=name, refreshed_at=stamp, rows=0, duration_ms=0)
+        db.session.add(state)
+    state.refreshed_at, state.rows = stamp, rows
+    # Time since the refresh began (the hours rollup's row gets the whole rebuild's at the end).
+    state.duration_ms = round(1000 * (time.monotonic() - began))
+    return state
+
+
 def refreshed_at() -> dt.datetime | None:
-    """When the rollup's source was last read (None: never built)."""
-    return db.session.execute(select(Rollup.refreshed_at).where(Rollup.name == NAME)).scalar_one_or_none()
+    """When the rollups' sources were last read: the oldest stamp (None: one was never built)."""
+    wanted = names()
+    oldest, found = db.session.execute(
+        select(func.min(Rollup.refreshed_at), func.count()).where(Rollup.name.in_(wanted))
+    ).one()
+    if found < len(wanted) or oldest is None:
+        return None
+    if oldest.tzinfo is None:  # SQLite's min() returns the stored text, not the typed column
+        oldest = dt.datetime.fromisoformat(str(oldest)).replace(tzinfo=dt.UTC)
+    return oldest
 
 
 def refresh_job(_payload: dict[str, Any]) -> None:

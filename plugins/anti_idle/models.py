@@ -320,3 +320,40 @@ class Review(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_anti_idle_reviews_day_verdict_id", "day_verdict_id"),)
+
+
+class UnitYear(Base):
+    """Report rollup: the day verdicts of one unit's people in one year, summed (derived, rebuilt).
+
+    Rebuilt with the core's report rollups (``lms_report_rollups``); people count under
+    their current unit. The dashboard reads these instead of every person's verdicts.
+    """
+
+    __tablename__ = "anti_idle_unit_years"
+
+    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
+    #: The year of the verdicts' Beijing day.
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    claimed_ms: Mapped[int] = mapped_column(BigInteger)
+    held_ms: Mapped[int] = mapped_column(BigInteger)
+    #: Deducted plus void.
+    cut_ms: Mapped[int] = mapped_column(BigInteger)
+
+    def __repr__(self) -> str:
+        return f"<UnitYear unit={self.org_unit_id} year={self.year}>"
+
+
+class UnitRuleYear(Base):
+    """Report rollup: time one rule took from one unit's people in one year, per action (derived)."""
+
+    __tablename__ = "anti_idle_unit_rule_years"
+
+    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    rule: Mapped[str] = mapped_column(String(8), primary_key=True)
+    #: deduct | void | hold
+    action: Mapped[str] = mapped_column(String(16), primary_key=True)
+    amount_ms: Mapped[int] = mapped_column(BigInteger)
+
+    def __repr__(self) -> str:
+        return f"<UnitRuleYear unit={self.org_unit_id} year={self.year} {self.rule} {self.action}>"

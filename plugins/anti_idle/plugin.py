@@ -118,6 +118,12 @@ class AntiIdlePlugin:
         return charts(scope)
 
     @hookimpl
+    def lms_report_rollups(self) -> list[tuple[str, Any]]:
+        from plugins.anti_idle.report_charts import rollups
+
+        return rollups()
+
+    @hookimpl
     def lms_migration_dirs(self) -> list[str]:
         return [str(HERE / "migrations" / "versions")]
 

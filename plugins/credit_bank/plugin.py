@@ -30,6 +30,12 @@ class CreditBankPlugin:
         return charts(scope)
 
     @hookimpl
+    def lms_report_rollups(self) -> list[tuple[str, Any]]:
+        from plugins.credit_bank.report_charts import rollups
+
+        return rollups()
+
+    @hookimpl
     def lms_migration_dirs(self) -> list[str]:
         return [str(HERE / "migrations" / "versions")]
 

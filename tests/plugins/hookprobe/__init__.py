@@ -52,6 +52,8 @@ class HookProbe:
         #: ``lms_report_charts`` answer, and the scopes it was asked for.
         self.charts: list[Any] = []
         self.chart_scopes: list[Any] = []
+        #: ``lms_report_rollups`` answer: (name, rebuild) pairs.
+        self.rollups: list[tuple[str, Any]] = []
         #: ``lms_xapi_embedded_client``: the answer (``None``: abstain) and the calls.
         self.embedded_client: tuple[str, str | None] | None = None
         self.embedded_calls: list[tuple[str, tuple[str, ...], str | None]] = []
@@ -162,6 +164,10 @@ class HookProbe:
     def lms_report_charts(self, scope: Any) -> list[Any]:
         self.chart_scopes.append(scope)
         return list(self.charts)
+
+    @hookimpl
+    def lms_report_rollups(self) -> list[tuple[str, Any]]:
+        return list(self.rollups)
 
     @hookimpl
     def lms_has_capability(self, user: Any, capability: str, obj: Any) -> bool | None:
