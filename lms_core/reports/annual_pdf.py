@@ -49,7 +49,7 @@ def render(report: AnnualReport) -> bytes:
             year=report.scope.year,
         )
         + (
-            " " + _("Study hours as of %(time)s (Beijing time).", time=report.scope.as_of_label)
+            " " + _("Report figures as of %(time)s (Beijing time).", time=report.scope.as_of_label)
             if report.scope.as_of
             else ""
         ),

@@ -131,7 +131,7 @@ def test_an_old_rollup_is_shown_with_its_time_and_one_rebuild_is_queued(client, 
     login(client, "city_admin")
     for path in ("/reports/dashboard?year=2026", "/reports/hours?year=2026", "/reports/dashboard?year=2026"):
         page = client.get(path).get_data(as_text=True)
-        assert "学时数据截至 2026-03-01 10:05（北京时间）" in page, path
+        assert "报表数据截至 2026-03-01 10:05（北京时间）" in page, path
     queued = db.session.scalars(select(Job).where(Job.kind == monthly.REFRESH_JOB)).all()
     assert len(queued) == 1 and queued[0].status == JobStatus.QUEUED  # one rebuild waits, not one per page
     # A fresh rollup queues nothing.
