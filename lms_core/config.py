@@ -61,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
     "LMS_MEDIA_URL_TTL": 4 * 3600,  # lifetime in seconds of a signed media URL
     "LMS_UPLOAD_ALLOWED": ["mp4", "webm", "pdf", "png", "jpeg"],  # content types accepted (by magic bytes)
     "LMS_BEAT_MAX_GAP_SECONDS": 60,  # longest server-time gap one heartbeat can earn credit for
+    # How long a worker trusts a user's sign-in version and status on the heartbeat path
+    # (lms_core/accounts/principal.py): the bound on how late a revocation reaches beats.
+    "LMS_AUTH_CACHE_SECONDS": 5,
     #: Learners (people with no other role) may create API tokens only if this is on:
     #: a token page is a needless door for most cadres.
     "LMS_LEARNER_API_TOKENS": False,

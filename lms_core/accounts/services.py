@@ -26,6 +26,7 @@ from lms_core.accounts.models import (
     UserStatus,
 )
 from lms_core.accounts.passwords import hash_password, policy_errors, verify_password
+from lms_core.accounts.principal import Principal, principal_for, wants_principal
 from lms_core.authz import AccessDenied, can
 from lms_core.db import utcnow
 from lms_core.events.services import emit
@@ -114,12 +115,18 @@ def _session_user_statement() -> Select[User]:
     return select(User).options(joinedload(User.roles)).where(User.id == bindparam("user_id"))
 
 
-def load_session_user(session_id: str) -> User | None:
-    """Flask-Login user loader: ``<id>:<session_version>``; stale versions log out."""
+def load_session_user(session_id: str) -> User | Principal | None:
+    """Flask-Login user loader: ``<id>:<session_version>``; stale versions log out.
+
+    The heartbeat endpoint gets a :class:`~lms_core.accounts.principal.Principal`
+    (no ORM user, cached per process; see that module for how revocation reaches it).
+    """
     try:
         user_id, version = (int(part) for part in session_id.split(":", 1))
     except ValueError:
         return None
+    if wants_principal():
+        return principal_for(user_id, version)
     user = db.session.execute(_session_user_statement(), {"user_id": user_id}).unique().scalar_one_or_none()
     if user is None or user.session_version != version or not user.is_active:
         return None

@@ -33,6 +33,7 @@ from sqlalchemy.orm import joinedload
 
 from lms_core import jsonsafe
 from lms_core.accounts.models import User
+from lms_core.accounts.principal import Principal
 from lms_core.courses.models import Course, Lesson, LessonKind
 from lms_core.db import utcnow
 from lms_core.enrolments.models import Enrolment
@@ -379,7 +380,7 @@ def _intersect(a: list[segs.Segment], b: list[segs.Segment]) -> list[segs.Segmen
     return segs.normalise(out)
 
 
-def record_beat(session_id: str, user: User, raw: Any) -> BeatResult:
+def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult:
     """Validate, assess and credit one heartbeat; commits nothing (the view commits)."""
     beat = _parse_beat(raw)
     session = (
@@ -548,7 +549,12 @@ def lesson_rule_met(lesson: Lesson, progress: LessonProgress) -> bool:
 
 
 def evaluate_completion(
-    user: User, lesson: Lesson, progress: LessonProgress, enrolment: Enrolment, *, rule_met: bool | None = None
+    user: User | Principal,
+    lesson: Lesson,
+    progress: LessonProgress,
+    enrolment: Enrolment,
+    *,
+    rule_met: bool | None = None,
 ) -> tuple[bool, bool]:
     """Complete the lesson (and the course) if the rule is met and no plugin holds it."""
     if progress.status == ProgressStatus.COMPLETED:
@@ -572,7 +578,7 @@ def evaluate_completion(
     return True, check_course_completion(user, enrolment)
 
 
-def check_course_completion(user: User, enrolment: Enrolment) -> bool:
+def check_course_completion(user: User | Principal, enrolment: Enrolment) -> bool:
     """Mark the enrolment complete when every required lesson is complete."""
     if enrolment.completed_at is not None:
         return False

@@ -1,0 +1,149 @@
+"""The signed-in person on the heartbeat path, without loading the ORM user.
+
+A heartbeat arrives every 10 s from every learner; loading the user with its unit and
+roles (the page path's loader) is a wide joined SELECT and an ORM object per beat, for
+a request that needs only "who, and is that sign-in still valid". The session cookie
+is signed by the app (Flask's session), so its ``<id>:<session_version>`` is already
+proven; what is left to check is that the version is still the user's and that the
+account is active. That is one narrow Core SELECT, kept per process for
+``LMS_AUTH_CACHE_SECONDS``.
+
+Revocation. A password change or reset bumps ``session_version`` (and a disabled
+account stops being active): this process forgets the user at once
+(:func:`forget`, called where those change); other worker processes see it when their
+cached entry expires, so a revoked sign-in may keep sending beats for at most
+``LMS_AUTH_CACHE_SECONDS`` (5 s by default). Every page other than the lean endpoints
+still loads the user on every request, so nothing else of a revoked sign-in works.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, has_request_context, request
+from sqlalchemy import Integer, bindparam, event, select
+from sqlalchemy.orm import Session, object_session
+
+from lms_core.accounts.models import User, UserStatus
+from lms_core.extensions import db
+
+#: Endpoints answered with a :class:`Principal` instead of the ORM user.
+LEAN_ENDPOINTS = frozenset({"learning.beat"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """What the lean endpoints need of the signed-in user (Flask-Login's user protocol)."""
+
+    id: int
+    org_unit_id: int
+    locale: str | None
+    session_version: int
+    active: bool
+    must_change_password: bool
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+
+#: user id -> (expires at, on ``time.monotonic``; the principal as last read)
+_cache: dict[int, tuple[float, Principal]] = {}
+_lock = threading.Lock()
+#: The cache's clock (a module attribute so tests can move it).
+clock = time.monotonic
+
+
+def wants_principal() -> bool:
+    """Whether this request's endpoint takes the lean path (the URL is matched before the loader runs)."""
+    return has_request_context() and request.endpoint in LEAN_ENDPOINTS
+
+
+@functools.cache
+def _statement() -> Any:
+    return select(
+        User.id, User.org_unit_id, User.locale, User.session_version, User.status, User.must_change_password
+    ).where(User.id == bindparam("user_id", type_=Integer))
+
+
+def _read(user_id: int) -> Principal | None:
+    row = db.session.execute(_statement(), {"user_id": user_id}).first()
+    if row is None:
+        return None
+    return Principal(
+        id=row.id,
+        org_unit_id=row.org_unit_id,
+        locale=row.locale,
+        session_version=row.session_version,
+        active=row.status == UserStatus.ACTIVE,
+        must_change_password=bool(row.must_change_password),
+    )
+
+
+def principal_for(user_id: int, version: int) -> Principal | None:
+    """The signed-in principal for a session cookie's id and version, or ``None`` (signed out)."""
+    now = clock()
+    with _lock:
+        cached = _cache.get(user_id)
+    if cached is None or cached[0] <= now:
+        found = _read(user_id)
+        if found is None:
+            forget(user_id)
+            return None
+        with _lock:
+            _cache[user_id] = (now + float(current_app.config["LMS_AUTH_CACHE_SECONDS"]), found)
+        principal = found
+    else:
+        principal = cached[1]
+    if principal.session_version != version or not principal.active:
+        return None
+    return principal
+
+
+def forget(user_id: int) -> None:
+    """Drop a user's cached entry (their password, version or status just changed in this process)."""
+    with _lock:
+        _cache.pop(user_id, None)
+
+
+def forget_all() -> None:
+    with _lock:
+        _cache.clear()
+
+
+# Whatever changes a user's version or status through the ORM, in this process, drops
+# their entry at once and again after the commit (a beat between the two could have
+# re-read the old row), so no code path has to remember to call ``forget``.
+
+
+def _changed(target: User, _value: Any, _old: Any, _initiator: Any) -> None:
+    if target.id is not None:
+        forget(target.id)
+        session = object_session(target)
+        if session is not None:
+            session.info.setdefault("lms_forget_users", set()).add(target.id)
+
+
+def _after_commit(session: Any) -> None:
+    for user_id in session.info.pop("lms_forget_users", ()):
+        forget(user_id)
+
+
+event.listen(User.session_version, "set", _changed)
+event.listen(User.status, "set", _changed)
+event.listen(Session, "after_commit", _after_commit)

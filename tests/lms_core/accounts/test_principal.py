@@ -1,0 +1,102 @@
+"""The heartbeat's sign-in without the ORM user: cached per process, revocation honoured."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, update
+
+from lms_core.accounts import principal
+from lms_core.accounts.models import User, UserStatus
+from lms_core.accounts.services import set_password
+from lms_core.extensions import db
+from lms_core.learning.models import LearningSession
+from tests.conftest import login
+from tests.factories import UserFactory
+from tests.lms_core.learning.fixtures import build_course
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = Clock()
+    monkeypatch.setattr(principal, "clock", c)
+    principal.forget_all()
+    yield c
+    principal.forget_all()
+
+
+@pytest.fixture
+def beat_url(app, tree, client, clock):
+    kit = build_course(tree)
+    user = UserFactory(username="liming", org_unit=tree.village_a, full_name="李明")
+    db.session.commit()
+    login(client, "liming")
+    client.post(f"/courses/{kit.course.id}/enrol")
+    client.get(f"/learn/lessons/{kit.video.id}")
+    sid = db.session.query(LearningSession).filter_by(user_id=user.id).one().id
+    return user, f"/learn/sessions/{sid}/beat"
+
+
+def _statements(app):
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    return seen, count
+
+
+def test_beat_reads_no_orm_user_and_caches_the_check(app, client, beat_url):
+    user, url = beat_url
+    seen, count = _statements(app)
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert client.post(url, json={"seq": 1, "event": "play", "position": 0}).status_code == 200
+        assert client.post(url, json={"seq": 2, "event": "heartbeat", "position": 0}).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    reads = [s for s in seen if s.lstrip().startswith("SELECT") and "FROM users" in s]
+    # One narrow read of the sign-in (version, status), for the first beat only; no roles, no unit join.
+    assert len(reads) == 1, reads
+    assert "password_hash" not in reads[0] and "role_assignments" not in reads[0]
+
+
+def test_password_change_in_this_process_ends_beats_at_once(app, client, beat_url):
+    user, url = beat_url
+    assert client.post(url, json={"seq": 1, "event": "play", "position": 0}).status_code == 200
+    set_password(db.session.get(User, user.id), "An0ther-Passw0rd!", actor=None)
+    db.session.commit()
+    assert client.post(url, json={"seq": 2, "event": "heartbeat", "position": 0}).status_code in (
+        302,
+        401,
+    )  # signed out
+
+
+def test_revocation_by_another_process_reaches_beats_when_the_entry_expires(app, client, beat_url, clock):
+    user, url = beat_url
+    assert client.post(url, json={"seq": 1, "event": "play", "position": 0}).status_code == 200
+    # Another worker disables the account: a plain UPDATE, nothing in this process hears of it.
+    db.session.execute(update(User).where(User.id == user.id).values(status=UserStatus.DISABLED))
+    db.session.commit()
+    clock.now += app.config["LMS_AUTH_CACHE_SECONDS"] - 1
+    assert client.post(url, json={"seq": 2, "event": "heartbeat", "position": 0}).status_code == 200  # the stated bound
+    clock.now += 2
+    assert client.post(url, json={"seq": 3, "event": "heartbeat", "position": 0}).status_code in (
+        302,
+        401,
+    )  # signed out
+
+
+def test_other_pages_still_load_the_full_user(app, client, beat_url):
+    user, _url = beat_url
+    db.session.execute(update(User).where(User.id == user.id).values(session_version=User.session_version + 1))
+    db.session.commit()
+    # The dashboard reads the user afresh: the old sign-in is gone at once there.
+    assert client.get("/dashboard").status_code in (302, 401)
