@@ -64,6 +64,9 @@ DEFAULTS: dict[str, Any] = {
     # How long a worker trusts a user's sign-in version and status on the heartbeat path
     # (lms_core/accounts/principal.py): the bound on how late a revocation reaches beats.
     "LMS_AUTH_CACHE_SECONDS": 5,
+    # Beats made (by the player's claimed time, `at`) longer ago than this are refused and
+    # kept as evidence; the player keeps queued beats on the device as long.
+    "LMS_BEAT_LATE_WINDOW_HOURS": 24,
     #: Learners (people with no other role) may create API tokens only if this is on:
     #: a token page is a needless door for most cadres.
     "LMS_LEARNER_API_TOKENS": False,

@@ -28,6 +28,7 @@ EVENT_NAMES: dict[str, Any] = {
     "course.published": _l("Course published"),
     "course.unpublished": _l("Course unpublished"),
     "course.updated": _l("Course updated"),
+    "learning.beat_refused": _l("Progress report refused (repeated, replayed or too late)"),
     "lesson.completed": _l("Lesson completed"),
     "lesson.created": _l("Lesson created"),
     "lesson.launched": _l("Lesson opened"),

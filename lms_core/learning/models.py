@@ -92,6 +92,33 @@ class LearningInterval(Base):
     )
 
 
+class RefusedBeat(Base):
+    """A heartbeat that earned nothing and is kept as evidence: a repeat or replay of a
+    ``seq`` already accepted, or a beat made longer ago than the late window.
+
+    Append-only like the ledger (triggers refuse UPDATE and DELETE): a replayed beat is
+    a fact about the session, not noise to drop. ``beat`` is the beat as parsed (seq,
+    event, claimed ranges, client signals), ``made_at`` the time the player claims it
+    was made (``at``), ``received_at`` the server's receive time.
+    """
+
+    __tablename__ = "learning_refused_beats"
+
+    id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("learning_sessions.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    #: ``repeat`` (the last accepted seq again: a network retry), ``replay`` (an older
+    #: seq), ``late`` (made before the late window).
+    reason: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    made_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    beat: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+
+    __table_args__ = (Index("ix_learning_refused_beats_user_id_received_at", "user_id", "received_at"),)
+
+
 class ProgressStatus(enum.StrEnum):
     NOT_STARTED = "not_started"
     IN_PROGRESS = "in_progress"

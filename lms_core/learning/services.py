@@ -49,6 +49,7 @@ from lms_core.learning.models import (
     LessonProgress,
     PersonClock,
     ProgressStatus,
+    RefusedBeat,
 )
 from lms_core.media.models import MediaDelivery
 from lms_core.pluginhost.manager import get_plugin_manager
@@ -78,6 +79,8 @@ class BeatResult:
     lesson_completed: bool
     course_completed: bool
     verdict: str
+    #: ``late`` when the beat was refused and recorded (made before the late window).
+    refused: str | None = None
 
 
 def _locked(stmt: Any, of: Any = None) -> Any:
@@ -240,6 +243,8 @@ def start_session(
 MAX_BEAT_SECONDS = 7 * 24 * 3600
 MAX_VISIBLE_MS = MAX_BEAT_SECONDS * 1000
 MAX_SEQ = 2**31 - 1
+#: Year 9999: a claimed making time beyond it is not a time.
+MAX_MADE_AT_MS = 253_402_300_799_000
 
 
 def _is_number(value: Any) -> bool:
@@ -283,7 +288,13 @@ def _parse_beat(beat: Any) -> dict[str, Any]:
     problem = jsonsafe.find_problem(client, max_depth=10)
     if problem:
         raise BeatError(_("client: %(problem)s", problem=problem))
-    extra = {k: _seconds(beat[k], k) for k in ("time_from", "time_to") if _is_number(beat.get(k))}
+    extra: dict[str, Any] = {k: _seconds(beat[k], k) for k in ("time_from", "time_to") if _is_number(beat.get(k))}
+    made_at = beat.get("at")
+    if made_at is not None:
+        # When the player made the beat (``Date.now()``, ms): what the late window is judged by.
+        if not _is_number(made_at) or not 0 <= made_at <= MAX_MADE_AT_MS:
+            raise BeatError(_("at must be a time in milliseconds since 1970"))
+        extra["made_at"] = dt.datetime.fromtimestamp(made_at / 1000, dt.UTC)
     return {
         "seq": seq,
         "event": event,
@@ -393,9 +404,18 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
     if session.ended_at is not None:
         raise BeatError(_("this learning session has ended; reload the lesson"), 409)
     lesson = session.lesson
+    now = utcnow()
+    window = dt.timedelta(hours=current_app.config["LMS_BEAT_LATE_WINDOW_HOURS"])
+    if "made_at" in beat and now - beat["made_at"] > window:
+        # Made more than the late window ago (a queue left on a device for days): it earns
+        # nothing, and is kept as evidence; the view answers 422 after this is committed.
+        _refuse(session, user, beat, "late", now)
+        return BeatResult(False, False, 0, 0, 0, False, False, VOID, refused="late")
     progress = progress_for(user.id, lesson, lock=True)
     if beat["seq"] <= session.last_seq:
-        # A retry of a beat we already have (network retry, pagehide + unload): acknowledge.
+        # A retry of a beat we already have (network retry, pagehide + unload): acknowledged,
+        # earns nothing, and kept as evidence (an older seq than the last is a replay).
+        _refuse(session, user, beat, "repeat" if beat["seq"] == session.last_seq else "replay", now)
         return BeatResult(
             False,
             True,
@@ -407,7 +427,6 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
             CREDIT,
         )
 
-    now = utcnow()
     max_gap = dt.timedelta(seconds=current_app.config["LMS_BEAT_MAX_GAP_SECONDS"])
     wall_start = max(session.budget_from or session.last_beat_at, now - max_gap)
     clock = person_clock(user.id)
@@ -536,6 +555,51 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
     lesson_done, course_done = evaluate_completion(user, lesson, progress, enrolment)
     return BeatResult(
         True, False, credited_ms, progress.coverage_bp, progress.position_ms, lesson_done, course_done, label
+    )
+
+
+@functools.cache
+def _refused_insert() -> Any:
+    return insert(cast(Table, RefusedBeat.__table__))
+
+
+def _refuse(
+    session: LearningSession, user: User | Principal, beat: dict[str, Any], reason: str, now: dt.datetime
+) -> None:
+    """Keep a beat that earns nothing (repeat, replay, late) as evidence, and say so in the log.
+
+    The event (in this transaction) lets a plugin add the refusal to the person-day's
+    evidence lines once committed.
+    """
+    made_at = beat.get("made_at")
+    kept = {k: beat[k] for k in ("seq", "event", "position_ms", "claimed", "visible_ms", "client")}
+    db.session.connection().execute(
+        _refused_insert(),
+        {
+            "session_id": session.id,
+            "user_id": session.user_id,
+            "lesson_id": session.lesson_id,
+            "seq": beat["seq"],
+            "reason": reason,
+            "received_at": now,
+            "made_at": made_at,
+            "beat": kept,
+        },
+    )
+    emit(
+        "learning.beat_refused",
+        actor=user,
+        object_type="learning_sessions",
+        object_id=session.id,
+        course_id=session.lesson.course_id,
+        payload={
+            "user_id": session.user_id,
+            "lesson_id": session.lesson_id,
+            "seq": beat["seq"],
+            "reason": reason,
+            "received_at": now.isoformat(),
+            "made_at": made_at.isoformat() if made_at else None,
+        },
     )
 
 

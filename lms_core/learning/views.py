@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -105,6 +105,12 @@ def beat(session_id: str) -> Any:
             return jsonify({"error": f"heartbeat: {exc}"}), 400
     with json_call(errors=(services.BeatError,)):
         result = services.record_beat(session_id, current_user, payload)
+    if result.refused == "late":  # committed: the refused beat is kept as evidence
+        message = _(
+            "This progress report was made more than %(hours)s hours ago and can no longer be counted.",
+            hours=current_app.config["LMS_BEAT_LATE_WINDOW_HOURS"],
+        )
+        return jsonify({"error": message, "status": 422, "refused": result.refused}), 422
     return jsonify(
         {
             "accepted": result.accepted,

@@ -279,6 +279,32 @@ RULES: dict[str, Rule] = {
     "R11": Rule("score", "high", N_("%(start)s–%(end)s the browser reported that it is driven by automation (R11)")),
     "R13": Rule("score", "high", N_("%(start)s–%(end)s the page claimed to be visible but drew nothing (R13)")),
 }
+#: Beats the core kept as evidence without counting them (``learning_refused_beats``), by
+#: its reason: information lines (nothing is deducted, nothing scores), one per session
+#: and run of refusals, so an auditor sees retries, replays and late queues.
+REFUSALS: dict[str, tuple[str, str]] = {
+    "repeat": (
+        "R03r",
+        N_(
+            "%(start)s–%(end)s %(count)s progress reports arrived again after they had been counted "
+            "(network retries); kept as evidence, counted once (R03)"
+        ),
+    ),
+    "replay": (
+        "R03p",
+        N_(
+            "%(start)s–%(end)s %(count)s earlier progress reports were sent again (replayed); "
+            "kept as evidence, nothing counted (R03)"
+        ),
+    ),
+    "late": (
+        "R03l",
+        N_(
+            "%(start)s–%(end)s %(count)s progress reports made more than %(hours)s hours earlier arrived "
+            "after the late window; kept as evidence, not counted (R03)"
+        ),
+    ),
+}
 HANDOFF = N_("%(start)s–%(end)s a short overlap while switching devices, counted once (R04)")
 HELD = N_("Review score %(score)s reached %(threshold)s: the day's study is held for audit")
 
@@ -422,6 +448,49 @@ def build_lines(
                 threshold={"hold_score": policy["hold_score"]},
                 message=HELD,
                 params={"score": derived.score, "threshold": policy["hold_score"]},
+                beat_ids=[],
+            )
+        )
+    return lines
+
+
+def refusal_lines(v: DayVerdict, refused: Sequence[Any], late_window_hours: int) -> list[Evidence]:
+    """Information lines for the day's refused beats (rows of ``learning_refused_beats`` in time order)."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    runs: list[list[Any]] = []
+    for row in refused:
+        key = (row.reason, row.session_id)
+        run = groups.get(key)
+        if run is None or row.received_at - run[-1].received_at > JOIN_GAP:
+            run = groups[key] = []
+            runs.append(run)
+        run.append(row)
+    lines = []
+    for run in runs:
+        first, last = run[0], run[-1]
+        if first.reason not in REFUSALS:
+            continue
+        rule, message = REFUSALS[first.reason]
+        # The refused beats are no raw telemetry rows: the line names their ids in the core's table.
+        params: dict[str, Any] = {"count": len(run), "refused_ids": [r.id for r in run][:MAX_BEAT_IDS]}
+        if first.reason == "late":
+            params["hours"] = late_window_hours
+        lines.append(
+            Evidence(
+                day_verdict_id=v.id,
+                user_id=v.user_id,
+                day=v.day,
+                lesson_id=first.lesson_id,
+                rule=rule,
+                action="info",
+                severity="info",
+                span_start=first.received_at,
+                span_end=last.received_at,
+                amount_ms=0,
+                score=0,
+                threshold={"late_window_hours": late_window_hours} if first.reason == "late" else {},
+                message=message,
+                params=params,
                 beat_ids=[],
             )
         )

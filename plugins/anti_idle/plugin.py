@@ -84,6 +84,12 @@ class AntiIdlePlugin:
         return {**EVENT_NAMES, **OBJECT_NAMES}
 
     @hookimpl
+    def lms_handle_event(self, event: Any) -> None:
+        from plugins.anti_idle.verdicts import on_beat_refused
+
+        on_beat_refused(event)
+
+    @hookimpl
     def lms_dashboard_panels(self, user: Any) -> list[Any]:
         from flask import render_template
         from flask_babel import gettext as _

@@ -17,19 +17,21 @@ import datetime as dt
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Date, Integer, and_, bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.learning import segments as segs
+from lms_core.learning.models import RefusedBeat
 from plugins.anti_idle import day_rules, els
 from plugins.anti_idle.events import DAY_ASSESSED, DAY_REVIEWED
-from plugins.anti_idle.evidence import build_lines
+from plugins.anti_idle.evidence import build_lines, refusal_lines
 from plugins.anti_idle.inputs import CHECK_LOOKBACK, check_inputs, day_bounds, person_checks, prior_from
 from plugins.anti_idle.models import (
     CREDITED,
@@ -514,12 +516,38 @@ def assess_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
             )
         )
     d = derive(r.tally, r.policy.params)
-    for line in build_lines(v, r.outcomes, r.policy, d):
+    lines = build_lines(v, r.outcomes, r.policy, d) + refusal_lines(
+        v, refused_beats(user_id, start, end), int(current_app.config["LMS_BEAT_LATE_WINDOW_HOURS"])
+    )
+    for line in sorted(lines, key=lambda line: (line.rule == "HOLD", line.span_start, line.rule)):
         db.session.add(line)
     db.session.flush()
     if published != _payload(v):  # what the credit bank knows is out of date
         _publish(v)
     return v
+
+
+def refused_beats(user_id: int, start: dt.datetime, end: dt.datetime) -> Sequence[Any]:
+    """The person's beats the core refused and kept (repeats, replays, late) received in [start, end)."""
+    return db.session.execute(
+        select(
+            RefusedBeat.id, RefusedBeat.session_id, RefusedBeat.lesson_id, RefusedBeat.reason, RefusedBeat.received_at
+        )
+        .where(RefusedBeat.user_id == user_id, RefusedBeat.received_at >= start, RefusedBeat.received_at < end)
+        .order_by(RefusedBeat.received_at, RefusedBeat.id)
+    ).all()
+
+
+def on_beat_refused(event: Any) -> None:
+    """``learning.beat_refused`` (after commit): rebuild that person-day so its evidence names
+    the refusal. A recompute of the day, so delivering the event twice changes nothing."""
+    if event.name != "learning.beat_refused":
+        return
+    from lms_core.learning.services import person_clock
+
+    user_id = int(event.payload["user_id"])
+    person_clock(user_id)  # serialised with the person's beats, as they are with each other
+    assess_day(user_id, els.beijing_day(dt.datetime.fromisoformat(event.payload["received_at"])))
 
 
 # --- review ----------------------------------------------------------------------------

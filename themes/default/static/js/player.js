@@ -170,6 +170,7 @@
       seq: seq, event: event, segments: segments,
       position: video ? video.currentTime : 0,
       visible_ms: takeVisible(),
+      at: Date.now(),  // when made: the server refuses beats older than its late window (24 h)
       client: pluginSignals(event, { visibility: document.visibilityState, rate: video ? video.playbackRate : 1,
                                      muted: video ? video.muted : false })
     };
