@@ -91,9 +91,7 @@ def test_a_beat_inside_the_window_is_credited_and_one_just_outside_is_not(me, ht
     at = T0 + 10 * S
     assert post(1, at, at - dt.timedelta(hours=23, minutes=59), [[0, 10]]).status_code == 200
     assert post(2, at + 10 * S, at + 10 * S - dt.timedelta(hours=24, seconds=1), [[10, 20]]).status_code == 422
-    assert (
-        post(3, at + 20 * S, None, [[10, 20]]).status_code == 200
-    )  # no ``at`` (older player): as before
+    assert post(3, at + 20 * S, None, [[10, 20]]).status_code == 200  # no ``at`` (older player): as before
     assert [r.reason for r in db.session.query(RefusedBeat)] == ["late"]
 
 
