@@ -18,6 +18,7 @@ still loads the user on every request, so nothing else of a revoked sign-in work
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -60,6 +61,19 @@ class Principal:
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_version}"
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else (roles for ``can``, the name on an error page) loads the ORM user,
+        once per request: a beat that succeeds never asks."""
+        if name.startswith("__") or name == "_user":
+            raise AttributeError(name)
+        user = self.__dict__.get("_user")
+        if user is None:
+            user = db.session.get(User, self.id)
+            if user is None:
+                raise AttributeError(name)
+            object.__setattr__(self, "_user", user)
+        return getattr(user, name)
 
 
 #: user id -> (expires at, on ``time.monotonic``; the principal as last read)
@@ -112,7 +126,9 @@ def principal_for(user_id: int, version: int) -> Principal | None:
         principal = cached[1]
     if principal.session_version != version or not principal.active:
         return None
-    return principal
+    # A fresh object per request: what a request memoises on it (``can``'s grants, the
+    # loaded user) must not outlive the request.
+    return dataclasses.replace(principal)
 
 
 def forget(user_id: int) -> None:

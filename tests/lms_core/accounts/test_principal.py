@@ -100,3 +100,13 @@ def test_other_pages_still_load_the_full_user(app, client, beat_url):
     db.session.commit()
     # The dashboard reads the user afresh: the old sign-in is gone at once there.
     assert client.get("/dashboard").status_code in (302, 401)
+
+
+def test_a_refused_beat_still_renders_its_error_page(app, client, beat_url, monkeypatch):
+    """An error page on the beat path asks ``can()`` (navigation): the principal loads the user then."""
+    _user, url = beat_url
+    app.config["WTF_CSRF_ENABLED"] = True
+    r = client.post(url, json={"seq": 1, "event": "play", "position": 0})
+    assert r.status_code == 400
+    first = principal.principal_for(_user.id, _user.session_version)
+    assert first is not None and first is not principal.principal_for(_user.id, _user.session_version)
