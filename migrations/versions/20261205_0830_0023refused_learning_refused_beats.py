@@ -4,9 +4,9 @@ A beat whose ``seq`` was already accepted, or made longer ago than the late wind
 earns nothing; it is now stored instead of dropped, and the table refuses UPDATE and
 DELETE like the ledger.
 
-Revision ID: 0022refused
-Revises: 0021rollup
-Create Date: 2026-12-05 08:00:00
+Revision ID: 0023refused
+Revises: 0022figures
+Create Date: 2026-12-05 08:30:00
 
 """
 from alembic import op
@@ -17,8 +17,8 @@ from lms_core.db import append_only_ddl, drop_append_only_ddl
 
 
 # revision identifiers, used by Alembic.
-revision = '0022refused'
-down_revision = '0021rollup'
+revision = '0023refused'
+down_revision = '0022figures'
 branch_labels = None
 depends_on = None
 
