@@ -325,21 +325,13 @@ def _lock_accounts(found: dict[str, _Acct]) -> None:
     if not cadre or not _is_pg():
         return
     by_id = {a.id: a for a in found.values()}
-    for r in db.session.execute(
-        text(
-            "SELECT id, flags, debits_posted, credits_posted, debits_pending, credits_pending "
-            "FROM credit_accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE"
-        ),
+    for aid, flags, dp, cp, dpe, cpe in _pg_rows(
+        "SELECT id, flags, debits_posted, credits_posted, debits_pending, credits_pending "
+        "FROM credit_accounts WHERE id = ANY(CAST(%(ids)s AS bigint[])) ORDER BY id FOR UPDATE",
         {"ids": cadre},
     ):
-        a = by_id[r.id]
-        a.flags, a.dp, a.cp, a.dpe, a.cpe = (
-            r.flags,
-            r.debits_posted,
-            r.credits_posted,
-            r.debits_pending,
-            r.credits_pending,
-        )
+        a = by_id[aid]
+        a.flags, a.dp, a.cp, a.dpe, a.cpe = flags, dp, cp, dpe, cpe
 
 
 def _is_pg() -> bool:
@@ -348,8 +340,8 @@ def _is_pg() -> bool:
 
 _FIND_PG = (
     "SELECT a.ledger_id, a.kind, a.owner_id, a.period, a.id, a.flags, a.debits_posted, a.credits_posted, "
-    "a.debits_pending, a.credits_pending FROM credit_accounts AS a JOIN unnest(CAST(:l AS smallint[]), "
-    "CAST(:k AS varchar[]), CAST(:o AS bigint[]), CAST(:p AS integer[])) AS v(l, k, o, p) "
+    "a.debits_pending, a.credits_pending FROM credit_accounts AS a JOIN unnest(CAST(%(l)s AS smallint[]), "
+    "CAST(%(k)s AS varchar[]), CAST(%(o)s AS bigint[]), CAST(%(p)s AS integer[])) AS v(l, k, o, p) "
     "ON a.ledger_id = v.l AND a.kind = v.k AND a.owner_id = v.o AND a.period = v.p ORDER BY a.id"
 )
 
@@ -366,8 +358,8 @@ def _find_accounts(refs: Sequence[AccountRef], *, lock: bool) -> dict[str, _Acct
         by_key = {(lids[r.ledger], r.kind.value, r.owner_id, r.period): r for r in refs}
         keys = list(by_key)
         sql = _FIND_PG + (" FOR UPDATE OF a" if lock else "")
-        rows = db.session.execute(
-            text(sql),
+        rows = _pg_rows(
+            sql,
             {
                 "l": [k[0] for k in keys],
                 "k": [k[1] for k in keys],
@@ -562,13 +554,11 @@ def _write_sums(touched: list[_Acct]) -> None:
         # One UPDATE ... FROM unnest(arrays): a batch touching 1,000 accounts is one round
         # trip, and the statement text does not depend on the batch size (a VALUES list is
         # compiled afresh each time, which cost more than the update itself).
-        db.session.execute(
-            text(
-                "UPDATE credit_accounts AS a SET debits_posted = v.dp, credits_posted = v.cp, "
-                "debits_pending = v.dpe, credits_pending = v.cpe FROM unnest(CAST(:ids AS bigint[]), "
-                "CAST(:dp AS bigint[]), CAST(:cp AS bigint[]), CAST(:dpe AS bigint[]), CAST(:cpe AS bigint[])) "
-                "AS v(id, dp, cp, dpe, cpe) WHERE a.id = v.id"
-            ),
+        _pg_rows(
+            "UPDATE credit_accounts AS a SET debits_posted = v.dp, credits_posted = v.cp, "
+            "debits_pending = v.dpe, credits_pending = v.cpe FROM unnest(CAST(%(ids)s AS bigint[]), "
+            "CAST(%(dp)s AS bigint[]), CAST(%(cp)s AS bigint[]), CAST(%(dpe)s AS bigint[]), "
+            "CAST(%(cpe)s AS bigint[])) AS v(id, dp, cp, dpe, cpe) WHERE a.id = v.id",
             {
                 "ids": [a.id for a in touched],
                 "dp": [a.dp for a in touched],
@@ -610,8 +600,8 @@ def _lock_ids(ids: list[str]) -> None:
         keys = sorted(
             {int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest()) % ID_LOCK_BUCKETS for i in ids}
         )
-        db.session.execute(
-            text("SELECT pg_advisory_xact_lock(17234, k) FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k"),
+        _pg_rows(
+            "SELECT pg_advisory_xact_lock(17234, k) FROM unnest(CAST(%(keys)s AS integer[])) AS k ORDER BY k",
             {"keys": keys},
         )
     else:
@@ -635,7 +625,8 @@ def _id_in(col: Any, ids: list[str]) -> Any:
 
 
 def _pg_rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Rows of one statement run on the session's own connection (its transaction), prepared.
+    """Rows of one statement (none for an UPDATE) run on the session's own connection (its
+    transaction), prepared.
 
     For the statements every group of the transfer API sends: SQLAlchemy building the
     statement, its cache key and the result rows cost more than PostgreSQL running it when a
@@ -646,7 +637,7 @@ def _pg_rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     assert raw is not None
     with raw.cursor() as cur:
         cur.execute(sql, params, prepare=True)
-        return list(cur.fetchall())
+        return list(cur.fetchall()) if cur.description is not None else []
 
 
 _EXISTING_COLUMNS = (
