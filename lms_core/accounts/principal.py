@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, has_request_context, request
+from flask import current_app, has_app_context, has_request_context, request
 from sqlalchemy import Integer, bindparam, event, select
 from sqlalchemy.orm import Session, object_session
 
@@ -76,9 +76,18 @@ class Principal:
         return getattr(user, name)
 
 
-#: user id -> (expires at, on ``time.monotonic``; the principal as last read)
-_cache: dict[int, tuple[float, Principal]] = {}
 _lock = threading.Lock()
+
+
+def _cache() -> dict[int, tuple[float, Principal]]:
+    """user id -> (expires at, on :data:`clock`; the principal as last read), per app: user
+    ids belong to a database, and a process may hold several apps (tests, tools)."""
+    if not has_app_context():
+        return {}
+    cache: dict[int, tuple[float, Principal]] = current_app.extensions.setdefault("lms_principals", {})
+    return cache
+
+
 #: The cache's clock (a module attribute so tests can move it).
 clock = time.monotonic
 
@@ -112,15 +121,16 @@ def _read(user_id: int) -> Principal | None:
 def principal_for(user_id: int, version: int) -> Principal | None:
     """The signed-in principal for a session cookie's id and version, or ``None`` (signed out)."""
     now = clock()
+    cache = _cache()
     with _lock:
-        cached = _cache.get(user_id)
+        cached = cache.get(user_id)
     if cached is None or cached[0] <= now:
         found = _read(user_id)
         if found is None:
             forget(user_id)
             return None
         with _lock:
-            _cache[user_id] = (now + float(current_app.config["LMS_AUTH_CACHE_SECONDS"]), found)
+            cache[user_id] = (now + float(current_app.config["LMS_AUTH_CACHE_SECONDS"]), found)
         principal = found
     else:
         principal = cached[1]
@@ -133,13 +143,15 @@ def principal_for(user_id: int, version: int) -> Principal | None:
 
 def forget(user_id: int) -> None:
     """Drop a user's cached entry (their password, version or status just changed in this process)."""
+    cache = _cache()
     with _lock:
-        _cache.pop(user_id, None)
+        cache.pop(user_id, None)
 
 
 def forget_all() -> None:
+    cache = _cache()
     with _lock:
-        _cache.clear()
+        cache.clear()
 
 
 # Whatever changes a user's version or status through the ORM, in this process, drops

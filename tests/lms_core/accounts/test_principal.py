@@ -110,3 +110,10 @@ def test_a_refused_beat_still_renders_its_error_page(app, client, beat_url, monk
     assert r.status_code == 400
     first = principal.principal_for(_user.id, _user.session_version)
     assert first is not None and first is not principal.principal_for(_user.id, _user.session_version)
+
+
+def test_the_cache_belongs_to_the_app(app, client, beat_url):
+    """User ids belong to a database: two apps in one process (tests, tools) never share entries."""
+    user, url = beat_url
+    assert client.post(url, json={"seq": 1, "event": "play", "position": 0}).status_code == 200
+    assert set(app.extensions["lms_principals"]) == {user.id}

@@ -72,7 +72,7 @@ def http(client, me):
     return post, session
 
 
-def test_a_beat_made_more_than_24_hours_ago_is_refused_in_chinese_and_kept(me, http):
+def test_a_beat_made_more_than_24_hours_ago_is_refused_in_chinese_and_kept(client, me, http):
     post, session = http
     assert post(1, T0 + 10 * S, T0 + 10 * S, [[0, 10]]).status_code == 200
     late = post(2, T0 + 25 * 3600 * S, T0 + 20 * S, [[10, 20]])
@@ -84,6 +84,9 @@ def test_a_beat_made_more_than_24_hours_ago_is_refused_in_chinese_and_kept(me, h
     assert row.made_at == T0 + 20 * S and row.received_at == T0 + 25 * 3600 * S
     assert row.beat["claimed"] == [[10_000, 20_000]]  # what it claimed is kept, not credited
     assert sum(i.credited_ms for i in db.session.query(LearningInterval)) == 10_000
+    with time_machine.travel(T0 + 25 * 3600 * S, tick=False):
+        study = client.get(f"/api/v1/me/study?lesson={me.lecture.id}").get_json()
+    assert study["credited_seconds"] == 10.0  # the read-back counts the refused beat as nothing
 
 
 def test_a_beat_inside_the_window_is_credited_and_one_just_outside_is_not(me, http):
@@ -118,6 +121,9 @@ def test_repeated_and_replayed_beats_are_acknowledged_kept_and_explained(me):
     old = me.beat(tab, at + 2 * S, [[0, 10]], seq=1)  # an old beat sent again
     assert old.duplicate and old.credited_ms == 0
     assert me.credited_s() == credited  # nothing counted twice
+    from plugins.anti_idle.study import lesson_study
+
+    assert lesson_study(me.user.id, me.lecture.id)["credited_seconds"] == credited  # the read-back agrees
     rows = db.session.query(RefusedBeat).order_by(RefusedBeat.id).all()
     assert [(r.reason, r.seq) for r in rows] == [("repeat", last), ("replay", 1)]
     assert rows[1].beat["claimed"] == [[0, 10_000]] and rows[1].made_at is None
