@@ -60,6 +60,7 @@ from plugins.anti_idle.models import (
     CHECK_PENDING,
     CHECK_WRONG,
     AttentionCheck,
+    CheckClock,
 )
 from plugins.anti_idle.policy import PolicyVersion, current_policy
 
@@ -112,11 +113,49 @@ def open_check(user_id: int) -> AttentionCheck | None:
     return check if check is not None and check.outcome == CHECK_PENDING else None
 
 
-def _playing_ms_since(user_id: int, since: dt.datetime | None) -> int:
-    stmt = select(func.coalesce(func.sum(LearningInterval.claimed_ms), 0)).where(LearningInterval.user_id == user_id)
+#: How far back of the memo's last interval a poll still looks for new ones: intervals of
+#: one person are stored one at a time under their clock row, so a later one has a later
+#: ``wall_end``, unless the server's clock stepped back; this margin absorbs such a step.
+CLOCK_STEP_MARGIN = dt.timedelta(minutes=5)
+
+
+def _playing_ms_since(user_id: int, since: dt.datetime | None, *, remember: bool = True) -> int:
+    """Claimed ms of the person's intervals with ``wall_end`` after ``since`` (all if None).
+
+    O(1) per poll: the person's ``CheckClock`` keeps the sum up to the last interval it
+    saw, so only the intervals stored since are added (an index range on
+    ``(user_id, wall_end)`` of a few rows). A new reference (a check answered or issued)
+    starts the memo again from that time, which sums only what came after it. The caller
+    holds the person's clock row (``person_clock``), so no interval of theirs is being
+    stored meanwhile and two polls do not race on the memo. ``remember=False`` (the beat
+    path) reads the memo without writing it: a beat does not pay an UPDATE for it.
+    """
+    memo = db.session.get(CheckClock, user_id)
+    if memo is not None and (_aware(memo.reference_at) if memo.reference_at else None) != since:
+        if remember:
+            memo.reference_at, memo.played_ms, memo.through_id, memo.through_wall_end = since, 0, 0, None
+        else:
+            memo = None
+    played, through_id, through_end = (
+        (0, 0, None) if memo is None else (memo.played_ms, memo.through_id, memo.through_wall_end)
+    )
+    stmt = select(
+        func.coalesce(func.sum(LearningInterval.claimed_ms), 0),
+        func.max(LearningInterval.id),
+        func.max(LearningInterval.wall_end),
+    ).where(LearningInterval.user_id == user_id, LearningInterval.id > through_id)
     if since is not None:
         stmt = stmt.where(LearningInterval.wall_end > since)
-    return int(db.session.execute(stmt).scalar_one())
+    if through_end is not None:
+        stmt = stmt.where(LearningInterval.wall_end >= _aware(through_end) - CLOCK_STEP_MARGIN)
+    added, last_id, last_end = db.session.execute(stmt).one()
+    played += int(added)
+    if remember and last_id is not None:
+        if memo is None:
+            memo = CheckClock(user_id=user_id, reference_at=since)
+            db.session.add(memo)
+        memo.played_ms, memo.through_id, memo.through_wall_end = played, last_id, last_end
+    return played
 
 
 def _is_playing(session: LearningSession, policy: PolicyVersion, now: dt.datetime) -> bool:
@@ -190,17 +229,17 @@ def issue_if_due(session: LearningSession, user: User, *, now: dt.datetime | Non
     # taking it here serialises this poll with a beat whose claim issues the owed check
     # (issue_owed), so the two cannot both find no open check and issue one each.
     person_clock(user.id)
-    pending = open_check(user.id)
-    if pending is not None:
-        return pending
+    last = last_check(user.id)
+    if last is not None and last.outcome == CHECK_PENDING:
+        return last
     lesson = db.session.get(Lesson, session.lesson_id)
     if lesson is None or lesson.kind != LessonKind.VIDEO or session.ended_at is not None:
         return None
     policy = current_policy(lesson.course_id)
     if not _is_playing(session, policy, now):
         return None
-    reference, owed_ms = owed_after_ms(user.id, policy)
-    if _playing_ms_since(user.id, reference) < owed_ms:
+    reference, owed_ms = owed_after_ms(user.id, policy, last)
+    if owed_ms and _playing_ms_since(user.id, reference) < owed_ms:
         return None
     return _create(session.id, user, lesson, policy, now)
 
@@ -220,7 +259,7 @@ def issue_owed(
     if last is not None and last.outcome == CHECK_PENDING:
         return None
     reference, owed_ms = owed_after_ms(user_id, policy, last)
-    if _playing_ms_since(user_id, reference) + claimed_ms < owed_ms:
+    if owed_ms and _playing_ms_since(user_id, reference, remember=False) + claimed_ms < owed_ms:
         return None
     user = db.session.get(User, user_id)
     lesson = db.session.get(Lesson, lesson_id)

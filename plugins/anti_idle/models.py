@@ -4,7 +4,8 @@
   append-only at the database (triggers refuse UPDATE and DELETE).
 * ``anti_idle_policies``: versioned policy parameters (site-wide or per course);
   a new version is a new row, old versions stay so every verdict can be replayed.
-* ``anti_idle_checks``: attention checks issued by the server and their answers.
+* ``anti_idle_checks``: attention checks issued by the server and their answers;
+  ``anti_idle_check_clocks``: per person, the playing time counted toward the next one.
 * ``anti_idle_day_verdicts`` / ``anti_idle_day_lessons``: the derived verdict per
   person and Beijing day, and its split per lesson.
 * ``anti_idle_evidence``: one line per deduction or flag, linked to the raw beats.
@@ -175,6 +176,30 @@ class AttentionCheck(Base):
     @property
     def valid_answer(self) -> bool:
         return self.outcome == CHECK_PASSED
+
+
+class CheckClock(Base):
+    """Per person: the playing time counted toward their next attention check, kept as a memo.
+
+    ``played_ms`` is the sum of ``claimed_ms`` over the person's ledger intervals
+    (``learning_intervals``) with ``wall_end`` after ``reference_at`` (all of them when
+    None) and ``id`` up to ``through_id``. A poll adds only the intervals stored since
+    (``checks._playing_ms_since``), so it no longer sums the person's history. Derived
+    data: deleting a row only makes the next poll sum from the reference again.
+    """
+
+    __tablename__ = "anti_idle_check_clocks"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    #: The schedule's reference (the last answer or issue time; None before the first check).
+    reference_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    played_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The last interval summed (0: none yet) and its ``wall_end``.
+    through_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    through_wall_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"<CheckClock user={self.user_id} played={self.played_ms} through={self.through_id}>"
 
 
 class DayVerdict(Base):

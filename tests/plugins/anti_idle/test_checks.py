@@ -7,13 +7,16 @@ import re
 
 import pytest
 import time_machine
+from sqlalchemy import func, select
 
 from lms_core.enrolments import services as enrolments
 from lms_core.events.models import Event
 from lms_core.extensions import db
 from lms_core.learning import services as learning
+from lms_core.learning.models import LearningInterval
 from plugins.anti_idle import checks, policy
-from plugins.anti_idle.models import AttentionCheck, Beat
+from plugins.anti_idle.models import AttentionCheck, Beat, CheckClock
+from plugins.anti_idle.policy import current_policy
 from tests.conftest import login
 from tests.factories import UserFactory
 from tests.lms_core.learning.fixtures import build_course
@@ -340,3 +343,71 @@ def test_a_poll_waits_for_the_persons_beat_so_only_one_check_is_issued(app, kit,
         db.session.rollback()
         beat.rollback()
     assert db.session.query(AttentionCheck).count() == 0
+
+
+# --- the check clock memo: a poll adds only what is new, and equals the ledger's sum -------
+
+
+def ledger_sum(user_id: int, since: dt.datetime | None) -> int:
+    """What ``_playing_ms_since`` computed before the memo: the plain sum over the history."""
+    stmt = select(func.coalesce(func.sum(LearningInterval.claimed_ms), 0)).where(LearningInterval.user_id == user_id)
+    if since is not None:
+        stmt = stmt.where(LearningInterval.wall_end > since)
+    return int(db.session.execute(stmt).scalar_one())
+
+
+def test_every_poll_equals_the_ledger_sum_across_tabs_and_answers(kit, learner):
+    # Two tabs taking turns, a poll after every beat, each check answered (correctly,
+    # wrongly, by a script): the memo restarts at each new reference and never drifts.
+    tabs = [open_session(learner, kit.video), open_session(learner, kit.video)]
+    seqs = [1, 1]
+    outcomes = iter(["right", "wrong", "right", "script", "right", "right", "right", "right"])
+    seen = set()
+    for k, t in enumerate(range(10, 400, 10)):
+        tab = k % 2 if 100 < t < 200 else 0
+        seqs[tab] = play(tabs[tab], learner, t - 10, t, first_seq=seqs[tab])
+        with time_machine.travel(T0 + dt.timedelta(seconds=t, milliseconds=500), tick=False):
+            last = checks.last_check(learner.id)
+            if last is None or last.outcome != "pending":
+                reference, _owed = checks.owed_after_ms(learner.id, current_policy(kit.course.id), last)
+                assert checks._playing_ms_since(learner.id, reference) == ledger_sum(learner.id, reference)
+                seen.add(reference)
+            check = checks.issue_if_due(tabs[tab], learner)
+            db.session.commit()
+        if check is not None and check.outcome == "pending":
+            how = next(outcomes)
+            answer(
+                check.token,
+                learner,
+                t + 3,
+                answer=check.expected if how != "wrong" else "no",
+                trusted=how != "script",
+            )
+    assert len(seen) >= 4  # the schedule moved on several times
+    memo = db.session.get(CheckClock, learner.id)
+    assert memo is not None and memo.through_id > 0
+
+
+def test_a_poll_reads_only_the_intervals_stored_since_its_last_look(kit, learner):
+    s = open_session(learner, kit.video)
+    seq = play(s, learner, 0, 20)
+    with time_machine.travel(T0 + dt.timedelta(seconds=21), tick=False):
+        assert checks._playing_ms_since(learner.id, None) == 20_000
+        db.session.commit()
+    memo = db.session.get(CheckClock, learner.id)
+    first_through = memo.through_id
+    # Pretend the history summed so far was larger: only what is new is added to it,
+    # so the memo (not the ledger) is what a poll starts from.
+    memo.played_ms += 1_000_000
+    db.session.commit()
+    play(s, learner, 20, 30, first_seq=seq)
+    with time_machine.travel(T0 + dt.timedelta(seconds=31), tick=False):
+        assert checks._playing_ms_since(learner.id, None) == 1_030_000
+        db.session.commit()
+    assert db.session.get(CheckClock, learner.id).through_id > first_through
+
+
+def test_beats_read_the_memo_but_never_write_it(kit, learner):
+    s = open_session(learner, kit.video)
+    play(s, learner, 0, 60)  # every beat asks issue_owed whether a check is owed
+    assert db.session.get(CheckClock, learner.id) is None
