@@ -2,9 +2,11 @@
 
 Every thread of a worker (the request threads and the group-commit writer) gets its own
 ``cProfile.Profile`` on its first Python call (``threading.setprofile`` runs in each new
-thread, and ``Profile.enable`` then replaces it for that thread). SQL statements sent
-through SQLAlchemy and requests served are counted. On exit the worker writes
-``DIR/worker-<pid>.pstats`` (all threads merged) and ``DIR/worker-<pid>.json``.
+thread, and ``Profile.enable`` then replaces it for that thread), timed in the thread's CPU
+time: on a loaded machine wall time is mostly waiting for a core. SQL statements sent
+through psycopg (SQLAlchemy's and the raw ones) and requests served are counted. On exit
+the worker writes ``DIR/worker-<pid>.pstats`` (all threads merged) and
+``DIR/worker-<pid>.json``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import pstats
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +28,25 @@ _counts = {"requests": 0, "statements": 0}
 
 
 def _start(*_: Any) -> None:
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.thread_time)
     _profiles.append(prof)
     prof.enable()  # replaces this hook for the thread
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
+    import psycopg
 
     when_ready(server)
-    event.listen(
-        Engine, "before_cursor_execute", lambda *a: _counts.__setitem__("statements", _counts["statements"] + 1)
-    )
+    # Counted at the driver: the group commit sends most statements on the raw connection,
+    # past SQLAlchemy's events. A COPY counts as one; COMMIT is not counted.
+    for name in ("execute", "copy"):
+        original = getattr(psycopg.Cursor, name)
+
+        def counted(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            _counts["statements"] += 1
+            return _original(self, *args, **kwargs)
+
+        setattr(psycopg.Cursor, name, counted)
     threading.setprofile(_start)
 
 

@@ -193,3 +193,49 @@ def test_a_busy_ledger_is_a_chinese_503(
     assert r.status_code == 503
     assert any("\u4e00" <= ch <= "\u9fff" for ch in r.json["error"]), r.json
     assert view_calls == ["view"]
+
+
+@pytest.mark.backends("postgresql")
+def test_two_workers_debiting_a_hot_account_on_the_lean_path_never_overdraw(
+    app: Flask,
+    site_token: str,  # noqa: F811
+    database_url: str,
+    tmp_path: Any,
+) -> None:
+    """Two apps (two workers, each with its writer) and eight threads debit one hot account
+    on the lean path: exactly the balance is taken, the rest refused, nothing lost."""
+    from tests.lms_core.apps import build_app
+
+    other = build_app(database_url, tmp_path, LMS_PLUGINS=["credit_bank"])
+    clients = [app.test_client(), other.test_client()]
+    assert clients[0].post(URL, json=item("hot:seed", 500, user=21), headers=auth(site_token)).status_code == 201
+    take = {"debit_account": "WL_XS/counted/21/2026", "credit_account": "WL_XS/expired/0/0", "code": "expiry"}
+    for k, c in enumerate(clients):  # a worker's first request with the token takes the view (fills its cache)
+        warm = c.post(URL, json=item(f"hot:warm:{k}", 1, user=21, **take), headers=auth(site_token))
+        assert warm.status_code == 201, warm.json
+    statuses: list[int] = []
+
+    def debit(c: Any, n: int) -> None:
+        for i in range(10):
+            r = c.post(URL, json=item(f"hot:{n}:{i}", 20, user=21, **take), headers=auth(site_token))
+            statuses.append(r.status_code)
+            assert r.status_code in (201, 409), r.json
+            if r.status_code == 409:
+                assert r.json["reason"] == "exceeds_credits"
+
+    try:
+        threads = [threading.Thread(target=debit, args=(clients[n % 2], n)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        group_commit.stop(other)
+        with other.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    assert len(statuses) == 80
+    assert statuses.count(201) == (500 - 2) // 20  # 24 debits of 20 fit in the 498 left
+    assert balance(21) == 498 - 20 * statuses.count(201)
+    _, mismatches = L.replay_check()
+    assert mismatches == []
