@@ -21,6 +21,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.dialects import postgresql
 
 from lms_core.extensions import db
 from tests.lms_core.apps import build_app
@@ -352,5 +353,37 @@ def test_0019_carries_every_survey_answer_into_the_editable_questions(full_app, 
         with engine.connect() as conn:
             kept = conn.execute(sa.text("SELECT id, rating, comment FROM lesson_feedback ORDER BY id")).all()
             assert [tuple(r) for r in kept] == [(1, 5, "很好"), (2, 2, ""), (3, 4, "清楚")]
+    finally:
+        engine.dispose()
+
+
+def test_0024_names_the_platforms_lrs_client_in_chinese_only_when_it_has_the_old_name(full_app, empty_db):
+    """The platform's client keeps no English default name; clients an operator named are left alone."""
+    # Without the LRS's table (the plugin's branch not applied yet) the revision does nothing, both ways.
+    _flask_db(full_app, "upgrade", "0024lrsname")
+    _flask_db(full_app, "downgrade", "0023refused")
+    assert "lrs_clients" not in _tables(empty_db)
+    _flask_db(full_app, "upgrade", "lrs@head")
+    scopes = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    clients = sa.table(
+        "lrs_clients",
+        *(sa.column(c) for c in ("id", "name", "key", "secret_sha256", "active", "created_at", "created_by")),
+        sa.column("scopes", scopes),
+    )
+    old = "LMS core (xAPI emitter)"
+    given = {1: old, 2: f"{old} 备用", 3: "省干部网络学院"}
+    engine = create_engine(empty_db)
+    try:
+        with engine.begin() as conn:
+            row = {"secret_sha256": "0" * 64, "scopes": ["all"], "active": True, "created_at": NOW, "created_by": "cli"}
+            conn.execute(clients.insert(), [row | {"id": i, "name": n, "key": f"k{i}"} for i, n in given.items()])
+        _flask_db(full_app, "upgrade", "heads")
+        with engine.connect() as conn:
+            names = dict(conn.execute(sa.select(clients.c.id, clients.c.name)).all())
+        assert names == given | {1: "本平台（xAPI 发送端）"}
+        _flask_db(full_app, "downgrade", "0023refused")
+        with engine.connect() as conn:
+            names = dict(conn.execute(sa.select(clients.c.id, clients.c.name)).all())
+        assert names == given
     finally:
         engine.dispose()
