@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import abort, flash, jsonify, make_response
 from flask_babel import lazy_gettext as _l
@@ -36,8 +36,9 @@ class ServiceError(ValueError):
 
 @contextmanager
 def service_call(
-    render: Callable[[], Any],
+    render: Callable[[], Any] | None = None,
     *,
+    on_error: Callable[[Exception], Any] | None = None,
     message: Any = NOT_SAVED,
     errors: tuple[type[Exception], ...] = (),
     field: Any = None,
@@ -55,12 +56,22 @@ def service_call(
     sentence shown (``str`` by default); ``field_for`` picks the form field by
     the error, where different refusals belong to different fields. Any other exception rolls back and
     propagates (a 500 or the database's 503).
+
+    Pages that show the refusal inside the page rather than as a flash (next to the
+    form they re-render, with what was typed) pass ``on_error`` instead of ``render``:
+    it gets the error and builds the whole answer, nothing is flashed, and the status
+    rule is the same.
     """
+    if (render is None) == (on_error is None):
+        raise TypeError("service_call takes either render or on_error")
     refusals: tuple[type[Exception], ...] = (ServiceError, *errors)
     with _transaction(refusals) as refused:
         yield
     if refused:
         exc = refused[0]
+        if on_error is not None:
+            _refuse(make_response(on_error(exc)), exc, status)
+        assert render is not None
         text = reason(exc)
         if field_for is not None:
             field = field_for(exc)
@@ -68,21 +79,38 @@ def service_call(
             field.errors = [*field.errors, text]
         elif message:
             flash(str(message) % {"reason": text}, "error")
-        response = make_response(render())
-        if not 300 <= response.status_code < 400:
-            response.status_code = _status(exc, status)
-        abort(response)
+        _refuse(make_response(render()), exc, status)
+
+
+def _refuse(response: Any, exc: Exception, status: int) -> NoReturn:
+    """Answer a refusal: at the error's status (or ``status``), unless the answer is a redirect."""
+    if not 300 <= response.status_code < 400:
+        response.status_code = _status(exc, status)
+    abort(response)
 
 
 @contextmanager
-def json_call(*, errors: tuple[type[Exception], ...] = (), status: int = 400) -> Iterator[None]:
-    """:func:`service_call` for JSON endpoints: a refusal answers ``{"error": reason, "status": n}``."""
+def json_call(
+    *,
+    errors: tuple[type[Exception], ...] = (),
+    status: int = 400,
+    on_error: Callable[[Exception], Any] | None = None,
+) -> Iterator[None]:
+    """:func:`service_call` for JSON endpoints: a refusal answers ``{"error": reason, "status": n}``.
+
+    ``on_error`` builds another body from the error, for a client that reads other keys
+    (the player reads ``message``); the status rule is the same.
+    """
     refusals: tuple[type[Exception], ...] = (ServiceError, *errors)
     with _transaction(refusals) as refused:
         yield
     if refused:
-        code = _status(refused[0], status)
-        abort(make_response(jsonify({"error": str(refused[0]), "status": code}), code))
+        exc = refused[0]
+        code = _status(exc, status)
+        body = on_error(exc) if on_error is not None else jsonify({"error": str(exc), "status": code})
+        response = make_response(body)
+        response.status_code = code
+        abort(response)
 
 
 def _status(exc: Exception, default: int) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -25,7 +24,6 @@ from werkzeug.http import http_date
 from lms_core import jsonsafe
 from lms_core.bounded import MAX_INT32, parse_int
 from lms_core.db import utcnow
-from lms_core.extensions import db
 from lrs import clients, documents, formats, multipart, validation
 from lrs import keys as K
 from lrs import statements as st
@@ -231,9 +229,9 @@ def _xapi_error(exc: XapiError) -> Response:
 def _database_unavailable(exc: Exception) -> Response:
     # The database is down or restarting (or SQLite is locked): a client should retry,
     # not read a traceback. Nothing was acknowledged, so nothing is lost.
+    # No rollback here: the request's session is removed (rolled back) when the app
+    # context ends, and the pool replaces the broken connection then.
     current_app.logger.warning("LRS database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
-    with contextlib.suppress(Exception):  # the connection is already gone; the pool replaces it
-        db.session.rollback()
     response = error_response(503, "the LRS database is unavailable; retry shortly")
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 
 from lms_core.authz import require
 from lms_core.extensions import db
-from lms_core.jobs.services import commit
+from lms_core.unit_of_work import service_call
 from plugins.anti_idle import appeals
 from plugins.anti_idle.views import bp
 
@@ -49,14 +49,14 @@ def my_study() -> Any:
 @login_required
 def appeal(day_verdict_id: int) -> Any:
     reason = (request.form.get("reason") or "")[:4000]
-    try:
+
+    def refused(exc: Exception) -> Any:
+        if getattr(exc, "status", None) == 404:  # not the learner's day: no form to give back
+            return _my_page(error=str(exc))
+        return _my_page(error=str(exc), day_id=day_verdict_id, reason=reason)
+
+    with service_call(on_error=refused, errors=(appeals.AppealError,)):
         appeals.file_appeal(current_user, day_verdict_id, reason, request.form.get("evidence_id"))
-    except appeals.AppealError as exc:
-        db.session.rollback()
-        if exc.status == 404:
-            return _my_page(error=str(exc), status=404)
-        return _my_page(error=str(exc), day_id=day_verdict_id, reason=reason, status=exc.status)
-    commit()
     flash(_("Your appeal has been sent to the auditors."), "success")
     return redirect(url_for("anti_idle.my_study"), 303)
 
@@ -129,14 +129,10 @@ def review() -> Any:
 @login_required
 def review_decide(day_verdict_id: int) -> Any:
     require(current_user, "anti_idle.review")
-    try:
+    with service_call(on_error=lambda exc: _review_page(error=str(exc)), errors=(appeals.AppealError,)):
         outcome = appeals.decide(
             current_user, day_verdict_id, request.form.get("decision"), (request.form.get("reason") or "")[:4000]
         )
-    except appeals.AppealError as exc:
-        db.session.rollback()
-        return _review_page(error=str(exc), status=exc.status)
-    commit()
     flash(
         {
             "posted": _("The held time was posted."),

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from lms_core.authz import require
 from lms_core.courses.models import Course
 from lms_core.extensions import db
-from lms_core.jobs.services import commit
+from lms_core.unit_of_work import service_call
 from plugins.anti_idle import policy, policy_forms
 from plugins.anti_idle.models import Policy
 from plugins.anti_idle.views import bp
@@ -92,15 +92,14 @@ def policy_save() -> Any:
     values = {n: (request.form.get(n) or "")[:200] for n in policy_forms.editable()}
     note = (request.form.get("note") or "").replace("\x00", "")[:500]
     current = policy.current_policy(course.id if course else None)
-    try:
+    with service_call(
+        on_error=lambda exc: _render(course, values=values, error=str(exc), note=note),
+        errors=(policy_forms.PolicyInputError,),
+    ):
         parsed = policy_forms.parse_changes(values)
         changes = {n: v for n, v in parsed.items() if v != current[n]}
         if not changes:
             raise policy_forms.PolicyInputError(_("Nothing changed: no new version was made."))
         version = policy_forms.save(changes, course_id=course.id if course else None, actor=current_user, note=note)
-    except policy_forms.PolicyInputError as exc:
-        db.session.rollback()
-        return _render(course, values=values, error=str(exc), note=note, status=400)
-    commit()
     flash(_("Saved as policy version %(v)d.", v=version.version), "success")
     return redirect(url_for("anti_idle.policy_page", course=course.id if course else None), 303)

@@ -21,6 +21,7 @@ from lms_core.authz import can, require, scope_condition
 from lms_core.db import utcnow
 from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
+from lms_core.unit_of_work import service_call
 from plugins.credit_bank import claims as C
 from plugins.credit_bank import labels, queries
 from plugins.credit_bank import policy as P
@@ -461,7 +462,7 @@ def ranks_page(user_id: int) -> Any:
             flash(_("The dates must look like 2025-06-30."), "error")
             status = 400
         if status == 200:
-            try:
+            with service_call(lambda: _ranks_page(user, form), message="%(reason)s", errors=(ranks.RankError,)):
                 ranks.record(
                     user,
                     band=form.get("band") or None,
@@ -471,13 +472,14 @@ def ranks_page(user_id: int) -> Any:
                     corrects=corrects,
                     withdraw=form.get("withdraw") == "1",
                 )
-            except ranks.RankError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-                status = 400
-            else:
-                flash(_("The rank change was recorded."), "success")
-                return redirect(url_for("credit_bank.ranks_page", user_id=user.id))
+            flash(_("The rank change was recorded."), "success")
+            return redirect(url_for("credit_bank.ranks_page", user_id=user.id))
+    return _ranks_page(user, form, status)
+
+
+def _ranks_page(user: User, form: Any, status: int = 200) -> Any:
+    from plugins.credit_bank import ranks
+
     rows = ranks.entries(user.id)
     corrected = {r.corrects_id: r.id for r in rows if r.corrects_id}
     hist = ranks.history(user)

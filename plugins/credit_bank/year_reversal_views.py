@@ -9,8 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from lms_core.authz import require
-from lms_core.extensions import db
-from lms_core.jobs.services import commit
+from lms_core.unit_of_work import service_call
 from plugins.credit_bank import year_reversals as yr
 from plugins.credit_bank.labels import hours
 
@@ -51,26 +50,18 @@ def index() -> Any:
 @bp.route("/", methods=["POST"])
 def start() -> Any:
     form = {k: (request.form.get(k) or "")[:4000] for k in ("username", "year", "reason")}
-    try:
+    with service_call(on_error=lambda exc: _page(error=str(exc), form=form), errors=(yr.ReversalError,)):
         yr.request(current_user, form["username"], form["year"], form["reason"])
-    except yr.ReversalError as exc:
-        db.session.rollback()
-        return _page(error=str(exc), status=exc.status, form=form)
-    commit()
     flash(_("The reversal is waiting for a second auditor's confirmation."), "success")
     return redirect(url_for("credit_bank_reversals.index"), 303)
 
 
 @bp.route("/<int:request_id>", methods=["POST"])
 def decide(request_id: int) -> Any:
-    try:
+    with service_call(on_error=lambda exc: _page(error=str(exc)), errors=(yr.ReversalError,)):
         outcome, centi = yr.decide(
             current_user, request_id, request.form.get("decision"), (request.form.get("reason") or "")[:4000]
         )
-    except yr.ReversalError as exc:
-        db.session.rollback()
-        return _page(error=str(exc), status=exc.status)
-    commit()
     if outcome == "confirmed":
         flash(_("Confirmed: %(h)s hours of the year were reversed.", h=hours(centi)), "success")
     else:

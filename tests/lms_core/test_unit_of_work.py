@@ -18,7 +18,7 @@ from sqlalchemy import select
 from lms_core.extensions import db
 from lms_core.orgs import services as orgs
 from lms_core.orgs.models import OrgKind, OrgUnit
-from lms_core.unit_of_work import ServiceError, service_call
+from lms_core.unit_of_work import ServiceError, json_call, service_call
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "lms_core"
@@ -46,8 +46,8 @@ COMMITTING_SERVICES: dict[tuple[str, str], str] = {
     ("xapi/services.py", "make_due"): "CLI: makes waiting statements due again",
 }
 
-#: View modules that still roll back by hand, each with its reason. Empty: every view runs its
-#: change inside ``service_call`` (or ``json_call``); keep it so.
+#: View modules (core, LRS and plugins) that still roll back by hand, each with its reason. Empty:
+#: every view runs its change inside ``service_call`` (or ``json_call``); keep it so.
 VIEWS_WITH_OWN_ROLLBACK: set[str] = set()
 
 
@@ -96,12 +96,19 @@ def test_core_services_do_not_commit_unless_listed() -> None:
     assert not stale, "no longer commit, remove from COMMITTING_SERVICES: " + repr(stale)
 
 
+def _view_modules() -> list[Path]:
+    """The view modules of the core, the LRS and every plugin (the rule is the same for all)."""
+    paths = [p for package in (CORE, ROOT / "lrs", ROOT / "plugins") for p in sorted(package.rglob("*.py"))]
+    return [p for p in paths if "migrations" not in p.parts and _is_view_or_cli(p) and not p.name.endswith("cli.py")]
+
+
+def test_the_view_guard_sees_plugins_and_the_lrs() -> None:
+    seen = {p.relative_to(ROOT).as_posix() for p in _view_modules()}
+    assert {"lrs/views.py", "plugins/anti_idle/learner_views.py", "plugins/credit_bank/admin_views.py"} <= seen
+
+
 def test_views_roll_back_only_through_service_call() -> None:
-    rolling = {
-        path.relative_to(CORE).as_posix()
-        for path in _core_modules()
-        if _is_view_or_cli(path) and not path.name.endswith("cli.py") and _calls(path, "rollback")
-    }
+    rolling = {p.relative_to(ROOT).as_posix() for p in _view_modules() if _calls(p, "rollback")}
     assert not rolling - VIEWS_WITH_OWN_ROLLBACK, "use lms_core.unit_of_work.service_call"
     assert not VIEWS_WITH_OWN_ROLLBACK - rolling, "converted: remove from VIEWS_WITH_OWN_ROLLBACK"
 
@@ -133,6 +140,25 @@ def routes(app, tree):
                 raise orgs.OrgError("单位已停用")
         return "created"
 
+    def create_inline(refuse: str) -> object:
+        # The page shows the refusal itself (no flash), at the error's own status.
+        with service_call(on_error=lambda exc: f"<p class=inline>{exc}</p>"):
+            orgs.create_unit(code="3601990", name="新单位", kind=OrgKind.COUNTY, parent=orgs.by_code("3601"))
+            if refuse == "too-big":
+                raise _TooBig("文件太大")
+            if refuse == "service":
+                raise orgs.OrgError("单位已停用")
+        return "created"
+
+    def create_json(refuse: str) -> object:
+        with json_call(on_error=lambda exc: {"message": str(exc)}):
+            orgs.create_unit(code="3601990", name="新单位", kind=OrgKind.COUNTY, parent=orgs.by_code("3601"))
+            if refuse == "too-big":
+                raise _TooBig("文件太大")
+        return {"ok": True}
+
+    app.add_url_rule("/t/inline/<refuse>", "t_inline", create_inline, methods=["POST"])
+    app.add_url_rule("/t/json/<refuse>", "t_json", create_json, methods=["POST"])
     app.add_url_rule("/t/create/<refuse>", "t_create", create, methods=["POST"])
     app.add_url_rule("/t/back/<refuse>", "t_back", create_then_back, methods=["POST"])
     app.config["PROPAGATE_EXCEPTIONS"] = False
@@ -171,3 +197,33 @@ def test_a_redirect_keeps_its_status(routes, client):
 def test_other_errors_roll_back_and_propagate(routes, client):
     assert client.post("/t/create/bug").status_code == 500
     assert _units() == []
+
+
+def test_on_error_builds_the_answer_from_the_error_without_a_flash(routes, client):
+    response = client.post("/t/inline/service")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and html == "<p class=inline>单位已停用</p>"
+    assert client.post("/t/inline/too-big").status_code == 413
+    assert _units() == []
+    with client.session_transaction() as session:
+        assert not session.get("_flashes")
+
+
+def test_on_error_success_still_commits(routes, client):
+    assert client.post("/t/inline/none").get_data(as_text=True) == "created"
+    assert _units() == ["3601990"]
+
+
+def test_json_call_on_error_body_and_status(routes, client):
+    response = client.post("/t/json/too-big")
+    assert response.status_code == 413 and response.get_json() == {"message": "文件太大"}
+    assert _units() == []
+    assert client.post("/t/json/none").get_json() == {"ok": True}
+    assert _units() == ["3601990"]
+
+
+def test_service_call_takes_render_or_on_error_not_both():
+    with pytest.raises(TypeError), service_call(lambda: "", on_error=lambda exc: ""):
+        pass
+    with pytest.raises(TypeError), service_call():
+        pass
