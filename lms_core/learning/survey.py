@@ -14,11 +14,9 @@ from flask_babel import gettext as _
 from sqlalchemy import exists, select
 
 from lms_core.accounts.models import User
+from lms_core.courses import questions as lesson_questions
 from lms_core.courses.models import Lesson, LessonKind
-from lms_core.courses.ordering import move_one_place
 from lms_core.courses.services import CourseError, require_edit
-from lms_core.db import utcnow
-from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.learning.models import SurveyAnswer, SurveyQuestion, SurveyQuestionKind
 
@@ -112,52 +110,15 @@ def save_question(
     question.kind, question.text, question.options, question.scale = kind, text, options, scale
     question.required = required
     db.session.flush()
-    emit(
-        "lesson.updated",
-        actor=author,
-        obj=lesson,
-        course_id=lesson.course_id,
-        payload={"survey_question": question.id, "action": action, "kind": kind.value},
-    )
+    lesson_questions.emit_change(author, lesson, "survey_question", question.id, action, kind=kind.value)
     return question
 
 
 def move_question(author: User, question: SurveyQuestion, step: int) -> bool:
     """One place up (-1) or down (+1) among the active questions; False at either end."""
-    lesson = db.session.get(Lesson, question.lesson_id)
-    assert lesson is not None
-    require_edit(author, lesson.course)
-    active = questions(lesson)
-    if question not in active:
-        raise SurveyError(_("an archived question cannot be moved"))
-    if not move_one_place(active, question, step):
-        return False
-    emit(
-        "lesson.updated",
-        actor=author,
-        obj=lesson,
-        course_id=lesson.course_id,
-        payload={"survey_question": question.id, "action": "moved"},
-    )
-    return True
+    return lesson_questions.move(author, question, step, active=questions, key="survey_question", error=SurveyError)
 
 
 def delete_question(author: User, question: SurveyQuestion) -> bool:
     """Delete the question, or archive it if anyone answered it; True if archived."""
-    lesson = db.session.get(Lesson, question.lesson_id)
-    assert lesson is not None
-    require_edit(author, lesson.course)
-    archived = has_answers(question)
-    if archived:
-        if question.archived_at is None:
-            question.archived_at = utcnow()
-    else:
-        db.session.delete(question)
-    emit(
-        "lesson.updated",
-        actor=author,
-        obj=lesson,
-        course_id=lesson.course_id,
-        payload={"survey_question": question.id, "action": "archived" if archived else "deleted"},
-    )
-    return archived
+    return lesson_questions.remove(author, question, met=has_answers, key="survey_question")

@@ -10,8 +10,8 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from lms_core.accounts.models import User
+from lms_core.courses import questions as lesson_questions
 from lms_core.courses.models import Lesson, LessonKind
-from lms_core.courses.ordering import move_one_place
 from lms_core.courses.services import CourseError, require_edit
 from lms_core.db import utcnow
 from lms_core.enrolments.models import Enrolment
@@ -97,9 +97,7 @@ def update_question(
     may change: a different key, score or kind would no longer match the attempts
     already graded, whose recorded results stay as they were.
     """
-    lesson = db.session.get(Lesson, question.lesson_id)
-    assert lesson is not None
-    require_edit(author, lesson.course)
+    lesson = lesson_questions.editable_lesson(author, question)
     if question.archived_at is not None:
         raise CourseError(_("an archived question cannot be edited"))
     options = _checked(kind, text, options, correct, points)
@@ -114,33 +112,12 @@ def update_question(
         )
     question.kind, question.text, question.options = kind, text.strip(), options
     question.correct, question.points = sorted(correct), points
-    emit(
-        "lesson.updated",
-        actor=author,
-        obj=lesson,
-        course_id=lesson.course_id,
-        payload={"quiz_question": question.id, "action": "edited"},
-    )
+    lesson_questions.emit_change(author, lesson, "quiz_question", question.id, "edited")
 
 
 def delete_question(author: User, question: Question) -> bool:
     """Delete the question, or archive it if learners were given it (their attempts keep it); True if archived."""
-    lesson = db.session.get(Lesson, question.lesson_id)
-    assert lesson is not None
-    require_edit(author, lesson.course)
-    archived = in_attempts(question)
-    if archived:
-        question.archived_at = question.archived_at or utcnow()
-    else:
-        db.session.delete(question)
-    emit(
-        "lesson.updated",
-        actor=author,
-        obj=lesson,
-        course_id=lesson.course_id,
-        payload={"quiz_question": question.id, "action": "archived" if archived else "deleted"},
-    )
-    return archived
+    return lesson_questions.remove(author, question, met=in_attempts, key="quiz_question")
 
 
 def move_question(author: User, question: Question, step: int) -> bool:
@@ -149,22 +126,7 @@ def move_question(author: User, question: Question, step: int) -> bool:
     The order is the one new attempts are drawn in (unless the quiz shuffles); attempts
     already started keep their own ``question_order``.
     """
-    lesson = db.session.get(Lesson, question.lesson_id)
-    assert lesson is not None
-    require_edit(author, lesson.course)
-    active = questions(lesson)
-    if question not in active:
-        raise CourseError(_("an archived question cannot be moved"))
-    if not move_one_place(active, question, step):
-        return False
-    emit(
-        "lesson.updated",
-        actor=author,
-        obj=lesson,
-        course_id=lesson.course_id,
-        payload={"quiz_question": question.id, "action": "moved"},
-    )
-    return True
+    return lesson_questions.move(author, question, step, active=questions, key="quiz_question")
 
 
 def questions(lesson: Lesson, *, archived: bool = False) -> list[Question]:
