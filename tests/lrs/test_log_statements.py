@@ -8,12 +8,11 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from lms_core.accounts.models import Role
 from lms_core.events.models import Event
 from lms_core.extensions import db
 from tests.conftest import login
-from tests.factories import UserFactory, grant
-from tests.lms_core.audit.test_browser import _csv, _table, _xlsx
+from tests.factories import UserFactory
+from tests.lms_core.audit.log_world import csv_rows, log_people, table_rows, xlsx_rows
 from tests.lms_core.learning.fixtures import build_course
 from tests.lrs.conftest import make_client
 
@@ -36,11 +35,7 @@ def _stmt(home, username, verb, zh_verb, obj_id, name, course_id=None, timestamp
 @pytest.fixture
 def world(app, tree, tmp_path):
     kit = build_course(tree)
-    auditor = UserFactory(username="nl_audit", org_unit=tree.county_a, full_name="南岭审核员")
-    grant(auditor, Role.AUDITOR, tree.county_a)
-    UserFactory(username="inside", full_name="城关干部", org_unit=tree.village_a)
-    UserFactory(username="second", full_name="第二干部", org_unit=tree.county_a)
-    UserFactory(username="outside", full_name="青山干部", org_unit=tree.town_b)
+    log_people(tree)
     UserFactory(username="plain", org_unit=tree.county_a)
     db.session.commit()
     platform = make_client(app, ("statements/write", "statements/read/mine"), "LMS core (xAPI emitter)")
@@ -71,19 +66,19 @@ def world(app, tree, tmp_path):
 def test_statements_are_scoped_marked_and_exports_equal_the_page(client, world):
     login(client, "nl_audit")
     page = client.get("/lrs/statements").get_data(as_text=True)
-    rows = _table(page, "statement-table")
+    rows = table_rows(page, "statement-table")
     assert len(rows) == 3 and "青山干部" not in page
     forged, completed, launched = rows  # newest stored first
     assert "伪造课程" in forged and "其他系统：外部系统" in forged and "非本平台记录" in forged
     assert "本平台" in completed and "非本平台记录" not in completed and "第二干部" in completed
     assert "城关干部" in launched and "启动" in launched and "2026-05-10 10:00" in launched  # Beijing time
     assert 'aria-current="page">学习记录库语句' in page  # the tab beside the core's views
-    rows_csv, total = _csv(client, "/lrs/statements.csv")
+    rows_csv, total = csv_rows(client, "/lrs/statements.csv")
     assert total == "3" and rows_csv[0][:3] == ["记录时间（北京时间）", "发生时间（北京时间）", "姓名"]
     assert [r[2] for r in rows_csv[1:]] == ["城关干部", "第二干部", "城关干部"]
     assert [r[9] for r in rows_csv[1:]] == ["非本平台记录", "本平台记录", "本平台记录"]
     assert rows_csv[3][1] == "2026-05-10 09:00:00" and rows_csv[3][5] == "启动" and rows_csv[3][6] == "第一讲"
-    rows_x = _xlsx(client, "/lrs/statements.xlsx")
+    rows_x = xlsx_rows(client, "/lrs/statements.xlsx")
     assert [["" if c is None else str(c) for c in r] for r in rows_x] == rows_csv
 
 
@@ -102,7 +97,7 @@ def test_statements_are_scoped_marked_and_exports_equal_the_page(client, world):
 )
 def test_filters(client, world, query, names):
     login(client, "nl_audit")
-    rows, _total = _csv(client, "/lrs/statements.csv?" + query.format(lesson=world.video.id))
+    rows, _total = csv_rows(client, "/lrs/statements.csv?" + query.format(lesson=world.video.id))
     assert [r[2] for r in rows[1:]] == names
 
 
@@ -115,7 +110,7 @@ def test_keyset_pages_cover_every_row_once(app, client, world):
     first = client.get("/lrs/statements").get_data(as_text=True)
     cursor = first.split('id="next-page" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
     second = client.get(cursor).get_data(as_text=True)
-    assert len(_table(first, "statement-table")) == 50 and len(_table(second, "statement-table")) == 13
+    assert len(table_rows(first, "statement-table")) == 50 and len(table_rows(second, "statement-table")) == 13
     assert 'id="next-page"' not in second
     assert client.get("/lrs/statements?before=abc").status_code == 400
     bad = client.get(f"/lrs/statements?verb={COMPLETED}x")
@@ -150,7 +145,7 @@ def test_a_persons_record_pages_link_to_their_statements_and_sessions(client, wo
     day = client.get(f"/audit/users/{uid}/days/2026-05-10").get_data(as_text=True)
     assert 'href="/lrs/statements?username=inside&amp;from=2026-05-10&amp;to=2026-05-10"' in day
     assert 'href="/audit/sessions?username=inside&amp;from=2026-05-10&amp;to=2026-05-10"' in day
-    rows, _total = _csv(client, "/lrs/statements.csv?username=inside&from=2026-05-10&to=2026-05-10")
+    rows, _total = csv_rows(client, "/lrs/statements.csv?username=inside&from=2026-05-10&to=2026-05-10")
     assert [r[5] for r in rows[1:]] == ["启动"]  # that day's statement only
     record = client.get(f"/audit/users/{uid}/learning").get_data(as_text=True)
     assert 'href="/lrs/statements?username=inside"' in record

@@ -2,79 +2,44 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 
 import pytest
-import time_machine
-from openpyxl import load_workbook
 
-from lms_core.accounts.models import Role
 from lms_core.audit.queries import SessionQuery
-from lms_core.enrolments.services import enrol
 from lms_core.events.models import Event
 from lms_core.extensions import db
-from lms_core.jobs.services import commit
-from lms_core.learning import services as learning
 from tests.conftest import login
-from tests.factories import UserFactory, grant
+from tests.lms_core.audit.log_world import T0, csv_rows, log_people, start_sessions, table_rows, xlsx_rows
 from tests.lms_core.learning.fixtures import build_course
-
-T0 = dt.datetime(2026, 5, 10, 1, 0, tzinfo=dt.UTC)  # 09:00 in Beijing
 
 
 @pytest.fixture
 def world(app, tree):
     kit = build_course(tree)
-    auditor = UserFactory(username="nl_audit", org_unit=tree.county_a, full_name="南岭审核员")
-    grant(auditor, Role.AUDITOR, tree.county_a)
-    inside = UserFactory(username="inside", full_name="城关干部", org_unit=tree.village_a)
-    second = UserFactory(username="second", full_name="第二干部", org_unit=tree.county_a)
-    outside = UserFactory(username="outside", full_name="青山干部", org_unit=tree.town_b)
-    db.session.commit()
-    for user in (inside, second, outside):
-        enrol(user, kit.course)
-    commit()
-    for n, (user, lesson) in enumerate(
-        [(inside, kit.video), (inside, kit.document), (second, kit.video), (outside, kit.video), (inside, kit.video)]
-    ):
-        with time_machine.travel(T0 + dt.timedelta(days=n // 2, minutes=n), tick=False):
-            learning.start_session(user, lesson, learning.enrolment_for(user, kit.course.id))
-            commit()
-    return kit, auditor, inside, outside
-
-
-def _table(page: str, table_id: str) -> list[str]:
-    body = page.split(f'id="{table_id}"', 1)[1].split("</tbody>", 1)[0]
-    return [row for row in body.split("<tr>")[2:] if "<td" in row and 'class="muted"' not in row]
-
-
-def _csv(client, url):
-    r = client.get(url)
-    assert r.status_code == 200
-    text = r.get_data(as_text=True)
-    assert text.startswith("\ufeff")
-    return list(csv.reader(io.StringIO(text[1:]))), r.headers["X-Total-Rows"]
-
-
-def _xlsx(client, url):
-    r = client.get(url)
-    assert r.status_code == 200 and r.data[:2] == b"PK"
-    return [
-        [c for c in row] for row in load_workbook(io.BytesIO(r.data), read_only=True).active.iter_rows(values_only=True)
+    people = log_people(tree, kit.course)
+    inside, second, outside = people.inside, people.second, people.outside
+    pairs = [
+        (inside, kit.video),
+        (inside, kit.document),
+        (second, kit.video),
+        (outside, kit.video),
+        (inside, kit.video),
     ]
+    times = [T0 + dt.timedelta(days=n // 2, minutes=n) for n in range(len(pairs))]
+    start_sessions(kit.course, [(u, lesson, at) for (u, lesson), at in zip(pairs, times, strict=True)])
+    return kit, people.auditor, inside, outside
 
 
 def test_sessions_are_scoped_and_exports_equal_the_page(client, world):
     login(client, "nl_audit")
     page = client.get("/audit/sessions").get_data(as_text=True)
-    rows = _table(page, "session-table")
+    rows = table_rows(page, "session-table")
     assert len(rows) == 4 and "城关干部" in page and "第二干部" in page and "青山干部" not in page
-    rows_csv, total = _csv(client, "/audit/sessions.csv")
+    rows_csv, total = csv_rows(client, "/audit/sessions.csv")
     assert total == "4" and len(rows_csv) == 5 and rows_csv[0][2] == "姓名"
     assert {r[2] for r in rows_csv[1:]} == {"城关干部", "第二干部"}
-    rows_x = _xlsx(client, "/audit/sessions.xlsx")
+    rows_x = xlsx_rows(client, "/audit/sessions.xlsx")
     assert rows_x[0] == rows_csv[0]
     assert [["" if c is None else str(c) for c in r] for r in rows_x[1:]] == rows_csv[1:]
 
@@ -93,15 +58,15 @@ def test_session_filters_page_equals_export(client, world, tree, query, names):
         query = query.replace("NL-CG", tree.village_a.code)
     login(client, "nl_audit")
     page = client.get(f"/audit/sessions?{query}").get_data(as_text=True)
-    rows_csv, total = _csv(client, f"/audit/sessions.csv?{query}")
-    assert len(_table(page, "session-table")) == len(rows_csv) - 1 == int(total)
+    rows_csv, total = csv_rows(client, f"/audit/sessions.csv?{query}")
+    assert len(table_rows(page, "session-table")) == len(rows_csv) - 1 == int(total)
     assert {r[2] for r in rows_csv[1:]} == names
 
 
 def test_lesson_filter(client, world):
     kit = world[0]
     login(client, "nl_audit")
-    rows_csv, _total = _csv(client, f"/audit/sessions.csv?lesson={kit.document.id}")
+    rows_csv, _total = csv_rows(client, f"/audit/sessions.csv?lesson={kit.document.id}")
     assert [r[6] for r in rows_csv[1:]] == [kit.document.title]
 
 

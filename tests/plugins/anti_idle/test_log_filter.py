@@ -5,22 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-import time_machine
 
-from lms_core.accounts.models import Role
-from lms_core.enrolments.services import enrol
 from lms_core.extensions import db
-from lms_core.jobs.services import commit
-from lms_core.learning import services as learning
 from plugins.anti_idle.log_filter import codes_under
 from plugins.anti_idle.models import DayVerdict, Evidence
 from tests.conftest import login
-from tests.factories import UserFactory, grant
-from tests.lms_core.audit.test_browser import _csv, _table, _xlsx
+from tests.lms_core.audit.log_world import T0, csv_rows, log_people, start_sessions, table_rows, xlsx_rows
 from tests.lms_core.learning.fixtures import build_course
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
-T0 = dt.datetime(2026, 5, 10, 1, 0, tzinfo=dt.UTC)  # 09:00 in Beijing
 
 
 def _line(user, rule, start, minutes=30):
@@ -47,25 +40,15 @@ def _line(user, rule, start, minutes=30):
 @pytest.fixture
 def world(app, tree):
     kit = build_course(tree)
-    auditor = UserFactory(username="nl_audit", org_unit=tree.county_a, full_name="南岭审核员")
-    grant(auditor, Role.AUDITOR, tree.county_a)
-    inside = UserFactory(username="inside", full_name="城关干部", org_unit=tree.village_a)
-    second = UserFactory(username="second", full_name="第二干部", org_unit=tree.county_a)
-    outside = UserFactory(username="outside", full_name="青山干部", org_unit=tree.town_b)
-    db.session.commit()
-    for user in (inside, second, outside):
-        enrol(user, kit.course)
-    commit()
+    people = log_people(tree, kit.course)
+    inside, second, outside = people.inside, people.second, people.outside
     starts = [
         (inside, kit.video, T0),
         (inside, kit.document, T0 + dt.timedelta(hours=2)),  # after the R01 line: not matched
         (second, kit.video, T0),
         (outside, kit.video, T0),  # another county: never shown
     ]
-    for user, lesson, at in starts:
-        with time_machine.travel(at, tick=False):
-            learning.start_session(user, lesson, learning.enrolment_for(user, kit.course.id))
-            commit()
+    start_sessions(kit.course, starts)
     _line(inside, "R01", T0 - dt.timedelta(minutes=5))
     _line(outside, "R01", T0 - dt.timedelta(minutes=5))
     _line(second, "R10c", T0 - dt.timedelta(minutes=1))  # a variant without a name of its own: under R10
@@ -84,17 +67,17 @@ def test_sessions_filtered_by_rule_in_scope_and_exports_equal_the_page(client, w
     page = client.get("/audit/sessions").get_data(as_text=True)
     assert 'name="rule"' in page and "倍速播放过快" in page and ">R01<" not in page  # names, not codes
     page = client.get("/audit/sessions?rule=R01").get_data(as_text=True)
-    rows = _table(page, "session-table")
+    rows = table_rows(page, "session-table")
     assert len(rows) == 1 and "城关干部" in rows[0] and "青山干部" not in page
-    rows_csv, total = _csv(client, "/audit/sessions.csv?rule=R01")
+    rows_csv, total = csv_rows(client, "/audit/sessions.csv?rule=R01")
     assert total == "1" and [r[2] for r in rows_csv[1:]] == ["城关干部"] and rows_csv[0][0] == "开始时间（北京时间）"
-    rows_x = _xlsx(client, "/audit/sessions.xlsx?rule=R01")
+    rows_x = xlsx_rows(client, "/audit/sessions.xlsx?rule=R01")
     assert [["" if c is None else str(c) for c in r] for r in rows_x] == rows_csv
-    rows_csv, _total = _csv(client, "/audit/sessions.csv?rule=R10")
+    rows_csv, _total = csv_rows(client, "/audit/sessions.csv?rule=R10")
     assert [r[2] for r in rows_csv[1:]] == ["第二干部"]
-    assert _csv(client, "/audit/sessions.csv?rule=R05")[0][1:] == []
+    assert csv_rows(client, "/audit/sessions.csv?rule=R05")[0][1:] == []
     # combined with the other filters
-    assert _csv(client, "/audit/sessions.csv?rule=R01&username=second")[0][1:] == []
+    assert csv_rows(client, "/audit/sessions.csv?rule=R01&username=second")[0][1:] == []
 
 
 def test_unknown_rule_is_a_chinese_400(client, world):
