@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
@@ -18,7 +17,7 @@ from lms_core.db import utcnow
 from lms_core.enrolments.models import Enrolment
 from lms_core.events.services import emit
 from lms_core.extensions import db
-from lms_core.i18n import TIMEZONE, label
+from lms_core.i18n import SHANGHAI, label
 from lms_core.learning.models import LessonFeedback, SurveyAnswer, SurveyQuestion, SurveyQuestionKind
 from lms_core.learning.services import evaluate_completion, progress_for
 from lms_core.orgs.models import OrgUnit
@@ -218,7 +217,7 @@ def survey_report(course: Course, lesson: Lesson | None = None) -> list[Question
         if lesson is None or item.id == lesson.id
     ]
     reports: list[QuestionReport] = []
-    zone = ZoneInfo(TIMEZONE)
+    zone = SHANGHAI
     for item in lessons:
         for question in questions(item, archived=True):
             answers = db.session.execute(
@@ -371,4 +370,4 @@ def course_feedback_scores(
 
 
 def _beijing_midnight_utc(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(TIMEZONE)).astimezone(dt.UTC)
+    return dt.datetime.combine(day, dt.time(), tzinfo=SHANGHAI).astimezone(dt.UTC)

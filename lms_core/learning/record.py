@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
 from lms_core.courses.models import Course, Lesson
 from lms_core.extensions import db
+from lms_core.i18n import SHANGHAI
 from lms_core.learning.models import LearningInterval, LearningSession, LessonProgress, ProgressStatus
 from lms_core.learning.services import credited_ms_in_year
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: Sessions listed per year page (the counts cover all of them).
 SESSION_LIMIT = 100
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -21,6 +20,7 @@ from lms_core.authz import effective_assignments, scope_condition
 from lms_core.courses.models import Course
 from lms_core.enrolments.models import Assignment, Enrolment
 from lms_core.extensions import db
+from lms_core.i18n import SHANGHAI as SHANGHAI  # re-exported: modules here read it from this one
 from lms_core.learning.models import LessonProgress, ProgressStatus
 from lms_core.orgs.models import OrgUnit
 from lms_core.reports.models import UnitMonth
@@ -28,8 +28,6 @@ from lms_core.reports.rollup import Leaf, fill, roll_up, visible_ancestors
 from lms_core.reports.tables import Table, hours
 
 CAPABILITY = "reports.view"
-#: Times in reports are Beijing time, like every page.
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 #: A learner's state in one 调训, as the drill-down filters and shows it.
 STATUSES = ("not_started", "in_progress", "completed", "overdue")

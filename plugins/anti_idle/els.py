@@ -31,11 +31,10 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
+from lms_core.i18n import SHANGHAI as SHANGHAI  # re-exported: modules here read it from this one
 from lms_core.learning import segments as segs
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: One second of clock jitter, lent once per person (the core's rule, repeated here).
 TOLERANCE_MS = 1000
 #: Per-beat slack for the speed rule (design §3.3 step 4).

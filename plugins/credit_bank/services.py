@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
 from lms_core.db import utcnow
 from lms_core.extensions import db
+from lms_core.i18n import SHANGHAI as SHANGHAI  # re-exported: modules here read it from this one
 from plugins.credit_bank import ledger as L
 from plugins.credit_bank import policy as P
 from plugins.credit_bank.models import (
@@ -29,7 +29,6 @@ from plugins.credit_bank.models import (
     TransferCode,
 )
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: Codes that move credit out of a year at close; progress toward a year's requirement
 #: counts the balance *before* them.
 CLOSE_CODES = (TransferCode.CARRY_FORWARD.value, TransferCode.EXPIRY.value)

@@ -26,7 +26,6 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -34,6 +33,7 @@ from fpdf import FPDF
 from fpdf.enums import WrapMode, XPos, YPos
 from fpdf.fonts import FontFace
 
+from lms_core.i18n import SHANGHAI
 from lms_core.pdf.fonts import register_cjk_font
 from plugins.credit_bank.proofs import keys
 from plugins.credit_bank.proofs.canonical import CanonicalError, parse
@@ -45,7 +45,6 @@ _SEAL_RE = re.compile(rb"\n%LMS-CREDIT-SEAL ed25519 ([0-9a-f]{16}) ([A-Za-z0-9_-
 SEAL_LENGTH = len(b"\n%LMS-CREDIT-SEAL ed25519 ") + 16 + 1 + 86 + len(b"\n%%EOF\n")
 #: Largest bundle the verifier will read (a year's transcript is tens of kilobytes).
 MAX_BUNDLE = 8 * 1024 * 1024
-_SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 Translate = Callable[[str], str]
 
@@ -63,7 +62,7 @@ def hours(centi: int) -> str:
 def local_time(iso: str) -> str:
     """A stored UTC ISO time shown in Asia/Shanghai."""
     when = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    return when.astimezone(_SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    return when.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
 def _qr(pdf: FPDF, url: str, x: float, y: float, size: float) -> None:
