@@ -18,6 +18,10 @@ pytestmark = [
 ]
 
 
+#: How many lines an element's text takes (one client rect per line box).
+LINES = "el => { const r = document.createRange(); r.selectNodeContents(el); return r.getClientRects().length; }"
+
+
 @pytest.fixture
 def root(tree: Any) -> Any:
     user = UserFactory(username="root", full_name="系统管理员", org_unit=tree.city)
@@ -62,3 +66,20 @@ def test_lrs_client_buttons_fit_at_1280(page: Any, root: Any, tmp_path: Any) -> 
         == 0
     )
     page.screenshot(path=str(tmp_path / "lrs-clients-1280.png"), full_page=True)
+
+
+def test_limited_client_on_a_phone_shows_its_secret_without_scrolling(page: Any, root: Any, tmp_path: Any) -> None:
+    """A client with one scope is created at 390 px; the secret shown once fits, the buttons read on one line."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, "root")
+    page.goto("/admin/lrs/clients")
+    page.locator("input[name=name]").fill("省干部网络学院（只读）")
+    page.get_by_label("读取全部学习记录").check()
+    page.get_by_role("button", name="创建", exact=True).click()
+    expect(page.locator(".notice.success")).to_contain_text("密钥")
+    row = page.locator("tbody tr", has_text="省干部网络学院（只读）")
+    expect(row).to_contain_text("读取全部学习记录")
+    assert horizontal_overflow(page) == 0
+    for button in row.locator("button").all():  # one line box per label: 重新生成密钥 stood one character per line
+        assert button.evaluate(LINES) == 1, button.inner_text()
+    page.screenshot(path=str(tmp_path / "lrs-client-created-390.png"), full_page=True)
