@@ -26,7 +26,7 @@ from lms_core.accounts.models import User
 from lms_core.authz import effective_assignments, scope_condition
 from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
-from lms_core.reports.models import UnitEnrolments, UnitHeads, UnitMonth
+from lms_core.reports.models import UnitAncestor, UnitEnrolments, UnitHeads, UnitMonth
 from lms_core.reports.tables import MS_PER_HOUR, Table
 
 CAPABILITY = "reports.view"
@@ -162,24 +162,31 @@ class ChartScope:
 
         return groups, group_of
 
-    def per_group(self, rows: Any) -> tuple[list[Any], dict[int, list[int]]]:
-        """Fold per-unit sums into the compared units: (groups, group id -> summed figures).
+    def grouped(self, unit_id: Any, *columns: Any) -> Any:
+        """``SELECT compared unit id, *columns`` over rows whose unit is ``unit_id``, summed per compared unit.
 
-        ``rows`` are ``(unit path, figure, ...)`` from SQL (already summed per unit and
-        restricted to ``units_condition``). A unit belongs to the group whose path is a
-        prefix of its own; the groups are siblings, so that prefix is the unit's path cut
-        to the groups' depth: a dict lookup, not the ``path LIKE group.path || '%'`` join
-        that cost the database a pattern match per (unit, group) pair.
+        Rows join ``report_unit_ancestors`` (the tree's closure at the rollups' stamp), so
+        each compared unit's subtree is summed in SQL by a hash join: the ``path LIKE
+        group.path || '%'`` join matched a pattern per (unit, group) pair, and folding per-unit
+        rows in Python cost more than the queries. Still restricted to the scope in SQL.
         """
-        groups, group_of = self.group_finder()
-        sums: dict[int, list[int]] = {}
-        for path, *figures in rows:
-            gid = group_of(path)
-            if gid is None:
-                continue
-            acc = sums.setdefault(gid, [0] * len(figures))
-            for i, value in enumerate(figures):
-                acc[i] += int(value or 0)
+        groups, _group_of = self.group_finder()
+        group = UnitAncestor.ancestor_id
+        return (
+            select(group, *columns)
+            .where(
+                UnitAncestor.unit_id == unit_id,
+                OrgUnit.id == unit_id,
+                group.in_([g[0] for g in groups]),
+                self.units_condition(OrgUnit.path),
+            )
+            .group_by(group)
+        )
+
+    def per_group(self, stmt: Any) -> tuple[list[Any], dict[int, list[int]]]:
+        """Run a :meth:`grouped` statement: (compared units, group id -> its figures as ints)."""
+        groups, _group_of = self.group_finder()
+        sums = {int(gid): [int(v or 0) for v in figures] for gid, *figures in db.session.execute(stmt)}
         return groups, sums
 
 
@@ -246,23 +253,14 @@ def unit_comparison(scope: ChartScope) -> Chart:
     """Credited hours per active person, per compared unit: the resource gap between districts.
 
     Head counts from ``report_unit_heads``, hours from ``report_unit_months``: both summed
-    per unit in SQL, then folded into the compared units.
+    per compared unit in SQL (:meth:`ChartScope.grouped`).
     """
-    in_scope = scope.units_condition(OrgUnit.path)
-    heads = (
-        select(OrgUnit.path, func.sum(UnitHeads.active))
-        .join(OrgUnit, OrgUnit.id == UnitHeads.org_unit_id)
-        .where(in_scope)
-        .group_by(OrgUnit.path)
+    heads = scope.grouped(UnitHeads.org_unit_id, func.sum(UnitHeads.active))
+    studied = scope.grouped(UnitMonth.org_unit_id, func.sum(UnitMonth.credited_ms)).where(
+        UnitMonth.month >= scope.year_start, UnitMonth.month < scope.year_end
     )
-    studied = (
-        select(OrgUnit.path, func.sum(UnitMonth.credited_ms))
-        .join(OrgUnit, OrgUnit.id == UnitMonth.org_unit_id)
-        .where(in_scope, UnitMonth.month >= scope.year_start, UnitMonth.month < scope.year_end)
-        .group_by(OrgUnit.path)
-    )
-    groups, people_by = scope.per_group(db.session.execute(heads))
-    _groups, ms_sums = scope.per_group(db.session.execute(studied))
+    groups, people_by = scope.per_group(heads)
+    _groups, ms_sums = scope.per_group(studied)
     ms_by = {gid: sums[0] for gid, sums in ms_sums.items()}
     # Units with active people only (as the head count's inner join had it), by code.
     rows = sorted(
@@ -300,16 +298,12 @@ def unit_comparison(scope: ChartScope) -> Chart:
 def completion_rates(scope: ChartScope) -> Chart:
     """Of the enrolments made this (Beijing) year, the share completed, per compared unit.
 
-    Read from ``report_unit_enrolments``, summed per unit in SQL and folded into the
-    compared units.
+    Read from ``report_unit_enrolments``, summed per compared unit in SQL.
     """
-    stmt = (
-        select(OrgUnit.path, func.sum(UnitEnrolments.enrolments), func.sum(UnitEnrolments.completed))
-        .join(OrgUnit, OrgUnit.id == UnitEnrolments.org_unit_id)
-        .where(UnitEnrolments.year == scope.year, scope.units_condition(OrgUnit.path))
-        .group_by(OrgUnit.path)
-    )
-    groups, sums = scope.per_group(db.session.execute(stmt))
+    stmt = scope.grouped(
+        UnitEnrolments.org_unit_id, func.sum(UnitEnrolments.enrolments), func.sum(UnitEnrolments.completed)
+    ).where(UnitEnrolments.year == scope.year)
+    groups, sums = scope.per_group(stmt)
     # Units with enrolments only (as the inner join over enrolments had it), by code.
     rows = sorted(
         ((name, code, sums[gid][0], sums[gid][1]) for gid, code, name, _path in groups if sums.get(gid, [0])[0]),

@@ -1,4 +1,4 @@
-"""The dashboards' other core rollups: head counts and enrolments per unit and rank band.
+"""The dashboards' other core rollups: head counts and enrolments per unit and rank band, and the tree's closure.
 
 Like the hours rollup (:mod:`lms_core.reports.monthly`), these are derived rows,
 rebuilt in one transaction from their sources by :func:`rebuild` and read by the
@@ -16,12 +16,14 @@ from sqlalchemy import ColumnElement, case, delete, extract, func, insert, selec
 from lms_core.accounts.models import User, UserStatus
 from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
-from lms_core.reports.models import UnitEnrolments, UnitHeads
+from lms_core.orgs.models import OrgUnit
+from lms_core.reports.models import UnitAncestor, UnitEnrolments, UnitHeads
 
 HEADS = "unit_heads"
 ENROLMENTS = "unit_enrolments"
+ANCESTORS = "unit_ancestors"
 #: The rollups this module rebuilds, by the name their stamp is kept under.
-NAMES = (HEADS, ENROLMENTS)
+NAMES = (HEADS, ENROLMENTS, ANCESTORS)
 
 
 def beijing_year(moment: Any) -> ColumnElement[Any]:
@@ -57,8 +59,20 @@ def recomputed_enrolments() -> Any:
     )
 
 
+def ancestor_pairs() -> list[dict[str, int]]:
+    """(unit, ancestor) for every unit and each unit on its path, itself included, from ``org_units.path``."""
+    pairs = []
+    for unit_id, path in db.session.execute(select(OrgUnit.id, OrgUnit.path)):
+        pairs += [{"unit_id": unit_id, "ancestor_id": int(a)} for a in path.split("/") if a]
+    return pairs
+
+
 def rebuild() -> dict[str, int]:
-    """Replace both rollups from their sources (the caller's transaction); rows written per name."""
+    """Replace the rollups from their sources (the caller's transaction); rows written per name."""
+    db.session.execute(delete(UnitAncestor))
+    pairs = ancestor_pairs()
+    if pairs:
+        db.session.execute(insert(UnitAncestor), pairs)
     db.session.execute(delete(UnitHeads))
     db.session.execute(insert(UnitHeads).from_select(["org_unit_id", "rank_band", "active"], recomputed_heads()))
     db.session.execute(delete(UnitEnrolments))
@@ -69,6 +83,7 @@ def rebuild() -> dict[str, int]:
     )
     count = func.count()
     return {
+        ANCESTORS: len(pairs),
         HEADS: db.session.execute(select(count).select_from(UnitHeads)).scalar_one(),
         ENROLMENTS: db.session.execute(select(count).select_from(UnitEnrolments)).scalar_one(),
     }

@@ -86,3 +86,20 @@ class UnitEnrolments(Base):
 
     def __repr__(self) -> str:
         return f"<UnitEnrolments unit={self.org_unit_id} year={self.year} band={self.rank_band}>"
+
+
+class UnitAncestor(Base):
+    """Each unit and every unit above it, itself included (a closure of the org tree at the rollups' stamp).
+
+    Charts compare the root's children: joining a per-unit rollup here and keeping
+    the compared units as ``ancestor_id`` sums each one's subtree in SQL with a hash
+    join, where ``unit.path LIKE group.path || '%'`` matched a pattern per pair.
+    """
+
+    __tablename__ = "report_unit_ancestors"
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
+    ancestor_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
+
+    def __repr__(self) -> str:
+        return f"<UnitAncestor {self.unit_id} under {self.ancestor_id}>"

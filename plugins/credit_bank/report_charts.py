@@ -95,22 +95,16 @@ def rollups() -> list[tuple[str, Any]]:
 
 
 def hours_against_required(scope: ChartScope) -> Chart:
-    """Read from the rollups per unit (folded into the compared units); cadres with a rank history live."""
+    """Read from the rollups, summed per compared unit in SQL; cadres with a rank history live."""
     groups, group_of = scope.group_finder()
     group_names = {gid: (code, name) for gid, code, name, _path in groups}
     in_scope = scope.units_condition(OrgUnit.path)
-    keys = (OrgUnit.path, UnitPeople.rank_band, UnitPeople.party_member, UnitPeople.position)
-    people_stmt = (
-        select(*keys, func.sum(UnitPeople.people))
-        .join(OrgUnit, OrgUnit.id == UnitPeople.org_unit_id)
-        .where(in_scope)
-        .group_by(*keys)
-    )
+    keys = (UnitPeople.rank_band, UnitPeople.party_member, UnitPeople.position)
+    people_stmt = scope.grouped(UnitPeople.org_unit_id, *keys, func.sum(UnitPeople.people)).group_by(*keys)
     earned_stmt = (
-        select(OrgUnit.path, UnitEarned.rank_band, func.sum(UnitEarned.earned))
-        .join(OrgUnit, OrgUnit.id == UnitEarned.org_unit_id)
-        .where(in_scope, UnitEarned.period == scope.year)
-        .group_by(OrgUnit.path, UnitEarned.rank_band)
+        scope.grouped(UnitEarned.org_unit_id, UnitEarned.rank_band, func.sum(UnitEarned.earned))
+        .where(UnitEarned.period == scope.year)
+        .group_by(UnitEarned.rank_band)
     )
     # Driven from the (few) rank changes, not from every user.
     movers = (
@@ -133,11 +127,9 @@ def hours_against_required(scope: ChartScope) -> Chart:
         row["people"] += n
         row["required"] += required
 
-    for path, band, party, position, n in db.session.execute(people_stmt):
-        gid = group_of(path)
-        if gid is not None:
-            matched = tuple(w for w in words if w in position)
-            add(gid, band, int(n), int(n) * target(band, bool(party), matched))
+    for gid, band, party, position, n in db.session.execute(people_stmt):
+        matched = tuple(w for w in words if w in position)
+        add(gid, band, int(n), int(n) * target(band, bool(party), matched))
     mover_rows: list[tuple[int, User]] = []
     for path, user in db.session.execute(movers):
         gid = group_of(path)
@@ -151,9 +143,8 @@ def hours_against_required(scope: ChartScope) -> Chart:
         band = hist.band_on(day)
         add(gid, band, 1, annual_target(user, scope.year, hist=hist))
         mover_key[user.id] = (group_names[gid][0], band)
-    for path, band, amount in db.session.execute(earned_stmt):
-        gid = group_of(path)
-        key = (group_names[gid][0], band) if gid is not None else None
+    for gid, band, amount in db.session.execute(earned_stmt):
+        key = (group_names[gid][0], band)
         if key in rows:
             rows[key]["earned"] += int(amount or 0)
     for uid, amount in _movers_earned(list(mover_key), scope.year):

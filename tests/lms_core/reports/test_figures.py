@@ -177,3 +177,21 @@ def test_property_enrolment_rollup_equals_source(app, tree, rows):
     assert enrolments_in_rollup() == enrolments_from_source()
     assert heads_in_rollup() == heads_from_source()
     db.session.rollback()
+
+
+def test_the_closure_holds_each_unit_and_every_unit_above_it(app, people, tree):
+    from lms_core.orgs.models import OrgUnit
+    from lms_core.reports.models import UnitAncestor
+
+    monthly.refresh()
+    db.session.commit()
+    parent = {u.id: u.parent_id for u in db.session.scalars(select(OrgUnit))}
+    expected = set()
+    for unit in parent:  # walked by parent links, not read from the paths the rebuild reads
+        at: int | None = unit
+        while at is not None:
+            expected.add((unit, at))
+            at = parent[at]
+    assert len(expected) > len(parent)
+    assert {(r.unit_id, r.ancestor_id) for r in db.session.scalars(select(UnitAncestor))} == expected
+    assert db.session.get(Rollup, figures.ANCESTORS).rows == len(expected)

@@ -1,0 +1,33 @@
+"""report_unit_ancestors: each org unit and every unit above it, for the charts' per-group sums
+
+Rebuilt with the report rollups (lms_core.reports.monthly.refresh); not built here:
+with no stamp the pages queue the rebuild.
+
+Revision ID: 0023ancestors
+Revises: 0022figures
+Create Date: 2026-12-05 08:50:00
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0023ancestors'
+down_revision = '0022figures'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table('report_unit_ancestors',
+    sa.Column('unit_id', sa.Integer(), nullable=False),
+    sa.Column('ancestor_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['ancestor_id'], ['org_units.id'], name=op.f('fk_report_unit_ancestors_ancestor_id_org_units'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['unit_id'], ['org_units.id'], name=op.f('fk_report_unit_ancestors_unit_id_org_units'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('unit_id', 'ancestor_id', name=op.f('pk_report_unit_ancestors'))
+    )
+
+
+def downgrade():
+    op.drop_table('report_unit_ancestors')
