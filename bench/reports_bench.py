@@ -207,7 +207,12 @@ def main(argv: list[str] | None = None) -> int:
 
     kept = Path(args.keep) if args.keep else None
     reuse = kept is not None and (kept / "seeded").exists()
-    if reuse:
+    running = reuse and (kept / "data" / "postmaster.pid").exists()  # type: ignore[operator]
+    if running:
+        # Already serving (e.g. shared with another engineer's runs): used as is, left running.
+        step(f"using the kept cluster already running in {kept}")
+        cluster = attach(kept)  # type: ignore[arg-type]
+    elif reuse:
         step(f"restarting the kept cluster in {kept}")
         cluster = reopen(kept)  # type: ignore[arg-type]
     else:
@@ -245,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         results["rollup_refresh_s"] = round(time.monotonic() - began, 1)
         return measure(args, url, cluster, results, env, bindir)
     finally:
-        if kept:
+        if running:
+            step(f"leaving the cluster in {kept} running, as found")
+        elif kept:
             step(f"stopping PostgreSQL (the data stays in {kept})")
             cluster.stop()
         else:
@@ -261,6 +268,13 @@ def reopen(base: Path) -> pgcluster.Cluster:
     cluster = pgcluster.Cluster(datadir, base / "sock", port, os.geteuid() == 0)
     cluster._run(pgcluster._bin("pg_ctl"), "-D", str(datadir), "-l", str(base / "server.log"), "-w", "start")
     return cluster
+
+
+def attach(base: Path) -> pgcluster.Cluster:
+    """A kept cluster that is already running (its port read from postmaster.pid)."""
+    datadir = base / "data"
+    port = int((datadir / "postmaster.pid").read_text().splitlines()[3])
+    return pgcluster.Cluster(datadir, base / "sock", port, os.geteuid() == 0)
 
 
 def seed_all(args: argparse.Namespace, url: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from lms_core.accounts.models import User
 from lms_core.authz import effective_assignments, scope_condition
 from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
-from lms_core.reports.models import UnitAncestor, UnitEnrolments, UnitHeads, UnitMonth
+from lms_core.reports.models import SubtreeMonth, UnitAncestor, UnitEnrolments, UnitHeads
 from lms_core.reports.tables import MS_PER_HOUR, Table
 
 CAPABILITY = "reports.view"
@@ -209,14 +209,21 @@ def _path_parts(path: str) -> list[str]:
 
 
 def monthly_trend(scope: ChartScope) -> Chart:
-    """Hours and learners per month, from the hours rollup (learners add up over units and bands)."""
-    month = func.extract("month", UnitMonth.month)
+    """Hours and learners per month of the root's subtree (or of every top unit's), from ``report_subtree_months``.
+
+    The root always lies in the viewer's scope (``_chart_scope`` refuses others), and a
+    scope is a set of whole subtrees, so the root's subtree total is the scope's figure;
+    the scope condition on the root itself still guards against any other case.
+    """
+    month = func.extract("month", SubtreeMonth.month)
+    tops = [scope.root.id] if scope.root is not None else [g[0] for g in scope.group_finder()[0]]
     stmt = (
-        select(month, func.sum(UnitMonth.credited_ms), func.sum(UnitMonth.learners))
-        .join(OrgUnit, OrgUnit.id == UnitMonth.org_unit_id)
+        select(month, func.sum(SubtreeMonth.credited_ms), func.sum(SubtreeMonth.learners))
+        .join(OrgUnit, OrgUnit.id == SubtreeMonth.unit_id)
         .where(
-            UnitMonth.month >= scope.year_start,
-            UnitMonth.month < scope.year_end,
+            SubtreeMonth.unit_id.in_(tops),
+            SubtreeMonth.month >= scope.year_start,
+            SubtreeMonth.month < scope.year_end,
             scope.units_condition(OrgUnit.path),
         )
         .group_by(month)
@@ -252,16 +259,24 @@ def monthly_trend(scope: ChartScope) -> Chart:
 def unit_comparison(scope: ChartScope) -> Chart:
     """Credited hours per active person, per compared unit: the resource gap between districts.
 
-    Head counts from ``report_unit_heads``, hours from ``report_unit_months``: both summed
-    per compared unit in SQL (:meth:`ChartScope.grouped`).
+    Head counts from ``report_unit_heads`` summed per compared unit in SQL
+    (:meth:`ChartScope.grouped`); hours from each compared unit's ``report_subtree_months``.
     """
     heads = scope.grouped(UnitHeads.org_unit_id, func.sum(UnitHeads.active))
-    studied = scope.grouped(UnitMonth.org_unit_id, func.sum(UnitMonth.credited_ms)).where(
-        UnitMonth.month >= scope.year_start, UnitMonth.month < scope.year_end
-    )
+    # Each compared unit's own subtree row (it lies in the scope; see monthly_trend).
     groups, people_by = scope.per_group(heads)
-    _groups, ms_sums = scope.per_group(studied)
-    ms_by = {gid: sums[0] for gid, sums in ms_sums.items()}
+    studied = (
+        select(SubtreeMonth.unit_id, func.sum(SubtreeMonth.credited_ms))
+        .join(OrgUnit, OrgUnit.id == SubtreeMonth.unit_id)
+        .where(
+            SubtreeMonth.unit_id.in_([g[0] for g in groups]),
+            SubtreeMonth.month >= scope.year_start,
+            SubtreeMonth.month < scope.year_end,
+            scope.units_condition(OrgUnit.path),
+        )
+        .group_by(SubtreeMonth.unit_id)
+    )
+    ms_by = {int(gid): int(ms or 0) for gid, ms in db.session.execute(studied)}
     # Units with active people only (as the head count's inner join had it), by code.
     rows = sorted(
         ((gid, name, code, people_by[gid][0]) for gid, code, name, _path in groups if people_by.get(gid, [0])[0]),

@@ -17,13 +17,14 @@ from lms_core.accounts.models import User, UserStatus
 from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
-from lms_core.reports.models import UnitAncestor, UnitEnrolments, UnitHeads
+from lms_core.reports.models import SubtreeMonth, UnitAncestor, UnitEnrolments, UnitHeads, UnitMonth
 
 HEADS = "unit_heads"
 ENROLMENTS = "unit_enrolments"
 ANCESTORS = "unit_ancestors"
+SUBTREE_MONTHS = "subtree_months"
 #: The rollups this module rebuilds, by the name their stamp is kept under.
-NAMES = (HEADS, ENROLMENTS, ANCESTORS)
+NAMES = (HEADS, ENROLMENTS, ANCESTORS, SUBTREE_MONTHS)
 
 
 def beijing_year(moment: Any) -> ColumnElement[Any]:
@@ -67,6 +68,15 @@ def ancestor_pairs() -> list[dict[str, int]]:
     return pairs
 
 
+def recomputed_subtree_months() -> Any:
+    """(unit, month, ms, learners) of each unit's subtree, from ``report_unit_months`` and the closure."""
+    return (
+        select(UnitAncestor.ancestor_id, UnitMonth.month, func.sum(UnitMonth.credited_ms), func.sum(UnitMonth.learners))
+        .join(UnitAncestor, UnitAncestor.unit_id == UnitMonth.org_unit_id)
+        .group_by(UnitAncestor.ancestor_id, UnitMonth.month)
+    )
+
+
 def rebuild() -> dict[str, int]:
     """Replace the rollups from their sources (the caller's transaction); rows written per name."""
     db.session.execute(delete(UnitAncestor))
@@ -81,8 +91,14 @@ def rebuild() -> dict[str, int]:
             ["org_unit_id", "year", "rank_band", "enrolments", "completed"], recomputed_enrolments()
         )
     )
+    # After the closure, and after the hours rollup (monthly.refresh rebuilds it first).
+    db.session.execute(delete(SubtreeMonth))
+    db.session.execute(
+        insert(SubtreeMonth).from_select(["unit_id", "month", "credited_ms", "learners"], recomputed_subtree_months())
+    )
     count = func.count()
     return {
+        SUBTREE_MONTHS: db.session.execute(select(count).select_from(SubtreeMonth)).scalar_one(),
         ANCESTORS: len(pairs),
         HEADS: db.session.execute(select(count).select_from(UnitHeads)).scalar_one(),
         ENROLMENTS: db.session.execute(select(count).select_from(UnitEnrolments)).scalar_one(),

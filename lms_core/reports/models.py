@@ -103,3 +103,22 @@ class UnitAncestor(Base):
 
     def __repr__(self) -> str:
         return f"<UnitAncestor {self.unit_id} under {self.ancestor_id}>"
+
+
+class SubtreeMonth(Base):
+    """Credited study of everyone in a unit's *subtree* in one Beijing month: the hours rollup summed upwards.
+
+    The monthly trend of a city and the unit comparison read a dozen of these rows,
+    where summing ``report_unit_months`` read every unit's (about 100,000 for a city).
+    """
+
+    __tablename__ = "report_subtree_months"
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
+    month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    credited_ms: Mapped[int] = mapped_column(BigInteger)
+    #: People with credited study that month (additive over units: a person has one unit).
+    learners: Mapped[int]
+
+    def __repr__(self) -> str:
+        return f"<SubtreeMonth unit={self.unit_id} month={self.month}>"

@@ -271,19 +271,17 @@ class HoursReport:
         if not 2000 <= self.year <= 2100:
             raise ReportError(_("Choose a year between 2000 and 2100."))
 
-    def statement(self) -> Select[Any]:
+    def statement(self) -> Any:
+        """One row per unit: id, code, name, path, then the hours of months 1 to 12 (ms).
+
+        The months are pivoted in SQL (one ``sum(CASE ...)`` per month), so a county's
+        500 units come back as 500 rows rather than 6,000 to be folded in Python.
+        """
         month = func.extract("month", UnitMonth.month)
-        columns: list[Any] = [
-            OrgUnit.id,
-            OrgUnit.code,
-            OrgUnit.name,
-            OrgUnit.path,
-            month.label("month"),
-            func.sum(UnitMonth.credited_ms),
-            func.sum(UnitMonth.learners),
-        ]
-        stmt = (
-            select(*columns)
+        per_month = [func.sum(case((month == m, UnitMonth.credited_ms), else_=0)) for m in range(1, 13)]
+        unit = (OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path)
+        return (
+            select(*unit, *per_month)
             .join(OrgUnit, OrgUnit.id == UnitMonth.org_unit_id)
             .where(
                 UnitMonth.month >= dt.date(self.year, 1, 1),
@@ -291,19 +289,20 @@ class HoursReport:
                 scope_condition(self.viewer, CAPABILITY, OrgUnit.path),
                 OrgUnit.path.startswith(self.root.path, autoescape=True) if self.root else true(),
             )
-            .group_by(OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path, month)
+            .group_by(*unit)
         )
-        return stmt
 
     def table(self) -> Table:
         """One row per unit with hours in the year, parent units' subtotals and the total."""
         months = [_("Month %(n)d", n=m) for m in range(1, 13)]
         table = Table([_("Org unit"), _("Unit code"), *months, _("Total hours")])
-        by_unit: dict[int, Leaf] = {}
-        for unit_id, code, name, path, month, ms, _learners in db.session.execute(self.statement()).all():
-            leaf = by_unit.setdefault(unit_id, Leaf(unit_id, code, name, path, [], [0] * 12, {"unit": unit_id}))
-            leaf.numbers[int(month) - 1] += int(ms or 0)
-        leaves = sorted(by_unit.values(), key=lambda leaf: leaf.code)
+        leaves = sorted(
+            (
+                Leaf(unit_id, code, name, path, [], [int(ms or 0) for ms in by_month], {"unit": unit_id})
+                for unit_id, code, name, path, *by_month in db.session.execute(self.statement())
+            ),
+            key=lambda leaf: leaf.code,
+        )
         ancestors = visible_ancestors(self.viewer, CAPABILITY, leaves, self.root.path if self.root else None)
         fill(table, roll_up(leaves, ancestors, []), lambda ms: [*(hours(m) for m in ms), hours(sum(ms))])
         return table

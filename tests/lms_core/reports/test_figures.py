@@ -195,3 +195,38 @@ def test_the_closure_holds_each_unit_and_every_unit_above_it(app, people, tree):
     assert len(expected) > len(parent)
     assert {(r.unit_id, r.ancestor_id) for r in db.session.scalars(select(UnitAncestor))} == expected
     assert db.session.get(Rollup, figures.ANCESTORS).rows == len(expected)
+
+
+def test_subtree_months_equal_the_daily_totals_summed_up_the_tree(app, people, tree):
+    from lms_core.learning.models import DailyTotal
+    from lms_core.orgs.models import OrgUnit
+    from lms_core.reports.models import SubtreeMonth
+
+    rng = random.Random(3)
+    for user in people:
+        for day in rng.sample(range(0, 400), 6):
+            db.session.add(
+                DailyTotal(
+                    user_id=user.id,
+                    day=dt.date(2025, 12, 1) + dt.timedelta(days=day),
+                    credited_ms=rng.randrange(1, 10**7),
+                )
+            )
+    db.session.commit()
+    monthly.refresh()
+    db.session.commit()
+    parent = {u.id: u.parent_id for u in db.session.scalars(select(OrgUnit))}
+    unit_of = {u.id: u.org_unit_id for u in db.session.scalars(select(User))}
+    ms: dict[tuple[int, dt.date], int] = defaultdict(int)
+    who: dict[tuple[int, dt.date], set[int]] = defaultdict(set)
+    for total in db.session.scalars(select(DailyTotal)):
+        at: int | None = unit_of[total.user_id]
+        while at is not None:  # the person's unit and every unit above it
+            key = (at, total.day.replace(day=1))
+            ms[key] += total.credited_ms
+            who[key].add(total.user_id)
+            at = parent[at]
+    expected = {k: (ms[k], len(who[k])) for k in ms}
+    assert len(expected) > 20
+    got = {(r.unit_id, r.month): (r.credited_ms, r.learners) for r in db.session.scalars(select(SubtreeMonth))}
+    assert got == expected
