@@ -421,16 +421,18 @@ def progress(
     return out
 
 
-def annual_target(user: Any, year: int, hist: Any = None) -> int:
+def annual_target(user: Any, year: int, hist: Any = None, rules: dict[str, Any] | None = None) -> int:
     """The yearly figure the dashboard measures against (centi): the largest yearly requirement
     over all credit types that applies, or a plan cycle's yearly share, for the rank band held
-    on the year's :func:`reference_date`."""
+    on the year's :func:`reference_date`. ``rules``: the policy in force on 31 December of
+    ``year``, when the caller already read it (the dashboard asks for many groups)."""
     from plugins.credit_bank import ranks
 
     if hist is None:
         hist = ranks.history(user)
     user = ranks.as_of(user, hist, reference_date(year, None))
-    rules = P.rules_of(P.in_force(dt.date(year, 12, 31)))
+    if rules is None:
+        rules = P.rules_of(P.in_force(dt.date(year, 12, 31)))
     best = 0
     for r in rules["requirements"]:
         if not _applies(r, user) or len(r["ledgers"]) < 2 and r["window"] != "calendar_year":

@@ -33,8 +33,7 @@ from plugins.credit_bank.ranks import History, RankChange
 from plugins.credit_bank.services import CLOSE_CODES
 
 
-def _keywords(year: int) -> list[str]:
-    rules = P.rules_of(P.in_force(dt.date(year, 12, 31)))
+def _keywords(rules: dict[str, Any]) -> list[str]:
     return sorted({w for r in rules["requirements"] for w in r.get("position_keywords") or []})
 
 
@@ -112,12 +111,14 @@ def hours_against_required(scope: ChartScope) -> Chart:
         .join(OrgUnit, OrgUnit.id == User.org_unit_id)
         .where(User.id.in_(select(RankChange.user_id)), User.status == UserStatus.ACTIVE, in_scope)
     )
-    words = _keywords(scope.year)
+    # The policy in force at the year's end, read once for every group's target.
+    rules = P.rules_of(P.in_force(dt.date(scope.year, 12, 31)))
+    words = _keywords(rules)
 
     @cache
     def target(band: str, party: bool, matched: tuple[str, ...]) -> int:
         plain = SimpleNamespace(id=0, rank_band=band, party_member=party, position=" ".join(matched))
-        return annual_target(plain, scope.year, hist=History(band, []))
+        return annual_target(plain, scope.year, hist=History(band, []), rules=rules)
 
     rows: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -141,7 +142,7 @@ def hours_against_required(scope: ChartScope) -> Chart:
     for gid, user in mover_rows:
         hist = histories[user.id]
         band = hist.band_on(day)
-        add(gid, band, 1, annual_target(user, scope.year, hist=hist))
+        add(gid, band, 1, annual_target(user, scope.year, hist=hist, rules=rules))
         mover_key[user.id] = (group_names[gid][0], band)
     for gid, band, amount in db.session.execute(earned_stmt):
         key = (group_names[gid][0], band)
