@@ -46,11 +46,14 @@ class Meter:
 
         self.sql = self.template = 0.0
         self.statements = 0
+        #: (SQL, parameters) of every statement since ``reset``, for ``--explain``.
+        self.seen: list[tuple[str, Any]] = []
         self._sql_began: list[float] = []
         self._tpl_began: list[float] = []
 
         @event.listens_for(engine, "before_cursor_execute")
-        def _before(*_a: Any, **_k: Any) -> None:
+        def _before(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_a: Any) -> None:
+            self.seen.append((statement, parameters))
             self._sql_began.append(time.perf_counter())
 
         @event.listens_for(engine, "after_cursor_execute")
@@ -73,6 +76,7 @@ class Meter:
     def reset(self) -> None:
         self.sql = self.template = 0.0
         self.statements = 0
+        self.seen = []
 
 
 def line(label: str, row: dict[str, float]) -> str:
@@ -111,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", default="", help="pages whose label contains this text")
     parser.add_argument("--no-refresh", action="store_true", help="do not rebuild the rollups first")
+    parser.add_argument(
+        "--explain", metavar="FILE", help="write EXPLAIN (ANALYZE, BUFFERS) of every statement of each page here"
+    )
     args = parser.parse_args(argv)
 
     os.environ.update(
@@ -161,10 +168,27 @@ def main(argv: list[str] | None = None) -> int:
 
         row = measure(meter, get, args.rounds)
         print(line(label, row))
+        if args.explain:
+            explain_page(app, meter, get, label, args.explain)
         if "dashboard" in label:
             charts_of(app, meter, user, path, args.rounds)
     print(f"load average after: {os.getloadavg()}")
     return 0
+
+
+def explain_page(app: Any, meter: Meter, get: Any, label: str, path: str) -> None:
+    """Fetch the page once more, then EXPLAIN (ANALYZE, BUFFERS) each SELECT it ran, appended to ``path``."""
+    from lms_core.extensions import db
+
+    meter.reset()
+    get()
+    selects = [(sql, params) for sql, params in meter.seen if sql.lstrip().upper().startswith("SELECT")]
+    with app.app_context(), db.engine.connect() as conn, open(path, "a") as out:
+        out.write(f"==== {label}: {len(selects)} SELECTs\n\n")
+        for sql, params in selects:
+            plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + sql, params).scalars().all()
+            out.write(sql + "\n\n" + "\n".join(plan) + "\n\n")
+        conn.rollback()
 
 
 def charts_of(app: Any, meter: Meter, username: str, path: str, rounds: int) -> None:

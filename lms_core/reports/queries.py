@@ -277,8 +277,11 @@ class HoursReport:
         The months are pivoted in SQL (one ``sum(CASE ...)`` per month), so a county's
         500 units come back as 500 rows rather than 6,000 to be folded in Python.
         """
-        month = func.extract("month", UnitMonth.month)
-        per_month = [func.sum(case((month == m, UnitMonth.credited_ms), else_=0)) for m in range(1, 13)]
+        # Compared as dates: ``extract(month ...)`` per row and per month cost more than the scan.
+        per_month = [
+            func.sum(case((UnitMonth.month == dt.date(self.year, m, 1), UnitMonth.credited_ms), else_=0))
+            for m in range(1, 13)
+        ]
         unit = (OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path)
         return (
             select(*unit, *per_month)
