@@ -6,8 +6,8 @@ and the unit comparison read the subtree months (a dozen rows for a city).
 Rebuilt with the report rollups (lms_core.reports.monthly.refresh); not built here:
 with no stamp the pages queue the rebuild.
 
-Revision ID: 0024ancestors
-Revises: 0023refused
+Revision ID: 0025ancestors
+Revises: 0024lrsname
 Create Date: 2026-12-05 08:50:00
 
 """
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0024ancestors'
-down_revision = '0023refused'
+revision = '0025ancestors'
+down_revision = '0024lrsname'
 branch_labels = None
 depends_on = None
 
