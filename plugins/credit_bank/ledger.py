@@ -566,6 +566,7 @@ def _write_sums(touched: list[_Acct]) -> None:
                 "dpe": [a.dpe for a in touched],
                 "cpe": [a.cpe for a in touched],
             },
+            fetch=False,
         )
         return
     db.session.execute(
@@ -603,6 +604,7 @@ def _lock_ids(ids: list[str]) -> None:
         _pg_rows(
             "SELECT pg_advisory_xact_lock(17234, k) FROM unnest(CAST(%(keys)s AS integer[])) AS k ORDER BY k",
             {"keys": keys},
+            fetch=False,
         )
     else:
         db.session.execute(text("UPDATE credit_ledgers SET scale = scale WHERE id = -1"))
@@ -624,9 +626,10 @@ def _id_in(col: Any, ids: list[str]) -> Any:
     return col.in_(ids)
 
 
-def _pg_rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Rows of one statement (none for an UPDATE) run on the session's own connection (its
-    transaction), prepared.
+def _pg_rows(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple[Any, ...]]:
+    """Rows of one statement run on the session's own connection (its transaction), prepared
+    (``fetch=False``: none are read; asking psycopg whether there are any costs a result
+    description).
 
     For the statements every group of the transfer API sends: SQLAlchemy building the
     statement, its cache key and the result rows cost more than PostgreSQL running it when a
@@ -637,7 +640,7 @@ def _pg_rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     assert raw is not None
     with raw.cursor() as cur:
         cur.execute(sql, params, prepare=True)
-        return list(cur.fetchall()) if cur.description is not None else []
+        return list(cur.fetchall()) if fetch else []
 
 
 _EXISTING_COLUMNS = (
