@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import String, Table, func, insert, select, text, update
+from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from lms_core.db import utcnow
@@ -328,7 +328,7 @@ def _lock_accounts(found: dict[str, _Acct]) -> None:
     for aid, flags, dp, cp, dpe, cpe in _pg_rows(
         "SELECT id, flags, debits_posted, credits_posted, debits_pending, credits_pending "
         "FROM credit_accounts WHERE id = ANY(CAST(%(ids)s AS bigint[])) ORDER BY id FOR UPDATE",
-        {"ids": cadre},
+        {"ids": _int_array(cadre)},
     ):
         a = by_id[aid]
         a.flags, a.dp, a.cp, a.dpe, a.cpe = flags, dp, cp, dpe, cpe
@@ -361,10 +361,10 @@ def _find_accounts(refs: Sequence[AccountRef], *, lock: bool) -> dict[str, _Acct
         rows = _pg_rows(
             sql,
             {
-                "l": [k[0] for k in keys],
-                "k": [k[1] for k in keys],
-                "o": [k[2] for k in keys],
-                "p": [k[3] for k in keys],
+                "l": _int_array([k[0] for k in keys]),
+                "k": _str_array([k[1] for k in keys]),
+                "o": _int_array([k[2] for k in keys]),
+                "p": _int_array([k[3] for k in keys]),
             },
         )
         found: dict[str, _Acct] = {}
@@ -560,11 +560,11 @@ def _write_sums(touched: list[_Acct]) -> None:
             "CAST(%(dp)s AS bigint[]), CAST(%(cp)s AS bigint[]), CAST(%(dpe)s AS bigint[]), "
             "CAST(%(cpe)s AS bigint[])) AS v(id, dp, cp, dpe, cpe) WHERE a.id = v.id",
             {
-                "ids": [a.id for a in touched],
-                "dp": [a.dp for a in touched],
-                "cp": [a.cp for a in touched],
-                "dpe": [a.dpe for a in touched],
-                "cpe": [a.cpe for a in touched],
+                "ids": _int_array([a.id for a in touched]),
+                "dp": _int_array([a.dp for a in touched]),
+                "cp": _int_array([a.cp for a in touched]),
+                "dpe": _int_array([a.dpe for a in touched]),
+                "cpe": _int_array([a.cpe for a in touched]),
             },
             fetch=False,
         )
@@ -603,7 +603,7 @@ def _lock_ids(ids: list[str]) -> None:
         )
         _pg_rows(
             "SELECT pg_advisory_xact_lock(17234, k) FROM unnest(CAST(%(keys)s AS integer[])) AS k ORDER BY k",
-            {"keys": keys},
+            {"keys": _int_array(keys)},
             fetch=False,
         )
     else:
@@ -620,9 +620,9 @@ def _id_in(col: Any, ids: list[str]) -> Any:
     for any batch size (an IN list of 1,000 parameters cost more to send and plan than to run)."""
     if _is_pg():
         from sqlalchemy import any_, bindparam
-        from sqlalchemy.dialects.postgresql import ARRAY
+        from sqlalchemy.types import NullType
 
-        return col == any_(bindparam(None, ids, type_=ARRAY(String())))
+        return col == any_(bindparam(None, _str_array(ids), type_=NullType()))
     return col.in_(ids)
 
 
@@ -668,13 +668,56 @@ _EXISTING_PG = (
 )
 
 
+# Array parameters are sent as one literal ('{1,2,3}'), already typed bigint[] or text[]:
+# psycopg's list dumper adapts element by element (a regex per string), a tenth of a batch's
+# CPU. Typed by the dumper, not by a CAST in the SQL: a cast of a text literal to an array is
+# a stable function call, evaluated again for every row a sequential scan visits.
+
+
+class _IntArray(str):
+    """A bigint[] literal."""
+
+
+class _TextArray(str):
+    """A text[] literal."""
+
+
+def _register_array_dumpers() -> None:
+    from psycopg import adapters
+    from psycopg.adapt import Dumper
+    from psycopg.postgres import types
+
+    for cls, oid in ((_IntArray, types["int8"].array_oid), (_TextArray, types["text"].array_oid)):
+
+        class _Dumper(Dumper):
+            def dump(self, obj: Any) -> bytes:
+                return str.encode(obj)
+
+        _Dumper.oid = oid
+        adapters.register_dumper(cls, _Dumper)
+
+
+_register_array_dumpers()
+
+
+def _int_array(values: Iterable[int]) -> _IntArray:
+    return _IntArray("{" + ",".join(map(str, values)) + "}")
+
+
+def _str_array(values: Iterable[str]) -> _TextArray:
+    """A text[] literal; every element quoted (ids come from callers and may hold anything)."""
+    return _TextArray("{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}")
+
+
 def _load_existing(ids: list[str]) -> dict[str, dict[str, Any]]:
     """The stored transfers with these ids, as plain dicts with their accounts' natural keys
     (one statement, no ORM objects)."""
     if not ids:
         return {}
     if _is_pg():
-        return _existing_views(dict(zip(_EXISTING_KEYS, r, strict=True)) for r in _pg_rows(_EXISTING_PG, {"ids": ids}))
+        return _existing_views(
+            dict(zip(_EXISTING_KEYS, r, strict=True)) for r in _pg_rows(_EXISTING_PG, {"ids": _str_array(ids)})
+        )
     t, d, c = TRANSFERS, ACCOUNTS.alias("d"), ACCOUNTS.alias("c")
     rows = db.session.execute(
         select(
@@ -747,7 +790,7 @@ def _row_view(r: Transfer, refs: dict[int, str]) -> dict[str, Any]:
 def _load_failed(ids: list[str]) -> dict[str, str]:
     if _is_pg():
         sql = "SELECT id, body_hash FROM credit_failed_transfers WHERE id = ANY(%(ids)s)"
-        return {r[0]: r[1] for r in _pg_rows(sql, {"ids": ids})}
+        return {r[0]: r[1] for r in _pg_rows(sql, {"ids": _str_array(ids)})}
     rows = db.session.execute(select(FailedTransfer.id, FailedTransfer.body_hash).where(_id_in(FailedTransfer.id, ids)))
     return {r.id: r.body_hash for r in rows}
 
@@ -1095,42 +1138,67 @@ class Sums:
     cpe: int = 0
 
 
-def replay_sums(*, chunk: int = 50_000, progress: Any = None) -> dict[int, Sums]:
-    """Fold the whole journal (in ``seq`` order) into per-account sums."""
+def replay_sums(*, chunk: int = 500_000, progress: Any = None) -> dict[int, Sums]:
+    """Fold the whole journal into per-account sums, in the database.
+
+    Posted sums are ``GROUP BY`` (debit, credit) over ranges of ``seq`` (a range scan of the
+    primary key each, so progress can be shown), added up here: a transfer, a posted hold's
+    posting and a reversal all move ``amount`` from debit to credit; holds and voids move
+    nothing posted. Pending sums are the open holds: a hold no journal line resolves.
+    The fold in Python, row by row, took 48-62 s for 1,000,000 rows; this takes seconds.
+    """
     sums: dict[int, Sums] = {}
-    pending: dict[str, tuple[int, int, int]] = {}
-    last = 0
-    t = TRANSFERS
-    while True:
-        rows = db.session.execute(
-            select(t.c.seq, t.c.id, t.c.debit_account_id, t.c.credit_account_id, t.c.amount, t.c.flags, t.c.pending_id)
-            .where(t.c.seq > last)
-            .order_by(t.c.seq)
-            .limit(chunk)
-        ).all()
-        if not rows:
-            break
-        for seq, tid, d, c, amount, flags, pid in rows:
-            sd = sums.get(d) or sums.setdefault(d, Sums())
-            sc = sums.get(c) or sums.setdefault(c, Sums())
-            if flags & T_PENDING:
-                sd.dpe += amount
-                sc.cpe += amount
-                pending[tid] = (d, c, amount)
-            elif flags & (T_POST_PENDING | T_VOID_PENDING):
-                pd, pc, full = pending.pop(pid)
-                sums[pd].dpe -= full
-                sums[pc].cpe -= full
-                if flags & T_POST_PENDING:
-                    sd.dp += amount
-                    sc.cp += amount
-            else:
-                sd.dp += amount
-                sc.cp += amount
-            last = seq
+
+    def acct(aid: int) -> Sums:
+        s = sums.get(aid)
+        if s is None:
+            s = sums[aid] = Sums()
+        return s
+
+    last = int(db.session.execute(text("SELECT coalesce(max(seq), 0) FROM credit_transfers")).scalar_one())
+    posted = text(
+        "SELECT debit_account_id, credit_account_id, sum(amount), count(*) FROM credit_transfers "
+        "WHERE seq > :lo AND seq <= :hi AND (flags & :held) = 0 "
+        "GROUP BY debit_account_id, credit_account_id"
+    )
+    lo = 0
+    while lo < last:
+        hi = lo + chunk
+        rows = 0
+        for d, c, total, n in db.session.execute(posted, {"lo": lo, "hi": hi, "held": T_PENDING | T_VOID_PENDING}):
+            acct(d).dp += int(total)
+            acct(c).cp += int(total)
+            rows += n
         if progress:
-            progress(len(rows))
+            progress(rows)
+        lo = hi
+    for d, c, total in db.session.execute(
+        text(
+            "SELECT h.debit_account_id, h.credit_account_id, sum(h.amount) FROM credit_transfers AS h "
+            "WHERE (h.flags & :pending) <> 0 AND NOT EXISTS "
+            "(SELECT 1 FROM credit_transfers AS r WHERE r.pending_id = h.id) "
+            "GROUP BY h.debit_account_id, h.credit_account_id"
+        ),
+        {"pending": T_PENDING},
+    ):
+        acct(d).dpe += int(total)
+        acct(c).cpe += int(total)
     return sums
+
+
+def orphan_resolutions() -> int:
+    """Journal lines that post or void a hold that is not an earlier hold of the journal."""
+    return int(
+        db.session.execute(
+            text(
+                "SELECT count(*) FROM credit_transfers AS r "
+                "WHERE (r.flags & :resolves) <> 0 AND NOT EXISTS "
+                "(SELECT 1 FROM credit_transfers AS h WHERE h.id = r.pending_id "
+                "AND (h.flags & :pending) <> 0 AND h.seq < r.seq)"
+            ),
+            {"resolves": T_POST_PENDING | T_VOID_PENDING, "pending": T_PENDING},
+        ).scalar_one()
+    )
 
 
 @dataclass(frozen=True)

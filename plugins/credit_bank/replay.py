@@ -15,7 +15,7 @@ Check = Callable[[Echo], int]
 
 def check_balances(echo: Echo) -> int:
     """Replay the journal into per-account sums; compare with the cache; ledgers sum to zero."""
-    from plugins.credit_bank.ledger import ledger_totals, replay_check
+    from plugins.credit_bank.ledger import ledger_totals, orphan_resolutions, replay_check
 
     done = [0]
 
@@ -27,6 +27,10 @@ def check_balances(echo: Echo) -> int:
     for m in mismatches:
         echo(f"MISMATCH {m.account}: cached (dp, cp, dpe, cpe) = {m.cached}, replayed = {m.replayed}")
     problems = len(mismatches)
+    orphans = orphan_resolutions()
+    if orphans:
+        echo(f"MISMATCH journal: {orphans} post/void line(s) without an earlier hold")
+        problems += 1
     for ledger, (posted, pending) in sorted(ledger_totals().items()):
         if posted or pending:
             echo(f"MISMATCH ledger {ledger} does not sum to zero: posted {posted}, pending {pending}")

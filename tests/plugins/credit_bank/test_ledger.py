@@ -172,6 +172,40 @@ def test_replay_command_exits_1_on_mismatch(app: Flask) -> None:
     assert res.exit_code == 1 and "MISMATCH WL_XS/counted/7/2026" in res.output
 
 
+def test_replay_counts_open_holds_posted_and_voided_ones(app: Flask) -> None:
+    """The replay's sums, in the database, against the cache kept by the service."""
+    one(spec("a", 300))
+    one(spec("h1", 40, flags=T_PENDING))
+    one(spec("h2", 25, flags=T_PENDING))
+    one(spec("h3", 10, flags=T_PENDING))
+    one(spec("p1", 30, flags=T_POST_PENDING, pending_id=L.transfer_id("h1"), debit=None, credit=None))
+    one(spec("v2", None, flags=T_VOID_PENDING, pending_id=L.transfer_id("h2"), debit=None, credit=None))
+    assert balance(cnt()) == (0, 330, 0, 10)
+    sums = L.replay_sums(chunk=2)  # several seq ranges
+    acct = db.session.execute(select(Account.id).where(Account.kind == AccountKind.COUNTED.value)).scalar_one()
+    assert (sums[acct].dp, sums[acct].cp, sums[acct].dpe, sums[acct].cpe) == (0, 330, 0, 10)
+    assert L.replay_check()[1] == []
+    db.session.execute(text("UPDATE credit_accounts SET credits_pending = 0 WHERE kind = 'counted'"))
+    db.session.commit()
+    assert [m.account for m in L.replay_check()[1]] == ["WL_XS/counted/7/2026"]
+
+
+def test_replay_command_finds_a_void_without_its_hold(app: Flask) -> None:
+    one(spec("a", 100))
+    d, c = db.session.execute(text("SELECT debit_account_id, credit_account_id FROM credit_transfers")).one()
+    db.session.execute(
+        text(
+            "INSERT INTO credit_transfers (id, ledger_id, debit_account_id, credit_account_id, amount, flags, "
+            "pending_id, code, effective_date, body_hash, recorded_at) VALUES ('v', 1, :d, :c, 5, :f, 'nope', "
+            "'expiry', '2026-01-01', 'h', '2026-01-01 00:00:00')"
+        ),
+        {"d": d, "c": c, "f": T_VOID_PENDING},
+    )
+    db.session.commit()
+    res = app.test_cli_runner().invoke(args=["lms", "credit", "replay"])
+    assert res.exit_code == 1 and "without an earlier hold" in res.output
+
+
 def test_transfer_as_dict_is_stable_and_has_no_database_ids(app: Flask) -> None:
     one(spec("a", 100, memo="课程"))
     from plugins.credit_bank.models import Transfer
@@ -193,3 +227,16 @@ def test_malformed_requests_change_nothing(app: Flask, bad: dict[str, object]) -
         s = L.replace(s, id=bad["id"])
     assert one(s) not in ("created", "exists")
     assert journal_rows() == 0
+
+
+def test_ids_with_array_syntax_are_sent_safely(app: Flask) -> None:
+    """Id lists go to PostgreSQL as one quoted array literal: quotes, backslashes, commas and
+    braces in a caller's id cannot split it or match another id."""
+    real = spec("real", 100)
+    assert one(real) == "created"
+    weird = ['a"b', "c\\d", "e,f", "{g}", "", real.id + '",' + '"x']
+    for i, w in enumerate(weird):
+        assert one(L.replace(spec(f"w{i}", 100), id=w)) == "invalid_id"
+    found = L._load_existing([*weird, real.id])
+    assert list(found) == [real.id]
+    assert one(real) == "exists"
