@@ -23,6 +23,21 @@ def replay_command() -> None:
     sys.exit(replay.run_checks(click.echo))
 
 
+@credit_group.command("snapshot")
+@click.option("--through", default=None, help="Last day to build (YYYY-MM-DD); default and at most yesterday.")
+@with_appcontext
+def snapshot_command(through: str | None) -> None:
+    """Build the daily balance snapshots of the days ended since the last build (run daily)."""
+    import datetime as dt
+
+    from lms_core.extensions import db
+    from plugins.credit_bank import snapshots
+
+    rows = snapshots.build(dt.date.fromisoformat(through) if through else None)
+    db.session.commit()
+    click.echo(f"{rows} snapshot row(s); built through {snapshots.built_through()}")
+
+
 @credit_group.command("expire-pending")
 @with_appcontext
 def expire_pending_command() -> None:

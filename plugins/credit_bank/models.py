@@ -348,3 +348,40 @@ class UnitEarned(Base):
 
     def __repr__(self) -> str:
         return f"<UnitEarned unit={self.org_unit_id} {self.period} {self.rank_band}>"
+
+
+class BalanceDay(Base):
+    """An account's sums at the end of one Beijing day: the daily balance snapshot.
+
+    A journal line is *visible* on day D when it is effective on or before D and was
+    recorded before the end of D (the "as of" rule of :mod:`plugins.credit_bank.queries`);
+    it becomes visible on ``max(effective_date, Beijing date of recorded_at)``. A row
+    ``(account, day)`` holds the account's sums over every line visible at the end of
+    ``day``, and exists for each day on which a line touching the account became visible:
+    for any date D, the account's figures are those of its latest row on or before D.
+
+    Written by :func:`plugins.credit_bank.snapshots.build` for whole past days only (no line
+    can become visible on a day that has ended), append-only like the journal, and checked
+    against a recomputation from the journal by ``flask lms credit replay``.
+    """
+
+    __tablename__ = "credit_balance_days"
+
+    account_id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True, autoincrement=False)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    debits_posted: Mapped[int] = mapped_column(BigInteger)
+    credits_posted: Mapped[int] = mapped_column(BigInteger)
+    debits_pending: Mapped[int] = mapped_column(BigInteger)
+    credits_pending: Mapped[int] = mapped_column(BigInteger)
+    #: Posted debits made by the year-end close (carried forward or expired).
+    closed_out: Mapped[int] = mapped_column(BigInteger)
+
+
+class BalanceBuild(Base):
+    """One run of the snapshot builder: every day up to ``through`` has its rows."""
+
+    __tablename__ = "credit_balance_builds"
+
+    through: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    built_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

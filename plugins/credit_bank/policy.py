@@ -210,15 +210,18 @@ def ensure_default() -> None:
 
 
 def in_force(on: dt.date) -> Policy:
-    """The version in force on a date: the newest version whose effective date has come."""
-    ensure_default()
+    """The version in force on a date: the newest version whose effective date has come.
+
+    The defaults are recorded (:func:`ensure_default`) only when no version is found: a found
+    one proves a policy exists (a statement less for every balance query)."""
     row = db.session.execute(
         select(Policy)
         .where(Policy.effective_from <= on)
         .order_by(Policy.effective_from.desc(), Policy.version.desc())
         .limit(1)
     ).scalar_one_or_none()
-    if row is None:  # every version starts later than ``on``: the oldest one applies
+    if row is None:  # no version yet, or every version starts later than ``on``: the oldest applies
+        ensure_default()
         row = db.session.execute(select(Policy).order_by(Policy.version).limit(1)).scalar_one()
     return row
 

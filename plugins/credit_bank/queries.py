@@ -117,7 +117,7 @@ def figures(user_id: int, as_of: dt.date | None = None) -> dict[tuple[str, int],
     folds the cadre's journal lines (:func:`figures_from_journal`).
     """
     if as_of is not None:
-        return figures_from_journal(user_id, as_of)
+        return figures_as_of(user_id, as_of)
     a = L.ACCOUNTS
     out: dict[tuple[str, int], Figures] = {}
     closed: dict[int, Figures] = {}
@@ -159,6 +159,84 @@ def figures(user_id: int, as_of: dt.date | None = None) -> dict[tuple[str, int],
     return out
 
 
+def figures_as_of(user_id: int, as_of: dt.date) -> dict[tuple[str, int], Figures]:
+    """:func:`figures` on a past date from the daily snapshots (:mod:`.snapshots`): one row per
+    account, the latest on or before ``as_of``; only when ``as_of`` is after the last built day
+    (today, or a build missed) are the lines visible since then added, read from the journal.
+    Equal to :func:`figures_from_journal` (tests compare them)."""
+    from plugins.credit_bank import snapshots
+
+    accts, sums, upto = snapshots.cadre_as_of(user_id, as_of)
+    acc: dict[int, list[int]] = {aid: list(v) for aid, v in sums.items()}
+    if as_of > upto:
+        _add_lines_after(acc, user_id, upto, as_of)
+    out: dict[tuple[str, int], Figures] = {}
+    for aid, (dp, cp, _dpe, cpe, co) in acc.items():
+        info = accts.get(aid)
+        if info is None:
+            continue
+        ledger, kind, year = info
+        f = out.setdefault((ledger, year), Figures())
+        f.pending += cpe
+        if kind == AccountKind.COUNTED:
+            f.posted += cp - dp
+            f.closed_out += co
+        else:
+            f.overflow += cp - dp
+    return out
+
+
+def _add_lines_after(acc: dict[int, list[int]], user_id: int, after: dt.date, as_of: dt.date) -> None:
+    """Add to per-account sums [dp, cp, dpe, cpe, closed_out] the cadre's lines visible at the
+    end of ``as_of`` but not at the end of ``after`` (the snapshot's rule, line by line)."""
+    t, h = L.TRANSFERS, L.TRANSFERS.alias("h")
+    cut, cut_after = _cutoff(as_of), _cutoff(after)
+    rows = db.session.execute(
+        select(
+            t.c.debit_account_id,
+            t.c.credit_account_id,
+            t.c.amount,
+            t.c.flags,
+            t.c.code,
+            t.c.effective_date,
+            t.c.recorded_at,
+            h.c.amount.label("h_amount"),
+            h.c.effective_date.label("h_date"),
+            h.c.recorded_at.label("h_recorded"),
+            h.c.flags.label("h_flags"),
+        )
+        .outerjoin(h, h.c.id == t.c.pending_id)
+        .where(t.c.user_id == user_id, t.c.effective_date <= as_of, t.c.recorded_at < cut)
+    )
+
+    def sums(aid: int) -> list[int]:
+        v = acc.get(aid)
+        if v is None:
+            v = acc[aid] = [0, 0, 0, 0, 0]
+        return v
+
+    for r in rows:
+        new = r.effective_date > after or r.recorded_at >= cut_after
+        if r.flags & (T_POST_PENDING | T_VOID_PENDING) and r.h_amount is not None and r.h_flags & T_PENDING:
+            # The hold is released on the day both lines are visible.
+            hold_new = r.h_date > after or r.h_recorded >= cut_after
+            hold_seen = r.h_date <= as_of and r.h_recorded < cut
+            if hold_seen and (new or hold_new):
+                sums(r.debit_account_id)[2] -= r.h_amount
+                sums(r.credit_account_id)[3] -= r.h_amount
+        if not new:
+            continue
+        if r.flags & T_PENDING:
+            sums(r.debit_account_id)[2] += r.amount
+            sums(r.credit_account_id)[3] += r.amount
+        elif not r.flags & T_VOID_PENDING:
+            d = sums(r.debit_account_id)
+            d[0] += r.amount
+            if r.code in CLOSE_CODES:
+                d[4] += r.amount
+            sums(r.credit_account_id)[1] += r.amount
+
+
 def figures_from_journal(user_id: int, as_of: dt.date | None = None) -> dict[tuple[str, int], Figures]:
     """:func:`figures` folded from the cadre's journal lines (any date; the reference replay)."""
     accts = _accounts(user_id)
@@ -190,9 +268,12 @@ def figures_from_journal(user_id: int, as_of: dt.date | None = None) -> dict[tup
     return dict(out)
 
 
-def year_summary(user_id: int, year: int, as_of: dt.date | None = None) -> dict[str, int]:
-    """The dashboard's figures for a year: posted, 审核中 and 记录但不计入, over all credit types."""
-    f = figures(user_id, as_of)
+def year_summary(
+    user_id: int, year: int, as_of: dt.date | None = None, fig: dict[tuple[str, int], Figures] | None = None
+) -> dict[str, int]:
+    """The dashboard's figures for a year: posted, 审核中 and 记录但不计入, over all credit types
+    (``fig``: the cadre's :func:`figures` on that date, when the caller has them)."""
+    f = figures(user_id, as_of) if fig is None else fig
     parts = [v for (_, y), v in f.items() if y == year]
     return {
         "posted": sum(p.earned_for_year for p in parts),
@@ -344,12 +425,14 @@ def progress(
     as_of: dt.date | None = None,
     promotions: list[tuple[dt.date, str]] | None = None,
     hist: Any = None,
+    fig: dict[tuple[str, int], Figures] | None = None,
 ) -> list[Progress]:
     """Progress toward each requirement that applies to the cadre in ``year``.
 
     ``progress = min(1, earned / required)``; pending holds never count. The rank band is
     the one in force on :func:`reference_date` (from the promotion history); the promotion
-    rule counts what was earned from the promotion day to its deadline.
+    rule counts what was earned from the promotion day to its deadline. ``fig``: the cadre's
+    :func:`figures` on ``as_of``, when the caller has them (the page shows both).
     """
     from plugins.credit_bank import ranks
 
@@ -361,7 +444,8 @@ def progress(
     who = ranks.as_of(user, hist, ref)
     today = as_of or ranks.today()
     rules = P.rules_of(P.in_force(as_of or dt.date(year, 12, 31)))
-    fig = figures(user.id, as_of)
+    if fig is None:
+        fig = figures(user.id, as_of)
     applicable = [r for r in rules["requirements"] if r["window"] == "after_promotion" or _applies(r, who)]
     superseded = {k for r in applicable for k in r.get("supersedes", [])}
     out = []

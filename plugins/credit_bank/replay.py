@@ -39,8 +39,19 @@ def check_balances(echo: Echo) -> int:
     return problems
 
 
+def check_snapshots(echo: Echo) -> int:
+    """Recompute the daily balance snapshots from the journal and compare with the stored rows."""
+    from plugins.credit_bank import snapshots
+
+    checked, problems = snapshots.check()
+    for p in problems:
+        echo(f"MISMATCH snapshot {p}")
+    echo(f"checked {checked} daily snapshot row(s): {len(problems)} mismatch(es)")
+    return len(problems)
+
+
 #: The checks ``credit replay`` runs, in order.
-CHECKS: list[Check] = [check_balances]
+CHECKS: list[Check] = [check_balances, check_snapshots]
 
 
 def run_checks(echo: Echo) -> int:

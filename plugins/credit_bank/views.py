@@ -66,7 +66,7 @@ def credit_view(user: User, year: int, as_of: dt.date | None) -> dict[str, Any]:
             }
         )
     lines = queries.statement(user.id, year, as_of)
-    return {"balances": balances, "progress": queries.progress(user, year, as_of), "lines": lines}
+    return {"balances": balances, "progress": queries.progress(user, year, as_of, fig=fig), "lines": lines}
 
 
 def _log_statement_view(user: User, year: int, as_of: dt.date | None) -> None:

@@ -19,8 +19,8 @@ The unique rule on ``pending_id`` is unchanged (NULLs never conflicted).
 SQLite: the table is rebuilt without the foreign keys (batch mode), and its triggers, which a
 rebuild drops, are created again.
 
-Revision ID: 0007credit_lean_journal
-Revises: 0006credit_stmt_check
+Revision ID: 0008credit_lean_journal
+Revises: 0007credit_rollups
 Create Date: 2026-12-05 08:10:00
 
 """
@@ -28,8 +28,8 @@ Create Date: 2026-12-05 08:10:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007credit_lean_journal"
-down_revision = "0006credit_stmt_check"
+revision = "0008credit_lean_journal"
+down_revision = "0007credit_rollups"
 branch_labels = None
 depends_on = None
 
