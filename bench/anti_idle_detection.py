@@ -71,7 +71,7 @@ POLICY = {
 #: Long enough that no scenario reaches its end (--seconds 240 at 1.5x is 6 minutes).
 LECTURE_SECONDS = 1200
 #: The encoded lecture is kept here between runs (one file per length).
-VIDEO_CACHE = REPO / "instance" / "detection-lecture-{seconds}.webm"
+VIDEO_CACHE = REPO / "instance" / "detection-lecture-{seconds}-demo.webm"
 PLAYER = "document.getElementById('player')"
 
 
@@ -123,68 +123,27 @@ def build_site(db_url: str, tmp: Path, names: list[str], video: Path) -> Site:
     return site
 
 
+#: The lecture's picture: the demo's drawing at 160x96, 4 fps. The demo's own (640x360,
+#: 15 fps) takes minutes of CPU to encode 20 minutes on a shared machine, and as many
+#: decoders as learners; the rules only need real playback, real bytes served and a real
+#: audio track (Chromium may pause hidden video that has no audio).
+LECTURE_RASTER = {"width": 160, "height": 96, "fps": 4, "bit_rate": 60_000}
+
+
 def lecture(path: Path | None, seconds: int) -> Path:
-    """A long VP8/Opus lecture (every Chromium build plays it), encoded once and cached."""
+    """A long VP8/Opus lecture (every Chromium build plays it), made by the demo's
+    ``make_video`` once and cached."""
+    from lms_core.demo.media import DemoVideo, Raster, make_video
+
     if path is not None:
         return path
     cached = Path(str(VIDEO_CACHE).format(seconds=seconds))
     if not cached.exists():
         step(f"encoding a {seconds} s WebM lecture (once; cached in instance/)")
         cached.parent.mkdir(exist_ok=True)
-        part = cached.with_name(cached.name + ".part")
-        encode_lecture(part, seconds)
-        part.replace(cached)
+        video = DemoVideo(cached.name, "检测讲座", seconds, 9, (60, 60, 60), 300)
+        make_video(cached, video, raster=Raster(**LECTURE_RASTER))
     return cached
-
-
-def encode_lecture(path: Path, seconds: int) -> None:
-    """A small, cheap lecture: 160x96 at 4 fps (a changing grey) with a quiet tone.
-
-    The demo encoder (640x360, 15 fps) takes minutes of CPU for 20 minutes of video on
-    a shared machine; the detection rules only need real playback, real bytes served and
-    a real audio track (Chromium may pause hidden video that has no audio).
-    """
-    import array
-    import math
-
-    import av
-
-    width, height, fps, rate = 160, 96, 4, 24_000
-    with av.open(str(path), mode="w", format="webm") as container:
-        video: Any = container.add_stream("libvpx", rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.codec_context.gop_size = 2 * fps
-        video.codec_context.bit_rate = 60_000
-        video.options = {"deadline": "realtime", "cpu-used": "8"}
-        audio: Any = container.add_stream("libopus", rate=rate)
-        audio.codec_context.layout = "mono"
-        chroma = bytes([128]) * (width * height // 4)
-        for index in range(seconds * fps):
-            frame = av.VideoFrame(width, height, "yuv420p")
-            frame.planes[0].update(bytes([16 + (index * 3) % 200]) * (width * height))
-            frame.planes[1].update(chroma)
-            frame.planes[2].update(chroma)
-            frame.pts = index
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        # Two seconds of tone, so any frame's samples are one slice of it.
-        tone = array.array("f", (0.05 * math.sin(2 * math.pi * 300 * n / rate) for n in range(2 * rate))).tobytes()
-        per_frame = audio.codec_context.frame_size or 960
-        sent, total = 0, seconds * rate
-        while sent < total:
-            n = min(per_frame, total - sent)
-            start = (sent % rate) * 4
-            samples = av.AudioFrame(format="flt", layout="mono", samples=n)
-            samples.sample_rate = rate
-            samples.planes[0].update(tone[start : start + 4 * n].ljust(samples.planes[0].buffer_size, b"\0"))
-            samples.pts = sent
-            for packet in audio.encode(samples):
-                container.mux(packet)
-            sent += n
-        for packet in audio.encode():
-            container.mux(packet)
 
 
 def _seed(app: Any, path: Path, names: list[str]) -> Site:
@@ -260,6 +219,32 @@ def settle(site: Site, name: str) -> tuple[str, int, int, list[str]]:
             held += v.held_ms
             rules |= set(v.rules)
         return verdict, credited, held, sorted(rules)
+
+
+def explain(site: Site, name: str) -> list[str]:
+    """A held honest learner's checks and beats (server times), to see which rule held what."""
+    from sqlalchemy import select
+
+    from lms_core.extensions import db
+    from plugins.anti_idle.models import AttentionCheck, Beat
+
+    def t(value: Any) -> str:
+        return value.strftime("%H:%M:%S.%f")[:-3] if value is not None else "-"
+
+    uid = site.users[name]
+    lines = [f"  {name}: checks (issued, due, answered, outcome, trusted, latency ms)"]
+    with site.app.app_context():
+        for c in db.session.execute(select(AttentionCheck).where(AttentionCheck.user_id == uid)).scalars():
+            lines.append(
+                f"    {t(c.issued_at)} {t(c.due_at)} {t(c.answered_at)} {c.outcome} {c.trusted} {c.latency_ms}"
+            )
+        lines.append("  beats (session, seq, event, received, claimed, credited span, credited ms, cuts, flags)")
+        for b in db.session.execute(select(Beat).where(Beat.user_id == uid).order_by(Beat.id)).scalars():
+            lines.append(
+                f"    {b.session_id[:6]} {b.seq:3} {b.event:9} {t(b.received_at)} {b.claimed} "
+                f"{t(b.credit_start)}-{t(b.credit_end)} {b.credited_ms} {b.cuts} {b.flags}"
+            )
+    return lines
 
 
 # --- the browser side ---------------------------------------------------------------------
@@ -410,6 +395,8 @@ class Result:
     verdict: str = ""
     held_ms: int = 0
     rules: list[str] = field(default_factory=list)
+    #: For a held honest learner: the checks and beats that explain it (``explain``).
+    explained: list[str] = field(default_factory=list)
 
 
 Scenario = Callable[[Learner, float], Awaitable[float]]
@@ -637,17 +624,24 @@ async def h_phone_then_pc(me: Learner, secs: float) -> float:
     return played + await _watch(await _one_page(me), secs / 2)
 
 
+#: A killed tab runs none of its page-leaving events (see tests/browser/test_learning.py).
+NO_GOODBYE = """
+window.addEventListener('pagehide', (e) => e.stopImmediatePropagation(), true);
+document.addEventListener('visibilitychange', (e) => e.stopImmediatePropagation(), true);
+"""
+
+
 async def h_crash_resume(me: Learner, secs: float) -> float:
-    first = await me.context()
-    page = await me.open(first)
+    """The tab is killed mid-lecture (no pagehide, no last beat) and the learner reopens the
+    lesson on the same device: the next page sends the killed page's unsent viewing."""
+    ctx = await me.context()
+    page = await me.open(ctx, init=NO_GOODBYE)
     async with Attended(page):
         await play(page)
         await asyncio.sleep(secs / 2)
         played = await Playing.ms(page)
-        for p in first.pages:  # the browser dies: no pagehide, no last beat
-            await p.evaluate("window.onpagehide = null")
-        await first.close()
-    return played + await _watch(await _one_page(me), secs / 2)
+        await page.close()
+    return played + await _watch(await me.open(ctx), secs / 2)
 
 
 ATTACKS: dict[str, Scenario] = {
@@ -699,6 +693,8 @@ async def run_all(site: Site, names: dict[str, tuple[str, str, Scenario]], secs:
             for (user, _v), r in zip(chunk, done, strict=True):
                 r.claimed_ms, r.ledger_ms = ledger(site, user)
                 r.verdict, r.credited_ms, r.held_ms, r.rules = settle(site, user)
+                if r.kind == "honest" and r.verdict == "held":
+                    r.explained = explain(site, user)
                 results.append(r)
         await browser.close()
     return results
@@ -725,6 +721,9 @@ def report(results: list[Result]) -> dict[str, Any]:
     played = sum(r.honest_ms for r in honest)
     honest_credit = sum(min(r.credited_ms, r.honest_ms + 1000) for r in honest)
     held = [r.name for r in honest if r.verdict == "held"]
+    for r in honest:
+        if r.verdict == "held" and r.explained:
+            print(f"\nheld: {r.name}", *r.explained, sep="\n")
     out = {
         "attack_share": attack_credit / claimed if claimed else 0.0,
         "honest_share": honest_credit / played if played else 0.0,
@@ -757,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
         "--lecture", type=int, default=LECTURE_SECONDS, help=f"lecture length in s (default {LECTURE_SECONDS})"
     )
     parser.add_argument("--pick", help="run only scenarios whose name contains this text")
+    parser.add_argument("--repeat", type=int, default=1, help="run each scenario this many times (own learners)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     plan: dict[str, tuple[str, str, Scenario]] = {}
@@ -766,6 +766,8 @@ def main(argv: list[str] | None = None) -> int:
         plan.update({f"honest{n:02d}": (label, "honest", fn) for n, (label, fn) in enumerate(HONEST.items())})
     if args.pick:
         plan = {k: v for k, v in plan.items() if args.pick in v[0]}
+    if args.repeat > 1:
+        plan = {f"{k}r{n}": v for k, v in plan.items() for n in range(args.repeat)}
     started = time.monotonic()
     step("starting a throwaway PostgreSQL cluster")
     with pgcluster.running() as cluster, tempfile.TemporaryDirectory(prefix="lms-detect-") as tmp:

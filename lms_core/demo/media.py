@@ -84,6 +84,28 @@ COVER_IMAGE = "cover-default.png"
 WIDTH, HEIGHT, FPS = 640, 360, 15
 SAMPLE_RATE = 24_000
 
+
+@dataclass(frozen=True)
+class Raster:
+    """Picture size, frame rate and video bit rate of an encoded lecture.
+
+    The demo's is the default; the detection benchmark plays a 20-minute lecture to many
+    learners at once on a shared machine and takes a much smaller one (the same drawing,
+    scaled), since its rules need real playback and real bytes, not a sharp picture.
+    """
+
+    width: int = WIDTH
+    height: int = HEIGHT
+    fps: int = FPS
+    bit_rate: int = 400_000
+
+    def px(self, value: int) -> int:
+        """A length drawn for the demo's 360 lines, scaled to this picture (at least 1 px)."""
+        return value if self.height == HEIGHT else max(1, round(value * self.height / HEIGHT))
+
+
+DEMO_RASTER = Raster()
+
 #: Segments of a seven-segment digit: (x, y, w, h) in units of the stroke width.
 _SEGMENTS = {
     "a": (1, 0, 3, 1),
@@ -112,39 +134,43 @@ def _rect(plane: bytearray, stride: int, x: int, y: int, w: int, h: int, value: 
         plane[start : start + w] = row
 
 
-def _digit(plane: bytearray, x: int, y: int, digit: int, unit: int, value: int) -> None:
+def _digit(plane: bytearray, stride: int, x: int, y: int, digit: int, unit: int, value: int) -> None:
     for seg in _DIGITS[digit]:
         sx, sy, sw, sh = _SEGMENTS[seg]
-        _rect(plane, WIDTH, x + sx * unit, y + sy * unit, sw * unit, sh * unit, value)
+        _rect(plane, stride, x + sx * unit, y + sy * unit, sw * unit, sh * unit, value)
 
 
-def _second_plane(video: DemoVideo, seconds: int, base_y: int) -> bytes:
+def _second_plane(video: DemoVideo, seconds: int, base_y: int, r: Raster = DEMO_RASTER) -> bytes:
     """The parts of a frame that change once a second: title band and the MM:SS digits."""
-    plane = bytearray([base_y]) * (WIDTH * HEIGHT)
-    _rect(plane, WIDTH, 0, 0, WIDTH, 60, min(235, base_y + 60))
-    _digit(plane, 24, 8, video.number % 10, 5, 16)
-    unit = 12
+    w, px = r.width, r.px
+    plane = bytearray([base_y]) * (w * r.height)
+    _rect(plane, w, 0, 0, w, px(60), min(235, base_y + 60))
+    _digit(plane, w, px(24), px(8), video.number % 10, px(5), 16)
+    unit = px(12)
     minutes, secs = divmod(seconds, 60)
-    x = (WIDTH - (4 * 6 + 2) * unit) // 2
+    x = (w - (4 * 6 + 2) * unit) // 2
+    top = px(120)
     for d in (minutes // 10, minutes % 10, None, secs // 10, secs % 10):
         if d is None:
-            _rect(plane, WIDTH, x + unit // 2, 120 + 2 * unit, unit, unit, 235)
-            _rect(plane, WIDTH, x + unit // 2, 120 + 6 * unit, unit, unit, 235)
+            _rect(plane, w, x + unit // 2, top + 2 * unit, unit, unit, 235)
+            _rect(plane, w, x + unit // 2, top + 6 * unit, unit, unit, 235)
             x += 2 * unit
             continue
-        _digit(plane, x, 120, d, unit, 235)
+        _digit(plane, w, x, top, d, unit, 235)
         x += 6 * unit
     return bytes(plane)
 
 
-def _luma_frame(video: DemoVideo, index: int, second_plane: bytes, base_y: int) -> bytearray:
+def _luma_frame(video: DemoVideo, index: int, second_plane: bytes, base_y: int, r: Raster = DEMO_RASTER) -> bytearray:
+    w, h, px = r.width, r.height, r.px
     plane = bytearray(second_plane)
     # Progress bar and a moving marker (changes every frame, so motion is visible).
-    total = video.seconds * FPS
-    _rect(plane, WIDTH, 20, HEIGHT - 40, WIDTH - 40, 12, min(235, base_y + 30))
-    _rect(plane, WIDTH, 20, HEIGHT - 40, max(1, (WIDTH - 40) * (index + 1) // total), 12, 235)
-    marker_x = 20 + (index * 7) % (WIDTH - 60)
-    _rect(plane, WIDTH, marker_x, HEIGHT - 70, 20, 20, 200)
+    total = video.seconds * r.fps
+    margin, bar = px(20), px(12)
+    _rect(plane, w, margin, h - px(40), w - 2 * margin, bar, min(235, base_y + 30))
+    _rect(plane, w, margin, h - px(40), max(1, (w - 2 * margin) * (index + 1) // total), bar, 235)
+    marker_x = margin + (index * px(7)) % (w - 3 * margin)
+    _rect(plane, w, marker_x, h - px(70), margin, margin, 200)
     return plane
 
 
@@ -158,19 +184,21 @@ def _tone(hz: int) -> bytes:
     return samples.tobytes()
 
 
-def make_video(path: Path, video: DemoVideo, *, faststart: bool = True) -> Path:
+def make_video(path: Path, video: DemoVideo, *, faststart: bool = True, raster: Raster = DEMO_RASTER) -> Path:
     """Encode ``video`` to ``path`` (MP4 H.264/AAC or WebM VP8/Opus, from the suffix).
 
     ``faststart`` puts the MP4 index before the media data (tests turn it off to
     get the layout of a file still being written, index last).
     """
     tmp = path.with_name(path.name + ".part")
-    encode_video(str(tmp), video, webm=path.suffix == ".webm", faststart=faststart)
+    encode_video(str(tmp), video, webm=path.suffix == ".webm", faststart=faststart, raster=raster)
     tmp.replace(path)
     return path
 
 
-def encode_video(out: str | BinaryIO, video: DemoVideo, *, webm: bool, faststart: bool = True) -> None:
+def encode_video(
+    out: str | BinaryIO, video: DemoVideo, *, webm: bool, faststart: bool = True, raster: Raster = DEMO_RASTER
+) -> None:
     """Encode ``video`` into a file name or a writable binary object.
 
     Into a non-seekable object the muxers write a "live" file, as a browser's
@@ -178,14 +206,15 @@ def encode_video(out: str | BinaryIO, video: DemoVideo, *, webm: bool, faststart
     """
     import av
 
+    r = raster
     options = {"movflags": "+faststart"} if faststart and not webm else {}
     with av.open(out, mode="w", format="webm" if webm else "mp4", options=options) as container:
         container.metadata["title"] = video.title
-        vstream: Any = container.add_stream("libvpx" if webm else "libx264", rate=FPS)
-        vstream.width, vstream.height, vstream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        vstream.codec_context.gop_size = 2 * FPS  # a keyframe every 2 s keeps seeking cheap
+        vstream: Any = container.add_stream("libvpx" if webm else "libx264", rate=r.fps)
+        vstream.width, vstream.height, vstream.pix_fmt = r.width, r.height, "yuv420p"
+        vstream.codec_context.gop_size = 2 * r.fps  # a keyframe every 2 s keeps seeking cheap
         if webm:
-            vstream.codec_context.bit_rate = 400_000
+            vstream.codec_context.bit_rate = r.bit_rate
             vstream.options = {"deadline": "realtime", "cpu-used": "8"}
         else:
             vstream.options = {"preset": "ultrafast", "crf": "30", "profile": "baseline", "tune": "stillimage"}
@@ -193,14 +222,14 @@ def encode_video(out: str | BinaryIO, video: DemoVideo, *, webm: bool, faststart
         astream.codec_context.layout = "mono"
 
         y, u, v = _yuv(video.rgb)
-        chroma_u = bytes([u]) * (WIDTH * HEIGHT // 4)
-        chroma_v = bytes([v]) * (WIDTH * HEIGHT // 4)
+        chroma_u = bytes([u]) * (r.width * r.height // 4)
+        chroma_v = bytes([v]) * (r.width * r.height // 4)
         second = b""
-        for index in range(video.seconds * FPS):
-            if index % FPS == 0:
-                second = _second_plane(video, index // FPS, y)
-            frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-            frame.planes[0].update(bytes(_luma_frame(video, index, second, y)))
+        for index in range(video.seconds * r.fps):
+            if index % r.fps == 0:
+                second = _second_plane(video, index // r.fps, y, r)
+            frame = av.VideoFrame(r.width, r.height, "yuv420p")
+            frame.planes[0].update(bytes(_luma_frame(video, index, second, y, r)))
             frame.planes[1].update(chroma_u)
             frame.planes[2].update(chroma_v)
             frame.pts = index

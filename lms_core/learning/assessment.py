@@ -45,6 +45,10 @@ class IntervalClaim:
     session_started_at: dt.datetime | None = None
     media_size: int | None = None
     course_id: int | None = None
+    #: The session's last ``seq`` the core took before this beat. Beats that claim nothing
+    #: (paused, hidden) reach no plugin, so a plugin's own last ``seq`` has gaps that are
+    #: not missing beats; this one has a gap only when a beat never arrived.
+    previous_seq: int | None = None
 
     @property
     def wall_ms(self) -> int:

@@ -458,6 +458,7 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
         session_started_at=session.started_at,
         media_size=lesson.media.size_bytes if lesson.media else None,
         course_id=lesson.course_id,
+        previous_seq=session.last_seq,
     )
     # Clock jitter between the browser's timer and ours: one second, lent once per
     # person (the clock moves past ``now`` and the next beat pays it back), never

@@ -195,14 +195,18 @@ def unverified(
     """
     floor = int(policy["human_latency_floor_ms"])
     brk = dt.timedelta(seconds=int(policy["break_seconds"]))
-    # Only what was known when the day's last beat arrived (as the per-beat rules do):
-    # the online assessment and the recompute then agree.
+    # Checks issued by the day's last beat, and the answers given that day: an answer is
+    # evidence of the day also when it comes after the last beat (a learner back online
+    # answers the check the lapse paused the video on, and plays no more). Answering a
+    # check re-judges its day (verdicts.on_check_answered), so the online verdict and the
+    # recompute agree; R09 and R15 read the day's answers the same way.
     horizon = max(b.received_at for b, _o in outcomes)
+    day_end = els.at_us(els.day_end_us(els.us_of(horizon)))
     judged = []
     for c in checks:
         if c.issued_at > horizon:
             continue
-        answered = c.answered_at if c.answered_at is not None and c.answered_at <= horizon else None
+        answered = c.answered_at if c.answered_at is not None and c.answered_at < day_end else None
         valid = (
             answered is not None
             and c.outcome == "passed"

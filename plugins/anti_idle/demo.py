@@ -10,8 +10,10 @@
   media server's delivery counter and the attention-check service, with the clock
   moved to those mornings:
   - yesterday: an honest lecture, then a lesson left playing in a hidden tab with a
-    check answered late: the day is credited with deductions (R05, R07), and 李明
-    has appealed it;
+    check answered late: the day is deducted (credit stopped until the answer, R07),
+    and 李明 has appealed it. The script's answer of the day before does not reach
+    into this day: an automated answer voids its own person-day only
+    (docs/anti_idle.md), and this morning's first check is owed at once;
   - the day before: a browser driven by automation whose check was answered by a
     script: the day is held for audit (R11 + R07b), waiting for 南岭县审计员.
 

@@ -73,6 +73,12 @@ def beijing_day(at: dt.datetime) -> dt.date:
     return at.astimezone(SHANGHAI).date()
 
 
+def day_end_us(us: int) -> int:
+    """The end (next midnight, Beijing) of the person-day holding the instant ``us``."""
+    day = beijing_day(at_us(us)) + dt.timedelta(days=1)
+    return us_of(dt.datetime.combine(day, dt.time(), tzinfo=SHANGHAI))
+
+
 # --- the boundary: dataclasses with datetimes (online path, tests) -----------------------
 
 
@@ -242,6 +248,10 @@ class Row(NamedTuple):
     drift: float | None
     #: The slowest playback rate the page reported while playing (``presence.rate_min``).
     slow: float | None = None
+    #: Whether a beat of the session is missing before this one, by the core's own last
+    #: seq (``seq_prev``, stamped by the credit path); None for beats stored without it,
+    #: which are judged against the previous beat the plugin saw (R03q).
+    seq_gap: bool | None = None
     #: The fields ``replay``'s fast path reads, as one plain tuple (``Hot``), when the beat
     #: can take that path: a visible, unflagged video beat with one well-formed claimed
     #: range and its delivery known; else None. (A plain tuple unpacks faster than this
@@ -332,6 +342,8 @@ def row_of(
     visibility = client.get("visibility")
     spoofed = video and visibility == "visible" and raf_n == 0 and claimed_ms > 0 and wall_ms >= 20_000
     mono_ms = _number(presence.get("mono_ms"))
+    seq_prev = client.get("seq_prev")
+    seq_known = isinstance(seq_prev, int) and not isinstance(seq_prev, bool) and seq > 0
     delivered = (
         duration_ms * min(1.0, bytes_served / media_size)
         if video and bytes_served and media_size and duration_ms
@@ -376,6 +388,7 @@ def row_of(
         delivered=delivered,
         drift=drift,
         slow=slow,
+        seq_gap=seq > seq_prev + 1 if seq_known else None,
         hot=(
             (
                 session_id,
@@ -459,7 +472,10 @@ class Checks:
         """(overdue spans, automated spans) of the person, as known at ``now``.
 
         Overdue: from a check's due time until it, or a later check, is validly answered.
-        Automated: from an automated answer's check issue until the next valid answer.
+        Automated: from an automated answer's check issue until the next valid answer, or
+        the end of that person-day, whichever comes first: the void is that day's verdict
+        (docs/anti_idle.md, "An automated answer voids its own day"); the next day starts
+        with a check owed at once (``checks.owed_after_ms``), so presence is still asked.
         An answer given after ``now`` is not known yet at ``now``.
         """
         key = (bisect.bisect_right(self.issued, now), bisect.bisect_right(self.answers, now), floor_ms)
@@ -491,7 +507,7 @@ class Checks:
                 if answered is not None and answered > due:
                     overdue.append((due, answered))
             elif automated:
-                automated_spans.append((c_issued, next_valid(c_issued)))
+                automated_spans.append((c_issued, min(next_valid(c_issued), day_end_us(c_issued))))
             else:
                 overdue.append((due, next_valid(c_issued)))
         return overdue, automated_spans
@@ -737,7 +753,8 @@ def replay(
                 and (
                     s_claim_end is None or a >= s_claim_end - continuity_slack or r.restart or s_event in RESTART_EVENTS
                 )
-                and (not seq or seq <= (s_seq or 0) + 1)
+                # no R03q: by the core's last seq when stamped (``Row.seq_gap``), else the plugin's
+                and (not r[-2] if r[-2] is not None else (not seq or seq <= (s_seq or 0) + 1))
                 and (drift is None or drift <= drift_ms)
                 and (not has_checks or not any(checks.spans(r.received, floor_ms)))  # type: ignore[union-attr]
             ):
@@ -832,6 +849,7 @@ def replay(
             delivered,
             drift,
             slow,
+            seq_gap,
             _hot,
         ) = r
         if sid != last_sid:
@@ -973,7 +991,9 @@ def replay(
             if envelope == "bad":
                 flags = _flag(flags, "R03b")
         # --- gaps in seq (R03q): beats that never arrived; the server clock covers the time
-        if seq and seq > (s_seq or 0) + 1:
+        # The core's last seq says it; the plugin's own does not (beats that claim nothing,
+        # paused or hidden, never reach it), so that is only for beats stored without it.
+        if seq_gap or (seq_gap is None and seq and seq > (s_seq or 0) + 1):
             flags = _flag(flags, "R03q")
         # --- clock drift (R13d): the page's clock ran ahead of the server's ---------------
         # ``presence.mono_ms`` is performance.now() at send, counted from the navigation that

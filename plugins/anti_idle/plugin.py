@@ -85,9 +85,10 @@ class AntiIdlePlugin:
 
     @hookimpl
     def lms_handle_event(self, event: Any) -> None:
-        from plugins.anti_idle.verdicts import on_beat_refused
+        from plugins.anti_idle.verdicts import on_beat_refused, on_check_answered
 
         on_beat_refused(event)
+        on_check_answered(event)
 
     @hookimpl
     def lms_dashboard_panels(self, user: Any) -> list[Any]:

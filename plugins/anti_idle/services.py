@@ -81,7 +81,9 @@ def beat_input(claim: IntervalClaim) -> els.BeatInput:
         duration_ms=claim.media_duration_ms,
         bytes_served=claim.bytes_served,
         media_size=claim.media_size,
-        client=envelope.stamp(dict(claim.client)),
+        # The server's stamps over whatever the client put under the same names: the
+        # envelope verdict, and the core's last seq before this beat (R03q, els.row_of).
+        client={**envelope.stamp(dict(claim.client)), "seq_prev": claim.previous_seq},
     )
 
 

@@ -550,6 +550,32 @@ def on_beat_refused(event: Any) -> None:
     assess_day(user_id, els.beijing_day(dt.datetime.fromisoformat(event.payload["received_at"])))
 
 
+def on_check_answered(event: Any) -> None:
+    """After an answer committed: re-judge the day it was given on (idempotent).
+
+    A day is judged on the answers given that day (R07h, R09, R15), also those that come
+    after its last beat: the learner back online answers the check the lapse paused the
+    video on. Nothing re-judges a day on an answer otherwise, so the online verdict would
+    keep a hold the recompute no longer finds.
+    """
+    from lms_core.learning.services import person_clock
+    from plugins.anti_idle.events import CHECK_ANSWERED
+
+    if event.name != CHECK_ANSWERED or event.actor_id is None:
+        return
+    check = db.session.get(AttentionCheck, int(event.payload.get("check_id") or 0))
+    if check is None or check.answered_at is None:
+        return
+    day = els.beijing_day(check.answered_at)
+    # Serialised with the person's beats (their record_online also re-judges the day).
+    person_clock(check.user_id)
+    exists = db.session.execute(
+        select(DayVerdict.id).where(DayVerdict.user_id == check.user_id, DayVerdict.day == day)
+    ).first()
+    if exists is not None:
+        assess_day(check.user_id, day)
+
+
 # --- review ----------------------------------------------------------------------------
 
 

@@ -154,7 +154,8 @@ def check_spans(
 
     Checks are the person's, whichever tab showed them (one open check per person).
     Overdue: from a check's due time until it, or a later check, is validly answered.
-    Automated: from an automated answer's check issue until the next valid answer.
+    Automated: from an automated answer's check issue until the next valid answer, or the
+    end of that person-day.
     An answer given after ``now`` is not known yet at ``now``.
     """
     mine = sorted((c for c in checks if c.issued_at <= now), key=lambda c: (c.issued_at, c.due_at))
@@ -173,7 +174,11 @@ def check_spans(
                 overdue.append((c.due_at, c.answered_at))
             continue
         if c.automated(floor_ms):
-            automated.append((c.issued_at, next_valid(c.issued_at)))
+            # ... until the end of that person-day (Beijing), since 2026-12-05.
+            day_end = dt.datetime.combine(
+                c.issued_at.astimezone(SHANGHAI).date() + dt.timedelta(days=1), dt.time(), tzinfo=SHANGHAI
+            )
+            automated.append((c.issued_at, min(next_valid(c.issued_at), day_end)))
         else:
             overdue.append((c.due_at, next_valid(c.issued_at)))
     return overdue, automated

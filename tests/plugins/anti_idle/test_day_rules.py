@@ -397,7 +397,7 @@ def test_r12d_attack_three_accounts_study_from_one_cloud_range(me, tree):
     for learner in learners:
         v = settle(learner)
         found = v.tally["day_rules"]["R12d"]
-        assert found["score"] == 40 and found["params"]["accounts"] == 3 and found["params"]["range"] == "47.96.0.0/11"
+        assert found["score"] == 40 and found["params"]["accounts"] == 3 and found["params"]["range"] == "47.96.0.0/12"
         assert v.review_score == 40 and v.verdict == "credited"  # alone below the hold score, like R12
         (line,) = lines(learner, "R12d")
         assert line.action == "score"

@@ -174,6 +174,21 @@ def test_lost_beats_are_noted_and_cost_the_honest_learner_nothing(me):
     assert line.action == "info" and "未送达" in zh(line)
 
 
+def test_paused_beats_are_not_missing_beats(me):
+    """Beats that claim nothing (paused, taking notes) never reach the plugin: the seq the
+    plugin sees jumps over them, but the core took them, so nothing is missing."""
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 60)
+    me.beat(tab, at + 1 * S, event="pause")
+    me.beat(tab, at + 11 * S, event="heartbeat")  # paused: no segments
+    me.beat(tab, at + 21 * S, event="heartbeat")
+    me.play(tab, at + 25 * S, 60, event_first="play")
+    assert me.credited_s() >= 120
+    v = me.recompute()
+    assert v.verdict == "credited" and "R03q" not in v.rules
+    assert db.session.query(Evidence).filter_by(user_id=me.user.id, rule="R03q").count() == 0
+
+
 def test_replayed_seq_earns_nothing(me):
     tab = me.open(deliver=LECTURE_BYTES)
     me.beat(tab, T0 + 10 * S, [[0, 10]])

@@ -547,3 +547,79 @@ def test_a26_c10_another_account_cannot_beat_my_session(me, tree):
         helper.beat(tab, T0 + 10 * S, [[0, 10]])
     assert err.value.status == 404
     assert me.credited_s() == 0 and helper.credited_s() == 0
+
+
+# --- an automated answer voids its own day, not the next one ------------------------------
+
+DAY2 = dt.date(2026, 5, 11)
+T1 = T0 + dt.timedelta(days=1)  # 09:00 Beijing the next morning
+
+
+def _automated_yesterday(me: Learner) -> None:
+    tab = me.open(deliver=LECTURE_BYTES)
+    check = me.issue_check(tab, T0 + 30 * S)
+    me.answer(check, T0 + 31 * S, trusted=False)
+    me.play(tab, T0, 120)
+    assert "R07b" in me.recompute().rules
+
+
+def test_h_next_morning_after_a_scripted_answer_is_credited(me):
+    """The void of an automated answer ends at midnight (Beijing): the next morning's
+    honest study, with its check answered by a person, is credited in full."""
+    _automated_yesterday(me)
+    before = me.credited_s()
+    tab = me.open(at=T1, deliver=LECTURE_BYTES)
+    check = me.issue_check(tab, T1 + 10 * S)  # owed at once: the last check was not passed
+    me.answer(check, T1 + 14 * S)
+    me.play(tab, T1, 600, from_pos=120)
+    assert me.credited_s() - before >= 600 * 0.97
+    v = me.recompute(DAY2)
+    assert v.verdict == "credited" and "R07b" not in v.rules, (v.verdict, v.rules)
+
+
+def test_a_next_morning_without_an_answer_is_stopped_and_held(me):
+    """What the void no longer covers after midnight, the check owed at once does: if
+    nobody answers it, credit stops at its due time and what came before is held (R07h)."""
+    _automated_yesterday(me)
+    before = me.credited_s()
+    tab = me.open(at=T1, deliver=LECTURE_BYTES)
+    me.issue_check(tab, T1 + 10 * S)  # window 60 s: due at T1 + 70 s
+    me.play(tab, T1, 3600, from_pos=120, every=60)
+    assert me.credited_s() - before <= 71
+    v = me.recompute(DAY2)
+    assert v.verdict == "held" and "R07h" in v.rules and v.credited_ms == 0 and v.held_ms <= 71_000
+
+
+# --- an answer after the day's last beat is evidence of that day --------------------------
+
+
+def test_h_offline_learner_answers_after_the_last_beat(me):
+    """Measured in Chromium (bench/anti_idle_detection.py, "offline 25 s"): the check was
+    issued as the network went down, so the page never showed it; the lapse paused the
+    video, the queued beats arrived once the network was back, and the learner answered
+    the check after the last of them. The answer proves presence: nothing is held."""
+    import time_machine
+
+    from lms_core.jobs.services import commit
+    from plugins.anti_idle.verdicts import assess_day
+
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.beat(tab, T0 + 9 * S, [[0, 6.4]])
+    check = me.issue_check(tab, T0 + 18 * S, window=10)  # issued by this beat's claim; offline now
+    me.beat(tab, T0 + 18 * S, [[6.4, 16.4]])
+    me.beat(tab, T0 + 47 * S, [[16.4, 26.4]])  # queued offline, sent when back
+    me.beat(tab, T0 + 48 * S, [[26.4, 27.1]], event="pause")  # the lapse paused the video
+    with time_machine.travel(T0 + 49 * S, tick=False):
+        assess_day(me.user.id, T0.date())  # judged before the answer (a review page, the nightly job)
+        commit()
+    assert me.verdict().verdict == "held"
+    with time_machine.travel(T0 + 51 * S, tick=False):
+        judged = checks.answer_check(
+            check.token, me.user, {"answer": "7", "trusted": True, "latency_ms": 2900, "input_mode": "pointer"}
+        )
+        assert judged.outcome == "passed"
+        commit()  # and the inline jobs: the answer's event re-judges the day
+    assert me.verdict().verdict == "credited"
+    assert me.credited_s() >= 27.1 * 0.97
+    v = me.recompute()
+    assert v.verdict == "credited" and "R07h" not in v.rules and v.held_ms == 0, (v.verdict, v.rules)

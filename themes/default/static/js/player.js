@@ -25,6 +25,19 @@
  * offline) has them sent by the next lesson page of the same user, before its own:
  * the server takes a session's late beats within its late window. Beats are queued as
  * sent text (signed), so a later page sends them unchanged.
+ *
+ * Crash recovery. A beat reports the media played since the previous one, so a tab that
+ * is killed (a crash, the system out of memory, a flat battery) would lose up to one
+ * beat of viewing. While the media plays, the beat this page would send next is kept
+ * with its queue as a draft (signed, with the next seq, refreshed every 2 s); a real
+ * beat replaces it. The next lesson page sends a gone page's draft after its queued
+ * beats, as that session's last beat ("terminate"). The server takes one beat per seq,
+ * so a draft and a real beat can never both count.
+ *
+ * Which pages are gone. Where the browser has Web Locks, each page holds a lock named
+ * after its queue for as long as it lives; the browser frees it when the page goes away,
+ * also when it crashes, so the next page takes that queue at once. Without them (plain
+ * HTTP on an intranet is not a secure context), a queue untouched for a minute is taken.
  */
 (function () {
   "use strict";
@@ -73,36 +86,57 @@
   var ORPHAN_AFTER_MS = 60000;
   var queueKey = card.dataset.queueKey ? card.dataset.queueKey + ":" + card.dataset.session : null;
   var queue = [];          // [{u: url, b: body text, t: made at}], oldest first
+  var draft = null;        // the beat this page would send next (crash recovery), or null
+  var DRAFT_EVERY_MS = 2000, draftAt = 0;
   var sending = false;
+  var adopting = true;     // until the queues of gone pages are in line, before ours
   var retryMs = 0, retryTimer = null;
 
   function save() {
     if (!queueKey) return;
     try {
       var mine = queue.filter(function (item) { return item.u === beatUrl; });
-      if (mine.length) localStorage.setItem(queueKey, JSON.stringify({ t: Date.now(), items: mine }));
+      if (mine.length || draft) localStorage.setItem(queueKey, JSON.stringify({ t: Date.now(), items: mine, draft: draft }));
       else localStorage.removeItem(queueKey);
     } catch (e) { /* private mode or full: the queue lives in memory only */ }
   }
 
-  // Beats left by pages that are gone (closed or crashed while offline): first in line.
-  function adoptOrphans() {
-    if (!queueKey) return;
+  // Beats left by pages that are gone (closed or crashed while offline, or killed while
+  // playing): first in line, each page's queued beats and then its draft. ``held``: the
+  // names of the locks live pages hold, or null where the browser has no Web Locks.
+  function adoptOrphans(held) {
     var prefix = card.dataset.queueKey + ":", found = [];
     try {
       for (var i = localStorage.length - 1; i >= 0; i--) {
         var key = localStorage.key(i);
         if (!key || key.indexOf(prefix) !== 0 || key === queueKey) continue;
+        if (held ? held[key] : false) continue;  // a live page (another tab)
         var saved = JSON.parse(localStorage.getItem(key) || "null");
-        if (!saved || !saved.items || Date.now() - saved.t < ORPHAN_AFTER_MS) continue;
+        if (!saved || !saved.items || (!held && Date.now() - saved.t < ORPHAN_AFTER_MS)) continue;
         localStorage.removeItem(key);
-        saved.items.forEach(function (item) {
+        var items = saved.items.slice();
+        if (saved.draft) items.push(saved.draft);
+        items.forEach(function (item) {
           if (Date.now() - item.t < QUEUE_MAX_AGE_MS) found.push(item);
         });
       }
     } catch (e) { return; }
     found.sort(function (a, b) { return a.t - b.t; });
     queue = found.concat(queue);
+  }
+
+  function adoptThenPump() {
+    function done(held) { adoptOrphans(held); adopting = false; pump(); }
+    if (!queueKey) { adopting = false; pump(); return; }
+    if (!(navigator.locks && navigator.locks.request && navigator.locks.query)) { done(null); return; }
+    try {
+      navigator.locks.request(queueKey, function () { return new Promise(function () {}); });  // held for the page's life
+      navigator.locks.query().then(function (state) {
+        var held = {};
+        (state.held || []).forEach(function (lock) { held[lock.name] = true; });
+        done(held);
+      }, function () { done(null); });
+    } catch (e) { done(null); }
   }
 
   function post(item, onAnswer) {
@@ -140,7 +174,7 @@
   // took (a lower one is a retry it already has), so two beats racing each other on the
   // network would lose the earlier one's viewing: pause + seeked, or a slow connection.
   function pump() {
-    if (sending || !queue.length) return;
+    if (sending || adopting || !queue.length) return;
     sending = true;
     var item = queue[0];
     post(item, function (result) { answered(item, result); }).then(function (done) {
@@ -182,6 +216,8 @@
     if (signer) { try { json = signer(json) || json; } catch (e) { /* see pluginSignals */ } }
     var item = { u: beatUrl, b: json, t: Date.now(), e: event };
     queue.push(item);
+    draft = null;  // this beat covers what the draft held
+    draftAt = performance.now();
     save();
     // The page is going away: no later turn of the queue would run, so send the last
     // beat at once if nothing waits before it; otherwise the next page sends them all.
@@ -189,6 +225,26 @@
       return post(item, null).then(function (done) { if (done) { queue.shift(); save(); } });
     }
     pump();
+  }
+
+  // The beat a crash would lose: the ranges played since the last beat, as the next seq.
+  // No plugin signals (collecting them resets their counters): a recovered beat carries
+  // only the core's fields, and says it was recovered.
+  function keepDraft() {
+    if (ended || !queueKey || !video || video.paused || segStart === null) return;
+    var now = performance.now();
+    if (now - draftAt < DRAFT_EVERY_MS || video.currentTime <= segStart) return;
+    draftAt = now;
+    var visible = visibleMs + (visibleSince !== null ? Date.now() - visibleSince : 0);
+    var body = {
+      seq: seq + 1, event: "terminate", segments: segments.concat([[segStart, video.currentTime]]),
+      position: video.currentTime, visible_ms: visible,
+      client: { visibility: document.visibilityState, rate: video.playbackRate, muted: video.muted, recovered: true }
+    };
+    var json = JSON.stringify(body);
+    if (signer) { try { json = signer(json) || json; } catch (e) { /* see pluginSignals */ } }
+    draft = { u: beatUrl, b: json, t: Date.now(), e: "terminate" };
+    save();
   }
 
   // The resume position, also kept on this device: the beat sent as the page goes
@@ -259,6 +315,7 @@
       }
       lastTime = video.currentTime;
       lastTick = now;
+      keepDraft();  // after a jump closed the range: the draft never spans a seek
     });
     video.addEventListener("ended", function () { closeSegment(video.currentTime); send("ended"); });
   }
@@ -282,6 +339,5 @@
     pending: function () { return queue.length; }
   };
   document.dispatchEvent(new CustomEvent("lms:tracker-ready", { detail: window.lmsTracker }));
-  adoptOrphans();
-  pump();
+  adoptThenPump();
 })();
