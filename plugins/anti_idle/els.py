@@ -343,7 +343,7 @@ def row_of(
     spoofed = video and visibility == "visible" and raf_n == 0 and claimed_ms > 0 and wall_ms >= 20_000
     mono_ms = _number(presence.get("mono_ms"))
     seq_prev = client.get("seq_prev")
-    seq_known = isinstance(seq_prev, int) and not isinstance(seq_prev, bool) and seq > 0
+    seq_gap = seq > seq_prev + 1 if isinstance(seq_prev, int) and not isinstance(seq_prev, bool) and seq > 0 else None
     delivered = (
         duration_ms * min(1.0, bytes_served / media_size)
         if video and bytes_served and media_size and duration_ms
@@ -388,7 +388,7 @@ def row_of(
         delivered=delivered,
         drift=drift,
         slow=slow,
-        seq_gap=seq > seq_prev + 1 if seq_known else None,
+        seq_gap=seq_gap,
         hot=(
             (
                 session_id,
