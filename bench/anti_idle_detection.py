@@ -535,6 +535,11 @@ class Attended:
             await pause(self.page)
         with contextlib.suppress(Exception):
             self.played = await Playing.ms(self.page)
+        # The learner leaves once the page has sent what it holds: closing the context (the
+        # harness's end of a scenario) takes its queue with it, where a person's next page
+        # would send it. Under load the pause beat is still on its way a second later.
+        with contextlib.suppress(Exception):
+            await self.page.wait_for_function("window.lmsTracker.pending() === 0", timeout=15_000)
         self._stop.set()
         if self._task is not None:
             await self._task
