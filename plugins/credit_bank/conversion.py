@@ -1,7 +1,8 @@
 """The credit conversion page: conversion rules as a form, a preview, a new version on save.
 
 Site admins edit the conversion part of the policy (how a completed online course, a
-day of an offline class and caps become 学时) without writing JSON. The form is parsed
+day of an offline class and caps become 学时, the conversions between credit types and
+what happens at year end) without writing JSON. The form is parsed
 into a policy document (requirements and year-end are kept from the version in force),
 checked field by field with messages in Chinese, then by :func:`policy.validate`. The
 preview computes what a chosen course or an offline claim of N days would earn under the
@@ -39,6 +40,8 @@ KINDS = {
 }
 CAP_KINDS = {"per_year": _l("per year"), "per_day": _l("per day"), "per_item": _l("per item")}
 TIER_ROWS = 6
+CONV_ROWS = 5  #: rows for conversions between credit types shown at least (one more than in use, up to 20)
+YEAR_END = {"expire": _l("Expire at year end"), "carry_forward": _l("Carry forward into the next year")}
 _HOURS = re.compile(r"^\d{1,6}(\.\d{1,2})?$")
 
 
@@ -95,7 +98,44 @@ def form_values(rules: dict[str, Any]) -> dict[str, str]:
         cap = rules["caps"].get(code, {})
         for k in CAP_KINDS:
             v[f"cap_{code}_{k}"] = labels.hours(cap[k]) if cap.get(k) is not None else ""
+    convs = rules["conversions"]
+    for i in range(conv_rows(rules)):
+        c = convs[i] if i < len(convs) else {}
+        for k in ("from", "to", "num", "den"):
+            v[f"conv_{k}_{i}"] = str(c.get(k, ""))
+    v["year_end"] = rules["year_end"]["mode"]
+    v["carry_cap"] = labels.hours(int(rules["year_end"].get("carry_cap_centi", 0)))
     return v
+
+
+def conv_rows(rules: dict[str, Any]) -> int:
+    """Rows of the conversions table: every rule in force shows (none is dropped on save) plus one blank."""
+    return min(20, max(CONV_ROWS, len(rules["conversions"]) + 1))
+
+
+def _conversions(values: dict[str, str], e: dict[str, str], rows: int) -> list[dict[str, Any]]:
+    """The rows of conversions between credit types; a blank row is skipped."""
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for i in range(rows):
+        row = {k: values[f"conv_{k}_{i}"].strip() for k in ("from", "to", "num", "den")}
+        if not any(row.values()):
+            continue
+        src, dst = row["from"], row["to"]
+        if src not in labels.LEDGER_NAMES:
+            e[f"conv_from_{i}"] = _("Choose the credit type the hours leave.")
+        if dst not in labels.LEDGER_NAMES:
+            e[f"conv_to_{i}"] = _("Choose the credit type the hours arrive in.")
+        elif src == dst:
+            e[f"conv_to_{i}"] = _("A conversion goes to a different credit type.")
+        elif (src, dst) in seen:
+            e[f"conv_to_{i}"] = _("This conversion is already listed above.")
+        num = _int(row["num"], f"conv_num_{i}", e, 1, 1000)
+        den = _int(row["den"], f"conv_den_{i}", e, 1, 1000)
+        if not any(k.startswith("conv_") and k.endswith(f"_{i}") for k in e):
+            seen.add((src, dst))
+            out.append({"from": src, "to": dst, "num": num, "den": den})
+    return out
 
 
 def parse(form: Any, base: dict[str, Any]) -> Draft:
@@ -103,6 +143,8 @@ def parse(form: Any, base: dict[str, Any]) -> Draft:
     names = ["kind", "fixed", "minutes_per_hour", "offline_day"]
     names += [f"tier_{w}_{i}" for i in range(TIER_ROWS) for w in ("min", "hours")]
     names += [f"cap_{c}_{k}" for c in labels.LEDGER_NAMES for k in CAP_KINDS]
+    names += [f"conv_{k}_{i}" for i in range(conv_rows(base)) for k in ("from", "to", "num", "den")]
+    names += ["year_end", "carry_cap"]
     values = {n: str(form.get(n, ""))[:32] for n in names}
     d = Draft(values)
     e = d.errors
@@ -139,10 +181,22 @@ def parse(form: Any, base: dict[str, Any]) -> Draft:
             got = _hours(values[f"cap_{code}_{k}"], f"cap_{code}_{k}", e, blank_ok=True)
             if got is not None:
                 caps.setdefault(code, {})[k] = got
+    conversions = _conversions(values, e, conv_rows(base))
+    if values["year_end"] not in YEAR_END:
+        e["year_end"] = _("Choose what happens to the hours at year end.")
+    carry = _hours(values["carry_cap"], "carry_cap", e, blank_ok=True) or 0
     if e:
         return d
     doc = deepcopy(base)
-    doc.update({"online_course": oc, "offline_day_centi": offline, "caps": caps})
+    doc.update(
+        {
+            "online_course": oc,
+            "offline_day_centi": offline,
+            "caps": caps,
+            "conversions": conversions,
+            "year_end": {"mode": values["year_end"], "carry_cap_centi": carry},
+        }
+    )
     try:
         d.rules = P.validate(doc)
     except P.PolicyError as exc:  # a combination the fields alone did not catch
@@ -164,7 +218,21 @@ def _per_item(rules: dict[str, Any], ledger: str, amount: int) -> int:
     return amount if cap is None else min(amount, cap)
 
 
-def preview(current: dict[str, Any], draft: dict[str, Any], course_id: int | None, days: int | None) -> list[Preview]:
+def _converted(rules: dict[str, Any], src: str, dst: str, amount: int) -> int:
+    """What ``amount`` of ``src`` becomes in ``dst`` under the rules (0 if not allowed)."""
+    for c in rules["conversions"]:
+        if c["from"] == src and c["to"] == dst:
+            return amount * int(c["num"]) // int(c["den"])  # rounded down, as the ledger posts it
+    return 0
+
+
+def preview(
+    current: dict[str, Any],
+    draft: dict[str, Any],
+    course_id: int | None,
+    days: int | None,
+    convert: int | None = None,
+) -> list[Preview]:
     from lms_core.courses.models import Course
     from plugins.credit_bank.inputs import _course_minutes
 
@@ -201,6 +269,28 @@ def preview(current: dict[str, Any], draft: dict[str, Any], course_id: int | Non
                 _per_item(draft, "JZ_XS", d),
             )
         )
+    if convert is not None:
+        for c in draft["conversions"]:
+            src, dst = c["from"], c["to"]
+            d = _converted(draft, src, dst, convert)
+            out.append(
+                Preview(
+                    _(
+                        "%(h)s hours of %(f)s converted to %(t)s",
+                        h=labels.hours(convert),
+                        f=labels.ledger_name(src),
+                        t=labels.ledger_name(dst),
+                    ),
+                    _(
+                        "At %(n)d/%(d)d, rounded down; 0 now means the conversion is not allowed today.",
+                        n=c["num"],
+                        d=c["den"],
+                    ),
+                    _converted(current, src, dst, convert),
+                    d,
+                    d,  # a conversion is not capped: it moves hours already counted
+                )
+            )
     return out
 
 
@@ -219,6 +309,7 @@ def conversion_page() -> Any:
     previews: list[Preview] = []
     course_id: int | None = None
     days: int | None = None
+    convert: int | None = None
     effective_raw = ""
     note = ""
     if request.method == "POST":
@@ -230,6 +321,10 @@ def conversion_page() -> Any:
         raw_days = (request.form.get("days") or "").strip()
         if raw_days:
             days = _int(raw_days, "days", draft.errors, 1, 366)
+        convert_raw = (request.form.get("convert_amount") or "").replace("\x00", "")[:12]
+        draft.values["convert_amount"] = convert_raw  # kept in the form on an error
+        if convert_raw.strip():
+            convert = _hours(convert_raw, "convert_amount", draft.errors)
         if draft.errors:
             status = 400
         elif request.form.get("action") == "save":
@@ -261,7 +356,7 @@ def conversion_page() -> Any:
                     flash(_("Policy version %(v)d saved.", v=row.version), "success")
                     return redirect(url_for("credit_bank.conversion_page"))
         if draft.rules is not None and not draft.errors:
-            previews = preview(base, draft.rules, course_id, days)
+            previews = preview(base, draft.rules, course_id, days, convert)
     courses = list(
         db.session.execute(
             select(Course.id, Course.code, Course.title)
@@ -277,6 +372,8 @@ def conversion_page() -> Any:
         kinds=KINDS,
         cap_kinds=CAP_KINDS,
         tier_rows=TIER_ROWS,
+        conv_rows=conv_rows(base),
+        year_end_modes=YEAR_END,
         courses=courses,
         course_id=course_id,
         days=days,

@@ -105,9 +105,27 @@ def test_site_admin_previews_and_saves_conversion_rules(
     expect(page.locator("#preview")).to_have_count(0)
 
     page.locator("#offline_day").fill("7.5")
+    page.locator("#conv_from_0").select_option("WL_XS")
+    page.locator("#conv_to_0").select_option("WL_XS")
+    page.locator("#conv_num_0").fill("1")
+    page.locator("#conv_den_0").fill("2")
+    page.locator("#convert_amount").fill("10")
+    page.locator("#preview-button").click()
+    expect(page.locator("#error-conv_to_0")).to_contain_text("不同的学时类别")
+    expect(page.locator("#conv_den_0")).to_have_value("2")  # the input is kept on an error
+    expect(page.locator("#convert_amount")).to_have_value("10")
+    page.screenshot(path=str(shots / f"conversion-error-{size}.png"), full_page=True)
+    assert horizontal_overflow(page) == 0
+
+    page.locator("#conv_to_0").select_option("JZ_XS")
+    page.locator("input[name=year_end][value=carry_forward]").check()
+    page.locator("#carry_cap").fill("12")
     page.locator("#preview-button").click()
     rows = page.locator("#preview tbody tr")
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(3)
+    # 10 hours of online study at 1/2: no such rule now (0.00), 5.00 under the draft.
+    expect(rows.nth(2).locator("td.now")).to_have_text("0.00")
+    expect(rows.nth(2).locator("td.draft")).to_have_text("5.00")
     # 2.00 now (its label); under the draft the 1-minute course reaches the second tier,
     # which now starts at 1 minute: 0.50. Three days at 7.50 a day: 22.50.
     expect(rows.nth(0).locator("td.now")).to_have_text("2.00")
@@ -125,6 +143,8 @@ def test_site_admin_previews_and_saves_conversion_rules(
     assert len(P.versions()) == before + 1
     rules = P.rules_of(P.in_force(dt.date(2026, 6, 1)))
     assert rules["offline_day_centi"] == 750 and rules["online_course"]["kind"] == "tiered_minutes"
+    assert rules["conversions"] == [{"from": "WL_XS", "to": "JZ_XS", "num": 1, "den": 2}]
+    assert rules["year_end"] == {"mode": "carry_forward", "carry_cap_centi": 1200}
 
 
 @pytest.mark.parametrize("size", ["mobile", "desktop"])

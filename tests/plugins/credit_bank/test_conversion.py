@@ -39,7 +39,13 @@ def site(app: Flask, tree):  # type: ignore[no-untyped-def]
 
 
 def form(**over: str) -> dict[str, Any]:
-    data: dict[str, Any] = {"kind": "nominal", "offline_day": "6", "minutes_per_hour": "45", "action": "preview"}
+    data: dict[str, Any] = {
+        "kind": "nominal",
+        "offline_day": "6",
+        "minutes_per_hour": "45",
+        "year_end": "expire",
+        "action": "preview",
+    }
     data.update(over)
     return data
 
@@ -162,3 +168,77 @@ def test_save_records_a_version_that_later_postings_use(app: Flask, client, site
     lines = queries.statement(cadre.id, 2026)
     assert {ln.policy_version for ln in lines} == {row.version}
     assert queries.year_summary(cadre.id, 2026) == {"posted": 200, "pending": 0, "overflow": 50}
+
+
+def test_conversions_between_types_and_year_end_as_a_form(client, site) -> None:  # type: ignore[no-untyped-def]
+    """The rules between credit types and the year end are fields, previewed, then saved as a version."""
+    before = versions()
+    login(client, "site")
+    rows = {"conv_from_0": "WL_XS", "conv_to_0": "JZ_XS", "conv_num_0": "1", "conv_den_0": "2"}
+    r = client.post(URL, data=form(convert_amount="10", year_end="expire", **rows))
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200, html
+    # 10 hours of online study at 1/2: nothing now (no such rule in force), 5.00 under the draft.
+    assert '<td class="now">0.00</td><td class="draft">5.00</td><td class="counted">5.00</td>' in html
+    assert versions() == before
+    r = client.post(
+        URL,
+        data=form(action="save", effective_from="2026-01-01", year_end="carry_forward", carry_cap="12.5", **rows),
+    )
+    assert r.status_code == 302, r.get_data(as_text=True)
+    rules = P.rules_of(P.in_force(dt.date(2026, 6, 1)))
+    assert rules["conversions"] == [{"from": "WL_XS", "to": "JZ_XS", "num": 1, "den": 2}]
+    assert rules["year_end"] == {"mode": "carry_forward", "carry_cap_centi": 1250}
+    # The form shows the saved rules back (a save from it again would keep them).
+    html = client.get(URL).get_data(as_text=True)
+    assert (
+        '<option value="WL_XS" selected>' in html
+        and 'name="conv_den_0" id="conv_den_0" min="1" max="1000" value="2"' in html
+    )
+    assert 'value="carry_forward" checked' in html
+    # A blank row removes the rule.
+    r = client.post(URL, data=form(action="save", effective_from="2026-02-01", year_end="expire"))
+    assert r.status_code == 302
+    assert P.rules_of(P.in_force(dt.date(2026, 6, 1)))["conversions"] == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "message", "kept"),
+    [
+        (
+            {"conv_from_0": "WL_XS", "conv_to_0": "WL_XS", "conv_num_0": "1", "conv_den_0": "2"},
+            "不同的学时类别",
+            "WL_XS",
+        ),
+        ({"conv_from_0": "XX", "conv_to_0": "JZ_XS", "conv_num_0": "1", "conv_den_0": "2"}, "请选择", "JZ_XS"),
+        ({"conv_from_0": "WL_XS", "conv_to_0": "JZ_XS", "conv_num_0": "0", "conv_den_0": "2"}, "1 至 1000", "JZ_XS"),
+        ({"conv_from_0": "WL_XS", "conv_to_0": "JZ_XS", "conv_num_0": "1", "conv_den_0": ""}, "1 至 1000", "JZ_XS"),
+        (
+            {
+                "conv_from_0": "WL_XS",
+                "conv_to_0": "JZ_XS",
+                "conv_num_0": "1",
+                "conv_den_0": "2",
+                "conv_from_1": "WL_XS",
+                "conv_to_1": "JZ_XS",
+                "conv_num_1": "1",
+                "conv_den_1": "3",
+            },
+            "已在上方列出",
+            'value="3"',
+        ),
+        ({"year_end": "forever"}, "年末", ""),
+        ({"carry_cap": "1.234"}, "最多两位小数", "1.234"),
+        ({"convert_amount": "abc", "action": "preview"}, "最多两位小数", 'value="abc"'),
+    ],
+)
+def test_bad_conversion_rows_are_refused_in_chinese_and_kept(client, site, fields, message, kept) -> None:  # type: ignore[no-untyped-def]
+    before = versions()
+    login(client, "site")
+    data = form(action="save", effective_from="2026-01-01", year_end="expire")
+    data.update(fields)
+    r = client.post(URL, data=data)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and "规则未保存" in html and message in html
+    assert kept in html  # the input is shown back
+    assert versions() == before
