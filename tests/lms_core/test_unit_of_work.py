@@ -46,6 +46,107 @@ COMMITTING_SERVICES: dict[tuple[str, str], str] = {
     ("xapi/services.py", "make_due"): "CLI: makes waiting statements due again",
 }
 
+#: Functions outside views and CLI commands in the LRS and the plugins that commit or roll back
+#: themselves, and why. Keyed by (path, function, "commit" | "rollback"); it may only shrink.
+PLUGIN_SERVICES_OWNING_THEIR_TRANSACTION: dict[tuple[str, str, str], str] = {
+    ("lrs/audit.py", "learner_statements", "commit"): "a page (route): commits the access-log row it writes",
+    (
+        "lrs/clients.py",
+        "create_client",
+        "commit",
+    ): "client admin (CLI and admin page): the secret is shown once, after commit",
+    ("lrs/clients.py", "rotate_secret", "commit"): "client admin: the new secret is shown once, after commit",
+    ("lrs/clients.py", "set_active", "commit"): "client admin (CLI and admin page): one row, takes effect at once",
+    (
+        "lrs/documents.py",
+        "_save",
+        "commit",
+    ): "xAPI document PUT/POST: retries a concurrent insert, owns its transaction",
+    (
+        "lrs/documents.py",
+        "_save",
+        "rollback",
+    ): "xAPI document PUT/POST: retries a concurrent insert, owns its transaction",
+    ("lrs/documents.py", "delete_all", "commit"): "xAPI document DELETE: the protocol endpoint's whole request",
+    ("lrs/documents.py", "delete_one", "commit"): "xAPI document DELETE: the protocol endpoint's whole request",
+    ("lrs/statements.py", "store", "commit"): "xAPI statement POST/PUT: retries a concurrent id, owns its transaction",
+    (
+        "lrs/statements.py",
+        "store",
+        "rollback",
+    ): "xAPI statement POST/PUT: retries a concurrent id, owns its transaction",
+    ("plugins/anti_idle/demo.py", "__init__", "commit"): "the demo loader (CLI), in steps",
+    ("plugins/anti_idle/demo.py", "_hidden_tab_morning", "commit"): "the demo loader (CLI), in steps",
+    ("plugins/anti_idle/demo.py", "answer", "commit"): "the demo loader (CLI), in steps",
+    ("plugins/anti_idle/demo.py", "beat", "commit"): "the demo loader (CLI), in steps",
+    ("plugins/anti_idle/demo.py", "check", "commit"): "the demo loader (CLI), in steps",
+    ("plugins/anti_idle/demo.py", "load_demo", "commit"): "the demo loader (CLI)",
+    ("plugins/anti_idle/recompute.py", "recompute_since", "commit"): "calls the caller's commit= between chunks",
+    ("plugins/credit_bank/claims.py", "import_roster", "commit"): "not yet converted: a roster import commits itself",
+    ("plugins/credit_bank/claims.py", "review", "commit"): "not yet converted: rolls back the ledger's refusal itself",
+    (
+        "plugins/credit_bank/claims.py",
+        "review",
+        "rollback",
+    ): "not yet converted: rolls back the ledger's refusal itself",
+    ("plugins/credit_bank/claims.py", "submit", "commit"): "not yet converted: rolls back the ledger's refusal itself",
+    (
+        "plugins/credit_bank/claims.py",
+        "submit",
+        "rollback",
+    ): "not yet converted: rolls back the ledger's refusal itself",
+    ("plugins/credit_bank/conversion.py", "conversion_page", "commit"): "a page (route) that commits its policy change",
+    ("plugins/credit_bank/demo.py", "_complete_course", "commit"): "the demo loader (CLI), in steps",
+    ("plugins/credit_bank/group_commit.py", "_commit", "rollback"): "group commit: owns the batch's transaction",
+    ("plugins/credit_bank/group_commit.py", "post", "rollback"): "group commit: owns the batch's transaction",
+    (
+        "plugins/credit_bank/inputs.py",
+        "_hold_study_day",
+        "commit",
+    ): "an event handler (after commit): its own transaction",
+    ("plugins/credit_bank/inputs.py", "_hold_study_day", "rollback"): "an event handler: void and new hold go together",
+    ("plugins/credit_bank/ledger.py", "submit", "commit"): "retries a serialization failure: must own its transaction",
+    (
+        "plugins/credit_bank/ledger.py",
+        "submit",
+        "rollback",
+    ): "retries a serialization failure: must own its transaction",
+    (
+        "plugins/credit_bank/policy.py",
+        "add_version",
+        "commit",
+    ): "retries a concurrent version number: owns its transaction",
+    (
+        "plugins/credit_bank/policy.py",
+        "add_version",
+        "rollback",
+    ): "retries a concurrent version number: owns its transaction",
+    (
+        "plugins/credit_bank/ranks.py",
+        "record",
+        "commit",
+    ): "not yet converted: each rank change commits (callers roll back)",
+    (
+        "plugins/credit_bank/ranks.py",
+        "follow_core_change",
+        "rollback",
+    ): "an event handler: a refused rank change is dropped",
+    (
+        "plugins/credit_bank/ranks.py",
+        "follow_new_account",
+        "rollback",
+    ): "an event handler: a refused rank change is dropped",
+    ("plugins/credit_bank/ranks.py", "import_rows", "rollback"): "a rank import, row by row: a bad row is dropped",
+    ("plugins/credit_bank/services.py", "close_year", "commit"): "not yet converted: closing a year commits itself",
+    ("plugins/credit_bank/transcripts/log.py", "checkpoint_now", "commit"): "the transparency log: a signed checkpoint",
+    ("plugins/credit_bank/transcripts/log.py", "sync_journal", "commit"): "the transparency log, appended in batches",
+    ("plugins/credit_bank/transcripts/services.py", "issue_transcript", "commit"): "not yet converted: commits itself",
+    ("plugins/credit_bank/transcripts/services.py", "revoke", "commit"): "not yet converted: commits itself",
+    ("plugins/credit_bank/transfer_api.py", "create_transfers", "commit"): "the lean transfer API: commits its batch",
+    ("plugins/credit_bank/type_conversion.py", "convert_page", "commit"): "a page (route), not yet on service_call",
+    ("plugins/credit_bank/type_conversion.py", "convert_page", "rollback"): "a page (route), not yet on service_call",
+}
+
 #: View modules (core, LRS and plugins) that still roll back by hand, each with its reason. Empty:
 #: every view runs its change inside ``service_call`` (or ``json_call``); keep it so.
 VIEWS_WITH_OWN_ROLLBACK: set[str] = set()
@@ -94,6 +195,30 @@ def test_core_services_do_not_commit_unless_listed() -> None:
     assert not unlisted, "services commit; the view's service_call should: " + repr(unlisted)
     stale = sorted(set(COMMITTING_SERVICES) - seen)
     assert not stale, "no longer commit, remove from COMMITTING_SERVICES: " + repr(stale)
+
+
+def _plugin_and_lrs_service_modules() -> list[Path]:
+    paths = [p for package in (ROOT / "lrs", ROOT / "plugins") for p in sorted(package.rglob("*.py"))]
+    skip = {"migrations", "tests"}
+    return [p for p in paths if not skip & set(p.parts) and not _is_view_or_cli(p) and not p.name.endswith("cli.py")]
+
+
+def test_plugin_and_lrs_services_do_not_commit_or_roll_back_unless_listed() -> None:
+    seen: set[tuple[str, str, str]] = set()
+    for path in _plugin_and_lrs_service_modules():
+        rel = path.relative_to(ROOT).as_posix()
+        for method in ("commit", "rollback"):
+            seen.update((rel, function, method) for function in _calls(path, method))
+    unlisted = sorted(seen - set(PLUGIN_SERVICES_OWNING_THEIR_TRANSACTION))
+    assert not unlisted, "services commit/roll back; the view's service_call should: " + repr(unlisted)
+    stale = sorted(set(PLUGIN_SERVICES_OWNING_THEIR_TRANSACTION) - seen)
+    assert not stale, "no longer commit/roll back, remove from the list: " + repr(stale)
+
+
+def test_the_plugin_service_guard_sees_a_new_commit(tmp_path: Path) -> None:
+    module = tmp_path / "ranks.py"
+    module.write_text("def change(s):\n    s.add(1)\n    s.commit()\n\ndef undo(s):\n    s.rollback()\n")
+    assert _calls(module, "commit") == {"change"} and _calls(module, "rollback") == {"undo"}
 
 
 def _view_modules() -> list[Path]:
