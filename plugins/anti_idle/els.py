@@ -147,6 +147,10 @@ class Prior:
     session_covered: tuple[segs.Segment, ...] = ()
     lesson_credited_ms: int = 0
     day_credited_ms: int = 0
+    #: The person's focused stream on the day (the session whose last beat played media
+    #: visible and focused) and until when it holds the focus (see ``replay``, R04f).
+    focus_session: str | None = None
+    focus_until: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +175,7 @@ class Outcome:
 
 
 #: ``(session_id, lesson_id, event, wall_start, claimed, claimed_ms, claim start, claim end,
-#: duration_ms, rate, seq, wall_ms, life_ms, delivered, drift)``: see ``Row.hot``.
+#: duration_ms, rate, seq, wall_ms, life_ms, delivered, drift, received, focused)``: see ``Row.hot``.
 Hot = tuple[
     str,
     int,
@@ -188,6 +192,8 @@ Hot = tuple[
     int,
     float,
     float | None,
+    int,
+    bool | None,
 ]
 
 
@@ -248,6 +254,8 @@ class Row(NamedTuple):
     drift: float | None
     #: The slowest playback rate the page reported while playing (``presence.rate_min``).
     slow: float | None = None
+    #: ``presence.focused`` (``document.hasFocus()`` at send) when the page said, else None.
+    focused: bool | None = None
     #: Whether a beat of the session is missing before this one, by the core's own last
     #: seq (``seq_prev``, stamped by the credit path); None for beats stored without it,
     #: which are judged against the previous beat the plugin saw (R03q).
@@ -273,6 +281,8 @@ class Params(NamedTuple):
     drift_ms: int = 10_000
     #: The slowest rate the UI offers: slower playback earns real time (see ``judge_rows``).
     min_rate: float = 1.0
+    #: How long a focused stream's beat keeps the person's focus (1.5 heartbeat cadences).
+    focus_hold_us: int = 15_000_000
 
 
 def params_of(policy: Mapping[str, Any]) -> Params:
@@ -287,6 +297,7 @@ def params_of(policy: Mapping[str, Any]) -> Params:
         idle_us=int(policy.get("idle_seconds", 600)) * 1_000_000,
         drift_ms=int(policy.get("drift_seconds", 10)) * 1000,
         min_rate=float(min(policy["allowed_rates"])),
+        focus_hold_us=int(policy.get("heartbeat_seconds", 10)) * 1_500_000,
     )
 
 
@@ -354,6 +365,8 @@ def row_of(
     hidden = visibility == "hidden" or spoofed
     drift = None if mono_ms is None else mono_ms - life_ms
     slow = _number(presence.get("rate_min"))
+    focused = presence.get("focused")
+    focused = focused if isinstance(focused, bool) else None
     return Row(
         session_id=session_id,
         lesson_id=lesson_id,
@@ -388,6 +401,7 @@ def row_of(
         delivered=delivered,
         drift=drift,
         slow=slow,
+        focused=focused,
         seq_gap=seq_gap,
         hot=(
             (
@@ -406,8 +420,11 @@ def row_of(
                 life_ms,
                 delivered,
                 drift,
+                now,
+                focused,
             )
             if video
+            and focused is not False
             and not hidden
             and not robot
             and (envelope is None or envelope == "valid")
@@ -653,6 +670,17 @@ def _add_range(covered: list[segs.Segment], a: int, b: int) -> None:
     covered[lo:hi] = [(start, end)]
 
 
+class FocusState:
+    """The person's focused stream: the session whose last beat played media visible and
+    focused (``presence.focused``), and until when (µs) that beat holds the focus (R04f)."""
+
+    __slots__ = ("session_id", "until")
+
+    def __init__(self, session_id: str | None = None, until: int = 0) -> None:
+        self.session_id = session_id
+        self.until = until
+
+
 #: The judgement of one beat, a plain tuple (a NamedTuple costs a quarter of a
 #: microsecond more per beat to build, 10 % of the replay):
 #: ``(credited, credited_ms, credit_start, cuts, flags)``: the media ranges credited, their
@@ -670,6 +698,7 @@ def replay(
     lessons: dict[int, int],
     clock: int | None,
     day_credit: int,
+    focus: FocusState | None = None,
 ) -> tuple[list[Judged], int | None, int]:
     """Judge beats in order: the one core of the online path and of the day replay.
 
@@ -704,6 +733,8 @@ def replay(
     cap_ms = 0
     last_lesson: int | None = None
     lesson_ms = 0
+    focus = focus if focus is not None else FocusState()
+    f_sid, f_until = focus.session_id, focus.until
     # Module constants as locals: the fast path reads them on every beat.
     speed_slack, session_slack, continuity_slack, tolerance = (
         SPEED_SLACK_MS,
@@ -713,7 +744,19 @@ def replay(
     )
     for r, p in zip(rows, params, strict=False):  # params may be itertools.repeat
         if p is not last_p:
-            max_rate, grace_us, floor_ms, slack_ms, cap_ratio, day_cap_ms, signed, idle_us, drift_ms, min_rate = p
+            (
+                max_rate,
+                grace_us,
+                floor_ms,
+                slack_ms,
+                cap_ratio,
+                day_cap_ms,
+                signed,
+                idle_us,
+                drift_ms,
+                min_rate,
+                focus_hold_us,
+            ) = p
             last_p = p
             rate_cap = max_rate + 0.01
             cap_of = None
@@ -741,6 +784,8 @@ def replay(
                 life_ms,
                 delivered_ms,
                 drift,
+                now,
+                focused,
             ) = hot
             if (
                 sid == last_sid
@@ -808,6 +853,8 @@ def replay(
                     if seq:
                         s_seq = seq
                     s_claimed += claimed_ms
+                    if focused:  # this stream has the person's focus (R04f)
+                        f_sid, f_until = sid, now + focus_hold_us
                     lesson_ms += credit
                     lessons[lesson_id] = lesson_ms
                     day_credit += credit
@@ -849,6 +896,7 @@ def replay(
             delivered,
             drift,
             slow,
+            focused,
             seq_gap,
             _hot,
         ) = r
@@ -893,6 +941,15 @@ def replay(
             amount = claimed_ms if claimed_ms < overlap else overlap
             if amount > 0:
                 cuts = _cut(cuts, "R04", amount)
+        # --- one person, one stream: the focused stream wins an overlap (R04f) ----------
+        # A stream the page reports hidden or not focused, playing while another session of
+        # the person played visible and focused within the last 1.5 cadences, yields: its
+        # claim is not credited (R04) and the person's clock stays for the focused stream's
+        # next beat, whichever of the two beats arrives first. Honest learners are not
+        # touched: a handoff between devices has both pages focused, two monitors one stream.
+        yielded = claimed_ms > 0 and (hidden or focused is False) and f_sid is not None and f_sid != sid
+        if yielded and now > f_until:
+            yielded = False
 
         # --- presence: hidden beyond the grace period (R05) ------------------------------
         hidden_since = s_hidden
@@ -957,7 +1014,7 @@ def replay(
         # The jitter tolerance is for honest clocks only: an interval that lost time to a
         # presence rule gets none, or a beat per second would earn a second each.
         eligible = budget if not blocked and not halted else max(0, span_ms - blocked)
-        zero_reason: str | None = None
+        zero_reason: str | None = "R04" if yielded else None
         session_claimed = s_claimed + claimed_ms
         new = -1  # media ms of the claim not yet credited to the session (R14), when computed
         allowed_content = claimed_ms
@@ -1105,6 +1162,14 @@ def replay(
             _trim(cuts, claimed_ms - credit)
         if video and robot:
             flags = _flag(flags, "R11")
+        if yielded:
+            flags = _flag(flags, "R04f")
+        # The focus after this beat: taken by a focused stream playing, let go by its own
+        # stream when it pauses, hides or loses the focus.
+        if claimed_ms > 0 and focused and not hidden:
+            f_sid, f_until = sid, now + focus_hold_us
+        elif f_sid == sid and (hidden or focused is False or not claimed_ms):
+            f_sid = None
 
         s_hidden = hidden_since
         s_event = event
@@ -1153,6 +1218,7 @@ def replay(
             s_covered_ms,
             s_seq,
         )
+    focus.session_id, focus.until = f_sid, f_until
     return out, clock, day_credit
 
 
@@ -1174,6 +1240,7 @@ def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Seq
     """Judge one beat. Pure: same inputs, same answer."""
     s = state_of(prior)
     lessons = {beat.lesson_id: prior.lesson_credited_ms}
+    focus = FocusState(prior.focus_session, us_of(prior.focus_until) if prior.focus_until is not None else 0)
     ((credited, credit, start, cuts, flags),), _clock, _day = replay(
         (row_from_input(beat),),
         (params_of(policy),),
@@ -1182,6 +1249,7 @@ def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Seq
         lessons,
         us_of(beat.credit_from),
         prior.day_credited_ms,
+        focus,
     )
     return Outcome(
         credited=credited,
@@ -1198,6 +1266,8 @@ def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Seq
             session_covered=tuple(s.covered),
             lesson_credited_ms=prior.lesson_credited_ms + credit,
             day_credited_ms=prior.day_credited_ms + credit,
+            focus_session=focus.session_id,
+            focus_until=at_us(focus.until) if focus.session_id is not None else None,
         ),
     )
 

@@ -277,6 +277,14 @@ RULES: dict[str, Rule] = {
         lambda p: {"drift_s": p["drift_seconds"]},
     ),
     "R11": Rule("score", "high", N_("%(start)s–%(end)s the browser reported that it is driven by automation (R11)")),
+    "R04f": Rule(
+        "info",
+        "info",
+        N_(
+            "%(start)s–%(end)s another lesson played at the same time in a hidden or background "
+            "window; only the one in front was counted (R04)"
+        ),
+    ),
     "R13": Rule("score", "high", N_("%(start)s–%(end)s the page claimed to be visible but drew nothing (R13)")),
 }
 #: Beats the core kept as evidence without counting them (``learning_refused_beats``), by

@@ -88,6 +88,9 @@ def prior_from(session_row: Any, lesson_row: Any, day_row: Any, day: dt.date) ->
         session_covered=tuple((int(a), int(b)) for a, b in session_row.session_covered) if session_row else (),
         lesson_credited_ms=lesson_row.lesson_credited_ms if lesson_row else 0,
         day_credited_ms=day_row.day_credited_ms if same_day and day_row else 0,
+        # The focused stream (R04f) is the person's, like the day's credit: from their last beat.
+        focus_session=day_row.focus_session if same_day and day_row else None,
+        focus_until=day_row.focus_until if same_day and day_row else None,
     )
 
 
@@ -103,4 +106,6 @@ STATE_COLUMNS = (
     Beat.session_covered,
     Beat.lesson_credited_ms,
     Beat.day_credited_ms,
+    Beat.focus_session,
+    Beat.focus_until,
 )

@@ -98,6 +98,10 @@ class Beat(Base):
     session_covered: Mapped[list[list[int]]] = mapped_column(json_type(), default=list)
     lesson_credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     day_credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The person's focused stream after this beat and until when it holds the focus
+    #: (els.FocusState, rule R04f: an unfocused or hidden stream yields to it).
+    focus_session: Mapped[str | None] = mapped_column(String(32))
+    focus_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         UniqueConstraint("session_id", "seq"),

@@ -128,6 +128,8 @@ def beat_row(
         session_covered=[list(s) for s in after.session_covered],
         lesson_credited_ms=after.lesson_credited_ms,
         day_credited_ms=after.day_credited_ms,
+        focus_session=after.focus_session,
+        focus_until=after.focus_until,
     )
 
 

@@ -384,6 +384,7 @@ def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
     sessions: dict[str, els.Prior] = {}
     lessons: dict[int, int] = {lid: row.lesson_credited_ms for lid, row in by_lesson.items()}
     day_credit = 0
+    focus: tuple[str | None, dt.datetime | None] = (None, None)
     check_rows = person_checks(user_id, start - CHECK_LOOKBACK, end)
     checks = check_inputs(check_rows)
     used = policy_for(policy_version if policy_version is not None else beats[0].policy_version)
@@ -402,6 +403,8 @@ def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
             session_covered=prior.session_covered,
             lesson_credited_ms=lessons.get(b.lesson_id, 0),
             day_credited_ms=day_credit,
+            focus_session=focus[0],
+            focus_until=focus[1],
         )
         credit_from = max(b.wall_start, clock) if clock is not None else b.wall_start
         beat = els.BeatInput(
@@ -425,6 +428,7 @@ def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
         sessions[b.session_id] = o.after
         lessons[b.lesson_id] = o.after.lesson_credited_ms
         day_credit = o.after.day_credited_ms
+        focus = (o.after.focus_session, o.after.focus_until)
         if o.credited_ms:
             clock = o.credit_end
         tally.add(

@@ -13,12 +13,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import func
 
 from lms_core.extensions import db
-from lms_core.learning.models import LessonProgress
+from lms_core.learning.models import LearningInterval, LessonProgress
 from lms_core.learning.services import BeatError
 from plugins.anti_idle import checks, policy
-from plugins.anti_idle.models import AttentionCheck
+from plugins.anti_idle.models import AttentionCheck, Evidence
 from tests.lms_core.learning.fixtures import build_course
 from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, Learner, S, make_learner, other_learner
 
@@ -245,6 +246,23 @@ def test_h21_watching_across_beijing_midnight(me):
     for day in (dt.date(2026, 5, 10), dt.date(2026, 5, 11)):
         assert me.verdict(day).verdict == "credited"
         me.recompute(day)
+
+
+def test_h23_two_monitors_as_the_player_reports_focus(me):
+    # The player's own report (presence.focused): one stream, never focused, all credited.
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.play(tab, T0, 600, client={"presence": {"focused": False}})
+    full(me, 600)
+
+
+def test_h24_moving_from_phone_to_pc_both_focused(me):
+    # A handoff: both pages are in front of the learner when they overlap; neither yields.
+    phone = me.open(deliver=LECTURE_BYTES)
+    at = me.play(phone, T0, 300, client={"presence": {"focused": True}})
+    pc = me.open(at=at - 7 * S, deliver=LECTURE_BYTES)
+    me.beat(phone, at + 3 * S, [[300, 303]], client={"presence": {"focused": True}})
+    me.play(pc, at + 3 * S, 300, from_pos=303, client={"presence": {"focused": True}})
+    full(me, 603)
 
 
 # --- attacks ----------------------------------------------------------------------------
@@ -623,3 +641,52 @@ def test_h_offline_learner_answers_after_the_last_beat(me):
     assert me.credited_s() >= 27.1 * 0.97
     v = me.recompute()
     assert v.verdict == "credited" and "R07h" not in v.rules and v.held_ms == 0, (v.verdict, v.rules)
+
+
+def credited_by_lesson(me: Learner) -> dict[int, float]:
+    rows = (
+        db.session.query(LearningInterval.lesson_id, func.sum(LearningInterval.credited_ms))
+        .filter(LearningInterval.user_id == me.user.id)
+        .group_by(LearningInterval.lesson_id)
+        .all()
+    )
+    return {lesson_id: int(ms) / 1000 for lesson_id, ms in rows}
+
+
+def test_a30_c5_c6_a_hidden_second_tab_whose_beats_arrive_first(me):
+    # The learner watches the lecture in front; a hidden tab plays another lesson, its
+    # beats timed to reach the server just before the visible tab's, so that in arrival
+    # order it would take the person's clock first (and, within the hidden grace, keep
+    # it). The focused stream wins the overlap: the hidden tab earns nothing.
+    front = me.open(deliver=LECTURE_BYTES)
+    hidden = me.open(me.short, at=T0 + 5 * S, deliver=100_000)
+    focused = {"presence": {"focused": True}}
+    for i in range(1, 31):
+        if 2 <= i <= 10:
+            me.beat(hidden, T0 + (10 * i - 1) * S, [[10 * (i - 2), 10 * (i - 1)]], client={"visibility": "hidden"})
+        me.beat(front, T0 + 10 * i * S, [[10 * (i - 1), 10 * i]], client=focused)
+    by_lesson = credited_by_lesson(me)
+    assert by_lesson.get(me.short.id, 0) == 0
+    assert by_lesson[me.lecture.id] >= 299
+    v = me.recompute()
+    assert "R04" in v.rules
+    lines = db.session.query(Evidence).filter_by(day_verdict_id=v.id, rule="R04f").all()
+    assert len(lines) == 1 and lines[0].lesson_id == me.short.id
+    assert lines[0].span_start == T0 + 5 * S and lines[0].span_end == T0 + 99 * S  # the hidden tab from its launch
+
+
+def test_a31_c5_a_visible_window_out_of_focus_beside_the_one_in_front(me):
+    # Two windows side by side, both visible: the one without the focus plays another
+    # lesson and its beats arrive first. Only the window in front earns.
+    front = me.open(deliver=LECTURE_BYTES)
+    side = me.open(me.short, at=T0 + 5 * S, deliver=100_000)
+    for i in range(1, 31):
+        if 2 <= i <= 10:
+            me.beat(
+                side, T0 + (10 * i - 1) * S, [[10 * (i - 2), 10 * (i - 1)]], client={"presence": {"focused": False}}
+            )
+        me.beat(front, T0 + 10 * i * S, [[10 * (i - 1), 10 * i]], client={"presence": {"focused": True}})
+    by_lesson = credited_by_lesson(me)
+    assert by_lesson.get(me.short.id, 0) == 0 and by_lesson[me.lecture.id] >= 299
+    assert me.credited_s() <= 301
+    me.recompute()
