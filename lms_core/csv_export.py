@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 #: First characters that make a spreadsheet evaluate a cell.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset(FORMULA_STARTS)
 
 #: A plain decimal number, harmless in any spreadsheet.
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
@@ -32,7 +33,8 @@ class _TextSink(Protocol):
 
 def safe_cell(value: Any) -> Any:
     """``value`` made inert for a spreadsheet (strings only; other types unchanged)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
+    # value[:1] in a set: exports call this for every cell (a million for 100,000 rows).
+    if isinstance(value, str) and value[:1] in _FORMULA_FIRST and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
 

@@ -12,30 +12,53 @@ other than the platform's own emitter is marked "not recorded by this platform".
 
 Filters by learner, course, lesson and verb go through the lookup keys
 (:mod:`lrs.keys`), the same index the xAPI ``GET /statements`` uses; pages are keyset
-on the statement's primary key, newest first.
+on (stored, primary key), newest first.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Select, and_, exists, select
+from sqlalchemy import Select, String, and_, exists, literal_column, or_, select
 
 from lms_core.accounts.models import User
-from lms_core.audit.queries import MAX_BIGINT, LogQuery, QueryError, local
+from lms_core.audit.queries import LogQuery, QueryError, local, parse_time_cursor, time_cursor
 from lms_core.authz import scope_condition
+from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
 from lms_core.xapi import vocab
 from lrs import keys as K
-from lrs.models import LrsClient
+from lrs.models import ACTOR_HOME_PATH, ACTOR_NAME_PATH, LrsClient
 from lrs.statements import KT, S
+
+#: A page cursor: the last row's stored time (microseconds) and pk.
+_CURSOR = re.compile(r"^(\d{1,17})-([1-9]\d{0,17})$")
 
 #: Verbs offered in the picker: the platform's own (IRI -> Chinese name).
 VERB_NAMES: dict[str, str] = {iri: zh for iri, _en, zh in vocab.VERBS.values()}
+
+
+def _postgresql() -> bool:
+    return bool(db.session.get_bind().dialect.name == "postgresql")
+
+
+def _actor_name() -> Any:
+    """The statement's actor account name; on PostgreSQL the indexed expression itself."""
+    if _postgresql():
+        return S.c.data.op("#>>", return_type=String)(literal_column(ACTOR_NAME_PATH))
+    return S.c.data[("actor", "account", "name")].as_string()
+
+
+def _actor_home() -> Any:
+    """The statement's actor account home page; on PostgreSQL the expression with statistics."""
+    if _postgresql():
+        return S.c.data.op("#>>", return_type=String)(literal_column(ACTOR_HOME_PATH))
+    return S.c.data[("actor", "account", "homePage")].as_string()
 
 
 def platform_base() -> str:
@@ -124,10 +147,9 @@ class StatementQuery(LogQuery):
     def _has_key(self, kind: str, value: str) -> Any:
         return exists().where(KT.c.stmt_pk == S.c.pk, KT.c.key == K.key(kind, value))
 
-    def statement(self) -> Select[Any]:
+    def statement(self, *, flat: bool = False) -> Select[Any]:
         base = platform_base()
-        actor_name = S.c.data[("actor", "account", "name")].as_string()
-        actor_home = S.c.data[("actor", "account", "homePage")].as_string()
+        actor_name, actor_home = _actor_name(), _actor_home()
         stmt = (
             select(
                 S.c.pk,
@@ -169,15 +191,17 @@ class StatementQuery(LogQuery):
         return stmt
 
     def _keyset(self, stmt: Select[Any]) -> Select[Any]:
+        # Newest stored first, by (stored, pk): a date range is then a range of
+        # ix_lrs_statements_stored. Ordered by pk, a month's page walked every
+        # statement stored after that month first.
         if self.before:
-            raw = self.before
-            if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 0 < int(raw) <= MAX_BIGINT):
-                raise QueryError(_("This page link is not valid; start again from the first page."))
-            stmt = stmt.where(and_(S.c.pk < int(raw)))
-        return stmt.order_by(S.c.pk.desc())
+            moment, raw = parse_time_cursor(self.before, _CURSOR)
+            last = int(raw)  # at most 18 digits: within a bigint
+            stmt = stmt.where(or_(S.c.stored < moment, and_(S.c.stored == moment, S.c.pk < last)))
+        return stmt.order_by(S.c.stored.desc(), S.c.pk.desc())
 
     def key_of(self, row: Any) -> str:
-        return str(row.pk)
+        return time_cursor(row.stored, row.pk)
 
     # --- what a row shows ---------------------------------------------------------------------
     def recorder(self, row: Any) -> tuple[str, bool]:

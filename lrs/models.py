@@ -41,6 +41,14 @@ class LrsClient(Base):
     created_by: Mapped[str] = mapped_column(String(100), default="cli")
 
 
+#: JSON paths (PostgreSQL text[] literals) of a statement's actor account name and
+#: home page: the log browser's queries and the extended statistics of migration
+#: 0002lrs use the same literal (a bound path would not match the statistics'
+#: expressions once psycopg prepares the statement).
+ACTOR_NAME_PATH = "'{actor,account,name}'"
+ACTOR_HOME_PATH = "'{actor,account,homePage}'"
+
+
 class LrsStatement(Base):
     """One statement as stored (``data`` holds id, stored, authority, version, timestamp)."""
 

@@ -36,6 +36,8 @@ class Event(Base):
 
     __table_args__ = (
         Index("ix_event_log_name_created_at", "name", "created_at"),
+        #: The log browser's order, newest first (a date range is a range of it).
+        Index("ix_event_log_created_at_id", "created_at", "id"),
         Index("ix_event_log_actor_id_created_at", "actor_id", "created_at"),
         Index("ix_event_log_org_unit_id_created_at", "org_unit_id", "created_at"),
         Index("ix_event_log_object", "object_type", "object_id"),

@@ -53,7 +53,11 @@ class LearningSession(Base):
     #: Loaded with the session by the heartbeat (one statement for session, lesson, media, enrolment).
     enrolment: Mapped[Enrolment] = relationship()
 
-    __table_args__ = (Index("ix_learning_sessions_user_id_started_at", "user_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_learning_sessions_user_id_started_at", "user_id", "started_at"),
+        #: The log browser's study-session order, newest first.
+        Index("ix_learning_sessions_started_at_id", "started_at", "id"),
+    )
 
     @property
     def org_unit(self) -> Any:

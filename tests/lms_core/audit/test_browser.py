@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from lms_core.audit.queries import SessionQuery
+from lms_core.audit.queries import EventLogQuery, SessionQuery
 from lms_core.events.models import Event
 from lms_core.extensions import db
 from tests.conftest import login
@@ -83,13 +83,29 @@ def test_keyset_pages_cover_every_row_once(app, world):
     assert len(seen) == len(set(seen)) == 4
 
 
-def test_next_page_link_and_event_keyset(client, world):
+def test_next_page_link_and_event_keyset(app, client, world):
+    _kit, auditor, _inside, _outside = world
     login(client, "nl_audit")
     page = client.get("/audit/events").get_data(as_text=True)
     assert "export-progress" in page and "export-progress.js" in page
-    first = db.session.query(Event).order_by(Event.id).first()
-    r = client.get(f"/audit/events?before={first.id + 1}")
+    # Pages of one row, cursor to cursor: every event in scope once, newest first;
+    # events of one moment (the world's, frozen clock) are ordered by id.
+    seen, before, cursors = [], "", []
+    with app.test_request_context():
+        viewer = db.session.get(type(auditor), auditor.id)
+        while True:
+            rows, before = EventLogQuery(viewer=viewer, size=1, before=before or "").page()
+            seen += [(r[0].created_at, r[0].id) for r in rows]
+            if not before:
+                break
+            cursors.append(before)
+        total = EventLogQuery(viewer=viewer).count()
+    assert len(set(seen)) == len(seen) == total > 3
+    assert seen == sorted(seen, reverse=True)
+    assert len({moment for moment, _id in seen}) < len(seen), "the world has events of one moment"
+    r = client.get(f"/audit/events?before={cursors[0]}")
     assert r.status_code == 200
+    assert 'id="event-table"' in r.get_data(as_text=True)
 
 
 @pytest.mark.parametrize(
