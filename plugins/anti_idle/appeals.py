@@ -14,7 +14,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, literal_column, or_, select, union
 
 from lms_core.accounts.models import User
 from lms_core.authz import can, scope_condition
@@ -137,6 +137,14 @@ def _scoped_people(auditor: User) -> Any:
     )
 
 
+#: A held day no auditor has decided yet: the predicate of the partial index
+#: ix_anti_idle_day_verdicts_review_queue, with literal values (bound ones would not
+#: prove the index's predicate in a generic plan of a prepared statement).
+HELD_WAITING = and_(
+    DayVerdict.verdict == literal_column(f"'{HELD}'"),
+    DayVerdict.review_state.not_in([literal_column("'posted'"), literal_column("'voided'")]),
+)
+
 #: What the review queue shows: everything waiting, held days only, or open appeals only.
 QUEUE_KINDS = ("all", "held", "appeals")
 
@@ -178,33 +186,41 @@ def review_list(
     Keyset pages: ``after`` is the previous page's last (score, day, id); returns the
     page and the cursor of the next one (None: this is the last).
     """
-    open_appeal_days = select(Appeal.day_verdict_id).where(Appeal.status == "open")
-    held = (DayVerdict.verdict == HELD) & DayVerdict.review_state.not_in(("posted", "voided"))
-    waiting = {"held": held, "appeals": DayVerdict.id.in_(open_appeal_days)}.get(
-        kind, held | DayVerdict.id.in_(open_appeal_days)
-    )
+    order = (DayVerdict.review_score.desc(), DayVerdict.day, DayVerdict.id)
     people = _scoped_people(auditor)
     if org_path:
         people = people.where(OrgUnit.path.startswith(org_path, autoescape=True))
-    stmt = (
-        select(DayVerdict, User)
-        .join(User, User.id == DayVerdict.user_id)
-        .where(DayVerdict.user_id.in_(people), waiting)
-    )
-    if after is not None:
-        score, day, last_id = after
-        stmt = stmt.where(
-            or_(
-                DayVerdict.review_score < score,
-                and_(
-                    DayVerdict.review_score == score,
-                    or_(DayVerdict.day > day, and_(DayVerdict.day == day, DayVerdict.id > last_id)),
-                ),
+
+    def waiting(condition: Any) -> Any:
+        """The first PAGE + 1 ids of one kind of waiting day, in queue order, in scope."""
+        stmt = select(DayVerdict.id).where(condition, DayVerdict.user_id.in_(people))
+        if after is not None:
+            score, day, last_id = after
+            stmt = stmt.where(
+                or_(
+                    DayVerdict.review_score < score,
+                    and_(
+                        DayVerdict.review_score == score,
+                        or_(DayVerdict.day > day, and_(DayVerdict.day == day, DayVerdict.id > last_id)),
+                    ),
+                )
             )
-        )
-    rows = db.session.execute(
-        stmt.order_by(DayVerdict.review_score.desc(), DayVerdict.day, DayVerdict.id).limit(PAGE + 1)
-    ).all()
+        return stmt.order_by(*order).limit(PAGE + 1)
+
+    # Each kind is its own bounded, ordered query: held days from the partial index
+    # ix_anti_idle_day_verdicts_review_queue (its predicate is HELD_WAITING, written
+    # with literals so PostgreSQL can match it in a prepared statement too), appealed
+    # days from the open appeals. Together in one OR, PostgreSQL walked every verdict
+    # of every day when fewer than a page were waiting.
+    parts = []
+    if kind in ("all", "held"):
+        parts.append(waiting(HELD_WAITING))
+    if kind in ("all", "appeals"):
+        parts.append(waiting(DayVerdict.id.in_(select(Appeal.day_verdict_id).where(Appeal.status == "open"))))
+    # Each part in its own subquery: SQLite allows ORDER BY and LIMIT there only.
+    ids = union(*(select(part.subquery().c.id) for part in parts)).subquery()
+    stmt = select(DayVerdict, User).join(User, User.id == DayVerdict.user_id).where(DayVerdict.id.in_(select(ids.c.id)))
+    rows = db.session.execute(stmt.order_by(*order).limit(PAGE + 1)).all()
     more = len(rows) > PAGE
     rows = rows[:PAGE]
     appeals: dict[int, Appeal] = {}

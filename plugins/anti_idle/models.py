@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lms_core.db import Base, UTCDateTime, bigint_pk, json_type, utcnow
@@ -206,6 +206,10 @@ class CheckClock(Base):
         return f"<CheckClock user={self.user_id} played={self.played_ms} through={self.through_id}>"
 
 
+#: Held days no auditor has decided: the review queue's partial index predicate.
+REVIEW_QUEUE_WHERE = "verdict = 'held' AND review_state NOT IN ('posted', 'voided')"
+
+
 class DayVerdict(Base):
     """The verdict on one person's Beijing calendar day; derived, recomputable.
 
@@ -245,6 +249,17 @@ class DayVerdict(Base):
         UniqueConstraint("user_id", "day"),
         Index("ix_anti_idle_day_verdicts_verdict_day", "verdict", "day"),
     )
+
+
+#: The review queue's held days in its order (appeals.review_list, HELD_WAITING).
+Index(
+    "ix_anti_idle_day_verdicts_review_queue",
+    DayVerdict.review_score.desc(),
+    DayVerdict.day,
+    DayVerdict.id,
+    postgresql_where=text(REVIEW_QUEUE_WHERE),
+    sqlite_where=text(REVIEW_QUEUE_WHERE),
+)
 
 
 class DayLesson(Base):

@@ -105,3 +105,36 @@ def test_each_person_in_the_queue_is_a_logged_look_and_their_days_link_to_the_pi
     mine = client.get("/anti-idle/my").get_data(as_text=True)
     assert 'href="/record/days/2026-05-10"' in mine
     assert "市审核员" in client.get("/record").get_data(as_text=True)  # who looked
+
+
+def test_held_days_and_appeals_merge_into_one_ordered_queue(app, client, queue, tree, monkeypatch):
+    """Held days and appealed days come from two queries: each waiting day once, in order."""
+    from plugins.anti_idle import appeals
+    from plugins.anti_idle.models import Appeal
+
+    low, high = queue
+    people = [UserFactory(org_unit=tree.village_a) for _ in range(4)]
+    db.session.commit()
+    appealed = make_day(people[0], "deducted", deducted_ms=60_000, day=dt.date(2026, 5, 2))  # score 0
+    both = make_day(people[1], "held", held_ms=60_000, day=dt.date(2026, 5, 3))  # held and appealed
+    both.review_score = 70
+    decided = make_day(people[2], "held", held_ms=60_000, day=dt.date(2026, 5, 4))
+    decided.review_score, decided.review_state = 99, "voided"  # decided: no longer waiting
+    closed = make_day(people[3], "deducted", deducted_ms=60_000, day=dt.date(2026, 5, 5))
+    for day, status in ((appealed, "open"), (both, "open"), (closed, "rejected")):
+        db.session.add(Appeal(user_id=day.user_id, day_verdict_id=day.id, reason="我确实在学习", status=status))
+    db.session.commit()
+    expected = [high.id, both.id, low.id, appealed.id]  # scores 90, 70, 60, 0
+    auditor = db.session.execute(db.select(User).where(User.username == "audit_city")).scalar_one()
+    monkeypatch.setattr(appeals, "PAGE", 1)
+    seen, after = [], None
+    while True:
+        items, cursor = appeals.review_list(auditor, after=appeals.parse_cursor(after or ""))
+        seen += [item.day.id for item in items]
+        if cursor is None:
+            break
+        after = cursor
+    assert seen == expected
+    monkeypatch.setattr(appeals, "PAGE", 50)
+    assert [i.day.id for i in appeals.review_list(auditor, kind="appeals")[0]] == [both.id, appealed.id]
+    assert [i.day.id for i in appeals.review_list(auditor, kind="held")[0]] == [high.id]
