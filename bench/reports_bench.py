@@ -94,8 +94,10 @@ class PeakRss:
         self.thread.join()
 
 
-def export(base: str, client: load.Client, path: str, master: int) -> dict[str, float]:
-    """Stream one export to the end; seconds, rows, and the workers' peak RSS during it."""
+def export(base: str, client: load.Client, path: str, master: int, cluster: Any) -> dict[str, float]:
+    """Stream one export to the end; seconds, rows, the workers' peak RSS during it, and the
+    CPU seconds it took in the app's workers and in PostgreSQL (steadier than wall time
+    on a loaded machine)."""
     import http.client
     from urllib.parse import urlsplit
 
@@ -103,6 +105,7 @@ def export(base: str, client: load.Client, path: str, master: int) -> dict[str, 
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
     headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in client.cookies.items())}
     baseline = max((rss_kib(pid) for pid in common.children(master)), default=0)
+    app_cpu, pg_cpu = common.tree_cpu_seconds(master), common.postgres_cpu_seconds(cluster)
     started = time.monotonic()
     with PeakRss(master) as peak:
         conn.request("GET", path, headers=headers)
@@ -117,9 +120,13 @@ def export(base: str, client: load.Client, path: str, master: int) -> dict[str, 
             size += len(chunk)
             lines += chunk.count(b"\n")
     seconds = time.monotonic() - started
+    app_cpu, pg_cpu = common.tree_cpu_seconds(master) - app_cpu, common.postgres_cpu_seconds(cluster) - pg_cpu
     conn.close()
     return {
         "seconds": round(seconds, 2),
+        "app_cpu_s": round(app_cpu, 2),
+        "pg_cpu_s": round(pg_cpu, 2),
+        "loadavg": os.getloadavg(),
         "first_byte_s": round(first_byte or seconds, 3),
         "rows": lines - 1,
         "mb": round(size / 1e6, 1),
@@ -321,6 +328,10 @@ def measure(
             "ORDER BY code LIMIT 1",
         )
         learner = psql_one(url, "SELECT id, username FROM users WHERE username = 'bench000123'")
+        import psycopg
+
+        with psycopg.connect(plain(url)) as conn:  # the review queue's rows (once per kept cluster)
+            results["held_days"] = reports_seed.seed_held(conn)["held_days"]
 
         port = common.free_port()
         cmd = [
@@ -368,6 +379,13 @@ def measure(
             ("event log: one person", admin_clients, f"/audit/events?username={learner[1]}"),
             ("a person's learning record", admin_clients, f"/audit/users/{learner[0]}/learning"),
             ("a person's LRS statements", admin_clients, f"/lrs/learners/{learner[0]}/statements"),
+            (
+                "study sessions: county, one month",
+                county_clients,
+                f"/audit/sessions?from={YEAR}-03-01&to={YEAR}-03-31",
+            ),
+            ("LRS statements: county", county_clients, "/lrs/statements"),
+            ("review queue: county", county_clients, "/anti-idle/review"),
         ]
         measured = {}
         for label, clients, path in pages:
@@ -423,7 +441,7 @@ def measure(
             )
         ):
             step(f"export {label}: {path}")
-            figures = export(base, admin_clients[0], path, server.pid)
+            figures = export(base, admin_clients[0], path, server.pid, cluster)
             print(f"   {figures}", file=sys.stderr)
             exports[label] = figures
         if exports:

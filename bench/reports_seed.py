@@ -243,3 +243,23 @@ def seed_plugins(conn: object, *, year: int) -> dict[str, int]:
     accounts = cur.rowcount
     conn.commit()  # type: ignore[attr-defined]
     return {"day_verdicts": verdicts, "credit_accounts": accounts}
+
+
+def seed_held(conn: object, *, share: int = 50) -> dict[str, int]:
+    """Hold one seeded deduction day in ``share`` for review (the review queue's rows).
+
+    Idempotent: does nothing when held days exist. Scores spread over 40-99 so the
+    queue's order (score, day, id) has ties and many distinct scores.
+    """
+    cur = conn.cursor()  # type: ignore[attr-defined]
+    cur.execute("SELECT count(*) FROM anti_idle_day_verdicts WHERE verdict = 'held'")
+    held = int(cur.fetchone()[0])
+    if not held:
+        cur.execute(
+            "UPDATE anti_idle_day_verdicts SET verdict = 'held', held_ms = deducted_ms, deducted_ms = 0, "
+            " review_state = 'pending', review_score = 40 + (id * 7) %% 60 WHERE id %% %(share)s = 0",
+            {"share": share},
+        )
+        held = cur.rowcount
+        conn.commit()  # type: ignore[attr-defined]
+    return {"held_days": held}
