@@ -137,4 +137,4 @@ def test_held_days_and_appeals_merge_into_one_ordered_queue(app, client, queue, 
     assert seen == expected
     monkeypatch.setattr(appeals, "PAGE", 50)
     assert [i.day.id for i in appeals.review_list(auditor, kind="appeals")[0]] == [both.id, appealed.id]
-    assert [i.day.id for i in appeals.review_list(auditor, kind="held")[0]] == [high.id]
+    assert [i.day.id for i in appeals.review_list(auditor, kind="held")[0]] == [high.id, both.id, low.id]
