@@ -24,7 +24,7 @@ from lms_core.audit.queries import (
 )
 from lms_core.audit.viewlog import log_view
 from lms_core.authz import require
-from lms_core.db import utcnow
+from lms_core.db import keep_loaded, utcnow
 from lms_core.events.names import event_label, known_events, object_label
 from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
@@ -63,10 +63,14 @@ def browse(cls: type[LogQuery], view: str, endpoint: str, template: str, **conte
     """A page of one view of the browser (plugins' views too: the LRS statements)."""
     query = cls.from_args(current_user._get_current_object(), request.args)
     # A refused filter (a bad cursor or date) is told in Chinese over the empty form: 400.
-    with service_call(
-        lambda: _render(view, endpoint, template, query, [], 0, None, context),
-        message="%(reason)s",
-        errors=(QueryError,),
+    # The rows stay loaded through the commit of the look at a person's record.
+    with (
+        keep_loaded(),
+        service_call(
+            lambda: _render(view, endpoint, template, query, [], 0, None, context),
+            message="%(reason)s",
+            errors=(QueryError,),
+        ),
     ):
         rows, next_key = query.page()
         total = query.count(limit=COUNT_SHOWN)

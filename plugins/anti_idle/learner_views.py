@@ -92,6 +92,7 @@ def _review_page(*, error: str | None = None, status: int = 200) -> Any:
     )
     if items:
         from lms_core.audit.viewlog import log_view
+        from lms_core.db import keep_loaded
         from lms_core.jobs.services import commit
 
         # Each item shows a person's evidence: a look at their record (issue 12, part 8).
@@ -103,7 +104,8 @@ def _review_page(*, error: str | None = None, status: int = 200) -> Any:
             people[item.person.id] = item.person
         for person_id, shown in days.items():
             log_view(current_user, people[person_id], "review", "、".join(sorted(shown)))
-        commit()
+        with keep_loaded():  # the page shows the items just read: not one SELECT each again
+            commit()
     return render_template(
         "anti_idle/review.html",
         items=items,

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from lms_core.accounts.models import User
 from lms_core.audit.queries import EventLogQuery, SessionQuery
 from lms_core.events.models import Event
 from lms_core.extensions import db
@@ -145,3 +146,29 @@ def test_learners_cannot_browse(client, world):
     login(client, "inside")
     assert client.get("/audit/sessions").status_code == 403
     assert client.get("/audit/sessions.xlsx").status_code == 403
+
+
+def test_the_page_does_not_read_its_rows_again_after_logging_the_look(client, world):
+    """The look at a person's record is committed after the rows are read; the rows stay
+    loaded (expired, the template read each event again: one SELECT per row)."""
+    from sqlalchemy import event as sa_event
+
+    login(client, "nl_audit")
+    statements: list[tuple[str, object]] = []
+
+    def seen(_conn, _cursor, statement, parameters, *_args):
+        statements.append((statement, parameters))
+
+    sa_event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        page = client.get("/audit/events?username=inside")
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", seen)
+    assert page.status_code == 200
+    inside = db.select(User.id).where(User.username == "inside").scalar_subquery()
+    shown_ids = set(db.session.scalars(db.select(Event.id).where(Event.actor_id == inside)))
+    assert len(table_rows(page.get_data(as_text=True), "event-table")) == len(shown_ids) >= 2
+    assert any("INSERT INTO event_log" in s for s, _p in statements), "the look was logged"
+    reloaded = [p for s, p in statements if "FROM event_log" in s and "WHERE event_log.id =" in s]
+    # (the look's own event may be read back by its dispatch after the commit: not a page row)
+    assert not any(set(p.values() if isinstance(p, dict) else p) & shown_ids for p in reloaded), reloaded
