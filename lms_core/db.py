@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData
@@ -258,23 +256,3 @@ def drop_append_only_ddl(table: str, dialect: str) -> list[str]:
             f"DROP FUNCTION IF EXISTS {table}_append_only()",
         ]
     return [f"DROP TRIGGER IF EXISTS {table}_no_update", f"DROP TRIGGER IF EXISTS {table}_no_delete"]
-
-
-@contextmanager
-def keep_loaded() -> Iterator[None]:
-    """Commits inside the block leave the session's objects loaded (not expired).
-
-    For read-only pages that commit a line of the audit log (a look at a person's
-    record) after reading their rows: expired, every row object was read again, one
-    SELECT per row, when the template touched it (the event log's page: 51 queries,
-    66 ms of CPU). The rows are what the page read a moment before, in this request.
-    """
-    from lms_core.extensions import db
-
-    session = db.session()
-    before = session.expire_on_commit
-    session.expire_on_commit = False
-    try:
-        yield
-    finally:
-        session.expire_on_commit = before

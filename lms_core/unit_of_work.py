@@ -135,3 +135,21 @@ def _transaction(refusals: tuple[type[Exception], ...]) -> Iterator[list[Excepti
         db.session.rollback()
         raise
     commit()
+
+
+@contextmanager
+def keep_loaded() -> Iterator[None]:
+    """Commits inside the block leave the session's objects loaded (not expired).
+
+    For read-only pages that commit a line of the audit log (a look at a person's
+    record) after reading their rows: expired, every row object was read again, one
+    SELECT per row, when the template touched it (the event log's page: 51 queries,
+    66 ms of CPU). The rows are what the page read a moment before, in this request.
+    """
+    session = db.session()
+    before = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        yield
+    finally:
+        session.expire_on_commit = before

@@ -24,13 +24,13 @@ from lms_core.audit.queries import (
 )
 from lms_core.audit.viewlog import log_view
 from lms_core.authz import require
-from lms_core.db import keep_loaded, utcnow
+from lms_core.db import utcnow
 from lms_core.events.names import event_label, known_events, object_label
 from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
 from lms_core.jobs.services import commit
 from lms_core.learning.explain import reason_text, verdict_label
-from lms_core.unit_of_work import service_call
+from lms_core.unit_of_work import keep_loaded, service_call
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 

@@ -92,8 +92,8 @@ def _review_page(*, error: str | None = None, status: int = 200) -> Any:
     )
     if items:
         from lms_core.audit.viewlog import log_view
-        from lms_core.db import keep_loaded
         from lms_core.jobs.services import commit
+        from lms_core.unit_of_work import keep_loaded
 
         # Each item shows a person's evidence: a look at their record (issue 12, part 8).
         # One line per person and page, naming the days shown, so their list stays readable.
