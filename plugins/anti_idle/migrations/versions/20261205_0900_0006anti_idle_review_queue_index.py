@@ -6,9 +6,9 @@ index in that order PostgreSQL read and sorted the held days of every person in
 scope on each page (issue 12). The index holds only the waiting days, so it
 stays small as decisions accumulate.
 
-Revision ID: 0005anti_idle_review
-Revises: 0004anti_idle
-Create Date: 2026-12-05 08:45:00
+Revision ID: 0006anti_idle_review
+Revises: 0005anti_idle
+Create Date: 2026-12-05 09:00:00
 
 """
 
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0005anti_idle_review"
-down_revision = "0004anti_idle"
+revision = "0006anti_idle_review"
+down_revision = "0005anti_idle"
 branch_labels = None
 depends_on = None
 

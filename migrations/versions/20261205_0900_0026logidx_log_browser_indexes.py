@@ -8,17 +8,17 @@ page at full size, issue 12); with it a date range is a range of the index.
 Plain CREATE INDEX: it blocks writes to the table while it builds (seconds for a
 million rows); run the upgrade in a quiet window.
 
-Revision ID: 0024logidx
-Revises: 0023refused
-Create Date: 2026-12-05 08:45:00
+Revision ID: 0026logidx
+Revises: 0025ancestors
+Create Date: 2026-12-05 09:00:00
 
 """
 
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0024logidx"
-down_revision = "0023refused"
+revision = "0026logidx"
+down_revision = "0025ancestors"
 branch_labels = None
 depends_on = None
 
