@@ -25,6 +25,8 @@ from lms_core.unit_of_work import ServiceError
 
 MATERIALIZE_JOB = "enrolments.materialize"
 BATCH = 1000
+#: An identical assignment sent again within this window is a double submit, not a new 调训.
+RESUBMIT_WINDOW = dt.timedelta(minutes=10)
 
 register_scope_resolver(Assignment, lambda a: a.org_unit)
 
@@ -75,6 +77,7 @@ def assign(
         raise EnrolmentError(_("only published courses can be assigned"))
     if deadline <= utcnow():
         raise EnrolmentError(_("the deadline must be in the future"))
+    _refuse_a_resubmission(course, unit, deadline=deadline, rank_band=rank_band, note=note.strip())
     assignment = Assignment(
         course_id=course.id,
         org_unit_id=unit.id,
@@ -99,6 +102,33 @@ def assign(
     )
     enqueue(MATERIALIZE_JOB, {"assignment_id": assignment.id})
     return assignment
+
+
+def _refuse_a_resubmission(
+    course: Course, unit: OrgUnit, *, deadline: dt.datetime, rank_band: RankBand | None, note: str
+) -> None:
+    """A double click or a browser resubmit must not send the same 调训 twice.
+
+    The course row is locked first (PostgreSQL; SQLite serialises writers anyway), so two
+    copies of one form arriving together are checked one after the other.
+    """
+    db.session.execute(select(Course.id).where(Course.id == course.id).with_for_update())
+    same = select(Assignment.id).where(
+        Assignment.course_id == course.id,
+        Assignment.org_unit_id == unit.id,
+        Assignment.rank_band.is_(None) if rank_band is None else Assignment.rank_band == rank_band,
+        Assignment.deadline == deadline,
+        Assignment.note == note,
+        Assignment.created_at >= utcnow() - RESUBMIT_WINDOW,
+    )
+    if db.session.execute(same.limit(1)).first() is not None:
+        raise EnrolmentError(
+            _(
+                "this course was just assigned to %(unit)s with the same deadline; "
+                "it was not sent again (see the assignments below)",
+                unit=unit.name,
+            )
+        )
 
 
 def _targets(assignment: Assignment) -> Any:

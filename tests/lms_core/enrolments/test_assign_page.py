@@ -118,3 +118,33 @@ def test_picker_can_open_a_deeper_unit_of_ones_area_only(setup, tree):
     assert set(re.findall(r'name="org_unit_id" value="(\d+)"', html)) == {str(tree.town_a.id), str(tree.village_a.id)}
     html = client.get(f"/courses/{kit.course.id}/assign?under={tree.county_b.id}").get_data(as_text=True)
     assert "青山县" not in html
+
+
+def _assignments() -> int:
+    db.session.expire_all()
+    return db.session.execute(select(func.count()).select_from(Assignment)).scalar_one()
+
+
+def test_a_resubmitted_form_does_not_assign_twice_and_says_why(setup, tree):
+    kit, client = setup
+    data = {"org_unit_id": str(tree.town_a.id), "deadline": "2099-06-30", "rank_band": "township", "note": "请按时完成"}
+    assert client.post(f"/courses/{kit.course.id}/assign", data=data).status_code == 303
+    again = client.post(f"/courses/{kit.course.id}/assign", data=data)  # a double click / browser resubmit
+    html = again.get_data(as_text=True)
+    assert again.status_code == 400
+    assert "本课程刚刚已按相同截止日期调训城关镇，本次未重复下达" in html
+    assert 'value="2099-06-30"' in html and 'value="请按时完成"' in html  # the input is kept
+    assert _assignments() == 1 and _enrolled(kit.course.id) == 2  # t1 and v1, once each
+
+
+def test_a_different_deadline_or_an_old_assignment_is_a_new_assignment(setup, tree):
+    kit, client = setup
+    data = {"org_unit_id": str(tree.town_a.id), "deadline": "2099-06-30"}
+    assert client.post(f"/courses/{kit.course.id}/assign", data=data).status_code == 303
+    assert client.post(f"/courses/{kit.course.id}/assign", data={**data, "deadline": "2099-07-31"}).status_code == 303
+    assert _assignments() == 2
+    first = db.session.execute(select(Assignment).order_by(Assignment.id).limit(1)).scalar_one()
+    first.created_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # sent an hour ago: again on purpose
+    db.session.commit()
+    assert client.post(f"/courses/{kit.course.id}/assign", data=data).status_code == 303
+    assert _assignments() == 3
