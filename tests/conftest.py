@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from hypothesis import settings
 from flask.testing import FlaskClient
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from tests import pgcluster
