@@ -47,7 +47,7 @@ def test_site_admin_manages_clients_in_the_web_ui(app, client, tree):
     r = client.post("/admin/lrs/clients", data={"name": "课程平台", "scopes": ["statements/write", "state"]})
     assert r.status_code == 200
     html = r.get_data(as_text=True)
-    secret = re.search(r"<code>([A-Za-z0-9_\-]{40,})</code>", html).group(1)
+    secret = re.search(r"<code[^>]*>([A-Za-z0-9_\-]{40,})</code>", html).group(1)
     row = db.session.execute(select(LrsClient).where(LrsClient.name == "课程平台")).scalar_one()
     assert row.scopes == ["statements/write", "state"]
     x = Xapi(app.test_client(), row.key, secret)
