@@ -288,9 +288,13 @@
     var resume = parseFloat(video.dataset.resume || "0");
     var local = resumeKey ? recentPosition() : null;
     if (local !== null) resume = local;
-    video.addEventListener("loadedmetadata", function () {
+    // A cached video can have its metadata before this script runs (a reload): then the
+    // event has already fired, and the position is set at once.
+    var applyResume = function () {
       if (resume > 0 && resume < video.duration - 1) video.currentTime = resume;
-    });
+    };
+    if (video.readyState >= 1) applyResume();
+    else video.addEventListener("loadedmetadata", applyResume, { once: true });
     video.addEventListener("play", function () {
       segStart = video.currentTime; lastTime = video.currentTime; lastTick = performance.now(); send("play");
     });
