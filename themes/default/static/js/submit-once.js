@@ -1,5 +1,5 @@
 // A form with data-submit-once is sent once: a double click or an impatient second
-// click while the page loads would otherwise send it twice (e.g. a 调训 assigned twice).
+// click while the page loads would otherwise send it twice (e.g. an assignment sent twice).
 // The buttons are disabled just after the submit, not during it, so the clicked
 // button's own name/value (e.g. "preview") is still part of what is sent. The server
 // refuses a resubmission on its own too; this only spares the user the refusal.
