@@ -107,6 +107,27 @@ def beats_of(raw):
     return out
 
 
+def rows_of(beats):
+    return [
+        els.row_of(
+            b["session_id"],
+            b["lesson_id"],
+            b["lesson_kind"],
+            b["event"],
+            b["wall_start"],
+            b["received_at"],
+            b["launched_at"],
+            b["claimed"],
+            b["duration_ms"],
+            b["bytes_served"],
+            b["media_size"],
+            b["client"],
+            b["seq"],
+        )
+        for b in beats
+    ]
+
+
 def checks_of(raw, module):
     out = []
     for issued, window, answered, outcome, trusted, latency in raw:
@@ -185,24 +206,7 @@ def test_day_replay_equals_beat_by_beat(raw, raw_checks, policy):
     beats = beats_of(raw)
     checks = checks_of(raw_checks, els)
     online = chain(els, beats, policy, checks)
-    rows = [
-        els.row_of(
-            b["session_id"],
-            b["lesson_id"],
-            b["lesson_kind"],
-            b["event"],
-            b["wall_start"],
-            b["received_at"],
-            b["launched_at"],
-            b["claimed"],
-            b["duration_ms"],
-            b["bytes_served"],
-            b["media_size"],
-            b["client"],
-            b["seq"],
-        )
-        for b in beats
-    ]
+    rows = rows_of(beats)
     day = els.assess_day(rows, els.params_of(policy), els.Checks(checks))
     assert [(o.credited, o.credited_ms, els.us_of(o.credit_start), o.cuts, o.flags) for o in online] == [
         (credited, credited_ms, credit_start, cuts, flags) for credited, credited_ms, credit_start, cuts, flags in day

@@ -26,6 +26,7 @@ from tests.plugins.anti_idle.test_els_equivalence import (
     checks_of,
     plain,
     policy_st,
+    rows_of,
 )
 
 #: One beat: (session, cadence jitter µs, claim jump ms, twist), the twist picked rarely.
@@ -79,27 +80,6 @@ def honest_day(raw, duration, served):
         )
         pos[session] += claim
     return out
-
-
-def rows_of(beats):
-    return [
-        els.row_of(
-            b["session_id"],
-            b["lesson_id"],
-            b["lesson_kind"],
-            b["event"],
-            b["wall_start"],
-            b["received_at"],
-            b["launched_at"],
-            b["claimed"],
-            b["duration_ms"],
-            b["bytes_served"],
-            b["media_size"],
-            b["client"],
-            b["seq"],
-        )
-        for b in beats
-    ]
 
 
 @settings(max_examples=300, deadline=None)
