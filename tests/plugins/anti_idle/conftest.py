@@ -12,8 +12,22 @@ from __future__ import annotations
 import pytest
 
 from plugins.anti_idle import policy
+from tests.lms_core.learning.fixtures import build_course
+from tests.plugins.anti_idle.harness import Learner, make_learner
 
 
 @pytest.fixture(autouse=True)
 def _checks_as_scripted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(policy.DEFAULTS, "checks_follow_claims", 0)
+
+
+@pytest.fixture
+def kit(app, tree):
+    """A course with a video, a document and a quiz (a module may define its own)."""
+    return build_course(tree)
+
+
+@pytest.fixture
+def me(kit, tree) -> Learner:
+    """A learner enrolled in ``kit``'s course, with the harness's beat helpers."""
+    return make_learner(tree, kit)

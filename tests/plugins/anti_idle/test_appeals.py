@@ -13,7 +13,6 @@ from plugins.anti_idle.evidence import render
 from plugins.anti_idle.models import Appeal, DayVerdict, Evidence, Review
 from tests.conftest import login
 from tests.factories import UserFactory, grant
-from tests.lms_core.learning.fixtures import build_course
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
 DAY = dt.date(2026, 5, 10)
@@ -21,11 +20,6 @@ R05 = (
     "%(start)s–%(end)s the lesson played in a hidden or minimised window beyond the %(grace)s-second grace, "
     "%(amount)s deducted (R05)"
 )
-
-
-@pytest.fixture
-def kit(app, tree):
-    return build_course(tree)
 
 
 @pytest.fixture

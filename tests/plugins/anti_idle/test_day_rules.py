@@ -23,8 +23,7 @@ from lms_core.media.models import MediaFile, MediaKind
 from plugins.anti_idle.evidence import render
 from plugins.anti_idle.models import DayVerdict, Evidence
 from plugins.anti_idle.verdicts import assess_day
-from tests.lms_core.learning.fixtures import build_course
-from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, Learner, S, make_learner, other_learner
+from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, Learner, S, other_learner
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
 M = 60 * S
@@ -32,16 +31,6 @@ DAY = dt.date(2026, 5, 10)
 OFFICE_IP = "10.3.0.1"
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0"
 PC_A = {"presence": {"device": "a1b2c3"}}
-
-
-@pytest.fixture
-def kit(app, tree):
-    return build_course(tree)
-
-
-@pytest.fixture
-def me(kit, tree) -> Learner:
-    return make_learner(tree, kit)
 
 
 def settle(learner: Learner, day: dt.date = DAY) -> DayVerdict:

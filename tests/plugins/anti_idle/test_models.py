@@ -18,15 +18,9 @@ from plugins.anti_idle import policy
 from plugins.anti_idle.events import EVENT_NAMES
 from plugins.anti_idle.models import Beat, Review
 from tests.factories import UserFactory
-from tests.lms_core.learning.fixtures import build_course
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
 T0 = dt.datetime(2026, 5, 10, 1, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def kit(app, tree):
-    return build_course(tree)
 
 
 @pytest.fixture

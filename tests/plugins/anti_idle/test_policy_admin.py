@@ -11,15 +11,9 @@ from plugins.anti_idle import policy, policy_forms
 from plugins.anti_idle.models import Policy
 from tests.conftest import login
 from tests.factories import UserFactory, grant
-from tests.lms_core.learning.fixtures import build_course
 from tests.plugins.anti_idle.test_checks import csrf_login
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
-
-
-@pytest.fixture
-def kit(app, tree):
-    return build_course(tree)
 
 
 @pytest.fixture

@@ -26,20 +26,9 @@ from plugins.anti_idle import envelope
 from plugins.anti_idle.evidence import render
 from plugins.anti_idle.models import Evidence
 from tests.conftest import login
-from tests.lms_core.learning.fixtures import build_course
-from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, Learner, S, make_learner
+from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, S
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
-
-
-@pytest.fixture
-def kit(app, tree):
-    return build_course(tree)
-
-
-@pytest.fixture
-def me(kit, tree) -> Learner:
-    return make_learner(tree, kit)
 
 
 def zh(line: Evidence) -> str:

@@ -20,21 +20,10 @@ from lms_core.learning.models import LearningInterval, LessonProgress
 from lms_core.learning.services import BeatError
 from plugins.anti_idle import checks, policy
 from plugins.anti_idle.models import AttentionCheck, Evidence
-from tests.lms_core.learning.fixtures import build_course
-from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, Learner, S, make_learner, other_learner
+from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, Learner, S, other_learner
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
 M = 60 * S
-
-
-@pytest.fixture
-def kit(app, tree):
-    return build_course(tree)
-
-
-@pytest.fixture
-def me(kit, tree) -> Learner:
-    return make_learner(tree, kit)
 
 
 def full(me: Learner, played_s: float) -> None:

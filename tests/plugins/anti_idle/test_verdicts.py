@@ -18,21 +18,10 @@ from plugins.anti_idle.models import DayVerdict, Evidence, Review
 from plugins.anti_idle.verdicts import ReviewError, review_day
 from tests.conftest import login
 from tests.factories import UserFactory, grant
-from tests.lms_core.learning.fixtures import build_course
-from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, S, make_learner
+from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, S
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
 DAY = dt.date(2026, 5, 10)
-
-
-@pytest.fixture
-def kit(app, tree):
-    return build_course(tree)
-
-
-@pytest.fixture
-def me(kit, tree):
-    return make_learner(tree, kit)
 
 
 def held_day(me):
