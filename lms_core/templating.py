@@ -6,15 +6,15 @@ import datetime as dt
 from typing import Any
 
 from flask import Flask, g
-from flask_babel import format_date, format_datetime
 from markupsafe import Markup
 
+from lms_core.dateformat import format_date, format_datetime
 from lms_core.i18n import label
 from lms_core.pluginhost import get_plugin_manager
 
 
 def localdt(value: dt.datetime | str | None, fmt: str = "medium") -> str:
-    """Show a stored UTC time in Beijing time (Babel's default time zone, ``lms_core.i18n.TIMEZONE``).
+    """Show a stored UTC time in Beijing time (``lms_core.i18n.SHANGHAI``), in Babel's words.
 
     Also takes an ISO 8601 string with an offset (xAPI ``stored``/``timestamp``);
     one that cannot be read is shown as it is rather than failing the page.
@@ -29,13 +29,13 @@ def localdt(value: dt.datetime | str | None, fmt: str = "medium") -> str:
         if parsed.tzinfo is None:
             return value
         value = parsed
-    return str(format_datetime(value, fmt))
+    return format_datetime(value, fmt)
 
 
 def localdate(value: dt.datetime | dt.date | None, fmt: str = "long") -> str:
     if value is None:
         return ""
-    return str(format_date(value, fmt))
+    return format_date(value, fmt)
 
 
 def beijing_today() -> dt.date:
