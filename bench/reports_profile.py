@@ -35,6 +35,7 @@ import common  # noqa: E402 - bench/ is a folder of scripts, not a package
 import seed_large  # noqa: E402
 
 YEAR = 2026
+MARCH = f"from={YEAR}-03-01&to={YEAR}-03-31"
 
 
 class Meter:
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--explain", metavar="FILE", help="write EXPLAIN (ANALYZE, BUFFERS) of every statement of each page here"
     )
+    parser.add_argument("--cprofile", type=int, default=0, metavar="N", help="print cProfile's top N per page")
     args = parser.parse_args(argv)
 
     os.environ.update(
@@ -144,12 +146,29 @@ def main(argv: list[str] | None = None) -> int:
             db.session.commit()
             print(f"rollups rebuilt in {time.monotonic() - began:.1f}s", file=sys.stderr)
         city = db.session.execute(text("SELECT code FROM org_units WHERE parent_id IS NULL ORDER BY id")).scalar()
+        county = db.session.execute(
+            text(
+                "SELECT c.code FROM org_units c JOIN org_units p ON p.id = c.parent_id "
+                "WHERE p.parent_id IS NULL AND c.kind = 'county' ORDER BY c.code LIMIT 1"
+            )
+        ).scalar()
+        learner_id, learner = db.session.execute(
+            text("SELECT id, username FROM users WHERE username = 'bench000123'")
+        ).one()
         meter = Meter(app, db.engine)
 
+    # The pages of bench/reports_bench.py, as the same users.
     pages = [
         ("dashboard, city (site admin)", "bench_admin", f"/reports/dashboard?year={YEAR}&org={city}"),
         ("dashboard, county (county admin)", "bench_county00", f"/reports/dashboard?year={YEAR}"),
         ("hours per unit and month, county", "bench_county00", f"/reports/hours?year={YEAR}"),
+        ("event log: county, one month", "bench_county00", f"/audit/events?org={county}&{MARCH}"),
+        ("event log: one person", "bench_admin", f"/audit/events?username={learner}"),
+        ("a person's learning record", "bench_admin", f"/audit/users/{learner_id}/learning"),
+        ("a person's LRS statements", "bench_admin", f"/lrs/learners/{learner_id}/statements"),
+        ("study sessions: county, one month", "bench_county00", f"/audit/sessions?{MARCH}"),
+        ("LRS statements: county", "bench_county00", "/lrs/statements"),
+        ("review queue: county", "bench_county00", "/anti-idle/review"),
     ]
     print(f"load average before: {os.getloadavg()}")
     print(f"{'page':42} {'wall':>8} {'cpu':>8} {'sql':>8} {'tmpl':>8} {'python':>8} {'stmts':>6}")
@@ -168,6 +187,13 @@ def main(argv: list[str] | None = None) -> int:
 
         row = measure(meter, get, args.rounds)
         print(line(label, row))
+        if args.cprofile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.runcall(get)
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.cprofile)
         if args.explain:
             explain_page(app, meter, get, label, args.explain)
         if "dashboard" in label:

@@ -10,6 +10,7 @@ they looked, even after it was revoked. Looking at one's own record is not logge
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy import select
 
 from lms_core.accounts.models import Role, User
 from lms_core.events.models import Event
-from lms_core.events.services import emit
+from lms_core.events.services import emit, emit_many
 from lms_core.extensions import db
 from lms_core.i18n import label
 from lms_core.orgs.models import OrgUnit
@@ -51,14 +52,37 @@ def log_view(viewer: Any, person: User | int, what: str, detail: str = "") -> No
     person_id = person if isinstance(person, int) else person.id
     if viewer is None or getattr(viewer, "id", None) in (None, person_id):
         return
-    roles = sorted({str(a.role) for a in getattr(viewer, "roles", [])})
     emit(
         VIEWED,
         actor=viewer,
         object_type=User.__tablename__,
         object_id=person_id,
-        payload={"what": what, "detail": detail[:200], "roles": roles},
+        payload={"what": what, "detail": detail[:200], "roles": _roles(viewer)},
     )
+
+
+def log_views(viewer: Any, shown: Mapping[int, str], what: str) -> None:
+    """``log_view`` for each person id in ``shown`` (with its detail), in two statements
+    whatever their number (a list page that names many people); does not commit."""
+    if viewer is None or getattr(viewer, "id", None) is None:
+        return
+    roles = _roles(viewer)
+    items = [
+        {
+            "object_type": User.__tablename__,
+            "object_id": person_id,
+            "payload": {"what": what, "detail": detail[:200], "roles": roles},
+        }
+        for person_id, detail in shown.items()
+        if person_id != viewer.id
+    ]
+    if items:
+        emit_many(VIEWED, items, actor=viewer)
+
+
+def _roles(viewer: Any) -> list[str]:
+    """The viewer's roles when they looked, kept in the row (a role revoked later still shows)."""
+    return sorted({str(a.role) for a in getattr(viewer, "roles", [])})
 
 
 @dataclass(frozen=True)

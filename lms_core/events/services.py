@@ -67,23 +67,28 @@ def emit(
     return event
 
 
-def emit_many(name: str, items: list[dict[str, Any]]) -> list[Event]:
-    """``emit`` for many events of one name at once (bulk jobs such as a recompute).
+def emit_many(name: str, items: list[dict[str, Any]], *, actor: Any = None) -> list[Event]:
+    """``emit`` for many events of one name at once (bulk jobs such as a recompute, a
+    list page that logs a look at each person it shows).
 
-    ``items`` hold ``object_type``, ``object_id``, ``org_unit_id``, ``payload`` (no
-    actor). The events are inserted with one statement and their dispatch jobs with
-    another, instead of two flushes per event; same rows, same dispatch.
+    ``items`` hold ``object_type``, ``object_id``, ``org_unit_id``, ``payload``;
+    ``actor``, as for ``emit``, is the same for all of them (and gives the unit when
+    an item names none). The events are inserted with one statement and their dispatch
+    jobs with another, instead of two flushes per event; same rows, same dispatch.
     """
     now = utcnow()
+    actor_id = getattr(actor, "id", None)
+    actor_unit = getattr(actor, "org_unit_id", None) if actor is not None else None
+    ip = request.remote_addr if actor is not None and has_request_context() else None
     events = [
         Event(
             name=name,
-            actor_id=None,
-            org_unit_id=item.get("org_unit_id"),
+            actor_id=actor_id,
+            org_unit_id=item["org_unit_id"] if item.get("org_unit_id") is not None else actor_unit,
             object_type=item.get("object_type"),
             object_id=None if item.get("object_id") is None else str(item["object_id"]),
             course_id=item.get("course_id"),
-            ip=None,
+            ip=ip,
             payload=item.get("payload") or {},
             created_at=now,
         )

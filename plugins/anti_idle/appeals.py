@@ -14,7 +14,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, literal_column, or_, select, union
+from sqlalchemy import and_, func, literal_column, or_, select, union
 
 from lms_core.accounts.models import User
 from lms_core.authz import can, scope_condition
@@ -126,6 +126,36 @@ class ReviewItem:
     day: DayVerdict
     person: User
     appeal: Appeal | None
+    #: The person's unit name and the day's evidence lines (newest first, at most
+    #: ``LINES_SHOWN``), read for the whole page at once.
+    unit_name: str = ""
+    lines: tuple[Evidence, ...] = ()
+
+
+#: Evidence lines shown per day in the review queue (as ``lines_for``'s limit).
+LINES_SHOWN = 200
+
+
+def lines_by_day(day_ids: list[int], *, limit: int = LINES_SHOWN) -> dict[int, list[Evidence]]:
+    """The evidence lines of several days in one query, newest first per day, at most ``limit`` each."""
+    if not day_ids:
+        return {}
+    rank = (
+        func.row_number()
+        .over(partition_by=Evidence.day_verdict_id, order_by=(Evidence.span_start.desc(), Evidence.id.desc()))
+        .label("rank")
+    )
+    ranked = select(Evidence.id, rank).where(Evidence.day_verdict_id.in_(day_ids)).subquery()
+    stmt = (
+        select(Evidence)
+        .join(ranked, ranked.c.id == Evidence.id)
+        .where(ranked.c.rank <= limit)
+        .order_by(Evidence.day_verdict_id, Evidence.span_start.desc(), Evidence.id.desc())
+    )
+    found: dict[int, list[Evidence]] = {}
+    for line in db.session.execute(stmt).scalars():
+        found.setdefault(line.day_verdict_id, []).append(line)
+    return found
 
 
 def _scoped_people(auditor: User) -> Any:
@@ -219,17 +249,25 @@ def review_list(
         parts.append(waiting(DayVerdict.id.in_(select(Appeal.day_verdict_id).where(Appeal.status == "open"))))
     # Each part in its own subquery: SQLite allows ORDER BY and LIMIT there only.
     ids = union(*(select(part.subquery().c.id) for part in parts)).subquery()
-    stmt = select(DayVerdict, User).join(User, User.id == DayVerdict.user_id).where(DayVerdict.id.in_(select(ids.c.id)))
+    stmt = (
+        select(DayVerdict, User, OrgUnit.name)
+        .join(User, User.id == DayVerdict.user_id)
+        .outerjoin(OrgUnit, OrgUnit.id == User.org_unit_id)
+        .where(DayVerdict.id.in_(select(ids.c.id)))
+    )
     rows = db.session.execute(stmt.order_by(*order).limit(PAGE + 1)).all()
     more = len(rows) > PAGE
     rows = rows[:PAGE]
+    # What each item shows, for the whole page in one query each (not one per item).
+    day_ids = [d.id for d, _u, _n in rows]
     appeals: dict[int, Appeal] = {}
     if rows:
         for a in db.session.execute(
-            select(Appeal).where(Appeal.day_verdict_id.in_([d.id for d, _u in rows])).order_by(Appeal.id)
+            select(Appeal).where(Appeal.day_verdict_id.in_(day_ids)).order_by(Appeal.id)
         ).scalars():
             appeals[a.day_verdict_id] = a
-    items = [ReviewItem(d, u, appeals.get(d.id)) for d, u in rows]
+    lines = lines_by_day(day_ids)
+    items = [ReviewItem(d, u, appeals.get(d.id), unit or "", tuple(lines.get(d.id, ()))) for d, u, unit in rows]
     return items, (cursor_of(rows[-1][0]) if more and rows else None)
 
 
@@ -310,7 +348,4 @@ def template_context() -> dict[str, Any]:
     from plugins.anti_idle.events import VERDICT_NAMES
     from plugins.anti_idle.evidence import render
 
-    def lines_of(day: DayVerdict) -> list[Evidence]:
-        return lines_for(day.user_id, day_ids=[day.id])
-
-    return {"render": render, "verdict_names": VERDICT_NAMES, "appeal_names": APPEAL_NAMES, "lines_of": lines_of}
+    return {"render": render, "verdict_names": VERDICT_NAMES, "appeal_names": APPEAL_NAMES}

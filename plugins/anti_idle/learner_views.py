@@ -91,19 +91,17 @@ def _review_page(*, error: str | None = None, status: int = 200) -> Any:
         else ([], None)
     )
     if items:
-        from lms_core.audit.viewlog import log_view
+        from lms_core.audit.viewlog import log_views
         from lms_core.jobs.services import commit
         from lms_core.unit_of_work import keep_loaded
 
         # Each item shows a person's evidence: a look at their record (issue 12, part 8).
-        # One line per person and page, naming the days shown, so their list stays readable.
+        # One line per person and page, naming the days shown, so their list stays
+        # readable; all of the page's lines in one INSERT.
         days: dict[int, list[str]] = {}
-        people = {}
         for item in items:
             days.setdefault(item.person.id, []).append(item.day.day.isoformat())
-            people[item.person.id] = item.person
-        for person_id, shown in days.items():
-            log_view(current_user, people[person_id], "review", "、".join(sorted(shown)))
+        log_views(current_user, {person_id: "、".join(sorted(shown)) for person_id, shown in days.items()}, "review")
         with keep_loaded():  # the page shows the items just read: not one SELECT each again
             commit()
     return render_template(

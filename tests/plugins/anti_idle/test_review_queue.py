@@ -138,3 +138,71 @@ def test_held_days_and_appeals_merge_into_one_ordered_queue(app, client, queue, 
     monkeypatch.setattr(appeals, "PAGE", 50)
     assert [i.day.id for i in appeals.review_list(auditor, kind="appeals")[0]] == [both.id, appealed.id]
     assert [i.day.id for i in appeals.review_list(auditor, kind="held")[0]] == [high.id, both.id, low.id]
+
+
+def test_each_item_shows_its_own_evidence_lines_read_for_the_page_at_once(app, client, queue, tree):
+    from sqlalchemy import event, select
+
+    from plugins.anti_idle import appeals
+    from plugins.anti_idle.models import Evidence
+
+    low, high = queue
+    extra = make_day(db.session.get(User, low.user_id), "held", held_ms=60_000, day=dt.date(2026, 5, 9))
+    lines = {
+        d.id: [e.id for e in db.session.execute(select(Evidence).filter_by(day_verdict_id=d.id)).scalars()]
+        for d in (low, high, extra)
+    }
+    db.session.commit()
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    login(client, "audit_city")
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        page = client.get("/anti-idle/review").get_data(as_text=True)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    sections = {int(c.split('"', 1)[0]): c for c in page.split('id="review-')[1:] if c[0].isdigit()}
+    assert set(sections) == {low.id, high.id, extra.id}
+    for day_id, ids in lines.items():
+        others = [i for d, more in lines.items() if d != day_id for i in more]
+        assert all(f'id="evidence-{i}"' in sections[day_id] for i in ids)
+        assert not any(f'id="evidence-{i}"' in sections[day_id] for i in others)
+    assert f'<small class="muted">{tree.town_b.name}</small>' in sections[high.id]  # the person's unit
+    # The evidence of every item in one statement, whatever the number of items.
+    assert sum("anti_idle_evidence" in s for s in statements) == 1
+    # At most the newest ``limit`` lines per day, newest first.
+    first = db.session.get(Evidence, lines[extra.id][0])
+    later = Evidence(
+        **{c: getattr(first, c) for c in ("day_verdict_id", "user_id", "day", "rule", "action", "severity", "message")},
+        span_start=first.span_start + dt.timedelta(hours=1),
+        span_end=first.span_end + dt.timedelta(hours=1),
+        amount_ms=60_000,
+        threshold={},
+        params={},
+        beat_ids=[],
+    )
+    db.session.add(later)
+    db.session.commit()
+    assert [e.id for e in appeals.lines_by_day([extra.id, low.id])[extra.id]] == [later.id, first.id]
+    capped = appeals.lines_by_day([extra.id, low.id], limit=1)
+    assert {d: [e.id for e in v] for d, v in capped.items()} == {extra.id: [later.id], low.id: lines[low.id]}
+
+
+def test_the_looks_of_a_page_are_logged_with_the_auditors_name_unit_and_roles(client, queue, tree):
+    from sqlalchemy import select
+
+    from lms_core.events.models import Event
+
+    low, high = queue
+    login(client, "audit_city")
+    client.get("/anti-idle/review")
+    auditor = db.session.execute(select(User).filter_by(username="audit_city")).scalar_one()
+    seen = db.session.execute(select(Event).where(Event.name == "record.viewed").order_by(Event.object_id)).scalars()
+    rows = sorted((e.object_id, e.actor_id, e.org_unit_id, e.payload["roles"], e.ip is not None) for e in seen)
+    assert rows == sorted(
+        (str(d.user_id), auditor.id, tree.city.id, sorted({str(a.role) for a in auditor.roles}), True)
+        for d in (low, high)
+    )
