@@ -38,10 +38,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from lms_core.db import utcnow
 from lms_core.extensions import db
+from plugins.credit_bank import ledger_pg
 from plugins.credit_bank.models import (
     FLAG_CLOSED,
     FLAG_NON_NEGATIVE,
-    JOURNAL_COLUMNS,
     LEDGERS,
     T_LINKED,
     T_PENDING,
@@ -53,6 +53,8 @@ from plugins.credit_bank.models import (
     Ledger,
     Transfer,
 )
+from plugins.credit_bank.pg_arrays import int_array as _int_array
+from plugins.credit_bank.pg_arrays import str_array as _str_array
 
 # Core tables (typed as Table: the Core path is used for bulk inserts and updates).
 TRANSFERS = cast(Table, Transfer.__table__)
@@ -237,6 +239,10 @@ class _Batch:
     #: pending ids resolved in this batch; reversal sums added in this batch.
     resolved: set[str] = field(default_factory=set)
     reversed_sum: dict[str, int] = field(default_factory=dict)
+    #: Read before the batch (committed rows), for the ids it refers to: the flags of the
+    #: transfer that resolved a hold, the sum of a transfer's reversals.
+    prior_resolution: dict[str, int] = field(default_factory=dict)
+    prior_reversed: dict[str, int] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- reference data
@@ -313,25 +319,6 @@ def _ensure_accounts(refs: Iterable[AccountRef]) -> dict[str, _Acct]:
         db.session.execute(_insert_ignore(ACCOUNTS), missing)
         existing = _find_accounts(wanted, lock=False)
     return existing
-
-
-def _lock_accounts(found: dict[str, _Acct]) -> None:
-    """Lock the cadre accounts (in id order, so two writers never deadlock) and re-read their
-    sums under the lock. Issuer and expiry accounts are never locked: they keep no sums.
-
-    SQLite has a single writer, already holding the write lock (:func:`_lock_ids`): the sums
-    read by :func:`_ensure_accounts` are current."""
-    cadre = sorted(a.id for a in found.values() if a.ref.is_cadre)
-    if not cadre or not _is_pg():
-        return
-    by_id = {a.id: a for a in found.values()}
-    for aid, flags, dp, cp, dpe, cpe in _pg_rows(
-        "SELECT id, flags, debits_posted, credits_posted, debits_pending, credits_pending "
-        "FROM credit_accounts WHERE id = ANY(CAST(%(ids)s AS bigint[])) ORDER BY id FOR UPDATE",
-        {"ids": _int_array(cadre)},
-    ):
-        a = by_id[aid]
-        a.flags, a.dp, a.cp, a.dpe, a.cpe = flags, dp, cp, dpe, cpe
 
 
 def _is_pg() -> bool:
@@ -496,34 +483,34 @@ def apply(groups: Sequence[Sequence[TransferSpec]]) -> list[list[str]]:
 
     May raise ``IntegrityError`` when a concurrent transaction wrote the same id first;
     :func:`submit` handles that by retrying, when the id then answers ``exists``.
+
+    On PostgreSQL the group costs two statements whatever its size (``ledger_pg``): one reads
+    and locks what the rules need, one writes; the rules run here in between.
     """
     specs = [s for g in groups for s in g]
     if not specs:
         return []
-    _lock_ids([s.id for s in specs])
-    known = _load_existing([s.id for s in specs])
-    # Look up what post/void and reversals refer to, to know every account involved.
-    refer_ids = {s.pending_id for s in specs if s.pending_id} | {s.reverses_id for s in specs if s.reverses_id}
-    referred = _load_existing(list(refer_ids))
+    ids = [s.id for s in specs]
+    # What post/void and reversals refer to, to know every account involved.
+    refer_ids = list({s.pending_id for s in specs if s.pending_id} | {s.reverses_id for s in specs if s.reverses_id})
     refs: dict[str, AccountRef] = {}
     for s in specs:
         for r in (s.debit, s.credit):
             if r is not None:
                 refs[r.key()] = r
-    for t in referred.values():
-        for key in (t["debit"], t["credit"]):
-            refs[key] = _parse_ref(key)
-    found = _ensure_accounts(refs.values())
-    _lock_accounts(found)
-    batch = _Batch(accounts=found)
-    failed_ids = _load_failed([s.id for s in specs])
+    pre = _prepare_pg(ids, refer_ids, refs) if _is_pg() else _prepare(ids, refer_ids, refs)
+    batch, known, referred, failed_ids = pre
     now = utcnow()
     results: list[list[str]] = []
     for group in groups:
         results.append(_apply_group(group, batch, known, referred, failed_ids, now))
-    if batch.rows:
-        _insert_rows(batch.rows)
     touched = [a for a in batch.accounts.values() if a.dirty]
+    if _is_pg():
+        if batch.rows or touched or batch.failed:
+            ledger_pg.write(_raw(), batch.rows, [(a.id, a.dp, a.cp, a.dpe, a.cpe) for a in touched], batch.failed)
+        return results
+    if batch.rows:
+        db.session.execute(insert(TRANSFERS), batch.rows)
     if touched:
         _write_sums(touched)
     if batch.failed:
@@ -532,43 +519,69 @@ def apply(groups: Sequence[Sequence[TransferSpec]]) -> list[list[str]]:
     return results
 
 
-def _insert_rows(rows: list[dict[str, Any]]) -> None:
-    """Append journal rows: ``COPY ... FROM STDIN`` on PostgreSQL (one stream for the batch,
-    in the session's transaction), a multi-row INSERT elsewhere."""
-    if not _is_pg():
-        db.session.execute(insert(TRANSFERS), rows)
-        return
+_Prepared = tuple["_Batch", dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, str]]
+
+
+def _prepare(ids: list[str], refer_ids: list[str], refs: dict[str, AccountRef]) -> _Prepared:
+    """SQLite: the batch's accounts, the stored transfers it names or refers to and the ids
+    refused before, statement by statement (the write lock, taken first, makes them current)."""
+    _lock_ids(ids)
+    known = _load_existing(ids)
+    referred = _load_existing(refer_ids)
+    for row in referred.values():
+        for key in (row["debit"], row["credit"]):
+            refs[key] = _parse_ref(key)
+    batch = _Batch(accounts=_ensure_accounts(refs.values()))
+    if refer_ids:
+        t = TRANSFERS
+        batch.prior_resolution = {
+            r.pending_id: int(r.flags)
+            for r in db.session.execute(select(t.c.pending_id, t.c.flags).where(t.c.pending_id.in_(refer_ids)))
+        }
+        batch.prior_reversed = {
+            r[0]: int(r[1])
+            for r in db.session.execute(
+                select(t.c.reverses_id, func.sum(t.c.amount))
+                .where(t.c.reverses_id.in_(refer_ids))
+                .group_by(t.c.reverses_id)
+            )
+        }
+    return batch, known, referred, _load_failed(ids)
+
+
+def _prepare_pg(ids: list[str], refer_ids: list[str], refs: dict[str, AccountRef]) -> _Prepared:
+    """PostgreSQL: the same as :func:`_prepare` in one call (``ledger_pg.prepare``), the cadre
+    accounts locked in id order."""
+    wanted = [
+        (ledger_id(r.ledger), r.kind.value, r.owner_id, r.period, FLAG_NON_NEGATIVE if r.is_cadre else 0)
+        for r in refs.values()
+    ]
+    pre = ledger_pg.prepare(_raw(), _id_buckets(ids), ids, refer_ids, wanted, utcnow())
+    views = _existing_views(pre.existing)
+    idset, referset = set(ids), set(refer_ids)
+    known = {k: v for k, v in views.items() if k in idset}
+    referred = {k: v for k, v in views.items() if k in referset}
+    by_key = {(_IDS[r.ledger], r.kind.value, r.owner_id, r.period): r for r in refs.values()}
+    accounts: dict[str, _Acct] = {}
+    for lid, kind, owner, period, aid, flags, dp, cp, dpe, cpe in pre.accounts:
+        ref = by_key.get((lid, kind, owner, period)) or AccountRef(ledger_code(lid), AccountKind(kind), owner, period)
+        accounts[ref.key()] = _Acct(aid, ref, flags, dp, cp, dpe, cpe)
+    batch = _Batch(accounts=accounts, prior_resolution=pre.resolutions, prior_reversed=pre.reversed)
+    return batch, known, referred, pre.failed
+
+
+def _raw() -> Any:
+    """The session's psycopg connection (its transaction)."""
     raw = db.session.connection().connection.driver_connection
     assert raw is not None
-    with raw.cursor() as cur, cur.copy(f"COPY credit_transfers ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in JOURNAL_COLUMNS])
+    return raw
 
 
 def _write_sums(touched: list[_Acct]) -> None:
-    """Store the new sums of the touched accounts (rows locked since they were read)."""
+    """SQLite: store the new sums of the touched accounts (PostgreSQL: ``ledger_pg.write``)."""
     from sqlalchemy import bindparam
 
     table = ACCOUNTS
-    if _is_pg():
-        # One UPDATE ... FROM unnest(arrays): a batch touching 1,000 accounts is one round
-        # trip, and the statement text does not depend on the batch size (a VALUES list is
-        # compiled afresh each time, which cost more than the update itself).
-        _pg_rows(
-            "UPDATE credit_accounts AS a SET debits_posted = v.dp, credits_posted = v.cp, "
-            "debits_pending = v.dpe, credits_pending = v.cpe FROM unnest(CAST(%(ids)s AS bigint[]), "
-            "CAST(%(dp)s AS bigint[]), CAST(%(cp)s AS bigint[]), CAST(%(dpe)s AS bigint[]), "
-            "CAST(%(cpe)s AS bigint[])) AS v(id, dp, cp, dpe, cpe) WHERE a.id = v.id",
-            {
-                "ids": _int_array([a.id for a in touched]),
-                "dp": _int_array([a.dp for a in touched]),
-                "cp": _int_array([a.cp for a in touched]),
-                "dpe": _int_array([a.dpe for a in touched]),
-                "cpe": _int_array([a.cpe for a in touched]),
-            },
-            fetch=False,
-        )
-        return
     db.session.execute(
         update(table)
         .where(table.c.id == bindparam("b_id"))
@@ -587,27 +600,23 @@ def _lock_ids(ids: list[str]) -> None:
     """Serialise writers of the same ids before their idempotency state is read.
 
     Without it, two transactions could both find an id unused: one refuses it (and records
-    ``id_already_failed``) while the other creates it. PostgreSQL: a transaction-scoped
-    advisory lock per id, taken in sorted order (no deadlock: row locks come after). SQLite
-    has one writer at a time; taking the write lock now makes the reads below current.
+    ``id_already_failed``) while the other creates it. SQLite has one writer at a time; taking
+    the write lock now makes the reads below current. PostgreSQL takes a transaction-scoped
+    advisory lock per bucket of ids (:func:`_id_buckets`) first thing in ``credit_prepare``.
     """
-    bind = db.session.get_bind()
-    if bind.dialect.name == "postgresql":
-        # Ids map onto ID_LOCK_BUCKETS locks (two-int keys, class 'CR'), not one lock per id:
-        # a batch of 10,000 transfers then takes at most 1,024 locks and never exhausts the
-        # server's shared lock table (max_locks_per_transaction x max_connections). Two
-        # writers sharing a bucket merely wait for each other, as they would on the account
-        # rows they almost always share too.
-        keys = sorted(
-            {int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest()) % ID_LOCK_BUCKETS for i in ids}
-        )
-        _pg_rows(
-            "SELECT pg_advisory_xact_lock(17234, k) FROM unnest(CAST(%(keys)s AS integer[])) AS k ORDER BY k",
-            {"keys": _int_array(keys)},
-            fetch=False,
-        )
-    else:
-        db.session.execute(text("UPDATE credit_ledgers SET scale = scale WHERE id = -1"))
+    db.session.execute(text("UPDATE credit_ledgers SET scale = scale WHERE id = -1"))
+
+
+def _id_buckets(ids: Iterable[str]) -> list[int]:
+    """The advisory-lock keys of these ids (PostgreSQL), sorted: no deadlock, and row locks
+    come after them.
+
+    Ids map onto ID_LOCK_BUCKETS locks (two-int keys, class 17234), not one lock per id: a
+    batch of 10,000 transfers then takes at most 1,024 locks and never exhausts the server's
+    shared lock table (max_locks_per_transaction x max_connections). Two writers sharing a
+    bucket merely wait for each other, as they would on the account rows they almost always
+    share too."""
+    return sorted({int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest()) % ID_LOCK_BUCKETS for i in ids})
 
 
 def _parse_ref(key: str) -> AccountRef:
@@ -643,81 +652,11 @@ def _pg_rows(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tu
         return list(cur.fetchall()) if fetch else []
 
 
-_EXISTING_COLUMNS = (
-    "id",
-    "amount",
-    "flags",
-    "pending_id",
-    "timeout_at",
-    "reverses_id",
-    "code",
-    "body_hash",
-    "effective_date",
-    "user_id",
-    "ledger_id",
-    "debit_account_id",
-    "credit_account_id",
-)
-_EXISTING_KEYS = (*_EXISTING_COLUMNS, "d_kind", "d_owner", "d_period", "c_kind", "c_owner", "c_period")
-_EXISTING_PG = (
-    "SELECT t.id, t.amount, t.flags, t.pending_id, t.timeout_at, t.reverses_id, t.code, t.body_hash, "
-    "t.effective_date, t.user_id, t.ledger_id, t.debit_account_id, t.credit_account_id, "
-    "d.kind, d.owner_id, d.period, c.kind, c.owner_id, c.period FROM credit_transfers AS t "
-    "JOIN credit_accounts AS d ON d.id = t.debit_account_id "
-    "JOIN credit_accounts AS c ON c.id = t.credit_account_id WHERE t.id = ANY(%(ids)s)"
-)
-
-
-# Array parameters are sent as one literal ('{1,2,3}'), already typed bigint[] or text[]:
-# psycopg's list dumper adapts element by element (a regex per string), a tenth of a batch's
-# CPU. Typed by the dumper, not by a CAST in the SQL: a cast of a text literal to an array is
-# a stable function call, evaluated again for every row a sequential scan visits.
-
-
-class _IntArray(str):
-    """A bigint[] literal."""
-
-
-class _TextArray(str):
-    """A text[] literal."""
-
-
-def _register_array_dumpers() -> None:
-    from psycopg import adapters
-    from psycopg.adapt import Dumper
-    from psycopg.postgres import types
-
-    for cls, oid in ((_IntArray, types["int8"].array_oid), (_TextArray, types["text"].array_oid)):
-
-        class _Dumper(Dumper):
-            def dump(self, obj: Any) -> bytes:
-                return str.encode(obj)
-
-        _Dumper.oid = oid
-        adapters.register_dumper(cls, _Dumper)
-
-
-_register_array_dumpers()
-
-
-def _int_array(values: Iterable[int]) -> _IntArray:
-    return _IntArray("{" + ",".join(map(str, values)) + "}")
-
-
-def _str_array(values: Iterable[str]) -> _TextArray:
-    """A text[] literal; every element quoted (ids come from callers and may hold anything)."""
-    return _TextArray("{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}")
-
-
 def _load_existing(ids: list[str]) -> dict[str, dict[str, Any]]:
     """The stored transfers with these ids, as plain dicts with their accounts' natural keys
-    (one statement, no ORM objects)."""
+    (one statement, no ORM objects; SQLite: PostgreSQL reads them in ``ledger_pg.prepare``)."""
     if not ids:
         return {}
-    if _is_pg():
-        return _existing_views(
-            dict(zip(_EXISTING_KEYS, r, strict=True)) for r in _pg_rows(_EXISTING_PG, {"ids": _str_array(ids)})
-        )
     t, d, c = TRANSFERS, ACCOUNTS.alias("d"), ACCOUNTS.alias("c")
     rows = db.session.execute(
         select(
@@ -788,9 +727,6 @@ def _row_view(r: Transfer, refs: dict[int, str]) -> dict[str, Any]:
 
 
 def _load_failed(ids: list[str]) -> dict[str, str]:
-    if _is_pg():
-        sql = "SELECT id, body_hash FROM credit_failed_transfers WHERE id = ANY(%(ids)s)"
-        return {r[0]: r[1] for r in _pg_rows(sql, {"ids": _str_array(ids)})}
     rows = db.session.execute(select(FailedTransfer.id, FailedTransfer.body_hash).where(_id_in(FailedTransfer.id, ids)))
     return {r.id: r.body_hash for r in rows}
 
@@ -974,8 +910,8 @@ def _resolve_pending(
     pending = referred.get(spec.pending_id) or batch.written.get(spec.pending_id)
     if pending is None or not pending["flags"] & T_PENDING:
         return "pending_transfer_not_found"
-    if spec.pending_id in batch.resolved or _resolution(spec.pending_id) is not None:
-        prior = _resolution(spec.pending_id)
+    prior = batch.prior_resolution.get(spec.pending_id)
+    if spec.pending_id in batch.resolved or prior is not None:
         if prior is not None and prior & T_VOID_PENDING:
             return "pending_transfer_already_voided"
         return "pending_transfer_already_posted" if prior is not None else "pending_transfer_already_resolved"
@@ -1010,12 +946,6 @@ def _resolve_pending(
     return CREATED
 
 
-def _resolution(pending_id: str) -> int | None:
-    """Flags of the transfer that resolved ``pending_id``, if any (committed rows)."""
-    row = db.session.execute(select(Transfer.flags).where(Transfer.pending_id == pending_id)).first()
-    return None if row is None else int(row.flags)
-
-
 def _reverse(
     spec: TransferSpec,
     batch: _Batch,
@@ -1032,11 +962,7 @@ def _reverse(
         return "reason_required"
     already = batch.reversed_sum.get(spec.reverses_id)
     if already is None:
-        already = int(
-            db.session.execute(
-                select(func.coalesce(func.sum(Transfer.amount), 0)).where(Transfer.reverses_id == spec.reverses_id)
-            ).scalar_one()
-        )
+        already = batch.prior_reversed.get(spec.reverses_id, 0)
     amount = original["amount"] - already if spec.amount is None else spec.amount
     if amount <= 0 or already + amount > original["amount"]:
         return "reversal_exceeds_original"

@@ -237,6 +237,78 @@ def test_ids_with_array_syntax_are_sent_safely(app: Flask) -> None:
     weird = ['a"b', "c\\d", "e,f", "{g}", "", real.id + '",' + '"x']
     for i, w in enumerate(weird):
         assert one(L.replace(spec(f"w{i}", 100), id=w)) == "invalid_id"
-    found = L._load_existing([*weird, real.id])
-    assert list(found) == [real.id]
+    # Together in one batch: the idempotency read finds the real id only.
+    res = L.create_transfers([*(L.replace(spec(f"w{i}", 100), id=w) for i, w in enumerate(weird)), real])
+    assert [(r.result, r.reason) for r in res] == [("refused", "invalid_id")] * len(weird) + [("exists", None)]
     assert one(real) == "exists"
+
+
+def test_every_journal_field_is_stored_as_given(app: Flask) -> None:
+    """The journal rows keep each field byte for byte, in the order the batch decided them
+    (PostgreSQL sends each column as one array literal: quotes, backslashes, commas, braces,
+    newlines, NULLs and Chinese must come back unchanged)."""
+    awkward = 'a "quoted", \\back\\slashed {braced} memo\n第二行 NULL'
+    hold = spec("f-hold", 250, flags=T_PENDING, timeout_seconds=3600, memo=awkward, evidence_ref='claim:"7"')
+    linked = [
+        spec("f-l1", 30, flags=8, policy_version=3, actor_id=5, user_id=7, evidence_ref="event:1"),
+        spec("f-l2", 40, memo="NULL", user_id=7),
+    ]
+    with time_machine.travel(dt.datetime(2026, 5, 2, 3, 4, 5, 123456, tzinfo=dt.UTC), tick=False):
+        res = L.create_transfers([hold, *linked, spec("f-post", 200, flags=T_POST_PENDING, pending_id=hold.id)])
+    assert [r.result for r in res] == ["ok"] * 4
+    rows = db.session.execute(text("SELECT id FROM credit_transfers ORDER BY seq")).scalars().all()
+    assert rows == [hold.id, linked[0].id, linked[1].id, L.transfer_id("f-post")]
+    stored = {t.id: L.transfer_as_dict(t) for t in db.session.execute(select(L.Transfer)).scalars()}
+    h = stored[hold.id]
+    assert h["memo"] == awkward and h["evidence_ref"] == 'claim:"7"'
+    assert h["timeout_at"] == "2026-05-02T04:04:05.123456Z" and h["recorded_at"] == "2026-05-02T03:04:05.123456Z"
+    assert h["flags"] == T_PENDING and h["amount"] == 250 and h["body_hash"] == hold.body_hash()
+    assert h["debit_account"] == SRC.key() and h["credit_account"] == cnt().key()
+    l1, l2 = stored[linked[0].id], stored[linked[1].id]
+    assert l1["group_id"] == l2["group_id"] == L.transfer_id(f"group:{linked[0].id},{linked[1].id}")
+    assert (l1["policy_version"], l1["actor_id"], l1["user_id"], l1["evidence_ref"]) == (3, 5, 7, "event:1")
+    assert l1["memo"] is None and l2["memo"] == "NULL" and l2["evidence_ref"] is None
+    assert l1["flags"] == 8 and l1["effective_date"] == DAY.isoformat()
+    post = stored[L.transfer_id("f-post")]
+    assert (post["pending_id"], post["amount"], post["timeout_at"]) == (hold.id, 200, None)
+    assert balance(cnt()) == (0, 270, 0, 0)
+
+
+def test_a_refused_id_is_remembered_with_the_batch(app: Flask) -> None:
+    """A balance refusal is written with the batch's other rows and answers the same later."""
+    ok, too_much = spec("r-ok", 100), spec("r-no", 500, debit=cnt(), credit=SRC)
+    res = L.create_transfers([ok, too_much])
+    assert [(r.result, r.reason) for r in res] == [("ok", None), ("refused", "exceeds_credits")]
+    failed = db.session.execute(text("SELECT id, error, body_hash FROM credit_failed_transfers")).all()
+    assert [tuple(r) for r in failed] == [(too_much.id, "exceeds_credits", too_much.body_hash())]
+    assert one(too_much) == "id_already_failed"
+    assert balance(cnt()) == (0, 100, 0, 0)
+
+
+@pytest.mark.backends("postgresql")
+def test_a_group_is_two_statements_on_postgresql(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever its size and kinds, a group sends one statement to read and lock and one to
+    write (and none per transfer: resolutions and reversal sums come with the first)."""
+    import psycopg
+
+    assert one(spec("warm", 1)) == "created"  # reference ledgers and accounts exist now
+    assert one(spec("s-hold", 50, flags=T_PENDING)) == "created"
+    assert one(spec("s-orig", 60)) == "created"
+    sent: list[str] = []
+    original = psycopg.Cursor.execute
+
+    def counted(self: psycopg.Cursor, query: object, *a: object, **kw: object) -> object:  # type: ignore[type-arg]
+        sent.append(str(query)[:40])
+        return original(self, query, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    batch = [
+        *(spec(f"s-{i}", 10, credit=cnt(100 + i)) for i in range(5)),
+        spec("s-post", None, flags=T_POST_PENDING, pending_id=L.transfer_id("s-hold"), debit=None, credit=None),
+        spec("s-rev", 20, reverses_id=L.transfer_id("s-orig"), memo="代学", debit=None, credit=None),
+    ]
+    res = L.apply(L.link_groups(batch)[0])
+    assert all(r == ["created"] for r in res), res
+    assert len(sent) == 2, sent
+    assert sent[0].startswith("SELECT * FROM credit_prepare")
+    assert sent[1].startswith("WITH j AS (INSERT INTO credit_transfers")
