@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import time_machine
-from flask import g
+from flask import current_app, g
+from flask_babel import force_locale
 from sqlalchemy import func
 
 from lms_core.accounts.models import User
@@ -28,7 +29,8 @@ from lms_core.learning.models import LearningInterval, LearningSession
 from lms_core.media.models import MediaKind
 from lms_core.media.services import record_delivery
 from plugins.anti_idle import envelope as beat_envelope
-from plugins.anti_idle.models import CHECK_PASSED, AttentionCheck, DayVerdict
+from plugins.anti_idle.evidence import render
+from plugins.anti_idle.models import CHECK_PASSED, AttentionCheck, DayVerdict, Evidence
 from plugins.anti_idle.verdicts import assess_day, replay_day
 from tests.factories import UserFactory
 from tests.lms_core.learning.fixtures import media_row
@@ -230,3 +232,9 @@ def other_learner(tree: Any, learner: Learner, name: str = "李娜") -> Learner:
     enrolments.enrol(user, learner.lecture.course)
     db.session.commit()
     return Learner(user, learner.lecture, learner.short, learner.document)
+
+
+def zh(line: Evidence) -> str:
+    """An evidence line as a learner reads it (Chinese, in a request context)."""
+    with current_app.test_request_context(), force_locale("zh_Hans_CN"):
+        return render(line)

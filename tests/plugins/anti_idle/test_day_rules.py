@@ -13,16 +13,14 @@ import math
 import re
 
 import pytest
-from flask import current_app
-from flask_babel import force_locale
 
 from lms_core.courses import services as courses
 from lms_core.courses.models import Lesson, LessonKind
 from lms_core.extensions import db
 from lms_core.media.models import MediaFile, MediaKind
-from plugins.anti_idle.evidence import render
 from plugins.anti_idle.models import DayVerdict, Evidence
 from plugins.anti_idle.verdicts import assess_day
+from tests.plugins.anti_idle import harness
 from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, Learner, S, other_learner
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
@@ -55,8 +53,7 @@ def _at(when: dt.datetime):
 
 def zh(line: Evidence) -> str:
     """The line as a cadre reads it; the Chinese never names the rule's code."""
-    with current_app.test_request_context(), force_locale("zh_Hans_CN"):
-        text = render(line)
+    text = harness.zh(line)
     assert not re.search(r"R\d", text), text
     return text
 

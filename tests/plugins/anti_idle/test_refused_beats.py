@@ -13,8 +13,6 @@ import json
 
 import pytest
 import time_machine
-from flask import current_app
-from flask_babel import force_locale
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
@@ -23,17 +21,11 @@ from lms_core.jobs.services import run_inline_jobs
 from lms_core.learning.models import LearningInterval, LearningSession, RefusedBeat
 from lms_core.media.services import record_delivery
 from plugins.anti_idle import envelope
-from plugins.anti_idle.evidence import render
 from plugins.anti_idle.models import Evidence
 from tests.conftest import login
-from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, S
+from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, S, zh
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
-
-
-def zh(line: Evidence) -> str:
-    with current_app.test_request_context(), force_locale("zh_Hans_CN"):
-        return render(line)
 
 
 def ms(at: dt.datetime) -> int:
