@@ -71,6 +71,8 @@ class Prefetched:
                 )
             )
         }
+        #: The data-centre ranges (R12d): a setting and a file, read once rather than per day.
+        self.networks = datacentre_networks()
         first, last = min(days), max(days)
         #: Person -> [(day, lesson)] credited on the fortnight's earlier days (R17).
         self.studied: dict[int, list[tuple[dt.date, int]]] = defaultdict(list)
@@ -600,24 +602,26 @@ def datacentre(
     learner on a company VPN, so a lone account only gets an information line; the
     rule scores when several accounts studied from the same range on the same day.
     """
-    nets = datacentre_networks()
+    nets = ctx.networks if ctx is not None else datacentre_networks()
     if not nets:
         return None
-    ips: dict[str, str | None] = {}
+    #: Session -> its address's range: looked up once per session, not per beat (the list is long).
+    ranges: dict[str, Any] = {}
     hits: dict[Any, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
     for b, o in outcomes:
         if not o.credited_ms or o.credit_end is None:
             continue
-        if b.session_id not in ips:
+        if b.session_id not in ranges:
             known = ctx.sessions.get(b.session_id) if ctx is not None else None
-            ips[b.session_id] = (
+            ip = (
                 known.ip
                 if known is not None
                 else db.session.execute(
                     select(LearningSession.ip).where(LearningSession.id == b.session_id)
                 ).scalar_one_or_none()
             )
-        net = _range_of(ips[b.session_id], nets)
+            ranges[b.session_id] = _range_of(ip, nets)
+        net = ranges[b.session_id]
         if net is not None:
             hits[net].append((o.credit_start, o.credit_end))
     if not hits:

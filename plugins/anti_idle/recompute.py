@@ -22,20 +22,22 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 from typing import cast as typed
 
-from sqlalchemy import String, and_, cast, delete, func, insert, or_, select
+from sqlalchemy import JSON, String, and_, cast, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lms_core.events.services import emit_many
 from lms_core.extensions import db
+from lms_core.learning.models import RefusedBeat
 from plugins.anti_idle import day_rules, els
 from plugins.anti_idle.events import DAY_ASSESSED
 from plugins.anti_idle.inputs import CHECK_LOOKBACK, STATE_COLUMNS, day_bounds
-from plugins.anti_idle.models import CREDITED, AttentionCheck, Beat, DayLesson, DayVerdict, Evidence
+from plugins.anti_idle.models import AttentionCheck, Beat, DayLesson, DayVerdict, Evidence
 from plugins.anti_idle.policy import PolicyVersion, policy_by_version
-from plugins.anti_idle.verdicts import Tally, _apply, _digest, _payload, _verdict_row, derive
+from plugins.anti_idle.verdicts import Tally, _digest, _payload, _verdict_row, derive
 
 BEAT_COLUMNS = (
     Beat.id,
@@ -63,6 +65,8 @@ BEAT_COLUMNS = (
     Beat.lesson_credited_ms,
     Beat.day_credited_ms,
 )
+#: JSON values as COPY's text (the JSONB column parses it, as it parses what SQLAlchemy sends).
+_JSON = json.JSONEncoder(ensure_ascii=False).encode
 CHECK_COLUMNS = (
     AttentionCheck.id,
     AttentionCheck.user_id,
@@ -136,7 +140,9 @@ def _before_range(
         .group_by(Beat.user_id)
         .subquery()
     )
-    earlier = and_(Beat.user_id == firsts.c.uid, Beat.id < firsts.c.first_id)
+    # ``Beat.user_id IN users`` on the outer rows too: with the join alone PostgreSQL read the
+    # whole table for every chunk (a sequential scan per query, 3 per chunk).
+    earlier = and_(Beat.user_id.in_(users), Beat.user_id == firsts.c.uid, Beat.id < firsts.c.first_id)
     in_range = select(Beat.session_id).where(Beat.user_id.in_(users), Beat.received_at >= since)
     by_session = (
         select(
@@ -333,42 +339,110 @@ def _split_days(
     return out
 
 
-def _write(results: list[DayResult], orgs: Mapping[int, int | None]) -> list[DayVerdict]:
-    """Store a chunk's day verdicts, day lessons and evidence; publish the days whose figures changed."""
-    from plugins.anti_idle.evidence import build_lines
+def _insert_rows(table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert plain rows (all with the same keys): COPY on PostgreSQL, an executemany elsewhere.
 
-    users = sorted({r.user_id for r in results})
-    days = {(r.user_id, r.day) for r in results}
-    existing = {
-        (v.user_id, v.day): v
-        for v in db.session.execute(
-            select(DayVerdict).where(DayVerdict.user_id.in_(users), DayVerdict.day >= min(d for _u, d in days))
-        ).scalars()
-        if (v.user_id, v.day) in days
-    }
-    missing = [DayVerdict(user_id=u, day=d, verdict=CREDITED, tally={}) for u, d in sorted(days - set(existing))]
-    if missing:
+    An executemany is a parse and an execute per row on PostgreSQL, and a multi-row
+    INSERT costs SQLAlchemy a compilation per statement: COPY is about a fifth of either
+    (measured: 1.4 ms of Python per 200 rows, against 5.8 and 45).
+    """
+    if not rows:
+        return
+    if db.session.get_bind().dialect.name != "postgresql":
+        db.session.execute(insert(table), list(rows))
+        return
+    columns = list(rows[0])
+    json_columns = {c.name for c in table.__table__.columns if isinstance(c.type, JSON)}
+    cursor = db.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    names = ", ".join(columns)
+    with cursor.copy(f"COPY {table.__tablename__} ({names}) FROM STDIN") as copy:  # noqa: S608 - our own names
+        for row in rows:
+            copy.write_row([_JSON(row[c]) if c in json_columns else row[c] for c in columns])
+
+
+def _verdict_ids(keys: set[tuple[int, dt.date]]) -> dict[tuple[int, dt.date], tuple[int, Any]]:
+    """Existing day verdicts of these person-days: ``(user, day) -> (id, what was published)``."""
+    users = sorted({u for u, _d in keys})
+    rows = db.session.execute(
+        select(DayVerdict.id, DayVerdict.user_id, DayVerdict.day, DayVerdict.tally["published"]).where(
+            DayVerdict.user_id.in_(users), DayVerdict.day >= min(d for _u, d in keys)
+        )
+    )
+    return {(u, d): (vid, published) for vid, u, d, published in rows if (u, d) in keys}
+
+
+def _write(
+    results: list[DayResult], orgs: Mapping[int, int | None], refused: Mapping[tuple[int, dt.date], list[Any]]
+) -> list[str]:
+    """Store a chunk's day verdicts, day lessons and evidence; publish the days whose figures changed.
+
+    The same rows as ``verdicts.assess_day`` writes day by day, written per chunk: one
+    statement reads the existing verdicts, one inserts the new ones, one executemany
+    updates the others; lessons and evidence lines go in multi-row statements. Returns
+    each day's verdict.
+    """
+    from flask import current_app
+
+    from plugins.anti_idle.evidence import build_lines, refusal_lines
+
+    keys = {(r.user_id, r.day) for r in results}
+    existing = _verdict_ids(keys)
+    now = dt.datetime.now(dt.UTC)
+    values: list[dict[str, Any]] = []
+    derived = []
+    changed: list[tuple[int, dict[str, Any]]] = []  # (index in results, payload)
+    for i, r in enumerate(results):
+        d = derive(r.tally, r.policy.params)
+        derived.append(d)
+        row = {
+            "user_id": r.user_id,
+            "day": r.day,
+            "verdict": d.verdict,
+            "review_score": d.score,
+            "rules": d.rules,
+            "claimed_ms": r.tally.claimed_ms,
+            "credited_ms": d.credited_ms,
+            "held_ms": d.held_ms,
+            "deducted_ms": d.deducted_ms,
+            "void_ms": d.void_ms,
+            "beats": r.tally.beats,
+            # ``assess_day`` resets the version, then takes the one the day was judged with.
+            "policy_version": r.policy.version,
+            "input_digest": r.digest,
+            "computed_at": now,
+        }
+        payload = _payload(typed(Any, SimpleNamespace(**row)))
+        # What the credit bank will know: the payload, published now if it changed.
+        row["tally"] = {**r.tally.to_json(), "published": payload}
+        if (r.user_id, r.day) not in existing or existing[(r.user_id, r.day)][1] != payload:
+            changed.append((i, payload))
+        values.append(row)
+    new = [{**row, "review_state": "none"} for row in values if (row["user_id"], row["day"]) not in existing]
+    inserted: set[tuple[int, dt.date]] = set()
+    if new:
         try:
             with db.session.begin_nested():
-                db.session.add_all(missing)
+                _insert_rows(DayVerdict, new)
+            inserted = {(row["user_id"], row["day"]) for row in new}
+            existing.update({key: (vid, None) for key, (vid, _p) in _verdict_ids(inserted).items()})
         except IntegrityError:  # the online path created some meanwhile: one by one, race-safe
-            missing = [_verdict_row(u, d) for u, d in sorted(days - set(existing))]
-        existing.update({(v.user_id, v.day): v for v in missing})
-    verdicts = [existing[(r.user_id, r.day)] for r in results]
-    ids = [v.id for v in verdicts]
-    db.session.execute(delete(Evidence).where(Evidence.day_verdict_id.in_(ids)))
-    db.session.execute(delete(DayLesson).where(DayLesson.day_verdict_id.in_(ids)))
+            for u, day in sorted(keys - set(existing)):
+                existing[(u, day)] = (_verdict_row(u, day).id, None)
+    old = [(existing[(row["user_id"], row["day"])][0], row) for row in values]
+    updates = [{"id": vid, **row} for vid, row in old if (row["user_id"], row["day"]) not in inserted]
+    if updates:
+        db.session.execute(update(DayVerdict), updates)
+        stale = [u["id"] for u in updates]
+        db.session.execute(delete(Evidence).where(Evidence.day_verdict_id.in_(stale)))
+        db.session.execute(delete(DayLesson).where(DayLesson.day_verdict_id.in_(stale)))
     lessons: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []
-    for v, r in zip(verdicts, results, strict=True):
-        published = (v.tally or {}).get("published")
-        v.policy_version = 0
-        _apply(v, r.tally, r.policy)
-        v.input_digest = r.digest
+    lines: list[Evidence] = []
+    late_hours = int(current_app.config["LMS_BEAT_LATE_WINDOW_HOURS"])
+    for (vid, row), r, d in zip(old, results, derived, strict=True):
         for lesson_id, (claimed, credited) in sorted(r.per_lesson.items()):
             lessons.append(
                 {
-                    "day_verdict_id": v.id,
+                    "day_verdict_id": vid,
                     "user_id": r.user_id,
                     "lesson_id": lesson_id,
                     "claimed_ms": claimed,
@@ -376,26 +450,52 @@ def _write(results: list[DayResult], orgs: Mapping[int, int | None]) -> list[Day
                     "deducted_ms": max(0, claimed - credited),
                 }
             )
-        d = derive(r.tally, r.policy.params)
-        db.session.add_all(build_lines(v, typed(Any, r.outcomes), r.policy, d))
-        payload = _payload(v)
-        if published != payload:  # what the credit bank knows is out of date
-            changed.append(
-                {
-                    "object_type": DayVerdict.__tablename__,
-                    "object_id": v.id,
-                    "org_unit_id": orgs.get(r.user_id),
-                    "payload": payload,
-                }
-            )
-            v.tally = {**v.tally, "published": payload}
+        v = typed(Any, SimpleNamespace(id=vid, user_id=r.user_id, day=r.day, tally=row["tally"]))
+        day_lines = build_lines(v, typed(Any, r.outcomes), r.policy, d)
+        day_refused = refused.get((r.user_id, r.day))
+        if day_refused:
+            day_lines += refusal_lines(v, day_refused, late_hours)
+        # In the order ``assess_day`` adds them (the ids follow it).
+        lines.extend(sorted(day_lines, key=lambda line: (line.rule == "HOLD", line.span_start, line.rule)))
     if lessons:
-        db.session.execute(insert(DayLesson), lessons)
-    db.session.flush()
+        _insert_rows(DayLesson, lessons)
+    if lines:
+        db.session.add_all(lines)
+        db.session.flush()
     if changed:
         # One statement for the events and one for their jobs (as _publish would, day by day).
-        emit_many(DAY_ASSESSED, changed)
-    return verdicts
+        emit_many(
+            DAY_ASSESSED,
+            [
+                {
+                    "object_type": DayVerdict.__tablename__,
+                    "object_id": old[i][0],
+                    "org_unit_id": orgs.get(results[i].user_id),
+                    "payload": payload,
+                }
+                for i, payload in changed
+            ],
+        )
+    return [row["verdict"] for row in values]
+
+
+def _refused(users: Sequence[int], since: dt.datetime) -> dict[tuple[int, dt.date], list[Any]]:
+    """The chunk's refused beats (``verdicts.refused_beats``) by person and Beijing day."""
+    out: dict[tuple[int, dt.date], list[Any]] = {}
+    for row in db.session.execute(
+        select(
+            RefusedBeat.id,
+            RefusedBeat.session_id,
+            RefusedBeat.lesson_id,
+            RefusedBeat.reason,
+            RefusedBeat.received_at,
+            RefusedBeat.user_id,
+        )
+        .where(RefusedBeat.user_id.in_(users), RefusedBeat.received_at >= since)
+        .order_by(RefusedBeat.received_at, RefusedBeat.id)
+    ):
+        out.setdefault((row.user_id, els.beijing_day(row.received_at)), []).append(row)
+    return out
 
 
 def recompute_since(
@@ -442,8 +542,8 @@ def recompute_since(
             judge_day(uid, day, rows, before, _day_checks(checks.get(uid, ()), day), policies, policy_version, ctx)
             for uid, (day, rows, before) in days
         ]
-        for v in _write(results, orgs):
-            counts[v.verdict] += 1
+        for verdict in _write(results, orgs, _refused(part, since)):
+            counts[verdict] += 1
         done_days += len(results)
         if commit is not None:
             commit()

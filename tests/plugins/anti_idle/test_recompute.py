@@ -1,7 +1,7 @@
 """The bulk recompute (``--all --since``) gives what the one-day recompute gives, day by day.
 
 Learners with several days (one across Beijing midnight, so a session carries its
-state into the next day), two tabs at once, a hidden tab, an unanswered and an
+state into the next day, and refused beats on another), two tabs at once, a hidden tab, an unanswered and an
 automated check, and a day with no delivered bytes. Every figure of every day, its
 evidence lines and its per-lesson split are compared between
 ``recompute.recompute_since`` (chunks of people, plain rows, one pass per day) and
@@ -40,7 +40,10 @@ def people(app, tree):
     tab = honest.open(at=LATE, deliver=LECTURE_BYTES)
     honest.play(tab, LATE, 1200)  # across midnight: two days, one session
     later = honest.open(at=T0 + dt.timedelta(days=2), deliver=LECTURE_BYTES)
-    honest.play(later, T0 + dt.timedelta(days=2), 300, from_pos=600)
+    at = honest.play(later, T0 + dt.timedelta(days=2), 300, from_pos=600)
+    # Refused beats (learning_refused_beats) name themselves on their day: a retry and a replay.
+    honest.beat(later, at + S, [[890, 900]], seq=later.seq)
+    honest.beat(later, at + 2 * S, [[600, 610]], seq=1)
 
     a, b = multi.open(deliver=LECTURE_BYTES), multi.open(multi.short, deliver=1000)
     for i in range(1, 31):
@@ -115,6 +118,7 @@ def test_bulk_recompute_equals_the_one_day_recompute(people):
     verdicts = {d[2][0] for d in expected}
     assert {"credited", "deducted"} <= verdicts  # the scenarios are not all alike
     assert any(d[8] for d in expected)  # and some days have evidence lines
+    assert {"R03r", "R03p"} <= {line[0] for d in expected for line in d[8]}  # refused beats too
     counts = in_bulk()
     assert snapshot() == expected
     assert sum(counts.values()) == len(expected)
