@@ -79,12 +79,14 @@ def test_the_lean_path_answers_like_the_view_with_no_sql_in_the_request(
     assert lean.headers["Content-Type"] == first.headers["Content-Type"] == "application/json"
     # Byte for byte the view's answer (key order, separators, the final newline).
     assert lean.get_data() == first.get_data().replace(L.transfer_id("f1").encode(), L.transfer_id("f2").encode())
-    for name in ("X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy"):
+    for name in ("X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Content-Length"):
         assert lean.headers[name] == first.headers[name]
+    assert lean.status == first.status == "201 CREATED"
     again = client.post(URL, json=item("f2"), headers=auth(site_token))
     assert again.status_code == 200 and again.json["result"] == "exists"
     changed = client.post(URL, json=item("f2", amount=101), headers=auth(site_token))
-    assert changed.status_code == 409 and changed.json["reason"] == "exists_with_different_amount"
+    assert changed.status == "409 CONFLICT" and changed.json["reason"] == "exists_with_different_amount"
+    assert changed.headers["Content-Length"] == str(len(changed.get_data()))
     batch = client.post(URL, json={"transfers": [item("f3"), item("f2")]}, headers=auth(site_token))
     assert batch.status_code == 200
     assert [r["result"] for r in batch.json["results"]] == ["ok", "exists"]
