@@ -114,6 +114,33 @@ def stop_postgres(cluster: pgcluster.Cluster) -> None:
     shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
 
 
+def open_kept(base: Path) -> tuple[pgcluster.Cluster, str]:
+    """A cluster kept in ``base`` across runs: ``(cluster, state)``.
+
+    ``state`` is ``"new"`` (initialised here: the caller seeds it and writes ``base/seeded``),
+    ``"stopped"`` (seeded by an earlier run, started here on a fresh free port: stop it with
+    ``cluster.stop()``, the data stays) or ``"running"`` (already serving: leave it running).
+    """
+    datadir = base / "data"
+    if (base / "seeded").exists() and (datadir / "postmaster.pid").exists():
+        step(f"using the kept cluster already running in {base}")
+        port = int((datadir / "postmaster.pid").read_text().splitlines()[3])
+        return pgcluster.Cluster(datadir, base / "sock", port, os.geteuid() == 0), "running"
+    if (base / "seeded").exists():
+        step(f"starting the kept cluster in {base}")
+        with open(datadir / "postgresql.auto.conf", "a") as fh:
+            port = free_port()
+            fh.write(f"port = {port}\n")
+        cluster = pgcluster.Cluster(datadir, base / "sock", port, os.geteuid() == 0)
+        cluster.restart()
+        return cluster, "stopped"
+    if base.exists():
+        shutil.rmtree(base)  # a seed that did not finish
+    step(f"starting a PostgreSQL cluster kept in {base}")
+    base.mkdir(parents=True)
+    return pgcluster.start(base), "new"
+
+
 def postmaster_pid(cluster: pgcluster.Cluster) -> int:
     return int((cluster.datadir / "postmaster.pid").read_text().split()[0])
 

@@ -19,9 +19,14 @@ branch. Each figure is printed with its target:
    recomputed, checkpoint roots checked) in rows/s, and 200 inclusion proofs from stored nodes;
 4. **replay** of the journal seeded to ``--replay-rows`` rows (``ledger.replay_check``, then
    the daily snapshots' check), wall time and CPU;
-5. **balance and progress** queries (``queries.figures``, then ``year_summary`` and
-   ``progress`` from them, as the credit page does) for random cadres with the journal seeded
-   to ``--stored`` rows, p50/p95/p99, today and as of ``--as-of`` (from the daily snapshots).
+5. **balance and progress** queries (``queries.read``, then ``year_summary`` and ``progress``
+   from it, as the credit page does) for random cadres with the journal seeded to ``--stored``
+   rows, today and as of ``--as-of`` (from the daily snapshots), balance and progress alone,
+   and the JSON API (``parts=balances,progress``, today and as of; the whole answer with the
+   year's statement): p50/p95/p99, SQL statements, CPU per answer in the app and PostgreSQL.
+
+``--keep DIR`` keeps the seeded cluster: the first run seeds ``--stored`` rows and builds the
+snapshots (about 12 minutes), later runs only start it and measure the queries (about 2).
 
 Seeding is setup, not measured, and does not go through the service: ``INSERT ... SELECT
 FROM generate_series`` in one session with ``session_replication_role = replica`` (the
@@ -358,8 +363,10 @@ SEED_INDEXES = {
 def seed_journal(url: str, stored: int, users: int) -> dict[str, float]:
     """Bring the journal to ``stored`` rows with consistent account caches (setup).
 
-    Each row is recorded at 10:00 Beijing time on its effective date (spread over 300 days
-    of 2026), as if posted that day: as-of-date queries then see part of the journal."""
+    Each row is recorded at 10:00 Beijing time on its effective date, as if posted that day:
+    as-of-date queries then see part of the journal. Row ``g`` goes to cadre ``g % users`` on
+    day ``(g // users) % 300`` of 2026, so each cadre's lines spread over the 300 days (the daily
+    snapshots get a row per cadre and day, as a busy real journal would)."""
     import psycopg
 
     plain = url.replace("postgresql+psycopg://", "postgresql://")
@@ -394,11 +401,11 @@ def seed_journal(url: str, stored: int, users: int) -> dict[str, float]:
                 "INSERT INTO credit_transfers (id, ledger_id, debit_account_id, credit_account_id, amount, flags, "
                 "code, effective_date, user_id, body_hash, recorded_at) "
                 "SELECT md5('seed' || g)::uuid::text, 1, %s, a.id, 100 + g %% 400, 0, 'course_complete', "
-                "date '2026-01-01' + (g %% 300)::int, a.owner_id, md5(g::text) || md5(g::text), "
-                "(date '2026-01-01' + (g %% 300)::int + time '02:00') AT TIME ZONE 'UTC' "
+                "date '2026-01-01' + ((g / %s) %% 300)::int, a.owner_id, md5(g::text) || md5(g::text), "
+                "(date '2026-01-01' + ((g / %s) %% 300)::int + time '02:00') AT TIME ZONE 'UTC' "
                 "FROM generate_series(%s::bigint, %s::bigint) g JOIN credit_accounts a "
                 "ON a.kind = 'counted' AND a.ledger_id = 1 AND a.period = %s AND a.owner_id = (g %% %s) + 1",
-                (issuer, start + 1, start + n, YEAR, users),
+                (issuer, users, users, start + 1, start + n, YEAR, users),
             )
             start += n
             print(f"   seeding journal: {start:,}/{stored:,}", file=sys.stderr, end="\r")
@@ -444,7 +451,17 @@ def build_snapshots(url: str, cluster: Any) -> dict[str, float]:
     return {"rows": rows, "seconds": round(elapsed, 1), "app_cpu_s": round(cpu, 2), "server_cpu_s": round(pg, 1)}
 
 
-def queries_bench(url: str, users: int, n: int, as_of: dt.date | None = None) -> dict[str, Any]:
+def queries_bench(
+    url: str, users: int, n: int, as_of: dt.date | None = None, cluster: Any = None, kind: str = "balance+progress"
+) -> dict[str, Any]:
+    """``n`` answers for random cadres (after 50 unmeasured): wall time percentiles, SQL
+    statements, and CPU per answer in this process and (``cluster``) in PostgreSQL.
+
+    ``kind``: ``balance`` (the figures and the year's summary, as the dashboard asks),
+    ``progress`` (the requirements' progress), ``balance+progress`` (both from one reading, as
+    the credit page and the API do, ``views.credit_view``)."""
+    from sqlalchemy import event
+
     from lms_core.extensions import db
     from plugins.credit_bank import policy, queries
 
@@ -456,35 +473,132 @@ def queries_bench(url: str, users: int, n: int, as_of: dt.date | None = None) ->
         # A deployment has its policy: store the default once (each measured call rolls back).
         policy.ensure_default()
         db.session.commit()
-        from sqlalchemy import event
-
         event.listen(db.engine, "before_cursor_execute", lambda *a: statements.__setitem__(0, statements[0] + 1))
-        cpu0 = time.process_time()
+        cpu = pg = 0.0
         for i in range(n + 50):
+            if i == 50:  # the warm-up is over
+                statements[0] = 0
+                cpu0, pg0 = time.process_time(), pg_cpu_seconds(cluster) if cluster else 0.0
             uid = rng.randrange(4, users + 1)
             person = SimpleNamespace(id=uid, rank_band="township", party_member=True, position="科员")
             t0 = time.perf_counter()
-            # What the credit page and API do (views.credit_view): the figures once, for the
-            # balances and the progress toward each requirement.
-            fig = queries.figures(uid, as_of)
-            queries.year_summary(uid, YEAR, as_of, fig=fig)
-            queries.progress(person, YEAR, as_of, fig=fig)
+            reading = queries.read(uid, as_of, policy_on=queries.policy_day(YEAR, as_of))
+            if kind != "progress":
+                queries.year_summary(uid, YEAR, as_of, fig=reading.figures)
+            if kind != "balance":
+                queries.progress(person, YEAR, as_of, reading=reading)
             elapsed = time.perf_counter() - t0
             db.session.rollback()
-            if i >= 50:  # warm-up
+            if i >= 50:
                 lat.append(elapsed)
         cpu = time.process_time() - cpu0
+        pg = pg_cpu_seconds(cluster) - pg0 if cluster else 0.0
         db.engine.dispose()
-    return {
+    out = {
+        "kind": kind,
         "as_of": as_of.isoformat() if as_of else "today",
         "queries": n,
-        "statements_per_query": round(statements[0] / (n + 50), 1),
-        "client_cpu_ms_per_query": round(cpu / (n + 50) * 1000, 2),
+        "statements_per_query": round(statements[0] / n, 2),
+        "client_cpu_ms_per_query": round(cpu / n * 1000, 3),
         "p50_ms": round(pct(lat, 50) * 1000, 2),
         "p95_ms": round(pct(lat, 95) * 1000, 2),
         "p99_ms": round(pct(lat, 99) * 1000, 2),
         "mean_ms": round(statistics.mean(lat) * 1000, 2),
+        "load_average": [round(x, 1) for x in os.getloadavg()],
     }
+    if cluster:
+        out["server_cpu_ms_per_query"] = round(pg / n * 1000, 3)
+    return out
+
+
+def api_cadres(url: str, count: int, users: int) -> list[tuple[int, str]]:
+    """``count`` cadres of the seeded journal as platform users with a read-only API token each
+    (setup: the seed names cadres by number, so users are made until their ids cover them)."""
+    from sqlalchemy import func
+
+    from lms_core.accounts import services as accounts
+    from lms_core.accounts.models import TokenScope, User
+    from lms_core.extensions import db
+    from lms_core.orgs.models import OrgKind, OrgUnit
+    from lms_core.orgs.services import create_unit
+
+    app = make_app(url)
+    out = []
+    with app.app_context():
+        unit = db.session.execute(db.select(OrgUnit).where(OrgUnit.code == "bench")).scalar_one_or_none()
+        if unit is None:
+            unit = create_unit(code="bench", name="bench", kind=OrgKind.CITY, parent=None, emit_event=False)
+        have = db.session.execute(db.select(func.count()).select_from(User)).scalar_one()
+        for k in range(have, count):
+            accounts.create_user(username=f"cadre{k:05d}", full_name="干部", org_unit=unit, password=None)
+        db.session.commit()
+        for user in db.session.execute(db.select(User).order_by(User.id).limit(count)).scalars():
+            if 4 <= user.id <= users:
+                _token, plain = accounts.create_token(user, "bench", scope=TokenScope.READ)
+                out.append((user.id, plain))
+        db.session.commit()
+        db.engine.dispose()
+    return out
+
+
+def api_bench(
+    url: str, users: int, n: int, as_of: dt.date | None = None, cluster: Any = None, parts: str | None = None
+) -> dict[str, Any]:
+    """``GET /api/v1/me/credits?year=…[&as_of=…][&parts=…]`` in this process (the Flask app
+    behind a test client, no HTTP server: what the view costs, token check included), Bearer
+    tokens of 100 cadres, ``n`` requests after 50 unmeasured. Without ``parts`` the answer
+    carries the balances, the progress and the year's statement (every line of the cadre's
+    year: about 1,000 in the seeded journal)."""
+    from sqlalchemy import event
+
+    from lms_core.extensions import db
+    from plugins.credit_bank import policy
+
+    cadres = api_cadres(url, 104, users)
+    app = make_app(url)
+    with app.app_context():
+        policy.ensure_default()
+        db.session.commit()
+    client = app.test_client()
+    rng = random.Random(11)
+    lat: list[float] = []
+    lines = [0]
+    statements = [0]
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", lambda *a: statements.__setitem__(0, statements[0] + 1))
+    query = f"?year={YEAR}" + (f"&as_of={as_of.isoformat()}" if as_of else "") + (f"&parts={parts}" if parts else "")
+    for i in range(n + 50):
+        if i == 50:
+            statements[0] = 0
+            cpu0, pg0 = time.process_time(), pg_cpu_seconds(cluster) if cluster else 0.0
+        _uid, token = rng.choice(cadres)
+        t0 = time.perf_counter()
+        r = client.get("/api/v1/me/credits" + query, headers={"Authorization": f"Bearer {token}"})
+        body = r.get_data()
+        elapsed = time.perf_counter() - t0
+        assert r.status_code == 200, (r.status_code, body[:300])
+        if i >= 50:
+            lat.append(elapsed)
+            lines[0] += len(json.loads(body).get("statement", []))
+    cpu = time.process_time() - cpu0
+    pg = pg_cpu_seconds(cluster) - pg0 if cluster else 0.0
+    with app.app_context():
+        db.engine.dispose()
+    out = {
+        "kind": "api" + (f" parts={parts}" if parts else ""),
+        "as_of": as_of.isoformat() if as_of else "today",
+        "requests": n,
+        "statement_lines_per_answer": round(lines[0] / n),
+        "statements_per_request": round(statements[0] / n, 2),
+        "client_cpu_ms_per_request": round(cpu / n * 1000, 3),
+        "p50_ms": round(pct(lat, 50) * 1000, 2),
+        "p95_ms": round(pct(lat, 95) * 1000, 2),
+        "p99_ms": round(pct(lat, 99) * 1000, 2),
+        "load_average": [round(x, 1) for x in os.getloadavg()],
+    }
+    if cluster:
+        out["server_cpu_ms_per_request"] = round(pg / n * 1000, 3)
+    return out
 
 
 def replay_bench(url: str, cluster: Any) -> dict[str, Any]:
@@ -528,6 +642,10 @@ TARGETS = {
     "http_transfers_p99": ("p99_ms", "<=", 50, "ms"),
     "queries": ("p95_ms", "<=", 10, "ms"),
     "queries_as_of": ("p95_ms", "<=", 10, "ms"),
+    "queries_balance": ("p95_ms", "<=", 10, "ms"),
+    "queries_progress": ("p95_ms", "<=", 10, "ms"),
+    "api": ("p95_ms", "<=", 10, "ms"),
+    "api_as_of": ("p95_ms", "<=", 10, "ms"),
     "replay": ("seconds", "<=", 60, "s"),
     "merkle": ("check_rows_per_second", ">=", 100_000, "rows/s"),
 }
@@ -605,17 +723,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", metavar="DIR", help="cProfile the gunicorn workers of the HTTP part into DIR")
     parser.add_argument("--as-of", default="2026-06-30", help="past date of the as-of queries (snapshots)")
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="keep the cluster in DIR: the first run seeds the journal to --stored rows and builds the "
+        "snapshots, later runs reuse them and only measure the queries (delete DIR when done)",
+    )
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
 
     began = time.perf_counter()
     print(f"load average before: {os.getloadavg()}", file=sys.stderr)
-    cluster = common.start_postgres()  # fsync and synchronous_commit on
     out: dict[str, Any] = {
         "settings": vars(args),
         "machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()},
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    if args.keep:
+        return kept_run(args, out, began)
+    cluster = common.start_postgres()  # fsync and synchronous_commit on
     try:
         url = cluster.create_database("credit_bench")
         common.upgrade(common.app_env(url, "credit_bank"))
@@ -670,17 +796,13 @@ def main(argv: list[str] | None = None) -> int:
             step("daily balance snapshots of the whole journal (first build)")
             out["snapshots"] = build_snapshots(url, cluster)
             print(f"   {out['snapshots']}", file=sys.stderr)
-            step(f"balance + progress for {args.queries} random cadres, {out['seed']['rows']:,} transfers stored")
-            out["queries"] = queries_bench(url, args.users, args.queries)
-            out["queries"]["stored"] = out["seed"]["rows"]
-            print(f"   {out['queries']}", file=sys.stderr)
-            as_of = dt.date.fromisoformat(args.as_of)
-            step(f"the same as of {as_of} (from the daily snapshots)")
-            out["queries_as_of"] = queries_bench(url, args.users, args.queries, as_of)
-            out["queries_as_of"]["stored"] = out["seed"]["rows"]
-            print(f"   {out['queries_as_of']}", file=sys.stderr)
+            measure_queries(args, url, cluster, out, out["seed"]["rows"])
     finally:
         common.stop_postgres(cluster)  # the data directory goes too
+    return report(args, out, began)
+
+
+def report(args: argparse.Namespace, out: dict[str, Any], began: float) -> int:
     out["machine"]["load_after"] = os.getloadavg()
     out["wall_seconds"] = round(time.perf_counter() - began, 1)
     print(json.dumps(out, indent=2))
@@ -689,6 +811,87 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     return 0
+
+
+def measure_queries(args: argparse.Namespace, url: str, cluster: Any, out: dict[str, Any], stored: int) -> None:
+    """Every kind of credit query with ``stored`` transfers in the journal: balance + progress
+    today and as of ``--as-of`` (the credit page's pair), balance alone and progress alone, then
+    the JSON API with ``parts=balances,progress`` (today and as of) and the whole answer."""
+    as_of = dt.date.fromisoformat(args.as_of)
+    runs: list[tuple[str, str, Any]] = [
+        ("queries", "balance + progress today", lambda: queries_bench(url, args.users, args.queries, None, cluster)),
+        (
+            "queries_as_of",
+            f"balance + progress as of {as_of} (daily snapshots)",
+            lambda: queries_bench(url, args.users, args.queries, as_of, cluster),
+        ),
+        (
+            "queries_balance",
+            "balance alone today",
+            lambda: queries_bench(url, args.users, args.queries, None, cluster, kind="balance"),
+        ),
+        (
+            "queries_progress",
+            "progress alone today",
+            lambda: queries_bench(url, args.users, args.queries, None, cluster, kind="progress"),
+        ),
+        (
+            "api",
+            "GET /api/v1/me/credits?parts=balances,progress today",
+            lambda: api_bench(url, args.users, args.queries, None, cluster, parts="balances,progress"),
+        ),
+        (
+            "api_as_of",
+            f"the same as of {as_of}",
+            lambda: api_bench(url, args.users, args.queries, as_of, cluster, parts="balances,progress"),
+        ),
+        (
+            "api_full",
+            "GET /api/v1/me/credits, the whole answer (with the year's statement)",
+            lambda: api_bench(url, args.users, max(args.queries // 5, 20), None, cluster),
+        ),
+    ]
+    for key, label, run in runs:
+        step(f"{label}: {stored:,} transfers stored")
+        out[key] = run()
+        out[key]["stored"] = stored
+        print(f"   {out[key]}", file=sys.stderr)
+
+
+def kept_run(args: argparse.Namespace, out: dict[str, Any], began: float) -> int:
+    """``--keep DIR``: the queries only, on a cluster seeded once and kept in DIR.
+
+    The first run seeds the journal to ``--stored`` rows and builds the daily snapshots (about
+    10 minutes for 10,000,000 on a quiet machine); later runs start the kept cluster (or use it
+    as it runs), migrate it and measure the queries."""
+    kept = Path(args.keep).resolve()
+    cluster, state = common.open_kept(kept)
+    try:
+        url = cluster.url("credit_bench")
+        if state == "new":
+            url = cluster.create_database("credit_bench")
+        common.upgrade(common.app_env(url, "credit_bank"))
+        if state == "new":
+            from plugins.credit_bank import ledger as L
+
+            with make_app(url).app_context():  # the issuer account the seed debits
+                L.submit([[spec("warm", 1, 1)]])
+            step(f"seeding the journal to {args.stored:,} rows (setup)")
+            out["seed"] = seed_journal(url, args.stored, args.users)
+            print(f"   {out['seed']}", file=sys.stderr)
+            step("daily balance snapshots of the whole journal (first build)")
+            out["snapshots"] = build_snapshots(url, cluster)
+            print(f"   {out['snapshots']}", file=sys.stderr)
+            (kept / "seeded").write_text(json.dumps({"seed": out["seed"], "snapshots": out["snapshots"]}))
+        stored = json.loads((kept / "seeded").read_text())["seed"]["rows"]
+        measure_queries(args, url, cluster, out, stored)
+    finally:
+        if state == "running":
+            step(f"leaving the cluster in {kept} running, as found")
+        else:
+            step(f"stopping PostgreSQL (the data stays in {kept})")
+            cluster._run(common.pgcluster._bin("pg_ctl"), "-D", str(cluster.datadir), "-m", "fast", "stop")
+    return report(args, out, began)
 
 
 if __name__ == "__main__":

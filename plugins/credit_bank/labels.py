@@ -116,10 +116,10 @@ def error_text(code: str) -> str:
 
 def memo_text(memo: str | None) -> str:
     """A journal memo as a sentence: the bank's own markers are translated, people's words kept."""
+    if not memo:
+        return ""  # most lines: before the import below (a statement asks once per line)
     from flask_babel import gettext as _
 
-    if not memo:
-        return ""
     if memo == "cap_reached":
         return str(_("Above a cap of the policy: recorded, not counted."))
     if memo == "pending_timed_out":

@@ -93,9 +93,18 @@ class CreditBankPlugin:
 
     @hookimpl
     def lms_handle_event(self, event: Any) -> None:
+        from plugins.credit_bank import snapshots
         from plugins.credit_bank.inputs import handle
 
         handle(event)
+        # The platform's events are the clock: the first one after a day ends queues its snapshot.
+        snapshots.request_build()
+
+    @hookimpl
+    def lms_job_handlers(self) -> dict[str, Any]:
+        from plugins.credit_bank import snapshots
+
+        return {snapshots.JOB: snapshots.run_job}
 
     @hookimpl
     def lms_credit_summary(self, user: Any, year: int) -> Any:
@@ -115,6 +124,12 @@ class CreditBankPlugin:
 
     @hookimpl
     def lms_template_hook(self, name: str, context: dict[str, Any]) -> str | None:
+        if name == "admin_status":
+            from flask import render_template
+
+            from plugins.credit_bank import snapshots
+
+            return render_template("credit_bank/_status.html", snapshots=snapshots.freshness())
         if name == "anti_idle_review_item":
             from plugins.credit_bank.year_reversal_views import review_item_link
 

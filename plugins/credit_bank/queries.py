@@ -1,11 +1,18 @@
 """Credit queries: balances, statements and requirement progress, now or as of a past date.
 
-Every figure is folded from the journal (one source): a cadre's transfers are few (an index
-on ``(user_id, effective_date)`` finds them), so the same code answers "now" and "as of
-2025-06-30", and the page, the API, the dashboard and the statement cannot disagree.
+Every figure comes from the journal (one source), by three routes that tests hold equal: today
+from the account sums the ledger keeps, a past date from the daily snapshots (plus the lines
+visible since the last built day), and :func:`figures_from_journal`, the reference fold. The
+page, the API, the dashboard and the statement cannot disagree.
 
 "As of D" means: effective on or before D *and* recorded before the end of D (Beijing time),
 i.e. what the bank showed at the end of that day.
+
+A balance + progress answer is **one statement** (:func:`read`): the cadre's accounts with
+their sums (or their snapshot rows), the policy version in force and whether the cadre has a
+rank history. Policy versions are append-only, so a version's validated rules are kept per
+process (:func:`policy_rules`); a history is read only for cadres who have one. Each statement
+less is a round trip less, which under load is most of the time an answer takes.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from flask import current_app
+from sqlalchemy import func, select, text
 
 from lms_core.db import utcnow
 from lms_core.extensions import db
@@ -28,6 +36,7 @@ from plugins.credit_bank.models import (
     T_VOID_PENDING,
     Account,
     AccountKind,
+    Policy,
     Transfer,
 )
 from plugins.credit_bank.services import CLOSE_CODES, SHANGHAI
@@ -107,41 +116,105 @@ def _transfers(user_id: int, as_of: dt.date | None) -> list[Any]:
     return list(db.session.execute(stmt.order_by(t.c.seq)))
 
 
-def figures(user_id: int, as_of: dt.date | None = None) -> dict[tuple[str, int], Figures]:
-    """Per (ledger, year): posted, pending, overflow and closed-out amounts.
+@dataclass
+class Reading:
+    """What one statement tells about a cadre on a date (:func:`read`)."""
 
-    Today's figures are read from the cadre's account rows, whose sums the ledger keeps under
-    row lock in the posting transaction (and ``credit replay`` checks against the journal):
-    one index look-up however long the journal. Only the year-end close needs journal lines,
-    and only for closed accounts (a few debits found by the debit-account index). A past date
-    folds the cadre's journal lines (:func:`figures_from_journal`).
-    """
-    if as_of is not None:
-        return figures_as_of(user_id, as_of)
-    a = L.ACCOUNTS
+    figures: dict[tuple[str, int], Figures]
+    accounts: dict[int, tuple[str, AccountKind, int]]  #: counted and overflow: id -> (ledger, kind, year)
+    on: dt.date  #: the day the policy was looked up for
+    policy: tuple[int, Any] | None  #: (version, created_at) in force on ``on``, if any
+    ranked: bool  #: the cadre has rank history entries
+
+
+#: The policy version in force on :on and whether the cadre has a rank history: a one-row
+#: FROM that the account rows are LEFT JOINed to (so a cadre with no account still gets it).
+_EXTRAS = (
+    "(SELECT CASE WHEN EXISTS (SELECT 1 FROM credit_rank_changes WHERE user_id = :user) THEN 1 ELSE 0 END"
+    " AS ranked) AS r LEFT JOIN (SELECT version, created_at FROM credit_policies WHERE effective_from <= :on"
+    " ORDER BY effective_from DESC, version DESC LIMIT 1) AS p ON 1 = 1"
+)
+_KINDS = "a.owner_id = :user AND a.kind IN (:counted, :overflow)"
+
+#: Today: the account rows, whose sums the ledger keeps under row lock in the posting
+#: transaction; a closed account's year-end moves from its latest snapshot row, when that row
+#: already has the account's final posted debits (a closed account takes no new line).
+_NOW = text(  # built from constants only
+    "SELECT p.version, p.created_at, r.ranked, a.id, a.ledger_id, a.kind, a.period, a.flags, a.debits_posted,"  # noqa: S608
+    " a.credits_posted, a.debits_pending, a.credits_pending, c.debits_posted AS c_dp, c.closed_out AS c_co"
+    f" FROM {_EXTRAS} LEFT JOIN credit_accounts AS a ON {_KINDS}"
+    " LEFT JOIN credit_balance_days AS c ON (a.flags & :closed) <> 0 AND c.account_id = a.id AND c.day ="
+    " (SELECT max(y.day) FROM credit_balance_days AS y WHERE y.account_id = a.id)"
+)
+
+#: A past date: each account's latest snapshot row on or before the date (and the last built day).
+_AS_OF = text(  # built from constants only
+    "SELECT p.version, p.created_at, r.ranked, a.id, a.ledger_id, a.kind, a.period, b.debits_posted,"  # noqa: S608
+    " b.credits_posted, b.debits_pending, b.credits_pending, b.closed_out, w.through"
+    f" FROM {_EXTRAS} CROSS JOIN (SELECT max(through) AS through FROM credit_balance_builds) AS w"
+    f" LEFT JOIN credit_accounts AS a ON {_KINDS}"
+    " LEFT JOIN credit_balance_days AS b ON b.account_id = a.id AND b.day = ("
+    "SELECT max(x.day) FROM credit_balance_days AS x WHERE x.account_id = a.id AND x.day <= :as_of"
+    " AND x.day <= w.through)"
+)
+
+
+def _params(user_id: int, on: dt.date, **extra: Any) -> dict[str, Any]:
+    return {
+        "user": user_id,
+        "on": on,
+        "counted": AccountKind.COUNTED.value,
+        "overflow": AccountKind.OVERFLOW.value,
+        **extra,
+    }
+
+
+def read(user_id: int, as_of: dt.date | None = None, policy_on: dt.date | None = None) -> Reading:
+    """A cadre's figures per (ledger, year) today or as of a past date, the policy version in
+    force on ``policy_on`` (default: ``as_of``, or today) and whether a rank history exists.
+
+    One statement; more only for a closed account whose year-end moves are not in a snapshot
+    yet, and for a date after the last built snapshot day (the lines visible since are read)."""
+    from plugins.credit_bank.services import local_date
+
+    on = policy_on or as_of or local_date(utcnow())
+    if as_of is None:
+        rows = list(db.session.execute(_NOW, _params(user_id, on, closed=FLAG_CLOSED)))
+        figures, accounts = _figures_now(rows)
+    else:
+        rows = list(db.session.execute(_AS_OF, _params(user_id, on, as_of=as_of)))
+        figures, accounts = _figures_as_of(user_id, as_of, rows)
+    first = rows[0]
+    policy = None if first[0] is None else (int(first[0]), first[1])
+    return Reading(figures, accounts, on, policy, bool(first[2]))
+
+
+def figures(user_id: int, as_of: dt.date | None = None) -> dict[tuple[str, int], Figures]:
+    """Per (ledger, year): posted, pending, overflow and closed-out amounts (:func:`read`)."""
+    return read(user_id, as_of).figures
+
+
+def _figures_now(rows: list[Any]) -> tuple[dict[tuple[str, int], Figures], dict[int, tuple[str, AccountKind, int]]]:
     out: dict[tuple[str, int], Figures] = {}
+    accounts: dict[int, tuple[str, AccountKind, int]] = {}
     closed: dict[int, Figures] = {}
-    for r in db.session.execute(
-        select(
-            a.c.id,
-            a.c.ledger_id,
-            a.c.kind,
-            a.c.period,
-            a.c.flags,
-            a.c.debits_posted,
-            a.c.credits_posted,
-            a.c.debits_pending,
-            a.c.credits_pending,
-        ).where(a.c.owner_id == user_id, a.c.kind.in_([AccountKind.COUNTED.value, AccountKind.OVERFLOW.value]))
-    ):
+    for r in rows:
+        if r.id is None:
+            continue  # the cadre has no account yet
+        kind = AccountKind(r.kind)
+        accounts[r.id] = (L.ledger_code(r.ledger_id), kind, r.period)
         if not (r.debits_posted or r.credits_posted or r.debits_pending or r.credits_pending):
             continue  # created by a refused transfer: nothing happened on it
         f = out.setdefault((L.ledger_code(r.ledger_id), r.period), Figures())
         f.pending += r.credits_pending
-        if r.kind == AccountKind.COUNTED.value:
+        if kind == AccountKind.COUNTED:
             f.posted += r.credits_posted - r.debits_posted
             if r.flags & FLAG_CLOSED:
-                closed[r.id] = f
+                # Posted debits only grow: the snapshot row with the same has every close line.
+                if r.c_dp == r.debits_posted:
+                    f.closed_out += r.c_co
+                else:
+                    closed[r.id] = f
         else:
             f.overflow += r.credits_posted - r.debits_posted
     if closed:
@@ -156,23 +229,31 @@ def figures(user_id: int, as_of: dt.date | None = None) -> dict[tuple[str, int],
             .group_by(t.c.debit_account_id)
         ):
             closed[aid].closed_out += int(total)
-    return out
+    return out, accounts
 
 
 def figures_as_of(user_id: int, as_of: dt.date) -> dict[tuple[str, int], Figures]:
     """:func:`figures` on a past date from the daily snapshots (:mod:`.snapshots`): one row per
     account, the latest on or before ``as_of``; only when ``as_of`` is after the last built day
-    (today, or a build missed) are the lines visible since then added, read from the journal.
+    (today, or a build late) are the lines visible since then added, read from the journal.
     Equal to :func:`figures_from_journal` (tests compare them)."""
-    from plugins.credit_bank import snapshots
+    return read(user_id, as_of).figures
 
-    accts, sums, upto = snapshots.cadre_as_of(user_id, as_of)
-    acc: dict[int, list[int]] = {aid: list(v) for aid, v in sums.items()}
+
+def _figures_as_of(
+    user_id: int, as_of: dt.date, rows: list[Any]
+) -> tuple[dict[tuple[str, int], Figures], dict[int, tuple[str, AccountKind, int]]]:
+    accounts = {r.id: (L.ledger_code(r.ledger_id), AccountKind(r.kind), r.period) for r in rows if r.id is not None}
+    acc = {r.id: [r[7], r[8], r[9], r[10], r[11]] for r in rows if r.id is not None and r[7] is not None}
+    through = rows[0].through
+    if isinstance(through, str):  # SQLite answers an aggregate of dates as text
+        through = dt.date.fromisoformat(through)
+    upto = min(as_of, through) if through is not None else dt.date(1, 1, 1)
     if as_of > upto:
         _add_lines_after(acc, user_id, upto, as_of)
     out: dict[tuple[str, int], Figures] = {}
     for aid, (dp, cp, _dpe, cpe, co) in acc.items():
-        info = accts.get(aid)
+        info = accounts.get(aid)
         if info is None:
             continue
         ledger, kind, year = info
@@ -183,7 +264,22 @@ def figures_as_of(user_id: int, as_of: dt.date) -> dict[tuple[str, int], Figures
             f.closed_out += co
         else:
             f.overflow += cp - dp
-    return out
+    return out, accounts
+
+
+def policy_rules(reading: Reading | None, on: dt.date) -> dict[str, Any]:
+    """The validated rules in force on ``on``: of the version :func:`read` found, when it looked
+    for that day (else, or when none was found, ``P.in_force(on)``, which records the defaults
+    if there is no version). A version never changes (the table is append-only), so its rules
+    are validated once per process, keyed by version and creation time (a version number
+    rolled back and used again is another key)."""
+    if reading is None or reading.policy is None or reading.on != on:
+        return P.rules_of(P.in_force(on))
+    cache: dict[tuple[int, Any], dict[str, Any]] = current_app.extensions.setdefault("credit_bank_policy_rules", {})
+    rules = cache.get(reading.policy)
+    if rules is None:
+        rules = cache[reading.policy] = P.rules_of(db.session.get_one(Policy, reading.policy[0]))
+    return rules
 
 
 def _add_lines_after(acc: dict[int, list[int]], user_id: int, after: dt.date, as_of: dt.date) -> None:
@@ -282,9 +378,16 @@ def year_summary(
     }
 
 
-def statement(user_id: int, year: int, as_of: dt.date | None = None, ledger: str | None = None) -> list[Line]:
-    """The year's lines with a running posted balance per ledger; reversals know their originals."""
-    accts = _accounts(user_id)
+def statement(
+    user_id: int,
+    year: int,
+    as_of: dt.date | None = None,
+    ledger: str | None = None,
+    accounts: dict[int, tuple[str, AccountKind, int]] | None = None,
+) -> list[Line]:
+    """The year's lines with a running posted balance per ledger; reversals know their originals
+    (``accounts``: the cadre's, from a :class:`Reading`, when the caller has them)."""
+    accts = _accounts(user_id) if accounts is None else accounts
     now = utcnow() if as_of is None else _cutoff(as_of)
     rows = _transfers(user_id, as_of)
     resolved: dict[str, int] = {}
@@ -386,6 +489,11 @@ def reference_date(year: int, as_of: dt.date | None) -> dt.date:
     return min(end, day)
 
 
+def policy_day(year: int, as_of: dt.date | None) -> dt.date:
+    """The day whose policy decides a year's requirements: the "as of" date, else 31 December."""
+    return as_of or dt.date(year, 12, 31)
+
+
 def earned_between(user_id: int, ledgers: list[str], start: dt.date, end: dt.date, as_of: dt.date | None = None) -> int:
     """Net posted counted credit effective in [start, end] (reversals subtract; holds and
     year-end moves do not count)."""
@@ -426,26 +534,29 @@ def progress(
     promotions: list[tuple[dt.date, str]] | None = None,
     hist: Any = None,
     fig: dict[tuple[str, int], Figures] | None = None,
+    reading: Reading | None = None,
 ) -> list[Progress]:
     """Progress toward each requirement that applies to the cadre in ``year``.
 
     ``progress = min(1, earned / required)``; pending holds never count. The rank band is
     the one in force on :func:`reference_date` (from the promotion history); the promotion
     rule counts what was earned from the promotion day to its deadline. ``fig``: the cadre's
-    :func:`figures` on ``as_of``, when the caller has them (the page shows both).
+    :func:`figures` on ``as_of``, when the caller has them (the page shows both); ``reading``:
+    the cadre's :func:`read` on ``as_of`` with the policy of :func:`policy_day` (then no
+    statement of its own unless the cadre has a rank history).
     """
     from plugins.credit_bank import ranks
 
     ref = reference_date(year, as_of)
     if hist is None:
-        hist = ranks.history(user)
+        hist = ranks.history(user, known_empty=reading is not None and not reading.ranked)
     if promotions is None:
         promotions = hist.promotions()
     who = ranks.as_of(user, hist, ref)
     today = as_of or ranks.today()
-    rules = P.rules_of(P.in_force(as_of or dt.date(year, 12, 31)))
+    rules = policy_rules(reading, policy_day(year, as_of))
     if fig is None:
-        fig = figures(user.id, as_of)
+        fig = reading.figures if reading is not None else figures(user.id, as_of)
     applicable = [r for r in rules["requirements"] if r["window"] == "after_promotion" or _applies(r, who)]
     superseded = {k for r in applicable for k in r.get("supersedes", [])}
     out = []

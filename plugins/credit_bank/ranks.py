@@ -118,8 +118,9 @@ def _history_of(user: Any, rows: list[RankChange], before: str | None = None) ->
     return History(fallback, [(r.effective_date, r.to_band) for r in live if r.effective_date and r.to_band])
 
 
-def history(user: Any) -> History:
-    return _history_of(user, entries(user.id))
+def history(user: Any, *, known_empty: bool = False) -> History:
+    """The cadre's history (``known_empty``: the caller knows there is no entry; nothing is read)."""
+    return _history_of(user, [] if known_empty else entries(user.id))
 
 
 def histories(users: list[Any]) -> dict[int, History]:

@@ -5,32 +5,46 @@ A cadre's figures "as of D" are the sums of the journal lines visible at the end
 journal reads every line of the cadre; with snapshots, a past date reads one row per account
 (the latest on or before D) and only the lines that became visible after the last build.
 
-* :func:`build` appends the rows of the whole days ended since the last build (run daily
-  after midnight Beijing time: ``flask lms credit snapshot``); the rows are computed in the
-  database from the journal, by one INSERT ... SELECT. A missed run costs speed only: dates
-  after the last built day add the journal lines visible since then.
+* :func:`build` appends the rows of the whole days ended since the last build; the rows are
+  computed in the database from the journal, by one INSERT ... SELECT. No scheduler is needed:
+  the first domain event dispatched after a day has ended and settled (:func:`settled_day`)
+  queues the job ``credit.snapshot`` (:func:`request_build`, at most once per day and
+  process), which builds. ``flask lms credit snapshot`` does the same by hand. A missed or late
+  build costs speed only, never a figure: dates after the last built day add the journal lines
+  visible since then.
 * :func:`check` recomputes every stored row from the journal and counts the differences
   (``flask lms credit replay`` runs it).
 * :func:`sums_as_of` answers one cadre's accounts as of a date.
 
 Only whole Beijing days that have ended are built: a line recorded today becomes visible
-today at the earliest, so a built day never changes (up to a transaction still open across
-midnight: the build runs a few minutes after it, and ``check`` would see a late line).
+today at the earliest, so a built day never changes. A line is committed a little after its
+``recorded_at`` is taken; so a day is built only once it ended :data:`SETTLE` ago and, on
+PostgreSQL, once every writing transaction that began before then has ended (a transaction
+left open across midnight holds the build of that day back, it does not make it wrong).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, select, text
 
 from lms_core.db import utcnow
 from lms_core.extensions import db
-from plugins.credit_bank.models import T_PENDING, T_POST_PENDING, T_VOID_PENDING, AccountKind, BalanceBuild
+from plugins.credit_bank.models import T_PENDING, T_POST_PENDING, T_VOID_PENDING, BalanceBuild
 from plugins.credit_bank.services import CLOSE_CODES, SHANGHAI, local_date
 
 _COLUMNS = "account_id, day, debits_posted, credits_posted, debits_pending, credits_pending, closed_out"
+
+#: How long after a Beijing midnight the day just ended may be built: longer than any gap
+#: between taking a line's ``recorded_at`` and inserting it (a posting transaction is short).
+SETTLE = dt.timedelta(minutes=5)
+
+#: The job kind that builds (``lms_job_handlers``).
+JOB = "credit.snapshot"
 
 
 def _visible(alias: str) -> str:
@@ -114,14 +128,37 @@ def built_through() -> dt.date | None:
     return db.session.execute(select(func.max(BalanceBuild.through))).scalar_one_or_none()
 
 
+def settled_day(now: dt.datetime | None = None) -> dt.date:
+    """The last Beijing day that ended at least :data:`SETTLE` ago (yesterday, after 00:05)."""
+    return local_date((now or utcnow()) - SETTLE) - dt.timedelta(days=1)
+
+
+def _open_writers_bound() -> dt.date | None:
+    """PostgreSQL: the last day no open writing transaction can still add a line to (a
+    transaction that began at ``s`` may hold lines recorded from ``s - SETTLE`` on), or None
+    when no other transaction is writing."""
+    oldest = db.session.execute(
+        text(
+            "SELECT min(xact_start) FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+            "AND pid <> pg_backend_pid() AND datname = current_database()"
+        )
+    ).scalar_one_or_none()
+    return None if oldest is None else local_date(oldest - SETTLE) - dt.timedelta(days=1)
+
+
 def build(through: dt.date | None = None) -> int:
-    """Append the rows of the days after the last build up to ``through`` (default: yesterday,
-    Beijing; never today or later). Returns the rows written. Flushes; the caller commits."""
-    yesterday = local_date(utcnow()) - dt.timedelta(days=1)
-    through = min(through or yesterday, yesterday)
+    """Append the rows of the days after the last build up to ``through`` (default and at
+    most: :func:`settled_day`). Returns the rows written. Flushes; the caller commits.
+    Idempotent; on PostgreSQL concurrent builders queue on an advisory lock and the later
+    ones find the days built."""
+    settled = settled_day()
+    through = min(through or settled, settled)
     if db.session.get_bind().dialect.name == "postgresql":
         # One builder at a time; the second finds the days built and does nothing.
         db.session.execute(text("SELECT pg_advisory_xact_lock(17234, -1)"))
+        bound = _open_writers_bound()
+        if bound is not None:
+            through = min(through, bound)
     last = built_through()
     after = last if last is not None else dt.date(1, 1, 1)
     if through <= after:
@@ -139,6 +176,54 @@ def build(through: dt.date | None = None) -> int:
     db.session.add(BalanceBuild(through=through, rows=rows, built_at=utcnow()))
     db.session.flush()
     return rows
+
+
+def run_job(payload: dict[str, Any]) -> None:
+    """Job :data:`JOB`: build up to the settled day (idempotent: a second run builds nothing)."""
+    build()
+
+
+def request_build() -> None:
+    """Queue :data:`JOB` in the caller's transaction when the settled day is not built yet.
+
+    Called for every domain event the plugin is handed (after commit, in a worker): the
+    platform's own traffic is the clock. One look at the builds per process and settled day
+    (remembered on the application), so nearly every call costs a date comparison."""
+    from lms_core.jobs.services import enqueue
+
+    day = settled_day()
+    memo: dict[str, dt.date] = current_app.extensions.setdefault("credit_bank_snapshots", {})
+    if memo.get("requested") == day:
+        return
+    memo["requested"] = day
+    last = built_through()
+    if last is None or last < day:
+        enqueue(JOB, {"through": day.isoformat()})
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What /admin/status shows: how far the snapshots go and whether they keep up."""
+
+    through: dt.date | None  #: last built day (None: never built)
+    built_at: dt.datetime | None  #: when that build ran
+    rows: int  #: rows written by that build
+    settled: dt.date  #: the day they should reach by now
+
+    @property
+    def behind_days(self) -> int | None:
+        return None if self.through is None else max(0, (self.settled - self.through).days)
+
+
+def freshness() -> Freshness:
+    last = db.session.execute(
+        select(BalanceBuild.through, BalanceBuild.built_at, BalanceBuild.rows)
+        .order_by(BalanceBuild.through.desc())
+        .limit(1)
+    ).first()
+    if last is None:
+        return Freshness(None, None, 0, settled_day())
+    return Freshness(last.through, last.built_at, int(last.rows), settled_day())
 
 
 def check() -> tuple[int, list[str]]:
@@ -175,38 +260,3 @@ def check() -> tuple[int, list[str]]:
     if n_stored != n_recomputed:
         problems.append(f"{n_stored} stored row(s), the journal gives {n_recomputed}")
     return int(n_stored), problems
-
-
-def cadre_as_of(
-    user_id: int, as_of: dt.date
-) -> tuple[dict[int, tuple[str, AccountKind, int]], dict[int, tuple[int, int, int, int, int]], dt.date]:
-    """One statement: the cadre's accounts ``{id: (ledger, kind, year)}``, each one's
-    (dp, cp, dpe, cpe, closed_out) at the end of its latest built day on or before ``as_of``
-    (accounts without such a row have none), and the day the sums hold for (the last built day
-    on or before ``as_of``; the caller adds the lines visible after it)."""
-    from plugins.credit_bank.ledger import ledger_code
-
-    rows = db.session.execute(
-        text(
-            "SELECT a.id, a.ledger_id, a.kind, a.period, b.debits_posted, b.credits_posted, b.debits_pending, "
-            "b.credits_pending, b.closed_out, w.through FROM credit_accounts AS a "
-            "CROSS JOIN (SELECT max(through) AS through FROM credit_balance_builds) AS w "
-            "LEFT JOIN credit_balance_days AS b ON b.account_id = a.id AND b.day = ("
-            "SELECT max(x.day) FROM credit_balance_days AS x WHERE x.account_id = a.id AND x.day <= :as_of "
-            "AND x.day <= w.through) "
-            "WHERE a.owner_id = :user AND a.kind IN (:counted, :overflow)"
-        ),
-        {
-            "user": user_id,
-            "as_of": as_of,
-            "counted": AccountKind.COUNTED.value,
-            "overflow": AccountKind.OVERFLOW.value,
-        },
-    ).all()
-    accts = {r[0]: (ledger_code(r[1]), AccountKind(r[2]), r[3]) for r in rows}
-    sums = {r[0]: (r[4], r[5], r[6], r[7], r[8]) for r in rows if r[4] is not None}
-    through = rows[0][9] if rows else None
-    if isinstance(through, str):  # SQLite answers an aggregate of dates as text
-        through = dt.date.fromisoformat(through)
-    upto = min(as_of, through) if through is not None else dt.date(1, 1, 1)
-    return accts, sums, upto

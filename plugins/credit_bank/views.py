@@ -49,9 +49,24 @@ def parse_date(raw: str | None) -> dt.date | None:
     return value
 
 
-def credit_view(user: User, year: int, as_of: dt.date | None) -> dict[str, Any]:
-    """Everything the page and the API show for one person and year."""
-    fig = queries.figures(user.id, as_of)
+#: What the JSON API can answer (``?parts=``, comma-separated; default: all of them).
+API_PARTS = ("balances", "progress", "statement")
+
+
+def parse_parts(raw: str | None) -> set[str]:
+    if raw in (None, ""):
+        return set(API_PARTS)
+    parts = {p.strip() for p in raw.split(",") if p.strip()}
+    if not parts or not parts <= set(API_PARTS):
+        abort(400, description=_("parts must list some of: balances, progress, statement."))
+    return parts
+
+
+def credit_view(user: User, year: int, as_of: dt.date | None, lines: bool = True) -> dict[str, Any]:
+    """Everything the page and the API show for one person and year: balances and progress
+    from one statement (:func:`queries.read`), the statement's lines (``lines``) from a second."""
+    reading = queries.read(user.id, as_of, policy_on=queries.policy_day(year, as_of))
+    fig = reading.figures
     balances = []
     for code in labels.LEDGER_NAMES:
         f = fig.get((code, year))
@@ -65,8 +80,8 @@ def credit_view(user: User, year: int, as_of: dt.date | None) -> dict[str, Any]:
                 "overflow": f.overflow if f else 0,
             }
         )
-    lines = queries.statement(user.id, year, as_of)
-    return {"balances": balances, "progress": queries.progress(user, year, as_of, fig=fig), "lines": lines}
+    rows = queries.statement(user.id, year, as_of, accounts=reading.accounts) if lines else []
+    return {"balances": balances, "progress": queries.progress(user, year, as_of, reading=reading), "lines": rows}
 
 
 def _log_statement_view(user: User, year: int, as_of: dt.date | None) -> None:
@@ -172,8 +187,10 @@ def reverse(user_id: int) -> Any:
 def _api_payload(user: User) -> dict[str, Any]:
     year = parse_year(request.args.get("year"))
     as_of = parse_date(request.args.get("as_of"))
-    view = credit_view(user, year, as_of)
-    return {
+    parts = parse_parts(request.args.get("parts"))
+    view = credit_view(user, year, as_of, lines="statement" in parts)
+    code_names: dict[str, str] = {}  # one translation per code, not per line
+    out = {
         "user": {"id": user.id, "username": user.username, "full_name": user.full_name},
         "year": year,
         "as_of": as_of.isoformat() if as_of else None,
@@ -203,7 +220,7 @@ def _api_payload(user: User) -> dict[str, Any]:
                 "ledger": ln.ledger,
                 "account": ln.kind,
                 "code": ln.code,
-                "description": labels.code_name(ln.code),
+                "description": code_names.get(ln.code) or code_names.setdefault(ln.code, labels.code_name(ln.code)),
                 "amount": ln.amount,
                 "status": ln.status,
                 "balance": ln.balance,
@@ -219,6 +236,7 @@ def _api_payload(user: User) -> dict[str, Any]:
             for ln in view["lines"]
         ],
     }
+    return {k: v for k, v in out.items() if k not in API_PARTS or k in parts}
 
 
 @api_bp.route("/me/credits")

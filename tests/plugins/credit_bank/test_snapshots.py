@@ -181,3 +181,172 @@ def test_snapshots_are_append_only(app: Flask, sql: str) -> None:
         db.session.execute(text(sql))
         db.session.flush()
     db.session.rollback()
+
+
+def _tick(moment: dt.datetime) -> None:
+    """A domain event dispatched at ``moment`` (its handler runs inline after the commit)."""
+    from lms_core.events.services import emit
+    from lms_core.jobs.services import commit
+
+    with time_machine.travel(moment, tick=False):
+        emit("test.tick", payload={})
+        commit()
+
+
+def _builds() -> list[str]:
+    from lms_core.jobs.models import Job
+
+    return [j.kind for j in db.session.execute(db.select(Job).where(Job.kind == snapshots.JOB)).scalars()]
+
+
+def test_the_first_event_after_a_day_ends_builds_it_without_a_scheduler(app: Flask) -> None:
+    day = dt.date(2026, 6, 1)
+    bj = dt.timezone(dt.timedelta(hours=8))
+    with at(day, 10):
+        post("a", day, 100)
+    midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), bj)
+    # Two minutes after midnight the day has not settled: the build stops the day before.
+    _tick(midnight + dt.timedelta(minutes=2))
+    assert snapshots.built_through() == day - dt.timedelta(days=1)
+    _tick(midnight + dt.timedelta(minutes=3))
+    assert len(_builds()) == 1  # one request per settled day and process
+    _tick(midnight + dt.timedelta(minutes=10))
+    assert snapshots.built_through() == day
+    _tick(midnight + dt.timedelta(hours=5))
+    assert len(_builds()) == 2
+    with time_machine.travel(midnight + dt.timedelta(hours=6), tick=False):
+        assert queries.figures(USER, day) == queries.figures_from_journal(USER, day)
+        assert queries.figures(USER, day)[("WL_XS", 2026)].posted == 100
+        fresh = snapshots.freshness()
+        assert fresh.through == day and fresh.behind_days == 0 and fresh.rows == 2
+
+
+def test_a_stale_snapshot_never_gives_a_wrong_figure(app: Flask) -> None:
+    """Built once, then weeks of postings (late, back-dated, holds resolved) with no build:
+    every date's figures still equal the journal's, from the old snapshot plus the lines after."""
+    rng = random.Random(5)
+    first = dt.date(2026, 3, 1)
+    with at(first, 10):
+        post("first", first, 80)
+        hold = post("hold", first, 30, flags=T_PENDING)
+    with at(first + dt.timedelta(days=1), 2):
+        snapshots.build()
+        db.session.commit()
+    days = [first + dt.timedelta(days=i) for i in range(1, 30)]
+    for i, day in enumerate(days):
+        with at(day, rng.choice([9, 23])):
+            post(f"x{i}", day - dt.timedelta(days=rng.choice([0, 0, 2, 20])), rng.randint(1, 200))
+            if i == 10:
+                post("posthold", day, 20, flags=T_POST_PENDING, pending_id=hold, debit=None, credit=None)
+    with at(days[-1] + dt.timedelta(days=2), 12):
+        assert snapshots.built_through() == first
+        for d in [first, *days, days[-1] + dt.timedelta(days=1), days[-1] + dt.timedelta(days=40)]:
+            assert queries.figures(USER, d) == queries.figures_from_journal(USER, d), d
+
+
+@pytest.mark.backends("postgresql")
+def test_an_open_writing_transaction_holds_the_build_of_its_day_back(app: Flask) -> None:
+    """A transaction still open may yet commit lines recorded on the days it spans: those days
+    wait (PostgreSQL's clock, as pg_stat_activity sees the transaction start)."""
+    real_today = snapshots.local_date(dt.datetime.now(dt.UTC))
+    with db.engine.connect() as other:
+        other.execute(text("SELECT txid_current()"))  # a writing transaction (it has an xid)
+        with at(real_today + dt.timedelta(days=3), 12):
+            snapshots.build()
+            db.session.commit()
+            held = snapshots.built_through()
+            assert held is not None and held <= real_today - dt.timedelta(days=1)
+        other.rollback()
+    with at(real_today + dt.timedelta(days=3), 12):
+        snapshots.build()
+        db.session.commit()
+        assert snapshots.built_through() == real_today + dt.timedelta(days=2)
+
+
+def test_admin_status_shows_how_far_the_snapshots_go(app: Flask, client: object) -> None:
+    from lms_core.accounts.models import Role
+    from tests.conftest import login
+    from tests.factories import OrgUnitFactory, UserFactory, grant
+
+    unit = OrgUnitFactory()
+    root = UserFactory(username="root", org_unit=unit)
+    grant(root, Role.SITE_ADMIN, unit)
+    db.session.commit()
+    day = dt.date(2026, 6, 1)
+
+    def card() -> str:
+        login(client, "root")  # each time under its clock (a session from another day is over)
+        r = client.get("/admin/status")  # type: ignore[attr-defined]
+        html = r.get_data(as_text=True)
+        assert r.status_code == 200, (r.status_code, r.headers.get("Location"))
+        return html.split('id="status-credit-snapshots"', 1)[1].split("</section>", 1)[0]
+
+    with at(day, 10):
+        post("a", day, 100)
+        assert "尚未生成" in snapshot_card()
+        # Signing in is an event: it queued the build of yesterday, run inline after its commit.
+        assert "已生成至 2026年5月31日" in card() and "已是最新" in card()
+    app.config["LMS_INLINE_JOBS"] = False  # no worker: the jobs queued are not run
+    _tick(dt.datetime(2026, 6, 5, 1, tzinfo=dt.UTC))
+    with at(day + dt.timedelta(days=4), 12):
+        assert "落后 4 天" in card() and "flask lms worker" in card()
+    app.config["LMS_INLINE_JOBS"] = True
+    _tick(dt.datetime(2026, 6, 6, 1, tzinfo=dt.UTC))
+    with at(day + dt.timedelta(days=5), 12):
+        html = card()
+        assert "已生成至 2026年6月5日" in html and "（生成于 2026年6月6日 09:00:00，2 行）" in html
+
+
+def snapshot_card() -> str:
+    from flask import render_template
+
+    with current_app_request():
+        return render_template("credit_bank/_status.html", snapshots=snapshots.freshness())
+
+
+def current_app_request() -> object:
+    from flask import current_app
+
+    return current_app.test_request_context("/admin/status")
+
+
+def _statements() -> list[str]:
+    from sqlalchemy import event
+
+    seen: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    return seen
+
+
+def test_balance_and_progress_are_one_statement_and_equal_the_fold_after_a_year_end_close(app: Flask) -> None:
+    """A closed account's year-end moves come from its snapshot once one has its final posted
+    debits (one statement); before that build, from the journal. Both equal the fold."""
+    from plugins.credit_bank import policy as P
+    from plugins.credit_bank import services as S
+
+    with at(dt.date(2025, 3, 1), 10):
+        P.add_version({"year_end": {"mode": "carry_forward", "carry_cap_centi": 1000}}, dt.date(2025, 1, 1), None)
+        post("a", dt.date(2025, 3, 1), 3000, credit=L.counted("WL_XS", USER, 2025))
+        db.session.commit()
+    with at(dt.date(2025, 12, 31), 20):
+        assert S.close_year(2025) == {"accounts": 1, "carried": 1000, "expired": 2000}
+    with at(dt.date(2026, 1, 5), 10):
+        person = type("P", (), {"id": USER, "rank_band": "township", "party_member": False, "position": ""})()
+        seen = _statements()
+        before = queries.read(USER, policy_on=dt.date(2025, 12, 31))
+        assert len(seen) == 2  # the close lines from the journal: no snapshot has them yet
+        assert before.figures == {k: v for k, v in queries.figures_from_journal(USER).items() if k in before.figures}
+        snapshots.build()
+        db.session.commit()
+        seen.clear()
+        reading = queries.read(USER, policy_on=dt.date(2025, 12, 31))
+        summary = queries.year_summary(USER, 2025, fig=reading.figures)
+        progress = queries.progress(person, 2025, reading=reading)
+        assert len(seen) == 2, seen  # and the version's rules, read once per process
+        assert reading.figures == before.figures
+        assert reading.figures[("WL_XS", 2025)].closed_out == 3000 and summary["posted"] == 3000
+        assert {p.key: p.earned for p in progress}["annual_township"] == 3000
+        # The policy's rules are validated once per version: a second answer reads nothing more.
+        seen.clear()
+        queries.progress(person, 2025, reading=queries.read(USER, policy_on=dt.date(2025, 12, 31)))
+        assert len(seen) == 1

@@ -72,6 +72,16 @@ def test_api_me_and_as_of(app: Flask, client, people) -> None:  # type: ignore[n
         for bad in ("year=abc", "year=99999999999999999999", "as_of=2026-13-01", "as_of=%00", "year=1999"):
             r = client.get(f"/api/v1/me/credits?{bad}")
             assert r.status_code == 400, bad
+        # ?parts= answers only what is asked (balances and progress without the statement's lines).
+        some = client.get("/api/v1/me/credits?year=2026&parts=balances,progress").get_json()
+        assert "statement" not in some and some["balances"] == body["balances"]
+        assert some["progress"] == body["progress"]
+        lines = client.get("/api/v1/me/credits?year=2026&parts=statement").get_json()
+        assert lines["statement"] == body["statement"] and "balances" not in lines and "progress" not in lines
+        for bad in ("parts=", "parts=balances,nope", "parts=,"):
+            r = client.get(f"/api/v1/me/credits?{bad}")
+            assert r.status_code == (200 if bad == "parts=" else 400), bad
+        assert "parts 只能" in client.get("/api/v1/me/credits?parts=x").get_data(as_text=True)
 
 
 def test_api_for_other_users_is_scoped(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
