@@ -182,6 +182,8 @@ class Transfer(Base):
         Index("ix_credit_transfers_user_date", "user_id", "effective_date"),
         Index("ix_credit_transfers_debit", "debit_account_id", "seq"),
         Index("ix_credit_transfers_credit", "credit_account_id", "seq"),
+        # BRIN: the snapshot build finds the lines visible since its last day (0011).
+        Index("ix_credit_transfers_visible", "effective_date", "recorded_at", postgresql_using="brin"),
         # Partial: almost every row has neither, and a NULL entry is still an index write.
         Index(
             "uq_credit_transfers_pending_id",

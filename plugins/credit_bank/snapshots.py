@@ -68,24 +68,41 @@ def _rows_sql(*, incremental: bool) -> str:
     or before :after when ``incremental``.
     """
     t, r, h = _visible("t"), _visible("r"), _visible("h")
-    base = (
-        "SELECT b.account_id, b.debits_posted AS dp, b.credits_posted AS cp, b.debits_pending AS dpe, "
-        "b.credits_pending AS cpe, b.closed_out AS co FROM credit_balance_days AS b JOIN "
-        "(SELECT account_id, max(day) AS day FROM credit_balance_days WHERE day <= :after GROUP BY account_id) AS m "
-        "ON m.account_id = b.account_id AND m.day = b.day"
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    # Incremental: only the lines visible after :after (the BRIN index finds them on PostgreSQL).
+    new = (
+        ("t.effective_date > :after OR t.recorded_at >= :cut_after" if postgres else f"{t} > :after")
         if incremental
-        else "SELECT account_id, dp, cp, dpe, cpe, co FROM (SELECT 0 AS account_id, 0 AS dp, 0 AS cp, 0 AS dpe, "
-        "0 AS cpe, 0 AS co) AS z WHERE 1 = 0"
+        else "1 = 1"
+    )
+    # A hold is released on the day both it and its post or void are visible: from the new
+    # resolving lines to their holds and, when incremental, from the new holds to their
+    # resolutions (UNION: a pair with both new once; hid keeps two equal holds apart).
+    back = (
+        f"""UNION SELECT h.id, h.d, h.c, h.amount, {_greatest(r, "h.v")}
+              FROM lines AS h JOIN credit_transfers AS r ON r.pending_id = h.id
+             WHERE (r.flags & :resolves) <> 0 AND (h.flags & :pending) <> 0"""  # noqa: S608
+        if incremental
+        else ""
+    )
+    # Incremental: each account's latest row on or before :after (a primary-key look-up).
+    base = (
+        "base.account_id = daily.a AND base.day = (SELECT max(x.day) FROM credit_balance_days AS x "
+        "WHERE x.account_id = daily.a AND x.day <= :after)"
+        if incremental
+        else "1 = 0"
     )
     # Built from constants only (no input reaches the text).
     return f"""
         WITH lines AS (
-            SELECT t.debit_account_id AS d, t.credit_account_id AS c, t.amount, t.flags, t.code, {t} AS v
-              FROM credit_transfers AS t
+            SELECT t.id, t.pending_id, t.debit_account_id AS d, t.credit_account_id AS c, t.amount, t.flags, t.code,
+                   {t} AS v
+              FROM credit_transfers AS t WHERE {new}
         ), releases AS (
-            SELECT h.debit_account_id AS d, h.credit_account_id AS c, h.amount, {_greatest(r, h)} AS v
-              FROM credit_transfers AS r JOIN credit_transfers AS h ON h.id = r.pending_id
+            SELECT h.id AS hid, h.debit_account_id AS d, h.credit_account_id AS c, h.amount, {_greatest("r.v", h)} AS v
+              FROM lines AS r JOIN credit_transfers AS h ON h.id = r.pending_id
              WHERE (r.flags & :resolves) <> 0 AND (h.flags & :pending) <> 0
+            {back}
         ), deltas AS (
             SELECT d AS a, v, amount AS dp, 0 AS cp, 0 AS dpe, 0 AS cpe,
                    CASE WHEN code IN (:close1, :close2) THEN amount ELSE 0 END AS co
@@ -98,14 +115,14 @@ def _rows_sql(*, incremental: bool) -> str:
         ), daily AS (
             SELECT a, v, sum(dp) AS dp, sum(cp) AS cp, sum(dpe) AS dpe, sum(cpe) AS cpe, sum(co) AS co
               FROM deltas WHERE v > :after AND v <= :through GROUP BY a, v
-        ), base AS ({base})
+        )
         SELECT daily.a AS account_id, daily.v AS day,
-               coalesce(base.dp, 0) + sum(daily.dp) OVER w AS debits_posted,
-               coalesce(base.cp, 0) + sum(daily.cp) OVER w AS credits_posted,
-               coalesce(base.dpe, 0) + sum(daily.dpe) OVER w AS debits_pending,
-               coalesce(base.cpe, 0) + sum(daily.cpe) OVER w AS credits_pending,
-               coalesce(base.co, 0) + sum(daily.co) OVER w AS closed_out
-          FROM daily LEFT JOIN base ON base.account_id = daily.a
+               coalesce(base.debits_posted, 0) + sum(daily.dp) OVER w AS debits_posted,
+               coalesce(base.credits_posted, 0) + sum(daily.cp) OVER w AS credits_posted,
+               coalesce(base.debits_pending, 0) + sum(daily.dpe) OVER w AS debits_pending,
+               coalesce(base.credits_pending, 0) + sum(daily.cpe) OVER w AS credits_pending,
+               coalesce(base.closed_out, 0) + sum(daily.co) OVER w AS closed_out
+          FROM daily LEFT JOIN credit_balance_days AS base ON {base}
         WINDOW w AS (PARTITION BY daily.a ORDER BY daily.v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
     """  # noqa: S608
 
@@ -113,6 +130,8 @@ def _rows_sql(*, incremental: bool) -> str:
 def _params(after: dt.date, through: dt.date) -> dict[str, Any]:
     return {
         "after": after,
+        # The end of :after, Beijing time (a line recorded from then on is visible after it).
+        "cut_after": dt.datetime.combine(after + dt.timedelta(days=1), dt.time(), SHANGHAI),
         "through": through,
         "tz": SHANGHAI.key,
         "held": T_PENDING | T_VOID_PENDING,
