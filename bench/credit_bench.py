@@ -717,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--only-stored", action="store_true", help="skip the posting parts: seed, replay, queries")
     parser.add_argument("--only-http", action="store_true", help="only the single transfers over HTTP")
-    parser.add_argument("--only-batch", action="store_true", help="only the batch posting")
+    parser.add_argument("--only-batch", action="store_true", help="only the batch posting (with --only-http: both)")
     parser.add_argument(
         "--server", choices=("gunicorn", "uwsgi"), default="gunicorn", help="the HTTP server of the transfer API"
     )
@@ -742,14 +742,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         return kept_run(args, out, began)
     cluster = common.start_postgres()  # fsync and synchronous_commit on
+    # The --only-* flags add up: --only-batch --only-http runs the two posting parts.
+    only = args.only_stored or args.only_http or args.only_batch
+    posting_only = only and not args.only_stored
     try:
         url = cluster.create_database("credit_bench")
         common.upgrade(common.app_env(url, "credit_bank"))
-        if not args.only_stored and not args.only_http:
+        if args.only_batch or not only:
             step(f"batch posting: {args.batch_total:,} transfers in batches of {args.batch:,}")
             out["batch_posting"] = batch_posting(url, cluster, args.batch_total, args.batch, args.users)
             print(f"   {out['batch_posting']}", file=sys.stderr)
-        if not args.only_stored and not args.only_batch:
+        if args.only_http or not only:
             step(
                 f"single transfers over HTTP: {args.clients} clients for {args.duration:.0f} s, "
                 f"{args.hot_share:.0%} on 3 hot accounts"
@@ -774,13 +777,13 @@ def main(argv: list[str] | None = None) -> int:
             app = make_app(url)
             with app.app_context():
                 L.submit([[spec("warm", 1, 1)]])
-        if args.merkle_rows and not args.only_http and not args.only_batch:
+        if args.merkle_rows and not posting_only:
             step(f"seeding the journal to {args.merkle_rows:,} rows (setup)")
             seed_journal(url, args.merkle_rows, args.users)
             step(f"Merkle log of {args.merkle_rows:,} journal rows: logging, then the replay check")
             out["merkle"] = merkle_bench(url)
             print(f"   {out['merkle']}", file=sys.stderr)
-        if not args.only_http and not args.only_batch:
+        if not posting_only:
             step(f"seeding the journal to {args.replay_rows:,} rows (setup)")
             out["seed_replay"] = seed_journal(url, args.replay_rows, args.users)
             print(f"   {out['seed_replay']}", file=sys.stderr)
