@@ -27,7 +27,7 @@ from typing import Any, cast
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import BigInteger, Date, Integer, String, Table, and_, bindparam, func, insert, select
+from sqlalchemy import Integer, String, Table, and_, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -40,18 +40,17 @@ from lms_core.enrolments.models import Enrolment
 from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
+from lms_core.learning import beat_rows
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict, worst
 from lms_core.learning.models import (
     DailyTotal,
-    LearningInterval,
     LearningSession,
     LessonProgress,
     PersonClock,
     ProgressStatus,
     RefusedBeat,
 )
-from lms_core.media.models import MediaDelivery
 from lms_core.pluginhost.manager import get_plugin_manager
 
 #: Client events a heartbeat may carry (the player sends one on each media event).
@@ -83,13 +82,6 @@ class BeatResult:
     refused: str | None = None
 
 
-def _locked(stmt: Any, of: Any = None) -> Any:
-    """``FOR UPDATE`` (of one table when ``of`` is given) on PostgreSQL; SQLite serialises writers anyway."""
-    if _dialect() == "postgresql":
-        return stmt.with_for_update(of=of) if of is not None else stmt.with_for_update()
-    return stmt
-
-
 def _dialect() -> str:
     return str(db.session.get_bind().dialect.name)
 
@@ -112,38 +104,6 @@ def _progress_statement(dialect: str, lock: bool) -> Any:
 def _clock_statement(dialect: str) -> Any:
     stmt = select(PersonClock).where(PersonClock.user_id == bindparam("user_id", type_=Integer))
     return stmt.with_for_update() if dialect == "postgresql" else stmt
-
-
-@functools.cache
-def _bytes_served_statement() -> Any:
-    return select(func.coalesce(func.sum(MediaDelivery.bytes_served), 0)).where(
-        MediaDelivery.session_key == bindparam("session_id", type_=String)
-    )
-
-
-@functools.cache
-def _interval_insert() -> Any:
-    """The ledger row by a Core INSERT: nothing reads it back as an object, so no ORM object
-    and no unit-of-work pass for it (``created_at`` still gets its column default)."""
-    return insert(cast(Table, LearningInterval.__table__))
-
-
-@functools.cache
-def _daily_total_statement(dialect: str) -> Any:
-    """The per-day upsert on the table itself: a Core statement, so no ORM bulk path or autoflush."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    table = cast(Table, DailyTotal.__table__)
-    stmt = insert(table).values(
-        user_id=bindparam("user_id", type_=Integer),
-        day=bindparam("day", type_=Date),
-        credited_ms=bindparam("credited_ms", type_=BigInteger),
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=["user_id", "day"], set_={"credited_ms": table.c.credited_ms + stmt.excluded.credited_ms}
-    )
 
 
 @functools.cache
@@ -324,10 +284,6 @@ def person_clock(user_id: int) -> PersonClock:
     return db.session.execute(stmt, {"user_id": user_id}).scalar_one()
 
 
-def _bytes_served(session_id: str) -> int:
-    return int(db.session.execute(_bytes_served_statement(), {"session_id": session_id}).scalar_one())
-
-
 def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], int, str, list[dict[str, Any]]]:
     """Core wall-clock rule, then the plugins; returns (credited ranges, credited ms, verdict, reasons).
 
@@ -391,74 +347,83 @@ def _intersect(a: list[segs.Segment], b: list[segs.Segment]) -> list[segs.Segmen
     return segs.normalise(out)
 
 
-def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult:
-    """Validate, assess and credit one heartbeat; commits nothing (the view commits)."""
-    beat = _parse_beat(raw)
-    session = (
-        db.session.execute(_locked_beat_session_statement(_dialect()), {"session_id": session_id})
-        .unique()
-        .scalar_one_or_none()
-    )
-    if session is None or session.user_id != user.id:
-        raise BeatError(_("unknown learning session"), 404)
-    if session.ended_at is not None:
+def _beat_state(session_id: str, user: User | Principal) -> beat_rows.BeatState:
+    """The beat's rows, locked (one statement); a first beat creates the rows it lacks."""
+    db.session.flush()  # pending ORM changes first: a Core read on the connection does not autoflush
+    state = beat_rows.read(session_id, user.id)
+    if state is None:
+        session = (
+            db.session.execute(_locked_beat_session_statement(_dialect()), {"session_id": session_id})
+            .unique()
+            .scalar_one_or_none()
+        )
+        if session is None or session.user_id != user.id:
+            raise BeatError(_("unknown learning session"), 404)
+        if session.ended_at is None:
+            beat_rows.ensure(user.id, session.lesson)  # a person's first beat: no clock row yet
+        state = beat_rows.read(session_id, user.id)
+        if state is None:
+            raise BeatError(_("unknown learning session"), 404)
+    if state.ended_at is not None:
         raise BeatError(_("this learning session has ended; reload the lesson"), 409)
-    lesson = session.lesson
+    return state
+
+
+def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult:
+    """Validate, assess and credit one heartbeat; commits nothing (the view commits).
+
+    The session, progress and clock rows are read and written by Core statements
+    (``beat_rows``: one locked read, one write), not as ORM objects.
+    """
+    beat = _parse_beat(raw)
+    state = _beat_state(session_id, user)
+    kind = LessonKind(state.kind)
     now = utcnow()
     window = dt.timedelta(hours=current_app.config["LMS_BEAT_LATE_WINDOW_HOURS"])
     if "made_at" in beat and now - beat["made_at"] > window:
         # Made more than the late window ago (a queue left on a device for days): it earns
         # nothing, and is kept as evidence; the view answers 422 after this is committed.
-        _refuse(session, user, beat, "late", now)
+        _refuse(state, user, beat, "late", now)
         return BeatResult(False, False, 0, 0, 0, False, False, VOID, refused="late")
-    progress = progress_for(user.id, lesson, lock=True)
-    if beat["seq"] <= session.last_seq:
+    if beat["seq"] <= state.last_seq:
         # A retry of a beat we already have (network retry, pagehide + unload): acknowledged,
         # earns nothing, and kept as evidence (an older seq than the last is a replay).
-        _refuse(session, user, beat, "repeat" if beat["seq"] == session.last_seq else "replay", now)
-        return BeatResult(
-            False,
-            True,
-            0,
-            progress.coverage_bp,
-            progress.position_ms,
-            progress.status == ProgressStatus.COMPLETED,
-            False,
-            CREDIT,
-        )
+        _refuse(state, user, beat, "repeat" if beat["seq"] == state.last_seq else "replay", now)
+        completed = state.status == ProgressStatus.COMPLETED
+        return BeatResult(False, True, 0, state.coverage_bp, state.position_ms, completed, False, CREDIT)
 
     max_gap = dt.timedelta(seconds=current_app.config["LMS_BEAT_MAX_GAP_SECONDS"])
-    wall_start = max(session.budget_from or session.last_beat_at, now - max_gap)
-    clock = person_clock(user.id)
+    wall_start = max(state.budget_from or state.last_beat_at, now - max_gap)
     # The person's budget: only time after their clock, whichever tab or device spent it.
-    credit_from = max(wall_start, clock.credited_until)
-    duration = lesson.media.duration_ms if lesson.media else None
-    if lesson.kind == LessonKind.VIDEO:
+    credit_from = max(wall_start, state.credited_until)
+    has_media = state.media_id is not None
+    duration = state.duration_ms if has_media else None
+    if kind == LessonKind.VIDEO:
         claimed = segs.normalise(beat["claimed"], 0, duration)
-    elif lesson.kind == LessonKind.DOCUMENT and beat["visible_ms"] > 0:
+    elif kind == LessonKind.DOCUMENT and beat["visible_ms"] > 0:
         claimed = [(0, beat["visible_ms"])]  # reading time, judged like viewing
     else:
         claimed = []
     claim = IntervalClaim(
         user_id=user.id,
-        lesson_id=lesson.id,
-        session_id=session.id,
+        lesson_id=state.lesson_id,
+        session_id=state.session_id,
         seq=beat["seq"],
-        lesson_kind=lesson.kind.value,
+        lesson_kind=kind.value,
         event=beat["event"],
         wall_start=wall_start,
         wall_end=now,
         claimed=tuple(claimed),
         position_ms=beat["position_ms"],
         media_duration_ms=duration,
-        bytes_served=_bytes_served(session.id) if lesson.media_id else None,
+        bytes_served=state.bytes_served if has_media else None,
         client=beat["client"],
         visible_ms=beat["visible_ms"],
         credit_from=credit_from,
-        session_started_at=session.started_at,
-        media_size=lesson.media.size_bytes if lesson.media else None,
-        course_id=lesson.course_id,
-        previous_seq=session.last_seq,
+        session_started_at=state.started_at,
+        media_size=state.size_bytes if has_media else None,
+        course_id=state.course_id,
+        previous_seq=state.last_seq,
     )
     # Clock jitter between the browser's timer and ours: one second, lent once per
     # person (the clock moves past ``now`` and the next beat pays it back), never
@@ -472,91 +437,125 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
     reasons: list[dict[str, Any]] = []
     if claimed:
         credited, credited_ms, label, reasons = _assess(claim, budget_ms)
-    if lesson.kind == LessonKind.VIDEO:
-        progress.credited_segments = [list(s) for s in segs.union(progress.credited_segments, credited)]
-        progress.coverage_bp = segs.coverage_bp(segs.normalise(progress.credited_segments), duration or 0)
-    elif lesson.kind == LessonKind.DOCUMENT:
-        progress.read_ms += credited_ms
+    # The progress columns that change (the ORM wrote only those, and no UPDATE when none did).
+    changes: dict[str, Any] = {}
+    segments, coverage_bp, read_ms = state.credited_segments, state.coverage_bp, state.read_ms
+    if kind == LessonKind.VIDEO:
+        segments = [list(s) for s in segs.union(state.credited_segments, credited)]
+        coverage_bp = segs.coverage_bp(segs.normalise(segments), duration or 0)
+        if segments != state.credited_segments:
+            changes["credited_segments"] = segments
+        if coverage_bp != state.coverage_bp:
+            changes["coverage_bp"] = coverage_bp
+    elif kind == LessonKind.DOCUMENT:
+        read_ms += credited_ms
+        if credited_ms:
+            changes["read_ms"] = read_ms
         credited = []  # reading time is no media range
+    credited_until = None
     if credited_ms:
-        clock.credited_until = credit_from + dt.timedelta(milliseconds=credited_ms)
+        credited_until = credit_from + dt.timedelta(milliseconds=credited_ms)
         # What this beat did not use stays available to the session's next (late) beat.
-        session.budget_from = min(now, clock.credited_until)
+        budget_from = min(now, credited_until)
     else:
-        session.budget_from = now
+        budget_from = now
+    position_ms = state.position_ms
     if beat["position_ms"] and (duration is None or beat["position_ms"] <= duration):
-        progress.position_ms = beat["position_ms"]
+        position_ms = beat["position_ms"]
+        if position_ms != state.position_ms:
+            changes["position_ms"] = position_ms
 
-    # On the connection, not the session: a session-level execute would autoflush the
-    # session row's pending changes now and again at commit (one UPDATE more per beat).
-    db.session.connection().execute(
-        _interval_insert(),
-        {
-            "session_id": session.id,
-            "user_id": user.id,
-            "lesson_id": lesson.id,
-            "seq": beat["seq"],
-            "wall_start": wall_start,
-            "wall_end": now,
-            "claimed_segments": [list(s) for s in claimed] if lesson.kind == LessonKind.VIDEO else [],
-            "credited_segments": [list(s) for s in credited],
-            "claimed_ms": segs.total(claimed) if lesson.kind == LessonKind.VIDEO else beat["visible_ms"],
-            "credited_ms": credited_ms,
-            "verdict": label,
-            "reasons": reasons,
-            "client": beat["client"],
-        },
-    )
-    session.last_seq = beat["seq"]
-    session.last_beat_at = now
-    session.claimed_ms += segs.total(claimed)
-    session.credited_ms += credited_ms
-    session.unreported_ms += credited_ms
-    if credited_ms:
-        # After the session's changes, so its row is flushed once with them.
-        _add_to_daily_total(user.id, now, credited_ms)
-
-    enrolment = session.enrolment
-    common = {"lesson_id": lesson.id, "registration": enrolment.registration, "session_id": session.id}
+    common = {"lesson_id": state.lesson_id, "registration": state.registration, "session_id": state.session_id}
+    lesson_ref: dict[str, Any] = {"object_type": "lessons", "object_id": state.lesson_id, "course_id": state.course_id}
     event = beat["event"]
-    if lesson.kind == LessonKind.VIDEO and event in VIDEO_EVENTS:
+    if kind == LessonKind.VIDEO and event in VIDEO_EVENTS:
         payload: dict[str, Any] = {**common, "time": beat["position_ms"] / 1000}
         if event in ("pause", "ended"):
             payload.update(
-                played_segments=segs.to_xapi(segs.normalise(progress.credited_segments)),
-                progress=round(progress.coverage_bp / 10000, 4),
+                played_segments=segs.to_xapi(segs.normalise(segments)),
+                progress=round(coverage_bp / 10000, 4),
                 length=(duration or 0) / 1000,
             )
         if event == "seeked":
             payload.update(time_from=beat.get("time_from", 0), time_to=beat.get("time_to", beat["position_ms"] / 1000))
-        emit(VIDEO_EVENTS[event], actor=user, obj=lesson, course_id=lesson.course_id, payload=payload)
+        emit(VIDEO_EVENTS[event], actor=user, payload=payload, **lesson_ref)
+    ended_at = None
     if event == "terminate":
-        session.ended_at = now
+        ended_at = now
+        duration_s = round((now - state.started_at).total_seconds(), 1)
         emit(
             "lesson.terminated",
             actor=user,
-            obj=lesson,
-            course_id=lesson.course_id,
-            payload={
-                **common,
-                "time": beat["position_ms"] / 1000,
-                "duration_s": round((now - session.started_at).total_seconds(), 1),
-            },
+            payload={**common, "time": beat["position_ms"] / 1000, "duration_s": duration_s},
+            **lesson_ref,
         )
-    if session.unreported_ms and (event != "heartbeat" or session.unreported_ms >= 300_000):
+    unreported_ms = state.unreported_ms + credited_ms
+    if unreported_ms and (event != "heartbeat" or unreported_ms >= 300_000):
         emit(
             "study.interval_credited",
             actor=user,
-            obj=session,
-            course_id=lesson.course_id,
-            payload={"lesson_id": lesson.id, "seconds": session.unreported_ms / 1000},
+            object_type="learning_sessions",
+            object_id=state.session_id,
+            course_id=state.course_id,
+            payload={"lesson_id": state.lesson_id, "seconds": unreported_ms / 1000},
         )
-        session.unreported_ms = 0
+        unreported_ms = 0
 
-    lesson_done, course_done = evaluate_completion(user, lesson, progress, enrolment)
-    return BeatResult(
-        True, False, credited_ms, progress.coverage_bp, progress.position_ms, lesson_done, course_done, label
+    beat_rows.write(
+        beat_rows.BeatWrite(
+            state=state,
+            now=now,
+            seq=beat["seq"],
+            budget_from=budget_from,
+            claimed_total_ms=segs.total(claimed),
+            credited_ms=credited_ms,
+            unreported_ms=unreported_ms,
+            ended_at=ended_at,
+            progress=changes,
+            credited_until=credited_until,
+            day=beijing_day(now),
+            interval={
+                "session_id": state.session_id,
+                "user_id": user.id,
+                "lesson_id": state.lesson_id,
+                "seq": beat["seq"],
+                "wall_start": wall_start,
+                "wall_end": now,
+                "claimed_segments": [list(s) for s in claimed] if kind == LessonKind.VIDEO else [],
+                "credited_segments": [list(s) for s in credited],
+                "claimed_ms": segs.total(claimed) if kind == LessonKind.VIDEO else beat["visible_ms"],
+                "credited_ms": credited_ms,
+                "verdict": label,
+                "reasons": reasons,
+                "client": beat["client"],
+                "created_at": utcnow(),
+            },
+        )
     )
+    lesson_done, course_done = _beat_completion(user, state, coverage_bp, read_ms)
+    return BeatResult(True, False, credited_ms, coverage_bp, position_ms, lesson_done, course_done, label)
+
+
+def _beat_completion(
+    user: User | Principal, state: beat_rows.BeatState, coverage_bp: int, read_ms: int
+) -> tuple[bool, bool]:
+    """``evaluate_completion`` after a beat; the ORM rows are loaded only when the rule is newly met."""
+    if state.status == ProgressStatus.COMPLETED:
+        return True, False
+    if state.kind == LessonKind.VIDEO:
+        met = coverage_bp >= state.completion_threshold_pct * 100
+    elif state.kind == LessonKind.DOCUMENT:
+        met = read_ms >= state.min_read_seconds * 1000
+    else:
+        met = False
+    if not met:
+        return False, False
+    # Rare (once per lesson, or while a plugin holds it): the objects the hooks are given.
+    progress = db.session.get(LessonProgress, state.progress_id)
+    lesson = db.session.get(Lesson, state.lesson_id)
+    enrolment = db.session.get(Enrolment, state.enrolment_id)
+    assert progress is not None and lesson is not None and enrolment is not None
+    return evaluate_completion(user, lesson, progress, enrolment, rule_met=True)
 
 
 @functools.cache
@@ -565,7 +564,7 @@ def _refused_insert() -> Any:
 
 
 def _refuse(
-    session: LearningSession, user: User | Principal, beat: dict[str, Any], reason: str, now: dt.datetime
+    state: beat_rows.BeatState, user: User | Principal, beat: dict[str, Any], reason: str, now: dt.datetime
 ) -> None:
     """Keep a beat that earns nothing (repeat, replay, late) as evidence, and say so in the log.
 
@@ -577,9 +576,9 @@ def _refuse(
     db.session.connection().execute(
         _refused_insert(),
         {
-            "session_id": session.id,
-            "user_id": session.user_id,
-            "lesson_id": session.lesson_id,
+            "session_id": state.session_id,
+            "user_id": state.user_id,
+            "lesson_id": state.lesson_id,
             "seq": beat["seq"],
             "reason": reason,
             "received_at": now,
@@ -591,11 +590,11 @@ def _refuse(
         "learning.beat_refused",
         actor=user,
         object_type="learning_sessions",
-        object_id=session.id,
-        course_id=session.lesson.course_id,
+        object_id=state.session_id,
+        course_id=state.course_id,
         payload={
-            "user_id": session.user_id,
-            "lesson_id": session.lesson_id,
+            "user_id": state.user_id,
+            "lesson_id": state.lesson_id,
             "seq": beat["seq"],
             "reason": reason,
             "received_at": now.isoformat(),
@@ -712,13 +711,6 @@ def progress_by_course(user_id: int, course_ids: list[int]) -> dict[int, tuple[i
 
 def beijing_day(at: dt.datetime) -> dt.date:
     return at.astimezone(SHANGHAI).date()
-
-
-def _add_to_daily_total(user_id: int, at: dt.datetime, credited_ms: int) -> None:
-    """Upsert into the per-day totals in the heartbeat's transaction (one row per person and day)."""
-    db.session.connection().execute(
-        _daily_total_statement(_dialect()), {"user_id": user_id, "day": beijing_day(at), "credited_ms": credited_ms}
-    )
 
 
 def year_total_expr(user_id: Any, first_day: Any, last_day: Any) -> Any:

@@ -1,0 +1,372 @@
+"""The heartbeat's own rows, read and written without ORM objects.
+
+A beat reads its session (with lesson, media, enrolment, bytes served), the lesson's
+progress row and the person's clock, and writes back the session, the progress, the
+clock, one ledger interval and the day's total. Through the ORM that was eight
+statements and most of a beat's CPU (building objects, the identity map, the unit of
+work; bench/anti_idle_bench.py --profile). Here it is one locked read and one write:
+
+* **read** (:func:`read`): one ``SELECT … FOR UPDATE OF s, p, c`` joining the five
+  tables; the locks are the same rows as before, taken in the same order (session,
+  progress, clock), so one person's beats stay serialised and two people's never wait
+  for each other. It joins the progress and clock rows *inner*: a first beat of a person
+  finds no clock row, the caller creates the missing rows (:func:`ensure`) and reads again.
+* **write** (:func:`write`): on PostgreSQL one statement, the four changes as data-
+  modifying CTEs around the interval INSERT, prepared once per connection; on SQLite the
+  same changes as Core statements in a row (SQLite serialises writers anyway).
+
+The values are the ones the ORM path wrote; ``record_beat`` still decides them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.dialects import sqlite
+
+from lms_core.courses.models import Lesson
+from lms_core.enrolments.models import Enrolment
+from lms_core.extensions import db
+from lms_core.learning.models import DailyTotal, LearningInterval, LearningSession, LessonProgress, PersonClock
+from lms_core.media.models import MediaDelivery, MediaFile
+
+
+@dataclass(slots=True)
+class BeatState:
+    """What one beat reads, as it stood when the rows were locked."""
+
+    session_id: str
+    user_id: int
+    lesson_id: int
+    enrolment_id: int
+    started_at: dt.datetime
+    last_beat_at: dt.datetime
+    last_seq: int
+    budget_from: dt.datetime | None
+    ended_at: dt.datetime | None
+    unreported_ms: int
+    course_id: int
+    kind: str
+    completion_threshold_pct: int
+    min_read_seconds: int
+    media_id: int | None
+    duration_ms: int | None
+    size_bytes: int | None
+    registration: str
+    progress_id: int
+    position_ms: int
+    credited_segments: list[list[int]]
+    coverage_bp: int
+    read_ms: int
+    status: str
+    credited_until: dt.datetime
+    bytes_served: int
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else value.astimezone(dt.UTC)
+
+
+_PG_READ = (
+    "SELECT s.id, s.user_id, s.lesson_id, s.enrolment_id, s.started_at, s.last_beat_at, s.last_seq, s.budget_from, "
+    "s.ended_at, s.unreported_ms, l.course_id, l.kind, l.completion_threshold_pct, l.min_read_seconds, l.media_id, "
+    "m.duration_ms, m.size_bytes, e.registration, p.id, p.position_ms, p.credited_segments, p.coverage_bp, "
+    "p.read_ms, p.status, c.credited_until, "
+    "(SELECT coalesce(sum(d.bytes_served), 0) FROM media_deliveries AS d WHERE d.session_key = s.id) "
+    "FROM learning_sessions AS s JOIN lessons AS l ON l.id = s.lesson_id "
+    "JOIN enrolments AS e ON e.id = s.enrolment_id LEFT JOIN media_files AS m ON m.id = l.media_id "
+    "JOIN lesson_progress AS p ON p.user_id = s.user_id AND p.lesson_id = s.lesson_id "
+    "JOIN learning_person_clocks AS c ON c.user_id = s.user_id "
+    "WHERE s.id = %(session_id)s AND s.user_id = %(user_id)s "
+    "FOR UPDATE OF s, p, c"
+)
+
+
+@functools.cache
+def _sqlite_read() -> Any:
+    s, p, c = LearningSession, LessonProgress, PersonClock
+    served = (
+        select(func.coalesce(func.sum(MediaDelivery.bytes_served), 0))
+        .where(MediaDelivery.session_key == s.id)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            s.id,
+            s.user_id,
+            s.lesson_id,
+            s.enrolment_id,
+            s.started_at,
+            s.last_beat_at,
+            s.last_seq,
+            s.budget_from,
+            s.ended_at,
+            s.unreported_ms,
+            Lesson.course_id,
+            Lesson.kind,
+            Lesson.completion_threshold_pct,
+            Lesson.min_read_seconds,
+            Lesson.media_id,
+            MediaFile.duration_ms,
+            MediaFile.size_bytes,
+            Enrolment.registration,
+            p.id,
+            p.position_ms,
+            p.credited_segments,
+            p.coverage_bp,
+            p.read_ms,
+            p.status,
+            c.credited_until,
+            served,
+        )
+        .join(Lesson, Lesson.id == s.lesson_id)
+        .join(Enrolment, Enrolment.id == s.enrolment_id)
+        .outerjoin(MediaFile, MediaFile.id == Lesson.media_id)
+        .join(p, (p.user_id == s.user_id) & (p.lesson_id == s.lesson_id))
+        .join(c, c.user_id == s.user_id)
+        .where(s.id == bindparam("session_id"), s.user_id == bindparam("user_id"))
+    )
+
+
+def is_pg() -> bool:
+    return bool(db.session.get_bind().dialect.name == "postgresql")
+
+
+def _pg(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """One statement on the session's connection (its transaction), prepared by psycopg.
+
+    SQLAlchemy's execution (cache key, parameter processing, result rows) cost more CPU
+    than PostgreSQL spends on these statements (as in ``credit_bank.ledger._pg_rows``)."""
+    raw = db.session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        cur.execute(sql, params, prepare=True)
+        return list(cur.fetchall()) if cur.description is not None else []
+
+
+def read(session_id: str, user_id: int) -> BeatState | None:
+    """The beat's rows, locked; ``None`` when the session is not this user's or a row is missing."""
+    params = {"session_id": session_id, "user_id": user_id}
+    if is_pg():
+        rows = _pg(_PG_READ, params)
+        if not rows:
+            return None
+        r = list(rows[0])
+        for i in (4, 5, 7, 8, 24):
+            r[i] = _utc(r[i])
+    else:
+        found = db.session.connection().execute(_sqlite_read(), params).first()
+        if found is None:
+            return None
+        r = list(found)
+        r[11], r[23] = str(getattr(r[11], "value", r[11])), str(getattr(r[23], "value", r[23]))
+    r[25] = int(r[25])  # sum() of a bigint is a numeric on PostgreSQL
+    return BeatState(*r)
+
+
+def ensure(user_id: int, lesson: Lesson) -> None:
+    """Create the progress and clock rows a first beat may lack (race-safe, as before)."""
+    from lms_core.learning.services import person_clock, progress_for
+
+    progress_for(user_id, lesson, lock=True)
+    person_clock(user_id)
+
+
+@dataclass(slots=True)
+class BeatWrite:
+    """What one accepted beat writes (the values ``record_beat`` decided)."""
+
+    state: BeatState
+    now: dt.datetime
+    seq: int
+    budget_from: dt.datetime
+    claimed_total_ms: int
+    credited_ms: int
+    unreported_ms: int
+    ended_at: dt.datetime | None
+    #: The progress columns that changed (``credited_segments``, ``coverage_bp``, ``read_ms``,
+    #: ``position_ms``); empty: no UPDATE, as the ORM wrote none.
+    progress: dict[str, Any]
+    credited_until: dt.datetime | None
+    day: dt.date
+    interval: dict[str, Any]
+
+
+_INTERVAL_COLUMNS = (
+    "session_id",
+    "user_id",
+    "lesson_id",
+    "seq",
+    "wall_start",
+    "wall_end",
+    "claimed_segments",
+    "credited_segments",
+    "claimed_ms",
+    "credited_ms",
+    "verdict",
+    "reasons",
+    "client",
+    "created_at",
+)
+_JSON_INTERVAL = frozenset({"claimed_segments", "credited_segments", "reasons", "client"})
+_PROGRESS_ORDER = ("credited_segments", "coverage_bp", "read_ms", "position_ms")
+
+
+@functools.cache
+def _pg_write(progress: tuple[str, ...], clock: bool, daily: bool) -> str:
+    """The write as one statement: the changes as CTEs around the interval INSERT.
+
+    PostgreSQL runs every data-modifying CTE to completion whether or not it is read."""
+    parts = [
+        "s AS (UPDATE learning_sessions SET last_seq = %(seq)s, last_beat_at = %(now)s, budget_from = %(budget_from)s, "
+        "claimed_ms = claimed_ms + %(claimed_total_ms)s, credited_ms = credited_ms + %(credited_ms)s, "
+        "unreported_ms = %(unreported_ms)s, ended_at = coalesce(%(ended_at)s, ended_at) WHERE id = %(session_id)s)"
+    ]
+    if progress:
+        sets = ", ".join(f"{name} = %(p_{name})s" for name in progress)
+        # The names are this module's constants; every value is a bound parameter.
+        parts.append(f"p AS (UPDATE lesson_progress SET {sets}, updated_at = %(p_updated_at)s WHERE id = %(p_id)s)")  # noqa: S608
+    if clock:
+        parts.append(
+            "c AS (UPDATE learning_person_clocks SET credited_until = %(credited_until)s WHERE user_id = %(user_id)s)"
+        )
+    if daily:
+        parts.append(
+            "d AS (INSERT INTO learning_daily_totals (user_id, day, credited_ms) "
+            "VALUES (%(user_id)s, %(day)s, %(credited_ms)s) ON CONFLICT (user_id, day) "
+            "DO UPDATE SET credited_ms = learning_daily_totals.credited_ms + excluded.credited_ms)"
+        )
+    columns = ", ".join(_INTERVAL_COLUMNS)
+    values = ", ".join(f"%(i_{c})s" for c in _INTERVAL_COLUMNS)
+    return f"WITH {', '.join(parts)} INSERT INTO learning_intervals ({columns}) VALUES ({values})"  # noqa: S608
+
+
+def write(w: BeatWrite) -> None:
+    """Apply one accepted beat: session, progress, clock, ledger interval, day total."""
+    from lms_core.db import utcnow
+
+    st = w.state
+    progress = tuple(name for name in _PROGRESS_ORDER if name in w.progress)
+    clock = w.credited_until is not None
+    daily = w.credited_ms > 0
+    params: dict[str, Any] = {
+        "session_id": st.session_id,
+        "user_id": st.user_id,
+        "seq": w.seq,
+        "now": w.now,
+        "budget_from": w.budget_from,
+        "claimed_total_ms": w.claimed_total_ms,
+        "credited_ms": w.credited_ms,
+        "unreported_ms": w.unreported_ms,
+        "ended_at": w.ended_at,
+        "credited_until": w.credited_until,
+        "day": w.day,
+        "p_id": st.progress_id,
+        "p_updated_at": utcnow(),
+    }
+    if is_pg():
+        from psycopg.types.json import Jsonb
+
+        for name in progress:
+            value = w.progress[name]
+            params[f"p_{name}"] = Jsonb(value) if name == "credited_segments" else value
+        for name in _INTERVAL_COLUMNS:
+            value = w.interval[name]
+            params[f"i_{name}"] = Jsonb(value) if name in _JSON_INTERVAL else value
+        _pg(_pg_write(progress, clock, daily), params)
+    else:
+        _sqlite_write(w, params, progress, clock, daily)
+    _expire_loaded(st)
+
+
+def _sqlite_write(w: BeatWrite, params: dict[str, Any], progress: tuple[str, ...], clock: bool, daily: bool) -> None:
+    conn = db.session.connection()
+    bound = {f"b_{k}": v for k, v in params.items()}
+    conn.execute(_sqlite_session_update(), bound)
+    if progress:
+        conn.execute(_sqlite_progress_update(progress), {**bound, **{f"b_p_{n}": w.progress[n] for n in progress}})
+    if clock:
+        conn.execute(_sqlite_clock_update(), bound)
+    conn.execute(_table(LearningInterval).insert(), w.interval)
+    if daily:
+        conn.execute(_sqlite_daily_upsert(), bound)
+
+
+def _table(model: Any) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _bind(name: str, table: Table, column: str) -> Any:
+    # Prefixed: a bound name may not be a column name of the statement it sets.
+    return bindparam(f"b_{name}", type_=table.c[column].type)
+
+
+@functools.cache
+def _sqlite_session_update() -> Any:
+    t = _table(LearningSession)
+    return (
+        update(t)
+        .where(t.c.id == _bind("session_id", t, "id"))
+        .values(
+            last_seq=_bind("seq", t, "last_seq"),
+            last_beat_at=_bind("now", t, "last_beat_at"),
+            budget_from=_bind("budget_from", t, "budget_from"),
+            claimed_ms=t.c.claimed_ms + _bind("claimed_total_ms", t, "claimed_ms"),
+            credited_ms=t.c.credited_ms + _bind("credited_ms", t, "credited_ms"),
+            unreported_ms=_bind("unreported_ms", t, "unreported_ms"),
+            ended_at=func.coalesce(_bind("ended_at", t, "ended_at"), t.c.ended_at),
+        )
+    )
+
+
+@functools.cache
+def _sqlite_progress_update(progress: tuple[str, ...]) -> Any:
+    t = _table(LessonProgress)
+    values = {name: _bind(f"p_{name}", t, name) for name in progress}
+    return (
+        update(t)
+        .where(t.c.id == _bind("p_id", t, "id"))
+        .values(**values, updated_at=_bind("p_updated_at", t, "updated_at"))
+    )
+
+
+@functools.cache
+def _sqlite_clock_update() -> Any:
+    t = _table(PersonClock)
+    return (
+        update(t)
+        .where(t.c.user_id == _bind("user_id", t, "user_id"))
+        .values(credited_until=_bind("credited_until", t, "credited_until"))
+    )
+
+
+@functools.cache
+def _sqlite_daily_upsert() -> Any:
+    t = _table(DailyTotal)
+    stmt = sqlite.insert(t).values(
+        user_id=_bind("user_id", t, "user_id"),
+        day=_bind("day", t, "day"),
+        credited_ms=_bind("credited_ms", t, "credited_ms"),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["user_id", "day"], set_={"credited_ms": t.c.credited_ms + stmt.excluded.credited_ms}
+    )
+
+
+def _expire_loaded(st: BeatState) -> None:
+    """ORM objects of these rows already loaded in this session (a test, a demo) are stale now."""
+    identity = db.session.identity_map
+    if not len(identity):
+        return
+    for key in (
+        (LearningSession, (st.session_id,), None),
+        (LessonProgress, (st.progress_id,), None),
+        (PersonClock, (st.user_id,), None),
+    ):
+        obj = identity.get(key)
+        if obj is not None:
+            db.session.expire(obj)
