@@ -15,6 +15,7 @@ from lms_core.extensions import db
 from lms_core.jobs.services import commit
 from lms_core.learning import feedback, services
 from lms_core.learning.models import LessonFeedback
+from lms_core.pluginhost.manager import get_plugin_manager
 from lms_core.quizzes import services as quizzes
 from lms_core.quizzes.models import Attempt
 from lms_core.unit_of_work import json_call, service_call
@@ -97,12 +98,14 @@ def lesson(lesson_id: int) -> Any:
 @login_required
 def beat(session_id: str) -> Any:
     """Heartbeat from the player (JSON; CSRF token in the ``X-CSRFToken`` header)."""
+    body = request.get_data()
     payload = None
     if request.is_json:
         try:
-            payload = jsonsafe.loads(request.get_data())
+            payload = jsonsafe.loads(body)
         except jsonsafe.JSONRefused as exc:  # NaN, 1e400, deep nesting: 400, nothing stored
             return jsonify({"error": f"heartbeat: {exc}"}), 400
+    get_plugin_manager().hook.lms_beat_received(session_id=session_id, body=body)
     with json_call(errors=(services.BeatError,)):
         result = services.record_beat(session_id, current_user, payload)
     if result.refused == "late":  # committed: the refused beat is kept as evidence

@@ -207,6 +207,18 @@ def lms_job_handlers() -> dict[str, Any]:  # type: ignore[empty-body]
 
 
 @hookspec
+def lms_beat_received(session_id: str, body: bytes) -> None:
+    """A heartbeat request's exact body, before the core parses it.
+
+    Phase: request (the heartbeat; before its transaction; no SQL). Called by the
+    beat view and by the lean heartbeat front (``lms_core/learning/beat_front.py``)
+    alike; the lean front has an application context but no request context, so a
+    plugin keeps what it judged in ``g`` (which is this request's) and must not read
+    ``request``. Anti-idle checks the signed envelope here. Return value ignored.
+    """
+
+
+@hookspec
 def lms_assess_interval(claim: IntervalClaim) -> Verdict | None:
     """Judge one heartbeat interval of viewing or reading before it is credited.
 

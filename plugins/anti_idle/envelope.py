@@ -11,8 +11,9 @@ The server cuts that member off the raw request body and recomputes the HMAC ove
 the bytes before it, so no canonical form has to agree between JavaScript and
 Python.
 
-Verdict. ``check_request`` runs before the core's beat view and leaves
-``valid``, ``unsigned`` or ``bad`` in ``g``; the credit path copies it into the beat's
+Verdict. ``receive`` (the ``lms_beat_received`` hook, called by the core's beat view and
+its lean front with the exact body, before the beat is parsed) leaves ``valid``,
+``unsigned`` or ``bad`` in ``g``; the credit path copies it into the beat's
 stored ``client`` (overwriting whatever the client put there), so the replay sees the
 same, and ``els.assess`` credits nothing for an unsigned or badly signed beat (R03).
 
@@ -36,10 +37,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import current_app, g, has_app_context, request
+from flask import current_app, g, has_app_context
 
-#: The core's heartbeat view (``<blueprint>.beat`` with a ``session_id`` in the URL).
-BEAT_VIEW = "beat"
 #: The signature, appended by the player as the body's last member.
 SIG_TAIL = re.compile(rb',"sig":"([0-9a-f]{64})"\}\s*\Z')
 VALID, UNSIGNED, BAD = "valid", "unsigned", "bad"
@@ -78,13 +77,12 @@ def verify(session_id: str, raw: bytes) -> str:
     return VALID if hmac.compare_digest(expected.encode(), m.group(1)) else BAD
 
 
-def check_request() -> None:
-    """Before the core's beat view: judge the envelope of this request (no SQL)."""
-    args = request.view_args or {}
-    if request.method != "POST" or (request.endpoint or "").rsplit(".", 1)[-1] != BEAT_VIEW or "session_id" not in args:
-        return
-    session_id = args["session_id"]
-    g.anti_idle_envelope = verify(str(session_id), request.get_data(cache=True))
+def receive(session_id: str, body: bytes) -> None:
+    """A heartbeat's exact body, before the core reads it: judge its envelope (no SQL).
+
+    Kept in ``g``, not read from ``request``: the core's lean heartbeat front calls this
+    with an application context and no request context."""
+    g.anti_idle_envelope = verify(session_id, body)
 
 
 def stamp(client: dict[str, Any]) -> dict[str, Any]:

@@ -156,6 +156,12 @@ class AntiIdlePlugin:
         return False if holds_completion(user.id, lesson.id) else None
 
     @hookimpl
+    def lms_beat_received(self, session_id: str, body: bytes) -> None:
+        from plugins.anti_idle.envelope import receive
+
+        receive(session_id, body)
+
+    @hookimpl
     def lms_assess_interval(self, claim: IntervalClaim) -> Verdict | None:
         from plugins.anti_idle.services import assess_interval
 

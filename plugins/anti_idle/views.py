@@ -36,11 +36,3 @@ def my_study() -> Any:
     if lesson is None:
         abort(404, _("No such lesson."))
     return jsonify(lesson_study(current_user.id, lesson.id))
-
-
-@bp.before_app_request
-def _beat_envelope() -> None:
-    """Judge the signed envelope of a heartbeat before the core's view reads it (envelope.py)."""
-    from plugins.anti_idle.envelope import check_request
-
-    check_request()

@@ -184,6 +184,10 @@ class HookProbe:
     # Their effect on credited hours is tested with the learning package; here they
     # record the call and return a configurable answer (abstaining by default).
     @hookimpl
+    def lms_beat_received(self, session_id: str, body: bytes) -> None:
+        self.learning_calls.append(("beat_received", (session_id, body)))
+
+    @hookimpl
     def lms_assess_interval(self, claim: Any) -> Any:
         self.learning_calls.append(("assess_interval", claim))
         return self.interval_verdict
