@@ -62,6 +62,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     pm = app_setup.init_plugins(app)
     app_setup.register_core(app)
     app_setup.apply_plugins(app, pm)
+    from lms_core.learning import beat_front
+
+    beat_front.install(app)  # inside ProxyFix (below): the environ it reads is the client's
     pm.hook.lms_app_created(app=app)
     if app.config["LMS_TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix

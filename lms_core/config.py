@@ -64,6 +64,9 @@ DEFAULTS: dict[str, Any] = {
     # How long a worker trusts a user's sign-in version and status on the heartbeat path
     # (lms_core/accounts/principal.py): the bound on how late a revocation reaches beats.
     "LMS_AUTH_CACHE_SECONDS": 5,
+    # Ordinary heartbeats are answered by a lean WSGI layer before Flask
+    # (lms_core/learning/beat_front.py); off: every beat goes through the Flask view.
+    "LMS_LEAN_BEAT": True,
     # Beats made (by the player's claimed time, `at`) longer ago than this are refused and
     # kept as evidence; the player keeps queued beats on the device as long.
     "LMS_BEAT_LATE_WINDOW_HOURS": 24,

@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from flask import has_request_context, request
+from flask import g, has_app_context, has_request_context, request
 from sqlalchemy import select
 
 from lms_core.authz import register_scope_resolver
@@ -57,7 +57,7 @@ def emit(
         object_type=object_type,
         object_id=None if object_id is None else str(object_id),
         course_id=course_id,
-        ip=request.remote_addr if has_request_context() else None,
+        ip=_remote_addr(),
         payload=payload or {},
         created_at=utcnow(),
     )
@@ -65,6 +65,14 @@ def emit(
     db.session.flush()  # the id is the idempotency key handlers rely on
     enqueue(DISPATCH_JOB, {"event_id": event.id})
     return event
+
+
+def _remote_addr() -> str | None:
+    """The client's address: the request's, or the one the lean heartbeat front
+    (``learning/beat_front.py``, no request context) keeps in ``g``."""
+    if has_request_context():
+        return request.remote_addr
+    return g.get("lms_remote_addr") if has_app_context() else None
 
 
 def emit_many(name: str, items: list[dict[str, Any]], *, actor: Any = None) -> list[Event]:

@@ -136,16 +136,18 @@ def is_pg() -> bool:
     return bool(db.session.get_bind().dialect.name == "postgresql")
 
 
-def _pg(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+def _pg(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple[Any, ...]]:
     """One statement on the session's connection (its transaction), prepared by psycopg.
 
     SQLAlchemy's execution (cache key, parameter processing, result rows) cost more CPU
-    than PostgreSQL spends on these statements (as in ``credit_bank.ledger._pg_rows``)."""
+    than PostgreSQL spends on these statements (as in ``credit_bank.ledger._pg_rows``).
+    ``fetch=False`` for a statement that returns nothing: even asking builds the result's
+    column descriptions."""
     raw = db.session.connection().connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
         cur.execute(sql, params, prepare=True)
-        return list(cur.fetchall()) if cur.description is not None else []
+        return list(cur.fetchall()) if fetch else []
 
 
 def read(session_id: str, user_id: int) -> BeatState | None:
@@ -277,7 +279,7 @@ def write(w: BeatWrite) -> None:
         for name in _INTERVAL_COLUMNS:
             value = w.interval[name]
             params[f"i_{name}"] = Jsonb(value) if name in _JSON_INTERVAL else value
-        _pg(_pg_write(progress, clock, daily), params)
+        _pg(_pg_write(progress, clock, daily), params, fetch=False)
     else:
         _sqlite_write(w, params, progress, clock, daily)
     _expire_loaded(st)

@@ -1,0 +1,246 @@
+"""The lean path of ``POST /learn/sessions/<id>/beat``: a WSGI layer in front of Flask.
+
+Why: every learner's player posts a beat every 10 s, and once the beat's own rows were
+Core statements (``beat_rows``), Flask's request machinery was a large part of what was
+left (the request context, URL matching, the session cookie, CSRF, Flask-Login, the
+before/after hooks, the response object; bench/anti_idle_bench.py --profile). Here an
+ordinary beat is checked and answered with an application context only, like
+``plugins/credit_bank/transfer_fast.py`` does for transfers.
+
+The lean path takes a request only when all of these hold, and checks exactly what the
+view's stack checks; anything else goes to the Flask view unchanged, which stays the
+reference and answers every error in the learner's language:
+
+* ``POST`` to ``/learn/sessions/<32 hex>/beat``, ``Content-Type: application/json``, a
+  ``Content-Length`` within ``MAX_CONTENT_LENGTH``; ``LMS_LEAN_BEAT`` is on;
+* the app's signed session cookie (Flask's own serializer and max age) holding a signed-in
+  ``_user_id``, and Flask-Login's session identifier for this address and browser (a
+  mismatch would mark the session not fresh: the view does that);
+* the CSRF header, checked as Flask-WTF's ``CSRFProtect`` checks it (the token signed for
+  the session's ``csrf_token``, and the referrer on HTTPS);
+* the signed-in person (``accounts.principal``: the same cache the view's loader uses)
+  is active, of the cookie's ``session_version``, and need not change their password;
+* a body the app's strict JSON reader accepts, and a beat ``record_beat`` accepts: a
+  ``BeatError`` or a refused (late) beat is rolled back here and handed to the view,
+  which does it again and answers.
+
+Then: the ``lms_beat_received`` hook with the exact body (anti-idle's envelope), the
+service, the commit (``jobs.commit``: COMMIT, then inline jobs) and the view's JSON bytes
+(``app.json.response`` of :func:`answer`) with the headers the view's stack adds (the
+security headers, ``Vary: Cookie``). An acknowledged beat is committed before its answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask, g
+from itsdangerous import BadData, URLSafeTimedSerializer
+from werkzeug.http import parse_cookie
+from werkzeug.wsgi import get_host
+
+from lms_core import jsonsafe
+from lms_core.accounts.principal import principal_for
+from lms_core.extensions import db
+from lms_core.pluginhost.manager import get_plugin_manager
+
+PATH = re.compile(r"\A/learn/sessions/([0-9a-f]{32})/beat\Z")
+_HEADERS = (
+    ("X-Frame-Options", "SAMEORIGIN"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("Vary", "Cookie"),
+)
+#: Verified cookies kept per process: (cookie, CSRF header) -> (expires, session dict).
+#: The same signed bytes verify the same way; the entry lives for seconds, far inside
+#: the cookie's own max age, and a sign-out changes the cookie.
+_CACHE_SECONDS = 5.0
+_CACHE_MAX = 50_000
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def answer(result: Any) -> dict[str, Any]:
+    """The JSON a beat is answered with (the view's and the lean path's)."""
+    return {
+        "accepted": result.accepted,
+        "duplicate": result.duplicate,
+        "credited_ms": result.credited_ms,
+        "coverage": result.coverage_bp / 100,
+        "position": result.position_ms / 1000,
+        "lesson_completed": result.lesson_completed,
+        "course_completed": result.course_completed,
+        "verdict": result.verdict,
+    }
+
+
+class LeanBeats:
+    """Wraps ``app.wsgi_app``: ordinary beats are answered here, the rest passed on."""
+
+    def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self._lock = threading.Lock()
+        self._verified: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        match = PATH.match(environ.get("PATH_INFO", ""))
+        config = self.app.config
+        if (
+            match is None
+            or environ.get("REQUEST_METHOD") != "POST"
+            or not config.get("LMS_LEAN_BEAT", True)
+            or environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != "application/json"
+        ):
+            return self.wsgi_app(environ, start_response)
+        length = environ.get("CONTENT_LENGTH") or ""
+        if not length.isdigit() or int(length) > int(config["MAX_CONTENT_LENGTH"]):
+            return self.wsgi_app(environ, start_response)
+        session = self._session(environ)
+        if session is None:
+            return self.wsgi_app(environ, start_response)
+        body = environ["wsgi.input"].read(int(length))
+        environ["wsgi.input"] = io.BytesIO(body)  # the view reads it again if we pass
+        with self.app.app_context():
+            response = self._answer(match.group(1), session, body, environ)
+            if response is None:
+                return self.wsgi_app(environ, start_response)
+            for name, value in _HEADERS:
+                response.headers.setdefault(name, value)
+            return response(environ, start_response)
+
+    # -- the checks of the view's stack ------------------------------------------------
+
+    def _session(self, environ: dict[str, Any]) -> dict[str, Any] | None:
+        """The signed session, if it is signed in, CSRF-valid and of this address and browser."""
+        config = self.app.config
+        cookie = parse_cookie(environ.get("HTTP_COOKIE", "")).get(config["SESSION_COOKIE_NAME"])
+        csrf_header = self._csrf_header(environ)
+        if not cookie:
+            return None
+        key = (cookie, csrf_header or "")
+        now = time.monotonic()
+        with self._lock:
+            cached = self._verified.get(key)
+        if cached is not None and cached[0] > now:
+            session = cached[1]
+        else:
+            verified = self._verify(cookie, csrf_header)
+            if verified is None:
+                return None
+            session = verified
+            with self._lock:
+                if len(self._verified) >= _CACHE_MAX:
+                    self._verified.clear()
+                self._verified[key] = (now + _CACHE_SECONDS, session)
+        if session.get("_id") != _identifier(environ) or not self._referrer_ok(environ):
+            return None
+        return session
+
+    def _verify(self, cookie: str, csrf_header: str | None) -> dict[str, Any] | None:
+        app = self.app
+        signing = getattr(app.session_interface, "get_signing_serializer", None)
+        serializer = signing(app) if signing is not None else None
+        if serializer is None:
+            return None
+        try:
+            max_age = int(app.permanent_session_lifetime.total_seconds())
+            session = serializer.loads(cookie, max_age=max_age)
+        except BadData:
+            return None
+        if not isinstance(session, dict) or not isinstance(session.get("_user_id"), str):
+            return None
+        if session.get("_permanent") or "_remember" in session:
+            return None  # the view's answer would set a cookie (a refreshed or remembered session)
+        config = app.config
+        if config.get("WTF_CSRF_ENABLED", True) and config.get("WTF_CSRF_CHECK_DEFAULT", True):
+            field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+            if not csrf_header or field not in session:
+                return None
+            secret = config.get("WTF_CSRF_SECRET_KEY") or app.secret_key
+            if not secret:
+                return None
+            signer = URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
+            try:
+                token = signer.loads(csrf_header, max_age=config.get("WTF_CSRF_TIME_LIMIT", 3600))
+            except BadData:
+                return None
+            if not isinstance(token, str) or not hmac.compare_digest(session[field], token):
+                return None
+        return session
+
+    def _csrf_header(self, environ: dict[str, Any]) -> str | None:
+        for name in self.app.config.get("WTF_CSRF_HEADERS", ["X-CSRFToken", "X-CSRF-Token"]):
+            value = environ.get("HTTP_" + name.upper().replace("-", "_"))
+            if value:
+                return str(value)
+        return None
+
+    def _referrer_ok(self, environ: dict[str, Any]) -> bool:
+        """Flask-WTF's HTTPS rule: a same-origin ``Referer`` is required."""
+        config = self.app.config
+        if not config.get("WTF_CSRF_ENABLED", True) or environ.get("wsgi.url_scheme") != "https":
+            return True
+        if not config.get("WTF_CSRF_SSL_STRICT", True):
+            return True
+        from flask_wtf.csrf import same_origin
+
+        referrer = environ.get("HTTP_REFERER")
+        return bool(referrer) and bool(same_origin(referrer, f"https://{get_host(environ)}/"))
+
+    # -- the beat --------------------------------------------------------------------
+
+    def _answer(self, session_id: str, session: dict[str, Any], body: bytes, environ: dict[str, Any]) -> Any:
+        """The view's answer for an ordinary beat, or ``None`` to let the view answer."""
+        from lms_core.jobs.services import commit
+        from lms_core.learning import services
+
+        try:
+            user_id, version = (int(part) for part in session["_user_id"].split(":", 1))
+        except ValueError:
+            return None
+        principal = principal_for(user_id, version)
+        if principal is None or principal.must_change_password:
+            return None
+        try:
+            payload = jsonsafe.loads(body)
+        except jsonsafe.JSONRefused:
+            return None
+        g.lms_remote_addr = environ.get("REMOTE_ADDR")  # the event log's ip (events.emit)
+        get_plugin_manager().hook.lms_beat_received(session_id=session_id, body=body)
+        try:
+            result = services.record_beat(session_id, principal, payload)
+            if result.refused:
+                raise services.BeatError("refused")  # the view keeps it and says why
+        except services.BeatError:
+            db.session.rollback()
+            return None
+        except BaseException:
+            db.session.rollback()
+            raise
+        commit()
+        return self.app.json.response(answer(result))
+
+
+def _identifier(environ: dict[str, Any]) -> str:
+    """Flask-Login's session identifier (``utils._create_identifier``) from the environ."""
+    address = environ.get("HTTP_X_FORWARDED_FOR", environ.get("REMOTE_ADDR"))
+    if address is not None:
+        address = address.encode("utf-8").split(b",")[0].strip()
+    agent = environ.get("HTTP_USER_AGENT")
+    if agent is not None:
+        agent = agent.encode("utf-8")
+    return hashlib.sha512(f"{address}|{agent}".encode()).hexdigest()
+
+
+def install(app: Flask) -> None:
+    """Put the lean path in front of the app (``create_app``, before ``ProxyFix`` wraps
+    everything, so ``REMOTE_ADDR`` and the scheme are the client's here too)."""
+    app.wsgi_app = LeanBeats(app, app.wsgi_app)  # type: ignore[method-assign]
