@@ -208,6 +208,7 @@ def bench_beat(url: str, beats: int, profile: bool = False) -> dict[str, object]
         with time_machine.travel(at, tick=False):
             post(seq)
     event.listen(engine, "before_cursor_execute", count)
+    reset_statements(url)
     profiler = cProfile.Profile(time.process_time) if profile else None  # CPU, not waits
     cpu = 0.0
     for seq in range(6, 6 + beats):
@@ -221,6 +222,7 @@ def bench_beat(url: str, beats: int, profile: bool = False) -> dict[str, object]
                 profiler.disable()
             cpu += time.process_time() - started
     event.remove(engine, "before_cursor_execute", count)
+    on_server = counted_statements(url)
     credited = client.get(f"/api/v1/me/study?lesson={lesson_id}").get_json() or {}
     with psycopg.connect(plain(url)) as conn:
         envelopes = dict(
@@ -230,7 +232,7 @@ def bench_beat(url: str, beats: int, profile: bool = False) -> dict[str, object]
             ).fetchall()
         )
     engine.dispose()
-    per_beat = sum(statements.values()) / beats
+    per_beat = sum(calls for calls, _q in on_server) / beats
     print(
         f"one beat in process (document lesson, plugin on, PostgreSQL): CPU {cpu * 1000 / beats:.2f} ms per beat "
         f"(Flask + SQLAlchemy + psycopg in this process; PostgreSQL's own CPU not included), "
@@ -238,6 +240,11 @@ def bench_beat(url: str, beats: int, profile: bool = False) -> dict[str, object]
         f"{beats + 5} signed beats; envelopes {envelopes}; load average {os.getloadavg()[0]:.2f}"
     )
     assert envelopes.get(envelope.VALID) == beats + 5 and credited.get("credited_seconds"), "beats not credited"
+    width = int(os.environ.get("BENCH_SQL_WIDTH", "90"))
+    print("    statements per beat as PostgreSQL ran them (pg_stat_statements):")
+    for calls, text in on_server:
+        print(f"    {calls / beats:4.1f}  {text[:width]}")
+    print("    of which through SQLAlchemy (its cursor events):")
     for text, n in statements.most_common():
         print(f"    {n / beats:4.1f}  {text}")
     if profiler:
@@ -246,6 +253,35 @@ def bench_beat(url: str, beats: int, profile: bool = False) -> dict[str, object]
         print(f"    CPU profile (process_time) written to {dump}")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
     return {"cpu_ms_per_beat": round(cpu * 1000 / beats, 2), "statements_per_beat": round(per_beat, 1)}
+
+
+# --- statements per beat, counted by PostgreSQL ----------------------------------------
+# pg_stat_statements counts every statement the server ran, also those a module sends
+# on the raw psycopg connection (learning/beat_rows.py), which SQLAlchemy's cursor
+# events do not see. BEGIN/COMMIT and the counting queries themselves are left out.
+
+_OWN = "(BEGIN|COMMIT|ROLLBACK|SELECT pg_stat_statements|SELECT sum\\(calls\\)|SELECT calls)"
+
+
+def reset_statements(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(plain(url)) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+
+
+def counted_statements(url: str) -> list[tuple[int, str]]:
+    """(calls, query) of this database since the last reset, most called first."""
+    import psycopg
+
+    with psycopg.connect(plain(url)) as conn:
+        rows = conn.execute(
+            "SELECT calls, query FROM pg_stat_statements WHERE dbid = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) AND query !~* %s "
+            "ORDER BY calls DESC",
+            ("^\\s*" + _OWN,),
+        ).fetchall()
+    return [(int(calls), " ".join(query.split())) for calls, query in rows]
 
 
 # --- 2. ingestion through gunicorn ------------------------------------------------------
@@ -307,8 +343,11 @@ async def _drive(
     warmup: float,
     duration: float,
     cpu_pids: tuple[int, int],
-) -> tuple[float, float, float]:
-    """Drive the clients; returns (wall seconds, server CPU s, PostgreSQL CPU s) of the measured window."""
+    url: str,
+) -> tuple[float, float, float, float, list[tuple[int, str]]]:
+    """Drive the clients; returns (wall seconds, server CPU s, PostgreSQL CPU s, load generator CPU s,
+    statements PostgreSQL ran) of the measured window (the load generator is this process: it does
+    nothing else meanwhile)."""
     measuring, stop = asyncio.Event(), asyncio.Event()
     tasks = [
         asyncio.create_task(_client(port, cookie, path, token, key, latencies, errors, measuring, stop))
@@ -316,16 +355,20 @@ async def _drive(
     ]
     await asyncio.sleep(warmup)
     server_cpu, pg_cpu = (tree_cpu_seconds(pid) for pid in cpu_pids)
+    reset_statements(url)  # a blocking call: the clients wait for it, before the window opens
+    gen_cpu = time.process_time()
     measuring.set()
     started = time.perf_counter()
     await asyncio.sleep(duration)
     measuring.clear()
     wall = time.perf_counter() - started
+    gen_cpu = time.process_time() - gen_cpu
     server_cpu = tree_cpu_seconds(cpu_pids[0]) - server_cpu
     pg_cpu = tree_cpu_seconds(cpu_pids[1]) - pg_cpu
+    statements = counted_statements(url)  # blocking: the clients wait
     stop.set()
     await asyncio.wait(tasks, timeout=30)
-    return wall, server_cpu, pg_cpu
+    return wall, server_cpu, pg_cpu, gen_cpu, statements
 
 
 BEAT_KEY_RE = re.compile(rb'data-beat-key="([0-9a-f]{64})"')
@@ -354,8 +397,8 @@ def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace, pg_pid
         latencies: list[float] = []
         errors = [0]
         load_before = os.getloadavg()[0]
-        wall, server_cpu, pg_cpu = asyncio.run(
-            _drive(port, clients, latencies, errors, args.warmup, args.duration, (server.pid, pg_pid))
+        wall, server_cpu, pg_cpu, gen_cpu, ran = asyncio.run(
+            _drive(port, clients, latencies, errors, args.warmup, args.duration, (server.pid, pg_pid), url)
         )
         values = sorted(v * 1000 for v in latencies)
         rate = len(values) / wall
@@ -363,6 +406,8 @@ def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace, pg_pid
         ok = rate >= 2000 and p99 <= 100 and not sum(errors)
         n = max(1, len(values))
         cpu_ms = (server_cpu + pg_cpu) * 1000 / n
+        statements = sum(calls for calls, _q in ran)
+        all_ms = cpu_ms + gen_cpu * 1000 / n
         with psycopg.connect(plain(url)) as conn:
             envelopes = dict(
                 conn.execute("SELECT client->>'envelope', count(*) FROM anti_idle_beats GROUP BY 1").fetchall()
@@ -374,9 +419,15 @@ def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace, pg_pid
             f"{args.threads} threads, {len(clients)} clients; load average {load_before:.2f} before, "
             f"{os.getloadavg()[0]:.2f} after; target >= 2000 beats/s, p99 <= 100 ms: {'met' if ok else 'MISSED'}\n"
             f"    CPU per beat {cpu_ms:.2f} ms = gunicorn {server_cpu * 1000 / n:.2f} + PostgreSQL "
-            f"{pg_cpu * 1000 / n:.2f} (=> at most {2000 / cpu_ms:.0f} beats/s on an idle 2-core machine); "
+            f"{pg_cpu * 1000 / n:.2f}; with the load generator's {gen_cpu * 1000 / n:.2f}: {all_ms:.2f} ms "
+            f"(=> at most {2000 / cpu_ms:.0f} beats/s on an idle 2-core machine for the server alone, "
+            f"{2000 / all_ms:.0f} with the load generator on the same cores); "
+            f"{statements / n:.1f} SQL statements per beat (pg_stat_statements); "
             f"stored beats by envelope {envelopes}, {credited} credited"
         )
+        width = int(os.environ.get("BENCH_SQL_WIDTH", "90"))
+        for calls, text in ran[:12]:
+            print(f"    {calls / n:4.1f}  {text[:width]}")
         assert not envelopes.get("unsigned") and not envelopes.get("bad"), "the load generator's beats were not valid"
         return {
             "beats_per_s": round(rate),
@@ -388,6 +439,8 @@ def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace, pg_pid
             "cpu_ms_per_beat": round(cpu_ms, 2),
             "server_cpu_ms_per_beat": round(server_cpu * 1000 / n, 2),
             "pg_cpu_ms_per_beat": round(pg_cpu * 1000 / n, 2),
+            "loadgen_cpu_ms_per_beat": round(gen_cpu * 1000 / n, 2),
+            "statements_per_beat": round(statements / n, 1),
             "load_before": round(load_before, 2),
         }
     finally:
@@ -539,9 +592,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "els"):
         results["els"] = bench_els(args.els_rounds)
     if args.only in (None, "beat", "ingest", "recompute"):
-        cluster = common.start_postgres()
+        # pg_stat_statements: statements per beat as the server ran them (raw psycopg ones too).
+        cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")
         try:
             url = cluster.create_database("lms_bench")
+            import psycopg
+
+            with psycopg.connect(plain(url), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             env = common.app_env(url, "anti_idle")
             common.upgrade(env)
             users = max(args.days, args.clients * 7 + 1, 200)
