@@ -119,6 +119,13 @@ def _status(exc: Exception, default: int) -> int:
     return own if isinstance(own, int) and 400 <= own < 500 else default
 
 
+def bare_transaction(refusals: tuple[type[Exception], ...]) -> Any:
+    """The same transaction for a path with no request context to answer from (the lean
+    heartbeat front): commit on success, roll back on anything; a refusal is handed back
+    in the yielded list for the caller to answer (or pass on), others propagate."""
+    return _transaction(refusals)
+
+
 @contextmanager
 def _transaction(refusals: tuple[type[Exception], ...]) -> Iterator[list[Exception]]:
     """Commit on success; roll back on anything; a refusal is handed back (in the list), others propagate."""

@@ -48,8 +48,8 @@ from werkzeug.wsgi import get_host
 
 from lms_core import jsonsafe
 from lms_core.accounts.principal import principal_for
-from lms_core.extensions import db
 from lms_core.pluginhost.manager import get_plugin_manager
+from lms_core.unit_of_work import bare_transaction
 
 PATH = re.compile(r"\A/learn/sessions/([0-9a-f]{32})/beat\Z")
 _HEADERS = (
@@ -199,7 +199,6 @@ class LeanBeats:
 
     def _answer(self, session_id: str, session: dict[str, Any], body: bytes, environ: dict[str, Any]) -> Any:
         """The view's answer for an ordinary beat, or ``None`` to let the view answer."""
-        from lms_core.jobs.services import commit
         from lms_core.learning import services
 
         try:
@@ -215,17 +214,13 @@ class LeanBeats:
             return None
         g.lms_remote_addr = environ.get("REMOTE_ADDR")  # the event log's ip (events.emit)
         get_plugin_manager().hook.lms_beat_received(session_id=session_id, body=body)
-        try:
+        # Committed (COMMIT, then inline jobs) before the answer; a refusal is rolled back.
+        with bare_transaction((services.BeatError,)) as refused:
             result = services.record_beat(session_id, principal, payload)
             if result.refused:
                 raise services.BeatError("refused")  # the view keeps it and says why
-        except services.BeatError:
-            db.session.rollback()
+        if refused:
             return None
-        except BaseException:
-            db.session.rollback()
-            raise
-        commit()
         return self.app.json.response(answer(result))
 
 

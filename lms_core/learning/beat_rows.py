@@ -10,7 +10,7 @@ work; bench/anti_idle_bench.py --profile). Here it is one locked read and one wr
   tables; the locks are the same rows as before, taken in the same order (session,
   progress, clock), so one person's beats stay serialised and two people's never wait
   for each other. It joins the progress and clock rows *inner*: a first beat of a person
-  finds no clock row, the caller creates the missing rows (:func:`ensure`) and reads again.
+  finds no clock row, the caller creates the missing rows and reads again.
 * **write** (:func:`write`): on PostgreSQL one statement, the four changes as data-
   modifying CTEs around the interval INSERT, prepared once per connection; on SQLite the
   same changes as Core statements in a row (SQLite serialises writers anyway).
@@ -168,14 +168,6 @@ def read(session_id: str, user_id: int) -> BeatState | None:
         r[11], r[23] = str(getattr(r[11], "value", r[11])), str(getattr(r[23], "value", r[23]))
     r[25] = int(r[25])  # sum() of a bigint is a numeric on PostgreSQL
     return BeatState(*r)
-
-
-def ensure(user_id: int, lesson: Lesson) -> None:
-    """Create the progress and clock rows a first beat may lack (race-safe, as before)."""
-    from lms_core.learning.services import person_clock, progress_for
-
-    progress_for(user_id, lesson, lock=True)
-    person_clock(user_id)
 
 
 @dataclass(slots=True)

@@ -359,8 +359,9 @@ def _beat_state(session_id: str, user: User | Principal) -> beat_rows.BeatState:
         )
         if session is None or session.user_id != user.id:
             raise BeatError(_("unknown learning session"), 404)
-        if session.ended_at is None:
-            beat_rows.ensure(user.id, session.lesson)  # a person's first beat: no clock row yet
+        if session.ended_at is None:  # a person's first beat: no clock row yet (both race-safe)
+            progress_for(user.id, session.lesson, lock=True)
+            person_clock(user.id)
         state = beat_rows.read(session_id, user.id)
         if state is None:
             raise BeatError(_("unknown learning session"), 404)
