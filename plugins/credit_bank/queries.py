@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, func, or_, select, text
 
 from lms_core.db import utcnow
 from lms_core.extensions import db
@@ -302,7 +302,17 @@ def _add_lines_after(acc: dict[int, list[int]], user_id: int, after: dt.date, as
             h.c.flags.label("h_flags"),
         )
         .outerjoin(h, h.c.id == t.c.pending_id)
-        .where(t.c.user_id == user_id, t.c.effective_date <= as_of, t.c.recorded_at < cut)
+        .where(
+            t.c.user_id == user_id,
+            t.c.effective_date <= as_of,
+            t.c.recorded_at < cut,
+            # Only what the loop below can use: a line new since ``after``, or one whose hold is.
+            or_(
+                t.c.effective_date > after,
+                t.c.recorded_at >= cut_after,
+                and_(h.c.id.is_not(None), or_(h.c.effective_date > after, h.c.recorded_at >= cut_after)),
+            ),
+        )
     )
 
     def sums(aid: int) -> list[int]:

@@ -350,3 +350,22 @@ def test_balance_and_progress_are_one_statement_and_equal_the_fold_after_a_year_
         seen.clear()
         queries.progress(person, 2025, reading=queries.read(USER, policy_on=dt.date(2025, 12, 31)))
         assert len(seen) == 1
+
+
+def test_a_hold_dated_ahead_and_voided_before_it_shows_folds_like_the_journal(app: Flask) -> None:
+    """A hold effective in five days, voided tomorrow: the void is visible before its hold. The
+    lines read after the last built day include that old void once its hold becomes visible."""
+    day = dt.date(2026, 6, 1)
+    with at(day, 10):
+        post("base", day, 100)
+        hold = post("ahead", day + dt.timedelta(days=5), 50, flags=T_PENDING)
+    with at(day + dt.timedelta(days=1), 10):
+        post("void", day + dt.timedelta(days=1), None, flags=T_VOID_PENDING, pending_id=hold, debit=None, credit=None)
+    with at(day + dt.timedelta(days=2), 10):
+        snapshots.build()
+        db.session.commit()
+        assert snapshots.built_through() == day + dt.timedelta(days=1)
+    with at(day + dt.timedelta(days=9), 10):
+        for d in [day + dt.timedelta(days=i) for i in range(9)]:
+            assert queries.figures(USER, d) == queries.figures_from_journal(USER, d), d
+        assert queries.figures(USER, day + dt.timedelta(days=6))[("WL_XS", 2026)].pending == 0
