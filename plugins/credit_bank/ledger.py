@@ -442,9 +442,9 @@ def link_groups(items: Sequence[TransferSpec]) -> tuple[list[list[TransferSpec]]
 
 
 def create_transfers(items: Sequence[TransferSpec], *, retries: int = 8) -> list[ItemResult]:
-    """Post a batch in one transaction (one round trip per statement for the whole batch:
-    one idempotency read, one account read and lock, one COPY into the journal, one UPDATE of
-    the sums) and answer per item. Linked chains (:func:`link_groups`) commit all or nothing.
+    """Post a batch in one transaction (a fixed number of statements for the whole batch: on
+    PostgreSQL ``credit_prepare`` and one write, see ``ledger_pg``) and answer per item.
+    Linked chains (:func:`link_groups`) commit all or nothing.
     """
     groups, open_chain = link_groups(items)
     answers = submit(groups, retries=retries) if groups else []

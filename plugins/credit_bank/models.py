@@ -289,7 +289,8 @@ class TokenScopeGrant(Base):
 
 
 #: The journal's columns apart from ``seq`` (assigned by the database), in one order for
-#: the batch COPY (ledger) and the replay (transcripts.log); a new column is added here once.
+#: the ledger's write (``ledger_pg``) and the replay (transcripts.log); a new column is added
+#: here once (and its array type in ``ledger_pg._JOURNAL_ARRAYS``).
 JOURNAL_COLUMNS = (
     "id",
     "ledger_id",
