@@ -30,6 +30,7 @@ import itertools
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from lms_core.i18n import SHANGHAI as SHANGHAI  # re-exported: modules here read it from this one
@@ -302,9 +303,21 @@ def params_of(policy: Mapping[str, Any]) -> Params:
 
 
 def _number(value: Any) -> float | None:
+    if value is None:
+        return None
     if isinstance(value, int | float) and not isinstance(value, bool) and value == value:  # not NaN
         return float(value)
     return None
+
+
+#: What a missing or malformed client object reads as (never written to).
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a mapping, else an empty one (JSON objects are dicts: tested first,
+    because ``isinstance`` against the ``Mapping`` ABC costs several times more)."""
+    return value if type(value) is dict or (value is not None and isinstance(value, Mapping)) else _NOTHING
 
 
 def _is_merged(claimed: Sequence[segs.Segment]) -> bool:
@@ -333,15 +346,13 @@ def row_of(
 ) -> Row:
     """The core's tuple for one beat (the only place client JSON is read)."""
     claimed_t = tuple((int(a), int(b)) for a, b in claimed)
-    client = client if isinstance(client, Mapping) else {}
-    raw_presence = client.get("presence")
-    presence: Mapping[str, Any] = raw_presence if isinstance(raw_presence, Mapping) else {}
+    client = _mapping(client)
+    presence = _mapping(client.get("presence"))
     raf = presence.get("raf", client.get("raf_frames"))
     rate = _number(presence.get("rate_max"))
     rate = rate if rate is not None else _number(client.get("rate"))
     probes = presence.get("probes")
-    raw_input = presence.get("input")
-    untrusted = raw_input.get("untrusted") if isinstance(raw_input, Mapping) else None
+    untrusted = _mapping(presence.get("input")).get("untrusted")
     envelope = client.get("envelope")
     now, wall, launch = us_of(received_at), us_of(wall_start), us_of(launched_at)
     video = kind == "video"
@@ -349,7 +360,7 @@ def row_of(
     claimed_ms = sum(b - a for a, b in claimed_t)
     wall_ms = _ms(now - wall)
     life_ms = _ms(now - launch)
-    raf_n = raf if isinstance(raf, int) and not isinstance(raf, bool) else None
+    raf_n = raf if type(raf) is int or (isinstance(raf, int) and not isinstance(raf, bool)) else None
     visibility = client.get("visibility")
     spoofed = video and visibility == "visible" and raf_n == 0 and claimed_ms > 0 and wall_ms >= 20_000
     mono_ms = _number(presence.get("mono_ms"))
@@ -619,6 +630,33 @@ class SessionState:
         #: Media ranges credited to the session so far, sorted and merged, and their measure.
         self.covered: list[segs.Segment] = segs.normalise(covered)
         self.covered_ms = segs.total(self.covered)
+
+    def keep(
+        self,
+        hidden_since: int | None,
+        last_event: str | None,
+        last_claim_end: int | None,
+        claimed_ms: int,
+        covered_ms: int,
+        last_seq: int | None,
+    ) -> None:
+        """Take back what ``replay`` held in locals while the session's beats followed each
+        other (``covered`` is the same list, changed in place)."""
+        self.hidden_since, self.last_event, self.last_claim_end = hidden_since, last_event, last_claim_end
+        self.claimed_ms, self.covered_ms, self.last_seq = claimed_ms, covered_ms, last_seq
+
+
+def _head(ranges: Sequence[segs.Segment], ms: int) -> tuple[segs.Segment, ...]:
+    """The first ``ms`` milliseconds of sorted, disjoint ``ranges``."""
+    kept = []
+    left = ms
+    for a, b in ranges:
+        if left <= 0:
+            break
+        take = b - a if b - a < left else left
+        kept.append((a, a + take))
+        left -= take
+    return tuple(kept)
 
 
 def _new_ms(covered: list[segs.Segment], a: int, b: int) -> int:
@@ -903,14 +941,7 @@ def replay(
         if sid != last_sid:
             # The session's running state lives in locals while its beats follow each other.
             if last_sid is not None:
-                s.hidden_since, s.last_event, s.last_claim_end, s.claimed_ms, s.covered_ms, s.last_seq = (
-                    s_hidden,
-                    s_event,
-                    s_claim_end,
-                    s_claimed,
-                    s_covered_ms,
-                    s_seq,
-                )
+                s.keep(s_hidden, s_event, s_claim_end, s_claimed, s_covered_ms, s_seq)
             found = sessions.get(sid)
             if found is None:
                 found = sessions[sid] = SessionState()
@@ -1128,15 +1159,7 @@ def replay(
         credited = ()
         if stretch and credit > 0:
             # Slow playback: the ranges carry the media part, the credit the time.
-            kept = []
-            left = min(credit, stretch)
-            for a, b in merged:
-                if left <= 0:
-                    break
-                take = b - a if b - a < left else left
-                kept.append((a, a + take))
-                left -= take
-            credited = tuple(kept)
+            credited = _head(merged, min(credit, stretch))
             if cuts:
                 _trim(cuts, claimed_ms - sum(b - a for a, b in credited))
         elif credit > 0:
@@ -1147,15 +1170,7 @@ def replay(
                 a = merged[0][0]
                 credited = ((a, a + credit),)
             else:
-                kept = []
-                left = credit
-                for a, b in merged:
-                    if left <= 0:
-                        break
-                    take = b - a if b - a < left else left
-                    kept.append((a, a + take))
-                    left -= take
-                credited = tuple(kept)
+                credited = _head(merged, credit)
         else:
             credit = 0
         if cuts and not stretch:
@@ -1210,14 +1225,7 @@ def replay(
             )
         )
     if last_sid is not None:
-        s.hidden_since, s.last_event, s.last_claim_end, s.claimed_ms, s.covered_ms, s.last_seq = (
-            s_hidden,
-            s_event,
-            s_claim_end,
-            s_claimed,
-            s_covered_ms,
-            s_seq,
-        )
+        s.keep(s_hidden, s_event, s_claim_end, s_claimed, s_covered_ms, s_seq)
     focus.session_id, focus.until = f_sid, f_until
     return out, clock, day_credit
 
