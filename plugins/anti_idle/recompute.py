@@ -5,10 +5,12 @@ path), with the reads and writes batched per chunk of people:
 
 * one statement for the chunk's beats (plain rows, no ORM objects), one each for the
   running state before the first recomputed beat (per session, per lesson, the
-  person's clock), one for the attention checks, one for the existing day verdicts;
+  person's clock), one for the attention checks, one for the refused beats, one for
+  the existing day verdicts;
 * each day judged by ``els.assess_day`` in one pass over tuples;
-* day lessons and evidence lines written with one multi-row statement each, the old
-  ones removed with one statement each.
+* new verdicts and all day lessons written with COPY on PostgreSQL (an executemany
+  elsewhere), existing verdicts with one executemany UPDATE, evidence lines in one
+  flush; the old lines and lessons removed with one statement each.
 
 Exactly as ``assess_day`` does, each day starts from the state *stored* on the beats
 before its first beat (so a recompute with another policy version changes one day
@@ -361,9 +363,12 @@ def _insert_rows(table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
         return
     columns = list(rows[0])
     json_columns = {c.name for c in table.__table__.columns if isinstance(c.type, JSON)}
-    cursor = db.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     names = ", ".join(columns)
-    with cursor.copy(f"COPY {table.__tablename__} ({names}) FROM STDIN") as copy:  # noqa: S608 - our own names
+    # The session's own connection, so the rows are in its transaction (and savepoint).
+    with (
+        db.session.connection().connection.driver_connection.cursor() as cursor,  # type: ignore[union-attr]
+        cursor.copy(f"COPY {table.__tablename__} ({names}) FROM STDIN") as copy,  # noqa: S608 - our own names
+    ):
         for row in rows:
             copy.write_row([_JSON(row[c]) if c in json_columns else row[c] for c in columns])
 
