@@ -11,6 +11,7 @@ from markupsafe import Markup
 from lms_core.dateformat import format_date, format_datetime
 from lms_core.i18n import label
 from lms_core.pluginhost import get_plugin_manager
+from lms_core.reports.tables import html_rows
 
 
 def localdt(value: dt.datetime | str | None, fmt: str = "medium") -> str:
@@ -63,6 +64,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["label"] = label
     app.jinja_env.globals["template_hook"] = template_hook
     app.jinja_env.globals["beijing_today"] = beijing_today
+    app.jinja_env.globals["report_rows"] = html_rows
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -105,7 +105,8 @@ def rule_choices() -> list[tuple[str, str]]:
 
 
 def learning_record_rows(user_id: int, limit: int = 200) -> list[Any]:
-    """A person's newest credited intervals with their lesson's title, newest first.
+    """A person's newest credited intervals with their lesson's title, newest first
+    (rows of ``wall_end``, ``claimed_ms``, ``credited_ms``, ``verdict``, ``reasons``, ``title``).
 
     Ordered by ``wall_end`` (then id), the order of ``ix_learning_intervals_user_id_wall_end``:
     PostgreSQL reads the person's newest index entries and stops. Ordered by id, it
@@ -114,9 +115,11 @@ def learning_record_rows(user_id: int, limit: int = 200) -> list[Any]:
     from lms_core.courses.models import Lesson
     from lms_core.learning.models import LearningInterval as I
 
+    # Only the columns the page shows, as plain rows: whole ORM objects parsed three
+    # more JSON columns per row (segments, client signals) that the page never reads.
     return list(
         db.session.execute(
-            select(I, Lesson.title)
+            select(I.wall_end, I.claimed_ms, I.credited_ms, I.verdict, I.reasons, Lesson.title)
             .join(Lesson, Lesson.id == I.lesson_id)
             .where(I.user_id == user_id)
             .order_by(I.wall_end.desc(), I.id.desc())

@@ -1,0 +1,60 @@
+"""A report table's rows are written in Python (``tables.html_rows``) with the markup the
+Jinja macro wrote before, cell for cell, escaped."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from flask import Flask, render_template_string
+
+from lms_core.reports.tables import Table, html_rows
+
+pytestmark = pytest.mark.backends("sqlite")  # no database involved
+
+#: The macro as it was (reports/_table.html before the rows moved to Python), on one line.
+OLD_MACRO = (
+    "{% macro day_cell(cell, key) %}{% if key.user and key.day %}<a href=\"{{ url_for('audit.person_day', "
+    'user_id=key.user, day=key.day) }}" title="{{ _(\'The day as a picture\') }}">{{ cell }}</a>'
+    "{% else %}{{ cell }}{% endif %}{% endmacro %}"
+    "{% for row in table.rows %}"
+    "{% set key = table.keys[loop.index0] if table.keys|length > loop.index0 else {} %}"
+    "<tr{% if key.kind in ('subtotal', 'total') %} class=\"rollup-{{ key.kind }}\"{% endif %}>"
+    '<td{% if key.level %} style="padding-left: {{ 0.5 + key.level }}em"{% endif %}>'
+    "{% if day_col == 0 %}{{ day_cell(row[0], key) }}{% else %}{{ row[0] }}{% endif %}</td>"
+    "{% for cell in row[1:] %}<td>{% if loop.index == day_col %}{{ day_cell(cell, key) }}"
+    "{% else %}{{ cell }}{% endif %}</td>{% endfor %}</tr>"
+    "{% else %}"
+    '<tr><td colspan="{{ table.headers|length }}" class="muted">{{ _(\'No rows match.\') }}</td></tr>'
+    "{% endfor %}"
+)
+
+
+def _table() -> Table:
+    return Table(
+        ["单位", "代码", "姓名", "日期", "学时"],
+        [
+            ["南岭县", "3601", '<b>张三</b> & "李"', "2026-05-10", Decimal("1.50")],
+            ["  一镇", "360101", None, "2026-05-11", Decimal("0.00")],
+            ["合计", "", "", "", 12],
+            ["孤行", "x", "y", "z", 1.25],
+        ],
+        [
+            {"unit": 1, "level": 0, "kind": "unit", "user": 7, "day": "2026-05-10"},
+            {"unit": 2, "level": 2, "kind": "subtotal", "user": 8},
+            {"level": 1, "kind": "total"},
+        ],
+    )
+
+
+@pytest.mark.parametrize("day_col", [None, 0, 3])
+def test_rows_equal_the_old_macro(app: Flask, day_col: int | None) -> None:
+    with app.test_request_context("/"):
+        for table in (_table(), Table(["a", "b"])):
+            old = render_template_string(OLD_MACRO, table=table, day_col=day_col)
+            new = html_rows(table, day_col)
+            assert new.replace("\n", "") == old  # rows apart on lines of their own, else the same
+        assert "&lt;b&gt;张三&lt;/b&gt; &amp; &#34;李&#34;" in html_rows(_table()) and "<b>" not in html_rows(_table())
+        linked = html_rows(_table(), 3)
+        assert linked.count('<a href="/audit/users/7/days/2026-05-10"') == 1
+        assert '<tr class="rollup-subtotal"><td style="padding-left: 2.5em">' in linked
