@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, extract, func, insert, select
+from sqlalchemy import ColumnElement, Integer, case, cast, delete, extract, func, insert, select, true
 
 from lms_core.accounts.models import User, UserStatus
 from lms_core.enrolments.models import Enrolment
@@ -77,12 +77,24 @@ def recomputed_subtree_months() -> Any:
     )
 
 
+def _rebuild_ancestors() -> int:
+    """Replace the closure; the number of pairs written."""
+    db.session.execute(delete(UnitAncestor))
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Split in SQL, one statement: 20,000 pairs sent row by row took 3.5 s (at load 17).
+        step = func.unnest(func.string_to_array(OrgUnit.path, "/")).table_valued("part").render_derived().lateral()
+        pairs = select(OrgUnit.id, cast(step.c.part, Integer)).join(step, true()).where(step.c.part != "")
+        db.session.execute(insert(UnitAncestor).from_select(["unit_id", "ancestor_id"], pairs))
+        return int(db.session.execute(select(func.count()).select_from(UnitAncestor)).scalar_one())
+    found = ancestor_pairs()
+    if found:
+        db.session.execute(insert(UnitAncestor), found)
+    return len(found)
+
+
 def rebuild() -> dict[str, int]:
     """Replace the rollups from their sources (the caller's transaction); rows written per name."""
-    db.session.execute(delete(UnitAncestor))
-    pairs = ancestor_pairs()
-    if pairs:
-        db.session.execute(insert(UnitAncestor), pairs)
+    ancestors = _rebuild_ancestors()
     db.session.execute(delete(UnitHeads))
     db.session.execute(insert(UnitHeads).from_select(["org_unit_id", "rank_band", "active"], recomputed_heads()))
     db.session.execute(delete(UnitEnrolments))
@@ -99,7 +111,7 @@ def rebuild() -> dict[str, int]:
     count = func.count()
     return {
         SUBTREE_MONTHS: db.session.execute(select(count).select_from(SubtreeMonth)).scalar_one(),
-        ANCESTORS: len(pairs),
+        ANCESTORS: ancestors,
         HEADS: db.session.execute(select(count).select_from(UnitHeads)).scalar_one(),
         ENROLMENTS: db.session.execute(select(count).select_from(UnitEnrolments)).scalar_one(),
     }
