@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from flask_babel import gettext as _
-from sqlalchemy import Select, Text, and_, cast, false, func, literal_column, or_, select
+from sqlalchemy import Select, Text, and_, cast, false, func, literal_column, or_, select, text
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import True_
 
@@ -169,10 +169,10 @@ def local(moment: dt.datetime | None) -> str:
 
 
 def _clean(value: str, limit: int) -> str:
-    text = (value or "")[:limit].strip()
-    if not text.isprintable():
+    cleaned = (value or "")[:limit].strip()
+    if not cleaned.isprintable():
         raise QueryError(_("The filter contains characters that are not allowed."))
-    return text
+    return cleaned
 
 
 @dataclass
@@ -280,6 +280,12 @@ class LogQuery:
         stmt = self.count_statement()
         if limit is not None:
             stmt = stmt.limit(limit + 1)
+            if limit <= COUNT_SHOWN and db.session.get_bind().dialect.name == "postgresql":
+                # A page's count stops after about a thousand rows: two parallel workers
+                # started for it cost more CPU than they save (a county's LRS count: 87.7 ms
+                # of PostgreSQL CPU per page with them, 29.5 ms in the backend alone
+                # without). Until the transaction ends, so the page's query runs serial too.
+                db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
         return int(db.session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
 
     def page(self) -> tuple[list[Any], str | None]:

@@ -119,3 +119,28 @@ def test_learning_record_is_scoped(client, people):
     assert client.get(f"/audit/users/{inside.id}/learning").status_code == 200
     assert client.get(f"/audit/users/{outside.id}/learning").status_code == 403
     assert client.get("/audit/users/999999/learning").status_code == 404
+
+
+def test_a_pages_bounded_count_runs_without_parallel_workers_on_postgresql(app, people):
+    """A page counts at most COUNT_SHOWN + 1 rows: on PostgreSQL without parallel workers
+    (they cost more CPU than they save on so few rows), and only for that transaction."""
+    from sqlalchemy import text
+
+    from lms_core.audit.queries import COUNT_SHOWN, EventLogQuery
+
+    def workers() -> str:
+        return str(db.session.execute(text("SHOW max_parallel_workers_per_gather")).scalar())
+
+    auditor = people[0]
+    if db.session.get_bind().dialect.name != "postgresql":
+        assert EventLogQuery(viewer=auditor).count(limit=COUNT_SHOWN) == 2  # the county's two events
+        return
+    default = workers()
+    db.session.commit()
+    query = EventLogQuery(viewer=auditor)
+    assert query.count(limit=100 * COUNT_SHOWN) == 2  # an export's count keeps the server's setting
+    assert workers() == default
+    assert query.count(limit=COUNT_SHOWN) == 2
+    assert workers() == "0"
+    db.session.commit()
+    assert workers() == default
