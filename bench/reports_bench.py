@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -469,20 +470,27 @@ def measure(
 
 
 def annual(results: dict[str, Any], env: dict[str, str], bindir: Path, cluster: Any, city_code: str) -> bool:
-    """``flask lms report annual`` of the city, timed."""
-    step(f"flask lms report annual --org {city_code} --year {YEAR}")
+    """``flask lms report annual`` of the city, timed: as it runs by default (from the rollups
+    rebuilt at the start of this run, minutes ago, as the report page reads them), then with
+    ``--refresh`` (rebuilding every rollup first). The target is judged on the first."""
     out = Path(cluster.datadir.parent) / "annual.pdf"
-    began = time.monotonic()
-    subprocess.run(
-        [str(bindir / "flask"), "lms", "report", "annual", "--org", city_code, "--year", str(YEAR), "-o", str(out)],
-        env=env,
-        cwd=REPO,
-        check=True,
-    )
-    annual_s = round(time.monotonic() - began, 1)
-    annual_ok = annual_s <= TARGET_ANNUAL_S
-    results["annual"] = {"seconds": annual_s, "pdf_kib": out.stat().st_size // 1024, "target_met": annual_ok}
-    print(f"   annual report of the city: {annual_s}s", file=sys.stderr)
+    figures: dict[str, Any] = {}
+    for label, extra in (("seconds", []), ("seconds_with_refresh", ["--refresh"])):
+        cmd = ["lms", "report", "annual", "--org", city_code, "--year", str(YEAR), "-o", str(out), *extra]
+        step("flask " + " ".join(cmd))
+        began, cpu = time.monotonic(), common.postgres_cpu_seconds(cluster)
+        own = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([str(bindir / "flask"), *cmd], env=env, cwd=REPO, check=True)
+        figures[label] = round(time.monotonic() - began, 1)
+        done = resource.getrusage(resource.RUSAGE_CHILDREN)  # the command's own CPU (waited for)
+        figures[label.replace("seconds", "cli_cpu_s")] = round(
+            done.ru_utime + done.ru_stime - own.ru_utime - own.ru_stime, 1
+        )
+        figures[label.replace("seconds", "pg_cpu_s")] = round(common.postgres_cpu_seconds(cluster) - cpu, 1)
+        figures[label.replace("seconds", "loadavg")] = os.getloadavg()
+        print(f"   annual report of the city{' ' + extra[0] if extra else ''}: {figures[label]}s", file=sys.stderr)
+    annual_ok = figures["seconds"] <= TARGET_ANNUAL_S
+    results["annual"] = {**figures, "pdf_kib": out.stat().st_size // 1024, "target_met": annual_ok}
     return annual_ok
 
 

@@ -27,8 +27,13 @@ def report() -> None:
     default=None,
     help="Build the report within this user's reporting scope (default: a site administrator's).",
 )
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Rebuild the report rollups first even when they are younger than LMS_REPORT_ROLLUP_MAX_AGE.",
+)
 @with_appcontext
-def annual(org_code: str, year: int, output: Path, username: str | None) -> None:
+def annual(org_code: str, year: int, output: Path, username: str | None, refresh: bool) -> None:
     """The annual quality report (干部教育培训质量报告) of a subtree and year, as a PDF."""
     from lms_core.accounts.models import User
     from lms_core.authz import can
@@ -48,11 +53,7 @@ def annual(org_code: str, year: int, output: Path, username: str | None) -> None
         raise click.ClickException("no such user (or no site administrator): pass --as-user")
     if not can(viewer, CAPABILITY, unit):
         raise click.ClickException(f"{viewer.username} may not view reports of {org_code}")
-    from lms_core.reports import monthly
-
-    # The year's report is read from a rollup rebuilt now, so it counts every credited minute.
-    stamp = monthly.refresh().refreshed_at
-    db.session.commit()
+    stamp = _fresh_rollups(force=refresh)
     steps = [*annual_report.STEPS, "pdf"]
     with click.progressbar(length=len(steps), label=f"{unit.name} {year}", show_pos=True) as bar:
 
@@ -65,6 +66,29 @@ def annual(org_code: str, year: int, output: Path, username: str | None) -> None
         progress("pdf")
     output.write_bytes(data)
     click.echo(f"wrote {output} ({len(data) // 1024} KiB, {len(report_obj.charts)} charts)")
+
+
+def _fresh_rollups(*, force: bool) -> Any:
+    """The rollups' stamp, rebuilt first when forced, missing or older than ``LMS_REPORT_ROLLUP_MAX_AGE``.
+
+    As on the report pages: rollups a worker rebuilt minutes ago are what the page and
+    its PDF show, under their stamp. Rebuilding them was most of the command's time
+    (22 s of about 60 for a city of 100,000 cadres).
+    """
+    from flask import current_app
+
+    from lms_core.db import utcnow
+    from lms_core.reports import monthly
+
+    stamp = monthly.refreshed_at()
+    max_age = float(current_app.config["LMS_REPORT_ROLLUP_MAX_AGE"])
+    if force or stamp is None or (utcnow() - stamp).total_seconds() > max_age:
+        stamp = monthly.refresh().refreshed_at
+        db.session.commit()
+        click.echo(f"rebuilt the report rollups (as of {stamp:%Y-%m-%d %H:%M:%S} UTC)")
+    else:
+        click.echo(f"report rollups as of {stamp:%Y-%m-%d %H:%M:%S} UTC (--refresh rebuilds them first)")
+    return stamp
 
 
 @report.command("refresh")

@@ -84,3 +84,27 @@ def test_cli_writes_the_pdf_with_progress(app, world, tmp_path):  # noqa: F811
 def test_cli_refuses_bad_input(app, world, tmp_path, args):  # noqa: F811
     result = app.test_cli_runner().invoke(args=["lms", "report", "annual", *args, "-o", str(tmp_path / "x.pdf")])
     assert result.exit_code != 0 and not (tmp_path / "x.pdf").exists()
+
+
+@pytest.mark.app_config(LMS_REPORT_ROLLUP_MAX_AGE=600)
+def test_cli_reads_fresh_rollups_as_they_are_unless_told_to_rebuild(app, world, tmp_path):  # noqa: F811
+    from lms_core.reports import monthly
+
+    admin = UserFactory(username="root_admin")
+    grant(admin, Role.SITE_ADMIN, admin.org_unit)
+    db.session.commit()
+    monthly.refresh()
+    db.session.commit()
+    built = monthly.refreshed_at()
+    args = ["lms", "report", "annual", "--org", "360121", "--year", "2026", "-o", str(tmp_path / "r.pdf")]
+    runner = app.test_cli_runner()
+    kept = runner.invoke(args=args)
+    assert kept.exit_code == 0, kept.output
+    assert "report rollups as of" in kept.output and "--refresh" in kept.output
+    db.session.expire_all()
+    assert monthly.refreshed_at() == built  # not rebuilt: younger than LMS_REPORT_ROLLUP_MAX_AGE
+    assert "有效学时合计 3.00" in pdf_text((tmp_path / "r.pdf").read_bytes())
+    forced = runner.invoke(args=[*args, "--refresh"])
+    assert forced.exit_code == 0 and "rebuilt the report rollups" in forced.output
+    db.session.expire_all()
+    assert monthly.refreshed_at() > built
