@@ -87,7 +87,7 @@ def emit_many(name: str, items: list[dict[str, Any]], *, actor: Any = None) -> l
     now = utcnow()
     actor_id = getattr(actor, "id", None)
     actor_unit = getattr(actor, "org_unit_id", None) if actor is not None else None
-    ip = request.remote_addr if actor is not None and has_request_context() else None
+    ip = _remote_addr() if actor is not None else None
     events = [
         Event(
             name=name,
