@@ -359,9 +359,11 @@ def _beat_state(session_id: str, user: User | Principal) -> beat_rows.BeatState:
         )
         if session is None or session.user_id != user.id:
             raise BeatError(_("unknown learning session"), 404)
-        if session.ended_at is None:  # a person's first beat: no clock row yet (both race-safe)
-            progress_for(user.id, session.lesson, lock=True)
-            person_clock(user.id)
+        if session.ended_at is not None:
+            raise BeatError(_("this learning session has ended; reload the lesson"), 409)
+        # A person's first beat: no clock row yet (both race-safe).
+        progress_for(user.id, session.lesson, lock=True)
+        person_clock(user.id)
         state = beat_rows.read(session_id, user.id)
         if state is None:
             raise BeatError(_("unknown learning session"), 404)

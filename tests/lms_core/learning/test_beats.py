@@ -12,7 +12,7 @@ from lms_core.events.models import Event
 from lms_core.extensions import db
 from lms_core.learning import services
 from lms_core.learning.assessment import Verdict
-from lms_core.learning.models import LearningInterval, LessonProgress, ProgressStatus
+from lms_core.learning.models import LearningInterval, LessonProgress, PersonClock, ProgressStatus
 from lms_core.pluginhost import hookimpl
 from tests.factories import UserFactory
 from tests.lms_core.learning.fixtures import build_course
@@ -154,6 +154,18 @@ def test_terminated_session_refuses_beats(kit, learner):
     with pytest.raises(services.BeatError) as err:
         services.record_beat(s.id, learner, {"seq": 2})
     assert err.value.status == 409
+
+
+def test_an_ended_session_is_409_also_before_the_persons_first_beat(kit, learner):
+    # The beat's rows are read in one statement that needs the person's clock row; a person
+    # with none yet (no beat ever) must still get the ended session's 409, not a 404.
+    s = open_session(learner, kit.video)
+    s.ended_at = T0 + dt.timedelta(seconds=1)
+    db.session.commit()
+    with pytest.raises(services.BeatError) as err:
+        services.record_beat(s.id, learner, {"seq": 1})
+    assert err.value.status == 409
+    assert db.session.get(PersonClock, learner.id) is None
 
 
 def test_document_reading_time_completes(kit, learner):
