@@ -58,6 +58,19 @@ def _checks_statement() -> Any:
     )
 
 
+def person_check_inputs(user_id: int, since: dt.datetime, until: dt.datetime) -> list[els.CheckInput]:
+    """``check_inputs(person_checks(...))`` without ORM objects: the beat path's form."""
+    params = {"user_id": user_id, "since": since, "until": until}
+    return [els.CheckInput(*row) for row in db.session.connection().execute(_check_inputs_statement(), params)]
+
+
+@functools.cache
+def _check_inputs_statement() -> Any:
+    c = AttentionCheck
+    columns = (c.session_id, c.issued_at, c.due_at, c.answered_at, c.outcome, c.trusted, c.latency_ms)
+    return _checks_statement().with_only_columns(*columns)
+
+
 def check_inputs(rows: Sequence[AttentionCheck]) -> list[els.CheckInput]:
     return [
         els.CheckInput(

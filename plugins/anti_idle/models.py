@@ -206,6 +206,36 @@ class CheckClock(Base):
         return f"<CheckClock user={self.user_id} played={self.played_ms} through={self.through_id}>"
 
 
+class PersonState(Base):
+    """Per person: the running state the next beat is judged from, read and written once per beat.
+
+    Derived data, never evidence (the raw beats are): every field is what the person's
+    stored beats say, kept here so a beat reads one row instead of querying its history.
+
+    * ``day``, ``day_credited_ms``, ``focus_*``: from the person's last judged beat;
+    * ``sessions``: per recent session, least recent first, ``[session_id, hidden_since_us,
+      last_event, last_seq, last_claim_end, session_claimed_ms, covered]`` after its last beat;
+    * ``lessons``: per recent lesson ``[lesson_id, lesson_credited_ms]``, the person's credit
+      on it after their last beat on it (a session or lesson not kept is read from its
+      last stored beat);
+    * ``day_tally``: the online tally of ``tally_day`` (``verdicts.record_online``),
+      including beats not yet folded into the day verdict; NULL when the day verdict
+      row holds it all (after a day assessment or a recompute).
+    """
+
+    __tablename__ = "anti_idle_person_states"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    day_credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    focus_session: Mapped[str | None] = mapped_column(String(32))
+    focus_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    sessions: Mapped[list[Any]] = mapped_column(json_type(), default=list)
+    lessons: Mapped[list[Any]] = mapped_column(json_type(), default=list)
+    tally_day: Mapped[dt.date | None] = mapped_column(Date)
+    day_tally: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+
+
 #: Held days no auditor has decided: the review queue's partial index predicate.
 REVIEW_QUEUE_WHERE = "verdict = 'held' AND review_state NOT IN ('posted', 'voided')"
 

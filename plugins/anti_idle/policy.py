@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Integer, bindparam, case, or_, select
 
 from lms_core.extensions import db
@@ -120,20 +121,32 @@ def current_policy(course_id: int | None = None) -> PolicyVersion:
     sorts before the newest site-wide version.
     """
     if course_id is None:
-        return _wrap(db.session.execute(_site_policy_statement()).scalar_one_or_none())
-    return _wrap(db.session.execute(_course_policy_statement(), {"course_id": course_id}).scalar_one_or_none())
+        version = db.session.execute(_site_policy_statement()).scalar_one_or_none()
+    else:
+        version = db.session.execute(_course_policy_statement(), {"course_id": course_id}).scalar_one_or_none()
+    return _version(version) if version is not None else _wrap(None)
+
+
+def _version(version: int) -> PolicyVersion:
+    """A stored version's parameters, read once per app (process): a version is never changed
+    (editing makes a new one), so only which version is in force is asked per beat."""
+    known: dict[int, PolicyVersion] = current_app.extensions.setdefault("anti_idle_policy_versions", {})
+    found = known.get(version)
+    if found is None:
+        found = known[version] = policy_by_version(version)
+    return found
 
 
 @functools.cache
 def _site_policy_statement() -> Any:
-    return select(Policy).where(Policy.course_id.is_(None)).order_by(Policy.id.desc()).limit(1)
+    return select(Policy.id).where(Policy.course_id.is_(None)).order_by(Policy.id.desc()).limit(1)
 
 
 @functools.cache
 def _course_policy_statement() -> Any:
     """Built once per process, with the course bound at execution (asked on every beat)."""
     return (
-        select(Policy)
+        select(Policy.id)
         .where(or_(Policy.course_id == bindparam("course_id", type_=Integer), Policy.course_id.is_(None)))
         .order_by(case((Policy.course_id.is_(None), 1), else_=0), Policy.id.desc())
         .limit(1)

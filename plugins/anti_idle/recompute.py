@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from lms_core.events.services import emit_many
 from lms_core.extensions import db
 from lms_core.learning.models import RefusedBeat
-from plugins.anti_idle import day_rules, els
+from plugins.anti_idle import day_rules, els, state
 from plugins.anti_idle.events import DAY_ASSESSED
 from plugins.anti_idle.inputs import CHECK_LOOKBACK, STATE_COLUMNS, day_bounds
 from plugins.anti_idle.models import AttentionCheck, Beat, DayLesson, DayVerdict, Evidence
@@ -448,6 +448,7 @@ def _write(
         stale = [u["id"] for u in updates]
         db.session.execute(delete(Evidence).where(Evidence.day_verdict_id.in_(stale)))
         db.session.execute(delete(DayLesson).where(DayLesson.day_verdict_id.in_(stale)))
+    state.forget_days(keys)  # these day rows now hold the whole day (see state.py)
     lessons: list[dict[str, Any]] = []
     lines: list[Evidence] = []
     late_hours = int(current_app.config["LMS_BEAT_LATE_WINDOW_HOURS"])

@@ -15,9 +15,9 @@ from sqlalchemy import Integer, String, Table, bindparam, insert, or_, select
 from lms_core.extensions import db
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict
-from plugins.anti_idle import els, envelope
+from plugins.anti_idle import els, envelope, state
 from plugins.anti_idle.checks import issue_owed
-from plugins.anti_idle.inputs import CHECK_LOOKBACK, STATE_COLUMNS, check_inputs, person_checks, prior_from
+from plugins.anti_idle.inputs import CHECK_LOOKBACK, STATE_COLUMNS, person_check_inputs
 from plugins.anti_idle.models import Beat
 from plugins.anti_idle.policy import current_policy
 from plugins.anti_idle.verdicts import record_online
@@ -95,9 +95,10 @@ def beat_row(
     policy_version: int,
     visible_ms: int,
     position_ms: int,
-) -> Beat:
+) -> dict[str, Any]:
+    """The raw beat's column values (a plain dict: no ORM object on the beat path)."""
     after = outcome.after
-    return Beat(
+    return dict(
         user_id=user_id,
         session_id=beat.session_id,
         lesson_id=beat.lesson_id,
@@ -133,31 +134,41 @@ def beat_row(
     )
 
 
-#: The columns a beat is inserted with (all but the generated id).
-_BEAT_COLUMNS = tuple(c for c in Beat.__table__.columns if c.key != "id")
-
-
 @functools.cache
 def _beat_insert() -> Any:
-    return insert(cast(Table, Beat.__table__)).returning(Beat.__table__.c.id)
+    return insert(cast(Table, Beat.__table__))
 
 
 def assess_interval(claim: IntervalClaim) -> Verdict | None:
-    """Judge one heartbeat (inside the heartbeat's transaction) and append its raw beat."""
+    """Judge one heartbeat (inside the heartbeat's transaction) and append its raw beat.
+
+    The running state comes from the person's state row (``state.py``: one locked read,
+    one upsert), not from the previous beats; the day's tally is kept there too and
+    folded into the day verdict when it matters (``verdicts.record_online``).
+    """
     if claim.lesson_kind not in JUDGED_KINDS or claim.credit_from is None or claim.course_id is None:
         return None
     policy = current_policy(claim.course_id)
     day = els.beijing_day(claim.wall_end)
-    session_row, lesson_row, day_row = previous_rows(claim.user_id, claim.session_id, claim.lesson_id)
-    checks = person_checks(claim.user_id, claim.wall_end - CHECK_LOOKBACK, claim.wall_end)
+    person = state.load(claim.user_id)
+    prior = state.prior(
+        person,
+        claim.session_id,
+        claim.lesson_id,
+        day,
+        claim.previous_seq or 0,
+        lambda: previous_rows(claim.user_id, claim.session_id, claim.lesson_id),
+    )
+    checks = person_check_inputs(claim.user_id, claim.wall_end - CHECK_LOOKBACK, claim.wall_end)
     beat = beat_input(claim)
-    outcome = els.assess(beat, prior_from(session_row, lesson_row, day_row, day), policy.params, check_inputs(checks))
+    outcome = els.assess(beat, prior, policy.params, checks)
     row = beat_row(claim.user_id, claim.course_id, beat, outcome, policy.version, claim.visible_ms, claim.position_ms)
-    # The raw beat by a Core INSERT … RETURNING id: the row object stays transient (the day
-    # tallies read its attributes), so no unit-of-work pass over its 30 columns.
-    values = {c.key: getattr(row, c.key) for c in _BEAT_COLUMNS}
-    row.id = db.session.execute(_beat_insert(), values).scalar_one()
-    record_online(row, policy)
+    # The raw beat by a Core INSERT on the session's connection: no ORM object, no
+    # unit-of-work pass over its 30 columns, no autoflush.
+    db.session.connection().execute(_beat_insert(), row)
+    state.advance(person, beat, outcome.after, day)
+    record_online(row, policy, person)
+    state.save(person)
     claimed_ms = segs.total(claim.claimed)
     if claim.lesson_kind == "video":
         # Checks follow the media claimed, also when no player asks for them (a script).

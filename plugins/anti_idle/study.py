@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
 from lms_core.extensions import db
 from lms_core.learning.models import LearningInterval, LessonProgress
+from plugins.anti_idle import state
 from plugins.anti_idle.evidence import render
 from plugins.anti_idle.models import DEDUCTED, HELD, VOID, DayLesson, DayVerdict, Evidence
 
@@ -33,6 +36,7 @@ def lesson_study(user_id: int, lesson_id: int) -> dict[str, Any]:
         .where(DayLesson.user_id == user_id, DayLesson.lesson_id == lesson_id)
         .order_by(DayVerdict.day)
     ).all()
+    days = _with_online_tally(user_id, lesson_id, days)
     held_ms = sum(dl.credited_ms for v, dl in days if v.verdict == HELD and v.review_state != "posted")
     voided_ms = sum(dl.credited_ms for v, dl in days if v.verdict == HELD and v.review_state == "voided")
     verdict = max((v.verdict for v, _dl in days), key=lambda x: _SEVERITY.get(x, 0), default="credited")
@@ -91,3 +95,21 @@ def lesson_study(user_id: int, lesson_id: int) -> dict[str, Any]:
             for e in lines
         ],
     }
+
+
+def _with_online_tally(user_id: int, lesson_id: int, days: Sequence[Any]) -> list[Any]:
+    """The day rows, with the figures of the person's online tally not yet folded into them
+    (``verdicts.record_online`` writes the day rows only when it matters; the state row
+    holds the rest). Rows are not changed: the figures are read into plain copies."""
+    person = state.load_unlocked(user_id)
+    online = person.day_tally
+    if online is None or not online.get("dirty") or person.tally_day is None:
+        return list(days)
+    figures = online["lessons"].get(str(lesson_id))
+    out = []
+    for v, dl in days:
+        if v.day == person.tally_day and figures is not None:
+            claimed, credited, _deducted = figures
+            dl = SimpleNamespace(claimed_ms=claimed, credited_ms=credited)
+        out.append((v, dl))
+    return out

@@ -14,7 +14,6 @@ The verdict is derived from the tallies by one function (``derive``).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,14 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Date, Integer, and_, bindparam, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.learning import segments as segs
 from lms_core.learning.models import RefusedBeat
-from plugins.anti_idle import day_rules, els
+from plugins.anti_idle import day_rules, els, state
 from plugins.anti_idle.events import DAY_ASSESSED, DAY_REVIEWED
 from plugins.anti_idle.evidence import build_lines, refusal_lines
 from plugins.anti_idle.inputs import CHECK_LOOKBACK, check_inputs, day_bounds, person_checks, prior_from
@@ -268,59 +267,144 @@ def _verdict_row(user_id: int, day: dt.date) -> DayVerdict:
     return db.session.execute(stmt).scalar_one()
 
 
-@functools.cache
-def _day_and_lesson_statement() -> Any:
-    """Built once per process, with its values bound at execution (asked on every beat)."""
-    return (
-        select(DayVerdict, DayLesson)
-        .outerjoin(
-            DayLesson,
-            and_(
-                DayLesson.day_verdict_id == DayVerdict.id,
-                DayLesson.lesson_id == bindparam("lesson_id", type_=Integer),
-            ),
-        )
-        .where(
-            DayVerdict.user_id == bindparam("user_id", type_=Integer), DayVerdict.day == bindparam("day", type_=Date)
-        )
-    )
+#: Events after which the day verdict row is brought up to date at once (the learner
+#: stopped: the day's figures they and the auditors see are current).
+FOLD_EVENTS = frozenset({"pause", "ended", "terminate"})
 
 
-def record_online(beat: Beat, policy: PolicyVersion) -> DayVerdict:
-    """Add one judged beat to its day (the person's beats are serialised by the core's clock lock)."""
-    day = els.beijing_day(beat.received_at)
-    # The day and its row for the lesson in one statement (the common case: both exist).
-    found = db.session.execute(
-        _day_and_lesson_statement(), {"user_id": beat.user_id, "day": day, "lesson_id": beat.lesson_id}
-    ).first()
-    v, lesson = (found[0], found[1]) if found is not None else (_verdict_row(beat.user_id, day), None)
-    t = Tally.from_json(v.tally or {})
+def _day_tally(user_id: int, day: dt.date) -> dict[str, Any]:
+    """The online tally of a person-day as its day verdict row holds it (start of the day's
+    first beat, or after an assessment rewrote the row)."""
+    v = db.session.execute(
+        select(DayVerdict).where(DayVerdict.user_id == user_id, DayVerdict.day == day)
+    ).scalar_one_or_none()
+    lessons: dict[str, list[int]] = {}
+    if v is not None:
+        for dl in db.session.execute(select(DayLesson).where(DayLesson.day_verdict_id == v.id)).scalars():
+            lessons[str(dl.lesson_id)] = [dl.claimed_ms, dl.credited_ms, dl.deducted_ms]
+    return {
+        "tally": (v.tally if v is not None else None) or {},
+        "lessons": lessons,
+        "derived": None,
+        "published": (v.tally or {}).get("published") if v is not None else None,
+        "policy_version": (v.policy_version or 0) if v is not None else 0,
+        "verdict_id": v.id if v is not None else None,
+        "dirty": False,
+    }
+
+
+def fold(user_id: int, day: dt.date, online: dict[str, Any]) -> DayVerdict:
+    """Write a person-day's online tally (``state.day_tally``) into its day verdict and lesson rows.
+
+    The figures are those ``derive`` gave at the day's last beat, under that beat's
+    policy, exactly as writing them on every beat did.
+    """
+    v = db.session.get(DayVerdict, online["verdict_id"]) if online.get("verdict_id") else None
+    if v is None:
+        v = _verdict_row(user_id, day)
+    t = Tally.from_json(online["tally"])
+    d = online["derived"]
+    if d is not None:
+        v.verdict, v.review_score, v.rules = d["verdict"], d["score"], list(d["rules"])
+        v.credited_ms, v.held_ms, v.deducted_ms, v.void_ms = (
+            d["credited_ms"],
+            d["held_ms"],
+            d["deducted_ms"],
+            d["void_ms"],
+        )
+    v.claimed_ms, v.beats = t.claimed_ms, t.beats
+    v.policy_version = max(v.policy_version or 0, int(online["policy_version"]))
+    v.tally = {**t.to_json(), "published": (v.tally or {}).get("published")}
+    v.computed_at = dt.datetime.now(dt.UTC)
+    rows = {
+        dl.lesson_id: dl
+        for dl in db.session.execute(select(DayLesson).where(DayLesson.day_verdict_id == v.id)).scalars()
+    }
+    for key, (claimed, credited, deducted) in online["lessons"].items():
+        dl = rows.get(int(key))
+        if dl is None:
+            dl = DayLesson(day_verdict_id=v.id, user_id=user_id, lesson_id=int(key))
+            db.session.add(dl)
+        dl.claimed_ms, dl.credited_ms, dl.deducted_ms = claimed, credited, deducted
+    online["verdict_id"], online["dirty"] = v.id, False
+    return v
+
+
+def record_online(beat: Mapping[str, Any], policy: PolicyVersion, person: Any) -> None:
+    """Add one judged beat (its column values) to its day's online tally, kept in the person's state row.
+
+    The person's beats are serialised by the core's clock lock. The tally lives in
+    ``person.day_tally`` (``state.State``); the day verdict and lesson rows are written
+    only when it matters: the verdict changes (the day is replayed and its evidence
+    rebuilt, as before), its credit or held time is due to be published, a lesson joins
+    the day, the day is held (so ``GET /api/v1/me/study`` and the completion hold read
+    exact figures), the learner stops (pause, ended, terminate), or the day ends.
+    ``settle`` folds what is left, and ``study.lesson_study`` adds it on reading.
+    """
+    day = els.beijing_day(beat["received_at"])
+    online = person.day_tally
+    if online is not None and person.tally_day != day:
+        if online.get("dirty") and person.tally_day is not None:
+            fold(beat["user_id"], person.tally_day, online)
+        online = None
+    if online is None:
+        online = _day_tally(beat["user_id"], day)
+    person.tally_day, person.day_tally = day, online
+    t = Tally.from_json(online["tally"])
     t.add(beat)
-    _apply(v, t, policy)
-    if lesson is None:
-        lesson = DayLesson(
-            day_verdict_id=v.id,
-            user_id=beat.user_id,
-            lesson_id=beat.lesson_id,
-            claimed_ms=0,
-            credited_ms=0,
-            deducted_ms=0,
-        )
-        db.session.add(lesson)
-    claimed = segs.total(segs.normalise([tuple(s) for s in beat.claimed]))
-    lesson.claimed_ms += claimed
-    lesson.credited_ms += beat.credited_ms
-    lesson.deducted_ms += max(0, claimed - beat.credited_ms)
-    published = (v.tally or {}).get("published") or {}
-    if published.get("verdict") != v.verdict or (beat.credited_ms and "R07h" in t.day_rules):
+    d = derive(t, policy.params)
+    key = str(beat["lesson_id"])
+    joins = key not in online["lessons"]
+    claimed = segs.total(segs.normalise([tuple(s) for s in beat["claimed"]]))
+    figures = online["lessons"].setdefault(key, [0, 0, 0])
+    figures[0] += claimed
+    figures[1] += beat["credited_ms"]
+    figures[2] += max(0, claimed - beat["credited_ms"])
+    online["tally"] = t.to_json()
+    online["derived"] = {
+        "verdict": d.verdict,
+        "score": d.score,
+        "rules": d.rules,
+        "credited_ms": d.credited_ms,
+        "held_ms": d.held_ms,
+        "deducted_ms": d.deducted_ms,
+        "void_ms": d.void_ms,
+    }
+    online["policy_version"] = max(int(online["policy_version"]), policy.version)
+    online["dirty"] = True
+    published = online.get("published") or {}
+    # No state row (lost, or made before the upgrade): the day verdict row may miss beats
+    # the lost row held, so the day is replayed from the raw beats, as on a change of verdict.
+    lost = not person.exists and online.get("verdict_id") is not None
+    if lost or published.get("verdict") != d.verdict or (beat["credited_ms"] and "R07h" in t.day_rules):
         # The verdict changed (or a day holding unverified time, R07h, earned more): replay
         # the day (same numbers, by construction) so its figures and evidence lines are
-        # current for the learner, then publish.
-        assess_day(beat.user_id, day)
-    elif v.credited_ms - int(published.get("credited_seconds", 0)) * 1000 >= EMIT_EVERY_MS or v.held_ms // 1000 != int(
+        # current for the learner, then publish. The row's tally starts again from it.
+        assess_day(beat["user_id"], day)
+        person.tally_day, person.day_tally = None, None
+        return
+    if d.credited_ms - int(published.get("credited_seconds", 0)) * 1000 >= EMIT_EVERY_MS or d.held_ms // 1000 != int(
         published.get("held_seconds", 0)
     ):
+        v = fold(beat["user_id"], day, online)
         _publish(v)  # figures only; the evidence lines catch up at the next replay
+        online["published"] = v.tally["published"]
+    elif joins or d.verdict == HELD or online.get("verdict_id") is None or beat["event"] in FOLD_EVENTS:
+        fold(beat["user_id"], day, online)
+
+
+def settle(user_id: int) -> DayVerdict | None:
+    """Fold the person's online tally not yet in their day verdict (no commit).
+
+    For readers that need the day verdict row exact at once (tests comparing the
+    online assessment with a recompute, tools); the learner's API adds the tally on
+    reading instead (``study.lesson_study``).
+    """
+    person = state.load(user_id)
+    if person.day_tally is None or person.tally_day is None or not person.day_tally.get("dirty"):
+        return None
+    v = fold(user_id, person.tally_day, person.day_tally)
+    state.save(person)
     return v
 
 
@@ -543,6 +627,8 @@ def assess_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
     db.session.flush()
     if published != _payload(v):  # what the credit bank knows is out of date
         _publish(v)
+    # The day verdict now holds the whole day: the person's online tally of it starts again from it.
+    state.forget_day(user_id, day)
     return v
 
 

@@ -31,7 +31,7 @@ from lms_core.media.services import record_delivery
 from plugins.anti_idle import envelope as beat_envelope
 from plugins.anti_idle.evidence import render
 from plugins.anti_idle.models import CHECK_PASSED, AttentionCheck, DayVerdict, Evidence
-from plugins.anti_idle.verdicts import assess_day, replay_day
+from plugins.anti_idle.verdicts import assess_day, replay_day, settle
 from tests.factories import UserFactory
 from tests.lms_core.learning.fixtures import media_row
 
@@ -199,6 +199,10 @@ class Learner:
 
     def verdict(self, day: dt.date | None = None) -> DayVerdict:
         day = day or dt.date(2026, 5, 10)
+        # The online tally not yet folded into the day verdict row (verdicts.record_online
+        # writes it only when it matters) is what the online assessment says: fold it.
+        settle(self.user.id)
+        db.session.commit()
         return db.session.query(DayVerdict).filter_by(user_id=self.user.id, day=day).one()
 
     def recompute(self, day: dt.date | None = None) -> DayVerdict:

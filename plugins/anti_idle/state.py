@@ -1,0 +1,231 @@
+"""The person's running state for the next beat: one row read and one row written per beat.
+
+A beat used to rebuild its prior from the previous stored beats (of its session, of the
+person on its lesson, of the person) and re-read the day verdict. All of that is
+per person and changes only with the person's own beats, which the core serialises
+(its clock lock), so it lives in one compact row, ``anti_idle_person_states``: read by
+one Core SELECT (``FOR UPDATE`` on PostgreSQL, uncontended behind the core's lock) and
+written by one ``INSERT … ON CONFLICT DO UPDATE``.
+
+The row is a cache of what the stored beats say, never evidence:
+
+* sessions and lessons are kept for the most recent few; one not kept (or a person
+  whose row does not exist yet, e.g. right after the upgrade) is read from its last
+  stored beat, exactly as before (``services.previous_rows``);
+* the day's online tally (``day_tally``) is NULL whenever the day verdict row holds
+  everything (after ``verdicts.assess_day`` or a recompute wrote it); the next beat
+  then starts from that row again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import Date, Integer, Table, bindparam, select, tuple_, update
+
+from lms_core.extensions import db
+from plugins.anti_idle import els
+from plugins.anti_idle.inputs import prior_from
+from plugins.anti_idle.models import PersonState
+
+#: Sessions and lessons kept in the row (the most recently used); others are read from
+#: their last stored beat, so this bounds the row, not what a beat may know.
+SESSIONS_KEPT = 8
+LESSONS_KEPT = 16
+
+_TABLE = cast(Table, PersonState.__table__)
+_COLUMNS = tuple(_TABLE.c)
+
+
+@dataclass
+class State:
+    """One person's row in memory (``exists`` False: no row yet)."""
+
+    user_id: int
+    exists: bool = False
+    day: dt.date | None = None
+    day_credited_ms: int = 0
+    focus_session: str | None = None
+    focus_until: dt.datetime | None = None
+    sessions: dict[str, list[Any]] = field(default_factory=dict)
+    lessons: dict[str, int] = field(default_factory=dict)
+    tally_day: dt.date | None = None
+    day_tally: dict[str, Any] | None = None
+
+
+def _dialect() -> str:
+    return str(db.session.get_bind().dialect.name)
+
+
+@functools.cache
+def _select_statement(lock: bool) -> Any:
+    stmt = select(*_COLUMNS).where(_TABLE.c.user_id == bindparam("user_id", type_=Integer))
+    return stmt.with_for_update() if lock else stmt
+
+
+@functools.cache
+def _upsert_statement(dialect: str) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    stmt = insert(_TABLE)
+    return stmt.on_conflict_do_update(
+        index_elements=["user_id"], set_={c.key: stmt.excluded[c.key] for c in _COLUMNS if c.key != "user_id"}
+    )
+
+
+@functools.cache
+def _forget_statement() -> Any:
+    return (
+        update(_TABLE)
+        .where(_TABLE.c.user_id == bindparam("u", type_=Integer), _TABLE.c.tally_day == bindparam("d", type_=Date))
+        .values(tally_day=None, day_tally=None)
+    )
+
+
+def load_unlocked(user_id: int) -> State:
+    """The person's row for reading only (pages, the study API): no lock."""
+    return _load(user_id, _select_statement(False))
+
+
+def load(user_id: int) -> State:
+    """The person's row (locked on PostgreSQL), or an empty state when there is none.
+
+    On the session's connection: no autoflush of the core's pending changes here.
+    """
+    return _load(user_id, _select_statement(_dialect() == "postgresql"))
+
+
+def _load(user_id: int, stmt: Any) -> State:
+    row = db.session.connection().execute(stmt, {"user_id": user_id}).first()
+    if row is None:
+        return State(user_id)
+    return State(
+        user_id=user_id,
+        exists=True,
+        day=row.day,
+        day_credited_ms=row.day_credited_ms,
+        focus_session=row.focus_session,
+        focus_until=row.focus_until,
+        sessions={entry[0]: entry[1:] for entry in row.sessions or ()},
+        lessons={str(lesson): ms for lesson, ms in row.lessons or ()},
+        tally_day=row.tally_day,
+        day_tally=row.day_tally,
+    )
+
+
+def save(state: State) -> None:
+    """Write the row back (one upsert; the first beat of a person creates it)."""
+    assert state.day is not None
+    db.session.connection().execute(
+        _upsert_statement(_dialect()),
+        {
+            "user_id": state.user_id,
+            "day": state.day,
+            "day_credited_ms": state.day_credited_ms,
+            "focus_session": state.focus_session,
+            "focus_until": state.focus_until,
+            # Lists, least recent first: JSONB keeps no key order.
+            "sessions": [[sid, *entry] for sid, entry in state.sessions.items()],
+            "lessons": [[int(lesson), ms] for lesson, ms in state.lessons.items()],
+            "tally_day": state.tally_day if state.day_tally is not None else None,
+            "day_tally": state.day_tally,
+        },
+    )
+    state.exists = True
+
+
+def forget_day(user_id: int, day: dt.date) -> None:
+    """The day verdict row of (person, day) was rewritten from the beats: drop the row's
+    online tally of that day, so the next beat starts from the day verdict again."""
+    db.session.connection().execute(_forget_statement(), {"u": user_id, "d": day})
+
+
+def forget_days(days: Iterable[tuple[int, dt.date]]) -> None:
+    """``forget_day`` for many (person, day) pairs in one statement (the bulk recompute)."""
+    pairs = sorted(set(days))
+    if pairs:
+        db.session.connection().execute(
+            update(_TABLE)
+            .where(tuple_(_TABLE.c.user_id, _TABLE.c.tally_day).in_(pairs))
+            .values(tally_day=None, day_tally=None)
+        )
+
+
+# --- the prior a beat is judged from ------------------------------------------------------
+
+
+def session_prior(entry: list[Any]) -> dict[str, Any]:
+    hidden_us, event, seq, claim_end, claimed_ms, covered = entry
+    return {
+        "hidden_since": els.at_us(hidden_us) if hidden_us is not None else None,
+        "last_event": event,
+        "last_seq": seq,
+        "last_claim_end": claim_end,
+        "session_claimed_ms": claimed_ms,
+        "session_covered": tuple((int(a), int(b)) for a, b in covered),
+    }
+
+
+def prior(state: State, session_id: str, lesson_id: int, day: dt.date, previous_seq: int, fetch: Any) -> els.Prior:
+    """The running state before a beat, equal to ``inputs.prior_from`` over the stored rows.
+
+    ``fetch()`` reads (session row, lesson row, person's row) from the stored beats
+    (``services.previous_rows``); it is called only when the row cannot answer: no row
+    yet, a session not kept that the core has seen beats of (``previous_seq`` > 0), or
+    a lesson not kept.
+    """
+    if not state.exists:
+        session_row, lesson_row, person_row = fetch()
+        return prior_from(session_row, lesson_row, person_row, day)
+    entry = state.sessions.get(session_id)
+    lesson_ms = state.lessons.get(str(lesson_id))
+    session_row = None
+    if (entry is None and previous_seq > 0) or lesson_ms is None:
+        session_row, lesson_row, _person_row = fetch()
+        lesson_ms = lesson_row.lesson_credited_ms if lesson_row is not None and lesson_ms is None else lesson_ms
+    same_day = state.day == day
+    base = prior_from(session_row, None, None, day) if entry is None else els.Prior(**session_prior(entry))
+    return els.Prior(
+        hidden_since=base.hidden_since,
+        last_event=base.last_event,
+        last_seq=base.last_seq,
+        last_claim_end=base.last_claim_end,
+        session_claimed_ms=base.session_claimed_ms,
+        session_covered=base.session_covered,
+        lesson_credited_ms=int(lesson_ms or 0),
+        day_credited_ms=state.day_credited_ms if same_day else 0,
+        focus_session=state.focus_session if same_day else None,
+        focus_until=state.focus_until if same_day else None,
+    )
+
+
+def advance(state: State, beat: els.BeatInput, after: els.Prior, day: dt.date) -> None:
+    """Take this beat's running state (``Outcome.after``) into the row, most recent last."""
+    state.day = day
+    state.day_credited_ms = after.day_credited_ms
+    state.focus_session = after.focus_session
+    state.focus_until = after.focus_until
+    sessions = state.sessions
+    sessions.pop(beat.session_id, None)
+    sessions[beat.session_id] = [
+        els.us_of(after.hidden_since) if after.hidden_since is not None else None,
+        after.last_event,
+        after.last_seq,
+        after.last_claim_end,
+        after.session_claimed_ms,
+        [list(s) for s in after.session_covered],
+    ]
+    while len(sessions) > SESSIONS_KEPT:
+        sessions.pop(next(iter(sessions)))
+    lessons = state.lessons
+    key = str(beat.lesson_id)
+    lessons.pop(key, None)
+    lessons[key] = after.lesson_credited_ms
+    while len(lessons) > LESSONS_KEPT:
+        lessons.pop(next(iter(lessons)))
