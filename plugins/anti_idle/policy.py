@@ -120,10 +120,12 @@ def current_policy(course_id: int | None = None) -> PolicyVersion:
     One statement (the heartbeat asks on every beat): the course's newest override
     sorts before the newest site-wide version.
     """
-    if course_id is None:
-        version = db.session.execute(_site_policy_statement()).scalar_one_or_none()
-    else:
-        version = db.session.execute(_course_policy_statement(), {"course_id": course_id}).scalar_one_or_none()
+    version = db.session.execute(policy_version_statement(), {"course_id": course_id}).scalar_one_or_none()
+    return in_force(version)
+
+
+def in_force(version: int | None) -> PolicyVersion:
+    """The policy of a version found in force (None: no version stored, the defaults)."""
     return _version(version) if version is not None else _wrap(None)
 
 
@@ -138,16 +140,14 @@ def _version(version: int) -> PolicyVersion:
 
 
 @functools.cache
-def _site_policy_statement() -> Any:
-    return select(Policy.id).where(Policy.course_id.is_(None)).order_by(Policy.id.desc()).limit(1)
-
-
-@functools.cache
-def _course_policy_statement() -> Any:
-    """Built once per process, with the course bound at execution (asked on every beat)."""
+def policy_version_statement() -> Any:
+    """The version in force for the course bound as ``course_id`` (NULL: the site's): the
+    course's newest override sorts before the newest site-wide version. Built once per
+    process (asked on every beat, inside the person's state read: ``state.load``)."""
+    course = bindparam("course_id", type_=Integer)
     return (
         select(Policy.id)
-        .where(or_(Policy.course_id == bindparam("course_id", type_=Integer), Policy.course_id.is_(None)))
+        .where(or_(Policy.course_id == course, Policy.course_id.is_(None)))
         .order_by(case((Policy.course_id.is_(None), 1), else_=0), Policy.id.desc())
         .limit(1)
     )

@@ -19,7 +19,7 @@ from plugins.anti_idle import els, envelope, state
 from plugins.anti_idle.checks import issue_owed
 from plugins.anti_idle.inputs import CHECK_LOOKBACK, STATE_COLUMNS, person_check_inputs
 from plugins.anti_idle.models import Beat
-from plugins.anti_idle.policy import current_policy
+from plugins.anti_idle.policy import current_policy, in_force
 from plugins.anti_idle.verdicts import record_online
 
 #: Rules whose firing voids the interval rather than reducing it.
@@ -148,9 +148,9 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
     """
     if claim.lesson_kind not in JUDGED_KINDS or claim.credit_from is None or claim.course_id is None:
         return None
-    policy = current_policy(claim.course_id)
     day = els.beijing_day(claim.wall_end)
-    person = state.load(claim.user_id)
+    person, version = state.load(claim.user_id, claim.course_id)
+    policy = in_force(version) if person.exists else current_policy(claim.course_id)
     prior = state.prior(
         person,
         claim.session_id,

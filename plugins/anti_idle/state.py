@@ -31,6 +31,7 @@ from lms_core.extensions import db
 from plugins.anti_idle import els
 from plugins.anti_idle.inputs import prior_from
 from plugins.anti_idle.models import PersonState
+from plugins.anti_idle.policy import policy_version_statement
 
 #: Sessions and lessons kept in the row (the most recently used); others are read from
 #: their last stored beat, so this bounds the row, not what a beat may know.
@@ -63,8 +64,11 @@ def _dialect() -> str:
 
 @functools.cache
 def _select_statement(lock: bool) -> Any:
-    stmt = select(*_COLUMNS).where(_TABLE.c.user_id == bindparam("user_id", type_=Integer))
-    return stmt.with_for_update() if lock else stmt
+    """The row, with the version of the policy in force for the beat's course as one more
+    column (one round trip, not two; ``policy.in_force`` turns it into the parameters)."""
+    in_force = policy_version_statement().scalar_subquery().label("policy_version")
+    stmt = select(*_COLUMNS, in_force).where(_TABLE.c.user_id == bindparam("user_id", type_=Integer))
+    return stmt.with_for_update(of=_TABLE) if lock else stmt
 
 
 @functools.cache
@@ -90,21 +94,22 @@ def _forget_statement() -> Any:
 
 def load_unlocked(user_id: int) -> State:
     """The person's row for reading only (pages, the study API): no lock."""
-    return _load(user_id, _select_statement(False))
+    return _load(user_id, None, _select_statement(False))[0]
 
 
-def load(user_id: int) -> State:
-    """The person's row (locked on PostgreSQL), or an empty state when there is none.
+def load(user_id: int, course_id: int | None = None) -> tuple[State, int | None]:
+    """The person's row (locked on PostgreSQL), or an empty state when there is none, and
+    the version of the policy in force for ``course_id`` (None: none stored, or no row).
 
     On the session's connection: no autoflush of the core's pending changes here.
     """
-    return _load(user_id, _select_statement(_dialect() == "postgresql"))
+    return _load(user_id, course_id, _select_statement(_dialect() == "postgresql"))
 
 
-def _load(user_id: int, stmt: Any) -> State:
-    row = db.session.connection().execute(stmt, {"user_id": user_id}).first()
+def _load(user_id: int, course_id: int | None, stmt: Any) -> tuple[State, int | None]:
+    row = db.session.connection().execute(stmt, {"user_id": user_id, "course_id": course_id}).first()
     if row is None:
-        return State(user_id)
+        return State(user_id), None
     return State(
         user_id=user_id,
         exists=True,
@@ -116,7 +121,7 @@ def _load(user_id: int, stmt: Any) -> State:
         lessons={str(lesson): ms for lesson, ms in row.lessons or ()},
         tally_day=row.tally_day,
         day_tally=row.day_tally,
-    )
+    ), row.policy_version
 
 
 def save(state: State) -> None:

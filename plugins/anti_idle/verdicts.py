@@ -400,7 +400,7 @@ def settle(user_id: int) -> DayVerdict | None:
     online assessment with a recompute, tools); the learner's API adds the tally on
     reading instead (``study.lesson_study``).
     """
-    person = state.load(user_id)
+    person, _in_force = state.load(user_id)
     if person.day_tally is None or person.tally_day is None or not person.day_tally.get("dirty"):
         return None
     v = fold(user_id, person.tally_day, person.day_tally)
