@@ -155,12 +155,15 @@ def layer(person: User, day: dt.date, session_lanes: dict[str, str]) -> DayLayer
     if verdict.deducted_ms or verdict.void_ms:
         result.facts.append(_("Deducted: %(d)s", d=_minutes(verdict.deducted_ms + verdict.void_ms)))
     result.facts.append(_("Review score: %(s)d", s=verdict.review_score))
-    streams = int((verdict.tally or {}).get("streams") or 0)
+    lines = list(
+        db.session.execute(
+            select(Evidence).where(Evidence.day_verdict_id == verdict.id).order_by(Evidence.span_start, Evidence.id)
+        ).scalars()
+    )
+    # The tally keeps no stream count; the parallel-stream (R04) lines name theirs.
+    streams = max((int((e.params or {}).get("streams") or 0) for e in lines if e.rule == "R04"), default=0)
     if streams > 1:
         result.facts.append(_("Parallel streams at once: %(n)d", n=streams))
-    lines = db.session.execute(
-        select(Evidence).where(Evidence.day_verdict_id == verdict.id).order_by(Evidence.span_start, Evidence.id)
-    ).scalars()
     result.sections.append(
         Section(
             key="evidence",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from lms_core.accounts.models import Role
@@ -101,3 +103,30 @@ def test_an_empty_day_says_so(client, me):
     login(client, "audit_a")
     page = client.get(f"/audit/users/{me.user.id}/days/2026-05-11").get_data(as_text=True)
     assert "这一天没有学习记录" in page
+
+
+def test_parallel_streams_show_as_lanes_a_fact_and_their_evidence(client, kit, tree, monkeypatch):
+    """Two lessons playing at once: one lane each, the count among the facts, the R04 line beside."""
+    from plugins.anti_idle import policy
+
+    monkeypatch.setitem(policy.DEFAULTS, "checks_follow_claims", 0)  # no attention check in this day
+    me = make_learner(tree, kit, name="张伟")
+    auditor = UserFactory(username="audit_a", org_unit=tree.county_a, full_name="南岭审核员")
+    grant(auditor, Role.AUDITOR, tree.county_a)
+    db.session.commit()
+    tabs = [me.open(deliver=3_600_000), me.open(me.short, deliver=1000)]
+    for i in range(1, 61):  # 10 minutes of two lessons at once, from 09:00 Beijing
+        me.beat(tabs[0], T0 + 10 * i * S, [[10 * (i - 1), 10 * i]])
+        me.beat(
+            tabs[1],
+            T0 + 10 * i * S + dt.timedelta(milliseconds=300),
+            [[(10 * (i - 1)) % 100, (10 * (i - 1)) % 100 + 10]],
+            event="seeked",
+        )
+    login(client, "audit_a")
+    page = client.get(URL.format(id=me.user.id)).get_data(as_text=True)
+    lanes = _lanes(page)
+    assert "会话 1 · " in lanes and "会话 2 · " in lanes
+    assert "同时播放的数量：2" in page.split('class="day-facts', 1)[1].split("</ul>", 1)[0]
+    evidence = page.split('id="day-evidence"', 1)[1].split("</table>", 1)[0]
+    assert "同时播放 2 个课程" in evidence
