@@ -56,6 +56,19 @@ def test_alternative_conversions_and_caps_record_their_policy_version(app: Flask
     assert queries.year_summary(user.id, 2026) == {"posted": 150, "pending": 0, "overflow": 50}
 
 
+def test_per_item_cap_counts_each_item_up_to_the_cap_and_records_the_rest(app: Flask, tree) -> None:  # type: ignore[no-untyped-def]
+    user = UserFactory(org_unit=tree.town_a)
+    P.add_version({"caps": {"WL_XS": {"per_item": 150}}}, dt.date(2026, 1, 1), None)
+    with time_machine.travel(NOON, tick=False):
+        completed(user, course_id=1, nominal=500)  # 5.00 labelled: 1.50 counts, 3.50 overflows
+        completed(user, course_id=2, nominal=100)  # under the cap: all of it counts
+    fig = queries.figures(user.id)[("WL_XS", 2026)]
+    assert (fig.posted, fig.overflow) == (250, 350)
+    assert queries.year_summary(user.id, 2026) == {"posted": 250, "pending": 0, "overflow": 350}
+    # Each capped posting names the policy version that capped it.
+    assert {ln.policy_version for ln in queries.statement(user.id, 2026)} == {2}
+
+
 def test_tiered_minutes_use_the_course_length(app: Flask, tree) -> None:  # type: ignore[no-untyped-def]
     from tests.lms_core.learning.fixtures import build_course
 
