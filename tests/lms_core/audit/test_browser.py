@@ -172,3 +172,18 @@ def test_the_page_does_not_read_its_rows_again_after_logging_the_look(client, wo
     reloaded = [p for s, p in statements if "FROM event_log" in s and "WHERE event_log.id =" in s]
     # (the look's own event may be read back by its dispatch after the commit: not a page row)
     assert not any(set(p.values() if isinstance(p, dict) else p) & shown_ids for p in reloaded), reloaded
+
+
+def test_an_export_is_written_as_its_rows_are_read(app, world, monkeypatch):
+    """Flat memory: the CSV leaves batch by batch (the view streams this generator)."""
+    from lms_core.audit import queries
+
+    _kit, auditor, _inside, _outside = world
+    monkeypatch.setattr(queries, "EXPORT_BATCH", 1)
+    with app.test_request_context():
+        query = SessionQuery(viewer=db.session.get(type(auditor), auditor.id))
+        query.prepare_export()
+        chunks = [c for c in query.export_csv() if c]
+    # The BOM, then the header with the first row, then one chunk per further row (4 in scope).
+    assert len(chunks) == 5, chunks
+    assert chunks[0] == "\ufeff" and sum(c.count("\n") for c in chunks) == 5
