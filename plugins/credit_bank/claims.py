@@ -72,7 +72,7 @@ def submit(
 ) -> Claim:
     """Record a claim and its hold (commits). Raises :class:`ClaimError`."""
     title, organiser = title.replace("\x00", "").strip()[:200], organiser.replace("\x00", "").strip()[:200]
-    if ledger not in P.LEDGER_CODES:
+    if ledger not in P.HOUR_CODES:  # a class earns 学时; 学分 come only by conversion
         raise ClaimError(_("Choose a credit type."))
     if not title or not organiser:
         raise ClaimError(_("The class name and the organiser are required."))
@@ -278,7 +278,7 @@ def import_roster(data: bytes, filename: str, actor: Any, may_credit: Any) -> li
             results.append(RowResult(n, "error", _("Dates must look like 2025-06-30.")))
             continue
         ledger_raw = _get(row, "ledger") or "集中培训学时"
-        ledger = LEDGER_BY_NAME.get(ledger_raw, ledger_raw if ledger_raw in P.LEDGER_CODES else "")
+        ledger = LEDGER_BY_NAME.get(ledger_raw, ledger_raw if ledger_raw in P.HOUR_CODES else "")
         title = _get(row, "title")[:200]
         user = db.session.execute(select(User).where(User.username == username[:64])).scalar_one_or_none()
         if user is None or not may_credit(user):

@@ -11,7 +11,11 @@ LEDGER_NAMES: dict[str, Any] = {
     "JZ_XS": _l("Classroom training hours"),
     "DY_XS": _l("Party member study hours"),
     "ZJ_XS": _l("Professional continuing education hours"),
+    "XF": _l("Credit bank credits"),
 }
+
+#: The unit of each ledger's amounts (0.01 of it): 学时, except the 学分 ledger.
+UNITS: dict[str, Any] = {"hours": _l("hours"), "credits": _l("credits (学分)")}
 
 CODE_NAMES: dict[str, Any] = {
     "course_complete": _l("Online course completed"),
@@ -92,6 +96,28 @@ ERRORS: dict[str, Any] = {
 
 def ledger_name(code: str) -> str:
     return str(LEDGER_NAMES.get(code, code))
+
+
+def is_credit_unit(code: str) -> bool:
+    """Whether a ledger counts 学分 (not 学时)."""
+    from plugins.credit_bank.models import CREDIT_UNIT_LEDGERS
+
+    return code in CREDIT_UNIT_LEDGERS
+
+
+def unit_name(code: str) -> str:
+    """The unit a ledger's amounts are shown in: 学时, or 学分 for the credit ledger."""
+    return str(UNITS["credits" if is_credit_unit(code) else "hours"])
+
+
+def unit_code(code: str) -> str:
+    """The unit for machines (the JSON API): amounts are integers in 0.01 of it."""
+    return "0.01 学分" if is_credit_unit(code) else "0.01 学时"
+
+
+def hour_ledger_names() -> dict[str, Any]:
+    """The 学时 credit types (offline claims and rosters post 学时, never 学分)."""
+    return {c: n for c, n in LEDGER_NAMES.items() if not is_credit_unit(c)}
 
 
 def code_name(code: str) -> str:

@@ -72,7 +72,14 @@ LEDGERS: tuple[tuple[int, str, str], ...] = (
     (2, "JZ_XS", "Classroom training hours"),  # 集中培训学时
     (3, "DY_XS", "Party member study hours"),  # 党员学习学时
     (4, "ZJ_XS", "Professional continuing education hours"),  # 专技继续教育学时
+    (5, "XF", "Credit bank credits"),  # 学分银行学分: 学时 become 学分 by the policy's conversions
 )
+
+#: Ledgers counted in 学分 rather than 学时 (amounts in 0.01 学分). They never add up with the
+#: 学时 ledgers: the dashboard's yearly 学时, offline claims and rosters are 学时 only.
+CREDIT_UNIT_LEDGERS = frozenset({"XF"})
+#: The 学时 ledgers, in display order.
+HOUR_LEDGERS = tuple(c for _, c, _n in LEDGERS if c not in CREDIT_UNIT_LEDGERS)
 
 
 class Ledger(Base):

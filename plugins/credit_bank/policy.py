@@ -17,8 +17,14 @@ Document shape (every amount in 0.01 学时)::
       "requirements": [ {key, ledgers, amount_centi, window, rank_bands?, party_member?,
                          position_keywords?, supersedes?, years?, cycle_start?, annual_share_centi?} ],
       "year_end": {"mode": "expire" | "carry_forward", "carry_cap_centi": 0},
-      "conversions": [{"from": "WL_XS", "to": "JZ_XS", "num": 1, "den": 2}, ...]
+      "conversions": [{"from": "WL_XS", "to": "JZ_XS", "num": 1, "den": 2},
+                      {"from": "WL_XS", "to": "XF", "num": 1, "den": 1}, ...]
     }
+
+A conversion to ``XF`` turns counted 学时 into 学分 (学分银行学分, amounts in 0.01 学分), e.g.
+Zhengzhou's 1 hour -> 1 学分: one rule per 学时 ledger that may convert, rounded down. A
+``caps["XF"]["per_year"]`` limits the 学分 a cadre may gain in a year (Nankang: 50); a
+conversion that would pass it is refused (``type_conversion.py``). 学分 never convert back.
 
 ``tiered_minutes`` tiers are ``[minimum minutes, centi]``, highest first: a course of 40
 minutes earns the first tier whose minimum it reaches.
@@ -36,9 +42,10 @@ from sqlalchemy import select
 
 from lms_core.db import utcnow
 from lms_core.extensions import db
-from plugins.credit_bank.models import LEDGERS, Policy
+from plugins.credit_bank.models import CREDIT_UNIT_LEDGERS, HOUR_LEDGERS, LEDGERS, Policy
 
 LEDGER_CODES = tuple(c for _, c, _ in LEDGERS)
+HOUR_CODES = HOUR_LEDGERS  #: the 学时 ledgers (offline claims, rosters, the yearly 学时)
 RANK_BANDS = ("county_and_above", "township", "general")
 WINDOWS = ("calendar_year", "plan_cycle", "after_promotion")
 MAX_CENTI = 10_000_000  # 100,000 学时: anything above is a typo
@@ -161,6 +168,9 @@ def validate(rules: Any) -> dict[str, Any]:
             )
         if not isinstance(r.get("ledgers"), list) or not r["ledgers"] or set(r["ledgers"]) - set(LEDGER_CODES):
             raise PolicyError(_("Requirement %(key)s: unknown credit type.", key=r["key"]))
+        if set(r["ledgers"]) & CREDIT_UNIT_LEDGERS and set(r["ledgers"]) - CREDIT_UNIT_LEDGERS:
+            # 学时 and 学分 are different units: a sum of both would mean nothing.
+            raise PolicyError(_("Requirement %(key)s: 学分 cannot be added to 学时 in one requirement.", key=r["key"]))
         _centi(r.get("amount_centi"), _("The amount of requirement %(key)s", key=r["key"]))
         if set(r.get("rank_bands", RANK_BANDS)) - set(RANK_BANDS):
             raise PolicyError(_("Requirement %(key)s: unknown rank band.", key=r["key"]))
@@ -178,6 +188,8 @@ def validate(rules: Any) -> dict[str, Any]:
             raise PolicyError(_("Each conversion between credit types needs from, to, num and den."))
         if c["from"] not in LEDGER_CODES or c["to"] not in LEDGER_CODES or c["from"] == c["to"]:
             raise PolicyError(_("A conversion goes from one known credit type to another."))
+        if c["from"] in CREDIT_UNIT_LEDGERS:
+            raise PolicyError(_("学分 are not converted back into 学时: a conversion starts from 学时."))
         for k in ("num", "den"):
             v = c[k]
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1000:

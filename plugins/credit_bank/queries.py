@@ -30,6 +30,7 @@ from lms_core.extensions import db
 from plugins.credit_bank import ledger as L
 from plugins.credit_bank import policy as P
 from plugins.credit_bank.models import (
+    CREDIT_UNIT_LEDGERS,
     FLAG_CLOSED,
     T_PENDING,
     T_POST_PENDING,
@@ -380,7 +381,8 @@ def year_summary(
     """The dashboard's figures for a year: posted, 审核中 and 记录但不计入, over all credit types
     (``fig``: the cadre's :func:`figures` on that date, when the caller has them)."""
     f = figures(user_id, as_of) if fig is None else fig
-    parts = [v for (_, y), v in f.items() if y == year]
+    # 学时 only: 学分 are another unit (the credit page shows them on their own line).
+    parts = [v for (code, y), v in f.items() if y == year and code not in CREDIT_UNIT_LEDGERS]
     return {
         "posted": sum(p.earned_for_year for p in parts),
         "pending": sum(p.pending for p in parts),

@@ -8,6 +8,12 @@ the policy version), and confirms. The conversion is two linked transfers throug
 conversion pools (``services.convert``): both or neither, rounded down in the bank's favour,
 each recording the policy version and the rate. A counted account never goes below zero
 (the ledger refuses).
+
+学时 -> 学分 (the ``XF`` ledger) is such a rule. The converted 学时 are spent: they leave the
+counted 学时 account (and so the year's 学时 figures). A per-year cap of the target type
+(``caps[to]["per_year"]``, e.g. Nankang's 50 学分 a year) refuses a conversion that would
+pass it. The preview carries an idempotency key: pressing "Convert" twice (or a resent form)
+posts once. An auditor reverses a conversion from the statement (both legs, with the reason).
 """
 
 from __future__ import annotations
@@ -45,11 +51,22 @@ class Plan:
     out: int  #: centi, arriving in the ``to`` type
     policy_version: int
     available: int  #: counted balance of ``from`` in that year
+    key: str = ""  #: idempotency key: the same preview converts once
 
 
-def rules_in_force() -> tuple[int, list[dict[str, Any]]]:
+def policy_in_force() -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+    """The version in force today, its caps per credit type, and its conversions."""
     row = P.in_force(local_date(utcnow()))
-    return row.version, list(P.rules_of(row)["conversions"])
+    doc = P.rules_of(row)
+    return row.version, doc["caps"], list(doc["conversions"])
+
+
+def _key(raw: Any) -> str:
+    """The idempotency key a preview handed out (a UUID), or a fresh one."""
+    try:
+        return str(uuid.UUID(str(raw or "")[:36]))
+    except ValueError:
+        return str(uuid.uuid4())
 
 
 def counted(user: User, year: int) -> dict[str, int]:
@@ -61,7 +78,7 @@ def counted(user: User, year: int) -> dict[str, int]:
 def plan(user: User, form: Any) -> tuple[Plan | None, dict[str, str]]:
     """Parse the form into a :class:`Plan`; errors per field, in Chinese."""
     errors: dict[str, str] = {}
-    version, rules = rules_in_force()
+    version, caps, rules = policy_in_force()
     raw_rule = str(form.get("rule", "")).strip()
     rule = rules[int(raw_rule)] if raw_rule.isdigit() and int(raw_rule) < len(rules) else None
     if rule is None:
@@ -87,7 +104,39 @@ def plan(user: User, form: Any) -> tuple[Plan | None, dict[str, str]]:
     out = amount * int(rule["num"]) // int(rule["den"])
     if out <= 0 and "amount" not in errors:
         errors["amount"] = _("At this rate the amount converts to nothing; enter more.")
-    return Plan(rule, year, amount, out, version, available), errors
+    cap = caps.get(rule["to"], {}).get("per_year")
+    if cap is not None and "amount" not in errors:
+        fig = queries.figures(user.id).get((rule["to"], year))
+        room = max(0, cap - (fig.earned_for_year if fig else 0))
+        if out > room:
+            errors["amount"] = _(
+                "The policy allows at most %(cap)s %(unit)s of %(type)s a year; %(room)s more can be added in %(y)d.",
+                cap=labels.hours(cap),
+                unit=labels.unit_name(rule["to"]),
+                type=labels.ledger_name(rule["to"]),
+                room=labels.hours(room),
+                y=year,
+            )
+    return Plan(rule, year, amount, out, version, available, _key(form.get("key"))), errors
+
+
+def already_made(user: User, raw_key: Any) -> int | None:
+    """The year of the conversion a preview's key already made for ``user``, if any.
+
+    Checked before the form: a resent form must not be refused for the balance its first
+    sending spent."""
+    from plugins.credit_bank import ledger as L
+    from plugins.credit_bank.models import Transfer
+
+    key = _key(raw_key)
+    if key != str(raw_key or "")[:36]:
+        return None
+    done = db.session.execute(
+        db.select(Transfer.effective_date).where(
+            Transfer.id == L.transfer_id(f"convert:{key}:out"), Transfer.user_id == user.id
+        )
+    ).scalar_one_or_none()
+    return done.year if done is not None else None
 
 
 def carry_out(user: User, p: Plan, actor: Any) -> list[str]:
@@ -96,7 +145,7 @@ def carry_out(user: User, p: Plan, actor: Any) -> list[str]:
     from plugins.credit_bank import services
 
     results = services.convert(
-        key=f"convert:{uuid.uuid4()}",
+        key=f"convert:{p.key or uuid.uuid4()}",
         user_id=user.id,
         year=p.year,
         from_ledger=p.rule["from"],
@@ -141,12 +190,16 @@ def convert_page(user_id: int) -> Any:
 
         abort(404)
     require(current_user, "credit.import", user)
-    version, rules = rules_in_force()
+    version, _caps, rules = policy_in_force()
     form: dict[str, str] = {"year": str(local_date(utcnow()).year), "rule": "0", "amount": ""}
     preview: Plan | None = None
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
+        done = already_made(user, request.form.get("key")) if request.form.get("action") == "save" else None
+        if done is not None:  # the same preview sent again (a double click, a resent form)
+            flash(_("This conversion was already made; nothing more was converted."), "info")
+            return redirect(url_for("credit_bank.person", user_id=user.id, year=done), 303)
         form = {k: str(request.form.get(k, ""))[:32] for k in ("rule", "year", "amount")}
         preview, errors = plan(user, request.form)
         if errors:
@@ -154,6 +207,10 @@ def convert_page(user_id: int) -> Any:
         elif request.form.get("action") == "save" and preview is not None:
             results = carry_out(user, preview, current_user)
             bad = [r for r in results if r != "created"]
+            if results and all(r == "exists" for r in results):  # a concurrent resend was first
+                db.session.rollback()
+                flash(_("This conversion was already made; nothing more was converted."), "info")
+                return redirect(url_for("credit_bank.person", user_id=user.id, year=preview.year), 303)
             if bad:
                 db.session.rollback()
                 errors["form"] = labels.error_text(bad[0])
@@ -162,10 +219,11 @@ def convert_page(user_id: int) -> Any:
                 commit()
                 flash(
                     _(
-                        "Converted %(a)s hours of %(f)s into %(b)s hours of %(t)s (policy version %(v)d).",
+                        "Converted %(a)s hours of %(f)s into %(b)s %(unit)s of %(t)s (policy version %(v)d).",
                         a=labels.hours(preview.amount),
                         f=labels.ledger_name(preview.rule["from"]),
                         b=labels.hours(preview.out),
+                        unit=labels.unit_name(preview.rule["to"]),
                         t=labels.ledger_name(preview.rule["to"]),
                         v=preview.policy_version,
                     ),

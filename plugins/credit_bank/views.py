@@ -74,6 +74,7 @@ def credit_view(user: User, year: int, as_of: dt.date | None, lines: bool = True
             {
                 "ledger": code,
                 "name": labels.ledger_name(code),
+                "unit": labels.unit_code(code),
                 "posted": f.earned_for_year if f else 0,
                 "balance": f.posted if f else 0,
                 "pending": f.pending if f else 0,
@@ -194,6 +195,8 @@ def _api_payload(user: User) -> dict[str, Any]:
         "user": {"id": user.id, "username": user.username, "full_name": user.full_name},
         "year": year,
         "as_of": as_of.isoformat() if as_of else None,
+        # Amounts are integers in 0.01 学时, except on the 学分 ledger (XF): each balance and
+        # statement line names its own unit.
         "unit": "0.01 学时",
         "balances": view["balances"],
         "progress": [
@@ -218,6 +221,7 @@ def _api_payload(user: User) -> dict[str, Any]:
                 "id": ln.id,
                 "date": ln.date.isoformat(),
                 "ledger": ln.ledger,
+                "unit": labels.unit_code(ln.ledger),
                 "account": ln.kind,
                 "code": ln.code,
                 "description": code_names.get(ln.code) or code_names.setdefault(ln.code, labels.code_name(ln.code)),

@@ -133,7 +133,13 @@ def render(payload: Mapping[str, Any], bundle: bytes, _: Translate = _identity, 
 
     heading = FontFace(emphasis="", fill_color=(230, 236, 245))
     pdf.set_font("cjk", size=12)
-    pdf.cell(0, 8, _("Balances by credit type (study hours)"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(
+        0,
+        8,
+        _("Balances by credit type (in 学时; 学分 for the credit bank credits)"),
+        new_x=XPos.LMARGIN,
+        new_y=YPos.NEXT,
+    )
     pdf.set_font("cjk", size=10)
     with pdf.table(
         col_widths=(40, 20, 20, 20),

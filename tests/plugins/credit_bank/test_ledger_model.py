@@ -295,26 +295,27 @@ class LedgerMachine(RuleBasedStateMachine):
         self.m.a(o.key())[1] += amount - room
         self.m.earned[f"{uid}/{year}"] = self.m.earned.get(f"{uid}/{year}", 0) + amount
 
-    @rule(u=st.integers(0, 2), y=st.integers(0, 1), amount=amounts())
-    def convert(self, u: int, y: int, amount: int) -> None:
+    @rule(u=st.integers(0, 2), y=st.integers(0, 1), amount=amounts(), to=st.sampled_from(["ZJ_XS", "XF"]))
+    def convert(self, u: int, y: int, amount: int, to: str) -> None:
+        """学时 -> another 学时 type, or -> 学分 (the XF ledger): the same linked pair."""
         uid, year = self.users[u], self.year + y
-        wl, zj = L.counted("WL_XS", uid, year), L.counted("ZJ_XS", uid, year)
+        wl, zj = L.counted("WL_XS", uid, year), L.counted(to, uid, year)
         got = S.convert(
             key=self.key(),
             user_id=uid,
             year=year,
             from_ledger="WL_XS",
-            to_ledger="ZJ_XS",
+            to_ledger=to,
             amount=amount,
             num=RATE[0],
             den=RATE[1],
         )
         out = amount * RATE[0] // RATE[1]
-        pool_wl, pool_zj = L.issuer("WL_XS", S.CONVERSION_POOL).key(), L.issuer("ZJ_XS", S.CONVERSION_POOL).key()
+        pool_wl, pool_zj = L.issuer("WL_XS", S.CONVERSION_POOL).key(), L.issuer(to, S.CONVERSION_POOL).key()
         if out <= 0:
             assert got == ["conversion_rounds_to_zero"]
             return
-        self.m.touch(wl, zj, L.issuer("WL_XS", S.CONVERSION_POOL), L.issuer("ZJ_XS", S.CONVERSION_POOL))
+        self.m.touch(wl, zj, L.issuer("WL_XS", S.CONVERSION_POOL), L.issuer(to, S.CONVERSION_POOL))
         if wl.key() in self.m.closed:
             assert got == ["account_closed", "linked_event_failed"], got
             return
