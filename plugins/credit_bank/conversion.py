@@ -122,7 +122,7 @@ def _conversions(values: dict[str, str], e: dict[str, str], rows: int) -> list[d
         if not any(row.values()):
             continue
         src, dst = row["from"], row["to"]
-        if src not in labels.LEDGER_NAMES:
+        if src not in labels.hour_ledger_names():  # 学分 never convert back into 学时
             e[f"conv_from_{i}"] = _("Choose the credit type the hours leave.")
         if dst not in labels.LEDGER_NAMES:
             e[f"conv_to_{i}"] = _("Choose the credit type the hours arrive in.")

@@ -10,6 +10,9 @@
 * 李明's transcript of the year is issued (signed, logged, verifiable at /credit/verify).
 * cadre0001 was promoted to 县处级 three months ago (rank history), so the "within a year
   of promotion" requirement shows with its deadline, and the cadre is on "who is behind".
+* The policy converts 网络培训学时 into 学分 at 1:1 (Zhengzhou's practice, a new policy
+  version), and 南岭县管理员 converts 1 学时 of 李明's into 1 学分 through the convert page's
+  service, so the credit page shows a 学分 balance.
 
 Idempotent: a second run finds everything in place and adds nothing.
 """
@@ -154,9 +157,42 @@ def load(echo: Callable[[str], object] = print) -> None:
                 reason="县委组织部任职通知",
             )
             echo("credit demo: cadre0001 promoted to 县处级 90 days ago (training due within a year)")
+    if learner is not None and approved_by is not None:
+        _convert_to_credits(learner, approved_by, today, echo)
     if learner is not None:
         from plugins.credit_bank.transcripts import services as transcripts
 
         if transcripts.current(learner.id, today.year) is None:
             transcripts.issue_transcript(learner, today.year, actor=learner)
             echo(f"credit demo: 李明's {today.year} transcript issued (verify it at /credit/verify)")
+
+
+#: The demo conversion's idempotency key (a second ``make run`` finds it made).
+DEMO_CONVERSION_KEY = "6f2c1a52-8d4e-4b7a-9c3e-0d5b7a1e2f40"
+
+
+def _convert_to_credits(learner: User, admin: User, today: dt.date, echo: Callable[[str], object]) -> None:
+    """A 1:1 学时 -> 学分 rule in the policy, and 1 学时 of 李明's converted by the admin."""
+    from lms_core.jobs.services import commit
+    from plugins.credit_bank import policy as P
+    from plugins.credit_bank import type_conversion
+
+    rules = P.rules_of(P.in_force(today))
+    rule = {"from": "WL_XS", "to": "XF", "num": 1, "den": 1}
+    if rule not in rules["conversions"]:
+        rules["conversions"] = [*rules["conversions"], rule]
+        P.add_version(rules, dt.date(today.year, 1, 1), admin.id, "网络培训学时按 1:1 折算学分（参照郑州做法）")
+        echo("credit demo: policy version converting 网络培训学时 into 学分 at 1:1")
+    if type_conversion.already_made(learner, DEMO_CONVERSION_KEY) is not None:
+        return
+    _version, _caps, conversions = type_conversion.policy_in_force()
+    form = {"rule": str(conversions.index(rule)), "year": str(today.year), "amount": "1.00", "key": DEMO_CONVERSION_KEY}
+    plan, errors = type_conversion.plan(learner, form)
+    if plan is None or errors:
+        echo(f"credit demo: no conversion to 学分 ({'; '.join(errors.values())})")
+        return
+    if type_conversion.carry_out(learner, plan, admin) == ["created", "created"]:
+        commit()  # the credit.converted event is dispatched after the commit
+        echo("credit demo: 1 学时 of 李明's converted into 1 学分")
+    else:
+        db.session.rollback()

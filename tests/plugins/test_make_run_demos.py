@@ -35,7 +35,16 @@ def test_the_demos_load_in_order_and_a_second_run_changes_nothing(app):
     assert [v for v, _r in days] == ["held", "deducted"], days
     assert {"R11", "R07b"} <= set(days[0][1]) and "R07" in days[1][1] and "R07b" not in days[1][1], days
 
+    # The credit bank's demo converts 1 学时 of 李明's into 1 学分 (the 学分 ledger, XF).
+    from lms_core.db import utcnow
+    from plugins.credit_bank import queries
+    from plugins.credit_bank.services import local_date
+
+    year = local_date(utcnow()).year
+    assert queries.figures(learner.id)[("XF", year)].posted == 100
+
     for args in DEMOS:  # idempotent: make run twice on the same instance
         result = runner.invoke(args=args)
         assert result.exit_code == 0, (args, result.output, repr(result.exception))
     assert sorted(db.session.execute(select(DayVerdict.verdict)).scalars()) == verdicts
+    assert queries.figures(learner.id)[("XF", year)].posted == 100
