@@ -131,7 +131,27 @@ def band_name(band: str | None) -> str:
 
 
 def requirement_name(key: str) -> str:
-    return str(REQUIREMENT_NAMES.get(key, key))
+    """A requirement's name: the bank's own wording for the default rules, else the name a
+    site admin gave it in the requirement form (from the version in force, read once per
+    request), never the internal key."""
+    if key in REQUIREMENT_NAMES:
+        return str(REQUIREMENT_NAMES[key])
+    return _policy_names().get(key) or str(_l("Requirement %(key)s", key=key))
+
+
+def _policy_names() -> dict[str, str]:
+    from flask import g
+
+    names = g.get("credit_requirement_names")
+    if names is None:
+        from lms_core.db import utcnow
+        from plugins.credit_bank import policy as P
+        from plugins.credit_bank.services import local_date
+
+        rules = P.rules_of(P.in_force(local_date(utcnow())))
+        names = {str(r["key"]): str(r["name"]) for r in rules["requirements"] if r.get("name")}
+        g.credit_requirement_names = names
+    return dict(names)
 
 
 def error_text(code: str) -> str:

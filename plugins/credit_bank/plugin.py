@@ -47,7 +47,7 @@ class CreditBankPlugin:
     def lms_blueprints(self) -> list[Any]:
         # admin_views and conversion add their routes to views.bp when imported (imported
         # here, not from views, so the modules do not import each other).
-        from plugins.credit_bank import admin_views, conversion, type_conversion  # noqa: F401
+        from plugins.credit_bank import admin_views, conversion, requirement_form, type_conversion  # noqa: F401
         from plugins.credit_bank.integrity_views import bp as integrity_bp
         from plugins.credit_bank.requirement_report import bp as requirements_bp
         from plugins.credit_bank.transcripts.views import bp as transcripts_bp
@@ -168,6 +168,7 @@ class CreditBankPlugin:
             links.append((url_for("credit_bank.ranks_import"), _("Import rank changes")))
         if can(current_user, "credit.policy"):
             links.append((url_for("credit_bank.conversion_page"), _("Credit conversion")))
+            links.append((url_for("credit_bank.requirements_page"), _("Requirement rules")))
             links.append((url_for("credit_bank.policy_page"), _("Credit policy")))
         from plugins.credit_bank.integrity_views import may_view
 

@@ -14,7 +14,7 @@ Document shape (every amount in 0.01 学时)::
                      | {"kind": "study_time", "minutes_per_hour": 45},   # credited study time
       "offline_day_centi": 600,                                  # per day of an offline class
       "caps": {"WL_XS": {"per_year": 12000, "per_day": 800, "per_item": 1000}, ...},
-      "requirements": [ {key, ledgers, amount_centi, window, rank_bands?, party_member?,
+      "requirements": [ {key, name?, ledgers, amount_centi, window, rank_bands?, party_member?,
                          position_keywords?, supersedes?, years?, cycle_start?, annual_share_centi?} ],
       "year_end": {"mode": "expire" | "carry_forward", "carry_cap_centi": 0},
       "conversions": [{"from": "WL_XS", "to": "JZ_XS", "num": 1, "den": 2},
@@ -162,6 +162,9 @@ def validate(rules: Any) -> dict[str, Any]:
         if not isinstance(r, dict) or not isinstance(r.get("key"), str) or not r["key"] or r["key"] in keys:
             raise PolicyError(_("Each requirement needs its own key."))
         keys.add(r["key"])
+        name = r.get("name")
+        if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 100):
+            raise PolicyError(_("Requirement %(key)s: the name is text of at most 100 characters.", key=r["key"]))
         if r.get("window") not in WINDOWS:
             raise PolicyError(
                 _("Requirement %(key)s: the window must be one of %(w)s.", key=r["key"], w=", ".join(WINDOWS))

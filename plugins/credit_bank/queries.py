@@ -547,6 +547,7 @@ def progress(
     hist: Any = None,
     fig: dict[tuple[str, int], Figures] | None = None,
     reading: Reading | None = None,
+    rules: dict[str, Any] | None = None,
 ) -> list[Progress]:
     """Progress toward each requirement that applies to the cadre in ``year``.
 
@@ -555,7 +556,9 @@ def progress(
     rule counts what was earned from the promotion day to its deadline. ``fig``: the cadre's
     :func:`figures` on ``as_of``, when the caller has them (the page shows both); ``reading``:
     the cadre's :func:`read` on ``as_of`` with the policy of :func:`policy_day` (then no
-    statement of its own unless the cadre has a rank history).
+    statement of its own unless the cadre has a rank history). ``rules``: a policy document
+    to measure against instead of the version in force (the requirement form's preview of a
+    draft).
     """
     from plugins.credit_bank import ranks
 
@@ -566,7 +569,8 @@ def progress(
         promotions = hist.promotions()
     who = ranks.as_of(user, hist, ref)
     today = as_of or ranks.today()
-    rules = policy_rules(reading, policy_day(year, as_of))
+    if rules is None:
+        rules = policy_rules(reading, policy_day(year, as_of))
     if fig is None:
         fig = reading.figures if reading is not None else figures(user.id, as_of)
     applicable = [r for r in rules["requirements"] if r["window"] == "after_promotion" or _applies(r, who)]
