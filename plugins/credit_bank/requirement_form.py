@@ -350,6 +350,8 @@ def _render(current: Any, base: dict[str, Any], draft: Draft, ctx: dict[str, Any
         known_names=labels.REQUIREMENT_NAMES,
         summaries=summaries(base, shown) if shown is not None else [],
         choices=_supersede_choices(draft),
+        # rows with a wrong field open (the others stay folded: a long form on a phone)
+        error_rows={int(k.rsplit("_", 1)[1]) for k in draft.errors if k.startswith("req_")},
         **ctx,
     )
 

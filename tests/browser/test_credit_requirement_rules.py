@@ -51,12 +51,14 @@ def test_site_admin_previews_and_saves_requirement_rules(
     page.goto("/credit/policy")
     page.locator("#requirements-form-link").click()
     expect(page.locator("h1")).to_have_text("学时要求规则")
+    page.locator(f"#requirement-{i} > summary").click()  # each requirement is folded until opened
     amount = page.locator(f"#req_amount_{i}")
     expect(amount).to_have_value("90.00")
     amount.fill("九十")
     page.locator("#preview-button").click()
     expect(page.locator(f"#error-req_amount_{i}")).to_contain_text("最多两位小数")
-    expect(page.locator(f"#req_amount_{i}")).to_have_value("九十")
+    expect(page.locator(f"#req_amount_{i}")).to_have_value("九十")  # the row with the error is open
+    expect(page.locator(f"#requirement-{i} summary .badge")).to_have_text("待更正")
     page.locator(f"#req_amount_{i}").fill("100")
     page.locator("#person").fill("liming")
     page.locator("#preview-button").click()
