@@ -261,7 +261,7 @@ def test_migration_adds_the_xf_ledger_and_downgrade_removes_it(db_backend: str, 
         finally:
             engine.dispose()
 
-    for args in (["upgrade", "heads"], ["downgrade", "0010credit_group_prepare"]):
+    for args in (["upgrade", "heads"], ["downgrade", "0011credit_visible_brin"]):
         result = runner.invoke(args=["db", *args])
         assert result.exit_code == 0, result.output
         want = ["WL_XS", "JZ_XS", "DY_XS", "ZJ_XS"] + (["XF"] if args[0] == "upgrade" else [])

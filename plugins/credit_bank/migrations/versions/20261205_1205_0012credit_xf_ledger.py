@@ -5,17 +5,17 @@ through the policy's conversions (linked transfers through the conversion pools,
 plugins/credit_bank/type_conversion.py). The application also inserts a missing reference
 ledger on first use (``ledger.ensure_ledgers``), so the insert ignores an existing row.
 
-Revision ID: 0011credit_xf_ledger
-Revises: 0010credit_group_prepare
-Create Date: 2026-12-05 12:00:00
+Revision ID: 0012credit_xf_ledger
+Revises: 0011credit_visible_brin
+Create Date: 2026-12-05 12:05:00
 
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011credit_xf_ledger"
-down_revision = "0010credit_group_prepare"
+revision = "0012credit_xf_ledger"
+down_revision = "0011credit_visible_brin"
 branch_labels = None
 depends_on = None
 
