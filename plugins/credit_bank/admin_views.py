@@ -25,7 +25,7 @@ from lms_core.unit_of_work import service_call
 from plugins.credit_bank import claims as C
 from plugins.credit_bank import labels, queries
 from plugins.credit_bank import policy as P
-from plugins.credit_bank.models import Account, AccountKind, Claim, ClaimStatus, Transfer
+from plugins.credit_bank.models import CREDIT_UNIT_LEDGER_IDS, Account, AccountKind, Claim, ClaimStatus, Transfer
 from plugins.credit_bank.services import CLOSE_CODES, local_date
 from plugins.credit_bank.views import bp, parse_date, parse_year, this_year
 
@@ -160,14 +160,18 @@ def behind_rows(year: int, unit_prefix: str, band: str) -> list[dict[str, Any]]:
     a = Account
     earned = (
         select(a.owner_id.label("uid"), func.sum(a.credits_posted - a.debits_posted).label("bal"))
-        .where(a.period == year, a.kind == AccountKind.COUNTED.value)
+        .where(a.period == year, a.kind == AccountKind.COUNTED.value, a.ledger_id.not_in(CREDIT_UNIT_LEDGER_IDS))
         .group_by(a.owner_id)
         .subquery()
     )
     t = Transfer
     closed = (
         select(t.user_id.label("uid"), func.sum(t.amount).label("out"))
-        .where(t.code.in_(CLOSE_CODES), t.effective_date == dt.date(year, 12, 31))
+        .where(
+            t.code.in_(CLOSE_CODES),
+            t.effective_date == dt.date(year, 12, 31),
+            t.ledger_id.not_in(CREDIT_UNIT_LEDGER_IDS),  # 学时 only: 学分 are another unit
+        )
         .group_by(t.user_id)
         .subquery()
     )

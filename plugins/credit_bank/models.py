@@ -80,6 +80,8 @@ LEDGERS: tuple[tuple[int, str, str], ...] = (
 CREDIT_UNIT_LEDGERS = frozenset({"XF"})
 #: The 学时 ledgers, in display order.
 HOUR_LEDGERS = tuple(c for _, c, _n in LEDGERS if c not in CREDIT_UNIT_LEDGERS)
+#: Ids of the 学分 ledgers: SQL sums of 学时 (reports, who is behind) leave them out.
+CREDIT_UNIT_LEDGER_IDS = tuple(i for i, c, _n in LEDGERS if c in CREDIT_UNIT_LEDGERS)
 
 
 class Ledger(Base):

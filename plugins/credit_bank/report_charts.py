@@ -27,7 +27,7 @@ from lms_core.reports.charts import Chart, ChartScope, Series, percent
 from lms_core.reports.queries import band_label
 from plugins.credit_bank import policy as P
 from plugins.credit_bank import ranks
-from plugins.credit_bank.models import Account, AccountKind, Transfer, UnitEarned, UnitPeople
+from plugins.credit_bank.models import CREDIT_UNIT_LEDGER_IDS, Account, AccountKind, Transfer, UnitEarned, UnitPeople
 from plugins.credit_bank.queries import annual_target, reference_date
 from plugins.credit_bank.ranks import History, RankChange
 from plugins.credit_bank.services import CLOSE_CODES
@@ -59,16 +59,17 @@ def recomputed_people() -> Any:
 def recomputed_earned() -> Any:
     """(unit, year, band, centi): ``credit_bank_unit_earned`` from the counted accounts and their year-end moves."""
     counted = (Account.owner_id == User.id, Account.kind == AccountKind.COUNTED.value)
+    hours = Account.ledger_id.not_in(CREDIT_UNIT_LEDGER_IDS)  # 学时 only: 学分 are another unit
     posted = (
         select(User.org_unit_id, Account.period, User.rank_band, (Account.credits_posted - Account.debits_posted))
         .join(Account, counted[0])
-        .where(counted[1], _steady())
+        .where(counted[1], hours, _steady())
     )
     closed = (
         select(User.org_unit_id, Account.period, User.rank_band, Transfer.amount)
         .join(Account, counted[0])
         .join(Transfer, Transfer.debit_account_id == Account.id)
-        .where(counted[1], Transfer.code.in_(CLOSE_CODES), _steady())
+        .where(counted[1], hours, Transfer.code.in_(CLOSE_CODES), _steady())
     )
     both = union_all(posted, closed).subquery()
     unit, period, band, amount = both.c
@@ -185,7 +186,12 @@ def _movers_earned(ids: list[int], year: int) -> list[tuple[int, int]]:
     """(person, centi) posted to the counted accounts of ``year``, plus what a year-end close moved out."""
     if not ids:
         return []
-    counted = (Account.owner_id.in_(ids), Account.kind == AccountKind.COUNTED.value, Account.period == year)
+    counted = (
+        Account.owner_id.in_(ids),
+        Account.kind == AccountKind.COUNTED.value,
+        Account.period == year,
+        Account.ledger_id.not_in(CREDIT_UNIT_LEDGER_IDS),  # 学时 only
+    )
     posted = select(Account.owner_id, func.sum(Account.credits_posted - Account.debits_posted)).where(*counted)
     closed = (
         select(Account.owner_id, func.sum(Transfer.amount))

@@ -272,3 +272,24 @@ def test_migration_adds_the_xf_ledger_and_downgrade_removes_it(db_backend: str, 
         from lms_core.extensions import db as app_db
 
         app_db.engine.dispose()
+
+
+def test_reports_and_who_is_behind_sum_hours_not_credits(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
+    from plugins.credit_bank import report_charts
+    from plugins.credit_bank import services as S
+
+    cadre = people["cadre"]
+    grant_credit(cadre.id, 9000, "wl-full", day=dt.date(2026, 3, 3))  # 95.00 学时 + 1.25 classroom
+    with time_machine.travel(NOON, tick=True):
+        got = S.convert(
+            key="r1", user_id=cadre.id, year=2026, from_ledger="WL_XS", to_ledger="XF", amount=2000, num=1, den=1
+        )
+        assert got == ["created", "created"]
+        db.session.commit()
+        # 75.00 + 1.25 学时 are left; the 20.00 学分 are not 学时.
+        assert report_charts._movers_earned([cadre.id], 2026) == [(cadre.id, 7625)]
+        assert sum(int(r[3]) for r in db.session.execute(report_charts.recomputed_earned())) == 7625
+        _login(client, "admin_a")
+        body = client.get("/credit/behind?year=2026&format=csv").data.decode("utf-8-sig")
+    line = next(ln for ln in body.splitlines() if "李明" in ln)
+    assert "76.25" in line and "96.25" not in line
