@@ -178,3 +178,21 @@ def test_malformed_anti_idle_payloads_are_ignored(app: Flask, tree) -> None:  # 
     from lms_core.events.models import EventHandlerFailure
 
     assert db.session.query(EventHandlerFailure).count() == 0
+
+
+def test_party_members_owe_32_and_branch_secretaries_56_instead(app: Flask, tree) -> None:  # type: ignore[no-untyped-def]
+    from tests.plugins.credit_bank.helpers import grant_credit
+
+    plain = UserFactory(org_unit=tree.town_a, party_member=False)
+    member = UserFactory(org_unit=tree.town_a, party_member=True, position="科员")
+    secretary = UserFactory(org_unit=tree.town_a, party_member=True, position="村党支部书记")
+    db.session.commit()
+    grant_credit(secretary.id, 4000, "dy-sec", day=dt.date(2026, 3, 1), ledger="DY_XS")
+    with time_machine.travel(NOON, tick=False):
+        owed = {u: {p.key: p for p in queries.progress(u, 2026)} for u in (plain, member, secretary)}
+    assert "party_member" not in owed[plain] and "party_secretary" not in owed[plain]
+    assert owed[member]["party_member"].required == 3200 and "party_secretary" not in owed[member]
+    # The secretary's 56 supersedes the members' 32; 党员学习学时 count toward it.
+    assert "party_member" not in owed[secretary]
+    sec = owed[secretary]["party_secretary"]
+    assert (sec.required, sec.earned, sec.ledgers) == (5600, 4000, ["DY_XS"])
