@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from typing import Any, Protocol
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
@@ -59,7 +59,36 @@ enum_labels(
 )
 
 
-class User(Base):
+class _SignInKey(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def session_version(self) -> int: ...
+
+
+class SignedIn:
+    """Flask-Login's user protocol, shared by :class:`User` and the heartbeat path's
+    :class:`~lms_core.accounts.principal.Principal` (each says itself whether it ``is_active``).
+
+    Not ``flask_login.UserMixin``: its ``is_authenticated`` follows ``is_active`` and its
+    ``__eq__`` compares ``get_id()``, which would change how mapped users compare.
+    """
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self: _SignInKey) -> str:
+        """The session's identity: a password change bumps ``session_version`` and ends every other sign-in."""
+        return f"{self.id}:{self.session_version}"
+
+
+class User(SignedIn, Base):
     """A person: a cadre, instructor, auditor or administrator."""
 
     __tablename__ = "users"
@@ -95,21 +124,9 @@ class User(Base):
 
     __table_args__ = (Index("ix_users_org_unit_id", "org_unit_id"),)
 
-    # Flask-Login protocol ---------------------------------------------------------
     @property
     def is_active(self) -> bool:
         return self.status == UserStatus.ACTIVE
-
-    @property
-    def is_authenticated(self) -> bool:
-        return True
-
-    @property
-    def is_anonymous(self) -> bool:
-        return False
-
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
 
 
 class RoleAssignment(Base):

@@ -29,7 +29,7 @@ from flask import current_app, has_app_context, has_request_context, request
 from sqlalchemy import Integer, bindparam, event, select
 from sqlalchemy.orm import Session, object_session
 
-from lms_core.accounts.models import User, UserStatus
+from lms_core.accounts.models import SignedIn, User, UserStatus
 from lms_core.extensions import db
 
 #: Endpoints answered with a :class:`Principal` instead of the ORM user.
@@ -37,8 +37,8 @@ LEAN_ENDPOINTS = frozenset({"learning.beat"})
 
 
 @dataclass(frozen=True)
-class Principal:
-    """What the lean endpoints need of the signed-in user (Flask-Login's user protocol)."""
+class Principal(SignedIn):
+    """What the lean endpoints need of the signed-in user (Flask-Login's user protocol, from :class:`SignedIn`)."""
 
     id: int
     org_unit_id: int
@@ -50,17 +50,6 @@ class Principal:
     @property
     def is_active(self) -> bool:
         return self.active
-
-    @property
-    def is_authenticated(self) -> bool:
-        return True
-
-    @property
-    def is_anonymous(self) -> bool:
-        return False
-
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
 
     def __getattr__(self, name: str) -> Any:
         """Anything else (roles for ``can``, the name on an error page) loads the ORM user,
