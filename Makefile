@@ -57,6 +57,8 @@ run: install
 	$(RUN_ENV) sh -c 'case ",$$LMS_PLUGINS," in *,anti_idle,*) $(BIN)/flask lms anti-idle demo;; esac'
 	@# Credit through the bank's real services (completions, a pending claim, a reversal, a transcript).
 	$(RUN_ENV) sh -c 'case ",$$LMS_PLUGINS," in *,credit_bank,*) $(BIN)/flask lms credit demo;; esac'
+	@# The dashboards open on the demo's figures (pages rebuild these rollups when they are old).
+	$(RUN_ENV) $(BIN)/flask lms report refresh
 	@echo ""
 	@echo "  Platform: http://$(HOST):$(PORT)/   (Ctrl-C to stop; background jobs log to instance/worker.log)"
 	@echo ""

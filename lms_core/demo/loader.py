@@ -23,7 +23,10 @@ CITY = ("3601", "江州市")
 COUNTIES = [("360102", "东湖区"), ("360121", "南岭县"), ("360122", "青山县"), ("360123", "安义县")]
 TOWNSHIPS = ["城关镇", "石岗镇", "莲塘镇", "白沙乡", "梅岭街道", "高桥乡"]
 VILLAGES = ["红星村", "新塘村", "东山社区", "桃源村", "柏林村"]
-DEPARTMENTS = [("01", "市委组织部"), ("02", "市委党校"), ("03", "市人力资源和社会保障局")]
+#: City departments: codes in the 9xx range, like a county's 委组织部 (``<county>900``); a
+#: two-digit suffix made 市委党校 ``360102``, the code of 东湖区, which then was never created
+#: and whose townships were filed under the 党校.
+DEPARTMENTS = [("901", "市委组织部"), ("902", "市委党校"), ("903", "市人力资源和社会保障局")]
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国志红玉兰晓东海燕文斌春梅永辉"
@@ -35,7 +38,7 @@ ACCOUNTS = [
     ("zzb_admin", "组织部管理员", CITY[0], [Role.ORG_ADMIN, Role.AUDITOR], "city org admin + auditor"),
     ("nanling_admin", "南岭县管理员", "360121", [Role.ORG_ADMIN], "county org admin (南岭县)"),
     ("nanling_audit", "南岭县审计员", "360121", [Role.AUDITOR], "county auditor (南岭县 only)"),
-    ("teacher", "党校讲师", CITY[0] + "02", [Role.INSTRUCTOR], "instructor"),
+    ("teacher", "党校讲师", CITY[0] + "902", [Role.INSTRUCTOR], "instructor"),
     ("learner", "李明", "360121001001", [], "cadre (learner)"),
 ]
 

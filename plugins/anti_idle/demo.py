@@ -2,6 +2,8 @@
 
 ``flask lms anti-idle demo`` (run by ``make run`` after ``flask lms demo``):
 
+* fifteen months of study by 李明 and a few cadres of each county (``demo_study.py``):
+  the dashboard's charts, the hours report and "who is behind" have real shapes;
 * a course policy for 乡村振兴实践案例 (XC-2026-04) with frequent attention checks
   (first after 10 s of playing, then every 20 s, 15 s to answer, hidden grace 10 s),
   stored as a new policy version like an admin's edit;
@@ -36,7 +38,7 @@ from lms_core.enrolments import services as enrolments
 from lms_core.extensions import db
 from lms_core.learning import services as learning
 from lms_core.media.services import record_delivery
-from plugins.anti_idle import appeals, checks, envelope, policy, policy_forms
+from plugins.anti_idle import appeals, checks, demo_study, envelope, policy, policy_forms
 from plugins.anti_idle.models import DayVerdict
 
 LEARNER = "learner"
@@ -172,8 +174,10 @@ def load_demo(echo: Callable[[str], object] = print) -> None:
         )
         db.session.commit()
         echo(f"anti-idle: course {CHECK_COURSE} has its own policy (a check every 20 s of playing)")
-    clock = _Clock()
     today = learning.beijing_day(dt.datetime.now(dt.UTC))
+    # Months of study first: each person's clock only moves forward, so the past comes first.
+    demo_study.load_study(today, echo=echo)
+    clock = _Clock()
     for days_ago, script in ((2, _automated_morning), (1, _hidden_tab_morning)):
         day = today - dt.timedelta(days=days_ago)
         if (

@@ -81,6 +81,7 @@ PLUGIN_SERVICES_OWNING_THEIR_TRANSACTION: dict[tuple[str, str, str], str] = {
     ("plugins/anti_idle/demo.py", "beat", "commit"): "the demo loader (CLI), in steps",
     ("plugins/anti_idle/demo.py", "check", "commit"): "the demo loader (CLI), in steps",
     ("plugins/anti_idle/demo.py", "load_demo", "commit"): "the demo loader (CLI)",
+    ("plugins/anti_idle/demo_study.py", "_study_day", "commit"): "the demo loader (CLI), a person-day at a time",
     ("plugins/anti_idle/recompute.py", "recompute_since", "commit"): "calls the caller's commit= between chunks",
     ("plugins/credit_bank/claims.py", "import_roster", "commit"): "not yet converted: a roster import commits itself",
     ("plugins/credit_bank/claims.py", "review", "commit"): "not yet converted: rolls back the ledger's refusal itself",
