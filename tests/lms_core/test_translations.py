@@ -202,3 +202,13 @@ def test_sign_in_page_is_english_with_the_language_cookie(client):
         assert expected in texts, expected
     assert [t for t in texts if CJK.search(t)] == []
     assert 'lang="zh-CN">中文</a>' in html
+
+
+@pytest.mark.parametrize(("lang", "expected"), [("zh_Hans_CN", "阅读时长："), ("en", "Reading time: ")])
+def test_a_label_takes_the_colon_of_the_page_language(app, lang, expected):
+    """``|colon`` after a label: full-width on a Chinese page, ASCII and a space on an English one."""
+    from flask_babel import force_locale, gettext
+
+    with app.test_request_context("/"), force_locale(lang):
+        assert app.jinja_env.from_string("{{ _('Reading time')|colon }}").render() == expected
+        assert gettext("Reading time") in expected
