@@ -290,9 +290,10 @@ def behind() -> Any:
             mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers={"Content-Disposition": f"attachment; filename={name}"},
         )
-    summary: dict[tuple[str, str], int] = {}
+    # Per unit (by code: 东山社区 is the name of a village in many townships), in code order.
+    summary: dict[tuple[str, str, str], int] = {}
     for row in rows:
-        key = (row["unit"].name, row["band"])
+        key = (row["unit"].code, row["unit"].name, row["band"])
         summary[key] = summary.get(key, 0) + 1
     return render_template(
         "credit_bank/behind.html",

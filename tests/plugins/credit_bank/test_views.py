@@ -220,6 +220,25 @@ def test_behind_report_and_exports_equal_the_rows(app: Flask, client, people) ->
     assert ws is not None and ws.max_row == len(rows)
 
 
+def test_behind_summary_counts_each_unit_not_each_name(app: Flask, client, people, tree) -> None:  # type: ignore[no-untyped-def]
+    """Two villages called 东山社区 (in two townships) are two rows of the summary, with their codes."""
+    from lms_core.orgs.models import OrgKind
+    from tests.factories import OrgUnitFactory
+
+    town = OrgUnitFactory(code="360121002", name="石岗镇", kind=OrgKind.TOWNSHIP, parent=tree.county_a)
+    for code, parent in (("360121001009", tree.town_a), ("360121002009", town)):
+        unit = OrgUnitFactory(code=code, name="东山社区", kind=OrgKind.VILLAGE, parent=parent)
+        UserFactory(org_unit=unit, username=f"c{code}", rank_band=RankBand.GENERAL)
+    db.session.commit()
+    with time_machine.travel(NOON, tick=True):
+        login(client, "admin_a")
+        page = client.get("/credit/behind?year=2026").get_data(as_text=True)
+    summary = page.split('id="behind-summary"', 1)[1].split("</table>", 1)[0]
+    lines = [line for line in summary.split("<tr>") if "东山社区" in line]
+    assert len(lines) == 2, lines
+    assert "360121001009" in lines[0] and "360121002009" in lines[1] and all("<td>1</td>" in line for line in lines)
+
+
 def test_roster_import_is_idempotent_per_row(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
     csv_text = (
         "用户名,培训班名称,主办单位,开始日期,结束日期,学时类别,学时\n"
