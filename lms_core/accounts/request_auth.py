@@ -16,17 +16,27 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from lms_core.accounts import services
+from lms_core.accounts.lean_tokens import bearer_digest
 from lms_core.accounts.models import ApiToken, TokenScope, User
+from lms_core.accounts.token_principal import LeanToken, TokenPrincipal, token_principal_for, wants_token_principal
 
 #: Methods a read-only token may use.
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def load_token_user(req: Any) -> User | None:
+def load_token_user(req: Any) -> User | TokenPrincipal | None:
     """Flask-Login request loader for ``Authorization: Bearer lms_...``."""
     header = req.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
+    if wants_token_principal():
+        # A GET to a view marked lean_token_read: one cached narrow read, no ORM rows.
+        digest = bearer_digest(header)
+        found = token_principal_for(digest) if digest is not None else None
+        if found is None:
+            return None
+        g.lms_api_token = found[1]
+        return found[0]
     token = services.token_for(header[7:].strip())
     if token is None:
         return None
@@ -34,11 +44,11 @@ def load_token_user(req: Any) -> User | None:
     return token.user
 
 
-def authenticated_token() -> ApiToken | None:
+def authenticated_token() -> ApiToken | LeanToken | None:
     """The API token that authenticated this request, or ``None`` (cookie, or no one)."""
     if not current_user.is_authenticated:  # loads the user: the cookie, then the header
         return None
-    token: ApiToken | None = g.get("lms_api_token")
+    token: ApiToken | LeanToken | None = g.get("lms_api_token")
     return token
 
 

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from lms_core.accounts.models import User
+from lms_core.accounts.token_principal import lean_token_read
 from lms_core.authz import can, require
 from lms_core.db import utcnow
 from lms_core.extensions import db
@@ -244,12 +245,14 @@ def _api_payload(user: User) -> dict[str, Any]:
 
 
 @api_bp.route("/me/credits")
+@lean_token_read
 @login_required
 def api_me() -> Any:
     return jsonify(_api_payload(current_user))
 
 
 @api_bp.route("/users/<int:user_id>/credits")
+@lean_token_read
 @login_required
 def api_user(user_id: int) -> Any:
     user = _user_in_scope(user_id, "credit.view")

@@ -28,6 +28,7 @@ COMMITTING_SERVICES: dict[tuple[str, str], str] = {
     ("accounts/importer.py", "import_job"): "a background job: its own transaction, progress visible meanwhile",
     ("accounts/services.py", "authenticate"): "a refused sign-in is recorded even though the request fails",
     ("accounts/services.py", "token_for"): "touches last_used_at at most once a minute, outside any business change",
+    ("accounts/token_principal.py", "_touch"): "the lean token sign-in's last_used_at, at most once a minute",
     ("db.py", "install_read_only_commit.do_rollback"): "the read-only guard's own raw connection",
     ("demo/courses.py", "load_demo_courses"): "the demo loader (CLI), in steps",
     ("demo/loader.py", "load_demo"): "the demo loader (CLI)",
