@@ -81,6 +81,10 @@ def answer(result: Any) -> dict[str, Any]:
     }
 
 
+class _HandToView(Exception):
+    """A beat the service refused (late): rolled back here, so the view stores it and says why."""
+
+
 class LeanBeats:
     """Wraps ``app.wsgi_app``: ordinary beats are answered here, the rest passed on."""
 
@@ -215,10 +219,10 @@ class LeanBeats:
         g.lms_remote_addr = environ.get("REMOTE_ADDR")  # the event log's ip (events.emit)
         get_plugin_manager().hook.lms_beat_received(session_id=session_id, body=body)
         # Committed (COMMIT, then inline jobs) before the answer; a refusal is rolled back.
-        with bare_transaction((services.BeatError,)) as refused:
+        with bare_transaction((services.BeatError, _HandToView)) as refused:
             result = services.record_beat(session_id, principal, payload)
             if result.refused:
-                raise services.BeatError("refused")  # the view keeps it and says why
+                raise _HandToView  # the view keeps it and says why
         if refused:
             return None
         return self.app.json.response(answer(result))
