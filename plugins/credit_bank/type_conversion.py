@@ -120,6 +120,14 @@ def plan(user: User, form: Any) -> tuple[Plan | None, dict[str, str]]:
     return Plan(rule, year, amount, out, version, available, _key(form.get("key"))), errors
 
 
+def lock_person(person_id: int) -> None:
+    """Serialise saves for one cadre (row lock on PostgreSQL; SQLite writes one at a time).
+
+    The yearly cap is checked against the figures read after the lock, so a second admin
+    converting for the same cadre at the same moment sees the first one's conversion."""
+    db.session.execute(db.select(User.id).where(User.id == person_id).with_for_update())
+
+
 def already_made(user: User, raw_key: Any) -> int | None:
     """The year of the conversion a preview's key already made for ``user``, if any.
 
@@ -196,6 +204,8 @@ def convert_page(user_id: int) -> Any:
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
+        if request.form.get("action") == "save":
+            lock_person(user.id)
         done = already_made(user, request.form.get("key")) if request.form.get("action") == "save" else None
         if done is not None:  # the same preview sent again (a double click, a resent form)
             flash(_("This conversion was already made; nothing more was converted."), "info")
