@@ -45,6 +45,7 @@ def test_the_demos_load_in_order_and_a_second_run_changes_nothing(app):
 
     year = local_date(utcnow()).year
     assert queries.figures(learner.id)[("XF", year)].posted == 100
+    _the_bank_shows_a_claim_a_reversal_and_a_transcript(learner.id, year)
 
     for args in DEMOS:  # idempotent: make run twice on the same instance
         result = runner.invoke(args=args)
@@ -52,6 +53,27 @@ def test_the_demos_load_in_order_and_a_second_run_changes_nothing(app):
     assert sorted(db.session.execute(select(DayVerdict.verdict)).scalars()) == verdicts
     assert queries.figures(learner.id)[("XF", year)].posted == 100
     assert _figures() == figures
+
+
+def _the_bank_shows_a_claim_a_reversal_and_a_transcript(learner_id: int, year: int) -> None:
+    """What plugins/credit_bank/demo.py promises (issue 9, demo data): 李明's offline claim
+    waiting for review, another cadre's approved, one course credit reversed for 代学代考 with
+    its reason, and 李明's transcript of the year issued and verifiable."""
+    from lms_core.accounts.models import User
+    from plugins.credit_bank.models import Claim, ClaimStatus, Transfer
+    from plugins.credit_bank.transcripts import services as transcripts
+
+    statuses = dict(db.session.execute(select(Claim.user_id, Claim.status)).all())
+    assert statuses.get(learner_id) == ClaimStatus.SUBMITTED, statuses
+    assert ClaimStatus.APPROVED in statuses.values(), statuses
+    cheat = db.session.execute(select(User.id).where(User.username == "cadre0003")).scalar_one()
+    reversals = (
+        db.session.execute(select(Transfer.memo).where(Transfer.user_id == cheat, Transfer.reverses_id.isnot(None)))
+        .scalars()
+        .all()
+    )
+    assert len(reversals) == 1 and "代学代考" in str(reversals[0]), reversals
+    assert transcripts.current(learner_id, year) is not None
 
 
 def _figures() -> tuple[int, ...]:
