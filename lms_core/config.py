@@ -67,6 +67,10 @@ DEFAULTS: dict[str, Any] = {
     # Ordinary heartbeats are answered by a lean WSGI layer before Flask
     # (lms_core/learning/beat_front.py); off: every beat goes through the Flask view.
     "LMS_LEAN_BEAT": True,
+    # The ASGI front (lms_core/learning/beat_asgi.py) records the beats that arrive together
+    # in one transaction and one COMMIT, up to this many (lms_core/learning/beat_batch.py);
+    # 0: each beat in its own transaction.
+    "LMS_BEAT_GROUP_MAX": 64,
     # Beats made (by the player's claimed time, `at`) longer ago than this are refused and
     # kept as evidence; the player keeps queued beats on the device as long.
     "LMS_BEAT_LATE_WINDOW_HOURS": 24,

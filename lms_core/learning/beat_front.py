@@ -39,6 +39,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, g
@@ -81,8 +82,15 @@ def answer(result: Any) -> dict[str, Any]:
     }
 
 
-class _HandToView(Exception):
-    """A beat the service refused (late): rolled back here, so the view stores it and says why."""
+class HandToView(Exception):
+    """A beat the lean path does not answer (refused, late, a sign-in the view must judge): the
+    caller rolls back, and the view does it again and answers."""
+
+
+def refusals() -> tuple[type[Exception], ...]:
+    from lms_core.learning.services import BeatError
+
+    return (BeatError, HandToView)
 
 
 class LeanBeats:
@@ -95,6 +103,26 @@ class LeanBeats:
         self._verified: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        taken = self.take(environ)
+        if taken is None:
+            return self.wsgi_app(environ, start_response)
+        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        environ["wsgi.input"] = io.BytesIO(body)  # the view reads it again if we pass
+        beat = beat_of(taken, body, environ)
+        if beat is None:
+            return self.wsgi_app(environ, start_response)
+        with self.app.app_context():
+            # Committed (COMMIT, then inline jobs) before the answer; a refusal is rolled back.
+            with bare_transaction(refusals()) as refused:
+                result = record(beat)
+            if refused:
+                return self.wsgi_app(environ, start_response)
+            return respond(self.app, result)(environ, start_response)
+
+    def take(self, environ: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """``(session id, signed session)`` if the request is the lean path's (every check
+        that needs no database and no body), else ``None``: the view answers it. Also the
+        ASGI front's (``beat_asgi``), on the environ it builds."""
         match = PATH.match(environ.get("PATH_INFO", ""))
         config = self.app.config
         if (
@@ -103,22 +131,14 @@ class LeanBeats:
             or not config.get("LMS_LEAN_BEAT", True)
             or environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != "application/json"
         ):
-            return self.wsgi_app(environ, start_response)
+            return None
         length = environ.get("CONTENT_LENGTH") or ""
         if not length.isdigit() or int(length) > int(config["MAX_CONTENT_LENGTH"]):
-            return self.wsgi_app(environ, start_response)
+            return None
         session = self._session(environ)
         if session is None:
-            return self.wsgi_app(environ, start_response)
-        body = environ["wsgi.input"].read(int(length))
-        environ["wsgi.input"] = io.BytesIO(body)  # the view reads it again if we pass
-        with self.app.app_context():
-            response = self._answer(match.group(1), session, body, environ)
-            if response is None:
-                return self.wsgi_app(environ, start_response)
-            for name, value in _HEADERS:
-                response.headers.setdefault(name, value)
-            return response(environ, start_response)
+            return None
+        return match.group(1), session
 
     # -- the checks of the view's stack ------------------------------------------------
 
@@ -199,33 +219,56 @@ class LeanBeats:
         referrer = environ.get("HTTP_REFERER")
         return bool(referrer) and bool(same_origin(referrer, f"https://{get_host(environ)}/"))
 
-    # -- the beat --------------------------------------------------------------------
 
-    def _answer(self, session_id: str, session: dict[str, Any], body: bytes, environ: dict[str, Any]) -> Any:
-        """The view's answer for an ordinary beat, or ``None`` to let the view answer."""
-        from lms_core.learning import services
+@dataclass(frozen=True)
+class Beat:
+    """One beat the lean path took: who (the signed cookie's user and version), the exact body,
+    and the client's address for the event log."""
 
-        try:
-            user_id, version = (int(part) for part in session["_user_id"].split(":", 1))
-        except ValueError:
-            return None
-        principal = principal_for(user_id, version)
-        if principal is None or principal.must_change_password:
-            return None
-        try:
-            payload = jsonsafe.loads(body)
-        except jsonsafe.JSONRefused:
-            return None
-        g.lms_remote_addr = environ.get("REMOTE_ADDR")  # the event log's ip (events.emit)
-        get_plugin_manager().hook.lms_beat_received(session_id=session_id, body=body)
-        # Committed (COMMIT, then inline jobs) before the answer; a refusal is rolled back.
-        with bare_transaction((services.BeatError, _HandToView)) as refused:
-            result = services.record_beat(session_id, principal, payload)
-            if result.refused:
-                raise _HandToView  # the view keeps it and says why
-        if refused:
-            return None
-        return self.app.json.response(answer(result))
+    session_id: str
+    user_id: int
+    version: int
+    body: bytes
+    remote_addr: str | None
+
+
+def beat_of(taken: tuple[str, dict[str, Any]], body: bytes, environ: dict[str, Any]) -> Beat | None:
+    """The beat of a request :meth:`LeanBeats.take` took, or ``None`` (an odd ``_user_id``: the view)."""
+    session_id, session = taken
+    try:
+        user_id, version = (int(part) for part in session["_user_id"].split(":", 1))
+    except ValueError:
+        return None
+    return Beat(session_id, user_id, version, body, environ.get("REMOTE_ADDR"))
+
+
+def record(beat: Beat) -> Any:
+    """Record one beat in the caller's transaction (application context, no request) and
+    return the service's result; raises :class:`HandToView` when the view must answer instead
+    (the caller rolls back first: a refused beat is stored by the view, with its answer)."""
+    from lms_core.learning import services
+
+    principal = principal_for(beat.user_id, beat.version)
+    if principal is None or principal.must_change_password:
+        raise HandToView
+    try:
+        payload = jsonsafe.loads(beat.body)
+    except jsonsafe.JSONRefused:
+        raise HandToView from None
+    g.lms_remote_addr = beat.remote_addr  # the event log's ip (events.emit)
+    get_plugin_manager().hook.lms_beat_received(session_id=beat.session_id, body=beat.body)
+    result = services.record_beat(beat.session_id, principal, payload)
+    if result.refused:
+        raise HandToView  # the view keeps it and says why
+    return result
+
+
+def respond(app: Flask, result: Any) -> Any:
+    """The view's response for an accepted beat: its JSON bytes and the headers its stack adds."""
+    response = app.json.response(answer(result))
+    for name, value in _HEADERS:
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _identifier(environ: dict[str, Any]) -> str:
@@ -242,4 +285,6 @@ def _identifier(environ: dict[str, Any]) -> str:
 def install(app: Flask) -> None:
     """Put the lean path in front of the app (``create_app``, before ``ProxyFix`` wraps
     everything, so ``REMOTE_ADDR`` and the scheme are the client's here too)."""
-    app.wsgi_app = LeanBeats(app, app.wsgi_app)  # type: ignore[method-assign]
+    front = LeanBeats(app, app.wsgi_app)
+    app.extensions["lms.beat_front"] = front  # the ASGI front (beat_asgi) shares its checks
+    app.wsgi_app = front  # type: ignore[method-assign]

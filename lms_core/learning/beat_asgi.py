@@ -1,0 +1,155 @@
+"""An ASGI front for the site: ordinary heartbeats answered on the event loop, the rest by Flask.
+
+Why: under gunicorn's gthread workers the server alone costs ~0.31 ms of CPU per request on
+this machine before any app code runs; uvicorn's worker (uvloop, httptools) ~0.05 ms
+(docs/anti_idle.md, "Heartbeat ingestion"). Beats are most of the site's requests, so they
+are parsed and checked here, on the worker's event loop, and only their database work goes
+to a thread.
+
+What is answered here is exactly what the lean WSGI front answers (``beat_front``: the same
+``take`` checks on the same environ, built from the ASGI scope as a WSGI server would, the
+same :func:`beat_front.record` and the same answer bytes). Everything else, and every beat
+that front would pass on (refused, late, an error, a sign-in to judge), goes to the Flask
+app unchanged through a2wsgi's WSGI adapter, with the body it sent. So this app can serve
+the whole site, or only the beat route behind a proxy::
+
+    gunicorn -k uvicorn_worker.UvicornWorker 'lms_core.learning.beat_asgi:create_app()'
+
+Beats are recorded by the worker's group writer (``beat_batch``): the beats that arrive
+together share one transaction and one COMMIT, and each is answered after it. With
+``LMS_BEAT_GROUP_MAX = 0`` each beat is recorded alone, in its own transaction, on a
+thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import build_environ
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from lms_core.learning import beat_batch, beat_front
+from lms_core.unit_of_work import bare_transaction
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Threads per worker for the Flask app (a2wsgi) and, with group commit off, for beats.
+THREADS = 10
+
+
+def record_alone(app: Flask, beat: beat_front.Beat) -> beat_batch.Answer | None:
+    """One beat in its own transaction (group commit off); ``None``: the view answers it."""
+    with app.app_context():
+        try:
+            with bare_transaction(beat_front.refusals()) as refused:
+                result = beat_front.record(beat)
+        except Exception:  # noqa: BLE001 - rolled back; the view does it again and answers (500/503)
+            return None
+        if refused:
+            return None
+        return beat_batch.answer_parts(app, result)
+
+
+class BeatASGI:
+    """The ASGI app: the lean beat path on the event loop, a2wsgi to Flask for the rest."""
+
+    def __init__(self, app: Flask, *, threads: int = THREADS) -> None:
+        self.app = app
+        self.front: beat_front.LeanBeats = app.extensions["lms.beat_front"]
+        self.site = WSGIMiddleware(app.wsgi_app, workers=threads)  # type: ignore[arg-type]
+        hops = int(app.config.get("LMS_TRUSTED_PROXIES") or 0)
+        # The beat path reads the environ as Flask would see it: after the same ProxyFix.
+        self._proxy: ProxyFix | None = None
+        if hops:
+            self._proxy = ProxyFix(_environ_itself, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)  # type: ignore[arg-type]
+        self._alone = ThreadPoolExecutor(threads, thread_name_prefix="beat")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/beat"):
+            await self.site(scope, receive, send)  # type: ignore[arg-type]
+            return
+        environ = build_environ(scope, None)  # type: ignore[arg-type]
+        if self._proxy is not None:
+            environ = self._proxy(environ, None)  # type: ignore[arg-type, assignment]
+        taken = self.front.take(environ)  # type: ignore[arg-type]
+        if taken is None:
+            await self.site(scope, receive, send)  # type: ignore[arg-type]
+            return
+        body = await _body(receive)
+        if body is None:
+            return  # the client went away before sending its beat
+        beat = beat_front.beat_of(taken, body, environ)  # type: ignore[arg-type]
+        answer = None if beat is None else await self._record(beat)
+        if answer is None:
+            await self.site(scope, _replay(body, receive), send)  # type: ignore[arg-type]
+            return
+        status, headers, content = answer
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    async def _record(self, beat: beat_front.Beat) -> beat_batch.Answer | None:
+        if int(self.app.config.get("LMS_BEAT_GROUP_MAX", 64)) > 0:
+            return await asyncio.wrap_future(beat_batch.submit(self.app, beat))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._alone, record_alone, self.app, beat)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                # Beats already queued are still committed and answered first.
+                await asyncio.get_running_loop().run_in_executor(None, beat_batch.stop, self.app)
+                self._alone.shutdown(wait=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _environ_itself(environ: dict[str, Any], _start_response: Any) -> dict[str, Any]:
+    """The innermost "app" of the beat path's ProxyFix: gives back the fixed environ."""
+    return environ
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The request's whole body (the server holds it to its Content-Length), or ``None`` on a disconnect."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for Flask: the body already read, then the connection's own messages."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def create_app(config: dict[str, Any] | None = None) -> BeatASGI:
+    """The whole site as an ASGI app (gunicorn: ``'lms_core.learning.beat_asgi:create_app()'``)."""
+    from lms_core import create_app as create_flask_app
+
+    return BeatASGI(create_flask_app(config))

@@ -1,0 +1,166 @@
+"""Group commit for heartbeats: the beats that arrive together share one transaction.
+
+A beat the ASGI front took (``beat_asgi``) is handed to :func:`submit`, which returns a
+future. One writer thread per process takes the first waiting beat and every beat waiting
+behind it (up to ``LMS_BEAT_GROUP_MAX``; it does not wait for more, so a lone beat is not
+delayed), records them with :func:`beat_front.record` in **one** transaction and commits
+once; only then is each future answered, so every acknowledged beat is durable
+(``synchronous_commit`` is on) and a group costs one WAL flush instead of one per beat.
+
+Order and locks: a group records its beats in person-id order (a person's own beats in the
+order they arrived, so the second sees the first), and a beat locks only its person's rows
+(session, progress, clock, the anti-idle state row). Two workers' groups therefore take
+their locks in the same order and cannot deadlock, whatever they hold.
+
+A beat that must not be answered here (refused, late, ``BeatError``, a sign-in to judge) or
+that raises: the group is rolled back and recorded again without it, and that beat's future
+answers ``None``, so the front hands it to the Flask view, which does it alone and answers
+(a refused beat is stored there, with its answer in the learner's language). So one bad
+beat cannot lose or taint the others. If the COMMIT itself fails, nothing of the group was
+written and every beat of it goes to the view.
+
+Pattern of ``plugins/credit_bank/group_commit.py`` (the transfer API's group commit).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+
+from lms_core.learning import beat_front
+from lms_core.unit_of_work import bare_transaction
+
+#: An answer for the ASGI server: (status, headers, body).
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+_STOP = object()
+_lock = threading.Lock()
+
+
+@dataclass
+class _Request:
+    beat: beat_front.Beat
+    future: Future[Answer | None]
+
+
+def answer_parts(app: Flask, result: Any) -> Answer:
+    """The view's answer for an accepted beat (``beat_front.respond``), as ASGI wants it."""
+    response = beat_front.respond(app, result)
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.to_wsgi_list()]
+    return response.status_code, headers, response.get_data()
+
+
+def record_group(app: Flask, requests: list[_Request]) -> None:
+    """Record the beats in one transaction (person-id order), answer each future after the COMMIT;
+    a beat that is refused or raises is taken out (its future: ``None``) and the rest redone."""
+    pending = sorted(requests, key=lambda r: r.beat.user_id)  # stable: a person's beats keep their order
+    handed: list[_Request] = []  # answered after the group, so the view never waits on its locks
+    try:
+        _record(app, pending, handed)
+    finally:
+        for req in handed:
+            req.future.set_result(None)
+
+
+def _record(app: Flask, pending: list[_Request], handed: list[_Request]) -> None:
+    from lms_core.extensions import db
+
+    while pending:
+        current: int | None = None
+        results: list[Any] = []
+        try:
+            with bare_transaction(beat_front.refusals()) as refused:
+                for current, req in enumerate(pending):  # noqa: B007 - read after the loop
+                    results.append(beat_front.record(req.beat))
+                current = None  # the COMMIT (when the block ends)
+        except Exception:  # noqa: BLE001 - a beat raised (rolled back) or the COMMIT failed
+            db.session.rollback()
+            if current is None:  # the COMMIT: nothing of the group is written; each beat to the view
+                handed.extend(pending)
+                return
+            handed.append(pending.pop(current))
+            continue
+        if refused:
+            assert current is not None
+            handed.append(pending.pop(current))
+            continue
+        for req, result in zip(pending, results, strict=True):
+            req.future.set_result(answer_parts(app, result))
+        return
+
+
+class BeatWriter:
+    """The writer thread of one process (created lazily, again after a fork)."""
+
+    #: A writer idle this long ends (a new one starts with the next beat).
+    IDLE_S = 30.0
+
+    def __init__(self, app: Flask, max_beats: int) -> None:
+        self.app = app
+        self.max_beats = max_beats
+        self.pid = os.getpid()
+        self.closed = False
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="beat-group-commit", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self.queue.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                with _lock:  # beats are queued under the lock: nothing can slip in now
+                    if self.queue.empty():
+                        self.closed = True
+                        return
+                continue
+            if first is _STOP:
+                self.closed = True
+                return
+            group = [first]
+            while len(group) < self.max_beats:
+                try:
+                    nxt = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    self.queue.put(_STOP)
+                    break
+                group.append(nxt)
+            try:
+                # A context per group: its own database session and ``g``, as a request has.
+                with self.app.app_context():
+                    record_group(self.app, group)
+            except BaseException as exc:  # noqa: BLE001 - never leave a beat unanswered
+                for req in group:
+                    if not req.future.done():
+                        req.future.set_exception(exc)
+
+
+def submit(app: Flask, beat: beat_front.Beat) -> Future[Answer | None]:
+    """Queue a beat for this process's writer; the future answers after its group's COMMIT
+    (``None``: the Flask view must answer it)."""
+    req = _Request(beat, Future())
+    with _lock:
+        writer: BeatWriter | None = app.extensions.get("lms.beat_writer")
+        # A writer of the parent process does not exist in a forked worker: start one here.
+        if writer is None or writer.closed or writer.pid != os.getpid() or not writer.thread.is_alive():
+            writer = BeatWriter(app, int(app.config.get("LMS_BEAT_GROUP_MAX", 64)))
+            app.extensions["lms.beat_writer"] = writer
+        writer.queue.put(req)
+    return req.future
+
+
+def stop(app: Flask) -> None:
+    """Stop the app's writer (shutdown, tests); queued beats are still recorded first."""
+    with _lock:
+        writer: BeatWriter | None = app.extensions.pop("lms.beat_writer", None)
+        if writer is not None and not writer.closed:
+            writer.queue.put(_STOP)
+    if writer is not None:
+        writer.thread.join(timeout=10)
