@@ -408,21 +408,14 @@ def policy_page() -> Any:
             flash(_("The policy is too long."), "error")
             status = 400
         else:
+            from plugins.credit_bank.policy_forms import record_version
+
             try:
-                row = P.add_version(draft, effective, current_user.id, request.form.get("note"))
+                row = record_version(draft, effective, request.form.get("note"))
             except P.PolicyError as exc:
                 flash(_("The policy was not saved: %(why)s", why=str(exc)), "error")
                 status = 400
             else:
-                from lms_core.events.services import emit
-
-                emit(
-                    "credit.policy_added",
-                    actor=current_user,
-                    object_type="credit_policies",
-                    object_id=row.version,
-                    payload={"effective_from": effective.isoformat()},
-                )
                 db.session.commit()
                 flash(_("Policy version %(v)d saved.", v=row.version), "success")
                 return redirect(url_for("credit_bank.policy_page"))

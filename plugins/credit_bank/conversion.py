@@ -21,15 +21,13 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlalchemy import select
 
-from lms_core.authz import require
-from lms_core.db import utcnow
 from lms_core.extensions import db
 from plugins.credit_bank import labels
 from plugins.credit_bank import policy as P
-from plugins.credit_bank.services import local_date
+from plugins.credit_bank.policy_forms import in_force_today, posted_text, save_form
 from plugins.credit_bank.views import bp
 
 KINDS = {
@@ -298,65 +296,48 @@ def preview(
 @login_required
 def conversion_page() -> Any:
     """Site admins: the conversion rules as a form, a preview, and a new version on save."""
-    require(current_user, "credit.policy")
-    from lms_core.courses.models import Course
-
-    today = local_date(utcnow())
-    current = P.in_force(today)
-    base = P.rules_of(current)
+    today, current, base = in_force_today()
     status = 200
     draft = Draft(form_values(base), rules=base)
-    previews: list[Preview] = []
-    course_id: int | None = None
-    days: int | None = None
+    ctx: dict[str, Any] = {"course_id": None, "days": None, "previews": [], "effective_from": "", "note": ""}
     convert: int | None = None
-    effective_raw = ""
-    note = ""
     if request.method == "POST":
         draft = parse(request.form, base)
-        effective_raw = (request.form.get("effective_from") or "")[:10]
-        note = (request.form.get("note") or "").replace("\x00", "")[:500]
+        ctx["effective_from"] = posted_text("effective_from", 10)
+        ctx["note"] = posted_text("note", 500)
         raw_course = (request.form.get("course_id") or "").strip()
-        course_id = int(raw_course) if raw_course.isdigit() and len(raw_course) < 10 else None
+        ctx["course_id"] = int(raw_course) if raw_course.isdigit() and len(raw_course) < 10 else None
         raw_days = (request.form.get("days") or "").strip()
         if raw_days:
-            days = _int(raw_days, "days", draft.errors, 1, 366)
-        convert_raw = (request.form.get("convert_amount") or "").replace("\x00", "")[:12]
+            ctx["days"] = _int(raw_days, "days", draft.errors, 1, 366)
+        convert_raw = posted_text("convert_amount", 12)
         draft.values["convert_amount"] = convert_raw  # kept in the form on an error
         if convert_raw.strip():
             convert = _hours(convert_raw, "convert_amount", draft.errors)
         if draft.errors:
             status = 400
         elif request.form.get("action") == "save":
-            try:
-                effective = dt.date.fromisoformat(effective_raw) if effective_raw else None
-            except ValueError:
-                effective = None
-            if effective is None or not dt.date(2000, 1, 1) <= effective <= dt.date(2100, 12, 31):
-                draft.errors["effective_from"] = _("Enter the date the new rules take effect, like 2026-01-01.")
+            assert draft.rules is not None
+            row = save_form(
+                draft.rules,
+                draft.errors,
+                changed="conversion",
+                default_note=_("Conversion rules"),
+                render=lambda: _render(today, current, base, draft, ctx),
+            )
+            if row is None:
                 status = 400
             else:
-                assert draft.rules is not None
-                try:
-                    row = P.add_version(draft.rules, effective, current_user.id, note or _("Conversion rules"))
-                except P.PolicyError as exc:
-                    draft.errors["form"] = str(exc)
-                    status = 400
-                else:
-                    from lms_core.events.services import emit
-
-                    emit(
-                        "credit.policy_added",
-                        actor=current_user,
-                        object_type="credit_policies",
-                        object_id=row.version,
-                        payload={"effective_from": effective.isoformat(), "changed": "conversion"},
-                    )
-                    db.session.commit()
-                    flash(_("Policy version %(v)d saved.", v=row.version), "success")
-                    return redirect(url_for("credit_bank.conversion_page"))
+                flash(_("Policy version %(v)d saved.", v=row.version), "success")
+                return redirect(url_for("credit_bank.conversion_page"))
         if draft.rules is not None and not draft.errors:
-            previews = preview(base, draft.rules, course_id, days, convert)
+            ctx["previews"] = preview(base, draft.rules, ctx["course_id"], ctx["days"], convert)
+    return _render(today, current, base, draft, ctx), status
+
+
+def _render(today: dt.date, current: Any, base: dict[str, Any], draft: Draft, ctx: dict[str, Any]) -> str:
+    from lms_core.courses.models import Course
+
     courses = list(
         db.session.execute(
             select(Course.id, Course.code, Course.title)
@@ -375,10 +356,6 @@ def conversion_page() -> Any:
         conv_rows=conv_rows(base),
         year_end_modes=YEAR_END,
         courses=courses,
-        course_id=course_id,
-        days=days,
-        previews=previews,
-        effective_from=effective_raw,
-        note=note,
         today=today,
-    ), status
+        **ctx,
+    )

@@ -17,7 +17,6 @@ requirement it replaces for those it applies to (书记 56 replaces 党员 32), 
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import uuid
 from copy import deepcopy
@@ -27,19 +26,16 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlalchemy import select
 
 from lms_core.accounts.models import User
-from lms_core.authz import require
-from lms_core.db import utcnow
 from lms_core.extensions import db
-from lms_core.unit_of_work import service_call
 from plugins.credit_bank import labels, queries
 from plugins.credit_bank import policy as P
 from plugins.credit_bank.conversion import _hours, _int
 from plugins.credit_bank.models import CREDIT_UNIT_LEDGERS
-from plugins.credit_bank.services import local_date
+from plugins.credit_bank.policy_forms import in_force_today, posted_text, save_form
 from plugins.credit_bank.views import bp
 
 WINDOW_NAMES = {
@@ -287,18 +283,15 @@ def _person(raw: str) -> User | None:
 @login_required
 def requirements_page() -> Any:
     """Site admins: the requirement rules as a form, a preview, and a new version on save."""
-    require(current_user, "credit.policy")
-    today = local_date(utcnow())
-    current = P.in_force(today)
-    base = P.rules_of(current)
+    today, current, base = in_force_today()
     draft = Draft(form_values(base), row_count(base), rules=base)
     ctx: dict[str, Any] = {"effective_from": "", "note": "", "person_name": "", "person_rows": None}
     status = 200
     if request.method == "POST":
         draft = parse(request.form, base)
-        ctx["effective_from"] = str(request.form.get("effective_from") or "")[:10]
-        ctx["note"] = str(request.form.get("note") or "").replace("\x00", "")[:500]
-        ctx["person_name"] = str(request.form.get("person") or "").replace("\x00", "")[:64]
+        ctx["effective_from"] = posted_text("effective_from", 10)
+        ctx["note"] = posted_text("note", 500)
+        ctx["person_name"] = posted_text("person", 64)
         if ctx["person_name"].strip():
             person = _person(ctx["person_name"])
             if person is None:
@@ -309,34 +302,20 @@ def requirements_page() -> Any:
         if draft.errors:
             status = 400
         elif request.form.get("action") == "save":
-            try:
-                effective = dt.date.fromisoformat(ctx["effective_from"])
-            except ValueError:
-                effective = None
-            if effective is None or not dt.date(2000, 1, 1) <= effective <= dt.date(2100, 12, 31):
-                draft.errors["effective_from"] = _("Enter the date the new rules take effect, like 2026-01-01.")
+            assert draft.rules is not None
+            row = save_form(
+                draft.rules,
+                draft.errors,
+                changed="requirements",
+                default_note=_("Requirement rules"),
+                render=lambda: _render(current, base, draft, ctx),
+            )
+            if row is None:
                 status = 400
             else:
-                assert draft.rules is not None
-                with service_call(on_error=lambda exc: _render(current, base, draft, ctx), errors=(P.PolicyError,)):
-                    row = _save(draft.rules, effective, ctx["note"])
                 flash(_("Policy version %(v)d saved.", v=row.version), "success")
                 return redirect(url_for("credit_bank.requirements_page"), 303)
     return _render(current, base, draft, ctx), status
-
-
-def _save(rules: dict[str, Any], effective: dt.date, note: str) -> Any:
-    from lms_core.events.services import emit
-
-    row = P.add_version(rules, effective, current_user.id, note or _("Requirement rules"))
-    emit(
-        "credit.policy_added",
-        actor=current_user,
-        object_type="credit_policies",
-        object_id=row.version,
-        payload={"effective_from": effective.isoformat(), "changed": "requirements"},
-    )
-    return row
 
 
 def _render(current: Any, base: dict[str, Any], draft: Draft, ctx: dict[str, Any]) -> str:

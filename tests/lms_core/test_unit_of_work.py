@@ -97,7 +97,6 @@ PLUGIN_SERVICES_OWNING_THEIR_TRANSACTION: dict[tuple[str, str, str], str] = {
         "submit",
         "rollback",
     ): "not yet converted: rolls back the ledger's refusal itself",
-    ("plugins/credit_bank/conversion.py", "conversion_page", "commit"): "a page (route) that commits its policy change",
     ("plugins/credit_bank/demo.py", "_complete_course", "commit"): "the demo loader (CLI), in steps",
     ("plugins/credit_bank/demo.py", "_convert_to_credits", "commit"): "the demo loader (CLI), in steps",
     ("plugins/credit_bank/demo.py", "_convert_to_credits", "rollback"): "the demo loader: a refused conversion",

@@ -8,6 +8,15 @@ from typing import Any
 from lms_core.events.services import emit
 from lms_core.jobs.services import commit
 from plugins.credit_bank import ledger as L
+from tests.conftest import login
+
+
+def sign_in_as(client: Any, username: str) -> Any:
+    """Sign out whoever is signed in, then sign in as ``username`` (the password of the factories)."""
+    client.post("/logout")
+    r = login(client, username)
+    assert r.status_code == 302, username
+    return r
 
 
 def completed(user: Any, course_id: int = 1, nominal: int = 200) -> Any:

@@ -9,33 +9,16 @@ import pytest
 import time_machine
 from flask import Flask
 
-from lms_core.accounts.models import Role
 from lms_core.events.models import Event
 from lms_core.extensions import db
 from plugins.credit_bank import policy as P
 from plugins.credit_bank import queries
 from plugins.credit_bank.models import Policy
-from tests.conftest import login as _login
-from tests.factories import UserFactory, grant
-from tests.plugins.credit_bank.helpers import completed
+from tests.factories import UserFactory
+from tests.plugins.credit_bank.helpers import completed, sign_in_as
 
 URL = "/credit/policy/conversion"
 NOW = dt.datetime(2026, 5, 10, 4, tzinfo=dt.UTC)
-
-
-def login(client, username: str):  # type: ignore[no-untyped-def]
-    client.post("/logout")
-    assert _login(client, username).status_code == 302, username
-
-
-@pytest.fixture
-def site(app: Flask, tree):  # type: ignore[no-untyped-def]
-    site = UserFactory(org_unit=tree.city, username="site")
-    grant(site, Role.SITE_ADMIN, tree.city)
-    admin = UserFactory(org_unit=tree.county_a, username="admin_a")
-    grant(admin, Role.ORG_ADMIN, tree.county_a)
-    db.session.commit()
-    return site
 
 
 def form(**over: str) -> dict[str, Any]:
@@ -57,10 +40,10 @@ def versions() -> int:
 
 
 def test_only_site_admins(client, site) -> None:  # type: ignore[no-untyped-def]
-    login(client, "admin_a")
+    sign_in_as(client, "admin_a")
     assert client.get(URL).status_code == 403
     assert client.post(URL, data=form(action="save", effective_from="2026-01-01")).status_code == 403
-    login(client, "site")
+    sign_in_as(client, "site")
     page = client.get(URL)
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "学时折算规则" in html
@@ -73,7 +56,7 @@ def test_preview_of_a_course_and_a_claim_under_the_draft(client, site, tree) -> 
     kit = build_course(tree)  # 2.00 labelled, one required 100 s video (1 minute)
     db.session.commit()
     before = versions()
-    login(client, "site")
+    sign_in_as(client, "site")
     r = client.post(
         URL,
         data=form(
@@ -130,7 +113,7 @@ def test_preview_of_a_course_and_a_claim_under_the_draft(client, site, tree) -> 
 )
 def test_bad_input_is_refused_in_chinese_and_saves_nothing(client, site, fields, message) -> None:  # type: ignore[no-untyped-def]
     before = versions()
-    login(client, "site")
+    sign_in_as(client, "site")
     r = client.post(URL, data=form(action="save", effective_from="2026-01-01", **fields))
     html = r.get_data(as_text=True)
     if fields.get("offline_day") == "6\x00":  # a NUL byte is dropped, the rest is a fine amount
@@ -142,7 +125,7 @@ def test_bad_input_is_refused_in_chinese_and_saves_nothing(client, site, fields,
 
 def test_save_records_a_version_that_later_postings_use(app: Flask, client, site, tree) -> None:  # type: ignore[no-untyped-def]
     before = versions()
-    login(client, "site")
+    sign_in_as(client, "site")
     assert client.post(URL, data=form(action="save")).status_code == 400  # no effective date
     r = client.post(
         URL,
@@ -173,7 +156,7 @@ def test_save_records_a_version_that_later_postings_use(app: Flask, client, site
 def test_conversions_between_types_and_year_end_as_a_form(client, site) -> None:  # type: ignore[no-untyped-def]
     """The rules between credit types and the year end are fields, previewed, then saved as a version."""
     before = versions()
-    login(client, "site")
+    sign_in_as(client, "site")
     rows = {"conv_from_0": "WL_XS", "conv_to_0": "JZ_XS", "conv_num_0": "1", "conv_den_0": "2"}
     r = client.post(URL, data=form(convert_amount="10", year_end="expire", **rows))
     html = r.get_data(as_text=True)
@@ -234,7 +217,7 @@ def test_conversions_between_types_and_year_end_as_a_form(client, site) -> None:
 )
 def test_bad_conversion_rows_are_refused_in_chinese_and_kept(client, site, fields, message, kept) -> None:  # type: ignore[no-untyped-def]
     before = versions()
-    login(client, "site")
+    sign_in_as(client, "site")
     data = form(action="save", effective_from="2026-01-01", year_end="expire")
     data.update(fields)
     r = client.post(URL, data=data)

@@ -16,16 +16,10 @@ from lms_core.accounts.models import RankBand, Role
 from lms_core.events.models import Event
 from lms_core.extensions import db
 from plugins.credit_bank import queries, ranks
-from tests.conftest import login as _login
 from tests.factories import UserFactory, grant
-from tests.plugins.credit_bank.helpers import grant_credit
+from tests.plugins.credit_bank.helpers import grant_credit, sign_in_as
 
 NOW = dt.datetime(2026, 9, 1, 4, tzinfo=dt.UTC)  # 2026-09-01 12:00 in Beijing
-
-
-def login(client, username: str):  # type: ignore[no-untyped-def]
-    client.post("/logout")
-    assert _login(client, username).status_code == 302, username
 
 
 @pytest.fixture
@@ -138,7 +132,7 @@ def test_training_within_a_year_of_promotion(app: Flask, cast) -> None:  # type:
 def test_learner_page_and_api_show_the_deadline(app: Flask, client, cast) -> None:  # type: ignore[no-untyped-def]
     promote(cast["cadre"], dt.date(2026, 3, 1))
     with time_machine.travel(NOW, tick=True):
-        login(client, "cadre")
+        sign_in_as(client, "cadre")
         page = client.get("/credit/?year=2026").get_data(as_text=True)
         api = client.get("/api/v1/me/credits?year=2026").get_json()
     assert "提任" in page and "2027-02-28" in page
@@ -156,7 +150,7 @@ def test_behind_lists_the_promoted_and_exports_equal_the_screen(app: Flask, clie
     promote(cadre, dt.date(2026, 3, 1))
     grant_credit(cadre.id, 20000, "lots", day=dt.date(2026, 4, 1))  # online: meets the yearly share
     with time_machine.travel(NOW, tick=True):
-        login(client, "admin_a")
+        sign_in_as(client, "admin_a")
         page = client.get("/credit/behind?year=2026&band=county_and_above").get_data(as_text=True)
         csv_text = client.get("/credit/behind?year=2026&band=county_and_above&format=csv").data.decode("utf-8-sig")
         xlsx = client.get("/credit/behind?year=2026&band=county_and_above&format=xlsx").data
@@ -178,12 +172,12 @@ def test_admin_page_records_and_is_scoped(app: Flask, client, cast) -> None:  # 
     cadre = cast["cadre"]
     url = f"/credit/users/{cadre.id}/ranks"
     with time_machine.travel(NOW, tick=True):
-        login(client, "admin_b")
+        sign_in_as(client, "admin_b")
         assert client.get(url).status_code == 403
         assert client.post(url, data={"band": "county_and_above", "effective_date": "2026-03-01"}).status_code == 403
-        login(client, "cadre")
+        sign_in_as(client, "cadre")
         assert client.get(url).status_code == 403
-        login(client, "admin_a")
+        sign_in_as(client, "admin_a")
         page = client.get(url)
         assert page.status_code == 200 and "职级变动记录" in page.get_data(as_text=True)
         bad = client.post(url, data={"band": "county_and_above", "effective_date": "2026-13-01"})
@@ -209,7 +203,7 @@ def test_import_from_csv_is_idempotent(app: Flask, client, cast, tree) -> None: 
     )
     data = ("\ufeff" + body).encode()
     with time_machine.travel(NOW, tick=True):
-        login(client, "admin_a")
+        sign_in_as(client, "admin_a")
         first = client.post("/credit/ranks/import", data={"file": (io.BytesIO(data), "r.csv")})
         again = client.post("/credit/ranks/import", data={"file": (io.BytesIO(data), "r.csv")})
     assert first.status_code == 200 and "记录 1 条" in first.get_data(as_text=True)
@@ -251,7 +245,7 @@ def test_a_rank_changed_on_the_account_page_enters_the_history(app: Flask, clien
     grant(site, Role.SITE_ADMIN, tree.city)
     db.session.commit()
     with time_machine.travel(NOW, tick=True):
-        login(client, "site")
+        sign_in_as(client, "site")
         r = client.post(
             f"/admin/users/{cadre.id}",
             data={

@@ -11,32 +11,23 @@ import time_machine
 from flask import Flask
 from werkzeug.datastructures import MultiDict
 
-from lms_core.accounts.models import RankBand, Role
+from lms_core.accounts.models import RankBand
 from lms_core.events.models import Event
 from lms_core.extensions import db
 from plugins.credit_bank import policy as P
 from plugins.credit_bank import queries
 from plugins.credit_bank.models import Policy
 from plugins.credit_bank.requirement_form import LIST_FIELDS, form_values
-from tests.conftest import login as _login
-from tests.factories import UserFactory, grant
-from tests.plugins.credit_bank.helpers import grant_credit
+from tests.factories import UserFactory
+from tests.plugins.credit_bank.helpers import grant_credit, sign_in_as
 
 URL = "/credit/policy/requirements"
 NOW = dt.datetime(2026, 5, 10, 4, tzinfo=dt.UTC)
 
 
-def login(client, username: str):  # type: ignore[no-untyped-def]
-    client.post("/logout")
-    assert _login(client, username).status_code == 302, username
-
-
 @pytest.fixture
-def site(app: Flask, tree):  # type: ignore[no-untyped-def]
-    site = UserFactory(org_unit=tree.city, username="site")
-    grant(site, Role.SITE_ADMIN, tree.city)
-    admin = UserFactory(org_unit=tree.county_a, username="admin_a")
-    grant(admin, Role.ORG_ADMIN, tree.county_a)
+def site(site, tree):  # type: ignore[no-untyped-def]
+    """The policy admins (conftest), and a township cadre for the preview of one person."""
     UserFactory(org_unit=tree.town_a, username="cadre", full_name="李明", rank_band=RankBand.TOWNSHIP)
     db.session.commit()
     return site
@@ -70,9 +61,9 @@ def versions() -> int:
 
 
 def test_only_site_admins(client, site) -> None:  # type: ignore[no-untyped-def]
-    login(client, "admin_a")
+    sign_in_as(client, "admin_a")
     assert client.get(URL).status_code == 403
-    login(client, "site")
+    sign_in_as(client, "site")
     page = client.get(URL).get_data(as_text=True)
     assert "学时要求规则" in page and "乡科级及以下" in page or "乡科级" in page
     assert 'value="90.00"' in page and 'value="550.00"' in page and 'value="书记"' in page
@@ -80,7 +71,7 @@ def test_only_site_admins(client, site) -> None:  # type: ignore[no-untyped-def]
 
 def test_the_default_rules_round_trip_through_the_form(app: Flask, client, site) -> None:  # type: ignore[no-untyped-def]
     with time_machine.travel(NOW, tick=True):
-        login(client, "site")
+        sign_in_as(client, "site")
         before = versions()
         r = client.post(URL, data=posted("save") | {"effective_from": "2026-06-01", "note": "原样保存"})
         assert r.status_code == 303, r.get_data(as_text=True)[-3000:]
@@ -97,7 +88,7 @@ def test_a_change_is_a_new_version_that_progress_uses(app: Flask, client, site) 
     with time_machine.travel(NOW, tick=True):
         assert {p.key: p.met for p in queries.progress(cadre, 2026)}["annual_township"] is True
         db.session.commit()  # an open write would lock SQLite for the requests
-        login(client, "site")
+        sign_in_as(client, "site")
         data = posted("preview", **{f"req_amount_{i}": "100", "person": "cadre"})
         preview = client.post(URL, data=data).get_data(as_text=True)
         assert 'id="preview"' in preview and "100.00 学时" in preview and "已修改" in preview
@@ -132,7 +123,7 @@ def test_a_change_is_a_new_version_that_progress_uses(app: Flask, client, site) 
 )
 def test_bad_fields_are_a_chinese_400_with_the_input_kept(app: Flask, client, site, key, field, value, text) -> None:  # type: ignore[no-untyped-def]
     with time_machine.travel(NOW, tick=True):
-        login(client, "site")
+        sign_in_as(client, "site")
         i = row_of(key)
         data = posted("save", **{f"req_{field}_{i}": value}) | {"effective_from": "2026-06-01"}
         r = client.post(URL, data=data)
@@ -145,7 +136,7 @@ def test_bad_fields_are_a_chinese_400_with_the_input_kept(app: Flask, client, si
 
 def test_removing_a_rule_another_replaces_is_refused(app: Flask, client, site) -> None:  # type: ignore[no-untyped-def]
     with time_machine.travel(NOW, tick=True):
-        login(client, "site")
+        sign_in_as(client, "site")
         data = posted("save", **{f"req_remove_{row_of('party_member')}": "1"}) | {"effective_from": "2026-06-01"}
         r = client.post(URL, data=data)
         assert r.status_code == 400 and f'id="error-req_supersedes_{row_of("party_secretary")}"' in r.get_data(
@@ -169,7 +160,7 @@ def test_a_new_named_requirement_shows_by_its_name(app: Flask, client, site) -> 
         f"req_window_{n}": "calendar_year",
     }
     with time_machine.travel(NOW, tick=True):
-        login(client, "site")
+        sign_in_as(client, "site")
         r = client.post(URL, data=posted("save", **new) | {"effective_from": "2026-01-01"})
         html = r.get_data(as_text=True)
         assert r.status_code == 400 and f'id="error-req_name_{n}"' in html and 'value="24"' in html
@@ -186,13 +177,13 @@ def test_a_new_named_requirement_shows_by_its_name(app: Flask, client, site) -> 
             "ledgers": ["ZJ_XS"],
             "rank_bands": ["township", "general"],
         }
-        login(client, "cadre")
+        sign_in_as(client, "cadre")
         page = client.get("/credit/").get_data(as_text=True)
         assert "<strong>专技人员继续教育</strong>" in page and f">{key.group(1)}<" not in page
 
 
 def test_the_json_stays_for_export_and_import(app: Flask, client, site) -> None:  # type: ignore[no-untyped-def]
     with time_machine.travel(NOW, tick=True):
-        login(client, "site")
+        sign_in_as(client, "site")
         page = client.get("/credit/policy").get_data(as_text=True)
         assert 'id="requirements-form-link"' in page and "annual_township" in page

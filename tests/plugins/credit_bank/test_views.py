@@ -12,18 +12,8 @@ from flask import Flask
 from lms_core.accounts.models import RankBand, Role
 from lms_core.extensions import db
 from plugins.credit_bank import queries
-from tests.conftest import login as _login
 from tests.factories import UserFactory, grant
-from tests.plugins.credit_bank.helpers import completed, grant_credit
-
-
-def login(client, username: str):  # type: ignore[no-untyped-def]
-    """Sign out whoever is signed in, then sign in as ``username``."""
-    client.post("/logout")
-    r = _login(client, username)
-    assert r.status_code == 302, username
-    return r
-
+from tests.plugins.credit_bank.helpers import completed, grant_credit, sign_in_as
 
 NOON = dt.datetime(2026, 5, 10, 4, tzinfo=dt.UTC)
 PDF = (
@@ -49,7 +39,7 @@ def people(app: Flask, tree):  # type: ignore[no-untyped-def]
 def test_dashboard_statement_and_course_label_agree(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
     with time_machine.travel(NOON, tick=True):
         completed(people["cadre"], nominal=200)
-        login(client, "cadre")
+        sign_in_as(client, "cadre")
         html = client.get("/dashboard").get_data(as_text=True)
         assert '<span id="year-hours">2.00</span> / 90' in html
         assert 'id="year-pending">0.00<' in html and 'id="year-overflow">0.00<' in html
@@ -61,7 +51,7 @@ def test_api_me_and_as_of(app: Flask, client, people) -> None:  # type: ignore[n
     cadre = people["cadre"]
     grant_credit(cadre.id, 300, "a", day=dt.date(2026, 3, 1))
     with time_machine.travel(NOON, tick=True):
-        login(client, "cadre")
+        sign_in_as(client, "cadre")
         body = client.get("/api/v1/me/credits?year=2026").get_json()
         wl = next(b for b in body["balances"] if b["ledger"] == "WL_XS")
         assert wl["posted"] == 300 and body["statement"][0]["balance"] == 300
@@ -85,10 +75,10 @@ def test_api_me_and_as_of(app: Flask, client, people) -> None:  # type: ignore[n
 
 
 def test_api_for_other_users_is_scoped(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
-    login(client, "auditor_a")
+    sign_in_as(client, "auditor_a")
     assert client.get(f"/api/v1/users/{people['cadre'].id}/credits").status_code == 200
     assert client.get(f"/api/v1/users/{people['other'].id}/credits").status_code == 403
-    login(client, "cadre")
+    sign_in_as(client, "cadre")
     assert client.get(f"/api/v1/users/{people['other'].id}/credits").status_code == 403
 
 
@@ -103,11 +93,11 @@ def test_an_admin_viewing_a_statement_is_logged_for_the_person(app: Flask, clien
         return list(db.session.execute(db.select(Event).where(Event.name == VIEWED).order_by(Event.id)).scalars())
 
     with time_machine.travel(NOON, tick=True):
-        login(client, "cadre")
+        sign_in_as(client, "cadre")
         assert client.get("/credit/").status_code == 200
         assert client.get("/api/v1/me/credits").status_code == 200
         assert logged() == []  # one's own statement is not a view by someone else
-        login(client, "auditor_a")
+        sign_in_as(client, "auditor_a")
         assert client.get(f"/credit/users/{cadre.id}?year=2026").status_code == 200
         assert client.get(f"/api/v1/users/{cadre.id}/credits?year=2025&as_of=2025-06-30").status_code == 200
         assert client.get(f"/api/v1/users/{people['other'].id}/credits").status_code == 403
@@ -120,13 +110,13 @@ def test_an_admin_viewing_a_statement_is_logged_for_the_person(app: Flask, clien
     lines = views_of(cadre.id)
     assert [ln.what for ln in lines] == ["学时账单", "学时账单"] and lines[0].viewer == people["auditor_a"].full_name
     with time_machine.travel(NOON, tick=True):
-        login(client, "cadre")
+        sign_in_as(client, "cadre")
         page = client.get("/record").get_data(as_text=True)
     assert "学时账单" in page and people["auditor_a"].full_name in page
 
 
 def test_offline_claim_flow(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
-    login(client, "cadre")
+    sign_in_as(client, "cadre")
     form = {
         "title": "县委党校中青班",
         "organiser": "南岭县委党校",
@@ -148,9 +138,9 @@ def test_offline_claim_flow(app: Flask, client, people) -> None:  # type: ignore
     from plugins.credit_bank.models import Claim
 
     claim = db.session.query(Claim).one()
-    login(client, "auditor_a")  # auditors do not approve
+    sign_in_as(client, "auditor_a")  # auditors do not approve
     assert client.post(f"/credit/review/{claim.id}", data={"decision": "approve"}).status_code == 403
-    login(client, "admin_a")
+    sign_in_as(client, "admin_a")
     assert "县委党校中青班" in client.get("/credit/review").get_data(as_text=True)
     r = client.post(f"/credit/review/{claim.id}", data={"decision": "reject", "reason": ""})
     assert queries.year_summary(people["cadre"].id, 2026)["pending"] == 1800  # a rejection needs a reason
@@ -161,7 +151,7 @@ def test_offline_claim_flow(app: Flask, client, people) -> None:  # type: ignore
 
 
 def test_claim_out_of_scope_cannot_be_reviewed(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
-    login(client, "other")
+    sign_in_as(client, "other")
     client.post(
         "/credit/claims",
         data={
@@ -177,7 +167,7 @@ def test_claim_out_of_scope_cannot_be_reviewed(app: Flask, client, people) -> No
     from plugins.credit_bank.models import Claim
 
     claim = db.session.query(Claim).one()
-    login(client, "admin_a")
+    sign_in_as(client, "admin_a")
     assert "石岗镇专题班" not in client.get("/credit/review").get_data(as_text=True)
     assert client.post(f"/credit/review/{claim.id}", data={"decision": "approve"}).status_code == 403
     assert client.get(f"/credit/evidence/{claim.id}/{claim.evidence[0]}").status_code == 403
@@ -186,7 +176,7 @@ def test_claim_out_of_scope_cannot_be_reviewed(app: Flask, client, people) -> No
 def test_auditor_reverses_with_reason_and_statement_pairs_them(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
     cadre = people["cadre"]
     tid = grant_credit(cadre.id, 200, "c1", day=dt.date(2026, 3, 1))
-    login(client, "auditor_a")
+    sign_in_as(client, "auditor_a")
     client.post(f"/credit/users/{cadre.id}/reverse", data={"transfer_id": tid, "reason": ""})
     assert queries.year_summary(cadre.id, 2026)["posted"] == 200
     client.post(f"/credit/users/{cadre.id}/reverse", data={"transfer_id": tid, "reason": "代学代考"})
@@ -196,14 +186,14 @@ def test_auditor_reverses_with_reason_and_statement_pairs_them(app: Flask, clien
     assert lines[1].memo == "代学代考" and lines[1].balance == 0
     page = client.get(f"/credit/users/{cadre.id}?year=2026").get_data(as_text=True)
     assert "代学代考" in page
-    login(client, "admin_a")  # org admins do not reverse
+    sign_in_as(client, "admin_a")  # org admins do not reverse
     assert client.post(f"/credit/users/{cadre.id}/reverse", data={"transfer_id": tid, "reason": "x"}).status_code == 403
 
 
 def test_behind_report_and_exports_equal_the_rows(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
     grant_credit(people["cadre"].id, 9000, "full", day=dt.date(2026, 3, 1))
     with time_machine.travel(NOON, tick=True):
-        login(client, "admin_a")
+        sign_in_as(client, "admin_a")
         page = client.get("/credit/behind?year=2026").get_data(as_text=True)
         csv_body = client.get("/credit/behind?year=2026&format=csv").data
         xlsx = client.get("/credit/behind?year=2026&format=xlsx").data
@@ -231,7 +221,7 @@ def test_behind_summary_counts_each_unit_not_each_name(app: Flask, client, peopl
         UserFactory(org_unit=unit, username=f"c{code}", rank_band=RankBand.GENERAL)
     db.session.commit()
     with time_machine.travel(NOON, tick=True):
-        login(client, "admin_a")
+        sign_in_as(client, "admin_a")
         page = client.get("/credit/behind?year=2026").get_data(as_text=True)
     summary = page.split('id="behind-summary"', 1)[1].split("</table>", 1)[0]
     lines = [line for line in summary.split("<tr>") if "东山社区" in line]
@@ -246,7 +236,7 @@ def test_roster_import_is_idempotent_per_row(app: Flask, client, people) -> None
         "other,乡镇干部轮训班,县委组织部,2026-03-02,2026-03-04,集中培训学时,\n"
         "cadre,专题讲座,县委组织部,2026-03-10,2026-03-10,集中培训学时,3.5\n"
     )
-    login(client, "admin_a")
+    sign_in_as(client, "admin_a")
     for _ in range(2):
         r = client.post(
             "/credit/roster",
@@ -281,9 +271,9 @@ def test_roster_import_is_idempotent_per_row(app: Flask, client, people) -> None
 
 
 def test_site_admin_adds_a_policy_version(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
-    login(client, "admin_a")
+    sign_in_as(client, "admin_a")
     assert client.get("/credit/policy").status_code == 403
-    login(client, "site")
+    sign_in_as(client, "site")
     assert client.post("/credit/policy", data={"rules": "{not json", "effective_from": "2026-01-01"}).status_code == 400
     assert (
         client.post(
@@ -302,7 +292,7 @@ def test_site_admin_adds_a_policy_version(app: Flask, client, people) -> None:  
 
 
 def test_pages_render_in_chinese(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
-    login(client, "site")
+    sign_in_as(client, "site")
     for url in (
         "/credit/",
         "/credit/claims",
@@ -335,7 +325,7 @@ def test_both_file_imports_share_one_page_and_its_refusals(
 
     monkeypatch.setattr(admin_views, "MAX_IMPORT_BYTES", 2000)  # a small file stands for a large one
     with time_machine.travel(NOON, tick=True):
-        login(client, "admin_a")
+        sign_in_as(client, "admin_a")
         page = client.get(url).get_data(as_text=True)
         assert f"<h1>{title}</h1>" in page and 'name="file"' in page
         missing = client.post(url, data={}, content_type="multipart/form-data")
@@ -349,5 +339,5 @@ def test_both_file_imports_share_one_page_and_its_refusals(
             -1500:
         ]
         assert html.count("<tr><td>2</td>") == 1  # the refused line, with its reason
-        login(client, "cadre")
+        sign_in_as(client, "cadre")
         assert client.get(url).status_code == 403
