@@ -187,3 +187,31 @@ def test_the_json_stays_for_export_and_import(app: Flask, client, site) -> None:
         sign_in_as(client, "site")
         page = client.get("/credit/policy").get_data(as_text=True)
         assert 'id="requirements-form-link"' in page and "annual_township" in page
+
+
+@pytest.mark.parametrize("page", ["requirements", "conversion"])
+def test_a_refusal_at_save_is_told_in_the_banner(app: Flask, client, site, monkeypatch, page) -> None:  # type: ignore[no-untyped-def]
+    """A version the policy refuses at the last step (its number taken by concurrent admins five
+    times over): both form pages answer 400 with the reason in the banner and save nothing."""
+    from plugins.credit_bank import policy_forms
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise P.PolicyError("政策未能记录，请重试。")
+
+    with time_machine.travel(NOW, tick=True):
+        before = versions()
+        sign_in_as(client, "site")
+        if page == "requirements":
+            url, data = URL, posted("save") | {"effective_from": "2026-06-01"}
+        else:
+            url = "/credit/policy/conversion"
+            data = {"kind": "nominal", "offline_day": "6", "minutes_per_hour": "45", "year_end": "expire"}
+            data |= {"action": "save", "effective_from": "2026-06-01"}
+        monkeypatch.setattr(policy_forms.P, "add_version", refuse)
+        r = client.post(url, data=data)
+        html = r.get_data(as_text=True)
+        assert r.status_code == 400, html
+        banner = re.search(rf'<div class="flash flash-error" role="alert" id="{page}-errors">[^<]*</div>', html)
+        assert banner is not None and "政策未能记录，请重试。" in banner.group(0), html
+        assert 'id="effective_from" value="2026-06-01"' in html  # the form as typed
+    assert versions() == before
