@@ -68,6 +68,9 @@ def test_site_admin_previews_and_saves_requirement_rules(
     expect(row.locator("td.draft")).to_have_text("90.00 / 100.00")
     page.screenshot(path=str(shots / f"requirement-rules-preview-{size}.png"), full_page=True)
     assert horizontal_overflow(page) == 0
+    for table in ("#preview", "#person-preview"):  # long cells wrap: no sideways scroll inside the frame
+        frame = page.locator(table).locator("xpath=..")
+        assert frame.evaluate("f => f.scrollWidth - f.clientWidth") == 0, table
     page.locator("#effective_from").fill(f"{today.year}-01-01")
     page.locator("#save-button").click()
     expect(page.locator(".flash")).to_contain_text("已保存")
