@@ -144,3 +144,31 @@ def test_a_pages_bounded_count_runs_without_parallel_workers_on_postgresql(app, 
     assert workers() == "0"
     db.session.commit()
     assert workers() == default
+
+
+def test_a_pages_queries_are_planned_for_their_values_on_postgresql(app, people):
+    """The page and its count are planned for the actual scope each time, not with a generic
+    plan (which estimated a county's ``path LIKE`` at one unit and sorted its whole month);
+    only for that transaction. On SQLite nothing changes."""
+    from sqlalchemy import text
+
+    from lms_core.audit.queries import COUNT_SHOWN, EventLogQuery
+
+    auditor = people[0]
+    if db.session.get_bind().dialect.name != "postgresql":
+        assert len(EventLogQuery(viewer=auditor).page()[0]) == 2
+        return
+
+    def mode() -> str:
+        return str(db.session.execute(text("SHOW plan_cache_mode")).scalar())
+
+    default = mode()
+    assert default != "force_custom_plan"
+    db.session.commit()
+    rows, _next = EventLogQuery(viewer=auditor).page()
+    assert len(rows) == 2 and mode() == "force_custom_plan"
+    db.session.commit()
+    assert mode() == default
+    assert EventLogQuery(viewer=auditor).count(limit=COUNT_SHOWN) == 2 and mode() == "force_custom_plan"
+    db.session.commit()
+    assert mode() == default
