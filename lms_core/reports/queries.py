@@ -206,7 +206,10 @@ class AssignmentReport:
             )
             for unit_id, code, name, path, band, reached, started, completed, overdue in db.session.execute(stmt).all()
         ]
-        ancestors = visible_ancestors(self.viewer, CAPABILITY, leaves, self.assignment.org_unit.path)
+        # The people's query kept only units in scope and under the assigned unit.
+        ancestors = visible_ancestors(
+            self.viewer, CAPABILITY, leaves, self.assignment.org_unit.path, leaves_in_scope=True
+        )
         fill(table, roll_up(leaves, ancestors, [_("All ranks")]), _with_rate)
         return table
 
@@ -306,8 +309,10 @@ class HoursReport:
             ),
             key=lambda leaf: leaf.code,
         )
-        ancestors = visible_ancestors(self.viewer, CAPABILITY, leaves, self.root.path if self.root else None)
-        fill(table, roll_up(leaves, ancestors, []), lambda ms: [*(hours(m) for m in ms), hours(sum(ms))])
+        # The statement kept only units in scope and under the root.
+        root = self.root.path if self.root else None
+        ancestors = visible_ancestors(self.viewer, CAPABILITY, leaves, root, leaves_in_scope=True)
+        fill(table, roll_up(leaves, ancestors, []), lambda ms: [*map(hours, ms), hours(sum(ms))])
         return table
 
 

@@ -58,3 +58,23 @@ def test_rows_equal_the_old_macro(app: Flask, day_col: int | None) -> None:
         linked = html_rows(_table(), 3)
         assert linked.count('<a href="/audit/users/7/days/2026-05-10"') == 1
         assert '<tr class="rollup-subtotal"><td style="padding-left: 2.5em">' in linked
+
+
+def test_hours_round_half_to_even_as_the_decimal_formula():
+    """``hours`` works in integers; its figures and their text equal the Decimal formula's,
+    ties (…5 thousandths of an hour) and negative figures included."""
+    import random
+    from decimal import Decimal
+
+    from lms_core.reports.tables import MS_PER_HOUR, hours
+
+    def formula(ms):
+        return (Decimal(int(ms or 0)) / MS_PER_HOUR).quantize(Decimal("0.01"))
+
+    ties = [36_000 * k + 18_000 for k in range(200)]  # exactly half a hundredth of an hour
+    rng = random.Random(12)
+    values = [None, 0, 1, 17_999, 18_001, 3_600_000, 10**15 + 18_000, -1, -18_000, -54_000, *ties]
+    values += [rng.randrange(0, 10**13) for _ in range(5_000)]
+    for ms in values:
+        assert str(hours(ms)) == str(formula(ms)), ms
+    assert str(hours(54_000)) == "0.02" and str(hours(18_000)) == "0.00" and str(hours(None)) == "0.00"
