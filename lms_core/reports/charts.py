@@ -26,7 +26,7 @@ from lms_core.accounts.models import User
 from lms_core.authz import effective_assignments, scope_condition
 from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
-from lms_core.reports.models import SubtreeMonth, UnitAncestor, UnitEnrolments, UnitHeads
+from lms_core.reports.models import SubtreeEnrolments, SubtreeHeads, SubtreeMonth
 from lms_core.reports.tables import MS_PER_HOUR, Table
 
 CAPABILITY = "reports.view"
@@ -141,13 +141,15 @@ class ChartScope:
     def group_units(self) -> list[Any]:
         """The units compared, as rows (id, code, name, path): the root's children, or the root alone.
 
-        With no root (a site admin's whole tree), the top units.
+        With no root (a site admin's whole tree), the top units. Only units in the viewer's
+        scope (in SQL): the charts then read these units' per-subtree rollup rows by key,
+        and a scope is a set of whole subtrees, so each compared unit's figure is in scope.
         """
-        columns = (OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path)
+        stmt = select(OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path).where(self.units_condition(OrgUnit.path))
         if self.root is None:
-            return list(db.session.execute(select(*columns).where(OrgUnit.parent_id.is_(None))))
-        children = list(db.session.execute(select(*columns).where(OrgUnit.parent_id == self.root.id)))
-        return children or [(self.root.id, self.root.code, self.root.name, self.root.path)]
+            return list(db.session.execute(stmt.where(OrgUnit.parent_id.is_(None))))
+        children = list(db.session.execute(stmt.where(OrgUnit.parent_id == self.root.id)))
+        return children or list(db.session.execute(stmt.where(OrgUnit.id == self.root.id)))
 
     def group_finder(self) -> tuple[list[Any], Callable[[str], int | None]]:
         """The compared units and a function from a unit's path to the id of its group (None: none)."""
@@ -162,29 +164,20 @@ class ChartScope:
 
         return groups, group_of
 
-    def grouped(self, unit_id: Any, *columns: Any) -> Any:
-        """``SELECT compared unit id, *columns`` over rows whose unit is ``unit_id``, summed per compared unit.
+    def subtrees(self, unit_id: Any, *columns: Any) -> Any:
+        """``SELECT unit_id, *columns`` of a per-subtree rollup, for the compared units only.
 
-        Rows join ``report_unit_ancestors`` (the tree's closure at the rollups' stamp), so
-        each compared unit's subtree is summed in SQL by a hash join: the ``path LIKE
-        group.path || '%'`` join matched a pattern per (unit, group) pair, and folding per-unit
-        rows in Python cost more than the queries. Still restricted to the scope in SQL.
+        The rollups hold each unit's whole subtree already summed (by the refresh,
+        :func:`lms_core.reports.figures.summed_up`), so a city's comparison reads one row
+        per county (and per key) by its primary key. The compared units were chosen in
+        the viewer's scope (:meth:`group_units`), so no join to ``org_units`` is needed:
+        with one, PostgreSQL hashed the city's 5,000 units for 49 rows.
         """
         groups, _group_of = self.group_finder()
-        group = UnitAncestor.ancestor_id
-        return (
-            select(group, *columns)
-            .where(
-                UnitAncestor.unit_id == unit_id,
-                OrgUnit.id == unit_id,
-                group.in_([g[0] for g in groups]),
-                self.units_condition(OrgUnit.path),
-            )
-            .group_by(group)
-        )
+        return select(unit_id, *columns).where(unit_id.in_([g[0] for g in groups]))
 
     def per_group(self, stmt: Any) -> tuple[list[Any], dict[int, list[int]]]:
-        """Run a :meth:`grouped` statement: (compared units, group id -> its figures as ints)."""
+        """Run a :meth:`subtrees` statement (a row per compared unit): (compared units, group id -> figures as ints)."""
         groups, _group_of = self.group_finder()
         sums = {int(gid): [int(v or 0) for v in figures] for gid, *figures in db.session.execute(stmt)}
         return groups, sums
@@ -259,21 +252,15 @@ def monthly_trend(scope: ChartScope) -> Chart:
 def unit_comparison(scope: ChartScope) -> Chart:
     """Credited hours per active person, per compared unit: the resource gap between districts.
 
-    Head counts from ``report_unit_heads`` summed per compared unit in SQL
-    (:meth:`ChartScope.grouped`); hours from each compared unit's ``report_subtree_months``.
+    Head counts from each compared unit's ``report_subtree_heads`` row
+    (:meth:`ChartScope.subtrees`); hours from its ``report_subtree_months``.
     """
-    heads = scope.grouped(UnitHeads.org_unit_id, func.sum(UnitHeads.active))
+    heads = scope.subtrees(SubtreeHeads.unit_id, SubtreeHeads.active)
     # Each compared unit's own subtree row (it lies in the scope; see monthly_trend).
     groups, people_by = scope.per_group(heads)
     studied = (
-        select(SubtreeMonth.unit_id, func.sum(SubtreeMonth.credited_ms))
-        .join(OrgUnit, OrgUnit.id == SubtreeMonth.unit_id)
-        .where(
-            SubtreeMonth.unit_id.in_([g[0] for g in groups]),
-            SubtreeMonth.month >= scope.year_start,
-            SubtreeMonth.month < scope.year_end,
-            scope.units_condition(OrgUnit.path),
-        )
+        scope.subtrees(SubtreeMonth.unit_id, func.sum(SubtreeMonth.credited_ms))
+        .where(SubtreeMonth.month >= scope.year_start, SubtreeMonth.month < scope.year_end)
         .group_by(SubtreeMonth.unit_id)
     )
     ms_by = {int(gid): int(ms or 0) for gid, ms in db.session.execute(studied)}
@@ -313,11 +300,10 @@ def unit_comparison(scope: ChartScope) -> Chart:
 def completion_rates(scope: ChartScope) -> Chart:
     """Of the enrolments made this (Beijing) year, the share completed, per compared unit.
 
-    Read from ``report_unit_enrolments``, summed per compared unit in SQL.
+    Read from each compared unit's ``report_subtree_enrolments`` row of the year.
     """
-    stmt = scope.grouped(
-        UnitEnrolments.org_unit_id, func.sum(UnitEnrolments.enrolments), func.sum(UnitEnrolments.completed)
-    ).where(UnitEnrolments.year == scope.year)
+    stmt = scope.subtrees(SubtreeEnrolments.unit_id, SubtreeEnrolments.enrolments, SubtreeEnrolments.completed)
+    stmt = stmt.where(SubtreeEnrolments.year == scope.year)
     groups, sums = scope.per_group(stmt)
     # Units with enrolments only (as the inner join over enrolments had it), by code.
     rows = sorted(

@@ -58,34 +58,37 @@ class Rollup(Base):
         return f"<Rollup {self.name} at {self.refreshed_at}>"
 
 
-class UnitHeads(Base):
-    """Active people of one unit and rank band (the dashboards' head counts), as of the rollup's stamp."""
+class SubtreeHeads(Base):
+    """Active people at or under one unit (the dashboards' head counts), as of the rollup's stamp.
 
-    __tablename__ = "report_unit_heads"
+    Summed up the tree by the refresh (each person counts in their unit and every unit
+    above it), so a chart comparing a city's counties reads one row per county where
+    summing per-unit rows through the closure hashed every unit of the city per page.
+    """
 
-    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
-    rank_band: Mapped[RankBand] = mapped_column(str_enum(RankBand, 32), primary_key=True)
+    __tablename__ = "report_subtree_heads"
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
     active: Mapped[int]
 
     def __repr__(self) -> str:
-        return f"<UnitHeads unit={self.org_unit_id} band={self.rank_band}>"
+        return f"<SubtreeHeads unit={self.unit_id}>"
 
 
-class UnitEnrolments(Base):
-    """Course enrolments made in one Beijing calendar year by the people of a unit and rank band."""
+class SubtreeEnrolments(Base):
+    """Course enrolments made in one Beijing calendar year by the people at or under one unit."""
 
-    __tablename__ = "report_unit_enrolments"
+    __tablename__ = "report_subtree_enrolments"
 
-    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
     #: The Beijing calendar year of ``enrolments.enrolled_at``.
     year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    rank_band: Mapped[RankBand] = mapped_column(str_enum(RankBand, 32), primary_key=True)
     enrolments: Mapped[int]
     #: Of those, the ones completed (at any time up to the stamp).
     completed: Mapped[int]
 
     def __repr__(self) -> str:
-        return f"<UnitEnrolments unit={self.org_unit_id} year={self.year} band={self.rank_band}>"
+        return f"<SubtreeEnrolments unit={self.unit_id} year={self.year}>"
 
 
 class UnitAncestor(Base):

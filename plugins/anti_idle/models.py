@@ -396,16 +396,17 @@ class Review(Base):
     __table_args__ = (Index("ix_anti_idle_reviews_day_verdict_id", "day_verdict_id"),)
 
 
-class UnitYear(Base):
-    """Report rollup: the day verdicts of one unit's people in one year, summed (derived, rebuilt).
+class SubtreeYear(Base):
+    """Report rollup: the day verdicts of the people at or under one unit in one year, summed (derived, rebuilt).
 
-    Rebuilt with the core's report rollups (``lms_report_rollups``); people count under
-    their current unit. The dashboard reads these instead of every person's verdicts.
+    Rebuilt with the core's report rollups (``lms_report_rollups``), summed up the tree
+    (``lms_core.reports.figures.summed_up``); people count under their current unit. The
+    dashboard reads its root's row instead of every person's verdicts (or every unit's row).
     """
 
-    __tablename__ = "anti_idle_unit_years"
+    __tablename__ = "anti_idle_subtree_years"
 
-    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
     #: The year of the verdicts' Beijing day.
     year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     claimed_ms: Mapped[int] = mapped_column(BigInteger)
@@ -414,15 +415,15 @@ class UnitYear(Base):
     cut_ms: Mapped[int] = mapped_column(BigInteger)
 
     def __repr__(self) -> str:
-        return f"<UnitYear unit={self.org_unit_id} year={self.year}>"
+        return f"<SubtreeYear unit={self.unit_id} year={self.year}>"
 
 
-class UnitRuleYear(Base):
-    """Report rollup: time one rule took from one unit's people in one year, per action (derived)."""
+class SubtreeRuleYear(Base):
+    """Report rollup: time one rule took from the people at or under one unit in one year, per action (derived)."""
 
-    __tablename__ = "anti_idle_unit_rule_years"
+    __tablename__ = "anti_idle_subtree_rule_years"
 
-    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
     year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     rule: Mapped[str] = mapped_column(String(8), primary_key=True)
     #: deduct | void | hold
@@ -430,4 +431,4 @@ class UnitRuleYear(Base):
     amount_ms: Mapped[int] = mapped_column(BigInteger)
 
     def __repr__(self) -> str:
-        return f"<UnitRuleYear unit={self.org_unit_id} year={self.year} {self.rule} {self.action}>"
+        return f"<SubtreeRuleYear unit={self.unit_id} year={self.year} {self.rule} {self.action}>"

@@ -2,11 +2,12 @@
 
 Aggregated in SQL over the units in the viewer's scope and the chosen year: the time
 claimed comes from the day verdicts, the time each rule took from the evidence lines
-(``amount_ms`` by rule and action). Both are read from per-unit, per-year rollups
-(``anti_idle_unit_years``, ``anti_idle_unit_rule_years``) rebuilt with the core's
-report rollups through ``lms_report_rollups``: summing every person's verdicts and
-evidence of a city took seconds per page. Rules are named in words (no rule codes on a
-Chinese page); a rule this table does not know yet is counted under "other rules".
+(``amount_ms`` by rule and action). Both are read from per-subtree, per-year rollups
+(``anti_idle_subtree_years``, ``anti_idle_subtree_rule_years``: each unit with
+everything under it, summed by the refresh) rebuilt with the core's report rollups
+through ``lms_report_rollups``: summing every person's verdicts and evidence of a city
+took seconds per page, and summing every unit's row still 8 ms of PostgreSQL. Rules are
+named in words (no rule codes on a Chinese page); a rule this table does not know yet is counted under "other rules".
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, extract, func, insert, select
+from sqlalchemy import extract, func, select
 
 from lms_core.accounts.models import User
 from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
 from lms_core.reports.charts import Chart, ChartScope, Series, hours_of, percent
-from plugins.anti_idle.models import DayVerdict, Evidence, UnitRuleYear, UnitYear
+from lms_core.reports.figures import replace, summed_up
+from plugins.anti_idle.models import DayVerdict, Evidence, SubtreeRuleYear, SubtreeYear
 
 #: Short names of the rules (docs/anti_idle.md), for chart axes and tables.
 RULE_NAMES: dict[str, Any] = {
@@ -59,50 +61,46 @@ def rule_name(rule: str) -> str:
 
 
 #: The rollups' stamp names (``lms_report_rollups``).
-ROLLUPS = ("anti_idle_unit_years", "anti_idle_unit_rule_years")
+ROLLUPS = ("anti_idle_subtree_years", "anti_idle_subtree_rule_years")
 
 
 def recomputed_years() -> Any:
-    """(unit, year, claimed, held, deducted + void): ``anti_idle_unit_years`` from the day verdicts."""
+    """(unit, year, claimed, held, deducted + void) at or under each unit: ``anti_idle_subtree_years``."""
     year = extract("year", DayVerdict.day)
-    return (
+    per_unit = (
         select(
             User.org_unit_id,
             year.label("year"),
-            func.sum(DayVerdict.claimed_ms),
-            func.sum(DayVerdict.held_ms),
-            func.sum(DayVerdict.deducted_ms + DayVerdict.void_ms),
+            func.sum(DayVerdict.claimed_ms).label("claimed"),
+            func.sum(DayVerdict.held_ms).label("held"),
+            func.sum(DayVerdict.deducted_ms + DayVerdict.void_ms).label("cut"),
         )
         .join(User, User.id == DayVerdict.user_id)
         .group_by(User.org_unit_id, year)
     )
+    return summed_up(per_unit, keys=1)
 
 
 def recomputed_rules() -> Any:
-    """(unit, year, rule, action, ms): ``anti_idle_unit_rule_years`` from the evidence lines that take time."""
+    """(unit, year, rule, action, ms) at or under each unit: ``anti_idle_subtree_rule_years`` from the evidence."""
     year = extract("year", Evidence.day)
-    return (
+    per_unit = (
         select(User.org_unit_id, year.label("year"), Evidence.rule, Evidence.action, func.sum(Evidence.amount_ms))
         .join(User, User.id == Evidence.user_id)
         .where(Evidence.action.in_(ACTIONS))
         .group_by(User.org_unit_id, year, Evidence.rule, Evidence.action)
     )
+    return summed_up(per_unit, keys=3)
 
 
 def rebuild_years() -> int:
-    """Replace ``anti_idle_unit_years`` from the verdicts (the caller's transaction); rows written."""
-    db.session.execute(delete(UnitYear))
-    columns = ["org_unit_id", "year", "claimed_ms", "held_ms", "cut_ms"]
-    db.session.execute(insert(UnitYear).from_select(columns, recomputed_years()))
-    return db.session.execute(select(func.count()).select_from(UnitYear)).scalar_one()
+    """Replace ``anti_idle_subtree_years`` from the verdicts (the caller's transaction); rows written."""
+    return replace(SubtreeYear, ["unit_id", "year", "claimed_ms", "held_ms", "cut_ms"], recomputed_years())
 
 
 def rebuild_rules() -> int:
-    """Replace ``anti_idle_unit_rule_years`` from the evidence lines; rows written."""
-    db.session.execute(delete(UnitRuleYear))
-    columns = ["org_unit_id", "year", "rule", "action", "amount_ms"]
-    db.session.execute(insert(UnitRuleYear).from_select(columns, recomputed_rules()))
-    return db.session.execute(select(func.count()).select_from(UnitRuleYear)).scalar_one()
+    """Replace ``anti_idle_subtree_rule_years`` from the evidence lines; rows written."""
+    return replace(SubtreeRuleYear, ["unit_id", "year", "rule", "action", "amount_ms"], recomputed_rules())
 
 
 def rollups() -> list[tuple[str, Any]]:
@@ -110,19 +108,25 @@ def rollups() -> list[tuple[str, Any]]:
 
 
 def time_taken_by_rule(scope: ChartScope) -> Chart:
-    """Read from the rollups (as of the dashboard's stamp), restricted to the scope's units in SQL."""
-    in_scope = (OrgUnit.id == UnitYear.org_unit_id, scope.units_condition(OrgUnit.path))
+    """Read from the rollups (as of the dashboard's stamp): the root's subtree row, or each top unit's.
+
+    The root lies in the viewer's scope and a scope is a set of whole subtrees, so the
+    root's subtree figure is all in scope; the scope condition on the subtree's unit
+    still guards in SQL (as the core's monthly trend does).
+    """
+    tops = [scope.root.id] if scope.root is not None else [g[0] for g in scope.group_finder()[0]]
+    in_scope = (OrgUnit.id.in_(tops), scope.units_condition(OrgUnit.path))
     claimed = db.session.execute(
-        select(func.sum(UnitYear.claimed_ms), func.sum(UnitYear.held_ms), func.sum(UnitYear.cut_ms)).where(
-            *in_scope, UnitYear.year == scope.year
-        )
+        select(func.sum(SubtreeYear.claimed_ms), func.sum(SubtreeYear.held_ms), func.sum(SubtreeYear.cut_ms))
+        .join(OrgUnit, OrgUnit.id == SubtreeYear.unit_id)
+        .where(*in_scope, SubtreeYear.year == scope.year)
     ).one()
     claimed_ms, held_ms, cut_ms = (int(v or 0) for v in claimed)
     stmt = (
-        select(UnitRuleYear.rule, UnitRuleYear.action, func.sum(UnitRuleYear.amount_ms))
-        .join(OrgUnit, OrgUnit.id == UnitRuleYear.org_unit_id)
-        .where(scope.units_condition(OrgUnit.path), UnitRuleYear.year == scope.year)
-        .group_by(UnitRuleYear.rule, UnitRuleYear.action)
+        select(SubtreeRuleYear.rule, SubtreeRuleYear.action, func.sum(SubtreeRuleYear.amount_ms))
+        .join(OrgUnit, OrgUnit.id == SubtreeRuleYear.unit_id)
+        .where(*in_scope, SubtreeRuleYear.year == scope.year)
+        .group_by(SubtreeRuleYear.rule, SubtreeRuleYear.action)
     )
     by_name: dict[str, dict[str, int]] = {}
     for rule, action, ms in db.session.execute(stmt):

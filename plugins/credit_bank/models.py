@@ -323,18 +323,20 @@ JOURNAL_COLUMNS = (
 )
 
 
-class UnitPeople(Base):
-    """Report rollup: active cadres *without* a rank history, per unit, band, party membership and position.
+class SubtreePeople(Base):
+    """Report rollup: active cadres *without* a rank history at or under a unit, per band, party and position.
 
-    Derived, rebuilt with the core's report rollups (``lms_report_rollups``). The
-    dashboard computes each group's yearly target once from these columns (what
-    ``annual_target`` reads), instead of grouping 100,000 people per page. Cadres with
-    a rank history are few and stay live: their band depends on the year.
+    Derived, rebuilt with the core's report rollups (``lms_report_rollups``), summed up
+    the tree (``lms_core.reports.figures.summed_up``): the dashboard compares the root's
+    children and reads their rows by primary key, and computes each group's yearly
+    target once from these columns (what ``annual_target`` reads), instead of grouping
+    100,000 people per page. Cadres with a rank history are few and stay live: their
+    band depends on the year.
     """
 
-    __tablename__ = "credit_bank_unit_people"
+    __tablename__ = "credit_bank_subtree_people"
 
-    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
     rank_band: Mapped[str] = mapped_column(String(32), primary_key=True)
     party_member: Mapped[bool] = mapped_column(primary_key=True)
     #: The position text ('' for none): the requirements match keywords in it.
@@ -342,24 +344,24 @@ class UnitPeople(Base):
     people: Mapped[int]
 
     def __repr__(self) -> str:
-        return f"<UnitPeople unit={self.org_unit_id} {self.rank_band} {self.party_member} {self.position!r}>"
+        return f"<SubtreePeople unit={self.unit_id} {self.rank_band} {self.party_member} {self.position!r}>"
 
 
-class UnitEarned(Base):
-    """Report rollup: posted counted credit of one year (plus what a year-end close moved out), per unit and band.
+class SubtreeEarned(Base):
+    """Report rollup: posted counted credit of a year (plus what a year-end close moved out) under a unit, per band.
 
-    Same people as :class:`UnitPeople` (active, no rank history); centi-hours.
+    Same people as :class:`SubtreePeople` (active, no rank history); centi-hours.
     """
 
-    __tablename__ = "credit_bank_unit_earned"
+    __tablename__ = "credit_bank_subtree_earned"
 
-    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id", ondelete="CASCADE"), primary_key=True)
     period: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     rank_band: Mapped[str] = mapped_column(String(32), primary_key=True)
     earned: Mapped[int] = mapped_column(BigInteger)
 
     def __repr__(self) -> str:
-        return f"<UnitEarned unit={self.org_unit_id} {self.period} {self.rank_band}>"
+        return f"<SubtreeEarned unit={self.unit_id} {self.period} {self.rank_band}>"
 
 
 class BalanceDay(Base):

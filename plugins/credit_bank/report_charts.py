@@ -3,11 +3,13 @@
 Sums come from SQL: the posted counted balances of the year (plus what a year-end close
 moved out), and the people grouped by unit, band, party membership and position, whose
 yearly target (``annual_target``) is computed once per distinct group rather than once
-per person. Both are read from per-unit rollups (``credit_bank_unit_people``,
-``credit_bank_unit_earned``) rebuilt with the core's report rollups through
-``lms_report_rollups``: grouping 100,000 cadres and their accounts took seconds per
-page. Cadres with a rank history (promotions) are few and are taken live, one by one,
-under the band they held on the year's reference date.
+per person. Both are read from per-subtree rollups (``credit_bank_subtree_people``,
+``credit_bank_subtree_earned``: each unit with everything under it, summed by the
+refresh) rebuilt with the core's report rollups through ``lms_report_rollups``:
+grouping 100,000 cadres and their accounts took seconds per page, and summing per-unit
+rows through the tree's closure still cost a city's page 28 ms of PostgreSQL. Cadres with
+a rank history (promotions) are few and are taken live, one by one, under the band they
+held on the year's reference date.
 """
 
 from __future__ import annotations
@@ -18,16 +20,24 @@ from types import SimpleNamespace
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, delete, exists, func, insert, select, union_all
+from sqlalchemy import and_, exists, func, select, union_all
 
 from lms_core.accounts.models import User, UserStatus
 from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
 from lms_core.reports.charts import Chart, ChartScope, Series, percent
+from lms_core.reports.figures import replace, summed_up
 from lms_core.reports.queries import band_label
 from plugins.credit_bank import policy as P
 from plugins.credit_bank import ranks
-from plugins.credit_bank.models import CREDIT_UNIT_LEDGER_IDS, Account, AccountKind, Transfer, UnitEarned, UnitPeople
+from plugins.credit_bank.models import (
+    CREDIT_UNIT_LEDGER_IDS,
+    Account,
+    AccountKind,
+    SubtreeEarned,
+    SubtreePeople,
+    Transfer,
+)
 from plugins.credit_bank.queries import annual_target, reference_date
 from plugins.credit_bank.ranks import History, RankChange
 from plugins.credit_bank.services import CLOSE_CODES
@@ -38,7 +48,7 @@ def _keywords(rules: dict[str, Any]) -> list[str]:
 
 
 #: The rollups' stamp names (``lms_report_rollups``).
-ROLLUPS = ("credit_bank_unit_people", "credit_bank_unit_earned")
+ROLLUPS = ("credit_bank_subtree_people", "credit_bank_subtree_earned")
 
 
 def _steady() -> Any:
@@ -47,17 +57,21 @@ def _steady() -> Any:
 
 
 def recomputed_people() -> Any:
-    """(unit, band, party, position, people): ``credit_bank_unit_people`` from ``users``."""
-    position = func.coalesce(User.position, "")
-    return (
-        select(User.org_unit_id, User.rank_band, User.party_member, position, func.count())
+    """(unit, band, party, position, people) at or under each unit: ``credit_bank_subtree_people`` from ``users``."""
+    position = func.coalesce(User.position, "").label("position")
+    per_unit = (
+        select(User.org_unit_id, User.rank_band, User.party_member, position, func.count().label("n"))
         .where(_steady())
         .group_by(User.org_unit_id, User.rank_band, User.party_member, position)
     )
+    return summed_up(per_unit, keys=3)
 
 
 def recomputed_earned() -> Any:
-    """(unit, year, band, centi): ``credit_bank_unit_earned`` from the counted accounts and their year-end moves."""
+    """(unit, year, band, centi) at or under each unit: ``credit_bank_subtree_earned`` from the counted accounts.
+
+    Plus what a year-end close moved out of them.
+    """
     counted = (Account.owner_id == User.id, Account.kind == AccountKind.COUNTED.value)
     hours = Account.ledger_id.not_in(CREDIT_UNIT_LEDGER_IDS)  # 学时 only: 学分 are another unit
     posted = (
@@ -73,21 +87,15 @@ def recomputed_earned() -> Any:
     )
     both = union_all(posted, closed).subquery()
     unit, period, band, amount = both.c
-    return select(unit, period, band, func.sum(amount)).group_by(unit, period, band)
+    return summed_up(select(unit, period, band, func.sum(amount).label("earned")).group_by(unit, period, band), keys=2)
 
 
 def rebuild_people() -> int:
-    db.session.execute(delete(UnitPeople))
-    columns = ["org_unit_id", "rank_band", "party_member", "position", "people"]
-    db.session.execute(insert(UnitPeople).from_select(columns, recomputed_people()))
-    return db.session.execute(select(func.count()).select_from(UnitPeople)).scalar_one()
+    return replace(SubtreePeople, ["unit_id", "rank_band", "party_member", "position", "people"], recomputed_people())
 
 
 def rebuild_earned() -> int:
-    db.session.execute(delete(UnitEarned))
-    columns = ["org_unit_id", "period", "rank_band", "earned"]
-    db.session.execute(insert(UnitEarned).from_select(columns, recomputed_earned()))
-    return db.session.execute(select(func.count()).select_from(UnitEarned)).scalar_one()
+    return replace(SubtreeEarned, ["unit_id", "period", "rank_band", "earned"], recomputed_earned())
 
 
 def rollups() -> list[tuple[str, Any]]:
@@ -95,16 +103,14 @@ def rollups() -> list[tuple[str, Any]]:
 
 
 def hours_against_required(scope: ChartScope) -> Chart:
-    """Read from the rollups, summed per compared unit in SQL; cadres with a rank history live."""
+    """Read from the compared units' subtree rollups (rows by primary key); cadres with a rank history live."""
     groups, group_of = scope.group_finder()
     group_names = {gid: (code, name) for gid, code, name, _path in groups}
     in_scope = scope.units_condition(OrgUnit.path)
-    keys = (UnitPeople.rank_band, UnitPeople.party_member, UnitPeople.position)
-    people_stmt = scope.grouped(UnitPeople.org_unit_id, *keys, func.sum(UnitPeople.people)).group_by(*keys)
-    earned_stmt = (
-        scope.grouped(UnitEarned.org_unit_id, UnitEarned.rank_band, func.sum(UnitEarned.earned))
-        .where(UnitEarned.period == scope.year)
-        .group_by(UnitEarned.rank_band)
+    keys = (SubtreePeople.rank_band, SubtreePeople.party_member, SubtreePeople.position)
+    people_stmt = scope.subtrees(SubtreePeople.unit_id, *keys, SubtreePeople.people)
+    earned_stmt = scope.subtrees(SubtreeEarned.unit_id, SubtreeEarned.rank_band, SubtreeEarned.earned).where(
+        SubtreeEarned.period == scope.year
     )
     # Driven from the (few) rank changes, not from every user.
     movers = (

@@ -13,9 +13,10 @@ from lms_core.accounts.models import User
 from lms_core.extensions import db
 from lms_core.reports import monthly
 from lms_core.reports.models import Rollup
-from plugins.anti_idle.models import DayVerdict, Evidence, UnitRuleYear, UnitYear
+from plugins.anti_idle.models import DayVerdict, Evidence, SubtreeRuleYear, SubtreeYear
 from plugins.anti_idle.report_charts import ACTIONS, ROLLUPS
 from tests.factories import UserFactory
+from tests.lms_core.reports.test_figures import up_the_tree
 from tests.plugins.anti_idle.test_report_charts import HOUR, _day
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
@@ -25,10 +26,11 @@ def years_from_source() -> dict[tuple[int, int], tuple[int, int, int]]:
     unit_of = {u.id: u.org_unit_id for u in db.session.scalars(select(User))}
     sums: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
     for v in db.session.scalars(select(DayVerdict)):
-        acc = sums[(unit_of[v.user_id], v.day.year)]
-        acc[0] += v.claimed_ms
-        acc[1] += v.held_ms
-        acc[2] += v.deducted_ms + v.void_ms
+        for unit in up_the_tree(unit_of[v.user_id]):
+            acc = sums[(unit, v.day.year)]
+            acc[0] += v.claimed_ms
+            acc[1] += v.held_ms
+            acc[2] += v.deducted_ms + v.void_ms
     return {k: (a, b, c) for k, (a, b, c) in sums.items()}
 
 
@@ -36,13 +38,14 @@ def rules_from_source() -> dict[tuple[int, int, str, str], int]:
     unit_of = {u.id: u.org_unit_id for u in db.session.scalars(select(User))}
     sums: dict[tuple[int, int, str, str], int] = defaultdict(int)
     for e in db.session.scalars(select(Evidence).where(Evidence.action.in_(ACTIONS))):
-        sums[(unit_of[e.user_id], e.day.year, e.rule, e.action)] += e.amount_ms
+        for unit in up_the_tree(unit_of[e.user_id]):
+            sums[(unit, e.day.year, e.rule, e.action)] += e.amount_ms
     return dict(sums)
 
 
 def in_rollups() -> tuple[dict, dict]:
-    years = {(r.org_unit_id, r.year): (r.claimed_ms, r.held_ms, r.cut_ms) for r in db.session.scalars(select(UnitYear))}
-    rules = {(r.org_unit_id, r.year, r.rule, r.action): r.amount_ms for r in db.session.scalars(select(UnitRuleYear))}
+    years = {(r.unit_id, r.year): (r.claimed_ms, r.held_ms, r.cut_ms) for r in db.session.scalars(select(SubtreeYear))}
+    rules = {(r.unit_id, r.year, r.rule, r.action): r.amount_ms for r in db.session.scalars(select(SubtreeRuleYear))}
     return years, rules
 
 
