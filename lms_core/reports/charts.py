@@ -145,11 +145,14 @@ class ChartScope:
         scope (in SQL): the charts then read these units' per-subtree rollup rows by key,
         and a scope is a set of whole subtrees, so each compared unit's figure is in scope.
         """
-        stmt = select(OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path).where(self.units_condition(OrgUnit.path))
+        stmt: Any = select(OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path)
+        stmt = stmt.where(self.units_condition(OrgUnit.path))
         if self.root is None:
             return list(db.session.execute(stmt.where(OrgUnit.parent_id.is_(None))))
-        children = list(db.session.execute(stmt.where(OrgUnit.parent_id == self.root.id)))
-        return children or list(db.session.execute(stmt.where(OrgUnit.id == self.root.id)))
+        children: list[Any] = list(db.session.execute(stmt.where(OrgUnit.parent_id == self.root.id)))
+        if children:
+            return children
+        return list(db.session.execute(stmt.where(OrgUnit.id == self.root.id)))
 
     def group_finder(self) -> tuple[list[Any], Callable[[str], int | None]]:
         """The compared units and a function from a unit's path to the id of its group (None: none)."""
