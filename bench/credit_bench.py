@@ -47,6 +47,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -749,28 +750,32 @@ def main(argv: list[str] | None = None) -> int:
         url = cluster.create_database("credit_bench")
         common.upgrade(common.app_env(url, "credit_bank"))
         if args.only_batch or not only:
-            step(f"batch posting: {args.batch_total:,} transfers in batches of {args.batch:,}")
-            out["batch_posting"] = batch_posting(url, cluster, args.batch_total, args.batch, args.users)
-            print(f"   {out['batch_posting']}", file=sys.stderr)
+            measured(
+                out,
+                "batch_posting",
+                f"batch posting: {args.batch_total:,} transfers in batches of {args.batch:,}",
+                lambda: batch_posting(url, cluster, args.batch_total, args.batch, args.users),
+            )
         if args.only_http or not only:
-            step(
+            measured(
+                out,
+                "http_transfers",
                 f"single transfers over HTTP: {args.clients} clients for {args.duration:.0f} s, "
-                f"{args.hot_share:.0%} on 3 hot accounts"
+                f"{args.hot_share:.0%} on 3 hot accounts",
+                lambda: http_transfers(
+                    url,
+                    cluster,
+                    args.clients,
+                    args.duration,
+                    args.users,
+                    args.hot_share,
+                    args.workers,
+                    args.threads,
+                    args.warmup,
+                    args.profile,
+                    args.server,
+                ),
             )
-            out["http_transfers"] = http_transfers(
-                url,
-                cluster,
-                args.clients,
-                args.duration,
-                args.users,
-                args.hot_share,
-                args.workers,
-                args.threads,
-                args.warmup,
-                args.profile,
-                args.server,
-            )
-            print(f"   {out['http_transfers']}", file=sys.stderr)
         if args.only_stored:  # the issuer account the seed debits
             from plugins.credit_bank import ledger as L
 
@@ -780,29 +785,33 @@ def main(argv: list[str] | None = None) -> int:
         if args.merkle_rows and not posting_only:
             step(f"seeding the journal to {args.merkle_rows:,} rows (setup)")
             seed_journal(url, args.merkle_rows, args.users)
-            step(f"Merkle log of {args.merkle_rows:,} journal rows: logging, then the replay check")
-            out["merkle"] = merkle_bench(url)
-            print(f"   {out['merkle']}", file=sys.stderr)
+            title = f"Merkle log of {args.merkle_rows:,} journal rows: logging, then the replay check"
+            measured(out, "merkle", title, lambda: merkle_bench(url))
         if not posting_only:
-            step(f"seeding the journal to {args.replay_rows:,} rows (setup)")
-            out["seed_replay"] = seed_journal(url, args.replay_rows, args.users)
-            print(f"   {out['seed_replay']}", file=sys.stderr)
-            step("daily balance snapshots of the journal (first build)")
-            out["snapshots_replay"] = build_snapshots(url, cluster)
-            print(f"   {out['snapshots_replay']}", file=sys.stderr)
-            step("replay of the whole journal")
-            out["replay"] = replay_bench(url, cluster)
-            print(f"   {out['replay']}", file=sys.stderr)
-            step(f"seeding the journal to {args.stored:,} rows (setup)")
-            out["seed"] = seed_journal(url, args.stored, args.users)
-            print(f"   {out['seed']}", file=sys.stderr)
-            step("daily balance snapshots of the whole journal (first build)")
-            out["snapshots"] = build_snapshots(url, cluster)
-            print(f"   {out['snapshots']}", file=sys.stderr)
+            seed_with_snapshots(out, url, cluster, args.replay_rows, args.users, "_replay")
+            measured(out, "replay", "replay of the whole journal", lambda: replay_bench(url, cluster))
+            seed_with_snapshots(out, url, cluster, args.stored, args.users)
             measure_queries(args, url, cluster, out, out["seed"]["rows"])
     finally:
         common.stop_postgres(cluster)  # the data directory goes too
     return report(args, out, began)
+
+
+def measured(out: dict[str, Any], key: str, title: str, run: Callable[[], Any]) -> None:
+    """One part of the run: its progress line, then its figures kept in ``out[key]`` and shown."""
+    step(title)
+    out[key] = run()
+    print(f"   {out[key]}", file=sys.stderr)
+
+
+def seed_with_snapshots(out: dict[str, Any], url: str, cluster: Any, rows: int, users: int, suffix: str = "") -> None:
+    """Seed the journal to ``rows`` rows, then build its daily balance snapshots (the first build
+    is measured: ``out["snapshots" + suffix]``)."""
+    measured(
+        out, "seed" + suffix, f"seeding the journal to {rows:,} rows (setup)", lambda: seed_journal(url, rows, users)
+    )
+    title = "daily balance snapshots of the whole journal (first build)"
+    measured(out, "snapshots" + suffix, title, lambda: build_snapshots(url, cluster))
 
 
 def report(args: argparse.Namespace, out: dict[str, Any], began: float) -> int:
@@ -855,10 +864,7 @@ def measure_queries(args: argparse.Namespace, url: str, cluster: Any, out: dict[
         ),
     ]
     for key, label, run in runs:
-        step(f"{label}: {stored:,} transfers stored")
-        out[key] = run()
-        out[key]["stored"] = stored
-        print(f"   {out[key]}", file=sys.stderr)
+        measured(out, key, f"{label}: {stored:,} transfers stored", lambda run=run: run() | {"stored": stored})
 
 
 def kept_run(args: argparse.Namespace, out: dict[str, Any], began: float) -> int:
@@ -879,12 +885,7 @@ def kept_run(args: argparse.Namespace, out: dict[str, Any], began: float) -> int
 
             with make_app(url).app_context():  # the issuer account the seed debits
                 L.submit([[spec("warm", 1, 1)]])
-            step(f"seeding the journal to {args.stored:,} rows (setup)")
-            out["seed"] = seed_journal(url, args.stored, args.users)
-            print(f"   {out['seed']}", file=sys.stderr)
-            step("daily balance snapshots of the whole journal (first build)")
-            out["snapshots"] = build_snapshots(url, cluster)
-            print(f"   {out['snapshots']}", file=sys.stderr)
+            seed_with_snapshots(out, url, cluster, args.stored, args.users)
             (kept / "seeded").write_text(json.dumps({"seed": out["seed"], "snapshots": out["snapshots"]}))
         stored = json.loads((kept / "seeded").read_text())["seed"]["rows"]
         measure_queries(args, url, cluster, out, stored)
