@@ -15,6 +15,9 @@
    Target >= 2,000 beats/s, p99 <= 100 ms. Each beat is committed before its answer.
    CPU seconds of gunicorn (all workers) and of PostgreSQL (all backends) over the
    measured window are divided by the beats answered: CPU per beat, server + database.
+   ``--server uvicorn``: gunicorn with uvicorn workers serving the ASGI front
+   (``lms_core/learning/beat_asgi.py``: beats checked on the event loop, recorded by the
+   worker's group commit); ``--server both`` runs gthread then uvicorn on the same cluster.
 
 Every beat is signed as the real player signs it (``envelope.sign_with_key`` with the
 session key the lesson page hands the player): an unsigned beat earns nothing (R03),
@@ -26,6 +29,7 @@ checks afterwards that its beats were judged ``valid`` and credited.
     .venv/bin/python bench/anti_idle_bench.py                       # everything (< 10 min)
     .venv/bin/python bench/anti_idle_bench.py --only els
     .venv/bin/python bench/anti_idle_bench.py --only ingest --duration 20 --clients 32
+    .venv/bin/python bench/anti_idle_bench.py --only ingest --server both --clients 64 --duration 60
     .venv/bin/python bench/anti_idle_bench.py --only beat --profile   # where the time goes
 """
 
@@ -284,6 +288,18 @@ def counted_statements(url: str) -> list[tuple[int, str]]:
     return [(int(calls), " ".join(query.split())) for calls, query in rows]
 
 
+def counted_commits(url: str) -> int:
+    """COMMITs this database ran since the last reset (transactions: a group commit's are fewer than its beats)."""
+    import psycopg
+
+    with psycopg.connect(plain(url)) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) AND query ~* '^\\s*COMMIT'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 # --- 2. ingestion through gunicorn ------------------------------------------------------
 
 BEAT_URL_RE = re.compile(rb'data-beat-url="([^"]+)"')
@@ -344,9 +360,9 @@ async def _drive(
     duration: float,
     cpu_pids: tuple[int, int],
     url: str,
-) -> tuple[float, float, float, float, list[tuple[int, str]]]:
+) -> tuple[float, float, float, float, list[tuple[int, str]], int]:
     """Drive the clients; returns (wall seconds, server CPU s, PostgreSQL CPU s, load generator CPU s,
-    statements PostgreSQL ran) of the measured window (the load generator is this process: it does
+    statements PostgreSQL ran, COMMITs) of the measured window (the load generator is this process: it does
     nothing else meanwhile)."""
     measuring, stop = asyncio.Event(), asyncio.Event()
     tasks = [
@@ -366,20 +382,33 @@ async def _drive(
     server_cpu = tree_cpu_seconds(cpu_pids[0]) - server_cpu
     pg_cpu = tree_cpu_seconds(cpu_pids[1]) - pg_cpu
     statements = counted_statements(url)  # blocking: the clients wait
+    commits = counted_commits(url)
     stop.set()
     await asyncio.wait(tasks, timeout=30)
-    return wall, server_cpu, pg_cpu, gen_cpu, statements
+    return wall, server_cpu, pg_cpu, gen_cpu, statements, commits
 
 
 BEAT_KEY_RE = re.compile(rb'data-beat-key="([0-9a-f]{64})"')
 
 
-def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace, pg_pid: int) -> dict[str, object]:
+def bench_ingest(
+    url: str, env: dict[str, str], args: argparse.Namespace, pg_pid: int, server_kind: str = "gthread"
+) -> dict[str, object]:
     import psycopg
 
     with psycopg.connect(plain(url)) as conn:
         lesson_id = conn.execute("SELECT id FROM lessons ORDER BY id LIMIT 1").fetchone()[0]
-    server, port = common.start_gunicorn(env, workers=args.workers, worker_class="gthread", threads=args.threads)
+    if server_kind == "uvicorn":  # the ASGI front (lms_core/learning/beat_asgi.py), group commit on
+        server, port = common.start_gunicorn(
+            env,
+            workers=args.workers,
+            worker_class="uvicorn_worker.UvicornWorker",
+            app="lms_core.learning.beat_asgi:create_app()",
+        )
+        shape = f"{args.workers} uvicorn workers (ASGI front, group commit)"
+    else:
+        server, port = common.start_gunicorn(env, workers=args.workers, worker_class="gthread", threads=args.threads)
+        shape = f"{args.workers} gthread workers x {args.threads} threads"
     try:
         base = f"http://127.0.0.1:{port}"
         step(f"signing in {args.clients} learners and opening lesson {lesson_id}")
@@ -397,7 +426,7 @@ def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace, pg_pid
         latencies: list[float] = []
         errors = [0]
         load_before = os.getloadavg()[0]
-        wall, server_cpu, pg_cpu, gen_cpu, ran = asyncio.run(
+        wall, server_cpu, pg_cpu, gen_cpu, ran, commits = asyncio.run(
             _drive(port, clients, latencies, errors, args.warmup, args.duration, (server.pid, pg_pid), url)
         )
         values = sorted(v * 1000 for v in latencies)
@@ -414,15 +443,16 @@ def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace, pg_pid
             )
             credited = conn.execute("SELECT count(*) FROM anti_idle_beats WHERE credited_ms > 0").fetchone()[0]
         print(
-            f"ingestion: {len(values):,} beats in {wall:.1f}s = {rate:.0f} beats/s, p50 {p50:.1f} ms, "
-            f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {sum(errors)}; {args.workers} gthread workers x "
-            f"{args.threads} threads, {len(clients)} clients; load average {load_before:.2f} before, "
+            f"ingestion [{server_kind}]: {len(values):,} beats in {wall:.1f}s = {rate:.0f} beats/s, p50 {p50:.1f} ms, "
+            f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {sum(errors)}; {shape}, "
+            f"{len(clients)} clients; load average {load_before:.2f} before, "
             f"{os.getloadavg()[0]:.2f} after; target >= 2000 beats/s, p99 <= 100 ms: {'met' if ok else 'MISSED'}\n"
             f"    CPU per beat {cpu_ms:.2f} ms = gunicorn {server_cpu * 1000 / n:.2f} + PostgreSQL "
             f"{pg_cpu * 1000 / n:.2f}; with the load generator's {gen_cpu * 1000 / n:.2f}: {all_ms:.2f} ms "
             f"(=> at most {2000 / cpu_ms:.0f} beats/s on an idle 2-core machine for the server alone, "
             f"{2000 / all_ms:.0f} with the load generator on the same cores); "
-            f"{statements / n:.1f} SQL statements per beat (pg_stat_statements); "
+            f"{statements / n:.1f} SQL statements per beat (pg_stat_statements, BEGIN/COMMIT aside), "
+            f"{n / max(1, commits):.1f} beats per COMMIT; "
             f"stored beats by envelope {envelopes}, {credited} credited"
         )
         width = int(os.environ.get("BENCH_SQL_WIDTH", "90"))
@@ -436,11 +466,13 @@ def bench_ingest(url: str, env: dict[str, str], args: argparse.Namespace, pg_pid
             "p99_ms": round(p99, 1),
             "errors": sum(errors),
             "clients": len(clients),
+            "server": server_kind,
             "cpu_ms_per_beat": round(cpu_ms, 2),
             "server_cpu_ms_per_beat": round(server_cpu * 1000 / n, 2),
             "pg_cpu_ms_per_beat": round(pg_cpu * 1000 / n, 2),
             "loadgen_cpu_ms_per_beat": round(gen_cpu * 1000 / n, 2),
             "statements_per_beat": round(statements / n, 1),
+            "beats_per_commit": round(n / max(1, commits), 1),
             "load_before": round(load_before, 2),
         }
     finally:
@@ -583,6 +615,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument(
+        "--server",
+        choices=["gthread", "uvicorn", "both"],
+        default="gthread",
+        help="ingest: gunicorn gthread (the lean WSGI front) or uvicorn workers (the ASGI front, group commit)",
+    )
     parser.add_argument("--days", type=int, default=10_000, help="person-days to recompute")
     parser.add_argument("--beats-per-day", type=int, default=20)
     parser.add_argument("--profile", action="store_true", help="cProfile the in-process beats (section beat)")
@@ -609,7 +647,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.only in (None, "beat"):
                 results["beat"] = bench_beat(url, args.beats, args.profile)
             if args.only in (None, "ingest"):
-                results["ingest"] = bench_ingest(url, env, args, postmaster_pid(cluster))
+                # Both servers in the same run window (same cluster, same load), one after the other.
+                kinds = ["gthread", "uvicorn"] if args.server == "both" else [args.server]
+                for kind in kinds:
+                    key = "ingest" if len(kinds) == 1 else f"ingest_{kind}"
+                    results[key] = bench_ingest(url, env, args, postmaster_pid(cluster), kind)
             if args.only in (None, "recompute"):
                 results["recompute"] = bench_recompute(url, env, args, postmaster_pid(cluster))
         finally:

@@ -1,16 +1,16 @@
 """Group commit for heartbeats: the beats that arrive together share one transaction.
 
 A beat the ASGI front took (``beat_asgi``) is handed to :func:`submit`, which returns a
-future. One writer thread per process takes the first waiting beat and every beat waiting
-behind it (up to ``LMS_BEAT_GROUP_MAX``; it does not wait for more, so a lone beat is not
-delayed), records them with :func:`beat_front.record` in **one** transaction and commits
-once; only then is each future answered, so every acknowledged beat is durable
+future. A writer thread of the process (``LMS_BEAT_WRITERS`` of them) takes the first
+waiting beat and every beat waiting behind it (up to ``LMS_BEAT_GROUP_MAX``; it does not
+wait for more, so a lone beat is not delayed), records them with :func:`beat_front.record`
+in **one** transaction and commits once; only then is each future answered, so every acknowledged beat is durable
 (``synchronous_commit`` is on) and a group costs one WAL flush instead of one per beat.
 
 Order and locks: a group records its beats in person-id order (a person's own beats in the
 order they arrived, so the second sees the first), and a beat locks only its person's rows
-(session, progress, clock, the anti-idle state row). Two workers' groups therefore take
-their locks in the same order and cannot deadlock, whatever they hold.
+(session, progress, clock, the anti-idle state row). Two groups (of two workers, or two
+writer threads) therefore take their locks in the same order and cannot deadlock, whatever they hold.
 
 A beat that must not be answered here (refused, late, ``BeatError``, a sign-in to judge) or
 that raises: the group is rolled back and recorded again without it, and that beat's future
@@ -95,32 +95,32 @@ def _record(app: Flask, pending: list[_Request], handed: list[_Request]) -> None
 
 
 class BeatWriter:
-    """The writer thread of one process (created lazily, again after a fork)."""
+    """The writer threads of one process (created lazily, again after a fork).
 
-    #: A writer idle this long ends (a new one starts with the next beat).
-    IDLE_S = 30.0
+    ``LMS_BEAT_WRITERS`` threads take groups from one queue: while one waits for the
+    database (its statements are round trips, one after another), another records the next
+    group. Their groups lock people in id order too, so they cannot deadlock each other.
+    """
 
-    def __init__(self, app: Flask, max_beats: int) -> None:
+    def __init__(self, app: Flask, max_beats: int, writers: int) -> None:
         self.app = app
         self.max_beats = max_beats
         self.pid = os.getpid()
-        self.closed = False
         self.queue: queue.Queue[Any] = queue.Queue()
-        self.thread = threading.Thread(target=self._run, name="beat-group-commit", daemon=True)
-        self.thread.start()
+        self.threads = [
+            threading.Thread(target=self._run, name=f"beat-group-commit-{i}", daemon=True) for i in range(writers)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self.pid == os.getpid() and all(t.is_alive() for t in self.threads)
 
     def _run(self) -> None:
         while True:
-            try:
-                first = self.queue.get(timeout=self.IDLE_S)
-            except queue.Empty:
-                with _lock:  # beats are queued under the lock: nothing can slip in now
-                    if self.queue.empty():
-                        self.closed = True
-                        return
-                continue
+            first = self.queue.get()
             if first is _STOP:
-                self.closed = True
                 return
             group = [first]
             while len(group) < self.max_beats:
@@ -129,7 +129,7 @@ class BeatWriter:
                 except queue.Empty:
                     break
                 if nxt is _STOP:
-                    self.queue.put(_STOP)
+                    self.queue.put(_STOP)  # for the next thread, after this group
                     break
                 group.append(nxt)
             try:
@@ -149,18 +149,21 @@ def submit(app: Flask, beat: beat_front.Beat) -> Future[Answer | None]:
     with _lock:
         writer: BeatWriter | None = app.extensions.get("lms.beat_writer")
         # A writer of the parent process does not exist in a forked worker: start one here.
-        if writer is None or writer.closed or writer.pid != os.getpid() or not writer.thread.is_alive():
-            writer = BeatWriter(app, int(app.config.get("LMS_BEAT_GROUP_MAX", 64)))
+        if writer is None or not writer.alive:
+            config = app.config
+            writer = BeatWriter(app, int(config["LMS_BEAT_GROUP_MAX"]), int(config["LMS_BEAT_WRITERS"]))
             app.extensions["lms.beat_writer"] = writer
         writer.queue.put(req)
     return req.future
 
 
 def stop(app: Flask) -> None:
-    """Stop the app's writer (shutdown, tests); queued beats are still recorded first."""
+    """Stop the app's writers (shutdown, tests); queued beats are still recorded first."""
     with _lock:
         writer: BeatWriter | None = app.extensions.pop("lms.beat_writer", None)
-        if writer is not None and not writer.closed:
-            writer.queue.put(_STOP)
+        if writer is not None and writer.alive:
+            for _thread in writer.threads:
+                writer.queue.put(_STOP)
     if writer is not None:
-        writer.thread.join(timeout=10)
+        for thread in writer.threads:
+            thread.join(timeout=10)
