@@ -252,7 +252,7 @@ def bench_beat(url: str, beats: int, profile: bool = False) -> dict[str, object]
     for text, n in statements.most_common():
         print(f"    {n / beats:4.1f}  {text}")
     if profiler:
-        dump = Path(tempfile.gettempdir()) / "anti_idle_beat.prof"
+        dump = Path(tempfile.gettempdir()) / f"anti_idle_beat.{os.getpid()}.prof"
         profiler.dump_stats(dump)
         print(f"    CPU profile (process_time) written to {dump}")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(40)

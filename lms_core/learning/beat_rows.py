@@ -76,7 +76,7 @@ _PG_READ = (
     "s.ended_at, s.unreported_ms, l.course_id, l.kind, l.completion_threshold_pct, l.min_read_seconds, l.media_id, "
     "m.duration_ms, m.size_bytes, e.registration, p.id, p.position_ms, p.credited_segments, p.coverage_bp, "
     "p.read_ms, p.status, c.credited_until, "
-    "(SELECT coalesce(sum(d.bytes_served), 0) FROM media_deliveries AS d WHERE d.session_key = s.id) "
+    "(SELECT coalesce(sum(d.bytes_served), 0)::bigint FROM media_deliveries AS d WHERE d.session_key = s.id) "
     "FROM learning_sessions AS s JOIN lessons AS l ON l.id = s.lesson_id "
     "JOIN enrolments AS e ON e.id = s.enrolment_id LEFT JOIN media_files AS m ON m.id = l.media_id "
     "JOIN lesson_progress AS p ON p.user_id = s.user_id AND p.lesson_id = s.lesson_id "
@@ -136,6 +136,26 @@ def is_pg() -> bool:
     return bool(db.session.get_bind().dialect.name == "postgresql")
 
 
+#: Where the beat's cursor is kept: in the pool's record of the connection (its ``info``
+#: lives as long as the pooled connection).
+_CURSOR = "lms_beat_cursor"
+
+
+def _cursor() -> Any:
+    """The session connection's psycopg cursor for the beat's statements, kept per connection.
+
+    A new cursor per statement built its adapters again and looked up the loaders of every
+    result column on each beat (about a quarter of the read's client CPU in a loop of reads);
+    a kept cursor has them already. One connection serves one request at a time, so its
+    cursor does too, and each statement is fetched before the next one runs."""
+    fairy = db.session.connection().connection
+    raw = fairy.driver_connection
+    cur = fairy.info.get(_CURSOR)
+    if cur is None or cur.connection is not raw or cur.closed:
+        cur = fairy.info[_CURSOR] = raw.cursor()
+    return cur
+
+
 def _pg(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple[Any, ...]]:
     """One statement on the session's connection (its transaction), prepared by psycopg.
 
@@ -143,11 +163,9 @@ def _pg(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple[A
     than PostgreSQL spends on these statements (as in ``credit_bank.ledger._pg_rows``).
     ``fetch=False`` for a statement that returns nothing: even asking builds the result's
     column descriptions."""
-    raw = db.session.connection().connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cur:
-        cur.execute(sql, params, prepare=True)
-        return list(cur.fetchall()) if fetch else []
+    cur = _cursor()
+    cur.execute(sql, params, prepare=True)
+    return list(cur.fetchall()) if fetch else []
 
 
 def read(session_id: str, user_id: int) -> BeatState | None:
