@@ -150,8 +150,9 @@ def bench_els(rounds: int) -> dict[str, object]:
 # --- 2. one beat in process: CPU time and statements -------------------------------------
 
 
-def bench_beat(url: str, beats: int, profile: bool = False) -> dict[str, object]:
-    """CPU time and SQL statements per heartbeat, through the app's real view, in process."""
+def bench_beat(url: str, beats: int, profile: bool = False, *, user: str = "bench000003") -> dict[str, object]:
+    """CPU time and SQL statements per heartbeat, through the app's real view, in process
+    (``user`` signs in: a learner whose clock earlier rounds moved ahead earns nothing)."""
     import cProfile
     import pstats
 
@@ -183,7 +184,7 @@ def bench_beat(url: str, beats: int, profile: bool = False) -> dict[str, object]
     client = app.test_client()
     login_page = client.get("/login").data
     token = load.CSRF_RE.search(login_page)
-    form = {"username": "bench000003", "password": seed_large.PASSWORD}
+    form = {"username": user, "password": seed_large.PASSWORD}
     if token:
         form["csrf_token"] = token.group(1).decode()
     at = dt.datetime.now(dt.UTC).replace(microsecond=0)

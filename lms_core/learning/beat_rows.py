@@ -150,6 +150,7 @@ def _cursor() -> Any:
     cursor does too, and each statement is fetched before the next one runs."""
     fairy = db.session.connection().connection
     raw = fairy.driver_connection
+    assert raw is not None
     cur = fairy.info.get(_CURSOR)
     if cur is None or cur.connection is not raw or cur.closed:
         cur = fairy.info[_CURSOR] = raw.cursor()
