@@ -285,3 +285,60 @@ def test_concurrent_groups_in_opposite_orders_do_not_deadlock_on_postgresql(app,
     for p in players:  # each beat stored once (the play starts the session; the others are beats)
         assert db.session.get(LearningSession, p.session_id).last_seq == len(played)
         assert db.session.query(Beat).filter_by(session_id=p.session_id).count() == len(played) - 1
+
+
+def test_a_beat_that_raises_is_taken_out_and_the_others_are_kept(app, kit, tree, monkeypatch):
+    users = people(app, kit, tree, 3)
+    players = [Player(app, kit, u, lean=True) for u in users]
+    at, body = beats()[0]
+    broken = players[1].session_id
+    real = beat_front.record
+
+    def record(beat: beat_front.Beat) -> Any:
+        result = real(beat)  # its rows are written, then it fails: the rollback must drop them
+        if beat.session_id == broken:
+            raise RuntimeError("lost connection")
+        return result
+
+    monkeypatch.setattr(beat_front, "record", record)
+    with time_machine.travel(at, tick=False):
+        answers = run_group(app, [(p, body) for p in players])
+    assert answers[1] is None  # handed to the view
+    assert answers[0] is not None and answers[2] is not None and answers[0][0] == answers[2][0] == 200
+    db.session.rollback()
+    seqs = {p.session_id: db.session.get(LearningSession, p.session_id).last_seq for p in players}
+    assert seqs == {players[0].session_id: 1, broken: 0, players[2].session_id: 1}
+
+
+def test_a_failed_commit_hands_every_beat_of_the_group_to_the_view(app, kit, tree, monkeypatch):
+    from lms_core.jobs import services as jobs
+
+    users = people(app, kit, tree, 2)
+    players = [Player(app, kit, u, lean=True) for u in users]
+    at, body = beats()[0]
+
+    def commit() -> None:
+        raise RuntimeError("the server closed the connection")
+
+    monkeypatch.setattr(jobs, "commit", commit)
+    with time_machine.travel(at, tick=False):
+        answers = run_group(app, [(p, body) for p in players])
+    assert answers == [None, None]
+    monkeypatch.undo()
+    db.session.rollback()
+    assert [db.session.get(LearningSession, p.session_id).last_seq for p in players] == [0, 0]
+
+
+@pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True, LMS_BEAT_GROUP_MAX=0)
+def test_with_group_commit_off_each_beat_is_its_own_transaction_with_the_same_answers(app, kit, tree, asgi):
+    a, b = people(app, kit, tree, 2)
+    lean, view = Player(app, kit, a, lean=True), Player(app, kit, b, lean=False)
+    for at, body in beats()[:4]:
+        with time_machine.travel(at, tick=False):
+            status, _headers, content = asgi_request(asgi, lean, "POST", lean.path, signed(lean, body))
+        reference = view.post(at, body)
+        assert (status, content) == (reference.status_code, reference.data), body
+    assert "lms.beat_writer" not in app.extensions  # no writer thread was started
+    db.session.expire_all()
+    for model in (LearningInterval, Beat):
+        assert rows(model, lean.session_id) == rows(model, view.session_id), model.__name__
