@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, select
+from sqlalchemy import ARRAY, Integer, and_, any_, bindparam, func, select
 
 from lms_core.accounts.models import User
 from lms_core.authz import effective_assignments, scope_condition
@@ -177,13 +177,25 @@ class ChartScope:
         with one, PostgreSQL hashed the city's 5,000 units for 49 rows.
         """
         groups, _group_of = self.group_finder()
-        return select(unit_id, *columns).where(unit_id.in_([g[0] for g in groups]))
+        return select(unit_id, *columns).where(among(unit_id, [g[0] for g in groups]))
 
     def per_group(self, stmt: Any) -> tuple[list[Any], dict[int, list[int]]]:
         """Run a :meth:`subtrees` statement (a row per compared unit): (compared units, group id -> figures as ints)."""
         groups, _group_of = self.group_finder()
         sums = {int(gid): [int(v or 0) for v in figures] for gid, *figures in db.session.execute(stmt)}
         return groups, sums
+
+
+def among(column: Any, ids: list[int]) -> Any:
+    """``column IN ids``; on PostgreSQL ``column = ANY(:ids)``, one array parameter.
+
+    ``IN`` binds, casts and renders each id on its own: for a city's 49 counties in five
+    statements that was more Python per page than PostgreSQL spent answering them.
+    (A subquery naming the compared units instead let the planner scan whole tables.)
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))
+    return column.in_(ids)
 
 
 def default_root(viewer: User) -> OrgUnit | None:
