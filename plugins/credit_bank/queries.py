@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -582,13 +583,13 @@ def progress(
         window = r["window"]
         promoted_to = None
         if window == "calendar_year":
-            years = [year]
             start, deadline = dt.date(year, 1, 1), dt.date(year, 12, 31)
+            earned = _earned_in(fig, r["ledgers"], [year])
         elif window == "plan_cycle":
             n, first = int(r.get("years", 5)), int(r.get("cycle_start", 2023))
             cycle0 = first + ((year - first) // n) * n
-            years = list(range(cycle0, cycle0 + n))
             start, deadline = dt.date(cycle0, 1, 1), dt.date(cycle0 + n - 1, 12, 31)
+            earned = _earned_in(fig, r["ledgers"], range(cycle0, cycle0 + n))
         else:
             if r.get("party_member") and not user.party_member:
                 continue
@@ -597,25 +598,6 @@ def progress(
                 continue
             start, deadline, promoted_to = found
             earned = earned_between(user.id, list(r["ledgers"]), start, deadline, as_of)
-            required = int(r["amount_centi"])
-            out.append(
-                Progress(
-                    r["key"],
-                    list(r["ledgers"]),
-                    required,
-                    earned,
-                    start,
-                    deadline,
-                    window,
-                    earned < required and today > deadline,
-                    promoted_to,
-                )
-            )
-            continue
-        earned = 0
-        for (ledger, y), f in fig.items():
-            if ledger in r["ledgers"] and y in years:
-                earned += f.earned_for_year
         required = int(r["amount_centi"])
         out.append(
             Progress(
@@ -627,9 +609,15 @@ def progress(
                 deadline,
                 window,
                 earned < required and today > deadline,
+                promoted_to,
             )
         )
     return out
+
+
+def _earned_in(fig: dict[tuple[str, int], Figures], ledgers: list[str], years: Container[int]) -> int:
+    """What the cadre earned toward ``ledgers`` in ``years`` (each year's counted figure)."""
+    return sum(f.earned_for_year for (ledger, y), f in fig.items() if ledger in ledgers and y in years)
 
 
 def annual_target(user: Any, year: int, hist: Any = None, rules: dict[str, Any] | None = None) -> int:
