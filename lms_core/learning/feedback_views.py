@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template
+from flask import Blueprint, abort, render_template
 from flask_login import current_user, login_required
 
 from lms_core.authz import can
@@ -14,7 +14,7 @@ from lms_core.courses.models import Course, Lesson
 from lms_core.courses.services import can_edit
 from lms_core.extensions import db
 from lms_core.learning import feedback
-from lms_core.reports.tables import to_csv, to_xlsx
+from lms_core.reports.tables import download
 
 bp = Blueprint("learning_feedback", __name__, url_prefix="/feedback")
 FORMATS = ("html", "csv", "xlsx")
@@ -66,12 +66,4 @@ def course(course_id: int, fmt: str) -> Any:
             table=table,
             editable=can_edit(current_user, course),
         )
-    name = f"feedback-{course.code}"
-    if fmt == "csv":
-        response = Response(to_csv(table), mimetype="text/csv; charset=utf-8")
-    else:
-        response = Response(
-            to_xlsx(table, course.title), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        )
-    response.headers["Content-Disposition"] = f"attachment; filename={name}.{fmt}"
-    return response
+    return download(table, fmt, f"feedback-{course.code}", course.title)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from flask import Response
 from markupsafe import Markup, escape
 
 from lms_core import csv_export
@@ -110,6 +111,21 @@ def to_xlsx(table: Table, sheet_title: str) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+#: The media type of an .xlsx workbook.
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def download(table: Table, fmt: str, name: str, title: str) -> Response:
+    """The table as a file to save: ``fmt`` ``"csv"`` (:func:`to_csv`) or ``"xlsx"`` (one sheet
+    named ``title``); ``name`` is the file's name without its extension, in ASCII (every browser)."""
+    if fmt == "csv":
+        response = Response(to_csv(table), mimetype="text/csv; charset=utf-8")
+    else:
+        response = Response(to_xlsx(table, title), mimetype=XLSX_MIMETYPE)
+    response.headers["Content-Disposition"] = f"attachment; filename={name}.{fmt}"
+    return response
 
 
 def _plain(row: Sequence[Any]) -> list[Any]:

@@ -13,7 +13,7 @@ from lms_core.authz import require
 from lms_core.bounded import int_arg
 from lms_core.reports import queries
 from lms_core.reports.charts import rollup_label
-from lms_core.reports.tables import Table, to_csv, to_xlsx
+from lms_core.reports.tables import download
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -29,17 +29,6 @@ def _report_viewers_only() -> None:
 
 def _viewer() -> Any:
     return current_user._get_current_object()
-
-
-def _export(table: Table, fmt: str, name: str, title: str) -> Response:
-    if fmt == "csv":
-        response = Response(to_csv(table), mimetype="text/csv; charset=utf-8")
-    else:
-        response = Response(
-            to_xlsx(table, title), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        )
-    response.headers["Content-Disposition"] = f"attachment; filename={name}.{fmt}"
-    return response
 
 
 def _rollup_stamp() -> dt.datetime | None:
@@ -88,7 +77,7 @@ def assignment(assignment_id: int, fmt: str) -> Any:
     report = queries.AssignmentReport(_viewer(), _assignment(assignment_id), dt.datetime.now(dt.UTC))
     table = report.summary()
     if fmt != "html":
-        return _export(table, fmt, f"assignment-{assignment_id}", _("Training progress"))
+        return download(table, fmt, f"assignment-{assignment_id}", _("Training progress"))
     return render_template("reports/assignment.html", report=report, table=table)
 
 
@@ -111,7 +100,7 @@ def people(assignment_id: int, fmt: str) -> Any:
         abort(400, str(exc))
     table = report.people()
     if fmt != "html":
-        return _export(table, fmt, f"assignment-{assignment_id}-people", _("People"))
+        return download(table, fmt, f"assignment-{assignment_id}-people", _("People"))
     return render_template(
         "reports/people.html", report=report, table=table, statuses=queries.STATUS_LABELS, bands=queries.BAND_LABELS
     )
@@ -134,7 +123,7 @@ def hours(fmt: str) -> Any:
     as_of = _rollup_stamp()
     table = report.table()
     if fmt != "html":
-        return _export(table, fmt, f"hours-{report.year}", _("Study hours"))
+        return download(table, fmt, f"hours-{report.year}", _("Study hours"))
     return render_template("reports/hours.html", report=report, table=table, code=code, as_of_label=rollup_label(as_of))
 
 

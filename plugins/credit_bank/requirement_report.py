@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, abort, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -37,7 +37,7 @@ from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
 from lms_core.reports.queries import ReportError, band_label, scope_unit
 from lms_core.reports.rollup import Leaf, fill, roll_up, visible_ancestors
-from lms_core.reports.tables import Table, to_csv, to_xlsx
+from lms_core.reports.tables import Table, download
 from plugins.credit_bank import labels
 from plugins.credit_bank import policy as P
 from plugins.credit_bank.models import LEDGERS, Account, AccountKind, Transfer
@@ -274,17 +274,6 @@ def _today() -> dt.date:
     return dt.datetime.now(SHANGHAI).date()
 
 
-def _export(table: Table, fmt: str, name: str, title: str) -> Response:
-    if fmt == "csv":
-        response = Response(to_csv(table), mimetype="text/csv; charset=utf-8")
-    else:
-        response = Response(
-            to_xlsx(table, title), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        )
-    response.headers["Content-Disposition"] = f"attachment; filename={name}.{fmt}"
-    return response
-
-
 def _fmt(fmt: str) -> str:
     if fmt not in ("html", "csv", "xlsx"):
         abort(404)
@@ -330,7 +319,7 @@ def summary(fmt: str) -> Any:
     report = _report()
     table = report.summary()
     if fmt != "html":
-        return _export(table, fmt, f"requirement-{report.key}-{report.year}", _("Requirement report"))
+        return download(table, fmt, f"requirement-{report.key}-{report.year}", _("Requirement report"))
     return render_template("credit_bank/requirements.html", report=report, table=table)
 
 
@@ -346,7 +335,7 @@ def people(fmt: str) -> Any:
     )
     table = report.people()
     if fmt != "html":
-        return _export(table, fmt, f"requirement-{report.key}-{report.year}-people", _("People"))
+        return download(table, fmt, f"requirement-{report.key}-{report.year}-people", _("People"))
     return render_template(
         "credit_bank/requirements_people.html",
         report=report,
