@@ -43,6 +43,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 #: Threads per worker for the Flask app (a2wsgi) and, with group commit off, for beats.
 THREADS = 10
+#: Scope key of a beat this front took and then handed to the view (refused, late, failed).
+HANDED = "lms.beat_handed"
 
 
 def record_alone(app: Flask, beat: beat_front.Beat) -> beat_batch.Answer | None:
@@ -64,12 +66,16 @@ class BeatASGI:
     def __init__(self, app: Flask, *, threads: int = THREADS) -> None:
         self.app = app
         self.front: beat_front.LeanBeats = app.extensions["lms.beat_front"]
-        self.site = WSGIMiddleware(app.wsgi_app, workers=threads)  # type: ignore[arg-type]
         hops = int(app.config.get("LMS_TRUSTED_PROXIES") or 0)
-        # The beat path reads the environ as Flask would see it: after the same ProxyFix.
         self._proxy: ProxyFix | None = None
+        self._site_app: Any = app.wsgi_app  # the whole WSGI stack: ProxyFix, the lean front, Flask
+        self._view_app: Any = self.front.wsgi_app  # Flask itself, behind the lean front
         if hops:
-            self._proxy = ProxyFix(_environ_itself, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)  # type: ignore[arg-type]
+            # The beat path reads the environ as Flask would see it: after the same ProxyFix.
+            fixes = {"x_for": hops, "x_proto": hops, "x_host": hops, "x_port": hops, "x_prefix": hops}
+            self._proxy = ProxyFix(_environ_itself, **fixes)  # type: ignore[arg-type]
+            self._view_app = ProxyFix(self._view_app, **fixes)
+        self.site = WSGIMiddleware(self._dispatch, workers=threads)  # type: ignore[arg-type]
         self._alone = ThreadPoolExecutor(threads, thread_name_prefix="beat")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,12 +97,17 @@ class BeatASGI:
             return  # the client went away before sending its beat
         beat = beat_front.beat_of(taken, body, environ)  # type: ignore[arg-type]
         answer = None if beat is None else await self._record(beat)
-        if answer is None:
-            await self.site(scope, _replay(body, receive), send)  # type: ignore[arg-type]
+        if answer is None:  # to the view (not the lean front again: it would only redo the same)
+            await self.site({**scope, HANDED: True}, _replay(body, receive), send)  # type: ignore[arg-type]
             return
         status, headers, content = answer
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+    def _dispatch(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """The WSGI app a2wsgi runs: a beat this front handed on goes straight to Flask's view."""
+        scope = environ.get("asgi.scope") or {}
+        return (self._view_app if scope.get(HANDED) else self._site_app)(environ, start_response)
 
     async def _record(self, beat: beat_front.Beat) -> beat_batch.Answer | None:
         if int(self.app.config.get("LMS_BEAT_GROUP_MAX", 64)) > 0:

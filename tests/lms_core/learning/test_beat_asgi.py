@@ -135,7 +135,15 @@ def test_asgi_answers_the_view_bytes_and_stores_the_view_rows(app, kit, tree, as
     assert progress[0] == progress[1] and progress[0][0]["position_ms"] == 65_000
 
 
-def test_what_the_asgi_front_does_not_answer_reaches_flask(app, kit, tree, asgi, flask_calls):
+def test_what_the_asgi_front_does_not_answer_reaches_flask(app, kit, tree, asgi, flask_calls, monkeypatch):
+    recorded: list[str] = []
+    real = beat_front.record
+
+    def record(beat: beat_front.Beat) -> Any:
+        recorded.append(beat.session_id)
+        return real(beat)
+
+    monkeypatch.setattr(beat_front, "record", record)
     (a,) = people(app, kit, tree, 1)
     lean = Player(app, kit, a, lean=True)
     at = T0 + dt.timedelta(seconds=10)
@@ -154,6 +162,7 @@ def test_what_the_asgi_front_does_not_answer_reaches_flask(app, kit, tree, asgi,
     made = int((at - dt.timedelta(hours=30)).timestamp() * 1000)
     status, answer = post({**ok, "at": made})  # late: stored once, by the view
     assert status == 422 and json.loads(answer)["refused"] == "late"
+    assert len(recorded) == 2  # the bad and the late beat, each tried once here, then the view's alone
     assert db.session.query(RefusedBeat).filter_by(session_id=lean.session_id, reason="late").count() == 1
     # Pages are Flask's, in Chinese.
     flask_calls.clear()
