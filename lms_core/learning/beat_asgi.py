@@ -110,10 +110,15 @@ class BeatASGI:
         return (self._view_app if scope.get(HANDED) else self._site_app)(environ, start_response)
 
     async def _record(self, beat: beat_front.Beat) -> beat_batch.Answer | None:
-        if int(self.app.config.get("LMS_BEAT_GROUP_MAX", 64)) > 0:
-            return await asyncio.wrap_future(beat_batch.submit(self.app, beat))
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._alone, record_alone, self.app, beat)
+        """The beat's answer once committed, or ``None``: the view answers it (its own 4xx or
+        503 page, in Chinese, rather than a bare 500 from the server)."""
+        try:
+            if int(self.app.config.get("LMS_BEAT_GROUP_MAX", 64)) > 0:
+                return await asyncio.wrap_future(beat_batch.submit(self.app, beat))
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._alone, record_alone, self.app, beat)
+        except Exception:  # noqa: BLE001 - the writer failed: the view does it again (a stored seq answers as a repeat)
+            return None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -351,3 +351,19 @@ def test_with_group_commit_off_each_beat_is_its_own_transaction_with_the_same_an
     db.session.expire_all()
     for model in (LearningInterval, Beat):
         assert rows(model, lean.session_id) == rows(model, view.session_id), model.__name__
+
+
+def test_a_writer_that_fails_hands_the_beat_to_the_view(app, kit, tree, asgi, flask_calls, monkeypatch):
+    (a,) = people(app, kit, tree, 1)
+    lean = Player(app, kit, a, lean=True)
+
+    def submit(_app: Any, _beat: beat_front.Beat) -> Future[Any]:
+        failed: Future[Any] = Future()
+        failed.set_exception(RuntimeError("the writer thread died"))
+        return failed
+
+    monkeypatch.setattr(beat_batch, "submit", submit)
+    at, body = beats()[0]
+    with time_machine.travel(at, tick=False):
+        status, _headers, content = asgi_request(asgi, lean, "POST", lean.path, signed(lean, body))
+    assert flask_calls == [lean.path] and status == 200 and json.loads(content)["accepted"] is True
