@@ -2,8 +2,9 @@
 
 A statement is about a learner when its actor is the learner's account Agent as the
 platform writes it (``homePage`` = ``LMS_PLATFORM_URL``, ``name`` = username); that
-is how a statement is tied to a person and so to an org unit, and the auditor's
-scope is applied in SQL on that unit, as in the core's views. Statements whose actor
+is how a statement is tied to a person and so to an org unit. The LRS stores that
+person's id beside the statement when it is stored (``actor_user_id``), and the
+auditor's scope is applied in SQL on their unit, as in the core's views. Statements whose actor
 is not a platform account belong to nobody in the org tree and are not listed.
 
 The recorder (记录者) is the LRS credential that stored the statement (``client_id``,
@@ -24,45 +25,22 @@ from typing import Any, ClassVar
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Select, String, and_, exists, literal_column, or_, select
+from sqlalchemy import Select, and_, exists, or_, select
 
 from lms_core.accounts.models import User
 from lms_core.audit.queries import LogQuery, QueryError, local, parse_time_cursor, time_cursor
 from lms_core.authz import scope_condition
-from lms_core.extensions import db
 from lms_core.orgs.models import OrgUnit
 from lms_core.xapi import vocab
 from lrs import keys as K
-from lrs.models import ACTOR_HOME_PATH, ACTOR_NAME_PATH, LrsClient
-from lrs.statements import KT, S
+from lrs.models import LrsClient
+from lrs.statements import KT, S, platform_base
 
 #: A page cursor: the last row's stored time (microseconds) and pk.
 _CURSOR = re.compile(r"^(\d{1,17})-([1-9]\d{0,17})$")
 
 #: Verbs offered in the picker: the platform's own (IRI -> Chinese name).
 VERB_NAMES: dict[str, str] = {iri: zh for iri, _en, zh in vocab.VERBS.values()}
-
-
-def _postgresql() -> bool:
-    return bool(db.session.get_bind().dialect.name == "postgresql")
-
-
-def _actor_name() -> Any:
-    """The statement's actor account name; on PostgreSQL the indexed expression itself."""
-    if _postgresql():
-        return S.c.data.op("#>>", return_type=String)(literal_column(ACTOR_NAME_PATH))
-    return S.c.data[("actor", "account", "name")].as_string()
-
-
-def _actor_home() -> Any:
-    """The statement's actor account home page; on PostgreSQL the expression with statistics."""
-    if _postgresql():
-        return S.c.data.op("#>>", return_type=String)(literal_column(ACTOR_HOME_PATH))
-    return S.c.data[("actor", "account", "homePage")].as_string()
-
-
-def platform_base() -> str:
-    return str(current_app.config.get("LMS_PLATFORM_URL", "")).rstrip("/")
 
 
 def platform_key() -> str | None:
@@ -149,7 +127,6 @@ class StatementQuery(LogQuery):
 
     def statement(self, *, flat: bool = False) -> Select[Any]:
         base = platform_base()
-        actor_name, actor_home = _actor_name(), _actor_home()
         stmt = (
             select(
                 S.c.pk,
@@ -164,10 +141,11 @@ class StatementQuery(LogQuery):
                 LrsClient.key.label("client_key"),
             )
             .select_from(S)
-            .join(User, User.username == actor_name)
+            # The learner stored beside the statement (lrs.statements.learner_name): scoping
+            # by it reads no JSON; ix_lrs_statements_actor_user_id_stored serves a county.
+            .join(User, User.id == S.c.actor_user_id)
             .join(OrgUnit, OrgUnit.id == User.org_unit_id)
             .outerjoin(LrsClient, LrsClient.id == S.c.client_id)
-            .where(actor_home == base)
             .where(scope_condition(self.viewer, self.capability, OrgUnit.path))
         )
         if username := self.person_named():

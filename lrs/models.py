@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Index, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lms_core.db import Base, UTCDateTime, bigint_pk, json_type, utcnow
@@ -41,14 +41,6 @@ class LrsClient(Base):
     created_by: Mapped[str] = mapped_column(String(100), default="cli")
 
 
-#: JSON paths (PostgreSQL text[] literals) of a statement's actor account name and
-#: home page: the log browser's queries and the extended statistics of migration
-#: 0002lrs use the same literal (a bound path would not match the statistics'
-#: expressions once psycopg prepares the statement).
-ACTOR_NAME_PATH = "'{actor,account,name}'"
-ACTOR_HOME_PATH = "'{actor,account,homePage}'"
-
-
 class LrsStatement(Base):
     """One statement as stored (``data`` holds id, stored, authority, version, timestamp)."""
 
@@ -61,6 +53,15 @@ class LrsStatement(Base):
     client_id: Mapped[int | None] = mapped_column()
     has_attachments: Mapped[bool] = mapped_column(Boolean, default=False)
     data: Mapped[dict[str, Any]] = mapped_column(json_type())
+    #: The platform learner the statement is about: the ``users.id`` whose username is the
+    #: actor's account name when the account's home page is ``LMS_PLATFORM_URL``; None for
+    #: anyone else. Set when the statement is stored (migration 0003lrs filled the older
+    #: ones), so the log browser scopes statements by the learner's unit through this id
+    #: instead of reading every candidate statement's JSON. No foreign key: the LRS keeps
+    #: what it stored even if an account goes, and a statement is never updated for it.
+    actor_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    __table_args__ = (Index("ix_lrs_statements_actor_user_id_stored", "actor_user_id", "stored"),)
 
 
 class LrsStatementKey(Base):

@@ -18,11 +18,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Text, and_, cast, false, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from lms_core import jsonsafe
+from lms_core.accounts.models import User
 from lms_core.bounded import MAX_INT32, MAX_INT64
 from lms_core.db import utcnow
 from lms_core.extensions import db
@@ -36,6 +38,8 @@ from lrs.models import LrsAttachment, LrsStatement, LrsStatementKey
 S = LrsStatement.metadata.tables[LrsStatement.__tablename__]
 KT = LrsStatementKey.metadata.tables[LrsStatementKey.__tablename__]
 AT = LrsAttachment.metadata.tables[LrsAttachment.__tablename__]
+#: The platform's accounts: a statement about one of them stores its id (``actor_user_id``).
+U = User.metadata.tables[User.__tablename__]
 
 
 def iso(ts: dt.datetime) -> str:
@@ -73,6 +77,21 @@ class _Prepared:
     received: dict[str, Any] = field(default_factory=dict)
     voided: bool = False
     inherited: set[tuple[str, str]] = field(default_factory=set)
+
+
+def platform_base() -> str:
+    """The platform's base URL: the home page of its learners' accounts in statements."""
+    return str(current_app.config.get("LMS_PLATFORM_URL", "")).rstrip("/")
+
+
+def learner_name(data: dict[str, Any], base: str) -> str | None:
+    """The username a statement is about, when its actor is a platform account (home page
+    ``base``); None otherwise. The statement's ``actor_user_id`` is that user's id."""
+    account = (data.get("actor") or {}).get("account")
+    if not isinstance(account, dict) or not base or account.get("homePage") != base:
+        return None
+    name = account.get("name")
+    return name if isinstance(name, str) and name else None
 
 
 def _ref_target(data: dict[str, Any]) -> str | None:
@@ -213,6 +232,7 @@ def _insert_pg(
             key_idx.append(str(n))
             keys_col.append(str(K.key(*k)))
     ref_keys = {K.key("ref", p.sid): p.sid for p in todo}
+    base = platform_base()
     raw = conn.connection.driver_connection
     cur = raw.cursor()  # type: ignore[union-attr]
     # Pipeline mode: the transaction's BEGIN and this statement leave in one network
@@ -220,10 +240,12 @@ def _insert_pg(
     with raw.pipeline():  # type: ignore[union-attr]
         cur.execute(
             "WITH src AS (SELECT * FROM unnest(%(ids)b::text[], %(voided)b::bool[], %(att)b::bool[], %(data)b::text[], "
-            " %(vks)b::bigint[]) WITH ORDINALITY AS t(i, v, a, d, vk, n)), "
-            "ins AS (INSERT INTO lrs_statements (statement_id, stored, voided, client_id, has_attachments, data) "
+            " %(vks)b::bigint[], %(learners)b::text[]) WITH ORDINALITY AS t(i, v, a, d, vk, un, n)), "
+            "ins AS (INSERT INTO lrs_statements "
+            " (statement_id, stored, voided, client_id, has_attachments, data, actor_user_id) "
             " SELECT i, %(stored)s, v OR EXISTS (SELECT 1 FROM lrs_statement_keys x WHERE x.key = src.vk), "
-            " %(client)s, a, d::jsonb FROM src ORDER BY n "
+            " %(client)s, a, d::jsonb, (SELECT u.id FROM users u WHERE u.username = NULLIF(src.un, '')) "
+            " FROM src ORDER BY n "
             " ON CONFLICT (statement_id) DO NOTHING RETURNING pk, statement_id), "
             "k AS (INSERT INTO lrs_statement_keys (key, stmt_pk) "
             " SELECT u.kk, ins.pk FROM unnest(%(kidx)s::int[], %(keys)s::bigint[]) AS u(n, kk) "
@@ -240,6 +262,8 @@ def _insert_pg(
                 "data": [json.dumps(p.data, ensure_ascii=False, separators=(",", ":")) for p in todo],
                 # A voiding statement cannot be voided: NULL matches no key.
                 "vks": [None if _is_voiding(p.data) else K.key("vt", p.sid) for p in todo],
+                # '' for a statement about no platform learner (a list of only NULLs has no type).
+                "learners": [learner_name(p.data, base) or "" for p in todo],
                 "kidx": "{" + ",".join(key_idx) + "}",
                 "keys": "{" + ",".join(keys_col) + "}",
                 "refkeys": list(ref_keys),
@@ -257,6 +281,12 @@ def _insert_pg(
 
 
 def _insert_generic(conn: Connection, todo: list[_Prepared], caller: Caller, now: dt.datetime) -> set[str]:
+    base = platform_base()
+    names = [learner_name(p.data, base) for p in todo]
+    wanted = sorted({n for n in names if n})
+    ids: dict[str, int] = {}
+    if wanted:
+        ids = dict(conn.execute(select(U.c.username, U.c.id).where(U.c.username.in_(wanted))).all())
     rows = [
         {
             "statement_id": p.sid,
@@ -265,8 +295,9 @@ def _insert_generic(conn: Connection, todo: list[_Prepared], caller: Caller, now
             "client_id": caller.client_id,
             "has_attachments": bool(p.data.get("attachments")),
             "data": p.data,
+            "actor_user_id": ids.get(name) if name else None,
         }
-        for p in todo
+        for p, name in zip(todo, names, strict=True)
     ]
     result = conn.execute(insert(S).returning(S.c.pk, S.c.statement_id, sort_by_parameter_order=True), rows)
     pks = {sid: pk for pk, sid in result.all()}

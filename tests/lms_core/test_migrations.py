@@ -387,3 +387,51 @@ def test_0024_names_the_platforms_lrs_client_in_chinese_only_when_it_has_the_old
         assert names == given
     finally:
         engine.dispose()
+
+
+def test_0003lrs_stores_each_statements_learner_and_downgrade_removes_it(full_app, empty_db):
+    """Statements already stored get their learner's id: a platform account (home page =
+    LMS_PLATFORM_URL) whose name is a
+    username; anything else stays NULL. Downgrade drops the column."""
+    _flask_db(full_app, "upgrade", "heads")
+    _flask_db(full_app, "downgrade", "0002lrs")
+    home = full_app.config["LMS_PLATFORM_URL"].rstrip("/")
+    data_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    columns = ("statement_id", "stored", "voided", "client_id", "has_attachments")
+    statements = sa.table("lrs_statements", *(sa.column(c) for c in columns), sa.column("data", data_type))
+    actors = {
+        "a1": (home, "u1"),
+        "a2": (home, "u2"),
+        "a3": (home, "u1"),
+        "b1": ("https://elsewhere.example", "u1"),  # not a platform account
+        "b2": (home, "nobody"),  # no such user
+    }
+    engine = create_engine(empty_db)
+    try:
+        with engine.begin() as conn:
+            _city(conn)
+            user = {"org_unit_id": 1, "rank_band": "general", "party_member": True, "status": "active"}
+            user |= {"failed_logins": 0, "session_version": 1, "must_change_password": False, "created_at": NOW}
+            _insert(conn, "users", [{"id": i, "username": f"u{i}", "full_name": f"学员{i}", **user} for i in (1, 2)])
+            row = {"stored": NOW, "voided": False, "client_id": None, "has_attachments": False}
+            conn.execute(
+                statements.insert(),
+                [
+                    row
+                    | {
+                        "statement_id": sid,
+                        "data": {"id": sid, "actor": {"account": {"homePage": h, "name": n}}, "verb": {"id": "v"}},
+                    }
+                    for sid, (h, n) in actors.items()
+                ],
+            )
+        _flask_db(full_app, "upgrade", "heads")
+        with engine.connect() as conn:
+            found = dict(conn.execute(text("SELECT statement_id, actor_user_id FROM lrs_statements")).all())
+        assert found == {"a1": 1, "a2": 2, "a3": 1, "b1": None, "b2": None}
+        assert _drift(full_app) == []
+        _flask_db(full_app, "downgrade", "0002lrs")
+        with engine.connect() as conn:
+            assert "actor_user_id" not in {c["name"] for c in inspect(conn).get_columns("lrs_statements")}
+    finally:
+        engine.dispose()

@@ -149,3 +149,47 @@ def test_a_persons_record_pages_link_to_their_statements_and_sessions(client, wo
     assert [r[5] for r in rows[1:]] == ["启动"]  # that day's statement only
     record = client.get(f"/audit/users/{uid}/learning").get_data(as_text=True)
     assert 'href="/lrs/statements?username=inside"' in record
+
+
+def test_statements_store_their_learner_and_the_scoped_count_equals_the_rows(app, client, world):
+    """Each statement is stored with its learner's id (a platform account's username at
+    LMS_PLATFORM_URL; None for anyone else), and the browser's count and rows are exactly
+    the statements whose learner is in the auditor's subtree, judged here from the JSON."""
+    from lms_core.accounts.models import User
+    from lms_core.audit.queries import COUNT_SHOWN
+    from lms_core.orgs.models import OrgUnit
+    from lrs.log_query import StatementQuery
+    from lrs.statements import S
+
+    home = app.config["LMS_PLATFORM_URL"].rstrip("/")
+    # one more statement about a platform-looking account that is nobody's
+    ghost = make_client(app, ("statements/write",), "LMS core (xAPI emitter)")
+    nobody = _stmt(home, "nobody", LAUNCHED, "启动", f"{home}/x", "课")
+    assert ghost.post("statements", json_body=nobody).status_code == 200
+    users = {u.username: u for u in db.session.execute(select(User)).scalars()}
+    stored = db.session.execute(select(S.c.statement_id, S.c.data, S.c.actor_user_id)).all()
+    assert len(stored) == 6
+    for _sid, data, learner in stored:
+        account = data["actor"]["account"]
+        expected = users.get(account["name"]) if account["homePage"] == home else None
+        assert learner == (expected.id if expected else None), data["actor"]
+    assert sum(learner is not None for _s, _d, learner in stored) == 4  # inside ×2, second, outside
+
+    auditor = users["nl_audit"]
+    county = db.session.get(OrgUnit, auditor.org_unit_id)
+    in_scope = {
+        sid
+        for sid, data, _learner in stored
+        if data["actor"]["account"]["homePage"] == home
+        and (u := users.get(data["actor"]["account"]["name"])) is not None
+        and db.session.get(OrgUnit, u.org_unit_id).path.startswith(county.path)
+    }
+    assert len(in_scope) == 3
+    with app.test_request_context():
+        query = StatementQuery(viewer=auditor)
+        rows, _next = query.page()
+        assert {str(row.data["id"]).lower() for row in rows} == in_scope
+        assert query.count(limit=COUNT_SHOWN) == len(in_scope)
+    login(client, "nl_audit")
+    rows_csv, total = csv_rows(client, "/lrs/statements.csv")
+    assert total == "3" and len(rows_csv) == 4

@@ -59,7 +59,8 @@ def real_lrs(database_url: str, tmp_path: Path) -> Iterator[RealLRS]:
     from lrs import clients
     from lrs import create_app as create_lrs_app
 
-    lrs_app = create_lrs_app(make_test_config(database_url, tmp_path, LMS_PLUGINS=["lrs"]))
+    # The platform's URL: the LRS ties a statement about one of its accounts to the learner.
+    lrs_app = create_lrs_app(make_test_config(database_url, tmp_path, LMS_PLUGINS=["lrs"], LMS_PLATFORM_URL=PLATFORM))
     with lrs_app.app_context():
         row, secret = clients.create_client(
             "干部网络学院 LMS", ["statements/write", "statements/read", "state", "profile"]
@@ -169,6 +170,11 @@ def test_learning_statements_arrive_at_the_real_lrs(kit, real_lrs):
     lrs = real_lrs.client()
     stored = lrs_statements(lrs, kit[1])
     assert sorted(str(s.id) for s in stored) == sorted(r.statement_id for r in rows)
+    # Each is stored with its learner's id beside it (the log browser scopes by it).
+    from lrs.statements import S
+
+    learners = dict(db.session.execute(select(S.c.statement_id, S.c.actor_user_id)).all())
+    assert {learners[r.statement_id] for r in rows} == {kit[1].id}
     one = lrs.retrieve_statement(rows[0].statement_id)
     assert one.success and one.content.actor.account.name == "zhaolei" and one.content.actor.name == "赵磊"
     by_registration = lrs.query_statements({"registration": registration, "limit": 100})
