@@ -34,9 +34,10 @@ def _viewer() -> Any:
 def _rollup_stamp() -> dt.datetime | None:
     """The hours rollup's stamp, after queueing its rebuild if it is too old.
 
-    Committed before the figures are read: with inline jobs (development, tests) the
-    rebuild has then already run; with a worker, the page shows the older snapshot
-    and says how old it is.
+    When a rebuild was queued, it is committed before the figures are read: with inline
+    jobs (development, tests) the rebuild has then already run; with a worker, the page
+    shows the older snapshot and says how old it is. A fresh stamp needs no commit (a
+    commit would also expire the viewer, whom the page then loads again).
     """
     from lms_core.db import utcnow
     from lms_core.jobs.services import commit
@@ -44,9 +45,9 @@ def _rollup_stamp() -> dt.datetime | None:
 
     max_age = current_app.config["LMS_REPORT_ROLLUP_MAX_AGE"]
     stamp = monthly.keep_fresh(max_age)
-    commit()
     if stamp is None or (utcnow() - stamp).total_seconds() > max_age:
-        stamp = monthly.refreshed_at()  # a rebuild was queued (with inline jobs it has run): read its stamp
+        commit()  # a rebuild was queued (with inline jobs it has run now): read its stamp
+        stamp = monthly.refreshed_at()
     return stamp
 
 
