@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, has_app_context, has_request_context, request
+from flask import current_app, has_request_context, request
 from sqlalchemy import Integer, bindparam, event, select
 from sqlalchemy.orm import Session, object_session
 
 from lms_core.accounts.models import SignedIn, User, UserStatus
+from lms_core.expiring import ExpiringMap, per_app
 from lms_core.extensions import db
 
 #: Endpoints answered with a :class:`Principal` instead of the ORM user.
@@ -65,16 +65,9 @@ class Principal(SignedIn):
         return getattr(user, name)
 
 
-_lock = threading.Lock()
-
-
-def _cache() -> dict[int, tuple[float, Principal]]:
-    """user id -> (expires at, on :data:`clock`; the principal as last read), per app: user
-    ids belong to a database, and a process may hold several apps (tests, tools)."""
-    if not has_app_context():
-        return {}
-    cache: dict[int, tuple[float, Principal]] = current_app.extensions.setdefault("lms_principals", {})
-    return cache
+def _cache() -> ExpiringMap[int, Principal]:
+    """user id -> the principal as last read, until a time on :data:`clock`; per app."""
+    return per_app("lms_principals")
 
 
 #: The cache's clock (a module attribute so tests can move it).
@@ -111,18 +104,13 @@ def principal_for(user_id: int, version: int) -> Principal | None:
     """The signed-in principal for a session cookie's id and version, or ``None`` (signed out)."""
     now = clock()
     cache = _cache()
-    with _lock:
-        cached = cache.get(user_id)
-    if cached is None or cached[0] <= now:
-        found = _read(user_id)
-        if found is None:
-            forget(user_id)
+    principal = cache.fresh(user_id, now)
+    if principal is None:
+        principal = _read(user_id)
+        if principal is None:
+            cache.drop(user_id)
             return None
-        with _lock:
-            cache[user_id] = (now + float(current_app.config["LMS_AUTH_CACHE_SECONDS"]), found)
-        principal = found
-    else:
-        principal = cached[1]
+        cache.put(user_id, principal, now + float(current_app.config["LMS_AUTH_CACHE_SECONDS"]))
     if principal.session_version != version or not principal.active:
         return None
     # A fresh object per request: what a request memoises on it (``can``'s grants, the
@@ -132,15 +120,11 @@ def principal_for(user_id: int, version: int) -> Principal | None:
 
 def forget(user_id: int) -> None:
     """Drop a user's cached entry (their password, version or status just changed in this process)."""
-    cache = _cache()
-    with _lock:
-        cache.pop(user_id, None)
+    _cache().drop(user_id)
 
 
 def forget_all() -> None:
-    cache = _cache()
-    with _lock:
-        cache.clear()
+    _cache().clear()
 
 
 # Whatever changes a user's version or status through the ORM, in this process, drops

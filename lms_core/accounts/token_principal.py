@@ -39,6 +39,7 @@ from lms_core.accounts import principal as session_principal
 from lms_core.accounts.lean_tokens import TOUCH_EVERY_S
 from lms_core.accounts.models import ApiToken, RankBand, TokenScope, User, UserStatus
 from lms_core.db import utcnow
+from lms_core.expiring import ExpiringMap, per_app
 from lms_core.extensions import db
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,7 +88,6 @@ class TokenPrincipal(session_principal.Principal):
 
 @dataclass(frozen=True)
 class _Entry:
-    expires_cache_at: float  #: on :data:`principal.clock`
     token_expires_at: dt.datetime | None
     principal: TokenPrincipal
     token: LeanToken
@@ -96,12 +96,10 @@ class _Entry:
 _lock = threading.Lock()
 
 
-def _cache() -> dict[str, _Entry]:
-    """token SHA-256 -> entry, per app (tokens belong to a database; a process may hold several apps)."""
-    if not has_app_context():
-        return {}
-    cache: dict[str, _Entry] = current_app.extensions.setdefault("lms_token_principals", {})
-    return cache
+def _cache() -> ExpiringMap[str, _Entry]:
+    """token SHA-256 -> entry, until a time on :data:`principal.clock`; per app. A bound, not a
+    policy: a deployment has a few machine clients."""
+    return per_app("lms_token_principals", most=10_000)
 
 
 def _touched() -> dict[str, float]:
@@ -158,8 +156,7 @@ def _read(digest: str, now: dt.datetime) -> _Entry | None:
         position=row.position,
     )
     token = LeanToken(id=row.id, user_id=row.user_id, token_hash=digest, scope=TokenScope(row.scope))
-    ttl = float(current_app.config["LMS_AUTH_CACHE_SECONDS"])
-    entry = _Entry(session_principal.clock() + ttl, row.expires_at, principal, token)
+    entry = _Entry(row.expires_at, principal, token)
     if row.last_used_at is None or now - row.last_used_at > dt.timedelta(seconds=TOUCH_EVERY_S):
         _touch(digest, now)
     else:
@@ -193,17 +190,14 @@ def token_principal_for(digest: str) -> tuple[TokenPrincipal, LeanToken] | None:
     """The signed-in principal and token for a Bearer token's SHA-256, or ``None`` (refused)."""
     now = utcnow()
     cache = _cache()
-    with _lock:
-        entry = cache.get(digest)
-    if entry is None or entry.expires_cache_at <= session_principal.clock():
+    clock_now = session_principal.clock()
+    entry = cache.fresh(digest, clock_now)
+    if entry is None:
         entry = _read(digest, now)
-        with _lock:
-            if entry is None:
-                cache.pop(digest, None)
-                return None
-            if len(cache) >= 10_000:  # a bound, not a policy: a deployment has a few machine clients
-                cache.clear()
-            cache[digest] = entry
+        if entry is None:
+            cache.drop(digest)
+            return None
+        cache.put(digest, entry, clock_now + float(current_app.config["LMS_AUTH_CACHE_SECONDS"]))
     elif entry.token_expires_at is not None and entry.token_expires_at <= now:
         forget(digest)
         return None
@@ -221,20 +215,15 @@ def clock_due(digest: str) -> bool:
 
 def forget(digest: str | None = None) -> None:
     """Drop one token's entry (or all)."""
-    cache = _cache()
-    with _lock:
-        if digest is None:
-            cache.clear()
-        else:
-            cache.pop(digest, None)
+    if digest is None:
+        _cache().clear()
+    else:
+        _cache().drop(digest)
 
 
 def forget_user(user_id: int) -> None:
     """Drop every entry of a user (their status or sign-in version just changed)."""
-    cache = _cache()
-    with _lock:
-        for digest in [d for d, e in cache.items() if e.principal.id == user_id]:
-            cache.pop(digest, None)
+    _cache().drop_where(lambda e: e.principal.id == user_id)
 
 
 # Whatever revokes or re-dates a token, or changes a user's status or version, through the

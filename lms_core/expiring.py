@@ -1,0 +1,72 @@
+"""A per-process map whose entries expire: what the sign-in caches share.
+
+The heartbeat's session principal (``accounts.principal``) and the Bearer token's
+(``accounts.token_principal``) each keep what one narrow SELECT said for a few seconds
+(``LMS_AUTH_CACHE_SECONDS``), per app: ids and tokens belong to a database, and a process
+may hold several apps (tests, tools). Both need the same things: a lock (threaded
+workers), an expiry on a clock the caller passes (the tests move it), an optional bound
+on the size (full, the map starts again empty: a bound, not an eviction policy), and
+dropping entries by key or by what they hold (a user's tokens).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from flask import current_app, has_app_context
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class ExpiringMap(Generic[K, V]):
+    """key -> value until a time on the caller's clock; thread-safe."""
+
+    def __init__(self, most: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[K, tuple[float, V]] = {}
+        self._most = most
+
+    def fresh(self, key: K, now: float) -> V | None:
+        """The value kept for ``key``, unless it expired by ``now`` (or there is none)."""
+        with self._lock:
+            item = self._items.get(key)
+        return item[1] if item is not None and item[0] > now else None
+
+    def put(self, key: K, value: V, until: float) -> None:
+        """Keep ``value`` for ``key`` until ``until`` (on the clock :meth:`fresh` is given)."""
+        with self._lock:
+            if self._most is not None and len(self._items) >= self._most:
+                self._items.clear()
+            self._items[key] = (until, value)
+
+    def drop(self, key: K) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def drop_where(self, test: Callable[[V], bool]) -> None:
+        """Drop every entry whose value passes ``test``."""
+        with self._lock:
+            for key in [k for k, (_until, v) in self._items.items() if test(v)]:
+                del self._items[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __iter__(self) -> Iterator[K]:
+        with self._lock:
+            return iter(list(self._items))
+
+
+def per_app(name: str, most: int | None = None) -> ExpiringMap[K, V]:
+    """The current app's map called ``name`` (made on first use); outside an app, a throwaway one."""
+    if not has_app_context():
+        return ExpiringMap(most)
+    extensions = current_app.extensions
+    found = extensions.get(name)
+    if found is None:  # setdefault: two threads starting together keep one map
+        found = extensions.setdefault(name, ExpiringMap(most))
+    return found

@@ -1,0 +1,49 @@
+"""lms_core/expiring.py: the sign-in caches' map whose entries expire."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from lms_core.expiring import ExpiringMap, per_app
+
+
+def test_an_entry_lives_until_its_time_on_the_callers_clock() -> None:
+    m: ExpiringMap[str, int] = ExpiringMap()
+    m.put("a", 1, until=10.0)
+    assert m.fresh("a", 9.9) == 1
+    assert m.fresh("a", 10.0) is None  # expired at its time, not after
+    assert m.fresh("b", 0.0) is None
+
+
+def test_full_it_starts_again_empty() -> None:
+    m: ExpiringMap[int, int] = ExpiringMap(most=3)
+    for k in range(3):
+        m.put(k, k, until=5.0)
+    assert sorted(m) == [0, 1, 2]
+    m.put(3, 3, until=5.0)
+    assert list(m) == [3]
+
+
+def test_entries_drop_by_key_by_value_or_all() -> None:
+    m: ExpiringMap[str, int] = ExpiringMap()
+    for k, v in {"a": 1, "b": 2, "c": 1}.items():
+        m.put(k, v, until=5.0)
+    m.drop("b")
+    m.drop("nothing")
+    assert sorted(m) == ["a", "c"]
+    m.drop_where(lambda v: v == 1)
+    assert list(m) == []
+    m.put("d", 4, until=5.0)
+    m.clear()
+    assert m.fresh("d", 0.0) is None
+
+
+def test_each_app_has_its_own_map(app: Flask) -> None:
+    """Ids and tokens belong to a database: two apps in one process never share entries."""
+    other = Flask("other")
+    with app.app_context():
+        mine: ExpiringMap[str, int] = per_app("lms_test_map")
+        mine.put("k", 1, until=5.0)
+        assert per_app("lms_test_map") is mine
+    with other.app_context():
+        assert per_app("lms_test_map").fresh("k", 0.0) is None
