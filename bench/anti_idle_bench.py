@@ -393,7 +393,7 @@ BEAT_KEY_RE = re.compile(rb'data-beat-key="([0-9a-f]{64})"')
 
 
 def bench_ingest(
-    url: str, env: dict[str, str], args: argparse.Namespace, pg_pid: int, server_kind: str = "gthread"
+    url: str, env: dict[str, str], args: argparse.Namespace, pg_pid: int, server_kind: str = "gthread", offset: int = 0
 ) -> dict[str, object]:
     import psycopg
 
@@ -416,7 +416,7 @@ def bench_ingest(
         clients = []
         for i in range(args.clients):
             c = load.Client(base)
-            c.login(f"bench{i * 7:06d}", seed_large.PASSWORD)
+            c.login(f"bench{i * 7 + offset:06d}", seed_large.PASSWORD)
             status, _h, page = c.request("GET", f"/learn/lessons/{lesson_id}")
             beat_url, token, key = BEAT_URL_RE.search(page), CSRF_META_RE.search(page), BEAT_KEY_RE.search(page)
             if status != 200 or not beat_url or not token or not key:
@@ -650,9 +650,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.only in (None, "ingest"):
                 # Both servers in the same run window (same cluster, same load), one after the other.
                 kinds = ["gthread", "uvicorn"] if args.server == "both" else [args.server]
-                for kind in kinds:
+                for offset, kind in enumerate(kinds):
                     key = "ingest" if len(kinds) == 1 else f"ingest_{kind}"
-                    results[key] = bench_ingest(url, env, args, postmaster_pid(cluster), kind)
+                    # Other learners for the second server: the first run's sessions and day
+                    # state would make its learners' beats dearer (two sessions of one person).
+                    results[key] = bench_ingest(url, env, args, postmaster_pid(cluster), kind, offset)
             if args.only in (None, "recompute"):
                 results["recompute"] = bench_recompute(url, env, args, postmaster_pid(cluster))
         finally:
