@@ -63,8 +63,14 @@ def open_and_play(page: Any, course: Course) -> None:
 
 
 def wait_for_check(page: Any) -> str:
-    """Wait until the server reveals a check; the number it asks for."""
-    expect(page.locator(".ai-check")).to_be_visible(timeout=30_000)
+    """Wait until the server reveals a check; the number it asks for.
+
+    The first check is owed after 4 s of play *claimed by a beat* (every 10 s), revealed at the
+    next ask after that beat is recorded. On a loaded machine (load 10-15 on 2 cores) Chromium's
+    software video decoding and the beat requests slow down enough that this took over 30 s
+    (test_check_on_a_phone failed so, 1 run in 3); a bound, not a figure under test.
+    """
+    expect(page.locator(".ai-check")).to_be_visible(timeout=90_000)
     match = re.search(r"(\d+)\s*$", page.locator(".ai-prompt").inner_text())
     assert match, page.locator(".ai-prompt").inner_text()
     return match.group(1)
