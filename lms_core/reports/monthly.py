@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, cast, delete, func, insert, select
+from sqlalchemy import ColumnElement, Date, Select, cast, delete, func, insert, select, text
 
 from lms_core.accounts.models import User
 from lms_core.db import utcnow
@@ -134,20 +134,27 @@ def refresh_job(_payload: dict[str, Any]) -> None:
     refresh()
 
 
+def waiting_refresh() -> Select[int]:
+    """The id of a rebuild that is queued or running, if any.
+
+    The status condition is written as in ix_jobs_waiting_kind (not as bound values) so
+    PostgreSQL uses that small partial index rather than reading every queued job.
+    """
+    from lms_core.jobs.models import WAITING_WHERE, Job
+
+    return select(Job.id).where(Job.kind == REFRESH_JOB, text(WAITING_WHERE)).limit(1)
+
+
 def keep_fresh(max_age: float) -> dt.datetime | None:
     """The rollup's stamp; queue a refresh when it is missing or older than ``max_age`` seconds.
 
     At most one refresh job waits at a time. Returns the stamp the page shows.
     """
-    from lms_core.jobs.models import Job, JobStatus
     from lms_core.jobs.services import enqueue
 
     stamp = refreshed_at()
     if stamp is not None and (utcnow() - stamp).total_seconds() <= max_age:
         return stamp
-    waiting = db.session.execute(
-        select(Job.id).where(Job.kind == REFRESH_JOB, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])).limit(1)
-    ).scalar_one_or_none()
-    if waiting is None:
+    if db.session.execute(waiting_refresh()).scalar_one_or_none() is None:
         enqueue(REFRESH_JOB)
     return stamp

@@ -142,6 +142,34 @@ def test_an_old_rollup_is_shown_with_its_time_and_one_rebuild_is_queued(client, 
     assert db.session.scalars(select(Job).where(Job.kind == monthly.REFRESH_JOB)).all() == []
 
 
+@pytest.mark.parametrize(
+    ("status", "queues"),
+    [(JobStatus.QUEUED, False), (JobStatus.RUNNING, False), (JobStatus.DONE, True), (JobStatus.FAILED, True)],
+)
+def test_a_stale_rollup_queues_a_rebuild_unless_one_is_queued_or_running(app, status, queues):
+    db.session.execute(delete(Job))
+    db.session.add(Job(kind=monthly.REFRESH_JOB, status=status))
+    db.session.add(Job(kind="other.kind", status=JobStatus.QUEUED))  # another kind waiting counts for nothing
+    db.session.flush()
+    monthly.keep_fresh(0)  # no rollup stamp yet: stale
+    kept = db.session.scalars(select(Job.status).where(Job.kind == monthly.REFRESH_JOB)).all()
+    assert sorted(kept) == sorted([status, JobStatus.QUEUED] if queues else [status])
+    db.session.rollback()
+
+
+def test_the_waiting_rebuild_is_found_through_the_partial_index(app, db_backend):
+    connection = db.session.connection()
+    statement = monthly.waiting_refresh().compile(connection)
+    if db_backend == "postgresql":
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # the test table is tiny
+        plan = [row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", statement.params)]
+    else:
+        params = tuple(statement.params[name] for name in statement.positiontup or ())
+        plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)]
+    assert any("ix_jobs_waiting_kind" in line for line in plan), plan
+    db.session.rollback()
+
+
 def test_cli_refresh_rebuilds(app, people):
     db.session.execute(delete(UnitMonth))
     db.session.commit()
