@@ -8,16 +8,16 @@ the decision to ``anti_idle_beats`` and answers the core with the credited range
 from __future__ import annotations
 
 import functools
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Integer, String, Table, bindparam, insert, or_, select
+from sqlalchemy import Integer, String, bindparam, or_, select
 
 from lms_core.extensions import db
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict
 from plugins.anti_idle import els, envelope, state
 from plugins.anti_idle.checks import issue_owed
-from plugins.anti_idle.inputs import CHECK_LOOKBACK, STATE_COLUMNS, person_check_inputs
+from plugins.anti_idle.inputs import CHECK_LOOKBACK, STATE_COLUMNS
 from plugins.anti_idle.models import Beat
 from plugins.anti_idle.policy import current_policy, in_force
 from plugins.anti_idle.verdicts import record_online
@@ -134,11 +134,6 @@ def beat_row(
     )
 
 
-@functools.cache
-def _beat_insert() -> Any:
-    return insert(cast(Table, Beat.__table__))
-
-
 def assess_interval(claim: IntervalClaim) -> Verdict | None:
     """Judge one heartbeat (inside the heartbeat's transaction) and append its raw beat.
 
@@ -149,8 +144,9 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
     if claim.lesson_kind not in JUDGED_KINDS or claim.credit_from is None or claim.course_id is None:
         return None
     day = els.beijing_day(claim.wall_end)
-    person, version = state.load(claim.user_id, claim.course_id)
-    policy = in_force(version) if person.exists else current_policy(claim.course_id)
+    read = state.load_for_beat(claim.user_id, claim.course_id, claim.wall_end - CHECK_LOOKBACK, claim.wall_end)
+    person = read.state
+    policy = in_force(read.policy_version) if person.exists else current_policy(claim.course_id)
     prior = state.prior(
         person,
         claim.session_id,
@@ -159,16 +155,20 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
         claim.previous_seq or 0,
         lambda: previous_rows(claim.user_id, claim.session_id, claim.lesson_id),
     )
-    checks = person_check_inputs(claim.user_id, claim.wall_end - CHECK_LOOKBACK, claim.wall_end)
     beat = beat_input(claim)
-    outcome = els.assess(beat, prior, policy.params, checks)
+    outcome = els.assess(beat, prior, policy.params, read.checks)
     row = beat_row(claim.user_id, claim.course_id, beat, outcome, policy.version, claim.visible_ms, claim.position_ms)
-    # The raw beat by a Core INSERT on the session's connection: no ORM object, no
-    # unit-of-work pass over its 30 columns, no autoflush.
-    db.session.connection().execute(_beat_insert(), row)
     state.advance(person, beat, outcome.after, day)
-    record_online(row, policy, person)
-    state.save(person)
+    # The raw beat goes out with the state row's upsert (one statement on PostgreSQL),
+    # unless the day is replayed first: the replay must find it stored.
+    pending: list[dict[str, Any]] = [row]
+
+    def store_beat() -> None:
+        if pending:
+            state.insert_beat(pending.pop())
+
+    record_online(row, policy, person, before_replay=store_beat)
+    state.save(person, pending[0] if pending else None)
     claimed_ms = segs.total(claim.claimed)
     if claim.lesson_kind == "video":
         # Checks follow the media claimed, also when no player asks for them (a script).

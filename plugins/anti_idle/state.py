@@ -25,12 +25,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Date, Integer, Table, bindparam, select, tuple_, update
+from sqlalchemy import Date, Integer, Table, bindparam, insert, select, tuple_, update
 
 from lms_core.extensions import db
-from plugins.anti_idle import els
-from plugins.anti_idle.inputs import prior_from
-from plugins.anti_idle.models import PersonState
+from plugins.anti_idle import els, state_pg
+from plugins.anti_idle.inputs import person_check_inputs, prior_from
+from plugins.anti_idle.models import Beat, PersonState
 from plugins.anti_idle.policy import policy_version_statement
 
 #: Sessions and lessons kept in the row (the most recently used); others are read from
@@ -110,39 +110,100 @@ def _load(user_id: int, course_id: int | None, stmt: Any) -> tuple[State, int | 
     row = db.session.connection().execute(stmt, {"user_id": user_id, "course_id": course_id}).first()
     if row is None:
         return State(user_id), None
+    return _state_of(user_id, row[1:9]), row.policy_version
+
+
+def _state_of(user_id: int, row: Any) -> State:
+    """A state from the row's columns after ``user_id``, in the table's order."""
+    day, day_credited_ms, focus_session, focus_until, sessions, lessons, tally_day, day_tally = row
     return State(
         user_id=user_id,
         exists=True,
-        day=row.day,
-        day_credited_ms=row.day_credited_ms,
-        focus_session=row.focus_session,
-        focus_until=row.focus_until,
-        sessions={entry[0]: entry[1:] for entry in row.sessions or ()},
-        lessons={str(lesson): ms for lesson, ms in row.lessons or ()},
-        tally_day=row.tally_day,
-        day_tally=row.day_tally,
-    ), row.policy_version
-
-
-def save(state: State) -> None:
-    """Write the row back (one upsert; the first beat of a person creates it)."""
-    assert state.day is not None
-    db.session.connection().execute(
-        _upsert_statement(_dialect()),
-        {
-            "user_id": state.user_id,
-            "day": state.day,
-            "day_credited_ms": state.day_credited_ms,
-            "focus_session": state.focus_session,
-            "focus_until": state.focus_until,
-            # Lists, least recent first: JSONB keeps no key order.
-            "sessions": [[sid, *entry] for sid, entry in state.sessions.items()],
-            "lessons": [[int(lesson), ms] for lesson, ms in state.lessons.items()],
-            "tally_day": state.tally_day if state.day_tally is not None else None,
-            "day_tally": state.day_tally,
-        },
+        day=day,
+        day_credited_ms=day_credited_ms,
+        focus_session=focus_session,
+        focus_until=focus_until,
+        sessions={entry[0]: entry[1:] for entry in sessions or ()},
+        lessons={str(lesson): ms for lesson, ms in lessons or ()},
+        tally_day=tally_day,
+        day_tally=day_tally,
     )
+
+
+@dataclass
+class BeatRead:
+    """What a beat reads of the plugin's rows: the person's state (locked), the policy
+    version in force for the course (None: none stored, or no state row), the person's
+    checks in the rules' window (``inputs.person_check_inputs``)."""
+
+    state: State
+    policy_version: int | None
+    checks: list[els.CheckInput]
+
+
+def load_for_beat(user_id: int, course_id: int, since: dt.datetime, until: dt.datetime) -> BeatRead:
+    """``load`` and ``inputs.person_check_inputs`` as one statement on PostgreSQL.
+
+    Each statement through SQLAlchemy cost about as much CPU as the rules themselves, so on
+    PostgreSQL the state row, the policy version and the checks come back in one prepared
+    statement on the raw connection (``state_pg``); SQLite (tests, development) keeps the
+    two Core statements. A person without a row (first beat) reads the checks apart.
+    """
+    if _dialect() == "postgresql":
+        found = state_pg.load(user_id, course_id, since, until)
+        if found is not None:
+            row, version, checks = found
+            return BeatRead(_state_of(user_id, row), version, checks)
+        return BeatRead(State(user_id), None, person_check_inputs(user_id, since, until))
+    person, version = load(user_id, course_id)
+    return BeatRead(person, version, person_check_inputs(user_id, since, until))
+
+
+def save(state: State, beat: dict[str, Any] | None = None) -> None:
+    """Write the row back (one upsert; the first beat of a person creates it).
+
+    ``beat``: the column values of a raw beat to append in the same statement (one
+    round trip on PostgreSQL: a data-modifying CTE; two Core statements on SQLite).
+    """
+    assert state.day is not None
+    values = _values(state)
+    if _dialect() == "postgresql":
+        state_pg.save(values, beat)
+    else:
+        conn = db.session.connection()
+        if beat is not None:
+            conn.execute(_beat_insert(), beat)
+        conn.execute(_upsert_statement("sqlite"), values)
     state.exists = True
+
+
+def insert_beat(beat: dict[str, Any]) -> None:
+    """Append one raw beat by itself (a Core INSERT on the session's connection: no ORM
+    object, no unit-of-work pass over its 30 columns, no autoflush)."""
+    if _dialect() == "postgresql":
+        state_pg.insert_beat(beat)
+    else:
+        db.session.connection().execute(_beat_insert(), beat)
+
+
+@functools.cache
+def _beat_insert() -> Any:
+    return insert(cast(Table, Beat.__table__))
+
+
+def _values(state: State) -> dict[str, Any]:
+    return {
+        "user_id": state.user_id,
+        "day": state.day,
+        "day_credited_ms": state.day_credited_ms,
+        "focus_session": state.focus_session,
+        "focus_until": state.focus_until,
+        # Lists, least recent first: JSONB keeps no key order.
+        "sessions": [[sid, *entry] for sid, entry in state.sessions.items()],
+        "lessons": [[int(lesson), ms] for lesson, ms in state.lessons.items()],
+        "tally_day": state.tally_day if state.day_tally is not None else None,
+        "day_tally": state.day_tally,
+    }
 
 
 def forget_day(user_id: int, day: dt.date) -> None:

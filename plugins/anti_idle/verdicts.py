@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -330,7 +330,9 @@ def fold(user_id: int, day: dt.date, online: dict[str, Any]) -> DayVerdict:
     return v
 
 
-def record_online(beat: Mapping[str, Any], policy: PolicyVersion, person: Any) -> None:
+def record_online(
+    beat: Mapping[str, Any], policy: PolicyVersion, person: Any, before_replay: Callable[[], None] | None = None
+) -> None:
     """Add one judged beat (its column values) to its day's online tally, kept in the person's state row.
 
     The person's beats are serialised by the core's clock lock. The tally lives in
@@ -340,6 +342,8 @@ def record_online(beat: Mapping[str, Any], policy: PolicyVersion, person: Any) -
     the day, the day is held (so ``GET /api/v1/me/study`` and the completion hold read
     exact figures), the learner stops (pause, ended, terminate), or the day ends.
     ``settle`` folds what is left, and ``study.lesson_study`` adds it on reading.
+    ``before_replay`` is called before the day is replayed from the stored beats (the
+    caller stores this beat then, if it has not yet).
     """
     day = els.beijing_day(beat["received_at"])
     online = person.day_tally
@@ -380,6 +384,8 @@ def record_online(beat: Mapping[str, Any], policy: PolicyVersion, person: Any) -
         # The verdict changed (or a day holding unverified time, R07h, earned more): replay
         # the day (same numbers, by construction) so its figures and evidence lines are
         # current for the learner, then publish. The row's tally starts again from it.
+        if before_replay is not None:
+            before_replay()
         assess_day(beat["user_id"], day)
         person.tally_day, person.day_tally = None, None
         return

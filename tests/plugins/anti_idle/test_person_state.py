@@ -18,7 +18,7 @@ from sqlalchemy import delete, event, func, select
 from lms_core.extensions import db
 from lms_core.learning import services as learning
 from lms_core.learning.models import LearningInterval
-from plugins.anti_idle import envelope, state
+from plugins.anti_idle import envelope, state, state_pg
 from plugins.anti_idle.models import Beat, DayLesson, DayVerdict, PersonState
 from plugins.anti_idle.study import lesson_study
 from plugins.anti_idle.verdicts import replay_day, settle
@@ -59,7 +59,7 @@ def test_the_study_api_counts_beats_not_yet_folded_into_the_day(me):
     assert state.load_unlocked(me.user.id).day_tally["dirty"] is False
 
 
-def test_an_honest_beat_mid_day_touches_no_day_row(app, me):
+def test_an_honest_beat_mid_day_touches_no_day_row(app, me, monkeypatch):
     tab = me.open(at=T0, deliver=LECTURE_BYTES)
     at = me.play(tab, T0, 30)
     seen: list[str] = []
@@ -67,6 +67,13 @@ def test_an_honest_beat_mid_day_touches_no_day_row(app, me):
     def count(_conn, _cursor, statement, *_args):  # noqa: ANN001, ANN002
         seen.append(statement)
 
+    raw = state_pg.execute
+
+    def count_raw(sql, params, **kw):  # noqa: ANN001, ANN003
+        seen.append(sql)  # the PostgreSQL path's statements, sent on the raw connection
+        return raw(sql, params, **kw)
+
+    monkeypatch.setattr(state_pg, "execute", count_raw)
     engine = db.engine
     event.listen(engine, "before_cursor_execute", count)
     try:
@@ -77,6 +84,10 @@ def test_an_honest_beat_mid_day_touches_no_day_row(app, me):
     assert not [s for s in plugin if "anti_idle_day_" in s], plugin
     assert sum("anti_idle_person_states" in s for s in plugin) == 2  # one read, one write
     assert sum("anti_idle_beats" in s for s in plugin) == 1  # the raw beat, nothing read back
+    assert sum("anti_idle_checks" in s for s in plugin) == 1  # the checks in the rules' window
+    if db.engine.dialect.name == "postgresql":
+        # The checks ride on the state read, the raw beat on the state's upsert.
+        assert len(plugin) == 2, plugin
 
 
 def test_a_lost_state_row_is_rebuilt_from_the_beats(me):

@@ -1,0 +1,139 @@
+"""The beat path's plugin statements on PostgreSQL: prepared on the raw psycopg connection.
+
+Through SQLAlchemy each statement of the beat path cost more CPU (cache key, parameter
+and result processing) than PostgreSQL spends running it (docs/anti_idle.md, "Heartbeat
+ingestion"), and the plugin sent four per beat. Here they are two, sent on the session's
+connection (so in the beat's transaction) and prepared once per connection by psycopg,
+as ``lms_core.learning.beat_rows`` does for the core's rows:
+
+* **read** (:func:`load`): the person's state row ``FOR UPDATE``, the version of the
+  policy in force for the beat's course, and the person's checks in the rules' window
+  (the same predicate as ``inputs._checks_statement``), as one array per column;
+* **write** (:func:`save`): the raw beat's INSERT as a data-modifying CTE in front of the
+  state row's upsert (PostgreSQL runs the CTE whether or not it is read).
+
+``state.py`` decides what is read and written; SQLite (tests, development) runs the
+same reads and writes as Core statements there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+
+from lms_core.extensions import db
+from plugins.anti_idle import els
+
+#: The state row's JSON columns.
+_STATE_JSON = frozenset({"sessions", "lessons", "day_tally"})
+
+_LOAD = (
+    "SELECT st.day, st.day_credited_ms, st.focus_session, st.focus_until, st.sessions, st.lessons, st.tally_day, "
+    "st.day_tally, "
+    # policy.policy_version_statement: the course's newest override before the newest site-wide version
+    "(SELECT p.id FROM anti_idle_policies AS p WHERE p.course_id = %(course_id)s OR p.course_id IS NULL "
+    "ORDER BY CASE WHEN p.course_id IS NULL THEN 1 ELSE 0 END, p.id DESC LIMIT 1), "
+    "ck.session_id, ck.issued_at, ck.due_at, ck.answered_at, ck.outcome, ck.trusted, ck.latency_ms "
+    "FROM anti_idle_person_states AS st CROSS JOIN LATERAL ("
+    "SELECT array_agg(c.session_id ORDER BY c.id) AS session_id, array_agg(c.issued_at ORDER BY c.id) AS issued_at, "
+    "array_agg(c.due_at ORDER BY c.id) AS due_at, array_agg(c.answered_at ORDER BY c.id) AS answered_at, "
+    "array_agg(c.outcome ORDER BY c.id) AS outcome, array_agg(c.trusted ORDER BY c.id) AS trusted, "
+    "array_agg(c.latency_ms ORDER BY c.id) AS latency_ms "
+    # inputs._checks_statement's predicate: any check whose overdue span can reach the beat
+    "FROM anti_idle_checks AS c WHERE c.user_id = st.user_id AND c.issued_at <= %(until)s "
+    "AND (c.due_at >= %(since)s OR c.answered_at IS NULL OR c.answered_at >= %(since)s)) AS ck "
+    "WHERE st.user_id = %(user_id)s FOR UPDATE OF st"
+)
+
+_UPSERT = (
+    "INSERT INTO anti_idle_person_states (user_id, day, day_credited_ms, focus_session, focus_until, sessions, "
+    "lessons, tally_day, day_tally) VALUES (%(user_id)s, %(day)s, %(day_credited_ms)s, %(focus_session)s, "
+    "%(focus_until)s, %(sessions)s, %(lessons)s, %(tally_day)s, %(day_tally)s) ON CONFLICT (user_id) DO UPDATE SET "
+    "day = excluded.day, day_credited_ms = excluded.day_credited_ms, focus_session = excluded.focus_session, "
+    "focus_until = excluded.focus_until, sessions = excluded.sessions, lessons = excluded.lessons, "
+    "tally_day = excluded.tally_day, day_tally = excluded.day_tally"
+)
+
+#: The raw beat's JSON columns (``services.beat_row``'s keys are the column names).
+_BEAT_JSON = frozenset({"claimed", "client", "credited", "cuts", "flags", "session_covered"})
+
+
+def execute(sql: str, params: dict[str, Any], *, fetch: bool = False) -> tuple[Any, ...] | None:
+    """One statement on the session's connection (its transaction), prepared by psycopg;
+    the first row if ``fetch`` (the only door to the database here: tests count through it)."""
+    raw = db.session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        cur.execute(sql, params, prepare=True)
+        return cur.fetchone() if fetch else None
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """As ``lms_core.db.UTCDateTime`` hands them back (psycopg answers in the session's zone)."""
+    return None if value is None else value.astimezone(dt.UTC)
+
+
+def load(
+    user_id: int, course_id: int, since: dt.datetime, until: dt.datetime
+) -> tuple[tuple[Any, ...], int | None, list[els.CheckInput]] | None:
+    """(state columns, policy version in force, checks), the row locked; None: no row."""
+    params = {"user_id": user_id, "course_id": course_id, "since": since, "until": until}
+    found = execute(_LOAD, params, fetch=True)
+    if found is None:
+        return None
+    state = list(found[:8])
+    state[3] = _utc(state[3])
+    sessions, issued, due, answered, outcomes, trusted, latency = found[9:]
+    checks = [
+        els.CheckInput(
+            session_id,
+            issued[i].astimezone(dt.UTC),
+            due[i].astimezone(dt.UTC),
+            _utc(answered[i]),
+            outcomes[i],
+            trusted[i],
+            latency[i],
+        )
+        for i, session_id in enumerate(sessions or ())
+    ]
+    return tuple(state), found[8], checks
+
+
+@functools.cache
+def _save(columns: tuple[str, ...]) -> str:
+    """The upsert, behind the beat's INSERT when ``columns`` (the beat's) are given."""
+    if not columns:
+        return _UPSERT
+    values = ", ".join(f"%(b_{name})s" for name in columns)
+    # The names are the beat row's keys (``services.beat_row``), never input; values are bound.
+    return f"WITH b AS (INSERT INTO anti_idle_beats ({', '.join(columns)}) VALUES ({values})) {_UPSERT}"  # noqa: S608
+
+
+def _beat_params(beat: dict[str, Any]) -> dict[str, Any]:
+    from psycopg.types.json import Jsonb
+
+    return {f"b_{k}": Jsonb(v) if k in _BEAT_JSON else v for k, v in beat.items()}
+
+
+def save(values: dict[str, Any], beat: dict[str, Any] | None) -> None:
+    """The state row's upsert, with the raw beat's INSERT in the same statement if given."""
+    from psycopg.types.json import Jsonb
+
+    params = {k: Jsonb(v) if k in _STATE_JSON and v is not None else v for k, v in values.items()}
+    columns: tuple[str, ...] = ()
+    if beat is not None:
+        params.update(_beat_params(beat))
+        columns = tuple(beat)
+    execute(_save(columns), params)
+
+
+@functools.cache
+def _insert(columns: tuple[str, ...]) -> str:
+    values = ", ".join(f"%(b_{name})s" for name in columns)
+    return f"INSERT INTO anti_idle_beats ({', '.join(columns)}) VALUES ({values})"  # noqa: S608
+
+
+def insert_beat(beat: dict[str, Any]) -> None:
+    """The raw beat by itself (a day about to be replayed must find it stored)."""
+    execute(_insert(tuple(beat)), _beat_params(beat))
