@@ -54,6 +54,7 @@ from lms_core.extensions import db
 from lms_core.learning.models import LearningInterval, LearningSession
 from lms_core.learning.services import person_clock
 from plugins.anti_idle.events import CHECK_ANSWERED, CHECK_ISSUED
+from plugins.anti_idle.inputs import CLOCK_STEP_MARGIN, LastCheck, Owed
 from plugins.anti_idle.models import (
     CHECK_AUTOMATED,
     CHECK_PASSED,
@@ -111,12 +112,6 @@ def open_check(user_id: int) -> AttentionCheck | None:
     """The person's revealed check still waiting for an answer, if any."""
     check = last_check(user_id)
     return check if check is not None and check.outcome == CHECK_PENDING else None
-
-
-#: How far back of the memo's last interval a poll still looks for new ones: intervals of
-#: one person are stored one at a time under their clock row, so a later one has a later
-#: ``wall_end``, unless the server's clock stepped back; this margin absorbs such a step.
-CLOCK_STEP_MARGIN = dt.timedelta(minutes=5)
 
 
 def _playing_ms_since(user_id: int, since: dt.datetime | None, *, remember: bool = True) -> int:
@@ -178,7 +173,7 @@ _UNREAD: Any = object()
 
 
 def owed_after_ms(
-    user_id: int, policy: PolicyVersion, last: AttentionCheck | None = _UNREAD
+    user_id: int, policy: PolicyVersion, last: AttentionCheck | LastCheck | None = _UNREAD
 ) -> tuple[dt.datetime | None, int]:
     """(reference time, playing ms after it at which the next check is owed).
 
@@ -245,22 +240,32 @@ def issue_if_due(session: LearningSession, user: User, *, now: dt.datetime | Non
 
 
 def issue_owed(
-    session_id: str, user_id: int, lesson_id: int, claimed_ms: int, policy: PolicyVersion, now: dt.datetime
+    session_id: str,
+    user_id: int,
+    lesson_id: int,
+    claimed_ms: int,
+    policy: PolicyVersion,
+    now: dt.datetime,
+    known: Owed | None = None,
 ) -> AttentionCheck | None:
     """Create the check a video heartbeat's claim makes owed, whether or not a player asked.
 
     Called in the heartbeat's transaction, before the beat's interval is stored, so
     ``claimed_ms`` (the beat's own claim) is added to what the ledger already holds.
-    Nothing when a check is open already.
+    Nothing when a check is open already. ``known``: the latest check and the playing
+    time since its reference, when the beat's read brought them (``state_pg``: no
+    statement of its own here then).
     """
     if claimed_ms <= 0 or not int(policy["checks_follow_claims"]):
         return None
-    last = last_check(user_id)
+    last = last_check(user_id) if known is None else known.last
     if last is not None and last.outcome == CHECK_PENDING:
         return None
     reference, owed_ms = owed_after_ms(user_id, policy, last)
-    if owed_ms and _playing_ms_since(user_id, reference, remember=False) + claimed_ms < owed_ms:
-        return None
+    if owed_ms:
+        played = _playing_ms_since(user_id, reference, remember=False) if known is None else known.played_ms
+        if played + claimed_ms < owed_ms:
+            return None
     user = db.session.get(User, user_id)
     lesson = db.session.get(Lesson, lesson_id)
     if user is None or lesson is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, bindparam, or_, select
@@ -27,6 +28,31 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 #: Checks older than this no longer matter, unless still unanswered.
 CHECK_LOOKBACK = dt.timedelta(days=2)
+
+#: How far back of the check clock memo's last interval a sum still looks for new ones:
+#: intervals of one person are stored one at a time under their clock row, so a later one
+#: has a later ``wall_end``, unless the server's clock stepped back; this margin absorbs
+#: such a step (``checks._playing_ms_since``).
+CLOCK_STEP_MARGIN = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class LastCheck:
+    """What the check schedule reads of the person's latest check (``checks.owed_after_ms``)."""
+
+    outcome: str
+    issued_at: dt.datetime
+    answered_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """What ``checks.issue_owed`` reads, when the beat's read brought it along: the
+    person's latest check (None: never one) and the playing time since its reference
+    (unsummed, 0, while that check is open)."""
+
+    last: LastCheck | None
+    played_ms: int
 
 
 def person_checks(user_id: int, since: dt.datetime, until: dt.datetime) -> Sequence[AttentionCheck]:

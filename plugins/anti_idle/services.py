@@ -144,7 +144,9 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
     if claim.lesson_kind not in JUDGED_KINDS or claim.credit_from is None or claim.course_id is None:
         return None
     day = els.beijing_day(claim.wall_end)
-    read = state.load_for_beat(claim.user_id, claim.course_id, claim.wall_end - CHECK_LOOKBACK, claim.wall_end)
+    video = claim.lesson_kind == "video"
+    since = claim.wall_end - CHECK_LOOKBACK
+    read = state.load_for_beat(claim.user_id, claim.course_id, since, claim.wall_end, video=video)
     person = read.state
     policy = in_force(read.policy_version) if person.exists else current_policy(claim.course_id)
     prior = state.prior(
@@ -170,9 +172,9 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
     record_online(row, policy, person, before_replay=store_beat)
     state.save(person, pending[0] if pending else None)
     claimed_ms = segs.total(claim.claimed)
-    if claim.lesson_kind == "video":
+    if video:
         # Checks follow the media claimed, also when no player asks for them (a script).
-        issue_owed(claim.session_id, claim.user_id, claim.lesson_id, claimed_ms, policy, claim.wall_end)
+        issue_owed(claim.session_id, claim.user_id, claim.lesson_id, claimed_ms, policy, claim.wall_end, read.owed)
     if not outcome.cuts and outcome.credited_ms >= claimed_ms:
         return Verdict(CREDIT, outcome.credited, reason="", code="", credited_ms=outcome.credited_ms)
     label = VOID if (CRITICAL & set(outcome.cuts) or "R07b" in outcome.flags) and not outcome.credited_ms else REDUCE

@@ -29,7 +29,7 @@ from sqlalchemy import Date, Integer, Table, bindparam, insert, select, tuple_, 
 
 from lms_core.extensions import db
 from plugins.anti_idle import els, state_pg
-from plugins.anti_idle.inputs import person_check_inputs, prior_from
+from plugins.anti_idle.inputs import Owed, person_check_inputs, prior_from
 from plugins.anti_idle.models import Beat, PersonState
 from plugins.anti_idle.policy import policy_version_statement
 
@@ -139,21 +139,26 @@ class BeatRead:
     state: State
     policy_version: int | None
     checks: list[els.CheckInput]
+    #: What ``checks.issue_owed`` asks, if the read brought it (video beats on PostgreSQL).
+    owed: Owed | None = None
 
 
-def load_for_beat(user_id: int, course_id: int, since: dt.datetime, until: dt.datetime) -> BeatRead:
+def load_for_beat(
+    user_id: int, course_id: int, since: dt.datetime, until: dt.datetime, *, video: bool = False
+) -> BeatRead:
     """``load`` and ``inputs.person_check_inputs`` as one statement on PostgreSQL.
 
     Each statement through SQLAlchemy cost about as much CPU as the rules themselves, so on
     PostgreSQL the state row, the policy version and the checks come back in one prepared
     statement on the raw connection (``state_pg``); SQLite (tests, development) keeps the
     two Core statements. A person without a row (first beat) reads the checks apart.
+    ``video``: also what ``checks.issue_owed`` asks (PostgreSQL; else it asks itself).
     """
     if _dialect() == "postgresql":
-        found = state_pg.load(user_id, course_id, since, until)
+        found = state_pg.load(user_id, course_id, since, until, video=video)
         if found is not None:
-            row, version, checks = found
-            return BeatRead(_state_of(user_id, row), version, checks)
+            row, version, checks, owed = found
+            return BeatRead(_state_of(user_id, row), version, checks, owed)
         return BeatRead(State(user_id), None, person_check_inputs(user_id, since, until))
     person, version = load(user_id, course_id)
     return BeatRead(person, version, person_check_inputs(user_id, since, until))

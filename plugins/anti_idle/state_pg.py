@@ -24,6 +24,7 @@ from typing import Any
 
 from lms_core.extensions import db
 from plugins.anti_idle import els
+from plugins.anti_idle.inputs import CLOCK_STEP_MARGIN, LastCheck, Owed
 
 #: The state row's JSON columns.
 _STATE_JSON = frozenset({"sessions", "lessons", "day_tally"})
@@ -44,6 +45,30 @@ _LOAD = (
     "FROM anti_idle_checks AS c WHERE c.user_id = st.user_id AND c.issued_at <= %(until)s "
     "AND (c.due_at >= %(since)s OR c.answered_at IS NULL OR c.answered_at >= %(since)s)) AS ck "
     "WHERE st.user_id = %(user_id)s FOR UPDATE OF st"
+)
+
+#: On a video beat, also what ``checks.issue_owed`` asks: the person's last check and the
+#: playing time since its reference (``checks._playing_ms_since(remember=False)``: the
+#: memo's sum when it has the same reference, plus the ledger intervals after it; not
+#: summed while a check is open, when nothing more can be owed).
+_LOAD_VIDEO = _LOAD.replace(
+    " FROM anti_idle_person_states AS st ",
+    ", lc.outcome, lc.issued_at, lc.answered_at, "
+    "CASE WHEN mc.valid THEN cc.played_ms ELSE 0 END + coalesce(pl.added, 0) "
+    "FROM anti_idle_person_states AS st ",
+).replace(
+    " WHERE st.user_id = %(user_id)s FOR UPDATE OF st",
+    " LEFT JOIN LATERAL (SELECT c.outcome, c.issued_at, c.answered_at, coalesce(c.answered_at, c.issued_at) AS ref "
+    "FROM anti_idle_checks AS c WHERE c.user_id = st.user_id ORDER BY c.id DESC LIMIT 1) AS lc ON true "
+    "LEFT JOIN anti_idle_check_clocks AS cc ON cc.user_id = st.user_id "
+    "CROSS JOIN LATERAL (SELECT cc.user_id IS NOT NULL AND cc.reference_at IS NOT DISTINCT FROM lc.ref AS valid) AS mc "
+    "LEFT JOIN LATERAL (SELECT sum(i.claimed_ms) AS added FROM learning_intervals AS i "
+    "WHERE lc.outcome IS DISTINCT FROM 'pending' AND i.user_id = st.user_id "
+    "AND i.id > CASE WHEN mc.valid THEN cc.through_id ELSE 0 END "
+    "AND i.wall_end > coalesce(lc.ref, '-infinity') "
+    "AND i.wall_end >= CASE WHEN mc.valid THEN coalesce(cc.through_wall_end - %(margin)s, '-infinity') "
+    "ELSE '-infinity' END) AS pl ON true"
+    " WHERE st.user_id = %(user_id)s FOR UPDATE OF st",
 )
 
 _UPSERT = (
@@ -75,16 +100,19 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def load(
-    user_id: int, course_id: int, since: dt.datetime, until: dt.datetime
-) -> tuple[tuple[Any, ...], int | None, list[els.CheckInput]] | None:
-    """(state columns, policy version in force, checks), the row locked; None: no row."""
-    params = {"user_id": user_id, "course_id": course_id, "since": since, "until": until}
-    found = execute(_LOAD, params, fetch=True)
+    user_id: int, course_id: int, since: dt.datetime, until: dt.datetime, *, video: bool = False
+) -> tuple[tuple[Any, ...], int | None, list[els.CheckInput], Owed | None] | None:
+    """(state columns, policy version in force, checks, what ``issue_owed`` asks if
+    ``video``), the row locked; None: no row."""
+    params: dict[str, Any] = {"user_id": user_id, "course_id": course_id, "since": since, "until": until}
+    if video:
+        params["margin"] = CLOCK_STEP_MARGIN
+    found = execute(_LOAD_VIDEO if video else _LOAD, params, fetch=True)
     if found is None:
         return None
     state = list(found[:8])
     state[3] = _utc(state[3])
-    sessions, issued, due, answered, outcomes, trusted, latency = found[9:]
+    sessions, issued, due, answered, outcomes, trusted, latency = found[9:16]
     checks = [
         els.CheckInput(
             session_id,
@@ -97,7 +125,12 @@ def load(
         )
         for i, session_id in enumerate(sessions or ())
     ]
-    return tuple(state), found[8], checks
+    owed = None
+    if video:
+        outcome, issued_at, answered_at, played = found[16:20]
+        last = None if outcome is None else LastCheck(outcome, issued_at.astimezone(dt.UTC), _utc(answered_at))
+        owed = Owed(last, int(played))
+    return tuple(state), found[8], checks, owed
 
 
 @functools.cache

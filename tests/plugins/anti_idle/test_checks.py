@@ -7,14 +7,15 @@ import re
 
 import pytest
 import time_machine
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from lms_core.enrolments import services as enrolments
 from lms_core.events.models import Event
 from lms_core.extensions import db
 from lms_core.learning import services as learning
 from lms_core.learning.models import LearningInterval
-from plugins.anti_idle import checks, policy
+from plugins.anti_idle import checks, policy, state_pg
+from plugins.anti_idle.inputs import CHECK_LOOKBACK, LastCheck
 from plugins.anti_idle.models import AttentionCheck, Beat, CheckClock
 from plugins.anti_idle.policy import current_policy
 from tests.conftest import login
@@ -356,6 +357,21 @@ def ledger_sum(user_id: int, since: dt.datetime | None) -> int:
     return int(db.session.execute(stmt).scalar_one())
 
 
+def seen_by_beat_read(user_id: int, course_id: int, last, in_force) -> int | None:  # noqa: ANN001
+    """On PostgreSQL a video beat's read brings what ``issue_owed`` asks (``state_pg``):
+    the latest check and the playing time since its reference, equal to what the Python
+    path reads (memo of the same reference or not)."""
+    if db.engine.dialect.name != "postgresql":
+        return None
+    now = T0 + dt.timedelta(days=1)
+    owed = state_pg.load(user_id, course_id, now - CHECK_LOOKBACK, now, video=True)[3]
+    assert owed.last == (None if last is None else LastCheck(last.outcome, last.issued_at, last.answered_at))
+    if last is None or last.outcome != "pending":
+        reference, _owed = checks.owed_after_ms(user_id, in_force, last)
+        assert owed.played_ms == checks._playing_ms_since(user_id, reference, remember=False)
+    return owed.played_ms
+
+
 def test_every_poll_equals_the_ledger_sum_across_tabs_and_answers(kit, learner):
     # Two tabs taking turns, a poll after every beat, each check answered (correctly,
     # wrongly, by a script): the memo restarts at each new reference and never drifts.
@@ -363,11 +379,13 @@ def test_every_poll_equals_the_ledger_sum_across_tabs_and_answers(kit, learner):
     seqs = [1, 1]
     outcomes = iter(["right", "wrong", "right", "script", "right", "right", "right", "right"])
     seen = set()
+    played: list[int | None] = []
     for k, t in enumerate(range(10, 400, 10)):
         tab = k % 2 if 100 < t < 200 else 0
         seqs[tab] = play(tabs[tab], learner, t - 10, t, first_seq=seqs[tab])
         with time_machine.travel(T0 + dt.timedelta(seconds=t, milliseconds=500), tick=False):
             last = checks.last_check(learner.id)
+            played.append(seen_by_beat_read(learner.id, kit.course.id, last, current_policy(kit.course.id)))
             if last is None or last.outcome != "pending":
                 reference, _owed = checks.owed_after_ms(learner.id, current_policy(kit.course.id), last)
                 assert checks._playing_ms_since(learner.id, reference) == ledger_sum(learner.id, reference)
@@ -384,6 +402,7 @@ def test_every_poll_equals_the_ledger_sum_across_tabs_and_answers(kit, learner):
                 trusted=how != "script",
             )
     assert len(seen) >= 4  # the schedule moved on several times
+    assert played[0] is None or len({p for p in played if p}) >= 2  # the beat's read summed, and varied
     memo = db.session.get(CheckClock, learner.id)
     assert memo is not None and memo.through_id > 0
 
@@ -405,6 +424,35 @@ def test_a_poll_reads_only_the_intervals_stored_since_its_last_look(kit, learner
         assert checks._playing_ms_since(learner.id, None) == 1_030_000
         db.session.commit()
     assert db.session.get(CheckClock, learner.id).through_id > first_through
+
+
+def test_a_video_beat_owing_nothing_sends_two_plugin_statements_on_postgresql(app, kit, learner, monkeypatch):
+    s = open_session(learner, kit.video)
+    seq = play(s, learner, 0, 10)
+    seen: list[str] = []
+    raw = state_pg.execute
+
+    def count_raw(sql, params, **kw):  # noqa: ANN001, ANN003
+        seen.append(sql)
+        return raw(sql, params, **kw)
+
+    def count(_conn, _cursor, statement, *_args):  # noqa: ANN001, ANN002
+        seen.append(statement)
+
+    monkeypatch.setattr(state_pg, "execute", count_raw)
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        play(s, learner, 10, 20, first_seq=seq)  # 20 s played of the 30 s owed: nothing owed
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    # The day's second beat folds the day's first tally into its day rows (not counted here).
+    plugin = [q for q in seen if "anti_idle" in q and "anti_idle_day_" not in q]
+    assert sum("anti_idle_checks" in q for q in plugin) >= 1  # issue_owed's question was asked
+    if db.engine.dialect.name == "postgresql":
+        assert len(plugin) == 2, [q[:60] for q in plugin]  # the read (with the owed question) and the write
+    assert db.session.query(AttentionCheck).count() == 0
+    play(s, learner, 20, 30, first_seq=seq + 1)  # the 30th second: owed, issued by the beat
+    assert db.session.query(AttentionCheck).count() == 1
 
 
 def test_beats_read_the_memo_but_never_write_it(kit, learner):
