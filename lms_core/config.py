@@ -71,9 +71,9 @@ DEFAULTS: dict[str, Any] = {
     # in one transaction and one COMMIT, up to this many (lms_core/learning/beat_batch.py);
     # 0: each beat in its own transaction.
     "LMS_BEAT_GROUP_MAX": 64,
-    # Writer threads per process recording those groups: one records while another waits
-    # for the database's answers.
-    "LMS_BEAT_WRITERS": 2,
+    # Writer threads per process recording those groups. One: with two or four, groups were
+    # smaller and p99 had multi-second tails (docs/benchmarks.md, the ASGI front).
+    "LMS_BEAT_WRITERS": 1,
     # Beats made (by the player's claimed time, `at`) longer ago than this are refused and
     # kept as evidence; the player keeps queued beats on the device as long.
     "LMS_BEAT_LATE_WINDOW_HOURS": 24,

@@ -96,9 +96,10 @@ def _record(app: Flask, pending: list[_Request], handed: list[_Request]) -> None
 class BeatWriter:
     """The writer threads of one process (created lazily, again after a fork).
 
-    ``LMS_BEAT_WRITERS`` threads take groups from one queue: while one waits for the
-    database (its statements are round trips, one after another), another records the next
-    group. Their groups lock people in id order too, so they cannot deadlock each other.
+    ``LMS_BEAT_WRITERS`` threads take groups from one queue (one by default: with more,
+    each waiting for the database while another records, groups were smaller and p99 had
+    multi-second tails on the 2-core machine). Their groups lock people in id order too,
+    so they cannot deadlock each other.
     """
 
     def __init__(self, app: Flask, max_beats: int, writers: int) -> None:
