@@ -38,7 +38,7 @@ from copy import deepcopy
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import case, select
 
 from lms_core.db import utcnow
 from lms_core.extensions import db
@@ -239,6 +239,27 @@ def in_force(on: dt.date) -> Policy:
         ensure_default()
         row = db.session.execute(select(Policy).order_by(Policy.version).limit(1)).scalar_one()
     return row
+
+
+def rules_in_force(on: dt.date) -> dict[str, Any]:
+    """The rules of the version in force on a date, for pages that only read: one statement, no write.
+
+    The same choice as :func:`in_force` (the newest version whose date has come, else the
+    oldest), made by one ORDER BY. With no version recorded yet the defaults are returned
+    without recording them (version 1 would hold exactly these): :func:`in_force` then read,
+    inserted and read again, on every dashboard view, and the insert was rolled back with
+    the read-only page (issue 12)."""
+    due = Policy.effective_from <= on
+    row = db.session.execute(
+        select(Policy.rules)
+        .order_by(
+            case((due, 0), else_=1),  # a version in force, if any, before the later ones
+            case((due, Policy.effective_from)).desc().nulls_last(),  # the newest in force
+            case((due, -Policy.version), else_=Policy.version),  # newest of a date; else the oldest
+        )
+        .limit(1)
+    ).scalar_one_or_none()
+    return validate(DEFAULT_RULES if row is None else row)
 
 
 def rules_of(policy: Policy) -> dict[str, Any]:

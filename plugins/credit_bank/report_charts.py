@@ -119,7 +119,7 @@ def hours_against_required(scope: ChartScope) -> Chart:
         .where(User.id.in_(select(RankChange.user_id)), User.status == UserStatus.ACTIVE, in_scope)
     )
     # The policy in force at the year's end, read once for every group's target.
-    rules = P.rules_of(P.in_force(dt.date(scope.year, 12, 31)))
+    rules = P.rules_in_force(dt.date(scope.year, 12, 31))
     words = _keywords(rules)
 
     @cache
