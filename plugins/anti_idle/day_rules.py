@@ -36,7 +36,18 @@ from plugins.anti_idle.inputs import day_bounds
 from plugins.anti_idle.models import AttentionCheck, Beat, DayLesson, DayVerdict
 
 #: Severity and score per rule (design §3.4); the thresholds are policy parameters.
-SCORES = {"R02": 15, "R07h": 0, "R09": 20, "R10c": 10, "R10d": 15, "R12": 40, "R12d": 40, "R15": 20, "R17": 0}
+SCORES = {
+    "R02": 15,
+    "R07h": 0,
+    "R07o": 0,
+    "R09": 20,
+    "R10c": 10,
+    "R10d": 15,
+    "R12": 40,
+    "R12d": 40,
+    "R15": 20,
+    "R17": 0,
+}
 #: A claim that starts this far past the previous one's end is a forward skip.
 SKIP_SLACK_MS = 2000
 #: Beijing night: 00:00 to 05:00.
@@ -181,22 +192,12 @@ def skips(outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | Non
 # --- R07h: presence never proven before a check lapsed ------------------------------------
 
 
-def unverified(
+def _day_checks(
     outcomes: Outcomes, checks: Sequence[AttentionCheck], policy: Mapping[str, Any]
-) -> dict[str, Any] | None:
-    """Credit earned before a check that was not validly answered, by someone who had not
-    answered any check before it in that run of study.
-
-    Checks stop credit from their due time (R07); what came *before* the first check was
-    credited on trust. When that first check then lapses or is answered by a script, the
-    trust was misplaced as far as anyone can tell: nobody has shown they were there. That
-    credit is held for an auditor (not deducted: a learner who stepped away can appeal). A
-    learner who has answered a check earlier in the run proved presence, and a later lapse
-    only stops credit, as before. This is what keeps an unattended tab, a bot or a farm of
-    tabs from keeping the minutes before its first check.
-    """
+) -> tuple[dt.datetime, list[tuple[dt.datetime, dt.datetime, dt.datetime | None, bool, dt.datetime | None]]]:
+    """(the day's last receive, and per check issued by then: issued, due, the answer given
+    that day, whether it is valid, and the end of its new window when it fell due offline)."""
     floor = int(policy["human_latency_floor_ms"])
-    brk = dt.timedelta(seconds=int(policy["break_seconds"]))
     # Checks issued by the day's last beat, and the answers given that day: an answer is
     # evidence of the day also when it comes after the last beat (a learner back online
     # answers the check the lapse paused the video on, and plays no more). Answering a
@@ -215,8 +216,33 @@ def unverified(
             and c.trusted is not False
             and not (c.latency_ms is not None and c.latency_ms < floor)
         )
-        judged.append((c.issued_at, c.due_at, answered, valid))
+        # Offline when it fell due (els.Checks.spans): its window started again at the
+        # person's first beat after the due time (a beat of this day, or none).
+        reached = getattr(c, "reached_at", None)
+        relief = None
+        if getattr(c, "silent", False) and reached is not None and reached <= horizon:
+            relief = reached + (c.due_at - c.issued_at)
+        judged.append((c.issued_at, c.due_at, answered, valid, relief))
     judged.sort(key=lambda c: c[0])
+    return horizon, judged
+
+
+def unverified(
+    outcomes: Outcomes, checks: Sequence[AttentionCheck], policy: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Credit earned before a check that was not validly answered, by someone who had not
+    answered any check before it in that run of study.
+
+    Checks stop credit from their due time (R07); what came *before* the first check was
+    credited on trust. When that first check then lapses or is answered by a script, the
+    trust was misplaced as far as anyone can tell: nobody has shown they were there. That
+    credit is held for an auditor (not deducted: a learner who stepped away can appeal). A
+    learner who has answered a check earlier in the run proved presence, and a later lapse
+    only stops credit, as before. This is what keeps an unattended tab, a bot or a farm of
+    tabs from keeping the minutes before its first check.
+    """
+    brk = dt.timedelta(seconds=int(policy["break_seconds"]))
+    horizon, judged = _day_checks(outcomes, checks, policy)
     spans = runs(outcomes)
     if not judged or not spans:
         return None
@@ -228,8 +254,8 @@ def unverified(
             run_starts.append(s)
         last_end = e if last_end is None else max(last_end, e)
     windows: list[tuple[dt.datetime, dt.datetime]] = []
-    for issued, due, answered, valid in judged:
-        if valid or (answered is None and due > horizon):
+    for issued, due, answered, valid, relief in judged:
+        if valid or (answered is None and max(due, relief or due) > horizon):
             continue  # answered by a person, or still open when the day's data ends
         run_start = max((r for r in run_starts if r <= issued), default=None)
         if run_start is None:
@@ -239,7 +265,7 @@ def unverified(
         # never gives one; a learner who answers one later only releases this prefix,
         # since the lapse itself stopped credit until that answer (R07).
         run_end = min((r for r in run_starts if r > run_start), default=horizon + brk)
-        proven = any(v and a is not None and run_start <= a < run_end for _i, _d, a, v in judged)
+        proven = any(v and a is not None and run_start <= a < run_end for _i, _d, a, v, _r in judged)
         if not proven:  # nobody there: up to the time the check fell due
             windows.append((run_start, due))
     if not windows:
@@ -267,6 +293,59 @@ def unverified(
     merged = _merge(windows)
     finding = _entry("R07h", merged[0][0], merged[-1][1], amount_ms=held, beat_ids=beat_ids, fired=False)
     finding["hold_ms"] = held
+    return finding
+
+
+def relief_lapsed(
+    outcomes: Outcomes, checks: Sequence[AttentionCheck], policy: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """R07o: a check fell due while nothing of the person reached the server, and nobody
+    answered it (or a later check) within a window of their return.
+
+    Such a check starts its window again at the person's first beat after its due time
+    (``els.Checks.spans``): the beats queued offline arrive before any answer can, and are
+    credited as they come. When no valid answer follows within that window, the relief
+    lapses and R07 stops credit from the check's own due time again; the credit those
+    beats were given after it, judged before anyone could know, is deducted here, as R07
+    would have. So going quiet over a check earns a script nothing over letting it lapse.
+    """
+    horizon, judged = _day_checks(outcomes, checks, policy)
+    windows: list[tuple[dt.datetime, dt.datetime]] = []
+    window_s = 0
+    for issued, due, _answered, _valid, relief in judged:
+        if relief is None or relief > horizon:
+            continue  # not offline when it fell due, or its new window is still open
+        if not any(v and a is not None and issued <= a <= relief for _i, _d, a, v, _r in judged):
+            windows.append((due, relief))
+            window_s = window_s or round((due - issued).total_seconds())
+    if not windows:
+        return None
+    taken = 0
+    beat_ids: list[int] = []
+    for b, o in outcomes:
+        if not o.credited_ms or o.credit_end is None:
+            continue
+        # Beats received in the new window, credited after the due time: judged on the relief.
+        got = sum(
+            max(0, els.ms(o.credit_end - max(o.credit_start, w0))) for w0, w1 in windows if w0 < b.received_at <= w1
+        )
+        got = min(got, o.credited_ms)
+        if got:
+            taken += got
+            beat_ids.append(b.id)
+    if not taken:
+        return None
+    merged = _merge(windows)
+    finding = _entry(
+        "R07o",
+        merged[0][0],
+        merged[-1][1],
+        amount_ms=taken,
+        beat_ids=beat_ids,
+        fired=False,
+        params={"window": window_s},
+    )
+    finding["deduct_ms"] = taken
     return finding
 
 
@@ -760,6 +839,7 @@ def judge(
     found = {
         "R02": skips(outcomes, policy),
         "R07h": unverified(outcomes, checks, policy),
+        "R07o": relief_lapsed(outcomes, checks, policy),
         "R09": regularity(outcomes, checks, day, policy),
         "R10c": continuous(outcomes, policy),
         "R10d": nights(user_id, day, outcomes, policy),

@@ -115,6 +115,10 @@ class CheckInput:
     outcome: str
     trusted: bool | None
     latency_ms: int | None
+    #: From the person's beats (``AttentionCheck.silent``/``reached_at``): nothing of theirs
+    #: reached the server between the issue and the due time, and their first beat after it.
+    silent: bool = False
+    reached_at: dt.datetime | None = None
 
     def automated(self, floor_ms: int) -> bool:
         """An untrusted answer, or one faster than a human can read and click."""
@@ -480,18 +484,21 @@ class Checks:
     """
 
     def __init__(self, checks: Sequence[CheckInput]) -> None:
-        # (issued, due, answered, outcome, trusted, latency), sorted as the spans are built.
+        # (issued, due, answered, outcome, trusted, latency, silent, reached), sorted as the spans are built.
         self.items = sorted(
             (
                 (us_of(c.issued_at), us_of(c.due_at), us_of(c.answered_at) if c.answered_at else None)
-                + (c.outcome, c.trusted, c.latency_ms)
+                + (c.outcome, c.trusted, c.latency_ms, c.silent, us_of(c.reached_at) if c.reached_at else None)
                 for c in checks
             ),
             key=lambda c: (c[0], c[1]),
         )
         self.issued = [c[0] for c in self.items]
         self.answers = sorted(c[2] for c in self.items if c[2] is not None)
-        self._cache: dict[tuple[int, int, int], tuple[list[Span], list[Span]]] = {}
+        #: (issued, due, reached) of the checks whose window passed in silence: what they
+        #: say depends on ``now`` beyond the counts above (``_offline_key``). Usually none.
+        self.silent = [(c[0], c[1], c[7]) for c in self.items if c[6]]
+        self._cache: dict[tuple[Any, ...], tuple[list[Span], list[Span]]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -505,24 +512,47 @@ class Checks:
         (docs/anti_idle.md, "An automated answer voids its own day"); the next day starts
         with a check owed at once (``checks.owed_after_ms``), so presence is still asked.
         An answer given after ``now`` is not known yet at ``now``.
+
+        Offline when a check fell due: a check whose whole window passed with nothing of the
+        person reaching the server (``silent``) could not be answered (an answer could not
+        leave the device, nor the check reach it). Its window starts again at the person's
+        first beat after the due time (``reached``; the beat being judged, when it is that
+        beat): a valid answer, to it or to a later check, within a window of that is on
+        time, and until then it stops nothing. Otherwise the relief lapses with that window
+        and the check is overdue from its own due time, as any other: a script that goes
+        quiet over a check and never answers is stopped from the same moment as one that
+        does not (the credit its late beats were given meanwhile is deducted at the day
+        assessment: R07o, ``day_rules.relief_lapsed``).
         """
-        key = (bisect.bisect_right(self.issued, now), bisect.bisect_right(self.answers, now), floor_ms)
+        key: tuple[Any, ...] = (bisect.bisect_right(self.issued, now), bisect.bisect_right(self.answers, now), floor_ms)
+        if self.silent:
+            key += self._offline_key(now)
         found = self._cache.get(key)
         if found is None:
             found = self._cache[key] = self._spans(key[0], now, floor_ms)
         return found
 
+    def _offline_key(self, now: int) -> tuple[tuple[bool, bool], ...]:
+        """Per silent check: whether its due time has passed, and whether its new window has."""
+        return tuple(
+            (due < now, now < relief_end(issued, due, reached, now))
+            for issued, due, reached in self.silent
+            if issued <= now
+        )
+
     def _spans(self, issued: int, now: int, floor_ms: int) -> tuple[list[Span], list[Span]]:
         known = []
-        for c_issued, due, answered, outcome, trusted, latency in self.items[:issued]:
+        for c_issued, due, answered, outcome, trusted, latency, silent, reached in self.items[:issued]:
             if answered is not None and answered > now:
                 answered, outcome = None, "pending"
             automated = answered is not None and (
                 outcome == "automated" or trusted is False or (latency is not None and latency < floor_ms)
             )
             passed = answered is not None and outcome == "passed" and not automated
-            known.append((c_issued, due, answered, passed, automated))
-        valid = sorted(a for _i, _d, a, passed, _a in known if passed and a is not None)
+            # The window starts again when the person is back (see ``spans``); None: no relief.
+            relief = relief_end(c_issued, due, reached, now) if silent and due < now else None
+            known.append((c_issued, due, answered, passed, automated, relief))
+        valid = sorted(a for _i, _d, a, passed, _a, _r in known if passed and a is not None)
 
         def next_valid(after: int) -> int:
             k = bisect.bisect_left(valid, after)
@@ -530,15 +560,24 @@ class Checks:
 
         overdue: list[Span] = []
         automated_spans: list[Span] = []
-        for c_issued, due, answered, passed, automated in known:
-            if passed:
-                if answered is not None and answered > due:
-                    overdue.append((due, answered))
-            elif automated:
+        for c_issued, due, answered, passed, automated, relief in known:
+            if automated:
                 automated_spans.append((c_issued, min(next_valid(c_issued), day_end_us(c_issued))))
-            else:
-                overdue.append((due, next_valid(c_issued)))
+                continue
+            until = answered if passed and answered is not None else next_valid(c_issued)
+            if passed and until <= due:
+                continue  # answered in time
+            if relief is not None and (now < relief or until <= relief):
+                continue  # offline when it fell due: answered within the new window, or still in it
+            overdue.append((due, until))
         return overdue, automated_spans
+
+
+def relief_end(issued: int, due: int, reached: int | None, now: int) -> int:
+    """The end of a silent check's new window: a window after the person's first beat past
+    its due time (``now`` when none is known yet: the beat being judged is that beat)."""
+    back = reached if reached is not None and reached <= now else now
+    return back + (due - issued)
 
 
 def check_spans(

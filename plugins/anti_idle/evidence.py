@@ -167,6 +167,16 @@ RULES: dict[str, Rule] = {
             "before it is held until an auditor confirms it (R07)"
         ),
     ),
+    "R07o": Rule(
+        "deduct",
+        "medium",
+        N_(
+            "%(start)s–%(end)s an attention check fell due while the connection was lost and was not "
+            "answered within %(window)s seconds of its return; the %(amount)s credited meanwhile is "
+            "deducted (R07)"
+        ),
+        lambda p: {"window": p["check_window_seconds"]},
+    ),
     "R09": Rule(
         "score",
         "medium",
@@ -423,8 +433,8 @@ def build_lines(
                 day=v.day,
                 lesson_id=finding.get("lesson_id"),
                 rule=rule,
-                action=entry.action if score or finding.get("hold_ms") else "info",
-                severity=entry.severity if score or finding.get("hold_ms") else "info",
+                action=entry.action if score or finding.get("hold_ms") or finding.get("deduct_ms") else "info",
+                severity=entry.severity if score or finding.get("hold_ms") or finding.get("deduct_ms") else "info",
                 span_start=dt.datetime.fromisoformat(finding["start"]),
                 span_end=dt.datetime.fromisoformat(finding["end"]),
                 amount_ms=int(finding.get("amount_ms", 0)),

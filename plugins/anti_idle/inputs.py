@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, bindparam, or_, select
+from sqlalchemy.orm import undefer
 
 from lms_core.db import UTCDateTime
 from lms_core.extensions import db
@@ -62,7 +63,8 @@ def person_checks(user_id: int, since: dt.datetime, until: dt.datetime) -> Seque
     and in a recompute alike (the recompute's ``since`` is earlier, never later).
     """
     params = {"user_id": user_id, "since": since, "until": until}
-    return db.session.execute(_checks_statement(), params).scalars().all()
+    stmt = _checks_statement().options(undefer(AttentionCheck.silent), undefer(AttentionCheck.reached_at))
+    return db.session.execute(stmt, params).scalars().all()
 
 
 @functools.cache
@@ -93,7 +95,17 @@ def person_check_inputs(user_id: int, since: dt.datetime, until: dt.datetime) ->
 @functools.cache
 def _check_inputs_statement() -> Any:
     c = AttentionCheck
-    columns = (c.session_id, c.issued_at, c.due_at, c.answered_at, c.outcome, c.trusted, c.latency_ms)
+    columns = (
+        c.session_id,
+        c.issued_at,
+        c.due_at,
+        c.answered_at,
+        c.outcome,
+        c.trusted,
+        c.latency_ms,
+        c.silent.label("silent"),
+        c.reached_at.label("reached_at"),
+    )
     return _checks_statement().with_only_columns(*columns)
 
 
@@ -107,6 +119,8 @@ def check_inputs(rows: Sequence[AttentionCheck]) -> list[els.CheckInput]:
             outcome=c.outcome,
             trusted=c.trusted,
             latency_ms=c.latency_ms,
+            silent=bool(c.silent),
+            reached_at=c.reached_at,
         )
         for c in rows
     ]

@@ -18,8 +18,27 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, String, Text, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    null,
+    or_,
+    select,
+    text,
+    type_coerce,
+)
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from lms_core.db import Base, UTCDateTime, bigint_pk, json_type, utcnow
 
@@ -171,6 +190,47 @@ class AttentionCheck(Base):
     #: pending | passed | wrong | expired | automated (untrusted or faster than a human).
     outcome: Mapped[str] = mapped_column(String(16), default=CHECK_PENDING)
     policy_version: Mapped[int] = mapped_column(default=0)
+
+    # What the person's beats say about the check's window (R07, "offline when a check fell
+    # due", docs/anti_idle.md). Derived from the raw beats when read, never stored; computed
+    # only for a check not validly answered by its due time (the others need neither), and
+    # deferred: loaded by the readers that judge credit (``inputs.person_checks`` and the
+    # recompute), not by the beat path's ``last_check``.
+    _late_or_open = or_(outcome != CHECK_PASSED, answered_at.is_(None), answered_at > due_at)
+    #: No beat of the person reached the server after the check was issued, up to its due time.
+    silent: Mapped[bool] = column_property(
+        type_coerce(
+            case(
+                (
+                    _late_or_open,
+                    ~exists().where(
+                        and_(Beat.user_id == user_id, Beat.received_at > issued_at, Beat.received_at <= due_at)
+                    ),
+                ),
+                else_=false(),
+            ),
+            Boolean(),
+        ),
+        deferred=True,
+    )
+    #: The person's first beat received after the due time: from then the check could reach
+    #: the player again (it asks after every answered beat) and an answer reach the server.
+    reached_at: Mapped[dt.datetime | None] = column_property(
+        type_coerce(
+            case(
+                (
+                    _late_or_open,
+                    select(func.min(Beat.received_at))
+                    .where(Beat.user_id == user_id, Beat.received_at > due_at)
+                    .scalar_subquery(),
+                ),
+                else_=null(),
+            ),
+            UTCDateTime(),
+        ),
+        deferred=True,
+    )
+    del _late_or_open
 
     __table_args__ = (
         Index("ix_anti_idle_checks_user_id_due_at", "user_id", "due_at"),

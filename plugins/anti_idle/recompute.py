@@ -92,6 +92,8 @@ CHECK_COLUMNS = (
     AttentionCheck.outcome,
     AttentionCheck.trusted,
     AttentionCheck.latency_ms,
+    AttentionCheck.silent.label("silent"),
+    AttentionCheck.reached_at.label("reached_at"),
 )
 
 
@@ -278,7 +280,17 @@ def judge_day(
         for b in beats
     ]
     check_inputs = [
-        els.CheckInput(c.session_id, c.issued_at, c.due_at, c.answered_at, c.outcome, c.trusted, c.latency_ms)
+        els.CheckInput(
+            c.session_id,
+            c.issued_at,
+            c.due_at,
+            c.answered_at,
+            c.outcome,
+            c.trusted,
+            c.latency_ms,
+            bool(c.silent),
+            c.reached_at,
+        )
         for c in checks
     ]
     judged = els.assess_day(rows, [policies.params[v] for v in versions], els.Checks(check_inputs), start)

@@ -197,6 +197,10 @@ def derive(t: Tally, policy: Mapping[str, Any]) -> Derived:
     if counted.get("R04", 0) <= int(policy["parallel_flag_seconds"]) * 1000:
         counted.pop("R04", None)  # a device handoff: counted once, not a deduction
     # Credit whose presence was never proven (R07h, day_rules.unverified) waits for an auditor.
+    # Credit given while an offline check's new window was open, that no answer then
+    # confirmed (R07o, day_rules.relief_lapsed): deducted, as R07 would have.
+    revoked = min(credited, sum(int(f.get("deduct_ms", 0)) for f in t.day_rules.values()))
+    credited, deducted = credited - revoked, deducted + revoked
     unverified = min(credited, sum(int(f.get("hold_ms", 0)) for f in t.day_rules.values()))
     held_ms, credited = held_ms + unverified, credited - unverified
     if score >= int(policy["hold_score"]):
@@ -205,7 +209,7 @@ def derive(t: Tally, policy: Mapping[str, Any]) -> Derived:
         verdict = VOID
     elif held_ms > 0:
         verdict = HELD
-    elif void_ms > 0 or any(counted.values()):
+    elif void_ms > 0 or revoked > 0 or any(counted.values()):
         verdict = DEDUCTED
     else:
         verdict = CREDITED
@@ -380,8 +384,9 @@ def record_online(
     # No state row (lost, or made before the upgrade): the day verdict row may miss beats
     # the lost row held, so the day is replayed from the raw beats, as on a change of verdict.
     lost = not person.exists and online.get("verdict_id") is not None
-    if lost or published.get("verdict") != d.verdict or (beat["credited_ms"] and "R07h" in t.day_rules):
-        # The verdict changed (or a day holding unverified time, R07h, earned more): replay
+    if lost or published.get("verdict") != d.verdict or (beat["credited_ms"] and {"R07h", "R07o"} & set(t.day_rules)):
+        # The verdict changed (or a day holding unverified time, R07h, or taking back an
+        # offline check's relief, R07o, earned more): replay
         # the day (same numbers, by construction) so its figures and evidence lines are
         # current for the learner, then publish. The row's tally starts again from it.
         if before_replay is not None:

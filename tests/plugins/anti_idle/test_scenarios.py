@@ -20,7 +20,7 @@ from lms_core.learning.models import LearningInterval, LessonProgress
 from lms_core.learning.services import BeatError
 from plugins.anti_idle import checks, policy
 from plugins.anti_idle.models import AttentionCheck, Evidence
-from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, Learner, S, other_learner
+from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, Learner, S, other_learner, zh
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
 M = 60 * S
@@ -619,7 +619,9 @@ def test_h_offline_learner_answers_after_the_last_beat(me):
     with time_machine.travel(T0 + 49 * S, tick=False):
         assess_day(me.user.id, T0.date())  # judged before the answer (a review page, the nightly job)
         commit()
-    assert me.verdict().verdict == "held"
+    # The check fell due in the silence: its window started again with the beats' return
+    # (47 s), so at 49 s it is open, not lapsed; nothing is held or deducted meanwhile.
+    assert me.verdict().verdict == "credited"
     with time_machine.travel(T0 + 51 * S, tick=False):
         judged = checks.answer_check(
             check.token, me.user, {"answer": "7", "trusted": True, "latency_ms": 2900, "input_mode": "pointer"}
@@ -630,6 +632,107 @@ def test_h_offline_learner_answers_after_the_last_beat(me):
     assert me.credited_s() >= 27.1 * 0.97
     v = me.recompute()
     assert v.verdict == "credited" and "R07h" not in v.rules and v.held_ms == 0, (v.verdict, v.rules)
+
+
+def test_h_offline_when_the_check_fell_due_is_not_deducted(me):
+    """Measured in Chromium (13:19 and 14:37, "offline 25 s", 2 of 3 runs ``deducted``): the
+    check was issued by a beat and shown, then the network went down; the learner clicked
+    it at once, but the answer could not leave the device. The window lapsed in the
+    silence (the page paused the video), the queued beats arrived when the network was
+    back, and the learner's next click reached the server 1.5 s later. The check fell
+    due while nothing of the person reached the server: the answer within a window of
+    the first beat back is on time, and nothing is deducted (times as stored by that run)."""
+    import time_machine
+
+    from lms_core.jobs.services import commit
+
+    ms = dt.timedelta(milliseconds=1)
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.beat(tab, T0 + 8768 * ms, [[0.004, 8.716]])
+    me.beat(tab, T0 + 18_746 * ms, [[8.716, 18.716]])
+    check = me.issue_check(tab, T0 + 18_746 * ms, window=10)  # issued by that beat, shown; offline now
+    me.beat(tab, T0 + 45_035 * ms, [[18.716, 28.716]])  # queued offline, sent when back
+    me.beat(tab, T0 + 45_069 * ms, [[28.716, 28.771]], event="pause")  # the lapse paused the video
+    with time_machine.travel(T0 + 46_582 * ms, tick=False):
+        judged = checks.answer_check(
+            check.token, me.user, {"answer": "7", "trusted": True, "latency_ms": 27_653, "input_mode": "pointer"}
+        )
+        assert judged.outcome == "passed"
+        commit()
+    assert me.credited_s() >= 28.7
+    v = me.recompute()
+    assert v.verdict == "credited" and "R07" not in v.rules and v.deducted_ms == 0, (v.verdict, v.rules)
+    assert not db.session.query(Evidence).filter(Evidence.rule.like("R07%")).count()
+
+
+def test_h_offline_before_the_check_reached_the_page_answers_it_when_back(me):
+    """The check was issued by the beat sent just as the network went down, so the player's
+    request for it failed: it was never shown. 40 s offline, the queued beats arrive, the
+    player asks again, and the learner answers 3 s later: on time, nothing deducted."""
+    import time_machine
+
+    from lms_core.jobs.services import commit
+
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 120)
+    check = me.issue_check(tab, at, window=10)  # due at 130 s: in the silence
+    for i in range(4):  # 120-160 s played offline, sent together at 160.5 s
+        me.beat(tab, at + 40 * S + i * dt.timedelta(milliseconds=30), [[120 + 10 * i, 130 + 10 * i]])
+    with time_machine.travel(at + 43 * S, tick=False):
+        judged = checks.answer_check(
+            check.token, me.user, {"answer": "7", "trusted": True, "latency_ms": 2500, "input_mode": "pointer"}
+        )
+        assert judged.outcome == "passed"
+        commit()
+    tab.position = 160
+    me.play(tab, at + 43 * S, 60)
+    assert me.credited_s() >= 0.97 * 220
+    full(me, 223)  # 120 + 40 offline + 60, the 3 s of answering included
+    v = me.recompute()
+    assert "R07" not in v.rules and "R07o" not in v.rules and v.deducted_ms == 0
+
+
+def _quiet_over_the_check(script: Learner, *, quiet: bool, proven: bool) -> None:
+    """A script plays 10 minutes and never answers; with ``quiet`` it withholds its beats
+    while the check's window runs (as if offline) and sends them all late, then plays on.
+    ``proven``: a person answered a first check at 35 s, then left the script running."""
+    tab = script.open(deliver=LECTURE_BYTES)
+    if proven:
+        script.answer(script.issue_check(tab, T0 + 30 * S, window=30), T0 + 35 * S)
+    at = script.play(tab, T0, 120)
+    script.issue_check(tab, at, window=30)  # due at 150 s
+    if quiet:  # 120-175 s "played offline", sent together at 175 s (within the core's 60 s gap)
+        for i in range(6):
+            end = min(130 + 10 * i, 175)
+            script.beat(tab, at + 55 * S + i * dt.timedelta(milliseconds=20), [[120 + 10 * i, end]])
+        tab.position = 175
+        script.play(tab, at + 55 * S, 425)
+    else:
+        script.play(tab, at, 480)
+
+
+@pytest.mark.parametrize("proven", [False, True], ids=["never-answered", "answered-earlier"])
+def test_a_going_quiet_over_a_check_earns_nothing(me, tree, proven):
+    """C1/C4: the offline relief as a dodge. A script that stops its beats while a check's
+    window runs, so that the check falls due "offline", and then sends them all late, gets
+    a new window from its return; nobody answers in it, so the relief lapses: what the
+    late beats were given is deducted (R07o) and credit stops from the check's own due
+    time, as for the script that just lets the check lapse. Both the script that never
+    answered anything (R07h holds its first minutes) and one whose human answered a check
+    earlier (presence proven, so nothing is held) end with exactly the same credit as
+    the same script without the dodge."""
+    plain = other_learner(tree, me)
+    for script in (me, plain):
+        _quiet_over_the_check(script, quiet=script is me, proven=proven)
+    dodge_v, plain_v = me.recompute(), plain.recompute()
+    assert dodge_v.credited_ms == plain_v.credited_ms
+    assert dodge_v.credited_ms <= 150_000  # nothing after the check's own due time
+    assert dodge_v.held_ms <= plain_v.held_ms
+    assert "R07o" in dodge_v.rules and "R07" in dodge_v.rules
+    assert dodge_v.verdict == plain_v.verdict == ("deducted" if proven else "held")
+    (line,) = db.session.query(Evidence).filter_by(user_id=me.user.id, rule="R07o").all()
+    assert line.action == "deduct" and line.amount_ms > 0
+    assert "网络中断" in zh(line) and "R07" not in zh(line)
 
 
 def credited_by_lesson(me: Learner) -> dict[int, float]:
