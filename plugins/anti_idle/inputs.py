@@ -18,7 +18,7 @@ from sqlalchemy.orm import undefer
 from lms_core.db import UTCDateTime
 from lms_core.extensions import db
 from plugins.anti_idle import els
-from plugins.anti_idle.models import AttentionCheck, Beat
+from plugins.anti_idle.models import CHECK_PASSED, AttentionCheck, Beat
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -87,26 +87,57 @@ def _checks_statement() -> Any:
 
 
 def person_check_inputs(user_id: int, since: dt.datetime, until: dt.datetime) -> list[els.CheckInput]:
-    """``check_inputs(person_checks(...))`` without ORM objects: the beat path's form."""
+    """``check_inputs(person_checks(...))`` without ORM objects: the beat path's form.
+
+    What the beats say of a check's window (``silent``, ``reached_at``) is read by a second
+    statement, only for checks past due and not validly answered by then (usually none: an
+    honest beat reads the checks once, without touching the beats).
+    """
     params = {"user_id": user_id, "since": since, "until": until}
-    return [els.CheckInput(*row) for row in db.session.connection().execute(_check_inputs_statement(), params)]
+    rows = db.session.connection().execute(_check_inputs_statement(), params).all()
+    lapsed = [
+        r.id
+        for r in rows
+        if r.due_at < until and (r.outcome != CHECK_PASSED or r.answered_at is None or r.answered_at > r.due_at)
+    ]
+    reach: dict[int, tuple[bool, dt.datetime | None]] = {}
+    if lapsed:
+        reach = {
+            r.id: (bool(r.silent), r.reached_at)
+            for r in db.session.connection().execute(_reach_statement(), {"ids": lapsed})
+        }
+    out = []
+    for r in rows:
+        silent, reached_at = reach.get(r.id, (False, None))
+        out.append(
+            els.CheckInput(
+                r.session_id,
+                r.issued_at,
+                r.due_at,
+                r.answered_at,
+                r.outcome,
+                r.trusted,
+                r.latency_ms,
+                silent=silent,
+                reached_at=reached_at,
+            )
+        )
+    return out
 
 
 @functools.cache
 def _check_inputs_statement() -> Any:
     c = AttentionCheck
-    columns = (
-        c.session_id,
-        c.issued_at,
-        c.due_at,
-        c.answered_at,
-        c.outcome,
-        c.trusted,
-        c.latency_ms,
-        c.silent.label("silent"),
-        c.reached_at.label("reached_at"),
-    )
+    columns = (c.id, c.session_id, c.issued_at, c.due_at, c.answered_at, c.outcome, c.trusted, c.latency_ms)
     return _checks_statement().with_only_columns(*columns)
+
+
+@functools.cache
+def _reach_statement() -> Any:
+    c = AttentionCheck
+    return select(c.id, c.silent.label("silent"), c.reached_at.label("reached_at")).where(
+        c.id.in_(bindparam("ids", expanding=True))
+    )
 
 
 def check_inputs(rows: Sequence[AttentionCheck]) -> list[els.CheckInput]:
