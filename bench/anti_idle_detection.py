@@ -238,10 +238,12 @@ def explain(site: Site, name: str) -> list[str]:
             lines.append(
                 f"    {t(c.issued_at)} {t(c.due_at)} {t(c.answered_at)} {c.outcome} {c.trusted} {c.latency_ms}"
             )
-        lines.append("  beats (session, seq, event, received, claimed, credited span, credited ms, cuts, flags)")
+        lines.append(
+            "  beats (session, seq, event, wall start, received, claimed, credited span, credited ms, cuts, flags)"
+        )
         for b in db.session.execute(select(Beat).where(Beat.user_id == uid).order_by(Beat.id)).scalars():
             lines.append(
-                f"    {b.session_id[:6]} {b.seq:3} {b.event:9} {t(b.received_at)} {b.claimed} "
+                f"    {b.session_id[:6]} {b.seq:3} {b.event:9} {t(b.wall_start)} {t(b.received_at)} {b.claimed} "
                 f"{t(b.credit_start)}-{t(b.credit_end)} {b.credited_ms} {b.cuts} {b.flags}"
             )
     return lines
@@ -698,7 +700,7 @@ async def run_all(site: Site, names: dict[str, tuple[str, str, Scenario]], secs:
             for (user, _v), r in zip(chunk, done, strict=True):
                 r.claimed_ms, r.ledger_ms = ledger(site, user)
                 r.verdict, r.credited_ms, r.held_ms, r.rules = settle(site, user)
-                if r.kind == "honest" and r.verdict == "held":
+                if r.kind == "honest" and r.verdict != "credited":
                     r.explained = explain(site, user)
                 results.append(r)
         await browser.close()
@@ -727,8 +729,8 @@ def report(results: list[Result]) -> dict[str, Any]:
     honest_credit = sum(min(r.credited_ms, r.honest_ms + 1000) for r in honest)
     held = [r.name for r in honest if r.verdict == "held"]
     for r in honest:
-        if r.verdict == "held" and r.explained:
-            print(f"\nheld: {r.name}", *r.explained, sep="\n")
+        if r.explained:
+            print(f"\n{r.verdict}: {r.name}", *r.explained, sep="\n")
     out = {
         "attack_share": attack_credit / claimed if claimed else 0.0,
         "honest_share": honest_credit / played if played else 0.0,
