@@ -6,13 +6,14 @@ A leaf below ``services`` (the online path), ``verdicts`` (the day), ``day_rules
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, or_, select
+from sqlalchemy import Boolean, Integer, bindparam, exists, func, or_, select, type_coerce
 from sqlalchemy.orm import undefer
 
 from lms_core.db import UTCDateTime
@@ -87,57 +88,43 @@ def _checks_statement() -> Any:
 
 
 def person_check_inputs(user_id: int, since: dt.datetime, until: dt.datetime) -> list[els.CheckInput]:
-    """``check_inputs(person_checks(...))`` without ORM objects: the beat path's form.
-
-    What the beats say of a check's window (``silent``, ``reached_at``) is read by a second
-    statement, only for checks past due and not validly answered by then (usually none: an
-    honest beat reads the checks once, without touching the beats).
-    """
+    """``check_inputs(person_checks(...))`` without ORM objects: the beat path's form."""
     params = {"user_id": user_id, "since": since, "until": until}
-    rows = db.session.connection().execute(_check_inputs_statement(), params).all()
-    lapsed = [
-        r.id
-        for r in rows
-        if r.due_at < until and (r.outcome != CHECK_PASSED or r.answered_at is None or r.answered_at > r.due_at)
-    ]
-    reach: dict[int, tuple[bool, dt.datetime | None]] = {}
-    if lapsed:
-        reach = {
-            r.id: (bool(r.silent), r.reached_at)
-            for r in db.session.connection().execute(_reach_statement(), {"ids": lapsed})
-        }
-    out = []
-    for r in rows:
-        silent, reached_at = reach.get(r.id, (False, None))
-        out.append(
-            els.CheckInput(
-                r.session_id,
-                r.issued_at,
-                r.due_at,
-                r.answered_at,
-                r.outcome,
-                r.trusted,
-                r.latency_ms,
-                silent=silent,
-                reached_at=reached_at,
-            )
-        )
-    return out
+    rows = db.session.connection().execute(_check_inputs_statement(), params)
+    return with_reach(user_id, [els.CheckInput(*row) for row in rows], until)
 
 
 @functools.cache
 def _check_inputs_statement() -> Any:
     c = AttentionCheck
-    columns = (c.id, c.session_id, c.issued_at, c.due_at, c.answered_at, c.outcome, c.trusted, c.latency_ms)
+    columns = (c.session_id, c.issued_at, c.due_at, c.answered_at, c.outcome, c.trusted, c.latency_ms)
     return _checks_statement().with_only_columns(*columns)
+
+
+def with_reach(user_id: int, checks: list[els.CheckInput], until: dt.datetime) -> list[els.CheckInput]:
+    """The beat path's checks with what the person's beats say of their window (``silent``,
+    ``reached_at``: ``AttentionCheck``'s column properties, same predicates), read for the
+    checks past due by ``until`` and not validly answered by then, one statement each
+    (usually none: an honest beat's checks were answered in time, and nothing is read)."""
+    out = checks
+    for k, c in enumerate(checks):
+        if c.due_at < until and (c.outcome != CHECK_PASSED or c.answered_at is None or c.answered_at > c.due_at):
+            params = {"user_id": user_id, "issued": c.issued_at, "due": c.due_at}
+            silent, reached_at = db.session.connection().execute(_reach_statement(), params).one()
+            if out is checks:
+                out = list(checks)
+            out[k] = dataclasses.replace(c, silent=bool(silent), reached_at=reached_at)
+    return out
 
 
 @functools.cache
 def _reach_statement() -> Any:
-    c = AttentionCheck
-    return select(c.id, c.silent.label("silent"), c.reached_at.label("reached_at")).where(
-        c.id.in_(bindparam("ids", expanding=True))
-    )
+    b = Beat
+    user_id = bindparam("user_id", type_=Integer)
+    issued, due = bindparam("issued", type_=UTCDateTime()), bindparam("due", type_=UTCDateTime())
+    during = exists().where(b.user_id == user_id, b.received_at > issued, b.received_at <= due)
+    first_after = select(func.min(b.received_at)).where(b.user_id == user_id, b.received_at > due)
+    return select(type_coerce(~during, Boolean()), type_coerce(first_after.scalar_subquery(), UTCDateTime()))
 
 
 def check_inputs(rows: Sequence[AttentionCheck]) -> list[els.CheckInput]:

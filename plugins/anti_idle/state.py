@@ -29,7 +29,7 @@ from sqlalchemy import Date, Integer, Table, bindparam, insert, select, tuple_, 
 
 from lms_core.extensions import db
 from plugins.anti_idle import els, state_pg
-from plugins.anti_idle.inputs import Owed, person_check_inputs, prior_from
+from plugins.anti_idle.inputs import Owed, person_check_inputs, prior_from, with_reach
 from plugins.anti_idle.models import Beat, PersonState
 from plugins.anti_idle.policy import policy_version_statement
 
@@ -158,7 +158,9 @@ def load_for_beat(
         found = state_pg.load(user_id, course_id, since, until, video=video)
         if found is not None:
             row, version, checks, owed = found
-            return BeatRead(_state_of(user_id, row), version, checks, owed)
+            # What the beats say of a lapsed check's window (R07 offline): a statement of
+            # its own only when a check is past due unanswered, as on SQLite.
+            return BeatRead(_state_of(user_id, row), version, with_reach(user_id, checks, until), owed)
         return BeatRead(State(user_id), None, person_check_inputs(user_id, since, until))
     person, version = load(user_id, course_id)
     return BeatRead(person, version, person_check_inputs(user_id, since, until))
