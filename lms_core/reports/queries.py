@@ -13,7 +13,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, literal, or_, select, true
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, cast, exists, func, literal, or_, select, true
 
 from lms_core.accounts.models import RankBand, User, UserStatus
 from lms_core.authz import effective_assignments, scope_condition
@@ -25,7 +25,7 @@ from lms_core.learning.models import LessonProgress, ProgressStatus
 from lms_core.orgs.models import OrgUnit
 from lms_core.reports.models import UnitMonth
 from lms_core.reports.rollup import Leaf, fill, roll_up, visible_ancestors
-from lms_core.reports.tables import Table, hours
+from lms_core.reports.tables import Table, hundredths
 
 CAPABILITY = "reports.view"
 
@@ -281,9 +281,11 @@ class HoursReport:
         500 units come back as 500 rows rather than 6,000 to be folded in Python.
         """
         # Compared as dates: ``extract(month ...)`` per row and per month cost more than the scan.
+        # Cast back to bigint: PostgreSQL's sum(bigint) is numeric, a Decimal per cell in Python.
+        # (Never NULL: every group has a row, and a month without one sums the CASE's 0.)
         per_month = [
-            func.sum(case((UnitMonth.month == dt.date(self.year, m, 1), UnitMonth.credited_ms), else_=0))
-            for m in range(1, 13)
+            cast(func.sum(case((UnitMonth.month == month, UnitMonth.credited_ms), else_=0)), BigInteger)
+            for month in (dt.date(self.year, m, 1) for m in range(1, 13))
         ]
         unit = (OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path)
         return (
@@ -301,10 +303,11 @@ class HoursReport:
     def table(self) -> Table:
         """One row per unit with hours in the year, parent units' subtotals and the total."""
         months = [_("Month %(n)d", n=m) for m in range(1, 13)]
-        table = Table([_("Org unit"), _("Unit code"), *months, _("Total hours")])
+        # The 13 figures are integer hundredths of an hour (see Table.in_hundredths).
+        table = Table([_("Org unit"), _("Unit code"), *months, _("Total hours")], in_hundredths=range(2, 15))
         leaves = sorted(
             (
-                Leaf(unit_id, code, name, path, [], [int(ms or 0) for ms in by_month], {"unit": unit_id})
+                Leaf(unit_id, code, name, path, [], by_month, {"unit": unit_id})
                 for unit_id, code, name, path, *by_month in db.session.execute(self.statement())
             ),
             key=lambda leaf: leaf.code,
@@ -312,7 +315,7 @@ class HoursReport:
         # The statement kept only units in scope and under the root.
         root = self.root.path if self.root else None
         ancestors = visible_ancestors(self.viewer, CAPABILITY, leaves, root, leaves_in_scope=True)
-        fill(table, roll_up(leaves, ancestors, []), lambda ms: [*map(hours, ms), hours(sum(ms))])
+        fill(table, roll_up(leaves, ancestors, []), lambda ms: hundredths([*ms, sum(ms)]))
         return table
 
 

@@ -78,3 +78,35 @@ def test_hours_round_half_to_even_as_the_decimal_formula():
     for ms in values:
         assert str(hours(ms)) == str(formula(ms)), ms
     assert str(hours(54_000)) == "0.02" and str(hours(18_000)) == "0.00" and str(hours(None)) == "0.00"
+
+
+def test_hundredths_are_the_hours_figures_and_text():
+    """The hours table's integer cells: ``hundredths`` rounds as ``hours`` does (ties and
+    huge or negative figures included), the page writes the text ``hours`` prints and the
+    exports write its Decimal. Only a negative figure that rounds to zero differs: an integer
+    has no -0 (credited time is never negative)."""
+    import random
+
+    from lms_core.reports.tables import Table, _hundredths_cells, _plain, hours, hundredths, hundredths_text, to_csv
+
+    ties = [36_000 * k + 18_000 for k in range(200)]
+    rng = random.Random(7)
+    values = [0, 1, 17_999, 18_000, 18_001, 54_000, 3_600_000, 10**15 + 18_000, (1 << 52) + 18_000, -1, -54_000]
+    values += [*ties, *(rng.randrange(0, 10**13) for _ in range(5_000))]
+    for row in ([v] for v in values):
+        (cell,) = hundredths(row)
+        expected = "0.00" if str(hours(row[0])) == "-0.00" else str(hours(row[0]))
+        assert hundredths_text(cell) == expected, row
+        assert [str(c) for c in _plain([cell], range(1))] == [expected], row
+    assert hundredths([54_000, 18_000, 90_000]) == [2, 0, 2]
+    # The page's float route prints what the integer route prints, at its edges too.
+    figures = [0, 1, 5, 99, 100, 101, -1, -100, -101, 10**15 - 1, -(10**15) + 1, 10**15, 10**20 + 7]
+    figures += [rng.randrange(-(10**15), 10**15) for _ in range(5_000)]
+    for c in figures:
+        assert _hundredths_cells([c]) == [hundredths_text(c)], c
+    assert _hundredths_cells(figures) == [hundredths_text(c) for c in figures]
+    assert hundredths_text(-2) == "-0.02" and hundredths_text(123456) == "1234.56"
+
+    table = Table(["单位", "1月", "合计"], [["A&B", 1234, 5]], [{}], in_hundredths=range(1, 3))
+    assert "<td>A&amp;B</td><td>12.34</td><td>0.05</td>" in html_rows(table)
+    assert to_csv(table).decode("utf-8-sig").splitlines()[1] == "A&B,12.34,0.05"
