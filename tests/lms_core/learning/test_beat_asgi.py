@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import json
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -43,6 +43,13 @@ def asgi(app):
     front = beat_asgi.BeatASGI(app)
     yield front
     beat_batch.stop(app)
+
+
+def _run(coro: Any) -> Any:
+    """``asyncio.run`` on a thread of its own: a browser test earlier in the session leaves
+    Playwright's event loop marked as running in this thread, where ``asyncio.run`` refuses."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def people(app: Any, kit: Any, tree: Any, n: int) -> list[Any]:
@@ -92,7 +99,7 @@ def asgi_request(
     async def send(message: dict[str, Any]) -> None:
         messages.append(message)
 
-    asyncio.run(asgi(scope, receive, send))
+    _run(asgi(scope, receive, send))
     start = messages[0]
     assert start["type"] == "http.response.start"
     out = {k.decode().lower(): v.decode() for k, v in start["headers"]}

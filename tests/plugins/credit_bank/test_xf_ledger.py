@@ -275,6 +275,7 @@ def test_migration_adds_the_xf_ledger_and_downgrade_removes_it(db_backend: str, 
 
 
 def test_reports_and_who_is_behind_sum_hours_not_credits(app: Flask, client, people) -> None:  # type: ignore[no-untyped-def]
+    from lms_core.reports import figures
     from plugins.credit_bank import report_charts
     from plugins.credit_bank import services as S
 
@@ -288,7 +289,10 @@ def test_reports_and_who_is_behind_sum_hours_not_credits(app: Flask, client, peo
         db.session.commit()
         # 75.00 + 1.25 学时 are left; the 20.00 学分 are not 学时.
         assert report_charts._movers_earned([cadre.id], 2026) == [(cadre.id, 7625)]
-        assert sum(int(r[3]) for r in db.session.execute(report_charts.recomputed_earned())) == 7625
+        figures.rebuild()  # the org tree's closure, which the per-subtree rollups are summed through
+        own_unit = [r for r in db.session.execute(report_charts.recomputed_earned()) if r[0] == cadre.org_unit_id]
+        assert sum(int(r[3]) for r in own_unit) == 7625
+        db.session.commit()  # the rebuilt rollups: SQLite holds its write lock until then
         _login(client, "admin_a")
         body = client.get("/credit/behind?year=2026&format=csv").data.decode("utf-8-sig")
     line = next(ln for ln in body.splitlines() if "李明" in ln)
