@@ -3,7 +3,9 @@
 The heartbeat's session principal (``accounts.principal``) and the Bearer token's
 (``accounts.token_principal``) each keep what one narrow SELECT said for a few seconds
 (``LMS_AUTH_CACHE_SECONDS``), per app: ids and tokens belong to a database, and a process
-may hold several apps (tests, tools). Both need the same things: a lock (threaded
+may hold several apps (tests, tools). The lean heartbeat's verified cookies
+(``learning.beat_front``) and the lean Bearer grants (``accounts.lean_tokens``) keep theirs
+in one too. All need the same things: a lock (threaded
 workers), an expiry on a clock the caller passes (the tests move it), an optional bound
 on the size (full, the map starts again empty: a bound, not an eviction policy), and
 dropping entries by key or by what they hold (a user's tokens).
@@ -41,6 +43,19 @@ class ExpiringMap(Generic[K, V]):
             if self._most is not None and len(self._items) >= self._most:
                 self._items.clear()
             self._items[key] = (until, value)
+
+    def claim(self, key: K, value: V, now: float, until: float) -> bool:
+        """Keep ``value`` for ``key`` until ``until`` unless a value is kept and fresh at
+        ``now``; whether this call kept it. The test and the put hold one lock: of several
+        threads claiming the same key, one wins."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None and item[0] > now:
+                return False
+            if self._most is not None and len(self._items) >= self._most:
+                self._items.clear()
+            self._items[key] = (until, value)
+            return True
 
     def drop(self, key: K) -> None:
         with self._lock:

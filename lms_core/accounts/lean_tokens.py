@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -28,6 +27,7 @@ from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session, scoped_session
 
 from lms_core.accounts.models import ApiToken, User, UserStatus
+from lms_core.expiring import ExpiringMap
 
 #: Token strings start with this (``services.TOKEN_PREFIX``; repeated to keep this module light).
 TOKEN_PREFIX = "lms_"  # noqa: S105 - a public marker of token strings, not a secret
@@ -60,52 +60,47 @@ class TokenGrant:
     user_id: int
     #: The user's saved language (the lean path answers in it, as ``select_locale`` would).
     locale: str | None
-    #: ``time.monotonic()`` when the full check allowed it.
+    #: When the full check allowed it (on the cache's clock, ``time.monotonic``).
     checked_at: float
 
 
 class TokenCache:
-    """Per process and per application: token digest -> :class:`TokenGrant`, thread-safe."""
+    """Per process and per application: token digest -> :class:`TokenGrant`, thread-safe.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._grants: dict[str, TokenGrant] = {}
-        self._touched: dict[str, float] = {}
+    Two :class:`~lms_core.expiring.ExpiringMap` s, each bounded by :data:`_MAX_ENTRIES`
+    (full, it starts again empty: the token is checked, or touched, once more).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        #: Each grant is kept "until" the time it was checked, and read at ``now - ttl``: the
+        #: time a grant is trusted is the reader's (the setting may change while it is kept).
+        self._grants: ExpiringMap[str, TokenGrant] = ExpiringMap(most=_MAX_ENTRIES)
+        #: Tokens whose ``last_used_at`` this process wrote, until a minute after.
+        self._touched: ExpiringMap[str, bool] = ExpiringMap(most=_MAX_ENTRIES)
+        self._clock = clock
 
     def get(self, digest: str, ttl: float) -> TokenGrant | None:
         """The grant if it was checked less than ``ttl`` seconds ago."""
-        grant = self._grants.get(digest)  # a dict read is atomic; writers hold the lock
-        if grant is None or time.monotonic() - grant.checked_at >= ttl:
-            return None
-        return grant
+        return self._grants.fresh(digest, self._clock() - ttl)
 
     def remember(self, digest: str, user_id: int, locale: str | None) -> None:
-        with self._lock:
-            if len(self._grants) >= _MAX_ENTRIES:
-                self._grants.clear()
-            self._grants[digest] = TokenGrant(digest, user_id, locale, time.monotonic())
+        now = self._clock()
+        self._grants.put(digest, TokenGrant(digest, user_id, locale, now), until=now)
 
     def forget(self, digest: str | None = None) -> None:
         """Drop one token's grant (or all): its next request takes the full check again."""
-        with self._lock:
-            if digest is None:
-                self._grants.clear()
-                self._touched.clear()
-            else:
-                self._grants.pop(digest, None)
-                self._touched.pop(digest, None)
+        if digest is None:
+            self._grants.clear()
+            self._touched.clear()
+        else:
+            self._grants.drop(digest)
+            self._touched.drop(digest)
 
     def due_touch(self, digests: Collection[str]) -> list[str]:
         """The tokens whose ``last_used_at`` this process has not written for a minute (and
         marks them written: the caller writes them now)."""
-        now = time.monotonic()
-        due = []
-        with self._lock:
-            for d in digests:
-                if now - self._touched.get(d, -TOUCH_EVERY_S) >= TOUCH_EVERY_S:
-                    self._touched[d] = now
-                    due.append(d)
-        return due
+        now = self._clock()
+        return [d for d in digests if self._touched.claim(d, True, now, now + TOUCH_EVERY_S)]
 
 
 _LIVE_PG = (

@@ -36,7 +36,6 @@ import hashlib
 import hmac
 import io
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from werkzeug.wsgi import get_host
 
 from lms_core import jsonsafe
 from lms_core.accounts.principal import principal_for
+from lms_core.expiring import ExpiringMap
 from lms_core.pluginhost.manager import get_plugin_manager
 from lms_core.unit_of_work import bare_transaction
 
@@ -65,6 +65,10 @@ _HEADERS = (
 #: max age, and a sign-out changes the cookie.
 _CACHE_SECONDS = 5.0
 _CACHE_MAX = 50_000
+#: The verified sessions' clock (a module attribute so tests can move it).
+clock = time.monotonic
+#: What the verified-session cache is keyed by (see :meth:`LeanBeats._session`).
+_Key = tuple[str, str, str | None, str | None, str | None]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -100,8 +104,7 @@ class LeanBeats:
     def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
-        self._lock = threading.Lock()
-        self._verified: dict[tuple[str, str, str | None, str | None, str | None], tuple[float, dict[str, Any]]] = {}
+        self._verified: ExpiringMap[_Key, dict[str, Any]] = ExpiringMap(most=_CACHE_MAX)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         taken = self.take(environ)
@@ -159,12 +162,9 @@ class LeanBeats:
             environ.get("REMOTE_ADDR"),
             environ.get("HTTP_USER_AGENT"),
         )
-        now = time.monotonic()
-        with self._lock:
-            cached = self._verified.get(key)
-        if cached is not None and cached[0] > now:
-            session = cached[1]
-        else:
+        now = clock()
+        session = self._verified.fresh(key, now)
+        if session is None:
             cookie = parse_cookie(raw_cookies).get(self.app.config["SESSION_COOKIE_NAME"])
             if not cookie:
                 return None
@@ -172,10 +172,7 @@ class LeanBeats:
             if verified is None or verified.get("_id") != _identifier(environ):
                 return None
             session = verified
-            with self._lock:
-                if len(self._verified) >= _CACHE_MAX:
-                    self._verified.clear()
-                self._verified[key] = (now + _CACHE_SECONDS, session)
+            self._verified.put(key, session, now + _CACHE_SECONDS)
         if not self._referrer_ok(environ):
             return None
         return session

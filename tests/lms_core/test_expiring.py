@@ -47,3 +47,15 @@ def test_each_app_has_its_own_map(app: Flask) -> None:
         assert per_app("lms_test_map") is mine
     with other.app_context():
         assert per_app("lms_test_map").fresh("k", 0.0) is None
+
+
+def test_a_claim_keeps_the_value_unless_a_fresh_one_is_kept() -> None:
+    m: ExpiringMap[str, int] = ExpiringMap(most=2)
+    assert m.claim("a", 1, now=0.0, until=10.0)
+    assert not m.claim("a", 2, now=9.9, until=20.0)
+    assert m.fresh("a", 9.9) == 1
+    assert m.claim("a", 3, now=10.0, until=20.0)  # expired: claimed again
+    assert m.fresh("a", 10.0) == 3
+    assert m.claim("b", 4, now=10.0, until=20.0)
+    assert m.claim("c", 5, now=10.0, until=20.0)  # full: starts again empty
+    assert list(m) == ["c"]
