@@ -1,6 +1,7 @@
 """The report rollups: rebuild them, read their age, keep them fresh.
 
-The hours rollup (:class:`~lms_core.reports.models.UnitMonth`) is built here; the
+The hours rollup (:class:`~lms_core.reports.models.UnitMonth`) is built here, and
+from it the hours report's rows (:class:`~lms_core.reports.models.UnitYear`); the
 head counts and enrolments in :mod:`lms_core.reports.figures`; plugins add theirs
 through ``lms_report_rollups`` (e.g. anti-idle's verdicts per unit and year).
 
@@ -23,15 +24,31 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Select, cast, delete, func, insert, select, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Date,
+    Integer,
+    Select,
+    case,
+    cast,
+    delete,
+    extract,
+    func,
+    insert,
+    select,
+    text,
+)
 
 from lms_core.accounts.models import User
 from lms_core.db import utcnow
 from lms_core.extensions import db
 from lms_core.learning.models import DailyTotal
-from lms_core.reports.models import Rollup, UnitMonth
+from lms_core.reports.models import Rollup, UnitMonth, UnitYear
 
 NAME = "unit_months"
+#: The stamp name of the hours report's rows (``report_unit_years``).
+YEARS = "unit_years"
 #: The job kind that rebuilds the rollup.
 REFRESH_JOB = "reports.refresh_rollup"
 
@@ -59,6 +76,18 @@ def recomputed() -> Any:
     )
 
 
+def recomputed_years() -> Any:
+    """The hours report's rows from the hours rollup: (unit, year, ms of months 1 to 12), bands summed.
+
+    Pivoted here once per refresh rather than by every page. The sums are cast to bigint:
+    PostgreSQL's sum(bigint) is numeric. A month without rows sums the CASE's 0.
+    """
+    month = cast(extract("month", UnitMonth.month), Integer)
+    year = cast(extract("year", UnitMonth.month), Integer)
+    per_month = [cast(func.sum(case((month == m, UnitMonth.credited_ms), else_=0)), BigInteger) for m in range(1, 13)]
+    return select(UnitMonth.org_unit_id, year, *per_month).group_by(UnitMonth.org_unit_id, year)
+
+
 def rollups() -> list[tuple[str, Callable[[], int]]]:
     """Every other rollup the pages read: the core's head counts and enrolments, then the plugins'."""
     from lms_core.pluginhost import get_plugin_manager
@@ -73,7 +102,7 @@ def names() -> list[str]:
     """The stamp names of every rollup a report page may read."""
     from lms_core.reports import figures
 
-    return [NAME, *figures.NAMES, *(name for name, _rebuild in rollups())]
+    return [NAME, YEARS, *figures.NAMES, *(name for name, _rebuild in rollups())]
 
 
 def refresh() -> Rollup:
@@ -96,6 +125,9 @@ def refresh() -> Rollup:
     # Counted, not rowcount: psycopg reports -1 for INSERT ... SELECT through SQLAlchemy.
     rows = db.session.execute(select(func.count()).select_from(UnitMonth)).scalar_one()
     state = _stamp(NAME, stamp, int(rows or 0), began)
+    # After the hours rollup, which it pivots.
+    years = figures.replace(UnitYear, ["org_unit_id", "year", *UnitYear.MONTHS], recomputed_years())
+    _stamp(YEARS, stamp, years, began)
     for name, count in figures.rebuild().items():
         _stamp(name, stamp, count, began)
     for name, rebuild in rollups():

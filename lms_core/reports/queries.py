@@ -13,7 +13,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, cast, exists, func, literal, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, literal, or_, select, true
 
 from lms_core.accounts.models import RankBand, User, UserStatus
 from lms_core.authz import effective_assignments, scope_condition
@@ -23,7 +23,7 @@ from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI as SHANGHAI  # re-exported: modules here read it from this one
 from lms_core.learning.models import LessonProgress, ProgressStatus
 from lms_core.orgs.models import OrgUnit
-from lms_core.reports.models import UnitMonth
+from lms_core.reports.models import UnitYear
 from lms_core.reports.rollup import Leaf, fill, roll_up, visible_ancestors
 from lms_core.reports.tables import Table, hundredths
 
@@ -261,8 +261,8 @@ def _beijing(value: dt.datetime | None) -> str:
 class HoursReport:
     """Credited study hours per learner's unit and Beijing month of one year.
 
-    Read from the hours rollup (``report_unit_months``, rebuilt from the daily
-    totals, which are kept in step with the one interval ledger), so these figures
+    Read from the hours rollup pivoted by month (``report_unit_years``, rebuilt from the
+    daily totals, which are kept in step with the one interval ledger), so these figures
     equal every learner's own page as of the rollup's stamp, shown with the table.
     """
 
@@ -277,27 +277,20 @@ class HoursReport:
     def statement(self) -> Any:
         """One row per unit: id, code, name, path, then the hours of months 1 to 12 (ms).
 
-        The months are pivoted in SQL (one ``sum(CASE ...)`` per month), so a county's
-        500 units come back as 500 rows rather than 6,000 to be folded in Python.
+        Read from ``report_unit_years``, where the refresh pivoted the months: a county's
+        500 units are 500 rows, where summing the year's rows of ``report_unit_months`` per
+        page (one ``sum(CASE ...)`` per month over 9,500 rows) cost most of the page's
+        PostgreSQL time. A unit has a row when it has credited study in the year.
         """
-        # Compared as dates: ``extract(month ...)`` per row and per month cost more than the scan.
-        # Cast back to bigint: PostgreSQL's sum(bigint) is numeric, a Decimal per cell in Python.
-        # (Never NULL: every group has a row, and a month without one sums the CASE's 0.)
-        per_month = [
-            cast(func.sum(case((UnitMonth.month == month, UnitMonth.credited_ms), else_=0)), BigInteger)
-            for month in (dt.date(self.year, m, 1) for m in range(1, 13))
-        ]
         unit = (OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path)
         return (
-            select(*unit, *per_month)
-            .join(OrgUnit, OrgUnit.id == UnitMonth.org_unit_id)
+            select(*unit, *(getattr(UnitYear, m) for m in UnitYear.MONTHS))
+            .join(OrgUnit, OrgUnit.id == UnitYear.org_unit_id)
             .where(
-                UnitMonth.month >= dt.date(self.year, 1, 1),
-                UnitMonth.month < dt.date(self.year + 1, 1, 1),
+                UnitYear.year == self.year,
                 scope_condition(self.viewer, CAPABILITY, OrgUnit.path),
                 OrgUnit.path.startswith(self.root.path, autoescape=True) if self.root else true(),
             )
-            .group_by(*unit)
         )
 
     def table(self) -> Table:

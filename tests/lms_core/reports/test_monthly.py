@@ -5,19 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import defaultdict
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, select
+from sqlalchemy import BigInteger, case, cast, delete, func, select
 
 from lms_core.accounts.models import RankBand, Role, User
+from lms_core.authz import scope_condition
 from lms_core.db import utcnow
 from lms_core.extensions import db
 from lms_core.jobs.models import Job, JobStatus
 from lms_core.learning.models import DailyTotal
-from lms_core.reports import monthly
-from lms_core.reports.models import Rollup, UnitMonth
+from lms_core.orgs.models import OrgUnit
+from lms_core.reports import monthly, queries
+from lms_core.reports.models import Rollup, UnitMonth, UnitYear
 from tests.conftest import login
 from tests.factories import UserFactory, grant
 
@@ -118,6 +121,58 @@ def test_property_rollup_equals_source(app, tree, rows):
     monthly.refresh()
     assert in_rollup() == from_source()
     db.session.rollback()
+
+
+def pivoted_per_page(report: queries.HoursReport) -> Any:
+    """The hours report's statement before report_unit_years: the year's report_unit_months pivoted per page."""
+    year = report.year
+    per_month = [
+        cast(func.sum(case((UnitMonth.month == dt.date(year, m, 1), UnitMonth.credited_ms), else_=0)), BigInteger)
+        for m in range(1, 13)
+    ]
+    unit = (OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path)
+    stmt = (
+        select(*unit, *per_month)
+        .join(OrgUnit, OrgUnit.id == UnitMonth.org_unit_id)
+        .where(
+            UnitMonth.month >= dt.date(year, 1, 1),
+            UnitMonth.month < dt.date(year + 1, 1, 1),
+            scope_condition(report.viewer, queries.CAPABILITY, OrgUnit.path),
+        )
+        .group_by(*unit)
+    )
+    if report.root is not None:
+        stmt = stmt.where(OrgUnit.path.startswith(report.root.path, autoescape=True))
+    return stmt
+
+
+def test_the_hours_reports_rows_equal_the_old_per_page_pivot(app, people, tree):
+    """report_unit_years gives the hours report the very figures the per-page pivot of report_unit_months gave."""
+    city_admin = UserFactory(username="years_admin", org_unit=tree.city)
+    grant(city_admin, Role.ORG_ADMIN, tree.city)
+    county_admin = UserFactory(username="years_county", org_unit=tree.county_a)
+    grant(county_admin, Role.ORG_ADMIN, tree.county_a)
+    db.session.commit()
+    state = monthly.refresh()
+    db.session.commit()
+    assert db.session.get(Rollup, monthly.YEARS).refreshed_at == state.refreshed_at
+    compared = 0
+    for viewer, root in ((city_admin, None), (city_admin, tree.county_a), (county_admin, None)):
+        for year in (2025, 2026, 2027):
+            report = queries.HoursReport(viewer, year, root)
+            new = sorted(tuple(row) for row in db.session.execute(report.statement()))
+            old = sorted(tuple(row) for row in db.session.execute(pivoted_per_page(report)))
+            assert new == old, (viewer.username, root, year)
+            compared += len(new)
+    assert compared > 10  # several units and both years with study, not an empty comparison
+    # Every month of every unit-year, across both years: the pivot misses none.
+    by_year = {
+        (r.org_unit_id, r.year): [getattr(r, m) for m in UnitYear.MONTHS] for r in db.session.scalars(select(UnitYear))
+    }
+    months: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * 12)
+    for r in db.session.scalars(select(UnitMonth)):
+        months[(r.org_unit_id, r.month.year)][r.month.month - 1] += r.credited_ms
+    assert by_year == dict(months)
 
 
 @pytest.mark.app_config(LMS_REPORT_ROLLUP_MAX_AGE=600, LMS_INLINE_JOBS=False)
