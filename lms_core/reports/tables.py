@@ -97,12 +97,21 @@ def html_rows(table: Table, day_col: int | None = None) -> Markup:
         return Markup('<tr><td colspan="{}" class="muted">{}</td></tr>').format(len(table.headers), _("No rows match."))
     day_title = escape(_("The day as a picture")) if day_col is not None else ""
     scaled = table.in_hundredths
+    start, stop = scaled.start, scaled.stop
+    # The scaled figures of a row in one format call (one cell each), unless a link goes in one of them.
+    joined = scaled and (day_col is None or day_col < start)
+    figures = "</td><td>".join(["%.2f"] * len(scaled))
     out = []
     for index, row in enumerate(table.rows):
         key = table.keys[index] if index < len(table.keys) else {}
         kind, level = key.get("kind"), key.get("level")
-        if scaled:
-            start, stop = scaled.start, scaled.stop
+        if joined:
+            numbers = row[start:stop]
+            if len(numbers) == len(scaled) and min(numbers) > -_FLOAT_EXACT and max(numbers) < _FLOAT_EXACT:
+                cells = [*_cells(row[:start]), figures % tuple([c / 100 for c in numbers]), *_cells(row[stop:])]
+            else:
+                cells = _cells(row[:start]) + _hundredths_cells(numbers) + _cells(row[stop:])
+        elif scaled:
             cells = _cells(row[:start]) + _hundredths_cells(row[start:stop]) + _cells(row[stop:])
         else:
             cells = _cells(row) or [""]
@@ -119,13 +128,14 @@ def _cells(row: Sequence[Any]) -> list[str]:
     return [str(cell) if type(cell) in _NUMBERS else str(escape(cell)) for cell in row]
 
 
-def _hundredths_cells(figures: Sequence[int]) -> list[str]:
-    """:func:`hundredths_text` of each figure (ints: nothing to escape).
+#: Below this many hundredths (in magnitude), ``c / 100`` is within far less than half a
+#: hundredth of the true value, so ``.2f`` prints its digits.
+_FLOAT_EXACT = 10**15
 
-    Through a float while it is exact enough: below 10**15 hundredths, ``c / 100`` is
-    within far less than half a hundredth of the true value, so ``.2f`` prints its digits.
-    """
-    if figures and min(figures) > -(10**15) and max(figures) < 10**15:
+
+def _hundredths_cells(figures: Sequence[int]) -> list[str]:
+    """:func:`hundredths_text` of each figure (ints: nothing to escape), through a float while it is exact enough."""
+    if figures and min(figures) > -_FLOAT_EXACT and max(figures) < _FLOAT_EXACT:
         return [f"{c / 100:.2f}" for c in figures]
     return [hundredths_text(c) for c in figures]
 

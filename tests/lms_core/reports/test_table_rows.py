@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from flask import Flask, render_template_string
+from markupsafe import escape
 
 from lms_core.reports.tables import Table, html_rows
 
@@ -110,3 +111,29 @@ def test_hundredths_are_the_hours_figures_and_text():
     table = Table(["单位", "1月", "合计"], [["A&B", 1234, 5]], [{}], in_hundredths=range(1, 3))
     assert "<td>A&amp;B</td><td>12.34</td><td>0.05</td>" in html_rows(table)
     assert to_csv(table).decode("utf-8-sig").splitlines()[1] == "A&B,12.34,0.05"
+
+
+def test_hundredths_rows_print_every_figure_as_its_text(app: Flask) -> None:
+    """The page writes a row's scaled figures in one format call: the text of each is
+    ``hundredths_text``'s, on rows with huge, negative and tie-adjacent figures too, and a
+    day link inside the scaled columns still lands in its cell."""
+    import random
+
+    from lms_core.reports.tables import hundredths_text
+
+    rng = random.Random(3)
+    edges = [0, 1, 5, 99, 100, 101, -1, -100, 10**15 - 1, -(10**15) + 1, 10**15, 10**20 + 7]
+    rows = [["<u>", "c&1", *(rng.choice(edges) if rng.random() < 0.3 else rng.randrange(10**9) for _ in range(4)), "z"]]
+    rows += [[f"u{i}", str(i), *(rng.randrange(-(10**6), 10**12) for _ in range(4)), "y"] for i in range(300)]
+    keys = [{"kind": "unit", "level": i % 3, "user": 5, "day": "2026-05-10"} for i in range(len(rows))]
+    with app.test_request_context("/"):
+        for day_col in (None, 0, 3):
+            page = str(html_rows(Table(["a", "b", "c", "d", "e", "f", "g"], rows, keys, range(2, 6)), day_col))
+            for line, row in zip(page.split("\n"), rows, strict=True):
+                cells = [str(escape(row[0])), str(escape(row[1])), *(hundredths_text(c) for c in row[2:6]), row[6]]
+                if day_col is not None:
+                    cells[day_col] = (
+                        f'<a href="/audit/users/5/days/2026-05-10" title="查看当天时间线">{cells[day_col]}</a>'
+                    )
+                assert line.endswith("<td>" + "</td><td>".join(cells[1:]) + "</td></tr>"), (day_col, row)
+                assert f">{cells[0]}</td><td>" in line
