@@ -184,6 +184,46 @@ def test_event_records_request_ip_and_actor_unit(app, tree):
     assert "test.thing" in tail.output and f"org_units:{tree.village_a.id}" in tail.output
 
 
+def test_emit_many_writes_each_event_and_dispatches_each_after_commit(app, tree, recorder):
+    """One statement for the events and one for their jobs (on PostgreSQL an array per
+    column): the same rows, in the items' order, as ``emit`` one by one would write."""
+    from tests.factories import UserFactory
+
+    actor = UserFactory(org_unit=tree.town_a)
+    items = [
+        {"object_type": "users", "object_id": 7, "payload": {"what": "复核", "n": 1}},
+        {"object_type": "users", "object_id": "8", "org_unit_id": tree.village_a.id, "course_id": None},
+        {"object_type": None, "object_id": None, "payload": {"引号": 'a"b\\c'}},
+    ]
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "10.1.2.4"}):
+        ids = events.emit_many("test.many", items, actor=actor)
+        assert ids == sorted(ids) and len(set(ids)) == 3
+        assert _count(Job) == 3  # written in the business transaction, before the commit
+        commit()
+    db.session.expire_all()
+    rows = [db.session.get(Event, i) for i in ids]
+    assert [(e.name, e.actor_id, e.ip, e.object_type, e.object_id, e.org_unit_id, e.payload) for e in rows] == [
+        ("test.many", actor.id, "10.1.2.4", "users", "7", tree.town_a.id, {"what": "复核", "n": 1}),
+        ("test.many", actor.id, "10.1.2.4", "users", "8", tree.village_a.id, {}),
+        ("test.many", actor.id, "10.1.2.4", None, None, tree.town_a.id, {"引号": 'a"b\\c'}),
+    ]
+    assert all(e.created_at.tzinfo is not None and e.created_at == rows[0].created_at for e in rows)
+    jobs = db.session.execute(select(Job).order_by(Job.id)).scalars().all()
+    assert [(j.kind, j.payload, j.status) for j in jobs] == [
+        (events.DISPATCH_JOB, {"event_id": i}, JobStatus.DONE) for i in ids
+    ]
+    assert sorted(recorder.calls) == ids and all(recorder.saw_committed)
+
+
+def test_emit_many_rolls_back_with_the_business_transaction(app, recorder):
+    assert events.emit_many("test.many", [{"object_type": "users", "object_id": 1}]) != []
+    assert events.emit_many("test.many", []) == []
+    db.session.rollback()
+    assert _count(Event) == 0 and _count(Job) == 0
+    commit()
+    assert recorder.calls == []
+
+
 # append-only -------------------------------------------------------------------
 
 
