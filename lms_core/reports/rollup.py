@@ -14,6 +14,7 @@ always add up on screen and in the exports (which write the very same rows).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import add, itemgetter
@@ -57,8 +58,11 @@ class Rolled:
     key: dict[str, Any]
 
 
-def _path_ids(path: str) -> list[int]:
-    return [int(p) for p in path.strip("/").split("/") if p]
+@functools.lru_cache(maxsize=1 << 14)
+def _path_ids(path: str) -> tuple[int, ...]:
+    """The unit ids of a path, the root's first. Memoised (a pure parse): a county's report
+    parses the same 500 paths on every page load, twice."""
+    return tuple(int(p) for p in path.strip("/").split("/") if p)
 
 
 class _Unit(NamedTuple):
@@ -104,7 +108,7 @@ def roll_up(
     nested keys were most of its roll-up.
     """
     width = len(leaves[0].numbers) if leaves else 0
-    chains: dict[str, list[int]] = {}
+    chains: dict[str, tuple[int, ...]] = {}
     own: dict[str, list[int]] = {}  # a leaf unit's path -> the sum of its leaves
     for leaf in leaves:
         if leaf.path not in chains:
@@ -124,15 +128,18 @@ def roll_up(
             if depth < last:
                 has_descendant_rows.add(uid)
 
-    prefixes: dict[str, tuple[Any, ...]] = {}
+    prefixes: dict[tuple[int, ...], tuple[Any, ...]] = {}
 
     def above(path: str) -> tuple[Any, ...]:
-        """Sort key of the units strictly above a unit that carry a subtotal row: (code, 2) each, flat."""
-        found = prefixes.get(path)
+        """Sort key of the units strictly above a unit that carry a subtotal row: (code, 2) each, flat.
+
+        Kept per parent chain: the leaves under one township share theirs.
+        """
+        parents = _path_ids(path)[:-1]
+        found = prefixes.get(parents)
         if found is None:
-            chain = chains.get(path) or _path_ids(path)
-            found = prefixes[path] = tuple(
-                part for i in chain[:-1] if i in has_descendant_rows for part in (ancestors[i].code, 2)
+            found = prefixes[parents] = tuple(
+                part for i in parents if i in has_descendant_rows for part in (ancestors[i].code, 2)
             )
         return found
 
