@@ -33,7 +33,8 @@ from typing import Any
 
 from flask import Flask
 
-from lms_core.learning import beat_front
+from lms_core.learning import beat_front, beat_group, beat_rows
+from lms_core.pluginhost.manager import get_plugin_manager
 from lms_core.unit_of_work import bare_transaction
 
 #: An answer for the ASGI server: (status, headers, body).
@@ -69,18 +70,40 @@ def record_group(app: Flask, requests: list[_Request]) -> None:
 def _record(app: Flask, pending: list[_Request], handed: list[_Request]) -> None:
     from lms_core.extensions import db
 
+    batched = beat_rows.is_pg()
     while pending:
         current: int | None = None
-        results: list[Any] = []
+        results: list[Any] = [None] * len(pending)
         try:
             with bare_transaction(beat_front.refusals()) as refused:
-                for current, req in enumerate(pending):  # noqa: B007 - read after the loop
-                    results.append(beat_front.record(req.beat))
-                current = None  # the COMMIT (when the block ends)
-        except Exception:  # noqa: BLE001 - a beat raised (rolled back) or the COMMIT failed
+                for round_ in _rounds(pending) if batched else [list(range(len(pending)))]:
+                    info = db.session.connection().info if batched else None
+                    try:
+                        if info is not None:
+                            try:
+                                _read_round(pending, round_, beat_group.begin(info))
+                            except Exception as exc:
+                                raise beat_group.RoundFailed from exc
+                        for current in round_:  # noqa: B007 - read after the loop
+                            results[current] = beat_front.record(pending[current].beat)
+                        current = None  # the round's write (then the COMMIT, when the block ends)
+                        if info is not None:
+                            batch = beat_group.current(info)
+                            assert batch is not None
+                            batch.flush()
+                    finally:
+                        if info is not None:
+                            beat_group.end(info)
+        except Exception as exc:  # noqa: BLE001 - a beat raised (rolled back) or a round's read/write or the COMMIT failed
             db.session.rollback()
-            if current is None:  # the COMMIT: nothing of the group is written; each beat to the view
-                handed.extend(pending)
+            if isinstance(exc, beat_group.RoundFailed) or current is None:
+                if batched:
+                    # A round's read or write failed (a deadlock with a person's first beat,
+                    # say): nothing is written; the group again, one beat after another,
+                    # which also finds the beat to blame if one is.
+                    batched = False
+                    continue
+                handed.extend(pending)  # the COMMIT: nothing of the group is written; each beat to the view
                 return
             handed.append(pending.pop(current))
             continue
@@ -91,6 +114,29 @@ def _record(app: Flask, pending: list[_Request], handed: list[_Request]) -> None
         for req, result in zip(pending, results, strict=True):
             req.future.set_result(answer_parts(app, result))
         return
+
+
+def _rounds(pending: list[_Request]) -> list[list[int]]:
+    """The group's beats (indexes into ``pending``, person-id order) as rounds of distinct
+    people: a person's first beat in the first round, their second in the second, and so
+    on; so a person's beats are recorded in the order they arrived, each seeing the one before."""
+    rounds: list[list[int]] = []
+    seen: dict[int, int] = {}
+    for i, req in enumerate(pending):
+        n = seen[req.beat.user_id] = seen.get(req.beat.user_id, -1) + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(i)
+    return rounds
+
+
+def _read_round(pending: list[_Request], round_: list[int], batch: beat_group.Batch) -> None:
+    """The round's rows, locked: the core's in one statement, then each plugin's
+    (``lms_beat_group_read``), both in person-id order."""
+    states = beat_rows.prefetch(batch, [(pending[i].beat.session_id, pending[i].beat.user_id) for i in round_])
+    beats = [(st.user_id, st.course_id, st.kind) for st in states.values()]
+    if beats:
+        get_plugin_manager().hook.lms_beat_group_read(batch=batch, beats=sorted(beats))
 
 
 class BeatWriter:

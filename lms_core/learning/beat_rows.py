@@ -31,6 +31,7 @@ from sqlalchemy.dialects import sqlite
 from lms_core.courses.models import Lesson
 from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
+from lms_core.learning import beat_group
 from lms_core.learning.models import DailyTotal, LearningInterval, LearningSession, LessonProgress, PersonClock
 from lms_core.media.models import MediaDelivery, MediaFile
 
@@ -71,18 +72,32 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else value.astimezone(dt.UTC)
 
 
-_PG_READ = (
+_PG_COLUMNS = (
     "SELECT s.id, s.user_id, s.lesson_id, s.enrolment_id, s.started_at, s.last_beat_at, s.last_seq, s.budget_from, "
     "s.ended_at, s.unreported_ms, l.course_id, l.kind, l.completion_threshold_pct, l.min_read_seconds, l.media_id, "
     "m.duration_ms, m.size_bytes, e.registration, p.id, p.position_ms, p.credited_segments, p.coverage_bp, "
     "p.read_ms, p.status, c.credited_until, "
     "(SELECT coalesce(sum(d.bytes_served), 0)::bigint FROM media_deliveries AS d WHERE d.session_key = s.id) "
-    "FROM learning_sessions AS s JOIN lessons AS l ON l.id = s.lesson_id "
+)
+_PG_JOINS = (
+    "JOIN lessons AS l ON l.id = s.lesson_id "
     "JOIN enrolments AS e ON e.id = s.enrolment_id LEFT JOIN media_files AS m ON m.id = l.media_id "
     "JOIN lesson_progress AS p ON p.user_id = s.user_id AND p.lesson_id = s.lesson_id "
     "JOIN learning_person_clocks AS c ON c.user_id = s.user_id "
-    "WHERE s.id = %(session_id)s AND s.user_id = %(user_id)s "
-    "FOR UPDATE OF s, p, c"
+)
+_PG_READ = (
+    _PG_COLUMNS
+    + "FROM learning_sessions AS s "
+    + _PG_JOINS
+    + "WHERE s.id = %(session_id)s AND s.user_id = %(user_id)s FOR UPDATE OF s, p, c"
+)
+#: A round's read (``beat_group``): every beat's rows in one statement, locked person by
+#: person in id order (the order group commit takes people in), so two rounds cannot deadlock.
+_PG_READ_MANY = (
+    _PG_COLUMNS + "FROM unnest(%(session_ids)s::text[], %(user_ids)s::bigint[]) AS k(session_id, user_id) "
+    "JOIN learning_sessions AS s ON s.id = k.session_id AND s.user_id = k.user_id "
+    + _PG_JOINS
+    + "ORDER BY s.user_id, s.id FOR UPDATE OF s, p, c"
 )
 
 
@@ -165,28 +180,55 @@ def _pg(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple[A
     ``fetch=False`` for a statement that returns nothing: even asking builds the result's
     column descriptions."""
     cur = _cursor()
+    batch = beat_group.current(db.session.connection().info)
+    if batch is not None:
+        batch.flush_for(sql)  # the round's kept writes first (a no-op for the batch's own statements)
     cur.execute(sql, params, prepare=True)
     return list(cur.fetchall()) if fetch else []
+
+
+def _pg_state(row: Any) -> BeatState:
+    r = list(row)
+    for i in (4, 5, 7, 8, 24):
+        r[i] = _utc(r[i])
+    r[25] = int(r[25])  # sum() of a bigint is a numeric on PostgreSQL
+    return BeatState(*r)
 
 
 def read(session_id: str, user_id: int) -> BeatState | None:
     """The beat's rows, locked; ``None`` when the session is not this user's or a row is missing."""
     params = {"session_id": session_id, "user_id": user_id}
     if is_pg():
+        batch = beat_group.current(db.session.connection().info)
+        if batch is not None:
+            # Read (and locked) by the round's prefetch; taken once: a second read (a first
+            # beat's rows just created) reads again.
+            found = batch.read.get(_NAME, {}).pop((session_id, user_id), None)
+            if found is not None:
+                return cast(BeatState, found)
         rows = _pg(_PG_READ, params)
-        if not rows:
-            return None
-        r = list(rows[0])
-        for i in (4, 5, 7, 8, 24):
-            r[i] = _utc(r[i])
-    else:
-        found = db.session.connection().execute(_sqlite_read(), params).first()
-        if found is None:
-            return None
-        r = list(found)
-        r[11], r[23] = str(getattr(r[11], "value", r[11])), str(getattr(r[23], "value", r[23]))
-    r[25] = int(r[25])  # sum() of a bigint is a numeric on PostgreSQL
+        return _pg_state(rows[0]) if rows else None
+    row = db.session.connection().execute(_sqlite_read(), params).first()
+    if row is None:
+        return None
+    r = list(row)
+    r[11], r[23] = str(getattr(r[11], "value", r[11])), str(getattr(r[23], "value", r[23]))
+    r[25] = int(r[25])
     return BeatState(*r)
+
+
+#: The core's name in a round's batch (``beat_group.Batch``).
+_NAME = "core"
+
+
+def prefetch(batch: beat_group.Batch, keys: list[tuple[str, int]]) -> dict[tuple[str, int], BeatState]:
+    """A round's rows (PostgreSQL): every ``(session id, user id)``'s rows in one locked read,
+    kept in ``batch`` for :func:`read`; a key not found (not this user's, a first beat) is
+    left out and read by the beat itself."""
+    rows = _pg(_PG_READ_MANY, {"session_ids": [k[0] for k in keys], "user_ids": [k[1] for k in keys]})
+    states = {(st.session_id, st.user_id): st for st in map(_pg_state, rows)}
+    batch.read[_NAME] = dict(states)
+    return states
 
 
 @dataclass(slots=True)
@@ -287,6 +329,11 @@ def write(w: BeatWrite) -> None:
         for name in progress:
             value = w.progress[name]
             params[f"p_{name}"] = Jsonb(value) if name == "credited_segments" else value
+        batch = beat_group.current(db.session.connection().info)
+        if batch is not None:
+            batch.add(_NAME, _write_many, (w, params, progress), _TABLES)
+            _expire_loaded(st)
+            return
         for name in _INTERVAL_COLUMNS:
             value = w.interval[name]
             params[f"i_{name}"] = Jsonb(value) if name in _JSON_INTERVAL else value
@@ -294,6 +341,83 @@ def write(w: BeatWrite) -> None:
     else:
         _sqlite_write(w, params, progress, clock, daily)
     _expire_loaded(st)
+
+
+#: A round's writes (``beat_group``) as one statement: each table's rows as one JSON array
+#: that PostgreSQL turns into rows of the table's own types. A round has one beat per
+#: person, so no row is changed twice by one statement (which PostgreSQL refuses).
+_PG_WRITE_MANY = (
+    "WITH s AS (UPDATE learning_sessions AS t SET last_seq = v.last_seq, last_beat_at = v.last_beat_at, "  # noqa: S608
+    "budget_from = v.budget_from, claimed_ms = t.claimed_ms + v.claimed_ms, "
+    "credited_ms = t.credited_ms + v.credited_ms, unreported_ms = v.unreported_ms, "
+    "ended_at = coalesce(v.ended_at, t.ended_at) "
+    "FROM jsonb_populate_recordset(NULL::learning_sessions, %(s)s::jsonb) AS v WHERE t.id = v.id), "
+    # A column the beat did not change comes as NULL (none of the four is nullable): kept.
+    "p AS (UPDATE lesson_progress AS t SET credited_segments = coalesce(v.credited_segments, t.credited_segments), "
+    "coverage_bp = coalesce(v.coverage_bp, t.coverage_bp), read_ms = coalesce(v.read_ms, t.read_ms), "
+    "position_ms = coalesce(v.position_ms, t.position_ms), updated_at = v.updated_at "
+    "FROM jsonb_populate_recordset(NULL::lesson_progress, %(p)s::jsonb) AS v WHERE t.id = v.id), "
+    "c AS (UPDATE learning_person_clocks AS t SET credited_until = v.credited_until "
+    "FROM jsonb_populate_recordset(NULL::learning_person_clocks, %(c)s::jsonb) AS v WHERE t.user_id = v.user_id), "
+    "d AS (INSERT INTO learning_daily_totals (user_id, day, credited_ms) SELECT v.user_id, v.day, v.credited_ms "
+    "FROM jsonb_populate_recordset(NULL::learning_daily_totals, %(d)s::jsonb) AS v WHERE true "
+    "ON CONFLICT (user_id, day) DO UPDATE SET credited_ms = learning_daily_totals.credited_ms + excluded.credited_ms) "
+    # The column names are this module's constants; the rows are one bound parameter.
+    f"INSERT INTO learning_intervals ({', '.join(_INTERVAL_COLUMNS)}) SELECT {', '.join(_INTERVAL_COLUMNS)} "
+    "FROM jsonb_populate_recordset(NULL::learning_intervals, %(i)s::jsonb) WITH ORDINALITY AS v ORDER BY v.ordinality"
+)
+
+
+#: The tables the round's write changes.
+_TABLES = (
+    "learning_sessions",
+    "lesson_progress",
+    "learning_person_clocks",
+    "learning_daily_totals",
+    "learning_intervals",
+)
+
+
+def _write_many(items: list[tuple[BeatWrite, dict[str, Any], tuple[str, ...]]]) -> None:
+    """The round's kept writes (:func:`write`) in one statement, with the values one by one would write."""
+    sessions: list[dict[str, Any]] = []
+    progress_rows: list[dict[str, Any]] = []
+    clocks: list[dict[str, Any]] = []
+    days: list[dict[str, Any]] = []
+    intervals: list[dict[str, Any]] = []
+    for w, params, progress in items:
+        sessions.append(
+            {
+                "id": params["session_id"],
+                "last_seq": params["seq"],
+                "last_beat_at": params["now"],
+                "budget_from": params["budget_from"],
+                "claimed_ms": params["claimed_total_ms"],
+                "credited_ms": params["credited_ms"],
+                "unreported_ms": params["unreported_ms"],
+                "ended_at": params["ended_at"],
+            }
+        )
+        if progress:
+            progress_rows.append(
+                {"id": params["p_id"], "updated_at": params["p_updated_at"], **{n: w.progress[n] for n in progress}}
+            )
+        if w.credited_until is not None:
+            clocks.append({"user_id": params["user_id"], "credited_until": w.credited_until})
+        if w.credited_ms > 0:
+            days.append({"user_id": params["user_id"], "day": w.day, "credited_ms": w.credited_ms})
+        intervals.append(w.interval)
+    _pg(
+        _PG_WRITE_MANY,
+        {
+            "s": beat_group.rows_json(sessions),
+            "p": beat_group.rows_json(progress_rows),
+            "c": beat_group.rows_json(clocks),
+            "d": beat_group.rows_json(days),
+            "i": beat_group.rows_json(intervals),
+        },
+        fetch=False,
+    )
 
 
 def _sqlite_write(w: BeatWrite, params: dict[str, Any], progress: tuple[str, ...], clock: bool, daily: bool) -> None:

@@ -219,6 +219,22 @@ def lms_beat_received(session_id: str, body: bytes) -> None:
 
 
 @hookspec
+def lms_beat_group_read(batch: Any, beats: list[tuple[int, int, str]]) -> None:
+    """Read, together, the rows a round of a beat group will ask for (PostgreSQL only).
+
+    Phase: transaction (the ASGI front's group commit, ``lms_core/learning/beat_group.py``;
+    after the core's locked read of the round, before its first beat). ``beats``: one
+    ``(user id, course id, lesson kind)`` per beat, one beat per person, in person-id
+    order. A plugin reads and locks its rows for all of them in one statement (person-id
+    order, as the core locks) and keeps them in ``batch.read[its name]``; its
+    ``lms_assess_interval`` then takes them from there, and may keep its writes with
+    ``batch.add(name, writer, item)``: ``writer(items)`` writes them all in one statement,
+    before any other statement on the connection and before the COMMIT. A plugin that does
+    nothing here reads and writes as it does one beat at a time. Return value ignored.
+    """
+
+
+@hookspec
 def lms_assess_interval(claim: IntervalClaim) -> Verdict | None:
     """Judge one heartbeat interval of viewing or reading before it is credited.
 

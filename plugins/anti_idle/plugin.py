@@ -162,6 +162,12 @@ class AntiIdlePlugin:
         receive(session_id, body)
 
     @hookimpl
+    def lms_beat_group_read(self, batch: Any, beats: list[tuple[int, int, str]]) -> None:
+        from plugins.anti_idle.state import group_read
+
+        group_read(batch, beats)
+
+    @hookimpl
     def lms_assess_interval(self, claim: IntervalClaim) -> Verdict | None:
         from plugins.anti_idle.services import assess_interval
 

@@ -28,8 +28,9 @@ from typing import Any, cast
 from sqlalchemy import Date, Integer, Table, bindparam, insert, select, tuple_, update
 
 from lms_core.extensions import db
+from lms_core.learning import beat_group
 from plugins.anti_idle import els, state_pg
-from plugins.anti_idle.inputs import Owed, person_check_inputs, prior_from, with_reach
+from plugins.anti_idle.inputs import CHECK_LOOKBACK, Owed, person_check_inputs, prior_from, with_reach
 from plugins.anti_idle.models import Beat, PersonState
 from plugins.anti_idle.policy import policy_version_statement
 
@@ -155,7 +156,10 @@ def load_for_beat(
     ``video``: also what ``checks.issue_owed`` asks (PostgreSQL; else it asks itself).
     """
     if _dialect() == "postgresql":
-        found = state_pg.load(user_id, course_id, since, until, video=video)
+        batch = beat_group.current(db.session.connection().info)
+        found = None if batch is None else state_pg.take(batch, user_id, course_id, since, until, video=video)
+        if found is None:
+            found = state_pg.load(user_id, course_id, since, until, video=video)
         if found is not None:
             row, version, checks, owed = found
             # What the beats say of a lapsed check's window (R07 offline): a statement of
@@ -164,6 +168,17 @@ def load_for_beat(
         return BeatRead(State(user_id), None, person_check_inputs(user_id, since, until))
     person, version = load(user_id, course_id)
     return BeatRead(person, version, person_check_inputs(user_id, since, until))
+
+
+def group_read(batch: beat_group.Batch, beats: list[tuple[int, int, str]]) -> None:
+    """``lms_beat_group_read``: the state rows, policy versions and checks of a round's judged
+    beats in one locked read (``state_pg.prefetch``), taken by :func:`load_for_beat`."""
+    from lms_core.db import utcnow
+    from plugins.anti_idle.services import JUDGED_KINDS
+
+    people = [(user_id, course_id) for user_id, course_id, kind in beats if kind in JUDGED_KINDS]
+    if people and _dialect() == "postgresql":
+        state_pg.prefetch(batch, people, utcnow() - CHECK_LOOKBACK)
 
 
 def save(state: State, beat: dict[str, Any] | None = None) -> None:
@@ -175,7 +190,11 @@ def save(state: State, beat: dict[str, Any] | None = None) -> None:
     assert state.day is not None
     values = _values(state)
     if _dialect() == "postgresql":
-        state_pg.save(values, beat)
+        batch = beat_group.current(db.session.connection().info)
+        if batch is not None:
+            state_pg.keep(batch, values, beat)  # written with the round's others (beat_group)
+        else:
+            state_pg.save(values, beat)
     else:
         conn = db.session.connection()
         if beat is not None:

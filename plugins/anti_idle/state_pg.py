@@ -23,6 +23,7 @@ import functools
 from typing import Any
 
 from lms_core.extensions import db
+from lms_core.learning import beat_group
 from plugins.anti_idle import els
 from plugins.anti_idle.inputs import CLOCK_STEP_MARGIN, LastCheck, Owed
 
@@ -87,7 +88,11 @@ _BEAT_JSON = frozenset({"claimed", "client", "credited", "cuts", "flags", "sessi
 def execute(sql: str, params: dict[str, Any], *, fetch: bool = False) -> tuple[Any, ...] | None:
     """One statement on the session's connection (its transaction), prepared by psycopg;
     the first row if ``fetch`` (the only door to the database here: tests count through it)."""
-    raw = db.session.connection().connection.driver_connection
+    conn = db.session.connection()
+    batch = beat_group.current(conn.info)
+    if batch is not None:
+        batch.flush_for(sql)  # a round's kept writes first (a no-op for the batch's own statement)
+    raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
         cur.execute(sql, params, prepare=True)
@@ -170,3 +175,138 @@ def _insert(columns: tuple[str, ...]) -> str:
 def insert_beat(beat: dict[str, Any]) -> None:
     """The raw beat by itself (a day about to be replayed must find it stored)."""
     execute(_insert(tuple(beat)), _beat_params(beat))
+
+
+# -- a round of a beat group (``lms_core/learning/beat_group``): one read, one write ----------
+
+#: The plugin's name in a round's batch.
+_NAME = "anti_idle"
+
+#: The read of :func:`load` (its video form, which also brings what ``issue_owed`` asks)
+#: for every person of a round: their state rows locked in id order (as group commit
+#: takes people), each with the policy version in force for their beat's course. The
+#: checks' window is the widest of the round's (``until`` open); each beat keeps its own
+#: (:func:`take`, the same predicate in Python).
+_LOAD_MANY = (
+    _LOAD_VIDEO.replace(
+        "CASE WHEN mc.valid THEN cc.played_ms ELSE 0 END + coalesce(pl.added, 0) ",
+        "CASE WHEN mc.valid THEN cc.played_ms ELSE 0 END + coalesce(pl.added, 0), st.user_id ",
+    )
+    .replace("p.course_id = %(course_id)s", "p.course_id = k.course_id")
+    .replace(
+        " FROM anti_idle_person_states AS st ",
+        " FROM unnest(%(user_ids)s::bigint[], %(course_ids)s::bigint[]) AS k(user_id, course_id) "
+        "JOIN anti_idle_person_states AS st ON st.user_id = k.user_id ",
+    )
+    .replace(" WHERE st.user_id = %(user_id)s FOR UPDATE OF st", " ORDER BY st.user_id FOR UPDATE OF st")
+)
+assert (
+    "= k.course_id" in _LOAD_MANY and "unnest(" in _LOAD_MANY and "ORDER BY st.user_id FOR" in _LOAD_MANY
+)  # every replace took
+#: The round's checks window reaches this much further back than any of its beats' (a
+#: server clock stepping back between the read and a beat must not lose a check).
+_WINDOW_MARGIN = CLOCK_STEP_MARGIN
+_FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def prefetch(batch: Any, people: list[tuple[int, int]], since: dt.datetime) -> None:
+    """Read and lock the state rows of a round's ``(user id, course id)`` (one per person)
+    and keep them in ``batch`` for :func:`take`; a person without a row is left out (their
+    beat reads for itself, as a first beat does)."""
+    params = {
+        "user_ids": [p[0] for p in people],
+        "course_ids": [p[1] for p in people],
+        "since": since - _WINDOW_MARGIN,
+        "until": _FAR,
+        "margin": CLOCK_STEP_MARGIN,
+    }
+    raw = db.session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        cur.execute(_LOAD_MANY, params, prepare=True)
+        rows = cur.fetchall()
+    courses = dict(people)
+    batch.read[_NAME] = {row[20]: (courses[row[20]], row) for row in rows}
+
+
+def take(
+    batch: Any, user_id: int, course_id: int, since: dt.datetime, until: dt.datetime, *, video: bool
+) -> tuple[tuple[Any, ...], int | None, list[els.CheckInput], Owed | None] | None:
+    """What :func:`load` would answer, from the round's read (``None``: not read there, or for
+    another course: the caller reads itself). Taken once."""
+    found = batch.read.get(_NAME, {}).pop(user_id, None)
+    if found is None or found[0] != course_id:
+        return None
+    return _unpack(found[1], since, until, video)
+
+
+def _unpack(
+    found: tuple[Any, ...], since: dt.datetime, until: dt.datetime, video: bool
+) -> tuple[tuple[Any, ...], int | None, list[els.CheckInput], Owed | None]:
+    state = list(found[:8])
+    state[3] = _utc(state[3])
+    sessions, issued, due, answered, outcomes, trusted, latency = found[9:16]
+    checks = []
+    for i, session_id in enumerate(sessions or ()):
+        issued_at, due_at, answered_at = issued[i].astimezone(dt.UTC), due[i].astimezone(dt.UTC), _utc(answered[i])
+        # inputs._checks_statement's predicate for this beat's window (the read's was wider)
+        if issued_at > until or not (due_at >= since or answered_at is None or answered_at >= since):
+            continue
+        checks.append(els.CheckInput(session_id, issued_at, due_at, answered_at, outcomes[i], trusted[i], latency[i]))
+    owed = None
+    if video:
+        outcome, issued_at, answered_at, played = found[16:20]
+        last = None if outcome is None else LastCheck(outcome, issued_at.astimezone(dt.UTC), _utc(answered_at))
+        owed = Owed(last, int(played))
+    return tuple(state), found[8], checks, owed
+
+
+_STATE_COLUMNS = (
+    "user_id",
+    "day",
+    "day_credited_ms",
+    "focus_session",
+    "focus_until",
+    "sessions",
+    "lessons",
+    "tally_day",
+    "day_tally",
+)
+
+
+@functools.cache
+def _save_many(beat_columns: tuple[str, ...]) -> str:
+    """The round's raw beats and state rows in one statement (rows as JSON arrays that
+    PostgreSQL turns into rows of the tables' own types); one state row per person."""
+    state = ", ".join(_STATE_COLUMNS)
+    upsert = (
+        f"INSERT INTO anti_idle_person_states ({state}) SELECT {state} "  # noqa: S608 - constant names
+        "FROM jsonb_populate_recordset(NULL::anti_idle_person_states, %(s)s::jsonb) AS v WHERE true "
+        + _UPSERT[_UPSERT.index("ON CONFLICT") :]
+    )
+    if not beat_columns:
+        return upsert
+    # The names are the beat row's keys (``services.beat_row``), never input.
+    columns = ", ".join(beat_columns)
+    return (
+        f"WITH b AS (INSERT INTO anti_idle_beats ({columns}) SELECT {columns} "  # noqa: S608
+        "FROM jsonb_populate_recordset(NULL::anti_idle_beats, %(b)s::jsonb) WITH ORDINALITY AS v "
+        f"ORDER BY v.ordinality) {upsert}"
+    )
+
+
+def _write_many(items: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
+    beats = [beat for _values, beat in items if beat is not None]
+    columns: dict[str, None] = {}
+    for beat in beats:
+        columns.update(dict.fromkeys(beat))
+    # A beat whose day was replayed saved its person's row before its own save: the last
+    # values win, as the second upsert overwrote the first (all columns) one by one.
+    states = {values["user_id"]: values for values, _beat in items}
+    params = {"s": beat_group.rows_json(list(states.values())), "b": beat_group.rows_json(beats)}
+    execute(_save_many(tuple(columns)), params)
+
+
+def keep(batch: Any, values: dict[str, Any], beat: dict[str, Any] | None) -> None:
+    """:func:`save` kept in the round's batch (written with the round's others)."""
+    batch.add(_NAME, _write_many, (values, beat), ("anti_idle_beats", "anti_idle_person_states"))

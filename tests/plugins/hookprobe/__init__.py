@@ -188,6 +188,10 @@ class HookProbe:
         self.learning_calls.append(("beat_received", (session_id, body)))
 
     @hookimpl
+    def lms_beat_group_read(self, batch: Any, beats: Any) -> None:
+        self.learning_calls.append(("beat_group_read", beats))  # reads nothing: its beats read alone
+
+    @hookimpl
     def lms_assess_interval(self, claim: Any) -> Any:
         self.learning_calls.append(("assess_interval", claim))
         return self.interval_verdict
