@@ -163,9 +163,10 @@ class AntiIdlePlugin:
 
     @hookimpl
     def lms_beat_group_read(self, batch: Any, beats: list[tuple[int, int, str]]) -> None:
+        from plugins.anti_idle.services import JUDGED_KINDS
         from plugins.anti_idle.state import group_read
 
-        group_read(batch, beats)
+        group_read(batch, [(user_id, course_id) for user_id, course_id, kind in beats if kind in JUDGED_KINDS])
 
     @hookimpl
     def lms_assess_interval(self, claim: IntervalClaim) -> Verdict | None:

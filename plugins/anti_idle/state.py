@@ -170,13 +170,12 @@ def load_for_beat(
     return BeatRead(person, version, person_check_inputs(user_id, since, until))
 
 
-def group_read(batch: beat_group.Batch, beats: list[tuple[int, int, str]]) -> None:
-    """``lms_beat_group_read``: the state rows, policy versions and checks of a round's judged
-    beats in one locked read (``state_pg.prefetch``), taken by :func:`load_for_beat`."""
+def group_read(batch: beat_group.Batch, people: list[tuple[int, int]]) -> None:
+    """``lms_beat_group_read`` for a round's judged beats ``(user id, course id)``: the state
+    rows, policy versions and checks in one locked read (``state_pg.prefetch``), taken by
+    :func:`load_for_beat`."""
     from lms_core.db import utcnow
-    from plugins.anti_idle.services import JUDGED_KINDS
 
-    people = [(user_id, course_id) for user_id, course_id, kind in beats if kind in JUDGED_KINDS]
     if people and _dialect() == "postgresql":
         state_pg.prefetch(batch, people, utcnow() - CHECK_LOOKBACK)
 
