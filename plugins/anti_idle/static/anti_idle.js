@@ -257,6 +257,10 @@
 
   // ---- attention checks -------------------------------------------------------
   var box, promptEl, optionsEl, statusEl, timerEl, current = null, busy = false, lastKey = 0, lastInput = "none";
+  // ``spent``: the last check the server judged. An ask sent before that answer landed
+  // still brings it back, and it must not be shown again. ``again``: an ask wanted while
+  // one was in flight (after a wrong answer) is made when that one returns.
+  var spent = null, again = false;
   var expiryTimer = null, tickTimer = null, returnFocus = null, tracker = null;
 
   function post(url, body) {
@@ -270,12 +274,16 @@
   }
 
   function poll() {
-    if (busy || !checkUrl) return;
+    if (!checkUrl) return;
+    if (busy) { again = true; return; }
     busy = true;
+    again = false;
     post(checkUrl, { position: tracker ? tracker.position() : 0 }).then(function (data) {
       busy = false;
-      if (data.check && (!current || current.token !== data.check.token)) show(data.check);
-    }).catch(function () { busy = false; });
+      var check = data.check;
+      if (check && check.token !== spent && (!current || current.token !== check.token)) show(check);
+      if (again) poll();
+    }).catch(function () { busy = false; if (again) poll(); });
   }
 
   function checks(t) {
@@ -339,6 +347,7 @@
     post(answerUrl.replace(/\/0\/answer$/, "/" + encodeURIComponent(token) + "/answer"),
          { answer: value, trusted: e.isTrusted === true, latency_ms: latency, input_mode: mode })
       .then(function (data) {
+        if (data.outcome || data._status === 409) spent = token;
         if (!current || current.token !== token) return;
         if (data.outcome === "passed") {
           close(text.thanks);
