@@ -84,8 +84,14 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start.astimezone(dt.UTC), (start + dt.timedelta(days=1)).astimezone(dt.UTC)
 
 
-def hhmm(moment: dt.datetime) -> str:
-    return moment.astimezone(SHANGHAI).strftime("%H:%M:%S")
+def hhmm(moment: dt.datetime, day: dt.date | None = None) -> str:
+    """Beijing time of day; with its date in front when it falls on another day than ``day``
+    (a check left open overnight and answered the next morning, an auditor's decision made
+    days later): a bare "09:05:41" would read as the same morning."""
+    local = moment.astimezone(SHANGHAI)
+    if day is not None and local.date() != day:
+        return local.strftime("%Y-%m-%d %H:%M:%S")
+    return local.strftime("%H:%M:%S")
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -102,14 +102,14 @@ def _checks(user_id: int, day: dt.date, lanes: dict[str, str]) -> tuple[list[Mar
         if answered is not None:
             text = _(
                 "Attention check shown at %(at)s, answered at %(answered)s (%(outcome)s)",
-                at=hhmm(issued),
-                answered=hhmm(answered),
+                at=hhmm(issued, day),
+                answered=hhmm(answered, day),
                 outcome=_outcome_name(c.outcome),
             )
         else:
             text = _(
                 "Attention check shown at %(at)s, not answered (%(outcome)s)",
-                at=hhmm(issued),
+                at=hhmm(issued, day),
                 outcome=_outcome_name(c.outcome),
             )
         marks.append(Mark(lane, issued, kind, text))
@@ -170,7 +170,7 @@ def layer(person: User, day: dt.date, session_lanes: dict[str, str]) -> DayLayer
             title=_("Anti-idle evidence"),
             headers=[_("Span start"), _("Span end"), _("What happened"), _("Time affected")],
             rows=[
-                [hhmm(_aware(e.span_start)), hhmm(_aware(e.span_end)), render(e), _minutes(e.amount_ms)]  # type: ignore[arg-type]
+                [hhmm(_aware(e.span_start), day), hhmm(_aware(e.span_end), day), render(e), _minutes(e.amount_ms)]  # type: ignore[arg-type]
                 for e in lines
             ],
             note=_("Each line is a rule that cut or flagged time; the ledger entries below are what they produced."),
@@ -190,7 +190,7 @@ def layer(person: User, day: dt.date, session_lanes: dict[str, str]) -> DayLayer
                 headers=[_("When"), _("Reviewer"), _("Decision"), _("Duration"), _("Reason")],
                 rows=[
                     [
-                        hhmm(_aware(r.created_at)),  # type: ignore[arg-type]
+                        hhmm(_aware(r.created_at), day),  # type: ignore[arg-type]
                         name or "",
                         _("Posted") if r.decision == "post" else _("Voided"),
                         fmt_amount(r.seconds * 1000),

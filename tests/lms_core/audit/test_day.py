@@ -130,3 +130,29 @@ def test_parallel_streams_show_as_lanes_a_fact_and_their_evidence(client, kit, t
     assert "同时播放的数量：2" in page.split('class="day-facts', 1)[1].split("</ul>", 1)[0]
     evidence = page.split('id="day-evidence"', 1)[1].split("</table>", 1)[0]
     assert "同时播放 2 个课程" in evidence
+
+
+def test_a_time_on_another_day_shows_its_date(client, kit, tree, monkeypatch):
+    """A check left open at 09:05 and answered the next morning: its times name that day,
+    and the table's columns are times (开始/结束), not dates."""
+    from lms_core.audit.day import hhmm
+    from plugins.anti_idle import policy
+
+    monkeypatch.setitem(policy.DEFAULTS, "checks_follow_claims", 0)  # only the check below
+    me = make_learner(tree, kit, name="张伟")
+    auditor = UserFactory(username="audit_a", org_unit=tree.county_a, full_name="南岭审核员")
+    grant(auditor, Role.AUDITOR, tree.county_a)
+    db.session.commit()
+    tab = me.open(deliver=3_600_000)
+    at = me.play(tab, T0, 300)
+    check = me.issue_check(tab, at, window=15)
+    me.answer(check, at + dt.timedelta(days=1, seconds=41))
+    login(client, "audit_a")
+    page = client.get(URL.format(id=me.user.id)).get_data(as_text=True)
+    table = page.split('id="day-table"', 1)[1].split("</table>", 1)[0]
+    assert "<th>开始</th><th>结束</th>" in table and "日期" not in table
+    assert "<td>09:05:15</td><td>2026-05-11 09:05:41</td>" in table  # no credit till it was answered
+    assert "09:05:00 弹出注意力检查，2026-05-11 09:05:41 作答" in table
+    day = dt.date(2026, 5, 10)
+    assert hhmm(T0, day) == hhmm(T0) == "09:00:00"
+    assert hhmm(T0 - dt.timedelta(hours=10), day) == "2026-05-09 23:00:00"
