@@ -340,10 +340,27 @@ def fmt_time(iso: str) -> str:
     return dt.datetime.fromisoformat(iso).astimezone(els.SHANGHAI).strftime("%H:%M")
 
 
-def render(line: Evidence) -> str:
+class Line(Protocol):
+    """What :func:`render` reads of a line (an ``Evidence`` row, or the columns a list read)."""
+
+    @property
+    def message(self) -> str: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
+    @property
+    def span_start(self) -> dt.datetime: ...
+    @property
+    def span_end(self) -> dt.datetime: ...
+    @property
+    def amount_ms(self) -> int: ...
+
+
+def render(line: Line) -> str:
     """The line in the current locale."""
     params = dict(line.params)
-    params["start"], params["end"] = fmt_time(line.span_start.isoformat()), fmt_time(line.span_end.isoformat())
+    # (Beijing wall-clock time, as fmt_time; without its round trip through ISO text.)
+    params["start"] = line.span_start.astimezone(els.SHANGHAI).strftime("%H:%M")
+    params["end"] = line.span_end.astimezone(els.SHANGHAI).strftime("%H:%M")
     params["amount"] = fmt_amount(line.amount_ms)
     return _(line.message, **params)
 

@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 from lms_core.authz import require
 from lms_core.extensions import db
 from lms_core.unit_of_work import service_call
-from plugins.anti_idle import appeals
+from plugins.anti_idle import appeals, review_page
 from plugins.anti_idle.views import bp
 
 
@@ -102,17 +102,18 @@ def _review_page(*, error: str | None = None, status: int = 200) -> Any:
         for item in items:
             days.setdefault(item.person.id, []).append(item.day.day.isoformat())
         log_views(current_user, {person_id: "、".join(sorted(shown)) for person_id, shown in days.items()}, "review")
-        with keep_loaded():  # the page shows the items just read: not one SELECT each again
+        with keep_loaded():  # the items' units stay loaded (plugins' scope checks read their paths)
             commit()
+    args = {"kind": kind, "org": org}
     return render_template(
         "anti_idle/review.html",
-        items=items,
+        cards=review_page.cards(items, args),
         after=after,
         next_cursor=next_cursor,
         error=error,
         kind=kind,
         org=org,
-        args={"kind": kind, "org": org},
+        args=args,
         units=units_in_scope(current_user, "anti_idle.review"),
     ), status
 

@@ -206,3 +206,32 @@ def test_the_looks_of_a_page_are_logged_with_the_auditors_name_unit_and_roles(cl
         (str(d.user_id), auditor.id, tree.city.id, sorted({str(a.role) for a in auditor.roles}), True)
         for d in (low, high)
     )
+
+
+def test_an_item_shows_its_figures_evidence_appeal_and_decisions_in_chinese(client, queue, tree):
+    """What review_page.cards prepares for each day, as the page prints it."""
+    from plugins.anti_idle.models import Appeal
+
+    low, high = queue
+    person = db.session.get(User, low.user_id)
+    appealed = make_day(person, "deducted", deducted_ms=28 * 60_000, day=dt.date(2026, 5, 2))
+    db.session.add(Appeal(user_id=person.id, day_verdict_id=appealed.id, reason="我一直在看<b>", status="open"))
+    db.session.commit()
+    login(client, "audit_city")
+    page = client.get("/anti-idle/review").get_data(as_text=True)
+    sections = {
+        int(c.split('"', 1)[0]): c.split("</section>", 1)[0] for c in page.split('id="review-')[1:] if c[0].isdigit()
+    }
+    held = sections[low.id]
+    assert '<h2>村干部 <small class="muted">' + tree.village_a.name + "</small> · 2026-05-10 ·" in held
+    assert '<span class="ai-verdict-held">待审核</span>' in held
+    assert "疑点分数 60 · 上报 60.0 分钟，计入 59.0 分钟 · 暂缓 1.0 分钟</p>" in held
+    # The evidence line in Beijing time (06:02 UTC), with its amount.
+    assert "14:02–14:31 课程在后台或最小化窗口中播放，超出 60 秒容忍时间，扣减 28 分钟</li>" in held
+    assert f'action="/anti-idle/review/days/{low.id}?kind=all&amp;org="' in held
+    assert 'value="post">计入暂缓学时</button>' in held and 'value="uphold"' not in held
+    assert "申诉" not in held.split("<form", 1)[0]
+    deducted = sections[appealed.id]
+    assert '<span class="">部分扣减</span>' in deducted and " · 暂缓" not in deducted
+    assert "<strong>申诉</strong>（待审核）：我一直在看&lt;b&gt;</p>" in deducted  # the learner's words escaped
+    assert 'value="uphold">支持申诉</button>' in deducted and 'value="post"' not in deducted
