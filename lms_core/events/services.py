@@ -17,6 +17,7 @@ from lms_core.events.models import Event, EventHandlerFailure
 from lms_core.extensions import db
 from lms_core.jobs.services import enqueue, enqueue_many
 from lms_core.orgs.models import OrgUnit
+from lms_core.pg_arrays import int_array, str_array
 from lms_core.pluginhost import get_plugin_manager
 
 log = logging.getLogger(__name__)
@@ -134,11 +135,11 @@ def _insert_pg(name: str, actor_id: int | None, ip: str | None, now: Any, rows: 
         "actor_id": actor_id,
         "ip": ip,
         "now": now,
-        "org_unit_ids": [r["org_unit_id"] for r in rows],
-        "object_types": [r["object_type"] for r in rows],
-        "object_ids": [r["object_id"] for r in rows],
-        "course_ids": [r["course_id"] for r in rows],
-        "payloads": [json.dumps(r["payload"]) for r in rows],
+        "org_unit_ids": int_array(r["org_unit_id"] for r in rows),
+        "object_types": str_array(r["object_type"] for r in rows),
+        "object_ids": str_array(r["object_id"] for r in rows),
+        "course_ids": int_array(r["course_id"] for r in rows),
+        "payloads": str_array(json.dumps(r["payload"]) for r in rows),
     }
     return [int(i) for i in db.session.execute(_INSERT_PG, params).scalars()]
 

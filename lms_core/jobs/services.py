@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from lms_core.db import utcnow
 from lms_core.extensions import db
 from lms_core.jobs.models import Job, JobStatus
+from lms_core.pg_arrays import str_array
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def enqueue_many(kind: str, payloads: list[dict[str, Any]]) -> list[int]:
         jobs = [enqueue(kind, payload) for payload in payloads]
         db.session.flush()
         return [job.id for job in jobs]
-    params = {"kind": kind, "now": utcnow(), "payloads": [json.dumps(p) for p in payloads]}
+    params = {"kind": kind, "now": utcnow(), "payloads": str_array(json.dumps(p) for p in payloads)}
     ids = [int(i) for i in db.session.execute(_ENQUEUE_PG, params).scalars()]
     db.session.info.setdefault("lms_new_jobs", []).extend(ids)
     return ids

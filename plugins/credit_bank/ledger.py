@@ -38,6 +38,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from lms_core.db import utcnow
 from lms_core.extensions import db
+from lms_core.pg_arrays import int_array as _int_array
+from lms_core.pg_arrays import str_array as _str_array
 from plugins.credit_bank import ledger_pg
 from plugins.credit_bank.models import (
     FLAG_CLOSED,
@@ -53,8 +55,6 @@ from plugins.credit_bank.models import (
     Ledger,
     Transfer,
 )
-from plugins.credit_bank.pg_arrays import int_array as _int_array
-from plugins.credit_bank.pg_arrays import str_array as _str_array
 
 # Core tables (typed as Table: the Core path is used for bulk inserts and updates).
 TRANSFERS = cast(Table, Transfer.__table__)

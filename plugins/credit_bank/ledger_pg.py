@@ -24,13 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from plugins.credit_bank.models import JOURNAL_COLUMNS
-from plugins.credit_bank.pg_arrays import (
+from lms_core.pg_arrays import (
     date_array,
     int_array,
     str_array,
     timestamptz_array,
 )
+from plugins.credit_bank.models import JOURNAL_COLUMNS
 
 #: The columns of a stored transfer as :func:`prepare` returns them (the ledger's
 #: ``_EXISTING_KEYS``: the accounts' natural keys come with them).
