@@ -235,3 +235,23 @@ def test_an_item_shows_its_figures_evidence_appeal_and_decisions_in_chinese(clie
     assert '<span class="">部分扣减</span>' in deducted and " · 暂缓" not in deducted
     assert "<strong>申诉</strong>（待审核）：我一直在看&lt;b&gt;</p>" in deducted  # the learner's words escaped
     assert 'value="uphold">支持申诉</button>' in deducted and 'value="post"' not in deducted
+
+
+def test_url_patterns_build_what_url_for_builds(app):
+    """The page's links are built once with marks, then filled per day: same URLs."""
+    from flask import url_for
+
+    from plugins.anti_idle.review_page import links, url_pattern
+
+    with app.test_request_context("/anti-idle/review"):
+        args = {"kind": "held", "org": "县 & 镇/1?"}
+        decide = url_pattern("anti_idle.review_decide", ids=("day_verdict_id",), **args)
+        day = url_pattern("audit.person_day", ids=("user_id",), day="day")
+        for n, iso in ((1, "2026-05-10"), (987_654_321_987_000, "2026-12-31"), (10**17, "1999-01-01")):
+            assert decide.format(day_verdict_id=n) == url_for("anti_idle.review_decide", day_verdict_id=n, **args)
+            assert day.format(user_id=n, day=iso) == url_for("audit.person_day", user_id=n, day=iso)
+        assert "{x}" not in url_pattern("anti_idle.review_decide", ids=("day_verdict_id",), org="{x}")  # encoded
+        with pytest.raises(ValueError):  # a value that looks like the mark: refused, not mixed up
+            url_pattern("anti_idle.review_decide", ids=("day_verdict_id",), org="987654321987000")
+        odd = links("anti_idle.review_decide", ids=("day_verdict_id",), org="987654321987000")
+        assert odd(day_verdict_id=5) == url_for("anti_idle.review_decide", day_verdict_id=5, org="987654321987000")
