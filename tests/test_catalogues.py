@@ -34,3 +34,20 @@ def test_no_catalogue_translates_another_ones_msgid_differently() -> None:
                 if catalogues[a][msgid] != catalogues[b][msgid]:
                     clashes.append(f"{msgid!r}: {a} {catalogues[a][msgid]} / {b} {catalogues[b][msgid]}")
     assert not clashes, "\n".join(sorted(clashes))
+
+
+#: One thing, one Chinese name, wherever the pages show it: the review queue said 疑点分数,
+#: the evidence line 复核分 and the day picture 审核分 for the same number.
+TERMS = {"review score": "审核分"}
+
+
+def test_a_term_has_one_chinese_name_in_every_catalogue() -> None:
+    paths = [CORE, *sorted(ROOT.glob("plugins/*/translations/zh_Hans_CN/LC_MESSAGES/messages.po"))]
+    odd = [
+        f"{path.parts[-5]}: {msgid!r} = {msgstr}"
+        for path in paths
+        for msgid, msgstr in _catalogue(path).items()
+        for term, name in TERMS.items()
+        if term in msgid.lower() and name not in msgstr
+    ]
+    assert not odd, "\n".join(odd)

@@ -199,6 +199,8 @@ def build(user_id: int, day: dt.date, layers: list[DayLayer]) -> Picture:
     step = 1 if hours <= 6 else 2 if hours <= 12 else 3
     # Whole steps, so the ticks are evenly spaced and the last one sits at the end.
     a_end = a_start + dt.timedelta(hours=-(-hours // step) * step)
+    if a_end > day_end:  # whole steps past midnight: start earlier instead, the axis ends with the day
+        a_start, a_end = a_start - (a_end - day_end), day_end
     total = (a_end - a_start).total_seconds()
 
     def pos(moment: dt.datetime) -> float:
@@ -221,7 +223,9 @@ def build(user_id: int, day: dt.date, layers: list[DayLayer]) -> Picture:
     ticks = []
     for h in range(0, int(total // 3600) + 1, step):
         moment = a_start + dt.timedelta(hours=h)
-        ticks.append((pos(moment), moment.astimezone(SHANGHAI).strftime("%H:%M")))
+        # The day's end is its 24:00 (as a timetable says), not the next day's 00:00.
+        label = "24:00" if moment == day_end else moment.astimezone(SHANGHAI).strftime("%H:%M")
+        ticks.append((pos(moment), label))
     rows: list[tuple[dt.datetime, dt.datetime | None, str, str, str]] = sorted(
         [(s.start, s.end, s.lane, _known(s.kind), s.text) for s in spans]
         + [(m.at, None, m.lane, _known(m.kind), m.text) for m in marks],

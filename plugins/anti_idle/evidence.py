@@ -359,8 +359,10 @@ def render(line: Line) -> str:
     """The line in the current locale."""
     params = dict(line.params)
     # (Beijing wall-clock time, as fmt_time; without its round trip through ISO text.)
-    params["start"] = line.span_start.astimezone(els.SHANGHAI).strftime("%H:%M")
-    params["end"] = line.span_end.astimezone(els.SHANGHAI).strftime("%H:%M")
+    start, end = line.span_start.astimezone(els.SHANGHAI), line.span_end.astimezone(els.SHANGHAI)
+    # A span within one minute read "09:05–09:05", as if it had lasted nothing: with seconds.
+    shape = "%H:%M:%S" if (start.hour, start.minute) == (end.hour, end.minute) else "%H:%M"
+    params["start"], params["end"] = start.strftime(shape), end.strftime(shape)
     params["amount"] = fmt_amount(line.amount_ms)
     return _(line.message, **params)
 

@@ -225,7 +225,7 @@ def test_an_item_shows_its_figures_evidence_appeal_and_decisions_in_chinese(clie
     held = sections[low.id]
     assert '<h2>村干部 <small class="muted">' + tree.village_a.name + "</small> · 2026-05-10 ·" in held
     assert '<span class="ai-verdict-held">待审核</span>' in held
-    assert "疑点分数 60 · 上报 60.0 分钟，计入 59.0 分钟 · 暂缓 1.0 分钟</p>" in held
+    assert "审核分 60 · 上报 60.0 分钟，计入 59.0 分钟 · 暂缓 1.0 分钟</p>" in held
     # The evidence line in Beijing time (06:02 UTC), with its amount.
     assert "14:02–14:31 课程在后台或最小化窗口中播放，超出 60 秒容忍时间，扣减 28 分钟</li>" in held
     assert f'action="/anti-idle/review/days/{low.id}?kind=all&amp;org="' in held

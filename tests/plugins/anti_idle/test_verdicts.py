@@ -178,3 +178,18 @@ def test_study_api_reports_held_seconds_with_a_bearer_token(me, client):
     rules = {e["rule"] for e in body["evidence"]}
     assert {"R11", "HOLD"} <= rules  # the lecture's R16 line is on the lecture
     assert all(e["text"] for e in body["evidence"])
+
+
+def test_an_evidence_span_within_one_minute_shows_its_seconds(app):
+    """'09:05–09:05' read as if nothing had lasted: within one minute the times carry seconds."""
+    from plugins.anti_idle.evidence import RULES
+
+    def line(start: dt.datetime, end: dt.datetime) -> Evidence:
+        return Evidence(
+            rule="R14", span_start=start, span_end=end, amount_ms=30_000, message=RULES["R14"].message, params={}
+        )
+
+    t = T0 + 5 * 60 * S  # 09:05 Beijing
+    with app.test_request_context(), force_locale("zh_Hans_CN"):
+        assert render(line(t, t + 30 * S)).startswith("09:05:00–09:05:30 ")
+        assert render(line(t, t + 90 * S)).startswith("09:05–09:06 ")
