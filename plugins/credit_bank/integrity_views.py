@@ -31,12 +31,12 @@ RECENT = 20
 
 def may_view(user: Any) -> bool:
     """Auditors and site admins whose scope covers the whole org tree (the journal is site-wide)."""
-    if not can(user, "credit.view"):
+    # The roles first: the admin nav asks on every page, and most viewers stop here
+    # without the roots' SELECT.
+    if not can(user, "credit.view") or not (can(user, "site.manage") or can(user, "credit.reverse")):
         return False
     roots = db.session.execute(select(OrgUnit).where(OrgUnit.parent_id.is_(None))).scalars().all()
-    return (can(user, "site.manage") or can(user, "credit.reverse")) and all(
-        can(user, "credit.view", root) for root in roots
-    )
+    return all(can(user, "credit.view", root) for root in roots)
 
 
 @bp.before_request
