@@ -61,7 +61,7 @@ def test_filters_and_export_match_the_page(client, people):
     assert raw.startswith("\ufeff") and export.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(raw.lstrip("\ufeff"))))
     assert len(rows) == 2 and rows[1][3] == "video.played" and rows[1][4] == "inside"
-    # Chinese headers; the event's human name (or "other event") next to its code
+    # Chinese headers; the event's human name next to its code
     assert rows[0] == [
         "序号",
         "时间（北京时间）",
@@ -74,7 +74,7 @@ def test_filters_and_export_match_the_page(client, people):
         "IP 地址",
         "详情",
     ]
-    assert rows[1][2] == "其他事件"
+    assert rows[1][2] == "视频开始播放"
 
 
 def test_export_details_are_readable_in_beijing_time(client, people):
