@@ -75,7 +75,7 @@ def _record(app: Flask, pending: list[_Request], handed: list[_Request]) -> None
         current: int | None = None
         results: list[Any] = [None] * len(pending)
         try:
-            with bare_transaction(beat_front.refusals()) as refused:
+            with bare_transaction((*beat_front.refusals(), beat_group.HandOff)) as refused:
                 for round_ in _rounds(pending) if batched else [list(range(len(pending)))]:
                     info = db.session.connection().info if batched else None
                     try:
@@ -105,15 +105,25 @@ def _record(app: Flask, pending: list[_Request], handed: list[_Request]) -> None
                     continue
                 handed.extend(pending)  # the COMMIT: nothing of the group is written; each beat to the view
                 return
-            handed.append(pending.pop(current))
+            _hand(pending, current, handed)
             continue
         if refused:
             assert current is not None
-            handed.append(pending.pop(current))
+            _hand(pending, current, handed)
             continue
         for req, result in zip(pending, results, strict=True):
             req.future.set_result(answer_parts(app, result))
         return
+
+
+def _hand(pending: list[_Request], current: int, handed: list[_Request]) -> None:
+    """Take the beat at ``current`` out of the group for the view, with the person's later
+    beats in it: recorded here, they would come before it."""
+    user_id = pending[current].beat.user_id
+    later = [i for i in range(current, len(pending)) if pending[i].beat.user_id == user_id]
+    for i in reversed(later):
+        handed.append(pending.pop(i))
+    handed[len(handed) - len(later) :] = reversed(handed[len(handed) - len(later) :])  # in arrival order
 
 
 def _rounds(pending: list[_Request]) -> list[list[int]]:

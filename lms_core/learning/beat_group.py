@@ -38,6 +38,23 @@ from sqlalchemy.engine import Engine
 KEY = "lms_beat_batch"
 
 
+class HandOff(Exception):
+    """Raised by a beat's work inside a round when what is left is long (a plugin about to
+    replay a whole day: 150–350 ms of CPU where a beat takes 2): the group rolls back and is
+    done again without this beat (and the person's later beats in it), which the Flask view
+    then does alone, with the same answer. One writer thread records a process's groups, so
+    a long beat in a group made every beat of it (and of the groups queued behind) wait:
+    under load, groups of 15–30 beats waited 5–10 s behind a few day replays, the stall of
+    docs/deployment.md (docs/benchmarks.md, "group rounds")."""
+
+
+def in_round() -> bool:
+    """Whether the session's connection is recording a round of a beat group (PostgreSQL)."""
+    from lms_core.extensions import db
+
+    return db.session.connection().info.get(KEY) is not None
+
+
 class RoundFailed(Exception):
     """A round's read or write failed (nothing of the transaction stands)."""
 

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lms_core.events.services import emit
 from lms_core.extensions import db
+from lms_core.learning import beat_group
 from lms_core.learning import segments as segs
 from lms_core.learning.models import RefusedBeat
 from plugins.anti_idle import day_rules, els, state
@@ -389,6 +390,8 @@ def record_online(
         # offline check's relief, R07o, earned more): replay
         # the day (same numbers, by construction) so its figures and evidence lines are
         # current for the learner, then publish. The row's tally starts again from it.
+        if beat_group.in_round():
+            raise beat_group.HandOff  # done alone by the view: a group would wait for it
         if before_replay is not None:
             before_replay()
         assess_day(beat["user_id"], day)

@@ -206,6 +206,24 @@ def run_group(app: Any, group: list[tuple[Player, dict[str, Any]]]) -> list[beat
     return record(app, requests_for(group))
 
 
+def by_view_if_handed(
+    group: list[tuple[Player, dict[str, Any]]],
+    answers: list[beat_batch.Answer | None],
+    at: dt.datetime,
+    keep: Any = lambda body: False,
+) -> list[beat_batch.Answer | None]:
+    """The group's answers, a beat it handed back answered by the view, as the ASGI front does
+    (on PostgreSQL a day replay is handed back: ``beat_group.HandOff``); ``keep(body)``: left
+    ``None`` for the test to check."""
+    out: list[beat_batch.Answer | None] = []
+    for (p, body), answer in zip(group, answers, strict=True):
+        if answer is None and not keep(body):
+            response = p.post(at, body)
+            answer = (response.status_code, [], response.data)
+        out.append(answer)
+    return out
+
+
 def test_a_group_stores_what_one_at_a_time_stores_and_a_bad_beat_goes_to_the_view(app, kit, tree):
     users = people(app, kit, tree, 6)
     grouped = [Player(app, kit, u, lean=True) for u in users[:3]]
@@ -216,7 +234,7 @@ def test_a_group_stores_what_one_at_a_time_stores_and_a_bad_beat_goes_to_the_vie
         bad = step == 2
         group = [(p, {"seq": "x"} if bad and i == 1 else body) for i, p in reversed(list(enumerate(grouped)))]
         with time_machine.travel(at, tick=False):
-            answers = run_group(app, group)
+            answers = by_view_if_handed(group, run_group(app, group), at, keep=lambda body: body.get("seq") == "x")
         for i, p in enumerate(alone):
             reference = p.post(at, {"seq": "x"} if bad and i == 1 else body)
             answer = answers[len(grouped) - 1 - i]
@@ -241,7 +259,8 @@ def test_two_beats_of_one_person_in_one_group(app, kit, tree):
     pairs = [played[0:1], played[1:3], played[3:5]]  # beats 2+3 and 4+5 arrive together
     for pair in pairs:
         with time_machine.travel(pair[-1][0], tick=False):
-            answers = run_group(app, [(grouped, body) for _at, body in pair])
+            group = [(grouped, body) for _at, body in pair]
+            answers = by_view_if_handed(group, run_group(app, group), pair[-1][0])
             references = [alone.post(pair[-1][0], body) for _at, body in pair]
         assert [(x[0], x[2]) for x in answers if x] == [(r.status_code, r.data) for r in references]
     db.session.expire_all()
@@ -277,12 +296,14 @@ def test_concurrent_groups_in_opposite_orders_do_not_deadlock_on_postgresql(app,
     failures: list[BaseException] = []
     for at, body in played:
         barrier = threading.Barrier(2)
+        answered: dict[int, list[Any]] = {}
 
-        def writer(requests: list[Any], barrier: Any = barrier) -> None:
+        def writer(requests: list[Any], barrier: Any = barrier, answered: dict[int, list[Any]] = answered) -> None:
             try:
                 barrier.wait()
-                answers = record(app, requests)
-                assert all(a is not None and a[0] == 200 for a in answers), answers
+                answers = answered[id(requests)] = record(app, requests)
+                # None: handed back to the view (a day replay: beat_group.HandOff), done below
+                assert all(a is None or a[0] == 200 for a in answers), answers
             except BaseException as exc:  # noqa: BLE001 - reported below
                 failures.append(exc)
 
@@ -296,6 +317,11 @@ def test_concurrent_groups_in_opposite_orders_do_not_deadlock_on_postgresql(app,
             for t in threads:
                 t.join(timeout=60)
         assert not any(t.is_alive() for t in threads), "a group is stuck"
+        with time_machine.travel(at, tick=False):
+            for order, requests in zip((players, players[::-1]), groups, strict=True):
+                for p, answer in zip(order, answered.get(id(requests), []), strict=True):
+                    if answer is None:
+                        assert p.post(at, body).status_code == 200  # as the ASGI front hands it on
     assert not failures, failures
     db.session.rollback()
     for p in players:  # each beat stored once (the play starts the session; the others are beats)

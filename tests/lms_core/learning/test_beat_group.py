@@ -68,21 +68,27 @@ def normalised_session(found: list[dict[str, Any]], player: Player) -> list[dict
     return [{k: ("S" if v == player.session_id else v) for k, v in row.items() if k not in NAMING} for row in found]
 
 
-def play(app: Any, grouped: list[Player], alone: list[Player], chunks: list[list[Any]]) -> None:
+def play(app: Any, grouped: list[Player], alone: list[Player], chunks: list[list[Any]]) -> int:
     """Each chunk: every grouped person's beats of it in ONE group (arriving in reverse person
-    order, a person's own beats in order), and the same beats one by one for the others."""
+    order, a person's own beats in order), and the same beats one by one for the others. A
+    beat the group hands back goes to the view right after the group, as the ASGI front
+    does. Returns how many were handed back."""
+    handed = 0
     for chunk in chunks:
         at = chunk[-1][0]
         group = [(p, body) for p in reversed(grouped) for _at, body in chunk]
         with time_machine.travel(at, tick=False):
             answers = run_group(app, group)
+            got = []
+            for (p, body), answer in zip(group, answers, strict=True):
+                if answer is None:
+                    handed += 1
+                    response = p.post(at, body)
+                    answer = (response.status_code, None, response.data)
+                got.append(answer)
             references = [a.post(at, body) for a in reversed(alone) for _at, body in chunk]
-        assert len(answers) == len(references)
-        for answer, reference in zip(answers, references, strict=True):
-            if reference.status_code != 200:
-                assert answer is None  # the view answers it (a refused beat)
-                continue
-            assert answer is not None and (answer[0], answer[2]) == (reference.status_code, reference.data)
+        assert [(a[0], a[2]) for a in got] == [(r.status_code, r.data) for r in references]
+    return handed
 
 
 def chunks_of(played: list[Any]) -> list[list[Any]]:
@@ -101,8 +107,11 @@ def test_a_group_round_by_round_stores_and_answers_what_one_by_one_does(app, kit
     # people's beats, which a round must have written by then, as one by one had.
     chunks = chunks_of(played)
     assert sum(map(len, chunks)) == len(played)
-    play(app, grouped, alone, chunks)
+    handed = play(app, grouped, alone, chunks)
     assert_same_rows(grouped, alone)
+    # A day replay (hundreds of ms) is handed to the view on PostgreSQL, not waited for by
+    # the round (beat_group.HandOff); SQLite records one beat after another anyway.
+    assert (handed > 0) == (db.engine.dialect.name == "postgresql")
     assert rows(LearningInterval, grouped[0].session_id)  # something was credited
     assert person_rows(PersonState, grouped[0])  # and judged by anti-idle
 
@@ -114,7 +123,9 @@ def test_a_round_is_one_read_and_one_write_per_side_on_postgresql(app, kit, tree
     played = beats()
     for at, body in played[:2]:  # the play (first rows created) and a first beat, one group each
         with time_machine.travel(at, tick=False):
-            assert all(a is not None for a in run_group(app, [(p, body) for p in players]))
+            for p, answer in zip(players, run_group(app, [(p, body) for p in players]), strict=True):
+                if answer is None:  # handed back (the day's first replay): the view does it
+                    assert p.post(at, body).status_code == 200
     statements: list[str] = []
     original = psycopg.Cursor.execute
 
