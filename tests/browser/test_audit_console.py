@@ -99,6 +99,8 @@ def test_auditor_voids_a_held_day_from_the_timeline(
     page.screenshot(path=str(tmp_path / "day-desktop.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     assert horizontal_overflow(page) == 0
+    # The title's date stays whole on a phone (it broke as "2026-05-" / "10").
+    assert page.evaluate("document.querySelector('h1 .day-date').getClientRects().length") == 1
     page.screenshot(path=str(tmp_path / "day-phone.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 800})
 
