@@ -696,7 +696,10 @@ async def run_all(site: Site, names: dict[str, tuple[str, str, Scenario]], secs:
                 return Result(label, kind, honest_ms=honest_ms)
 
             done = await asyncio.gather(*(one(learners[u], label, kind, fn) for u, (label, kind, fn) in chunk))
-            await asyncio.sleep(2)  # the last beats land
+            # The last beats land, and the window of a check shown at the very end runs out
+            # (R07h/R07o judge a check once its window is over: the run is judged as the
+            # nightly assessment would, not while a window still runs).
+            await asyncio.sleep(2 + POLICY["check_window_seconds"])
             for (user, _v), r in zip(chunk, done, strict=True):
                 r.claimed_ms, r.ledger_ms = ledger(site, user)
                 r.verdict, r.credited_ms, r.held_ms, r.rules = settle(site, user)

@@ -53,6 +53,7 @@ from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.learning.models import LearningInterval, LearningSession
 from lms_core.learning.services import person_clock
+from plugins.anti_idle import els, rejudge
 from plugins.anti_idle.events import CHECK_ANSWERED, CHECK_ISSUED
 from plugins.anti_idle.inputs import CLOCK_STEP_MARGIN, LastCheck, Owed
 from plugins.anti_idle.models import (
@@ -291,6 +292,8 @@ def _create(session_id: str, user: User, lesson: Lesson, policy: PolicyVersion, 
     )
     db.session.add(check)
     db.session.flush()
+    # Its window may end with no beat of the person to judge the day again (R07h).
+    rejudge.schedule(user.id, els.beijing_day(now), check.due_at)
     emit(
         CHECK_ISSUED,
         actor=user,

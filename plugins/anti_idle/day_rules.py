@@ -192,22 +192,39 @@ def skips(outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | Non
 # --- R07h: presence never proven before a check lapsed ------------------------------------
 
 
+def judgement_time(day: dt.date, now: dt.datetime | None = None) -> dt.datetime:
+    """The time a day is judged at: ``now`` while the day runs, its end once it is over.
+
+    A check counts as lapsed once its window (and any offline relief, R07o) is over by
+    this time without a valid answer, whether or not a beat of the person came after it:
+    a script that stops beating when a check shows, or a player paused when the window ran
+    out, leaves no beat to close it. Judging at the day's end once the day is over makes a
+    recompute deterministic; while it runs, a job at each window's end judges the day again
+    (``rejudge``), so the online verdict changes with no further beat.
+    """
+    _start, end = day_bounds(day)
+    now = now if now is not None else dt.datetime.now(dt.UTC)
+    return min(now, end)
+
+
 def _day_checks(
-    outcomes: Outcomes, checks: Sequence[AttentionCheck], policy: Mapping[str, Any]
+    outcomes: Outcomes, checks: Sequence[AttentionCheck], policy: Mapping[str, Any], at: dt.datetime
 ) -> tuple[dt.datetime, list[tuple[dt.datetime, dt.datetime, dt.datetime | None, bool, dt.datetime | None]]]:
-    """(the day's last receive, and per check issued by then: issued, due, the answer given
-    that day, whether it is valid, and the end of its new window when it fell due offline)."""
+    """(the day's last receive, and per check issued by ``at``, the judgement time: issued,
+    due, the answer given that day, whether it is valid, and the end of its new window when
+    it fell due offline)."""
     floor = int(policy["human_latency_floor_ms"])
-    # Checks issued by the day's last beat, and the answers given that day: an answer is
+    # Checks issued by the judgement time (also after the day's last beat: a check shown to
+    # a player that then stops beating), and the answers given that day: an answer is
     # evidence of the day also when it comes after the last beat (a learner back online
     # answers the check the lapse paused the video on, and plays no more). Answering a
     # check re-judges its day (verdicts.on_check_answered), so the online verdict and the
     # recompute agree; R09 and R15 read the day's answers the same way.
-    horizon = max(b.received_at for b, _o in outcomes)
-    day_end = els.at_us(els.day_end_us(els.us_of(horizon)))
+    last_beat = max(b.received_at for b, _o in outcomes)
+    day_end = els.at_us(els.day_end_us(els.us_of(last_beat)))
     judged = []
     for c in checks:
-        if c.issued_at > horizon:
+        if c.issued_at > at:
             continue
         answered = c.answered_at if c.answered_at is not None and c.answered_at < day_end else None
         valid = (
@@ -220,15 +237,15 @@ def _day_checks(
         # person's first beat after the due time (a beat of this day, or none).
         reached = getattr(c, "reached_at", None)
         relief = None
-        if getattr(c, "silent", False) and reached is not None and reached <= horizon:
+        if getattr(c, "silent", False) and reached is not None and reached <= at:
             relief = reached + (c.due_at - c.issued_at)
         judged.append((c.issued_at, c.due_at, answered, valid, relief))
     judged.sort(key=lambda c: c[0])
-    return horizon, judged
+    return last_beat, judged
 
 
 def unverified(
-    outcomes: Outcomes, checks: Sequence[AttentionCheck], policy: Mapping[str, Any]
+    outcomes: Outcomes, checks: Sequence[AttentionCheck], policy: Mapping[str, Any], at: dt.datetime
 ) -> dict[str, Any] | None:
     """Credit earned before a check that was not validly answered, by someone who had not
     answered any check before it in that run of study.
@@ -242,7 +259,7 @@ def unverified(
     tabs from keeping the minutes before its first check.
     """
     brk = dt.timedelta(seconds=int(policy["break_seconds"]))
-    horizon, judged = _day_checks(outcomes, checks, policy)
+    last_beat, judged = _day_checks(outcomes, checks, policy, at)
     spans = runs(outcomes)
     if not judged or not spans:
         return None
@@ -255,8 +272,8 @@ def unverified(
         last_end = e if last_end is None else max(last_end, e)
     windows: list[tuple[dt.datetime, dt.datetime]] = []
     for issued, due, answered, valid, relief in judged:
-        if valid or (answered is None and max(due, relief or due) > horizon):
-            continue  # answered by a person, or still open when the day's data ends
+        if valid or (answered is None and max(due, relief or due) > at):
+            continue  # answered by a person, or its window still open at the judgement time
         run_start = max((r for r in run_starts if r <= issued), default=None)
         if run_start is None:
             continue
@@ -264,7 +281,7 @@ def unverified(
         # late answer once the network is back, the retry after a wrong one). A script
         # never gives one; a learner who answers one later only releases this prefix,
         # since the lapse itself stopped credit until that answer (R07).
-        run_end = min((r for r in run_starts if r > run_start), default=horizon + brk)
+        run_end = min((r for r in run_starts if r > run_start), default=last_beat + brk)
         proven = any(v and a is not None and run_start <= a < run_end for _i, _d, a, v, _r in judged)
         if not proven:  # nobody there: up to the time the check fell due
             windows.append((run_start, due))
@@ -297,7 +314,7 @@ def unverified(
 
 
 def relief_lapsed(
-    outcomes: Outcomes, checks: Sequence[AttentionCheck], policy: Mapping[str, Any]
+    outcomes: Outcomes, checks: Sequence[AttentionCheck], policy: Mapping[str, Any], at: dt.datetime
 ) -> dict[str, Any] | None:
     """R07o: a check fell due while nothing of the person reached the server, and nobody
     answered it (or a later check) within a window of their return.
@@ -309,11 +326,11 @@ def relief_lapsed(
     beats were given after it, judged before anyone could know, is deducted here, as R07
     would have. So going quiet over a check earns a script nothing over letting it lapse.
     """
-    horizon, judged = _day_checks(outcomes, checks, policy)
+    _last_beat, judged = _day_checks(outcomes, checks, policy, at)
     windows: list[tuple[dt.datetime, dt.datetime]] = []
     window_s = 0
     for issued, due, _answered, _valid, relief in judged:
-        if relief is None or relief > horizon:
+        if relief is None or relief > at:
             continue  # not offline when it fell due, or its new window is still open
         if not any(v and a is not None and issued <= a <= relief for _i, _d, a, v, _r in judged):
             windows.append((due, relief))
@@ -829,17 +846,20 @@ def judge(
     checks: Sequence[AttentionCheck],
     policy: Mapping[str, Any],
     ctx: Prefetched | None = None,
+    at: dt.datetime | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every day rule that found something: ``{rule: finding}`` (see :func:`_entry`).
 
     ``ctx``: the stored rows the rules read, prefetched for many days (bulk recompute).
+    ``at``: the judgement time (:func:`judgement_time` of the day by default).
     """
     if not outcomes:
         return {}
+    at = judgement_time(day) if at is None else at
     found = {
         "R02": skips(outcomes, policy),
-        "R07h": unverified(outcomes, checks, policy),
-        "R07o": relief_lapsed(outcomes, checks, policy),
+        "R07h": unverified(outcomes, checks, policy, at),
+        "R07o": relief_lapsed(outcomes, checks, policy, at),
         "R09": regularity(outcomes, checks, day, policy),
         "R10c": continuous(outcomes, policy),
         "R10d": nights(user_id, day, outcomes, policy),

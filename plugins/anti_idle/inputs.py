@@ -18,7 +18,7 @@ from sqlalchemy.orm import undefer
 
 from lms_core.db import UTCDateTime
 from lms_core.extensions import db
-from plugins.anti_idle import els
+from plugins.anti_idle import els, rejudge
 from plugins.anti_idle.models import CHECK_PASSED, AttentionCheck, Beat
 
 
@@ -111,6 +111,10 @@ def with_reach(user_id: int, checks: list[els.CheckInput], until: dt.datetime) -
         if c.due_at < until and (c.outcome != CHECK_PASSED or c.answered_at is None or c.answered_at > c.due_at):
             params = {"user_id": user_id, "issued": c.issued_at, "due": c.due_at}
             silent, reached_at = db.session.connection().execute(_reach_statement(), params).one()
+            if silent and reached_at is None:
+                # This beat is the first since the check fell due offline: its new window
+                # starts now, and may end with no beat to judge the day again (R07o).
+                rejudge.schedule(user_id, els.beijing_day(until), until + (c.due_at - c.issued_at))
             if out is checks:
                 out = list(checks)
             out[k] = dataclasses.replace(c, silent=bool(silent), reached_at=reached_at)

@@ -91,6 +91,13 @@ class AntiIdlePlugin:
         on_check_answered(event)
 
     @hookimpl
+    def lms_job_handlers(self) -> dict[str, Any]:
+        from plugins.anti_idle import rejudge
+        from plugins.anti_idle.verdicts import rejudge_day
+
+        return {rejudge.JOB: rejudge_day}
+
+    @hookimpl
     def lms_dashboard_panels(self, user: Any) -> list[Any]:
         from flask import render_template
         from flask_babel import gettext as _

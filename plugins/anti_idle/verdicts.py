@@ -695,6 +695,16 @@ def on_check_answered(event: Any) -> None:
         assess_day(check.user_id, day)
 
 
+def rejudge_day(payload: dict[str, Any]) -> None:
+    """Job ``anti_idle.rejudge_day`` (``rejudge.schedule``): a check's window ended, maybe with
+    no beat of the person after it; the day's assessment again (idempotent)."""
+    from lms_core.learning.services import person_clock
+
+    user_id = int(payload["user_id"])
+    person_clock(user_id)  # serialised with the person's beats, as on_check_answered
+    assess_day(user_id, dt.date.fromisoformat(str(payload["day"])))
+
+
 # --- review ----------------------------------------------------------------------------
 
 

@@ -17,19 +17,23 @@ from typing import Any
 import time_machine
 from flask import current_app, g
 from flask_babel import force_locale
-from sqlalchemy import func
+from sqlalchemy import func, select
 
 from lms_core.accounts.models import User
 from lms_core.courses import services as courses
 from lms_core.courses.models import Lesson, LessonKind
 from lms_core.enrolments import services as enrolments
 from lms_core.extensions import db
+from lms_core.jobs.models import Job, JobStatus
+from lms_core.jobs.services import claim_next, run_job
 from lms_core.learning import services as learning
 from lms_core.learning.models import LearningInterval, LearningSession
 from lms_core.media.models import MediaKind
 from lms_core.media.services import record_delivery
+from plugins.anti_idle import els, rejudge
 from plugins.anti_idle import envelope as beat_envelope
 from plugins.anti_idle.evidence import render
+from plugins.anti_idle.inputs import day_bounds
 from plugins.anti_idle.models import CHECK_PASSED, AttentionCheck, DayVerdict, Evidence
 from plugins.anti_idle.verdicts import assess_day, replay_day, settle
 from tests.factories import UserFactory
@@ -110,6 +114,7 @@ class Learner:
         if client:
             body["client"] = {**body["client"], **client}
         body.update(extra)
+        self.run_jobs(at)
         with time_machine.travel(at, tick=False):
             if envelope == "signed":
                 with beat_envelope.signed(tab.session.id, body) as verdict:
@@ -167,8 +172,28 @@ class Learner:
             expected="7",
         )
         db.session.add(check)
+        rejudge.schedule(self.user.id, els.beijing_day(at), check.due_at)  # as checks._create does
         db.session.commit()
         return check
+
+    def run_jobs(self, until: dt.datetime) -> int:
+        """Run the queued day re-judgements due by ``until``, each at its own time, as
+        ``flask lms worker`` beside the server would (the inline runner leaves them)."""
+        ran = 0
+        while True:
+            due = db.session.execute(
+                select(Job.run_after)
+                .where(Job.kind == rejudge.JOB, Job.status == JobStatus.QUEUED, Job.run_after <= until)
+                .order_by(Job.run_after, Job.id)
+                .limit(1)
+            ).scalar_one_or_none()
+            if due is None:
+                return ran
+            with time_machine.travel(due, tick=False):
+                job = claim_next("scenario", kinds=[rejudge.JOB])
+                assert job is not None
+                assert run_job(job)
+            ran += 1
 
     def answer(
         self,
@@ -208,10 +233,13 @@ class Learner:
     def recompute(self, day: dt.date | None = None) -> DayVerdict:
         """Recompute the day; assert the replay agrees with every online decision."""
         day = day or dt.date(2026, 5, 10)
+        # The next morning, 09:00 Beijing: the day is over, so its judgement is final.
+        later = day_bounds(day)[1] + dt.timedelta(hours=9)
+        self.run_jobs(later)  # the windows that ended since the last beat
         online = self.verdict(day)
         before = (online.verdict, online.credited_ms, online.held_ms, online.deducted_ms, online.void_ms)
         assert replay_day(self.user.id, day).mismatches == []
-        with time_machine.travel(T0 + dt.timedelta(days=1), tick=False):
+        with time_machine.travel(later, tick=False):
             v = assess_day(self.user.id, day)
             db.session.commit()
         assert v is not None

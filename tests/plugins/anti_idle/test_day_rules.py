@@ -143,10 +143,31 @@ def test_r07h_honest_learner_who_answered_then_missed_one_check(me):
 
 
 def test_r07h_honest_check_still_open_when_the_day_is_assessed(me):
+    """Judged while its window runs, an open check holds nothing; the learner then answers
+    it (after their last beat, as one does when the video paused for it): credited."""
     tab = me.open(deliver=LECTURE_BYTES)
     at = me.play(tab, T0, 170, every=10)
-    me.issue_check(tab, at - 5 * S)  # shown 5 s ago; the learner has 55 s left
+    check = me.issue_check(tab, at - 5 * S)  # shown 5 s ago; the learner has 55 s left
+    with _at(at + S):
+        v = assess_day(me.user.id, DAY)
+        db.session.commit()
+    assert v is not None
+    honest(v, "R07h")
+    me.answer(check, at + 20 * S)
     honest(settle(me), "R07h")
+
+
+def test_r07h_attack_stops_beating_when_the_check_shows(me):
+    """The hole of issue 8's detection run: the last beat came just after the check was
+    shown, and nothing after it. Once its window is over (here: the day), the check has
+    lapsed with no beat after it, and the minutes before it are held, not credited."""
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 170, every=10)
+    me.issue_check(tab, at - 5 * S)
+    v = settle(me)
+    assert v.verdict == "held" and v.credited_ms == 0 and v.held_ms == 170_000, (v.verdict, v.tally)
+    (line,) = lines(me, "R07h")
+    assert line.action == "hold" and "暂缓计入" in zh(line)
 
 
 # --- R08: a document open with nobody reading -------------------------------------------

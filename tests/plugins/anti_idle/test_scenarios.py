@@ -735,6 +735,134 @@ def test_a_going_quiet_over_a_check_earns_nothing(me, tree, proven):
     assert "网络中断" in zh(line) and "R07" not in zh(line)
 
 
+# --- leaving when a check shows: the window ends with no beat after it (issue 8) -------------
+
+
+def _day_figures(me: Learner, day: dt.date | None = None) -> tuple[str, int, int]:
+    v = me.verdict(day)
+    return v.verdict, v.credited_ms, v.held_ms
+
+
+def test_a_script_stops_beating_when_the_check_shows(me):
+    """C1/C4, the hole of the detection run (an "unattended 1x" tab credited in full): the
+    check is issued by the beat that claims the first minute, the script sends nothing
+    after it. No beat comes to re-judge the day, so the job queued at the check's due time
+    does: the online verdict turns to held with no further beat, as the recompute finds."""
+    policy.new_version(
+        {
+            "checks_follow_claims": 1,
+            "check_first_after_seconds": 60,
+            "check_min_gap_seconds": 600,
+            "check_max_gap_seconds": 600,
+            "check_window_seconds": 30,
+        },
+        course_id=me.lecture.course_id,
+    )
+    db.session.commit()
+    tab = me.open(deliver=LECTURE_BYTES)
+    me.play(tab, T0, 60)  # the sixth beat claims the 60th second: the check is owed and issued
+    check = db.session.query(AttentionCheck).one()
+    issued = check.issued_at.replace(tzinfo=dt.UTC)
+    assert issued == T0 + 60 * S and check.answered_at is None
+    assert me.credited_s() == 60
+    assert _day_figures(me) == ("credited", 60_000, 0)  # judged while its window runs
+    assert me.run_jobs(issued + 29 * S) == 0  # nothing before the window ends
+    assert me.run_jobs(issued + 30 * S) == 1  # the job at its due time
+    assert _day_figures(me) == ("held", 0, 60_000)
+    v = me.recompute()
+    assert v.verdict == "held" and "R07h" in v.rules and v.held_ms == 60_000
+
+
+def test_a_script_stops_beating_one_second_before_the_check_is_due(me):
+    """The variant that times its last beat just inside the window: the check still lapses."""
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 120)
+    me.issue_check(tab, at)  # due at 180 s
+    at = me.play(tab, at, 50)  # beats to 170 s
+    me.beat(tab, at + 9 * S, [[170, 179]])  # and the last at 179 s
+    assert me.credited_s() == 179
+    assert _day_figures(me)[0] == "credited"
+    me.run_jobs(T0 + 180 * S)
+    assert _day_figures(me) == ("held", 0, 179_000)
+    v = me.recompute()
+    assert v.verdict == "held" and "R07h" in v.rules and v.credited_ms == 0
+
+
+def test_a_script_leaves_at_the_check_and_resumes_the_next_day(me):
+    """It stops when the check shows and starts again the next morning, never answering. The
+    first day is held up to the due time (R07h). The next day the check, due while nothing of
+    the person arrived, gets a new window from the first beat (R07o's relief); nobody
+    answers in it, so what that window's beats were given is deducted, and credit stays
+    stopped after it: the next day earns nothing."""
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 120)
+    me.issue_check(tab, at)  # shown by the beat at 120 s: the script stops
+    v1 = me.recompute()
+    assert v1.verdict == "held" and v1.credited_ms == 0 and v1.held_ms == 120_000
+    t1 = T0 + dt.timedelta(days=1)
+    tab2 = me.open(at=t1, deliver=LECTURE_BYTES)
+    tab2.position = 120
+    me.play(tab2, t1, 600)
+    v2 = me.recompute(dt.date(2026, 5, 11))
+    assert v2.credited_ms == 0 and "R07o" in v2.rules and "R07" in v2.rules, (v2.verdict, v2.tally)
+    assert v2.verdict in {"deducted", "held"}
+
+
+def test_a_script_leaves_at_the_check_and_resumes_an_hour_later_without_answering(me):
+    """Back after an hour (a break: a new run of study), still no answer. The minutes before
+    the check are held from its due time on (by the job, with no beat); the hour-later beats
+    earn only the relief window, which is deducted when nobody answers in it."""
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 120)
+    me.issue_check(tab, at)  # due at 180 s
+    back = T0 + 3720 * S
+    me.run_jobs(back - S)
+    assert _day_figures(me) == ("held", 0, 120_000)  # online, with no beat since
+    tab2 = me.open(at=back, deliver=LECTURE_BYTES)
+    tab2.position = 120
+    me.play(tab2, back, 600)
+    v = me.recompute()
+    assert v.verdict == "held" and v.credited_ms == 0 and v.held_ms == 120_000, (v.verdict, v.tally)
+    assert "R07h" in v.rules and "R07o" in v.rules and v.deducted_ms >= 600_000
+
+
+def test_a_script_sends_its_beats_late_over_a_check_then_stops(me):
+    """The offline relief as a dodge, ending before the new window does: the beats are held
+    back while the check's window runs, sent late, and then nothing. The new window (R07o)
+    ends with no beat to close it: the job queued by the first beat back judges the day at
+    its end, and the late beats' credit is deducted, the minutes before the check held."""
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 120)
+    me.issue_check(tab, at, window=30)  # due at 150 s, in the silence
+    for i in range(6):  # 120-175 s "played offline", sent together at 175 s
+        me.beat(tab, at + 55 * S + i * dt.timedelta(milliseconds=20), [[120 + 10 * i, min(130 + 10 * i, 175)]])
+    assert _day_figures(me)[0] == "credited"  # at 175 s the new window runs (to 205 s)
+    assert me.run_jobs(T0 + 204 * S) == 0
+    assert me.run_jobs(T0 + 205 * S + dt.timedelta(milliseconds=100)) == 1
+    verdict, credited, held = _day_figures(me)
+    assert verdict == "held" and credited == 0 and held == 150_000, (verdict, credited, held)
+    v = me.recompute()
+    assert "R07h" in v.rules and "R07o" in v.rules and v.deducted_ms >= 25_000
+
+
+def test_h_browser_crash_as_the_check_shows_then_answered_on_return(me):
+    """Honest: the browser crashed just as the check showed. Back two minutes later in a
+    new tab, the player shows the open check and the learner answers it at once. The check
+    fell due in the silence, the answer came within a window of the return: credited in full."""
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 120)
+    check = me.issue_check(tab, at)  # due at 180 s; the crash: nothing more from this tab
+    back = at + 120 * S
+    tab2 = me.open(at=back, deliver=LECTURE_BYTES)
+    me.run_jobs(back)
+    me.answer(check, back + 5 * S)
+    tab2.position = 120
+    me.play(tab2, back, 300)
+    full(me, 420)
+    v = me.recompute()
+    assert "R07h" not in v.rules and "R07o" not in v.rules and v.held_ms == 0 and v.deducted_ms == 0
+
+
 def credited_by_lesson(me: Learner) -> dict[int, float]:
     rows = (
         db.session.query(LearningInterval.lesson_id, func.sum(LearningInterval.credited_ms))
