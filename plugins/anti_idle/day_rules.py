@@ -23,7 +23,7 @@ import ipaddress
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -287,30 +287,15 @@ def unverified(
             windows.append((run_start, due))
     if not windows:
         return None
-    held = 0
-    beat_ids: list[int] = []
-    merged_windows = _merge(windows)
-    for b, o in outcomes:
-        if not o.credited_ms or o.credit_end is None:
-            continue
+
+    def placed(received: dt.datetime, start: dt.datetime, end: dt.datetime, w0: dt.datetime, w1: dt.datetime) -> int:
         # The credit placed in the window; and a beat received by the due time was judged
         # before the lapse, so all its credit is in it, also the part the person clock
         # placed after the due time (the second of jitter the core lends, or a burst's
         # credit queued behind earlier beats).
-        got = sum(
-            max(0, els.ms((o.credit_end if b.received_at <= w1 else min(o.credit_end, w1)) - max(o.credit_start, w0)))
-            for w0, w1 in merged_windows
-        )
-        got = min(got, o.credited_ms)
-        if got:
-            held += got
-            beat_ids.append(b.id)
-    if not held:
-        return None
-    merged = _merge(windows)
-    finding = _entry("R07h", merged[0][0], merged[-1][1], amount_ms=held, beat_ids=beat_ids, fired=False)
-    finding["hold_ms"] = held
-    return finding
+        return els.ms((end if received <= w1 else min(end, w1)) - max(start, w0))
+
+    return _taken_back("R07h", "hold_ms", outcomes, _merge(windows), placed)
 
 
 def relief_lapsed(
@@ -337,32 +322,41 @@ def relief_lapsed(
             window_s = window_s or round((due - issued).total_seconds())
     if not windows:
         return None
-    taken = 0
+
+    def after_due(received: dt.datetime, start: dt.datetime, end: dt.datetime, w0: dt.datetime, w1: dt.datetime) -> int:
+        # Beats received in the new window, credited after the due time: judged on the relief.
+        return els.ms(end - max(start, w0)) if w0 < received <= w1 else 0
+
+    return _taken_back("R07o", "deduct_ms", outcomes, windows, after_due, params={"window": window_s})
+
+
+def _taken_back(
+    rule: str,
+    key: str,
+    outcomes: Outcomes,
+    windows: Sequence[tuple[dt.datetime, dt.datetime]],
+    part: Callable[[dt.datetime, dt.datetime, dt.datetime, dt.datetime, dt.datetime], int],
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The finding of a rule that takes credit back (R07h holds it, R07o deducts it): per
+    credited beat, the ms ``part(received, credit start, credit end, w0, w1)`` finds of it in
+    each window, at most what the beat was given; the amount also under ``key`` (``hold_ms``
+    or ``deduct_ms``), and the beats."""
+    total = 0
     beat_ids: list[int] = []
     for b, o in outcomes:
         if not o.credited_ms or o.credit_end is None:
             continue
-        # Beats received in the new window, credited after the due time: judged on the relief.
-        got = sum(
-            max(0, els.ms(o.credit_end - max(o.credit_start, w0))) for w0, w1 in windows if w0 < b.received_at <= w1
-        )
-        got = min(got, o.credited_ms)
+        start, end = o.credit_start, o.credit_end
+        got = min(sum(max(0, part(b.received_at, start, end, w0, w1)) for w0, w1 in windows), o.credited_ms)
         if got:
-            taken += got
+            total += got
             beat_ids.append(b.id)
-    if not taken:
+    if not total:
         return None
     merged = _merge(windows)
-    finding = _entry(
-        "R07o",
-        merged[0][0],
-        merged[-1][1],
-        amount_ms=taken,
-        beat_ids=beat_ids,
-        fired=False,
-        params={"window": window_s},
-    )
-    finding["deduct_ms"] = taken
+    finding = _entry(rule, merged[0][0], merged[-1][1], amount_ms=total, beat_ids=beat_ids, fired=False, params=params)
+    finding[key] = total
     return finding
 
 
