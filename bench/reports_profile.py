@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # The pages of bench/reports_bench.py, as the same users.
     pages = [
+        # Next to nothing of its own: what every report page pays (sign-in, nav, base template).
+        ("reports index, county (shared work)", "bench_county00", "/reports/"),
         ("dashboard, city (site admin)", "bench_admin", f"/reports/dashboard?year={YEAR}&org={city}"),
         ("dashboard, county (county admin)", "bench_county00", f"/reports/dashboard?year={YEAR}"),
         ("hours per unit and month, county", "bench_county00", f"/reports/hours?year={YEAR}"),

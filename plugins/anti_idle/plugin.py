@@ -64,9 +64,21 @@ class AntiIdlePlugin:
                 **context,
             )
         if name == "admin_nav":
-            from flask import render_template
+            # Built here, not with render_template: a nested render runs every context
+            # processor and signal again, on every admin page (the nav is on all of them).
+            from flask import url_for
+            from flask_babel import gettext as _
+            from flask_login import current_user
+            from markupsafe import Markup, escape
 
-            return render_template("anti_idle/_admin_nav.html")
+            from lms_core.authz import can
+
+            links = []
+            if can(current_user, "anti_idle.policy"):
+                links.append((url_for("anti_idle.policy_page"), _("Anti-idle policy")))
+            if can(current_user, "anti_idle.review"):
+                links.append((url_for("anti_idle.review"), _("Held study days and appeals")))
+            return Markup("\n").join(Markup('<a href="{}">{}</a>').format(u, escape(t)) for u, t in links) or None
         if name == "lesson_player":
             from flask import render_template
             from flask_login import current_user
