@@ -124,3 +124,21 @@ def test_saving_needs_the_csrf_token(client, admin):
     assert db.session.query(Policy).count() == 0
     ok = client.post("/anti-idle/policy", data={**form_of(check_window_seconds=45), "csrf_token": token})
     assert ok.status_code == 303 and db.session.query(Policy).count() == 1
+
+
+def test_admin_menu_links_follow_the_capabilities(client, admin, tree):
+    """The plugin's admin-menu slot: the policy link for site admins, the review link for reviewers."""
+    org_admin = UserFactory(username="orgadmin", org_unit=tree.county_a)
+    grant(org_admin, Role.ORG_ADMIN, tree.county_a)
+    db.session.commit()
+    policy_link = '<a href="/anti-idle/policy">防挂机策略</a>'
+    review_link = '<a href="/anti-idle/review">待审核学时与申诉</a>'
+
+    login(client, "admin")
+    html = client.get("/admin/users").get_data(as_text=True)
+    assert policy_link in html and review_link in html
+
+    client.post("/logout")
+    login(client, "orgadmin")
+    html = client.get("/admin/users").get_data(as_text=True)
+    assert review_link in html and policy_link not in html
