@@ -5,8 +5,8 @@ Runs ``anti_idle_bench.bench_beat`` (signed beats of a document lesson through t
 WSGI stack and the lean front, plugin on, PostgreSQL in a throwaway cluster) with the beat
 path's functions wrapped in a CPU-time counter (``time.process_time``: steady under load,
 unlike wall time), and prints the CPU per beat of each part: the front's checks, the hook,
-``record_beat`` and what it calls, the plugin's ``lms_assess_interval`` as one figure, the
-transaction and the answer. Far lighter than cProfile (which inflates every call about
+``record_beat`` and what it calls, the plugin's ``lms_assess_interval`` (its state read,
+rules, day tally and write), the transaction and the answer. Far lighter than cProfile (which inflates every call about
 x3), so the figures add up to the measured CPU per beat; "own" rows are a part less the
 wrapped parts inside it.
 
@@ -60,7 +60,11 @@ RECORD = "front: record (one beat in its transaction)"
 def _parts() -> list[tuple[str, str | None, Any, str]]:
     from lms_core.jobs import services as jobs
     from lms_core.learning import beat_front, beat_rows, services
+    from plugins.anti_idle import els, state, verdicts
     from plugins.anti_idle import services as anti_idle
+
+    plugin = "      plugin: lms_assess_interval"
+    online = "        record_online (the day's tally)"
 
     return [
         ("front: the checks (take: path, cookie, CSRF, identifier)", None, beat_front.LeanBeats, "take"),
@@ -75,7 +79,13 @@ def _parts() -> list[tuple[str, str | None, Any, str]]:
         ("    _parse_beat", "  record_beat", services, "_parse_beat"),
         ("    _beat_state (beat_rows.read: BEGIN + locked read)", "  record_beat", services, "_beat_state"),
         ("    _assess (core rule + hook call)", "  record_beat", services, "_assess"),
-        ("      plugin: lms_assess_interval", "    _assess (core rule + hook call)", anti_idle, "assess_interval"),
+        (plugin, "    _assess (core rule + hook call)", anti_idle, "assess_interval"),
+        ("        state.load_for_beat (state row, policy, checks)", plugin, state, "load_for_beat"),
+        ("        els.assess (the rules)", plugin, els, "assess"),
+        (online, plugin, anti_idle, "record_online"),
+        ("          verdicts.fold (day rows through the ORM)", online, verdicts, "fold"),
+        ("          verdicts._publish (event every 5 min of credit)", online, verdicts, "_publish"),
+        ("        state.save (raw beat + state upsert)", plugin, state, "save"),
         ("    emit (event log rows: ORM object, flush, dispatch job)", "  record_beat", services, "emit"),
         ("    beat_rows.write (one statement)", "  record_beat", beat_rows, "write"),
         ("    _beat_completion", "  record_beat", services, "_beat_completion"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -156,13 +157,14 @@ def is_pg() -> bool:
 _CURSOR = "lms_beat_cursor"
 
 
-def _cursor() -> Any:
+def cursor() -> Any:
     """The session connection's psycopg cursor for the beat's statements, kept per connection.
 
     A new cursor per statement built its adapters again and looked up the loaders of every
     result column on each beat (about a quarter of the read's client CPU in a loop of reads);
     a kept cursor has them already. One connection serves one request at a time, so its
-    cursor does too, and each statement is fetched before the next one runs."""
+    cursor does too, and each statement is fetched before the next one runs. Also the
+    anti-idle plugin's beat statements (``plugins/anti_idle/state_pg.py``)."""
     fairy = db.session.connection().connection
     raw = fairy.driver_connection
     assert raw is not None
@@ -172,6 +174,14 @@ def _cursor() -> Any:
     return cur
 
 
+def json_text(value: Any) -> str:
+    """A JSON column's value as a statement parameter: the JSON text, sent untyped, so
+    PostgreSQL takes it as the column's ``jsonb`` (a prepared statement's parameter gets
+    the type of the column it goes into). psycopg's ``Jsonb`` wrapper did the same
+    ``json.dumps`` behind a Python dumper per value, about a dozen values per beat."""
+    return json.dumps(value)
+
+
 def _pg(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple[Any, ...]]:
     """One statement on the session's connection (its transaction), prepared by psycopg.
 
@@ -179,7 +189,7 @@ def _pg(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple[A
     than PostgreSQL spends on these statements (as in ``credit_bank.ledger._pg_rows``).
     ``fetch=False`` for a statement that returns nothing: even asking builds the result's
     column descriptions."""
-    cur = _cursor()
+    cur = cursor()
     batch = beat_group.current(db.session.connection().info)
     if batch is not None:
         batch.flush_for(sql)  # the round's kept writes first (a no-op for the batch's own statements)
@@ -324,11 +334,9 @@ def write(w: BeatWrite) -> None:
         "p_updated_at": utcnow(),
     }
     if is_pg():
-        from psycopg.types.json import Jsonb
-
         for name in progress:
             value = w.progress[name]
-            params[f"p_{name}"] = Jsonb(value) if name == "credited_segments" else value
+            params[f"p_{name}"] = json_text(value) if name == "credited_segments" else value
         batch = beat_group.current(db.session.connection().info)
         if batch is not None:
             batch.add(_NAME, _write_many, (w, params, progress), _TABLES)
@@ -336,7 +344,7 @@ def write(w: BeatWrite) -> None:
             return
         for name in _INTERVAL_COLUMNS:
             value = w.interval[name]
-            params[f"i_{name}"] = Jsonb(value) if name in _JSON_INTERVAL else value
+            params[f"i_{name}"] = json_text(value) if name in _JSON_INTERVAL else value
         _pg(_pg_write(progress, clock, daily), params, fetch=False)
     else:
         _sqlite_write(w, params, progress, clock, daily)

@@ -23,7 +23,8 @@ import functools
 from typing import Any
 
 from lms_core.extensions import db
-from lms_core.learning import beat_group
+from lms_core.learning import beat_group, beat_rows
+from lms_core.learning.beat_rows import json_text
 from plugins.anti_idle import els
 from plugins.anti_idle.inputs import CLOCK_STEP_MARGIN, LastCheck, Owed
 
@@ -87,16 +88,16 @@ _BEAT_JSON = frozenset({"claimed", "client", "credited", "cuts", "flags", "sessi
 
 def execute(sql: str, params: dict[str, Any], *, fetch: bool = False) -> tuple[Any, ...] | None:
     """One statement on the session's connection (its transaction), prepared by psycopg;
-    the first row if ``fetch`` (the only door to the database here: tests count through it)."""
-    conn = db.session.connection()
-    batch = beat_group.current(conn.info)
+    the first row if ``fetch`` (the only door to the database here: tests count through it).
+
+    On the core's kept cursor (``beat_rows.cursor``): a new cursor per statement set up its
+    adapters and its result columns' loaders again on every beat."""
+    batch = beat_group.current(db.session.connection().info)
     if batch is not None:
         batch.flush_for(sql)  # a round's kept writes first (a no-op for the batch's own statement)
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cur:
-        cur.execute(sql, params, prepare=True)
-        return cur.fetchone() if fetch else None
+    cur = beat_rows.cursor()
+    cur.execute(sql, params, prepare=True)
+    return cur.fetchone() if fetch else None
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -149,16 +150,12 @@ def _save(columns: tuple[str, ...]) -> str:
 
 
 def _beat_params(beat: dict[str, Any]) -> dict[str, Any]:
-    from psycopg.types.json import Jsonb
-
-    return {f"b_{k}": Jsonb(v) if k in _BEAT_JSON else v for k, v in beat.items()}
+    return {f"b_{k}": json_text(v) if k in _BEAT_JSON else v for k, v in beat.items()}
 
 
 def save(values: dict[str, Any], beat: dict[str, Any] | None) -> None:
     """The state row's upsert, with the raw beat's INSERT in the same statement if given."""
-    from psycopg.types.json import Jsonb
-
-    params = {k: Jsonb(v) if k in _STATE_JSON and v is not None else v for k, v in values.items()}
+    params = {k: json_text(v) if k in _STATE_JSON and v is not None else v for k, v in values.items()}
     columns: tuple[str, ...] = ()
     if beat is not None:
         params.update(_beat_params(beat))
