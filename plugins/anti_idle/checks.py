@@ -293,7 +293,7 @@ def _create(session_id: str, user: User, lesson: Lesson, policy: PolicyVersion, 
     db.session.add(check)
     db.session.flush()
     # Its window may end with no beat of the person to judge the day again (R07h).
-    rejudge.schedule(user.id, els.beijing_day(now), check.due_at)
+    rejudge.schedule(user.id, els.beijing_day(now), check.due_at, check.id)
     emit(
         CHECK_ISSUED,
         actor=user,

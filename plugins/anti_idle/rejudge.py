@@ -27,6 +27,13 @@ from lms_core.jobs.models import Job
 JOB = "anti_idle.rejudge_day"
 
 
-def schedule(user_id: int, day: dt.date, at: dt.datetime) -> None:
-    """Judge the person-day again at ``at`` (in the caller's transaction; no commit)."""
-    db.session.add(Job(kind=JOB, payload={"user_id": int(user_id), "day": day.isoformat()}, run_after=at))
+def schedule(user_id: int, day: dt.date, at: dt.datetime, check_id: int | None = None) -> None:
+    """Judge the person-day again at ``at`` (in the caller's transaction; no commit).
+
+    ``check_id``: the check whose due time ``at`` is; the job does nothing if it was validly
+    answered by then (most checks: an honest learner's), so the worker does not replay
+    every learner's day at every check."""
+    payload: dict[str, object] = {"user_id": int(user_id), "day": day.isoformat()}
+    if check_id is not None:
+        payload["check_id"] = int(check_id)
+    db.session.add(Job(kind=JOB, payload=payload, run_after=at))

@@ -34,6 +34,7 @@ from plugins.anti_idle.events import DAY_ASSESSED, DAY_REVIEWED
 from plugins.anti_idle.evidence import build_lines, refusal_lines
 from plugins.anti_idle.inputs import CHECK_LOOKBACK, check_inputs, day_bounds, person_checks, prior_from
 from plugins.anti_idle.models import (
+    CHECK_PASSED,
     CREDITED,
     DEDUCTED,
     HELD,
@@ -702,6 +703,9 @@ def rejudge_day(payload: dict[str, Any]) -> None:
 
     user_id = int(payload["user_id"])
     person_clock(user_id)  # serialised with the person's beats, as on_check_answered
+    check = db.session.get(AttentionCheck, int(payload["check_id"])) if payload.get("check_id") else None
+    if check is not None and check.outcome == CHECK_PASSED and check.answered_at and check.answered_at <= check.due_at:
+        return  # answered in time: the end of its window changes nothing
     assess_day(user_id, dt.date.fromisoformat(str(payload["day"])))
 
 

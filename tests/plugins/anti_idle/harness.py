@@ -172,7 +172,8 @@ class Learner:
             expected="7",
         )
         db.session.add(check)
-        rejudge.schedule(self.user.id, els.beijing_day(at), check.due_at)  # as checks._create does
+        db.session.flush()
+        rejudge.schedule(self.user.id, els.beijing_day(at), check.due_at, check.id)  # as checks._create does
         db.session.commit()
         return check
 

@@ -845,6 +845,19 @@ def test_a_script_sends_its_beats_late_over_a_check_then_stops(me):
     assert "R07h" in v.rules and "R07o" in v.rules and v.deducted_ms >= 25_000
 
 
+def test_h_a_check_answered_in_time_is_not_judged_again(me, monkeypatch):
+    """The job at a check's due time replays nothing when the check was answered in time."""
+    from plugins.anti_idle import verdicts
+
+    tab = me.open(deliver=LECTURE_BYTES)
+    at = me.play(tab, T0, 120)
+    check = me.issue_check(tab, at)
+    me.answer(check, at + 5 * S)
+    replayed: list[object] = []
+    monkeypatch.setattr(verdicts, "assess_day", lambda *args: replayed.append(args))
+    assert me.run_jobs(at + 60 * S) == 1 and replayed == []
+
+
 def test_h_browser_crash_as_the_check_shows_then_answered_on_return(me):
     """Honest: the browser crashed just as the check showed. Back two minutes later in a
     new tab, the player shows the open check and the learner answers it at once. The check
