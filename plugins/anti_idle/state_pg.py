@@ -116,27 +116,8 @@ def load(
     found = execute(_LOAD_VIDEO if video else _LOAD, params, fetch=True)
     if found is None:
         return None
-    state = list(found[:8])
-    state[3] = _utc(state[3])
-    sessions, issued, due, answered, outcomes, trusted, latency = found[9:16]
-    checks = [
-        els.CheckInput(
-            session_id,
-            issued[i].astimezone(dt.UTC),
-            due[i].astimezone(dt.UTC),
-            _utc(answered[i]),
-            outcomes[i],
-            trusted[i],
-            latency[i],
-        )
-        for i, session_id in enumerate(sessions or ())
-    ]
-    owed = None
-    if video:
-        outcome, issued_at, answered_at, played = found[16:20]
-        last = None if outcome is None else LastCheck(outcome, issued_at.astimezone(dt.UTC), _utc(answered_at))
-        owed = Owed(last, int(played))
-    return tuple(state), found[8], checks, owed
+    # The read's predicate is the beat's own window, so _unpack's filter keeps every check.
+    return _unpack(found, since, until, video)
 
 
 @functools.cache
