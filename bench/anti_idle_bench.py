@@ -392,6 +392,24 @@ async def _drive(
 BEAT_KEY_RE = re.compile(rb'data-beat-key="([0-9a-f]{64})"')
 
 
+def sign_in_learners(base: str, lesson_id: int, names: list[str]) -> list[tuple[str, str, str, str]]:
+    """Sign each learner in through the form and open the lesson, as the player's page does:
+    ``(cookie, beat path, CSRF token, beat key)`` per learner, what ``_client`` sends beats with
+    (also bench/beat_floor.py's learners)."""
+    clients = []
+    for i, name in enumerate(names):
+        c = load.Client(base)
+        c.login(name, seed_large.PASSWORD)
+        status, _h, page = c.request("GET", f"/learn/lessons/{lesson_id}")
+        beat_url, token, key = BEAT_URL_RE.search(page), CSRF_META_RE.search(page), BEAT_KEY_RE.search(page)
+        if status != 200 or not beat_url or not token or not key:
+            raise load.LoadError(f"lesson page for client {i}: HTTP {status} (beat URL, CSRF token, beat key)")
+        cookie = "; ".join(f"{k}={v}" for k, v in c.cookies.items())
+        clients.append((cookie, beat_url.group(1).decode(), token.group(1).decode(), key.group(1).decode()))
+        c.close()
+    return clients
+
+
 def bench_ingest(
     url: str, env: dict[str, str], args: argparse.Namespace, pg_pid: int, server_kind: str = "gthread", offset: int = 0
 ) -> dict[str, object]:
@@ -411,19 +429,9 @@ def bench_ingest(
         server, port = common.start_gunicorn(env, workers=args.workers, worker_class="gthread", threads=args.threads)
         shape = f"{args.workers} gthread workers x {args.threads} threads"
     try:
-        base = f"http://127.0.0.1:{port}"
         step(f"signing in {args.clients} learners and opening lesson {lesson_id}")
-        clients = []
-        for i in range(args.clients):
-            c = load.Client(base)
-            c.login(f"bench{i * 7 + offset:06d}", seed_large.PASSWORD)
-            status, _h, page = c.request("GET", f"/learn/lessons/{lesson_id}")
-            beat_url, token, key = BEAT_URL_RE.search(page), CSRF_META_RE.search(page), BEAT_KEY_RE.search(page)
-            if status != 200 or not beat_url or not token or not key:
-                raise load.LoadError(f"lesson page for client {i}: HTTP {status} (beat URL, CSRF token, beat key)")
-            cookie = "; ".join(f"{k}={v}" for k, v in c.cookies.items())
-            clients.append((cookie, beat_url.group(1).decode(), token.group(1).decode(), key.group(1).decode()))
-            c.close()
+        names = [f"bench{i * 7 + offset:06d}" for i in range(args.clients)]
+        clients = sign_in_learners(f"http://127.0.0.1:{port}", lesson_id, names)
         latencies: list[float] = []
         errors = [0]
         load_before = os.getloadavg()[0]
