@@ -14,7 +14,7 @@ import io
 import json
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,6 +26,7 @@ from sqlalchemy.sql.elements import True_
 from lms_core import csv_export
 from lms_core.accounts.models import User
 from lms_core.authz import scope_condition
+from lms_core.dateformat import format_datetime
 from lms_core.events.models import Event
 from lms_core.events.names import event_label, object_label, readable_payload
 from lms_core.extensions import db
@@ -284,6 +285,10 @@ class LogQuery:
     def cells(self, row: Any) -> list[Any]:
         raise NotImplementedError
 
+    def extras(self, rows: list[Any]) -> dict[str, Any]:
+        """What the page's template needs beside its rows (looked up once per page)."""
+        return {}
+
     def export_cells(self, row: Any) -> list[Any]:
         """An exported row (``statement(flat=True)``) as its cells: the page's cells unless
         the view's flat rows differ from its page rows."""
@@ -453,6 +458,9 @@ class EventLogQuery(LogQuery):
     def rows(self) -> list[Any]:
         return self.page()[0]
 
+    def extras(self, rows: list[Any]) -> dict[str, Any]:
+        return {"sessions": session_names(row[0].object_id for row in rows if row[0].object_type == SESSIONS)}
+
     def headers(self) -> list[str]:
         return [
             _("No."),
@@ -486,6 +494,31 @@ class EventLogQuery(LogQuery):
             ip or "",
             readable_payload(json.loads(payload)) if payload and payload != "{}" else "",
         ]
+
+
+#: ``Event.object_type`` of a study session (its id is a random hex key).
+SESSIONS = "learning_sessions"
+
+
+def session_names(ids: Iterable[str | None]) -> dict[str, str]:
+    """``{session id: "《lesson》 opened at 14:02 (Beijing)"}``: what a person can tell
+    a study session by. Its hex id means nothing to a reader; the page keeps it in a
+    title for the auditor who cross-references the export or the database."""
+    from lms_core.courses.models import Lesson
+    from lms_core.learning.models import LearningSession
+
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    found = db.session.execute(
+        select(LearningSession.id, LearningSession.started_at, Lesson.title)
+        .join(Lesson, Lesson.id == LearningSession.lesson_id)
+        .where(LearningSession.id.in_(wanted))
+    ).all()
+    return {
+        sid: _("%(lesson)s, opened %(time)s", lesson=title, time=format_datetime(started, "yyyy-MM-dd HH:mm"))
+        for sid, started, title in found
+    }
 
 
 # --- study sessions --------------------------------------------------------------------------

@@ -74,6 +74,7 @@ def browse(cls: type[LogQuery], view: str, endpoint: str, template: str, **conte
     ):
         rows, next_key = query.page()
         total = query.count(limit=COUNT_SHOWN)
+        context = {**context, **query.extras(rows)}
         _log_person_view(query, "log")
     return _render(view, endpoint, template, query, rows, total, next_key, context)
 

@@ -9,7 +9,10 @@ import pytest
 from lms_core.accounts.models import User
 from lms_core.audit.queries import EventLogQuery, SessionQuery
 from lms_core.events.models import Event
+from lms_core.events.services import emit
 from lms_core.extensions import db
+from lms_core.jobs.services import commit
+from lms_core.learning.models import LearningSession
 from tests.conftest import login
 from tests.lms_core.audit.log_world import T0, csv_rows, log_people, start_sessions, table_rows, xlsx_rows
 from tests.lms_core.learning.fixtures import build_course
@@ -187,3 +190,33 @@ def test_an_export_is_written_as_its_rows_are_read(app, world, monkeypatch):
     # The BOM, then the header with the first row, then one chunk per further row (4 in scope).
     assert len(chunks) == 5, chunks
     assert chunks[0] == "\ufeff" and sum(c.count("\n") for c in chunks) == 5
+
+
+def test_a_study_session_is_shown_by_its_lesson_and_start_not_its_hex_id(client, world):
+    """The event log names a session by what a person knows it by (the lesson and when it
+    was opened, Beijing time); its hex id stays in the title for cross-referencing."""
+    kit, _auditor, inside, _outside = world
+    session = (
+        db.session.execute(
+            db.select(LearningSession).where(LearningSession.user_id == inside.id).order_by(LearningSession.started_at)
+        )
+        .scalars()
+        .first()
+    )
+    emit(
+        "study.interval_credited",
+        actor=inside,
+        object_type="learning_sessions",
+        object_id=session.id,
+        course_id=kit.course.id,
+        payload={"lesson_id": session.lesson_id, "seconds": 30.0},
+    )
+    commit()
+    login(client, "nl_audit")
+    page = client.get("/audit/events?name=study.").get_data(as_text=True)
+    (row,) = table_rows(page, "event-table")
+    title = db.session.get(type(kit.video), session.lesson_id).title
+    # T0 is 09:00 in Beijing; the inside cadre's first session opened then.
+    assert f"《{title}》的学习，2026-05-10 09:00 开始" in row
+    assert f'title="学习会话 #{session.id}"' in row
+    assert row.count(session.id) == 1, "the hex id only in the title"
