@@ -64,6 +64,22 @@ def test_auditor_sees_the_day_with_every_layer(client, me):
     assert "防挂机判定" in page
 
 
+def test_the_header_names_the_person_and_unit_with_the_username_secondary(client, me, tree):
+    """As the review queue names a person: the name and unit in the title, the username
+    only in the small line below it (and not at all on the learner's own page)."""
+    login(client, "audit_a")
+    page = client.get(URL.format(id=me.user.id)).get_data(as_text=True)
+    title = page.split("<h1>", 1)[1].split("</h1>", 1)[0]
+    assert "李明" in title and tree.village_a.name in title and "liming" not in title
+    below = page.split("</h1>", 1)[1].split("</p>", 1)[0]
+    assert "用户名：liming" in below
+    client.post("/logout")
+    login(client, "liming")
+    own = client.get("/record/days/2026-05-10").get_data(as_text=True)
+    assert tree.village_a.name in own.split("<h1>", 1)[1].split("</h1>", 1)[0]
+    assert "用户名：" not in own
+
+
 def test_day_picture_is_scoped_and_logged(client, me):
     login(client, "audit_b")
     assert client.get(URL.format(id=me.user.id)).status_code == 403
