@@ -131,7 +131,7 @@ def core_layer(user_id: int, day: dt.date) -> tuple[DayLayer, dict[str, str]]:
                 _aware(s.started_at),
                 _aware(max(s_end, s.started_at)),
                 "session",
-                _("Lesson open (%(lesson)s)", lesson=title),
+                "",  # the kind (课程页面打开) says it, and the lane names the lesson
             )
         )
     if not lanes:
@@ -168,7 +168,7 @@ def core_layer(user_id: int, day: dt.date) -> tuple[DayLayer, dict[str, str]]:
             runs.append([session_id, start_at, end_at, kind, claimed, credited])
     for session_id, start_at, end_at, kind, claimed, credited in runs:
         text = _(
-            "Watched: %(claimed)s s claimed, %(credited)s s credited",
+            "%(claimed)s s claimed, %(credited)s s credited",
             claimed=claimed // 1000,
             credited=credited // 1000,
         )

@@ -38,7 +38,13 @@ class CreditSummary:
 
 @dataclass
 class Span:
-    """Something that lasted: drawn as a bar on ``lane``."""
+    """Something that lasted: drawn as a bar on ``lane``.
+
+    The page names the ``kind`` (its legend entry) before ``text`` in the table and in
+    the bar's tooltip, so ``text`` holds only what the kind does not say (the figures,
+    the times): empty when the kind says it all. Repeating the kind read as
+    "课程页面打开：课程页面打开（…）".
+    """
 
     lane: str
     start: dt.datetime
@@ -49,7 +55,7 @@ class Span:
 
 @dataclass
 class Mark:
-    """Something that happened at one moment: drawn as a tick on ``lane``."""
+    """Something that happened at one moment: drawn as a tick on ``lane``; ``text`` as a Span's."""
 
     lane: str
     at: dt.datetime

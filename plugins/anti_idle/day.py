@@ -70,19 +70,19 @@ def _beat_spans(user_id: int, day: dt.date, lanes: dict[str, str]) -> list[Span]
             if since is not None and hidden_from is None:
                 hidden_from = since
             elif since is None and hidden_from is not None:
-                spans.append(Span(lane, hidden_from, received, "hidden", _("The page was hidden")))
+                spans.append(Span(lane, hidden_from, received, "hidden", ""))
                 hidden_from = None
             if paused_at is not None and (b.event == "play" or b.claimed):
-                spans.append(Span(lane, paused_at, _aware(b.wall_start) or received, "paused", _("Video paused")))
+                spans.append(Span(lane, paused_at, _aware(b.wall_start) or received, "paused", ""))
                 paused_at = None
             if b.event == "pause" and paused_at is None:
                 paused_at = received
         last = _aware(rows[-1].received_at)
         assert last is not None
         if hidden_from is not None:
-            spans.append(Span(lane, hidden_from, last, "hidden", _("The page was hidden")))
+            spans.append(Span(lane, hidden_from, last, "hidden", ""))
         if paused_at is not None and last > paused_at:
-            spans.append(Span(lane, paused_at, last, "paused", _("Video paused")))
+            spans.append(Span(lane, paused_at, last, "paused", ""))
     return spans
 
 
@@ -99,16 +99,17 @@ def _checks(user_id: int, day: dt.date, lanes: dict[str, str]) -> tuple[list[Mar
         issued, due, answered = _aware(c.issued_at), _aware(c.due_at), _aware(c.answered_at)
         assert issued is not None and due is not None
         kind = CHECK_OUTCOMES.get(c.outcome, "check-pending")
+        # The page names the kind (注意力检查已通过, …) in front of the text.
         if answered is not None:
             text = _(
-                "Attention check shown at %(at)s, answered at %(answered)s (%(outcome)s)",
+                "Shown at %(at)s, answered at %(answered)s (%(outcome)s)",
                 at=hhmm(issued, day),
                 answered=hhmm(answered, day),
                 outcome=_outcome_name(c.outcome),
             )
         else:
             text = _(
-                "Attention check shown at %(at)s, not answered (%(outcome)s)",
+                "Shown at %(at)s, not answered (%(outcome)s)",
                 at=hhmm(issued, day),
                 outcome=_outcome_name(c.outcome),
             )

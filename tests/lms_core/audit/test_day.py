@@ -80,6 +80,27 @@ def test_the_header_names_the_person_and_unit_with_the_username_secondary(client
     assert "用户名：" not in own
 
 
+def test_each_row_names_its_kind_once(client, me):
+    """The table's "what" is the kind's name, then only what the kind does not say: it
+    read "课程页面打开：课程页面打开（专题讲座…）", "页面隐藏：页面处于隐藏状态"."""
+    import re
+
+    login(client, "audit_a")
+    page = client.get(URL.format(id=me.user.id)).get_data(as_text=True)
+    table = page.split('id="day-table"', 1)[1].split("</table>", 1)[0]
+    cells = dict(re.findall(r'<tr class="row-([\w-]+)">(?:<td[^>]*>[^<]*</td>){3}<td>([^<]*)</td>', table))
+    assert {"session", "credited", "paused", "hidden", "check-passed"} <= set(cells)
+    assert cells["session"] == "课程页面打开"
+    assert cells["paused"] == "已暂停" and cells["hidden"] == "页面隐藏"
+    assert re.fullmatch(r"已观看，已计入：上报 \d+ 秒，计入 \d+ 秒", cells["credited"]), cells["credited"]
+    for what in cells.values():
+        name, _sep, rest = what.partition("：")
+        assert name not in rest, what
+    # The bars' tooltips say the same as the rows.
+    assert "<title>课程页面打开</title>" in _lanes(page)
+    assert "<title>课程页面打开（" not in page
+
+
 def test_day_picture_is_scoped_and_logged(client, me):
     login(client, "audit_b")
     assert client.get(URL.format(id=me.user.id)).status_code == 403
@@ -168,7 +189,7 @@ def test_a_time_on_another_day_shows_its_date(client, kit, tree, monkeypatch):
     table = page.split('id="day-table"', 1)[1].split("</table>", 1)[0]
     assert "<th>开始</th><th>结束</th>" in table and "日期" not in table
     assert "<td>09:05:15</td><td>2026-05-11 09:05:41</td>" in table  # no credit till it was answered
-    assert "09:05:00 弹出注意力检查，2026-05-11 09:05:41 作答" in table
+    assert "注意力检查已通过：09:05:00 弹出，2026-05-11 09:05:41 作答" in table
     day = dt.date(2026, 5, 10)
     assert hhmm(T0, day) == hhmm(T0) == "09:00:00"
     assert hhmm(T0 - dt.timedelta(hours=10), day) == "2026-05-09 23:00:00"
