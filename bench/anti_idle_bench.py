@@ -260,6 +260,147 @@ def bench_beat(url: str, beats: int, profile: bool = False, *, user: str = "benc
     return {"cpu_ms_per_beat": round(cpu * 1000 / beats, 2), "statements_per_beat": round(per_beat, 1)}
 
 
+# --- 2b. day replays in process: their count and CPU ---------------------------------------
+
+
+def bench_replay(url: str, learners: int, beats: int, profile: bool = False) -> dict[str, object]:
+    """The day replays (``verdicts.assess_day``) a 64-learner ingestion makes, in process.
+
+    ``learners`` signed-in learners on one device (the test client: one address and one
+    browser, as an office behind one NAT) post ``beats`` signed beats each, round robin,
+    one every 10 s of frozen time per learner, through the app's real view. Each replay
+    made on the way is counted with its CPU (``time.thread_time``) and the day's beats;
+    then every learner's whole day is replayed once more (``assess_day``, rolled back),
+    the figure of the issue's target (a short day's replay <= ~10 ms CPU).
+    """
+    import cProfile
+    import pstats
+
+    import time_machine
+
+    from lms_core import create_app
+    from lms_core.extensions import db
+    from plugins.anti_idle import els, envelope, verdicts
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": SECRET,
+            "LMS_PLUGINS": ["anti_idle"],
+            "LMS_INLINE_JOBS": False,
+            "WTF_CSRF_ENABLED": True,
+        }
+    )
+    import psycopg
+
+    with psycopg.connect(plain(url)) as conn:
+        lesson_id = conn.execute("SELECT id FROM lessons ORDER BY id LIMIT 1").fetchone()[0]
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    step(f"signing in {learners} learners (one device) and opening lesson {lesson_id}")
+    posts = []
+    with time_machine.travel(at, tick=False):
+        for i in range(learners):
+            client = app.test_client()
+            token = load.CSRF_RE.search(client.get("/login").data)
+            form = {"username": f"bench{i * 7 + 2:06d}", "password": seed_large.PASSWORD}
+            if token:
+                form["csrf_token"] = token.group(1).decode()
+            r = client.post("/login", data=form)
+            assert r.status_code in (302, 303), r.status_code
+            page = client.get(f"/learn/lessons/{lesson_id}").data
+            beat_url, csrf = BEAT_URL_RE.search(page), CSRF_META_RE.search(page)
+            assert beat_url and csrf, "lesson page without a beat URL"
+            path = beat_url.group(1).decode()
+            with app.app_context():
+                key = envelope.session_key(path.split("/")[-2])
+            posts.append((client, path, {"X-CSRFToken": csrf.group(1).decode()}, key))
+    made: list[tuple[int, int, float]] = []  # (user, the day's beats, CPU s) per replay
+    original, replay = verdicts.assess_day, verdicts.replay_day
+    days: dict[int, int] = {}
+
+    def counted_replay(user_id: int, day: dt.date, policy_version: int | None = None) -> verdicts.Replay:
+        r = replay(user_id, day, policy_version)
+        days[user_id] = len(r.outcomes)
+        return r
+
+    def counted(user_id: int, day: dt.date, policy_version: int | None = None) -> object:
+        started = time.thread_time()
+        try:
+            return original(user_id, day, policy_version)
+        finally:
+            made.append((user_id, days.get(user_id, 0), time.thread_time() - started))
+
+    verdicts.assess_day, verdicts.replay_day = counted, counted_replay  # type: ignore[assignment]
+    step(f"{learners} learners x {beats} beats, a beat every 10 s of frozen time each")
+    cpu = time.thread_time()
+    try:
+        for seq in range(1, beats + 1):
+            for i, (client, path, headers, key) in enumerate(posts):
+                body = b'{"seq":%d,"event":"heartbeat","visible_ms":10000,"client":{"visibility":"visible"}}' % seq
+                when = at + dt.timedelta(seconds=10 * seq + 10 * i / learners)
+                signed = sign_with_key(key, body)
+                with time_machine.travel(when, tick=False):
+                    r = client.post(path, data=signed, content_type="application/json", headers=headers)
+                assert r.status_code == 200, r.data
+    finally:
+        verdicts.assess_day, verdicts.replay_day = original, replay  # type: ignore[assignment]
+    cpu = time.thread_time() - cpu
+    n = learners * beats
+    replay_cpu = sum(c for _u, _b, c in made)
+    first = [c for _u, b, c in made if b <= 1]
+    later = [c for _u, b, c in made if b > 1]
+    ms = [c * 1000 for c in later]
+    print(
+        f"replays during ingestion ({learners} learners on one device x {beats} beats, in process, PostgreSQL): "
+        f"{len(made)} replays for {n:,} beats ({len(first)} at a day's first beat, {len(later)} later); "
+        f"CPU {replay_cpu * 1000:.0f} ms of replays = {replay_cpu * 1000 / n:.2f} ms per beat "
+        f"(all beats: {cpu * 1000 / n:.2f} ms CPU per beat); per replay: first beat "
+        f"{statistics.fmean(first) * 1000 if first else 0:.1f} ms, later "
+        f"{statistics.fmean(ms) if ms else 0:.1f} ms mean, {max(ms) if ms else 0:.1f} ms max; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    step(f"each learner's whole day replayed once more ({beats} beats, {learners - 1} others on the device)")
+    whole: list[float] = []
+    with time_machine.travel(at + dt.timedelta(seconds=10 * beats + 20), tick=False), app.app_context():
+        day = els.beijing_day(at + dt.timedelta(seconds=10))
+        users = sorted({u for u, _b, _c in made})
+        for user_id in users:
+            started = time.thread_time()
+            verdicts.assess_day(user_id, day)
+            whole.append((time.thread_time() - started) * 1000)
+            db.session.rollback()
+        if profile:  # a second pass under cProfile (which inflates every call), for where the time goes
+            profiler = cProfile.Profile(time.thread_time)
+            for user_id in users:
+                profiler.enable()
+                verdicts.assess_day(user_id, day)
+                profiler.disable()
+                db.session.rollback()
+    whole.sort()
+    print(
+        f"whole-day replay ({beats} beats, one device shared by {learners} accounts): "
+        f"{statistics.fmean(whole):.1f} ms CPU mean, median {statistics.median(whole):.1f}, "
+        f"max {whole[-1]:.1f} over {len(whole)} days; target <= ~10 ms; load average {os.getloadavg()[0]:.2f}"
+    )
+    if profile:
+        dump = Path(tempfile.gettempdir()) / f"anti_idle_replay.{os.getpid()}.prof"
+        profiler.dump_stats(dump)
+        print(f"    CPU profile (thread_time) of the whole-day replays written to {dump}")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    with app.app_context():
+        db.engine.dispose()
+    return {
+        "replays": len(made),
+        "replay_cpu_ms_per_beat": round(replay_cpu * 1000 / n, 3),
+        "cpu_ms_per_beat": round(cpu * 1000 / n, 2),
+        "first_beat_replay_ms": round(statistics.fmean(first) * 1000, 1) if first else None,
+        "later_replay_ms": round(statistics.fmean(ms), 1) if ms else None,
+        "whole_day_replay_ms": round(statistics.fmean(whole), 1),
+        "whole_day_replay_median_ms": round(statistics.median(whole), 1),
+    }
+
+
 # --- statements per beat, counted by PostgreSQL ----------------------------------------
 # pg_stat_statements counts every statement the server ran, also those a module sends
 # on the raw psycopg connection (learning/beat_rows.py), which SQLAlchemy's cursor
@@ -616,7 +757,7 @@ def bench_recompute(url: str, env: dict[str, str], args: argparse.Namespace, pg_
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=["els", "beat", "ingest", "recompute"])
+    parser.add_argument("--only", choices=["els", "beat", "replay", "ingest", "recompute"])
     parser.add_argument("--els-rounds", type=int, default=15)
     parser.add_argument("--beats", type=int, default=200, help="beats timed in process for CPU and statements")
     parser.add_argument("--clients", type=int, default=32)
@@ -632,13 +773,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--days", type=int, default=10_000, help="person-days to recompute")
     parser.add_argument("--beats-per-day", type=int, default=20)
-    parser.add_argument("--profile", action="store_true", help="cProfile the in-process beats (section beat)")
+    parser.add_argument("--replay-beats", type=int, default=60, help="replay: beats per learner")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the in-process beats (beat) or whole-day replays (replay)"
+    )
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     results: dict[str, object] = {}
     if args.only in (None, "els"):
         results["els"] = bench_els(args.els_rounds)
-    if args.only in (None, "beat", "ingest", "recompute"):
+    if args.only in (None, "beat", "replay", "ingest", "recompute"):
         # pg_stat_statements: statements per beat as the server ran them (raw psycopg ones too).
         cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")
         try:
@@ -655,6 +799,8 @@ def main(argv: list[str] | None = None) -> int:
             seed_large.settle(url)
             if args.only in (None, "beat"):
                 results["beat"] = bench_beat(url, args.beats, args.profile)
+            if args.only in (None, "replay"):
+                results["replay"] = bench_replay(url, args.clients, args.replay_beats, args.profile)
             if args.only in (None, "ingest"):
                 # Both servers in the same run window (same cluster, same load), one after the other.
                 kinds = ["gthread", "uvicorn"] if args.server == "both" else [args.server]

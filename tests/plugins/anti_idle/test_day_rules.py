@@ -390,6 +390,42 @@ def test_r12_honest_office_colleagues_on_their_own_pcs(me, tree):
         assert lines(learner, "R12") == []
 
 
+#: Device values that JSON and SQL types blur or that ``_device`` cuts (64 characters).
+ODD_DEVICES = ["1", 1, True, "True", None, {"n": 1}, "x" * 70, "x" * 64 + "y", 1.5, "", 0, False]
+
+
+def test_r12_the_summed_up_spans_equal_the_beats_they_sum(me, tree):
+    # The one-day path sums other people's credited spans up in the database
+    # (day_rules._neighbour_islands); the bulk recompute's path (Prefetched) keys and merges
+    # every beat in Python, as both did before. Same finding for every account, with device
+    # values that jsonb and SQLite turn into the same SQL value (true and 1), values cut at
+    # 64 characters, a person's beats split over two devices, and runs with gaps.
+    from plugins.anti_idle import day_rules
+    from plugins.anti_idle.verdicts import replay_day
+
+    people = [me] + [other_learner(tree, me, f"同事{k}") for k in range(len(ODD_DEVICES))]
+    for k, person in enumerate(people):
+        tab = person.open(deliver=LECTURE_BYTES, ip=OFFICE_IP, user_agent=CHROME)
+        first, then = ("1", "x" * 64) if k == 0 else (ODD_DEVICES[k - 1], ODD_DEVICES[k % len(ODD_DEVICES)])
+        for i in range(1, 31):
+            gap = 4 * M if i > 15 else 0 * S  # a break: two runs, two islands
+            at = T0 + 10 * i * S + gap + k * S // 4
+            person.beat(tab, at, [[10 * (i - 1), 10 * i]], client={"presence": {"device": first if i <= 15 else then}})
+    found = {}
+    for person in people:
+        uid = person.user.id
+        r = replay_day(uid, DAY)
+        ctx = day_rules.Prefetched([uid], [DAY], [b.session_id for b, _o in r.outcomes])
+        summed = day_rules.shared_device(uid, DAY, r.outcomes, r.policy.params)
+        assert summed == day_rules.shared_device(uid, DAY, r.outcomes, r.policy.params, ctx)
+        found[uid] = summed
+    mine = found[me.user.id]
+    assert mine is not None and mine["variant"] == "concurrent"
+    # Mine read "1" and "x" * 64: matched by "1" and 1 (not true, "True"), the two cut at 64
+    # characters ({"n": 1} then "x" * 70, the two x's, and false then "1"): 6 accounts.
+    assert mine["params"]["accounts"] == 6, mine
+
+
 # --- R12d: several accounts from one data-centre range --------------------------------------
 
 #: In the shipped list (Alibaba Cloud, 47.96.0.0/11).
