@@ -33,7 +33,7 @@ from typing import Any
 
 from flask import Flask
 
-from lms_core.learning import beat_front, beat_group, beat_rows
+from lms_core.learning import beat_front, beat_group, beat_rows, beat_tx
 from lms_core.pluginhost.manager import get_plugin_manager
 from lms_core.unit_of_work import bare_transaction
 
@@ -77,7 +77,7 @@ def _record(app: Flask, pending: list[_Request], handed: list[_Request]) -> None
         try:
             with bare_transaction((*beat_front.refusals(), beat_group.HandOff)) as refused:
                 for round_ in _rounds(pending) if batched else [list(range(len(pending)))]:
-                    info = db.session.connection().info if batched else None
+                    info = beat_tx.connection().info if batched else None
                     try:
                         if info is not None:
                             try:

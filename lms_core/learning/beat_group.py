@@ -50,9 +50,9 @@ class HandOff(Exception):
 
 def in_round() -> bool:
     """Whether the session's connection is recording a round of a beat group (PostgreSQL)."""
-    from lms_core.extensions import db
+    from lms_core.learning import beat_tx
 
-    return db.session.connection().info.get(KEY) is not None
+    return beat_tx.connection().info.get(KEY) is not None
 
 
 class RoundFailed(Exception):

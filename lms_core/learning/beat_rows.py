@@ -32,7 +32,7 @@ from sqlalchemy.dialects import sqlite
 from lms_core.courses.models import Lesson
 from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
-from lms_core.learning import beat_group
+from lms_core.learning import beat_group, beat_tx
 from lms_core.learning.models import DailyTotal, LearningInterval, LearningSession, LessonProgress, PersonClock
 from lms_core.media.models import MediaDelivery, MediaFile
 
@@ -149,7 +149,7 @@ def _sqlite_read() -> Any:
 
 
 def is_pg() -> bool:
-    return bool(db.session.get_bind().dialect.name == "postgresql")
+    return beat_tx.is_pg()
 
 
 #: Where the beat's cursor is kept: in the pool's record of the connection (its ``info``
@@ -165,7 +165,7 @@ def cursor() -> Any:
     a kept cursor has them already. One connection serves one request at a time, so its
     cursor does too, and each statement is fetched before the next one runs. Also the
     anti-idle plugin's beat statements (``plugins/anti_idle/state_pg.py``)."""
-    fairy = db.session.connection().connection
+    fairy = beat_tx.connection().connection
     raw = fairy.driver_connection
     assert raw is not None
     cur = fairy.info.get(_CURSOR)
@@ -190,7 +190,7 @@ def _pg(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple[A
     ``fetch=False`` for a statement that returns nothing: even asking builds the result's
     column descriptions."""
     cur = cursor()
-    batch = beat_group.current(db.session.connection().info)
+    batch = beat_group.current(beat_tx.connection().info)
     if batch is not None:
         batch.flush_for(sql)  # the round's kept writes first (a no-op for the batch's own statements)
     cur.execute(sql, params, prepare=True)
@@ -209,7 +209,7 @@ def read(session_id: str, user_id: int) -> BeatState | None:
     """The beat's rows, locked; ``None`` when the session is not this user's or a row is missing."""
     params = {"session_id": session_id, "user_id": user_id}
     if is_pg():
-        batch = beat_group.current(db.session.connection().info)
+        batch = beat_group.current(beat_tx.connection().info)
         if batch is not None:
             # Read (and locked) by the round's prefetch; taken once: a second read (a first
             # beat's rows just created) reads again.
@@ -337,7 +337,7 @@ def write(w: BeatWrite) -> None:
         for name in progress:
             value = w.progress[name]
             params[f"p_{name}"] = json_text(value) if name == "credited_segments" else value
-        batch = beat_group.current(db.session.connection().info)
+        batch = beat_group.current(beat_tx.connection().info)
         if batch is not None:
             batch.add(_NAME, _write_many, (w, params, progress), _TABLES)
             _expire_loaded(st)

@@ -40,7 +40,7 @@ from lms_core.enrolments.models import Enrolment
 from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
-from lms_core.learning import beat_rows
+from lms_core.learning import beat_rows, beat_tx
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict, worst
 from lms_core.learning.models import (
@@ -83,7 +83,7 @@ class BeatResult:
 
 
 def _dialect() -> str:
-    return str(db.session.get_bind().dialect.name)
+    return beat_tx.dialect_name()
 
 
 # The heartbeat's statements are built once per process (and dialect) with bound

@@ -28,7 +28,7 @@ from typing import Any, cast
 from sqlalchemy import Date, Integer, Table, bindparam, insert, select, tuple_, update
 
 from lms_core.extensions import db
-from lms_core.learning import beat_group
+from lms_core.learning import beat_group, beat_tx
 from plugins.anti_idle import els, state_pg
 from plugins.anti_idle.inputs import CHECK_LOOKBACK, Owed, person_check_inputs, prior_from, with_reach
 from plugins.anti_idle.models import Beat, PersonState
@@ -60,7 +60,7 @@ class State:
 
 
 def _dialect() -> str:
-    return str(db.session.get_bind().dialect.name)
+    return beat_tx.dialect_name()
 
 
 @functools.cache
@@ -156,7 +156,7 @@ def load_for_beat(
     ``video``: also what ``checks.issue_owed`` asks (PostgreSQL; else it asks itself).
     """
     if _dialect() == "postgresql":
-        batch = beat_group.current(db.session.connection().info)
+        batch = beat_group.current(beat_tx.connection().info)
         found = None if batch is None else state_pg.take(batch, user_id, course_id, since, until, video=video)
         if found is None:
             found = state_pg.load(user_id, course_id, since, until, video=video)
@@ -189,7 +189,7 @@ def save(state: State, beat: dict[str, Any] | None = None) -> None:
     assert state.day is not None
     values = _values(state)
     if _dialect() == "postgresql":
-        batch = beat_group.current(db.session.connection().info)
+        batch = beat_group.current(beat_tx.connection().info)
         if batch is not None:
             state_pg.keep(batch, values, beat)  # written with the round's others (beat_group)
         else:

@@ -22,8 +22,7 @@ import datetime as dt
 import functools
 from typing import Any
 
-from lms_core.extensions import db
-from lms_core.learning import beat_group, beat_rows
+from lms_core.learning import beat_group, beat_rows, beat_tx
 from lms_core.learning.beat_rows import json_text
 from plugins.anti_idle import els
 from plugins.anti_idle.inputs import CLOCK_STEP_MARGIN, LastCheck, Owed
@@ -92,7 +91,7 @@ def execute(sql: str, params: dict[str, Any], *, fetch: bool = False) -> tuple[A
 
     On the core's kept cursor (``beat_rows.cursor``): a new cursor per statement set up its
     adapters and its result columns' loaders again on every beat."""
-    batch = beat_group.current(db.session.connection().info)
+    batch = beat_group.current(beat_tx.connection().info)
     if batch is not None:
         batch.flush_for(sql)  # a round's kept writes first (a no-op for the batch's own statement)
     cur = beat_rows.cursor()
@@ -198,7 +197,7 @@ def prefetch(batch: Any, people: list[tuple[int, int]], since: dt.datetime) -> N
         "until": _FAR,
         "margin": CLOCK_STEP_MARGIN,
     }
-    raw = db.session.connection().connection.driver_connection
+    raw = beat_tx.connection().connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
         cur.execute(_LOAD_MANY, params, prepare=True)
