@@ -196,8 +196,11 @@ def skips(outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | Non
 # --- R07h: presence never proven before a check lapsed ------------------------------------
 
 
-def judgement_time(day: dt.date, now: dt.datetime | None = None) -> dt.datetime:
-    """The time a day is judged at: ``now`` while the day runs, its end once it is over.
+def judgement_time(
+    day: dt.date, now: dt.datetime | None = None, checks: Sequence[AttentionCheck] = ()
+) -> dt.datetime:
+    """The time a day is judged at: ``now`` while the day runs, its end once it is over,
+    or later: the due time of a check issued that day whose window runs past midnight.
 
     A check counts as lapsed once its window (and any offline relief, R07o) is over by
     this time without a valid answer, whether or not a beat of the person came after it:
@@ -205,10 +208,16 @@ def judgement_time(day: dt.date, now: dt.datetime | None = None) -> dt.datetime:
     out, leaves no beat to close it. Judging at the day's end once the day is over makes a
     recompute deterministic; while it runs, a job at each window's end judges the day again
     (``rejudge``), so the online verdict changes with no further beat.
+
+    A check shown at 23:59:30 with a 60 s window is the issue day's (its job re-judges that
+    day at 00:00:30): judged at the day's end it was still open and held nothing, so a bot
+    that never answers kept the evening's minutes before it. The day is judged when that
+    window is over, with the answer given in it (:func:`_day_checks`).
     """
-    _start, end = day_bounds(day)
+    start, end = day_bounds(day)
     now = now if now is not None else dt.datetime.now(dt.UTC)
-    return min(now, end)
+    crossing = [c.due_at for c in checks if start <= c.issued_at < end and c.due_at > end]
+    return min(now, max([end, *crossing]))
 
 
 def _day_checks(
@@ -226,11 +235,16 @@ def _day_checks(
     # recompute agree; R09 and R15 read the day's answers the same way.
     last_beat = max(b.received_at for b, _o in outcomes)
     day_end = els.at_us(els.day_end_us(els.us_of(last_beat)))
+    # ``at`` is past the day's end only for a check whose window crosses midnight
+    # (judgement_time): checks issued and beats returning after midnight stay the next day's.
+    within = min(at, day_end)
     judged = []
     for c in checks:
-        if c.issued_at > at:
+        if c.issued_at > within:
             continue
-        answered = c.answered_at if c.answered_at is not None and c.answered_at < day_end else None
+        answered = c.answered_at
+        if answered is not None and answered >= day_end and answered > c.due_at:
+            answered = None  # the next day's answer; one in the check's window is this day's too
         valid = (
             answered is not None
             and c.outcome == "passed"
@@ -241,7 +255,7 @@ def _day_checks(
         # person's first beat after the due time (a beat of this day, or none).
         reached = getattr(c, "reached_at", None)
         relief = None
-        if getattr(c, "silent", False) and reached is not None and reached <= at:
+        if getattr(c, "silent", False) and reached is not None and reached <= within:
             relief = reached + (c.due_at - c.issued_at)
         judged.append((c.issued_at, c.due_at, answered, valid, relief))
     judged.sort(key=lambda c: c[0])
@@ -279,6 +293,10 @@ def unverified(
         if valid or (answered is None and max(due, relief or due) > at):
             continue  # answered by a person, or its window still open at the judgement time
         run_start = max((r for r in run_starts if r <= issued), default=None)
+        if run_start is None and run_starts[0] < due:
+            # Shown the evening before and due after midnight: the run it was shown in goes
+            # on this morning, and what it earned here before the due time is as unproven.
+            run_start = run_starts[0]
         if run_start is None:
             continue
         # Presence is proven by a valid answer anywhere in the run: earlier, or later (a
@@ -931,7 +949,7 @@ def judge(
     """
     if not outcomes:
         return {}
-    at = judgement_time(day) if at is None else at
+    at = judgement_time(day, checks=checks) if at is None else at
     found = {
         "R02": skips(outcomes, policy),
         "R07h": unverified(outcomes, checks, policy, at),

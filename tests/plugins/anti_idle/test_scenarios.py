@@ -923,3 +923,64 @@ def test_a31_c5_a_visible_window_out_of_focus_beside_the_one_in_front(me):
     assert by_lesson.get(me.short.id, 0) == 0 and by_lesson[me.lecture.id] >= 299
     assert me.credited_s() <= 301
     me.recompute()
+
+
+# --- a check whose window crosses Beijing midnight ----------------------------------------
+
+#: 23:50 Beijing on 2026-05-10; the check is shown at 23:59:30 and due at 00:00:30.
+LATE = dt.datetime(2026, 5, 10, 15, 50, tzinfo=dt.UTC)
+MIDNIGHT = dt.datetime(2026, 5, 10, 16, 0, tzinfo=dt.UTC)
+DAY1 = dt.date(2026, 5, 10)
+
+
+def test_h_a_check_across_midnight_answered_after_it(me):
+    """Honest: watching from 23:50, the check shows at 23:59:30 (window 60 s, due 00:00:30)
+    and the learner answers at 00:00:10. Both days are credited in full, and each day's
+    recompute equals its online verdict."""
+    tab = me.open(at=LATE, deliver=LECTURE_BYTES)
+    at = me.play(tab, LATE, 570)  # to 23:59:30
+    check = me.issue_check(tab, at)
+    at = me.play(tab, at, 40)  # to 00:00:10
+    me.answer(check, at)
+    me.play(tab, at, 590)  # to 00:10
+    assert me.credited_s() >= 1200 * 0.97
+    for day in (DAY1, DAY2):
+        v = me.recompute(day)
+        assert v.verdict == "credited" and v.held_ms == 0 and v.deducted_ms == 0, (day, v.verdict, v.tally)
+    assert me.recompute(DAY1).credited_ms >= 600_000 * 0.97
+    assert me.recompute(DAY2).credited_ms >= 600_000 * 0.97
+
+
+def test_a_a_check_across_midnight_never_answered(me):
+    """C1, the same evening with nobody there: the check shown at 23:59:30 is never
+    answered and the tab keeps playing. Nobody proved presence in that run, so the issue
+    day's ten minutes are held (R07h) like any day's whose check lapsed, although the
+    window ran out after midnight. The next day earns nothing after the due time (R07),
+    and what its beats earned before it, in the same unproven run, is held too (R07h)."""
+    tab = me.open(at=LATE, deliver=LECTURE_BYTES)
+    at = me.play(tab, LATE, 570)  # to 23:59:30
+    me.issue_check(tab, at)
+    me.play(tab, at, 630)  # to 00:10, unanswered
+    v1 = me.recompute(DAY1)
+    assert v1.verdict == "held" and "R07h" in v1.rules and v1.credited_ms == 0, (v1.verdict, v1.tally)
+    assert v1.held_ms == 590_000  # every beat received before midnight
+    v2 = me.recompute(DAY2)
+    assert v2.verdict == "held" and {"R07", "R07h"} <= set(v2.rules), (v2.verdict, v2.tally)
+    # The beat received at 00:00:00 brings the evening's last 10 s: 40 s up to the due time.
+    assert v2.credited_ms == 0 and v2.held_ms == 40_000 and v2.deducted_ms >= 570_000
+    assert me.credited_s() == 630  # the ledger before the holds: 590 s + 40 s
+
+
+def test_a_a_script_stops_at_a_check_shown_just_before_midnight(me):
+    """C1/C4: the script stops beating when the check shows at 23:59:30. Nothing of the
+    next day comes to judge anything; the job at the due time (00:00:30) re-judges the
+    issue day, online, and holds its minutes (R07h), as the recompute does."""
+    tab = me.open(at=LATE, deliver=LECTURE_BYTES)
+    at = me.play(tab, LATE, 570)  # to 23:59:30
+    check = me.issue_check(tab, at)
+    assert _day_figures(me, DAY1) == ("credited", 570_000, 0)
+    assert me.run_jobs(check.due_at.replace(tzinfo=dt.UTC) - S) == 0
+    assert me.run_jobs(check.due_at.replace(tzinfo=dt.UTC)) == 1
+    assert _day_figures(me, DAY1) == ("held", 0, 570_000)
+    v = me.recompute(DAY1)
+    assert v.verdict == "held" and "R07h" in v.rules and v.held_ms == 570_000
