@@ -196,9 +196,7 @@ def skips(outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | Non
 # --- R07h: presence never proven before a check lapsed ------------------------------------
 
 
-def judgement_time(
-    day: dt.date, now: dt.datetime | None = None, checks: Sequence[AttentionCheck] = ()
-) -> dt.datetime:
+def judgement_time(day: dt.date, now: dt.datetime | None = None, checks: Sequence[AttentionCheck] = ()) -> dt.datetime:
     """The time a day is judged at: ``now`` while the day runs, its end once it is over,
     or later: the due time of a check issued that day whose window runs past midnight.
 
