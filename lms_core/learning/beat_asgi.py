@@ -114,7 +114,7 @@ class BeatASGI:
         503 page, in Chinese, rather than a bare 500 from the server)."""
         try:
             if int(self.app.config.get("LMS_BEAT_GROUP_MAX", 64)) > 0:
-                return await asyncio.wrap_future(beat_batch.submit(self.app, beat))
+                return await beat_batch.wait(self.app, beat)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._alone, record_alone, self.app, beat)
         except Exception:  # noqa: BLE001 - the writer failed: the view does it again (a stored seq answers as a repeat)

@@ -24,6 +24,8 @@ Pattern of ``plugins/credit_bank/group_commit.py`` (the transfer API's group com
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import queue
 import threading
@@ -47,6 +49,10 @@ _lock = threading.Lock()
 class _Request:
     beat: beat_front.Beat
     future: Future[Answer | None]
+    #: The event loop awaiting the beat (:func:`wait`) and its future there: the writer
+    #: answers a group's beats of one loop with one call into it, after the group.
+    loop: asyncio.AbstractEventLoop | None = None
+    waiter: asyncio.Future[Answer | None] | None = None
 
 
 def answer_parts(app: Flask, result: Any) -> Answer:
@@ -196,12 +202,55 @@ class BeatWriter:
                 for req in group:
                     if not req.future.done():
                         req.future.set_exception(exc)
+            _wake(group)
+
+
+def _wake(group: list[_Request]) -> None:
+    """Hand the group's answers to the event loops awaiting them: one call per loop.
+
+    ``asyncio.wrap_future`` on each beat's future made one ``call_soon_threadsafe`` per
+    beat (a wake-up of the loop, a callback chain on each side); a group of 13 beats made
+    13. Every future of the group is settled by now."""
+    loops: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
+    for req in group:
+        if req.loop is not None:
+            loops.setdefault(req.loop, []).append(req)
+    for loop, reqs in loops.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits these answers any more
+            loop.call_soon_threadsafe(_settle, reqs)
+
+
+def _settle(reqs: list[_Request]) -> None:
+    """On the event loop: each waiter gets its beat's answer (or error), unless it gave up."""
+    for req in reqs:
+        waiter = req.waiter
+        if waiter is None or waiter.done():
+            continue
+        exc = req.future.exception()
+        if exc is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(req.future.result())
 
 
 def submit(app: Flask, beat: beat_front.Beat) -> Future[Answer | None]:
     """Queue a beat for this process's writer; the future answers after its group's COMMIT
     (``None``: the Flask view must answer it)."""
     req = _Request(beat, Future())
+    _enqueue(app, req)
+    return req.future
+
+
+async def wait(app: Flask, beat: beat_front.Beat) -> Answer | None:
+    """:func:`submit` for the event loop: the beat's answer once its group is committed."""
+    loop = asyncio.get_running_loop()
+    req = _Request(beat, Future(), loop, loop.create_future())
+    _enqueue(app, req)
+    assert req.waiter is not None
+    return await req.waiter
+
+
+def _enqueue(app: Flask, req: _Request) -> None:
     with _lock:
         writer: BeatWriter | None = app.extensions.get("lms.beat_writer")
         # A writer of the parent process does not exist in a forked worker: start one here.
@@ -210,7 +259,6 @@ def submit(app: Flask, beat: beat_front.Beat) -> Future[Answer | None]:
             writer = BeatWriter(app, int(config["LMS_BEAT_GROUP_MAX"]), int(config["LMS_BEAT_WRITERS"]))
             app.extensions["lms.beat_writer"] = writer
         writer.queue.put(req)
-    return req.future
 
 
 def stop(app: Flask) -> None:

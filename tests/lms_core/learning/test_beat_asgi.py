@@ -390,12 +390,11 @@ def test_a_writer_that_fails_hands_the_beat_to_the_view(app, kit, tree, asgi, fl
     (a,) = people(app, kit, tree, 1)
     lean = Player(app, kit, a, lean=True)
 
-    def submit(_app: Any, _beat: beat_front.Beat) -> Future[Any]:
-        failed: Future[Any] = Future()
-        failed.set_exception(RuntimeError("the writer thread died"))
-        return failed
+    def record_group(_app: Any, _requests: list[Any]) -> None:
+        raise RuntimeError("the writer thread died")
 
-    monkeypatch.setattr(beat_batch, "submit", submit)
+    # The writer's own thread fails the group: its error reaches the awaiting event loop.
+    monkeypatch.setattr(beat_batch, "record_group", record_group)
     at, body = beats()[0]
     with time_machine.travel(at, tick=False):
         status, _headers, content = asgi_request(asgi, lean, "POST", lean.path, signed(lean, body))
