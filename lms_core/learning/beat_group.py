@@ -26,11 +26,10 @@ and the raw psycopg statements of ``beat_rows`` / ``state_pg`` find it.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -128,14 +127,20 @@ def _flush_first(conn: Any, cursor: Any, statement: Any, parameters: Any, contex
         batch.flush_for(statement)
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    raise TypeError(type(value).__name__)
+#: msgspec's JSON encoder (C): it writes datetimes and dates itself, as RFC 3339 text (a
+#: UTC time ends in ``Z``, which PostgreSQL reads as ``+00:00``). ``json.dumps`` with a
+#: Python ``default`` per datetime cost ~10 µs per row of a round (a beat writes about seven
+#: rows), this ~1.2 µs (docs/benchmarks.md, "the per-beat app CPU under gunicorn").
+_ENCODER = msgspec.json.Encoder()
+
+
+def json_text(value: Any) -> str:
+    """A value as JSON text (non-ASCII as UTF-8, not escaped; no spaces)."""
+    return _ENCODER.encode(value).decode()
 
 
 def rows_json(rows: list[dict[str, Any]]) -> str:
     """Rows as one JSON array for ``jsonb_populate_recordset(NULL::table, ...)``: PostgreSQL
     turns each object into a row of the table's own types (timestamps as ISO text, with
     their offset), so one statement of one parameter writes the whole round."""
-    return json.dumps(rows, default=_default, separators=(",", ":"), ensure_ascii=False)
+    return json_text(rows)

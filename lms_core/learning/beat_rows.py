@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -178,8 +177,10 @@ def json_text(value: Any) -> str:
     """A JSON column's value as a statement parameter: the JSON text, sent untyped, so
     PostgreSQL takes it as the column's ``jsonb`` (a prepared statement's parameter gets
     the type of the column it goes into). psycopg's ``Jsonb`` wrapper did the same
-    ``json.dumps`` behind a Python dumper per value, about a dozen values per beat."""
-    return json.dumps(value)
+    ``json.dumps`` behind a Python dumper per value, about a dozen values per beat; the text
+    is msgspec's (``beat_group.json_text``): 0.4-1.4 µs a value against 6-13 µs for ``json.dumps``
+    (the beat's segments, reasons and client; one process, load ~10)."""
+    return beat_group.json_text(value)
 
 
 def _pg(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple[Any, ...]]:
