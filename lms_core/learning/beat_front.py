@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, g
+from flask.json.provider import DefaultJSONProvider
 from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.http import parse_cookie
 from werkzeug.wsgi import get_host
@@ -281,8 +282,19 @@ def answer_parts(app: Flask, result: Any) -> tuple[str, list[tuple[str, str]], b
     appended rather than set one by one (``Headers.setdefault`` scans them each time), and
     the response's WSGI call (which copies and checks them again) is skipped: about 50 µs
     of a beat's CPU. Same bytes, same headers
-    (``tests/lms_core/learning/test_beat_front.py``)."""
-    response: Any = app.json.response(answer(result))  # the app's response class (Flask's)
+    (``tests/lms_core/learning/test_beat_front.py``).
+
+    With Flask's own JSON writing (the app's provider changes only the reading), compact
+    (not debug), the response object itself is skipped too: its body is ``dumps`` with
+    compact separators and a newline, its headers the mimetype and the length, as the
+    response has them (89-94 µs through the response, 36-50 µs without; one process,
+    load 12)."""
+    provider: Any = app.json
+    own = type(provider).response is DefaultJSONProvider.response and type(provider).dumps is DefaultJSONProvider.dumps
+    if own and (provider.compact or (provider.compact is None and not app.debug)):
+        body = f"{provider.dumps(answer(result), separators=(',', ':'))}\n".encode()
+        return "200 OK", [("Content-Type", provider.mimetype), ("Content-Length", str(len(body))), *_HEADERS], body
+    response: Any = provider.response(answer(result))  # the app's response class (Flask's)
     return response.status, [*response.headers.items(), *_HEADERS], response.get_data()
 
 
