@@ -37,6 +37,7 @@ import asyncio
 import itertools
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -122,6 +123,8 @@ def run_one(
     floor_learners: list[tuple[str, str, str, str]],
     offsets: itertools.count[int],
 ) -> dict[str, object]:
+    # The previous run's rows get their vacuum and checkpoint now, not inside this run's window.
+    seed_large.settle(url)
     proc, port = start(env, mode, server, args)
     try:
         if mode == "real":
@@ -222,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", metavar="FILE", help="also write the runs as JSON")
     args = parser.parse_args(argv)
+    # A background job ignores SIGINT: stop it with SIGTERM, and the servers and cluster still go.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     real_runs = args.rounds * len(args.clients) * len(args.servers) * ("real" in args.modes)
     if real_runs >= STRIDE:
         parser.error(f"at most {STRIDE - 1} runs of the real endpoint (rounds x client counts x servers)")
