@@ -23,7 +23,9 @@ PostgreSQL (backends) / load generator, statements per beat and beats per COMMIT
 (pg_stat_statements). The budget the target implies: 2 cores x 1,000 ms / 2,000 beats =
 1.0 ms of CPU per beat, generator and PostgreSQL included.
 
-Own throwaway PostgreSQL cluster (fsync and synchronous_commit on), nothing kept::
+Own throwaway PostgreSQL cluster (fsync and synchronous_commit on), nothing kept. The seeded
+database is copied (``CREATE DATABASE … TEMPLATE``) for the floor servers and afresh for every
+run of the real endpoint, so no run pays for an earlier run's beats::
 
     nice .venv/bin/python bench/beat_floor.py                      # 8 and 64 clients, ~10 min
     nice .venv/bin/python bench/beat_floor.py --clients 8 --duration 10 --modes trivial append
@@ -38,8 +40,12 @@ import itertools
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent)]
@@ -53,10 +59,16 @@ from common import percentile, postmaster_pid, step  # noqa: E402
 
 MODES = ("trivial", "checks", "append", "real")
 SERVERS = ("gthread", "uvicorn")
-#: Learner i of a run is bench{i * STRIDE + offset}: every run of the real endpoint gets learners
-#: no earlier run used (a learner's second session and day state make its beats dearer), spread
-#: over the seeded units like the ingest bench's; offset 0 is the floor servers' learners.
-STRIDE = 16
+#: The seeded database every run starts from: the floor servers' (``lms_floor``) and each run of
+#: the real endpoint (``lms_real_<n>``) are copies of it. Each real run gets a fresh copy: in one
+#: shared database the real endpoint's later runs paid for the earlier runs' beats (R12 reads every
+#: credited beat of the day from the learners' address, and all learners come from 127.0.0.1).
+SEED_DB = "lms_seed"
+#: Learner i is bench{i * 7}, as in the ingest bench's first run (spread over the seeded units).
+STRIDE = 7
+_END_SEED_SESSIONS = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'lms_seed' AND pid <> pg_backend_pid()"
+)
 #: CPU per beat the target leaves: 2 cores for 1 s over 2,000 beats.
 BUDGET_MS = 2 * 1000 / 2000
 
@@ -91,6 +103,40 @@ def start(env: dict[str, str], mode: str, server: str, args: argparse.Namespace)
     )
 
 
+@dataclass
+class Bench:
+    """What every run shares: the cluster, the floor servers' database and learners, the lesson."""
+
+    cluster: Any
+    floor_url: str
+    floor_env: dict[str, str]
+    lesson_id: int
+    floor_learners: list[tuple[str, str, str, str]]
+    copies: itertools.count[int]
+
+    def fresh_copy(self) -> str:
+        """A new database copied from the seed (seconds, not a new seed)."""
+        return copy_seed(self.cluster, f"lms_real_{next(self.copies)}")
+
+    def drop(self, url: str) -> None:
+        self.cluster.psql(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def copy_seed(cluster: Any, name: str) -> str:
+    """``CREATE DATABASE name TEMPLATE lms_seed``; the seed must have no session, and autovacuum
+    visits it after the bulk load, so its workers there are ended first (they come back later)."""
+    for attempt in range(5):
+        cluster.psql(_END_SEED_SESSIONS)
+        try:
+            cluster.psql(f'CREATE DATABASE "{name}" TEMPLATE "{SEED_DB}"')
+            return str(cluster.url(name))
+        except subprocess.CalledProcessError:
+            if attempt == 4:
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
+
+
 def floor_rows(url: str) -> int:
     import psycopg
 
@@ -111,36 +157,38 @@ def check_real(url: str) -> None:
         raise SystemExit(f"the real endpoint's beats were not valid or not credited: {envelopes}, {credited} credited")
 
 
-def run_one(
-    url: str,
-    env: dict[str, str],
-    args: argparse.Namespace,
-    pg_pid: int,
-    lesson_id: int,
-    mode: str,
-    server: str,
-    clients: int,
-    floor_learners: list[tuple[str, str, str, str]],
-    offsets: itertools.count[int],
+def run_one(bench: Bench, args: argparse.Namespace, mode: str, server: str, clients: int) -> dict[str, object]:
+    if mode == "real":
+        url = bench.fresh_copy()
+        env = common.app_env(url, "anti_idle")
+    else:
+        url, env = bench.floor_url, bench.floor_env
+    try:
+        return measure(bench, args, mode, server, clients, url, env)
+    finally:
+        if mode == "real":
+            bench.drop(url)
+
+
+def measure(
+    bench: Bench, args: argparse.Namespace, mode: str, server: str, clients: int, url: str, env: dict[str, str]
 ) -> dict[str, object]:
     # The previous run's rows get their vacuum and checkpoint now, not inside this run's window.
     seed_large.settle(url)
     proc, port = start(env, mode, server, args)
     try:
         if mode == "real":
-            offset = next(offsets)
-            if offset >= STRIDE:
-                raise SystemExit("too many runs of the real endpoint for the seeded learners (fewer --rounds)")
-            step(f"signing in {clients} new learners (offset {offset}) and opening lesson {lesson_id}")
-            names = [f"bench{i * STRIDE + offset:06d}" for i in range(clients)]
-            learners = anti_idle_bench.sign_in_learners(f"http://127.0.0.1:{port}", lesson_id, names)
+            step(f"signing in {clients} learners and opening lesson {bench.lesson_id}")
+            names = [f"bench{i * STRIDE:06d}" for i in range(clients)]
+            learners = anti_idle_bench.sign_in_learners(f"http://127.0.0.1:{port}", bench.lesson_id, names)
         else:
-            learners = floor_learners[:clients]
-        rows_before = floor_rows(url)
+            learners = bench.floor_learners[:clients]
+        rows_before = floor_rows(url) if mode == "append" else 0
         latencies: list[float] = []
         errors = [0]
         load_before = os.getloadavg()[0]
         step(f"{mode} on {server}, {clients} clients: {args.warmup:g} s warm-up, {args.duration:g} s measured")
+        pg_pid = postmaster_pid(bench.cluster)
         wall, server_cpu, pg_cpu, gen_cpu, ran, commits = asyncio.run(
             anti_idle_bench._drive(  # noqa: SLF001 - the ingest bench's own generator, the same requests
                 port, learners, latencies, errors, args.warmup, args.duration, (proc.pid, pg_pid), url
@@ -153,7 +201,7 @@ def run_one(
     n = max(1, len(values))
     if mode == "real":
         check_real(url)
-    appended = floor_rows(url) - rows_before
+    appended = floor_rows(url) - rows_before if mode == "append" else 0
     if mode == "append" and appended < len(values) - errors[0]:
         raise SystemExit(f"append: {len(values) - errors[0]} beats acknowledged but only {appended} rows stored")
     statements = sum(calls for calls, _q in ran)
@@ -227,9 +275,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # A background job ignores SIGINT: stop it with SIGTERM, and the servers and cluster still go.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    real_runs = args.rounds * len(args.clients) * len(args.servers) * ("real" in args.modes)
-    if real_runs >= STRIDE:
-        parser.error(f"at most {STRIDE - 1} runs of the real endpoint (rounds x client counts x servers)")
     print(
         f"beat floor: {os.cpu_count()} cores, speed probe {load.speed_probe()} ms (lower is faster), "
         f"load average {os.getloadavg()[0]:.2f}; append by {args.append}",
@@ -238,48 +283,39 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, object]] = []
     cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")
     try:
-        url = cluster.create_database("lms_bench")
+        url = cluster.create_database(SEED_DB)
         import psycopg
 
         with psycopg.connect(anti_idle_bench.plain(url), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            conn.execute(beat_floor_app.TABLE_SQL)
-        env = common.app_env(url, "anti_idle", BENCH_FLOOR_APPEND=args.append)
+        env = common.app_env(url, "anti_idle")
         common.upgrade(env)
         most = max(args.clients)
-        seed_large.seed(url, users=STRIDE * most, units=200)
+        seed_large.seed(url, users=STRIDE * most + 1, units=200)
         seed_large.seed_study(url, courses=1, assigned=1)
         seed_large.settle(url)
         with psycopg.connect(anti_idle_bench.plain(url)) as conn:
             lesson_id = conn.execute("SELECT id FROM lessons ORDER BY id LIMIT 1").fetchone()[0]
-        # The floor servers' learners: signed in once through the real app (the same secret
-        # key signs their cookies), their lesson opened as the player's page does.
-        proc, port = start(env, "real", "gthread", args)
+        floor_url = copy_seed(cluster, "lms_floor")
+        with psycopg.connect(anti_idle_bench.plain(floor_url), autocommit=True) as conn:
+            conn.execute(beat_floor_app.TABLE_SQL)
+        floor_env = common.app_env(floor_url, "anti_idle", BENCH_FLOOR_APPEND=args.append)
+        # The floor servers' learners: signed in once through the real app on the floor's
+        # database (the same secret key signs their cookies), their lesson opened as the
+        # player's page does.
+        proc, port = start(floor_env, "real", "gthread", args)
         try:
             step(f"signing in {most} learners for the floor servers")
             names = [f"bench{i * STRIDE:06d}" for i in range(most)]
             floor_learners = anti_idle_bench.sign_in_learners(f"http://127.0.0.1:{port}", lesson_id, names)
         finally:
             common.stop_server(proc)
-        offsets = itertools.count(1)
+        bench = Bench(cluster, floor_url, floor_env, lesson_id, floor_learners, itertools.count(1))
         for clients in args.clients:
             for _round in range(args.rounds):
                 for mode in args.modes:
                     for server in args.servers:
-                        results.append(
-                            run_one(
-                                url,
-                                env,
-                                args,
-                                postmaster_pid(cluster),
-                                lesson_id,
-                                mode,
-                                server,
-                                clients,
-                                floor_learners,
-                                offsets,
-                            )
-                        )
+                        results.append(run_one(bench, args, mode, server, clients))
     finally:
         common.stop_postgres(cluster)
     summary(results)
