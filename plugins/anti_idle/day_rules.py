@@ -801,13 +801,11 @@ def datacentre(
             continue
         if b.session_id not in ranges:
             known = ctx.sessions.get(b.session_id) if ctx is not None else None
-            ip = (
-                known.ip
-                if known is not None
-                else db.session.execute(
-                    select(LearningSession.ip).where(LearningSession.id == b.session_id)
-                ).scalar_one_or_none()
-            )
+            if known is None:
+                # The session row R12 (shared_device) just loaded: from the session's
+                # identity map, not a statement per session again.
+                known = db.session.get(LearningSession, b.session_id)
+            ip = known.ip if known is not None else None
             ranges[b.session_id] = _range_of(ip, nets)
         net = ranges[b.session_id]
         if net is not None:

@@ -14,6 +14,7 @@ The verdict is derived from the tallies by one function (``derive``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import Integer, String, bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from lms_core.db import UTCDateTime
 from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.learning import beat_group
@@ -32,7 +34,14 @@ from lms_core.learning.models import RefusedBeat
 from plugins.anti_idle import day_rules, els, state
 from plugins.anti_idle.events import DAY_ASSESSED, DAY_REVIEWED
 from plugins.anti_idle.evidence import build_lines, refusal_lines
-from plugins.anti_idle.inputs import CHECK_LOOKBACK, check_inputs, day_bounds, person_checks, prior_from
+from plugins.anti_idle.inputs import (
+    CHECK_LOOKBACK,
+    STATE_COLUMNS,
+    check_inputs,
+    day_bounds,
+    person_checks,
+    prior_from,
+)
 from plugins.anti_idle.models import (
     CHECK_PASSED,
     CREDITED,
@@ -434,6 +443,9 @@ class Replay:
     outcomes: list[tuple[Beat, els.Outcome]]
     policy: PolicyVersion
     digest: str
+    #: The person's checks the day was judged with (``person_checks`` over the day and
+    #: ``CHECK_LOOKBACK`` before it): the day rules read the same rows, not a second time.
+    checks: Sequence[AttentionCheck] = ()
 
     @property
     def mismatches(self) -> list[int]:
@@ -445,30 +457,52 @@ class Replay:
         ]
 
 
-def _prior_rows(user_id: int, first_id: int, beats: list[Beat]) -> tuple[dict[str, Beat], dict[int, Beat], Any]:
-    sessions = {b.session_id for b in beats}
-    lessons = {b.lesson_id for b in beats}
-    by_session: dict[str, Beat] = {}
-    for sid in sessions:
-        row = db.session.execute(
-            select(Beat).where(Beat.session_id == sid, Beat.id < first_id).order_by(Beat.seq.desc()).limit(1)
-        ).scalar_one_or_none()
+def _prior_rows(user_id: int, first_id: int, beats: list[Beat]) -> tuple[dict[str, Any], dict[int, int], Any]:
+    """The running state before the day's first beat: per session its last row
+    (``STATE_COLUMNS``, what ``prior_from`` reads), per lesson the credit so far, and the
+    person's clock. Columns rather than ``Beat`` objects: a replay reads nothing else of them."""
+    by_session: dict[str, Any] = {}
+    for sid in {b.session_id for b in beats}:
+        row = db.session.execute(_session_prior_statement(), {"sid": sid, "first": first_id}).first()
         if row is not None:
             by_session[sid] = row
-    by_lesson: dict[int, Beat] = {}
-    for lid in lessons:
-        row = db.session.execute(
-            select(Beat)
-            .where(Beat.user_id == user_id, Beat.lesson_id == lid, Beat.id < first_id)
-            .order_by(Beat.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        if row is not None:
-            by_lesson[lid] = row
-    clock = db.session.execute(
-        select(func.max(Beat.credit_end)).where(Beat.user_id == user_id, Beat.id < first_id)
-    ).scalar_one()
+    by_lesson: dict[int, int] = {}
+    for lid in {b.lesson_id for b in beats}:
+        params = {"user_id": user_id, "lid": lid, "first": first_id}
+        credited = db.session.execute(_lesson_prior_statement(), params).first()
+        if credited is not None:
+            by_lesson[lid] = credited[0]
+    clock = db.session.execute(_clock_statement(), {"user_id": user_id, "first": first_id}).scalar_one()
     return by_session, by_lesson, clock
+
+
+@functools.cache
+def _session_prior_statement() -> Any:
+    """Built once per process, as the beat path's statements (building costs more than running)."""
+    first = bindparam("first", type_=Integer)
+    return (
+        select(*STATE_COLUMNS)
+        .where(Beat.session_id == bindparam("sid", type_=String), Beat.id < first)
+        .order_by(Beat.seq.desc())
+        .limit(1)
+    )
+
+
+@functools.cache
+def _lesson_prior_statement() -> Any:
+    user_id, first = bindparam("user_id", type_=Integer), bindparam("first", type_=Integer)
+    return (
+        select(Beat.lesson_credited_ms)
+        .where(Beat.user_id == user_id, Beat.lesson_id == bindparam("lid", type_=Integer), Beat.id < first)
+        .order_by(Beat.id.desc())
+        .limit(1)
+    )
+
+
+@functools.cache
+def _clock_statement() -> Any:
+    user_id, first = bindparam("user_id", type_=Integer), bindparam("first", type_=Integer)
+    return select(func.max(Beat.credit_end)).where(Beat.user_id == user_id, Beat.id < first)
 
 
 def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) -> Replay:
@@ -495,7 +529,7 @@ def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
         return Replay(tally, outcomes, p, _digest([], [], p.version))
     by_session, by_lesson, clock = _prior_rows(user_id, beats[0].id, beats)
     sessions: dict[str, els.Prior] = {}
-    lessons: dict[int, int] = {lid: row.lesson_credited_ms for lid, row in by_lesson.items()}
+    lessons: dict[int, int] = dict(by_lesson)
     day_credit = 0
     focus: tuple[str | None, dt.datetime | None] = (None, None)
     check_rows = person_checks(user_id, start - CHECK_LOOKBACK, end)
@@ -555,7 +589,7 @@ def replay_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
                 "client": b.client,
             }
         )
-    return Replay(tally, outcomes, used, _digest(beats, check_rows, used.version))
+    return Replay(tally, outcomes, used, _digest(beats, check_rows, used.version), check_rows)
 
 
 #: ``json.dumps(..., sort_keys=True, default=str)`` and ``json.dumps(..., default=str)``
@@ -606,9 +640,7 @@ def assess_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
     if not r.outcomes:
         return None
     start, end = day_bounds(day)
-    r.tally.day_rules = day_rules.judge(
-        user_id, day, r.outcomes, person_checks(user_id, start - CHECK_LOOKBACK, end), r.policy.params
-    )
+    r.tally.day_rules = day_rules.judge(user_id, day, r.outcomes, r.checks, r.policy.params)
     v = _verdict_row(user_id, day)
     published = (v.tally or {}).get("published")
     v.policy_version = 0
@@ -649,13 +681,18 @@ def assess_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
 
 def refused_beats(user_id: int, start: dt.datetime, end: dt.datetime) -> Sequence[Any]:
     """The person's beats the core refused and kept (repeats, replays, late) received in [start, end)."""
-    return db.session.execute(
-        select(
-            RefusedBeat.id, RefusedBeat.session_id, RefusedBeat.lesson_id, RefusedBeat.reason, RefusedBeat.received_at
-        )
-        .where(RefusedBeat.user_id == user_id, RefusedBeat.received_at >= start, RefusedBeat.received_at < end)
-        .order_by(RefusedBeat.received_at, RefusedBeat.id)
-    ).all()
+    return db.session.execute(_refused_statement(), {"user_id": user_id, "start": start, "end": end}).all()
+
+
+@functools.cache
+def _refused_statement() -> Any:
+    r = RefusedBeat
+    start, end = bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime())
+    return (
+        select(r.id, r.session_id, r.lesson_id, r.reason, r.received_at)
+        .where(r.user_id == bindparam("user_id", type_=Integer), r.received_at >= start, r.received_at < end)
+        .order_by(r.received_at, r.id)
+    )
 
 
 def on_beat_refused(event: Any) -> None:
