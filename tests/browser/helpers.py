@@ -37,8 +37,10 @@ def horizontal_overflow(page: Any) -> int:
 
 
 def wait_for_player(page: Any) -> None:
-    """Until the lesson's video knows its duration."""
-    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    """Until the lesson's video knows its duration and the page's scripts have started
+    (``window.lmsTracker``): the scripts are deferred, and on a loaded machine the media's
+    metadata can come first; a video played before them is reported only from then on."""
+    page.wait_for_function("document.getElementById('player').readyState >= 1 && window.lmsTracker !== undefined")
 
 
 def play_muted(page: Any) -> None:

@@ -343,5 +343,12 @@
     pending: function () { return queue.length; }
   };
   document.dispatchEvent(new CustomEvent("lms:tracker-ready", { detail: window.lmsTracker }));
+  // Playing already: started before this deferred script ran (a slow network or a busy
+  // device fetched it after the media's first frames), so its "play" event has gone by and
+  // nothing played would ever be reported. Start the range now, after the plugins have
+  // hooked in above (the beat goes out as theirs would, e.g. signed).
+  if (video && !video.paused && !video.ended && segStart === null) {
+    segStart = video.currentTime; lastTime = video.currentTime; lastTick = performance.now(); send("play");
+  }
   adoptThenPump();
 })();
