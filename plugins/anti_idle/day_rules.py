@@ -218,6 +218,43 @@ def judgement_time(day: dt.date, now: dt.datetime | None = None, checks: Sequenc
     return min(now, max([end, *crossing]))
 
 
+def horizon(checks: Sequence[Any], day: dt.date, at: dt.datetime, floor_ms: int) -> dict[str, list[int]]:
+    """What R07h and R07o know of the day's checks at ``at``: the checks lapsed (their window,
+    and any offline relief, over without a valid answer, or answered wrongly or by a script)
+    and those validly answered, each by its issue time (µs). The day assessment keeps it in
+    the tally (``Tally.horizon``); a beat computes it again from the checks it read and
+    replays the day when it differs (``verdicts.record_online``): a due time, a relief's end
+    or an answer passed since the last assessment triggers one replay, whether or not a job
+    or the answer's own event came first. ``checks``: ``AttentionCheck`` rows or
+    ``els.CheckInput``; those of the Beijing day (due in it, issued before its end)."""
+    start, end = day_bounds(day)
+    lapsed: list[int] = []
+    proven: list[int] = []
+    for c in checks:
+        if c.issued_at > at or c.issued_at >= end or c.due_at < start:
+            continue
+        answered = c.answered_at if c.answered_at is not None and c.answered_at <= at else None
+        if answered is not None and answered >= end and answered > c.due_at:
+            answered = None  # the next day's answer (``_day_checks``)
+        valid = (
+            answered is not None
+            and c.outcome == "passed"
+            and c.trusted is not False
+            and not (c.latency_ms is not None and c.latency_ms < floor_ms)
+        )
+        reached = c.reached_at
+        relief = reached + (c.due_at - c.issued_at) if c.silent and reached is not None and reached <= at else None
+        closes = max(c.due_at, relief or c.due_at)
+        if valid:
+            proven.append(els.us_of(c.issued_at))
+        # As ``unverified`` counts a lapse: also a valid answer after the window.
+        if (valid and answered is not None and answered > closes) or (
+            not valid and (answered is not None or closes <= at)
+        ):
+            lapsed.append(els.us_of(c.issued_at))
+    return {"lapsed": sorted(lapsed), "proven": sorted(proven)}
+
+
 def _day_checks(
     outcomes: Outcomes, checks: Sequence[AttentionCheck], policy: Mapping[str, Any], at: dt.datetime
 ) -> tuple[dt.datetime, list[tuple[dt.datetime, dt.datetime, dt.datetime | None, bool, dt.datetime | None]]]:
@@ -275,36 +312,31 @@ def unverified(
     tabs from keeping the minutes before its first check.
     """
     brk = dt.timedelta(seconds=int(policy["break_seconds"]))
-    last_beat, judged = _day_checks(outcomes, checks, policy, at)
-    spans = runs(outcomes)
-    if not judged or not spans:
+    _last_beat, judged = _day_checks(outcomes, checks, policy, at)
+    study = study_runs(runs(outcomes), brk)
+    if not judged or not study:
         return None
-    # Runs of study: credited spans whose gaps are shorter than a break.
-    run_starts: list[dt.datetime] = []
-    last_end: dt.datetime | None = None
-    for s, e in spans:
-        if last_end is None or s - last_end >= brk:
-            run_starts.append(s)
-        last_end = e if last_end is None else max(last_end, e)
+    answers = [a for _i, _d, a, v, _r in judged if v and a is not None]
     windows: list[tuple[dt.datetime, dt.datetime]] = []
     for issued, due, answered, valid, relief in judged:
-        if valid or (answered is None and max(due, relief or due) > at):
-            continue  # answered by a person, or its window still open at the judgement time
-        run_start = max((r for r in run_starts if r <= issued), default=None)
-        if run_start is None and run_starts[0] < due:
+        closes = max(due, relief or due)
+        if (valid and answered is not None and answered <= closes) or (answered is None and closes > at):
+            continue  # answered by a person in time, or its window still open at the judgement time
+        # Lapsed: no answer, a wrong or scripted one, or a valid one after the window (the
+        # person's presence then is proven, not the minutes before the lapse: ``proves``).
+        run = max((r for r in study if r[0] <= issued), default=None)
+        if run is None and study[0][0] < due:
             # Shown the evening before and due after midnight: the run it was shown in goes
             # on this morning, and what it earned here before the due time is as unproven.
-            run_start = run_starts[0]
-        if run_start is None:
+            run = study[0]
+        if run is None:
             continue
-        # Presence is proven by a valid answer anywhere in the run: earlier, or later (a
-        # late answer once the network is back, the retry after a wrong one). A script
-        # never gives one; a learner who answers one later only releases this prefix,
-        # since the lapse itself stopped credit until that answer (R07).
-        run_end = min((r for r in run_starts if r > run_start), default=last_beat + brk)
-        proven = any(v and a is not None and run_start <= a < run_end for _i, _d, a, v, _r in judged)
-        if not proven:  # nobody there: up to the time the check fell due
-            windows.append((run_start, due))
+        # Presence is proven by a valid answer within a break of the run (``proves``):
+        # earlier, or later (a late answer once the network is back, the retry after a
+        # wrong one). A script never gives one; a learner who answers one later only
+        # releases this prefix, since the lapse itself stopped credit until that answer (R07).
+        if not any(proves(a, run, brk) for a in answers):  # nobody there: up to the time the check fell due
+            windows.append((run[0], due))
     if not windows:
         return None
 
@@ -471,6 +503,46 @@ def regularity(
 def runs(outcomes: Outcomes) -> list[tuple[dt.datetime, dt.datetime]]:
     """The day's credited spans of real time, in order."""
     return sorted((o.credit_start, o.credit_end) for _b, o in outcomes if o.credited_ms and o.credit_end is not None)
+
+
+def study_runs(
+    spans: Sequence[tuple[dt.datetime, dt.datetime]], brk: dt.timedelta
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Runs of study: the credited spans (in order) whose gaps are shorter than a break,
+    each as (its first credit's start, its last credit's end).
+
+    A run ends at its last *credit*, not at the next beat: beats that earn nothing (a
+    check lapsed, the video paused) say nothing of presence, so what a run covers, and
+    which answers prove it (``proves``), cannot move with them.
+    """
+    out: list[tuple[dt.datetime, dt.datetime]] = []
+    for s, e in spans:
+        if out and s - out[-1][1] < brk:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def proves(answer: dt.datetime, run: tuple[dt.datetime, dt.datetime], brk: dt.timedelta) -> bool:
+    """Whether a valid answer proves presence in a run of study: it was given less than a
+    break before the run's first credit or after its last one, or in between.
+
+    An answer is presence at one instant, joined to the credit around it as the runs join
+    credited spans (gaps shorter than a break). So:
+
+    * the answer that resumes credit after a lapse, a break or more after the run before
+      it (the learner came back, credit starts again at the answer), proves the *new* run
+      and never the old one: the minutes a script played before a check lapsed are proven
+      only by a person who answered within a break of them;
+    * an answer given with the video paused, play pressed a moment later, proves the run
+      that play starts (and, within a break of it, the run before: a late answer on return);
+    * a run's last credit moves only with credit joined to it, which after a lapse comes
+      only after a valid answer (R07), itself within a break: so what an answer proves does
+      not change with later beats, and the online verdict equals the next morning's recompute.
+    """
+    start, end = run
+    return start - brk < answer < end + brk
 
 
 def continuous(outcomes: Outcomes, policy: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -306,7 +306,9 @@ def judge_day(
     digest = _digest(typed(Any, beats), typed(Any, checks), used.version)
     outcomes = [(b, _Outcome(j)) for b, j in zip(beats, judged, strict=True)]
     # The day rules (day_rules.py) see what assess_day shows them: the beats, their outcomes, the checks.
-    tally.day_rules = day_rules.judge(user_id, day, typed(Any, outcomes), typed(Any, checks), used.params, ctx)
+    at = day_rules.judgement_time(day, checks=checks)
+    tally.day_rules = day_rules.judge(user_id, day, typed(Any, outcomes), typed(Any, checks), used.params, ctx, at)
+    tally.horizon = day_rules.horizon(checks, day, at, int(used.params["human_latency_floor_ms"]))
     return DayResult(user_id, day, tally, used, digest, outcomes, per_lesson)
 
 

@@ -169,7 +169,7 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
         if pending:
             state.insert_beat(pending.pop())
 
-    record_online(row, policy, person, before_replay=store_beat)
+    record_online(row, policy, person, before_replay=store_beat, checks=read.checks)
     state.save(person, pending[0] if pending else None)
     claimed_ms = segs.total(claim.claimed)
     if video:

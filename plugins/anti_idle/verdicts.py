@@ -79,6 +79,9 @@ class Tally:
     #: Findings of the day rules (``day_rules.judge``) at the last day assessment; the
     #: online path keeps them until the next one.
     day_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The checks lapsed and validly answered as that assessment judged them
+    #: (``day_rules.horizon``); None: not known (a tally from before it was kept).
+    horizon: dict[str, list[int]] | None = None
 
     def add(self, beat: Beat | Mapping[str, Any]) -> None:
         get = beat.get if isinstance(beat, Mapping) else (lambda k, d=None: getattr(beat, k, d))
@@ -127,6 +130,7 @@ class Tally:
             "muted_ms": self.muted_ms,
             "beats": self.beats,
             "day_rules": self.day_rules,
+            "horizon": self.horizon,
         }
 
     @classmethod
@@ -141,6 +145,7 @@ class Tally:
             muted_ms=int(data.get("muted_ms", 0)),
             beats=int(data.get("beats", 0)),
             day_rules={str(k): dict(v) for k, v in (data.get("day_rules") or {}).items()},
+            horizon=data.get("horizon"),
         )
 
 
@@ -346,7 +351,11 @@ def fold(user_id: int, day: dt.date, online: dict[str, Any]) -> DayVerdict:
 
 
 def record_online(
-    beat: Mapping[str, Any], policy: PolicyVersion, person: Any, before_replay: Callable[[], None] | None = None
+    beat: Mapping[str, Any],
+    policy: PolicyVersion,
+    person: Any,
+    before_replay: Callable[[], None] | None = None,
+    checks: Sequence[els.CheckInput] | None = None,
 ) -> None:
     """Add one judged beat (its column values) to its day's online tally, kept in the person's state row.
 
@@ -358,7 +367,9 @@ def record_online(
     exact figures), the learner stops (pause, ended, terminate), or the day ends.
     ``settle`` folds what is left, and ``study.lesson_study`` adds it on reading.
     ``before_replay`` is called before the day is replayed from the stored beats (the
-    caller stores this beat then, if it has not yet).
+    caller stores this beat then, if it has not yet). ``checks``: the person's checks the
+    beat was judged with; with them, a check lapsed or answered since the day's last
+    assessment replays the day (``_moved``).
     """
     day = els.beijing_day(beat["received_at"])
     online = person.day_tally
@@ -395,11 +406,10 @@ def record_online(
     # No state row (lost, or made before the upgrade): the day verdict row may miss beats
     # the lost row held, so the day is replayed from the raw beats, as on a change of verdict.
     lost = not person.exists and online.get("verdict_id") is not None
-    if lost or published.get("verdict") != d.verdict or (beat["credited_ms"] and {"R07h", "R07o"} & set(t.day_rules)):
-        # The verdict changed (or a day holding unverified time, R07h, or taking back an
-        # offline check's relief, R07o, earned more): replay
-        # the day (same numbers, by construction) so its figures and evidence lines are
-        # current for the learner, then publish. The row's tally starts again from it.
+    if lost or published.get("verdict") != d.verdict or _moved(beat, t, day, policy, checks):
+        # The verdict changed, or R07h/R07o may find something else than the last assessment
+        # did: replay the day (same numbers, by construction) so its figures and evidence
+        # lines are current for the learner, then publish. The row's tally starts again from it.
         if beat_group.in_round():
             raise beat_group.HandOff  # done alone by the view: a group would wait for it
         if before_replay is not None:
@@ -415,6 +425,40 @@ def record_online(
         online["published"] = v.tally["published"]
     elif joins or d.verdict == HELD or online.get("verdict_id") is None or beat["event"] in FOLD_EVENTS:
         fold(beat["user_id"], day, online)
+
+
+#: ``day_rules.horizon`` of a person without checks.
+_NO_CHECKS: dict[str, list[int]] = {"lapsed": [], "proven": []}
+
+
+def _moved(
+    beat: Mapping[str, Any], t: Tally, day: dt.date, policy: PolicyVersion, checks: Sequence[els.CheckInput] | None
+) -> bool:
+    """Whether this beat may change what R07h (held) and R07o (deducted) found at the day's
+    last assessment, so that the day must be replayed for the online verdict to stay the
+    recompute's (docs/anti_idle.md, "R07h's proven runs and the day replay").
+
+    * A check lapsed, or one answered validly, since that assessment (``day_rules.horizon``
+      differs): a window may open, or a run be proven. Once: the replay keeps the new
+      horizon. Answers matter only while something is taken back (they only release).
+    * A credited beat received by the end of a window taken back, or whose credit starts
+      before it: its credit may fall in the window. A beat wholly after every window adds
+      nothing to them (``placed`` and ``after_due`` give it 0), and the runs before a window
+      cannot change after it: credit resumes after a lapse only at a valid answer, which
+      the horizon sees.
+    """
+    taken = [f for rule, f in t.day_rules.items() if rule in ("R07h", "R07o")]
+    if checks is not None:
+        floor = int(policy.params["human_latency_floor_ms"])
+        now = day_rules.horizon(checks, day, beat["received_at"], floor) if checks else _NO_CHECKS
+        judged = t.horizon or {}
+        if now["lapsed"] != judged.get("lapsed", []) or (taken and now["proven"] != judged.get("proven", [])):
+            return True
+    if not beat["credited_ms"] or not taken:
+        return False
+    end = max(dt.datetime.fromisoformat(f["end"]) for f in taken)
+    start = beat.get("credit_start")
+    return bool(beat["received_at"] <= end or (start is not None and start < end))
 
 
 def settle(user_id: int) -> DayVerdict | None:
@@ -640,7 +684,9 @@ def assess_day(user_id: int, day: dt.date, policy_version: int | None = None) ->
     if not r.outcomes:
         return None
     start, end = day_bounds(day)
-    r.tally.day_rules = day_rules.judge(user_id, day, r.outcomes, r.checks, r.policy.params)
+    at = day_rules.judgement_time(day, checks=r.checks)
+    r.tally.day_rules = day_rules.judge(user_id, day, r.outcomes, r.checks, r.policy.params, at=at)
+    r.tally.horizon = day_rules.horizon(r.checks, day, at, int(r.policy.params["human_latency_floor_ms"]))
     v = _verdict_row(user_id, day)
     published = (v.tally or {}).get("published")
     v.policy_version = 0
