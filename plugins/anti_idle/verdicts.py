@@ -436,7 +436,8 @@ def _moved(
 ) -> bool:
     """Whether this beat may change what R07h (held) and R07o (deducted) found at the day's
     last assessment, so that the day must be replayed for the online verdict to stay the
-    recompute's (docs/anti_idle.md, "R07h's proven runs and the day replay").
+    recompute's (docs/anti_idle.md, "R07h: which runs an answer proves, and when the day is
+    replayed").
 
     * A check lapsed, or one answered validly, since that assessment (``day_rules.horizon``
       differs): a window may open, or a run be proven. Once: the replay keeps the new
