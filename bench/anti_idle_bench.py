@@ -150,6 +150,22 @@ def bench_els(rounds: int) -> dict[str, object]:
 # --- 2. one beat in process: CPU time and statements -------------------------------------
 
 
+def _in_process_app(url: str):  # -> flask.Flask (imported late, like the rest here)
+    """The app the in-process sections drive through its real views: the plugin on, jobs
+    queued (not run inline), CSRF on, as in production."""
+    from lms_core import create_app
+
+    return create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": SECRET,
+            "LMS_PLUGINS": ["anti_idle"],
+            "LMS_INLINE_JOBS": False,
+            "WTF_CSRF_ENABLED": True,
+        }
+    )
+
+
 def bench_beat(url: str, beats: int, profile: bool = False, *, user: str = "bench000003") -> dict[str, object]:
     """CPU time and SQL statements per heartbeat, through the app's real view, in process
     (``user`` signs in: a learner whose clock earlier rounds moved ahead earns nothing)."""
@@ -159,19 +175,10 @@ def bench_beat(url: str, beats: int, profile: bool = False, *, user: str = "benc
     import time_machine
     from sqlalchemy import event
 
-    from lms_core import create_app
     from lms_core.extensions import db
     from plugins.anti_idle import envelope
 
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": url,
-            "SECRET_KEY": SECRET,
-            "LMS_PLUGINS": ["anti_idle"],
-            "LMS_INLINE_JOBS": False,
-            "WTF_CSRF_ENABLED": True,
-        }
-    )
+    app = _in_process_app(url)
     import psycopg
 
     # Each request gets its own app context (and so its own SQLAlchemy session and ``g``),
@@ -278,19 +285,10 @@ def bench_replay(url: str, learners: int, beats: int, profile: bool = False) -> 
 
     import time_machine
 
-    from lms_core import create_app
     from lms_core.extensions import db
     from plugins.anti_idle import els, envelope, verdicts
 
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": url,
-            "SECRET_KEY": SECRET,
-            "LMS_PLUGINS": ["anti_idle"],
-            "LMS_INLINE_JOBS": False,
-            "WTF_CSRF_ENABLED": True,
-        }
-    )
+    app = _in_process_app(url)
     import psycopg
 
     with psycopg.connect(plain(url)) as conn:
