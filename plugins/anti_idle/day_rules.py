@@ -233,15 +233,8 @@ def horizon(checks: Sequence[Any], day: dt.date, at: dt.datetime, floor_ms: int)
     for c in checks:
         if c.issued_at > at or c.issued_at >= end or c.due_at < start:
             continue
-        answered = c.answered_at if c.answered_at is not None and c.answered_at <= at else None
-        if answered is not None and answered >= end and answered > c.due_at:
-            answered = None  # the next day's answer (``_day_checks``)
-        valid = (
-            answered is not None
-            and c.outcome == "passed"
-            and c.trusted is not False
-            and not (c.latency_ms is not None and c.latency_ms < floor_ms)
-        )
+        answered = _day_answer(c, c.answered_at if c.answered_at is not None and c.answered_at <= at else None, end)
+        valid = _valid(c, answered, floor_ms)
         reached = c.reached_at
         relief = reached + (c.due_at - c.issued_at) if c.silent and reached is not None and reached <= at else None
         closes = max(c.due_at, relief or c.due_at)
@@ -253,6 +246,24 @@ def horizon(checks: Sequence[Any], day: dt.date, at: dt.datetime, floor_ms: int)
         ):
             lapsed.append(els.us_of(c.issued_at))
     return {"lapsed": sorted(lapsed), "proven": sorted(proven)}
+
+
+def _day_answer(c: Any, answered: dt.datetime | None, day_end: dt.datetime) -> dt.datetime | None:
+    """``answered`` as the check's day sees it: an answer after the day's end is the next
+    day's, except one given in the check's window (a window crossing midnight)."""
+    if answered is not None and answered >= day_end and answered > c.due_at:
+        return None
+    return answered
+
+
+def _valid(c: Any, answered: dt.datetime | None, floor_ms: int) -> bool:
+    """A valid answer: given, correct, by a trusted event, not faster than a person can."""
+    return (
+        answered is not None
+        and c.outcome == "passed"
+        and c.trusted is not False
+        and not (c.latency_ms is not None and c.latency_ms < floor_ms)
+    )
 
 
 def _day_checks(
@@ -277,15 +288,8 @@ def _day_checks(
     for c in checks:
         if c.issued_at > within:
             continue
-        answered = c.answered_at
-        if answered is not None and answered >= day_end and answered > c.due_at:
-            answered = None  # the next day's answer; one in the check's window is this day's too
-        valid = (
-            answered is not None
-            and c.outcome == "passed"
-            and c.trusted is not False
-            and not (c.latency_ms is not None and c.latency_ms < floor)
-        )
+        answered = _day_answer(c, c.answered_at, day_end)
+        valid = _valid(c, answered, floor)
         # Offline when it fell due (els.Checks.spans): its window started again at the
         # person's first beat after the due time (a beat of this day, or none).
         reached = getattr(c, "reached_at", None)
