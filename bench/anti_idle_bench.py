@@ -56,6 +56,7 @@ sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
 import common  # noqa: E402 - bench/ is a folder of scripts, not a package
 import load  # noqa: E402
+import open_loop  # noqa: E402
 import seed_large  # noqa: E402
 from common import children, cpu_seconds, percentile, postmaster_pid, step, tree_cpu_seconds  # noqa: E402
 
@@ -568,6 +569,8 @@ def bench_ingest(
         server, port = common.start_gunicorn(env, workers=args.workers, worker_class="gthread", threads=args.threads)
         shape = f"{args.workers} gthread workers x {args.threads} threads"
     try:
+        if args.rate:
+            return _ingest_open(url, port, server, shape, lesson_id, args, pg_pid, server_kind, offset)
         step(f"signing in {args.clients} learners and opening lesson {lesson_id}")
         names = [f"bench{i * 7 + offset:06d}" for i in range(args.clients)]
         clients = sign_in_learners(f"http://127.0.0.1:{port}", lesson_id, names)
@@ -625,6 +628,106 @@ def bench_ingest(
         }
     finally:
         common.stop_server(server)
+
+
+def _ingest_open(
+    url: str,
+    port: int,
+    server: subprocess.Popen[bytes],
+    shape: str,
+    lesson_id: int,
+    args: argparse.Namespace,
+    pg_pid: int,
+    server_kind: str,
+    offset: int,
+) -> dict[str, object]:
+    """Open loop (``--rate``): ``learners`` each beating every ``learners / rate`` s (bench/open_loop.py)."""
+    import psycopg
+
+    learners = args.learners or max(1, round(args.rate * args.cadence))
+    names = [f"bench{i * 7 + offset:06d}" for i in range(learners)]
+    step(f"minting {learners} sign-ins with the app's own session signing, one lesson session each")
+    started = time.perf_counter()
+    app = _in_process_app(url)
+    minted = open_loop.mint_learners(app, lesson_id, names)
+    with app.app_context():
+        from lms_core.extensions import db
+
+        db.engine.dispose()
+    mint_s = time.perf_counter() - started
+    interval = learners / args.rate
+    step(f"priming: each learner's first beat of the day ({mint_s:.0f} s to mint {learners})")
+    primed = asyncio.run(open_loop.prime(port, minted, round(interval * 1000)))
+    step(f"open loop: {args.rate:g} beats/s offered by {learners} learners, one every {interval:.2f} s each")
+    marks: dict[str, float] = {}
+
+    def on_window(opening: bool) -> None:  # blocking, on the generator's loop: short reads only
+        if opening:
+            reset_statements(url)
+            marks.update(
+                server=tree_cpu_seconds(server.pid),
+                pg=tree_cpu_seconds(pg_pid),
+                gen=time.process_time(),
+                load=os.getloadavg()[0],
+            )
+        else:
+            marks.update(
+                server=tree_cpu_seconds(server.pid) - marks["server"],
+                pg=tree_cpu_seconds(pg_pid) - marks["pg"],
+                gen=time.process_time() - marks["gen"],
+            )
+
+    tally, wall = asyncio.run(
+        open_loop.drive(port, minted, args.rate, args.warmup, args.duration, first_seq=2, on_window=on_window)
+    )
+    ran, commits = counted_statements(url), counted_commits(url)
+    values = sorted(v * 1000 for v in tally.latencies)
+    n = max(1, tally.completed_in_window)
+    offered, achieved = tally.scheduled / wall, tally.completed_in_window / wall
+    p50, p95, p99 = (percentile(values, q) for q in (50, 95, 99))
+    server_ms, pg_ms, gen_ms = (marks[k] * 1000 / n for k in ("server", "pg", "gen"))
+    statements = sum(calls for calls, _q in ran)
+    ok = achieved >= 2000 and p99 <= 100 and not tally.errors
+    with psycopg.connect(plain(url)) as conn:
+        envelopes = dict(
+            conn.execute("SELECT client->>'envelope', count(*) FROM anti_idle_beats GROUP BY 1").fetchall()
+        )
+    print(
+        f"ingestion [{server_kind}, open loop]: offered {offered:.0f} beats/s ({tally.scheduled:,} scheduled in "
+        f"{wall:.1f} s), achieved {achieved:.0f} beats/s; latency from the scheduled send: p50 {p50:.1f} ms, "
+        f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {values[-1] if values else 0:.1f} ms; errors {tally.errors} "
+        f"{tally.kinds or ''}; {shape}; {learners} learners (own addresses), a beat every {interval:.2f} s "
+        f"± {10:d} %, {tally.connections} connections opened; priming errors {primed.errors}; load average "
+        f"{marks['load']:.2f} at the window's start, {os.getloadavg()[0]:.2f} after; "
+        f"target >= 2000 beats/s, p99 <= 100 ms: {'met' if ok else 'MISSED'}\n"
+        f"    CPU per beat {server_ms + pg_ms:.2f} ms = gunicorn {server_ms:.2f} + PostgreSQL {pg_ms:.2f}; "
+        f"with the load generator's {gen_ms:.2f}: {server_ms + pg_ms + gen_ms:.2f} ms; "
+        f"{statements / n:.1f} SQL statements per beat, {n / max(1, commits):.1f} beats per COMMIT; "
+        f"stored beats by envelope {envelopes}; minting {learners} sign-ins took {mint_s:.1f} s"
+    )
+    for sample in (primed.samples + tally.samples)[:3]:
+        print(f"    an error's answer: {sample!r}")
+    assert not envelopes.get("unsigned") and not envelopes.get("bad"), "the load generator's beats were not valid"
+    return {
+        "mode": "open",
+        "offered_per_s": round(offered),
+        "beats_per_s": round(achieved),
+        "p50_ms": round(p50, 1),
+        "p95_ms": round(p95, 1),
+        "p99_ms": round(p99, 1),
+        "max_ms": round(values[-1], 1) if values else None,
+        "errors": tally.errors,
+        "error_kinds": tally.kinds,
+        "learners": learners,
+        "server": server_kind,
+        "cpu_ms_per_beat": round(server_ms + pg_ms, 2),
+        "server_cpu_ms_per_beat": round(server_ms, 2),
+        "pg_cpu_ms_per_beat": round(pg_ms, 2),
+        "loadgen_cpu_ms_per_beat": round(gen_ms, 2),
+        "statements_per_beat": round(statements / n, 1),
+        "beats_per_commit": round(n / max(1, commits), 1),
+        "load_at_start": round(marks["load"], 2),
+    }
 
 
 # --- 3. recompute -----------------------------------------------------------------------
@@ -769,6 +872,15 @@ def main(argv: list[str] | None = None) -> int:
         default="gthread",
         help="ingest: gunicorn gthread (the lean WSGI front) or uvicorn workers (the ASGI front, group commit)",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="ingest: open loop, this many beats/s offered on schedule (latency from the scheduled time); "
+        "0: closed loop, --clients learners back to back",
+    )
+    parser.add_argument("--cadence", type=float, default=2.0, help="open loop: seconds between one learner's beats")
+    parser.add_argument("--learners", type=int, default=0, help="open loop: learners (default rate x cadence)")
     parser.add_argument("--days", type=int, default=10_000, help="person-days to recompute")
     parser.add_argument("--beats-per-day", type=int, default=20)
     parser.add_argument("--replay-beats", type=int, default=60, help="replay: beats per learner")
@@ -791,7 +903,8 @@ def main(argv: list[str] | None = None) -> int:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             env = common.app_env(url, "anti_idle")
             common.upgrade(env)
-            users = max(args.days, args.clients * 7 + 1, 200)
+            learners = (args.learners or round(args.rate * args.cadence)) if args.rate else args.clients
+            users = max(args.days, learners * 7 + 2, 200)
             seed_large.seed(url, users=users, units=200)
             seed_large.seed_study(url, courses=1, assigned=1)
             seed_large.settle(url)

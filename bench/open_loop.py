@@ -1,0 +1,283 @@
+"""Issue 8, ingestion: an open-loop heartbeat generator and a fast way to sign learners in.
+
+Open loop (``drive``): each learner sends its beats on a schedule, ``learners / rate`` seconds
+apart with a little jitter, whether or not its last beat was answered (a beat still waiting
+holds its connection, the next one opens another, as a browser would). Latency runs from the
+*scheduled* send time, so a server that stalls shows up in the figures (no coordinated
+omission: a closed-loop client that waits for each answer stops offering load exactly when the
+server is slow, and its latency hides the queue).
+
+Each learner connects from its own loopback address (``127.1.x.y``; Linux routes all of
+127/8 to ``lo``), so the server sees one device per learner, as 20,000 learners at home or in
+offices would be, rather than thousands of accounts on one device (which anti-idle's R12 rule
+judges, at a cost of its own).
+
+``mint_learners`` signs learners in without the login form: it runs the app's own
+``login_user``, CSRF token and ``learning.services.start_session`` (what the lesson page does)
+in process on the same database and secret, and signs the session cookie with the app's own
+session serializer. The form costs a password hash per learner (seconds for thousands); the
+app is not changed and has no bench-only path.
+
+Used by ``anti_idle_bench.py --only ingest --rate R``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from plugins.anti_idle.envelope import sign_with_key
+
+#: Connections one learner may hold at once (its beats waiting for answers); a browser's
+#: limit per host is 6. A beat that finds them all busy waits for one: its latency, counted
+#: from its scheduled time, keeps growing meanwhile.
+MAX_CONNECTIONS = 6
+#: How long after the window's last scheduled beat the generator waits for answers; a beat
+#: not answered by then counts as an error ("unanswered").
+DRAIN_SECONDS = 20.0
+
+
+def address(i: int) -> str:
+    """Learner ``i``'s own loopback address (up to 62,500 learners)."""
+    return f"127.1.{i // 250}.{i % 250 + 1}"
+
+
+@dataclass(frozen=True)
+class Learner:
+    address: str
+    cookie: str
+    path: str
+    token: str
+    key: str
+
+
+def mint_learners(app: Any, lesson_id: int, names: Sequence[str]) -> list[Learner]:
+    """Sign ``names`` in and open ``lesson_id`` for each, in process (see the module's docstring)."""
+    from flask import g, session
+    from flask_login import login_user
+    from flask_wtf.csrf import generate_csrf
+    from sqlalchemy import select
+
+    from lms_core.accounts.models import User
+    from lms_core.courses.models import Lesson
+    from lms_core.enrolments.models import Enrolment
+    from lms_core.extensions import db
+    from lms_core.jobs.services import commit
+    from lms_core.learning import services
+    from plugins.anti_idle import envelope
+
+    serializer = app.session_interface.get_signing_serializer(app)
+    cookie_name = app.config["SESSION_COOKIE_NAME"]
+    out: list[Learner] = []
+    with app.app_context():  # one app context (one database session) for every learner
+        lesson = db.session.get(Lesson, lesson_id)
+        users = {u.username: u for u in db.session.scalars(select(User).where(User.username.in_(names)))}
+        enrolments = {
+            e.user_id: e
+            for e in db.session.scalars(
+                select(Enrolment).where(
+                    Enrolment.course_id == lesson.course_id, Enrolment.user_id.in_([u.id for u in users.values()])
+                )
+            )
+        }
+        for i, name in enumerate(names):
+            user, addr = users[name], address(i)
+            with app.test_request_context(f"/learn/lessons/{lesson_id}", environ_base={"REMOTE_ADDR": addr}):
+                # ``g`` belongs to the one app context: Flask-WTF keeps the signed token there
+                # and would hand the previous learner's to this one.
+                g.pop(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+                login_user(user)
+                token = generate_csrf()
+                learning = services.start_session(user, lesson, enrolments[user.id], ip=addr, user_agent=None)
+                commit()
+                cookie = f"{cookie_name}={serializer.dumps(dict(session))}"
+                key = envelope.session_key(learning.id)
+                out.append(Learner(addr, cookie, f"/learn/sessions/{learning.id}/beat", token, key))
+    return out
+
+
+def beat_body(seq: int, visible_ms: int) -> bytes:
+    return b'{"seq":%d,"event":"heartbeat","visible_ms":%d,"client":{"visibility":"visible"}}' % (seq, visible_ms)
+
+
+@dataclass
+class Tally:
+    """What the generator saw: latencies (s) of the window's beats, errors and their kinds."""
+
+    latencies: list[float] = field(default_factory=list)
+    scheduled: int = 0
+    errors: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+    completed_in_window: int = 0
+    connections: int = 0
+    samples: list[bytes] = field(default_factory=list)
+
+    def error(self, kind: str, answer: bytes = b"") -> None:
+        self.errors += 1
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        if answer and len(self.samples) < 3:
+            self.samples.append(answer[:300])
+
+
+class _Conn:
+    __slots__ = ("reader", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+
+class _Client:
+    """One learner: its own address, its idle connections, its sequence numbers."""
+
+    def __init__(self, port: int, learner: Learner, visible_ms: int) -> None:
+        self.port, self.learner, self.visible_ms = port, learner, visible_ms
+        self.head = (
+            f"POST {learner.path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {learner.cookie}\r\n"
+            f"X-CSRFToken: {learner.token}\r\nContent-Type: application/json\r\nAccept-Encoding: identity\r\n"
+        ).encode()
+        self.idle: asyncio.Queue[_Conn] = asyncio.Queue()
+        self.open = 0
+        self.seq = 0
+
+    async def _connection(self, tally: Tally) -> _Conn:
+        if self.idle.empty() and self.open < MAX_CONNECTIONS:
+            self.open += 1
+            tally.connections += 1
+            try:
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", self.port, local_addr=(self.learner.address, 0)
+                )
+            except BaseException:
+                self.open -= 1
+                raise
+            return _Conn(reader, writer)
+        return await self.idle.get()
+
+    async def send(self, seq: int, scheduled: float, window: tuple[float, float] | None, tally: Tally) -> None:
+        """One beat; ``window``: count it (latency from ``scheduled``) if answered or due in it."""
+        body = sign_with_key(self.learner.key, beat_body(seq, self.visible_ms))  # as the player signs it
+        status = answer = b""
+        try:
+            conn = await self._connection(tally)
+            try:
+                conn.writer.write(self.head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                head = await conn.reader.readuntil(b"\r\n\r\n")
+                status = head[9:12]
+                at = head.lower().find(b"content-length:")
+                length = int(head[at + 15 : head.index(b"\r\n", at)]) if at >= 0 else 0
+                answer = await conn.reader.readexactly(length)
+            except BaseException:
+                self.open -= 1
+                conn.writer.close()
+                raise
+            self.idle.put_nowait(conn)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            status = type(exc).__name__.encode()
+        done = time.perf_counter()
+        if window is None:
+            if status != b"200":
+                tally.error(f"prime {status.decode()}", answer)
+            return
+        start, end = window
+        if start <= done < end:
+            tally.completed_in_window += 1
+        if start <= scheduled < end:
+            tally.latencies.append(done - scheduled)
+            if status != b"200":
+                tally.error(status.decode(), answer)
+
+
+async def prime(port: int, learners: Sequence[Learner], visible_ms: int, concurrency: int = 16) -> Tally:
+    """Each learner's first beat of the day, ``concurrency`` at a time, before the measured run:
+    a person-day's first beat replays the day (~13 ms of CPU); at 20,000 learners those are
+    spread over the morning, not all in one measured minute."""
+    tally = Tally()
+    clients = [_Client(port, learner, visible_ms) for learner in learners]
+    queue = list(reversed(clients))
+
+    async def worker() -> None:
+        while queue:
+            client = queue.pop()
+            client.seq += 1
+            await client.send(client.seq, time.perf_counter(), None, tally)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    for client in clients:
+        while not client.idle.empty():
+            client.idle.get_nowait().writer.close()
+    return tally
+
+
+async def drive(
+    port: int,
+    learners: Sequence[Learner],
+    rate: float,
+    warmup: float,
+    duration: float,
+    *,
+    jitter: float = 0.1,
+    first_seq: int = 1,
+    on_window: Any = None,
+    seed: int = 8,
+) -> tuple[Tally, float]:
+    """Offer ``rate`` beats/s spread over ``learners`` for ``warmup + duration`` seconds.
+
+    Returns the window's tally and the window's length (s). ``on_window(opening: bool)`` is
+    called (blocking) as the measured window opens and closes: CPU readings go there.
+    """
+    interval = len(learners) / rate
+    visible_ms = round(interval * 1000)
+    rnd = random.Random(seed)  # noqa: S311 - a schedule's jitter, not a secret
+    tally = Tally()
+    clients = [_Client(port, learner, visible_ms) for learner in learners]
+    for client in clients:
+        client.seq = first_seq - 1
+    t0 = time.perf_counter() + 0.5
+    start, end = t0 + warmup, t0 + warmup + duration
+    window = (start, end)
+    pending: dict[asyncio.Task[None], float] = {}  # beat -> its scheduled time
+
+    async def learner(client: _Client, first: float) -> None:
+        due = first
+        while due < end:
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            client.seq += 1
+            if start <= due:
+                tally.scheduled += 1
+            task = asyncio.create_task(client.send(client.seq, due, window, tally))
+            pending[task] = due
+            task.add_done_callback(pending.pop)
+            due += interval * (1 + jitter * (2 * rnd.random() - 1))
+
+    async def clock() -> float:
+        await asyncio.sleep(max(0.0, start - time.perf_counter()))
+        if on_window:
+            on_window(True)
+        opened = time.perf_counter()
+        await asyncio.sleep(max(0.0, end - time.perf_counter()))
+        if on_window:
+            on_window(False)
+        return time.perf_counter() - opened
+
+    schedules = [asyncio.create_task(learner(c, t0 + rnd.random() * interval)) for c in clients]
+    length = await clock()
+    await asyncio.gather(*schedules)
+    if pending:
+        _done, late = await asyncio.wait(set(pending), timeout=DRAIN_SECONDS)
+        now = time.perf_counter()
+        for task in late:
+            due = pending.get(task, now)
+            task.cancel()
+            if due >= start:  # in the figures at what it waited so far: a lower bound
+                tally.latencies.append(now - due)
+                tally.error("unanswered")
+    for client in clients:
+        while not client.idle.empty():
+            client.idle.get_nowait().writer.close()
+    return tally, length
