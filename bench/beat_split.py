@@ -12,6 +12,22 @@ wrapped parts inside it.
 
     .venv/bin/python bench/beat_split.py                 # about 1 minute
     .venv/bin/python bench/beat_split.py --beats 600 --rounds 3
+
+``--group PEOPLE``: the ASGI front's path instead, in process and without HTTP: groups of
+PEOPLE beats of PEOPLE different learners (15: what the writer takes at 64 clients) handed
+to ``beat_batch.record_group`` as the writer thread does (an app context per group), each
+learner's beats ``--every`` server seconds apart (10, the player's cadence; the ingest bench's
+back-to-back beats are about 0.06 s apart), ``--sets`` groups of other learners in turn. It
+prints the CPU per beat of each part (the round's read, core and plugin; each beat's record,
+with ``record_beat``'s own Python before and after the hook; the round's write; the COMMIT;
+the answer) and PostgreSQL's CPU per beat (the cluster's processes)::
+
+    .venv/bin/python bench/beat_split.py --group 15                 # about 1 minute
+    .venv/bin/python bench/beat_split.py --group 15 --every 0.06    # as the ingest bench's beats
+    .venv/bin/python bench/beat_split.py --group 15 --profile       # cProfile instead of the split
+
+Frozen server time (``time_machine``) makes each ``datetime.now`` dearer than in production
+(a few µs per beat).
 """
 
 from __future__ import annotations
@@ -19,10 +35,12 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import datetime as dt
 import functools
 import io
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -94,10 +112,257 @@ def _parts() -> list[tuple[str, str | None, Any, str]]:
     ]
 
 
+# --- the group path (the ASGI front's writer): beat_batch.record_group, in process ----------
+
+GROUP = "group: record_group (one transaction, answers after the COMMIT)"
+BEAT = "  per beat: beat_front.record"
+RECORD_BEAT = "    services.record_beat"
+ASSESS = "      _assess (core rule, hook dispatch, intersecting)"
+#: ``record_beat``'s own Python, cut at its call of ``_assess``: before the hook and after it.
+OWN_BEFORE = "      record_beat's own, before the hook (the claim, the budget)"
+OWN_AFTER = "      record_beat's own, after the hook (progress, events, values to write)"
+
+
+class _Clock:
+    """Nested CPU-time counters: each call's own time is its time less its wrapped callees'."""
+
+    def __init__(self) -> None:
+        self.cpu: collections.Counter[str] = collections.Counter()
+        self.own: collections.Counter[str] = collections.Counter()
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.stack: list[list[float]] = []  # per open call: [started, callees' time]
+        self.labels: list[str] = []
+        self.on = True  # off while a handed beat goes through the view (not the group path)
+        self.handed_cpu = 0.0
+
+    def wrap(self, owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+        clock = self
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if not clock.on:
+                return original(*args, **kwargs)
+            frame = [time.process_time(), 0.0]
+            clock.stack.append(frame)
+            clock.labels.append(label)
+            if label == ASSESS:
+                clock._split_record_beat(frame[0])
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent = time.process_time() - frame[0]
+                clock.stack.pop()
+                clock.labels.pop()
+                if clock.stack:
+                    clock.stack[-1][1] += spent
+                clock.cpu[label] += spent
+                clock.own[label] += spent - frame[1]
+                clock.calls[label] += 1
+                if label == RECORD_BEAT:
+                    clock.own[OWN_AFTER] += spent - frame[1] - clock.own.pop("_before", 0.0)
+
+        setattr(owner, name, timed)
+
+    def _split_record_beat(self, now: float) -> None:
+        """At ``_assess``'s start: record_beat's own time so far is its part before the hook."""
+        if len(self.stack) >= 2 and self.labels[-2] == RECORD_BEAT:
+            started, callees = self.stack[-2]
+            before = now - started - callees
+            self.own[OWN_BEFORE] += before
+            self.own["_before"] = before
+
+
+def _group_parts() -> list[tuple[str, Any, str]]:
+    from lms_core import jsonsafe
+    from lms_core.jobs import services as jobs
+    from lms_core.learning import beat_batch, beat_front, beat_group, beat_rows, services
+    from plugins.anti_idle import envelope, state
+    from plugins.anti_idle import services as anti_idle
+
+    return [
+        (GROUP, beat_batch, "record_group"),
+        ("  round read (core's locked read, then the hook)", beat_batch, "_read_round"),
+        ("    core: beat_rows.prefetch", beat_rows, "prefetch"),
+        ("    plugin: lms_beat_group_read (state_pg.prefetch)", state, "group_read"),
+        (BEAT, beat_front, "record"),
+        ("    principal_for (cached sign-in)", beat_front, "principal_for"),
+        ("    jsonsafe.loads (strict JSON reader)", jsonsafe, "loads"),
+        ("    plugin: lms_beat_received (envelope HMAC)", envelope, "receive"),
+        (RECORD_BEAT, services, "record_beat"),
+        ("      _parse_beat", services, "_parse_beat"),
+        ("      _beat_state (rows from the round's read)", services, "_beat_state"),
+        (ASSESS, services, "_assess"),
+        ("        plugin: lms_assess_interval (as one figure)", anti_idle, "assess_interval"),
+        ("      emit (event log rows)", services, "emit"),
+        ("      beat_rows.write (kept for the round's write)", beat_rows, "write"),
+        ("      _beat_completion", services, "_beat_completion"),
+        ("  round write: Batch.flush (one statement per side)", beat_group.Batch, "flush"),
+        ("    core: beat_rows._write_many", beat_rows, "_write_many"),
+        ("    plugin: state_pg._write_many", state.state_pg, "_write_many"),
+        ("  transaction end: jobs.commit (ORM commit, COMMIT)", jobs, "commit"),
+        ("  answer: beat_batch.answer_parts", beat_batch, "answer_parts"),
+    ]
+
+
+def _learners(app: Any, url: str, names: list[str]) -> list[tuple[Any, str, dict[str, str], bytes, int, int, str]]:
+    """Sign each learner in and open the first lesson, as the player's page does:
+    ``(test client, beat path, CSRF header, beat key, user id, session version, session id)``."""
+    import psycopg
+
+    from plugins.anti_idle import envelope
+
+    with psycopg.connect(anti_idle_bench.plain(url)) as conn:
+        lesson_id = conn.execute("SELECT id FROM lessons ORDER BY id LIMIT 1").fetchone()[0]
+        who = dict(
+            (name, (uid, version))
+            for name, uid, version in conn.execute(
+                "SELECT username, id, session_version FROM users WHERE username = ANY(%s)", (names,)
+            ).fetchall()
+        )
+    out = []
+    for name in names:
+        client = app.test_client()
+        page = client.get("/login").data
+        token = anti_idle_bench.load.CSRF_RE.search(page)
+        form = {"username": name, "password": seed_large.PASSWORD}
+        if token:
+            form["csrf_token"] = token.group(1).decode()
+        assert client.post("/login", data=form).status_code in (302, 303)
+        page = client.get(f"/learn/lessons/{lesson_id}").data
+        beat_url = anti_idle_bench.BEAT_URL_RE.search(page)
+        csrf = anti_idle_bench.CSRF_META_RE.search(page)
+        assert beat_url and csrf, "lesson page without a beat URL"
+        path = beat_url.group(1).decode()
+        session_id = path.split("/")[-2]
+        with app.app_context():
+            key = envelope.session_key(session_id)
+        uid, version = who[name]
+        out.append((client, path, {"X-CSRFToken": csrf.group(1).decode()}, key, uid, version, session_id))
+    return out
+
+
+def group_split(
+    url: str,
+    pg_pid: int,
+    people: int,
+    sets: int,
+    cycles: int,
+    warmup: int,
+    profile: bool,
+    first: int = 1,
+    every: float = 10.0,
+) -> dict[str, float]:
+    """Groups of ``people`` beats of ``people`` different learners (as the ASGI front's writer
+    takes them at 64 clients), ``sets`` such groups of other learners in turn, each learner's
+    beats 10 s apart in frozen server time; ``record_group`` called directly, in an app
+    context per group as the writer does. Prints the CPU per beat of each part."""
+    import cProfile
+    import pstats
+    from concurrent.futures import Future
+
+    import time_machine
+
+    from lms_core.learning import beat_batch, beat_front
+    from plugins.anti_idle.envelope import sign_with_key
+
+    app = anti_idle_bench._in_process_app(url)
+    names = [f"bench{first + i * 3:06d}" for i in range(people * sets)]  # learners of no earlier round
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with time_machine.travel(at, tick=False):
+        learners = _learners(app, url, names)
+    step = dt.timedelta(seconds=every / sets)
+    seqs = [0] * len(learners)
+    handed = [0]
+    clock = _Clock()
+
+    def run_group(g: int) -> None:
+        nonlocal at
+        at += step
+        members = range((g % sets) * people, (g % sets + 1) * people)
+        requests = []
+        for i in members:
+            seqs[i] += 1
+            body = b'{"seq":%d,"event":"heartbeat","visible_ms":10000,"client":{"visibility":"visible"}}' % seqs[i]
+            _client, _path, _headers, key, uid, version, session_id = learners[i]
+            beat = beat_front.Beat(session_id, uid, version, sign_with_key(key, body), "127.0.0.1")
+            requests.append((i, beat_batch._Request(beat, Future())))
+        with time_machine.travel(at, tick=False):
+            with app.app_context():
+                beat_batch.record_group(app, [r for _i, r in requests])
+            for i, req in requests:
+                if req.future.result() is None:  # handed to the view, as the front does
+                    handed[0] += 1
+                    clock.on, started = False, time.process_time()
+                    client, path, headers, _key, _uid, _version, _sid = learners[i]
+                    r = client.post(path, data=req.beat.body, content_type="application/json", headers=headers)
+                    assert r.status_code == 200, r.data
+                    clock.on = True
+                    clock.handed_cpu += time.process_time() - started
+
+    for g in range(warmup * sets):
+        run_group(g)
+    if not profile:  # the counters would weigh on the profile's figures
+        for label, owner, name in _group_parts():
+            clock.wrap(owner, name, label)
+    handed[0], clock.handed_cpu = 0, 0.0
+    profiler = cProfile.Profile(time.process_time) if profile else None
+    pg_before = common.tree_cpu_seconds(pg_pid)
+    cpu = 0.0
+    groups = cycles * sets
+    for g in range(warmup * sets, (warmup + cycles) * sets):
+        started = time.process_time()
+        if profiler:
+            profiler.enable()
+        run_group(g)
+        if profiler:
+            profiler.disable()
+        cpu += time.process_time() - started
+    pg_cpu = common.tree_cpu_seconds(pg_pid) - pg_before
+    beats = groups * people
+    per = 1e6 / beats
+    print(
+        f"group path in process: {groups} groups of {people} beats of {people} learners ({sets} sets in turn, "
+        f"document lesson, plugin on, PostgreSQL): CPU {cpu * 1000 / beats:.3f} ms per beat in this process "
+        f"+ PostgreSQL {pg_cpu * 1000 / beats:.3f} ms; {handed[0]} beats handed to the view "
+        f"({clock.handed_cpu * 1000 / max(1, handed[0]):.1f} ms each, in the CPU per beat); "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    if not profile:
+        print(f"    {'part':66s} {'µs/beat':>8s} {'own':>7s}")
+    for label, _owner, _name in _group_parts() if not profile else []:
+        note = f"{clock.own[label] * per:7.0f}" if clock.own[label] != clock.cpu[label] else ""
+        print(f"    {label:66s} {clock.cpu[label] * per:8.0f} {note}")
+        if label == RECORD_BEAT:
+            for split in (OWN_BEFORE, OWN_AFTER):
+                print(f"    {split:66s} {clock.own[split] * per:8.0f}")
+    rest = cpu - clock.cpu[GROUP] - clock.handed_cpu
+    if not profile:
+        print(f"    {'rest: app context per group, the beats built (not the handed ones)':66s} {rest * per:8.0f}")
+    if profiler:
+        dump = Path(tempfile.gettempdir()) / f"beat_group.{os.getpid()}.prof"
+        profiler.dump_stats(dump)
+        print(f"    CPU profile (process_time) written to {dump}")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
+    return {"cpu_ms_per_beat": cpu * 1000 / beats, "pg_cpu_ms_per_beat": pg_cpu * 1000 / beats}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--beats", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=2, help="rounds of --beats; each signs in a new learner")
+    parser.add_argument(
+        "--group",
+        type=int,
+        metavar="PEOPLE",
+        help="the group path instead (beat_batch.record_group): groups of PEOPLE beats of PEOPLE learners",
+    )
+    parser.add_argument("--sets", type=int, default=4, help="--group: sets of learners taking turns")
+    parser.add_argument("--cycles", type=int, default=40, help="--group: measured groups per set")
+    parser.add_argument(
+        "--every", type=float, default=10.0, help="--group: server seconds between a learner's beats (10: the player's)"
+    )
+    parser.add_argument("--profile", action="store_true", help="--group: cProfile the measured groups instead")
     args = parser.parse_args(argv)
     cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")
     try:
@@ -107,9 +372,15 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(anti_idle_bench.plain(url), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         common.upgrade(common.app_env(url, "anti_idle"))
-        seed_large.seed(url, users=200, units=200)
+        seed_large.seed(url, users=max(200, 3 * (args.group or 0) * args.sets * args.rounds + 2), units=200)
         seed_large.seed_study(url, courses=1, assigned=1)
         seed_large.settle(url)
+        if args.group:
+            pg_pid = common.postmaster_pid(cluster)
+            for round_ in range(args.rounds):
+                first = 1 + round_ * args.group * args.sets * 3
+                group_split(url, pg_pid, args.group, args.sets, args.cycles, 2, args.profile, first, args.every)
+            return 0
         parts = _parts()
         for label, _parent, owner, name in parts:
             _wrap(owner, name, label)
