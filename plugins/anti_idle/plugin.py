@@ -185,7 +185,9 @@ class AntiIdlePlugin:
         from plugins.anti_idle.services import JUDGED_KINDS
         from plugins.anti_idle.state import group_read
 
-        group_read(batch, [(user_id, course_id) for user_id, course_id, kind in beats if kind in JUDGED_KINDS])
+        group_read(
+            batch, [(user_id, course_id, kind == "video") for user_id, course_id, kind in beats if kind in JUDGED_KINDS]
+        )
 
     @hookimpl
     def lms_assess_interval(self, claim: IntervalClaim) -> Verdict | None:

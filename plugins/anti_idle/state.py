@@ -170,8 +170,8 @@ def load_for_beat(
     return BeatRead(person, version, person_check_inputs(user_id, since, until))
 
 
-def group_read(batch: beat_group.Batch, people: list[tuple[int, int]]) -> None:
-    """``lms_beat_group_read`` for a round's judged beats ``(user id, course id)``: the state
+def group_read(batch: beat_group.Batch, people: list[tuple[int, int, bool]]) -> None:
+    """``lms_beat_group_read`` for a round's judged beats ``(user id, course id, video)``: the state
     rows, policy versions and checks in one locked read (``state_pg.prefetch``), taken by
     :func:`load_for_beat`."""
     from lms_core.db import utcnow

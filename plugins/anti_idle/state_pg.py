@@ -163,7 +163,9 @@ _NAME = "anti_idle"
 #: for every person of a round: their state rows locked in id order (as group commit
 #: takes people), each with the policy version in force for their beat's course. The
 #: checks' window is the widest of the round's (``until`` open); each beat keeps its own
-#: (:func:`take`, the same predicate in Python).
+#: (:func:`take`, the same predicate in Python). What ``issue_owed`` asks is summed for a
+#: video beat only (``k.video``): a document beat never reads it, and for a person without
+#: a check clock the sum runs over every ledger interval they have, growing all day.
 _LOAD_MANY = (
     _LOAD_VIDEO.replace(
         "CASE WHEN mc.valid THEN cc.played_ms ELSE 0 END + coalesce(pl.added, 0) ",
@@ -172,13 +174,19 @@ _LOAD_MANY = (
     .replace("p.course_id = %(course_id)s", "p.course_id = k.course_id")
     .replace(
         " FROM anti_idle_person_states AS st ",
-        " FROM unnest(%(user_ids)s::bigint[], %(course_ids)s::bigint[]) AS k(user_id, course_id) "
-        "JOIN anti_idle_person_states AS st ON st.user_id = k.user_id ",
+        " FROM unnest(%(user_ids)s::bigint[], %(course_ids)s::bigint[], %(videos)s::boolean[]) "
+        "AS k(user_id, course_id, video) JOIN anti_idle_person_states AS st ON st.user_id = k.user_id ",
+    )
+    .replace(
+        "WHERE lc.outcome IS DISTINCT FROM 'pending' AND", "WHERE k.video AND lc.outcome IS DISTINCT FROM 'pending' AND"
     )
     .replace(" WHERE st.user_id = %(user_id)s FOR UPDATE OF st", " ORDER BY st.user_id FOR UPDATE OF st")
 )
 assert (
-    "= k.course_id" in _LOAD_MANY and "unnest(" in _LOAD_MANY and "ORDER BY st.user_id FOR" in _LOAD_MANY
+    "= k.course_id" in _LOAD_MANY
+    and "unnest(" in _LOAD_MANY
+    and "ORDER BY st.user_id FOR" in _LOAD_MANY
+    and "WHERE k.video AND" in _LOAD_MANY
 )  # every replace took
 #: The round's checks window reaches this much further back than any of its beats' (a
 #: server clock stepping back between the read and a beat must not lose a check).
@@ -186,13 +194,14 @@ _WINDOW_MARGIN = CLOCK_STEP_MARGIN
 _FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
-def prefetch(batch: Any, people: list[tuple[int, int]], since: dt.datetime) -> None:
-    """Read and lock the state rows of a round's ``(user id, course id)`` (one per person)
-    and keep them in ``batch`` for :func:`take`; a person without a row is left out (their
-    beat reads for itself, as a first beat does)."""
+def prefetch(batch: Any, people: list[tuple[int, int, bool]], since: dt.datetime) -> None:
+    """Read and lock the state rows of a round's ``(user id, course id, video)`` (one per
+    person) and keep them in ``batch`` for :func:`take`; a person without a row is left out
+    (their beat reads for itself, as a first beat does)."""
     params = {
         "user_ids": [p[0] for p in people],
         "course_ids": [p[1] for p in people],
+        "videos": [p[2] for p in people],
         "since": since - _WINDOW_MARGIN,
         "until": _FAR,
         "margin": CLOCK_STEP_MARGIN,
@@ -202,19 +211,19 @@ def prefetch(batch: Any, people: list[tuple[int, int]], since: dt.datetime) -> N
     with raw.cursor() as cur:
         cur.execute(_LOAD_MANY, params, prepare=True)
         rows = cur.fetchall()
-    courses = dict(people)
-    batch.read[_NAME] = {row[20]: (courses[row[20]], row) for row in rows}
+    kinds = {user_id: (course_id, video) for user_id, course_id, video in people}
+    batch.read[_NAME] = {row[20]: (*kinds[row[20]], row) for row in rows}
 
 
 def take(
     batch: Any, user_id: int, course_id: int, since: dt.datetime, until: dt.datetime, *, video: bool
 ) -> tuple[tuple[Any, ...], int | None, list[els.CheckInput], Owed | None] | None:
     """What :func:`load` would answer, from the round's read (``None``: not read there, or for
-    another course: the caller reads itself). Taken once."""
+    another course, or without what a video beat asks: the caller reads itself). Taken once."""
     found = batch.read.get(_NAME, {}).pop(user_id, None)
-    if found is None or found[0] != course_id:
+    if found is None or found[0] != course_id or (video and not found[1]):
         return None
-    return _unpack(found[1], since, until, video)
+    return _unpack(found[2], since, until, video)
 
 
 def _unpack(
