@@ -39,6 +39,8 @@ MAX_CONNECTIONS = 6
 #: How long after the window's last scheduled beat the generator waits for answers; a beat
 #: not answered by then counts as an error ("unanswered").
 DRAIN_SECONDS = 20.0
+#: Learners signed in per app context and COMMIT by :func:`mint_learners`.
+MINT_CHUNK = 200
 
 
 def address(i: int) -> str:
@@ -72,31 +74,39 @@ def mint_learners(app: Any, lesson_id: int, names: Sequence[str]) -> list[Learne
 
     serializer = app.session_interface.get_signing_serializer(app)
     cookie_name = app.config["SESSION_COOKIE_NAME"]
+    field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     out: list[Learner] = []
-    with app.app_context():  # one app context (one database session) for every learner
-        lesson = db.session.get(Lesson, lesson_id)
-        users = {u.username: u for u in db.session.scalars(select(User).where(User.username.in_(names)))}
-        enrolments = {
-            e.user_id: e
-            for e in db.session.scalars(
-                select(Enrolment).where(
-                    Enrolment.course_id == lesson.course_id, Enrolment.user_id.in_([u.id for u in users.values()])
+    # In chunks, each its own app context (database session) and one COMMIT: a session that
+    # keeps thousands of objects makes every commit expire them all (quadratic).
+    for first in range(0, len(names), MINT_CHUNK):
+        chunk = names[first : first + MINT_CHUNK]
+        with app.app_context():
+            lesson = db.session.get(Lesson, lesson_id)
+            users = {u.username: u for u in db.session.scalars(select(User).where(User.username.in_(chunk)))}
+            enrolments = {
+                e.user_id: e
+                for e in db.session.scalars(
+                    select(Enrolment).where(
+                        Enrolment.course_id == lesson.course_id, Enrolment.user_id.in_([u.id for u in users.values()])
+                    )
                 )
-            )
-        }
-        for i, name in enumerate(names):
-            user, addr = users[name], address(i)
-            with app.test_request_context(f"/learn/lessons/{lesson_id}", environ_base={"REMOTE_ADDR": addr}):
-                # ``g`` belongs to the one app context: Flask-WTF keeps the signed token there
-                # and would hand the previous learner's to this one.
-                g.pop(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
-                login_user(user)
-                token = generate_csrf()
-                learning = services.start_session(user, lesson, enrolments[user.id], ip=addr, user_agent=None)
-                commit()
-                cookie = f"{cookie_name}={serializer.dumps(dict(session))}"
-                key = envelope.session_key(learning.id)
-                out.append(Learner(addr, cookie, f"/learn/sessions/{learning.id}/beat", token, key))
+            }
+            made = []
+            for i, name in enumerate(chunk, start=first):
+                user, addr = users[name], address(i)
+                with app.test_request_context(f"/learn/lessons/{lesson_id}", environ_base={"REMOTE_ADDR": addr}):
+                    # ``g`` belongs to the chunk's app context: Flask-WTF keeps the signed token
+                    # there and would hand the previous learner's to this one.
+                    g.pop(field, None)
+                    login_user(user)
+                    token = generate_csrf()
+                    learning = services.start_session(user, lesson, enrolments[user.id], ip=addr, user_agent=None)
+                    cookie = f"{cookie_name}={serializer.dumps(dict(session))}"
+                    made.append((addr, cookie, learning.id, token))
+            commit()
+            for addr, cookie, session_id, token in made:
+                key = envelope.session_key(session_id)
+                out.append(Learner(addr, cookie, f"/learn/sessions/{session_id}/beat", token, key))
     return out
 
 
