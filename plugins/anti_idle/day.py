@@ -11,14 +11,16 @@ import datetime as dt
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from lms_core.accounts.models import User
 from lms_core.audit.day import DayLayer, Mark, Section, Span, day_bounds, hhmm
+from lms_core.db import utcnow
 from lms_core.extensions import db
 from plugins.anti_idle.events import VERDICT_NAMES
 from plugins.anti_idle.evidence import fmt_amount, render
 from plugins.anti_idle.models import (
+    CHECK_EXPIRED,
     CHECK_PASSED,
     CHECK_PENDING,
     AttentionCheck,
@@ -30,6 +32,8 @@ from plugins.anti_idle.models import (
 
 #: Beats read for one day's picture (a long day at 15 s beats is ~6,000 per tab).
 MAX_BEATS = 20_000
+#: How long after its due time an unanswered check is drawn as stopping credit.
+UNANSWERED_DRAWN = dt.timedelta(hours=1)
 CHECK_OUTCOMES = {
     "pending": "check-pending",
     "passed": "check-passed",
@@ -88,17 +92,39 @@ def _beat_spans(user_id: int, day: dt.date, lanes: dict[str, str]) -> list[Span]
 
 def _checks(user_id: int, day: dt.date, lanes: dict[str, str]) -> tuple[list[Mark], list[Span]]:
     start, end = day_bounds(day)
+    now = utcnow()
     marks: list[Mark] = []
     spans: list[Span] = []
     for c in db.session.execute(
         select(AttentionCheck)
-        .where(AttentionCheck.user_id == user_id, AttentionCheck.due_at >= start, AttentionCheck.issued_at < end)
+        .where(
+            AttentionCheck.user_id == user_id,
+            AttentionCheck.issued_at < end,
+            or_(
+                AttentionCheck.due_at >= start,
+                # A check of the previous day still owed at midnight stops credit into this
+                # one (R07): drawn too, clipped at the day's start. (Its own day bounds the
+                # index range: an answer owed for more than a day is that day's story.)
+                and_(
+                    AttentionCheck.due_at >= start - dt.timedelta(days=1),
+                    or_(
+                        AttentionCheck.answered_at > start,
+                        and_(AttentionCheck.answered_at.is_(None), AttentionCheck.due_at > start - UNANSWERED_DRAWN),
+                    ),
+                ),
+            ),
+        )
         .order_by(AttentionCheck.issued_at)
     ).scalars():
         lane = lanes.get(c.session_id) or _("Attention checks")
         issued, due, answered = _aware(c.issued_at), _aware(c.due_at), _aware(c.answered_at)
         assert issued is not None and due is not None
-        kind = CHECK_OUTCOMES.get(c.outcome, "check-pending")
+        outcome = c.outcome
+        if outcome == CHECK_PENDING and answered is None and due < now:
+            # Nothing marks an unanswered check expired (the credit path reads its due time):
+            # past it, it is missed, and stops credit like one answered too late.
+            outcome = CHECK_EXPIRED
+        kind = CHECK_OUTCOMES.get(outcome, "check-pending")
         # The page names the kind (注意力检查已通过, …) in front of the text.
         if answered is not None:
             text = _(
@@ -111,11 +137,11 @@ def _checks(user_id: int, day: dt.date, lanes: dict[str, str]) -> tuple[list[Mar
             text = _(
                 "Shown at %(at)s, not answered (%(outcome)s)",
                 at=hhmm(issued, day),
-                outcome=_outcome_name(c.outcome),
+                outcome=_outcome_name(outcome),
             )
         marks.append(Mark(lane, issued, kind, text))
-        if c.outcome != CHECK_PASSED and c.outcome != CHECK_PENDING or (answered is not None and answered > due):
-            stop = answered or min(end, max(due, issued) + dt.timedelta(hours=1))
+        if outcome != CHECK_PASSED and outcome != CHECK_PENDING or (answered is not None and answered > due):
+            stop = answered or min(end, max(due, issued) + UNANSWERED_DRAWN)
             if stop > due:
                 spans.append(Span(lane, due, stop, "check-failed", _("No credit while the check was unanswered")))
     return marks, spans

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -193,3 +194,44 @@ def test_a_time_on_another_day_shows_its_date(client, kit, tree, monkeypatch):
     day = dt.date(2026, 5, 10)
     assert hhmm(T0, day) == hhmm(T0) == "09:00:00"
     assert hhmm(T0 - dt.timedelta(hours=10), day) == "2026-05-09 23:00:00"
+
+
+@pytest.mark.parametrize("answered", [True, False])
+def test_a_check_of_the_previous_evening_is_drawn_from_midnight(client, kit, tree, monkeypatch, answered):
+    """A check shown at 23:50 and owed past midnight cost the next day credit (R07): the next
+    day's picture draws its mark and its no-credit span clipped at 00:00, the table keeps
+    their true times (with the date); a check answered in time that evening is not drawn."""
+    from plugins.anti_idle import policy
+    from plugins.anti_idle.models import Evidence
+
+    monkeypatch.setitem(policy.DEFAULTS, "checks_follow_claims", 0)  # only the checks below
+    me = make_learner(tree, kit, name="张伟")
+    auditor = UserFactory(username="audit_a", org_unit=tree.county_a, full_name="南岭审核员")
+    grant(auditor, Role.AUDITOR, tree.county_a)
+    db.session.commit()
+    evening = dt.datetime(2026, 5, 10, 15, 40, tzinfo=dt.UTC)  # 23:40 Beijing
+    tab = me.open(at=evening, deliver=3_600_000)
+    at = me.play(tab, evening, 600)  # to 23:50
+    me.answer(me.issue_check(tab, at - 5 * M, window=60), at - 5 * M + 5 * S)  # 23:45, answered in time
+    check = me.issue_check(tab, at, window=60)  # due 23:51
+    at = me.play(tab, at, 900)  # to 00:05, nothing credited after 23:51
+    if answered:
+        me.answer(check, at + 5 * S)
+    me.play(tab, at + 5 * S, 120)
+    verdict = me.verdict(dt.date(2026, 5, 11))
+    assert db.session.query(Evidence).filter_by(day_verdict_id=verdict.id, rule="R07").count()
+    login(client, "audit_a")
+    page = client.get(f"/audit/users/{me.user.id}/days/2026-05-11").get_data(as_text=True)
+    lanes = _lanes(page)
+    table = page.split('id="day-table"', 1)[1].split("</table>", 1)[0]
+    if answered:
+        mark, stop = "注意力检查已通过：2026-05-10 23:50:00 弹出，00:05:05 作答（回答正确）", "00:05:05"
+    else:
+        mark, stop = "注意力检查未通过或未作答：2026-05-10 23:50:00 弹出，未作答（超时）", "00:51:00"
+    kind = "check-passed" if answered else "check-failed"
+    assert f'<rect class="k-{kind}" x="0.0" width="6.0" y="3" height="14"><title>{mark}</title>' in lanes
+    no_credit = "<title>注意力检查未通过或未作答：检查未作答期间不计学时</title>"
+    assert re.search(r'<rect class="k-check-failed" x="0.0" width="[1-9][\d.]*" y="3" height="14">' + no_credit, lanes)
+    assert f'<tr class="row-{kind}"><td>2026-05-10 23:50:00</td><td></td>' in table
+    assert f'<tr class="row-check-failed"><td>2026-05-10 23:51:00</td><td>{stop}</td>' in table
+    assert "23:45:00 弹出" not in page  # answered in time, the evening before: not this day's
