@@ -23,11 +23,13 @@ with ``record_beat``'s own Python before and after the hook; the round's write; 
 the answer) and PostgreSQL's CPU per beat (the cluster's processes)::
 
     .venv/bin/python bench/beat_split.py --group 15                 # about 1 minute
-    .venv/bin/python bench/beat_split.py --group 15 --every 0.06    # as the ingest bench's beats
+    .venv/bin/python bench/beat_split.py --group 15 --every 0       # real time, as the ingest bench's beats
     .venv/bin/python bench/beat_split.py --group 15 --profile       # cProfile instead of the split
 
-Frozen server time (``time_machine``) makes each ``datetime.now`` dearer than in production
-(a few µs per beat).
+``--every S`` (S > 0) freezes server time (``time_machine``), which makes each ``datetime.now``
+dearer than in production (about 14 µs a call under it, 1.7 without); ``--every 0`` runs in real time: each
+learner's beats come a set's turn apart (about 60 ms with 4 sets of 15, the ingest bench's
+regime at 64 clients), so each earns little and nothing completes.
 """
 
 from __future__ import annotations
@@ -242,6 +244,19 @@ def _learners(app: Any, url: str, names: list[str]) -> list[tuple[Any, str, dict
     return out
 
 
+def _statement_times(url: str) -> list[tuple[int, float, str]]:
+    """(calls, planning + execution ms, query) of the database's statements since the reset, dearest first."""
+    import psycopg
+
+    with psycopg.connect(anti_idle_bench.plain(url)) as conn:
+        rows = conn.execute(
+            "SELECT calls, total_plan_time + total_exec_time, query FROM pg_stat_statements WHERE dbid = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND query !~* '^\\s*(SELECT pg_stat_statements|SELECT calls)' ORDER BY 2 DESC LIMIT 8"
+        ).fetchall()
+    return [(int(calls), float(ms), " ".join(query.split())) for calls, ms, query in rows]
+
+
 def group_split(
     url: str,
     pg_pid: int,
@@ -287,7 +302,7 @@ def group_split(
             _client, _path, _headers, key, uid, version, session_id = learners[i]
             beat = beat_front.Beat(session_id, uid, version, sign_with_key(key, body), "127.0.0.1")
             requests.append((i, beat_batch._Request(beat, Future())))
-        with time_machine.travel(at, tick=False):
+        with time_machine.travel(at, tick=False) if every else contextlib.nullcontext():
             with app.app_context():
                 beat_batch.record_group(app, [r for _i, r in requests])
             for i, req in requests:
@@ -307,6 +322,7 @@ def group_split(
             clock.wrap(owner, name, label)
     handed[0], clock.handed_cpu = 0, 0.0
     profiler = cProfile.Profile(time.process_time) if profile else None
+    anti_idle_bench.reset_statements(url)
     pg_before = common.tree_cpu_seconds(pg_pid)
     cpu = 0.0
     groups = cycles * sets
@@ -339,6 +355,9 @@ def group_split(
     rest = cpu - clock.cpu[GROUP] - clock.handed_cpu
     if not profile:
         print(f"    {'rest: app context per group, the beats built (not the handed ones)':66s} {rest * per:8.0f}")
+    print("    PostgreSQL's time per beat by statement (pg_stat_statements: planning + execution, µs; calls per beat):")
+    for calls, ms, text in _statement_times(url):
+        print(f"    {ms * 1000 / beats:8.0f} µs {calls / beats:5.2f}  {text[:100]}")
     if profiler:
         dump = Path(tempfile.gettempdir()) / f"beat_group.{os.getpid()}.prof"
         profiler.dump_stats(dump)
@@ -360,7 +379,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", type=int, default=4, help="--group: sets of learners taking turns")
     parser.add_argument("--cycles", type=int, default=40, help="--group: measured groups per set")
     parser.add_argument(
-        "--every", type=float, default=10.0, help="--group: server seconds between a learner's beats (10: the player's)"
+        "--every",
+        type=float,
+        default=10.0,
+        help="--group: server seconds between one learner's beats (10: the player's; 0: real time)",
     )
     parser.add_argument("--profile", action="store_true", help="--group: cProfile the measured groups instead")
     args = parser.parse_args(argv)

@@ -67,7 +67,8 @@ def record_group(app: Flask, requests: list[_Request]) -> None:
     pending = sorted(requests, key=lambda r: r.beat.user_id)  # stable: a person's beats keep their order
     handed: list[_Request] = []  # answered after the group, so the view never waits on its locks
     try:
-        _record(app, pending, handed)
+        with beat_tx.pinned():
+            _record(app, pending, handed)
     finally:
         for req in handed:
             req.future.set_result(None)

@@ -10,23 +10,50 @@ the second (cProfile of ``bench/anti_idle_bench.py --only beat``): ~80 µs of CP
 for the same two answers. Here each is kept in the session's ``info``: the dialect for the
 session's life (its bind does not change), the connection for its transaction (the same
 ``SessionTransaction`` object: a COMMIT or ROLLBACK ends it and the next call asks again).
+
+A group of beats (``beat_batch``) also *pins* its thread's session for the group
+(:func:`pinned`): ``db.session()`` itself (the scoped registry, Flask-SQLAlchemy's app
+context id through werkzeug's proxy) was ~1.5 µs, and a beat of a group asked for it about
+nine times through these two functions (``bench/beat_split.py --group 15``). One group runs
+in one app context on one thread, whose scoped session does not change while it runs.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
 from lms_core.extensions import db
 
 _DIALECT = "lms_beat_dialect"
 _CONNECTION = "lms_beat_connection"
+#: The session a group pinned on this thread (:func:`pinned`).
+_pin = threading.local()
+
+
+@contextmanager
+def pinned() -> Iterator[None]:
+    """This thread's scoped session, looked up once for the block (one group's beats)."""
+    _pin.session = db.session()
+    try:
+        yield
+    finally:
+        _pin.session = None
+
+
+def _session() -> Session:
+    session: Session | None = getattr(_pin, "session", None)
+    return session if session is not None else db.session()
 
 
 def dialect_name() -> str:
     """The name of the session's database dialect (``"postgresql"``, ``"sqlite"``)."""
-    session = db.session()
+    session = _session()
     name: str | None = session.info.get(_DIALECT)
     if name is None:
         name = session.info[_DIALECT] = str(session.get_bind().dialect.name)
@@ -39,7 +66,7 @@ def is_pg() -> bool:
 
 def connection() -> Connection:
     """``db.session.connection()``: the connection of the session's transaction (begun if none)."""
-    session = db.session()
+    session = _session()
     kept: tuple[Any, Connection] | None = session.info.get(_CONNECTION)
     transaction = session.get_transaction()
     # The transaction object is kept with it, so it cannot be freed and its id reused.

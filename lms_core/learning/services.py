@@ -294,18 +294,20 @@ def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], i
     core_credit = segs.truncate(claimed, budget_ms)
     reasons: list[dict[str, Any]] = []
     labels = [CREDIT]
-    if segs.total(core_credit) < segs.total(claimed):
+    core_ms, claimed_ms = segs.total(core_credit), segs.total(claimed)  # once each (a beat's hot path)
+    if core_ms < claimed_ms:
         labels.append(REDUCE)
+        wall_ms = claim.wall_ms
         # Figures kept apart so pages can explain them in the reader's language (learning/explain.py).
         reasons.append(
             {
                 "by": "core",
                 "verdict": REDUCE,
                 "code": "wall_clock",
-                "credited_ms": segs.total(core_credit),
-                "claimed_ms": segs.total(claimed),
-                "wall_ms": claim.wall_ms,
-                "reason": f"claimed {segs.total(claimed)} ms of media in {claim.wall_ms} ms of server time",
+                "credited_ms": core_ms,
+                "claimed_ms": claimed_ms,
+                "wall_ms": wall_ms,
+                "reason": f"claimed {claimed_ms} ms of media in {wall_ms} ms of server time",
             }
         )
     credited = core_credit
@@ -493,6 +495,7 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
             **lesson_ref,
         )
     unreported_ms = state.unreported_ms + credited_ms
+    claimed_ms = segs.total(claimed)
     if unreported_ms and (event != "heartbeat" or unreported_ms >= 300_000):
         emit(
             "study.interval_credited",
@@ -510,7 +513,7 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
             now=now,
             seq=beat["seq"],
             budget_from=budget_from,
-            claimed_total_ms=segs.total(claimed),
+            claimed_total_ms=claimed_ms,
             credited_ms=credited_ms,
             unreported_ms=unreported_ms,
             ended_at=ended_at,
@@ -526,7 +529,7 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
                 "wall_end": now,
                 "claimed_segments": [list(s) for s in claimed] if kind == LessonKind.VIDEO else [],
                 "credited_segments": [list(s) for s in credited],
-                "claimed_ms": segs.total(claimed) if kind == LessonKind.VIDEO else beat["visible_ms"],
+                "claimed_ms": claimed_ms if kind == LessonKind.VIDEO else beat["visible_ms"],
                 "credited_ms": credited_ms,
                 "verdict": label,
                 "reasons": reasons,
