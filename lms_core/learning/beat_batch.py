@@ -35,6 +35,7 @@ from typing import Any
 
 from flask import Flask
 
+from lms_core.accounts import principal
 from lms_core.learning import beat_front, beat_group, beat_rows, beat_tx
 from lms_core.pluginhost.manager import get_plugin_manager
 from lms_core.unit_of_work import bare_transaction
@@ -154,6 +155,9 @@ def _read_round(pending: list[_Request], round_: list[int], batch: beat_group.Ba
     beats = [(st.user_id, st.course_id, st.kind) for st in states.values()]
     if beats:
         get_plugin_manager().hook.lms_beat_group_read(batch=batch, beats=sorted(beats))
+    # The round's sign-ins whose cached principal expired (at the player's 10 s cadence,
+    # nearly all of them), in one read rather than one per beat.
+    principal.warm([pending[i].beat.user_id for i in round_])
 
 
 class BeatWriter:

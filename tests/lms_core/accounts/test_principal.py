@@ -117,3 +117,36 @@ def test_the_cache_belongs_to_the_app(app, client, beat_url):
     user, url = beat_url
     assert client.post(url, json={"seq": 1, "event": "play", "position": 0}).status_code == 200
     assert set(app.extensions["lms_principals"]) == {user.id}
+
+
+def test_a_rounds_warm_read_keeps_what_each_beat_would_read(app, tree, clock):
+    """``warm`` (a beat group's round) reads the expired sign-ins in one statement; each
+    beat's ``principal_for`` then reads nothing and answers what its own read would."""
+    alive = UserFactory(username="warm_a", org_unit=tree.village_a)
+    gone = UserFactory(username="warm_b", org_unit=tree.village_a, status=UserStatus.DISABLED)
+    db.session.commit()
+    (a_id, a_version, a_unit), (b_id, b_version) = (
+        (alive.id, alive.session_version, alive.org_unit_id),
+        (
+            gone.id,
+            gone.session_version,
+        ),
+    )
+    with app.app_context():
+        principal.principal_for(a_id, a_version)  # fresh: not read again
+        clock.now += 10  # expired, as at the player's 10 s cadence
+        seen, count = _statements(app)
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            principal.warm([a_id, b_id, 999_999])
+            assert len(seen) == 1
+            got = principal.principal_for(a_id, a_version)
+            assert principal.principal_for(b_id, b_version) is None  # disabled
+            assert len(seen) == 1  # answered from what the round read
+            assert principal.principal_for(999_999, 1) is None  # no such user: its own read, as before
+            assert len(seen) == 2
+            principal.warm([a_id, b_id])  # all fresh: nothing read
+            assert len(seen) == 2
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        assert got is not None and got.id == a_id and got.org_unit_id == a_unit and got.active
