@@ -1,9 +1,9 @@
 """Issue 8, ingestion: an open-loop heartbeat generator and a fast way to sign learners in.
 
-Open loop (``drive``): each learner sends its beats on a schedule, ``learners / rate`` seconds
-apart with a little jitter, whether or not its last beat was answered (a beat still waiting
-holds its connection, the next one opens another, as a browser would). Latency runs from the
-*scheduled* send time, so a server that stalls shows up in the figures (no coordinated
+Open loop (``drive``): each learner's beats fall due on a schedule, ``learners / rate`` seconds
+apart with a little jitter, whether or not its last beat was answered; a beat due while the
+last one is in flight waits in the learner's queue, as the player queues it. Latency runs from
+the *scheduled* send time, so a server that stalls shows up in the figures (no coordinated
 omission: a closed-loop client that waits for each answer stops offering load exactly when the
 server is slow, and its latency hides the queue).
 
@@ -32,10 +32,11 @@ from typing import Any
 
 from plugins.anti_idle.envelope import sign_with_key
 
-#: Connections one learner may hold at once (its beats waiting for answers); a browser's
-#: limit per host is 6. A beat that finds them all busy waits for one: its latency, counted
-#: from its scheduled time, keeps growing meanwhile.
-MAX_CONNECTIONS = 6
+#: Beats one learner has in flight at once: one, as the player sends them
+#: (themes/default/static/js/player.js: one beat in flight, the others queued in order, so
+#: two beats never race). A beat due while the last is unanswered waits in the learner's
+#: queue, its latency still counted from its scheduled time: a stall shows in full.
+MAX_CONNECTIONS = 1
 #: How long after the window's last scheduled beat the generator waits for answers; a beat
 #: not answered by then counts as an error ("unanswered").
 DRAIN_SECONDS = 20.0
@@ -201,12 +202,16 @@ class _Client:
                 tally.error(status.decode(), answer)
 
 
-async def prime(port: int, learners: Sequence[Learner], visible_ms: int, concurrency: int = 16) -> Tally:
+async def prime(
+    port: int, learners: Sequence[Learner], visible_ms: int, concurrency: int = 16, seqs: Sequence[int] = ()
+) -> Tally:
     """Each learner's first beat of the day, ``concurrency`` at a time, before the measured run:
     a person-day's first beat replays the day (~13 ms of CPU); at 20,000 learners those are
     spread over the morning, not all in one measured minute."""
     tally = Tally()
     clients = [_Client(port, learner, visible_ms) for learner in learners]
+    for client, seq in zip(clients, seqs, strict=False):  # ``seqs``: each learner's next seq (default 1)
+        client.seq = seq - 1
     queue = list(reversed(clients))
 
     async def worker() -> None:
