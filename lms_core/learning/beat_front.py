@@ -32,6 +32,7 @@ security headers, ``Vary: Cookie``). An acknowledged beat is committed before it
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import io
@@ -62,12 +63,19 @@ _HEADERS = (
 )
 #: Verified sessions kept per process: (cookie header, CSRF header, forwarded-for, address,
 #: user agent) -> (expires, session dict). The same signed bytes from the same address and
-#: browser verify the same way; the entry lives for seconds, far inside the cookie's own
-#: max age, and a sign-out changes the cookie.
-_CACHE_SECONDS = 5.0
+#: browser verify the same way until a signature's age passes its max age (the cookie's
+#: ``PERMANENT_SESSION_LIFETIME``, the CSRF token's ``WTF_CSRF_TIME_LIMIT``), so an entry
+#: lives until the first of those, never longer. It was 5 s: a player beats every 10 s, so
+#: every real beat verified its cookie again (~0.25 ms of CPU per beat; only a load generator
+#: posting back to back hit it). Nothing else revokes a signed cookie (Flask's sessions live
+#: in the cookie; a sign-out or a new sign-in sends a new cookie, and a replayed old one
+#: verifies with or without this cache); what does revoke a sign-in, the session version and
+#: the account's status, is checked on every beat (``accounts.principal``), after this.
 _CACHE_MAX = 50_000
-#: The verified sessions' clock (a module attribute so tests can move it).
+#: The verified sessions' clocks (module attributes so tests can move them): the cache's,
+#: and the wall clock the signatures' ages are counted on.
 clock = time.monotonic
+wall = time.time
 #: What the verified-session cache is keyed by (see :meth:`LeanBeats._session`).
 _Key = tuple[str, str, str | None, str | None, str | None]
 
@@ -170,15 +178,17 @@ class LeanBeats:
             if not cookie:
                 return None
             verified = self._verify(cookie, csrf_header)
-            if verified is None or verified.get("_id") != _identifier(environ):
+            if verified is None or verified[0].get("_id") != _identifier(environ):
                 return None
-            session = verified
-            self._verified.put(key, session, now + _CACHE_SECONDS)
+            session, seconds = verified
+            self._verified.put(key, session, now + seconds)
         if not self._referrer_ok(environ):
             return None
         return session
 
-    def _verify(self, cookie: str, csrf_header: str | None) -> dict[str, Any] | None:
+    def _verify(self, cookie: str, csrf_header: str | None) -> tuple[dict[str, Any], float] | None:
+        """The signed session if every signature holds, with the seconds they go on holding
+        (until the first reaches its max age); ``None`` if one does not."""
         app = self.app
         signing = getattr(app.session_interface, "get_signing_serializer", None)
         serializer = signing(app) if signing is not None else None
@@ -186,9 +196,10 @@ class LeanBeats:
             return None
         try:
             max_age = int(app.permanent_session_lifetime.total_seconds())
-            session = serializer.loads(cookie, max_age=max_age)
+            session, signed_at = serializer.loads(cookie, max_age=max_age, return_timestamp=True)
         except BadData:
             return None
+        holds = _seconds_left(signed_at, max_age)
         if not isinstance(session, dict) or not isinstance(session.get("_user_id"), str):
             return None
         if session.get("_permanent") or "_remember" in session:
@@ -202,13 +213,16 @@ class LeanBeats:
             if not secret:
                 return None
             signer = URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
+            limit = config.get("WTF_CSRF_TIME_LIMIT", 3600)
             try:
-                token = signer.loads(csrf_header, max_age=config.get("WTF_CSRF_TIME_LIMIT", 3600))
+                token, token_at = signer.loads(csrf_header, max_age=limit, return_timestamp=True)
             except BadData:
                 return None
             if not isinstance(token, str) or not hmac.compare_digest(session[field], token):
                 return None
-        return session
+            if limit is not None:
+                holds = min(holds, _seconds_left(token_at, int(limit)))
+        return session, holds
 
     def _csrf_header(self, environ: dict[str, Any]) -> str | None:
         for name in self.app.config.get("WTF_CSRF_HEADERS", ["X-CSRFToken", "X-CSRF-Token"]):
@@ -296,6 +310,12 @@ def answer_parts(app: Flask, result: Any) -> tuple[str, list[tuple[str, str]], b
         return "200 OK", [("Content-Type", provider.mimetype), ("Content-Length", str(len(body))), *_HEADERS], body
     response: Any = provider.response(answer(result))  # the app's response class (Flask's)
     return response.status, [*response.headers.items(), *_HEADERS], response.get_data()
+
+
+def _seconds_left(signed_at: dt.datetime, max_age: int) -> float:
+    """How long a signature made at ``signed_at`` still verifies with ``max_age`` (itsdangerous
+    refuses an age, in whole seconds, above it); a little less, never more."""
+    return max(0.0, signed_at.timestamp() + max_age - wall())
 
 
 def _identifier(environ: dict[str, Any]) -> str:
