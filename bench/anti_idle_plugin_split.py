@@ -72,6 +72,7 @@ def _parts() -> list[tuple[str, Any, str]]:
         ("  state.advance", state, "advance"),
         ("  verdicts.record_online", anti_idle, "record_online"),
         ("    verdicts.fold", verdicts, "fold"),
+        ("    verdicts._publish", verdicts, "_publish"),
         ("  state.save (kept in the round)", state, "save"),
         ("  checks.issue_owed", anti_idle, "issue_owed"),
         ("plugin: the round's write (state_pg._write_many)", state_pg, "_write_many"),

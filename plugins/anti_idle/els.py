@@ -1283,14 +1283,17 @@ def state_of(prior: Prior) -> SessionState:
     )
 
 
-def assess(beat: BeatInput, prior: Prior, policy: Mapping[str, Any], checks: Sequence[CheckInput] = ()) -> Outcome:
-    """Judge one beat. Pure: same inputs, same answer."""
+def assess(
+    beat: BeatInput, prior: Prior, policy: Mapping[str, Any] | Params, checks: Sequence[CheckInput] = ()
+) -> Outcome:
+    """Judge one beat. Pure: same inputs, same answer. ``policy``: the parameters, or
+    ``params_of`` them already (``policy.PolicyVersion.els_params``, kept per version)."""
     s = state_of(prior)
     lessons = {beat.lesson_id: prior.lesson_credited_ms}
     focus = FocusState(prior.focus_session, us_of(prior.focus_until) if prior.focus_until is not None else 0)
     ((credited, credit, start, cuts, flags),), _clock, _day = replay(
         (row_from_input(beat),),
-        (params_of(policy),),
+        (policy if isinstance(policy, Params) else params_of(policy),),
         Checks(checks) if checks else None,
         {beat.session_id: s},
         lessons,

@@ -158,7 +158,7 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
         lambda: previous_rows(claim.user_id, claim.session_id, claim.lesson_id),
     )
     beat = beat_input(claim)
-    outcome = els.assess(beat, prior, policy.params, read.checks)
+    outcome = els.assess(beat, prior, policy.els_params, read.checks)
     row = beat_row(claim.user_id, claim.course_id, beat, outcome, policy.version, claim.visible_ms, claim.position_ms)
     state.advance(person, beat, outcome.after, day)
     # The raw beat goes out with the state row's upsert (one statement on PostgreSQL),

@@ -251,18 +251,6 @@ def forget_days(days: Iterable[tuple[int, dt.date]]) -> None:
 # --- the prior a beat is judged from ------------------------------------------------------
 
 
-def session_prior(entry: list[Any]) -> dict[str, Any]:
-    hidden_us, event, seq, claim_end, claimed_ms, covered = entry
-    return {
-        "hidden_since": els.at_us(hidden_us) if hidden_us is not None else None,
-        "last_event": event,
-        "last_seq": seq,
-        "last_claim_end": claim_end,
-        "session_claimed_ms": claimed_ms,
-        "session_covered": tuple((int(a), int(b)) for a, b in covered),
-    }
-
-
 def prior(state: State, session_id: str, lesson_id: int, day: dt.date, previous_seq: int, fetch: Any) -> els.Prior:
     """The running state before a beat, equal to ``inputs.prior_from`` over the stored rows.
 
@@ -281,7 +269,22 @@ def prior(state: State, session_id: str, lesson_id: int, day: dt.date, previous_
         session_row, lesson_row, _person_row = fetch()
         lesson_ms = lesson_row.lesson_credited_ms if lesson_row is not None and lesson_ms is None else lesson_ms
     same_day = state.day == day
-    base = prior_from(session_row, None, None, day) if entry is None else els.Prior(**session_prior(entry))
+    if entry is not None:
+        # The session's running state from the row, in one Prior (the common beat).
+        hidden_us, event, seq, claim_end, claimed_ms, covered = entry
+        return els.Prior(
+            hidden_since=els.at_us(hidden_us) if hidden_us is not None else None,
+            last_event=event,
+            last_seq=seq,
+            last_claim_end=claim_end,
+            session_claimed_ms=claimed_ms,
+            session_covered=tuple((int(a), int(b)) for a, b in covered),
+            lesson_credited_ms=int(lesson_ms or 0),
+            day_credited_ms=state.day_credited_ms if same_day else 0,
+            focus_session=state.focus_session if same_day else None,
+            focus_until=state.focus_until if same_day else None,
+        )
+    base = prior_from(session_row, None, None, day)
     return els.Prior(
         hidden_since=base.hidden_since,
         last_event=base.last_event,

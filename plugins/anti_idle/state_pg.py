@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from typing import Any
+
+import msgspec
+from psycopg.types.json import set_json_loads
 
 from lms_core.learning import beat_group, beat_rows, beat_tx
 from lms_core.learning.beat_rows import json_text
@@ -209,10 +213,25 @@ def prefetch(batch: Any, people: list[tuple[int, int, bool]], since: dt.datetime
     raw = beat_tx.connection().connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
+        set_json_loads(_json_loads, cur)
         cur.execute(_LOAD_MANY, params, prepare=True)
         rows = cur.fetchall()
     kinds = {user_id: (course_id, video) for user_id, course_id, video in people}
     batch.read[_NAME] = {row[20]: (*kinds[row[20]], row) for row in rows}
+
+
+#: msgspec's JSON decoder (C) for the round's JSON columns (state sessions, lessons, day
+#: tally): ``json.loads`` took ~45 µs per beat for the three, this ~10 (load 9).
+_DECODE = msgspec.json.Decoder().decode
+
+
+def _json_loads(data: str | bytes) -> Any:
+    """A JSON column's value, as ``json.loads`` (psycopg's default) gives it: JSON that
+    msgspec refuses (a lone surrogate, a number beyond a float) goes to ``json.loads``."""
+    try:
+        return _DECODE(data)
+    except msgspec.DecodeError:
+        return json.loads(data)
 
 
 def take(

@@ -60,6 +60,7 @@ from plugins.anti_idle.policy import PolicyVersion, current_policy, policy_by_ve
 #: Rules whose time is withheld as void (critical), held, or only tolerated.
 VOID_RULES = frozenset({"R03", "R03e", "R14", "R07b"})
 HOLD_RULES = frozenset({"R10a"})
+_UNCOUNTED = VOID_RULES | HOLD_RULES
 #: Credit re-published online at most every this much new credit (plus every change of verdict).
 EMIT_EVERY_MS = 300_000
 
@@ -149,7 +150,7 @@ class Tally:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen init cost ~4 µs a beat; nothing changes one
 class Derived:
     verdict: str
     score: int
@@ -205,19 +206,21 @@ def scores_of(t: Tally, policy: Mapping[str, Any]) -> dict[str, int]:
 def derive(t: Tally, policy: Mapping[str, Any]) -> Derived:
     scores = scores_of(t, policy)
     score = sum(scores.values())
-    void_ms = min(t.claimed_ms - t.credited_ms, sum(t.cuts.get(r, 0) for r in VOID_RULES))
-    held_ms = min(t.claimed_ms - t.credited_ms - void_ms, sum(t.cuts.get(r, 0) for r in HOLD_RULES))
+    cuts = t.cuts  # empty on most days: the sums below are then 0 (derive runs on every beat)
+    void_ms = min(t.claimed_ms - t.credited_ms, sum(cuts.get(r, 0) for r in VOID_RULES) if cuts else 0)
+    held_ms = min(t.claimed_ms - t.credited_ms - void_ms, sum(cuts.get(r, 0) for r in HOLD_RULES) if cuts else 0)
     credited = t.credited_ms
     deducted = max(0, t.claimed_ms - credited - void_ms - held_ms)
-    counted = {r: v for r, v in t.cuts.items() if r not in VOID_RULES | HOLD_RULES}
+    counted = {r: v for r, v in cuts.items() if r not in _UNCOUNTED}
     if counted.get("R04", 0) <= int(policy["parallel_flag_seconds"]) * 1000:
         counted.pop("R04", None)  # a device handoff: counted once, not a deduction
     # Credit whose presence was never proven (R07h, day_rules.unverified) waits for an auditor.
     # Credit given while an offline check's new window was open, that no answer then
     # confirmed (R07o, day_rules.relief_lapsed): deducted, as R07 would have.
-    revoked = min(credited, sum(int(f.get("deduct_ms", 0)) for f in t.day_rules.values()))
+    findings = t.day_rules
+    revoked = min(credited, sum(int(f.get("deduct_ms", 0)) for f in findings.values()) if findings else 0)
     credited, deducted = credited - revoked, deducted + revoked
-    unverified = min(credited, sum(int(f.get("hold_ms", 0)) for f in t.day_rules.values()))
+    unverified = min(credited, sum(int(f.get("hold_ms", 0)) for f in findings.values()) if findings else 0)
     held_ms, credited = held_ms + unverified, credited - unverified
     if score >= int(policy["hold_score"]):
         held_ms, credited = held_ms + credited, 0
@@ -247,15 +250,18 @@ def _payload(v: DayVerdict) -> dict[str, Any]:
 
 
 def _publish(v: DayVerdict) -> None:
+    payload = _payload(v)
+    # Marked published before ``emit``, whose flush then writes the row once (set after it,
+    # the tally went out in a second UPDATE of the row at the commit).
+    v.tally = {**v.tally, "published": payload}
     emit(
         DAY_ASSESSED,
         actor=None,
         object_type=DayVerdict.__tablename__,
         object_id=v.id,
         org_unit_id=_org_of(v.user_id),
-        payload=_payload(v),
+        payload=dict(payload),
     )
-    v.tally = {**v.tally, "published": _payload(v)}
 
 
 def _org_of(user_id: int) -> int | None:
