@@ -49,6 +49,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -660,6 +661,7 @@ def _ingest_open(
     primed = asyncio.run(open_loop.prime(port, minted, round(interval * 1000)))
     step(f"open loop: {args.rate:g} beats/s offered by {learners} learners, one every {interval:.2f} s each")
     marks: dict[str, float] = {}
+    seen: dict[str, Any] = {}  # the window's statements and COMMITs, read as it closes
 
     def on_window(opening: bool) -> None:  # blocking, on the generator's loop: short reads only
         if opening:
@@ -676,14 +678,18 @@ def _ingest_open(
                 pg=tree_cpu_seconds(pg_pid) - marks["pg"],
                 gen=time.process_time() - marks["gen"],
             )
+            seen.update(ran=counted_statements(url), commits=counted_commits(url))
 
-    tally, wall = asyncio.run(
+    tally, window = asyncio.run(
         open_loop.drive(port, minted, args.rate, args.warmup, args.duration, first_seq=2, on_window=on_window)
     )
-    ran, commits = counted_statements(url), counted_commits(url)
+    ran, commits = seen["ran"], seen["commits"]
     values = sorted(v * 1000 for v in tally.latencies)
-    n = max(1, tally.completed_in_window)
-    offered, achieved = tally.scheduled / wall, tally.completed_in_window / wall
+    # Rates over the window as scheduled; CPU per beat over the beats answered while the CPU
+    # was read (the same span unless the generator's loop fell behind: ``lag``).
+    n = max(1, tally.answered(window.opened, window.closed))
+    offered, achieved = tally.scheduled / args.duration, tally.answered(window.start, window.end) / args.duration
+    lag = window.opened - window.start
     p50, p95, p99 = (percentile(values, q) for q in (50, 95, 99))
     server_ms, pg_ms, gen_ms = (marks[k] * 1000 / n for k in ("server", "pg", "gen"))
     statements = sum(calls for calls, _q in ran)
@@ -694,10 +700,11 @@ def _ingest_open(
         )
     print(
         f"ingestion [{server_kind}, open loop]: offered {offered:.0f} beats/s ({tally.scheduled:,} scheduled in "
-        f"{wall:.1f} s), achieved {achieved:.0f} beats/s; latency from the scheduled send: p50 {p50:.1f} ms, "
+        f"{args.duration:g} s), achieved {achieved:.0f} beats/s; latency from the scheduled send: p50 {p50:.1f} ms, "
         f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {values[-1] if values else 0:.1f} ms; errors {tally.errors} "
         f"{tally.kinds or ''}; {shape}; {learners} learners (own addresses), a beat every {interval:.2f} s "
-        f"± {10:d} %, {tally.connections} connections opened; priming errors {primed.errors}; load average "
+        f"± 10 %, {tally.connections} connections opened; the generator's clock {lag * 1000:.0f} ms late at the "
+        f"window; priming errors {primed.errors}; load average "
         f"{marks['load']:.2f} at the window's start, {os.getloadavg()[0]:.2f} after; "
         f"target >= 2000 beats/s, p99 <= 100 ms: {'met' if ok else 'MISSED'}\n"
         f"    CPU per beat {server_ms + pg_ms:.2f} ms = gunicorn {server_ms:.2f} + PostgreSQL {pg_ms:.2f}; "
@@ -727,6 +734,7 @@ def _ingest_open(
         "statements_per_beat": round(statements / n, 1),
         "beats_per_commit": round(n / max(1, commits), 1),
         "load_at_start": round(marks["load"], 2),
+        "generator_lag_ms": round(lag * 1000),
     }
 
 

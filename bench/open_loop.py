@@ -119,11 +119,15 @@ def beat_body(seq: int, visible_ms: int) -> bytes:
 class Tally:
     """What the generator saw: latencies (s) of the window's beats, errors and their kinds."""
 
+    def answered(self, start: float, end: float) -> int:
+        """Beats answered between ``start`` and ``end`` (``perf_counter``), whenever they were due."""
+        return sum(start <= t < end for t in self.done)
+
     latencies: list[float] = field(default_factory=list)
     scheduled: int = 0
     errors: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
-    completed_in_window: int = 0
+    done: list[float] = field(default_factory=list)  # when each beat of the run was answered
     connections: int = 0
     samples: list[bytes] = field(default_factory=list)
 
@@ -135,10 +139,10 @@ class Tally:
 
 
 class _Conn:
-    __slots__ = ("reader", "writer")
+    __slots__ = ("reader", "writer", "used")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+        self.reader, self.writer, self.used = reader, writer, False
 
 
 class _Client:
@@ -154,37 +158,53 @@ class _Client:
         self.open = 0
         self.seq = 0
 
+    async def connect(self, tally: Tally) -> None:
+        """Open one connection ahead and keep it idle (before a schedule starts: no burst of connects)."""
+        self.open += 1
+        tally.connections += 1
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port, local_addr=(self.learner.address, 0))
+        except BaseException:
+            self.open -= 1
+            raise
+        self.idle.put_nowait(_Conn(reader, writer))
+
     async def _connection(self, tally: Tally) -> _Conn:
         if self.idle.empty() and self.open < MAX_CONNECTIONS:
-            self.open += 1
-            tally.connections += 1
-            try:
-                reader, writer = await asyncio.open_connection(
-                    "127.0.0.1", self.port, local_addr=(self.learner.address, 0)
-                )
-            except BaseException:
-                self.open -= 1
-                raise
-            return _Conn(reader, writer)
+            await self.connect(tally)
         return await self.idle.get()
 
+    async def _exchange(self, conn: _Conn, request: bytes) -> tuple[bytes, bytes]:
+        """One request and its answer on ``conn``: ``(status, body)``."""
+        conn.writer.write(request)
+        head = await conn.reader.readuntil(b"\r\n\r\n")
+        at = head.lower().find(b"content-length:")
+        length = int(head[at + 15 : head.index(b"\r\n", at)]) if at >= 0 else 0
+        return head[9:12], await conn.reader.readexactly(length)
+
     async def send(self, seq: int, scheduled: float, window: tuple[float, float] | None, tally: Tally) -> None:
-        """One beat; ``window``: count it (latency from ``scheduled``) if answered or due in it."""
+        """One beat; ``window``: count it (latency from ``scheduled``) if due in it."""
         body = sign_with_key(self.learner.key, beat_body(seq, self.visible_ms))  # as the player signs it
+        request = self.head + b"Content-Length: %d\r\n\r\n" % len(body) + body
         status = answer = b""
         try:
-            conn = await self._connection(tally)
-            try:
-                conn.writer.write(self.head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-                head = await conn.reader.readuntil(b"\r\n\r\n")
-                status = head[9:12]
-                at = head.lower().find(b"content-length:")
-                length = int(head[at + 15 : head.index(b"\r\n", at)]) if at >= 0 else 0
-                answer = await conn.reader.readexactly(length)
-            except BaseException:
-                self.open -= 1
-                conn.writer.close()
-                raise
+            for attempt in (1, 2):
+                conn = await self._connection(tally)
+                kept, conn.used = conn.used, True
+                try:
+                    status, answer = await self._exchange(conn, request)
+                    break
+                except (OSError, asyncio.IncompleteReadError):
+                    self.open -= 1
+                    conn.writer.close()
+                    # A kept connection the server closed while idle (its keep-alive timeout):
+                    # once more on a new one, as a browser does. A new one that fails is an error.
+                    if not kept or attempt == 2:
+                        raise
+                except BaseException:
+                    self.open -= 1
+                    conn.writer.close()
+                    raise
             self.idle.put_nowait(conn)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             status = type(exc).__name__.encode()
@@ -193,13 +213,23 @@ class _Client:
             if status != b"200":
                 tally.error(f"prime {status.decode()}", answer)
             return
+        tally.done.append(done)
         start, end = window
-        if start <= done < end:
-            tally.completed_in_window += 1
         if start <= scheduled < end:
             tally.latencies.append(done - scheduled)
             if status != b"200":
                 tally.error(status.decode(), answer)
+
+
+async def connect_all(clients: Sequence[_Client], tally: Tally, concurrency: int = 64) -> None:
+    """One kept connection per learner, ``concurrency`` connects at a time."""
+    queue = list(clients)
+
+    async def worker() -> None:
+        while queue:
+            await queue.pop().connect(tally)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
 async def prime(
@@ -227,6 +257,17 @@ async def prime(
     return tally
 
 
+@dataclass(frozen=True)
+class Window:
+    """The measured window: as scheduled (``start``, ``end``) and as the CPU was read (``opened``,
+    ``closed``; later than scheduled when the generator's loop is behind)."""
+
+    start: float
+    end: float
+    opened: float
+    closed: float
+
+
 async def drive(
     port: int,
     learners: Sequence[Learner],
@@ -238,11 +279,11 @@ async def drive(
     first_seq: int = 1,
     on_window: Any = None,
     seed: int = 8,
-) -> tuple[Tally, float]:
+) -> tuple[Tally, Window]:
     """Offer ``rate`` beats/s spread over ``learners`` for ``warmup + duration`` seconds.
 
-    Returns the window's tally and the window's length (s). ``on_window(opening: bool)`` is
-    called (blocking) as the measured window opens and closes: CPU readings go there.
+    Returns the tally and the window. ``on_window(opening: bool)`` is called (blocking) as the
+    measured window opens and closes: CPU readings go there.
     """
     interval = len(learners) / rate
     visible_ms = round(interval * 1000)
@@ -251,6 +292,7 @@ async def drive(
     clients = [_Client(port, learner, visible_ms) for learner in learners]
     for client in clients:
         client.seq = first_seq - 1
+    await connect_all(clients, tally)
     t0 = time.perf_counter() + 0.5
     start, end = t0 + warmup, t0 + warmup + duration
     window = (start, end)
@@ -270,18 +312,19 @@ async def drive(
             task.add_done_callback(pending.pop)
             due += interval * (1 + jitter * (2 * rnd.random() - 1))
 
-    async def clock() -> float:
+    async def clock() -> tuple[float, float]:
         await asyncio.sleep(max(0.0, start - time.perf_counter()))
+        opened = time.perf_counter()
         if on_window:
             on_window(True)
-        opened = time.perf_counter()
         await asyncio.sleep(max(0.0, end - time.perf_counter()))
+        closed = time.perf_counter()
         if on_window:
             on_window(False)
-        return time.perf_counter() - opened
+        return opened, closed
 
     schedules = [asyncio.create_task(learner(c, t0 + rnd.random() * interval)) for c in clients]
-    length = await clock()
+    opened, closed = await clock()
     await asyncio.gather(*schedules)
     if pending:
         _done, late = await asyncio.wait(set(pending), timeout=DRAIN_SECONDS)
@@ -295,4 +338,4 @@ async def drive(
     for client in clients:
         while not client.idle.empty():
             client.idle.get_nowait().writer.close()
-    return tally, length
+    return tally, Window(start, end, opened, closed)
