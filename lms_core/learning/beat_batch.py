@@ -157,7 +157,7 @@ def _read_round(pending: list[_Request], round_: list[int], batch: beat_group.Ba
         get_plugin_manager().hook.lms_beat_group_read(batch=batch, beats=sorted(beats))
     # The round's sign-ins whose cached principal expired (at the player's 10 s cadence,
     # nearly all of them), in one read rather than one per beat.
-    principal.warm([pending[i].beat.user_id for i in round_])
+    principal.warm([pending[i].beat.user_id for i in round_], beat_rows.users)
 
 
 class BeatWriter:

@@ -228,6 +228,18 @@ def read(session_id: str, user_id: int) -> BeatState | None:
     return BeatState(*r)
 
 
+#: The sign-ins a round reads (``principal.warm``): ``accounts.principal._statement``'s columns.
+_PG_USERS = (
+    "SELECT id, org_unit_id, locale, session_version, status, must_change_password FROM users "
+    "WHERE id = ANY(%(user_ids)s::bigint[])"
+)
+
+
+def users(user_ids: list[int]) -> list[tuple[Any, ...]]:
+    """The rows ``principal.warm`` keeps, by one prepared statement (PostgreSQL)."""
+    return _pg(_PG_USERS, {"user_ids": user_ids})
+
+
 #: The core's name in a round's batch (``beat_group.Batch``).
 _NAME = "core"
 

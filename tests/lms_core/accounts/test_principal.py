@@ -150,3 +150,28 @@ def test_a_rounds_warm_read_keeps_what_each_beat_would_read(app, tree, clock):
         finally:
             event.remove(db.engine, "before_cursor_execute", count)
         assert got is not None and got.id == a_id and got.org_unit_id == a_unit and got.active
+
+
+def test_the_groups_own_read_keeps_the_same_principals(app, tree, clock):
+    """The beat group's prepared read (``beat_rows.users``, PostgreSQL) keeps exactly what
+    SQLAlchemy's read keeps (the status compared as stored, NULL locale, the flags)."""
+    from lms_core.learning import beat_rows
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the prepared read is PostgreSQL's; SQLite groups record beat by beat")
+    people = [
+        UserFactory(username="warm_c", org_unit=tree.village_a, locale=None),
+        UserFactory(username="warm_d", org_unit=tree.village_a, status=UserStatus.DISABLED, locale="en"),
+        UserFactory(username="warm_e", org_unit=tree.village_a, must_change_password=True),
+    ]
+    db.session.commit()
+    ids = [p.id for p in people]
+    with app.app_context():
+        principal.warm(ids)
+        by_orm = {i: principal._cache().fresh(i, clock.now) for i in ids}
+        principal.forget_all()
+        principal.warm(ids, beat_rows.users)
+        by_group = {i: principal._cache().fresh(i, clock.now) for i in ids}
+        db.session.rollback()
+    assert by_group == by_orm and all(by_orm.values())
+    assert [p.active for p in by_orm.values()] == [True, False, True]  # type: ignore[union-attr]
