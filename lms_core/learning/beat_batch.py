@@ -58,8 +58,7 @@ class _Request:
 
 def answer_parts(app: Flask, result: Any) -> Answer:
     """The view's answer for an accepted beat (``beat_front.answer_parts``), as ASGI wants it."""
-    status, headers, content = beat_front.answer_parts(app, result)
-    return int(status.split(" ", 1)[0]), [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers], content
+    return beat_front.answer_asgi(app, result)
 
 
 def record_group(app: Flask, requests: list[_Request]) -> None:

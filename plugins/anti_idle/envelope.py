@@ -44,11 +44,34 @@ SIG_TAIL = re.compile(rb',"sig":"([0-9a-f]{64})"\}\s*\Z')
 VALID, UNSIGNED, BAD = "valid", "unsigned", "bad"
 
 
+#: Session keys kept per app (``app.extensions``), as bytes ready for the beat's HMAC: a
+#: player's session beats every 10 s, and deriving its key is an HMAC of its own. Keyed by
+#: the secret too (a key is a function of the secret and the session id, nothing else); full,
+#: the map starts again empty (a bound on memory, not an eviction policy).
+_KEYS_MAX = 50_000
+
+
 def session_key(session_id: str) -> str:
     """The session's beat key (hex), derived from the app's secret."""
-    secret = current_app.config["SECRET_KEY"]
-    secret_bytes = secret.encode() if isinstance(secret, str) else bytes(secret)
-    return hmac.new(secret_bytes, b"anti-idle-beat:" + session_id.encode(), hashlib.sha256).hexdigest()
+    return _key_bytes(session_id).decode()
+
+
+def _key_bytes(session_id: str) -> bytes:
+    """:func:`session_key` as ASCII bytes (what the beat's HMAC is keyed with), kept per app."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up, not three
+    secret = app.config["SECRET_KEY"]
+    keys: dict[tuple[Any, str], bytes] | None = app.extensions.get("anti_idle_beat_keys")
+    if keys is None:
+        keys = app.extensions.setdefault("anti_idle_beat_keys", {})
+    key = keys.get((secret, session_id))
+    if key is None:
+        secret_bytes = secret.encode() if isinstance(secret, str) else bytes(secret)
+        digest = hmac.digest(secret_bytes, b"anti-idle-beat:" + session_id.encode(), "sha256")
+        key = digest.hex().encode()
+        if len(keys) >= _KEYS_MAX:
+            keys.clear()
+        keys[(secret, session_id)] = key
+    return key
 
 
 def sign(session_id: str, body: bytes) -> bytes:
@@ -73,8 +96,9 @@ def verify(session_id: str, raw: bytes) -> str:
     if m is None:
         return BAD if b'"sig"' in raw else UNSIGNED
     signed = raw[: m.start()] + b"}"
-    expected = hmac.new(session_key(session_id).encode(), signed, hashlib.sha256).hexdigest()
-    return VALID if hmac.compare_digest(expected.encode(), m.group(1)) else BAD
+    # One-shot HMAC (C, no HMAC object): the same digest as ``hmac.new(...).hexdigest()``.
+    expected = hmac.digest(_key_bytes(session_id), signed, "sha256").hex().encode()
+    return VALID if hmac.compare_digest(expected, m.group(1)) else BAD
 
 
 def receive(session_id: str, body: bytes) -> None:

@@ -51,6 +51,24 @@ def test_any_alteration_of_a_signed_body_is_refused(app, payload):
     assert envelope.verify("abc", signed[:1] + flipped + signed[2:]) == "bad"
 
 
+def test_the_key_and_signature_are_the_documented_hmacs_kept_or_not(app, monkeypatch):
+    """Kept per app (the key), one-shot (the beat's HMAC): the same bytes as the HMAC objects
+    the player's key and signature are defined by, from the cache or not."""
+    import hashlib
+    import hmac
+
+    monkeypatch.setattr(envelope, "_KEYS_MAX", 2)
+    body = b'{"seq":3,"event":"heartbeat"}'
+    for _round in range(2):
+        for sid in ("s1", "s2", "s3"):  # the third fills the map: it starts again empty
+            key = hmac.new(app.config["SECRET_KEY"].encode(), b"anti-idle-beat:" + sid.encode(), hashlib.sha256)
+            assert envelope.session_key(sid) == key.hexdigest()
+            mac = hmac.new(key.hexdigest().encode(), body, hashlib.sha256).hexdigest()
+            assert envelope.verify(sid, body[:-1] + b',"sig":"' + mac.encode() + b'"}') == "valid"
+            assert envelope.verify(sid, body[:-1] + b',"sig":"' + mac[::-1].encode() + b'"}') == "bad"
+    assert len(app.extensions["anti_idle_beat_keys"]) <= 2
+
+
 def test_the_key_differs_per_session_and_per_secret(app):
     a, b = envelope.session_key("s1"), envelope.session_key("s2")
     assert a != b and len(a) == 64

@@ -1,0 +1,48 @@
+"""learning/beat_front.py: a beat's answer for the ASGI front is the WSGI answer's bytes.
+
+The answers themselves are compared with the Flask view's in ``test_beat_front.py`` and
+``test_beat_asgi.py``; here, ``answer_asgi`` (headers encoded once) against
+``answer_parts`` encoded header by header, on Flask's compact JSON and on the response path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask
+
+from lms_core.learning import beat_front
+
+
+@dataclass(frozen=True)
+class Result:
+    accepted: bool = True
+    duplicate: bool = False
+    credited_ms: int = 9_500
+    coverage_bp: int = 4321
+    position_ms: int = 61_000
+    lesson_completed: bool = False
+    course_completed: bool = True
+    verdict: str = "credit"
+
+
+def encoded(app: Flask, result: Result) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    status, headers, content = beat_front.answer_parts(app, result)
+    return int(status.split(" ", 1)[0]), [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers], content
+
+
+def test_the_asgi_answer_is_the_wsgi_answer_encoded(app: Flask) -> None:
+    for result in (Result(), Result(credited_ms=0, verdict="held", coverage_bp=0)):
+        assert beat_front.answer_asgi(app, result) == encoded(app, result)
+        assert beat_front.answer_asgi(app, result)[1][1] == (b"Content-Length", b"%d" % len(encoded(app, result)[2]))
+
+
+def test_the_response_path_too(app: Flask) -> None:
+    """Debug's indented JSON goes through Flask's response object: the same bytes either way."""
+    app.debug = True
+    try:
+        answer = beat_front.answer_asgi(app, Result())
+        assert answer == encoded(app, Result())
+        assert b"\n  " in answer[2]  # indented: the response path was taken
+    finally:
+        app.debug = False
