@@ -462,14 +462,17 @@ async def _client(
     errors: list[int],
     measuring: asyncio.Event,
     stop: asyncio.Event,
+    address: str | None = None,
+    first_seq: int = 1,
 ) -> None:
-    """One learner: raw HTTP/1.1 requests on one keep-alive connection, one beat at a time."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    """One learner: raw HTTP/1.1 requests on one keep-alive connection, one beat at a time
+    (from ``address``, the learner's own loopback address, if given)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(address, 0) if address else None)
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\nX-CSRFToken: {token}\r\n"
         "Content-Type: application/json\r\nAccept-Encoding: identity\r\n"
     ).encode()
-    seq = 0
+    seq = first_seq - 1
     try:
         while not stop.is_set():
             seq += 1
@@ -502,14 +505,17 @@ async def _drive(
     duration: float,
     cpu_pids: tuple[int, int],
     url: str,
+    first_seq: int = 1,
 ) -> tuple[float, float, float, float, list[tuple[int, str]], int]:
     """Drive the clients; returns (wall seconds, server CPU s, PostgreSQL CPU s, load generator CPU s,
     statements PostgreSQL ran, COMMITs) of the measured window (the load generator is this process: it does
     nothing else meanwhile)."""
     measuring, stop = asyncio.Event(), asyncio.Event()
     tasks = [
-        asyncio.create_task(_client(port, cookie, path, token, key, latencies, errors, measuring, stop))
-        for cookie, path, token, key in clients
+        asyncio.create_task(
+            _client(port, cookie, path, token, key, latencies, errors, measuring, stop, *where, first_seq=first_seq)
+        )
+        for cookie, path, token, key, *where in clients  # where: the learner's own address, if any
     ]
     await asyncio.sleep(warmup)
     server_cpu, pg_cpu = (tree_cpu_seconds(pid) for pid in cpu_pids)
@@ -572,14 +578,22 @@ def bench_ingest(
     try:
         if args.rate:
             return _ingest_open(url, port, server, shape, lesson_id, args, pg_pid, server_kind, offset)
-        step(f"signing in {args.clients} learners and opening lesson {lesson_id}")
         names = [f"bench{i * 7 + offset:06d}" for i in range(args.clients)]
-        clients = sign_in_learners(f"http://127.0.0.1:{port}", lesson_id, names)
+        first_seq = 1
+        if args.own_addresses:  # as the open loop: one device per learner, sign-ins minted, first beats sent
+            step(f"minting {args.clients} sign-ins (own addresses) and sending each learner's first beat")
+            minted = _mint(url, lesson_id, names)
+            asyncio.run(open_loop.prime(port, minted, 10_000))
+            clients: list[tuple[str, ...]] = [(m.cookie, m.path, m.token, m.key, m.address) for m in minted]
+            first_seq = 2
+        else:
+            step(f"signing in {args.clients} learners and opening lesson {lesson_id}")
+            clients = list(sign_in_learners(f"http://127.0.0.1:{port}", lesson_id, names))
         latencies: list[float] = []
         errors = [0]
         load_before = os.getloadavg()[0]
         wall, server_cpu, pg_cpu, gen_cpu, ran, commits = asyncio.run(
-            _drive(port, clients, latencies, errors, args.warmup, args.duration, (server.pid, pg_pid), url)
+            _drive(port, clients, latencies, errors, args.warmup, args.duration, (server.pid, pg_pid), url, first_seq)
         )
         values = sorted(v * 1000 for v in latencies)
         rate = len(values) / wall
@@ -597,7 +611,8 @@ def bench_ingest(
         print(
             f"ingestion [{server_kind}]: {len(values):,} beats in {wall:.1f}s = {rate:.0f} beats/s, p50 {p50:.1f} ms, "
             f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {sum(errors)}; {shape}, "
-            f"{len(clients)} clients; load average {load_before:.2f} before, "
+            f"{len(clients)} clients{' (own addresses)' if args.own_addresses else ''}; "
+            f"load average {load_before:.2f} before, "
             f"{os.getloadavg()[0]:.2f} after; target >= 2000 beats/s, p99 <= 100 ms: {'met' if ok else 'MISSED'}\n"
             f"    CPU per beat {cpu_ms:.2f} ms = gunicorn {server_cpu * 1000 / n:.2f} + PostgreSQL "
             f"{pg_cpu * 1000 / n:.2f}; with the load generator's {gen_cpu * 1000 / n:.2f}: {all_ms:.2f} ms "
@@ -618,6 +633,7 @@ def bench_ingest(
             "p99_ms": round(p99, 1),
             "errors": sum(errors),
             "clients": len(clients),
+            "own_addresses": bool(args.own_addresses),
             "server": server_kind,
             "cpu_ms_per_beat": round(cpu_ms, 2),
             "server_cpu_ms_per_beat": round(server_cpu * 1000 / n, 2),
@@ -629,6 +645,17 @@ def bench_ingest(
         }
     finally:
         common.stop_server(server)
+
+
+def _mint(url: str, lesson_id: int, names: list[str]) -> list[open_loop.Learner]:
+    """Sign-ins minted in process (bench/open_loop.py), each learner on its own loopback address."""
+    app = _in_process_app(url)
+    minted = open_loop.mint_learners(app, lesson_id, names)
+    with app.app_context():
+        from lms_core.extensions import db
+
+        db.engine.dispose()
+    return minted
 
 
 def _ingest_open(
@@ -649,12 +676,7 @@ def _ingest_open(
     names = [f"bench{i * 7 + offset:06d}" for i in range(learners)]
     step(f"minting {learners} sign-ins with the app's own session signing, one lesson session each")
     started = time.perf_counter()
-    app = _in_process_app(url)
-    minted = open_loop.mint_learners(app, lesson_id, names)
-    with app.app_context():
-        from lms_core.extensions import db
-
-        db.engine.dispose()
+    minted = _mint(url, lesson_id, names)
     mint_s = time.perf_counter() - started
     interval = learners / args.rate
     step(f"priming: each learner's first beat of the day ({mint_s:.0f} s to mint {learners})")
@@ -886,6 +908,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="ingest: open loop, this many beats/s offered on schedule (latency from the scheduled time); "
         "0: closed loop, --clients learners back to back",
+    )
+    parser.add_argument(
+        "--own-addresses",
+        action="store_true",
+        help="closed loop: each learner on its own loopback address (one device each, as the open loop), "
+        "sign-ins minted and first beats sent before the run; default: all on 127.0.0.1, signed in by the form",
     )
     parser.add_argument("--cadence", type=float, default=2.0, help="open loop: seconds between one learner's beats")
     parser.add_argument("--learners", type=int, default=0, help="open loop: learners (default rate x cadence)")
