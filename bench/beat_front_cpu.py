@@ -27,6 +27,7 @@ CPU is ``time.process_time`` (steady under load); the load average is printed wi
 
     .venv/bin/python bench/beat_front_cpu.py                  # about 1 minute
     .venv/bin/python bench/beat_front_cpu.py --beats 20000 --profile 10s
+    .venv/bin/python bench/beat_front_cpu.py --cookie-seconds 5     # the cookie cache as before
 """
 
 from __future__ import annotations
@@ -181,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learners", type=int, default=64)
     parser.add_argument("--beats", type=int, default=6400, help="timed beats per cadence and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--cookie-seconds", type=float, help="keep a verified cookie at most this long (A/B; before 4f6442e: 5)"
+    )
     parser.add_argument("--group", type=int, default=16, help="beats per group (the ingest bench has 14-25 per COMMIT)")
     parser.add_argument(
         "--profile", choices=["hot", "10s"], help="cProfile (process_time) one more round at this cadence"
@@ -223,6 +227,14 @@ def measure(url: str, args: argparse.Namespace) -> str:
         # group there: pushed once for the whole run here).
         return beat_batch.answer_parts(app, beat_front.record(beat))
 
+    if args.cookie_seconds is not None:  # the A/B: a verified cookie kept only so long (1f56313: 5 s)
+        lean, verify = front.front, front.front._verify  # noqa: SLF001
+
+        def capped(cookie: str, csrf_header: str | None) -> Any:
+            verified = verify(cookie, csrf_header)
+            return None if verified is None else (verified[0], min(verified[1], args.cookie_seconds))
+
+        lean._verify = capped  # noqa: SLF001
     front._record = checked  # type: ignore[method-assign]  # noqa: SLF001
     services.record_beat = record_beat  # type: ignore[assignment]
     lines = []
