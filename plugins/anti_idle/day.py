@@ -124,14 +124,18 @@ def _checks(user_id: int, day: dt.date, lanes: dict[str, str]) -> tuple[list[Mar
             # Nothing marks an unanswered check expired (the credit path reads its due time):
             # past it, it is missed, and stops credit like one answered too late.
             outcome = CHECK_EXPIRED
-        kind = CHECK_OUTCOMES.get(outcome, "check-pending")
+        late = answered is not None and answered > due
+        # A right answer after the window did not pass the check: credit stopped at its due
+        # time until that answer (R07), so it is drawn as missed, and says why.
+        late_right = late and outcome == CHECK_PASSED
+        kind = "check-failed" if late_right else CHECK_OUTCOMES.get(outcome, "check-pending")
         # The page names the kind (注意力检查已通过, …) in front of the text.
         if answered is not None:
             text = _(
                 "Shown at %(at)s, answered at %(answered)s (%(outcome)s)",
                 at=hhmm(issued, day),
                 answered=hhmm(answered, day),
-                outcome=_outcome_name(c.outcome),
+                outcome=_("correct, but after the time allowed") if late_right else _outcome_name(c.outcome),
             )
         else:
             text = _(
@@ -140,7 +144,7 @@ def _checks(user_id: int, day: dt.date, lanes: dict[str, str]) -> tuple[list[Mar
                 outcome=_outcome_name(outcome),
             )
         marks.append(Mark(lane, issued, kind, text))
-        if outcome != CHECK_PASSED and outcome != CHECK_PENDING or (answered is not None and answered > due):
+        if outcome != CHECK_PASSED and outcome != CHECK_PENDING or late:
             stop = answered or min(end, max(due, issued) + UNANSWERED_DRAWN)
             if stop > due:
                 spans.append(Span(lane, due, stop, "check-failed", _("No credit while the check was unanswered")))

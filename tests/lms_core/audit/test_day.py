@@ -190,7 +190,9 @@ def test_a_time_on_another_day_shows_its_date(client, kit, tree, monkeypatch):
     table = page.split('id="day-table"', 1)[1].split("</table>", 1)[0]
     assert "<th>开始</th><th>结束</th>" in table and "日期" not in table
     assert "<td>09:05:15</td><td>2026-05-11 09:05:41</td>" in table  # no credit till it was answered
-    assert "注意力检查已通过：09:05:00 弹出，2026-05-11 09:05:41 作答" in table
+    # right, but a day after its 15 s window: not a passed check
+    assert "注意力检查未通过或未作答：09:05:00 弹出，2026-05-11 09:05:41 作答（回答正确，但已超过作答时限）" in table
+    assert "注意力检查已通过" not in table
     day = dt.date(2026, 5, 10)
     assert hhmm(T0, day) == hhmm(T0) == "09:00:00"
     assert hhmm(T0 - dt.timedelta(hours=10), day) == "2026-05-09 23:00:00"
@@ -225,10 +227,14 @@ def test_a_check_of_the_previous_evening_is_drawn_from_midnight(client, kit, tre
     lanes = _lanes(page)
     table = page.split('id="day-table"', 1)[1].split("</table>", 1)[0]
     if answered:
-        mark, stop = "注意力检查已通过：2026-05-10 23:50:00 弹出，00:05:05 作答（回答正确）", "00:05:05"
+        # right, but 14 minutes after its window: drawn as missed, and it says so
+        mark, stop = (
+            "注意力检查未通过或未作答：2026-05-10 23:50:00 弹出，00:05:05 作答（回答正确，但已超过作答时限）",
+            "00:05:05",
+        )
     else:
         mark, stop = "注意力检查未通过或未作答：2026-05-10 23:50:00 弹出，未作答（超时）", "00:51:00"
-    kind = "check-passed" if answered else "check-failed"
+    kind = "check-failed"
     assert f'<rect class="k-{kind}" x="0.0" width="6.0" y="3" height="14"><title>{mark}</title>' in lanes
     no_credit = "<title>注意力检查未通过或未作答：检查未作答期间不计学时</title>"
     assert re.search(r'<rect class="k-check-failed" x="0.0" width="[1-9][\d.]*" y="3" height="14">' + no_credit, lanes)
