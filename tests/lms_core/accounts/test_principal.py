@@ -152,13 +152,12 @@ def test_a_rounds_warm_read_keeps_what_each_beat_would_read(app, tree, clock):
         assert got is not None and got.id == a_id and got.org_unit_id == a_unit and got.active
 
 
+@pytest.mark.backends("postgresql")  # the prepared read is PostgreSQL's; SQLite groups record beat by beat
 def test_the_groups_own_read_keeps_the_same_principals(app, tree, clock):
     """The beat group's prepared read (``beat_rows.users``, PostgreSQL) keeps exactly what
     SQLAlchemy's read keeps (the status compared as stored, NULL locale, the flags)."""
     from lms_core.learning import beat_rows
 
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("the prepared read is PostgreSQL's; SQLite groups record beat by beat")
     people = [
         UserFactory(username="warm_c", org_unit=tree.village_a, locale=None),
         UserFactory(username="warm_d", org_unit=tree.village_a, status=UserStatus.DISABLED, locale="en"),
