@@ -16,9 +16,7 @@ plugin's parts (wrapped in CPU counters, as bench/beat_split.py does), and with
 from __future__ import annotations
 
 import argparse
-import collections
 import datetime as dt
-import functools
 import os
 import sys
 import tempfile
@@ -33,25 +31,6 @@ import anti_idle_bench  # noqa: E402 - bench/ is a folder of scripts, not a pack
 import common  # noqa: E402
 import load  # noqa: E402
 import seed_large  # noqa: E402
-
-_cpu: collections.Counter[str] = collections.Counter()
-_calls: collections.Counter[str] = collections.Counter()
-
-
-def _wrap(owner: Any, name: str, label: str) -> None:
-    original = getattr(owner, name)
-
-    @functools.wraps(original)
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        started = time.process_time()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            _cpu[label] += time.process_time() - started
-            _calls[label] += 1
-
-    setattr(owner, name, timed)
-
 
 PLUGIN = "plugin: lms_assess_interval (all of it)"
 
@@ -160,7 +139,7 @@ def run(url: str, args: argparse.Namespace, cluster: Any) -> None:
         with time_machine.travel(at, tick=False):
             group(seq)
     for label, owner, name in _parts():
-        _wrap(owner, name, label)
+        common.time_cpu(owner, name, label)
     handed[0] = 0
     profiler = cProfile.Profile(time.process_time) if args.profile else None
     cpu = 0.0
@@ -186,7 +165,9 @@ def run(url: str, args: argparse.Namespace, cluster: Any) -> None:
         f"load average {os.getloadavg()[0]:.2f}{' (cProfile on: inflated)' if profiler else ''}"
     )
     for label, _owner, _name in _parts():
-        print(f"    {label:52s} {_cpu[label] * 1e6 / beats:7.0f} µs per beat  ({_calls[label]} calls)")
+        print(
+            f"    {label:52s} {common.CPU_SPENT[label] * 1e6 / beats:7.0f} µs per beat  ({common.CALLS[label]} calls)"
+        )
     if profiler:
         dump = Path(tempfile.gettempdir()) / "anti_idle_plugin_split.prof"
         profiler.dump_stats(dump)

@@ -55,25 +55,6 @@ import anti_idle_bench  # noqa: E402 - bench/ is a folder of scripts, not a pack
 import common  # noqa: E402
 import seed_large  # noqa: E402
 
-_cpu: collections.Counter[str] = collections.Counter()
-_calls: collections.Counter[str] = collections.Counter()
-
-
-def _wrap(owner: Any, name: str, label: str) -> None:
-    original = getattr(owner, name)
-
-    @functools.wraps(original)
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        started = time.process_time()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            _cpu[label] += time.process_time() - started
-            _calls[label] += 1
-
-    setattr(owner, name, timed)
-
-
 RECORD = "front: record (one beat in its transaction)"
 
 
@@ -414,13 +395,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         parts = _parts()
         for label, _parent, owner, name in parts:
-            _wrap(owner, name, label)
+            common.time_cpu(owner, name, label)
         for round_ in range(1, args.rounds + 1):
-            _cpu.clear()
-            _calls.clear()
+            common.CPU_SPENT.clear()
+            common.CALLS.clear()
             with contextlib.redirect_stdout(io.StringIO()):
                 measured = anti_idle_bench.bench_beat(url, args.beats, user=f"bench{round_ * 5:06d}")
-            beats = _calls[RECORD]
+            beats = common.CALLS[RECORD]
             total = float(measured["cpu_ms_per_beat"])  # type: ignore[arg-type]
             print(
                 f"round {round_}: {beats} beats through the lean front, CPU {total:.2f} ms per beat "
@@ -430,15 +411,15 @@ def main(argv: list[str] | None = None) -> int:
             inner: collections.Counter[str] = collections.Counter()
             for label, parent, _owner, _name in parts:
                 if parent is not None:
-                    inner[parent] += _cpu[label]
+                    inner[parent] += common.CPU_SPENT[label]
             wrapped = 0.0
             for label, parent, _owner, _name in parts:
-                per = _cpu[label] * 1e6 / max(beats, 1)
-                own = (_cpu[label] - inner[label]) * 1e6 / max(beats, 1)
+                per = common.CPU_SPENT[label] * 1e6 / max(beats, 1)
+                own = (common.CPU_SPENT[label] - inner[label]) * 1e6 / max(beats, 1)
                 note = f"  (own {own:6.0f})" if inner[label] else ""
                 print(f"    {label:60s} {per:7.0f} µs{note}")
                 if parent is None:
-                    wrapped += _cpu[label]
+                    wrapped += common.CPU_SPENT[label]
             rest = total * 1000 - wrapped * 1e6 / max(beats, 1)
             print(f"    {'rest: test client, WSGI call, app context, teardown':60s} {rest:7.0f} µs")
     finally:
