@@ -21,28 +21,15 @@ import time_machine
 from flask.testing import _get_werkzeug_version
 
 from lms_core.extensions import db
-from lms_core.learning import beat_asgi, beat_batch, beat_front
+from lms_core.learning import beat_batch, beat_front
 from lms_core.learning.models import LearningInterval, LearningSession, LessonProgress, RefusedBeat
 from plugins.anti_idle.envelope import sign_with_key
 from plugins.anti_idle.models import Beat
 from tests.factories import UserFactory
-from tests.lms_core.learning.fixtures import build_course
 from tests.lms_core.learning.test_beat_front import T0, Player, beats, rows
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True)
 AGENT = f"Werkzeug/{_get_werkzeug_version()}"  # the test client's, which Flask-Login's identifier hashes
-
-
-@pytest.fixture
-def kit(app, tree):
-    return build_course(tree)
-
-
-@pytest.fixture
-def asgi(app):
-    front = beat_asgi.BeatASGI(app)
-    yield front
-    beat_batch.stop(app)
 
 
 def _run(coro: Any) -> Any:

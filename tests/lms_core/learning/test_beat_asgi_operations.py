@@ -34,20 +34,6 @@ from tests.test_every_page_in_chinese import PLUGINS, _urls, world  # noqa: F401
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True)
 
 
-@pytest.fixture
-def kit(app, tree):
-    from tests.lms_core.learning.fixtures import build_course
-
-    return build_course(tree)
-
-
-@pytest.fixture
-def asgi(app):
-    front = beat_asgi.BeatASGI(app)
-    yield front
-    beat_batch.stop(app)
-
-
 def _deep(levels: int) -> bytes:
     return b'{"seq":1,"event":"heartbeat","client":' + b'{"a":' * levels + b"1" + b"}" * levels + b"}"
 

@@ -32,13 +32,6 @@ from tests.lms_core.learning.test_beat_front import NAMING, Player, beats, norma
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True)
 
 
-@pytest.fixture
-def kit(app, tree):
-    from tests.lms_core.learning.fixtures import build_course
-
-    return build_course(tree)
-
-
 def person_rows(model: Any, player: Player) -> list[dict[str, Any]]:
     """A person's rows of a table keyed by person (no ``id`` to order by: by primary key)."""
     keys = [c for c in inspect(model).primary_key]

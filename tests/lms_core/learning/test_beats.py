@@ -15,14 +15,8 @@ from lms_core.learning.assessment import Verdict
 from lms_core.learning.models import LearningInterval, LessonProgress, PersonClock, ProgressStatus
 from lms_core.pluginhost import hookimpl
 from tests.factories import UserFactory
-from tests.lms_core.learning.fixtures import build_course
 
 T0 = dt.datetime(2026, 5, 10, 1, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def kit(app, tree):
-    return build_course(tree)
 
 
 @pytest.fixture

@@ -22,11 +22,6 @@ from tests.lms_core.learning.fixtures import build_course, media_row
 NOW = dt.datetime(2026, 4, 1, 2, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-def kit(app, tree):
-    return build_course(tree)
-
-
 def test_learner_cannot_author(tree, app):
     learner = UserFactory(org_unit=tree.village_a)
     with pytest.raises(AccessDenied):

@@ -20,15 +20,9 @@ from lms_core.learning.assessment import Verdict
 from lms_core.learning.models import LearningInterval, LessonProgress
 from lms_core.pluginhost import hookimpl
 from tests.factories import UserFactory
-from tests.lms_core.learning.fixtures import build_course
 from tests.lms_core.learning.test_beats import T0, beat, open_session
 
 S = dt.timedelta(seconds=1)
-
-
-@pytest.fixture
-def kit(app, tree):
-    return build_course(tree)
 
 
 @pytest.fixture
