@@ -25,7 +25,6 @@ from lms_core.media.services import record_delivery
 from plugins.anti_idle.envelope import sign_with_key
 from plugins.anti_idle.models import Beat
 from tests.factories import UserFactory
-from tests.lms_core.learning.fixtures import build_course
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True)
 
@@ -36,11 +35,6 @@ CSRF_FIELD = re.compile(rb'name="csrf_token" type="hidden" value="([^"]+)"')
 KEY = re.compile(rb'data-beat-key="([0-9a-f]{64})"')
 #: Columns that name the person or the row rather than what was stored.
 NAMING = {"id", "user_id", "actor_id", "enrolment_id", "org_unit_id", "created_at", "updated_at", "registration"}
-
-
-@pytest.fixture
-def kit(app, tree):
-    return build_course(tree)
 
 
 class Player:

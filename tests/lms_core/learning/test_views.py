@@ -14,12 +14,6 @@ from lms_core.learning.models import LearningSession
 from lms_core.quizzes.models import Attempt
 from tests.conftest import login
 from tests.factories import UserFactory, grant
-from tests.lms_core.learning.fixtures import build_course
-
-
-@pytest.fixture
-def kit(app, tree):
-    return build_course(tree)
 
 
 @pytest.fixture
