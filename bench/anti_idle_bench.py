@@ -585,7 +585,7 @@ def bench_ingest(
         if args.own_addresses:  # as the open loop: one device per learner, sign-ins minted, first beats sent
             step(f"minting {args.clients} sign-ins (own addresses) and sending each learner's first beat")
             minted = _mint(url, lesson_id, names)
-            asyncio.run(open_loop.prime(port, minted, 10_000))
+            open_loop.run(open_loop.prime(port, minted, 10_000))
             clients: list[tuple[str, ...]] = [(m.cookie, m.path, m.token, m.key, m.address) for m in minted]
             first_seq = 2
         else:
@@ -682,7 +682,7 @@ def _ingest_open(
     mint_s = time.perf_counter() - started
     interval = learners / args.rate
     step(f"priming: each learner's first beat of the day ({mint_s:.0f} s to mint {learners})")
-    primed = asyncio.run(open_loop.prime(port, minted, round(interval * 1000)))
+    primed = open_loop.run(open_loop.prime(port, minted, round(interval * 1000)))
     step(f"open loop: {args.rate:g} beats/s offered by {learners} learners, one every {interval:.2f} s each")
     marks: dict[str, float] = {}
     seen: dict[str, Any] = {}  # the window's statements and COMMITs, read as it closes
@@ -704,7 +704,7 @@ def _ingest_open(
             )
             seen.update(ran=counted_statements(url), commits=counted_commits(url))
 
-    tally, window = asyncio.run(
+    tally, window = open_loop.run(
         open_loop.drive(port, minted, args.rate, args.warmup, args.duration, first_seq=2, on_window=on_window)
     )
     ran, commits = seen["ran"], seen["commits"]

@@ -18,17 +18,28 @@ in process on the same database and secret, and signs the session cookie with th
 session serializer. The form costs a password hash per learner (seconds for thousands); the
 app is not changed and has no bench-only path.
 
+The generator shares the machine's two cores with the server it measures, so what it costs
+per beat is taken from the server: it signs every beat of the run before the schedule starts
+(what a beat says depends on its seq alone), sends each as one ``write`` of ready bytes from a
+single timer callback, and reads an answer by its status line and ``Content-Length`` only,
+in asyncio ``Protocol``s on uvloop (:func:`run`). Two seams let a bench say what its beats say
+and react to the answers without touching the transport: ``content`` (a beat's JSON for a
+learner and seq) and ``on_answer`` (each answer, with :meth:`Client.post` for an extra request
+on the learner's connection and :meth:`Client.replace` for a later beat).
+
 Used by ``anti_idle_bench.py --only ingest --rate R``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from plugins.anti_idle.envelope import sign_with_key
 
@@ -42,6 +53,11 @@ MAX_CONNECTIONS = 1
 DRAIN_SECONDS = 20.0
 #: Learners signed in per app context and COMMIT by :func:`mint_learners`.
 MINT_CHUNK = 200
+#: The shortest sleep between two sends of the schedule (s): the loop's timers are
+#: millisecond-coarse, and a shorter one would spin the loop until the next beat falls due.
+MIN_SLEEP = 0.001
+
+T = TypeVar("T")
 
 
 def address(i: int) -> str:
@@ -138,98 +154,273 @@ class Tally:
             self.samples.append(answer[:300])
 
 
-class _Conn:
-    __slots__ = ("reader", "writer", "used")
+#: What a learner does with an answer (``on_answer``): called with the learner, the beat's seq
+#: (0 for an extra request, :meth:`Client.post`), the status (``b"200"``, or an exception's name
+#: when the exchange failed) and the answer's body. For clients that react as the player does
+#: (an attention check to answer); the transport itself needs none.
+OnAnswer = Callable[["Client", int, bytes, bytes], None]
+#: A beat's unsigned JSON text for ``(learner index, seq, visible_ms)``; the generator signs it
+#: as the player does. Default :func:`beat_body`.
+BeatContent = Callable[[int, int, int], bytes]
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer, self.used = reader, writer, False
 
+class _Conn(asyncio.Protocol):
+    """One TCP connection of a :class:`Client`: it only cuts the byte stream into answers.
 
-class _Client:
-    """One learner: its own address, its idle connections, its sequence numbers."""
+    An answer is read from its status line and ``Content-Length`` and nothing else (the
+    server's other headers are not parsed): the generator's CPU is taken from the server's."""
 
-    def __init__(self, port: int, learner: Learner, visible_ms: int) -> None:
-        self.port, self.learner, self.visible_ms = port, learner, visible_ms
-        self.head = (
-            f"POST {learner.path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {learner.cookie}\r\n"
-            f"X-CSRFToken: {learner.token}\r\nContent-Type: application/json\r\nAccept-Encoding: identity\r\n"
-        ).encode()
-        self.idle: asyncio.Queue[_Conn] = asyncio.Queue()
-        self.open = 0
-        self.seq = 0
+    __slots__ = ("client", "transport", "buf", "used")
 
-    async def connect(self, tally: Tally) -> None:
-        """Open one connection ahead and keep it idle (before a schedule starts: no burst of connects)."""
-        self.open += 1
-        tally.connections += 1
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.port, local_addr=(self.learner.address, 0))
-        except BaseException:
-            self.open -= 1
-            raise
-        self.idle.put_nowait(_Conn(reader, writer))
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.used = False  # an answer came on it: the server may close it while idle (keep-alive)
 
-    async def _connection(self, tally: Tally) -> _Conn:
-        if self.idle.empty() and self.open < MAX_CONNECTIONS:
-            await self.connect(tally)
-        return await self.idle.get()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.client._made(self)
 
-    async def _exchange(self, conn: _Conn, request: bytes) -> tuple[bytes, bytes]:
-        """One request and its answer on ``conn``: ``(status, body)``."""
-        conn.writer.write(request)
-        head = await conn.reader.readuntil(b"\r\n\r\n")
-        at = head.lower().find(b"content-length:")
-        length = int(head[at + 15 : head.index(b"\r\n", at)]) if at >= 0 else 0
-        return head[9:12], await conn.reader.readexactly(length)
-
-    async def send(self, seq: int, scheduled: float, window: tuple[float, float] | None, tally: Tally) -> None:
-        """One beat; ``window``: count it (latency from ``scheduled``) if due in it."""
-        body = sign_with_key(self.learner.key, beat_body(seq, self.visible_ms))  # as the player signs it
-        request = self.head + b"Content-Length: %d\r\n\r\n" % len(body) + body
-        status = answer = b""
-        try:
-            for attempt in (1, 2):
-                conn = await self._connection(tally)
-                kept, conn.used = conn.used, True
-                try:
-                    status, answer = await self._exchange(conn, request)
-                    break
-                except (OSError, asyncio.IncompleteReadError):
-                    self.open -= 1
-                    conn.writer.close()
-                    # A kept connection the server closed while idle (its keep-alive timeout):
-                    # once more on a new one, as a browser does. A new one that fails is an error.
-                    if not kept or attempt == 2:
-                        raise
-                except BaseException:
-                    self.open -= 1
-                    conn.writer.close()
-                    raise
-            self.idle.put_nowait(conn)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
-            status = type(exc).__name__.encode()
-        done = time.perf_counter()
-        if window is None:
-            if status != b"200":
-                tally.error(f"prime {status.decode()}", answer)
+    def data_received(self, data: bytes) -> None:
+        if self.buf:
+            data = self.buf + data
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            self.buf = data
             return
-        tally.done.append(done)
-        start, end = window
-        if start <= scheduled < end:
-            tally.latencies.append(done - scheduled)
-            if status != b"200":
-                tally.error(status.decode(), answer)
+        head = data[:end].lower()
+        at = head.find(b"content-length:")
+        length = 0
+        if at >= 0:
+            eol = head.find(b"\r\n", at)
+            try:
+                length = int(head[at + 15 : eol if eol >= 0 else end])
+            except ValueError:
+                self.buf = b""
+                self.client._answered(self, b"ValueError", data)
+                self.transport.close()  # type: ignore[union-attr]  # the stream is lost
+                return
+        stop = end + 4 + length
+        if len(data) < stop:
+            self.buf = data
+            return
+        self.buf = data[stop:]  # nothing, one request in flight at a time
+        self.used = True
+        self.client._answered(self, data[9:12], data[end + 4 : stop])
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.client._lost(self, exc)
 
 
-async def connect_all(clients: Sequence[_Client], tally: Tally, concurrency: int = 64) -> None:
-    """One kept connection per learner, ``concurrency`` connects at a time."""
+#: An exchange waiting or in flight: (scheduled send time, request bytes, seq or 0, its own
+#: on_answer for an extra request, already retried once on a new connection).
+_Item = tuple[float, bytes, int, "OnAnswer | None", bool]
+
+
+class Client:
+    """One learner: its own loopback address, one keep-alive connection, its beats in order.
+
+    A beat due while the last is in flight waits in ``queue`` and is sent the moment the
+    answer is read (as the player queues it); latency runs from its scheduled time."""
+
+    def __init__(self, index: int, port: int, learner: Learner, run: _Run) -> None:
+        self.index, self.port, self.learner, self.run = index, port, learner, run
+        self.host = b"Host: 127.0.0.1:%d\r\n" % port
+        self.headers = (
+            f"Cookie: {learner.cookie}\r\nX-CSRFToken: {learner.token}\r\n"
+            "Content-Type: application/json\r\nAccept-Encoding: identity\r\n"
+        ).encode()
+        self.head = b"POST " + learner.path.encode() + b" HTTP/1.1\r\n" + self.host + self.headers
+        self.conn: _Conn | None = None
+        self.connecting = False
+        self.queue: collections.deque[_Item] = collections.deque()
+        self.inflight: _Item | None = None
+        #: The beats' requests by seq, signed ahead of the schedule (:meth:`prepare`).
+        self.requests: dict[int, bytes] = {}
+
+    # The requests ------------------------------------------------------------------
+
+    def request(self, body: bytes, head: bytes | None = None) -> bytes:
+        """``body`` (signed already, or not a beat) as a request on the beat's path (or ``head``'s)."""
+        return (head or self.head) + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    def sign(self, body: bytes) -> bytes:
+        """``body`` signed as the player signs it (:func:`plugins.anti_idle.envelope.sign_with_key`)."""
+        return sign_with_key(self.learner.key, body)
+
+    def prepare(self, seqs: Iterable[int], content: BeatContent, visible_ms: int) -> None:
+        """Sign the beats ``seqs`` ahead: the schedule of an open loop is known in advance, and
+        what a beat says depends on its seq alone, so sending one is a ``write`` of ready bytes."""
+        for seq in seqs:
+            self.requests[seq] = self.request(self.sign(content(self.index, seq, visible_ms)))
+
+    def replace(self, seq: int, body: bytes) -> None:
+        """Beat ``seq`` (not sent yet) says ``body`` instead (signed here): for ``on_answer``."""
+        self.requests[seq] = self.request(self.sign(body))
+
+    def post(self, path: str, body: bytes, on_answer: OnAnswer | None = None) -> None:
+        """An extra request (not a beat: an attention check's answer, say) on this learner's
+        connection, next after the one in flight; not in the figures, ``on_answer`` gets its answer."""
+        head = b"POST " + path.encode() + b" HTTP/1.1\r\n" + self.host + self.headers
+        self._enqueue((time.perf_counter(), self.request(body, head), 0, on_answer, False), first=True)
+
+    # The transport -------------------------------------------------------------------
+
+    def beat(self, seq: int, scheduled: float) -> None:
+        """Beat ``seq`` falls due now (scheduled at ``scheduled``)."""
+        self._enqueue((scheduled, self.requests.pop(seq), seq, None, False))
+
+    def _enqueue(self, item: _Item, first: bool = False) -> None:
+        self.run.outstanding += 1
+        conn = self.conn
+        if self.inflight is None and conn is not None and conn.transport is not None:
+            self.inflight = item
+            conn.transport.write(item[1])
+            return
+        if first:
+            self.queue.appendleft(item)
+        else:
+            self.queue.append(item)
+        if conn is None and not self.connecting:
+            self._connect()
+
+    def _next(self) -> None:
+        """The next queued exchange, on the connection or on a new one."""
+        if not self.queue:
+            return
+        conn = self.conn
+        if conn is not None and conn.transport is not None:
+            item = self.inflight = self.queue.popleft()
+            conn.transport.write(item[1])
+        elif not self.connecting:
+            self._connect()
+
+    def _connect(self) -> None:
+        self.connecting = True
+        self.run.tally.connections += 1
+        self.run.loop.create_task(self._open())
+
+    async def _open(self) -> None:
+        """A new connection from the learner's own address; then the queue goes on."""
+        try:
+            await self.run.loop.create_connection(
+                lambda: _Conn(self), "127.0.0.1", self.port, local_addr=(self.learner.address, 0)
+            )
+        except OSError as exc:
+            self.connecting = False
+            if self.queue:  # the beat that wanted it fails, as a failed connect fails one send
+                self._finish(self.queue.popleft(), type(exc).__name__.encode(), b"")
+            self._next()
+            return
+        self.connecting = False
+
+    def _made(self, conn: _Conn) -> None:
+        self.conn = conn
+        self._next()
+
+    def _answered(self, conn: _Conn, status: bytes, body: bytes) -> None:
+        item, self.inflight = self.inflight, None
+        if item is not None:
+            self._finish(item, status, body)
+        self._next()
+
+    def _lost(self, conn: _Conn, exc: Exception | None) -> None:
+        if conn is not self.conn:
+            return
+        self.conn = None
+        item, self.inflight = self.inflight, None
+        if item is not None:
+            # A kept connection the server closed (its keep-alive timeout): once more on a new
+            # one, as a browser does. A new one that fails is an error.
+            if conn.used and not item[4]:
+                self.queue.appendleft((*item[:4], True))
+            else:
+                self._finish(item, (type(exc).__name__ if exc else "IncompleteReadError").encode(), b"")
+        if self.queue and not self.connecting:
+            self._connect()
+
+    def _finish(self, item: _Item, status: bytes, body: bytes) -> None:
+        self.run.finished(self, item, status, body)
+
+    def close(self) -> None:
+        if self.conn is not None and self.conn.transport is not None:
+            conn, self.conn = self.conn, None
+            conn.transport.close()  # type: ignore[union-attr]
+
+
+class _Run:
+    """What a run's clients share: the loop, the tally, the window and the answers outstanding."""
+
+    def __init__(self, tally: Tally, window: tuple[float, float] | None, on_answer: OnAnswer | None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.tally, self.window, self.on_answer = tally, window, on_answer
+        self.outstanding = 0
+        self.idle: asyncio.Future[None] | None = None  # set when ``outstanding`` falls to 0
+
+    def finished(self, client: Client, item: _Item, status: bytes, body: bytes) -> None:
+        """An exchange answered (or failed): into the tally as the window says."""
+        done = time.perf_counter()
+        scheduled, _request, seq, on_answer, _retried = item
+        tally = self.tally
+        if not seq:  # an extra request: its caller's
+            if on_answer is not None:
+                on_answer(client, seq, status, body)
+        else:
+            if self.window is None:
+                if status != b"200":
+                    tally.error(f"prime {status.decode()}", body)
+            else:
+                tally.done.append(done)
+                start, end = self.window
+                if start <= scheduled < end:
+                    tally.latencies.append(done - scheduled)
+                    if status != b"200":
+                        tally.error(status.decode(), body)
+            if self.on_answer is not None:
+                self.on_answer(client, seq, status, body)
+        self.outstanding -= 1
+        if not self.outstanding and self.idle is not None and not self.idle.done():
+            self.idle.set_result(None)
+
+    async def drained(self, timeout: float) -> bool:
+        """Wait until every exchange is answered, at most ``timeout`` s; whether they all were."""
+        if self.outstanding:
+            self.idle = self.loop.create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self.idle), timeout)
+            except TimeoutError:
+                return False
+        return True
+
+
+async def connect_all(clients: Sequence[Client], concurrency: int = 64) -> None:
+    """One kept connection per learner, ``concurrency`` connects at a time (before a schedule
+    starts: no burst of connects in the window)."""
     queue = list(clients)
 
     async def worker() -> None:
         while queue:
-            await queue.pop().connect(tally)
+            client = queue.pop()
+            client.run.tally.connections += 1
+            await client.run.loop.create_connection(
+                functools.partial(_Conn, client), "127.0.0.1", client.port, local_addr=(client.learner.address, 0)
+            )
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on uvloop when it is installed (the ``asgi``/``test`` extras): its loop
+    costs the generator less CPU per exchange than the default one, and the CPU is what the
+    machine's two cores share with the server."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with the asgi and test extras
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 async def prime(
@@ -239,21 +430,28 @@ async def prime(
     a person-day's first beat replays the day (~13 ms of CPU); at 20,000 learners those are
     spread over the morning, not all in one measured minute."""
     tally = Tally()
-    clients = [_Client(port, learner, visible_ms) for learner in learners]
-    for client, seq in zip(clients, seqs, strict=False):  # ``seqs``: each learner's next seq (default 1)
-        client.seq = seq - 1
-    queue = list(reversed(clients))
+    waiting: dict[int, asyncio.Future[None]] = {}
+
+    def answered(client: Client, _seq: int, _status: bytes, _body: bytes) -> None:
+        waiting.pop(client.index).set_result(None)
+
+    state = _Run(tally, None, answered)  # no window: only errors are counted
+    clients = [Client(i, port, learner, state) for i, learner in enumerate(learners)]
+    firsts = [*seqs, *[1] * (len(clients) - len(seqs))]  # ``seqs``: each learner's next seq
+    queue = list(reversed(range(len(clients))))
 
     async def worker() -> None:
         while queue:
-            client = queue.pop()
-            client.seq += 1
-            await client.send(client.seq, time.perf_counter(), None, tally)
+            i = queue.pop()
+            client = clients[i]
+            client.prepare([firsts[i]], _default_content, visible_ms)
+            waiting[i] = state.loop.create_future()
+            client.beat(firsts[i], time.perf_counter())
+            await waiting[i]
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     for client in clients:
-        while not client.idle.empty():
-            client.idle.get_nowait().writer.close()
+        client.close()
     return tally
 
 
@@ -268,6 +466,24 @@ class Window:
     closed: float
 
 
+def schedule(
+    learners: int, interval: float, span: float, *, jitter: float, first_seq: int, rnd: random.Random
+) -> list[tuple[float, int, int]]:
+    """The run's beats as ``(due, learner, seq)`` in the order they fall due, ``due`` in seconds
+    from the schedule's start: each learner's first beat at a random point of the first
+    interval, then one every ``interval`` ± ``jitter``, until ``span``."""
+    firsts = [rnd.random() * interval for _ in range(learners)]
+    plan: list[tuple[float, int, int]] = []
+    for i, due in enumerate(firsts):
+        seq = first_seq
+        while due < span:
+            plan.append((due, i, seq))
+            seq += 1
+            due += interval * (1 + jitter * (2 * rnd.random() - 1))
+    plan.sort()
+    return plan
+
+
 async def drive(
     port: int,
     learners: Sequence[Learner],
@@ -277,40 +493,57 @@ async def drive(
     *,
     jitter: float = 0.1,
     first_seq: int = 1,
-    on_window: Any = None,
+    on_window: Callable[[bool], None] | None = None,
     seed: int = 8,
+    content: BeatContent | None = None,
+    on_answer: OnAnswer | None = None,
 ) -> tuple[Tally, Window]:
     """Offer ``rate`` beats/s spread over ``learners`` for ``warmup + duration`` seconds.
 
     Returns the tally and the window. ``on_window(opening: bool)`` is called (blocking) as the
-    measured window opens and closes: CPU readings go there.
+    measured window opens and closes: CPU readings go there. ``content`` says what each beat
+    says (default :func:`beat_body`), ``on_answer`` hears each beat's answer (:data:`OnAnswer`).
+
+    Every beat is signed before the schedule starts (:meth:`Client.prepare`); in the run one
+    timer callback sends the beats due, each a ``write`` of its bytes.
     """
     interval = len(learners) / rate
     visible_ms = round(interval * 1000)
     rnd = random.Random(seed)  # noqa: S311 - a schedule's jitter, not a secret
     tally = Tally()
-    clients = [_Client(port, learner, visible_ms) for learner in learners]
-    for client in clients:
-        client.seq = first_seq - 1
-    await connect_all(clients, tally)
+    state = _Run(tally, None, on_answer)
+    clients = [Client(i, port, learner, state) for i, learner in enumerate(learners)]
+    plan = schedule(len(clients), interval, warmup + duration, jitter=jitter, first_seq=first_seq, rnd=rnd)
+    seqs: list[list[int]] = [[] for _ in clients]
+    for _due, i, seq in plan:
+        seqs[i].append(seq)
+    beat_content = content or _default_content
+    for client, mine in zip(clients, seqs, strict=True):
+        client.prepare(mine, beat_content, visible_ms)
+    await connect_all(clients)
     t0 = time.perf_counter() + 0.5
     start, end = t0 + warmup, t0 + warmup + duration
-    window = (start, end)
-    pending: dict[asyncio.Task[None], float] = {}  # beat -> its scheduled time
+    state.window = (start, end)
+    dues = [t0 + due for due, _i, _seq in plan]
+    tally.scheduled = sum(due >= start for due in dues)
+    loop = state.loop
+    sent = loop.create_future()
+    at = 0
 
-    async def learner(client: _Client, first: float) -> None:
-        due = first
-        while due < end:
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            client.seq += 1
-            if start <= due:
-                tally.scheduled += 1
-            task = asyncio.create_task(client.send(client.seq, due, window, tally))
-            pending[task] = due
-            task.add_done_callback(pending.pop)
-            due += interval * (1 + jitter * (2 * rnd.random() - 1))
+    def tick() -> None:
+        """Send every beat due by now; then sleep until the next (at least a millisecond: the
+        loop's timers are that coarse, and a shorter sleep would spin). A beat sent late is
+        counted late: its latency runs from ``dues``."""
+        nonlocal at
+        now = time.perf_counter()
+        while at < len(plan) and dues[at] <= now:
+            _due, i, seq = plan[at]
+            clients[i].beat(seq, dues[at])
+            at += 1
+        if at < len(plan):
+            loop.call_later(max(MIN_SLEEP, dues[at] - time.perf_counter()), tick)
+        else:
+            sent.set_result(None)
 
     async def clock() -> tuple[float, float]:
         await asyncio.sleep(max(0.0, start - time.perf_counter()))
@@ -323,19 +556,26 @@ async def drive(
             on_window(False)
         return opened, closed
 
-    schedules = [asyncio.create_task(learner(c, t0 + rnd.random() * interval)) for c in clients]
+    if plan:
+        loop.call_later(max(0.0, dues[0] - time.perf_counter()), tick)
+    else:
+        sent.set_result(None)
     opened, closed = await clock()
-    await asyncio.gather(*schedules)
-    if pending:
-        _done, late = await asyncio.wait(set(pending), timeout=DRAIN_SECONDS)
+    await sent
+    if not await state.drained(DRAIN_SECONDS):
         now = time.perf_counter()
-        for task in late:
-            due = pending.get(task, now)
-            task.cancel()
-            if due >= start:  # in the figures at what it waited so far: a lower bound
-                tally.latencies.append(now - due)
-                tally.error("unanswered")
+        for client in clients:
+            for scheduled, _request, seq, _on_answer, _retried in [
+                *([client.inflight] if client.inflight else []),
+                *client.queue,
+            ]:
+                if seq and scheduled >= start:  # in the figures at what it waited so far: a lower bound
+                    tally.latencies.append(now - scheduled)
+                    tally.error("unanswered")
     for client in clients:
-        while not client.idle.empty():
-            client.idle.get_nowait().writer.close()
+        client.close()
     return tally, Window(start, end, opened, closed)
+
+
+def _default_content(_learner: int, seq: int, visible_ms: int) -> bytes:
+    return beat_body(seq, visible_ms)

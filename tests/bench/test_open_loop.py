@@ -1,0 +1,247 @@
+"""The ingest bench's open-loop generator (bench/open_loop.py) against a tiny in-process HTTP
+server: what it sends, from where, in which order and how it counts the answers.
+
+No timing is asserted: the schedule is checked as data (``open_loop.schedule``), the run by
+what the server received and what the tally counted."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import importlib.util
+import json
+import random
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("open_loop", ROOT / "bench" / "open_loop.py")
+assert _spec is not None and _spec.loader is not None
+open_loop = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("open_loop", open_loop)
+_spec.loader.exec_module(open_loop)
+
+KEY = "ab" * 32
+
+
+@dataclass
+class Seen:
+    """What the server received."""
+
+    beats: dict[str, list[int]] = field(default_factory=dict)  # peer address -> seqs answered, in order
+    paths: list[str] = field(default_factory=list)
+    bad_signatures: int = 0
+    pipelined: int = 0  # a request that arrived while the connection's last one was unanswered
+    connections: dict[str, int] = field(default_factory=dict)  # peer address -> connections made
+    dropped: int = 0
+
+
+#: How the server answers one request: ``(peer, connection's nth request, seq) -> (status, body)``,
+#: or None to close the connection without an answer.
+Answer = Callable[[str, int, int], "tuple[int, bytes] | None"]
+
+
+def _ok(_peer: str, _nth: int, seq: int) -> tuple[int, bytes] | None:
+    return 200, b'{"seq":%d}' % seq
+
+
+class _Server(asyncio.Protocol):
+    def __init__(self, seen: Seen, answer: Answer, delay: float) -> None:
+        self.seen, self.answer, self.delay = seen, answer, delay
+        self.buf = b""
+        self.waiting = False
+        self.nth = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")[0]
+        self.seen.connections[self.peer] = self.seen.connections.get(self.peer, 0) + 1
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buf[:end].decode()
+        length = int(next(line for line in head.split("\r\n") if line.startswith("Content-Length:")).split(":")[1])
+        if len(self.buf) < end + 4 + length:
+            return
+        if self.waiting:
+            self.seen.pipelined += 1
+        body, self.buf = self.buf[end + 4 : end + 4 + length], self.buf[end + 4 + length :]
+        self.waiting = True
+        self.nth += 1
+        path = head.split(" ")[1]
+        self.seen.paths.append(path)
+        seq = 0
+        if path.endswith("/beat"):
+            signed, sig = body[: body.rindex(b',"sig":')] + b"}", json.loads(body)["sig"]
+            if hmac.new(KEY.encode(), signed, hashlib.sha256).hexdigest() != sig:
+                self.seen.bad_signatures += 1
+            seq = json.loads(body)["seq"]
+        answer = self.answer(self.peer, self.nth, seq)
+        if answer is None:
+            self.seen.dropped += 1
+            assert self.transport is not None
+            self.transport.close()
+            return
+        if seq:
+            self.seen.beats.setdefault(self.peer, []).append(seq)
+        asyncio.get_running_loop().call_later(self.delay, self._reply, *answer)
+
+    def _reply(self, status: int, body: bytes) -> None:
+        self.waiting = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(
+                b"HTTP/1.1 %d X\r\nserver: t\r\ncontent-length: %d\r\n\r\n" % (status, len(body)) + body
+            )
+
+
+def learners(n: int) -> list[Any]:
+    return [
+        open_loop.Learner(open_loop.address(i), f"session=c{i}", f"/learn/sessions/s{i}/beat", "tok", KEY)
+        for i in range(n)
+    ]
+
+
+def run(main: Callable[[int], Any], answer: Answer = _ok, delay: float = 0.0) -> tuple[Any, Seen]:
+    """``main(port)`` against the server; its result and what the server saw."""
+    seen = Seen()
+
+    async def go() -> Any:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Server(seen, answer, delay), "127.0.0.1", 0)
+        try:
+            return await main(server.sockets[0].getsockname()[1])
+        finally:
+            server.close()
+
+    return open_loop.run(go()), seen
+
+
+def test_schedule_is_each_learners_beats_in_order_at_the_interval() -> None:
+    plan = open_loop.schedule(50, 2.0, 7.0, jitter=0.1, first_seq=2, rnd=random.Random(8))
+    assert [due for due, _i, _s in plan] == sorted(due for due, _i, _s in plan)
+    for i in range(50):
+        mine = [(due, seq) for due, j, seq in plan if j == i]
+        assert [seq for _d, seq in mine] == list(range(2, 2 + len(mine)))
+        assert 0 <= mine[0][0] < 2.0 and mine[-1][0] < 7.0
+        gaps = [b - a for (a, _), (b, _) in zip(mine, mine[1:], strict=False)]
+        assert all(1.8 - 1e-9 <= gap <= 2.2 + 1e-9 for gap in gaps)
+        assert mine[-1][0] + 2.2 >= 7.0  # none left out before the end
+
+
+def test_drive_sends_every_scheduled_beat_signed_from_each_learners_address() -> None:
+    people = learners(6)
+    rate, warmup, duration = 30.0, 0.3, 1.0
+    (tally, window), seen = run(lambda port: open_loop.drive(port, people, rate, warmup, duration, first_seq=2))
+    plan = open_loop.schedule(6, 6 / rate, warmup + duration, jitter=0.1, first_seq=2, rnd=random.Random(8))
+    for i, person in enumerate(people):
+        assert seen.beats[person.address] == [seq for _d, j, seq in plan if j == i]
+        assert seen.connections[person.address] == 1  # keep-alive: one connection each
+    assert seen.bad_signatures == 0 and seen.pipelined == 0
+    assert tally.connections == 6 and tally.errors == 0
+    assert tally.scheduled == len(tally.latencies) == sum(due >= warmup for due, _i, _s in plan) > 0
+    assert len(tally.done) == len(plan)
+    assert all(latency >= 0 for latency in tally.latencies)
+    assert window.start < window.end and window.opened >= window.start
+
+
+def test_a_beat_due_while_one_is_in_flight_waits_for_its_answer() -> None:
+    # Answers take 0.4 s, beats fall due every 0.1 s: they queue, none is pipelined, none lost,
+    # and the queue's wait is in the latency (from the scheduled time).
+    people = learners(2)
+    (tally, _window), seen = run(lambda port: open_loop.drive(port, people, 20.0, 0.0, 1.0), delay=0.4)
+    assert seen.pipelined == 0 and tally.errors == 0
+    assert sum(map(len, seen.beats.values())) == len(tally.done) == tally.scheduled
+    assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in seen.beats.values())
+    assert max(tally.latencies) > 1.0  # the last of ~10 beats queued behind 0.4 s answers
+
+
+def test_a_kept_connection_closed_by_the_server_is_retried_once_on_a_new_one() -> None:
+    # Each learner's first connection is closed at its second request, unanswered (a keep-alive
+    # timeout racing the beat): the beat goes again on a new connection and is no error.
+    firsts: set[str] = set()
+
+    def answer(peer: str, nth: int, seq: int) -> tuple[int, bytes] | None:
+        if nth == 2 and peer not in firsts:
+            firsts.add(peer)
+            return None
+        return _ok(peer, nth, seq)
+
+    people = learners(3)
+    (tally, _window), seen = run(lambda port: open_loop.drive(port, people, 15.0, 0.0, 1.0), answer)
+    assert seen.dropped == 3 and tally.errors == 0 and tally.connections == 6
+    assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in seen.beats.values())
+
+
+def test_a_new_connection_closed_unanswered_is_an_error() -> None:
+    people = learners(1)
+    (tally, _window), seen = run(
+        lambda port: open_loop.drive(port, people, 5.0, 0.0, 1.0), lambda _p, nth, _s: None if nth == 1 else (200, b"")
+    )
+    assert seen.dropped >= 1 and tally.errors >= 1 and "IncompleteReadError" in tally.kinds
+
+
+def test_errors_are_counted_with_a_sample_of_the_answer() -> None:
+    people = learners(2)
+    (tally, _window), _seen = run(
+        lambda port: open_loop.drive(port, people, 10.0, 0.0, 1.0),
+        lambda _p, _n, seq: (500, b'{"error":"x"}') if seq == 2 else (200, b"{}"),
+    )
+    assert tally.kinds == {"500": 2} and tally.errors == 2
+    assert tally.samples[0] == b'{"error":"x"}'
+
+
+def test_the_seams_say_what_a_beat_says_and_hear_its_answer() -> None:
+    # ``content`` writes the beats, ``on_answer`` hears each answer and may post an extra
+    # request (an attention check's answer), sent next on the learner's connection.
+    people = learners(2)
+    heard: list[tuple[int, int, bytes, bytes]] = []
+
+    def content(i: int, seq: int, visible_ms: int) -> bytes:
+        return b'{"seq":%d,"event":"heartbeat","visible_ms":%d,"who":%d}' % (seq, visible_ms, i)
+
+    def on_answer(client: Any, seq: int, status: bytes, body: bytes) -> None:
+        heard.append((client.index, seq, status, body))
+        if seq == 1:
+            client.post(f"/checks/t{client.index}/answer", b'{"answer":"a"}', on_extra)
+
+    extras: list[bytes] = []
+
+    def on_extra(_client: Any, seq: int, status: bytes, _body: bytes) -> None:
+        assert seq == 0
+        extras.append(status)
+
+    (tally, _window), seen = run(
+        lambda port: open_loop.drive(port, people, 10.0, 0.0, 1.0, content=content, on_answer=on_answer)
+    )
+    assert extras == [b"200", b"200"]
+    assert sorted(p for p in seen.paths if "/checks/" in p) == ["/checks/t0/answer", "/checks/t1/answer"]
+    assert len(heard) == len(tally.latencies) == tally.scheduled  # extras are not beats
+    assert all(status == b"200" and body == b'{"seq":%d}' % seq for _i, seq, status, body in heard)
+    assert seen.bad_signatures == 0
+
+
+def test_prime_sends_each_learners_next_beat_once() -> None:
+    people = learners(5)
+    tally, seen = run(lambda port: open_loop.prime(port, people, 10_000, concurrency=2, seqs=[4, 7]))
+    assert tally.errors == 0
+    assert {p.address: seen.beats[p.address] for p in people} == {
+        people[0].address: [4],
+        people[1].address: [7],
+        **{p.address: [1] for p in people[2:]},
+    }
+
+
+@pytest.mark.parametrize("status", [500, 403])
+def test_prime_counts_a_refused_first_beat(status: int) -> None:
+    tally, _seen = run(lambda port: open_loop.prime(port, learners(2), 10_000), lambda _p, _n, _s: (status, b"no"))
+    assert tally.errors == 2 and tally.kinds == {f"prime {status}": 2}
