@@ -74,6 +74,18 @@ DEFAULTS: dict[str, Any] = {
     # Writer threads per process recording those groups. One: with two or four, groups were
     # smaller and p99 had multi-second tails (docs/benchmarks.md, the ASGI front).
     "LMS_BEAT_WRITERS": 1,
+    # A directory: the ASGI front notes each beat's times along its path there, one file per
+    # worker (lms_core/learning/beat_trace.py, read by bench/beat_tail.py); empty: off.
+    "LMS_BEAT_TRACE": "",
+    # The ASGI front's worker, at start-up (lms_core/learning/beat_asgi.py, tune_gc): every
+    # object made so far (modules, the app, SQLAlchemy's tables) is moved out of the garbage
+    # collector's reach with gc.freeze(), so a full collection no longer walks them (~110 →
+    # ~30 ms of CPU, the GIL held, every beat in flight waiting; docs/benchmarks.md, "tail").
+    "LMS_BEAT_GC_FREEZE": True,
+    # ...and the collector's first threshold (allocations between young collections; Python's
+    # 700; 0 leaves it): a group's objects die young instead of being promoted and piling up
+    # for full collections. 20,000: the workers' collections took ~0.19 → ~0.04 ms of CPU per beat.
+    "LMS_BEAT_GC_GEN0": 20_000,
     # Beats made (by the player's claimed time, `at`) longer ago than this are refused and
     # kept as evidence; the player keeps queued beats on the device as long.
     "LMS_BEAT_LATE_WINDOW_HOURS": 24,

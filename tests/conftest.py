@@ -156,6 +156,10 @@ def make_test_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[st
         # Report pages rebuild the hours rollup on every load (inline job), so they show the
         # rows a test just wrote; tests/lms_core/reports/test_monthly.py covers an old rollup.
         "LMS_REPORT_ROLLUP_MAX_AGE": 0,
+        # The ASGI front's start-up (its lifespan, which tests drive) would freeze the test
+        # process's heap for good and change its collector: test_beat_trace.py turns them on.
+        "LMS_BEAT_GC_FREEZE": False,
+        "LMS_BEAT_GC_GEN0": 0,
     }
     config.update(extra)
     return config

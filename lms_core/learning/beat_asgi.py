@@ -24,6 +24,8 @@ thread pool.
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,7 +35,7 @@ from a2wsgi.wsgi import build_environ
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from lms_core.learning import beat_batch, beat_front
+from lms_core.learning import beat_batch, beat_front, beat_trace
 from lms_core.unit_of_work import bare_transaction
 
 Scope = dict[str, Any]
@@ -77,6 +79,9 @@ class BeatASGI:
             self._view_app = ProxyFix(self._view_app, **fixes)
         self.site = WSGIMiddleware(self._dispatch, workers=threads)  # type: ignore[arg-type]
         self._alone = ThreadPoolExecutor(threads, thread_name_prefix="beat")
+        #: ``LMS_BEAT_TRACE``: timestamps along each beat's path (bench/beat_tail.py); off: ``None``.
+        self._trace = beat_trace.tracer_for(app.config)
+        app.extensions["lms.beat_trace"] = self._trace
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -85,6 +90,7 @@ class BeatASGI:
         if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/beat"):
             await self.site(scope, receive, send)  # type: ignore[arg-type]
             return
+        marks = None if self._trace is None else beat_trace.Marks(time.perf_counter())
         environ = build_environ(scope, None)  # type: ignore[arg-type]
         if self._proxy is not None:
             environ = self._proxy(environ, None)  # type: ignore[arg-type, assignment]
@@ -96,25 +102,31 @@ class BeatASGI:
         if body is None:
             return  # the client went away before sending its beat
         beat = beat_front.beat_of(taken, body, environ)  # type: ignore[arg-type]
-        answer = None if beat is None else await self._record(beat)
+        if marks is not None:
+            marks.checked = time.perf_counter()
+        answer = None if beat is None else await self._record(beat, marks)
         if answer is None:  # to the view (not the lean front again: it would only redo the same)
             await self.site({**scope, HANDED: True}, _replay(body, receive), send)  # type: ignore[arg-type]
+            if marks is not None and self._trace is not None:
+                self._trace.beat(taken[0], body, marks, time.perf_counter(), "view")
             return
         status, headers, content = answer
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+        if marks is not None and self._trace is not None:
+            self._trace.beat(taken[0], body, marks, time.perf_counter(), "group")
 
     def _dispatch(self, environ: dict[str, Any], start_response: Any) -> Any:
         """The WSGI app a2wsgi runs: a beat this front handed on goes straight to Flask's view."""
         scope = environ.get("asgi.scope") or {}
         return (self._view_app if scope.get(HANDED) else self._site_app)(environ, start_response)
 
-    async def _record(self, beat: beat_front.Beat) -> beat_batch.Answer | None:
+    async def _record(self, beat: beat_front.Beat, marks: beat_trace.Marks | None = None) -> beat_batch.Answer | None:
         """The beat's answer once committed, or ``None``: the view answers it (its own 4xx or
         503 page, in Chinese, rather than a bare 500 from the server)."""
         try:
             if int(self.app.config.get("LMS_BEAT_GROUP_MAX", 64)) > 0:
-                return await beat_batch.wait(self.app, beat)
+                return await beat_batch.wait(self.app, beat, marks)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._alone, record_alone, self.app, beat)
         except Exception:  # noqa: BLE001 - the writer failed: the view does it again (a stored seq answers as a repeat)
@@ -124,13 +136,33 @@ class BeatASGI:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                tune_gc(self.app.config)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # Beats already queued are still committed and answered first.
                 await asyncio.get_running_loop().run_in_executor(None, beat_batch.stop, self.app)
                 self._alone.shutdown(wait=True)
+                if self._trace is not None:
+                    self._trace.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def tune_gc(config: Any) -> None:
+    """The worker's garbage collector, once the app is built (``LMS_BEAT_GC_FREEZE``, ``LMS_BEAT_GC_GEN0``).
+
+    Why: the ASGI front's worker holds one big heap (the app, its modules, SQLAlchemy's
+    compiled statements, the per-process caches) and makes many short-lived objects per beat.
+    Python's full collections walk the whole heap with the GIL held, so neither the event loop
+    nor the writer runs meanwhile: every beat in flight waits (bench/beat_tail.py).
+    """
+    gen0 = int(config.get("LMS_BEAT_GC_GEN0") or 0)
+    if gen0 > 0:
+        _first, second, third = gc.get_threshold()
+        gc.set_threshold(gen0, second, third)
+    if config.get("LMS_BEAT_GC_FREEZE"):
+        gc.collect()  # what start-up left as garbage is freed, not frozen
+        gc.freeze()
 
 
 def _environ_itself(environ: dict[str, Any], _start_response: Any) -> dict[str, Any]:

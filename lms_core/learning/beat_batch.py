@@ -29,6 +29,7 @@ import contextlib
 import os
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ from typing import Any
 from flask import Flask
 
 from lms_core.accounts import principal
-from lms_core.learning import beat_front, beat_group, beat_rows, beat_tx
+from lms_core.learning import beat_front, beat_group, beat_rows, beat_trace, beat_tx
 from lms_core.pluginhost.manager import get_plugin_manager
 from lms_core.unit_of_work import bare_transaction
 
@@ -54,6 +55,8 @@ class _Request:
     #: answers a group's beats of one loop with one call into it, after the group.
     loop: asyncio.AbstractEventLoop | None = None
     waiter: asyncio.Future[Answer | None] | None = None
+    #: Its times along the path when ``LMS_BEAT_TRACE`` is on (``beat_trace``).
+    marks: beat_trace.Marks | None = None
 
 
 def answer_parts(app: Flask, result: Any) -> Answer:
@@ -172,6 +175,7 @@ class BeatWriter:
         self.app = app
         self.max_beats = max_beats
         self.pid = os.getpid()
+        self.trace: beat_trace.Tracer | None = app.extensions.get("lms.beat_trace")
         self.queue: queue.Queue[Any] = queue.Queue()
         self.threads = [
             threading.Thread(target=self._run, name=f"beat-group-commit-{i}", daemon=True) for i in range(writers)
@@ -198,6 +202,10 @@ class BeatWriter:
                     self.queue.put(_STOP)  # for the next thread, after this group
                     break
                 group.append(nxt)
+            trace = self.trace
+            if trace is not None:
+                started = time.perf_counter()
+                number = trace.group_taken([req.marks for req in group], started)
             try:
                 # A context per group: its own database session and ``g``, as a request has.
                 with self.app.app_context():
@@ -206,6 +214,8 @@ class BeatWriter:
                 for req in group:
                     if not req.future.done():
                         req.future.set_exception(exc)
+            if trace is not None:
+                trace.group_done([req.marks for req in group], number, started)
             _wake(group)
 
 
@@ -230,6 +240,8 @@ def _settle(reqs: list[_Request]) -> None:
         waiter = req.waiter
         if waiter is None or waiter.done():
             continue
+        if req.marks is not None:
+            req.marks.settled = time.perf_counter()
         exc = req.future.exception()
         if exc is not None:
             waiter.set_exception(exc)
@@ -245,10 +257,13 @@ def submit(app: Flask, beat: beat_front.Beat) -> Future[Answer | None]:
     return req.future
 
 
-async def wait(app: Flask, beat: beat_front.Beat) -> Answer | None:
-    """:func:`submit` for the event loop: the beat's answer once its group is committed."""
+async def wait(app: Flask, beat: beat_front.Beat, marks: beat_trace.Marks | None = None) -> Answer | None:
+    """:func:`submit` for the event loop: the beat's answer once its group is committed
+    (``marks``: its times, when traced)."""
     loop = asyncio.get_running_loop()
-    req = _Request(beat, Future(), loop, loop.create_future())
+    req = _Request(beat, Future(), loop, loop.create_future(), marks)
+    if marks is not None:
+        marks.queued = time.perf_counter()
     _enqueue(app, req)
     assert req.waiter is not None
     return await req.waiter
