@@ -7,7 +7,7 @@ the same cluster, seeding, minted sign-ins, primed first beats and generator) wi
 same beat (session and ``seq``). Every time is ``perf_counter`` (CLOCK_MONOTONIC, one clock for
 all processes). A beat's latency from its scheduled time splits into:
 
-* ``gen``: the generator's task started late (its own event loop behind);
+* ``gen``: the generator handed the beat to its learner's connection late (its own loop behind);
 * ``learner``: waiting for the learner's previous beat to be answered (one in flight, as the
   player sends them);
 * ``in``: from then to the server's event loop taking the request (the generator writing it,
@@ -33,7 +33,6 @@ learners), so an A/B sees the same load.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import json
 import os
@@ -58,19 +57,31 @@ from common import percentile, postmaster_pid, step, tree_cpu_seconds  # noqa: E
 STAGES = ("gen", "learner", "in", "check", "queue", "group", "wake", "send", "out")
 
 
-def _record_sends(records: list[tuple[str, int, float, float, float]]) -> Any:
-    """Wrap the generator's ``_Client.send`` to note, per beat, (session, seq, scheduled,
-    started, done): the generator is not changed, only watched."""
-    original = open_loop._Client.send
+class _Watch:
+    """The generator's own times per beat, without changing it: when each beat fell due and was
+    handed to its learner's connection (``Client.beat``, wrapped), and when its answer was read
+    (``on_answer``, called right after)."""
 
-    async def send(self: Any, seq: int, scheduled: float, window: Any, tally: Any) -> None:
-        started = time.perf_counter()
-        await original(self, seq, scheduled, window, tally)
-        if window is not None:
-            records.append((self.learner.path.split("/")[-2], seq, scheduled, started, time.perf_counter()))
+    def __init__(self) -> None:
+        self.due: dict[tuple[str, int], tuple[float, float]] = {}
+        self.records: list[tuple[str, int, float, float, float]] = []
+        self.original = open_loop.Client.beat
+        watch = self
 
-    open_loop._Client.send = send  # type: ignore[method-assign]
-    return original
+        def beat(client: Any, seq: int, scheduled: float) -> None:
+            watch.due[(client.learner.path.split("/")[-2], seq)] = (scheduled, time.perf_counter())
+            watch.original(client, seq, scheduled)
+
+        open_loop.Client.beat = beat  # type: ignore[method-assign]
+
+    def on_answer(self, client: Any, seq: int, _status: bytes, _body: bytes) -> None:
+        key = (client.learner.path.split("/")[-2], seq)
+        due = self.due.pop(key, None)
+        if due is not None:
+            self.records.append((key[0], seq, due[0], due[1], time.perf_counter()))
+
+    def close(self) -> None:
+        open_loop.Client.beat = self.original  # type: ignore[method-assign]
 
 
 def _read_traces(directory: Path) -> tuple[dict[tuple[str, int], list[str]], list[list[str]], list[list[str]], list]:
@@ -196,13 +207,12 @@ def run_round(
         worker_class="uvicorn_worker.UvicornWorker",
         app="lms_core.learning.beat_asgi:create_app()",
     )
-    records: list[tuple[str, int, float, float, float]] = []
     marks: dict[str, float] = {}
     try:
         names = [f"bench{i * 7 + offset:06d}" for i in range(args.learners)]
         minted = anti_idle_bench._mint(url, lesson_id, names)
         interval = args.learners / args.rate
-        asyncio.run(open_loop.prime(port, minted, round(interval * 1000)))
+        open_loop.run(open_loop.prime(port, minted, round(interval * 1000)))
 
         def on_window(opening: bool) -> None:
             if opening:
@@ -212,17 +222,26 @@ def run_round(
                 marks["server"] = tree_cpu_seconds(server.pid) - marks["server"]
                 marks["pg"] = anti_idle_bench._postgres_cpu(pg_pid) - marks["pg"]
 
-        original = _record_sends(records)
+        watch = _Watch()
         try:
-            tally, window = asyncio.run(
-                open_loop.drive(port, minted, args.rate, args.warmup, args.duration, first_seq=2, on_window=on_window)
+            tally, window = open_loop.run(
+                open_loop.drive(
+                    port,
+                    minted,
+                    args.rate,
+                    args.warmup,
+                    args.duration,
+                    first_seq=2,
+                    on_window=on_window,
+                    on_answer=watch.on_answer,
+                )
             )
         finally:
-            open_loop._Client.send = original  # type: ignore[method-assign]
+            watch.close()
     finally:
         common.stop_server(server)  # SIGTERM: the workers write the rest of their trace
     n = max(1, tally.answered(window.opened, window.closed))
-    result = attribute([r for r in records if window.start <= r[2] < window.end], trace_dir)
+    result = attribute([r for r in watch.records if window.start <= r[2] < window.end], trace_dir)
     result.update(
         errors=tally.errors,
         achieved_per_s=round(tally.answered(window.start, window.end) / args.duration),
