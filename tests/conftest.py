@@ -38,6 +38,10 @@ settings.register_profile("lms", deadline=None)
 settings.load_profile("lms")
 
 BACKENDS = ("sqlite", "postgresql")
+#: Other spellings accepted in ``--backends`` / ``LMS_TEST_BACKENDS``. An unknown name is a
+#: usage error: "postgres" once ran every app test on SQLite twice and skipped the
+#: PostgreSQL-only ones without a word.
+BACKEND_ALIASES = {"postgres": "postgresql", "pg": "postgresql", "sqlite3": "sqlite"}
 TEST_SECRET = "test-secret-key-not-for-production"  # noqa: S105
 
 
@@ -54,9 +58,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "backends(*names): run only on these backends")
 
 
+def _chosen_backends(config: pytest.Config) -> list[str]:
+    names = [b.strip().lower() for b in config.getoption("--backends").split(",") if b.strip()]
+    chosen = [BACKEND_ALIASES.get(b, b) for b in names]
+    unknown = sorted(set(chosen) - set(BACKENDS))
+    if unknown:
+        raise pytest.UsageError(f"unknown backend(s) {unknown} in --backends; known: {', '.join(BACKENDS)}")
+    return chosen
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "db_backend" in metafunc.fixturenames:
-        chosen = [b.strip() for b in metafunc.config.getoption("--backends").split(",") if b.strip()]
+        chosen = _chosen_backends(metafunc.config)
         marker = metafunc.definition.get_closest_marker("backends")
         if marker:
             chosen = [b for b in chosen if b in marker.args]
