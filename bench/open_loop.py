@@ -545,13 +545,17 @@ async def drive(
         else:
             sent.set_result(None)
 
+    async def until(moment: float) -> float:
+        # uvloop's timers are millisecond-coarse and may wake a little early: sleep again.
+        while (left := moment - time.perf_counter()) > 0:
+            await asyncio.sleep(left)
+        return time.perf_counter()
+
     async def clock() -> tuple[float, float]:
-        await asyncio.sleep(max(0.0, start - time.perf_counter()))
-        opened = time.perf_counter()
+        opened = await until(start)
         if on_window:
             on_window(True)
-        await asyncio.sleep(max(0.0, end - time.perf_counter()))
-        closed = time.perf_counter()
+        closed = await until(end)
         if on_window:
             on_window(False)
         return opened, closed
