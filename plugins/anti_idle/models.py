@@ -284,6 +284,9 @@ class PersonState(Base):
     """
 
     __tablename__ = "anti_idle_person_states"
+    #: Rewritten by every beat: kept uncompressed up to a page and with room on each page for
+    #: the next version (a HOT update), migration 0009anti_idle_state_storage says why.
+    __table_args__ = {"postgresql_with": {"fillfactor": 50, "toast_tuple_target": 8160}}
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date)
