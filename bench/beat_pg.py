@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""PostgreSQL's side of a beat, counted in instructions (issue 8, ingestion).
+
+On a shared machine PostgreSQL's CPU time per beat moves by ±15 % with the load, more than
+most storage choices change it. This bench counts instructions instead, which do not move
+with the load: it runs the group path in process (``beat_split.group_split``, groups of 15
+learners at the 10 s cadence, plugin on) on a throwaway cluster, keeps the statements of the
+rounds' two writes as sent (the core's, ``beat_rows._PG_WRITE_MANY``, and the plugin's,
+``state_pg``'s beat INSERT and state upsert), stops the cluster, and replays them in
+PostgreSQL's single-user mode under ``valgrind --tool=callgrind``, each round in its own
+transaction with its own COMMIT as the writer sends them (the raw beats' and intervals'
+``seq`` moved on each time, so every INSERT is new). Instructions per beat are the difference
+between a long and a short replay, so start-up and shutdown cancel out. Each variant is a
+storage setting applied before its replay; the variants are interleaved::
+
+    .venv/bin/python bench/beat_pg.py                    # ~6 min: the state row's storage now, and the default
+    .venv/bin/python bench/beat_pg.py --pad-sessions 40  # a busy day's state row (~2.9 kB: 40 more sessions)
+    .venv/bin/python bench/beat_pg.py --top              # and where the instructions go (inclusive)
+
+Single-user mode reads its statements from stdin a character at a time, so the replay's own
+reading and parsing of the statement text add instructions that a client's Bind does not
+pay; the same in every variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent)]
+
+import beat_split  # noqa: E402 - bench/ is a folder of scripts, not a package
+import common  # noqa: E402
+import seed_large  # noqa: E402
+
+from tests import pgcluster  # noqa: E402
+
+#: The state row's storage: as migration 0009anti_idle_state_storage sets it, and PostgreSQL's default.
+VARIANTS = {
+    "0009 (fillfactor 50, toast_tuple_target 8160)": (
+        "ALTER TABLE anti_idle_person_states SET (fillfactor = 50, toast_tuple_target = 8160)"
+    ),
+    "PostgreSQL's default storage": "ALTER TABLE anti_idle_person_states RESET (fillfactor, toast_tuple_target)",
+}
+#: A round of this many beats is replayed (the bench's groups).
+PEOPLE = 15
+#: Pairs of writes (rounds) per replayed transaction set.
+PAIRS = 4
+_SEQ = re.compile(r'"seq":(\d+)')
+#: A line of ``callgrind_annotate --inclusive=yes``: the count, then ``file:function [object]``.
+_ANNOTATED = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+\S*?:(\w+) \[")
+#: Functions whose inclusive share is printed with --top (the costs this bench was made to find).
+_WATCH = (
+    "jsonb_in",
+    "RI_FKey_check_ins",
+    "pglz_compress",
+    "heap_update",
+    "heap_insert",
+    "btinsert",
+    "CommitTransaction",
+)
+
+
+def capture(url: str, pg_pid: int) -> list[tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]]]:
+    """The group bench's round writes as sent: (plugin write, core write) pairs of full rounds."""
+    import psycopg
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+    original = psycopg.Cursor.execute
+
+    def execute(self: Any, query: Any, params: Any = None, **kw: Any) -> Any:
+        if isinstance(query, str) and query.startswith(("WITH b AS", "WITH s AS")):
+            sent.append((query, dict(params)))
+        return original(self, query, params, **kw)
+
+    psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+    try:
+        beat_split.group_split(url, pg_pid, PEOPLE, PAIRS, 3, 2, False, 1, 10.0)
+    finally:
+        psycopg.Cursor.execute = original  # type: ignore[method-assign]
+    pairs = []
+    for first, second in zip(sent, sent[1:], strict=False):
+        full = first[0].startswith("WITH b AS") and len(json.loads(first[1]["b"])) == PEOPLE
+        if full and second[0].startswith("WITH s AS"):
+            pairs.append((first, second))
+    if len(pairs) < PAIRS:
+        raise SystemExit(f"only {len(pairs)} full rounds captured")
+    return pairs[-PAIRS:]
+
+
+def _pad(rows_json: str, sessions: int) -> str:
+    """A busy day's state rows: ``sessions`` more session ids in each day tally."""
+    rows = json.loads(rows_json)
+    for row in rows:
+        if row.get("day_tally"):
+            row["day_tally"]["tally"]["sessions"] += [f"{row['user_id'] * 1000 + i:032x}" for i in range(sessions)]
+    return json.dumps(rows, separators=(",", ":"))
+
+
+def script(pairs: list[Any], rounds: int, seq_base: int, pad: int) -> str:
+    """Single-user input (``-j``: a statement ends with ``;`` and an empty line): the two
+    writes prepared, then ``rounds`` × the captured rounds, each in its own transaction."""
+
+    def numbered(query: str, names: list[str]) -> str:
+        for n, name in enumerate(names, 1):
+            query = query.replace(f"%({name})s", f"${n}")
+        return query
+
+    def literal(value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    (plugin_sql, plugin_params), (core_sql, core_params) = pairs[0]
+    plugin_names, core_names = list(plugin_params), list(core_params)
+    out = [
+        f"PREPARE plugin_write AS {numbered(plugin_sql, plugin_names)};",
+        f"PREPARE core_write AS {numbered(core_sql, core_names)};",
+    ]
+    k = seq_base
+    for _ in range(rounds):
+        for (_q, plugin), (_q2, core) in pairs:
+            k += 1
+            plugin, core = dict(plugin), dict(core)
+            plugin["b"] = _SEQ.sub(lambda m: f'"seq":{int(m.group(1)) + k * 10}', plugin["b"])  # noqa: B023 - used at once
+            core["i"] = _SEQ.sub(lambda m: f'"seq":{int(m.group(1)) + k * 10}', core["i"])  # noqa: B023
+            if pad:
+                plugin["s"] = _pad(plugin["s"], pad)
+            out += [
+                "BEGIN;",
+                f"EXECUTE core_write({', '.join(literal(core[n]) for n in core_names)});",
+                f"EXECUTE plugin_write({', '.join(literal(plugin[n]) for n in plugin_names)});",
+                "COMMIT;",
+            ]
+    return "\n\n".join(out) + "\n\n"
+
+
+class SingleUser:
+    """PostgreSQL's single-user backend on a stopped cluster's data directory."""
+
+    def __init__(self, cluster: pgcluster.Cluster, dbname: str, work: Path) -> None:
+        self.cluster, self.dbname, self.work = cluster, dbname, work
+        self.postgres = pgcluster._bin("postgres")
+
+    def _cmd(self, *args: str) -> list[str]:
+        cmd = list(args)
+        return ["runuser", "-u", "postgres", "--", *cmd] if self.cluster.as_postgres else cmd
+
+    def sql(self, statement: str) -> None:
+        subprocess.run(
+            self._cmd(self.postgres, "--single", "-D", str(self.cluster.datadir), self.dbname),
+            input=statement + "\n",
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+
+    def instructions(self, text: str, name: str) -> tuple[int, Path]:
+        """Instructions of one single-user run reading ``text`` (callgrind's total)."""
+        stdin, out = self.work / f"{name}.sql", self.work / f"{name}.callgrind"
+        stdin.write_text(text)
+        with open(stdin) as fh:
+            subprocess.run(
+                self._cmd(
+                    "valgrind",
+                    "--tool=callgrind",
+                    f"--callgrind-out-file={out}",
+                    self.postgres,
+                    "--single",
+                    "-j",
+                    "-D",
+                    str(self.cluster.datadir),
+                    self.dbname,
+                ),
+                stdin=fh,
+                check=True,
+                capture_output=True,
+            )
+        summary = [line for line in out.read_text().splitlines() if line.startswith("summary:")]
+        return int(summary[0].split()[1]), out
+
+
+def top(out: Path, beats: int, total: int) -> None:
+    """Inclusive instructions per beat of the watched functions in one (long) replay."""
+    annotated = subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", str(out)], capture_output=True, text=True, check=False
+    ).stdout
+    for line in annotated.splitlines():
+        found = _ANNOTATED.match(line)
+        if found and found.group(2) in _WATCH:
+            count = int(found.group(1).replace(",", ""))
+            share = 100 * count / total
+            print(f"      {found.group(2):28s} {count / beats / 1000:8.0f} k per beat ({share:4.1f} % of the run)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--short", type=int, default=5, help="rounds × 4 of the short replay")
+    parser.add_argument("--long", type=int, default=25, help="rounds × 4 of the long replay")
+    parser.add_argument("--reps", type=int, default=1, help="times each variant is measured, interleaved")
+    parser.add_argument("--pad-sessions", type=int, default=0, help="session ids added to each state row's day tally")
+    parser.add_argument("--top", action="store_true", help="also print where the instructions go")
+    args = parser.parse_args(argv)
+    cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")  # group_split reads it
+    work = Path(tempfile.mkdtemp(prefix="beat_pg-"))
+    os.chmod(work, 0o777)  # noqa: S103 - the single-user backend runs as postgres and writes its profile here
+    try:
+        url = cluster.create_database("lms_bench")
+        cluster.psql("CREATE EXTENSION pg_stat_statements", "lms_bench")
+        common.upgrade(common.app_env(url, "anti_idle"))
+        seed_large.seed(url, users=max(200, 3 * PEOPLE * PAIRS + 2), units=200)
+        seed_large.seed_study(url, courses=1, assigned=1)
+        seed_large.settle(url)
+        pairs = capture(url, common.postmaster_pid(cluster))
+        cluster._run(pgcluster._bin("pg_ctl"), "-D", str(cluster.datadir), "-m", "fast", "-w", "stop")
+        backend = SingleUser(cluster, "lms_bench", work)
+        beats = (args.long - args.short) * PAIRS * PEOPLE
+        results: dict[str, list[int]] = {name: [] for name in VARIANTS}
+        pad = args.pad_sessions
+        base = 1_000_000
+        for rep in range(args.reps):
+            for i, (name, ddl) in enumerate(VARIANTS.items()):
+                backend.sql(ddl)
+                base += 100_000
+                short, _ = backend.instructions(script(pairs, args.short, base, pad), f"s{rep}{i}")
+                long_, out = backend.instructions(script(pairs, args.long, base + 50_000, pad), f"l{rep}{i}")
+                results[name].append((long_ - short) // beats)
+                common.step(f"{name}: {(long_ - short) / beats / 1e6:.3f} M instructions per beat")
+                if args.top and rep == 0:
+                    top(out, args.long * PAIRS * PEOPLE, long_)
+        print(
+            f"PostgreSQL's instructions per beat for a round's two writes (callgrind, single-user replay of "
+            f"{beats} beats in rounds of {PEOPLE}, a COMMIT per round; state rows padded by {args.pad_sessions} "
+            f"sessions; load average {os.getloadavg()[0]:.1f}):"
+        )
+        for name, values in results.items():
+            print(f"    {name:48s} {' / '.join(f'{v / 1e6:.3f}' for v in values)} M")
+        return 0
+    finally:
+        common.stop_postgres(cluster)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
