@@ -1,7 +1,7 @@
 """How PostgreSQL stores the person's state row (migration 0009anti_idle_state_storage).
 
 The row is rewritten by every beat. Past ~2 kB PostgreSQL's default compresses it with
-pglz on each write (about a third of PostgreSQL's work for a round's writes, callgrind);
+pglz on each write (about a quarter of PostgreSQL's work for a round's writes, callgrind);
 the table's ``toast_tuple_target`` keeps it inline and uncompressed up to a page.
 """
 

@@ -5,8 +5,8 @@ UPDATE``), most of it JSON (recent sessions, the day's tally). Two PostgreSQL st
 defaults made that rewrite dear (docs/benchmarks.md, "PostgreSQL's side of a beat"):
 
 * a row longer than ~2 kB (TOAST_TUPLE_THRESHOLD) is compressed with pglz on every
-  write and decompressed on every read. A learner with a dozen sessions in a day passes
-  it; then pglz alone cost about a third of PostgreSQL's instructions for the round's
+  write and decompressed on every read. Twenty sessions in a day take a learner past
+  it; then pglz alone cost about a quarter of PostgreSQL's instructions for the round's
   two writes (~0.5 M instructions per beat, callgrind). ``toast_tuple_target = 8160``
   keeps rows inline and uncompressed up to a page; a longer row is still toasted.
 * with the default fillfactor (100) a page holds five 1.4 kB rows and has no room for
