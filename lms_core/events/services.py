@@ -16,6 +16,7 @@ from lms_core.db import utcnow
 from lms_core.events.models import Event, EventHandlerFailure
 from lms_core.extensions import db
 from lms_core.jobs.services import enqueue, enqueue_many
+from lms_core.learning import beat_group, beat_tx
 from lms_core.orgs.models import OrgUnit
 from lms_core.pg_arrays import int_array, str_array
 from lms_core.pluginhost import get_plugin_manager
@@ -45,6 +46,12 @@ def emit(
     Call it from a service *before* committing: the event and the change it
     describes commit together or not at all. ``obj`` may be any model; its table
     name and primary key become ``object_type``/``object_id``.
+
+    Inside a round of a heartbeat group (``learning/beat_group.py``, PostgreSQL) the event
+    is kept with the round's writes and inserted with the round's other events by one
+    statement (:func:`_write_round`), with its dispatch job; the returned event is then not
+    in the session, and its ``id`` is set when the round is written (before any statement
+    that names ``event_log`` or ``jobs``, and before the COMMIT).
     """
     if obj is not None:
         object_type = object_type or obj.__tablename__
@@ -63,10 +70,87 @@ def emit(
         payload=payload or {},
         created_at=utcnow(),
     )
+    batch = _round_batch()
+    if batch is not None:
+        _keep(batch, event)
+        return event
     db.session.add(event)
     db.session.flush()  # the id is the idempotency key handlers rely on
     enqueue(DISPATCH_JOB, {"event_id": event.id})
     return event
+
+
+def _round_batch() -> beat_group.Batch | None:
+    """The open round of a heartbeat group on the session's connection, if any (only a
+    group pins its thread's session, so any other caller pays one attribute look-up)."""
+    if not beat_tx.in_group() or not beat_tx.is_pg():
+        return None
+    return beat_group.current(beat_tx.connection().info)
+
+
+class _RoundJob:
+    """The dispatch job of an event kept in a round: its place in the transaction's list of
+    new jobs (``jobs.run_inline_jobs``) is taken at ``emit``, as ``enqueue``'s is, and its
+    ``id`` is set when the round is written (``None`` if it never was: rolled back)."""
+
+    __slots__ = ("id",)
+
+    def __init__(self) -> None:
+        self.id: int | None = None
+
+
+def _keep(batch: beat_group.Batch, event: Event) -> None:
+    job = _RoundJob()
+    db.session.info.setdefault("lms_new_jobs", []).append(job)
+    batch.add(_ROUND_NAME, _write_round, (event, job), _ROUND_TABLES)
+
+
+#: The events' writer in a round's batch, and the tables it writes.
+_ROUND_NAME = "events"
+_ROUND_TABLES = ("event_log", "jobs")
+
+#: A round's events and their dispatch jobs, one statement: the events in the order they
+#: were emitted (so their ids are in that order, as one ``emit`` after another numbers them),
+#: then one job per event in the events' order, with ``enqueue``'s values. One flush per
+#: event (the ORM's INSERT, then the job's at the next flush) cost ~1 ms of CPU per event in
+#: a round (``bench/beat_split.py --group 15``).
+_PG_ROUND = (
+    "WITH e AS (INSERT INTO event_log (name, actor_id, org_unit_id, object_type, object_id, course_id, ip, payload, "
+    "created_at) SELECT name, actor_id, org_unit_id, object_type, object_id, course_id, ip, payload, created_at "
+    "FROM jsonb_populate_recordset(NULL::event_log, %(e)s::jsonb) WITH ORDINALITY AS v ORDER BY v.ordinality "
+    "RETURNING id, created_at), "
+    "j AS (INSERT INTO jobs (kind, payload, status, attempts, run_after, created_at) "
+    "SELECT %(kind)s, jsonb_build_object('event_id', e.id), 'queued', 0, e.created_at, e.created_at "
+    "FROM e ORDER BY e.id RETURNING id, payload) "
+    "SELECT (payload->>'event_id')::bigint, id FROM j ORDER BY 1"
+)
+
+
+def _write_round(items: list[tuple[Event, _RoundJob]]) -> None:
+    """The round's kept events (``emit``) in one statement; their ids and their jobs' ids set."""
+    from lms_core.learning import beat_rows
+
+    rows = [
+        {
+            "name": event.name,
+            "actor_id": event.actor_id,
+            "org_unit_id": event.org_unit_id,
+            "object_type": event.object_type,
+            "object_id": event.object_id,
+            "course_id": event.course_id,
+            "ip": event.ip,
+            "payload": event.payload,
+            "created_at": event.created_at,
+        }
+        for event, _job in items
+    ]
+    cur = beat_rows.cursor()
+    cur.execute(_PG_ROUND, {"e": beat_group.rows_json(rows), "kind": DISPATCH_JOB}, prepare=True)
+    written = cur.fetchall()
+    assert len(written) == len(items)
+    # Ids ascend in insertion order, which is the order of ``items``.
+    for (event, job), (event_id, job_id) in zip(items, written, strict=True):
+        event.id, job.id = int(event_id), int(job_id)
 
 
 def _remote_addr() -> str | None:

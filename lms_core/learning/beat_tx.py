@@ -46,6 +46,11 @@ def pinned() -> Iterator[None]:
         _pin.session = None
 
 
+def in_group() -> bool:
+    """Whether this thread is recording a group of beats (:func:`pinned`)."""
+    return getattr(_pin, "session", None) is not None
+
+
 def _session() -> Session:
     session: Session | None = getattr(_pin, "session", None)
     return session if session is not None else db.session()
