@@ -877,19 +877,24 @@ def _release_completions(v: DayVerdict) -> None:
 
 def holds_completion(user_id: int, lesson_id: int) -> bool:
     """Is the completion of this lesson held by a held, undecided day that touched it?"""
+    params = {"user_id": user_id, "lesson_id": lesson_id}
+    return db.session.execute(_holds_completion_statement(), params).first() is not None
+
+
+@functools.cache
+def _holds_completion_statement() -> Any:
+    """Built once: built on each call (the core asks at each lesson's completion, and at each
+    beat while it is held) it cost more CPU than the rest of the hook."""
     return (
-        db.session.execute(
-            select(DayVerdict.id)
-            .join(DayLesson, DayLesson.day_verdict_id == DayVerdict.id)
-            .where(
-                DayLesson.user_id == user_id,
-                DayLesson.lesson_id == lesson_id,
-                DayVerdict.verdict == HELD,
-                DayVerdict.review_state.notin_(("posted",)),
-            )
-            .limit(1)
-        ).first()
-        is not None
+        select(DayVerdict.id)
+        .join(DayLesson, DayLesson.day_verdict_id == DayVerdict.id)
+        .where(
+            DayLesson.user_id == bindparam("user_id", type_=Integer),
+            DayLesson.lesson_id == bindparam("lesson_id", type_=Integer),
+            DayVerdict.verdict == HELD,
+            DayVerdict.review_state.notin_(("posted",)),
+        )
+        .limit(1)
     )
 
 
