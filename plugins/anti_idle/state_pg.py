@@ -315,3 +315,63 @@ def _write_many(items: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> No
 def keep(batch: Any, values: dict[str, Any], beat: dict[str, Any] | None) -> None:
     """:func:`save` kept in the round's batch (written with the round's others)."""
     batch.add(_NAME, _write_many, (values, beat), ("anti_idle_beats", "anti_idle_person_states"))
+
+
+# -- a round's day folds (``verdicts._fold_kept``): the day verdict and lesson rows in one statement --
+
+#: The round's folds: each day verdict row by id (``verdicts.fold``'s values; the policy version
+#: never lowered, the row's ``published`` kept unless the fold publishes), then its lesson rows:
+#: those that exist updated where a figure changed (the ORM's flush updated only those), the
+#: others inserted in the order the folds listed them (the ORM added them in that order). The
+#: person's beats are serialised by the core's clock lock, so no other writer adds a lesson row
+#: between the statement's snapshot and its INSERT.
+_FOLD_MANY = (
+    "WITH v AS (SELECT * FROM jsonb_to_recordset(%(v)s::jsonb) AS v(id bigint, verdict text, review_score integer, "
+    "rules jsonb, credited_ms bigint, held_ms bigint, deducted_ms bigint, void_ms bigint, claimed_ms bigint, "
+    "beats integer, policy_version integer, tally jsonb, publish boolean, published jsonb, computed_at timestamptz)), "
+    "dv AS (UPDATE anti_idle_day_verdicts AS d SET verdict = v.verdict, review_score = v.review_score, "
+    "rules = v.rules, credited_ms = v.credited_ms, held_ms = v.held_ms, deducted_ms = v.deducted_ms, "
+    "void_ms = v.void_ms, claimed_ms = v.claimed_ms, beats = v.beats, "
+    "policy_version = greatest(d.policy_version, v.policy_version), "
+    "tally = (v.tally - 'published') || jsonb_build_object('published', "
+    "CASE WHEN v.publish THEN v.published ELSE d.tally -> 'published' END), "
+    "computed_at = v.computed_at FROM v WHERE d.id = v.id), "
+    "l AS (SELECT * FROM ROWS FROM (jsonb_to_recordset(%(l)s::jsonb) AS (day_verdict_id bigint, user_id bigint, "
+    "lesson_id bigint, claimed_ms bigint, credited_ms bigint, deducted_ms bigint)) WITH ORDINALITY "
+    "AS l(day_verdict_id, user_id, lesson_id, claimed_ms, credited_ms, deducted_ms, n)), "
+    "dl AS (UPDATE anti_idle_day_lessons AS x SET claimed_ms = l.claimed_ms, credited_ms = l.credited_ms, "
+    "deducted_ms = l.deducted_ms FROM l WHERE x.day_verdict_id = l.day_verdict_id AND x.lesson_id = l.lesson_id "
+    "AND (x.claimed_ms, x.credited_ms, x.deducted_ms) IS DISTINCT FROM (l.claimed_ms, l.credited_ms, l.deducted_ms)) "
+    "INSERT INTO anti_idle_day_lessons (day_verdict_id, user_id, lesson_id, claimed_ms, credited_ms, deducted_ms) "
+    "SELECT l.day_verdict_id, l.user_id, l.lesson_id, l.claimed_ms, l.credited_ms, l.deducted_ms FROM l "
+    "WHERE NOT EXISTS (SELECT 1 FROM anti_idle_day_lessons AS x "
+    "WHERE x.day_verdict_id = l.day_verdict_id AND x.lesson_id = l.lesson_id) ORDER BY l.n"
+)
+
+#: The round's batch name of the folds (flushed after the state rows: the writers' first-write order).
+_FOLDS = "anti_idle.folds"
+
+
+def keep_fold(verdict: dict[str, Any], lessons: list[dict[str, Any]]) -> None:
+    """One fold's day verdict row (``verdicts._fold_kept``'s values) and lesson rows, kept in the
+    round's batch (written by :func:`_write_folds`)."""
+    batch = beat_group.current(beat_tx.connection().info)
+    assert batch is not None
+    batch.add(_FOLDS, _write_folds, (verdict, lessons), ("anti_idle_day_verdicts", "anti_idle_day_lessons"))
+
+
+def _write_folds(items: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+    """The round's folds in one statement. A round has one beat per person and a beat folds a
+    day at most once, so each day verdict appears once; were one folded twice, its last values
+    are written, with an earlier fold's publish, as the second ORM write over the first left it."""
+    verdicts: dict[int, dict[str, Any]] = {}
+    lessons: dict[tuple[int, int], dict[str, Any]] = {}
+    for verdict, rows in items:
+        earlier = verdicts.pop(verdict["id"], None)
+        if earlier is not None and earlier["publish"] and not verdict["publish"]:
+            verdict = {**verdict, "publish": True, "published": earlier["published"]}
+        verdicts[verdict["id"]] = verdict
+        for row in rows:
+            lessons.setdefault((row["day_verdict_id"], row["lesson_id"]), row).update(row)
+    params = {"v": beat_group.rows_json(list(verdicts.values())), "l": beat_group.rows_json(list(lessons.values()))}
+    execute(_FOLD_MANY, params)
