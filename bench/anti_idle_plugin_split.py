@@ -52,9 +52,11 @@ def _parts() -> list[tuple[str, Any, str]]:
         ("  verdicts.record_online", anti_idle, "record_online"),
         ("    verdicts.fold", verdicts, "fold"),
         ("    verdicts._publish", verdicts, "_publish"),
+        ("    verdicts._fold_kept (fold and publish in a round)", verdicts, "_fold_kept"),
         ("  state.save (kept in the round)", state, "save"),
         ("  checks.issue_owed", anti_idle, "issue_owed"),
         ("plugin: the round's write (state_pg._write_many)", state_pg, "_write_many"),
+        ("plugin: the round's day folds (state_pg._write_folds)", state_pg, "_write_folds"),
     ]
 
 

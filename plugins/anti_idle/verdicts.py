@@ -530,7 +530,7 @@ def _fold_kept(user_id: int, day: dt.date, online: dict[str, Any], publish: bool
             actor=None,
             object_type=DayVerdict.__tablename__,
             object_id=verdict_id,
-            org_unit_id=_org_of(user_id),
+            org_unit_id=state_pg.org_unit_of(user_id),
             payload=dict(payload),
         )
         online["published"] = payload

@@ -116,7 +116,16 @@ def day_rows(player: Player) -> dict[str, Any]:
         "verdicts": [without(sessions_named(normalised(v, ""), names), "input_digest") for v in verdicts],
         "lessons": [without(normalised(dl, ""), "day_verdict_id") for dl in lessons],
         # The event's object (session, lesson, day verdict) is named by the row's id.
-        "events": [(e.name, e.object_type, sessions_named(normalised_payload(e.payload), names)) for e in events],
+        "events": [
+            (
+                e.name,
+                e.actor_id is None,
+                e.org_unit_id,
+                e.object_type,
+                sessions_named(normalised_payload(e.payload), names),
+            )
+            for e in events
+        ],
     }
 
 
