@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -168,9 +169,20 @@ def _in_process_app(url: str):  # -> flask.Flask (imported late, like the rest h
     )
 
 
-def bench_beat(url: str, beats: int, profile: bool = False, *, user: str = "bench000003") -> dict[str, object]:
+def bench_beat(
+    url: str,
+    beats: int,
+    profile: bool = False,
+    *,
+    user: str = "bench000003",
+    on_measure: Callable[[bool], None] | None = None,
+) -> dict[str, object]:
     """CPU time and SQL statements per heartbeat, through the app's real view, in process
-    (``user`` signs in: a learner whose clock earlier rounds moved ahead earns nothing)."""
+    (``user`` signs in: a learner whose clock earlier rounds moved ahead earns nothing).
+
+    ``on_measure(True)`` is called as the timed beats start and ``on_measure(False)`` as they
+    end: a caller counting parts of the path (bench/beat_split.py) counts the same beats as
+    the CPU per beat, not the sign-in, the lesson page and the warm-up beats around them."""
     import cProfile
     import pstats
 
@@ -225,6 +237,8 @@ def bench_beat(url: str, beats: int, profile: bool = False, *, user: str = "benc
     reset_statements(url)
     profiler = cProfile.Profile(time.process_time) if profile else None  # CPU, not waits
     cpu = 0.0
+    if on_measure:
+        on_measure(True)
     for seq in range(6, 6 + beats):
         at += dt.timedelta(seconds=10)
         with time_machine.travel(at, tick=False):
@@ -235,6 +249,8 @@ def bench_beat(url: str, beats: int, profile: bool = False, *, user: str = "benc
             if profiler:
                 profiler.disable()
             cpu += time.process_time() - started
+    if on_measure:
+        on_measure(False)
     event.remove(engine, "before_cursor_execute", count)
     on_server = counted_statements(url)
     credited = client.get(f"/api/v1/me/study?lesson={lesson_id}").get_json() or {}
