@@ -40,7 +40,10 @@ RESTART_EVENTS = frozenset({"seeked", "play"})
 
 
 def ms(delta: dt.timedelta) -> int:
-    return int(delta.total_seconds() * 1000)
+    # The one change since it was frozen (2026-12-06): whole milliseconds in integers, as
+    # ``els.ms`` now counts them; through float seconds 1.001 s read as 1,000 ms.
+    us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return us // 1000 if us >= 0 else -(-us // 1000)
 
 
 def beijing_day(at: dt.datetime) -> dt.date:

@@ -213,7 +213,11 @@ def test_day_replay_equals_beat_by_beat(raw, raw_checks, policy):
     ]
 
 
-def test_the_millisecond_rounding_is_the_old_one():
-    # 1.001 s is 1000.9999999999999 ms in floating point: the rules always said 1000.
+def test_the_millisecond_rounding_is_whole_microseconds_truncated():
+    # 1.001 s is 1000.9999999999999 ms in floating point, and the rules said 1000 until
+    # 2026-12-06; now whole milliseconds are counted in integers, online and in the
+    # recompute alike (test_els_ms.py), and the frozen reference counts them the same way.
     for us in (1_001_000, 290_000, 4_350_000, 1, 999, 123_456_789):
-        assert els._ms(us) == els.ms(dt.timedelta(microseconds=us)) == int(us / 1e6 * 1000)
+        assert (
+            els._ms(us) == els.ms(dt.timedelta(microseconds=us)) == ref.ms(dt.timedelta(microseconds=us)) == us // 1000
+        )
