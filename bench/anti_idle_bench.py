@@ -60,6 +60,7 @@ import common  # noqa: E402 - bench/ is a folder of scripts, not a package
 import load  # noqa: E402
 import open_loop  # noqa: E402
 import seed_large  # noqa: E402
+import video_learners  # noqa: E402
 from common import children, cpu_seconds, percentile, postmaster_pid, step, tree_cpu_seconds  # noqa: E402
 
 from plugins.anti_idle.envelope import sign_with_key  # noqa: E402
@@ -576,12 +577,22 @@ def sign_in_learners(base: str, lesson_id: int, names: list[str]) -> list[tuple[
 
 
 def bench_ingest(
-    url: str, env: dict[str, str], args: argparse.Namespace, pg_pid: int, server_kind: str = "gthread", offset: int = 0
+    url: str,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    pg_pid: int,
+    server_kind: str = "gthread",
+    offset: int = 0,
+    lesson_kind: str = "document",
 ) -> dict[str, object]:
     import psycopg
 
+    if lesson_kind == "video" and not args.rate:
+        raise SystemExit("--lesson-kind video needs the open loop (--rate R)")
     with psycopg.connect(plain(url)) as conn:
-        lesson_id = conn.execute("SELECT id FROM lessons ORDER BY id LIMIT 1").fetchone()[0]
+        lesson_id = conn.execute(
+            "SELECT id FROM lessons WHERE kind = %s ORDER BY id LIMIT 1", (lesson_kind,)
+        ).fetchone()[0]
     if server_kind == "uvicorn":  # the ASGI front (lms_core/learning/beat_asgi.py), group commit on
         server, port = common.start_gunicorn(
             env,
@@ -595,8 +606,8 @@ def bench_ingest(
         shape = f"{args.workers} gthread workers x {args.threads} threads"
     try:
         if args.rate:
-            return _ingest_open(url, port, server, shape, lesson_id, args, pg_pid, server_kind, offset)
-        names = [f"bench{i * 7 + offset:06d}" for i in range(args.clients)]
+            return _ingest_open(url, port, server, shape, lesson_id, args, pg_pid, server_kind, offset, lesson_kind)
+        names = [f"bench{i * getattr(args, 'stride', 7) + offset:06d}" for i in range(args.clients)]
         first_seq = 1
         if args.own_addresses:  # as the open loop: one device per learner, sign-ins minted, first beats sent
             step(f"minting {args.clients} sign-ins (own addresses) and sending each learner's first beat")
@@ -686,19 +697,31 @@ def _ingest_open(
     pg_pid: int,
     server_kind: str,
     offset: int,
+    lesson_kind: str = "document",
 ) -> dict[str, object]:
-    """Open loop (``--rate``): ``learners`` each beating every ``learners / rate`` s (bench/open_loop.py)."""
+    """Open loop (``--rate``): ``learners`` each beating every ``learners / rate`` s (bench/open_loop.py).
+
+    ``lesson_kind="video"``: the learners watch a lecture (bench/video_learners.py): beats claim
+    the media played, the media is fetched ahead through each session's signed URL, checks are
+    polled after every beat and answered as a person does. Those requests are counted apart;
+    after the window, one poll's and one media range's CPU are measured alone on the same server
+    and taken out of the window's CPU, for the beats' own CPU per beat."""
     import psycopg
 
     learners = args.learners or max(1, round(args.rate * args.cadence))
-    names = [f"bench{i * 7 + offset:06d}" for i in range(learners)]
+    names = [f"bench{i * getattr(args, 'stride', 7) + offset:06d}" for i in range(learners)]
     step(f"minting {learners} sign-ins with the app's own session signing, one lesson session each")
     started = time.perf_counter()
     minted = _mint(url, lesson_id, names)
     mint_s = time.perf_counter() - started
     interval = learners / args.rate
-    step(f"priming: each learner's first beat of the day ({mint_s:.0f} s to mint {learners})")
-    primed = open_loop.run(open_loop.prime(port, minted, round(interval * 1000)))
+    step(f"{mint_s:.0f} s to mint {learners}")
+    video = units = None
+    if lesson_kind == "video":  # primed on the learners' loop (_drive_video), after the media's first ranges
+        video = _video_learners(url, port, minted, lesson_id, learners, interval, args)
+    else:
+        step("priming: each learner's first beat of the day")
+        primed = open_loop.run(open_loop.prime(port, minted, round(interval * 1000)))
     step(f"open loop: {args.rate:g} beats/s offered by {learners} learners, one every {interval:.2f} s each")
     marks: dict[str, float] = {}
     seen: dict[str, Any] = {}  # the window's statements and COMMITs, read as it closes
@@ -720,9 +743,24 @@ def _ingest_open(
             )
             seen.update(ran=counted_statements(url), commits=counted_commits(url))
 
-    tally, window = open_loop.run(
-        open_loop.drive(port, minted, args.rate, args.warmup, args.duration, first_seq=2, on_window=on_window)
-    )
+    if video is not None:
+        primed, tally, window, units = open_loop.run(
+            _drive_video(video, port, minted, args, on_window, server.pid, pg_pid)
+        )
+    else:
+        tally, window = open_loop.run(
+            open_loop.drive(
+                port,
+                minted,
+                args.rate,
+                args.warmup,
+                args.duration,
+                first_seq=2,
+                on_window=on_window,
+                jitter=JITTER,
+                seed=SCHEDULE_SEED,
+            )
+        )
     ran, commits = seen["ran"], seen["commits"]
     values = sorted(v * 1000 for v in tally.latencies)
     # Rates over the window as scheduled; CPU per beat over the beats answered while the CPU
@@ -739,9 +777,10 @@ def _ingest_open(
             conn.execute("SELECT client->>'envelope', count(*) FROM anti_idle_beats GROUP BY 1").fetchall()
         )
     print(
-        f"ingestion [{server_kind}, open loop]: offered {offered:.0f} beats/s ({tally.scheduled:,} scheduled in "
-        f"{args.duration:g} s), achieved {achieved:.0f} beats/s; latency from the scheduled send: p50 {p50:.1f} ms, "
-        f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {values[-1] if values else 0:.1f} ms; errors {tally.errors} "
+        f"ingestion [{server_kind}, open loop, {lesson_kind} lesson]: offered {offered:.0f} beats/s "
+        f"({tally.scheduled:,} scheduled in {args.duration:g} s), achieved {achieved:.0f} beats/s; "
+        f"latency from the scheduled send: p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, "
+        f"max {values[-1] if values else 0:.1f} ms; errors {tally.errors} "
         f"{tally.kinds or ''}; {shape}; {learners} learners (own addresses), a beat every {interval:.2f} s "
         f"± 10 %, {tally.connections} connections opened; the generator's clock {lag * 1000:.0f} ms late at the "
         f"window; priming errors {primed.errors}; load average "
@@ -752,10 +791,22 @@ def _ingest_open(
         f"{statements / n:.1f} SQL statements per beat, {n / max(1, commits):.1f} beats per COMMIT; "
         f"stored beats by envelope {envelopes}; minting {learners} sign-ins took {mint_s:.1f} s"
     )
-    for sample in (primed.samples + tally.samples)[:3]:
+    extra: dict[str, object] = {}
+    if video is not None and units is not None:
+        extra = _video_figures(video, window, n, server_ms + pg_ms, units)
+    step("folding each learner's day (verdicts.settle) and reading back what they earned")
+    earned = _earned(url, names, lesson_id)
+    extra["earned"] = earned
+    for sample in (primed.samples + tally.samples + (video.tally.samples if video else []))[:3]:
         print(f"    an error's answer: {sample!r}")
+    if os.environ.get("BENCH_STATEMENTS"):  # the window's statements, most run first
+        width = int(os.environ.get("BENCH_SQL_WIDTH", "90"))
+        for calls, text in ran[: int(os.environ["BENCH_STATEMENTS"])]:
+            print(f"    {calls / n:5.2f}  {text[:width]}")
     assert not envelopes.get("unsigned") and not envelopes.get("bad"), "the load generator's beats were not valid"
     return {
+        **extra,
+        "lesson_kind": lesson_kind,
         "mode": "open",
         "offered_per_s": round(offered),
         "beats_per_s": round(achieved),
@@ -775,6 +826,172 @@ def _ingest_open(
         "beats_per_commit": round(n / max(1, commits), 1),
         "load_at_start": round(marks["load"], 2),
         "generator_lag_ms": round(lag * 1000),
+    }
+
+
+#: The open loop's schedule: each beat ± 10 % of the interval, drawn from this seed. The video
+#: learners' beats claim the time between their scheduled moments, so they read the same
+#: schedule (``open_loop.schedule``) with the same jitter and seed as ``open_loop.drive``.
+JITTER = 0.1
+SCHEDULE_SEED = 8
+#: Requests of each kind measured alone after a video window for their CPU each.
+CALIBRATION_REQUESTS = 600
+#: The bench lecture's length (s): longer than any run plays, so playback never ends in one.
+LECTURE_SECONDS = 600
+
+
+def _video_policy(url: str) -> None:
+    """The video course's checks (``video_learners.CHECK_POLICY``) as a course override, stored as
+    an admin's edit is (``policy.new_version``): due within seconds of playing, not minutes."""
+    import psycopg
+
+    from lms_core.extensions import db
+    from plugins.anti_idle import policy
+
+    with psycopg.connect(plain(url)) as conn:
+        course_id = conn.execute("SELECT course_id FROM lessons WHERE kind = 'video' ORDER BY id LIMIT 1").fetchone()[0]  # type: ignore[index]
+    app = _in_process_app(url)
+    with app.app_context():
+        policy.new_version(dict(video_learners.CHECK_POLICY), course_id=course_id, note="基准：视频课程的注意力检查")
+        db.session.commit()
+        db.engine.dispose()
+
+
+def _video_learners(
+    url: str,
+    port: int,
+    minted: list[open_loop.Learner],
+    lesson_id: int,
+    learners: int,
+    interval: float,
+    args: argparse.Namespace,
+) -> video_learners.VideoLearners:
+    """The video learners of a run: their signed media URLs and their beats' schedule."""
+    import random
+
+    import psycopg
+
+    with psycopg.connect(plain(url)) as conn:
+        media_id, size, duration_ms = conn.execute(
+            "SELECT m.id, m.size_bytes, m.duration_ms FROM lessons l JOIN media_files m ON m.id = l.media_id "
+            "WHERE l.id = %s",
+            (lesson_id,),
+        ).fetchone()  # type: ignore[misc]
+    app = _in_process_app(url)
+    paths = video_learners.media_paths(app, minted, media_id)
+    with app.app_context():
+        from lms_core.extensions import db
+
+        db.engine.dispose()
+    plan = open_loop.schedule(
+        learners,
+        interval,
+        args.warmup + args.duration,
+        jitter=JITTER,
+        first_seq=2,
+        rnd=random.Random(SCHEDULE_SEED),  # noqa: S311 - drive's schedule, drawn again
+    )
+    lecture = video_learners.Lecture(int(media_id), int(size), int(duration_ms))
+    return video_learners.VideoLearners(port, minted, paths, lecture, video_learners.dues_of(plan, learners))
+
+
+async def _drive_video(
+    video: video_learners.VideoLearners,
+    port: int,
+    minted: list[open_loop.Learner],
+    args: argparse.Namespace,
+    on_window: Callable[[bool], None],
+    server_pid: int,
+    pg_pid: int,
+) -> tuple[open_loop.Tally, open_loop.Tally, open_loop.Window, dict[str, float]]:
+    """Preload and the first beats of the day (their tally), the open loop with the video
+    learners' content and answers, then the side requests' CPU each (ms, server + PostgreSQL),
+    measured alone on the same connections."""
+    step(f"preloading the lecture's first {video_learners.LOOKAHEAD_MS + video_learners.CHUNK_MS} ms for each learner")
+    await video.preload()
+    step("priming: each learner's first beat of the day, claiming the lecture's first second")
+    primed = await video.prime()
+    tally, window = await open_loop.drive(
+        port,
+        minted,
+        args.rate,
+        args.warmup,
+        args.duration,
+        first_seq=2,
+        on_window=on_window,
+        jitter=JITTER,
+        seed=SCHEDULE_SEED,
+        content=video.content,
+        on_answer=video.on_answer,
+    )
+    await video.finish()
+    units: dict[str, float] = {}
+    for kind in ("poll", "media"):
+        step(f"{CALIBRATION_REQUESTS} {kind} requests alone, for their CPU each")
+        before = tree_cpu_seconds(server_pid) + _postgres_cpu(pg_pid)
+        await video_learners.calibrate(video, kind, CALIBRATION_REQUESTS)
+        units[kind] = (tree_cpu_seconds(server_pid) + _postgres_cpu(pg_pid) - before) * 1000 / CALIBRATION_REQUESTS
+    video_learners.close(video)
+    return primed, tally, window, units
+
+
+def _video_figures(
+    video: video_learners.VideoLearners, window: open_loop.Window, beats: int, cpu_ms: float, units: dict[str, float]
+) -> dict[str, object]:
+    """The side traffic of a video window, and the CPU per beat with and without its cost."""
+    side = video.tally.in_window(window.opened, window.closed)
+    side_ms = ((side["poll"] + side["answer"]) * units["poll"] + side["media"] * units["media"]) / beats
+    media_ms, poll_ms = video.tally.latencies_ms("media", window), video.tally.latencies_ms("poll", window)
+    print(
+        f"    the video learners' other requests in the window (a second connection each): "
+        f"{side['media']:,} media ranges ({side['media'] / beats:.2f} per beat, "
+        f"{video.tally.media_bytes / 1e6:.1f} MB in the run), {side['poll']:,} check polls, "
+        f"{side['answer']} check answers; {video.tally.checks_shown} checks shown in the run, answered "
+        f"{dict(video.tally.outcomes)}; errors {dict(video.tally.errors()) or 0}; latency media p50 "
+        f"{percentile(media_ms, 50):.1f} / p99 {percentile(media_ms, 99):.1f} ms, poll p50 "
+        f"{percentile(poll_ms, 50):.1f} / p99 {percentile(poll_ms, 99):.1f} ms\n"
+        f"    CPU each, measured alone after the window (server + PostgreSQL): poll {units['poll']:.2f} ms, "
+        f"media range {units['media']:.2f} ms; so of the {cpu_ms:.2f} ms per beat above, {side_ms:.2f} ms is "
+        f"the side requests' and {cpu_ms - side_ms:.2f} ms the beat's own"
+    )
+    return {
+        "media_requests": side["media"],
+        "check_polls": side["poll"],
+        "check_answers": side["answer"],
+        "checks_shown": video.tally.checks_shown,
+        "check_outcomes": dict(video.tally.outcomes),
+        "side_errors": dict(video.tally.errors()),
+        "media_p99_ms": round(percentile(media_ms, 99), 1),
+        "poll_p99_ms": round(percentile(poll_ms, 99), 1),
+        "poll_cpu_ms": round(units["poll"], 2),
+        "media_cpu_ms": round(units["media"], 2),
+        "cpu_ms_per_beat_with_side": round(cpu_ms, 2),
+        "cpu_ms_per_beat_beat_only": round(cpu_ms - side_ms, 2),
+    }
+
+
+def _earned(url: str, names: list[str], lesson_id: int) -> dict[str, object]:
+    """What the run's learners earned (bench/video_learners.py ``honest``), printed and returned."""
+    app = _in_process_app(url)
+    h = video_learners.honest(app, url, names, lesson_id)
+    print(
+        f"    earned: {h.credited_beats:,} of {h.beats:,} claiming beats credited "
+        f"({100 * h.credited_beats / max(1, h.beats):.2f} %), {h.credited_ms / 1000:,.0f} s of "
+        f"{h.claimed_ms / 1000:,.0f} s claimed ({100 * h.credited_ms / max(1, h.claimed_ms):.2f} %); "
+        f"person-days {h.verdicts}: credited {h.day_credited_ms / 1000:,.0f} s, deducted "
+        f"{h.day_deducted_ms / 1000:,.0f} s, held {h.day_held_ms / 1000:,.0f} s; rules that cut or flagged "
+        f"{h.rules or 'none'}"
+    )
+    return {
+        "beats_claiming": h.beats,
+        "beats_credited": h.credited_beats,
+        "claimed_ms": h.claimed_ms,
+        "credited_ms": h.credited_ms,
+        "day_verdicts": h.verdicts,
+        "day_credited_ms": h.day_credited_ms,
+        "day_deducted_ms": h.day_deducted_ms,
+        "day_held_ms": h.day_held_ms,
+        "rules": h.rules,
     }
 
 
@@ -935,6 +1152,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cadence", type=float, default=2.0, help="open loop: seconds between one learner's beats")
     parser.add_argument("--learners", type=int, default=0, help="open loop: learners (default rate x cadence)")
+    parser.add_argument(
+        "--lesson-kind",
+        choices=["document", "video", "both"],
+        default="document",
+        help="ingest, open loop: what the learners study; video: a lecture with its media fetched through "
+        "each session's signed URL and attention checks answered (bench/video_learners.py); both: "
+        "document then video on the same server and cluster",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="ingest: the runs this many times over, interleaved (A B A B)"
+    )
     parser.add_argument("--days", type=int, default=10_000, help="person-days to recompute")
     parser.add_argument("--beats-per-day", type=int, default=20)
     parser.add_argument("--replay-beats", type=int, default=60, help="replay: beats per learner")
@@ -955,25 +1183,49 @@ def main(argv: list[str] | None = None) -> int:
 
             with psycopg.connect(plain(url), autocommit=True) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            env = common.app_env(url, "anti_idle")
+            lesson_kinds = ["document", "video"] if args.lesson_kind == "both" else [args.lesson_kind]
+            video = args.only == "ingest" and "video" in lesson_kinds
+            media_dir = tempfile.mkdtemp(prefix="bench-media-") if video else None
+            env = common.app_env(url, "anti_idle", **({"LMS_MEDIA_DIR": media_dir} if media_dir else {}))
             common.upgrade(env)
             learners = (args.learners or round(args.rate * args.cadence)) if args.rate else args.clients
-            users = max(args.days, learners * 7 + 2, 200)
+            servers = ["gthread", "uvicorn"] if args.server == "both" else [args.server]
+            # Each run has learners of its own: ``bench{i * stride + run}``.
+            args.stride = max(7, len(servers) * len(lesson_kinds) * args.repeat)
+            users = max(args.days, learners * args.stride + 2, 200)
             seed_large.seed(url, users=users, units=200)
-            seed_large.seed_study(url, courses=1, assigned=1)
+            if video:
+                lecture = seed_large.make_lecture(
+                    REPO / "instance" / "bench" / f"lecture-{LECTURE_SECONDS}.mp4", LECTURE_SECONDS
+                )
+                seed_large.seed_study(url, courses=2, assigned=2, video=lecture, video_courses=1, media_dir=media_dir)
+                _video_policy(url)
+            else:
+                seed_large.seed_study(url, courses=1, assigned=1)
             seed_large.settle(url)
             if args.only in (None, "beat"):
                 results["beat"] = bench_beat(url, args.beats, args.profile)
             if args.only in (None, "replay"):
                 results["replay"] = bench_replay(url, args.clients, args.replay_beats, args.profile)
             if args.only in (None, "ingest"):
-                # Both servers in the same run window (same cluster, same load), one after the other.
-                kinds = ["gthread", "uvicorn"] if args.server == "both" else [args.server]
-                for offset, kind in enumerate(kinds):
-                    key = "ingest" if len(kinds) == 1 else f"ingest_{kind}"
-                    # Other learners for the second server: the first run's sessions and day
-                    # state would make its learners' beats dearer (two sessions of one person).
-                    results[key] = bench_ingest(url, env, args, postmaster_pid(cluster), kind, offset)
+                # Both servers (and both lesson kinds) in the same run window (same cluster, same
+                # load), one after the other, ``--repeat`` times over.
+                runs = [
+                    (r, kind, lesson_kind)
+                    for r in range(args.repeat)
+                    for kind in servers
+                    for lesson_kind in lesson_kinds
+                ]
+                for offset, (r, kind, lesson_kind) in enumerate(runs):
+                    key = "_".join(
+                        ["ingest"]
+                        + ([kind] if len(servers) > 1 else [])
+                        + ([lesson_kind] if len(lesson_kinds) > 1 else [])
+                        + ([str(r + 1)] if args.repeat > 1 else [])
+                    )
+                    # Other learners for each run: an earlier run's sessions and day state would
+                    # make its learners' beats dearer (two sessions of one person).
+                    results[key] = bench_ingest(url, env, args, postmaster_pid(cluster), kind, offset, lesson_kind)
             if args.only in (None, "recompute"):
                 results["recompute"] = bench_recompute(url, env, args, postmaster_pid(cluster))
         finally:

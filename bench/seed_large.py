@@ -26,6 +26,8 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 PASSWORD = "Bench-2026"  # noqa: S105 - a throwaway benchmark database
 CODE_PREFIX = "B36"  # codes of bench units, distinct from the demo city's
@@ -190,11 +192,25 @@ def seed(url: str, *, users: int = 100_000, units: int = 5_000, progress: bool =
     return {"org_units": len(plan), "users": users + len(admins), "role_assignments": len(admins)}
 
 
-def seed_study(url: str, *, courses: int = 20, assigned: int = 3, progress: bool = True) -> dict[str, int]:
+def seed_study(
+    url: str,
+    *,
+    courses: int = 20,
+    assigned: int = 3,
+    progress: bool = True,
+    video: Path | None = None,
+    video_courses: int = 0,
+    media_dir: str | None = None,
+) -> dict[str, int]:
     """Courses (through the ORM, so model defaults apply) and city-wide assignments.
 
     Every bench user gets an assigned enrolment for each of the first ``assigned``
     courses, written with ``COPY``; nobody is left for ``ensure_assigned`` to do.
+
+    The last ``video_courses`` courses teach VIDEO lessons playing ``video`` (a real MP4,
+    e.g. :func:`make_lecture`), stored through the media service as an upload is (content
+    checks, probed duration) into ``media_dir``, the server's ``LMS_MEDIA_DIR``; the others
+    DOCUMENT lessons without media, as before.
     """
     import uuid
 
@@ -205,18 +221,28 @@ def seed_study(url: str, *, courses: int = 20, assigned: int = 3, progress: bool
     from lms_core.enrolments.models import Assignment
     from lms_core.extensions import db
 
+    if video_courses and video is None:
+        raise SeedError("video courses need a video file")
     sa_url = url if "+psycopg" in url else url.replace("postgresql://", "postgresql+psycopg://")
-    app = create_app(
-        {"SQLALCHEMY_DATABASE_URI": sa_url, "SECRET_KEY": "seed", "LMS_PLUGINS": [], "LMS_INLINE_JOBS": False}
-    )
+    config: dict[str, object] = {
+        "SQLALCHEMY_DATABASE_URI": sa_url,
+        "SECRET_KEY": "seed",
+        "LMS_PLUGINS": [],
+        "LMS_INLINE_JOBS": False,
+    }
+    if media_dir:
+        config["LMS_MEDIA_DIR"] = media_dir
+    app = create_app(config)
     now = dt.datetime.now(dt.UTC)
     deadline = now + dt.timedelta(days=90)
     with app.app_context():
         city_id = db.session.execute(
             db.text("SELECT id FROM org_units WHERE code = :c"), {"c": CODE_PREFIX}
         ).scalar_one()
+        media = _store_video(video, city_id) if video_courses and video is not None else None
         made = []
         for i in range(courses):
+            on_video = media is not None and i >= courses - video_courses
             course = Course(
                 code=f"BC{i:03d}",
                 title=f"基准课程{i + 1}：学习贯彻专题第{i + 1}讲",
@@ -228,7 +254,14 @@ def seed_study(url: str, *, courses: int = 20, assigned: int = 3, progress: bool
             section = Section(course=course, title="第一章", position=0)
             for n in range(5):
                 db.session.add(
-                    Lesson(section=section, course=course, title=f"第{n + 1}节", kind=LessonKind.DOCUMENT, position=n)
+                    Lesson(
+                        section=section,
+                        course=course,
+                        title=f"第{n + 1}节",
+                        kind=LessonKind.VIDEO if on_video else LessonKind.DOCUMENT,
+                        media_id=media.id if on_video and media is not None else None,
+                        position=n,
+                    )
                 )
             db.session.add(course)
             made.append(course)
@@ -260,6 +293,45 @@ def seed_study(url: str, *, courses: int = 20, assigned: int = 3, progress: bool
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute("ANALYZE")
     return {"courses": courses, "assignments": len(pairs), "enrolments": len(user_ids) * len(pairs)}
+
+
+#: The bench lecture's picture: small (the rules need real bytes and a real duration, not a
+#: sharp picture), as bench/anti_idle_detection.py's, in MP4 (H.264/AAC) as most uploads are.
+LECTURE_RASTER = {"width": 160, "height": 96, "fps": 4, "bit_rate": 60_000}
+
+
+def make_lecture(path: Path, seconds: int) -> Path:
+    """A real MP4 lecture of ``seconds`` at :data:`LECTURE_RASTER`, encoded by the demo's
+    ``make_video`` (PyAV; a few seconds of CPU for ten minutes), kept at ``path``."""
+    from lms_core.demo.media import DemoVideo, Raster, make_video
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lecture = DemoVideo(path.name, "基准讲座", seconds, 9, (60, 60, 60), 300)
+        make_video(path, lecture, raster=Raster(**LECTURE_RASTER))  # type: ignore[arg-type]
+    return path
+
+
+def _store_video(path: Path, city_id: int) -> Any:
+    """``path`` stored as an upload is (``media.services.store``: type and content checks, the
+    probed duration), uploaded by a bench instructor of the city; the caller commits."""
+    from lms_core.accounts.models import User
+    from lms_core.extensions import db
+    from lms_core.media.services import store
+
+    teacher = User(
+        username="bench_teacher",
+        full_name="基准讲师",
+        password_hash="!",  # cannot sign in: it only uploads the lecture
+        org_unit_id=city_id,
+    )
+    db.session.add(teacher)
+    db.session.flush()
+    with path.open("rb") as fh:
+        media = store(fh, path.name, teacher).media
+    if not media.duration_ms:
+        raise SeedError(f"{path}: no duration probed")
+    return media
 
 
 def settle(url: str, *, progress: bool = True) -> None:
