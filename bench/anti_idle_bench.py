@@ -587,11 +587,11 @@ def bench_ingest(
 ) -> dict[str, object]:
     import psycopg
 
-    if lesson_kind == "video" and not args.rate:
+    if lesson_kind != "document" and not args.rate:
         raise SystemExit("--lesson-kind video needs the open loop (--rate R)")
     with psycopg.connect(plain(url)) as conn:
         lesson_id = conn.execute(
-            "SELECT id FROM lessons WHERE kind = %s ORDER BY id LIMIT 1", (lesson_kind,)
+            "SELECT id FROM lessons WHERE kind = %s ORDER BY id LIMIT 1", (lesson_kind.removesuffix("_bare"),)
         ).fetchone()[0]
     if server_kind == "uvicorn":  # the ASGI front (lms_core/learning/beat_asgi.py), group commit on
         server, port = common.start_gunicorn(
@@ -717,8 +717,10 @@ def _ingest_open(
     interval = learners / args.rate
     step(f"{mint_s:.0f} s to mint {learners}")
     video = units = None
-    if lesson_kind == "video":  # primed on the learners' loop (_drive_video), after the media's first ranges
-        video = _video_learners(url, port, minted, lesson_id, learners, interval, args)
+    if lesson_kind != "document":  # primed on the learners' loop (_drive_video), after the media's first ranges
+        video = _video_learners(
+            url, port, minted, lesson_id, learners, interval, args, bare=lesson_kind == "video_bare"
+        )
     else:
         step("priming: each learner's first beat of the day")
         primed = open_loop.run(open_loop.prime(port, minted, round(interval * 1000)))
@@ -792,7 +794,7 @@ def _ingest_open(
         f"stored beats by envelope {envelopes}; minting {learners} sign-ins took {mint_s:.1f} s"
     )
     extra: dict[str, object] = {}
-    if video is not None and units is not None:
+    if video is not None and units:
         extra = _video_figures(video, window, n, server_ms + pg_ms, units)
     step("folding each learner's day (verdicts.settle) and reading back what they earned")
     earned = _earned(url, names, lesson_id)
@@ -865,6 +867,8 @@ def _video_learners(
     learners: int,
     interval: float,
     args: argparse.Namespace,
+    *,
+    bare: bool = False,
 ) -> video_learners.VideoLearners:
     """The video learners of a run: their signed media URLs and their beats' schedule."""
     import random
@@ -892,7 +896,7 @@ def _video_learners(
         rnd=random.Random(SCHEDULE_SEED),  # noqa: S311 - drive's schedule, drawn again
     )
     lecture = video_learners.Lecture(int(media_id), int(size), int(duration_ms))
-    return video_learners.VideoLearners(port, minted, paths, lecture, video_learners.dues_of(plan, learners))
+    return video_learners.VideoLearners(port, minted, paths, lecture, video_learners.dues_of(plan, learners), bare=bare)
 
 
 async def _drive_video(
@@ -926,7 +930,7 @@ async def _drive_video(
     )
     await video.finish()
     units: dict[str, float] = {}
-    for kind in ("poll", "media"):
+    for kind in ("poll", "media") if not video.bare else ():
         step(f"{CALIBRATION_REQUESTS} {kind} requests alone, for their CPU each")
         before = tree_cpu_seconds(server_pid) + _postgres_cpu(pg_pid)
         await video_learners.calibrate(video, kind, CALIBRATION_REQUESTS)
@@ -1154,11 +1158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learners", type=int, default=0, help="open loop: learners (default rate x cadence)")
     parser.add_argument(
         "--lesson-kind",
-        choices=["document", "video", "both"],
+        choices=["document", "video", "video_bare", "both", "all"],
         default="document",
         help="ingest, open loop: what the learners study; video: a lecture with its media fetched through "
-        "each session's signed URL and attention checks answered (bench/video_learners.py); both: "
-        "document then video on the same server and cluster",
+        "each session's signed URL and attention checks answered (bench/video_learners.py); video_bare: "
+        "the same beats with no side request in the window (the run's media fetched before it, no check "
+        "polls); both: document then video; all: document, video, video_bare; on the same server and cluster",
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="ingest: the runs this many times over, interleaved (A B A B)"
@@ -1183,8 +1188,10 @@ def main(argv: list[str] | None = None) -> int:
 
             with psycopg.connect(plain(url), autocommit=True) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            lesson_kinds = ["document", "video"] if args.lesson_kind == "both" else [args.lesson_kind]
-            video = args.only == "ingest" and "video" in lesson_kinds
+            lesson_kinds = {"both": ["document", "video"], "all": ["document", "video", "video_bare"]}.get(
+                args.lesson_kind, [args.lesson_kind]
+            )
+            video = args.only == "ingest" and lesson_kinds != ["document"]
             media_dir = tempfile.mkdtemp(prefix="bench-media-") if video else None
             env = common.app_env(url, "anti_idle", **({"LMS_MEDIA_DIR": media_dir} if media_dir else {}))
             common.upgrade(env)

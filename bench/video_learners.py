@@ -193,6 +193,10 @@ class VideoLearners:
 
     ``dues[i][seq]``: when learner ``i``'s beat ``seq`` falls due, in seconds from the
     schedule's start (``open_loop.schedule``); playback starts at 0 from the media's start.
+    ``bare``: the same beats with no side request in the window, for an A/B of the beats' own
+    cost: the media the whole run plays is fetched before it (:meth:`preload`), and no check is
+    polled for (the checks the claims make owed are not answered: the run ends before the
+    first one's window, :data:`CHECK_POLICY`, would lapse).
     """
 
     def __init__(
@@ -204,8 +208,9 @@ class VideoLearners:
         dues: Sequence[dict[int, float]],
         *,
         seed: int = 8,
+        bare: bool = False,
     ) -> None:
-        self.lecture, self.dues = lecture, dues
+        self.lecture, self.dues, self.bare = lecture, dues, bare
         self.viewers = [
             _Viewer(
                 _Side(port, learner),
@@ -269,7 +274,7 @@ class VideoLearners:
     def on_answer(self, client: Any, seq: int, status: bytes, _body: bytes) -> None:
         """After beat ``seq`` is answered: fetch the next range if the buffer runs low, and ask
         whether a check is due (the plugin's script asks after every answered beat)."""
-        if not seq or status != b"200":
+        if not seq or status != b"200" or self.bare:
             return
         i = client.index
         viewer = self.viewers[i]
@@ -348,13 +353,16 @@ class VideoLearners:
 
     async def preload(self) -> None:
         """Each learner's first ranges, before it plays (a player buffers before it starts):
-        :data:`LOOKAHEAD_MS` + :data:`CHUNK_MS` of media, in ranges of :data:`CHUNK_MS`."""
+        :data:`LOOKAHEAD_MS` + :data:`CHUNK_MS` of media, in ranges of :data:`CHUNK_MS`; ``bare``:
+        all the run will play, and :data:`LOOKAHEAD_MS` more."""
         queue = list(range(len(self.viewers)))
 
         async def worker() -> None:
             while queue:
-                viewer = self.viewers[queue.pop()]
-                while viewer.fetched_ms < min(self.lecture.duration_ms, LOOKAHEAD_MS + CHUNK_MS):
+                i = queue.pop()
+                viewer = self.viewers[i]
+                ahead = self.position_ms(i, max(self.dues[i], default=1)) if self.bare else CHUNK_MS
+                while viewer.fetched_ms < min(self.lecture.duration_ms, LOOKAHEAD_MS + ahead):
                     before = viewer.fetched_ms
                     await self._fetch(viewer)
                     if viewer.fetched_ms == before:
@@ -418,7 +426,7 @@ def dues_of(plan: Sequence[tuple[float, int, int]], learners: int) -> list[dict[
     return dues
 
 
-async def calibrate(learners: VideoLearners, kind: str, count: int, concurrency: int = 16) -> None:
+async def calibrate(learners: VideoLearners, kind: str, count: int, concurrency: int = 4) -> None:
     """``count`` requests of ``kind`` (``poll``: the check poll; ``media``: one range of
     :data:`CHUNK_MS` from the media's start) on the learners' side connections, nothing else
     running: the caller reads the server's and PostgreSQL's CPU around it, the cost of one such
