@@ -10,12 +10,15 @@ view without losing the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import psycopg
 import pytest
 import time_machine
 from flask.testing import _get_werkzeug_version
@@ -191,6 +194,33 @@ def record(app: Any, requests: list[Any]) -> list[beat_batch.Answer | None]:
 
 def run_group(app: Any, group: list[tuple[Player, dict[str, Any]]]) -> list[beat_batch.Answer | None]:
     return record(app, requests_for(group))
+
+
+def play_rounds(app: Any, players: list[Player], played: list[tuple[dt.datetime, dict[str, Any]]]) -> None:
+    """Each ``(time, body)`` as one group round of every player's beat at that frozen time; a
+    beat the round hands back (a day replay, ``beat_group.HandOff``) is done by the view, as the
+    ASGI front does."""
+    for at, body in played:
+        with time_machine.travel(at, tick=False):
+            for p, answer in zip(players, run_group(app, [(p, body) for p in players]), strict=True):
+                if answer is None:
+                    assert p.post(at, body).status_code == 200
+
+
+@contextlib.contextmanager
+def psycopg_statements() -> Iterator[list[str]]:
+    """The statements psycopg runs inside the block. The beat path's prepared statements go
+    to the raw connection's cursor, so SQLAlchemy's cursor events do not see them."""
+    statements: list[str] = []
+    original = psycopg.Cursor.execute
+
+    def counting(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return original(self, query, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(psycopg.Cursor, "execute", counting)
+        yield statements
 
 
 def by_view_if_handed(

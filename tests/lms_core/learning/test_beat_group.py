@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 import pytest
 import time_machine
 from sqlalchemy import inspect
@@ -26,7 +25,7 @@ from lms_core.learning.models import (
     RefusedBeat,
 )
 from plugins.anti_idle.models import Beat, PersonState
-from tests.lms_core.learning.test_beat_asgi import people, run_group
+from tests.lms_core.learning.test_beat_asgi import people, play_rounds, psycopg_statements, run_group
 from tests.lms_core.learning.test_beat_front import NAMING, Player, beats, normalised, rows
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True)
@@ -110,27 +109,14 @@ def test_a_group_round_by_round_stores_and_answers_what_one_by_one_does(app, kit
 
 
 @pytest.mark.backends("postgresql")
-def test_a_round_is_one_read_and_one_write_per_side_on_postgresql(app, kit, tree, monkeypatch):
+def test_a_round_is_one_read_and_one_write_per_side_on_postgresql(app, kit, tree):
     users = people(app, kit, tree, 6)
     players = [Player(app, kit, u, lean=True) for u in users]
     played = beats()
-    for at, body in played[:2]:  # the play (first rows created) and a first beat, one group each
-        with time_machine.travel(at, tick=False):
-            for p, answer in zip(players, run_group(app, [(p, body) for p in players]), strict=True):
-                if answer is None:  # handed back (the day's first replay): the view does it
-                    assert p.post(at, body).status_code == 200
-    statements: list[str] = []
-    original = psycopg.Cursor.execute
-
-    def counting(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        statements.append(str(query))
-        return original(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    play_rounds(app, players, played[:2])  # the play (first rows created) and a first beat, one group each
     at, body = played[2]
-    with time_machine.travel(at, tick=False):
+    with psycopg_statements() as statements, time_machine.travel(at, tick=False):
         answers = run_group(app, [(p, body) for p in players])
-    monkeypatch.undo()
     assert all(a is not None and a[0] == 200 for a in answers), answers
     # Six people's beats: the core's read and write, the plugin's read and write (one each).
     # Six people's beats: the core's read and write, the plugin's read and write, one each.

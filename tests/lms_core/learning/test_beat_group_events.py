@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 import pytest
 import time_machine
 from sqlalchemy import select
@@ -21,7 +20,7 @@ from lms_core.events.models import Event
 from lms_core.events.services import DISPATCH_JOB
 from lms_core.extensions import db
 from lms_core.jobs.models import Job
-from tests.lms_core.learning.test_beat_asgi import people, run_group
+from tests.lms_core.learning.test_beat_asgi import people, play_rounds, psycopg_statements, run_group
 from tests.lms_core.learning.test_beat_front import Player, beats, normalised
 from tests.lms_core.learning.test_beat_group import chunks_of, play
 
@@ -78,30 +77,17 @@ def test_a_groups_events_are_the_events_of_one_by_one(app, kit, tree):
 
 
 @pytest.mark.backends("postgresql")
-def test_a_rounds_events_are_one_insert_on_postgresql(app, kit, tree, monkeypatch):
+def test_a_rounds_events_are_one_insert_on_postgresql(app, kit, tree):
     users = people(app, kit, tree, 6)
     players = [Player(app, kit, u, lean=True) for u in users]
     played = beats()
     seek = next(i for i, (_at, body) in enumerate(played) if body["event"] == "seeked")
-    for at, body in played[:seek]:
-        with time_machine.travel(at, tick=False):
-            for p, answer in zip(players, run_group(app, [(p, body) for p in players]), strict=True):
-                if answer is None:  # handed back (a day replay): the view does it
-                    assert p.post(at, body).status_code == 200
+    play_rounds(app, players, played[:seek])
     db.session.expire_all()
     before = [len(events_of(p)) for p in players]
-    statements: list[str] = []
-    original = psycopg.Cursor.execute
-
-    def counting(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        statements.append(str(query))
-        return original(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
     at, body = played[seek]
-    with time_machine.travel(at, tick=False):
+    with psycopg_statements() as statements, time_machine.travel(at, tick=False):
         answers = run_group(app, [(p, body) for p in players])
-    monkeypatch.undo()
     assert all(a is not None and a[0] == 200 for a in answers), answers
     db.session.expire_all()
     added = [len(events_of(p)) - n for p, n in zip(players, before, strict=True)]

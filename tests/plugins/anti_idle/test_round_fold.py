@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import psycopg
 import pytest
 import time_machine
 
@@ -24,7 +23,7 @@ from lms_core.media.services import record_delivery
 from plugins.anti_idle import state_pg
 from plugins.anti_idle.events import DAY_ASSESSED
 from plugins.anti_idle.models import DayLesson, DayVerdict
-from tests.lms_core.learning.test_beat_asgi import people, run_group
+from tests.lms_core.learning.test_beat_asgi import people, play_rounds, psycopg_statements, run_group
 from tests.lms_core.learning.test_beat_front import BEAT_URL, CSRF, KEY, T0, Player, normalised
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True)
@@ -181,7 +180,7 @@ def test_a_rounds_folds_and_publishes_write_what_one_by_one_writes(app, kit, tre
 
 
 @pytest.mark.backends("postgresql")
-def test_a_rounds_folds_are_one_statement(app, kit, tree, monkeypatch):
+def test_a_rounds_folds_are_one_statement(app, kit, tree):
     users = people(app, kit, tree, 6)
     players = [Player(app, kit, u, lean=True) for u in users]
     (_what, lesson, beats) = script(kit)[0]
@@ -189,22 +188,9 @@ def test_a_rounds_folds_are_one_statement(app, kit, tree, monkeypatch):
         open_lesson(p, lesson, beats[0][0] - dt.timedelta(seconds=1))
     *before, (at, pause) = beats
 
-    for when, body in before:
-        with time_machine.travel(when, tick=False):
-            for p, answer in zip(players, run_group(app, [(p, body) for p in players]), strict=True):
-                if answer is None:  # the day's first replay: the view does it
-                    assert p.post(when, body).status_code == 200
-    statements: list[str] = []
-    original = psycopg.Cursor.execute
-
-    def counting(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        statements.append(str(query))
-        return original(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
-    with time_machine.travel(at, tick=False):
+    play_rounds(app, players, before)
+    with psycopg_statements() as statements, time_machine.travel(at, tick=False):
         answers = run_group(app, [(p, pause) for p in players])  # every person stops: every day is folded
-    monkeypatch.undo()
     assert all(a is not None and a[0] == 200 for a in answers), answers
     writes = [
         s
