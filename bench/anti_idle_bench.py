@@ -677,9 +677,10 @@ def bench_ingest(
 
 
 def _mint(url: str, lesson_id: int, names: list[str]) -> list[open_loop.Learner]:
-    """Sign-ins minted in process (bench/open_loop.py), each learner on its own loopback address."""
+    """Sign-ins minted in process (bench/open_loop.py), each learner on its own loopback address
+    (progress every 2,000 from 5,000 learners on)."""
     app = _in_process_app(url)
-    minted = open_loop.mint_learners(app, lesson_id, names)
+    minted = open_loop.mint_learners(app, lesson_id, names, progress=2000 if len(names) >= 5000 else 0)
     with app.app_context():
         from lms_core.extensions import db
 
@@ -723,8 +724,18 @@ def _ingest_open(
         )
     else:
         step("priming: each learner's first beat of the day")
-        primed = open_loop.run(open_loop.prime(port, minted, round(interval * 1000)))
-    step(f"open loop: {args.rate:g} beats/s offered by {learners} learners, one every {interval:.2f} s each")
+        primed = open_loop.run(
+            open_loop.prime(port, minted, round(interval * 1000), progress=2000 if learners >= 5000 else 0)
+        )
+    # More learners than one process's files allow (each holds a connection): the generator
+    # in several processes on one schedule start (open_loop.drive_split).
+    generators = args.generators or -(-learners // open_loop.LEARNERS_PER_PROCESS)
+    if generators > 1 and video is not None:
+        raise SystemExit("video learners: one generator process (at most 10,000 learners)")
+    step(
+        f"open loop: {args.rate:g} beats/s offered by {learners} learners, one every {interval:.2f} s each"
+        + (f", from {generators} generator processes" if generators > 1 else "")
+    )
     marks: dict[str, float] = {}
     seen: dict[str, Any] = {}  # the window's statements and COMMITs, read as it closes
 
@@ -749,6 +760,20 @@ def _ingest_open(
         primed, tally, window, units = open_loop.run(
             _drive_video(video, port, minted, args, on_window, server.pid, pg_pid)
         )
+    elif generators > 1:
+        tally, window, gen_cpu = open_loop.drive_split(
+            port,
+            minted,
+            args.rate,
+            args.warmup,
+            args.duration,
+            processes=generators,
+            first_seq=2,
+            on_window=on_window,
+            jitter=JITTER,
+            seed=SCHEDULE_SEED,
+        )
+        marks["gen"] = gen_cpu  # the generator processes', not this one's
     else:
         tally, window = open_loop.run(
             open_loop.drive(
@@ -1157,6 +1182,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cadence", type=float, default=2.0, help="open loop: seconds between one learner's beats")
     parser.add_argument("--learners", type=int, default=0, help="open loop: learners (default rate x cadence)")
     parser.add_argument(
+        "--warm-wal",
+        type=int,
+        default=640,
+        metavar="MB",
+        help="ingest: this much WAL written and recycled first, as a running server has it "
+        "(seed_large.warm_wal); 0: a fresh cluster, each new WAL segment zero-filled during the run",
+    )
+    parser.add_argument(
+        "--generators",
+        type=int,
+        default=0,
+        help="open loop: generator processes (default: one per 10,000 learners, each holding their connections)",
+    )
+    parser.add_argument(
         "--lesson-kind",
         choices=["document", "video", "video_bare", "both", "all"],
         default="document",
@@ -1223,7 +1262,12 @@ def main(argv: list[str] | None = None) -> int:
                     for kind in servers
                     for lesson_kind in lesson_kinds
                 ]
+                if args.warm_wal:  # a running server's recycled WAL segments, not a fresh cluster's
+                    seed_large.warm_wal(url, args.warm_wal)
                 for offset, (r, kind, lesson_kind) in enumerate(runs):
+                    if args.warm_wal and offset:  # the last run's segments recycled for this one
+                        with psycopg.connect(plain(url), autocommit=True) as conn:
+                            conn.execute("CHECKPOINT")
                     key = "_".join(
                         ["ingest"]
                         + ([kind] if len(servers) > 1 else [])

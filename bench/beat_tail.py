@@ -200,16 +200,22 @@ def run_round(
 ) -> dict[str, Any]:
     """One variant's run: its server, its learners, the open loop, the trace joined."""
     trace_dir = Path(tempfile.mkdtemp(prefix="beat-trace-"))
+    extra = dict(extra)
+    workers = int(extra.pop("WORKERS", args.workers))  # gunicorn's own settings, not the app's
+    gunicorn_args = extra.pop("GUNICORN", "").split()
     server_env = {**env, **extra, "LMS_BEAT_TRACE": str(trace_dir)}
+    if not args.trace:
+        server_env.pop("LMS_BEAT_TRACE")
     server, port = common.start_gunicorn(
         server_env,
-        workers=args.workers,
+        workers=workers,
+        extra_args=gunicorn_args,
         worker_class="uvicorn_worker.UvicornWorker",
         app="lms_core.learning.beat_asgi:create_app()",
     )
     marks: dict[str, float] = {}
     try:
-        names = [f"bench{i * 7 + offset:06d}" for i in range(args.learners)]
+        names = [f"bench{i * args.max_runs + offset:06d}" for i in range(args.learners)]
         minted = anti_idle_bench._mint(url, lesson_id, names)
         interval = args.learners / args.rate
         open_loop.run(open_loop.prime(port, minted, round(interval * 1000)))
@@ -241,6 +247,19 @@ def run_round(
     finally:
         common.stop_server(server)  # SIGTERM: the workers write the rest of their trace
     n = max(1, tally.answered(window.opened, window.closed))
+    if not args.trace:
+        values = sorted(v * 1000 for v in tally.latencies)
+        return {
+            "p50_ms": round(percentile(values, 50), 1),
+            "p95_ms": round(percentile(values, 95), 1),
+            "p99_ms": round(percentile(values, 99), 1),
+            "max_ms": round(values[-1], 1) if values else 0,
+            "errors": tally.errors,
+            "achieved_per_s": round(tally.answered(window.start, window.end) / args.duration),
+            "cpu_ms_per_beat": round((marks["server"] + marks["pg"]) * 1000 / n, 3),
+            "load": round(marks["load"], 2),
+            "generator_lag_ms": round((window.opened - window.start) * 1000),
+        }
     result = attribute([r for r in watch.records if window.start <= r[2] < window.end], trace_dir)
     result.update(
         errors=tally.errors,
@@ -261,7 +280,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1, help="rounds of each variant, interleaved")
-    parser.add_argument("--variant", action="append", default=[], help="NAME=KEY=VALUE,KEY=VALUE (server settings)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME=KEY=VALUE,KEY=VALUE (server settings; WORKERS=n: gunicorn's workers, "
+        "GUNICORN='--backlog 4096': its other arguments)",
+    )
+    parser.add_argument(
+        "--warm-wal", type=int, default=640, metavar="MB", help="WAL recycled first (0: a fresh cluster's)"
+    )
+    parser.add_argument("--max-runs", type=int, default=7, help="learners are seeded for this many runs")
+    parser.add_argument(
+        "--no-trace", dest="trace", action="store_false", help="latencies and CPU only, the workers not tracing"
+    )
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     args.learners = round(args.rate * args.cadence)
@@ -270,23 +302,28 @@ def main(argv: list[str] | None = None) -> int:
         name, _eq, settings = spec.partition("=")
         variants.append((name, dict(kv.split("=", 1) for kv in settings.split(",") if kv)))
     runs = args.rounds * len(variants)
-    if runs > 7:
-        parser.error("at most 7 runs (each takes other learners: bench{i*7+k})")
+    if runs > args.max_runs:
+        parser.error(f"at most {args.max_runs} runs (each takes other learners: bench{{i*max_runs+k}}); --max-runs")
     cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")
     results: list[dict[str, Any]] = []
     try:
         url = cluster.create_database("lms_bench")
         env = common.app_env(url, "anti_idle")
         common.upgrade(env)
-        seed_large.seed(url, users=args.learners * 7 + 2, units=200)
+        seed_large.seed(url, users=args.learners * args.max_runs + 2, units=200)
         seed_large.seed_study(url, courses=1, assigned=1)
         seed_large.settle(url)
         import psycopg
 
         with psycopg.connect(anti_idle_bench.plain(url)) as conn:
             lesson_id = conn.execute("SELECT id FROM lessons ORDER BY id LIMIT 1").fetchone()[0]
+        if args.warm_wal:
+            seed_large.warm_wal(url, args.warm_wal)
         for k in range(runs):
             name, extra = variants[k % len(variants)]
+            if args.warm_wal:  # the last run's WAL segments recycled for this one
+                with psycopg.connect(anti_idle_bench.plain(url), autocommit=True) as conn:
+                    conn.execute("CHECKPOINT")
             step(f"round {k // len(variants) + 1}, variant {name} {extra}: {args.rate:g} beats/s offered")
             result = {
                 "variant": name,
@@ -302,6 +339,13 @@ def main(argv: list[str] | None = None) -> int:
         by_variant[r["variant"]].append(r)
     for name, rs in by_variant.items():
         for r in rs:
+            if "slow" not in r:  # --no-trace
+                print(
+                    f"{name}: p50/p95/p99 {r['p50_ms']}/{r['p95_ms']}/{r['p99_ms']} ms (max {r['max_ms']}), "
+                    f"{r['achieved_per_s']}/s, errors {r['errors']}, CPU {r['cpu_ms_per_beat']} ms/beat, "
+                    f"load {r['load']}"
+                )
+                continue
             print(
                 f"{name}: p50/p95/p99 {r['p50_ms']}/{r['p95_ms']}/{r['p99_ms']} ms (max {r['max_ms']}), "
                 f"{r['achieved_per_s']}/s, errors {r['errors']}, CPU {r['cpu_ms_per_beat']} ms/beat, load {r['load']}; "

@@ -74,7 +74,7 @@ class Learner:
     key: str
 
 
-def mint_learners(app: Any, lesson_id: int, names: Sequence[str]) -> list[Learner]:
+def mint_learners(app: Any, lesson_id: int, names: Sequence[str], progress: int = 0) -> list[Learner]:
     """Sign ``names`` in and open ``lesson_id`` for each, in process (see the module's docstring)."""
     from flask import g, session
     from flask_login import login_user
@@ -124,6 +124,8 @@ def mint_learners(app: Any, lesson_id: int, names: Sequence[str]) -> list[Learne
             for addr, cookie, session_id, token in made:
                 key = envelope.session_key(session_id)
                 out.append(Learner(addr, cookie, f"/learn/sessions/{session_id}/beat", token, key))
+        if progress and len(out) % progress < MINT_CHUNK:
+            print(f"    minted {len(out):,} of {len(names):,}", flush=True)
     return out
 
 
@@ -424,7 +426,12 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 
 
 async def prime(
-    port: int, learners: Sequence[Learner], visible_ms: int, concurrency: int = 16, seqs: Sequence[int] = ()
+    port: int,
+    learners: Sequence[Learner],
+    visible_ms: int,
+    concurrency: int = 16,
+    seqs: Sequence[int] = (),
+    progress: int = 0,
 ) -> Tally:
     """Each learner's first beat of the day, ``concurrency`` at a time, before the measured run:
     a person-day's first beat replays the day (~13 ms of CPU); at 20,000 learners those are
@@ -439,6 +446,7 @@ async def prime(
     clients = [Client(i, port, learner, state) for i, learner in enumerate(learners)]
     firsts = [*seqs, *[1] * (len(clients) - len(seqs))]  # ``seqs``: each learner's next seq
     queue = list(reversed(range(len(clients))))
+    done = [0]
 
     async def worker() -> None:
         while queue:
@@ -448,6 +456,10 @@ async def prime(
             waiting[i] = state.loop.create_future()
             client.beat(firsts[i], time.perf_counter())
             await waiting[i]
+            client.close()  # one beat each: 20,000 learners' connections would not fit a process's files
+            done[0] += 1
+            if progress and done[0] % progress == 0:
+                print(f"    primed {done[0]:,} of {len(clients):,}", flush=True)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     for client in clients:
@@ -497,6 +509,7 @@ async def drive(
     seed: int = 8,
     content: BeatContent | None = None,
     on_answer: OnAnswer | None = None,
+    start_at: Callable[[], float] | None = None,
 ) -> tuple[Tally, Window]:
     """Offer ``rate`` beats/s spread over ``learners`` for ``warmup + duration`` seconds.
 
@@ -521,7 +534,9 @@ async def drive(
     for client, mine in zip(clients, seqs, strict=True):
         client.prepare(mine, beat_content, visible_ms)
     await connect_all(clients)
-    t0 = time.perf_counter() + 0.5
+    # ``start_at``: the schedule's start (``perf_counter``) shared with other generator
+    # processes (:func:`drive_split`), asked once every connection is open.
+    t0 = start_at() if start_at is not None else time.perf_counter() + 0.5
     start, end = t0 + warmup, t0 + warmup + duration
     state.window = (start, end)
     dues = [t0 + due for due, _i, _seq in plan]
@@ -583,3 +598,111 @@ async def drive(
 
 def _default_content(_learner: int, seq: int, visible_ms: int) -> bytes:
     return beat_body(seq, visible_ms)
+
+
+#: Learners one generator process drives at most (:func:`drive_split`): each holds a connection,
+#: and a process may open 20,000 files on this machine (``ulimit -n``, not raisable here).
+LEARNERS_PER_PROCESS = 10_000
+
+
+def drive_split(
+    port: int,
+    learners: Sequence[Learner],
+    rate: float,
+    warmup: float,
+    duration: float,
+    *,
+    processes: int,
+    first_seq: int = 1,
+    on_window: Callable[[bool], None] | None = None,
+    jitter: float = 0.1,
+    seed: int = 8,
+) -> tuple[Tally, Window, float]:
+    """:func:`drive` in ``processes`` forked processes, each with a share of the learners and of
+    the rate, on one schedule start: for more learners than one process's files allow (the
+    issue's 20,000 at a 10 s cadence). Blocking (call it outside any event loop). Returns the
+    merged tally, the window (``on_window`` is called here, in this process, at its start and
+    end) and the generator processes' CPU seconds over the window."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    pipes, procs = [], []
+    for k in range(processes):
+        ours, theirs = ctx.Pipe()
+        share = list(learners[k::processes])
+        part_rate = rate * len(share) / len(learners)
+        proc = ctx.Process(
+            target=_drive_part,
+            args=(theirs, port, share, part_rate, warmup, duration, first_seq, jitter, seed + k),
+            daemon=True,
+        )
+        proc.start()
+        pipes.append(ours)
+        procs.append(proc)
+    for pipe in pipes:
+        if pipe.recv() != "ready":  # every beat signed, every connection open
+            raise RuntimeError("a generator process did not get ready")
+    t0 = time.perf_counter() + 0.5
+    for pipe in pipes:
+        pipe.send(t0)
+    start, end = t0 + warmup, t0 + warmup + duration
+    time.sleep(max(0.0, start - time.perf_counter()))
+    opened = time.perf_counter()
+    if on_window:
+        on_window(True)
+    time.sleep(max(0.0, end - time.perf_counter()))
+    closed = time.perf_counter()
+    if on_window:
+        on_window(False)
+    tally, cpu = Tally(), 0.0
+    for pipe, proc in zip(pipes, procs, strict=True):
+        part, part_cpu = pipe.recv()
+        proc.join()
+        cpu += part_cpu
+        tally.latencies += part.latencies
+        tally.done += part.done
+        tally.samples += part.samples[: max(0, 3 - len(tally.samples))]
+        tally.scheduled += part.scheduled
+        tally.errors += part.errors
+        tally.connections += part.connections
+        for kind, n in part.kinds.items():
+            tally.kinds[kind] = tally.kinds.get(kind, 0) + n
+    return tally, Window(start, end, opened, closed), cpu
+
+
+def _drive_part(
+    pipe: Any,
+    port: int,
+    learners: list[Learner],
+    rate: float,
+    warmup: float,
+    duration: float,
+    first_seq: int,
+    jitter: float,
+    seed: int,
+) -> None:
+    """One process of :func:`drive_split`: its learners' schedule; its CPU over the window."""
+    marks: list[float] = []
+
+    def start_at() -> float:
+        pipe.send("ready")
+        return float(pipe.recv())
+
+    def on_window(_opening: bool) -> None:
+        marks.append(time.process_time())
+
+    tally, _window = run(
+        drive(
+            port,
+            learners,
+            rate,
+            warmup,
+            duration,
+            jitter=jitter,
+            first_seq=first_seq,
+            on_window=on_window,
+            seed=seed,
+            start_at=start_at,
+        )
+    )
+    pipe.send((tally, marks[1] - marks[0] if len(marks) == 2 else 0.0))

@@ -357,6 +357,41 @@ def settle(url: str, *, progress: bool = True) -> None:
         print(f" {time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
 
 
+def warm_wal(url: str, megabytes: int = 640, *, progress: bool = True) -> int:
+    """Give a fresh cluster the recycled WAL segments a running one has; returns pg_wal's segments.
+
+    PostgreSQL makes each new 16 MB WAL segment by writing it full of zeros and syncing it,
+    holding the WAL write lock: every COMMIT waits meanwhile (0.25–0.4 s on this machine's disk,
+    measured with ``dd bs=8k count=2048 conv=fsync``). A fresh cluster does that for every
+    segment, one every ~3 s at 2,000 beats/s, which put ~10 % of the beats 0.3–0.5 s late
+    (docs/benchmarks.md, "sched"). A cluster that has run through checkpoints instead renames
+    the segments a checkpoint frees into the next ones (up to ``min_wal_size``, or the WAL of a
+    checkpoint cycle), so a production server rarely makes one. Here ``megabytes`` of WAL are
+    written and checkpointed away with ``min_wal_size`` raised to keep them; a ``CHECKPOINT``
+    between runs recycles a run's own segments the same way.
+    """
+    import psycopg
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    started = time.monotonic()
+    with psycopg.connect(plain, autocommit=True) as conn:
+        if progress:
+            print(f"  WAL: {megabytes} MB written and recycled ...", end="", file=sys.stderr, flush=True)
+        conn.execute(f"ALTER SYSTEM SET min_wal_size = '{int(megabytes)}MB'")
+        conn.execute(f"ALTER SYSTEM SET max_wal_size = '{max(2 * int(megabytes), 1024)}MB'")
+        conn.execute("SELECT pg_reload_conf()")
+        conn.execute(
+            "CREATE TABLE bench_wal_warm AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, %s) g",
+            (int(megabytes) * 1000,),
+        )
+        conn.execute("DROP TABLE bench_wal_warm")
+        conn.execute("CHECKPOINT")
+        segments = conn.execute("SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'").fetchone()[0]
+    if progress:
+        print(f" {time.monotonic() - started:.1f}s, {segments} segments", file=sys.stderr, flush=True)
+    return int(segments)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url", help="PostgreSQL URL of a migrated database")

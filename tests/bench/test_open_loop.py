@@ -245,3 +245,51 @@ def test_prime_sends_each_learners_next_beat_once() -> None:
 def test_prime_counts_a_refused_first_beat(status: int) -> None:
     tally, _seen = run(lambda port: open_loop.prime(port, learners(2), 10_000), lambda _p, _n, _s: (status, b"no"))
     assert tally.errors == 2 and tally.kinds == {f"prime {status}": 2}
+
+
+def test_drive_split_drives_each_share_of_learners_from_its_own_process_on_one_window() -> None:
+    # The 20,000 learners hold more connections than one process may open: the learners
+    # are dealt to processes (learner k to process k % n), each drives its share at its share of
+    # the rate on its own seed; the window's callbacks run once, here, and the tallies merge.
+    import threading
+
+    seen = Seen()
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    def serve() -> None:
+        async def go() -> None:
+            loop = asyncio.get_running_loop()
+            server = await loop.create_server(lambda: _Server(seen, _ok, 0.0), "127.0.0.1", 0)
+            box["port"], box["stop"] = server.sockets[0].getsockname()[1], loop.create_future()
+            ready.set()
+            await box["stop"]
+            server.close()
+
+        asyncio.run(go())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    people = learners(6)
+    windows: list[bool] = []
+    try:
+        tally, window, cpu = open_loop.drive_split(
+            box["port"], people, 30.0, 0.3, 1.0, processes=2, first_seq=2, on_window=windows.append
+        )
+    finally:
+        stop = box["stop"]
+        stop.get_loop().call_soon_threadsafe(stop.set_result, None)
+        thread.join(10)
+    scheduled = 0
+    for k in range(2):
+        share = people[k::2]
+        plan = open_loop.schedule(3, 3 / 15.0, 1.3, jitter=0.1, first_seq=2, rnd=random.Random(8 + k))
+        for i, person in enumerate(share):
+            assert seen.beats[person.address] == [seq for _d, j, seq in plan if j == i]
+        scheduled += sum(due >= 0.3 for due, _i, _s in plan)
+    assert windows == [True, False]
+    assert seen.bad_signatures == 0 and seen.pipelined == 0
+    assert tally.errors == 0 and tally.connections == 6
+    assert tally.scheduled == len(tally.latencies) == scheduled > 0
+    assert window.start < window.end and window.opened >= window.start and cpu >= 0
