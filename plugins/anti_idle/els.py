@@ -358,7 +358,7 @@ def row_of(
     seq: int = 0,
 ) -> Row:
     """The core's tuple for one beat (the only place client JSON is read)."""
-    claimed_t = tuple((int(a), int(b)) for a, b in claimed)
+    claimed_t = tuple([(int(a), int(b)) for a, b in claimed])  # a list first: faster than a generator
     client = _mapping(client)
     presence = _mapping(client.get("presence"))
     raf = presence.get("raf", client.get("raf_frames"))
@@ -370,7 +370,7 @@ def row_of(
     now, wall, launch = us_of(received_at), us_of(wall_start), us_of(launched_at)
     video = kind == "video"
     merged = claimed_t if _is_merged(claimed_t) else tuple(segs.normalise(claimed_t))
-    claimed_ms = sum(b - a for a, b in claimed_t)
+    claimed_ms = sum([b - a for a, b in claimed_t])
     wall_ms = _ms(now - wall)
     life_ms = _ms(now - launch)
     raf_n = raf if type(raf) is int or (isinstance(raf, int) and not isinstance(raf, bool)) else None
@@ -391,43 +391,44 @@ def row_of(
     slow = _number(presence.get("rate_min"))
     focused = presence.get("focused")
     focused = focused if isinstance(focused, bool) else None
+    # Positional, in ``Row``'s field order (by keyword, its 36 fields cost ~1 µs more a beat).
     return Row(
-        session_id=session_id,
-        lesson_id=lesson_id,
-        video=video,
-        kind=kind,
-        event=event,
-        wall_start=wall,
-        received=now,
-        launched=launch,
-        claimed=claimed_t,
-        claimed_ms=claimed_ms,
-        merged=merged,
-        duration_ms=duration_ms,
-        bytes_served=bytes_served,
-        media_size=media_size,
-        visibility=visibility,
-        raf=raf_n,
-        rate=rate,
-        bg_audio=client.get("bg_audio_mode") is True,
-        robot=robot,
-        envelope=envelope,
-        idle_ms=_number(presence.get("idle_ms")),
-        untrusted=untrusted if isinstance(untrusted, int) and not isinstance(untrusted, bool) else 0,
-        mono_ms=mono_ms,
-        seq=seq,
-        wall_ms=wall_ms,
-        life_ms=life_ms,
-        merged_ms=sum(b - a for a, b in merged),
-        spoofed=spoofed,
-        hidden=hidden,
-        restart=event in RESTART_EVENTS,
-        delivered=delivered,
-        drift=drift,
-        slow=slow,
-        focused=focused,
-        seq_gap=seq_gap,
-        hot=(
+        session_id,
+        lesson_id,
+        video,
+        kind,
+        event,
+        wall,
+        now,
+        launch,
+        claimed_t,
+        claimed_ms,
+        merged,
+        duration_ms,
+        bytes_served,
+        media_size,
+        visibility,
+        raf_n,
+        rate,
+        client.get("bg_audio_mode") is True,
+        robot,
+        envelope,
+        _number(presence.get("idle_ms")),
+        untrusted if isinstance(untrusted, int) and not isinstance(untrusted, bool) else 0,
+        mono_ms,
+        seq,
+        wall_ms,
+        life_ms,
+        claimed_ms if merged is claimed_t else sum([b - a for a, b in merged]),
+        spoofed,
+        hidden,
+        event in RESTART_EVENTS,
+        delivered,
+        drift,
+        slow,
+        focused,
+        seq_gap,
+        (
             (
                 session_id,
                 lesson_id,

@@ -67,6 +67,11 @@ def _previous_rows_statement() -> Any:
 
 def beat_input(claim: IntervalClaim) -> els.BeatInput:
     assert claim.credit_from is not None and claim.session_started_at is not None
+    # The server's stamps over whatever the client put under the same names: the envelope
+    # verdict, and the core's last seq before this beat (R03q, els.row_of). ``stamp``
+    # gives a new dict, so this beat's own.
+    client = envelope.stamp(claim.client)
+    client["seq_prev"] = claim.previous_seq
     return els.BeatInput(
         session_id=claim.session_id,
         lesson_id=claim.lesson_id,
@@ -81,9 +86,7 @@ def beat_input(claim: IntervalClaim) -> els.BeatInput:
         duration_ms=claim.media_duration_ms,
         bytes_served=claim.bytes_served,
         media_size=claim.media_size,
-        # The server's stamps over whatever the client put under the same names: the
-        # envelope verdict, and the core's last seq before this beat (R03q, els.row_of).
-        client={**envelope.stamp(dict(claim.client)), "seq_prev": claim.previous_seq},
+        client=client,
     )
 
 

@@ -135,6 +135,23 @@ class Tally:
         }
 
     @classmethod
+    def shared(cls, data: Mapping[str, Any]) -> Tally:
+        """A tally read from ``to_json``'s output without copying its maps: for reading only
+        (``derive``, ``_moved``), never changed; its ``cuts`` and ``day_rules`` are ``data``'s."""
+        return cls(
+            data["claimed_ms"],
+            data["credited_ms"],
+            data["cuts"],
+            set(data["flags"]),
+            set(data["hidden_sessions"]),
+            set(data["sessions"]),
+            data["muted_ms"],
+            data["beats"],
+            data["day_rules"],
+            data["horizon"],
+        )
+
+    @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Tally:
         return cls(
             claimed_ms=int(data.get("claimed_ms", 0)),
@@ -404,17 +421,19 @@ def record_online(
     if online is None:
         online = _day_tally(beat["user_id"], day)
     person.tally_day, person.day_tally = day, online
-    t = Tally.from_json(online["tally"])
-    t.add(beat)
+    claimed = segs.total(segs.normalise([tuple(s) for s in beat["claimed"]]))
+    t = _plain_add(online, beat, claimed)
+    if t is None:
+        t = Tally.from_json(online["tally"])
+        t.add(beat)
+        online["tally"] = t.to_json()
     d = derive(t, policy.params)
     key = str(beat["lesson_id"])
     joins = key not in online["lessons"]
-    claimed = segs.total(segs.normalise([tuple(s) for s in beat["claimed"]]))
     figures = online["lessons"].setdefault(key, [0, 0, 0])
     figures[0] += claimed
     figures[1] += beat["credited_ms"]
     figures[2] += max(0, claimed - beat["credited_ms"])
-    online["tally"] = t.to_json()
     online["derived"] = {
         "verdict": d.verdict,
         "score": d.score,
@@ -448,6 +467,40 @@ def record_online(
         _fold(beat["user_id"], day, online, publish=True)
     elif joins or d.verdict == HELD or online.get("verdict_id") is None or beat["event"] in FOLD_EVENTS:
         _fold(beat["user_id"], day, online)
+
+
+#: The keys of ``Tally.to_json``'s output: a tally with exactly these came from it.
+_TALLY_KEYS = frozenset(Tally().to_json())
+
+
+def _plain_add(online: dict[str, Any], beat: Mapping[str, Any], claimed_norm: int) -> Tally | None:
+    """``Tally.add`` of a beat that moves only the day's sums, on the stored JSON itself.
+
+    Most beats are cut by no rule, flag nothing and come from a session the day already
+    counts: ``from_json``, ``add`` and ``to_json`` would then give ``online["tally"]`` with
+    four numbers moved (its sets as they were, already sorted by the ``to_json`` that wrote
+    them). Those four are moved in a copy here, and the tally ``derive`` reads is
+    ``Tally.shared`` of it. None: any other beat, or a tally not written by ``to_json``
+    (a day verdict row's, with its ``published``): the caller takes the full way.
+    """
+    data = online["tally"]
+    if beat["cuts"] or beat["flags"] or data.keys() != _TALLY_KEYS:
+        return None
+    claimed = beat["claimed"]
+    # ``Tally.add``'s measure: normalised for video, as sent for documents.
+    claimed_ms = claimed_norm if beat["lesson_kind"] == "video" else sum(b - a for a, b in claimed)
+    if claimed_ms and str(beat["session_id"]) not in data["sessions"]:
+        return None
+    credited_ms = int(beat["credited_ms"])
+    data = dict(data)
+    data["claimed_ms"] += claimed_ms
+    data["credited_ms"] += credited_ms
+    data["beats"] += 1
+    client = beat["client"]
+    if client and client.get("muted") is True:
+        data["muted_ms"] += credited_ms
+    online["tally"] = data
+    return Tally.shared(data)
 
 
 def _fold(user_id: int, day: dt.date, online: dict[str, Any], *, publish: bool = False) -> None:
