@@ -42,7 +42,7 @@ from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
 from lms_core.learning import beat_rows, beat_tx
 from lms_core.learning import segments as segs
-from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict, worst
+from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict, span_ms, worst
 from lms_core.learning.models import (
     DailyTotal,
     LearningSession,
@@ -434,7 +434,7 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
     # person (the clock moves past ``now`` and the next beat pays it back), never
     # once per beat, so a burst of beats cannot add it up.
     tolerance_ms = 1000
-    budget_ms = max(0, int((now - credit_from).total_seconds() * 1000) + tolerance_ms)
+    budget_ms = max(0, span_ms(now - credit_from) + tolerance_ms)
 
     credited_ms = 0
     credited: list[segs.Segment] = []

@@ -318,7 +318,7 @@ def client_view(check: AttentionCheck, now: dt.datetime | None = None) -> dict[s
         "prompt": _("Please choose the number %(n)s", n=challenge.get("target", "")),
         "options": list(challenge.get("options", [])),
         "window_seconds": check.window_seconds,
-        "due_in_ms": max(0, int((_aware(check.due_at) - now).total_seconds() * 1000)),
+        "due_in_ms": max(0, els.ms(_aware(check.due_at) - now)),
     }
 
 
@@ -360,7 +360,7 @@ def answer_check(token: str, user: User, raw: Any, *, now: dt.datetime | None = 
     if check.outcome != CHECK_PENDING or check.answered_at is not None:
         raise CheckError(_("This attention check has already been answered."), 409)
     policy_floor = int(current_policy(_course_of(check)).params["human_latency_floor_ms"])
-    server_latency = int((now - _aware(check.issued_at)).total_seconds() * 1000)
+    server_latency = els.ms(now - _aware(check.issued_at))
     if not trusted or server_latency < policy_floor or (latency is not None and latency < policy_floor):
         outcome, message = (
             CHECK_AUTOMATED,

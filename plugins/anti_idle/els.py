@@ -798,7 +798,7 @@ def replay(
     everything a beat alone determines precomputed by ``row_of``, locals rather than
     helper calls, and the rule blocks skipped by one test when they cannot fire. Each
     rule is a block below; ``cuts``/``flags`` are created on the first deduction or flag.
-    ``int(us / 1e6 * 1000)`` is the exact millisecond rounding the rules have always used.
+    Spans count whole milliseconds in integers (``_ms``, truncated toward zero), as ``ms``.
     """
     out: list[Judged] = []
     append = out.append
@@ -1008,7 +1008,8 @@ def replay(
         start = clock if clock is not None and clock > wall_start else wall_start
         # The person's budget (as the core computes it): time after their clock, plus the
         # one-second jitter tolerance that the clock lends and the next beat repays.
-        span_ms = int((now - start) / 1e6 * 1000)
+        span_ms = now - start  # in µs here; whole ms truncated toward zero, as ``_ms``
+        span_ms = span_ms // 1000 if span_ms >= 0 else -(-span_ms // 1000)
         budget = span_ms + TOLERANCE_MS
         if budget < 0:
             budget = 0
@@ -1017,7 +1018,7 @@ def replay(
 
         # --- one person, one stream: time another stream already credited (R04) --------
         if claimed_ms and start > wall_start:
-            overlap = int(((now if now < start else start) - wall_start) / 1e6 * 1000)
+            overlap = _ms((now if now < start else start) - wall_start)
             amount = claimed_ms if claimed_ms < overlap else overlap
             if amount > 0:
                 cuts = _cut(cuts, "R04", amount)
@@ -1040,7 +1041,7 @@ def replay(
                 # hidden (hidden at load, or a spoof) was hidden over its whole interval.
                 hidden_since = now if event == "hidden" else wall_start
             over = now - max(start, hidden_since + grace_us)  # type: ignore[operator]
-            hidden_excess = int(over / 1e6 * 1000) if over > 0 else 0
+            hidden_excess = over // 1000 if over > 0 else 0
             if spoofed:
                 flags = _flag(flags, "R13")
             if not hidden:  # back to visible: the interval up to now was hidden
@@ -1082,7 +1083,7 @@ def replay(
             if idle is not None and idle > 0:
                 idle_from = now - int(min(idle, 86_400_000) * 1000) + idle_us
                 over = now - max(start, idle_from)
-                idle_excess = int(over / 1e6 * 1000) if over > 0 else 0
+                idle_excess = over // 1000 if over > 0 else 0
                 if idle_excess:
                     amount = min(idle_excess, claimed_ms)
                     if amount > 0:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from plugins.anti_idle import day_rules, els
+from plugins.anti_idle.policy import DEFAULTS
 from tests.plugins.anti_idle import els_reference
+from tests.plugins.anti_idle import test_els_equivalence as eq
 
 US = dt.timedelta(microseconds=1)
 
@@ -38,3 +41,48 @@ def test_a_night_deduction_counts_the_whole_span():
     span = (start, start + dt.timedelta(milliseconds=1001))
     assert day_rules._night_ms_of(day, [span]) == 1001
     assert day_rules._night_ms([span]) == {day: 1001}
+
+
+def _judge(module, k: int, *, clock=None, client=None, kind="video"):
+    """One beat received ``k`` ms after its wall start, claiming 2 s more than that."""
+    beat = dict(
+        session_id="s0",
+        lesson_id=0,
+        lesson_kind=kind,
+        event="heartbeat",
+        seq=1,
+        wall_start=eq.T0,
+        received_at=eq.T0 + dt.timedelta(milliseconds=k),
+        launched_at=eq.T0 - dt.timedelta(hours=1),
+        claimed=((0, k + 2000),),
+        duration_ms=3_600_000,
+        bytes_served=3_600_000,
+        media_size=3_600_000,
+        client=client or {},
+    )
+    (out,) = eq.chain(module, [beat], dict(DEFAULTS), [], clock)
+    return out.credited_ms, dict(out.cuts)
+
+
+#: Whole-millisecond spans that float seconds (``int(us / 1e6 * 1000)``) read 1 ms short.
+SHORT_THROUGH_FLOAT = (16_002, 512_007)
+
+
+@pytest.mark.parametrize("k", SHORT_THROUGH_FLOAT)
+def test_the_judgements_own_spans_count_whole_milliseconds(k):
+    """The full path's budget, R04's overlap, R05's hidden and R08's idle excess counted
+    through float seconds (1 ms short: 1 ms less credit, or 1 ms more past the grace); the
+    frozen reference and the fast path's ``wall_ms`` count in integers."""
+    later = eq.T0 + dt.timedelta(milliseconds=k)
+    cases = {
+        "budget": ((k + 1000, {}), {}),
+        "R04": ((30_000 + 1000, {"R04": k}), {"k": k + 30_000, "clock": later}),
+        "R05": ((60_000, {"R05": k}), {"k": k + 60_000, "client": {"visibility": "hidden"}}),
+    }
+    for name, (expected, how) in cases.items():
+        args = {"k": k, **how}
+        assert _judge(els, **args) == expected, name
+        assert _judge(els_reference, **args) == expected, name
+    # R08 (documents with no trusted input) came after the reference was frozen.
+    idle = {"presence": {"idle_ms": 600_000 + k}}
+    assert _judge(els, k + 60_000, client=idle, kind="document") == (60_000, {"R08": k})
