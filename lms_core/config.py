@@ -69,8 +69,11 @@ DEFAULTS: dict[str, Any] = {
     "LMS_LEAN_BEAT": True,
     # The ASGI front (lms_core/learning/beat_asgi.py) records the beats that arrive together
     # in one transaction and one COMMIT, up to this many (lms_core/learning/beat_batch.py);
-    # 0: each beat in its own transaction.
-    "LMS_BEAT_GROUP_MAX": 64,
+    # 0: each beat in its own transaction. 256: a group only takes what waits, so the bound
+    # matters once the writer is behind, and then larger groups catch up (64 was the bound in
+    # every overloaded 2,000/s run: 1,421/s at 0.82 ms per beat against 1,702/s at 0.73;
+    # docs/benchmarks.md, "sched").
+    "LMS_BEAT_GROUP_MAX": 256,
     # Writer threads per process recording those groups. One: with two or four, groups were
     # smaller and p99 had multi-second tails (docs/benchmarks.md, the ASGI front).
     "LMS_BEAT_WRITERS": 1,

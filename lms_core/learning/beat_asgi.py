@@ -125,7 +125,7 @@ class BeatASGI:
         """The beat's answer once committed, or ``None``: the view answers it (its own 4xx or
         503 page, in Chinese, rather than a bare 500 from the server)."""
         try:
-            if int(self.app.config.get("LMS_BEAT_GROUP_MAX", 64)) > 0:
+            if int(self.app.config.get("LMS_BEAT_GROUP_MAX", 256)) > 0:
                 return await beat_batch.wait(self.app, beat, marks)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._alone, record_alone, self.app, beat)

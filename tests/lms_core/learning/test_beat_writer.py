@@ -1,0 +1,69 @@
+"""The group writer's grouping (learning/beat_batch.py, ``BeatWriter``): what one group takes.
+
+No database and no timing: ``record_group`` is replaced by one that notes each group's size
+(and holds the first until the test has queued the rest), so the groups are fixed by what
+waits in the queue, not by when the thread runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+from lms_core.learning import beat_batch
+
+
+def _writer(app: Any, monkeypatch: pytest.MonkeyPatch, max_beats: int) -> tuple[Any, list[int], threading.Event]:
+    sizes: list[int] = []
+    gate = threading.Event()
+
+    def record(_app: Any, group: list[Any]) -> None:
+        sizes.append(len(group))
+        if len(sizes) == 1:
+            gate.wait(30)  # the first group is recording while the others queue up
+        for req in group:
+            req.future.set_result(None)
+
+    monkeypatch.setattr(beat_batch, "record_group", record)
+    return beat_batch.BeatWriter(app, max_beats, 1), sizes, gate
+
+
+def _requests(n: int) -> list[Any]:
+    return [beat_batch._Request(None, Future()) for _ in range(n)]  # type: ignore[arg-type]
+
+
+def _run(writer: Any, sizes: list[int], gate: threading.Event, waiting: int) -> None:
+    reqs = _requests(1 + waiting)
+    try:
+        writer.queue.put(reqs[0])
+        while not sizes:  # the first beat alone is taken at once: a group never waits for more
+            time.sleep(0.005)
+        for req in reqs[1:]:
+            writer.queue.put(req)
+        gate.set()
+        for req in reqs:
+            assert req.future.result(timeout=30) is None
+    finally:
+        gate.set()
+        for _thread in writer.threads:
+            writer.queue.put(beat_batch._STOP)
+        for thread in writer.threads:
+            thread.join(timeout=30)
+
+
+def test_a_group_takes_every_beat_waiting_up_to_the_bound(app, monkeypatch):
+    writer, sizes, gate = _writer(app, monkeypatch, 256)
+    _run(writer, sizes, gate, 300)
+    # 300 beats queued behind a recording group: the next group takes 256 of them, then the rest.
+    assert sizes == [1, 256, 44]
+
+
+def test_the_bound_cuts_a_backlog_into_groups_of_at_most_that_many(app, monkeypatch):
+    writer, sizes, gate = _writer(app, monkeypatch, 64)
+    _run(writer, sizes, gate, 150)
+    assert sizes == [1, 64, 64, 22]
+
