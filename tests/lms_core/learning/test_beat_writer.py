@@ -66,4 +66,3 @@ def test_the_bound_cuts_a_backlog_into_groups_of_at_most_that_many(app, monkeypa
     writer, sizes, gate = _writer(app, monkeypatch, 64)
     _run(writer, sizes, gate, 150)
     assert sizes == [1, 64, 64, 22]
-
