@@ -58,20 +58,54 @@ def session_key(session_id: str) -> str:
 
 def _key_bytes(session_id: str) -> bytes:
     """:func:`session_key` as ASCII bytes (what the beat's HMAC is keyed with), kept per app."""
+    return _keyed(session_id)[0]
+
+
+def _keyed(session_id: str) -> tuple[bytes, Any, Any]:
+    """The session's key bytes and its HMAC's two keyed SHA-256 states (RFC 2104's inner and
+    outer pads, hashed once), kept per app.
+
+    Why the states: ``hmac.digest`` sets the key up again on every call, and with OpenSSL 3
+    that (fetching the digest, hashing two pad blocks) is most of a beat's HMAC: 2.35 µs of
+    CPU a beat against 0.98 µs for copying the two states and hashing the body (``verify``)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up, not three
     secret = app.config["SECRET_KEY"]
-    keys: dict[tuple[Any, str], bytes] | None = app.extensions.get("anti_idle_beat_keys")
+    keys: dict[tuple[Any, str], tuple[bytes, Any, Any]] | None = app.extensions.get("anti_idle_beat_keys")
     if keys is None:
         keys = app.extensions.setdefault("anti_idle_beat_keys", {})
-    key = keys.get((secret, session_id))
-    if key is None:
+    keyed = keys.get((secret, session_id))
+    if keyed is None:
         secret_bytes = secret.encode() if isinstance(secret, str) else bytes(secret)
         digest = hmac.digest(secret_bytes, b"anti-idle-beat:" + session_id.encode(), "sha256")
         key = digest.hex().encode()
+        keyed = (key, *_pads(key))
         if len(keys) >= _KEYS_MAX:
             keys.clear()
-        keys[(secret, session_id)] = key
-    return key
+        keys[(secret, session_id)] = keyed
+    return keyed
+
+
+def _pads(key: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256's inner and outer states for ``key`` (RFC 2104), each a SHA-256 object to copy."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
+
+
+def _hmac_hex(keyed: tuple[bytes, Any, Any], message: bytes) -> bytes:
+    """``hmac.new(key, message, "sha256").hexdigest()`` as ASCII bytes, from the kept states."""
+    inner = keyed[1].copy()
+    inner.update(message)
+    outer = keyed[2].copy()
+    outer.update(inner.digest())
+    return outer.hexdigest().encode()
+
+
+#: SHA-256's block size, and RFC 2104's pads as byte translations (each byte XOR 0x36 / 0x5c).
+_BLOCK = 64
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 def sign(session_id: str, body: bytes) -> bytes:
@@ -96,8 +130,8 @@ def verify(session_id: str, raw: bytes) -> str:
     if m is None:
         return BAD if b'"sig"' in raw else UNSIGNED
     signed = raw[: m.start()] + b"}"
-    # One-shot HMAC (C, no HMAC object): the same digest as ``hmac.new(...).hexdigest()``.
-    expected = hmac.digest(_key_bytes(session_id), signed, "sha256").hex().encode()
+    # The same digest as ``hmac.new(...).hexdigest()``, from the session's kept states.
+    expected = _hmac_hex(_keyed(session_id), signed)
     return VALID if hmac.compare_digest(expected, m.group(1)) else BAD
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from sqlalchemy import event, update
 
@@ -174,3 +176,17 @@ def test_the_groups_own_read_keeps_the_same_principals(app, tree, clock):
         db.session.rollback()
     assert by_group == by_orm and all(by_orm.values())
     assert [p.active for p in by_orm.values()] == [True, False, True]  # type: ignore[union-attr]
+
+
+def test_each_request_gets_its_own_copy_of_the_cached_principal(app, client, beat_url):
+    """What one request memoises on its principal (the loaded user) is not seen by the next,
+    and each copy holds the cached fields, nothing else."""
+    user, _url = beat_url
+    first = principal.principal_for(user.id, user.session_version)
+    assert first is not None
+    assert first.full_name == user.full_name  # loads and memoises the ORM user on this copy
+    assert "_user" in first.__dict__
+    second = principal.principal_for(user.id, user.session_version)
+    assert second is not None and second is not first
+    assert second == first and "_user" not in second.__dict__
+    assert set(second.__dict__) == {f.name for f in dataclasses.fields(principal.Principal)}

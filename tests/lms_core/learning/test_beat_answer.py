@@ -46,3 +46,20 @@ def test_the_response_path_too(app: Flask) -> None:
         assert b"\n  " in answer[2]  # indented: the response path was taken
     finally:
         app.debug = False
+
+
+def test_the_compact_answer_is_flasks_own_response_whatever_its_settings(app: Flask) -> None:
+    """The answer's JSON (an encoder kept per setting) is the bytes of Flask's own JSON
+    response, with the provider's key order and ASCII settings changed at run time too."""
+    cases = (Result(), Result(verdict="学时", coverage_bp=1, position_ms=1))
+    try:
+        for sort_keys in (True, False):
+            for ensure_ascii in (True, False):
+                app.json.sort_keys = sort_keys  # type: ignore[attr-defined]
+                app.json.ensure_ascii = ensure_ascii  # type: ignore[attr-defined]
+                for result in cases:
+                    expected = app.json.response(beat_front.answer(result)).get_data()
+                    assert beat_front.answer_asgi(app, result)[2] == expected
+    finally:
+        app.json.sort_keys = True  # type: ignore[attr-defined]
+        app.json.ensure_ascii = True  # type: ignore[attr-defined]
