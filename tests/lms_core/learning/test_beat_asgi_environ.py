@@ -59,7 +59,7 @@ SCOPES = [
 
 
 @pytest.mark.parametrize("asgi_scope", SCOPES)
-@pytest.mark.parametrize("script_name", ["", "/mounted"])
+@pytest.mark.parametrize("script_name", ["", "/mounted", "/学习"])
 def test_the_environ_is_a2wsgis(app, monkeypatch, asgi_scope, script_name):
     if script_name:
         monkeypatch.setenv("SCRIPT_NAME", script_name)
