@@ -222,7 +222,7 @@ def measure(url: str, args: argparse.Namespace) -> str:
         services._parse_beat(payload)  # noqa: SLF001 - the service's own body validation
         return fixed
 
-    async def checked(beat: beat_front.Beat) -> beat_batch.Answer | None:
+    async def checked(beat: beat_front.Beat, _marks: Any = None) -> beat_batch.Answer | None:
         # What the group writer does for a beat, less the recording (one app context per
         # group there: pushed once for the whole run here).
         return beat_batch.answer_parts(app, beat_front.record(beat))
