@@ -63,7 +63,7 @@ def _parts() -> list[tuple[str, Any, str]]:
         ("    verdicts._publish", verdicts, "_publish"),
         ("    verdicts._fold_kept (fold and publish in a round)", verdicts, "_fold_kept"),
         ("  state.save (kept in the round)", state, "save"),
-        ("  checks.issue_owed", anti_idle, "issue_owed"),
+        ("  checks.beat_check", anti_idle, "beat_check"),
         ("plugin: the round's write (state_pg._write_many)", state_pg, "_write_many"),
         ("plugin: the round's day folds (state_pg._write_folds)", state_pg, "_write_folds"),
     ]

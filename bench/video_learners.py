@@ -18,10 +18,11 @@ anti_idle.js) do:
   what the next beat claims. Bounded ranges, as a segmenting player asks for them: the server
   counts a response's bytes when it closes (``media.services.record_delivery``), so one
   open-ended range streamed for minutes would count nothing until it ended.
-* **Attention checks.** After every answered beat the plugin's script asks whether a check is
-  due (``POST /anti-idle/sessions/<id>/check``); when one comes back, the learner reads the
-  prompt and clicks the number asked for after a human delay (:data:`HUMAN_LATENCY_S`): a
-  trusted pointer click (``POST /anti-idle/checks/<token>/answer``).
+* **Attention checks.** When a beat's answer says a check waits for the learner (its ``check``
+  field), the plugin's script asks for it (``POST /anti-idle/sessions/<id>/check``); when one
+  comes back, the learner reads the prompt and clicks the number asked for after a human delay
+  (:data:`HUMAN_LATENCY_S`): a trusted pointer click (``POST /anti-idle/checks/<token>/answer``).
+  (Before the answer carried ``check``, the script asked after every answered beat.)
 
 These requests are the learner's other traffic, sent on a second keep-alive connection of its
 own (a browser keeps several per site), never on the beats' connection, and counted and timed
@@ -271,9 +272,9 @@ class VideoLearners:
 
     # What the learner does with an answer ---------------------------------------------
 
-    def on_answer(self, client: Any, seq: int, status: bytes, _body: bytes) -> None:
+    def on_answer(self, client: Any, seq: int, status: bytes, body: bytes) -> None:
         """After beat ``seq`` is answered: fetch the next range if the buffer runs low, and ask
-        whether a check is due (the plugin's script asks after every answered beat)."""
+        for the check when the answer says one waits (as the plugin's script does)."""
         if not seq or status != b"200" or self.bare:
             return
         i = client.index
@@ -283,6 +284,8 @@ class VideoLearners:
             self.lecture.duration_ms, self.position_ms(i, seq + 1) + LOOKAHEAD_MS
         ):
             self._spawn(self._fetch(viewer))
+        if b'"check":' not in body:  # the answer's JSON, compact: the field is there only when a check waits
+            return
         if viewer.polling:
             viewer.again = True
         else:

@@ -79,6 +79,10 @@ class Verdict:
     #: than 1x takes longer than the media it covers); None: the ranges' measure. The
     #: core never credits more than its own wall-clock budget for the beat.
     credited_ms: int | None = None
+    #: Fields the plugin adds to the beat's JSON answer (e.g. anti-idle's ``check``: that
+    #: an attention check waits, so the player asks for it). Sent to the learner's page:
+    #: never a secret. The core's own fields win a name clash; among plugins, the first.
+    answer: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in _SEVERITY:

@@ -86,8 +86,9 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def answer(result: Any) -> dict[str, Any]:
-    """The JSON a beat is answered with (the view's and the lean path's)."""
-    return {
+    """The JSON a beat is answered with (the view's and the lean path's): the core's fields,
+    then the plugins' (``Verdict.answer``, e.g. anti-idle's ``check``), which never replace one."""
+    out = {
         "accepted": result.accepted,
         "duplicate": result.duplicate,
         "credited_ms": result.credited_ms,
@@ -97,6 +98,9 @@ def answer(result: Any) -> dict[str, Any]:
         "course_completed": result.course_completed,
         "verdict": result.verdict,
     }
+    if result.answer:
+        out = {**result.answer, **out}
+    return out
 
 
 class HandToView(Exception):

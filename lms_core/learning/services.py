@@ -80,6 +80,8 @@ class BeatResult:
     verdict: str
     #: ``late`` when the beat was refused and recorded (made before the late window).
     refused: str | None = None
+    #: The plugins' fields for the beat's answer (``Verdict.answer``); None: none.
+    answer: dict[str, Any] | None = None
 
 
 def _dialect() -> str:
@@ -284,8 +286,11 @@ def person_clock(user_id: int) -> PersonClock:
     return db.session.execute(stmt, {"user_id": user_id}).scalar_one()
 
 
-def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], int, str, list[dict[str, Any]]]:
-    """Core wall-clock rule, then the plugins; returns (credited ranges, credited ms, verdict, reasons).
+def _assess(
+    claim: IntervalClaim, budget_ms: int
+) -> tuple[list[segs.Segment], int, str, list[dict[str, Any]], dict[str, Any] | None]:
+    """Core wall-clock rule, then the plugins; returns (credited ranges, credited ms, verdict,
+    reasons, the plugins' fields for the answer).
 
     The credited time is the ranges' measure, or more when every plugin that says so
     (``Verdict.credited_ms``, slow playback) allows it, within the beat's wall budget.
@@ -312,10 +317,13 @@ def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], i
         )
     credited = core_credit
     time_ms: int | None = None
+    answer: dict[str, Any] | None = None
     for impl in get_plugin_manager().hook.lms_assess_interval.get_hookimpls():
         verdict: Verdict | None = impl.function(claim=claim)  # type: ignore[assignment]
         if verdict is None:
             continue
+        if verdict.answer:
+            answer = {**verdict.answer, **answer} if answer else dict(verdict.answer)
         if verdict.credited_ms is not None:
             time_ms = verdict.credited_ms if time_ms is None else min(time_ms, verdict.credited_ms)
         plugin_credit = segs.normalise(verdict.credited)
@@ -336,7 +344,7 @@ def _assess(claim: IntervalClaim, budget_ms: int) -> tuple[list[segs.Segment], i
     credited_ms = segs.total(credited)
     if time_ms is not None and credited_ms:
         credited_ms = max(credited_ms, min(time_ms, budget_ms))
-    return credited, credited_ms, label, reasons
+    return credited, credited_ms, label, reasons, answer
 
 
 def _intersect(a: list[segs.Segment], b: list[segs.Segment]) -> list[segs.Segment]:
@@ -440,8 +448,9 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
     credited: list[segs.Segment] = []
     label = CREDIT
     reasons: list[dict[str, Any]] = []
+    answer = None
     if claimed:
-        credited, credited_ms, label, reasons = _assess(claim, budget_ms)
+        credited, credited_ms, label, reasons, answer = _assess(claim, budget_ms)
     # The progress columns that change (the ORM wrote only those, and no UPDATE when none did).
     changes: dict[str, Any] = {}
     segments, coverage_bp, read_ms = state.credited_segments, state.coverage_bp, state.read_ms
@@ -539,7 +548,9 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
         )
     )
     lesson_done, course_done = _beat_completion(user, state, coverage_bp, read_ms)
-    return BeatResult(True, False, credited_ms, coverage_bp, position_ms, lesson_done, course_done, label)
+    return BeatResult(
+        True, False, credited_ms, coverage_bp, position_ms, lesson_done, course_done, label, answer=answer
+    )
 
 
 def _beat_completion(

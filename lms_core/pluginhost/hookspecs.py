@@ -245,6 +245,8 @@ def lms_assess_interval(claim: IntervalClaim) -> Verdict | None:
     ``credited`` ranges are a subset of the claim, or ``None`` to abstain. The most
     restrictive answer wins: the core credits the *intersection* of all answers,
     and stores every verdict with the plugin's name and reason as evidence.
+    ``Verdict.answer`` adds fields to the beat's JSON answer (the learner's page
+    reads them; never a secret; the core's own fields and earlier plugins' win).
     """
 
 

@@ -18,8 +18,11 @@ is what makes checks follow the media *claimed*, not the media a page says it
 plays: a script that sends beats and never asks for a check still owes one, and
 its credit stops when the window lapses. ``issued_at`` is the server's time of
 creation and ``due_at = issued_at + window``; the challenge goes to the client only
-when it asks (after every beat), so the answer is in no page before the check is
-due. One open check per person: any of their tabs shows it.
+when it asks, so the answer is in no page before the check is due. A video beat's
+answer says whether a check is open (or owed) for the person (``beat_check``: its
+``check`` field, never the challenge), and the player asks only then, when a page
+opens, and between beats on a course with frequent checks. One open check per
+person: any of their tabs shows it.
 
 Answer. ``answer_check`` redeems the single-use token once (a second answer is a
 409), timestamps it with the server's receive time and judges it:
@@ -240,6 +243,12 @@ def issue_if_due(session: LearningSession, user: User, *, now: dt.datetime | Non
     return _create(session.id, user, lesson, policy, now)
 
 
+#: What a video beat's answer says of the person's attention check (its ``check`` field,
+#: ``beat_check``): one is revealed and waits for an answer, or one is owed and the
+#: player's ask reveals it. No field: nothing to ask for.
+OPEN, DUE = "open", "due"
+
+
 def issue_owed(
     session_id: str,
     user_id: int,
@@ -257,21 +266,58 @@ def issue_owed(
     time since its reference, when the beat's read brought them (``state_pg``: no
     statement of its own here then).
     """
-    if claimed_ms <= 0 or not int(policy["checks_follow_claims"]):
+    if not int(policy["checks_follow_claims"]):
         return None
+    return _on_beat(session_id, user_id, lesson_id, claimed_ms, policy, now, known)[0]
+
+
+def beat_check(
+    session_id: str,
+    user_id: int,
+    lesson_id: int,
+    claimed_ms: int,
+    policy: PolicyVersion,
+    now: dt.datetime,
+    known: Owed | None = None,
+) -> str | None:
+    """:func:`issue_owed`, and what the beat's answer tells the player: :data:`OPEN` (a
+    check waits for an answer: this beat's claim issued it, or it was open already),
+    :data:`DUE` (owed, but the policy leaves issuing it to the player's ask,
+    ``checks_follow_claims`` off) or None (nothing to ask for).
+
+    So the player asks for a check (``POST .../check``) only when one is there, not after
+    every beat. The answer says only that: the challenge still reaches the page when it
+    asks, the server's reveal, as before.
+    """
+    return _on_beat(session_id, user_id, lesson_id, claimed_ms, policy, now, known)[1]
+
+
+def _on_beat(
+    session_id: str,
+    user_id: int,
+    lesson_id: int,
+    claimed_ms: int,
+    policy: PolicyVersion,
+    now: dt.datetime,
+    known: Owed | None,
+) -> tuple[AttentionCheck | None, str | None]:
+    if claimed_ms <= 0:
+        return None, None
     last = last_check(user_id) if known is None else known.last
     if last is not None and last.outcome == CHECK_PENDING:
-        return None
+        return None, OPEN
     reference, owed_ms = owed_after_ms(user_id, policy, last)
     if owed_ms:
         played = _playing_ms_since(user_id, reference, remember=False) if known is None else known.played_ms
         if played + claimed_ms < owed_ms:
-            return None
+            return None, None
+    if not int(policy["checks_follow_claims"]):
+        return None, DUE
     user = db.session.get(User, user_id)
     lesson = db.session.get(Lesson, lesson_id)
     if user is None or lesson is None:
-        return None
-    return _create(session_id, user, lesson, policy, now)
+        return None, None
+    return _create(session_id, user, lesson, policy, now), OPEN
 
 
 def _create(session_id: str, user: User, lesson: Lesson, policy: PolicyVersion, now: dt.datetime) -> AttentionCheck:
@@ -403,9 +449,12 @@ def _course_of(check: AttentionCheck) -> int | None:
 
 __all__ = [
     "CHECK_WRONG",
+    "DUE",
+    "OPEN",
     "CheckError",
     "Judged",
     "answer_check",
+    "beat_check",
     "client_view",
     "issue_if_due",
     "issue_owed",

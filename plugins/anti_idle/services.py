@@ -16,7 +16,7 @@ from lms_core.extensions import db
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict
 from plugins.anti_idle import els, envelope, state
-from plugins.anti_idle.checks import issue_owed
+from plugins.anti_idle.checks import beat_check
 from plugins.anti_idle.inputs import CHECK_LOOKBACK, STATE_COLUMNS
 from plugins.anti_idle.models import Beat
 from plugins.anti_idle.policy import current_policy, in_force
@@ -175,13 +175,23 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
     record_online(row, policy, person, before_replay=store_beat, checks=read.checks)
     state.save(person, pending[0] if pending else None)
     claimed_ms = segs.total(claim.claimed)
+    answer = None
     if video:
-        # Checks follow the media claimed, also when no player asks for them (a script).
-        issue_owed(claim.session_id, claim.user_id, claim.lesson_id, claimed_ms, policy, claim.wall_end, read.owed)
+        # Checks follow the media claimed, also when no player asks for them (a script);
+        # the answer tells the player when there is one to ask for (never which).
+        check = beat_check(
+            claim.session_id, claim.user_id, claim.lesson_id, claimed_ms, policy, claim.wall_end, read.owed
+        )
+        answer = {"check": check} if check else None
     if not outcome.cuts and outcome.credited_ms >= claimed_ms:
-        return Verdict(CREDIT, outcome.credited, reason="", code="", credited_ms=outcome.credited_ms)
+        return Verdict(CREDIT, outcome.credited, reason="", code="", credited_ms=outcome.credited_ms, answer=answer)
     label = VOID if (CRITICAL & set(outcome.cuts) or "R07b" in outcome.flags) and not outcome.credited_ms else REDUCE
     reason = "; ".join(f"{rule} {amount} ms" for rule, amount in sorted(outcome.cuts.items()))
     return Verdict(
-        label, outcome.credited, reason=reason, code=",".join(sorted(outcome.cuts)), credited_ms=outcome.credited_ms
+        label,
+        outcome.credited,
+        reason=reason,
+        code=",".join(sorted(outcome.cuts)),
+        credited_ms=outcome.credited_ms,
+        answer=answer,
     )

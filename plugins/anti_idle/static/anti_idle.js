@@ -25,10 +25,13 @@
  *      device            a short digest of the screen, time zone, language and CPU count
  *                        (with the address and browser it names a device, R12: one device studying for several accounts)
  *    and ``webdriver`` (navigator.webdriver) next to ``presence``.
- * 2. Checks. After every answered beat the script asks the server (POST, CSRF)
- *    whether a check is due. The server answers with nothing, or with a check it
- *    has just revealed: a token, a prompt and the options. The answer is nowhere
- *    in the page before that moment. The check is shown over the player with an
+ * 2. Checks. A video beat's answer says when the person has a check waiting
+ *    (``check``: "open", or "due" where the policy leaves issuing it to this ask),
+ *    never which; only then does the script ask the server for it (POST, CSRF), and
+ *    also once when the page opens (a check left open in another tab) and, on a
+ *    course with frequent checks, every ``data-poll-ms`` while playing. The server
+ *    answers with nothing, or with the check it reveals: a token, a prompt and the
+ *    options. The answer is nowhere in the page before that moment. The check is shown over the player with an
  *    aria-live announcement; focus moves to it so keyboard and screen-reader users
  *    can answer; buttons are at least 48 px high. The answer goes back with the
  *    click's isTrusted, how the control was reached (pointer, touch, keyboard) and
@@ -248,7 +251,10 @@
       return { presence: out, webdriver: (out.probes & PROBE_WEBDRIVER) !== 0 };
     });
 
-    tracker.onBeat(function () { poll(); });
+    // Asked only when the beat's answer says a check waits (not after every beat: a full
+    // request each made a video learner ~5x a document learner). Also while one is shown:
+    // the person's open check may have been answered in another tab and replaced.
+    tracker.onBeat(function (result) { if (result && result.check) poll(); });
     // Between beats too, while playing, when the policy's checks come often (a test course).
     var every = parseInt(root.dataset.pollMs, 10) || 0;
     if (every > 0) setInterval(function () { if (tracker.playing() && !current) poll(); }, every);

@@ -8,6 +8,7 @@ The answers themselves are compared with the Flask view's in ``test_beat_front.p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask
 
@@ -24,6 +25,7 @@ class Result:
     lesson_completed: bool = False
     course_completed: bool = True
     verdict: str = "credit"
+    answer: dict[str, Any] | None = None
 
 
 def encoded(app: Flask, result: Result) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -32,7 +34,8 @@ def encoded(app: Flask, result: Result) -> tuple[int, list[tuple[bytes, bytes]],
 
 
 def test_the_asgi_answer_is_the_wsgi_answer_encoded(app: Flask) -> None:
-    for result in (Result(), Result(credited_ms=0, verdict="held", coverage_bp=0)):
+    plugin = Result(answer={"check": "open"})
+    for result in (Result(), Result(credited_ms=0, verdict="held", coverage_bp=0), plugin):
         assert beat_front.answer_asgi(app, result) == encoded(app, result)
         assert beat_front.answer_asgi(app, result)[1][1] == (b"Content-Length", b"%d" % len(encoded(app, result)[2]))
 
@@ -63,3 +66,9 @@ def test_the_compact_answer_is_flasks_own_response_whatever_its_settings(app: Fl
     finally:
         app.json.sort_keys = True  # type: ignore[attr-defined]
         app.json.ensure_ascii = True  # type: ignore[attr-defined]
+
+
+def test_plugins_add_fields_but_never_replace_the_core_s() -> None:
+    answer = beat_front.answer(Result(answer={"check": "open", "verdict": "void", "credited_ms": 0}))
+    assert answer["check"] == "open" and answer["verdict"] == "credit" and answer["credited_ms"] == 9_500
+    assert "check" not in beat_front.answer(Result())

@@ -84,7 +84,11 @@ def test_an_honest_beat_mid_day_touches_no_day_row(app, me, monkeypatch):
     assert not [s for s in plugin if "anti_idle_day_" in s], plugin
     assert sum("anti_idle_person_states" in s for s in plugin) == 2  # one read, one write
     assert sum("anti_idle_beats" in s for s in plugin) == 1  # the raw beat, nothing read back
-    assert sum("anti_idle_checks" in s for s in plugin) == 1  # the checks in the rules' window
+    # The checks in the rules' window; on SQLite with the schedule's issuing off (conftest.py)
+    # also the person's last check: whether one is due, for the answer's ``check`` (on
+    # PostgreSQL the state read brings it).
+    pg = db.engine.dialect.name == "postgresql"
+    assert sum("anti_idle_checks" in s for s in plugin) == (1 if pg else 2), plugin
     if db.engine.dialect.name == "postgresql":
         # The checks ride on the state read, the raw beat on the state's upsert.
         assert len(plugin) == 2, plugin

@@ -12,6 +12,7 @@ ORM path) and must agree too.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -87,8 +88,20 @@ def play(app: Any, kit: Any, grouped: list[Player], alone: list[Player]) -> int:
                     answer = (response.status_code, None, response.data)
                 got.append((answer[0], answer[2]))
             references = [a.post(at, on_device(body, f"a{i}")) for i, a in reversed(list(enumerate(alone)))]
-            assert got == [(r.status_code, r.data) for r in references], body
+            assert [(s, but_check(a)) for s, a in got] == [(r.status_code, but_check(r.data)) for r in references], body
     return handed
+
+
+def but_check(answer: bytes) -> Any:
+    """A beat's answer without anti-idle's ``check`` (whether a check waits for this person: each
+    person's schedule is their own draw, and the people compared here are different people)."""
+    try:
+        parsed = json.loads(answer)
+    except ValueError:
+        return answer
+    if isinstance(parsed, dict):
+        parsed.pop("check", None)
+    return parsed
 
 
 def on_device(body: dict[str, Any], device: str) -> dict[str, Any]:

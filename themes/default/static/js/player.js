@@ -11,7 +11,9 @@
  *   session, kind, media     the learning session id, the lesson kind, the <video> (or null)
  *   position(), playing()    current media time in seconds; true while media plays
  *   addSignals(fn)           fn(event) returns an object merged into every beat's ``client``
- *   onBeat(fn)               fn(result, event) after each answered beat
+ *   onBeat(fn)               fn(result, event) after each answered beat; ``result`` is the
+ *                            server's JSON answer: the core's fields and any a plugin adds
+ *                            (anti-idle's ``check``: an attention check waits)
  *   send(event, extra)       send a beat now (after the one in flight, if any)
  *   setSigner(fn)            fn(json) returns the text actually sent (e.g. the JSON with a
  *                            signature appended); one signer, the last set wins
