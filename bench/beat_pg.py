@@ -5,8 +5,8 @@ On a shared machine PostgreSQL's CPU time per beat moves by ±15 % with the load
 most storage choices change it. This bench counts instructions instead, which do not move
 with the load: it runs the group path in process (``beat_split.group_split``, groups of 15
 learners at the 10 s cadence, plugin on) on a throwaway cluster, keeps the statements of the
-rounds' two writes as sent (the core's, ``beat_rows._PG_WRITE_MANY``, and the plugin's,
-``state_pg``'s beat INSERT and state upsert), stops the cluster, and replays them in
+rounds' two writes as sent (the core's, ``beat_rows._pg_write_many``, and the plugin's,
+``state_pg``'s beat INSERT and state upsert; each column of their rows one array literal), stops the cluster, and replays them in
 PostgreSQL's single-user mode under ``valgrind --tool=callgrind``, each round in its own
 transaction with its own COMMIT as the writer sends them (the raw beats' and intervals'
 ``seq`` moved on each time, so every INSERT is new). Instructions per beat are the difference
@@ -44,6 +44,7 @@ import beat_split  # noqa: E402 - bench/ is a folder of scripts, not a package
 import common  # noqa: E402
 import seed_large  # noqa: E402
 
+from lms_core.learning import pg_arrays  # noqa: E402
 from tests import pgcluster  # noqa: E402
 
 #: The state row's storage: as migration 0009anti_idle_state_storage sets it, and PostgreSQL's default.
@@ -57,7 +58,6 @@ VARIANTS = {
 PEOPLE = 15
 #: Pairs of writes (rounds) per replayed transaction set.
 PAIRS = 4
-_SEQ = re.compile(r'"seq":(\d+)')
 #: A line of ``callgrind_annotate --inclusive=yes``: the count, then ``file:function [object]``.
 _ANNOTATED = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+\S*?:(\w+) \[")
 #: Functions whose inclusive share is printed with --top (the costs this bench was made to find).
@@ -92,7 +92,7 @@ def capture(url: str, pg_pid: int) -> list[tuple[tuple[str, dict[str, Any]], tup
         psycopg.Cursor.execute = original  # type: ignore[method-assign]
     pairs = []
     for first, second in zip(sent, sent[1:], strict=False):
-        full = first[0].startswith("WITH b AS") and len(json.loads(first[1]["b"])) == PEOPLE
+        full = first[0].startswith("WITH b AS") and len(_elements(first[1]["b_seq"])) == PEOPLE
         if full and second[0].startswith("WITH s AS"):
             pairs.append((first, second))
     if len(pairs) < PAIRS:
@@ -100,13 +100,25 @@ def capture(url: str, pg_pid: int) -> list[tuple[tuple[str, dict[str, Any]], tup
     return pairs[-PAIRS:]
 
 
-def _pad(rows_json: str, sessions: int) -> str:
-    """A busy day's state rows: ``sessions`` more session ids in each day tally."""
-    rows = json.loads(rows_json)
-    for row in rows:
-        if row.get("day_tally"):
-            row["day_tally"]["tally"]["sessions"] += [f"{row['user_id'] * 1000 + i:032x}" for i in range(sessions)]
-    return json.dumps(rows, separators=(",", ":"))
+def _elements(literal: str) -> list[Any]:
+    """An array literal's elements, as ``pg_arrays.literal`` writes them when no value needs
+    an escape of its own (JSON with braces for brackets): the bench's are such."""
+    return list(json.loads("[" + literal[1:-1] + "]"))
+
+
+def _seq(literal: str, k: int) -> str:
+    """The ``seq`` column moved on by ``k * 10`` (so every replayed INSERT is new)."""
+    return pg_arrays.literal([seq + k * 10 for seq in _elements(literal)])
+
+
+def _pad(literal: str, sessions: int) -> str:
+    """A busy day's state rows: ``sessions`` more session ids in each day tally (the
+    ``s_day_tally`` column, JSON texts; ``s_user_id``'s order)."""
+    tallies = [None if t is None else json.loads(t) for t in _elements(literal)]
+    for n, tally in enumerate(tallies):
+        if tally:
+            tally["tally"]["sessions"] += [f"{(n + 1) * 1000 + i:032x}" for i in range(sessions)]
+    return pg_arrays.json_literal(tallies)
 
 
 def script(pairs: list[Any], rounds: int, seq_base: int, pad: int) -> str:
@@ -132,10 +144,9 @@ def script(pairs: list[Any], rounds: int, seq_base: int, pad: int) -> str:
         for (_q, plugin), (_q2, core) in pairs:
             k += 1
             plugin, core = dict(plugin), dict(core)
-            plugin["b"] = _SEQ.sub(lambda m: f'"seq":{int(m.group(1)) + k * 10}', plugin["b"])  # noqa: B023 - used at once
-            core["i"] = _SEQ.sub(lambda m: f'"seq":{int(m.group(1)) + k * 10}', core["i"])  # noqa: B023
+            plugin["b_seq"], core["i_seq"] = _seq(plugin["b_seq"], k), _seq(core["i_seq"], k)
             if pad:
-                plugin["s"] = _pad(plugin["s"], pad)
+                plugin["s_day_tally"] = _pad(plugin["s_day_tally"], pad)
             out += [
                 "BEGIN;",
                 f"EXECUTE core_write({', '.join(literal(core[n]) for n in core_names)});",

@@ -31,7 +31,7 @@ from sqlalchemy.dialects import sqlite
 from lms_core.courses.models import Lesson
 from lms_core.enrolments.models import Enrolment
 from lms_core.extensions import db
-from lms_core.learning import beat_group, beat_tx
+from lms_core.learning import beat_group, beat_tx, pg_arrays
 from lms_core.learning.models import DailyTotal, LearningInterval, LearningSession, LessonProgress, PersonClock
 from lms_core.media.models import MediaDelivery, MediaFile
 
@@ -364,29 +364,50 @@ def write(w: BeatWrite) -> None:
     _expire_loaded(st)
 
 
-#: A round's writes (``beat_group``) as one statement: each table's rows as one JSON array
-#: that PostgreSQL turns into rows of the table's own types. A round has one beat per
-#: person, so no row is changed twice by one statement (which PostgreSQL refuses).
-_PG_WRITE_MANY = (
-    "WITH s AS (UPDATE learning_sessions AS t SET last_seq = v.last_seq, last_beat_at = v.last_beat_at, "  # noqa: S608
-    "budget_from = v.budget_from, claimed_ms = t.claimed_ms + v.claimed_ms, "
-    "credited_ms = t.credited_ms + v.credited_ms, unreported_ms = v.unreported_ms, "
-    "ended_at = coalesce(v.ended_at, t.ended_at) "
-    "FROM jsonb_populate_recordset(NULL::learning_sessions, %(s)s::jsonb) AS v WHERE t.id = v.id), "
-    # A column the beat did not change comes as NULL (none of the four is nullable): kept.
-    "p AS (UPDATE lesson_progress AS t SET credited_segments = coalesce(v.credited_segments, t.credited_segments), "
-    "coverage_bp = coalesce(v.coverage_bp, t.coverage_bp), read_ms = coalesce(v.read_ms, t.read_ms), "
-    "position_ms = coalesce(v.position_ms, t.position_ms), updated_at = v.updated_at "
-    "FROM jsonb_populate_recordset(NULL::lesson_progress, %(p)s::jsonb) AS v WHERE t.id = v.id), "
-    "c AS (UPDATE learning_person_clocks AS t SET credited_until = v.credited_until "
-    "FROM jsonb_populate_recordset(NULL::learning_person_clocks, %(c)s::jsonb) AS v WHERE t.user_id = v.user_id), "
-    "d AS (INSERT INTO learning_daily_totals (user_id, day, credited_ms) SELECT v.user_id, v.day, v.credited_ms "
-    "FROM jsonb_populate_recordset(NULL::learning_daily_totals, %(d)s::jsonb) AS v WHERE true "
-    "ON CONFLICT (user_id, day) DO UPDATE SET credited_ms = learning_daily_totals.credited_ms + excluded.credited_ms) "
-    # The column names are this module's constants; the rows are one bound parameter.
-    f"INSERT INTO learning_intervals ({', '.join(_INTERVAL_COLUMNS)}) SELECT {', '.join(_INTERVAL_COLUMNS)} "
-    "FROM jsonb_populate_recordset(NULL::learning_intervals, %(i)s::jsonb) WITH ORDINALITY AS v ORDER BY v.ordinality"
+#: A round's columns, per table: sessions, progress (the four a beat may change as NULL when
+#: it did not: none is nullable), clocks, day totals (by ``_write_many``'s tuples' order).
+_S_COLUMNS = (
+    "id",
+    "last_seq",
+    "last_beat_at",
+    "budget_from",
+    "claimed_ms",
+    "credited_ms",
+    "unreported_ms",
+    "ended_at",
 )
+_P_COLUMNS = ("id", "updated_at", *_PROGRESS_ORDER)
+_C_COLUMNS = ("user_id", "credited_until")
+_D_COLUMNS = ("user_id", "day", "credited_ms")
+
+
+@functools.cache
+def _pg_write_many() -> str:
+    """A round's writes (``beat_group``) as one statement: each table's rows as one typed
+    array per column (``pg_arrays``), unnested into rows. A round has one beat per person,
+    so no row is changed twice by one statement (which PostgreSQL refuses)."""
+    s, p = _table(LearningSession), _table(LessonProgress)
+    c, d, i = _table(PersonClock), _table(DailyTotal), _table(LearningInterval)
+    columns = ", ".join(_INTERVAL_COLUMNS)
+    # The table and column names are this module's constants; every value is a bound array.
+    return (
+        "WITH s AS (UPDATE learning_sessions AS t SET last_seq = v.last_seq, last_beat_at = v.last_beat_at, "  # noqa: S608
+        "budget_from = v.budget_from, claimed_ms = t.claimed_ms + v.claimed_ms, "
+        "credited_ms = t.credited_ms + v.credited_ms, unreported_ms = v.unreported_ms, "
+        f"ended_at = coalesce(v.ended_at, t.ended_at) FROM {pg_arrays.unnest(s, 's', _S_COLUMNS)} "
+        "WHERE t.id = v.id), "
+        "p AS (UPDATE lesson_progress AS t SET credited_segments = coalesce(v.credited_segments, t.credited_segments), "
+        "coverage_bp = coalesce(v.coverage_bp, t.coverage_bp), read_ms = coalesce(v.read_ms, t.read_ms), "
+        "position_ms = coalesce(v.position_ms, t.position_ms), updated_at = v.updated_at "
+        f"FROM {pg_arrays.unnest(p, 'p', _P_COLUMNS)} WHERE t.id = v.id), "
+        "c AS (UPDATE learning_person_clocks AS t SET credited_until = v.credited_until "
+        f"FROM {pg_arrays.unnest(c, 'c', _C_COLUMNS)} WHERE t.user_id = v.user_id), "
+        "d AS (INSERT INTO learning_daily_totals (user_id, day, credited_ms) SELECT v.user_id, v.day, v.credited_ms "
+        f"FROM {pg_arrays.unnest(d, 'd', _D_COLUMNS)} WHERE true "
+        "ON CONFLICT (user_id, day) DO UPDATE SET credited_ms = learning_daily_totals.credited_ms + excluded.credited_ms) "
+        f"INSERT INTO learning_intervals ({columns}) SELECT {columns} "
+        f"FROM {pg_arrays.unnest(i, 'i', _INTERVAL_COLUMNS, ordinality=True)} ORDER BY v.ord"
+    )
 
 
 #: The tables the round's write changes.
@@ -401,41 +422,43 @@ _TABLES = (
 
 def _write_many(items: list[tuple[BeatWrite, dict[str, Any], tuple[str, ...]]]) -> None:
     """The round's kept writes (:func:`write`) in one statement, with the values one by one would write."""
-    sessions: list[dict[str, Any]] = []
-    progress_rows: list[dict[str, Any]] = []
-    clocks: list[dict[str, Any]] = []
-    days: list[dict[str, Any]] = []
-    intervals: list[dict[str, Any]] = []
+    sessions: list[tuple[Any, ...]] = []
+    progress_rows: list[tuple[Any, ...]] = []
+    clocks: list[tuple[Any, ...]] = []
+    days: list[tuple[Any, ...]] = []
+    intervals: list[tuple[Any, ...]] = []
     for w, params, progress in items:
         sessions.append(
-            {
-                "id": params["session_id"],
-                "last_seq": params["seq"],
-                "last_beat_at": params["now"],
-                "budget_from": params["budget_from"],
-                "claimed_ms": params["claimed_total_ms"],
-                "credited_ms": params["credited_ms"],
-                "unreported_ms": params["unreported_ms"],
-                "ended_at": params["ended_at"],
-            }
+            (
+                params["session_id"],
+                params["seq"],
+                params["now"],
+                params["budget_from"],
+                params["claimed_total_ms"],
+                params["credited_ms"],
+                params["unreported_ms"],
+                params["ended_at"],
+            )
         )
         if progress:
+            changed = w.progress
             progress_rows.append(
-                {"id": params["p_id"], "updated_at": params["p_updated_at"], **{n: w.progress[n] for n in progress}}
+                (params["p_id"], params["p_updated_at"], *(changed.get(n) for n in _PROGRESS_ORDER))
             )
         if w.credited_until is not None:
-            clocks.append({"user_id": params["user_id"], "credited_until": w.credited_until})
+            clocks.append((params["user_id"], w.credited_until))
         if w.credited_ms > 0:
-            days.append({"user_id": params["user_id"], "day": w.day, "credited_ms": w.credited_ms})
-        intervals.append(w.interval)
+            days.append((params["user_id"], w.day, w.credited_ms))
+        interval = w.interval
+        intervals.append(tuple(interval[n] for n in _INTERVAL_COLUMNS))
     _pg(
-        _PG_WRITE_MANY,
+        _pg_write_many(),
         {
-            "s": beat_group.rows_json(sessions),
-            "p": beat_group.rows_json(progress_rows),
-            "c": beat_group.rows_json(clocks),
-            "d": beat_group.rows_json(days),
-            "i": beat_group.rows_json(intervals),
+            **pg_arrays.params(_table(LearningSession), "s", _S_COLUMNS, sessions),
+            **pg_arrays.params(_table(LessonProgress), "p", _P_COLUMNS, progress_rows),
+            **pg_arrays.params(_table(PersonClock), "c", _C_COLUMNS, clocks),
+            **pg_arrays.params(_table(DailyTotal), "d", _D_COLUMNS, days),
+            **pg_arrays.params(_table(LearningInterval), "i", _INTERVAL_COLUMNS, intervals),
         },
         fetch=False,
     )

@@ -26,9 +26,9 @@ from typing import Any
 import msgspec
 from psycopg.types.json import set_json_loads
 
-from lms_core.learning import beat_group, beat_rows, beat_tx
+from lms_core.learning import beat_group, beat_rows, beat_tx, pg_arrays
 from lms_core.learning.beat_rows import json_text
-from plugins.anti_idle import els
+from plugins.anti_idle import els, models
 from plugins.anti_idle.inputs import CLOCK_STEP_MARGIN, LastCheck, Owed
 
 #: The state row's JSON columns.
@@ -281,12 +281,12 @@ _STATE_COLUMNS = (
 
 @functools.cache
 def _save_many(beat_columns: tuple[str, ...]) -> str:
-    """The round's raw beats and state rows in one statement (rows as JSON arrays that
-    PostgreSQL turns into rows of the tables' own types); one state row per person."""
+    """The round's raw beats and state rows in one statement (each column of their rows one
+    typed array, ``pg_arrays``); one state row per person."""
     state = ", ".join(_STATE_COLUMNS)
     upsert = (
         f"INSERT INTO anti_idle_person_states ({state}) SELECT {state} "  # noqa: S608 - constant names
-        "FROM jsonb_populate_recordset(NULL::anti_idle_person_states, %(s)s::jsonb) AS v WHERE true "
+        f"FROM {pg_arrays.unnest(_state_table(), 's', _STATE_COLUMNS)} WHERE true "
         + _UPSERT[_UPSERT.index("ON CONFLICT") :]
     )
     if not beat_columns:
@@ -295,21 +295,36 @@ def _save_many(beat_columns: tuple[str, ...]) -> str:
     columns = ", ".join(beat_columns)
     return (
         f"WITH b AS (INSERT INTO anti_idle_beats ({columns}) SELECT {columns} "  # noqa: S608
-        "FROM jsonb_populate_recordset(NULL::anti_idle_beats, %(b)s::jsonb) WITH ORDINALITY AS v "
-        f"ORDER BY v.ordinality) {upsert}"
+        f"FROM {pg_arrays.unnest(_beat_table(), 'b', beat_columns, ordinality=True)} "
+        f"ORDER BY v.ord) {upsert}"
     )
+
+
+def _state_table() -> Any:
+    return models.PersonState.__table__
+
+
+def _beat_table() -> Any:
+    return models.Beat.__table__
 
 
 def _write_many(items: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
     beats = [beat for _values, beat in items if beat is not None]
-    columns: dict[str, None] = {}
+    names: dict[str, None] = {}
     for beat in beats:
-        columns.update(dict.fromkeys(beat))
+        names.update(dict.fromkeys(beat))
+    columns = tuple(names)
     # A beat whose day was replayed saved its person's row before its own save: the last
     # values win, as the second upsert overwrote the first (all columns) one by one.
     states = {values["user_id"]: values for values, _beat in items}
-    params = {"s": beat_group.rows_json(list(states.values())), "b": beat_group.rows_json(beats)}
-    execute(_save_many(tuple(columns)), params)
+    params = pg_arrays.params(
+        _state_table(), "s", _STATE_COLUMNS, [tuple(v[c] for c in _STATE_COLUMNS) for v in states.values()]
+    )
+    if columns:
+        # A column one beat of the round lacks is NULL in its row, as an INSERT without it wrote.
+        rows = [tuple(beat.get(c) for c in columns) for beat in beats]
+        params.update(pg_arrays.params(_beat_table(), "b", columns, rows))
+    execute(_save_many(columns), params)
 
 
 def keep(batch: Any, values: dict[str, Any], beat: dict[str, Any] | None) -> None:
