@@ -5,12 +5,13 @@ On a shared machine PostgreSQL's CPU time per beat moves by ±15 % with the load
 most storage choices change it. This bench counts instructions instead, which do not move
 with the load: it runs the group path in process (``beat_split.group_split``, groups of 15
 learners at the 10 s cadence, plugin on) on a throwaway cluster, keeps the statements of the
-rounds' two writes as sent (the core's, ``beat_rows._pg_write_many``, and the plugin's,
-``state_pg``'s beat INSERT and state upsert; each column of their rows one array literal), stops the cluster, and replays them in
-PostgreSQL's single-user mode under ``valgrind --tool=callgrind``, each round in its own
-transaction with its own COMMIT as the writer sends them (the raw beats' and intervals'
-``seq`` moved on each time, so every INSERT is new). Instructions per beat are the difference
-between a long and a short replay, so start-up and shutdown cancel out. Each variant is a
+rounds' two writes as sent (the core's, ``beat_rows._PG_WRITE_MANY``, and the plugin's,
+``state_pg``'s beat INSERT and state upsert; one parameter per column, ``pg_arrays``), stops
+the cluster, and replays them in PostgreSQL's single-user mode under ``valgrind
+--tool=callgrind``, each round in its own transaction with its own COMMIT as the writer
+sends them (the raw beats' and intervals' ``seq`` moved on each time, so every INSERT is
+new). Instructions per beat are the difference between a long and a short replay, so
+start-up and shutdown cancel out. Each variant is a
 storage setting applied before its replay; the variants are interleaved::
 
     .venv/bin/python bench/beat_pg.py                    # ~6 min: the state row's storage now, and the default
@@ -111,14 +112,14 @@ def _seq(literal: str, k: int) -> str:
     return pg_arrays.literal([seq + k * 10 for seq in _elements(literal)])
 
 
-def _pad(literal: str, sessions: int) -> str:
+def _pad(column: str, sessions: int) -> str:
     """A busy day's state rows: ``sessions`` more session ids in each day tally (the
-    ``s_day_tally`` column, JSON texts; ``s_user_id``'s order)."""
-    tallies = [None if t is None else json.loads(t) for t in _elements(literal)]
+    ``s_day_tally`` column: one JSON array, ``pg_arrays.json_column``)."""
+    tallies = json.loads(column)
     for n, tally in enumerate(tallies):
         if tally:
             tally["tally"]["sessions"] += [f"{(n + 1) * 1000 + i:032x}" for i in range(sessions)]
-    return pg_arrays.json_literal(tallies)
+    return pg_arrays.json_column(tallies)
 
 
 def script(pairs: list[Any], rounds: int, seq_base: int, pad: int) -> str:

@@ -364,8 +364,8 @@ def write(w: BeatWrite) -> None:
     _expire_loaded(st)
 
 
-#: A round's columns, per table: sessions, progress (the four a beat may change as NULL when
-#: it did not: none is nullable), clocks, day totals (by ``_write_many``'s tuples' order).
+#: A round's columns, per table: sessions, progress (the four a beat may change come as NULL
+#: when it did not), clocks, day totals (in the order of ``_write_many``'s tuples).
 _S_COLUMNS = (
     "id",
     "last_seq",
@@ -381,33 +381,39 @@ _C_COLUMNS = ("user_id", "credited_until")
 _D_COLUMNS = ("user_id", "day", "credited_ms")
 
 
-@functools.cache
-def _pg_write_many() -> str:
-    """A round's writes (``beat_group``) as one statement: each table's rows as one typed
-    array per column (``pg_arrays``), unnested into rows. A round has one beat per person,
-    so no row is changed twice by one statement (which PostgreSQL refuses)."""
-    s, p = _table(LearningSession), _table(LessonProgress)
-    c, d, i = _table(PersonClock), _table(DailyTotal), _table(LearningInterval)
-    columns = ", ".join(_INTERVAL_COLUMNS)
-    # The table and column names are this module's constants; every value is a bound array.
-    return (
-        "WITH s AS (UPDATE learning_sessions AS t SET last_seq = v.last_seq, last_beat_at = v.last_beat_at, "  # noqa: S608
-        "budget_from = v.budget_from, claimed_ms = t.claimed_ms + v.claimed_ms, "
-        "credited_ms = t.credited_ms + v.credited_ms, unreported_ms = v.unreported_ms, "
-        f"ended_at = coalesce(v.ended_at, t.ended_at) FROM {pg_arrays.unnest(s, 's', _S_COLUMNS)} "
-        "WHERE t.id = v.id), "
-        "p AS (UPDATE lesson_progress AS t SET credited_segments = coalesce(v.credited_segments, t.credited_segments), "
-        "coverage_bp = coalesce(v.coverage_bp, t.coverage_bp), read_ms = coalesce(v.read_ms, t.read_ms), "
-        "position_ms = coalesce(v.position_ms, t.position_ms), updated_at = v.updated_at "
-        f"FROM {pg_arrays.unnest(p, 'p', _P_COLUMNS)} WHERE t.id = v.id), "
-        "c AS (UPDATE learning_person_clocks AS t SET credited_until = v.credited_until "
-        f"FROM {pg_arrays.unnest(c, 'c', _C_COLUMNS)} WHERE t.user_id = v.user_id), "
-        "d AS (INSERT INTO learning_daily_totals (user_id, day, credited_ms) SELECT v.user_id, v.day, v.credited_ms "
-        f"FROM {pg_arrays.unnest(d, 'd', _D_COLUMNS)} WHERE true "
-        "ON CONFLICT (user_id, day) DO UPDATE SET credited_ms = learning_daily_totals.credited_ms + excluded.credited_ms) "
-        f"INSERT INTO learning_intervals ({columns}) SELECT {columns} "
-        f"FROM {pg_arrays.unnest(i, 'i', _INTERVAL_COLUMNS, ordinality=True)} ORDER BY v.ord"
-    )
+def _table(model: Any) -> Table:
+    return cast(Table, model.__table__)
+
+
+#: The round's rows of each table, one parameter per column (``pg_arrays``).
+_S_ROWS = pg_arrays.Rows(_table(LearningSession), "s", _S_COLUMNS)
+_P_ROWS = pg_arrays.Rows(_table(LessonProgress), "p", _P_COLUMNS)
+_C_ROWS = pg_arrays.Rows(_table(PersonClock), "c", _C_COLUMNS)
+_D_ROWS = pg_arrays.Rows(_table(DailyTotal), "d", _D_COLUMNS)
+_I_ROWS = pg_arrays.Rows(_table(LearningInterval), "i", _INTERVAL_COLUMNS)
+
+_columns = ", ".join(_INTERVAL_COLUMNS)
+#: A round's writes (``beat_group``) as one statement: each table's rows as one parameter per
+#: column (``pg_arrays.Rows``). A round has one beat per person, so no row is changed twice by
+#: one statement (which PostgreSQL refuses). The table and column names are this module's
+#: constants; every value is a bound parameter.
+_PG_WRITE_MANY = (
+    "WITH s AS (UPDATE learning_sessions AS t SET last_seq = v.last_seq, last_beat_at = v.last_beat_at, "  # noqa: S608
+    "budget_from = v.budget_from, claimed_ms = t.claimed_ms + v.claimed_ms, "
+    "credited_ms = t.credited_ms + v.credited_ms, unreported_ms = v.unreported_ms, "
+    f"ended_at = coalesce(v.ended_at, t.ended_at) FROM {_S_ROWS.sql} WHERE t.id = v.id), "
+    # A column the beat did not change comes as NULL (none of the four is nullable): kept.
+    "p AS (UPDATE lesson_progress AS t SET credited_segments = coalesce(v.credited_segments, t.credited_segments), "
+    "coverage_bp = coalesce(v.coverage_bp, t.coverage_bp), read_ms = coalesce(v.read_ms, t.read_ms), "
+    f"position_ms = coalesce(v.position_ms, t.position_ms), updated_at = v.updated_at FROM {_P_ROWS.sql} "
+    "WHERE t.id = v.id), "
+    f"c AS (UPDATE learning_person_clocks AS t SET credited_until = v.credited_until FROM {_C_ROWS.sql} "
+    "WHERE t.user_id = v.user_id), "
+    "d AS (INSERT INTO learning_daily_totals (user_id, day, credited_ms) SELECT v.user_id, v.day, v.credited_ms "
+    f"FROM {_D_ROWS.sql} WHERE true "
+    "ON CONFLICT (user_id, day) DO UPDATE SET credited_ms = learning_daily_totals.credited_ms + excluded.credited_ms) "
+    f"INSERT INTO learning_intervals ({_columns}) SELECT {_columns} FROM {_I_ROWS.sql} ORDER BY v.ord"
+)
 
 
 #: The tables the round's write changes.
@@ -426,7 +432,7 @@ def _write_many(items: list[tuple[BeatWrite, dict[str, Any], tuple[str, ...]]]) 
     progress_rows: list[tuple[Any, ...]] = []
     clocks: list[tuple[Any, ...]] = []
     days: list[tuple[Any, ...]] = []
-    intervals: list[tuple[Any, ...]] = []
+    intervals: list[dict[str, Any]] = []
     for w, params, progress in items:
         sessions.append(
             (
@@ -442,23 +448,20 @@ def _write_many(items: list[tuple[BeatWrite, dict[str, Any], tuple[str, ...]]]) 
         )
         if progress:
             changed = w.progress
-            progress_rows.append(
-                (params["p_id"], params["p_updated_at"], *(changed.get(n) for n in _PROGRESS_ORDER))
-            )
+            progress_rows.append((params["p_id"], params["p_updated_at"], *(changed.get(n) for n in _PROGRESS_ORDER)))
         if w.credited_until is not None:
             clocks.append((params["user_id"], w.credited_until))
         if w.credited_ms > 0:
             days.append((params["user_id"], w.day, w.credited_ms))
-        interval = w.interval
-        intervals.append(tuple(interval[n] for n in _INTERVAL_COLUMNS))
+        intervals.append(w.interval)
     _pg(
-        _pg_write_many(),
+        _PG_WRITE_MANY,
         {
-            **pg_arrays.params(_table(LearningSession), "s", _S_COLUMNS, sessions),
-            **pg_arrays.params(_table(LessonProgress), "p", _P_COLUMNS, progress_rows),
-            **pg_arrays.params(_table(PersonClock), "c", _C_COLUMNS, clocks),
-            **pg_arrays.params(_table(DailyTotal), "d", _D_COLUMNS, days),
-            **pg_arrays.params(_table(LearningInterval), "i", _INTERVAL_COLUMNS, intervals),
+            **_S_ROWS.params(sessions),
+            **_P_ROWS.params(progress_rows),
+            **_C_ROWS.params(clocks),
+            **_D_ROWS.params(days),
+            **_I_ROWS.params_of(intervals),
         },
         fetch=False,
     )
@@ -475,10 +478,6 @@ def _sqlite_write(w: BeatWrite, params: dict[str, Any], progress: tuple[str, ...
     conn.execute(_table(LearningInterval).insert(), w.interval)
     if daily:
         conn.execute(_sqlite_daily_upsert(), bound)
-
-
-def _table(model: Any) -> Table:
-    return cast(Table, model.__table__)
 
 
 def _bind(name: str, table: Table, column: str) -> Any:

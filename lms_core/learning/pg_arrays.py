@@ -1,4 +1,4 @@
-"""A round's rows as one typed array per column (PostgreSQL), for ``unnest``.
+"""A round's rows as one parameter per column (PostgreSQL): typed arrays, ``unnest``-ed.
 
 A round's writes (``beat_rows._write_many``, the anti-idle plugin's ``state_pg._write_many``)
 sent each table's rows as one JSON document that ``jsonb_populate_recordset`` spread into
@@ -6,8 +6,9 @@ rows: PostgreSQL parsed the whole document (``jsonb_in``, ~30 % of its instructi
 two writes) and then turned every number and timestamp back into text and into its
 column's type. Here each column is one array literal (``{1,2,NULL}``) cast to the column's
 type in the statement (``unnest(%(x)s::bigint[], ...)``): ``array_in`` reads each value once
-with its type's own input function, and only the JSON columns' values go through
-``jsonb_in`` (docs/benchmarks.md, "typed arrays").
+with its type's own input function. A JSON column is one JSON array, parsed once, each row
+taking its element by position; only those columns' values go through ``jsonb_in`` now
+(docs/benchmarks.md, "typed arrays").
 
 The literals are built from msgspec's JSON of the column (C): a JSON array of numbers,
 booleans, ``null`` and strings is a PostgreSQL array literal once its brackets are braces,
@@ -21,7 +22,7 @@ type of its cast.
 
 from __future__ import annotations
 
-import functools
+import operator
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -31,6 +32,7 @@ from sqlalchemy import JSON, String, Table
 from sqlalchemy.dialects import postgresql
 
 _ENCODE = msgspec.json.Encoder().encode
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's dialect class is untyped
 #: An escape in msgspec's JSON that a PostgreSQL array literal reads differently (``\\n``,
 #: ``\\u0001``, ...): any backslash followed by something other than ``"`` or a backslash.
 #: (An escaped backslash followed by such a letter also matches: the slow path, still right.)
@@ -45,6 +47,11 @@ def literal(values: Sequence[Any]) -> str:
     return "{" + ",".join(map(_element, values)) + "}"
 
 
+def _plain_literal(values: Sequence[Any]) -> str:
+    """:func:`literal` of a column without strings (numbers, dates, times: JSON with no escape)."""
+    return "{" + _ENCODE(values)[1:-1].decode() + "}"
+
+
 def _element(value: Any) -> str:
     if value is None:
         return "NULL"
@@ -53,39 +60,64 @@ def _element(value: Any) -> str:
     return str(_ENCODE(value).decode())  # a number, a boolean or a quoted date: no escapes
 
 
-def json_literal(values: Sequence[Any]) -> str:
-    """A JSON column's values as an array literal of their JSON texts (``None``: SQL NULL, as
-    ``jsonb_populate_recordset`` stored a JSON ``null``)."""
-    encode = _ENCODE
-    return literal([None if v is None else encode(v).decode() for v in values])
+def json_column(values: Sequence[Any]) -> str:
+    """A JSON column's values as one JSON array (``None``: SQL NULL, as ``jsonb_populate_recordset``
+    stored a JSON ``null``): one parse for the column, where an array literal of JSON texts had
+    PostgreSQL read each text twice (``array_in``, then ``jsonb_in``) and Python encode each."""
+    return str(_ENCODE(values).decode())
 
 
-@functools.cache
 def array_type(table: Table, column: str) -> str:
     """The SQL type of ``column``'s array: its type on PostgreSQL, strings as ``text`` (a cast
     to ``varchar(n)`` would cut a longer value where the INSERT refuses it)."""
     type_ = table.c[column].type
     if isinstance(type_, String) and not isinstance(type_, JSON):
         return "text[]"
-    return f"{type_.compile(dialect=postgresql.dialect()).lower()}[]"
+    return f"{type_.compile(dialect=_DIALECT).lower()}[]"
 
 
-def is_json(table: Table, column: str) -> bool:
-    return array_type(table, column) == "jsonb[]"
+class Rows:
+    """Some columns of a table's rows, sent as one parameter per column: :attr:`sql` is
+    ``(SELECT ...) AS v``, the rows as columns ``v.<column>`` of the table's types and their
+    position as ``v.ord`` (to insert them in order); :meth:`params` its parameters.
 
+    A column is ``unnest``-ed from one typed array, except a JSON column: one ``jsonb`` array,
+    its row's element taken by position (``->``; the array is parsed once, at the Bind)."""
 
-def unnest(table: Table, prefix: str, columns: Sequence[str], *, ordinality: bool = False) -> str:
-    """``unnest(%(prefix_col)s::type[], ...) AS v(col, ...)``: the rows given by :func:`params`
-    (``WITH ORDINALITY``, their position as ``v.ord``, if ``ordinality``)."""
-    arrays = ", ".join(f"%({prefix}_{c})s::{array_type(table, c)}" for c in columns)
-    names = ", ".join((*columns, "ord") if ordinality else columns)
-    return f"unnest({arrays}){' WITH ORDINALITY' if ordinality else ''} AS v({names})"
+    def __init__(self, table: Table, prefix: str, columns: tuple[str, ...]) -> None:
+        self.columns = columns
+        types = {c: array_type(table, c) for c in columns}
+        scalars = [c for c in columns if types[c] != "jsonb[]"]
+        arrays = ", ".join(f"%({prefix}_{c})s::{types[c]}" for c in scalars)
+        picked = ", ".join(
+            f"nullif(%({prefix}_{c})s::jsonb -> (u.ord::integer - 1), 'null') AS {c}"
+            if types[c] == "jsonb[]"
+            else f"u.{c}"
+            for c in columns
+        )
+        #: The names are the callers' constants and the table's columns; every value is bound.
+        self.sql = (
+            f"(SELECT u.ord, {picked} FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(scalars)}, ord)) AS v"  # noqa: S608
+        )
+        self._encoders = [
+            (
+                f"{prefix}_{c}",
+                json_column if types[c] == "jsonb[]" else literal if types[c] == "text[]" else _plain_literal,
+            )
+            for c in columns
+        ]
+        self._pick = operator.itemgetter(*columns) if len(columns) > 1 else lambda d: (d[columns[0]],)
 
+    def params(self, values: Iterable[Sequence[Any]]) -> dict[str, str]:
+        """The parameters of :attr:`sql`: ``values`` (rows of one value per column, in order) by column."""
+        by_column: Iterable[Sequence[Any]] = list(zip(*values, strict=True)) or [()] * len(self.columns)
+        return {name: encode(column) for (name, encode), column in zip(self._encoders, by_column, strict=True)}
 
-def params(table: Table, prefix: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> dict[str, str]:
-    """The parameters of :func:`unnest`: ``rows`` (one value per column, in order) by column."""
-    by_column: Iterable[Sequence[Any]] = list(zip(*rows, strict=True)) or [()] * len(columns)
-    return {
-        f"{prefix}_{c}": json_literal(values) if is_json(table, c) else literal(values)
-        for c, values in zip(columns, by_column, strict=True)
-    }
+    def params_of(self, dicts: list[dict[str, Any]]) -> dict[str, str]:
+        """:meth:`params` of rows given as dicts (a key a row lacks: NULL, as an INSERT without it)."""
+        pick = self._pick
+        try:
+            values = [pick(d) for d in dicts]
+        except KeyError:
+            values = [tuple(d.get(c) for c in self.columns) for d in dicts]
+        return self.params(values)

@@ -21,10 +21,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from psycopg.types.json import set_json_loads
+from sqlalchemy import Table
 
 from lms_core.learning import beat_group, beat_rows, beat_tx, pg_arrays
 from lms_core.learning.beat_rows import json_text
@@ -279,15 +280,24 @@ _STATE_COLUMNS = (
 )
 
 
+#: The round's state rows, one parameter per column (``pg_arrays``).
+_STATE_ROWS = pg_arrays.Rows(cast(Table, models.PersonState.__table__), "s", _STATE_COLUMNS)
+
+
+@functools.cache
+def _beat_rows(columns: tuple[str, ...]) -> pg_arrays.Rows:
+    """The round's raw beats of these columns (the beat row's keys, ``services.beat_row``)."""
+    return pg_arrays.Rows(cast(Table, models.Beat.__table__), "b", columns)
+
+
 @functools.cache
 def _save_many(beat_columns: tuple[str, ...]) -> str:
     """The round's raw beats and state rows in one statement (each column of their rows one
-    typed array, ``pg_arrays``); one state row per person."""
+    parameter, ``pg_arrays``); one state row per person."""
     state = ", ".join(_STATE_COLUMNS)
     upsert = (
-        f"INSERT INTO anti_idle_person_states ({state}) SELECT {state} "  # noqa: S608 - constant names
-        f"FROM {pg_arrays.unnest(_state_table(), 's', _STATE_COLUMNS)} WHERE true "
-        + _UPSERT[_UPSERT.index("ON CONFLICT") :]
+        f"INSERT INTO anti_idle_person_states ({state}) SELECT {state} FROM {_STATE_ROWS.sql} "  # noqa: S608
+        "WHERE true " + _UPSERT[_UPSERT.index("ON CONFLICT") :]
     )
     if not beat_columns:
         return upsert
@@ -295,17 +305,8 @@ def _save_many(beat_columns: tuple[str, ...]) -> str:
     columns = ", ".join(beat_columns)
     return (
         f"WITH b AS (INSERT INTO anti_idle_beats ({columns}) SELECT {columns} "  # noqa: S608
-        f"FROM {pg_arrays.unnest(_beat_table(), 'b', beat_columns, ordinality=True)} "
-        f"ORDER BY v.ord) {upsert}"
+        f"FROM {_beat_rows(beat_columns).sql} ORDER BY v.ord) {upsert}"
     )
-
-
-def _state_table() -> Any:
-    return models.PersonState.__table__
-
-
-def _beat_table() -> Any:
-    return models.Beat.__table__
 
 
 def _write_many(items: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
@@ -317,13 +318,9 @@ def _write_many(items: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> No
     # A beat whose day was replayed saved its person's row before its own save: the last
     # values win, as the second upsert overwrote the first (all columns) one by one.
     states = {values["user_id"]: values for values, _beat in items}
-    params = pg_arrays.params(
-        _state_table(), "s", _STATE_COLUMNS, [tuple(v[c] for c in _STATE_COLUMNS) for v in states.values()]
-    )
+    params = _STATE_ROWS.params_of(list(states.values()))
     if columns:
-        # A column one beat of the round lacks is NULL in its row, as an INSERT without it wrote.
-        rows = [tuple(beat.get(c) for c in columns) for beat in beats]
-        params.update(pg_arrays.params(_beat_table(), "b", columns, rows))
+        params.update(_beat_rows(columns).params_of(beats))
     execute(_save_many(columns), params)
 
 
