@@ -88,6 +88,7 @@ class Rows:
         self.columns = columns
         types = {c: array_type(table, c) for c in columns}
         scalars = [c for c in columns if types[c] != "jsonb[]"]
+        assert scalars, "the rows are unnest-ed from a column that is not JSON"
         arrays = ", ".join(f"%({prefix}_{c})s::{types[c]}" for c in scalars)
         picked = ", ".join(
             f"nullif(%({prefix}_{c})s::jsonb -> (u.ord::integer - 1), 'null') AS {c}"
