@@ -61,6 +61,7 @@ import load  # noqa: E402
 import open_loop  # noqa: E402
 import seed_large  # noqa: E402
 import video_learners  # noqa: E402
+import window_diag  # noqa: E402
 from common import children, cpu_seconds, percentile, postmaster_pid, step, tree_cpu_seconds  # noqa: E402
 
 from plugins.anti_idle.envelope import sign_with_key  # noqa: E402
@@ -739,9 +740,13 @@ def _ingest_open(
     marks: dict[str, float] = {}
     seen: dict[str, Any] = {}  # the window's statements and COMMITs, read as it closes
 
+    diag = os.environ.get("BENCH_DIAG") == "1"  # bench/window_diag.py: the window's CPU by process and statement
+
     def on_window(opening: bool) -> None:  # blocking, on the generator's loop: short reads only
         if opening:
             reset_statements(url)
+            if diag:  # after the reset: the statements' figures are the window's
+                seen["diag_before"] = window_diag.snapshot(plain(url), pg_pid, server.pid)
             marks.update(
                 server=tree_cpu_seconds(server.pid),
                 pg=_postgres_cpu(pg_pid),
@@ -749,6 +754,8 @@ def _ingest_open(
                 load=os.getloadavg()[0],
             )
         else:
+            if diag:
+                seen["diag_after"] = window_diag.snapshot(plain(url), pg_pid, server.pid)
             marks.update(
                 server=tree_cpu_seconds(server.pid) - marks["server"],
                 pg=_postgres_cpu(pg_pid) - marks["pg"],
@@ -826,6 +833,8 @@ def _ingest_open(
     extra["earned"] = earned
     for sample in (primed.samples + tally.samples + (video.tally.samples if video else []))[:3]:
         print(f"    an error's answer: {sample!r}")
+    if diag:
+        print(window_diag.report(seen["diag_before"], seen["diag_after"], n))
     if os.environ.get("BENCH_STATEMENTS"):  # the window's statements, most run first
         width = int(os.environ.get("BENCH_SQL_WIDTH", "90"))
         for calls, text in ran[: int(os.environ["BENCH_STATEMENTS"])]:
