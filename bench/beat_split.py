@@ -17,7 +17,8 @@ wrapped parts inside it.
 PEOPLE beats of PEOPLE different learners (15: what the writer takes at 64 clients) handed
 to ``beat_batch.record_group`` as the writer thread does (an app context per group), each
 learner's beats ``--every`` server seconds apart (10, the player's cadence; the ingest bench's
-back-to-back beats are about 0.06 s apart), ``--sets`` groups of other learners in turn. It
+back-to-back beats are about 0.06 s apart; each beat's ``visible_ms`` says as much),
+``--sets`` groups of other learners in turn. It
 prints the CPU per beat of each part (the round's read, core and plugin; each beat's record,
 with ``record_beat``'s own Python before and after the hook; the round's write; the COMMIT;
 the answer) and PostgreSQL's CPU per beat (the cluster's processes)::
@@ -277,6 +278,7 @@ def group_split(
     with time_machine.travel(at, tick=False):
         learners = _learners(app, url, names)
     step = dt.timedelta(seconds=every / sets)
+    visible_ms = round((every or 10.0) * 1000)  # what the page saw between two beats (the player's 10 s in real time)
     seqs = [0] * len(learners)
     handed = [0]
     clock = _Clock()
@@ -288,7 +290,10 @@ def group_split(
         requests = []
         for i in members:
             seqs[i] += 1
-            body = b'{"seq":%d,"event":"heartbeat","visible_ms":10000,"client":{"visibility":"visible"}}' % seqs[i]
+            body = b'{"seq":%d,"event":"heartbeat","visible_ms":%d,"client":{"visibility":"visible"}}' % (
+                seqs[i],
+                visible_ms,
+            )
             _client, _path, _headers, key, uid, version, session_id = learners[i]
             beat = beat_front.Beat(session_id, uid, version, sign_with_key(key, body), "127.0.0.1")
             requests.append((i, beat_batch._Request(beat, Future())))
