@@ -13,7 +13,7 @@ secret key: the client cannot predict it, and the schedule needs no stored state
 Reveal. A check row is created when it is owed, at the first of: the player asks
 for it while the person is playing (server evidence: a beat with claimed media in
 the last few cadences), or a heartbeat claiming media takes the person's claimed
-time past the owed amount (``issue_owed``, in the beat's transaction). The second
+time past the owed amount (``beat_check``, in the beat's transaction). The second
 is what makes checks follow the media *claimed*, not the media a page says it
 plays: a script that sends beats and never asks for a check still owes one, and
 its credit stops when the window lapses. ``issued_at`` is the server's time of
@@ -226,7 +226,7 @@ def issue_if_due(session: LearningSession, user: User, *, now: dt.datetime | Non
     now = now or utcnow()
     # The person's clock row is what every beat of theirs locks (learning.person_clock):
     # taking it here serialises this poll with a beat whose claim issues the owed check
-    # (issue_owed), so the two cannot both find no open check and issue one each.
+    # (beat_check), so the two cannot both find no open check and issue one each.
     person_clock(user.id)
     last = last_check(user.id)
     if last is not None and last.outcome == CHECK_PENDING:
@@ -249,28 +249,6 @@ def issue_if_due(session: LearningSession, user: User, *, now: dt.datetime | Non
 OPEN, DUE = "open", "due"
 
 
-def issue_owed(
-    session_id: str,
-    user_id: int,
-    lesson_id: int,
-    claimed_ms: int,
-    policy: PolicyVersion,
-    now: dt.datetime,
-    known: Owed | None = None,
-) -> AttentionCheck | None:
-    """Create the check a video heartbeat's claim makes owed, whether or not a player asked.
-
-    Called in the heartbeat's transaction, before the beat's interval is stored, so
-    ``claimed_ms`` (the beat's own claim) is added to what the ledger already holds.
-    Nothing when a check is open already. ``known``: the latest check and the playing
-    time since its reference, when the beat's read brought them (``state_pg``: no
-    statement of its own here then).
-    """
-    if not int(policy["checks_follow_claims"]):
-        return None
-    return _on_beat(session_id, user_id, lesson_id, claimed_ms, policy, now, known)[0]
-
-
 def beat_check(
     session_id: str,
     user_id: int,
@@ -280,7 +258,9 @@ def beat_check(
     now: dt.datetime,
     known: Owed | None = None,
 ) -> str | None:
-    """:func:`issue_owed`, and what the beat's answer tells the player: :data:`OPEN` (a
+    """Create the check a video heartbeat's claim makes owed, whether or not a player asked
+    (unless the policy leaves issuing to the player's ask, ``checks_follow_claims`` off), and
+    say what the beat's answer tells the player: :data:`OPEN` (a
     check waits for an answer: this beat's claim issued it, or it was open already),
     :data:`DUE` (owed, but the policy leaves issuing it to the player's ask,
     ``checks_follow_claims`` off) or None (nothing to ask for).
@@ -288,6 +268,12 @@ def beat_check(
     So the player asks for a check (``POST .../check``) only when one is there, not after
     every beat. The answer says only that: the challenge still reaches the page when it
     asks, the server's reveal, as before.
+
+    Called in the heartbeat's transaction, before the beat's interval is stored, so
+    ``claimed_ms`` (the beat's own claim) is added to what the ledger already holds.
+    Nothing is issued when a check is open already. ``known``: the latest check and the
+    playing time since its reference, when the beat's read brought them (``state_pg``: no
+    statement of its own here then).
     """
     return _on_beat(session_id, user_id, lesson_id, claimed_ms, policy, now, known)[1]
 
@@ -457,6 +443,5 @@ __all__ = [
     "beat_check",
     "client_view",
     "issue_if_due",
-    "issue_owed",
     "open_check",
 ]

@@ -49,7 +49,7 @@ class LastCheck:
 
 @dataclass(frozen=True, slots=True)
 class Owed:
-    """What ``checks.issue_owed`` reads, when the beat's read brought it along: the
+    """What ``checks.beat_check`` reads, when the beat's read brought it along: the
     person's latest check (None: never one) and the playing time since its reference
     (unsummed, 0, while that check is open)."""
 

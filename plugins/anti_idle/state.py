@@ -140,7 +140,7 @@ class BeatRead:
     state: State
     policy_version: int | None
     checks: list[els.CheckInput]
-    #: What ``checks.issue_owed`` asks, if the read brought it (video beats on PostgreSQL).
+    #: What ``checks.beat_check`` asks, if the read brought it (video beats on PostgreSQL).
     owed: Owed | None = None
 
 
@@ -153,7 +153,7 @@ def load_for_beat(
     PostgreSQL the state row, the policy version and the checks come back in one prepared
     statement on the raw connection (``state_pg``); SQLite (tests, development) keeps the
     two Core statements. A person without a row (first beat) reads the checks apart.
-    ``video``: also what ``checks.issue_owed`` asks (PostgreSQL; else it asks itself).
+    ``video``: also what ``checks.beat_check`` asks (PostgreSQL; else it asks itself).
     """
     if _dialect() == "postgresql":
         batch = beat_group.current(beat_tx.connection().info)

@@ -53,7 +53,7 @@ _LOAD = (
     "WHERE st.user_id = %(user_id)s FOR UPDATE OF st"
 )
 
-#: On a video beat, also what ``checks.issue_owed`` asks: the person's last check and the
+#: On a video beat, also what ``checks.beat_check`` asks: the person's last check and the
 #: playing time since its reference (``checks._playing_ms_since(remember=False)``: the
 #: memo's sum when it has the same reference, plus the ledger intervals after it; not
 #: summed while a check is open, when nothing more can be owed).
@@ -112,7 +112,7 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 def load(
     user_id: int, course_id: int, since: dt.datetime, until: dt.datetime, *, video: bool = False
 ) -> tuple[tuple[Any, ...], int | None, list[els.CheckInput], Owed | None] | None:
-    """(state columns, policy version in force, checks, what ``issue_owed`` asks if
+    """(state columns, policy version in force, checks, what ``beat_check`` asks if
     ``video``), the row locked; None: no row."""
     params: dict[str, Any] = {"user_id": user_id, "course_id": course_id, "since": since, "until": until}
     if video:
@@ -164,11 +164,11 @@ def insert_beat(beat: dict[str, Any]) -> None:
 #: The plugin's name in a round's batch.
 _NAME = "anti_idle"
 
-#: The read of :func:`load` (its video form, which also brings what ``issue_owed`` asks)
+#: The read of :func:`load` (its video form, which also brings what ``beat_check`` asks)
 #: for every person of a round: their state rows locked in id order (as group commit
 #: takes people), each with the policy version in force for their beat's course. The
 #: checks' window is the widest of the round's (``until`` open); each beat keeps its own
-#: (:func:`take`, the same predicate in Python). What ``issue_owed`` asks is summed for a
+#: (:func:`take`, the same predicate in Python). What ``beat_check`` asks is summed for a
 #: video beat only (``k.video``): a document beat never reads it, and for a person without
 #: a check clock the sum runs over every ledger interval they have, growing all day.
 _LOAD_MANY = (

@@ -1,7 +1,7 @@
 """Anti-idle tests script their attention checks by hand (``Learner.issue_check``).
 
 The schedule that issues checks from the playing time a heartbeat claims
-(``checks.issue_owed``, policy ``checks_follow_claims``, on by default) would add
+(``checks.beat_check``, policy ``checks_follow_claims``, on by default) would add
 checks of its own to every scripted day longer than two minutes. It is switched off
 here by default; the tests of that schedule turn it on in their course policy
 (test_checks.py, and the scenarios that exercise it).

@@ -358,7 +358,7 @@ def ledger_sum(user_id: int, since: dt.datetime | None) -> int:
 
 
 def seen_by_beat_read(user_id: int, course_id: int, last, in_force) -> int | None:  # noqa: ANN001
-    """On PostgreSQL a video beat's read brings what ``issue_owed`` asks (``state_pg``):
+    """On PostgreSQL a video beat's read brings what ``beat_check`` asks (``state_pg``):
     the latest check and the playing time since its reference, equal to what the Python
     path reads (memo of the same reference or not)."""
     if db.engine.dialect.name != "postgresql":
@@ -447,7 +447,7 @@ def test_a_video_beat_owing_nothing_sends_two_plugin_statements_on_postgresql(ap
         event.remove(db.engine, "before_cursor_execute", count)
     # The day's second beat folds the day's first tally into its day rows (not counted here).
     plugin = [q for q in seen if "anti_idle" in q and "anti_idle_day_" not in q]
-    assert sum("anti_idle_checks" in q for q in plugin) >= 1  # issue_owed's question was asked
+    assert sum("anti_idle_checks" in q for q in plugin) >= 1  # beat_check's question was asked
     if db.engine.dialect.name == "postgresql":
         assert len(plugin) == 2, [q[:60] for q in plugin]  # the read (with the owed question) and the write
     assert db.session.query(AttentionCheck).count() == 0
@@ -457,5 +457,5 @@ def test_a_video_beat_owing_nothing_sends_two_plugin_statements_on_postgresql(ap
 
 def test_beats_read_the_memo_but_never_write_it(kit, learner):
     s = open_session(learner, kit.video)
-    play(s, learner, 0, 60)  # every beat asks issue_owed whether a check is owed
+    play(s, learner, 0, 60)  # every beat asks beat_check whether a check is owed
     assert db.session.get(CheckClock, learner.id) is None
