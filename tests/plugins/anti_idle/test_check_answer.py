@@ -23,16 +23,9 @@ from plugins.anti_idle.models import AttentionCheck
 from tests.factories import UserFactory
 from tests.lms_core.learning.test_beat_asgi import by_view_if_handed, run_group
 from tests.lms_core.learning.test_beat_front import T0, Player
+from tests.plugins.anti_idle.test_checks import FAST  # a check after every 30 s of playing, 20 s to answer
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True)
-#: A test course: a check owed after every 30 s of playing, 20 s to answer.
-FAST = {
-    "check_first_after_seconds": 30,
-    "check_min_gap_seconds": 30,
-    "check_max_gap_seconds": 30,
-    "check_window_seconds": 20,
-    "checks_follow_claims": 1,
-}
 #: The core's fields of a beat's answer; the plugin adds ``check`` and nothing else.
 CORE = {
     "accepted",
