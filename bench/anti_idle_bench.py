@@ -725,9 +725,12 @@ def _ingest_open(
         )
     else:
         step("priming: each learner's first beat of the day")
+        prime_started = time.perf_counter()
         primed = open_loop.run(
             open_loop.prime(port, minted, round(interval * 1000), progress=2000 if learners >= 5000 else 0)
         )
+        prime_s = time.perf_counter() - prime_started
+        step(f"{prime_s:.1f} s to prime {learners} ({learners / max(prime_s, 1e-9):.0f} first beats/s)")
     # More learners than one process's files allow (each holds a connection): the generator
     # in several processes on one schedule start (open_loop.drive_split).
     generators = args.generators or -(-learners // open_loop.LEARNERS_PER_PROCESS)
@@ -797,6 +800,7 @@ def _ingest_open(
         )
     ran, commits = seen["ran"], seen["commits"]
     values = sorted(v * 1000 for v in tally.latencies)
+    seconds = open_loop.per_second(tally, args.warmup)
     # Rates over the window as scheduled; CPU per beat over the beats answered while the CPU
     # was read (the same span unless the generator's loop fell behind: ``lag``).
     n = max(1, tally.answered(window.opened, window.closed))
@@ -825,7 +829,14 @@ def _ingest_open(
         f"{statements / n:.1f} SQL statements per beat, {n / max(1, commits):.1f} beats per COMMIT; "
         f"stored beats by envelope {envelopes}; minting {learners} sign-ins took {mint_s:.1f} s"
     )
-    extra: dict[str, object] = {}
+    print(
+        f"    the server accepted every connection {tally.accept_wait * 1000:.0f} ms after the last connect; "
+        "latency by the second the beats fell due in (from the window's start; warm-up negative), "
+        "n p50/p99/max ms:\n" + open_loop.format_per_second(seconds)
+    )
+    extra: dict[str, object] = {"per_second": seconds, "accept_wait_ms": round(tally.accept_wait * 1000)}
+    if lesson_kind == "document":
+        extra["prime_s"] = round(prime_s, 1)
     if video is not None and units:
         extra = _video_figures(video, window, n, server_ms + pg_ms, units)
     step("folding each learner's day (verdicts.settle) and reading back what they earned")

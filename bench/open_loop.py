@@ -148,6 +148,13 @@ class Tally:
     done: list[float] = field(default_factory=list)  # when each beat of the run was answered
     connections: int = 0
     samples: list[bytes] = field(default_factory=list)
+    #: Every beat of the schedule (warm-up and window): (due, latency) in seconds, ``due`` from
+    #: the schedule's start; for :func:`per_second`. A beat left unanswered at the drain is in
+    #: it at what it had waited by then (a lower bound).
+    profile: list[tuple[float, float]] = field(default_factory=list)
+    #: Seconds from the last connect of :func:`connect_all` until the server had accepted every
+    #: connection (:func:`accepted`), before the schedule started.
+    accept_wait: float = 0.0
 
     def error(self, kind: str, answer: bytes = b"") -> None:
         self.errors += 1
@@ -359,6 +366,7 @@ class _Run:
         self.loop = asyncio.get_running_loop()
         self.tally, self.window, self.on_answer = tally, window, on_answer
         self.outstanding = 0
+        self.t0 = 0.0  # the schedule's start (``perf_counter``), for ``Tally.profile``
         self.idle: asyncio.Future[None] | None = None  # set when ``outstanding`` falls to 0
 
     def finished(self, client: Client, item: _Item, status: bytes, body: bytes) -> None:
@@ -375,6 +383,7 @@ class _Run:
                     tally.error(f"prime {status.decode()}", body)
             else:
                 tally.done.append(done)
+                tally.profile.append((scheduled - self.t0, done - scheduled))
                 start, end = self.window
                 if start <= scheduled < end:
                     tally.latencies.append(done - scheduled)
@@ -411,6 +420,76 @@ async def connect_all(clients: Sequence[Client], concurrency: int = 64) -> None:
             )
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def _accept_queue(port: int) -> int | None:
+    """Connections waiting in the accept queue of the socket listening on ``port`` (the
+    ``rx_queue`` of its ``LISTEN`` line in ``/proc/net/tcp``/``tcp6``); None: no such socket
+    (not Linux, or the server is elsewhere)."""
+    found = None
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as lines:  # noqa: PTH123 - a procfs file read in one go
+                rows = lines.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found = (found or 0) + int(fields[4].split(":")[1], 16)
+    return found
+
+
+async def accepted(port: int, timeout: float = 30.0, settle: int = 3) -> float:
+    """Wait until the server has accepted every connection made to ``port`` (its accept queue
+    empty ``settle`` times in a row, 20 ms apart); the seconds waited.
+
+    The kernel completes a TCP handshake by itself and queues the connection; the server
+    accepts it (and uvicorn sets up its protocol) only when its loop gets to it. Opened just
+    before the schedule, thousands of connections were still being accepted as the first beats
+    fell due, and the first second's beats waited behind them: a start the bench made, not
+    the server (a real server's learners connected long before their next beat)."""
+    started = time.perf_counter()
+    calm = 0
+    while calm < settle and time.perf_counter() - started < timeout:
+        waiting = _accept_queue(port)
+        if waiting is None:
+            break
+        calm = calm + 1 if waiting == 0 else 0
+        await asyncio.sleep(0.02)
+    return time.perf_counter() - started
+
+
+def per_second(tally: Tally, warmup: float) -> list[dict[str, float]]:
+    """The schedule's beats by the second they fell due in (``second`` from the window's start:
+    the warm-up's are negative): count, p50, p99 and max latency (ms). Shows whether a run's
+    tail is a start transient (the first seconds' beats late, the later ones not) or a
+    steady queue."""
+    by: dict[int, list[float]] = {}
+    for due, latency in tally.profile:
+        by.setdefault(int(due // 1), []).append(latency * 1000)
+    out = []
+    for k in sorted(by):
+        values = sorted(by[k])
+        n = len(values)
+        out.append(
+            {
+                "second": k - round(warmup),
+                "n": n,
+                "p50_ms": round(values[min(n - 1, n // 2)], 1),
+                "p99_ms": round(values[min(n - 1, (99 * n) // 100)], 1),
+                "max_ms": round(values[-1], 1),
+            }
+        )
+    return out
+
+
+def format_per_second(rows: Sequence[dict[str, float]], per_line: int = 5) -> str:
+    """:func:`per_second` compactly: ``second: n p50/p99/max`` (ms), a few seconds a line."""
+    cells = [
+        f"{r['second']:>4.0f}s {r['n']:>5.0f} {r['p50_ms']:>6.0f}/{r['p99_ms']:>6.0f}/{r['max_ms']:>6.0f}" for r in rows
+    ]
+    return "\n".join("    " + " | ".join(cells[i : i + per_line]) for i in range(0, len(cells), per_line))
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -534,11 +613,12 @@ async def drive(
     for client, mine in zip(clients, seqs, strict=True):
         client.prepare(mine, beat_content, visible_ms)
     await connect_all(clients)
+    tally.accept_wait = await accepted(port)
     # ``start_at``: the schedule's start (``perf_counter``) shared with other generator
     # processes (:func:`drive_split`), asked once every connection is open.
     t0 = start_at() if start_at is not None else time.perf_counter() + 0.5
     start, end = t0 + warmup, t0 + warmup + duration
-    state.window = (start, end)
+    state.window, state.t0 = (start, end), t0
     dues = [t0 + due for due, _i, _seq in plan]
     tally.scheduled = sum(due >= start for due in dues)
     loop = state.loop
@@ -588,6 +668,8 @@ async def drive(
                 *([client.inflight] if client.inflight else []),
                 *client.queue,
             ]:
+                if seq:
+                    tally.profile.append((scheduled - t0, now - scheduled))
                 if seq and scheduled >= start:  # in the figures at what it waited so far: a lower bound
                     tally.latencies.append(now - scheduled)
                     tally.error("unanswered")
@@ -661,6 +743,8 @@ def drive_split(
         cpu += part_cpu
         tally.latencies += part.latencies
         tally.done += part.done
+        tally.profile += part.profile  # due times from the one shared schedule start
+        tally.accept_wait = max(tally.accept_wait, part.accept_wait)
         tally.samples += part.samples[: max(0, 3 - len(tally.samples))]
         tally.scheduled += part.scheduled
         tally.errors += part.errors

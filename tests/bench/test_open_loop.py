@@ -293,3 +293,53 @@ def test_drive_split_drives_each_share_of_learners_from_its_own_process_on_one_w
     assert tally.errors == 0 and tally.connections == 6
     assert tally.scheduled == len(tally.latencies) == scheduled > 0
     assert window.start < window.end and window.opened >= window.start and cpu >= 0
+
+
+def test_drive_profiles_every_scheduled_beat_by_the_second_it_fell_due() -> None:
+    people = learners(6)
+    rate, warmup, duration = 30.0, 1.0, 1.0
+    (tally, _window), _seen = run(lambda port: open_loop.drive(port, people, rate, warmup, duration, first_seq=2))
+    plan = open_loop.schedule(6, 6 / rate, warmup + duration, jitter=0.1, first_seq=2, rnd=random.Random(8))
+    assert sorted(round(due, 6) for due, _latency in tally.profile) == sorted(round(due, 6) for due, _i, _s in plan)
+    rows = open_loop.per_second(tally, warmup)
+    assert [r["second"] for r in rows] == [-1, 0]
+    assert [r["n"] for r in rows] == [sum(int(due) == k for due, _i, _s in plan) for k in (0, 1)]
+    assert all(0 <= r["p50_ms"] <= r["p99_ms"] <= r["max_ms"] for r in rows)
+
+
+def test_per_second_counts_and_ranks_each_seconds_latencies() -> None:
+    tally = open_loop.Tally(profile=[(0.1, 0.5), (0.9, 2.0), (0.5, 1.0), (2.5, 0.01)])
+    assert open_loop.per_second(tally, 1.0) == [
+        {"second": -1, "n": 3, "p50_ms": 1000.0, "p99_ms": 2000.0, "max_ms": 2000.0},
+        {"second": 1, "n": 1, "p50_ms": 10.0, "p99_ms": 10.0, "max_ms": 10.0},
+    ]
+    assert "-1s     3   1000/  2000/  2000" in open_loop.format_per_second(open_loop.per_second(tally, 1.0))
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="the accept queue is read from Linux's procfs")
+def test_accept_queue_counts_connections_the_server_has_not_accepted_yet() -> None:
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        assert open_loop._accept_queue(port) == 0
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        try:
+            assert open_loop._accept_queue(port) == 3  # handshakes done by the kernel, none accepted
+            taken: list[socket.socket] = []
+
+            async def wait() -> None:
+                # The "server" accepts a while later: ``accepted`` returns only after that.
+                asyncio.get_running_loop().call_later(0.2, lambda: taken.extend(listener.accept()[0] for _ in range(3)))
+                await open_loop.accepted(port)
+
+            open_loop.run(wait())
+            assert len(taken) == 3 and open_loop._accept_queue(port) == 0
+            for conn in taken:
+                conn.close()
+        finally:
+            for conn in clients:
+                conn.close()
+    assert open_loop._accept_queue(port) is None
