@@ -275,35 +275,24 @@ def beat_check(
     playing time since its reference, when the beat's read brought them (``state_pg``: no
     statement of its own here then).
     """
-    return _on_beat(session_id, user_id, lesson_id, claimed_ms, policy, now, known)[1]
-
-
-def _on_beat(
-    session_id: str,
-    user_id: int,
-    lesson_id: int,
-    claimed_ms: int,
-    policy: PolicyVersion,
-    now: dt.datetime,
-    known: Owed | None,
-) -> tuple[AttentionCheck | None, str | None]:
     if claimed_ms <= 0:
-        return None, None
+        return None
     last = last_check(user_id) if known is None else known.last
     if last is not None and last.outcome == CHECK_PENDING:
-        return None, OPEN
+        return OPEN
     reference, owed_ms = owed_after_ms(user_id, policy, last)
     if owed_ms:
         played = _playing_ms_since(user_id, reference, remember=False) if known is None else known.played_ms
         if played + claimed_ms < owed_ms:
-            return None, None
+            return None
     if not int(policy["checks_follow_claims"]):
-        return None, DUE
+        return DUE
     user = db.session.get(User, user_id)
     lesson = db.session.get(Lesson, lesson_id)
     if user is None or lesson is None:
-        return None, None
-    return _create(session_id, user, lesson, policy, now), OPEN
+        return None
+    _create(session_id, user, lesson, policy, now)
+    return OPEN
 
 
 def _create(session_id: str, user: User, lesson: Lesson, policy: PolicyVersion, now: dt.datetime) -> AttentionCheck:
