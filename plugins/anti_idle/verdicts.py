@@ -453,7 +453,7 @@ def record_online(
         # The verdict changed, or R07h/R07o may find something else than the last assessment
         # did: replay the day (same numbers, by construction) so its figures and evidence
         # lines are current for the learner, then publish. The row's tally starts again from it.
-        if beat_group.in_round():
+        if beat_group.in_round() and not _first_of_day(online, t):
             raise beat_group.HandOff  # done alone by the view: a group would wait for it
         if before_replay is not None:
             before_replay()
@@ -467,6 +467,16 @@ def record_online(
         _fold(beat["user_id"], day, online, publish=True)
     elif joins or d.verdict == HELD or online.get("verdict_id") is None or beat["event"] in FOLD_EVENTS:
         _fold(beat["user_id"], day, online)
+
+
+def _first_of_day(online: Mapping[str, Any], t: Tally) -> bool:
+    """Whether the beat just added is the person-day's first: no day verdict row yet and nothing
+    else in the tally. Its replay reads that one beat (a few statements, no long fold of the
+    day), so a group round does it itself, the very replay the view would do: handing it to
+    the view rolled the whole group back and did it again without the beat, once per first
+    beat in it, and at a start-of-day rush nearly every beat of a group is a first one
+    (docs/benchmarks.md, "the first beat of a day in the round")."""
+    return online.get("verdict_id") is None and t.beats == 1
 
 
 #: The keys of ``Tally.to_json``'s output: a tally with exactly these came from it.
@@ -524,8 +534,8 @@ def _fold_kept(user_id: int, day: dt.date, online: dict[str, Any], publish: bool
     The same values as ``fold``: the tally is already ``Tally.to_json`` of the day (the beat
     just added to it), the figures are ``derive``'s at that beat; ``policy_version`` is
     ``max(row, online)`` in the statement, and the row's ``published`` is kept unless this
-    fold publishes. Only for a day whose verdict row exists (``verdict_id``): a round never
-    creates one (a day's first beat replays it, which hands the beat to the view).
+    fold publishes. Only for a day whose verdict row exists (``verdict_id``): a fold never
+    creates one (a day's first beat replays the day, in the round: ``_first_of_day``).
 
     The event's ``policy_version`` is the online one: ``_day_tally`` starts it from the row's
     and only raises it, and whatever rewrites the row (``assess_day``, the recompute) drops the

@@ -218,3 +218,33 @@ def test_a_rounds_folds_are_one_statement(app, kit, tree):
     # Written at this round, each with every judged beat of its day (the play beat claims nothing).
     assert len(folded) == len(players) and {v.computed_at for v in folded} == {at}
     assert {v.beats for v in folded} == {v.tally["beats"] for v in folded} == {len(beats) - 1}
+
+
+def test_a_days_first_beat_is_replayed_in_the_round_as_the_view_replays_it(app, kit, tree):
+    # The day's first beat changes its verdict from none to credited: the day is replayed and
+    # published. A round does that itself (a one-beat day is cheap) instead of handing the beat
+    # to the view, which rolled the whole group back and did it again: the same rows and events.
+    users = people(app, kit, tree, 8)
+    grouped = [Player(app, kit, u, lean=True) for u in users[:4]]
+    alone = [Player(app, kit, u, lean=False) for u in users[4:]]
+    _what, lesson, beats = script(kit)[0]
+    for p in (*grouped, *alone):
+        open_lesson(p, lesson, beats[0][0] - dt.timedelta(seconds=1))
+    handed = 0
+    for at, body in beats[:3]:  # the play beat (the day's first), then two heartbeats
+        group = [(p, on_device(body, f"g{i}")) for i, p in enumerate(grouped)]
+        with time_machine.travel(at, tick=False):
+            answers = run_group(app, group)
+        for (p, sent), answer in zip(group, answers, strict=True):
+            if answer is None:
+                handed += 1
+                answer = (p.post(at, sent).status_code, None, b"")
+            assert answer[0] == 200
+        for i, a in enumerate(alone):
+            assert a.post(at, on_device(body, f"a{i}")).status_code == 200
+    for g, a in zip(grouped, alone, strict=True):
+        rows = day_rows(g)
+        assert rows == day_rows(a)
+        assert [e[0] for e in rows["events"]].count(DAY_ASSESSED) == 1  # the first beat's publish, once
+        assert len(rows["verdicts"]) == 1
+    assert handed == 0
