@@ -725,12 +725,16 @@ def _ingest_open(
         )
     else:
         step("priming: each learner's first beat of the day")
-        prime_started = time.perf_counter()
+        prime_started, prime_cpu = time.perf_counter(), tree_cpu_seconds(server.pid) + _postgres_cpu(pg_pid)
         primed = open_loop.run(
             open_loop.prime(port, minted, round(interval * 1000), progress=2000 if learners >= 5000 else 0)
         )
         prime_s = time.perf_counter() - prime_started
-        step(f"{prime_s:.1f} s to prime {learners} ({learners / max(prime_s, 1e-9):.0f} first beats/s)")
+        prime_cpu = tree_cpu_seconds(server.pid) + _postgres_cpu(pg_pid) - prime_cpu
+        step(
+            f"{prime_s:.1f} s to prime {learners} ({learners / max(prime_s, 1e-9):.0f} first beats/s; "
+            f"CPU per first beat {prime_cpu * 1000 / learners:.2f} ms, gunicorn and PostgreSQL)"
+        )
     # More learners than one process's files allow (each holds a connection): the generator
     # in several processes on one schedule start (open_loop.drive_split).
     generators = args.generators or -(-learners // open_loop.LEARNERS_PER_PROCESS)
@@ -837,6 +841,7 @@ def _ingest_open(
     extra: dict[str, object] = {"per_second": seconds, "accept_wait_ms": round(tally.accept_wait * 1000)}
     if lesson_kind == "document":
         extra["prime_s"] = round(prime_s, 1)
+        extra["prime_cpu_ms_per_beat"] = round(prime_cpu * 1000 / learners, 2)
     if video is not None and units:
         extra = _video_figures(video, window, n, server_ms + pg_ms, units)
     step("folding each learner's day (verdicts.settle) and reading back what they earned")

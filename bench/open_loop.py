@@ -508,13 +508,14 @@ async def prime(
     port: int,
     learners: Sequence[Learner],
     visible_ms: int,
-    concurrency: int = 16,
+    concurrency: int = 128,
     seqs: Sequence[int] = (),
     progress: int = 0,
 ) -> Tally:
     """Each learner's first beat of the day, ``concurrency`` at a time, before the measured run:
-    a person-day's first beat replays the day (~13 ms of CPU); at 20,000 learners those are
-    spread over the morning, not all in one measured minute."""
+    a person-day's first beat replays the day (in the writer's group round, as a start-of-day
+    rush meets it: ``concurrency`` beats in flight fill its groups); at 20,000 learners those
+    are spread over the morning, not all in one measured minute."""
     tally = Tally()
     waiting: dict[int, asyncio.Future[None]] = {}
 

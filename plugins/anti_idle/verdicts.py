@@ -453,12 +453,16 @@ def record_online(
         # The verdict changed, or R07h/R07o may find something else than the last assessment
         # did: replay the day (same numbers, by construction) so its figures and evidence
         # lines are current for the learner, then publish. The row's tally starts again from it.
-        if beat_group.in_round() and not _first_of_day(online, t):
+        first = _first_of_day(online, t)
+        if beat_group.in_round() and not first:
             raise beat_group.HandOff  # done alone by the view: a group would wait for it
         if before_replay is not None:
             before_replay()
-        assess_day(beat["user_id"], day)
-        person.tally_day, person.day_tally = None, None
+        v = assess_day(beat["user_id"], day)
+        # A day of this one beat: its row as the next beat would read it back (``_day_tally``),
+        # kept rather than read again (``_row_tally``). Otherwise the next beat reads the row.
+        kept = _row_tally(v, online["lessons"]) if first and v is not None else None
+        person.tally_day, person.day_tally = (day, kept) if kept is not None else (None, None)
         return
     if d.credited_ms - int(published.get("credited_seconds", 0)) * 1000 >= EMIT_EVERY_MS or d.held_ms // 1000 != int(
         published.get("held_seconds", 0)
@@ -477,6 +481,27 @@ def _first_of_day(online: Mapping[str, Any], t: Tally) -> bool:
     beat in it, and at a start-of-day rush nearly every beat of a group is a first one
     (docs/benchmarks.md, "the first beat of a day in the round")."""
     return online.get("verdict_id") is None and t.beats == 1
+
+
+def _row_tally(v: DayVerdict, lessons: Mapping[str, list[int]]) -> dict[str, Any]:
+    """What ``_day_tally`` reads back from ``v``, the day verdict row a day's first beat just
+    replayed, and its lesson rows: for that one beat, the online figures ``lessons`` (claimed,
+    credited and deducted ms per lesson: the beat's, as the replay writes them).
+
+    Dropped from the person's state row, the day was read back by the person's next beat: two
+    statements and a tally rebuilt from the row's JSON; after a start-of-day rush (the ingest
+    bench's priming), for every learner's next beat at once (docs/benchmarks.md, "the first
+    beat of a day in the round")."""
+    tally = dict(v.tally or {})
+    return {
+        "tally": tally,
+        "lessons": {key: list(figures) for key, figures in lessons.items()},
+        "derived": None,
+        "published": tally.get("published"),
+        "policy_version": v.policy_version or 0,
+        "verdict_id": v.id,
+        "dirty": False,
+    }
 
 
 #: The keys of ``Tally.to_json``'s output: a tally with exactly these came from it.
