@@ -598,7 +598,8 @@ def bench_ingest(
         server, port = common.start_gunicorn(
             env,
             workers=args.workers,
-            worker_class="uvicorn_worker.UvicornWorker",
+            # The beat route's fast path in the HTTP protocol (beat_http; LMS_BEAT_HTTP_FAST=0: off).
+            worker_class="lms_core.learning.beat_http.BeatWorker",
             app="lms_core.learning.beat_asgi:create_app()",
         )
         shape = f"{args.workers} uvicorn workers (ASGI front, group commit)"

@@ -77,6 +77,9 @@ DEFAULTS: dict[str, Any] = {
     # Writer threads per process recording those groups. One: with two or four, groups were
     # smaller and p99 had multi-second tails (docs/benchmarks.md, the ASGI front).
     "LMS_BEAT_WRITERS": 1,
+    # The heartbeat route's fast path inside uvicorn's HTTP protocol (lms_core/learning/beat_http.py,
+    # gunicorn -k lms_core.learning.beat_http.BeatWorker): off, every request goes uvicorn's way.
+    "LMS_BEAT_HTTP_FAST": True,
     # A directory: the ASGI front notes each beat's times along its path there, one file per
     # worker (lms_core/learning/beat_trace.py, read by bench/beat_tail.py); empty: off.
     "LMS_BEAT_TRACE": "",

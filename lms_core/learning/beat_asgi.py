@@ -131,21 +131,45 @@ class BeatASGI:
             environ[key] = text
         return environ
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/beat"):
-            await self.site(scope, receive, send)  # type: ignore[arg-type]
-            return
-        marks = None if self._trace is None else beat_trace.Marks(time.perf_counter())
+    @property
+    def trace(self) -> beat_trace.Tracer | None:
+        """``LMS_BEAT_TRACE``'s tracer, or ``None`` (off)."""
+        return self._trace
+
+    def check(self, scope: Scope) -> tuple[tuple[str, dict[str, Any]], dict[str, Any]] | None:
+        """``(taken, environ)`` if the request is the lean path's (:meth:`LeanBeats.take` on
+        the environ Flask would see, after the same ProxyFix), else ``None``: the site answers
+        it. Every check before the body; shared with the HTTP fast path (``beat_http``)."""
         environ = self._environ(scope)
         if self._proxy is not None:
             environ = self._proxy(environ, None)  # type: ignore[arg-type, assignment]
         taken = self.front.take(environ)
-        if taken is None:
+        return None if taken is None else (taken, environ)
+
+    def record_soon(
+        self, beat: beat_front.Beat, loop: asyncio.AbstractEventLoop, marks: beat_trace.Marks | None = None
+    ) -> asyncio.Future[beat_batch.Answer | None]:
+        """The beat queued for its writer (or, group commit off, a thread): the future on
+        ``loop`` answers after its COMMIT (``None``: the view answers it)."""
+        if int(self.app.config.get("LMS_BEAT_GROUP_MAX", 256)) > 0:
+            return beat_batch.waiter(self.app, beat, loop, marks)
+        return loop.run_in_executor(self._alone, record_alone, self.app, beat)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        path = scope.get("path", "")
+        if scope["type"] != "http" or scope["method"] != "POST" or not path.endswith("/beat") or HANDED in scope:
+            # (a beat the HTTP fast path took and then handed on comes with HANDED: to the view)
             await self.site(scope, receive, send)  # type: ignore[arg-type]
             return
+        marks = None if self._trace is None else beat_trace.Marks(time.perf_counter())
+        checked = self.check(scope)
+        if checked is None:
+            await self.site(scope, receive, send)  # type: ignore[arg-type]
+            return
+        taken, environ = checked
         body = await _body(receive)
         if body is None:
             return  # the client went away before sending its beat
@@ -173,10 +197,7 @@ class BeatASGI:
         """The beat's answer once committed, or ``None``: the view answers it (its own 4xx or
         503 page, in Chinese, rather than a bare 500 from the server)."""
         try:
-            if int(self.app.config.get("LMS_BEAT_GROUP_MAX", 256)) > 0:
-                return await beat_batch.wait(self.app, beat, marks)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._alone, record_alone, self.app, beat)
+            return await self.record_soon(beat, asyncio.get_running_loop(), marks)
         except Exception:  # noqa: BLE001 - the writer failed: the view does it again (a stored seq answers as a repeat)
             return None
 

@@ -301,13 +301,21 @@ def submit(app: Flask, beat: beat_front.Beat) -> Future[Answer | None]:
 async def wait(app: Flask, beat: beat_front.Beat, marks: beat_trace.Marks | None = None) -> Answer | None:
     """:func:`submit` for the event loop: the beat's answer once its group is committed
     (``marks``: its times, when traced)."""
-    loop = asyncio.get_running_loop()
+    return await waiter(app, beat, asyncio.get_running_loop(), marks)
+
+
+def waiter(
+    app: Flask, beat: beat_front.Beat, loop: asyncio.AbstractEventLoop, marks: beat_trace.Marks | None = None
+) -> asyncio.Future[Answer | None]:
+    """Queue a beat from ``loop`` (its thread): the future there answers after its group's
+    COMMIT. For callers on the loop that take the answer in a callback, not a task
+    (``beat_http``)."""
     req = _Request(beat, _Settled(), loop, loop.create_future(), marks)
     if marks is not None:
         marks.queued = time.perf_counter()
     _enqueue(app, req)
     assert req.waiter is not None
-    return await req.waiter
+    return req.waiter
 
 
 def _enqueue(app: Flask, req: _Request) -> None:

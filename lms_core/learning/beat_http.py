@@ -1,0 +1,347 @@
+"""The heartbeat route's fast path inside uvicorn's HTTP protocol (httptools).
+
+Why: on the ASGI front (``beat_asgi``) about half of a worker's event-loop CPU per beat was
+uvicorn's own per-request work, not the beat's: the ASGI scope, a ``RequestResponseCycle``
+and an asyncio task per request, ``run_asgi``, ``ProxyHeadersMiddleware``, two ``send``
+messages with their header checks (docs/benchmarks.md, "a worker's CPU outside
+``record_beat``"). A request that is exactly the beat route (POST, its path, a
+``Content-Length`` within :data:`BODY_MAX`, no ``Transfer-Encoding``, no ``Expect``, no
+upgrade, nothing else in flight on the connection) is taken here, in the parser's callbacks:
+its body collected, the same checks and writer as the ASGI front's (:meth:`BeatASGI.check`,
+:meth:`BeatASGI.record_soon`), and the answer written whole with one ``transport.write``
+when the writer's future settles (no task). The bytes are those uvicorn writes for the ASGI
+front's answer: its status line, its ``date`` and ``server`` headers, the answer's headers
+lower-cased, ``connection: close`` when the connection does not stay open.
+
+Everything else goes through uvicorn's path unchanged, and so does a beat the checks pass on
+(at once, as before) or one the writer gives back (to the Flask view, with its body, through
+a ``RequestResponseCycle`` of its own). Kept as uvicorn keeps it: keep-alive and
+``Connection: close``, pipelined requests answered in order (the beat in flight stands as the
+connection's cycle, so a request after it waits in uvicorn's pipeline), the keep-alive timer
+(:meth:`on_response_complete`), graceful shutdown, the client address (``ProxyHeadersMiddleware``'s
+rules with its own trusted hosts, so the plugin's address rules read the same address) and
+the access log.
+
+Selected by :class:`BeatWorker`::
+
+    gunicorn -k lms_core.learning.beat_http.BeatWorker 'lms_core.learning.beat_asgi:create_app()'
+
+``LMS_BEAT_HTTP_FAST=0`` turns the fast path off (every request through uvicorn's path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.parse
+from typing import Any
+
+import httptools
+from uvicorn.config import Config
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+from uvicorn.server import ServerState
+from uvicorn_worker import UvicornWorker
+
+from lms_core.learning import beat_batch, beat_front, beat_trace
+from lms_core.learning.beat_asgi import HANDED, BeatASGI
+
+#: The largest beat body taken here: within it uvicorn never pauses reading for a body
+#: either (its high-water mark), so collecting it needs no flow control of its own. A
+#: larger one (never a real beat) goes uvicorn's way.
+BODY_MAX = HIGH_WATER_LIMIT
+
+
+class _NoEvent:
+    """``message_event`` of a beat in flight: uvicorn sets it on a disconnect; nobody waits on it."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        pass
+
+
+_NO_EVENT = _NoEvent()
+
+
+class _Beat:
+    """A beat taken by the fast path; while in flight it is the connection's ``cycle`` (what
+    uvicorn reads of one: ``response_complete``, ``disconnected``, ``keep_alive``,
+    ``message_event``), so a pipelined request waits behind it and a disconnect reaches it."""
+
+    __slots__ = (
+        "body",
+        "disconnected",
+        "environ",
+        "keep_alive",
+        "marks",
+        "response_complete",
+        "scope",
+        "seen",
+        "taken",
+    )
+
+    message_event = _NO_EVENT
+
+    def __init__(
+        self,
+        scope: dict[str, Any],
+        seen: dict[str, Any],
+        taken: tuple[str, dict[str, Any]],
+        environ: dict[str, Any],
+        keep_alive: bool,
+        marks: beat_trace.Marks | None,
+    ) -> None:
+        self.scope = scope  # the server's scope (the view's, if handed on)
+        self.seen = seen  # ... as the app saw it: after the proxy headers
+        self.taken = taken
+        self.environ = environ
+        self.keep_alive = keep_alive
+        self.marks = marks
+        self.body = b""
+        self.disconnected = False
+        self.response_complete = False
+
+
+def front_of(config: Config) -> tuple[BeatASGI, Any] | None:
+    """The server's beat front and its proxy headers' trusted hosts (``None``: no proxy
+    headers), or ``None``: no fast path (another app, another wrapping, or
+    ``LMS_BEAT_HTTP_FAST`` off)."""
+    app = config.loaded_app
+    trusted = None
+    if isinstance(app, ProxyHeadersMiddleware):
+        trusted = app.trusted_hosts
+        app = app.app
+    if not isinstance(app, BeatASGI) or not app.app.config.get("LMS_BEAT_HTTP_FAST", True):
+        return None
+    return app, trusted
+
+
+def proxied(scope: dict[str, Any], trusted: Any) -> dict[str, Any]:
+    """A copy of ``scope`` with the client and scheme ``ProxyHeadersMiddleware`` gives the app
+    (uvicorn 0.55: its ``__call__`` for an ``http`` scope, line for line)."""
+    scope = dict(scope)
+    if trusted is None:
+        return scope
+    client_addr = scope.get("client")
+    client_host = client_addr[0] if client_addr else None
+    if client_host in trusted:
+        x_forwarded_proto_value: bytes | None = None
+        x_forwarded_for_values: list[bytes] = []
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-proto":
+                x_forwarded_proto_value = value
+            elif name == b"x-forwarded-for":
+                x_forwarded_for_values.append(value)
+        if x_forwarded_proto_value is not None:
+            x_forwarded_proto = x_forwarded_proto_value.decode("latin1").strip()
+            if x_forwarded_proto in {"http", "https", "ws", "wss"}:
+                scope["scheme"] = x_forwarded_proto
+        if x_forwarded_for_values:
+            x_forwarded_for = b", ".join(x_forwarded_for_values).decode("latin1")
+            host, port = trusted.get_trusted_client_address(x_forwarded_for)
+            if host:
+                scope["client"] = (host, port)
+    return scope
+
+
+class BeatHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the beat route's fast path (module docstring)."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._front = front_of(config)
+        #: The beat whose body is being read, or ``None``.
+        self._reading: _Beat | None = None
+
+    # -- the parser's callbacks ----------------------------------------------------------
+
+    def on_headers_complete(self) -> None:
+        beat = self._take() if self._front is not None else None
+        if beat is None:
+            super().on_headers_complete()
+            return
+        self._reading = beat
+        self.cycle = beat  # type: ignore[assignment]  # in flight: see _Beat
+
+    def on_body(self, body: bytes) -> None:
+        beat = self._reading
+        if beat is None:
+            super().on_body(body)
+        else:
+            beat.body += body
+
+    def on_message_complete(self) -> None:
+        beat = self._reading
+        if beat is None:
+            super().on_message_complete()
+            return
+        self._reading = None
+        self._record(beat)
+
+    # -- the fast path -------------------------------------------------------------------
+
+    def _take(self) -> _Beat | None:
+        """The request as a beat for the fast path (every check before its body), or ``None``."""
+        parser = self.parser
+        cycle = self.cycle
+        if (
+            b"/beat" not in self.url
+            or parser.get_method() != b"POST"
+            or not (cycle is None or cycle.response_complete)
+            or self.pipeline
+            or parser.should_upgrade()
+            or self.expect_100_continue
+            or (
+                self.limit_concurrency is not None
+                and (len(self.connections) >= self.limit_concurrency or len(self.tasks) >= self.limit_concurrency)
+            )
+        ):
+            return None
+        length = None
+        for name, value in self.headers:
+            if name == b"content-length":
+                if length is not None or not value.isdigit() or int(value) > BODY_MAX:
+                    return None
+                length = value
+            elif name in (b"transfer-encoding", b"expect"):
+                return None
+        if length is None:
+            return None
+        assert self._front is not None
+        beats, trusted = self._front
+        marks = None if beats.trace is None else beat_trace.Marks(time.perf_counter())
+        # The scope as uvicorn completes it (HttpToolsProtocol.on_headers_complete), for the
+        # view if the beat is handed on.
+        scope: dict[str, Any] = self.scope  # type: ignore[assignment]
+        http_version = parser.get_http_version()
+        parsed_url = httptools.parse_url(self.url)
+        raw_path = parsed_url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        if not path.endswith("/beat"):
+            return None
+        scope["method"] = "POST"
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        scope["path"] = self.root_path + path
+        scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+        scope["query_string"] = parsed_url.query or b""
+        seen = proxied(scope, trusted)
+        checked = beats.check(seen)
+        if checked is None:
+            return None  # uvicorn's path: the app checks it again and passes it to the site
+        keep_alive = http_version != "1.0" and parser.should_keep_alive()
+        return _Beat(scope, seen, checked[0], checked[1], keep_alive, marks)
+
+    def _record(self, beat: _Beat) -> None:
+        """The whole beat read: to its writer; answered from the future's callback."""
+        assert self._front is not None
+        beats = self._front[0]
+        lean = beat_front.beat_of(beat.taken, beat.body, beat.environ)
+        if lean is None:
+            self._hand(beat)
+            return
+        if beat.marks is not None:
+            beat.marks.checked = time.perf_counter()
+        try:
+            future = beats.record_soon(lean, self.loop, beat.marks)
+        except Exception:  # noqa: BLE001 - as BeatASGI._record: the view does it again
+            self._hand(beat)
+            return
+        future.add_done_callback(lambda done: self._answered(beat, done))
+
+    def _answered(self, beat: _Beat, future: asyncio.Future[beat_batch.Answer | None]) -> None:
+        answer = None if future.cancelled() or future.exception() is not None else future.result()
+        if answer is None:
+            self._hand(beat)
+        elif beat.disconnected:
+            pass  # the client went away: recorded, nobody to answer (as uvicorn's send)
+        elif self.flow.write_paused:
+            self.loop.create_task(self._write_drained(beat, answer))
+        else:
+            self._write(beat, answer)
+
+    async def _write_drained(self, beat: _Beat, answer: beat_batch.Answer) -> None:
+        await self.flow.drain()
+        if not beat.disconnected:
+            self._write(beat, answer)
+
+    def _write(self, beat: _Beat, answer: beat_batch.Answer) -> None:
+        """The answer as uvicorn's ``RequestResponseCycle.send`` writes it, in one write."""
+        status, headers, content = answer
+        if self.access_log:
+            scope = beat.seen
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(scope),  # type: ignore[arg-type]
+                scope["method"],
+                get_path_with_query_string(scope),  # type: ignore[arg-type]
+                scope["http_version"],
+                status,
+            )
+        parts = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        has_connection_close = False
+        for name, value in headers:
+            name = name.lower()
+            if name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
+                beat.keep_alive = False
+                has_connection_close = True
+            parts += (name, b": ", value, b"\r\n")
+        if not beat.keep_alive and not has_connection_close:
+            parts.append(b"connection: close\r\n")
+        parts += (b"\r\n", content)
+        self.transport.write(b"".join(parts))
+        beat.response_complete = True
+        if not beat.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+        trace = self._front[0].trace if self._front is not None else None
+        if trace is not None and beat.marks is not None:
+            trace.beat(beat.taken[0], beat.body, beat.marks, time.perf_counter(), "group")
+
+    def _hand(self, beat: _Beat) -> None:
+        """The beat to the Flask view through uvicorn's path, with the body it sent (as
+        ``BeatASGI`` hands one on: the scope marked ``HANDED``)."""
+        scope = {**beat.scope, HANDED: True}
+        cycle = RequestResponseCycle(
+            scope=scope,  # type: ignore[arg-type]
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=self.access_log,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=False,
+            keep_alive=beat.keep_alive,
+            on_response=self.on_response_complete,
+        )
+        cycle.body = bytearray(beat.body)
+        cycle.more_body = False
+        cycle.disconnected = beat.disconnected
+        cycle.message_event.set()
+        beat.response_complete = True
+        if self.cycle is beat:  # type: ignore[comparison-overlap]
+            self.cycle = cycle
+        self._start_asgi_task(cycle, self.app)
+        trace = self._front[0].trace if self._front is not None else None
+        if trace is not None and beat.marks is not None:
+            trace.beat(beat.taken[0], beat.body, beat.marks, time.perf_counter(), "view")
+
+
+class BeatWorker(UvicornWorker):
+    """gunicorn's uvicorn worker with the beat route's fast path (:class:`BeatHttpProtocol`)."""
+
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "http": "lms_core.learning.beat_http:BeatHttpProtocol"}
