@@ -8,7 +8,10 @@ column's type. Here each column is one array literal (``{1,2,NULL}``) cast to th
 type in the statement (``unnest(%(x)s::bigint[], ...)``): ``array_in`` reads each value once
 with its type's own input function. A JSON column is one JSON array, parsed once, each row
 taking its element by position; only those columns' values go through ``jsonb_in`` now
-(docs/benchmarks.md, "typed arrays").
+(docs/benchmarks.md, "typed arrays"). A ``json`` column (not ``jsonb``: the anti-idle
+person state's) is one JSON array too, each row taking its element's text as sent
+(``json_array_elements`` in step with the arrays, ``ROWS FROM``): checked, never parsed
+into ``jsonb``.
 
 The literals are built from msgspec's JSON of the column (C): a JSON array of numbers,
 booleans, ``null`` and strings is a PostgreSQL array literal once its brackets are braces,
@@ -87,23 +90,39 @@ class Rows:
     def __init__(self, table: Table, prefix: str, columns: tuple[str, ...]) -> None:
         self.columns = columns
         types = {c: array_type(table, c) for c in columns}
-        scalars = [c for c in columns if types[c] != "jsonb[]"]
+        scalars = [c for c in columns if types[c] not in ("jsonb[]", "json[]")]
         assert scalars, "the rows are unnest-ed from a column that is not JSON"
+        #: ``json`` columns (not ``jsonb``): each row's element as the text it was sent
+        #: (``json_array_elements``, in step with the arrays), never parsed into ``jsonb``.
+        texts = [c for c in columns if types[c] == "json[]"]
         arrays = ", ".join(f"%({prefix}_{c})s::{types[c]}" for c in scalars)
         picked = ", ".join(
             f"nullif(%({prefix}_{c})s::jsonb -> (u.ord::integer - 1), 'null') AS {c}"
             if types[c] == "jsonb[]"
+            else f"CASE WHEN json_typeof(u.{c}) <> 'null' THEN u.{c} END AS {c}"
+            if types[c] == "json[]"
             else f"u.{c}"
             for c in columns
         )
+        names = ", ".join([*scalars, *texts])
+        if texts:
+            functions = ", ".join(
+                [*(f"unnest(%({prefix}_{c})s::{types[c]})" for c in scalars)]
+                + [f"json_array_elements(%({prefix}_{c})s::json)" for c in texts]
+            )
+            source = f"ROWS FROM ({functions})"
+        else:
+            source = f"unnest({arrays})"
         #: The names are the callers' constants and the table's columns; every value is bound.
-        self.sql = (
-            f"(SELECT u.ord, {picked} FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(scalars)}, ord)) AS v"  # noqa: S608
-        )
+        self.sql = f"(SELECT u.ord, {picked} FROM {source} WITH ORDINALITY AS u({names}, ord)) AS v"  # noqa: S608
         self._encoders = [
             (
                 f"{prefix}_{c}",
-                json_column if types[c] == "jsonb[]" else literal if types[c] == "text[]" else _plain_literal,
+                json_column
+                if types[c] in ("jsonb[]", "json[]")
+                else literal
+                if types[c] == "text[]"
+                else _plain_literal,
             )
             for c in columns
         ]

@@ -19,6 +19,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Date,
@@ -293,10 +294,13 @@ class PersonState(Base):
     day_credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     focus_session: Mapped[str | None] = mapped_column(String(32))
     focus_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    sessions: Mapped[list[Any]] = mapped_column(json_type(), default=list)
-    lessons: Mapped[list[Any]] = mapped_column(json_type(), default=list)
+    #: ``json``, not ``jsonb``, on PostgreSQL (migration 0010anti_idle_state_json): the row is
+    #: read and written whole by every beat and never queried inside, so it is kept as the
+    #: text written, not parsed into ``jsonb`` on each write and printed back on each read.
+    sessions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    lessons: Mapped[list[Any]] = mapped_column(JSON, default=list)
     tally_day: Mapped[dt.date | None] = mapped_column(Date)
-    day_tally: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+    day_tally: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 #: Held days no auditor has decided: the review queue's partial index predicate.

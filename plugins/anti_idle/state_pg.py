@@ -185,13 +185,20 @@ _LOAD_MANY = (
     .replace(
         "WHERE lc.outcome IS DISTINCT FROM 'pending' AND", "WHERE k.video AND lc.outcome IS DISTINCT FROM 'pending' AND"
     )
+    # A document beat's row never reads the last check or the check clock (_unpack, video
+    # only): not looked up for it.
+    .replace(
+        "FROM anti_idle_checks AS c WHERE c.user_id = st.user_id ORDER BY c.id DESC LIMIT 1",
+        "FROM anti_idle_checks AS c WHERE k.video AND c.user_id = st.user_id ORDER BY c.id DESC LIMIT 1",
+    )
+    .replace("AS cc ON cc.user_id = st.user_id", "AS cc ON k.video AND cc.user_id = st.user_id")
     .replace(" WHERE st.user_id = %(user_id)s FOR UPDATE OF st", " ORDER BY st.user_id FOR UPDATE OF st")
 )
 assert (
     "= k.course_id" in _LOAD_MANY
     and "unnest(" in _LOAD_MANY
     and "ORDER BY st.user_id FOR" in _LOAD_MANY
-    and "WHERE k.video AND" in _LOAD_MANY
+    and _LOAD_MANY.count("k.video AND") == 3
 )  # every replace took
 #: The round's checks window reaches this much further back than any of its beats' (a
 #: server clock stepping back between the read and a beat must not lose a check).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import importlib.metadata
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -433,5 +434,60 @@ def test_0003lrs_stores_each_statements_learner_and_downgrade_removes_it(full_ap
         _flask_db(full_app, "downgrade", "0002lrs")
         with engine.connect() as conn:
             assert "actor_user_id" not in {c["name"] for c in inspect(conn).get_columns("lrs_statements")}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.backends("postgresql")
+def test_0010anti_idle_keeps_each_state_row_as_json_and_downgrade_gives_jsonb_back(full_app, empty_db):
+    """The person state rows written before the upgrade read back the same as ``json``; downgrade
+    makes the three columns ``jsonb`` again with the same values."""
+    _flask_db(full_app, "upgrade", "heads")
+    _flask_db(full_app, "downgrade", "0009anti_idle_state_storage")
+    tally = {
+        "dirty": True,
+        "tally": {"beats": 3, "sessions": ["s1"], "cuts": {}},
+        "lessons": {"7": [30000, 29000, 1000]},
+    }
+    state = {"user_id": 1, "day": dt.date(2026, 12, 1), "day_credited_ms": 29000, "focus_session": None}
+    state |= {"focus_until": None, "tally_day": dt.date(2026, 12, 1)}
+    json_columns = {"sessions": [["s1", None, "heartbeat", 3, 30000, 30000, [[0, 30000]]]], "lessons": [[7, 29000]]}
+    engine = create_engine(empty_db)
+    read = (
+        "SELECT sessions, lessons, day_tally, pg_typeof(sessions)::text, pg_typeof(day_tally)::text "
+        "FROM anti_idle_person_states ORDER BY user_id"
+    )
+    try:
+        with engine.begin() as conn:
+            _city(conn)
+            user = {"org_unit_id": 1, "rank_band": "general", "party_member": True, "status": "active"}
+            user |= {"failed_logins": 0, "session_version": 1, "must_change_password": False, "created_at": NOW}
+            _insert(conn, "users", [{"id": i, "username": f"u{i}", "full_name": f"学员{i}", **user} for i in (1, 2)])
+            conn.execute(
+                text(
+                    "INSERT INTO anti_idle_person_states (user_id, day, day_credited_ms, focus_session, "
+                    "focus_until, sessions, lessons, tally_day, day_tally) VALUES (:user_id, :day, :day_credited_ms, "
+                    ":focus_session, :focus_until, CAST(:sessions AS jsonb), CAST(:lessons AS jsonb), :tally_day, "
+                    "CAST(:day_tally AS jsonb))"
+                ),
+                [
+                    {**state, **{k: json.dumps(v) for k, v in json_columns.items()}, "day_tally": json.dumps(tally)},
+                    {**state, "user_id": 2, "sessions": "[]", "lessons": "[]", "day_tally": None},
+                ],
+            )
+        _flask_db(full_app, "upgrade", "heads")
+        with engine.connect() as conn:
+            rows = conn.execute(text(read)).all()
+        assert [tuple(r) for r in rows] == [
+            (json_columns["sessions"], json_columns["lessons"], tally, "json", "json"),
+            ([], [], None, "json", "json"),
+        ]
+        _flask_db(full_app, "downgrade", "0009anti_idle_state_storage")
+        with engine.connect() as conn:
+            rows = conn.execute(text(read)).all()
+        assert [tuple(r) for r in rows] == [
+            (json_columns["sessions"], json_columns["lessons"], tally, "jsonb", "jsonb"),
+            ([], [], None, "jsonb", "jsonb"),
+        ]
     finally:
         engine.dispose()

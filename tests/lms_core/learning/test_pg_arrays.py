@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import BigInteger, Boolean, Column, Date, MetaData, String, Table
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Date, MetaData, String, Table
 
 from lms_core.db import UTCDateTime, json_type
 from lms_core.extensions import db
@@ -30,8 +30,9 @@ TABLE = Table(
     Column("flag", Boolean),
     Column("doc", json_type()),
     Column("tags", json_type()),
+    Column("text_doc", JSON),  # ``json`` on PostgreSQL: sent and kept as text (json_array_elements)
 )
-COLUMNS = ("name", "n", "at", "day", "flag", "doc", "tags")
+COLUMNS = ("name", "n", "at", "day", "flag", "doc", "tags", "text_doc")
 ROWS = pg_arrays.Rows(TABLE, "x", COLUMNS)
 
 #: Any text PostgreSQL can hold (no NUL, no lone surrogate), weighted to what needs escaping.
@@ -58,6 +59,7 @@ rows = st.lists(
         # A JSON column: a JSON ``null`` and no value are both SQL NULL (as jsonb_populate_recordset had it).
         json_values,
         st.lists(texts, max_size=3),
+        json_values,
     ),
     max_size=5,
 )
@@ -79,7 +81,8 @@ def test_rows_read_back_as_given(app, values):
 @pytest.mark.backends("postgresql")
 def test_strings_that_json_escapes_otherwise_than_an_array_literal(app):
     awkward = ["a\nb", 'q"\\', "\\n", "\x01\t", "NULL", "", "{,}", "é学"]
-    values = [(s, 1, None, None, None, {s: [s]}, [s]) for s in awkward] + [(None, None, None, None, None, None, [])]
+    values = [(s, 1, None, None, None, {s: [s]}, [s], [{s: s}]) for s in awkward]
+    values += [(None, None, None, None, None, None, [], None)]
     assert read_back(values) == values
     # Without a string needing its own escape the literal is msgspec's JSON, braces for brackets.
     assert pg_arrays.literal(["a", None, 'q"\\', 3]) == '{"a",null,"q\\"\\\\",3}'
@@ -93,10 +96,12 @@ def test_no_rows(app):
 
 @pytest.mark.backends("postgresql")
 def test_a_key_a_row_lacks_is_null(app):
-    given_ = [{"name": "a", "n": 1, "at": None, "day": None, "flag": True, "doc": {"k": 1}, "tags": []}, {"n": 2}]
+    given_ = [{"name": "a", "n": 1, "at": None, "day": None, "flag": True, "doc": {"k": 1}, "tags": [], "text_doc": 1}]
+    given_.append({"n": 2})
     cur = db.session.connection().connection.driver_connection.cursor()
-    cur.execute(f"SELECT v.name, v.n, v.flag, v.doc, v.tags FROM {ROWS.sql} ORDER BY v.ord", ROWS.params_of(given_))  # noqa: S608
-    assert cur.fetchall() == [("a", 1, True, {"k": 1}, []), (None, 2, None, None, None)]
+    sql = f"SELECT v.name, v.n, v.flag, v.doc, v.tags, v.text_doc FROM {ROWS.sql} ORDER BY v.ord"  # noqa: S608
+    cur.execute(sql, ROWS.params_of(given_))
+    assert cur.fetchall() == [("a", 1, True, {"k": 1}, [], 1), (None, 2, None, None, None, None)]
 
 
 def test_strings_go_as_text_so_a_long_one_is_refused_by_its_column_not_cut():
