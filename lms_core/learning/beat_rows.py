@@ -1,16 +1,18 @@
 """The heartbeat's own rows, read and written without ORM objects.
 
-A beat reads its session (with lesson, media, enrolment, bytes served), the lesson's
+A beat reads its session (with lesson, media, bytes served), the lesson's
 progress row and the person's clock, and writes back the session, the progress, the
 clock, one ledger interval and the day's total. Through the ORM that was eight
 statements and most of a beat's CPU (building objects, the identity map, the unit of
 work; bench/anti_idle_bench.py --profile). Here it is one locked read and one write:
 
-* **read** (:func:`read`): one ``SELECT … FOR UPDATE OF s, p, c`` joining the five
-  tables; the locks are the same rows as before, taken in the same order (session,
-  progress, clock), so one person's beats stay serialised and two people's never wait
-  for each other. It joins the progress and clock rows *inner*: a first beat of a person
-  finds no clock row, the caller creates the missing rows and reads again.
+* **read** (:func:`read`): one ``SELECT … FOR UPDATE OF s, p, c`` joining the session's
+  lesson, media, progress and clock (not its enrolment: the registration is read only by the
+  few beats whose events carry it, ``services.record_beat``); the locks are the same rows as
+  before, taken in the same order (session, progress, clock), so one person's beats stay
+  serialised and two people's never wait for each other. It joins the progress and clock
+  rows *inner*: a first beat of a person finds no clock row, the caller creates the missing
+  rows and reads again.
 * **write** (:func:`write`): on PostgreSQL one statement, the four changes as data-
   modifying CTEs around the interval INSERT, prepared once per connection; on SQLite the
   same changes as Core statements in a row (SQLite serialises writers anyway).
@@ -25,11 +27,11 @@ import functools
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy.dialects import sqlite
 
 from lms_core.courses.models import Lesson
-from lms_core.enrolments.models import Enrolment
+from lms_core.db import utcnow
 from lms_core.extensions import db
 from lms_core.learning import beat_group, beat_tx, pg_arrays
 from lms_core.learning.models import DailyTotal, LearningInterval, LearningSession, LessonProgress, PersonClock
@@ -57,7 +59,6 @@ class BeatState:
     media_id: int | None
     duration_ms: int | None
     size_bytes: int | None
-    registration: str
     progress_id: int
     position_ms: int
     credited_segments: list[list[int]]
@@ -75,13 +76,14 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 _PG_COLUMNS = (
     "SELECT s.id, s.user_id, s.lesson_id, s.enrolment_id, s.started_at, s.last_beat_at, s.last_seq, s.budget_from, "
     "s.ended_at, s.unreported_ms, l.course_id, l.kind, l.completion_threshold_pct, l.min_read_seconds, l.media_id, "
-    "m.duration_ms, m.size_bytes, e.registration, p.id, p.position_ms, p.credited_segments, p.coverage_bp, "
+    "m.duration_ms, m.size_bytes, p.id, p.position_ms, p.credited_segments, p.coverage_bp, "
     "p.read_ms, p.status, c.credited_until, "
-    "(SELECT coalesce(sum(d.bytes_served), 0)::bigint FROM media_deliveries AS d WHERE d.session_key = s.id) "
+    # The bytes served are read only for a lesson with media (the only beats that use them).
+    "CASE WHEN l.media_id IS NULL THEN 0 ELSE "
+    "(SELECT coalesce(sum(d.bytes_served), 0)::bigint FROM media_deliveries AS d WHERE d.session_key = s.id) END "
 )
 _PG_JOINS = (
-    "JOIN lessons AS l ON l.id = s.lesson_id "
-    "JOIN enrolments AS e ON e.id = s.enrolment_id LEFT JOIN media_files AS m ON m.id = l.media_id "
+    "JOIN lessons AS l ON l.id = s.lesson_id LEFT JOIN media_files AS m ON m.id = l.media_id "
     "JOIN lesson_progress AS p ON p.user_id = s.user_id AND p.lesson_id = s.lesson_id "
     "JOIN learning_person_clocks AS c ON c.user_id = s.user_id "
 )
@@ -104,10 +106,11 @@ _PG_READ_MANY = (
 @functools.cache
 def _sqlite_read() -> Any:
     s, p, c = LearningSession, LessonProgress, PersonClock
-    served = (
-        select(func.coalesce(func.sum(MediaDelivery.bytes_served), 0))
+    served = case(
+        (Lesson.media_id.is_(None), 0),
+        else_=select(func.coalesce(func.sum(MediaDelivery.bytes_served), 0))
         .where(MediaDelivery.session_key == s.id)
-        .scalar_subquery()
+        .scalar_subquery(),
     )
     return (
         select(
@@ -128,7 +131,6 @@ def _sqlite_read() -> Any:
             Lesson.media_id,
             MediaFile.duration_ms,
             MediaFile.size_bytes,
-            Enrolment.registration,
             p.id,
             p.position_ms,
             p.credited_segments,
@@ -139,7 +141,6 @@ def _sqlite_read() -> Any:
             served,
         )
         .join(Lesson, Lesson.id == s.lesson_id)
-        .join(Enrolment, Enrolment.id == s.enrolment_id)
         .outerjoin(MediaFile, MediaFile.id == Lesson.media_id)
         .join(p, (p.user_id == s.user_id) & (p.lesson_id == s.lesson_id))
         .join(c, c.user_id == s.user_id)
@@ -200,9 +201,9 @@ def _pg(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple[A
 
 def _pg_state(row: Any) -> BeatState:
     r = list(row)
-    for i in (4, 5, 7, 8, 24):
+    for i in (4, 5, 7, 8, 23):
         r[i] = _utc(r[i])
-    r[25] = int(r[25])  # sum() of a bigint is a numeric on PostgreSQL
+    r[24] = int(r[24])  # sum() of a bigint is a numeric on PostgreSQL
     return BeatState(*r)
 
 
@@ -223,8 +224,8 @@ def read(session_id: str, user_id: int) -> BeatState | None:
     if row is None:
         return None
     r = list(row)
-    r[11], r[23] = str(getattr(r[11], "value", r[11])), str(getattr(r[23], "value", r[23]))
-    r[25] = int(r[25])
+    r[11], r[22] = str(getattr(r[11], "value", r[11])), str(getattr(r[22], "value", r[22]))
+    r[24] = int(r[24])
     return BeatState(*r)
 
 
@@ -325,9 +326,15 @@ def _pg_write(progress: tuple[str, ...], clock: bool, daily: bool) -> str:
 
 def write(w: BeatWrite) -> None:
     """Apply one accepted beat: session, progress, clock, ledger interval, day total."""
-    from lms_core.db import utcnow
-
     st = w.state
+    pg = is_pg()
+    if pg:
+        batch = beat_group.current(beat_tx.connection().info)
+        if batch is not None:
+            # Kept for the round's write (``_write_many`` takes its values from ``w``).
+            batch.add(_NAME, _write_many, (w, utcnow()), _TABLES)
+            _expire_loaded(st)
+            return
     progress = tuple(name for name in _PROGRESS_ORDER if name in w.progress)
     clock = w.credited_until is not None
     daily = w.credited_ms > 0
@@ -346,15 +353,10 @@ def write(w: BeatWrite) -> None:
         "p_id": st.progress_id,
         "p_updated_at": utcnow(),
     }
-    if is_pg():
+    if pg:
         for name in progress:
             value = w.progress[name]
             params[f"p_{name}"] = json_text(value) if name == "credited_segments" else value
-        batch = beat_group.current(beat_tx.connection().info)
-        if batch is not None:
-            batch.add(_NAME, _write_many, (w, params, progress), _TABLES)
-            _expire_loaded(st)
-            return
         for name in _INTERVAL_COLUMNS:
             value = w.interval[name]
             params[f"i_{name}"] = json_text(value) if name in _JSON_INTERVAL else value
@@ -426,33 +428,26 @@ _TABLES = (
 )
 
 
-def _write_many(items: list[tuple[BeatWrite, dict[str, Any], tuple[str, ...]]]) -> None:
-    """The round's kept writes (:func:`write`) in one statement, with the values one by one would write."""
+def _write_many(items: list[tuple[BeatWrite, dt.datetime]]) -> None:
+    """The round's kept writes (:func:`write`: each beat's values and the time it was kept, the
+    progress row's ``updated_at``) in one statement, with the values one by one would write."""
     sessions: list[tuple[Any, ...]] = []
     progress_rows: list[tuple[Any, ...]] = []
     clocks: list[tuple[Any, ...]] = []
     days: list[tuple[Any, ...]] = []
     intervals: list[dict[str, Any]] = []
-    for w, params, progress in items:
+    for w, updated_at in items:
+        st = w.state
         sessions.append(
-            (
-                params["session_id"],
-                params["seq"],
-                params["now"],
-                params["budget_from"],
-                params["claimed_total_ms"],
-                params["credited_ms"],
-                params["unreported_ms"],
-                params["ended_at"],
-            )
+            (st.session_id, w.seq, w.now, w.budget_from, w.claimed_total_ms, w.credited_ms, w.unreported_ms, w.ended_at)
         )
-        if progress:
-            changed = w.progress
-            progress_rows.append((params["p_id"], params["p_updated_at"], *(changed.get(n) for n in _PROGRESS_ORDER)))
+        changed = w.progress
+        if changed:
+            progress_rows.append((st.progress_id, updated_at, *(changed.get(n) for n in _PROGRESS_ORDER)))
         if w.credited_until is not None:
-            clocks.append((params["user_id"], w.credited_until))
+            clocks.append((st.user_id, w.credited_until))
         if w.credited_ms > 0:
-            days.append((params["user_id"], w.day, w.credited_ms))
+            days.append((st.user_id, w.day, w.credited_ms))
         intervals.append(w.interval)
     _pg(
         _PG_WRITE_MANY,
@@ -539,7 +534,8 @@ def _sqlite_daily_upsert() -> Any:
 
 def _expire_loaded(st: BeatState) -> None:
     """ORM objects of these rows already loaded in this session (a test, a demo) are stale now."""
-    identity = db.session.identity_map
+    session = beat_tx.session()
+    identity = session.identity_map
     if not len(identity):
         return
     for key in (
@@ -549,4 +545,4 @@ def _expire_loaded(st: BeatState) -> None:
     ):
         obj = identity.get(key)
         if obj is not None:
-            db.session.expire(obj)
+            session.expire(obj)

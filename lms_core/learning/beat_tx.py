@@ -56,6 +56,11 @@ def _session() -> Session:
     return session if session is not None else db.session()
 
 
+def session() -> Session:
+    """The beat's ORM session: the group's pinned one, else ``db.session()``."""
+    return _session()
+
+
 def dialect_name() -> str:
     """The name of the session's database dialect (``"postgresql"``, ``"sqlite"``)."""
     session = _session()

@@ -359,7 +359,7 @@ def _intersect(a: list[segs.Segment], b: list[segs.Segment]) -> list[segs.Segmen
 
 def _beat_state(session_id: str, user: User | Principal) -> beat_rows.BeatState:
     """The beat's rows, locked (one statement); a first beat creates the rows it lacks."""
-    db.session.flush()  # pending ORM changes first: a Core read on the connection does not autoflush
+    beat_tx.session().flush()  # pending ORM changes first: a Core read on the connection does not autoflush
     state = beat_rows.read(session_id, user.id)
     if state is None:
         session = (
@@ -382,6 +382,28 @@ def _beat_state(session_id: str, user: User | Principal) -> beat_rows.BeatState:
     return state
 
 
+@functools.lru_cache(maxsize=16)
+def _hours(hours: float) -> dt.timedelta:
+    """A setting's hours as a ``timedelta``, built once per value (not once per beat)."""
+    return dt.timedelta(hours=hours)
+
+
+@functools.lru_cache(maxsize=16)
+def _seconds_delta(seconds: float) -> dt.timedelta:
+    """A setting's seconds as a ``timedelta``, built once per value (not once per beat)."""
+    return dt.timedelta(seconds=seconds)
+
+
+@functools.cache
+def _registration_statement() -> Any:
+    return select(Enrolment.registration).where(Enrolment.id == bindparam("enrolment_id", type_=Integer))
+
+
+def _registration(enrolment_id: int) -> str:
+    """The enrolment's registration (the beat's read leaves it out: few beats' events need it)."""
+    return str(db.session.connection().execute(_registration_statement(), {"enrolment_id": enrolment_id}).scalar_one())
+
+
 def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult:
     """Validate, assess and credit one heartbeat; commits nothing (the view commits).
 
@@ -390,9 +412,12 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
     """
     beat = _parse_beat(raw)
     state = _beat_state(session_id, user)
-    kind = LessonKind(state.kind)
+    # The lesson's kind as read (a ``str``): ``LessonKind`` is a ``StrEnum``, so it compares
+    # equal to its members without an enum look-up per beat.
+    kind: str = state.kind
     now = utcnow()
-    window = dt.timedelta(hours=current_app.config["LMS_BEAT_LATE_WINDOW_HOURS"])
+    config = current_app.config
+    window = _hours(config["LMS_BEAT_LATE_WINDOW_HOURS"])
     if "made_at" in beat and now - beat["made_at"] > window:
         # Made more than the late window ago (a queue left on a device for days): it earns
         # nothing, and is kept as evidence; the view answers 422 after this is committed.
@@ -405,7 +430,7 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
         completed = state.status == ProgressStatus.COMPLETED
         return BeatResult(False, True, 0, state.coverage_bp, state.position_ms, completed, False, CREDIT)
 
-    max_gap = dt.timedelta(seconds=current_app.config["LMS_BEAT_MAX_GAP_SECONDS"])
+    max_gap = _seconds_delta(config["LMS_BEAT_MAX_GAP_SECONDS"])
     wall_start = max(state.budget_from or state.last_beat_at, now - max_gap)
     # The person's budget: only time after their clock, whichever tab or device spent it.
     credit_from = max(wall_start, state.credited_until)
@@ -417,12 +442,12 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
         claimed = [(0, beat["visible_ms"])]  # reading time, judged like viewing
     else:
         claimed = []
-    claim = IntervalClaim(
+    claim = IntervalClaim.of(
         user_id=user.id,
         lesson_id=state.lesson_id,
         session_id=state.session_id,
         seq=beat["seq"],
-        lesson_kind=kind.value,
+        lesson_kind=kind,
         event=beat["event"],
         wall_start=wall_start,
         wall_end=now,
@@ -479,10 +504,22 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
         if position_ms != state.position_ms:
             changes["position_ms"] = position_ms
 
-    common = {"lesson_id": state.lesson_id, "registration": state.registration, "session_id": state.session_id}
-    lesson_ref: dict[str, Any] = {"object_type": "lessons", "object_id": state.lesson_id, "course_id": state.course_id}
     event = beat["event"]
-    if kind == LessonKind.VIDEO and event in VIDEO_EVENTS:
+    video_event = kind == LessonKind.VIDEO and event in VIDEO_EVENTS
+    if video_event or event == "terminate":
+        # These events carry the enrolment's registration (their xAPI statements' context):
+        # read for them only, not by every beat's locked read.
+        common = {
+            "lesson_id": state.lesson_id,
+            "registration": _registration(state.enrolment_id),
+            "session_id": state.session_id,
+        }
+        lesson_ref: dict[str, Any] = {
+            "object_type": "lessons",
+            "object_id": state.lesson_id,
+            "course_id": state.course_id,
+        }
+    if video_event:
         payload: dict[str, Any] = {**common, "time": beat["position_ms"] / 1000}
         if event in ("pause", "ended"):
             payload.update(
