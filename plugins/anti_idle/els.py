@@ -1295,16 +1295,30 @@ def state_of(prior: Prior) -> SessionState:
 
 
 def assess(
-    beat: BeatInput, prior: Prior, policy: Mapping[str, Any] | Params, checks: Sequence[CheckInput] = ()
+    beat: BeatInput,
+    prior: Prior,
+    policy: Mapping[str, Any] | Params,
+    checks: Sequence[CheckInput] = (),
+    *,
+    plain: bool = True,
 ) -> Outcome:
     """Judge one beat. Pure: same inputs, same answer. ``policy``: the parameters, or
-    ``params_of`` them already (``policy.PolicyVersion.els_params``, kept per version)."""
+    ``params_of`` them already (``policy.PolicyVersion.els_params``, kept per version).
+
+    ``plain``: a plain document beat (``assess_plain``) is judged without the replay; False
+    (the property tests, the A/B bench) sends every beat through ``replay``.
+    """
+    params = policy if isinstance(policy, Params) else params_of(policy)
+    if plain and not checks:
+        done = assess_plain(beat, prior, params)
+        if done is not None:
+            return done
     s = state_of(prior)
     lessons = {beat.lesson_id: prior.lesson_credited_ms}
     focus = FocusState(prior.focus_session, us_of(prior.focus_until) if prior.focus_until is not None else 0)
     ((credited, credit, start, cuts, flags),), _clock, _day = replay(
         (row_from_input(beat),),
-        (policy if isinstance(policy, Params) else params_of(policy),),
+        (params,),
         Checks(checks) if checks else None,
         {beat.session_id: s},
         lessons,
@@ -1329,6 +1343,143 @@ def assess(
             day_credited_ms=prior.day_credited_ms + credit,
             focus_session=focus.session_id,
             focus_until=at_us(focus.until) if focus.session_id is not None else None,
+        ),
+    )
+
+
+def _merged_ints(ranges: Sequence[segs.Segment]) -> bool:
+    """Whether ``tuple(segs.normalise(ranges))`` equals ``ranges``: a tuple of integer pairs,
+    non-empty, sorted and apart (touching ranges would merge)."""
+    if type(ranges) is not tuple:
+        return False
+    prev_end = -1
+    for seg in ranges:
+        if type(seg) is not tuple or len(seg) != 2:
+            return False
+        a, b = seg
+        if type(a) is not int or type(b) is not int or a <= prev_end or b <= a:
+            return False
+        prev_end = b
+    return True
+
+
+def assess_plain(beat: BeatInput, prior: Prior, p: Params) -> Outcome | None:
+    """``assess`` of a plain document beat, without ``row_of`` and ``replay``; None: not plain.
+
+    Nearly every document beat at scale is plain: one claimed range, visible, the person's
+    clock not ahead of it, no check in the window (the caller's test), none of the client
+    signals a rule reads (idle input, scripted input, drift, a seq gap, a signature other
+    than valid) saying anything, the file fetched, under the day cap. No rule can then cut
+    or flag it, and ``replay``'s full path credits the claim up to the budget. Each test
+    below is the negation of one rule block of ``replay`` for a document beat, in its order;
+    anything else returns None and takes the replay, from the same untouched inputs. Equal
+    to the replay on every field of the outcome (``tests/plugins/anti_idle/test_els_plain.py``).
+    """
+    if beat.lesson_kind != "document" or beat.media_size and not beat.bytes_served:
+        return None  # video (``replay``'s own fast path), or a file never fetched (R14)
+    claimed = beat.claimed
+    if len(claimed) != 1:
+        return None
+    seg = claimed[0]
+    if len(seg) != 2:
+        return None
+    a, b = seg
+    if type(a) is not int or type(b) is not int or a < 0 or b <= a or prior.hidden_since is not None:
+        return None  # nothing claimed, a malformed range, or the session hidden (R05)
+    client = beat.client
+    if type(client) is not dict:
+        return None
+    visibility = client.get("visibility")
+    if visibility == "hidden":
+        return None  # R05
+    presence = client.get("presence")
+    if presence is not None and type(presence) is not dict:
+        return None
+    envelope = client.get("envelope")
+    if envelope is not None and envelope != "valid" and (envelope != "unsigned" or p.signed):
+        return None  # R03e / R03b
+    seq = beat.seq
+    seq_prev = client.get("seq_prev")
+    if seq_prev is not None and type(seq_prev) is not int:
+        return None  # one ``row_of`` may read otherwise
+    seq_gap = seq > seq_prev + 1 if seq_prev is not None and seq > 0 else None
+    if seq_gap or (seq_gap is None and seq and seq > (prior.last_seq or 0) + 1):
+        return None  # R03q: by the core's last seq, else by the plugin's
+    now = us_of(beat.received_at)
+    start = us_of(beat.wall_start)
+    if us_of(beat.credit_from) > start:
+        return None  # the person's clock is ahead: R04
+    focused = None
+    if presence:
+        focused = presence.get("focused")
+        if focused is False or (focused is not None and type(focused) is not bool):
+            return None  # yields to a focused stream (R04f), or lets the focus go
+        # R08 (no trusted input for too long), R08b (scripted input), R13d (drift)
+        idle = _number(presence.get("idle_ms"))
+        if idle is not None and idle > 0:
+            over = now - max(start, now - int(min(idle, 86_400_000) * 1000) + p.idle_us)
+            if over >= 1000:
+                return None
+        inputs = presence.get("input")
+        if inputs is not None:
+            untrusted = _mapping(inputs).get("untrusted")
+            if isinstance(untrusted, int) and not isinstance(untrusted, bool) and untrusted > 0:
+                return None
+        mono_ms = _number(presence.get("mono_ms"))
+        if mono_ms is not None and mono_ms - _ms(now - us_of(beat.launched_at)) > p.drift_ms:
+            return None
+    claimed_ms = b - a
+    span_ms = _ms(now - start)
+    credit = span_ms + TOLERANCE_MS  # the budget (start: the wall start, the clock behind it)
+    if credit > claimed_ms:
+        credit = claimed_ms
+    day_credit = prior.day_credited_ms
+    covered = prior.session_covered
+    if credit > 0:
+        if day_credit + credit > p.day_cap_ms:
+            return None  # held over the day cap (R10a)
+        if not _merged_ints(covered):
+            return None  # ``state_of`` would normalise the session's coverage
+        end = a + credit
+        credited: tuple[segs.Segment, ...] = ((a, end),)
+        if not covered or a > covered[-1][1]:
+            covered = (*covered, (a, end))
+        else:
+            last0, last1 = covered[-1]
+            if a < last0:
+                return None  # an earlier range: ``_add_range``'s general case
+            if end > last1:
+                covered = (*covered[:-1], (last0, end))
+    else:
+        credit, credited = 0, ()
+        if not _merged_ints(covered):
+            return None
+    sid = beat.session_id
+    if focused:
+        focus_session: str | None = sid
+        focus_until: dt.datetime | None = at_us(now + p.focus_hold_us)
+    else:
+        focus_session = prior.focus_session
+        focus_until = None
+        if focus_session is not None:
+            focus_until = at_us(us_of(prior.focus_until)) if prior.focus_until is not None else EPOCH
+    return Outcome(
+        credited=credited,
+        credited_ms=credit,
+        credit_start=at_us(start),
+        cuts={},
+        flags=(),
+        after=Prior(
+            hidden_since=None,
+            last_event=beat.event,
+            last_seq=seq if seq else prior.last_seq,
+            last_claim_end=b,
+            session_claimed_ms=prior.session_claimed_ms + claimed_ms,
+            session_covered=covered,
+            lesson_credited_ms=prior.lesson_credited_ms + credit,
+            day_credited_ms=day_credit + credit,
+            focus_session=focus_session,
+            focus_until=focus_until,
         ),
     )
 
