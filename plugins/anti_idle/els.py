@@ -1366,11 +1366,12 @@ def _merged_ints(ranges: Sequence[segs.Segment]) -> bool:
 def assess_plain(beat: BeatInput, prior: Prior, p: Params) -> Outcome | None:
     """``assess`` of a plain document beat, without ``row_of`` and ``replay``; None: not plain.
 
-    Nearly every document beat at scale is plain: one claimed range, visible, the person's
-    clock not ahead of it, no check in the window (the caller's test), none of the client
-    signals a rule reads (idle input, scripted input, drift, a seq gap, a signature other
-    than valid) saying anything, the file fetched, under the day cap. No rule can then cut
-    or flag it, and ``replay``'s full path credits the claim up to the budget. Each test
+    Nearly every document beat at scale is plain: one claimed range, visible, credited whole
+    when the person's clock is ahead of its wall start (the second the last beat borrowed),
+    no check in the window (the caller's test), none of the client signals a rule reads
+    (idle input, scripted input, drift, a seq gap, a signature other than valid, not
+    focused) saying anything, the file fetched, under the day cap. No rule can then cut or
+    flag it, and ``replay``'s full path credits the claim up to the budget. Each test
     below is the negation of one rule block of ``replay`` for a document beat, in its order;
     anything else returns None and takes the replay, from the same untouched inputs. Equal
     to the replay on every field of the outcome (``tests/plugins/anti_idle/test_els_plain.py``).
@@ -1384,8 +1385,10 @@ def assess_plain(beat: BeatInput, prior: Prior, p: Params) -> Outcome | None:
     if len(seg) != 2:
         return None
     a, b = seg
-    if type(a) is not int or type(b) is not int or a < 0 or b <= a or prior.hidden_since is not None:
-        return None  # nothing claimed, a malformed range, or the session hidden (R05)
+    if type(a) is not int or type(b) is not int or a < 0 or b <= a:
+        return None  # nothing claimed, or a malformed range
+    # (A session hidden before this visible beat: R05 only lets the hidden time go, which a
+    # document beat is not cut for; the state after it is not hidden, as below.)
     client = beat.client
     if type(client) is not dict:
         return None
@@ -1406,9 +1409,10 @@ def assess_plain(beat: BeatInput, prior: Prior, p: Params) -> Outcome | None:
     if seq_gap or (seq_gap is None and seq and seq > (prior.last_seq or 0) + 1):
         return None  # R03q: by the core's last seq, else by the plugin's
     now = us_of(beat.received_at)
-    start = us_of(beat.wall_start)
-    if us_of(beat.credit_from) > start:
-        return None  # the person's clock is ahead: R04
+    wall = us_of(beat.wall_start)
+    start = us_of(beat.credit_from)  # credit starts no earlier than the person's clock
+    if start < wall:
+        start = wall
     focused = None
     if presence:
         focused = presence.get("focused")
@@ -1429,10 +1433,14 @@ def assess_plain(beat: BeatInput, prior: Prior, p: Params) -> Outcome | None:
         if mono_ms is not None and mono_ms - _ms(now - us_of(beat.launched_at)) > p.drift_ms:
             return None
     claimed_ms = b - a
-    span_ms = _ms(now - start)
-    credit = span_ms + TOLERANCE_MS  # the budget (start: the wall start, the clock behind it)
+    credit = _ms(now - start) + TOLERANCE_MS  # the budget
     if credit > claimed_ms:
         credit = claimed_ms
+    if start > wall and credit < claimed_ms:
+        # R04: the clock is ahead of the wall start (as after every beat that used the
+        # tolerance); its cut is trimmed to what the claim lost, so a whole credit leaves none.
+        if min(claimed_ms, _ms((now if now < start else start) - wall)) > 0:
+            return None
     day_credit = prior.day_credited_ms
     covered = prior.session_covered
     if credit > 0:

@@ -48,13 +48,18 @@ TWISTS = [
     "back",
     "presence_list",
     "visible_event",
+    "skip",
+    "long",
 ]
 
-#: One beat: (session, cadence jitter µs, twist or None), the twist picked now and then.
+#: One beat: (session, cadence jitter µs, twist or None, ms claimed beyond the cadence), the
+#: twist picked now and then; a claim of a second more borrows the tolerance (the person's
+#: clock is then ahead of the next beat's wall start, as in the ingest bench).
 beat_st = st.tuples(
     st.sampled_from([0, 0, 0, 0, 0, 1]),
     st.integers(-3_000_000, 3_000_000),
     st.one_of(st.none(), st.none(), st.none(), st.sampled_from(TWISTS)),
+    st.sampled_from([0, 0, 0, 1_000, 1_000, 500, -2_000]),
 )
 
 
@@ -64,7 +69,7 @@ def document_day(raw):
     pos = [0, 0]
     seq = [0, 0]
     out = []
-    for session, jitter, twist in raw:
+    for session, jitter, twist, more in raw:
         span = 10_000_000 + jitter
         at += span * US
         seq[session] += 2 if twist == "seq_gap" else 1
@@ -92,8 +97,8 @@ def document_day(raw):
             client["presence"] = presence
         if twist == "presence_list":
             client["presence"] = [1]
-        claim = 10_000 + jitter // 1000
-        a = pos[session] - (20_000 if twist == "back" else 0)
+        claim = 10_000 + jitter // 1000 + more + (5_000 if twist == "long" else 0)
+        a = pos[session] - (20_000 if twist == "back" else 0) + (30_000 if twist == "skip" else 0)
         claimed: tuple[tuple[int, int], ...] = ((a, a + claim),)
         if twist == "two_ranges":
             claimed = ((a, a + 4_000), (a + 5_000, a + claim))
@@ -179,18 +184,19 @@ def test_the_plain_path_judges_as_the_replay(raw, raw_checks, policy, signed):
 
 
 def test_an_honest_reading_day_takes_the_plain_path():
-    beats = document_day([(0, 0, None)] * 200 + [(0, 0, "focused")] * 20)
+    # The first beat borrows the tolerance: every later one starts a second behind the clock.
+    beats = document_day([(0, 0, None, 1_000)] + [(0, 0, None, 0)] * 199 + [(0, 0, "focused", 0)] * 20)
     policy = {**DEFAULTS, "day_cap_seconds": 86_400}
     plain, took = chain(beats, policy, [], plain=True)
     assert took == len(beats)
     assert plain == chain(beats, policy, [], plain=False)[0]
-    assert sum(o.credited_ms for o in plain) == 220 * 10_000
+    assert sum(o.credited_ms for o in plain) == 220 * 10_000 + 1_000
 
 
 @pytest.mark.parametrize("twist", TWISTS)
 def test_each_twist_is_judged_as_the_replay_judges_it(twist):
     # Ten honest beats, the twisted one, ten more: whichever path each takes, the same outcomes.
-    raw = [(0, 0, None)] * 10 + [(0, 0, twist)] + [(0, 0, None)] * 10
+    raw = [(0, 0, None, 1_000)] * 10 + [(0, 0, twist, 0)] + [(0, 0, None, 1_000)] * 10
     for signed in (0, 1):
         policy = {**DEFAULTS, "signed_beats": signed, "day_cap_seconds": 86_400}
         beats = document_day(raw)
@@ -220,7 +226,7 @@ def test_a_beat_a_rule_reads_is_not_plain(twist):
     # The twisted beat: a rule reads it (or ``row_of`` reads it otherwise), so the plain path
     # declines it (and the replay judges it; the property above says the same outcome).
     policy = {**DEFAULTS, "signed_beats": 1, "day_cap_seconds": 86_400}
-    beats = document_day([(0, 0, None)] * 3 + [(0, 0, twist)])
+    beats = document_day([(0, 0, None, 0)] * 3 + [(0, 0, twist, 0)])
     outcomes, _ = chain(beats[:3], policy, [], plain=True)
     b, ahead = beats[3]
     last = outcomes[-1]
@@ -232,8 +238,47 @@ def test_a_beat_a_rule_reads_is_not_plain(twist):
 
 def test_over_the_day_cap_is_not_plain():
     policy = {**DEFAULTS, "day_cap_seconds": 25}
-    beats = document_day([(0, 0, None)] * 4)
+    beats = document_day([(0, 0, None, 0)] * 4)
     plain, took = chain(beats, policy, [], plain=True)
     assert plain == chain(beats, policy, [], plain=False)[0]
     assert [o.cuts.get("R10a", 0) for o in plain] == [0, 0, 5_000, 10_000]
     assert took == 2  # the last two are held
+
+
+@pytest.mark.parametrize(
+    "covered",
+    [
+        (),
+        ((0, 5_000),),
+        ((0, 5_000), (5_000, 8_000)),  # touching: the replay merges them
+        ((20_000, 30_000), (0, 5_000)),  # unsorted
+        ((0, 5_000), (3_000, 8_000)),  # overlapping
+        ((0, 5_000), (40_000, 50_000)),  # the claim starts before the last range
+        ((-100, 5_000),),
+        ((0, 0), (10, 20)),
+        ([0, 5_000],),  # lists: the replay's state holds tuples
+        ((0.0, 5_000.0),),
+    ],
+)
+@pytest.mark.parametrize("claim", [(1_000, 11_000), (4_000, 14_000), (60_000, 70_000)])
+def test_a_session_coverage_of_any_shape_is_judged_as_the_replay_judges_it(covered, claim):
+    # A state row is a cache: the plain path must not trust the coverage it brings.
+    policy = els.params_of({**DEFAULTS, "day_cap_seconds": 86_400})
+    beat = els.BeatInput(
+        session_id="s0",
+        lesson_id=1,
+        lesson_kind="document",
+        event="heartbeat",
+        seq=4,
+        wall_start=T0,
+        received_at=T0 + dt.timedelta(seconds=10),
+        launched_at=T0 - dt.timedelta(minutes=1),
+        credit_from=T0,
+        claimed=(claim,),
+        duration_ms=None,
+        bytes_served=1,
+        media_size=1,
+        client={"visibility": "visible", "envelope": "valid", "seq_prev": 3},
+    )
+    prior = els.Prior(last_event="heartbeat", last_seq=3, last_claim_end=0, session_covered=covered)
+    assert els.assess(beat, prior, policy) == els.assess(beat, prior, policy, plain=False)
