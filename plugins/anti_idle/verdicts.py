@@ -220,10 +220,22 @@ def scores_of(t: Tally, policy: Mapping[str, Any]) -> dict[str, int]:
     return s
 
 
+#: ``scores_of``'s R10 threshold: a day claiming more scores.
+_R10_CLAIMED_MS = 12 * 3600 * 1000
+
+
 def derive(t: Tally, policy: Mapping[str, Any]) -> Derived:
-    scores = scores_of(t, policy)
-    score = sum(scores.values())
     cuts = t.cuts  # empty on most days: the sums below are then 0 (derive runs on every beat)
+    if not cuts and not t.flags and not t.day_rules and 0 <= t.claimed_ms <= _R10_CLAIMED_MS:
+        # A day nothing was cut or flagged on, no day rule found anything and not claiming
+        # over 12 hours: ``scores_of`` has nothing to score (each of its rules reads a cut, a
+        # flag, a finding or the claim over 12 hours; R06 only adds to another), and no rule
+        # names the day. Every beat of an honest day (tests/plugins/anti_idle/test_derive_plain.py).
+        scores: dict[str, int] = {}
+        score = 0
+    else:
+        scores = scores_of(t, policy)
+        score = sum(scores.values())
     void_ms = min(t.claimed_ms - t.credited_ms, sum(cuts.get(r, 0) for r in VOID_RULES) if cuts else 0)
     held_ms = min(t.claimed_ms - t.credited_ms - void_ms, sum(cuts.get(r, 0) for r in HOLD_RULES) if cuts else 0)
     credited = t.credited_ms
@@ -249,7 +261,9 @@ def derive(t: Tally, policy: Mapping[str, Any]) -> Derived:
         verdict = DEDUCTED
     else:
         verdict = CREDITED
-    rules = sorted(set(t.cuts) | set(scores) | t.flags | set(t.day_rules))
+    rules = (
+        sorted(set(cuts) | set(scores) | t.flags | set(t.day_rules)) if scores or cuts or t.flags or t.day_rules else []
+    )
     return Derived(verdict, score, rules, credited, held_ms, deducted, void_ms, scores)
 
 

@@ -257,11 +257,13 @@ def test_over_the_day_cap_is_not_plain():
         ((-100, 5_000),),
         ((0, 0), (10, 20)),
         ([0, 5_000],),  # lists: the replay's state holds tuples
+        [(0, 5_000)],
         ((0.0, 5_000.0),),
     ],
 )
-@pytest.mark.parametrize("claim", [(1_000, 11_000), (4_000, 14_000), (60_000, 70_000)])
-def test_a_session_coverage_of_any_shape_is_judged_as_the_replay_judges_it(covered, claim):
+@pytest.mark.parametrize("claim", [(1_000, 11_000), (4_000, 14_000), (60_000, 70_000), (1_000, 3_000)])
+@pytest.mark.parametrize("clock_s", [-5, 0, 1])
+def test_a_session_coverage_of_any_shape_is_judged_as_the_replay_judges_it(covered, claim, clock_s):
     # A state row is a cache: the plain path must not trust the coverage it brings.
     policy = els.params_of({**DEFAULTS, "day_cap_seconds": 86_400})
     beat = els.BeatInput(
@@ -273,7 +275,7 @@ def test_a_session_coverage_of_any_shape_is_judged_as_the_replay_judges_it(cover
         wall_start=T0,
         received_at=T0 + dt.timedelta(seconds=10),
         launched_at=T0 - dt.timedelta(minutes=1),
-        credit_from=T0,
+        credit_from=T0 + dt.timedelta(seconds=clock_s),  # the person's clock, behind or ahead
         claimed=(claim,),
         duration_ms=None,
         bytes_served=1,
