@@ -1436,11 +1436,10 @@ def assess_plain(beat: BeatInput, prior: Prior, p: Params) -> Outcome | None:
     credit = _ms(now - start) + TOLERANCE_MS  # the budget
     if credit > claimed_ms:
         credit = claimed_ms
-    if start > wall and credit < claimed_ms:
-        # R04: the clock is ahead of the wall start (as after every beat that used the
-        # tolerance); its cut is trimmed to what the claim lost, so a whole credit leaves none.
-        if min(claimed_ms, _ms((now if now < start else start) - wall)) > 0:
-            return None
+    # R04: the clock is ahead of the wall start (as after every beat that used the
+    # tolerance); its cut is trimmed to what the claim lost, so a whole credit leaves none.
+    if start > wall and credit < claimed_ms and min(claimed_ms, _ms((now if now < start else start) - wall)) > 0:
+        return None
     day_credit = prior.day_credited_ms
     covered = prior.session_covered
     if credit > 0:
