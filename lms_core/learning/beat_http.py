@@ -107,12 +107,22 @@ class _Beat:
 
 def front_of(config: Config) -> tuple[BeatASGI, Any] | None:
     """The server's beat front and its proxy headers' trusted hosts (``None``: no proxy
-    headers), or ``None``: no fast path (another app, another wrapping, or
-    ``LMS_BEAT_HTTP_FAST`` off)."""
+    headers), or ``None``: no fast path (another app, another wrapping, a uvicorn without
+    what the fast path uses, or ``LMS_BEAT_HTTP_FAST`` off)."""
+    # What the fast path takes from inside uvicorn besides the parser's callbacks: the
+    # protocol's ``_start_asgi_task`` (a handed beat's cycle) and the trusted hosts as
+    # ``_TrustedHosts`` (``proxied``). setup.cfg allows uvicorn from 0.30, whose protocol
+    # started its tasks inline and whose trusted hosts were a ``set``: there a beat behind a
+    # trusted proxy raised in the parser's callback (uvicorn answers 400) and a handed one in
+    # the writer's callback (no answer at all). Without them, every request goes uvicorn's way.
+    if not hasattr(HttpToolsProtocol, "_start_asgi_task"):
+        return None
     app = config.loaded_app
     trusted = None
     if isinstance(app, ProxyHeadersMiddleware):
         trusted = app.trusted_hosts
+        if not hasattr(trusted, "get_trusted_client_address"):
+            return None
         app = app.app
     if not isinstance(app, BeatASGI) or not app.app.config.get("LMS_BEAT_HTTP_FAST", True):
         return None

@@ -18,11 +18,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import time_machine
 import uvicorn
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from lms_core.extensions import db
@@ -365,3 +367,16 @@ def test_the_setting_turns_the_fast_path_off(app, kit, tree, asgi, taken):
     finally:
         server.stop()
     assert seq_of(got) == 1 and taken == []
+
+
+def test_an_older_uvicorn_without_what_the_fast_path_uses_gets_uvicorns_path(asgi, monkeypatch):
+    """uvicorn before 0.32 kept the trusted hosts as a ``set`` (no ``get_trusted_client_address``)
+    and started a request's task inline (no ``_start_asgi_task``); setup.cfg allows it. The fast
+    path then stands aside rather than raise in the parser's or the writer's callback."""
+    proxied = SimpleNamespace(loaded_app=ProxyHeadersMiddleware(asgi, "127.0.0.1"))
+    bare = SimpleNamespace(loaded_app=asgi)
+    assert beat_http.front_of(proxied) is not None and beat_http.front_of(bare) is not None
+    monkeypatch.setattr(proxied.loaded_app, "trusted_hosts", {"127.0.0.1"})
+    assert beat_http.front_of(proxied) is None
+    monkeypatch.delattr(HttpToolsProtocol, "_start_asgi_task")
+    assert beat_http.front_of(bare) is None
