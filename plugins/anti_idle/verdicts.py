@@ -180,6 +180,11 @@ class Derived:
     scores: dict[str, int]
 
 
+#: ``scores_of``'s R10 threshold: a day claiming more scores (``derive`` skips ``scores_of``
+#: for a day claiming no more and with nothing cut, flagged or found: one constant for both).
+_R10_CLAIMED_MS = 12 * 3600 * 1000
+
+
 def scores_of(t: Tally, policy: Mapping[str, Any]) -> dict[str, int]:
     """The SCORE of each distinct rule that fired on the day (design §3.4)."""
     s: dict[str, int] = {}
@@ -196,7 +201,7 @@ def scores_of(t: Tally, policy: Mapping[str, Any]) -> dict[str, int]:
         s["R05"] = 10
     if "R07b" in t.flags:
         s["R07b"] = 40
-    if t.claimed_ms > 12 * 3600 * 1000:
+    if t.claimed_ms > _R10_CLAIMED_MS:
         s["R10"] = 30
     if "R11" in t.flags:
         s["R11"] = 40
@@ -218,10 +223,6 @@ def scores_of(t: Tally, policy: Mapping[str, Any]) -> dict[str, int]:
     if set(s) - {"R12", "R12d"} and t.credited_ms > 300_000 and t.muted_ms * 5 > t.credited_ms * 4:
         s["R06"] = 10
     return s
-
-
-#: ``scores_of``'s R10 threshold: a day claiming more scores.
-_R10_CLAIMED_MS = 12 * 3600 * 1000
 
 
 def derive(t: Tally, policy: Mapping[str, Any]) -> Derived:
