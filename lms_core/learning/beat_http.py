@@ -340,8 +340,19 @@ class BeatHttpProtocol(HttpToolsProtocol):
         )
         cycle.body = bytearray(beat.body)
         cycle.more_body = False
-        cycle.disconnected = beat.disconnected
         cycle.message_event.set()
+        if beat.disconnected:
+            # The client went away while the writer had the beat: the view still gets its body
+            # (as ``BeatASGI``'s ``_replay`` gives it) and stores the beat or its refusal, and
+            # only then sees the disconnect; its answer goes nowhere (uvicorn's ``send``).
+            receive = cycle.receive
+
+            async def body_then_gone() -> Any:
+                message = await receive()
+                cycle.disconnected = True
+                return message
+
+            cycle.receive = body_then_gone  # type: ignore[method-assign]
         beat.response_complete = True
         if self.cycle is beat:  # type: ignore[comparison-overlap]
             self.cycle = cycle

@@ -380,3 +380,32 @@ def test_an_older_uvicorn_without_what_the_fast_path_uses_gets_uvicorns_path(asg
     assert beat_http.front_of(proxied) is None
     monkeypatch.delattr(HttpToolsProtocol, "_start_asgi_task")
     assert beat_http.front_of(bare) is None
+
+
+def test_a_beat_the_writer_gives_back_after_its_client_left_is_still_stored_by_the_view(
+    app, kit, tree, servers, asgi, monkeypatch
+):
+    # As on uvicorn's path (BeatASGI replays the body to the view): the view stores the beat
+    # whose client closed its connection while the writer had it, and answers nobody.
+    def given_back_late(beat: Any, loop: Any, marks: Any = None) -> Any:
+        future = loop.create_future()
+        loop.call_later(0.5, future.set_result, None)  # after the close below reaches the server
+        return future
+
+    monkeypatch.setattr(asgi, "record_soon", given_back_late)
+    fast, plain = servers
+    a, b = people(app, kit, tree, 2)
+    one, other = Player(app, kit, a, lean=True), Player(app, kit, b, lean=True)
+    with time_machine.travel(T0 + dt.timedelta(seconds=10), tick=False):
+        for server, player in ((fast, one), (plain, other)):
+            with server.connect() as conn:
+                conn.sendall(request(player, signed(player, {"seq": 1, "event": "heartbeat", "position": 1})))
+        deadline = time.monotonic() + 30  # the writer gives both back, the view stores them
+        while True:
+            time.sleep(0.2)
+            db.session.expire_all()
+            stored = rows(LearningInterval, other.session_id), rows(LearningInterval, one.session_id)
+            if all(stored) or time.monotonic() > deadline:
+                break
+    assert len(stored[0]) == 1, "uvicorn's path"
+    assert stored[1] == stored[0], "the fast path"
