@@ -848,7 +848,7 @@ def _ingest_open(
         extra["prime_s"] = round(prime_s, 1)
         extra["prime_cpu_ms_per_beat"] = round(prime_cpu * 1000 / learners, 2)
     if video is not None and units:
-        extra = _video_figures(video, window, n, server_ms + pg_ms, units)
+        extra |= _video_figures(video, window, n, server_ms + pg_ms, units)
     step("folding each learner's day (verdicts.settle) and reading back what they earned")
     earned = _earned(url, names, lesson_id)
     extra["earned"] = earned
