@@ -6,13 +6,16 @@ clock, one ledger interval and the day's total. Through the ORM that was eight
 statements and most of a beat's CPU (building objects, the identity map, the unit of
 work; bench/anti_idle_bench.py --profile). Here it is one locked read and one write:
 
-* **read** (:func:`read`): one ``SELECT … FOR UPDATE OF s, p, c`` joining the session's
+* **read** (:func:`read`): one ``SELECT … FOR NO KEY UPDATE OF s, p, c`` joining the session's
   lesson, media, progress and clock (not its enrolment: the registration is read only by the
   few beats whose events carry it, ``services.record_beat``); the locks are the same rows as
   before, taken in the same order (session, progress, clock), so one person's beats stay
   serialised and two people's never wait for each other. It joins the progress and clock
   rows *inner*: a first beat of a person finds no clock row, the caller creates the missing
-  rows and reads again.
+  rows and reads again. ``NO KEY UPDATE``, not ``UPDATE``: a beat changes no key, and the
+  stronger lock also blocks the foreign keys' ``FOR KEY SHARE`` on the session row, so the
+  player's check poll (the person's clock held, then an attention check inserted that
+  references the session) and a beat (session locked, waiting for the clock) deadlocked.
 * **write** (:func:`write`): on PostgreSQL one statement, the four changes as data-
   modifying CTEs around the interval INSERT, prepared once per connection; on SQLite the
   same changes as Core statements in a row (SQLite serialises writers anyway).
@@ -91,7 +94,7 @@ _PG_READ = (
     _PG_COLUMNS
     + "FROM learning_sessions AS s "
     + _PG_JOINS
-    + "WHERE s.id = %(session_id)s AND s.user_id = %(user_id)s FOR UPDATE OF s, p, c"
+    + "WHERE s.id = %(session_id)s AND s.user_id = %(user_id)s FOR NO KEY UPDATE OF s, p, c"
 )
 #: A round's read (``beat_group``): every beat's rows in one statement, locked person by
 #: person in id order (the order group commit takes people in), so two rounds cannot deadlock.
@@ -99,7 +102,7 @@ _PG_READ_MANY = (
     _PG_COLUMNS + "FROM unnest(%(session_ids)s::text[], %(user_ids)s::bigint[]) AS k(session_id, user_id) "
     "JOIN learning_sessions AS s ON s.id = k.session_id AND s.user_id = k.user_id "
     + _PG_JOINS
-    + "ORDER BY s.user_id, s.id FOR UPDATE OF s, p, c"
+    + "ORDER BY s.user_id, s.id FOR NO KEY UPDATE OF s, p, c"
 )
 
 

@@ -99,13 +99,13 @@ def _progress_statement(dialect: str, lock: bool) -> Any:
         LessonProgress.user_id == bindparam("user_id", type_=Integer),
         LessonProgress.lesson_id == bindparam("lesson_id", type_=Integer),
     )
-    return stmt.with_for_update() if lock and dialect == "postgresql" else stmt
+    return stmt.with_for_update(key_share=True) if lock and dialect == "postgresql" else stmt
 
 
 @functools.cache
 def _clock_statement(dialect: str) -> Any:
     stmt = select(PersonClock).where(PersonClock.user_id == bindparam("user_id", type_=Integer))
-    return stmt.with_for_update() if dialect == "postgresql" else stmt
+    return stmt.with_for_update(key_share=True) if dialect == "postgresql" else stmt
 
 
 @functools.cache
@@ -124,7 +124,7 @@ def _beat_session_statement() -> Any:
 @functools.cache
 def _locked_beat_session_statement(dialect: str) -> Any:
     stmt = _beat_session_statement()
-    return stmt.with_for_update(of=LearningSession) if dialect == "postgresql" else stmt
+    return stmt.with_for_update(of=LearningSession, key_share=True) if dialect == "postgresql" else stmt
 
 
 @functools.cache

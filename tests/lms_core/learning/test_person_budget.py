@@ -149,3 +149,67 @@ def test_concurrent_tabs_on_postgresql_earn_real_time_once(app, kit, learner):
     assert errors == []
     db.session.expire_all()
     assert credited(learner) <= 10_000 + 1000
+
+
+@pytest.mark.backends("postgresql")
+def test_a_beat_and_a_row_referencing_its_session_do_not_deadlock(app, kit, learner):
+    """Another transaction of the person (the player's check poll) holds their clock row, then
+    inserts a row that references the session (an attention check: the foreign key's ``FOR KEY
+    SHARE`` on the session row). A beat arriving between the two locks its session and progress
+    and waits for the clock. With ``FOR UPDATE`` on the session the two waited on each other
+    (PostgreSQL's deadlock detector aborted one: a 500 on a beat, seen in
+    bench/anti_idle_detection.py); the beat changes no key, so it takes ``FOR NO KEY UPDATE``."""
+    from sqlalchemy import text
+
+    from lms_core.accounts.models import User
+
+    tab = open_session(learner, kit.document)
+    beat(tab, learner, T0 + 10 * S, seq=1, position=0)  # the person's rows exist: the beat locks all three
+    db.session.commit()
+    user_id, session_id = learner.id, tab.id
+    errors: list[BaseException] = []
+    clock_held = threading.Event()
+
+    def poll() -> None:
+        with app.app_context():
+            try:
+                services.person_clock(user_id)
+                clock_held.set()
+                waiting = 0
+                for _ in range(200):  # until the beat waits for the clock
+                    db.session.execute(text("SELECT pg_stat_clear_snapshot()"))  # else one view per transaction
+                    waiting = db.session.execute(
+                        text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                    ).scalar_one()
+                    if waiting:
+                        break
+                    threading.Event().wait(0.02)
+                assert waiting, "the beat never waited for the clock"
+                db.session.execute(
+                    text("SELECT 1 FROM learning_sessions WHERE id = :id FOR KEY SHARE"), {"id": session_id}
+                )
+                db.session.commit()
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    def beat_worker() -> None:
+        with app.app_context():
+            try:
+                clock_held.wait(10)
+                user = db.session.get(User, user_id)
+                services.record_beat(session_id, user, {"seq": 2, "position": 0})
+                db.session.commit()
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    with time_machine.travel(T0 + 20 * S, tick=False):
+        threads = [threading.Thread(target=poll), threading.Thread(target=beat_worker)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert errors == []
