@@ -37,6 +37,7 @@ import urllib.parse
 from typing import Any
 
 import httptools
+import uvicorn
 from uvicorn.config import Config
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
@@ -52,6 +53,18 @@ from lms_core.learning.beat_asgi import HANDED, BeatASGI
 #: either (its high-water mark), so collecting it needs no flow control of its own. A
 #: larger one (never a real beat) goes uvicorn's way.
 BODY_MAX = HIGH_WATER_LIMIT
+
+#: The first uvicorn whose internals the fast path follows (setup.cfg requires it): the
+#: protocol's ``_start_asgi_task`` and ``_TrustedHosts.get_trusted_client_address`` came in
+#: 0.45, and :func:`proxied`'s reading of repeated ``X-Forwarded-*`` headers in 0.49 (0.48
+#: took neither copy, 0.45-0.47 the last address); on an older one a beat's client address
+#: would differ from the one uvicorn's path gives the app.
+UVICORN_FROM = (0, 49)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``"0.55.0"`` -> ``(0, 55)``."""
+    return tuple(int(part) for part in version.split(".")[:2])
 
 
 class _NoEvent:
@@ -110,12 +123,14 @@ def front_of(config: Config) -> tuple[BeatASGI, Any] | None:
     headers), or ``None``: no fast path (another app, another wrapping, a uvicorn without
     what the fast path uses, or ``LMS_BEAT_HTTP_FAST`` off)."""
     # What the fast path takes from inside uvicorn besides the parser's callbacks: the
-    # protocol's ``_start_asgi_task`` (a handed beat's cycle) and the trusted hosts as
-    # ``_TrustedHosts`` (``proxied``). setup.cfg allows uvicorn from 0.30, whose protocol
-    # started its tasks inline and whose trusted hosts were a ``set``: there a beat behind a
-    # trusted proxy raised in the parser's callback (uvicorn answers 400) and a handed one in
-    # the writer's callback (no answer at all). Without them, every request goes uvicorn's way.
-    if not hasattr(HttpToolsProtocol, "_start_asgi_task"):
+    # protocol's ``_start_asgi_task`` (a handed beat's cycle) and the trusted hosts'
+    # ``get_trusted_client_address`` (``proxied``), and the proxy headers read as uvicorn
+    # reads them from 0.49 (:data:`UVICORN_FROM`). Without them (setup.cfg requires that
+    # uvicorn, but an install may hold another) a beat behind a trusted proxy raised in the
+    # parser's callback (uvicorn answers 400), a handed one in the writer's callback (no
+    # answer at all), or a beat's client address was not uvicorn's: every request goes
+    # uvicorn's way.
+    if _release(uvicorn.__version__) < UVICORN_FROM or not hasattr(HttpToolsProtocol, "_start_asgi_task"):
         return None
     app = config.loaded_app
     trusted = None
@@ -277,7 +292,12 @@ class BeatHttpProtocol(HttpToolsProtocol):
         elif beat.disconnected:
             pass  # the client went away: recorded, nobody to answer (as uvicorn's send)
         elif self.flow.write_paused:
-            self.loop.create_task(self._write_drained(beat, answer))
+            # Kept with uvicorn's own tasks (as ``_start_asgi_task`` keeps a cycle's): counted
+            # against ``limit_concurrency``, cancelled when the graceful shutdown times out, and
+            # held (the loop keeps only a weak reference to a task).
+            task = self.loop.create_task(self._write_drained(beat, answer))
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)
         else:
             self._write(beat, answer)
 

@@ -98,9 +98,11 @@ def request(
     method: str = "POST",
     path: str | None = None,
     headers: dict[str, str] | None = None,
+    repeated: tuple[tuple[str, str], ...] = (),
     version: str = "1.1",
 ) -> bytes:
-    """The raw request a browser sends for a beat (the player's cookie, CSRF header, agent)."""
+    """The raw request a browser sends for a beat (the player's cookie, CSRF header, agent);
+    ``repeated``: header lines added as they are, a name more than once if need be."""
     cookie = player.client.get_cookie(player.app.config["SESSION_COOKIE_NAME"])
     sent = {
         "Host": "localhost",
@@ -114,7 +116,8 @@ def request(
         sent.pop(name, None)
         if value:
             sent[name] = value
-    head = f"{method} {path or player.path} HTTP/{version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in sent.items())
+    lines = [*sent.items(), *repeated]
+    head = f"{method} {path or player.path} HTTP/{version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in lines)
     if sent.get("Transfer-Encoding") == "chunked":
         body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
     return head.encode("latin-1") + b"\r\n" + body
@@ -301,13 +304,23 @@ def test_the_client_address_is_the_one_uvicorns_proxy_headers_give(app, kit, tre
     monkeypatch.setattr(asgi.front, "take", spy)
     (a,) = people(app, kit, tree, 1)
     player = Player(app, kit, a, lean=True)
-    forwarded = {"X-Forwarded-For": "10.1.2.3, 10.4.5.6", "X-Forwarded-Proto": "https"}
+    forwarded = (("X-Forwarded-For", "10.1.2.3, 10.4.5.6"), ("X-Forwarded-Proto", "https"))
+    # A header twice (uvicorn from 0.49 joins the addresses and takes the last scheme; 0.48
+    # took neither, before it the last address: setup.cfg requires 0.49).
+    twice = (
+        ("X-Forwarded-For", "10.1.2.3"),
+        ("X-Forwarded-Proto", "http"),
+        ("X-Forwarded-For", "10.4.5.6"),
+        ("X-Forwarded-Proto", "https"),
+    )
     cases = [  # (forwarded_allow_ips, headers, the address and scheme the app sees)
-        ("127.0.0.1", {}, ("127.0.0.1", "http")),
+        ("127.0.0.1", (), ("127.0.0.1", "http")),
         ("127.0.0.1", forwarded, ("10.4.5.6", "https")),
         ("127.0.0.1,10.4.5.6", forwarded, ("10.1.2.3", "https")),
         ("*", forwarded, ("10.1.2.3", "https")),
         ("10.9.9.9", forwarded, ("127.0.0.1", "http")),
+        ("*", twice, ("10.1.2.3", "https")),
+        ("127.0.0.1", twice, ("10.4.5.6", "https")),
     ]
     seq = 0
     for allowed, headers, expected in cases:
@@ -318,7 +331,7 @@ def test_the_client_address_is_the_one_uvicorns_proxy_headers_give(app, kit, tre
                 seq += 1
                 with time_machine.travel(T0 + dt.timedelta(seconds=seq), tick=False):
                     body = {"seq": seq, "event": "heartbeat", "position": 0}
-                    exchange(server, request(player, signed(player, body), headers=headers))
+                    exchange(server, request(player, signed(player, body), repeated=headers))
             finally:
                 server.stop()
             # (the fast path's own check, then uvicorn's path's when it passes the beat on)
@@ -370,12 +383,18 @@ def test_the_setting_turns_the_fast_path_off(app, kit, tree, asgi, taken):
 
 
 def test_an_older_uvicorn_without_what_the_fast_path_uses_gets_uvicorns_path(asgi, monkeypatch):
-    """uvicorn before 0.32 kept the trusted hosts as a ``set`` (no ``get_trusted_client_address``)
-    and started a request's task inline (no ``_start_asgi_task``); setup.cfg allows it. The fast
-    path then stands aside rather than raise in the parser's or the writer's callback."""
+    """uvicorn before 0.45 kept no ``get_trusted_client_address`` on its trusted hosts (a
+    ``set`` before 0.32) and started a request's task inline (no ``_start_asgi_task``), and
+    before 0.49 read repeated proxy headers otherwise; setup.cfg requires 0.49, but an install
+    may hold another. The fast path then stands aside rather than raise in the parser's or the
+    writer's callback or give a beat another client address than uvicorn's path gives it."""
     proxied = SimpleNamespace(loaded_app=ProxyHeadersMiddleware(asgi, "127.0.0.1"))
     bare = SimpleNamespace(loaded_app=asgi)
     assert beat_http.front_of(proxied) is not None and beat_http.front_of(bare) is not None
+    monkeypatch.setattr(uvicorn, "__version__", "0.48.0")
+    assert beat_http.front_of(bare) is None
+    monkeypatch.setattr(uvicorn, "__version__", "0.49.0")
+    assert beat_http.front_of(bare) is not None
     monkeypatch.setattr(proxied.loaded_app, "trusted_hosts", {"127.0.0.1"})
     assert beat_http.front_of(proxied) is None
     monkeypatch.delattr(HttpToolsProtocol, "_start_asgi_task")
@@ -409,3 +428,55 @@ def test_a_beat_the_writer_gives_back_after_its_client_left_is_still_stored_by_t
                 break
     assert len(stored[0]) == 1, "uvicorn's path"
     assert stored[1] == stored[0], "the fast path"
+
+
+def test_a_graceful_stop_waits_for_the_answer_a_slow_reader_holds_up(app, kit, tree, asgi, monkeypatch):
+    # The client reads slowly: uvicorn's transport has paused writing when the writer answers,
+    # so the answer waits for the drain in a task. uvicorn keeps that task with its own
+    # (server_state.tasks: what its limit_concurrency counts and its graceful-shutdown timeout
+    # cancels), and a graceful stop still answers the beat, closing the connection after it.
+    protocols: list[Any] = []
+    made, answered = beat_http.BeatHttpProtocol.connection_made, beat_http.BeatHttpProtocol._answered
+    settled = threading.Event()
+
+    def keep(self: Any, transport: Any) -> None:
+        protocols.append(self)
+        made(self, transport)
+
+    def answered_then_told(self: Any, beat: Any, future: Any) -> None:
+        answered(self, beat, future)
+        settled.set()
+
+    record_soon = asgi.record_soon
+
+    def slow_reader(beat: Any, loop: Any, marks: Any = None) -> Any:
+        protocols[-1].pause_writing()  # as the transport calls it when its buffer is full
+        return record_soon(beat, loop, marks)
+
+    monkeypatch.setattr(beat_http.BeatHttpProtocol, "connection_made", keep)
+    monkeypatch.setattr(beat_http.BeatHttpProtocol, "_answered", answered_then_told)
+    monkeypatch.setattr(asgi, "record_soon", slow_reader)
+    server = Served(asgi, beat_http.BeatHttpProtocol)
+    (a,) = people(app, kit, tree, 1)
+    player = Player(app, kit, a, lean=True)
+    try:
+        with time_machine.travel(T0 + dt.timedelta(seconds=10), tick=False), server.connect() as conn:
+            conn.sendall(request(player, signed(player, {"seq": 1, "event": "heartbeat", "position": 1})))
+            assert settled.wait(timeout=30), "the writer answered"
+            (protocol,) = protocols
+            state = server.server.server_state
+            assert len(state.tasks) == 1, "the answer's task is one of uvicorn's"
+            server.server.should_exit = True
+            deadline = time.monotonic() + 30
+            while protocol.cycle.keep_alive:  # uvicorn's shutdown reached the connection
+                assert time.monotonic() < deadline, "the server did not begin its shutdown"
+                time.sleep(0.01)
+            assert server.thread.is_alive() and not protocol.cycle.response_complete
+            protocol.loop.call_soon_threadsafe(protocol.resume_writing)  # the client reads
+            reader = Reader(conn)
+            got = reader.response()
+            assert reader.closed()
+    finally:
+        server.stop()
+    assert not server.thread.is_alive() and not state.tasks
+    assert seq_of(got) == 1 and b"\r\nconnection: close\r\n" in got
