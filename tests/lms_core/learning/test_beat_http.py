@@ -44,7 +44,16 @@ class Served:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        options: dict[str, Any] = {"lifespan": "off", "log_config": None, "loop": "asyncio", "access_log": True}
+        # A long keep-alive: the tests keep one connection across many exchanges, and uvicorn's
+        # default 5 s closed it between two beats when the machine was loaded (the next read
+        # saw the close: "connection closed with b''"); no test here is about that timer.
+        options: dict[str, Any] = {
+            "lifespan": "off",
+            "log_config": None,
+            "loop": "asyncio",
+            "access_log": True,
+            "timeout_keep_alive": 300,
+        }
         self.server = uvicorn.Server(uvicorn.Config(asgi, http=protocol, **(options | config)))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
