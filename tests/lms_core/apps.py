@@ -3,7 +3,9 @@
 The ``app`` fixture in ``tests/conftest.py`` covers the common case; tests that need
 a plugin *instance* of their own (to inspect what its hooks received), a second
 worker on the same database, settings that must stop start-up, or a database that
-is down build their app with :func:`build_app` / :func:`running_app`.
+is down build their app with :func:`build_app` / :func:`running_app`. Work that must run
+at the same time as other work, each piece in a context of its own as a request's, runs
+through :func:`together`.
 
 These factory calls stay outside this module, on purpose:
 
@@ -27,7 +29,8 @@ every role, core and plugins) and the guard tests (``test_imports.py``,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -57,3 +60,31 @@ def running_app(database_url: str, tmp_path: Path, **extra: Any) -> Iterator[Fla
         finally:
             db.session.remove()
             db.engine.dispose()
+
+
+def together(app: Flask, *work: Callable[[], object], timeout: float = 60) -> list[BaseException]:
+    """Run each of ``work`` on a thread of its own, all started together, each inside an app
+    context of its own (as a request: its own database session, removed after it).
+
+    Returns what they raised, for the test to show (``assert together(...) == []``); a thread
+    still running after ``timeout`` seconds (a deadlock, say) fails the test."""
+    from lms_core.extensions import db
+
+    errors: list[BaseException] = []
+
+    def run(piece: Callable[[], object]) -> None:
+        with app.app_context():
+            try:
+                piece()
+            except BaseException as exc:  # noqa: BLE001 - returned to the test, which shows it
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(piece,), daemon=True) for piece in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads), f"still running after {timeout} s"
+    return errors

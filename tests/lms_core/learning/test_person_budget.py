@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from functools import partial
 
 import pytest
 import time_machine
@@ -20,6 +21,7 @@ from lms_core.learning.assessment import Verdict
 from lms_core.learning.models import LearningInterval, LessonProgress
 from lms_core.pluginhost import hookimpl
 from tests.factories import UserFactory
+from tests.lms_core.apps import together
 from tests.lms_core.learning.test_beats import T0, beat, open_session
 
 S = dt.timedelta(seconds=1)
@@ -123,30 +125,18 @@ def test_reading_time_goes_through_the_assessment_hook(kit, learner):
 def test_concurrent_tabs_on_postgresql_earn_real_time_once(app, kit, learner):
     tabs = [open_session(learner, kit.video) for _ in range(4)]
     user_id = learner.id
-    errors: list[BaseException] = []
 
     def tab_worker(n: int) -> None:
         from lms_core.accounts.models import User
 
         for step in range(1, 6):
-            with app.app_context():
-                try:
-                    user = db.session.get(User, user_id)
-                    services.record_beat(tabs[n].id, user, {"seq": step, "segments": [[0, 10]], "position": 10})
-                    db.session.commit()
-                except BaseException as exc:  # surfaced below
-                    errors.append(exc)
-                finally:
-                    db.session.remove()
+            user = db.session.get(User, user_id)
+            services.record_beat(tabs[n].id, user, {"seq": step, "segments": [[0, 10]], "position": 10})
+            db.session.commit()
 
     # At one instant, 10 s after launch, four tabs race five beats each claiming 10 s.
     with time_machine.travel(T0 + 10 * S, tick=False):
-        threads = [threading.Thread(target=tab_worker, args=(n,)) for n in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-    assert errors == []
+        assert together(app, *(partial(tab_worker, n) for n in range(4))) == []
     db.session.expire_all()
     assert credited(learner) <= 10_000 + 1000
 
@@ -167,49 +157,29 @@ def test_a_beat_and_a_row_referencing_its_session_do_not_deadlock(app, kit, lear
     beat(tab, learner, T0 + 10 * S, seq=1, position=0)  # the person's rows exist: the beat locks all three
     db.session.commit()
     user_id, session_id = learner.id, tab.id
-    errors: list[BaseException] = []
     clock_held = threading.Event()
 
     def poll() -> None:
-        with app.app_context():
-            try:
-                services.person_clock(user_id)
-                clock_held.set()
-                waiting = 0
-                for _ in range(200):  # until the beat waits for the clock
-                    db.session.execute(text("SELECT pg_stat_clear_snapshot()"))  # else one view per transaction
-                    waiting = db.session.execute(
-                        text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-                    ).scalar_one()
-                    if waiting:
-                        break
-                    threading.Event().wait(0.02)
-                assert waiting, "the beat never waited for the clock"
-                db.session.execute(
-                    text("SELECT 1 FROM learning_sessions WHERE id = :id FOR KEY SHARE"), {"id": session_id}
-                )
-                db.session.commit()
-            except BaseException as exc:  # surfaced below
-                errors.append(exc)
-            finally:
-                db.session.remove()
+        services.person_clock(user_id)
+        clock_held.set()
+        waiting = 0
+        for _ in range(200):  # until the beat waits for the clock
+            db.session.execute(text("SELECT pg_stat_clear_snapshot()"))  # else one view per transaction
+            waiting = db.session.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            ).scalar_one()
+            if waiting:
+                break
+            threading.Event().wait(0.02)
+        assert waiting, "the beat never waited for the clock"
+        db.session.execute(text("SELECT 1 FROM learning_sessions WHERE id = :id FOR KEY SHARE"), {"id": session_id})
+        db.session.commit()
 
     def beat_worker() -> None:
-        with app.app_context():
-            try:
-                clock_held.wait(10)
-                user = db.session.get(User, user_id)
-                services.record_beat(session_id, user, {"seq": 2, "position": 0})
-                db.session.commit()
-            except BaseException as exc:  # surfaced below
-                errors.append(exc)
-            finally:
-                db.session.remove()
+        clock_held.wait(10)
+        user = db.session.get(User, user_id)
+        services.record_beat(session_id, user, {"seq": 2, "position": 0})
+        db.session.commit()
 
     with time_machine.travel(T0 + 20 * S, tick=False):
-        threads = [threading.Thread(target=poll), threading.Thread(target=beat_worker)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-    assert errors == []
+        assert together(app, poll, beat_worker) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from functools import partial
 
 import pytest
 import time_machine
@@ -22,6 +23,7 @@ from plugins.anti_idle import envelope, state, state_pg
 from plugins.anti_idle.models import Beat, DayLesson, DayVerdict, PersonState
 from plugins.anti_idle.study import lesson_study
 from plugins.anti_idle.verdicts import replay_day, settle
+from tests.lms_core.apps import together
 from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, S, other_learner
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
@@ -133,7 +135,6 @@ def test_concurrent_beats_of_one_person_and_of_two_people_on_postgresql(app, me,
         "me-2": (me, me.open(at=T0, deliver=LECTURE_BYTES)),
         "her": (her, her.open(at=T0, deliver=LECTURE_BYTES)),
     }
-    errors: list[BaseException] = []
     barrier = threading.Barrier(len(tabs))
 
     def worker(name: str, step: int) -> None:
@@ -147,26 +148,15 @@ def test_concurrent_beats_of_one_person_and_of_two_people_on_postgresql(app, me,
             "position": 10 * step,
             "client": {"visibility": "visible", "rate": 1, "muted": False},
         }
-        with app.app_context():
-            try:
-                user = db.session.get(User, learner.user.id)
-                barrier.wait(timeout=30)
-                with envelope.signed(tab.session.id, body):
-                    learning.record_beat(tab.session.id, user, body)
-                db.session.commit()
-            except BaseException as exc:  # surfaced below
-                errors.append(exc)
-            finally:
-                db.session.remove()
+        user = db.session.get(User, learner.user.id)
+        barrier.wait(timeout=30)
+        with envelope.signed(tab.session.id, body):
+            learning.record_beat(tab.session.id, user, body)
+        db.session.commit()
 
     for step in (1, 2, 3):
         with time_machine.travel(T0 + 10 * step * S, tick=False):
-            threads = [threading.Thread(target=worker, args=(name, step)) for name in tabs]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=60)
-    assert errors == []
+            assert together(app, *(partial(worker, name, step) for name in tabs)) == []
     db.session.expire_all()
     for learner, sessions in ((me, ("me-1", "me-2")), (her, ("her",))):
         beats = db.session.execute(select(func.count()).where(Beat.user_id == learner.user.id)).scalar_one()
