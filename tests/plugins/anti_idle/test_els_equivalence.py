@@ -15,6 +15,7 @@ microsecond receive times, overlapping and unsorted claims, random policies):
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -81,6 +82,20 @@ policy_st = st.fixed_dictionaries(
 ).map(lambda p: {**DEFAULTS, **p})
 
 
+def beat_fields(session: int, seq: int, at: dt.datetime, wall_span_us: int, **fields: Any) -> dict[str, Any]:
+    """A beat's ``els.BeatInput`` fields (``credit_from`` aside) for the days the ELS tests
+    build: session ``s<session>`` (launched 7 s apart), received at ``at``, its wall start
+    ``wall_span_us`` before it; ``fields``: the lesson, the claim, the client and the rest."""
+    return dict(
+        session_id=f"s{session}",
+        seq=seq,
+        wall_start=at - wall_span_us * US,
+        received_at=at,
+        launched_at=T0 - dt.timedelta(seconds=session * 7),
+        **fields,
+    )
+
+
 def beats_of(raw):
     at = T0
     out = []
@@ -88,15 +103,14 @@ def beats_of(raw):
         at += gap * US
         claimed = tuple((a, a + length) for a, length in claims)
         out.append(
-            dict(
-                session_id=f"s{session}",
+            beat_fields(
+                session,
+                len(out) + 1,
+                at,
+                span,
                 lesson_id=lesson,
                 lesson_kind=kind,
                 event=event,
-                seq=len(out) + 1,
-                wall_start=at - span * US,
-                received_at=at,
-                launched_at=T0 - dt.timedelta(seconds=session * 7),
                 claimed=claimed,
                 duration_ms=duration,
                 bytes_served=served,

@@ -10,8 +10,6 @@ take the full path only; both must agree on every field, and with the reference.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +19,7 @@ from tests.plugins.anti_idle.test_els_equivalence import (
     NEW_FLAGS,
     T0,
     US,
+    beat_fields,
     chain,
     check_st,
     checks_of,
@@ -62,15 +61,14 @@ def honest_day(raw, duration, served):
         if presence:
             client["presence"] = presence
         out.append(
-            dict(
-                session_id=f"s{session}",
+            beat_fields(
+                session,
+                seq[session],
+                at,
+                span + (30_000_000 if twist == "late" else 0),
                 lesson_id=1,
                 lesson_kind="video",
                 event="seeked" if jump else "heartbeat",
-                seq=seq[session],
-                wall_start=at - (span + (30_000_000 if twist == "late" else 0)) * US,
-                received_at=at,
-                launched_at=T0 - dt.timedelta(seconds=session * 7),
                 claimed=((pos[session], pos[session] + claim),) if claim else (),
                 duration_ms=duration,
                 bytes_served=served,

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from plugins.anti_idle import els
 from plugins.anti_idle.policy import DEFAULTS
-from tests.plugins.anti_idle.test_els_equivalence import T0, US, check_st, checks_of, policy_st
+from tests.plugins.anti_idle.test_els_equivalence import T0, US, beat_fields, check_st, checks_of, policy_st
 
 TWISTS = [
     "hidden",
@@ -112,15 +112,14 @@ def document_day(raw):
         wall_span = span + (30_000_000 if twist == "late" else 0) - (12_000_000 if twist == "early" else 0)
         out.append(
             (
-                dict(
-                    session_id=f"s{session}",
+                beat_fields(
+                    session,
+                    seq[session],
+                    at,
+                    wall_span,
                     lesson_id=1 + session,
                     lesson_kind="document",
                     event="visible" if twist == "visible_event" else "heartbeat",
-                    seq=seq[session],
-                    wall_start=at - wall_span * US,
-                    received_at=at,
-                    launched_at=T0 - dt.timedelta(seconds=session * 7),
                     claimed=claimed,
                     duration_ms=None,
                     bytes_served=None if twist == "unfetched" else 200_000,
