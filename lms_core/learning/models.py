@@ -187,7 +187,8 @@ class PersonClock(Base):
     credit time after ``credited_until`` (and up to its own receive time), then
     moves it forward. So across all of one person's sessions, tabs, devices and
     lessons, credited time never exceeds the real time elapsed. The row is locked
-    (``FOR UPDATE``) by each beat, which serialises one person's beats only.
+    (``FOR NO KEY UPDATE`` on PostgreSQL: a beat changes no key, ``beat_rows``) by each
+    beat, which serialises one person's beats only.
     """
 
     __tablename__ = "learning_person_clocks"
