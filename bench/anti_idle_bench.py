@@ -603,8 +603,9 @@ def bench_ingest(
             env,
             workers=args.workers,
             # The beat route's fast path in the HTTP protocol (beat_http; LMS_BEAT_HTTP_FAST=0: off).
-            worker_class="lms_core.learning.beat_http.BeatWorker",
+            worker_class=args.worker_class,
             app="lms_core.learning.beat_asgi:create_app()",
+            extra_args=["--keep-alive", str(args.keep_alive)],
         )
         shape = f"{args.workers} uvicorn workers (ASGI front, group commit)"
     else:
@@ -1218,6 +1219,17 @@ def main(argv: list[str] | None = None) -> int:
         "sign-ins minted and first beats sent before the run; default: all on 127.0.0.1, signed in by the form",
     )
     parser.add_argument("--cadence", type=float, default=2.0, help="open loop: seconds between one learner's beats")
+    parser.add_argument(
+        "--keep-alive",
+        type=int,
+        default=30,
+        help="uvicorn: the workers' keep-alive timeout (s); above the cadence, or each beat opens a connection",
+    )
+    parser.add_argument(
+        "--worker-class",
+        default="lms_core.learning.beat_http.BeatWorker",
+        help="uvicorn: gunicorn's worker class (an A/B of the HTTP protocol, e.g. bench.beat_http_eager.EagerWorker)",
+    )
     parser.add_argument("--learners", type=int, default=0, help="open loop: learners (default rate x cadence)")
     parser.add_argument(
         "--warm-wal",

@@ -11,6 +11,10 @@ already settled with a fixed answer); the environ is built for real on both. So 
 difference is the HTTP layer's own CPU per beat. Rounds alternate A, B, A, B; CPU is
 ``time.process_time``.
 
+``--connections 1,2000,10000``: the beats take turns on that many connections (issue 8,
+loop), as a worker's 1,000 to 10,000 learners' do; ``eager`` is the fast path with uvicorn's
+own keep-alive timer (``bench/beat_http_eager.py``), the A of the lazy timer's A/B.
+
     .venv/bin/python bench/beat_http_micro.py --beats 20000 --rounds 4
 """
 
@@ -32,6 +36,7 @@ from uvicorn.config import Config  # noqa: E402
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # noqa: E402
 from uvicorn.server import ServerState  # noqa: E402
 
+from bench.beat_http_eager import EagerProtocol  # noqa: E402
 from lms_core.learning import beat_asgi, beat_front, beat_http  # noqa: E402
 
 BODY = b'{"seq":7,"event":"heartbeat","position":12.5,"segments":[[2.5,12.5]],"client":{"visibility":"visible"}}'
@@ -41,9 +46,10 @@ ANSWER = b'{"accepted":true,"duplicate":false,"credited_ms":10000,"coverage":12.
 class Transport:
     """What the protocol uses of an asyncio transport; counts the bytes written."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 50000) -> None:
         self.written = 0
         self.closing = False
+        self.port = port
 
     def write(self, data: bytes) -> None:
         self.written += len(data)
@@ -61,7 +67,7 @@ class Transport:
         pass
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name, default)
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", self.port)}.get(name, default)
 
 
 def front() -> beat_asgi.BeatASGI:
@@ -99,36 +105,49 @@ def request() -> bytes:
     return head.encode() + BODY
 
 
-def run(loop: asyncio.AbstractEventLoop, protocol_class: type, beats: beat_asgi.BeatASGI, n: int) -> float:
-    """CPU seconds per beat for ``n`` beats on one keep-alive connection."""
+def run(
+    loop: asyncio.AbstractEventLoop, protocol_class: type, beats: beat_asgi.BeatASGI, n: int, connections: int = 1
+) -> float:
+    """CPU seconds per beat for ``n`` beats, taken in turn on ``connections`` keep-alive
+    connections (each learner's connection beats once in a turn, as 10,000 learners per
+    worker do: every beat finds its connection's objects cold and its keep-alive timer armed
+    among the others')."""
     config = Config(beats, http=protocol_class, lifespan="off", log_config=None, access_log=False)
     config.load()
     state = ServerState()
     state.default_headers = [(b"date", b"Sun, 06 Dec 2026 13:00:00 GMT"), *config.encoded_headers]
-    protocol = protocol_class(config, state, {}, loop)
-    transport = Transport()
-    protocol.connection_made(transport)
+    opened = []
+    for i in range(connections):
+        protocol = protocol_class(config, state, {}, loop)
+        transport = Transport(10_000 + i)
+        protocol.connection_made(transport)
+        opened.append((protocol, transport))
     raw = request()
 
-    async def one() -> None:
+    async def one(protocol: Any, transport: Transport) -> None:
         before = transport.written
         protocol.data_received(raw)
         while transport.written == before:
             await asyncio.sleep(0)
 
     async def many() -> float:
-        await one()  # warm
-        written = transport.written
+        for protocol, transport in opened:  # warm: every connection has answered once, its timer armed
+            await one(protocol, transport)
+        written = sum(transport.written for _p, transport in opened)
+        turns = -(-n // connections)
         started = time.process_time()
-        for _ in range(n):
-            await one()
+        for _ in range(turns):
+            for protocol, transport in opened:
+                await one(protocol, transport)
         spent = time.process_time() - started
-        per = (transport.written - written) / n
+        per = (sum(transport.written for _p, transport in opened) - written) / (turns * connections)
         assert per > len(ANSWER), per
-        return spent / n
+        return spent / (turns * connections)
 
     result = loop.run_until_complete(many())
-    protocol._unset_keepalive_if_required()
+    for protocol, transport in opened:
+        transport.closing = True
+        protocol.connection_lost(None)
     return result
 
 
@@ -136,19 +155,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--beats", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument(
+        "--kinds",
+        default="uvicorn,eager,fast",
+        help="protocols: uvicorn's own, the fast path with uvicorn's keep-alive timer (eager), the fast path",
+    )
+    parser.add_argument(
+        "--connections",
+        default="1",
+        help="keep-alive connections the beats take turns on, comma-separated for several runs (e.g. 1,2000,10000)",
+    )
     args = parser.parse_args(argv)
     beats = front()
     beat_asgi.tune_gc(beats.app.config)  # as the worker at start-up (gc.freeze, gen0 20,000)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    results: dict[str, list[float]] = {"uvicorn": [], "fast": []}
+    counts = [int(c) for c in args.connections.split(",")]
+    kinds = [("uvicorn", HttpToolsProtocol), ("eager", EagerProtocol), ("fast", beat_http.BeatHttpProtocol)]
+    kinds = [kind for kind in kinds if kind[0] in args.kinds.split(",")]
+    results: dict[str, list[float]] = {f"{name} x{c}": [] for c in counts for name, _cls in kinds}
     print(f"load average {os.getloadavg()[0]:.2f}")
     for _ in range(args.rounds):
-        for name, cls in (("uvicorn", HttpToolsProtocol), ("fast", beat_http.BeatHttpProtocol)):
-            results[name].append(run(loop, cls, beats, args.beats) * 1e6)
-            print(f"  {name:8s} {results[name][-1]:6.1f} µs CPU per beat")
+        for c in counts:
+            for name, cls in kinds:
+                key = f"{name} x{c}"
+                results[key].append(run(loop, cls, beats, args.beats, c) * 1e6)
+                print(f"  {key:16s} {results[key][-1]:6.1f} µs CPU per beat")
     for name, values in results.items():
-        print(f"{name:8s} median {sorted(values)[len(values) // 2]:6.1f} µs  ({', '.join(f'{v:.1f}' for v in values)})")
+        print(
+            f"{name:16s} median {sorted(values)[len(values) // 2]:6.1f} µs  ({', '.join(f'{v:.1f}' for v in values)})"
+        )
     print(f"load average {os.getloadavg()[0]:.2f}")
     return 0
 

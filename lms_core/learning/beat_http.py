@@ -186,6 +186,61 @@ class BeatHttpProtocol(HttpToolsProtocol):
         self._front = front_of(config)
         #: The beat whose body is being read, or ``None``.
         self._reading: _Beat | None = None
+        #: When the connection last went idle (the loop's clock), or ``None`` while a request
+        #: is on it: what the keep-alive timer reads when it fires (see
+        #: :meth:`on_response_complete`).
+        self._idle_since: float | None = None
+
+    # -- the keep-alive timeout, checked when its timer fires ----------------------------
+    #
+    # uvicorn cancels the connection's keep-alive timer when data arrives and arms a new one
+    # when the answer is written: a ``TimerHandle`` made and cancelled per request, in the
+    # loop's heap of one timer per connection (10,000 per worker at the issue's 20,000
+    # learners). Here the timer stays armed across requests: data arriving only marks the
+    # connection busy, an answer marks the time it went idle, and the timer, when it fires,
+    # closes the connection if it has been idle for the whole timeout, or arms itself again for
+    # what is left. The connection closes when uvicorn's would: ``timeout_keep_alive`` after
+    # its last answer, never while a request is on it.
+
+    def _unset_keepalive_if_required(self) -> None:
+        # uvicorn calls this when data arrives (and before arming the timer): busy, not disarmed.
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, with the keep-alive timer armed only if it is not already."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_since = None
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
+    def timeout_keep_alive_handler(self) -> None:
+        """Close the connection if it has been idle for the whole timeout; else wait what is left."""
+        self.timeout_keep_alive_task = None
+        idle_since = self._idle_since
+        if idle_since is None or self.transport.is_closing():
+            return  # a request is on it (its answer arms the timer again), or it is closing
+        left = idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self.timeout_keep_alive_handler)
+        else:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        timer = self.timeout_keep_alive_task
+        if timer is not None:
+            timer.cancel()
+            self.timeout_keep_alive_task = None
 
     # -- the parser's callbacks ----------------------------------------------------------
 
@@ -337,9 +392,24 @@ class BeatHttpProtocol(HttpToolsProtocol):
         if not beat.keep_alive:
             self.transport.close()
         self.on_response_complete()
+        self._let_go(beat)
         trace = self._front[0].trace if self._front is not None else None
         if trace is not None and beat.marks is not None:
             trace.beat(beat.taken[0], beat.body, beat.marks, time.perf_counter(), "group")
+
+    def _let_go(self, beat: _Beat) -> None:
+        """Drop the connection's references to an answered beat and the request it read.
+
+        uvicorn keeps a request's scope, headers and cycle on the connection until the next
+        request begins; for a beat that is its environ, the scope's copy and the signed session
+        too, a few kB per connection for the whole cadence (10,000 connections per worker at the
+        issue's 20,000 learners): old objects the garbage collector walks again and again. Only
+        what no later request has taken over: a request begun behind the beat keeps its own."""
+        if self.cycle is beat:  # type: ignore[comparison-overlap]
+            self.cycle = None  # type: ignore[assignment]
+        if self.scope is beat.scope:
+            self.scope = None  # type: ignore[assignment]
+            self.headers = None  # type: ignore[assignment]
 
     def _hand(self, beat: _Beat) -> None:
         """The beat to the Flask view through uvicorn's path, with the body it sent (as

@@ -10,6 +10,7 @@ the writer hands to the view) must be answered as uvicorn's path answers it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -489,3 +490,94 @@ def test_a_graceful_stop_waits_for_the_answer_a_slow_reader_holds_up(app, kit, t
         server.stop()
     assert not server.thread.is_alive() and not state.tasks
     assert seq_of(got) == 1 and b"\r\nconnection: close\r\n" in got
+
+
+def _on_loop(protocol: Any, read: Any) -> Any:
+    """``read()`` run on the server's loop, after the callback it is in (the answer is written
+    before ``on_response_complete`` runs: the client may read it first)."""
+
+    async def there() -> Any:
+        return read()
+
+    return asyncio.run_coroutine_threadsafe(there(), protocol.loop).result(timeout=20)
+
+
+@pytest.mark.parametrize("protocol", [beat_http.BeatHttpProtocol, HttpToolsProtocol])
+def test_the_keep_alive_timeout_closes_an_idle_connection_and_only_an_idle_one(app, kit, tree, asgi, protocol):
+    # The fast path's protocol keeps a connection's keep-alive timer armed across requests
+    # (uvicorn's cancels it when data arrives and makes a new one after each answer) and
+    # checks, when it fires, how long the connection has been idle. Both must close it only
+    # after a whole timeout without a request: beats spaced closer than the timeout, over
+    # longer than it, keep one connection; after the last, the server closes it.
+    server = Served(asgi, protocol, timeout_keep_alive=3)
+    try:
+        (a,) = people(app, kit, tree, 1)
+        player = Player(app, kit, a, lean=True)
+        played = beats()[:11]
+        with server.connect() as conn:
+            reader = Reader(conn)
+            timers = []
+            for k, (at, body) in enumerate(played):
+                with time_machine.travel(at, tick=False):
+                    conn.sendall(request(player, signed(player, body)))
+                    assert status(reader.response()) == 200
+                (made,) = server.server.server_state.connections
+                timers.append(_on_loop(made, lambda made=made: made.timeout_keep_alive_task))
+                if k >= 2:
+                    time.sleep(0.5)  # from the third beat on: 9 gaps of 0.5 s, over the 3 s timeout
+            assert all(timer is not None for timer in timers)
+            if protocol is beat_http.BeatHttpProtocol:
+                assert timers[1] is timers[0], "armed once, not made anew per answer"
+            else:
+                assert timers[1] is not timers[0]
+            assert reader.closed()  # idle: the server closes it after the timeout
+        _on_loop(made, lambda: None)  # the close has been seen on the loop
+        assert made.timeout_keep_alive_task is None
+        assert not server.server.server_state.connections
+    finally:
+        server.stop()
+
+
+def test_a_connection_the_client_closes_leaves_no_keep_alive_timer(app, kit, tree, asgi):
+    server = Served(asgi, beat_http.BeatHttpProtocol, timeout_keep_alive=60)
+    try:
+        (a,) = people(app, kit, tree, 1)
+        player = Player(app, kit, a, lean=True)
+        at, body = beats()[0]
+        with time_machine.travel(at, tick=False), server.connect() as conn:
+            conn.sendall(request(player, signed(player, body)))
+            assert status(Reader(conn).response()) == 200
+            (made,) = server.server.server_state.connections
+            assert _on_loop(made, lambda: made.timeout_keep_alive_task) is not None
+        deadline = time.monotonic() + 20
+        while _on_loop(made, lambda: made in server.server.server_state.connections):  # until connection_lost
+            assert time.monotonic() < deadline, "the close was not seen"
+            time.sleep(0.05)
+        assert made.timeout_keep_alive_task is None
+    finally:
+        server.stop()
+
+
+def test_an_answered_beat_is_let_go_and_a_request_begun_behind_it_is_served(app, kit, tree, servers, taken):
+    # The connection drops its references to a beat once answered (10,000 idle connections a
+    # worker would otherwise keep a beat's scope, environ and session each for the whole
+    # cadence); a request whose head had begun to arrive behind the beat keeps its own.
+    fast, _plain = servers
+    (a,) = people(app, kit, tree, 1)
+    player = Player(app, kit, a, lean=True)
+    page = f"GET /learn/lessons/{kit.video.id} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+    with time_machine.travel(T0 + dt.timedelta(seconds=10), tick=False), fast.connect() as conn:
+        reader = Reader(conn)
+        conn.sendall(request(player, signed(player, {"seq": 1, "event": "heartbeat", "position": 1})))
+        assert seq_of(reader.response()) == 1
+        (made,) = fast.server.server_state.connections
+        assert _on_loop(made, lambda: (made.cycle, made.scope, made.headers)) == (None, None, None)
+        conn.sendall(request(player, signed(player, {"seq": 2, "event": "heartbeat", "position": 2})) + page[:20])
+        assert seq_of(reader.response()) == 2
+        kept = _on_loop(made, lambda: made.scope)
+        assert kept is not None and "method" not in kept  # the page's, begun behind the beat, its head unread
+        conn.sendall(page[20:])
+        assert status(reader.response()) in (200, 302)
+        conn.sendall(request(player, signed(player, {"seq": 3, "event": "heartbeat", "position": 3})))
+        assert seq_of(reader.response()) == 3
+    assert taken == ["fast"] * 3
