@@ -70,6 +70,12 @@ def serve(kind: str, keep_alive: int) -> None:
     loop.run_forever()
 
 
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:  # noqa: PTH123 - a procfs file read in one go
+        kb = next(line.split()[1] for line in status if line.startswith("VmRSS:"))
+    return int(kb) / 1024
+
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:  # noqa: PTH123 - a procfs file read in one go
         fields = stat.read().rsplit(")", 1)[1].split()
@@ -139,6 +145,7 @@ async def drive(port: int, pid: int, n: int, rate: float, warmup: float, window:
         "server_us": (after[0] - before[0]) * 1e6 / max(1, answered),
         "client_us": (after[1] - before[1]) * 1e6 / max(1, answered),
         "lost": seen[1],
+        "rss_mb": rss_mb(pid),
     }
 
 
@@ -183,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"  round {r + 1} {kind:8s} x{n:<6d} load {load:5.2f}: {got['rate']:6.0f} beats/s answered, "
                     f"server {got['server_us']:6.1f} µs CPU per beat, client {got['client_us']:6.1f} µs; "
-                    f"{got['lost']:.0f} connections closed by the server",
+                    f"{got['lost']:.0f} connections closed by the server; server RSS {got['rss_mb']:.0f} MB",
                     flush=True,
                 )
     for key, runs in results.items():

@@ -17,10 +17,11 @@ Everything else goes through uvicorn's path unchanged, and so does a beat the ch
 (at once, as before) or one the writer gives back (to the Flask view, with its body, through
 a ``RequestResponseCycle`` of its own). Kept as uvicorn keeps it: keep-alive and
 ``Connection: close``, pipelined requests answered in order (the beat in flight stands as the
-connection's cycle, so a request after it waits in uvicorn's pipeline), the keep-alive timer
-(:meth:`on_response_complete`), graceful shutdown, the client address (``ProxyHeadersMiddleware``'s
-rules with its own trusted hosts, so the plugin's address rules read the same address) and
-the access log.
+connection's cycle, so a request after it waits in uvicorn's pipeline), the keep-alive timeout
+(the same timeout after the last answer; its timer armed once and checked when it fires, see
+:meth:`on_response_complete`, for every request on the connection), graceful shutdown, the
+client address (``ProxyHeadersMiddleware``'s rules with its own trusted hosts, so the
+plugin's address rules read the same address) and the access log.
 
 Selected by :class:`BeatWorker`::
 
