@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import httptools
 import pytest
 import time_machine
 import uvicorn
@@ -581,3 +582,34 @@ def test_an_answered_beat_is_let_go_and_a_request_begun_behind_it_is_served(app,
         conn.sendall(request(player, signed(player, {"seq": 3, "event": "heartbeat", "position": 3})))
         assert seq_of(reader.response()) == 3
     assert taken == ["fast"] * 3
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/learn/sessions/0123456789abcdef0123456789abcdef/beat",
+        b"/learn/sessions/0123456789abcdef0123456789abcdef/beat?x=1&y=%20",
+        b"/learn/sessions/0123456789abcdef0123456789abcdef/be%61t",
+        b"/learn/sessions/x/beat#part",
+        b"//learn/sessions/x/beat",
+        b"/learn/sessions/x;v=1/beat",
+        b"http://localhost/learn/sessions/x/beat?x=1",
+        b"*",
+    ],
+)
+def test_a_request_target_splits_as_httptools_parses_it(target):
+    parsed = httptools.parse_url(target)
+    assert beat_http.BeatHttpProtocol._split_url(target) == (parsed.path, parsed.query or b"")
+
+
+def test_a_beat_with_a_query_string_is_answered_as_uvicorns_path_answers_it(app, kit, tree, servers, taken):
+    fast, plain = servers
+    a, b = people(app, kit, tree, 2)
+    one, other = Player(app, kit, a, lean=True), Player(app, kit, b, lean=True)
+    body = {"seq": 1, "event": "heartbeat", "position": 1}
+    with time_machine.travel(T0 + dt.timedelta(seconds=10), tick=False):
+        got = exchange(fast, request(one, signed(one, body), path=one.path + "?v=2"))
+        expected = exchange(plain, request(other, signed(other, body), path=other.path + "?v=2"))
+    assert got == expected and seq_of(got) == 1 and taken == ["fast"]
+    db.session.expire_all()
+    assert rows(LearningInterval, one.session_id) == rows(LearningInterval, other.session_id)
