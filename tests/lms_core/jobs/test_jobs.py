@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from functools import partial
 
 import pytest
 import time_machine
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 from lms_core.extensions import db
 from lms_core.jobs import services as jobs
 from lms_core.jobs.models import Job, JobStatus
+from tests.lms_core.apps import together
 from tests.plugins.hookprobe import HookProbe
 
 START = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
@@ -117,23 +119,13 @@ def test_concurrent_workers_never_run_a_job_twice(app, probe):
         jobs.enqueue("hookprobe.echo", {"n": n})
     db.session.commit()
     start = threading.Barrier(workers)
-    errors: list[BaseException] = []
 
     def worker(index: int) -> None:
-        try:
-            with app.app_context():
-                start.wait()
-                while (job := jobs.claim_next(f"worker-{index}")) is not None:
-                    jobs.run_job(job)
-                db.session.remove()
-        except BaseException as exc:  # reported below; a thread cannot fail the test itself
-            errors.append(exc)
+        start.wait()
+        while (job := jobs.claim_next(f"worker-{index}")) is not None:
+            jobs.run_job(job)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    errors = together(app, *(partial(worker, i) for i in range(workers)), timeout=120)
     assert not errors, errors
     ran = [p["n"] for p in probe.jobs]
     assert sorted(ran) == list(range(total))  # every job ran, none twice

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 from flask import Flask
@@ -16,6 +17,7 @@ from plugins.credit_bank.proofs import merkle, pdf
 from plugins.credit_bank.transcripts import log, services
 from plugins.credit_bank.transcripts.models import Checkpoint, LogLeaf
 from tests import factories
+from tests.lms_core.apps import together
 from tests.plugins.credit_bank.transcripts.conftest import ISSUER
 from tests.plugins.credit_bank.transcripts.helpers import history, post
 
@@ -186,28 +188,18 @@ def test_concurrent_issuers_and_posters_keep_both_logs_dense(app: Flask) -> None
     db.session.commit()
     ids = [c.id for c in cadres]
     start = threading.Barrier(workers)
-    errors: list[BaseException] = []
 
     def worker(i: int) -> None:
-        try:
-            with app.app_context():
-                from lms_core.accounts.models import User
+        from lms_core.accounts.models import User
 
-                user = db.session.get(User, ids[i])
-                assert user is not None
-                start.wait()
-                for r in range(rounds):
-                    post(user, f"w{i}-{r}", 100 + r)
-                    services.issue_transcript(user, 2025)
-                db.session.remove()
-        except BaseException as exc:  # reported below; a thread cannot fail the test itself
-            errors.append(exc)
+        user = db.session.get(User, ids[i])
+        assert user is not None
+        start.wait()
+        for r in range(rounds):
+            post(user, f"w{i}-{r}", 100 + r)
+            services.issue_transcript(user, 2025)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
+    errors = together(app, *(partial(worker, i) for i in range(workers)), timeout=300)
     assert not errors, errors
     db.session.expire_all()
     for name, expected in ((cr.JOURNAL_LOG, workers * rounds), (cr.CREDENTIAL_LOG, workers * rounds)):
