@@ -21,9 +21,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import re
 from typing import Any, cast
 
 import msgspec
+import psycopg
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Table
 
@@ -90,18 +92,62 @@ _UPSERT = (
 _BEAT_JSON = frozenset({"claimed", "client", "credited", "cuts", "flags", "session_covered"})
 
 
-def execute(sql: str, params: dict[str, Any], *, fetch: bool = False) -> tuple[Any, ...] | None:
+def execute(
+    sql: str, params: dict[str, Any], *, fetch: bool = False, names: tuple[str, ...] | None = None
+) -> tuple[Any, ...] | None:
     """One statement on the session's connection (its transaction), prepared by psycopg;
     the first row if ``fetch`` (the only door to the database here: tests count through it).
 
     On the core's kept cursor (``beat_rows.cursor``): a new cursor per statement set up its
-    adapters and its result columns' loaders again on every beat."""
+    adapters and its result columns' loaders again on every beat. ``names``: ``sql`` has
+    PostgreSQL's own placeholders (``$1``, ... of :func:`_numbered`), given ``params`` in
+    that order, on a kept :class:`psycopg.RawCursor`."""
     batch = beat_group.current(beat_tx.connection().info)
     if batch is not None:
         batch.flush_for(sql)  # a round's kept writes first (a no-op for the batch's own statement)
-    cur = beat_rows.cursor()
-    cur.execute(sql, params, prepare=True)
+    if names is None:
+        cur = beat_rows.cursor()
+        cur.execute(sql, params, prepare=True)
+    else:
+        cur = _raw_cursor()
+        cur.execute(sql, [params[name] for name in names], prepare=True)
     return cur.fetchone() if fetch else None
+
+
+#: Where the raw cursor is kept: in the pool's record of the connection, as ``beat_rows.cursor``'s.
+_RAW_CURSOR = "lms_anti_idle_raw_cursor"
+
+
+def _raw_cursor() -> Any:
+    """The session connection's :class:`psycopg.RawCursor`, kept per connection (``beat_rows.cursor``)."""
+    fairy = beat_tx.connection().connection
+    raw = fairy.driver_connection
+    assert raw is not None
+    cur = fairy.info.get(_RAW_CURSOR)
+    if cur is None or cur.connection is not raw or cur.closed:
+        cur = fairy.info[_RAW_CURSOR] = psycopg.RawCursor(raw)
+    return cur
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql``'s ``%(name)s`` placeholders as PostgreSQL's ``$1``, ``$2``, ... (a name used twice
+    keeps its number), and the names in their numbers' order (:func:`execute`'s ``names``).
+
+    psycopg turns a statement's named placeholders into numbered ones on each execution, and
+    keeps the result only for a statement of at most 4096 bytes and 50 parameters
+    (``psycopg._queries.MAX_CACHED_STATEMENT_LENGTH``); a longer one is parsed again every time.
+    The round's write with the raw beats is 4.4 kB: its parse (a regular expression over the
+    text, then a part per placeholder) cost ~0.6 ms per write at load 10, most of
+    :func:`_write_many`'s Python (docs/benchmarks.md, "the person state's round trip")."""
+    numbers: dict[str, int] = {}
+
+    def number(found: re.Match[str]) -> str:
+        return f"${numbers.setdefault(found[1], len(numbers) + 1)}"
+
+    return _PLACEHOLDER.sub(number, sql), tuple(numbers)
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -298,9 +344,13 @@ def _beat_rows(columns: tuple[str, ...]) -> pg_arrays.Rows:
 
 
 @functools.cache
-def _save_many(beat_columns: tuple[str, ...]) -> str:
+def _save_many(beat_columns: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
     """The round's raw beats and state rows in one statement (each column of their rows one
-    parameter, ``pg_arrays``); one state row per person."""
+    parameter, ``pg_arrays``); one state row per person. Numbered (:func:`_numbered`)."""
+    return _numbered(_save_many_sql(beat_columns))
+
+
+def _save_many_sql(beat_columns: tuple[str, ...]) -> str:
     state = ", ".join(_STATE_COLUMNS)
     upsert = (
         f"INSERT INTO anti_idle_person_states ({state}) SELECT {state} FROM {_STATE_ROWS.sql} "  # noqa: S608
@@ -318,17 +368,18 @@ def _save_many(beat_columns: tuple[str, ...]) -> str:
 
 def _write_many(items: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
     beats = [beat for _values, beat in items if beat is not None]
-    names: dict[str, None] = {}
+    seen: dict[str, None] = {}
     for beat in beats:
-        names.update(dict.fromkeys(beat))
-    columns = tuple(names)
+        seen.update(dict.fromkeys(beat))
+    columns = tuple(seen)
     # A beat whose day was replayed saved its person's row before its own save: the last
     # values win, as the second upsert overwrote the first (all columns) one by one.
     states = {values["user_id"]: values for values, _beat in items}
     params = _STATE_ROWS.params_of(list(states.values()))
     if columns:
         params.update(_beat_rows(columns).params_of(beats))
-    execute(_save_many(columns), params)
+    sql, names = _save_many(columns)
+    execute(sql, params, names=names)
 
 
 def keep(batch: Any, values: dict[str, Any], beat: dict[str, Any] | None) -> None:
