@@ -26,7 +26,7 @@ from typing import Any, cast
 
 import msgspec
 import psycopg
-from psycopg.types.json import set_json_loads
+from psycopg.types.string import TextLoader
 from sqlalchemy import Table
 
 from lms_core.learning import beat_group, beat_rows, beat_tx, pg_arrays
@@ -256,22 +256,42 @@ def prefetch(batch: Any, people: list[tuple[int, int, bool]], since: dt.datetime
     """Read and lock the state rows of a round's ``(user id, course id, video)`` (one per
     person) and keep them in ``batch`` for :func:`take`; a person without a row is left out
     (their beat reads for itself, as a first beat does)."""
+    user_ids, course_ids, videos = zip(*people, strict=True)
+    # Array literals (msgspec's JSON, ``pg_arrays``), cast in the statement: psycopg's list
+    # dumper is a Python call per element.
     params = {
-        "user_ids": [p[0] for p in people],
-        "course_ids": [p[1] for p in people],
-        "videos": [p[2] for p in people],
+        "user_ids": pg_arrays.literal(user_ids),
+        "course_ids": pg_arrays.literal(course_ids),
+        "videos": pg_arrays.literal(videos),
         "since": since - _WINDOW_MARGIN,
         "until": _FAR,
         "margin": CLOCK_STEP_MARGIN,
     }
-    raw = beat_tx.connection().connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cur:
-        set_json_loads(_json_loads, cur)
-        cur.execute(_LOAD_MANY, params, prepare=True)
-        rows = cur.fetchall()
+    cur = _read_cursor()
+    cur.execute(_LOAD_MANY, params, prepare=True)
+    rows = cur.fetchall()
     kinds = {user_id: (course_id, video) for user_id, course_id, video in people}
     batch.read[_NAME] = {row[20]: (*kinds[row[20]], row) for row in rows}
+
+
+#: Where the round read's cursor is kept (``beat_rows.cursor``'s way): its own, as its JSON
+#: columns come back as text.
+_READ_CURSOR = "lms_anti_idle_read_cursor"
+
+
+def _read_cursor() -> Any:
+    """The session connection's cursor for :func:`prefetch`, kept per connection: its ``json``
+    columns are loaded as their text (psycopg's C text loader), :func:`take` parses them. The
+    JSON loader psycopg calls per value is Python (a method, a check of the buffer's type,
+    then the ``loads`` function); a cursor per round also set its loaders up again."""
+    fairy = beat_tx.connection().connection
+    raw = fairy.driver_connection
+    assert raw is not None
+    cur = fairy.info.get(_READ_CURSOR)
+    if cur is None or cur.connection is not raw or cur.closed:
+        cur = fairy.info[_READ_CURSOR] = raw.cursor()
+        cur.adapters.register_loader("json", TextLoader)
+    return cur
 
 
 #: msgspec's JSON decoder (C) for the round's JSON columns (state sessions, lessons, day
@@ -279,9 +299,11 @@ def prefetch(batch: Any, people: list[tuple[int, int, bool]], since: dt.datetime
 _DECODE = msgspec.json.Decoder().decode
 
 
-def _json_loads(data: str | bytes) -> Any:
-    """A JSON column's value, as ``json.loads`` (psycopg's default) gives it: JSON that
-    msgspec refuses (a lone surrogate, a number beyond a float) goes to ``json.loads``."""
+def _json_loads(data: str | None) -> Any:
+    """A JSON column's text as ``json.loads`` (psycopg's default) gives it (SQL NULL: None):
+    JSON that msgspec refuses (a lone surrogate, a number beyond a float) goes to ``json.loads``."""
+    if data is None:
+        return None
     try:
         return _DECODE(data)
     except msgspec.DecodeError:
@@ -296,14 +318,17 @@ def take(
     found = batch.read.get(_NAME, {}).pop(user_id, None)
     if found is None or found[0] != course_id or (video and not found[1]):
         return None
-    return _unpack(found[2], since, until, video)
+    return _unpack(found[2], since, until, video, texts=True)
 
 
 def _unpack(
-    found: tuple[Any, ...], since: dt.datetime, until: dt.datetime, video: bool
+    found: tuple[Any, ...], since: dt.datetime, until: dt.datetime, video: bool, *, texts: bool = False
 ) -> tuple[tuple[Any, ...], int | None, list[els.CheckInput], Owed | None]:
+    """``texts``: the JSON columns are their text (:func:`prefetch`'s read), parsed here."""
     state = list(found[:8])
     state[3] = _utc(state[3])
+    if texts:
+        state[4], state[5], state[7] = _json_loads(state[4]), _json_loads(state[5]), _json_loads(state[7])
     sessions, issued, due, answered, outcomes, trusted, latency = found[9:16]
     checks = []
     for i, session_id in enumerate(sessions or ()):

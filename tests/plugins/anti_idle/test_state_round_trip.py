@@ -6,12 +6,21 @@ writes (``tests/lms_core/learning/test_beat_group.py``); here, what makes it che
 
 from __future__ import annotations
 
+import datetime as dt
+import string
 from typing import Any
 
 import psycopg
 import pytest
 import time_machine
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
 
+from lms_core.extensions import db
+from lms_core.learning import beat_group
+from lms_core.learning.beat_rows import json_text
+from plugins.anti_idle import state, state_pg
 from tests.lms_core.learning.test_beat_asgi import people, play_rounds, psycopg_statements, run_group
 from tests.lms_core.learning.test_beat_front import Player, beats
 
@@ -41,3 +50,70 @@ def test_a_rounds_statements_are_not_parsed_again_by_psycopg(app, kit, tree, mon
     assert all(a is not None and a[0] == 200 for a in answers), answers
     assert any("INSERT INTO anti_idle_beats" in s for s in statements), statements  # the round wrote
     assert parsed == []
+
+
+_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)  # lone surrogates are not JSON text
+_int = st.integers(-(2**63), 2**63 - 1)
+_json = st.recursive(
+    st.none() | st.booleans() | _int | st.floats(allow_nan=False, allow_infinity=False) | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=20,
+)
+_ms = st.integers(0, 2**40)
+_session = st.tuples(
+    st.none() | _ms,
+    st.sampled_from(["play", "heartbeat", "pause", "hidden"]),
+    st.integers(0, 2**31),
+    _ms,
+    _ms,
+    st.lists(st.tuples(_ms, _ms).map(list), max_size=3),
+).map(list)
+#: Hypothesis takes naive bounds; the zone comes from ``timezones``.
+_at = st.datetimes(dt.datetime(2020, 1, 1), dt.datetime(2040, 1, 1), timezones=st.just(dt.UTC))  # noqa: DTZ001
+_states = st.builds(
+    state.State,
+    user_id=st.just(0),
+    exists=st.just(True),
+    day=st.dates(dt.date(2020, 1, 1), dt.date(2040, 1, 1)),
+    day_credited_ms=_ms,
+    focus_session=st.none() | st.text(string.hexdigits, min_size=1, max_size=32),
+    focus_until=st.none() | _at,
+    sessions=st.dictionaries(
+        st.text(string.hexdigits, min_size=1, max_size=32), _session, max_size=state.SESSIONS_KEPT
+    ),
+    lessons=st.dictionaries(st.integers(1, 2**31).map(str), _ms, max_size=state.LESSONS_KEPT),
+    tally_day=st.none() | st.dates(dt.date(2020, 1, 1), dt.date(2040, 1, 1)),
+    day_tally=st.none() | st.dictionaries(_text, _json, max_size=6),
+)
+
+
+@pytest.mark.backends("postgresql")
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(written=st.lists(_states, min_size=1, max_size=3))
+def test_a_state_written_by_a_round_is_read_back_by_the_next_round_as_it_was(app, kit, tree, written):
+    # A person's states written one after another by rounds (``_write_many``, the row
+    # overwritten) and read back by a round (``prefetch``, ``take``): the last one, each part
+    # as it was, and the stored text of each JSON part the full serialisation of its value.
+    user = people(app, kit, tree, 1)[0]
+    for person in written:
+        person.user_id = user.id
+        if person.day_tally is None:
+            person.tally_day = None  # as ``state._values`` stores it
+        state_pg._write_many([(state._values(person), None)])
+    now = dt.datetime.now(dt.UTC)
+    batch = beat_group.Batch()
+    state_pg.prefetch(batch, [(user.id, kit.course.id, False)], now)
+    found = state_pg.take(batch, user.id, kit.course.id, now, now, video=False)
+    assert found is not None
+    read = state._state_of(user.id, found[0])
+    assert read == written[-1]
+    # Least recent first, as written (a dict's equality does not see the order).
+    assert (list(read.sessions), list(read.lessons)) == (list(written[-1].sessions), list(written[-1].lessons))
+    values = state._values(written[-1])
+    stored = db.session.execute(
+        text("SELECT sessions::text, lessons::text, day_tally::text FROM anti_idle_person_states WHERE user_id = :u"),
+        {"u": user.id},
+    ).one()
+    assert list(stored) == [
+        None if values[k] is None else json_text(values[k]) for k in ("sessions", "lessons", "day_tally")
+    ]
