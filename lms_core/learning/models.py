@@ -57,6 +57,9 @@ class LearningSession(Base):
         Index("ix_learning_sessions_user_id_started_at", "user_id", "started_at"),
         #: The log browser's study-session order, newest first.
         Index("ix_learning_sessions_started_at_id", "started_at", "id"),
+        #: Updated by every beat: room on each page for the next version (a HOT update), as
+        #: migration 0030hotroom says.
+        {"postgresql_with": {"fillfactor": 70}},
     )
 
     @property
@@ -162,6 +165,8 @@ class LessonProgress(Base):
         UniqueConstraint("user_id", "lesson_id"),
         Index("ix_lesson_progress_user_id_course_id", "user_id", "course_id"),
         Index("ix_lesson_progress_lesson_id", "lesson_id"),
+        #: Updated by most beats: room for HOT updates (migration 0030hotroom).
+        {"postgresql_with": {"fillfactor": 70}},
     )
 
 
@@ -174,6 +179,8 @@ class DailyTotal(Base):
     """
 
     __tablename__ = "learning_daily_totals"
+    #: Updated by every crediting beat: room for HOT updates (migration 0030hotroom).
+    __table_args__ = {"postgresql_with": {"fillfactor": 80}}
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
@@ -192,6 +199,8 @@ class PersonClock(Base):
     """
 
     __tablename__ = "learning_person_clocks"
+    #: Updated by every beat: room for HOT updates (migration 0030hotroom).
+    __table_args__ = {"postgresql_with": {"fillfactor": 80}}
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     credited_until: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -491,3 +491,30 @@ def test_0010anti_idle_keeps_each_state_row_as_json_and_downgrade_gives_jsonb_ba
         ]
     finally:
         engine.dispose()
+
+
+@pytest.mark.backends("postgresql")
+def test_0030_leaves_room_for_hot_updates_on_the_beats_rows_and_downgrade_resets_it(full_app, empty_db):
+    """The four tables a beat updates get a fillfactor (room for the next version of a row on
+    its page); downgrade gives PostgreSQL's default back."""
+    tables = ("learning_sessions", "lesson_progress", "learning_person_clocks", "learning_daily_totals")
+    read = text("SELECT relname, reloptions FROM pg_class WHERE relname = ANY(:t)").bindparams(
+        sa.bindparam("t", list(tables), type_=postgresql.ARRAY(sa.Text))
+    )
+    _flask_db(full_app, "upgrade", "heads")
+    engine = create_engine(empty_db)
+    try:
+        with engine.connect() as conn:
+            options = dict(conn.execute(read).all())
+        assert options == {
+            "learning_sessions": ["fillfactor=70"],
+            "lesson_progress": ["fillfactor=70"],
+            "learning_person_clocks": ["fillfactor=80"],
+            "learning_daily_totals": ["fillfactor=80"],
+        }
+        _flask_db(full_app, "downgrade", "0029unityears")
+        with engine.connect() as conn:
+            options = dict(conn.execute(read).all())
+        assert options == dict.fromkeys(tables)
+    finally:
+        engine.dispose()
