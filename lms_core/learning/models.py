@@ -13,7 +13,7 @@ import enum
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, ForeignKeyConstraint, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms_core.accounts.models import User
@@ -57,6 +57,9 @@ class LearningSession(Base):
         Index("ix_learning_sessions_user_id_started_at", "user_id", "started_at"),
         #: The log browser's study-session order, newest first.
         Index("ix_learning_sessions_started_at_id", "started_at", "id"),
+        #: What the ledger's and the raw beats' foreign key refers to (a session, with its person
+        #: and lesson): migration 0031ledgerfk.
+        Index("uq_learning_sessions_id_user_id_lesson_id", "id", "user_id", "lesson_id", unique=True),
         #: Updated by every beat: room on each page for the next version (a HOT update), as
         #: migration 0030hotroom says.
         {"postgresql_with": {"fillfactor": 70}},
@@ -73,9 +76,11 @@ class LearningInterval(Base):
     __tablename__ = "learning_intervals"
 
     id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("learning_sessions.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    #: The session, and its person and lesson: one foreign key to the session's row (see
+    #: ``__table_args__``), which refers to the user and the lesson in turn.
+    session_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int]
+    lesson_id: Mapped[int]
     seq: Mapped[int]
     #: Server receive times bounding the interval (the authoritative clock).
     wall_start: Mapped[dt.datetime] = mapped_column(UTCDateTime())
@@ -95,7 +100,13 @@ class LearningInterval(Base):
     __table_args__ = (
         UniqueConstraint("session_id", "seq"),
         Index("ix_learning_intervals_user_id_wall_end", "user_id", "wall_end"),
-        Index("ix_learning_intervals_lesson_id", "lesson_id"),
+        #: One check per row instead of three (session, user, lesson), and the interval's person
+        #: and lesson are its session's (migration 0031ledgerfk says why).
+        ForeignKeyConstraint(
+            ["session_id", "user_id", "lesson_id"],
+            ["learning_sessions.id", "learning_sessions.user_id", "learning_sessions.lesson_id"],
+            ondelete="CASCADE",
+        ),
     )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     String,
     Text,
@@ -67,10 +68,12 @@ class Beat(Base):
     __tablename__ = "anti_idle_beats"
 
     id: Mapped[int] = mapped_column(bigint_pk(), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    #: The session's person (the session, person and lesson: one foreign key to the session's
+    #: row, see ``__table_args__``).
+    user_id: Mapped[int]
     #: The core's learning session (one tab); also the key of its signed media URL.
-    session_id: Mapped[str] = mapped_column(ForeignKey("learning_sessions.id", ondelete="CASCADE"))
-    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    session_id: Mapped[str] = mapped_column(String(32))
+    lesson_id: Mapped[int]
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
     #: The client's sequence number (gap-free per session; the core refuses repeats).
     seq: Mapped[int]
@@ -127,6 +130,13 @@ class Beat(Base):
         UniqueConstraint("session_id", "seq"),
         Index("ix_anti_idle_beats_user_id_received_at", "user_id", "received_at"),
         Index("ix_anti_idle_beats_user_id_lesson_id_id", "user_id", "lesson_id", "id"),
+        #: One check per beat instead of three, and the beat's person and lesson are its
+        #: session's (migration 0011anti_idle_beat_session_key).
+        ForeignKeyConstraint(
+            ["session_id", "user_id", "lesson_id"],
+            ["learning_sessions.id", "learning_sessions.user_id", "learning_sessions.lesson_id"],
+            ondelete="CASCADE",
+        ),
     )
 
 

@@ -127,6 +127,12 @@ def test_upgrade_reaches_every_head_of_every_enabled_branch(full_app, empty_db):
         script = ScriptDirectory.from_config(full_app.extensions["migrate"].migrate.get_config())
         heads = set(script.get_heads())
         core_head = script.get_revision("core@head")
+        # A head another branch's revision depends on (``depends_on``: a plugin's key to a core
+        # table's new index) is applied before it, and Alembic records only the dependent one.
+        needed = set()
+        for head in heads:
+            dependencies = script.get_revision(head).dependencies  # type: ignore[union-attr]
+            needed |= {dependencies} if isinstance(dependencies, str) else set(dependencies or ())
     assert core_head is not None and core_head.revision in heads
     engine = create_engine(empty_db)
     try:
@@ -134,7 +140,7 @@ def test_upgrade_reaches_every_head_of_every_enabled_branch(full_app, empty_db):
             applied = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
     finally:
         engine.dispose()
-    assert applied == heads
+    assert applied == heads - needed
 
 
 #: The columns of org_units and courses as the older revisions these tests start from had them.
