@@ -30,9 +30,10 @@ In a round of 100 beats (an in-process micro bench of the INSERT alone, 20,000 u
 52.5 → 34.5 µs of PostgreSQL CPU per row (docs/benchmarks.md, "The ledger's and the raw
 beats' foreign keys").
 
-PostgreSQL: the key is added ``NOT VALID`` and then validated, which reads the ledger
-once without blocking the beats' inserts. SQLite: the table is rebuilt (batch mode), and
-its append-only triggers, which the rebuild drops, are created again.
+PostgreSQL: adding the key reads the ledger once to check every row, with the table locked
+against inserts (minutes on a year's ledger: docs/deployment.md, "Migrate"). SQLite: the
+table is rebuilt (batch mode), and its append-only triggers, which the rebuild drops, are
+created again.
 
 Revision ID: 0031ledgerfk
 Revises: 0030hotroom
@@ -68,11 +69,10 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for name in SINGLE:
             op.drop_constraint(name, TABLE, type_="foreignkey")
-        op.execute(
-            f"ALTER TABLE {TABLE} ADD CONSTRAINT {KEY} FOREIGN KEY (session_id, user_id, lesson_id) "
-            "REFERENCES learning_sessions (id, user_id, lesson_id) ON DELETE CASCADE NOT VALID"
+        op.create_foreign_key(
+            KEY, TABLE, "learning_sessions", ["session_id", "user_id", "lesson_id"], ["id", "user_id", "lesson_id"],
+            ondelete="CASCADE",
         )
-        op.execute(f"ALTER TABLE {TABLE} VALIDATE CONSTRAINT {KEY}")
         op.drop_index(LESSON_INDEX, table_name=TABLE)
         return
     with op.batch_alter_table(TABLE, recreate="always") as batch:

@@ -524,3 +524,54 @@ def test_0030_leaves_room_for_hot_updates_on_the_beats_rows_and_downgrade_resets
         assert options == dict.fromkeys(tables)
     finally:
         engine.dispose()
+
+
+def _ledger_keys(url: str) -> dict[str, Any]:
+    """Each ledger table's foreign keys (constrained columns → referred table and columns) and
+    whether its append-only triggers are there."""
+    engine = create_engine(url)
+    try:
+        found: dict[str, Any] = {}
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            for table in ("learning_intervals", "anti_idle_beats"):
+                keys = {
+                    tuple(fk["constrained_columns"]): (fk["referred_table"], tuple(fk["referred_columns"]))
+                    for fk in inspector.get_foreign_keys(table)
+                }
+                if conn.dialect.name == "postgresql":
+                    triggers = (
+                        "SELECT count(*) FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal"
+                    )
+                else:
+                    triggers = "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"
+                count = conn.execute(text(triggers), {"t": table}).scalar_one()
+                indexes = {ix["name"] for ix in inspector.get_indexes(table)}
+                found[table] = (keys, count, "ix_learning_intervals_lesson_id" in indexes)
+        return found
+    finally:
+        engine.dispose()
+
+
+def test_0031_one_key_per_ledger_row_keeps_the_append_only_triggers_and_downgrades(full_app, empty_db):
+    """The ledger's and the raw beats' three keys become one to the session row (the SQLite rebuild
+    keeps the append-only triggers); downgrade gives the three keys and the lesson index back."""
+    session_key = ("learning_sessions", ("id", "user_id", "lesson_id"))
+    triggers = 1 if "postgresql" in empty_db else 2
+    _flask_db(full_app, "upgrade", "heads")
+    found = _ledger_keys(empty_db)
+    assert found["learning_intervals"] == ({("session_id", "user_id", "lesson_id"): session_key}, triggers, False)
+    assert found["anti_idle_beats"] == (
+        {("session_id", "user_id", "lesson_id"): session_key, ("course_id",): ("courses", ("id",))},
+        triggers,
+        False,
+    )
+    _flask_db(full_app, "downgrade", "0030hotroom")  # the plugin's 0011 goes first: it depends on 0031
+    single = {
+        ("session_id",): ("learning_sessions", ("id",)),
+        ("user_id",): ("users", ("id",)),
+        ("lesson_id",): ("lessons", ("id",)),
+    }
+    found = _ledger_keys(empty_db)
+    assert found["learning_intervals"] == (single, triggers, True)
+    assert found["anti_idle_beats"] == ({**single, ("course_id",): ("courses", ("id",))}, triggers, False)

@@ -15,9 +15,9 @@ CASCADE`` on each step), where the append-only trigger refuses it, as before. Ev
 of the table stays: each serves a query (the day's beats, a lesson's last beat, a session's
 last beat).
 
-PostgreSQL: the key is added ``NOT VALID`` and then validated (one read of the table, the
-beats' inserts not blocked). SQLite: the table is rebuilt (batch mode) and its append-only
-triggers, which the rebuild drops, are created again.
+PostgreSQL: adding the key reads the table once to check every row, with the table locked
+against inserts. SQLite: the table is rebuilt (batch mode) and its append-only triggers, which
+the rebuild drops, are created again.
 
 Revision ID: 0011anti_idle_beat_session_key
 Revises: 0010anti_idle_state_json
@@ -49,11 +49,10 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for name in SINGLE:
             op.drop_constraint(name, TABLE, type_="foreignkey")
-        op.execute(
-            f"ALTER TABLE {TABLE} ADD CONSTRAINT {KEY} FOREIGN KEY (session_id, user_id, lesson_id) "
-            "REFERENCES learning_sessions (id, user_id, lesson_id) ON DELETE CASCADE NOT VALID"
+        op.create_foreign_key(
+            KEY, TABLE, "learning_sessions", ["session_id", "user_id", "lesson_id"], ["id", "user_id", "lesson_id"],
+            ondelete="CASCADE",
         )
-        op.execute(f"ALTER TABLE {TABLE} VALIDATE CONSTRAINT {KEY}")
         return
     with op.batch_alter_table(TABLE, recreate="always") as batch:
         for name in SINGLE:
