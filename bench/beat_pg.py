@@ -17,6 +17,7 @@ storage setting applied before its replay; the variants are interleaved::
     .venv/bin/python bench/beat_pg.py                    # ~6 min: the state row's storage now, and the default
     .venv/bin/python bench/beat_pg.py --pad-sessions 40  # a busy day's state row (~2.9 kB: 40 more sessions)
     .venv/bin/python bench/beat_pg.py --top              # and where the instructions go (inclusive)
+    .venv/bin/python bench/beat_pg.py --keys --reps 2    # the ledgers' foreign keys: one per row, or three
 
 Single-user mode reads its statements from stdin a character at a time, so the replay's own
 reading and parsing of the statement text add instructions that a client's Bind does not
@@ -54,6 +55,47 @@ VARIANTS = {
         "ALTER TABLE anti_idle_person_states SET (fillfactor = 50, toast_tuple_target = 8160)"
     ),
     "PostgreSQL's default storage": "ALTER TABLE anti_idle_person_states RESET (fillfactor, toast_tuple_target)",
+}
+
+
+def _one_key(table: str) -> str:
+    """``table``'s session, user and lesson keys as one composite key (0031ledgerfk, 0011anti_idle)."""
+    return (
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS fk_{table}_session_id_learning_sessions, "
+        f"DROP CONSTRAINT IF EXISTS fk_{table}_user_id_users, DROP CONSTRAINT IF EXISTS fk_{table}_lesson_id_lessons, "
+        f"ADD CONSTRAINT fk_{table}_session_id_learning_sessions FOREIGN KEY (session_id, user_id, lesson_id) "
+        "REFERENCES learning_sessions (id, user_id, lesson_id) ON DELETE CASCADE"
+    )
+
+
+def _three_keys(table: str) -> str:
+    """``table``'s session, user and lesson keys as they were before 0031ledgerfk."""
+    return (
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS fk_{table}_session_id_learning_sessions, "
+        f"ADD CONSTRAINT fk_{table}_session_id_learning_sessions FOREIGN KEY (session_id) "
+        "REFERENCES learning_sessions (id) ON DELETE CASCADE, "
+        f"ADD CONSTRAINT fk_{table}_user_id_users FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE, "
+        f"ADD CONSTRAINT fk_{table}_lesson_id_lessons FOREIGN KEY (lesson_id) REFERENCES lessons (id) ON DELETE CASCADE"
+    )
+
+
+#: ``--keys``: the ledger's and the raw beats' foreign keys, as the migrations set them and as before
+#: (each variant's statements one per line: the single-user backend runs a line at a time).
+KEY_VARIANTS = {
+    "0031 + 0011: one key per row, no lesson index": "\n".join(
+        [
+            _one_key("learning_intervals"),
+            _one_key("anti_idle_beats"),
+            "DROP INDEX IF EXISTS ix_learning_intervals_lesson_id",
+        ]
+    ),
+    "before: three keys per row, lesson index": "\n".join(
+        [
+            _three_keys("learning_intervals"),
+            _three_keys("anti_idle_beats"),
+            "CREATE INDEX IF NOT EXISTS ix_learning_intervals_lesson_id ON learning_intervals (lesson_id)",
+        ]
+    ),
 }
 #: A round of this many beats is replayed (the bench's groups).
 PEOPLE = 15
@@ -222,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=1, help="times each variant is measured, interleaved")
     parser.add_argument("--pad-sessions", type=int, default=0, help="session ids added to each state row's day tally")
     parser.add_argument("--top", action="store_true", help="also print where the instructions go")
+    parser.add_argument("--keys", action="store_true", help="the ledgers' foreign keys as variants instead")
     args = parser.parse_args(argv)
     cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")  # group_split reads it
     work = Path(tempfile.mkdtemp(prefix="beat_pg-"))
@@ -237,11 +280,12 @@ def main(argv: list[str] | None = None) -> int:
         cluster._run(pgcluster._bin("pg_ctl"), "-D", str(cluster.datadir), "-m", "fast", "-w", "stop")
         backend = SingleUser(cluster, "lms_bench", work)
         beats = (args.long - args.short) * PAIRS * PEOPLE
-        results: dict[str, list[int]] = {name: [] for name in VARIANTS}
+        variants = KEY_VARIANTS if args.keys else VARIANTS
+        results: dict[str, list[int]] = {name: [] for name in variants}
         pad = args.pad_sessions
         base = 1_000_000
         for rep in range(args.reps):
-            for i, (name, ddl) in enumerate(VARIANTS.items()):
+            for i, (name, ddl) in enumerate(variants.items()):
                 backend.sql(ddl)
                 base += 100_000
                 short, _ = backend.instructions(script(pairs, args.short, base, pad), f"s{rep}{i}")

@@ -240,6 +240,35 @@ def _statement_times(url: str) -> list[tuple[int, float, str]]:
     return [(int(calls), float(ms), " ".join(query.split())) for calls, ms, query in rows]
 
 
+#: The tables a beat updates, whose share of HOT updates ``group_split`` prints.
+_UPDATED = (
+    "learning_sessions",
+    "lesson_progress",
+    "learning_person_clocks",
+    "learning_daily_totals",
+    "anti_idle_person_states",
+)
+
+
+def _write_stats(url: str) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+    """(WAL records and bytes so far, each updated table's updates and HOT updates so far).
+
+    The bytes are the WAL position's; the counts are what the backends have reported, which
+    an idle backend does about a second after its last COMMIT (the caller waits for it)."""
+    import psycopg
+
+    with psycopg.connect(anti_idle_bench.plain(url), autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        records, size = conn.execute(  # type: ignore[misc]
+            "SELECT wal_records, pg_current_wal_lsn() - '0/0' FROM pg_stat_wal"
+        ).fetchone()
+        rows = conn.execute(
+            "SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = ANY(%s)",
+            [list(_UPDATED)],
+        ).fetchall()
+    return (int(records), int(size)), {name: (int(u), int(h)) for name, u, h in rows}
+
+
 def group_split(
     url: str,
     pg_pid: int,
@@ -318,6 +347,7 @@ def group_split(
     handed[0], clock.handed_cpu = 0, 0.0
     profiler = cProfile.Profile(time.process_time) if profile else None
     anti_idle_bench.reset_statements(url)
+    stats_before = _write_stats(url)
     pg_before = common.tree_cpu_seconds(pg_pid)
     cpu = 0.0
     groups = cycles * sets
@@ -330,6 +360,8 @@ def group_split(
             profiler.disable()
         cpu += time.process_time() - started
     pg_cpu = common.tree_cpu_seconds(pg_pid) - pg_before
+    time.sleep(1.5)  # the backends report their statistics at most once a second
+    (wal, tables), ((wal0, wal_bytes0), tables0) = _write_stats(url), stats_before
     beats = groups * people
     per = 1e6 / beats
     print(
@@ -353,6 +385,12 @@ def group_split(
     print("    PostgreSQL's time per beat by statement (pg_stat_statements: planning + execution, µs; calls per beat):")
     for calls, ms, text in _statement_times(url):
         print(f"    {ms * 1000 / beats:8.0f} µs {calls / beats:5.2f}  {text[:100]}")
+    print(f"    WAL per beat: {(wal[0] - wal0) / beats:.1f} records, {(wal[1] - wal_bytes0) / beats:.0f} bytes")
+    hot = (
+        f"{name} {100 * (tables[name][1] - tables0[name][1]) / max(1, tables[name][0] - tables0[name][0]):.0f} %"
+        for name in _UPDATED
+    )
+    print(f"    HOT updates (heap-only: no new index entry): {', '.join(hot)}")
     if profiler:
         dump = Path(tempfile.gettempdir()) / f"beat_group.{os.getpid()}.prof"
         profiler.dump_stats(dump)
