@@ -360,8 +360,14 @@ def group_split(
             profiler.disable()
         cpu += time.process_time() - started
     pg_cpu = common.tree_cpu_seconds(pg_pid) - pg_before
-    time.sleep(1.5)  # the backends report their statistics at most once a second
-    (wal, tables), ((wal0, wal_bytes0), tables0) = _write_stats(url), stats_before
+    # An idle backend reports its statistics a while after its last COMMIT (up to ~10 s): wait
+    # until they count every beat's session update.
+    ((wal0, wal_bytes0), tables0) = stats_before
+    for _ in range(15):
+        wal, tables = _write_stats(url)
+        if tables["learning_sessions"][0] - tables0["learning_sessions"][0] >= groups * people:
+            break
+        time.sleep(1)
     beats = groups * people
     per = 1e6 / beats
     print(
