@@ -6,7 +6,6 @@ lesson; the composite key to ``learning_sessions (id, user_id, lesson_id)`` does
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
