@@ -271,7 +271,8 @@ class BeatWrite:
     unreported_ms: int
     ended_at: dt.datetime | None
     #: The progress columns that changed (``credited_segments``, ``coverage_bp``, ``read_ms``,
-    #: ``position_ms``); empty: no UPDATE, as the ORM wrote none.
+    #: ``position_ms``; ``status`` and ``completed_at`` when the beat completes the lesson);
+    #: empty: no UPDATE, as the ORM wrote none.
     progress: dict[str, Any]
     credited_until: dt.datetime | None
     day: dt.date
@@ -295,7 +296,9 @@ _INTERVAL_COLUMNS = (
     "created_at",
 )
 _JSON_INTERVAL = frozenset({"claimed_segments", "credited_segments", "reasons", "client"})
-_PROGRESS_ORDER = ("credited_segments", "coverage_bp", "read_ms", "position_ms")
+#: The progress columns a beat may change; the last two when it completes the lesson
+#: (``services._beat_completion``).
+_PROGRESS_ORDER = ("credited_segments", "coverage_bp", "read_ms", "position_ms", "status", "completed_at")
 
 
 @functools.cache
@@ -369,7 +372,7 @@ def write(w: BeatWrite) -> None:
     _expire_loaded(st)
 
 
-#: A round's columns, per table: sessions, progress (the four a beat may change come as NULL
+#: A round's columns, per table: sessions, progress (the columns a beat may change come as NULL
 #: when it did not), clocks, day totals (in the order of ``_write_many``'s tuples).
 _S_COLUMNS = (
     "id",
@@ -407,10 +410,12 @@ _PG_WRITE_MANY = (
     "budget_from = v.budget_from, claimed_ms = t.claimed_ms + v.claimed_ms, "
     "credited_ms = t.credited_ms + v.credited_ms, unreported_ms = v.unreported_ms, "
     f"ended_at = coalesce(v.ended_at, t.ended_at) FROM {_S_ROWS.sql} WHERE t.id = v.id), "
-    # A column the beat did not change comes as NULL (none of the four is nullable): kept.
+    # A column the beat did not change comes as NULL (kept: none of the first four is nullable, and a
+    # completion only ever sets ``completed_at``).
     "p AS (UPDATE lesson_progress AS t SET credited_segments = coalesce(v.credited_segments, t.credited_segments), "
     "coverage_bp = coalesce(v.coverage_bp, t.coverage_bp), read_ms = coalesce(v.read_ms, t.read_ms), "
-    f"position_ms = coalesce(v.position_ms, t.position_ms), updated_at = v.updated_at FROM {_P_ROWS.sql} "
+    "position_ms = coalesce(v.position_ms, t.position_ms), status = coalesce(v.status, t.status), "
+    f"completed_at = coalesce(v.completed_at, t.completed_at), updated_at = v.updated_at FROM {_P_ROWS.sql} "
     "WHERE t.id = v.id), "
     f"c AS (UPDATE learning_person_clocks AS t SET credited_until = v.credited_until FROM {_C_ROWS.sql} "
     "WHERE t.user_id = v.user_id), "

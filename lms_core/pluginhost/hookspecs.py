@@ -269,6 +269,14 @@ def lms_completion_verdict(user: User, lesson: Lesson, progress: LessonProgress)
     Phase: transaction. Return ``False`` to hold completion (e.g. pending an
     anti-idle review), ``True``/``None`` to allow. Any ``False`` holds it; the
     core asks again on the next heartbeat or when ``flask lms`` recomputes.
+
+    After a heartbeat, ``user`` may be the signed-in ``Principal`` (its ``id`` and
+    ``org_unit_id``), and ``lesson`` and ``progress`` are *transient* copies (not in
+    the session) with the values the beat read and decided: the lesson's ``id``,
+    ``course_id``, ``kind``, ``media_id``, ``completion_threshold_pct`` and
+    ``min_read_seconds``; the progress row's columns (but ``updated_at``) as the beat
+    leaves them, ``status`` not yet completed. Read them; a change to them is not stored and their
+    relationships are not loaded (a quiz, a survey or a recompute passes the ORM rows).
     """
 
 

@@ -1,0 +1,128 @@
+"""A lesson's completion by a beat of a group round (``services._beat_completion``, PostgreSQL).
+
+A beat that newly meets the lesson's rule completes it in the beat's own work: the verdict
+hooks get copies of the rows the beat read, the completion's columns go with the beat's
+progress write (the round's one statement), its events with the round's. Reference, as in
+``test_beat_group``: the same beats posted one by one to the Flask view by other learners at
+the same frozen times. Some people's completions are held by a plugin, some complete the
+course (their other required lessons done before): the group must answer the same bytes and
+leave the same progress, enrolments, events and jobs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from lms_core.enrolments.models import Enrolment
+from lms_core.extensions import db
+from lms_core.learning import services
+from lms_core.learning.models import ProgressStatus
+from lms_core.pluginhost import hookimpl
+from tests.lms_core.learning.test_beat_asgi import people, play_rounds, psycopg_statements, run_group
+from tests.lms_core.learning.test_beat_front import T0, Player, beats
+from tests.lms_core.learning.test_beat_group import assert_same_rows, chunks_of, play
+from tests.lms_core.learning.test_beat_group_events import events_of, jobs_of, shown
+
+
+class HoldSome:
+    """Holds the completion of the people in ``held``; records who was asked, with what."""
+
+    def __init__(self) -> None:
+        self.held: set[int] = set()
+        self.asked: list[tuple[int, int, int, str]] = []
+
+    @hookimpl
+    def lms_completion_verdict(self, user: Any, lesson: Any, progress: Any) -> bool | None:
+        self.asked.append((user.id, lesson.id, progress.coverage_bp, str(progress.status)))
+        return False if user.id in self.held else None
+
+
+HOLD = HoldSome()
+
+pytestmark = pytest.mark.app_config(
+    LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True, LMS_PLUGIN_OBJECTS={"hold_some": HOLD}
+)
+
+
+@pytest.fixture
+def hold() -> HoldSome:
+    HOLD.held, HOLD.asked = set(), []
+    return HOLD
+
+
+def other_lessons_done(kit: Any, user: Any) -> None:
+    """The course's other required lessons (document, quiz) completed: the video completes the course."""
+    for lesson in (kit.document, kit.quiz):
+        progress = services.progress_for(user.id, lesson)
+        progress.status = ProgressStatus.COMPLETED
+        progress.completed_at = T0
+    db.session.commit()
+
+
+def enrolment_rows(player: Player) -> list[tuple[Any, ...]]:
+    return [
+        (e.completed_at,)
+        for e in db.session.execute(select(Enrolment).where(Enrolment.user_id == player.user.id)).scalars()
+    ]
+
+
+def test_a_groups_completions_are_those_of_one_by_one(app, kit, tree, hold):
+    users = people(app, kit, tree, 8)
+    # Person 0: completes the course; 1: would, but held; 2: completes the lesson; 3: held.
+    for i in (0, 1, 4, 5):
+        other_lessons_done(kit, users[i])
+    hold.held = {users[i].id for i in (1, 3, 5, 7)}
+    grouped = [Player(app, kit, u, lean=True) for u in users[:4]]
+    alone = [Player(app, kit, u, lean=False) for u in users[4:]]
+    play(app, grouped, alone, chunks_of(beats()))  # the same answer bytes, beat by beat
+    assert_same_rows(grouped, alone)  # progress, ledger, sessions, clocks, ...
+    db.session.expire_all()
+    for g, a in zip(grouped, alone, strict=True):
+        mine, theirs = events_of(g), events_of(a)
+        assert shown(mine, g) == shown(theirs, a)
+        assert jobs_of(mine) == jobs_of(theirs) and len(jobs_of(mine)) == len(mine)
+        assert enrolment_rows(g) == enrolment_rows(a)
+    names = [[e.name for e in events_of(g)] for g in grouped]
+    assert names[0].count("lesson.completed") == 1 and names[0].count("course.completed") == 1
+    assert names[0].index("lesson.completed") < names[0].index("course.completed")
+    assert enrolment_rows(grouped[0])[0][0] is not None
+    assert "lesson.completed" not in names[1] and enrolment_rows(grouped[1]) == [(None,)]
+    assert names[2].count("lesson.completed") == 1 and "course.completed" not in names[2]
+    assert "lesson.completed" not in names[3]
+    # The held are asked at every beat once the rule is met; the others once.
+    asked = [sum(1 for who, *_ in hold.asked if who == p.user.id) for p in grouped]
+    assert asked[0] == asked[2] == 1 and asked[1] == asked[3] > 1, asked
+    # Asked with the lesson and the progress as the beat leaves them (the rule met, not yet completed).
+    first = next(a for a in hold.asked if a[0] == grouped[0].user.id)
+    assert first[1:] == (kit.video.id, 10_000, "in_progress")
+
+
+@pytest.mark.backends("postgresql")
+def test_completions_in_a_round_keep_its_one_write_on_postgresql(app, kit, tree, hold):
+    users = people(app, kit, tree, 6)
+    for user in users[:2]:
+        other_lessons_done(kit, user)
+    hold.held = {users[5].id}
+    players = [Player(app, kit, u, lean=True) for u in users]
+    played = beats()
+    play_rounds(app, players, played[:10])  # the play and nine beats: 90 % of the video seen
+    at, body = played[10]  # the tenth: 100 %, the rule (95 %) met by all six at once
+    with psycopg_statements() as statements, time_machine.travel(at, tick=False):
+        answers = run_group(app, [(p, body) for p in players])
+    assert all(a is not None and a[0] == 200 for a in answers), answers
+    done = [b'"lesson_completed":true' in a[2] for a in answers if a is not None]
+    assert done == [True] * 5 + [False], answers
+    # The round's writes stay one statement each, completions and all (each completion cut
+    # the round's write in two before: its progress flush, then its course count).
+    assert sum(s.startswith("WITH s AS (UPDATE learning_sessions") for s in statements) == 1, statements
+    assert sum("UPDATE lesson_progress" in s for s in statements) == 1, statements
+    assert sum(s.startswith("WITH e AS (INSERT INTO event_log") for s in statements) == 1, statements
+    # A completion's own statements: one read; the two course completions one UPDATE each.
+    assert sum("UPDATE enrolments" in s for s in statements) == 2, statements
+    db.session.expire_all()
+    for p in players[:2]:
+        assert [e.name for e in events_of(p)].count("course.completed") == 1
