@@ -5,6 +5,7 @@ Read-only queries, a handful per page view (the page is for one person, rarely).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.metadata
 from dataclasses import dataclass
@@ -102,36 +103,68 @@ class BranchLine:
 
 def migrations() -> list[BranchLine]:
     """Per Alembic branch (core and each plugin's): the revision applied here and the newest one."""
+    import os
+
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
     from alembic.script.revision import ResolutionError
 
     config = current_app.extensions["migrate"].migrate.get_config()
     script = ScriptDirectory.from_config(config)
+    # The applied revisions are walked with every installed plugin's migrations, enabled or not:
+    # Alembic records only the heads of what is applied, so the core's newest revision is not
+    # in the version table when an applied plugin revision depends on it (``depends_on``, e.g.
+    # the anti-idle raw beats' key on the core's 0031ledgerfk), even if that plugin is off now.
+    config.set_main_option("version_locations", os.pathsep.join(_installed_migration_dirs()))
+    installed = ScriptDirectory.from_config(config)
 
-    def branch_of(revision: str) -> str | None:
+    def branch_of(revision: str, scripts: ScriptDirectory = script) -> str | None:
         try:
-            for rev in script.iterate_revisions(revision, "base"):
+            for rev in scripts.iterate_revisions(revision, "base"):
                 if rev.branch_labels:
                     return sorted(rev.branch_labels)[0]
-        except ResolutionError:  # applied by a plugin that is not enabled now
+        except ResolutionError:  # applied by a plugin that is not installed (or not enabled)
             return None
         return "core"
 
     with db.engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()
-    applied: dict[str, str] = {}
+    reached: set[str] = set()
     disabled = []
     for rev in current:
-        branch = branch_of(rev)
-        if branch is None:
+        if branch_of(rev) is None:
             disabled.append(BranchLine(rev, rev, ""))
-        else:
-            applied[branch] = rev
+        with contextlib.suppress(ResolutionError):  # a plugin no longer installed: nothing to walk
+            reached.update(r.revision for r in installed.iterate_revisions(rev, "base"))
     lines = [BranchLine(branch_of(head) or head, None, head) for head in script.get_heads()]
     for line in lines:
-        line.current = applied.get(line.branch)
+        line.current = next(
+            (
+                r.revision
+                for r in script.iterate_revisions(line.head, "base")
+                if r.revision in reached and branch_of(r.revision) == line.branch
+            ),
+            None,
+        )
     return sorted(lines, key=lambda line: (line.branch != "core", line.branch)) + disabled
+
+
+def _installed_migration_dirs() -> list[str]:
+    """The enabled app's migration folders, then those of every other installed plugin."""
+    from lms_core.pluginhost.manager import _entry_points
+
+    dirs = list(current_app.extensions["lms_migration_dirs"])
+    for name, entry_point in _entry_points().items():
+        try:
+            hook = getattr(entry_point.load(), "lms_migration_dirs", None)
+            folders = (hook() if callable(hook) else None) or []
+        except Exception:  # a broken plugin that is not enabled must not break the page
+            current_app.logger.warning("plugin %s: its migration folders could not be read", name, exc_info=True)
+            continue
+        for folder in folders:
+            if folder not in dirs:
+                dirs.append(folder)
+    return dirs
 
 
 def database() -> dict[str, Any]:
