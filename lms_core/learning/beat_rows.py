@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -168,12 +169,19 @@ def cursor() -> Any:
     a kept cursor has them already. One connection serves one request at a time, so its
     cursor does too, and each statement is fetched before the next one runs. Also the
     anti-idle plugin's beat statements (``plugins/anti_idle/state_pg.py``)."""
+    return kept_cursor(_CURSOR, lambda raw: raw.cursor())
+
+
+def kept_cursor(key: str, make: Callable[[Any], Any]) -> Any:
+    """The session connection's cursor kept under ``key`` in the pool's record of the
+    connection, made by ``make(psycopg connection)`` once per connection (again if the
+    connection was replaced or the cursor closed)."""
     fairy = beat_tx.connection().connection
     raw = fairy.driver_connection
     assert raw is not None
-    cur = fairy.info.get(_CURSOR)
+    cur = fairy.info.get(key)
     if cur is None or cur.connection is not raw or cur.closed:
-        cur = fairy.info[_CURSOR] = raw.cursor()
+        cur = fairy.info[key] = make(raw)
     return cur
 
 

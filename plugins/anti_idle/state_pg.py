@@ -120,13 +120,7 @@ _RAW_CURSOR = "lms_anti_idle_raw_cursor"
 
 def _raw_cursor() -> Any:
     """The session connection's :class:`psycopg.RawCursor`, kept per connection (``beat_rows.cursor``)."""
-    fairy = beat_tx.connection().connection
-    raw = fairy.driver_connection
-    assert raw is not None
-    cur = fairy.info.get(_RAW_CURSOR)
-    if cur is None or cur.connection is not raw or cur.closed:
-        cur = fairy.info[_RAW_CURSOR] = psycopg.RawCursor(raw)
-    return cur
+    return beat_rows.kept_cursor(_RAW_CURSOR, psycopg.RawCursor)
 
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -284,13 +278,12 @@ def _read_cursor() -> Any:
     columns are loaded as their text (psycopg's C text loader), :func:`take` parses them. The
     JSON loader psycopg calls per value is Python (a method, a check of the buffer's type,
     then the ``loads`` function); a cursor per round also set its loaders up again."""
-    fairy = beat_tx.connection().connection
-    raw = fairy.driver_connection
-    assert raw is not None
-    cur = fairy.info.get(_READ_CURSOR)
-    if cur is None or cur.connection is not raw or cur.closed:
-        cur = fairy.info[_READ_CURSOR] = raw.cursor()
-        cur.adapters.register_loader("json", TextLoader)
+    return beat_rows.kept_cursor(_READ_CURSOR, _text_json_cursor)
+
+
+def _text_json_cursor(raw: Any) -> Any:
+    cur = raw.cursor()
+    cur.adapters.register_loader("json", TextLoader)
     return cur
 
 
