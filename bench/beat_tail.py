@@ -163,6 +163,9 @@ def attribute(records: list[tuple[str, int, float, float, float]], directory: Pa
 
     sizes = [int(g[3]) for g in groups]
     durations = sorted((float(g[5]) - float(g[4])) * 1000 for g in groups)
+    # The writer's CPU in each group (traces since this field); the rest of its wall time it waited.
+    timed = [(float(g[5]) - float(g[4]), float(g[6])) for g in groups if len(g) > 6]
+    long_groups = [g for g in groups if len(g) > 6 and float(g[5]) - float(g[4]) > 0.05]
     return {
         "beats": len(rows),
         "missing": missing,
@@ -192,7 +195,51 @@ def attribute(records: list[tuple[str, int, float, float, float]], directory: Pa
         "group_ms_p50": round(percentile(durations, 50), 1) if durations else 0,
         "group_ms_p99": round(percentile(durations, 99), 1) if durations else 0,
         "group_ms_max": round(durations[-1], 1) if durations else 0,
+        "group_wall_s": round(sum(w for w, _c in timed), 2),
+        "group_cpu_s": round(sum(c for _w, c in timed), 2),
+        "groups_over_50ms": len(long_groups),
+        "groups_over_50ms_size_mean": round(statistics.fmean(int(g[3]) for g in long_groups), 1) if long_groups else 0,
+        "groups_over_50ms_cpu_share": round(
+            sum(float(g[6]) for g in long_groups) / max(1e-9, sum(float(g[5]) - float(g[4]) for g in long_groups)), 2
+        ),
     }
+
+
+class _WaitSampler:
+    """PostgreSQL's backends of the bench database sampled every ``every`` seconds from
+    ``pg_stat_activity`` (another connection): what each active one waits for. Counts of
+    (state, wait_event_type, wait_event), so a server that falls behind with idle CPU shows
+    whether its writers wait on a lock, the WAL's flush, the client or nothing."""
+
+    def __init__(self, url: str, every: float = 0.01) -> None:
+        import threading
+
+        self.url, self.every = url, every
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join()
+        return {"samples": self.samples, "waits": dict(self.counts.most_common(15))}
+
+    def _run(self) -> None:
+        import psycopg
+
+        sql = (
+            "SELECT state, coalesce(wait_event_type, 'CPU'), coalesce(wait_event, '-') FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        with psycopg.connect(anti_idle_bench.plain(self.url), autocommit=True) as conn:
+            while not self._stop.wait(self.every):
+                self.samples += 1
+                for state, kind, event in conn.execute(sql).fetchall():
+                    self.counts[f"{state}/{kind}/{event}"] += 1
 
 
 def run_round(
@@ -214,6 +261,8 @@ def run_round(
         app="lms_core.learning.beat_asgi:create_app()",
     )
     marks: dict[str, float] = {}
+    sampler = _WaitSampler(url)
+    waits: dict[str, Any] = {}
     try:
         names = [f"bench{i * args.max_runs + offset:06d}" for i in range(args.learners)]
         minted = anti_idle_bench._mint(url, lesson_id, names)
@@ -224,7 +273,9 @@ def run_round(
             if opening:
                 marks.update(server=tree_cpu_seconds(server.pid), pg=anti_idle_bench._postgres_cpu(pg_pid))
                 marks["load"] = os.getloadavg()[0]
+                sampler.start()
             else:
+                waits.update(sampler.stop())
                 marks["server"] = tree_cpu_seconds(server.pid) - marks["server"]
                 marks["pg"] = anti_idle_bench._postgres_cpu(pg_pid) - marks["pg"]
 
@@ -259,6 +310,7 @@ def run_round(
             "cpu_ms_per_beat": round((marks["server"] + marks["pg"]) * 1000 / n, 3),
             "load": round(marks["load"], 2),
             "generator_lag_ms": round((window.opened - window.start) * 1000),
+            "pg_waits": waits,
         }
     result = attribute([r for r in watch.records if window.start <= r[2] < window.end], trace_dir)
     result.update(
@@ -268,6 +320,7 @@ def run_round(
         load=round(marks["load"], 2),
         generator_lag_ms=round((window.opened - window.start) * 1000),
         trace_dir=str(trace_dir),
+        pg_waits=waits,
     )
     return result
 
@@ -356,7 +409,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"gen-2 wall {r['gc2_ms']}, CPU {r['gc2_cpu_ms']}); "
                 f"loop late {r['loop_late']} times (max {r['loop_late_ms_max']} ms); groups "
                 f"{r['groups']} of {r['group_size_mean']} (max {r['group_size_max']}), p50/p99/max "
-                f"{r['group_ms_p50']}/{r['group_ms_p99']}/{r['group_ms_max']} ms"
+                f"{r['group_ms_p50']}/{r['group_ms_p99']}/{r['group_ms_max']} ms; writer CPU "
+                f"{r['group_cpu_s']} of {r['group_wall_s']} s in groups; groups over 50 ms {r['groups_over_50ms']} "
+                f"(mean size {r['groups_over_50ms_size_mean']}, CPU share {r['groups_over_50ms_cpu_share']}); "
+                f"PostgreSQL waits over {r['pg_waits'].get('samples')} samples {r['pg_waits'].get('waits')}"
             )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

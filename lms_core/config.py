@@ -92,6 +92,14 @@ DEFAULTS: dict[str, Any] = {
     # 700; 0 leaves it): a group's objects die young instead of being promoted and piling up
     # for full collections. 20,000: the workers' collections took ~0.19 → ~0.04 ms of CPU per beat.
     "LMS_BEAT_GC_GEN0": 20_000,
+    # ...and how long (µs) a thread holding the GIL runs before one that waits for it may take
+    # it (sys.setswitchinterval; Python's 5,000; 0 leaves it): the writer coming back from
+    # PostgreSQL waits up to this long for the event loop to let go (docs/benchmarks.md, "tail").
+    "LMS_BEAT_SWITCH_INTERVAL_US": 0,
+    # ...and after each full collection what survived it is frozen too, so the keep-alive
+    # connections opened after start-up are walked once, not by every full collection
+    # (~80-110 ms of CPU, the GIL held, at 10,000 connections a worker; docs/benchmarks.md, "tail").
+    "LMS_BEAT_GC_REFREEZE": False,
     # Beats made (by the player's claimed time, `at`) longer ago than this are refused and
     # kept as evidence; the player keeps queued beats on the device as long.
     "LMS_BEAT_LATE_WINDOW_HOURS": 24,

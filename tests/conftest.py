@@ -173,6 +173,7 @@ def make_test_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[st
         # process's heap for good and change its collector: test_beat_trace.py turns them on.
         "LMS_BEAT_GC_FREEZE": False,
         "LMS_BEAT_GC_GEN0": 0,
+        "LMS_BEAT_GC_REFREEZE": False,
     }
     config.update(extra)
     return config

@@ -218,7 +218,8 @@ class BeatASGI:
 
 
 def tune_gc(config: Any) -> None:
-    """The worker's garbage collector, once the app is built (``LMS_BEAT_GC_FREEZE``, ``LMS_BEAT_GC_GEN0``).
+    """The worker's garbage collector, once the app is built (``LMS_BEAT_GC_FREEZE``, ``LMS_BEAT_GC_GEN0``),
+    and its threads' GIL switch interval (``LMS_BEAT_SWITCH_INTERVAL_US``).
 
     Why: the ASGI front's worker holds one big heap (the app, its modules, SQLAlchemy's
     compiled statements, the per-process caches) and makes many short-lived objects per beat.
@@ -231,6 +232,26 @@ def tune_gc(config: Any) -> None:
         gc.set_threshold(gen0, second, third)
     if config.get("LMS_BEAT_GC_FREEZE"):
         gc.collect()  # what start-up left as garbage is freed, not frozen
+        gc.freeze()
+    if config.get("LMS_BEAT_GC_REFREEZE") and _refreeze not in gc.callbacks:
+        gc.callbacks.append(_refreeze)
+    switch_us = int(config.get("LMS_BEAT_SWITCH_INTERVAL_US") or 0)
+    if switch_us > 0:
+        # The writer thread, back from PostgreSQL, asks for the GIL; the event loop holding it
+        # gives it up only after this interval (or when it blocks in its poll).
+        sys.setswitchinterval(switch_us / 1_000_000)
+
+
+def _refreeze(phase: str, info: dict[str, Any]) -> None:
+    """After each full collection, what survived it is frozen too (``LMS_BEAT_GC_REFREEZE``).
+
+    The keep-alive connections a worker opens after start-up (~27 tracked objects each: the
+    protocol, its transport, parser, buffers, timers) age into the oldest generation, and
+    every full collection walked them again: ~80-110 ms of CPU with the GIL held at 10,000
+    connections, ~0.01 ms once they are frozen (docs/benchmarks.md, "tail"). What is frozen
+    is not collected as cyclic garbage later; a closed connection is freed by its reference
+    counts (10,000 connections closed after a freeze: nothing cyclic left to collect)."""
+    if phase == "stop" and info.get("generation") == 2:
         gc.freeze()
 
 

@@ -67,6 +67,8 @@ class Tracer:
     groups: int = 0
     _gc_start: float = 0.0
     _gc_cpu: float = 0.0
+    #: Each group's writer-thread CPU time at its start (by number), until its end.
+    _group_cpu: dict[int, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _probe: asyncio.Task[None] | None = None
 
@@ -101,6 +103,7 @@ class Tracer:
     def group_taken(self, marks: list[Marks | None], started: float) -> int:
         """Number the writer's group and stamp its beats' start; returns the group's number."""
         self.groups += 1
+        self._group_cpu[self.groups] = time.thread_time()  # this writer thread's CPU, read again at the end
         for m in marks:
             if m is not None:
                 m.group_start, m.group, m.size = started, self.groups, len(marks)
@@ -108,11 +111,14 @@ class Tracer:
 
     def group_done(self, marks: list[Marks | None], number: int, started: float) -> None:
         """Stamp the group's COMMIT (or its end, for beats it handed to the view)."""
-        done = time.perf_counter()
+        done, cpu = time.perf_counter(), time.thread_time()
         for m in marks:
             if m is not None:
                 m.committed = done
-        self.lines.append(f"group\t{os.getpid()}\t{number}\t{len(marks)}\t{started:.6f}\t{done:.6f}")
+        # The writer's CPU in the group (its own and its collections); the rest of the wall
+        # time it waited: for PostgreSQL (statements, the COMMIT's flush), the GIL, or a core.
+        cpu -= self._group_cpu.pop(number, cpu)
+        self.lines.append(f"group\t{os.getpid()}\t{number}\t{len(marks)}\t{started:.6f}\t{done:.6f}\t{cpu:.6f}")
         if len(self.lines) >= FLUSH_LINES:
             self.flush()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
 
 import pytest
@@ -120,3 +121,41 @@ def test_tests_leave_the_collector_alone(app):
     frozen = gc.get_freeze_count()
     beat_asgi.tune_gc(app.config)  # the test settings: off, as the lifespan runs it in tests
     assert gc.get_threshold() == threshold and gc.get_freeze_count() == frozen
+
+
+@pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], LMS_BEAT_SWITCH_INTERVAL_US=1000)
+def test_the_workers_start_up_sets_the_gil_switch_interval(app):
+    before = sys.getswitchinterval()
+    try:
+        beat_asgi.tune_gc(app.config)
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_a_zero_switch_interval_leaves_pythons(app):
+    before = sys.getswitchinterval()
+    beat_asgi.tune_gc(app.config)  # the default, 0: Python's own
+    assert sys.getswitchinterval() == before
+
+
+@pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], LMS_BEAT_GC_REFREEZE=True)
+def test_the_workers_start_up_freezes_what_survives_each_full_collection(app):
+    frozen = gc.get_freeze_count()
+    try:
+        beat_asgi.tune_gc(app.config)
+        beat_asgi.tune_gc(app.config)  # a second start-up (a test's lifespan) adds it once
+        assert gc.callbacks.count(beat_asgi._refreeze) == 1
+        survivors = [[i] for i in range(1000)]  # made after start-up, alive through the collection
+        gc.collect(1)
+        assert gc.get_freeze_count() == frozen  # a young collection freezes nothing
+        gc.collect(2)
+        assert gc.get_freeze_count() >= frozen + len(survivors)
+    finally:
+        gc.callbacks.remove(beat_asgi._refreeze)
+        gc.unfreeze()
+
+
+def test_tests_leave_the_full_collections_unfrozen(app):
+    beat_asgi.tune_gc(app.config)  # the test settings: off
+    assert beat_asgi._refreeze not in gc.callbacks
