@@ -1270,7 +1270,7 @@ def main(argv: list[str] | None = None) -> int:
         results["els"] = bench_els(args.els_rounds)
     if args.only in (None, "beat", "replay", "ingest", "recompute"):
         # pg_stat_statements: statements per beat as the server ran them (raw psycopg ones too).
-        cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")
+        cluster = common.start_recommended_postgres(shared_preload_libraries="pg_stat_statements")
         try:
             url = cluster.create_database("lms_bench")
             import psycopg

@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.rounds * len(variants)
     if runs > args.max_runs:
         parser.error(f"at most {args.max_runs} runs (each takes other learners: bench{{i*max_runs+k}}); --max-runs")
-    cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")
+    cluster = common.start_recommended_postgres(shared_preload_libraries="pg_stat_statements")
     results: list[dict[str, Any]] = []
     try:
         url = cluster.create_database("lms_bench")

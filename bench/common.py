@@ -127,6 +127,17 @@ def meets(label: str, value: float, target: float, *, at_least: bool, unit: str 
 # PostgreSQL -----------------------------------------------------------------------
 
 
+#: docs/deployment.md's recommended server settings for the heartbeat load (WAL and
+#: checkpoints; the rest are the cluster's defaults): the ingest benches run with them, printed.
+RECOMMENDED_PG = {"max_wal_size": "'4GB'", "checkpoint_timeout": "'15min'", "min_wal_size": "'2GB'"}
+
+
+def start_recommended_postgres(**extra_conf: str) -> pgcluster.Cluster:
+    """:func:`start_postgres` with :data:`RECOMMENDED_PG` (docs/deployment.md), said on stderr."""
+    step("PostgreSQL with docs/deployment.md's settings: " + ", ".join(f"{k} = {v}" for k, v in RECOMMENDED_PG.items()))
+    return start_postgres(**RECOMMENDED_PG, **extra_conf)
+
+
 def start_postgres(**extra_conf: str) -> pgcluster.Cluster:
     """A throwaway cluster from the machine's binaries (default settings: fsync on)."""
     step("starting a throwaway PostgreSQL cluster")

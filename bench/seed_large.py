@@ -377,8 +377,13 @@ def warm_wal(url: str, megabytes: int = 640, *, progress: bool = True) -> int:
     with psycopg.connect(plain, autocommit=True) as conn:
         if progress:
             print(f"  WAL: {megabytes} MB written and recycled ...", end="", file=sys.stderr, flush=True)
-        conn.execute(f"ALTER SYSTEM SET min_wal_size = '{int(megabytes)}MB'")
-        conn.execute(f"ALTER SYSTEM SET max_wal_size = '{max(2 * int(megabytes), 1024)}MB'")
+        # Raised, never lowered (the cluster may run docs/deployment.md's recommended settings).
+        low, high = conn.execute(
+            "SELECT max(setting::int) FILTER (WHERE name = 'min_wal_size'),"
+            " max(setting::int) FILTER (WHERE name = 'max_wal_size') FROM pg_settings"
+        ).fetchone()
+        conn.execute(f"ALTER SYSTEM SET min_wal_size = '{max(int(megabytes), low)}MB'")
+        conn.execute(f"ALTER SYSTEM SET max_wal_size = '{max(2 * int(megabytes), 1024, high)}MB'")
         conn.execute("SELECT pg_reload_conf()")
         conn.execute(
             "CREATE TABLE bench_wal_warm AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, %s) g",
