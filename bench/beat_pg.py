@@ -18,6 +18,7 @@ storage setting applied before its replay; the variants are interleaved::
     .venv/bin/python bench/beat_pg.py --pad-sessions 40  # a busy day's state row (~2.9 kB: 40 more sessions)
     .venv/bin/python bench/beat_pg.py --top              # and where the instructions go (inclusive)
     .venv/bin/python bench/beat_pg.py --keys --reps 2    # the ledgers' foreign keys: one per row, or three
+    .venv/bin/python bench/beat_pg.py --upserts --reps 2 # the upserts as sent, or as UPDATE then INSERT
 
 Single-user mode reads its statements from stdin a character at a time, so the replay's own
 reading and parsing of the statement text add instructions that a client's Bind does not
@@ -97,6 +98,64 @@ KEY_VARIANTS = {
         ]
     ),
 }
+
+
+def _daily_update_first(core_sql: str) -> str:
+    """The core write with its day totals as an UPDATE of the rows that exist and an INSERT (still
+    ``ON CONFLICT``) of the others, instead of ``INSERT … ON CONFLICT DO UPDATE`` alone."""
+    head = (
+        "d AS (INSERT INTO learning_daily_totals (user_id, day, credited_ms) "
+        "SELECT v.user_id, v.day, v.credited_ms FROM "
+    )
+    start = core_sql.index(head)
+    source = core_sql[start + len(head) : core_sql.index(" WHERE true ON CONFLICT (user_id, day)", start)]
+    end = core_sql.index("INSERT INTO learning_intervals")
+    after = (
+        f"dv AS (SELECT * FROM {source}), "  # noqa: S608 - the captured statement's own text
+        "du AS (UPDATE learning_daily_totals AS t SET credited_ms = t.credited_ms + v.credited_ms FROM dv AS v "
+        "WHERE t.user_id = v.user_id AND t.day = v.day RETURNING t.user_id), "
+        "d AS (INSERT INTO learning_daily_totals (user_id, day, credited_ms) SELECT v.user_id, v.day, v.credited_ms "
+        "FROM dv AS v WHERE NOT EXISTS (SELECT FROM du WHERE du.user_id = v.user_id) ON CONFLICT (user_id, day) "
+        "DO UPDATE SET credited_ms = learning_daily_totals.credited_ms + excluded.credited_ms) "
+    )
+    return core_sql[:start] + after + core_sql[end:]
+
+
+def _state_update_first(plugin_sql: str) -> str:
+    """The plugin write with its state rows as an UPDATE of the rows that exist and an INSERT (still
+    ``ON CONFLICT``) of the others, instead of ``INSERT … ON CONFLICT DO UPDATE`` alone."""
+    from plugins.anti_idle.state_pg import _STATE_COLUMNS
+
+    head = " INSERT INTO anti_idle_person_states ("
+    start = plugin_sql.index(head)
+    select = plugin_sql.index(" SELECT ", start)
+    source_at = plugin_sql.index(" FROM ", select) + len(" FROM ")
+    where = plugin_sql.index(" WHERE true ON CONFLICT (user_id)", source_at)
+    source = plugin_sql[source_at:where]
+    sets = ", ".join(f"{name} = v.{name}" for name in _STATE_COLUMNS if name != "user_id")
+    ctes = (
+        f", sv AS (SELECT * FROM {source}), su AS (UPDATE anti_idle_person_states AS t SET {sets} "  # noqa: S608
+        "FROM sv AS v WHERE t.user_id = v.user_id RETURNING t.user_id)"
+    )
+    return (
+        plugin_sql[:start]
+        + ctes
+        + plugin_sql[start:source_at]
+        + "sv AS v WHERE NOT EXISTS (SELECT FROM su WHERE su.user_id = v.user_id)"
+        + plugin_sql[where + len(" WHERE true") :]
+    )
+
+
+def _same(sql: str) -> str:
+    return sql
+
+
+#: Statement variants (``--upserts``): (the core write's text, the plugin write's), as sent or rewritten.
+SQL_VARIANTS = {
+    "now: INSERT ... ON CONFLICT DO UPDATE": (_same, _same),
+    "day totals: UPDATE, then INSERT the missing": (_daily_update_first, _same),
+    "states: UPDATE, then INSERT the missing": (_same, _state_update_first),
+}
 #: A round of this many beats is replayed (the bench's groups).
 PEOPLE = 15
 #: Pairs of writes (rounds) per replayed transaction set.
@@ -119,20 +178,33 @@ def capture(url: str, pg_pid: int) -> list[tuple[tuple[str, dict[str, Any]], tup
     """The group bench's round writes as sent: (plugin write, core write) pairs of full rounds."""
     import psycopg
 
+    from plugins.anti_idle import state_pg
+
     sent: list[tuple[str, dict[str, Any]]] = []
     original = psycopg.Cursor.execute
+    plugin_execute = state_pg.execute
 
     def execute(self: Any, query: Any, params: Any = None, **kw: Any) -> Any:
-        if isinstance(query, str) and query.startswith(("WITH b AS", "WITH s AS")):
+        # The core's write (named placeholders); the plugin's is numbered, kept by ``numbered_execute``.
+        if isinstance(query, str) and query.startswith("WITH s AS") and isinstance(params, dict):
             sent.append((query, dict(params)))
         return original(self, query, params, **kw)
 
+    def numbered_execute(sql: str, params: dict[str, Any], **kw: Any) -> Any:
+        # The plugin's round write: ``$1``, ``$2``, ... in the order of ``names`` (``state_pg._numbered``).
+        names = kw.get("names")
+        if names is not None and sql.startswith("WITH b AS"):
+            sent.append((sql, {name: params[name] for name in names}))
+        return plugin_execute(sql, params, **kw)
+
     psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+    state_pg.execute = numbered_execute  # type: ignore[assignment]
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # its CPU split is beat_split's to print
             beat_split.group_split(url, pg_pid, PEOPLE, PAIRS, 3, 2, False, 1, 10.0)
     finally:
         psycopg.Cursor.execute = original  # type: ignore[method-assign]
+        state_pg.execute = plugin_execute  # type: ignore[assignment]
     pairs = []
     for first, second in zip(sent, sent[1:], strict=False):
         full = first[0].startswith("WITH b AS") and len(_elements(first[1]["b_seq"])) == PEOPLE
@@ -164,7 +236,7 @@ def _pad(column: str, sessions: int) -> str:
     return pg_arrays.json_column(tallies)
 
 
-def script(pairs: list[Any], rounds: int, seq_base: int, pad: int) -> str:
+def script(pairs: list[Any], rounds: int, seq_base: int, pad: int, rewrite: Any = (_same, _same)) -> str:
     """Single-user input (``-j``: a statement ends with ``;`` and an empty line): the two
     writes prepared, then ``rounds`` × the captured rounds, each in its own transaction."""
 
@@ -179,8 +251,8 @@ def script(pairs: list[Any], rounds: int, seq_base: int, pad: int) -> str:
     (plugin_sql, plugin_params), (core_sql, core_params) = pairs[0]
     plugin_names, core_names = list(plugin_params), list(core_params)
     out = [
-        f"PREPARE plugin_write AS {numbered(plugin_sql, plugin_names)};",
-        f"PREPARE core_write AS {numbered(core_sql, core_names)};",
+        f"PREPARE plugin_write AS {numbered(rewrite[1](plugin_sql), plugin_names)};",
+        f"PREPARE core_write AS {numbered(rewrite[0](core_sql), core_names)};",
     ]
     k = seq_base
     for _ in range(rounds):
@@ -265,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pad-sessions", type=int, default=0, help="session ids added to each state row's day tally")
     parser.add_argument("--top", action="store_true", help="also print where the instructions go")
     parser.add_argument("--keys", action="store_true", help="the ledgers' foreign keys as variants instead")
+    parser.add_argument(
+        "--upserts", action="store_true", help="the day totals' and state rows' statement text as variants instead"
+    )
     args = parser.parse_args(argv)
     cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")  # group_split reads it
     work = Path(tempfile.mkdtemp(prefix="beat_pg-"))
@@ -280,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         cluster._run(pgcluster._bin("pg_ctl"), "-D", str(cluster.datadir), "-m", "fast", "-w", "stop")
         backend = SingleUser(cluster, "lms_bench", work)
         beats = (args.long - args.short) * PAIRS * PEOPLE
-        variants = KEY_VARIANTS if args.keys else VARIANTS
+        variants: dict[str, Any] = KEY_VARIANTS if args.keys else VARIANTS
+        if args.upserts:
+            variants = dict.fromkeys(SQL_VARIANTS, "SELECT 1")
         results: dict[str, list[int]] = {name: [] for name in variants}
         pad = args.pad_sessions
         base = 1_000_000
@@ -288,8 +365,9 @@ def main(argv: list[str] | None = None) -> int:
             for i, (name, ddl) in enumerate(variants.items()):
                 backend.sql(ddl)
                 base += 100_000
-                short, _ = backend.instructions(script(pairs, args.short, base, pad), f"s{rep}{i}")
-                long_, out = backend.instructions(script(pairs, args.long, base + 50_000, pad), f"l{rep}{i}")
+                rewrite = SQL_VARIANTS.get(name, (_same, _same))
+                short, _ = backend.instructions(script(pairs, args.short, base, pad, rewrite), f"s{rep}{i}")
+                long_, out = backend.instructions(script(pairs, args.long, base + 50_000, pad, rewrite), f"l{rep}{i}")
                 results[name].append((long_ - short) // beats)
                 common.step(f"{name}: {(long_ - short) / beats / 1e6:.3f} M instructions per beat")
                 if args.top and rep == 0:

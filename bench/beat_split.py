@@ -26,6 +26,7 @@ the answer) and PostgreSQL's CPU per beat (the cluster's processes)::
     .venv/bin/python bench/beat_split.py --group 15                 # about 1 minute
     .venv/bin/python bench/beat_split.py --group 15 --every 0       # real time, as the ingest bench's beats
     .venv/bin/python bench/beat_split.py --group 15 --profile       # cProfile instead of the split
+    .venv/bin/python bench/beat_split.py --group 15 --wal-records   # and every WAL record, by table and index
 
 ``--every S`` (S > 0) freezes server time (``time_machine``), which makes each ``datetime.now``
 dearer than in production (about 14 µs a call under it, 1.7 without); ``--every 0`` runs in real time: each
@@ -269,6 +270,36 @@ def _write_stats(url: str) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]
     return (int(records), int(size)), {name: (int(u), int(h)) for name, u, h in rows}
 
 
+def _lsn(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(anti_idle_bench.plain(url), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")  # before the window: its own WAL is not counted
+        return str(conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0])  # type: ignore[index]
+
+
+def _wal_records(url: str, start: str, beats: int) -> None:
+    """Every WAL record since ``start`` (``pg_walinspect``), per resource manager, record type and
+    relation (the first block reference's: heap, index or TOAST), per beat: count, bytes, and the
+    full-page images' bytes in them."""
+    import psycopg
+
+    with psycopg.connect(anti_idle_bench.plain(url), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT w.resource_manager, w.record_type, coalesce(c.relname, r.node::text, '-'), count(*), "
+            "sum(w.record_length), sum(w.fpi_length) "
+            "FROM pg_get_wal_records_info(%s::pg_lsn, pg_current_wal_lsn()) AS w "
+            "LEFT JOIN LATERAL (SELECT (regexp_match(w.block_ref, 'rel \\d+/\\d+/(\\d+)'))[1]::oid AS node) AS r "
+            "ON true "
+            "LEFT JOIN pg_class AS c ON c.relfilenode = r.node "
+            "GROUP BY 1, 2, 3 ORDER BY 5 DESC",
+            [start],
+        ).fetchall()
+    print("    WAL records per beat (pg_walinspect; resource manager, record type, relation): count, bytes, FPI bytes")
+    for rmgr, kind, rel, n, size, fpi in rows:
+        print(f"    {n / beats:7.2f} {float(size) / beats:8.0f} B {float(fpi) / beats:7.0f}  {rmgr}/{kind} {rel}")
+
+
 def group_split(
     url: str,
     pg_pid: int,
@@ -279,6 +310,7 @@ def group_split(
     profile: bool,
     first: int = 1,
     every: float = 10.0,
+    wal_records: bool = False,
 ) -> dict[str, float]:
     """Groups of ``people`` beats of ``people`` different learners (as the ASGI front's writer
     takes them at 64 clients), ``sets`` such groups of other learners in turn, each learner's
@@ -348,6 +380,7 @@ def group_split(
     profiler = cProfile.Profile(time.process_time) if profile else None
     anti_idle_bench.reset_statements(url)
     stats_before = _write_stats(url)
+    lsn_before = _lsn(url) if wal_records else ""
     pg_before = common.tree_cpu_seconds(pg_pid)
     cpu = 0.0
     groups = cycles * sets
@@ -392,6 +425,8 @@ def group_split(
     for calls, ms, text in _statement_times(url):
         print(f"    {ms * 1000 / beats:8.0f} µs {calls / beats:5.2f}  {text[:100]}")
     print(f"    WAL per beat: {(wal[0] - wal0) / beats:.1f} records, {(wal[1] - wal_bytes0) / beats:.0f} bytes")
+    if wal_records:
+        _wal_records(url, lsn_before, beats)
     hot = (
         f"{name} {100 * (tables[name][1] - tables0[name][1]) / max(1, tables[name][0] - tables0[name][0]):.0f} %"
         for name in _UPDATED
@@ -424,6 +459,11 @@ def main(argv: list[str] | None = None) -> int:
         help="--group: server seconds between one learner's beats (10: the player's; 0: real time)",
     )
     parser.add_argument("--profile", action="store_true", help="--group: cProfile the measured groups instead")
+    parser.add_argument(
+        "--wal-records",
+        action="store_true",
+        help="--group: every WAL record per beat by table and index (pg_walinspect)",
+    )
     args = parser.parse_args(argv)
     cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")
     try:
@@ -440,7 +480,18 @@ def main(argv: list[str] | None = None) -> int:
             pg_pid = common.postmaster_pid(cluster)
             for round_ in range(args.rounds):
                 first = 1 + round_ * args.group * args.sets * 3
-                group_split(url, pg_pid, args.group, args.sets, args.cycles, 2, args.profile, first, args.every)
+                group_split(
+                    url,
+                    pg_pid,
+                    args.group,
+                    args.sets,
+                    args.cycles,
+                    2,
+                    args.profile,
+                    first,
+                    args.every,
+                    wal_records=args.wal_records,
+                )
             return 0
         parts = _parts()
         clock = _Clock()
