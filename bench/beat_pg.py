@@ -156,6 +156,21 @@ SQL_VARIANTS = {
     "day totals: UPDATE, then INSERT the missing": (_daily_update_first, _same),
     "states: UPDATE, then INSERT the missing": (_same, _state_update_first),
 }
+#: The session id columns a beat's write compares (``--collate``): the keys' indexes and their checks.
+_SESSION_IDS = (
+    ("learning_sessions", "id"),
+    ("learning_intervals", "session_id"),
+    ("anti_idle_beats", "session_id"),
+)
+#: The session ids' collation (``--collate``): the database's (C.UTF-8, as docs/deployment.md creates
+#: it: PostgreSQL 15 compares through ``strcoll``), or "C" (bytes, ``memcmp``).
+COLLATE_VARIANTS = {
+    f"session ids in the database's collation ({name})": "\n".join(
+        f'ALTER TABLE {table} ALTER COLUMN {column} TYPE varchar(32) COLLATE "{collation}"'
+        for table, column in _SESSION_IDS
+    )
+    for name, collation in (("now", "default"), ("C", "C"))
+}
 #: A round of this many beats is replayed (the bench's groups).
 PEOPLE = 15
 #: Pairs of writes (rounds) per replayed transaction set.
@@ -164,6 +179,7 @@ PAIRS = 4
 _ANNOTATED = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+\S*?:(\w+) \[")
 #: Functions whose inclusive share is printed with --top (the costs this bench was made to find).
 _WATCH = (
+    "varstr_cmp",
     "jsonb_in",
     "RI_FKey_check_ins",
     "pglz_compress",
@@ -337,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pad-sessions", type=int, default=0, help="session ids added to each state row's day tally")
     parser.add_argument("--top", action="store_true", help="also print where the instructions go")
     parser.add_argument("--keys", action="store_true", help="the ledgers' foreign keys as variants instead")
+    parser.add_argument("--collate", action="store_true", help="the session ids' collation as variants instead")
     parser.add_argument(
         "--upserts", action="store_true", help="the day totals' and state rows' statement text as variants instead"
     )
@@ -356,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         backend = SingleUser(cluster, "lms_bench", work)
         beats = (args.long - args.short) * PAIRS * PEOPLE
         variants: dict[str, Any] = KEY_VARIANTS if args.keys else VARIANTS
+        if args.collate:
+            variants = COLLATE_VARIANTS
         if args.upserts:
             variants = dict.fromkeys(SQL_VARIANTS, "SELECT 1")
         results: dict[str, list[int]] = {name: [] for name in variants}
