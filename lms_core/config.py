@@ -98,8 +98,9 @@ DEFAULTS: dict[str, Any] = {
     "LMS_BEAT_SWITCH_INTERVAL_US": 0,
     # ...and after each full collection what survived it is frozen too, so the keep-alive
     # connections opened after start-up are walked once, not by every full collection
-    # (~80-110 ms of CPU, the GIL held, at 10,000 connections a worker; docs/benchmarks.md, "tail").
-    "LMS_BEAT_GC_REFREEZE": False,
+    # (~100 ms of CPU, the GIL held, at 10,000 connections a worker; once an hour a full
+    # collection walks the frozen objects too; docs/benchmarks.md, "tail").
+    "LMS_BEAT_GC_REFREEZE": True,
     # Beats made (by the player's claimed time, `at`) longer ago than this are refused and
     # kept as evidence; the player keeps queued beats on the device as long.
     "LMS_BEAT_LATE_WINDOW_HOURS": 24,

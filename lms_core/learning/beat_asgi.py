@@ -242,16 +242,32 @@ def tune_gc(config: Any) -> None:
         sys.setswitchinterval(switch_us / 1_000_000)
 
 
+#: With ``LMS_BEAT_GC_REFREEZE``: at most this often, a full collection walks the frozen objects too.
+THAW_SECONDS = 3600.0
+_last_thaw = time.monotonic()
+
+
 def _refreeze(phase: str, info: dict[str, Any]) -> None:
     """After each full collection, what survived it is frozen too (``LMS_BEAT_GC_REFREEZE``).
 
     The keep-alive connections a worker opens after start-up (~27 tracked objects each: the
     protocol, its transport, parser, buffers, timers) age into the oldest generation, and
-    every full collection walked them again: ~80-110 ms of CPU with the GIL held at 10,000
-    connections, ~0.01 ms once they are frozen (docs/benchmarks.md, "tail"). What is frozen
-    is not collected as cyclic garbage later; a closed connection is freed by its reference
-    counts (10,000 connections closed after a freeze: nothing cyclic left to collect)."""
-    if phase == "stop" and info.get("generation") == 2:
+    every full collection walks them again: ~100 ms of CPU with the GIL held at 10,000
+    connections, ~0.01 ms once they are frozen (``bench/gc_connections.py``). A frozen object
+    is not collected as cyclic garbage; a closed connection is freed by its reference counts
+    (10,000 closed after a freeze: no cyclic garbage left), and whatever else ends up as
+    frozen garbage is found by the one full collection an hour (:data:`THAW_SECONDS`) that
+    starts with :func:`gc.unfreeze`: it walks the whole heap, then everything left is frozen
+    again."""
+    global _last_thaw  # noqa: PLW0603 - the process's collector is one
+    if info.get("generation") != 2:
+        return
+    if phase == "start":
+        now = time.monotonic()
+        if now - _last_thaw >= THAW_SECONDS:
+            _last_thaw = now
+            gc.unfreeze()
+    else:
         gc.freeze()
 
 

@@ -11,6 +11,7 @@ import asyncio
 import gc
 import sys
 import time
+import weakref
 
 import pytest
 import time_machine
@@ -159,3 +160,30 @@ def test_the_workers_start_up_freezes_what_survives_each_full_collection(app):
 def test_tests_leave_the_full_collections_unfrozen(app):
     beat_asgi.tune_gc(app.config)  # the test settings: off
     assert beat_asgi._refreeze not in gc.callbacks
+
+
+class _Cyclic:
+    """A node of a reference cycle: only the collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], LMS_BEAT_GC_REFREEZE=True)
+def test_frozen_cyclic_garbage_is_collected_by_the_hourly_thaw(app, monkeypatch):
+    beat_asgi.tune_gc(app.config)
+    try:
+        node = _Cyclic()
+        gone = weakref.ref(node)
+        gc.collect(2)  # alive through a full collection: frozen after it
+        del node
+        gc.collect(2)  # frozen: not walked, the garbage stays
+        assert gone() is not None
+        monkeypatch.setattr(beat_asgi, "_last_thaw", beat_asgi._last_thaw - beat_asgi.THAW_SECONDS)
+        gc.collect(2)  # the hour is up: this one walks the frozen objects too
+        assert gone() is None
+        gc.collect(2)  # and the next one within the hour does not thaw again
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.callbacks.remove(beat_asgi._refreeze)
+        gc.unfreeze()
