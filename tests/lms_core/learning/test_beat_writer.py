@@ -7,6 +7,7 @@ waits in the queue, not by when the thread runs.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -66,3 +67,41 @@ def test_the_bound_cuts_a_backlog_into_groups_of_at_most_that_many(app, monkeypa
     writer, sizes, gate = _writer(app, monkeypatch, 64)
     _run(writer, sizes, gate, 150)
     assert sizes == [1, 64, 64, 22]
+
+
+def test_a_writer_whose_thread_ended_is_replaced_by_the_next_beat(app, monkeypatch):
+    """``BeatWriter.alive`` (read on every beat, without a system call): false once a thread of
+    it has ended, so the next beat starts a new writer rather than queue for nobody."""
+    monkeypatch.setattr(beat_batch, "record_group", lambda _app, group: [r.future.set_result(None) for r in group])
+    first = beat_batch.submit(app, None)  # type: ignore[arg-type]
+    assert first.result(timeout=30) is None
+    writer = app.extensions["lms.beat_writer"]
+    assert writer.alive
+    writer.queue.put(beat_batch._STOP)  # its thread ends (an error out of its loop would as well)
+    writer.threads[0].join(timeout=30)
+    assert not writer.alive
+    second = beat_batch.submit(app, None)  # type: ignore[arg-type]
+    assert second.result(timeout=30) is None
+    assert app.extensions["lms.beat_writer"] is not writer
+    beat_batch.stop(app)
+
+
+def test_a_writer_of_the_parent_process_is_not_alive_in_a_forked_child(app, monkeypatch):
+    """The process id ``alive`` compares is kept by ``os.register_at_fork``: a forked worker
+    starts writers of its own (the parent's threads do not exist in it)."""
+    monkeypatch.setattr(beat_batch, "record_group", lambda _app, group: [r.future.set_result(None) for r in group])
+    assert beat_batch.submit(app, None).result(timeout=30) is None  # type: ignore[arg-type]
+    writer = app.extensions["lms.beat_writer"]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, and leave at once
+        os.write(write, b"1" if not writer.alive else b"0")
+        os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"1", "the parent's writer looked alive in the child"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert writer.alive
+    beat_batch.stop(app)
