@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import itertools
+import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
 #: "Never" on the microsecond scale (an overdue check nobody answered yet).
 FOREVER_US = 1 << 62
+NAN = math.nan
 
 
 def ms(delta: dt.timedelta) -> int:
@@ -189,7 +191,8 @@ class Outcome:
 
 
 #: ``(session_id, lesson_id, event, wall_start, claimed, claimed_ms, claim start, claim end,
-#: duration_ms, rate, seq, wall_ms, life_ms, delivered, drift, received, focused)``: see ``Row.hot``.
+#: duration_ms, rate, seq, seq_min, wall_ms, life_ms (a float), delivered, drift, received,
+#: focused, budget, claim start + slack, credit end, restart)``: see ``Row.hot``.
 Hot = tuple[
     str,
     int,
@@ -202,12 +205,17 @@ Hot = tuple[
     int | None,
     float | None,
     int,
+    int | None,
     int,
-    int,
+    float,
     float,
     float | None,
     int,
     bool | None,
+    int,
+    int,
+    int,
+    bool,
 ]
 
 
@@ -276,8 +284,14 @@ class Row(NamedTuple):
     seq_gap: bool | None = None
     #: The fields ``replay``'s fast path reads, as one plain tuple (``Hot``), when the beat
     #: can take that path: a visible, unflagged video beat with one well-formed claimed
-    #: range and its delivery known; else None. (A plain tuple unpacks faster than this
-    #: NamedTuple, and in fewer names.)
+    #: range, its delivery known and no seq gap stamped; else None. (A plain tuple unpacks
+    #: faster than this NamedTuple, and in fewer names.) Besides the fields above it holds
+    #: what the fast path would otherwise compute on every pass from the beat alone:
+    #: ``seq_min`` (the session's last seq must be at least this, R03q; None: no test),
+    #: ``life_ms`` as a float (``max_rate * life`` then multiplies two floats, the same
+    #: product without the mixed-type path), the budget ``min(wall_ms + TOLERANCE_MS,
+    #: claimed_ms)``, ``a + CONTINUITY_SLACK_MS`` (R16) and ``wall_start + claimed_ms * 1000``
+    #: (the person's clock after a whole credit).
     hot: Hot | None = None
 
 
@@ -441,14 +455,20 @@ def row_of(
                 duration_ms,
                 rate,
                 seq,
+                seq - 1 if seq_gap is None and seq else None,
                 wall_ms,
-                life_ms,
+                float(life_ms),
                 delivered,
                 drift,
                 now,
                 focused,
+                claimed_ms if claimed_ms <= wall_ms + TOLERANCE_MS else wall_ms + TOLERANCE_MS,
+                claimed_t[0][0] + CONTINUITY_SLACK_MS,
+                wall + claimed_ms * 1000,
+                event in RESTART_EVENTS,
             )
             if video
+            and not seq_gap
             and focused is not False
             and not hidden
             and not robot
@@ -601,6 +621,12 @@ def check_spans(
         return [(at_us(a), forever if b == FOREVER_US else at_us(b)) for a, b in spans]
 
     return back(overdue), back(automated)
+
+
+def _int_bound(x: float) -> float | int:
+    """``floor(x)`` when ``x`` is finite, else ``x``: for an int n, ``n <= x`` iff
+    ``n <= floor(x)``, and an int compared with an int skips the mixed-type path."""
+    return math.floor(x) if math.isfinite(x) else x
 
 
 def _inside(at: int, spans: Iterable[Span]) -> bool:
@@ -820,6 +846,17 @@ def replay(
     cap_ms = 0
     last_lesson: int | None = None
     lesson_ms = 0
+    # The fast path's bounds that depend on the policy and one value of the beat that
+    # rarely changes (the wall span: the cadence; the media delivered): computed again only
+    # when that value (or the policy) changes. The speed bound is kept as an int when it can
+    # be (``n <= x`` iff ``n <= floor(x)`` for an int n and a finite x), so the test per
+    # beat compares two ints instead of multiplying, adding and comparing across types.
+    speed_of: int | None = None
+    speed_lim: float = 0
+    deliv_of = NAN
+    deliv_lim = 0
+    session_slack_f = float(SESSION_SLACK_MS)
+    drift_lim = 0.0
     focus = focus if focus is not None else FocusState()
     f_sid, f_until = focus.session_id, focus.until
     # Module constants as locals: the fast path reads them on every beat.
@@ -847,6 +884,8 @@ def replay(
             last_p = p
             rate_cap = max_rate + 0.01
             cap_of = None
+            speed_of, deliv_of = None, NAN
+            drift_lim = float(drift_ms)  # exact: a float compares with a float on the fast path
         # --- the fast path: honest video playing on (nearly every beat of a day) ----------
         # The conditions below are exactly "no rule can fire" for the rule blocks further
         # down (no R04 overlap, nothing hidden, no check span, no R01/R03/R16/R03q/R13d, R14
@@ -867,28 +906,36 @@ def replay(
                 duration,
                 rate,
                 seq,
+                seq_min,
                 wall_ms,
-                life_ms,
+                life_f,
                 delivered_ms,
                 drift,
                 now,
                 focused,
+                credit,
+                a_slack,
+                end_us,
+                restart,
             ) = hot
+            if wall_ms != speed_of:  # R01's bound, once per policy and wall span
+                speed_of, speed_lim = wall_ms, _int_bound(max_rate * wall_ms + speed_slack)
+            # Each test keeps its rule's arithmetic, rearranged over ints where exact
+            # (``a >= end - slack`` as ``a + slack >= end``, ``seq <= last + 1`` as
+            # ``last >= seq - 1``, the sums taken once and kept for the update below).
             if (
                 sid == last_sid
                 and (clock is None or clock <= wall_start)
                 and s_hidden is None
                 # (``wall_ms`` unclamped: a negative span only makes the test stricter.)
-                and claimed_ms <= max_rate * wall_ms + speed_slack
+                and claimed_ms <= speed_lim
                 and (rate is None or rate <= rate_cap)
-                and s_claimed + claimed_ms <= max_rate * life_ms + session_slack
-                and (
-                    s_claim_end is None or a >= s_claim_end - continuity_slack or r.restart or s_event in RESTART_EVENTS
-                )
-                # no R03q: by the core's last seq when stamped (``Row.seq_gap``), else the plugin's
-                and (not r[-2] if r[-2] is not None else (not seq or seq <= (s_seq or 0) + 1))
-                and (drift is None or drift <= drift_ms)
-                and (not has_checks or not any(checks.spans(r.received, floor_ms)))  # type: ignore[union-attr]
+                and (claimed_after := s_claimed + claimed_ms) <= max_rate * life_f + session_slack_f
+                and (s_claim_end is None or a_slack >= s_claim_end or restart or s_event in RESTART_EVENTS)
+                # no R03q: by the core's last seq when stamped (no gap, or no hot tuple), else the plugin's
+                and (seq_min is None or (s_seq or 0) >= seq_min)
+                and (drift is None or drift <= drift_lim)
+                and (not has_checks or not any(checks.spans(now, floor_ms)))  # type: ignore[union-attr]
             ):
                 covered = s_covered
                 if not covered:
@@ -903,18 +950,20 @@ def replay(
                     else:
                         k = bisect_right(covered, (a, FOREVER_US)) - 1
                         new = 0 if k >= 0 and covered[k][1] >= b else _new_ms(covered, a, b)
-                credit = wall_ms + tolerance  # the budget: ``span_ms`` is ``wall_ms`` from ``wall_start``
-                if credit > claimed_ms:
-                    credit = claimed_ms
+                # ``credit`` is the budget: ``span_ms`` is ``wall_ms`` from ``wall_start``.
                 if lesson_id != last_lesson:  # ``lesson_ms`` is lessons[last_lesson], kept in step
                     last_lesson, lesson_ms = lesson_id, lessons.get(lesson_id, 0)
                 if duration != cap_of:  # the lesson cap (R10), once per policy and duration
                     cap_of, cap_ms = duration, int(cap_ratio * duration) if duration else 0
+                if new and delivered_ms != deliv_of:  # R14's room, once per policy and delivery
+                    deliv_of, deliv_lim = delivered_ms, int(delivered_ms + slack_ms)
+                lesson_after = lesson_ms + credit
+                day_after = day_credit + credit
                 if (
                     credit > 0
-                    and (not new or new <= int(delivered_ms + slack_ms) - s_covered_ms)
-                    and (not duration or credit <= cap_ms - lesson_ms)
-                    and day_credit + credit <= day_cap_ms
+                    and (not new or new <= deliv_lim - s_covered_ms)
+                    and (not duration or lesson_after <= cap_ms)
+                    and day_after <= day_cap_ms
                 ):
                     s_claim_end = b
                     if credit == claimed_ms:
@@ -927,6 +976,7 @@ def replay(
                                 covered[-1] = (last0, b)
                             else:
                                 _add_range(covered, a, b)
+                        clock = end_us
                     else:
                         b = a + credit
                         credited = ((a, b),)
@@ -936,16 +986,15 @@ def replay(
                         else:
                             s_covered_ms += _new_ms(covered, a, b)
                             _add_range(covered, a, b)
+                        clock = wall_start + credit * 1000
                     s_event = event
                     if seq:
                         s_seq = seq
-                    s_claimed += claimed_ms
+                    s_claimed = claimed_after
                     if focused:  # this stream has the person's focus (R04f)
                         f_sid, f_until = sid, now + focus_hold_us
-                    lesson_ms += credit
-                    lessons[lesson_id] = lesson_ms
-                    day_credit += credit
-                    clock = wall_start + credit * 1000
+                    lesson_ms = lessons[lesson_id] = lesson_after
+                    day_credit = day_after
                     append((credited, credit, wall_start, {}, ()))
                     continue
 
