@@ -855,17 +855,10 @@ def replay(
     speed_lim: float = 0
     deliv_of = NAN
     deliv_lim = 0
-    session_slack_f = float(SESSION_SLACK_MS)
+    session_slack_f = float(SESSION_SLACK_MS)  # a float: ``max_rate * life_f`` adds float to float
     drift_lim = 0.0
     focus = focus if focus is not None else FocusState()
     f_sid, f_until = focus.session_id, focus.until
-    # Module constants as locals: the fast path reads them on every beat.
-    speed_slack, session_slack, continuity_slack, tolerance = (
-        SPEED_SLACK_MS,
-        SESSION_SLACK_MS,
-        CONTINUITY_SLACK_MS,
-        TOLERANCE_MS,
-    )
     for r, p in zip(rows, params, strict=False):  # params may be itertools.repeat
         if p is not last_p:
             (
@@ -919,7 +912,7 @@ def replay(
                 restart,
             ) = hot
             if wall_ms != speed_of:  # R01's bound, once per policy and wall span
-                speed_of, speed_lim = wall_ms, _int_bound(max_rate * wall_ms + speed_slack)
+                speed_of, speed_lim = wall_ms, _int_bound(max_rate * wall_ms + SPEED_SLACK_MS)
             # Each test keeps its rule's arithmetic, rearranged over ints where exact
             # (``a >= end - slack`` as ``a + slack >= end``, ``seq <= last + 1`` as
             # ``last >= seq - 1``, the sums taken once and kept for the update below).
