@@ -124,3 +124,23 @@ def els_policy():
     from plugins.anti_idle.policy import DEFAULTS
 
     return {**DEFAULTS, "lesson_cap_ratio": 100.0, "day_cap_seconds": 86_400}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([0, 0, 0, 1]), st.booleans()), min_size=2, max_size=40),
+    st.sampled_from([0, -1_500_000, -1_500_001, -2_000_000]),
+    policy_st,
+    policy_st,
+    st.sampled_from([600_000, 300_000, 60_000]),
+)
+def test_fast_path_with_a_policy_per_beat(raw, jitter, policy_a, policy_b, served):
+    # The policy version each beat recorded, two alternating, over one wall span (8.5 s
+    # puts a 10 s claim on R01's bound at 1x): the fast path keeps its speed, delivery and
+    # drift bounds per policy and wall span, and must not carry one over a policy change.
+    beats = honest_day([(session, jitter, 0, None) for session, _ in raw], 3_600_000, served)
+    rows = rows_of(beats)
+    a, b = els.params_of(policy_a), els.params_of(policy_b)
+    params = [a if first else b for _, first in raw]
+    fast = els.assess_day(rows, params)
+    assert fast == els.assess_day([r._replace(hot=None) for r in rows], params)
