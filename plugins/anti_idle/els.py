@@ -944,17 +944,21 @@ def replay(
                         k = bisect_right(covered, (a, FOREVER_US)) - 1
                         new = 0 if k >= 0 and covered[k][1] >= b else _new_ms(covered, a, b)
                 # ``credit`` is the budget: ``span_ms`` is ``wall_ms`` from ``wall_start``.
-                if lesson_id != last_lesson:  # ``lesson_ms`` is lessons[last_lesson], kept in step
+                if lesson_id != last_lesson:
+                    # ``lesson_ms`` stands for lessons[last_lesson] while the fast path runs on
+                    # one lesson, written back when it leaves it (here, at the full path, at the end).
+                    if last_lesson is not None:
+                        lessons[last_lesson] = lesson_ms
                     last_lesson, lesson_ms = lesson_id, lessons.get(lesson_id, 0)
                 if duration != cap_of:  # the lesson cap (R10), once per policy and duration
                     cap_of, cap_ms = duration, int(cap_ratio * duration) if duration else 0
-                if new and delivered_ms != deliv_of:  # R14's room, once per policy and delivery
+                if new != 0 and delivered_ms != deliv_of:  # R14's room, once per policy and delivery
                     deliv_of, deliv_lim = delivered_ms, int(delivered_ms + slack_ms)
                 lesson_after = lesson_ms + credit
                 day_after = day_credit + credit
                 if (
                     credit > 0
-                    and (not new or new <= deliv_lim - s_covered_ms)
+                    and (new == 0 or new <= deliv_lim - s_covered_ms)
                     and (not duration or lesson_after <= cap_ms)
                     and day_after <= day_cap_ms
                 ):
@@ -986,7 +990,7 @@ def replay(
                     s_claimed = claimed_after
                     if focused:  # this stream has the person's focus (R04f)
                         f_sid, f_until = sid, now + focus_hold_us
-                    lesson_ms = lessons[lesson_id] = lesson_after
+                    lesson_ms = lesson_after
                     day_credit = day_after
                     append((credited, credit, wall_start, {}, ()))
                     continue
@@ -1029,6 +1033,9 @@ def replay(
             seq_gap,
             _hot,
         ) = r
+        if last_lesson is not None:  # the full path reads and writes ``lessons`` itself
+            lessons[last_lesson] = lesson_ms
+            last_lesson = None
         if sid != last_sid:
             # The session's running state lives in locals while its beats follow each other.
             if last_sid is not None:
@@ -1304,7 +1311,6 @@ def replay(
                         s_covered_ms += _new_ms(covered, a, b)
                         _add_range(covered, a, b)
             lessons[lesson_id] = lessons.get(lesson_id, 0) + credit
-            last_lesson = None  # the fast path's copy is stale
             day_credit += credit
             clock = start + credit * 1000
         append(
@@ -1318,6 +1324,8 @@ def replay(
         )
     if last_sid is not None:
         s.keep(s_hidden, s_event, s_claim_end, s_claimed, s_covered_ms, s_seq)
+    if last_lesson is not None:
+        lessons[last_lesson] = lesson_ms
     focus.session_id, focus.until = f_sid, f_until
     return out, clock, day_credit
 

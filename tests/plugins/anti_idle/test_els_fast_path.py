@@ -128,7 +128,9 @@ def els_policy():
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.tuples(st.sampled_from([0, 0, 0, 1]), st.booleans()), min_size=2, max_size=40),
+    st.lists(
+        st.tuples(st.sampled_from([0, 0, 0, 1]), st.booleans(), st.sampled_from([1, 1, 1, 2])), min_size=2, max_size=40
+    ),
     st.sampled_from([0, -1_500_000, -1_500_001, -2_000_000]),
     policy_st,
     policy_st,
@@ -138,9 +140,23 @@ def test_fast_path_with_a_policy_per_beat(raw, jitter, policy_a, policy_b, serve
     # The policy version each beat recorded, two alternating, over one wall span (8.5 s
     # puts a 10 s claim on R01's bound at 1x): the fast path keeps its speed, delivery and
     # drift bounds per policy and wall span, and must not carry one over a policy change.
-    beats = honest_day([(session, jitter, 0, None) for session, _ in raw], 3_600_000, served)
+    # Two lessons: the fast path keeps the lesson's credit in a local and writes it back
+    # to ``lessons`` when it leaves the lesson, the fast path or the day (R10 reads it).
+    beats = honest_day([(session, jitter, 0, None) for session, _, _ in raw], 3_600_000, served)
+    for beat, (_, _, lesson) in zip(beats, raw, strict=True):
+        beat["lesson_id"] = lesson
     rows = rows_of(beats)
     a, b = els.params_of(policy_a), els.params_of(policy_b)
-    params = [a if first else b for _, first in raw]
-    fast = els.assess_day(rows, params)
-    assert fast == els.assess_day([r._replace(hot=None) for r in rows], params)
+    params = [a if first else b for _, first, _ in raw]
+    fast_start, full_start = els.DayStart(lessons={2: 50_000}), els.DayStart(lessons={2: 50_000})
+    fast = els.assess_day(rows, params, None, fast_start)
+    assert fast == els.assess_day([r._replace(hot=None) for r in rows], params, None, full_start)
+    assert fast_start.lessons == full_start.lessons
+
+    def state(start):
+        return {
+            k: (v.hidden_since, v.last_event, v.last_claim_end, v.claimed_ms, v.covered, v.covered_ms, v.last_seq)
+            for k, v in start.sessions.items()
+        }
+
+    assert state(fast_start) == state(full_start)
