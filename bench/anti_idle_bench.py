@@ -598,22 +598,12 @@ def bench_ingest(
             # The seed's document completes after 60 s of reading: at the 10 s cadence every learner,
             # all started together, completes it inside the window (a burst of 3-5 ms completions).
             conn.execute("UPDATE lessons SET min_read_seconds = %s WHERE id = %s", (args.min_read, lesson_id))
-    if server_kind == "uvicorn":  # the ASGI front (lms_core/learning/beat_asgi.py), group commit on
-        server, port = common.start_gunicorn(
-            env,
-            workers=args.workers,
-            # The beat route's fast path in the HTTP protocol (beat_http; LMS_BEAT_HTTP_FAST=0: off).
-            worker_class=args.worker_class,
-            app="lms_core.learning.beat_asgi:create_app()",
-            extra_args=["--keep-alive", str(args.keep_alive)],
-        )
-        shape = f"{args.workers} uvicorn workers (ASGI front, group commit)"
-    else:
-        server, port = common.start_gunicorn(env, workers=args.workers, worker_class="gthread", threads=args.threads)
-        shape = f"{args.workers} gthread workers x {args.threads} threads"
+    server, port, shape = _start_server(env, args, server_kind, args.workers)
     try:
         if args.rate:
-            return _ingest_open(url, port, server, shape, lesson_id, args, pg_pid, server_kind, offset, lesson_kind)
+            return _ingest_open(
+                url, port, server, shape, lesson_id, args, pg_pid, server_kind, offset, lesson_kind, env=env
+            )
         names = [f"bench{i * getattr(args, 'stride', 7) + offset:06d}" for i in range(args.clients)]
         first_seq = 1
         if args.own_addresses:  # as the open loop: one device per learner, sign-ins minted, first beats sent
@@ -683,6 +673,24 @@ def bench_ingest(
         common.stop_server(server)
 
 
+def _start_server(
+    env: dict[str, str], args: argparse.Namespace, server_kind: str, workers: int
+) -> tuple[subprocess.Popen[bytes], int, str]:
+    """gunicorn for the ingest bench on a free port: (process, port, its shape in words)."""
+    if server_kind == "uvicorn":  # the ASGI front (lms_core/learning/beat_asgi.py), group commit on
+        server, port = common.start_gunicorn(
+            env,
+            workers=workers,
+            # The beat route's fast path in the HTTP protocol (beat_http; LMS_BEAT_HTTP_FAST=0: off).
+            worker_class=args.worker_class,
+            app="lms_core.learning.beat_asgi:create_app()",
+            extra_args=["--keep-alive", str(args.keep_alive)],
+        )
+        return server, port, f"{workers} uvicorn workers (ASGI front, group commit)"
+    server, port = common.start_gunicorn(env, workers=workers, worker_class="gthread", threads=args.threads)
+    return server, port, f"{workers} gthread workers x {args.threads} threads"
+
+
 def _mint(url: str, lesson_id: int, names: list[str]) -> list[open_loop.Learner]:
     """Sign-ins minted in process (bench/open_loop.py), each learner on its own loopback address
     (progress every 2,000 from 5,000 learners on)."""
@@ -706,6 +714,7 @@ def _ingest_open(
     server_kind: str,
     offset: int,
     lesson_kind: str = "document",
+    env: dict[str, str] | None = None,
 ) -> dict[str, object]:
     """Open loop (``--rate``): ``learners`` each beating every ``learners / rate`` s (bench/open_loop.py).
 
@@ -724,7 +733,7 @@ def _ingest_open(
     mint_s = time.perf_counter() - started
     interval = learners / args.rate
     step(f"{mint_s:.0f} s to mint {learners}")
-    video = units = None
+    video = None
     if lesson_kind != "document":  # primed on the learners' loop (_drive_video), after the media's first ranges
         video = _video_learners(
             url, port, minted, lesson_id, learners, interval, args, bare=lesson_kind == "video_bare"
@@ -750,141 +759,337 @@ def _ingest_open(
         f"open loop: {args.rate:g} beats/s offered by {learners} learners, one every {interval:.2f} s each"
         + (f", from {generators} generator processes" if generators > 1 else "")
     )
-    marks: dict[str, float] = {}
-    seen: dict[str, Any] = {}  # the window's statements and COMMITs, read as it closes
-
+    primed_by_prime = primed if video is None else None
     diag = os.environ.get("BENCH_DIAG") == "1"  # bench/window_diag.py: the window's CPU by process and statement
 
-    def on_window(opening: bool) -> None:  # blocking, on the generator's loop: short reads only
-        if opening:
-            reset_statements(url)
-            if diag:  # after the reset: the statements' figures are the window's
-                seen["diag_before"] = window_diag.snapshot(plain(url), pg_pid, server.pid)
-            marks.update(
-                server=tree_cpu_seconds(server.pid),
-                pg=_postgres_cpu(pg_pid),
-                gen=time.process_time(),
-                load=os.getloadavg()[0],
-            )
-        else:
-            if diag:
-                seen["diag_after"] = window_diag.snapshot(plain(url), pg_pid, server.pid)
-            marks.update(
-                server=tree_cpu_seconds(server.pid) - marks["server"],
-                pg=_postgres_cpu(pg_pid) - marks["pg"],
-                gen=time.process_time() - marks["gen"],
-            )
-            seen.update(ran=counted_statements(url), commits=counted_commits(url))
+    def measure(
+        server: subprocess.Popen[bytes],
+        port: int,
+        shape: str,
+        first_seqs: list[int] | None = None,
+        label: str = "",
+    ) -> dict[str, object]:
+        """One measured window on ``server`` (warm-up first): its figures printed and returned.
+        ``label`` (a variant's window, ``--variant``): each learner goes on from ``first_seqs``,
+        the window's /proc/stat shares and its beats' credit are added, the day is not folded."""
+        primed = primed_by_prime
+        if label:
+            print(f"window {label}:")
+        marks: dict[str, float] = {}
+        seen: dict[str, Any] = {}  # the window's statements and COMMITs, read as it closes
 
-    if video is not None:
-        primed, tally, window, units = open_loop.run(
-            _drive_video(video, port, minted, args, on_window, server.pid, pg_pid)
-        )
-    elif generators > 1:
-        tally, window, gen_cpu = open_loop.drive_split(
-            port,
-            minted,
-            args.rate,
-            args.warmup,
-            args.duration,
-            processes=generators,
-            first_seq=2,
-            on_window=on_window,
-            jitter=JITTER,
-            seed=SCHEDULE_SEED,
-        )
-        marks["gen"] = gen_cpu  # the generator processes', not this one's
-    else:
-        tally, window = open_loop.run(
-            open_loop.drive(
+        def on_window(opening: bool) -> None:  # blocking, on the generator's loop: short reads only
+            if opening:
+                reset_statements(url)
+                if diag:  # after the reset: the statements' figures are the window's
+                    seen["diag_before"] = window_diag.snapshot(plain(url), pg_pid, server.pid)
+                marks.update(
+                    server=tree_cpu_seconds(server.pid),
+                    pg=_postgres_cpu(pg_pid),
+                    gen=time.process_time(),
+                    load=os.getloadavg()[0],
+                )
+                if label:
+                    seen["stat_before"] = _proc_stat()
+            else:
+                if label:
+                    seen["stat_after"] = _proc_stat()
+                if diag:
+                    seen["diag_after"] = window_diag.snapshot(plain(url), pg_pid, server.pid)
+                marks.update(
+                    server=tree_cpu_seconds(server.pid) - marks["server"],
+                    pg=_postgres_cpu(pg_pid) - marks["pg"],
+                    gen=time.process_time() - marks["gen"],
+                )
+                seen.update(ran=counted_statements(url), commits=counted_commits(url))
+
+        if video is not None:
+            primed, tally, window, units = open_loop.run(
+                _drive_video(video, port, minted, args, on_window, server.pid, pg_pid)
+            )
+        elif generators > 1:
+            tally, window, gen_cpu = open_loop.drive_split(
                 port,
                 minted,
                 args.rate,
                 args.warmup,
                 args.duration,
+                processes=generators,
                 first_seq=2,
                 on_window=on_window,
                 jitter=JITTER,
                 seed=SCHEDULE_SEED,
+                first_seqs=first_seqs,
             )
+            marks["gen"] = gen_cpu  # the generator processes', not this one's
+        else:
+            tally, window = open_loop.run(
+                open_loop.drive(
+                    port,
+                    minted,
+                    args.rate,
+                    args.warmup,
+                    args.duration,
+                    first_seq=2,
+                    on_window=on_window,
+                    jitter=JITTER,
+                    seed=SCHEDULE_SEED,
+                    first_seqs=first_seqs,
+                )
+            )
+        ran, commits = seen["ran"], seen["commits"]
+        values = sorted(v * 1000 for v in tally.latencies)
+        seconds = open_loop.per_second(tally, args.warmup)
+        # Rates over the window as scheduled; CPU per beat over the beats answered while the CPU
+        # was read (the same span unless the generator's loop fell behind: ``lag``).
+        n = max(1, tally.answered(window.opened, window.closed))
+        offered, achieved = tally.scheduled / args.duration, tally.answered(window.start, window.end) / args.duration
+        lag = window.opened - window.start
+        p50, p95, p99 = (percentile(values, q) for q in (50, 95, 99))
+        server_ms, pg_ms, gen_ms = (marks[k] * 1000 / n for k in ("server", "pg", "gen"))
+        statements = sum(calls for calls, _q in ran)
+        ok = achieved >= 2000 and p99 <= 100 and not tally.errors
+        with psycopg.connect(plain(url)) as conn:
+            envelopes = dict(
+                conn.execute("SELECT client->>'envelope', count(*) FROM anti_idle_beats GROUP BY 1").fetchall()
+            )
+        print(
+            f"ingestion [{server_kind}, open loop, {lesson_kind} lesson]: offered {offered:.0f} beats/s "
+            f"({tally.scheduled:,} scheduled in {args.duration:g} s), achieved {achieved:.0f} beats/s; "
+            f"latency from the scheduled send: p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, "
+            f"max {values[-1] if values else 0:.1f} ms; errors {tally.errors} "
+            f"{tally.kinds or ''}; {shape}; {learners} learners (own addresses), a beat every {interval:.2f} s "
+            f"± 10 %, {tally.connections} connections opened; the generator's clock {lag * 1000:.0f} ms late at the "
+            f"window; priming errors {primed.errors}; load average "
+            f"{marks['load']:.2f} at the window's start, {os.getloadavg()[0]:.2f} after; "
+            f"target >= 2000 beats/s, p99 <= 100 ms: {'met' if ok else 'MISSED'}\n"
+            f"    CPU per beat {server_ms + pg_ms:.2f} ms = gunicorn {server_ms:.2f} + PostgreSQL {pg_ms:.2f}; "
+            f"with the load generator's {gen_ms:.2f}: {server_ms + pg_ms + gen_ms:.2f} ms; "
+            f"{statements / n:.1f} SQL statements per beat, {n / max(1, commits):.1f} beats per COMMIT; "
+            f"stored beats by envelope {envelopes}; minting {learners} sign-ins took {mint_s:.1f} s"
         )
-    ran, commits = seen["ran"], seen["commits"]
-    values = sorted(v * 1000 for v in tally.latencies)
-    seconds = open_loop.per_second(tally, args.warmup)
-    # Rates over the window as scheduled; CPU per beat over the beats answered while the CPU
-    # was read (the same span unless the generator's loop fell behind: ``lag``).
-    n = max(1, tally.answered(window.opened, window.closed))
-    offered, achieved = tally.scheduled / args.duration, tally.answered(window.start, window.end) / args.duration
-    lag = window.opened - window.start
-    p50, p95, p99 = (percentile(values, q) for q in (50, 95, 99))
-    server_ms, pg_ms, gen_ms = (marks[k] * 1000 / n for k in ("server", "pg", "gen"))
-    statements = sum(calls for calls, _q in ran)
-    ok = achieved >= 2000 and p99 <= 100 and not tally.errors
-    with psycopg.connect(plain(url)) as conn:
-        envelopes = dict(
-            conn.execute("SELECT client->>'envelope', count(*) FROM anti_idle_beats GROUP BY 1").fetchall()
+        print(
+            f"    the server accepted every connection {tally.accept_wait * 1000:.0f} ms after the last connect; "
+            "latency by the second the beats fell due in (from the window's start; warm-up negative), "
+            "n p50/p99/max ms:\n" + open_loop.format_per_second(seconds)
         )
-    print(
-        f"ingestion [{server_kind}, open loop, {lesson_kind} lesson]: offered {offered:.0f} beats/s "
-        f"({tally.scheduled:,} scheduled in {args.duration:g} s), achieved {achieved:.0f} beats/s; "
-        f"latency from the scheduled send: p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, "
-        f"max {values[-1] if values else 0:.1f} ms; errors {tally.errors} "
-        f"{tally.kinds or ''}; {shape}; {learners} learners (own addresses), a beat every {interval:.2f} s "
-        f"± 10 %, {tally.connections} connections opened; the generator's clock {lag * 1000:.0f} ms late at the "
-        f"window; priming errors {primed.errors}; load average "
-        f"{marks['load']:.2f} at the window's start, {os.getloadavg()[0]:.2f} after; "
-        f"target >= 2000 beats/s, p99 <= 100 ms: {'met' if ok else 'MISSED'}\n"
-        f"    CPU per beat {server_ms + pg_ms:.2f} ms = gunicorn {server_ms:.2f} + PostgreSQL {pg_ms:.2f}; "
-        f"with the load generator's {gen_ms:.2f}: {server_ms + pg_ms + gen_ms:.2f} ms; "
-        f"{statements / n:.1f} SQL statements per beat, {n / max(1, commits):.1f} beats per COMMIT; "
-        f"stored beats by envelope {envelopes}; minting {learners} sign-ins took {mint_s:.1f} s"
-    )
-    print(
-        f"    the server accepted every connection {tally.accept_wait * 1000:.0f} ms after the last connect; "
-        "latency by the second the beats fell due in (from the window's start; warm-up negative), "
-        "n p50/p99/max ms:\n" + open_loop.format_per_second(seconds)
-    )
-    extra: dict[str, object] = {"per_second": seconds, "accept_wait_ms": round(tally.accept_wait * 1000)}
-    if lesson_kind == "document":
-        extra["prime_s"] = round(prime_s, 1)
-        extra["prime_cpu_ms_per_beat"] = round(prime_cpu * 1000 / learners, 2)
-    if video is not None and units:
-        extra |= _video_figures(video, window, n, server_ms + pg_ms, units)
+        extra: dict[str, object] = {"per_second": seconds, "accept_wait_ms": round(tally.accept_wait * 1000)}
+        if lesson_kind == "document":
+            extra["prime_s"] = round(prime_s, 1)
+            extra["prime_cpu_ms_per_beat"] = round(prime_cpu * 1000 / learners, 2)
+        if video is not None and units:
+            extra |= _video_figures(video, window, n, server_ms + pg_ms, units)
+        if label:  # the day goes on in the next window: not folded here
+            extra |= _cpu_shares(seen["stat_before"], seen["stat_after"])
+            print(
+                "    the machine over the window (/proc/stat, both cores): "
+                + ", ".join(f"{k} {extra[k + '_pct']:.1f} %" for k in CPU_SHARES)
+            )
+        else:
+            step("folding each learner's day (verdicts.settle) and reading back what they earned")
+            earned = _earned(url, names, lesson_id)
+            extra["earned"] = earned
+        for sample in (primed.samples + tally.samples + (video.tally.samples if video else []))[:3]:
+            print(f"    an error's answer: {sample!r}")
+        if diag:
+            print(window_diag.report(seen["diag_before"], seen["diag_after"], n))
+        if os.environ.get("BENCH_STATEMENTS"):  # the window's statements, most run first
+            width = int(os.environ.get("BENCH_SQL_WIDTH", "90"))
+            for calls, text in ran[: int(os.environ["BENCH_STATEMENTS"])]:
+                print(f"    {calls / n:5.2f}  {text[:width]}")
+        assert not envelopes.get("unsigned") and not envelopes.get("bad"), "the load generator's beats were not valid"
+        return {
+            **extra,
+            "lesson_kind": lesson_kind,
+            "mode": "open",
+            "offered_per_s": round(offered),
+            "beats_per_s": round(achieved),
+            "p50_ms": round(p50, 1),
+            "p95_ms": round(p95, 1),
+            "p99_ms": round(p99, 1),
+            "max_ms": round(values[-1], 1) if values else None,
+            "errors": tally.errors,
+            "error_kinds": tally.kinds,
+            "learners": learners,
+            "server": server_kind,
+            "cpu_ms_per_beat": round(server_ms + pg_ms, 2),
+            "server_cpu_ms_per_beat": round(server_ms, 2),
+            "pg_cpu_ms_per_beat": round(pg_ms, 2),
+            "loadgen_cpu_ms_per_beat": round(gen_ms, 2),
+            "statements_per_beat": round(statements / n, 1),
+            "beats_per_commit": round(n / max(1, commits), 1),
+            "load_at_start": round(marks["load"], 2),
+            "generator_lag_ms": round(lag * 1000),
+        }
+
+    if not args.variant:
+        return measure(server, port, shape)
+    return _run_variants(url, env or {}, args, server, port, server_kind, minted, names, lesson_id, measure)
+
+
+def _run_variants(
+    url: str,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    server: subprocess.Popen[bytes],
+    port: int,
+    server_kind: str,
+    minted: list[open_loop.Learner],
+    names: list[str],
+    lesson_id: int,
+    measure: Callable[..., dict[str, object]],
+) -> dict[str, object]:
+    """``--variant``: the primed learners through one window per variant and round (A B A B),
+    the server restarted with each variant's environment; the day folded once, at the end."""
+    variants = [_parse_variant(text, args.workers) for text in args.variant]
+    windows: list[dict[str, object]] = []
+    try:
+        for r in range(args.rounds):
+            for name, extra, workers in variants:
+                step(f"round {r + 1}, variant {name}: stopping the server (port {port}) gracefully")
+                common.stop_server(server)
+                _wait_port_free(port)
+                if args.warm_wal:  # each window from a checkpoint, as the runs of --repeat
+                    import psycopg
+
+                    with psycopg.connect(plain(url), autocommit=True) as conn:
+                        conn.execute("CHECKPOINT")
+                first_seqs, before_id = _next_seqs(url, minted)
+                server, port, shape = _start_server(dict(env, **extra), args, server_kind, workers)
+                label = f"{name} (round {r + 1}: {' '.join(f'{k}={v}' for k, v in extra.items()) or 'defaults'}, "
+                label += f"{workers} workers)"
+                res = measure(server, port, shape, first_seqs, label)
+                res |= _round_beats(url, before_id)
+                res.update(variant=name, round=r + 1, env=extra, workers=workers)
+                windows.append(res)
+    finally:
+        common.stop_server(server)
     step("folding each learner's day (verdicts.settle) and reading back what they earned")
     earned = _earned(url, names, lesson_id)
-    extra["earned"] = earned
-    for sample in (primed.samples + tally.samples + (video.tally.samples if video else []))[:3]:
-        print(f"    an error's answer: {sample!r}")
-    if diag:
-        print(window_diag.report(seen["diag_before"], seen["diag_after"], n))
-    if os.environ.get("BENCH_STATEMENTS"):  # the window's statements, most run first
-        width = int(os.environ.get("BENCH_SQL_WIDTH", "90"))
-        for calls, text in ran[: int(os.environ["BENCH_STATEMENTS"])]:
-            print(f"    {calls / n:5.2f}  {text[:width]}")
-    assert not envelopes.get("unsigned") and not envelopes.get("bad"), "the load generator's beats were not valid"
-    return {
-        **extra,
-        "lesson_kind": lesson_kind,
-        "mode": "open",
-        "offered_per_s": round(offered),
-        "beats_per_s": round(achieved),
-        "p50_ms": round(p50, 1),
-        "p95_ms": round(p95, 1),
-        "p99_ms": round(p99, 1),
-        "max_ms": round(values[-1], 1) if values else None,
-        "errors": tally.errors,
-        "error_kinds": tally.kinds,
-        "learners": learners,
-        "server": server_kind,
-        "cpu_ms_per_beat": round(server_ms + pg_ms, 2),
-        "server_cpu_ms_per_beat": round(server_ms, 2),
-        "pg_cpu_ms_per_beat": round(pg_ms, 2),
-        "loadgen_cpu_ms_per_beat": round(gen_ms, 2),
-        "statements_per_beat": round(statements / n, 1),
-        "beats_per_commit": round(n / max(1, commits), 1),
-        "load_at_start": round(marks["load"], 2),
-        "generator_lag_ms": round(lag * 1000),
-    }
+    print(_variant_table(windows))
+    return {"mode": "variants", "windows": windows, "earned": earned, "rounds": args.rounds}
+
+
+#: /proc/stat's shares printed for each ``--variant`` window.
+CPU_SHARES = ("user", "system", "idle", "iowait", "steal")
+
+
+def _proc_stat() -> list[int]:
+    """The machine's CPU ticks so far: user nice system idle iowait irq softirq steal (/proc/stat)."""
+    with open("/proc/stat") as fh:  # noqa: PTH123 - a procfs line
+        return [int(x) for x in fh.readline().split()[1:9]]
+
+
+def _cpu_shares(before: list[int], after: list[int]) -> dict[str, float]:
+    """The window's shares (%) of all CPU ticks: user (with nice), system (with irq, softirq),
+    idle, iowait, steal."""
+    d = [b - a for a, b in zip(before, after, strict=True)]
+    user, nice, system, idle, iowait, irq, softirq, steal = d
+    total = max(1, sum(d))
+    parts = {"user": user + nice, "system": system + irq + softirq, "idle": idle, "iowait": iowait, "steal": steal}
+    return {f"{k}_pct": round(100 * v / total, 1) for k, v in parts.items()}
+
+
+def _parse_variant(text: str, workers: int) -> tuple[str, dict[str, str], int]:
+    """``NAME=KEY=VALUE,KEY=VALUE`` (``NAME=``: the defaults) as (name, environment, workers);
+    the pseudo-key ``WORKERS`` is gunicorn's ``--workers``."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--variant {text!r}: NAME=KEY=VALUE,KEY=VALUE (NAME= for the defaults)")
+    extra: dict[str, str] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--variant {text!r}: {item!r} is not KEY=VALUE")
+        if key == "WORKERS":
+            workers = int(value)
+        else:
+            extra[key] = value
+    return name, extra, workers
+
+
+def _wait_port_free(port: int, timeout: float = 30.0) -> None:
+    """Until nothing listens on ``port`` any more (the stopped server's socket closed)."""
+    deadline = time.monotonic() + timeout
+    while open_loop._accept_queue(port) is not None and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.1)
+
+
+def _next_seqs(url: str, minted: list[open_loop.Learner]) -> tuple[list[int], int]:
+    """Each learner's next seq (its session's ``last_seq`` + 1: its day goes on where it was)
+    and the highest stored beat's id so far."""
+    import psycopg
+
+    ids = [m.path.split("/")[3] for m in minted]
+    with psycopg.connect(plain(url)) as conn:
+        last = dict(conn.execute("SELECT id, last_seq FROM learning_sessions WHERE id = ANY(%s)", (ids,)).fetchall())
+        top = conn.execute("SELECT coalesce(max(id), 0) FROM anti_idle_beats").fetchone()[0]
+    return [last[i] + 1 for i in ids], top
+
+
+def _round_beats(url: str, after_id: int) -> dict[str, object]:
+    """How the beats of one ``--variant`` round (restart gap, warm-up and window) were stored and
+    credited, each learner's first beat after the restart apart from the others; printed."""
+    import psycopg
+
+    with psycopg.connect(plain(url)) as conn:
+        rows = conn.execute(
+            """
+            WITH r AS (
+                SELECT *, seq = min(seq) OVER (PARTITION BY session_id) AS first
+                FROM anti_idle_beats WHERE id > %s
+            )
+            SELECT first, count(*), count(*) FILTER (WHERE credited_ms > 0),
+                   coalesce(sum(visible_ms), 0), coalesce(sum(credited_ms), 0),
+                   count(*) FILTER (WHERE jsonb_array_length(flags::jsonb) > 0)
+            FROM r GROUP BY first
+            """,
+            (after_id,),
+        ).fetchall()
+        flags = dict(
+            conn.execute(
+                "SELECT f, count(*) FROM anti_idle_beats, jsonb_array_elements_text(flags::jsonb) f "
+                "WHERE id > %s GROUP BY f ORDER BY 2 DESC",
+                (after_id,),
+            ).fetchall()
+        )
+    out: dict[str, object] = {"round_flags": flags}
+    parts = []
+    for first, n, credited, visible, credited_ms, flagged in sorted(rows, reverse=True):
+        key = "round_first_beats" if first else "round_other_beats"
+        out[key] = {
+            "stored": n,
+            "credited": credited,
+            "visible_ms": int(visible),
+            "credited_ms": int(credited_ms),
+            "flagged": flagged,
+        }
+        parts.append(
+            f"{'first after the restart' if first else 'the others'}: {n:,} stored, {credited:,} credited "
+            f"({100 * credited / max(1, n):.1f} %), {100 * credited_ms / max(1, visible):.1f} % of the visible "
+            f"time credited, {flagged:,} flagged"
+        )
+    print(f"    the round's beats (restart, warm-up, window) by learner: {'; '.join(parts)}; flags {flags or 'none'}")
+    return out
+
+
+def _variant_table(windows: list[dict[str, object]]) -> str:
+    """The ``--variant`` windows side by side."""
+    head = (
+        f"{'variant':<14} {'round':>5} {'beats/s':>7} {'errors':>6} {'p50':>6} {'p95':>6} {'p99':>6} {'max':>7} "
+        f"{'CPU/beat':>8} {'gunicorn':>8} {'PG':>6} {'gen':>6} {'b/COMMIT':>8} {'user%':>6} {'sys%':>5} "
+        f"{'idle%':>6} {'iow%':>5} {'steal%':>6}"
+    )
+    lines = ["summary of the windows (ms; CPU per beat ms; shares of both cores %):", "    " + head]
+    for w in windows:
+        lines.append(
+            f"    {w['variant']!s:<14} {w['round']:>5} {w['beats_per_s']:>7} {w['errors']:>6} {w['p50_ms']:>6} "
+            f"{w['p95_ms']:>6} {w['p99_ms']:>6} {w['max_ms']!s:>7} {w['cpu_ms_per_beat']:>8} "
+            f"{w['server_cpu_ms_per_beat']:>8} {w['pg_cpu_ms_per_beat']:>6} {w['loadgen_cpu_ms_per_beat']:>6} "
+            f"{w['beats_per_commit']:>8} {w['user_pct']:>6} {w['system_pct']:>5} {w['idle_pct']:>6} "
+            f"{w['iowait_pct']:>5} {w['steal_pct']:>6}"
+        )
+    return "\n".join(lines)
 
 
 #: The open loop's schedule: each beat ± 10 % of the interval, drawn from this seed. The video
@@ -1257,6 +1462,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, help="ingest: the runs this many times over, interleaved (A B A B)"
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=KEY=VALUE,KEY=VALUE",
+        help="ingest, open loop, document lesson: after priming, one window per variant (and round) on the same "
+        "learners, gunicorn restarted with these environment settings (pseudo-key WORKERS=n: --workers); "
+        "NAME= for the defaults; repeatable",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="--variant: each variant this many times, interleaved (A B A B)"
+    )
     parser.add_argument("--days", type=int, default=10_000, help="person-days to recompute")
     parser.add_argument("--beats-per-day", type=int, default=20)
     parser.add_argument("--replay-beats", type=int, default=60, help="replay: beats per learner")
@@ -1265,6 +1482,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
+    if args.variant and not (
+        args.only == "ingest" and args.rate and args.lesson_kind == "document" and args.server != "both"
+    ):
+        parser.error("--variant needs --only ingest --rate R, a document lesson and one --server")
+    if args.variant and args.repeat != 1:
+        parser.error("--variant: use --rounds, not --repeat")
     results: dict[str, object] = {}
     if args.only in (None, "els"):
         results["els"] = bench_els(args.els_rounds)

@@ -559,15 +559,23 @@ class Window:
 
 
 def schedule(
-    learners: int, interval: float, span: float, *, jitter: float, first_seq: int, rnd: random.Random
+    learners: int,
+    interval: float,
+    span: float,
+    *,
+    jitter: float,
+    first_seq: int,
+    rnd: random.Random,
+    first_seqs: Sequence[int] | None = None,
 ) -> list[tuple[float, int, int]]:
     """The run's beats as ``(due, learner, seq)`` in the order they fall due, ``due`` in seconds
     from the schedule's start: each learner's first beat at a random point of the first
-    interval, then one every ``interval`` ± ``jitter``, until ``span``."""
+    interval, then one every ``interval`` ± ``jitter``, until ``span``. ``first_seqs``: each
+    learner's own first seq (a day that goes on after an earlier run), else ``first_seq``."""
     firsts = [rnd.random() * interval for _ in range(learners)]
     plan: list[tuple[float, int, int]] = []
     for i, due in enumerate(firsts):
-        seq = first_seq
+        seq = first_seqs[i] if first_seqs is not None else first_seq
         while due < span:
             plan.append((due, i, seq))
             seq += 1
@@ -590,6 +598,7 @@ async def drive(
     content: BeatContent | None = None,
     on_answer: OnAnswer | None = None,
     start_at: Callable[[], float] | None = None,
+    first_seqs: Sequence[int] | None = None,
 ) -> tuple[Tally, Window]:
     """Offer ``rate`` beats/s spread over ``learners`` for ``warmup + duration`` seconds.
 
@@ -606,7 +615,9 @@ async def drive(
     tally = Tally()
     state = _Run(tally, None, on_answer)
     clients = [Client(i, port, learner, state) for i, learner in enumerate(learners)]
-    plan = schedule(len(clients), interval, warmup + duration, jitter=jitter, first_seq=first_seq, rnd=rnd)
+    plan = schedule(
+        len(clients), interval, warmup + duration, jitter=jitter, first_seq=first_seq, rnd=rnd, first_seqs=first_seqs
+    )
     seqs: list[list[int]] = [[] for _ in clients]
     for _due, i, seq in plan:
         seqs[i].append(seq)
@@ -700,6 +711,7 @@ def drive_split(
     on_window: Callable[[bool], None] | None = None,
     jitter: float = 0.1,
     seed: int = 8,
+    first_seqs: Sequence[int] | None = None,
 ) -> tuple[Tally, Window, float]:
     """:func:`drive` in ``processes`` forked processes, each with a share of the learners and of
     the rate, on one schedule start: for more learners than one process's files allow (the
@@ -716,7 +728,18 @@ def drive_split(
         part_rate = rate * len(share) / len(learners)
         proc = ctx.Process(
             target=_drive_part,
-            args=(theirs, port, share, part_rate, warmup, duration, first_seq, jitter, seed + k),
+            args=(
+                theirs,
+                port,
+                share,
+                part_rate,
+                warmup,
+                duration,
+                first_seq,
+                jitter,
+                seed + k,
+                None if first_seqs is None else list(first_seqs[k::processes]),
+            ),
             daemon=True,
         )
         proc.start()
@@ -765,6 +788,7 @@ def _drive_part(
     first_seq: int,
     jitter: float,
     seed: int,
+    first_seqs: list[int] | None = None,
 ) -> None:
     """One process of :func:`drive_split`: its learners' schedule; its CPU over the window."""
     marks: list[float] = []
@@ -788,6 +812,7 @@ def _drive_part(
             on_window=on_window,
             seed=seed,
             start_at=start_at,
+            first_seqs=first_seqs,
         )
     )
     pipe.send((tally, marks[1] - marks[0] if len(marks) == 2 else 0.0))
