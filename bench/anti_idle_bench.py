@@ -18,6 +18,16 @@
    ``--server uvicorn``: gunicorn with uvicorn workers serving the ASGI front
    (``lms_core/learning/beat_asgi.py``: beats checked on the event loop, recorded by the
    worker's group commit); ``--server both`` runs gthread then uvicorn on the same cluster.
+   ``--variant NAME=KEY=VALUE,KEY=VALUE`` (repeatable; ``NAME=``: the defaults; pseudo-key
+   ``WORKERS=n``: gunicorn's ``--workers``) with ``--rounds N``, open loop and document lesson
+   only: the learners are minted and primed once, then for each round and variant (A B A B)
+   gunicorn is stopped gracefully, a CHECKPOINT taken (with ``--warm-wal``), the server started
+   with the variant's environment, and the same learners go on with their day (each from its
+   session's ``last_seq`` + 1) through the warm-up and the window. Each window prints the single
+   run's figures plus the machine's user/system/idle/iowait/steal shares over it (/proc/stat)
+   and how the round's beats were credited (each learner's first beat after the restart apart:
+   the restart's gap must not change what they earn); then a summary table; the day is folded
+   once, after the last window; ``--json`` has every window.
 
 Every beat is signed as the real player signs it (``envelope.sign_with_key`` with the
 session key the lesson page hands the player): an unsigned beat earns nothing (R03),
@@ -31,6 +41,9 @@ checks afterwards that its beats were judged ``valid`` and credited.
     .venv/bin/python bench/anti_idle_bench.py --only ingest --duration 20 --clients 32
     .venv/bin/python bench/anti_idle_bench.py --only ingest --server both --clients 64 --duration 60
     .venv/bin/python bench/anti_idle_bench.py --only beat --profile   # where the time goes
+    BENCH_DIAG=1 .venv/bin/python bench/anti_idle_bench.py --only ingest --server uvicorn --days 300 \
+        --duration 30 --rate 2000 --cadence 10 --warmup 20 --min-read 3600 --rounds 2 \
+        --variant base= --variant switch=LMS_BEAT_SWITCH_INTERVAL_US=1000 --variant w3=WORKERS=3
 """
 
 from __future__ import annotations
