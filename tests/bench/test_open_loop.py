@@ -138,6 +138,18 @@ def test_schedule_is_each_learners_beats_in_order_at_the_interval() -> None:
         assert mine[-1][0] + 2.2 >= 7.0  # none left out before the end
 
 
+def test_schedule_goes_on_from_each_learners_own_first_seq() -> None:
+    # A day that goes on after an earlier run (anti_idle_bench --variant): each learner from its
+    # own next seq; the dues are those of the same seed without them.
+    firsts = [5, 9, 2]
+    plan = open_loop.schedule(3, 2.0, 7.0, jitter=0.1, first_seq=2, rnd=random.Random(8), first_seqs=firsts)
+    same = open_loop.schedule(3, 2.0, 7.0, jitter=0.1, first_seq=2, rnd=random.Random(8))
+    assert [(due, i) for due, i, _s in plan] == [(due, i) for due, i, _s in same]
+    for i, first in enumerate(firsts):
+        mine = [seq for _d, j, seq in plan if j == i]
+        assert mine == list(range(first, first + len(mine))) and mine
+
+
 def test_drive_sends_every_scheduled_beat_signed_from_each_learners_address() -> None:
     people = learners(6)
     rate, warmup, duration = 30.0, 0.3, 1.0
@@ -247,7 +259,10 @@ def test_prime_counts_a_refused_first_beat(status: int) -> None:
     assert tally.errors == 2 and tally.kinds == {f"prime {status}": 2}
 
 
-def test_drive_split_drives_each_share_of_learners_from_its_own_process_on_one_window() -> None:
+@pytest.mark.parametrize("first_seqs", [None, [2, 7, 3, 11, 4, 20]])
+def test_drive_split_drives_each_share_of_learners_from_its_own_process_on_one_window(
+    first_seqs: list[int] | None,
+) -> None:
     # The issue's 20,000 learners hold more connections than one process may open: the learners
     # are dealt to processes (learner k to process k % n), each drives its share at its share of
     # the rate on its own seed; the window's callbacks run once, here, and the tallies merge.
@@ -275,7 +290,15 @@ def test_drive_split_drives_each_share_of_learners_from_its_own_process_on_one_w
     windows: list[bool] = []
     try:
         tally, window, cpu = open_loop.drive_split(
-            box["port"], people, 30.0, 0.3, 1.0, processes=2, first_seq=2, on_window=windows.append
+            box["port"],
+            people,
+            30.0,
+            0.3,
+            1.0,
+            processes=2,
+            first_seq=2,
+            on_window=windows.append,
+            first_seqs=first_seqs,
         )
     finally:
         stop = box["stop"]
@@ -284,7 +307,10 @@ def test_drive_split_drives_each_share_of_learners_from_its_own_process_on_one_w
     scheduled = 0
     for k in range(2):
         share = people[k::2]
-        plan = open_loop.schedule(3, 3 / 15.0, 1.3, jitter=0.1, first_seq=2, rnd=random.Random(8 + k))
+        firsts = None if first_seqs is None else first_seqs[k::2]  # each its own learners' next seqs
+        plan = open_loop.schedule(
+            3, 3 / 15.0, 1.3, jitter=0.1, first_seq=2, rnd=random.Random(8 + k), first_seqs=firsts
+        )
         for i, person in enumerate(share):
             assert seen.beats[person.address] == [seq for _d, j, seq in plan if j == i]
         scheduled += sum(due >= 0.3 for due, _i, _s in plan)
