@@ -894,6 +894,7 @@ def _ingest_open(
             extra |= _video_figures(video, window, n, server_ms + pg_ms, units)
         if label:  # the day goes on in the next window: not folded here
             extra |= _cpu_shares(seen["stat_before"], seen["stat_after"])
+            extra["_window_end"] = window.end
             print(
                 "    the machine over the window (/proc/stat, both cores): "
                 + ", ".join(f"{k} {extra[k + '_pct']:.1f} %" for k in CPU_SHARES)
@@ -937,7 +938,7 @@ def _ingest_open(
 
     if not args.variant:
         return measure(server, port, shape)
-    return _run_variants(url, env or {}, args, server, port, server_kind, minted, names, lesson_id, measure)
+    return _run_variants(url, env or {}, args, server, port, server_kind, minted, names, lesson_id, measure, interval)
 
 
 def _run_variants(
@@ -951,11 +952,13 @@ def _run_variants(
     names: list[str],
     lesson_id: int,
     measure: Callable[..., dict[str, object]],
+    interval: float,
 ) -> dict[str, object]:
     """``--variant``: the primed learners through one window per variant and round (A B A B),
     the server restarted with each variant's environment; the day folded once, at the end."""
     variants = [_parse_variant(text, args.workers) for text in args.variant]
     windows: list[dict[str, object]] = []
+    last = time.perf_counter()  # when the last beats were due (the priming's, then each window's end)
     try:
         for r in range(args.rounds):
             for name, extra, workers in variants:
@@ -969,9 +972,13 @@ def _run_variants(
                         conn.execute("CHECKPOINT")
                 first_seqs, before_id = _next_seqs(url, minted)
                 server, port, shape = _start_server(dict(env, **extra), args, server_kind, workers)
+                # A learner's next beat claims one interval of reading: at least that much wall
+                # time after its last one (else rule R04 cuts the claim, a restart's artefact).
+                time.sleep(max(0.0, last + interval * (1 + JITTER) - time.perf_counter()))
                 label = f"{name} (round {r + 1}: {' '.join(f'{k}={v}' for k, v in extra.items()) or 'defaults'}, "
                 label += f"{workers} workers)"
                 res = measure(server, port, shape, first_seqs, label)
+                last = float(res.pop("_window_end"))  # type: ignore[arg-type]
                 res |= _round_beats(url, before_id)
                 res.update(variant=name, round=r + 1, env=extra, workers=workers)
                 windows.append(res)
