@@ -464,6 +464,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="--group: every WAL record per beat by table and index (pg_walinspect)",
     )
+    parser.add_argument(
+        "--min-read",
+        type=int,
+        metavar="SECONDS",
+        help="the document lessons' reading time to complete (the seed's 60 s: learners complete in the "
+        "window; 3600: the steady state, nobody completes)",
+    )
     args = parser.parse_args(argv)
     cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")
     try:
@@ -476,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
         seed_large.seed(url, users=max(200, 3 * (args.group or 0) * args.sets * args.rounds + 2), units=200)
         seed_large.seed_study(url, courses=1, assigned=1)
         seed_large.settle(url)
+        if args.min_read is not None:
+            with psycopg.connect(anti_idle_bench.plain(url), autocommit=True) as conn:
+                conn.execute("UPDATE lessons SET min_read_seconds = %s WHERE kind = 'document'", (args.min_read,))
         if args.group:
             pg_pid = common.postmaster_pid(cluster)
             for round_ in range(args.rounds):

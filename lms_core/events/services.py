@@ -85,7 +85,7 @@ def _round_batch() -> beat_group.Batch | None:
     group pins its thread's session, so any other caller pays one attribute look-up)."""
     if not beat_tx.in_group() or not beat_tx.is_pg():
         return None
-    return beat_group.current(beat_tx.connection().info)
+    return beat_group.active()
 
 
 class _RoundJob:

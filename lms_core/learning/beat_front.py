@@ -52,7 +52,8 @@ from werkzeug.wsgi import get_host
 from lms_core import jsonsafe
 from lms_core.accounts.principal import principal_for
 from lms_core.expiring import ExpiringMap
-from lms_core.pluginhost.manager import get_plugin_manager
+from lms_core.learning import beat_tx
+from lms_core.pluginhost.manager import call_plain
 from lms_core.unit_of_work import bare_transaction
 
 PATH = re.compile(r"\A/learn/sessions/([0-9a-f]{32})/beat\Z")
@@ -299,7 +300,8 @@ def record(beat: Beat) -> Any:
     except jsonsafe.JSONRefused:
         raise HandToView from None
     g.lms_remote_addr = beat.remote_addr  # the event log's ip (events.emit)
-    get_plugin_manager().hook.lms_beat_received(session_id=beat.session_id, body=beat.body)
+    # Not through pluggy's call (~8 µs a beat): the same implementations, in its order.
+    call_plain(beat_tx.plugin_manager().hook.lms_beat_received, session_id=beat.session_id, body=beat.body)
     result = services.record_beat(beat.session_id, principal, payload)
     if result.refused:
         raise HandToView  # the view keeps it and says why

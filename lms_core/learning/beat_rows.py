@@ -203,7 +203,7 @@ def _pg(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple[A
     ``fetch=False`` for a statement that returns nothing: even asking builds the result's
     column descriptions."""
     cur = cursor()
-    batch = beat_group.current(beat_tx.connection().info)
+    batch = beat_group.active()
     if batch is not None:
         batch.flush_for(sql)  # the round's kept writes first (a no-op for the batch's own statements)
     cur.execute(sql, params, prepare=True)
@@ -222,7 +222,7 @@ def read(session_id: str, user_id: int) -> BeatState | None:
     """The beat's rows, locked; ``None`` when the session is not this user's or a row is missing."""
     params = {"session_id": session_id, "user_id": user_id}
     if is_pg():
-        batch = beat_group.current(beat_tx.connection().info)
+        batch = beat_group.active()
         if batch is not None:
             # Read (and locked) by the round's prefetch; taken once: a second read (a first
             # beat's rows just created) reads again.
@@ -249,7 +249,7 @@ _PG_USERS = (
 
 def users(user_ids: list[int]) -> list[tuple[Any, ...]]:
     """The rows ``principal.warm`` keeps, by one prepared statement (PostgreSQL)."""
-    return _pg(_PG_USERS, {"user_ids": user_ids})
+    return _pg(_PG_USERS, {"user_ids": pg_arrays.literal(user_ids)})
 
 
 #: The core's name in a round's batch (``beat_group.Batch``).
@@ -260,7 +260,14 @@ def prefetch(batch: beat_group.Batch, keys: list[tuple[str, int]]) -> dict[tuple
     """A round's rows (PostgreSQL): every ``(session id, user id)``'s rows in one locked read,
     kept in ``batch`` for :func:`read`; a key not found (not this user's, a first beat) is
     left out and read by the beat itself."""
-    rows = _pg(_PG_READ_MANY, {"session_ids": [k[0] for k in keys], "user_ids": [k[1] for k in keys]})
+    # Array literals (``pg_arrays``), cast in the statement: psycopg's list dumper is Python, a
+    # dumper call and a regular expression search per element (three lists of a round's size a
+    # round, with ``users``; docs/benchmarks.md, "the writer's Python per beat").
+    params = {
+        "session_ids": pg_arrays.literal([k[0] for k in keys]),
+        "user_ids": pg_arrays.literal([k[1] for k in keys]),
+    }
+    rows = _pg(_PG_READ_MANY, params)
     states = {(st.session_id, st.user_id): st for st in map(_pg_state, rows)}
     batch.read[_NAME] = dict(states)
     return states
@@ -343,7 +350,7 @@ def write(w: BeatWrite) -> None:
     st = w.state
     pg = is_pg()
     if pg:
-        batch = beat_group.current(beat_tx.connection().info)
+        batch = beat_group.active()
         if batch is not None:
             # Kept for the round's write (``_write_many`` takes its values from ``w``).
             batch.add(_NAME, _write_many, (w, utcnow()), _TABLES)

@@ -16,6 +16,9 @@ A group of beats (``beat_batch``) also *pins* its thread's session for the group
 context id through werkzeug's proxy) was ~1.5 µs, and a beat of a group asked for it about
 nine times through these two functions (``bench/beat_split.py --group 15``). One group runs
 in one app context on one thread, whose scoped session does not change while it runs.
+The group also keeps its session's dialect name and the app's plugin manager there
+(:func:`plugin_manager`): each a look-up through ``current_app`` (werkzeug's proxy) or the
+session's ``info`` that a beat made two to four times.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pluggy
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -32,27 +36,41 @@ from lms_core.extensions import db
 
 _DIALECT = "lms_beat_dialect"
 _CONNECTION = "lms_beat_connection"
-#: The session a group pinned on this thread (:func:`pinned`).
-_pin = threading.local()
+
+
+class _Pin(threading.local):
+    """What a group pinned on this thread (:func:`pinned`). Class defaults: a thread that never
+    pinned (a request's) reads ``None`` without an ``AttributeError`` made and dropped each time."""
+
+    session: Session | None = None
+    dialect: str | None = None
+    plugins: pluggy.PluginManager | None = None
+
+
+_pin = _Pin()
 
 
 @contextmanager
 def pinned() -> Iterator[None]:
     """This thread's scoped session, looked up once for the block (one group's beats)."""
+    from lms_core.pluginhost.manager import get_plugin_manager
+
     _pin.session = db.session()
+    _pin.dialect = None
+    _pin.plugins = get_plugin_manager()
     try:
         yield
     finally:
-        _pin.session = None
+        _pin.session = _pin.dialect = _pin.plugins = None
 
 
 def in_group() -> bool:
     """Whether this thread is recording a group of beats (:func:`pinned`)."""
-    return getattr(_pin, "session", None) is not None
+    return _pin.session is not None
 
 
 def _session() -> Session:
-    session: Session | None = getattr(_pin, "session", None)
+    session: Session | None = _pin.session
     return session if session is not None else db.session()
 
 
@@ -61,12 +79,27 @@ def session() -> Session:
     return _session()
 
 
+def plugin_manager() -> pluggy.PluginManager:
+    """The app's plugin manager: the group's pinned one, else ``get_plugin_manager()``."""
+    pm: pluggy.PluginManager | None = _pin.plugins
+    if pm is None:
+        from lms_core.pluginhost.manager import get_plugin_manager
+
+        pm = get_plugin_manager()
+    return pm
+
+
 def dialect_name() -> str:
     """The name of the session's database dialect (``"postgresql"``, ``"sqlite"``)."""
+    pinned_name: str | None = _pin.dialect
+    if pinned_name is not None:
+        return pinned_name
     session = _session()
     name: str | None = session.info.get(_DIALECT)
     if name is None:
         name = session.info[_DIALECT] = str(session.get_bind().dialect.name)
+    if _pin.session is session:
+        _pin.dialect = name
     return name
 
 

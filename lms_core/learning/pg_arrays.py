@@ -45,7 +45,8 @@ _OTHER_ESCAPE = re.compile(rb'\\[^"\\]')
 def literal(values: Sequence[Any]) -> str:
     """``values`` (``None``, bools, ints, strings, dates, aware datetimes) as an array literal."""
     text = _ENCODE(values)
-    if _OTHER_ESCAPE.search(text) is None:
+    # The backslash test first: most columns have none, and it costs a fraction of the search.
+    if b"\\" not in text or _OTHER_ESCAPE.search(text) is None:
         return "{" + text[1:-1].decode() + "}"
     return "{" + ",".join(map(_element, values)) + "}"
 

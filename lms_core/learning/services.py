@@ -318,7 +318,7 @@ def _assess(
     credited = core_credit
     time_ms: int | None = None
     answer: dict[str, Any] | None = None
-    for impl in get_plugin_manager().hook.lms_assess_interval.get_hookimpls():
+    for impl in beat_tx.plugin_manager().hook.lms_assess_interval.get_hookimpls():
         verdict: Verdict | None = impl.function(claim=claim)  # type: ignore[assignment]
         if verdict is None:
             continue

@@ -214,7 +214,9 @@ def lms_beat_received(session_id: str, body: bytes) -> None:
     beat view and by the lean heartbeat front (``lms_core/learning/beat_front.py``)
     alike; the lean front has an application context but no request context, so a
     plugin keeps what it judged in ``g`` (which is this request's) and must not read
-    ``request``. Anti-idle checks the signed envelope here. Return value ignored.
+    ``request``. Anti-idle checks the signed envelope here. Return value ignored. The group
+    path calls it with ``manager.call_plain`` (each implementation in pluggy's order, without
+    pluggy's per-call work; a hook wrapper is still honoured, through pluggy).
     """
 
 

@@ -61,6 +61,32 @@ def get_plugin_manager(app: Flask | None = None) -> pluggy.PluginManager:
     return pm
 
 
+def call_plain(hook: Any, **kwargs: Any) -> list[Any]:
+    """``hook(**kwargs)`` for a hook called on every heartbeat: the same implementations in the
+    same order (pluggy's: the last registered first), each given the arguments it names, and
+    their answers other than ``None``, without pluggy's per-call work (the spec's defaults, the
+    argument checks, ``_multicall``'s wrapper machinery). A hook with a wrapper, ``firstresult``,
+    keyword-only arguments or an argument the caller did not give goes through pluggy."""
+    impls = hook.get_hookimpls()
+    spec = hook.spec
+    plain = spec is None or not spec.opts.get("firstresult")
+    calls = []
+    for impl in reversed(impls) if plain else ():
+        if impl.hookwrapper or impl.wrapper or impl.kwargnames or not all(n in kwargs for n in impl.argnames):
+            plain = False
+            break
+        calls.append((impl.function, [kwargs[name] for name in impl.argnames]))
+    if not plain:
+        answers: list[Any] = hook(**kwargs)
+        return answers
+    results = []
+    for function, args in calls:
+        answer = function(*args)
+        if answer is not None:
+            results.append(answer)
+    return results
+
+
 def per_plugin(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
     """Call each implementation of a hook separately and pair answers with plugin names."""
     hook = getattr(pm.hook, hook_name)

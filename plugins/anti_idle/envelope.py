@@ -124,9 +124,17 @@ def sign_with_key(key: str, body: bytes) -> bytes:
     return body[:-1] + b',"sig":"' + mac.encode() + b'"}'
 
 
+def sig_tail(raw: bytes) -> re.Match[bytes] | None:
+    """``SIG_TAIL.search(raw)``: the pattern can only match at the last ``,"sig":"`` (what
+    follows a match holds no other), so it is matched there rather than searched for through
+    the body (~3,500 instructions for a heartbeat's)."""
+    at = raw.rfind(b',"sig":"')
+    return SIG_TAIL.match(raw, at) if at >= 0 else None
+
+
 def verify(session_id: str, raw: bytes) -> str:
     """``valid``, ``unsigned`` (no signature) or ``bad`` (a signature that does not match)."""
-    m = SIG_TAIL.search(raw)
+    m = sig_tail(raw)
     if m is None:
         return BAD if b'"sig"' in raw else UNSIGNED
     signed = raw[: m.start()] + b"}"

@@ -156,7 +156,7 @@ def load_for_beat(
     ``video``: also what ``checks.beat_check`` asks (PostgreSQL; else it asks itself).
     """
     if _dialect() == "postgresql":
-        batch = beat_group.current(beat_tx.connection().info)
+        batch = beat_group.active()
         found = None if batch is None else state_pg.take(batch, user_id, course_id, since, until, video=video)
         if found is None:
             found = state_pg.load(user_id, course_id, since, until, video=video)
@@ -189,7 +189,7 @@ def save(state: State, beat: dict[str, Any] | None = None) -> None:
     assert state.day is not None
     values = _values(state)
     if _dialect() == "postgresql":
-        batch = beat_group.current(beat_tx.connection().info)
+        batch = beat_group.active()
         if batch is not None:
             state_pg.keep(batch, values, beat)  # written with the round's others (beat_group)
         else:

@@ -29,7 +29,7 @@ import psycopg
 from psycopg.types.string import TextLoader
 from sqlalchemy import Table
 
-from lms_core.learning import beat_group, beat_rows, beat_tx, pg_arrays
+from lms_core.learning import beat_group, beat_rows, pg_arrays
 from lms_core.learning.beat_rows import json_text
 from plugins.anti_idle import els, models
 from plugins.anti_idle.inputs import CLOCK_STEP_MARGIN, LastCheck, Owed
@@ -102,7 +102,7 @@ def execute(
     adapters and its result columns' loaders again on every beat. ``names``: ``sql`` has
     PostgreSQL's own placeholders (``$1``, ... of :func:`_numbered`), given ``params`` in
     that order, on a kept :class:`psycopg.RawCursor`."""
-    batch = beat_group.current(beat_tx.connection().info)
+    batch = beat_group.active()
     if batch is not None:
         batch.flush_for(sql)  # a round's kept writes first (a no-op for the batch's own statement)
     if names is None:
@@ -443,7 +443,7 @@ _FOLDS = "anti_idle.folds"
 def keep_fold(verdict: dict[str, Any], lessons: list[dict[str, Any]]) -> None:
     """One fold's day verdict row (``verdicts._fold_kept``'s values) and lesson rows, kept in the
     round's batch (written by :func:`_write_folds`)."""
-    batch = beat_group.current(beat_tx.connection().info)
+    batch = beat_group.active()
     assert batch is not None
     batch.add(_FOLDS, _write_folds, (verdict, lessons), ("anti_idle_day_verdicts", "anti_idle_day_lessons"))
 

@@ -26,3 +26,14 @@ def test_block_sized_keys():
         key = bytes(range(size))
         keyed = (key, *envelope._pads(key))
         assert envelope._hmac_hex(keyed, b"beat") == hmac.new(key, b"beat", hashlib.sha256).hexdigest().encode()
+
+
+_PIECES = st.sampled_from(
+    [b',"sig":"', b'"sig":"', b"a" * 64, b"0123456789abcdef" * 4, b'"}', b"}", b" ", b"\n", b"x", b'"', b","]
+)
+
+
+@given(st.lists(_PIECES, max_size=12).map(b"".join))
+def test_the_signature_is_found_where_the_search_finds_it(raw):
+    found, searched = envelope.sig_tail(raw), envelope.SIG_TAIL.search(raw)
+    assert (found and (found.start(), found.group(1))) == (searched and (searched.start(), searched.group(1)))
