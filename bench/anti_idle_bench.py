@@ -43,7 +43,7 @@ checks afterwards that its beats were judged ``valid`` and credited.
     .venv/bin/python bench/anti_idle_bench.py --only beat --profile   # where the time goes
     BENCH_DIAG=1 .venv/bin/python bench/anti_idle_bench.py --only ingest --server uvicorn --days 300 \
         --duration 30 --rate 2000 --cadence 10 --warmup 20 --min-read 3600 --rounds 2 \
-        --variant base= --variant switch=LMS_BEAT_SWITCH_INTERVAL_US=1000 --variant w3=WORKERS=3
+        --variant base= --variant py5ms=LMS_BEAT_SWITCH_INTERVAL_US=5000 --variant w3=WORKERS=3
 """
 
 from __future__ import annotations

@@ -95,7 +95,9 @@ DEFAULTS: dict[str, Any] = {
     # ...and how long (µs) a thread holding the GIL runs before one that waits for it may take
     # it (sys.setswitchinterval; Python's 5,000; 0 leaves it): the writer coming back from
     # PostgreSQL waits up to this long for the event loop to let go (docs/benchmarks.md, "tail").
-    "LMS_BEAT_SWITCH_INTERVAL_US": 0,
+    # 1,000: the lower p99 in all four A/B pairs on the quiet machine at the same CPU per beat
+    # (docs/benchmarks.md, "Quiet machine, the lead's runs, 2026-12-06 19:56–21:31").
+    "LMS_BEAT_SWITCH_INTERVAL_US": 1_000,
     # ...and after each full collection what survived it is frozen too, so the keep-alive
     # connections opened after start-up are walked once, not by every full collection
     # (~100 ms of CPU, the GIL held, at 10,000 connections a worker; once an hour a full

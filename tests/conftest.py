@@ -174,6 +174,7 @@ def make_test_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[st
         "LMS_BEAT_GC_FREEZE": False,
         "LMS_BEAT_GC_GEN0": 0,
         "LMS_BEAT_GC_REFREEZE": False,
+        "LMS_BEAT_SWITCH_INTERVAL_US": 0,
     }
     config.update(extra)
     return config

@@ -134,6 +134,19 @@ def test_the_workers_start_up_sets_the_gil_switch_interval(app):
         sys.setswitchinterval(before)
 
 
+def test_the_workers_default_switch_interval_is_one_millisecond():
+    # The production default (the test settings turn it off, as they do the collector's):
+    # a worker's start-up with the shipped config sets 1 ms, not Python's 5 ms.
+    from lms_core.config import DEFAULTS
+
+    before = sys.getswitchinterval()
+    try:
+        beat_asgi.tune_gc({"LMS_BEAT_SWITCH_INTERVAL_US": DEFAULTS["LMS_BEAT_SWITCH_INTERVAL_US"]})
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    finally:
+        sys.setswitchinterval(before)
+
+
 def test_a_zero_switch_interval_leaves_pythons(app):
     before = sys.getswitchinterval()
     beat_asgi.tune_gc(app.config)  # the default, 0: Python's own
