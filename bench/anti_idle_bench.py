@@ -72,6 +72,7 @@ sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 import common  # noqa: E402 - bench/ is a folder of scripts, not a package
 import load  # noqa: E402
 import open_loop  # noqa: E402
+import open_loop_c  # noqa: E402
 import seed_large  # noqa: E402
 import video_learners  # noqa: E402
 import window_diag  # noqa: E402
@@ -772,6 +773,11 @@ def _ingest_open(
         f"open loop: {args.rate:g} beats/s offered by {learners} learners, one every {interval:.2f} s each"
         + (f", from {generators} generator processes" if generators > 1 else "")
     )
+    generator = "python" if video is not None else args.generator
+    step(
+        f"the load generator: {generator}"
+        + (" (bench/open_loop_c.py)" if generator == "c" else " (bench/open_loop.py)")
+    )
     primed_by_prime = primed if video is None else None
     diag = os.environ.get("BENCH_DIAG") == "1"  # bench/window_diag.py: the window's CPU by process and statement
 
@@ -820,6 +826,22 @@ def _ingest_open(
             primed, tally, window, units = open_loop.run(
                 _drive_video(video, port, minted, args, on_window, server.pid, pg_pid)
             )
+        elif generator == "c":
+            tally, window, gen_cpu, (gen_user, gen_sys) = open_loop_c.drive(
+                port,
+                minted,
+                args.rate,
+                args.warmup,
+                args.duration,
+                processes=generators,
+                first_seq=2,
+                on_window=on_window,
+                jitter=JITTER,
+                seed=SCHEDULE_SEED,
+                first_seqs=first_seqs,
+            )
+            marks["gen"] = gen_cpu  # the C programs', not this process's
+            marks.update(gen_user=gen_user, gen_sys=gen_sys)
         elif generators > 1:
             tally, window, gen_cpu = open_loop.drive_split(
                 port,
@@ -877,7 +899,13 @@ def _ingest_open(
             f"{marks['load']:.2f} at the window's start, {os.getloadavg()[0]:.2f} after; "
             f"target >= 2000 beats/s, p99 <= 100 ms: {'met' if ok else 'MISSED'}\n"
             f"    CPU per beat {server_ms + pg_ms:.2f} ms = gunicorn {server_ms:.2f} + PostgreSQL {pg_ms:.2f}; "
-            f"with the load generator's {gen_ms:.2f}: {server_ms + pg_ms + gen_ms:.2f} ms; "
+            f"with the load generator's ({generator}) {gen_ms:.3f}"
+            + (
+                f" (user {marks['gen_user'] * 1000 / n:.3f} + system {marks['gen_sys'] * 1000 / n:.3f})"
+                if "gen_user" in marks
+                else ""
+            )
+            + f": {server_ms + pg_ms + gen_ms:.2f} ms; "
             f"{statements / n:.1f} SQL statements per beat, {n / max(1, commits):.1f} beats per COMMIT; "
             f"stored beats by envelope {envelopes}; minting {learners} sign-ins took {mint_s:.1f} s"
         )
@@ -929,7 +957,8 @@ def _ingest_open(
             "cpu_ms_per_beat": round(server_ms + pg_ms, 2),
             "server_cpu_ms_per_beat": round(server_ms, 2),
             "pg_cpu_ms_per_beat": round(pg_ms, 2),
-            "loadgen_cpu_ms_per_beat": round(gen_ms, 2),
+            "loadgen_cpu_ms_per_beat": round(gen_ms, 3),
+            "generator": generator,
             "statements_per_beat": round(statements / n, 1),
             "beats_per_commit": round(n / max(1, commits), 1),
             "load_at_start": round(marks["load"], 2),
@@ -1469,6 +1498,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="open loop: generator processes (default: one per 10,000 learners, each holding their connections)",
+    )
+    parser.add_argument(
+        "--generator",
+        choices=["python", "c"],
+        default="c" if open_loop_c.available() else "python",
+        help="open loop, document lesson: the load generator, bench/open_loop_c.py's C program (default when "
+        "gcc is there) or bench/open_loop.py's asyncio one (video learners: always python)",
     )
     parser.add_argument(
         "--lesson-kind",
