@@ -39,18 +39,28 @@ from pathlib import Path
 from typing import Any
 
 
-def child(tree: str, beats: int, connections: int, go: str, mode: str) -> None:
-    """Under valgrind: build, warm, say ``ready``, wait for the go file, then run ``beats``."""
+def child(tree: str, beats: int, connections: int, go: str, mode: str, checks: str) -> None:
+    """Under valgrind: build, warm, say ``ready``, wait for the go file, then run ``beats``.
+
+    The server's code (``lms_core``) is the tree's; the harness (``bench/beat_http_micro.py``)
+    is this checkout's, so trees without its newer options compare on the same harness."""
     sys.path.insert(0, tree)
     os.chdir(tree)
+    import importlib.util
+
     import uvloop
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
-    from bench import beat_http_micro as micro
     from lms_core.learning import beat_asgi, beat_batch, beat_http
 
-    front = micro.front()
+    spec = importlib.util.spec_from_file_location("beat_http_micro", Path(__file__).with_name("beat_http_micro.py"))
+    assert spec is not None and spec.loader is not None
+    micro = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(micro)
+    sys.path.remove(str(Path(__file__).resolve().parent.parent))  # (the harness put its root first)
+
+    front = micro.front(checks)
     if mode == "writer":
         answer = front.record_soon(None, asyncio.new_event_loop()).result()  # the stub's fixed answer
 
@@ -99,9 +109,9 @@ def child(tree: str, beats: int, connections: int, go: str, mode: str) -> None:
     loop.run_until_complete(rounds(beats // connections))
 
 
-def count(tree: str, beats: int, connections: int, mode: str, work: Path) -> int:
+def count(tree: str, beats: int, connections: int, mode: str, checks: str, work: Path) -> int:
     """The loop thread's instructions for a run of ``beats`` (with its start-up after ``ready``)."""
-    tag = f"{Path(tree).resolve().name}.{mode}.{beats}.{os.getpid()}"
+    tag = f"{Path(tree).resolve().name}.{mode}.{checks}.{beats}.{os.getpid()}"
     out, go, log = work / f"{tag}.callgrind", work / f"{tag}.go", work / f"{tag}.log"
     python = str(Path(tree) / ".venv" / "bin" / "python")
     with log.open("w") as sink:
@@ -120,6 +130,7 @@ def count(tree: str, beats: int, connections: int, mode: str, work: Path) -> int
                 str(connections),
                 str(go),
                 mode,
+                checks,
             ],
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -141,15 +152,21 @@ def count(tree: str, beats: int, connections: int, mode: str, work: Path) -> int
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     parser.add_argument("--trees", default=".", help="checkouts to count, comma-separated")
     parser.add_argument("--mode", choices=["stub", "writer"], default="writer")
     parser.add_argument("--beats", default="400,1400", help="the two beat counts (multiples of --connections)")
     parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument(
+        "--checks",
+        choices=["stub", "real"],
+        default="stub",
+        help="LeanBeats.take stubbed, or real (a signed cookie and CSRF token, found in the verified-session cache)",
+    )
     args = parser.parse_args(argv)
     if args.child:
-        tree, beats, connections, go, mode = args.child
-        child(tree, int(beats), int(connections), go, mode)
+        tree, beats, connections, go, mode, checks = args.child
+        child(tree, int(beats), int(connections), go, mode, checks)
         return 0
     low, high = (int(n) for n in args.beats.split(","))
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
@@ -159,13 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         trees = args.trees.split(",")
         with ThreadPoolExecutor(2 * len(trees)) as pool:
             runs = {
-                (tree, n): pool.submit(count, tree, n, args.connections, args.mode, Path(work))
+                (tree, n): pool.submit(count, tree, n, args.connections, args.mode, args.checks, Path(work))
                 for tree in trees
                 for n in (low, high)
             }
             for tree in trees:
                 per = (runs[tree, high].result() - runs[tree, low].result()) / (high - low)
-                print(f"{tree}: {per:,.0f} instructions per beat on the loop thread ({args.mode})", flush=True)
+                print(f"{tree}: {per:,.0f} instructions per beat on the loop thread ({args.mode}, checks {args.checks})", flush=True)
     print(f"load average {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -71,14 +71,32 @@ class Transport:
         return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", self.port)}.get(name, default)
 
 
-def front() -> beat_asgi.BeatASGI:
+#: ``front(checks="real")``: the signed session cookie and CSRF header :func:`request` sends.
+SIGNED: dict[str, str] = {}
+
+
+def front(checks: str = "stub") -> beat_asgi.BeatASGI:
+    """The beat front with the writer stubbed; its checks (``LeanBeats.take``) stubbed with a
+    fixed signed session (``stub``), or run for real (``real``: :func:`request` then sends a
+    cookie and a CSRF token the app signed, verified once and then found in the cache, as a
+    player's every later beat is)."""
     from lms_core import create_app
 
     instance = tempfile.mkdtemp(prefix="beat_http_micro.")
     app = create_app({"SECRET_KEY": "micro", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance}/x.db"})
     beats = beat_asgi.BeatASGI(app)
-    session = {"_user_id": "1:1"}
-    beats.front.take = lambda environ: ("0" * 32, session)  # type: ignore[method-assign]
+    if checks == "real":
+        from itsdangerous import URLSafeTimedSerializer
+
+        seen = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": AGENT}
+        signed = {"_user_id": "1:1", "_id": beat_front._identifier(seen), "csrf_token": "t" * 40}
+        with app.app_context():
+            SIGNED["cookie"] = app.session_interface.get_signing_serializer(app).dumps(signed)  # type: ignore[attr-defined]
+        SIGNED["csrf"] = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token").dumps(signed["csrf_token"])  # type: ignore[arg-type]
+    else:
+        SIGNED.clear()
+        session = {"_user_id": "1:1"}
+        beats.front.take = lambda environ: ("0" * 32, session)  # type: ignore[method-assign]
     answer = (
         200,
         [(b"Content-Type", b"application/json"), (b"Content-Length", b"%d" % len(ANSWER)), *beat_front._HEADERS_ASGI],
@@ -98,13 +116,17 @@ def front() -> beat_asgi.BeatASGI:
     return beats
 
 
+AGENT = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"
+
+
 def request() -> bytes:
+    cookie, csrf = SIGNED.get("cookie", "x" * 180), SIGNED.get("csrf", "y" * 90)
     head = (
         "POST /learn/sessions/0123456789abcdef0123456789abcdef/beat HTTP/1.1\r\n"
-        "Host: lms.example.cn\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0\r\n"
+        f"Host: lms.example.cn\r\nUser-Agent: {AGENT}\r\n"
         "Accept: */*\r\nAccept-Language: zh-CN,zh;q=0.9\r\nOrigin: https://lms.example.cn\r\n"
-        "Referer: https://lms.example.cn/learn/lessons/1\r\nCookie: session=" + "x" * 180 + "\r\n"
-        "X-CSRFToken: " + "y" * 90 + "\r\nContent-Type: application/json\r\n"
+        "Referer: https://lms.example.cn/learn/lessons/1\r\nCookie: session=" + cookie + "\r\n"
+        "X-CSRFToken: " + csrf + "\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(BODY)}\r\n\r\n"
     )
     return head.encode() + BODY
@@ -170,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         default="1",
         help="keep-alive connections the beats take turns on, comma-separated for several runs (e.g. 1,2000,10000)",
     )
+    parser.add_argument("--checks", choices=["stub", "real"], default="stub", help="LeanBeats.take stubbed or real")
     args = parser.parse_args(argv)
-    beats = front()
+    beats = front(args.checks)
     beat_asgi.tune_gc(beats.app.config)  # as the worker at start-up (gc.freeze, gen0 20,000)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)

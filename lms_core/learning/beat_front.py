@@ -151,7 +151,10 @@ class LeanBeats:
             match is None
             or environ.get("REQUEST_METHOD") != "POST"
             or not config.get("LMS_LEAN_BEAT", True)
-            or environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != "application/json"
+            or (
+                (content_type := environ.get("CONTENT_TYPE", "")) != "application/json"  # (the player's: no split)
+                and content_type.split(";", 1)[0].strip().lower() != "application/json"
+            )
         ):
             return None
         length = environ.get("CONTENT_LENGTH") or ""
@@ -276,14 +279,22 @@ class Beat(NamedTuple):
     remote_addr: str | None
 
 
+_new_beat = tuple.__new__
+
+
 def beat_of(taken: tuple[str, dict[str, Any]], body: bytes, environ: dict[str, Any]) -> Beat | None:
     """The beat of a request :meth:`LeanBeats.take` took, or ``None`` (an odd ``_user_id``: the view)."""
     session_id, session = taken
+    parts = session["_user_id"].split(":", 1)
+    if len(parts) != 2:
+        return None
     try:
-        user_id, version = (int(part) for part in session["_user_id"].split(":", 1))
+        user_id = int(parts[0])
+        version = int(parts[1])
     except ValueError:
         return None
-    return Beat(session_id, user_id, version, body, environ.get("REMOTE_ADDR"))
+    # (``tuple.__new__``: the named tuple's own ``__new__`` is a Python function doing just this)
+    return _new_beat(Beat, (session_id, user_id, version, body, environ.get("REMOTE_ADDR")))
 
 
 def record(beat: Beat) -> Any:

@@ -186,6 +186,8 @@ class BeatHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._front = front_of(config)
+        #: ``LMS_BEAT_TRACE``'s tracer (set when the front is made), or ``None``: read per beat.
+        self._trace = None if self._front is None else self._front[0].trace
         #: The beat whose body is being read, or ``None``.
         self._reading: _Beat | None = None
         #: When the connection last went idle (the loop's clock), or ``None`` while a request
@@ -214,7 +216,9 @@ class BeatHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         self._idle_since = None
-        self.flow.resume_reading()
+        flow = self.flow
+        if flow.read_paused:  # (``FlowControl.resume_reading`` does nothing else: no call per answer)
+            flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
@@ -288,19 +292,9 @@ class BeatHttpProtocol(HttpToolsProtocol):
             )
         ):
             return None
-        length = None
-        for name, value in self.headers:
-            if name == b"content-length":
-                if length is not None or not value.isdigit() or int(value) > BODY_MAX:
-                    return None
-                length = value
-            elif name in (b"transfer-encoding", b"expect"):
-                return None
-        if length is None:
-            return None
         assert self._front is not None
         beats, trusted = self._front
-        marks = None if beats.trace is None else beat_trace.Marks(time.perf_counter())
+        marks = None if self._trace is None else beat_trace.Marks(time.perf_counter())
         # The scope as uvicorn completes it (HttpToolsProtocol.on_headers_complete), for the
         # view if the beat is handed on.
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
@@ -317,10 +311,23 @@ class BeatHttpProtocol(HttpToolsProtocol):
         scope["path"] = self.root_path + path
         scope["raw_path"] = self.root_path.encode("ascii") + raw_path
         scope["query_string"] = query
-        seen = proxied(scope, trusted)
+        seen = scope if trusted is None else proxied(scope, trusted)
         checked = beats.check(seen)
         if checked is None:
             return None  # uvicorn's path: the app checks it again and passes it to the site
+        # The body's framing, read off the environ the checks built (its header keys, repeated
+        # headers joined with ","): one ``Content-Length`` of at most BODY_MAX, no
+        # ``Transfer-Encoding``, no ``Expect``; else uvicorn's path (no second pass over the headers).
+        environ = checked[1]
+        length = environ.get("CONTENT_LENGTH")
+        if (
+            length is None
+            or not (length.isascii() and length.isdigit())
+            or int(length) > BODY_MAX
+            or "HTTP_TRANSFER_ENCODING" in environ
+            or "HTTP_EXPECT" in environ
+        ):
+            return None
         keep_alive = http_version != "1.0" and parser.should_keep_alive()
         return _Beat(scope, seen, checked[0], checked[1], keep_alive, marks)
 
@@ -388,7 +395,8 @@ class BeatHttpProtocol(HttpToolsProtocol):
                 scope["http_version"],
                 status,
             )
-        parts = [STATUS_LINE[status], _default_block(self.server_state.default_headers)]
+        defaults = self.server_state.default_headers
+        parts = [STATUS_LINE[status], _default[1] if _default[0] is defaults else _default_block(defaults)]
         has_connection_close = False
         lines = _LINES
         for header in headers:
@@ -409,9 +417,10 @@ class BeatHttpProtocol(HttpToolsProtocol):
             self.transport.close()
         self.on_response_complete()
         self._let_go(beat)
-        trace = self._front[0].trace if self._front is not None else None
-        if trace is not None and beat.marks is not None:
-            trace.beat(beat.taken[0], beat.body, beat.marks, time.perf_counter(), "group")
+        if beat.marks is not None:  # (marks only while tracing: no property read per beat)
+            trace = self._front[0].trace if self._front is not None else None
+            if trace is not None:
+                trace.beat(beat.taken[0], beat.body, beat.marks, time.perf_counter(), "group")
 
     def _let_go(self, beat: _Beat) -> None:
         """Drop the connection's references to an answered beat and the request it read.
