@@ -237,3 +237,26 @@ def test_a_signed_out_or_revoked_sign_in_is_not_served(app, pair, flask_requests
     r = lean.post(at, {"seq": 1, "event": "heartbeat"})
     assert flask_requests and r.status_code in (401, 302)
     assert db.session.query(LearningInterval).filter_by(session_id=lean.session_id).count() == 0
+
+
+@pytest.mark.parametrize(
+    "user_id", ["7:3", "7", "7:3:1", "a:3", "7:", ":3", " 7 : 3 ", "1_0:2", "-1:0", "", "７:3", "7:3\n"]
+)
+def test_beat_of_reads_the_user_and_version_as_two_ints(user_id: str) -> None:
+    """``beat_of`` takes ``_user_id`` as ``"<user>:<version>"`` read by ``int`` (what ``int``
+    accepts, it accepts; anything else, the view judges): the same as unpacking
+    ``int(part) for part in _user_id.split(":", 1)``, which it was."""
+    from lms_core.learning import beat_front
+
+    try:
+        user, version = (int(part) for part in user_id.split(":", 1))
+        expected: Any = (user, version)
+    except ValueError:
+        expected = None
+    beat = beat_front.beat_of(("s" * 32, {"_user_id": user_id}), b"{}", {"REMOTE_ADDR": "10.0.0.1"})
+    if expected is None:
+        assert beat is None
+    else:
+        assert beat == beat_front.Beat("s" * 32, *expected, b"{}", "10.0.0.1")
+        assert type(beat) is beat_front.Beat
+        assert (beat.user_id, beat.version, beat.remote_addr) == (*expected, "10.0.0.1")
