@@ -338,10 +338,12 @@ class BeatHttpProtocol(HttpToolsProtocol):
         ``?``, ``#`` or ``%``): that path is the whole target and the query empty, without
         parsing it (~2 µs a beat); any other form is parsed.
 
-        ``bytes.find``, not ``in``: ``bytes.__contains__`` first tries its argument as an
-        integer (a byte value) and, for bytes, builds and clears a ``TypeError`` with its
-        message before searching: ~1,800 instructions each, against ~150 (callgrind)."""
-        if url[:1] == b"/" and url.find(b"?") == url.find(b"%") == url.find(b"#") == -1:
+        Not ``in``: ``bytes.__contains__`` first tries its argument as an integer (a byte
+        value) and, for bytes, builds and clears a ``TypeError`` with its message before
+        searching: ~1,800 instructions each. Nor three ``bytes.find``: each parses its
+        arguments with ``PyArg_ParseTuple`` (~620 instructions a call, callgrind); one
+        ``translate`` deleting the three bytes, compared by length, is half their time."""
+        if url[:1] == b"/" and len(url.translate(None, b"?%#")) == len(url):
             return url, b""
         parsed = httptools.parse_url(url)
         return parsed.path, parsed.query or b""
