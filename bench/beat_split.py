@@ -107,6 +107,8 @@ ASSESS = "      _assess (core rule, hook dispatch, intersecting)"
 #: ``record_beat``'s own Python, cut at its call of ``_assess``: before the hook and after it.
 OWN_BEFORE = "      record_beat's own, before the hook (the claim, the budget)"
 OWN_AFTER = "      record_beat's own, after the hook (progress, events, values to write)"
+COMPLETION = "      _beat_completion"
+FACTS = "        _completion_facts (the course's check, one read)"
 
 
 class _Clock:
@@ -182,7 +184,9 @@ def _group_parts() -> list[tuple[str, Any, str]]:
         ("        plugin: lms_assess_interval (as one figure)", anti_idle, "assess_interval"),
         ("      emit (event log rows)", services, "emit"),
         ("      beat_rows.write (kept for the round's write)", beat_rows, "write"),
-        ("      _beat_completion", services, "_beat_completion"),
+        (COMPLETION, services, "_beat_completion"),
+        ("        _held (lms_completion_verdict: anti-idle's hold check)", services, "_held"),
+        (FACTS, services, "_completion_facts"),
         ("  round write: Batch.flush (one statement per side)", beat_group.Batch, "flush"),
         ("    core: beat_rows._write_many", beat_rows, "_write_many"),
         ("    plugin: state_pg._write_many", state.state_pg, "_write_many"),
@@ -419,6 +423,13 @@ def group_split(
             for split in (OWN_BEFORE, OWN_AFTER):
                 print(f"    {split:66s} {clock.own[split] * per:8.0f}")
     rest = cpu - clock.cpu[GROUP] - clock.handed_cpu
+    if not profile and clock.calls[FACTS]:
+        # A completion reads its course's facts once: the lesson completions of the window.
+        done = clock.calls[FACTS]
+        print(
+            f"    completions: {done} ({done / beats:.2f} per beat); _beat_completion "
+            f"{clock.cpu[COMPLETION] * 1e6 / done:.0f} µs per completion (all its beats' calls)"
+        )
     if not profile:
         print(f"    {'rest: app context per group, the beats built (not the handed ones)':66s} {rest * per:8.0f}")
     print("    PostgreSQL's time per beat by statement (pg_stat_statements: planning + execution, µs; calls per beat):")

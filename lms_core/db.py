@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.types import TypeDecorator
 
 #: Stable constraint names, so that Alembic autogenerate produces the same diff on
@@ -31,6 +32,26 @@ class Base(DeclarativeBase):
         mapper = self.__mapper__
         keys = ", ".join(f"{c.key}={getattr(self, str(c.key))!r}" for c in mapper.primary_key)
         return f"<{type(self).__name__} {keys}>"
+
+
+_Model = TypeVar("_Model", bound=Base)
+
+
+def transient_copy(cls: type[_Model], values: dict[str, Any]) -> _Model:
+    """A transient instance of ``cls`` (in no session) holding ``values`` as if loaded.
+
+    For the heartbeat's hot path, where an instance is only read (the completion verdict's
+    copies of the lesson and progress rows, an event kept for a round's INSERT): the
+    constructor sets each value through the ORM's attribute events and history, ~4-6 µs a
+    column (a lesson, a progress row and an event cost ~110 µs of CPU per completion,
+    ``timeit``, load 7); this puts them in the instance's ``__dict__`` as the ORM's loader
+    does (~8-13 µs each). Columns not given read as ``None``; a value set later goes
+    through the ORM as usual. Not for an instance meant to be added to a session (its values
+    have no history of a change).
+    """
+    obj: _Model = manager_of_class(cls).new_instance()
+    obj.__dict__.update(values)
+    return obj
 
 
 def utcnow() -> dt.datetime:

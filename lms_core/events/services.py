@@ -12,7 +12,7 @@ from flask import g, has_app_context, has_request_context, request
 from sqlalchemy import select, text
 
 from lms_core.authz import register_scope_resolver
-from lms_core.db import utcnow
+from lms_core.db import transient_copy, utcnow
 from lms_core.events.models import Event, EventHandlerFailure
 from lms_core.extensions import db
 from lms_core.jobs.services import enqueue, enqueue_many
@@ -59,21 +59,25 @@ def emit(
     actor_id = getattr(actor, "id", None)
     if org_unit_id is None and actor is not None:
         org_unit_id = getattr(actor, "org_unit_id", None)
-    event = Event(
-        name=name,
-        actor_id=actor_id,
-        org_unit_id=org_unit_id,
-        object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
-        course_id=course_id,
-        ip=_remote_addr(),
-        payload=payload or {},
-        created_at=utcnow(),
-    )
+    values = {
+        "name": name,
+        "actor_id": actor_id,
+        "org_unit_id": org_unit_id,
+        "object_type": object_type,
+        "object_id": None if object_id is None else str(object_id),
+        "course_id": course_id,
+        "ip": _remote_addr(),
+        "payload": payload or {},
+        "created_at": utcnow(),
+    }
     batch = _round_batch()
     if batch is not None:
-        _keep(batch, event)
-        return event
+        # Only read (by the round's INSERT), never added to the session: filled without the
+        # constructor's attribute events (~40 µs of CPU an event, ``transient_copy``).
+        kept = transient_copy(Event, values)
+        _keep(batch, kept)
+        return kept
+    event = Event(**values)
     db.session.add(event)
     db.session.flush()  # the id is the idempotency key handlers rely on
     enqueue(DISPATCH_JOB, {"event_id": event.id})

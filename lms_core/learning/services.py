@@ -35,7 +35,7 @@ from lms_core import jsonsafe
 from lms_core.accounts.models import User
 from lms_core.accounts.principal import Principal
 from lms_core.courses.models import Course, Lesson, LessonKind
-from lms_core.db import utcnow
+from lms_core.db import transient_copy, utcnow
 from lms_core.enrolments.models import Enrolment
 from lms_core.events.services import emit
 from lms_core.extensions import db
@@ -613,25 +613,33 @@ def _beat_completion(
     met = completion_rule_met(state.kind, coverage_bp, read_ms, state.completion_threshold_pct, state.min_read_seconds)
     if not met:
         return False, False
-    lesson = Lesson(
-        id=state.lesson_id,
-        course_id=state.course_id,
-        kind=LessonKind(state.kind),
-        media_id=state.media_id,
-        completion_threshold_pct=state.completion_threshold_pct,
-        min_read_seconds=state.min_read_seconds,
+    # Transient copies filled as the ORM's loader fills a row (``transient_copy``): the
+    # constructors' attribute events cost ~60 µs of CPU per completion.
+    lesson = transient_copy(
+        Lesson,
+        {
+            "id": state.lesson_id,
+            "course_id": state.course_id,
+            "kind": LessonKind(state.kind),
+            "media_id": state.media_id,
+            "completion_threshold_pct": state.completion_threshold_pct,
+            "min_read_seconds": state.min_read_seconds,
+        },
     )
-    progress = LessonProgress(
-        id=state.progress_id,
-        user_id=state.user_id,
-        lesson_id=state.lesson_id,
-        course_id=state.course_id,
-        position_ms=position_ms,
-        credited_segments=segments,
-        coverage_bp=coverage_bp,
-        read_ms=read_ms,
-        status=ProgressStatus(state.status),
-        completed_at=None,
+    progress = transient_copy(
+        LessonProgress,
+        {
+            "id": state.progress_id,
+            "user_id": state.user_id,
+            "lesson_id": state.lesson_id,
+            "course_id": state.course_id,
+            "position_ms": position_ms,
+            "credited_segments": segments,
+            "coverage_bp": coverage_bp,
+            "read_ms": read_ms,
+            "status": ProgressStatus(state.status),
+            "completed_at": None,
+        },
     )
     if _held(user, lesson, progress):
         return False, False
