@@ -51,7 +51,6 @@ from lms_core.learning.models import (
     ProgressStatus,
     RefusedBeat,
 )
-from lms_core.pluginhost.manager import get_plugin_manager
 
 #: Client events a heartbeat may carry (the player sends one on each media event).
 BEAT_EVENTS = {"heartbeat", "play", "pause", "seeked", "ended", "hidden", "visible", "terminate"}
@@ -805,7 +804,7 @@ def completion_rule_met(kind: str, coverage_bp: int, read_ms: int, threshold_pct
 
 def _held(user: User | Principal, lesson: Lesson, progress: LessonProgress) -> bool:
     """Does any ``lms_completion_verdict`` hold the completion?"""
-    answers = get_plugin_manager().hook.lms_completion_verdict(user=user, lesson=lesson, progress=progress)
+    answers = beat_tx.plugin_manager().hook.lms_completion_verdict(user=user, lesson=lesson, progress=progress)
     return any(a is False for a in answers)
 
 
