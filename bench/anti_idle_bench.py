@@ -1334,7 +1334,7 @@ def seed_beats(url: str, days: int, per_day: int) -> dt.date:
                 copy.write_row((sid, uid, lesson_id, enrol[uid], T0, T0, per_day, 0, 0, 0))
         bar = seed_large.Progress("beats", len(sessions) * per_day)
         with cur.copy(
-            "COPY anti_idle_beats (user_id, session_id, lesson_id, course_id, seq, lesson_kind, event, "
+            "COPY anti_idle_beats (user_id, session_id, lesson_id, seq, lesson_kind, event, "
             "received_at, wall_start, launched_at, claimed, position_ms, visible_ms, client, credit_start, "
             "credit_end, credited, credited_ms, cuts, flags, policy_version, session_claimed_ms, "
             "session_covered, lesson_credited_ms, day_credited_ms) FROM STDIN"
@@ -1348,7 +1348,6 @@ def seed_beats(url: str, days: int, per_day: int) -> dt.date:
                             uid,
                             sid,
                             lesson_id,
-                            course_id,
                             k + 1,
                             "document",
                             "heartbeat",

@@ -73,8 +73,9 @@ class Beat(Base):
     user_id: Mapped[int]
     #: The core's learning session (one tab); also the key of its signed media URL.
     session_id: Mapped[str] = mapped_column(String(32))
+    #: The beat's course is its lesson's: no column of its own (migration
+    #: 0012anti_idle_beat_no_course, docs/anti_idle.md).
     lesson_id: Mapped[int]
-    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
     #: The client's sequence number (gap-free per session; the core refuses repeats).
     seq: Mapped[int]
     #: ``video`` | ``document`` ...: the lesson kind at the time.

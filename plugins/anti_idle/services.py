@@ -92,7 +92,6 @@ def beat_input(claim: IntervalClaim) -> els.BeatInput:
 
 def beat_row(
     user_id: int,
-    course_id: int,
     beat: els.BeatInput,
     outcome: els.Outcome,
     policy_version: int,
@@ -105,7 +104,6 @@ def beat_row(
         user_id=user_id,
         session_id=beat.session_id,
         lesson_id=beat.lesson_id,
-        course_id=course_id,
         seq=beat.seq,
         lesson_kind=beat.lesson_kind,
         event=beat.event,
@@ -162,7 +160,7 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
     )
     beat = beat_input(claim)
     outcome = els.assess(beat, prior, policy.els_params, read.checks)
-    row = beat_row(claim.user_id, claim.course_id, beat, outcome, policy.version, claim.visible_ms, claim.position_ms)
+    row = beat_row(claim.user_id, beat, outcome, policy.version, claim.visible_ms, claim.position_ms)
     state.advance(person, beat, outcome.after, day)
     # The raw beat goes out with the state row's upsert (one statement on PostgreSQL),
     # unless the day is replayed first: the replay must find it stored.

@@ -561,11 +561,7 @@ def test_0031_one_key_per_ledger_row_keeps_the_append_only_triggers_and_downgrad
     _flask_db(full_app, "upgrade", "heads")
     found = _ledger_keys(empty_db)
     assert found["learning_intervals"] == ({("session_id", "user_id", "lesson_id"): session_key}, triggers, False)
-    assert found["anti_idle_beats"] == (
-        {("session_id", "user_id", "lesson_id"): session_key, ("course_id",): ("courses", ("id",))},
-        triggers,
-        False,
-    )
+    assert found["anti_idle_beats"] == ({("session_id", "user_id", "lesson_id"): session_key}, triggers, False)
     _flask_db(full_app, "downgrade", "0030hotroom")  # the plugin's 0011 goes first: it depends on 0031
     single = {
         ("session_id",): ("learning_sessions", ("id",)),
@@ -575,3 +571,135 @@ def test_0031_one_key_per_ledger_row_keeps_the_append_only_triggers_and_downgrad
     found = _ledger_keys(empty_db)
     assert found["learning_intervals"] == (single, triggers, True)
     assert found["anti_idle_beats"] == ({**single, ("course_id",): ("courses", ("id",))}, triggers, False)
+
+
+def _beat_columns(url: str) -> tuple[set[str], set[tuple[str, ...]]]:
+    """The raw beats' columns and the column sets of their foreign keys."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            columns = {c["name"] for c in inspector.get_columns("anti_idle_beats")}
+            keys = {tuple(fk["constrained_columns"]) for fk in inspector.get_foreign_keys("anti_idle_beats")}
+        return columns, keys
+    finally:
+        engine.dispose()
+
+
+def _studied(conn: Any) -> None:
+    """User 1 in course 1 (lessons 1 and 2), course 2 (lesson 3): a session and two raw beats on
+    lesson 1 and one on lesson 3."""
+    _city(conn)
+    user = {"org_unit_id": 1, "rank_band": "general", "party_member": True, "status": "active"}
+    user |= {"failed_logins": 0, "session_version": 1, "must_change_password": False, "created_at": NOW}
+    _insert(conn, "users", [{"id": 1, "username": "u1", "full_name": "学员1", **user}])
+    _insert(conn, "courses", [_course(1), _course(2)])
+    _insert(conn, "course_sections", [{"id": c, "course_id": c, "title": "章", "position": 1} for c in (1, 2)])
+    lesson = {"title": "课", "kind": "document", "required": True, "completion_threshold_pct": 95}
+    lesson |= {"min_read_seconds": 60, "passing_score_pct": 60, "max_attempts": 3, "shuffle_questions": False}
+    lesson |= {"show_correct_answers": False, "created_at": NOW}
+    _insert(
+        conn,
+        "lessons",
+        [
+            {"id": lid, "section_id": cid, "course_id": cid, "position": lid, **lesson}
+            for lid, cid in ((1, 1), (2, 1), (3, 2))
+        ],
+    )
+    _insert(
+        conn,
+        "enrolments",
+        [
+            {"id": c, "user_id": 1, "course_id": c, "registration": str(uuid.UUID(int=c)), "source": "self"}
+            | {"enrolled_at": NOW}
+            for c in (1, 2)
+        ],
+    )
+    session = {"user_id": 1, "started_at": NOW, "last_beat_at": NOW, "last_seq": 2}
+    session |= {"claimed_ms": 0, "credited_ms": 0, "unreported_ms": 0}
+    _insert(
+        conn,
+        "learning_sessions",
+        [
+            {"id": "a" * 32, "lesson_id": 1, "enrolment_id": 1, **session},
+            {"id": "b" * 32, "lesson_id": 3, "enrolment_id": 2, **session},
+        ],
+    )
+
+
+def _raw_beat(sid: str, lesson_id: int, seq: int) -> dict[str, Any]:
+    beat: dict[str, Any] = {"user_id": 1, "session_id": sid, "lesson_id": lesson_id, "seq": seq}
+    beat |= {"lesson_kind": "document", "event": "heartbeat", "received_at": NOW, "wall_start": NOW}
+    beat |= {"launched_at": NOW, "claimed": "[]", "position_ms": 0, "visible_ms": 0, "client": "{}"}
+    beat |= {"credited": "[]", "credited_ms": 0, "cuts": "{}", "flags": "[]", "policy_version": 0}
+    beat |= {"session_claimed_ms": 0, "session_covered": "[]", "lesson_credited_ms": 0, "day_credited_ms": 0}
+    return beat
+
+
+def _append_only(url: str) -> bool:
+    """Whether the raw beats refuse both an UPDATE and a DELETE."""
+    engine = create_engine(url)
+    try:
+        for statement in ("UPDATE anti_idle_beats SET seq = seq + 10", "DELETE FROM anti_idle_beats"):
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(statement))
+            except sa.exc.DatabaseError as error:
+                if "append-only" not in str(error):
+                    raise
+            else:
+                return False
+        return True
+    finally:
+        engine.dispose()
+
+
+def test_0012anti_idle_drops_the_beats_course_keeps_them_append_only_and_downgrade_refills_it(full_app, empty_db):
+    """The raw beats lose their course column and its key (the lesson's course is theirs); the
+    SQLite rebuild keeps the append-only triggers; downgrade gives the column back filled from the
+    lessons, with its key, still append-only."""
+    _flask_db(full_app, "upgrade", "heads")
+    _flask_db(full_app, "downgrade", "0011anti_idle_beat_session_key")
+    engine = create_engine(empty_db)
+    read = "SELECT seq, course_id FROM anti_idle_beats ORDER BY seq"
+    try:
+        with engine.begin() as conn:
+            _studied(conn)
+            beats = [_raw_beat("a" * 32, 1, 1), _raw_beat("a" * 32, 1, 2), _raw_beat("b" * 32, 3, 3)]
+            _insert(conn, "anti_idle_beats", [b | {"course_id": c} for b, c in zip(beats, (1, 1, 2), strict=True)])
+        _flask_db(full_app, "upgrade", "heads")
+        columns, keys = _beat_columns(empty_db)
+        assert "course_id" not in columns and keys == {("session_id", "user_id", "lesson_id")}
+        assert _append_only(empty_db)
+        assert _drift(full_app) == []
+        with engine.begin() as conn:
+            _insert(conn, "anti_idle_beats", [_raw_beat("b" * 32, 3, 4)])  # stored without a course
+        _flask_db(full_app, "downgrade", "0011anti_idle_beat_session_key")
+        columns, keys = _beat_columns(empty_db)
+        assert "course_id" in columns and ("course_id",) in keys
+        with engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(text(read))] == [(1, 1), (2, 1), (3, 2), (4, 2)]
+            nullable = {c["name"]: c["nullable"] for c in inspect(conn).get_columns("anti_idle_beats")}
+        assert nullable["course_id"] is False
+        assert _append_only(empty_db)
+        with engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(text(read))] == [(1, 1), (2, 1), (3, 2), (4, 2)]
+    finally:
+        engine.dispose()
+
+
+def test_0012anti_idle_refuses_to_drop_a_course_that_is_not_the_beats_lessons(full_app, empty_db):
+    """A stored beat naming another course than its lesson's keeps the column (nothing is lost)."""
+    _flask_db(full_app, "upgrade", "heads")
+    _flask_db(full_app, "downgrade", "0011anti_idle_beat_session_key")
+    engine = create_engine(empty_db)
+    try:
+        with engine.begin() as conn:
+            _studied(conn)
+            _insert(conn, "anti_idle_beats", [_raw_beat("a" * 32, 1, 1) | {"course_id": 2}])
+        result = full_app.test_cli_runner().invoke(args=["db", "upgrade", "heads"])
+        assert result.exit_code != 0 and "1 raw beats name a course that is not their lesson's" in result.output
+        columns, _keys = _beat_columns(empty_db)
+        assert "course_id" in columns
+    finally:
+        engine.dispose()

@@ -37,7 +37,6 @@ def _beat(session) -> Beat:
         user_id=session.user_id,
         session_id=session.id,
         lesson_id=session.lesson_id,
-        course_id=session.lesson.course_id,
         seq=1,
         lesson_kind="video",
         event="heartbeat",
