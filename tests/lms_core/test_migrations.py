@@ -128,11 +128,13 @@ def test_upgrade_reaches_every_head_of_every_enabled_branch(full_app, empty_db):
         heads = set(script.get_heads())
         core_head = script.get_revision("core@head")
         # A head another branch's revision depends on (``depends_on``: a plugin's key to a core
-        # table's new index) is applied before it, and Alembic records only the dependent one.
+        # table's new index), that revision a head or one of its ancestors, is applied before it,
+        # and Alembic records only the dependent branch's head.
         needed = set()
         for head in heads:
-            dependencies = script.get_revision(head).dependencies  # type: ignore[union-attr]
-            needed |= {dependencies} if isinstance(dependencies, str) else set(dependencies or ())
+            for revision in script.iterate_revisions(head, "base"):
+                dependencies = revision.dependencies  # type: ignore[union-attr]
+                needed |= {dependencies} if isinstance(dependencies, str) else set(dependencies or ())
     assert core_head is not None and core_head.revision in heads
     engine = create_engine(empty_db)
     try:
