@@ -80,7 +80,10 @@ def per_app(name: str, most: int | None = None) -> ExpiringMap[K, V]:
     """The current app's map called ``name`` (made on first use); outside an app, a throwaway one."""
     if not has_app_context():
         return ExpiringMap(most)
-    extensions = current_app.extensions
+    # The app itself, not the proxy: ``current_app.extensions`` made and dropped an
+    # ``AttributeError`` (the proxy's own attributes first) before its ``__getattr__`` (a beat's
+    # ``principal_for``).
+    extensions = current_app._get_current_object().extensions  # type: ignore[attr-defined]
     found = extensions.get(name)
     if found is None:  # setdefault: two threads starting together keep one map
         found = extensions.setdefault(name, ExpiringMap(most))

@@ -131,7 +131,7 @@ def warm(user_ids: list[int], read: Callable[[list[int]], Iterable[Sequence[Any]
     missing = [user_id for user_id in user_ids if cache.fresh(user_id, now) is None]
     if not missing:
         return
-    until = now + float(current_app.config["LMS_AUTH_CACHE_SECONDS"])
+    until = now + float(current_app._get_current_object().config["LMS_AUTH_CACHE_SECONDS"])  # type: ignore[attr-defined]
     rows = read(missing) if read is not None else db.session.execute(_many_statement(), {"user_ids": missing})
     for row in rows:
         found = _principal(row)

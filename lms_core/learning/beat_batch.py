@@ -38,6 +38,7 @@ from typing import Any
 from flask import Flask
 
 from lms_core.accounts import principal
+from lms_core.extensions import db
 from lms_core.learning import beat_front, beat_group, beat_rows, beat_trace, beat_tx
 from lms_core.pluginhost.manager import get_plugin_manager
 from lms_core.unit_of_work import bare_transaction
@@ -125,8 +126,6 @@ def record_group(app: Flask, requests: list[_Request]) -> None:
 
 
 def _record(app: Flask, pending: list[_Request], handed: list[_Request]) -> None:
-    from lms_core.extensions import db
-
     batched = beat_rows.is_pg()
     while pending:
         current: int | None = None

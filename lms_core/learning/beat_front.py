@@ -301,7 +301,7 @@ def record(beat: Beat) -> Any:
     """Record one beat in the caller's transaction (application context, no request) and
     return the service's result; raises :class:`HandToView` when the view must answer instead
     (the caller rolls back first: a refused beat is stored by the view, with its answer)."""
-    from lms_core.learning import services
+    import lms_core.learning.services as services  # not ``from``: no ``_handle_fromlist`` call per beat
 
     principal = principal_for(beat.user_id, beat.version)
     if principal is None or principal.must_change_password:
@@ -310,7 +310,8 @@ def record(beat: Beat) -> Any:
         payload = jsonsafe.loads(beat.body)
     except jsonsafe.JSONRefused:
         raise HandToView from None
-    g.lms_remote_addr = beat.remote_addr  # the event log's ip (events.emit)
+    # The event log's ip (events.emit); set on ``g``'s object, not through the proxy's ``__setattr__``.
+    g._get_current_object().lms_remote_addr = beat.remote_addr  # type: ignore[attr-defined]
     # Not through pluggy's call (~8 µs a beat): the same implementations, in its order.
     call_plain(beat_tx.plugin_manager().hook.lms_beat_received, session_id=beat.session_id, body=beat.body)
     result = services.record_beat(beat.session_id, principal, payload)

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pluggy
+from flask import Config, Flask, current_app
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -45,6 +46,7 @@ class _Pin(threading.local):
     session: Session | None = None
     dialect: str | None = None
     plugins: pluggy.PluginManager | None = None
+    config: Config | None = None
 
 
 _pin = _Pin()
@@ -58,10 +60,11 @@ def pinned() -> Iterator[None]:
     _pin.session = db.session()
     _pin.dialect = None
     _pin.plugins = get_plugin_manager()
+    _pin.config = current_app._get_current_object().config  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        _pin.session = _pin.dialect = _pin.plugins = None
+        _pin.session = _pin.dialect = _pin.plugins = _pin.config = None
 
 
 def in_group() -> bool:
@@ -87,6 +90,18 @@ def plugin_manager() -> pluggy.PluginManager:
 
         pm = get_plugin_manager()
     return pm
+
+
+def config() -> Config:
+    """The app's config: the group's pinned one, else the current app's.
+
+    Not ``current_app.config``: ``config`` is not the proxy's own attribute, so each look-up
+    made and dropped an ``AttributeError`` before the proxy's ``__getattr__`` found it."""
+    found: Config | None = _pin.config
+    if found is not None:
+        return found
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app.config
 
 
 def dialect_name() -> str:

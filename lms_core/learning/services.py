@@ -25,7 +25,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import Integer, String, Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -415,7 +414,7 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
     # equal to its members without an enum look-up per beat.
     kind: str = state.kind
     now = utcnow()
-    config = current_app.config
+    config = beat_tx.config()
     window = _hours(config["LMS_BEAT_LATE_WINDOW_HOURS"])
     if "made_at" in beat and now - beat["made_at"] > window:
         # Made more than the late window ago (a queue left on a device for days): it earns

@@ -176,9 +176,12 @@ class AntiIdlePlugin:
 
     @hookimpl
     def lms_beat_received(self, session_id: str, body: bytes) -> None:
-        from plugins.anti_idle.envelope import receive
+        # ``import ... as``, not ``from ... import``: in a function, the latter looks for the
+        # module's ``__path__`` on every call, two ``AttributeError``s made and dropped (Python
+        # 3.11), on every beat for this hook and the next.
+        import plugins.anti_idle.envelope as envelope
 
-        receive(session_id, body)
+        envelope.receive(session_id, body)
 
     @hookimpl
     def lms_beat_group_read(self, batch: Any, beats: list[tuple[int, int, str]]) -> None:
@@ -191,9 +194,9 @@ class AntiIdlePlugin:
 
     @hookimpl
     def lms_assess_interval(self, claim: IntervalClaim) -> Verdict | None:
-        from plugins.anti_idle.services import assess_interval
+        import plugins.anti_idle.services as services  # not ``from``: see lms_beat_received
 
-        return assess_interval(claim)
+        return services.assess_interval(claim)
 
     @hookimpl
     def lms_interval_reason(self, reason: Mapping[str, Any]) -> str | None:
