@@ -10,7 +10,7 @@ import pluggy
 from flask import Flask, g, request
 from flask_babel import Domain, get_locale
 
-from lms_core.db import install_idle_ping, install_read_only_commit, install_sqlite_pragmas
+from lms_core.db import install_idle_ping, install_read_only_commit, install_sqlite_pragmas, install_utc_sessions
 from lms_core.extensions import babel, csrf, db, login_manager, migrate
 from lms_core.i18n import LOCALE_COOKIE, SUPPORTED_LOCALES
 from lms_core.pluginhost import load_plugins
@@ -104,6 +104,7 @@ def init_extensions(app: Flask) -> None:
         for engine in db.engines.values():
             install_idle_ping(engine, app.config["LMS_DB_PING_IDLE_SECONDS"])
             install_read_only_commit(engine)
+            install_utc_sessions(engine)
     migrate.init_app(app, db, directory=str(REPO_DIR / "migrations"))
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"

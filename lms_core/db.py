@@ -224,6 +224,32 @@ def install_read_only_commit(engine: Any) -> None:
     dialect.do_rollback = do_rollback
 
 
+def install_utc_sessions(engine: Any) -> None:
+    """Run every PostgreSQL session of the app in UTC (``SET TIME ZONE 'UTC'`` on connect).
+
+    psycopg hands out each ``timestamptz`` it reads in the session's time zone: with the
+    server's default (this machine's ``Etc/UTC``, a deployment's ``Asia/Shanghai``) that is a
+    ``ZoneInfo``, one ``astimezone`` through its ``utcoffset`` per value, and the app converts
+    each to UTC again (``UTCDateTime``, the beat's Core reads): two conversions of ~1,600
+    instructions a value, about eight a heartbeat. In a UTC session psycopg's tzinfo is
+    ``datetime.UTC`` and both are no-ops. The app's SQL names its time zones (Beijing days are
+    ``AT TIME ZONE 'Asia/Shanghai'``): the test clusters run at offset 0 (``Etc/UTC``) already.
+    ``SET``, not a startup ``options``: PgBouncer tracks ``TimeZone`` but refuses ``options``."""
+    if engine.dialect.name != "postgresql":
+        return
+    from sqlalchemy import event
+
+    def _connected(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SET TIME ZONE 'UTC'")
+        finally:
+            cursor.close()
+        dbapi_connection.commit()  # not autocommit: the SET's transaction, or a rollback would undo it
+
+    event.listen(engine, "connect", _connected)
+
+
 # Append-only tables --------------------------------------------------------------
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
