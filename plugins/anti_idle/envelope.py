@@ -148,7 +148,7 @@ def receive(session_id: str, body: bytes) -> None:
 
     Kept in ``g``, not read from ``request``: the core's lean heartbeat front calls this
     with an application context and no request context."""
-    g._get_current_object().anti_idle_envelope = verify(session_id, body)  # type: ignore[attr-defined]  # not the proxy's setattr
+    g._get_current_object().anti_idle_envelope = verify(session_id, body)  # not the proxy's setattr
 
 
 def stamp(client: dict[str, Any]) -> dict[str, Any]:
@@ -159,7 +159,7 @@ def stamp(client: dict[str, Any]) -> dict[str, Any]:
     """
     # ``g``'s object, not the proxy: ``pop`` is not the proxy's own, so ``g.pop`` made and
     # dropped an ``AttributeError`` before the proxy's ``__getattr__`` found it (every beat).
-    globals_ = g._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]
+    globals_ = g._get_current_object() if has_app_context() else None
     verdict = globals_.pop("anti_idle_envelope", UNSIGNED) if globals_ is not None else UNSIGNED
     return {**client, "envelope": str(verdict)}
 
