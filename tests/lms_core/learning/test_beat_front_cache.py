@@ -183,3 +183,44 @@ def test_a_tampered_cookie_is_verified_each_time_and_refused(
         assert at_time(app, lean, clock, at, tampered, token) is None
     assert at_time(app, lean, clock, at, cookie, token[:-2] + "xx") is None  # a tampered token too
     assert verified == [cookie, tampered, tampered, cookie]
+
+
+def test_the_https_referrer_check_is_kept_by_referrer_and_host(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over HTTPS the referrer must be of the same origin (Flask-WTF's rule): its answer is kept
+    by the referrer and the host it was compared with, and is the same as computed afresh."""
+    import flask_wtf.csrf
+
+    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
+    monkeypatch.setitem(app.config, "WTF_CSRF_SSL_STRICT", True)
+    original = flask_wtf.csrf.same_origin
+    compared: list[str] = []
+
+    def same_origin(current: str, compare: str) -> bool:
+        compared.append(current)
+        return original(current, compare)
+
+    monkeypatch.setattr(flask_wtf.csrf, "same_origin", same_origin)
+    lean = LeanBeats(app, app.wsgi_app)
+
+    def ok(referrer: str | None, host: str = "lms.example.cn") -> bool:
+        env = {"wsgi.url_scheme": "https", "HTTP_HOST": host, "SERVER_NAME": "lms", "SERVER_PORT": "443"}
+        if referrer is not None:
+            env["HTTP_REFERER"] = referrer
+        return lean._referrer_ok(env)
+
+    same, other = "https://lms.example.cn/learn/lessons/3", "https://evil.example/learn/lessons/3"
+    for _ in range(3):
+        assert ok(same)
+        assert not ok(other)
+        assert not ok("https://lms.example.cn:8443/learn/lessons/3")
+        assert not ok("http://lms.example.cn/learn/lessons/3")
+        assert not ok(same, host="other.example.cn")
+        assert ok("https://other.example.cn/x", host="other.example.cn")
+        assert not ok(None)
+        assert not ok("")
+    assert len(compared) == 6  # each referrer and host compared once, then kept
+    with pytest.raises(ValueError):  # a malformed referrer: not kept, raised each time as before
+        ok("https://[::1/learn")
+    with pytest.raises(ValueError):
+        ok("https://[::1/learn")
+    assert len(compared) == 8
