@@ -19,6 +19,7 @@ storage setting applied before its replay; the variants are interleaved::
     .venv/bin/python bench/beat_pg.py --top              # and where the instructions go (inclusive)
     .venv/bin/python bench/beat_pg.py --keys --reps 2    # the ledgers' foreign keys: one per row, or three
     .venv/bin/python bench/beat_pg.py --upserts --reps 2 # the upserts as sent, or as UPDATE then INSERT
+    .venv/bin/python bench/beat_pg.py --statement-keys   # the session keys, or one check per statement
 
 Single-user mode reads its statements from stdin a character at a time, so the replay's own
 reading and parsing of the statement text add instructions that a client's Bind does not
@@ -95,6 +96,43 @@ KEY_VARIANTS = {
             _three_keys("learning_intervals"),
             _three_keys("anti_idle_beats"),
             "CREATE INDEX IF NOT EXISTS ix_learning_intervals_lesson_id ON learning_intervals (lesson_id)",
+        ]
+    ),
+}
+
+#: ``--statement-keys``: the ledgers' session keys checked once per statement instead of once per row:
+#: an ``AFTER INSERT … FOR EACH STATEMENT`` trigger with the statement's new rows (a transition
+#: table) looks up their sessions in one query. Only what a beat's INSERT pays is compared: the
+#: deletes and updates a key also guards (and SQLite) are not part of the variant.
+_STATEMENT_CHECK = (
+    "CREATE OR REPLACE FUNCTION ledger_sessions_exist() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "IF EXISTS (SELECT FROM new_rows AS n WHERE NOT EXISTS (SELECT FROM learning_sessions AS s "
+    "WHERE s.id = n.session_id AND s.user_id = n.user_id AND s.lesson_id = n.lesson_id)) THEN "
+    "RAISE EXCEPTION '% rows name no session of theirs', TG_TABLE_NAME; END IF; RETURN NULL; END $$"
+)
+STATEMENT_KEY_VARIANTS = {
+    "now: one key per row (0031 + 0011)": "\n".join(
+        [
+            "DROP TRIGGER IF EXISTS learning_intervals_session_exists ON learning_intervals",
+            "DROP TRIGGER IF EXISTS anti_idle_beats_session_exists ON anti_idle_beats",
+            _one_key("learning_intervals"),
+            _one_key("anti_idle_beats"),
+        ]
+    ),
+    "a statement trigger per table, no key": "\n".join(
+        [
+            *(
+                f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS fk_{t}_session_id_learning_sessions"
+                for t in ("learning_intervals", "anti_idle_beats")
+            ),
+            _STATEMENT_CHECK,
+            "DROP TRIGGER IF EXISTS learning_intervals_session_exists ON learning_intervals",
+            "DROP TRIGGER IF EXISTS anti_idle_beats_session_exists ON anti_idle_beats",
+            *(
+                f"CREATE TRIGGER {t}_session_exists AFTER INSERT ON {t} REFERENCING NEW TABLE AS new_rows "
+                "FOR EACH STATEMENT EXECUTE FUNCTION ledger_sessions_exist()"
+                for t in ("learning_intervals", "anti_idle_beats")
+            ),
         ]
     ),
 }
@@ -353,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pad-sessions", type=int, default=0, help="session ids added to each state row's day tally")
     parser.add_argument("--top", action="store_true", help="also print where the instructions go")
     parser.add_argument("--keys", action="store_true", help="the ledgers' foreign keys as variants instead")
+    parser.add_argument(
+        "--statement-keys", action="store_true", help="the ledgers' session keys as statement triggers instead"
+    )
     parser.add_argument("--collate", action="store_true", help="the session ids' collation as variants instead")
     parser.add_argument(
         "--upserts", action="store_true", help="the day totals' and state rows' statement text as variants instead"
@@ -375,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         variants: dict[str, Any] = KEY_VARIANTS if args.keys else VARIANTS
         if args.collate:
             variants = COLLATE_VARIANTS
+        if args.statement_keys:
+            variants = STATEMENT_KEY_VARIANTS
         if args.upserts:
             variants = dict.fromkeys(SQL_VARIANTS, "SELECT 1")
         results: dict[str, list[int]] = {name: [] for name in variants}
