@@ -88,8 +88,10 @@ class Beat(Base):
     wall_start: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     #: When the server created the session (the launch the claim may not precede).
     launched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    #: The JSON columns are ``json``, not ``jsonb``, on PostgreSQL: written once, read whole
+    #: (migration 0013anti_idle_beat_json).
     #: Media ranges claimed, ms ``[[start, end], ...]`` clipped to the real duration.
-    claimed: Mapped[list[list[int]]] = mapped_column(json_type(), default=list)
+    claimed: Mapped[list[list[int]]] = mapped_column(JSON, default=list)
     position_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     media_duration_ms: Mapped[int | None] = mapped_column(BigInteger)
     #: Bytes of the media served under this session's signed URL when the beat arrived.
@@ -99,17 +101,17 @@ class Beat(Base):
     #: Time the page reported visible during the interval (client-reported, corroborating).
     visible_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     #: Raw client signals (visibility, rate, muted, rAF and input counts, probes).
-    client: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    client: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: Online decision: the wall span credited on the person's timeline (None: nothing),
     #: the media ranges and milliseconds credited, and the rule codes that cut it.
     credit_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     credit_end: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    credited: Mapped[list[list[int]]] = mapped_column(json_type(), default=list)
+    credited: Mapped[list[list[int]]] = mapped_column(JSON, default=list)
     credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     #: ``{"R05": ms_deducted, ...}`` for this beat.
-    cuts: Mapped[dict[str, int]] = mapped_column(json_type(), default=dict)
+    cuts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     #: Rules that fired without removing time (scored per day), e.g. ``["R11"]``.
-    flags: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: Policy version the online decision used.
     policy_version: Mapped[int] = mapped_column(default=0)
     #: Running state after this beat, so the next beat (and a recompute starting on
@@ -119,7 +121,7 @@ class Beat(Base):
     hidden_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_claim_end: Mapped[int | None] = mapped_column(BigInteger)
     session_claimed_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    session_covered: Mapped[list[list[int]]] = mapped_column(json_type(), default=list)
+    session_covered: Mapped[list[list[int]]] = mapped_column(JSON, default=list)
     lesson_credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     day_credited_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     #: The person's focused stream after this beat and until when it holds the focus

@@ -705,3 +705,38 @@ def test_0012anti_idle_refuses_to_drop_a_course_that_is_not_the_beats_lessons(fu
         assert "course_id" in columns
     finally:
         engine.dispose()
+
+
+@pytest.mark.backends("postgresql")
+def test_0013anti_idle_keeps_each_raw_beats_json_and_downgrade_gives_jsonb_back(full_app, empty_db):
+    """The raw beats stored before the upgrade read back the same as ``json``; downgrade makes the
+    six columns ``jsonb`` again with the same values."""
+    _flask_db(full_app, "upgrade", "heads")
+    _flask_db(full_app, "downgrade", "0012anti_idle_beat_no_course")
+    values = {
+        "claimed": [[0, 10_000], [12_000, 20_000]],
+        "client": {"visibility": "visible", "presence": {"device": "1920x1080"}, "rate": 1.5},
+        "credited": [[0, 10_000]],
+        "cuts": {"R05": 2_000},
+        "flags": ["R11"],
+        "session_covered": [[0, 20_000]],
+    }
+    columns = ", ".join(values)
+    read = text(f"SELECT {columns}, pg_typeof(client)::text, pg_typeof(flags)::text FROM anti_idle_beats")  # noqa: S608
+    engine = create_engine(empty_db)
+    try:
+        with engine.begin() as conn:
+            _studied(conn)
+            _insert(
+                conn, "anti_idle_beats", [_raw_beat("a" * 32, 1, 1) | {k: json.dumps(v) for k, v in values.items()}]
+            )
+        _flask_db(full_app, "upgrade", "heads")
+        assert _drift(full_app) == []
+        with engine.connect() as conn:
+            assert tuple(conn.execute(read).one()) == (*values.values(), "json", "json")
+        assert _append_only(empty_db)
+        _flask_db(full_app, "downgrade", "0012anti_idle_beat_no_course")
+        with engine.connect() as conn:
+            assert tuple(conn.execute(read).one()) == (*values.values(), "jsonb", "jsonb")
+    finally:
+        engine.dispose()
