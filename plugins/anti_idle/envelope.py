@@ -37,7 +37,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import current_app, g, has_app_context
+from flask import current_app, g
+from flask.globals import _cv_app
 
 #: The signature, appended by the player as the body's last member.
 SIG_TAIL = re.compile(rb',"sig":"([0-9a-f]{64})"\}\s*\Z')
@@ -157,10 +158,10 @@ def stamp(client: dict[str, Any]) -> dict[str, Any]:
     The verdict is used once: a beat handled without one (a script calling the
     service directly, outside the beat view) is unsigned.
     """
-    # ``g``'s object, not the proxy: ``pop`` is not the proxy's own, so ``g.pop`` made and
-    # dropped an ``AttributeError`` before the proxy's ``__getattr__`` found it (every beat).
-    globals_ = g._get_current_object() if has_app_context() else None
-    verdict = globals_.pop("anti_idle_envelope", UNSIGNED) if globals_ is not None else UNSIGNED
+    # ``has_app_context()`` and ``g`` in one context-variable read (``g`` is the app
+    # context's: two proxy look-ups a beat otherwise).
+    ctx = _cv_app.get(None)
+    verdict = ctx.g.pop("anti_idle_envelope", UNSIGNED) if ctx is not None else UNSIGNED
     return {**client, "envelope": str(verdict)}
 
 

@@ -65,6 +65,17 @@ def _previous_rows_statement() -> Any:
     )
 
 
+def _credit(credited: tuple[segs.Segment, ...], credited_ms: int, answer: dict[str, Any] | None) -> Verdict:
+    """``Verdict(CREDIT, credited, reason="", code="", credited_ms=credited_ms, answer=answer)``
+    without the frozen ``__init__`` and its check of the label (``CREDIT``: a valid one), as
+    ``IntervalClaim.of`` builds a claim: nearly every beat's answer."""
+    verdict = object.__new__(Verdict)
+    verdict.__dict__.update(
+        verdict=CREDIT, credited=credited, reason="", code="", credited_ms=credited_ms, answer=answer
+    )
+    return verdict
+
+
 def beat_input(claim: IntervalClaim) -> els.BeatInput:
     assert claim.credit_from is not None and claim.session_started_at is not None
     # The server's stamps over whatever the client put under the same names: the envelope
@@ -72,7 +83,8 @@ def beat_input(claim: IntervalClaim) -> els.BeatInput:
     # gives a new dict, so this beat's own.
     client = envelope.stamp(claim.client)
     client["seq_prev"] = claim.previous_seq
-    return els.BeatInput(
+    return els.new(
+        els.BeatInput,
         session_id=claim.session_id,
         lesson_id=claim.lesson_id,
         lesson_kind=claim.lesson_kind,
@@ -98,41 +110,44 @@ def beat_row(
     visible_ms: int,
     position_ms: int,
 ) -> dict[str, Any]:
-    """The raw beat's column values (a plain dict: no ORM object on the beat path)."""
+    """The raw beat's column values (a plain dict: no ORM object on the beat path).
+
+    ``client`` is the beat's own (``beat_input``'s, made for this beat by ``envelope.stamp``),
+    not a copy: nothing changes either after the beat is judged."""
     after = outcome.after
-    return dict(
-        user_id=user_id,
-        session_id=beat.session_id,
-        lesson_id=beat.lesson_id,
-        seq=beat.seq,
-        lesson_kind=beat.lesson_kind,
-        event=beat.event,
-        received_at=beat.received_at,
-        wall_start=beat.wall_start,
-        launched_at=beat.launched_at,
-        claimed=[list(s) for s in beat.claimed],
-        position_ms=position_ms,
-        media_duration_ms=beat.duration_ms,
-        bytes_served=beat.bytes_served,
-        media_size=beat.media_size,
-        visible_ms=visible_ms,
-        client=dict(beat.client),
-        credit_start=outcome.credit_start,
-        credit_end=outcome.credit_end,
-        credited=[list(s) for s in outcome.credited],
-        credited_ms=outcome.credited_ms,
-        cuts=outcome.cuts,
-        flags=list(outcome.flags),
-        policy_version=policy_version,
-        hidden_since=after.hidden_since,
-        last_claim_end=after.last_claim_end,
-        session_claimed_ms=after.session_claimed_ms,
-        session_covered=[list(s) for s in after.session_covered],
-        lesson_credited_ms=after.lesson_credited_ms,
-        day_credited_ms=after.day_credited_ms,
-        focus_session=after.focus_session,
-        focus_until=after.focus_until,
-    )
+    return {
+        "user_id": user_id,
+        "session_id": beat.session_id,
+        "lesson_id": beat.lesson_id,
+        "seq": beat.seq,
+        "lesson_kind": beat.lesson_kind,
+        "event": beat.event,
+        "received_at": beat.received_at,
+        "wall_start": beat.wall_start,
+        "launched_at": beat.launched_at,
+        "claimed": [list(s) for s in beat.claimed],
+        "position_ms": position_ms,
+        "media_duration_ms": beat.duration_ms,
+        "bytes_served": beat.bytes_served,
+        "media_size": beat.media_size,
+        "visible_ms": visible_ms,
+        "client": beat.client,
+        "credit_start": outcome.credit_start,
+        "credit_end": outcome.credit_end,
+        "credited": [list(s) for s in outcome.credited],
+        "credited_ms": outcome.credited_ms,
+        "cuts": outcome.cuts,
+        "flags": list(outcome.flags),
+        "policy_version": policy_version,
+        "hidden_since": after.hidden_since,
+        "last_claim_end": after.last_claim_end,
+        "session_claimed_ms": after.session_claimed_ms,
+        "session_covered": [list(s) for s in after.session_covered],
+        "lesson_credited_ms": after.lesson_credited_ms,
+        "day_credited_ms": after.day_credited_ms,
+        "focus_session": after.focus_session,
+        "focus_until": after.focus_until,
+    }
 
 
 def assess_interval(claim: IntervalClaim) -> Verdict | None:
@@ -170,7 +185,7 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
         if pending:
             state.insert_beat(pending.pop())
 
-    record_online(row, policy, person, before_replay=store_beat, checks=read.checks)
+    record_online(row, policy, person, before_replay=store_beat, checks=read.checks, day=day)
     state.save(person, pending[0] if pending else None)
     claimed_ms = segs.total(claim.claimed)
     answer = None
@@ -182,7 +197,7 @@ def assess_interval(claim: IntervalClaim) -> Verdict | None:
         )
         answer = {"check": check} if check else None
     if not outcome.cuts and outcome.credited_ms >= claimed_ms:
-        return Verdict(CREDIT, outcome.credited, reason="", code="", credited_ms=outcome.credited_ms, answer=answer)
+        return _credit(outcome.credited, outcome.credited_ms, answer)
     label = VOID if (CRITICAL & set(outcome.cuts) or "R07b" in outcome.flags) and not outcome.credited_ms else REDUCE
     reason = "; ".join(f"{rule} {amount} ms" for rule, amount in sorted(outcome.cuts.items()))
     return Verdict(

@@ -272,13 +272,14 @@ def prior(state: State, session_id: str, lesson_id: int, day: dt.date, previous_
     if entry is not None:
         # The session's running state from the row, in one Prior (the common beat).
         hidden_us, event, seq, claim_end, claimed_ms, covered = entry
-        return els.Prior(
+        return els.new(
+            els.Prior,
             hidden_since=els.at_us(hidden_us) if hidden_us is not None else None,
             last_event=event,
             last_seq=seq,
             last_claim_end=claim_end,
             session_claimed_ms=claimed_ms,
-            session_covered=tuple((int(a), int(b)) for a, b in covered),
+            session_covered=tuple([(int(a), int(b)) for a, b in covered]),
             lesson_credited_ms=int(lesson_ms or 0),
             day_credited_ms=state.day_credited_ms if same_day else 0,
             focus_session=state.focus_session if same_day else None,

@@ -237,8 +237,12 @@ def derive(t: Tally, policy: Mapping[str, Any]) -> Derived:
     else:
         scores = scores_of(t, policy)
         score = sum(scores.values())
-    void_ms = min(t.claimed_ms - t.credited_ms, sum(cuts.get(r, 0) for r in VOID_RULES) if cuts else 0)
-    held_ms = min(t.claimed_ms - t.credited_ms - void_ms, sum(cuts.get(r, 0) for r in HOLD_RULES) if cuts else 0)
+    # The cuts' amounts are integers: summed over the day's cuts (one or two) rather than over
+    # the rules, the same totals.
+    void_ms = min(t.claimed_ms - t.credited_ms, sum([v for r, v in cuts.items() if r in VOID_RULES]) if cuts else 0)
+    held_ms = min(
+        t.claimed_ms - t.credited_ms - void_ms, sum([v for r, v in cuts.items() if r in HOLD_RULES]) if cuts else 0
+    )
     credited = t.credited_ms
     deducted = max(0, t.claimed_ms - credited - void_ms - held_ms)
     counted = {r: v for r, v in cuts.items() if r not in _UNCOUNTED}
@@ -412,6 +416,7 @@ def record_online(
     person: Any,
     before_replay: Callable[[], None] | None = None,
     checks: Sequence[els.CheckInput] | None = None,
+    day: dt.date | None = None,
 ) -> None:
     """Add one judged beat (its column values) to its day's online tally, kept in the person's state row.
 
@@ -425,9 +430,11 @@ def record_online(
     ``before_replay`` is called before the day is replayed from the stored beats (the
     caller stores this beat then, if it has not yet). ``checks``: the person's checks the
     beat was judged with; with them, a check lapsed or answered since the day's last
-    assessment replays the day (``_moved``).
+    assessment replays the day (``_moved``). ``day``: the beat's Beijing day
+    (``els.beijing_day`` of its ``received_at``), when the caller has it.
     """
-    day = els.beijing_day(beat["received_at"])
+    if day is None:
+        day = els.beijing_day(beat["received_at"])
     online = person.day_tally
     if online is not None and person.tally_day != day:
         if online.get("dirty") and person.tally_day is not None:
@@ -436,7 +443,7 @@ def record_online(
     if online is None:
         online = _day_tally(beat["user_id"], day)
     person.tally_day, person.day_tally = day, online
-    claimed = segs.total(segs.normalise([tuple(s) for s in beat["claimed"]]))
+    claimed = _claimed_measure(beat["claimed"])
     t = _plain_add(online, beat, claimed)
     if t is None:
         t = Tally.from_json(online["tally"])
@@ -486,6 +493,18 @@ def record_online(
         _fold(beat["user_id"], day, online, publish=True)
     elif joins or d.verdict == HELD or online.get("verdict_id") is None or beat["event"] in FOLD_EVENTS:
         _fold(beat["user_id"], day, online)
+
+
+def _claimed_measure(claimed: Sequence[Sequence[int]]) -> int:
+    """``segs.total(segs.normalise(...))`` of a beat's claimed ranges: one range of integers,
+    ``0 <= a < b`` (nearly every beat), is its own normal form (``test_tally_plain_add.py``)."""
+    if len(claimed) == 1:
+        seg = claimed[0]
+        if len(seg) == 2:
+            a, b = seg
+            if type(a) is int and type(b) is int and 0 <= a < b:
+                return b - a
+    return segs.total(segs.normalise([tuple(s) for s in claimed]))
 
 
 def _first_of_day(online: Mapping[str, Any], t: Tally) -> bool:

@@ -1,0 +1,149 @@
+"""The hook's per-beat shortcuts give what the long way gives.
+
+* ``els.new``: a frozen dataclass filled without ``__init__`` equals the one ``__init__``
+  builds, and any other set of names still goes through ``__init__`` (defaults, errors);
+* ``verdicts._claimed_measure``: the measure of a beat's claimed ranges, as
+  ``segs.total(segs.normalise(...))`` gives it, for any ranges, well formed or not;
+* ``verdicts.derive``: its void and held sums, taken over the day's cuts, are the sums
+  over the rules it took before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lms_core.learning import segments as segs
+from plugins.anti_idle import els
+from plugins.anti_idle.policy import DEFAULTS
+from plugins.anti_idle.verdicts import HOLD_RULES, VOID_RULES, Tally, _claimed_measure, derive
+
+AT = dt.datetime(2026, 12, 6, 2, 0, tzinfo=dt.UTC)
+
+PRIOR = {
+    "hidden_since": None,
+    "last_event": "heartbeat",
+    "last_seq": 4,
+    "last_claim_end": 10_000,
+    "session_claimed_ms": 40_000,
+    "session_covered": ((0, 40_000),),
+    "lesson_credited_ms": 40_000,
+    "day_credited_ms": 90_000,
+    "focus_session": "s" * 32,
+    "focus_until": AT,
+}
+
+BEAT = {
+    "session_id": "s" * 32,
+    "lesson_id": 7,
+    "lesson_kind": "document",
+    "event": "heartbeat",
+    "seq": 5,
+    "wall_start": AT,
+    "received_at": AT + dt.timedelta(seconds=10),
+    "launched_at": AT - dt.timedelta(minutes=5),
+    "credit_from": AT,
+    "claimed": ((0, 10_000),),
+    "duration_ms": None,
+    "bytes_served": None,
+    "media_size": None,
+    "client": {"visibility": "visible", "envelope": "valid", "seq_prev": 4},
+}
+
+
+@pytest.mark.parametrize(("cls", "values"), [(els.Prior, PRIOR), (els.BeatInput, BEAT)])
+def test_new_equals_init(cls: type, values: dict[str, Any]) -> None:
+    built = els.new(cls, **values)
+    assert type(built) is cls
+    assert built == cls(**values)
+    assert dataclasses.asdict(built) == dataclasses.asdict(cls(**values))
+    if cls is els.Prior:  # hashable (a BeatInput holds a dict)
+        assert hash(built) == hash(cls(**values))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.seq = 1  # still frozen
+
+
+def test_new_takes_init_for_other_names() -> None:
+    partial = {k: v for k, v in PRIOR.items() if k not in ("focus_session", "focus_until", "hidden_since")}
+    assert els.new(els.Prior, **partial) == els.Prior(**partial)
+    assert els.new(els.Prior, **partial).focus_session is None  # the default, filled by __init__
+    with pytest.raises(TypeError):
+        els.new(els.Prior, **PRIOR, unknown=1)
+    outcome = {
+        "credited": ((0, 10_000),),
+        "credited_ms": 10_000,
+        "credit_start": AT,
+        "cuts": {},
+        "flags": (),
+        "after": els.Prior(**PRIOR),
+    }
+    assert els.new(els.Outcome, **outcome) == els.Outcome(**outcome)
+    assert els.new(els.Outcome, **outcome).credit_end == AT + dt.timedelta(seconds=10)
+
+
+bound = st.integers(-5_000, 50_000)
+seg_st = st.one_of(
+    st.lists(bound, min_size=2, max_size=2),
+    st.tuples(bound, bound),
+    st.lists(bound, min_size=0, max_size=3),
+    st.tuples(st.booleans(), bound),
+)
+
+
+@given(claimed=st.lists(seg_st, max_size=4))
+def test_claimed_measure_is_the_normal_forms_total(claimed: list[Any]) -> None:
+    assert _claimed_measure(claimed) == segs.total(segs.normalise([tuple(s) for s in claimed]))
+
+
+@given(
+    cuts=st.dictionaries(
+        st.sampled_from(["R01", "R03", "R03e", "R04", "R07b", "R10a", "R14", "R16"]), st.integers(0, 900_000)
+    ),
+    claimed=st.integers(0, 14 * 3600 * 1000),
+    credited=st.integers(0, 14 * 3600 * 1000),
+)
+def test_derive_sums_over_the_cuts(cuts: dict[str, int], claimed: int, credited: int) -> None:
+    d = derive(Tally(claimed_ms=claimed, credited_ms=credited, cuts=cuts), DEFAULTS)
+    void_ms = min(claimed - credited, sum(cuts.get(r, 0) for r in VOID_RULES) if cuts else 0)
+    held_ms = min(claimed - credited - void_ms, sum(cuts.get(r, 0) for r in HOLD_RULES) if cuts else 0)
+    assert d.void_ms == void_ms
+    assert d.held_ms >= held_ms  # more only by what the score or the day rules hold
+    if d.score < int(DEFAULTS["hold_score"]):
+        assert d.held_ms == held_ms
+
+
+def test_credit_is_the_verdict() -> None:
+    from lms_core.learning.assessment import CREDIT, Verdict
+    from plugins.anti_idle.services import _credit
+
+    for answer in (None, {"check": "due"}):
+        built = _credit(((0, 10_000),), 10_000, answer)
+        assert built == Verdict(CREDIT, ((0, 10_000),), reason="", code="", credited_ms=10_000, answer=answer)
+        assert type(built) is Verdict
+
+
+@given(
+    ats=st.lists(
+        st.one_of(
+            st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2100, 1, 1)),  # noqa: DTZ001
+            # around Beijing's midnights (16:00 UTC) of a few days, where the kept day ends
+            st.builds(
+                lambda d, us: dt.datetime(2026, 12, 1, 16, tzinfo=dt.UTC) + dt.timedelta(days=d, microseconds=us),
+                st.integers(-2, 2),
+                st.integers(-2_000_000, 2_000_000),
+            ),
+        ).map(lambda at: at.replace(tzinfo=dt.UTC)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_beijing_day_is_the_zones(ats: list[dt.datetime]) -> None:
+    for at in ats:  # in turn: each may be answered from the day the one before kept
+        assert els.beijing_day(at) == at.astimezone(els.SHANGHAI).date()
+    other = ats[0].astimezone(dt.timezone(dt.timedelta(hours=-5)))  # aware, not UTC: the zone's way
+    assert els.beijing_day(other) == other.astimezone(els.SHANGHAI).date()
