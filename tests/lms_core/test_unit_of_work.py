@@ -30,6 +30,7 @@ COMMITTING_SERVICES: dict[tuple[str, str], str] = {
     ("accounts/services.py", "token_for"): "touches last_used_at at most once a minute, outside any business change",
     ("accounts/token_principal.py", "_touch"): "the lean token sign-in's last_used_at, at most once a minute",
     ("db.py", "install_read_only_commit.do_rollback"): "the read-only guard's own raw connection",
+    ("db.py", "install_utc_sessions._connected"): "a new connection's SET TIME ZONE, before any business work",
     ("demo/courses.py", "load_demo_courses"): "the demo loader (CLI), in steps",
     ("demo/loader.py", "load_demo"): "the demo loader (CLI)",
     ("enrolments/services.py", "materialize"): "an assignment's fan-out, committed in chunks",
