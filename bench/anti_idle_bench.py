@@ -826,36 +826,25 @@ def _ingest_open(
             primed, tally, window, units = open_loop.run(
                 _drive_video(video, port, minted, args, on_window, server.pid, pg_pid)
             )
-        elif generator == "c":
-            tally, window, gen_cpu, (gen_user, gen_sys) = open_loop_c.drive(
-                port,
-                minted,
-                args.rate,
-                args.warmup,
-                args.duration,
-                processes=generators,
-                first_seq=2,
-                on_window=on_window,
-                jitter=JITTER,
-                seed=SCHEDULE_SEED,
-                first_seqs=first_seqs,
-            )
-            marks["gen"] = gen_cpu  # the C programs', not this process's
-            marks.update(gen_user=gen_user, gen_sys=gen_sys)
-        elif generators > 1:
-            tally, window, gen_cpu = open_loop.drive_split(
-                port,
-                minted,
-                args.rate,
-                args.warmup,
-                args.duration,
-                processes=generators,
-                first_seq=2,
-                on_window=on_window,
-                jitter=JITTER,
-                seed=SCHEDULE_SEED,
-                first_seqs=first_seqs,
-            )
+        elif generator == "c" or generators > 1:
+            # The C programs or the Python generator processes: the same schedule and dealing.
+            split: dict[str, Any] = {
+                "processes": generators,
+                "first_seq": 2,
+                "on_window": on_window,
+                "jitter": JITTER,
+                "seed": SCHEDULE_SEED,
+                "first_seqs": first_seqs,
+            }
+            if generator == "c":
+                tally, window, gen_cpu, (gen_user, gen_sys) = open_loop_c.drive(
+                    port, minted, args.rate, args.warmup, args.duration, **split
+                )
+                marks.update(gen_user=gen_user, gen_sys=gen_sys)
+            else:
+                tally, window, gen_cpu = open_loop.drive_split(
+                    port, minted, args.rate, args.warmup, args.duration, **split
+                )
             marks["gen"] = gen_cpu  # the generator processes', not this one's
         else:
             tally, window = open_loop.run(
