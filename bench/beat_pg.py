@@ -282,12 +282,12 @@ def _seq(literal: str, k: int) -> str:
 
 def _pad(column: str, sessions: int) -> str:
     """A busy day's state rows: ``sessions`` more session ids in each day tally (the
-    ``s_day_tally`` column: one JSON array, ``pg_arrays.json_column``)."""
-    tallies = json.loads(column)
+    ``s_day_tally`` column: an array literal of JSON texts, ``pg_arrays.json_texts``)."""
+    tallies = [None if text is None else json.loads(text) for text in _elements(column)]
     for n, tally in enumerate(tallies):
         if tally:
             tally["tally"]["sessions"] += [f"{(n + 1) * 1000 + i:032x}" for i in range(sessions)]
-    return pg_arrays.json_column(tallies)
+    return pg_arrays.json_texts(tallies)
 
 
 def script(pairs: list[Any], rounds: int, seq_base: int, pad: int, rewrite: Any = (_same, _same)) -> str:
@@ -390,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=1, help="times each variant is measured, interleaved")
     parser.add_argument("--pad-sessions", type=int, default=0, help="session ids added to each state row's day tally")
     parser.add_argument("--top", action="store_true", help="also print where the instructions go")
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="keep each long replay's callgrind profile in DIR (callgrind_annotate)"
+    )
     parser.add_argument("--keys", action="store_true", help="the ledgers' foreign keys as variants instead")
     parser.add_argument(
         "--statement-keys", action="store_true", help="the ledgers' session keys as statement triggers instead"
@@ -432,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
                 long_, out = backend.instructions(script(pairs, args.long, base + 50_000, pad, rewrite), f"l{rep}{i}")
                 results[name].append((long_ - short) // beats)
                 common.step(f"{name}: {(long_ - short) / beats / 1e6:.3f} M instructions per beat")
+                if args.keep:
+                    args.keep.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(out, args.keep / f"l{rep}{i}.callgrind")
                 if args.top and rep == 0:
                     top(out, args.long * PAIRS * PEOPLE, long_)
         print(

@@ -9,9 +9,9 @@ type in the statement (``unnest(%(x)s::bigint[], ...)``): ``array_in`` reads eac
 with its type's own input function. A JSON column is one JSON array, parsed once, each row
 taking its element by position; only those columns' values go through ``jsonb_in`` now
 (docs/benchmarks.md, "typed arrays"). A ``json`` column (not ``jsonb``: the anti-idle
-person state's) is one JSON array too, each row taking its element's text as sent
-(``json_array_elements`` in step with the arrays, ``ROWS FROM``): checked, never parsed
-into ``jsonb``.
+person state's and raw beat's) is a ``text[]`` of its values' JSON texts, ``unnest``-ed
+with the others and each cast to ``json``: checked once (``json_in``), kept as sent, never
+parsed into ``jsonb``.
 
 The literals are built from msgspec's JSON of the column (C): a JSON array of numbers,
 booleans, ``null`` and strings is a PostgreSQL array literal once its brackets are braces,
@@ -73,6 +73,11 @@ def json_column(values: Sequence[Any]) -> str:
     return str(_ENCODE(values).decode())
 
 
+def json_texts(values: Sequence[Any]) -> str:
+    """A ``json`` column's values as an array literal of their JSON texts (``None``: SQL NULL)."""
+    return literal([None if value is None else _ENCODE(value).decode() for value in values])
+
+
 def array_type(table: Table, column: str) -> str:
     """The SQL type of ``column``'s array: its type on PostgreSQL, strings as ``text`` (a cast
     to ``varchar(n)`` would cut a longer value where the INSERT refuses it)."""
@@ -87,42 +92,38 @@ class Rows:
     ``(SELECT ...) AS v``, the rows as columns ``v.<column>`` of the table's types and their
     position as ``v.ord`` (to insert them in order); :meth:`params` its parameters.
 
-    A column is ``unnest``-ed from one typed array, except a JSON column: one ``jsonb`` array,
-    its row's element taken by position (``->``; the array is parsed once, at the Bind)."""
+    A column is ``unnest``-ed from one typed array (a ``json`` column's from a ``text[]`` of JSON
+    texts), except a ``jsonb`` column: one ``jsonb`` array, its row's element taken by position
+    (``->``; the array is parsed once, at the Bind)."""
 
     def __init__(self, table: Table, prefix: str, columns: tuple[str, ...]) -> None:
         self.columns = columns
         types = {c: array_type(table, c) for c in columns}
-        scalars = [c for c in columns if types[c] not in ("jsonb[]", "json[]")]
-        assert scalars, "the rows are unnest-ed from a column that is not JSON"
-        #: ``json`` columns (not ``jsonb``): each row's element as the text it was sent
-        #: (``json_array_elements``, in step with the arrays), never parsed into ``jsonb``.
-        texts = [c for c in columns if types[c] == "json[]"]
-        arrays = ", ".join(f"%({prefix}_{c})s::{types[c]}" for c in scalars)
+        scalars = [c for c in columns if types[c] != "jsonb[]"]
+        assert scalars, "the rows are unnest-ed from a column that is not jsonb"
+        #: ``json`` columns (not ``jsonb``) come as a ``text[]`` of their values' JSON texts, each
+        #: cast to ``json`` (checked once, kept as sent). One JSON array of the column, split by
+        #: ``json_array_elements``, was read twice: checked whole at the Bind (``json_in``), then
+        #: parsed again to split it (docs/benchmarks.md, "the JSON read once").
+        arrays = ", ".join(f"%({prefix}_{c})s::{'text[]' if types[c] == 'json[]' else types[c]}" for c in scalars)
         picked = ", ".join(
             f"nullif(%({prefix}_{c})s::jsonb -> (u.ord::integer - 1), 'null') AS {c}"
             if types[c] == "jsonb[]"
-            else f"CASE WHEN json_typeof(u.{c}) <> 'null' THEN u.{c} END AS {c}"
+            else f"u.{c}::json AS {c}"
             if types[c] == "json[]"
             else f"u.{c}"
             for c in columns
         )
-        names = ", ".join([*scalars, *texts])
-        if texts:
-            functions = ", ".join(
-                [*(f"unnest(%({prefix}_{c})s::{types[c]})" for c in scalars)]
-                + [f"json_array_elements(%({prefix}_{c})s::json)" for c in texts]
-            )
-            source = f"ROWS FROM ({functions})"
-        else:
-            source = f"unnest({arrays})"
+        names = ", ".join(scalars)
         #: The names are the callers' constants and the table's columns; every value is bound.
-        self.sql = f"(SELECT u.ord, {picked} FROM {source} WITH ORDINALITY AS u({names}, ord)) AS v"  # noqa: S608
+        self.sql = f"(SELECT u.ord, {picked} FROM unnest({arrays}) WITH ORDINALITY AS u({names}, ord)) AS v"  # noqa: S608
         self._encoders = [
             (
                 f"{prefix}_{c}",
                 json_column
-                if types[c] in ("jsonb[]", "json[]")
+                if types[c] == "jsonb[]"
+                else json_texts
+                if types[c] == "json[]"
                 else literal
                 if types[c] == "text[]"
                 else _plain_literal,

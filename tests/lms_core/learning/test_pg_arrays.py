@@ -30,7 +30,7 @@ TABLE = Table(
     Column("flag", Boolean),
     Column("doc", json_type()),
     Column("tags", json_type()),
-    Column("text_doc", JSON),  # ``json`` on PostgreSQL: sent and kept as text (json_array_elements)
+    Column("text_doc", JSON),  # ``json`` on PostgreSQL: sent and kept as text (a text[] of JSON texts)
 )
 COLUMNS = ("name", "n", "at", "day", "flag", "doc", "tags", "text_doc")
 ROWS = pg_arrays.Rows(TABLE, "x", COLUMNS)
