@@ -390,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=1, help="times each variant is measured, interleaved")
     parser.add_argument("--pad-sessions", type=int, default=0, help="session ids added to each state row's day tally")
     parser.add_argument("--top", action="store_true", help="also print where the instructions go")
+    parser.add_argument("--once", action="store_true", help="only the first variant (a tree's figure, for an A/B)")
     parser.add_argument(
         "--keep", type=Path, metavar="DIR", help="keep each long replay's callgrind profile in DIR (callgrind_annotate)"
     )
@@ -423,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
             variants = STATEMENT_KEY_VARIANTS
         if args.upserts:
             variants = dict.fromkeys(SQL_VARIANTS, "SELECT 1")
+        if args.once:
+            variants = dict(list(variants.items())[:1])
         results: dict[str, list[int]] = {name: [] for name in variants}
         pad = args.pad_sessions
         base = 1_000_000

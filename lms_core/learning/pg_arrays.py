@@ -5,13 +5,13 @@ sent each table's rows as one JSON document that ``jsonb_populate_recordset`` sp
 rows: PostgreSQL parsed the whole document (``jsonb_in``, ~30 % of its instructions for the
 two writes) and then turned every number and timestamp back into text and into its
 column's type. Here each column is one array literal (``{1,2,NULL}``) cast to the column's
-type in the statement (``unnest(%(x)s::bigint[], ...)``): ``array_in`` reads each value once
-with its type's own input function. A JSON column is one JSON array, parsed once, each row
-taking its element by position; only those columns' values go through ``jsonb_in`` now
-(docs/benchmarks.md, "typed arrays"). A ``json`` column (not ``jsonb``: the anti-idle
-person state's and raw beat's) is a ``text[]`` of its values' JSON texts, ``unnest``-ed
-with the others and each cast to ``json``: checked once (``json_in``), kept as sent, never
-parsed into ``jsonb``.
+type in the statement (``unnest(%(x)s::bigint[])``, one per column, in the select list):
+``array_in`` reads each value once with its type's own input function. A ``jsonb`` column
+is one JSON array, parsed once, each row taking its element by position; only those
+columns' values go through ``jsonb_in`` now (docs/benchmarks.md, "typed arrays"). A
+``json`` column (not ``jsonb``: the anti-idle person state's and raw beat's) is a
+``text[]`` of its values' JSON texts, ``unnest``-ed with the others and each cast to
+``json``: checked once (``json_in``), kept as sent, never parsed into ``jsonb``.
 
 The literals are built from msgspec's JSON of the column (C): a JSON array of numbers,
 booleans, ``null`` and strings is a PostgreSQL array literal once its brackets are braces,
@@ -25,6 +25,7 @@ type of its cast.
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Iterable, Sequence
@@ -73,6 +74,12 @@ def json_column(values: Sequence[Any]) -> str:
     return str(_ENCODE(values).decode())
 
 
+@functools.lru_cache(maxsize=64)
+def _ordinals(n: int) -> str:
+    """The array literal ``{1,2,...,n}`` (a round's rows' positions)."""
+    return "{" + ",".join(map(str, range(1, n + 1))) + "}"
+
+
 def json_texts(values: Sequence[Any]) -> str:
     """A ``json`` column's values as an array literal of their JSON texts (``None``: SQL NULL)."""
     return literal([None if value is None else _ENCODE(value).decode() for value in values])
@@ -84,7 +91,9 @@ def array_type(table: Table, column: str) -> str:
     type_ = table.c[column].type
     if isinstance(type_, String) and not isinstance(type_, JSON):
         return "text[]"
-    return f"{type_.compile(dialect=_DIALECT).lower()}[]"
+    # ``timestamptz``, not ``timestamp with time zone``: the same type, shorter (beat_rows' round
+    # write must stay within psycopg's 4,096 bytes for its placeholders' parse to be kept).
+    return f"{type_.compile(dialect=_DIALECT).lower().replace('timestamp with time zone', 'timestamptz')}[]"
 
 
 class Rows:
@@ -105,18 +114,34 @@ class Rows:
         #: cast to ``json`` (checked once, kept as sent). One JSON array of the column, split by
         #: ``json_array_elements``, was read twice: checked whole at the Bind (``json_in``), then
         #: parsed again to split it (docs/benchmarks.md, "the JSON read once").
-        arrays = ", ".join(f"%({prefix}_{c})s::{'text[]' if types[c] == 'json[]' else types[c]}" for c in scalars)
+        arrays = [f"%({prefix}_{c})s::{'text[]' if types[c] == 'json[]' else types[c]}" for c in scalars]
         picked = ", ".join(
             f"nullif(%({prefix}_{c})s::jsonb -> (u.ord::integer - 1), 'null') AS {c}"
             if types[c] == "jsonb[]"
-            else f"u.{c}::json AS {c}"
-            if types[c] == "json[]"
             else f"u.{c}"
             for c in columns
         )
-        names = ", ".join(scalars)
+        #: The arrays are unnest-ed in the select list, in step (PostgreSQL runs a select list's
+        #: set-returning functions in lockstep; the arrays have one element per row), with the
+        #: rows' positions as one more array: each value is taken from its array as the row is
+        #: read. ``unnest(a, b, ...) WITH ORDINALITY`` in ``FROM`` copied every column into a
+        #: tuple store of its own first, then read them back (docs/benchmarks.md, "the JSON
+        #: read once").
+        unnested = ", ".join(
+            f"unnest({array}){'::json' if types[c] == 'json[]' else ''} AS {c}"
+            for array, c in zip(arrays, scalars, strict=True)
+        )
+        # The positions are a parameter too: ``generate_subscripts`` has no row estimate of its own
+        # (the planner takes 1,000 rows, and would join the round's rows to a table by hashing the
+        # whole table); ``unnest``'s is 10 rows, as before.
+        ordinal = f"unnest(%({prefix}_ord)s::integer[]) AS ord"
+        self._ord = f"{prefix}_ord"
         #: The names are the callers' constants and the table's columns; every value is bound.
-        self.sql = f"(SELECT u.ord, {picked} FROM unnest({arrays}) WITH ORDINALITY AS u({names}, ord)) AS v"  # noqa: S608
+        self.sql = (
+            f"(SELECT {ordinal}, {unnested}) AS v"  # noqa: S608
+            if len(scalars) == len(columns)
+            else f"(SELECT u.ord, {picked} FROM (SELECT {ordinal}, {unnested}) AS u) AS v"  # noqa: S608
+        )
         self._encoders = [
             (
                 f"{prefix}_{c}",
@@ -134,8 +159,10 @@ class Rows:
 
     def params(self, values: Iterable[Sequence[Any]]) -> dict[str, str]:
         """The parameters of :attr:`sql`: ``values`` (rows of one value per column, in order) by column."""
-        by_column: Iterable[Sequence[Any]] = list(zip(*values, strict=True)) or [()] * len(self.columns)
-        return {name: encode(column) for (name, encode), column in zip(self._encoders, by_column, strict=True)}
+        by_column: list[Sequence[Any]] = list(zip(*values, strict=True)) or [()] * len(self.columns)
+        params = {name: encode(column) for (name, encode), column in zip(self._encoders, by_column, strict=True)}
+        params[self._ord] = _ordinals(len(by_column[0]))
+        return params
 
     def params_of(self, dicts: list[dict[str, Any]]) -> dict[str, str]:
         """:meth:`params` of rows given as dicts (a key a row lacks: NULL, as an INSERT without it)."""

@@ -106,4 +106,4 @@ def test_a_key_a_row_lacks_is_null(app):
 
 def test_strings_go_as_text_so_a_long_one_is_refused_by_its_column_not_cut():
     assert "%(x_name)s::text[]" in ROWS.sql
-    assert "%(x_n)s::bigint[]" in ROWS.sql and "%(x_at)s::timestamp with time zone[]" in ROWS.sql
+    assert "%(x_n)s::bigint[]" in ROWS.sql and "%(x_at)s::timestamptz[]" in ROWS.sql
