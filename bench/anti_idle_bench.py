@@ -28,6 +28,9 @@
    and how the round's beats were credited (each learner's first beat after the restart apart:
    the restart's gap must not change what they earn); then a summary table; the day is folded
    once, after the last window; ``--json`` has every window.
+   A variant may run the server from another checkout (``NAME=@/path,...`` or ``NAME=@rev:COMMIT,...``:
+   bench/code_trees.py), an A/B of two code trees in one run on the same primed learners; a tree
+   with other Alembic heads runs on its own copy of the primed database, migrated to its heads.
 
 Every beat is signed as the real player signs it (``envelope.sign_with_key`` with the
 session key the lesson page hands the player): an unsigned beat earns nothing (R03),
@@ -44,6 +47,9 @@ checks afterwards that its beats were judged ``valid`` and credited.
     BENCH_DIAG=1 .venv/bin/python bench/anti_idle_bench.py --only ingest --server uvicorn --days 300 \
         --duration 30 --rate 2000 --cadence 10 --warmup 20 --min-read 3600 --rounds 2 \
         --variant base= --variant py5ms=LMS_BEAT_SWITCH_INTERVAL_US=5000 --variant w3=WORKERS=3
+    nice -n 19 .venv/bin/python bench/anti_idle_bench.py --only ingest --server uvicorn --days 300 \
+        --duration 5 --rate 200 --cadence 10 --warmup 5 --min-read 3600 --rounds 2 \
+        --variant main= --variant old=@rev:main~3          # two code trees, interleaved
 """
 
 from __future__ import annotations
@@ -69,7 +75,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
-import common  # noqa: E402 - bench/ is a folder of scripts, not a package
+import code_trees  # noqa: E402 - bench/ is a folder of scripts, not a package
+import common  # noqa: E402
 import load  # noqa: E402
 import open_loop  # noqa: E402
 import open_loop_c  # noqa: E402
@@ -688,9 +695,10 @@ def bench_ingest(
 
 
 def _start_server(
-    env: dict[str, str], args: argparse.Namespace, server_kind: str, workers: int
+    env: dict[str, str], args: argparse.Namespace, server_kind: str, workers: int, tree: Path = REPO
 ) -> tuple[subprocess.Popen[bytes], int, str]:
-    """gunicorn for the ingest bench on a free port: (process, port, its shape in words)."""
+    """gunicorn for the ingest bench on a free port, serving ``tree``'s code: (process, port, its
+    shape in words)."""
     if server_kind == "uvicorn":  # the ASGI front (lms_core/learning/beat_asgi.py), group commit on
         server, port = common.start_gunicorn(
             env,
@@ -699,9 +707,10 @@ def _start_server(
             worker_class=args.worker_class,
             app="lms_core.learning.beat_asgi:create_app()",
             extra_args=["--keep-alive", str(args.keep_alive)],
+            cwd=tree,
         )
         return server, port, f"{workers} uvicorn workers (ASGI front, group commit)"
-    server, port = common.start_gunicorn(env, workers=workers, worker_class="gthread", threads=args.threads)
+    server, port = common.start_gunicorn(env, workers=workers, worker_class="gthread", threads=args.threads, cwd=tree)
     return server, port, f"{workers} gthread workers x {args.threads} threads"
 
 
@@ -787,6 +796,7 @@ def _ingest_open(
         shape: str,
         first_seqs: list[int] | None = None,
         label: str = "",
+        db_url: str = "",
     ) -> dict[str, object]:
         """One measured window on ``server`` (warm-up first): its figures printed and returned.
         ``label`` (a variant's window, ``--variant``): each learner goes on from ``first_seqs``,
@@ -797,11 +807,13 @@ def _ingest_open(
         marks: dict[str, float] = {}
         seen: dict[str, Any] = {}  # the window's statements and COMMITs, read as it closes
 
+        url_ = db_url or url  # a --variant's own database (another schema's copy)
+
         def on_window(opening: bool) -> None:  # blocking, on the generator's loop: short reads only
             if opening:
-                reset_statements(url)
+                reset_statements(url_)
                 if diag:  # after the reset: the statements' figures are the window's
-                    seen["diag_before"] = window_diag.snapshot(plain(url), pg_pid, server.pid)
+                    seen["diag_before"] = window_diag.snapshot(plain(url_), pg_pid, server.pid)
                 marks.update(
                     server=tree_cpu_seconds(server.pid),
                     pg=_postgres_cpu(pg_pid),
@@ -814,13 +826,13 @@ def _ingest_open(
                 if label:
                     seen["stat_after"] = _proc_stat()
                 if diag:
-                    seen["diag_after"] = window_diag.snapshot(plain(url), pg_pid, server.pid)
+                    seen["diag_after"] = window_diag.snapshot(plain(url_), pg_pid, server.pid)
                 marks.update(
                     server=tree_cpu_seconds(server.pid) - marks["server"],
                     pg=_postgres_cpu(pg_pid) - marks["pg"],
                     gen=time.process_time() - marks["gen"],
                 )
-                seen.update(ran=counted_statements(url), commits=counted_commits(url))
+                seen.update(ran=counted_statements(url_), commits=counted_commits(url_))
 
         if video is not None:
             primed, tally, window, units = open_loop.run(
@@ -873,7 +885,7 @@ def _ingest_open(
         server_ms, pg_ms, gen_ms = (marks[k] * 1000 / n for k in ("server", "pg", "gen"))
         statements = sum(calls for calls, _q in ran)
         ok = achieved >= 2000 and p99 <= 100 and not tally.errors
-        with psycopg.connect(plain(url)) as conn:
+        with psycopg.connect(plain(url_)) as conn:
             envelopes = dict(
                 conn.execute("SELECT client->>'envelope', count(*) FROM anti_idle_beats GROUP BY 1").fetchall()
             )
@@ -973,39 +985,83 @@ def _run_variants(
     interval: float,
 ) -> dict[str, object]:
     """``--variant``: the primed learners through one window per variant and round (A B A B),
-    the server restarted with each variant's environment; the day folded once, at the end."""
-    variants = [_parse_variant(text, args.workers) for text in args.variant]
+    the server restarted with each variant's environment (and code tree: bench/code_trees.py,
+    each tree's schema its own copy of the primed database); the day folded once, at the end."""
+    variants = [code_trees.parse_variant(text, args.workers) for text in args.variant]
     windows: list[dict[str, object]] = []
     last = time.perf_counter()  # when the last beats were due (the priming's, then each window's end)
-    try:
-        for r in range(args.rounds):
-            for name, extra, workers in variants:
-                step(f"round {r + 1}, variant {name}: stopping the server (port {port}) gracefully")
-                common.stop_server(server)
-                _wait_port_free(port)
-                if args.warm_wal:  # each window from a checkpoint, as the runs of --repeat
-                    import psycopg
+    with code_trees.trees([v.tree for v in variants]) as trees:
+        try:
+            step(f"stopping the priming's server (port {port}) gracefully")
+            common.stop_server(server)
+            _wait_port_free(port)
+            databases = _variant_databases(url, env, trees)
+            for r in range(args.rounds):
+                for v in variants:
+                    tree, (db_url, _how) = trees[v.tree], databases[v.tree]
+                    if r or v is not variants[0]:
+                        step(f"round {r + 1}, variant {v.name}: stopping the server (port {port}) gracefully")
+                        common.stop_server(server)
+                        _wait_port_free(port)
+                    if args.warm_wal:  # each window from a checkpoint, as the runs of --repeat
+                        import psycopg
 
-                    with psycopg.connect(plain(url), autocommit=True) as conn:
-                        conn.execute("CHECKPOINT")
-                first_seqs, before_id = _next_seqs(url, minted)
-                server, port, shape = _start_server(dict(env, **extra), args, server_kind, workers)
-                # A learner's next beat claims one interval of reading: at least that much wall
-                # time after its last one (else rule R04 cuts the claim, a restart's artefact).
-                time.sleep(max(0.0, last + interval * (1 + JITTER) - time.perf_counter()))
-                label = f"{name} (round {r + 1}: {' '.join(f'{k}={v}' for k, v in extra.items()) or 'defaults'}, "
-                label += f"{workers} workers)"
-                res = measure(server, port, shape, first_seqs, label)
-                last = float(res.pop("_window_end"))  # type: ignore[arg-type]
-                res |= _round_beats(url, before_id)
-                res.update(variant=name, round=r + 1, env=extra, workers=workers)
-                windows.append(res)
-    finally:
-        common.stop_server(server)
-    step("folding each learner's day (verdicts.settle) and reading back what they earned")
-    earned = _earned(url, names, lesson_id)
+                        with psycopg.connect(plain(url), autocommit=True) as conn:
+                            conn.execute("CHECKPOINT")
+                    first_seqs, before_id = _next_seqs(db_url, minted)
+                    run_env = code_trees.tree_env(dict(env, LMS_DATABASE_URL=db_url, **v.env), tree)
+                    server, port, shape = _start_server(run_env, args, server_kind, v.workers, tree.path)
+                    # A learner's next beat claims one interval of reading: at least that much wall
+                    # time after its last one (else rule R04 cuts the claim, a restart's artefact).
+                    time.sleep(max(0.0, last + interval * (1 + JITTER) - time.perf_counter()))
+                    settings = " ".join(f"{k}={val}" for k, val in v.env.items()) or "defaults"
+                    label = f"{v.name} (round {r + 1}: {settings}, {v.workers} workers, tree {tree.path} at "
+                    label += f"{tree.commit}, database {db_url.rpartition('/')[2]})"
+                    step(f"window: {label}")
+                    res = measure(server, port, shape, first_seqs, label, db_url)
+                    last = float(res.pop("_window_end"))  # type: ignore[arg-type]
+                    res |= _round_beats(db_url, before_id)
+                    res.update(
+                        variant=v.name,
+                        round=r + 1,
+                        env=v.env,
+                        workers=v.workers,
+                        tree=str(tree.path),
+                        commit=tree.commit,
+                        database=db_url.rpartition("/")[2],
+                    )
+                    windows.append(res)
+        finally:
+            common.stop_server(server)
+        step("folding each learner's day (verdicts.settle) and reading back what they earned")
+        # The primed database's day, with this tree's code (a copy of another schema is left
+        # unfolded: folding it would take that tree's code in process).
+        earned = {url.rpartition("/")[2]: _earned(url, names, lesson_id)}
     print(_variant_table(windows))
     return {"mode": "variants", "windows": windows, "earned": earned, "rounds": args.rounds}
+
+
+def _variant_databases(url: str, env: dict[str, str], trees: dict[str, code_trees.Tree]) -> dict[str, tuple[str, str]]:
+    """Each tree's database (URL, how it came about; printed): the primed one for the trees with
+    this tree's Alembic heads, a migrated copy of it for each other set of heads."""
+    base = code_trees.open_tree("")
+    base_env = code_trees.tree_env(env, base)
+    by_heads = {code_trees.alembic_heads(base_env, base): (url, "the primed database")}
+    rows = code_trees.version_rows(url)
+    out: dict[str, tuple[str, str]] = {}
+    for spec, tree in trees.items():
+        tree_env = code_trees.tree_env(env, tree)
+        code_trees.check_tree(tree_env, tree)
+        heads = code_trees.alembic_heads(tree_env, tree)
+        if heads not in by_heads:
+            name = f"{url.rpartition('/')[2]}_{tree.commit.replace('+', '_')}"
+            step(f"{tree.path}: Alembic heads {list(heads)}, not this tree's: its own copy of the primed database")
+            copy = code_trees.copy_database(url, name)
+            how = code_trees.migrate_copy(dict(tree_env, LMS_DATABASE_URL=copy), tree, base_env, base, rows)
+            by_heads[heads] = (copy, f"a copy of the primed database, {how}")
+        out[spec] = by_heads[heads]
+        print(f"variant tree {tree.path} at {tree.commit}: database {out[spec][0].rpartition('/')[2]} ({out[spec][1]})")
+    return out
 
 
 #: /proc/stat's shares printed for each ``--variant`` window.
@@ -1026,24 +1082,6 @@ def _cpu_shares(before: list[int], after: list[int]) -> dict[str, float]:
     total = max(1, sum(d))
     parts = {"user": user + nice, "system": system + irq + softirq, "idle": idle, "iowait": iowait, "steal": steal}
     return {f"{k}_pct": round(100 * v / total, 1) for k, v in parts.items()}
-
-
-def _parse_variant(text: str, workers: int) -> tuple[str, dict[str, str], int]:
-    """``NAME=KEY=VALUE,KEY=VALUE`` (``NAME=``: the defaults) as (name, environment, workers);
-    the pseudo-key ``WORKERS`` is gunicorn's ``--workers``."""
-    name, sep, rest = text.partition("=")
-    if not sep or not name:
-        raise SystemExit(f"--variant {text!r}: NAME=KEY=VALUE,KEY=VALUE (NAME= for the defaults)")
-    extra: dict[str, str] = {}
-    for item in filter(None, rest.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--variant {text!r}: {item!r} is not KEY=VALUE")
-        if key == "WORKERS":
-            workers = int(value)
-        else:
-            extra[key] = value
-    return name, extra, workers
 
 
 def _wait_port_free(port: int, timeout: float = 30.0) -> None:
@@ -1114,14 +1152,18 @@ def _round_beats(url: str, after_id: int) -> dict[str, object]:
 def _variant_table(windows: list[dict[str, object]]) -> str:
     """The ``--variant`` windows side by side."""
     head = (
-        f"{'variant':<14} {'round':>5} {'beats/s':>7} {'errors':>6} {'p50':>6} {'p95':>6} {'p99':>6} {'max':>7} "
+        f"{'variant':<14} {'commit':<16} {'round':>5} {'beats/s':>7} {'errors':>6} {'p50':>6} {'p95':>6} "
+        f"{'p99':>6} {'max':>7} "
         f"{'CPU/beat':>8} {'gunicorn':>8} {'PG':>6} {'gen':>6} {'b/COMMIT':>8} {'user%':>6} {'sys%':>5} "
         f"{'idle%':>6} {'iow%':>5} {'steal%':>6}"
     )
-    lines = ["summary of the windows (ms; CPU per beat ms; shares of both cores %):", "    " + head]
+    trees = dict.fromkeys(f"{w['commit']} = {w['tree']} (database {w['database']})" for w in windows)
+    lines = ["summary of the windows (ms; CPU per beat ms; shares of both cores %):"]
+    lines += [f"    tree {t}" for t in trees] + ["    " + head]
     for w in windows:
         lines.append(
-            f"    {w['variant']!s:<14} {w['round']:>5} {w['beats_per_s']:>7} {w['errors']:>6} {w['p50_ms']:>6} "
+            f"    {w['variant']!s:<14} {w['commit']!s:<16} {w['round']:>5} {w['beats_per_s']:>7} {w['errors']:>6} "
+            f"{w['p50_ms']:>6} "
             f"{w['p95_ms']:>6} {w['p99_ms']:>6} {w['max_ms']!s:>7} {w['cpu_ms_per_beat']:>8} "
             f"{w['server_cpu_ms_per_beat']:>8} {w['pg_cpu_ms_per_beat']:>6} {w['loadgen_cpu_ms_per_beat']:>6} "
             f"{w['beats_per_commit']:>8} {w['user_pct']:>6} {w['system_pct']:>5} {w['idle_pct']:>6} "
@@ -1510,10 +1552,13 @@ def main(argv: list[str] | None = None) -> int:
         "--variant",
         action="append",
         default=[],
-        metavar="NAME=KEY=VALUE,KEY=VALUE",
+        metavar="NAME=[@TREE,]KEY=VALUE,...",
         help="ingest, open loop, document lesson: after priming, one window per variant (and round) on the same "
         "learners, gunicorn restarted with these environment settings (pseudo-key WORKERS=n: --workers); "
-        "NAME= for the defaults; repeatable",
+        "NAME= for the defaults; repeatable. A first item @/path/to/checkout or @rev:COMMIT runs that "
+        "variant's server from another code tree (rev: a temporary git worktree, removed afterwards; "
+        "PYTHONPATH=<tree>, checked in a child); a tree with other Alembic heads gets its own copy of the "
+        "primed database migrated to them (bench/code_trees.py), e.g. --variant new= --variant old=@rev:main~3",
     )
     parser.add_argument(
         "--rounds", type=int, default=1, help="--variant: each variant this many times, interleaved (A B A B)"
@@ -1532,6 +1577,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--variant needs --only ingest --rate R, a document lesson and one --server")
     if args.variant and args.repeat != 1:
         parser.error("--variant: use --rounds, not --repeat")
+    for text in args.variant:  # before the minutes of seeding and priming
+        code_trees.parse_variant(text, args.workers)
     results: dict[str, object] = {}
     if args.only in (None, "els"):
         results["els"] = bench_els(args.els_rounds)

@@ -247,8 +247,12 @@ def start_gunicorn(
     app: str = "lms_core:create_app()",
     extra_args: Iterable[str] = (),
     ready_path: str = "/login",
+    cwd: Path = REPO,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start gunicorn on a free local port and wait until it answers; returns (process, port).
+
+    ``cwd``: the code tree it serves (gunicorn puts its working directory first on ``sys.path``;
+    another checkout's server also gets ``PYTHONPATH`` in ``env``: bench/code_trees.py).
 
     ``config`` defaults to lrs/gunicorn_conf.py: TCP_NODELAY on the listening socket, or a
     keep-alive client waits for Nagle + delayed ACK (~40 ms) between headers and body.
@@ -262,7 +266,7 @@ def start_gunicorn(
         cmd += ["--threads", str(threads)]
     cmd += [*extra_args, app]
     step(" ".join(cmd[1:]))
-    proc = subprocess.Popen(cmd, env=dict(env), cwd=REPO)  # noqa: S603 - our own venv's gunicorn
+    proc = subprocess.Popen(cmd, env=dict(env), cwd=cwd)  # noqa: S603 - our own venv's gunicorn
     try:
         wait_for_http(port, proc, path=ready_path)
     except BaseException:
