@@ -7,18 +7,16 @@ what the server received and what the tally counted."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import importlib.util
-import json
 import random
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.bench.stub_server import KEY, Answer, Seen, listen, ok, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("open_loop", ROOT / "bench" / "open_loop.py")
@@ -26,82 +24,6 @@ assert _spec is not None and _spec.loader is not None
 open_loop = importlib.util.module_from_spec(_spec)
 sys.modules.setdefault("open_loop", open_loop)
 _spec.loader.exec_module(open_loop)
-
-KEY = "ab" * 32
-
-
-@dataclass
-class Seen:
-    """What the server received."""
-
-    beats: dict[str, list[int]] = field(default_factory=dict)  # peer address -> seqs answered, in order
-    paths: list[str] = field(default_factory=list)
-    bad_signatures: int = 0
-    pipelined: int = 0  # a request that arrived while the connection's last one was unanswered
-    connections: dict[str, int] = field(default_factory=dict)  # peer address -> connections made
-    dropped: int = 0
-
-
-#: How the server answers one request: ``(peer, connection's nth request, seq) -> (status, body)``,
-#: or None to close the connection without an answer.
-Answer = Callable[[str, int, int], "tuple[int, bytes] | None"]
-
-
-def _ok(_peer: str, _nth: int, seq: int) -> tuple[int, bytes] | None:
-    return 200, b'{"seq":%d}' % seq
-
-
-class _Server(asyncio.Protocol):
-    def __init__(self, seen: Seen, answer: Answer, delay: float) -> None:
-        self.seen, self.answer, self.delay = seen, answer, delay
-        self.buf = b""
-        self.waiting = False
-        self.nth = 0
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.peer = transport.get_extra_info("peername")[0]
-        self.seen.connections[self.peer] = self.seen.connections.get(self.peer, 0) + 1
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = self.buf[:end].decode()
-        length = int(next(line for line in head.split("\r\n") if line.startswith("Content-Length:")).split(":")[1])
-        if len(self.buf) < end + 4 + length:
-            return
-        if self.waiting:
-            self.seen.pipelined += 1
-        body, self.buf = self.buf[end + 4 : end + 4 + length], self.buf[end + 4 + length :]
-        self.waiting = True
-        self.nth += 1
-        path = head.split(" ")[1]
-        self.seen.paths.append(path)
-        seq = 0
-        if path.endswith("/beat"):
-            signed, sig = body[: body.rindex(b',"sig":')] + b"}", json.loads(body)["sig"]
-            if hmac.new(KEY.encode(), signed, hashlib.sha256).hexdigest() != sig:
-                self.seen.bad_signatures += 1
-            seq = json.loads(body)["seq"]
-        answer = self.answer(self.peer, self.nth, seq)
-        if answer is None:
-            self.seen.dropped += 1
-            assert self.transport is not None
-            self.transport.close()
-            return
-        if seq:
-            self.seen.beats.setdefault(self.peer, []).append(seq)
-        asyncio.get_running_loop().call_later(self.delay, self._reply, *answer)
-
-    def _reply(self, status: int, body: bytes) -> None:
-        self.waiting = False
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(
-                b"HTTP/1.1 %d X\r\nserver: t\r\ncontent-length: %d\r\n\r\n" % (status, len(body)) + body
-            )
 
 
 def learners(n: int) -> list[Any]:
@@ -111,13 +33,12 @@ def learners(n: int) -> list[Any]:
     ]
 
 
-def run(main: Callable[[int], Any], answer: Answer = _ok, delay: float = 0.0) -> tuple[Any, Seen]:
-    """``main(port)`` against the server; its result and what the server saw."""
+def run(main: Callable[[int], Any], answer: Answer = ok, delay: float = 0.0) -> tuple[Any, Seen]:
+    """``main(port)`` against the server, on the same loop; its result and what the server saw."""
     seen = Seen()
 
     async def go() -> Any:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Server(seen, answer, delay), "127.0.0.1", 0)
+        server = await listen(seen, answer, delay)
         try:
             return await main(server.sockets[0].getsockname()[1])
         finally:
@@ -186,7 +107,7 @@ def test_a_kept_connection_closed_by_the_server_is_retried_once_on_a_new_one() -
         if nth == 2 and peer not in firsts:
             firsts.add(peer)
             return None
-        return _ok(peer, nth, seq)
+        return ok(peer, nth, seq)
 
     people = learners(3)
     (tally, _window), seen = run(lambda port: open_loop.drive(port, people, 15.0, 0.0, 1.0), answer)
@@ -266,31 +187,11 @@ def test_drive_split_drives_each_share_of_learners_from_its_own_process_on_one_w
     # The issue's 20,000 learners hold more connections than one process may open: the learners
     # are dealt to processes (learner k to process k % n), each drives its share at its share of
     # the rate on its own seed; the window's callbacks run once, here, and the tallies merge.
-    import threading
-
-    seen = Seen()
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    def serve() -> None:
-        async def go() -> None:
-            loop = asyncio.get_running_loop()
-            server = await loop.create_server(lambda: _Server(seen, _ok, 0.0), "127.0.0.1", 0)
-            box["port"], box["stop"] = server.sockets[0].getsockname()[1], loop.create_future()
-            ready.set()
-            await box["stop"]
-            server.close()
-
-        asyncio.run(go())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    ready.wait(10)
     people = learners(6)
     windows: list[bool] = []
-    try:
+    with serving() as server:
         tally, window, cpu = open_loop.drive_split(
-            box["port"],
+            server.port,
             people,
             30.0,
             0.3,
@@ -300,10 +201,7 @@ def test_drive_split_drives_each_share_of_learners_from_its_own_process_on_one_w
             on_window=windows.append,
             first_seqs=first_seqs,
         )
-    finally:
-        stop = box["stop"]
-        stop.get_loop().call_soon_threadsafe(stop.set_result, None)
-        thread.join(10)
+    seen = server.seen
     scheduled = 0
     for k in range(2):
         share = people[k::2]

@@ -9,21 +9,17 @@ after that one)."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
 import importlib.util
-import json
 import random
 import shutil
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.bench.stub_server import KEY, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,101 +40,7 @@ open_loop_c = _load("open_loop_c")
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="the C generator is compiled with gcc")
 
-KEY = "ab" * 32
 STALL = 0.5  # s: longer than a learner's interval below (0.3 s ± 10 %), so its next beat queues behind it
-
-
-@dataclass
-class Seen:
-    beats: dict[str, list[int]] = field(default_factory=dict)  # peer -> seqs received, in order
-    pipelined: int = 0
-    bad_signatures: int = 0
-    connections: dict[str, int] = field(default_factory=dict)
-
-
-#: ``(peer, connection's nth request, seq) -> (status, body, delay)``; None: close unanswered;
-#: "hold": never answer.
-Answer = Callable[[str, int, int], "tuple[int, bytes, float] | str | None"]
-
-
-class _Server(asyncio.Protocol):
-    def __init__(self, seen: Seen, answer: Answer) -> None:
-        self.seen, self.answer = seen, answer
-        self.buf = b""
-        self.waiting = False
-        self.nth = 0
-        self.transport: Any = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.peer = transport.get_extra_info("peername")[0]
-        self.seen.connections[self.peer] = self.seen.connections.get(self.peer, 0) + 1
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while (end := self.buf.find(b"\r\n\r\n")) >= 0:
-            head = self.buf[:end].decode()
-            length = int(next(x for x in head.split("\r\n") if x.startswith("Content-Length:")).split(":")[1])
-            if len(self.buf) < end + 4 + length:
-                return
-            body, self.buf = self.buf[end + 4 : end + 4 + length], self.buf[end + 4 + length :]
-            if self.waiting:
-                self.seen.pipelined += 1
-            self.waiting = True
-            self.nth += 1
-            signed, sig = body[: body.rindex(b',"sig":')] + b"}", json.loads(body)["sig"]
-            if hmac.new(KEY.encode(), signed, hashlib.sha256).hexdigest() != sig:
-                self.seen.bad_signatures += 1
-            seq = json.loads(body)["seq"]
-            self.seen.beats.setdefault(self.peer, []).append(seq)
-            answer = self.answer(self.peer, self.nth, seq)
-            if answer is None:
-                self.transport.close()
-                return
-            if answer == "hold":
-                continue
-            status, text, delay = answer  # type: ignore[misc]
-            asyncio.get_running_loop().call_later(delay, self._reply, status, text)
-
-    def _reply(self, status: int, body: bytes) -> None:
-        self.waiting = False
-        if not self.transport.is_closing():
-            self.transport.write(
-                b"HTTP/1.1 %d X\r\nserver: t\r\ncontent-length: %d\r\n\r\n" % (status, len(body)) + body
-            )
-
-
-@dataclass
-class Server:
-    port: int
-    seen: Seen
-
-
-def _serve(answer: Answer) -> Iterator[Server]:
-    seen = Seen()
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    def main() -> None:
-        async def go() -> None:
-            loop = asyncio.get_running_loop()
-            server = await loop.create_server(lambda: _Server(seen, answer), "127.0.0.1", 0)
-            box["port"], box["stop"] = server.sockets[0].getsockname()[1], loop.create_future()
-            ready.set()
-            await box["stop"]
-            server.close()
-
-        asyncio.run(go())
-
-    thread = threading.Thread(target=main, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield Server(box["port"], seen)
-    finally:
-        stop = box["stop"]
-        stop.get_loop().call_soon_threadsafe(stop.set_result, None)
-        thread.join(10)
 
 
 def people(n: int) -> list[Any]:
@@ -196,7 +98,7 @@ def test_both_generators_send_the_same_beats_and_count_the_same(short_drain: Non
     )
     runs = {}
     for name, go in (("python", _python), ("c", _c)):
-        for server in _serve(injected):
+        with serving(injected) as server:
             tally, window = go(server.port)
             runs[name] = (tally, window, server.seen)
     expected = {open_loop.address(i): [seq for _d, j, seq in plan if j == i] for i in range(LEARNERS)}
@@ -205,10 +107,11 @@ def test_both_generators_send_the_same_beats_and_count_the_same(short_drain: Non
     beats: dict[str, dict[tuple[int, int], tuple[float, float]]] = {}
     for name, (tally, window, seen) in runs.items():
         sent = {
-            peer: [s for k, s in enumerate(seqs) if not (k and seqs[k - 1] == s)] for peer, seqs in seen.beats.items()
+            peer: [s for k, s in enumerate(seqs) if not (k and seqs[k - 1] == s)]
+            for peer, seqs in seen.received.items()
         }
         assert sent == expected, name  # every beat, in order, from each learner's own address
-        assert seen.beats[open_loop.address(6)].count(3) == 2  # the dropped one sent again on a new connection
+        assert seen.received[open_loop.address(6)].count(3) == 2  # the dropped one sent again on a new connection
         assert seen.pipelined == 0 and seen.bad_signatures == 0, name  # one in flight per learner
         assert seen.connections[open_loop.address(6)] == 2, name  # the kept one closed, one more
         assert tally.scheduled == sum(due >= WARMUP for due, _i, _s in plan), name
@@ -238,7 +141,7 @@ def test_both_generators_send_the_same_beats_and_count_the_same(short_drain: Non
 
 
 def test_the_c_generator_deals_learners_to_processes_as_drive_split_does() -> None:
-    for server in _serve(lambda _p, _n, _s: (200, b"{}", 0.0)):
+    with serving(lambda _p, _n, _s: (200, b"{}", 0.0)) as server:
         windows: list[bool] = []
         first_seqs = [2, 7, 3, 11, 4, 20]
         tally, window, _cpu, _split = open_loop_c.drive(
