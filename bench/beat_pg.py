@@ -48,6 +48,7 @@ import beat_split  # noqa: E402 - bench/ is a folder of scripts, not a package
 import common  # noqa: E402
 import seed_large  # noqa: E402
 
+from lms_core import db as db_ddl  # noqa: E402
 from lms_core.learning import pg_arrays  # noqa: E402
 from tests import pgcluster  # noqa: E402
 
@@ -100,38 +101,56 @@ KEY_VARIANTS = {
     ),
 }
 
-#: ``--statement-keys``: the ledgers' session keys checked once per statement instead of once per row:
-#: an ``AFTER INSERT … FOR EACH STATEMENT`` trigger with the statement's new rows (a transition
-#: table) looks up their sessions in one query. Only what a beat's INSERT pays is compared: the
-#: deletes and updates a key also guards (and SQLite) are not part of the variant.
+#: ``--statement-keys``: the ledgers' session keys as foreign keys (one check per row, 0031 + 0011,
+#: main before 0032sessionkey) or as the triggers of ``lms_core.db.session_key_ddl`` (0032sessionkey
+#: + 0014anti_idle_stmt_key: one check per statement, the sessions held against a delete), and
+#: for reference the bare statement check without the hold or the delete side (pgw's sketch).
+#: Only what a beat's INSERT pays is compared (the delete side's triggers are on
+#: ``learning_sessions`` and do not fire on a beat's update of its session).
 _STATEMENT_CHECK = (
     "CREATE OR REPLACE FUNCTION ledger_sessions_exist() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
     "IF EXISTS (SELECT FROM new_rows AS n WHERE NOT EXISTS (SELECT FROM learning_sessions AS s "
     "WHERE s.id = n.session_id AND s.user_id = n.user_id AND s.lesson_id = n.lesson_id)) THEN "
     "RAISE EXCEPTION '% rows name no session of theirs', TG_TABLE_NAME; END IF; RETURN NULL; END $$"
 )
+_LEDGERS = ("learning_intervals", "anti_idle_beats")
+
+
+def _one_line(statement: str) -> str:
+    """A statement on one line (the single-user backend runs a line at a time)."""
+    return " ".join(statement.split())
+
+
+def _no_statement_checks() -> list[str]:
+    """Drop every statement-check variant's triggers and functions."""
+    return [
+        *(f"DROP TRIGGER IF EXISTS {t}_session_exists ON {t}" for t in _LEDGERS),
+        *(statement for t in _LEDGERS for statement in db_ddl.drop_session_key_ddl(t)),
+    ]
+
+
+def _no_keys() -> list[str]:
+    return [f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS fk_{t}_session_id_learning_sessions" for t in _LEDGERS]
+
+
 STATEMENT_KEY_VARIANTS = {
-    "now: one key per row (0031 + 0011)": "\n".join(
+    "keys: one per row (0031 + 0011, main)": "\n".join([*_no_statement_checks(), *map(_one_key, _LEDGERS)]),
+    "triggers: session_key_ddl (0032 + 0014)": "\n".join(
         [
-            "DROP TRIGGER IF EXISTS learning_intervals_session_exists ON learning_intervals",
-            "DROP TRIGGER IF EXISTS anti_idle_beats_session_exists ON anti_idle_beats",
-            _one_key("learning_intervals"),
-            _one_key("anti_idle_beats"),
+            *_no_statement_checks(),
+            *_no_keys(),
+            *(_one_line(statement) for t in _LEDGERS for statement in db_ddl.session_key_ddl(t)),
         ]
     ),
-    "a statement trigger per table, no key": "\n".join(
+    "bare statement check, no hold (reference)": "\n".join(
         [
-            *(
-                f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS fk_{t}_session_id_learning_sessions"
-                for t in ("learning_intervals", "anti_idle_beats")
-            ),
+            *_no_statement_checks(),
+            *_no_keys(),
             _STATEMENT_CHECK,
-            "DROP TRIGGER IF EXISTS learning_intervals_session_exists ON learning_intervals",
-            "DROP TRIGGER IF EXISTS anti_idle_beats_session_exists ON anti_idle_beats",
             *(
                 f"CREATE TRIGGER {t}_session_exists AFTER INSERT ON {t} REFERENCING NEW TABLE AS new_rows "
                 "FOR EACH STATEMENT EXECUTE FUNCTION ledger_sessions_exist()"
-                for t in ("learning_intervals", "anti_idle_beats")
+                for t in _LEDGERS
             ),
         ]
     ),

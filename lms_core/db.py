@@ -303,3 +303,110 @@ def drop_append_only_ddl(table: str, dialect: str) -> list[str]:
             f"DROP FUNCTION IF EXISTS {table}_append_only()",
         ]
     return [f"DROP TRIGGER IF EXISTS {table}_no_update", f"DROP TRIGGER IF EXISTS {table}_no_delete"]
+
+
+# Session keys checked per statement (PostgreSQL) -----------------------------------
+
+#: ``info`` of a model's constraint that exists on SQLite only (with ``.ddl_if(dialect="sqlite")``):
+#: on PostgreSQL triggers keep its rule (:func:`session_key_ddl`), so ``migrations/env.py``'s
+#: ``include_object`` does not look for it there.
+SQLITE_ONLY = {"only_on": "sqlite"}
+
+
+def session_key_ddl(table: str) -> list[str]:
+    """PostgreSQL SQL that holds ``table``'s rows to their learning session as the composite
+    foreign key ``(session_id, user_id, lesson_id) → learning_sessions (id, user_id, lesson_id)``
+    did, with one query a statement instead of one a row (migrations 0032sessionkey and
+    0014anti_idle_stmt_key say why; docs/anti_idle.md, "The session keys").
+
+    ``table`` is append-only (its rows are never updated or deleted), so only three events can
+    break the rule, each with its trigger:
+
+    * ``<table>_session_key`` (``AFTER INSERT … FOR EACH STATEMENT`` on ``table``, the new rows
+      as a transition table): every distinct ``(session_id, user_id, lesson_id)`` of the
+      statement's rows must be a visible session row, else ``foreign_key_violation``. A session
+      row this transaction did not itself write (``xmin``, the beat's round always updates its
+      sessions first) gets a no-op ``UPDATE`` so that a concurrent delete of it waits for this
+      transaction and then sees its rows (READ COMMITTED), or fails with a serialization error
+      (REPEATABLE READ, SERIALIZABLE); a session deleted meanwhile is missed by the update and
+      refused as missing.
+    * ``<table>_session_gone`` (``AFTER DELETE … FOR EACH STATEMENT`` on ``learning_sessions``):
+      a deleted session with rows is refused with ``<table> is append-only``, the error the key's
+      ``ON DELETE CASCADE`` met at the append-only trigger (so deleting a user, a lesson or an
+      enrolment with learning records is refused exactly as before).
+    * ``<table>_session_rekeyed`` (``AFTER UPDATE OF id, user_id, lesson_id … FOR EACH ROW`` on
+      ``learning_sessions``, only when one of them changes): refused with ``foreign_key_violation``
+      if rows name the old key (the key's ``ON UPDATE NO ACTION``). The beat's update of its
+      session sets none of these columns, so the trigger is not even queued.
+
+    The text must never change: migrations that ran keep what they created.
+    """
+    table = _checked(table)
+    new = f"{table}_new"
+    distinct = f"(SELECT DISTINCT session_id, user_id, lesson_id FROM {new})"  # noqa: S608 - a checked name
+    same = "s.id = k.session_id AND s.user_id = k.user_id AND s.lesson_id = k.lesson_id"
+    ours = "pg_current_xact_id()::xid"
+    return [
+        f"""CREATE FUNCTION {table}_session_key() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            wanted bigint;
+            found bigint;
+            theirs bigint;
+            held bigint;
+        BEGIN
+            SELECT count(*), count(s.id), count(s.id) FILTER (WHERE s.xmin <> {ours})
+              INTO wanted, found, theirs
+              FROM {distinct} AS k LEFT JOIN learning_sessions AS s ON {same};
+            IF found < wanted THEN
+                RAISE EXCEPTION '{table} rows name no learning session of theirs'
+                    USING ERRCODE = 'foreign_key_violation';
+            END IF;
+            IF theirs > 0 THEN
+                UPDATE learning_sessions AS s SET last_seq = s.last_seq
+                  FROM {distinct} AS k WHERE {same} AND s.xmin <> {ours};
+                GET DIAGNOSTICS held = ROW_COUNT;
+                IF held < theirs THEN
+                    RAISE EXCEPTION '{table} rows name a learning session deleted meanwhile'
+                        USING ERRCODE = 'foreign_key_violation';
+                END IF;
+            END IF;
+            RETURN NULL;
+        END $$;""",  # noqa: S608 - a checked name
+        f"""CREATE TRIGGER {table}_session_key AFTER INSERT ON {table}
+        REFERENCING NEW TABLE AS {new}
+        FOR EACH STATEMENT EXECUTE FUNCTION {table}_session_key();""",
+        f"""CREATE FUNCTION {table}_session_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'DELETE' THEN
+                PERFORM FROM {table}_sessions_gone AS o JOIN {table} AS r ON r.session_id = o.id LIMIT 1;
+            ELSE
+                PERFORM FROM {table} AS r WHERE r.session_id = OLD.id LIMIT 1;
+            END IF;
+            IF FOUND AND TG_OP = 'DELETE' THEN
+                RAISE EXCEPTION '{table} is append-only';
+            ELSIF FOUND THEN
+                RAISE EXCEPTION '{table} rows name learning session %', OLD.id
+                    USING ERRCODE = 'foreign_key_violation';
+            END IF;
+            RETURN NULL;
+        END $$;""",
+        f"""CREATE TRIGGER {table}_session_gone AFTER DELETE ON learning_sessions
+        REFERENCING OLD TABLE AS {table}_sessions_gone
+        FOR EACH STATEMENT EXECUTE FUNCTION {table}_session_gone();""",
+        f"""CREATE TRIGGER {table}_session_rekeyed AFTER UPDATE OF id, user_id, lesson_id ON learning_sessions
+        FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id OR OLD.user_id IS DISTINCT FROM NEW.user_id
+                           OR OLD.lesson_id IS DISTINCT FROM NEW.lesson_id)
+        EXECUTE FUNCTION {table}_session_gone();""",
+    ]
+
+
+def drop_session_key_ddl(table: str) -> list[str]:
+    """SQL that removes what :func:`session_key_ddl` created (for ``downgrade``)."""
+    table = _checked(table)
+    return [
+        f"DROP TRIGGER IF EXISTS {table}_session_key ON {table}",
+        f"DROP TRIGGER IF EXISTS {table}_session_gone ON learning_sessions",
+        f"DROP TRIGGER IF EXISTS {table}_session_rekeyed ON learning_sessions",
+        f"DROP FUNCTION IF EXISTS {table}_session_key()",
+        f"DROP FUNCTION IF EXISTS {table}_session_gone()",
+    ]

@@ -42,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
-from lms_core.db import Base, UTCDateTime, bigint_pk, json_type, utcnow
+from lms_core.db import SQLITE_ONLY, Base, UTCDateTime, bigint_pk, json_type, utcnow
 
 #: Day verdicts, from the mildest to the most severe.
 CREDITED, DEDUCTED, HELD, VOID = "credited", "deducted", "held", "void"
@@ -134,12 +134,14 @@ class Beat(Base):
         Index("ix_anti_idle_beats_user_id_received_at", "user_id", "received_at"),
         Index("ix_anti_idle_beats_user_id_lesson_id_id", "user_id", "lesson_id", "id"),
         #: One check per beat instead of three, and the beat's person and lesson are its
-        #: session's (migration 0011anti_idle_beat_session_key).
+        #: session's (migration 0011anti_idle_beat_session_key). SQLite only: PostgreSQL checks
+        #: the same rule once per statement with triggers (migration 0014anti_idle_stmt_key).
         ForeignKeyConstraint(
             ["session_id", "user_id", "lesson_id"],
             ["learning_sessions.id", "learning_sessions.user_id", "learning_sessions.lesson_id"],
             ondelete="CASCADE",
-        ),
+            info=SQLITE_ONLY,
+        ).ddl_if(dialect="sqlite"),
     )
 
 

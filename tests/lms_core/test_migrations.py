@@ -561,6 +561,9 @@ def test_0031_one_key_per_ledger_row_keeps_the_append_only_triggers_and_downgrad
     session_key = ("learning_sessions", ("id", "user_id", "lesson_id"))
     triggers = 1 if "postgresql" in empty_db else 2
     _flask_db(full_app, "upgrade", "heads")
+    # before the keys became statement triggers on PostgreSQL (0032sessionkey, 0014anti_idle_stmt_key)
+    _flask_db(full_app, "downgrade", "0014anti_idle_stmt_key-1")
+    _flask_db(full_app, "downgrade", "0032sessionkey-1")
     found = _ledger_keys(empty_db)
     assert found["learning_intervals"] == ({("session_id", "user_id", "lesson_id"): session_key}, triggers, False)
     assert found["anti_idle_beats"] == ({("session_id", "user_id", "lesson_id"): session_key}, triggers, False)
@@ -573,6 +576,57 @@ def test_0031_one_key_per_ledger_row_keeps_the_append_only_triggers_and_downgrad
     found = _ledger_keys(empty_db)
     assert found["learning_intervals"] == (single, triggers, True)
     assert found["anti_idle_beats"] == ({**single, ("course_id",): ("courses", ("id",))}, triggers, False)
+
+
+def _session_key_triggers(url: str) -> dict[str, set[str]]:
+    """The session-key triggers (``lms_core.db.session_key_ddl``) on each table, PostgreSQL."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT tgrelid::regclass::text, tgname FROM pg_trigger "
+                    "WHERE NOT tgisinternal AND (tgname LIKE '%session_key' OR tgname LIKE '%session_gone' "
+                    "OR tgname LIKE '%session_rekeyed')"
+                )
+            ).all()
+        found: dict[str, set[str]] = {}
+        for table, name in rows:
+            found.setdefault(table, set()).add(name)
+        return found
+    finally:
+        engine.dispose()
+
+
+def test_0032_and_0014anti_idle_the_session_keys_are_statement_triggers_on_postgresql_only(full_app, empty_db):
+    """On PostgreSQL the ledgers' session keys become triggers (one check a statement) and come
+    back as keys on downgrade; SQLite keeps the keys (and the drift test does not ask PostgreSQL
+    for them: ``include_object``)."""
+    session_key = {("session_id", "user_id", "lesson_id"): ("learning_sessions", ("id", "user_id", "lesson_id"))}
+    postgresql = "postgresql" in empty_db
+    _flask_db(full_app, "upgrade", "heads")
+    found = _ledger_keys(empty_db)
+    for table in ("learning_intervals", "anti_idle_beats"):
+        assert found[table] == ({} if postgresql else session_key, 2, False)
+    if postgresql:
+        assert _session_key_triggers(empty_db) == {
+            "learning_intervals": {"learning_intervals_session_key"},
+            "anti_idle_beats": {"anti_idle_beats_session_key"},
+            "learning_sessions": {
+                f"{t}_session_{what}" for t in ("learning_intervals", "anti_idle_beats") for what in ("gone", "rekeyed")
+            },
+        }
+    assert _drift(full_app) == []
+    _flask_db(full_app, "downgrade", "0014anti_idle_stmt_key-1")
+    _flask_db(full_app, "downgrade", "0032sessionkey-1")
+    found = _ledger_keys(empty_db)
+    triggers = 1 if postgresql else 2
+    for table in ("learning_intervals", "anti_idle_beats"):
+        assert found[table] == (session_key, triggers, False)
+    if postgresql:
+        assert _session_key_triggers(empty_db) == {}
+    _flask_db(full_app, "upgrade", "heads")
+    assert _ledger_keys(empty_db)["learning_intervals"] == ({} if postgresql else session_key, 2, False)
 
 
 def _beat_columns(url: str) -> tuple[set[str], set[tuple[str, ...]]]:
