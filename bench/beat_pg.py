@@ -239,6 +239,7 @@ _WATCH = (
     "varstr_cmp",
     "jsonb_in",
     "RI_FKey_check_ins",
+    "plpgsql_exec_trigger",
     "pglz_compress",
     "heap_update",
     "heap_insert",
@@ -356,13 +357,16 @@ class SingleUser:
         return ["runuser", "-u", "postgres", "--", *cmd] if self.cluster.as_postgres else cmd
 
     def sql(self, statement: str) -> None:
-        subprocess.run(
+        """Run ``statement`` (one a line); an ERROR (which single-user mode survives) fails the bench."""
+        done = subprocess.run(
             self._cmd(self.postgres, "--single", "-D", str(self.cluster.datadir), self.dbname),
             input=statement + "\n",
             text=True,
             check=True,
             capture_output=True,
         )
+        if "ERROR:" in done.stdout + done.stderr:
+            raise RuntimeError(f"single-user mode refused a variant's statement:\n{done.stdout}{done.stderr}")
 
     def instructions(self, text: str, name: str) -> tuple[int, Path]:
         """Instructions of one single-user run reading ``text`` (callgrind's total)."""
