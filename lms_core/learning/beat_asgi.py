@@ -36,7 +36,7 @@ from a2wsgi import WSGIMiddleware
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from lms_core.learning import beat_batch, beat_front, beat_trace
+from lms_core.learning import beat_batch, beat_front, beat_trace, proxy_kept
 from lms_core.unit_of_work import bare_transaction
 
 Scope = dict[str, Any]
@@ -70,13 +70,14 @@ class BeatASGI:
         self.app = app
         self.front: beat_front.LeanBeats = app.extensions["lms.beat_front"]
         hops = int(app.config.get("LMS_TRUSTED_PROXIES") or 0)
-        self._proxy: ProxyFix | None = None
+        self._proxy: proxy_kept.KeptProxyFix | None = None
         self._site_app: Any = app.wsgi_app  # the whole WSGI stack: ProxyFix, the lean front, Flask
         self._view_app: Any = self.front.wsgi_app  # Flask itself, behind the lean front
         if hops:
             # The beat path reads the environ as Flask would see it: after the same ProxyFix.
             fixes = {"x_for": hops, "x_proto": hops, "x_host": hops, "x_port": hops, "x_prefix": hops}
-            self._proxy = ProxyFix(_environ_itself, **fixes)  # type: ignore[arg-type]
+            # (its writes kept per the values it reads: lms_core/learning/proxy_kept.py)
+            self._proxy = proxy_kept.KeptProxyFix(hops)
             self._view_app = ProxyFix(self._view_app, **fixes)
         self.site = WSGIMiddleware(self._dispatch, workers=threads)  # type: ignore[arg-type]
         self._alone = ThreadPoolExecutor(threads, thread_name_prefix="beat")
@@ -146,7 +147,7 @@ class BeatASGI:
         it. Every check before the body; shared with the HTTP fast path (``beat_http``)."""
         environ = self._environ(scope)
         if self._proxy is not None:
-            environ = self._proxy(environ, None)  # type: ignore[arg-type, assignment]
+            environ = self._proxy(environ)
         taken = self.front.take(environ)
         return None if taken is None else (taken, environ)
 
@@ -315,11 +316,6 @@ def _header_key(name: bytes) -> str:
     if len(_HEADER_KEYS) < _HEADER_KEYS_MAX:
         _HEADER_KEYS[name] = key
     return key
-
-
-def _environ_itself(environ: dict[str, Any], _start_response: Any) -> dict[str, Any]:
-    """The innermost "app" of the beat path's ProxyFix: gives back the fixed environ."""
-    return environ
 
 
 async def _body(receive: Receive) -> bytes | None:
