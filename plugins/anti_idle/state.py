@@ -124,8 +124,9 @@ def _state_of(user_id: int, row: Any) -> State:
         day_credited_ms=day_credited_ms,
         focus_session=focus_session,
         focus_until=focus_until,
-        sessions={entry[0]: entry[1:] for entry in sessions or ()},
-        lessons={str(lesson): ms for lesson, ms in lessons or ()},
+        # ``state_pg.take`` gives them as kept here already (decoded, or the objects it kept).
+        sessions=sessions if type(sessions) is dict else {entry[0]: entry[1:] for entry in sessions or ()},
+        lessons=lessons if type(lessons) is dict else {str(lesson): ms for lesson, ms in lessons or ()},
         tally_day=tally_day,
         day_tally=day_tally,
     )
@@ -191,7 +192,8 @@ def save(state: State, beat: dict[str, Any] | None = None) -> None:
     if _dialect() == "postgresql":
         batch = beat_group.active()
         if batch is not None:
-            state_pg.keep(batch, values, beat)  # written with the round's others (beat_group)
+            # written with the round's others (beat_group); the objects kept once written
+            state_pg.keep(batch, values, beat, (state.sessions, state.lessons, state.day_tally))
         else:
             state_pg.save(values, beat)
     else:
@@ -234,12 +236,15 @@ def _values(state: State) -> dict[str, Any]:
 def forget_day(user_id: int, day: dt.date) -> None:
     """The day verdict row of (person, day) was rewritten from the beats: drop the row's
     online tally of that day, so the next beat starts from the day verdict again."""
+    state_pg.forget(user_id)
     db.session.connection().execute(_forget_statement(), {"u": user_id, "d": day})
 
 
 def forget_days(days: Iterable[tuple[int, dt.date]]) -> None:
     """``forget_day`` for many (person, day) pairs in one statement (the bulk recompute)."""
     pairs = sorted(set(days))
+    for user_id, _day in pairs:
+        state_pg.forget(user_id)
     if pairs:
         db.session.connection().execute(
             update(_TABLE)

@@ -22,6 +22,7 @@ import datetime as dt
 import functools
 import json
 import re
+import time
 from typing import Any, cast
 
 import msgspec
@@ -180,6 +181,7 @@ def _beat_params(beat: dict[str, Any]) -> dict[str, Any]:
 
 def save(values: dict[str, Any], beat: dict[str, Any] | None) -> None:
     """The state row's upsert, with the raw beat's INSERT in the same statement if given."""
+    forget(values["user_id"])  # written here, not kept: the next read decodes it
     params = {k: json_text(v) if k in _STATE_JSON and v is not None else v for k, v in values.items()}
     columns: tuple[str, ...] = ()
     if beat is not None:
@@ -214,7 +216,7 @@ _NAME = "anti_idle"
 _LOAD_MANY = (
     _LOAD_VIDEO.replace(
         "CASE WHEN mc.valid THEN cc.played_ms ELSE 0 END + coalesce(pl.added, 0) ",
-        "CASE WHEN mc.valid THEN cc.played_ms ELSE 0 END + coalesce(pl.added, 0), st.user_id ",
+        "CASE WHEN mc.valid THEN cc.played_ms ELSE 0 END + coalesce(pl.added, 0), st.user_id, st.xmin::text::bigint ",
     )
     .replace("p.course_id = %(course_id)s", "p.course_id = k.course_id")
     .replace(
@@ -238,6 +240,7 @@ assert (
     "= k.course_id" in _LOAD_MANY
     and "unnest(" in _LOAD_MANY
     and "ORDER BY st.user_id FOR" in _LOAD_MANY
+    and "st.xmin::text::bigint" in _LOAD_MANY
     and _LOAD_MANY.count("k.video AND") == 3
 )  # every replace took
 #: The round's checks window reaches this much further back than any of its beats' (a
@@ -303,25 +306,99 @@ def _json_loads(data: str | None) -> Any:
         return json.loads(data)
 
 
+# -- the decoded state of the rows this process wrote last -----------------------------------
+#
+# A person's beats come ~10 s apart, nearly always to the same worker (their keep-alive
+# connection), and between two of them nobody else writes their state row. Decoding the
+# row's three JSON columns on every beat (sessions, lessons and the ~800-byte day tally)
+# gave back, nearly always, the very objects this process had just written. So the round's
+# write returns each state row's new ``xmin`` (the id of the transaction, or subtransaction,
+# that wrote that row version), and the objects written are kept under it, by user; the
+# round's read returns the row's ``xmin`` too, and a person whose row still has the kept
+# ``xmin`` takes the kept objects instead of decoding the text.
+#
+# Why that is exact: a row version's ``xmin`` is the transaction that wrote it, and a
+# transaction id is never given twice. Any other writer (the other worker, a recompute, an
+# admin's tool, a restart's first beat) writes a new version with another ``xmin``; a
+# rolled-back round leaves the previous version, whose ``xmin`` is not the kept one. The one
+# writer the ``xmin`` cannot tell apart is a later write *in the same transaction*: every
+# other write of the state row in this process (``save``, ``state.forget_day(s)``) drops
+# the person's kept objects. An entry is taken (removed) by the beat that uses it, which
+# then changes those objects in place (``state.advance``, ``verdicts.record_online``): a
+# beat that fails before its write leaves nothing behind. ``xmin`` is 32 bits: everything
+# kept is dropped every :data:`_KEPT_FOR` seconds, so an entry can never live long enough
+# for the counter to come round (2**32 transactions), and the memory stays bounded.
+
+#: user id -> (the row's ``xmin`` as written, sessions, lessons, day tally: ``state.State``'s objects).
+_KEPT: dict[int, tuple[int, dict[str, list[Any]], dict[str, int], dict[str, Any] | None]] = {}
+#: How long kept objects may live (seconds), and how many at most.
+_KEPT_FOR = 600.0
+_KEPT_MAX = 200_000
+_kept_since = [time.monotonic()]
+
+
+def forget(user_id: int) -> None:
+    """Drop the kept objects of a person whose state row is written some other way."""
+    _KEPT.pop(user_id, None)
+
+
+def forget_all() -> None:
+    """Drop every kept object (tests; a process that may have missed a write)."""
+    _KEPT.clear()
+    _kept_since[0] = time.monotonic()
+
+
+def _keep_written(rows: list[tuple[int, int]], objects: dict[int, Any]) -> None:
+    """Keep the objects just written under each row's new ``xmin`` (the write's RETURNING)."""
+    if time.monotonic() - _kept_since[0] > _KEPT_FOR or len(_KEPT) + len(rows) > _KEPT_MAX:
+        forget_all()
+    for user_id, xmin in rows:
+        kept = objects.get(user_id)
+        if kept is not None:
+            _KEPT[user_id] = (xmin, *kept)
+        else:
+            _KEPT.pop(user_id, None)
+
+
 def take(
     batch: Any, user_id: int, course_id: int, since: dt.datetime, until: dt.datetime, *, video: bool
 ) -> tuple[tuple[Any, ...], int | None, list[els.CheckInput], Owed | None] | None:
     """What :func:`load` would answer, from the round's read (``None``: not read there, or for
-    another course, or without what a video beat asks: the caller reads itself). Taken once."""
+    another course, or without what a video beat asks: the caller reads itself). Taken once.
+
+    The JSON columns come as ``state.State`` keeps them (sessions and lessons as dicts):
+    the objects this process wrote last if the row is still that version, else decoded."""
     found = batch.read.get(_NAME, {}).pop(user_id, None)
     if found is None or found[0] != course_id or (video and not found[1]):
         return None
-    return _unpack(found[2], since, until, video, texts=True)
+    row = found[2]
+    kept = _KEPT.pop(user_id, None)
+    if kept is not None and kept[0] == row[21]:
+        return _unpack(row, since, until, video, kept=kept)
+    return _unpack(row, since, until, video, texts=True)
 
 
 def _unpack(
-    found: tuple[Any, ...], since: dt.datetime, until: dt.datetime, video: bool, *, texts: bool = False
+    found: tuple[Any, ...],
+    since: dt.datetime,
+    until: dt.datetime,
+    video: bool,
+    *,
+    texts: bool = False,
+    kept: tuple[Any, ...] | None = None,
 ) -> tuple[tuple[Any, ...], int | None, list[els.CheckInput], Owed | None]:
-    """``texts``: the JSON columns are their text (:func:`prefetch`'s read), parsed here."""
+    """``texts``: the JSON columns are their text (:func:`prefetch`'s read), parsed here into
+    ``state.State``'s dicts; ``kept``: the row is the version this process wrote, whose
+    objects these are (:data:`_KEPT`), the text is not read."""
     state = list(found[:8])
     state[3] = _utc(state[3])
-    if texts:
-        state[4], state[5], state[7] = _json_loads(state[4]), _json_loads(state[5]), _json_loads(state[7])
+    if kept is not None:
+        state[4], state[5], state[7] = kept[1], kept[2], kept[3]
+    elif texts:
+        sessions, lessons = _json_loads(state[4]), _json_loads(state[5])
+        state[4] = {entry[0]: entry[1:] for entry in sessions or ()}
+        state[5] = {str(lesson): ms for lesson, ms in lessons or ()}
+        state[7] = _json_loads(state[7])
     sessions, issued, due, answered, outcomes, trusted, latency = found[9:16]
     checks = []
     for i, session_id in enumerate(sessions or ()):
@@ -374,6 +451,8 @@ def _save_many_sql(beat_columns: tuple[str, ...]) -> str:
         f"INSERT INTO anti_idle_person_states ({state}) SELECT {state} FROM {_STATE_ROWS.sql} "  # noqa: S608
         "WHERE true " + _UPSERT[_UPSERT.index("ON CONFLICT") :]
     )
+    # Each state row's new version (the objects written are kept under it: :data:`_KEPT`).
+    upsert += " RETURNING user_id, xmin::text::bigint"
     if not beat_columns:
         return upsert
     # The names are the beat row's keys (``services.beat_row``), never input.
@@ -384,25 +463,33 @@ def _save_many_sql(beat_columns: tuple[str, ...]) -> str:
     )
 
 
-def _write_many(items: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
-    beats = [beat for _values, beat in items if beat is not None]
+def _write_many(items: list[tuple[Any, ...]]) -> None:
+    """``items``: (the state row's values, the raw beat or None[, the ``state.State``'s objects
+    written, to keep: :func:`keep`])."""
+    beats = [item[1] for item in items if item[1] is not None]
     seen: dict[str, None] = {}
     for beat in beats:
         seen.update(dict.fromkeys(beat))
     columns = tuple(seen)
     # A beat whose day was replayed saved its person's row before its own save: the last
     # values win, as the second upsert overwrote the first (all columns) one by one.
-    states = {values["user_id"]: values for values, _beat in items}
+    states = {item[0]["user_id"]: item[0] for item in items}
+    objects = {item[0]["user_id"]: item[2] if len(item) > 2 else None for item in items}
     params = _STATE_ROWS.params_of(list(states.values()))
     if columns:
         params.update(_beat_rows(columns).params_of(beats))
     sql, names = _save_many(columns)
     execute(sql, params, names=names)
+    _keep_written(_raw_cursor().fetchall(), objects)
 
 
-def keep(batch: Any, values: dict[str, Any], beat: dict[str, Any] | None) -> None:
-    """:func:`save` kept in the round's batch (written with the round's others)."""
-    batch.add(_NAME, _write_many, (values, beat), ("anti_idle_beats", "anti_idle_person_states"))
+def keep(
+    batch: Any, values: dict[str, Any], beat: dict[str, Any] | None, objects: tuple[Any, ...] | None = None
+) -> None:
+    """:func:`save` kept in the round's batch (written with the round's others). ``objects``:
+    the ``state.State``'s sessions, lessons and day tally that ``values`` encode, kept once
+    written (:data:`_KEPT`); nothing may change them after this."""
+    batch.add(_NAME, _write_many, (values, beat, objects), ("anti_idle_beats", "anti_idle_person_states"))
 
 
 # -- a round's day folds (``verdicts._fold_kept``): the day verdict and lesson rows in one statement --
