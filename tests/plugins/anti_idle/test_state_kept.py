@@ -25,7 +25,10 @@ from tests.lms_core.learning.test_beat_asgi import people, play_rounds
 from tests.lms_core.learning.test_beat_front import Player, beats
 from tests.plugins.anti_idle.test_state_round_trip import _states
 
-pytestmark = [pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True), pytest.mark.backends("postgresql")]
+pytestmark = [
+    pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True),
+    pytest.mark.backends("postgresql"),
+]
 
 
 def _write(person: state.State) -> None:
