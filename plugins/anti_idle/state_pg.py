@@ -333,7 +333,7 @@ def _json_loads(data: str | None) -> Any:
 _KEPT: dict[int, tuple[int, dict[str, list[Any]], dict[str, int], dict[str, Any] | None]] = {}
 #: How long kept objects may live (seconds), and how many at most.
 _KEPT_FOR = 600.0
-_KEPT_MAX = 200_000
+_KEPT_MAX = 50_000  # ~2-3 kB of objects each: at most ~150 MB a worker
 _kept_since = [time.monotonic()]
 
 
