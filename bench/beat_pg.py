@@ -238,6 +238,12 @@ _ANNOTATED = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+\S*?:(\w+) \[")
 _WATCH = (
     "varstr_cmp",
     "jsonb_in",
+    "json_in",
+    "json_array_elements",
+    "array_in",
+    "timestamptz_in",
+    "ExecMakeTableFunctionResult",
+    "ExecMakeFunctionResultSet",
     "RI_FKey_check_ins",
     "plpgsql_exec_trigger",
     "pglz_compress",
