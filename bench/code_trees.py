@@ -185,10 +185,10 @@ def alembic_heads(env: Mapping[str, str], tree: Tree) -> tuple[str, ...]:
     return tuple(sorted(line for line in _flask(env, tree, "heads").stdout.splitlines() if line.strip()))
 
 
-def _revisions(lines: tuple[str, ...], *, real_only: bool = False) -> set[str]:
-    """The revision ids of ``flask db heads`` lines (``real_only``: not the "effective" heads,
-    those another branch depends on, which the version table records through the dependent)."""
-    return {line.split()[0] for line in lines if not (real_only and "effective head" in line)}
+def _revisions(lines: tuple[str, ...]) -> set[str]:
+    """The revision ids of ``flask db heads`` lines (its "effective" heads too: those another
+    branch depends on, which the version table records through the dependent)."""
+    return {line.split()[0] for line in lines}
 
 
 def version_rows(url: str) -> set[str]:
@@ -215,14 +215,30 @@ def migrate_copy(env: Mapping[str, str], tree: Tree, base_env: Mapping[str, str]
     version table) to ``tree``'s heads; how, in words."""
     unknown = [r for r in sorted(rows) if _flask(env, tree, "show", r, check=False).returncode]
     if not unknown:
-        _flask(env, tree, "upgrade", "heads")
-        return f"upgraded from {sorted(rows)} with the tree's own migrations"
+        up = _flask(env, tree, "upgrade", "heads")
+        return f"upgraded from {sorted(rows)} with the tree's own migrations ({'; '.join(_steps(up.stderr))})"
     # The tree is older: back with the bench tree's downgrades to each of its real heads, then
     # its own upgrade (a no-op unless a downgrade went further back than that head).
-    targets = sorted(_revisions(alembic_heads(env, tree), real_only=True) - rows)
+    # Each head of the tree's, its effective ones too (a core head another branch depends on is
+    # recorded through the dependent, but the bench tree's newer core revisions must go); one
+    # already passed by an earlier downgrade is skipped (it is no downgrade target any more).
+    targets = sorted(_revisions(alembic_heads(env, tree)) - rows)
+    base_copy = dict(base_env, LMS_DATABASE_URL=env["LMS_DATABASE_URL"])
+    steps: list[str] = []
     for target in targets:
-        done = _flask(dict(base_env, LMS_DATABASE_URL=env["LMS_DATABASE_URL"]), base, "downgrade", target, check=False)
-        if done.returncode:
+        done = _flask(base_copy, base, "downgrade", target, check=False)
+        steps += _steps(done.stderr)
+        if done.returncode and "not a valid downgrade target" not in done.stderr:
             raise SystemExit(f"downgrading the copy to {target} with {base.path}'s migrations failed:\n{done.stderr}")
-    _flask(env, tree, "upgrade", "heads")
-    return f"downgraded from {sorted(rows)} to {targets} with the bench tree's migrations"
+    up = _flask(env, tree, "upgrade", "heads", check=False)
+    if up.returncode:
+        raise SystemExit(
+            f"the copy, downgraded to {targets}, does not upgrade with {tree.path}'s migrations:\n{up.stderr}"
+        )
+    steps += _steps(up.stderr)
+    return f"downgraded from {sorted(rows)} to {targets} with the bench tree's migrations ({'; '.join(steps)})"
+
+
+def _steps(log: str) -> list[str]:
+    """Alembic's "Running downgrade A -> B" / "Running upgrade A -> B" lines, shortened."""
+    return [line.split("Running ", 1)[1].split(",", 1)[0] for line in log.splitlines() if "Running " in line]

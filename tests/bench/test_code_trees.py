@@ -130,7 +130,6 @@ def test_an_unknown_tree_is_refused(repo: Path, spec: str) -> None:
         code_trees.open_tree(spec)
 
 
-def test_effective_heads_are_left_out_of_the_downgrade_targets() -> None:
+def test_the_heads_revisions_are_read_effective_ones_too() -> None:
     lines = ("0013anti_idle_beat_json (anti_idle) (head)", "0031ledgerfk (core) (effective head)")
     assert code_trees._revisions(lines) == {"0013anti_idle_beat_json", "0031ledgerfk"}  # noqa: SLF001
-    assert code_trees._revisions(lines, real_only=True) == {"0013anti_idle_beat_json"}  # noqa: SLF001
