@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -352,8 +353,8 @@ def write(w: BeatWrite) -> None:
     if pg:
         batch = beat_group.active()
         if batch is not None:
-            # Kept for the round's write (``_write_many`` takes its values from ``w``).
-            batch.add(_NAME, _write_many, (w, utcnow()), _TABLES)
+            # Kept for the round's write, as the rows it writes (``_write_many``).
+            batch.add(_NAME, _write_many, _round_rows(w, utcnow()), _TABLES)
             _expire_loaded(st)
             return
     progress = tuple(name for name in _PROGRESS_ORDER if name in w.progress)
@@ -451,27 +452,92 @@ _TABLES = (
 )
 
 
-def _write_many(items: list[tuple[BeatWrite, dt.datetime]]) -> None:
-    """The round's kept writes (:func:`write`: each beat's values and the time it was kept, the
-    progress row's ``updated_at``) in one statement, with the values one by one would write."""
+#: One beat's rows for the round's write: its session row, then its progress, clock and day
+#: rows (``None``: none), then its interval row (in ``_INTERVAL_COLUMNS`` order).
+RoundRows = tuple[
+    tuple[Any, ...], tuple[Any, ...] | None, tuple[Any, ...] | None, tuple[Any, ...] | None, tuple[Any, ...]
+]
+_interval_row = operator.itemgetter(*_INTERVAL_COLUMNS)
+
+
+def _round_rows(w: BeatWrite, updated_at: dt.datetime) -> RoundRows:
+    """A beat's values (:func:`write`) as the rows of the round's write; ``updated_at``: the time
+    the write was kept (the progress row's)."""
+    st = w.state
+    changed = w.progress
+    return (
+        (st.session_id, w.seq, w.now, w.budget_from, w.claimed_total_ms, w.credited_ms, w.unreported_ms, w.ended_at),
+        (st.progress_id, updated_at, *(changed.get(n) for n in _PROGRESS_ORDER)) if changed else None,
+        (st.user_id, w.credited_until) if w.credited_until is not None else None,
+        (st.user_id, w.day, w.credited_ms) if w.credited_ms > 0 else None,
+        _interval_row(w.interval),
+    )
+
+
+def write_straight(
+    st: BeatState,
+    now: dt.datetime,
+    seq: int,
+    budget_from: dt.datetime,
+    claimed_total_ms: int,
+    credited_ms: int,
+    unreported_ms: int,
+    progress: dict[str, Any],
+    credited_until: dt.datetime | None,
+    day: dt.date,
+    interval: tuple[Any, ...],
+) -> None:
+    """:func:`write` for ``services._record_straight`` (no session end): the same rows, kept for
+    a round's write as its tuples without a :class:`BeatWrite` or the interval's dict; alone
+    (no round, or SQLite), through :func:`write`."""
+    if is_pg():
+        batch = beat_group.active()
+        if batch is not None:
+            rows: RoundRows = (
+                (st.session_id, seq, now, budget_from, claimed_total_ms, credited_ms, unreported_ms, None),
+                (st.progress_id, utcnow(), *(progress.get(n) for n in _PROGRESS_ORDER)) if progress else None,
+                (st.user_id, credited_until) if credited_until is not None else None,
+                (st.user_id, day, credited_ms) if credited_ms > 0 else None,
+                interval,
+            )
+            batch.add(_NAME, _write_many, rows, _TABLES)
+            _expire_loaded(st)
+            return
+    write(
+        BeatWrite(
+            st,
+            now,
+            seq,
+            budget_from,
+            claimed_total_ms,
+            credited_ms,
+            unreported_ms,
+            None,
+            progress,
+            credited_until,
+            day,
+            dict(zip(_INTERVAL_COLUMNS, interval, strict=True)),
+        )
+    )
+
+
+def _write_many(items: list[RoundRows]) -> None:
+    """The round's kept writes (each beat's rows, :func:`_round_rows`) in one statement, with the
+    values one by one would write."""
     sessions: list[tuple[Any, ...]] = []
     progress_rows: list[tuple[Any, ...]] = []
     clocks: list[tuple[Any, ...]] = []
     days: list[tuple[Any, ...]] = []
-    intervals: list[dict[str, Any]] = []
-    for w, updated_at in items:
-        st = w.state
-        sessions.append(
-            (st.session_id, w.seq, w.now, w.budget_from, w.claimed_total_ms, w.credited_ms, w.unreported_ms, w.ended_at)
-        )
-        changed = w.progress
-        if changed:
-            progress_rows.append((st.progress_id, updated_at, *(changed.get(n) for n in _PROGRESS_ORDER)))
-        if w.credited_until is not None:
-            clocks.append((st.user_id, w.credited_until))
-        if w.credited_ms > 0:
-            days.append((st.user_id, w.day, w.credited_ms))
-        intervals.append(w.interval)
+    intervals: list[tuple[Any, ...]] = []
+    for session, progress, clock, day, interval in items:
+        sessions.append(session)
+        if progress is not None:
+            progress_rows.append(progress)
+        if clock is not None:
+            clocks.append(clock)
+        if day is not None:
+            days.append(day)
+        intervals.append(interval)
     _pg(
         _PG_WRITE_MANY,
         {
@@ -479,7 +545,7 @@ def _write_many(items: list[tuple[BeatWrite, dt.datetime]]) -> None:
             **_P_ROWS.params(progress_rows),
             **_C_ROWS.params(clocks),
             **_D_ROWS.params(days),
-            **_I_ROWS.params_of(intervals),
+            **_I_ROWS.params(intervals),
         },
         fetch=False,
     )

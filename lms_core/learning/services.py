@@ -41,7 +41,7 @@ from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
 from lms_core.learning import beat_rows, beat_tx
 from lms_core.learning import segments as segs
-from lms_core.learning.assessment import CREDIT, REDUCE, VOID, IntervalClaim, Verdict, span_ms, worst
+from lms_core.learning.assessment import _SEVERITY, CREDIT, REDUCE, VOID, IntervalClaim, Verdict, span_ms, worst
 from lms_core.learning.models import (
     DailyTotal,
     LearningSession,
@@ -345,6 +345,64 @@ def _assess(
     return credited, credited_ms, label, reasons, answer
 
 
+def _assess_one(
+    claim: IntervalClaim, claimed_ms: int, budget_ms: int
+) -> tuple[int, str, list[dict[str, Any]], dict[str, Any] | None]:
+    """:func:`_assess` of a claim of one range ``(0, claimed_ms)`` (``claimed_ms`` > 0: a
+    straight beat's reading time), without the ranges' lists: (credited ms, verdict, reasons,
+    the plugins' fields for the answer). The core's range is ``(0, min(claimed, budget))``
+    (``segs.truncate`` of one range); the plugins are called and intersected as there."""
+    core_ms = min(claimed_ms, budget_ms) if budget_ms > 0 else 0
+    reasons: list[dict[str, Any]] = []
+    severity = 0
+    if core_ms < claimed_ms:
+        severity = _SEVERITY[REDUCE]
+        wall_ms = claim.wall_ms
+        reasons.append(
+            {
+                "by": "core",
+                "verdict": REDUCE,
+                "code": "wall_clock",
+                "credited_ms": core_ms,
+                "claimed_ms": claimed_ms,
+                "wall_ms": wall_ms,
+                "reason": f"claimed {claimed_ms} ms of media in {wall_ms} ms of server time",
+            }
+        )
+    credited: list[segs.Segment] = [(0, core_ms)] if core_ms else []
+    time_ms: int | None = None
+    answer: dict[str, Any] | None = None
+    for impl in beat_tx.plugin_manager().hook.lms_assess_interval.get_hookimpls():
+        verdict: Verdict | None = impl.function(claim=claim)  # type: ignore[assignment]
+        if verdict is None:
+            continue
+        if verdict.answer:
+            answer = {**verdict.answer, **answer} if answer else dict(verdict.answer)
+        if verdict.credited_ms is not None:
+            time_ms = verdict.credited_ms if time_ms is None else min(time_ms, verdict.credited_ms)
+        plugin_credit = segs.normalise(verdict.credited)
+        credited = _intersect(credited, plugin_credit)
+        severity = max(severity, _SEVERITY[verdict.verdict])
+        reasons.append(
+            {
+                "by": impl.plugin_name,
+                "verdict": verdict.verdict,
+                "code": verdict.code,
+                "credited_ms": segs.total(plugin_credit),
+                "reason": verdict.reason,
+            }
+        )
+    label = _LABELS[severity]
+    credited_ms = 0 if label == VOID else segs.total(credited)
+    if time_ms is not None and credited_ms:
+        credited_ms = max(credited_ms, min(time_ms, budget_ms))
+    return credited_ms, label, reasons, answer
+
+
+#: The verdicts by severity (``assessment.worst``'s order).
+_LABELS = sorted(_SEVERITY, key=_SEVERITY.__getitem__)
+
+
 def _intersect(a: list[segs.Segment], b: list[segs.Segment]) -> list[segs.Segment]:
     out = []
     for s1, e1 in a:
@@ -407,14 +465,203 @@ def _registration(enrolment_id: int) -> str:
     return str(db.session.connection().execute(_registration_statement(), {"enrolment_id": enrolment_id}).scalar_one())
 
 
+#: Off: every beat takes the general path (``_record_general``); the equivalence tests
+#: (tests/lms_core/learning/test_beat_straight.py) run the same beats both ways.
+STRAIGHT = True
+#: A client signal's value types taken without ``jsonsafe.find_problem`` (it finds no problem
+#: in an int, a bool or ``None``; a string is checked below); others: its own check.
+_PLAIN = (int, bool, type(None))
+
+
+def _straight_beat(raw: Any) -> tuple[int, int, dict[str, Any], dt.datetime | None] | None:
+    """``(seq, visible_ms, client, made_at)`` of a beat that is certainly valid and of the
+    common case (a heartbeat claiming reading time: no media ranges, position 0), else
+    ``None`` (the general path parses it, and refuses it if it is invalid).
+
+    Every test here is ``_parse_beat``'s or stricter, so a body taken here is one
+    ``_parse_beat`` accepts, with the values it would give: ``seq`` and ``visible_ms`` exact
+    ints (no float, no bool), ``segments`` absent or ``[]``, ``position`` absent or 0, ``at``
+    a number in range (the making time, for the late window), ``client`` an object that
+    passes ``_parse_beat``'s own checks (a flat one of ASCII strings without NUL, ints,
+    booleans and nulls passes them without being walked)."""
+    if type(raw) is not dict:
+        return None
+    seq = raw.get("seq")
+    visible_ms = raw.get("visible_ms")
+    client = raw.get("client", {})
+    segments = raw.get("segments", [])
+    position = raw.get("position", 0)
+    if (
+        type(seq) is not int
+        or not 1 <= seq <= MAX_SEQ
+        or type(visible_ms) is not int
+        or not 0 < visible_ms <= MAX_VISIBLE_MS
+        or raw.get("event", "heartbeat") != "heartbeat"
+        or type(client) is not dict
+        or type(segments) is not list
+        or segments
+        or type(position) not in (int, float)
+        or position != 0
+        or "time_from" in raw
+        or "time_to" in raw
+    ):
+        return None
+    made_at = raw.get("at")
+    if made_at is not None:
+        if type(made_at) not in (int, float) or not 0 <= made_at <= MAX_MADE_AT_MS:
+            return None
+        made_at = dt.datetime.fromtimestamp(made_at / 1000, dt.UTC)
+    if len(client) > 30 or not _flat_client(client):
+        if len(str(client)) > 4000 or jsonsafe.find_problem(client, max_depth=10):
+            return None
+    elif len(str(client)) > 4000:
+        return None
+    return seq, visible_ms, client, made_at
+
+
+def _flat_client(client: dict[str, Any]) -> bool:
+    """A flat object of ASCII strings without NUL, ints, booleans and nulls (what
+    ``jsonsafe.find_problem`` accepts without walking it)."""
+    for key, value in client.items():
+        if type(key) is not str or not key.isascii() or "\x00" in key:
+            return False
+        if type(value) is str:
+            if not value.isascii() or "\x00" in value:
+                return False
+        elif type(value) not in _PLAIN:
+            return False
+    return True
+
+
+def _record_straight(
+    state: beat_rows.BeatState,
+    user: User | Principal,
+    seq: int,
+    visible_ms: int,
+    client: dict[str, Any],
+    now: dt.datetime,
+) -> BeatResult:
+    """:func:`_record_general` for the steady state's beat, in a straight line.
+
+    Taken only for a beat of ``_straight_beat`` (a valid heartbeat claiming ``visible_ms`` of
+    reading, nothing else) of a document lesson's open session with ``seq`` above the last:
+    the general path then runs no late check (no making time), no refusal, no media clipping,
+    no position change, no video or terminate event, and its progress change is ``read_ms``
+    alone. This computes the same values from the round's row without the parsed beat's dict,
+    the claim's keyword arguments, the media ranges' arithmetic or the write's objects, calls
+    the same hook (``_assess``) and completion (``_beat_completion``), and hands the round's
+    write its rows as tuples. Kept equal to the general path by
+    tests/lms_core/learning/test_beat_straight.py (random sequences both ways, every row,
+    event, verdict and answer compared)."""
+    max_gap = _seconds_delta(beat_tx.config()["LMS_BEAT_MAX_GAP_SECONDS"])
+    wall_start = max(state.budget_from or state.last_beat_at, now - max_gap)
+    credit_from = max(wall_start, state.credited_until)
+    has_media = state.media_id is not None
+    claimed = ((0, visible_ms),)
+    claim = object.__new__(IntervalClaim)
+    claim.__dict__.update(
+        user_id=user.id,
+        lesson_id=state.lesson_id,
+        session_id=state.session_id,
+        seq=seq,
+        lesson_kind=state.kind,
+        event="heartbeat",
+        wall_start=wall_start,
+        wall_end=now,
+        claimed=claimed,
+        position_ms=0,
+        media_duration_ms=state.duration_ms if has_media else None,
+        bytes_served=state.bytes_served if has_media else None,
+        client=client,
+        visible_ms=visible_ms,
+        credit_from=credit_from,
+        session_started_at=state.started_at,
+        media_size=state.size_bytes if has_media else None,
+        course_id=state.course_id,
+        previous_seq=state.last_seq,
+    )
+    budget_ms = max(0, span_ms(now - credit_from) + 1000)  # the general path's one second of tolerance
+    credited_ms, label, reasons, answer = _assess_one(claim, visible_ms, budget_ms)
+    read_ms = state.read_ms + credited_ms
+    changes: dict[str, Any] = {}
+    credited_until: dt.datetime | None = None
+    budget_from = now
+    if credited_ms:
+        changes["read_ms"] = read_ms
+        until = credit_from + _ONE_MS * credited_ms
+        # What this beat did not use stays available to the session's next (late) beat.
+        credited_until, budget_from = until, min(now, until)
+    unreported_ms = state.unreported_ms + credited_ms
+    if unreported_ms >= 300_000:
+        emit(
+            "study.interval_credited",
+            actor=user,
+            object_type="learning_sessions",
+            object_id=state.session_id,
+            course_id=state.course_id,
+            payload={"lesson_id": state.lesson_id, "seconds": unreported_ms / 1000},
+        )
+        unreported_ms = 0
+    coverage_bp, position_ms = state.coverage_bp, state.position_ms
+    lesson_done, course_done = _beat_completion(
+        user, state, changes, state.credited_segments, coverage_bp, read_ms, position_ms
+    )
+    beat_rows.write_straight(
+        state,
+        now,
+        seq,
+        budget_from,
+        visible_ms,
+        credited_ms,
+        unreported_ms,
+        changes,
+        credited_until,
+        beijing_day(now),
+        (
+            state.session_id,
+            user.id,
+            state.lesson_id,
+            seq,
+            wall_start,
+            now,
+            [],
+            [],
+            visible_ms,
+            credited_ms,
+            label,
+            reasons,
+            client,
+            utcnow(),
+        ),
+    )
+    return BeatResult(
+        True, False, credited_ms, coverage_bp, position_ms, lesson_done, course_done, label, answer=answer
+    )
+
+
 def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult:
     """Validate, assess and credit one heartbeat; commits nothing (the view commits).
 
     The session, progress and clock rows are read and written by Core statements
     (``beat_rows``: one locked read, one write), not as ORM objects.
     """
-    beat = _parse_beat(raw)
-    state = _beat_state(session_id, user)
+    straight = _straight_beat(raw) if STRAIGHT else None
+    if straight is not None:
+        state = _beat_state(session_id, user)
+        seq, visible_ms, client, made_at = straight
+        if state.kind == LessonKind.DOCUMENT and seq > state.last_seq:
+            now = utcnow()
+            if made_at is None or now - made_at <= _hours(beat_tx.config()["LMS_BEAT_LATE_WINDOW_HOURS"]):
+                return _record_straight(state, user, seq, visible_ms, client, now)
+        beat = _parse_beat(raw)  # valid (``_straight_beat`` took it): raises nothing
+    else:
+        beat = _parse_beat(raw)
+        state = _beat_state(session_id, user)
+    return _record_general(state, user, beat)
+
+
+def _record_general(state: beat_rows.BeatState, user: User | Principal, beat: dict[str, Any]) -> BeatResult:
+    """``record_beat`` for any valid beat: the reference the straight path is kept equal to."""
     # The lesson's kind as read (a ``str``): ``LessonKind`` is a ``StrEnum``, so it compares
     # equal to its members without an enum look-up per beat.
     kind: str = state.kind
