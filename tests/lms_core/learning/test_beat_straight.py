@@ -176,7 +176,10 @@ def _scrub(row: Any, sessions: list[str]) -> dict[str, Any]:
         if isinstance(value, dict):
             return {k: rename(v) for k, v in value.items()}
         if isinstance(value, list):
-            return [rename(v) for v in value]
+            renamed = [rename(v) for v in value]
+            if value and all(isinstance(v, str) and v in names for v in value):
+                return sorted(renamed)  # a set of sessions (kept in the order of their random ids)
+            return renamed
         return value
 
     return without_row_ids(rename(out))
@@ -190,11 +193,10 @@ def _everything(learner: Learner) -> dict[str, Any]:
         column = model.session_id
         query = db.session.query(model).filter(column.in_(sessions)).order_by(model.id)
         found[model.__name__] = [_scrub(row, sessions) for row in query]
+    opened = db.session.query(LearningSession).filter(LearningSession.id.in_(sessions))
     found["sessions"] = [
         {k: v for k, v in _scrub(row, sessions).items() if k != "ip"}
-        for row in db.session.query(LearningSession)
-        .filter(LearningSession.id.in_(sessions))
-        .order_by(LearningSession.started_at, LearningSession.id)
+        for row in sorted(opened, key=lambda row: sessions.index(row.id))  # in the order opened
     ]
     for model in (LessonProgress, PersonClock, DailyTotal, PersonState):
         found[model.__name__] = _person_rows(model, learner.user.id, sessions)
