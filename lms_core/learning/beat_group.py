@@ -92,11 +92,32 @@ class Batch:
         self._tables: set[str] = set()
         self._flushing = False
 
-    def add(self, name: str, writer: Callable[[list[Any]], None], item: Any, tables: tuple[str, ...]) -> None:
+    def add(
+        self,
+        name: str,
+        writer: Callable[[list[Any]], None],
+        item: Any,
+        tables: tuple[str, ...],
+        *,
+        first: bool = False,
+    ) -> None:
         """Keep one write for ``writer`` (called with every kept item at the flush), which
-        writes ``tables`` (a statement that names one of them is preceded by the flush)."""
-        self._writers.setdefault(name, writer)
-        self._writes.setdefault(name, []).append(item)
+        writes ``tables`` (a statement that names one of them is preceded by the flush).
+
+        ``first``: this writer is flushed before the others whatever the order they first
+        wrote in (the core's round write: it updates the round's sessions, which the
+        append-only tables' session key then finds written by this transaction, see
+        :func:`lms_core.db.session_key_ddl`; written after a plugin's raw beats, every
+        session would be updated twice)."""
+        writes = self._writes.get(name)
+        if writes is None:
+            self._writers[name] = writer
+            writes = []
+            if first:
+                self._writes = {name: writes, **self._writes}
+            else:
+                self._writes[name] = writes
+        writes.append(item)
         self._tables.update(tables)
 
     def flush_for(self, statement: str) -> None:

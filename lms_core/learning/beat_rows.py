@@ -354,7 +354,7 @@ def write(w: BeatWrite) -> None:
         batch = beat_group.active()
         if batch is not None:
             # Kept for the round's write, as the rows it writes (``_write_many``).
-            batch.add(_NAME, _write_many, _round_rows(w, utcnow()), _TABLES)
+            batch.add(_NAME, _write_many, _round_rows(w, utcnow()), _TABLES, first=True)
             _expire_loaded(st)
             return
     progress = tuple(name for name in _PROGRESS_ORDER if name in w.progress)
@@ -500,7 +500,7 @@ def write_straight(
                 (st.user_id, day, credited_ms) if credited_ms > 0 else None,
                 interval,
             )
-            batch.add(_NAME, _write_many, rows, _TABLES)
+            batch.add(_NAME, _write_many, rows, _TABLES, first=True)
             _expire_loaded(st)
             return
     write(

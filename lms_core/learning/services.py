@@ -41,7 +41,7 @@ from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
 from lms_core.learning import beat_rows, beat_tx
 from lms_core.learning import segments as segs
-from lms_core.learning.assessment import _SEVERITY, CREDIT, REDUCE, VOID, IntervalClaim, Verdict, span_ms, worst
+from lms_core.learning.assessment import _SEVERITY, CREDIT, REDUCE, VOID, IntervalClaim, Verdict, span_ms
 from lms_core.learning.models import (
     DailyTotal,
     LearningSession,
@@ -284,92 +284,34 @@ def person_clock(user_id: int) -> PersonClock:
     return db.session.execute(stmt, {"user_id": user_id}).scalar_one()
 
 
-def _assess(
-    claim: IntervalClaim, budget_ms: int
-) -> tuple[list[segs.Segment], int, str, list[dict[str, Any]], dict[str, Any] | None]:
-    """Core wall-clock rule, then the plugins; returns (credited ranges, credited ms, verdict,
-    reasons, the plugins' fields for the answer).
-
-    The credited time is the ranges' measure, or more when every plugin that says so
-    (``Verdict.credited_ms``, slow playback) allows it, within the beat's wall budget.
-    """
-    claimed = list(claim.claimed)
-    core_credit = segs.truncate(claimed, budget_ms)
-    reasons: list[dict[str, Any]] = []
-    labels = [CREDIT]
-    core_ms, claimed_ms = segs.total(core_credit), segs.total(claimed)  # once each (a beat's hot path)
-    if core_ms < claimed_ms:
-        labels.append(REDUCE)
-        wall_ms = claim.wall_ms
-        # Figures kept apart so pages can explain them in the reader's language (learning/explain.py).
-        reasons.append(
-            {
-                "by": "core",
-                "verdict": REDUCE,
-                "code": "wall_clock",
-                "credited_ms": core_ms,
-                "claimed_ms": claimed_ms,
-                "wall_ms": wall_ms,
-                "reason": f"claimed {claimed_ms} ms of media in {wall_ms} ms of server time",
-            }
-        )
-    credited = core_credit
-    time_ms: int | None = None
-    answer: dict[str, Any] | None = None
-    for impl in beat_tx.plugin_manager().hook.lms_assess_interval.get_hookimpls():
-        verdict: Verdict | None = impl.function(claim=claim)  # type: ignore[assignment]
-        if verdict is None:
-            continue
-        if verdict.answer:
-            answer = {**verdict.answer, **answer} if answer else dict(verdict.answer)
-        if verdict.credited_ms is not None:
-            time_ms = verdict.credited_ms if time_ms is None else min(time_ms, verdict.credited_ms)
-        plugin_credit = segs.normalise(verdict.credited)
-        credited = _intersect(credited, plugin_credit)
-        labels.append(verdict.verdict)
-        reasons.append(
-            {
-                "by": impl.plugin_name,
-                "verdict": verdict.verdict,
-                "code": verdict.code,
-                "credited_ms": segs.total(plugin_credit),
-                "reason": verdict.reason,
-            }
-        )
-    label = worst(labels)
-    if label == VOID:
-        credited = []
-    credited_ms = segs.total(credited)
-    if time_ms is not None and credited_ms:
-        credited_ms = max(credited_ms, min(time_ms, budget_ms))
-    return credited, credited_ms, label, reasons, answer
+#: The verdict of each severity (``_SEVERITY``'s inverse): the worst of a beat's verdicts.
+_LABELS = sorted(_SEVERITY, key=_SEVERITY.__getitem__)
 
 
-def _assess_one(
-    claim: IntervalClaim, claimed_ms: int, budget_ms: int
-) -> tuple[int, str, list[dict[str, Any]], dict[str, Any] | None]:
-    """:func:`_assess` of a claim of one range ``(0, claimed_ms)`` (``claimed_ms`` > 0: a
-    straight beat's reading time), without the ranges' lists: (credited ms, verdict, reasons,
-    the plugins' fields for the answer). The core's range is ``(0, min(claimed, budget))``
-    (``segs.truncate`` of one range); the plugins are called and intersected as there."""
-    core_ms = min(claimed_ms, budget_ms) if budget_ms > 0 else 0
-    reasons: list[dict[str, Any]] = []
+def _wall_reason(claim: IntervalClaim, credited_ms: int, claimed_ms: int) -> dict[str, Any]:
+    """The core's wall-clock reduction as a reason; the figures are kept apart so pages can
+    explain them in the reader's language (learning/explain.py)."""
+    wall_ms = claim.wall_ms
+    return {
+        "by": "core",
+        "verdict": REDUCE,
+        "code": "wall_clock",
+        "credited_ms": credited_ms,
+        "claimed_ms": claimed_ms,
+        "wall_ms": wall_ms,
+        "reason": f"claimed {claimed_ms} ms of media in {wall_ms} ms of server time",
+    }
+
+
+def _ask_plugins(
+    claim: IntervalClaim, credited: list[segs.Segment], reasons: list[dict[str, Any]]
+) -> tuple[list[segs.Segment], int, int | None, dict[str, Any] | None]:
+    """Every ``lms_assess_interval`` implementation on ``claim``: the core's ``credited``
+    ranges intersected with each plugin's, each verdict appended to ``reasons``; returns
+    (credited ranges, the plugins' worst severity, the smallest ``credited_ms`` a plugin set or
+    None, the plugins' fields for the answer). Shared by :func:`_assess` and the straight
+    beat's :func:`_assess_one`, so both ask the plugins the same way."""
     severity = 0
-    if core_ms < claimed_ms:
-        severity = _SEVERITY[REDUCE]
-        wall_ms = claim.wall_ms
-        reasons.append(
-            {
-                "by": "core",
-                "verdict": REDUCE,
-                "code": "wall_clock",
-                "credited_ms": core_ms,
-                "claimed_ms": claimed_ms,
-                "wall_ms": wall_ms,
-                "reason": f"claimed {claimed_ms} ms of media in {wall_ms} ms of server time",
-            }
-        )
-    credited: list[segs.Segment] = [(0, core_ms)] if core_ms else []
     time_ms: int | None = None
     answer: dict[str, Any] | None = None
     for impl in beat_tx.plugin_manager().hook.lms_assess_interval.get_hookimpls():
@@ -392,15 +334,56 @@ def _assess_one(
                 "reason": verdict.reason,
             }
         )
-    label = _LABELS[severity]
+    return credited, severity, time_ms, answer
+
+
+def _assess(
+    claim: IntervalClaim, budget_ms: int
+) -> tuple[list[segs.Segment], int, str, list[dict[str, Any]], dict[str, Any] | None]:
+    """Core wall-clock rule, then the plugins; returns (credited ranges, credited ms, verdict,
+    reasons, the plugins' fields for the answer).
+
+    The credited time is the ranges' measure, or more when every plugin that says so
+    (``Verdict.credited_ms``, slow playback) allows it, within the beat's wall budget.
+    """
+    claimed = list(claim.claimed)
+    core_credit = segs.truncate(claimed, budget_ms)
+    reasons: list[dict[str, Any]] = []
+    core_ms, claimed_ms = segs.total(core_credit), segs.total(claimed)  # once each (a beat's hot path)
+    severity = 0
+    if core_ms < claimed_ms:
+        severity = _SEVERITY[REDUCE]
+        reasons.append(_wall_reason(claim, core_ms, claimed_ms))
+    credited, plugins, time_ms, answer = _ask_plugins(claim, core_credit, reasons)
+    label = _LABELS[max(severity, plugins)]
+    if label == VOID:
+        credited = []
+    credited_ms = segs.total(credited)
+    if time_ms is not None and credited_ms:
+        credited_ms = max(credited_ms, min(time_ms, budget_ms))
+    return credited, credited_ms, label, reasons, answer
+
+
+def _assess_one(
+    claim: IntervalClaim, claimed_ms: int, budget_ms: int
+) -> tuple[int, str, list[dict[str, Any]], dict[str, Any] | None]:
+    """:func:`_assess` of a claim of one range ``(0, claimed_ms)`` (``claimed_ms`` > 0: a
+    straight beat's reading time), without the ranges' lists: (credited ms, verdict, reasons,
+    the plugins' fields for the answer). The core's range is ``(0, min(claimed, budget))``
+    (``segs.truncate`` of one range); the plugins are called and intersected as there."""
+    core_ms = min(claimed_ms, budget_ms) if budget_ms > 0 else 0
+    reasons: list[dict[str, Any]] = []
+    severity = 0
+    if core_ms < claimed_ms:
+        severity = _SEVERITY[REDUCE]
+        reasons.append(_wall_reason(claim, core_ms, claimed_ms))
+    core: list[segs.Segment] = [(0, core_ms)] if core_ms else []
+    credited, plugins, time_ms, answer = _ask_plugins(claim, core, reasons)
+    label = _LABELS[max(severity, plugins)]
     credited_ms = 0 if label == VOID else segs.total(credited)
     if time_ms is not None and credited_ms:
         credited_ms = max(credited_ms, min(time_ms, budget_ms))
     return credited_ms, label, reasons, answer
-
-
-#: The verdicts by severity (``assessment.worst``'s order).
-_LABELS = sorted(_SEVERITY, key=_SEVERITY.__getitem__)
 
 
 def _intersect(a: list[segs.Segment], b: list[segs.Segment]) -> list[segs.Segment]:

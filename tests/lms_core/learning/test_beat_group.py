@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
 import time_machine
 from sqlalchemy import inspect
@@ -126,6 +127,39 @@ def test_a_round_is_one_read_and_one_write_per_side_on_postgresql(app, kit, tree
     # Each table's rows as one typed array per column (pg_arrays), in the reads and the writes.
     assert sum("unnest(" in s for s in on_beat_rows) == 4, on_beat_rows
     assert not any("jsonb_populate_recordset" in s for s in on_beat_rows), on_beat_rows
+
+
+@pytest.mark.backends("postgresql")
+def test_a_round_updates_each_session_once(app, kit, tree, monkeypatch):
+    # The append-only tables' session key (lms_core.db.session_key_ddl) updates a session its
+    # transaction has not written yet (a no-op, to hold it against a concurrent delete). The
+    # core's write updates every session of the round, so it must come first: after the
+    # plugin's raw beats each session was updated twice (2.00 updates a beat in the ingest
+    # bench's table statistics, one more WAL record and page write a beat).
+    users = people(app, kit, tree, 6)
+    players = [Player(app, kit, u, lean=True) for u in users]
+    played = beats()
+    play_rounds(app, players, played[:2])
+    at, body = played[2]
+    updated: list[int] = []
+    original = psycopg.Connection.commit
+
+    def counting_commit(self: Any) -> None:
+        row = self.execute(
+            "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'learning_sessions'"
+        ).fetchone()
+        updated.append(row[0] if row else 0)
+        original(self)
+
+    monkeypatch.setattr(psycopg.Connection, "commit", counting_commit)
+    with psycopg_statements() as statements, time_machine.travel(at, tick=False):
+        answers = run_group(app, [(p, body) for p in players])
+    monkeypatch.undo()
+    assert all(a is not None and a[0] == 200 for a in answers), answers
+    core = next(i for i, s in enumerate(statements) if s.startswith("WITH s AS (UPDATE learning_sessions"))
+    raw = next(i for i, s in enumerate(statements) if "INSERT INTO anti_idle_beats" in s)
+    assert core < raw, statements
+    assert max(updated) == len(players), updated  # the round's commit: six sessions, six updates
 
 
 @pytest.mark.backends("postgresql")
