@@ -456,6 +456,19 @@ STRAIGHT = True
 _PLAIN = (int, bool, type(None))
 
 
+def _report_credited(user: User | Principal, state: beat_rows.BeatState, unreported_ms: int) -> None:
+    """The session's credited time not yet reported, as one ``study.interval_credited`` event
+    (both beat paths report at 5 minutes; the general one also at any other event)."""
+    emit(
+        "study.interval_credited",
+        actor=user,
+        object_type="learning_sessions",
+        object_id=state.session_id,
+        course_id=state.course_id,
+        payload={"lesson_id": state.lesson_id, "seconds": unreported_ms / 1000},
+    )
+
+
 def _straight_beat(raw: Any) -> tuple[int, int, dict[str, Any], dt.datetime | None] | None:
     """``(seq, visible_ms, client, made_at)`` of a beat that is certainly valid and of the
     common case (a heartbeat claiming reading time: no media ranges, position 0), else
@@ -576,14 +589,7 @@ def _record_straight(
         credited_until, budget_from = until, min(now, until)
     unreported_ms = state.unreported_ms + credited_ms
     if unreported_ms >= 300_000:
-        emit(
-            "study.interval_credited",
-            actor=user,
-            object_type="learning_sessions",
-            object_id=state.session_id,
-            course_id=state.course_id,
-            payload={"lesson_id": state.lesson_id, "seconds": unreported_ms / 1000},
-        )
+        _report_credited(user, state, unreported_ms)
         unreported_ms = 0
     coverage_bp, position_ms = state.coverage_bp, state.position_ms
     lesson_done, course_done = _beat_completion(
@@ -776,14 +782,7 @@ def _record_general(state: beat_rows.BeatState, user: User | Principal, beat: di
     unreported_ms = state.unreported_ms + credited_ms
     claimed_ms = segs.total(claimed)
     if unreported_ms and (event != "heartbeat" or unreported_ms >= 300_000):
-        emit(
-            "study.interval_credited",
-            actor=user,
-            object_type="learning_sessions",
-            object_id=state.session_id,
-            course_id=state.course_id,
-            payload={"lesson_id": state.lesson_id, "seconds": unreported_ms / 1000},
-        )
+        _report_credited(user, state, unreported_ms)
         unreported_ms = 0
 
     # Decided before the write: a completion's two progress columns go with the beat's own

@@ -4,30 +4,15 @@ that tree's code (not the shared venv's editable install of /work/main)."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.bench_modules import ROOT, load
 
-
-def _load(name: str) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_load("common")
-code_trees = _load("code_trees")
+load("common")
+code_trees = load("code_trees")
 
 
 def test_a_variant_without_a_tree_is_settings_on_the_bench_tree() -> None:

@@ -7,23 +7,17 @@ what the server received and what the tally counted."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import random
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.bench.bench_modules import load
 from tests.bench.stub_server import KEY, Answer, Seen, listen, ok, serving
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("open_loop", ROOT / "bench" / "open_loop.py")
-assert _spec is not None and _spec.loader is not None
-open_loop = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("open_loop", open_loop)
-_spec.loader.exec_module(open_loop)
+open_loop = load("open_loop")
 
 
 def learners(n: int) -> list[Any]:

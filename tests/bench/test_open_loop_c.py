@@ -9,34 +9,18 @@ after that one)."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import shutil
-import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.bench.bench_modules import load
 from tests.bench.stub_server import KEY, serving
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-open_loop = _load("open_loop")
-open_loop_c = _load("open_loop_c")
+open_loop = load("open_loop")
+open_loop_c = load("open_loop_c")
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="the C generator is compiled with gcc")
 
