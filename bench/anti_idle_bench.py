@@ -77,6 +77,7 @@ sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
 import code_trees  # noqa: E402 - bench/ is a folder of scripts, not a package
 import common  # noqa: E402
+import live_sample  # noqa: E402
 import load  # noqa: E402
 import open_loop  # noqa: E402
 import open_loop_c  # noqa: E402
@@ -822,7 +823,9 @@ def _ingest_open(
                 )
                 if label:
                     seen["stat_before"] = _proc_stat()
+                seen["sampling"] = live_sample.start(server.pid, args.duration, label or shape)
             else:
+                live_sample.stop(seen.pop("sampling", None))
                 if label:
                     seen["stat_after"] = _proc_stat()
                 if diag:
