@@ -39,7 +39,7 @@ from flask import Flask
 
 from lms_core.accounts import principal
 from lms_core.extensions import db
-from lms_core.learning import beat_front, beat_group, beat_rows, beat_trace, beat_tx
+from lms_core.learning import beat_front, beat_group, beat_rows, beat_trace, beat_tx, services
 from lms_core.pluginhost.manager import get_plugin_manager
 from lms_core.unit_of_work import bare_transaction
 
@@ -203,6 +203,8 @@ def _read_round(pending: list[_Request], round_: list[int], batch: beat_group.Ba
     beats = [(st.user_id, st.course_id, st.kind) for st in states.values()]
     if beats:
         get_plugin_manager().hook.lms_beat_group_read(batch=batch, beats=sorted(beats))
+        # The completions the round may make, read ahead: two statements, not two a completion.
+        services.completion_group_read(batch, states.values())
     # The round's sign-ins whose cached principal expired (at the player's 10 s cadence,
     # nearly all of them), in one read rather than one per beat.
     principal.warm([pending[i].beat.user_id for i in round_], beat_rows.users)

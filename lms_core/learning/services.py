@@ -22,6 +22,7 @@ import datetime as dt
 import functools
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -39,7 +40,7 @@ from lms_core.enrolments.models import Enrolment
 from lms_core.events.services import emit
 from lms_core.extensions import db
 from lms_core.i18n import SHANGHAI
-from lms_core.learning import beat_rows, beat_tx
+from lms_core.learning import beat_group, beat_rows, beat_tx, pg_arrays
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import _SEVERITY, CREDIT, REDUCE, VOID, IntervalClaim, Verdict, span_ms
 from lms_core.learning.models import (
@@ -948,7 +949,81 @@ def _pg_text(build: Any) -> str:
     return str(build().compile(dialect=psycopg.dialect()))  # type: ignore[no-untyped-call]
 
 
+#: Where a round's completion facts are kept (``batch.read``): ``(enrolment id, lesson id)`` to
+#: :func:`_completion_facts`'s tuple, read by :func:`completion_group_read`.
+_FACTS = "lms.completion_facts"
+
+#: :func:`_completion_facts_statement` for many ``(enrolment id, lesson id)`` pairs (a round's):
+#: the same columns and counts, one row per pair found.
+_PG_FACTS_MANY = (
+    "SELECT k.enrolment_id, k.lesson_id, e.registration, e.completed_at IS NOT NULL, l.required, "
+    "c.nominal_hours_centi, "
+    "(SELECT count(*) FROM lesson_progress AS p JOIN lessons AS o ON o.id = p.lesson_id "
+    "WHERE p.user_id = e.user_id AND o.course_id = l.course_id AND o.required IS true "
+    "AND p.status = 'completed' AND p.lesson_id != k.lesson_id), "
+    "(SELECT count(*) FROM lessons AS o WHERE o.course_id = l.course_id AND o.required IS true) "
+    "FROM unnest(%(e)s::bigint[], %(l)s::bigint[]) AS k(enrolment_id, lesson_id) "
+    "JOIN enrolments AS e ON e.id = k.enrolment_id JOIN lessons AS l ON l.id = k.lesson_id "
+    "JOIN courses AS c ON c.id = l.course_id"
+)
+
+#: How far past ``now`` a round's beat may be recorded and still find its completion read
+#: ahead (the round's other beats run first): a beat recorded later that meets its rule
+#: reads for itself, as a beat outside a round does.
+_READ_AHEAD_SLACK_MS = 5_000
+
+
+def completion_group_read(batch: Any, states: Iterable[beat_rows.BeatState]) -> None:
+    """A group round's completions read ahead (PostgreSQL): the beats that may meet their
+    lesson's rule in this round, bounded from the rows the round read (a beat credits at
+    most the wall time since its person's clock, and at most ``LMS_BEAT_MAX_GAP_SECONDS``,
+    plus the clock's one second), get their course facts in one statement, and each plugin
+    may read what its ``lms_completion_verdict`` needs for them in one go
+    (``lms_completion_group_read``). Two statements a round in all, not two per completing
+    beat (docs/benchmarks.md, "a round's completions with one read").
+
+    What is read is one person's rows (their enrolment and their other lessons' progress),
+    which no other beat of the round writes (a round has one beat per person); a beat whose
+    completion was not read ahead reads for itself, as before."""
+    now = utcnow()
+    max_gap_ms = int(float(beat_tx.config()["LMS_BEAT_MAX_GAP_SECONDS"]) * 1000)
+    may: list[beat_rows.BeatState] = []
+    for st in states:
+        if st.status == ProgressStatus.COMPLETED:
+            continue
+        gain = min(max(0, span_ms(now - st.credited_until)), max_gap_ms) + 1000 + _READ_AHEAD_SLACK_MS
+        if st.kind == LessonKind.DOCUMENT:
+            if st.read_ms + gain >= st.min_read_seconds * 1000:
+                may.append(st)
+        elif st.kind == LessonKind.VIDEO:
+            duration = st.duration_ms if st.media_id is not None else None
+            if not duration or st.coverage_bp + gain * 10_000 // duration + 1 >= st.completion_threshold_pct * 100:
+                may.append(st)
+    if not may:
+        return
+    params = {
+        "e": pg_arrays.literal([st.enrolment_id for st in may]),
+        "l": pg_arrays.literal([st.lesson_id for st in may]),
+    }
+    cur = beat_rows.cursor()
+    cur.execute(_PG_FACTS_MANY, params, prepare=True)
+    batch.read[_FACTS] = {
+        (enrolment_id, lesson_id): (str(registration), bool(done), bool(required), int(hours or 0), int(o), int(t))
+        for enrolment_id, lesson_id, registration, done, required, hours, o, t in cur.fetchall()
+    }
+    beat_tx.plugin_manager().hook.lms_completion_group_read(
+        batch=batch, lessons=sorted({(st.user_id, st.lesson_id) for st in may})
+    )
+
+
 def _completion_facts(state: beat_rows.BeatState) -> tuple[str, bool, bool, int, int, int]:
+    batch = beat_group.active() if beat_rows.is_pg() else None
+    if batch is not None:
+        ahead = batch.read.get(_FACTS)
+        if ahead is not None:
+            found = ahead.get((state.enrolment_id, state.lesson_id))
+            if found is not None:
+                return found  # type: ignore[no-any-return]
     params = {"lesson_id": state.lesson_id, "enrolment_id": state.enrolment_id, "completed": "completed"}
     if beat_rows.is_pg():
         # The beat's cursor, not ``beat_rows._pg``: the read names ``lesson_progress`` but needs

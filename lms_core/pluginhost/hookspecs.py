@@ -282,6 +282,23 @@ def lms_completion_verdict(user: User, lesson: Lesson, progress: LessonProgress)
     """
 
 
+@hookspec
+def lms_completion_group_read(batch: Any, lessons: list[tuple[int, int]]) -> None:
+    """Read ahead what ``lms_completion_verdict`` needs for a beat group's round.
+
+    Phase: transaction (a round of a beat group, PostgreSQL: the writer thread). ``lessons``
+    are the ``(person id, lesson id)`` pairs, sorted, whose beat in this round may meet the
+    lesson's rule (a superset: bounded from the rows the round read, before its beats run).
+    A plugin may read what it needs for them in one statement and keep it in ``batch.read``
+    (under its own key), then answer ``lms_completion_verdict`` for those pairs from it
+    during the round, instead of one statement per completing beat. ``lms_completion_verdict``
+    is still asked for each beat that meets its rule and stays the plugin's say: a plugin
+    whose answer for a person may change during the round (by what that person's beat
+    writes) must answer that person from the database again. A plugin that implements
+    nothing here is asked as before.
+    """
+
+
 @hookspec(firstresult=True)
 def lms_xapi_embedded_client(name: str, scopes: tuple[str, ...], keep_key: str | None) -> tuple[str, str | None] | None:
     """A client of the LRS that runs inside this platform, for the platform's own statements.

@@ -175,6 +175,12 @@ class AntiIdlePlugin:
         return False if holds_completion(user.id, lesson.id) else None
 
     @hookimpl
+    def lms_completion_group_read(self, batch: Any, lessons: list[tuple[int, int]]) -> None:
+        import plugins.anti_idle.verdicts as verdicts  # not ``from``: see lms_beat_received
+
+        verdicts.read_holds(batch, lessons)
+
+    @hookimpl
     def lms_beat_received(self, session_id: str, body: bytes) -> None:
         # ``import ... as``, not ``from ... import``: in a function, the latter looks for the
         # module's ``__path__`` on every call, two ``AttributeError``s made and dropped (Python

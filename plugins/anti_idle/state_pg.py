@@ -115,6 +115,16 @@ def execute(
     return cur.fetchone() if fetch else None
 
 
+def rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """:func:`execute`'s statement, all its rows (a read of many people, e.g. a round's holds)."""
+    batch = beat_group.active()
+    if batch is not None:
+        batch.flush_for(sql)
+    cur = beat_rows.cursor()
+    cur.execute(sql, params, prepare=True)
+    return list(cur.fetchall())
+
+
 #: Where the raw cursor is kept: in the pool's record of the connection, as ``beat_rows.cursor``'s.
 _RAW_CURSOR = "lms_anti_idle_raw_cursor"
 

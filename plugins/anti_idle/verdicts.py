@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from lms_core.db import UTCDateTime
 from lms_core.events.services import emit
 from lms_core.extensions import db
-from lms_core.learning import beat_group, beat_tx
+from lms_core.learning import beat_group, beat_tx, pg_arrays
 from lms_core.learning import segments as segs
 from lms_core.learning.models import RefusedBeat
 from plugins.anti_idle import day_rules, els, state, state_pg
@@ -317,6 +317,7 @@ def _apply(v: DayVerdict, t: Tally, policy: PolicyVersion) -> None:
 
 
 def _verdict_row(user_id: int, day: dt.date) -> DayVerdict:
+    _day_written(user_id)
     stmt = select(DayVerdict).where(DayVerdict.user_id == user_id, DayVerdict.day == day)
     row = db.session.execute(stmt).scalar_one_or_none()
     if row is not None:
@@ -379,6 +380,7 @@ def fold(user_id: int, day: dt.date, online: dict[str, Any]) -> DayVerdict:
     The figures are those ``derive`` gave at the day's last beat, under that beat's
     policy, exactly as writing them on every beat did.
     """
+    _day_written(user_id)
     v = db.session.get(DayVerdict, online["verdict_id"]) if online.get("verdict_id") else None
     if v is None:
         v = _verdict_row(user_id, day)
@@ -600,6 +602,7 @@ def _fold_kept(user_id: int, day: dt.date, online: dict[str, Any], publish: bool
     and only raises it, and whatever rewrites the row (``assess_day``, the recompute) drops the
     online tally, so while it lives the row's is never above it.
     """
+    _day_written(user_id)
     d = online["derived"]
     tally = online["tally"]
     verdict_id = int(online["verdict_id"])
@@ -912,6 +915,7 @@ def _digest(beats: Iterable[Beat], checks: Iterable[AttentionCheck], version: in
 
 def assess_day(user_id: int, day: dt.date, policy_version: int | None = None) -> DayVerdict | None:
     """Recompute a person-day, rewrite its evidence, publish it if its figures changed (no commit)."""
+    _day_written(user_id)
     r = replay_day(user_id, day, policy_version)
     if not r.outcomes:
         return None
@@ -1100,6 +1104,51 @@ def _release_completions(v: DayVerdict) -> None:
             learning.evaluate_completion(user, lesson, learning.progress_for(user.id, lesson), enrolment)
 
 
+#: Where a group round's holds read ahead are kept (``batch.read``): ``(asked, held)``, the
+#: person ids to the lesson ids read (:func:`read_holds`), and the held ``(person, lesson)`` pairs.
+_HOLDS = "anti_idle.holds"
+
+#: :data:`_PG_HOLDS_COMPLETION` for many ``(person, lesson)`` pairs: the held ones.
+_PG_HOLDS_MANY = (
+    "SELECT DISTINCT l.user_id, l.lesson_id FROM anti_idle_day_lessons AS l "
+    "JOIN anti_idle_day_verdicts AS v ON v.id = l.day_verdict_id "
+    "JOIN unnest(%(u)s::bigint[], %(l)s::bigint[]) AS k(user_id, lesson_id) "
+    "ON l.user_id = k.user_id AND l.lesson_id = k.lesson_id "
+    "WHERE v.verdict = %(held)s AND v.review_state NOT IN ('posted')"
+)
+
+
+def read_holds(batch: Any, lessons: list[tuple[int, int]]) -> None:
+    """``lms_completion_group_read``: the round's ``(person, lesson)`` pairs that may complete,
+    their holds in one statement, kept in ``batch.read`` for :func:`holds_completion` (one
+    prepared statement per completing beat before: ~0.3 ms of CPU each in the completion
+    burst, docs/benchmarks.md, "a round's completions with one read"). Read before the round's
+    beats run: a person whose beat then writes a day verdict or its lessons (a fold, a day's
+    replay) is asked of the database again (:func:`_day_written`)."""
+    if not lessons:
+        return
+    params = {
+        "u": pg_arrays.literal([u for u, _ in lessons]),
+        "l": pg_arrays.literal([lesson for _, lesson in lessons]),
+        "held": HELD,
+    }
+    held = {(int(u), int(lesson)) for u, lesson in state_pg.rows(_PG_HOLDS_MANY, params)}
+    asked: dict[int, set[int]] = {}
+    for u, lesson in lessons:
+        asked.setdefault(u, set()).add(lesson)
+    batch.read[_HOLDS] = (asked, held)
+
+
+def _day_written(user_id: int) -> None:
+    """A person's day verdict or lessons are written in this round: their holds read ahead no
+    longer stand (:func:`holds_completion` asks the database, after the round's kept writes)."""
+    batch = beat_group.active() if beat_tx.is_pg() else None
+    if batch is not None:
+        ahead = batch.read.get(_HOLDS)
+        if ahead is not None:
+            ahead[0].pop(user_id, None)
+
+
 def holds_completion(user_id: int, lesson_id: int) -> bool:
     """Is the completion of this lesson held by a held, undecided day that touched it?
 
@@ -1107,8 +1156,14 @@ def holds_completion(user_id: int, lesson_id: int) -> bool:
     session's pending changes, as the ORM's autoflush would): through ``db.session.execute``
     (its cache key, compiled context and result) it was most of a lesson's completion on the
     beat path, ~0.2-0.3 ms of CPU, asked by every completing beat (docs/benchmarks.md, "the
-    completion burst")."""
+    completion burst"). In a group round, from the round's read ahead (:func:`read_holds`)
+    when it has the pair and the person's days were not written since."""
     if beat_tx.is_pg():
+        batch = beat_group.active()
+        if batch is not None:
+            ahead = batch.read.get(_HOLDS)
+            if ahead is not None and lesson_id in ahead[0].get(user_id, ()):
+                return (user_id, lesson_id) in ahead[1]
         beat_tx.session().flush()  # a no-op but for an ORM change not yet written
         params = {"user_id": user_id, "lesson_id": lesson_id, "held": HELD}
         return state_pg.execute(_PG_HOLDS_COMPLETION, params, fetch=True) is not None

@@ -11,6 +11,7 @@ leave the same progress, enrolments, events and jobs.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -126,3 +127,73 @@ def test_completions_in_a_round_keep_its_one_write_on_postgresql(app, kit, tree,
     db.session.expire_all()
     for p in players[:2]:
         assert [e.name for e in events_of(p)].count("course.completed") == 1
+
+
+def hold_day(user: Any, lesson_id: int, review_state: str, verdict: str = "held") -> None:
+    """A past day of the person's, judged ``verdict``, that touched the lesson (anti-idle's hold
+    while held and not posted)."""
+    from plugins.anti_idle.models import DayLesson, DayVerdict
+
+    day = DayVerdict(user_id=user.id, day=dt.date(2026, 5, 9), verdict=verdict, review_state=review_state)
+    db.session.add(day)
+    db.session.flush()
+    db.session.add(DayLesson(day_verdict_id=day.id, user_id=user.id, lesson_id=lesson_id))
+    db.session.commit()
+
+
+def test_a_rounds_completions_read_ahead_are_those_of_one_by_one(app, kit, tree, hold):
+    """Anti-idle's own holds (a held day not posted; a posted one; a credited one), people who
+    complete the course and people who do not, all in the same course, each person's beats
+    up to five to a group (the completing beat in a later round of its group): the same
+    answers, rows, enrolments, events and jobs as one by one."""
+    users = people(app, kit, tree, 10)
+    # 0: completes the course; 1: would, held by anti-idle; 2: completes the lesson; 3: held;
+    # 4: a posted held day, completes; the other five the same, one by one.
+    for offset in (0, 5):
+        for i in (0, 1):
+            other_lessons_done(kit, users[offset + i])
+        hold_day(users[offset + 1], kit.video.id, "pending")
+        hold_day(users[offset + 3], kit.video.id, "none")
+        hold_day(users[offset + 4], kit.video.id, "posted")
+        hold_day(users[offset + 2], kit.video.id, "none", verdict="credited")
+    grouped = [Player(app, kit, u, lean=True) for u in users[:5]]
+    alone = [Player(app, kit, u, lean=False) for u in users[5:]]
+    play(app, grouped, alone, chunks_of(beats()))  # the completing beat in the second round of a group
+    assert_same_rows(grouped, alone)
+    db.session.expire_all()
+    for g, a in zip(grouped, alone, strict=True):
+        mine, theirs = events_of(g), events_of(a)
+        assert shown(mine, g) == shown(theirs, a)
+        assert jobs_of(mine) == jobs_of(theirs) and len(jobs_of(mine)) == len(mine)
+        assert enrolment_rows(g) == enrolment_rows(a)
+    names = [[e.name for e in events_of(g)] for g in grouped]
+    assert [n.count("lesson.completed") for n in names] == [1, 0, 1, 0, 1], names
+    assert [n.count("course.completed") for n in names] == [1, 0, 0, 0, 0], names
+
+
+@pytest.mark.backends("postgresql")
+def test_a_rounds_completions_are_read_with_two_statements_not_two_each(app, kit, tree, hold):
+    """Six people meet the rule in one round (two complete the course, one is held by anti-idle's
+    held day, one by another plugin): the course facts and anti-idle's holds are each read once
+    for the round, at its read, not once per completing beat (two statements each before)."""
+    users = people(app, kit, tree, 6)
+    for user in users[:2]:
+        other_lessons_done(kit, user)
+    hold_day(users[4], kit.video.id, "pending")
+    hold.held = {users[5].id}
+    players = [Player(app, kit, u, lean=True) for u in users]
+    played = beats()
+    play_rounds(app, players, played[:10])
+    at, body = played[10]  # the rule (95 %) met by all six at once
+    with psycopg_statements() as statements, time_machine.travel(at, tick=False):
+        answers = run_group(app, [(p, body) for p in players])
+    assert all(a is not None and a[0] == 200 for a in answers), answers
+    done = [b'"lesson_completed":true' in a[2] for a in answers if a is not None]
+    assert done == [True] * 4 + [False, False], answers
+    facts = [s for s in statements if "e.completed_at IS NOT NULL" in s or "enrolments.registration" in s]
+    holds = [s for s in statements if "FROM anti_idle_day_verdicts" in s or "FROM anti_idle_day_lessons" in s]
+    assert len(facts) == 1 and "unnest" in facts[0], facts
+    assert len(holds) == 1 and "unnest" in holds[0], holds
+    assert sum("UPDATE enrolments" in s for s in statements) == 2, statements
+    # The other plugin is still asked once per completing beat, anti-idle answered from the read.
+    assert sorted(who for who, *_ in hold.asked) == sorted(u.id for u in users)

@@ -62,3 +62,48 @@ def test_on_postgresql_the_check_is_the_beats_prepared_statement(kit, tree):
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     assert not [s for s in sent if "anti_idle_day_verdicts" in s], sent
+
+
+@pytest.mark.backends("postgresql")
+def test_a_rounds_holds_are_read_at_once_and_asked_again_once_a_day_is_written(kit, tree):
+    """``read_holds`` (``lms_completion_group_read``): the round's pairs in one statement, then
+    ``holds_completion`` answers them with none; a person whose day is written in the round
+    (``_day_written``: a fold, a replay) is asked of the database again, and sees the write."""
+    from lms_core.learning import beat_group, beat_tx
+    from plugins.anti_idle import verdicts
+    from tests.lms_core.learning.test_beat_asgi import psycopg_statements
+
+    held, free, later = (UserFactory(org_unit=tree.village_a) for _ in range(3))
+    db.session.commit()
+    day = DayVerdict(user_id=held.id, day=DAY, verdict="held", review_state="pending")
+    db.session.add(day)
+    db.session.flush()
+    db.session.add(DayLesson(day_verdict_id=day.id, user_id=held.id, lesson_id=kit.video.id))
+    db.session.flush()
+    video, document = kit.video.id, kit.document.id
+    info = beat_tx.connection().info
+    batch = beat_group.begin(info)
+    try:
+        pairs = [(u.id, video) for u in (held, free, later)]
+        with psycopg_statements() as statements:
+            verdicts.read_holds(batch, sorted(pairs))
+            answers = [holds_completion(u, lesson) for u, lesson in pairs]
+        assert answers == [True, False, False]
+        assert len(statements) == 1 and "unnest" in statements[0], statements
+        # A pair not read ahead: asked of the database.
+        with psycopg_statements() as statements:
+            assert holds_completion(held.id, document) is False
+        assert len(statements) == 1, statements
+        # ``later``'s day becomes held in the round: read ahead no more.
+        other = DayVerdict(user_id=later.id, day=DAY, verdict="held", review_state="none")
+        db.session.add(other)
+        db.session.flush()
+        db.session.add(DayLesson(day_verdict_id=other.id, user_id=later.id, lesson_id=video))
+        assert holds_completion(later.id, video) is False  # still the read ahead's answer
+        verdicts._day_written(later.id)
+        with psycopg_statements() as statements:
+            assert holds_completion(later.id, video) is True
+            assert holds_completion(free.id, video) is False
+        assert [s for s in statements if "SELECT" in s] == [verdicts._PG_HOLDS_COMPLETION], statements
+    finally:
+        beat_group.end(info)
