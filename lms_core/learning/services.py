@@ -1023,7 +1023,7 @@ def _completion_facts(state: beat_rows.BeatState) -> tuple[str, bool, bool, int,
         if ahead is not None:
             found = ahead.get((state.enrolment_id, state.lesson_id))
             if found is not None:
-                return found  # type: ignore[no-any-return]
+                return found
     params = {"lesson_id": state.lesson_id, "enrolment_id": state.enrolment_id, "completed": "completed"}
     if beat_rows.is_pg():
         # The beat's cursor, not ``beat_rows._pg``: the read names ``lesson_progress`` but needs

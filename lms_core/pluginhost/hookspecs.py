@@ -279,6 +279,8 @@ def lms_completion_verdict(user: User, lesson: Lesson, progress: LessonProgress)
     ``min_read_seconds``; the progress row's columns (but ``updated_at``) as the beat
     leaves them, ``status`` not yet completed. Read them; a change to them is not stored and their
     relationships are not loaded (a quiz, a survey or a recompute passes the ORM rows).
+    In a round of a beat group (PostgreSQL) a plugin may answer from what it read ahead for
+    the round in ``lms_completion_group_read``.
     """
 
 

@@ -201,6 +201,10 @@ class HookProbe:
         self.learning_calls.append(("completion_verdict", lesson))
         return self.completion_verdict
 
+    @hookimpl
+    def lms_completion_group_read(self, batch: Any, lessons: Any) -> None:
+        self.learning_calls.append(("completion_group_read", lessons))  # reads nothing: asked per beat
+
     # after commit ------------------------------------------------------------
     @hookimpl
     def lms_handle_event(self, event: Any) -> None:
