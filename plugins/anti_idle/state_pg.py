@@ -41,18 +41,23 @@ _STATE_JSON = frozenset({"sessions", "lessons", "day_tally"})
 _LOAD = (
     "SELECT st.day, st.day_credited_ms, st.focus_session, st.focus_until, st.sessions, st.lessons, st.tally_day, "
     "st.day_tally, "
-    # policy.policy_version_statement: the course's newest override before the newest site-wide version
-    "(SELECT p.id FROM anti_idle_policies AS p WHERE p.course_id = %(course_id)s OR p.course_id IS NULL "
-    "ORDER BY CASE WHEN p.course_id IS NULL THEN 1 ELSE 0 END, p.id DESC LIMIT 1), "
+    # policy.policy_version_statement: the course's newest override before the newest site-wide version,
+    # as two maxima (the site-wide one is not per row: PostgreSQL computes it once per statement, an
+    # InitPlan), not a sort of the policies per row
+    "coalesce((SELECT max(p.id) FROM anti_idle_policies AS p WHERE p.course_id = %(course_id)s), "
+    "(SELECT max(p.id) FROM anti_idle_policies AS p WHERE p.course_id IS NULL)), "
     "ck.session_id, ck.issued_at, ck.due_at, ck.answered_at, ck.outcome, ck.trusted, ck.latency_ms "
     "FROM anti_idle_person_states AS st CROSS JOIN LATERAL ("
-    "SELECT array_agg(c.session_id ORDER BY c.id) AS session_id, array_agg(c.issued_at ORDER BY c.id) AS issued_at, "
-    "array_agg(c.due_at ORDER BY c.id) AS due_at, array_agg(c.answered_at ORDER BY c.id) AS answered_at, "
-    "array_agg(c.outcome ORDER BY c.id) AS outcome, array_agg(c.trusted ORDER BY c.id) AS trusted, "
-    "array_agg(c.latency_ms ORDER BY c.id) AS latency_ms "
+    # The seven arrays in id order from one ordered subquery: an aggregate's own ORDER BY set up a
+    # sort per aggregate for every person (PostgreSQL 15), seven a row, checks or none; a plain
+    # aggregate over an ordered subquery of one table takes its rows in that order.
+    "SELECT array_agg(c.session_id) AS session_id, array_agg(c.issued_at) AS issued_at, "
+    "array_agg(c.due_at) AS due_at, array_agg(c.answered_at) AS answered_at, "
+    "array_agg(c.outcome) AS outcome, array_agg(c.trusted) AS trusted, array_agg(c.latency_ms) AS latency_ms "
+    "FROM (SELECT c.session_id, c.issued_at, c.due_at, c.answered_at, c.outcome, c.trusted, c.latency_ms "
     # inputs._checks_statement's predicate: any check whose overdue span can reach the beat
     "FROM anti_idle_checks AS c WHERE c.user_id = st.user_id AND c.issued_at <= %(until)s "
-    "AND (c.due_at >= %(since)s OR c.answered_at IS NULL OR c.answered_at >= %(since)s)) AS ck "
+    "AND (c.due_at >= %(since)s OR c.answered_at IS NULL OR c.answered_at >= %(since)s) ORDER BY c.id) AS c) AS ck "
     "WHERE st.user_id = %(user_id)s FOR UPDATE OF st"
 )
 
