@@ -117,3 +117,79 @@ def test_a_state_written_by_a_round_is_read_back_by_the_next_round_as_it_was(app
     assert list(stored) == [
         None if values[k] is None else json_text(values[k]) for k in ("sessions", "lessons", "day_tally")
     ]
+
+
+@pytest.mark.backends("postgresql")
+def test_the_state_read_gives_the_policy_in_force_and_the_checks_in_id_order(app, kit, tree):
+    # The state read's policy version is ``policy.policy_version_statement``'s (the course's
+    # newest override, else the newest site-wide version, else none) for the beat's course, and
+    # its checks come in id order (``_unpack`` keeps them as listed), on both forms of the read.
+    from secrets import token_urlsafe
+
+    from lms_core.learning.models import LearningSession
+    from plugins.anti_idle import policy
+    from plugins.anti_idle.models import AttentionCheck
+    from tests.lms_core.learning.fixtures import build_course
+
+    other = build_course(tree, code="C00A").course  # its own media rows (build_course: by the code)
+    user = people(app, kit, tree, 1)[0]
+    state_pg._write_many([(state._values(state.State(user_id=user.id, exists=True, day=dt.date(2026, 1, 1))), None)])
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    sid = "c" * 32
+    enrolment_id = db.session.execute(
+        text("SELECT id FROM enrolments WHERE user_id = :u AND course_id = :c"), {"u": user.id, "c": kit.course.id}
+    ).scalar_one()
+    db.session.add(
+        LearningSession(
+            id=sid, user_id=user.id, lesson_id=kit.video.id, enrolment_id=enrolment_id, started_at=now, last_beat_at=now
+        )
+    )
+    db.session.flush()
+    # Issued latest first: the ids' order is not the times'.
+    for minutes in (3, 2, 1):
+        issued = now - dt.timedelta(minutes=minutes)
+        db.session.add(
+            AttentionCheck(
+                token=token_urlsafe(24),
+                session_id=sid,
+                user_id=user.id,
+                lesson_id=kit.video.id,
+                issued_at=issued if minutes != 2 else now - dt.timedelta(minutes=4),
+                window_seconds=60,
+                due_at=now + dt.timedelta(minutes=minutes),
+                expected="7",
+            )
+        )
+    db.session.commit()
+    ids = list(db.session.execute(text("SELECT id, issued_at FROM anti_idle_checks ORDER BY id")).all())
+
+    def read(course_id: int) -> tuple[int | None, list[dt.datetime]]:
+        batch = beat_group.Batch()
+        state_pg.prefetch(batch, [(user.id, course_id, False)], now)
+        many = state_pg.take(batch, user.id, course_id, now, now, video=False)
+        one = state_pg.load(user.id, course_id, now, now)
+        db.session.rollback()  # the reads' row locks
+        assert many is not None and one is not None
+        assert (many[1], [c.issued_at for c in many[2]]) == (one[1], [c.issued_at for c in one[2]])
+        return many[1], [c.issued_at for c in many[2]]
+
+    def in_force(course_id: int) -> int | None:
+        return db.session.execute(policy.policy_version_statement(), {"course_id": course_id}).scalar()
+
+    def versions() -> tuple[int | None, int | None]:
+        return read(kit.course.id)[0], read(other.id)[0]
+
+    assert read(kit.course.id) == (None, [at.astimezone(dt.UTC) for _, at in ids])
+    site = policy.new_version({"hidden_grace_seconds": 90})
+    db.session.commit()
+    assert versions() == (site.version, site.version)
+    course = policy.new_version({"hidden_grace_seconds": 30}, course_id=kit.course.id)
+    db.session.commit()
+    assert versions() == (course.version, site.version)
+    newer_site = policy.new_version({"hidden_grace_seconds": 80})
+    db.session.commit()
+    assert versions() == (course.version, newer_site.version)  # an override outranks a newer site version
+    newer_course = policy.new_version({"hidden_grace_seconds": 20}, course_id=kit.course.id)
+    db.session.commit()
+    assert versions() == (newer_course.version, newer_site.version)
+    assert versions() == (in_force(kit.course.id), in_force(other.id))
