@@ -20,6 +20,7 @@ storage setting applied before its replay; the variants are interleaved::
     .venv/bin/python bench/beat_pg.py --keys --reps 2    # the ledgers' foreign keys: one per row, or three
     .venv/bin/python bench/beat_pg.py --upserts --reps 2 # the upserts as sent, or as UPDATE then INSERT
     .venv/bin/python bench/beat_pg.py --statement-keys   # the session keys, or one check per statement
+    .venv/bin/python bench/beat_pg.py --statement-keys --only keys: --only 0032  # two of them
 
 Single-user mode reads its statements from stdin a character at a time, so the replay's own
 reading and parsing of the statement text add instructions that a client's Bind does not
@@ -423,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", type=Path, metavar="DIR", help="keep each long replay's callgrind profile in DIR (callgrind_annotate)"
     )
+    parser.add_argument(
+        "--only", action="append", metavar="TEXT", help="only the variants whose name has TEXT (repeatable)"
+    )
     parser.add_argument("--keys", action="store_true", help="the ledgers' foreign keys as variants instead")
     parser.add_argument(
         "--statement-keys", action="store_true", help="the ledgers' session keys as statement triggers instead"
@@ -455,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
             variants = dict.fromkeys(SQL_VARIANTS, "SELECT 1")
         if args.once:
             variants = dict(list(variants.items())[:1])
+        if args.only:
+            variants = {name: ddl for name, ddl in variants.items() if any(part in name for part in args.only)}
         results: dict[str, list[int]] = {name: [] for name in variants}
         pad = args.pad_sessions
         base = 1_000_000
