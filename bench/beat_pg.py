@@ -309,12 +309,12 @@ def _seq(literal: str, k: int) -> str:
 
 def _pad(column: str, sessions: int) -> str:
     """A busy day's state rows: ``sessions`` more session ids in each day tally (the
-    ``s_day_tally`` column: an array literal of JSON texts, ``pg_arrays.json_texts``)."""
-    tallies = [None if text is None else json.loads(text) for text in _elements(column)]
+    ``s_day_tally`` column: JSON texts one a line, ``pg_arrays.json_lines``)."""
+    tallies = [json.loads(line) for line in column.split("\n")] if column else []
     for n, tally in enumerate(tallies):
         if tally:
             tally["tally"]["sessions"] += [f"{(n + 1) * 1000 + i:032x}" for i in range(sessions)]
-    return pg_arrays.json_texts(tallies)
+    return pg_arrays.json_lines(tallies)
 
 
 def script(pairs: list[Any], rounds: int, seq_base: int, pad: int, rewrite: Any = (_same, _same)) -> str:

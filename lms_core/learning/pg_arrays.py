@@ -85,6 +85,22 @@ def json_texts(values: Sequence[Any]) -> str:
     return literal([None if value is None else _ENCODE(value).decode() for value in values])
 
 
+_ENCODE_LINES = msgspec.json.Encoder().encode_lines
+
+
+def json_lines(values: Sequence[Any]) -> str:
+    """A ``json`` column's values as their JSON texts one a line (``None``: ``null``, read back
+    as SQL NULL), split by :attr:`Rows.sql` with ``string_to_array``.
+
+    Why: :func:`json_texts` encoded each value by itself (a Python call per value: nine a beat
+    for the anti-idle plugin's state and raw beat) and then the list of texts again, escaping
+    every quote of every text, for ``array_in`` to read back. msgspec's JSON never holds a raw
+    newline (control characters in strings are escaped), so the texts one a line are the
+    column in one C call, with nothing escaped twice; ``string_to_array`` only looks for the
+    newlines."""
+    return _ENCODE_LINES(values)[:-1].decode()
+
+
 def array_type(table: Table, column: str) -> str:
     """The SQL type of ``column``'s array: its type on PostgreSQL, strings as ``text`` (a cast
     to ``varchar(n)`` would cut a longer value where the INSERT refuses it)."""
@@ -110,11 +126,17 @@ class Rows:
         types = {c: array_type(table, c) for c in columns}
         scalars = [c for c in columns if types[c] != "jsonb[]"]
         assert scalars, "the rows are unnest-ed from a column that is not jsonb"
-        #: ``json`` columns (not ``jsonb``) come as a ``text[]`` of their values' JSON texts, each
-        #: cast to ``json`` (checked once, kept as sent). One JSON array of the column, split by
-        #: ``json_array_elements``, was read twice: checked whole at the Bind (``json_in``), then
-        #: parsed again to split it (docs/benchmarks.md, "the JSON read once").
-        arrays = [f"%({prefix}_{c})s::{'text[]' if types[c] == 'json[]' else types[c]}" for c in scalars]
+        #: ``json`` columns (not ``jsonb``) come as their values' JSON texts one a line
+        #: (:func:`json_lines`), split into a ``text[]`` and each cast to ``json`` (checked once,
+        #: kept as sent). One JSON array of the column, split by ``json_array_elements``, was
+        #: read twice: checked whole at the Bind (``json_in``), then parsed again to split it
+        #: (docs/benchmarks.md, "the JSON read once").
+        arrays = [
+            f"string_to_array(%({prefix}_{c})s::text, E'\\n', 'null')"
+            if types[c] == "json[]"
+            else f"%({prefix}_{c})s::{types[c]}"
+            for c in scalars
+        ]
         picked = ", ".join(
             f"nullif(%({prefix}_{c})s::jsonb -> (u.ord::integer - 1), 'null') AS {c}"
             if types[c] == "jsonb[]"
@@ -147,7 +169,7 @@ class Rows:
                 f"{prefix}_{c}",
                 json_column
                 if types[c] == "jsonb[]"
-                else json_texts
+                else json_lines
                 if types[c] == "json[]"
                 else literal
                 if types[c] == "text[]"
