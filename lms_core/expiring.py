@@ -32,9 +32,14 @@ class ExpiringMap(Generic[K, V]):
         self._most = most
 
     def fresh(self, key: K, now: float) -> V | None:
-        """The value kept for ``key``, unless it expired by ``now`` (or there is none)."""
-        with self._lock:
-            item = self._items.get(key)
+        """The value kept for ``key``, unless it expired by ``now`` (or there is none).
+
+        Without the lock: one ``dict.get`` is atomic (the GIL; a free-threaded build locks the
+        dict itself), and an entry is one tuple, put whole. The writers (``put``, ``claim``,
+        ``drop``, ``clear``) still hold the lock among themselves. Twice a beat on the
+        heartbeat's writer thread (the round's ``principal.warm``, then the beat's
+        ``principal_for``), once on its event loop."""
+        item = self._items.get(key)
         return item[1] if item is not None and item[0] > now else None
 
     def put(self, key: K, value: V, until: float) -> None:
