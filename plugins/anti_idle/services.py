@@ -113,7 +113,11 @@ def beat_row(
     """The raw beat's column values (a plain dict: no ORM object on the beat path).
 
     ``client`` is the beat's own (``beat_input``'s, made for this beat by ``envelope.stamp``),
-    not a copy: nothing changes either after the beat is judged."""
+    not a copy: nothing changes either after the beat is judged. The ranges (``claimed``,
+    ``credited``, ``session_covered``) and ``flags`` are the beat's and the outcome's own
+    tuples, not lists copied from them: nothing changes them either, and every writer of the
+    row gives a tuple the JSON of the list (msgspec on PostgreSQL, ``json.dumps`` on SQLite),
+    as every reader of the row (``verdicts.record_online``, ``Tally.add``) takes either."""
     after = outcome.after
     return {
         "user_id": user_id,
@@ -125,7 +129,7 @@ def beat_row(
         "received_at": beat.received_at,
         "wall_start": beat.wall_start,
         "launched_at": beat.launched_at,
-        "claimed": [list(s) for s in beat.claimed],
+        "claimed": beat.claimed,
         "position_ms": position_ms,
         "media_duration_ms": beat.duration_ms,
         "bytes_served": beat.bytes_served,
@@ -134,15 +138,15 @@ def beat_row(
         "client": beat.client,
         "credit_start": outcome.credit_start,
         "credit_end": outcome.credit_end,
-        "credited": [list(s) for s in outcome.credited],
+        "credited": outcome.credited,
         "credited_ms": outcome.credited_ms,
         "cuts": outcome.cuts,
-        "flags": list(outcome.flags),
+        "flags": outcome.flags,
         "policy_version": policy_version,
         "hidden_since": after.hidden_since,
         "last_claim_end": after.last_claim_end,
         "session_claimed_ms": after.session_claimed_ms,
-        "session_covered": [list(s) for s in after.session_covered],
+        "session_covered": after.session_covered,
         "lesson_credited_ms": after.lesson_credited_ms,
         "day_credited_ms": after.day_credited_ms,
         "focus_session": after.focus_session,

@@ -482,20 +482,35 @@ def _write_many(items: list[tuple[Any, ...]]) -> None:
     """``items``: (the state row's values, the raw beat or None[, the ``state.State``'s objects
     written, to keep: :func:`keep`])."""
     beats = [item[1] for item in items if item[1] is not None]
-    seen: dict[str, None] = {}
-    for beat in beats:
-        seen.update(dict.fromkeys(beat))
-    columns = tuple(seen)
+    columns = _columns(beats)
     # A beat whose day was replayed saved its person's row before its own save: the last
     # values win, as the second upsert overwrote the first (all columns) one by one.
-    states = {item[0]["user_id"]: item[0] for item in items}
-    objects = {item[0]["user_id"]: item[2] if len(item) > 2 else None for item in items}
+    states: dict[int, dict[str, Any]] = {}
+    objects: dict[int, Any] = {}
+    for item in items:
+        user_id = item[0]["user_id"]
+        states[user_id] = item[0]
+        objects[user_id] = item[2] if len(item) > 2 else None
     params = _STATE_ROWS.params_of(list(states.values()))
     if columns:
         params.update(_beat_rows(columns).params_of(beats))
     sql, names = _save_many(columns)
     execute(sql, params, names=names)
     _keep_written(_raw_cursor().fetchall(), objects)
+
+
+def _columns(beats: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The raw beats' keys, in the order first seen: the first beat's when every other has the
+    same keys (``services.beat_row``'s: nearly every round), without a dict of them per beat."""
+    if not beats:
+        return ()
+    first = beats[0].keys()
+    if all(beat.keys() == first for beat in beats):
+        return tuple(first)
+    seen: dict[str, None] = {}
+    for beat in beats:
+        seen.update(dict.fromkeys(beat))
+    return tuple(seen)
 
 
 def keep(
