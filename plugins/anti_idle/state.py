@@ -117,7 +117,10 @@ def _load(user_id: int, course_id: int | None, stmt: Any) -> tuple[State, int | 
 def _state_of(user_id: int, row: Any) -> State:
     """A state from the row's columns after ``user_id``, in the table's order."""
     day, day_credited_ms, focus_session, focus_until, sessions, lessons, tally_day, day_tally = row
-    return State(
+    # Every field given, so filled without the dataclass's ``__init__`` (a call of ten keyword
+    # arguments on every beat); the same object (``test_hook_shortcuts.py``).
+    person = object.__new__(State)
+    person.__dict__.update(
         user_id=user_id,
         exists=True,
         day=day,
@@ -130,6 +133,7 @@ def _state_of(user_id: int, row: Any) -> State:
         tally_day=tally_day,
         day_tally=day_tally,
     )
+    return person
 
 
 @dataclass

@@ -5,7 +5,10 @@
 * ``verdicts._claimed_measure``: the measure of a beat's claimed ranges, as
   ``segs.total(segs.normalise(...))`` gives it, for any ranges, well formed or not;
 * ``verdicts.derive``: its void and held sums, taken over the day's cuts, are the sums
-  over the rules it took before.
+  over the rules it took before;
+* ``state._state_of``: the ``State`` filled without ``__init__`` equals the one ``__init__`` builds;
+* ``state_pg._columns``: the round's raw beat columns, the keys first seen over the beats;
+* ``services.beat_row``'s ranges and flags as the beat's own tuples: the same JSON as the lists.
 """
 
 from __future__ import annotations
@@ -147,3 +150,92 @@ def test_beijing_day_is_the_zones(ats: list[dt.datetime]) -> None:
         assert els.beijing_day(at) == at.astimezone(els.SHANGHAI).date()
     other = ats[0].astimezone(dt.timezone(dt.timedelta(hours=-5)))  # aware, not UTC: the zone's way
     assert els.beijing_day(other) == other.astimezone(els.SHANGHAI).date()
+
+
+sessions_st = st.dictionaries(
+    st.text("abc", min_size=1, max_size=3),
+    st.lists(st.one_of(st.none(), st.integers(0, 10**6), st.text("xy", max_size=2)), max_size=6),
+    max_size=3,
+)
+
+
+@given(
+    sessions=st.one_of(sessions_st, sessions_st.map(lambda d: [[k, *v] for k, v in d.items()]), st.none()),
+    lessons=st.one_of(
+        st.dictionaries(st.integers(1, 50).map(str), st.integers(0, 10**6), max_size=3),
+        st.lists(st.tuples(st.integers(1, 50), st.integers(0, 10**6)).map(list), max_size=3),
+        st.none(),
+    ),
+    day=st.one_of(st.none(), st.dates()),
+    credited=st.integers(0, 10**8),
+    focus=st.one_of(st.none(), st.text("s", min_size=1, max_size=2)),
+    tally=st.one_of(st.none(), st.dictionaries(st.text("t", max_size=2), st.integers(), max_size=2)),
+)
+def test_state_of_equals_init(
+    sessions: Any, lessons: Any, day: dt.date | None, credited: int, focus: str | None, tally: Any
+) -> None:
+    """``state._state_of`` fills the ``State`` without ``__init__``: the object ``__init__`` builds."""
+    from plugins.anti_idle import state
+
+    row = (day, credited, focus, AT if focus else None, sessions, lessons, day, tally)
+    built = state._state_of(7, row)
+    assert type(built) is state.State
+    expected = state.State(
+        user_id=7,
+        exists=True,
+        day=day,
+        day_credited_ms=credited,
+        focus_session=focus,
+        focus_until=AT if focus else None,
+        sessions=sessions if type(sessions) is dict else {e[0]: e[1:] for e in sessions or ()},
+        lessons=lessons if type(lessons) is dict else {str(k): ms for k, ms in lessons or ()},
+        tally_day=day,
+        day_tally=tally,
+    )
+    assert built == expected
+    assert vars(built) == vars(expected)
+    if type(sessions) is dict:
+        assert built.sessions is sessions  # the kept objects themselves, as before
+
+
+@given(st.lists(st.lists(st.sampled_from("abcdef"), unique=True).map(lambda ks: dict.fromkeys(ks, 0)), max_size=5))
+def test_round_columns_are_the_keys_first_seen(beats: list[dict[str, Any]]) -> None:
+    """``state_pg._columns``: the raw beats' keys in the order first seen, as the union of each
+    beat's keys (``dict.fromkeys``) gave them, also when the beats' keys differ."""
+    from plugins.anti_idle import state_pg
+
+    seen: dict[str, None] = {}
+    for beat in beats:
+        seen.update(dict.fromkeys(beat))
+    assert state_pg._columns(beats) == tuple(seen)
+
+
+@given(
+    claimed=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), min_size=1, max_size=3).map(tuple),
+    credited=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), max_size=3).map(tuple),
+    flags=st.lists(st.sampled_from(["R04", "R07b", "R13d"]), unique=True, max_size=2).map(tuple),
+)
+def test_beat_row_tuples_write_the_lists_json(
+    claimed: tuple[Any, ...], credited: tuple[Any, ...], flags: tuple[str, ...]
+) -> None:
+    """``services.beat_row`` gives the beat's and outcome's own tuples (no list copies): each
+    JSON column's text is the one the lists gave, by msgspec (PostgreSQL) and ``json.dumps`` (SQLite)."""
+    import json
+
+    import msgspec
+
+    from plugins.anti_idle.services import beat_row
+
+    beat = els.new(els.BeatInput, **{**BEAT, "claimed": claimed})
+    after = els.new(els.Prior, **{**PRIOR, "session_covered": credited})
+    outcome = els.Outcome(credited=credited, credited_ms=1, credit_start=AT, cuts={}, flags=flags, after=after)
+    row = beat_row(3, beat, outcome, 1, 10_000, 0)
+    lists = {
+        "claimed": [list(s) for s in claimed],
+        "credited": [list(s) for s in credited],
+        "flags": list(flags),
+        "session_covered": [list(s) for s in credited],
+    }
+    for key, value in lists.items():
+        assert msgspec.json.encode(row[key]) == msgspec.json.encode(value)
+        assert json.dumps(row[key]) == json.dumps(value)
