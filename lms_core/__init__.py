@@ -62,6 +62,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     pm = app_setup.init_plugins(app)
     app_setup.register_core(app)
     app_setup.apply_plugins(app, pm)
+    # Every model (the core's and the plugins') is imported by now: configure the mappers here,
+    # once, not lazily at the first ORM query. The heartbeat's hot path reads through psycopg
+    # and builds ORM instances without a query (``db.transient_copy``), so a fresh worker's
+    # first completion could read ``lesson.id`` before any query configured the mappers (an
+    # AttributeError, a 500), and the lazy configuration would race between the writer and
+    # the view threads.
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()
     from lms_core.learning import beat_front
 
     beat_front.install(app)  # inside ProxyFix (below): the environ it reads is the client's
