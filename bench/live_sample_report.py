@@ -29,10 +29,11 @@ def parse(folder: Path) -> list[tuple[str, list[str], int]]:
 
 
 def kind(thread: str, frames: list[str]) -> str:
-    text = ";".join(frames)
-    if "group-commit" in thread or "beat_batch.py" in text:
+    """By the thread's name: the writers are named threads; the event loop is the main thread
+    (``_settle``, though in beat_batch.py, runs on the loop: ``call_soon_threadsafe``)."""
+    if "group-commit" in thread:
         return "writer"
-    if "run_forever" in text or "uvloop" in text or "asyncio" in text or "serve" in thread.lower():
+    if "MainThread" in thread:
         return "loop"
     return "other"
 
