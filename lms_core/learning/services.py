@@ -39,7 +39,7 @@ from lms_core.db import transient_copy, utcnow
 from lms_core.enrolments.models import Enrolment
 from lms_core.events.services import emit
 from lms_core.extensions import db
-from lms_core.i18n import SHANGHAI
+from lms_core.i18n import beijing_day as beijing_day  # re-exported: callers read it from here
 from lms_core.learning import beat_group, beat_rows, beat_tx, pg_arrays
 from lms_core.learning import segments as segs
 from lms_core.learning.assessment import _SEVERITY, CREDIT, REDUCE, VOID, IntervalClaim, Verdict, span_ms
@@ -1234,38 +1234,6 @@ def progress_by_course(user_id: int, course_ids: list[int]) -> dict[int, tuple[i
     ).all()
     counts = {cid: (int(done), int(total)) for cid, total, done in rows}
     return {cid: counts.get(cid, (0, 0)) for cid in course_ids}
-
-
-def beijing_day(at: dt.datetime) -> dt.date:
-    """``at.astimezone(SHANGHAI).date()``: for a UTC time inside the last day asked, that day
-    (two comparisons instead of a zone conversion, once a beat; as the anti-idle plugin's
-    ``els.beijing_day``; tests/lms_core/learning/test_beijing_day.py)."""
-    global _LAST_DAY
-    start, end, day = _LAST_DAY
-    if at.tzinfo is dt.UTC and start <= at < end:
-        return day
-    day = at.astimezone(SHANGHAI).date()
-    if at.tzinfo is dt.UTC and at >= _DAYS_KEPT_FROM:
-        start = dt.datetime.combine(day, dt.time(), tzinfo=SHANGHAI).astimezone(dt.UTC)
-        end = dt.datetime.combine(day + _ONE_DAY, dt.time(), tzinfo=SHANGHAI).astimezone(dt.UTC)
-        # Kept only for a day of 24 hours that starts and ends on its own midnight (no zone
-        # change inside it: the date is then ``day`` from ``start`` up to ``end``).
-        if (
-            end - start == _ONE_DAY
-            and start <= at < end
-            and start.astimezone(SHANGHAI).date() == day
-            and (end - _ONE_US).astimezone(SHANGHAI).date() == day
-        ):
-            _LAST_DAY = (start, end, day)  # one tuple: read whole by any thread
-    return day
-
-
-_ONE_DAY = dt.timedelta(days=1)
-_ONE_US = dt.timedelta(microseconds=1)
-#: Beijing has kept one offset since 1991; days before that are never kept.
-_DAYS_KEPT_FROM = dt.datetime(1992, 1, 1, tzinfo=dt.UTC)
-#: ``beijing_day``'s last day kept: its UTC bounds ``[start, end)`` and its date.
-_LAST_DAY: tuple[dt.datetime, dt.datetime, dt.date] = (_DAYS_KEPT_FROM, _DAYS_KEPT_FROM, dt.date(1992, 1, 1))
 
 
 def year_total_expr(user_id: Any, first_day: Any, last_day: Any) -> Any:

@@ -36,6 +36,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from lms_core.i18n import SHANGHAI as SHANGHAI  # re-exported: modules here read it from this one
+from lms_core.i18n import beijing_day as beijing_day  # re-exported, as SHANGHAI
 from lms_core.learning import segments as segs
 
 #: One second of clock jitter, lent once per person (the core's rule, repeated here).
@@ -80,36 +81,6 @@ def us_of(at: dt.datetime) -> int:
 
 def at_us(us: int) -> dt.datetime:
     return EPOCH + dt.timedelta(microseconds=us)
-
-
-def beijing_day(at: dt.datetime) -> dt.date:
-    """``at.astimezone(SHANGHAI).date()``: for a UTC time inside the last day asked, that day
-    (two comparisons instead of a zone look-up, ~1 µs, twice a beat; ``test_hook_shortcuts.py``)."""
-    global _LAST_DAY
-    start, end, day = _LAST_DAY
-    if at.tzinfo is dt.UTC and start <= at < end:
-        return day
-    day = at.astimezone(SHANGHAI).date()
-    if at.tzinfo is dt.UTC and at >= _DAYS_KEPT_FROM:
-        start = dt.datetime.combine(day, dt.time(), tzinfo=SHANGHAI).astimezone(dt.UTC)
-        end = dt.datetime.combine(day + _ONE_DAY, dt.time(), tzinfo=SHANGHAI).astimezone(dt.UTC)
-        # Kept only for a day of 24 hours that starts and ends on its own midnight (no zone
-        # change inside it: the date is then ``day`` from ``start`` up to ``end``).
-        if (
-            end - start == _ONE_DAY
-            and start <= at < end
-            and start.astimezone(SHANGHAI).date() == day
-            and (end - _US).astimezone(SHANGHAI).date() == day
-        ):
-            _LAST_DAY = (start, end, day)  # one tuple: read whole by any thread
-    return day
-
-
-_ONE_DAY = dt.timedelta(days=1)
-#: Beijing has kept one offset since 1991; days before that are never kept.
-_DAYS_KEPT_FROM = dt.datetime(1992, 1, 1, tzinfo=dt.UTC)
-#: ``beijing_day``'s last day kept: its UTC bounds ``[start, end)`` and its date.
-_LAST_DAY: tuple[dt.datetime, dt.datetime, dt.date] = (EPOCH, EPOCH, dt.date(1970, 1, 1))
 
 
 def day_end_us(us: int) -> int:
