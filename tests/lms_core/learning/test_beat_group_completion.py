@@ -71,6 +71,19 @@ def enrolment_rows(player: Player) -> list[tuple[Any, ...]]:
     ]
 
 
+def assert_same_outcome(grouped: list[Player], alone: list[Player]) -> list[list[str]]:
+    """The grouped players' rows, events, jobs and enrolments are the one-by-one players';
+    returns the grouped players' event names, in order."""
+    assert_same_rows(grouped, alone)  # progress, ledger, sessions, clocks, ...
+    db.session.expire_all()
+    for g, a in zip(grouped, alone, strict=True):
+        mine, theirs = events_of(g), events_of(a)
+        assert shown(mine, g) == shown(theirs, a)
+        assert jobs_of(mine) == jobs_of(theirs) and len(jobs_of(mine)) == len(mine)
+        assert enrolment_rows(g) == enrolment_rows(a)
+    return [[e.name for e in events_of(g)] for g in grouped]
+
+
 def test_a_groups_completions_are_those_of_one_by_one(app, kit, tree, hold):
     users = people(app, kit, tree, 8)
     # Person 0: completes the course; 1: would, but held; 2: completes the lesson; 3: held.
@@ -80,14 +93,7 @@ def test_a_groups_completions_are_those_of_one_by_one(app, kit, tree, hold):
     grouped = [Player(app, kit, u, lean=True) for u in users[:4]]
     alone = [Player(app, kit, u, lean=False) for u in users[4:]]
     play(app, grouped, alone, chunks_of(beats()))  # the same answer bytes, beat by beat
-    assert_same_rows(grouped, alone)  # progress, ledger, sessions, clocks, ...
-    db.session.expire_all()
-    for g, a in zip(grouped, alone, strict=True):
-        mine, theirs = events_of(g), events_of(a)
-        assert shown(mine, g) == shown(theirs, a)
-        assert jobs_of(mine) == jobs_of(theirs) and len(jobs_of(mine)) == len(mine)
-        assert enrolment_rows(g) == enrolment_rows(a)
-    names = [[e.name for e in events_of(g)] for g in grouped]
+    names = assert_same_outcome(grouped, alone)
     assert names[0].count("lesson.completed") == 1 and names[0].count("course.completed") == 1
     assert names[0].index("lesson.completed") < names[0].index("course.completed")
     assert enrolment_rows(grouped[0])[0][0] is not None
@@ -159,14 +165,7 @@ def test_a_rounds_completions_read_ahead_are_those_of_one_by_one(app, kit, tree,
     grouped = [Player(app, kit, u, lean=True) for u in users[:5]]
     alone = [Player(app, kit, u, lean=False) for u in users[5:]]
     play(app, grouped, alone, chunks_of(beats()))  # the completing beat in the second round of a group
-    assert_same_rows(grouped, alone)
-    db.session.expire_all()
-    for g, a in zip(grouped, alone, strict=True):
-        mine, theirs = events_of(g), events_of(a)
-        assert shown(mine, g) == shown(theirs, a)
-        assert jobs_of(mine) == jobs_of(theirs) and len(jobs_of(mine)) == len(mine)
-        assert enrolment_rows(g) == enrolment_rows(a)
-    names = [[e.name for e in events_of(g)] for g in grouped]
+    names = assert_same_outcome(grouped, alone)
     assert [n.count("lesson.completed") for n in names] == [1, 0, 1, 0, 1], names
     assert [n.count("course.completed") for n in names] == [1, 0, 0, 0, 0], names
 
