@@ -232,13 +232,31 @@ def read(session_id: str, user_id: int) -> BeatState | None:
                 return cast(BeatState, found)
         rows = _pg(_PG_READ, params)
         return _pg_state(rows[0]) if rows else None
-    row = db.session.connection().execute(_sqlite_read(), params).first()
+    conn = db.session.connection()
+    _sqlite_write_lock(conn)
+    row = conn.execute(_sqlite_read(), params).first()
     if row is None:
         return None
     r = list(row)
     r[11], r[22] = str(getattr(r[11], "value", r[11])), str(getattr(r[22], "value", r[22]))
     r[24] = int(r[24])
     return BeatState(*r)
+
+
+def _sqlite_write_lock(conn: Any) -> None:
+    """SQLite's stand-in for the rows' lock: the database's write lock, taken before the read.
+
+    SQLite has no row locks, and Python's sqlite3 module opens its transaction only at the
+    first write, so two beats of one person in two of the server's threads (two tabs, or a beat
+    and its retry) both read the rows before either wrote them: each spent the person's budget
+    (four tabs earned 23 s in 10 s) or the second's interval broke the ledger's
+    ``(session_id, seq)`` key (a 500). ``BEGIN IMMEDIATE`` makes the read part of a transaction
+    that holds the write lock, so the second beat reads what the first committed, as
+    PostgreSQL's ``FOR NO KEY UPDATE`` makes it wait. It waits up to the connection's busy
+    timeout; a transaction that has written already holds the lock."""
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 #: The sign-ins a round reads (``principal.warm``): ``accounts.principal._statement``'s columns.

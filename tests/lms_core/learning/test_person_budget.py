@@ -121,8 +121,9 @@ def test_reading_time_goes_through_the_assessment_hook(kit, learner):
     assert db.session.query(LessonProgress).filter_by(lesson_id=kit.document.id).one().read_ms == 5000
 
 
-@pytest.mark.backends("postgresql")
-def test_concurrent_tabs_on_postgresql_earn_real_time_once(app, kit, learner):
+def test_concurrent_tabs_earn_real_time_once(app, kit, learner):
+    """On both databases: SQLite has no row locks, so the beat's read takes the database's
+    write lock (``BEGIN IMMEDIATE``) where PostgreSQL locks the person's rows."""
     tabs = [open_session(learner, kit.video) for _ in range(4)]
     user_id = learner.id
 
@@ -183,3 +184,49 @@ def test_a_beat_and_a_row_referencing_its_session_do_not_deadlock(app, kit, lear
 
     with time_machine.travel(T0 + 20 * S, tick=False):
         assert together(app, poll, beat_worker) == []
+
+
+def test_one_beat_sent_twice_at_once_is_stored_once(app, kit, learner, monkeypatch):
+    """The player's beat and its retry (or the pagehide flush) of the same seq arrive together,
+    in two threads of the server. The second reads the session only after the first has
+    committed, and is answered as the repeat it is: before, on SQLite (the embedded default,
+    ``make run``), it read the rows before the first wrote them, and its raw beat's INSERT broke
+    the ledger's ``(session_id, seq)`` key: a 500 to the player."""
+    from lms_core.accounts.models import User
+    from lms_core.learning import beat_rows
+    from lms_core.learning.models import LearningInterval
+
+    tab = open_session(learner, kit.video)
+    beat(tab, learner, T0 + 10 * S, seq=1, segments=[[0, 10]], position=10)  # the person's rows exist
+    user_id, session_id = learner.id, tab.id
+    first_read, second_reading = threading.Event(), threading.Event()
+    read = beat_rows.read
+
+    def interleaved(session: str, user: int):  # the first beat holds on after its read
+        if first_read.is_set():
+            second_reading.set()
+            return read(session, user)
+        state = read(session, user)
+        first_read.set()
+        second_reading.wait(10)
+        threading.Event().wait(0.3)  # the second, unlocked, would read now
+        return state
+
+    monkeypatch.setattr(beat_rows, "read", interleaved)
+    results = []
+
+    def send() -> None:
+        user = db.session.get(User, user_id)
+        results.append(services.record_beat(session_id, user, {"seq": 2, "segments": [[10, 20]], "position": 20}))
+        db.session.commit()
+
+    def send_second() -> None:
+        first_read.wait(10)
+        send()
+
+    with time_machine.travel(T0 + 20 * S, tick=False):
+        assert together(app, send, send_second) == []
+    assert sorted(r.duplicate for r in results) == [False, True]
+    db.session.expire_all()
+    assert db.session.query(LearningInterval).filter_by(session_id=session_id).count() == 2
+    assert credited(learner) == 20_000
