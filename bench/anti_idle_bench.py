@@ -82,6 +82,7 @@ import load  # noqa: E402
 import open_loop  # noqa: E402
 import open_loop_c  # noqa: E402
 import seed_large  # noqa: E402
+import stall_log  # noqa: E402
 import video_learners  # noqa: E402
 import window_diag  # noqa: E402
 from common import children, cpu_seconds, percentile, postmaster_pid, step, tree_cpu_seconds  # noqa: E402
@@ -815,6 +816,7 @@ def _ingest_open(
                 reset_statements(url_)
                 if diag:  # after the reset: the statements' figures are the window's
                     seen["diag_before"] = window_diag.snapshot(plain(url_), pg_pid, server.pid)
+                seen["wall_open"] = time.time()
                 marks.update(
                     server=tree_cpu_seconds(server.pid),
                     pg=_postgres_cpu(pg_pid),
@@ -918,6 +920,10 @@ def _ingest_open(
             "latency by the second the beats fell due in (from the window's start; warm-up negative), "
             "n p50/p99/max ms:\n" + open_loop.format_per_second(seconds)
         )
+        stall_log_path = os.environ.get("BENCH_STALL_LOG")
+        if stall_log_path and "wall_open" in seen:
+            # The window's start in Unix time: the callback ran ``lag`` after the schedule's.
+            print(stall_log.report(Path(stall_log_path), float(seen["wall_open"]) - lag, seconds))
         extra: dict[str, object] = {"per_second": seconds, "accept_wait_ms": round(tally.accept_wait * 1000)}
         if lesson_kind == "document":
             extra["prime_s"] = round(prime_s, 1)
@@ -1587,7 +1593,12 @@ def main(argv: list[str] | None = None) -> int:
         results["els"] = bench_els(args.els_rounds)
     if args.only in (None, "beat", "replay", "ingest", "recompute"):
         # pg_stat_statements: statements per beat as the server ran them (raw psycopg ones too).
-        cluster = common.start_recommended_postgres(shared_preload_libraries="pg_stat_statements")
+        stalls = os.environ.get("BENCH_STALLS") == "1"  # bench/stall_log.py: autovacuum and checkpoints logged
+        cluster = common.start_recommended_postgres(
+            shared_preload_libraries="pg_stat_statements", **(stall_log.CONF if stalls else {})
+        )
+        if stalls:
+            os.environ["BENCH_STALL_LOG"] = str(cluster.datadir.parent / "server.log")
         try:
             url = cluster.create_database("lms_bench")
             import psycopg
