@@ -41,6 +41,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable
+from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any, NamedTuple
 
 from flask import Flask, g
@@ -377,9 +378,61 @@ def _compact_body(app: Flask, result: Any) -> bytes | None:
     provider: Any = app.json
     own = type(provider).response is DefaultJSONProvider.response and type(provider).dumps is DefaultJSONProvider.dumps
     if own and (provider.compact or (provider.compact is None and not app.debug)):
+        if provider.sort_keys and not result.answer:
+            body = _plain_body(result, provider.ensure_ascii)
+            if body is not None:
+                return body
         encoder = _encoder(provider.default, provider.ensure_ascii, provider.sort_keys)
         return f"{encoder.encode(answer(result))}\n".encode()
     return None
+
+
+#: A beat's answer without plugin fields, as Flask's compact JSON with sorted keys writes the
+#: :func:`answer` dict: the keys in sorted order, booleans ``true``/``false``, an ``int`` as
+#: its ``repr``, a finite ``float`` as its ``repr`` (the C encoder's ``float.__repr__``).
+_PLAIN = (
+    '{"accepted":%s,"course_completed":%s,"coverage":%r,"credited_ms":%r,"duplicate":%s,'
+    '"lesson_completed":%s,"position":%r,"verdict":%s}\n'
+)
+_TRUE_FALSE = {True: "true", False: "false"}
+_INF = float("inf")
+
+
+def _plain_body(result: Any, ensure_ascii: bool) -> bytes | None:
+    """:func:`answer`'s JSON for an answer of plain fields (the steady beat's), filled into
+    :data:`_PLAIN` rather than built as a dict and encoded with its keys sorted (~4.5 µs
+    of the writer's CPU an answer, ~1.2 µs this way); ``None`` when a field is not of the
+    plain type the template writes as the encoder would (a subclass, a non-finite float):
+    the encoder writes it."""
+    accepted, duplicate = result.accepted, result.duplicate
+    lesson_completed, course_completed = result.lesson_completed, result.course_completed
+    credited_ms, verdict = result.credited_ms, result.verdict
+    coverage = result.coverage_bp / 100
+    position = result.position_ms / 1000
+    if not (
+        type(accepted) is bool
+        and type(duplicate) is bool
+        and type(lesson_completed) is bool
+        and type(course_completed) is bool
+        and type(credited_ms) is int
+        and type(verdict) is str
+        and type(coverage) is float
+        and type(position) is float
+        and -_INF < coverage < _INF
+        and -_INF < position < _INF
+    ):
+        return None
+    text = _PLAIN % (
+        _TRUE_FALSE[accepted],
+        _TRUE_FALSE[course_completed],
+        coverage,
+        credited_ms,
+        _TRUE_FALSE[duplicate],
+        _TRUE_FALSE[lesson_completed],
+        position,
+        (encode_basestring_ascii if ensure_ascii else encode_basestring)(verdict),
+    )
+    return text.encode()
 
 
 @functools.lru_cache(maxsize=8)

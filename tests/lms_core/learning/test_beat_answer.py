@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lms_core.learning import beat_front
 
@@ -72,3 +74,66 @@ def test_plugins_add_fields_but_never_replace_the_core_s() -> None:
     answer = beat_front.answer(Result(answer={"check": "open", "verdict": "void", "credited_ms": 0}))
     assert answer["check"] == "open" and answer["verdict"] == "credit" and answer["credited_ms"] == 9_500
     assert "check" not in beat_front.answer(Result())
+
+
+_TEXT = st.text(max_size=12)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.booleans(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.booleans(),
+    st.booleans(),
+    _TEXT,
+    st.booleans(),
+)
+def test_the_plain_answer_template_writes_flasks_bytes(
+    app: Flask,
+    accepted: bool,
+    duplicate: bool,
+    credited_ms: int,
+    coverage_bp: int,
+    position_ms: int,
+    lesson_completed: bool,
+    course_completed: bool,
+    verdict: str,
+    ensure_ascii: bool,
+) -> None:
+    """The steady beat's answer is filled into a template, not encoded from a dict: the bytes
+    are Flask's own JSON response's for any values of the fields' types, either ASCII setting."""
+    result = Result(
+        accepted, duplicate, credited_ms, coverage_bp, position_ms, lesson_completed, course_completed, verdict
+    )
+    app.json.ensure_ascii = ensure_ascii  # type: ignore[attr-defined]
+    try:
+        assert beat_front._plain_body(result, ensure_ascii) is not None  # the template, not the encoder
+        expected = app.json.response(beat_front.answer(result)).get_data()
+        assert beat_front.answer_asgi(app, result)[2] == expected
+    finally:
+        app.json.ensure_ascii = True  # type: ignore[attr-defined]
+
+
+def test_what_the_template_does_not_write_goes_to_the_encoder(app: Flask) -> None:
+    """A field of another type than the template writes (an int for a flag, a float for the
+    credited time, a string subclass, a non-finite float) or a plugin's field: the encoder's bytes."""
+
+    class Label(str):
+        pass
+
+    cases = (
+        Result(accepted=1),  # type: ignore[arg-type]
+        Result(credited_ms=9.5),  # type: ignore[arg-type]
+        Result(verdict=Label("credit")),
+        Result(coverage_bp=float("nan")),  # type: ignore[arg-type]
+        Result(position_ms=float("inf")),  # type: ignore[arg-type]
+        Result(answer={"check": "open"}),
+    )
+    for result in cases:
+        if result.answer is None:
+            assert beat_front._plain_body(result, True) is None
+        expected = app.json.response(beat_front.answer(result)).get_data()
+        assert beat_front.answer_asgi(app, result)[2] == expected
