@@ -400,10 +400,10 @@ _INF = float("inf")
 
 def _plain_body(result: Any, ensure_ascii: bool) -> bytes | None:
     """:func:`answer`'s JSON for an answer of plain fields (the steady beat's), filled into
-    :data:`_PLAIN` rather than built as a dict and encoded with its keys sorted (~4.5 µs
-    of the writer's CPU an answer, ~1.2 µs this way); ``None`` when a field is not of the
-    plain type the template writes as the encoder would (a subclass, a non-finite float):
-    the encoder writes it."""
+    :data:`_PLAIN` rather than built as a dict and encoded with its keys sorted: 53.8 k ->
+    26.2 k instructions an answer on the writer's thread (callgrind; docs/benchmarks.md,
+    "(issue 8, loop)"). ``None`` when a field is not of the plain type the template writes
+    as the encoder would (a subclass, a non-finite float): the encoder writes it."""
     accepted, duplicate = result.accepted, result.duplicate
     lesson_completed, course_completed = result.lesson_completed, result.course_completed
     credited_ms, verdict = result.credited_ms, result.verdict
