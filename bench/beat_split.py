@@ -187,6 +187,7 @@ def _group_parts() -> list[tuple[str, Any, str]]:
         (COMPLETION, services, "_beat_completion"),
         ("        _held (lms_completion_verdict: anti-idle's hold check)", services, "_held"),
         (FACTS, services, "_completion_facts"),
+        ("        _complete_enrolment (a course completed)", services, "_complete_enrolment"),
         ("  round write: Batch.flush (one statement per side)", beat_group.Batch, "flush"),
         ("    core: beat_rows._write_many", beat_rows, "_write_many"),
         ("    plugin: state_pg._write_many", state.state_pg, "_write_many"),
@@ -486,6 +487,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the document lessons' reading time to complete (the seed's 60 s: learners complete in the "
         "window; 3600: the steady state, nobody completes)",
     )
+    parser.add_argument(
+        "--courses-complete",
+        action="store_true",
+        help="only the learners' lesson required: its completion completes the course (the enrolment's "
+        "UPDATE, the course.completed event)",
+    )
     args = parser.parse_args(argv)
     cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")
     try:
@@ -501,6 +508,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.min_read is not None:
             with psycopg.connect(anti_idle_bench.plain(url), autocommit=True) as conn:
                 conn.execute("UPDATE lessons SET min_read_seconds = %s WHERE kind = 'document'", (args.min_read,))
+        if args.courses_complete:
+            with psycopg.connect(anti_idle_bench.plain(url), autocommit=True) as conn:
+                conn.execute("UPDATE lessons SET required = (id = (SELECT min(id) FROM lessons))")
         if args.group:
             pg_pid = common.postmaster_pid(cluster)
             for round_ in range(args.rounds):
