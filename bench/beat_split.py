@@ -241,7 +241,7 @@ def _statement_times(url: str) -> list[tuple[int, float, str]]:
         rows = conn.execute(
             "SELECT calls, total_plan_time + total_exec_time, query FROM pg_stat_statements WHERE dbid = "
             "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND query !~* '^\\s*(SELECT pg_stat_statements|SELECT calls)' ORDER BY 2 DESC LIMIT 8"
+            "AND query !~* '^\\s*(SELECT pg_stat_statements|SELECT calls)' ORDER BY 2 DESC LIMIT 12"
         ).fetchall()
     return [(int(calls), float(ms), " ".join(query.split())) for calls, ms, query in rows]
 
