@@ -74,10 +74,6 @@ class BeatState:
     bytes_served: int
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return None if value is None else value.astimezone(dt.UTC)
-
-
 _PG_COLUMNS = (
     "SELECT s.id, s.user_id, s.lesson_id, s.enrolment_id, s.started_at, s.last_beat_at, s.last_seq, s.budget_from, "
     "s.ended_at, s.unreported_ms, l.course_id, l.kind, l.completion_threshold_pct, l.min_read_seconds, l.media_id, "
@@ -214,7 +210,12 @@ def _pg(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple[A
 def _pg_state(row: Any) -> BeatState:
     r = list(row)
     for i in (4, 5, 7, 8, 23):
-        r[i] = _utc(r[i])
+        # In UTC, converted only when not already: the app's sessions run in UTC
+        # (``db.install_utc_sessions``), so psycopg's values carry ``datetime.UTC`` and this
+        # is five comparisons a beat, not five calls.
+        value = r[i]
+        if value is not None and value.tzinfo is not dt.UTC:
+            r[i] = value.astimezone(dt.UTC)
     r[24] = int(r[24])  # sum() of a bigint is a numeric on PostgreSQL
     return BeatState(*r)
 

@@ -214,9 +214,7 @@ def test_a_rounds_course_completions_are_kept_and_seen_by_a_later_read(app, kit,
             services._complete_enrolment(ids[0], T0)
             services._complete_enrolment(ids[1], T0)
             assert not any("enrolments" in s for s in statements), statements  # kept, not sent
-            done = db.session.execute(
-                select(Enrolment.id, Enrolment.completed_at).where(Enrolment.id.in_(ids))
-            ).all()
+            done = db.session.execute(select(Enrolment.id, Enrolment.completed_at).where(Enrolment.id.in_(ids))).all()
     finally:
         beat_group.end(info)
     assert sorted(done) == sorted([(ids[0], T0), (ids[1], T0), (ids[2], None)])
