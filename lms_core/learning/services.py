@@ -285,6 +285,32 @@ def person_clock(user_id: int) -> PersonClock:
     return db.session.execute(stmt, {"user_id": user_id}).scalar_one()
 
 
+@functools.cache
+def _clocks_lock_statement() -> Any:
+    return (
+        select(PersonClock.user_id)
+        .where(PersonClock.user_id.in_(bindparam("user_ids", expanding=True)))
+        .order_by(PersonClock.user_id)
+        .with_for_update(key_share=True)
+    )
+
+
+def lock_clocks(user_ids: Iterable[int]) -> None:
+    """Lock these people's clock rows (those that exist) for this transaction, in user order.
+
+    For a writer, other than a beat, of a person's rows that a beat reads and later writes
+    back without locking them itself (the anti-idle state row): holding the clocks, it
+    cannot write between such a beat's read and its write, and a beat that comes after it
+    reads its change (each statement's snapshot is taken after the clock was granted).
+    User order, as a round of beats locks its people (``beat_rows``): the two cannot
+    deadlock, if this comes before the writer's other writes that beats also make (day
+    verdicts, say). A no-op on SQLite, which runs one writer at a time.
+    """
+    ids = sorted(set(user_ids))
+    if ids and _dialect() == "postgresql":
+        db.session.execute(_clocks_lock_statement(), {"user_ids": ids})
+
+
 #: The verdict of each severity (``_SEVERITY``'s inverse): the worst of a beat's verdicts.
 _LABELS = sorted(_SEVERITY, key=_SEVERITY.__getitem__)
 

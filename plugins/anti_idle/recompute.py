@@ -413,6 +413,9 @@ def _write(
     from plugins.anti_idle.evidence import build_lines, refusal_lines
 
     keys = {(r.user_id, r.day) for r in results}
+    # The chunk's first write, so first its people's clocks (``forget_days``): a beat of theirs
+    # then neither writes its state row back over this nor waits for a lock taken before.
+    state.forget_days(keys)  # these day rows will hold the whole day (see state.py)
     existing = _verdict_ids(keys)
     now = dt.datetime.now(dt.UTC)
     values: list[dict[str, Any]] = []
@@ -462,7 +465,6 @@ def _write(
         stale = [u["id"] for u in updates]
         db.session.execute(delete(Evidence).where(Evidence.day_verdict_id.in_(stale)))
         db.session.execute(delete(DayLesson).where(DayLesson.day_verdict_id.in_(stale)))
-    state.forget_days(keys)  # these day rows now hold the whole day (see state.py)
     lessons: list[dict[str, Any]] = []
     lines: list[Evidence] = []
     late_hours = int(current_app.config["LMS_BEAT_LATE_WINDOW_HOURS"])

@@ -4,8 +4,11 @@ A beat used to rebuild its prior from the previous stored beats (of its session,
 person on its lesson, of the person) and re-read the day verdict. All of that is
 per person and changes only with the person's own beats, which the core serialises
 (its clock lock), so it lives in one compact row, ``anti_idle_person_states``: read by
-one Core SELECT (``FOR UPDATE`` on PostgreSQL, uncontended behind the core's lock) and
-written by one ``INSERT … ON CONFLICT DO UPDATE``.
+one Core SELECT and written by one ``INSERT … ON CONFLICT DO UPDATE``.
+
+The read takes no lock of its own: the beat holds the person's clock, and every other
+writer of the row (``forget_days``, ``verdicts.assess_day``, ``verdicts.settle``) takes the
+clock before writing it, so no one changes the row between a beat's read and its write.
 
 The row is a cache of what the stored beats say, never evidence:
 
@@ -29,6 +32,7 @@ from sqlalchemy import Date, Integer, Table, bindparam, insert, select, tuple_, 
 
 from lms_core.extensions import db
 from lms_core.learning import beat_group, beat_tx
+from lms_core.learning.services import lock_clocks
 from plugins.anti_idle import els, state_pg
 from plugins.anti_idle.inputs import CHECK_LOOKBACK, Owed, person_check_inputs, prior_from, with_reach
 from plugins.anti_idle.models import Beat, PersonState
@@ -64,12 +68,11 @@ def _dialect() -> str:
 
 
 @functools.cache
-def _select_statement(lock: bool) -> Any:
+def _select_statement() -> Any:
     """The row, with the version of the policy in force for the beat's course as one more
     column (one round trip, not two; ``policy.in_force`` turns it into the parameters)."""
     in_force = policy_version_statement().scalar_subquery().label("policy_version")
-    stmt = select(*_COLUMNS, in_force).where(_TABLE.c.user_id == bindparam("user_id", type_=Integer))
-    return stmt.with_for_update(of=_TABLE) if lock else stmt
+    return select(*_COLUMNS, in_force).where(_TABLE.c.user_id == bindparam("user_id", type_=Integer))
 
 
 @functools.cache
@@ -94,21 +97,19 @@ def _forget_statement() -> Any:
 
 
 def load_unlocked(user_id: int) -> State:
-    """The person's row for reading only (pages, the study API): no lock."""
-    return _load(user_id, None, _select_statement(False))[0]
+    """The person's row for reading only (pages, the study API)."""
+    return load(user_id)[0]
 
 
 def load(user_id: int, course_id: int | None = None) -> tuple[State, int | None]:
-    """The person's row (locked on PostgreSQL), or an empty state when there is none, and
-    the version of the policy in force for ``course_id`` (None: none stored, or no row).
+    """The person's row, or an empty state when there is none, and the version of the policy
+    in force for ``course_id`` (None: none stored, or no row).
 
+    Never locked: a caller that writes the row back holds the person's clock (a beat, or
+    ``lms_core.learning.services.lock_clocks``), which every writer of the row takes first.
     On the session's connection: no autoflush of the core's pending changes here.
     """
-    return _load(user_id, course_id, _select_statement(_dialect() == "postgresql"))
-
-
-def _load(user_id: int, course_id: int | None, stmt: Any) -> tuple[State, int | None]:
-    row = db.session.connection().execute(stmt, {"user_id": user_id, "course_id": course_id}).first()
+    row = db.session.connection().execute(_select_statement(), {"user_id": user_id, "course_id": course_id}).first()
     if row is None:
         return State(user_id), None
     return _state_of(user_id, row[1:9]), row.policy_version
@@ -138,7 +139,7 @@ def _state_of(user_id: int, row: Any) -> State:
 
 @dataclass
 class BeatRead:
-    """What a beat reads of the plugin's rows: the person's state (locked), the policy
+    """What a beat reads of the plugin's rows: the person's state, the policy
     version in force for the course (None: none stored, or no state row), the person's
     checks in the rules' window (``inputs.person_check_inputs``)."""
 
@@ -177,7 +178,7 @@ def load_for_beat(
 
 def group_read(batch: beat_group.Batch, people: list[tuple[int, int, bool]]) -> None:
     """``lms_beat_group_read`` for a round's judged beats ``(user id, course id, video)``: the state
-    rows, policy versions and checks in one locked read (``state_pg.prefetch``), taken by
+    rows, policy versions and checks in one read (``state_pg.prefetch``), taken by
     :func:`load_for_beat`."""
     from lms_core.db import utcnow
 
@@ -239,14 +240,25 @@ def _values(state: State) -> dict[str, Any]:
 
 def forget_day(user_id: int, day: dt.date) -> None:
     """The day verdict row of (person, day) was rewritten from the beats: drop the row's
-    online tally of that day, so the next beat starts from the day verdict again."""
+    online tally of that day, so the next beat starts from the day verdict again.
+
+    The caller holds the person's clock (``verdicts.assess_day`` takes it first), as every
+    writer of the row does: a beat reads it unlocked (:func:`forget_days`)."""
     state_pg.forget(user_id)
     db.session.connection().execute(_forget_statement(), {"u": user_id, "d": day})
 
 
 def forget_days(days: Iterable[tuple[int, dt.date]]) -> None:
-    """``forget_day`` for many (person, day) pairs in one statement (the bulk recompute)."""
+    """``forget_day`` for many (person, day) pairs in one statement (the bulk recompute), the
+    people's clocks locked first.
+
+    A beat reads the state row without a lock (behind its clock lock) and writes it back:
+    were the row changed between the two, the beat would write back the tally this drops.
+    Call it before the transaction writes the people's day verdicts (or anything else their
+    beats write after taking their clocks): the clocks are then the first locks it takes.
+    """
     pairs = sorted(set(days))
+    lock_clocks(user_id for user_id, _day in pairs)
     for user_id, _day in pairs:
         state_pg.forget(user_id)
     if pairs:

@@ -6,7 +6,7 @@ ingestion"), and the plugin sent four per beat. Here they are two, sent on the s
 connection (so in the beat's transaction) and prepared once per connection by psycopg,
 as ``lms_core.learning.beat_rows`` does for the core's rows:
 
-* **read** (:func:`load`): the person's state row ``FOR UPDATE``, the version of the
+* **read** (:func:`load`): the person's state row (unlocked: ``state.forget_days``), the version of the
   policy in force for the beat's course, and the person's checks in the rules' window
   (the same predicate as ``inputs._checks_statement``), as one array per column;
 * **write** (:func:`save`): the raw beat's INSERT as a data-modifying CTE in front of the
@@ -58,7 +58,7 @@ _LOAD = (
     # inputs._checks_statement's predicate: any check whose overdue span can reach the beat
     "FROM anti_idle_checks AS c WHERE c.user_id = st.user_id AND c.issued_at <= %(until)s "
     "AND (c.due_at >= %(since)s OR c.answered_at IS NULL OR c.answered_at >= %(since)s) ORDER BY c.id) AS c) AS ck "
-    "WHERE st.user_id = %(user_id)s FOR UPDATE OF st"
+    "WHERE st.user_id = %(user_id)s"
 )
 
 #: On a video beat, also what ``checks.beat_check`` asks: the person's last check and the
@@ -71,7 +71,7 @@ _LOAD_VIDEO = _LOAD.replace(
     "CASE WHEN mc.valid THEN cc.played_ms ELSE 0 END + coalesce(pl.added, 0) "
     "FROM anti_idle_person_states AS st ",
 ).replace(
-    " WHERE st.user_id = %(user_id)s FOR UPDATE OF st",
+    " WHERE st.user_id = %(user_id)s",
     " LEFT JOIN LATERAL (SELECT c.outcome, c.issued_at, c.answered_at, coalesce(c.answered_at, c.issued_at) AS ref "
     "FROM anti_idle_checks AS c WHERE c.user_id = st.user_id ORDER BY c.id DESC LIMIT 1) AS lc ON true "
     "LEFT JOIN anti_idle_check_clocks AS cc ON cc.user_id = st.user_id "
@@ -82,7 +82,7 @@ _LOAD_VIDEO = _LOAD.replace(
     "AND i.wall_end > coalesce(lc.ref, '-infinity') "
     "AND i.wall_end >= CASE WHEN mc.valid THEN coalesce(cc.through_wall_end - %(margin)s, '-infinity') "
     "ELSE '-infinity' END) AS pl ON true"
-    " WHERE st.user_id = %(user_id)s FOR UPDATE OF st",
+    " WHERE st.user_id = %(user_id)s",
 )
 
 _UPSERT = (
@@ -169,7 +169,7 @@ def load(
     user_id: int, course_id: int, since: dt.datetime, until: dt.datetime, *, video: bool = False
 ) -> tuple[tuple[Any, ...], int | None, list[els.CheckInput], Owed | None] | None:
     """(state columns, policy version in force, checks, what ``beat_check`` asks if
-    ``video``), the row locked; None: no row."""
+    ``video``), the row unlocked (the beat holds the clock); None: no row."""
     params: dict[str, Any] = {"user_id": user_id, "course_id": course_id, "since": since, "until": until}
     if video:
         params["margin"] = CLOCK_STEP_MARGIN
@@ -222,8 +222,8 @@ def insert_beat(beat: dict[str, Any]) -> None:
 _NAME = "anti_idle"
 
 #: The read of :func:`load` (its video form, which also brings what ``beat_check`` asks)
-#: for every person of a round: their state rows locked in id order (as group commit
-#: takes people), each with the policy version in force for their beat's course. The
+#: for every person of a round: their state rows, unlocked (the round read before it holds
+#: their clocks; no order needed), each with the policy version in force for their beat's course. The
 #: checks' window is the widest of the round's (``until`` open); each beat keeps its own
 #: (:func:`take`, the same predicate in Python). What ``beat_check`` asks is summed for a
 #: video beat only (``k.video``): a document beat never reads it, and for a person without
@@ -249,12 +249,12 @@ _LOAD_MANY = (
         "FROM anti_idle_checks AS c WHERE k.video AND c.user_id = st.user_id ORDER BY c.id DESC LIMIT 1",
     )
     .replace("AS cc ON cc.user_id = st.user_id", "AS cc ON k.video AND cc.user_id = st.user_id")
-    .replace(" WHERE st.user_id = %(user_id)s FOR UPDATE OF st", " ORDER BY st.user_id FOR UPDATE OF st")
+    .replace(" WHERE st.user_id = %(user_id)s", "")
 )
 assert (
     "= k.course_id" in _LOAD_MANY
     and "unnest(" in _LOAD_MANY
-    and "ORDER BY st.user_id FOR" in _LOAD_MANY
+    and "WHERE st.user_id" not in _LOAD_MANY
     and "st.xmin::text::bigint" in _LOAD_MANY
     and _LOAD_MANY.count("k.video AND") == 3
 )  # every replace took
@@ -265,7 +265,7 @@ _FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 def prefetch(batch: Any, people: list[tuple[int, int, bool]], since: dt.datetime) -> None:
-    """Read and lock the state rows of a round's ``(user id, course id, video)`` (one per
+    """Read the state rows of a round's ``(user id, course id, video)`` (one per
     person) and keep them in ``batch`` for :func:`take`; a person without a row is left out
     (their beat reads for itself, as a first beat does)."""
     user_ids, course_ids, videos = zip(*people, strict=True)

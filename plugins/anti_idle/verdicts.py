@@ -31,6 +31,7 @@ from lms_core.extensions import db
 from lms_core.learning import beat_group, beat_tx, pg_arrays
 from lms_core.learning import segments as segs
 from lms_core.learning.models import RefusedBeat
+from lms_core.learning.services import lock_clocks
 from plugins.anti_idle import day_rules, els, state, state_pg
 from plugins.anti_idle.events import DAY_ASSESSED, DAY_REVIEWED
 from plugins.anti_idle.evidence import build_lines, refusal_lines
@@ -703,6 +704,7 @@ def settle(user_id: int) -> DayVerdict | None:
     online assessment with a recompute, tools); the learner's API adds the tally on
     reading instead (``study.lesson_study``).
     """
+    lock_clocks((user_id,))  # the state row's writers hold the clock (state.forget_days)
     person, _in_force = state.load(user_id)
     if person.day_tally is None or person.tally_day is None or not person.day_tally.get("dirty"):
         return None
@@ -914,7 +916,14 @@ def _digest(beats: Iterable[Beat], checks: Iterable[AttentionCheck], version: in
 
 
 def assess_day(user_id: int, day: dt.date, policy_version: int | None = None) -> DayVerdict | None:
-    """Recompute a person-day, rewrite its evidence, publish it if its figures changed (no commit)."""
+    """Recompute a person-day, rewrite its evidence, publish it if its figures changed (no commit).
+
+    The person's clock is locked first (a beat holds it already): the day's beats are then
+    all committed ones, and no beat writes the state row between its unlocked read and its
+    write around this one's ``forget_day``; first, so no lock of a row a beat writes after
+    its clock (the day verdict) is held while waiting for it.
+    """
+    lock_clocks((user_id,))
     _day_written(user_id)
     r = replay_day(user_id, day, policy_version)
     if not r.outcomes:
