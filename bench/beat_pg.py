@@ -21,6 +21,7 @@ storage setting applied before its replay; the variants are interleaved::
     .venv/bin/python bench/beat_pg.py --upserts --reps 2 # the upserts as sent, or as UPDATE then INSERT
     .venv/bin/python bench/beat_pg.py --statement-keys   # the session keys, or one check per statement
     .venv/bin/python bench/beat_pg.py --statement-keys --only keys: --only 0032  # two of them
+    .venv/bin/python bench/beat_pg.py --reads --reps 2   # the reads too: the state rows' lock and write
 
 Single-user mode reads its statements from stdin a character at a time, so the replay's own
 reading and parsing of the statement text add instructions that a client's Bind does not
@@ -249,6 +250,8 @@ _WATCH = (
     "plpgsql_exec_trigger",
     "pglz_compress",
     "heap_update",
+    "heap_lock_tuple",
+    "ExecLockRows",
     "heap_insert",
     "btinsert",
     "CommitTransaction",
@@ -267,7 +270,8 @@ def capture(url: str, pg_pid: int) -> list[tuple[tuple[str, dict[str, Any]], tup
 
     def execute(self: Any, query: Any, params: Any = None, **kw: Any) -> Any:
         # The core's write (named placeholders); the plugin's is numbered, kept by ``numbered_execute``.
-        if isinstance(query, str) and query.startswith("WITH s AS") and isinstance(params, dict):
+        # The round's two reads too (``--reads``): the core's rows and the plugin's state rows.
+        if isinstance(query, str) and isinstance(params, dict) and query.startswith(("WITH s AS", *_READS)):
             sent.append((query, dict(params)))
         return original(self, query, params, **kw)
 
@@ -287,13 +291,79 @@ def capture(url: str, pg_pid: int) -> list[tuple[tuple[str, dict[str, Any]], tup
         psycopg.Cursor.execute = original  # type: ignore[method-assign]
         state_pg.execute = plugin_execute  # type: ignore[assignment]
     pairs = []
+    reads: dict[str, tuple[str, dict[str, Any]]] = {}
     for first, second in zip(sent, sent[1:], strict=False):
+        if first[0].startswith(_READS):
+            reads[_READS[0] if first[0].startswith(_READS[0]) else _READS[1]] = first
         full = first[0].startswith("WITH b AS") and len(_elements(first[1]["b_seq"])) == PEOPLE
         if full and second[0].startswith("WITH s AS"):
-            pairs.append((first, second))
+            # The round's reads (the last of each kind before its writes), for ``--reads``.
+            pairs.append((first, second, reads.get(_READS[0]), reads.get(_READS[1])))
     if len(pairs) < PAIRS:
         raise SystemExit(f"only {len(pairs)} full rounds captured")
     return pairs[-PAIRS:]
+
+
+#: How the round's two reads start: the core's (``beat_rows._PG_READ_MANY``) and the plugin's
+#: (``state_pg._LOAD_MANY``).
+_READS = ("SELECT s.id, s.user_id", "SELECT st.day")
+
+
+def _state_write(existing: bool) -> Any:
+    """The plugin's round write with its state rows as a plain ``UPDATE`` (``existing``: the rows
+    the round's read found, ``state_pg._save_many_sql``) or as ``INSERT … ON CONFLICT DO UPDATE``."""
+
+    def rewrite(plugin_sql: str) -> str:
+        from plugins.anti_idle import state_pg
+
+        head = "INSERT INTO anti_idle_beats ("
+        start = plugin_sql.index(head) + len(head)
+        columns = tuple(plugin_sql[start : plugin_sql.index(")", start)].split(", "))
+        (sql, names), (_other, other_names) = (
+            state_pg._save_many(columns, existing),
+            state_pg._save_many(columns, not existing),
+        )
+        assert names == other_names  # the captured parameters fit either text
+        return sql
+
+    return rewrite
+
+
+#: ``--reads``: the plugin's round read with its state rows unlocked (behind the core read's clock
+#: locks) or ``FOR UPDATE OF st`` in person order (main before), and its round write's state rows
+#: as an ``UPDATE`` of the rows the read found or an upsert: (the read's locking clause, the write).
+READ_LOCK = " ORDER BY st.user_id FOR UPDATE OF st"
+READ_VARIANTS = {
+    "read FOR UPDATE OF st, write upsert (before)": (READ_LOCK, _state_write(False)),
+    "read unlocked, write upsert": ("", _state_write(False)),
+    "read unlocked, write UPDATE (now)": ("", _state_write(True)),
+}
+
+
+def _sql_type(value: Any) -> str:
+    """A captured parameter's type for ``PREPARE`` (psycopg sends these types; an untyped
+    ``$n`` beside a ``timestamptz`` would be taken for one)."""
+    import datetime as dt
+
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "bigint"
+    if isinstance(value, dt.datetime):
+        return "timestamptz"
+    if isinstance(value, dt.timedelta):
+        return "interval"
+    return "text"
+
+
+def _sql_text(value: Any) -> str:
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return f"{value.total_seconds()} seconds"
+    return str(value)
 
 
 def _elements(literal: str) -> list[Any]:
@@ -317,9 +387,13 @@ def _pad(column: str, sessions: int) -> str:
     return pg_arrays.json_lines(tallies)
 
 
-def script(pairs: list[Any], rounds: int, seq_base: int, pad: int, rewrite: Any = (_same, _same)) -> str:
+def script(
+    pairs: list[Any], rounds: int, seq_base: int, pad: int, rewrite: Any = (_same, _same), read_lock: str | None = None
+) -> str:
     """Single-user input (``-j``: a statement ends with ``;`` and an empty line): the two
-    writes prepared, then ``rounds`` × the captured rounds, each in its own transaction."""
+    writes prepared, then ``rounds`` × the captured rounds, each in its own transaction.
+    ``read_lock`` (``--reads``): the round's two reads first, in the same transaction, the
+    plugin's with that locking clause (``READ_VARIANTS``)."""
 
     def numbered(query: str, names: list[str]) -> str:
         for n, name in enumerate(names, 1):
@@ -329,22 +403,33 @@ def script(pairs: list[Any], rounds: int, seq_base: int, pad: int, rewrite: Any 
     def literal(value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
 
-    (plugin_sql, plugin_params), (core_sql, core_params) = pairs[0]
+    (plugin_sql, plugin_params), (core_sql, core_params), *_reads = pairs[0]
     plugin_names, core_names = list(plugin_params), list(core_params)
     out = [
         f"PREPARE plugin_write AS {numbered(rewrite[1](plugin_sql), plugin_names)};",
         f"PREPARE core_write AS {numbered(rewrite[0](core_sql), core_names)};",
     ]
+    read_names: list[list[str]] = []
+    if read_lock is not None:
+        for name, (sql, params) in zip(("core_read", "plugin_read"), pairs[0][2:], strict=True):
+            names = list(params)
+            read_names.append(names)
+            types = ", ".join(_sql_type(params[n]) for n in names)
+            sql = sql + read_lock if name == "plugin_read" else sql
+            out.append(f"PREPARE {name} ({types}) AS {numbered(sql, names)};")
     k = seq_base
     for _ in range(rounds):
-        for (_q, plugin), (_q2, core) in pairs:
+        for (_q, plugin), (_q2, core), *reads in pairs:
             k += 1
             plugin, core = dict(plugin), dict(core)
             plugin["b_seq"], core["i_seq"] = _seq(plugin["b_seq"], k), _seq(core["i_seq"], k)
             if pad:
                 plugin["s_day_tally"] = _pad(plugin["s_day_tally"], pad)
+            out.append("BEGIN;")
+            if read_lock is not None:
+                for name, (_q3, params), names in zip(("core_read", "plugin_read"), reads, read_names, strict=True):
+                    out.append(f"EXECUTE {name}({', '.join(literal(_sql_text(params[n])) for n in names)});")
             out += [
-                "BEGIN;",
                 f"EXECUTE core_write({', '.join(literal(core[n]) for n in core_names)});",
                 f"EXECUTE plugin_write({', '.join(literal(plugin[n]) for n in plugin_names)});",
                 "COMMIT;",
@@ -435,6 +520,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--upserts", action="store_true", help="the day totals' and state rows' statement text as variants instead"
     )
+    parser.add_argument(
+        "--reads",
+        action="store_true",
+        help="the round's two reads replayed before its writes; the state rows' lock and write as variants instead",
+    )
     args = parser.parse_args(argv)
     cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")  # group_split reads it
     work = Path(tempfile.mkdtemp(prefix="beat_pg-"))
@@ -457,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
             variants = STATEMENT_KEY_VARIANTS
         if args.upserts:
             variants = dict.fromkeys(SQL_VARIANTS, "SELECT 1")
+        if args.reads:
+            variants = dict.fromkeys(READ_VARIANTS, "SELECT 1")
         if args.once:
             variants = dict(list(variants.items())[:1])
         if args.only:
@@ -469,8 +561,14 @@ def main(argv: list[str] | None = None) -> int:
                 backend.sql(ddl)
                 base += 100_000
                 rewrite = SQL_VARIANTS.get(name, (_same, _same))
-                short, _ = backend.instructions(script(pairs, args.short, base, pad, rewrite), f"s{rep}{i}")
-                long_, out = backend.instructions(script(pairs, args.long, base + 50_000, pad, rewrite), f"l{rep}{i}")
+                lock = None
+                if args.reads:
+                    lock, plugin_write = READ_VARIANTS[name]
+                    rewrite = (_same, plugin_write)
+                short, _ = backend.instructions(script(pairs, args.short, base, pad, rewrite, lock), f"s{rep}{i}")
+                long_, out = backend.instructions(
+                    script(pairs, args.long, base + 50_000, pad, rewrite, lock), f"l{rep}{i}"
+                )
                 results[name].append((long_ - short) // beats)
                 common.step(f"{name}: {(long_ - short) / beats / 1e6:.3f} M instructions per beat")
                 if args.keep:
@@ -479,7 +577,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.top and rep == 0:
                     top(out, args.long * PAIRS * PEOPLE, long_)
         print(
-            f"PostgreSQL's instructions per beat for a round's two writes (callgrind, single-user replay of "
+            f"PostgreSQL's instructions per beat for a round's {'reads and ' if args.reads else ''}two writes "
+            f"(callgrind, single-user replay of "
             f"{beats} beats in rounds of {PEOPLE}, a COMMIT per round; state rows padded by {args.pad_sessions} "
             f"sessions; load average {os.getloadavg()[0]:.1f}):"
         )

@@ -198,7 +198,8 @@ def save(state: State, beat: dict[str, Any] | None = None) -> None:
         batch = beat_group.active()
         if batch is not None:
             # written with the round's others (beat_group); the objects kept once written
-            state_pg.keep(batch, values, beat, (state.sessions, state.lessons, state.day_tally))
+            objects = (state.sessions, state.lessons, state.day_tally)
+            state_pg.keep(batch, values, beat, objects, exists=state.exists)
         else:
             state_pg.save(values, beat)
     else:

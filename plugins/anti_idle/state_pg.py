@@ -454,49 +454,66 @@ def _beat_rows(columns: tuple[str, ...]) -> pg_arrays.Rows:
 
 
 @functools.cache
-def _save_many(beat_columns: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+def _save_many(beat_columns: tuple[str, ...], existing: bool = False) -> tuple[str, tuple[str, ...]]:
     """The round's raw beats and state rows in one statement (each column of their rows one
     parameter, ``pg_arrays``); one state row per person. Numbered (:func:`_numbered`)."""
-    return _numbered(_save_many_sql(beat_columns))
+    return _numbered(_save_many_sql(beat_columns, existing))
 
 
-def _save_many_sql(beat_columns: tuple[str, ...]) -> str:
+def _save_many_sql(beat_columns: tuple[str, ...], existing: bool = False) -> str:
+    """``existing``: every state row is one the round's read found (:func:`_write_many`), so a
+    plain ``UPDATE``; otherwise the upsert. ``INSERT … ON CONFLICT DO UPDATE`` locks the row it
+    finds before updating it (a ``Heap/LOCK`` WAL record a beat) since the round read no longer
+    does (``state.forget_days``), and probes the key as an insert first; the ``UPDATE`` does
+    neither. Both return each row's new version (the objects written are kept under it: :data:`_KEPT`)."""
     state = ", ".join(_STATE_COLUMNS)
-    upsert = (
-        f"INSERT INTO anti_idle_person_states ({state}) SELECT {state} FROM {_STATE_ROWS.sql} "  # noqa: S608
-        "WHERE true " + _UPSERT[_UPSERT.index("ON CONFLICT") :]
-    )
-    # Each state row's new version (the objects written are kept under it: :data:`_KEPT`).
-    upsert += " RETURNING user_id, xmin::text::bigint"
+    if existing:
+        sets = ", ".join(f"{name} = v.{name}" for name in _STATE_COLUMNS if name != "user_id")
+        write = (
+            f"UPDATE anti_idle_person_states AS t SET {sets} FROM {_STATE_ROWS.sql} "  # noqa: S608
+            "WHERE t.user_id = v.user_id RETURNING t.user_id, t.xmin::text::bigint"
+        )
+    else:
+        write = (
+            f"INSERT INTO anti_idle_person_states ({state}) SELECT {state} FROM {_STATE_ROWS.sql} "  # noqa: S608
+            "WHERE true " + _UPSERT[_UPSERT.index("ON CONFLICT") :] + " RETURNING user_id, xmin::text::bigint"
+        )
     if not beat_columns:
-        return upsert
+        return write
     # The names are the beat row's keys (``services.beat_row``), never input.
     columns = ", ".join(beat_columns)
     return (
         f"WITH b AS (INSERT INTO anti_idle_beats ({columns}) SELECT {columns} "  # noqa: S608
-        f"FROM {_beat_rows(beat_columns).sql} ORDER BY v.ord) {upsert}"
+        f"FROM {_beat_rows(beat_columns).sql} ORDER BY v.ord) {write}"
     )
 
 
 def _write_many(items: list[tuple[Any, ...]]) -> None:
     """``items``: (the state row's values, the raw beat or None[, the ``state.State``'s objects
-    written, to keep: :func:`keep`])."""
+    written, to keep: :func:`keep`[, whether the row exists: the round's read found it]])."""
     beats = [item[1] for item in items if item[1] is not None]
     columns = _columns(beats)
     # A beat whose day was replayed saved its person's row before its own save: the last
     # values win, as the second upsert overwrote the first (all columns) one by one.
     states: dict[int, dict[str, Any]] = {}
     objects: dict[int, Any] = {}
+    existing = True
     for item in items:
         user_id = item[0]["user_id"]
         states[user_id] = item[0]
         objects[user_id] = item[2] if len(item) > 2 else None
+        existing = existing and len(item) > 3 and item[3]
     params = _STATE_ROWS.params_of(list(states.values()))
     if columns:
         params.update(_beat_rows(columns).params_of(beats))
-    sql, names = _save_many(columns)
+    sql, names = _save_many(columns, existing)
     execute(sql, params, names=names)
-    _keep_written(_raw_cursor().fetchall(), objects)
+    written = _raw_cursor().fetchall()
+    if len(written) != len(states):
+        # A row the read found is gone (its person deleted meanwhile?): nothing of the round is
+        # written (``beat_group.RoundFailed``); its beats are recorded again one by one.
+        raise RuntimeError(f"{len(states) - len(written)} of the round's state rows were not found")
+    _keep_written(written, objects)
 
 
 def _columns(beats: list[dict[str, Any]]) -> tuple[str, ...]:
@@ -514,12 +531,19 @@ def _columns(beats: list[dict[str, Any]]) -> tuple[str, ...]:
 
 
 def keep(
-    batch: Any, values: dict[str, Any], beat: dict[str, Any] | None, objects: tuple[Any, ...] | None = None
+    batch: Any,
+    values: dict[str, Any],
+    beat: dict[str, Any] | None,
+    objects: tuple[Any, ...] | None = None,
+    *,
+    exists: bool = False,
 ) -> None:
     """:func:`save` kept in the round's batch (written with the round's others). ``objects``:
     the ``state.State``'s sessions, lessons and day tally that ``values`` encode, kept once
-    written (:data:`_KEPT`); nothing may change them after this."""
-    batch.add(_NAME, _write_many, (values, beat, objects), ("anti_idle_beats", "anti_idle_person_states"))
+    written (:data:`_KEPT`); nothing may change them after this. ``exists``: the row was read
+    in this transaction (no one deletes it meanwhile: its writers hold the person's clock), so
+    it is updated, not upserted, when every row of the round is such."""
+    batch.add(_NAME, _write_many, (values, beat, objects, exists), ("anti_idle_beats", "anti_idle_person_states"))
 
 
 # -- a round's day folds (``verdicts._fold_kept``): the day verdict and lesson rows in one statement --

@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import time_machine
 from flask import Flask
 from sqlalchemy import text
 
@@ -31,6 +32,8 @@ from lms_core.extensions import db
 from lms_core.learning import beat_group, beat_rows
 from plugins.anti_idle import state, state_pg
 from plugins.anti_idle.verdicts import assess_day
+from tests.lms_core.learning.test_beat_asgi import people, psycopg_statements, run_group
+from tests.lms_core.learning.test_beat_front import Player, beats
 from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, S
 
 pytestmark = [pytest.mark.app_config(LMS_PLUGINS=["anti_idle"]), pytest.mark.backends("postgresql")]
@@ -187,3 +190,34 @@ def test_the_round_read_leaves_the_state_row_unlocked(app, learner):
         assert locked == user_id
     finally:
         beat.close()
+
+
+@pytest.mark.app_config(LMS_PLUGINS=["anti_idle"], WTF_CSRF_ENABLED=True)
+def test_a_round_updates_the_state_rows_its_read_found_and_upserts_new_ones(app, kit, tree):
+    """A person's first judged beat creates their row (``INSERT … ON CONFLICT``); a later round
+    updates the rows its read found with one plain ``UPDATE`` (no speculative insert, no row lock
+    of its own: ``state_pg._save_many_sql``)."""
+    players = [Player(app, kit, u, lean=True) for u in people(app, kit, tree, 3)]
+    rounds = []
+    for at, body in beats()[:4]:  # play, then the day's first heartbeat (its row made), then two more
+        with psycopg_statements() as statements, time_machine.travel(at, tick=False):
+            answers = run_group(app, [(p, body) for p in players])
+        assert all(a is not None and a[0] == 200 for a in answers), answers
+        rounds.append(
+            [s for s in statements if "INTO anti_idle_person_states" in s or "anti_idle_person_states AS t" in s]
+        )
+    assert [w.count("ON CONFLICT (user_id)") for w in rounds[1]] == [1, 1, 1]
+    for writes in rounds[2:]:
+        assert len(writes) == 1 and "UPDATE anti_idle_person_states AS t" in writes[0], writes
+        assert "ON CONFLICT" not in writes[0]
+    assert db.session.execute(text("SELECT count(*) FROM anti_idle_person_states")).scalar_one() == 3
+
+
+def test_a_round_write_of_a_row_that_is_gone_fails_the_round(app, learner):
+    """A row the round read found and no longer there (its person deleted meanwhile, say) is not
+    skipped silently: the write fails, and the round is done again beat by beat (``beat_batch``)."""
+    user_id, _session_id, _course_id = learner
+    person = state.load_unlocked(user_id)
+    db.session.execute(text("DELETE FROM anti_idle_person_states WHERE user_id = :u"), {"u": user_id})
+    with pytest.raises(RuntimeError, match="1 of the round's state rows were not found"):
+        state_pg._write_many([(state._values(person), None, None, True)])
