@@ -290,15 +290,25 @@ def capture(url: str, pg_pid: int) -> list[tuple[tuple[str, dict[str, Any]], tup
     finally:
         psycopg.Cursor.execute = original  # type: ignore[method-assign]
         state_pg.execute = plugin_execute  # type: ignore[assignment]
+    # A round sends the core's read, the plugin's read, the core's write, then the plugin's write.
     pairs = []
     reads: dict[str, tuple[str, dict[str, Any]]] = {}
-    for first, second in zip(sent, sent[1:], strict=False):
-        if first[0].startswith(_READS):
-            reads[_READS[0] if first[0].startswith(_READS[0]) else _READS[1]] = first
-        full = first[0].startswith("WITH b AS") and len(_elements(first[1]["b_seq"])) == PEOPLE
-        if full and second[0].startswith("WITH s AS"):
-            # The round's reads (the last of each kind before its writes), for ``--reads``.
-            pairs.append((first, second, reads.get(_READS[0]), reads.get(_READS[1])))
+    core_write: tuple[str, dict[str, Any]] | None = None
+    for query, params in sent:
+        if query.startswith(_READS):
+            kind = _READS[0] if query.startswith(_READS[0]) else _READS[1]
+            if kind == _READS[0]:  # a new round
+                reads, core_write = {}, None
+            reads[kind] = (query, params)
+        elif query.startswith("WITH s AS"):
+            core_write = (query, params)
+        elif (
+            query.startswith("WITH b AS")
+            and len(_elements(params["b_seq"])) == PEOPLE
+            and core_write is not None
+            and len(reads) == len(_READS)
+        ):
+            pairs.append(((query, params), core_write, reads[_READS[0]], reads[_READS[1]]))
     if len(pairs) < PAIRS:
         raise SystemExit(f"only {len(pairs)} full rounds captured")
     return pairs[-PAIRS:]
@@ -329,14 +339,35 @@ def _state_write(existing: bool) -> Any:
     return rewrite
 
 
+def _daily_update_only(core_sql: str) -> str:
+    """The core write with its day totals as a plain ``UPDATE`` (every row exists: the replay's
+    do), the day total's ``ON CONFLICT`` lock gone: what a read that knew the rows exist would
+    allow, without that read's cost (an upper bound of the saving)."""
+    head = (
+        "d AS (INSERT INTO learning_daily_totals (user_id, day, credited_ms) "
+        "SELECT v.user_id, v.day, v.credited_ms FROM "
+    )
+    start = core_sql.index(head)
+    tail = " WHERE true ON CONFLICT (user_id, day)"
+    source_end = core_sql.index(tail, start)
+    source = core_sql[start + len(head) : source_end]
+    end = core_sql.index(") INSERT INTO learning_intervals", source_end)
+    update = (
+        f"d AS (UPDATE learning_daily_totals AS t SET credited_ms = t.credited_ms + v.credited_ms FROM {source} "  # noqa: S608 - the captured statement's own text
+        "WHERE t.user_id = v.user_id AND t.day = v.day"
+    )
+    return core_sql[:start] + update + core_sql[end:]
+
+
 #: ``--reads``: the plugin's round read with its state rows unlocked (behind the core read's clock
 #: locks) or ``FOR UPDATE OF st`` in person order (main before), and its round write's state rows
 #: as an ``UPDATE`` of the rows the read found or an upsert: (the read's locking clause, the write).
 READ_LOCK = " ORDER BY st.user_id FOR UPDATE OF st"
-READ_VARIANTS = {
+READ_VARIANTS: dict[str, tuple[Any, ...]] = {
     "read FOR UPDATE OF st, write upsert (before)": (READ_LOCK, _state_write(False)),
     "read unlocked, write upsert": ("", _state_write(False)),
     "read unlocked, write UPDATE (now)": ("", _state_write(True)),
+    "now, and the day totals a plain UPDATE (bound)": ("", _state_write(True), _daily_update_only),
 }
 
 
@@ -563,8 +594,8 @@ def main(argv: list[str] | None = None) -> int:
                 rewrite = SQL_VARIANTS.get(name, (_same, _same))
                 lock = None
                 if args.reads:
-                    lock, plugin_write = READ_VARIANTS[name]
-                    rewrite = (_same, plugin_write)
+                    lock, plugin_write, *core_write = READ_VARIANTS[name]
+                    rewrite = (core_write[0] if core_write else _same, plugin_write)
                 short, _ = backend.instructions(script(pairs, args.short, base, pad, rewrite, lock), f"s{rep}{i}")
                 long_, out = backend.instructions(
                     script(pairs, args.long, base + 50_000, pad, rewrite, lock), f"l{rep}{i}"
