@@ -196,15 +196,23 @@ def _group_parts() -> list[tuple[str, Any, str]]:
     ]
 
 
-def _learners(app: Any, url: str, names: list[str]) -> list[tuple[Any, str, dict[str, str], bytes, int, int, str]]:
-    """Sign each learner in and open the first lesson, as the player's page does:
-    ``(test client, beat path, CSRF header, beat key, user id, session version, session id)``."""
+def _learners(
+    app: Any, url: str, names: list[str], lesson_kind: str = "document"
+) -> list[tuple[Any, str, dict[str, str], bytes, int, int, str]]:
+    """Sign each learner in and open the first lesson of ``lesson_kind``, as the player's page does:
+    ``(test client, beat path, CSRF header, beat key, user id, session version, session id)``.
+
+    A video lesson's sessions are given the whole lecture as delivered (one ``media_deliveries``
+    row each, as if the player had fetched it all): the steady state of a learner whose player
+    buffers ahead, so that the beats' media claims are within what was served (R14)."""
     import psycopg
 
     from plugins.anti_idle import envelope
 
     with psycopg.connect(anti_idle_bench.plain(url)) as conn:
-        lesson_id = conn.execute("SELECT id FROM lessons ORDER BY id LIMIT 1").fetchone()[0]
+        lesson_id, media_id = conn.execute(
+            "SELECT id, media_id FROM lessons WHERE kind = %s ORDER BY id LIMIT 1", (lesson_kind,)
+        ).fetchone()
         who = dict(
             (name, (uid, version))
             for name, uid, version in conn.execute(
@@ -230,7 +238,82 @@ def _learners(app: Any, url: str, names: list[str]) -> list[tuple[Any, str, dict
             key = envelope.session_key(session_id)
         uid, version = who[name]
         out.append((client, path, {"X-CSRFToken": csrf.group(1).decode()}, key, uid, version, session_id))
+    if media_id is not None:
+        with psycopg.connect(anti_idle_bench.plain(url)) as conn:
+            conn.execute(
+                "INSERT INTO media_deliveries (session_key, user_id, media_id, bytes_served, requests, first_at, "
+                "last_at) SELECT s, u, m.id, m.size_bytes, 1, now(), now() FROM media_files m, "
+                "unnest(%s::text[], %s::int[]) AS l(s, u) WHERE m.id = %s",
+                ([learner[6] for learner in out], [learner[4] for learner in out], media_id),
+            )
     return out
+
+
+def _video_body(seq: int, every: float, first_ms: int) -> bytes:
+    """Beat ``seq`` of a learner playing the lecture at 1x from the lesson page's opening, its
+    first beat ``first_ms`` after it and one every ``every`` s of server time after that, as
+    bench/video_learners.py's learners say it (the media played since the last beat)."""
+    import json
+
+    end = first_ms + round((seq - 1) * every * 1000)
+    start = max(0, end - round(every * 1000))
+    played = end - start
+    return json.dumps(
+        {
+            "seq": seq,
+            "event": "heartbeat",
+            "segments": [[start / 1000, end / 1000]],
+            "position": end / 1000,
+            "visible_ms": played,
+            "client": {
+                "visibility": "visible",
+                "rate": 1,
+                "muted": False,
+                "presence": {
+                    "v": 1,
+                    "dt_ms": played,
+                    "hidden_ms": 0,
+                    "hidden_max_ms": 0,
+                    "blur_ms": 0,
+                    "focused": True,
+                    "raf": -(-played * 60 // 1000),
+                    "ticks": played * 4 // 1000,
+                    "playing_ms": played,
+                    "muted_ms": 0,
+                    "rate_min": 1,
+                    "rate_max": 1,
+                    "input": {"pointer": 0, "key": 0, "touch": 0, "wheel": 0, "scroll": 0, "untrusted": 0},
+                    "path_px": 0,
+                    "probes": 0,
+                },
+                "webdriver": False,
+            },
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def _print_credit(url: str, user_ids: list[int]) -> None:
+    """What the plugin made of the learners' beats (all of them, warm-up included): beats, beats
+    credited, and the rules that cut or flagged any, so a run shows its steady state."""
+    import psycopg
+
+    with psycopg.connect(anti_idle_bench.plain(url)) as conn:
+        beats, credited_beats, credited = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE credited_ms > 0), coalesce(sum(credited_ms), 0) "
+            "FROM anti_idle_beats WHERE user_id = ANY(%s)",
+            (user_ids,),
+        ).fetchone()
+        rules = conn.execute(
+            "SELECT r, count(*) FROM (SELECT jsonb_object_keys(cuts::jsonb) AS r FROM anti_idle_beats WHERE "
+            "user_id = ANY(%s) UNION ALL SELECT jsonb_array_elements_text(flags::jsonb) FROM anti_idle_beats "
+            "WHERE user_id = ANY(%s)) AS f GROUP BY r ORDER BY 2 DESC",
+            (user_ids, user_ids),
+        ).fetchall()
+    print(
+        f"    the learners' beats (warm-up too): {beats}, {credited_beats} credited, {credited} ms in all; "
+        f"cut or flagged by: {dict(rules) or 'none'}"
+    )
 
 
 def _statement_times(url: str) -> list[tuple[int, float, str]]:
@@ -316,6 +399,8 @@ def group_split(
     first: int = 1,
     every: float = 10.0,
     wal_records: bool = False,
+    lesson_kind: str = "document",
+    media_dir: str | None = None,
 ) -> dict[str, float]:
     """Groups of ``people`` beats of ``people`` different learners (as the ASGI front's writer
     takes them at 64 clients), ``sets`` such groups of other learners in turn, each learner's
@@ -331,6 +416,8 @@ def group_split(
     from plugins.anti_idle.envelope import sign_with_key
 
     app = anti_idle_bench._in_process_app(url)
+    if media_dir:
+        app.config["LMS_MEDIA_DIR"] = media_dir
     if every:
         from lms_core.accounts import principal
 
@@ -342,7 +429,7 @@ def group_split(
     names = [f"bench{first + i * 3:06d}" for i in range(people * sets)]  # learners of no earlier round
     at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with time_machine.travel(at, tick=False):
-        learners = _learners(app, url, names)
+        learners = _learners(app, url, names, lesson_kind)
     step = dt.timedelta(seconds=every / sets)
     visible_ms = round((every or 10.0) * 1000)  # what the page saw between two beats (the player's 10 s in real time)
     seqs = [0] * len(learners)
@@ -356,10 +443,15 @@ def group_split(
         requests = []
         for i in members:
             seqs[i] += 1
-            body = b'{"seq":%d,"event":"heartbeat","visible_ms":%d,"client":{"visibility":"visible"}}' % (
-                seqs[i],
-                visible_ms,
-            )
+            if lesson_kind == "video":
+                # The learner's first beat comes (its set's place + 1) steps after the page opened.
+                first_ms = round((i // people + 1) * step.total_seconds() * 1000)
+                body = _video_body(seqs[i], every or 10.0, first_ms)
+            else:
+                body = b'{"seq":%d,"event":"heartbeat","visible_ms":%d,"client":{"visibility":"visible"}}' % (
+                    seqs[i],
+                    visible_ms,
+                )
             _client, _path, _headers, key, uid, version, session_id = learners[i]
             beat = beat_front.Beat(session_id, uid, version, sign_with_key(key, body), "127.0.0.1")
             requests.append((i, beat_batch._Request(beat, Future())))
@@ -414,7 +506,7 @@ def group_split(
     per = 1e6 / beats
     print(
         f"group path in process: {groups} groups of {people} beats of {people} learners ({sets} sets in turn, "
-        f"document lesson, plugin on, PostgreSQL): CPU {cpu * 1000 / beats:.3f} ms per beat in this process "
+        f"{lesson_kind} lesson, plugin on, PostgreSQL): CPU {cpu * 1000 / beats:.3f} ms per beat in this process "
         f"+ PostgreSQL {pg_cpu * 1000 / beats:.3f} ms; {handed[0]} beats handed to the view "
         f"({clock.handed_cpu * 1000 / max(1, handed[0]):.1f} ms each, in the CPU per beat); "
         f"load average {os.getloadavg()[0]:.1f}"
@@ -448,6 +540,7 @@ def group_split(
         for name in _UPDATED
     )
     print(f"    HOT updates (heap-only: no new index entry): {', '.join(hot)}")
+    _print_credit(url, [learner[4] for learner in learners])  # after the statements' and WAL's figures
     if profiler:
         dump = Path(tempfile.gettempdir()) / f"beat_group.{os.getpid()}.prof"
         profiler.dump_stats(dump)
@@ -493,6 +586,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only the learners' lesson required: its completion completes the course (the enrolment's "
         "UPDATE, the course.completed event)",
     )
+    parser.add_argument(
+        "--lesson-kind",
+        choices=("document", "video"),
+        default="document",
+        help="--group: the learners' lesson (video: a real MP4 lecture, played at 1x, delivered whole)",
+    )
     args = parser.parse_args(argv)
     cluster = common.start_postgres(shared_preload_libraries="pg_stat_statements")
     try:
@@ -503,7 +602,16 @@ def main(argv: list[str] | None = None) -> int:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         common.upgrade(common.app_env(url, "anti_idle"))
         seed_large.seed(url, users=max(200, 3 * (args.group or 0) * args.sets * args.rounds + 2), units=200)
-        seed_large.seed_study(url, courses=1, assigned=1)
+        media_dir = None
+        if args.lesson_kind == "video":
+            media_dir = tempfile.mkdtemp(prefix="bench-media-")
+            lecture = seed_large.make_lecture(
+                anti_idle_bench.REPO / "instance" / "bench" / f"lecture-{anti_idle_bench.LECTURE_SECONDS}.mp4",
+                anti_idle_bench.LECTURE_SECONDS,
+            )
+            seed_large.seed_study(url, courses=2, assigned=2, video=lecture, video_courses=1, media_dir=media_dir)
+        else:
+            seed_large.seed_study(url, courses=1, assigned=1)
         seed_large.settle(url)
         if args.min_read is not None:
             with psycopg.connect(anti_idle_bench.plain(url), autocommit=True) as conn:
@@ -526,6 +634,8 @@ def main(argv: list[str] | None = None) -> int:
                     first,
                     args.every,
                     wal_records=args.wal_records,
+                    lesson_kind=args.lesson_kind,
+                    media_dir=media_dir,
                 )
             return 0
         parts = _parts()

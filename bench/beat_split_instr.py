@@ -20,12 +20,25 @@ too) with ``PYTHONHASHSEED=0`` and frozen server time, and brackets its measured
 
     nice -n 19 .venv/bin/python bench/beat_split_instr.py --tree . -- --group 15 --sets 4 --cycles 10 --min-read 3600
     nice -n 19 .venv/bin/python bench/beat_split_instr.py --mode exceptions -- --group 15 --cycles 4 --min-read 3600
+
+``--hook-only`` (with callgrind)
+    counts only the instructions inside the anti-idle hook (``services.assess_interval``: the
+    state read from the round's prefetch, the prior, ELS, the verdict's tally, the rows kept for
+    the round's write), not the rest of the round: callgrind's collection starts off and is
+    toggled on entering and off leaving the hook by a client request (a four-line C helper
+    compiled with ``gcc`` into a temporary directory, called through ctypes; the call itself,
+    a few hundred instructions, is counted in every tree alike).
+
+    nice -n 19 .venv/bin/python bench/beat_split_instr.py --hook-only -- --group 15 --cycles 10 --min-read 3600
+    nice -n 19 .venv/bin/python bench/beat_split_instr.py --hook-only -- --group 15 --cycles 10 --lesson-kind video
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,8 +93,42 @@ class Dump(gdb.Command):
 Dump()
 """
 
+#: Callgrind's collection switched from inside the process (valgrind/callgrind.h's client request).
+_TOGGLE_C = """#include <valgrind/callgrind.h>
+void lms_toggle_collect(void) { CALLGRIND_TOGGLE_COLLECT; }
+"""
 
-def child(tree: str, marks: str, signal_done: bool) -> int:
+
+def _toggle_library(work: str) -> str:
+    """The client-request helper compiled into ``work`` (gcc and valgrind's headers needed)."""
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        raise SystemExit("--hook-only needs gcc")
+    source, library = os.path.join(work, "toggle.c"), os.path.join(work, "toggle.so")
+    Path(source).write_text(_TOGGLE_C)
+    subprocess.run([gcc, "-O2", "-shared", "-fPIC", "-o", library, source], check=True)  # noqa: S603
+    return library
+
+
+def _collect_in_hook(library: str) -> None:
+    """Wrap ``services.assess_interval`` (what ``lms_assess_interval`` calls, looked up on the
+    module at each call) so that callgrind collects inside it only."""
+    from plugins.anti_idle import services  # noqa: PLC0415 - the tree's own, after sys.path
+
+    toggle = ctypes.CDLL(library).lms_toggle_collect
+    hook = services.assess_interval
+
+    def collected(claim: object) -> object:
+        toggle()
+        try:
+            return hook(claim)  # type: ignore[arg-type]
+        finally:
+            toggle()
+
+    services.assess_interval = collected  # type: ignore[assignment]
+
+
+def child(tree: str, marks: str, signal_done: bool, hook_library: str | None = None) -> int:
     """In the measured process: beat_split's main, waiting at ``marks``.ready before the measured
     groups and writing ``marks``.done after them (``signal_done``: also stops itself for gdb)."""
     sys.path[:0] = [str(Path(tree) / "bench"), tree]
@@ -103,6 +150,8 @@ def child(tree: str, marks: str, signal_done: bool) -> int:
 
     anti_idle_bench.reset_statements = reset
     beat_split._group_parts = list  # no split counters: only the product's instructions
+    if hook_library:
+        _collect_in_hook(hook_library)
     real_tree = common.tree_cpu_seconds
     calls = [0]
 
@@ -134,22 +183,29 @@ def main() -> int:
     parser.add_argument("--tree", default=".", help="checkout whose code to measure (its .venv)")
     parser.add_argument("--mode", choices=("callgrind", "exceptions"), default="callgrind")
     parser.add_argument("--out", help="callgrind's output file / the exceptions' list (default: a temporary file)")
+    parser.add_argument("--hook-only", action="store_true", help="callgrind: count inside the anti-idle hook only")
+    parser.add_argument("--hook-library", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(sys.argv[1 : sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:])
     tree = str(Path(args.tree).resolve())
     if args.child:
-        return child(tree, args.child, args.mode == "exceptions")
+        return child(tree, args.child, args.mode == "exceptions", args.hook_library)
     split = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
     beats = _beats(split)
     work = tempfile.mkdtemp(prefix="beat_split_instr.")
     marks = os.path.join(work, "mark")
     out = args.out or os.path.join(work, "callgrind.out" if args.mode == "callgrind" else "exceptions.txt")
     python = os.path.join(tree, ".venv", "bin", "python")
-    me = [python, os.path.abspath(__file__), "--tree", tree, "--mode", args.mode, "--child", marks, "--", *split]
+    me = [python, os.path.abspath(__file__), "--tree", tree, "--mode", args.mode, "--child", marks]
+    collect = []
+    if args.hook_only:
+        me += ["--hook-library", _toggle_library(work)]
+        collect = ["--collect-atstart=no"]
+    me += ["--", *split]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     log = open(os.path.join(work, "log"), "wb")  # noqa: SIM115 - open for the child's whole life
     if args.mode == "callgrind":
-        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *me]
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", *collect, f"--callgrind-out-file={out}", *me]
         proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         if not _wait_for(marks + ".waiting", proc):
             print(f"the run ended early: {work}/log", file=sys.stderr)
@@ -161,7 +217,8 @@ def main() -> int:
         code = proc.wait()
         total = next(int(line.split()[1]) for line in Path(out).read_text().splitlines() if line.startswith("totals:"))
         per = f", {total / beats / 1000:,.0f} k a beat ({beats} beats)" if beats else ""
-        print(f"{tree}: {total:,} instructions in the measured groups{per}; {out}")
+        what = "inside the anti-idle hook" if args.hook_only else "in the measured groups"
+        print(f"{tree}: {total:,} instructions {what}{per}; {out}")
         return code
     proc = subprocess.Popen(me, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     if not _wait_for(marks + ".waiting", proc):
