@@ -97,13 +97,43 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
+#: The draws' numbers kept per app (``app.extensions``), by secret, person and reference
+#: (a UTC time itself, another as ``_draw``'s message spells it): every video beat asks for
+#: its person's next check (``beat_check``), and the number changes only with the reference
+#: (a check answered or issued). Full, the map starts again empty (a bound on memory, as the envelope's keys).
+_DRAWS_MAX = 50_000
+
+
 def _draw(user_id: int, reference: dt.datetime, low: int, high: int) -> int:
-    """A number in [low, high] the client cannot predict: an HMAC under the app's secret."""
+    """A number in [low, high] the client cannot predict: an HMAC under the app's secret.
+
+    The HMAC's first 8 bytes are kept per (secret, person, reference): a function of those
+    alone, so the same number as computing it again (an HMAC object set up with its two
+    hash objects, about a tenth of a video beat's hook otherwise)."""
     if high <= low:
         return low
-    key = str(current_app.config["SECRET_KEY"]).encode()
-    digest = hmac.new(key, f"anti-idle-check:{user_id}:{reference.isoformat()}".encode(), hashlib.sha256).digest()
-    return low + int.from_bytes(digest[:8], "big") % (high - low + 1)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up
+    secret = str(app.config["SECRET_KEY"])  # what the HMAC is keyed with
+    # A UTC time (every reference the beat path gives) is the key itself: equal UTC datetimes
+    # have equal fields, so one ``isoformat`` (~10,000 instructions) is the same message.
+    # Any other is keyed by its message (an equal instant in another zone spells another).
+    key: tuple[Any, ...] = (
+        (secret, user_id, reference)
+        if type(reference) is dt.datetime and reference.tzinfo is dt.UTC and type(user_id) is int
+        else (secret, f"anti-idle-check:{user_id}:{reference.isoformat()}")
+    )
+    draws: dict[tuple[Any, ...], int] | None = app.extensions.get("anti_idle_check_draws")
+    if draws is None:
+        draws = app.extensions.setdefault("anti_idle_check_draws", {})
+    number = draws.get(key)
+    if number is None:
+        message = f"anti-idle-check:{user_id}:{reference.isoformat()}"
+        digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
+        number = int.from_bytes(digest[:8], "big")
+        if len(draws) >= _DRAWS_MAX:
+            draws.clear()
+        draws[key] = number
+    return low + number % (high - low + 1)
 
 
 def last_check(user_id: int) -> AttentionCheck | None:

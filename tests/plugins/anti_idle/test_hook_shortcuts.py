@@ -18,7 +18,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from lms_core.learning import segments as segs
@@ -239,3 +239,101 @@ def test_beat_row_tuples_write_the_lists_json(
     for key, value in lists.items():
         assert msgspec.json.encode(row[key]) == msgspec.json.encode(value)
         assert json.dumps(row[key]) == json.dumps(value)
+
+
+def _draw_long_way(secret: Any, user_id: int, reference: dt.datetime, low: int, high: int) -> int:
+    """``checks._draw`` as it was: an HMAC set up and computed on every call."""
+    import hashlib
+    import hmac
+
+    if high <= low:
+        return low
+    message = f"anti-idle-check:{user_id}:{reference.isoformat()}".encode()
+    digest = hmac.new(str(secret).encode(), message, hashlib.sha256).digest()
+    return low + int.from_bytes(digest[:8], "big") % (high - low + 1)
+
+
+_ZONES = st.sampled_from([None, dt.UTC, dt.timezone(dt.timedelta(hours=8)), dt.timezone(dt.timedelta(hours=-5))])
+#: References: any instant in any zone, or one of a few instants (the same one asked again,
+#: under another secret, for another person, or spelled in another zone).
+_REFERENCES = st.one_of(
+    st.builds(
+        lambda at, zone: at.astimezone(zone) if zone is not None else at.replace(tzinfo=None),
+        st.sampled_from([dt.datetime(2000, 1, 1, tzinfo=dt.UTC), AT, AT.replace(microsecond=250_000)]),
+        _ZONES,
+    ),
+    st.datetimes(min_value=dt.datetime(1999, 1, 1), max_value=dt.datetime(2100, 1, 1), timezones=_ZONES),  # noqa: DTZ001 - bounds of naive values, zones drawn
+)
+
+
+@given(
+    asks=st.lists(
+        st.tuples(
+            st.sampled_from(["secret-a", "secret-b", b"secret-a", "b'secret-a'"]),
+            st.sampled_from([1, 2, 5, True]),
+            _REFERENCES,
+            st.integers(0, 120),
+            st.one_of(st.integers(600, 1200), st.integers(0, 120)),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    bound=st.integers(1, 4),
+)
+@example(  # the same UTC reference: another person, one equal to 1 but spelled "True", another secret
+    asks=[
+        ("secret-a", 1, AT, 0, 1000),
+        ("secret-a", 2, AT, 0, 1000),
+        ("secret-a", True, AT, 0, 1000),
+        ("secret-b", 1, AT, 0, 1000),
+        ("secret-a", 1, AT.astimezone(dt.timezone(dt.timedelta(hours=8))), 0, 1000),
+    ],
+    bound=8,
+)
+def test_draw_kept_is_the_hmacs(asks: list[tuple[Any, int, dt.datetime, int, int]], bound: int) -> None:
+    """``checks._draw`` with its numbers kept per (secret, person, reference) gives the HMAC's
+    number on every call: asked again, for equal instants in other zones (another message),
+    naive or UTC, after the app's secret changes (also to one whose text is the same), for a
+    person id equal to another but spelled otherwise (``True``), and when the kept map fills."""
+    from unittest import mock
+
+    from flask import Flask
+
+    from plugins.anti_idle import checks
+
+    app = Flask(__name__)
+    with mock.patch.object(checks, "_DRAWS_MAX", bound), app.app_context():
+        for secret, user_id, reference, low, high in asks * 2:
+            app.config["SECRET_KEY"] = secret
+            assert checks._draw(user_id, reference, low, high) == _draw_long_way(secret, user_id, reference, low, high)
+        assert len(app.extensions.get("anti_idle_check_draws", {})) <= bound
+
+
+_PAIRS = st.tuples(st.integers(-5, 60), st.integers(-5, 60))
+
+
+@given(
+    covered=st.one_of(
+        st.lists(_PAIRS, max_size=6).map(tuple),
+        st.lists(_PAIRS, max_size=6),
+        st.lists(_PAIRS.map(list), max_size=6).map(tuple),
+        st.lists(st.tuples(st.integers(0, 60), st.booleans()), max_size=3).map(tuple),
+        st.lists(st.tuples(st.integers(0, 9), st.integers(10, 20), st.integers(30, 40)), max_size=2).map(tuple),
+    )
+)
+def test_session_state_covered_is_the_normal_form(covered: Any) -> None:
+    """``els.SessionState`` takes ranges already in normal form as they are: the same list of
+    pairs, and measure, as ``segs.normalise`` of any ranges (tuples or lists, touching, out of
+    order, empty, inverted, negative, malformed)."""
+    state = els.SessionState(covered=covered)
+    assert state.covered == segs.normalise(covered)
+    assert all(type(seg) is tuple for seg in state.covered)
+    assert state.covered_ms == segs.total(segs.normalise(covered))
+
+
+@given(us=st.integers(-2_208_988_800_000_000, 7_258_118_400_000_000))  # 1900 to 2200
+def test_at_us_is_the_keyword_timedelta(us: int) -> None:
+    """``els.at_us`` with the timedelta built positionally: the instant ``microseconds=us`` gives."""
+    at = els.at_us(us)
+    assert at == els.EPOCH + dt.timedelta(microseconds=us)
+    assert at.tzinfo is dt.UTC and els.us_of(at) == us
