@@ -336,8 +336,9 @@ def _ask_plugins(
     """Every ``lms_assess_interval`` implementation on ``claim``: the core's ``credited``
     ranges intersected with each plugin's, each verdict appended to ``reasons``; returns
     (credited ranges, the plugins' worst severity, the smallest ``credited_ms`` a plugin set or
-    None, the plugins' fields for the answer). Shared by :func:`_assess` and the straight
-    beat's :func:`_assess_one`, so both ask the plugins the same way."""
+    None, the plugins' fields for the answer), for :func:`_assess`. The straight beat's
+    :func:`_assess_one` asks them the same way with one range instead of lists
+    (``test_assess_one.py`` holds the two equal)."""
     severity = 0
     time_ms: int | None = None
     answer: dict[str, Any] | None = None
@@ -352,16 +353,20 @@ def _ask_plugins(
         plugin_credit = segs.normalise(verdict.credited)
         credited = _intersect(credited, plugin_credit)
         severity = max(severity, _SEVERITY[verdict.verdict])
-        reasons.append(
-            {
-                "by": impl.plugin_name,
-                "verdict": verdict.verdict,
-                "code": verdict.code,
-                "credited_ms": segs.total(plugin_credit),
-                "reason": verdict.reason,
-            }
-        )
+        reasons.append(_plugin_reason(impl.plugin_name, verdict, segs.total(plugin_credit)))
     return credited, severity, time_ms, answer
+
+
+def _plugin_reason(name: str, verdict: Verdict, credited_ms: int) -> dict[str, Any]:
+    """A plugin's verdict as the interval's ``reasons`` keep it (:func:`_ask_plugins` and
+    :func:`_assess_one` write the same entry)."""
+    return {
+        "by": name,
+        "verdict": verdict.verdict,
+        "code": verdict.code,
+        "credited_ms": credited_ms,
+        "reason": verdict.reason,
+    }
 
 
 def _assess(
@@ -437,15 +442,7 @@ def _assess_one(
                 credited = [(lo, hi)] if hi > lo else []
             credited = _intersect(credited, plugin_credit)
         severity = max(severity, _SEVERITY[verdict.verdict])
-        reasons.append(
-            {
-                "by": impl.plugin_name,
-                "verdict": verdict.verdict,
-                "code": verdict.code,
-                "credited_ms": plugin_ms,
-                "reason": verdict.reason,
-            }
-        )
+        reasons.append(_plugin_reason(impl.plugin_name, verdict, plugin_ms))
     label = _LABELS[severity]  # the core's and the plugins' worst
     if label == VOID:
         credited_ms = 0
