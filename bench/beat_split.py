@@ -253,44 +253,10 @@ def _video_body(seq: int, every: float, first_ms: int) -> bytes:
     """Beat ``seq`` of a learner playing the lecture at 1x from the lesson page's opening, its
     first beat ``first_ms`` after it and one every ``every`` s of server time after that, as
     bench/video_learners.py's learners say it (the media played since the last beat)."""
-    import json
+    import video_learners
 
     end = first_ms + round((seq - 1) * every * 1000)
-    start = max(0, end - round(every * 1000))
-    played = end - start
-    return json.dumps(
-        {
-            "seq": seq,
-            "event": "heartbeat",
-            "segments": [[start / 1000, end / 1000]],
-            "position": end / 1000,
-            "visible_ms": played,
-            "client": {
-                "visibility": "visible",
-                "rate": 1,
-                "muted": False,
-                "presence": {
-                    "v": 1,
-                    "dt_ms": played,
-                    "hidden_ms": 0,
-                    "hidden_max_ms": 0,
-                    "blur_ms": 0,
-                    "focused": True,
-                    "raf": -(-played * 60 // 1000),
-                    "ticks": played * 4 // 1000,
-                    "playing_ms": played,
-                    "muted_ms": 0,
-                    "rate_min": 1,
-                    "rate_max": 1,
-                    "input": {"pointer": 0, "key": 0, "touch": 0, "wheel": 0, "scroll": 0, "untrusted": 0},
-                    "path_px": 0,
-                    "probes": 0,
-                },
-                "webdriver": False,
-            },
-        },
-        separators=(",", ":"),
-    ).encode()
+    return video_learners.beat_body(seq, max(0, end - round(every * 1000)), end)
 
 
 def _print_credit(url: str, user_ids: list[int]) -> None:

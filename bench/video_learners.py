@@ -189,6 +189,43 @@ class _Viewer:
         self.shown: str | None = None  # the check on screen
 
 
+def beat_body(seq: int, start: int, end: int) -> bytes:
+    """A beat of 1x playback from ``start`` to ``end`` ms of the lecture, as the player and
+    anti_idle.js say it (also bench/beat_split.py's video learners)."""
+    played = end - start
+    body = {
+        "seq": seq,
+        "event": "heartbeat",
+        "segments": [[start / 1000, end / 1000]] if played > 0 else [],
+        "position": end / 1000,
+        "visible_ms": played,
+        "client": {
+            "visibility": "visible",
+            "rate": 1,
+            "muted": False,
+            "presence": {  # a visible, focused tab playing at 1x, as anti_idle.js counts it
+                "v": 1,
+                "dt_ms": played,
+                "hidden_ms": 0,
+                "hidden_max_ms": 0,
+                "blur_ms": 0,
+                "focused": True,
+                "raf": -(-played * 60 // 1000),  # at 60 Hz: a frame in any span played
+                "ticks": played * 4 // 1000,
+                "playing_ms": played,
+                "muted_ms": 0,
+                "rate_min": 1,
+                "rate_max": 1,
+                "input": {"pointer": 0, "key": 0, "touch": 0, "wheel": 0, "scroll": 0, "untrusted": 0},
+                "path_px": 0,
+                "probes": 0,
+            },
+            "webdriver": False,
+        },
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 class VideoLearners:
     """The video learners of one open-loop run: their beats' content and their other traffic.
 
@@ -236,39 +273,7 @@ class VideoLearners:
 
     def content(self, i: int, seq: int, _visible_ms: int) -> bytes:
         """Beat ``seq`` of learner ``i``: the media played since its previous beat, as the player says it."""
-        start, end = self.position_ms(i, seq - 1), self.position_ms(i, seq)
-        played = end - start
-        body = {
-            "seq": seq,
-            "event": "heartbeat",
-            "segments": [[start / 1000, end / 1000]] if played > 0 else [],
-            "position": end / 1000,
-            "visible_ms": played,
-            "client": {
-                "visibility": "visible",
-                "rate": 1,
-                "muted": False,
-                "presence": {  # a visible, focused tab playing at 1x, as anti_idle.js counts it
-                    "v": 1,
-                    "dt_ms": played,
-                    "hidden_ms": 0,
-                    "hidden_max_ms": 0,
-                    "blur_ms": 0,
-                    "focused": True,
-                    "raf": -(-played * 60 // 1000),  # at 60 Hz: a frame in any span played
-                    "ticks": played * 4 // 1000,
-                    "playing_ms": played,
-                    "muted_ms": 0,
-                    "rate_min": 1,
-                    "rate_max": 1,
-                    "input": {"pointer": 0, "key": 0, "touch": 0, "wheel": 0, "scroll": 0, "untrusted": 0},
-                    "path_px": 0,
-                    "probes": 0,
-                },
-                "webdriver": False,
-            },
-        }
-        return json.dumps(body, separators=(",", ":")).encode()
+        return beat_body(seq, self.position_ms(i, seq - 1), self.position_ms(i, seq))
 
     # What the learner does with an answer ---------------------------------------------
 
