@@ -329,9 +329,11 @@ def _state_write(existing: bool) -> Any:
         head = "INSERT INTO anti_idle_beats ("
         start = plugin_sql.index(head) + len(head)
         columns = tuple(plugin_sql[start : plugin_sql.index(")", start)].split(", "))
+        # The captured round sent its raw beats' repeated columns once or not (``pg_arrays.Rows.same``).
+        shared = any(state_pg._save_many(columns, e, True)[0] == plugin_sql for e in (True, False))
         (sql, names), (_other, other_names) = (
-            state_pg._save_many(columns, existing),
-            state_pg._save_many(columns, not existing),
+            state_pg._save_many(columns, existing, shared),
+            state_pg._save_many(columns, not existing, shared),
         )
         assert names == other_names  # the captured parameters fit either text
         return sql
@@ -453,7 +455,10 @@ def script(
         for (_q, plugin), (_q2, core), *reads in pairs:
             k += 1
             plugin, core = dict(plugin), dict(core)
-            plugin["b_seq"], core["i_seq"] = _seq(plugin["b_seq"], k), _seq(core["i_seq"], k)
+            # The intervals' ``seq`` is the sessions' ``last_seq`` parameter when the round sent it once
+            # (``pg_arrays.Rows.same``).
+            seq = "i_seq" if "i_seq" in core else "s_last_seq"
+            plugin["b_seq"], core[seq] = _seq(plugin["b_seq"], k), _seq(core[seq], k)
             if pad:
                 plugin["s_day_tally"] = _pad(plugin["s_day_tally"], pad)
             out.append("BEGIN;")

@@ -354,6 +354,29 @@ def _wal_records(url: str, start: str, beats: int) -> None:
         print(f"    {n / beats:7.2f} {float(size) / beats:8.0f} B {float(fpi) / beats:7.0f}  {rmgr}/{kind} {rel}")
 
 
+def _ticking_utcnow() -> None:
+    """``BENCH_TICK=1``: every ``lms_core.db.utcnow`` call (by any module holding it) answers the
+    frozen time plus 7 µs more than the last call, so no two calls give the same instant, as a
+    running server's clock does (a beat's time, its interval's ``created_at``, its progress row's
+    ``updated_at`` are three instants). Under the frozen time alone they were one, and a round's
+    beats all shared it: what repeats in a round's timestamps (``pg_arrays.Times``) would be
+    overstated."""
+    import itertools
+    import sys
+
+    from lms_core import db as lms_db
+
+    frozen, ticks = lms_db.utcnow, itertools.count(1)
+
+    def utcnow() -> dt.datetime:
+        return frozen() + dt.timedelta(microseconds=7 * next(ticks))
+
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__name__", "")
+        if name.startswith(("lms_core", "plugins")) and getattr(module, "utcnow", None) is frozen:
+            module.utcnow = utcnow  # type: ignore[attr-defined]
+
+
 def group_split(
     url: str,
     pg_pid: int,
@@ -392,6 +415,8 @@ def group_split(
         principal.clock = time.time
         if os.environ.get("BENCH_NO_WARM"):  # A/B: without the round's principal read
             principal.warm = lambda user_ids: None
+    if os.environ.get("BENCH_TICK"):
+        _ticking_utcnow()
     names = [f"bench{first + i * 3:06d}" for i in range(people * sets)]  # learners of no earlier round
     at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with time_machine.travel(at, tick=False):

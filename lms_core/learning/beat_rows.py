@@ -449,9 +449,26 @@ def _table(model: Any) -> Table:
 #: The round's rows of each table, one parameter per column (``pg_arrays``).
 _S_ROWS = pg_arrays.Rows(_table(LearningSession), "s", _S_COLUMNS)
 _P_ROWS = pg_arrays.Rows(_table(LessonProgress), "p", _P_COLUMNS)
+#: Columns that repeat another table's in a steady round (every beat of it has a clock, a day and an
+#: interval row, in the sessions' order; what a straight beat writes): sent once, when the texts are
+#: the same (``pg_arrays.Rows.same``; docs/benchmarks.md, "columns a round repeats"). Not the clock's
+#: ``credited_until`` (the session's ``budget_from`` in only 18 of 72 rounds of ``bench/round_bytes.py``).
 _C_ROWS = pg_arrays.Rows(_table(PersonClock), "c", _C_COLUMNS)
-_D_ROWS = pg_arrays.Rows(_table(DailyTotal), "d", _D_COLUMNS)
-_I_ROWS = pg_arrays.Rows(_table(LearningInterval), "i", _INTERVAL_COLUMNS)
+_D_ROWS = pg_arrays.Rows(
+    _table(DailyTotal), "d", _D_COLUMNS, same={"user_id": "c_user_id", "credited_ms": "s_credited_ms"}
+)
+_I_ROWS = pg_arrays.Rows(
+    _table(LearningInterval),
+    "i",
+    _INTERVAL_COLUMNS,
+    same={
+        "session_id": "s_id",
+        "seq": "s_last_seq",
+        "wall_end": "s_last_beat_at",
+        "claimed_ms": "s_claimed_ms",
+        "credited_ms": "s_credited_ms",
+    },
+)
 
 _columns = ", ".join(_INTERVAL_COLUMNS)
 #: A round's writes (``beat_group``) as one statement: each table's rows as one parameter per
@@ -477,6 +494,21 @@ _PG_WRITE_MANY = (
     "ON CONFLICT (user_id, day) DO UPDATE SET credited_ms = learning_daily_totals.credited_ms + excluded.credited_ms) "
     f"INSERT INTO learning_intervals ({_columns}) SELECT {_columns} FROM {_I_ROWS.sql} ORDER BY v.ord"
 )
+
+
+#: The rows whose repeated columns a round's write may take from another table's (``_write_many``).
+_SHARING = (_D_ROWS, _I_ROWS)
+
+
+@functools.cache
+def _pg_write_many(shared: tuple[bool, ...]) -> str:
+    """:data:`_PG_WRITE_MANY` with the rows of :data:`_SHARING` whose ``shared`` is true taking their
+    repeated columns from the parameters they repeat (``pg_arrays.Rows.sql_shared``)."""
+    sql = _PG_WRITE_MANY
+    for rows, on in zip(_SHARING, shared, strict=True):
+        if on:
+            sql = sql.replace(rows.sql, rows.sql_shared)
+    return sql
 
 
 #: The tables the round's write changes.
@@ -591,17 +623,13 @@ def _write_many(items: list[RoundRows]) -> None:
         if day is not None:
             days.append(day)
         intervals.append(interval)
-    _pg(
-        _PG_WRITE_MANY,
-        {
-            **_S_ROWS.params(sessions),
-            **_P_ROWS.params(progress_rows),
-            **_C_ROWS.params(clocks),
-            **_D_ROWS.params(days),
-            **_I_ROWS.params(intervals),
-        },
-        fetch=False,
-    )
+    params = {**_S_ROWS.params(sessions), **_P_ROWS.params(progress_rows), **_C_ROWS.params(clocks)}
+    shared = []
+    for rows, values in zip(_SHARING, (days, intervals), strict=True):
+        own = rows.params(values)
+        shared.append(rows.shared(own, params))
+        params.update(own)
+    _pg(_pg_write_many(tuple(shared)), params, fetch=False)
 
 
 def _sqlite_write(w: BeatWrite, params: dict[str, Any], progress: tuple[str, ...], clock: bool, daily: bool) -> None:

@@ -121,9 +121,14 @@ class Rows:
     texts), except a ``jsonb`` column: one ``jsonb`` array, its row's element taken by position
     (``->``; the array is parsed once, at the Bind)."""
 
-    def __init__(self, table: Table, prefix: str, columns: tuple[str, ...]) -> None:
+    def __init__(
+        self, table: Table, prefix: str, columns: tuple[str, ...], *, same: dict[str, str] | None = None
+    ) -> None:
         self.columns = columns
         types = {c: array_type(table, c) for c in columns}
+        #: Columns that usually repeat another parameter of the statement, element for element (a
+        #: round's interval ends are its sessions' last beats): ``{column: parameter}``.
+        self.same = dict(same or {})
         scalars = [c for c in columns if types[c] != "jsonb[]"]
         assert scalars, "the rows are unnest-ed from a column that is not jsonb"
         #: ``json`` columns (not ``jsonb``) come as their values' JSON texts one a line
@@ -158,12 +163,23 @@ class Rows:
         # whole table); ``unnest``'s is 10 rows, as before.
         ordinal = f"unnest(%({prefix}_ord)s::integer[]) AS ord"
         self._ord = f"{prefix}_ord"
+        self._prefix = prefix
         #: The names are the callers' constants and the table's columns; every value is bound.
         self.sql = (
             f"(SELECT {ordinal}, {unnested}) AS v"  # noqa: S608
             if len(scalars) == len(columns)
             else f"(SELECT u.ord, {picked} FROM (SELECT {ordinal}, {unnested}) AS u) AS v"  # noqa: S608
         )
+        #: :attr:`sql` with each :attr:`same` column taken from the parameter it repeats: that array
+        #: is sent and read once (``array_in``, each element's input function: ~4,200 instructions
+        #: a timestamp) and ``unnest``-ed twice. For a round whose columns all repeat
+        #: (:meth:`params`' ``shared``).
+        self.sql_shared = self.sql
+        for c, param in self.same.items():
+            assert c in scalars and types[c] != "json[]", "a repeated column is one array of the column's type"
+            mine = f"unnest(%({prefix}_{c})s::{types[c]}) AS {c}"
+            assert mine in self.sql_shared
+            self.sql_shared = self.sql_shared.replace(mine, f"unnest(%({param})s::{types[c]}) AS {c}")
         self._encoders = [
             (
                 f"{prefix}_{c}",
@@ -185,6 +201,18 @@ class Rows:
         params = {name: encode(column) for (name, encode), column in zip(self._encoders, by_column, strict=True)}
         params[self._ord] = _ordinals(len(by_column[0]))
         return params
+
+    def shared(self, params: dict[str, str], others: dict[str, str]) -> bool:
+        """Whether every :attr:`same` column of these rows' ``params`` is, as sent, the very text of
+        the parameter it repeats in ``others`` (the statement's other parameters): then those
+        columns' parameters are dropped from ``params`` and :attr:`sql_shared` is the rows' SQL.
+        Equal texts of one encoder and one type are equal arrays (a string comparison, in C)."""
+        same = self.same
+        if not same or any(params[f"{self._prefix}_{c}"] != others.get(param) for c, param in same.items()):
+            return False
+        for c in same:
+            del params[f"{self._prefix}_{c}"]
+        return True
 
     def params_of(self, dicts: list[dict[str, Any]]) -> dict[str, str]:
         """:meth:`params` of rows given as dicts (a key a row lacks: NULL, as an INSERT without it)."""

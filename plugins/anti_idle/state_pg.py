@@ -447,25 +447,40 @@ _STATE_COLUMNS = (
 _STATE_ROWS = pg_arrays.Rows(cast(Table, models.PersonState.__table__), "s", _STATE_COLUMNS)
 
 
+#: The raw beat's columns that repeat its person's state row in a steady round (the row as this beat
+#: left it, one beat a person): sent once when the texts are the same (``pg_arrays.Rows.same``). Not
+#: ``credit_start`` (the beat's ``wall_start`` in only 3 of 12 rounds of ``bench/round_bytes.py``).
+_BEAT_SAME = {  # column: the state rows' parameter it repeats
+    "user_id": "s_user_id",
+    "day_credited_ms": "s_day_credited_ms",
+    "focus_session": "s_focus_session",
+    "focus_until": "s_focus_until",
+}
+
+
 @functools.cache
 def _beat_rows(columns: tuple[str, ...]) -> pg_arrays.Rows:
     """The round's raw beats of these columns (the beat row's keys, ``services.beat_row``)."""
-    return pg_arrays.Rows(cast(Table, models.Beat.__table__), "b", columns)
+    same = {c: param for c, param in _BEAT_SAME.items() if c in columns and param[2:] in columns}
+    return pg_arrays.Rows(cast(Table, models.Beat.__table__), "b", columns, same=same)
 
 
 @functools.cache
-def _save_many(beat_columns: tuple[str, ...], existing: bool = False) -> tuple[str, tuple[str, ...]]:
+def _save_many(
+    beat_columns: tuple[str, ...], existing: bool = False, shared: bool = False
+) -> tuple[str, tuple[str, ...]]:
     """The round's raw beats and state rows in one statement (each column of their rows one
     parameter, ``pg_arrays``); one state row per person. Numbered (:func:`_numbered`)."""
-    return _numbered(_save_many_sql(beat_columns, existing))
+    return _numbered(_save_many_sql(beat_columns, existing, shared))
 
 
-def _save_many_sql(beat_columns: tuple[str, ...], existing: bool = False) -> str:
+def _save_many_sql(beat_columns: tuple[str, ...], existing: bool = False, shared: bool = False) -> str:
     """``existing``: every state row is one the round's read found (:func:`_write_many`), so a
     plain ``UPDATE``; otherwise the upsert. ``INSERT … ON CONFLICT DO UPDATE`` locks the row it
     finds before updating it (a ``Heap/LOCK`` WAL record a beat) since the round read no longer
     does (``state.forget_days``), and probes the key as an insert first; the ``UPDATE`` does
-    neither. Both return each row's new version (the objects written are kept under it: :data:`_KEPT`)."""
+    neither. Both return each row's new version (the objects written are kept under it: :data:`_KEPT`).
+    ``shared``: the beats' repeated columns taken from the parameters they repeat (``_BEAT_SAME``)."""
     state = ", ".join(_STATE_COLUMNS)
     if existing:
         sets = ", ".join(f"{name} = v.{name}" for name in _STATE_COLUMNS if name != "user_id")
@@ -482,9 +497,10 @@ def _save_many_sql(beat_columns: tuple[str, ...], existing: bool = False) -> str
         return write
     # The names are the beat row's keys (``services.beat_row``), never input.
     columns = ", ".join(beat_columns)
+    rows = _beat_rows(beat_columns)
     return (
         f"WITH b AS (INSERT INTO anti_idle_beats ({columns}) SELECT {columns} "  # noqa: S608
-        f"FROM {_beat_rows(beat_columns).sql} ORDER BY v.ord) {write}"
+        f"FROM {rows.sql_shared if shared else rows.sql} ORDER BY v.ord) {write}"
     )
 
 
@@ -504,9 +520,13 @@ def _write_many(items: list[tuple[Any, ...]]) -> None:
         objects[user_id] = item[2] if len(item) > 2 else None
         existing = existing and len(item) > 3 and item[3]
     params = _STATE_ROWS.params_of(list(states.values()))
+    shared = False
     if columns:
-        params.update(_beat_rows(columns).params_of(beats))
-    sql, names = _save_many(columns, existing)
+        rows = _beat_rows(columns)
+        own = rows.params_of(beats)
+        shared = rows.shared(own, params)  # the state rows' parameters (``_BEAT_SAME``)
+        params.update(own)
+    sql, names = _save_many(columns, existing, shared)
     execute(sql, params, names=names)
     written = _raw_cursor().fetchall()
     if len(written) != len(states):

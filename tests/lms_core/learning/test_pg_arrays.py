@@ -107,3 +107,35 @@ def test_a_key_a_row_lacks_is_null(app):
 def test_strings_go_as_text_so_a_long_one_is_refused_by_its_column_not_cut():
     assert "%(x_name)s::text[]" in ROWS.sql
     assert "%(x_n)s::bigint[]" in ROWS.sql and "%(x_at)s::timestamptz[]" in ROWS.sql
+
+
+#: Rows whose ``n`` and ``at`` usually repeat another table's (as a round's intervals repeat its sessions').
+REPEATING = pg_arrays.Rows(TABLE, "y", ("name", "n", "at"), same={"n": "x_n", "at": "x_at"})
+
+
+@pytest.mark.backends("postgresql")
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=rows, names=st.lists(st.none() | texts, max_size=5), repeat=st.booleans())
+def test_repeated_columns_are_sent_once_and_read_back_as_given(app, values, names, repeat):
+    # ``repeat``: the second rows' ``n`` and ``at`` are the first rows' (sent once); else their own.
+    others = [(name, v[1], v[2]) if repeat else (name, 7, None) for name, v in zip(names, values, strict=False)]
+    params = ROWS.params(values)
+    own = REPEATING.params(others)
+    shared = REPEATING.shared(own, params)
+    assert shared == ([v[1:3] for v in values] == [o[1:] for o in others])
+    assert ("y_n" in own, "y_at" in own) == (not shared, not shared)
+    params.update(own)
+    cur = db.session.connection().connection.driver_connection.cursor()
+    sql = REPEATING.sql_shared if shared else REPEATING.sql
+    cur.execute(f"SELECT v.name, v.n, v.at FROM {sql} ORDER BY v.ord", params)  # noqa: S608
+    assert [(name, n, at and at.astimezone(dt.UTC)) for name, n, at in cur.fetchall()] == others
+
+
+def test_a_repeated_column_names_the_parameter_it_repeats():
+    assert "unnest(%(x_n)s::bigint[]) AS n" in REPEATING.sql_shared and "%(y_n)s" not in REPEATING.sql_shared
+    assert "unnest(%(y_n)s::bigint[]) AS n" in REPEATING.sql
+    params = {"x_n": "{1,2}", "x_at": "{null,null}"}
+    own = REPEATING.params([("a", 1, None), ("b", 2, None)])
+    assert REPEATING.shared(own, params) and set(own) == {"y_name", "y_ord"}
+    own = REPEATING.params([("a", 1, None), ("b", 3, None)])
+    assert not REPEATING.shared(own, params) and set(own) == {"y_name", "y_n", "y_at", "y_ord"}
