@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from lms_core.events.services import emit_many
 from lms_core.extensions import db
 from lms_core.learning.models import RefusedBeat
+from lms_core.learning.services import lock_clocks
 from plugins.anti_idle import day_rules, els, state
 from plugins.anti_idle.events import DAY_ASSESSED
 from plugins.anti_idle.inputs import CHECK_LOOKBACK, STATE_COLUMNS, day_bounds
@@ -413,8 +414,8 @@ def _write(
     from plugins.anti_idle.evidence import build_lines, refusal_lines
 
     keys = {(r.user_id, r.day) for r in results}
-    # The chunk's first write, so first its people's clocks (``forget_days``): a beat of theirs
-    # then neither writes its state row back over this nor waits for a lock taken before.
+    # The chunk's clocks are held since its read (``recompute_since``); ``forget_days`` takes
+    # them again (a no-op here) for its other callers.
     state.forget_days(keys)  # these day rows will hold the whole day (see state.py)
     existing = _verdict_ids(keys)
     now = dt.datetime.now(dt.UTC)
@@ -549,6 +550,11 @@ def recompute_since(
     done_days = 0
     for k in range(0, len(users), chunk):
         part = users[k : k + chunk]
+        # The chunk's people's clocks first, as every round of beats takes them (user order):
+        # their beats wait for this chunk's commit, so none commits between the read below and
+        # the write that drops their online tally (``_write``), where its credit was lost. They
+        # wait at most one chunk (``recompute_batch`` people; docs/anti_idle.md).
+        lock_clocks(part)
         beats = db.session.execute(
             select(*BEAT_COLUMNS)
             .where(Beat.user_id.in_(part), Beat.received_at >= since)
