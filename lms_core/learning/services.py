@@ -346,15 +346,24 @@ def _ask_plugins(
         verdict: Verdict | None = impl.function(claim=claim)  # type: ignore[assignment]
         if verdict is None:
             continue
-        if verdict.answer:
-            answer = {**verdict.answer, **answer} if answer else dict(verdict.answer)
-        if verdict.credited_ms is not None:
-            time_ms = verdict.credited_ms if time_ms is None else min(time_ms, verdict.credited_ms)
+        answer, time_ms = _answer_and_time(verdict, answer, time_ms)
         plugin_credit = segs.normalise(verdict.credited)
         credited = _intersect(credited, plugin_credit)
         severity = max(severity, _SEVERITY[verdict.verdict])
         reasons.append(_plugin_reason(impl.plugin_name, verdict, segs.total(plugin_credit)))
     return credited, severity, time_ms, answer
+
+
+def _answer_and_time(
+    verdict: Verdict, answer: dict[str, Any] | None, time_ms: int | None
+) -> tuple[dict[str, Any] | None, int | None]:
+    """The plugins' answer fields (an earlier plugin's win) and the smallest ``credited_ms``
+    set so far, with ``verdict``'s added (:func:`_ask_plugins` and :func:`_assess_one`)."""
+    if verdict.answer:
+        answer = {**verdict.answer, **answer} if answer else dict(verdict.answer)
+    if verdict.credited_ms is not None:
+        time_ms = verdict.credited_ms if time_ms is None else min(time_ms, verdict.credited_ms)
+    return answer, time_ms
 
 
 def _plugin_reason(name: str, verdict: Verdict, credited_ms: int) -> dict[str, Any]:
@@ -422,10 +431,7 @@ def _assess_one(
         verdict: Verdict | None = impl.function(claim=claim)  # type: ignore[assignment]
         if verdict is None:
             continue
-        if verdict.answer:
-            answer = {**verdict.answer, **answer} if answer else dict(verdict.answer)
-        if verdict.credited_ms is not None:
-            time_ms = verdict.credited_ms if time_ms is None else min(time_ms, verdict.credited_ms)
+        answer, time_ms = _answer_and_time(verdict, answer, time_ms)
         ranges = verdict.credited
         if credited is None and len(ranges) == 1 and len(ranges[0]) == 2:
             # ``segs.normalise`` of one range (clipped at 0), then its intersection with ours.
