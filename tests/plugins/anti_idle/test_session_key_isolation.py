@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +30,7 @@ from sqlalchemy.exc import DatabaseError
 
 from lms_core.extensions import db
 from tests.plugins.anti_idle.harness import T0, other_learner
+from tests.plugins.anti_idle.lock_waits import lock_wait
 from tests.plugins.anti_idle.test_session_keys import TABLES, _row
 
 pytestmark = [pytest.mark.app_config(LMS_PLUGINS=["anti_idle"]), pytest.mark.backends("postgresql")]
@@ -116,17 +116,7 @@ class _Side:
 
 def _waits_or_ends(side: _Side, pending: Future[None]) -> bool:
     """Whether ``pending`` (the second side's write) waits for a lock or has ended (within ~5 s)."""
-    for _ in range(100):
-        if pending.done():
-            return True
-        with db.engine.connect() as probe:
-            state = probe.execute(
-                text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :p"), {"p": side.pid}
-            ).scalar_one_or_none()
-        if state == "Lock":
-            return True
-        time.sleep(0.05)
-    return False
+    return lock_wait(side.pid, pending) != "neither"
 
 
 def _insert_statements(

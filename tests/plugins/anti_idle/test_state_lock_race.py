@@ -18,7 +18,6 @@ writes back the tally it read, over the forget.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -35,6 +34,7 @@ from plugins.anti_idle.verdicts import assess_day
 from tests.lms_core.learning.test_beat_asgi import people, psycopg_statements, run_group
 from tests.lms_core.learning.test_beat_front import Player, beats
 from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, S
+from tests.plugins.anti_idle.lock_waits import lock_wait
 
 pytestmark = [pytest.mark.app_config(LMS_PLUGINS=["anti_idle"]), pytest.mark.backends("postgresql")]
 
@@ -71,17 +71,7 @@ class _Side:
 def _waits(side: _Side, pending: Future[Any]) -> bool:
     """Whether ``pending`` (``side``'s statement) is waiting for a lock (within ~5 s); False if
     it ended without waiting."""
-    for _ in range(100):
-        if pending.done():
-            return False
-        with db.engine.connect() as probe:
-            event = probe.execute(
-                text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :p"), {"p": side.pid}
-            ).scalar_one_or_none()
-        if event == "Lock":
-            return True
-        time.sleep(0.05)
-    return False
+    return lock_wait(side.pid, pending) == "lock"
 
 
 def _round_read(user_id: int, session_id: str, course_id: int) -> state.State:
