@@ -923,7 +923,15 @@ def _ingest_open(
         stall_log_path = os.environ.get("BENCH_STALL_LOG")
         if stall_log_path and "wall_open" in seen:
             # The window's start in Unix time: the callback ran ``lag`` after the schedule's.
-            print(stall_log.report(Path(stall_log_path), float(seen["wall_open"]) - lag, seconds))
+            workers_dir = os.environ.get("LMS_BEAT_STALL_LOG")
+            print(
+                stall_log.report(
+                    Path(stall_log_path),
+                    float(seen["wall_open"]) - lag,
+                    seconds,
+                    workers_dir=Path(workers_dir) if workers_dir else None,
+                )
+            )
         extra: dict[str, object] = {"per_second": seconds, "accept_wait_ms": round(tally.accept_wait * 1000)}
         if lesson_kind == "document":
             extra["prime_s"] = round(prime_s, 1)
@@ -1599,6 +1607,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         if stalls:
             os.environ["BENCH_STALL_LOG"] = str(cluster.datadir.parent / "server.log")
+            # The servers' own rare events (lms_core/learning/beat_stalls.py), one file per worker,
+            # kept after the run (the cluster's directory is not).
+            os.environ["LMS_BEAT_STALL_LOG"] = tempfile.mkdtemp(prefix="bench-worker-stalls-")
+            step(f"the workers' stall logs: {os.environ['LMS_BEAT_STALL_LOG']}")
         try:
             url = cluster.create_database("lms_bench")
             import psycopg

@@ -9,6 +9,12 @@ checkpoint logged with its timing) and, after each window, prints every such run
 overlapped the window, in the window's seconds, beside the seconds whose p99 was over the
 target.
 
+With ``BENCH_STALLS=1`` the bench also sets ``LMS_BEAT_STALL_LOG`` for its servers
+(lms_core/learning/beat_stalls.py: each worker's full collections, event-loop lag, slow writer
+groups and per-second counts, as JSON lines): :func:`report` given that directory prints each
+slow second's worker events beside PostgreSQL's, and a per-second view of each worker (beats,
+groups, the writer's CPU, the collections' wall time) for the slow seconds and their neighbours.
+
 Log lines are PostgreSQL's own (``log_line_prefix`` with the time in milliseconds). An
 autovacuum's line is written as it *ends* and carries its ``elapsed`` time; a checkpoint logs
 its start and its end.
@@ -17,6 +23,7 @@ its start and its end.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,10 +93,98 @@ def _checkpoint(what: str, start: float, end: float) -> dict[str, object]:
     return {"kind": "checkpoint", "what": what, "start": start, "end": end, "cpu_s": None}
 
 
-def report(log: Path, window_start: float, seconds: Sequence[dict[str, float]], target_ms: float = 100) -> str:
+def worker_events(directory: Path) -> dict[int, list[dict[str, object]]]:
+    """Each worker's stall-log events (``stalls-<pid>.jsonl``), by pid, in time order; a line cut
+    short by a killed worker is skipped."""
+    out: dict[int, list[dict[str, object]]] = {}
+    for path in sorted(directory.glob("stalls-*.jsonl")):
+        events = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        out[int(path.stem.split("-", 1)[1])] = sorted(events, key=lambda e: float(e["t"]))
+    return out
+
+
+def _event(e: dict[str, object], window_start: float) -> str:
+    at = f"{float(e['t']) - window_start:+.2f} s"  # type: ignore[arg-type]
+    if e["kind"] == "gc":
+        freeze = (" refrozen" if e.get("refrozen") else "") + (" thawed" if e.get("thawed") else "")
+        return f"gc gen {e['gen']} {e['ms']} ms ({e['collected']} collected{freeze}) at {at}"
+    if e["kind"] == "loop":
+        return f"loop {e['late_ms']} ms late at {at}"
+    if e["kind"] == "group":
+        rounds = f", {e['rounds']} rounds" if "rounds" in e else ""
+        return f"group of {e['beats']} beats{rounds} {e['ms']} ms (writer CPU {e['cpu_ms']} ms) at {at}"
+    return f"{e['kind']} at {at}"
+
+
+def _worker_lines(workers: dict[int, list[dict[str, object]]], window_start: float, a: float, indent: str) -> list[str]:
+    """Each worker's rare events in window second ``a`` or the one before: every collection;
+    the loop's lags (how many, the worst); the slow groups (how many, the longest, the writer's
+    CPU in them against their wall time: a group that waited, or one that worked)."""
+    lo, hi = window_start + a - 1, window_start + a + 1
+    lines = []
+    for pid, events in workers.items():
+        near = [e for e in events if e["kind"] != "second" and lo <= float(e["t"]) < hi]  # type: ignore[arg-type]
+        parts = [_event(e, window_start) for e in near if e["kind"] not in ("loop", "group")]
+        loops = [e for e in near if e["kind"] == "loop"]
+        if loops:
+            worst = max(loops, key=lambda e: float(e["late_ms"]))  # type: ignore[arg-type]
+            parts.append(f"loop late {len(loops)}x (worst {_event(worst, window_start).removeprefix('loop ')})")
+        groups = [e for e in near if e["kind"] == "group"]
+        if groups:
+            longest = max(groups, key=lambda e: float(e["ms"]))  # type: ignore[arg-type]
+            cpu = sum(float(e["cpu_ms"]) for e in groups)  # type: ignore[arg-type]
+            wall = sum(float(e["ms"]) for e in groups)  # type: ignore[arg-type]
+            parts.append(
+                f"{len(groups)} groups over 50 ms, writer CPU {cpu:.0f} of their {wall:.0f} ms "
+                f"(the longest: {_event(longest, window_start)})"
+            )
+        lines.append(
+            f"{indent}worker {pid}: "
+            + ("; ".join(parts) if parts else "no collection >= gen 1, loop lag or slow group")
+        )
+    return lines
+
+
+def _per_second(
+    workers: dict[int, list[dict[str, object]]], window_start: float, slow: Sequence[dict[str, float]]
+) -> list[str]:
+    """One line per Unix second near a slow second: each worker's beats/groups/writer CPU/gc."""
+    wanted: set[int] = set()
+    for s in slow:
+        base = int(window_start + s["second"])
+        wanted.update(range(base - 1, base + 3))  # the second before, the slow one's two, the one after
+    by_second: dict[int, dict[int, dict[str, object]]] = {}
+    for pid, events in workers.items():
+        for e in events:
+            if e["kind"] == "second" and int(e["t"]) in wanted:  # type: ignore[call-overload]
+                by_second.setdefault(int(e["t"]), {})[pid] = e  # type: ignore[call-overload]
+    lines = ["    the workers by second (beats/groups, writer CPU ms, collections' wall ms):"]
+    for second in sorted(by_second):
+        cells = []
+        for pid in workers:
+            e = by_second[second].get(pid)
+            cells.append(
+                f"{pid} {e['beats']}/{e['groups']} cpu {e['writer_cpu_ms']} gc {e['gc_ms']}" if e else f"{pid} -"
+            )
+        lines.append(f"      {second - window_start:+.2f} s: " + "  |  ".join(cells))
+    return lines
+
+
+def report(
+    log: Path,
+    window_start: float,
+    seconds: Sequence[dict[str, float]],
+    target_ms: float = 100,
+    workers_dir: Path | None = None,
+) -> str:
     """The runs that overlapped the measured seconds (``seconds``: ``open_loop.per_second``,
     0 = the window's start at Unix time ``window_start``), and each slow second with the runs
-    that overlapped it."""
+    that overlapped it (and, given ``workers_dir``, each worker's rare events in it)."""
     if not seconds:
         return "    stalls: no seconds measured"
     first, last = min(r["second"] for r in seconds), max(r["second"] for r in seconds) + 1
@@ -101,6 +196,7 @@ def report(log: Path, window_start: float, seconds: Sequence[dict[str, float]], 
         cpu = f", CPU {r['cpu_s']} s" if r["cpu_s"] is not None else ""
         lines.append(f"      {r['kind']} {r['what']}: {start:+.1f} s .. {end:+.1f} s{cpu}")
     slow = [r for r in seconds if r["second"] >= 0 and r["p99_ms"] > target_ms]
+    workers = worker_events(workers_dir) if workers_dir is not None else {}
     for s in slow:
         a, b = s["second"], s["second"] + 1
         during = [
@@ -112,6 +208,10 @@ def report(log: Path, window_start: float, seconds: Sequence[dict[str, float]], 
             f"      slow second {a:.0f} (p99 {s['p99_ms']:.0f} ms): "
             + (", ".join(during) if during else "no autovacuum or checkpoint in it or the second before")
         )
+        if workers:
+            lines += _worker_lines(workers, window_start, a, "        ")
     measured = [r for r in seconds if r["second"] >= 0]
     lines.append(f"    slow seconds (p99 > {target_ms:g} ms): {len(slow)} of {len(measured)}")
+    if workers and slow:
+        lines += _per_second(workers, window_start, slow)
     return "\n".join(lines)

@@ -83,6 +83,10 @@ DEFAULTS: dict[str, Any] = {
     # A directory: the ASGI front notes each beat's times along its path there, one file per
     # worker (lms_core/learning/beat_trace.py, read by bench/beat_tail.py); empty: off.
     "LMS_BEAT_TRACE": "",
+    # A directory: each ASGI worker notes its rare events there as JSON lines (stalls-<pid>.jsonl:
+    # full collections, the event loop late, slow writer groups, the writer's seconds), cheap
+    # enough to leave on in a timed window (lms_core/learning/beat_stalls.py); empty: off.
+    "LMS_BEAT_STALL_LOG": "",
     # The ASGI front's worker, at start-up (lms_core/learning/beat_asgi.py, tune_gc): every
     # object made so far (modules, the app, SQLAlchemy's tables) is moved out of the garbage
     # collector's reach with gc.freeze(), so a full collection no longer walks them (~110 →

@@ -36,7 +36,7 @@ from a2wsgi import WSGIMiddleware
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from lms_core.learning import beat_batch, beat_front, beat_trace, proxy_kept
+from lms_core.learning import beat_batch, beat_front, beat_stalls, beat_trace, proxy_kept
 from lms_core.unit_of_work import bare_transaction
 
 Scope = dict[str, Any]
@@ -84,6 +84,9 @@ class BeatASGI:
         #: ``LMS_BEAT_TRACE``: timestamps along each beat's path (bench/beat_tail.py); off: ``None``.
         self._trace = beat_trace.tracer_for(app.config)
         app.extensions["lms.beat_trace"] = self._trace
+        #: ``LMS_BEAT_STALL_LOG``: the worker's rare events (collections, loop lag, slow groups); off: ``None``.
+        self._stalls = beat_stalls.stall_log_for(app.config)
+        app.extensions["lms.beat_stalls"] = self._stalls
         # a2wsgi reads the process's SCRIPT_NAME on every request (``unicode_to_wsgi``); read once here.
         script_name = os.environ.get("SCRIPT_NAME", "")
         self._script_name = script_name.encode(sys.getfilesystemencoding(), "surrogateescape").decode("iso-8859-1")
@@ -231,6 +234,8 @@ class BeatASGI:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 tune_gc(self.app.config)
+                if self._stalls is not None:  # after tune_gc: its gc notes see the refreeze
+                    self._stalls.start(asyncio.get_running_loop())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # Beats already queued are still committed and answered first.
@@ -238,6 +243,8 @@ class BeatASGI:
                 self._alone.shutdown(wait=True)
                 if self._trace is not None:
                     self._trace.close()
+                if self._stalls is not None:
+                    self._stalls.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -39,7 +39,7 @@ from flask import Flask
 
 from lms_core.accounts import principal
 from lms_core.extensions import db
-from lms_core.learning import beat_front, beat_group, beat_rows, beat_trace, beat_tx, services
+from lms_core.learning import beat_front, beat_group, beat_rows, beat_stalls, beat_trace, beat_tx, services
 from lms_core.pluginhost.manager import get_plugin_manager
 from lms_core.unit_of_work import bare_transaction
 
@@ -196,6 +196,11 @@ def _rounds(pending: list[_Request]) -> list[list[int]]:
     return rounds
 
 
+def _group_rounds(group: list[_Request]) -> int:
+    """How many rounds the group made (asked by the stall log of a slow group only)."""
+    return len(_rounds(sorted(group, key=lambda r: r.beat.user_id)))
+
+
 def _read_round(pending: list[_Request], round_: list[int], batch: beat_group.Batch) -> None:
     """The round's rows, locked: the core's in one statement, then each plugin's
     (``lms_beat_group_read``), both in person-id order."""
@@ -227,6 +232,8 @@ class BeatWriter:
         #: beat starts new writers.
         self.ended = False
         self.trace: beat_trace.Tracer | None = app.extensions.get("lms.beat_trace")
+        #: ``LMS_BEAT_STALL_LOG``: slow groups and the writer's seconds (beat_stalls.py); off: ``None``.
+        self.stalls: beat_stalls.StallLog | None = app.extensions.get("lms.beat_stalls")
         # SimpleQueue (C): the event loop's put is ~0.1 µs, against ~1.6 µs for ``queue.Queue``'s
         # Python condition (put and get_nowait, one beat).
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -263,10 +270,12 @@ class BeatWriter:
                     self.queue.put(_STOP)  # for the next thread, after this group
                     break
                 group.append(nxt)
-            trace = self.trace
+            trace, stalls = self.trace, self.stalls
             if trace is not None:
                 started = time.perf_counter()
                 number = trace.group_taken([req.marks for req in group], started)
+            if stalls is not None:
+                stall_started, stall_cpu = time.perf_counter(), time.thread_time()
             try:
                 # A context per group: its own database session and ``g``, as a request has.
                 with self.app.app_context():
@@ -277,6 +286,8 @@ class BeatWriter:
                         req.future.set_exception(exc)
             if trace is not None:
                 trace.group_done([req.marks for req in group], number, started)
+            if stalls is not None:
+                stalls.group_done(len(group), stall_started, stall_cpu, lambda g=group: _group_rounds(g))
             _wake(group)
 
 

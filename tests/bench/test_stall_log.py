@@ -63,3 +63,67 @@ def test_a_log_in_another_time_zone_is_refused(tmp_path: Path) -> None:
     log.write_text(LOG.replace(" UTC ", " CST "))
     with pytest.raises(ValueError, match="CST"):
         stall_log.runs(log)
+
+
+def _write_worker(directory: Path, pid: int, events: list[dict[str, object]]) -> None:
+    import json
+
+    directory.mkdir(exist_ok=True)
+    lines = [json.dumps(e) for e in events]
+    (directory / f"stalls-{pid}.jsonl").write_text("\n".join(lines) + '\n{"kind":"gc","t":')  # a cut last line
+
+
+def test_each_slow_second_names_the_workers_events_in_it_and_the_workers_by_second(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text(LOG)
+    workers = tmp_path / "workers"
+    second = {"kind": "second", "beats": 1000, "groups": 180, "writer_cpu_ms": 400.0, "gc_ms": 3.0, "gcs": 5}
+    _write_worker(
+        workers,
+        11,
+        [
+            {"kind": "gc", "t": T0 + 15.30, "ms": 38.5, "gen": 2, "collected": 12, "refrozen": True, "thawed": False},
+            {"kind": "loop", "t": T0 + 15.32, "late_ms": 41.0},
+            {"kind": "gc", "t": T0 + 18.0, "ms": 1.0, "gen": 1, "collected": 0},  # in no slow second
+            *({**second, "t": int(T0) + k} for k in range(0, 30)),
+        ],
+    )
+    _write_worker(
+        workers,
+        12,
+        [
+            {"kind": "group", "t": T0 + 24.5, "ms": 83.0, "cpu_ms": 9.0, "beats": 7, "rounds": 2},
+            {"kind": "group", "t": T0 + 24.7, "ms": 60.0, "cpu_ms": 6.0, "beats": 3, "rounds": 1},
+            {**second, "t": int(T0) + 25, "beats": 40, "groups": 2, "writer_cpu_ms": 20.0},
+        ],
+    )
+    text = stall_log.report(log, T0, seconds({15, 25}), workers_dir=workers)
+    lines = text.splitlines()
+    at15 = lines.index("      slow second 15 (p99 190 ms): checkpoint time")
+    assert lines[at15 + 1] == (
+        "        worker 11: gc gen 2 38.5 ms (12 collected refrozen) at +15.30 s; "
+        "loop late 1x (worst 41.0 ms late at +15.32 s)"
+    )
+    assert lines[at15 + 2] == "        worker 12: no collection >= gen 1, loop lag or slow group"
+    at25 = lines.index("      slow second 25 (p99 190 ms): no autovacuum or checkpoint in it or the second before")
+    assert lines[at25 + 1] == "        worker 11: no collection >= gen 1, loop lag or slow group"
+    assert lines[at25 + 2] == (
+        "        worker 12: 2 groups over 50 ms, writer CPU 15 of their 143 ms "
+        "(the longest: group of 7 beats, 2 rounds 83.0 ms (writer CPU 9.0 ms) at +24.50 s)"
+    )
+    assert "+18.00 s" not in text
+    by_second = lines[
+        lines.index("    the workers by second (beats/groups, writer CPU ms, collections' wall ms):") + 1 :
+    ]
+    # The seconds around 15 and 25 only (the one before, the slow one's two, the one after).
+    assert [line.split(":")[0].strip() for line in by_second] == [
+        f"{k:+.2f} s" for k in (14, 15, 16, 17, 24, 25, 26, 27)
+    ]
+    assert "11 1000/180 cpu 400.0 gc 3.0  |  12 40/2 cpu 20.0 gc 3.0" in by_second[5]
+    assert by_second[0].endswith("|  12 -")
+
+
+def test_without_a_workers_directory_the_report_is_postgresqls_only(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text(LOG)
+    assert "worker" not in stall_log.report(log, T0, seconds({15}))
