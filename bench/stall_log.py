@@ -28,9 +28,16 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+#: PostgreSQL logs every statement that took longer than this inside it (ms).
+STATEMENT_MS = 20
+
 #: The cluster's extra settings: every autovacuum and analyze logged, with the checkpoints.
 CONF = {
     "log_autovacuum_min_duration": "0",
+    # Every statement (the COMMIT's WAL flush included) that took over STATEMENT_MS inside
+    # PostgreSQL: a slow writer group (> 50 ms, a round's 4-5 statements) with none of them had
+    # no one statement that took a good part of it in PostgreSQL.
+    "log_min_duration_statement": str(STATEMENT_MS),
     "log_checkpoints": "on",
     "log_line_prefix": "'%m [%p] '",
     "log_min_messages": "log",
@@ -39,6 +46,7 @@ CONF = {
 
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) (\w+) \[(\d+)\] (\w+):\s+(.*)$")
 _AUTO = re.compile(r'automatic (vacuum|analyze) of table "[^."]+\.(?:[^."]+\.)?([^"]+)"')
+_DURATION = re.compile(r"^duration: ([\d.]+) ms\s+(?:statement|(?:parse|bind|execute) [^:]*): (.*)$", re.S)
 _ELAPSED = re.compile(r"elapsed: ([\d.]+) s")
 _CPU = re.compile(r"CPU: user: ([\d.]+) s, system: ([\d.]+) s")
 
@@ -51,9 +59,10 @@ def _when(stamp: str, zone: str) -> float:
 
 
 def runs(log: Path) -> list[dict[str, object]]:
-    """The log's autovacuum and analyze runs and checkpoints: ``kind``, ``what``, ``start``,
-    ``end`` (Unix times), ``cpu_s`` where logged. A run's lines may continue on the next lines
-    (a DETAIL-less multi-line message): they are joined until the next stamped line."""
+    """The log's autovacuum and analyze runs, checkpoints and statements over STATEMENT_MS: ``kind``,
+    ``what``, ``start``, ``end`` (Unix times), ``cpu_s`` where logged (``ms`` for a statement).
+    A run's lines may continue on the next lines (a DETAIL-less multi-line message): they are
+    joined until the next stamped line."""
     entries: list[tuple[float, str]] = []
     for line in log.read_text(errors="replace").splitlines():
         m = _STAMP.match(line)
@@ -65,6 +74,12 @@ def runs(log: Path) -> list[dict[str, object]]:
     started: float | None = None
     reason = ""
     for at, text in entries:
+        slow = _DURATION.match(text)
+        if slow:
+            ms = float(slow.group(1))
+            what = " ".join(slow.group(2).split())[:80]
+            out.append({"kind": "statement", "what": what, "start": at - ms / 1000, "end": at, "cpu_s": None, "ms": ms})
+            continue
         auto = _AUTO.search(text)
         if auto:
             elapsed = _ELAPSED.search(text)
@@ -175,6 +190,22 @@ def _per_second(
     return lines
 
 
+def _statements(statements: Sequence[dict[str, object]], window_start: float, a: float) -> str:
+    """PostgreSQL's statements over :data:`STATEMENT_MS` (``log_min_duration_statement``) that ran in window
+    second ``a`` or the one before: how many, how many COMMITs, the longest."""
+    lo, hi = window_start + a - 1, window_start + a + 1
+    near = [r for r in statements if float(r["start"]) < hi and float(r["end"]) > lo]  # type: ignore[arg-type]
+    if not near:
+        return f"PostgreSQL: no statement over {STATEMENT_MS} ms in it or the second before"
+    longest = max(near, key=lambda r: float(r["ms"]))  # type: ignore[arg-type]
+    commits = sum(1 for r in near if str(r["what"]).upper().startswith("COMMIT"))
+    return (
+        f"PostgreSQL: {len(near)} statements over {STATEMENT_MS} ms ({commits} COMMIT), "
+        f"the longest {longest['ms']:.0f} ms "
+        f"ending at {float(longest['end']) - window_start:+.2f} s: {longest['what']}"  # type: ignore[arg-type]
+    )
+
+
 def report(
     log: Path,
     window_start: float,
@@ -189,12 +220,20 @@ def report(
         return "    stalls: no seconds measured"
     first, last = min(r["second"] for r in seconds), max(r["second"] for r in seconds) + 1
     lo, hi = window_start + first, window_start + last
-    near = [r for r in runs(log) if float(r["end"]) >= lo and float(r["start"]) <= hi]  # type: ignore[arg-type]
+    found = [r for r in runs(log) if float(r["end"]) >= lo and float(r["start"]) <= hi]  # type: ignore[arg-type]
+    near = [r for r in found if r["kind"] != "statement"]
+    statements = [r for r in found if r["kind"] == "statement"]
     lines = [f"    PostgreSQL's background runs in seconds {first:.0f}..{last:.0f} of the window: {len(near)}"]
     for r in near:
         start, end = float(r["start"]) - window_start, float(r["end"]) - window_start  # type: ignore[arg-type]
         cpu = f", CPU {r['cpu_s']} s" if r["cpu_s"] is not None else ""
         lines.append(f"      {r['kind']} {r['what']}: {start:+.1f} s .. {end:+.1f} s{cpu}")
+    if statements:
+        longest = max(statements, key=lambda r: float(r["ms"]))  # type: ignore[arg-type]
+        lines.append(
+            f"    PostgreSQL's statements over {STATEMENT_MS} ms in them: {len(statements)}, "
+            f"the longest {longest['ms']:.0f} ms"
+        )
     slow = [r for r in seconds if r["second"] >= 0 and r["p99_ms"] > target_ms]
     workers = worker_events(workers_dir) if workers_dir is not None else {}
     for s in slow:
@@ -208,6 +247,7 @@ def report(
             f"      slow second {a:.0f} (p99 {s['p99_ms']:.0f} ms): "
             + (", ".join(during) if during else "no autovacuum or checkpoint in it or the second before")
         )
+        lines.append("        " + _statements(statements, window_start, a))
         if workers:
             lines += _worker_lines(workers, window_start, a, "        ")
     measured = [r for r in seconds if r["second"] >= 0]

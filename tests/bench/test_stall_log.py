@@ -19,8 +19,13 @@ LOG = """\
 2026-12-07 10:00:05.500 UTC [123] LOG:  automatic vacuum of table "lms_bench.public.anti_idle_states": index scans: 0
 \tpages: 0 removed, 500 remain, 500 scanned (100.00% of total)
 \tsystem usage: CPU: user: 0.30 s, system: 0.02 s, elapsed: 0.80 s
+2026-12-07 10:00:05.100 UTC [131] LOG:  duration: 62.000 ms  execute <unnamed>: UPDATE anti_idle_person_states
+	SET day_tally = $1 WHERE id = $2
+2026-12-07 10:00:05.100 UTC [131] DETAIL:  parameters: $1 = '{}', $2 = '7'
 2026-12-07 10:00:12.000 UTC [124] LOG:  automatic analyze of table "lms_bench.public.learning_intervals"
 \tsystem usage: CPU: user: 0.10 s, system: 0.00 s, elapsed: 0.20 s
+2026-12-07 10:00:15.400 UTC [130] LOG:  duration: 120.500 ms  statement: COMMIT
+2026-12-07 10:00:15.410 UTC [130] LOG:  duration: 51.000 ms  bind _pg3_0: SELECT 1
 2026-12-07 10:00:20.000 UTC [99] LOG:  checkpoint complete: wrote 10 buffers (0.1%); write=1.0 s, total=19.0 s
 2026-12-07 10:01:00.000 UTC [125] LOG:  automatic vacuum of table "lms_bench.public.person_clocks": index scans: 0
 \tsystem usage: CPU: user: 0.01 s, system: 0.00 s, elapsed: 0.05 s
@@ -39,10 +44,14 @@ def test_runs_are_read_with_their_start_from_the_elapsed_time(tmp_path: Path) ->
     runs = stall_log.runs(log)
     assert [(r["kind"], r["what"]) for r in runs] == [
         ("vacuum", "anti_idle_states"),
+        ("statement", "UPDATE anti_idle_person_states SET day_tally = $1 WHERE id = $2"),
         ("analyze", "learning_intervals"),
+        ("statement", "COMMIT"),
+        ("statement", "SELECT 1"),  # the extended protocol's bind phase, timed apart
         ("checkpoint", "time"),
         ("vacuum", "person_clocks"),
     ]
+    assert (runs[1]["start"] - T0, runs[1]["end"] - T0) == pytest.approx((5.038, 5.1))
     vacuum = runs[0]
     assert (vacuum["start"] - T0, vacuum["end"] - T0, vacuum["cpu_s"]) == pytest.approx((4.7, 5.5, 0.32))
 
@@ -56,6 +65,17 @@ def test_each_slow_second_names_the_runs_that_overlapped_it(tmp_path: Path) -> N
     assert "slow second 15 (p99 190 ms): checkpoint time" in text
     assert "slow second 25 (p99 190 ms): no autovacuum or checkpoint in it or the second before" in text
     assert "slow seconds (p99 > 100 ms): 3 of 30" in text
+    # PostgreSQL's statements over 20 ms (log_min_duration_statement), under each slow second.
+    lines = text.splitlines()
+    after = {
+        k: lines[i + 1].strip() for i, line in enumerate(lines) for k in (5, 15, 25) if f"slow second {k} " in line
+    }
+    assert after[5] == (
+        "PostgreSQL: 1 statements over 20 ms (0 COMMIT), the longest 62 ms ending at +5.10 s: "
+        "UPDATE anti_idle_person_states SET day_tally = $1 WHERE id = $2"
+    )
+    assert after[15] == "PostgreSQL: 2 statements over 20 ms (1 COMMIT), the longest 120 ms ending at +15.40 s: COMMIT"
+    assert after[25] == "PostgreSQL: no statement over 20 ms in it or the second before"
 
 
 def test_a_log_in_another_time_zone_is_refused(tmp_path: Path) -> None:
@@ -100,14 +120,15 @@ def test_each_slow_second_names_the_workers_events_in_it_and_the_workers_by_seco
     text = stall_log.report(log, T0, seconds({15, 25}), workers_dir=workers)
     lines = text.splitlines()
     at15 = lines.index("      slow second 15 (p99 190 ms): checkpoint time")
-    assert lines[at15 + 1] == (
+    assert lines[at15 + 1].startswith("        PostgreSQL: 2 statements over 20 ms (1 COMMIT)")
+    assert lines[at15 + 2] == (
         "        worker 11: gc gen 2 38.5 ms (12 collected refrozen) at +15.30 s; "
         "loop late 1x (worst 41.0 ms late at +15.32 s)"
     )
-    assert lines[at15 + 2] == "        worker 12: no collection >= gen 1, loop lag or slow group"
+    assert lines[at15 + 3] == "        worker 12: no collection >= gen 1, loop lag or slow group"
     at25 = lines.index("      slow second 25 (p99 190 ms): no autovacuum or checkpoint in it or the second before")
-    assert lines[at25 + 1] == "        worker 11: no collection >= gen 1, loop lag or slow group"
-    assert lines[at25 + 2] == (
+    assert lines[at25 + 2] == "        worker 11: no collection >= gen 1, loop lag or slow group"
+    assert lines[at25 + 3] == (
         "        worker 12: 2 groups over 50 ms, writer CPU 15 of their 143 ms "
         "(the longest: group of 7 beats, 2 rounds 83.0 ms (writer CPU 9.0 ms) at +24.50 s)"
     )
