@@ -127,7 +127,8 @@ def _event(e: dict[str, object], window_start: float) -> str:
     at = f"{float(e['t']) - window_start:+.2f} s"  # type: ignore[arg-type]
     if e["kind"] == "gc":
         freeze = (" refrozen" if e.get("refrozen") else "") + (" thawed" if e.get("thawed") else "")
-        return f"gc gen {e['gen']} {e['ms']} ms ({e['collected']} collected{freeze}) at {at}"
+        thread = f", in {e['thread']}" if e.get("thread") else ""
+        return f"gc gen {e['gen']} {e['ms']} ms ({e['collected']} collected{freeze}{thread}) at {at}"
     if e["kind"] == "loop":
         return f"loop {e['late_ms']} ms late at {at}"
     if e["kind"] == "group":

@@ -8,7 +8,8 @@ a real window can be named:
 
 - ``gc``: every collection of generation >= 1, and any collection longer than
   :data:`GC_SLOW_SECONDS` (its wall time, generation, objects collected; for a full one,
-  whether ``LMS_BEAT_GC_REFREEZE`` froze its survivors and whether it was the hourly thaw);
+  whether ``LMS_BEAT_GC_REFREEZE`` froze its survivors and whether it was the hourly thaw; the
+  thread it ran in);
 - ``loop``: the event loop woke a timer (asked every :data:`LOOP_TICK_SECONDS`) more than
   :data:`LOOP_LATE_SECONDS` late: when it was due and how late;
 - ``group``: a writer group whose wall time passed :data:`GROUP_SLOW_SECONDS`: its size, its
@@ -168,6 +169,8 @@ class StallLog:
                 "ms": round(wall * 1000, 2),
                 "gen": generation,
                 "collected": info.get("collected"),
+                # Which thread's allocations set it off (the writer, the loop, a2wsgi's): it ran there.
+                "thread": threading.current_thread().name,
             }
             if generation == 2:
                 event["refrozen"] = self.refreeze

@@ -102,7 +102,16 @@ def test_each_slow_second_names_the_workers_events_in_it_and_the_workers_by_seco
         workers,
         11,
         [
-            {"kind": "gc", "t": T0 + 15.30, "ms": 38.5, "gen": 2, "collected": 12, "refrozen": True, "thawed": False},
+            {
+                "kind": "gc",
+                "t": T0 + 15.30,
+                "ms": 38.5,
+                "gen": 2,
+                "collected": 12,
+                "refrozen": True,
+                "thawed": False,
+                "thread": "beat-group-commit-0",
+            },
             {"kind": "loop", "t": T0 + 15.32, "late_ms": 41.0},
             {"kind": "gc", "t": T0 + 18.0, "ms": 1.0, "gen": 1, "collected": 0},  # in no slow second
             *({**second, "t": int(T0) + k} for k in range(0, 30)),
@@ -122,7 +131,7 @@ def test_each_slow_second_names_the_workers_events_in_it_and_the_workers_by_seco
     at15 = lines.index("      slow second 15 (p99 190 ms): checkpoint time")
     assert lines[at15 + 1].startswith("        PostgreSQL: 2 statements over 20 ms (1 COMMIT)")
     assert lines[at15 + 2] == (
-        "        worker 11: gc gen 2 38.5 ms (12 collected refrozen) at +15.30 s; "
+        "        worker 11: gc gen 2 38.5 ms (12 collected refrozen, in beat-group-commit-0) at +15.30 s; "
         "loop late 1x (worst 41.0 ms late at +15.32 s)"
     )
     assert lines[at15 + 3] == "        worker 12: no collection >= gen 1, loop lag or slow group"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import threading
 import time
 
 import pytest
@@ -40,6 +41,7 @@ def test_a_forced_full_collection_is_noted(tmp_path):
     (noted,) = [e for e in _events(tmp_path, "gc") if e["gen"] == 2]
     assert noted["t"] >= before - 0.001 and noted["ms"] >= 0 and noted["collected"] >= 0
     assert noted["refrozen"] is True and noted["thawed"] is False
+    assert noted["thread"] == threading.current_thread().name
 
 
 def test_a_blocked_loop_is_noted_with_its_lag(tmp_path):
