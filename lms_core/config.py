@@ -74,6 +74,14 @@ DEFAULTS: dict[str, Any] = {
     # every overloaded 2,000/s run: 1,421/s at 0.82 ms per beat against 1,702/s at 0.73;
     # docs/benchmarks.md, "sched").
     "LMS_BEAT_GROUP_MAX": 256,
+    # A group of fewer beats than LMS_BEAT_GROUP_ENOUGH waits this long (µs; 0: never) once for
+    # the beats about to arrive (lms_core/learning/beat_batch.py). A round has a fixed cost
+    # (its sign-in read, the core's and the plugin's reads and writes, COMMIT: ~6 round trips)
+    # that the live workers at 2,000 beats/s shared among only 4-7 beats (docs/benchmarks.md,
+    # "lead": CPU per beat 0.84 ms at 5 beats a COMMIT, 0.70 ms at 15.6). A few ms of wait
+    # per beat, against a 100 ms p99 target, buys fewer rounds for the same beats.
+    "LMS_BEAT_GROUP_LINGER_US": 4_000,
+    "LMS_BEAT_GROUP_ENOUGH": 16,
     # Writer threads per process recording those groups. One: with two or four, groups were
     # smaller and p99 had multi-second tails (docs/benchmarks.md, the ASGI front).
     "LMS_BEAT_WRITERS": 1,

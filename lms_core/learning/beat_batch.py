@@ -2,8 +2,9 @@
 
 A beat the ASGI front took (``beat_asgi``) is handed to :func:`submit`, which returns a
 future. A writer thread of the process (``LMS_BEAT_WRITERS`` of them) takes the first
-waiting beat and every beat waiting behind it (up to ``LMS_BEAT_GROUP_MAX``; it does not
-wait for more, so a lone beat is not delayed), records them with :func:`beat_front.record`
+waiting beat and every beat waiting behind it (up to ``LMS_BEAT_GROUP_MAX``); if that makes
+fewer than ``LMS_BEAT_GROUP_ENOUGH``, it waits ``LMS_BEAT_GROUP_LINGER_US`` once and takes
+what arrived meanwhile too (a round's fixed cost is then shared by more beats), and records them with :func:`beat_front.record`
 in **one** transaction and commits once; only then is each future answered, so every acknowledged beat is durable
 (``synchronous_commit`` is on) and a group costs one WAL flush instead of one per beat.
 
@@ -215,6 +216,12 @@ def _read_round(pending: list[_Request], round_: list[int], batch: beat_group.Ba
     principal.warm([pending[i].beat.user_id for i in round_], beat_rows.users)
 
 
+#: The writer's wait for more beats (``LMS_BEAT_GROUP_LINGER_US``): one sleep, so one wake-up,
+#: rather than a wake-up per arriving beat; the GIL is free meanwhile. A module attribute so a
+#: test can stand in for the time passing.
+linger_sleep = time.sleep
+
+
 class BeatWriter:
     """The writer threads of one process (created lazily, again after a fork).
 
@@ -227,6 +234,11 @@ class BeatWriter:
     def __init__(self, app: Flask, max_beats: int, writers: int) -> None:
         self.app = app
         self.max_beats = max_beats
+        config = app.config
+        #: ``LMS_BEAT_GROUP_LINGER_US`` in seconds (0: off): how long a group smaller than
+        #: ``LMS_BEAT_GROUP_ENOUGH`` waits for the beats about to arrive before it is recorded.
+        self.linger = int(config.get("LMS_BEAT_GROUP_LINGER_US") or 0) / 1_000_000
+        self.enough = int(config.get("LMS_BEAT_GROUP_ENOUGH") or 0)
         self.pid = _process[0]
         #: Set when one of the threads ends (``_STOP``, or an error out of its loop): the next
         #: beat starts new writers.
@@ -242,6 +254,20 @@ class BeatWriter:
         ]
         for thread in self.threads:
             thread.start()
+
+    def _take_waiting(self, group: list[Any]) -> bool:
+        """Add the beats waiting in the queue to ``group``, up to the bound; whether a stop
+        was met (it is put back for the next thread, after this group)."""
+        while len(group) < self.max_beats:
+            try:
+                nxt = self.queue.get_nowait()
+            except queue.Empty:
+                return False
+            if nxt is _STOP:
+                self.queue.put(_STOP)
+                return True
+            group.append(nxt)
+        return False
 
     @property
     def alive(self) -> bool:
@@ -261,15 +287,12 @@ class BeatWriter:
             if first is _STOP:
                 return
             group = [first]
-            while len(group) < self.max_beats:
-                try:
-                    nxt = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    self.queue.put(_STOP)  # for the next thread, after this group
-                    break
-                group.append(nxt)
+            stopping = self._take_waiting(group)
+            if not stopping and self.linger > 0 and len(group) < self.enough:
+                # A small group pays a round's fixed cost (its reads, writes, COMMIT and their
+                # round trips) over few beats: let the beats about to arrive join it.
+                linger_sleep(self.linger)
+                self._take_waiting(group)
             trace, stalls = self.trace, self.stalls
             if trace is not None:
                 started = time.perf_counter()

@@ -8,6 +8,7 @@ waits in the queue, not by when the thread runs.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from concurrent.futures import Future
@@ -105,3 +106,80 @@ def test_a_writer_of_the_parent_process_is_not_alive_in_a_forked_child(app, monk
         os.waitpid(pid, 0)
     assert writer.alive
     beat_batch.stop(app)
+
+
+def _lingering_writer(
+    app: Any, monkeypatch: pytest.MonkeyPatch, linger_us: int, enough: int, queued: list[Any], arriving: int
+) -> tuple[Any, list[int], list[float]]:
+    """A writer that finds ``queued`` waiting when its thread starts, whose wait for more beats
+    (``LMS_BEAT_GROUP_LINGER_US``) is noted, and during which ``arriving`` beats are queued
+    (as beats arriving while it waits would be)."""
+    sizes: list[int] = []
+    waits: list[float] = []
+    monkeypatch.setitem(app.config, "LMS_BEAT_GROUP_LINGER_US", linger_us)
+    monkeypatch.setitem(app.config, "LMS_BEAT_GROUP_ENOUGH", enough)
+    waiting: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    for req in queued:
+        waiting.put(req)
+
+    def record(_app: Any, group: list[Any]) -> None:
+        sizes.append(len(group))
+        for req in group:
+            req.future.set_result(None)
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        for req in _requests(arriving):
+            waiting.put(req)
+
+    monkeypatch.setattr(beat_batch, "record_group", record)
+    monkeypatch.setattr(beat_batch, "linger_sleep", wait)
+    monkeypatch.setattr(beat_batch.queue, "SimpleQueue", lambda: waiting)
+    return beat_batch.BeatWriter(app, 256, 1), sizes, waits
+
+
+def _finish(writer: Any, reqs: list[Any]) -> None:
+    for req in reqs:
+        assert req.future.result(timeout=30) is None
+    for _thread in writer.threads:
+        writer.queue.put(beat_batch._STOP)
+    for thread in writer.threads:
+        thread.join(timeout=30)
+
+
+def test_a_small_group_waits_once_and_takes_the_beats_that_arrived_meanwhile(app, monkeypatch):
+    reqs = _requests(2)
+    writer, sizes, waits = _lingering_writer(app, monkeypatch, 4_000, 16, reqs, arriving=3)
+    _finish(writer, reqs)
+    # The 2 waiting beats (fewer than 16) waited 4 ms once; the 3 that came meanwhile joined them.
+    assert waits == [0.004]
+    assert sizes == [5]
+
+
+def test_a_group_of_enough_beats_does_not_wait(app, monkeypatch):
+    reqs = _requests(5)
+    writer, sizes, waits = _lingering_writer(app, monkeypatch, 4_000, 5, reqs, arriving=3)
+    _finish(writer, reqs)
+    assert waits == []
+    assert sizes == [5]
+
+
+def test_no_wait_when_the_linger_is_off(app, monkeypatch):
+    reqs = _requests(1)
+    writer, sizes, waits = _lingering_writer(app, monkeypatch, 0, 16, reqs, arriving=3)
+    _finish(writer, reqs)
+    assert waits == []
+    assert sizes == [1]
+
+
+def test_a_stop_met_while_taking_the_waiting_beats_is_not_waited_for(app, monkeypatch):
+    reqs = _requests(2)
+    writer, sizes, waits = _lingering_writer(app, monkeypatch, 4_000, 16, [*reqs, beat_batch._STOP], arriving=3)
+    for req in reqs:
+        assert req.future.result(timeout=30) is None
+    for thread in writer.threads:
+        thread.join(timeout=30)
+    # The stop ends the group at once (no wait) and then the thread.
+    assert waits == []
+    assert sizes == [2]
+    assert not writer.alive
