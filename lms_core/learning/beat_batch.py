@@ -4,9 +4,10 @@ A beat the ASGI front took (``beat_asgi``) is handed to :func:`submit`, which re
 future. A writer thread of the process (``LMS_BEAT_WRITERS`` of them) takes the first
 waiting beat and every beat waiting behind it (up to ``LMS_BEAT_GROUP_MAX``); if that makes
 fewer than ``LMS_BEAT_GROUP_ENOUGH``, it waits ``LMS_BEAT_GROUP_LINGER_US`` once and takes
-what arrived meanwhile too (a round's fixed cost is then shared by more beats), and records them with :func:`beat_front.record`
-in **one** transaction and commits once; only then is each future answered, so every acknowledged beat is durable
-(``synchronous_commit`` is on) and a group costs one WAL flush instead of one per beat.
+what arrived meanwhile too (a round's fixed cost is then shared by more beats), and records
+them with :func:`beat_front.record` in **one** transaction and commits once; only then is
+each future answered, so every acknowledged beat is durable (``synchronous_commit`` is on)
+and a group costs one WAL flush instead of one per beat.
 
 Order and locks: a group records its beats in person-id order (a person's own beats in the
 order they arrived, so the second sees the first), and a beat locks only its person's rows
