@@ -185,7 +185,7 @@ def _in_process_app(url: str):  # -> flask.Flask (imported late, like the rest h
 
     return create_app(
         {
-            "SQLALCHEMY_DATABASE_URI": url,
+            "SQLALCHEMY_DATABASE_URI": common.server_url(url),
             "SECRET_KEY": SECRET,
             "LMS_PLUGINS": ["anti_idle"],
             "LMS_INLINE_JOBS": False,
@@ -1026,7 +1026,7 @@ def _run_variants(
                         with psycopg.connect(plain(url), autocommit=True) as conn:
                             conn.execute("CHECKPOINT")
                     first_seqs, before_id = _next_seqs(db_url, minted)
-                    run_env = code_trees.tree_env(dict(env, LMS_DATABASE_URL=db_url, **v.env), tree)
+                    run_env = code_trees.tree_env(dict(env, LMS_DATABASE_URL=common.server_url(db_url), **v.env), tree)
                     server, port, shape = _start_server(run_env, args, server_kind, v.workers, tree.path)
                     # A learner's next beat claims one interval of reading: at least that much wall
                     # time after its last one (else rule R04 cuts the claim, a restart's artefact).

@@ -141,7 +141,37 @@ def start_recommended_postgres(**extra_conf: str) -> pgcluster.Cluster:
 def start_postgres(**extra_conf: str) -> pgcluster.Cluster:
     """A throwaway cluster from the machine's binaries (default settings: fsync on)."""
     step("starting a throwaway PostgreSQL cluster")
-    return pgcluster.start(extra_conf=extra_conf) if extra_conf else pgcluster.start()
+    return _known(pgcluster.start(extra_conf=extra_conf) if extra_conf else pgcluster.start())
+
+
+#: The socket directory of each cluster this process started or opened, by port
+#: (:func:`server_url`).
+_SOCKETS: dict[int, Path] = {}
+
+
+def _known(cluster: pgcluster.Cluster) -> pgcluster.Cluster:
+    _SOCKETS[cluster.port] = cluster.sockdir
+    return cluster
+
+
+def server_url(url: str) -> str:
+    """The URL the server under test connects by: the cluster's Unix-domain socket, as
+    docs/deployment.md advises for a PostgreSQL on the same machine, unless ``BENCH_PG_TCP=1``
+    (loopback TCP, the benches' connection before 2026-12-07). A round trip on loopback TCP
+    cost both sides ~10 µs of CPU more than on the socket (docs/benchmarks.md, "What a round
+    sends"); a beat group sends about six. The bench's own connections (seeding, statistics,
+    ``CREATE DATABASE``) stay on TCP: they are not measured, and their URLs are split on ``/``.
+    A URL of a cluster this process did not start is returned as it is."""
+    if os.environ.get("BENCH_PG_TCP") == "1":
+        return url
+    base, sep, query = url.partition("?")
+    port = base.rpartition(":")[2].partition("/")[0]
+    sockdir = _SOCKETS.get(int(port)) if port.isdigit() else None
+    if sockdir is None or "host=" in query:
+        return url
+    # libpq takes the query's ``host`` over the authority's (SQLAlchemy's psycopg dialect passes
+    # both; the query's wins), and the port names the socket file, ``.s.PGSQL.<port>``.
+    return f"{base}?{query}{'&' if query else ''}host={sockdir}"
 
 
 def stop_postgres(cluster: pgcluster.Cluster) -> None:
@@ -161,7 +191,7 @@ def open_kept(base: Path) -> tuple[pgcluster.Cluster, str]:
     if (base / "seeded").exists() and (datadir / "postmaster.pid").exists():
         step(f"using the kept cluster already running in {base}")
         port = int((datadir / "postmaster.pid").read_text().splitlines()[3])
-        return pgcluster.Cluster(datadir, base / "sock", port, os.geteuid() == 0), "running"
+        return _known(pgcluster.Cluster(datadir, base / "sock", port, os.geteuid() == 0)), "running"
     if (base / "seeded").exists():
         step(f"starting the kept cluster in {base}")
         with open(datadir / "postgresql.auto.conf", "a") as fh:
@@ -169,12 +199,12 @@ def open_kept(base: Path) -> tuple[pgcluster.Cluster, str]:
             fh.write(f"port = {port}\n")
         cluster = pgcluster.Cluster(datadir, base / "sock", port, os.geteuid() == 0)
         cluster.restart()
-        return cluster, "stopped"
+        return _known(cluster), "stopped"
     if base.exists():
         shutil.rmtree(base)  # a seed that did not finish
     step(f"starting a PostgreSQL cluster kept in {base}")
     base.mkdir(parents=True)
-    return pgcluster.start(base), "new"
+    return _known(pgcluster.start(base)), "new"
 
 
 def postmaster_pid(cluster: pgcluster.Cluster) -> int:
@@ -223,7 +253,7 @@ def app_env(url: str, plugins: str = "", **extra: str) -> dict[str, str]:
     return dict(
         os.environ,
         FLASK_APP="lms_core",
-        LMS_DATABASE_URL=url,
+        LMS_DATABASE_URL=server_url(url),
         LMS_SECRET_KEY=SECRET,
         LMS_PLUGINS=plugins,
         LMS_INLINE_JOBS="0",
