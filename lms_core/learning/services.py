@@ -3,7 +3,8 @@
 The flow of one heartbeat (``record_beat``):
 
 1. validate the envelope (session owner, not ended, ``seq`` strictly increasing;
-   an exact repeat of the last ``seq`` is acknowledged idempotently);
+   a ``seq`` at or below the last is acknowledged idempotently as a duplicate, also on a
+   session that has ended since: only a new beat of an ended session is refused, 409);
 2. clip the claimed media ranges to the media's real duration (read on the server);
 3. the core's wall-clock rule, per *person*: a beat may credit only server time
    after the person's clock (how far their credited study already reaches, across
@@ -471,8 +472,17 @@ def _intersect(a: list[segs.Segment], b: list[segs.Segment]) -> list[segs.Segmen
     return segs.normalise(out)
 
 
-def _beat_state(session_id: str, user: User | Principal) -> beat_rows.BeatState:
-    """The beat's rows, locked (one statement); a first beat creates the rows it lacks."""
+def _beat_state(session_id: str, user: User | Principal, seq: int) -> beat_rows.BeatState:
+    """The beat's rows, locked (one statement); a first beat creates the rows it lacks.
+
+    An ended session refuses a *new* beat (``seq`` above its last) with a 409, but not a beat
+    it already has: the player's queue hand-over (the next page re-sends a gone page's queue,
+    its ``terminate`` included, when the answer to it was lost with the page) and any retry
+    after a lost answer send a stored beat again, and it gets the answer of any repeat or
+    replay (``_record_general``: acknowledged as a duplicate, nothing credited, kept as
+    evidence), whether or not its session ended in between. The ``seq`` is compared under
+    the session's lock, so a retry racing the session's ``terminate`` gets the same answer
+    whichever commits first."""
     beat_tx.session().flush()  # pending ORM changes first: a Core read on the connection does not autoflush
     state = beat_rows.read(session_id, user.id)
     if state is None:
@@ -484,6 +494,7 @@ def _beat_state(session_id: str, user: User | Principal) -> beat_rows.BeatState:
         if session is None or session.user_id != user.id:
             raise BeatError(_("unknown learning session"), 404)
         if session.ended_at is not None:
+            # Without the person's rows no beat of theirs was ever stored: this one is new.
             raise BeatError(_("this learning session has ended; reload the lesson"), 409)
         # A person's first beat: no clock row yet (both race-safe).
         progress_for(user.id, session.lesson, lock=True)
@@ -491,7 +502,7 @@ def _beat_state(session_id: str, user: User | Principal) -> beat_rows.BeatState:
         state = beat_rows.read(session_id, user.id)
         if state is None:
             raise BeatError(_("unknown learning session"), 404)
-    if state.ended_at is not None:
+    if state.ended_at is not None and seq > state.last_seq:
         raise BeatError(_("this learning session has ended; reload the lesson"), 409)
     return state
 
@@ -711,8 +722,8 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
     """
     straight = _straight_beat(raw) if STRAIGHT else None
     if straight is not None:
-        state = _beat_state(session_id, user)
         seq, visible_ms, client, made_at = straight
+        state = _beat_state(session_id, user, seq)
         if state.kind == LessonKind.DOCUMENT and seq > state.last_seq:
             now = utcnow()
             if made_at is None or now - made_at <= _hours(beat_tx.config()["LMS_BEAT_LATE_WINDOW_HOURS"]):
@@ -720,7 +731,7 @@ def record_beat(session_id: str, user: User | Principal, raw: Any) -> BeatResult
         beat = _parse_beat(raw)  # valid (``_straight_beat`` took it): raises nothing
     else:
         beat = _parse_beat(raw)
-        state = _beat_state(session_id, user)
+        state = _beat_state(session_id, user, beat["seq"])
     return _record_general(state, user, beat)
 
 
