@@ -278,3 +278,43 @@ def test_a_closed_page_s_queue_is_sent_by_the_next_lesson_page(page: Any, course
     assert rows[-1].seq >= 3  # play, the heartbeat and the pause at least
     assert sum(r.credited_ms for r in rows) / 1000 >= 0.9 * watched
     assert not [u for u in sent if "/stale/" in u], "a queue older than 24 h is not sent"
+
+
+def test_a_last_beat_whose_answer_was_lost_is_sent_again_without_a_409(
+    page: Any, course: Course, learner: User
+) -> None:
+    """The page's last beat (terminate) reached the server and ended the session, but its answer
+    was lost (the page went away first, or the network dropped it): it stays in the device's
+    queue and the next lesson page sends it again. The server has it: the answer is a duplicate's
+    (200), not the ended session's 409, which the browser showed as a console error."""
+    sign_in(page, "liming")
+    page.goto(f"/courses/{course.id}")
+    page.locator("#enrol").click()
+    lesson_url = page.get_by_role("link", name="案例讲座").get_attribute("href")
+    page.get_by_role("link", name="案例讲座").click()
+    wait_for_player(page)
+    session = page.locator(".lesson-card").get_attribute("data-session")
+    with page.expect_response(re.compile(r"/beat$")):
+        play_muted(page)
+    page.evaluate("document.getElementById('player').pause()")
+    page.wait_for_function("window.lmsTracker.pending() === 0")
+
+    def answer_lost(route: Any) -> None:
+        route.fetch()  # the server stores the beat and answers
+        route.abort()  # the answer never reaches the page
+
+    page.route(re.compile(r"/beat$"), answer_lost)
+    page.evaluate("window.lmsTracker.send('terminate')")
+    rows = _wait_for_rows(session, lambda rows, s: s is not None and s.ended_at is not None)
+    assert rows and page.evaluate("window.lmsTracker.pending()") == 1, "the terminate is still queued"
+    page.close()
+
+    after = page.context.new_page()
+    errors: list[str] = []
+    after.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    with after.expect_response(lambda r: f"/sessions/{session}/beat" in r.url, timeout=30_000) as again:
+        after.goto(lesson_url)
+    wait_for_player(after)
+    after.wait_for_function("window.lmsTracker.pending() === 0")  # answered and dropped from the queue
+    assert again.value.status == 200 and again.value.json()["duplicate"] is True
+    assert not [e for e in errors if "409" in e], errors
