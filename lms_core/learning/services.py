@@ -750,8 +750,15 @@ def _record_general(state: beat_rows.BeatState, user: User | Principal, beat: di
         return BeatResult(False, False, 0, 0, 0, False, False, VOID, refused="late")
     if beat["seq"] <= state.last_seq:
         # A retry of a beat we already have (network retry, pagehide + unload): acknowledged,
-        # earns nothing, and kept as evidence (an older seq than the last is a replay).
-        _refuse(state, user, beat, "repeat" if beat["seq"] == state.last_seq else "replay", now)
+        # earns nothing, and kept as evidence (an older seq than the last is a replay). Not
+        # kept: the beat that ended the session, again. The player sends its ``terminate`` as
+        # the page goes away and cannot wait for the answer, so the next lesson page re-sends
+        # it from the device's queue after nearly every page: a refused row, an evidence line
+        # and a day replay (``learning.beat_refused``) per page would record the protocol,
+        # not a retry or a replay.
+        repeat = beat["seq"] == state.last_seq
+        if not (repeat and state.ended_at is not None):
+            _refuse(state, user, beat, "repeat" if repeat else "replay", now)
         completed = state.status == ProgressStatus.COMPLETED
         return BeatResult(False, True, 0, state.coverage_bp, state.position_ms, completed, False, CREDIT)
 

@@ -4,8 +4,9 @@ The player's queue hand-over (the next lesson page re-sends a gone page's queue,
 ``terminate`` included, when the answer was lost with the page) and any client's retry after
 a lost answer send a beat the server already stored. If the session ended in between, that
 beat used to get a 409 (the "ended" check came before the "duplicate" one). It must get the
-answer of any repeat or replay (acknowledged as a duplicate, nothing credited, kept as
-evidence), while a *new* beat of an ended session still gets its 409. Checked on the service
+answer of any repeat or replay (acknowledged as a duplicate, nothing credited; a replay kept as
+evidence, the session's own ``terminate`` again not: the player re-sends it after nearly every
+page), while a *new* beat of an ended session still gets its 409. Checked on the service
 (the general and the straight path), the lean WSGI front and the ASGI front against the
 Flask view, and the group path (round by round on PostgreSQL) against one by one, on both
 databases.
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 import time_machine
 
+from lms_core.events.models import Event
 from lms_core.extensions import db
 from lms_core.learning import services
 from lms_core.learning.models import LearningInterval, LearningSession, LessonProgress, PersonClock, RefusedBeat
@@ -95,7 +97,11 @@ def test_a_stored_beat_of_an_ended_session_is_a_duplicate_and_a_new_one_is_409(k
     db.session.expire_all()
     assert [(i.seq, i.credited_ms) for i in db.session.query(LearningInterval).order_by(LearningInterval.seq)] == ledger
     assert _progress_and_clock(learner) == stored
-    assert _refusals(s.id) == [(2, "repeat"), (1, "replay")]  # kept as evidence, like any duplicate
+    # The replay is kept as evidence, like any duplicate; the terminate again is the player's
+    # hand-over after nearly every page (its answer cannot be waited for): not kept, no event.
+    assert _refusals(s.id) == [(1, "replay")]
+    refused = db.session.query(Event).filter_by(name="learning.beat_refused", object_id=s.id)
+    assert [e.payload["seq"] for e in refused] == [1]
 
 
 @pytest.mark.app_config(LMS_PLUGINS=[])
@@ -158,7 +164,7 @@ def _assert_same(lean: Player, view: Player) -> None:
     sessions = [rows(LearningSession, s, where=LearningSession.id == s) for s in (lean.session_id, view.session_id)]
     assert sessions[0] == sessions[1] and sessions[0][0]["ended_at"] is not None
     assert sessions[0][0]["last_seq"] == 16
-    assert _refusals(lean.session_id) == [(13, "repeat"), (16, "repeat"), (15, "replay")]
+    assert _refusals(lean.session_id) == [(13, "repeat"), (15, "replay")]
 
 
 # -- the group path against one by one ------------------------------------------------------
@@ -177,7 +183,7 @@ def test_a_group_answers_and_stores_what_one_by_one_does_after_the_end(app, kit,
     play(app, grouped, alone, chunks)
     assert_same_rows(grouped, alone)
     for p in grouped:
-        assert _refusals(p.session_id) == [(13, "repeat"), (16, "repeat"), (15, "replay")]
+        assert _refusals(p.session_id) == [(13, "repeat"), (15, "replay")]
     # The retry of a stored beat on its own group, after the end (no view needed for it).
     at, body = after_the_end()[0]
     at += dt.timedelta(seconds=10)
