@@ -752,10 +752,11 @@ def _record_general(state: beat_rows.BeatState, user: User | Principal, beat: di
         # A retry of a beat we already have (network retry, pagehide + unload): acknowledged,
         # earns nothing, and kept as evidence (an older seq than the last is a replay). Not
         # kept: the beat that ended the session, again. The player sends its ``terminate`` as
-        # the page goes away and cannot wait for the answer, so the next lesson page re-sends
-        # it from the device's queue after nearly every page: a refused row, an evidence line
-        # and a day replay (``learning.beat_refused``) per page would record the protocol,
-        # not a retry or a replay.
+        # the page goes away, and when the answer has not reached the page by then (a busy
+        # server, a slow network) the next lesson page re-sends it from the device's queue: a
+        # refused row, an evidence line and a day replay (``learning.beat_refused``) for each
+        # would record the player's protocol, not a retry or a replay, and add work to a
+        # platform that is already slow.
         repeat = beat["seq"] == state.last_seq
         if not (repeat and state.ended_at is not None):
             _refuse(state, user, beat, "repeat" if repeat else "replay", now)
