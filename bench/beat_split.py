@@ -339,10 +339,12 @@ def _wal_records(url: str, start: str, beats: int) -> None:
     import psycopg
 
     with psycopg.connect(anti_idle_bench.plain(url), autocommit=True) as conn:
+        # Up to the flushed WAL: PostgreSQL 15's pg_walinspect refuses an end past it ("cannot
+        # accept future end LSN"), as the insert position is while a background write is unflushed.
         rows = conn.execute(
             "SELECT w.resource_manager, w.record_type, coalesce(c.relname, r.node::text, '-'), count(*), "
             "sum(w.record_length), sum(w.fpi_length) "
-            "FROM pg_get_wal_records_info(%s::pg_lsn, pg_current_wal_lsn()) AS w "
+            "FROM pg_get_wal_records_info(%s::pg_lsn, pg_current_wal_flush_lsn()) AS w "
             "LEFT JOIN LATERAL (SELECT (regexp_match(w.block_ref, 'rel \\d+/\\d+/(\\d+)'))[1]::oid AS node) AS r "
             "ON true "
             "LEFT JOIN pg_class AS c ON c.relfilenode = r.node "

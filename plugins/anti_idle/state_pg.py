@@ -569,7 +569,8 @@ def keep(
 # -- a round's day folds (``verdicts._fold_kept``): the day verdict and lesson rows in one statement --
 
 #: The round's folds: each day verdict row by id (``verdicts.fold``'s values; the policy version
-#: never lowered, the row's ``published`` kept unless the fold publishes), then its lesson rows:
+#: never lowered, the row's day rule findings kept whole (the online tally's are cut,
+#: ``verdicts._FINDING_KEYS``), its ``published`` kept unless the fold publishes), then its lesson rows:
 #: those that exist updated where a figure changed (the ORM's flush updated only those), the
 #: others inserted in the order the folds listed them (the ORM added them in that order). The
 #: person's beats are serialised by the core's clock lock, so no other writer adds a lesson row
@@ -582,8 +583,9 @@ _FOLD_MANY = (
     "rules = v.rules, credited_ms = v.credited_ms, held_ms = v.held_ms, deducted_ms = v.deducted_ms, "
     "void_ms = v.void_ms, claimed_ms = v.claimed_ms, beats = v.beats, "
     "policy_version = greatest(d.policy_version, v.policy_version), "
-    "tally = (v.tally - 'published') || jsonb_build_object('published', "
-    "CASE WHEN v.publish THEN v.published ELSE d.tally -> 'published' END), "
+    "tally = (v.tally - 'published' - 'day_rules') || jsonb_build_object("
+    "'day_rules', coalesce(d.tally -> 'day_rules', '{}'::jsonb), "
+    "'published', CASE WHEN v.publish THEN v.published ELSE d.tally -> 'published' END), "
     "computed_at = v.computed_at FROM v WHERE d.id = v.id), "
     "l AS (SELECT * FROM ROWS FROM (jsonb_to_recordset(%(l)s::jsonb) AS (day_verdict_id bigint, user_id bigint, "
     "lesson_id bigint, claimed_ms bigint, credited_ms bigint, deducted_ms bigint)) WITH ORDINALITY "

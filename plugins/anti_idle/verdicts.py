@@ -122,15 +122,18 @@ class Tally:
             self.muted_ms += credited_ms
 
     def to_json(self) -> dict[str, Any]:
+        # The sums that most beats move first, what few beats change after them: the person's
+        # state row keeps this (``state.day_tally``), and PostgreSQL logs an update of a row in
+        # place without the bytes that end both versions alike.
         return {
             "claimed_ms": self.claimed_ms,
             "credited_ms": self.credited_ms,
+            "muted_ms": self.muted_ms,
+            "beats": self.beats,
             "cuts": dict(sorted(self.cuts.items())),
             "flags": sorted(self.flags),
             "hidden_sessions": sorted(self.hidden_sessions),
             "sessions": sorted(self.sessions),
-            "muted_ms": self.muted_ms,
-            "beats": self.beats,
             "day_rules": self.day_rules,
             "horizon": self.horizon,
         }
@@ -348,15 +351,72 @@ def _day_tally(user_id: int, day: dt.date) -> dict[str, Any]:
     if v is not None:
         for lesson_id, claimed, credited, deducted in db.session.execute(_day_lessons_statement(), {"vid": v.id}):
             lessons[str(lesson_id)] = [claimed, credited, deducted]
-    return {
-        "tally": (v.tally if v is not None else None) or {},
+    return {  # the parts most beats change first (``Tally.to_json``)
         "lessons": lessons,
         "derived": None,
-        "published": (v.tally or {}).get("published") if v is not None else None,
+        "tally": _online_tally(v.tally if v is not None else None),
+        "published": _marks((v.tally or {}).get("published")) if v is not None else None,
         "policy_version": (v.policy_version or 0) if v is not None else 0,
         "verdict_id": v.id if v is not None else None,
         "dirty": False,
     }
+
+
+# The online tally is written with the person's state row on every beat (``state.day_tally``),
+# so it keeps only what the online path reads; the day verdict row keeps the rest
+# (docs/benchmarks.md, "The person state's day tally, smaller").
+
+#: What the online tally keeps of a day rule's finding: what ``derive`` and ``scores_of``
+#: read (``score``, ``deduct_ms``, ``hold_ms``), and the ``end`` of the findings ``_moved``
+#: reads it of (:data:`_TAKEN_BACK`'s). The day verdict row
+#: keeps each finding whole (its span, parameters and beats, for the evidence and the
+#: auditors), and a fold leaves the row's findings as they are (``fold``,
+#: ``state_pg._FOLD_MANY``): only an assessment finds them, and whatever rewrites the row
+#: drops the online tally, so while it lives the row's findings are the ones it was cut from.
+_FINDING_KEYS = ("score", "deduct_ms", "hold_ms")
+
+#: The day rules that take credit back over a window (``_moved`` reads their findings' ``end``).
+_TAKEN_BACK = ("R07h", "R07o")
+
+#: What the online tally keeps of the day's last published event (``published``): the figures
+#: ``record_online`` compares the day's new ones with to know when to publish again. The
+#: event itself is the day verdict row's (``tally["published"]``), never read from here.
+_MARK_KEYS = ("verdict", "credited_seconds", "held_seconds")
+
+
+def _online_tally(row_tally: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A day verdict row's ``tally`` as the online tally keeps it: as ``Tally.to_json`` writes
+    it (its keys in that order, not the order PostgreSQL's ``jsonb`` gave them back; without the
+    row's ``published``), each day rule's finding cut to :data:`_FINDING_KEYS` (and ``end`` for
+    :data:`_TAKEN_BACK`). An empty row's stays empty (a day not yet assessed)."""
+    if not row_tally:
+        return {}
+    tally = Tally.from_json(row_tally).to_json()
+    if tally["day_rules"]:
+        tally["day_rules"] = {rule: _cut_finding(rule, finding) for rule, finding in tally["day_rules"].items()}
+    return tally
+
+
+def _cut_finding(rule: str, finding: Mapping[str, Any]) -> dict[str, Any]:
+    keys = (*_FINDING_KEYS, "end") if rule in _TAKEN_BACK else _FINDING_KEYS
+    return {key: finding[key] for key in keys if key in finding}
+
+
+def _marks(published: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A published event's :data:`_MARK_KEYS` (None: the day was never published)."""
+    if not published:
+        return None
+    return {key: published[key] for key in _MARK_KEYS if key in published}
+
+
+def _figures(derived: Sequence[Any] | Mapping[str, Any]) -> tuple[str, int, list[str], int, int, int, int]:
+    """The online tally's ``derived`` (``record_online``): verdict, score, rules, credited,
+    held, deducted and void ms. A list; a state row written before it was one holds a dict."""
+    if isinstance(derived, Mapping):
+        d = derived
+        return (d["verdict"], d["score"], d["rules"], d["credited_ms"], d["held_ms"], d["deducted_ms"], d["void_ms"])
+    verdict, score, rules, credited, held, deducted, void = derived
+    return verdict, score, rules, credited, held, deducted, void
 
 
 @functools.cache
@@ -386,18 +446,15 @@ def fold(user_id: int, day: dt.date, online: dict[str, Any]) -> DayVerdict:
     if v is None:
         v = _verdict_row(user_id, day)
     t = Tally.from_json(online["tally"])
-    d = online["derived"]
-    if d is not None:
-        v.verdict, v.review_score, v.rules = d["verdict"], d["score"], list(d["rules"])
-        v.credited_ms, v.held_ms, v.deducted_ms, v.void_ms = (
-            d["credited_ms"],
-            d["held_ms"],
-            d["deducted_ms"],
-            d["void_ms"],
-        )
+    if online["derived"] is not None:
+        verdict, score, rules, credited, held, deducted, void = _figures(online["derived"])
+        v.verdict, v.review_score, v.rules = verdict, score, list(rules)
+        v.credited_ms, v.held_ms, v.deducted_ms, v.void_ms = credited, held, deducted, void
     v.claimed_ms, v.beats = t.claimed_ms, t.beats
     v.policy_version = max(v.policy_version or 0, int(online["policy_version"]))
-    v.tally = {**t.to_json(), "published": (v.tally or {}).get("published")}
+    row = v.tally or {}
+    # The row's day rule findings, whole (the online tally keeps them cut: ``_FINDING_KEYS``).
+    v.tally = {**t.to_json(), "day_rules": row.get("day_rules") or {}, "published": row.get("published")}
     v.computed_at = dt.datetime.now(dt.UTC)
     rows = {
         dl.lesson_id: dl
@@ -459,15 +516,8 @@ def record_online(
     figures[0] += claimed
     figures[1] += beat["credited_ms"]
     figures[2] += max(0, claimed - beat["credited_ms"])
-    online["derived"] = {
-        "verdict": d.verdict,
-        "score": d.score,
-        "rules": d.rules,
-        "credited_ms": d.credited_ms,
-        "held_ms": d.held_ms,
-        "deducted_ms": d.deducted_ms,
-        "void_ms": d.void_ms,
-    }
+    # A list, not a dict of seven names (``_figures``): written on every beat.
+    online["derived"] = [d.verdict, d.score, d.rules, d.credited_ms, d.held_ms, d.deducted_ms, d.void_ms]
     online["policy_version"] = max(int(online["policy_version"]), policy.version)
     online["dirty"] = True
     published = online.get("published") or {}
@@ -529,12 +579,11 @@ def _row_tally(v: DayVerdict, lessons: Mapping[str, list[int]]) -> dict[str, Any
     statements and a tally rebuilt from the row's JSON; after a start-of-day rush (the ingest
     bench's priming), for every learner's next beat at once (docs/benchmarks.md, "the first
     beat of a day in the round")."""
-    tally = dict(v.tally or {})
-    return {
-        "tally": tally,
+    return {  # in ``_day_tally``'s order
         "lessons": {key: list(figures) for key, figures in lessons.items()},
         "derived": None,
-        "published": tally.get("published"),
+        "tally": _online_tally(v.tally),
+        "published": _marks((v.tally or {}).get("published")),
         "policy_version": v.policy_version or 0,
         "verdict_id": v.id,
         "dirty": False,
@@ -552,8 +601,10 @@ def _plain_add(online: dict[str, Any], beat: Mapping[str, Any], claimed_norm: in
     counts: ``from_json``, ``add`` and ``to_json`` would then give ``online["tally"]`` with
     four numbers moved (its sets as they were, already sorted by the ``to_json`` that wrote
     them). Those four are moved in a copy here, and the tally ``derive`` reads is
-    ``Tally.shared`` of it. None: any other beat, or a tally not written by ``to_json``
-    (a day verdict row's, with its ``published``): the caller takes the full way.
+    ``Tally.shared`` of it. None: any other beat, or a tally without ``to_json``'s keys (an
+    empty one, a row's from before a key was kept): the caller takes the full way. A day
+    verdict row's tally, read by ``_online_tally``, was written by ``to_json`` (its
+    ``published`` is left out there).
     """
     data = online["tally"]
     if beat["cuts"] or beat["flags"] or data.keys() != _TALLY_KEYS:
@@ -584,7 +635,7 @@ def _fold(user_id: int, day: dt.date, online: dict[str, Any], *, publish: bool =
     v = fold(user_id, day, online)
     if publish:
         _publish(v)
-        online["published"] = v.tally["published"]
+        online["published"] = _marks(v.tally["published"])
 
 
 def _fold_kept(user_id: int, day: dt.date, online: dict[str, Any], publish: bool) -> None:
@@ -595,16 +646,17 @@ def _fold_kept(user_id: int, day: dt.date, online: dict[str, Any], publish: bool
 
     The same values as ``fold``: the tally is already ``Tally.to_json`` of the day (the beat
     just added to it), the figures are ``derive``'s at that beat; ``policy_version`` is
-    ``max(row, online)`` in the statement, and the row's ``published`` is kept unless this
-    fold publishes. Only for a day whose verdict row exists (``verdict_id``): a fold never
-    creates one (a day's first beat replays the day, in the round: ``_first_of_day``).
+    ``max(row, online)`` in the statement, the row's day rule findings are kept (the online
+    tally's are cut: ``_FINDING_KEYS``), and so is its ``published`` unless this fold
+    publishes. Only for a day whose verdict row exists (``verdict_id``): a fold never creates
+    one (a day's first beat replays the day, in the round: ``_first_of_day``).
 
     The event's ``policy_version`` is the online one: ``_day_tally`` starts it from the row's
     and only raises it, and whatever rewrites the row (``assess_day``, the recompute) drops the
     online tally, so while it lives the row's is never above it.
     """
     _day_written(user_id)
-    d = online["derived"]
+    verdict, score, rules, credited, held, deducted, void = _figures(online["derived"])
     tally = online["tally"]
     verdict_id = int(online["verdict_id"])
     policy_version = int(online["policy_version"])
@@ -613,22 +665,22 @@ def _fold_kept(user_id: int, day: dt.date, online: dict[str, Any], publish: bool
         payload = {
             "user_id": user_id,
             "day": day.isoformat(),
-            "verdict": d["verdict"],
-            "credited_seconds": d["credited_ms"] // 1000,
-            "held_seconds": d["held_ms"] // 1000,
-            "deducted_seconds": d["deducted_ms"] // 1000,
+            "verdict": verdict,
+            "credited_seconds": credited // 1000,
+            "held_seconds": held // 1000,
+            "deducted_seconds": deducted // 1000,
             "policy_version": policy_version,
-            "review_score": d["score"],
+            "review_score": score,
         }
     row = {
         "id": verdict_id,
-        "verdict": d["verdict"],
-        "review_score": d["score"],
-        "rules": list(d["rules"]),
-        "credited_ms": d["credited_ms"],
-        "held_ms": d["held_ms"],
-        "deducted_ms": d["deducted_ms"],
-        "void_ms": d["void_ms"],
+        "verdict": verdict,
+        "review_score": score,
+        "rules": list(rules),
+        "credited_ms": credited,
+        "held_ms": held,
+        "deducted_ms": deducted,
+        "void_ms": void,
         "claimed_ms": int(tally.get("claimed_ms", 0)),
         "beats": int(tally.get("beats", 0)),
         "policy_version": policy_version,
@@ -659,7 +711,7 @@ def _fold_kept(user_id: int, day: dt.date, online: dict[str, Any], publish: bool
             org_unit_id=state_pg.org_unit_of(user_id),
             payload=dict(payload),
         )
-        online["published"] = payload
+        online["published"] = _marks(payload)
 
 
 #: ``day_rules.horizon`` of a person without checks.
@@ -683,7 +735,7 @@ def _moved(
       cannot change after it: credit resumes after a lapse only at a valid answer, which
       the horizon sees.
     """
-    taken = [f for rule, f in t.day_rules.items() if rule in ("R07h", "R07o")]
+    taken = [f for rule, f in t.day_rules.items() if rule in _TAKEN_BACK]
     if checks is not None:
         floor = int(policy.params["human_latency_floor_ms"])
         now = day_rules.horizon(checks, day, beat["received_at"], floor) if checks else _NO_CHECKS

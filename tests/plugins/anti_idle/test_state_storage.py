@@ -23,7 +23,7 @@ TOAST_THRESHOLD = 2032
 @pytest.mark.backends("postgresql")
 def test_a_busy_days_state_row_is_stored_uncompressed(me):
     at = T0
-    for _ in range(state.SESSIONS_KEPT + 16):  # a session per lesson page opened: the row grows
+    for _ in range(state.SESSIONS_KEPT + 24):  # a session per lesson page opened: the row grows
         tab = me.open(at=at, deliver=LECTURE_BYTES)
         at = me.play(tab, at, 20, from_pos=0)
     size, sessions, tally = db.session.execute(
