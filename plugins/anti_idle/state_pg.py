@@ -340,39 +340,69 @@ def _json_loads(data: str | None) -> Any:
 # other write of the state row in this process (``save``, ``state.forget_day(s)``) drops
 # the person's kept objects. An entry is taken (removed) by the beat that uses it, which
 # then changes those objects in place (``state.advance``, ``verdicts.record_online``): a
-# beat that fails before its write leaves nothing behind. ``xmin`` is 32 bits: everything
-# kept is dropped every :data:`_KEPT_FOR` seconds, so an entry can never live long enough
-# for the counter to come round (2**32 transactions), and the memory stays bounded.
+# beat that fails before its write leaves nothing behind. ``xmin`` is 32 bits: no entry
+# lives longer than :data:`_KEPT_FOR` seconds, so none can live long enough for the counter
+# to come round (2**32 transactions), and the memory stays bounded.
+#
+# Two generations, not one map dropped whole every :data:`_KEPT_FOR` seconds: that drop freed
+# every person's objects at once (10,000 people a worker at the issue's scale: ~106 M
+# instructions, ~28 ms of the writer with the GIL held, in both workers at about the same
+# moment, both having started together), then for a cadence every beat decoded its row again
+# (+52 k instructions a beat). Now the written objects go to the young map; every half of
+# :data:`_KEPT_FOR` the young map becomes the old one and the old one is dropped. A person
+# who beats takes their entry from either map and the write puts it in the young one, so
+# what a turn drops is only the people who wrote nothing for half of ``_KEPT_FOR``: those
+# who stopped (docs/benchmarks.md, "(issue 8, periodic)").
 
-#: user id -> (the row's ``xmin`` as written, sessions, lessons, day tally: ``state.State``'s objects).
-_KEPT: dict[int, tuple[int, dict[str, list[Any]], dict[str, int], dict[str, Any] | None]] = {}
-#: How long kept objects may live (seconds), and how many at most.
+_Kept = dict[int, tuple[int, dict[str, list[Any]], dict[str, int], dict[str, Any] | None]]
+#: user id -> (the row's ``xmin`` as written, sessions, lessons, day tally: ``state.State``'s
+#: objects): the young generation, where each write puts what it wrote...
+_KEPT: _Kept = {}
+#: ... and the old one, what was written in the half-period before (taken from as well).
+_KEPT_OLD: _Kept = {}
+#: How long kept objects may live at most (seconds; each generation lives half of it), and how many at most.
 _KEPT_FOR = 600.0
 _KEPT_MAX = 50_000  # ~2-3 kB of objects each: at most ~150 MB a worker
+#: When the young generation began (:func:`time.monotonic`; a module attribute so tests can move it).
 _kept_since = [time.monotonic()]
+clock = time.monotonic
 
 
 def forget(user_id: int) -> None:
     """Drop the kept objects of a person whose state row is written some other way."""
     _KEPT.pop(user_id, None)
+    _KEPT_OLD.pop(user_id, None)
 
 
 def forget_all() -> None:
     """Drop every kept object (tests; a process that may have missed a write)."""
     _KEPT.clear()
-    _kept_since[0] = time.monotonic()
+    _KEPT_OLD.clear()
+    _kept_since[0] = clock()
+
+
+def _turn(now: float) -> None:
+    """The young generation becomes the old one; the old one, what nobody took from it for
+    half of :data:`_KEPT_FOR`, is dropped."""
+    global _KEPT, _KEPT_OLD  # noqa: PLW0603 - the process's kept objects are one
+    _KEPT_OLD = _KEPT
+    _KEPT = {}
+    _kept_since[0] = now
 
 
 def _keep_written(rows: list[tuple[int, int]], objects: dict[int, Any]) -> None:
     """Keep the objects just written under each row's new ``xmin`` (the write's RETURNING)."""
-    if time.monotonic() - _kept_since[0] > _KEPT_FOR or len(_KEPT) + len(rows) > _KEPT_MAX:
-        forget_all()
+    now = clock()
+    if now - _kept_since[0] > _KEPT_FOR / 2 or len(_KEPT) + len(_KEPT_OLD) + len(rows) > _KEPT_MAX:
+        _turn(now)
+        if len(_KEPT_OLD) + len(rows) > _KEPT_MAX:
+            _KEPT_OLD.clear()
     for user_id, xmin in rows:
         kept = objects.get(user_id)
         if kept is not None:
             _KEPT[user_id] = (xmin, *kept)
         else:
-            _KEPT.pop(user_id, None)
+            forget(user_id)
 
 
 def take(
@@ -388,6 +418,8 @@ def take(
         return None
     row = found[2]
     kept = _KEPT.pop(user_id, None)
+    if kept is None:
+        kept = _KEPT_OLD.pop(user_id, None)
     if kept is not None and kept[0] == row[21]:
         return _unpack(row, since, until, video, kept=kept)
     return _unpack(row, since, until, video, texts=True)

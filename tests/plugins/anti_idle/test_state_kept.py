@@ -143,6 +143,53 @@ def test_an_admins_policy_change_is_read_with_the_kept_objects(app, kit, person)
     assert found[1] == changed.version != before  # ... with the version now in force
 
 
+@pytest.fixture
+def moved_clock(monkeypatch):
+    """The kept objects' clock, moved by the test: ``moved_clock[0]`` seconds."""
+    now = [1000.0]
+    monkeypatch.setattr(state_pg, "clock", lambda: now[0])
+    state_pg.forget_all()  # the young generation starts on this clock
+    return now
+
+
+def test_a_person_who_keeps_beating_keeps_their_objects_past_the_period(app, kit, tree, moved_clock):
+    # Kept objects used to be dropped all at once every ``_KEPT_FOR`` (every person's, in a
+    # worker): the drop itself held the GIL (~28 ms for 10,000 people) and every beat of the
+    # next cadence decoded its row again. A person who beats takes and rewrites their entry,
+    # so no period drops it.
+    a, b = people(app, kit, tree, 2)
+    _write(_state(a.id, 1))
+    db.session.commit()
+    moved_clock[0] += state_pg._KEPT_FOR - 10  # a's next beat, just before the period ends
+    _read(a.id, kit.course.id)
+    written = _state(a.id, 2)
+    _write(written)
+    db.session.commit()
+    moved_clock[0] += 15  # someone else's round, the period past since the first write
+    _write(_state(b.id, 1))
+    db.session.commit()
+    assert _take(a.id, kit.course.id)[0][7] is written.day_tally  # kept, not decoded
+
+
+def test_objects_nobody_took_for_the_period_are_dropped(app, kit, tree, moved_clock):
+    # The bound that makes the ``xmin`` comparison safe (and the memory bounded) still holds:
+    # an entry lives at most ``_KEPT_FOR`` seconds.
+    a, b, c = people(app, kit, tree, 3)
+    first = _state(a.id, 1)
+    _write(first)
+    db.session.commit()
+    moved_clock[0] += state_pg._KEPT_FOR / 2 + 1
+    second = _state(b.id, 1)
+    _write(second)  # a turn: a's objects are now the old generation's
+    db.session.commit()
+    moved_clock[0] += state_pg._KEPT_FOR / 2 + 1
+    _write(_state(c.id, 1))  # another: a's are dropped, b's old
+    db.session.commit()
+    read = _take(a.id, kit.course.id)[0]
+    assert read[7] == first.day_tally and read[7] is not first.day_tally  # decoded from the row
+    assert _take(b.id, kit.course.id)[0][7] is second.day_tally  # taken from the old generation
+
+
 def _take(user_id: int, course_id: int) -> Any:
     now = dt.datetime.now(dt.UTC)
     batch = beat_group.Batch()
