@@ -68,7 +68,7 @@ class TokenCache:
     """Per process and per application: token digest -> :class:`TokenGrant`, thread-safe.
 
     Two :class:`~lms_core.expiring.ExpiringMap` s, each bounded by :data:`_MAX_ENTRIES`
-    (full, it starts again empty: the token is checked, or touched, once more).
+    (full, the oldest entry goes: that token is checked, or touched, once more).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:

@@ -52,7 +52,7 @@ from werkzeug.wsgi import get_host
 
 from lms_core import jsonsafe
 from lms_core.accounts.principal import principal_for
-from lms_core.expiring import ExpiringMap
+from lms_core.expiring import Bounded, ExpiringMap
 from lms_core.learning import beat_tx
 from lms_core.pluginhost.manager import call_plain
 from lms_core.unit_of_work import bare_transaction
@@ -76,7 +76,7 @@ _HEADERS_ASGI = tuple((name.encode("latin-1"), value.encode("latin-1")) for name
 #: verifies with or without this cache); what does revoke a sign-in, the session version and
 #: the account's status, is checked on every beat (``accounts.principal``), after this.
 _CACHE_MAX = 50_000
-#: Referrer checks kept per process (:meth:`LeanBeats._referrer_ok`); past it, the map starts again.
+#: Referrer checks kept per process (:meth:`LeanBeats._referrer_ok`); past it, the oldest goes.
 _ORIGINS_MAX = 50_000
 #: The verified sessions' clocks (module attributes so tests can move them): the cache's,
 #: and the wall clock the signatures' ages are counted on.
@@ -125,7 +125,7 @@ class LeanBeats:
         self.wsgi_app = wsgi_app
         self._verified: ExpiringMap[_Key, dict[str, Any]] = ExpiringMap(most=_CACHE_MAX)
         #: (referrer, Host, SERVER_NAME, SERVER_PORT) -> same origin over HTTPS (:meth:`_referrer_ok`).
-        self._same_origin: dict[tuple[str, str | None, str | None, str | None], bool] = {}
+        self._same_origin: Bounded[tuple[str, str | None, str | None, str | None], bool] = Bounded(_ORIGINS_MAX)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         taken = self.take(environ)
@@ -261,14 +261,12 @@ class LeanBeats:
         # ~5-7 µs of the event loop's CPU on every beat over HTTPS, and a player's referrer and
         # host repeat beat after beat. An exception (a malformed referrer or host) is not kept.
         key = (referrer, environ.get("HTTP_HOST"), environ.get("SERVER_NAME"), environ.get("SERVER_PORT"))
-        same = self._same_origin.get(key)
+        same = self._same_origin.map.get(key)
         if same is None:
             from flask_wtf.csrf import same_origin
 
             same = bool(same_origin(referrer, f"https://{get_host(environ)}/"))
-            if len(self._same_origin) >= _ORIGINS_MAX:
-                self._same_origin.clear()
-            self._same_origin[key] = same
+            self._same_origin.keep(key, same)
         return same
 
 

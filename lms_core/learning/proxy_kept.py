@@ -14,7 +14,7 @@ keys it keeps as ``werkzeug.proxy_fix.orig`` (``REMOTE_ADDR``, ``wsgi.url_scheme
 what it wrote; a later environ with the same values gets the same writes (and a fresh copy of
 the ``orig`` dict). Equivalence with ``ProxyFix`` itself, entry by entry, is tested in
 ``tests/lms_core/learning/test_proxy_kept.py``. Like the referrer check's map
-(``beat_front._ORIGINS_MAX``), the map starts again when full.
+(``beat_front._ORIGINS_MAX``), the oldest entry goes when it is full.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from lms_core.expiring import Bounded
 
 #: What ``ProxyFix`` reads: the keys it keeps as ``werkzeug.proxy_fix.orig``, then the headers.
 ORIG_KEYS = ("REMOTE_ADDR", "wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME")
@@ -52,9 +54,8 @@ class KeptProxyFix:
 
     def __init__(self, hops: int, *, most: int = KEPT_MAX) -> None:
         self._fix = ProxyFix(_environ_itself, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)  # type: ignore[arg-type]
-        self._most = most
         #: The values read -> (the ``orig`` dict, the other keys ProxyFix wrote).
-        self._kept: dict[_Key, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._kept: Bounded[_Key, tuple[dict[str, Any], dict[str, Any]]] = Bounded(most)
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -62,7 +63,7 @@ class KeptProxyFix:
     def __call__(self, environ: dict[str, Any]) -> dict[str, Any]:
         """``environ`` as ``ProxyFix`` leaves it (the same dict, changed)."""
         key = tuple(map(environ.get, READ))  # (one C loop, not eleven calls)
-        kept = self._kept.get(key)
+        kept = self._kept.map.get(key)
         if kept is None:
             kept = self._learn(key)
         orig, writes = kept
@@ -78,7 +79,6 @@ class KeptProxyFix:
         self._fix(alone, None)  # type: ignore[arg-type]  # in place (its app gives the environ back)
         orig = alone.pop(ORIG)
         writes = {name: value for name, value in alone.items() if name not in before or before[name] != value}
-        if len(self._kept) >= self._most:
-            self._kept.clear()
-        self._kept[key] = kept = (orig, writes)
+        kept = (orig, writes)
+        self._kept.keep(key, kept)
         return kept

@@ -53,6 +53,7 @@ from lms_core.accounts.models import User
 from lms_core.courses.models import Lesson, LessonKind
 from lms_core.db import utcnow
 from lms_core.events.services import emit
+from lms_core.expiring import Bounded
 from lms_core.extensions import db
 from lms_core.learning.models import LearningInterval, LearningSession
 from lms_core.learning.services import person_clock
@@ -100,7 +101,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
 #: The draws' numbers kept per app (``app.extensions``), by secret, person and reference
 #: (a UTC time itself, another as ``_draw``'s message spells it): every video beat asks for
 #: its person's next check (``beat_check``), and the number changes only with the reference
-#: (a check answered or issued). Full, the map starts again empty (a bound on memory, as the envelope's keys).
+#: (a check answered or issued). Full, the oldest goes (``expiring.Bounded``, as the envelope's keys).
 _DRAWS_MAX = 50_000
 
 
@@ -122,17 +123,15 @@ def _draw(user_id: int, reference: dt.datetime, low: int, high: int) -> int:
         if type(reference) is dt.datetime and reference.tzinfo is dt.UTC and type(user_id) is int
         else (secret, f"anti-idle-check:{user_id}:{reference.isoformat()}")
     )
-    draws: dict[tuple[Any, ...], int] | None = app.extensions.get("anti_idle_check_draws")
+    draws: Bounded[tuple[Any, ...], int] | None = app.extensions.get("anti_idle_check_draws")
     if draws is None:
-        draws = app.extensions.setdefault("anti_idle_check_draws", {})
-    number = draws.get(key)
+        draws = app.extensions.setdefault("anti_idle_check_draws", Bounded(_DRAWS_MAX))
+    number = draws.map.get(key)
     if number is None:
         message = f"anti-idle-check:{user_id}:{reference.isoformat()}"
         digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
         number = int.from_bytes(digest[:8], "big")
-        if len(draws) >= _DRAWS_MAX:
-            draws.clear()
-        draws[key] = number
+        draws.keep(key, number)
     return low + number % (high - low + 1)
 
 

@@ -40,6 +40,8 @@ from typing import Any
 from flask import current_app, g
 from flask.globals import _cv_app
 
+from lms_core.expiring import Bounded
+
 #: The signature, appended by the player as the body's last member.
 SIG_TAIL = re.compile(rb',"sig":"([0-9a-f]{64})"\}\s*\Z')
 VALID, UNSIGNED, BAD = "valid", "unsigned", "bad"
@@ -48,7 +50,7 @@ VALID, UNSIGNED, BAD = "valid", "unsigned", "bad"
 #: Session keys kept per app (``app.extensions``), as bytes ready for the beat's HMAC: a
 #: player's session beats every 10 s, and deriving its key is an HMAC of its own. Keyed by
 #: the secret too (a key is a function of the secret and the session id, nothing else); full,
-#: the map starts again empty (a bound on memory, not an eviction policy).
+#: the oldest key goes (``expiring.Bounded``: a new session's key, not every player's at once).
 _KEYS_MAX = 50_000
 
 
@@ -71,18 +73,16 @@ def _keyed(session_id: str) -> tuple[bytes, Any, Any]:
     CPU a beat against 0.98 µs for copying the two states and hashing the body (``verify``)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]  # one proxy look-up, not three
     secret = app.config["SECRET_KEY"]
-    keys: dict[tuple[Any, str], tuple[bytes, Any, Any]] | None = app.extensions.get("anti_idle_beat_keys")
+    keys: Bounded[tuple[Any, str], tuple[bytes, Any, Any]] | None = app.extensions.get("anti_idle_beat_keys")
     if keys is None:
-        keys = app.extensions.setdefault("anti_idle_beat_keys", {})
-    keyed = keys.get((secret, session_id))
+        keys = app.extensions.setdefault("anti_idle_beat_keys", Bounded(_KEYS_MAX))
+    keyed = keys.map.get((secret, session_id))
     if keyed is None:
         secret_bytes = secret.encode() if isinstance(secret, str) else bytes(secret)
         digest = hmac.digest(secret_bytes, b"anti-idle-beat:" + session_id.encode(), "sha256")
         key = digest.hex().encode()
         keyed = (key, *_pads(key))
-        if len(keys) >= _KEYS_MAX:
-            keys.clear()
-        keys[(secret, session_id)] = keyed
+        keys.keep((secret, session_id), keyed)
     return keyed
 
 

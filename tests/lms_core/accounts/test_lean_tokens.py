@@ -84,14 +84,14 @@ def test_of_threads_touching_one_token_one_writes() -> None:
 
 
 def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Full, it starts again empty: a bound on a process's memory, not an eviction policy."""
+    """Full, the oldest entry goes (one for each new one): a bound on a process's memory."""
     monkeypatch.setattr(lean_tokens, "_MAX_ENTRIES", 3)
     cache = TokenCache(Clock())
     for d in ("a", "b", "c"):
         cache.remember(d, 1, None)
     assert all(cache.get(d, 30) for d in ("a", "b", "c"))
     cache.remember("d", 1, None)
-    assert [d for d in ("a", "b", "c", "d") if cache.get(d, 30)] == ["d"]
+    assert [d for d in ("a", "b", "c", "d") if cache.get(d, 30)] == ["b", "c", "d"]
     assert cache.due_touch(["a", "b", "c"]) == ["a", "b", "c"]
-    assert cache.due_touch(["d"]) == ["d"]
-    assert cache.due_touch(["a"]) == ["a"]  # the touched marks started again too
+    assert cache.due_touch(["d"]) == ["d"]  # marks a, the oldest, goes
+    assert cache.due_touch(["b", "a"]) == ["a"]  # b still marked; a, dropped, touched again

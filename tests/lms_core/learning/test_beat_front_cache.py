@@ -94,14 +94,16 @@ def test_another_browser_is_verified_and_refused(app: Flask, front: Any, clock: 
 
 
 def test_the_cache_is_bounded(app: Flask, monkeypatch: pytest.MonkeyPatch, clock: Clock) -> None:
-    """Full, it starts again empty: a bound on a process's memory, not an eviction policy."""
+    """Full, the oldest entry goes, one for each new one: not every player's cookie verified
+    again at once (a cadence of ~0.25 ms more a beat at 10,000 learners a worker)."""
     monkeypatch.setattr(beat_front, "_CACHE_MAX", 2)
     lean, verified = counted(app, monkeypatch)
     for cookie in ("c1", "c2", "c1", "c2"):
         assert lean.take(environ(app, cookie)) is not None
     assert verified == ["c1", "c2"]
-    assert lean.take(environ(app, "c3")) is not None  # full: only c3 is kept now
+    assert lean.take(environ(app, "c3")) is not None  # full: c1, the oldest, goes
     assert lean.take(environ(app, "c3")) is not None
+    assert lean.take(environ(app, "c2")) is not None  # still kept
     assert lean.take(environ(app, "c1")) is not None
     assert verified == ["c1", "c2", "c3", "c1"]
 

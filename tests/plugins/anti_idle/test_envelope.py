@@ -60,7 +60,7 @@ def test_the_key_and_signature_are_the_documented_hmacs_kept_or_not(app, monkeyp
     monkeypatch.setattr(envelope, "_KEYS_MAX", 2)
     body = b'{"seq":3,"event":"heartbeat"}'
     for _round in range(2):
-        for sid in ("s1", "s2", "s3"):  # the third fills the map: it starts again empty
+        for sid in ("s1", "s2", "s3"):  # past two, the oldest key goes
             key = hmac.new(app.config["SECRET_KEY"].encode(), b"anti-idle-beat:" + sid.encode(), hashlib.sha256)
             assert envelope.session_key(sid) == key.hexdigest()
             mac = hmac.new(key.hexdigest().encode(), body, hashlib.sha256).hexdigest()
