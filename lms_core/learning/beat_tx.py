@@ -24,6 +24,7 @@ session's ``info`` that a beat made two to four times.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -125,11 +126,18 @@ def is_pg() -> bool:
 def connection() -> Connection:
     """``db.session.connection()``: the connection of the session's transaction (begun if none)."""
     session = _session()
-    kept: tuple[Any, Connection] | None = session.info.get(_CONNECTION)
+    kept: tuple[weakref.ReferenceType[Any], Connection] | None = session.info.get(_CONNECTION)
     transaction = session.get_transaction()
-    # The transaction object is kept with it, so it cannot be freed and its id reused.
-    if kept is not None and transaction is not None and kept[0] is transaction:
+    # The transaction is kept by a weak reference: a strong one made a reference cycle (the
+    # session's ``info`` -> the transaction -> its ``session``), so every group's session, its
+    # transaction and connection (~43 objects) were freed only by the garbage collector, in
+    # batches of ~20,000 with the GIL held (issue 8, cycles: bench/gc_garbage.py). A weak
+    # reference also keeps the check exact: once the transaction is freed it answers ``None``,
+    # never a new transaction that reused its id.
+    if kept is not None and transaction is not None and kept[0]() is transaction:
         return kept[1]
     conn = session.connection()
-    session.info[_CONNECTION] = (session.get_transaction(), conn)
+    begun = session.get_transaction()
+    assert begun is not None  # ``connection()`` began it
+    session.info[_CONNECTION] = (weakref.ref(begun), conn)
     return conn
