@@ -8,6 +8,12 @@ only, so this runs steady beats with the collector off and ``gc.DEBUG_SAVEALL`` 
 ``gc.collect()``: what it found unreachable (``gc.garbage``) is counted by type, and a sample
 is traced to where it was allocated (``tracemalloc``).
 
+``--cost``: instead, the collector on (``--gen0`` as the worker's ``LMS_BEAT_GC_GEN0``, start-up
+heap frozen as ``tune_gc`` does), rounds of ``--groups`` groups alternating the tree's
+``beat_tx.connection`` (``new``) and the one that kept the transaction strongly (``old``: the
+cycle), each collection timed by a ``gc.callbacks`` hook (thread CPU): collections per
+generation, the longest, and the collector's CPU per beat.
+
 ``--path group``: groups of beats of different learners handed to ``beat_batch.record_group``
 as the writer thread does (an app context per group; plugin on; PostgreSQL in a throwaway
 cluster, or SQLite with ``--db sqlite``: its one-by-one path). ``--path http``: raw beat
@@ -129,6 +135,8 @@ def group_path(args: argparse.Namespace) -> int:
         for g in range(args.warmup * args.sets):
             run_group(g)
         start = args.warmup * args.sets
+        if args.cost:
+            return _cost(args, run_group, start)
 
         def run() -> None:
             for g in range(start, start + args.groups):
@@ -138,6 +146,82 @@ def group_path(args: argparse.Namespace) -> int:
         return 0
     finally:
         common.stop_postgres(cluster)
+
+
+def _old_connection() -> Any:
+    """``beat_tx.connection`` before issue 8's cycles fix: the transaction kept strongly in the
+    session's ``info`` (a cycle through the transaction's ``session``)."""
+    from lms_core.learning import beat_tx
+
+    session = beat_tx._session()
+    kept = session.info.get(beat_tx._CONNECTION)
+    transaction = session.get_transaction()
+    if kept is not None and transaction is not None and kept[0] is transaction:
+        return kept[1]
+    conn = session.connection()
+    session.info[beat_tx._CONNECTION] = (session.get_transaction(), conn)
+    return conn
+
+
+def _cost(args: argparse.Namespace, run_group: Any, start: int) -> int:
+    import os
+    import time
+
+    from lms_core.learning import beat_tx
+
+    new_connection = beat_tx.connection
+    variants = {"new": new_connection, "old": _old_connection}
+    timing: dict[str, Any] = {"log": []}
+
+    def hook(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            timing["t"] = time.thread_time()
+        else:
+            spent = time.thread_time() - timing["t"]
+            timing["log"].append((info["generation"], spent, info["collected"]))
+
+    gc.collect()
+    gc.freeze()  # as the worker's tune_gc: the start-up heap out of the collector's reach
+    first, second, third = gc.get_threshold()
+    gc.set_threshold(args.gen0, second, third)
+    gc.callbacks.append(hook)
+    results: dict[str, list[Any]] = {name: [] for name in variants}
+    g = start
+    print(f"load average {os.getloadavg()[0]:.2f}; gen0 threshold {args.gen0}")
+    try:
+        for _ in range(args.rounds):
+            for name, fn in variants.items():
+                beat_tx.connection = fn
+                gc.collect()  # each variant's round starts with empty young generations
+                timing["log"] = []
+                for _i in range(args.groups):
+                    run_group(g)
+                    g += 1
+                log = timing["log"]
+                beats = args.groups * args.people
+                total = sum(spent for _gen, spent, _n in log)
+                by_gen = collections.Counter(gen for gen, _s, _n in log)
+                longest = max((spent for _g, spent, _n in log), default=0.0)
+                collected = sum(n for _g, _s, n in log)
+                results[name].append((total * 1e6 / beats, longest * 1e3, dict(by_gen), collected / beats))
+                print(
+                    f"  {name}: {beats} beats, collections {dict(sorted(by_gen.items()))}, longest "
+                    f"{longest * 1e3:.1f} ms, collector CPU {total * 1e6 / beats:.1f} µs a beat, "
+                    f"collected {collected / beats:.2f} objects a beat"
+                )
+    finally:
+        beat_tx.connection = new_connection
+        gc.callbacks.remove(hook)
+        gc.set_threshold(first, second, third)
+        gc.unfreeze()
+    for name, rows in results.items():
+        per = sorted(r[0] for r in rows)
+        print(
+            f"{name}: collector CPU per beat median {per[len(per) // 2]:.1f} µs "
+            f"({', '.join(f'{r[0]:.1f}' for r in rows)}); longest collection "
+            f"{max(r[1] for r in rows):.1f} ms"
+        )
+    return 0
 
 
 def http_path(args: argparse.Namespace) -> int:
@@ -173,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", choices=["fast", "uvicorn"], default="fast")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("--checks", choices=["stub", "real"], default="real")
+    parser.add_argument("--cost", action="store_true", help="group: the collector's time, new against old, A/B")
+    parser.add_argument("--gen0", type=int, default=20_000, help="--cost: the young generation's threshold")
+    parser.add_argument("--rounds", type=int, default=3, help="--cost: rounds of new and old")
     parser.add_argument("--depth", type=int, default=4, help="frames shown of an allocation")
     parser.add_argument("--sample", type=int, default=400, help="objects traced to their allocation")
     args = parser.parse_args(argv)
