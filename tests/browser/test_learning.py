@@ -238,10 +238,9 @@ def test_a_killed_page_s_unsent_viewing_is_sent_by_the_next_page(page: Any, cour
     assert sum(r.credited_ms for r in rows) / 1000 >= 0.9 * (watched - 2.5)
 
 
-def test_a_closed_page_s_queue_is_sent_by_the_next_lesson_page(page: Any, course: Course, learner: User) -> None:
-    """Issue 8 (flaky networks): beats queued offline by a page that was then closed are sent
-    by the next lesson page of the same user, in order, at once (the closed page's lock is
-    free); a queue older than the server's 24 h late window is dropped, never sent."""
+def _enrol_and_play(page: Any, course: Course) -> tuple[str | None, str | None]:
+    """李明 signs in, enrols, opens the lecture and plays it until its first beat is answered:
+    the lesson's URL and its learning session's id."""
     sign_in(page, "liming")
     page.goto(f"/courses/{course.id}")
     page.locator("#enrol").click()
@@ -251,6 +250,14 @@ def test_a_closed_page_s_queue_is_sent_by_the_next_lesson_page(page: Any, course
     session = page.locator(".lesson-card").get_attribute("data-session")
     with page.expect_response(re.compile(r"/beat$")):
         play_muted(page)
+    return lesson_url, session
+
+
+def test_a_closed_page_s_queue_is_sent_by_the_next_lesson_page(page: Any, course: Course, learner: User) -> None:
+    """Issue 8 (flaky networks): beats queued offline by a page that was then closed are sent
+    by the next lesson page of the same user, in order, at once (the closed page's lock is
+    free); a queue older than the server's 24 h late window is dropped, never sent."""
+    lesson_url, session = _enrol_and_play(page, course)
     page.route(re.compile(r"/beat$"), lambda route: route.abort())  # the network drops for the beats
     page.wait_for_function("document.getElementById('player').currentTime > 14", timeout=30_000)
     page.evaluate("document.getElementById('player').pause()")
@@ -287,15 +294,7 @@ def test_a_last_beat_whose_answer_was_lost_is_sent_again_without_a_409(
     was lost (the page went away first, or the network dropped it): it stays in the device's
     queue and the next lesson page sends it again. The server has it: the answer is a duplicate's
     (200), not the ended session's 409, which the browser showed as a console error."""
-    sign_in(page, "liming")
-    page.goto(f"/courses/{course.id}")
-    page.locator("#enrol").click()
-    lesson_url = page.get_by_role("link", name="案例讲座").get_attribute("href")
-    page.get_by_role("link", name="案例讲座").click()
-    wait_for_player(page)
-    session = page.locator(".lesson-card").get_attribute("data-session")
-    with page.expect_response(re.compile(r"/beat$")):
-        play_muted(page)
+    lesson_url, session = _enrol_and_play(page, course)
     page.evaluate("document.getElementById('player').pause()")
     page.wait_for_function("window.lmsTracker.pending() === 0")
 

@@ -147,29 +147,24 @@ def _finish(writer: Any, reqs: list[Any]) -> None:
         thread.join(timeout=30)
 
 
-def test_a_small_group_waits_once_and_takes_the_beats_that_arrived_meanwhile(app, monkeypatch):
-    reqs = _requests(2)
-    writer, sizes, waits = _lingering_writer(app, monkeypatch, 4_000, 16, reqs, arriving=3)
+@pytest.mark.parametrize(
+    ("linger_us", "enough", "waiting", "waits", "sizes"),
+    [
+        # 2 waiting beats (fewer than 16) wait 4 ms once; the 3 that come meanwhile join them.
+        (4_000, 16, 2, [0.004], [5]),
+        # 5 waiting beats are enough (5): no wait.
+        (4_000, 5, 5, [], [5]),
+        # The wait off: a lone beat goes at once.
+        (0, 16, 1, [], [1]),
+    ],
+    ids=["small-group-waits-once", "enough-beats-do-not-wait", "off"],
+)
+def test_a_group_waits_for_arrivals_only_when_small_and_on(app, monkeypatch, linger_us, enough, waiting, waits, sizes):
+    reqs = _requests(waiting)
+    writer, seen_sizes, seen_waits = _lingering_writer(app, monkeypatch, linger_us, enough, reqs, arriving=3)
     _finish(writer, reqs)
-    # The 2 waiting beats (fewer than 16) waited 4 ms once; the 3 that came meanwhile joined them.
-    assert waits == [0.004]
-    assert sizes == [5]
-
-
-def test_a_group_of_enough_beats_does_not_wait(app, monkeypatch):
-    reqs = _requests(5)
-    writer, sizes, waits = _lingering_writer(app, monkeypatch, 4_000, 5, reqs, arriving=3)
-    _finish(writer, reqs)
-    assert waits == []
-    assert sizes == [5]
-
-
-def test_no_wait_when_the_linger_is_off(app, monkeypatch):
-    reqs = _requests(1)
-    writer, sizes, waits = _lingering_writer(app, monkeypatch, 0, 16, reqs, arriving=3)
-    _finish(writer, reqs)
-    assert waits == []
-    assert sizes == [1]
+    assert seen_waits == waits
+    assert seen_sizes == sizes
 
 
 def test_a_stop_met_while_taking_the_waiting_beats_is_not_waited_for(app, monkeypatch):

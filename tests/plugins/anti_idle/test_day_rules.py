@@ -88,7 +88,8 @@ def honest(v: DayVerdict, rule: str) -> None:
 # --- R02: skipping forward through lessons ---------------------------------------------
 
 
-def test_r02_attack_skips_through_three_lessons(me, kit):
+def skip_through_three_lessons(me, kit) -> dt.datetime:
+    """R02's attack: 20 s of each of three lectures, then a jump to near its end; the last beat's time."""
     lessons = [me.lecture, video(kit, "第二讲", 1800, 1), video(kit, "第三讲", 1800, 2)]
     at = T0
     for lesson in lessons:
@@ -97,6 +98,11 @@ def test_r02_attack_skips_through_three_lessons(me, kit):
         me.beat(tab, at + S, [[1500, 1501]], event="seeked", time_from=20, time_to=1500)
         tab.position = 1501
         at = me.play(tab, at + S, 20)
+    return at
+
+
+def test_r02_attack_skips_through_three_lessons(me, kit):
+    skip_through_three_lessons(me, kit)
     v = settle(me)
     assert v.tally["day_rules"]["R02"]["score"] == 15
     assert v.tally["day_rules"]["R02"]["params"]["lessons"] == 3

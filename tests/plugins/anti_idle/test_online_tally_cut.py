@@ -10,7 +10,6 @@ findings back unchanged.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import pytest
@@ -20,26 +19,13 @@ from lms_core.extensions import db
 from plugins.anti_idle import state, state_pg, verdicts
 from plugins.anti_idle.models import DayVerdict
 from tests.plugins.anti_idle.harness import LECTURE_BYTES, T0, S
-from tests.plugins.anti_idle.test_day_rules import DAY, settle, video
+from tests.plugins.anti_idle.test_day_rules import DAY, settle, skip_through_three_lessons
 
 pytestmark = pytest.mark.app_config(LMS_PLUGINS=["anti_idle"])
 
 
-def _skip_through_three_lessons(me, kit) -> dt.datetime:
-    """test_day_rules' R02 attack: a finding of the day rules (score 15, parameters, a span)."""
-    lessons = [me.lecture, video(kit, "第二讲", 1800, 1), video(kit, "第三讲", 1800, 2)]
-    at = T0
-    for lesson in lessons:
-        tab = me.open(lesson, at=at, deliver=LECTURE_BYTES)
-        at = me.play(tab, at, 20)
-        me.beat(tab, at + S, [[1500, 1501]], event="seeked", time_from=20, time_to=1500)
-        tab.position = 1501
-        at = me.play(tab, at + S, 20)
-    return at
-
-
 def test_the_state_row_keeps_a_cut_finding_and_a_fold_keeps_the_rows_whole(me, kit):
-    at = _skip_through_three_lessons(me, kit)
+    at = skip_through_three_lessons(me, kit)
     assessed = settle(me)
     findings, published, beats = (
         json.loads(json.dumps(assessed.tally["day_rules"])),
